@@ -192,7 +192,10 @@ pub struct AllowedBits {
 
 impl AllowedBits {
     pub fn decode(v: u64) -> Self {
-        Self { must_be_one: v as u32, may_be_one: (v >> 32) as u32 }
+        Self {
+            must_be_one: v as u32,
+            may_be_one: (v >> 32) as u32,
+        }
     }
     pub fn can_set(self, bit: u32) -> bool {
         self.may_be_one & (1 << bit) != 0
@@ -308,7 +311,9 @@ mod tests {
     #[test]
     fn capabilities_of_tigerlake() {
         let c = VmxCapabilities::decode(&tigerlake());
-        assert!(c.secondary_controls && c.ept && c.vpid && c.unrestricted_guest && c.preemption_timer);
+        assert!(
+            c.secondary_controls && c.ept && c.vpid && c.unrestricted_guest && c.preemption_timer
+        );
     }
 
     #[test]

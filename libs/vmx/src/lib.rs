@@ -1,5 +1,13 @@
 //! Pure VMX logic, host-tested: everything that can be computed from MSR values and VMCS field
 //! values without executing a VMX instruction.
+//!
+//! The authority for every constant here is the Intel SDM, Vol. 3C/3D (chapter and section
+//! numbers move between editions, so the doc comments cite sections by title).
 #![cfg_attr(not(test), no_std)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod caps;
+pub mod fields;
+
+#[cfg(test)]
+mod testutil;
