@@ -259,24 +259,7 @@ mod tests {
 
     /// Bochs 2.7, `cpu: model=tigerlake` (values in shared/platform-notes.md).
     pub(crate) fn tigerlake() -> VmxMsrs {
-        VmxMsrs {
-            basic: 0x01d8_1000_0000_0004,
-            pinbased: 0x0000_007f_0000_0016,
-            procbased: 0xfff9_fffe_0401_e172,
-            exit: 0x107f_ffff_0003_6dff,
-            entry: 0x0010_ffff_0000_11ff,
-            misc: 0x6004_01e0,
-            cr0_fixed0: 0x8000_0021,
-            cr0_fixed1: 0xffff_ffff,
-            cr4_fixed0: 0x2000,
-            cr4_fixed1: 0xf7_2fff,
-            procbased2: 0x0297_7fff_0000_0000,
-            ept_vpid_cap: 0xf01_06b3_4141,
-            true_pinbased: 0x0000_007f_0000_0016,
-            true_procbased: 0xfff9_fffe_0401_e172,
-            true_exit: 0x107f_ffff_0003_6dff,
-            true_entry: 0x0010_ffff_0000_11ff,
-        }
+        crate::fixtures::BOCHS_TIGERLAKE
     }
 
     #[test]

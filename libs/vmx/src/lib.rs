@@ -7,7 +7,10 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod caps;
+pub mod controls;
+pub mod cr;
 pub mod fields;
+pub mod fixtures;
 
 #[cfg(test)]
 mod testutil;
