@@ -1,0 +1,488 @@
+//! The command line: `image`, `run`, `test`.
+
+use crate::image::QEMU_DEBUG_EXIT_PORT;
+use crate::machine::MachineKind;
+use conduit_config::ExitMethod;
+use std::path::PathBuf;
+
+/// The usage text.
+pub const USAGE: &str = "\
+conduit-boot: builds, runs and tests Conduit's UEFI disk image
+
+USAGE:
+  conduit-boot image --config <TOML> --exit qemu|bochs|halt [--kernel <ELF>]
+                     [--image NAME=PATH ...] --out <DISK.img>
+  conduit-boot run   [--machine kvm|qemu|bochs] [--config <TOML>] [--kernel <ELF>]
+                     [--image NAME=PATH ...] [-- <extra emulator arguments or bochsrc lines>]
+  conduit-boot test  [--tier qemu|kvm|bochs|all] [--filter <SUBSTR>] [--kernel <ELF>] [--list]
+
+The kernel defaults to target/x86_64-unknown-none/release/conduit-kernel
+(build it with `cargo build -p conduit-kernel --release`).
+`run` defaults to kvm when /dev/kvm exists and the CPU has VMX, else bochs, and to the
+configuration conduit.toml at the repository root (built-in defaults if there is none).
+Environment: CONDUIT_ROOT, CONDUIT_QEMU, CONDUIT_BOCHS, CONDUIT_OVMF, CONDUIT_VGABIOS.
+";
+
+/// A command line that cannot be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CliError {
+    #[error("no command given (expected image, run or test)")]
+    NoCommand,
+    #[error("unknown command `{0}` (expected image, run or test)")]
+    UnknownCommand(String),
+    #[error("`{command}` has no option `{option}`")]
+    UnknownOption {
+        command: &'static str,
+        option: String,
+    },
+    #[error("`{0}` needs a value")]
+    MissingValue(String),
+    #[error("`{flag}` does not take `{value}` (expected {expected})")]
+    BadValue {
+        flag: String,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("`{command}` needs `{flag}`")]
+    Required {
+        command: &'static str,
+        flag: &'static str,
+    },
+    #[error("`{0}` is given twice")]
+    Repeated(String),
+    #[error("`--image {0}` is not NAME=PATH")]
+    BadImage(String),
+    #[error("unexpected argument `{0}`")]
+    Unexpected(String),
+}
+
+/// `conduit-boot image`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageArgs {
+    pub config: PathBuf,
+    pub exit: ExitMethod,
+    pub kernel: Option<PathBuf>,
+    pub images: Vec<(String, PathBuf)>,
+    pub out: PathBuf,
+}
+
+/// `conduit-boot run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunArgs {
+    /// `None`: the host's default ([`crate::machine::host_default`]).
+    pub machine: Option<MachineKind>,
+    pub config: Option<PathBuf>,
+    pub kernel: Option<PathBuf>,
+    pub images: Vec<(String, PathBuf)>,
+    /// After `--`: appended to QEMU's command line, or to the bochsrc as lines.
+    pub extra: Vec<String>,
+}
+
+/// Which scenarios `test` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    All,
+    Only(MachineKind),
+}
+
+impl Tier {
+    /// Whether a scenario on a `kind` machine belongs to the tier.
+    pub fn includes(self, kind: MachineKind) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(k) => k == kind,
+        }
+    }
+}
+
+/// `conduit-boot test`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestArgs {
+    pub tier: Tier,
+    pub filter: Option<String>,
+    pub kernel: Option<PathBuf>,
+    pub list: bool,
+}
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Help,
+    Image(ImageArgs),
+    Run(RunArgs),
+    Test(TestArgs),
+}
+
+/// Walks the options of one command.
+struct Options<'a> {
+    command: &'static str,
+    args: std::slice::Iter<'a, String>,
+}
+
+/// One option: its name and, for `--name=value`, the inline value.
+struct Opt<'a> {
+    name: &'a str,
+    inline: Option<&'a str>,
+}
+
+impl<'a> Options<'a> {
+    /// The next option, `Ok(None)` at the end or at `--`.
+    fn next(&mut self) -> Result<Option<Opt<'a>>, CliError> {
+        let Some(arg) = self.args.next() else {
+            return Ok(None);
+        };
+        if arg == "--" {
+            return Ok(None);
+        }
+        if arg == "-h" || arg == "--help" {
+            return Ok(Some(Opt {
+                name: "--help",
+                inline: None,
+            }));
+        }
+        if !arg.starts_with("--") {
+            return Err(CliError::Unexpected(arg.clone()));
+        }
+        Ok(Some(match arg.split_once('=') {
+            Some((name, value)) => Opt {
+                name,
+                inline: Some(value),
+            },
+            None => Opt {
+                name: arg,
+                inline: None,
+            },
+        }))
+    }
+
+    fn value(&mut self, opt: &Opt<'a>) -> Result<&'a str, CliError> {
+        match opt.inline {
+            Some(v) => Ok(v),
+            None => self
+                .args
+                .next()
+                .filter(|v| !v.starts_with("--"))
+                .map(String::as_str)
+                .ok_or_else(|| CliError::MissingValue(opt.name.to_string())),
+        }
+    }
+
+    fn unknown(&self, opt: &Opt<'_>) -> CliError {
+        CliError::UnknownOption {
+            command: self.command,
+            option: opt.name.to_string(),
+        }
+    }
+
+    /// Everything after `--`.
+    fn rest(self) -> Vec<String> {
+        self.args.cloned().collect()
+    }
+}
+
+fn set_once<T>(slot: &mut Option<T>, flag: &str, value: T) -> Result<(), CliError> {
+    if slot.replace(value).is_some() {
+        Err(CliError::Repeated(flag.to_string()))
+    } else {
+        Ok(())
+    }
+}
+
+fn image_spec(value: &str) -> Result<(String, PathBuf), CliError> {
+    match value.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(CliError::BadImage(value.to_string())),
+    }
+}
+
+fn exit_method(value: &str) -> Result<ExitMethod, CliError> {
+    match value {
+        "qemu" => Ok(ExitMethod::QemuDebugExit {
+            port: QEMU_DEBUG_EXIT_PORT,
+        }),
+        "bochs" => Ok(ExitMethod::BochsShutdown),
+        "halt" => Ok(ExitMethod::Halt),
+        _ => Err(CliError::BadValue {
+            flag: "--exit".into(),
+            value: value.into(),
+            expected: "qemu, bochs or halt",
+        }),
+    }
+}
+
+fn machine(flag: &str, value: &str, all: bool) -> Result<Option<MachineKind>, CliError> {
+    if all && value == "all" {
+        return Ok(None);
+    }
+    MachineKind::from_name(value)
+        .map(Some)
+        .ok_or_else(|| CliError::BadValue {
+            flag: flag.into(),
+            value: value.into(),
+            expected: if all {
+                "qemu, kvm, bochs or all"
+            } else {
+                "kvm, qemu or bochs"
+            },
+        })
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: &[String]) -> Result<Command, CliError> {
+    let Some((command, rest)) = args.split_first() else {
+        return Err(CliError::NoCommand);
+    };
+    let command: &'static str = match command.as_str() {
+        "image" => "image",
+        "run" => "run",
+        "test" => "test",
+        "help" | "-h" | "--help" => return Ok(Command::Help),
+        other => return Err(CliError::UnknownCommand(other.to_string())),
+    };
+    let mut o = Options {
+        command,
+        args: rest.iter(),
+    };
+    let (mut config, mut exit, mut kernel, mut out, mut machine_kind) =
+        (None, None, None, None, None);
+    let (mut tier, mut filter, mut list) = (None, None, false);
+    let mut images = Vec::new();
+    while let Some(opt) = o.next()? {
+        match (command, opt.name) {
+            (_, "--help") => return Ok(Command::Help),
+            (_, "--kernel") => set_once(&mut kernel, opt.name, PathBuf::from(o.value(&opt)?))?,
+            ("image" | "run", "--config") => {
+                set_once(&mut config, opt.name, PathBuf::from(o.value(&opt)?))?;
+            }
+            ("image" | "run", "--image") => images.push(image_spec(o.value(&opt)?)?),
+            ("image", "--exit") => set_once(&mut exit, opt.name, exit_method(o.value(&opt)?)?)?,
+            ("image", "--out") => set_once(&mut out, opt.name, PathBuf::from(o.value(&opt)?))?,
+            ("run", "--machine") => {
+                let m = machine(opt.name, o.value(&opt)?, false)?;
+                set_once(&mut machine_kind, opt.name, m)?;
+            }
+            ("test", "--tier") => {
+                let t = machine(opt.name, o.value(&opt)?, true)?.map_or(Tier::All, Tier::Only);
+                set_once(&mut tier, opt.name, t)?;
+            }
+            ("test", "--filter") => set_once(&mut filter, opt.name, o.value(&opt)?.to_string())?,
+            ("test", "--list") if opt.inline.is_none() => list = true,
+            _ => return Err(o.unknown(&opt)),
+        }
+    }
+    let required = |flag: &'static str| CliError::Required { command, flag };
+    Ok(match command {
+        "image" => {
+            if o.args.len() > 0 {
+                return Err(CliError::Unexpected(o.rest().join(" ")));
+            }
+            Command::Image(ImageArgs {
+                config: config.ok_or_else(|| required("--config"))?,
+                exit: exit.ok_or_else(|| required("--exit"))?,
+                kernel,
+                images,
+                out: out.ok_or_else(|| required("--out"))?,
+            })
+        }
+        "run" => Command::Run(RunArgs {
+            machine: machine_kind.flatten(),
+            config,
+            kernel,
+            images,
+            extra: o.rest(),
+        }),
+        _ => {
+            if o.args.len() > 0 {
+                return Err(CliError::Unexpected(o.rest().join(" ")));
+            }
+            Command::Test(TestArgs {
+                tier: tier.unwrap_or(Tier::All),
+                filter,
+                kernel,
+                list,
+            })
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(line: &str) -> Result<Command, CliError> {
+        parse(
+            &line
+                .split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn image_with_everything() {
+        let c = p(
+            "image --config a.toml --exit=qemu --kernel k --image g=x.bin --image h=y --out d.img",
+        );
+        assert_eq!(
+            c,
+            Ok(Command::Image(ImageArgs {
+                config: "a.toml".into(),
+                exit: ExitMethod::QemuDebugExit { port: 0xf4 },
+                kernel: Some("k".into()),
+                images: vec![("g".into(), "x.bin".into()), ("h".into(), "y".into())],
+                out: "d.img".into(),
+            }))
+        );
+        assert!(matches!(
+            p("image --config a --exit bochs --out o"),
+            Ok(Command::Image(ImageArgs {
+                exit: ExitMethod::BochsShutdown,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            p("image --config a --exit halt --out o"),
+            Ok(Command::Image(ImageArgs {
+                exit: ExitMethod::Halt,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn image_errors() {
+        assert_eq!(
+            p("image --config a --out o"),
+            Err(CliError::Required {
+                command: "image",
+                flag: "--exit"
+            })
+        );
+        assert_eq!(
+            p("image --exit qemu --out o"),
+            Err(CliError::Required {
+                command: "image",
+                flag: "--config"
+            })
+        );
+        assert_eq!(
+            p("image --config a --exit qemu"),
+            Err(CliError::Required {
+                command: "image",
+                flag: "--out"
+            })
+        );
+        assert!(matches!(
+            p("image --config a --exit kvm --out o"),
+            Err(CliError::BadValue { .. })
+        ));
+        assert_eq!(
+            p("image --config"),
+            Err(CliError::MissingValue("--config".into()))
+        );
+        assert_eq!(
+            p("image --config --out o"),
+            Err(CliError::MissingValue("--config".into()))
+        );
+        assert_eq!(
+            p("image --config a --config b"),
+            Err(CliError::Repeated("--config".into()))
+        );
+        assert_eq!(p("image --image =x"), Err(CliError::BadImage("=x".into())));
+        assert_eq!(
+            p("image --image nameonly"),
+            Err(CliError::BadImage("nameonly".into()))
+        );
+        assert_eq!(
+            p("image --machine qemu"),
+            Err(CliError::UnknownOption {
+                command: "image",
+                option: "--machine".into()
+            })
+        );
+        assert_eq!(p("image stray"), Err(CliError::Unexpected("stray".into())));
+    }
+
+    #[test]
+    fn run_defaults_and_extra_arguments() {
+        assert_eq!(
+            p("run"),
+            Ok(Command::Run(RunArgs {
+                machine: None,
+                config: None,
+                kernel: None,
+                images: vec![],
+                extra: vec![]
+            }))
+        );
+        let Ok(Command::Run(r)) = p("run --machine bochs --config c.toml -- -d int --x") else {
+            panic!("run parses")
+        };
+        assert_eq!(r.machine, Some(MachineKind::Bochs));
+        assert_eq!(r.config, Some("c.toml".into()));
+        assert_eq!(r.extra, ["-d", "int", "--x"]);
+        assert!(matches!(
+            p("run --machine vbox"),
+            Err(CliError::BadValue { .. })
+        ));
+        assert!(matches!(
+            p("run --machine all"),
+            Err(CliError::BadValue { .. })
+        ));
+        assert!(matches!(
+            p("run --exit qemu"),
+            Err(CliError::UnknownOption { command: "run", .. })
+        ));
+    }
+
+    #[test]
+    fn test_options() {
+        assert_eq!(
+            p("test"),
+            Ok(Command::Test(TestArgs {
+                tier: Tier::All,
+                filter: None,
+                kernel: None,
+                list: false
+            }))
+        );
+        assert_eq!(
+            p("test --tier bochs --filter found --list"),
+            Ok(Command::Test(TestArgs {
+                tier: Tier::Only(MachineKind::Bochs),
+                filter: Some("found".into()),
+                kernel: None,
+                list: true
+            }))
+        );
+        assert!(matches!(
+            p("test --tier all"),
+            Ok(Command::Test(TestArgs {
+                tier: Tier::All,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            p("test --tier fast"),
+            Err(CliError::BadValue { .. })
+        ));
+        assert!(matches!(
+            p("test --list=yes"),
+            Err(CliError::UnknownOption { .. })
+        ));
+        assert!(matches!(p("test -- extra"), Err(CliError::Unexpected(_))));
+        assert!(Tier::Only(MachineKind::Qemu).includes(MachineKind::Qemu));
+        assert!(!Tier::Only(MachineKind::Qemu).includes(MachineKind::Bochs));
+    }
+
+    #[test]
+    fn commands_and_help() {
+        assert_eq!(p(""), Err(CliError::NoCommand));
+        assert_eq!(p("boot"), Err(CliError::UnknownCommand("boot".into())));
+        assert_eq!(p("help"), Ok(Command::Help));
+        assert_eq!(p("--help"), Ok(Command::Help));
+        assert_eq!(p("test -h"), Ok(Command::Help));
+    }
+}

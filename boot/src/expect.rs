@@ -1,0 +1,530 @@
+//! Reading a serial log: ordered expectations, forbidden patterns, the kernel's end marker, and the
+//! verdict of a run.
+//!
+//! The log arrives in chunks; [`Monitor`] splits it into lines (dropping `\r` and ANSI escape
+//! sequences, which the firmware sprinkles in) and checks each line as it completes:
+//! - expectations must match in order; a line may satisfy several consecutive expectations, and the
+//!   next expectation is only looked for at or after the line that satisfied the previous one;
+//! - a forbidden pattern matching any line fails the run;
+//! - the first `CONDUIT EXIT: success` or `CONDUIT EXIT: failure (code N)` is the end marker.
+
+use regex::Regex;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// How many log lines a failure report shows.
+pub const TAIL_LINES: usize = 30;
+
+/// The exit status QEMU reports when the kernel writes `code` to `isa-debug-exit`.
+pub const fn qemu_status(code: u8) -> i32 {
+    ((code as i32) << 1) | 1
+}
+/// The value the kernel writes to `isa-debug-exit` on success (QEMU exits with 33).
+pub const QEMU_SUCCESS_CODE: u8 = 0x10;
+/// The value the kernel writes to `isa-debug-exit` on failure (QEMU exits with 35).
+pub const QEMU_FAILURE_CODE: u8 = 0x11;
+
+/// How a run is expected to end (or how it did, by the marker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Success,
+    Failure,
+}
+
+/// The kernel's end marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// `CONDUIT EXIT: success`
+    Success,
+    /// `CONDUIT EXIT: failure (code N)`; the code if the line carried one.
+    Failure(Option<u32>),
+}
+
+impl Marker {
+    /// Success or failure, without the code.
+    pub fn end(self) -> End {
+        match self {
+            Self::Success => End::Success,
+            Self::Failure(_) => End::Failure,
+        }
+    }
+}
+
+impl std::fmt::Display for Marker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Success => f.write_str("success"),
+            Self::Failure(Some(c)) => write!(f, "failure (code {c})"),
+            Self::Failure(None) => f.write_str("failure"),
+        }
+    }
+}
+
+/// A pattern that is not a valid regular expression.
+#[derive(Debug, thiserror::Error)]
+#[error("bad pattern `{pattern}`: {source}")]
+pub struct PatternError {
+    pub pattern: String,
+    pub source: regex::Error,
+}
+
+fn compile_one(pattern: &str) -> Result<Regex, PatternError> {
+    Regex::new(pattern).map_err(|source| PatternError {
+        pattern: pattern.to_string(),
+        source,
+    })
+}
+
+fn compile(patterns: &[&str]) -> Result<Vec<Regex>, PatternError> {
+    patterns.iter().map(|p| compile_one(p)).collect()
+}
+
+/// The kernel's end marker line.
+/// The code may be decimal or `0x` hexadecimal.
+const MARKER: &str = r"CONDUIT EXIT: (success|failure(?: \(code (0x[0-9a-fA-F]+|[0-9]+)\))?)";
+/// ANSI escape sequences: CSI (ESC [ parameters final) and two-byte escapes.
+const ESCAPE: &str = r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]";
+
+/// A marker's failure code: decimal, or hexadecimal with `0x`.
+fn parse_code(text: &str) -> Option<u32> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
+/// A matched line: its 1-based number in the log and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub number: usize,
+    pub text: String,
+}
+
+/// Watches a serial log as it arrives.
+#[derive(Debug)]
+pub struct Monitor {
+    expect: Vec<Regex>,
+    forbid: Vec<Regex>,
+    marker_re: Regex,
+    escape_re: Regex,
+    next: usize,
+    last_match: Option<Line>,
+    forbidden: Option<(String, Line)>,
+    marker: Option<Marker>,
+    lines: usize,
+    partial: Vec<u8>,
+    tail: VecDeque<String>,
+}
+
+impl Monitor {
+    /// A monitor for these expectations (in order) and forbidden patterns.
+    pub fn new(expect: &[&str], forbid: &[&str]) -> Result<Self, PatternError> {
+        Ok(Self {
+            expect: compile(expect)?,
+            forbid: compile(forbid)?,
+            marker_re: compile_one(MARKER)?,
+            escape_re: compile_one(ESCAPE)?,
+            next: 0,
+            last_match: None,
+            forbidden: None,
+            marker: None,
+            lines: 0,
+            partial: Vec::new(),
+            tail: VecDeque::with_capacity(TAIL_LINES),
+        })
+    }
+
+    /// Feeds bytes as they arrive; complete lines are checked at once.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if b == b'\n' {
+                let raw = std::mem::take(&mut self.partial);
+                self.line(&raw);
+            } else {
+                self.partial.push(b);
+            }
+        }
+    }
+
+    /// Checks the last line if it has no newline (call when the log ends).
+    pub fn finish(&mut self) {
+        if !self.partial.is_empty() {
+            let raw = std::mem::take(&mut self.partial);
+            self.line(&raw);
+        }
+    }
+
+    fn line(&mut self, raw: &[u8]) {
+        let lossy = String::from_utf8_lossy(raw);
+        let text = self.escape_re.replace_all(lossy.trim_end_matches('\r'), "");
+        let text = text.replace('\r', "");
+        self.lines += 1;
+        let here = || Line {
+            number: self.lines,
+            text: text.clone(),
+        };
+        if self.forbidden.is_none()
+            && let Some(re) = self.forbid.iter().find(|re| re.is_match(&text))
+        {
+            self.forbidden = Some((re.as_str().to_string(), here()));
+        }
+        while self
+            .expect
+            .get(self.next)
+            .is_some_and(|re| re.is_match(&text))
+        {
+            self.next += 1;
+            self.last_match = Some(here());
+        }
+        if self.marker.is_none()
+            && let Some(c) = self.marker_re.captures(&text)
+        {
+            self.marker = Some(if c.get(1).is_some_and(|m| m.as_str() == "success") {
+                Marker::Success
+            } else {
+                Marker::Failure(c.get(2).and_then(|m| parse_code(m.as_str())))
+            });
+        }
+        if self.tail.len() == TAIL_LINES {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(text);
+    }
+
+    /// The end marker, once seen.
+    pub fn marker(&self) -> Option<Marker> {
+        self.marker
+    }
+
+    /// Whether every expectation has matched.
+    pub fn all_matched(&self) -> bool {
+        self.next == self.expect.len()
+    }
+
+    /// How many complete lines have been checked.
+    pub fn line_count(&self) -> usize {
+        self.lines
+    }
+
+    /// The last [`TAIL_LINES`] lines, escape sequences removed.
+    pub fn tail(&self) -> impl Iterator<Item = &str> {
+        self.tail.iter().map(String::as_str)
+    }
+
+    /// Why the expectations are not all met, if they are not.
+    pub fn expectation_problem(&self) -> Option<String> {
+        let re = self.expect.get(self.next)?;
+        let n = self.expect.len();
+        Some(match &self.last_match {
+            Some(l) => format!(
+                "expectation {}/{n} `{}` not found after line {} `{}`",
+                self.next + 1,
+                re.as_str(),
+                l.number,
+                l.text
+            ),
+            None => format!(
+                "expectation 1/{n} `{}` not found (no expectation matched)",
+                re.as_str()
+            ),
+        })
+    }
+
+    /// The forbidden pattern that matched, and where.
+    pub fn forbidden_problem(&self) -> Option<String> {
+        self.forbidden
+            .as_ref()
+            .map(|(re, l)| format!("forbidden `{re}` matched line {} `{}`", l.number, l.text))
+    }
+}
+
+/// How the emulator stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// It exited by itself, with this status (`None`: killed by a signal).
+    Exited(Option<i32>),
+    /// The timeout passed; it was killed.
+    Timeout(Duration),
+    /// The end marker was seen but it did not exit within the grace period; it was killed.
+    StoppedAfterMarker(Duration),
+}
+
+/// Whether the emulator's exit status carries the verdict (QEMU's `isa-debug-exit`) or not (Bochs
+/// always exits with 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusCheck {
+    /// QEMU: the status must be 33 for success, 35 for failure.
+    QemuDebugExit,
+    /// Judge by the marker alone.
+    MarkerOnly,
+}
+
+/// Judges a finished run: `Ok` if it passed, else every reason it did not.
+pub fn verdict(
+    monitor: &Monitor,
+    expected: End,
+    ending: Ending,
+    check: StatusCheck,
+) -> Result<(), String> {
+    let mut why: Vec<String> = Vec::new();
+    let marker = monitor.marker();
+    match (ending, marker) {
+        (Ending::Timeout(t), None) => {
+            why.push(format!(
+                "timeout after {}s without an end marker",
+                t.as_secs()
+            ));
+        }
+        (Ending::Exited(status), None) => why.push(format!(
+            "emulator exited ({}) without an end marker",
+            status.map_or("killed by a signal".to_string(), |s| format!("status {s}"))
+        )),
+        (_, Some(m)) if m.end() != expected => {
+            why.push(format!("ended with `{m}`, expected {}", describe(expected)));
+        }
+        _ => {}
+    }
+    if let (StatusCheck::QemuDebugExit, Some(m)) = (check, marker) {
+        let want = match m.end() {
+            End::Success => qemu_status(QEMU_SUCCESS_CODE),
+            End::Failure => qemu_status(QEMU_FAILURE_CODE),
+        };
+        match ending {
+            Ending::Exited(Some(s)) if s == want => {}
+            Ending::Exited(s) => why.push(format!(
+                "QEMU exited with {} after `{m}`, expected status {want} from isa-debug-exit",
+                s.map_or("a signal".to_string(), |s| format!("status {s}"))
+            )),
+            Ending::Timeout(t) | Ending::StoppedAfterMarker(t) => why.push(format!(
+                "QEMU did not exit through isa-debug-exit within {}s of `{m}`; it was stopped",
+                t.as_secs()
+            )),
+        }
+    }
+    why.extend(monitor.forbidden_problem());
+    why.extend(monitor.expectation_problem());
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(why.join("; "))
+    }
+}
+
+fn describe(end: End) -> &'static str {
+    match end {
+        End::Success => "success",
+        End::Failure => "failure",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn monitor(expect: &[&str], forbid: &[&str], log: &str) -> Monitor {
+        let mut m = Monitor::new(expect, forbid).expect("valid patterns");
+        m.feed(log.as_bytes());
+        m.finish();
+        m
+    }
+
+    const OK_LOG: &str = "\x1b[2J\x1b[01;01HBdsDxe: loading\r\n\
+        [12] INFO conduit: Conduit v0.1.0 (git 1a2b3c4d)\r\n\
+        [13] INFO cpu: VMX: not available\n\
+        [14] INFO conduit: CONDUIT EXIT: success\n";
+
+    #[test]
+    fn expectations_match_in_order_across_chunks() {
+        let mut m = Monitor::new(&[r"Conduit v0\.1\.0 \(git [0-9a-f]{7,}", "VMX: not"], &[])
+            .expect("valid");
+        for chunk in OK_LOG.as_bytes().chunks(5) {
+            m.feed(chunk);
+        }
+        assert!(m.all_matched());
+        assert_eq!(m.marker(), Some(Marker::Success));
+        assert_eq!(m.line_count(), 4);
+        assert_eq!(
+            verdict(
+                &m,
+                End::Success,
+                Ending::Exited(Some(33)),
+                StatusCheck::QemuDebugExit
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn out_of_order_expectations_fail_and_name_the_missing_one() {
+        let m = monitor(&["VMX: not", "Conduit v0"], &[], OK_LOG);
+        assert!(!m.all_matched());
+        let e = verdict(
+            &m,
+            End::Success,
+            Ending::Exited(Some(33)),
+            StatusCheck::QemuDebugExit,
+        )
+        .expect_err("order matters");
+        assert!(
+            e.contains("expectation 2/2 `Conduit v0` not found after line 3"),
+            "{e}"
+        );
+        assert!(e.contains("VMX: not available"), "{e}");
+    }
+
+    #[test]
+    fn one_line_can_satisfy_consecutive_expectations() {
+        let m = monitor(
+            &["error code 0x0+ ", "CR2 +0x[0-9a-f]+", "RIP"],
+            &[],
+            "EXCEPTION #PF: error code 0x0000 CR2 0xdead RIP 0xffff\n",
+        );
+        assert!(m.all_matched());
+    }
+
+    #[test]
+    fn nothing_matched_is_reported_as_such() {
+        let m = monitor(&["never"], &[], "hello\n");
+        let e = m.expectation_problem().expect("unmatched");
+        assert!(e.contains("no expectation matched"), "{e}");
+    }
+
+    #[test]
+    fn forbidden_patterns_fail_a_run_with_a_good_end() {
+        let log = "panicked at kernel/src/main.rs:3\nCONDUIT EXIT: success\n";
+        let m = monitor(&[], &["panicked"], log);
+        let e = verdict(
+            &m,
+            End::Success,
+            Ending::Exited(Some(33)),
+            StatusCheck::QemuDebugExit,
+        )
+        .expect_err("forbidden");
+        assert!(e.contains("forbidden `panicked` matched line 1"), "{e}");
+    }
+
+    #[test]
+    fn markers_are_decoded_with_codes_and_escapes_removed() {
+        let m = monitor(
+            &[],
+            &[],
+            "\x1b[0m[9] ERROR x: CONDUIT EXIT: failure (code 3)\r\n",
+        );
+        assert_eq!(m.marker(), Some(Marker::Failure(Some(3))));
+        assert_eq!(
+            m.tail().last(),
+            Some("[9] ERROR x: CONDUIT EXIT: failure (code 3)")
+        );
+        let hex = monitor(&[], &[], "CONDUIT EXIT: failure (code 0x100)\n");
+        assert_eq!(hex.marker(), Some(Marker::Failure(Some(0x100))));
+        assert_eq!(
+            monitor(&[], &[], "CONDUIT EXIT: failure\n").marker(),
+            Some(Marker::Failure(None))
+        );
+        assert_eq!(monitor(&[], &[], "CONDUIT EXIT: succ\n").marker(), None);
+        // Only the first marker counts.
+        let two = monitor(
+            &[],
+            &[],
+            "CONDUIT EXIT: success\nCONDUIT EXIT: failure (code 1)\n",
+        );
+        assert_eq!(two.marker(), Some(Marker::Success));
+        // A last line without a newline is still seen once the log is finished.
+        let mut m = Monitor::new(&[], &[]).expect("valid");
+        m.feed(b"CONDUIT EXIT: success");
+        assert_eq!(m.marker(), None);
+        m.finish();
+        assert_eq!(m.marker(), Some(Marker::Success));
+    }
+
+    #[test]
+    fn wrong_end_and_wrong_status_are_reported() {
+        let fail = monitor(&[], &[], "CONDUIT EXIT: failure (code 2)\n");
+        let e = verdict(
+            &fail,
+            End::Success,
+            Ending::Exited(Some(35)),
+            StatusCheck::QemuDebugExit,
+        )
+        .expect_err("wrong end");
+        assert!(
+            e.contains("ended with `failure (code 2)`, expected success"),
+            "{e}"
+        );
+        assert_eq!(
+            verdict(
+                &fail,
+                End::Failure,
+                Ending::Exited(Some(35)),
+                StatusCheck::QemuDebugExit
+            ),
+            Ok(())
+        );
+        let e = verdict(
+            &fail,
+            End::Failure,
+            Ending::Exited(Some(1)),
+            StatusCheck::QemuDebugExit,
+        )
+        .expect_err("status must agree");
+        assert!(e.contains("expected status 35"), "{e}");
+        // Bochs: status 1 is normal, the marker decides.
+        assert_eq!(
+            verdict(
+                &fail,
+                End::Failure,
+                Ending::Exited(Some(1)),
+                StatusCheck::MarkerOnly
+            ),
+            Ok(())
+        );
+        let grace = Ending::StoppedAfterMarker(Duration::from_secs(5));
+        assert_eq!(
+            verdict(&fail, End::Failure, grace, StatusCheck::MarkerOnly),
+            Ok(())
+        );
+        let e =
+            verdict(&fail, End::Failure, grace, StatusCheck::QemuDebugExit).expect_err("no exit");
+        assert!(e.contains("did not exit through isa-debug-exit"), "{e}");
+    }
+
+    #[test]
+    fn timeouts_and_silent_exits_are_failures() {
+        let m = monitor(&["Conduit"], &[], "BdsDxe: nothing\n");
+        let e = verdict(
+            &m,
+            End::Success,
+            Ending::Timeout(Duration::from_secs(120)),
+            StatusCheck::MarkerOnly,
+        )
+        .expect_err("timeout");
+        assert!(
+            e.starts_with("timeout after 120s without an end marker"),
+            "{e}"
+        );
+        assert!(e.contains("`Conduit` not found"), "{e}");
+        let e = verdict(
+            &m,
+            End::Success,
+            Ending::Exited(Some(1)),
+            StatusCheck::QemuDebugExit,
+        )
+        .expect_err("no marker");
+        assert!(
+            e.starts_with("emulator exited (status 1) without an end marker"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_patterns_are_errors_not_panics() {
+        let e = Monitor::new(&["(unclosed"], &[]).expect_err("bad regex");
+        assert_eq!(e.pattern, "(unclosed");
+    }
+
+    #[test]
+    fn qemu_status_encoding() {
+        assert_eq!(qemu_status(QEMU_SUCCESS_CODE), 33);
+        assert_eq!(qemu_status(QEMU_FAILURE_CODE), 35);
+    }
+}

@@ -1,0 +1,204 @@
+//! `conduit-boot test`: runs the scenarios of [`crate::scenarios`] one after the other.
+//!
+//! Each scenario builds its image in `build/test/<name>/`, streams the serial log to
+//! `build/logs/<name>.log` as it arrives, and is judged by [`crate::expect::verdict`].
+
+use crate::cli::TestArgs;
+use crate::expect::{Ending, Monitor, StatusCheck, TAIL_LINES, verdict};
+use crate::image::{self, ConfigText, ImageSpec};
+use crate::machine::{self, HostTools, MachineKind, MachineSpec, bochs};
+use crate::paths::Workspace;
+use crate::scenarios::{Config, SCENARIOS, Scenario};
+use crate::session::{Limits, Mode, Session, tail_of_file};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long an emulator may linger after the end marker before it is stopped.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// The scenarios selected by the tier and the filter, in table order.
+pub fn select<'a>(all: &'a [Scenario], args: &TestArgs) -> Vec<&'a Scenario> {
+    all.iter()
+        .filter(|s| args.tier.includes(s.machine.kind()))
+        .filter(|s| args.filter.as_deref().is_none_or(|f| s.name.contains(f)))
+        .collect()
+}
+
+/// Runs `conduit-boot test`; returns whether every selected scenario passed.
+pub fn run(ws: &Workspace, args: &TestArgs) -> Result<bool, crate::Error> {
+    let chosen = select(SCENARIOS, args);
+    if args.list {
+        for s in &chosen {
+            println!(
+                "{:<24} {:<40} {:>4}s  expects {}",
+                s.name,
+                s.machine.describe(),
+                s.timeout_secs,
+                match s.end {
+                    crate::expect::End::Success => "success",
+                    crate::expect::End::Failure => "failure",
+                }
+            );
+        }
+        return Ok(true);
+    }
+    let kernel = ws.kernel(args.kernel.as_deref())?;
+    let tools = HostTools::from_env();
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for s in &chosen {
+        println!("RUN  {} [{}]", s.name, s.machine.describe());
+        let started = Instant::now();
+        match run_one(ws, &tools, &kernel, s) {
+            Ok(()) => {
+                passed += 1;
+                println!("PASS {} ({}s)", s.name, started.elapsed().as_secs());
+            }
+            Err(failure) => {
+                failed += 1;
+                println!("FAIL {}: {}", s.name, failure.reason);
+                if !failure.details.is_empty() {
+                    for line in &failure.details {
+                        println!("  | {line}");
+                    }
+                }
+            }
+        }
+    }
+    if chosen.is_empty() {
+        println!("no scenario matches the tier and filter");
+    }
+    println!("boot: {passed} passed, {failed} failed");
+    Ok(failed == 0)
+}
+
+/// Why a scenario failed, with the lines that show it.
+struct Failure {
+    reason: String,
+    details: Vec<String>,
+}
+
+impl Failure {
+    fn plain(reason: impl std::fmt::Display) -> Self {
+        Self {
+            reason: reason.to_string(),
+            details: Vec::new(),
+        }
+    }
+}
+
+fn config_text(ws: &Workspace, config: Config) -> ConfigText {
+    match config {
+        Config::File(rel) => ConfigText::File(ws.root.join(rel)),
+        Config::Inline(text) => ConfigText::Inline(text.to_string()),
+    }
+}
+
+fn run_one(ws: &Workspace, tools: &HostTools, kernel: &Path, s: &Scenario) -> Result<(), Failure> {
+    let dir = ws.build_dir("test").join(s.name);
+    let logs = ws.build_dir("logs");
+    for d in [&dir, &logs] {
+        std::fs::create_dir_all(d)
+            .map_err(|e| Failure::plain(format!("cannot create {}: {e}", d.display())))?;
+    }
+    let spec = ImageSpec {
+        kernel: kernel.to_path_buf(),
+        config: config_text(ws, s.config),
+        exit: s.machine.exit_method(),
+        images: s
+            .images
+            .iter()
+            .map(|(n, p)| ((*n).to_string(), ws.root.join(p)))
+            .collect(),
+        out: dir.join("disk.img"),
+    };
+    let built = image::build(&spec).map_err(|e| Failure::plain(format!("image: {e}")))?;
+    let launch =
+        machine::prepare(&s.machine, tools, &dir, &built.disk, &[]).map_err(Failure::plain)?;
+    let mut monitor = Monitor::new(s.expect, s.forbid).map_err(Failure::plain)?;
+    let log_path = logs.join(format!("{}.log", s.name));
+    let mut log = std::fs::File::create(&log_path)
+        .map_err(|e| Failure::plain(format!("cannot create {}: {e}", log_path.display())))?;
+    let own_output = dir.join(match s.machine {
+        MachineSpec::Qemu(_) => "qemu.err",
+        MachineSpec::Bochs(_) => "bochs.out",
+    });
+    let mut session = Session::start(&launch, &own_output, Mode::Batch).map_err(Failure::plain)?;
+    let limits = Limits {
+        timeout: Some(Duration::from_secs(s.timeout_secs)),
+        grace: GRACE,
+    };
+    let ending = session
+        .watch(&mut log, &mut monitor, limits)
+        .map_err(Failure::plain)?;
+    let check = match s.machine.kind() {
+        MachineKind::Qemu | MachineKind::Kvm => StatusCheck::QemuDebugExit,
+        MachineKind::Bochs => StatusCheck::MarkerOnly,
+    };
+    verdict(&monitor, s.end, ending, check).map_err(|reason| {
+        let mut details = Vec::new();
+        if monitor.marker().is_none() && matches!(ending, Ending::Exited(_)) {
+            let said = emulator_said(&s.machine, &own_output);
+            if !said.is_empty() {
+                details.push(format!("{} said:", launch.program));
+                details.extend(said);
+            }
+        }
+        if monitor.line_count() == 0 {
+            details.push(format!("(the serial log {} is empty)", log_path.display()));
+        } else {
+            details.push(format!("last lines of {}:", log_path.display()));
+            details.extend(monitor.tail().map(str::to_string));
+        }
+        Failure { reason, details }
+    })
+}
+
+/// The emulator's own account of why it stopped: Bochs' exit message (or the end of its output),
+/// QEMU's stderr.
+fn emulator_said(machine: &MachineSpec, own_output: &PathBuf) -> Vec<String> {
+    match machine {
+        MachineSpec::Bochs(_) => {
+            let text = std::fs::read(own_output)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            match bochs::exit_message(&text) {
+                Some(msg) => msg.lines().map(str::to_string).collect(),
+                None => tail_of_file(own_output, 10),
+            }
+        }
+        MachineSpec::Qemu(_) => tail_of_file(own_output, TAIL_LINES),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Tier;
+
+    fn args(tier: Tier, filter: Option<&str>) -> TestArgs {
+        TestArgs {
+            tier,
+            filter: filter.map(String::from),
+            kernel: None,
+            list: false,
+        }
+    }
+
+    #[test]
+    fn tier_and_filter_select_scenarios() {
+        let names = |a: &TestArgs| {
+            select(SCENARIOS, a)
+                .iter()
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&args(Tier::All, None)).len(), SCENARIOS.len());
+        let bochs = names(&args(Tier::Only(MachineKind::Bochs), None));
+        assert!(bochs.contains(&"bochs-foundation") && !bochs.contains(&"qemu-foundation"));
+        assert_eq!(
+            names(&args(Tier::Only(MachineKind::Qemu), Some("page"))),
+            ["qemu-page-fault"]
+        );
+        assert!(names(&args(Tier::All, Some("no-such-scenario"))).is_empty());
+    }
+}
