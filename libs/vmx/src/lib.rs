@@ -9,6 +9,7 @@
 pub mod caps;
 pub mod controls;
 pub mod cr;
+pub mod exit;
 pub mod fields;
 pub mod fixtures;
 
