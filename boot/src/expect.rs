@@ -249,6 +249,19 @@ pub enum Ending {
     StoppedAfterMarker(Duration),
 }
 
+impl std::fmt::Display for Ending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exited(Some(s)) => write!(f, "exited with status {s}"),
+            Self::Exited(None) => f.write_str("was killed by a signal"),
+            Self::Timeout(t) => write!(f, "timed out after {}s and was stopped", t.as_secs()),
+            Self::StoppedAfterMarker(t) => {
+                write!(f, "was stopped {}s after the end marker", t.as_secs())
+            }
+        }
+    }
+}
+
 /// Whether the emulator's exit status carries the verdict (QEMU's `isa-debug-exit`) or not (Bochs
 /// always exits with 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,10 +288,19 @@ pub fn verdict(
                 t.as_secs()
             ));
         }
-        (Ending::Exited(status), None) => why.push(format!(
-            "emulator exited ({}) without an end marker",
-            status.map_or("killed by a signal".to_string(), |s| format!("status {s}"))
-        )),
+        (Ending::Exited(status), None) if monitor.line_count() == 0 => {
+            // It never got going: the emulator's own message says why, expectations would not.
+            return Err(format!(
+                "emulator {} before any serial output",
+                Ending::Exited(status)
+            ));
+        }
+        (Ending::Exited(status), None) => {
+            why.push(format!(
+                "emulator {} without an end marker",
+                Ending::Exited(status)
+            ));
+        }
         (_, Some(m)) if m.end() != expected => {
             why.push(format!("ended with `{m}`, expected {}", describe(expected)));
         }
@@ -511,9 +533,18 @@ mod tests {
         )
         .expect_err("no marker");
         assert!(
-            e.starts_with("emulator exited (status 1) without an end marker"),
+            e.starts_with("emulator exited with status 1 without an end marker"),
             "{e}"
         );
+        let silent = monitor(&["Conduit"], &[], "");
+        let e = verdict(
+            &silent,
+            End::Success,
+            Ending::Exited(Some(1)),
+            StatusCheck::MarkerOnly,
+        )
+        .expect_err("no output");
+        assert_eq!(e, "emulator exited with status 1 before any serial output");
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8, Error> {
             };
             let mut stdout = std::io::stdout();
             let ending = session.watch(&mut stdout, &mut monitor, limits)?;
-            eprintln!("\nconduit-boot: bochs stopped ({ending:?})");
+            eprintln!("\nconduit-boot: bochs {ending}");
             Ok(match monitor.marker().map(|m| m.end()) {
                 Some(End::Success) => 0,
                 Some(End::Failure) => {
