@@ -12,10 +12,13 @@ use std::time::Duration;
 
 /// `conduit-boot image`: builds the disk image and its ramdisk.
 pub fn image(ws: &Workspace, args: &ImageArgs) -> Result<(), Error> {
+    let config = ConfigText::File(args.config.clone());
+    // Configuration mistakes first: they are the user's to fix, and cheap to find.
+    image::load_config(&config, args.exit)?;
     let kernel = ws.kernel(args.kernel.as_deref())?;
     let built = image::build(&ImageSpec {
         kernel,
-        config: ConfigText::File(args.config.clone()),
+        config,
         exit: args.exit,
         images: args.images.clone(),
         out: args.out.clone(),
@@ -50,11 +53,13 @@ fn run_config(ws: &Workspace, given: Option<&PathBuf>) -> ConfigText {
 pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8, Error> {
     let kind = args.machine.unwrap_or_else(machine::host_default);
     let spec = kind.default_spec();
+    let config = run_config(ws, args.config.as_ref());
+    image::load_config(&config, spec.exit_method())?;
     let kernel = ws.kernel(args.kernel.as_deref())?;
     let dir = ws.build_dir("run");
     let built = image::build(&ImageSpec {
         kernel,
-        config: run_config(ws, args.config.as_ref()),
+        config,
         exit: spec.exit_method(),
         images: args.images.clone(),
         out: dir.join("disk.img"),

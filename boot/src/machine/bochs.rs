@@ -162,13 +162,34 @@ pub fn prepare(
     })
 }
 
-/// The reason Bochs gives when it stops on a fatal panic (the line after "Bochs is exiting with the
-/// following message:"), if its output has one.
+/// The reason Bochs gives when it stops on a fatal panic: the error lines logged just before the
+/// panic (e.g. `image locked: ...`), then the message after "Bochs is exiting with the following
+/// message:". `None` if its output has no such message.
 pub fn exit_message(output: &str) -> Option<String> {
-    let mut lines = output.lines();
-    lines.find(|l| l.contains("Bochs is exiting with the following message"))?;
-    let msg: Vec<&str> = lines.take_while(|l| !l.starts_with("=====")).collect();
-    (!msg.is_empty()).then(|| msg.join("\n"))
+    let lines: Vec<&str> = output.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.contains("Bochs is exiting with the following message"))?;
+    let msg = lines[start + 1..]
+        .iter()
+        .take_while(|l| !l.starts_with("====="));
+    // Log lines look like `00000000000e[IMG   ] ...`: a timestamp, then the level letter.
+    let is_error = |l: &&&str| {
+        let level = l.trim_start_matches(|c: char| c.is_ascii_digit());
+        level.len() < l.len() && level.starts_with("e[")
+    };
+    let before: Vec<&str> = lines
+        .iter()
+        .position(|l| l.contains(">>PANIC<<"))
+        .map(|panic| {
+            let errors = lines[..panic].iter().rev().take_while(is_error).take(3);
+            let mut errors: Vec<&str> = errors.copied().collect();
+            errors.reverse();
+            errors
+        })
+        .unwrap_or_default();
+    let all: Vec<&str> = before.into_iter().chain(msg.copied()).collect();
+    (!all.is_empty()).then(|| all.join("\n"))
 }
 
 #[cfg(test)]
@@ -264,5 +285,14 @@ mod tests {
             Some("[MEM0  ] ROM: couldn't open ROM image file '/x'.")
         );
         assert_eq!(exit_message("all fine\n"), None);
+        let locked = "00000000000i[CMOS  ] clock\n00000000000e[IMG   ] image locked: '/b/disk.img'\n\
+                      00000000000p[HD    ] >>PANIC<< ata0-0: could not open\n=====\n\
+                      Bochs is exiting with the following message:\n[HD    ] ata0-0: could not open\n=====\n";
+        assert_eq!(
+            exit_message(locked).as_deref(),
+            Some(
+                "00000000000e[IMG   ] image locked: '/b/disk.img'\n[HD    ] ata0-0: could not open"
+            )
+        );
     }
 }
