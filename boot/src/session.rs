@@ -342,7 +342,6 @@ mod tests {
             args: args.iter().map(|s| (*s).to_string()).collect(),
             serial,
             lock_file: None,
-            stdin_is_serial: false,
         }
     }
 

@@ -158,7 +158,6 @@ pub fn prepare(
         ],
         serial: SerialOut::File(com1),
         lock_file: Some(lock),
-        stdin_is_serial: false,
     })
 }
 

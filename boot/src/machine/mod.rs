@@ -169,8 +169,6 @@ pub struct Launch {
     pub serial: SerialOut,
     /// A file the emulator locks while it runs, to delete if the run is killed.
     pub lock_file: Option<PathBuf>,
-    /// Whether the emulator's standard input may be the terminal (QEMU: typed text reaches COM1).
-    pub stdin_is_serial: bool,
 }
 
 impl Launch {

@@ -169,7 +169,6 @@ pub fn prepare(
         args: args(spec, files, extra),
         serial: SerialOut::Stdout,
         lock_file: None,
-        stdin_is_serial: true,
     })
 }
 
