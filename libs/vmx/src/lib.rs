@@ -12,6 +12,7 @@ pub mod cr;
 pub mod exit;
 pub mod fields;
 pub mod fixtures;
+pub mod guest_state;
 
 #[cfg(test)]
 mod testutil;
