@@ -155,3 +155,76 @@ impl InterruptionInfo {
         }
     }
 }
+
+/// Why an event cannot be injected (SDM Vol. 3C, "Checks on VM-Entry Control Fields", the
+/// checks on the VM-entry interruption-information field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InjectionError {
+    #[error("interruption type 1 is reserved")]
+    ReservedType,
+    #[error("an NMI must have vector 2, not {0}")]
+    NmiVector(u8),
+    #[error("a hardware exception must have a vector 0-31, not {0}")]
+    ExceptionVector(u8),
+    #[error("\"other event\" (pending MTF VM exit) must have vector 0, not {0}")]
+    OtherEventVector(u8),
+    #[error(
+        "deliver-error-code must be {} for this event (1 exactly for hardware exceptions 8, 10-14, 17, 21 unless an unrestricted guest has CR0.PE = 0)",
+        u8::from(*expected)
+    )]
+    DeliverErrorCode { expected: bool },
+    #[error("interruption-information bits 30:12 must be 0")]
+    ReservedBits,
+    #[error("VM-entry exception error code {0:#x}: bits 31:16 must be 0")]
+    ErrorCodeHighBits(u32),
+    #[error("VM-entry instruction length {0} must be 1-15 for software interrupts and exceptions")]
+    InstructionLength(u32),
+}
+
+impl InterruptionInfo {
+    /// Checks an event for the VM-entry interruption-information field together with the
+    /// VM-entry exception error code and instruction length fields. `cr0_pe` is the guest CR0.PE
+    /// being entered with; `zero_length_allowed` is IA32_VMX_MISC bit 30.
+    pub fn validate_injection(
+        self,
+        error_code: u32,
+        instruction_length: u32,
+        cr0_pe: bool,
+        unrestricted_guest: bool,
+        zero_length_allowed: bool,
+    ) -> Result<(), InjectionError> {
+        let Some(kind) = self.valid_kind() else {
+            return Ok(());
+        };
+        let v = self.vector();
+        match kind {
+            InterruptionType::Reserved => return Err(InjectionError::ReservedType),
+            InterruptionType::Nmi if v != vector::NMI => return Err(InjectionError::NmiVector(v)),
+            InterruptionType::HardwareException if v > 31 => {
+                return Err(InjectionError::ExceptionVector(v));
+            }
+            InterruptionType::OtherEvent if v != 0 => {
+                return Err(InjectionError::OtherEventVector(v));
+            }
+            _ => {}
+        }
+        let expected = (!unrestricted_guest || cr0_pe)
+            && kind == InterruptionType::HardwareException
+            && exception_has_error_code(v);
+        if self.error_code_valid() != expected {
+            return Err(InjectionError::DeliverErrorCode { expected });
+        }
+        if self.0 & (Self::RESERVED | Self::NMI_UNBLOCKING) != 0 {
+            return Err(InjectionError::ReservedBits);
+        }
+        if self.error_code_valid() && error_code >> 16 != 0 {
+            return Err(InjectionError::ErrorCodeHighBits(error_code));
+        }
+        if kind.needs_instruction_length()
+            && (instruction_length > 15 || (instruction_length == 0 && !zero_length_allowed))
+        {
+            return Err(InjectionError::InstructionLength(instruction_length));
+        }
+        Ok(())
+    }
+}

@@ -11,7 +11,9 @@ mod qualification;
 mod tests;
 
 pub use instruction_error::VmInstructionError;
-pub use interruption::{InterruptionInfo, InterruptionType, exception_has_error_code, vector};
+pub use interruption::{
+    InjectionError, InterruptionInfo, InterruptionType, exception_has_error_code, vector,
+};
 pub use qualification::{
     CrAccess, DebugExceptionQualification, EptMisconfiguration, EptViolation, EptViolationCause,
     Gpr, IoDirection, IoQualification, IoSize, MovDrDirection, MovDrQualification,

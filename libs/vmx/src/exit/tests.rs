@@ -339,3 +339,108 @@ fn debug_exceptions() {
     let d = DebugExceptionQualification::decode(0x1_080c);
     assert!(d.rtm && d.bus_lock && d.breakpoints == 0xc);
 }
+
+#[test]
+fn injection_checks() {
+    let ok = |i: InterruptionInfo, ec, len, pe, ug| i.validate_injection(ec, len, pe, ug, false);
+    assert_eq!(ok(InterruptionInfo::NONE, 0, 0, true, false), Ok(()));
+    assert_eq!(
+        ok(
+            InterruptionInfo::external_interrupt(0x20),
+            0,
+            0,
+            true,
+            false
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        ok(
+            InterruptionInfo::hardware_exception(vector::GP),
+            0,
+            0,
+            true,
+            false
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        ok(
+            InterruptionInfo::software_interrupt(0x80),
+            0,
+            2,
+            true,
+            false
+        ),
+        Ok(())
+    );
+    // A real-mode (unrestricted) guest gets no error code, even for #GP.
+    let gp_no_ec = InterruptionInfo::new(vector::GP, InterruptionType::HardwareException, false);
+    assert_eq!(ok(gp_no_ec, 0, 0, false, true), Ok(()));
+    assert_eq!(
+        ok(
+            InterruptionInfo::hardware_exception(vector::GP),
+            0,
+            0,
+            false,
+            true
+        ),
+        Err(InjectionError::DeliverErrorCode { expected: false })
+    );
+    assert_eq!(
+        ok(gp_no_ec, 0, 0, true, true),
+        Err(InjectionError::DeliverErrorCode { expected: true })
+    );
+    assert_eq!(
+        ok(
+            InterruptionInfo::new(3, InterruptionType::Nmi, false),
+            0,
+            0,
+            true,
+            false
+        ),
+        Err(InjectionError::NmiVector(3))
+    );
+    assert_eq!(
+        ok(
+            InterruptionInfo::new(32, InterruptionType::HardwareException, false),
+            0,
+            0,
+            true,
+            false
+        ),
+        Err(InjectionError::ExceptionVector(32))
+    );
+    assert_eq!(
+        ok(InterruptionInfo(0x8000_0100), 0, 0, true, false),
+        Err(InjectionError::ReservedType)
+    );
+    assert_eq!(
+        ok(
+            InterruptionInfo::hardware_exception(vector::PF),
+            0x1_0000,
+            0,
+            true,
+            false
+        ),
+        Err(InjectionError::ErrorCodeHighBits(0x1_0000))
+    );
+    assert_eq!(
+        ok(
+            InterruptionInfo::software_interrupt(0x80),
+            0,
+            0,
+            true,
+            false
+        ),
+        Err(InjectionError::InstructionLength(0))
+    );
+    assert_eq!(
+        InterruptionInfo::software_interrupt(0x80).validate_injection(0, 0, true, false, true),
+        Ok(())
+    );
+    assert_eq!(
+        ok(InterruptionInfo(0x8000_1020), 0, 0, true, false),
+        Err(InjectionError::ReservedBits)
+    );
+}

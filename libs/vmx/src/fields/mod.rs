@@ -19,6 +19,40 @@
 //!
 //! 64-bit fields are named by their "full" encoding (access type 0); the "high" half (access type
 //! 1, the upper 32 bits only) is [`High`]`(field)`, a 32-bit field.
+//!
+//! The kernel implements [`VmcsRead`]/[`VmcsWrite`] once over VMREAD/VMWRITE, e.g.
+//!
+//! ```ignore
+//! impl VmcsRead for CurrentVmcs {
+//!     type Error = VmFail;
+//!     fn read<F: VmcsReadable>(&mut self, field: F) -> Result<ValueOf<F>, VmFail> {
+//!         let raw: u64;
+//!         // SAFETY: in VMX operation with a current VMCS.
+//!         unsafe { asm!("vmread {}, {}", out(reg) raw, in(reg) u64::from(field.encoding())) };
+//!         // (check RFLAGS.CF/ZF for VMfailInvalid/VMfailValid)
+//!         Ok(F::Width::from_raw(raw))
+//!     }
+//! }
+//! ```
+//!
+//! and every access is then typed:
+//!
+//! ```
+//! use conduit_vmx::fields::{Guest16, Guest64, ReadOnly32, ValueOf, VmcsReadable, VmcsWritable};
+//! fn vmwrite<F: VmcsWritable>(_field: F, _value: ValueOf<F>) {}
+//! fn vmread<F: VmcsReadable>(_field: F) -> Option<ValueOf<F>> { None }
+//! vmwrite(Guest16::CsSelector, 0x08u16);
+//! vmwrite(Guest64::Efer.high(), 0u32);
+//! let _reason: Option<u32> = vmread(ReadOnly32::ExitReason);
+//! ```
+//!
+//! while writing a VM-exit information field does not compile:
+//!
+//! ```compile_fail
+//! use conduit_vmx::fields::{ReadOnly32, ValueOf, VmcsWritable};
+//! fn vmwrite<F: VmcsWritable>(_field: F, _value: ValueOf<F>) {}
+//! vmwrite(ReadOnly32::ExitReason, 0u32);
+//! ```
 
 mod control;
 mod exit_info;
