@@ -9,8 +9,9 @@ use crate::controls::{EntryControls, PinBasedControls};
 use crate::cr::{cr0, cr4};
 use crate::exit::{InterruptionType, vector};
 
-/// IA32_DEBUGCTL bits that may be 1: 0 (LBR), 1 (BTF), 6-15 (bits 5:2 and 63:16 are reserved).
-const DEBUGCTL_DEFINED: u64 = 0x0000_ffc3;
+/// IA32_DEBUGCTL bits that may be 1: 0 (LBR), 1 (BTF), 2 (BLD, on processors with bus-lock
+/// detection), 6-15; bits 5:3 and 63:16 are reserved.
+const DEBUGCTL_DEFINED: u64 = 0x0000_ffc7;
 const DEBUGCTL_BTF: u64 = 1 << 1;
 /// IA32_EFER bits that may be 1 on Intel processors: SCE, LME, LMA, NXE.
 const EFER_DEFINED: u64 = efer::SCE | efer::LME | efer::LMA | efer::NXE;
@@ -251,9 +252,11 @@ fn interruptibility_state(s: &GuestState, ctx: &CheckContext) -> Result<(), E> {
     Ok(())
 }
 
-/// Pending debug exceptions: B3-B0 (3:0), enabled breakpoint (12), BS (14), RTM (16).
+/// Pending debug exceptions (SDM table "Format of Pending-Debug-Exceptions"): B3-B0 (3:0), BLD
+/// (11, on processors with bus-lock detection; older editions reserve it, so it is accepted here),
+/// enabled breakpoint (12), BS (14), RTM (16).
 fn pending_debug_exceptions(s: &GuestState) -> Result<(), E> {
-    const RESERVED: u64 = 0xff0 | (1 << 13) | (1 << 15) | !0x1_ffff;
+    const RESERVED: u64 = 0x7f0 | (1 << 13) | (1 << 15) | !0x1_ffff;
     const BS: u64 = 1 << 14;
     const ENABLED_BREAKPOINT: u64 = 1 << 12;
     const RTM: u64 = 1 << 16;

@@ -26,7 +26,7 @@ pub enum GuestStateError {
     #[error("CR4.CET set but CR0.WP clear")]
     Cr4CetWithoutWp,
     #[error(
-        "IA32_DEBUGCTL {value:#x}: reserved bits 5:2 and 63:16 must be 0 with \"load debug controls\""
+        "IA32_DEBUGCTL {value:#x}: reserved bits 5:3 and 63:16 must be 0 with \"load debug controls\""
     )]
     DebugctlReserved { value: u64 },
     #[error("\"IA-32e mode guest\" requires CR0.PG = 1")]
@@ -113,7 +113,7 @@ pub enum GuestStateError {
     NmiBlockingWithVirtualNmiInjection,
     #[error("enclave interruption must be 0 while blocking by MOV SS is set")]
     EnclaveInterruptionWithMovSs,
-    #[error("pending debug exceptions {value:#x}: reserved bits 11:4, 13, 15 and 63:17 must be 0")]
+    #[error("pending debug exceptions {value:#x}: reserved bits 10:4, 13, 15 and 63:17 must be 0")]
     PendingDebugReserved { value: u64 },
     #[error(
         "pending debug exceptions BS must be {} (1 exactly when RFLAGS.TF = 1 and IA32_DEBUGCTL.BTF = 0) while blocking by STI/MOV SS or in HLT",

@@ -84,8 +84,10 @@ fn cr3_dr7_debugctl_sysenter() {
     s.dr7 = 0x1_0000_0400;
     assert_eq!(s.check(&c), Err(E::Dr7High { dr7: 0x1_0000_0400 }));
     let mut s = long();
-    s.debugctl = 1 << 2;
-    assert_eq!(s.check(&c), Err(E::DebugctlReserved { value: 4 }));
+    s.debugctl = 1 << 3;
+    assert_eq!(s.check(&c), Err(E::DebugctlReserved { value: 8 }));
+    s.debugctl = 0x4003; // BLD, BTF, LBR, FREEZE_WHILE_SMM
+    assert_eq!(s.check(&c), Ok(()));
     let mut s = long();
     s.sysenter_eip = 0x0000_8000_0000_0000;
     assert_eq!(
