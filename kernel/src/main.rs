@@ -1,4 +1,87 @@
+//! Conduit: a bare-metal Type-1 micro-hypervisor.
+//!
+//! The loader (the `bootloader` crate's UEFI image) enters [`kernel_main`] with the memory map, a
+//! mapping of all physical memory, the RSDP and the ramdisk (the boot bundle). Boot runs in one pass:
+//! console, CPU tables and identification, memory, configuration, platform (ACPI), then the rest.
 #![no_std]
 #![no_main]
+#![feature(abi_x86_interrupt)]
+
+extern crate alloc;
+
+mod arch;
+mod config;
+mod console;
+mod memory;
+mod platform;
+mod selftest;
+
+use arch::x86_64::{cpu, power};
+use bootloader_api::config::{BootloaderConfig, Mapping};
+use bootloader_api::{BootInfo, entry_point};
+use log::{error, info};
+
+/// The loader's contract: all physical memory mapped at a dynamic offset (for VMXON regions, VMCS,
+/// EPT and device registers), and a kernel stack large enough for exit handling.
+pub static LOADER_CONFIG: BootloaderConfig = {
+    let mut config = BootloaderConfig::new_default();
+    config.mappings.physical_memory = Some(Mapping::Dynamic);
+    config.kernel_stack_size = 256 * 1024;
+    config
+};
+
+entry_point!(kernel_main, config = &LOADER_CONFIG);
+
+/// The kernel's version and the git revision it was built from.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const GIT_HASH: &str = env!("CONDUIT_GIT_HASH");
+
+fn kernel_main(boot: &'static mut BootInfo) -> ! {
+    console::init();
+    info!("Conduit v{VERSION} (git {GIT_HASH}) starting");
+    arch::x86_64::init_cpu_tables();
+
+    let cpu = cpu::identify();
+    cpu.report();
+
+    let Some(phys_offset) = boot.physical_memory_offset.into_option() else {
+        error!("the loader did not map physical memory; cannot continue");
+        power::fail(power::FailCode::Boot);
+    };
+    let mem = match memory::init(phys_offset, &boot.memory_regions) {
+        Ok(mem) => mem,
+        Err(e) => {
+            error!("memory: {e}");
+            power::fail(power::FailCode::Boot);
+        }
+    };
+
+    let ramdisk = boot.ramdisk_addr.into_option().map(|addr| {
+        // SAFETY: the loader maps the ramdisk at `ramdisk_addr` for `ramdisk_len` bytes and never
+        // reuses that memory (it is reported as a loader region, not usable memory).
+        unsafe { core::slice::from_raw_parts(addr as *const u8, boot.ramdisk_len as usize) }
+    });
+    let config = config::load(ramdisk);
+    info!("configuration \"{}\", log level {:?}", config.name, config.log_level);
+
+    let platform = platform::discover(boot.rsdp_addr.into_option(), mem.phys_offset());
+
+    if let Some(test) = config.test {
+        selftest::run(test, &mem);
+    }
+    info!(
+        "boot complete: {} MiB usable ({} frames free), {} CPU(s), VMX {}, DMAR {}",
+        mem.usable_mib(),
+        mem.frames.lock().available_frames(),
+        platform.cpu_count(),
+        if cpu.vmx.is_some() { "available" } else { "not available" },
+        if platform.has_dmar() { "present" } else { "absent" }
+    );
+    power::succeed();
+}
+
 #[panic_handler]
-fn p(_: &core::panic::PanicInfo) -> ! { loop {} }
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    console::emergency(format_args!("PANIC: {info}"));
+    power::fail(power::FailCode::Panic);
+}

@@ -1,0 +1,2 @@
+//! Everything that touches the hardware directly. Policy lives outside `arch`.
+pub mod x86_64;

@@ -1,0 +1,182 @@
+//! The IDT: every architectural exception (Intel SDM Vol. 3A, 6.15 "Exception and Interrupt
+//! Reference") is reported with its decoded frame, then the machine is stopped with a failure code.
+//! Nothing ever hangs silently.
+
+use super::gdt;
+use crate::arch::x86_64::power::{self, FailCode};
+use crate::console;
+use spin::Once;
+use x86_64::registers::control::Cr2;
+use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
+
+static IDT: Once<InterruptDescriptorTable> = Once::new();
+
+/// Mnemonic and name of each exception vector (SDM Vol. 3A, Table 6-1).
+pub fn exception_name(vector: u8) -> (&'static str, &'static str) {
+    match vector {
+        0 => ("#DE", "divide error"),
+        1 => ("#DB", "debug"),
+        2 => ("NMI", "non-maskable interrupt"),
+        3 => ("#BP", "breakpoint"),
+        4 => ("#OF", "overflow"),
+        5 => ("#BR", "bound range exceeded"),
+        6 => ("#UD", "invalid opcode"),
+        7 => ("#NM", "device not available"),
+        8 => ("#DF", "double fault"),
+        10 => ("#TS", "invalid TSS"),
+        11 => ("#NP", "segment not present"),
+        12 => ("#SS", "stack-segment fault"),
+        13 => ("#GP", "general protection"),
+        14 => ("#PF", "page fault"),
+        16 => ("#MF", "x87 floating-point error"),
+        17 => ("#AC", "alignment check"),
+        18 => ("#MC", "machine check"),
+        19 => ("#XM", "SIMD floating-point"),
+        20 => ("#VE", "virtualization exception"),
+        21 => ("#CP", "control protection"),
+        28 => ("#HV", "hypervisor injection"),
+        29 => ("#VC", "VMM communication"),
+        30 => ("#SX", "security exception"),
+        _ => ("#??", "reserved vector"),
+    }
+}
+
+/// Decodes a #PF error code (SDM Vol. 3A, 4.7 "Page-Fault Exceptions").
+fn page_fault_cause(code: u64) -> &'static str {
+    let pf = PageFaultErrorCode::from_bits_truncate(code);
+    match (
+        pf.contains(PageFaultErrorCode::PROTECTION_VIOLATION),
+        pf.contains(PageFaultErrorCode::INSTRUCTION_FETCH),
+        pf.contains(PageFaultErrorCode::CAUSED_BY_WRITE),
+    ) {
+        (false, true, _) => "not present, instruction fetch",
+        (false, false, true) => "not present, write",
+        (false, false, false) => "not present, read",
+        (true, true, _) => "protection violation, instruction fetch",
+        (true, false, true) => "protection violation, write",
+        (true, false, false) => "protection violation, read",
+    }
+}
+
+/// Prints the decoded frame and stops the machine.
+fn fatal(vector: u8, frame: &InterruptStackFrame, error: Option<u64>) -> ! {
+    let (mnemonic, name) = exception_name(vector);
+    let detail = match (vector, error) {
+        (14, Some(code)) => {
+            console::emergency(format_args!(
+                "EXCEPTION {mnemonic} ({name}), error code {code:#06x} ({}{})",
+                page_fault_cause(code),
+                if code & 4 != 0 { ", user" } else { ", supervisor" }
+            ));
+            true
+        }
+        (_, Some(code)) => {
+            console::emergency(format_args!("EXCEPTION {mnemonic} ({name}), error code {code:#06x} "));
+            true
+        }
+        (_, None) => false,
+    };
+    if !detail {
+        console::emergency(format_args!("EXCEPTION {mnemonic} ({name}), vector {vector}"));
+    }
+    console::emergency(format_args!(
+        "  RIP    {:#018x}  CS {:#06x}  RFLAGS {:#010x}",
+        frame.instruction_pointer.as_u64(),
+        frame.code_segment.0,
+        frame.cpu_flags.bits()
+    ));
+    console::emergency(format_args!(
+        "  RSP    {:#018x}  SS {:#06x}",
+        frame.stack_pointer.as_u64(),
+        frame.stack_segment.0
+    ));
+    if vector == 14 {
+        let cr2 = Cr2::read_raw();
+        console::emergency(format_args!("  CR2    {cr2:#018x}"));
+    }
+    power::fail(FailCode::Exception(vector))
+}
+
+macro_rules! plain {
+    ($name:ident, $vector:expr) => {
+        extern "x86-interrupt" fn $name(frame: InterruptStackFrame) {
+            fatal($vector, &frame, None)
+        }
+    };
+}
+macro_rules! with_code {
+    ($name:ident, $vector:expr) => {
+        extern "x86-interrupt" fn $name(frame: InterruptStackFrame, code: u64) {
+            fatal($vector, &frame, Some(code))
+        }
+    };
+}
+
+plain!(divide_error, 0);
+plain!(debug, 1);
+plain!(nmi, 2);
+plain!(breakpoint, 3);
+plain!(overflow, 4);
+plain!(bound_range, 5);
+plain!(invalid_opcode, 6);
+plain!(device_not_available, 7);
+with_code!(invalid_tss, 10);
+with_code!(segment_not_present, 11);
+with_code!(stack_segment, 12);
+with_code!(general_protection, 13);
+plain!(x87_fp, 16);
+with_code!(alignment_check, 17);
+plain!(simd_fp, 19);
+plain!(virtualization, 20);
+with_code!(control_protection, 21);
+plain!(hv_injection, 28);
+with_code!(vmm_communication, 29);
+with_code!(security, 30);
+
+extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, code: u64) -> ! {
+    fatal(8, &frame, Some(code))
+}
+
+extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
+    fatal(18, &frame, None)
+}
+
+extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFaultErrorCode) {
+    fatal(14, &frame, Some(code.bits()))
+}
+
+/// Builds and loads the IDT.
+pub fn init() {
+    let idt = IDT.call_once(|| {
+        let mut idt = InterruptDescriptorTable::new();
+        idt.divide_error.set_handler_fn(divide_error);
+        idt.debug.set_handler_fn(debug);
+        idt.breakpoint.set_handler_fn(breakpoint);
+        idt.overflow.set_handler_fn(overflow);
+        idt.bound_range_exceeded.set_handler_fn(bound_range);
+        idt.invalid_opcode.set_handler_fn(invalid_opcode);
+        idt.device_not_available.set_handler_fn(device_not_available);
+        idt.invalid_tss.set_handler_fn(invalid_tss);
+        idt.segment_not_present.set_handler_fn(segment_not_present);
+        idt.stack_segment_fault.set_handler_fn(stack_segment);
+        idt.general_protection_fault.set_handler_fn(general_protection);
+        idt.page_fault.set_handler_fn(page_fault);
+        idt.x87_floating_point.set_handler_fn(x87_fp);
+        idt.alignment_check.set_handler_fn(alignment_check);
+        idt.simd_floating_point.set_handler_fn(simd_fp);
+        idt.virtualization.set_handler_fn(virtualization);
+        idt.cp_protection_exception.set_handler_fn(control_protection);
+        idt.hv_injection_exception.set_handler_fn(hv_injection);
+        idt.vmm_communication_exception.set_handler_fn(vmm_communication);
+        idt.security_exception.set_handler_fn(security);
+        // SAFETY: the IST indices name stacks that gdt::init placed in the TSS, each used by
+        // exactly one vector.
+        unsafe {
+            idt.double_fault.set_handler_fn(double_fault).set_stack_index(gdt::IST_DOUBLE_FAULT);
+            idt.non_maskable_interrupt.set_handler_fn(nmi).set_stack_index(gdt::IST_NMI);
+            idt.machine_check.set_handler_fn(machine_check).set_stack_index(gdt::IST_MACHINE_CHECK);
+        }
+        idt
+    });
+    idt.load();
+}

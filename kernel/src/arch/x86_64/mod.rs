@@ -1,0 +1,22 @@
+//! x86-64: descriptor tables, exceptions, CPU identification, MSRs, the serial port and the ways
+//! out of the machine. Each privileged-instruction class has one owning module: `msr` (RDMSR/WRMSR),
+//! `serial` and `power` (port I/O to their devices), `gdt`/`idt` (LGDT/LTR/LIDT).
+pub mod cpu;
+pub mod gdt;
+pub mod idt;
+pub mod msr;
+pub mod power;
+pub mod serial;
+
+/// Loads Conduit's own GDT (with a TSS: the loader's has none, and VM entry needs a host TR) and
+/// its IDT, so that from here on every exception is reported.
+pub fn init_cpu_tables() {
+    gdt::init();
+    idt::init();
+}
+
+/// Reads the time-stamp counter. Under Bochs it counts emulated instructions.
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effects; CR4.TSD is clear in ring 0 anyway.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}

@@ -1,0 +1,48 @@
+//! The boot configuration: decoded from the bundle the loader hands over as the ramdisk.
+
+use crate::arch::x86_64::power;
+use crate::console;
+use conduit_config::{BootConfig, Bundle, ExitMethod, LogLevel};
+use log::{LevelFilter, error, info};
+
+/// Decodes the bundle and applies the settings the rest of boot depends on (log level, exit
+/// method). A missing or malformed bundle is reported and the built-in defaults are used.
+pub fn load(ramdisk: Option<&'static [u8]>) -> BootConfig {
+    let config = match ramdisk.map(Bundle::decode) {
+        Some(Ok(bundle)) => {
+            info!(
+                "config: bundle of {} bytes, {} guest image(s)",
+                ramdisk.map_or(0, <[u8]>::len),
+                bundle.images.len()
+            );
+            bundle.config
+        }
+        Some(Err(e)) => {
+            error!("config: the ramdisk is not a usable Conduit bundle: {e}; using defaults");
+            defaults()
+        }
+        None => {
+            error!("config: no ramdisk: using defaults (no guests)");
+            defaults()
+        }
+    };
+    power::set_method(config.exit);
+    console::set_level(match config.log_level {
+        LogLevel::Error => LevelFilter::Error,
+        LogLevel::Warn => LevelFilter::Warn,
+        LogLevel::Info => LevelFilter::Info,
+        LogLevel::Debug => LevelFilter::Debug,
+        LogLevel::Trace => LevelFilter::Trace,
+    });
+    config
+}
+
+fn defaults() -> BootConfig {
+    BootConfig {
+        log_level: LogLevel::Info,
+        exit: ExitMethod::Halt,
+        test: None,
+        name: alloc::string::String::from("built-in defaults"),
+        guests: alloc::vec::Vec::new(),
+    }
+}

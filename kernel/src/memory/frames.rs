@@ -1,0 +1,69 @@
+//! The physical frame allocator.
+//!
+//! Usable regions from the loader's memory map are handed out from their low end (bump), which
+//! also serves naturally aligned contiguous runs (guest memory in 2 MiB pages, the heap).
+
+/// Size of a physical frame.
+pub const FRAME_SIZE: u64 = 4096;
+const MAX_REGIONS: usize = 64;
+
+/// A physical address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PhysAddr(pub u64);
+
+#[derive(Debug, Clone, Copy)]
+struct Region {
+    next: u64,
+    end: u64,
+}
+
+/// Hands out 4 KiB physical frames.
+#[derive(Debug)]
+pub struct FrameAllocator {
+    regions: [Region; MAX_REGIONS],
+    count: usize,
+}
+
+impl FrameAllocator {
+    pub const fn new() -> Self {
+        Self { regions: [Region { next: 0, end: 0 }; MAX_REGIONS], count: 0 }
+    }
+
+    /// Adds a usable region; frame 0 is never handed out (a null physical address is a classic bug
+    /// to hide). Regions beyond the table's capacity are ignored, the smallest first.
+    pub fn add_region(&mut self, start: u64, end: u64) {
+        let start = start.max(FRAME_SIZE).next_multiple_of(FRAME_SIZE);
+        let end = end & !(FRAME_SIZE - 1);
+        if end <= start {
+            return;
+        }
+        let new = Region { next: start, end };
+        if self.count < MAX_REGIONS {
+            self.regions[self.count] = new;
+            self.count += 1;
+        } else if let Some(smallest) =
+            self.regions.iter_mut().min_by_key(|r| r.end - r.next).filter(|r| r.end - r.next < end - start)
+        {
+            *smallest = new;
+        }
+    }
+
+    /// Allocates `count` contiguous frames whose start is aligned to `align_frames` frames.
+    pub fn allocate_contiguous(&mut self, count: usize, align_frames: u64) -> Option<PhysAddr> {
+        let bytes = count as u64 * FRAME_SIZE;
+        let align = align_frames.max(1) * FRAME_SIZE;
+        let regions = &mut self.regions[..self.count];
+        let region = regions.iter_mut().find(|r| {
+            let start = r.next.next_multiple_of(align);
+            start.checked_add(bytes).is_some_and(|end| end <= r.end)
+        })?;
+        let start = region.next.next_multiple_of(align);
+        region.next = start + bytes;
+        Some(PhysAddr(start))
+    }
+
+    /// Frames still available (for reports).
+    pub fn available_frames(&self) -> u64 {
+        self.regions[..self.count].iter().map(|r| (r.end - r.next) / FRAME_SIZE).sum()
+    }
+}

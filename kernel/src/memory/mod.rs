@@ -1,0 +1,84 @@
+//! Physical memory: the frame allocator built from the loader's memory map, the kernel heap, and
+//! access to physical memory through the loader's physical-memory mapping.
+
+mod frames;
+mod heap;
+
+pub use frames::{FRAME_SIZE, FrameAllocator};
+
+use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
+use log::info;
+
+/// Bytes of kernel heap, carved from the frame allocator at boot.
+const HEAP_SIZE: usize = 8 * 1024 * 1024;
+
+/// Why memory could not be brought up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryError {
+    /// No usable region is large enough for the kernel heap.
+    NoRoomForHeap { wanted: usize },
+}
+
+impl core::fmt::Display for MemoryError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoRoomForHeap { wanted } => {
+                write!(f, "no usable memory region holds the {} KiB kernel heap", wanted / 1024)
+            }
+        }
+    }
+}
+
+/// The memory manager handed to the rest of the kernel.
+#[derive(Debug)]
+pub struct Memory {
+    phys_offset: u64,
+    usable_bytes: u64,
+    pub frames: spin::Mutex<FrameAllocator>,
+}
+
+impl Memory {
+    /// Where physical address 0 appears in the kernel's address space.
+    pub fn phys_offset(&self) -> u64 {
+        self.phys_offset
+    }
+
+    /// Usable RAM reported by the firmware, in MiB.
+    pub fn usable_mib(&self) -> u64 {
+        self.usable_bytes >> 20
+    }
+}
+
+/// Builds the frame allocator from the memory map and starts the heap.
+pub fn init(phys_offset: u64, regions: &MemoryRegions) -> Result<Memory, MemoryError> {
+    let usable = regions.iter().filter(|r| r.kind == MemoryRegionKind::Usable);
+    let mut frames = FrameAllocator::new();
+    let mut usable_bytes = 0;
+    let mut count = 0;
+    for r in usable {
+        usable_bytes += r.end - r.start;
+        count += 1;
+        frames.add_region(r.start, r.end);
+    }
+    info!(
+        "mem: usable memory: {} MiB in {} regions (of {} in the map), physical memory mapped at {:#x}",
+        usable_bytes >> 20,
+        count,
+        regions.len(),
+        phys_offset
+    );
+    let heap_frames = HEAP_SIZE / FRAME_SIZE as usize;
+    let heap_phys = frames
+        .allocate_contiguous(heap_frames, 1)
+        .ok_or(MemoryError::NoRoomForHeap { wanted: HEAP_SIZE })?;
+    // SAFETY: the range was just taken from the usable memory the loader reported and is mapped
+    // through the physical-memory window; the frame allocator will never hand it out again.
+    unsafe { heap::init(phys_offset + heap_phys.0, HEAP_SIZE) };
+    info!(
+        "mem: heap {} KiB at physical {:#x}, {} frames left",
+        HEAP_SIZE / 1024,
+        heap_phys.0,
+        frames.available_frames()
+    );
+    Ok(Memory { phys_offset, usable_bytes, frames: spin::Mutex::new(frames) })
+}

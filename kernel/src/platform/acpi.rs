@@ -1,0 +1,205 @@
+//! ACPI table discovery through the `acpi` crate (ACPI 6.5, 5.2 "ACPI System Description Tables").
+//! DMAR (VT-d spec, 8.1 "DMA Remapping Reporting Structure") is only located and checked here; its
+//! structures are parsed by the DMAR library.
+
+use acpi::sdt::{SdtHeader, Signature};
+use acpi::{AcpiError, AcpiHandler, AcpiTable, AcpiTables, InterruptModel, PhysicalMapping, PlatformInfo};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use core::ptr::NonNull;
+use log::{debug, info, warn};
+
+/// Maps ACPI tables through the loader's physical-memory window.
+#[derive(Clone, Copy, Debug)]
+struct OffsetHandler {
+    phys_offset: u64,
+}
+
+impl AcpiHandler for OffsetHandler {
+    unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
+        let virt = (self.phys_offset + physical_address as u64) as *mut T;
+        // SAFETY: all physical memory is mapped at `phys_offset`, so the region is accessible; the
+        // pointer is non-null because the offset window never starts at 0.
+        unsafe {
+            PhysicalMapping::new(physical_address, NonNull::new_unchecked(virt), size, size, *self)
+        }
+    }
+
+    fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {}
+}
+
+/// The DMAR table as far as the `acpi` crate needs to know it: a header with the right signature.
+#[repr(C, packed)]
+struct Dmar {
+    header: SdtHeader,
+}
+
+// SAFETY: `Dmar` is exactly the SDT header every ACPI table starts with; the rest of the table is
+// only read through the length the validated header gives.
+unsafe impl AcpiTable for Dmar {
+    const SIGNATURE: Signature = Signature::DMAR;
+
+    fn header(&self) -> &SdtHeader {
+        &self.header
+    }
+}
+
+/// An I/O APIC from the MADT.
+#[derive(Debug, Clone, Copy)]
+pub struct IoApic {
+    pub id: u8,
+    pub address: u32,
+    pub gsi_base: u32,
+}
+
+/// One ECAM region from the MCFG (PCI Firmware spec 3.3, 4.1.2).
+#[derive(Debug, Clone, Copy)]
+pub struct Ecam {
+    pub base: u64,
+    pub segment: u16,
+    pub bus_start: u8,
+    pub bus_end: u8,
+}
+
+/// What the firmware told us about the machine.
+#[derive(Debug, Default)]
+pub struct Platform {
+    pub local_apic_ids: Vec<u32>,
+    pub local_apic_address: Option<u64>,
+    pub io_apics: Vec<IoApic>,
+    pub ecam: Vec<Ecam>,
+    /// The whole DMAR table (header included), when present and its checksum is right.
+    pub dmar: Option<&'static [u8]>,
+}
+
+impl Platform {
+    pub fn cpu_count(&self) -> usize {
+        self.local_apic_ids.len()
+    }
+
+    pub fn has_dmar(&self) -> bool {
+        self.dmar.is_some()
+    }
+}
+
+fn describe(e: &AcpiError) -> String {
+    match e {
+        AcpiError::TableMissing(sig) => alloc::format!("{sig} table not found"),
+        AcpiError::SdtInvalidChecksum(sig) => alloc::format!("{sig} table has a bad checksum"),
+        AcpiError::SdtInvalidSignature(sig) => alloc::format!("{sig} table has a bad signature"),
+        AcpiError::InvalidMadt(m) => alloc::format!("MADT is malformed: {m:?}"),
+        other => alloc::format!("{other:?}"),
+    }
+}
+
+pub fn discover(rsdp: Option<u64>, phys_offset: u64) -> Platform {
+    let mut platform = Platform::default();
+    let Some(rsdp) = rsdp else {
+        warn!("ACPI: the loader found no RSDP: no MADT, MCFG or DMAR; PCI and VT-d are unavailable");
+        return platform;
+    };
+    let handler = OffsetHandler { phys_offset };
+    // SAFETY: the loader passes the RSDP address the firmware published.
+    let tables = match unsafe { AcpiTables::from_rsdp(handler, rsdp as usize) } {
+        Ok(t) => t,
+        Err(e) => {
+            warn!("ACPI: RSDP at {rsdp:#x} is unusable ({}): continuing without ACPI", describe(&e));
+            return platform;
+        }
+    };
+    let mut names = String::new();
+    for h in tables.headers() {
+        let _ = write!(names, " {}", h.signature);
+    }
+    info!("ACPI: RSDP at {rsdp:#x}, revision {}, tables:{names}", tables.revision());
+
+    madt(&tables, &mut platform);
+    mcfg(&tables, &mut platform);
+    dmar(&tables, &mut platform, phys_offset);
+    platform
+}
+
+fn madt(tables: &AcpiTables<OffsetHandler>, p: &mut Platform) {
+    let info = match PlatformInfo::new(tables) {
+        Ok(i) => i,
+        Err(e) => {
+            warn!("MADT: unusable ({}): no CPU or IOAPIC information", describe(&e));
+            return;
+        }
+    };
+    if let Some(cpus) = &info.processor_info {
+        p.local_apic_ids.push(cpus.boot_processor.local_apic_id);
+        p.local_apic_ids.extend(cpus.application_processors.iter().map(|c| c.local_apic_id));
+    }
+    match &info.interrupt_model {
+        InterruptModel::Apic(apic) => {
+            p.local_apic_address = Some(apic.local_apic_address);
+            p.io_apics.extend(apic.io_apics.iter().map(|i| IoApic {
+                id: i.id,
+                address: i.address,
+                gsi_base: i.global_system_interrupt_base,
+            }));
+        }
+        _ => warn!("MADT: not found or no APIC interrupt model: no IOAPIC"),
+    }
+    info!(
+        "MADT: {} CPU(s), local APIC ids {:?}, local APIC at {:#x}",
+        p.local_apic_ids.len(),
+        p.local_apic_ids,
+        p.local_apic_address.unwrap_or(0)
+    );
+    for io in &p.io_apics {
+        info!("MADT: IOAPIC id {} at {:#x}, GSI base {}", io.id, io.address, io.gsi_base);
+    }
+}
+
+fn mcfg(tables: &AcpiTables<OffsetHandler>, p: &mut Platform) {
+    match tables.find_table::<acpi::mcfg::Mcfg>() {
+        Ok(mcfg) => {
+            for e in mcfg.entries() {
+                let ecam = Ecam {
+                    base: e.base_address,
+                    segment: e.pci_segment_group,
+                    bus_start: e.bus_number_start,
+                    bus_end: e.bus_number_end,
+                };
+                info!(
+                    "MCFG: ECAM base {:#x}, segment {}, buses {}-{}",
+                    ecam.base, ecam.segment, ecam.bus_start, ecam.bus_end
+                );
+                p.ecam.push(ecam);
+            }
+            if p.ecam.is_empty() {
+                warn!("MCFG: present but lists no ECAM region: PCI enumeration unavailable");
+            }
+        }
+        Err(e) => warn!("MCFG: {}: PCI enumeration unavailable", describe(&e)),
+    }
+}
+
+fn dmar(tables: &AcpiTables<OffsetHandler>, p: &mut Platform, phys_offset: u64) {
+    match tables.find_table::<Dmar>() {
+        Ok(table) => {
+            let len = table.header.length as usize;
+            let virt = phys_offset + table.physical_start() as u64;
+            // SAFETY: the table was mapped and validated (signature, checksum over `length` bytes)
+            // by the acpi crate; firmware tables stay in place for the life of the machine.
+            let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(virt as *const u8, len) };
+            info!(
+                "DMAR: present at {:#x}, {len} bytes, host address width {}, flags {:#x}",
+                table.physical_start(),
+                bytes.get(36).map_or(0, |w| u32::from(*w) + 1),
+                bytes.get(37).copied().unwrap_or(0)
+            );
+            let mut hex = String::with_capacity(len * 2);
+            for b in bytes {
+                let _ = write!(hex, "{b:02x}");
+            }
+            debug!("DMAR bytes: {hex}");
+            p.dmar = Some(bytes);
+        }
+        Err(AcpiError::TableMissing(_)) => info!("DMAR: not present: no DMA remapping on this machine"),
+        Err(e) => warn!("DMAR: {}: booting without DMA remapping", describe(&e)),
+    }
+}
