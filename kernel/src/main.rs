@@ -41,9 +41,6 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     info!("Conduit v{VERSION} (git {GIT_HASH}) starting");
     arch::x86_64::init_cpu_tables();
 
-    let cpu = cpu::identify();
-    cpu.report();
-
     let Some(phys_offset) = boot.physical_memory_offset.into_option() else {
         error!("the loader did not map physical memory; cannot continue");
         power::fail(power::FailCode::Boot);
@@ -64,16 +61,22 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     let config = config::load(ramdisk);
     info!("configuration \"{}\", log level {:?}", config.name, config.log_level);
 
+    let cpu = cpu::identify();
+    cpu.report();
+
     let platform = platform::discover(boot.rsdp_addr.into_option(), mem.phys_offset());
 
     if let Some(test) = config.test {
         selftest::run(test, &mem);
     }
+    let cpus = match platform.cpu_count() {
+        0 => alloc::string::String::from("CPU count unknown (no MADT)"),
+        n => alloc::format!("{n} CPU(s)"),
+    };
     info!(
-        "boot complete: {} MiB usable ({} frames free), {} CPU(s), VMX {}, DMAR {}",
+        "boot complete: {} MiB usable ({} frames free), {cpus}, VMX {}, DMAR {}",
         mem.usable_mib(),
         mem.frames.lock().available_frames(),
-        platform.cpu_count(),
         if cpu.vmx.is_some() { "available" } else { "not available" },
         if platform.has_dmar() { "present" } else { "absent" }
     );

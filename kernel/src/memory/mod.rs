@@ -61,7 +61,7 @@ pub fn init(phys_offset: u64, regions: &MemoryRegions) -> Result<Memory, MemoryE
         frames.add_region(r.start, r.end);
     }
     info!(
-        "mem: usable memory: {} MiB in {} regions (of {} in the map), physical memory mapped at {:#x}",
+        "usable memory: {} MiB in {} regions (of {} in the map), physical memory mapped at {:#x}",
         usable_bytes >> 20,
         count,
         regions.len(),
@@ -75,7 +75,7 @@ pub fn init(phys_offset: u64, regions: &MemoryRegions) -> Result<Memory, MemoryE
     // through the physical-memory window; the frame allocator will never hand it out again.
     unsafe { heap::init(phys_offset + heap_phys.0, HEAP_SIZE) };
     info!(
-        "mem: heap {} KiB at physical {:#x}, {} frames left",
+        "heap {} KiB at physical {:#x}, {} frames left",
         HEAP_SIZE / 1024,
         heap_phys.0,
         frames.available_frames()

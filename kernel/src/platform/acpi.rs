@@ -95,16 +95,25 @@ fn describe(e: &AcpiError) -> String {
 
 pub fn discover(rsdp: Option<u64>, phys_offset: u64) -> Platform {
     let mut platform = Platform::default();
-    let Some(rsdp) = rsdp else {
-        warn!("ACPI: the loader found no RSDP: no MADT, MCFG or DMAR; PCI and VT-d are unavailable");
-        return platform;
-    };
     let handler = OffsetHandler { phys_offset };
-    // SAFETY: the loader passes the RSDP address the firmware published.
-    let tables = match unsafe { AcpiTables::from_rsdp(handler, rsdp as usize) } {
+    let found = match rsdp {
+        // SAFETY: the loader passes the RSDP address the firmware published in the EFI system
+        // table; `from_rsdp` validates signature and checksum before using it.
+        Some(addr) => unsafe { AcpiTables::from_rsdp(handler, addr as usize) }
+            .map_err(|e| alloc::format!("the RSDP at {addr:#x} is unusable ({})", describe(&e))),
+        None => {
+            info!("ACPI: the firmware published no RSDP; scanning the EBDA and BIOS area (ACPI 5.2.5.1)");
+            // SAFETY: the scan reads the EBDA pointer at 0x40e and the ranges 0xe0000-0xfffff,
+            // all mapped through the physical-memory window; a candidate is used only if its
+            // signature and checksum are valid.
+            unsafe { AcpiTables::search_for_rsdp_bios(handler) }
+                .map_err(|e| alloc::format!("no RSDP in the EBDA or BIOS area ({})", describe(&e)))
+        }
+    };
+    let tables = match found {
         Ok(t) => t,
-        Err(e) => {
-            warn!("ACPI: RSDP at {rsdp:#x} is unusable ({}): continuing without ACPI", describe(&e));
+        Err(why) => {
+            warn!("ACPI: {why}: no MADT, MCFG or DMAR; PCI enumeration and VT-d are unavailable");
             return platform;
         }
     };
@@ -112,7 +121,7 @@ pub fn discover(rsdp: Option<u64>, phys_offset: u64) -> Platform {
     for h in tables.headers() {
         let _ = write!(names, " {}", h.signature);
     }
-    info!("ACPI: RSDP at {rsdp:#x}, revision {}, tables:{names}", tables.revision());
+    info!("ACPI: revision {}, tables:{names}", tables.revision());
 
     madt(&tables, &mut platform);
     mcfg(&tables, &mut platform);

@@ -101,21 +101,21 @@ impl CpuInfo {
     /// Logs the identification and, when present, the decoded VMX capabilities.
     pub fn report(&self) {
         info!(
-            "cpu: vendor {} family {:#x} model {:#x} stepping {} \"{}\"",
+            "vendor {} family {:#x} model {:#x} stepping {} \"{}\"",
             self.vendor, self.family, self.model, self.stepping, self.brand
         );
         if let Some(h) = &self.hypervisor {
-            info!("cpu: running under a hypervisor: {h}");
+            info!("running under a hypervisor: {h}");
         }
-        info!("cpu: x2APIC: {}", yes(self.x2apic));
+        info!("x2APIC: {}", yes(self.x2apic));
         let Some(vmx) = &self.vmx else {
-            info!("cpu: VMX: not available (CPUID.1:ECX.VMX = 0): guests cannot run on this machine");
+            info!("VMX: not available (CPUID.1:ECX.VMX = 0): guests cannot run on this machine");
             return;
         };
         let c = &vmx.caps;
         let b = &c.basic;
         info!(
-            "cpu: VMX: available, VMCS revision {}, region {} bytes, memory type {}, true controls: {}",
+            "VMX: available, VMCS revision {}, region {} bytes, memory type {}, true controls: {}",
             b.revision,
             b.region_size,
             b.memory_type.name(),
@@ -123,13 +123,13 @@ impl CpuInfo {
         );
         let fc = vmx.feature_control;
         info!(
-            "cpu: IA32_FEATURE_CONTROL {:#x}: locked {}, VMXON outside SMX {}",
+            "IA32_FEATURE_CONTROL {:#x}: locked {}, VMXON outside SMX {}",
             fc,
             yes(fc & 1 != 0),
             yes(fc & 4 != 0)
         );
         if fc & 1 != 0 && fc & 4 == 0 {
-            warn!("cpu: firmware locked IA32_FEATURE_CONTROL with VMX disabled: VMXON will fail");
+            warn!("firmware locked IA32_FEATURE_CONTROL with VMX disabled: VMXON will fail");
         }
         let e = &c.ept_vpid;
         if c.ept {
@@ -140,7 +140,7 @@ impl CpuInfo {
                 (false, false) => "no supported walk",
             };
             info!(
-                "cpu: EPT: {walk}, {}{}, 2M pages: {}, 1G pages: {}, INVEPT: {} (single {}, all {}), A/D: {}, execute-only: {}",
+                "EPT: {walk}, {}{}, 2M pages: {}, 1G pages: {}, INVEPT: {} (single {}, all {}), A/D: {}, execute-only: {}",
                 if e.memtype_wb { "WB" } else { "" },
                 if e.memtype_uc { "+UC" } else { "" },
                 yes(e.pages_2m),
@@ -152,10 +152,10 @@ impl CpuInfo {
                 yes(e.execute_only)
             );
         } else {
-            info!("cpu: EPT: no");
+            info!("EPT: no");
         }
         info!(
-            "cpu: VPID: {}, INVVPID: {} (address {}, single {}, all {}, single-globals {})",
+            "VPID: {}, INVVPID: {} (address {}, single {}, all {}, single-globals {})",
             yes(c.vpid),
             yes(e.invvpid),
             yes(e.invvpid_individual_address),
@@ -164,7 +164,7 @@ impl CpuInfo {
             yes(e.invvpid_single_context_retaining_globals)
         );
         info!(
-            "cpu: unrestricted guest: {}, preemption timer: {} (rate: TSC >> {}), CR3 targets {}, MSR list max {}",
+            "unrestricted guest: {}, preemption timer: {} (rate: TSC >> {}), CR3 targets {}, MSR list max {}",
             yes(c.unrestricted_guest),
             yes(c.preemption_timer),
             c.misc.preemption_timer_rate,
@@ -173,11 +173,11 @@ impl CpuInfo {
         );
         let m = &vmx.msrs;
         info!(
-            "cpu: VMX MSRs: basic={:#x} pin={:#x} proc={:#x} proc2={:#x} exit={:#x} entry={:#x} misc={:#x}",
+            "VMX MSRs: basic={:#x} pin={:#x} proc={:#x} proc2={:#x} exit={:#x} entry={:#x} misc={:#x}",
             m.basic, m.true_pinbased, m.true_procbased, m.procbased2, m.true_exit, m.true_entry, m.misc
         );
         info!(
-            "cpu: VMX MSRs: ept_vpid={:#x} cr0_fixed0={:#x} cr0_fixed1={:#x} cr4_fixed0={:#x} cr4_fixed1={:#x} legacy pin={:#x} proc={:#x} exit={:#x} entry={:#x}",
+            "VMX MSRs: ept_vpid={:#x} cr0_fixed0={:#x} cr0_fixed1={:#x} cr4_fixed0={:#x} cr4_fixed1={:#x} legacy pin={:#x} proc={:#x} exit={:#x} entry={:#x}",
             m.ept_vpid_cap, m.cr0_fixed0, m.cr0_fixed1, m.cr4_fixed0, m.cr4_fixed1, m.pinbased, m.procbased, m.exit, m.entry
         );
     }
