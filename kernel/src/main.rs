@@ -59,7 +59,10 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         unsafe { core::slice::from_raw_parts(addr as *const u8, boot.ramdisk_len as usize) }
     });
     let config = config::load(ramdisk);
-    info!("configuration \"{}\", log level {:?}", config.name, config.log_level);
+    info!(
+        "configuration \"{}\", log level {:?}",
+        config.name, config.log_level
+    );
 
     let cpu = cpu::identify();
     cpu.report();
@@ -77,8 +80,16 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         "boot complete: {} MiB usable ({} frames free), {cpus}, VMX {}, DMAR {}",
         mem.usable_mib(),
         mem.frames.lock().available_frames(),
-        if cpu.vmx.is_some() { "available" } else { "not available" },
-        if platform.has_dmar() { "present" } else { "absent" }
+        if cpu.vmx.is_some() {
+            "available"
+        } else {
+            "not available"
+        },
+        if platform.has_dmar() {
+            "present"
+        } else {
+            "absent"
+        }
     );
     power::succeed();
 }

@@ -9,7 +9,11 @@ use x86_64::structures::paging::{OffsetPageTable, PageTable, Translate};
 
 /// Candidate addresses for the deliberate page fault: canonical, far from the kernel and from the
 /// loader's mappings. The first that no page table maps is used.
-const UNMAPPED_CANDIDATES: [u64; 3] = [0x0000_5a5a_0000_0000, 0x0000_3c3c_0000_0000, 0x0000_7e00_0000_0000];
+const UNMAPPED_CANDIDATES: [u64; 3] = [
+    0x0000_5a5a_0000_0000,
+    0x0000_3c3c_0000_0000,
+    0x0000_7e00_0000_0000,
+];
 
 pub fn run(test: TestCase, mem: &Memory) {
     match test {
@@ -25,7 +29,9 @@ fn page_fault(mem: &Memory) {
     let l4: &mut PageTable = unsafe { &mut *l4_virt.as_mut_ptr() };
     // SAFETY: all physical memory is mapped at `phys_offset`.
     let tables = unsafe { OffsetPageTable::new(l4, VirtAddr::new(mem.phys_offset())) };
-    let Some(addr) = UNMAPPED_CANDIDATES.into_iter().find(|a| tables.translate_addr(VirtAddr::new(*a)).is_none())
+    let Some(addr) = UNMAPPED_CANDIDATES
+        .into_iter()
+        .find(|a| tables.translate_addr(VirtAddr::new(*a)).is_none())
     else {
         warn!("selftest: every candidate address is mapped; cannot provoke a page fault");
         return;

@@ -41,7 +41,11 @@ impl Log for Logger {
         }
         let module = record.module_path().unwrap_or("?");
         let module = module.strip_prefix("conduit_kernel::").unwrap_or(module);
-        let module = if module == "conduit_kernel" { "conduit" } else { module };
+        let module = if module == "conduit_kernel" {
+            "conduit"
+        } else {
+            module
+        };
         let level = match record.level() {
             Level::Error => "ERROR",
             Level::Warn => "WARN ",
@@ -52,7 +56,12 @@ impl Log for Logger {
         let mut guard = COM1.lock();
         if let Some(port) = guard.as_mut() {
             // The UART writer cannot fail.
-            let _ = writeln!(CrLf(port), "[{:>14}] {level} {module}: {}", rdtsc(), record.args());
+            let _ = writeln!(
+                CrLf(port),
+                "[{:>14}] {level} {module}: {}",
+                rdtsc(),
+                record.args()
+            );
         }
     }
 

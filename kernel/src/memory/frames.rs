@@ -1,7 +1,8 @@
 //! The physical frame allocator.
 //!
 //! Usable regions from the loader's memory map are handed out from their low end (bump), which
-//! also serves naturally aligned contiguous runs (guest memory in 2 MiB pages, the heap).
+//! also serves naturally aligned contiguous runs (guest memory in 2 MiB pages, the heap). Freed
+//! frames are kept on a list and reused first.
 
 /// Size of a physical frame.
 pub const FRAME_SIZE: u64 = 4096;
@@ -10,6 +11,8 @@ const MAX_REGIONS: usize = 64;
 /// A physical address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PhysAddr(pub u64);
+
+use alloc::vec::Vec;
 
 #[derive(Debug, Clone, Copy)]
 struct Region {
@@ -22,11 +25,18 @@ struct Region {
 pub struct FrameAllocator {
     regions: [Region; MAX_REGIONS],
     count: usize,
+    /// Single frames given back (the list lives on the heap, so frees only happen after boot
+    /// brought the heap up).
+    free: Vec<PhysAddr>,
 }
 
 impl FrameAllocator {
     pub const fn new() -> Self {
-        Self { regions: [Region { next: 0, end: 0 }; MAX_REGIONS], count: 0 }
+        Self {
+            regions: [Region { next: 0, end: 0 }; MAX_REGIONS],
+            count: 0,
+            free: Vec::new(),
+        }
     }
 
     /// Adds a usable region; frame 0 is never handed out (a null physical address is a classic bug
@@ -41,11 +51,25 @@ impl FrameAllocator {
         if self.count < MAX_REGIONS {
             self.regions[self.count] = new;
             self.count += 1;
-        } else if let Some(smallest) =
-            self.regions.iter_mut().min_by_key(|r| r.end - r.next).filter(|r| r.end - r.next < end - start)
+        } else if let Some(smallest) = self
+            .regions
+            .iter_mut()
+            .min_by_key(|r| r.end - r.next)
+            .filter(|r| r.end - r.next < end - start)
         {
             *smallest = new;
         }
+    }
+
+    /// Allocates one frame (contents undefined).
+    pub fn allocate(&mut self) -> Option<PhysAddr> {
+        self.free.pop().or_else(|| self.allocate_contiguous(1, 1))
+    }
+
+    /// Gives a frame back for reuse.
+    pub fn free(&mut self, frame: PhysAddr) {
+        debug_assert!(frame.0 % FRAME_SIZE == 0 && frame.0 != 0);
+        self.free.push(frame);
     }
 
     /// Allocates `count` contiguous frames whose start is aligned to `align_frames` frames.
@@ -64,6 +88,9 @@ impl FrameAllocator {
 
     /// Frames still available (for reports).
     pub fn available_frames(&self) -> u64 {
-        self.regions[..self.count].iter().map(|r| (r.end - r.next) / FRAME_SIZE).sum()
+        self.regions[..self.count]
+            .iter()
+            .map(|r| (r.end - r.next) / FRAME_SIZE)
+            .sum()
     }
 }

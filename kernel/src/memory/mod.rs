@@ -3,8 +3,10 @@
 
 mod frames;
 mod heap;
+mod phys;
 
-pub use frames::{FRAME_SIZE, FrameAllocator};
+pub use frames::{FRAME_SIZE, FrameAllocator, PhysAddr};
+pub use phys::{Frames, PhysWindow};
 
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
 use log::info;
@@ -23,7 +25,11 @@ impl core::fmt::Display for MemoryError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::NoRoomForHeap { wanted } => {
-                write!(f, "no usable memory region holds the {} KiB kernel heap", wanted / 1024)
+                write!(
+                    f,
+                    "no usable memory region holds the {} KiB kernel heap",
+                    wanted / 1024
+                )
             }
         }
     }
@@ -51,7 +57,9 @@ impl Memory {
 
 /// Builds the frame allocator from the memory map and starts the heap.
 pub fn init(phys_offset: u64, regions: &MemoryRegions) -> Result<Memory, MemoryError> {
-    let usable = regions.iter().filter(|r| r.kind == MemoryRegionKind::Usable);
+    let usable = regions
+        .iter()
+        .filter(|r| r.kind == MemoryRegionKind::Usable);
     let mut frames = FrameAllocator::new();
     let mut usable_bytes = 0;
     let mut count = 0;
@@ -80,5 +88,9 @@ pub fn init(phys_offset: u64, regions: &MemoryRegions) -> Result<Memory, MemoryE
         heap_phys.0,
         frames.available_frames()
     );
-    Ok(Memory { phys_offset, usable_bytes, frames: spin::Mutex::new(frames) })
+    Ok(Memory {
+        phys_offset,
+        usable_bytes,
+        frames: spin::Mutex::new(frames),
+    })
 }

@@ -3,7 +3,9 @@
 //! structures are parsed by the DMAR library.
 
 use acpi::sdt::{SdtHeader, Signature};
-use acpi::{AcpiError, AcpiHandler, AcpiTable, AcpiTables, InterruptModel, PhysicalMapping, PlatformInfo};
+use acpi::{
+    AcpiError, AcpiHandler, AcpiTable, AcpiTables, InterruptModel, PhysicalMapping, PlatformInfo,
+};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
@@ -17,12 +19,22 @@ struct OffsetHandler {
 }
 
 impl AcpiHandler for OffsetHandler {
-    unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
+    unsafe fn map_physical_region<T>(
+        &self,
+        physical_address: usize,
+        size: usize,
+    ) -> PhysicalMapping<Self, T> {
         let virt = (self.phys_offset + physical_address as u64) as *mut T;
         // SAFETY: all physical memory is mapped at `phys_offset`, so the region is accessible; the
         // pointer is non-null because the offset window never starts at 0.
         unsafe {
-            PhysicalMapping::new(physical_address, NonNull::new_unchecked(virt), size, size, *self)
+            PhysicalMapping::new(
+                physical_address,
+                NonNull::new_unchecked(virt),
+                size,
+                size,
+                *self,
+            )
         }
     }
 
@@ -102,7 +114,9 @@ pub fn discover(rsdp: Option<u64>, phys_offset: u64) -> Platform {
         Some(addr) => unsafe { AcpiTables::from_rsdp(handler, addr as usize) }
             .map_err(|e| alloc::format!("the RSDP at {addr:#x} is unusable ({})", describe(&e))),
         None => {
-            info!("ACPI: the firmware published no RSDP; scanning the EBDA and BIOS area (ACPI 5.2.5.1)");
+            info!(
+                "ACPI: the firmware published no RSDP; scanning the EBDA and BIOS area (ACPI 5.2.5.1)"
+            );
             // SAFETY: the scan reads the EBDA pointer at 0x40e and the ranges 0xe0000-0xfffff,
             // all mapped through the physical-memory window; a candidate is used only if its
             // signature and checksum are valid.
@@ -133,13 +147,17 @@ fn madt(tables: &AcpiTables<OffsetHandler>, p: &mut Platform) {
     let info = match PlatformInfo::new(tables) {
         Ok(i) => i,
         Err(e) => {
-            warn!("MADT: unusable ({}): no CPU or IOAPIC information", describe(&e));
+            warn!(
+                "MADT: unusable ({}): no CPU or IOAPIC information",
+                describe(&e)
+            );
             return;
         }
     };
     if let Some(cpus) = &info.processor_info {
         p.local_apic_ids.push(cpus.boot_processor.local_apic_id);
-        p.local_apic_ids.extend(cpus.application_processors.iter().map(|c| c.local_apic_id));
+        p.local_apic_ids
+            .extend(cpus.application_processors.iter().map(|c| c.local_apic_id));
     }
     match &info.interrupt_model {
         InterruptModel::Apic(apic) => {
@@ -159,7 +177,10 @@ fn madt(tables: &AcpiTables<OffsetHandler>, p: &mut Platform) {
         p.local_apic_address.unwrap_or(0)
     );
     for io in &p.io_apics {
-        info!("MADT: IOAPIC id {} at {:#x}, GSI base {}", io.id, io.address, io.gsi_base);
+        info!(
+            "MADT: IOAPIC id {} at {:#x}, GSI base {}",
+            io.id, io.address, io.gsi_base
+        );
     }
 }
 
@@ -194,7 +215,8 @@ fn dmar(tables: &AcpiTables<OffsetHandler>, p: &mut Platform, phys_offset: u64) 
             let virt = phys_offset + table.physical_start() as u64;
             // SAFETY: the table was mapped and validated (signature, checksum over `length` bytes)
             // by the acpi crate; firmware tables stay in place for the life of the machine.
-            let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(virt as *const u8, len) };
+            let bytes: &'static [u8] =
+                unsafe { core::slice::from_raw_parts(virt as *const u8, len) };
             info!(
                 "DMAR: present at {:#x}, {len} bytes, host address width {}, flags {:#x}",
                 table.physical_start(),
@@ -208,7 +230,9 @@ fn dmar(tables: &AcpiTables<OffsetHandler>, p: &mut Platform, phys_offset: u64) 
             debug!("DMAR bytes: {hex}");
             p.dmar = Some(bytes);
         }
-        Err(AcpiError::TableMissing(_)) => info!("DMAR: not present: no DMA remapping on this machine"),
+        Err(AcpiError::TableMissing(_)) => {
+            info!("DMAR: not present: no DMA remapping on this machine")
+        }
         Err(e) => warn!("DMAR: {}: booting without DMA remapping", describe(&e)),
     }
 }

@@ -79,7 +79,9 @@ impl<'a> Bundle<'a> {
 
     /// Checks the header and decodes the payload, borrowing images from `bytes`.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, BundleError> {
-        let header = bytes.get(..HEADER_LEN).ok_or(BundleError::TooShort(bytes.len()))?;
+        let header = bytes
+            .get(..HEADER_LEN)
+            .ok_or(BundleError::TooShort(bytes.len()))?;
         let (magic, rest) = header.split_at(8);
         if magic != MAGIC {
             let mut m = [0; 8];
@@ -97,7 +99,10 @@ impl<'a> Bundle<'a> {
         let payload = usize::try_from(claimed)
             .ok()
             .and_then(|n| body.get(..n))
-            .ok_or(BundleError::Truncated { claimed, available: body.len() })?;
+            .ok_or(BundleError::Truncated {
+                claimed,
+                available: body.len(),
+            })?;
         let computed = fnv1a64(payload);
         if computed != stored {
             return Err(BundleError::Checksum { stored, computed });
@@ -130,7 +135,13 @@ mod tests {
     #[test]
     fn round_trip_borrows_images() {
         let img = [0x90u8; 100];
-        let b = Bundle { config: sample(), images: vec![GuestImage { name: "hello", bytes: &img }] };
+        let b = Bundle {
+            config: sample(),
+            images: vec![GuestImage {
+                name: "hello",
+                bytes: &img,
+            }],
+        };
         let enc = b.encode().unwrap();
         let dec = Bundle::decode(&enc).unwrap();
         assert_eq!(dec, b);
@@ -140,19 +151,28 @@ mod tests {
 
     #[test]
     fn refuses_short_bad_magic_truncated_and_corrupt() {
-        let b = Bundle { config: sample(), images: Vec::new() };
+        let b = Bundle {
+            config: sample(),
+            images: Vec::new(),
+        };
         let enc = b.encode().unwrap();
         assert_eq!(Bundle::decode(&enc[..10]), Err(BundleError::TooShort(10)));
         let mut bad = enc.clone();
         bad[0] = b'X';
-        assert!(matches!(Bundle::decode(&bad), Err(BundleError::BadMagic(_))));
+        assert!(matches!(
+            Bundle::decode(&bad),
+            Err(BundleError::BadMagic(_))
+        ));
         assert!(matches!(
             Bundle::decode(&enc[..enc.len() - 1]),
             Err(BundleError::Truncated { .. })
         ));
         let mut flip = enc.clone();
         *flip.last_mut().unwrap() ^= 1;
-        assert!(matches!(Bundle::decode(&flip), Err(BundleError::Checksum { .. })));
+        assert!(matches!(
+            Bundle::decode(&flip),
+            Err(BundleError::Checksum { .. })
+        ));
     }
 
     #[test]

@@ -17,7 +17,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.to_string(), problem: problem.into() }
+    ConfigError::Invalid {
+        key: key.to_string(),
+        problem: problem.into(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -47,22 +50,40 @@ pub fn parse(text: &str, exit: ExitMethod) -> Result<BootConfig, ConfigError> {
     let log_level = match file.hypervisor.log_level.as_deref() {
         None => LogLevel::Info,
         Some(name) => LogLevel::from_name(name).ok_or_else(|| {
-            invalid("hypervisor.log_level", alloc::format!(
-                "unknown level {name:?} (expected error, warn, info, debug or trace)"
-            ))
+            invalid(
+                "hypervisor.log_level",
+                alloc::format!(
+                    "unknown level {name:?} (expected error, warn, info, debug or trace)"
+                ),
+            )
         })?,
     };
     let test = match file.test {
         None => None,
         Some(t) => Some(TestCase::from_name(&t.scenario).ok_or_else(|| {
-            invalid("test.scenario", alloc::format!("unknown scenario {:?}", t.scenario))
+            invalid(
+                "test.scenario",
+                alloc::format!("unknown scenario {:?}", t.scenario),
+            )
         })?),
     };
-    let name = file.hypervisor.name.unwrap_or_else(|| String::from("default"));
+    let name = file
+        .hypervisor
+        .name
+        .unwrap_or_else(|| String::from("default"));
     if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(invalid("hypervisor.name", "must be 1-64 printable ASCII characters without spaces"));
+        return Err(invalid(
+            "hypervisor.name",
+            "must be 1-64 printable ASCII characters without spaces",
+        ));
     }
-    Ok(BootConfig { log_level, exit, test, name, guests: Vec::new() })
+    Ok(BootConfig {
+        log_level,
+        exit,
+        test,
+        name,
+        guests: Vec::new(),
+    })
 }
 
 #[cfg(test)]
@@ -100,6 +121,9 @@ mod tests {
         let e = parse("[hypervisor]\nname = \"a b\"\n", EXIT).unwrap_err();
         assert!(e.to_string().starts_with("`hypervisor.name`"), "{e}");
         let e = parse("[hypervisor]\ncolour = 1\n", EXIT).unwrap_err();
-        assert!(matches!(e, ConfigError::Syntax(ref m) if m.contains("colour")), "{e}");
+        assert!(
+            matches!(e, ConfigError::Syntax(ref m) if m.contains("colour")),
+            "{e}"
+        );
     }
 }

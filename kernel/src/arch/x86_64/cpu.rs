@@ -33,18 +33,32 @@ pub struct VmxInfo {
 /// #GP otherwise.
 pub fn identify() -> CpuInfo {
     let cpuid = CpuId::new();
-    let vendor = cpuid.get_vendor_info().map_or_else(|| String::from("unknown"), |v| v.as_str().into());
+    let vendor = cpuid
+        .get_vendor_info()
+        .map_or_else(|| String::from("unknown"), |v| v.as_str().into());
     let features = cpuid.get_feature_info();
-    let (family, model, stepping) =
-        features.as_ref().map_or((0, 0, 0), |f| (f.family_id(), f.model_id(), f.stepping_id()));
+    let (family, model, stepping) = features.as_ref().map_or((0, 0, 0), |f| {
+        (f.family_id(), f.model_id(), f.stepping_id())
+    });
     let brand = cpuid
         .get_processor_brand_string()
         .map_or_else(String::new, |b| String::from(b.as_str().trim()));
-    let hypervisor = cpuid.get_hypervisor_info().map(|h| alloc::format!("{:?}", h.identify()));
+    let hypervisor = cpuid
+        .get_hypervisor_info()
+        .map(|h| alloc::format!("{:?}", h.identify()));
     let has_vmx = features.as_ref().is_some_and(|f| f.has_vmx());
     let x2apic = features.as_ref().is_some_and(|f| f.has_x2apic());
     let vmx = has_vmx.then(read_vmx);
-    CpuInfo { vendor, family, model, stepping, brand, hypervisor, x2apic, vmx }
+    CpuInfo {
+        vendor,
+        family,
+        model,
+        stepping,
+        brand,
+        hypervisor,
+        x2apic,
+        vmx,
+    }
 }
 
 fn read_vmx() -> VmxInfo {
@@ -174,11 +188,25 @@ impl CpuInfo {
         let m = &vmx.msrs;
         info!(
             "VMX MSRs: basic={:#x} pin={:#x} proc={:#x} proc2={:#x} exit={:#x} entry={:#x} misc={:#x}",
-            m.basic, m.true_pinbased, m.true_procbased, m.procbased2, m.true_exit, m.true_entry, m.misc
+            m.basic,
+            m.true_pinbased,
+            m.true_procbased,
+            m.procbased2,
+            m.true_exit,
+            m.true_entry,
+            m.misc
         );
         info!(
             "VMX MSRs: ept_vpid={:#x} cr0_fixed0={:#x} cr0_fixed1={:#x} cr4_fixed0={:#x} cr4_fixed1={:#x} legacy pin={:#x} proc={:#x} exit={:#x} entry={:#x}",
-            m.ept_vpid_cap, m.cr0_fixed0, m.cr0_fixed1, m.cr4_fixed0, m.cr4_fixed1, m.pinbased, m.procbased, m.exit, m.entry
+            m.ept_vpid_cap,
+            m.cr0_fixed0,
+            m.cr0_fixed1,
+            m.cr4_fixed0,
+            m.cr4_fixed1,
+            m.pinbased,
+            m.procbased,
+            m.exit,
+            m.entry
         );
     }
 }

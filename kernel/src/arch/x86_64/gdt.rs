@@ -36,11 +36,15 @@ static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
 pub fn init() {
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
-        for (slot, ist) in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK].into_iter().enumerate() {
+        for (slot, ist) in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK]
+            .into_iter()
+            .enumerate()
+        {
             // SAFETY: only the address of the static stack is taken, never a reference; each IST
             // stack is used by exactly one exception vector.
             let base = unsafe { core::ptr::addr_of!(IST_STACKS[slot]) } as u64;
-            tss.interrupt_stack_table[usize::from(ist)] = VirtAddr::new(base + IST_STACK_SIZE as u64);
+            tss.interrupt_stack_table[usize::from(ist)] =
+                VirtAddr::new(base + IST_STACK_SIZE as u64);
         }
         tss
     });

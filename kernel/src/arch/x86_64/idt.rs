@@ -66,18 +66,26 @@ fn fatal(vector: u8, frame: &InterruptStackFrame, error: Option<u64>) -> ! {
             console::emergency(format_args!(
                 "EXCEPTION {mnemonic} ({name}), error code {code:#06x} ({}{})",
                 page_fault_cause(code),
-                if code & 4 != 0 { ", user" } else { ", supervisor" }
+                if code & 4 != 0 {
+                    ", user"
+                } else {
+                    ", supervisor"
+                }
             ));
             true
         }
         (_, Some(code)) => {
-            console::emergency(format_args!("EXCEPTION {mnemonic} ({name}), error code {code:#06x} "));
+            console::emergency(format_args!(
+                "EXCEPTION {mnemonic} ({name}), error code {code:#06x} "
+            ));
             true
         }
         (_, None) => false,
     };
     if !detail {
-        console::emergency(format_args!("EXCEPTION {mnemonic} ({name}), vector {vector}"));
+        console::emergency(format_args!(
+            "EXCEPTION {mnemonic} ({name}), vector {vector}"
+        ));
     }
     console::emergency(format_args!(
         "  RIP    {:#018x}  CS {:#06x}  RFLAGS {:#010x}",
@@ -155,26 +163,36 @@ pub fn init() {
         idt.overflow.set_handler_fn(overflow);
         idt.bound_range_exceeded.set_handler_fn(bound_range);
         idt.invalid_opcode.set_handler_fn(invalid_opcode);
-        idt.device_not_available.set_handler_fn(device_not_available);
+        idt.device_not_available
+            .set_handler_fn(device_not_available);
         idt.invalid_tss.set_handler_fn(invalid_tss);
         idt.segment_not_present.set_handler_fn(segment_not_present);
         idt.stack_segment_fault.set_handler_fn(stack_segment);
-        idt.general_protection_fault.set_handler_fn(general_protection);
+        idt.general_protection_fault
+            .set_handler_fn(general_protection);
         idt.page_fault.set_handler_fn(page_fault);
         idt.x87_floating_point.set_handler_fn(x87_fp);
         idt.alignment_check.set_handler_fn(alignment_check);
         idt.simd_floating_point.set_handler_fn(simd_fp);
         idt.virtualization.set_handler_fn(virtualization);
-        idt.cp_protection_exception.set_handler_fn(control_protection);
+        idt.cp_protection_exception
+            .set_handler_fn(control_protection);
         idt.hv_injection_exception.set_handler_fn(hv_injection);
-        idt.vmm_communication_exception.set_handler_fn(vmm_communication);
+        idt.vmm_communication_exception
+            .set_handler_fn(vmm_communication);
         idt.security_exception.set_handler_fn(security);
         // SAFETY: the IST indices name stacks that gdt::init placed in the TSS, each used by
         // exactly one vector.
         unsafe {
-            idt.double_fault.set_handler_fn(double_fault).set_stack_index(gdt::IST_DOUBLE_FAULT);
-            idt.non_maskable_interrupt.set_handler_fn(nmi).set_stack_index(gdt::IST_NMI);
-            idt.machine_check.set_handler_fn(machine_check).set_stack_index(gdt::IST_MACHINE_CHECK);
+            idt.double_fault
+                .set_handler_fn(double_fault)
+                .set_stack_index(gdt::IST_DOUBLE_FAULT);
+            idt.non_maskable_interrupt
+                .set_handler_fn(nmi)
+                .set_stack_index(gdt::IST_NMI);
+            idt.machine_check
+                .set_handler_fn(machine_check)
+                .set_stack_index(gdt::IST_MACHINE_CHECK);
         }
         idt
     });

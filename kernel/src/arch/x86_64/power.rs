@@ -58,7 +58,10 @@ pub fn succeed() -> ! {
 
 /// Ends the run with a failure.
 pub fn fail(code: FailCode) -> ! {
-    console::emergency(format_args!("CONDUIT EXIT: failure (code {:#x})", code.code()));
+    console::emergency(format_args!(
+        "CONDUIT EXIT: failure (code {:#x})",
+        code.code()
+    ));
     leave(QEMU_FAILURE)
 }
 
