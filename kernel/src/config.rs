@@ -7,25 +7,27 @@ use log::{LevelFilter, error, info};
 
 /// Decodes the bundle and applies the settings the rest of boot depends on (log level, exit
 /// method). A missing or malformed bundle is reported and the built-in defaults are used.
-pub fn load(ramdisk: Option<&'static [u8]>) -> BootConfig {
-    let config = match ramdisk.map(Bundle::decode) {
+pub fn load(ramdisk: Option<&'static [u8]>) -> Bundle<'static> {
+    let bundle = match ramdisk.map(Bundle::decode) {
         Some(Ok(bundle)) => {
             info!(
-                "config: bundle of {} bytes, {} guest image(s)",
+                "config: bundle of {} bytes, {} guest(s), {} image(s)",
                 ramdisk.map_or(0, <[u8]>::len),
+                bundle.config.guests.len(),
                 bundle.images.len()
             );
-            bundle.config
+            bundle
         }
         Some(Err(e)) => {
             error!("config: the ramdisk is not a usable Conduit bundle: {e}; using defaults");
-            defaults()
+            Bundle { config: defaults(), images: alloc::vec::Vec::new() }
         }
         None => {
             error!("config: no ramdisk: using defaults (no guests)");
-            defaults()
+            Bundle { config: defaults(), images: alloc::vec::Vec::new() }
         }
     };
+    let config = &bundle.config;
     power::set_method(config.exit);
     console::set_level(match config.log_level {
         LogLevel::Error => LevelFilter::Error,
@@ -34,7 +36,7 @@ pub fn load(ramdisk: Option<&'static [u8]>) -> BootConfig {
         LogLevel::Debug => LevelFilter::Debug,
         LogLevel::Trace => LevelFilter::Trace,
     });
-    config
+    bundle
 }
 
 fn defaults() -> BootConfig {

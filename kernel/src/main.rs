@@ -12,14 +12,16 @@ extern crate alloc;
 mod arch;
 mod config;
 mod console;
+mod guest;
 mod memory;
 mod platform;
+mod sched;
 mod selftest;
 
 use arch::x86_64::{cpu, power};
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::{BootInfo, entry_point};
-use log::{error, info};
+use log::{error, info, warn};
 
 /// The loader's contract: all physical memory mapped at a dynamic offset (for VMXON regions, VMCS,
 /// EPT and device registers), and a kernel stack large enough for exit handling.
@@ -58,11 +60,9 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         // reuses that memory (it is reported as a loader region, not usable memory).
         unsafe { core::slice::from_raw_parts(addr as *const u8, boot.ramdisk_len as usize) }
     });
-    let config = config::load(ramdisk);
-    info!(
-        "configuration \"{}\", log level {:?}",
-        config.name, config.log_level
-    );
+    let bundle = config::load(ramdisk);
+    let config = &bundle.config;
+    info!("configuration \"{}\", log level {:?}", config.name, config.log_level);
 
     let cpu = cpu::identify();
     cpu.report();
@@ -72,6 +72,7 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     if let Some(test) = config.test {
         selftest::run(test, &mem);
     }
+    start_guests(&bundle, cpu.vmx.as_ref(), &mem);
     let cpus = match platform.cpu_count() {
         0 => alloc::string::String::from("CPU count unknown (no MADT)"),
         n => alloc::format!("{n} CPU(s)"),
@@ -92,6 +93,45 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         }
     );
     power::succeed();
+}
+
+/// Creates every configured guest and runs them until each has finished. A guest that cannot be
+/// loaded or whose state is invalid is reported and skipped; the others run.
+fn start_guests(bundle: &conduit_config::Bundle<'static>, vmx: Option<&cpu::VmxInfo>, mem: &memory::Memory) {
+    let configs = &bundle.config.guests;
+    if configs.is_empty() {
+        return;
+    }
+    let Some(vmx_info) = vmx else {
+        warn!("guests: {} configured; their vCPUs are not started because VMX is absent", configs.len());
+        return;
+    };
+    let mut host = match arch::x86_64::vmx::enable(vmx_info, mem).map(|v| guest::VmxHost::new(v, mem)) {
+        Ok(Some(host)) => host,
+        Ok(None) => {
+            error!("vmx: no memory for the I/O and MSR bitmaps: guests cannot run");
+            return;
+        }
+        Err(e) => {
+            error!("vmx: {e}: guests cannot run");
+            return;
+        }
+    };
+    let mut guests = alloc::vec::Vec::new();
+    for c in configs {
+        let spec = match guest::spec::from_config(c, bundle.image(&c.image)) {
+            Ok(spec) => spec,
+            Err(e) => {
+                error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name);
+                continue;
+            }
+        };
+        match guest::Guest::create(&mut host, mem, &spec) {
+            Ok(g) => guests.push(g),
+            Err(e) => error!("guest \"{}\" refused before entry: {e}", c.name),
+        }
+    }
+    sched::run_all(&mut guests);
 }
 
 #[panic_handler]

@@ -65,3 +65,19 @@ pub fn init() {
         load_tss(sel.tss);
     }
 }
+
+/// The selectors of the loaded GDT (host-state fields of a VMCS need them).
+pub fn selectors() -> Selectors {
+    match GDT.get() {
+        Some((_, s)) => *s,
+        None => panic!("gdt::init runs before anything asks for selectors"),
+    }
+}
+
+/// The linear address of the TSS (HOST_TR_BASE).
+pub fn tss_base() -> u64 {
+    match TSS.get() {
+        Some(tss) => core::ptr::from_ref(tss) as u64,
+        None => panic!("gdt::init runs before anything asks for the TSS"),
+    }
+}

@@ -7,6 +7,7 @@ pub mod idt;
 pub mod msr;
 pub mod power;
 pub mod serial;
+pub mod vmx;
 
 /// Loads Conduit's own GDT (with a TSS: the loader's has none, and VM entry needs a host TR) and
 /// its IDT, so that from here on every exception is reported.

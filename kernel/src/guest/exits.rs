@@ -1,0 +1,267 @@
+//! VM-exit handling policy (SDM Vol. 3C, "VM Exits", Appendix C): what Conduit does for each
+//! basic exit reason. This is the hot path: it reads only the fields each reason needs.
+
+use super::vuart::VirtualUart;
+use super::{Guest, State};
+use crate::arch::x86_64::vmx::vmcs::{Current, FieldError};
+use alloc::format;
+use alloc::string::String;
+use conduit_vmx::exit::{
+    BasicExitReason, CrAccess, EptViolation, ExitReason, InterruptionInfo, IoDirection, IoQualification,
+};
+use conduit_vmx::fields::{Control32, Guest64, GuestNatural, ReadOnly32, ReadOnly64, ReadOnlyNatural};
+
+/// What the scheduler does after an exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Re-enter the same guest at once.
+    Resume,
+    /// Give the CPU to the next guest (time slice over, HLT, yield hypercall).
+    Yield,
+    /// The guest is finished (exited or stopped): never enter it again.
+    Done,
+}
+
+/// The hypercall ABI (guest/README.md): VMCALL with RAX = function, RBX/RCX = arguments.
+pub const HC_CONSOLE_WRITE: u64 = 1;
+pub const HC_YIELD: u64 = 2;
+pub const HC_EXIT: u64 = 3;
+/// Hypercall error: unknown function / bad argument (bit 63 set).
+const HC_ERR_UNKNOWN: u64 = (1 << 63) | 1;
+const HC_ERR_ARGUMENT: u64 = (1 << 63) | 2;
+/// The hypervisor CPUID leaves and Conduit's signature (EBX, ECX, EDX).
+pub const CPUID_HV_LEAF: u32 = 0x4000_0000;
+pub const CPUID_HV_SIGNATURE: [u8; 12] = *b"ConduitHyprV";
+const ABI_VERSION: u32 = 1;
+
+const RAX: usize = 0;
+const RCX: usize = 1;
+const RDX: usize = 2;
+const RBX: usize = 3;
+
+/// MSRs a guest may access (everything else injects #GP).
+const MSR_TSC: u32 = 0x10;
+const MSR_PAT: u32 = 0x277;
+const MSR_EFER: u32 = 0xc000_0080;
+const MSR_FS_BASE: u32 = 0xc000_0100;
+const MSR_GS_BASE: u32 = 0xc000_0101;
+const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
+/// EFER bits a guest may set: SCE, LME, LMA, NXE.
+const EFER_WRITABLE: u64 = 1 | (1 << 8) | (1 << 10) | (1 << 11);
+
+/// Handles the exit that just happened on `g`'s current VMCS.
+pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
+    let reason = ExitReason(v.get(ReadOnly32::ExitReason)?);
+    let raw = reason.basic_raw();
+    if let Some(n) = g.stats.by_reason.get_mut(usize::from(raw)) {
+        *n += 1;
+    }
+    if reason.entry_failure() {
+        let qual = v.get(ReadOnlyNatural::ExitQualification)?;
+        return stop(g, v, format!("VM entry failed: {} (qualification {qual:#x})", reason.name()));
+    }
+    let Ok(basic) = reason.basic() else {
+        return stop(g, v, format!("unknown exit reason {raw}"));
+    };
+    match basic {
+        BasicExitReason::Cpuid => cpuid(g, v),
+        BasicExitReason::IoInstruction => io(g, v),
+        BasicExitReason::PreemptionTimer => Ok(Outcome::Yield),
+        BasicExitReason::Hlt => {
+            skip(v)?;
+            Ok(Outcome::Yield)
+        }
+        BasicExitReason::Vmcall => vmcall(g, v),
+        BasicExitReason::Rdmsr => rdmsr(g, v),
+        BasicExitReason::Wrmsr => wrmsr(g, v),
+        // With "acknowledge interrupt on exit" the interrupt is consumed; the host runs with
+        // interrupts off, so there is nothing to forward yet.
+        BasicExitReason::ExternalInterrupt => Ok(Outcome::Resume),
+        BasicExitReason::ExceptionOrNmi => {
+            let info = InterruptionInfo(v.get(ReadOnly32::ExitInterruptionInfo)?);
+            if info.valid() && info.vector() == 2 {
+                Ok(Outcome::Resume)
+            } else {
+                stop(g, v, format!("unexpected exception exit, vector {}", info.vector()))
+            }
+        }
+        BasicExitReason::ControlRegisterAccess => cr_access(g, v),
+        BasicExitReason::EptViolation => {
+            let gpa = v.get(ReadOnly64::GuestPhysicalAddress)?;
+            let q = EptViolation::decode(v.get(ReadOnlyNatural::ExitQualification)?);
+            let access = if q.write {
+                "write"
+            } else if q.fetch {
+                "instruction fetch"
+            } else {
+                "read"
+            };
+            let mapped = if g.ept.translate(gpa).is_ok() { "mapped" } else { "outside the guest's memory" };
+            stop(g, v, format!("EPT violation at GPA {gpa:#x} ({access}, {mapped})"))
+        }
+        BasicExitReason::EptMisconfiguration => {
+            let gpa = v.get(ReadOnly64::GuestPhysicalAddress)?;
+            stop(g, v, format!("EPT misconfiguration at GPA {gpa:#x}"))
+        }
+        BasicExitReason::TripleFault => stop(g, v, String::from("triple fault")),
+        other => {
+            let qual = v.get(ReadOnlyNatural::ExitQualification)?;
+            stop(g, v, format!("unhandled exit: {} (reason {raw}, qualification {qual:#x})", other.name()))
+        }
+    }
+}
+
+/// Stops the guest with `why`, adding its RIP.
+fn stop(g: &mut Guest, v: &mut Current, why: String) -> Result<Outcome, FieldError> {
+    let rip = v.get(GuestNatural::Rip)?;
+    g.stop(format!("{why} RIP {rip:#x}"));
+    Ok(Outcome::Done)
+}
+
+/// Advances RIP past the exiting instruction.
+fn skip(v: &mut Current) -> Result<(), FieldError> {
+    let len = v.get(ReadOnly32::ExitInstructionLength)?;
+    let rip = v.get(GuestNatural::Rip)?;
+    v.set(GuestNatural::Rip, rip + u64::from(len))
+}
+
+fn cpuid(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
+    let leaf = g.regs.gpr[RAX] as u32;
+    let sub = g.regs.gpr[RCX] as u32;
+    let (a, b, c, d) = match leaf {
+        CPUID_HV_LEAF => {
+            let w = |i: usize| u32::from_le_bytes([CPUID_HV_SIGNATURE[i], CPUID_HV_SIGNATURE[i + 1], CPUID_HV_SIGNATURE[i + 2], CPUID_HV_SIGNATURE[i + 3]]);
+            (CPUID_HV_LEAF + 1, w(0), w(4), w(8))
+        }
+        0x4000_0001 => (ABI_VERSION, 0, 0, 0),
+        0x4000_0002..=0x4fff_ffff => (0, 0, 0, 0),
+        _ => {
+            let r = core::arch::x86_64::__cpuid_count(leaf, sub);
+            match leaf {
+                // Hide VMX (ECX bit 5), announce a hypervisor (ECX bit 31).
+                1 => (r.eax, r.ebx, (r.ecx & !(1 << 5)) | (1 << 31), r.edx),
+                _ => (r.eax, r.ebx, r.ecx, r.edx),
+            }
+        }
+    };
+    g.regs.gpr[RAX] = u64::from(a);
+    g.regs.gpr[RBX] = u64::from(b);
+    g.regs.gpr[RCX] = u64::from(c);
+    g.regs.gpr[RDX] = u64::from(d);
+    skip(v)?;
+    Ok(Outcome::Resume)
+}
+
+fn io(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
+    let raw = v.get(ReadOnlyNatural::ExitQualification)?;
+    let Ok(q) = IoQualification::decode(raw) else {
+        return stop(g, v, format!("undecodable I/O qualification {raw:#x}"));
+    };
+    if q.string {
+        return stop(g, v, format!("string I/O to port {:#x} is not supported", q.port));
+    }
+    let size = q.size.bytes();
+    match q.direction {
+        IoDirection::Out => {
+            let value = g.regs.gpr[RAX];
+            if VirtualUart::claims(q.port) {
+                g.uart.write(&g.name, q.port, value as u8);
+            }
+        }
+        IoDirection::In => {
+            let value: u64 = if VirtualUart::claims(q.port) { u64::from(g.uart.read(q.port)) } else { u64::MAX };
+            let mask = if size == 4 { 0xffff_ffff } else { (1u64 << (size * 8)) - 1 };
+            let rax = &mut g.regs.gpr[RAX];
+            // A 32-bit IN zero-extends into RAX; 8/16-bit INs keep the upper bits.
+            *rax = if size == 4 { value & mask } else { (*rax & !mask) | (value & mask) };
+        }
+    }
+    skip(v)?;
+    Ok(Outcome::Resume)
+}
+
+fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
+    let (func, a1, a2) = (g.regs.gpr[RAX], g.regs.gpr[RBX], g.regs.gpr[RCX]);
+    skip(v)?;
+    match func {
+        HC_CONSOLE_WRITE => {
+            let Some(bytes) = (a2 <= 4096).then(|| g.memory.slice(a1, a2)).flatten() else {
+                g.regs.gpr[RAX] = HC_ERR_ARGUMENT;
+                return Ok(Outcome::Resume);
+            };
+            for &b in bytes.iter() {
+                g.uart.put(&g.name, b);
+            }
+            g.regs.gpr[RAX] = a2;
+            Ok(Outcome::Resume)
+        }
+        HC_YIELD => {
+            g.regs.gpr[RAX] = 0;
+            Ok(Outcome::Yield)
+        }
+        HC_EXIT => {
+            g.uart.flush(&g.name);
+            log::info!("guest \"{}\" exited with code {a1:#x}", g.name);
+            g.state = State::Exited(a1);
+            Ok(Outcome::Done)
+        }
+        _ => {
+            g.regs.gpr[RAX] = HC_ERR_UNKNOWN;
+            Ok(Outcome::Resume)
+        }
+    }
+}
+
+fn rdmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
+    let msr = g.regs.gpr[RCX] as u32;
+    let value = match msr {
+        MSR_TSC => crate::arch::x86_64::rdtsc(),
+        MSR_PAT => v.get(Guest64::Pat)?,
+        MSR_EFER => v.get(Guest64::Efer)?,
+        MSR_FS_BASE => v.get(GuestNatural::FsBase)?,
+        MSR_GS_BASE => v.get(GuestNatural::GsBase)?,
+        MSR_KERNEL_GS_BASE => g.kernel_gs_base,
+        _ => return inject_gp(g),
+    };
+    g.regs.gpr[RAX] = value & 0xffff_ffff;
+    g.regs.gpr[RDX] = value >> 32;
+    skip(v)?;
+    Ok(Outcome::Resume)
+}
+
+fn wrmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
+    let msr = g.regs.gpr[RCX] as u32;
+    let value = (g.regs.gpr[RDX] << 32) | (g.regs.gpr[RAX] & 0xffff_ffff);
+    match msr {
+        MSR_PAT => v.set(Guest64::Pat, value)?,
+        MSR_EFER if value & !EFER_WRITABLE == 0 => v.set(Guest64::Efer, value)?,
+        MSR_FS_BASE => v.set(GuestNatural::FsBase, value)?,
+        MSR_GS_BASE => v.set(GuestNatural::GsBase, value)?,
+        MSR_KERNEL_GS_BASE => g.kernel_gs_base = value,
+        _ => return inject_gp(g),
+    }
+    skip(v)?;
+    Ok(Outcome::Resume)
+}
+
+/// Queues a #GP(0) for the next entry; RIP stays on the faulting instruction (SDM "Event
+/// Injection").
+fn inject_gp(g: &mut Guest) -> Result<Outcome, FieldError> {
+    g.pending_gp = true;
+    Ok(Outcome::Resume)
+}
+
+/// Writes a pending #GP into the VM-entry interruption-information field.
+pub fn inject_pending(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
+    if g.pending_gp {
+        g.pending_gp = false;
+        v.set(Control32::EntryInterruptionInfo, InterruptionInfo::hardware_exception(13).0)?;
+        v.set(Control32::EntryExceptionErrorCode, 0)?;
+    }
+    Ok(())
+}
+
+fn cr_access(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
+    let q = CrAccess::decode(v.get(ReadOnlyNatural::ExitQualification)?);
+    stop(g, v, format!("control-register access not permitted: {q:?}"))
+}

@@ -1,0 +1,166 @@
+//! A guest's memory: host frames, the EPT that maps them at GPA 0, the image, and for 64-bit
+//! guests the boot structures the hypervisor provides (a GDT with a TSS at 0x800 and identity page
+//! tables at 0x1000-0x7fff, built by the same page-table builder as EPT).
+
+use super::spec::{Entry, GuestSpec};
+use crate::memory::{FRAME_SIZE, Frames, Memory, PhysAddr, PhysWindow};
+use conduit_paging::{Access, Attributes, Config, Ept, Host, LargePages, PageTable, PagingLevels};
+use conduit_vmx::caps::VmxCapabilities;
+
+/// Where the hypervisor puts a 64-bit guest's GDT, TSS and page tables (guest-physical).
+pub const GDT_GPA: u64 = 0x800;
+pub const TSS_GPA: u64 = 0x880;
+pub const PAGE_TABLES_GPA: u64 = 0x1000;
+pub const PAGE_TABLES_END: u64 = 0x8000;
+/// Largest guest, as the configuration validator allows.
+const MAX_MIB: u32 = 512;
+const MIB: u64 = 1 << 20;
+const TWO_MIB_FRAMES: u64 = 512;
+
+/// Why a guest could not be laid out.
+#[derive(Debug, Clone)]
+pub enum LayoutError {
+    BadSize(u32),
+    OutOfMemory { mib: u32 },
+    SegmentOutside { gpa: u64, len: u64, memory: u64 },
+    Paging(conduit_paging::Error),
+}
+
+impl core::fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::BadSize(m) => write!(f, "memory of {m} MiB is outside 1..={MAX_MIB}"),
+            Self::OutOfMemory { mib } => write!(f, "no {mib} MiB of contiguous free memory"),
+            Self::SegmentOutside { gpa, len, memory } => write!(
+                f,
+                "image segment at GPA {gpa:#x} (+{len:#x}) lies outside the guest's {memory:#x} bytes"
+            ),
+            Self::Paging(e) => write!(f, "page tables: {e}"),
+        }
+    }
+}
+
+/// A guest's RAM: contiguous host memory mapped at guest-physical 0.
+#[derive(Debug)]
+pub struct GuestMemory {
+    pub host: PhysAddr,
+    pub size: u64,
+    window: PhysWindow,
+}
+
+impl GuestMemory {
+    /// Allocates and zeroes `mib` MiB, 2 MiB aligned so EPT can use 2 MiB leaves.
+    pub fn allocate(mem: &Memory, mib: u32) -> Result<Self, LayoutError> {
+        if mib == 0 || mib > MAX_MIB {
+            return Err(LayoutError::BadSize(mib));
+        }
+        let size = u64::from(mib) * MIB;
+        let frames = (size / FRAME_SIZE) as usize;
+        let host = mem
+            .frames
+            .lock()
+            .allocate_contiguous(frames, TWO_MIB_FRAMES)
+            .ok_or(LayoutError::OutOfMemory { mib })?;
+        let window = PhysWindow::new(mem, true);
+        // SAFETY: the range was just allocated to this guest and is mapped through the window.
+        unsafe { core::ptr::write_bytes(window.virt(host.0), 0, size as usize) };
+        Ok(Self { host, size, window })
+    }
+
+    /// The host pointer of guest-physical `gpa` for `len` bytes, if the range is guest memory.
+    pub fn slice(&self, gpa: u64, len: u64) -> Option<&mut [u8]> {
+        let end = gpa.checked_add(len)?;
+        if end > self.size {
+            return None;
+        }
+        // SAFETY: the range lies inside this guest's memory, which this object owns; callers
+        // hold the guest exclusively (single CPU, the guest is not running).
+        Some(unsafe { core::slice::from_raw_parts_mut(self.window.virt(self.host.0 + gpa), len as usize) })
+    }
+
+    /// Copies the image segments in (the memory is already zero, which covers BSS).
+    pub fn load(&self, spec: &GuestSpec) -> Result<(), LayoutError> {
+        for seg in &spec.segments {
+            let outside = LayoutError::SegmentOutside { gpa: seg.gpa, len: seg.mem_len, memory: self.size };
+            if (seg.bytes.len() as u64) > seg.mem_len {
+                return Err(outside);
+            }
+            let dst = self.slice(seg.gpa, seg.mem_len).ok_or(outside)?;
+            dst[..seg.bytes.len()].copy_from_slice(seg.bytes);
+        }
+        Ok(())
+    }
+
+    /// Builds the EPT mapping GPA [0, size) to this memory, write-back, RWX, with the largest
+    /// leaves the CPU allows (SDM "EPT Translation Mechanism").
+    pub fn build_ept(&self, mem: &Memory, caps: &VmxCapabilities) -> Result<PageTable<Ept, PhysWindow>, LayoutError> {
+        let mut large = LargePages::empty();
+        large.set(LargePages::SIZE_2M, caps.ept_vpid.pages_2m);
+        large.set(LargePages::SIZE_1G, caps.ept_vpid.pages_1g);
+        let mut frames = Frames::new(mem);
+        let format = Ept::new().with_execute_only(caps.ept_vpid.execute_only);
+        let config = Config::new(PagingLevels::Four).with_large_pages(large);
+        let mut ept = PageTable::new(format, PhysWindow::new(mem, true), config, &mut frames)
+            .map_err(LayoutError::Paging)?;
+        ept.map(&mut frames, 0, self.host.0, self.size, Attributes::wb(Access::RWX))
+            .map_err(LayoutError::Paging)?;
+        Ok(ept)
+    }
+
+    /// Writes the 64-bit boot structures: GDT (null, code 0x08, data 0x10, TSS 0x18) and the
+    /// identity map of the first 4 GiB in 2 MiB pages. Returns CR3.
+    pub fn build_long_mode(&self, spec: &GuestSpec) -> Result<u64, LayoutError> {
+        debug_assert!(matches!(spec.entry, Entry::Long64 { .. }));
+        let gdt = self
+            .slice(GDT_GPA, 0x28)
+            .ok_or(LayoutError::SegmentOutside { gpa: GDT_GPA, len: 0x28, memory: self.size })?;
+        let tss_desc_low = 0x67 | ((TSS_GPA & 0xff_ffff) << 16) | (0x8b << 40) | ((TSS_GPA >> 24) & 0xff) << 56;
+        let entries: [u64; 5] = [0, 0x00af_9b00_0000_ffff, 0x00cf_9300_0000_ffff, tss_desc_low, TSS_GPA >> 32];
+        for (i, e) in entries.iter().enumerate() {
+            gdt[i * 8..i * 8 + 8].copy_from_slice(&e.to_le_bytes());
+        }
+        let mut alloc = GuestFrames { next: PAGE_TABLES_GPA };
+        let phys = GuestPhys { mem: self };
+        let config = Config::new(PagingLevels::Four).with_large_pages(LargePages::SIZE_2M);
+        let mut tables = PageTable::new(Host::new().with_no_execute(false), phys, config, &mut alloc)
+            .map_err(LayoutError::Paging)?;
+        tables.map(&mut alloc, 0, 0, 4 << 30, Attributes::wb(Access::RWX)).map_err(LayoutError::Paging)?;
+        // The tables live in guest memory for the guest's lifetime: never destroyed here.
+        Ok(tables.root())
+    }
+}
+
+/// Frames for the guest's own page tables, from the reserved low area of guest memory.
+struct GuestFrames {
+    next: u64,
+}
+
+impl conduit_paging::FrameAllocator for GuestFrames {
+    fn allocate_frame(&mut self) -> Option<u64> {
+        // Guest memory starts zeroed, so fresh frames read as zero.
+        (self.next < PAGE_TABLES_END).then(|| {
+            let f = self.next;
+            self.next += FRAME_SIZE;
+            f
+        })
+    }
+
+    fn free_frame(&mut self, _frame: u64) {}
+}
+
+/// Guest-physical memory as seen by the page-table builder when it writes the guest's tables.
+struct GuestPhys<'a> {
+    mem: &'a GuestMemory,
+}
+
+impl conduit_paging::PhysMemory for GuestPhys<'_> {
+    fn read_entry(&self, gpa: u64) -> u64 {
+        self.mem.slice(gpa, 8).map_or(0, |b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+    }
+
+    fn write_entry(&mut self, gpa: u64, value: u64) {
+        if let Some(b) = self.mem.slice(gpa, 8) {
+            b.copy_from_slice(&value.to_le_bytes());
+        }
+    }
+}

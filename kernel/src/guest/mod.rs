@@ -1,0 +1,224 @@
+//! Guests: memory, EPT, vCPU (one VMCS each), console, exit handling policy and statistics.
+//!
+//! A guest that misbehaves (EPT violation outside its memory, triple fault, an exit Conduit does
+//! not handle) is stopped and reported alone; the others go on.
+
+mod exits;
+mod layout;
+pub mod spec;
+mod vcpu;
+mod vuart;
+
+use crate::arch::x86_64::vmx::Vmx;
+use crate::arch::x86_64::vmx::run::GuestRegs;
+use crate::arch::x86_64::vmx::instr::VmFail;
+use crate::arch::x86_64::vmx::vmcs::{Current, FieldError, VmcsRegion};
+use conduit_vmx::fields::Guest32;
+use crate::memory::{FRAME_SIZE, Memory, PhysAddr, PhysWindow};
+use alloc::string::String;
+use conduit_paging::{Ept, PageTable};
+pub use exits::{Outcome, handle as handle_exit, inject_pending};
+use layout::GuestMemory;
+use log::{info, warn};
+use spec::GuestSpec;
+use vuart::VirtualUart;
+
+/// What a guest is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Runnable,
+    /// Left through the exit hypercall with this code.
+    Exited(u64),
+    /// Stopped by the hypervisor: reason, RIP and (where there is one) the GPA.
+    Stopped(String),
+}
+
+/// Exit counts by basic exit reason, and time spent in the guest.
+#[derive(Debug)]
+pub struct Stats {
+    pub by_reason: [u64; 96],
+    pub tsc_in_guest: u64,
+}
+
+/// Resources shared by every vCPU on this CPU: VMX itself and the all-ones bitmaps (every I/O
+/// port and MSR access exits; the handlers implement the policy).
+#[derive(Debug)]
+pub struct VmxHost {
+    pub vmx: Vmx,
+    io_bitmap_a: PhysAddr,
+    io_bitmap_b: PhysAddr,
+    msr_bitmap: PhysAddr,
+    /// TSC ticks per microsecond, for time slices.
+    pub tsc_mhz: u64,
+    next_vpid: u16,
+}
+
+impl VmxHost {
+    pub fn new(vmx: Vmx, mem: &Memory) -> Option<Self> {
+        let mut frames = mem.frames.lock();
+        let (a, b, m) = (frames.allocate()?, frames.allocate()?, frames.allocate()?);
+        drop(frames);
+        let window = PhysWindow::new(mem, true);
+        for f in [a, b, m] {
+            // SAFETY: the frames were just allocated and are mapped through the window.
+            unsafe { core::ptr::write_bytes(window.virt(f.0), 0xff, FRAME_SIZE as usize) };
+        }
+        let tsc_mhz = tsc_mhz();
+        Some(Self { vmx, io_bitmap_a: a, io_bitmap_b: b, msr_bitmap: m, tsc_mhz, next_vpid: 1 })
+    }
+}
+
+/// The TSC rate from CPUID 0x15/0x16 (SDM Vol. 3B, "Determining the Processor Base Frequency"),
+/// or an assumed 1 GHz when the CPU reports neither.
+fn tsc_mhz() -> u64 {
+    let cpuid = raw_cpuid::CpuId::new();
+    if let Some(t) = cpuid.get_tsc_info() {
+        if let Some(hz) = t.tsc_frequency() {
+            info!("sched: TSC {} MHz (CPUID 0x15)", hz / 1_000_000);
+            return (hz / 1_000_000).max(1);
+        }
+    }
+    if let Some(f) = cpuid.get_processor_frequency_info() {
+        let mhz = u64::from(f.processor_base_frequency());
+        if mhz > 0 {
+            info!("sched: TSC ~{mhz} MHz (CPUID 0x16 base frequency)");
+            return mhz;
+        }
+    }
+    warn!("sched: the CPU reports no TSC frequency; assuming 1000 MHz for time slices");
+    1000
+}
+
+/// One guest with its single vCPU.
+#[derive(Debug)]
+pub struct Guest {
+    pub name: String,
+    pub vpid: u16,
+    memory: GuestMemory,
+    ept: PageTable<Ept, PhysWindow>,
+    eptp: u64,
+    vmcs: VmcsRegion,
+    pub regs: GuestRegs,
+    pub state: State,
+    pub stats: Stats,
+    uart: VirtualUart,
+    /// VMX-preemption timer value for one time slice.
+    slice_ticks: u32,
+    /// A #GP to inject at the next entry (a refused MSR access).
+    pending_gp: bool,
+    kernel_gs_base: u64,
+}
+
+/// Why a guest could not be created.
+#[derive(Debug)]
+pub enum CreateError {
+    Layout(layout::LayoutError),
+    Vmcs(String),
+    /// The pre-entry guest-state check failed (SDM "Checks on the Guest-State Area").
+    GuestState(conduit_vmx::guest_state::GuestStateError),
+}
+
+impl core::fmt::Display for CreateError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Layout(e) => write!(f, "{e}"),
+            Self::Vmcs(e) => write!(f, "{e}"),
+            Self::GuestState(e) => write!(f, "guest-state check failed: {e}"),
+        }
+    }
+}
+
+impl Guest {
+    /// Builds the guest: memory, image, EPT, VMCS; then checks the guest state as VM entry
+    /// would, so an invalid guest is refused before VMLAUNCH with the failing rule named.
+    pub fn create(host: &mut VmxHost, mem: &Memory, spec: &GuestSpec) -> Result<Self, CreateError> {
+        let memory = GuestMemory::allocate(mem, spec.memory_mib).map_err(CreateError::Layout)?;
+        memory.load(spec).map_err(CreateError::Layout)?;
+        let ept = memory.build_ept(mem, &host.vmx.caps).map_err(CreateError::Layout)?;
+        // EPTP: memory type WB (6), page-walk length 4 (encoded 3) (SDM "Extended-Page-Table Pointer").
+        let eptp = ept.root() | 6 | (3 << 3);
+        let vpid = host.next_vpid;
+        host.next_vpid = host.next_vpid.wrapping_add(1).max(1);
+        let vmcs = VmcsRegion::new(mem, host.vmx.caps.basic.revision)
+            .map_err(|e| CreateError::Vmcs(alloc::format!("VMCS allocation: {e}")))?;
+        let slice_ticks = (u64::from(spec.time_slice_us) * host.tsc_mhz) >> host.vmx.caps.misc.preemption_timer_rate;
+        let mut guest = Self {
+            name: spec.name.clone(),
+            vpid,
+            memory,
+            ept,
+            eptp,
+            vmcs,
+            regs: GuestRegs::default(),
+            state: State::Runnable,
+            stats: Stats { by_reason: [0; 96], tsc_in_guest: 0 },
+            uart: VirtualUart::new(),
+            slice_ticks: slice_ticks.clamp(1, u64::from(u32::MAX)) as u32,
+            pending_gp: false,
+            kernel_gs_base: 0,
+        };
+        vcpu::setup(host, &mut guest, spec)?;
+        info!(
+            "guest \"{}\": {} MiB at host {:#x}, EPTP {:#x}, VPID {}, slice {} us ({} timer ticks), entry {:?}",
+            guest.name,
+            spec.memory_mib,
+            guest.memory.host.0,
+            guest.eptp,
+            guest.vpid,
+            spec.time_slice_us,
+            guest.slice_ticks,
+            spec.entry
+        );
+        Ok(guest)
+    }
+
+    /// Stops the guest with a reason (it never runs again).
+    pub fn stop(&mut self, reason: String) {
+        self.uart.flush(&self.name);
+        warn!("guest \"{}\" stopped: {reason}", self.name);
+        self.state = State::Stopped(reason);
+    }
+
+    /// The exit counts as "name count" pairs, for the end-of-run report.
+    pub fn report(&self) {
+        let total: u64 = self.stats.by_reason.iter().sum();
+        let mut line = String::new();
+        for (reason, &n) in self.stats.by_reason.iter().enumerate() {
+            if n > 0 {
+                let name = conduit_vmx::exit::BasicExitReason::from_raw(reason as u16)
+                    .map_or("unknown", |r| r.name());
+                line.push_str(&alloc::format!(", {name}: {n}"));
+            }
+        }
+        let state = match &self.state {
+            State::Runnable => String::from("runnable"),
+            State::Exited(code) => alloc::format!("exited with code {code:#x}"),
+            State::Stopped(why) => alloc::format!("stopped ({why})"),
+        };
+        info!(
+            "guest \"{}\": {state}; {total} exits{line}; {} TSC ticks in guest",
+            self.name, self.stats.tsc_in_guest
+        );
+    }
+}
+
+impl Guest {
+    /// Makes this guest's VMCS current (once per time slice).
+    pub fn load_vmcs(&self) -> Result<Current, VmFail> {
+        self.vmcs.load()
+    }
+
+    /// Starts a new time slice: the VMX-preemption timer counts down from the slice length.
+    pub fn arm_timer(&self, v: &mut Current) -> Result<(), FieldError> {
+        v.set(Guest32::PreemptionTimerValue, self.slice_ticks)
+    }
+
+    /// Whether VMLAUNCH already succeeded (then entries use VMRESUME).
+    pub fn launched(&self) -> bool {
+        self.vmcs.launched
+    }
+
+    pub fn set_launched(&mut self) {
+        self.vmcs.launched = true;
+    }
+}

@@ -1,0 +1,113 @@
+//! Programs a guest's VMCS: controls adjusted to this CPU, host state, guest state for its entry
+//! mode, EPT and VPID (SDM Vol. 3C, "VM-Execution Control Fields", "Guest-State Area").
+
+use super::layout::{GDT_GPA, TSS_GPA};
+use super::spec::{Break, Entry, GuestSpec};
+use super::{CreateError, Guest, VmxHost};
+use crate::arch::x86_64::vmx::{self, vmcs::Current};
+use alloc::format;
+use conduit_vmx::controls::{ControlRequest, ExitControls, VmxControls};
+use conduit_vmx::cr::FixedBits;
+use conduit_vmx::fields::{Control16, Control32, Control64, ControlNatural, Guest32};
+use conduit_vmx::guest_state::{CheckContext, DescriptorTable, GuestState};
+
+const CR4_VMXE: u64 = 1 << 13;
+const CR0_NE: u64 = 1 << 5;
+
+pub(super) fn setup(host: &mut VmxHost, guest: &mut Guest, spec: &GuestSpec) -> Result<(), CreateError> {
+    let vmcs_err = |e: vmx::vmcs::FieldError| CreateError::Vmcs(format!("{e}"));
+    let long = matches!(spec.entry, Entry::Long64 { .. });
+    let mut request = ControlRequest::conduit(long);
+    // Keep the rest of a time slice across exits that resume the same guest (SDM "VM-Exit
+    // Controls", "save VMX-preemption timer value"); without it every exit restarts the slice.
+    request.exit.optional |= ExitControls::SAVE_PREEMPTION_TIMER;
+    let controls = VmxControls::compute(&host.vmx.msrs, &request)
+        .map_err(|e| CreateError::Vmcs(format!("VM-execution controls: {e}")))?;
+    let mut v = guest.vmcs.load().map_err(|e| CreateError::Vmcs(format!("VMPTRLD: {e}")))?;
+    write_controls(host, guest, &controls, &mut v).map_err(vmcs_err)?;
+    vmx::write_host_state(&mut v).map_err(vmcs_err)?;
+
+    let mut state = match spec.entry {
+        Entry::Long64 { rip } => {
+            let cr3 = guest.memory.build_long_mode(spec).map_err(CreateError::Layout)?;
+            let mut s = GuestState::long_mode_flat(rip, guest.memory.size, cr3);
+            s.gdtr = DescriptorTable { base: GDT_GPA, limit: 0x27 };
+            s.tr.base = TSS_GPA;
+            s
+        }
+        Entry::Real16 { cs, ip } => {
+            let mut s = GuestState::real_mode(cs, ip);
+            s.rsp = 0x7000;
+            s
+        }
+    };
+    if let Some(b) = spec.test_break {
+        apply_break(&mut state, b);
+    }
+    state.write_to(&mut v).map_err(vmcs_err)?;
+
+    // CR0/CR4: the bits VMX fixes are owned by the hypervisor (guest/host mask); the guest reads
+    // its own view from the shadows, with CR4.VMXE (and, in real mode, CR0.NE) hidden.
+    let unrestricted = !long;
+    let cr0_fixed = FixedBits::guest_cr0(&host.vmx.msrs, unrestricted);
+    let cr4_fixed = FixedBits::cr4(&host.vmx.msrs);
+    v.set(ControlNatural::Cr0GuestHostMask, cr0_fixed.fixed_mask()).map_err(vmcs_err)?;
+    v.set(ControlNatural::Cr0ReadShadow, if long { state.cr0 } else { state.cr0 & !CR0_NE }).map_err(vmcs_err)?;
+    v.set(ControlNatural::Cr4GuestHostMask, cr4_fixed.fixed_mask() | CR4_VMXE).map_err(vmcs_err)?;
+    v.set(ControlNatural::Cr4ReadShadow, state.cr4 & !CR4_VMXE).map_err(vmcs_err)?;
+
+    // Check what the VMCS now holds, exactly as VM entry would, before ever entering.
+    let written = GuestState::read_from(&mut v).map_err(vmcs_err)?;
+    let (phys_bits, lin_bits) = address_widths();
+    let ctx = CheckContext::new(&host.vmx.msrs, &controls).with_address_widths(phys_bits, lin_bits);
+    written.check(&ctx).map_err(CreateError::GuestState)?;
+
+    vmx::invvpid(&host.vmx.caps, guest.vpid).map_err(|e| CreateError::Vmcs(format!("INVVPID: {e}")))?;
+    vmx::invept(&host.vmx.caps, guest.eptp).map_err(|e| CreateError::Vmcs(format!("INVEPT: {e}")))?;
+    Ok(())
+}
+
+fn write_controls(
+    host: &VmxHost,
+    guest: &Guest,
+    c: &VmxControls,
+    v: &mut Current,
+) -> Result<(), vmx::vmcs::FieldError> {
+    v.set(Control32::PinBasedControls, c.pin.bits())?;
+    v.set(Control32::PrimaryProcessorControls, c.primary.bits())?;
+    v.set(Control32::SecondaryProcessorControls, c.secondary.bits())?;
+    v.set(Control32::ExitControls, c.exit.bits())?;
+    v.set(Control32::EntryControls, c.entry.bits())?;
+    v.set(Control32::ExceptionBitmap, 0)?;
+    v.set(Control32::PageFaultErrorCodeMask, 0)?;
+    v.set(Control32::PageFaultErrorCodeMatch, 0)?;
+    v.set(Control32::Cr3TargetCount, 0)?;
+    v.set(Control32::ExitMsrStoreCount, 0)?;
+    v.set(Control32::ExitMsrLoadCount, 0)?;
+    v.set(Control32::EntryMsrLoadCount, 0)?;
+    v.set(Control32::EntryInterruptionInfo, 0)?;
+    v.set(Control64::IoBitmapA, host.io_bitmap_a.0)?;
+    v.set(Control64::IoBitmapB, host.io_bitmap_b.0)?;
+    v.set(Control64::MsrBitmap, host.msr_bitmap.0)?;
+    v.set(Control64::EptPointer, guest.eptp)?;
+    v.set(Control64::TscOffset, 0)?;
+    v.set(Control16::VirtualProcessorId, guest.vpid)?;
+    v.set(Guest32::PreemptionTimerValue, guest.slice_ticks)?;
+    Ok(())
+}
+
+/// Deliberately corrupts the initial state (test configurations only).
+fn apply_break(s: &mut GuestState, b: Break) {
+    match b {
+        Break::Cr0PgWithoutPe => s.cr0 = (s.cr0 | (1 << 31)) & !1,
+        Break::RflagsReservedBitClear => s.rflags &= !2,
+        Break::TrUnusable => s.tr.access_rights |= 1 << 16,
+    }
+}
+
+/// MAXPHYADDR and the linear-address width (CPUID.80000008H:EAX).
+fn address_widths() -> (u8, u8) {
+    raw_cpuid::CpuId::new()
+        .get_processor_capacity_feature_info()
+        .map_or((36, 48), |c| (c.physical_address_bits(), c.linear_address_bits()))
+}
