@@ -119,16 +119,49 @@ impl<'a> Bundle<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ExitMethod, LogLevel, TestCase};
+    use crate::model::{
+        EntryMode, ExitMethod, GuestBreak, GuestConfig, LogLevel, Segment, TestCase,
+    };
     use alloc::string::String;
 
     fn sample() -> BootConfig {
+        let guest = |name: &str, entry, entry_point, test_break| GuestConfig {
+            name: String::from(name),
+            memory_mib: 4,
+            entry,
+            entry_point,
+            segments: vec![
+                Segment {
+                    gpa: 0x10_0000,
+                    file_offset: 0x1000,
+                    file_len: 60,
+                    mem_len: 0x1000,
+                },
+                Segment {
+                    gpa: 0x10_1000,
+                    file_offset: 0,
+                    file_len: 0,
+                    mem_len: 0x2000,
+                },
+            ],
+            image: String::from("hello"),
+            time_slice_us: 1000,
+            test_break,
+        };
         BootConfig {
             log_level: LogLevel::Debug,
             exit: ExitMethod::QemuDebugExit { port: 0xf4 },
             test: Some(TestCase::PageFault),
             name: String::from("sample"),
-            guests: Vec::new(),
+            guests: vec![
+                guest("hello64", EntryMode::Long64, 0x10_0000, None),
+                guest(
+                    "badstate",
+                    EntryMode::Real16,
+                    0x7c00,
+                    Some(GuestBreak::RflagsReservedBitClear),
+                ),
+            ],
         }
     }
 
@@ -147,6 +180,33 @@ mod tests {
         assert_eq!(dec, b);
         assert_eq!(dec.image("hello").unwrap().len(), 100);
         assert!(dec.image("nope").is_none());
+        // The guests survive with every field, and name their image.
+        assert_eq!(dec.config.guests.len(), 2);
+        assert_eq!(
+            dec.config.guests[1].test_break,
+            Some(GuestBreak::RflagsReservedBitClear)
+        );
+        assert_eq!(dec.config.guests[1].real_mode_cs_ip(), Some((0, 0x7c00)));
+        assert!(dec.image(&dec.config.guests[0].image).is_some());
+        // Images are borrowed from the ramdisk, not copied.
+        let range = enc.as_ptr_range();
+        assert!(range.contains(&dec.image("hello").unwrap().as_ptr()));
+    }
+
+    #[test]
+    fn truncating_a_bundle_with_guests_is_always_an_error() {
+        let img = [0x90u8; 16];
+        let b = Bundle {
+            config: sample(),
+            images: vec![GuestImage {
+                name: "hello",
+                bytes: &img,
+            }],
+        };
+        let enc = b.encode().unwrap();
+        for n in 0..enc.len() {
+            assert!(Bundle::decode(&enc[..n]).is_err(), "prefix {n} accepted");
+        }
     }
 
     #[test]

@@ -1,16 +1,23 @@
 //! Conduit's configuration.
 //!
 //! The user writes `conduit.toml`; the host-side image builder parses and validates it ([`toml_front`],
-//! feature `std`) and packs the result, with the guest images, into a [`bundle`] that the loader hands
-//! to the kernel as its ramdisk. The kernel only decodes the bundle: it never parses TOML.
+//! feature `std`), reads the guest images it names and checks them ([`guest`], [`elf`]), and packs
+//! the result into a [`bundle`] that the loader hands to the kernel as its ramdisk. The kernel only
+//! decodes the bundle: it never parses TOML.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 extern crate alloc;
 
 pub mod bundle;
+pub mod elf;
+pub mod error;
+pub mod guest;
 pub mod model;
 #[cfg(any(test, feature = "std"))]
 pub mod toml_front;
 
 pub use bundle::{Bundle, BundleError, GuestImage};
-pub use model::{BootConfig, ExitMethod, LogLevel, TestCase};
+pub use error::ConfigError;
+pub use model::{
+    BootConfig, EntryMode, ExitMethod, GuestBreak, GuestConfig, LogLevel, Segment, TestCase,
+};

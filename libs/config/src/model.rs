@@ -16,8 +16,135 @@ pub struct BootConfig {
     pub test: Option<TestCase>,
     /// Free-form name of the configuration, printed in the banner.
     pub name: String,
-    /// Reserved for the guests of later issues; empty means "no guests".
-    pub guests: Vec<String>,
+    /// The guests, in the order `conduit.toml` lists them (validated: see [`GuestConfig`]).
+    pub guests: Vec<GuestConfig>,
+}
+
+/// One guest, validated at build time against its image.
+///
+/// Guarantees (checked by the image builder, `crate::guest`): `name` is 1-32 characters of
+/// `[a-z0-9_-]` and unique; `memory_mib` is 2..=512 (all guests together at most 768); every
+/// segment lies inside `[0, memory_mib MiB)`, the segments do not overlap, are sorted by `gpa`
+/// and have `file_len <= mem_len`; a [`EntryMode::Long64`] guest loads nothing below
+/// `conduit_abi::long64::LOW_AREA_END` (0x8000: the GDT and identity page tables the kernel writes
+/// there); a [`EntryMode::Real16`] guest loads everything and enters below 1 MiB; `entry_point`
+/// lies inside a segment; the bundle carries an image named `image` long enough for every segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestConfig {
+    pub name: String,
+    /// Guest RAM is GPA `[0, memory_mib MiB)`.
+    pub memory_mib: u32,
+    pub entry: EntryMode,
+    /// Long64: the RIP at entry. Real16: a linear address below 1 MiB, entered as
+    /// CS:IP = [`GuestConfig::real_mode_cs_ip`].
+    pub entry_point: u64,
+    /// What to copy from the image into guest memory, sorted by `gpa`.
+    pub segments: Vec<Segment>,
+    /// The key of the bundle's [`crate::GuestImage`] (the `image` string of `conduit.toml`; guests
+    /// may share one).
+    pub image: String,
+    /// The scheduler's time slice for this guest, 100..=100000 µs.
+    pub time_slice_us: u32,
+    /// TEST ONLY: corrupt the guest's state this way before entry (the entry must be refused).
+    pub test_break: Option<GuestBreak>,
+}
+
+impl GuestConfig {
+    /// The size of guest RAM in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        u64::from(self.memory_mib) << 20
+    }
+
+    /// For a real-mode guest: `(CS selector, IP)` of the entry point (CS.base = selector << 4).
+    /// `None` for long64 guests.
+    pub fn real_mode_cs_ip(&self) -> Option<(u16, u16)> {
+        match self.entry {
+            EntryMode::Real16 => conduit_abi::real16::cs_ip(self.entry_point),
+            EntryMode::Long64 => None,
+        }
+    }
+}
+
+/// Copy `image[file_offset..file_offset + file_len]` to GPA `gpa`, then zero-fill up to
+/// `gpa + mem_len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    pub gpa: u64,
+    pub file_offset: u64,
+    pub file_len: u64,
+    pub mem_len: u64,
+}
+
+impl Segment {
+    /// The first GPA after the segment (the builder checked that it does not overflow).
+    pub fn end(&self) -> u64 {
+        self.gpa.saturating_add(self.mem_len)
+    }
+}
+
+/// The CPU mode a guest starts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryMode {
+    /// 64-bit long mode, paging on (identity map of the first 4 GiB), CS=0x08, DS/ES/SS=0x10,
+    /// GDT at GPA 0x800, RSP = top of guest memory, RFLAGS = 0x2, no IDT.
+    Long64,
+    /// Real mode (CR0.PE=0, unrestricted guest), CS:IP from the entry point, SS=0, SP=0x7000,
+    /// other segments 0.
+    Real16,
+}
+
+impl EntryMode {
+    /// Parses the `entry` value of `conduit.toml`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "long64" => Some(Self::Long64),
+            "real16" => Some(Self::Real16),
+            _ => None,
+        }
+    }
+
+    /// The `entry` value of `conduit.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Long64 => "long64",
+            Self::Real16 => "real16",
+        }
+    }
+}
+
+/// TEST ONLY: a guest state the kernel deliberately corrupts before entry, so that the VM entry
+/// checks (or the kernel's own pre-entry check) must refuse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GuestBreak {
+    /// CR0.PG = 1 with CR0.PE = 0.
+    Cr0PgWithoutPe,
+    /// RFLAGS bit 1 (reserved, must be 1) cleared.
+    RflagsReservedBitClear,
+    /// TR marked unusable.
+    TrUnusable,
+}
+
+impl GuestBreak {
+    /// Every value, for listings and error messages.
+    pub const ALL: [Self; 3] = [
+        Self::Cr0PgWithoutPe,
+        Self::RflagsReservedBitClear,
+        Self::TrUnusable,
+    ];
+
+    /// The `test_break` value of `conduit.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cr0PgWithoutPe => "cr0-pg-without-pe",
+            Self::RflagsReservedBitClear => "rflags-reserved-bit-clear",
+            Self::TrUnusable => "tr-unusable",
+        }
+    }
+
+    /// Parses the `test_break` value of `conduit.toml`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
 }
 
 /// Log levels, from the quietest.

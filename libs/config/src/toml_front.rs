@@ -1,27 +1,19 @@
 //! `conduit.toml`: parsing and validation (host side).
 //!
-//! Every error names the key it is about, so a user can find the line to fix.
+//! Every error names the key it is about, so a user can find the line to fix. Two steps:
+//! [`parse`] checks the text alone (every key, every guest's values); [`Document::resolve`] (or
+//! [`load`]) then reads the guest images the configuration names and checks each against its
+//! guest, giving the [`Loaded`] configuration and images that make the boot bundle.
 
+pub use crate::error::ConfigError;
+use crate::error::invalid;
+use crate::guest::{self, GuestSpec, RawGuest};
 use crate::model::{BootConfig, ExitMethod, LogLevel, TestCase};
+use crate::{Bundle, GuestImage};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde::Deserialize;
-
-/// A configuration that cannot be used, naming the key at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("conduit.toml is not valid TOML or has an unknown key: {0}")]
-    Syntax(String),
-    #[error("`{key}`: {problem}")]
-    Invalid { key: String, problem: String },
-}
-
-fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_string(),
-        problem: problem.into(),
-    }
-}
+use std::path::Path;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +21,8 @@ struct File {
     #[serde(default)]
     hypervisor: HypervisorSection,
     test: Option<TestSection>,
+    #[serde(default)]
+    guest: Vec<RawGuest>,
 }
 
 #[derive(Deserialize, Default)]
@@ -44,8 +38,40 @@ struct TestSection {
     scenario: String,
 }
 
-/// Parses and validates `conduit.toml`. `exit` is the machine's way out, chosen by the runner.
-pub fn parse(text: &str, exit: ExitMethod) -> Result<BootConfig, ConfigError> {
+/// A configuration whose text is valid; its guest images are not read yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// Everything but the guests (`config.guests` is empty until [`Document::resolve`]).
+    pub config: BootConfig,
+    /// The guests, in file order.
+    pub guests: Vec<GuestSpec>,
+}
+
+/// A fully validated configuration with the guest images it names: the contents of a bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub config: BootConfig,
+    /// (image key = the guest's `image` string, bytes), one per distinct key, in first-use order.
+    pub images: Vec<(String, Vec<u8>)>,
+}
+
+impl Loaded {
+    /// The bundle of this configuration, borrowing the images.
+    pub fn bundle(&self) -> Bundle<'_> {
+        Bundle {
+            config: self.config.clone(),
+            images: self
+                .images
+                .iter()
+                .map(|(name, bytes)| GuestImage { name, bytes })
+                .collect(),
+        }
+    }
+}
+
+/// Parses and validates the text of `conduit.toml`. `exit` is the machine's way out, chosen by the
+/// runner.
+pub fn parse(text: &str, exit: ExitMethod) -> Result<Document, ConfigError> {
     let file: File = toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
     let log_level = match file.hypervisor.log_level.as_deref() {
         None => LogLevel::Info,
@@ -77,53 +103,73 @@ pub fn parse(text: &str, exit: ExitMethod) -> Result<BootConfig, ConfigError> {
             "must be 1-64 printable ASCII characters without spaces",
         ));
     }
-    Ok(BootConfig {
-        log_level,
-        exit,
-        test,
-        name,
-        guests: Vec::new(),
+    let guests = guest::check_all(&file.guest)?;
+    Ok(Document {
+        config: BootConfig {
+            log_level,
+            exit,
+            test,
+            name,
+            guests: Vec::new(),
+        },
+        guests,
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const EXIT: ExitMethod = ExitMethod::Halt;
-
-    #[test]
-    fn defaults() {
-        let c = parse("", EXIT).unwrap();
-        assert_eq!(c.log_level, LogLevel::Info);
-        assert_eq!(c.test, None);
-        assert_eq!(c.name, "default");
+impl Document {
+    /// The distinct `image` strings of the guests, in first-use order.
+    pub fn image_keys(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = Vec::new();
+        for g in &self.guests {
+            if !keys.contains(&g.image.as_str()) {
+                keys.push(&g.image);
+            }
+        }
+        keys
     }
 
-    #[test]
-    fn full() {
-        let c = parse(
-            "[hypervisor]\nname = \"ci\"\nlog_level = \"debug\"\n[test]\nscenario = \"page-fault\"\n",
-            EXIT,
-        )
-        .unwrap();
-        assert_eq!(c.log_level, LogLevel::Debug);
-        assert_eq!(c.test, Some(TestCase::PageFault));
-        assert_eq!(c.name, "ci");
+    /// Reads every image with `read` (given the image key; an error is a message naming the file
+    /// and the cause) and checks each guest against its image.
+    pub fn resolve<F>(self, mut read: F) -> Result<Loaded, ConfigError>
+    where
+        F: FnMut(&str) -> Result<Vec<u8>, String>,
+    {
+        let mut images: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut config = self.config;
+        for spec in &self.guests {
+            let at = match images.iter().position(|(k, _)| *k == spec.image) {
+                Some(at) => at,
+                None => {
+                    let bytes = read(&spec.image).map_err(|why| {
+                        invalid(&alloc::format!("guest {:?}.image", spec.name), why)
+                    })?;
+                    images.push((spec.image.clone(), bytes));
+                    images.len() - 1
+                }
+            };
+            config.guests.push(guest::place(spec, &images[at].1)?);
+        }
+        Ok(Loaded { config, images })
     }
 
-    #[test]
-    fn errors_name_the_key() {
-        let e = parse("[hypervisor]\nlog_level = \"loud\"\n", EXIT).unwrap_err();
-        assert!(e.to_string().starts_with("`hypervisor.log_level`"), "{e}");
-        let e = parse("[test]\nscenario = \"melt\"\n", EXIT).unwrap_err();
-        assert!(e.to_string().starts_with("`test.scenario`"), "{e}");
-        let e = parse("[hypervisor]\nname = \"a b\"\n", EXIT).unwrap_err();
-        assert!(e.to_string().starts_with("`hypervisor.name`"), "{e}");
-        let e = parse("[hypervisor]\ncolour = 1\n", EXIT).unwrap_err();
-        assert!(
-            matches!(e, ConfigError::Syntax(ref m) if m.contains("colour")),
-            "{e}"
-        );
+    /// [`Document::resolve`] reading each image from `dir.join(key)`: `dir` is the directory of
+    /// the configuration file.
+    pub fn resolve_in(self, dir: &Path) -> Result<Loaded, ConfigError> {
+        self.resolve(|key| read_image(&dir.join(key)))
     }
 }
+
+/// Reads an image file; the error names the file.
+pub fn read_image(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| alloc::format!("cannot read {}: {e}", path.display()))
+}
+
+/// Parses `text` and reads the images it names relative to `dir` (the directory of the
+/// configuration file).
+pub fn load(text: &str, exit: ExitMethod, dir: &Path) -> Result<Loaded, ConfigError> {
+    parse(text, exit)?.resolve_in(dir)
+}
+
+#[cfg(test)]
+#[path = "toml_front_tests.rs"]
+mod tests;

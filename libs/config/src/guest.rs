@@ -1,0 +1,366 @@
+//! Guests: the `[[guest]]` tables of `conduit.toml`, their checks, and their placement in guest
+//! memory once the image is read.
+//!
+//! Two steps, both pure (no file access, so the kernel-side crate stays `no_std`):
+//! 1. [`check_all`] turns the raw tables into [`GuestSpec`]s: every key's value and range, unique
+//!    names, the memory total. Errors name `guest[i].key` (0-based table position).
+//! 2. [`place`] reads one guest's image bytes in its format and checks where the segments and the
+//!    entry point land. Errors name `guest "name".key`.
+
+use crate::elf;
+use crate::error::{ConfigError, invalid};
+use crate::model::{EntryMode, GuestBreak, GuestConfig, Segment};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use conduit_abi::{long64, real16};
+use serde::Deserialize;
+
+/// Smallest guest RAM.
+pub const MIN_MEMORY_MIB: u32 = 2;
+/// Largest guest RAM.
+pub const MAX_MEMORY_MIB: u32 = 512;
+/// Largest total of all guests' RAM.
+pub const MAX_TOTAL_MEMORY_MIB: u32 = 768;
+/// Time slice bounds and default, in microseconds.
+pub const MIN_TIME_SLICE_US: u32 = 100;
+pub const MAX_TIME_SLICE_US: u32 = 100_000;
+pub const DEFAULT_TIME_SLICE_US: u32 = 1000;
+/// Longest guest name.
+pub const MAX_NAME_LEN: usize = 32;
+
+/// One `[[guest]]` table as written (types only; values are checked by [`check_all`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuest {
+    pub name: Option<String>,
+    pub memory_mib: Option<i64>,
+    pub image: Option<String>,
+    pub format: Option<String>,
+    pub entry: Option<String>,
+    pub time_slice_us: Option<i64>,
+    pub load_gpa: Option<i64>,
+    pub entry_gpa: Option<i64>,
+    pub test_break: Option<String>,
+}
+
+/// How the image file is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageFormat {
+    /// ELF64 x86-64 `ET_EXEC`: `PT_LOAD` segments at `p_paddr`, entry `e_entry`.
+    Elf,
+    /// Raw bytes loaded at `load_gpa`, entered at `entry_gpa` (default: `load_gpa`).
+    Flat { load_gpa: u64, entry_gpa: u64 },
+}
+
+/// A guest whose keys are all valid; its image is not read yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestSpec {
+    pub name: String,
+    pub memory_mib: u32,
+    /// The `image` string: the path relative to the configuration file's directory, and the key
+    /// of the image in the bundle.
+    pub image: String,
+    pub format: ImageFormat,
+    pub entry: EntryMode,
+    pub time_slice_us: u32,
+    pub test_break: Option<GuestBreak>,
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=MAX_NAME_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// A non-negative integer key as u64.
+fn address(key: &str, value: i64) -> Result<u64, ConfigError> {
+    u64::try_from(value).map_err(|_| invalid(key, format!("{value} is negative")))
+}
+
+fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
+    let key = |k: &str| format!("guest[{i}].{k}");
+    let name = raw
+        .name
+        .clone()
+        .ok_or_else(|| invalid(&key("name"), "missing: every guest needs a name"))?;
+    if !valid_name(&name) {
+        return Err(invalid(
+            &key("name"),
+            format!("{name:?} is not 1-32 characters of a-z, 0-9, '-' and '_'"),
+        ));
+    }
+    let memory = raw
+        .memory_mib
+        .ok_or_else(|| invalid(&key("memory_mib"), "missing"))?;
+    let memory_mib = u32::try_from(memory)
+        .ok()
+        .filter(|m| (MIN_MEMORY_MIB..=MAX_MEMORY_MIB).contains(m))
+        .ok_or_else(|| {
+            invalid(
+                &key("memory_mib"),
+                format!(
+                    "{memory} MiB for guest {name:?}: must be {MIN_MEMORY_MIB} to {MAX_MEMORY_MIB}"
+                ),
+            )
+        })?;
+    let image = raw
+        .image
+        .clone()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| invalid(&key("image"), "missing: the path of the guest's image file"))?;
+    let entry = match raw.entry.as_deref() {
+        None => EntryMode::Long64,
+        Some(e) => EntryMode::from_name(e).ok_or_else(|| {
+            invalid(
+                &key("entry"),
+                format!("unknown entry mode {e:?} (expected \"long64\" or \"real16\")"),
+            )
+        })?,
+    };
+    let flat = match raw.format.as_deref() {
+        None | Some("elf") => false,
+        Some("flat") => true,
+        Some(f) => {
+            return Err(invalid(
+                &key("format"),
+                format!("unknown image format {f:?} (expected \"elf\" or \"flat\")"),
+            ));
+        }
+    };
+    let format = if flat {
+        let load_gpa = raw.load_gpa.ok_or_else(|| {
+            invalid(
+                &key("load_gpa"),
+                "missing: format = \"flat\" needs the load address",
+            )
+        })?;
+        let load_gpa = address(&key("load_gpa"), load_gpa)?;
+        let entry_gpa = match raw.entry_gpa {
+            Some(e) => address(&key("entry_gpa"), e)?,
+            None => load_gpa,
+        };
+        ImageFormat::Flat {
+            load_gpa,
+            entry_gpa,
+        }
+    } else {
+        for (k, v) in [("load_gpa", raw.load_gpa), ("entry_gpa", raw.entry_gpa)] {
+            if v.is_some() {
+                return Err(invalid(
+                    &key(k),
+                    "only for format = \"flat\" (an ELF image gives its own addresses)",
+                ));
+            }
+        }
+        ImageFormat::Elf
+    };
+    let time_slice_us = match raw.time_slice_us {
+        None => DEFAULT_TIME_SLICE_US,
+        Some(t) => u32::try_from(t)
+            .ok()
+            .filter(|t| (MIN_TIME_SLICE_US..=MAX_TIME_SLICE_US).contains(t))
+            .ok_or_else(|| {
+                invalid(
+                    &key("time_slice_us"),
+                    format!("{t} µs: must be {MIN_TIME_SLICE_US} to {MAX_TIME_SLICE_US}"),
+                )
+            })?,
+    };
+    let test_break = match raw.test_break.as_deref() {
+        None => None,
+        Some(b) => Some(GuestBreak::from_name(b).ok_or_else(|| {
+            let known: Vec<&str> = GuestBreak::ALL.iter().map(|b| b.name()).collect();
+            invalid(
+                &key("test_break"),
+                format!("unknown value {b:?} (expected one of {known:?})"),
+            )
+        })?),
+    };
+    Ok(GuestSpec {
+        name,
+        memory_mib,
+        image,
+        format,
+        entry,
+        time_slice_us,
+        test_break,
+    })
+}
+
+/// Checks every `[[guest]]` table's keys, the uniqueness of names and the memory total.
+pub fn check_all(raws: &[RawGuest]) -> Result<Vec<GuestSpec>, ConfigError> {
+    let mut specs: Vec<GuestSpec> = Vec::with_capacity(raws.len());
+    let mut total: u32 = 0;
+    for (i, raw) in raws.iter().enumerate() {
+        let spec = check_one(i, raw)?;
+        if let Some(j) = specs.iter().position(|s| s.name == spec.name) {
+            return Err(invalid(
+                &format!("guest[{i}].name"),
+                format!("{:?} is already the name of guest[{j}]", spec.name),
+            ));
+        }
+        total = total.saturating_add(spec.memory_mib);
+        if total > MAX_TOTAL_MEMORY_MIB {
+            return Err(invalid(
+                &format!("guest[{i}].memory_mib"),
+                format!(
+                    "guest {:?} brings the guests' memory to {total} MiB, over the total limit of \
+                     {MAX_TOTAL_MEMORY_MIB} MiB",
+                    spec.name
+                ),
+            ));
+        }
+        specs.push(spec);
+    }
+    Ok(specs)
+}
+
+/// Reads `image` in the guest's format and checks the placement of its segments and entry point.
+pub fn place(spec: &GuestSpec, image: &[u8]) -> Result<GuestConfig, ConfigError> {
+    let key = |k: &str| format!("guest {:?}.{k}", spec.name);
+    let memory = u64::from(spec.memory_mib) << 20;
+    // Which key supplied the addresses: the ELF itself, or the flat image's keys.
+    let (mut segments, entry_point, seg_key, entry_key) = match spec.format {
+        ImageFormat::Elf => {
+            let elf = elf::parse(image).map_err(|e| {
+                invalid(
+                    &key("image"),
+                    format!(
+                        "{:?} is not a loadable ELF64 x86-64 executable: {e}",
+                        spec.image
+                    ),
+                )
+            })?;
+            (elf.segments, elf.entry, key("image"), key("image"))
+        }
+        ImageFormat::Flat {
+            load_gpa,
+            entry_gpa,
+        } => {
+            if image.starts_with(b"\x7fELF") {
+                return Err(invalid(
+                    &key("format"),
+                    "\"flat\", but the image is an ELF file (use format = \"elf\")",
+                ));
+            }
+            let len = image.len() as u64;
+            if len == 0 {
+                return Err(invalid(&key("image"), format!("{:?} is empty", spec.image)));
+            }
+            if len > memory {
+                return Err(invalid(
+                    &key("image"),
+                    format!(
+                        "flat image of {len} bytes is larger than the guest's {} MiB of memory",
+                        spec.memory_mib
+                    ),
+                ));
+            }
+            let segment = Segment {
+                gpa: load_gpa,
+                file_offset: 0,
+                file_len: len,
+                mem_len: len,
+            };
+            (
+                Vec::from([segment]),
+                entry_gpa,
+                key("load_gpa"),
+                key("entry_gpa"),
+            )
+        }
+    };
+    segments.sort_by_key(|s| s.gpa);
+    let range = |s: &Segment| {
+        format!(
+            "[{:#x}, {:#x})",
+            s.gpa,
+            u128::from(s.gpa) + u128::from(s.mem_len)
+        )
+    };
+    for s in &segments {
+        if s.gpa.checked_add(s.mem_len).is_none_or(|end| end > memory) {
+            return Err(invalid(
+                &seg_key,
+                format!(
+                    "segment at GPA {} lies outside the guest's memory [0, {memory:#x}) ({} MiB)",
+                    range(s),
+                    spec.memory_mib
+                ),
+            ));
+        }
+        match spec.entry {
+            EntryMode::Long64 if s.gpa < long64::LOW_AREA_END => {
+                return Err(invalid(
+                    &seg_key,
+                    format!(
+                        "segment at GPA {} overlaps [0, {:#x}), where the hypervisor writes a long64 \
+                         guest's GDT and identity page tables (link at {:#x} or above)",
+                        range(s),
+                        long64::LOW_AREA_END,
+                        long64::IMAGE_BASE
+                    ),
+                ));
+            }
+            EntryMode::Real16 if s.end() > real16::LIMIT => {
+                return Err(invalid(
+                    &seg_key,
+                    format!(
+                        "segment at GPA {} reaches above 1 MiB, out of a real16 guest's reach",
+                        range(s)
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    if let Some(w) = segments.windows(2).find(|w| w[0].end() > w[1].gpa) {
+        return Err(invalid(
+            &seg_key,
+            format!(
+                "segments at GPA {} and {} overlap",
+                range(&w[0]),
+                range(&w[1])
+            ),
+        ));
+    }
+    if spec.entry == EntryMode::Real16 && entry_point >= real16::LIMIT {
+        return Err(invalid(
+            &entry_key,
+            format!(
+                "entry point {entry_point:#x} is at or above 1 MiB: a real16 guest cannot reach it"
+            ),
+        ));
+    }
+    if entry_point >= memory {
+        return Err(invalid(
+            &entry_key,
+            format!("entry point {entry_point:#x} is outside the guest's memory [0, {memory:#x})"),
+        ));
+    }
+    if !segments
+        .iter()
+        .any(|s| (s.gpa..s.end()).contains(&entry_point))
+    {
+        return Err(invalid(
+            &entry_key,
+            format!("entry point {entry_point:#x} is outside every loaded segment"),
+        ));
+    }
+    Ok(GuestConfig {
+        name: spec.name.clone(),
+        memory_mib: spec.memory_mib,
+        entry: spec.entry,
+        entry_point,
+        segments,
+        image: spec.image.clone(),
+        time_slice_us: spec.time_slice_us,
+        test_break: spec.test_break,
+    })
+}
+
+#[cfg(test)]
+#[path = "guest_tests.rs"]
+mod tests;

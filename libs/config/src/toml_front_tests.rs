@@ -1,0 +1,266 @@
+//! Tests of [`super`]: the TOML front end, from text (and images) to a bundle.
+
+use super::*;
+use crate::elf::build::{elf, load as ph_load};
+use crate::model::{EntryMode, GuestBreak};
+use std::path::PathBuf;
+
+const EXIT: ExitMethod = ExitMethod::Halt;
+
+#[test]
+fn defaults() {
+    let d = parse("", EXIT).unwrap();
+    let c = d.config;
+    assert_eq!(c.log_level, LogLevel::Info);
+    assert_eq!(c.test, None);
+    assert_eq!(c.name, "default");
+    assert!(c.guests.is_empty() && d.guests.is_empty());
+}
+
+#[test]
+fn full() {
+    let c = parse(
+        "[hypervisor]\nname = \"ci\"\nlog_level = \"debug\"\n[test]\nscenario = \"page-fault\"\n",
+        EXIT,
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.log_level, LogLevel::Debug);
+    assert_eq!(c.test, Some(TestCase::PageFault));
+    assert_eq!(c.name, "ci");
+}
+
+#[test]
+fn errors_name_the_key() {
+    let e = parse("[hypervisor]\nlog_level = \"loud\"\n", EXIT).unwrap_err();
+    assert!(e.to_string().starts_with("`hypervisor.log_level`"), "{e}");
+    let e = parse("[test]\nscenario = \"melt\"\n", EXIT).unwrap_err();
+    assert!(e.to_string().starts_with("`test.scenario`"), "{e}");
+    let e = parse("[hypervisor]\nname = \"a b\"\n", EXIT).unwrap_err();
+    assert!(e.to_string().starts_with("`hypervisor.name`"), "{e}");
+    let e = parse("[hypervisor]\ncolour = 1\n", EXIT).unwrap_err();
+    assert!(
+        matches!(e, ConfigError::Syntax(ref m) if m.contains("colour")),
+        "{e}"
+    );
+}
+
+/// Three guests: an ELF long64 guest, a second guest sharing its image, a flat real16 guest.
+const GUESTS: &str = r#"
+[hypervisor]
+name = "guests"
+
+[[guest]]
+name = "hello64"
+memory_mib = 4
+image = "bin/hello64"
+format = "elf"
+entry = "long64"
+
+[[guest]]
+name = "badstate"
+memory_mib = 4
+image = "bin/hello64"
+time_slice_us = 500
+test_break = "cr0-pg-without-pe"
+
+[[guest]]
+name = "boot"
+memory_mib = 2
+image = "bin/boot.bin"
+format = "flat"
+entry = "real16"
+load_gpa = 0x7c00
+entry_gpa = 0x7c00
+"#;
+
+fn hello_elf() -> Vec<u8> {
+    elf(
+        0x10_0000,
+        &[
+            ph_load(0x1000, 0x10_0000, 0x80, 0x80),
+            ph_load(0x1080, 0x10_1000, 0x10, 0x2000),
+        ],
+        0x1090,
+    )
+}
+
+fn images(key: &str) -> Result<Vec<u8>, String> {
+    match key {
+        "bin/hello64" => Ok(hello_elf()),
+        "bin/boot.bin" => Ok(vec![0xf4; 512]),
+        _ => Err(format!("cannot read {key}: no such file")),
+    }
+}
+
+#[test]
+fn guests_are_resolved_against_their_images() {
+    let doc = parse(GUESTS, EXIT).unwrap();
+    assert_eq!(doc.image_keys(), ["bin/hello64", "bin/boot.bin"]);
+    let mut reads = Vec::new();
+    let loaded = doc
+        .resolve(|k| {
+            reads.push(k.to_string());
+            images(k)
+        })
+        .unwrap();
+    // A shared image is read once and carried once.
+    assert_eq!(reads, ["bin/hello64", "bin/boot.bin"]);
+    assert_eq!(loaded.images.len(), 2);
+    let g = &loaded.config.guests;
+    assert_eq!(
+        g.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(),
+        ["hello64", "badstate", "boot"]
+    );
+    assert_eq!(
+        (g[0].entry, g[0].entry_point, g[0].segments.len()),
+        (EntryMode::Long64, 0x10_0000, 2)
+    );
+    assert_eq!(g[0].segments[1].mem_len, 0x2000);
+    assert_eq!(
+        (g[1].image.as_str(), g[1].time_slice_us, g[1].test_break),
+        ("bin/hello64", 500, Some(GuestBreak::Cr0PgWithoutPe))
+    );
+    assert_eq!(
+        (g[2].entry, g[2].entry_point, g[2].real_mode_cs_ip()),
+        (EntryMode::Real16, 0x7c00, Some((0, 0x7c00)))
+    );
+    // Into a bundle and back.
+    let bytes = loaded.bundle().encode().unwrap();
+    let back = Bundle::decode(&bytes).unwrap();
+    assert_eq!(back.config, loaded.config);
+    assert_eq!(back.image("bin/hello64"), Some(&hello_elf()[..]));
+    for guest in &back.config.guests {
+        let img = back
+            .image(&guest.image)
+            .expect("every guest's image is there");
+        for s in &guest.segments {
+            assert!(s.file_offset + s.file_len <= img.len() as u64);
+        }
+    }
+}
+
+#[test]
+fn guest_errors_name_the_key() {
+    let with = |extra: &str| format!("{GUESTS}{extra}");
+    let key_of = |text: &str| {
+        parse(text, EXIT)
+            .and_then(|d| d.resolve(images))
+            .expect_err("refused")
+            .key()
+            .map(str::to_string)
+    };
+    let g = |body: &str| with(&format!("\n[[guest]]\n{body}\n"));
+    assert_eq!(
+        key_of(&g("name = \"x\"\nmemory_mib = 0\nimage = \"bin/hello64\"")).as_deref(),
+        Some("guest[3].memory_mib")
+    );
+    assert_eq!(
+        key_of(&g(
+            "name = \"hello64\"\nmemory_mib = 2\nimage = \"bin/hello64\""
+        ))
+        .as_deref(),
+        Some("guest[3].name")
+    );
+    assert_eq!(
+        key_of(&g(
+            "name = \"x\"\nmemory_mib = 2\nimage = \"bin/hello64\"\nentry = \"v86\""
+        ))
+        .as_deref(),
+        Some("guest[3].entry")
+    );
+    assert_eq!(
+        key_of(&g(
+            "name = \"hostile\"\nmemory_mib = 2\nimage = \"bin/missing\""
+        ))
+        .as_deref(),
+        Some("guest \"hostile\".image")
+    );
+    // The hello64 image loads at 1 MiB..1 MiB+8 KiB: fine in 2 MiB, but not as real16.
+    assert_eq!(
+        key_of(&g(
+            "name = \"r\"\nmemory_mib = 2\nimage = \"bin/hello64\"\nentry = \"real16\""
+        ))
+        .as_deref(),
+        Some("guest \"r\".image")
+    );
+    // A flat image read as an ELF.
+    assert_eq!(
+        key_of(&g("name = \"e\"\nmemory_mib = 2\nimage = \"bin/boot.bin\"")).as_deref(),
+        Some("guest \"e\".image")
+    );
+    // Unknown keys in a guest table are syntax errors that name the key.
+    let e = parse(
+        &g("name = \"x\"\nmemory_mib = 2\nimage = \"i\"\ncpus = 2"),
+        EXIT,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, ConfigError::Syntax(ref m) if m.contains("cpus")),
+        "{e}"
+    );
+    let e = parse(
+        "[[guest]]\nname = \"x\"\nmemory_mib = \"4\"\nimage = \"i\"\n",
+        EXIT,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, ConfigError::Syntax(ref m) if m.contains("memory_mib")),
+        "{e}"
+    );
+    let e = parse(
+        &g("name = \"x\"\nmemory_mib = 2\nimage = \"i\"\ntest_break = \"boom\""),
+        EXIT,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("`guest[3].test_break`: unknown value \"boom\""),
+        "{e}"
+    );
+}
+
+/// A scratch directory for file tests, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("conduit-config-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn images_are_read_relative_to_the_configuration_directory() {
+    let dir = Scratch::new("files");
+    std::fs::write(dir.0.join("bin/hello64"), hello_elf()).unwrap();
+    let e = load(GUESTS, EXIT, &dir.0).unwrap_err();
+    assert_eq!(e.key(), Some("guest \"boot\".image"));
+    let msg = e.to_string();
+    assert!(
+        msg.contains("cannot read") && msg.contains("boot.bin"),
+        "{msg}"
+    );
+    std::fs::write(dir.0.join("bin/boot.bin"), [0xf4u8; 16]).unwrap();
+    let loaded = load(GUESTS, EXIT, &dir.0).unwrap();
+    assert_eq!(loaded.config.guests.len(), 3);
+    assert_eq!(
+        loaded.images[1],
+        ("bin/boot.bin".to_string(), vec![0xf4; 16])
+    );
+    // An absolute image path is used as it is.
+    let abs = dir.0.join("bin/hello64");
+    let text = format!(
+        "[[guest]]\nname = \"a\"\nmemory_mib = 2\nimage = \"{}\"\n",
+        abs.display()
+    );
+    assert!(load(&text, EXIT, Path::new("/nonexistent")).is_ok());
+}
