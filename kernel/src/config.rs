@@ -11,7 +11,7 @@ pub fn load(ramdisk: Option<&'static [u8]>) -> Bundle<'static> {
     let bundle = match ramdisk.map(Bundle::decode) {
         Some(Ok(bundle)) => {
             info!(
-                "config: bundle of {} bytes, {} guest(s), {} image(s)",
+                "bundle of {} bytes, {} guest(s), {} image(s)",
                 ramdisk.map_or(0, <[u8]>::len),
                 bundle.config.guests.len(),
                 bundle.images.len()
@@ -19,11 +19,11 @@ pub fn load(ramdisk: Option<&'static [u8]>) -> Bundle<'static> {
             bundle
         }
         Some(Err(e)) => {
-            error!("config: the ramdisk is not a usable Conduit bundle: {e}; using defaults");
+            error!("the ramdisk is not a usable Conduit bundle: {e}; using defaults");
             Bundle { config: defaults(), images: alloc::vec::Vec::new() }
         }
         None => {
-            error!("config: no ramdisk: using defaults (no guests)");
+            error!("no ramdisk: using defaults (no guests)");
             Bundle { config: defaults(), images: alloc::vec::Vec::new() }
         }
     };

@@ -14,18 +14,18 @@ pub fn run_all(guests: &mut [Guest]) {
     if guests.is_empty() {
         return;
     }
-    info!("sched: running {} guest(s) round-robin", guests.len());
+    info!("running {} guest(s) round-robin", guests.len());
     let mut next = 0;
     while let Some(i) = pick(guests, next) {
         next = i + 1;
         run_slice(&mut guests[i]);
     }
-    info!("sched: every guest has finished");
+    info!("every guest has finished");
     let counts: Vec<_> = guests
         .iter()
         .map(|g| format!("{}={}", g.name, g.stats.by_reason[52]))
         .collect();
-    info!("sched: preemption-timer exits per guest: {}", counts.join(" "));
+    info!("preemption-timer exits per guest: {}", counts.join(" "));
     for g in guests.iter() {
         g.report();
     }

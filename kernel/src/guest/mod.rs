@@ -74,18 +74,18 @@ fn tsc_mhz() -> u64 {
     let cpuid = raw_cpuid::CpuId::new();
     if let Some(t) = cpuid.get_tsc_info() {
         if let Some(hz) = t.tsc_frequency() {
-            info!("sched: TSC {} MHz (CPUID 0x15)", hz / 1_000_000);
+            info!("TSC {} MHz (CPUID 0x15)", hz / 1_000_000);
             return (hz / 1_000_000).max(1);
         }
     }
     if let Some(f) = cpuid.get_processor_frequency_info() {
         let mhz = u64::from(f.processor_base_frequency());
         if mhz > 0 {
-            info!("sched: TSC ~{mhz} MHz (CPUID 0x16 base frequency)");
+            info!("TSC ~{mhz} MHz (CPUID 0x16 base frequency)");
             return mhz;
         }
     }
-    warn!("sched: the CPU reports no TSC frequency; assuming 1000 MHz for time slices");
+    warn!("the CPU reports no TSC frequency; assuming 1000 MHz for time slices");
     1000
 }
 

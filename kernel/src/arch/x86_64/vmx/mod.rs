@@ -95,7 +95,7 @@ pub fn enable(info: &VmxInfo, mem: &Memory) -> Result<Vmx, VmxError> {
     unsafe { core::ptr::write_volatile(window.virt(region.0).cast::<u32>(), info.caps.basic.revision) };
     // SAFETY: CR4.VMXE is set, the fixed bits hold, the region carries the revision id.
     unsafe { instr::vmxon(region.0) }.map_err(VmxError::Vmxon)?;
-    info!("vmx: VMXON done (region at {:#x}), CR0 {want0:#x}, CR4 {want4:#x}", region.0);
+    info!("VMXON done (region at {:#x}), CR0 {want0:#x}, CR4 {want4:#x}", region.0);
     Ok(Vmx { msrs: info.msrs, caps: info.caps, _vmxon_region: region })
 }
 
