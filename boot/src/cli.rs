@@ -11,13 +11,16 @@ conduit-boot: builds, runs and tests Conduit's UEFI disk image
 
 USAGE:
   conduit-boot image --config <TOML> --exit qemu|bochs|halt [--kernel <ELF>]
-                     [--image NAME=PATH ...] --out <DISK.img>
+                     [--image KEY=PATH ...] --out <DISK.img>
   conduit-boot run   [--machine kvm|qemu|bochs] [--config <TOML>] [--kernel <ELF>]
-                     [--image NAME=PATH ...] [-- <extra emulator arguments or bochsrc lines>]
+                     [--image KEY=PATH ...] [-- <extra emulator arguments or bochsrc lines>]
   conduit-boot test  [--tier qemu|kvm|bochs|all] [--filter <SUBSTR>] [--kernel <ELF>] [--list]
 
 The kernel defaults to target/x86_64-unknown-none/release/conduit-kernel
 (build it with `cargo build -p conduit-kernel --release`).
+Guest images are the `image` paths of the configuration's [[guest]] tables, relative to the
+configuration file's directory (build the test guests with `cargo build -p conduit-guest --release`);
+`--image KEY=PATH` reads the image a configuration names KEY from PATH instead.
 `run` defaults to kvm when /dev/kvm exists and the CPU has VMX, else bochs, and to the
 configuration conduit.toml at the repository root (built-in defaults if there is none).
 Environment: CONDUIT_ROOT, CONDUIT_QEMU, CONDUIT_BOCHS, CONDUIT_OVMF, CONDUIT_VGABIOS.
@@ -50,7 +53,7 @@ pub enum CliError {
     },
     #[error("`{0}` is given twice")]
     Repeated(String),
-    #[error("`--image {0}` is not NAME=PATH")]
+    #[error("`--image {0}` is not KEY=PATH")]
     BadImage(String),
     #[error("unexpected argument `{0}`")]
     Unexpected(String),
@@ -62,6 +65,7 @@ pub struct ImageArgs {
     pub config: PathBuf,
     pub exit: ExitMethod,
     pub kernel: Option<PathBuf>,
+    /// `--image KEY=PATH`: read the guest image the configuration names KEY from PATH.
     pub images: Vec<(String, PathBuf)>,
     pub out: PathBuf,
 }
@@ -73,6 +77,7 @@ pub struct RunArgs {
     pub machine: Option<MachineKind>,
     pub config: Option<PathBuf>,
     pub kernel: Option<PathBuf>,
+    /// `--image KEY=PATH`: read the guest image the configuration names KEY from PATH.
     pub images: Vec<(String, PathBuf)>,
     /// After `--`: appended to QEMU's command line, or to the bochsrc as lines.
     pub extra: Vec<String>,

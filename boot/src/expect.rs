@@ -5,6 +5,8 @@
 //! sequences, which the firmware sprinkles in) and checks each line as it completes:
 //! - expectations must match in order; a line may satisfy several consecutive expectations, and the
 //!   next expectation is only looked for at or after the line that satisfied the previous one;
+//! - further labelled sequences (one per guest, say) are each ordered the same way but independent
+//!   of each other and of the main one, since guests run interleaved;
 //! - a forbidden pattern matching any line fails the run;
 //! - the first `CONDUIT EXIT: success` or `CONDUIT EXIT: failure (code N)` is the end marker.
 
@@ -100,15 +102,73 @@ pub struct Line {
     pub text: String,
 }
 
+/// Patterns to match in order, and how far they got.
+#[derive(Debug)]
+struct Sequence {
+    /// `None` for the main sequence.
+    label: Option<String>,
+    patterns: Vec<Regex>,
+    next: usize,
+    last_match: Option<Line>,
+}
+
+impl Sequence {
+    fn new(label: Option<&str>, patterns: &[&str]) -> Result<Self, PatternError> {
+        Ok(Self {
+            label: label.map(str::to_string),
+            patterns: compile(patterns)?,
+            next: 0,
+            last_match: None,
+        })
+    }
+
+    /// Advances over every pattern `text` satisfies.
+    fn check(&mut self, text: &str, line: impl Fn() -> Line) {
+        while self
+            .patterns
+            .get(self.next)
+            .is_some_and(|re| re.is_match(text))
+        {
+            self.next += 1;
+            self.last_match = Some(line());
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.next == self.patterns.len()
+    }
+
+    fn problem(&self) -> Option<String> {
+        let re = self.patterns.get(self.next)?;
+        let n = self.patterns.len();
+        let label = self
+            .label
+            .as_ref()
+            .map_or_else(String::new, |l| format!("`{l}` "));
+        Some(match &self.last_match {
+            Some(l) => format!(
+                "{label}expectation {}/{n} `{}` not found after line {} `{}`",
+                self.next + 1,
+                re.as_str(),
+                l.number,
+                l.text
+            ),
+            None => format!(
+                "{label}expectation 1/{n} `{}` not found (no expectation matched)",
+                re.as_str()
+            ),
+        })
+    }
+}
+
 /// Watches a serial log as it arrives.
 #[derive(Debug)]
 pub struct Monitor {
-    expect: Vec<Regex>,
+    /// The main sequence first, then the labelled ones.
+    sequences: Vec<Sequence>,
     forbid: Vec<Regex>,
     marker_re: Regex,
     escape_re: Regex,
-    next: usize,
-    last_match: Option<Line>,
     forbidden: Option<(String, Line)>,
     marker: Option<Marker>,
     lines: usize,
@@ -119,13 +179,25 @@ pub struct Monitor {
 impl Monitor {
     /// A monitor for these expectations (in order) and forbidden patterns.
     pub fn new(expect: &[&str], forbid: &[&str]) -> Result<Self, PatternError> {
+        Self::with_sequences(expect, &[], forbid)
+    }
+
+    /// A monitor with further labelled sequences, each ordered in itself but independent of the
+    /// others and of `expect` (the output of guests that run interleaved).
+    pub fn with_sequences(
+        expect: &[&str],
+        sequences: &[(&str, &[&str])],
+        forbid: &[&str],
+    ) -> Result<Self, PatternError> {
+        let mut all = vec![Sequence::new(None, expect)?];
+        for (label, patterns) in sequences {
+            all.push(Sequence::new(Some(label), patterns)?);
+        }
         Ok(Self {
-            expect: compile(expect)?,
+            sequences: all,
             forbid: compile(forbid)?,
             marker_re: compile_one(MARKER)?,
             escape_re: compile_one(ESCAPE)?,
-            next: 0,
-            last_match: None,
             forbidden: None,
             marker: None,
             lines: 0,
@@ -168,13 +240,8 @@ impl Monitor {
         {
             self.forbidden = Some((re.as_str().to_string(), here()));
         }
-        while self
-            .expect
-            .get(self.next)
-            .is_some_and(|re| re.is_match(&text))
-        {
-            self.next += 1;
-            self.last_match = Some(here());
+        for sequence in &mut self.sequences {
+            sequence.check(&text, &here);
         }
         if self.marker.is_none()
             && let Some(c) = self.marker_re.captures(&text)
@@ -198,7 +265,7 @@ impl Monitor {
 
     /// Whether every expectation has matched.
     pub fn all_matched(&self) -> bool {
-        self.next == self.expect.len()
+        self.sequences.iter().all(Sequence::complete)
     }
 
     /// How many complete lines have been checked.
@@ -211,23 +278,14 @@ impl Monitor {
         self.tail.iter().map(String::as_str)
     }
 
-    /// Why the expectations are not all met, if they are not.
+    /// Why the expectations are not all met, if they are not (every unfinished sequence).
     pub fn expectation_problem(&self) -> Option<String> {
-        let re = self.expect.get(self.next)?;
-        let n = self.expect.len();
-        Some(match &self.last_match {
-            Some(l) => format!(
-                "expectation {}/{n} `{}` not found after line {} `{}`",
-                self.next + 1,
-                re.as_str(),
-                l.number,
-                l.text
-            ),
-            None => format!(
-                "expectation 1/{n} `{}` not found (no expectation matched)",
-                re.as_str()
-            ),
-        })
+        let problems: Vec<String> = self
+            .sequences
+            .iter()
+            .filter_map(Sequence::problem)
+            .collect();
+        (!problems.is_empty()).then(|| problems.join("; "))
     }
 
     /// The forbidden pattern that matched, and where.
@@ -402,6 +460,70 @@ mod tests {
             "EXCEPTION #PF: error code 0x0000 CR2 0xdead RIP 0xffff\n",
         );
         assert!(m.all_matched());
+    }
+
+    /// Two guests' lines interleaved, between the kernel's.
+    const GUESTS_LOG: &str = "Conduit v0.1.0\n\
+        INFO guest: a: hello from a\n\
+        INFO guest: b: hello from b\n\
+        INFO guest: b: done\n\
+        INFO guest: a: done\n\
+        guest \"a\" exited with code 0x1\n\
+        CONDUIT EXIT: success\n";
+
+    #[test]
+    fn labelled_sequences_are_ordered_in_themselves_only() {
+        let a: &[&str] = &["a: hello from a", "a: done", r#"guest "a" exited"#];
+        let b: &[&str] = &["b: hello from b", "b: done"];
+        let mut m =
+            Monitor::with_sequences(&["Conduit", "CONDUIT EXIT"], &[("a", a), ("b", b)], &[])
+                .expect("valid");
+        m.feed(GUESTS_LOG.as_bytes());
+        assert!(m.all_matched(), "{:?}", m.expectation_problem());
+        assert_eq!(m.expectation_problem(), None);
+        // b's own order still counts, and the report names the sequence.
+        let b_reversed: &[&str] = &["b: done", "b: hello from b"];
+        let m = {
+            let mut m = Monitor::with_sequences(&["Conduit"], &[("a", a), ("b", b_reversed)], &[])
+                .expect("valid");
+            m.feed(GUESTS_LOG.as_bytes());
+            m
+        };
+        assert!(!m.all_matched());
+        let e = m.expectation_problem().expect("b is out of order");
+        assert_eq!(
+            e,
+            "`b` expectation 2/2 `b: hello from b` not found after line 4 `INFO guest: b: done`"
+        );
+        // Every unfinished sequence is reported, the main one first.
+        let m = monitor_with(&["nope"], &[("a", &["never"])], GUESTS_LOG);
+        let e = m.expectation_problem().expect("two problems");
+        assert!(
+            e.starts_with("expectation 1/1 `nope` not found")
+                && e.contains("; `a` expectation 1/1 `never`"),
+            "{e}"
+        );
+        let verdict_text = verdict(
+            &m,
+            End::Success,
+            Ending::Exited(Some(1)),
+            StatusCheck::MarkerOnly,
+        )
+        .expect_err("unmatched");
+        assert!(verdict_text.contains("`a` expectation"), "{verdict_text}");
+    }
+
+    fn monitor_with(expect: &[&str], sequences: &[(&str, &[&str])], log: &str) -> Monitor {
+        let mut m = Monitor::with_sequences(expect, sequences, &[]).expect("valid patterns");
+        m.feed(log.as_bytes());
+        m.finish();
+        m
+    }
+
+    #[test]
+    fn bad_patterns_in_labelled_sequences_are_errors() {
+        let e = Monitor::with_sequences(&[], &[("g", &["(x"])], &[]).expect_err("bad regex");
+        assert_eq!(e.pattern, "(x");
     }
 
     #[test]

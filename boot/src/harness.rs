@@ -89,7 +89,10 @@ impl Failure {
 fn config_text(ws: &Workspace, config: Config) -> ConfigText {
     match config {
         Config::File(rel) => ConfigText::File(ws.root.join(rel)),
-        Config::Inline(text) => ConfigText::Inline(text.to_string()),
+        Config::Inline(text) => ConfigText::Inline {
+            text: text.to_string(),
+            dir: ws.root.clone(),
+        },
     }
 }
 
@@ -104,17 +107,14 @@ fn run_one(ws: &Workspace, tools: &HostTools, kernel: &Path, s: &Scenario) -> Re
         kernel: kernel.to_path_buf(),
         config: config_text(ws, s.config),
         exit: s.machine.exit_method(),
-        images: s
-            .images
-            .iter()
-            .map(|(n, p)| ((*n).to_string(), ws.root.join(p)))
-            .collect(),
+        images: Vec::new(),
         out: dir.join("disk.img"),
     };
     let built = image::build(&spec).map_err(|e| Failure::plain(format!("image: {e}")))?;
     let launch =
         machine::prepare(&s.machine, tools, &dir, &built.disk, &[]).map_err(Failure::plain)?;
-    let mut monitor = Monitor::new(s.expect, s.forbid).map_err(Failure::plain)?;
+    let mut monitor =
+        Monitor::with_sequences(s.expect, s.guests, s.forbid).map_err(Failure::plain)?;
     let log_path = logs.join(format!("{}.log", s.name));
     let mut log = std::fs::File::create(&log_path)
         .map_err(|e| Failure::plain(format!("cannot create {}: {e}", log_path.display())))?;

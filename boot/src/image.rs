@@ -1,7 +1,12 @@
-//! The UEFI image builder: `conduit.toml` + guest images → bundle (the kernel's ramdisk) → GPT disk.
+//! The UEFI image builder: `conduit.toml` + the guest images it names → bundle (the kernel's
+//! ramdisk) → GPT disk.
+//!
+//! Guest images are read from the `image` path of each `[[guest]]`, relative to the directory of
+//! the configuration file (an inline configuration names its directory), unless an override
+//! (`--image KEY=PATH`) gives another file for that `image` string.
 
-use conduit_config::toml_front::{self, ConfigError};
-use conduit_config::{Bundle, BundleError, ExitMethod, GuestImage};
+use conduit_config::toml_front::{self, ConfigError, Loaded};
+use conduit_config::{BundleError, ExitMethod};
 use std::path::{Path, PathBuf};
 
 /// The I/O port of QEMU's `isa-debug-exit` device, as every QEMU machine here configures it.
@@ -10,10 +15,11 @@ pub const QEMU_DEBUG_EXIT_PORT: u16 = 0xf4;
 /// Where the configuration text comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigText {
-    /// A file (`conduit.toml` or a scenario's file).
+    /// A file (`conduit.toml` or a scenario's file); images are relative to its directory.
     File(PathBuf),
-    /// Text given inline (a scenario's `Inline` config, or the defaults).
-    Inline(String),
+    /// Text given inline (a scenario's `Inline` config, or the defaults); images are relative to
+    /// `dir`.
+    Inline { text: String, dir: PathBuf },
 }
 
 /// Everything one image needs.
@@ -22,7 +28,7 @@ pub struct ImageSpec {
     pub kernel: PathBuf,
     pub config: ConfigText,
     pub exit: ExitMethod,
-    /// Guest images: (name the configuration uses, file on the host).
+    /// Image overrides: (a guest's `image` string, the file to read instead).
     pub images: Vec<(String, PathBuf)>,
     /// The disk image to create; the ramdisk goes next to it, with the extension `ramdisk`.
     pub out: PathBuf,
@@ -38,13 +44,13 @@ pub enum ImageError {
     },
     #[error("{origin}: {source}")]
     Config { origin: String, source: ConfigError },
-    #[error("cannot read guest image `{name}` from {path}: {source}")]
-    ReadImage {
-        name: String,
-        path: PathBuf,
-        source: std::io::Error,
+    #[error("`--image {key}=...` names no guest image of {origin} (its images: {known})")]
+    UnusedOverride {
+        key: String,
+        origin: String,
+        known: String,
     },
-    #[error("guest image name `{0}` is given twice")]
+    #[error("`--image {0}=...` is given twice")]
     DuplicateImage(String),
     #[error("cannot encode the boot bundle: {0}")]
     Bundle(#[from] BundleError),
@@ -69,53 +75,83 @@ pub fn ramdisk_path(disk: &Path) -> PathBuf {
     disk.with_extension("ramdisk")
 }
 
-/// Reads, parses and validates the configuration. Errors name the file and the key.
+/// Where the test guests are built, relative to the target directory: a missing image there gets
+/// a hint on how to build it.
+const GUEST_BUILD_DIR: &str = "x86_64-unknown-none/release";
+
+/// Reads one guest image; the error names the file, the cause and, for the test guests, the build
+/// command.
+fn read_image(path: &Path) -> Result<Vec<u8>, String> {
+    toml_front::read_image(path).map_err(|why| {
+        let built_guest = path
+            .parent()
+            .is_some_and(|dir| dir.ends_with(GUEST_BUILD_DIR));
+        if built_guest {
+            format!("{why} (build the test guests with `cargo build -p conduit-guest --release`)")
+        } else {
+            why
+        }
+    })
+}
+
+/// Reads, parses and validates the configuration, then reads and checks every guest image it
+/// names (`overrides` first). Errors name the configuration and the key.
 pub fn load_config(
     config: &ConfigText,
     exit: ExitMethod,
-) -> Result<conduit_config::BootConfig, ImageError> {
-    let (origin, text) = match config {
+    overrides: &[(String, PathBuf)],
+) -> Result<Loaded, ImageError> {
+    let (origin, text, dir) = match config {
         ConfigText::File(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| ImageError::ReadConfig {
                 path: path.clone(),
                 source,
             })?;
-            (path.display().to_string(), text)
+            let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+            (path.display().to_string(), text, dir)
         }
-        ConfigText::Inline(text) => ("inline configuration".to_string(), text.clone()),
+        ConfigText::Inline { text, dir } => (
+            "inline configuration".to_string(),
+            text.clone(),
+            dir.clone(),
+        ),
     };
-    toml_front::parse(&text, exit).map_err(|source| ImageError::Config { origin, source })
-}
-
-/// Reads the guest images, refusing duplicate names.
-fn read_images(images: &[(String, PathBuf)]) -> Result<Vec<(String, Vec<u8>)>, ImageError> {
-    let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(images.len());
-    for (name, path) in images {
-        if out.iter().any(|(n, _)| n == name) {
-            return Err(ImageError::DuplicateImage(name.clone()));
+    let in_config = |source| ImageError::Config {
+        origin: origin.clone(),
+        source,
+    };
+    let doc = toml_front::parse(&text, exit).map_err(in_config)?;
+    let keys = doc.image_keys();
+    for (i, (key, _)) in overrides.iter().enumerate() {
+        if overrides[..i].iter().any(|(k, _)| k == key) {
+            return Err(ImageError::DuplicateImage(key.clone()));
         }
-        let bytes = std::fs::read(path).map_err(|source| ImageError::ReadImage {
-            name: name.clone(),
-            path: path.clone(),
-            source,
-        })?;
-        out.push((name.clone(), bytes));
+        if !keys.contains(&key.as_str()) {
+            return Err(ImageError::UnusedOverride {
+                key: key.clone(),
+                origin: origin.clone(),
+                known: if keys.is_empty() {
+                    "none".to_string()
+                } else {
+                    keys.join(", ")
+                },
+            });
+        }
     }
-    Ok(out)
+    doc.resolve(|key| {
+        let path = overrides
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or_else(|| dir.join(key), |(_, p)| p.clone());
+        read_image(&path)
+    })
+    .map_err(in_config)
 }
 
 /// Builds the encoded bundle (the ramdisk's bytes).
 pub fn encode_bundle(spec: &ImageSpec) -> Result<Vec<u8>, ImageError> {
-    let config = load_config(&spec.config, spec.exit)?;
-    let images = read_images(&spec.images)?;
-    let bundle = Bundle {
-        config,
-        images: images
-            .iter()
-            .map(|(name, bytes)| GuestImage { name, bytes })
-            .collect(),
-    };
-    Ok(bundle.encode()?)
+    let loaded = load_config(&spec.config, spec.exit, &spec.images)?;
+    Ok(loaded.bundle().encode()?)
 }
 
 /// Builds the bundle, writes the ramdisk next to `spec.out` and creates the GPT UEFI disk image.
@@ -148,11 +184,15 @@ pub fn build(spec: &ImageSpec) -> Result<BuiltImage, ImageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use conduit_config::Bundle;
 
     fn spec(config: &str, images: Vec<(String, PathBuf)>) -> ImageSpec {
         ImageSpec {
             kernel: PathBuf::from("/nonexistent"),
-            config: ConfigText::Inline(config.to_string()),
+            config: ConfigText::Inline {
+                text: config.to_string(),
+                dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+            },
             exit: ExitMethod::QemuDebugExit {
                 port: QEMU_DEBUG_EXIT_PORT,
             },
@@ -161,12 +201,21 @@ mod tests {
         }
     }
 
+    /// A flat long64 guest whose image is `image` (relative to boot/ in these tests).
+    fn flat_guest(name: &str, image: &str) -> String {
+        format!(
+            "[[guest]]\nname = \"{name}\"\nmemory_mib = 2\nimage = \"{image}\"\n\
+             format = \"flat\"\nload_gpa = 0x100000\n"
+        )
+    }
+
     #[test]
     fn bundle_round_trips_with_the_chosen_exit() {
         let bytes = encode_bundle(&spec("[hypervisor]\nname = \"t\"\n", Vec::new())).expect("ok");
         let bundle = Bundle::decode(&bytes).expect("decodes");
         assert_eq!(bundle.config.name, "t");
         assert_eq!(bundle.config.exit, ExitMethod::QemuDebugExit { port: 0xf4 });
+        assert!(bundle.config.guests.is_empty() && bundle.images.is_empty());
     }
 
     #[test]
@@ -176,29 +225,86 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("`hypervisor.log_level`"), "{msg}");
         assert!(msg.starts_with("inline configuration"), "{msg}");
+        let e = encode_bundle(&spec(
+            "[[guest]]\nname = \"g\"\nmemory_mib = 1024\nimage = \"x\"\n",
+            Vec::new(),
+        ))
+        .expect_err("too much memory");
+        assert!(e.to_string().contains("`guest[0].memory_mib`"), "{e}");
     }
 
     #[test]
-    fn guest_images_are_read_and_duplicates_refused() {
+    fn guest_images_are_read_relative_to_the_configuration() {
         let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-        let one = vec![("m".to_string(), manifest.clone())];
-        let bytes = encode_bundle(&spec("", one)).expect("ok");
+        let text = format!(
+            "{}{}",
+            flat_guest("a", "Cargo.toml"),
+            flat_guest("b", "Cargo.toml")
+        );
+        let bytes = encode_bundle(&spec(&text, Vec::new())).expect("ok");
         let bundle = Bundle::decode(&bytes).expect("decodes");
+        let len = std::fs::metadata(&manifest).map(|m| m.len()).ok();
+        // One image, shared by both guests, under its `image` string.
+        assert_eq!(bundle.images.len(), 1);
+        assert_eq!(bundle.image("Cargo.toml").map(|b| b.len() as u64), len);
+        assert_eq!(bundle.config.guests.len(), 2);
         assert_eq!(
-            bundle.image("m").map(<[u8]>::len),
-            std::fs::metadata(&manifest).ok().map(|m| m.len() as usize)
+            bundle.config.guests[1].segments[0].file_len,
+            len.unwrap_or(0)
         );
-        let two = vec![
-            ("m".to_string(), manifest.clone()),
-            ("m".to_string(), manifest),
-        ];
+        // A configuration file: relative to its own directory.
+        let from_file = load_config(&ConfigText::File(manifest.clone()), ExitMethod::Halt, &[]);
         assert!(
-            matches!(encode_bundle(&spec("", two)), Err(ImageError::DuplicateImage(n)) if n == "m")
+            matches!(from_file, Err(ImageError::Config { .. })),
+            "Cargo.toml is no conduit.toml"
         );
-        let missing = vec![("x".to_string(), PathBuf::from("/nonexistent/x.bin"))];
+    }
+
+    #[test]
+    fn a_missing_image_names_the_guest_key_and_how_to_build_test_guests() {
+        let text = flat_guest(
+            "hostile",
+            "../target/x86_64-unknown-none/release/no-such-guest",
+        );
+        let e = encode_bundle(&spec(&text, Vec::new())).expect_err("missing");
+        let msg = e.to_string();
+        assert!(msg.contains("`guest \"hostile\".image`"), "{msg}");
+        assert!(msg.contains("no-such-guest"), "{msg}");
+        assert!(
+            msg.contains("cargo build -p conduit-guest --release"),
+            "{msg}"
+        );
+        let other = flat_guest("g", "nowhere/x.bin");
+        let msg = encode_bundle(&spec(&other, Vec::new()))
+            .expect_err("missing")
+            .to_string();
+        assert!(
+            msg.contains("x.bin") && !msg.contains("cargo build"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn overrides_replace_named_images_only() {
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let text = flat_guest("g", "not/there.bin");
+        let over = vec![("not/there.bin".to_string(), manifest.clone())];
+        let bytes = encode_bundle(&spec(&text, over)).expect("override used");
+        let bundle = Bundle::decode(&bytes).expect("decodes");
+        assert!(bundle.image("not/there.bin").is_some());
+        let unused = vec![("other".to_string(), manifest.clone())];
+        let e = encode_bundle(&spec(&text, unused)).expect_err("unused override");
+        assert!(
+            matches!(&e, ImageError::UnusedOverride { key, known, .. } if key == "other" && known == "not/there.bin"),
+            "{e}"
+        );
+        let twice = vec![
+            ("not/there.bin".to_string(), manifest.clone()),
+            ("not/there.bin".to_string(), manifest),
+        ];
         assert!(matches!(
-            encode_bundle(&spec("", missing)),
-            Err(ImageError::ReadImage { .. })
+            encode_bundle(&spec(&text, twice)),
+            Err(ImageError::DuplicateImage(k)) if k == "not/there.bin"
         ));
     }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 pub fn image(ws: &Workspace, args: &ImageArgs) -> Result<(), Error> {
     let config = ConfigText::File(args.config.clone());
     // Configuration mistakes first: they are the user's to fix, and cheap to find.
-    image::load_config(&config, args.exit)?;
+    image::load_config(&config, args.exit, &args.images)?;
     let kernel = ws.kernel(args.kernel.as_deref())?;
     let built = image::build(&ImageSpec {
         kernel,
@@ -42,7 +42,10 @@ fn run_config(ws: &Workspace, given: Option<&PathBuf>) -> ConfigText {
                     "conduit-boot: no {}; using the default configuration",
                     default.display()
                 );
-                ConfigText::Inline(String::new())
+                ConfigText::Inline {
+                    text: String::new(),
+                    dir: ws.root.clone(),
+                }
             }
         }
     }
@@ -54,7 +57,7 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8, Error> {
     let kind = args.machine.unwrap_or_else(machine::host_default);
     let spec = kind.default_spec();
     let config = run_config(ws, args.config.as_ref());
-    image::load_config(&config, spec.exit_method())?;
+    image::load_config(&config, spec.exit_method(), &args.images)?;
     let kernel = ws.kernel(args.kernel.as_deref())?;
     let dir = ws.build_dir("run");
     let built = image::build(&ImageSpec {

@@ -2,8 +2,9 @@
 //!
 //! Each scenario boots one image on one machine and reads the serial log. Log lines look like
 //! `[<tsc>] <LEVEL> <module>: <text>`; the patterns below match the text, never the prefix.
-//! Expectations must match in order (a line may satisfy several in a row); any match of a forbidden
-//! pattern fails the run; the run must end with the kernel's `CONDUIT EXIT: ...` marker for `end`
+//! Expectations must match in order (a line may satisfy several in a row); each guest's own
+//! expectations (`guests`) must match in order too, but independently of the other guests' and of
+//! the main ones, since guests run interleaved; any match of a forbidden pattern fails the run; the run must end with the kernel's `CONDUIT EXIT: ...` marker for `end`
 //! (under QEMU, also with the matching `isa-debug-exit` status: 33 success, 35 failure).
 
 use crate::expect::End;
@@ -12,9 +13,9 @@ use crate::machine::{BochsSpec, MachineSpec, QemuSpec};
 /// Where a scenario's `conduit.toml` comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Config {
-    /// A file, relative to the repository root.
+    /// A file, relative to the repository root (its guest images are relative to its directory).
     File(&'static str),
-    /// The text itself.
+    /// The text itself (its guest images are relative to the repository root).
     Inline(&'static str),
 }
 
@@ -25,10 +26,11 @@ pub struct Scenario {
     pub name: &'static str,
     pub machine: MachineSpec,
     pub config: Config,
-    /// Guest images for the bundle: (name in the configuration, file relative to the repository root).
-    pub images: &'static [(&'static str, &'static str)],
     /// Regular expressions that must match log lines, in this order.
     pub expect: &'static [&'static str],
+    /// Per guest (by its name in the configuration): regular expressions that must match log lines
+    /// in this order, independently of the other guests and of `expect`.
+    pub guests: &'static [(&'static str, &'static [&'static str])],
     /// Regular expressions that must match no log line.
     pub forbid: &'static [&'static str],
     /// The end the kernel must report.
@@ -45,6 +47,80 @@ const ANY_EXCEPTION: &str = r"EXCEPTION #";
 /// The banner every boot starts with.
 const BANNER: &str = r"Conduit v0\.1\.0 \(git [0-9a-f]{7,}";
 
+/// Forbidden wherever guests run: a guest's failed self-check (guest/README.md), a line the
+/// hostile and triple guests print only if the hypervisor let them go on, and any output of
+/// `badstate`, whose entry must be refused.
+const GUEST_FORBID: &[&str] = &[
+    PANIC,
+    ANY_EXCEPTION,
+    r"check failed",
+    r"hostile: write went through",
+    r"triple: still alive",
+    r"badstate: ",
+];
+
+/// `hello64` (guest/src/bin/hello64.rs), in order. Its output reaches the log as `hello64: <line>`.
+const HELLO64: &[&str] = &[
+    r"hello64: hello from hello64",
+    r"hello64: cpuid: signature ConduitHyprV ok, VMX hidden",
+    r"hello64: cpuid: abi version 1",
+    r"hello64: hlt returned",
+    // LME and LMA set (0x500); NXE and SCE are the kernel's choice.
+    r"hello64: rdmsr IA32_EFER -> 0x[0-9a-f]*[5d][0-9a-f]{2}\b",
+    r"hello64: rdmsr 0x1234 -> #GP",
+    // The one line written through hypercall 1 (HC_CONSOLE_WRITE).
+    r"hello64: hypercall console ok",
+    r"hello64: progress 1/4",
+    r"hello64: progress 2/4",
+    r"hello64: progress 3/4",
+    r"hello64: progress 4/4",
+    r"hello64: done",
+    r#"guest "hello64" exited with code 0x64\b"#,
+];
+
+/// `real16` (guest/src/bin/real16.rs), in order.
+const REAL16: &[&str] = &[
+    r"real16: hello from real16",
+    r"real16: cpuid: signature ConduitHyprV ok",
+    r"real16: progress 1/2",
+    r"real16: progress 2/2",
+    r"real16: done",
+    r#"guest "real16" exited with code 0x16\b"#,
+];
+
+/// `hostile`: its write to 1 GiB is at the image's first byte (section `.text.probe`).
+const HOSTILE: &[&str] = &[
+    r"hostile: hello from hostile",
+    r#"guest "hostile" stopped: EPT violation at GPA 0x40000000 \(write\) RIP 0x0*100000\b"#,
+];
+
+/// `triple`: LIDT of an empty table at 0x100000, UD2 at 0x100007.
+const TRIPLE: &[&str] = &[
+    r"triple: hello from triple",
+    r#"guest "triple" stopped: triple fault RIP 0x[0-9a-f]+"#,
+];
+
+/// `badstate`: the hello64 image with `test_break = "cr0-pg-without-pe"`: never entered.
+const BADSTATE: &[&str] = &[r#"guest "badstate" refused before entry: .+"#];
+
+/// The guests of boot/scenarios/vmx-guests.toml.
+const VMX_GUESTS: &[(&str, &[&str])] = &[
+    ("hello64", HELLO64),
+    ("real16", REAL16),
+    ("hostile", HOSTILE),
+    ("triple", TRIPLE),
+    ("badstate", BADSTATE),
+];
+
+/// The kernel's side of a guest run on Bochs: VMX is there, and every guest ends one way or
+/// another, after which the hypervisor ends the run.
+const VMX_GUESTS_EXPECT: &[&str] = &[
+    BANNER,
+    r"VMX: available",
+    r"config: bundle of [0-9]+ bytes, [0-9]+ guest image\(s\)",
+    r"CONDUIT EXIT: success",
+];
+
 /// All scenarios, run in this order.
 pub const SCENARIOS: &[Scenario] = &[
     // Issue "Foundation": bring-up on QEMU (no VMX, but VT-d and the PCIe device set).
@@ -56,7 +132,7 @@ pub const SCENARIOS: &[Scenario] = &[
             ..QemuSpec::TCG
         }),
         config: Config::File("boot/scenarios/foundation.toml"),
-        images: &[],
+        guests: &[],
         expect: &[
             BANNER,
             r"usable memory: [0-9]+ MiB",
@@ -84,7 +160,7 @@ pub const SCENARIOS: &[Scenario] = &[
             ..BochsSpec::DEFAULT
         }),
         config: Config::File("boot/scenarios/foundation.toml"),
-        images: &[],
+        guests: &[],
         expect: &[
             BANNER,
             r"vendor GenuineIntel family",
@@ -110,7 +186,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "qemu-page-fault",
         machine: MachineSpec::Qemu(QemuSpec::TCG),
         config: Config::File("boot/scenarios/page-fault.toml"),
-        images: &[],
+        guests: &[],
         expect: &[
             r"selftest: reading unmapped address 0x5a5a00000000",
             r"EXCEPTION #PF \(page fault\), error code 0x0000 \(not present, read, supervisor\)",
@@ -124,6 +200,58 @@ pub const SCENARIOS: &[Scenario] = &[
         end: End::Failure,
         timeout_secs: 120,
     },
+    // Issue "Guests": five guests under VMX on Bochs (Tiger Lake): a 64-bit guest through every
+    // exit it should survive, a real-mode guest (unrestricted guest), an EPT violation, a triple
+    // fault and a guest whose state the VM entry checks must refuse.
+    Scenario {
+        name: "bochs-vmx-guests",
+        machine: MachineSpec::Bochs(BochsSpec {
+            cpu_model: "tigerlake",
+            ..BochsSpec::DEFAULT
+        }),
+        config: Config::File("boot/scenarios/vmx-guests.toml"),
+        expect: VMX_GUESTS_EXPECT,
+        guests: VMX_GUESTS,
+        forbid: GUEST_FORBID,
+        end: End::Success,
+        timeout_secs: 300,
+    },
+    // The same guests on an older VMX implementation (Skylake-X: no Tiger Lake extras).
+    Scenario {
+        name: "bochs-vmx-guests-skylake",
+        machine: MachineSpec::Bochs(BochsSpec {
+            cpu_model: "corei7_skylake_x",
+            ..BochsSpec::DEFAULT
+        }),
+        config: Config::File("boot/scenarios/vmx-guests.toml"),
+        expect: VMX_GUESTS_EXPECT,
+        guests: VMX_GUESTS,
+        forbid: GUEST_FORBID,
+        end: End::Success,
+        timeout_secs: 300,
+    },
+    // Exit path lengths: under Bochs the TSC counts instructions, so `bench64` measures how many
+    // instructions a CPUID exit and an I/O exit cost (printed for scripts/bench, not judged).
+    Scenario {
+        name: "bochs-bench",
+        machine: MachineSpec::Bochs(BochsSpec {
+            cpu_model: "tigerlake",
+            ..BochsSpec::DEFAULT
+        }),
+        config: Config::File("boot/scenarios/bench.toml"),
+        expect: &[BANNER, r"CONDUIT EXIT: success"],
+        guests: &[(
+            "bench64",
+            &[
+                r"bench64: hello from bench64",
+                r"bench64: bench: cpuid_exit_instr=[0-9]+ io_exit_instr=[0-9]+\b",
+                r#"guest "bench64" exited with code 0x0\b"#,
+            ],
+        )],
+        forbid: GUEST_FORBID,
+        end: End::Success,
+        timeout_secs: 300,
+    },
 ];
 
 #[cfg(test)]
@@ -131,12 +259,76 @@ mod tests {
     use super::*;
     use crate::expect::Monitor;
     use conduit_config::ExitMethod;
-    use std::path::Path;
+    use conduit_config::toml_front::{self, Document};
+    use std::path::{Path, PathBuf};
 
     fn root() -> &'static Path {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .unwrap_or(Path::new("."))
+    }
+
+    /// The scenario's configuration, parsed (without reading images), and its directory.
+    fn document(s: &Scenario) -> (Document, PathBuf) {
+        let (text, dir) = match s.config {
+            Config::File(rel) => (
+                std::fs::read_to_string(root().join(rel))
+                    .unwrap_or_else(|e| panic!("{}: {rel}: {e}", s.name)),
+                root()
+                    .join(rel)
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+            ),
+            Config::Inline(t) => (t.to_string(), root().to_path_buf()),
+        };
+        let doc = toml_front::parse(&text, ExitMethod::Halt)
+            .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        (doc, dir)
+    }
+
+    /// The `[[bin]]` names of guest/Cargo.toml.
+    fn guest_bins() -> Vec<String> {
+        let manifest =
+            std::fs::read_to_string(root().join("guest/Cargo.toml")).expect("guest manifest");
+        let mut bins = Vec::new();
+        let mut in_bin = false;
+        for line in manifest.lines().map(str::trim) {
+            if line.starts_with('[') {
+                in_bin = line == "[[bin]]";
+            } else if in_bin && let Some(v) = line.strip_prefix("name = ") {
+                bins.push(v.trim_matches('"').to_string());
+            }
+        }
+        bins
+    }
+
+    /// Every image a configuration names must be a test guest's build output, so that
+    /// `cargo build -p conduit-guest --release` is all a boot test needs.
+    fn images_are_test_guests(what: &str, doc: &Document, dir: &Path) {
+        let bins = guest_bins();
+        let out = root().join("target/x86_64-unknown-none/release");
+        for key in doc.image_keys() {
+            let path = dir.join(key);
+            let normal: PathBuf = path.components().fold(PathBuf::new(), |mut p, c| {
+                match c {
+                    std::path::Component::ParentDir => {
+                        p.pop();
+                    }
+                    std::path::Component::CurDir => {}
+                    other => p.push(other),
+                }
+                p
+            });
+            let bin = normal
+                .strip_prefix(&out)
+                .unwrap_or_else(|_| panic!("{what}: image {key} is not in {}", out.display()));
+            let bin = bin.to_string_lossy().to_string();
+            assert!(
+                bins.contains(&bin),
+                "{what}: image {key}: no [[bin]] {bin} in guest/Cargo.toml ({bins:?})"
+            );
+        }
     }
 
     #[test]
@@ -161,22 +353,39 @@ mod tests {
     #[test]
     fn every_pattern_compiles_and_every_config_validates() {
         for s in SCENARIOS {
-            Monitor::new(s.expect, s.forbid).unwrap_or_else(|e| panic!("{}: {e}", s.name));
-            let text = match s.config {
-                Config::File(rel) => std::fs::read_to_string(root().join(rel))
-                    .unwrap_or_else(|e| panic!("{}: {rel}: {e}", s.name)),
-                Config::Inline(t) => t.to_string(),
-            };
-            conduit_config::toml_front::parse(&text, ExitMethod::Halt)
+            Monitor::with_sequences(s.expect, s.guests, s.forbid)
                 .unwrap_or_else(|e| panic!("{}: {e}", s.name));
-            for (_, rel) in s.images {
+            let (doc, dir) = document(s);
+            images_are_test_guests(s.name, &doc, &dir);
+            for (guest, _) in s.guests {
                 assert!(
-                    root().join(rel).is_file(),
-                    "{}: image {rel} missing",
+                    doc.guests.iter().any(|g| g.name == *guest),
+                    "{}: expectations for guest {guest}, which the configuration does not have",
                     s.name
                 );
             }
             assert!(s.timeout_secs > 0, "{}: zero timeout", s.name);
+        }
+    }
+
+    #[test]
+    fn the_default_configuration_runs_test_guests() {
+        let text = std::fs::read_to_string(root().join("conduit.toml")).expect("conduit.toml");
+        let doc = toml_front::parse(&text, ExitMethod::Halt).expect("conduit.toml is valid");
+        let names: Vec<&str> = doc.guests.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["hello64", "real16"]);
+        images_are_test_guests("conduit.toml", &doc, root());
+    }
+
+    #[test]
+    fn the_guest_scenarios_are_listed() {
+        for name in [
+            "bochs-vmx-guests",
+            "bochs-vmx-guests-skylake",
+            "bochs-bench",
+        ] {
+            let s = SCENARIOS.iter().find(|s| s.name == name).expect(name);
+            assert_eq!(s.machine.kind(), crate::machine::MachineKind::Bochs);
         }
     }
 
@@ -191,7 +400,8 @@ mod tests {
             );
             let mut sample = Monitor::new(&[], s.forbid).expect("valid");
             // The expectation patterns themselves, read as text, must not trip the forbidden ones.
-            for e in s.expect {
+            let guest_patterns = s.guests.iter().flat_map(|(_, p)| p.iter());
+            for e in s.expect.iter().chain(guest_patterns) {
                 sample.feed(e.replace('\\', "").as_bytes());
                 sample.feed(b"\n");
             }
