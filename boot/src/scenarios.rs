@@ -91,17 +91,19 @@ const REAL16: &[&str] = &[
 /// `hostile`: its write to 1 GiB is at the image's first byte (section `.text.probe`).
 const HOSTILE: &[&str] = &[
     r"hostile: hello from hostile",
-    r#"guest "hostile" stopped: EPT violation at GPA 0x40000000 \(write\) RIP 0x0*100000\b"#,
+    r#"guest "hostile" stopped: EPT violation at GPA 0x40000000 \(write, outside the guest's memory\) RIP 0x100000\b"#,
 ];
 
 /// `triple`: LIDT of an empty table at 0x100000, UD2 at 0x100007.
 const TRIPLE: &[&str] = &[
     r"triple: hello from triple",
-    r#"guest "triple" stopped: triple fault RIP 0x[0-9a-f]+"#,
+    r#"guest "triple" stopped: triple fault RIP 0x100007\b"#,
 ];
 
 /// `badstate`: the hello64 image with `test_break = "cr0-pg-without-pe"`: never entered.
-const BADSTATE: &[&str] = &[r#"guest "badstate" refused before entry: .+"#];
+const BADSTATE: &[&str] = &[
+    r#"guest "badstate" refused before entry: invalid guest state: CR0\.PG set but CR0\.PE clear"#,
+];
 
 /// The guests of boot/scenarios/vmx-guests.toml.
 const VMX_GUESTS: &[(&str, &[&str])] = &[
@@ -116,8 +118,19 @@ const VMX_GUESTS: &[(&str, &[&str])] = &[
 /// another, after which the hypervisor ends the run.
 const VMX_GUESTS_EXPECT: &[&str] = &[
     BANNER,
+    r"config: bundle of [0-9]+ bytes, 5 guest\(s\), 4 image\(s\)",
     r"VMX: available",
-    r"config: bundle of [0-9]+ bytes, [0-9]+ guest image\(s\)",
+    r"VMXON done",
+    r#"guest "hello64": 4 MiB at host 0x[0-9a-f]+, EPTP 0x[0-9a-f]+, VPID 1, slice 1000 us"#,
+    r#"guest "real16": 2 MiB at host 0x[0-9a-f]+, EPTP 0x[0-9a-f]+, VPID 2, .*entry Real16 \{ cs: 0, ip: 31744 \}"#,
+    r"sched: running 4 guest\(s\) round-robin",
+    r"sched: every guest has finished",
+    // Both long-running guests were preempted by the VMX-preemption timer: they interleaved.
+    r"preemption-timer exits per guest: hello64=[1-9][0-9]* real16=[1-9][0-9]* hostile=0 triple=0",
+    r#"guest "hello64": exited with code 0x64; [0-9]+ exits, CPUID: 3, HLT: 1, VMCALL: 2, I/O instruction: [0-9]+, RDMSR: 2, VMX-preemption timer expired: [1-9][0-9]*"#,
+    r#"guest "real16": exited with code 0x16; [0-9]+ exits, CPUID: 1, VMCALL: 1, I/O instruction: [0-9]+, VMX-preemption timer expired: [1-9][0-9]*"#,
+    r#"guest "hostile": stopped \(EPT violation at GPA 0x40000000 \(write, outside the guest's memory\) RIP 0x100000\); [0-9]+ exits, I/O instruction: [0-9]+, EPT violation: 1"#,
+    r#"guest "triple": stopped \(triple fault RIP 0x100007\); [0-9]+ exits, triple fault: 1"#,
     r"CONDUIT EXIT: success",
 ];
 

@@ -20,11 +20,17 @@ pub fn load(ramdisk: Option<&'static [u8]>) -> Bundle<'static> {
         }
         Some(Err(e)) => {
             error!("the ramdisk is not a usable Conduit bundle: {e}; using defaults");
-            Bundle { config: defaults(), images: alloc::vec::Vec::new() }
+            Bundle {
+                config: defaults(),
+                images: alloc::vec::Vec::new(),
+            }
         }
         None => {
             error!("no ramdisk: using defaults (no guests)");
-            Bundle { config: defaults(), images: alloc::vec::Vec::new() }
+            Bundle {
+                config: defaults(),
+                images: alloc::vec::Vec::new(),
+            }
         }
     };
     let config = &bundle.config;

@@ -62,7 +62,10 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     });
     let bundle = config::load(ramdisk);
     let config = &bundle.config;
-    info!("configuration \"{}\", log level {:?}", config.name, config.log_level);
+    info!(
+        "configuration \"{}\", log level {:?}",
+        config.name, config.log_level
+    );
 
     let cpu = cpu::identify();
     cpu.report();
@@ -97,26 +100,34 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
 
 /// Creates every configured guest and runs them until each has finished. A guest that cannot be
 /// loaded or whose state is invalid is reported and skipped; the others run.
-fn start_guests(bundle: &conduit_config::Bundle<'static>, vmx: Option<&cpu::VmxInfo>, mem: &memory::Memory) {
+fn start_guests(
+    bundle: &conduit_config::Bundle<'static>,
+    vmx: Option<&cpu::VmxInfo>,
+    mem: &memory::Memory,
+) {
     let configs = &bundle.config.guests;
     if configs.is_empty() {
         return;
     }
     let Some(vmx_info) = vmx else {
-        warn!("guests: {} configured; their vCPUs are not started because VMX is absent", configs.len());
+        warn!(
+            "guests: {} configured; their vCPUs are not started because VMX is absent",
+            configs.len()
+        );
         return;
     };
-    let mut host = match arch::x86_64::vmx::enable(vmx_info, mem).map(|v| guest::VmxHost::new(v, mem)) {
-        Ok(Some(host)) => host,
-        Ok(None) => {
-            error!("vmx: no memory for the I/O and MSR bitmaps: guests cannot run");
-            return;
-        }
-        Err(e) => {
-            error!("vmx: {e}: guests cannot run");
-            return;
-        }
-    };
+    let mut host =
+        match arch::x86_64::vmx::enable(vmx_info, mem).map(|v| guest::VmxHost::new(v, mem)) {
+            Ok(Some(host)) => host,
+            Ok(None) => {
+                error!("vmx: no memory for the I/O and MSR bitmaps: guests cannot run");
+                return;
+            }
+            Err(e) => {
+                error!("vmx: {e}: guests cannot run");
+                return;
+            }
+        };
     let mut guests = alloc::vec::Vec::new();
     for c in configs {
         let spec = match guest::spec::from_config(c, bundle.image(&c.image)) {

@@ -34,7 +34,9 @@ pub fn run_all(guests: &mut [Guest]) {
 /// The next runnable guest at or after `from`, wrapping around.
 fn pick(guests: &[Guest], from: usize) -> Option<usize> {
     let n = guests.len();
-    (0..n).map(|k| (from + k) % n).find(|&i| guests[i].state == State::Runnable)
+    (0..n)
+        .map(|k| (from + k) % n)
+        .find(|&i| guests[i].state == State::Runnable)
 }
 
 /// Runs `g` until it yields or finishes.

@@ -7,9 +7,12 @@ use crate::arch::x86_64::vmx::vmcs::{Current, FieldError};
 use alloc::format;
 use alloc::string::String;
 use conduit_vmx::exit::{
-    BasicExitReason, CrAccess, EptViolation, ExitReason, InterruptionInfo, IoDirection, IoQualification,
+    BasicExitReason, CrAccess, EptViolation, ExitReason, InterruptionInfo, IoDirection,
+    IoQualification,
 };
-use conduit_vmx::fields::{Control32, Guest64, GuestNatural, ReadOnly32, ReadOnly64, ReadOnlyNatural};
+use conduit_vmx::fields::{
+    Control32, Guest64, GuestNatural, ReadOnly32, ReadOnly64, ReadOnlyNatural,
+};
 
 /// What the scheduler does after an exit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +61,14 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     }
     if reason.entry_failure() {
         let qual = v.get(ReadOnlyNatural::ExitQualification)?;
-        return stop(g, v, format!("VM entry failed: {} (qualification {qual:#x})", reason.name()));
+        return stop(
+            g,
+            v,
+            format!(
+                "VM entry failed: {} (qualification {qual:#x})",
+                reason.name()
+            ),
+        );
     }
     let Ok(basic) = reason.basic() else {
         return stop(g, v, format!("unknown exit reason {raw}"));
@@ -82,7 +92,11 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             if info.valid() && info.vector() == 2 {
                 Ok(Outcome::Resume)
             } else {
-                stop(g, v, format!("unexpected exception exit, vector {}", info.vector()))
+                stop(
+                    g,
+                    v,
+                    format!("unexpected exception exit, vector {}", info.vector()),
+                )
             }
         }
         BasicExitReason::ControlRegisterAccess => cr_access(g, v),
@@ -96,8 +110,16 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             } else {
                 "read"
             };
-            let mapped = if g.ept.translate(gpa).is_ok() { "mapped" } else { "outside the guest's memory" };
-            stop(g, v, format!("EPT violation at GPA {gpa:#x} ({access}, {mapped})"))
+            let mapped = if g.ept.translate(gpa).is_ok() {
+                "mapped"
+            } else {
+                "outside the guest's memory"
+            };
+            stop(
+                g,
+                v,
+                format!("EPT violation at GPA {gpa:#x} ({access}, {mapped})"),
+            )
         }
         BasicExitReason::EptMisconfiguration => {
             let gpa = v.get(ReadOnly64::GuestPhysicalAddress)?;
@@ -106,7 +128,14 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         BasicExitReason::TripleFault => stop(g, v, String::from("triple fault")),
         other => {
             let qual = v.get(ReadOnlyNatural::ExitQualification)?;
-            stop(g, v, format!("unhandled exit: {} (reason {raw}, qualification {qual:#x})", other.name()))
+            stop(
+                g,
+                v,
+                format!(
+                    "unhandled exit: {} (reason {raw}, qualification {qual:#x})",
+                    other.name()
+                ),
+            )
         }
     }
 }
@@ -130,7 +159,14 @@ fn cpuid(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     let sub = g.regs.gpr[RCX] as u32;
     let (a, b, c, d) = match leaf {
         CPUID_HV_LEAF => {
-            let w = |i: usize| u32::from_le_bytes([CPUID_HV_SIGNATURE[i], CPUID_HV_SIGNATURE[i + 1], CPUID_HV_SIGNATURE[i + 2], CPUID_HV_SIGNATURE[i + 3]]);
+            let w = |i: usize| {
+                u32::from_le_bytes([
+                    CPUID_HV_SIGNATURE[i],
+                    CPUID_HV_SIGNATURE[i + 1],
+                    CPUID_HV_SIGNATURE[i + 2],
+                    CPUID_HV_SIGNATURE[i + 3],
+                ])
+            };
             (CPUID_HV_LEAF + 1, w(0), w(4), w(8))
         }
         0x4000_0001 => (ABI_VERSION, 0, 0, 0),
@@ -158,7 +194,11 @@ fn io(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         return stop(g, v, format!("undecodable I/O qualification {raw:#x}"));
     };
     if q.string {
-        return stop(g, v, format!("string I/O to port {:#x} is not supported", q.port));
+        return stop(
+            g,
+            v,
+            format!("string I/O to port {:#x} is not supported", q.port),
+        );
     }
     let size = q.size.bytes();
     match q.direction {
@@ -169,11 +209,23 @@ fn io(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             }
         }
         IoDirection::In => {
-            let value: u64 = if VirtualUart::claims(q.port) { u64::from(g.uart.read(q.port)) } else { u64::MAX };
-            let mask = if size == 4 { 0xffff_ffff } else { (1u64 << (size * 8)) - 1 };
+            let value: u64 = if VirtualUart::claims(q.port) {
+                u64::from(g.uart.read(q.port))
+            } else {
+                u64::MAX
+            };
+            let mask = if size == 4 {
+                0xffff_ffff
+            } else {
+                (1u64 << (size * 8)) - 1
+            };
             let rax = &mut g.regs.gpr[RAX];
             // A 32-bit IN zero-extends into RAX; 8/16-bit INs keep the upper bits.
-            *rax = if size == 4 { value & mask } else { (*rax & !mask) | (value & mask) };
+            *rax = if size == 4 {
+                value & mask
+            } else {
+                (*rax & !mask) | (value & mask)
+            };
         }
     }
     skip(v)?;
@@ -192,7 +244,7 @@ fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             for &b in bytes.iter() {
                 g.uart.put(&g.name, b);
             }
-            g.regs.gpr[RAX] = a2;
+            g.regs.gpr[RAX] = 0;
             Ok(Outcome::Resume)
         }
         HC_YIELD => {
@@ -255,7 +307,10 @@ fn inject_gp(g: &mut Guest) -> Result<Outcome, FieldError> {
 pub fn inject_pending(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     if g.pending_gp {
         g.pending_gp = false;
-        v.set(Control32::EntryInterruptionInfo, InterruptionInfo::hardware_exception(13).0)?;
+        v.set(
+            Control32::EntryInterruptionInfo,
+            InterruptionInfo::hardware_exception(13).0,
+        )?;
         v.set(Control32::EntryExceptionErrorCode, 0)?;
     }
     Ok(())
@@ -263,5 +318,9 @@ pub fn inject_pending(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> 
 
 fn cr_access(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     let q = CrAccess::decode(v.get(ReadOnlyNatural::ExitQualification)?);
-    stop(g, v, format!("control-register access not permitted: {q:?}"))
+    stop(
+        g,
+        v,
+        format!("control-register access not permitted: {q:?}"),
+    )
 }

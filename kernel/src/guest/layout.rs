@@ -75,13 +75,19 @@ impl GuestMemory {
         }
         // SAFETY: the range lies inside this guest's memory, which this object owns; callers
         // hold the guest exclusively (single CPU, the guest is not running).
-        Some(unsafe { core::slice::from_raw_parts_mut(self.window.virt(self.host.0 + gpa), len as usize) })
+        Some(unsafe {
+            core::slice::from_raw_parts_mut(self.window.virt(self.host.0 + gpa), len as usize)
+        })
     }
 
     /// Copies the image segments in (the memory is already zero, which covers BSS).
     pub fn load(&self, spec: &GuestSpec) -> Result<(), LayoutError> {
         for seg in &spec.segments {
-            let outside = LayoutError::SegmentOutside { gpa: seg.gpa, len: seg.mem_len, memory: self.size };
+            let outside = LayoutError::SegmentOutside {
+                gpa: seg.gpa,
+                len: seg.mem_len,
+                memory: self.size,
+            };
             if (seg.bytes.len() as u64) > seg.mem_len {
                 return Err(outside);
             }
@@ -93,7 +99,11 @@ impl GuestMemory {
 
     /// Builds the EPT mapping GPA [0, size) to this memory, write-back, RWX, with the largest
     /// leaves the CPU allows (SDM "EPT Translation Mechanism").
-    pub fn build_ept(&self, mem: &Memory, caps: &VmxCapabilities) -> Result<PageTable<Ept, PhysWindow>, LayoutError> {
+    pub fn build_ept(
+        &self,
+        mem: &Memory,
+        caps: &VmxCapabilities,
+    ) -> Result<PageTable<Ept, PhysWindow>, LayoutError> {
         let mut large = LargePages::empty();
         large.set(LargePages::SIZE_2M, caps.ept_vpid.pages_2m);
         large.set(LargePages::SIZE_1G, caps.ept_vpid.pages_1g);
@@ -102,8 +112,14 @@ impl GuestMemory {
         let config = Config::new(PagingLevels::Four).with_large_pages(large);
         let mut ept = PageTable::new(format, PhysWindow::new(mem, true), config, &mut frames)
             .map_err(LayoutError::Paging)?;
-        ept.map(&mut frames, 0, self.host.0, self.size, Attributes::wb(Access::RWX))
-            .map_err(LayoutError::Paging)?;
+        ept.map(
+            &mut frames,
+            0,
+            self.host.0,
+            self.size,
+            Attributes::wb(Access::RWX),
+        )
+        .map_err(LayoutError::Paging)?;
         Ok(ept)
     }
 
@@ -113,18 +129,34 @@ impl GuestMemory {
         debug_assert!(matches!(spec.entry, Entry::Long64 { .. }));
         let gdt = self
             .slice(GDT_GPA, 0x28)
-            .ok_or(LayoutError::SegmentOutside { gpa: GDT_GPA, len: 0x28, memory: self.size })?;
-        let tss_desc_low = 0x67 | ((TSS_GPA & 0xff_ffff) << 16) | (0x8b << 40) | ((TSS_GPA >> 24) & 0xff) << 56;
-        let entries: [u64; 5] = [0, 0x00af_9b00_0000_ffff, 0x00cf_9300_0000_ffff, tss_desc_low, TSS_GPA >> 32];
+            .ok_or(LayoutError::SegmentOutside {
+                gpa: GDT_GPA,
+                len: 0x28,
+                memory: self.size,
+            })?;
+        let tss_desc_low =
+            0x67 | ((TSS_GPA & 0xff_ffff) << 16) | (0x8b << 40) | ((TSS_GPA >> 24) & 0xff) << 56;
+        let entries: [u64; 5] = [
+            0,
+            0x00af_9b00_0000_ffff,
+            0x00cf_9300_0000_ffff,
+            tss_desc_low,
+            TSS_GPA >> 32,
+        ];
         for (i, e) in entries.iter().enumerate() {
             gdt[i * 8..i * 8 + 8].copy_from_slice(&e.to_le_bytes());
         }
-        let mut alloc = GuestFrames { next: PAGE_TABLES_GPA };
+        let mut alloc = GuestFrames {
+            next: PAGE_TABLES_GPA,
+        };
         let phys = GuestPhys { mem: self };
         let config = Config::new(PagingLevels::Four).with_large_pages(LargePages::SIZE_2M);
-        let mut tables = PageTable::new(Host::new().with_no_execute(false), phys, config, &mut alloc)
+        let mut tables =
+            PageTable::new(Host::new().with_no_execute(false), phys, config, &mut alloc)
+                .map_err(LayoutError::Paging)?;
+        tables
+            .map(&mut alloc, 0, 0, 4 << 30, Attributes::wb(Access::RWX))
             .map_err(LayoutError::Paging)?;
-        tables.map(&mut alloc, 0, 0, 4 << 30, Attributes::wb(Access::RWX)).map_err(LayoutError::Paging)?;
         // The tables live in guest memory for the guest's lifetime: never destroyed here.
         Ok(tables.root())
     }
@@ -155,7 +187,9 @@ struct GuestPhys<'a> {
 
 impl conduit_paging::PhysMemory for GuestPhys<'_> {
     fn read_entry(&self, gpa: u64) -> u64 {
-        self.mem.slice(gpa, 8).map_or(0, |b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+        self.mem.slice(gpa, 8).map_or(0, |b| {
+            u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+        })
     }
 
     fn write_entry(&mut self, gpa: u64, value: u64) {

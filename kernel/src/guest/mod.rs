@@ -10,13 +10,13 @@ mod vcpu;
 mod vuart;
 
 use crate::arch::x86_64::vmx::Vmx;
-use crate::arch::x86_64::vmx::run::GuestRegs;
 use crate::arch::x86_64::vmx::instr::VmFail;
+use crate::arch::x86_64::vmx::run::GuestRegs;
 use crate::arch::x86_64::vmx::vmcs::{Current, FieldError, VmcsRegion};
-use conduit_vmx::fields::Guest32;
 use crate::memory::{FRAME_SIZE, Memory, PhysAddr, PhysWindow};
 use alloc::string::String;
 use conduit_paging::{Ept, PageTable};
+use conduit_vmx::fields::Guest32;
 pub use exits::{Outcome, handle as handle_exit, inject_pending};
 use layout::GuestMemory;
 use log::{info, warn};
@@ -64,7 +64,14 @@ impl VmxHost {
             unsafe { core::ptr::write_bytes(window.virt(f.0), 0xff, FRAME_SIZE as usize) };
         }
         let tsc_mhz = tsc_mhz();
-        Some(Self { vmx, io_bitmap_a: a, io_bitmap_b: b, msr_bitmap: m, tsc_mhz, next_vpid: 1 })
+        Some(Self {
+            vmx,
+            io_bitmap_a: a,
+            io_bitmap_b: b,
+            msr_bitmap: m,
+            tsc_mhz,
+            next_vpid: 1,
+        })
     }
 }
 
@@ -123,7 +130,7 @@ impl core::fmt::Display for CreateError {
         match self {
             Self::Layout(e) => write!(f, "{e}"),
             Self::Vmcs(e) => write!(f, "{e}"),
-            Self::GuestState(e) => write!(f, "guest-state check failed: {e}"),
+            Self::GuestState(e) => write!(f, "invalid guest state: {e}"),
         }
     }
 }
@@ -134,14 +141,17 @@ impl Guest {
     pub fn create(host: &mut VmxHost, mem: &Memory, spec: &GuestSpec) -> Result<Self, CreateError> {
         let memory = GuestMemory::allocate(mem, spec.memory_mib).map_err(CreateError::Layout)?;
         memory.load(spec).map_err(CreateError::Layout)?;
-        let ept = memory.build_ept(mem, &host.vmx.caps).map_err(CreateError::Layout)?;
+        let ept = memory
+            .build_ept(mem, &host.vmx.caps)
+            .map_err(CreateError::Layout)?;
         // EPTP: memory type WB (6), page-walk length 4 (encoded 3) (SDM "Extended-Page-Table Pointer").
         let eptp = ept.root() | 6 | (3 << 3);
         let vpid = host.next_vpid;
         host.next_vpid = host.next_vpid.wrapping_add(1).max(1);
         let vmcs = VmcsRegion::new(mem, host.vmx.caps.basic.revision)
             .map_err(|e| CreateError::Vmcs(alloc::format!("VMCS allocation: {e}")))?;
-        let slice_ticks = (u64::from(spec.time_slice_us) * host.tsc_mhz) >> host.vmx.caps.misc.preemption_timer_rate;
+        let slice_ticks = (u64::from(spec.time_slice_us) * host.tsc_mhz)
+            >> host.vmx.caps.misc.preemption_timer_rate;
         let mut guest = Self {
             name: spec.name.clone(),
             vpid,
@@ -151,7 +161,10 @@ impl Guest {
             vmcs,
             regs: GuestRegs::default(),
             state: State::Runnable,
-            stats: Stats { by_reason: [0; 96], tsc_in_guest: 0 },
+            stats: Stats {
+                by_reason: [0; 96],
+                tsc_in_guest: 0,
+            },
             uart: VirtualUart::new(),
             slice_ticks: slice_ticks.clamp(1, u64::from(u32::MAX)) as u32,
             pending_gp: false,

@@ -44,15 +44,19 @@ pub struct GuestSpec {
 /// Turns a validated guest configuration and its image into a spec. The builder validated
 /// everything already; this re-checks what would otherwise read outside the image, so a corrupt
 /// bundle costs one guest, not the hypervisor.
-pub fn from_config(c: &conduit_config::GuestConfig, image: Option<&'static [u8]>) -> Result<GuestSpec, String> {
+pub fn from_config(
+    c: &conduit_config::GuestConfig,
+    image: Option<&'static [u8]>,
+) -> Result<GuestSpec, String> {
     use conduit_config::{EntryMode, GuestBreak};
-    let image = image.ok_or_else(|| alloc::format!("image {:?} is not in the boot bundle", c.image))?;
+    let image =
+        image.ok_or_else(|| alloc::format!("image {:?} is not in the boot bundle", c.image))?;
     let entry = match c.entry {
         EntryMode::Long64 => Entry::Long64 { rip: c.entry_point },
         EntryMode::Real16 => {
-            let (cs, ip) = c
-                .real_mode_cs_ip()
-                .ok_or_else(|| alloc::format!("real-mode entry {:#x} is not below 1 MiB", c.entry_point))?;
+            let (cs, ip) = c.real_mode_cs_ip().ok_or_else(|| {
+                alloc::format!("real-mode entry {:#x} is not below 1 MiB", c.entry_point)
+            })?;
             Entry::Real16 { cs, ip }
         }
     };
@@ -63,9 +67,17 @@ pub fn from_config(c: &conduit_config::GuestConfig, image: Option<&'static [u8]>
             .zip(usize::try_from(s.file_len).ok())
             .and_then(|(off, len)| image.get(off..off.checked_add(len)?))
             .ok_or_else(|| {
-                alloc::format!("segment at GPA {:#x} reads beyond the {}-byte image", s.gpa, image.len())
+                alloc::format!(
+                    "segment at GPA {:#x} reads beyond the {}-byte image",
+                    s.gpa,
+                    image.len()
+                )
             })?;
-        segments.push(LoadSegment { gpa: s.gpa, bytes, mem_len: s.mem_len });
+        segments.push(LoadSegment {
+            gpa: s.gpa,
+            bytes,
+            mem_len: s.mem_len,
+        });
     }
     Ok(GuestSpec {
         name: c.name.clone(),

@@ -14,7 +14,11 @@ use conduit_vmx::guest_state::{CheckContext, DescriptorTable, GuestState};
 const CR4_VMXE: u64 = 1 << 13;
 const CR0_NE: u64 = 1 << 5;
 
-pub(super) fn setup(host: &mut VmxHost, guest: &mut Guest, spec: &GuestSpec) -> Result<(), CreateError> {
+pub(super) fn setup(
+    host: &mut VmxHost,
+    guest: &mut Guest,
+    spec: &GuestSpec,
+) -> Result<(), CreateError> {
     let vmcs_err = |e: vmx::vmcs::FieldError| CreateError::Vmcs(format!("{e}"));
     let long = matches!(spec.entry, Entry::Long64 { .. });
     let mut request = ControlRequest::conduit(long);
@@ -23,15 +27,24 @@ pub(super) fn setup(host: &mut VmxHost, guest: &mut Guest, spec: &GuestSpec) -> 
     request.exit.optional |= ExitControls::SAVE_PREEMPTION_TIMER;
     let controls = VmxControls::compute(&host.vmx.msrs, &request)
         .map_err(|e| CreateError::Vmcs(format!("VM-execution controls: {e}")))?;
-    let mut v = guest.vmcs.load().map_err(|e| CreateError::Vmcs(format!("VMPTRLD: {e}")))?;
+    let mut v = guest
+        .vmcs
+        .load()
+        .map_err(|e| CreateError::Vmcs(format!("VMPTRLD: {e}")))?;
     write_controls(host, guest, &controls, &mut v).map_err(vmcs_err)?;
     vmx::write_host_state(&mut v).map_err(vmcs_err)?;
 
     let mut state = match spec.entry {
         Entry::Long64 { rip } => {
-            let cr3 = guest.memory.build_long_mode(spec).map_err(CreateError::Layout)?;
+            let cr3 = guest
+                .memory
+                .build_long_mode(spec)
+                .map_err(CreateError::Layout)?;
             let mut s = GuestState::long_mode_flat(rip, guest.memory.size, cr3);
-            s.gdtr = DescriptorTable { base: GDT_GPA, limit: 0x27 };
+            s.gdtr = DescriptorTable {
+                base: GDT_GPA,
+                limit: 0x27,
+            };
             s.tr.base = TSS_GPA;
             s
         }
@@ -51,10 +64,20 @@ pub(super) fn setup(host: &mut VmxHost, guest: &mut Guest, spec: &GuestSpec) -> 
     let unrestricted = !long;
     let cr0_fixed = FixedBits::guest_cr0(&host.vmx.msrs, unrestricted);
     let cr4_fixed = FixedBits::cr4(&host.vmx.msrs);
-    v.set(ControlNatural::Cr0GuestHostMask, cr0_fixed.fixed_mask()).map_err(vmcs_err)?;
-    v.set(ControlNatural::Cr0ReadShadow, if long { state.cr0 } else { state.cr0 & !CR0_NE }).map_err(vmcs_err)?;
-    v.set(ControlNatural::Cr4GuestHostMask, cr4_fixed.fixed_mask() | CR4_VMXE).map_err(vmcs_err)?;
-    v.set(ControlNatural::Cr4ReadShadow, state.cr4 & !CR4_VMXE).map_err(vmcs_err)?;
+    v.set(ControlNatural::Cr0GuestHostMask, cr0_fixed.fixed_mask())
+        .map_err(vmcs_err)?;
+    v.set(
+        ControlNatural::Cr0ReadShadow,
+        if long { state.cr0 } else { state.cr0 & !CR0_NE },
+    )
+    .map_err(vmcs_err)?;
+    v.set(
+        ControlNatural::Cr4GuestHostMask,
+        cr4_fixed.fixed_mask() | CR4_VMXE,
+    )
+    .map_err(vmcs_err)?;
+    v.set(ControlNatural::Cr4ReadShadow, state.cr4 & !CR4_VMXE)
+        .map_err(vmcs_err)?;
 
     // Check what the VMCS now holds, exactly as VM entry would, before ever entering.
     let written = GuestState::read_from(&mut v).map_err(vmcs_err)?;
@@ -62,8 +85,10 @@ pub(super) fn setup(host: &mut VmxHost, guest: &mut Guest, spec: &GuestSpec) -> 
     let ctx = CheckContext::new(&host.vmx.msrs, &controls).with_address_widths(phys_bits, lin_bits);
     written.check(&ctx).map_err(CreateError::GuestState)?;
 
-    vmx::invvpid(&host.vmx.caps, guest.vpid).map_err(|e| CreateError::Vmcs(format!("INVVPID: {e}")))?;
-    vmx::invept(&host.vmx.caps, guest.eptp).map_err(|e| CreateError::Vmcs(format!("INVEPT: {e}")))?;
+    vmx::invvpid(&host.vmx.caps, guest.vpid)
+        .map_err(|e| CreateError::Vmcs(format!("INVVPID: {e}")))?;
+    vmx::invept(&host.vmx.caps, guest.eptp)
+        .map_err(|e| CreateError::Vmcs(format!("INVEPT: {e}")))?;
     Ok(())
 }
 
@@ -109,5 +134,7 @@ fn apply_break(s: &mut GuestState, b: Break) {
 fn address_widths() -> (u8, u8) {
     raw_cpuid::CpuId::new()
         .get_processor_capacity_feature_info()
-        .map_or((36, 48), |c| (c.physical_address_bits(), c.linear_address_bits()))
+        .map_or((36, 48), |c| {
+            (c.physical_address_bits(), c.linear_address_bits())
+        })
 }

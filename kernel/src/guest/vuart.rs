@@ -20,7 +20,11 @@ pub struct VirtualUart {
 
 impl VirtualUart {
     pub const fn new() -> Self {
-        Self { line: [0; LINE_MAX], len: 0, regs: [0; 8] }
+        Self {
+            line: [0; LINE_MAX],
+            len: 0,
+            regs: [0; 8],
+        }
     }
 
     /// Whether `port` belongs to this UART.
@@ -57,7 +61,11 @@ impl VirtualUart {
             b => {
                 // Non-printable bytes are shown as '.', so a guest cannot send control sequences
                 // to the operator's terminal.
-                self.line[self.len] = if b.is_ascii_graphic() || b == b' ' { b } else { b'.' };
+                self.line[self.len] = if b.is_ascii_graphic() || b == b' ' {
+                    b
+                } else {
+                    b'.'
+                };
                 self.len += 1;
                 if self.len == LINE_MAX {
                     self.flush(guest);

@@ -37,7 +37,11 @@ fn check(cf: u8, zf: u8) -> Result<(), VmFail> {
     if zf != 0 {
         // SAFETY: VMREAD of the VM-instruction error field only reads the current VMCS.
         let (value, cf, zf) = unsafe { vmread_flags(ReadOnly32::VmInstructionError.encoding()) };
-        return Err(if cf == 0 && zf == 0 { VmFail::Valid(value as u32) } else { VmFail::Invalid });
+        return Err(if cf == 0 && zf == 0 {
+            VmFail::Valid(value as u32)
+        } else {
+            VmFail::Invalid
+        });
     }
     Ok(())
 }

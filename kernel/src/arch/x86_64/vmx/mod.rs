@@ -24,7 +24,12 @@ pub enum VmxError {
     /// Firmware locked IA32_FEATURE_CONTROL without "enable VMXON outside SMX" (SDM 24.7).
     FeatureControlLocked(u64),
     /// The host CR0 or CR4 cannot satisfy the VMX fixed bits.
-    FixedBits { cr: u8, value: u64, fixed0: u64, fixed1: u64 },
+    FixedBits {
+        cr: u8,
+        value: u64,
+        fixed0: u64,
+        fixed1: u64,
+    },
     /// No frame for the VMXON region.
     OutOfMemory,
     /// VMXON itself failed.
@@ -38,7 +43,12 @@ impl core::fmt::Display for VmxError {
                 f,
                 "IA32_FEATURE_CONTROL is locked ({v:#x}) with VMXON outside SMX disabled: enable VT-x in the firmware setup"
             ),
-            Self::FixedBits { cr, value, fixed0, fixed1 } => write!(
+            Self::FixedBits {
+                cr,
+                value,
+                fixed0,
+                fixed1,
+            } => write!(
                 f,
                 "CR{cr} = {value:#x} cannot satisfy the VMX fixed bits (fixed0 {fixed0:#x}, fixed1 {fixed1:#x})"
             ),
@@ -67,7 +77,12 @@ pub fn enable(info: &VmxInfo, mem: &Memory) -> Result<Vmx, VmxError> {
     let fc = info.feature_control;
     if fc & FC_LOCK == 0 {
         // SAFETY: CPUID reports VMX, so IA32_FEATURE_CONTROL exists and is unlocked.
-        unsafe { msr::write(vmx_msr::IA32_FEATURE_CONTROL, fc | FC_LOCK | FC_VMXON_OUTSIDE_SMX) };
+        unsafe {
+            msr::write(
+                vmx_msr::IA32_FEATURE_CONTROL,
+                fc | FC_LOCK | FC_VMXON_OUTSIDE_SMX,
+            )
+        };
     } else if fc & FC_VMXON_OUTSIDE_SMX == 0 {
         return Err(VmxError::FeatureControlLocked(fc));
     }
@@ -75,12 +90,22 @@ pub fn enable(info: &VmxInfo, mem: &Memory) -> Result<Vmx, VmxError> {
     let cr0 = Cr0::read_raw();
     let want0 = (cr0 | m.cr0_fixed0) & m.cr0_fixed1;
     if want0 & m.cr0_fixed0 != m.cr0_fixed0 {
-        return Err(VmxError::FixedBits { cr: 0, value: cr0, fixed0: m.cr0_fixed0, fixed1: m.cr0_fixed1 });
+        return Err(VmxError::FixedBits {
+            cr: 0,
+            value: cr0,
+            fixed0: m.cr0_fixed0,
+            fixed1: m.cr0_fixed1,
+        });
     }
     let cr4 = Cr4::read_raw() | CR4_VMXE;
     let want4 = (cr4 | m.cr4_fixed0) & m.cr4_fixed1;
     if want4 & m.cr4_fixed0 != m.cr4_fixed0 || want4 & CR4_VMXE == 0 {
-        return Err(VmxError::FixedBits { cr: 4, value: cr4, fixed0: m.cr4_fixed0, fixed1: m.cr4_fixed1 });
+        return Err(VmxError::FixedBits {
+            cr: 4,
+            value: cr4,
+            fixed0: m.cr4_fixed0,
+            fixed1: m.cr4_fixed1,
+        });
     }
     // SAFETY: only bits the CPU requires for VMX operation change (CR0.NE/PE/PG are already set in
     // long mode; CR4.VMXE has no effect outside VMX).
@@ -92,11 +117,23 @@ pub fn enable(info: &VmxInfo, mem: &Memory) -> Result<Vmx, VmxError> {
     let window = PhysWindow::new(mem, true);
     window.zero_frame(region);
     // SAFETY: the frame was just allocated and is mapped through the window.
-    unsafe { core::ptr::write_volatile(window.virt(region.0).cast::<u32>(), info.caps.basic.revision) };
+    unsafe {
+        core::ptr::write_volatile(
+            window.virt(region.0).cast::<u32>(),
+            info.caps.basic.revision,
+        )
+    };
     // SAFETY: CR4.VMXE is set, the fixed bits hold, the region carries the revision id.
     unsafe { instr::vmxon(region.0) }.map_err(VmxError::Vmxon)?;
-    info!("VMXON done (region at {:#x}), CR0 {want0:#x}, CR4 {want4:#x}", region.0);
-    Ok(Vmx { msrs: info.msrs, caps: info.caps, _vmxon_region: region })
+    info!(
+        "VMXON done (region at {:#x}), CR0 {want0:#x}, CR4 {want4:#x}",
+        region.0
+    );
+    Ok(Vmx {
+        msrs: info.msrs,
+        caps: info.caps,
+        _vmxon_region: region,
+    })
 }
 
 /// Writes the host-state area of the current VMCS from this CPU's present state, so every VM
@@ -108,7 +145,10 @@ pub fn write_host_state(v: &mut Current) -> Result<(), FieldError> {
     let idtr = x86_64::instructions::tables::sidt();
     let (cr3, cr3_flags) = Cr3::read_raw();
     v.set(HostNatural::Cr0, Cr0::read_raw())?;
-    v.set(HostNatural::Cr3, cr3.start_address().as_u64() | u64::from(cr3_flags))?;
+    v.set(
+        HostNatural::Cr3,
+        cr3.start_address().as_u64() | u64::from(cr3_flags),
+    )?;
     v.set(HostNatural::Cr4, Cr4::read_raw())?;
     v.set(Host16::CsSelector, sel.code.0)?;
     v.set(Host16::SsSelector, sel.data.0)?;
@@ -119,7 +159,12 @@ pub fn write_host_state(v: &mut Current) -> Result<(), FieldError> {
     v.set(Host16::TrSelector, sel.tss.0)?;
     // SAFETY (MSR reads below): FS_BASE, GS_BASE, EFER and PAT exist on every x86-64 CPU.
     let (fs_base, gs_base, efer, pat) = unsafe {
-        (msr::read(0xc000_0100), msr::read(0xc000_0101), msr::read(0xc000_0080), msr::read(0x277))
+        (
+            msr::read(0xc000_0100),
+            msr::read(0xc000_0101),
+            msr::read(0xc000_0080),
+            msr::read(0x277),
+        )
     };
     v.set(HostNatural::FsBase, fs_base)?;
     v.set(HostNatural::GsBase, gs_base)?;

@@ -89,7 +89,9 @@ pub unsafe fn enter(regs: &mut GuestRegs, launched: bool) -> Result<(), VmFail> 
         1 => Err(VmFail::Invalid),
         _ => {
             // SAFETY: VMfailValid means a VMCS is current.
-            let error = unsafe { super::instr::vmread(conduit_vmx::fields::ReadOnly32::VmInstructionError) };
+            let error = unsafe {
+                super::instr::vmread(conduit_vmx::fields::ReadOnly32::VmInstructionError)
+            };
             Err(match error {
                 Ok(n) => VmFail::Valid(n as u32),
                 Err(fail) => fail,

@@ -39,7 +39,10 @@ impl VmcsRegion {
         unsafe { core::ptr::write_volatile(window.virt(frame.0).cast::<u32>(), revision) };
         // SAFETY: VMX is on (regions are only created after VMXON) and the frame is ours.
         unsafe { instr::vmclear(frame.0)? };
-        Ok(Self { frame, launched: false })
+        Ok(Self {
+            frame,
+            launched: false,
+        })
     }
 
     /// Makes this VMCS current on this CPU.
@@ -78,8 +81,11 @@ impl VmcsRead for Current {
 
     fn read<F: VmcsReadable>(&mut self, field: F) -> Result<ValueOf<F>, FieldError> {
         // SAFETY: a `Current` exists only after a successful VMPTRLD.
-        let raw = unsafe { instr::vmread(field) }
-            .map_err(|fail| FieldError { field: field.name(), write: false, fail })?;
+        let raw = unsafe { instr::vmread(field) }.map_err(|fail| FieldError {
+            field: field.name(),
+            write: false,
+            fail,
+        })?;
         Ok(<F::Width as Width>::from_raw(raw))
     }
 }
@@ -90,7 +96,10 @@ impl VmcsWrite for Current {
     fn write<F: VmcsWritable>(&mut self, field: F, value: ValueOf<F>) -> Result<(), FieldError> {
         let raw = <F::Width as Width>::to_raw(value);
         // SAFETY: a `Current` exists only after a successful VMPTRLD; `F: VmcsWritable`.
-        unsafe { instr::vmwrite(field.encoding(), raw) }
-            .map_err(|fail| FieldError { field: field.name(), write: true, fail })
+        unsafe { instr::vmwrite(field.encoding(), raw) }.map_err(|fail| FieldError {
+            field: field.name(),
+            write: true,
+            fail,
+        })
     }
 }
