@@ -1,0 +1,2 @@
+//! Serial debug shell (work in progress).
+#![cfg_attr(not(test), no_std)]
