@@ -27,7 +27,13 @@ pub enum LogLevel {
 
 impl LogLevel {
     /// Every level, from the quietest.
-    pub const ALL: [Self; 5] = [Self::Error, Self::Warn, Self::Info, Self::Debug, Self::Trace];
+    pub const ALL: [Self; 5] = [
+        Self::Error,
+        Self::Warn,
+        Self::Info,
+        Self::Debug,
+        Self::Trace,
+    ];
 
     /// The lower-case name typed on the shell.
     pub const fn name(self) -> &'static str {
@@ -42,7 +48,9 @@ impl LogLevel {
 
     /// Parses a level name (ASCII case-insensitive).
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|l| l.name().eq_ignore_ascii_case(name))
+        Self::ALL
+            .into_iter()
+            .find(|l| l.name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -163,7 +171,10 @@ where
         return Ok(None);
     };
     let Some(info) = find_command(word) else {
-        return Err(ParseError::UnknownCommand { name: word, suggestion: suggest(word) });
+        return Err(ParseError::UnknownCommand {
+            name: word,
+            suggestion: suggest(word),
+        });
     };
     let mut args = [""; MAX_ARGS];
     let mut count = 0;
@@ -194,15 +205,25 @@ where
             }
             Command::Ept { guest, gpa }
         }
-        "log" => Command::Log(LogLevel::from_name(first).ok_or(ParseError::UnknownLogLevel(first))?),
+        "log" => {
+            Command::Log(LogLevel::from_name(first).ok_or(ParseError::UnknownLogLevel(first))?)
+        }
         // Every entry of the table is matched above.
-        _ => return Err(ParseError::UnknownCommand { name: word, suggestion: None }),
+        _ => {
+            return Err(ParseError::UnknownCommand {
+                name: word,
+                suggestion: None,
+            });
+        }
     };
     Ok(Some(command))
 }
 
 fn usage(info: &CommandInfo) -> ParseError<'static> {
-    ParseError::Usage { command: info.name, usage: info.usage }
+    ParseError::Usage {
+        command: info.name,
+        usage: info.usage,
+    }
 }
 
 /// Validates and resolves a guest-name argument.

@@ -135,7 +135,10 @@ pub struct Feed<'a> {
 }
 
 impl Feed<'_> {
-    const QUIET: Self = Self { echo: Echo::Nothing, event: None };
+    const QUIET: Self = Self {
+        echo: Echo::Nothing,
+        event: None,
+    };
 
     fn echo(echo: Echo) -> Self {
         Self { echo, event: None }
@@ -245,14 +248,20 @@ impl<const CAP: usize> LineEditor<CAP> {
             CR | LF => {
                 self.after_cr = byte == CR;
                 let event = if self.dropped > 0 {
-                    let event = Event::Overflow { kept: self.len, dropped: self.dropped };
+                    let event = Event::Overflow {
+                        kept: self.len,
+                        dropped: self.dropped,
+                    };
                     self.clear();
                     event
                 } else {
                     self.finished = true;
                     Event::Line(self.stored())
                 };
-                Feed { echo: Echo::NewLine, event: Some(event) }
+                Feed {
+                    echo: Echo::NewLine,
+                    event: Some(event),
+                }
             }
             BACKSPACE | DEL => {
                 if self.len == 0 {
@@ -263,7 +272,10 @@ impl<const CAP: usize> LineEditor<CAP> {
             }
             CTRL_C => {
                 self.clear();
-                Feed { echo: Echo::Interrupt, event: Some(Event::Cancelled) }
+                Feed {
+                    echo: Echo::Interrupt,
+                    event: Some(Event::Cancelled),
+                }
             }
             CTRL_U => {
                 let erased = self.len;

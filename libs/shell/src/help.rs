@@ -19,7 +19,12 @@ const fn info(
     summary: &'static str,
     arity: usize,
 ) -> CommandInfo {
-    CommandInfo { name, usage, summary, arity }
+    CommandInfo {
+        name,
+        usage,
+        summary,
+        arity,
+    }
 }
 
 /// Every command, in the order `help` lists them.
@@ -27,13 +32,33 @@ pub const COMMANDS: [CommandInfo; 10] = [
     info("help", "help", "list the commands", 0),
     info("vms", "vms", "list the guests and their state", 0),
     info("vcpu", "vcpu <guest>", "dump the vCPU state of a guest", 1),
-    info("ept", "ept <guest> <gpa>", "walk a guest's EPT for a guest-physical address", 2),
-    info("iommu", "iommu", "show the VT-d units, their state and faults", 0),
+    info(
+        "ept",
+        "ept <guest> <gpa>",
+        "walk a guest's EPT for a guest-physical address",
+        2,
+    ),
+    info(
+        "iommu",
+        "iommu",
+        "show the VT-d units, their state and faults",
+        0,
+    ),
     info("pci", "pci", "list PCI functions and their owners", 0),
     info("irq", "irq", "show vectors, IRTEs and their owners", 0),
-    info("log", "log <error|warn|info|debug|trace>", "set the console log level", 1),
+    info(
+        "log",
+        "log <error|warn|info|debug|trace>",
+        "set the console log level",
+        1,
+    ),
     info("stop", "stop <guest>", "stop a guest", 1),
-    info("restart", "restart <guest>", "restart a guest from its initial state", 1),
+    info(
+        "restart",
+        "restart <guest>",
+        "restart a guest from its initial state",
+        1,
+    ),
 ];
 
 /// Width of the widest usage, for aligning the summaries in one column.
@@ -76,7 +101,11 @@ pub fn suggest(word: &str) -> Option<&'static str> {
             }
         }
     }
-    if tie { None } else { best.map(|(_, name)| name) }
+    if tie {
+        None
+    } else {
+        best.map(|(_, name)| name)
+    }
 }
 
 /// Longest word compared (a longer one is further than [`SUGGESTION_DISTANCE`] from every

@@ -52,5 +52,9 @@ pub fn parse_u64(text: &str) -> Result<u64, NumberError> {
             .ok_or(NumberError::Overflow)?;
         any_digit = true;
     }
-    if any_digit { Ok(value) } else { Err(NumberError::NoDigits) }
+    if any_digit {
+        Ok(value)
+    } else {
+        Err(NumberError::NoDigits)
+    }
 }
