@@ -85,7 +85,7 @@ impl Irta {
     /// [`IrtSize::alignment`] is the caller's choice).
     pub const fn encode(&self) -> Result<u64, FormatError> {
         let align = PAGE;
-        if self.table % align != 0 {
+        if !self.table.is_multiple_of(align) {
             return Err(FormatError::MisalignedTable {
                 addr: self.table,
                 align,
