@@ -1,0 +1,43 @@
+//! Interrupt encodings and interrupt-resource allocation for Conduit, pure and host-tested.
+//!
+//! Encodings (every one decodes back, and decoding rejects reserved bits):
+//! - [`Irte`] / [`IrteBuilder`]: remapped-format Interrupt Remapping Table Entries (VT-d §9.10),
+//!   with source-id validation ([`SourceValidation`]); [`Irta`]: IRTA_REG and the table size
+//!   ([`IrtSize`], 2^(S+1) entries).
+//! - [`MsiMessage`]: MSI/MSI-X address and data in remappable format ([`RemappableMsi`], VT-d
+//!   §5.1.2.2 and §5.1.5.2) and compatibility format ([`CompatMsi`], SDM Vol. 3A §11.11.1 and
+//!   §11.11.2), decoded into a [`DecodedMsi`].
+//! - [`RemappableRte`]: I/O APIC redirection entries in remappable format (VT-d §5.1.5.1) and the
+//!   rules tying them to their IRTE ([`RemappableRte::check_against`]).
+//!
+//! Allocation, every resource tagged with an [`Owner`]:
+//! - [`VectorAllocator`]: local-APIC vectors 0x20..=0xFE, with hypervisor-reserved vectors.
+//! - [`IrtAllocator`]: IRT indices, single or aligned power-of-two blocks for multi-message MSI.
+//! - [`authorize_irte`]: refuses an IRTE whose index, vector or destination the requester does not
+//!   own, with a typed [`AllocError`].
+//!
+//! No `unsafe`, no allocation, no panics on any input.
+#![cfg_attr(not(test), no_std)]
+#![warn(missing_docs)]
+
+pub mod authorize;
+pub mod error;
+pub mod ioapic;
+pub mod irt;
+pub mod irta;
+pub mod irte;
+pub mod msi;
+pub mod types;
+pub mod vector;
+
+pub use authorize::{DestinationPolicy, authorize_irte};
+pub use error::{AllocError, FormatError, Resource};
+pub use ioapic::{DecodedRte, EoiMode, Polarity, RemappableRte, rte_is_remappable};
+pub use irt::{IrtAllocator, MAX_BLOCK};
+pub use irta::{IRTE_BYTES, IrtSize, Irta};
+pub use irte::{Irte, IrteBuilder, SourceQualifier, SourceValidation, raw_present};
+pub use msi::{CompatMsi, DecodedMsi, MSI_ADDRESS_BASE, MsiMessage, RemappableMsi};
+pub use types::{
+    ApicMode, DeliveryMode, Destination, DestinationMode, GuestId, Owner, TriggerMode,
+};
+pub use vector::{FIRST_VECTOR, LAST_VECTOR, VectorAllocator};

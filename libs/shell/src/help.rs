@@ -1,0 +1,147 @@
+//! The command table (what `help` prints) and "did you mean" suggestions.
+
+/// One shell command as `help` describes it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct CommandInfo {
+    /// The word that invokes it.
+    pub name: &'static str,
+    /// Its synopsis, arguments in angle brackets.
+    pub usage: &'static str,
+    /// What it does, in one line.
+    pub summary: &'static str,
+    /// How many arguments it takes.
+    pub arity: usize,
+}
+
+const fn info(
+    name: &'static str,
+    usage: &'static str,
+    summary: &'static str,
+    arity: usize,
+) -> CommandInfo {
+    CommandInfo {
+        name,
+        usage,
+        summary,
+        arity,
+    }
+}
+
+/// Every command, in the order `help` lists them.
+pub const COMMANDS: [CommandInfo; 10] = [
+    info("help", "help", "list the commands", 0),
+    info("vms", "vms", "list the guests and their state", 0),
+    info("vcpu", "vcpu <guest>", "dump the vCPU state of a guest", 1),
+    info(
+        "ept",
+        "ept <guest> <gpa>",
+        "walk a guest's EPT for a guest-physical address",
+        2,
+    ),
+    info(
+        "iommu",
+        "iommu",
+        "show the VT-d units, their state and faults",
+        0,
+    ),
+    info("pci", "pci", "list PCI functions and their owners", 0),
+    info("irq", "irq", "show vectors, IRTEs and their owners", 0),
+    info(
+        "log",
+        "log <error|warn|info|debug|trace>",
+        "set the console log level",
+        1,
+    ),
+    info("stop", "stop <guest>", "stop a guest", 1),
+    info(
+        "restart",
+        "restart <guest>",
+        "restart a guest from its initial state",
+        1,
+    ),
+];
+
+/// Width of the widest usage, for aligning the summaries in one column.
+pub const USAGE_WIDTH: usize = {
+    let mut width = 0;
+    let mut i = 0;
+    while i < COMMANDS.len() {
+        if COMMANDS[i].usage.len() > width {
+            width = COMMANDS[i].usage.len();
+        }
+        i += 1;
+    }
+    width
+};
+
+/// The entry for `name` (ASCII case-insensitive).
+pub fn find_command(name: &str) -> Option<&'static CommandInfo> {
+    COMMANDS.iter().find(|c| c.name.eq_ignore_ascii_case(name))
+}
+
+/// Largest edit distance for which an unknown word gets a suggestion.
+pub const SUGGESTION_DISTANCE: usize = 2;
+
+/// The command an unknown word was probably meant to be: the single closest command within
+/// [`SUGGESTION_DISTANCE`] edits (insertions, deletions, substitutions, adjacent transpositions),
+/// or `None` if there is none or several are equally close.
+pub fn suggest(word: &str) -> Option<&'static str> {
+    let mut best: Option<(usize, &'static str)> = None;
+    let mut tie = false;
+    for c in &COMMANDS {
+        let Some(d) = bounded_distance(word.as_bytes(), c.name.as_bytes()) else {
+            continue;
+        };
+        match best {
+            Some((b, _)) if d > b => {}
+            Some((b, _)) if d == b => tie = true,
+            _ => {
+                best = Some((d, c.name));
+                tie = false;
+            }
+        }
+    }
+    if tie {
+        None
+    } else {
+        best.map(|(_, name)| name)
+    }
+}
+
+/// Longest word compared (a longer one is further than [`SUGGESTION_DISTANCE`] from every
+/// command, whose names are at most 7 bytes).
+const MAX_COMPARED: usize = 15;
+
+/// Optimal-string-alignment distance between `a` (compared ASCII case-insensitively) and the
+/// command name `b`, or `None` when it certainly exceeds [`SUGGESTION_DISTANCE`].
+fn bounded_distance(a: &[u8], b: &[u8]) -> Option<usize> {
+    if a.len().abs_diff(b.len()) > SUGGESTION_DISTANCE || a.len() > MAX_COMPARED {
+        return None;
+    }
+    if b.len() > MAX_COMPARED {
+        return None;
+    }
+    // Row i of the dynamic-programming matrix lives in rows[i % 3].
+    let mut rows = [[0usize; MAX_COMPARED + 1]; 3];
+    for (j, cell) in rows[0].iter_mut().enumerate().take(b.len() + 1) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        let (cur, prev, prev2) = (i % 3, (i + 2) % 3, (i + 1) % 3);
+        rows[cur][0] = i;
+        for j in 1..=b.len() {
+            let ai = a[i - 1].to_ascii_lowercase();
+            let bj = b[j - 1];
+            let cost = usize::from(ai != bj);
+            let mut d = (rows[prev][j] + 1)
+                .min(rows[cur][j - 1] + 1)
+                .min(rows[prev][j - 1] + cost);
+            if i > 1 && j > 1 && ai == b[j - 2] && a[i - 2].to_ascii_lowercase() == bj {
+                d = d.min(rows[prev2][j - 2] + 1);
+            }
+            rows[cur][j] = d;
+        }
+    }
+    let d = rows[a.len() % 3][b.len()];
+    (d <= SUGGESTION_DISTANCE).then_some(d)
+}
