@@ -243,6 +243,28 @@ pub const SCENARIOS: &[Scenario] = &[
         end: End::Success,
         timeout_secs: 300,
     },
+    // Issue "Guests", bad input at boot: a guest that cannot be loaded (no room for its memory on a
+    // 128 MiB machine) is reported and skipped; the other guest runs to its end.
+    Scenario {
+        name: "bochs-guest-too-big",
+        machine: MachineSpec::Bochs(BochsSpec {
+            cpu_model: "tigerlake",
+            extra_lines: &["memory: guest=128, host=128"],
+            ..BochsSpec::DEFAULT
+        }),
+        config: Config::File("boot/scenarios/guest-too-big.toml"),
+        expect: &[
+            BANNER,
+            r"usable memory: [0-9]{2,3} MiB",
+            r#"guest "toobig" refused before entry: no 120 MiB of contiguous free memory"#,
+            r"sched: running 1 guest\(s\) round-robin",
+            r"CONDUIT EXIT: success",
+        ],
+        guests: &[("hello64", HELLO64)],
+        forbid: GUEST_FORBID,
+        end: End::Success,
+        timeout_secs: 300,
+    },
     // Exit path lengths: under Bochs the TSC counts instructions, so `bench64` measures how many
     // instructions a CPUID exit and an I/O exit cost (printed for scripts/bench, not judged).
     Scenario {

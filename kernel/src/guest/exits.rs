@@ -237,7 +237,7 @@ fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     skip(v)?;
     match func {
         HC_CONSOLE_WRITE => {
-            let Some(bytes) = (a2 <= 4096).then(|| g.memory.slice(a1, a2)).flatten() else {
+            let Some(bytes) = (a2 <= 4096).then(|| g.memory.bytes(a1, a2)).flatten() else {
                 g.regs.gpr[RAX] = HC_ERR_ARGUMENT;
                 return Ok(Outcome::Resume);
             };

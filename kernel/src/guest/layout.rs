@@ -67,21 +67,29 @@ impl GuestMemory {
         Ok(Self { host, size, window })
     }
 
-    /// The host pointer of guest-physical `gpa` for `len` bytes, if the range is guest memory.
-    pub fn slice(&self, gpa: u64, len: u64) -> Option<&mut [u8]> {
+    /// The host address of guest-physical `gpa` if `[gpa, gpa + len)` is guest memory.
+    fn host_ptr(&self, gpa: u64, len: u64) -> Option<*mut u8> {
         let end = gpa.checked_add(len)?;
-        if end > self.size {
-            return None;
-        }
-        // SAFETY: the range lies inside this guest's memory, which this object owns; callers
-        // hold the guest exclusively (single CPU, the guest is not running).
-        Some(unsafe {
-            core::slice::from_raw_parts_mut(self.window.virt(self.host.0 + gpa), len as usize)
-        })
+        (end <= self.size).then(|| self.window.virt(self.host.0 + gpa))
+    }
+
+    /// Guest memory at `gpa` for `len` bytes, if the range is guest memory.
+    pub fn bytes(&self, gpa: u64, len: u64) -> Option<&[u8]> {
+        let p = self.host_ptr(gpa, len)?;
+        // SAFETY: the range lies inside this guest's memory, which this object owns; the guest
+        // does not run while the hypervisor holds the borrow (one CPU).
+        Some(unsafe { core::slice::from_raw_parts(p, len as usize) })
+    }
+
+    /// Guest memory at `gpa` for `len` bytes, writable.
+    pub fn bytes_mut(&mut self, gpa: u64, len: u64) -> Option<&mut [u8]> {
+        let p = self.host_ptr(gpa, len)?;
+        // SAFETY: as in `bytes`, and `&mut self` makes the borrow exclusive.
+        Some(unsafe { core::slice::from_raw_parts_mut(p, len as usize) })
     }
 
     /// Copies the image segments in (the memory is already zero, which covers BSS).
-    pub fn load(&self, spec: &GuestSpec) -> Result<(), LayoutError> {
+    pub fn load(&mut self, spec: &GuestSpec) -> Result<(), LayoutError> {
         for seg in &spec.segments {
             let outside = LayoutError::SegmentOutside {
                 gpa: seg.gpa,
@@ -91,7 +99,7 @@ impl GuestMemory {
             if (seg.bytes.len() as u64) > seg.mem_len {
                 return Err(outside);
             }
-            let dst = self.slice(seg.gpa, seg.mem_len).ok_or(outside)?;
+            let dst = self.bytes_mut(seg.gpa, seg.mem_len).ok_or(outside)?;
             dst[..seg.bytes.len()].copy_from_slice(seg.bytes);
         }
         Ok(())
@@ -125,14 +133,15 @@ impl GuestMemory {
 
     /// Writes the 64-bit boot structures: GDT (null, code 0x08, data 0x10, TSS 0x18) and the
     /// identity map of the first 4 GiB in 2 MiB pages. Returns CR3.
-    pub fn build_long_mode(&self, spec: &GuestSpec) -> Result<u64, LayoutError> {
+    pub fn build_long_mode(&mut self, spec: &GuestSpec) -> Result<u64, LayoutError> {
         debug_assert!(matches!(spec.entry, Entry::Long64 { .. }));
+        let size = self.size;
         let gdt = self
-            .slice(GDT_GPA, 0x28)
+            .bytes_mut(GDT_GPA, 0x28)
             .ok_or(LayoutError::SegmentOutside {
                 gpa: GDT_GPA,
                 len: 0x28,
-                memory: self.size,
+                memory: size,
             })?;
         let tss_desc_low =
             0x67 | ((TSS_GPA & 0xff_ffff) << 16) | (0x8b << 40) | ((TSS_GPA >> 24) & 0xff) << 56;
@@ -149,7 +158,7 @@ impl GuestMemory {
         let mut alloc = GuestFrames {
             next: PAGE_TABLES_GPA,
         };
-        let phys = GuestPhys { mem: self };
+        let phys = GuestPhys { mem: &mut *self };
         let config = Config::new(PagingLevels::Four).with_large_pages(LargePages::SIZE_2M);
         let mut tables =
             PageTable::new(Host::new().with_no_execute(false), phys, config, &mut alloc)
@@ -182,18 +191,19 @@ impl conduit_paging::FrameAllocator for GuestFrames {
 
 /// Guest-physical memory as seen by the page-table builder when it writes the guest's tables.
 struct GuestPhys<'a> {
-    mem: &'a GuestMemory,
+    mem: &'a mut GuestMemory,
 }
 
 impl conduit_paging::PhysMemory for GuestPhys<'_> {
     fn read_entry(&self, gpa: u64) -> u64 {
-        self.mem.slice(gpa, 8).map_or(0, |b| {
-            u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-        })
+        self.mem
+            .bytes(gpa, 8)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u64::from_le_bytes)
     }
 
     fn write_entry(&mut self, gpa: u64, value: u64) {
-        if let Some(b) = self.mem.slice(gpa, 8) {
+        if let Some(b) = self.mem.bytes_mut(gpa, 8) {
             b.copy_from_slice(&value.to_le_bytes());
         }
     }

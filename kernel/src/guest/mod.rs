@@ -79,11 +79,9 @@ impl VmxHost {
 /// or an assumed 1 GHz when the CPU reports neither.
 fn tsc_mhz() -> u64 {
     let cpuid = raw_cpuid::CpuId::new();
-    if let Some(t) = cpuid.get_tsc_info() {
-        if let Some(hz) = t.tsc_frequency() {
-            info!("TSC {} MHz (CPUID 0x15)", hz / 1_000_000);
-            return (hz / 1_000_000).max(1);
-        }
+    if let Some(hz) = cpuid.get_tsc_info().and_then(|t| t.tsc_frequency()) {
+        info!("TSC {} MHz (CPUID 0x15)", hz / 1_000_000);
+        return (hz / 1_000_000).max(1);
     }
     if let Some(f) = cpuid.get_processor_frequency_info() {
         let mhz = u64::from(f.processor_base_frequency());
@@ -139,7 +137,8 @@ impl Guest {
     /// Builds the guest: memory, image, EPT, VMCS; then checks the guest state as VM entry
     /// would, so an invalid guest is refused before VMLAUNCH with the failing rule named.
     pub fn create(host: &mut VmxHost, mem: &Memory, spec: &GuestSpec) -> Result<Self, CreateError> {
-        let memory = GuestMemory::allocate(mem, spec.memory_mib).map_err(CreateError::Layout)?;
+        let mut memory =
+            GuestMemory::allocate(mem, spec.memory_mib).map_err(CreateError::Layout)?;
         memory.load(spec).map_err(CreateError::Layout)?;
         let ept = memory
             .build_ept(mem, &host.vmx.caps)

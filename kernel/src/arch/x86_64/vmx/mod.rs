@@ -157,7 +157,8 @@ pub fn write_host_state(v: &mut Current) -> Result<(), FieldError> {
     v.set(Host16::FsSelector, 0)?;
     v.set(Host16::GsSelector, 0)?;
     v.set(Host16::TrSelector, sel.tss.0)?;
-    // SAFETY (MSR reads below): FS_BASE, GS_BASE, EFER and PAT exist on every x86-64 CPU.
+    // SAFETY: FS_BASE, GS_BASE, EFER and PAT exist on every x86-64 CPU; reading them has no
+    // side effects.
     let (fs_base, gs_base, efer, pat) = unsafe {
         (
             msr::read(0xc000_0100),

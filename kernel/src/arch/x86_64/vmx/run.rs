@@ -73,7 +73,7 @@ unsafe extern "C" {
 
 /// The address VM exits continue at (HOST_RIP).
 pub fn exit_entry_point() -> u64 {
-    conduit_vmx_exit as usize as u64
+    conduit_vmx_exit as *const () as u64
 }
 
 /// Enters the guest of the current VMCS and returns at its next VM exit.

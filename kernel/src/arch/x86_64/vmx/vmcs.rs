@@ -51,11 +51,6 @@ impl VmcsRegion {
         unsafe { instr::vmptrld(self.frame.0)? };
         Ok(Current { _private: () })
     }
-
-    /// The physical address of the region.
-    pub fn phys(&self) -> u64 {
-        self.frame.0
-    }
 }
 
 /// Proof that some VMCS is current: the typed VMREAD/VMWRITE interface.
