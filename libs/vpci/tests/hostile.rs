@@ -39,8 +39,11 @@ fn igb_pf_msi() -> VirtualFunction {
     single(f).expect("builds")
 }
 
-/// What must never change: identity, lists, MSI-X geometry.
-fn identity(vf: &VirtualFunction) -> (Vec<u32>, Vec<(u8, u16)>, Vec<(u16, u16)>) {
+/// Identity registers, legacy list, extended list.
+type Identity = (Vec<u32>, Vec<(u8, u16)>, Vec<(u16, u16)>);
+
+/// What must never change: identity registers and both capability lists.
+fn identity(vf: &VirtualFunction) -> Identity {
     let regs = [0x00, 0x08, 0x0c, 0x2c, 0x34, 0x3c]
         .iter()
         .map(|&o| {
