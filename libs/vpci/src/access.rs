@@ -243,3 +243,55 @@ impl<'a> IntoIterator for &'a Events {
         self.slots.iter().flatten()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_keep_order_and_never_overflow() {
+        let mut ev = Events::new();
+        assert!(ev.is_empty());
+        for i in 0..MAX_EVENTS + 3 {
+            ev.push(Event::MsixEntryChanged {
+                index: i as u16,
+                address: 0,
+                data: 0,
+                masked: true,
+            });
+        }
+        assert_eq!(ev.len(), MAX_EVENTS);
+        let idx: Vec<u16> = ev
+            .iter()
+            .map(|e| match e {
+                Event::MsixEntryChanged { index, .. } => *index,
+                _ => u16::MAX,
+            })
+            .collect();
+        assert_eq!(idx, (0..MAX_EVENTS as u16).collect::<Vec<_>>());
+        assert_eq!(ev.get(MAX_EVENTS), None);
+        assert_eq!(ev.into_iter().count(), MAX_EVENTS);
+    }
+
+    #[test]
+    fn config_access_checks() {
+        assert_eq!(check_config(0xffc, 4), Ok(0xffc));
+        assert_eq!(
+            check_config(0x1000, 1),
+            Err(AccessError::OutOfRange { offset: 0x1000 })
+        );
+        assert_eq!(check_config(0, 3), Err(AccessError::BadSize { size: 3 }));
+        assert_eq!(
+            check_config(6, 4),
+            Err(AccessError::Straddles { offset: 6, size: 4 })
+        );
+        assert_eq!(
+            check_config(5, 2),
+            Err(AccessError::Misaligned { offset: 5, size: 2 })
+        );
+        assert_eq!(
+            (all_ones(1), all_ones(2), all_ones(4)),
+            (0xff, 0xffff, u32::MAX)
+        );
+    }
+}

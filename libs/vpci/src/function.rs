@@ -59,7 +59,7 @@ pub enum BuildError {
 }
 
 /// A VF's configuration space with what the VF does not implement supplied by the PF:
-/// Vendor ID and Device ID read `0xFFFF` on a VF (PCIe Base Spec r6.0 §9.3.4.1.1–2), so this
+/// Vendor ID and Device ID read `0xFFFF` on a VF (PCIe Base Spec r6.0 §9.3.4.1), so this
 /// overlay answers the first dword of `vf` with the PF's Vendor ID and the SR-IOV VF Device ID
 /// (§9.3.3.11). Every other read goes to the inner accessor; writes are dropped.
 #[derive(Debug)]

@@ -2,11 +2,11 @@
 //!
 //! | offset | register             | virtual behaviour                                          |
 //! |--------|----------------------|------------------------------------------------------------|
-//! | 0x00   | Vendor / Device ID   | passed through (a VF's come from the PF, §9.3.4.1.1–2)     |
+//! | 0x00   | Vendor / Device ID   | passed through (a VF's come from the PF, §9.3.4.1)         |
 //! | 0x04   | Command              | emulated: see [`command_write_mask`]                       |
 //! | 0x06   | Status               | Capabilities List from the virtual list; [`STATUS_RW1C`]   |
 //! | 0x08   | Revision, Class Code | passed through                                             |
-//! | 0x0c   | Cache Line Size      | guest scratch (no effect on PCIe, §7.5.1.1.7)              |
+//! | 0x0c   | Cache Line Size      | guest scratch (no effect on PCIe, §7.5.1.1)                |
 //! | 0x0d   | Latency Timer, BIST  | read-only zero                                             |
 //! | 0x0e   | Header Type          | 0x00, multi-function bit set by the topology               |
 //! | 0x10   | BAR0..5              | virtual, see [`crate::bar`]                                |
@@ -14,7 +14,7 @@
 //! | 0x2c   | Subsystem IDs        | passed through                                             |
 //! | 0x30   | Expansion ROM BAR    | read-only zero: no ROM is exposed                          |
 //! | 0x34   | Capabilities Pointer | the rebuilt list, see [`crate::caps`]                      |
-//! | 0x3c   | Interrupt Line       | guest scratch (§7.5.1.1.13: software-owned)                |
+//! | 0x3c   | Interrupt Line       | guest scratch (software-owned, §7.5.1.1)                   |
 //! | 0x3d   | Interrupt Pin        | passed through (0 for a VF: VFs have no INTx, §9.3.4.1)    |
 //! | 0x3e   | Min_Gnt, Max_Lat     | read-only zero (not used by PCIe)                          |
 //!
@@ -22,7 +22,7 @@
 //! guest's write, I/O Space only when the function has an I/O BAR; every other bit (Special
 //! Cycles, Memory Write and Invalidate, VGA snoop, Parity Error Response, SERR# Enable, Fast
 //! Back-to-Back) is read-only zero. A VF's physical Command has Memory Space read-only zero
-//! (its decode is the PF's VF MSE, §9.3.4.1.3): the virtual bit is what the core maps by.
+//! (its decode is the PF's VF MSE, §9.3.4.1): the virtual bit is what the core maps by.
 
 use conduit_pci::config::{command, reg, status};
 use conduit_pci::{Bdf, ConfigAccess};
