@@ -241,7 +241,7 @@ impl Monitor {
             self.forbidden = Some((re.as_str().to_string(), here()));
         }
         for sequence in &mut self.sequences {
-            sequence.check(&text, &here);
+            sequence.check(&text, here);
         }
         if self.marker.is_none()
             && let Some(c) = self.marker_re.captures(&text)

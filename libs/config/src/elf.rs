@@ -168,7 +168,7 @@ pub fn parse(bytes: &[u8]) -> Result<ElfImage, ElfError> {
             len: bytes.len(),
         })?;
     let mut segments = Vec::new();
-    for (index, ph) in table.chunks_exact(PHDR_LEN).enumerate() {
+    for (index, ph) in table.as_chunks::<PHDR_LEN>().0.iter().enumerate() {
         match u32_at(ph, 0) {
             PT_LOAD => {}
             PT_INTERP => return Err(ElfError::Interpreter(index)),
