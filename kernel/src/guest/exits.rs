@@ -11,7 +11,7 @@ use conduit_vmx::exit::{
     IoQualification,
 };
 use conduit_vmx::fields::{
-    Control32, Guest64, GuestNatural, ReadOnly32, ReadOnly64, ReadOnlyNatural,
+    Control32, Guest32, Guest64, GuestNatural, ReadOnly32, ReadOnly64, ReadOnlyNatural,
 };
 
 /// What the scheduler does after an exit.
@@ -227,7 +227,11 @@ fn io(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
 }
 
 fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
-    let (func, a1, a2) = (g.regs.gpr[RAX], g.regs.gpr[RBX], g.regs.gpr[RCX]);
+    let (mut func, mut a1, mut a2) = (g.regs.gpr[RAX], g.regs.gpr[RBX], g.regs.gpr[RCX]);
+    // Outside 64-bit mode (CS.L = 0) only the low 32 bits of the registers are defined.
+    if v.get(Guest32::CsAccessRights)? & (1 << 13) == 0 {
+        (func, a1, a2) = (func & 0xffff_ffff, a1 & 0xffff_ffff, a2 & 0xffff_ffff);
+    }
     skip(v)?;
     match func {
         HC_CONSOLE_WRITE => {
