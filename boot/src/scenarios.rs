@@ -124,6 +124,17 @@ pub const SCENARIOS: &[Scenario] = &[
         end: End::Failure,
         timeout_secs: 120,
     },
+    // Issue "VT-d DMA remapping" (scratch).
+    Scenario {
+        name: "qemu-vtd-edu",
+        machine: MachineSpec::Qemu(QemuSpec::TCG),
+        config: Config::File("boot/scenarios/vtd-edu.toml"),
+        images: &[],
+        expect: &[BANNER, r"CONDUIT EXIT: success"],
+        forbid: &[PANIC, ANY_EXCEPTION],
+        end: End::Success,
+        timeout_secs: 120,
+    },
 ];
 
 #[cfg(test)]

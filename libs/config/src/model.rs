@@ -60,6 +60,15 @@ pub enum ExitMethod {
 pub enum TestCase {
     /// Read an address that no page table maps: must end in a decoded #PF.
     PageFault,
+    /// VT-d: two DMA-test domains, QEMU's edu device (1234:11e8) as the DMA master, the scripted
+    /// map/DMA/unmap/fault sequence.
+    VtdEdu,
+    /// [`TestCase::VtdEdu`] with register-based invalidation even where queued invalidation is
+    /// offered.
+    VtdEduRegisterInvalidation,
+    /// The kernel parses a corrupted copy of the firmware's DMAR: remapping must stay off and
+    /// every device assignment must be refused.
+    DmarCorrupt,
 }
 
 impl TestCase {
@@ -67,6 +76,9 @@ impl TestCase {
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "page-fault" => Some(Self::PageFault),
+            "vtd-edu" => Some(Self::VtdEdu),
+            "vtd-edu-reginv" => Some(Self::VtdEduRegisterInvalidation),
+            "dmar-corrupt" => Some(Self::DmarCorrupt),
             _ => None,
         }
     }
