@@ -124,11 +124,33 @@ pub const SCENARIOS: &[Scenario] = &[
         end: End::Failure,
         timeout_secs: 120,
     },
-    // Issue "VT-d DMA remapping" (scratch).
     Scenario {
-        name: "qemu-vtd-edu",
-        machine: MachineSpec::Qemu(QemuSpec::TCG),
+        name: "qemu-vtd-edu-cm-off",
+        machine: MachineSpec::Qemu(QemuSpec {
+            caching_mode: false,
+            ..QemuSpec::TCG
+        }),
         config: Config::File("boot/scenarios/vtd-edu.toml"),
+        images: &[],
+        expect: &[BANNER, r"CONDUIT EXIT: success"],
+        forbid: &[PANIC, ANY_EXCEPTION],
+        end: End::Success,
+        timeout_secs: 120,
+    },
+    Scenario {
+        name: "qemu-vtd-edu-reginv",
+        machine: MachineSpec::Qemu(QemuSpec::TCG),
+        config: Config::File("boot/scenarios/vtd-edu-reginv.toml"),
+        images: &[],
+        expect: &[BANNER, r"CONDUIT EXIT: success"],
+        forbid: &[PANIC, ANY_EXCEPTION],
+        end: End::Success,
+        timeout_secs: 120,
+    },
+    Scenario {
+        name: "qemu-dmar-corrupt",
+        machine: MachineSpec::Qemu(QemuSpec::TCG),
+        config: Config::File("boot/scenarios/dmar-corrupt.toml"),
         images: &[],
         expect: &[BANNER, r"CONDUIT EXIT: success"],
         forbid: &[PANIC, ANY_EXCEPTION],

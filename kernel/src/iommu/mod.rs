@@ -19,9 +19,9 @@ mod domain;
 
 pub use domain::{DomainId, GuestMemory};
 
+use crate::arch::x86_64::apic;
 use crate::arch::x86_64::vtd::fault::{self, Fault};
 use crate::arch::x86_64::vtd::{Invalidation, Method, RemappingUnit, VtdError};
-use crate::arch::x86_64::{apic, vtd::caps};
 use crate::memory::{Frames, Memory};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -135,14 +135,13 @@ struct State {
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
 
-/// What the log and the diagnostics need to know about a unit.
+/// What diagnostics need to know about a unit.
 #[derive(Debug, Clone, Copy)]
 pub struct UnitInfo {
+    /// Register base.
     pub base: u64,
+    /// Physical address of its root table.
     pub root_table: u64,
-    pub cap: caps::Cap,
-    pub ecap: caps::Ecap,
-    pub queued: bool,
 }
 
 fn disable(mem: &'static Memory, reason: String) {
@@ -246,9 +245,6 @@ pub fn units() -> Vec<UnitInfo> {
             .map(|u| UnitInfo {
                 base: u.phys(),
                 root_table: u.root_table(),
-                cap: u.cap(),
-                ecap: u.ecap(),
-                queued: u.queued(),
             })
             .collect()
     })

@@ -68,7 +68,7 @@ impl FrameAllocator {
 
     /// Gives a frame back for reuse.
     pub fn free(&mut self, frame: PhysAddr) {
-        debug_assert!(frame.0 % FRAME_SIZE == 0 && frame.0 != 0);
+        debug_assert!(frame.0.is_multiple_of(FRAME_SIZE) && frame.0 != 0);
         self.free.push(frame);
     }
 

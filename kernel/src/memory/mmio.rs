@@ -81,11 +81,6 @@ impl Mmio {
         self.phys
     }
 
-    /// Length in bytes.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
     /// The kernel virtual address of byte `offset` (not checked).
     pub fn virt(&self, offset: u64) -> u64 {
         self.virt + offset

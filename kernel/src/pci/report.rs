@@ -118,7 +118,7 @@ pub fn log_function(f: &Function) {
         let _ = write!(caps, " {}@{:#x}", cap_name(cap.id), cap.offset);
     }
     if !f.ext_caps.is_empty() {
-        caps.push_str(";");
+        caps.push(';');
         for cap in &f.ext_caps {
             let _ = write!(caps, " {}@{:#x}", ext_cap_name(cap.id), cap.offset);
         }

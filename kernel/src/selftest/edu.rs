@@ -108,6 +108,9 @@ impl Edu {
     /// device reports it finished (a few seconds at most).
     pub fn dma(&self, direction: Direction, iova: u64, len: u64) -> Result<(), &'static str> {
         let regs = self.regs;
+        if len > BUFFER_LEN {
+            return Err("longer than the device buffer");
+        }
         if map_field!(regs.dma_cmd).read() & CMD_START != 0 {
             return Err("the previous transfer has not finished");
         }

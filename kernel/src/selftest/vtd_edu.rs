@@ -241,10 +241,8 @@ pub fn run(mem: &'static Memory, vmx: bool) -> Result<usize, String> {
 
 fn script(t: &Test<'_>, a: &Guest, b: &Guest) -> Result<usize, String> {
     let edu_bdf: Bdf = t.edu.bdf;
-    let root = iommu::units()
-        .first()
-        .map(|u| u.root_table)
-        .ok_or("no remapping unit")?;
+    let unit = *iommu::units().first().ok_or("no remapping unit")?;
+    let root = unit.root_table;
     let b_target = outside_a("guest B's memory", b.hpa)?;
     let root_target = outside_a("the VT-d root table", root)?;
     let hpa_a = |gpa: u64| a.hpa + (gpa - GUEST_GPA);
@@ -314,9 +312,10 @@ fn script(t: &Test<'_>, a: &Guest, b: &Guest) -> Result<usize, String> {
     let after = t.checksum(root, PAGE);
     unchanged("the root table", before, after)?;
     info!(
-        "selftest: vtd-edu [4] DMA write to IOVA {root_target:#x} (the hypervisor's VT-d root \
-         table) blocked (reason {NO_WRITE:#04x}); root table checksum {before:#018x} before, \
-         {after:#018x} after"
+        "selftest: vtd-edu [4] DMA write to IOVA {root_target:#x} (the hypervisor's root table of \
+         unit {:#x}) blocked (reason {NO_WRITE:#04x}); root table checksum {before:#018x} before, \
+         {after:#018x} after",
+        unit.base
     );
 
     // [5] A read of the root table: blocked too.

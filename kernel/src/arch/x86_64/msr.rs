@@ -12,9 +12,9 @@ pub unsafe fn read(msr: u32) -> u64 {
 /// Writes a model-specific register.
 ///
 /// # Safety
-/// The MSR must exist on this CPU and `value` must be valid for it (else #GP), and the write
-/// must not break an invariant the kernel relies on.
+/// The MSR must exist and the value must be valid for it; writing changes machine state that
+/// the caller must own.
 pub unsafe fn write(msr: u32, value: u64) {
-    // SAFETY: the caller guarantees the MSR exists and the value is acceptable.
-    unsafe { x86_64::registers::model_specific::Msr::new(msr).write(value) }
+    // SAFETY: guaranteed by the caller.
+    unsafe { x86_64::registers::model_specific::Msr::new(msr).write(value) };
 }

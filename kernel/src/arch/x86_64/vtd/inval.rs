@@ -14,8 +14,6 @@ use volatile::{VolatilePtr, map_field};
 pub enum Invalidation {
     /// Every cached context entry.
     ContextGlobal,
-    /// Context entries tagged with `did`.
-    ContextDomain { did: u16 },
     /// The context entry of `source` (tagged `did`; under caching mode a not-present entry that
     /// became present is tagged 0, §6.1).
     ContextDevice { did: u16, source: Bdf },
@@ -32,7 +30,6 @@ impl fmt::Display for Invalidation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::ContextGlobal => write!(f, "context cache (global)"),
-            Self::ContextDomain { did } => write!(f, "context cache (domain {did})"),
             Self::ContextDevice { did, source } => {
                 write!(f, "context cache (device {source}, DID {did})")
             }
@@ -78,7 +75,6 @@ pub fn by_register(
 ) -> Result<(), VtdError> {
     let command = match inv {
         Invalidation::ContextGlobal => Some(ccmd::GLOBAL),
-        Invalidation::ContextDomain { did } => Some(ccmd::DOMAIN | ccmd::did(did)),
         Invalidation::ContextDevice { did, source } => {
             Some(ccmd::DEVICE | ccmd::did(did) | ccmd::sid(source.routing_id()))
         }

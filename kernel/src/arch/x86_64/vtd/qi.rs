@@ -46,10 +46,6 @@ impl Descriptor {
                 lo: CONTEXT | gran(1),
                 hi: 0,
             },
-            Invalidation::ContextDomain { did: d } => Self {
-                lo: CONTEXT | gran(2) | did(d),
-                hi: 0,
-            },
             Invalidation::ContextDevice { did: d, source } => Self {
                 lo: CONTEXT | gran(3) | did(d) | (u64::from(source.routing_id()) << 32),
                 hi: 0,

@@ -131,8 +131,6 @@ pub mod global {
     pub const TE: u32 = 1 << 31;
     /// Set Root Table Pointer / Status (one-shot).
     pub const SRTP: u32 = 1 << 30;
-    /// Set Fault Log / Status (one-shot).
-    pub const SFL: u32 = 1 << 29;
     /// Enable Advanced Fault Logging / Status.
     pub const EAFL: u32 = 1 << 28;
     /// Write Buffer Flush / Status (one-shot).
@@ -141,8 +139,6 @@ pub mod global {
     pub const QIE: u32 = 1 << 26;
     /// Interrupt Remapping Enable / Status.
     pub const IRE: u32 = 1 << 25;
-    /// Set Interrupt Remap Table Pointer / Status (one-shot).
-    pub const SIRTP: u32 = 1 << 24;
     /// Compatibility Format Interrupt.
     pub const CFI: u32 = 1 << 23;
     /// The persistent enables: when one is changed, the others are written back as Global
@@ -174,22 +170,16 @@ pub mod fsts {
 pub mod fectl {
     /// Interrupt Mask.
     pub const IM: u32 = 1 << 31;
-    /// Interrupt Pending.
-    pub const IP: u32 = 1 << 30;
 }
 
 /// Context Command (§10.4.7).
 pub mod ccmd {
     /// Invalidate Context-Cache: set to start, hardware clears it when done.
     pub const ICC: u64 = 1 << 63;
-    /// Requested granularity (CIRG, bits 62:61).
+    /// Requested granularity (CIRG, bits 62:61): global, device-selective. (Domain-selective,
+    /// 2, is not used.)
     pub const GLOBAL: u64 = 1 << 61;
-    pub const DOMAIN: u64 = 2 << 61;
     pub const DEVICE: u64 = 3 << 61;
-    /// Actual granularity (CAIG, bits 60:59).
-    pub const fn actual(value: u64) -> u64 {
-        (value >> 59) & 3
-    }
     pub const fn did(did: u16) -> u64 {
         did as u64
     }
@@ -209,10 +199,6 @@ pub mod iotlb {
     /// Drain reads / writes.
     pub const DR: u64 = 1 << 49;
     pub const DW: u64 = 1 << 48;
-    /// Actual granularity (IAIG, bits 58:57).
-    pub const fn actual(value: u64) -> u64 {
-        (value >> 57) & 3
-    }
     pub const fn did(did: u16) -> u64 {
         (did as u64) << 32
     }

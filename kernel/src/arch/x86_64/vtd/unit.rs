@@ -144,18 +144,9 @@ impl RemappingUnit {
         self.cap
     }
 
-    pub fn ecap(&self) -> Ecap {
-        self.ecap
-    }
-
     /// Physical address of the root table.
     pub fn root_table(&self) -> u64 {
         self.tables.root()
-    }
-
-    /// Whether invalidations go through the queue.
-    pub fn queued(&self) -> bool {
-        self.queue.is_some()
     }
 
     /// The physical-memory accessor for this unit's tables (flushes when ECAP.C = 0).
