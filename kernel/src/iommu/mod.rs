@@ -145,7 +145,14 @@ pub struct UnitInfo {
 }
 
 fn disable(mem: &'static Memory, reason: String) {
-    error!("iommu: DMA remapping disabled: {reason}; every device assignment will be refused");
+    disable_with(mem, reason, log::Level::Error);
+}
+
+fn disable_with(mem: &'static Memory, reason: String, level: log::Level) {
+    log::log!(
+        level,
+        "iommu: DMA remapping disabled: {reason}; every device assignment will be refused"
+    );
     *STATE.lock() = Some(State {
         mem,
         disabled: Some(reason),
@@ -159,8 +166,8 @@ fn disable(mem: &'static Memory, reason: String) {
 /// Brings DMA remapping up from the DMAR table `dmar` (the whole table, header included).
 pub fn init(mem: &'static Memory, dmar: Option<&[u8]>, options: Options) {
     let Some(bytes) = dmar else {
-        info!("iommu: no DMAR table: no DMA remapping hardware to program");
-        return disable(mem, String::from("the firmware reports no DMAR table"));
+        let reason = String::from("the firmware reports no DMAR table");
+        return disable_with(mem, reason, log::Level::Warn);
     };
     let table = match Dmar::parse(bytes) {
         Ok(t) => t,
