@@ -83,3 +83,21 @@ impl TestCase {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TestCase;
+
+    #[test]
+    fn vtd_scenario_names() {
+        for (name, case) in [
+            ("vtd-edu", TestCase::VtdEdu),
+            ("vtd-edu-reginv", TestCase::VtdEduRegisterInvalidation),
+            ("dmar-corrupt", TestCase::DmarCorrupt),
+            ("page-fault", TestCase::PageFault),
+        ] {
+            assert_eq!(TestCase::from_name(name), Some(case));
+        }
+        assert_eq!(TestCase::from_name("vtd"), None);
+    }
+}

@@ -113,18 +113,6 @@ mod tests {
     }
 
     #[test]
-    fn vtd_scenarios_parse() {
-        for (name, case) in [
-            ("vtd-edu", TestCase::VtdEdu),
-            ("vtd-edu-reginv", TestCase::VtdEduRegisterInvalidation),
-            ("dmar-corrupt", TestCase::DmarCorrupt),
-        ] {
-            let text = alloc::format!("[test]\nscenario = \"{name}\"\n");
-            assert_eq!(parse(&text, EXIT).unwrap().test, Some(case));
-        }
-    }
-
-    #[test]
     fn errors_name_the_key() {
         let e = parse("[hypervisor]\nlog_level = \"loud\"\n", EXIT).unwrap_err();
         assert!(e.to_string().starts_with("`hypervisor.log_level`"), "{e}");
