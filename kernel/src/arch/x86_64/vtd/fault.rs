@@ -1,9 +1,8 @@
 //! Primary fault logging (§7.2.1) and the fault event interrupt (§7.3).
 //!
 //! A blocked DMA request is recorded in one of the NFR + 1 fault-recording registers at
-//! CAP.FRO × 16 (§10.4.14): bits 63:12 the page address of the request, SID 79:64, FR (reason)
-//! 103:96, PP 95 with the PASID in 123:104, AT 125:124, T 126 (1 = read, 0 = write) and F 127
-//! (the record is valid; write 1 to clear). FSTS.FRI names the first record written, FSTS.PPF is
+//! CAP.FRO × 16 (§10.4.14; decoded by `conduit_vtd::fault`); writing 1 to F (bit 127) frees the
+//! record. FSTS.FRI names the first record written, FSTS.PPF is
 //! set while any F is set, and FSTS.PFO (write 1 to clear) reports faults that found no free
 //! record and were lost. While a record is valid, further faults from the same source are dropped.
 //!
@@ -14,6 +13,8 @@
 
 use super::regs::{FaultRecording, Registers, fsts};
 use conduit_pci::Bdf;
+use conduit_vtd::fault::{FaultRecord, VALID};
+pub use conduit_vtd::reason_text;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 use volatile::{VolatilePtr, map_field};
@@ -48,40 +49,6 @@ pub struct Fault {
     /// The PASID, for requests that carried one.
     pub pasid: Option<u32>,
     pub via: Via,
-}
-
-/// The meaning of a non-recoverable fault reason (VT-d spec, Appendix A "Non-Recoverable Fault
-/// Reason Encodings").
-pub fn reason_text(code: u8) -> &'static str {
-    match code {
-        0x01 => "root entry not present",
-        0x02 => "context entry not present: the function is assigned to no domain",
-        0x03 => "invalid context entry programming",
-        0x04 => "input address beyond the domain's address width",
-        0x05 => {
-            "write to a page without write permission (second-level entry not present or \
-                 read-only)"
-        }
-        0x06 => {
-            "read of a page without read permission (second-level entry not present or \
-                 write-only)"
-        }
-        0x07 => "error accessing a second-level paging entry",
-        0x08 => "error accessing the root entry",
-        0x09 => "error accessing the context entry",
-        0x0a => "reserved bit set in the root entry",
-        0x0b => "reserved bit set in the context entry",
-        0x0c => "reserved bit set in a second-level paging entry",
-        0x0d => "translation type blocked by the context entry",
-        0x20 => "interrupt request with reserved fields set",
-        0x21 => "interrupt index beyond the interrupt remapping table",
-        0x22 => "interrupt remapping table entry not present",
-        0x23 => "error accessing the interrupt remapping table",
-        0x24 => "reserved bit set in an interrupt remapping table entry",
-        0x25 => "compatibility-format interrupt blocked",
-        0x26 => "interrupt source-id validation failed",
-        _ => "reserved or unknown reason",
-    }
 }
 
 /// Register blocks (virtual addresses) and physical bases of the registered units.
@@ -140,16 +107,17 @@ fn record(records: u64, index: u64) -> Option<VolatilePtr<'static, FaultRecordin
     Some(unsafe { VolatilePtr::new(ptr) })
 }
 
-fn decode(unit: u64, lo: u64, hi: u64, via: Via) -> Fault {
-    Fault {
+fn decode(unit: u64, lo: u64, hi: u64, via: Via) -> Option<Fault> {
+    let r = FaultRecord::decode(lo, hi)?;
+    Some(Fault {
         unit,
-        source: Bdf::from_routing_id(hi as u16),
-        address: lo & !0xfff,
-        write: hi & (1 << 62) == 0,
-        reason: (hi >> 32) as u8,
-        pasid: (hi & (1 << 31) != 0).then_some(((hi >> 40) & 0xf_ffff) as u32),
+        source: r.source,
+        address: r.address,
+        write: r.write,
+        reason: r.reason,
+        pasid: r.pasid,
         via,
-    }
+    })
 }
 
 /// Reads and clears every valid record of one unit, starting at FSTS.FRI, and clears PFO.
@@ -167,12 +135,11 @@ fn drain_unit(index: usize, via: Via, pending: &mut Pending) {
                 break;
             };
             let hi = map_field!(rec.hi).read();
-            if hi & (1 << 63) == 0 {
-                continue;
-            }
             let lo = map_field!(rec.lo).read();
-            map_field!(rec.hi).write(1 << 63);
-            let fault = decode(phys, lo, hi, via);
+            let Some(fault) = decode(phys, lo, hi, via) else {
+                continue;
+            };
+            map_field!(rec.hi).write(VALID);
             if pending.len < MAX_PENDING {
                 pending.faults[pending.len] = Some(fault);
                 pending.len += 1;

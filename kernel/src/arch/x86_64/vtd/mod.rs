@@ -2,14 +2,14 @@
 //! Architecture Specification; section numbers of revision 3.x, where chapter 10 holds the
 //! register descriptions: revision 4 moved them to chapter 11 with the same sub-numbering).
 //!
-//! This module is the hardware half: registers ([`regs`], decoded in [`caps`]), root and context
-//! tables ([`tables`]), invalidation through the registers ([`inval`]) or the invalidation queue
-//! ([`qi`]), fault recording and the fault event interrupt ([`fault`]), and the unit that ties
-//! them together ([`unit`]). Second-level tables are built by `conduit_paging` (the same builder
+//! This module is the hardware half: registers ([`regs`]), root and context tables ([`tables`]),
+//! invalidation through the registers ([`inval`]) or the invalidation queue ([`qi`]), fault
+//! recording and the fault event interrupt ([`fault`]), and the unit that ties them together
+//! ([`unit`]). Which bits go where (CAP/ECAP decoding, entry and descriptor layouts, fault
+//! records) is pure logic in the host-tested `conduit_vtd` library. Second-level tables are built by `conduit_paging` (the same builder
 //! as EPT) in its `VtdSecondLevel` format. Policy (which device belongs to which domain) lives in
 //! `crate::iommu`.
 
-pub mod caps;
 pub mod fault;
 pub mod inval;
 pub mod qi;
@@ -17,7 +17,7 @@ pub mod regs;
 pub mod tables;
 pub mod unit;
 
-pub use inval::Invalidation;
+pub use conduit_vtd::{Invalidation, caps};
 pub use unit::{Method, RemappingUnit};
 
 use crate::memory::mmio::MmioError;

@@ -4,81 +4,24 @@
 //! One 4 KiB page holds 256 descriptors (IQA.QS = 0, legacy 128-bit descriptors). Every
 //! submission ends with an invalidation wait descriptor (§6.5.2.8) asking for a status write of a
 //! fresh sequence number; submission waits for that write, so the ring never holds more than one
-//! batch and the invalidations are complete when `submit` returns. The descriptor formats:
-//! - context-cache invalidate (§6.5.2.1): type 1, granularity 5:4, DID 31:16, SID 47:32, FM 49:48;
-//! - IOTLB invalidate (§6.5.2.3): type 2, granularity 5:4, DW 6, DR 7, DID 31:16; high qword:
-//!   AM 5:0, IH 6, ADDR 63:12;
-//! - invalidation wait (§6.5.2.8): type 5, IF 4, SW 5, FN 6, status data 63:32; high qword: the
-//!   status address (bits 63:2).
+//! batch and the invalidations are complete when `submit` returns. The descriptors (context
+//! cache §6.5.2.1, IOTLB §6.5.2.3, invalidation wait §6.5.2.8) are encoded by `conduit_vtd`.
 //!
 //! The same queue carries interrupt-entry-cache invalidations (type 4) once interrupt remapping
 //! is enabled.
 
 use super::VtdError;
-use super::inval::{Drain, Invalidation, wait_for};
+use super::inval::wait_for;
 use super::regs::{Registers, fsts};
 use crate::memory::{Frames, PhysWindow};
 use conduit_paging::{FrameAllocator, PhysMemory};
+pub use conduit_vtd::Descriptor;
 use volatile::{VolatilePtr, map_field};
 
 /// Descriptors in the one-page queue.
 const ENTRIES: u64 = 256;
 /// Largest batch: the ring must keep room for the wait descriptor.
 const MAX_BATCH: usize = 64;
-
-/// One legacy (128-bit) descriptor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Descriptor {
-    pub lo: u64,
-    pub hi: u64,
-}
-
-impl Descriptor {
-    /// The descriptor that carries out `inv`.
-    pub fn invalidation(inv: Invalidation, drain: Drain) -> Self {
-        const CONTEXT: u64 = 1;
-        const IOTLB: u64 = 2;
-        let gran = |g: u64| g << 4;
-        let did = |d: u16| u64::from(d) << 16;
-        let iotlb_flags = IOTLB | (u64::from(drain.writes) << 6) | (u64::from(drain.reads) << 7);
-        match inv {
-            Invalidation::ContextGlobal => Self {
-                lo: CONTEXT | gran(1),
-                hi: 0,
-            },
-            Invalidation::ContextDevice { did: d, source } => Self {
-                lo: CONTEXT | gran(3) | did(d) | (u64::from(source.routing_id()) << 32),
-                hi: 0,
-            },
-            Invalidation::IotlbGlobal => Self {
-                lo: iotlb_flags | gran(1),
-                hi: 0,
-            },
-            Invalidation::IotlbDomain { did: d } => Self {
-                lo: iotlb_flags | gran(2) | did(d),
-                hi: 0,
-            },
-            Invalidation::IotlbPages {
-                did: d,
-                addr,
-                order,
-            } => Self {
-                lo: iotlb_flags | gran(3) | did(d),
-                hi: (addr & !0xfff) | u64::from(order),
-            },
-        }
-    }
-
-    /// An invalidation wait descriptor: status write of `data` to `status` (4-byte aligned).
-    fn wait(status: u64, data: u32) -> Self {
-        const WAIT: u64 = 5;
-        const SW: u64 = 1 << 5;
-        Self {
-            lo: WAIT | SW | (u64::from(data) << 32),
-            hi: status & !3,
-        }
-    }
-}
 
 /// The invalidation queue of one unit.
 pub struct Queue {

@@ -171,35 +171,3 @@ pub mod fectl {
     /// Interrupt Mask.
     pub const IM: u32 = 1 << 31;
 }
-
-/// Context Command (§10.4.7).
-pub mod ccmd {
-    /// Invalidate Context-Cache: set to start, hardware clears it when done.
-    pub const ICC: u64 = 1 << 63;
-    /// Requested granularity (CIRG, bits 62:61): global, device-selective. (Domain-selective,
-    /// 2, is not used.)
-    pub const GLOBAL: u64 = 1 << 61;
-    pub const DEVICE: u64 = 3 << 61;
-    pub const fn did(did: u16) -> u64 {
-        did as u64
-    }
-    pub const fn sid(sid: u16) -> u64 {
-        (sid as u64) << 16
-    }
-}
-
-/// IOTLB Invalidate (§10.4.8.1).
-pub mod iotlb {
-    /// Invalidate IOTLB: set to start, hardware clears it when done.
-    pub const IVT: u64 = 1 << 63;
-    /// Requested granularity (IIRG, bits 61:60).
-    pub const GLOBAL: u64 = 1 << 60;
-    pub const DOMAIN: u64 = 2 << 60;
-    pub const PAGE: u64 = 3 << 60;
-    /// Drain reads / writes.
-    pub const DR: u64 = 1 << 49;
-    pub const DW: u64 = 1 << 48;
-    pub const fn did(did: u16) -> u64 {
-        (did as u64) << 32
-    }
-}

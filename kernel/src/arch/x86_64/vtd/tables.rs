@@ -1,11 +1,8 @@
 //! Root and context tables in legacy mode (§3.4.2, §3.4.3; formats in §9.1 "Root Entry" and
-//! §9.3 "Context Entry").
+//! §9.3 "Context Entry", encoded by `conduit_vtd::entries`).
 //!
-//! The root table holds 256 128-bit root entries, one per bus: bit 0 P, bits 63:12 the context
-//! table pointer (CTP). A context table holds 256 128-bit context entries, one per devfn:
-//! - low qword: bit 0 P, bit 1 FPD (fault processing disable), bits 3:2 TT (translation type:
-//!   00 = untranslated requests through the second-level tables), bits 63:12 SLPTPTR;
-//! - high qword: bits 2:0 AW (1 = 39-bit 3-level, 2 = 48-bit 4-level), bits 23:8 DID.
+//! The root table holds 256 128-bit root entries, one per bus, each pointing at a context table
+//! of 256 128-bit context entries, one per devfn.
 //!
 //! A function without a present context entry is blocked: its DMA faults with reason 0x02. Every
 //! entry update goes through [`PhysWindow`], which flushes the written lines from the CPU caches
@@ -14,45 +11,10 @@
 use super::VtdError;
 use crate::memory::{Frames, PhysWindow};
 use alloc::boxed::Box;
-use conduit_paging::{FrameAllocator, PagingLevels, PhysMemory};
+use conduit_paging::{FrameAllocator, PhysMemory};
 use conduit_pci::Bdf;
-
-const PRESENT: u64 = 1;
-const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
-
-/// What a present context entry says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ContextEntry {
-    /// Domain ID tagging the function's cached translations.
-    pub did: u16,
-    /// Root of the second-level tables.
-    pub slptptr: u64,
-    /// Depth of those tables.
-    pub levels: PagingLevels,
-}
-
-impl ContextEntry {
-    fn encode(&self) -> (u64, u64) {
-        let lo = (self.slptptr & ADDR_MASK) | PRESENT;
-        let hi = super::caps::context_aw(self.levels) | (u64::from(self.did) << 8);
-        (lo, hi)
-    }
-
-    fn decode(lo: u64, hi: u64) -> Option<Self> {
-        if lo & PRESENT == 0 {
-            return None;
-        }
-        Some(Self {
-            did: (hi >> 8) as u16,
-            slptptr: lo & ADDR_MASK,
-            levels: if hi & 7 == 1 {
-                PagingLevels::Three
-            } else {
-                PagingLevels::Four
-            },
-        })
-    }
-}
+pub use conduit_vtd::ContextEntry;
+use conduit_vtd::root_entry;
 
 /// The root table and the context tables hanging from it.
 pub struct ContextTables {
@@ -105,10 +67,11 @@ impl ContextTables {
         }
         let t = frames.allocate_frame().ok_or(VtdError::OutOfFrames)?;
         self.window.flush(t, 4096);
-        let root_entry = Self::entry_addr(self.root, bus);
-        self.window.write_entry(root_entry + 8, 0);
-        self.window.write_entry(root_entry, t | PRESENT);
-        self.window.flush(root_entry, 16);
+        let at = Self::entry_addr(self.root, bus);
+        let (lo, hi) = root_entry(t);
+        self.window.write_entry(at + 8, hi);
+        self.window.write_entry(at, lo);
+        self.window.flush(at, 16);
         self.context[usize::from(bus)] = Some(t);
         Ok(t)
     }

@@ -7,7 +7,6 @@
 //! invalidation queue where ECAP.QI = 1, program the fault event, and only then enable
 //! translation: from that moment every function without a context entry is blocked.
 
-use super::caps::{Cap, Ecap};
 use super::inval::{self, Drain, Invalidation, wait_for};
 use super::qi::{Descriptor, Queue};
 use super::regs::{IotlbRegisters, Registers, fectl, global};
@@ -17,6 +16,7 @@ use crate::memory::mmio::{self, Mmio};
 use crate::memory::{Frames, Memory, PhysWindow};
 use conduit_paging::{Config, PagingLevels};
 use conduit_pci::Bdf;
+use conduit_vtd::{Cap, Ecap};
 use log::{info, warn};
 use volatile::{VolatilePtr, map_field};
 
@@ -287,12 +287,7 @@ impl RemappingUnit {
     /// requests become domain-selective where the unit has no PSI or the block exceeds MAMV.
     pub fn invalidate(&mut self, requests: &[Invalidation]) -> Result<Method, VtdError> {
         let (psi, mamv) = (self.cap.psi(), u32::from(self.cap.mamv()));
-        let normal = |inv: Invalidation| match inv {
-            Invalidation::IotlbPages { did, order, .. } if !psi || order > mamv => {
-                Invalidation::IotlbDomain { did }
-            }
-            other => other,
-        };
+        let normal = |inv: Invalidation| inv.supported(psi, mamv);
         let drain = self.drain();
         let regs = self.regs();
         if let Some(queue) = self.queue.as_mut() {

@@ -238,3 +238,60 @@ impl fmt::Display for Ecap {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// QEMU 10 `intel-iommu,intremap=on,caching-mode=on` (measured, platform notes).
+    const QEMU_CAP: u64 = 0x00d2_008c_222f_0686;
+    const QEMU_ECAP: u64 = 0x00f0_0f4a;
+
+    #[test]
+    fn qemu_capabilities_decode() {
+        let cap = Cap(QEMU_CAP);
+        assert_eq!((cap.nd(), cap.domains()), (6, 65536));
+        assert!(cap.cm() && !cap.rwbf() && !cap.afl());
+        assert_eq!((cap.sagaw(), cap.mgaw()), (0x6, 48));
+        assert_eq!((cap.fault_record_offset(), cap.nfr()), (0x220, 0));
+        assert_eq!(cap.sllps(), 0x3);
+        assert_eq!(cap.large_pages(), LargePages::SIZE_2M | LargePages::SIZE_1G);
+        assert!(cap.psi() && cap.dwd() && cap.drd() && !cap.pi());
+        assert_eq!(cap.mamv(), 18);
+        assert_eq!(cap.levels(), Some(PagingLevels::Four));
+        assert!(!Cap(0x00d2_008c_222f_0606).cm());
+        let ecap = Ecap(QEMU_ECAP);
+        assert!(!ecap.c() && ecap.qi() && ecap.ir() && ecap.pt());
+        assert!(!ecap.dt() && !ecap.eim() && !ecap.sc());
+        assert_eq!((ecap.iotlb_offset(), ecap.mhmv()), (0xf0, 15));
+        assert!(Ecap(0x00f0_0f5a).eim());
+    }
+
+    #[test]
+    fn table_depth_follows_sagaw_and_mgaw() {
+        // aw-bits=39: SAGAW 0x2, MGAW 39 (CAP 0xd2008c22260286).
+        let narrow = Cap(0x00d2_008c_2226_0286);
+        assert_eq!((narrow.sagaw(), narrow.mgaw()), (0x2, 39));
+        assert_eq!(narrow.levels(), Some(PagingLevels::Three));
+        // Both offered but MGAW 39: 3 levels.
+        let both_narrow = Cap((0x6 << 8) | (38 << 16));
+        assert_eq!(both_narrow.levels(), Some(PagingLevels::Three));
+        // Only 4-level: used even with a smaller MGAW.
+        assert_eq!(
+            Cap((0x4 << 8) | (38 << 16)).levels(),
+            Some(PagingLevels::Four)
+        );
+        // Only 5-level (or nothing): unsupported here.
+        assert_eq!(Cap(0x8 << 8).levels(), None);
+        assert_eq!(context_aw(PagingLevels::Three), 1);
+        assert_eq!(context_aw(PagingLevels::Four), 2);
+    }
+
+    #[test]
+    fn display_names_every_field_the_log_needs() {
+        let text = format!("{}", Cap(QEMU_CAP));
+        for want in ["CM=1", "SAGAW=0x6", "MGAW=48", "NFR=0", "FRO=0x220"] {
+            assert!(text.contains(want), "{want} missing from {text}");
+        }
+    }
+}
