@@ -375,7 +375,7 @@ pub const SCENARIOS: &[Scenario] = &[
             r"iommu: DMA remapping disabled: malformed DMAR: structure at 48: length 4096 overruns the table \(88 bytes left\); every device assignment will be refused",
             r"selftest: dmar-corrupt: DMA remapping is off: malformed DMAR",
             r"iommu: refusing to assign 00:04\.0 to domain 1: DMA remapping is disabled \(malformed DMAR: structure at 48: length 4096 overruns the table \(88 bytes left\)\): the device would DMA unprotected",
-            r"selftest: dmar-corrupt: assignment of 00:04\.0 to domain 1 refused",
+            r"selftest: dmar-corrupt: assignment of 00:04\.0 \(1234:11e8\) to domain 1 refused",
             r"selftest: dmar-corrupt: PASS",
             r"boot complete: .*DMAR present, DMA remapping off",
             r"CONDUIT EXIT: success",

@@ -8,8 +8,9 @@
 //!   malformed DMAR (or a unit that fails) leaves remapping off, and every assignment is refused.
 //! - [`create_domain`]`(name, &[GuestMemory])` -> [`DomainId`]: tables for every unit mapping the
 //!   guest's memory. Memory owned by another domain is refused.
-//! - [`assign`]`(bdf, domain)` / [`unassign`]`(bdf)`: context entries, with the invalidations
-//!   the unit needs (caching mode honoured).
+//! - [`assign`]`(bdf, domain)` (or [`assign_device`] with a `bb:dd.f` / `vvvv:dddd`
+//!   [`DeviceRef`]) / [`unassign`]`(bdf)`: context entries, with the invalidations the unit needs
+//!   (caching mode honoured).
 //! - [`map`] / [`unmap`]`(domain, gpa, len)`: make a part of the guest's own memory reachable or
 //!   unreachable for its devices (never anything else), with IOTLB invalidation.
 //! - [`destroy_domain`], [`service_faults`] (decodes and logs DMA faults), [`units`].
@@ -23,6 +24,7 @@ use crate::arch::x86_64::apic;
 use crate::arch::x86_64::vtd::fault::{self, Fault};
 use crate::arch::x86_64::vtd::{Invalidation, Method, RemappingUnit, VtdError};
 use crate::memory::{Frames, Memory};
+use crate::pci::DeviceRef;
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_dmar::Dmar;
@@ -41,6 +43,8 @@ pub enum IommuError {
     NoSuchDomain(DomainId),
     /// Enumeration found no function at this BDF.
     NoSuchFunction(Bdf),
+    /// Enumeration found no function matching a configured device.
+    NoSuchDevice(DeviceRef),
     /// No remapping unit translates this function's DMA.
     NotTranslated(Bdf),
     /// The function has a reserved memory region (RMRR) that would have to stay mapped.
@@ -89,6 +93,7 @@ impl core::fmt::Display for IommuError {
             ),
             Self::NoSuchDomain(d) => write!(f, "no domain {d}"),
             Self::NoSuchFunction(b) => write!(f, "no PCI function at {b}"),
+            Self::NoSuchDevice(d) => write!(f, "no PCI function matches {d}"),
             Self::NotTranslated(b) => write!(f, "no remapping unit translates {b}"),
             Self::ReservedRegion { bdf, base, limit } => write!(
                 f,
@@ -376,6 +381,16 @@ pub fn assign(bdf: Bdf, domain: DomainId) -> Result<(), IommuError> {
         error!("iommu: refusing to assign {bdf} to domain {domain}: {e}");
     }
     result
+}
+
+/// Assigns the function a configuration names (`bb:dd.f` or `vvvv:dddd`) to `domain`; returns
+/// its address.
+pub fn assign_device(device: DeviceRef, domain: DomainId) -> Result<Bdf, IommuError> {
+    let bdf = crate::pci::get()
+        .and_then(|pci| pci.resolve(device))
+        .map(|f| f.bdf)
+        .ok_or(IommuError::NoSuchDevice(device))?;
+    assign(bdf, domain).map(|()| bdf)
 }
 
 /// Takes `bdf` away from its domain: no context entry, so its DMA is blocked again.

@@ -57,7 +57,8 @@ pub fn run(mem: &Memory) -> Result<usize, String> {
     };
     let f = pci
         .resolve(edu_ref)
-        .ok_or_else(|| alloc::format!("no {edu_ref} (edu) device on this machine"))?;
+        .ok_or_else(|| alloc::format!("no {edu_ref} (edu) device on this machine"))?
+        .bdf;
     let hpa = mem
         .frames
         .lock()
@@ -73,16 +74,15 @@ pub fn run(mem: &Memory) -> Result<usize, String> {
         }],
     )
     .map_err(|e| alloc::format!("{e}"))?;
-    match iommu::assign(f.bdf, domain) {
+    match iommu::assign_device(edu_ref, domain) {
         Err(IommuError::RemappingDisabled { .. }) => {
             info!(
-                "selftest: dmar-corrupt: assignment of {} to domain {domain} refused; bus \
-                 mastering stays off",
-                f.bdf
+                "selftest: dmar-corrupt: assignment of {f} ({edu_ref}) to domain {domain} \
+                 refused; bus mastering stays off"
             );
         }
         Err(e) => return Err(alloc::format!("assignment refused for another reason: {e}")),
-        Ok(()) => return Err(String::from("a device was assigned without DMA remapping")),
+        Ok(_) => return Err(String::from("a device was assigned without DMA remapping")),
     }
     iommu::destroy_domain(domain).map_err(|e| alloc::format!("{e}"))?;
     Ok(2)

@@ -13,7 +13,7 @@ use super::edu::{self, Direction, Edu};
 use crate::arch::x86_64::vtd::fault::Fault;
 use crate::arch::x86_64::{apic, rdtsc};
 use crate::iommu::{self, DomainId, GuestMemory};
-use crate::memory::{Memory, PhysWindow};
+use crate::memory::{Memory, PhysAddr, PhysWindow};
 use crate::pci::{self, DeviceRef};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -229,11 +229,18 @@ pub fn run(mem: &'static Memory, vmx: bool) -> Result<usize, String> {
     }
     let test = Test { window, edu: &edu };
     let result = script(&test, &a, &b);
-    // Whatever happened, the device leaves the guest and the test domains go away.
+    // Whatever happened, the device leaves the guest, the test domains go away and their memory
+    // goes back to the frame allocator.
     let _ = iommu::unassign(edu.bdf);
     for g in [&a, &b] {
-        if let Err(e) = iommu::destroy_domain(g.domain) {
-            log::warn!("selftest: vtd-edu: domain {}: {e}", g.domain);
+        match iommu::destroy_domain(g.domain) {
+            Ok(()) => {
+                let mut frames = mem.frames.lock();
+                for i in 0..GUEST_BYTES / PAGE {
+                    frames.free(PhysAddr(g.hpa + i * PAGE));
+                }
+            }
+            Err(e) => log::warn!("selftest: vtd-edu: domain {}: {e}", g.domain),
         }
     }
     result
