@@ -12,7 +12,7 @@ use super::qi::{Descriptor, Queue};
 use super::regs::{IotlbRegisters, Registers, fectl, global};
 use super::tables::{ContextEntry, ContextTables};
 use super::{VtdError, fault};
-use crate::memory::mmio::{self, Mmio};
+use crate::memory::mmio;
 use crate::memory::{Frames, Memory, PhysWindow};
 use conduit_paging::{Config, PagingLevels};
 use conduit_pci::Bdf;
@@ -41,8 +41,8 @@ impl core::fmt::Display for Method {
 /// A remapping unit under Conduit's control.
 pub struct RemappingUnit {
     phys: u64,
-    mmio: Mmio,
-    iotlb_offset: u64,
+    regs: VolatilePtr<'static, Registers>,
+    tlb: VolatilePtr<'static, IotlbRegisters>,
     cap: Cap,
     ecap: Ecap,
     window: PhysWindow,
@@ -51,6 +51,11 @@ pub struct RemappingUnit {
     levels: PagingLevels,
     host_address_width: u8,
 }
+
+// SAFETY: the only non-`Send` fields are volatile pointers to the unit's registers, which are
+// device memory mapped for the life of the hypervisor and valid from every CPU; the unit is only
+// used through `&mut` (behind the IOMMU state's lock), so accesses are never concurrent.
+unsafe impl Send for RemappingUnit {}
 
 impl RemappingUnit {
     /// Maps the unit at `phys`, logs its capabilities and takes it over: a root table with an
@@ -84,6 +89,10 @@ impl RemappingUnit {
             .max(core::mem::size_of::<Registers>() as u64)
             .next_multiple_of(4096);
         let mmio = mmio::map(mem, phys, len).map_err(VtdError::Mmio)?;
+        let regs = mmio.block::<Registers>(0).map_err(VtdError::Mmio)?;
+        let tlb = mmio
+            .block::<IotlbRegisters>(ecap.iotlb_offset())
+            .map_err(VtdError::Mmio)?;
         let levels = cap.levels().ok_or(VtdError::UnsupportedWidth {
             sagaw: cap.sagaw(),
             mgaw: cap.mgaw(),
@@ -96,8 +105,8 @@ impl RemappingUnit {
         }
         let mut unit = Self {
             phys,
-            mmio,
-            iotlb_offset: ecap.iotlb_offset(),
+            regs,
+            tlb,
             cap,
             ecap,
             window,
@@ -123,16 +132,11 @@ impl RemappingUnit {
     }
 
     fn regs(&self) -> VolatilePtr<'static, Registers> {
-        let ptr = core::ptr::NonNull::new(self.mmio.virt(0) as *mut Registers);
-        // SAFETY: the mapping covers the fixed register block (checked in `new`, which mapped at
-        // least 0xc0 bytes at a page-aligned address) and lives forever.
-        unsafe { VolatilePtr::new(ptr.unwrap_or(core::ptr::NonNull::dangling())) }
+        self.regs
     }
 
     fn tlb_regs(&self) -> VolatilePtr<'static, IotlbRegisters> {
-        let ptr = core::ptr::NonNull::new(self.mmio.virt(self.iotlb_offset) as *mut IotlbRegisters);
-        // SAFETY: `new` mapped past ECAP.IRO × 16 + 16, and the offset is a multiple of 16.
-        unsafe { VolatilePtr::new(ptr.unwrap_or(core::ptr::NonNull::dangling())) }
+        self.tlb
     }
 
     /// Register base (physical).
