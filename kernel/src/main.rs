@@ -13,7 +13,9 @@ mod arch;
 mod config;
 mod console;
 mod guest;
+mod iommu;
 mod memory;
+mod pci;
 mod platform;
 mod sched;
 mod selftest;
@@ -55,6 +57,9 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         }
     };
 
+    // The IOMMU keeps using the frame allocator for as long as the hypervisor runs.
+    let mem: &'static memory::Memory = alloc::boxed::Box::leak(alloc::boxed::Box::new(mem));
+
     let ramdisk = boot.ramdisk_addr.into_option().map(|addr| {
         // SAFETY: the loader maps the ramdisk at `ramdisk_addr` for `ramdisk_len` bytes and never
         // reuses that memory (it is reported as a loader region, not usable memory).
@@ -72,16 +77,20 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
 
     let platform = platform::discover(boot.rsdp_addr.into_option(), mem.phys_offset());
 
+    pci::init(&platform, mem);
+    let dmar = selftest::dmar_for_boot(config.test, platform.dmar);
+    iommu::init(mem, dmar.as_deref(), selftest::iommu_options(config.test));
+
     if let Some(test) = config.test {
-        selftest::run(test, &mem);
+        selftest::run(test, mem, cpu.vmx.is_some());
     }
-    start_guests(&bundle, cpu.vmx.as_ref(), &mem);
+    start_guests(&bundle, cpu.vmx.as_ref(), mem);
     let cpus = match platform.cpu_count() {
         0 => alloc::string::String::from("CPU count unknown (no MADT)"),
         n => alloc::format!("{n} CPU(s)"),
     };
     info!(
-        "boot complete: {} MiB usable ({} frames free), {cpus}, VMX {}, DMAR {}",
+        "boot complete: {} MiB usable ({} frames free), {cpus}, VMX {}, DMAR {}, DMA remapping {}",
         mem.usable_mib(),
         mem.frames.lock().available_frames(),
         if cpu.vmx.is_some() {
@@ -93,7 +102,8 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
             "present"
         } else {
             "absent"
-        }
+        },
+        if iommu::status().is_ok() { "on" } else { "off" }
     );
     power::succeed();
 }

@@ -187,6 +187,15 @@ pub enum ExitMethod {
 pub enum TestCase {
     /// Read an address that no page table maps: must end in a decoded #PF.
     PageFault,
+    /// VT-d: two DMA-test domains, QEMU's edu device (1234:11e8) as the DMA master, the scripted
+    /// map/DMA/unmap/fault sequence.
+    VtdEdu,
+    /// [`TestCase::VtdEdu`] with register-based invalidation even where queued invalidation is
+    /// offered.
+    VtdEduRegisterInvalidation,
+    /// The kernel parses a corrupted copy of the firmware's DMAR: remapping must stay off and
+    /// every device assignment must be refused.
+    DmarCorrupt,
 }
 
 impl TestCase {
@@ -194,7 +203,28 @@ impl TestCase {
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "page-fault" => Some(Self::PageFault),
+            "vtd-edu" => Some(Self::VtdEdu),
+            "vtd-edu-reginv" => Some(Self::VtdEduRegisterInvalidation),
+            "dmar-corrupt" => Some(Self::DmarCorrupt),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestCase;
+
+    #[test]
+    fn vtd_scenario_names() {
+        for (name, case) in [
+            ("vtd-edu", TestCase::VtdEdu),
+            ("vtd-edu-reginv", TestCase::VtdEduRegisterInvalidation),
+            ("dmar-corrupt", TestCase::DmarCorrupt),
+            ("page-fault", TestCase::PageFault),
+        ] {
+            assert_eq!(TestCase::from_name(name), Some(case));
+        }
+        assert_eq!(TestCase::from_name("vtd"), None);
     }
 }
