@@ -4,9 +4,14 @@
 //! Guest images are read from the `image` path of each `[[guest]]`, relative to the directory of
 //! the configuration file (an inline configuration names its directory), unless an override
 //! (`--image KEY=PATH`) gives another file for that `image` string.
+//!
+//! The control task (`control/`, the ring-3 owner of PCI configuration space) is packed too,
+//! under [`CONTROL_TASK_IMAGE`]: the ELF `conduit-control` built next to the kernel ELF (`cargo
+//! build -p conduit-control --release` puts both in the same directory), or the file
+//! `CONDUIT_CONTROL_TASK` names.
 
 use conduit_config::toml_front::{self, ConfigError, Loaded};
-use conduit_config::{BundleError, ExitMethod};
+use conduit_config::{BundleError, CONTROL_TASK_IMAGE, ExitMethod};
 use std::path::{Path, PathBuf};
 
 /// The I/O port of QEMU's `isa-debug-exit` device, as every QEMU machine here configures it.
@@ -61,6 +66,12 @@ pub enum ImageError {
     },
     #[error("cannot create the UEFI disk image {path}: {reason}")]
     Disk { path: PathBuf, reason: String },
+    #[error(
+        "control task image {path}: {reason} (build it with `cargo build -p conduit-control --release`, or set CONDUIT_CONTROL_TASK)"
+    )]
+    ControlTask { path: PathBuf, reason: String },
+    #[error("guest image key `{0}` is reserved for the control task")]
+    ReservedImageKey(String),
 }
 
 /// The files an image build produced.
@@ -154,9 +165,37 @@ pub fn encode_bundle(spec: &ImageSpec) -> Result<Vec<u8>, ImageError> {
     Ok(loaded.bundle().encode()?)
 }
 
-/// Builds the bundle, writes the ramdisk next to `spec.out` and creates the GPT UEFI disk image.
+/// Where the control task's ELF is taken from: `CONDUIT_CONTROL_TASK`, else `conduit-control`
+/// next to the kernel ELF.
+pub fn control_task_path(kernel: &Path) -> PathBuf {
+    match std::env::var_os("CONDUIT_CONTROL_TASK") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => kernel.with_file_name("conduit-control"),
+    }
+}
+
+/// [`encode_bundle`] with the control task's image added under [`CONTROL_TASK_IMAGE`].
+pub fn encode_bundle_with_task(spec: &ImageSpec, task: &Path) -> Result<Vec<u8>, ImageError> {
+    let mut loaded = load_config(&spec.config, spec.exit, &spec.images)?;
+    if loaded.images.iter().any(|(k, _)| k == CONTROL_TASK_IMAGE) {
+        return Err(ImageError::ReservedImageKey(CONTROL_TASK_IMAGE.to_string()));
+    }
+    let bytes = std::fs::read(task).map_err(|e| ImageError::ControlTask {
+        path: task.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    conduit_config::elf::parse(&bytes).map_err(|e| ImageError::ControlTask {
+        path: task.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    loaded.images.push((CONTROL_TASK_IMAGE.to_string(), bytes));
+    Ok(loaded.bundle().encode()?)
+}
+
+/// Builds the bundle (with the control task), writes the ramdisk next to `spec.out` and creates
+/// the GPT UEFI disk image.
 pub fn build(spec: &ImageSpec) -> Result<BuiltImage, ImageError> {
-    let bytes = encode_bundle(spec)?;
+    let bytes = encode_bundle_with_task(spec, &control_task_path(&spec.kernel))?;
     if let Some(dir) = spec.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| ImageError::Write {
             path: dir.to_path_buf(),
@@ -306,6 +345,36 @@ mod tests {
             encode_bundle(&spec(&text, twice)),
             Err(ImageError::DuplicateImage(k)) if k == "not/there.bin"
         ));
+    }
+
+    #[test]
+    fn the_control_task_is_packed_under_its_reserved_key() {
+        let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let text = flat_guest("g", "Cargo.toml");
+        let missing =
+            encode_bundle_with_task(&spec(&text, Vec::new()), Path::new("/nonexistent/t"))
+                .expect_err("no task image");
+        assert!(
+            missing
+                .to_string()
+                .contains("cargo build -p conduit-control --release"),
+            "{missing}"
+        );
+        let not_elf = encode_bundle_with_task(&spec(&text, Vec::new()), &here.join("Cargo.toml"))
+            .expect_err("not an ELF");
+        assert!(
+            matches!(not_elf, ImageError::ControlTask { .. }),
+            "{not_elf}"
+        );
+        let reserved = flat_guest("g", CONTROL_TASK_IMAGE);
+        let over = vec![(CONTROL_TASK_IMAGE.to_string(), here.join("Cargo.toml"))];
+        let e = encode_bundle_with_task(&spec(&reserved, over), &here.join("Cargo.toml"))
+            .expect_err("reserved key");
+        assert!(matches!(e, ImageError::ReservedImageKey(_)), "{e}");
+        assert_eq!(
+            control_task_path(Path::new("/t/x86_64-unknown-none/release/conduit-kernel")),
+            Path::new("/t/x86_64-unknown-none/release/conduit-control")
+        );
     }
 
     #[test]

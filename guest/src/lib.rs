@@ -76,6 +76,42 @@ pub fn outb(port: u16, value: u8) {
     };
 }
 
+/// `in eax, dx`.
+pub fn inl(port: u16) -> u32 {
+    let value: u32;
+    // SAFETY: as for `inb`.
+    unsafe {
+        asm!("in eax, dx", in("dx") port, out("eax") value, options(nomem, nostack, preserves_flags))
+    };
+    value
+}
+
+/// `out dx, eax`.
+pub fn outl(port: u16, value: u32) {
+    // SAFETY: as for `outb`.
+    unsafe {
+        asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
+    };
+}
+
+/// `in ax, dx`.
+pub fn inw(port: u16) -> u16 {
+    let value: u16;
+    // SAFETY: as for `inb`.
+    unsafe {
+        asm!("in ax, dx", in("dx") port, out("ax") value, options(nomem, nostack, preserves_flags))
+    };
+    value
+}
+
+/// `out dx, ax`.
+pub fn outw(port: u16, value: u16) {
+    // SAFETY: as for `outb`.
+    unsafe {
+        asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags))
+    };
+}
+
 /// Writes one byte to the virtual 16550: waits (boundedly) for LSR.THRE, then writes THR.
 pub fn putc(byte: u8) {
     for _ in 0..1000 {
@@ -131,6 +167,12 @@ pub fn hypercall(function: u64, arg1: u64, arg2: u64) -> u64 {
 /// so the slice's address is its GPA). Returns the hypercall's result.
 pub fn hc_console_write(bytes: &[u8]) -> u64 {
     hypercall(HC_CONSOLE_WRITE, bytes.as_ptr() as u64, bytes.len() as u64)
+}
+
+/// Hypercall 4: this guest's VM exits so far (this call's own included); `reason` is a basic
+/// exit reason, or [`conduit_abi::HC_EXIT_COUNT_ALL`] for the total.
+pub fn hc_exit_count(reason: u64) -> u64 {
+    hypercall(conduit_abi::HC_EXIT_COUNT, reason, 0)
 }
 
 /// Hypercall 2: gives up the rest of the time slice.

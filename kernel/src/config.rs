@@ -10,11 +10,16 @@ use log::{LevelFilter, error, info};
 pub fn load(ramdisk: Option<&'static [u8]>) -> Bundle<'static> {
     let bundle = match ramdisk.map(Bundle::decode) {
         Some(Ok(bundle)) => {
+            let task = bundle.image(conduit_config::CONTROL_TASK_IMAGE);
             info!(
-                "bundle of {} bytes, {} guest(s), {} image(s)",
+                "bundle of {} bytes, {} guest(s), {} image(s){}",
                 ramdisk.map_or(0, <[u8]>::len),
                 bundle.config.guests.len(),
-                bundle.images.len()
+                bundle.images.len() - usize::from(task.is_some()),
+                match task {
+                    Some(t) => alloc::format!(", control task ({} KiB)", t.len() >> 10),
+                    None => alloc::string::String::new(),
+                }
             );
             bundle
         }

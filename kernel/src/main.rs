@@ -12,6 +12,7 @@ extern crate alloc;
 mod arch;
 mod config;
 mod console;
+mod control;
 mod guest;
 mod iommu;
 mod memory;
@@ -84,7 +85,12 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     if let Some(test) = config.test {
         selftest::run(test, mem, cpu.vmx.is_some());
     }
+    control::init(&bundle, mem, config.guests.len());
     let mut guests = guest::boot::start_all(&bundle, cpu.vmx.as_ref(), mem);
+    control::seal(mem);
+    if let Some(test) = config.test {
+        selftest::after_guests(test);
+    }
     sched::run_all(&mut guests);
     let cpus = match platform.cpu_count() {
         0 => alloc::string::String::from("CPU count unknown (no MADT)"),

@@ -52,6 +52,7 @@ fn run_slice(g: &mut Guest) {
         g.stop(format!("{e}"));
         return;
     }
+    guest::devices::sync(g);
     loop {
         if let Err(e) = guest::inject_pending(g, &mut v) {
             g.stop(format!("{e}"));

@@ -1,5 +1,6 @@
 //! Test-only scenarios, selected by `[test] scenario` in a test configuration.
 
+mod control;
 mod dmar_corrupt;
 mod edu;
 mod vtd_edu;
@@ -28,7 +29,20 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
         TestCase::VtdEdu => ("vtd-edu", vtd_edu::run(mem, vmx)),
         TestCase::VtdEduRegisterInvalidation => ("vtd-edu-reginv", vtd_edu::run(mem, vmx)),
         TestCase::DmarCorrupt => ("dmar-corrupt", dmar_corrupt::run(mem)),
+        // Runs once the guests (and their functions in the control task) exist.
+        TestCase::Control => return,
     };
+    report(name, result);
+}
+
+/// Scenarios that need the guests: run after they are created, before they are scheduled.
+pub fn after_guests(test: TestCase) {
+    if test == TestCase::Control {
+        report("control", control::run());
+    }
+}
+
+fn report(name: &str, result: Result<usize, alloc::string::String>) {
     match result {
         Ok(steps) => info!("selftest: {name}: PASS ({steps} steps)"),
         Err(why) => {

@@ -4,6 +4,13 @@
 //! `lfence; rdtsc; lfence; save; 2 set-up instructions; 1 measured instruction; lfence; rdtsc;
 //! lfence`, so windows differ only in the measured instruction. Prints
 //! `bench: cpuid_exit_instr=N io_exit_instr=M` (minimum over 1000 runs, minus the baseline's).
+//!
+//! Then a guest configuration read of 00:01.0's Vendor/Device ID (the function the bench
+//! configuration assigns; an empty topology answers all ones through the same path):
+//! `config_read_instr` is CONFIG_ADDRESS written and CONFIG_DATA read (two exits: the latch,
+//! then exit → control task → reply → resume), against a baseline with the same instructions
+//! minus the two port accesses; `config_data_instr` is the CONFIG_DATA read alone with the
+//! address already latched. Prints `bench: config_read_instr=N config_data_instr=M`.
 #![no_std]
 #![no_main]
 
@@ -17,7 +24,13 @@ unsafe extern "C" {
     fn window_baseline() -> u64;
     fn window_cpuid() -> u64;
     fn window_io() -> u64;
+    fn window_config_baseline() -> u64;
+    fn window_config() -> u64;
+    fn window_config_data() -> u64;
 }
+
+/// CONFIG_ADDRESS of 00:01.0, register 0.
+const CONFIG_ADDRESS: u32 = 0x8000_0800;
 
 /// One window: `$setup` (two instructions) and `$op` between two fenced RDTSCs; returns the delta.
 macro_rules! window {
@@ -63,6 +76,24 @@ core::arch::global_asm!(
     ),
     window!("window_cpuid", "xor eax, eax", "xor ecx, ecx", "cpuid"),
     window!("window_io", "mov edx, 0x3fd", "xor ecx, ecx", "in al, dx"),
+    window!(
+        "window_config_baseline",
+        "mov eax, 0x80000800",
+        "mov edx, 0xcf8",
+        "add eax, ecx\nmov dl, 0xfc\nadd eax, ecx"
+    ),
+    window!(
+        "window_config",
+        "mov eax, 0x80000800",
+        "mov edx, 0xcf8",
+        "out dx, eax\nmov dl, 0xfc\nin eax, dx"
+    ),
+    window!(
+        "window_config_data",
+        "mov edx, 0xcfc",
+        "xor ecx, ecx",
+        "in eax, dx"
+    ),
 );
 
 fn min_of(window: unsafe extern "C" fn() -> u64) -> u64 {
@@ -82,6 +113,24 @@ fn main() -> ! {
         "bench: cpuid_exit_instr={} io_exit_instr={}",
         cpuid.saturating_sub(baseline),
         io.saturating_sub(baseline)
+    );
+    let id = {
+        conduit_guest::outl(0xcf8, CONFIG_ADDRESS);
+        conduit_guest::inl(0xcfc)
+    };
+    println!(
+        "config read of 00:01.0: {:04x}:{:04x}",
+        id & 0xffff,
+        id >> 16
+    );
+    let config_baseline = min_of(window_config_baseline);
+    let config = min_of(window_config);
+    conduit_guest::outl(0xcf8, CONFIG_ADDRESS);
+    let data = min_of(window_config_data);
+    println!(
+        "bench: config_read_instr={} config_data_instr={}",
+        config.saturating_sub(config_baseline),
+        data.saturating_sub(baseline)
     );
     exit(0)
 }

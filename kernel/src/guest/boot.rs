@@ -40,7 +40,8 @@ pub fn start_all(
         }
     };
     let unsafe_no_iommu = bundle.config.unsafe_no_iommu;
-    for c in configs {
+    for (index, c) in configs.iter().enumerate() {
+        let index = index as u16;
         let spec = match spec::from_config(c, bundle.image(&c.image)) {
             Ok(spec) => spec,
             Err(e) => {
@@ -50,14 +51,15 @@ pub fn start_all(
         };
         match &mut host {
             Some(host) => match Guest::create(host, mem, &spec) {
-                Ok(g) => {
+                Ok(mut g) => {
                     let (hpa, size) = g.memory_region();
-                    attach_devices(c, hpa, size, unsafe_no_iommu);
+                    let assigned = attach_devices(c, hpa, size, unsafe_no_iommu);
+                    g.devices = super::devices::register(index, &c.name, &assigned);
                     guests.push(g);
                 }
                 Err(e) => error!("guest \"{}\" refused before entry: {e}", c.name),
             },
-            None => without_vcpus(c, &spec, mem, unsafe_no_iommu),
+            None => without_vcpus(index, c, &spec, mem, unsafe_no_iommu),
         }
     }
     guests
@@ -65,7 +67,13 @@ pub fn start_all(
 
 /// A machine without VMX (QEMU's TCG): the guest's memory, image and IOMMU domain are created and
 /// its devices assigned, exactly as where vCPUs run; only the vCPU is not started.
-fn without_vcpus(c: &GuestConfig, spec: &GuestSpec, mem: &'static Memory, unsafe_no_iommu: bool) {
+fn without_vcpus(
+    index: u16,
+    c: &GuestConfig,
+    spec: &GuestSpec,
+    mem: &'static Memory,
+    unsafe_no_iommu: bool,
+) {
     let mut memory = match GuestMemory::allocate(mem, spec.memory_mib) {
         Ok(m) => m,
         Err(e) => return error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name),
@@ -77,6 +85,9 @@ fn without_vcpus(c: &GuestConfig, spec: &GuestSpec, mem: &'static Memory, unsafe
     // does not free on drop.
     let (hpa, size) = (memory.host.0, memory.size);
     let devices = attach_devices(c, hpa, size, unsafe_no_iommu);
+    // The control task holds their virtual configuration space all the same (the `control`
+    // self-test drives it through the message interface).
+    super::devices::register(index, &c.name, &devices);
     warn!(
         "guest \"{}\": {} MiB at HPA {hpa:#x}, {} function(s) assigned; its vCPUs are not started because VMX is absent",
         c.name,

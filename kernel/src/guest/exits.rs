@@ -1,6 +1,7 @@
 //! VM-exit handling policy (SDM Vol. 3C, "VM Exits", Appendix C): what Conduit does for each
 //! basic exit reason. This is the hot path: it reads only the fields each reason needs.
 
+use super::devices;
 use super::vuart::VirtualUart;
 use super::{Guest, State};
 use crate::arch::x86_64::vmx::vmcs::{Current, FieldError};
@@ -28,7 +29,7 @@ pub enum Outcome {
 use conduit_abi::{
     ABI_VERSION, CPUID_HV_LEAF, CPUID_HV_MAX_LEAF, CPUID_HV_SIGNATURE, CPUID_HV_VERSION_LEAF,
     HC_CONSOLE_WRITE, HC_CONSOLE_WRITE_MAX, HC_ERR_BAD_ADDRESS, HC_ERR_INVALID_ARGUMENT,
-    HC_ERR_UNKNOWN_FUNCTION, HC_EXIT, HC_OK, HC_YIELD,
+    HC_ERR_UNKNOWN_FUNCTION, HC_EXIT, HC_EXIT_COUNT, HC_EXIT_COUNT_ALL, HC_OK, HC_YIELD,
 };
 
 const RAX: usize = 0;
@@ -78,9 +79,17 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         BasicExitReason::Vmcall => vmcall(g, v),
         BasicExitReason::Rdmsr => rdmsr(g, v),
         BasicExitReason::Wrmsr => wrmsr(g, v),
-        // With "acknowledge interrupt on exit" the interrupt is consumed; the host runs with
-        // interrupts off, so there is nothing to forward yet.
-        BasicExitReason::ExternalInterrupt => Ok(Outcome::Resume),
+        // With "acknowledge interrupt on exit" the interrupt is consumed (the local APIC moved it
+        // to in-service); the host runs with interrupts off, so there is nothing to forward yet,
+        // but its EOI is due, or the in-service bit would block that vector (and every lower one)
+        // for ever.
+        BasicExitReason::ExternalInterrupt => {
+            let info = InterruptionInfo(v.get(ReadOnly32::ExitInterruptionInfo)?);
+            if info.valid() && crate::arch::x86_64::apic::ready() {
+                crate::arch::x86_64::apic::eoi();
+            }
+            Ok(Outcome::Resume)
+        }
         BasicExitReason::ExceptionOrNmi => {
             let info = InterruptionInfo(v.get(ReadOnly32::ExitInterruptionInfo)?);
             if info.valid() && info.vector() == 2 {
@@ -200,11 +209,15 @@ fn io(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             let value = g.regs.gpr[RAX];
             if VirtualUart::claims(q.port) {
                 g.uart.write(&g.name, q.port, value as u8);
+            } else if devices::claims(g, q.port) {
+                devices::port_out(g, q.port, size as u8, value);
             }
         }
         IoDirection::In => {
             let value: u64 = if VirtualUart::claims(q.port) {
                 u64::from(g.uart.read(q.port))
+            } else if devices::claims(g, q.port) {
+                devices::port_in(g, q.port, size as u8)
             } else {
                 u64::MAX
             };
@@ -250,6 +263,18 @@ fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         HC_YIELD => {
             g.regs.gpr[RAX] = HC_OK;
             Ok(Outcome::Yield)
+        }
+        HC_EXIT_COUNT => {
+            g.regs.gpr[RAX] = if a1 == HC_EXIT_COUNT_ALL {
+                g.stats.by_reason.iter().sum()
+            } else {
+                usize::try_from(a1)
+                    .ok()
+                    .and_then(|r| g.stats.by_reason.get(r))
+                    .copied()
+                    .unwrap_or(HC_ERR_INVALID_ARGUMENT)
+            };
+            Ok(Outcome::Resume)
         }
         HC_EXIT => {
             g.uart.flush(&g.name);

@@ -4,6 +4,7 @@
 //! not handle) is stopped and reported alone; the others go on.
 
 pub mod boot;
+pub mod devices;
 mod exits;
 mod layout;
 pub mod spec;
@@ -17,7 +18,9 @@ use crate::arch::x86_64::vmx::vmcs::{Current, FieldError, VmcsRegion};
 use crate::memory::{FRAME_SIZE, Memory, PhysAddr, PhysWindow};
 use alloc::string::String;
 use conduit_paging::{Ept, PageTable};
+use conduit_vmx::caps::VmxCapabilities;
 use conduit_vmx::fields::Guest32;
+use devices::GuestDevices;
 pub use exits::{Outcome, handle as handle_exit, inject_pending};
 use layout::GuestMemory;
 use log::{info, warn};
@@ -77,8 +80,13 @@ impl VmxHost {
 }
 
 /// The TSC rate from CPUID 0x15/0x16 (SDM Vol. 3B, "Determining the Processor Base Frequency"),
-/// or an assumed 1 GHz when the CPU reports neither.
-fn tsc_mhz() -> u64 {
+/// or an assumed 1 GHz when the CPU reports neither. Determined (and logged) once.
+pub(crate) fn tsc_mhz() -> u64 {
+    static MHZ: spin::Once<u64> = spin::Once::new();
+    *MHZ.call_once(tsc_mhz_from_cpuid)
+}
+
+fn tsc_mhz_from_cpuid() -> u64 {
     let cpuid = raw_cpuid::CpuId::new();
     if let Some(hz) = cpuid.get_tsc_info().and_then(|t| t.tsc_frequency()) {
         info!("TSC {} MHz (CPUID 0x15)", hz / 1_000_000);
@@ -113,6 +121,12 @@ pub struct Guest {
     /// A #GP to inject at the next entry (a refused MSR access).
     pending_gp: bool,
     kernel_gs_base: u64,
+    /// Assigned PCI functions: configuration ports, BAR mappings.
+    pub devices: GuestDevices,
+    /// For EPT changes at run time (BAR mappings).
+    mem: &'static Memory,
+    /// For INVEPT after EPT changes.
+    caps: VmxCapabilities,
 }
 
 /// Why a guest could not be created.
@@ -137,7 +151,11 @@ impl core::fmt::Display for CreateError {
 impl Guest {
     /// Builds the guest: memory, image, EPT, VMCS; then checks the guest state as VM entry
     /// would, so an invalid guest is refused before VMLAUNCH with the failing rule named.
-    pub fn create(host: &mut VmxHost, mem: &Memory, spec: &GuestSpec) -> Result<Self, CreateError> {
+    pub fn create(
+        host: &mut VmxHost,
+        mem: &'static Memory,
+        spec: &GuestSpec,
+    ) -> Result<Self, CreateError> {
         let mut memory =
             GuestMemory::allocate(mem, spec.memory_mib).map_err(CreateError::Layout)?;
         memory.load(spec).map_err(CreateError::Layout)?;
@@ -169,6 +187,9 @@ impl Guest {
             slice_ticks: slice_ticks.clamp(1, u64::from(u32::MAX)) as u32,
             pending_gp: false,
             kernel_gs_base: 0,
+            devices: GuestDevices::default(),
+            mem,
+            caps: host.vmx.caps,
         };
         vcpu::setup(host, &mut guest, spec)?;
         info!(

@@ -250,3 +250,72 @@ fn map_error<S: x86_64::structures::paging::PageSize>(e: MapToError<S>, virt: u6
         }
     }
 }
+
+/// Removes the mapping `m` was made from (the whole range `map` created), so that the kernel
+/// keeps no way into that device memory; used when physical configuration space is handed to
+/// the control task. Returns the bytes unmapped.
+pub fn unmap(mem: &Memory, m: &Mmio) -> Result<u64, MmioError> {
+    let mut guard = SPACE.lock();
+    let space = guard.as_mut().ok_or(MmioError::NoVirtualSpace)?;
+    let Some(at) = space
+        .maps
+        .iter()
+        .position(|s| s.virt <= m.virt && m.virt < s.virt + s.len)
+    else {
+        return Ok(0);
+    };
+    let whole = space.maps.remove(at);
+    unmap_range(mem, whole.virt, whole.len)?;
+    Ok(whole.len)
+}
+
+/// Removes the loader's physical-memory window over `[phys, phys + len)`, in the 2 MiB pages
+/// the loader mapped it with; pages that hold anything outside the range stay. Returns the
+/// bytes unmapped.
+pub fn unmap_direct(mem: &Memory, phys: u64, len: u64) -> Result<u64, MmioError> {
+    let start = phys.next_multiple_of(SIZE_2M);
+    let end = phys
+        .checked_add(len)
+        .ok_or(MmioError::BadRange { phys, len })?
+        & !(SIZE_2M - 1);
+    if end <= start {
+        return Ok(0);
+    }
+    let _guard = SPACE.lock();
+    unmap_range(mem, mem.phys_offset() + start, end - start)?;
+    Ok(end - start)
+}
+
+/// Unmaps whatever 4 KiB or 2 MiB pages map `[virt, virt + len)`.
+fn unmap_range(mem: &Memory, virt: u64, len: u64) -> Result<(), MmioError> {
+    use x86_64::structures::paging::Translate;
+    use x86_64::structures::paging::mapper::{MappedFrame, TranslateResult};
+    let mut tables = active_tables(mem);
+    let mut va = virt;
+    while va < virt + len {
+        let step = match tables.translate(VirtAddr::new(va)) {
+            TranslateResult::Mapped {
+                frame: MappedFrame::Size2MiB(_),
+                ..
+            } => {
+                let page = Page::<Size2MiB>::containing_address(VirtAddr::new(va));
+                if let Ok((_, flush)) = tables.unmap(page) {
+                    flush.flush();
+                }
+                SIZE_2M - (va & (SIZE_2M - 1))
+            }
+            TranslateResult::Mapped { .. } => {
+                let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
+                if let Ok((_, flush)) = tables.unmap(page) {
+                    flush.flush();
+                }
+                FRAME_SIZE - (va & (FRAME_SIZE - 1))
+            }
+            TranslateResult::NotMapped | TranslateResult::InvalidFrameAddress(_) => {
+                FRAME_SIZE - (va & (FRAME_SIZE - 1))
+            }
+        };
+        va += step;
+    }
+    Ok(())
+}

@@ -137,6 +137,16 @@ impl ConfigAccess for PortIoAccess {
 pub enum Access {
     Ecam(EcamAccess),
     PortIo(PortIoAccess),
+    /// Configuration space belongs to the control task now (`crate::control`): the kernel reads
+    /// all ones and its writes are dropped, as for an absent function.
+    HandedOver,
+}
+
+impl EcamAccess {
+    /// The mapping and the buses it covers (bus `bus_start` at the mapping's start).
+    pub fn region(&self) -> (Mmio, u8, u8) {
+        (self.window, self.bus_start, self.bus_end)
+    }
 }
 
 impl Access {
@@ -152,6 +162,7 @@ impl Access {
             Self::PortIo(_) => {
                 alloc::string::String::from("port I/O 0xcf8/0xcfc (no MCFG: first 256 bytes only)")
             }
+            Self::HandedOver => alloc::string::String::from("the control task"),
         }
     }
 }
@@ -161,6 +172,7 @@ impl ConfigAccess for Access {
         match self {
             Self::Ecam(e) => e.read32(bdf, offset),
             Self::PortIo(p) => p.read32(bdf, offset),
+            Self::HandedOver => u32::MAX,
         }
     }
 
@@ -168,6 +180,7 @@ impl ConfigAccess for Access {
         match self {
             Self::Ecam(e) => e.write32(bdf, offset, value),
             Self::PortIo(p) => p.write32(bdf, offset, value),
+            Self::HandedOver => {}
         }
     }
 }

@@ -108,7 +108,7 @@ pub fn init(platform: &Platform, mem: &Memory) -> &'static Pci {
                 .iter()
                 .find(|e| e.segment == 0)
                 .map_or(0, |e| e.bus_start),
-            Access::PortIo(_) => 0,
+            Access::PortIo(_) | Access::HandedOver => 0,
         };
         let mut functions = Vec::new();
         let mut visited = [false; 256];
@@ -279,5 +279,74 @@ impl Pci {
             DeviceRef::Address(bdf) => self.function(bdf),
             DeviceRef::Id { vendor, device } => self.find_id(vendor, device).next(),
         }
+    }
+}
+
+/// How physical configuration space was reached before [`hand_over`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    /// ECAM: `phys` is the address of bus `start_bus`; `len` bytes cover up to `end_bus`.
+    Ecam {
+        phys: u64,
+        len: u64,
+        start_bus: u8,
+        end_bus: u8,
+    },
+    /// Configuration mechanism #1 (ports 0xCF8/0xCFC).
+    PortIo,
+}
+
+/// The mechanism the kernel uses, for the control task to use too; `None` before enumeration
+/// or after [`hand_over`].
+pub fn mechanism() -> Option<Mechanism> {
+    let pci = get()?;
+    match &*pci.access.lock() {
+        Access::Ecam(e) => {
+            let (window, start_bus, end_bus) = e.region();
+            Some(Mechanism::Ecam {
+                phys: window.phys(),
+                len: (u64::from(end_bus - start_bus) + 1) << 20,
+                start_bus,
+                end_bus,
+            })
+        }
+        Access::PortIo(_) => Some(Mechanism::PortIo),
+        Access::HandedOver => None,
+    }
+}
+
+/// Gives physical configuration space up once boot is done with it: from here on the kernel's
+/// accessor reads all ones and drops writes ([`Access::HandedOver`]), and its ECAM mappings (the
+/// MMIO mapping and the loader's physical-memory window over the region) are removed, so that
+/// the control task holds the only way in. Returns the mechanism, or `None` if enumeration never
+/// ran or it was handed over already.
+pub fn hand_over(mem: &Memory) -> Option<Mechanism> {
+    let pci = get()?;
+    let old = core::mem::replace(&mut *pci.access.lock(), Access::HandedOver);
+    match old {
+        Access::Ecam(e) => {
+            let (window, start_bus, end_bus) = e.region();
+            let len = (u64::from(end_bus - start_bus) + 1) << 20;
+            let mapped = crate::memory::mmio::unmap(mem, &window).unwrap_or(0);
+            let direct = crate::memory::mmio::unmap_direct(mem, window.phys(), len).unwrap_or(0);
+            info!(
+                "pci: ECAM at {:#x} ({} MiB, buses {start_bus}-{end_bus}) handed over: the kernel's mapping ({} KiB) and the physical-memory window over it ({} MiB) removed",
+                window.phys(),
+                len >> 20,
+                mapped >> 10,
+                direct >> 20
+            );
+            Some(Mechanism::Ecam {
+                phys: window.phys(),
+                len,
+                start_bus,
+                end_bus,
+            })
+        }
+        Access::PortIo(_) => {
+            info!("pci: configuration mechanism #1 (ports 0xcf8-0xcff) handed over");
+            Some(Mechanism::PortIo)
+        }
+        Access::HandedOver => None,
     }
 }

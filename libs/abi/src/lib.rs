@@ -26,6 +26,13 @@ pub const HC_YIELD: u64 = 2;
 /// Ends the guest: RBX = exit code. The guest never runs again (the call does not return).
 pub const HC_EXIT: u64 = 3;
 
+/// Counts the guest's VM exits: RBX = a basic exit reason (0..=95, SDM Vol. 3C Appendix C) for
+/// that reason's count, or [`HC_EXIT_COUNT_ALL`] for all of them. The count includes this call's
+/// own exit, so two calls around an instruction differ by 1 when the instruction caused none.
+pub const HC_EXIT_COUNT: u64 = 4;
+/// [`HC_EXIT_COUNT`]'s RBX for the total over every reason.
+pub const HC_EXIT_COUNT_ALL: u64 = u64::MAX;
+
 /// The most bytes one [`HC_CONSOLE_WRITE`] may write.
 pub const HC_CONSOLE_WRITE_MAX: u64 = 4096;
 

@@ -8,6 +8,11 @@ use crate::model::BootConfig;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
+/// The key under which the image builder packs the control task's ELF image (`conduit-control`,
+/// see `control/`) next to the guest images. Guest images cannot use it: their keys are the
+/// `image` paths of `conduit.toml`, and the builder refuses this one.
+pub const CONTROL_TASK_IMAGE: &str = "@conduit-control";
+
 /// Identifies a Conduit bundle (format version 1).
 pub const MAGIC: [u8; 8] = *b"CONDUIT1";
 const HEADER_LEN: usize = 24;

@@ -17,7 +17,7 @@ pub mod model;
 #[cfg(any(test, feature = "std"))]
 pub mod toml_front;
 
-pub use bundle::{Bundle, BundleError, GuestImage};
+pub use bundle::{Bundle, BundleError, CONTROL_TASK_IMAGE, GuestImage};
 pub use error::ConfigError;
 pub use model::{
     BootConfig, DeviceAssignment, DeviceSel, EntryMode, ExitMethod, GuestBreak, GuestConfig,

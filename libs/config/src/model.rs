@@ -236,6 +236,11 @@ pub enum TestCase {
     /// The kernel parses a corrupted copy of the firmware's DMAR: remapping must stay off and
     /// every device assignment must be refused.
     DmarCorrupt,
+    /// The control task: a scripted guest-view sequence against the first guest's first
+    /// assigned function through the message interface (identity, BAR sizing, capability
+    /// filtering, read-only fields, bad requests), then deliberate faults of every kind, each
+    /// reported, followed by a restart and a correct next read.
+    Control,
 }
 
 impl TestCase {
@@ -246,6 +251,7 @@ impl TestCase {
             "vtd-edu" => Some(Self::VtdEdu),
             "vtd-edu-reginv" => Some(Self::VtdEduRegisterInvalidation),
             "dmar-corrupt" => Some(Self::DmarCorrupt),
+            "control" => Some(Self::Control),
             _ => None,
         }
     }
@@ -262,6 +268,7 @@ mod tests {
             ("vtd-edu-reginv", TestCase::VtdEduRegisterInvalidation),
             ("dmar-corrupt", TestCase::DmarCorrupt),
             ("page-fault", TestCase::PageFault),
+            ("control", TestCase::Control),
         ] {
             assert_eq!(TestCase::from_name(name), Some(case));
         }

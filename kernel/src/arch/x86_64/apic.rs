@@ -21,6 +21,8 @@ pub mod vectors {
     pub const VTD_FAULT: u8 = 0x30;
     /// The local APIC's spurious-interrupt vector (no EOI).
     pub const SPURIOUS: u8 = 0xff;
+    /// The control task's watchdog: the local APIC timer in TSC-deadline mode.
+    pub const CONTROL_WATCHDOG: u8 = 0xe0;
 }
 
 const IA32_APIC_BASE: u32 = 0x1b;
@@ -54,6 +56,10 @@ struct XApic {
     lvt_lint0: Slot,
     _r360: Slot,
     lvt_error: Slot,
+    timer_initial: Slot,
+    timer_current: Slot,
+    _r3a0: [Slot; 4],
+    timer_divide: Slot,
 }
 
 const _: () = {
@@ -65,6 +71,9 @@ const _: () = {
     assert!(offset_of!(XApic, lvt_timer) == 0x320);
     assert!(offset_of!(XApic, lvt_lint0) == 0x350);
     assert!(offset_of!(XApic, lvt_error) == 0x370);
+    assert!(offset_of!(XApic, timer_initial) == 0x380);
+    assert!(offset_of!(XApic, timer_current) == 0x390);
+    assert!(offset_of!(XApic, timer_divide) == 0x3e0);
 };
 
 /// x2APIC MSR numbers (SDM Vol. 3A, Table 11-6).
@@ -76,6 +85,8 @@ mod x2 {
     pub const LVT_TIMER: u32 = 0x832;
     pub const LVT_LINT0: u32 = 0x835;
     pub const LVT_ERROR: u32 = 0x837;
+    pub const TIMER_INITIAL: u32 = 0x838;
+    pub const TIMER_DIVIDE: u32 = 0x83e;
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -159,6 +170,8 @@ enum Reg {
     LvtTimer,
     LvtLint0,
     LvtError,
+    TimerInitial,
+    TimerDivide,
 }
 
 fn read(reg: Reg) -> u32 {
@@ -170,6 +183,8 @@ fn read(reg: Reg) -> u32 {
             Reg::LvtTimer => map_field!(a.lvt_timer.value).read(),
             Reg::LvtLint0 => map_field!(a.lvt_lint0.value).read(),
             Reg::LvtError => map_field!(a.lvt_error.value).read(),
+            Reg::TimerInitial => map_field!(a.timer_initial.value).read(),
+            Reg::TimerDivide => map_field!(a.timer_divide.value).read(),
             Reg::Eoi => 0,
         }),
         Some(Mode::X2Apic) => {
@@ -180,6 +195,8 @@ fn read(reg: Reg) -> u32 {
                 Reg::LvtTimer => x2::LVT_TIMER,
                 Reg::LvtLint0 => x2::LVT_LINT0,
                 Reg::LvtError => x2::LVT_ERROR,
+                Reg::TimerInitial => x2::TIMER_INITIAL,
+                Reg::TimerDivide => x2::TIMER_DIVIDE,
                 Reg::Eoi => return 0,
             };
             // SAFETY: the x2APIC is enabled (IA32_APIC_BASE.EXTD), so its MSRs exist; these are
@@ -202,6 +219,8 @@ fn write(reg: Reg, value: u32) {
                     Reg::LvtTimer => map_field!(a.lvt_timer.value).write(value),
                     Reg::LvtLint0 => map_field!(a.lvt_lint0.value).write(value),
                     Reg::LvtError => map_field!(a.lvt_error.value).write(value),
+                    Reg::TimerInitial => map_field!(a.timer_initial.value).write(value),
+                    Reg::TimerDivide => map_field!(a.timer_divide.value).write(value),
                 }
             }
         }
@@ -214,9 +233,12 @@ fn write(reg: Reg, value: u32) {
                 Reg::LvtTimer => x2::LVT_TIMER,
                 Reg::LvtLint0 => x2::LVT_LINT0,
                 Reg::LvtError => x2::LVT_ERROR,
+                Reg::TimerInitial => x2::TIMER_INITIAL,
+                Reg::TimerDivide => x2::TIMER_DIVIDE,
             };
             // SAFETY: the x2APIC MSRs exist in x2APIC mode; the values written are a mask bit, a
-            // priority of 0, an enable with a vector, or 0 for EOI, all architecturally valid.
+            // priority of 0, an enable with a vector, a timer count or divider, or 0 for EOI, all
+            // architecturally valid.
             unsafe { msr::write(msr, u64::from(value)) }
         }
         None => {}
@@ -239,4 +261,60 @@ pub fn ready() -> bool {
 /// Signals the end of the interrupt being handled.
 pub fn eoi() {
     write(Reg::Eoi, 0);
+}
+
+/// IA32_TSC_DEADLINE (SDM Vol. 3A §11.5.4.1): the timer fires when the TSC reaches it; 0 disarms.
+const IA32_TSC_DEADLINE: u32 = 0x6e0;
+/// LVT timer mode bits 18:17: 00b one-shot, 10b TSC-deadline.
+const LVT_TSC_DEADLINE: u32 = 0b10 << 17;
+/// Divide Configuration 1011b: divide by 1.
+const DIVIDE_BY_1: u32 = 0b1011;
+/// One-shot count: about 16 ms at a 1 GHz timer clock, longer on slower ones. The watchdog
+/// compares the TSC with its deadline at each expiry and re-arms until it is reached.
+const ONE_SHOT_COUNT: u32 = 1 << 24;
+
+/// How the local APIC timer is used for deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerMode {
+    /// TSC-deadline mode (CPUID.01H:ECX[24]): fires when the TSC reaches the deadline.
+    TscDeadline,
+    /// One-shot countdown, re-armed until the deadline is reached.
+    OneShot,
+}
+
+static TIMER: Once<TimerMode> = Once::new();
+
+/// Sets the local APIC timer up for deadlines on `vector`, disarmed: TSC-deadline mode where
+/// the CPU has it (CPUID.01H:ECX[24]), else one-shot mode (SDM Vol. 3A §11.5.4). Call after
+/// [`init`].
+pub fn deadline_timer(vector: u8) -> TimerMode {
+    *TIMER.call_once(|| {
+        if core::arch::x86_64::__cpuid(1).ecx & (1 << 24) != 0 {
+            write(Reg::LvtTimer, LVT_TSC_DEADLINE | u32::from(vector));
+            TimerMode::TscDeadline
+        } else {
+            write(Reg::TimerDivide, DIVIDE_BY_1);
+            write(Reg::LvtTimer, u32::from(vector));
+            TimerMode::OneShot
+        }
+    })
+}
+
+/// Arms the timer for TSC `deadline` (one-shot mode: for its next countdown), or disarms it
+/// with 0.
+pub fn set_deadline(deadline: u64) {
+    match TIMER.get() {
+        Some(TimerMode::TscDeadline) => {
+            // SAFETY: TSC-deadline mode was chosen because the CPU has IA32_TSC_DEADLINE, which
+            // takes any value.
+            unsafe { msr::write(IA32_TSC_DEADLINE, deadline) }
+        }
+        Some(TimerMode::OneShot) => {
+            write(
+                Reg::TimerInitial,
+                if deadline == 0 { 0 } else { ONE_SHOT_COUNT },
+            );
+        }
+        None => {}
+    }
 }

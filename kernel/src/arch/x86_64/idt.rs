@@ -1,11 +1,13 @@
 //! The IDT: every architectural exception (Intel SDM Vol. 3A, 6.15 "Exception and Interrupt
 //! Reference") is reported with its decoded frame, then the machine is stopped with a failure code.
-//! Nothing ever hangs silently.
+//! Nothing ever hangs silently. The one exception: a fault taken at CPL 3 (CS.RPL = 3 in the
+//! frame) is the control task's, and it ends that task's call instead (`crate::control`).
 
 use super::gdt;
 use crate::arch::x86_64::power::{self, FailCode};
 use crate::console;
 use spin::Once;
+use x86_64::PrivilegeLevel;
 use x86_64::registers::control::Cr2;
 use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
 
@@ -58,8 +60,12 @@ fn page_fault_cause(code: u64) -> &'static str {
     }
 }
 
-/// Prints the decoded frame and stops the machine.
+/// Prints the decoded frame and stops the machine; a fault of the control task (CPL 3) ends its
+/// call instead. NMI, #DF and #MC are never the task's to survive.
 fn fatal(vector: u8, frame: &InterruptStackFrame, error: Option<u64>) -> ! {
+    if !matches!(vector, 2 | 8 | 18) && frame.code_segment.rpl() == PrivilegeLevel::Ring3 {
+        crate::control::user_exception(vector, frame, error);
+    }
     let (mnemonic, name) = exception_name(vector);
     let detail = match (vector, error) {
         (14, Some(code)) => {
@@ -159,6 +165,11 @@ extern "x86-interrupt" fn vtd_fault(_frame: InterruptStackFrame) {
     super::apic::eoi();
 }
 
+/// The control task's watchdog (the local APIC timer in TSC-deadline mode).
+extern "x86-interrupt" fn control_watchdog(frame: InterruptStackFrame) {
+    crate::control::watchdog_interrupt(&frame);
+}
+
 /// The local APIC's spurious interrupt: nothing to do, and no EOI (SDM Vol. 3A, 11.9).
 extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {}
 
@@ -192,6 +203,7 @@ pub fn init() {
         idt.security_exception.set_handler_fn(security);
         idt[super::apic::vectors::VTD_FAULT].set_handler_fn(vtd_fault);
         idt[super::apic::vectors::SPURIOUS].set_handler_fn(spurious);
+        idt[super::apic::vectors::CONTROL_WATCHDOG].set_handler_fn(control_watchdog);
         // SAFETY: the IST indices name stacks that gdt::init placed in the TSS, each used by
         // exactly one vector.
         unsafe {

@@ -1,0 +1,375 @@
+//! Serving requests: the guests' virtual topologies and what a guest's write means for the
+//! physical function.
+//!
+//! Per guest (by index) the task keeps a [`VirtualTopology`] and, per function, what it needs
+//! to apply a guest's Command write to the device: memory and I/O decode stay as the task set
+//! them at `AddFunction` (the BARs are mapped straight through EPT, so the device must decode),
+//! Bus Master follows the guest only when the core said its DMA is confined
+//! ([`FN_BUS_MASTER_ALLOWED`]), and INTx Disable follows the guest. Nothing else of a guest's
+//! writes reaches the device: BARs, MSI and MSI-X are virtual (`conduit-vpci`) and their changes
+//! go back to the core as events.
+
+use crate::config::Physical;
+use crate::heap;
+use alloc::vec::Vec;
+use conduit_control_abi::shared::{FN_BUS_MASTER_ALLOWED, FN_ID_OVERRIDE, mode};
+use conduit_control_abi::{
+    FaultKind, FunctionInfo, Op, Reply, Request, SharedPage, Status, WireEvent, layout,
+};
+use conduit_pci::config::{command, write_command};
+use conduit_pci::{Bar, Bdf};
+use conduit_vpci::{
+    AccessError, BuildError, Event, Events, Policy, VfConfig, VirtualFunction, VirtualTopology,
+};
+use core::cell::UnsafeCell;
+
+/// At most this many guests.
+const MAX_GUESTS: u32 = 64;
+/// At most this many functions per guest (devices 1-31 of virtual bus 0, and then some).
+const MAX_FUNCTIONS: usize = 64;
+
+/// What the task remembers of one assigned function's physical side.
+struct Physical1 {
+    vbdf: Bdf,
+    bdf: Bdf,
+    bus_master_allowed: bool,
+    /// Decode enables the task keeps on (memory and/or I/O).
+    decode: u16,
+}
+
+struct GuestState {
+    topology: VirtualTopology,
+    functions: Vec<Physical1>,
+}
+
+struct State {
+    physical: Physical,
+    guests: Vec<GuestState>,
+}
+
+/// The task's state between calls.
+struct Global(UnsafeCell<Option<State>>);
+
+// SAFETY: the task is single-threaded: the kernel enters it synchronously on one CPU, and no
+// interrupt handler of the task exists. Every access goes through `with_state`, which is never
+// re-entered.
+unsafe impl Sync for Global {}
+
+static STATE: Global = Global(UnsafeCell::new(None));
+
+fn with_state<R>(f: impl FnOnce(&mut Option<State>) -> R) -> R {
+    // SAFETY: see `Global`: one caller at a time, and `f` does not call `with_state`.
+    f(unsafe { &mut *STATE.0.get() })
+}
+
+/// Runs `f` on the shared page.
+pub fn with_shared<R>(f: impl FnOnce(&mut SharedPage) -> R) -> R {
+    // SAFETY: the kernel maps the shared page read-write at SHARED_VA for this task and does
+    // not touch it while the task runs (one CPU, synchronous calls); every bit pattern is a
+    // valid SharedPage (plain integers).
+    f(unsafe { &mut *(layout::SHARED_VA as *mut SharedPage) })
+}
+
+/// Appends text to the shared page's message.
+pub struct MessageWriter<'a> {
+    page: &'a mut SharedPage,
+}
+
+impl<'a> MessageWriter<'a> {
+    /// Starts an empty message.
+    pub fn new(page: &'a mut SharedPage) -> Self {
+        page.message_len = 0;
+        Self { page }
+    }
+}
+
+impl core::fmt::Write for MessageWriter<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let used = (self.page.message_len as usize).min(self.page.message.len());
+        let room = self.page.message.len() - used;
+        // Cut at a character boundary so the message stays UTF-8.
+        let mut n = s.len().min(room);
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        self.page.message[used..used + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.page.message_len = (used + n) as u32;
+        Ok(())
+    }
+}
+
+fn message(args: core::fmt::Arguments<'_>) {
+    with_shared(|page| {
+        let _ = core::fmt::Write::write_fmt(&mut MessageWriter::new(page), args);
+    });
+}
+
+/// Serves one request.
+pub fn serve(r: &Request) -> Reply {
+    match r.op {
+        Op::Init => init(),
+        Op::TestFault => test_fault(r),
+        _ => with_state(|state| match state {
+            None => Reply::error(Status::NotInitialised),
+            Some(state) => match r.op {
+                Op::ConfigRead => config_read(state, r),
+                Op::ConfigWrite => config_write(state, r),
+                Op::AddFunction => add_function(state, r),
+                Op::MsixRead | Op::MsixWrite => msix(state, r),
+                Op::Init | Op::TestFault => Reply::error(Status::BadRequest),
+            },
+        }),
+    }
+}
+
+fn init() -> Reply {
+    heap::init();
+    let info = with_shared(|p| p.init);
+    let physical = match info.mode {
+        mode::ECAM => match (u8::try_from(info.start_bus), u8::try_from(info.end_bus)) {
+            (Ok(start), Ok(end)) if start <= end => Physical::Ecam { start, end },
+            _ => return Reply::error(Status::BadDescription),
+        },
+        mode::PORT_IO => Physical::Ports,
+        _ => return Reply::error(Status::BadDescription),
+    };
+    if info.guests > MAX_GUESTS {
+        return Reply::error(Status::Full);
+    }
+    let mut guests = Vec::new();
+    for _ in 0..info.guests {
+        guests.push(GuestState {
+            topology: VirtualTopology::new(),
+            functions: Vec::new(),
+        });
+    }
+    with_state(|s| *s = Some(State { physical, guests }));
+    Reply::ok(u64::from(info.guests))
+}
+
+fn guest(state: &mut State, index: u16) -> Result<&mut GuestState, Reply> {
+    state
+        .guests
+        .get_mut(usize::from(index))
+        .ok_or(Reply::error(Status::NoSuchGuest))
+}
+
+fn config_offset(r: &Request) -> Result<u16, Reply> {
+    u16::try_from(r.offset).map_err(|_| Reply::error(Status::BadAccess))
+}
+
+fn config_read(state: &mut State, r: &Request) -> Reply {
+    let g = match guest(state, r.guest) {
+        Ok(g) => g,
+        Err(e) => return e,
+    };
+    let offset = match config_offset(r) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    match g.topology.read(r.vbdf, offset, r.size) {
+        Ok(v) => Reply::ok(u64::from(v)),
+        Err(_) => Reply::error(Status::BadAccess),
+    }
+}
+
+fn config_write(state: &mut State, r: &Request) -> Reply {
+    let physical = state.physical;
+    let g = match guest(state, r.guest) {
+        Ok(g) => g,
+        Err(e) => return e,
+    };
+    let offset = match config_offset(r) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    match g.topology.write(r.vbdf, offset, r.size, r.value as u32) {
+        Ok(events) => {
+            apply_physical(physical, g, r.vbdf, &events);
+            publish(&events);
+            Reply::ok(0)
+        }
+        Err(_) => Reply::error(Status::BadAccess),
+    }
+}
+
+/// What a guest's write means for the device itself: only Bus Master (within what the core
+/// allows) and INTx Disable; a Function Level Reset turns Bus Master off again.
+fn apply_physical(mut cfg: Physical, g: &GuestState, vbdf: Bdf, events: &Events) {
+    let Some(p) = g.functions.iter().find(|p| p.vbdf == vbdf) else {
+        return;
+    };
+    for e in events {
+        match *e {
+            Event::CommandChanged {
+                bus_master,
+                intx_disable,
+                ..
+            } => {
+                let mut value = p.decode;
+                if bus_master && p.bus_master_allowed {
+                    value |= command::BUS_MASTER;
+                }
+                if intx_disable {
+                    value |= command::INTX_DISABLE;
+                }
+                write_command(&mut cfg, p.bdf, value);
+            }
+            Event::FunctionReset => write_command(&mut cfg, p.bdf, p.decode),
+            _ => {}
+        }
+    }
+}
+
+fn publish(events: &Events) {
+    with_shared(|page| {
+        let mut n = 0;
+        for (slot, e) in page.events.iter_mut().zip(events.iter()) {
+            *slot = WireEvent::encode(e);
+            n += 1;
+        }
+        page.event_count = n;
+    });
+}
+
+fn add_function(state: &mut State, r: &Request) -> Reply {
+    let info: FunctionInfo = with_shared(|p| p.function);
+    let mut physical = state.physical;
+    let g = match guest(state, r.guest) {
+        Ok(g) => g,
+        Err(e) => return e,
+    };
+    if g.functions.len() >= MAX_FUNCTIONS {
+        return Reply::error(Status::Full);
+    }
+    let count = (info.bar_count as usize).min(info.bars.len());
+    let mut bars: Vec<Bar> = Vec::new();
+    for w in &info.bars[..count] {
+        match w.to_bar() {
+            Some(b) => bars.push(b),
+            None => return Reply::error(Status::BadDescription),
+        }
+    }
+    let bdf = info.bdf();
+    let built = if info.flags & FN_ID_OVERRIDE != 0 {
+        let overlay = VfConfig::new(&physical, bdf, info.id as u16, (info.id >> 16) as u16);
+        VirtualFunction::build(&overlay, bdf, &bars, &Policy::DEFAULT)
+    } else {
+        VirtualFunction::build(&physical, bdf, &bars, &Policy::DEFAULT)
+    };
+    let vf = match built {
+        Ok(vf) => vf,
+        Err(e) => {
+            build_message(bdf, &e);
+            return Reply::error(Status::BuildFailed);
+        }
+    };
+    let (msix_table, msix_entries) = vf.msix().map_or((0, 0), |m| {
+        (
+            u32::from(m.table_bir) | m.table_offset,
+            u32::from(m.table_size),
+        )
+    });
+    let mut decode = 0;
+    if bars.iter().any(Bar::is_memory) {
+        decode |= command::MEMORY_SPACE;
+    }
+    if bars.iter().any(Bar::is_io) {
+        decode |= command::IO_SPACE;
+    }
+    if let Err(e) = g.topology.insert(r.vbdf, vf) {
+        message(format_args!("{e}"));
+        return Reply::error(Status::Topology);
+    }
+    // Reset state on the device: decode on for the pass-through BARs, bus mastering off until
+    // the guest asks for it.
+    write_command(&mut physical, bdf, decode);
+    with_shared(|p| {
+        p.function.msix_table = msix_table;
+        p.function.msix_entries = msix_entries;
+    });
+    g.functions.push(Physical1 {
+        vbdf: r.vbdf,
+        bdf,
+        bus_master_allowed: info.flags & FN_BUS_MASTER_ALLOWED != 0,
+        decode,
+    });
+    Reply::ok(u64::from(decode))
+}
+
+fn build_message(bdf: Bdf, e: &BuildError) {
+    message(format_args!("{bdf}: {e}"));
+}
+
+fn msix(state: &mut State, r: &Request) -> Reply {
+    let g = match guest(state, r.guest) {
+        Ok(g) => g,
+        Err(e) => return e,
+    };
+    let Some(table) = g
+        .topology
+        .get_mut(r.vbdf)
+        .and_then(VirtualFunction::msix_table_mut)
+    else {
+        return Reply::error(Status::NoSuchFunction);
+    };
+    let result: Result<u64, AccessError> = if r.op == Op::MsixRead {
+        table.read(r.offset, r.size)
+    } else {
+        table.write(r.offset, r.size, r.value).map(|event| {
+            with_shared(|page| {
+                page.event_count = 0;
+                if let (Some(e), Some(slot)) = (event, page.events.first_mut()) {
+                    *slot = WireEvent::encode(&e);
+                    page.event_count = 1;
+                }
+            });
+            0
+        })
+    };
+    match result {
+        Ok(v) => Reply::ok(v),
+        Err(_) => Reply::error(Status::BadAccess),
+    }
+}
+
+/// TEST ONLY: fails on purpose, as the core asked.
+fn test_fault(r: &Request) -> Reply {
+    let Some(kind) = FaultKind::from_raw(r.value) else {
+        return Reply::error(Status::BadRequest);
+    };
+    match kind {
+        FaultKind::WriteKernel => {
+            // SAFETY: deliberately unsound: the address is the kernel's (supervisor-only), so
+            // the write faults (#PF) and the kernel ends this call. That is the test.
+            unsafe { (r.offset as *mut u64).write_volatile(0) };
+        }
+        FaultKind::ReadUnmapped => {
+            let addr = layout::SLOT_BASE + 0x3000_0000;
+            // SAFETY: deliberately unsound: nothing is mapped there (#PF). That is the test.
+            let v = unsafe { (addr as *const u64).read_volatile() };
+            return Reply::ok(v);
+        }
+        FaultKind::Privileged => {
+            // SAFETY: HLT at CPL 3 raises #GP; the kernel ends the call. That is the test.
+            unsafe { core::arch::asm!("hlt", options(nomem, nostack)) };
+        }
+        FaultKind::PortIo => {
+            let v: u8;
+            // SAFETY: port 0x80 is outside the task's I/O permission bitmap: #GP. The test.
+            unsafe {
+                core::arch::asm!("in al, 0x80", out("al") v, options(nomem, nostack));
+            }
+            return Reply::ok(u64::from(v));
+        }
+        FaultKind::InvalidOpcode => {
+            // SAFETY: UD2 raises #UD; the kernel ends the call. That is the test.
+            unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+        }
+        FaultKind::Loop => loop {
+            core::hint::spin_loop();
+        },
+        FaultKind::Panic => panic!("deliberate panic (test request)"),
+    }
+    Reply::error(Status::BadRequest)
+}

@@ -1,0 +1,532 @@
+//! The control task, Dom0-style: the deprivileged owner of physical PCI configuration space.
+//!
+//! After boot the kernel holds no mapping of configuration space ([`crate::pci::hand_over`]);
+//! the task (`control/`, a ring-3 binary packed into the boot bundle, see its crate docs for why
+//! it is a separate image) holds the only one and keeps every guest's virtual PCI topology with
+//! `conduit-vpci`. The core and the VMX exit path reach it only through [`call`]: a
+//! [`Request`] (guest, virtual BDF, offset, size, read or write, value) in, an [`Answer`] (value
+//! and, for writes, the events the core must act on) or a [`ControlError`] out
+//! (`conduit-control-abi` is the wire format).
+//!
+//! Robustness:
+//! - Everything the task hands back is validated: an undefined status, a malformed event or an
+//!   unknown system call is a protocol violation, treated like a fault.
+//! - A fault at CPL 3 (#PF, #GP, #UD, …) is reported (`control task faulted: #PF at RIP …
+//!   CR2 …`), ends the call with an error, and the task is restarted from its image: memory
+//!   reloaded, [`Op::Init`] and every recorded assignment replayed. Guests then see their
+//!   functions in their reset state; the [`epoch`] tells the guest side to drop BAR mappings.
+//! - A call that runs too long is ended by a watchdog, the local APIC timer in TSC-deadline
+//!   mode (SDM Vol. 3A §11.5.4.1) with interrupts enabled while the task runs; the same
+//!   restart follows. Without a TSC-deadline timer the watchdog is off (and the log says so).
+//! - A task that cannot be restarted three times in a row is given up: every later call fails
+//!   with [`ControlError::Unavailable`], which guests see as absent functions.
+
+mod entry;
+mod space;
+
+pub use entry::{user_exception, watchdog_interrupt};
+
+use crate::arch::x86_64::{apic, gdt, idt};
+use crate::memory::Memory;
+use crate::pci::{self, Mechanism};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use conduit_control_abi::shared::{FN_BUS_MASTER_ALLOWED, mode};
+use conduit_control_abi::{
+    FunctionInfo, InitInfo, Op, Reply, Request, SYS_PANIC, SYS_REPLY, SharedPage, Status, WireBar,
+    layout,
+};
+use conduit_pci::{Bar, Bdf};
+use conduit_vpci::Event;
+use conduit_vpci::access::MAX_EVENTS;
+use core::sync::atomic::{AtomicU64, Ordering};
+use entry::{Abort, Frame};
+use log::{error, info, warn};
+use space::Space;
+use spin::Mutex;
+
+/// The watchdog's allowance for a guest's request.
+const BUDGET_US: u64 = 50_000;
+/// The allowance for Init and AddFunction, which read much of a function's configuration space
+/// (thousands of ECAM reads: tens of milliseconds under emulation).
+const BUILD_BUDGET_US: u64 = 2_000_000;
+/// Restarts tried in a row before the task is given up.
+const MAX_FAILED_RESTARTS: u32 = 3;
+/// RFLAGS for the task: bit 1 (reserved, 1), IF when the watchdog needs interrupts.
+const RFLAGS_BASE: u64 = 0x2;
+const RFLAGS_IF: u64 = 1 << 9;
+
+/// Why a call did not produce an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlError {
+    /// The task is not running (no image, not started, or given up).
+    Unavailable,
+    /// The task served the request and refused it.
+    Refused(Status),
+    /// The task failed while serving it (fault, watchdog, panic, protocol violation); it has
+    /// been restarted (or given up).
+    Crashed,
+}
+
+impl core::fmt::Display for ControlError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Unavailable => write!(f, "the control task is not available"),
+            Self::Refused(s) => write!(f, "refused by the control task: {}", s.describe()),
+            Self::Crashed => write!(f, "the control task failed while serving it"),
+        }
+    }
+}
+
+/// A served request.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer {
+    /// The data read (or the op's result).
+    pub value: u64,
+    events: [Option<Event>; MAX_EVENTS],
+}
+
+impl Answer {
+    /// What the core must act on after a write, in order.
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.events.iter().flatten()
+    }
+}
+
+/// How a call failed inside the task.
+#[derive(Debug, Clone)]
+enum Crash {
+    Abort(Abort),
+    Panic(String),
+    Protocol(String),
+}
+
+/// What the task reported about a function it built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionLayout {
+    /// Decode enables the task set on the device.
+    pub decode: u16,
+    /// The MSI-X table: (BAR index, offset in the BAR, entries).
+    pub msix: Option<(u8, u32, u32)>,
+}
+
+/// One function as assigned at boot: replayed after every restart.
+#[derive(Debug, Clone)]
+struct Assignment {
+    guest: u16,
+    vbdf: Bdf,
+    info: FunctionInfo,
+}
+
+#[derive(Debug)]
+struct Task {
+    space: Space,
+    init: InitInfo,
+    /// The task uses ports 0xCF8-0xCFF: TR must be reloaded after VM exits.
+    ports: bool,
+    /// TSC ticks per microsecond, when the watchdog is on.
+    budget: Option<u64>,
+    alive: bool,
+    assignments: Vec<Assignment>,
+    restarts: u64,
+}
+
+static TASK: Mutex<Option<Task>> = Mutex::new(None);
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts restarts: guests compare it to drop mappings made under an earlier life of the task.
+pub fn epoch() -> u64 {
+    EPOCH.load(Ordering::Acquire)
+}
+
+/// Calls served so far and restarts.
+pub fn stats() -> (u64, u64) {
+    let restarts = TASK.lock().as_ref().map_or(0, |t| t.restarts);
+    (CALLS.load(Ordering::Relaxed), restarts)
+}
+
+/// Loads and starts the task with access to physical configuration space. Runs once, before
+/// guests are created (their VMCS take the host EFER with SCE set, and their functions are built
+/// in the task); [`seal`] then takes the kernel's own access away. `guests` is the number of configured
+/// guests. Failures are reported; guests then see no functions.
+pub fn init(bundle: &conduit_config::Bundle<'static>, mem: &'static Memory, guests: usize) {
+    let Some(image) = bundle.image(conduit_config::CONTROL_TASK_IMAGE) else {
+        error!(
+            "no control task in the boot bundle (the image builder packs target/.../conduit-control): configuration space stays with the kernel and no function can be assigned"
+        );
+        return;
+    };
+    entry::init_syscall();
+    let budget = watchdog(mem);
+    let Some(mechanism) = pci::mechanism() else {
+        error!("control: PCI enumeration did not run: the task is not started");
+        return;
+    };
+    let (config, init) = match mechanism {
+        Mechanism::Ecam {
+            phys,
+            len,
+            start_bus,
+            end_bus,
+        } => (
+            Some((phys, len)),
+            InitInfo {
+                mode: mode::ECAM,
+                start_bus: u32::from(start_bus),
+                end_bus: u32::from(end_bus),
+                guests: guests as u32,
+            },
+        ),
+        Mechanism::PortIo => (
+            None,
+            InitInfo {
+                mode: mode::PORT_IO,
+                guests: guests as u32,
+                ..InitInfo::default()
+            },
+        ),
+    };
+    let space = match Space::build(mem, image, config) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("control: the task's address space cannot be built: {e}");
+            return;
+        }
+    };
+    let sel = gdt::selectors();
+    let (x, w) = space.image_pages();
+    info!(
+        "control: task image {} KiB ({x} R+X, {w} R+W pages) at {:#x}, entry {:#x}, CR3 {:#x}; ring 3 (CS {:#x}, SS {:#x}), {} KiB stack, configuration space through {}",
+        space.image_bytes() >> 10,
+        layout::IMAGE_BASE,
+        space.entry,
+        space.cr3(),
+        sel.user_code.0,
+        sel.user_data.0,
+        layout::STACK_SIZE >> 10,
+        match config {
+            Some((phys, len)) => format!(
+                "ECAM {phys:#x} ({} MiB) at {:#x}",
+                len >> 20,
+                layout::CONFIG_VA
+            ),
+            None => "ports 0xcf8-0xcff (TSS I/O permission bitmap)".to_string(),
+        }
+    );
+    let mut task = Task {
+        space,
+        init,
+        ports: config.is_none(),
+        budget,
+        alive: true,
+        assignments: Vec::new(),
+        restarts: 0,
+    };
+    match task.start() {
+        Ok(()) => info!("control: task started: {guests} guest topology(ies)"),
+        Err(why) => {
+            error!("control: the task did not start: {why}");
+            task.alive = false;
+        }
+    }
+    *TASK.lock() = Some(task);
+}
+
+/// Boot is done with configuration space: the kernel gives its own access up
+/// ([`pci::hand_over`]), so the task's mapping is the only one. Without a running task the
+/// kernel keeps it (nothing else could reach configuration space then).
+pub fn seal(mem: &Memory) {
+    let running = TASK.lock().as_ref().is_some_and(|t| t.alive);
+    if running {
+        pci::hand_over(mem);
+    } else {
+        warn!("control: no control task: the kernel keeps configuration space");
+    }
+}
+
+/// The watchdog on the local APIC timer, if there is a local APIC.
+fn watchdog(mem: &Memory) -> Option<u64> {
+    if let Err(e) = apic::init(mem) {
+        warn!("control: no local APIC ({e}): the task's watchdog is off");
+        return None;
+    }
+    let mode = apic::deadline_timer(apic::vectors::CONTROL_WATCHDOG);
+    let mhz = crate::guest::tsc_mhz();
+    info!(
+        "control: watchdog {} ms per request, {} ms to build a function ({} TSC ticks per ms; local APIC timer, {}, vector {:#x})",
+        BUDGET_US / 1000,
+        BUILD_BUDGET_US / 1000,
+        mhz * 1000,
+        match mode {
+            apic::TimerMode::TscDeadline => "TSC-deadline mode",
+            apic::TimerMode::OneShot => "one-shot mode re-armed until the TSC deadline",
+        },
+        apic::vectors::CONTROL_WATCHDOG
+    );
+    Some(mhz)
+}
+
+/// Serves one request. A crash is reported and the task restarted before this returns.
+pub fn call(req: &Request) -> Result<Answer, ControlError> {
+    let mut guard = TASK.lock();
+    let task = guard.as_mut().ok_or(ControlError::Unavailable)?;
+    if !task.alive {
+        return Err(ControlError::Unavailable);
+    }
+    CALLS.fetch_add(1, Ordering::Relaxed);
+    match task.raw(req) {
+        Ok(a) => Ok(a),
+        Err(Ok(status)) => Err(ControlError::Refused(status)),
+        Err(Err(crash)) => {
+            report(&crash, req);
+            task.restart();
+            Err(ControlError::Crashed)
+        }
+    }
+}
+
+/// Builds the function `bdf` (with its sized `bars`) at (`guest`, `vbdf`) and records the
+/// assignment for restarts. `bus_master_allowed`: the function's DMA is confined to the guest's
+/// IOMMU domain, or the configuration allows assignment without one.
+pub fn add_function(
+    guest: u16,
+    vbdf: Bdf,
+    bdf: Bdf,
+    bars: &[Bar],
+    bus_master_allowed: bool,
+) -> Result<FunctionLayout, (ControlError, String)> {
+    let mut info = FunctionInfo {
+        bdf: u32::from(bdf.routing_id()),
+        flags: if bus_master_allowed {
+            FN_BUS_MASTER_ALLOWED
+        } else {
+            0
+        },
+        ..FunctionInfo::default()
+    };
+    for (slot, b) in info.bars.iter_mut().zip(bars) {
+        *slot = WireBar::from_bar(b);
+        info.bar_count += 1;
+    }
+    let mut guard = TASK.lock();
+    let Some(task) = guard.as_mut().filter(|t| t.alive) else {
+        return Err((ControlError::Unavailable, String::new()));
+    };
+    let req = Request::new(Op::AddFunction, guest, vbdf);
+    task.write_shared(|p| p.function = info);
+    CALLS.fetch_add(1, Ordering::Relaxed);
+    match task.raw(&req) {
+        Ok(answer) => {
+            let out = task.read_shared(|p| p.function);
+            task.assignments.push(Assignment { guest, vbdf, info });
+            Ok(FunctionLayout {
+                decode: answer.value as u16,
+                msix: out.msix(),
+            })
+        }
+        Err(Ok(status)) => {
+            let why = task.read_shared(|p| p.message().to_string());
+            Err((ControlError::Refused(status), why))
+        }
+        Err(Err(crash)) => {
+            report(&crash, &req);
+            task.restart();
+            Err((ControlError::Crashed, String::new()))
+        }
+    }
+}
+
+/// The physical function at (`guest`, `vbdf`), as assigned.
+pub fn assignment(guest: u16, vbdf: Bdf) -> Option<Bdf> {
+    TASK.lock().as_ref().and_then(|t| {
+        t.assignments
+            .iter()
+            .find(|a| a.guest == guest && a.vbdf == vbdf)
+            .map(|a| a.info.bdf())
+    })
+}
+
+/// Whether the watchdog is armed for calls.
+pub fn has_watchdog() -> bool {
+    TASK.lock().as_ref().is_some_and(|t| t.budget.is_some())
+}
+
+/// The kernel address a [`conduit_control_abi::FaultKind::WriteKernel`] test writes to.
+pub fn kernel_probe_address() -> u64 {
+    idt::exception_name as *const () as u64
+}
+
+fn report(crash: &Crash, req: &Request) {
+    let during = format!(
+        "while serving {:?} for guest {} at {} (offset {:#x}, size {})",
+        req.op, req.guest, req.vbdf, req.offset, req.size
+    );
+    match crash {
+        Crash::Abort(Abort::Fault {
+            vector,
+            rip,
+            rsp,
+            error,
+            cr2,
+        }) => {
+            let (mnemonic, name) = idt::exception_name(*vector);
+            let code = error.map_or(String::new(), |e| format!(", error code {e:#x}"));
+            let cr2 = if *vector == 14 {
+                format!(" CR2 {cr2:#x}")
+            } else {
+                String::new()
+            };
+            error!(
+                "control task faulted: {mnemonic} at RIP {rip:#x}{cr2} ({name}{code}, RSP {rsp:#x}) {during}"
+            );
+        }
+        Crash::Abort(Abort::Watchdog { ticks }) => {
+            error!("control task watchdog: no reply after {ticks} TSC ticks {during}")
+        }
+        Crash::Panic(msg) => error!("control task panic: {msg} {during}"),
+        Crash::Protocol(why) => error!("control task broke the message protocol: {why} {during}"),
+    }
+}
+
+impl Task {
+    fn write_shared(&mut self, f: impl FnOnce(&mut SharedPage)) {
+        // SAFETY: the shared page is a frame owned by the task's address space, mapped through
+        // the physical-memory window; the task is not running (one CPU, synchronous calls);
+        // every bit pattern is a valid SharedPage.
+        f(unsafe { &mut *self.space.shared() });
+    }
+
+    fn read_shared<R>(&self, f: impl FnOnce(&SharedPage) -> R) -> R {
+        // SAFETY: as in `write_shared`; the page is only read.
+        f(unsafe { &*self.space.shared() })
+    }
+
+    /// One call without crash handling: the answer, or the task's refusal (`Err(Ok)`), or how
+    /// it failed (`Err(Err)`).
+    fn raw(&mut self, req: &Request) -> Result<Answer, Result<Status, Crash>> {
+        let (kernel_cr3, _) = x86_64::registers::control::Cr3::read_raw();
+        let mut frame = Frame {
+            rip: self.space.entry,
+            rsp: layout::STACK_TOP,
+            rflags: RFLAGS_BASE | if self.budget.is_some() { RFLAGS_IF } else { 0 },
+            task_cr3: self.space.cr3(),
+            kernel_cr3: kernel_cr3.start_address().as_u64(),
+            args: req.encode(),
+            ret: [0; 3],
+        };
+        if self.ports {
+            gdt::reload_tr();
+        }
+        let us = match req.op {
+            Op::Init | Op::AddFunction => BUILD_BUDGET_US,
+            _ => BUDGET_US,
+        };
+        let budget = self.budget.map(|mhz| mhz * us);
+        entry::run(&mut frame, budget).map_err(|a| Err(Crash::Abort(a)))?;
+        let [number, rsi, rdx] = frame.ret;
+        match number {
+            SYS_REPLY => {}
+            SYS_PANIC => {
+                let msg = self.read_shared(|p| p.message().to_string());
+                return Err(Err(Crash::Panic(msg)));
+            }
+            n => return Err(Err(Crash::Protocol(format!("unknown system call {n}")))),
+        }
+        let Some(Reply { status, value }) = Reply::decode(rsi, rdx) else {
+            return Err(Err(Crash::Protocol(format!("undefined status {rsi}"))));
+        };
+        if status != Status::Ok {
+            return Err(Ok(status));
+        }
+        let mut answer = Answer {
+            value,
+            events: [None; MAX_EVENTS],
+        };
+        if req.op.has_events() {
+            let decoded = self.read_shared(|p| {
+                let mut out = [None; MAX_EVENTS];
+                for (slot, e) in out.iter_mut().zip(p.events()) {
+                    *slot = Some(e.map_err(|w| format!("malformed event {w:?}"))?);
+                }
+                Ok::<_, String>(out)
+            });
+            answer.events = decoded.map_err(|why| Err(Crash::Protocol(why)))?;
+        }
+        Ok(answer)
+    }
+
+    /// Sends Init (the task's first request in every life).
+    fn start(&mut self) -> Result<(), String> {
+        let init = self.init;
+        self.write_shared(|p| p.init = init);
+        let req = Request::new(Op::Init, 0, Bdf::from_routing_id(0));
+        match self.raw(&req) {
+            Ok(_) => Ok(()),
+            Err(Ok(status)) => Err(format!("Init refused: {}", status.describe())),
+            Err(Err(crash)) => {
+                report(&crash, &req);
+                Err("Init failed".to_string())
+            }
+        }
+    }
+
+    /// Restarts the task from its image and replays the assignments; gives up after
+    /// [`MAX_FAILED_RESTARTS`] attempts in a row.
+    fn restart(&mut self) {
+        for attempt in 1..=MAX_FAILED_RESTARTS {
+            self.space.refresh_kernel_slots();
+            self.space.reset();
+            self.restarts += 1;
+            EPOCH.fetch_add(1, Ordering::AcqRel);
+            match self.replay() {
+                Ok(n) => {
+                    let guests = self.init.guests;
+                    warn!(
+                        "control task restarted (restart #{}): reloaded from its image, {n} function(s) of {guests} guest(s) rebuilt from the assignment list; their guests see them reset",
+                        self.restarts
+                    );
+                    return;
+                }
+                Err(why) => error!(
+                    "control task restart #{} failed (attempt {attempt} of {MAX_FAILED_RESTARTS}): {why}",
+                    self.restarts
+                ),
+            }
+        }
+        self.alive = false;
+        error!(
+            "control task given up after {MAX_FAILED_RESTARTS} failed restarts: configuration requests fail from now on"
+        );
+    }
+
+    fn replay(&mut self) -> Result<usize, String> {
+        self.start()?;
+        let assignments = core::mem::take(&mut self.assignments);
+        let mut rebuilt = 0;
+        let mut result = Ok(());
+        for a in &assignments {
+            let info = a.info;
+            self.write_shared(|p| p.function = info);
+            let req = Request::new(Op::AddFunction, a.guest, a.vbdf);
+            match self.raw(&req) {
+                Ok(_) => rebuilt += 1,
+                Err(Ok(status)) => warn!(
+                    "control: guest {} {} ({}) not rebuilt: {}",
+                    a.guest,
+                    a.vbdf,
+                    a.info.bdf(),
+                    status.describe()
+                ),
+                Err(Err(crash)) => {
+                    report(&crash, &req);
+                    result = Err("a replayed AddFunction failed".to_string());
+                    break;
+                }
+            }
+        }
+        self.assignments = assignments;
+        result.map(|()| rebuilt)
+    }
+}

@@ -1,0 +1,524 @@
+//! A guest's PCI functions, guest side: configuration ports, BAR mappings in EPT, I/O BARs.
+//!
+//! - Configuration mechanism #1 (PCI Local Bus Spec 3.0 §3.2.2.3.2): the guest's dword writes
+//!   to 0xCF8 are latched here; its accesses to 0xCFC-0xCFF are decoded against the latch
+//!   (`conduit_vpci::Cf8Address`) and forwarded to the control task as requests
+//!   ([`crate::control::call`]). A disabled or malformed address, a task error or an absent
+//!   function read all ones and drop writes. Byte and word accesses to 0xCF8-0xCFB are not
+//!   configuration accesses (0xCF9 is a chipset's reset register): they read all ones and are
+//!   dropped.
+//! - The task's answer to a write carries events. `BarMoved` of a memory BAR maps the physical
+//!   BAR at the address the guest programmed, in its EPT, uncached (SDM Vol. 3C §29.3.7), after
+//!   checking that the event names this function's BAR and that the address lies page-aligned
+//!   in the guest's BAR window [`BAR_WINDOW`] without overlapping another mapping; the page(s)
+//!   holding an MSI-X table stay unmapped (they trap). `BarUnmapped` unmaps. Both are followed
+//!   by INVEPT. An I/O BAR becomes a port range whose accesses are forwarded to the physical
+//!   ports. Accesses to a mapped memory BAR then go to the device with no VM exit at all.
+//! - When the control task restarts, its virtual functions are back in their reset state
+//!   (decode off): [`sync`] removes the mappings made under its earlier life.
+
+use super::Guest;
+use crate::control::{self, ControlError};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use conduit_control_abi::Request;
+use conduit_paging::{Access, Attributes, MemoryType};
+use conduit_pci::{Bar, BarKind, Bdf};
+use conduit_vpci::{Cf8Address, Cf8Mode, Event};
+use core::ops::Range;
+use log::{error, info, warn};
+use x86_64::instructions::port::Port;
+
+/// Where a guest may place its memory BARs (guest-physical). Guest RAM ends at 512 MiB at most.
+pub const BAR_WINDOW: Range<u64> = 0xc000_0000..0xe000_0000;
+const PAGE: u64 = 4096;
+const CONFIG_ADDRESS: u16 = 0xcf8;
+const CONFIG_PORTS: core::ops::RangeInclusive<u16> = 0xcf8..=0xcff;
+/// Ports an I/O BAR may not shadow: the configuration ports and the virtual console.
+const RESERVED_PORTS: [Range<u32>; 2] = [0xcf8..0xd00, 0x3f8..0x400];
+
+/// One function given to the guest.
+#[derive(Debug, Clone)]
+pub struct Assigned {
+    pub vbdf: Bdf,
+    pub bdf: Bdf,
+    /// The physical BARs as enumeration sized them.
+    pub bars: Vec<Bar>,
+    /// MSI-X table: (BAR, offset, entries).
+    pub msix: Option<(u8, u32, u32)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MemMap {
+    vbdf: Bdf,
+    index: u8,
+    gpa: u64,
+    size: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct IoMap {
+    vbdf: Bdf,
+    index: u8,
+    port: u32,
+    size: u32,
+    phys: u32,
+}
+
+/// The guest's functions and what is mapped for them.
+#[derive(Debug, Default)]
+pub struct GuestDevices {
+    /// The guest's index in the configuration (its topology in the control task).
+    pub index: u16,
+    cf8: u32,
+    functions: Vec<Assigned>,
+    mem_maps: Vec<MemMap>,
+    io_maps: Vec<IoMap>,
+    epoch: u64,
+}
+
+impl GuestDevices {
+    /// A guest with these functions (already built in the control task).
+    pub fn new(index: u16, functions: Vec<Assigned>) -> Self {
+        Self {
+            index,
+            functions,
+            epoch: control::epoch(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Builds each assigned function in the control task at virtual 00:01.0, 00:02.0, … and
+/// returns the guest's devices. A function the task cannot build is reported and left out.
+pub fn register(index: u16, name: &str, assigned: &[Bdf]) -> GuestDevices {
+    let mut functions = Vec::new();
+    for &bdf in assigned {
+        let Some(vbdf) = Bdf::new(0, functions.len() as u8 + 1, 0) else {
+            error!("guest \"{name}\": {bdf} not given: no free virtual device number");
+            continue;
+        };
+        let bars: Vec<Bar> = crate::pci::get()
+            .and_then(|p| p.function(bdf))
+            .map(|f| f.bars.iter().copied().collect())
+            .unwrap_or_default();
+        match control::add_function(index, vbdf, bdf, &bars, true) {
+            Ok(layout) => {
+                let msix = layout.msix.map_or(String::new(), |(bir, off, n)| {
+                    format!("; MSI-X {n} entries in BAR{bir} at {off:#x} (trapped)")
+                });
+                info!(
+                    "guest \"{name}\": {bdf} appears at {vbdf} (virtual configuration space in the control task; {}{msix})",
+                    describe_bars(&bars)
+                );
+                functions.push(Assigned {
+                    vbdf,
+                    bdf,
+                    bars,
+                    msix: layout.msix,
+                });
+            }
+            Err((e, why)) => error!("guest \"{name}\": {bdf} not given: {e} {why}"),
+        }
+    }
+    GuestDevices::new(index, functions)
+}
+
+fn describe_bars(bars: &[Bar]) -> String {
+    if bars.is_empty() {
+        return String::from("no BARs");
+    }
+    let list: Vec<String> = bars
+        .iter()
+        .map(|b| {
+            let kind = match b.kind {
+                BarKind::Io => "io",
+                BarKind::Memory32 => "mem32",
+                BarKind::Memory64 => "mem64",
+            };
+            format!("BAR{} {kind} {}", b.index, size_text(b.size))
+        })
+        .collect();
+    list.join(", ")
+}
+
+fn size_text(size: u64) -> String {
+    match size {
+        s if s >= 1 << 20 && s.is_multiple_of(1 << 20) => format!("{} MiB", s >> 20),
+        s if s >= 1 << 10 && s.is_multiple_of(1 << 10) => format!("{} KiB", s >> 10),
+        s => format!("{s} B"),
+    }
+}
+
+/// Whether `port` is the guest's: a configuration port or one of its mapped I/O BARs.
+pub fn claims(g: &Guest, port: u16) -> bool {
+    CONFIG_PORTS.contains(&port) || io_map(g, port).is_some()
+}
+
+fn io_map(g: &Guest, port: u16) -> Option<IoMap> {
+    let p = u32::from(port);
+    g.devices
+        .io_maps
+        .iter()
+        .find(|m| (m.port..m.port + m.size).contains(&p))
+        .copied()
+}
+
+/// A guest IN from a port [`claims`] accepted: the value (low `size` bytes).
+pub fn port_in(g: &mut Guest, port: u16, size: u8) -> u64 {
+    if !CONFIG_PORTS.contains(&port) {
+        return bar_io(g, port, size, None);
+    }
+    if port == CONFIG_ADDRESS && size == 4 {
+        return u64::from(g.devices.cf8);
+    }
+    let Some((vbdf, offset)) = decode(g, port) else {
+        return u64::MAX;
+    };
+    let answer = control::call(&Request::read(g.devices.index, vbdf, offset, size));
+    sync(g);
+    match answer {
+        Ok(a) => a.value,
+        Err(e) => {
+            note_error(g, &e);
+            u64::MAX
+        }
+    }
+}
+
+/// A guest OUT to a port [`claims`] accepted.
+pub fn port_out(g: &mut Guest, port: u16, size: u8, value: u64) {
+    if !CONFIG_PORTS.contains(&port) {
+        bar_io(g, port, size, Some(value));
+        return;
+    }
+    if port == CONFIG_ADDRESS {
+        if size == 4 {
+            g.devices.cf8 = value as u32;
+        }
+        return;
+    }
+    let Some((vbdf, offset)) = decode(g, port) else {
+        return;
+    };
+    let req = Request::write(g.devices.index, vbdf, offset, size, value as u32);
+    let answer = control::call(&req);
+    sync(g);
+    match answer {
+        Ok(a) => {
+            for e in a.events() {
+                apply(g, vbdf, e);
+            }
+        }
+        Err(e) => note_error(g, &e),
+    }
+}
+
+/// The function and offset a data-port access selects, if the latched address is enabled and
+/// well formed.
+fn decode(g: &Guest, port: u16) -> Option<(Bdf, u16)> {
+    data_port_target(g.devices.cf8, port)
+}
+
+/// The function and configuration offset an access to data port `port` (0xCFC-0xCFF) reaches
+/// with `cf8` latched in CONFIG_ADDRESS; `None` when the address is disabled or malformed.
+pub fn data_port_target(cf8: u32, port: u16) -> Option<(Bdf, u16)> {
+    let a = Cf8Address::decode(cf8, Cf8Mode::Standard).ok()?;
+    Some((a.bdf, a.offset(port).ok()?))
+}
+
+/// Task failures are the task's to report; only a crash deserves a line about the guest too.
+fn note_error(g: &Guest, e: &ControlError) {
+    if *e == ControlError::Crashed {
+        warn!(
+            "guest \"{}\": its configuration access failed in the control task (restarted)",
+            g.name
+        );
+    }
+}
+
+/// Forwards an access to a mapped I/O BAR to the physical ports.
+fn bar_io(g: &mut Guest, port: u16, size: u8, value: Option<u64>) -> u64 {
+    let Some(m) = io_map(g, port) else {
+        return u64::MAX;
+    };
+    let p = u32::from(port);
+    if p + u32::from(size) > m.port + m.size {
+        return u64::MAX;
+    }
+    let phys = (m.phys + (p - m.port)) as u16;
+    // SAFETY: `phys` lies inside the physical I/O BAR of a function assigned to this guest
+    // (checked when the mapping was made), so the access reaches only that device.
+    unsafe {
+        match (size, value) {
+            (1, Some(v)) => Port::<u8>::new(phys).write(v as u8),
+            (2, Some(v)) => Port::<u16>::new(phys).write(v as u16),
+            (_, Some(v)) => Port::<u32>::new(phys).write(v as u32),
+            (1, None) => return u64::from(Port::<u8>::new(phys).read()),
+            (2, None) => return u64::from(Port::<u16>::new(phys).read()),
+            (_, None) => return u64::from(Port::<u32>::new(phys).read()),
+        }
+    }
+    0
+}
+
+/// Acts on one event of a write to `vbdf`.
+fn apply(g: &mut Guest, vbdf: Bdf, e: &Event) {
+    match *e {
+        Event::BarMoved {
+            index,
+            kind,
+            guest_addr,
+            size,
+            phys_addr,
+            ..
+        } => {
+            unmap_bar(g, vbdf, index);
+            let result = match kind {
+                BarKind::Io => map_io(g, vbdf, index, guest_addr, size, phys_addr),
+                BarKind::Memory32 | BarKind::Memory64 => {
+                    map_memory(g, vbdf, index, guest_addr, size, phys_addr)
+                }
+            };
+            if let Err(why) = result {
+                warn!(
+                    "guest \"{}\": BAR{index} of {vbdf} at {guest_addr:#x} not mapped: {why}",
+                    g.name
+                );
+            }
+        }
+        Event::BarUnmapped { index, .. } => unmap_bar(g, vbdf, index),
+        Event::CommandChanged {
+            memory,
+            io,
+            bus_master,
+            intx_disable,
+        } => info!(
+            "guest \"{}\": {vbdf} Command: memory {}, I/O {}, bus master {}, INTx disable {}",
+            g.name,
+            on(memory),
+            on(io),
+            on(bus_master),
+            on(intx_disable)
+        ),
+        Event::FunctionReset => info!("guest \"{}\": {vbdf} function level reset", g.name),
+        Event::MsiChanged { .. }
+        | Event::MsixControlChanged { .. }
+        | Event::MsixEntryChanged { .. } => info!(
+            "guest \"{}\": {vbdf} interrupt setup {e:?} (delivery to guests needs interrupt remapping: not wired yet)",
+            g.name
+        ),
+    }
+}
+
+fn on(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+/// The physical BAR the event names, checked against what enumeration found for the function.
+fn physical_bar(g: &Guest, vbdf: Bdf, index: u8, size: u64, phys: u64) -> Result<Assigned, String> {
+    let f = g
+        .devices
+        .functions
+        .iter()
+        .find(|f| f.vbdf == vbdf)
+        .ok_or("no such function")?;
+    let ok = f
+        .bars
+        .iter()
+        .any(|b| b.index == index && b.size == size && b.address == phys);
+    if !ok {
+        return Err(format!(
+            "the control task named {phys:#x}+{size:#x}, which is not BAR{index} of {}",
+            f.bdf
+        ));
+    }
+    Ok(f.clone())
+}
+
+fn map_memory(
+    g: &mut Guest,
+    vbdf: Bdf,
+    index: u8,
+    gpa: u64,
+    size: u64,
+    phys: u64,
+) -> Result<(), String> {
+    let f = physical_bar(g, vbdf, index, size, phys)?;
+    if size < PAGE || !gpa.is_multiple_of(PAGE) || !phys.is_multiple_of(PAGE) {
+        return Err(String::from(
+            "BARs smaller than a page or not page-aligned are not passed through",
+        ));
+    }
+    let end = gpa.checked_add(size).ok_or("address overflows")?;
+    if gpa < BAR_WINDOW.start || end > BAR_WINDOW.end {
+        return Err(format!(
+            "outside the guest's BAR window {:#x}-{:#x}",
+            BAR_WINDOW.start,
+            BAR_WINDOW.end - 1
+        ));
+    }
+    if let Some(o) = g
+        .devices
+        .mem_maps
+        .iter()
+        .find(|m| gpa < m.gpa + m.size && m.gpa < end)
+    {
+        return Err(format!(
+            "overlaps BAR{} of {} at {:#x}",
+            o.index, o.vbdf, o.gpa
+        ));
+    }
+    // The MSI-X table's pages stay unmapped: the guest's accesses to them trap.
+    let hole = f
+        .msix
+        .filter(|(bir, _, _)| *bir == index)
+        .map(|(_, off, n)| {
+            let start = u64::from(off) & !(PAGE - 1);
+            let end = (u64::from(off) + u64::from(n) * 16).next_multiple_of(PAGE);
+            start..end.min(size)
+        });
+    let parts: Vec<Range<u64>> = match &hole {
+        Some(h) => [0..h.start, h.end..size]
+            .into_iter()
+            .filter(|r| !r.is_empty())
+            .collect(),
+        None => alloc::vec![0..size],
+    };
+    let uc = Attributes::new(Access::RW, MemoryType::Uncacheable);
+    let mut frames = crate::memory::Frames::new(g.mem);
+    for r in &parts {
+        g.ept
+            .map(
+                &mut frames,
+                gpa + r.start,
+                phys + r.start,
+                r.end - r.start,
+                uc,
+            )
+            .map_err(|e| format!("EPT: {e}"))?;
+    }
+    invept(g);
+    g.devices.mem_maps.push(MemMap {
+        vbdf,
+        index,
+        gpa,
+        size,
+    });
+    let trapped = hole.map_or(String::new(), |h| {
+        format!(
+            ", MSI-X table page(s) {:#x}-{:#x} trapped",
+            gpa + h.start,
+            gpa + h.end - 1
+        )
+    });
+    info!(
+        "guest \"{}\": BAR{index} of {vbdf} ({}) mapped: GPA {gpa:#x}-{:#x} -> HPA {phys:#x} ({}, uncached, no exits){trapped}",
+        g.name,
+        f.bdf,
+        end - 1,
+        size_text(size)
+    );
+    Ok(())
+}
+
+fn map_io(
+    g: &mut Guest,
+    vbdf: Bdf,
+    index: u8,
+    port: u64,
+    size: u64,
+    phys: u64,
+) -> Result<(), String> {
+    let f = physical_bar(g, vbdf, index, size, phys)?;
+    let end = port
+        .checked_add(size)
+        .filter(|e| *e <= 0x1_0000)
+        .ok_or("beyond port 0xffff")?;
+    let (port, end, phys) = (port as u32, end as u32, phys as u32);
+    if RESERVED_PORTS.iter().any(|r| port < r.end && r.start < end) {
+        return Err(String::from("overlaps the configuration or console ports"));
+    }
+    if g.devices
+        .io_maps
+        .iter()
+        .any(|m| port < m.port + m.size && m.port < end)
+    {
+        return Err(String::from("overlaps another I/O BAR"));
+    }
+    g.devices.io_maps.push(IoMap {
+        vbdf,
+        index,
+        port,
+        size: end - port,
+        phys,
+    });
+    info!(
+        "guest \"{}\": I/O BAR{index} of {vbdf} ({}) at ports {port:#x}-{:#x} -> {phys:#x} (forwarded)",
+        g.name,
+        f.bdf,
+        end - 1
+    );
+    Ok(())
+}
+
+fn unmap_bar(g: &mut Guest, vbdf: Bdf, index: u8) {
+    g.devices
+        .io_maps
+        .retain(|m| !(m.vbdf == vbdf && m.index == index));
+    let Some(at) = g
+        .devices
+        .mem_maps
+        .iter()
+        .position(|m| m.vbdf == vbdf && m.index == index)
+    else {
+        return;
+    };
+    let m = g.devices.mem_maps.remove(at);
+    let mut frames = crate::memory::Frames::new(g.mem);
+    if let Err(e) = g.ept.unmap(&mut frames, m.gpa, m.size) {
+        error!(
+            "guest \"{}\": unmapping BAR{index} of {vbdf} at {:#x}: {e}",
+            g.name, m.gpa
+        );
+    }
+    invept(g);
+    info!(
+        "guest \"{}\": BAR{index} of {vbdf} unmapped from GPA {:#x}",
+        g.name, m.gpa
+    );
+}
+
+fn invept(g: &Guest) {
+    if let Err(e) = crate::arch::x86_64::vmx::invept(&g.caps, g.eptp) {
+        error!("guest \"{}\": INVEPT failed: {e}", g.name);
+    }
+}
+
+/// Drops the mappings made under an earlier life of the control task (its restart reset every
+/// virtual function). Cheap when nothing changed; the scheduler calls it before each slice.
+pub fn sync(g: &mut Guest) {
+    let epoch = control::epoch();
+    if g.devices.epoch == epoch {
+        return;
+    }
+    g.devices.epoch = epoch;
+    let maps: Vec<(Bdf, u8)> = g
+        .devices
+        .mem_maps
+        .iter()
+        .map(|m| (m.vbdf, m.index))
+        .chain(g.devices.io_maps.iter().map(|m| (m.vbdf, m.index)))
+        .collect();
+    for (vbdf, index) in &maps {
+        unmap_bar(g, *vbdf, *index);
+    }
+    if !maps.is_empty() {
+        warn!(
+            "guest \"{}\": the control task restarted: {} BAR mapping(s) removed (its functions are reset)",
+            g.name,
+            maps.len()
+        );
+    }
+}

@@ -1,0 +1,231 @@
+//! The message interface's encodings: requests and replies round-trip through registers, events
+//! through the shared page, and nonsense from a misbehaving task is refused, never trusted.
+
+use conduit_control_abi::shared::{SharedPage, WireError};
+use conduit_control_abi::{
+    DecodeError, FaultKind, Op, Reply, Request, Status, WireBar, WireEvent, layout,
+};
+use conduit_pci::{Bar, BarKind, Bdf};
+use conduit_vpci::Event;
+
+fn bdf(b: u8, d: u8, f: u8) -> Bdf {
+    Bdf::new(b, d, f).expect("valid")
+}
+
+#[test]
+fn requests_round_trip_through_registers() {
+    let cases = [
+        Request::read(0, bdf(0, 1, 0), 0x10, 4),
+        Request::write(7, bdf(0, 31, 7), 0xffc, 1, 0xdead_beef),
+        Request {
+            offset: u64::MAX,
+            value: u64::MAX,
+            size: 8,
+            ..Request::new(Op::MsixWrite, u16::MAX, bdf(255, 31, 7))
+        },
+        Request::new(Op::Init, 0, bdf(0, 0, 0)),
+        Request {
+            value: FaultKind::Loop as u64,
+            ..Request::new(Op::TestFault, 0, bdf(0, 0, 0))
+        },
+    ];
+    for r in cases {
+        assert_eq!(Request::decode(r.encode()), Ok(r));
+    }
+    // The layout of RDI is the documented one.
+    let [rdi, rsi, rdx] = Request::write(3, bdf(0, 1, 0), 0x04, 2, 0x0006).encode();
+    assert_eq!(rdi, 4 | 2 << 8 | 3 << 16 | 0x08 << 32);
+    assert_eq!((rsi, rdx), (4, 6));
+}
+
+#[test]
+fn malformed_requests_are_refused() {
+    assert_eq!(
+        Request::decode([0x99, 0, 0]),
+        Err(DecodeError::UnknownOp(0x99))
+    );
+    assert_eq!(
+        Request::decode([3 | 1 << 48, 0, 0]),
+        Err(DecodeError::ReservedBits(3 | 1 << 48))
+    );
+    for raw in 0..=255u8 {
+        let ok = Op::from_raw(raw).is_some();
+        assert_eq!(ok, matches!(raw, 1..=6 | 0x7f), "op {raw:#x}");
+    }
+}
+
+#[test]
+fn replies_round_trip_and_unknown_statuses_are_refused() {
+    for raw in 0..=9 {
+        let s = Status::from_raw(raw).expect("defined");
+        let r = Reply {
+            status: s,
+            value: 0x1234,
+        };
+        let [rsi, rdx] = r.encode();
+        assert_eq!(Reply::decode(rsi, rdx), Some(r));
+        assert!(!s.describe().is_empty());
+    }
+    assert_eq!(Reply::decode(10, 0), None);
+    assert_eq!(Reply::decode(u64::MAX, 0), None);
+    assert_eq!(Reply::ok(5).status, Status::Ok);
+    assert_eq!(Reply::error(Status::Full).value, 0);
+}
+
+#[test]
+fn fault_kinds_round_trip() {
+    for k in FaultKind::ALL {
+        assert_eq!(FaultKind::from_raw(k as u64), Some(k));
+        assert!(!k.name().is_empty());
+    }
+    assert_eq!(FaultKind::from_raw(0), None);
+    assert_eq!(FaultKind::from_raw(99), None);
+}
+
+#[test]
+fn every_event_round_trips() {
+    let events = [
+        Event::FunctionReset,
+        Event::CommandChanged {
+            memory: true,
+            io: false,
+            bus_master: true,
+            intx_disable: true,
+        },
+        Event::BarMoved {
+            index: 0,
+            kind: BarKind::Memory64,
+            guest_addr: 0xc000_0000,
+            old_guest_addr: None,
+            size: 0x4000,
+            phys_addr: 0xfe00_0000,
+        },
+        Event::BarMoved {
+            index: 2,
+            kind: BarKind::Io,
+            guest_addr: 0xc000,
+            old_guest_addr: Some(0xd000),
+            size: 0x20,
+            phys_addr: 0x6000,
+        },
+        Event::BarUnmapped {
+            index: 5,
+            kind: BarKind::Memory32,
+            guest_addr: 0xc002_0000,
+            size: 0x2_0000,
+        },
+        Event::MsiChanged {
+            enabled: true,
+            address: 0xfee0_0000,
+            data: 0x4041,
+            mask: 0xffff_ffff,
+            vectors: 32,
+        },
+        Event::MsixControlChanged {
+            enabled: true,
+            function_mask: false,
+        },
+        Event::MsixEntryChanged {
+            index: 2047,
+            address: 0x1_fee0_1000,
+            data: u32::MAX,
+            masked: true,
+        },
+    ];
+    for e in events {
+        assert_eq!(WireEvent::encode(&e).decode(), Ok(e), "{e:?}");
+    }
+}
+
+#[test]
+fn garbage_events_are_refused() {
+    let base = WireEvent::default();
+    assert_eq!(base.decode(), Err(WireError::Tag(0)));
+    let bad_kind = WireEvent {
+        tag: 3,
+        kind: 3,
+        ..base
+    };
+    assert_eq!(bad_kind.decode(), Err(WireError::Kind(3)));
+    let bad_index = WireEvent {
+        tag: 4,
+        index: 256,
+        ..base
+    };
+    assert_eq!(bad_index.decode(), Err(WireError::Range));
+    let bad_data = WireEvent {
+        tag: 7,
+        b: 1 << 32,
+        ..base
+    };
+    assert_eq!(bad_data.decode(), Err(WireError::Range));
+    let bad_entry = WireEvent {
+        tag: 7,
+        index: 1 << 16,
+        ..base
+    };
+    assert_eq!(bad_entry.decode(), Err(WireError::Range));
+}
+
+#[test]
+fn the_shared_page_clamps_what_the_task_claims() {
+    let mut page = SharedPage::ZERO;
+    page.event_count = 1000;
+    assert_eq!(page.events().count(), conduit_vpci::access::MAX_EVENTS);
+    assert!(
+        page.events().all(|e| e.is_err()),
+        "zeroed slots are no events"
+    );
+    page.message_len = u32::MAX;
+    page.message[..5].copy_from_slice(b"hello");
+    assert!(page.message().starts_with("hello"));
+    page.set_message("bad \u{e9}");
+    assert_eq!(page.message(), "bad \u{e9}");
+    // A message cut inside a UTF-8 sequence ends before it.
+    page.message_len = 5;
+    assert_eq!(page.message(), "bad ");
+    let long = "x".repeat(5000);
+    page.set_message(&long);
+    assert_eq!(
+        page.message().len(),
+        conduit_control_abi::shared::MESSAGE_LEN
+    );
+}
+
+#[test]
+fn bars_round_trip_and_bad_ones_are_refused() {
+    let bar = Bar {
+        index: 3,
+        kind: BarKind::Memory64,
+        prefetchable: true,
+        address: 0xfe00_0000,
+        size: 0x4000,
+    };
+    assert_eq!(WireBar::from_bar(&bar).to_bar(), Some(bar));
+    let mut w = WireBar::from_bar(&bar);
+    w.index = 6;
+    assert_eq!(w.to_bar(), None);
+    w.index = 0;
+    w.kind = 7;
+    assert_eq!(w.to_bar(), None);
+}
+
+#[test]
+fn the_layout_stays_in_one_slot() {
+    for a in [
+        layout::IMAGE_BASE,
+        layout::IMAGE_BASE + layout::IMAGE_MAX - 1,
+        layout::STACK_TOP - layout::STACK_SIZE,
+        layout::STACK_TOP - 1,
+        layout::SHARED_VA,
+        layout::CONFIG_VA,
+        layout::CONFIG_VA + layout::CONFIG_MAX - 1,
+    ] {
+        assert!(layout::in_slot(a), "{a:#x}");
+    }
+    assert!(!layout::in_slot(layout::SLOT_BASE - 1));
+    assert!(!layout::in_slot(layout::SLOT_BASE + (1 << 39)));
+    // The stack's guard page is not part of anything else.
+    let guard = layout::STACK_TOP - layout::STACK_SIZE - 4096;
+    assert!(guard >= layout::IMAGE_BASE + layout::IMAGE_MAX);
+}
