@@ -72,6 +72,8 @@ fn main() -> ! {
     }
     println!("bus 0: {seen} function(s)");
     let Some(dev) = found else {
+        let id = ecam_read::<u32>(0xe000_8000);
+        println!("ECAM window: 00:01.0 reads {id:#x}");
         println!("no e1000 here: reading GPA 0xc0000008, which is not this guest's");
         let (v, _) = mmio_read(8);
         println!("self-check failed: read {v:#x} from another guest's BAR window");
@@ -112,6 +114,7 @@ fn e1000(dev: u8) -> ! {
         ),
         None => println!("self-check failed: EERD never reported done"),
     }
+    ecam_window(dev);
     bad_input(dev);
     println!("done");
     exit(0);
@@ -148,6 +151,46 @@ fn eeprom_mac() -> (Option<[u8; 6]>, u64) {
     let after = hc_exit_count(HC_EXIT_COUNT_ALL);
     (ok.then_some(mac), after.saturating_sub(before + 1))
 }
+
+/// The guest's ECAM window (0xE000_0000, bus 0): every access is an EPT violation that the
+/// hypervisor emulates (decoding the MOV) and forwards to the control task.
+fn ecam_window(dev: u8) {
+    const ECAM: usize = 0xe000_0000;
+    let at = |d: u8, off: usize| ECAM + (usize::from(d) << 15) + off;
+    let ept_before = hc_exit_count(EXIT_EPT_VIOLATION);
+    let id = ecam_read::<u32>(at(dev, 0));
+    let vendor = ecam_read::<u16>(at(dev, 0));
+    let class = ecam_read::<u8>(at(dev, 0x0b));
+    let ext = ecam_read::<u32>(at(dev, 0x100));
+    let qword = ecam_read::<u64>(at(dev, 0));
+    let absent = ecam_read::<u32>(at(5, 0));
+    // A read-only field written through the window stays as it was.
+    // SAFETY: as in `ecam_read`.
+    unsafe { (at(dev, 0) as *mut u16).write_volatile(0x1234) };
+    let again = ecam_read::<u32>(at(dev, 0));
+    let ept = hc_exit_count(EXIT_EPT_VIOLATION) - ept_before;
+    println!(
+        "ECAM window: 00:{dev:02x}.0 at {:#x} reads {:04x}:{:04x} (dword), vendor {vendor:04x} (word), class {class:#04x} (byte); 0x100 reads {ext:#x}",
+        at(dev, 0),
+        id & 0xffff,
+        id >> 16
+    );
+    println!(
+        "ECAM window: a qword reads {qword:#x}; 00:05.0 reads {absent:#x}; after a write to the vendor ID: {:04x}:{:04x}; {ept} EPT-violation exits for 8 accesses",
+        again & 0xffff,
+        again >> 16
+    );
+}
+
+/// One read through the ECAM window (a single MOV of `T`'s width).
+fn ecam_read<T: Copy>(addr: usize) -> T {
+    // SAFETY: the identity map covers the window below 4 GiB and the hypervisor emulates every
+    // access to it (or stops this guest); the address is aligned for `T`.
+    unsafe { (addr as *const T).read_volatile() }
+}
+
+/// Basic exit reason 48: EPT violation (SDM Vol. 3C Appendix C).
+const EXIT_EPT_VIOLATION: u64 = 48;
 
 /// What the hypervisor must shrug off.
 fn bad_input(dev: u8) {

@@ -49,12 +49,15 @@ pub struct Assigned {
     pub msix: Option<(u8, u32, u32)>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct MemMap {
     vbdf: Bdf,
     index: u8,
     gpa: u64,
     size: u64,
+    /// The trapped MSI-X part: BAR-relative page range, the table (BAR-relative start, bytes),
+    /// and the kernel's uncached mapping of the physical pages (for the rest of those pages).
+    trap: Option<super::mmio::Trap>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -202,7 +205,13 @@ pub fn port_out(g: &mut Guest, port: u16, size: u8, value: u64) {
     let Some((vbdf, offset)) = decode(g, port) else {
         return;
     };
-    let req = Request::write(g.devices.index, vbdf, offset, size, value as u32);
+    config_write(g, vbdf, offset, size, value as u32);
+}
+
+/// A guest's configuration write to (`vbdf`, `offset`), through any mechanism: forwarded, then
+/// its events applied.
+pub fn config_write(g: &mut Guest, vbdf: Bdf, offset: u16, size: u8, value: u32) {
+    let req = Request::write(g.devices.index, vbdf, offset, size, value);
     let answer = control::call(&req);
     sync(g);
     match answer {
@@ -228,8 +237,18 @@ pub fn data_port_target(cf8: u32, port: u16) -> Option<(Bdf, u16)> {
     Some((a.bdf, a.offset(port).ok()?))
 }
 
+/// The trapped range (MSI-X table page) `gpa` falls in, if any.
+pub fn trapped(g: &Guest, gpa: u64) -> Option<super::mmio::Trap> {
+    g.devices.mem_maps.iter().find_map(|m| {
+        m.trap
+            .as_ref()
+            .filter(|t| (m.gpa + t.pages.start..m.gpa + t.pages.end).contains(&gpa))
+            .cloned()
+    })
+}
+
 /// Task failures are the task's to report; only a crash deserves a line about the guest too.
-fn note_error(g: &Guest, e: &ControlError) {
+pub(super) fn note_error(g: &Guest, e: &ControlError) {
     if *e == ControlError::Crashed {
         warn!(
             "guest \"{}\": its configuration access failed in the control task (restarted)",
@@ -264,7 +283,7 @@ fn bar_io(g: &mut Guest, port: u16, size: u8, value: Option<u64>) -> u64 {
 }
 
 /// Acts on one event of a write to `vbdf`.
-fn apply(g: &mut Guest, vbdf: Bdf, e: &Event) {
+pub(super) fn apply(g: &mut Guest, vbdf: Bdf, e: &Event) {
     match *e {
         Event::BarMoved {
             index,
@@ -386,6 +405,16 @@ fn map_memory(
             .collect(),
         None => alloc::vec![0..size],
     };
+    let trap = match (&hole, f.msix) {
+        (Some(h), Some((_, off, n))) => Some(super::mmio::Trap {
+            vbdf,
+            bar_gpa: gpa,
+            pages: h.clone(),
+            table: u64::from(off)..u64::from(off) + u64::from(n) * 16,
+            phys: crate::memory::mmio::map(g.mem, phys + h.start, h.end - h.start).ok(),
+        }),
+        _ => None,
+    };
     let uc = Attributes::new(Access::RW, MemoryType::Uncacheable);
     let mut frames = crate::memory::Frames::new(g.mem);
     for r in &parts {
@@ -405,6 +434,7 @@ fn map_memory(
         index,
         gpa,
         size,
+        trap,
     });
     let trapped = hole.map_or(String::new(), |h| {
         format!(

@@ -106,6 +106,9 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         BasicExitReason::EptViolation => {
             let gpa = v.get(ReadOnly64::GuestPhysicalAddress)?;
             let q = EptViolation::decode(v.get(ReadOnlyNatural::ExitQualification)?);
+            if let Some(outcome) = super::mmio::ept_violation(g, v, gpa, &q)? {
+                return Ok(outcome);
+            }
             let access = if q.write {
                 "write"
             } else if q.fetch {

@@ -7,6 +7,7 @@ pub mod boot;
 pub mod devices;
 mod exits;
 mod layout;
+mod mmio;
 pub mod spec;
 mod vcpu;
 mod vuart;

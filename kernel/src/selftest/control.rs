@@ -296,18 +296,40 @@ pub fn run() -> Result<usize, String> {
             ),
             || format!("MSI-X entry write gave {ev:?}"),
         )?;
-        let r = Request {
-            offset: 8,
-            size: 4,
+        let r = |offset: u64, size: u8| Request {
+            offset,
+            size,
             ..Request::new(Op::MsixRead, GUEST, vbdf)
         };
-        let data = control::call(&r).map_err(err)?.value;
+        let data = control::call(&r(8, 4)).map_err(err)?.value;
         check(data == 0x4041, || {
             format!("MSI-X entry 0 data reads {data:#x}")
         })?;
+        // Garbage: misaligned and 2-byte accesses refused; beyond the table ignored; reserved
+        // Vector Control bits stay zero.
+        for (offset, size) in [(2u64, 4u8), (0, 2)] {
+            let got = control::call(&Request {
+                size,
+                ..w(offset, u64::MAX)
+            });
+            check(
+                got.as_ref().err() == Some(&ControlError::Refused(Status::BadAccess)),
+                || format!("MSI-X write at {offset:#x} size {size}: {got:?}"),
+            )?;
+        }
+        let beyond = control::call(&w(0x1_0000, u64::MAX)).map_err(err)?;
+        check(beyond.events().count() == 0, || {
+            String::from("a write beyond the table changed an entry")
+        })?;
+        let zero = control::call(&r(0x1_0000, 4)).map_err(err)?.value;
+        control::call(&w(12, u64::from(u32::MAX))).map_err(err)?;
+        let ctl = control::call(&r(12, 4)).map_err(err)?.value;
+        check(zero == 0 && ctl == 1, || {
+            format!("beyond reads {zero:#x}, vector control {ctl:#x}")
+        })?;
         steps += 1;
         info!(
-            "control-test [7] MSI-X table entry 0 written (address 0xfee00000, data 0x4041, unmasked): MsixEntryChanged event, data reads back 0x4041"
+            "control-test [7] MSI-X table entry 0 written (address 0xfee00000, data 0x4041, unmasked): MsixEntryChanged event, data reads back 0x4041; garbage: misaligned and 2-byte writes refused, a write beyond the table ignored (reads 0), 0xffffffff in Vector Control reads back 0x1"
         );
     }
 
