@@ -119,7 +119,7 @@ fn attach_devices(c: &GuestConfig, hpa: u64, size: u64, unsafe_no_iommu: bool) -
             None
         }
     };
-    for d in &c.devices {
+    for (j, d) in c.devices.iter().enumerate() {
         match assign_one(d, domain) {
             Ok(bdf) => {
                 match domain {
@@ -134,23 +134,30 @@ fn attach_devices(c: &GuestConfig, hpa: u64, size: u64, unsafe_no_iommu: bool) -
                 }
                 assigned.push(bdf);
             }
-            Err(e) => error!("guest \"{}\": {d} not assigned: {e}", c.name),
+            Err(e) => error!("guest \"{}\": device[{j}] {d} not assigned: {e}", c.name),
         }
     }
     assigned
 }
 
+/// Resolves a configured function (a VF is looked up through its PF's SR-IOV state: the PF must
+/// exist, have an SR-IOV capability, `vf` must be below TotalVFs and the VFs enabled) and assigns
+/// it to `domain`.
 fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<Bdf, String> {
-    if d.vf.is_some() {
-        return Err(String::from(
-            "assigning SR-IOV virtual functions is not supported by this build",
-        ));
-    }
     let r = match d.function {
         DeviceSel::Bdf { bus, dev, func } => DeviceRef::Address(
             Bdf::new(bus, dev, func).ok_or_else(|| format!("{d} is not a valid address"))?,
         ),
         DeviceSel::Id { vendor, device } => DeviceRef::Id { vendor, device },
+    };
+    let r = match d.vf {
+        None => r,
+        Some(index) => {
+            let pf = crate::pci::get()
+                .and_then(|pci| pci.resolve(r))
+                .ok_or_else(|| format!("no PF {r} on this machine"))?;
+            DeviceRef::Address(crate::pci::sriov::vf_of(pf.bdf, index).map_err(|e| format!("{e}"))?)
+        }
     };
     match domain {
         Some(id) => iommu::assign_device(r, id).map_err(|e| format!("{e}")),
