@@ -5,10 +5,12 @@
 //! Per PF, in the order the PCIe Base Spec r6.0 asks for:
 //! 1. Read the SR-IOV capability (§9.3.3). If firmware left VF Enable set, clear it and wait
 //!    1 s before touching the capability again (§9.3.3.3.1).
-//! 2. ARI (§6.13): if the Downstream Port above supports ARI forwarding, enable it (Device
-//!    Control 2) and set ARI Capable Hierarchy in the lowest-numbered PF (§9.3.3.3.5), so VFs may
-//!    use function numbers 8-255 of the bus; VFs with a non-zero device number (igb's at 01:10.0)
-//!    are unreachable otherwise.
+//! 2. ARI (§6.13): if the PF has an ARI capability and the Downstream Port above supports ARI
+//!    forwarding, enable it (Device Control 2) and set ARI Capable Hierarchy in the
+//!    lowest-numbered PF (§9.3.3.3.5), so VFs may use function numbers 8-255 of the bus. VFs with
+//!    a non-zero device number (igb's at 01:10.0) are unreachable otherwise: such a PF is refused.
+//!    (Forwarding is never enabled towards a non-ARI device, which would answer device numbers
+//!    other than 0 as aliases of itself.)
 //! 3. NumVFs = TotalVFs (§9.3.3.7), then re-read First VF Offset and VF Stride, which may change
 //!    with NumVFs and ARI Capable Hierarchy (§9.3.3.9, §9.3.3.10); VF *n* is at routing ID
 //!    `PF + offset + n * stride`.
@@ -19,14 +21,15 @@
 //!    for VFs still answering with Configuration Request Retry Status (which reads as all ones
 //!    through ECAM).
 //! 6. Every VF that answers is logged (BDF, vendor:device taken from the PF and the VF Device ID,
-//!    since a VF's own ID registers read 0xffff per §9.3.4.1.1, its BARs and capabilities) and
-//!    added to the function list after its PF.
+//!    since a VF's own ID registers read 0xffff per §9.3.4.1.1, its BARs and capabilities),
+//!    checked to decode its BARs, and added to the function list after its PF
+//!    ([`super::sriov_vf`]).
 //!
 //! A PF that fails a step keeps VF Enable clear; the reason is kept, logged and given to anyone
 //! who asks for one of its VFs ([`vf_of`]).
 
 use super::access::Access;
-use super::window::{MmioMap, VfSpace, VfSpaceError};
+use super::window::{MmioMap, PlaceError, VfSpace};
 use super::{Function, report, sriov_vf};
 use crate::arch::x86_64::delay;
 use crate::memory::Memory;
@@ -62,12 +65,16 @@ pub enum EnableError {
     Cap(CapError),
     /// TotalVFs is 0.
     NoVfs,
+    /// NumVFs reads back 0 after writing TotalVFs.
+    NumVfsNotTaken {
+        wrote: u16,
+    },
     /// Some VFs have a non-zero device number but the port above cannot forward ARI requests.
     AriNeeded {
         port: Bdf,
     },
     Plan(PlanError),
-    Space(VfSpaceError),
+    Space(PlaceError),
     /// A programmed VF BAR does not read back below 4 GiB.
     Above4G {
         index: u8,
@@ -81,6 +88,9 @@ impl core::fmt::Display for EnableError {
             Self::Sriov(e) => write!(f, "{e}"),
             Self::Cap(e) => write!(f, "{e}"),
             Self::NoVfs => write!(f, "TotalVFs is 0"),
+            Self::NumVfsNotTaken { wrote } => {
+                write!(f, "NumVFs reads back 0 after writing {wrote}")
+            }
             Self::AriNeeded { port } => write!(
                 f,
                 "its VFs need ARI forwarding, which the port above ({port}) does not support"
@@ -368,8 +378,13 @@ fn prepare(
         );
     }
     cap.set_num_vfs(cfg, cap.total_vfs)?;
+    let Some(last_index) = cap.num_vfs.checked_sub(1) else {
+        return Err(EnableError::NumVfsNotTaken {
+            wrote: cap.total_vfs,
+        });
+    };
     let first = cap.vf(0)?;
-    let last = cap.vf(cap.num_vfs - 1)?;
+    let last = cap.vf(last_index)?;
     info!(
         "sriov: {pf}: NumVFs {} (= TotalVFs): First VF Offset {:#x}, VF Stride {} -> VFs {first} to {last}",
         cap.num_vfs, cap.first_vf_offset, cap.vf_stride

@@ -9,9 +9,9 @@
 //! 0xfec00000 the I/O APIC, HPET, local APIC and boot flash sit. Inside those bounds a PF's VF
 //! BARs take one contiguous range inside the memory window of the bridge above the PF, which is
 //! grown (in 1 MiB blocks) only over space nothing else decodes, and every bridge further up is
-//! grown to cover it ([`conduit_pci::space`] does the arithmetic). Windows are written outermost
-//! first, then the bridges' Memory Space Enable is set (PCI-to-PCI Bridge Architecture Spec 1.2
-//! §3.2.5.8, §4.3; PCIe Base Spec r6.0 §7.5.1.3.8).
+//! grown to cover it ([`conduit_pci::decoders`] and [`conduit_pci::space`] do the arithmetic,
+//! host-tested). Windows are written outermost first, then the bridges' Memory Space Enable is
+//! set (PCI-to-PCI Bridge Architecture Spec 1.2 §3.2.5.8, §4.3; PCIe Base Spec r6.0 §7.5.1.3.8).
 //!
 //! The non-prefetchable memory window is used for every VF BAR, also prefetchable ones (allowed:
 //! a prefetchable BAR may sit in non-prefetchable space, not the reverse): it is 32-bit by
@@ -22,81 +22,40 @@ use super::Function;
 use crate::platform::Platform;
 use alloc::vec::Vec;
 use conduit_pci::config::command;
-use conduit_pci::space::{self, SpaceError};
-use conduit_pci::{Bdf, ConfigAccess, MmioWindow, WindowError};
-use core::ops::RangeInclusive;
+use conduit_pci::{
+    Bdf, BridgeWindow, ConfigAccess, Decoded, Decoder, MmioWindow, VfSpaceError, WindowChange,
+    WindowError,
+};
 use log::info;
 
 /// Highest byte VF BARs may use: just below the I/O APIC's conventional base.
 const TOP: u64 = 0xfebf_ffff;
 const LAPIC_DEFAULT: u64 = 0xfee0_0000;
 
-/// What decodes a range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner {
-    Bar { bdf: Bdf, index: u8 },
-    BridgeMemory { bdf: Bdf },
-    BridgePrefetchable { bdf: Bdf },
-    VfBars { pf: Bdf },
-    Platform(&'static str),
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Claim {
-    range: MmioWindow,
-    owner: Owner,
-}
-
-#[derive(Debug, Clone)]
-struct Bridge {
-    bdf: Bdf,
-    buses: RangeInclusive<u8>,
-    memory: MmioWindow,
-}
-
-/// A bridge window change, for the log.
-#[derive(Debug, Clone, Copy)]
-pub struct WindowChange {
-    pub bridge: Bdf,
-    pub before: MmioWindow,
-    pub after: MmioWindow,
-}
-
-/// Where a PF's VF BARs go, and what bridge windows change for it.
+/// Where a PF's VF BARs go, and every bridge window above it (outermost first).
 #[derive(Debug, Clone)]
 pub struct VfSpace {
     pub region: MmioWindow,
-    /// Every bridge above the PF, outermost first.
     pub windows: Vec<WindowChange>,
 }
 
 /// Why no space could be found or programmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VfSpaceError {
+pub enum PlaceError {
     /// Firmware assigned no PCI memory below 4 GiB: there is nothing to take bounds from.
     NoBounds,
-    Space {
-        bridge: Option<Bdf>,
-        error: SpaceError,
-    },
+    Space(VfSpaceError),
     Window(WindowError),
 }
 
-impl core::fmt::Display for VfSpaceError {
+impl core::fmt::Display for PlaceError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::NoBounds => write!(
                 f,
                 "firmware placed no PCI memory below 4 GiB: no MMIO range known to be free"
             ),
-            Self::Space {
-                bridge: Some(b),
-                error,
-            } => write!(f, "behind bridge {b}: {error}"),
-            Self::Space {
-                bridge: None,
-                error,
-            } => write!(f, "on the root bus: {error}"),
+            Self::Space(e) => write!(f, "{e}"),
             Self::Window(e) => write!(f, "programming a bridge window: {e}"),
         }
     }
@@ -105,25 +64,25 @@ impl core::fmt::Display for VfSpaceError {
 /// The decoded MMIO ranges of the machine.
 #[derive(Debug)]
 pub struct MmioMap {
-    claims: Vec<Claim>,
-    bridges: Vec<Bridge>,
+    decoded: Vec<Decoded>,
+    bridges: Vec<BridgeWindow>,
+    /// Index in `decoded` of each bridge's memory window, by position in `bridges`.
+    memory_entry: Vec<usize>,
     bounds: Option<MmioWindow>,
 }
 
 impl MmioMap {
     /// Records what `functions` and the platform decode; logs the bridge windows.
     pub fn new(cfg: &impl ConfigAccess, functions: &[Function], platform: &Platform) -> Self {
-        let mut claims = Vec::new();
+        let mut decoded = Vec::new();
         let mut bridges = Vec::new();
+        let mut memory_entry = Vec::new();
         for f in functions {
             for bar in f.bars.iter().filter(|b| b.is_memory() && b.address != 0) {
                 if let Some(range) = MmioWindow::at(bar.address, bar.size) {
-                    claims.push(Claim {
+                    decoded.push(Decoded {
                         range,
-                        owner: Owner::Bar {
-                            bdf: f.bdf,
-                            index: bar.index,
-                        },
+                        by: Decoder::Function { bus: f.bdf.bus() },
                     });
                 }
             }
@@ -146,160 +105,86 @@ impl MmioMap {
                     (false, false) => " (32-bit)",
                 }
             );
-            claims.push(Claim {
+            let by = Decoder::Bridge { bdf: f.bdf };
+            memory_entry.push(decoded.len());
+            decoded.push(Decoded {
                 range: w.memory,
-                owner: Owner::BridgeMemory { bdf: f.bdf },
+                by,
             });
-            claims.push(Claim {
+            decoded.push(Decoded {
                 range: w.prefetchable,
-                owner: Owner::BridgePrefetchable { bdf: f.bdf },
+                by,
             });
-            bridges.push(Bridge {
+            bridges.push(BridgeWindow {
                 bdf: f.bdf,
-                buses,
+                secondary: *buses.start(),
+                subordinate: *buses.end(),
                 memory: w.memory,
             });
         }
-        let lowest = claims
+        let lowest = decoded
             .iter()
-            .filter(|c| !c.range.is_empty() && c.range.base <= TOP)
-            .map(|c| c.range.base)
+            .filter(|d| !d.range.is_empty() && d.range.base <= TOP)
+            .map(|d| d.range.base)
             .min();
+        let mut platform_range = |base: u64, size: u64| {
+            if let Some(range) = MmioWindow::at(base, size) {
+                decoded.push(Decoded {
+                    range,
+                    by: Decoder::Platform,
+                });
+            }
+        };
         for e in &platform.ecam {
             let buses = u64::from(e.bus_end.saturating_sub(e.bus_start)) + 1;
-            let base = e.base + (u64::from(e.bus_start) << 20);
-            if let Some(range) = MmioWindow::at(base, buses << 20) {
-                claims.push(Claim {
-                    range,
-                    owner: Owner::Platform("ECAM"),
-                });
-            }
+            platform_range(e.base + (u64::from(e.bus_start) << 20), buses << 20);
         }
         for io in &platform.io_apics {
-            if let Some(range) = MmioWindow::at(u64::from(io.address), 0x1000) {
-                claims.push(Claim {
-                    range,
-                    owner: Owner::Platform("I/O APIC"),
-                });
-            }
+            platform_range(u64::from(io.address), 0x1000);
         }
-        let lapic = platform.local_apic_address.unwrap_or(LAPIC_DEFAULT);
-        if let Some(range) = MmioWindow::at(lapic, 0x1000) {
-            claims.push(Claim {
-                range,
-                owner: Owner::Platform("local APIC"),
-            });
-        }
+        platform_range(platform.local_apic_address.unwrap_or(LAPIC_DEFAULT), 0x1000);
         let bounds = lowest.map(|base| MmioWindow { base, limit: TOP });
         match bounds {
             Some(b) => info!(
                 "window: VF BARs go below 4 GiB, in {b} (from the lowest address firmware gave \
                  PCI to below the I/O APIC), avoiding {} decoded range(s)",
-                claims.iter().filter(|c| !c.range.is_empty()).count()
+                decoded.iter().filter(|d| !d.range.is_empty()).count()
             ),
             None => info!("window: firmware placed no PCI memory below 4 GiB"),
         }
         Self {
-            claims,
+            decoded,
             bridges,
+            memory_entry,
             bounds,
         }
     }
 
-    /// The bridges above `bus`, outermost first.
-    fn path(&self, bus: u8) -> Vec<Bridge> {
-        let mut path: Vec<Bridge> = self
-            .bridges
-            .iter()
-            .filter(|b| b.buses.contains(&bus))
-            .cloned()
-            .collect();
-        path.sort_by_key(|b| core::cmp::Reverse(usize::from(b.buses.end() - b.buses.start())));
-        path
-    }
-
-    /// Splits the claims into those behind `bridge` and those decoded elsewhere. The bridge's
-    /// own windows and those of the bridges above it are in neither.
-    fn classify(&self, bridge: Option<&Bridge>) -> (Vec<MmioWindow>, Vec<MmioWindow>) {
-        let (mut inner, mut foreign) = (Vec::new(), Vec::new());
-        for c in &self.claims {
-            let behind = |bus: u8| bridge.is_some_and(|b| b.buses.contains(&bus));
-            let side = match c.owner {
-                Owner::Bar { bdf, .. } => Some(behind(bdf.bus())),
-                Owner::VfBars { pf } => Some(behind(pf.bus())),
-                Owner::BridgeMemory { bdf } | Owner::BridgePrefetchable { bdf } => match bridge {
-                    Some(b) if b.bdf == bdf => None,
-                    Some(b) if self.is_above(bdf, b) => None,
-                    _ => Some(behind(bdf.bus())),
-                },
-                Owner::Platform(_) => Some(false),
-            };
-            match side {
-                Some(true) => inner.push(c.range),
-                Some(false) => foreign.push(c.range),
-                None => {}
-            }
-        }
-        (inner, foreign)
-    }
-
-    /// Whether bridge `above` forwards to the bus `b` sits on.
-    fn is_above(&self, above: Bdf, b: &Bridge) -> bool {
-        self.bridges
-            .iter()
-            .any(|x| x.bdf == above && x.buses.contains(&b.bdf.bus()))
-    }
-
     /// Finds `size` bytes aligned to `align` for the VF BARs of `pf`; nothing is written yet.
-    pub fn place(&self, pf: Bdf, size: u64, align: u64) -> Result<VfSpace, VfSpaceError> {
-        let bounds = self.bounds.ok_or(VfSpaceError::NoBounds)?;
-        let path = self.path(pf.bus());
-        let Some(parent) = path.last() else {
-            let (_, foreign) = self.classify(None);
-            let region =
-                space::find_free(bounds, &[&foreign], size, align).ok_or(VfSpaceError::Space {
-                    bridge: None,
-                    error: SpaceError::NoRoom {
-                        size,
-                        align,
-                        room: bounds,
-                    },
-                })?;
-            return Ok(VfSpace {
-                region,
-                windows: Vec::new(),
-            });
+    pub fn place(&self, pf: Bdf, size: u64, align: u64) -> Result<VfSpace, PlaceError> {
+        let bounds = self.bounds.ok_or(PlaceError::NoBounds)?;
+        let n = self.decoded.len();
+        let mut inner = alloc::vec![MmioWindow { base: 1, limit: 0 }; n];
+        let mut foreign = inner.clone();
+        let closed = WindowChange {
+            bridge: pf,
+            before: MmioWindow { base: 1, limit: 0 },
+            after: MmioWindow { base: 1, limit: 0 },
         };
-        let (inner, foreign) = self.classify(Some(parent));
-        let placed =
-            space::place_behind_bridge(parent.memory, bounds, &foreign, &inner, size, align)
-                .map_err(|error| VfSpaceError::Space {
-                    bridge: Some(parent.bdf),
-                    error,
-                })?;
-        let mut windows = Vec::with_capacity(path.len());
-        windows.push(WindowChange {
-            bridge: parent.bdf,
-            before: parent.memory,
-            after: placed.window,
-        });
-        let mut covered = placed.window;
-        for b in path.iter().rev().skip(1) {
-            let (_, foreign) = self.classify(Some(b));
-            let after = space::cover(b.memory, covered, bounds, &foreign).map_err(|error| {
-                VfSpaceError::Space {
-                    bridge: Some(b.bdf),
-                    error,
-                }
-            })?;
-            windows.push(WindowChange {
-                bridge: b.bdf,
-                before: b.memory,
-                after,
-            });
-            covered = after;
-        }
-        windows.reverse();
+        let mut windows = alloc::vec![closed; self.bridges.len()];
+        let placed = conduit_pci::place_vf_space(
+            &self.decoded,
+            &self.bridges,
+            pf.bus(),
+            bounds,
+            size,
+            align,
+            &mut inner,
+            &mut foreign,
+            &mut windows,
+        )
+        .map_err(PlaceError::Space)?;
+        windows.truncate(placed.changes);
         Ok(VfSpace {
             region: placed.region,
             windows,
@@ -307,25 +192,25 @@ impl MmioMap {
     }
 
     /// Programs the windows of `space` (outermost first), turns on the bridges' memory decode
-    /// and records the VF BAR region as decoded by `pf`.
+    /// and records the VF BAR region as decoded on `pf`'s bus.
     pub fn commit(
         &mut self,
         cfg: &mut impl ConfigAccess,
         pf: Bdf,
         space: &VfSpace,
-    ) -> Result<(), VfSpaceError> {
+    ) -> Result<(), PlaceError> {
         for w in &space.windows {
             if w.before != w.after {
                 conduit_pci::write_memory_window(cfg, w.bridge, w.after)
-                    .map_err(VfSpaceError::Window)?;
-                for c in &mut self.claims {
-                    if c.owner == (Owner::BridgeMemory { bdf: w.bridge }) {
-                        c.range = w.after;
-                    }
-                }
-                for b in &mut self.bridges {
-                    if b.bdf == w.bridge {
-                        b.memory = w.after;
+                    .map_err(PlaceError::Window)?;
+                if let Some(i) = self.bridges.iter().position(|b| b.bdf == w.bridge) {
+                    self.bridges[i].memory = w.after;
+                    if let Some(d) = self
+                        .memory_entry
+                        .get(i)
+                        .and_then(|&e| self.decoded.get_mut(e))
+                    {
+                        d.range = w.after;
                     }
                 }
             }
@@ -334,9 +219,9 @@ impl MmioMap {
                 conduit_pci::config::write_command(cfg, w.bridge, cmd | command::MEMORY_SPACE);
             }
         }
-        self.claims.push(Claim {
+        self.decoded.push(Decoded {
             range: space.region,
-            owner: Owner::VfBars { pf },
+            by: Decoder::Function { bus: pf.bus() },
         });
         Ok(())
     }

@@ -16,6 +16,8 @@
 //! - [`plan`]: placing VF BAR windows into an MMIO window below 4 GiB.
 //! - [`window`]: bridge memory windows (Type 1 Memory / Prefetchable Base and Limit).
 //! - [`space`]: free MMIO ranges behind a bridge, and how far its window may grow.
+//! - [`decoders`]: what decodes which range relative to a bridge; VF BAR space through every
+//!   bridge above a PF.
 //!
 //! Specifications cited: PCI Local Bus Spec 3.0, PCI-to-PCI Bridge Architecture Spec 1.2, PCI
 //! Express Base Spec r6.0.
@@ -27,6 +29,7 @@ pub mod bdf;
 pub mod bridge;
 pub mod caps;
 pub mod config;
+pub mod decoders;
 pub mod error;
 pub mod pcie;
 pub mod plan;
@@ -42,9 +45,14 @@ pub use caps::{
     find_ext_capability,
 };
 pub use config::{ClassCode, ConfigAccess, Header, HeaderLayout, is_present, read_header};
+pub use decoders::{
+    BridgeWindow, Decoded, Decoder, VfSpace, VfSpaceError, WindowChange, place_vf_space,
+};
 pub use error::{CapError, PciError};
 pub use plan::{MmioWindow, PlanError, VfBarPlacement, VfBarRequest, plan_span, plan_vf_bars};
-pub use space::{Placement, SpaceError, cover, find_free, place_behind_bridge, room_around};
+pub use space::{
+    Placement, SpaceError, cover, find_free, find_free_highest, place_behind_bridge, room_around,
+};
 pub use sriov::{
     SriovCap, SriovError, VfConfig, vf_bar_address, vf_bar_window, vf_bdf, vf_function_bars,
 };

@@ -107,6 +107,36 @@ pub fn find_free(
     }
 }
 
+/// The highest range of `size` bytes, aligned to `align` (a power of two), inside `within` and
+/// overlapping nothing in `used`.
+#[must_use]
+pub fn find_free_highest(
+    within: MmioWindow,
+    used: &[&[MmioWindow]],
+    size: u64,
+    align: u64,
+) -> Option<MmioWindow> {
+    if size == 0 || !align.is_power_of_two() || within.is_empty() {
+        return None;
+    }
+    let mut base = within.limit.checked_sub(size - 1)? & !(align - 1);
+    loop {
+        if base < within.base {
+            return None;
+        }
+        let candidate = MmioWindow::at(base, size)?;
+        // Skip below the lowest-starting range in the way; the base only ever decreases.
+        match all(used)
+            .filter(|u| u.overlaps(&candidate))
+            .map(|u| u.base)
+            .min()
+        {
+            None => return Some(candidate),
+            Some(start) => base = start.checked_sub(size)? & !(align - 1),
+        }
+    }
+}
+
 /// The largest range inside `bounds` that contains `window` and overlaps nothing in `foreign`:
 /// how far the window may grow. Errors if `window` is not inside `bounds` or already overlaps a
 /// foreign range.
@@ -138,7 +168,8 @@ pub fn room_around(
 /// Finds `size` bytes aligned to `align` for VF BARs behind a bridge whose memory window is
 /// `current` (empty if closed), within `bounds` (the MMIO space the platform leaves to PCI below
 /// 4 GiB). Prefers free space inside the current window; else grows the window (in 1 MiB
-/// blocks) into free space around it; a closed window is opened on free space.
+/// blocks) into free space around it, upwards or downwards, whichever grows it less; a closed
+/// window is opened on the lowest free blocks.
 pub fn place_behind_bridge(
     current: MmioWindow,
     bounds: MmioWindow,
@@ -174,10 +205,36 @@ pub fn place_behind_bridge(
     let room = room_around(current, bounds, &[foreign])?;
     // Whole blocks only, so that the rounded-out window stays inside the room.
     let blocks = window::round_in(room).ok_or(no_room(room))?;
-    let region = find_free(blocks, &[inner], size, align).ok_or(no_room(blocks))?;
+    // The lowest place from the window's base upwards, and the highest from its limit down:
+    // whichever grows the window less (each may use free space at the window's edge).
+    let up = find_free(
+        MmioWindow {
+            base: current.base,
+            limit: blocks.limit,
+        },
+        &[inner],
+        size,
+        align,
+    );
+    let down = find_free_highest(
+        MmioWindow {
+            base: blocks.base,
+            limit: current.limit,
+        },
+        &[inner],
+        size,
+        align,
+    );
+    let grow = |r: MmioWindow| window::round_out(current.hull(&r));
+    let region = match (up, down) {
+        (Some(u), Some(d)) if grow(d).size() < grow(u).size() => d,
+        (Some(u), _) => u,
+        (None, Some(d)) => d,
+        (None, None) => return Err(no_room(blocks)),
+    };
     Ok(Placement {
         region,
-        window: window::round_out(current.hull(&region)),
+        window: grow(region),
         grown: true,
     })
 }

@@ -2,8 +2,8 @@
 //! (measured with the harness' device set; `support::devices::ovmf_windows`).
 
 use conduit_pci::{
-    MmioWindow, Placement, SpaceError, VfBarRequest, cover, find_free, place_behind_bridge,
-    plan_span, room_around,
+    MmioWindow, Placement, SpaceError, VfBarRequest, cover, find_free, find_free_highest,
+    place_behind_bridge, plan_span, room_around,
 };
 
 fn w(base: u64, limit: u64) -> MmioWindow {
@@ -211,8 +211,9 @@ fn growth_may_go_downwards() {
     let inner = [sized(0xd000_0000, M)];
     let foreign = [w(0xc000_0000, 0xcfdf_ffff), w(0xd010_0000, 0xfebf_ffff)];
     let p = place_behind_bridge(win, BOUNDS, &foreign, &inner, M, 64 * K).expect("below");
-    assert_eq!(p.region, w(0xcfe0_0000, 0xcfef_ffff));
-    assert_eq!(p.window, w(0xcfe0_0000, 0xd00f_ffff));
+    // The highest free MiB below it: the window grows by one block, not two.
+    assert_eq!(p.region, w(0xcff0_0000, 0xcfff_ffff));
+    assert_eq!(p.window, w(0xcff0_0000, 0xd00f_ffff));
 }
 
 #[test]
@@ -342,4 +343,55 @@ fn window_relations() {
     assert_eq!(w(1, 0).hull(&a), a);
     assert_eq!(MmioWindow::at(0, 0), None);
     assert_eq!(MmioWindow::at(u64::MAX, 2), None);
+}
+
+#[test]
+fn find_free_highest_mirrors_find_free() {
+    let within = w(0x1000, 0xffff);
+    let used = [w(0xf000, 0xffff), w(0xc000, 0xcfff)];
+    assert_eq!(
+        find_free_highest(within, &[&used], 0x1000, 0x1000),
+        Some(w(0xe000, 0xefff))
+    );
+    assert_eq!(
+        find_free_highest(within, &[&used], 0x2000, 0x2000),
+        Some(w(0xa000, 0xbfff))
+    );
+    assert_eq!(
+        find_free_highest(within, &[&used, &[w(0x1000, 0xbfff)]], 0x1000, 0x1000),
+        Some(w(0xe000, 0xefff))
+    );
+    assert_eq!(
+        find_free_highest(within, &[&[w(0x1800, 0xffff)]], 0x1000, 0x1000),
+        None
+    );
+    assert_eq!(
+        find_free_highest(w(0, 0xfff), &[], 0x1000, 0x1000),
+        Some(w(0, 0xfff))
+    );
+    assert_eq!(find_free_highest(w(0, 0xffe), &[], 0x1000, 0x1000), None);
+    assert_eq!(
+        find_free_highest(w(0, u64::MAX), &[], 0x1000, 0x1000),
+        Some(w(u64::MAX - 0xfff, u64::MAX))
+    );
+    assert_eq!(find_free_highest(within, &[], 0, 0x1000), None);
+    for size in [0x800u64, 0x1000, 0x3000] {
+        for align in [0x800u64, 0x1000, 0x4000] {
+            if let Some(r) = find_free_highest(within, &[&used], size, align) {
+                assert!(within.contains(&r) && r.base % align == 0 && r.size() == size);
+                assert!(used.iter().all(|u| !u.overlaps(&r)));
+            }
+        }
+    }
+}
+
+#[test]
+fn growth_uses_the_free_tail_of_the_window() {
+    // 00:02.0 with its first MiB open and 768 KiB free at its top: a 1 MiB request starts in
+    // that tail and grows the window by one block only.
+    let small = w(0xc120_0000, 0xc12f_ffff);
+    let p = place_behind_bridge(small, BOUNDS, &foreign_to_rp0(), &igb_bars(), M, 256 * K)
+        .expect("room");
+    assert_eq!(p.region, w(0xc128_0000, 0xc137_ffff));
+    assert_eq!(p.window, w(0xc120_0000, 0xc13f_ffff));
 }
