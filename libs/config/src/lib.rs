@@ -19,5 +19,5 @@ pub mod toml_front;
 pub use bundle::{Bundle, BundleError, GuestImage};
 pub use error::ConfigError;
 pub use model::{
-    BootConfig, EntryMode, ExitMethod, GuestBreak, GuestConfig, LogLevel, Segment, TestCase,
+    BootConfig, EntryMode, ExitMethod, GuestBreak, GuestConfig, LogLevel, OnIdle, Segment, TestCase,
 };
