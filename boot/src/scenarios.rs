@@ -9,6 +9,7 @@
 
 use crate::expect::End;
 use crate::machine::{BochsSpec, MachineSpec, QemuSpec};
+use crate::script::Step;
 
 /// Where a scenario's `conduit.toml` comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,8 @@ pub struct Scenario {
     pub guests: &'static [(&'static str, &'static [&'static str])],
     /// Regular expressions that must match no log line.
     pub forbid: &'static [&'static str],
+    /// What to type on the serial line, and when (expect/send steps, in order; all must run).
+    pub input: &'static [Step],
     /// The end the kernel must report.
     pub end: End,
     /// Seconds from the emulator's start until the run is killed and failed.
@@ -162,6 +165,7 @@ pub const SCENARIOS: &[Scenario] = &[
             r"CONDUIT EXIT: success",
         ],
         forbid: &[PANIC, ANY_EXCEPTION],
+        input: &[],
         end: End::Success,
         timeout_secs: 120,
     },
@@ -191,6 +195,7 @@ pub const SCENARIOS: &[Scenario] = &[
             r"CONDUIT EXIT: success",
         ],
         forbid: &[PANIC, ANY_EXCEPTION],
+        input: &[],
         end: End::Success,
         timeout_secs: 240,
     },
@@ -210,6 +215,7 @@ pub const SCENARIOS: &[Scenario] = &[
             r"CONDUIT EXIT: failure \(code 0xe\)",
         ],
         forbid: &[PANIC, r"#DF|double fault"],
+        input: &[],
         end: End::Failure,
         timeout_secs: 120,
     },
@@ -226,6 +232,7 @@ pub const SCENARIOS: &[Scenario] = &[
         expect: VMX_GUESTS_EXPECT,
         guests: VMX_GUESTS,
         forbid: GUEST_FORBID,
+        input: &[],
         end: End::Success,
         timeout_secs: 300,
     },
@@ -240,6 +247,7 @@ pub const SCENARIOS: &[Scenario] = &[
         expect: VMX_GUESTS_EXPECT,
         guests: VMX_GUESTS,
         forbid: GUEST_FORBID,
+        input: &[],
         end: End::Success,
         timeout_secs: 300,
     },
@@ -262,6 +270,7 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
         guests: &[("hello64", HELLO64)],
         forbid: GUEST_FORBID,
+        input: &[],
         end: End::Success,
         timeout_secs: 300,
     },
@@ -284,6 +293,7 @@ pub const SCENARIOS: &[Scenario] = &[
             ],
         )],
         forbid: GUEST_FORBID,
+        input: &[],
         end: End::Success,
         timeout_secs: 300,
     },

@@ -17,6 +17,7 @@ mod memory;
 mod platform;
 mod sched;
 mod selftest;
+mod shell;
 
 use arch::x86_64::{cpu, power};
 use bootloader_api::config::{BootloaderConfig, Mapping};
@@ -75,7 +76,7 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     if let Some(test) = config.test {
         selftest::run(test, &mem);
     }
-    start_guests(&bundle, cpu.vmx.as_ref(), &mem);
+    let mut guests = start_guests(&bundle, cpu.vmx.as_ref(), &mem);
     let cpus = match platform.cpu_count() {
         0 => alloc::string::String::from("CPU count unknown (no MADT)"),
         n => alloc::format!("{n} CPU(s)"),
@@ -95,54 +96,75 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
             "absent"
         }
     );
+    sched::run(&mut guests, &platform, config.on_idle);
     power::succeed();
 }
 
-/// Creates every configured guest and runs them until each has finished. A guest that cannot be
-/// loaded or whose state is invalid is reported and skipped; the others run.
+/// Creates every configured guest. A guest that cannot be loaded or whose state is invalid is
+/// reported and kept as refused; the others run.
 fn start_guests(
     bundle: &conduit_config::Bundle<'static>,
     vmx: Option<&cpu::VmxInfo>,
     mem: &memory::Memory,
-) {
+) -> guest::Guests {
+    use alloc::format;
     let configs = &bundle.config.guests;
-    if configs.is_empty() {
-        return;
-    }
     let Some(vmx_info) = vmx else {
-        warn!(
-            "guests: {} configured; their vCPUs are not started because VMX is absent",
-            configs.len()
-        );
-        return;
+        if !configs.is_empty() {
+            warn!(
+                "guests: {} configured; their vCPUs are not started because VMX is absent",
+                configs.len()
+            );
+        }
+        let mut guests = guest::Guests::without_vmx("this CPU has no VMX".into());
+        guests.refused = configs
+            .iter()
+            .map(|c| guest::Refused {
+                name: c.name.clone(),
+                reason: "not started: this CPU has no VMX".into(),
+            })
+            .collect();
+        return guests;
     };
+    if configs.is_empty() {
+        return guest::Guests::without_vmx("VMX is not turned on: no guest is configured".into());
+    }
     let mut host =
         match arch::x86_64::vmx::enable(vmx_info, mem).map(|v| guest::VmxHost::new(v, mem)) {
             Ok(Some(host)) => host,
             Ok(None) => {
                 error!("vmx: no memory for the I/O and MSR bitmaps: guests cannot run");
-                return;
+                return guest::Guests::without_vmx("no memory for the VMX bitmaps".into());
             }
             Err(e) => {
                 error!("vmx: {e}: guests cannot run");
-                return;
+                return guest::Guests::without_vmx(format!("VMX could not be turned on: {e}"));
             }
         };
-    let mut guests = alloc::vec::Vec::new();
+    let mut guests = guest::Guests::default();
     for c in configs {
+        let refuse = |reason: alloc::string::String| guest::Refused {
+            name: c.name.clone(),
+            reason,
+        };
         let spec = match guest::spec::from_config(c, bundle.image(&c.image)) {
             Ok(spec) => spec,
             Err(e) => {
                 error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name);
+                guests.refused.push(refuse(format!("cannot be loaded: {e}")));
                 continue;
             }
         };
         match guest::Guest::create(&mut host, mem, &spec) {
-            Ok(g) => guests.push(g),
-            Err(e) => error!("guest \"{}\" refused before entry: {e}", c.name),
+            Ok(g) => guests.list.push(g),
+            Err(e) => {
+                error!("guest \"{}\" refused before entry: {e}", c.name);
+                guests.refused.push(refuse(format!("refused before entry: {e}")));
+            }
         }
     }
-    sched::run_all(&mut guests);
+    guests.host = Some(host);
+    guests
 }
 
 #[panic_handler]
