@@ -192,7 +192,11 @@ mod tests {
             b"yyy\r".to_vec()
         );
         assert_eq!(
-            Input::LongLine { fill: b'x', len: 300 }.describe(),
+            Input::LongLine {
+                fill: b'x',
+                len: 300
+            }
+            .describe(),
             "a 300-byte line of 'x'"
         );
     }
@@ -208,7 +212,10 @@ mod tests {
         assert_eq!(out, vec![b"vms\r".to_vec(), b"\x00\xff\x1b[A".to_vec()]);
         assert_eq!(s.sent(), 3);
         assert!(!s.done());
-        assert_eq!(s.feed(b"error: unknown command\n"), vec![b"xxxxx\r".to_vec()]);
+        assert_eq!(
+            s.feed(b"error: unknown command\n"),
+            vec![b"xxxxx\r".to_vec()]
+        );
         assert!(s.done() && s.problem().is_none());
         // Nothing more to send, whatever comes.
         assert!(s.feed(b"error: again\n").is_empty());

@@ -151,7 +151,9 @@ fn start_guests(
             Ok(spec) => spec,
             Err(e) => {
                 error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name);
-                guests.refused.push(refuse(format!("cannot be loaded: {e}")));
+                guests
+                    .refused
+                    .push(refuse(format!("cannot be loaded: {e}")));
                 continue;
             }
         };
@@ -159,7 +161,9 @@ fn start_guests(
             Ok(g) => guests.list.push(g),
             Err(e) => {
                 error!("guest \"{}\" refused before entry: {e}", c.name);
-                guests.refused.push(refuse(format!("refused before entry: {e}")));
+                guests
+                    .refused
+                    .push(refuse(format!("refused before entry: {e}")));
             }
         }
     }

@@ -50,9 +50,15 @@ pub fn run(guests: &mut Guests, platform: &Platform, on_idle: OnIdle) {
         if let Some(shell) = shell.as_mut()
             && shell.poll(&mut world) == Flow::Quit
         {
-            info!("quit: the operator ended the run");
-            for g in &guests.list {
-                g.report();
+            let running = guests.list.iter().filter(|g| g.state == State::Runnable);
+            info!(
+                "quit: the operator ended the run with {} guest(s) still running",
+                running.count()
+            );
+            if busy {
+                for g in &guests.list {
+                    g.report();
+                }
             }
             return;
         }

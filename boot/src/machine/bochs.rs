@@ -279,7 +279,10 @@ mod tests {
         };
         // The bochsrc names the port that is listening, on loopback.
         let rc = std::fs::read_to_string(dir.join("bochsrc")).expect("bochsrc");
-        let line = format!("com1: enabled=true, mode=socket-client, dev=127.0.0.1:{}", socket.port());
+        let line = format!(
+            "com1: enabled=true, mode=socket-client, dev=127.0.0.1:{}",
+            socket.port()
+        );
         assert!(rc.lines().any(|l| l == line), "{rc}");
         let client = std::net::TcpStream::connect(("127.0.0.1", socket.port()));
         assert!(client.is_ok(), "{client:?}");

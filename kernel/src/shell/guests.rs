@@ -259,7 +259,11 @@ struct AccessText(conduit_paging::Access);
 impl core::fmt::Display for AccessText {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         use conduit_paging::Access;
-        for (flag, c) in [(Access::READ, 'R'), (Access::WRITE, 'W'), (Access::EXECUTE, 'X')] {
+        for (flag, c) in [
+            (Access::READ, 'R'),
+            (Access::WRITE, 'W'),
+            (Access::EXECUTE, 'X'),
+        ] {
             f.write_char(if self.0.contains(flag) { c } else { '-' })?;
         }
         Ok(())

@@ -7,7 +7,7 @@
 use core::fmt;
 
 use crate::exit::InterruptionInfo;
-use crate::guest_state::{ActivityState, AccessRights, interruptibility};
+use crate::guest_state::{AccessRights, ActivityState, interruptibility};
 
 /// One named bit.
 pub type Bit = (u64, &'static str);
@@ -228,7 +228,10 @@ impl fmt::Display for InterruptibilityText {
             (interruptibility::BLOCKING_BY_MOV_SS, "blocking by MOV SS"),
             (interruptibility::BLOCKING_BY_SMI, "blocking by SMI"),
             (interruptibility::BLOCKING_BY_NMI, "blocking by NMI"),
-            (interruptibility::ENCLAVE_INTERRUPTION, "enclave interruption"),
+            (
+                interruptibility::ENCLAVE_INTERRUPTION,
+                "enclave interruption",
+            ),
         ];
         if self.0 == 0 {
             return f.write_str("none");
@@ -305,14 +308,21 @@ mod tests {
         assert_eq!(FlagNames::cr4(0x2020).to_string(), "[PAE VMXE]");
         assert_eq!(FlagNames::efer(0x500).to_string(), "[LME LMA]");
         assert_eq!(FlagNames::rflags(0x202).to_string(), "[IF]");
-        assert_eq!(FlagNames::rflags(0x2).to_string(), "[]", "bit 1 is not shown");
+        assert_eq!(
+            FlagNames::rflags(0x2).to_string(),
+            "[]",
+            "bit 1 is not shown"
+        );
         assert_eq!(FlagNames::cr0(0).to_string(), "[]");
     }
 
     #[test]
     fn unnamed_bits_are_shown_as_a_remainder() {
         assert_eq!(FlagNames::cr0(1 | (1 << 8)).to_string(), "[PE +0x100]");
-        assert_eq!(FlagNames::efer(1 << 63).to_string(), "[+0x8000000000000000]");
+        assert_eq!(
+            FlagNames::efer(1 << 63).to_string(),
+            "[+0x8000000000000000]"
+        );
         assert_eq!(FlagNames::rflags(0x2 | (1 << 3)).to_string(), "[+0x8]");
     }
 

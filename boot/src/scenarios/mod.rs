@@ -7,6 +7,8 @@
 //! the main ones, since guests run interleaved; any match of a forbidden pattern fails the run; the run must end with the kernel's `CONDUIT EXIT: ...` marker for `end`
 //! (under QEMU, also with the matching `isa-debug-exit` status: 33 success, 35 failure).
 
+mod shell;
+
 use crate::expect::End;
 use crate::machine::{BochsSpec, MachineSpec, QemuSpec};
 use crate::script::Step;
@@ -297,6 +299,37 @@ pub const SCENARIOS: &[Scenario] = &[
         end: End::Success,
         timeout_secs: 300,
     },
+    // Issue "Serial-console debug shell", on QEMU (no VMX; the platform commands): the harness
+    // types `help`, `pci`, `iommu`, `irq`, `vms`, `vcpu`, an unknown command, a 300-byte line and
+    // garbage (control characters, bytes above 0x7f, escape sequences), then `quit`.
+    Scenario {
+        name: "qemu-shell",
+        machine: MachineSpec::Qemu(QemuSpec::TCG),
+        config: Config::File("boot/scenarios/shell-qemu.toml"),
+        expect: shell::QEMU_EXPECT,
+        guests: &[],
+        forbid: shell::QEMU_FORBID,
+        input: shell::QEMU_INPUT,
+        end: End::Success,
+        timeout_secs: 120,
+    },
+    // Issue "Serial-console debug shell", on Bochs with three guests running: `vms`, `vcpu`,
+    // `ept`, bad guest names and addresses, `stop` and `restart` of one guest while the others
+    // run, then (after every guest has finished) `vms` and `quit`.
+    Scenario {
+        name: "bochs-shell",
+        machine: MachineSpec::Bochs(BochsSpec {
+            cpu_model: "tigerlake",
+            ..BochsSpec::DEFAULT
+        }),
+        config: Config::File("boot/scenarios/shell-bochs.toml"),
+        expect: shell::BOCHS_EXPECT,
+        guests: shell::BOCHS_GUESTS,
+        forbid: shell::BOCHS_FORBID,
+        input: shell::BOCHS_INPUT,
+        end: End::Success,
+        timeout_secs: 400,
+    },
 ];
 
 #[cfg(test)]
@@ -410,6 +443,36 @@ mod tests {
                 );
             }
             assert!(s.timeout_secs > 0, "{}: zero timeout", s.name);
+        }
+    }
+
+    #[test]
+    fn every_input_script_compiles_and_a_run_left_at_the_shell_is_quit() {
+        use crate::script::{Input, Script};
+        for s in SCENARIOS {
+            Script::new(s.input).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+            let (doc, _) = document(s);
+            if doc.config.on_idle == conduit_config::OnIdle::Shell {
+                // Nothing else ends such a run: its last input must be `quit` (or `exit`).
+                let last = s.input.last().map(|step| step.send);
+                assert!(
+                    matches!(last, Some(Input::Line("quit" | "exit"))),
+                    "{}: on_idle = \"shell\" but the last input is {last:?}",
+                    s.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_shell_scenarios_are_listed_on_their_machines() {
+        for (name, kind) in [
+            ("qemu-shell", crate::machine::MachineKind::Qemu),
+            ("bochs-shell", crate::machine::MachineKind::Bochs),
+        ] {
+            let s = SCENARIOS.iter().find(|s| s.name == name).expect(name);
+            assert_eq!(s.machine.kind(), kind);
+            assert!(!s.input.is_empty(), "{name} types nothing");
         }
     }
 
