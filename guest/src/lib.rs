@@ -142,7 +142,7 @@ pub fn hc_yield() -> u64 {
 /// ever (boot tests forbid the line).
 pub fn exit(code: u64) -> ! {
     let result = hypercall(HC_EXIT, code, 0);
-    println!("check failed: exit hypercall returned {result:#x}");
+    println!("self-check failed: exit hypercall returned {result:#x}");
     loop {
         hlt();
     }
@@ -330,6 +330,6 @@ pub const PANIC_EXIT_CODE: u64 = 0xff;
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    println!("check failed: panic: {info}");
+    println!("self-check failed: panic: {info}");
     exit(PANIC_EXIT_CODE)
 }

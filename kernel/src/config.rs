@@ -54,5 +54,6 @@ fn defaults() -> BootConfig {
         on_idle: OnIdle::Shell,
         name: alloc::string::String::from("built-in defaults"),
         guests: alloc::vec::Vec::new(),
+        unsafe_no_iommu: false,
     }
 }

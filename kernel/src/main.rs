@@ -13,7 +13,9 @@ mod arch;
 mod config;
 mod console;
 mod guest;
+mod iommu;
 mod memory;
+mod pci;
 mod platform;
 mod sched;
 mod selftest;
@@ -22,7 +24,7 @@ mod shell;
 use arch::x86_64::{cpu, power};
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::{BootInfo, entry_point};
-use log::{error, info, warn};
+use log::{error, info};
 
 /// The loader's contract: all physical memory mapped at a dynamic offset (for VMXON regions, VMCS,
 /// EPT and device registers), and a kernel stack large enough for exit handling.
@@ -56,6 +58,9 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         }
     };
 
+    // The IOMMU keeps using the frame allocator for as long as the hypervisor runs.
+    let mem: &'static memory::Memory = alloc::boxed::Box::leak(alloc::boxed::Box::new(mem));
+
     let ramdisk = boot.ramdisk_addr.into_option().map(|addr| {
         // SAFETY: the loader maps the ramdisk at `ramdisk_addr` for `ramdisk_len` bytes and never
         // reuses that memory (it is reported as a loader region, not usable memory).
@@ -73,16 +78,20 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
 
     let platform = platform::discover(boot.rsdp_addr.into_option(), mem.phys_offset());
 
+    pci::init(&platform, mem);
+    let dmar = selftest::dmar_for_boot(config.test, platform.dmar);
+    iommu::init(mem, dmar.as_deref(), selftest::iommu_options(config.test));
+
     if let Some(test) = config.test {
-        selftest::run(test, &mem);
+        selftest::run(test, mem, cpu.vmx.is_some());
     }
-    let mut guests = start_guests(&bundle, cpu.vmx.as_ref(), &mem);
+    let mut guests = guest::boot::start_all(&bundle, cpu.vmx.as_ref(), mem);
     let cpus = match platform.cpu_count() {
         0 => alloc::string::String::from("CPU count unknown (no MADT)"),
         n => alloc::format!("{n} CPU(s)"),
     };
     info!(
-        "boot complete: {} MiB usable ({} frames free), {cpus}, VMX {}, DMAR {}",
+        "boot complete: {} MiB usable ({} frames free), {cpus}, VMX {}, DMAR {}, DMA remapping {}",
         mem.usable_mib(),
         mem.frames.lock().available_frames(),
         if cpu.vmx.is_some() {
@@ -94,81 +103,11 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
             "present"
         } else {
             "absent"
-        }
+        },
+        if iommu::status().is_ok() { "on" } else { "off" }
     );
     sched::run(&mut guests, &platform, config.on_idle);
     power::succeed();
-}
-
-/// Creates every configured guest. A guest that cannot be loaded or whose state is invalid is
-/// reported and kept as refused; the others run.
-fn start_guests(
-    bundle: &conduit_config::Bundle<'static>,
-    vmx: Option<&cpu::VmxInfo>,
-    mem: &memory::Memory,
-) -> guest::Guests {
-    use alloc::format;
-    let configs = &bundle.config.guests;
-    let Some(vmx_info) = vmx else {
-        if !configs.is_empty() {
-            warn!(
-                "guests: {} configured; their vCPUs are not started because VMX is absent",
-                configs.len()
-            );
-        }
-        let mut guests = guest::Guests::without_vmx("this CPU has no VMX".into());
-        guests.refused = configs
-            .iter()
-            .map(|c| guest::Refused {
-                name: c.name.clone(),
-                reason: "not started: this CPU has no VMX".into(),
-            })
-            .collect();
-        return guests;
-    };
-    if configs.is_empty() {
-        return guest::Guests::without_vmx("VMX is not turned on: no guest is configured".into());
-    }
-    let mut host =
-        match arch::x86_64::vmx::enable(vmx_info, mem).map(|v| guest::VmxHost::new(v, mem)) {
-            Ok(Some(host)) => host,
-            Ok(None) => {
-                error!("vmx: no memory for the I/O and MSR bitmaps: guests cannot run");
-                return guest::Guests::without_vmx("no memory for the VMX bitmaps".into());
-            }
-            Err(e) => {
-                error!("vmx: {e}: guests cannot run");
-                return guest::Guests::without_vmx(format!("VMX could not be turned on: {e}"));
-            }
-        };
-    let mut guests = guest::Guests::default();
-    for c in configs {
-        let refuse = |reason: alloc::string::String| guest::Refused {
-            name: c.name.clone(),
-            reason,
-        };
-        let spec = match guest::spec::from_config(c, bundle.image(&c.image)) {
-            Ok(spec) => spec,
-            Err(e) => {
-                error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name);
-                guests
-                    .refused
-                    .push(refuse(format!("cannot be loaded: {e}")));
-                continue;
-            }
-        };
-        match guest::Guest::create(&mut host, mem, &spec) {
-            Ok(g) => guests.list.push(g),
-            Err(e) => {
-                error!("guest \"{}\" refused before entry: {e}", c.name);
-                guests
-                    .refused
-                    .push(refuse(format!("refused before entry: {e}")));
-            }
-        }
-    }
-    guests.host = Some(host);
-    guests
 }
 
 #[panic_handler]

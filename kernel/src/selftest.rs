@@ -1,8 +1,15 @@
 //! Test-only scenarios, selected by `[test] scenario` in a test configuration.
 
+mod dmar_corrupt;
+mod edu;
+mod vtd_edu;
+
+pub use dmar_corrupt::dmar_for_boot;
+
+use crate::arch::x86_64::power::{self, FailCode};
 use crate::memory::Memory;
 use conduit_config::TestCase;
-use log::{info, warn};
+use log::{error, info, warn};
 use x86_64::VirtAddr;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::{OffsetPageTable, PageTable, Translate};
@@ -15,9 +22,26 @@ const UNMAPPED_CANDIDATES: [u64; 3] = [
     0x0000_7e00_0000_0000,
 ];
 
-pub fn run(test: TestCase, mem: &Memory) {
-    match test {
-        TestCase::PageFault => page_fault(mem),
+pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
+    let (name, result) = match test {
+        TestCase::PageFault => return page_fault(mem),
+        TestCase::VtdEdu => ("vtd-edu", vtd_edu::run(mem, vmx)),
+        TestCase::VtdEduRegisterInvalidation => ("vtd-edu-reginv", vtd_edu::run(mem, vmx)),
+        TestCase::DmarCorrupt => ("dmar-corrupt", dmar_corrupt::run(mem)),
+    };
+    match result {
+        Ok(steps) => info!("selftest: {name}: PASS ({steps} steps)"),
+        Err(why) => {
+            error!("selftest: {name}: FAIL: {why}");
+            power::fail(FailCode::SelfTest);
+        }
+    }
+}
+
+/// Test-only settings of the IOMMU.
+pub fn iommu_options(test: Option<TestCase>) -> crate::iommu::Options {
+    crate::iommu::Options {
+        register_invalidation: test == Some(TestCase::VtdEduRegisterInvalidation),
     }
 }
 

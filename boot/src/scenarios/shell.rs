@@ -43,7 +43,7 @@ pub const QEMU_INPUT: &[Step] = &[
 pub const QEMU_EXPECT: &[&str] = &[
     BANNER,
     r"VMX: not available",
-    r"guests: 1 configured; their vCPUs are not started because VMX is absent",
+    r#"guest "hello64": 4 MiB at HPA 0x[0-9a-f]+, 0 function\(s\) assigned; its vCPUs are not started because VMX is absent"#,
     r"shell: ready on COM1 \(type `help`; `quit` ends the run; it stays after the guests finish\)",
     // `help`: one line per command, usages in one column.
     r"conduit> help$",
@@ -73,7 +73,7 @@ pub const QEMU_EXPECT: &[&str] = &[
     // `vms` and `vcpu` on a machine without VMX.
     r"conduit> vms$",
     r"^no guest runs on this machine: this CPU has no VMX$",
-    r"^  hello64: not created \(not started: this CPU has no VMX\)$",
+    r"^  hello64: not created \(vCPU not started \(this CPU has no VMX\); memory, IOMMU domain and 0 function\(s\) set up\)$",
     r"conduit> vcpu hello64$",
     r"^error: `vcpu` is not available on this machine: no guest runs here \(this CPU has no VMX\)$",
     // Bad input: an unknown command, an over-long line, garbage.

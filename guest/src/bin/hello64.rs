@@ -74,7 +74,7 @@ core::arch::global_asm!(
 
 /// A #GP anywhere but at the probe.
 extern "C" fn unexpected_gp(rip: u64) -> ! {
-    println!("check failed: unexpected #GP at RIP {rip:#x}");
+    println!("self-check failed: unexpected #GP at RIP {rip:#x}");
     exit(EXIT_UNEXPECTED)
 }
 
@@ -88,7 +88,7 @@ fn check_cpuid() {
     } else {
         let sig = id.signature_text();
         println!(
-            "check failed: cpuid: signature {:?} max leaf {:#x}, CPUID.1:ECX {:#x} (VMX bit 5 must be 0, bit 31 must be 1)",
+            "self-check failed: cpuid: signature {:?} max leaf {:#x}, CPUID.1:ECX {:#x} (VMX bit 5 must be 0, bit 31 must be 1)",
             core::str::from_utf8(&sig).unwrap_or("?"),
             id.max_leaf,
             id.leaf1_ecx
@@ -99,7 +99,7 @@ fn check_cpuid() {
         println!("cpuid: abi version {}", id.abi_version);
     } else {
         println!(
-            "check failed: cpuid: abi version {}, expected {}",
+            "self-check failed: cpuid: abi version {}, expected {}",
             id.abi_version,
             abi::ABI_VERSION
         );
@@ -127,11 +127,11 @@ fn check_msrs() {
         println!("rdmsr {REFUSED_MSR:#x} -> #GP");
         let code = GP_ERROR.load(Ordering::SeqCst);
         if code != 0 {
-            println!("check failed: #GP error code {code:#x}, expected 0");
+            println!("self-check failed: #GP error code {code:#x}, expected 0");
             exit(EXIT_GP);
         }
     } else {
-        println!("check failed: rdmsr {REFUSED_MSR:#x} -> {value:#x} without #GP");
+        println!("self-check failed: rdmsr {REFUSED_MSR:#x} -> {value:#x} without #GP");
         exit(EXIT_GP);
     }
 }
@@ -152,7 +152,7 @@ fn main() -> ! {
     check_msrs();
     let result = conduit_guest::hc_console_write(b"hello64: hypercall console ok\n");
     if result != abi::HC_OK {
-        println!("check failed: console write hypercall -> {result:#x}");
+        println!("self-check failed: console write hypercall -> {result:#x}");
     }
     for quarter in 1..=4 {
         spin(QUARTER);

@@ -89,8 +89,8 @@ core::arch::global_asm!(
     "msg_progress1: .asciz \"real16: progress 1/2\\n\"",
     "msg_progress2: .asciz \"real16: progress 2/2\\n\"",
     "msg_done: .asciz \"real16: done\\n\"",
-    "msg_bad_cpuid: .asciz \"check failed: cpuid signature\\n\"",
-    "msg_exit_returned: .asciz \"check failed: exit hypercall returned\\n\"",
+    "msg_bad_cpuid: .asciz \"self-check failed: cpuid signature\\n\"",
+    "msg_exit_returned: .asciz \"self-check failed: exit hypercall returned\\n\"",
     ".code64",
     ".popsection",
 );

@@ -11,7 +11,7 @@ use conduit_vmx::exit::{
     IoQualification,
 };
 use conduit_vmx::fields::{
-    Control32, Guest64, GuestNatural, ReadOnly32, ReadOnly64, ReadOnlyNatural,
+    Control32, Guest32, Guest64, GuestNatural, ReadOnly32, ReadOnly64, ReadOnlyNatural,
 };
 
 /// What the scheduler does after an exit.
@@ -25,17 +25,11 @@ pub enum Outcome {
     Done,
 }
 
-/// The hypercall ABI (guest/README.md): VMCALL with RAX = function, RBX/RCX = arguments.
-pub const HC_CONSOLE_WRITE: u64 = 1;
-pub const HC_YIELD: u64 = 2;
-pub const HC_EXIT: u64 = 3;
-/// Hypercall error: unknown function / bad argument (bit 63 set).
-const HC_ERR_UNKNOWN: u64 = (1 << 63) | 1;
-const HC_ERR_ARGUMENT: u64 = (1 << 63) | 2;
-/// The hypervisor CPUID leaves and Conduit's signature (EBX, ECX, EDX).
-pub const CPUID_HV_LEAF: u32 = 0x4000_0000;
-pub const CPUID_HV_SIGNATURE: [u8; 12] = *b"ConduitHyprV";
-const ABI_VERSION: u32 = 1;
+use conduit_abi::{
+    ABI_VERSION, CPUID_HV_LEAF, CPUID_HV_MAX_LEAF, CPUID_HV_SIGNATURE, CPUID_HV_VERSION_LEAF,
+    HC_CONSOLE_WRITE, HC_CONSOLE_WRITE_MAX, HC_ERR_BAD_ADDRESS, HC_ERR_INVALID_ARGUMENT,
+    HC_ERR_UNKNOWN_FUNCTION, HC_EXIT, HC_OK, HC_YIELD,
+};
 
 const RAX: usize = 0;
 const RCX: usize = 1;
@@ -167,9 +161,9 @@ fn cpuid(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
                     CPUID_HV_SIGNATURE[i + 3],
                 ])
             };
-            (CPUID_HV_LEAF + 1, w(0), w(4), w(8))
+            (CPUID_HV_MAX_LEAF, w(0), w(4), w(8))
         }
-        0x4000_0001 => (ABI_VERSION, 0, 0, 0),
+        CPUID_HV_VERSION_LEAF => (ABI_VERSION, 0, 0, 0),
         0x4000_0002..=0x4fff_ffff => (0, 0, 0, 0),
         _ => {
             let r = core::arch::x86_64::__cpuid_count(leaf, sub);
@@ -233,22 +227,28 @@ fn io(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
 }
 
 fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
-    let (func, a1, a2) = (g.regs.gpr[RAX], g.regs.gpr[RBX], g.regs.gpr[RCX]);
+    let (mut func, mut a1, mut a2) = (g.regs.gpr[RAX], g.regs.gpr[RBX], g.regs.gpr[RCX]);
+    // Outside 64-bit mode (CS.L = 0) only the low 32 bits of the registers are defined.
+    if v.get(Guest32::CsAccessRights)? & (1 << 13) == 0 {
+        (func, a1, a2) = (func & 0xffff_ffff, a1 & 0xffff_ffff, a2 & 0xffff_ffff);
+    }
     skip(v)?;
     match func {
         HC_CONSOLE_WRITE => {
-            let Some(bytes) = (a2 <= 4096).then(|| g.memory.bytes(a1, a2)).flatten() else {
-                g.regs.gpr[RAX] = HC_ERR_ARGUMENT;
-                return Ok(Outcome::Resume);
+            g.regs.gpr[RAX] = if a2 > HC_CONSOLE_WRITE_MAX {
+                HC_ERR_INVALID_ARGUMENT
+            } else if let Some(bytes) = g.memory.bytes(a1, a2) {
+                for &b in bytes {
+                    g.uart.put(&g.name, b);
+                }
+                HC_OK
+            } else {
+                HC_ERR_BAD_ADDRESS
             };
-            for &b in bytes.iter() {
-                g.uart.put(&g.name, b);
-            }
-            g.regs.gpr[RAX] = 0;
             Ok(Outcome::Resume)
         }
         HC_YIELD => {
-            g.regs.gpr[RAX] = 0;
+            g.regs.gpr[RAX] = HC_OK;
             Ok(Outcome::Yield)
         }
         HC_EXIT => {
@@ -258,7 +258,7 @@ fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             Ok(Outcome::Done)
         }
         _ => {
-            g.regs.gpr[RAX] = HC_ERR_UNKNOWN;
+            g.regs.gpr[RAX] = HC_ERR_UNKNOWN_FUNCTION;
             Ok(Outcome::Resume)
         }
     }

@@ -3,6 +3,7 @@
 
 mod frames;
 mod heap;
+pub mod mmio;
 mod phys;
 
 pub use frames::{FRAME_SIZE, FrameAllocator, PhysAddr};

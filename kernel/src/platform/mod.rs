@@ -1,7 +1,7 @@
 //! The platform as firmware describes it (ACPI): CPUs and interrupt controllers (MADT), PCI
 //! configuration space (MCFG) and DMA remapping hardware (DMAR).
 
-mod acpi;
+pub mod acpi;
 
 pub use acpi::Platform;
 

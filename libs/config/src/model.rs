@@ -20,6 +20,44 @@ pub struct BootConfig {
     pub name: String,
     /// The guests, in the order `conduit.toml` lists them (validated: see [`GuestConfig`]).
     pub guests: Vec<GuestConfig>,
+    /// Allow device assignment on a machine without DMA remapping (the device can then DMA
+    /// anywhere in memory): `[hypervisor] unsafe_no_iommu = true`.
+    pub unsafe_no_iommu: bool,
+}
+
+/// A PCI function by address or by identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceSel {
+    Bdf {
+        bus: u8,
+        dev: u8,
+        func: u8,
+    },
+    /// The first function with this vendor and device id.
+    Id {
+        vendor: u16,
+        device: u16,
+    },
+}
+
+/// One `[[guest.device]]`: a function, or virtual function `vf` of a physical function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceAssignment {
+    pub function: DeviceSel,
+    pub vf: Option<u16>,
+}
+
+impl core::fmt::Display for DeviceAssignment {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.function {
+            DeviceSel::Bdf { bus, dev, func } => write!(f, "{bus:02x}:{dev:02x}.{func:x}")?,
+            DeviceSel::Id { vendor, device } => write!(f, "{vendor:04x}:{device:04x}")?,
+        }
+        match self.vf {
+            Some(vf) => write!(f, " VF {vf}"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// One guest, validated at build time against its image.
@@ -49,6 +87,8 @@ pub struct GuestConfig {
     pub time_slice_us: u32,
     /// TEST ONLY: corrupt the guest's state this way before entry (the entry must be refused).
     pub test_break: Option<GuestBreak>,
+    /// PCI functions given to this guest (existence is checked at boot).
+    pub devices: Vec<DeviceAssignment>,
 }
 
 impl GuestConfig {
@@ -218,6 +258,15 @@ pub enum ExitMethod {
 pub enum TestCase {
     /// Read an address that no page table maps: must end in a decoded #PF.
     PageFault,
+    /// VT-d: two DMA-test domains, QEMU's edu device (1234:11e8) as the DMA master, the scripted
+    /// map/DMA/unmap/fault sequence.
+    VtdEdu,
+    /// [`TestCase::VtdEdu`] with register-based invalidation even where queued invalidation is
+    /// offered.
+    VtdEduRegisterInvalidation,
+    /// The kernel parses a corrupted copy of the firmware's DMAR: remapping must stay off and
+    /// every device assignment must be refused.
+    DmarCorrupt,
 }
 
 impl TestCase {
@@ -225,7 +274,28 @@ impl TestCase {
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "page-fault" => Some(Self::PageFault),
+            "vtd-edu" => Some(Self::VtdEdu),
+            "vtd-edu-reginv" => Some(Self::VtdEduRegisterInvalidation),
+            "dmar-corrupt" => Some(Self::DmarCorrupt),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestCase;
+
+    #[test]
+    fn vtd_scenario_names() {
+        for (name, case) in [
+            ("vtd-edu", TestCase::VtdEdu),
+            ("vtd-edu-reginv", TestCase::VtdEduRegisterInvalidation),
+            ("dmar-corrupt", TestCase::DmarCorrupt),
+            ("page-fault", TestCase::PageFault),
+        ] {
+            assert_eq!(TestCase::from_name(name), Some(case));
+        }
+        assert_eq!(TestCase::from_name("vtd"), None);
     }
 }

@@ -31,6 +31,7 @@ struct HypervisorSection {
     name: Option<String>,
     log_level: Option<String>,
     on_idle: Option<String>,
+    unsafe_no_iommu: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -122,6 +123,7 @@ pub fn parse(text: &str, exit: ExitMethod) -> Result<Document, ConfigError> {
             on_idle,
             name,
             guests: Vec::new(),
+            unsafe_no_iommu: file.hypervisor.unsafe_no_iommu.unwrap_or(false),
         },
         guests,
     })

@@ -153,6 +153,15 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
     fatal(14, &frame, Some(code.bits()))
 }
 
+/// The VT-d fault event: drain the fault records, then acknowledge.
+extern "x86-interrupt" fn vtd_fault(_frame: InterruptStackFrame) {
+    super::vtd::fault::on_interrupt();
+    super::apic::eoi();
+}
+
+/// The local APIC's spurious interrupt: nothing to do, and no EOI (SDM Vol. 3A, 11.9).
+extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {}
+
 /// Builds and loads the IDT.
 pub fn init() {
     let idt = IDT.call_once(|| {
@@ -181,6 +190,8 @@ pub fn init() {
         idt.vmm_communication_exception
             .set_handler_fn(vmm_communication);
         idt.security_exception.set_handler_fn(security);
+        idt[super::apic::vectors::VTD_FAULT].set_handler_fn(vtd_fault);
+        idt[super::apic::vectors::SPURIOUS].set_handler_fn(spurious);
         // SAFETY: the IST indices name stacks that gdt::init placed in the TSS, each used by
         // exactly one vector.
         unsafe {

@@ -1,6 +1,7 @@
 //! x86-64: descriptor tables, exceptions, CPU identification, MSRs, the serial port and the ways
 //! out of the machine. Each privileged-instruction class has one owning module: `msr` (RDMSR/WRMSR),
 //! `serial` and `power` (port I/O to their devices), `gdt`/`idt` (LGDT/LTR/LIDT).
+pub mod apic;
 pub mod cpu;
 pub mod gdt;
 pub mod idt;
@@ -8,6 +9,7 @@ pub mod msr;
 pub mod power;
 pub mod serial;
 pub mod vmx;
+pub mod vtd;
 
 /// Loads Conduit's own GDT (with a TSS: the loader's has none, and VM entry needs a host TR) and
 /// its IDT, so that from here on every exception is reported.

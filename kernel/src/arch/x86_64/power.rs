@@ -28,6 +28,8 @@ pub enum FailCode {
     Panic,
     /// Boot cannot continue (no physical-memory mapping, no memory).
     Boot,
+    /// A built-in self-test found the machine misbehaving.
+    SelfTest,
 }
 
 impl FailCode {
@@ -36,6 +38,7 @@ impl FailCode {
             Self::Exception(v) => u32::from(v),
             Self::Panic => 0x100,
             Self::Boot => 0x101,
+            Self::SelfTest => 0x102,
         }
     }
 }

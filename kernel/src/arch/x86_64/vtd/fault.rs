@@ -1,0 +1,200 @@
+//! Primary fault logging (§7.2.1) and the fault event interrupt (§7.3).
+//!
+//! A blocked DMA request is recorded in one of the NFR + 1 fault-recording registers at
+//! CAP.FRO × 16 (§10.4.14; decoded by `conduit_vtd::fault`); writing 1 to F (bit 127) frees the
+//! record. FSTS.FRI names the first record written, FSTS.PPF is
+//! set while any F is set, and FSTS.PFO (write 1 to clear) reports faults that found no free
+//! record and were lost. While a record is valid, further faults from the same source are dropped.
+//!
+//! The fault event interrupt (FEDATA/FEADDR, unmasked in FECTL) runs [`on_interrupt`], which
+//! reads and clears every valid record into a small pending list; [`take`] polls the units once
+//! more (so faults are never missed where interrupts are off) and hands the list out for logging.
+//! The pending list is only locked with interrupts disabled, so the handler never deadlocks.
+
+use super::regs::{FaultRecording, Registers, fsts};
+use conduit_pci::Bdf;
+use conduit_vtd::fault::{FaultRecord, VALID};
+pub use conduit_vtd::reason_text;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use spin::Mutex;
+use volatile::{VolatilePtr, map_field};
+
+/// Units whose faults the handler drains.
+pub const MAX_UNITS: usize = 8;
+/// Faults kept between two [`take`] calls.
+const MAX_PENDING: usize = 32;
+
+/// How a fault came to the hypervisor's attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The fault event interrupt.
+    Interrupt,
+    /// Reading the fault status register.
+    Poll,
+}
+
+/// One decoded primary fault record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    /// Register base of the unit that recorded it.
+    pub unit: u64,
+    /// Requester ID of the DMA.
+    pub source: Bdf,
+    /// Page address of the request (the IOVA, 4 KiB aligned).
+    pub address: u64,
+    /// A write (else a read).
+    pub write: bool,
+    /// Fault reason code.
+    pub reason: u8,
+    /// The PASID, for requests that carried one.
+    pub pasid: Option<u32>,
+    pub via: Via,
+}
+
+/// Register blocks (virtual addresses) and physical bases of the registered units.
+static UNIT_REGS: [AtomicU64; MAX_UNITS] = [const { AtomicU64::new(0) }; MAX_UNITS];
+static UNIT_PHYS: [AtomicU64; MAX_UNITS] = [const { AtomicU64::new(0) }; MAX_UNITS];
+static UNIT_RECORDS: [AtomicU64; MAX_UNITS] = [const { AtomicU64::new(0) }; MAX_UNITS];
+static UNITS: AtomicUsize = AtomicUsize::new(0);
+
+struct Pending {
+    faults: [Option<Fault>; MAX_PENDING],
+    len: usize,
+    /// Faults dropped because the pending list was full.
+    dropped: usize,
+    /// A unit reported FSTS.PFO.
+    overflow: bool,
+}
+
+static PENDING: Mutex<Pending> = Mutex::new(Pending {
+    faults: [None; MAX_PENDING],
+    len: 0,
+    dropped: 0,
+    overflow: false,
+});
+
+/// Registers a unit's register block (mapped for 'static) so that faults are drained from it.
+/// `records` is the virtual address of its first fault-recording register.
+pub fn register(regs: VolatilePtr<'static, Registers>, phys: u64, records: u64) -> bool {
+    let index = UNITS.fetch_add(1, Ordering::AcqRel);
+    if index >= MAX_UNITS {
+        UNITS.store(MAX_UNITS, Ordering::Release);
+        return false;
+    }
+    UNIT_PHYS[index].store(phys, Ordering::Release);
+    UNIT_RECORDS[index].store(records, Ordering::Release);
+    UNIT_REGS[index].store(regs.as_raw_ptr().as_ptr() as u64, Ordering::Release);
+    true
+}
+
+fn unit(index: usize) -> Option<(VolatilePtr<'static, Registers>, u64, u64)> {
+    let regs = UNIT_REGS[index].load(Ordering::Acquire);
+    let ptr = core::ptr::NonNull::new(regs as *mut Registers)?;
+    // SAFETY: only `register` stores nonzero values: the register block of a unit, mapped
+    // uncached for the life of the hypervisor.
+    let regs = unsafe { VolatilePtr::new(ptr) };
+    Some((
+        regs,
+        UNIT_PHYS[index].load(Ordering::Acquire),
+        UNIT_RECORDS[index].load(Ordering::Acquire),
+    ))
+}
+
+fn record(records: u64, index: u64) -> Option<VolatilePtr<'static, FaultRecording>> {
+    let ptr = core::ptr::NonNull::new((records + index * 16) as *mut FaultRecording)?;
+    // SAFETY: `records` is the first of NFR + 1 fault-recording registers inside the unit's
+    // register mapping (checked by the unit when it registered), and `index` <= NFR.
+    Some(unsafe { VolatilePtr::new(ptr) })
+}
+
+fn decode(unit: u64, lo: u64, hi: u64, via: Via) -> Option<Fault> {
+    let r = FaultRecord::decode(lo, hi)?;
+    Some(Fault {
+        unit,
+        source: r.source,
+        address: r.address,
+        write: r.write,
+        reason: r.reason,
+        pasid: r.pasid,
+        via,
+    })
+}
+
+/// Reads and clears every valid record of one unit, starting at FSTS.FRI, and clears PFO.
+fn drain_unit(index: usize, via: Via, pending: &mut Pending) {
+    let Some((regs, phys, records)) = unit(index) else {
+        return;
+    };
+    let count = u64::from(super::caps::Cap(map_field!(regs.cap).read()).nfr()) + 1;
+    let status_reg = map_field!(regs.fsts);
+    let status = status_reg.read();
+    if status & fsts::PPF != 0 {
+        let first = u64::from(fsts::fri(status)) % count;
+        for step in 0..count {
+            let Some(rec) = record(records, (first + step) % count) else {
+                break;
+            };
+            let hi = map_field!(rec.hi).read();
+            let lo = map_field!(rec.lo).read();
+            let Some(fault) = decode(phys, lo, hi, via) else {
+                continue;
+            };
+            map_field!(rec.hi).write(VALID);
+            if pending.len < MAX_PENDING {
+                pending.faults[pending.len] = Some(fault);
+                pending.len += 1;
+            } else {
+                pending.dropped += 1;
+            }
+        }
+    }
+    if status & fsts::PFO != 0 {
+        pending.overflow = true;
+        status_reg.write(fsts::PFO);
+    }
+}
+
+/// The fault event interrupt: drains every unit. The caller sends the EOI.
+pub fn on_interrupt() {
+    // Interrupts are off in the handler, and the main path only locks with them off: on one CPU
+    // the lock is free here. `try_lock` keeps a second CPU from spinning in an interrupt.
+    if let Some(mut pending) = PENDING.try_lock() {
+        for index in 0..UNITS.load(Ordering::Acquire).min(MAX_UNITS) {
+            drain_unit(index, Via::Interrupt, &mut pending);
+        }
+    }
+}
+
+/// What [`take`] found.
+#[derive(Debug, Default)]
+pub struct Faults {
+    pub faults: alloc::vec::Vec<Fault>,
+    /// Faults lost because hardware had no free record (FSTS.PFO).
+    pub overflow: bool,
+    /// Faults lost because the pending list was full.
+    pub dropped: usize,
+}
+
+/// Polls every unit once more, then returns and forgets every pending fault.
+pub fn take() -> Faults {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut pending = PENDING.lock();
+        for index in 0..UNITS.load(Ordering::Acquire).min(MAX_UNITS) {
+            drain_unit(index, Via::Poll, &mut pending);
+        }
+        let len = pending.len;
+        let faults = pending.faults[..len]
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        let out = Faults {
+            faults,
+            overflow: pending.overflow,
+            dropped: pending.dropped,
+        };
+        pending.len = 0;
+        pending.dropped = 0;
+        pending.overflow = false;
+        out
+    })
+}

@@ -1,0 +1,173 @@
+//! The remapping unit's register blocks (VT-d spec §10.4 "Register Descriptions"; §11.4 in
+//! revision 4 and later, same layout) as typed `volatile` blocks, and their bit fields.
+//!
+//! The fixed block covers offsets 0x00-0xbf. Two blocks sit at offsets the unit reports: the
+//! IOTLB registers at ECAP.IRO × 16 (§10.4.8) and the fault-recording registers at CAP.FRO × 16
+//! (§10.4.14), NFR + 1 of them.
+
+use core::mem::{offset_of, size_of};
+
+/// Registers at fixed offsets (§10.4.1-§10.4.29).
+#[repr(C)]
+pub struct Registers {
+    /// 0x00 Version (§10.4.1): major in bits 7:4, minor in 3:0.
+    pub ver: u32,
+    _rsvd_04: u32,
+    /// 0x08 Capability (§10.4.2).
+    pub cap: u64,
+    /// 0x10 Extended Capability (§10.4.3).
+    pub ecap: u64,
+    /// 0x18 Global Command (§10.4.4).
+    pub gcmd: u32,
+    /// 0x1c Global Status (§10.4.5).
+    pub gsts: u32,
+    /// 0x20 Root Table Address (§10.4.6).
+    pub rtaddr: u64,
+    /// 0x28 Context Command (§10.4.7).
+    pub ccmd: u64,
+    _rsvd_30: u32,
+    /// 0x34 Fault Status (§10.4.9).
+    pub fsts: u32,
+    /// 0x38 Fault Event Control (§10.4.10).
+    pub fectl: u32,
+    /// 0x3c Fault Event Data (§10.4.11).
+    pub fedata: u32,
+    /// 0x40 Fault Event Address (§10.4.12).
+    pub feaddr: u32,
+    /// 0x44 Fault Event Upper Address (§10.4.13).
+    pub feuaddr: u32,
+    _rsvd_48: [u64; 2],
+    /// 0x58 Advanced Fault Log (§10.4.15).
+    pub aflog: u64,
+    _rsvd_60: u32,
+    /// 0x64 Protected Memory Enable (§10.4.16).
+    pub pmen: u32,
+    /// 0x68 Protected Low-Memory Base.
+    pub plmbase: u32,
+    /// 0x6c Protected Low-Memory Limit.
+    pub plmlimit: u32,
+    /// 0x70 Protected High-Memory Base.
+    pub phmbase: u64,
+    /// 0x78 Protected High-Memory Limit.
+    pub phmlimit: u64,
+    /// 0x80 Invalidation Queue Head (§10.4.22).
+    pub iqh: u64,
+    /// 0x88 Invalidation Queue Tail (§10.4.23).
+    pub iqt: u64,
+    /// 0x90 Invalidation Queue Address (§10.4.24).
+    pub iqa: u64,
+    _rsvd_98: u32,
+    /// 0x9c Invalidation Completion Status (§10.4.25).
+    pub ics: u32,
+    /// 0xa0 Invalidation Event Control.
+    pub iectl: u32,
+    /// 0xa4 Invalidation Event Data.
+    pub iedata: u32,
+    /// 0xa8 Invalidation Event Address.
+    pub ieaddr: u32,
+    /// 0xac Invalidation Event Upper Address.
+    pub ieuaddr: u32,
+    /// 0xb0 Invalidation Queue Error Record.
+    pub iqercd: u64,
+    /// 0xb8 Interrupt Remapping Table Address (§10.4.29).
+    pub irta: u64,
+}
+
+const _: () = {
+    assert!(offset_of!(Registers, cap) == 0x08);
+    assert!(offset_of!(Registers, ecap) == 0x10);
+    assert!(offset_of!(Registers, gcmd) == 0x18);
+    assert!(offset_of!(Registers, gsts) == 0x1c);
+    assert!(offset_of!(Registers, rtaddr) == 0x20);
+    assert!(offset_of!(Registers, ccmd) == 0x28);
+    assert!(offset_of!(Registers, fsts) == 0x34);
+    assert!(offset_of!(Registers, fectl) == 0x38);
+    assert!(offset_of!(Registers, fedata) == 0x3c);
+    assert!(offset_of!(Registers, feaddr) == 0x40);
+    assert!(offset_of!(Registers, feuaddr) == 0x44);
+    assert!(offset_of!(Registers, aflog) == 0x58);
+    assert!(offset_of!(Registers, pmen) == 0x64);
+    assert!(offset_of!(Registers, phmbase) == 0x70);
+    assert!(offset_of!(Registers, iqh) == 0x80);
+    assert!(offset_of!(Registers, iqt) == 0x88);
+    assert!(offset_of!(Registers, iqa) == 0x90);
+    assert!(offset_of!(Registers, ics) == 0x9c);
+    assert!(offset_of!(Registers, iectl) == 0xa0);
+    assert!(offset_of!(Registers, iqercd) == 0xb0);
+    assert!(offset_of!(Registers, irta) == 0xb8);
+    assert!(size_of::<Registers>() == 0xc0);
+};
+
+/// The IOTLB registers at ECAP.IRO × 16 (§10.4.8).
+#[repr(C)]
+pub struct IotlbRegisters {
+    /// Invalidate Address (§10.4.8.2): ADDR 63:12, IH 6, AM 5:0.
+    pub iva: u64,
+    /// IOTLB Invalidate (§10.4.8.1).
+    pub iotlb: u64,
+}
+
+const _: () = {
+    assert!(offset_of!(IotlbRegisters, iotlb) == 0x08);
+    assert!(size_of::<IotlbRegisters>() == 0x10);
+};
+
+/// One 128-bit fault-recording register (§10.4.14).
+#[repr(C)]
+pub struct FaultRecording {
+    /// Bits 63:12 fault information (the page address of the request).
+    pub lo: u64,
+    /// Bits 127:64: F 127, T 126 (1 = read), AT 125:124, PASID 123:104, FR 103:96, PP 95,
+    /// SID 79:64.
+    pub hi: u64,
+}
+
+const _: () = assert!(size_of::<FaultRecording>() == 0x10);
+
+/// Global Command / Global Status bits (§10.4.4, §10.4.5): the command bit and its status bit
+/// share a position.
+pub mod global {
+    /// Translation Enable / Status.
+    pub const TE: u32 = 1 << 31;
+    /// Set Root Table Pointer / Status (one-shot).
+    pub const SRTP: u32 = 1 << 30;
+    /// Enable Advanced Fault Logging / Status.
+    pub const EAFL: u32 = 1 << 28;
+    /// Write Buffer Flush / Status (one-shot).
+    pub const WBF: u32 = 1 << 27;
+    /// Queued Invalidation Enable / Status.
+    pub const QIE: u32 = 1 << 26;
+    /// Interrupt Remapping Enable / Status.
+    pub const IRE: u32 = 1 << 25;
+    /// Compatibility Format Interrupt.
+    pub const CFI: u32 = 1 << 23;
+    /// The persistent enables: when one is changed, the others are written back as Global
+    /// Status reports them (§10.4.4: software must preserve them; one-shot bits are written 0).
+    pub const PERSISTENT: u32 = TE | EAFL | QIE | IRE | CFI;
+}
+
+/// Fault Status bits (§10.4.9).
+pub mod fsts {
+    /// Primary Fault Overflow (RW1C).
+    pub const PFO: u32 = 1 << 0;
+    /// Primary Pending Fault: some fault-recording register has F set (read only).
+    pub const PPF: u32 = 1 << 1;
+    /// Invalidation Queue Error (RW1C).
+    pub const IQE: u32 = 1 << 4;
+    /// Invalidation Completion Error (RW1C).
+    pub const ICE: u32 = 1 << 5;
+    /// Invalidation Time-out Error (RW1C).
+    pub const ITE: u32 = 1 << 6;
+    /// Fault Record Index: the first record hardware wrote.
+    pub const fn fri(value: u32) -> u32 {
+        (value >> 8) & 0xff
+    }
+    /// Every RW1C error bit of the invalidation queue.
+    pub const QUEUE_ERRORS: u32 = IQE | ICE | ITE;
+}
+
+/// Fault Event Control bits (§10.4.10).
+pub mod fectl {
+    /// Interrupt Mask.
+    pub const IM: u32 = 1 << 31;
+}

@@ -1,0 +1,200 @@
+//! Bringing the configured guests up: memory, image, IOMMU domain and assigned functions, and
+//! (where VMX is available) the vCPU. A guest that cannot be loaded is reported and skipped; the
+//! others go on.
+
+use super::layout::GuestMemory;
+use super::spec::{self, GuestSpec};
+use super::{Guest, Guests, Refused, VmxHost};
+use crate::arch::x86_64::{cpu::VmxInfo, vmx};
+use crate::iommu::{self, DomainId};
+use crate::memory::Memory;
+use crate::pci::DeviceRef;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use conduit_config::{Bundle, DeviceAssignment, DeviceSel, GuestConfig};
+use conduit_pci::Bdf;
+use log::{error, info, warn};
+
+/// Creates every configured guest. Returns the guests whose vCPUs can run (none without VMX),
+/// the ones that could not be created and why, and the VMX host.
+pub fn start_all(
+    bundle: &Bundle<'static>,
+    vmx_info: Option<&VmxInfo>,
+    mem: &'static Memory,
+) -> Guests {
+    let configs = &bundle.config.guests;
+    if configs.is_empty() {
+        return Guests::without_vmx(String::from(
+            "no guest is configured, so VMX was not turned on",
+        ));
+    }
+    let (mut host, no_vmx) =
+        match vmx_info.map(|info| vmx::enable(info, mem).map(|v| VmxHost::new(v, mem))) {
+            None => (None, Some(String::from("this CPU has no VMX"))),
+            Some(Ok(Some(host))) => (Some(host), None),
+            Some(Ok(None)) => {
+                error!("vmx: no memory for the I/O and MSR bitmaps: vCPUs cannot run");
+                (None, Some(String::from("no memory for the VMX bitmaps")))
+            }
+            Some(Err(e)) => {
+                error!("vmx: {e}: vCPUs cannot run");
+                (None, Some(format!("VMX could not be turned on: {e}")))
+            }
+        };
+    let unsafe_no_iommu = bundle.config.unsafe_no_iommu;
+    let mut list = Vec::new();
+    let mut refused = Vec::new();
+    for c in configs {
+        let refuse = |reason: String| Refused {
+            name: c.name.clone(),
+            reason,
+        };
+        let spec = match spec::from_config(c, bundle.image(&c.image)) {
+            Ok(spec) => spec,
+            Err(e) => {
+                error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name);
+                refused.push(refuse(format!("cannot be loaded: {e}")));
+                continue;
+            }
+        };
+        match &mut host {
+            Some(host) => match Guest::create(host, mem, &spec) {
+                Ok(g) => {
+                    let (hpa, size) = g.memory_region();
+                    attach_devices(c, hpa, size, unsafe_no_iommu);
+                    list.push(g);
+                }
+                Err(e) => {
+                    error!("guest \"{}\" refused before entry: {e}", c.name);
+                    refused.push(refuse(format!("refused before entry: {e}")));
+                }
+            },
+            None => {
+                let why = no_vmx.as_deref().unwrap_or("no VMX");
+                let reason = match without_vcpus(c, &spec, mem, unsafe_no_iommu) {
+                    Ok(devices) => format!(
+                        "vCPU not started ({why}); memory, IOMMU domain and {devices} function(s) set up"
+                    ),
+                    Err(e) => format!("cannot be loaded: {e}"),
+                };
+                refused.push(refuse(reason));
+            }
+        }
+    }
+    Guests {
+        host,
+        no_vmx,
+        list,
+        refused,
+    }
+}
+
+/// A machine without VMX (QEMU's TCG): the guest's memory, image and IOMMU domain are created and
+/// its devices assigned, exactly as where vCPUs run; only the vCPU is not started. Returns how
+/// many functions were assigned.
+fn without_vcpus(
+    c: &GuestConfig,
+    spec: &GuestSpec,
+    mem: &'static Memory,
+    unsafe_no_iommu: bool,
+) -> Result<usize, super::layout::LayoutError> {
+    let loaded = GuestMemory::allocate(mem, spec.memory_mib).and_then(|mut m| {
+        m.load(spec)?;
+        Ok(m)
+    });
+    let memory = match loaded {
+        Ok(m) => m,
+        Err(e) => {
+            error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name);
+            return Err(e);
+        }
+    };
+    // The frames stay the guest's (and its domain's) for the life of the machine: GuestMemory
+    // does not free on drop.
+    let (hpa, size) = (memory.host.0, memory.size);
+    let devices = attach_devices(c, hpa, size, unsafe_no_iommu);
+    warn!(
+        "guest \"{}\": {} MiB at HPA {hpa:#x}, {} function(s) assigned; its vCPUs are not started because VMX is absent",
+        c.name,
+        c.memory_mib,
+        devices.len()
+    );
+    Ok(devices.len())
+}
+
+/// Creates the guest's IOMMU domain (IOVA = GPA over exactly its memory) and assigns its
+/// functions. Returns the functions assigned.
+fn attach_devices(c: &GuestConfig, hpa: u64, size: u64, unsafe_no_iommu: bool) -> Vec<Bdf> {
+    let mut assigned = Vec::new();
+    let domain = match iommu::status() {
+        Ok(()) => {
+            let region = iommu::GuestMemory {
+                gpa: 0,
+                hpa,
+                len: size,
+            };
+            match iommu::create_domain(&c.name, &[region]) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    error!(
+                        "guest \"{}\": no IOMMU domain: {e}; its devices are not assigned",
+                        c.name
+                    );
+                    return assigned;
+                }
+            }
+        }
+        Err(why) => {
+            if !c.devices.is_empty() && !unsafe_no_iommu {
+                error!(
+                    "guest \"{}\": {} function(s) not assigned: DMA remapping is off ({why}); set [hypervisor] unsafe_no_iommu = true to assign without protection",
+                    c.name,
+                    c.devices.len()
+                );
+                return assigned;
+            }
+            None
+        }
+    };
+    for d in &c.devices {
+        match assign_one(d, domain) {
+            Ok(bdf) => {
+                match domain {
+                    Some(id) => info!(
+                        "guest \"{}\": assigned {bdf} ({d}) in IOMMU domain {id}",
+                        c.name
+                    ),
+                    None => warn!(
+                        "guest \"{}\": assigned {bdf} ({d}) WITHOUT DMA remapping (unsafe_no_iommu): it can reach all memory",
+                        c.name
+                    ),
+                }
+                assigned.push(bdf);
+            }
+            Err(e) => error!("guest \"{}\": {d} not assigned: {e}", c.name),
+        }
+    }
+    assigned
+}
+
+fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<Bdf, String> {
+    if d.vf.is_some() {
+        return Err(String::from(
+            "assigning SR-IOV virtual functions is not supported by this build",
+        ));
+    }
+    let r = match d.function {
+        DeviceSel::Bdf { bus, dev, func } => DeviceRef::Address(
+            Bdf::new(bus, dev, func).ok_or_else(|| format!("{d} is not a valid address"))?,
+        ),
+        DeviceSel::Id { vendor, device } => DeviceRef::Id { vendor, device },
+    };
+    match domain {
+        Some(id) => iommu::assign_device(r, id).map_err(|e| format!("{e}")),
+        None => crate::pci::get()
+            .and_then(|pci| pci.resolve(r))
+            .map(|f| f.bdf)
+            .ok_or_else(|| format!("no such function on this machine ({r})")),
+    }
+}

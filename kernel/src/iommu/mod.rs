@@ -1,0 +1,535 @@
+//! DMA protection policy: one IOMMU domain per guest, mapping exactly that guest's memory
+//! (IOVA = guest-physical address), and the assignment of PCI functions to domains.
+//!
+//! API for the guest runtime (all functions lock one global state; none may be called from an
+//! interrupt handler):
+//! - [`init`]: parse the DMAR, bring every remapping unit up and enable translation. From then on
+//!   a function assigned to no domain has no context entry and its DMA is blocked. A missing or
+//!   malformed DMAR (or a unit that fails) leaves remapping off, and every assignment is refused.
+//! - [`create_domain`]`(name, &[GuestMemory])` -> [`DomainId`]: tables for every unit mapping the
+//!   guest's memory. Memory owned by another domain is refused.
+//! - [`assign`]`(bdf, domain)` (or [`assign_device`] with a `bb:dd.f` / `vvvv:dddd`
+//!   [`DeviceRef`]) / [`unassign`]`(bdf)`: context entries, with the invalidations the unit needs
+//!   (caching mode honoured).
+//! - [`map`] / [`unmap`]`(domain, gpa, len)`: make a part of the guest's own memory reachable or
+//!   unreachable for its devices (never anything else), with IOTLB invalidation.
+//! - [`destroy_domain`], [`service_faults`] (decodes and logs DMA faults), [`units`].
+
+mod dmar;
+mod domain;
+
+pub use domain::{DomainId, GuestMemory};
+
+use crate::arch::x86_64::apic;
+use crate::arch::x86_64::vtd::fault::{self, Fault};
+use crate::arch::x86_64::vtd::{Invalidation, Method, RemappingUnit, VtdError};
+use crate::memory::{Frames, Memory};
+use crate::pci::DeviceRef;
+use alloc::string::String;
+use alloc::vec::Vec;
+use conduit_dmar::Dmar;
+use conduit_pci::Bdf;
+use domain::Domain;
+use log::{error, info, warn};
+use spin::Mutex;
+
+/// Why an IOMMU operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IommuError {
+    /// DMA remapping is off on this machine; assigning would leave the device unprotected.
+    RemappingDisabled {
+        reason: String,
+    },
+    NoSuchDomain(DomainId),
+    /// Enumeration found no function at this BDF.
+    NoSuchFunction(Bdf),
+    /// Enumeration found no function matching a configured device.
+    NoSuchDevice(DeviceRef),
+    /// No remapping unit translates this function's DMA.
+    NotTranslated(Bdf),
+    /// The function has a reserved memory region (RMRR) that would have to stay mapped.
+    ReservedRegion {
+        bdf: Bdf,
+        base: u64,
+        limit: u64,
+    },
+    AlreadyAssigned {
+        bdf: Bdf,
+        domain: DomainId,
+    },
+    NotAssigned(Bdf),
+    /// The range is not (entirely) guest memory of the domain.
+    NotGuestMemory {
+        domain: DomainId,
+        gpa: u64,
+        len: u64,
+    },
+    /// Misaligned, empty, wrapping or self-overlapping guest memory.
+    BadRange {
+        gpa: u64,
+        len: u64,
+    },
+    /// The host memory already belongs to another domain.
+    MemoryOwned {
+        hpa: u64,
+        owner: DomainId,
+    },
+    /// The domain still has functions assigned.
+    DomainBusy {
+        domain: DomainId,
+        devices: usize,
+    },
+    OutOfDomainIds,
+    Paging(conduit_paging::Error),
+    Hardware(VtdError),
+}
+
+impl core::fmt::Display for IommuError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::RemappingDisabled { reason } => write!(
+                f,
+                "DMA remapping is disabled ({reason}): the device would DMA unprotected"
+            ),
+            Self::NoSuchDomain(d) => write!(f, "no domain {d}"),
+            Self::NoSuchFunction(b) => write!(f, "no PCI function at {b}"),
+            Self::NoSuchDevice(d) => write!(f, "no PCI function matches {d}"),
+            Self::NotTranslated(b) => write!(f, "no remapping unit translates {b}"),
+            Self::ReservedRegion { bdf, base, limit } => write!(
+                f,
+                "{bdf} has a reserved memory region {base:#x}-{limit:#x} (RMRR)"
+            ),
+            Self::AlreadyAssigned { bdf, domain } => {
+                write!(f, "{bdf} is already assigned to domain {domain}")
+            }
+            Self::NotAssigned(b) => write!(f, "{b} is not assigned"),
+            Self::NotGuestMemory { domain, gpa, len } => write!(
+                f,
+                "{gpa:#x}+{len:#x} is not guest memory of domain {domain}"
+            ),
+            Self::BadRange { gpa, len } => write!(f, "unusable range {gpa:#x}+{len:#x}"),
+            Self::MemoryOwned { hpa, owner } => {
+                write!(f, "host memory {hpa:#x} belongs to domain {owner}")
+            }
+            Self::DomainBusy { domain, devices } => {
+                write!(f, "domain {domain} still has {devices} function(s)")
+            }
+            Self::OutOfDomainIds => write!(f, "no domain ID left"),
+            Self::Paging(e) => write!(f, "second-level tables: {e}"),
+            Self::Hardware(e) => write!(f, "remapping hardware: {e}"),
+        }
+    }
+}
+
+/// Test-only knobs of [`init`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Use register-based invalidation even where the unit offers queued invalidation.
+    pub register_invalidation: bool,
+}
+
+struct State {
+    mem: &'static Memory,
+    /// `None` while remapping is on; else why it is off.
+    disabled: Option<String>,
+    dmar: Vec<u8>,
+    units: Vec<RemappingUnit>,
+    domains: Vec<Domain>,
+    next_did: u16,
+}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+
+/// What diagnostics need to know about a unit.
+#[derive(Debug, Clone, Copy)]
+pub struct UnitInfo {
+    /// Register base.
+    pub base: u64,
+    /// Physical address of its root table.
+    pub root_table: u64,
+}
+
+fn disable(mem: &'static Memory, reason: String) {
+    disable_with(mem, reason, log::Level::Error);
+}
+
+fn disable_with(mem: &'static Memory, reason: String, level: log::Level) {
+    log::log!(
+        level,
+        "iommu: DMA remapping disabled: {reason}; every device assignment will be refused"
+    );
+    *STATE.lock() = Some(State {
+        mem,
+        disabled: Some(reason),
+        dmar: Vec::new(),
+        units: Vec::new(),
+        domains: Vec::new(),
+        next_did: 1,
+    });
+}
+
+/// Brings DMA remapping up from the DMAR table `dmar` (the whole table, header included).
+pub fn init(mem: &'static Memory, dmar: Option<&[u8]>, options: Options) {
+    let Some(bytes) = dmar else {
+        let reason = String::from("the firmware reports no DMAR table");
+        return disable_with(mem, reason, log::Level::Warn);
+    };
+    let table = match Dmar::parse(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            error!("DMAR: malformed table refused: {e}");
+            return disable(mem, alloc::format!("malformed DMAR: {e}"));
+        }
+    };
+    let Some(pci) = crate::pci::get() else {
+        return disable(mem, String::from("PCI enumeration did not run"));
+    };
+    dmar::log_structures(&table, pci);
+    let haw = table.host_address_width().clamp(32, 52) as u8;
+    let mut buses: Vec<u8> = pci.functions().iter().map(|f| f.bdf.bus()).collect();
+    buses.dedup();
+    let mut units = Vec::new();
+    for drhd in table.drhds() {
+        let register_only = options.register_invalidation;
+        match RemappingUnit::new(mem, drhd.register_base(), haw, register_only, &buses) {
+            Ok(u) => units.push(u),
+            Err(e) => {
+                return disable(
+                    mem,
+                    alloc::format!("unit at {:#x} failed: {e}", drhd.register_base()),
+                );
+            }
+        }
+    }
+    if units.is_empty() {
+        return disable(mem, String::from("the DMAR lists no remapping unit"));
+    }
+    match apic::init(mem) {
+        Ok(apic_id) => {
+            for u in &units {
+                u.enable_fault_interrupt(apic_id, apic::vectors::VTD_FAULT);
+            }
+        }
+        Err(e) => warn!("iommu: {e}: DMA faults are found by polling the fault status only"),
+    }
+    for u in &mut units {
+        if let Err(e) = u.enable_translation() {
+            return disable(mem, alloc::format!("unit at {:#x}: {e}", u.phys()));
+        }
+    }
+    let _ = service_faults();
+    *STATE.lock() = Some(State {
+        mem,
+        disabled: None,
+        dmar: bytes.to_vec(),
+        units,
+        domains: Vec::new(),
+        next_did: 1,
+    });
+}
+
+fn with_state<R>(f: impl FnOnce(&mut State) -> Result<R, IommuError>) -> Result<R, IommuError> {
+    let mut guard = STATE.lock();
+    match guard.as_mut() {
+        Some(state) => f(state),
+        None => Err(IommuError::RemappingDisabled {
+            reason: String::from("the IOMMU was not initialised"),
+        }),
+    }
+}
+
+/// Whether DMA remapping is on; else why not.
+pub fn status() -> Result<(), String> {
+    match STATE.lock().as_ref() {
+        Some(State { disabled: None, .. }) => Ok(()),
+        Some(State {
+            disabled: Some(r), ..
+        }) => Err(r.clone()),
+        None => Err(String::from("the IOMMU was not initialised")),
+    }
+}
+
+/// The units under Conduit's control.
+pub fn units() -> Vec<UnitInfo> {
+    STATE.lock().as_ref().map_or_else(Vec::new, |s| {
+        s.units
+            .iter()
+            .map(|u| UnitInfo {
+                base: u.phys(),
+                root_table: u.root_table(),
+            })
+            .collect()
+    })
+}
+
+/// Creates a domain for a guest whose memory is `memory` and maps all of it (IOVA = GPA) on
+/// every unit. With remapping off the domain exists without tables (a guest without devices
+/// needs none); assignments to it are refused.
+pub fn create_domain(name: &str, memory: &[GuestMemory]) -> Result<DomainId, IommuError> {
+    with_state(|s| {
+        let limit = s
+            .units
+            .iter()
+            .map(|u| u.cap().domains())
+            .min()
+            .unwrap_or(1 << 16);
+        if u32::from(s.next_did) >= limit {
+            return Err(IommuError::OutOfDomainIds);
+        }
+        let id = DomainId(s.next_did);
+        let mut frames = Frames::new(s.mem);
+        let domain = Domain::new(id, name, memory, &s.domains, &s.units, &mut frames)?;
+        s.next_did += 1;
+        info!("iommu: created {}", domain.describe());
+        s.domains.push(domain);
+        Ok(id)
+    })
+}
+
+fn domain_mut(s: &mut State, id: DomainId) -> Result<&mut Domain, IommuError> {
+    s.domains
+        .iter_mut()
+        .find(|d| d.id == id)
+        .ok_or(IommuError::NoSuchDomain(id))
+}
+
+/// Gives a domain's tables back. Refused while functions are assigned to it.
+pub fn destroy_domain(id: DomainId) -> Result<(), IommuError> {
+    with_state(|s| {
+        let index = s
+            .domains
+            .iter()
+            .position(|d| d.id == id)
+            .ok_or(IommuError::NoSuchDomain(id))?;
+        let devices = s.domains[index].devices.len();
+        if devices != 0 {
+            return Err(IommuError::DomainBusy {
+                domain: id,
+                devices,
+            });
+        }
+        let domain = s.domains.swap_remove(index);
+        let frames = domain.destroy(&mut Frames::new(s.mem));
+        info!("iommu: destroyed domain {id}: {frames} table frame(s) freed");
+        Ok(())
+    })
+}
+
+/// Index of the unit translating `bdf`.
+fn unit_index(s: &State, bdf: Bdf) -> Result<usize, IommuError> {
+    let pci = crate::pci::get().ok_or(IommuError::NoSuchFunction(bdf))?;
+    pci.function(bdf).ok_or(IommuError::NoSuchFunction(bdf))?;
+    let table = Dmar::parse(&s.dmar).map_err(|e| IommuError::RemappingDisabled {
+        reason: alloc::format!("DMAR: {e}"),
+    })?;
+    if let Some((base, limit)) = dmar::rmrr_for(&table, pci, bdf) {
+        return Err(IommuError::ReservedRegion { bdf, base, limit });
+    }
+    let base = dmar::unit_for(&table, pci, bdf)
+        .ok()
+        .flatten()
+        .ok_or(IommuError::NotTranslated(bdf))?;
+    s.units
+        .iter()
+        .position(|u| u.phys() == base)
+        .ok_or(IommuError::NotTranslated(bdf))
+}
+
+/// Assigns PCI function `bdf` to `domain`: its context entry points at the domain's tables, so
+/// its DMA reaches exactly the guest's memory.
+pub fn assign(bdf: Bdf, domain: DomainId) -> Result<(), IommuError> {
+    let result = with_state(|s| {
+        if let Some(reason) = &s.disabled {
+            return Err(IommuError::RemappingDisabled {
+                reason: reason.clone(),
+            });
+        }
+        if let Some(owner) = s.domains.iter().find(|d| d.devices.contains(&bdf)) {
+            return Err(IommuError::AlreadyAssigned {
+                bdf,
+                domain: owner.id,
+            });
+        }
+        let unit = unit_index(s, bdf)?;
+        let mem = s.mem;
+        let d = domain_mut(s, domain)?;
+        let root = d.tables[unit].root();
+        let levels = d.tables[unit].levels().count();
+        let u = &mut s.units[unit];
+        let unit_base = u.phys();
+        let method = u
+            .attach(&mut Frames::new(mem), bdf, domain.0, root)
+            .map_err(IommuError::Hardware)?;
+        let d = domain_mut(s, domain)?;
+        d.devices.push(bdf);
+        info!(
+            "iommu: assigned {bdf} to domain {domain} \"{}\" on unit {:#x}: context entry DID \
+             {domain}, {levels}-level tables at {root:#x}{}",
+            d.name,
+            unit_base,
+            match method {
+                Some(m) => alloc::format!(
+                    "; caching mode: context cache (device, DID 0) and IOTLB (domain {domain}) \
+                     invalidated by {m}"
+                ),
+                None => String::new(),
+            }
+        );
+        Ok(())
+    });
+    if let Err(e) = &result {
+        error!("iommu: refusing to assign {bdf} to domain {domain}: {e}");
+    }
+    result
+}
+
+/// Assigns the function a configuration names (`bb:dd.f` or `vvvv:dddd`) to `domain`; returns
+/// its address.
+pub fn assign_device(device: DeviceRef, domain: DomainId) -> Result<Bdf, IommuError> {
+    let bdf = crate::pci::get()
+        .and_then(|pci| pci.resolve(device))
+        .map(|f| f.bdf)
+        .ok_or(IommuError::NoSuchDevice(device))?;
+    assign(bdf, domain).map(|()| bdf)
+}
+
+/// Takes `bdf` away from its domain: no context entry, so its DMA is blocked again.
+pub fn unassign(bdf: Bdf) -> Result<DomainId, IommuError> {
+    with_state(|s| {
+        let d = s
+            .domains
+            .iter_mut()
+            .find(|d| d.devices.contains(&bdf))
+            .ok_or(IommuError::NotAssigned(bdf))?;
+        d.devices.retain(|b| *b != bdf);
+        let id = d.id;
+        for u in &mut s.units {
+            if let Some((did, method)) = u.detach(bdf).map_err(IommuError::Hardware)? {
+                info!(
+                    "iommu: unassigned {bdf} from domain {id}: context entry cleared; context \
+                     cache (device) and IOTLB (domain {did}) invalidated by {method}"
+                );
+            }
+        }
+        Ok(id)
+    })
+}
+
+/// Invalidates `inv` of `domain` on every unit where the domain has functions; `present` says
+/// the entries were made present (only caching mode needs that invalidated).
+fn invalidate_domain(
+    s: &mut State,
+    domain: DomainId,
+    inv: conduit_paging::Invalidation,
+    present: bool,
+) -> Result<Option<(Invalidation, Method)>, IommuError> {
+    let Some(d) = s.domains.iter().find(|d| d.id == domain) else {
+        return Err(IommuError::NoSuchDomain(domain));
+    };
+    let (base, order) = inv.aligned_block();
+    let request = Invalidation::IotlbPages {
+        did: domain.0,
+        addr: base,
+        order,
+    };
+    let users: Vec<usize> = s
+        .units
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| d.devices.iter().any(|b| u.context(*b).is_some()))
+        .map(|(i, _)| i)
+        .collect();
+    let mut done = None;
+    for i in users {
+        let u = &mut s.units[i];
+        if present && !u.cap().cm() {
+            continue;
+        }
+        done = Some((
+            request,
+            u.invalidate(&[request]).map_err(IommuError::Hardware)?,
+        ));
+    }
+    Ok(done)
+}
+
+/// Makes `[gpa, gpa + len)` of the guest's own memory reachable by its devices again.
+pub fn map(domain: DomainId, gpa: u64, len: u64) -> Result<(), IommuError> {
+    with_state(|s| {
+        let mem = s.mem;
+        let d = domain_mut(s, domain)?;
+        let hpa = d
+            .backing(gpa, len)
+            .ok_or(IommuError::NotGuestMemory { domain, gpa, len })?;
+        let inv = d.map_tables(&mut Frames::new(mem), gpa, hpa, len)?;
+        let done = match inv {
+            Some(inv) => invalidate_domain(s, domain, inv, true)?,
+            None => None,
+        };
+        info!(
+            "iommu: domain {domain}: mapped IOVA {gpa:#x}-{:#x} -> HPA {hpa:#x}{}",
+            gpa + len - 1,
+            describe_invalidation(done, "no invalidation needed (CAP.CM = 0)")
+        );
+        Ok(())
+    })
+}
+
+/// Makes `[gpa, gpa + len)` unreachable for the domain's devices (their DMA there faults).
+pub fn unmap(domain: DomainId, gpa: u64, len: u64) -> Result<(), IommuError> {
+    with_state(|s| {
+        let mem = s.mem;
+        let d = domain_mut(s, domain)?;
+        if d.backing(gpa, len).is_none() {
+            return Err(IommuError::NotGuestMemory { domain, gpa, len });
+        }
+        let inv = d.unmap_tables(&mut Frames::new(mem), gpa, len)?;
+        let done = match inv {
+            Some(inv) => invalidate_domain(s, domain, inv, false)?,
+            None => None,
+        };
+        info!(
+            "iommu: domain {domain}: unmapped IOVA {gpa:#x}-{:#x}{}",
+            gpa + len - 1,
+            describe_invalidation(done, "nothing cached to invalidate")
+        );
+        Ok(())
+    })
+}
+
+fn describe_invalidation(done: Option<(Invalidation, Method)>, otherwise: &str) -> String {
+    match done {
+        Some((inv, method)) => alloc::format!("; invalidated {inv} by {method}"),
+        None => alloc::format!("; {otherwise}"),
+    }
+}
+
+/// Decodes, logs and clears every DMA fault recorded since the last call, and returns them.
+pub fn service_faults() -> Vec<Fault> {
+    let found = fault::take();
+    for f in &found.faults {
+        error!(
+            "vtd: DMA fault on unit {:#x}: source {}, {} at IOVA {:#x}{}, reason {:#04x}: {} \
+             (reported by {})",
+            f.unit,
+            f.source,
+            if f.write { "write" } else { "read" },
+            f.address,
+            f.pasid
+                .map_or_else(String::new, |p| alloc::format!(" (PASID {p:#x})")),
+            f.reason,
+            fault::reason_text(f.reason),
+            match f.via {
+                fault::Via::Interrupt => "the fault event interrupt",
+                fault::Via::Poll => "polling the fault status",
+            }
+        );
+    }
+    if found.overflow {
+        error!("vtd: primary fault overflow (FSTS.PFO): faults were lost");
+    }
+    if found.dropped != 0 {
+        error!("vtd: {} fault(s) dropped: pending list full", found.dropped);
+    }
+    found.faults
+}

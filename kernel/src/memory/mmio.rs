@@ -1,0 +1,252 @@
+//! Uncached mappings of device registers (MMIO) in the kernel's address space.
+//!
+//! The loader's physical-memory window maps the first 4 GiB write-back and nothing of the MMIO
+//! space above the top of RAM, so device registers get their own mappings here: strong
+//! uncacheable (PCD and PWT set, PAT entry 3 = UC with the power-on PAT; SDM Vol. 3A §12.12.3),
+//! not executable, in a virtual region of one otherwise unused PML4 slot. 2 MiB pages are used
+//! where a range allows them (the ECAM window), 4 KiB pages elsewhere. Mappings are never removed:
+//! device registers stay mapped for the life of the hypervisor, and mapping a range that is already
+//! (partly) mapped returns the existing mapping when it covers the request.
+//!
+//! Users: VT-d remapping units, ECAM, the local APIC, device BARs of self-tests and later drivers.
+
+use super::{FRAME_SIZE, Memory};
+use alloc::vec::Vec;
+use core::ptr::NonNull;
+use spin::Mutex;
+use volatile::VolatilePtr;
+use x86_64::registers::control::Cr3;
+use x86_64::structures::paging::mapper::MapToError;
+use x86_64::structures::paging::{
+    FrameAllocator as X86FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags,
+    PhysFrame, Size2MiB, Size4KiB,
+};
+use x86_64::{PhysAddr as X86PhysAddr, VirtAddr};
+
+const SIZE_2M: u64 = 2 * 1024 * 1024;
+/// Bytes covered by one PML4 entry.
+const PML4_SPAN: u64 = 1 << 39;
+/// Largest single mapping accepted (the ECAM window of 256 buses is 256 MiB).
+const MAX_LEN: u64 = 1 << 30;
+
+/// Why a range could not be mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MmioError {
+    /// Zero length, or a range that wraps around or exceeds the largest mapping.
+    BadRange { phys: u64, len: u64 },
+    /// Every lower-half PML4 slot is in use: there is no room for the MMIO region.
+    NoVirtualSpace,
+    /// The MMIO region is exhausted.
+    RegionFull { wanted: u64 },
+    /// No frame left for a page table.
+    OutOfFrames,
+    /// The page tables already map a page of the region (another mapper used the slot).
+    AlreadyMapped { virt: u64 },
+    /// A register block does not fit the mapping, or is misaligned.
+    BlockOutside { offset: u64, size: u64, len: u64 },
+}
+
+impl core::fmt::Display for MmioError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::BadRange { phys, len } => {
+                write!(f, "cannot map {len:#x} bytes at {phys:#x}")
+            }
+            Self::NoVirtualSpace => write!(f, "no free PML4 slot for the MMIO region"),
+            Self::RegionFull { wanted } => {
+                write!(f, "the MMIO region has no room for {wanted:#x} more bytes")
+            }
+            Self::OutOfFrames => write!(f, "out of frames for MMIO page tables"),
+            Self::AlreadyMapped { virt } => write!(f, "{virt:#x} is already mapped"),
+            Self::BlockOutside { offset, size, len } => write!(
+                f,
+                "a {size}-byte register block at offset {offset:#x} does not fit a {len:#x}-byte \
+                 mapping (or is misaligned)"
+            ),
+        }
+    }
+}
+
+/// A mapped MMIO range. Copies refer to the same mapping, which lives forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mmio {
+    phys: u64,
+    virt: u64,
+    len: u64,
+}
+
+impl Mmio {
+    /// Physical base of the range.
+    pub fn phys(&self) -> u64 {
+        self.phys
+    }
+
+    /// The kernel virtual address of byte `offset` (not checked).
+    pub fn virt(&self, offset: u64) -> u64 {
+        self.virt + offset
+    }
+
+    /// A volatile pointer to a register block of type `T` at `offset`, checked to lie inside the
+    /// mapping and to be aligned for `T`.
+    pub fn block<T>(&self, offset: u64) -> Result<VolatilePtr<'static, T>, MmioError> {
+        let size = core::mem::size_of::<T>() as u64;
+        let aligned = (self.virt + offset).is_multiple_of(core::mem::align_of::<T>() as u64);
+        if !aligned || offset.checked_add(size).is_none_or(|end| end > self.len) {
+            return Err(MmioError::BlockOutside {
+                offset,
+                size,
+                len: self.len,
+            });
+        }
+        let ptr = NonNull::new((self.virt + offset) as *mut T).ok_or(MmioError::BadRange {
+            phys: self.phys,
+            len: self.len,
+        })?;
+        // SAFETY: the block lies inside a live, uncached, writable mapping of device registers
+        // (checked above), is aligned for `T`, and the mapping is never removed, so the pointer
+        // is valid for volatile accesses for 'static. Register blocks contain only integers, for
+        // which every bit pattern is valid.
+        Ok(unsafe { VolatilePtr::new(ptr) })
+    }
+}
+
+/// The MMIO virtual region: a bump allocator over one PML4 slot, and the mappings made.
+struct Space {
+    next: u64,
+    end: u64,
+    maps: Vec<Mmio>,
+}
+
+static SPACE: Mutex<Option<Space>> = Mutex::new(None);
+
+/// Zeroed 4 KiB frames for the x86-64 page-table mapper.
+struct TableFrames<'a>(&'a Memory);
+
+// SAFETY: every frame comes from the kernel's frame allocator, which never hands a frame out
+// twice; it is zeroed before use through the physical-memory window.
+unsafe impl X86FrameAllocator<Size4KiB> for TableFrames<'_> {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        let frame = self.0.frames.lock().allocate()?;
+        super::PhysWindow::new(self.0, true).zero_frame(frame);
+        Some(PhysFrame::containing_address(X86PhysAddr::new(frame.0)))
+    }
+}
+
+fn active_tables(mem: &Memory) -> OffsetPageTable<'static> {
+    let (frame, _) = Cr3::read();
+    let l4 = (mem.phys_offset() + frame.start_address().as_u64()) as *mut PageTable;
+    // SAFETY: CR3 names the active level-4 table, reachable through the physical-memory window.
+    // Only this module changes the kernel's tables after boot, always under the `SPACE` lock, so
+    // no other reference to the table is alive while this one is used.
+    unsafe { OffsetPageTable::new(&mut *l4, VirtAddr::new(mem.phys_offset())) }
+}
+
+/// Finds an unused lower-half PML4 slot (searching down from the top of the lower half, away
+/// from where loaders put things) and returns the virtual range it covers.
+fn find_region(mem: &Memory) -> Result<(u64, u64), MmioError> {
+    let mut tables = active_tables(mem);
+    let l4 = tables.level_4_table_mut();
+    let index = (1..256usize)
+        .rev()
+        .find(|&i| l4[i].is_unused())
+        .ok_or(MmioError::NoVirtualSpace)?;
+    let start = index as u64 * PML4_SPAN;
+    Ok((start, start + PML4_SPAN))
+}
+
+/// Maps `[phys, phys + len)` uncached and returns the mapping. The range is widened to whole
+/// 4 KiB pages; the returned mapping starts at `phys` itself.
+pub fn map(mem: &Memory, phys: u64, len: u64) -> Result<Mmio, MmioError> {
+    let bad = MmioError::BadRange { phys, len };
+    let end = phys.checked_add(len).ok_or(bad)?;
+    if len == 0 || len > MAX_LEN {
+        return Err(bad);
+    }
+    let mut guard = SPACE.lock();
+    if guard.is_none() {
+        let (next, end) = find_region(mem)?;
+        *guard = Some(Space {
+            next,
+            end,
+            maps: Vec::new(),
+        });
+    }
+    let space = guard.as_mut().ok_or(MmioError::NoVirtualSpace)?;
+    if let Some(m) = space
+        .maps
+        .iter()
+        .find(|m| m.phys <= phys && end <= m.phys + m.len)
+    {
+        return Ok(Mmio {
+            phys,
+            virt: m.virt + (phys - m.phys),
+            len,
+        });
+    }
+    let page_start = phys & !(FRAME_SIZE - 1);
+    let page_end = end.next_multiple_of(FRAME_SIZE);
+    // Keep virt ≡ phys (mod 2 MiB) so that 2 MiB-aligned physical chunks can use large pages.
+    let virt_start = space.next.next_multiple_of(SIZE_2M) + (page_start & (SIZE_2M - 1));
+    let virt_end = virt_start + (page_end - page_start);
+    if virt_end > space.end {
+        return Err(MmioError::RegionFull {
+            wanted: page_end - page_start,
+        });
+    }
+    map_pages(mem, page_start, page_end, virt_start)?;
+    space.next = virt_end;
+    let mapping = Mmio {
+        phys: page_start,
+        virt: virt_start,
+        len: page_end - page_start,
+    };
+    space.maps.push(mapping);
+    Ok(Mmio {
+        phys,
+        virt: virt_start + (phys - page_start),
+        len,
+    })
+}
+
+fn map_pages(mem: &Memory, start: u64, end: u64, virt: u64) -> Result<(), MmioError> {
+    let mut tables = active_tables(mem);
+    let mut frames = TableFrames(mem);
+    let flags = PageTableFlags::PRESENT
+        | PageTableFlags::WRITABLE
+        | PageTableFlags::NO_EXECUTE
+        | PageTableFlags::NO_CACHE
+        | PageTableFlags::WRITE_THROUGH;
+    let mut phys = start;
+    while phys < end {
+        let va = virt + (phys - start);
+        let large = phys.is_multiple_of(SIZE_2M) && end - phys >= SIZE_2M;
+        let result = if large {
+            let page = Page::<Size2MiB>::containing_address(VirtAddr::new(va));
+            let frame = PhysFrame::<Size2MiB>::containing_address(X86PhysAddr::new(phys));
+            // SAFETY: the page lies in the MMIO region, which nothing else maps; the frame is
+            // device memory, mapped uncached, so no Rust object aliases it.
+            unsafe { tables.map_to(page, frame, flags, &mut frames) }
+                .map(|flush| flush.flush())
+                .map_err(|e| map_error(e, va))
+        } else {
+            let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
+            let frame = PhysFrame::<Size4KiB>::containing_address(X86PhysAddr::new(phys));
+            // SAFETY: as above.
+            unsafe { tables.map_to(page, frame, flags, &mut frames) }
+                .map(|flush| flush.flush())
+                .map_err(|e| map_error(e, va))
+        };
+        result?;
+        phys += if large { SIZE_2M } else { FRAME_SIZE };
+    }
+    Ok(())
+}
+
+fn map_error<S: x86_64::structures::paging::PageSize>(e: MapToError<S>, virt: u64) -> MmioError {
+    match e {
+        MapToError::FrameAllocationFailed => MmioError::OutOfFrames,
+        MapToError::ParentEntryHugePage | MapToError::PageAlreadyMapped(_) => {
+            MmioError::AlreadyMapped { virt }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! PCI enumeration at boot: the device list everything else looks functions up in.
+//!
+//! Configuration space is reached through ECAM when the MCFG names a window for segment 0, else
+//! through configuration mechanism #1 ([`access`]). Enumeration starts at the first bus of the
+//! window and follows every PCI-to-PCI bridge to its secondary bus (the bus numbers the firmware
+//! assigned; PCI-to-PCI Bridge Architecture Spec 1.2 §3.2.5.3), visiting functions 1-7 of
+//! multi-function devices. For each function it reads the identification header, sizes the BARs
+//! and walks the legacy and extended capability lists (all through `conduit_pci`), and the boot
+//! log prints the tree.
+
+pub mod access;
+pub mod report;
+
+use crate::memory::Memory;
+use crate::platform::Platform;
+use access::{Access, EcamAccess, PortIoAccess};
+use alloc::string::String;
+use alloc::vec::Vec;
+use conduit_pci::{
+    Bars, Bdf, BridgeBuses, Capability, ConfigAccess, ExtCapability, Header, HeaderLayout,
+};
+use log::{info, warn};
+use spin::{Mutex, Once};
+
+/// One function found at boot.
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub bdf: Bdf,
+    pub header: Header,
+    /// Sized BARs (empty when sizing failed: see `problems`).
+    pub bars: Bars,
+    /// The legacy capability list, in list order.
+    pub caps: Vec<Capability>,
+    /// The PCIe extended capability list, in list order (empty without ECAM).
+    pub ext_caps: Vec<ExtCapability>,
+    /// Bus numbers, for bridges.
+    pub bridge: Option<BridgeBuses>,
+    /// Number of bridges between the root bus and this function.
+    pub depth: u8,
+    /// What could not be read (malformed BAR or capability list), for the log.
+    pub problems: Vec<String>,
+}
+
+impl Function {
+    pub fn vendor_id(&self) -> u16 {
+        self.header.vendor_id
+    }
+
+    pub fn device_id(&self) -> u16 {
+        self.header.device_id
+    }
+}
+
+/// The configuration-space accessor and the functions found at boot.
+#[derive(Debug)]
+pub struct Pci {
+    access: Mutex<Access>,
+    functions: Vec<Function>,
+}
+
+static PCI: Once<Pci> = Once::new();
+
+impl Pci {
+    /// Every function, in enumeration order (depth first: a bridge, then what is behind it).
+    pub fn functions(&self) -> &[Function] {
+        &self.functions
+    }
+
+    /// The function at `bdf`, if enumeration found one.
+    pub fn function(&self, bdf: Bdf) -> Option<&Function> {
+        self.functions.iter().find(|f| f.bdf == bdf)
+    }
+
+    /// Functions with this vendor and device ID.
+    pub fn find_id(&self, vendor: u16, device: u16) -> impl Iterator<Item = &Function> {
+        self.functions
+            .iter()
+            .filter(move |f| f.vendor_id() == vendor && f.device_id() == device)
+    }
+
+    /// Functions on the buses `first..=last`.
+    pub fn on_buses(&self, first: u8, last: u8) -> impl Iterator<Item = &Function> {
+        self.functions
+            .iter()
+            .filter(move |f| (first..=last).contains(&f.bdf.bus()))
+    }
+
+    /// Runs `f` with exclusive use of configuration space.
+    pub fn with_config<R>(&self, f: impl FnOnce(&mut Access) -> R) -> R {
+        f(&mut self.access.lock())
+    }
+}
+
+/// The device list, once [`init`] ran.
+pub fn get() -> Option<&'static Pci> {
+    PCI.get()
+}
+
+/// Chooses the access mechanism, enumerates and logs the tree. Runs once; later calls return the
+/// first result.
+pub fn init(platform: &Platform, mem: &Memory) -> &'static Pci {
+    PCI.call_once(|| {
+        let mut access = choose_access(platform, mem);
+        info!("pci: configuration access through {}", access.describe());
+        let first_bus = match &access {
+            Access::Ecam(_) => platform
+                .ecam
+                .iter()
+                .find(|e| e.segment == 0)
+                .map_or(0, |e| e.bus_start),
+            Access::PortIo(_) => 0,
+        };
+        let mut functions = Vec::new();
+        let mut visited = [false; 256];
+        scan_bus(&mut access, first_bus, 0, &mut visited, &mut functions);
+        let buses = visited.iter().filter(|v| **v).count();
+        for f in &functions {
+            report::log_function(f);
+        }
+        info!("pci: {} functions on {buses} bus(es)", functions.len());
+        Pci {
+            access: Mutex::new(access),
+            functions,
+        }
+    })
+}
+
+fn choose_access(platform: &Platform, mem: &Memory) -> Access {
+    match platform.ecam.iter().find(|e| e.segment == 0) {
+        Some(region) => match EcamAccess::new(mem, region) {
+            Ok(ecam) => return Access::Ecam(ecam),
+            Err(e) => warn!(
+                "pci: cannot map the ECAM window at {:#x} ({e}): using port I/O",
+                region.base
+            ),
+        },
+        None if platform.ecam.is_empty() => {}
+        None => warn!("pci: the MCFG has no window for segment 0: using port I/O"),
+    }
+    Access::PortIo(PortIoAccess)
+}
+
+fn scan_bus(
+    cfg: &mut Access,
+    bus: u8,
+    depth: u8,
+    visited: &mut [bool; 256],
+    out: &mut Vec<Function>,
+) {
+    visited[usize::from(bus)] = true;
+    for device in 0..=Bdf::MAX_DEVICE {
+        let Some(f0) = Bdf::new(bus, device, 0) else {
+            continue;
+        };
+        let Ok(header) = conduit_pci::read_header(&*cfg, f0) else {
+            continue;
+        };
+        let last = if header.multi_function() {
+            Bdf::MAX_FUNCTION
+        } else {
+            0
+        };
+        for function in 0..=last {
+            let Some(bdf) = Bdf::new(bus, device, function) else {
+                continue;
+            };
+            let Ok(header) = conduit_pci::read_header(&*cfg, bdf) else {
+                continue;
+            };
+            let f = probe(cfg, bdf, header, depth);
+            let below = f.bridge.and_then(|b| b.range()).map(|r| *r.start());
+            if f.header.layout() == HeaderLayout::Bridge && below.is_none() {
+                warn!("pci: bridge {bdf} has no secondary bus assigned: not scanned behind it");
+            }
+            out.push(f);
+            if let Some(secondary) = below {
+                if secondary > bus && !visited[usize::from(secondary)] {
+                    scan_bus(cfg, secondary, depth + 1, visited, out);
+                } else {
+                    warn!("pci: bridge {bdf} names bus {secondary:#04x} again: not rescanned");
+                }
+            }
+        }
+    }
+}
+
+fn probe(cfg: &mut Access, bdf: Bdf, header: Header, depth: u8) -> Function {
+    let mut problems = Vec::new();
+    let bars = conduit_pci::size_bars(cfg, bdf).unwrap_or_else(|e| {
+        problems.push(alloc::format!("BARs: {e}"));
+        Bars::default()
+    });
+    let mut caps = Vec::new();
+    for c in conduit_pci::capabilities(&*cfg, bdf) {
+        match c {
+            Ok(c) => caps.push(c),
+            Err(e) => problems.push(alloc::format!("capabilities: {e}")),
+        }
+    }
+    let mut ext_caps = Vec::new();
+    for c in conduit_pci::ext_capabilities(&*cfg, bdf) {
+        match c {
+            Ok(c) => ext_caps.push(c),
+            Err(e) => problems.push(alloc::format!("extended capabilities: {e}")),
+        }
+    }
+    let bridge = (header.layout() == HeaderLayout::Bridge)
+        .then(|| conduit_pci::bridge_buses(&*cfg, bdf).ok())
+        .flatten();
+    Function {
+        bdf,
+        header,
+        bars,
+        caps,
+        ext_caps,
+        bridge,
+        depth,
+        problems,
+    }
+}
+
+/// Sets bits in the Command register of `bdf` (PCI Local Bus Spec 3.0 §6.2.2), leaving the
+/// others; returns the new value.
+pub fn enable_command_bits(bdf: Bdf, bits: u16) -> Option<u16> {
+    let pci = get()?;
+    pci.with_config(|cfg| {
+        conduit_pci::read_header(&*cfg, bdf).ok()?;
+        let old = cfg.read16(bdf, conduit_pci::config::reg::COMMAND);
+        conduit_pci::config::write_command(cfg, bdf, old | bits);
+        Some(cfg.read16(bdf, conduit_pci::config::reg::COMMAND))
+    })
+}
+
+/// How a configuration names a PCI function: by address (`bb:dd.f`) or by identity
+/// (`vvvv:dddd`, the first function enumeration found with that vendor and device ID).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceRef {
+    Address(Bdf),
+    Id { vendor: u16, device: u16 },
+}
+
+impl core::str::FromStr for DeviceRef {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.contains('.') {
+            return s
+                .parse::<Bdf>()
+                .map(Self::Address)
+                .map_err(|_| "expected bb:dd.f");
+        }
+        let (v, d) = s.split_once(':').ok_or("expected bb:dd.f or vvvv:dddd")?;
+        let hex = |t: &str| {
+            (t.len() == 4)
+                .then(|| u16::from_str_radix(t, 16).ok())
+                .flatten()
+                .ok_or("expected four hex digits in vvvv:dddd")
+        };
+        Ok(Self::Id {
+            vendor: hex(v)?,
+            device: hex(d)?,
+        })
+    }
+}
+
+impl core::fmt::Display for DeviceRef {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Address(b) => write!(f, "{b}"),
+            Self::Id { vendor, device } => write!(f, "{vendor:04x}:{device:04x}"),
+        }
+    }
+}
+
+impl Pci {
+    /// The function `r` names, if enumeration found it.
+    pub fn resolve(&self, r: DeviceRef) -> Option<&Function> {
+        match r {
+            DeviceRef::Address(bdf) => self.function(bdf),
+            DeviceRef::Id { vendor, device } => self.find_id(vendor, device).next(),
+        }
+    }
+}

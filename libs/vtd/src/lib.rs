@@ -1,0 +1,25 @@
+//! Pure logic of Intel VT-d DMA remapping (Intel Virtualization Technology for Directed I/O
+//! Architecture Specification; section numbers of revision 3.x, where chapter 10 holds the
+//! register descriptions; revision 4 moved them to chapter 11 with the same sub-numbering):
+//!
+//! - [`caps`]: the Capability and Extended Capability registers decoded, and the table depth a
+//!   unit supports;
+//! - [`entries`]: root and context entries in legacy mode (§9.1, §9.3);
+//! - [`invalidation`]: what can be invalidated, as queued-invalidation descriptors (§6.5.2) and
+//!   as Context Command / IOTLB register commands (§6.5.1, §10.4.7, §10.4.8);
+//! - [`fault`]: primary fault records decoded (§10.4.14) and fault reasons explained (Appendix A).
+//!
+//! No `unsafe`, no allocation: the kernel's driver (`arch::x86_64::vtd`) does the register and
+//! memory accesses; this crate says which bits go where, and is tested on the host.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod caps;
+pub mod entries;
+pub mod fault;
+pub mod invalidation;
+
+pub use caps::{Cap, Ecap, context_aw};
+pub use entries::{ContextEntry, root_entry};
+pub use fault::{FaultRecord, reason_text};
+pub use invalidation::{Descriptor, Drain, Invalidation, RegisterCommand};
