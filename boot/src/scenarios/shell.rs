@@ -1,5 +1,5 @@
 //! The debug-shell scenarios' expectations and the input the harness types: `qemu-shell` (no
-//! VMX; the platform commands, bad input, an over-long line) and `bochs-shell` (three guests
+//! VMX; the platform commands after the VT-d self-test, bad input, an over-long line) and `bochs-shell` (three guests
 //! running while their state is read and one of them is stopped and restarted).
 
 use super::{ANY_EXCEPTION, BANNER, PANIC};
@@ -19,9 +19,9 @@ pub const QEMU_INPUT: &[Step] = &[
         r"quit +end the run through the normal exit path \(also `exit`\)",
         "pci",
     ),
-    Step::line(r"firmware: ECAM at 0xb0000000", "iommu"),
-    Step::line(r"firmware: DRHD unit at 0xfed90000", "irq"),
-    Step::line(r"firmware: IOAPIC id 0 at 0xfec00000", "vms"),
+    Step::line(r"^  00:1f\.3 8086:2930 ", "iommu"),
+    Step::line(r"^  faults: ", "irq"),
+    Step::line(r"^  IOAPIC id 0 at 0xfec00000", "vms"),
     Step::line(r"hello64: not created", "vcpu hello64"),
     Step::line(r"is not available on this machine", "frobnicate"),
     Step {
@@ -43,7 +43,9 @@ pub const QEMU_INPUT: &[Step] = &[
 pub const QEMU_EXPECT: &[&str] = &[
     BANNER,
     r"VMX: not available",
-    r#"guest "hello64": 4 MiB at HPA 0x[0-9a-f]+, 0 function\(s\) assigned; its vCPUs are not started because VMX is absent"#,
+    r"selftest: vtd-edu: PASS \(8 steps\)",
+    r#"guest "hello64": assigned 00:04\.0 \(1234:11e8\) in IOMMU domain 3"#,
+    r#"guest "hello64": 4 MiB at HPA 0x[0-9a-f]+, 1 function\(s\) assigned; its vCPUs are not started because VMX is absent"#,
     r"shell: ready on COM1 \(type `help`; `quit` ends the run; it stays after the guests finish\)",
     // `help`: one line per command, usages in one column.
     r"conduit> help$",
@@ -58,22 +60,44 @@ pub const QEMU_EXPECT: &[&str] = &[
     r"^  stop <guest> +stop a guest$",
     r"^  restart <guest> +restart a guest",
     r"^  quit +end the run through the normal exit path \(also `exit`\)$",
-    // `pci`: this build does not enumerate; the firmware's ECAM (QEMU q35 under OVMF).
+    // `pci`: the tree enumerated at boot (QEMU q35 under OVMF), the SR-IOV PFs read live, the
+    // owner of every function from the IOMMU domains: edu belongs to hello64.
     r"conduit> pci$",
-    r"^pci: unavailable on this build",
-    r"^  firmware: ECAM at 0xb0000000, segment 0, buses 0-255$",
-    // `iommu`: QEMU's DMAR (136 bytes, HAW 48, INTR_REMAP) and its one DRHD.
+    r"^pci: 10 function\(s\), enumerated at boot through ECAM at 0xb0000000; owners from the IOMMU domains$",
+    r"^  00:00\.0 8086:29c0 host bridge; owner: hypervisor$",
+    r"^  00:02\.0 1b36:000c PCI-to-PCI bridge, buses 01-01; owner: hypervisor$",
+    r"^    01:00\.0 8086:10c9 Ethernet controller; owner: hypervisor$",
+    r"^      SR-IOV PF: TotalVFs 8, NumVFs 0, VF Enable off, VF device 8086:10ca, first VF offset 0x80, stride 2$",
+    r"^        no VF enabled$",
+    r"^  00:03\.0 1b36:000c PCI-to-PCI bridge, buses 02-02; owner: hypervisor$",
+    r"^    02:00\.0 1b36:0010 NVM Express controller; owner: hypervisor$",
+    r"^      SR-IOV PF: TotalVFs 4, NumVFs 0, VF Enable off, VF device 1b36:0010, first VF offset 0x1, stride 1$",
+    r"^        no VF enabled$",
+    r#"^  00:04\.0 1234:11e8 unclassified device; owner: guest "hello64" \(domain 3\)$"#,
+    r"^  00:1f\.3 8086:2930 SMBus controller; owner: hypervisor$",
+    // `iommu`: QEMU's one unit (intremap=on, caching-mode=on), the guest's domain, and the DMA
+    // faults the VT-d self-test provoked before the shell started, decoded.
     r"conduit> iommu$",
-    r"^iommu: unavailable on this build: it has no VT-d driver",
-    r"^  firmware: DMAR of 136 bytes, host address width 48, flags 0x1; DMA remapping is off$",
-    r"^  firmware: DRHD unit at 0xfed90000 \(segment 0, 4 KiB of registers, explicit scopes, 9 device scope\(s\)\); not driven$",
+    r"^iommu: DMA remapping on: 1 unit\(s\), 1 domain\(s\)$",
+    r"^  unit 0xfed90000: CAP 0x00d2008c222f0686, ECAP 0x0000000000f00f4a; translation on, interrupt remapping off, queued invalidation; root table 0x[0-9a-f]+$",
+    r"^    CAP: ND=6 \(65536 domains\) .* CM=1 SAGAW=0x6 \(39-bit 3-level, 48-bit 4-level\) MGAW=48 .*NFR=0 \(1 fault record\(s\)\)",
+    r"^    ECAP: C=0 QI=1 DT=0 IR=1 EIM=0 PT=1 SC=0 ",
+    r#"^  domain 3 "hello64": IOVA 0x0-0x3fffff -> HPA 0x[0-9a-f]+ \(4 MiB\); 4-level table at 0x[0-9a-f]+; functions: 00:04\.0$"#,
+    r"^  faults: 6 since boot; the last 6:$",
+    r"^    unit 0xfed90000: source 00:04\.0, write at IOVA 0x4200000, reason 0x02: context entry not present",
+    r"^    unit 0xfed90000: source 00:04\.0, write at IOVA 0x[0-9a-f]+, reason 0x05: write to a page without write permission",
+    r"^    unit 0xfed90000: source 00:04\.0, read at IOVA 0x[0-9a-f]+, reason 0x06: read of a page without read permission",
+    // `irq`: no remapping yet; the VT-d fault vector counted the self-test's six faults.
     r"conduit> irq$",
-    r"^irq: interrupt remapping is not enabled on this build",
-    r"^  firmware: IOAPIC id 0 at 0xfec00000, GSI base 0",
+    r"^irq: interrupt remapping is not enabled: no IRTE is allocated \(1 of 1 unit\(s\) support it\)$",
+    r"^  local APIC 0 in xAPIC mode at 0xfee00000; host interrupts disabled",
+    r"^  vector 0x30: VT-d fault event \(unit\(s\) 0xfed90000\), owner hypervisor; delivered 6 time\(s\)$",
+    r"^  vector 0xff: local APIC spurious interrupt, owner hypervisor; delivered 0 time\(s\)$",
+    r"^  IOAPIC id 0 at 0xfec00000, GSI base 0: not programmed",
     // `vms` and `vcpu` on a machine without VMX.
     r"conduit> vms$",
     r"^no guest runs on this machine: this CPU has no VMX$",
-    r"^  hello64: not created \(vCPU not started \(this CPU has no VMX\); memory, IOMMU domain and 0 function\(s\) set up\)$",
+    r"^  hello64: not created \(vCPU not started \(this CPU has no VMX\); memory, IOMMU domain and 1 function\(s\) set up\)$",
     r"conduit> vcpu hello64$",
     r"^error: `vcpu` is not available on this machine: no guest runs here \(this CPU has no VMX\)$",
     // Bad input: an unknown command, an over-long line, garbage.
@@ -96,6 +120,8 @@ pub const QEMU_EXPECT: &[&str] = &[
 pub const QEMU_FORBID: &[&str] = &[
     PANIC,
     ANY_EXCEPTION,
+    // The VT-d self-test that runs first must pass.
+    r"FAIL",
     // Ctrl-U must have erased the first `junk`; no garbage byte may reach the parser.
     r"junkjunk",
     r"unknown command `[^`]*[^ -~]",
