@@ -574,6 +574,11 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "bochs-shell",
         machine: MachineSpec::Bochs(BochsSpec {
             cpu_model: "tigerlake",
+            // An e1000 for beta to own (and `stop` to quiesce).
+            extra_lines: &[
+                "pci: enabled=1, chipset=i440fx, slot1=pcivga, slot2=e1000",
+                "e1000: enabled=1, mac=52:54:00:12:34:56, ethmod=null",
+            ],
             ..BochsSpec::DEFAULT
         }),
         config: Config::File("boot/scenarios/shell-bochs.toml"),

@@ -130,7 +130,9 @@ pub const QEMU_FORBID: &[&str] = &[
 /// `bochs-shell`: what the harness types.
 pub const BOCHS_INPUT: &[Step] = &[
     Step::line(r"alpha: round 3/60", "vms"),
-    Step::line(r"^  gamma: running;", "vcpu beta"),
+    Step::line(r"^  gamma: running;", "pci"),
+    Step::line(r#"owner: guest "beta""#, "iommu"),
+    Step::line(r"^iommu: DMA remapping off", "vcpu beta"),
     Step::line(r"^vcpu of beta", "ept alpha 0x100000"),
     Step::line(r"^EPT of alpha", "ept alpha 0x400000"),
     Step::line(r"out of range", "vcpu nosuch"),
@@ -154,6 +156,7 @@ pub const BOCHS_EXPECT: &[&str] = &[
     BANNER,
     r"VMX: available",
     r#"guest "alpha": 4 MiB at host 0x[0-9a-f]+, EPTP 0x[0-9a-f]+, VPID 1, slice 1000 us"#,
+    r#"guest "beta": assigned 00:03\.0 \(8086:100e\) WITHOUT DMA remapping \(unsafe_no_iommu\)"#,
     r"sched: running 3 guest\(s\) round-robin",
     r"shell: ready on COM1 \(type `help`; `quit` ends the run; it stays after the guests finish\)",
     // `vms` while all three run: state, memory, time in the guest, exits by reason.
@@ -163,8 +166,17 @@ pub const BOCHS_EXPECT: &[&str] = &[
     r"^    exits: [1-9][0-9]* \(HLT: [1-9][0-9]*, I/O instruction: [1-9][0-9]*, VMX-preemption timer expired: [1-9][0-9]*\)$",
     r"^  beta: running; 2 MiB at host 0x[0-9a-f]+, VPID 2, ",
     r"^    exits: [1-9][0-9]* \(HLT: [1-9][0-9]*, I/O instruction: [1-9][0-9]*, VMX-preemption timer expired: [1-9][0-9]*\)$",
+    r"^    functions: 00:03\.0 \(Command 0x0007\)$",
     r"^  gamma: running; 2 MiB at host 0x[0-9a-f]+, VPID 3, ",
     r"^    exits: [1-9][0-9]* \(HLT: [1-9][0-9]*, I/O instruction: [1-9][0-9]*, VMX-preemption timer expired: [1-9][0-9]*\)$",
+    // `pci` and `iommu` on Bochs: enumeration through port I/O, beta's e1000 (OVMF left bus
+    // mastering on), no IOMMU.
+    r"conduit> pci$",
+    r"^pci: [0-9]+ function\(s\), enumerated at boot through port I/O 0xcf8/0xcfc \(no MCFG\)",
+    r"^  00:00\.0 8086:1237 host bridge; owner: hypervisor$",
+    r#"^  00:03\.0 8086:100e Ethernet controller; owner: guest "beta" \(no IOMMU domain: unprotected\)$"#,
+    r"conduit> iommu$",
+    r"^iommu: DMA remapping off: the firmware reports no DMAR table$",
     // `vcpu beta`: the guest state of its VMCS, RIP inside ticker64's code at 1 MiB.
     r"conduit> vcpu beta$",
     r"^vcpu of beta \(VPID 2, running, VMCS launched\):$",
@@ -198,11 +210,19 @@ pub const BOCHS_EXPECT: &[&str] = &[
     // `stop beta`: beta stops, the others keep running.
     r"conduit> stop beta$",
     r#"guest "beta" stopped: by operator"#,
-    r"^stopped beta: it is not entered again; its memory and EPT stay",
+    r#"guest "beta": 00:03\.0 quiesced: bus mastering off \(Command 0x0003\)"#,
+    r"^stopped beta: it is not entered again; its memory, EPT and IOMMU domain stay until it is destroyed$",
+    r"^  00:03\.0 quiesced: bus mastering off \(Command 0x0003\); still assigned to beta$",
     r"conduit> stop beta$",
     r"^error: guest `beta` is not running \(stopped \(by operator\)\); `restart beta` starts it again$",
-    r"^  beta: stopped \(by operator\); 2 MiB",
+    // The others keep running while beta is stopped: a round of alpha, then `vms`, a round of
+    // gamma (the order the input script waits for them).
     r"alpha: round [0-9]+/60",
+    r"conduit> vms$",
+    r"^  alpha: running; ",
+    r"^  beta: stopped \(by operator\); 2 MiB",
+    r"^    functions: 00:03\.0 \(Command 0x0003\)$",
+    r"^  gamma: running; ",
     r"gamma: round [0-9]+/60",
     // `restart beta`: from its image again, while the others run.
     r"conduit> restart beta$",

@@ -60,9 +60,9 @@ pub fn start_all(
         };
         match &mut host {
             Some(host) => match Guest::create(host, mem, &spec) {
-                Ok(g) => {
+                Ok(mut g) => {
                     let (hpa, size) = g.memory_region();
-                    attach_devices(c, hpa, size, unsafe_no_iommu);
+                    g.devices = attach_devices(c, hpa, size, unsafe_no_iommu);
                     list.push(g);
                 }
                 Err(e) => {

@@ -36,6 +36,9 @@ pub enum State {
     Stopped(String),
 }
 
+/// Command register: Bus Master Enable (PCI Local Bus Spec 3.0 §6.2.2).
+const COMMAND_BUS_MASTER: u16 = 1 << 2;
+
 /// The reason a guest stopped when the operator stopped it (`stop` on the debug shell).
 pub const STOPPED_BY_OPERATOR: &str = "by operator";
 
@@ -147,6 +150,8 @@ pub struct Guest {
     spec: GuestSpec,
     /// How often the operator restarted it.
     pub restarts: u32,
+    /// The PCI functions assigned to it (in its IOMMU domain, which outlives a stop).
+    pub devices: alloc::vec::Vec<conduit_pci::Bdf>,
 }
 
 /// Why a guest could not be created.
@@ -202,6 +207,7 @@ impl Guest {
             kernel_gs_base: 0,
             spec: spec.clone(),
             restarts: 0,
+            devices: alloc::vec::Vec::new(),
         };
         vcpu::setup(host, &mut guest, spec)?;
         info!(
@@ -225,10 +231,26 @@ impl Guest {
         self.state = State::Stopped(reason);
     }
 
-    /// Stops the guest at the operator's request: it is not entered again until `restart`; its
-    /// memory and EPT stay (no device is assigned to a guest yet, so none needs quiescing).
-    pub fn stop_by_operator(&mut self) {
+    /// Stops the guest at the operator's request: it is not entered again until `restart`, and
+    /// its functions stop mastering the bus (Command.BME cleared: no more DMA or MSI from them).
+    /// Its memory, EPT and IOMMU domain stay, with the functions assigned. Returns each function
+    /// with its Command register after the write (`None`: it did not answer).
+    pub fn stop_by_operator(&mut self) -> alloc::vec::Vec<(conduit_pci::Bdf, Option<u16>)> {
         self.stop(String::from(STOPPED_BY_OPERATOR));
+        self.devices
+            .iter()
+            .map(|&bdf| {
+                let command = crate::pci::disable_command_bits(bdf, COMMAND_BUS_MASTER);
+                match command {
+                    Some(c) => info!(
+                        "guest \"{}\": {bdf} quiesced: bus mastering off (Command {c:#06x})",
+                        self.name
+                    ),
+                    None => warn!("guest \"{}\": {bdf} did not answer", self.name),
+                }
+                (bdf, command)
+            })
+            .collect()
     }
 
     /// Builds the guest again from its spec in the memory, EPT, VPID and VMCS it already has:

@@ -6,6 +6,7 @@ use super::say;
 use crate::arch::x86_64::vmx::vmcs::FieldError;
 use crate::guest::{Guest, Guests, State};
 use alloc::string::String;
+use conduit_pci::ConfigAccess as _;
 use conduit_vmx::describe::{
     AccessRightsText, ActivityText, EventText, FlagNames, InterruptibilityText,
 };
@@ -52,6 +53,17 @@ pub fn vms(guests: &Guests) {
             let _ = write!(by_reason, "{sep}{name}: {n}");
         }
         say!("    exits: {} ({by_reason})", g.stats.total_exits());
+        if !g.devices.is_empty() {
+            let mut functions = String::new();
+            for bdf in &g.devices {
+                let command = crate::pci::get()
+                    .map(|pci| pci.with_config(|cfg| cfg.read16(*bdf, 4)))
+                    .unwrap_or(0xffff);
+                let sep = if functions.is_empty() { "" } else { ", " };
+                let _ = write!(functions, "{sep}{bdf} (Command {command:#06x})");
+            }
+            say!("    functions: {functions}");
+        }
     }
     for r in &guests.refused {
         say!("  {}: not created ({})", r.name, r.reason);
@@ -284,11 +296,23 @@ pub fn stop(guests: &mut Guests, id: usize) {
         );
         return;
     }
-    g.stop_by_operator();
+    let quiesced = g.stop_by_operator();
     say!(
-        "stopped {}: it is not entered again; its memory and EPT stay until it is destroyed; no device is assigned to it, so none needed quiescing",
+        "stopped {}: it is not entered again; its memory, EPT and IOMMU domain stay until it is destroyed",
         g.name
     );
+    if quiesced.is_empty() {
+        say!("  no function is assigned to it: nothing to quiesce");
+    }
+    for (bdf, command) in quiesced {
+        match command {
+            Some(c) => say!(
+                "  {bdf} quiesced: bus mastering off (Command {c:#06x}); still assigned to {}",
+                g.name
+            ),
+            None => say!("  {bdf} did not answer: it could not be quiesced"),
+        }
+    }
 }
 
 /// `restart <guest>`: the guest starts again from its image in its own memory and VMCS.

@@ -154,7 +154,7 @@ fn execute(line: &str, world: &mut World<'_>) -> Flow {
         Command::Stop(g) => guests::stop(world.guests, g.id),
         Command::Restart(g) => guests::restart(world.guests, g.id),
         Command::Iommu => platform::iommu(world.platform),
-        Command::Pci => platform::pci(world.platform),
+        Command::Pci => platform::pci(world.platform, world.guests),
         Command::Irq => platform::irq(world.platform),
         Command::Log(level) => set_log_level(level),
         Command::Quit => {

@@ -6,6 +6,7 @@ use super::say;
 use crate::arch::x86_64::apic::{self, vectors};
 use crate::arch::x86_64::vtd::fault::{Via, reason_text};
 use crate::arch::x86_64::vtd::regs::global;
+use crate::guest::Guests;
 use crate::iommu::{self, View};
 use crate::pci::{self, Function, report};
 use crate::platform::Platform;
@@ -19,17 +20,20 @@ const EXT_CAP_SRIOV: u16 = 0x10;
 /// Faults `iommu` shows.
 const FAULTS_SHOWN: usize = 8;
 
-/// Who owns `bdf`: the guest whose IOMMU domain it is assigned to, else the hypervisor.
-fn owner(view: Option<&View>, bdf: Bdf) -> String {
-    view.and_then(|v| v.domains.iter().find(|d| d.devices.contains(&bdf)))
-        .map_or_else(
-            || String::from("hypervisor"),
-            |d| alloc::format!("guest \"{}\" (domain {})", d.name, d.id),
-        )
+/// Who owns `bdf`: the guest whose IOMMU domain holds it, or a guest it was assigned to without
+/// one (`unsafe_no_iommu`), else the hypervisor.
+fn owner(view: Option<&View>, guests: &Guests, bdf: Bdf) -> String {
+    if let Some(d) = view.and_then(|v| v.domains.iter().find(|d| d.devices.contains(&bdf))) {
+        return alloc::format!("guest \"{}\" (domain {})", d.name, d.id);
+    }
+    match guests.list.iter().find(|g| g.devices.contains(&bdf)) {
+        Some(g) => alloc::format!("guest \"{}\" (no IOMMU domain: unprotected)", g.name),
+        None => String::from("hypervisor"),
+    }
 }
 
 /// `pci`: the tree found at boot, with SR-IOV PFs, their VFs and the owner of every function.
-pub fn pci(platform: &Platform) {
+pub fn pci(platform: &Platform, guests: &Guests) {
     let Some(pci) = pci::get() else {
         say!("pci: unavailable: PCI enumeration did not run");
         return;
@@ -44,11 +48,11 @@ pub fn pci(platform: &Platform) {
         pci.functions().len()
     );
     for f in pci.functions() {
-        function(pci, f, view.as_ref());
+        function(pci, f, view.as_ref(), guests);
     }
 }
 
-fn function(pci: &pci::Pci, f: &Function, view: Option<&View>) {
+fn function(pci: &pci::Pci, f: &Function, view: Option<&View>, guests: &Guests) {
     let indent = "  ".repeat(usize::from(f.depth) + 1);
     let mut line = alloc::format!(
         "{indent}{} {:04x}:{:04x} {}",
@@ -60,7 +64,7 @@ fn function(pci: &pci::Pci, f: &Function, view: Option<&View>) {
     if let Some(range) = f.bridge.and_then(|b| b.range()) {
         let _ = write!(line, ", buses {:02x}-{:02x}", range.start(), range.end());
     }
-    say!("{line}; owner: {}", owner(view, f.bdf));
+    say!("{line}; owner: {}", owner(view, guests, f.bdf));
     let Some(offset) = f
         .ext_caps
         .iter()
@@ -108,7 +112,7 @@ fn function(pci: &pci::Pci, f: &Function, view: Option<&View>) {
         };
         say!(
             "{indent}    VF {i} {vf} {answers}; owner: {}",
-            owner(view, vf)
+            owner(view, guests, vf)
         );
     }
 }
