@@ -32,7 +32,8 @@ pub fn open_com1() -> SerialPort {
 pub fn try_read() -> Option<u8> {
     // SAFETY: reading COM1's line status register has no side effects.
     let lsr = unsafe { PortReadOnly::<u8>::new(COM1 + LSR).read() };
-    if lsr & LSR_DR == 0 {
+    // All ones: no UART at this port (a floating bus), not a byte waiting.
+    if lsr & LSR_DR == 0 || lsr == 0xff {
         return None;
     }
     // SAFETY: LSR.DR says a byte is waiting; reading RBR (DLAB is never left set) takes it out
