@@ -104,6 +104,7 @@ fn run_slice(g: &mut Guest) {
             g.stop(format!("{e}"));
             return;
         }
+        g.halted = false;
         let start = rdtsc();
         let launched = g.launched();
         // SAFETY: the VMCS is current and was fully programmed and checked by `Guest::create`

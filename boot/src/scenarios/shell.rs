@@ -130,7 +130,7 @@ pub const QEMU_FORBID: &[&str] = &[
 /// `bochs-shell`: what the harness types.
 pub const BOCHS_INPUT: &[Step] = &[
     Step::line(r"alpha: round 3/60", "vms"),
-    Step::line(r"^  gamma: running;", "pci"),
+    Step::line(r"^  gamma: (running|halted)", "pci"),
     Step::line(r#"owner: guest "beta""#, "iommu"),
     Step::line(r"^iommu: DMA remapping off", "vcpu beta"),
     Step::line(r"^vcpu of beta", "ept alpha 0x100000"),
@@ -161,13 +161,13 @@ pub const BOCHS_EXPECT: &[&str] = &[
     r"shell: ready on COM1 \(type `help`; `quit` ends the run; it stays after the guests finish\)",
     // `vms` while all three run: state, memory, time in the guest, exits by reason.
     r"conduit> vms$",
-    r"^3 guest\(s\), 3 running, 0 not created; TSC [1-9][0-9]* MHz$",
-    r"^  alpha: running; 4 MiB at host 0x[0-9a-f]+, VPID 1, [0-9]+\.[0-9]{3} ms in guest$",
+    r"^3 guest\(s\), 3 runnable, 0 not created; TSC [1-9][0-9]* MHz$",
+    r"^  alpha: (running|halted \(in HLT until its next slice\)); 4 MiB at host 0x[0-9a-f]+, VPID 1, [0-9]+\.[0-9]{3} ms in guest$",
     r"^    exits: [1-9][0-9]* \(HLT: [1-9][0-9]*, I/O instruction: [1-9][0-9]*, VMX-preemption timer expired: [1-9][0-9]*\)$",
-    r"^  beta: running; 2 MiB at host 0x[0-9a-f]+, VPID 2, ",
+    r"^  beta: (running|halted \(in HLT until its next slice\)); 2 MiB at host 0x[0-9a-f]+, VPID 2, ",
     r"^    exits: [1-9][0-9]* \(HLT: [1-9][0-9]*, I/O instruction: [1-9][0-9]*, VMX-preemption timer expired: [1-9][0-9]*\)$",
     r"^    functions: 00:03\.0 \(Command 0x0007\)$",
-    r"^  gamma: running; 2 MiB at host 0x[0-9a-f]+, VPID 3, ",
+    r"^  gamma: (running|halted \(in HLT until its next slice\)); 2 MiB at host 0x[0-9a-f]+, VPID 3, ",
     r"^    exits: [1-9][0-9]* \(HLT: [1-9][0-9]*, I/O instruction: [1-9][0-9]*, VMX-preemption timer expired: [1-9][0-9]*\)$",
     // `pci` and `iommu` on Bochs: enumeration through port I/O, beta's e1000 (OVMF left bus
     // mastering on), no IOMMU.
@@ -179,7 +179,7 @@ pub const BOCHS_EXPECT: &[&str] = &[
     r"^iommu: DMA remapping off: the firmware reports no DMAR table$",
     // `vcpu beta`: the guest state of its VMCS, RIP inside ticker64's code at 1 MiB.
     r"conduit> vcpu beta$",
-    r"^vcpu of beta \(VPID 2, running, VMCS launched\):$",
+    r"^vcpu of beta \(VPID 2, (running|halted \(in HLT until its next slice\)), VMCS launched\):$",
     r"^  RIP    0x00000000001[0-9a-f]{5}  \(CS\.base\+RIP 0x1[0-9a-f]{5}: in image segment \[0x100000, 0x10[0-9a-f]{4}\)\)$",
     r"^  RSP    0x00000000001[0-9a-f]{5}  RFLAGS 0x[0-9a-f]{16} \[",
     r"^  CR0    0x0000000080010033 \[PE MP ET NE WP PG\]$",
@@ -219,24 +219,25 @@ pub const BOCHS_EXPECT: &[&str] = &[
     // gamma (the order the input script waits for them).
     r"alpha: round [0-9]+/60",
     r"conduit> vms$",
-    r"^  alpha: running; ",
+    r"^  alpha: (running|halted \(in HLT until its next slice\)); ",
     r"^  beta: stopped \(by operator\); 2 MiB",
     r"^    functions: 00:03\.0 \(Command 0x0003\)$",
-    r"^  gamma: running; ",
+    r"^  gamma: (running|halted \(in HLT until its next slice\)); ",
     r"gamma: round [0-9]+/60",
     // `restart beta`: from its image again, while the others run.
     r"conduit> restart beta$",
     r#"guest "beta" restarted from its image \(restart 1\)"#,
     r"^restarted beta from its image \(entry Long64 \{ rip: 1048576 \}\); restarts so far: 1$",
+    r"^  its functions stay assigned, with bus mastering off until its driver turns it on$",
     r"beta: hello from ticker64",
     r"beta: round 1/60",
-    r"^  beta: running; 2 MiB at host 0x[0-9a-f]+, VPID 2, [0-9]+\.[0-9]{3} ms in guest, restarted 1 time\(s\)$",
+    r"^  beta: (running|halted \(in HLT until its next slice\)); 2 MiB at host 0x[0-9a-f]+, VPID 2, [0-9]+\.[0-9]{3} ms in guest, restarted 1 time\(s\)$",
     r"alpha: round [0-9]+/60",
     // Every guest ends; the shell stays until `quit`.
     r"sched: every guest has finished",
     r"preemption-timer exits per guest: alpha=[1-9][0-9]* beta=[1-9][0-9]* gamma=[1-9][0-9]*",
     r"conduit> vms$",
-    r"^3 guest\(s\), 0 running, 0 not created",
+    r"^3 guest\(s\), 0 runnable, 0 not created",
     r"^  alpha: exited with code 0x7c; ",
     r"^  beta: exited with code 0x7c; .*, restarted 1 time\(s\)$",
     r"^  gamma: exited with code 0x7c; ",

@@ -152,6 +152,8 @@ pub struct Guest {
     pub restarts: u32,
     /// The PCI functions assigned to it (in its IOMMU domain, which outlives a stop).
     pub devices: alloc::vec::Vec<conduit_pci::Bdf>,
+    /// Its last slice ended in HLT: it waits for its next slice (HLT yields the CPU).
+    pub halted: bool,
 }
 
 /// Why a guest could not be created.
@@ -208,6 +210,7 @@ impl Guest {
             spec: spec.clone(),
             restarts: 0,
             devices: alloc::vec::Vec::new(),
+            halted: false,
         };
         vcpu::setup(host, &mut guest, spec)?;
         info!(
@@ -285,6 +288,7 @@ impl Guest {
         self.uart = VirtualUart::new();
         self.pending_gp = false;
         self.kernel_gs_base = 0;
+        self.halted = false;
         let spec = self.spec.clone();
         vcpu::setup(host, self, &spec)
     }
@@ -322,6 +326,7 @@ impl Guest {
     /// The state in words: `running`, `exited with code 0x64`, `stopped (why)`.
     pub fn state_text(&self) -> String {
         match &self.state {
+            State::Runnable if self.halted => String::from("halted (in HLT until its next slice)"),
             State::Runnable => String::from("running"),
             State::Exited(code) => alloc::format!("exited with code {code:#x}"),
             State::Stopped(why) => alloc::format!("stopped ({why})"),

@@ -20,7 +20,7 @@ const MIB: u64 = 1 << 20;
 /// `vms`: every guest with its state, memory, time in the guest and exits by reason.
 pub fn vms(guests: &Guests) {
     let tsc_mhz = guests.host.as_ref().map_or(0, |h| h.tsc_mhz);
-    let running = guests
+    let runnable = guests
         .list
         .iter()
         .filter(|g| g.state == State::Runnable)
@@ -28,7 +28,7 @@ pub fn vms(guests: &Guests) {
     match &guests.no_vmx {
         Some(why) => say!("no guest runs on this machine: {why}"),
         None => say!(
-            "{} guest(s), {running} running, {} not created; TSC {tsc_mhz} MHz",
+            "{} guest(s), {runnable} runnable, {} not created; TSC {tsc_mhz} MHz",
             guests.list.len(),
             guests.refused.len()
         ),
@@ -321,12 +321,19 @@ pub fn restart(guests: &mut Guests, id: usize) {
         return;
     };
     match g.restart(host) {
-        Ok(()) => say!(
-            "restarted {} from its image (entry {:?}); restarts so far: {}",
-            g.name,
-            g.spec().entry,
-            g.restarts
-        ),
+        Ok(()) => {
+            say!(
+                "restarted {} from its image (entry {:?}); restarts so far: {}",
+                g.name,
+                g.spec().entry,
+                g.restarts
+            );
+            if !g.devices.is_empty() {
+                say!(
+                    "  its functions stay assigned, with bus mastering off until its driver turns it on"
+                );
+            }
+        }
         Err(e) => say!(
             "error: restart of `{}` failed: {e}; it stays stopped",
             g.name
