@@ -169,6 +169,9 @@ impl Session {
     pub fn start(launch: &Launch, own_output: &Path, mode: Mode) -> Result<Self, SessionError> {
         let mut cmd = Command::new(&launch.program);
         cmd.args(&launch.args);
+        if let Some(dir) = &launch.cwd {
+            cmd.current_dir(dir);
+        }
         let output = || {
             File::create(own_output).map_err(|source| SessionError::Output {
                 path: own_output.to_path_buf(),

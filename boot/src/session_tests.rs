@@ -8,6 +8,7 @@ fn launch(program: &str, args: &[&str], serial: SerialOut) -> Launch {
         args: args.iter().map(|s| (*s).to_string()).collect(),
         serial,
         lock_file: None,
+        cwd: None,
     }
 }
 

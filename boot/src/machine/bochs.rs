@@ -121,8 +121,14 @@ fn remove_stale(path: &Path) -> Result<(), MachineError> {
     }
 }
 
+/// `path` made absolute (against our working directory), as it is if that fails.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// Writes `bochsrc` and `bochs.cmds` into `dir`, removes a stale disk lock, listens for COM1's
-/// connection and returns the launch (`bochs -q -f bochsrc -rc bochs.cmds`).
+/// connection and returns the launch (`bochs -q -f bochsrc -rc bochs.cmds`), which runs in
+/// `dir` (every path it names is absolute; `extra` lines are taken as they are).
 pub fn prepare(
     spec: &BochsSpec,
     tools: &HostTools,
@@ -130,19 +136,21 @@ pub fn prepare(
     disk: &Path,
     extra: &[String],
 ) -> Result<Launch, MachineError> {
+    let (dir, disk) = (absolute(dir), absolute(disk));
+    let (ovmf, vgabios) = (absolute(&tools.ovmf), absolute(&tools.vgabios));
     let rc_path = dir.join("bochsrc");
     let cmds = dir.join("bochs.cmds");
-    let lock = lock_file(disk);
+    let lock = lock_file(&disk);
     remove_stale(&lock)?;
     let socket = SerialSocket::bind_loopback().map_err(|source| MachineError::Io {
         path: PathBuf::from("127.0.0.1 (COM1 listener)"),
         source,
     })?;
     let files = BochsFiles {
-        disk,
+        disk: &disk,
         com1_port: socket.port(),
-        ovmf: &tools.ovmf,
-        vgabios: &tools.vgabios,
+        ovmf: &ovmf,
+        vgabios: &vgabios,
     };
     let write = |path: &Path, text: &str| {
         std::fs::write(path, text).map_err(|source| MachineError::Io {
@@ -152,8 +160,14 @@ pub fn prepare(
     };
     write(&rc_path, &bochsrc(spec, files, extra))?;
     write(&cmds, "continue\n")?;
+    // A program named by a relative path must not be looked up from `dir`.
+    let program = if tools.bochs.contains('/') {
+        absolute(Path::new(&tools.bochs)).display().to_string()
+    } else {
+        tools.bochs.clone()
+    };
     Ok(Launch {
-        program: tools.bochs.clone(),
+        program,
         args: vec![
             "-q".into(),
             "-f".into(),
@@ -163,6 +177,7 @@ pub fn prepare(
         ],
         serial: SerialOut::Socket(socket),
         lock_file: Some(lock),
+        cwd: Some(dir),
     })
 }
 
@@ -267,6 +282,7 @@ mod tests {
         let launch = prepare(&BochsSpec::DEFAULT, &HostTools::default(), &dir, &disk, &[])
             .expect("prepared");
         assert!(!lock_file(&disk).exists());
+        assert_eq!(launch.cwd.as_deref(), Some(dir.as_path()));
         assert_eq!(
             std::fs::read_to_string(dir.join("bochs.cmds"))
                 .ok()

@@ -204,6 +204,9 @@ pub struct Launch {
     pub serial: SerialOut,
     /// A file the emulator locks while it runs, to delete if the run is killed.
     pub lock_file: Option<PathBuf>,
+    /// The emulator's working directory (`None`: ours). Bochs writes device files there (the
+    /// e1000's `eth_null-*` dumps).
+    pub cwd: Option<PathBuf>,
 }
 
 impl Launch {
