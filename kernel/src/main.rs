@@ -19,6 +19,7 @@ mod pci;
 mod platform;
 mod sched;
 mod selftest;
+mod shell;
 
 use arch::x86_64::{cpu, power};
 use bootloader_api::config::{BootloaderConfig, Mapping};
@@ -85,7 +86,6 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         selftest::run(test, mem, cpu.vmx.is_some());
     }
     let mut guests = guest::boot::start_all(&bundle, cpu.vmx.as_ref(), mem);
-    sched::run_all(&mut guests);
     let cpus = match platform.cpu_count() {
         0 => alloc::string::String::from("CPU count unknown (no MADT)"),
         n => alloc::format!("{n} CPU(s)"),
@@ -106,6 +106,7 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         },
         if iommu::status().is_ok() { "on" } else { "off" }
     );
+    sched::run(&mut guests, &platform, config.on_idle);
     power::succeed();
 }
 

@@ -239,6 +239,17 @@ pub fn enable_command_bits(bdf: Bdf, bits: u16) -> Option<u16> {
     })
 }
 
+/// Clears bits in the Command register of `bdf`, leaving the others; returns the new value.
+pub fn disable_command_bits(bdf: Bdf, bits: u16) -> Option<u16> {
+    let pci = get()?;
+    pci.with_config(|cfg| {
+        conduit_pci::read_header(&*cfg, bdf).ok()?;
+        let old = cfg.read16(bdf, conduit_pci::config::reg::COMMAND);
+        conduit_pci::config::write_command(cfg, bdf, old & !bits);
+        Some(cfg.read16(bdf, conduit_pci::config::reg::COMMAND))
+    })
+}
+
 /// How a configuration names a PCI function: by address (`bb:dd.f`) or by identity
 /// (`vvvv:dddd`, the first function enumeration found with that vendor and device ID).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
