@@ -17,7 +17,7 @@ use conduit_control_abi::{
     FaultKind, FunctionInfo, Op, Reply, Request, SharedPage, Status, WireEvent, layout,
 };
 use conduit_pci::config::{command, write_command};
-use conduit_pci::{Bar, Bdf};
+use conduit_pci::{Bar, Bdf, ConfigAccess};
 use conduit_vpci::{
     AccessError, BuildError, Event, Events, Policy, VfConfig, VirtualFunction, VirtualTopology,
 };
@@ -116,6 +116,8 @@ pub fn serve(r: &Request) -> Reply {
                 Op::ConfigWrite => config_write(state, r),
                 Op::AddFunction => add_function(state, r),
                 Op::MsixRead | Op::MsixWrite => msix(state, r),
+                Op::PhysicalRead => physical_read(state, r),
+                Op::ResetFunction => reset_function(state, r),
                 Op::Init | Op::TestFault => Reply::error(Status::BadRequest),
             },
         }),
@@ -295,6 +297,52 @@ fn add_function(state: &mut State, r: &Request) -> Reply {
         decode,
     });
     Reply::ok(u64::from(decode))
+}
+
+/// The hypervisor's read of physical configuration space: 1, 2 or 4 bytes, naturally aligned.
+fn physical_read(state: &State, r: &Request) -> Reply {
+    let Ok(offset) = u16::try_from(r.offset) else {
+        return Reply::error(Status::BadAccess);
+    };
+    if !matches!(r.size, 1 | 2 | 4) || !offset.is_multiple_of(u16::from(r.size)) || offset >= 0x1000
+    {
+        return Reply::error(Status::BadAccess);
+    }
+    let dword = state.physical.read32(r.vbdf, offset & !3);
+    let value = dword >> (8 * u32::from(offset & 3));
+    let mask = match r.size {
+        1 => 0xff,
+        2 => 0xffff,
+        _ => u32::MAX,
+    };
+    Reply::ok(u64::from(value & mask))
+}
+
+/// Resets (guest, vbdf) to its state after the build; the device's bus mastering goes off.
+fn reset_function(state: &mut State, r: &Request) -> Reply {
+    let physical = state.physical;
+    let g = match guest(state, r.guest) {
+        Ok(g) => g,
+        Err(e) => return e,
+    };
+    let Some(vf) = g.topology.get_mut(r.vbdf) else {
+        return Reply::error(Status::NoSuchFunction);
+    };
+    let events = vf.reset();
+    apply_physical(physical, g, r.vbdf, &events);
+    publish(&events);
+    let command = g
+        .functions
+        .iter()
+        .find(|p| p.vbdf == r.vbdf)
+        .map_or(0xffff, |p| {
+            // A reset with decode and bus mastering already off emits no Command event: make
+            // sure the device is quiet all the same.
+            let mut cfg = physical;
+            write_command(&mut cfg, p.bdf, p.decode);
+            physical.read16(p.bdf, conduit_pci::config::reg::COMMAND)
+        });
+    Reply::ok(u64::from(command))
 }
 
 fn build_message(bdf: Bdf, e: &BuildError) {

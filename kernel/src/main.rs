@@ -20,6 +20,7 @@ mod pci;
 mod platform;
 mod sched;
 mod selftest;
+mod shell;
 
 use arch::x86_64::{cpu, power};
 use bootloader_api::config::{BootloaderConfig, Mapping};
@@ -91,7 +92,6 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     if let Some(test) = config.test {
         selftest::after_guests(test);
     }
-    sched::run_all(&mut guests);
     let cpus = match platform.cpu_count() {
         0 => alloc::string::String::from("CPU count unknown (no MADT)"),
         n => alloc::format!("{n} CPU(s)"),
@@ -112,6 +112,7 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         },
         if iommu::status().is_ok() { "on" } else { "off" }
     );
+    sched::run(&mut guests, &platform, config.on_idle);
     power::succeed();
 }
 

@@ -15,7 +15,7 @@ const CONTROL_FAULTS: &[&str] = &[
     // A write to kernel code: present but supervisor-only (U/S clear in the task's PML4 entry):
     // error code 0x7 = present, write, user.
     r"control task faulted: #PF at RIP 0x6000000[0-9a-f]{5} CR2 0x80000[0-9a-f]{5} \(page fault, error code 0x7, RSP 0x60003fff[0-9a-f]{4}\) while serving TestFault for guest 0 at 00:01\.0",
-    r"control task restarted \(restart #1\): reloaded from its image, 1 function\(s\) of 1 guest\(s\) rebuilt from the assignment list",
+    r"control task restarted \(restart #1\): reloaded from its image, 2 function\(s\) of 1 guest\(s\) rebuilt from the assignment list",
     r"control-test \[9\.1\] write to kernel memory: the call failed, the task was restarted, the next read of 00:01\.0 returns 1b36:0010",
     // Nothing mapped there: error code 0x4 = not present, read, user.
     r"control task faulted: #PF at RIP 0x6000000[0-9a-f]{5} CR2 0x600030000000 \(page fault, error code 0x4,",
@@ -87,10 +87,12 @@ const PCIGST64_EMPTY: &[&str] = &[
 ];
 
 // Issue "control task": the deprivileged owner of configuration space on QEMU (no VMX: the
-// guest's nvme PF is assigned in its IOMMU domain and built in the task; the self-test drives
-// the guest's view through the message interface). Values: QEMU 10's nvme PF (1b36:0010 rev 2,
-// BAR0 16 KiB 64-bit, MSI-X@0x40 with 4 entries: msix_qsize 8 minus the 4 flexible VIs kept
-// for VFs, PCIe@0x80, PM@0x60; ARI@0x100, SR-IOV@0x120).
+// guest's functions are assigned in its IOMMU domain and built in the task; the self-test drives
+// the guest's view through the message interface). Values: QEMU 10's nvme VF 0 (02:00.1: PF's
+// vendor and VF Device ID 1b36:0010, rev 2, BAR0 16 KiB 64-bit, MSI-X@0x40 with 1 entry at
+// BAR0+0x2000, PCIe@0x80, PM@0x60; ARI@0x100) at 00:01.0 and the igb PF (01:00.0: 8086:10c9 rev
+// 1, BAR0/BAR1 128 KiB, BAR2 I/O 32 B, BAR3 16 KiB 64-bit with its 10 MSI-X entries; PM@0x40
+// MSI@0x50 MSI-X@0x70 PCIe@0xa0; AER@0x100 ARI@0x150 SR-IOV@0x160) at 00:02.0.
 pub const QEMU_CONTROL: Scenario = Scenario {
     name: "qemu-control",
     machine: MachineSpec::Qemu(QemuSpec::TCG),
@@ -101,14 +103,22 @@ pub const QEMU_CONTROL: Scenario = Scenario {
         r"control: watchdog 50 ms per request, 2000 ms to build a function",
         CONTROL_TASK_STARTED,
         r"control: task started: 1 guest topology\(ies\)",
-        r#"guest "a": assigned 02:00\.0 \(02:00\.0\) in IOMMU domain 1"#,
-        r#"guest "a": 02:00\.0 appears at 00:01\.0 \(virtual configuration space in the control task; BAR0 mem64 16 KiB; MSI-X 4 entries in BAR0 at 0x2000 \(trapped\)\)"#,
+        r#"guest "a": assigned 02:00\.1 \(02:00\.0 VF 0\) in IOMMU domain 1"#,
+        r#"guest "a": assigned 01:00\.0 \(01:00\.0\) in IOMMU domain 1"#,
+        r#"guest "a": 02:00\.1 appears at 00:01\.0 \(virtual configuration space in the control task; BAR0 mem64 16 KiB; MSI-X 1 entries in BAR0 at 0x2000 \(trapped\)\)"#,
+        r#"guest "a": 01:00\.0 appears at 00:02\.0 \(virtual configuration space in the control task; BAR0 mem32 128 KiB, BAR1 mem32 128 KiB, BAR2 io 32 B, BAR3 mem64 16 KiB; MSI-X 10 entries in BAR3 at 0x0 \(trapped\)\)"#,
         r"pci: ECAM at 0xb0000000 \(256 MiB, buses 0-255\) handed over: the kernel's mapping \(262144 KiB\) and the physical-memory window over it \(256 MiB\) removed",
-        r"control-test \[1\] guest view of 00:01\.0 \(physical 02:00\.0\): vendor 1b36 device 0010 revision 0x02 class 01:08:02, as on the device",
-        r"control-test \[2\] BAR sizing \(all ones written, read back\): BAR0 reads 0xffffc004:0xffffffff = 16 KiB; the physical sizes",
-        r"control-test \[3\] capabilities: 0x11@0x40 0x10@0x80 0x01@0x60; MSI-X visible, table size 4$",
-        r"control-test \[4\] extended capabilities: header at 0x100 reads 0x00000000; hidden: ARI@0x100 SR-IOV@0x120",
-        r"control-test \[5\] writes of 0xa5a5a5a5 to IDs, class, subsystem, capability pointer, header type and interrupt pin: unchanged",
+        r"control-test \[1\] 00:01\.0 \(physical 02:00\.1, VF 0 of 02:00\.0\): vendor 1b36 device 0010 revision 0x02 class 01:08:02, as on the device",
+        r"control-test \[2\] 00:01\.0 BAR sizing \(all ones written, read back\): BAR0 reads 0xffffc004:0xffffffff = 16 KiB; the physical sizes",
+        r"control-test \[3\] 00:01\.0 capabilities: 0x11@0x40 0x10@0x80 0x01@0x60; MSI-X visible, table size 1$",
+        r"control-test \[4\] 00:01\.0 extended capabilities: header at 0x100 reads 0x00000000; hidden: ARI@0x100$",
+        r"control-test \[5\] 00:01\.0 writes of 0xa5a5a5a5 to IDs, class, subsystem, capability pointer, header type and interrupt pin: unchanged",
+        r"control-test \[1\] 00:02\.0 \(physical 01:00\.0\): vendor 8086 device 10c9 revision 0x01 class 02:00:00, as on the device",
+        r"control-test \[2\] 00:02\.0 BAR sizing \(all ones written, read back\): BAR0 reads 0xfffe0000 = 128 KiB, BAR1 reads 0xfffe0000 = 128 KiB, BAR2 reads 0x0000ffe1 = 32 B, BAR3 reads 0xffffc004:0xffffffff = 16 KiB; the physical sizes",
+        r"control-test \[3\] 00:02\.0 capabilities: 0x01@0x40 0x05@0x50 0x11@0x70 0x10@0xa0; MSI-X visible, table size 10$",
+        // The PF's SR-IOV capability (and AER, ARI) is not in the guest's view.
+        r"control-test \[4\] 00:02\.0 extended capabilities: header at 0x100 reads 0x00000000; hidden: AER@0x100 ARI@0x150 SR-IOV@0x160$",
+        r"control-test \[5\] 00:02\.0 writes of 0xa5a5a5a5 to IDs, class, subsystem, capability pointer, header type and interrupt pin: unchanged",
         r"control-test \[6\] BAR0 at 0xc0000000 \+ memory decode: BarMoved to HPA 0x[0-9a-f]+ \(16 KiB\); decode off: BarUnmapped",
         r"control-test \[7\] MSI-X table entry 0 written \(address 0xfee00000, data 0x4041, unmasked\): MsixEntryChanged event, data reads back 0x4041; garbage: misaligned and 2-byte writes refused, a write beyond the table ignored \(reads 0\), 0xffffffff in Vector Control reads back 0x1",
         r"control-test \[8\] bad requests: unowned 00:05\.0 reads 0xffffffff; offset 0x1000, size 3, misaligned dword: refused \(invalid access\); guest 97: refused \(no such guest\); CONFIG_ADDRESS without Enable: no request",
@@ -134,10 +144,11 @@ pub const QEMU_CONTROL: Scenario = Scenario {
         CONTROL_FAULTS[19],
         CONTROL_FAULTS[20],
         r"control-test \[10\] 2000 reads in a row, all correct",
-        r"selftest: control: PASS \(10 steps\)",
+        r"selftest: control: PASS \(15 steps\)",
         r"CONDUIT EXIT: success",
     ],
     forbid: &[PANIC, ANY_EXCEPTION, r"FAIL", r"given up", r"restart #8"],
+    input: &[],
     end: End::Success,
     timeout_secs: 150,
 };
@@ -203,6 +214,7 @@ pub const BOCHS_PASSTHROUGH: Scenario = Scenario {
         r"control task (faulted|watchdog|panic|broke)",
         r"other: pci 00:",
     ],
+    input: &[],
     end: End::Success,
     timeout_secs: 300,
 };
@@ -242,6 +254,7 @@ pub const BOCHS_PASSTHROUGH_REFUSED: Scenario = Scenario {
         r"appears at 00:01\.0",
         r"pcigst64: pci 00:",
     ],
+    input: &[],
     end: End::Success,
     timeout_secs: 300,
 };

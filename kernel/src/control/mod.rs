@@ -32,7 +32,7 @@ use crate::pci::{self, Mechanism};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use conduit_control_abi::shared::{FN_BUS_MASTER_ALLOWED, mode};
+use conduit_control_abi::shared::{FN_BUS_MASTER_ALLOWED, FN_ID_OVERRIDE, mode};
 use conduit_control_abi::{
     FunctionInfo, InitInfo, Op, Reply, Request, SYS_PANIC, SYS_REPLY, SharedPage, Status, WireBar,
     layout,
@@ -290,12 +290,15 @@ pub fn call(req: &Request) -> Result<Answer, ControlError> {
 /// Builds the function `bdf` (with its sized `bars`) at (`guest`, `vbdf`) and records the
 /// assignment for restarts. `bus_master_allowed`: the function's DMA is confined to the guest's
 /// IOMMU domain, or the configuration allows assignment without one.
+/// `id`: Vendor and Device ID to show instead of the function's own (an SR-IOV VF reads 0xFFFF
+/// there; PCIe Base Spec r6.0 §9.3.4.1).
 pub fn add_function(
     guest: u16,
     vbdf: Bdf,
     bdf: Bdf,
     bars: &[Bar],
     bus_master_allowed: bool,
+    id: Option<(u16, u16)>,
 ) -> Result<FunctionLayout, (ControlError, String)> {
     let mut info = FunctionInfo {
         bdf: u32::from(bdf.routing_id()),
@@ -303,7 +306,8 @@ pub fn add_function(
             FN_BUS_MASTER_ALLOWED
         } else {
             0
-        },
+        } | if id.is_some() { FN_ID_OVERRIDE } else { 0 },
+        id: id.map_or(0, |(v, d)| u32::from(v) | (u32::from(d) << 16)),
         ..FunctionInfo::default()
     };
     for (slot, b) in info.bars.iter_mut().zip(bars) {
@@ -336,6 +340,18 @@ pub fn add_function(
             Err((ControlError::Crashed, String::new()))
         }
     }
+}
+
+/// The hypervisor's own read of physical configuration space once it has been handed over
+/// (diagnostics such as the debug shell): `size` bytes at `offset` of `bdf`, read by the task.
+/// `None` if the task cannot serve it.
+pub fn physical_read(bdf: Bdf, offset: u16, size: u8) -> Option<u32> {
+    let req = Request {
+        offset: u64::from(offset),
+        size,
+        ..Request::new(Op::PhysicalRead, 0, bdf)
+    };
+    call(&req).ok().map(|a| a.value as u32)
 }
 
 /// The physical function at (`guest`, `vbdf`), as assigned.

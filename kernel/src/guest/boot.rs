@@ -4,7 +4,7 @@
 
 use super::layout::GuestMemory;
 use super::spec::{self, GuestSpec};
-use super::{Guest, VmxHost};
+use super::{Guest, Guests, Refused, VmxHost};
 use crate::arch::x86_64::{cpu::VmxInfo, vmx};
 use crate::iommu::{self, DomainId};
 use crate::memory::Memory;
@@ -16,36 +16,46 @@ use conduit_config::{Bundle, DeviceAssignment, DeviceSel, GuestConfig};
 use conduit_pci::Bdf;
 use log::{error, info, warn};
 
-/// Creates every configured guest. Returns the guests whose vCPUs can run (none without VMX).
+/// Creates every configured guest. Returns the guests whose vCPUs can run (none without VMX),
+/// the ones that could not be created and why, and the VMX host.
 pub fn start_all(
     bundle: &Bundle<'static>,
     vmx_info: Option<&VmxInfo>,
     mem: &'static Memory,
-) -> Vec<Guest> {
+) -> Guests {
     let configs = &bundle.config.guests;
-    let mut guests = Vec::new();
     if configs.is_empty() {
-        return guests;
+        return Guests::without_vmx(String::from(
+            "no guest is configured, so VMX was not turned on",
+        ));
     }
-    let mut host = match vmx_info.map(|info| vmx::enable(info, mem).map(|v| VmxHost::new(v, mem))) {
-        None => None,
-        Some(Ok(Some(host))) => Some(host),
-        Some(Ok(None)) => {
-            error!("vmx: no memory for the I/O and MSR bitmaps: vCPUs cannot run");
-            None
-        }
-        Some(Err(e)) => {
-            error!("vmx: {e}: vCPUs cannot run");
-            None
-        }
-    };
+    let (mut host, no_vmx) =
+        match vmx_info.map(|info| vmx::enable(info, mem).map(|v| VmxHost::new(v, mem))) {
+            None => (None, Some(String::from("this CPU has no VMX"))),
+            Some(Ok(Some(host))) => (Some(host), None),
+            Some(Ok(None)) => {
+                error!("vmx: no memory for the I/O and MSR bitmaps: vCPUs cannot run");
+                (None, Some(String::from("no memory for the VMX bitmaps")))
+            }
+            Some(Err(e)) => {
+                error!("vmx: {e}: vCPUs cannot run");
+                (None, Some(format!("VMX could not be turned on: {e}")))
+            }
+        };
     let unsafe_no_iommu = bundle.config.unsafe_no_iommu;
+    let mut list = Vec::new();
+    let mut refused = Vec::new();
     for (index, c) in configs.iter().enumerate() {
         let index = index as u16;
+        let refuse = |reason: String| Refused {
+            name: c.name.clone(),
+            reason,
+        };
         let spec = match spec::from_config(c, bundle.image(&c.image)) {
             Ok(spec) => spec,
             Err(e) => {
                 error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name);
+                refused.push(refuse(format!("cannot be loaded: {e}")));
                 continue;
             }
         };
@@ -53,34 +63,56 @@ pub fn start_all(
             Some(host) => match Guest::create(host, mem, &spec) {
                 Ok(mut g) => {
                     let (hpa, size) = g.memory_region();
-                    let assigned = attach_devices(c, hpa, size, unsafe_no_iommu);
-                    g.devices = super::devices::register(index, &c.name, &assigned);
-                    guests.push(g);
+                    g.devices = attach_devices(c, hpa, size, unsafe_no_iommu);
+                    g.pci = super::devices::register(index, &c.name, &g.devices);
+                    list.push(g);
                 }
-                Err(e) => error!("guest \"{}\" refused before entry: {e}", c.name),
+                Err(e) => {
+                    error!("guest \"{}\" refused before entry: {e}", c.name);
+                    refused.push(refuse(format!("refused before entry: {e}")));
+                }
             },
-            None => without_vcpus(index, c, &spec, mem, unsafe_no_iommu),
+            None => {
+                let why = no_vmx.as_deref().unwrap_or("no VMX");
+                let reason = match without_vcpus(index, c, &spec, mem, unsafe_no_iommu) {
+                    Ok(devices) => format!(
+                        "vCPU not started ({why}); memory, IOMMU domain and {devices} function(s) set up"
+                    ),
+                    Err(e) => format!("cannot be loaded: {e}"),
+                };
+                refused.push(refuse(reason));
+            }
         }
     }
-    guests
+    Guests {
+        host,
+        no_vmx,
+        list,
+        refused,
+    }
 }
 
 /// A machine without VMX (QEMU's TCG): the guest's memory, image and IOMMU domain are created and
-/// its devices assigned, exactly as where vCPUs run; only the vCPU is not started.
+/// its devices assigned, exactly as where vCPUs run; only the vCPU is not started. Returns how
+/// many functions were assigned.
 fn without_vcpus(
     index: u16,
     c: &GuestConfig,
     spec: &GuestSpec,
     mem: &'static Memory,
     unsafe_no_iommu: bool,
-) {
-    let mut memory = match GuestMemory::allocate(mem, spec.memory_mib) {
+) -> Result<usize, super::layout::LayoutError> {
+    let loaded = GuestMemory::allocate(mem, spec.memory_mib).and_then(|mut m| {
+        m.load(spec)?;
+        Ok(m)
+    });
+    let memory = match loaded {
         Ok(m) => m,
-        Err(e) => return error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name),
+        Err(e) => {
+            error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name);
+            return Err(e);
+        }
     };
-    if let Err(e) = memory.load(spec) {
-        return error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name);
-    }
     // The frames stay the guest's (and its domain's) for the life of the machine: GuestMemory
     // does not free on drop.
     let (hpa, size) = (memory.host.0, memory.size);
@@ -94,6 +126,7 @@ fn without_vcpus(
         c.memory_mib,
         devices.len()
     );
+    Ok(devices.len())
 }
 
 /// Creates the guest's IOMMU domain (IOVA = GPA over exactly its memory) and assigns its
@@ -130,7 +163,7 @@ fn attach_devices(c: &GuestConfig, hpa: u64, size: u64, unsafe_no_iommu: bool) -
             None
         }
     };
-    for d in &c.devices {
+    for (j, d) in c.devices.iter().enumerate() {
         match assign_one(d, domain) {
             Ok(bdf) => {
                 match domain {
@@ -145,23 +178,30 @@ fn attach_devices(c: &GuestConfig, hpa: u64, size: u64, unsafe_no_iommu: bool) -
                 }
                 assigned.push(bdf);
             }
-            Err(e) => error!("guest \"{}\": {d} not assigned: {e}", c.name),
+            Err(e) => error!("guest \"{}\": device[{j}] {d} not assigned: {e}", c.name),
         }
     }
     assigned
 }
 
+/// Resolves a configured function (a VF is looked up through its PF's SR-IOV state: the PF must
+/// exist, have an SR-IOV capability, `vf` must be below TotalVFs and the VFs enabled) and assigns
+/// it to `domain`.
 fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<Bdf, String> {
-    if d.vf.is_some() {
-        return Err(String::from(
-            "assigning SR-IOV virtual functions is not supported by this build",
-        ));
-    }
     let r = match d.function {
         DeviceSel::Bdf { bus, dev, func } => DeviceRef::Address(
             Bdf::new(bus, dev, func).ok_or_else(|| format!("{d} is not a valid address"))?,
         ),
         DeviceSel::Id { vendor, device } => DeviceRef::Id { vendor, device },
+    };
+    let r = match d.vf {
+        None => r,
+        Some(index) => {
+            let pf = crate::pci::get()
+                .and_then(|pci| pci.resolve(r))
+                .ok_or_else(|| format!("no PF {r} on this machine"))?;
+            DeviceRef::Address(crate::pci::sriov::vf_of(pf.bdf, index).map_err(|e| format!("{e}"))?)
+        }
     };
     match domain {
         Some(id) => iommu::assign_device(r, id).map_err(|e| format!("{e}")),

@@ -102,11 +102,16 @@ pub fn register(index: u16, name: &str, assigned: &[Bdf]) -> GuestDevices {
             error!("guest \"{name}\": {bdf} not given: no free virtual device number");
             continue;
         };
-        let bars: Vec<Bar> = crate::pci::get()
-            .and_then(|p| p.function(bdf))
+        let f = crate::pci::get().and_then(|p| p.function(bdf));
+        let bars: Vec<Bar> = f
             .map(|f| f.bars.iter().copied().collect())
             .unwrap_or_default();
-        match control::add_function(index, vbdf, bdf, &bars, true) {
+        // A VF's own ID registers read 0xFFFF: enumeration recorded the PF's Vendor ID and the
+        // VF Device ID for it.
+        let id = f
+            .filter(|f| f.vf.is_some())
+            .map(|f| (f.header.vendor_id, f.header.device_id));
+        match control::add_function(index, vbdf, bdf, &bars, true, id) {
             Ok(layout) => {
                 let msix = layout.msix.map_or(String::new(), |(bir, off, n)| {
                     format!("; MSI-X {n} entries in BAR{bir} at {off:#x} (trapped)")
@@ -146,7 +151,7 @@ fn describe_bars(bars: &[Bar]) -> String {
     list.join(", ")
 }
 
-fn size_text(size: u64) -> String {
+pub(crate) fn size_text(size: u64) -> String {
     match size {
         s if s >= 1 << 20 && s.is_multiple_of(1 << 20) => format!("{} MiB", s >> 20),
         s if s >= 1 << 10 && s.is_multiple_of(1 << 10) => format!("{} KiB", s >> 10),
@@ -161,7 +166,7 @@ pub fn claims(g: &Guest, port: u16) -> bool {
 
 fn io_map(g: &Guest, port: u16) -> Option<IoMap> {
     let p = u32::from(port);
-    g.devices
+    g.pci
         .io_maps
         .iter()
         .find(|m| (m.port..m.port + m.size).contains(&p))
@@ -174,12 +179,12 @@ pub fn port_in(g: &mut Guest, port: u16, size: u8) -> u64 {
         return bar_io(g, port, size, None);
     }
     if port == CONFIG_ADDRESS && size == 4 {
-        return u64::from(g.devices.cf8);
+        return u64::from(g.pci.cf8);
     }
     let Some((vbdf, offset)) = decode(g, port) else {
         return u64::MAX;
     };
-    let answer = control::call(&Request::read(g.devices.index, vbdf, offset, size));
+    let answer = control::call(&Request::read(g.pci.index, vbdf, offset, size));
     sync(g);
     match answer {
         Ok(a) => a.value,
@@ -198,7 +203,7 @@ pub fn port_out(g: &mut Guest, port: u16, size: u8, value: u64) {
     }
     if port == CONFIG_ADDRESS {
         if size == 4 {
-            g.devices.cf8 = value as u32;
+            g.pci.cf8 = value as u32;
         }
         return;
     }
@@ -211,7 +216,7 @@ pub fn port_out(g: &mut Guest, port: u16, size: u8, value: u64) {
 /// A guest's configuration write to (`vbdf`, `offset`), through any mechanism: forwarded, then
 /// its events applied.
 pub fn config_write(g: &mut Guest, vbdf: Bdf, offset: u16, size: u8, value: u32) {
-    let req = Request::write(g.devices.index, vbdf, offset, size, value);
+    let req = Request::write(g.pci.index, vbdf, offset, size, value);
     let answer = control::call(&req);
     sync(g);
     match answer {
@@ -227,7 +232,7 @@ pub fn config_write(g: &mut Guest, vbdf: Bdf, offset: u16, size: u8, value: u32)
 /// The function and offset a data-port access selects, if the latched address is enabled and
 /// well formed.
 fn decode(g: &Guest, port: u16) -> Option<(Bdf, u16)> {
-    data_port_target(g.devices.cf8, port)
+    data_port_target(g.pci.cf8, port)
 }
 
 /// The function and configuration offset an access to data port `port` (0xCFC-0xCFF) reaches
@@ -239,7 +244,7 @@ pub fn data_port_target(cf8: u32, port: u16) -> Option<(Bdf, u16)> {
 
 /// The trapped range (MSI-X table page) `gpa` falls in, if any.
 pub fn trapped(g: &Guest, gpa: u64) -> Option<super::mmio::Trap> {
-    g.devices.mem_maps.iter().find_map(|m| {
+    g.pci.mem_maps.iter().find_map(|m| {
         m.trap
             .as_ref()
             .filter(|t| (m.gpa + t.pages.start..m.gpa + t.pages.end).contains(&gpa))
@@ -338,7 +343,7 @@ fn on(b: bool) -> &'static str {
 /// The physical BAR the event names, checked against what enumeration found for the function.
 fn physical_bar(g: &Guest, vbdf: Bdf, index: u8, size: u64, phys: u64) -> Result<Assigned, String> {
     let f = g
-        .devices
+        .pci
         .functions
         .iter()
         .find(|f| f.vbdf == vbdf)
@@ -379,7 +384,7 @@ fn map_memory(
         ));
     }
     if let Some(o) = g
-        .devices
+        .pci
         .mem_maps
         .iter()
         .find(|m| gpa < m.gpa + m.size && m.gpa < end)
@@ -429,7 +434,7 @@ fn map_memory(
             .map_err(|e| format!("EPT: {e}"))?;
     }
     invept(g);
-    g.devices.mem_maps.push(MemMap {
+    g.pci.mem_maps.push(MemMap {
         vbdf,
         index,
         gpa,
@@ -470,14 +475,14 @@ fn map_io(
     if RESERVED_PORTS.iter().any(|r| port < r.end && r.start < end) {
         return Err(String::from("overlaps the configuration or console ports"));
     }
-    if g.devices
+    if g.pci
         .io_maps
         .iter()
         .any(|m| port < m.port + m.size && m.port < end)
     {
         return Err(String::from("overlaps another I/O BAR"));
     }
-    g.devices.io_maps.push(IoMap {
+    g.pci.io_maps.push(IoMap {
         vbdf,
         index,
         port,
@@ -494,18 +499,18 @@ fn map_io(
 }
 
 fn unmap_bar(g: &mut Guest, vbdf: Bdf, index: u8) {
-    g.devices
+    g.pci
         .io_maps
         .retain(|m| !(m.vbdf == vbdf && m.index == index));
     let Some(at) = g
-        .devices
+        .pci
         .mem_maps
         .iter()
         .position(|m| m.vbdf == vbdf && m.index == index)
     else {
         return;
     };
-    let m = g.devices.mem_maps.remove(at);
+    let m = g.pci.mem_maps.remove(at);
     let mut frames = crate::memory::Frames::new(g.mem);
     if let Err(e) = g.ept.unmap(&mut frames, m.gpa, m.size) {
         error!(
@@ -526,20 +531,47 @@ fn invept(g: &Guest) {
     }
 }
 
+/// Puts every function of the guest back in its reset state through the control task (the
+/// operator stopped the guest): decode and bus mastering off in its virtual view, BARs
+/// unmapped, and the device's bus mastering off. Returns each physical function with its Command
+/// register afterwards (`None`: the task could not do it).
+pub fn reset_functions(g: &mut Guest) -> Vec<(Bdf, Option<u16>)> {
+    let functions: Vec<(Bdf, Bdf)> = g.pci.functions.iter().map(|f| (f.vbdf, f.bdf)).collect();
+    let mut out = Vec::new();
+    for (vbdf, bdf) in functions {
+        let req = Request::new(conduit_control_abi::Op::ResetFunction, g.pci.index, vbdf);
+        let answer = control::call(&req);
+        sync(g);
+        match answer {
+            Ok(a) => {
+                for e in a.events() {
+                    apply(g, vbdf, e);
+                }
+                out.push((bdf, Some(a.value as u16)));
+            }
+            Err(e) => {
+                note_error(g, &e);
+                out.push((bdf, None));
+            }
+        }
+    }
+    out
+}
+
 /// Drops the mappings made under an earlier life of the control task (its restart reset every
 /// virtual function). Cheap when nothing changed; the scheduler calls it before each slice.
 pub fn sync(g: &mut Guest) {
     let epoch = control::epoch();
-    if g.devices.epoch == epoch {
+    if g.pci.epoch == epoch {
         return;
     }
-    g.devices.epoch = epoch;
+    g.pci.epoch = epoch;
     let maps: Vec<(Bdf, u8)> = g
-        .devices
+        .pci
         .mem_maps
         .iter()
         .map(|m| (m.vbdf, m.index))
-        .chain(g.devices.io_maps.iter().map(|m| (m.vbdf, m.index)))
+        .chain(g.pci.io_maps.iter().map(|m| (m.vbdf, m.index)))
         .collect();
     for (vbdf, index) in &maps {
         unmap_bar(g, *vbdf, *index);

@@ -107,7 +107,7 @@ fn ecam_access(g: &mut Guest, offset: u64, size: u8, store: Option<u64>) -> u64 
     let Some((vbdf, reg)) = target.filter(|_| size <= 4) else {
         return u64::MAX;
     };
-    let index = g.devices.index;
+    let index = g.pci.index;
     match store {
         None => {
             let answer = control::call(&Request::read(index, vbdf, reg, size));
@@ -215,7 +215,7 @@ pub fn trapped_access(g: &mut Guest, gpa: u64, size: u8, store: Option<u64>) -> 
                 } else {
                     conduit_control_abi::Op::MsixRead
                 },
-                g.devices.index,
+                g.pci.index,
                 t.vbdf,
             )
         };

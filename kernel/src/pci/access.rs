@@ -137,8 +137,9 @@ impl ConfigAccess for PortIoAccess {
 pub enum Access {
     Ecam(EcamAccess),
     PortIo(PortIoAccess),
-    /// Configuration space belongs to the control task now (`crate::control`): the kernel reads
-    /// all ones and its writes are dropped, as for an absent function.
+    /// Configuration space belongs to the control task now (`crate::control`): the kernel's
+    /// reads are served by the task (`control::physical_read`: diagnostics only) and its writes
+    /// are dropped.
     HandedOver,
 }
 
@@ -172,7 +173,7 @@ impl ConfigAccess for Access {
         match self {
             Self::Ecam(e) => e.read32(bdf, offset),
             Self::PortIo(p) => p.read32(bdf, offset),
-            Self::HandedOver => u32::MAX,
+            Self::HandedOver => crate::control::physical_read(bdf, offset, 4).unwrap_or(u32::MAX),
         }
     }
 

@@ -71,175 +71,30 @@ fn err(e: ControlError) -> String {
 }
 
 pub fn run() -> Result<usize, String> {
-    let vbdf = Bdf::from_routing_id(0x08); // 00:01.0
-    let pbdf = control::assignment(GUEST, vbdf)
-        .ok_or("the first guest has no function at 00:01.0 (assign one in the configuration)")?;
     let pci = crate::pci::get().ok_or("no PCI enumeration")?;
-    let phys = pci
-        .function(pbdf)
-        .ok_or("the assigned function was not enumerated")?
-        .clone();
     let mut view = GuestView { cf8: 0 };
     let mut steps = 0;
-
-    // [1] Identity passes through.
-    let id = view.read(vbdf, 0x00, 4).map_err(err)?;
-    let class = view.read(vbdf, 0x08, 4).map_err(err)?;
-    let h = phys.header;
-    let want_id = u32::from(h.vendor_id) | (u32::from(h.device_id) << 16);
-    check(id == want_id, || {
-        format!("ID {id:#010x}, physical {want_id:#010x}")
-    })?;
-    let (rev, base, sub, prog) = (
-        class as u8,
-        (class >> 24) as u8,
-        (class >> 16) as u8,
-        (class >> 8) as u8,
-    );
-    check(
-        (rev, base, sub, prog) == (h.revision, h.class.base, h.class.sub, h.class.prog_if),
-        || format!("class/revision {class:#010x} differ from the device's"),
-    )?;
-    steps += 1;
-    info!(
-        "control-test [1] guest view of {vbdf} (physical {pbdf}): vendor {:04x} device {:04x} revision {rev:#04x} class {base:02x}:{sub:02x}:{prog:02x}, as on the device",
-        id as u16,
-        id >> 16
-    );
-
-    // [2] BAR sizing answered from the physical sizes.
-    let mut sized = Vec::new();
-    for bar in phys.bars.iter() {
-        let off = 0x10 + 4 * u16::from(bar.index);
-        view.write(vbdf, off, 4, u32::MAX).map_err(err)?;
-        let low = view.read(vbdf, off, 4).map_err(err)?;
-        let high = if bar.kind == BarKind::Memory64 {
-            view.write(vbdf, off + 4, 4, u32::MAX).map_err(err)?;
-            view.read(vbdf, off + 4, 4).map_err(err)?
-        } else {
-            0xffff_ffff
+    // Steps 1-5 for every function of the first guest (00:01.0, 00:02.0, ...).
+    let mut first = None;
+    for dev in 1..32u8 {
+        let Some(vbdf) = Bdf::new(0, dev, 0) else {
+            break;
         };
-        let mask = if bar.kind == BarKind::Io {
-            !0x3u32
-        } else {
-            !0xfu32
+        let Some(pbdf) = control::assignment(GUEST, vbdf) else {
+            break;
         };
-        let size = if bar.kind == BarKind::Memory64 {
-            (!((u64::from(high) << 32) | u64::from(low & mask))).wrapping_add(1)
-        } else {
-            u64::from(!(low & mask)).wrapping_add(1) & 0xffff_ffff
-        };
-        check(size == bar.size, || {
-            format!(
-                "BAR{} sizes to {size:#x}, physical {:#x}",
-                bar.index, bar.size
-            )
-        })?;
-        view.write(vbdf, off, 4, 0).map_err(err)?;
-        if bar.kind == BarKind::Memory64 {
-            view.write(vbdf, off + 4, 4, 0).map_err(err)?;
+        let phys = pci
+            .function(pbdf)
+            .ok_or("an assigned function was not enumerated")?
+            .clone();
+        let (want_id, msix) = function_view(&mut view, vbdf, &phys)?;
+        steps += 5;
+        if first.is_none() {
+            first = Some((vbdf, phys, want_id, msix));
         }
-        sized.push(format!(
-            "BAR{} reads {low:#010x}{} = {} KiB",
-            bar.index,
-            if bar.kind == BarKind::Memory64 {
-                format!(":{high:#010x}")
-            } else {
-                String::new()
-            },
-            size >> 10
-        ));
     }
-    steps += 1;
-    info!(
-        "control-test [2] BAR sizing (all ones written, read back): {}; the physical sizes",
-        sized.join(", ")
-    );
-
-    // [3] The capability list: MSI-X visible with the device's table size; only allowed IDs.
-    let mut caps = Vec::new();
-    let mut at = view.read(vbdf, 0x34, 1).map_err(err)? as u16 & 0xfc;
-    let mut msix_size = None;
-    while at != 0 && caps.len() < 48 {
-        let hdr = view.read(vbdf, at, 2).map_err(err)?;
-        let id = hdr as u8;
-        caps.push(format!("{id:#04x}@{at:#x}"));
-        check(
-            matches!(id, cap_id::PM | cap_id::MSI | cap_id::MSIX | cap_id::PCIE),
-            || format!("capability {id:#x} at {at:#x} should be hidden"),
-        )?;
-        if id == cap_id::MSIX {
-            let ctl = view.read(vbdf, at + 2, 2).map_err(err)?;
-            msix_size = Some((ctl & 0x7ff) + 1);
-        }
-        at = (hdr >> 8) as u16 & 0xfc;
-    }
-    let phys_msix = phys.caps.iter().any(|c| c.id == cap_id::MSIX);
-    check(msix_size.is_some() == phys_msix, || {
-        String::from("MSI-X visibility differs from the device")
-    })?;
-    steps += 1;
-    info!(
-        "control-test [3] capabilities: {}; MSI-X {}",
-        caps.join(" "),
-        msix_size.map_or(String::from("absent"), |n| format!(
-            "visible, table size {n}"
-        ))
-    );
-
-    // [4] Extended capabilities (SR-IOV, ARI, AER, ...) hidden.
-    let ext = view.read(vbdf, 0x100, 4).map_err(err)?;
-    check(ext == 0, || {
-        format!("extended capability header reads {ext:#x}")
-    })?;
-    let mut hidden = Vec::new();
-    for c in &phys.ext_caps {
-        let v = view.read(vbdf, c.offset, 4).map_err(err)?;
-        check(v == 0, || {
-            format!(
-                "extended capability {:#x} at {:#x} readable",
-                c.id, c.offset
-            )
-        })?;
-        let name = match c.id {
-            ext_cap_id::SRIOV => "SR-IOV",
-            ext_cap_id::ARI => "ARI",
-            ext_cap_id::AER => "AER",
-            _ => "other",
-        };
-        hidden.push(format!("{name}@{:#x}", c.offset));
-    }
-    steps += 1;
-    info!(
-        "control-test [4] extended capabilities: header at 0x100 reads {ext:#010x}; hidden: {}",
-        if hidden.is_empty() {
-            String::from("none on the device")
-        } else {
-            hidden.join(" ")
-        }
-    );
-
-    // [5] Writes to read-only fields change nothing.
-    let ro: [(u16, u8); 6] = [
-        (0x00, 4),
-        (0x08, 4),
-        (0x2c, 4),
-        (0x34, 1),
-        (0x0e, 1),
-        (0x3d, 1),
-    ];
-    for (off, size) in ro {
-        let before = view.read(vbdf, off, size).map_err(err)?;
-        view.write(vbdf, off, size, 0xa5a5_a5a5).map_err(err)?;
-        let after = view.read(vbdf, off, size).map_err(err)?;
-        check(before == after, || {
-            format!("read-only {off:#x} changed from {before:#x} to {after:#x}")
-        })?;
-    }
-    steps += 1;
-    info!(
-        "control-test [5] writes of 0xa5a5a5a5 to IDs, class, subsystem, capability pointer, header type and interrupt pin: unchanged"
-    );
+    let (vbdf, phys, want_id, msix_size) = first
+        .ok_or("the first guest has no function at 00:01.0 (assign one in the configuration)")?;
 
     // [6] BAR programming and decode: the events the exit path maps in EPT.
     if let Some(bar) = phys.bars.iter().find(|b| b.kind != BarKind::Io) {
@@ -415,4 +270,179 @@ pub fn run() -> Result<usize, String> {
         "control-test [10] {READS} reads in a row, all correct ({per} TSC ticks per request on this machine)"
     );
     Ok(steps)
+}
+
+/// Steps 1-5 for one function: identity, BAR sizing, capability list, extended capabilities,
+/// read-only fields. Returns the expected Vendor/Device dword and the MSI-X table size shown.
+fn function_view(
+    view: &mut GuestView,
+    vbdf: Bdf,
+    phys: &crate::pci::Function,
+) -> Result<(u32, Option<u32>), String> {
+    let pbdf = phys.bdf;
+    let vf = phys
+        .vf
+        .map_or(String::new(), |v| format!(", VF {} of {}", v.index, v.pf));
+    // [1] Identity passes through.
+    let id = view.read(vbdf, 0x00, 4).map_err(err)?;
+    let class = view.read(vbdf, 0x08, 4).map_err(err)?;
+    let h = phys.header;
+    let want_id = u32::from(h.vendor_id) | (u32::from(h.device_id) << 16);
+    check(id == want_id, || {
+        format!("ID {id:#010x}, physical {want_id:#010x}")
+    })?;
+    let (rev, base, sub, prog) = (
+        class as u8,
+        (class >> 24) as u8,
+        (class >> 16) as u8,
+        (class >> 8) as u8,
+    );
+    check(
+        (rev, base, sub, prog) == (h.revision, h.class.base, h.class.sub, h.class.prog_if),
+        || format!("class/revision {class:#010x} differ from the device's"),
+    )?;
+    info!(
+        "control-test [1] {vbdf} (physical {pbdf}{vf}): vendor {:04x} device {:04x} revision {rev:#04x} class {base:02x}:{sub:02x}:{prog:02x}, as on the device",
+        id as u16,
+        id >> 16
+    );
+
+    // [2] BAR sizing answered from the physical sizes.
+    let mut sized = Vec::new();
+    for bar in phys.bars.iter() {
+        let off = 0x10 + 4 * u16::from(bar.index);
+        view.write(vbdf, off, 4, u32::MAX).map_err(err)?;
+        let low = view.read(vbdf, off, 4).map_err(err)?;
+        let high = if bar.kind == BarKind::Memory64 {
+            view.write(vbdf, off + 4, 4, u32::MAX).map_err(err)?;
+            view.read(vbdf, off + 4, 4).map_err(err)?
+        } else {
+            0xffff_ffff
+        };
+        let mask = if bar.kind == BarKind::Io {
+            !0x3u32
+        } else {
+            !0xfu32
+        };
+        // An I/O BAR that decodes 16 bits reads 0 in bits 31:16 (PCI Local Bus Spec 3.0
+        // §6.2.5.1): software sizes it over those 16 bits.
+        let bits = if bar.kind == BarKind::Io && low & 0xffff_0000 == 0 {
+            low | 0xffff_0000
+        } else {
+            low
+        };
+        let size = if bar.kind == BarKind::Memory64 {
+            (!((u64::from(high) << 32) | u64::from(bits & mask))).wrapping_add(1)
+        } else {
+            u64::from(!(bits & mask)).wrapping_add(1) & 0xffff_ffff
+        };
+        check(size == bar.size, || {
+            format!(
+                "BAR{} sizes to {size:#x}, physical {:#x}",
+                bar.index, bar.size
+            )
+        })?;
+        view.write(vbdf, off, 4, 0).map_err(err)?;
+        if bar.kind == BarKind::Memory64 {
+            view.write(vbdf, off + 4, 4, 0).map_err(err)?;
+        }
+        sized.push(format!(
+            "BAR{} reads {low:#010x}{} = {}",
+            bar.index,
+            if bar.kind == BarKind::Memory64 {
+                format!(":{high:#010x}")
+            } else {
+                String::new()
+            },
+            crate::guest::devices::size_text(size)
+        ));
+    }
+    info!(
+        "control-test [2] {vbdf} BAR sizing (all ones written, read back): {}; the physical sizes",
+        sized.join(", ")
+    );
+
+    // [3] The capability list: MSI-X visible with the device's table size; only allowed IDs.
+    let mut caps = Vec::new();
+    let mut at = view.read(vbdf, 0x34, 1).map_err(err)? as u16 & 0xfc;
+    let mut msix_size = None;
+    while at != 0 && caps.len() < 48 {
+        let hdr = view.read(vbdf, at, 2).map_err(err)?;
+        let id = hdr as u8;
+        caps.push(format!("{id:#04x}@{at:#x}"));
+        check(
+            matches!(id, cap_id::PM | cap_id::MSI | cap_id::MSIX | cap_id::PCIE),
+            || format!("capability {id:#x} at {at:#x} should be hidden"),
+        )?;
+        if id == cap_id::MSIX {
+            let ctl = view.read(vbdf, at + 2, 2).map_err(err)?;
+            msix_size = Some((ctl & 0x7ff) + 1);
+        }
+        at = (hdr >> 8) as u16 & 0xfc;
+    }
+    let phys_msix = phys.caps.iter().any(|c| c.id == cap_id::MSIX);
+    check(msix_size.is_some() == phys_msix, || {
+        String::from("MSI-X visibility differs from the device")
+    })?;
+    info!(
+        "control-test [3] {vbdf} capabilities: {}; MSI-X {}",
+        caps.join(" "),
+        msix_size.map_or(String::from("absent"), |n| format!(
+            "visible, table size {n}"
+        ))
+    );
+
+    // [4] Extended capabilities (SR-IOV, ARI, AER, ...) hidden.
+    let ext = view.read(vbdf, 0x100, 4).map_err(err)?;
+    check(ext == 0, || {
+        format!("extended capability header reads {ext:#x}")
+    })?;
+    let mut hidden = Vec::new();
+    for c in &phys.ext_caps {
+        let v = view.read(vbdf, c.offset, 4).map_err(err)?;
+        check(v == 0, || {
+            format!(
+                "extended capability {:#x} at {:#x} readable",
+                c.id, c.offset
+            )
+        })?;
+        let name = match c.id {
+            ext_cap_id::SRIOV => "SR-IOV",
+            ext_cap_id::ARI => "ARI",
+            ext_cap_id::AER => "AER",
+            _ => "other",
+        };
+        hidden.push(format!("{name}@{:#x}", c.offset));
+    }
+    info!(
+        "control-test [4] {vbdf} extended capabilities: header at 0x100 reads {ext:#010x}; hidden: {}",
+        if hidden.is_empty() {
+            String::from("none on the device")
+        } else {
+            hidden.join(" ")
+        }
+    );
+
+    // [5] Writes to read-only fields change nothing.
+    let ro: [(u16, u8); 6] = [
+        (0x00, 4),
+        (0x08, 4),
+        (0x2c, 4),
+        (0x34, 1),
+        (0x0e, 1),
+        (0x3d, 1),
+    ];
+    for (off, size) in ro {
+        let before = view.read(vbdf, off, size).map_err(err)?;
+        view.write(vbdf, off, size, 0xa5a5_a5a5).map_err(err)?;
+        let after = view.read(vbdf, off, size).map_err(err)?;
+        check(before == after, || {
+            format!("read-only {off:#x} changed from {before:#x} to {after:#x}")
+        })?;
+    }
+    info!(
+        "control-test [5] {vbdf} writes of 0xa5a5a5a5 to IDs, class, subsystem, capability pointer, header type and interrupt pin: unchanged"
+    );
+
+    Ok((want_id, msix_size))
 }

@@ -41,6 +41,14 @@ pub enum Op {
     MsixRead = 5,
     /// A guest's write to its function's MSI-X table page; an entry change is an event.
     MsixWrite = 6,
+    /// The hypervisor's own read of physical configuration space (diagnostics: the debug
+    /// shell): `size` bytes at `offset` of the function whose routing ID is in the virtual-BDF
+    /// field. Never sent on a guest's behalf.
+    PhysicalRead = 7,
+    /// Back to the reset state (decode and bus mastering off, BARs unmapped, MSI/MSI-X off) for
+    /// (guest, virtual BDF): the operator stopped the guest. The events go to the shared page;
+    /// the value is the physical Command register afterwards.
+    ResetFunction = 8,
     /// TEST ONLY: fault deliberately ([`FaultKind`] in the value). The core sends it only in
     /// the `control` test scenario.
     TestFault = 0x7f,
@@ -57,6 +65,8 @@ impl Op {
             4 => Self::ConfigWrite,
             5 => Self::MsixRead,
             6 => Self::MsixWrite,
+            7 => Self::PhysicalRead,
+            8 => Self::ResetFunction,
             0x7f => Self::TestFault,
             _ => return None,
         })
@@ -65,7 +75,10 @@ impl Op {
     /// Whether a reply to this op may carry events.
     #[must_use]
     pub const fn has_events(self) -> bool {
-        matches!(self, Self::ConfigWrite | Self::MsixWrite)
+        matches!(
+            self,
+            Self::ConfigWrite | Self::MsixWrite | Self::ResetFunction
+        )
     }
 }
 

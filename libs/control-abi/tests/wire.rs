@@ -50,7 +50,7 @@ fn malformed_requests_are_refused() {
     );
     for raw in 0..=255u8 {
         let ok = Op::from_raw(raw).is_some();
-        assert_eq!(ok, matches!(raw, 1..=6 | 0x7f), "op {raw:#x}");
+        assert_eq!(ok, matches!(raw, 1..=8 | 0x7f), "op {raw:#x}");
     }
 }
 
