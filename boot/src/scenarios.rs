@@ -529,6 +529,32 @@ pub const SCENARIOS: &[Scenario] = &[
         end: End::Success,
         timeout_secs: 120,
     },
+    // Issue "VT-d interrupt remapping with x2APIC": eim=on, so x2APIC mode and 32-bit
+    // destinations.
+    Scenario {
+        name: "qemu-intremap-eim",
+        machine: MachineSpec::Qemu(QemuSpec {
+            eim: true,
+            ..QemuSpec::TCG
+        }),
+        config: Config::File("boot/scenarios/intremap.toml"),
+        guests: &[],
+        expect: &[BANNER, r"selftest: intremap: PASS \(7 steps\)", r"CONDUIT EXIT: success"],
+        forbid: VTD_FORBID,
+        end: End::Success,
+        timeout_secs: 120,
+    },
+    // The same with eim=off: xAPIC mode, 8-bit destinations.
+    Scenario {
+        name: "qemu-intremap-xapic",
+        machine: MachineSpec::Qemu(QemuSpec::TCG),
+        config: Config::File("boot/scenarios/intremap.toml"),
+        guests: &[],
+        expect: &[BANNER, r"selftest: intremap: PASS \(7 steps\)", r"CONDUIT EXIT: success"],
+        forbid: VTD_FORBID,
+        end: End::Success,
+        timeout_secs: 120,
+    },
     // A malformed DMAR is refused with the parser's reason; remapping stays off and assigning
     // edu is refused rather than done unprotected.
     Scenario {

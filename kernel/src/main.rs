@@ -14,6 +14,7 @@ mod config;
 mod console;
 mod guest;
 mod iommu;
+mod irq;
 mod memory;
 mod pci;
 mod platform;
@@ -80,6 +81,7 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     pci::init(&platform, mem);
     let dmar = selftest::dmar_for_boot(config.test, platform.dmar);
     iommu::init(mem, dmar.as_deref(), selftest::iommu_options(config.test));
+    irq::init(mem, &platform);
 
     if let Some(test) = config.test {
         selftest::run(test, mem, cpu.vmx.is_some());

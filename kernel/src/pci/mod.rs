@@ -9,6 +9,7 @@
 //! log prints the tree.
 
 pub mod access;
+pub mod msi;
 pub mod report;
 
 use crate::memory::Memory;

@@ -31,6 +31,14 @@ fn full() {
 }
 
 #[test]
+fn interrupt_remapping_scenario() {
+    let c = parse("[test]\nscenario = \"intremap\"\n", EXIT)
+        .unwrap()
+        .config;
+    assert_eq!(c.test, Some(TestCase::Intremap));
+}
+
+#[test]
 fn errors_name_the_key() {
     let e = parse("[hypervisor]\nlog_level = \"loud\"\n", EXIT).unwrap_err();
     assert!(e.to_string().starts_with("`hypervisor.log_level`"), "{e}");

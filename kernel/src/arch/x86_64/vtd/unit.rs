@@ -131,7 +131,7 @@ impl RemappingUnit {
         Ok(unit)
     }
 
-    fn regs(&self) -> VolatilePtr<'static, Registers> {
+    pub(super) fn regs(&self) -> VolatilePtr<'static, Registers> {
         self.regs
     }
 
@@ -146,6 +146,15 @@ impl RemappingUnit {
 
     pub fn cap(&self) -> Cap {
         self.cap
+    }
+
+    pub fn ecap(&self) -> Ecap {
+        self.ecap
+    }
+
+    /// The invalidation queue, where queued invalidation is on.
+    pub(super) fn queue_mut(&mut self) -> Option<&mut Queue> {
+        self.queue.as_mut()
     }
 
     /// Physical address of the root table.
@@ -168,7 +177,7 @@ impl RemappingUnit {
 
     /// Writes `value` (a command with the persistent enables kept) to GCMD and waits until
     /// `status` in GSTS reads `expect`.
-    fn global_command(&self, value: u32, status: u32, expect: bool) -> Result<(), VtdError> {
+    pub(super) fn global_command(&self, value: u32, status: u32, expect: bool) -> Result<(), VtdError> {
         let regs = self.regs();
         map_field!(regs.gcmd).write(value);
         let gsts = map_field!(regs.gsts);
@@ -181,7 +190,7 @@ impl RemappingUnit {
         }
     }
 
-    fn persistent(&self) -> u32 {
+    pub(super) fn persistent(&self) -> u32 {
         let regs = self.regs();
         map_field!(regs.gsts).read() & global::PERSISTENT
     }
