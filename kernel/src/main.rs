@@ -92,7 +92,8 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         n => alloc::format!("{n} CPU(s)"),
     };
     info!(
-        "boot complete: {} MiB usable ({} frames free), {cpus}, VMX {}, DMAR {}, DMA remapping {}",
+        "boot complete: {} MiB usable ({} frames free), {cpus}, VMX {}, DMAR {}, DMA remapping {}, \
+         interrupt remapping {}; {} hypervisor ticks",
         mem.usable_mib(),
         mem.frames.lock().available_frames(),
         if cpu.vmx.is_some() {
@@ -105,7 +106,13 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         } else {
             "absent"
         },
-        if iommu::status().is_ok() { "on" } else { "off" }
+        if iommu::status().is_ok() { "on" } else { "off" },
+        if iommu::interrupt_remapping().is_ok() {
+            "on"
+        } else {
+            "off"
+        },
+        irq::dispatch::ticks()
     );
     power::succeed();
 }

@@ -2,6 +2,7 @@
 
 mod dmar_corrupt;
 mod edu;
+mod igb;
 mod intremap;
 mod intremap_checks;
 mod vtd_edu;

@@ -11,8 +11,9 @@
 //! - [`init`]: the local APIC (if the IOMMU did not already choose its mode), its timer as the
 //!   hypervisor's tick, every I/O APIC masked, the allocators sized to the interrupt remapping
 //!   table.
-//! - [`bind_msi`]: a device's MSI through a verified IRTE on a fresh vector of its owner,
-//!   programmed into the device in remappable format (handle = IRTE index, no subhandle).
+//! - [`bind_msi`]: a device's MSI or one of its MSI-X entries through a verified IRTE on a fresh
+//!   vector of its owner, programmed into the device in remappable format (handle = IRTE index,
+//!   no subhandle).
 //! - [`route_isa`] / [`set_gsi_masked`]: an ISA interrupt (MADT overrides applied) through the
 //!   I/O APIC in remappable format, verified against the I/O APIC's source-id from the DMAR.
 //! - [`program_irte`], [`reserve_index`], [`reserve_vector`], [`release`], [`release_guest`].
@@ -26,7 +27,7 @@ pub mod dispatch;
 mod route;
 
 pub use dispatch::{FLOOD_LIMIT, Flood, on_interrupt};
-pub use route::{GsiRoute, MsiRoute, bind_msi, route_isa, set_gsi_masked};
+pub use route::{MsiKind, MsiRoute, bind_msi, route_isa, set_gsi_masked};
 
 use crate::arch::x86_64::apic::{self, timer, vectors};
 use crate::arch::x86_64::ioapic::IoApic;
@@ -108,6 +109,7 @@ impl From<MsiError> for IrqError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     Msi(Bdf),
+    Msix { bdf: Bdf, entry: u16 },
     IoApic { ioapic: usize, pin: u8 },
 }
 
@@ -117,6 +119,7 @@ struct IoApicState {
 }
 
 struct State {
+    mem: &'static Memory,
     ir: Option<IrInfo>,
     ir_off: String,
     /// This CPU's APIC ID: the destination of every interrupt (guests run here too).
@@ -199,7 +202,7 @@ impl State {
 
 /// Brings interrupts up: the local APIC (xAPIC as the firmware left it unless the IOMMU chose
 /// x2APIC already), the tick, every I/O APIC masked, and the allocators.
-pub fn init(mem: &Memory, platform: &Platform) {
+pub fn init(mem: &'static Memory, platform: &Platform) {
     let boot_apic = match apic::init(
         mem,
         false,
@@ -274,6 +277,7 @@ pub fn init(mem: &Memory, platform: &Platform) {
         cpus.push(boot_apic);
     }
     *STATE.lock() = Some(State {
+        mem,
         ir,
         ir_off,
         boot_apic,
@@ -382,6 +386,18 @@ pub fn release_guest(id: GuestId) -> Result<(usize, usize), IrqError> {
     })
 }
 
+/// Lets interrupts that arrived while the hypervisor ran with interrupts disabled be taken now
+/// (STI; NOP; CLI: STI's one-instruction shadow ends at the NOP). Called before every VM entry,
+/// so the tick and device interrupts are serviced at least once per entry. Architecturally a
+/// pending interrupt would also cause a VM exit right after entry ("external-interrupt exiting");
+/// Bochs 2.7 does not re-evaluate interrupt blocking at VM entry when the guest's RFLAGS.IF equals
+/// the host's (measured: one external-interrupt exit per guest, then none).
+pub fn interrupt_window() {
+    x86_64::instructions::interrupts::enable();
+    x86_64::instructions::nop();
+    x86_64::instructions::interrupts::disable();
+}
+
 /// This CPU as an IRTE destination, in the table's width (`None` before [`init`]).
 pub fn this_cpu() -> Option<Destination> {
     with_state(|s| Ok(s.destination())).ok()
@@ -426,6 +442,10 @@ pub fn service() -> Vec<FloodReport> {
                     crate::pci::msi::set_msi_enabled(bdf, false).is_ok(),
                     alloc::format!("{bdf} (MSI)"),
                 ),
+                Source::Msix { bdf, entry } => (
+                    crate::pci::msi::set_msix_entry_masked(s.mem, bdf, entry, true).is_ok(),
+                    alloc::format!("{bdf} (MSI-X entry {entry})"),
+                ),
                 Source::IoApic { ioapic, pin } => match s.ioapics.get_mut(ioapic) {
                     Some(io) => {
                         io.dev.set_masked(pin, true);
@@ -442,6 +462,7 @@ pub fn service() -> Vec<FloodReport> {
                 if device_masked {
                     match source {
                         Source::Msi(_) => ", MSI disabled at the device",
+                        Source::Msix { .. } => ", MSI-X entry masked at the device",
                         Source::IoApic { .. } => ", I/O APIC input masked",
                     }
                 } else {

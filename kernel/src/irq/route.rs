@@ -45,11 +45,26 @@ fn undo(s: &mut State, owner: Owner, vector: u8, index: u16) {
     dispatch::unbind(vector);
 }
 
-/// Routes the MSI of `bdf` for `owner`: a fresh vector, an IRTE aimed at this CPU (Fixed, edge,
-/// physical) that only `bdf` may use (SVT = 01b, SQ = 00b: all 16 requester-id bits compared),
-/// and the device's MSI capability programmed in remappable format with that entry's handle. For
-/// a guest, `virtual_vector` is the vector its own driver programmed (injected on delivery).
-pub fn bind_msi(owner: Owner, bdf: Bdf, virtual_vector: Option<u8>) -> Result<MsiRoute, IrqError> {
+/// Which message-signalled interrupt of a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MsiKind {
+    /// The MSI capability (one message).
+    Msi,
+    /// One MSI-X table entry.
+    Msix(u16),
+}
+
+/// Routes the MSI (or MSI-X entry) of `bdf` for `owner`: a fresh vector, an IRTE aimed at this
+/// CPU (Fixed, edge, physical) that only `bdf` may use (SVT = 01b, SQ = 00b: all 16 requester-id
+/// bits compared), and the device programmed in remappable format with that entry's handle (MSI
+/// enabled; an MSI-X entry unmasked, MSI-X Enable left to the caller). For a guest,
+/// `virtual_vector` is the vector its own driver programmed (injected on delivery).
+pub fn bind_msi(
+    owner: Owner,
+    bdf: Bdf,
+    kind: MsiKind,
+    virtual_vector: Option<u8>,
+) -> Result<MsiRoute, IrqError> {
     with_state(|s| {
         let (vector, index) = allocate(s, owner)?;
         let irte = match IrteBuilder::new(s.destination(), vector)
@@ -75,13 +90,24 @@ pub fn bind_msi(owner: Owner, bdf: Bdf, virtual_vector: Option<u8>) -> Result<Ms
             },
         );
         let message = RemappableMsi::single(index).encode();
-        if let Err(e) = msi::program_msi(bdf, message) {
+        let programmed = match kind {
+            MsiKind::Msi => msi::program_msi(bdf, message).map(|_| ()),
+            MsiKind::Msix(entry) => msi::program_msix_entry(s.mem, bdf, entry, message, false),
+        };
+        if let Err(e) = programmed {
             undo(s, owner, vector, index);
             return Err(e.into());
         }
-        s.sources.push((index, vector, Source::Msi(bdf)));
+        let (source, what) = match kind {
+            MsiKind::Msi => (Source::Msi(bdf), alloc::string::String::from("MSI")),
+            MsiKind::Msix(entry) => (
+                Source::Msix { bdf, entry },
+                alloc::format!("MSI-X entry {entry}"),
+            ),
+        };
+        s.sources.push((index, vector, source));
         info!(
-            "irq: {owner}: MSI of {bdf} -> IRTE {index} -> vector {vector:#x}{} on APIC {} \
+            "irq: {owner}: {what} of {bdf} -> IRTE {index} -> vector {vector:#x}{} on APIC {} \
              (fixed, edge, physical); source-id {bdf} verified (SVT=01, SQ=00); device \
              programmed in remappable format: address {:#010x} (handle {index}, SHV 0), data \
              {:#06x}",
@@ -123,17 +149,7 @@ pub struct GsiRoute {
 pub fn route_isa(isa: u8) -> Result<GsiRoute, IrqError> {
     let owner = Owner::Hypervisor;
     with_state(|s| {
-        let o = s
-            .overrides
-            .iter()
-            .find(|o| o.isa == isa)
-            .copied()
-            .unwrap_or(crate::platform::acpi::IsaOverride {
-                isa,
-                gsi: u32::from(isa),
-                active_low: false,
-                level: false,
-            });
+        let o = crate::platform::acpi::isa_route(&s.overrides, isa);
         let (ioapic, pin) = s
             .ioapics
             .iter()

@@ -214,6 +214,20 @@ pub fn program_msix_entry(
     Ok(())
 }
 
+/// Sets or clears the Mask bit of MSI-X table entry `entry` (§6.8.2.9).
+pub fn set_msix_entry_masked(
+    mem: &Memory,
+    bdf: Bdf,
+    entry: u16,
+    masked: bool,
+) -> Result<(), MsiError> {
+    let e = msix_entry(mem, bdf, entry)?;
+    let ctl = volatile::map_field!(e.vector_control);
+    let v = ctl.read();
+    ctl.write(if masked { v | 1 } else { v & !1 });
+    Ok(())
+}
+
 /// Reads MSI-X table entry `entry` back: (address, data, masked).
 pub fn read_msix_entry(mem: &Memory, bdf: Bdf, entry: u16) -> Result<(u32, u32, bool), MsiError> {
     let e = msix_entry(mem, bdf, entry)?;

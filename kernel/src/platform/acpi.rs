@@ -75,6 +75,21 @@ pub struct IsaOverride {
     pub level: bool,
 }
 
+/// Where ISA IRQ `isa` arrives given the MADT's `overrides`: the override if there is one, else
+/// the GSI of the same number, edge-triggered, active high (ACPI 6.5 §5.2.12.5).
+pub fn isa_route(overrides: &[IsaOverride], isa: u8) -> IsaOverride {
+    overrides
+        .iter()
+        .find(|o| o.isa == isa)
+        .copied()
+        .unwrap_or(IsaOverride {
+            isa,
+            gsi: u32::from(isa),
+            active_low: false,
+            level: false,
+        })
+}
+
 /// One ECAM region from the MCFG (PCI Firmware spec 3.3, 4.1.2).
 #[derive(Debug, Clone, Copy)]
 pub struct Ecam {
@@ -104,21 +119,6 @@ impl Platform {
 
     pub fn has_dmar(&self) -> bool {
         self.dmar.is_some()
-    }
-
-    /// Where ISA IRQ `isa` arrives: the override if there is one, else the GSI of the same number,
-    /// edge-triggered, active high.
-    pub fn isa_route(&self, isa: u8) -> IsaOverride {
-        self.isa_overrides
-            .iter()
-            .find(|o| o.isa == isa)
-            .copied()
-            .unwrap_or(IsaOverride {
-                isa,
-                gsi: u32::from(isa),
-                active_low: false,
-                level: false,
-            })
     }
 }
 

@@ -18,12 +18,14 @@
 //! 6. IRTE requests by guest 1 for a vector it does not own, a destination it may not target,
 //!    without source validation and at an index it does not own are refused, the entry untouched;
 //! 7. edu raising in a tight loop trips the flood guard: its IRTE is masked, its MSI disabled,
-//!    the flood reported, and the hypervisor's tick keeps running.
+//!    the flood reported, and the hypervisor's tick keeps running;
+//! 8. an MSI-X entry in remappable format: the igb PF's vector 0 (01:00.0, behind a root port),
+//!    raised through its EICS register, arrives through its own verified IRTE.
 
 use super::edu::{self, Direction, Edu};
 use crate::arch::x86_64::{apic, rdtsc};
 use crate::iommu::{self, DomainId, GuestMemory};
-use crate::irq::{self, Flood, MsiRoute, dispatch};
+use crate::irq::{self, MsiKind, MsiRoute, dispatch};
 use crate::memory::{Memory, PhysAddr};
 use crate::pci::{self, DeviceRef, msi};
 use alloc::string::String;
@@ -177,7 +179,8 @@ fn with_domain(mem: &Memory, edu: &Edu, domain: DomainId) -> Result<usize, Strin
     );
 
     // [2] The guest's MSI through its own verified IRTE: N raises, N interrupts.
-    let route = irq::bind_msi(Owner::Guest(GUEST), edu.bdf, Some(GUEST_VECTOR)).map_err(describe)?;
+    let route = irq::bind_msi(Owner::Guest(GUEST), edu.bdf, MsiKind::Msi, Some(GUEST_VECTOR))
+        .map_err(describe)?;
     let (enabled, address, data) = msi::read_msi(edu.bdf).map_err(describe)?;
     let raw = iommu::read_irte(route.index)
         .and_then(Result::ok)
@@ -246,7 +249,10 @@ fn with_domain(mem: &Memory, edu: &Edu, domain: DomainId) -> Result<usize, Strin
 
     // [7] The flood.
     super::intremap_checks::flood(&ctx)?;
-    Ok(7)
+
+    // [8] MSI-X in remappable format.
+    super::intremap_checks::msix(mem)?;
+    Ok(8)
 }
 
 /// The source-id a decoy IRTE verifies instead of edu's: the second root port, 00:03.0.

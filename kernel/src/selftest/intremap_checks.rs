@@ -6,11 +6,12 @@ use super::intremap::{
 };
 use crate::arch::x86_64::{apic::vectors, pit};
 use crate::iommu;
-use crate::irq::{self, FLOOD_LIMIT, Flood, IrqError, dispatch};
+use crate::irq::{self, FLOOD_LIMIT, Flood, IrqError, MsiKind, dispatch};
 use crate::memory::Memory;
-use crate::pci::msi;
+use crate::pci::{self, DeviceRef, msi};
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_pci::config::command;
 use conduit_irq::{
     AllocError, Destination, Irte, IrteBuilder, Owner, RemappableMsi, Resource, SourceQualifier,
 };
@@ -305,6 +306,61 @@ pub(super) fn flood(ctx: &Ctx<'_>) -> Result<(), String> {
             "by the service path "
         },
         dispatch::suppressed(v)
+    );
+    Ok(())
+}
+
+/// MSI-X raises of step 8.
+const MSIX_RAISES: u64 = 4;
+
+/// Step 8: an MSI-X entry in remappable format (the igb PF's vector 0, raised through EICS).
+pub(super) fn msix(mem: &Memory) -> Result<(), String> {
+    use super::igb::{self, Igb};
+    let igb_ref = DeviceRef::Id {
+        vendor: igb::VENDOR,
+        device: igb::DEVICE,
+    };
+    let f = pci::get()
+        .and_then(|p| p.resolve(igb_ref))
+        .ok_or_else(|| alloc::format!("no {igb_ref} (igb) function on this machine"))?;
+    let nic = Igb::open(mem, f)?;
+    let bdf = nic.bdf;
+    pci::enable_command_bits(bdf, command::MEMORY_SPACE | command::BUS_MASTER)
+        .ok_or("cannot write igb's Command register")?;
+    let info = msi::msix_info(bdf).map_err(describe)?;
+    let route = irq::bind_msi(Owner::Hypervisor, bdf, MsiKind::Msix(0), None).map_err(describe)?;
+    msi::set_msix_enabled(bdf, true).map_err(describe)?;
+    let (address, data, masked) = msi::read_msix_entry(mem, bdf, 0).map_err(describe)?;
+    nic.enable(0);
+    let v = route.vector;
+    let mut delivered = 0;
+    for _ in 0..MSIX_RAISES {
+        let before = dispatch::delivered(v);
+        nic.raise(0);
+        if super::intremap::wait_with_interrupts(1 << 30, || dispatch::delivered(v) > before) {
+            delivered += 1;
+        }
+    }
+    wait_ticks(2);
+    let total = dispatch::delivered(v);
+    let faults = iommu::service_faults();
+    nic.quiesce();
+    msi::set_msix_enabled(bdf, false).map_err(describe)?;
+    irq::release(Owner::Hypervisor, route.index, Some(v)).map_err(describe)?;
+    if delivered != MSIX_RAISES || total != MSIX_RAISES || masked || !faults.is_empty() {
+        return Err(alloc::format!(
+            "igb MSI-X: {MSIX_RAISES} raised, {total} delivered on vector {v:#x} (entry masked \
+             {masked}), faults {faults:?}"
+        ));
+    }
+    info!(
+        "selftest: intremap [8] igb {bdf} MSI-X ({} entries, table in BAR{} at offset {:#x}): \
+         entry 0 = address {address:#010x} data {data:#06x}, unmasked -> IRTE {} -> vector \
+         {v:#x}: {MSIX_RAISES} raised (EICS), {total} delivered",
+        info.table_size,
+        info.table_bir,
+        info.table_offset,
+        route.index
     );
     Ok(())
 }

@@ -84,9 +84,3 @@ pub fn start_periodic(cal: &Calibration, vector: u8, period_ms: u32) -> u32 {
     write(Reg::TimerInitial, count);
     count
 }
-
-/// Stops the tick (masked, count 0).
-pub fn stop() {
-    write(Reg::LvtTimer, LVT_MASKED);
-    write(Reg::TimerInitial, 0);
-}
