@@ -14,7 +14,7 @@ use crate::arch::x86_64::vtd::ir::Table;
 use crate::memory::Memory;
 use alloc::string::String;
 use conduit_dmar::{Dmar, PciBridges};
-use conduit_irq::{ApicMode, Irte, IrtSize};
+use conduit_irq::{ApicMode, IrtSize, Irte};
 use conduit_pci::Bdf;
 use conduit_vtd::IecInvalidation;
 use log::{error, info, warn};
@@ -74,7 +74,13 @@ pub(super) fn bring_up(
     let apic_id = apic::init(mem, want_x2apic, why);
     if let Some(reason) = off {
         warn!("vtd: interrupt remapping not enabled: {reason}");
-        return (apic_id, BringUp { table: None, off: Some(reason) });
+        return (
+            apic_id,
+            BringUp {
+                table: None,
+                off: Some(reason),
+            },
+        );
     }
     let mode = match apic::current_mode() {
         Some(apic::ApicMode::X2Apic) if eim => ApicMode::X2Apic,
@@ -82,13 +88,25 @@ pub(super) fn bring_up(
     };
     let coherent = units.iter().all(|u| u.ecap().c());
     let Some(size) = IrtSize::for_entries(IRT_ENTRIES) else {
-        return (apic_id, BringUp { table: None, off: Some(String::from("bad table size")) });
+        return (
+            apic_id,
+            BringUp {
+                table: None,
+                off: Some(String::from("bad table size")),
+            },
+        );
     };
     let table = match Table::new(mem, size, mode, coherent) {
         Ok(t) => t,
         Err(e) => {
             error!("vtd: interrupt remapping not enabled: {e}");
-            return (apic_id, BringUp { table: None, off: Some(alloc::format!("{e}")) });
+            return (
+                apic_id,
+                BringUp {
+                    table: None,
+                    off: Some(alloc::format!("{e}")),
+                },
+            );
         }
     };
     for u in units.iter_mut() {
@@ -116,7 +134,10 @@ pub(super) fn bring_up(
                 );
             }
             Err(e) => {
-                error!("vtd: unit {:#x}: interrupt remapping not enabled: {e}", u.phys());
+                error!(
+                    "vtd: unit {:#x}: interrupt remapping not enabled: {e}",
+                    u.phys()
+                );
                 return (
                     apic_id,
                     BringUp {
@@ -127,7 +148,13 @@ pub(super) fn bring_up(
             }
         }
     }
-    (apic_id, BringUp { table: Some(table), off: None })
+    (
+        apic_id,
+        BringUp {
+            table: Some(table),
+            off: None,
+        },
+    )
 }
 
 /// The interrupt remapping table as the policy needs to know it.
@@ -145,25 +172,31 @@ pub struct IrInfo {
 /// Whether interrupt remapping is on, and its table; else why not.
 pub fn interrupt_remapping() -> Result<IrInfo, String> {
     match STATE.lock().as_ref() {
-        Some(State { ir: Some(t), units, .. }) => Ok(IrInfo {
+        Some(State {
+            ir: Some(t), units, ..
+        }) => Ok(IrInfo {
             table: t.base(),
             size: t.size(),
             mode: t.mode(),
             units: units.len(),
         }),
-        Some(State { ir_off: Some(r), .. }) => Err(r.clone()),
+        Some(State {
+            ir_off: Some(r), ..
+        }) => Err(r.clone()),
         Some(_) => Err(String::from("interrupt remapping is off")),
         None => Err(String::from("the IOMMU was not initialised")),
     }
 }
 
 fn write_locked(s: &mut State, index: u16, irte: &Irte) -> Result<IecInvalidation, IommuError> {
-    let table = s.ir.as_mut().ok_or_else(|| IommuError::InterruptRemappingOff {
-        reason: s
-            .ir_off
-            .clone()
-            .unwrap_or_else(|| String::from("interrupt remapping is off")),
-    })?;
+    let table =
+        s.ir.as_mut()
+            .ok_or_else(|| IommuError::InterruptRemappingOff {
+                reason: s
+                    .ir_off
+                    .clone()
+                    .unwrap_or_else(|| String::from("interrupt remapping is off")),
+            })?;
     table.write(index, irte).map_err(IommuError::Hardware)?;
     let inv = IecInvalidation::Index { index, mask: 0 };
     for u in &mut s.units {
@@ -221,12 +254,11 @@ pub fn mask_irte(index: u16) -> Result<(), IommuError> {
     let t = s.ir.as_ref().ok_or(IommuError::InterruptRemappingOff {
         reason: String::from("interrupt remapping is off"),
     })?;
-    let irte = t
-        .read(index)
-        .and_then(|raw| masked(raw, t.mode()))
-        .ok_or(IommuError::InterruptRemappingOff {
+    let irte = t.read(index).and_then(|raw| masked(raw, t.mode())).ok_or(
+        IommuError::InterruptRemappingOff {
             reason: alloc::format!("no valid entry {index}"),
-        })?;
+        },
+    )?;
     write_locked(s, index, &irte).map(|_| ())
 }
 

@@ -144,9 +144,7 @@ pub fn binding(vector: u8) -> Option<Binding> {
 
 /// Interrupts delivered on `vector` since it was bound.
 pub fn delivered(vector: u8) -> u64 {
-    SLOTS[usize::from(vector)]
-        .delivered
-        .load(Ordering::Acquire)
+    SLOTS[usize::from(vector)].delivered.load(Ordering::Acquire)
 }
 
 /// Interrupts on `vector` dropped by the flood guard since it was bound.

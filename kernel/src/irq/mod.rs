@@ -39,7 +39,7 @@ use crate::platform::acpi::IsaOverride;
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_irq::{
-    AllocError, ApicMode, DestinationMode, DestinationPolicy, Destination, FormatError, GuestId,
+    AllocError, ApicMode, Destination, DestinationMode, DestinationPolicy, FormatError, GuestId,
     IrtAllocator, Irte, Owner, VectorAllocator, authorize_irte,
 };
 use conduit_pci::Bdf;
@@ -315,7 +315,11 @@ pub fn program_irte(requester: Owner, index: u16, irte: &Irte) -> Result<(), Irq
     match &result {
         Ok(()) => info!(
             "irq: {requester}: IRTE {index} written ({}vector {:#x}, destination {:?})",
-            if irte.is_present() { "" } else { "not present, " },
+            if irte.is_present() {
+                ""
+            } else {
+                "not present, "
+            },
             irte.vector(),
             irte.destination()
         ),

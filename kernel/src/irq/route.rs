@@ -197,7 +197,8 @@ pub fn route_isa(isa: u8) -> Result<GsiRoute, IrqError> {
         let io = &mut s.ioapics[ioapic];
         io.dev.write_rte(pin, rte);
         let readback = io.dev.read_rte(pin);
-        s.sources.push((index, vector, Source::IoApic { ioapic, pin }));
+        s.sources
+            .push((index, vector, Source::IoApic { ioapic, pin }));
         info!(
             "irq: ISA IRQ {isa} -> GSI {} (I/O APIC {} input {pin}, {}, active {}) -> IRTE \
              {index} -> vector {vector:#x}; source-id {sid} verified (SVT=01); redirection entry \

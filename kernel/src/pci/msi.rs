@@ -25,9 +25,16 @@ pub enum MsiError {
     /// PCI was not enumerated, or no function at this address.
     NoFunction(Bdf),
     /// The function has no such capability.
-    NoCapability { bdf: Bdf, what: &'static str },
+    NoCapability {
+        bdf: Bdf,
+        what: &'static str,
+    },
     /// An MSI-X entry beyond the table.
-    NoEntry { bdf: Bdf, entry: u16, size: u16 },
+    NoEntry {
+        bdf: Bdf,
+        entry: u16,
+        size: u16,
+    },
     /// The MSI-X table is not inside an implemented memory BAR.
     TableOutsideBar(Bdf),
     Mmio(MmioError),
@@ -39,7 +46,10 @@ impl fmt::Display for MsiError {
             Self::NoFunction(b) => write!(f, "no PCI function at {b}"),
             Self::NoCapability { bdf, what } => write!(f, "{bdf} has no {what} capability"),
             Self::NoEntry { bdf, entry, size } => {
-                write!(f, "{bdf}: MSI-X entry {entry} beyond its {size}-entry table")
+                write!(
+                    f,
+                    "{bdf}: MSI-X entry {entry} beyond its {size}-entry table"
+                )
             }
             Self::TableOutsideBar(b) => write!(f, "{b}: MSI-X table outside its memory BAR"),
             Self::Mmio(e) => write!(f, "MSI-X table mapping: {e}"),

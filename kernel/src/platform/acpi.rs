@@ -198,7 +198,10 @@ fn madt(tables: &AcpiTables<OffsetHandler>, p: &mut Platform) {
                 .extend(apic.interrupt_source_overrides.iter().map(|o| IsaOverride {
                     isa: o.isa_source,
                     gsi: o.global_system_interrupt,
-                    active_low: matches!(o.polarity, acpi::platform::interrupt::Polarity::ActiveLow),
+                    active_low: matches!(
+                        o.polarity,
+                        acpi::platform::interrupt::Polarity::ActiveLow
+                    ),
                     level: matches!(
                         o.trigger_mode,
                         acpi::platform::interrupt::TriggerMode::Level

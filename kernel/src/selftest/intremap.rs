@@ -156,9 +156,7 @@ pub fn run(mem: &'static Memory) -> Result<usize, String> {
     let result = with_domain(mem, &edu, domain);
     // Whatever happened: guest 1's interrupts go, edu leaves the domain, the memory returns.
     if let Ok((entries, vectors)) = irq::release_guest(GUEST) {
-        info!(
-            "selftest: intremap: guest 1 released {entries} IRTE(s) and {vectors} vector(s)"
-        );
+        info!("selftest: intremap: guest 1 released {entries} IRTE(s) and {vectors} vector(s)");
     }
     let _ = iommu::unassign(edu.bdf);
     if iommu::destroy_domain(domain).is_ok() {
@@ -179,8 +177,13 @@ fn with_domain(mem: &Memory, edu: &Edu, domain: DomainId) -> Result<usize, Strin
     );
 
     // [2] The guest's MSI through its own verified IRTE: N raises, N interrupts.
-    let route = irq::bind_msi(Owner::Guest(GUEST), edu.bdf, MsiKind::Msi, Some(GUEST_VECTOR))
-        .map_err(describe)?;
+    let route = irq::bind_msi(
+        Owner::Guest(GUEST),
+        edu.bdf,
+        MsiKind::Msi,
+        Some(GUEST_VECTOR),
+    )
+    .map_err(describe)?;
     let (enabled, address, data) = msi::read_msi(edu.bdf).map_err(describe)?;
     let raw = iommu::read_irte(route.index)
         .and_then(Result::ok)

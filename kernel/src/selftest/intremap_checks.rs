@@ -1,9 +1,7 @@
 //! Steps 4-7 of the interrupt remapping self-test (see `intremap`): forged messages, the I/O
 //! APIC-routed timer, refused IRTE requests and the flood guard.
 
-use super::intremap::{
-    BEYOND, Ctx, DECOY_SOURCE, GUEST, interrupts_on, wait_ticks,
-};
+use super::intremap::{BEYOND, Ctx, DECOY_SOURCE, GUEST, interrupts_on, wait_ticks};
 use crate::arch::x86_64::{apic::vectors, pit};
 use crate::iommu;
 use crate::irq::{self, FLOOD_LIMIT, Flood, IrqError, MsiKind, dispatch};
@@ -11,10 +9,10 @@ use crate::memory::Memory;
 use crate::pci::{self, DeviceRef, msi};
 use alloc::string::String;
 use alloc::vec::Vec;
-use conduit_pci::config::command;
 use conduit_irq::{
     AllocError, Destination, Irte, IrteBuilder, Owner, RemappableMsi, Resource, SourceQualifier,
 };
+use conduit_pci::config::command;
 use log::info;
 
 /// Fault reasons (VT-d spec, Appendix A).
@@ -357,10 +355,7 @@ pub(super) fn msix(mem: &Memory) -> Result<(), String> {
         "selftest: intremap [8] igb {bdf} MSI-X ({} entries, table in BAR{} at offset {:#x}): \
          entry 0 = address {address:#010x} data {data:#06x}, unmasked -> IRTE {} -> vector \
          {v:#x}: {MSIX_RAISES} raised (EICS), {total} delivered",
-        info.table_size,
-        info.table_bir,
-        info.table_offset,
-        route.index
+        info.table_size, info.table_bir, info.table_offset, route.index
     );
     Ok(())
 }

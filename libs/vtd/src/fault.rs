@@ -142,11 +142,23 @@ mod tests {
         assert_eq!(r.interrupt_index(), Some(0xffff));
         // A DMA fault has no interrupt index, whatever its address.
         let (lo, hi) = qemu_record(0x0020, 0x05, false, 0x0001_0000_0000_0000);
-        assert_eq!(FaultRecord::decode(lo, hi).and_then(|r| r.interrupt_index()), None);
-        assert_eq!(reason_text(0x21), "interrupt index beyond the interrupt remapping table");
-        assert_eq!(reason_text(0x22), "interrupt remapping table entry not present");
+        assert_eq!(
+            FaultRecord::decode(lo, hi).and_then(|r| r.interrupt_index()),
+            None
+        );
+        assert_eq!(
+            reason_text(0x21),
+            "interrupt index beyond the interrupt remapping table"
+        );
+        assert_eq!(
+            reason_text(0x22),
+            "interrupt remapping table entry not present"
+        );
         assert_eq!(reason_text(0x26), "interrupt source-id validation failed");
-        assert_eq!(reason_text(0x27), "error accessing a posted-interrupt descriptor");
+        assert_eq!(
+            reason_text(0x27),
+            "error accessing a posted-interrupt descriptor"
+        );
     }
 
     #[test]

@@ -154,16 +154,10 @@ mod tests {
         );
         assert_eq!(
             IecInvalidation::covering(32, 32, 15),
-            IecInvalidation::Index {
-                index: 32,
-                mask: 5
-            }
+            IecInvalidation::Index { index: 32, mask: 5 }
         );
         // Beyond MHMV: global.
-        assert_eq!(
-            IecInvalidation::covering(6, 4, 1),
-            IecInvalidation::Global
-        );
+        assert_eq!(IecInvalidation::covering(6, 4, 1), IecInvalidation::Global);
         assert_eq!(IecInvalidation::covering(0, 0, 15), IecInvalidation::Global);
         assert_eq!(
             IecInvalidation::covering(0xffff, 1, 15),

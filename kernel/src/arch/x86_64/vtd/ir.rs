@@ -19,7 +19,7 @@ use super::regs::global;
 use super::unit::RemappingUnit;
 use super::{Method, VtdError, qi::Descriptor};
 use crate::memory::{Memory, PhysAddr, PhysWindow};
-use conduit_irq::{ApicMode, IRTE_BYTES, Irta, Irte, IrtSize, raw_present};
+use conduit_irq::{ApicMode, IRTE_BYTES, IrtSize, Irta, Irte, raw_present};
 use conduit_paging::PhysMemory;
 use conduit_vtd::IecInvalidation;
 use volatile::map_field;
@@ -35,7 +35,12 @@ pub struct Table {
 impl Table {
     /// Allocates a zeroed table of `size` (every entry not present) whose entries carry
     /// destinations of `mode`. `coherent` is false when some unit's walks do not snoop.
-    pub fn new(mem: &Memory, size: IrtSize, mode: ApicMode, coherent: bool) -> Result<Self, VtdError> {
+    pub fn new(
+        mem: &Memory,
+        size: IrtSize,
+        mode: ApicMode,
+        coherent: bool,
+    ) -> Result<Self, VtdError> {
         let frames = (size.bytes() as u64).div_ceil(4096) as usize;
         let align = size.alignment() / 4096;
         let base = mem
@@ -145,7 +150,9 @@ impl RemappingUnit {
         }
         let status = self.persistent();
         if status & global::IRE != 0 {
-            log::warn!("vtd:   firmware left interrupt remapping enabled: disabling it to take over");
+            log::warn!(
+                "vtd:   firmware left interrupt remapping enabled: disabling it to take over"
+            );
             self.global_command(status & !global::IRE, global::IRE, false)?;
         }
         let irta = table.irta().encode().map_err(|_| VtdError::Unsupported {
@@ -169,7 +176,10 @@ impl RemappingUnit {
 
     /// Drops cached interrupt entries through the invalidation queue (§6.5.2.5); an
     /// index-selective request beyond ECAP.MHMV becomes global.
-    pub fn invalidate_interrupt_entries(&mut self, inv: IecInvalidation) -> Result<Method, VtdError> {
+    pub fn invalidate_interrupt_entries(
+        &mut self,
+        inv: IecInvalidation,
+    ) -> Result<Method, VtdError> {
         let mhmv = self.ecap().mhmv();
         let inv = match inv {
             IecInvalidation::Index { mask, .. } if mask > mhmv => IecInvalidation::Global,

@@ -177,7 +177,12 @@ impl RemappingUnit {
 
     /// Writes `value` (a command with the persistent enables kept) to GCMD and waits until
     /// `status` in GSTS reads `expect`.
-    pub(super) fn global_command(&self, value: u32, status: u32, expect: bool) -> Result<(), VtdError> {
+    pub(super) fn global_command(
+        &self,
+        value: u32,
+        status: u32,
+        expect: bool,
+    ) -> Result<(), VtdError> {
         let regs = self.regs();
         map_field!(regs.gcmd).write(value);
         let gsts = map_field!(regs.gsts);
