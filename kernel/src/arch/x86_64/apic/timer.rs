@@ -1,9 +1,12 @@
 //! The local APIC timer (SDM Vol. 3A §11.5.4): the hypervisor's periodic tick.
 //!
 //! Its input is the processor's bus or core crystal clock, whose rate the architecture does not
-//! fix, so it is calibrated once against the 8254's channel 2 (a known 1.193182 MHz): the timer
-//! counts down from the maximum in one-shot mode while the PIT counts 10 ms. Then it runs in
-//! periodic mode (LVT timer bits 18:17 = 01b) with the count for the tick rate asked for.
+//! fix, so it is calibrated against the 8254's channel 2 (a known 1.193182 MHz): the timer counts
+//! down from the maximum in one-shot mode while the PIT counts 10 ms, three times, and the median
+//! is kept (under an emulator the CPU thread can be descheduled inside a window, which skews that
+//! one measurement either way: measured 91502 instead of ~62500 counts/ms once in QEMU TCG). Then
+//! it runs in periodic mode (LVT timer bits 18:17 = 01b) with the count for the tick rate asked
+//! for.
 
 use super::{Reg, read, write};
 use crate::arch::x86_64::pit;
@@ -48,11 +51,28 @@ impl core::fmt::Display for TimerError {
     }
 }
 
-/// Measures the timer's rate against the PIT (10 ms window). The timer is left masked.
+/// Windows measured; the median is kept.
+const CALIBRATION_ROUNDS: usize = 3;
+
+/// Measures the timer's rate against the PIT (the median of three 10 ms windows). The timer is
+/// left masked.
 pub fn calibrate() -> Result<Calibration, TimerError> {
     if !super::ready() {
         return Err(TimerError::NoApic);
     }
+    let mut rounds = [Calibration {
+        counts_per_ms: 0,
+        tsc_per_ms: 0,
+    }; CALIBRATION_ROUNDS];
+    for r in &mut rounds {
+        *r = measure()?;
+    }
+    rounds.sort_unstable_by_key(|c| c.counts_per_ms);
+    Ok(rounds[CALIBRATION_ROUNDS / 2])
+}
+
+/// One 10 ms window.
+fn measure() -> Result<Calibration, TimerError> {
     write(Reg::LvtTimer, LVT_MASKED);
     write(Reg::TimerDivide, DIVIDE_BY_16);
     let mut tsc_start = 0;
