@@ -376,6 +376,59 @@ pub const SCENARIOS: &[Scenario] = &[
         end: End::Success,
         timeout_secs: 300,
     },
+    // Issue "VT-d DMA remapping": device assignment from conduit.toml on a machine without VMX:
+    // each guest's memory and IOMMU domain (IOVA = GPA) exist, its functions are assigned, bad
+    // entries are refused by name, and the vCPUs are not started.
+    Scenario {
+        name: "qemu-guest-assign",
+        machine: MachineSpec::Qemu(QemuSpec::TCG),
+        config: Config::File("boot/scenarios/guest-assign.toml"),
+        guests: &[],
+        expect: &[
+            BANNER,
+            r"config: bundle of [0-9]+ bytes, 3 guest\(s\), 1 image\(s\)",
+            r"VMX: not available",
+            r#"iommu: created domain 1 "a": IOVA 0x0-0xffffff -> HPA 0x[0-9a-f]+ \(16 MiB\); 4-level table"#,
+            r#"iommu: assigned 00:04\.0 to domain 1 "a" on unit 0xfed90000: context entry DID 1"#,
+            r#"guest "a": assigned 00:04\.0 \(1234:11e8\) in IOMMU domain 1"#,
+            r#"guest "a": 16 MiB at HPA 0x[0-9a-f]+, 1 function\(s\) assigned; its vCPUs are not started because VMX is absent"#,
+            r#"iommu: created domain 2 "b": IOVA 0x0-0x7fffff -> HPA 0x[0-9a-f]+ \(8 MiB\)"#,
+            r#"guest "b": assigned 01:00\.0 \(01:00\.0\) in IOMMU domain 2"#,
+            r#"guest "b": 00:1e\.0 not assigned: no PCI function matches 00:1e\.0"#,
+            r#"guest "b": 8 MiB at HPA 0x[0-9a-f]+, 1 function\(s\) assigned"#,
+            r#"iommu: created domain 3 "c": IOVA 0x0-0x3fffff"#,
+            r#"guest "c": 02:00\.0 VF 0 not assigned: "#,
+            r#"guest "c": 4 MiB at HPA 0x[0-9a-f]+, 0 function\(s\) assigned"#,
+            r"CONDUIT EXIT: success",
+        ],
+        forbid: &[PANIC, ANY_EXCEPTION, r"DMA fault"],
+        end: End::Success,
+        timeout_secs: 120,
+    },
+    // Issue "VT-d DMA remapping", bad input: with a malformed DMAR remapping stays off and a
+    // configured assignment is refused, saying why, instead of leaving the device unprotected.
+    Scenario {
+        name: "qemu-guest-assign-nodmar",
+        machine: MachineSpec::Qemu(QemuSpec::TCG),
+        config: Config::File("boot/scenarios/guest-assign-nodmar.toml"),
+        guests: &[],
+        expect: &[
+            BANNER,
+            r"DMAR: malformed table refused: structure at 48: length 4096 overruns the table \(88 bytes left\)",
+            r"DMA remapping disabled: malformed DMAR",
+            r#"guest "a": 1 function\(s\) not assigned: DMA remapping is off \(malformed DMAR: structure at 48: length 4096 overruns the table \(88 bytes left\)\); set \[hypervisor\] unsafe_no_iommu = true"#,
+            r#"guest "a": 16 MiB at HPA 0x[0-9a-f]+, 0 function\(s\) assigned; its vCPUs are not started because VMX is absent"#,
+            r"CONDUIT EXIT: success",
+        ],
+        forbid: &[
+            PANIC,
+            ANY_EXCEPTION,
+            r"assigned 00:04\.0 .*in IOMMU domain",
+            r"WITHOUT DMA remapping",
+        ],
+        end: End::Success,
+        timeout_secs: 120,
+    },
     // Issue "VT-d DMA remapping": PCI tree, DMAR scopes, CAP/ECAP, and the edu DMA script with
     // caching mode on (invalidate after making entries present, too) and queued invalidation.
     Scenario {

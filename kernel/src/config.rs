@@ -52,5 +52,6 @@ fn defaults() -> BootConfig {
         test: None,
         name: alloc::string::String::from("built-in defaults"),
         guests: alloc::vec::Vec::new(),
+        unsafe_no_iommu: false,
     }
 }

@@ -24,7 +24,7 @@ mod selftest;
 use arch::x86_64::{cpu, power};
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::{BootInfo, entry_point};
-use log::{error, info, warn};
+use log::{error, info};
 
 /// The loader's contract: all physical memory mapped at a dynamic offset (for VMXON regions, VMCS,
 /// EPT and device registers), and a kernel stack large enough for exit handling.
@@ -86,7 +86,8 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     if let Some(test) = config.test {
         selftest::run(test, mem, cpu.vmx.is_some());
     }
-    start_guests(&bundle, cpu.vmx.as_ref(), mem);
+    let mut guests = guest::boot::start_all(&bundle, cpu.vmx.as_ref(), mem);
+    sched::run_all(&mut guests);
     let cpus = match platform.cpu_count() {
         0 => alloc::string::String::from("CPU count unknown (no MADT)"),
         n => alloc::format!("{n} CPU(s)"),
@@ -115,53 +116,6 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         irq::dispatch::ticks()
     );
     power::succeed();
-}
-
-/// Creates every configured guest and runs them until each has finished. A guest that cannot be
-/// loaded or whose state is invalid is reported and skipped; the others run.
-fn start_guests(
-    bundle: &conduit_config::Bundle<'static>,
-    vmx: Option<&cpu::VmxInfo>,
-    mem: &memory::Memory,
-) {
-    let configs = &bundle.config.guests;
-    if configs.is_empty() {
-        return;
-    }
-    let Some(vmx_info) = vmx else {
-        warn!(
-            "guests: {} configured; their vCPUs are not started because VMX is absent",
-            configs.len()
-        );
-        return;
-    };
-    let mut host =
-        match arch::x86_64::vmx::enable(vmx_info, mem).map(|v| guest::VmxHost::new(v, mem)) {
-            Ok(Some(host)) => host,
-            Ok(None) => {
-                error!("vmx: no memory for the I/O and MSR bitmaps: guests cannot run");
-                return;
-            }
-            Err(e) => {
-                error!("vmx: {e}: guests cannot run");
-                return;
-            }
-        };
-    let mut guests = alloc::vec::Vec::new();
-    for c in configs {
-        let spec = match guest::spec::from_config(c, bundle.image(&c.image)) {
-            Ok(spec) => spec,
-            Err(e) => {
-                error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name);
-                continue;
-            }
-        };
-        match guest::Guest::create(&mut host, mem, &spec) {
-            Ok(g) => guests.push(g),
-            Err(e) => error!("guest \"{}\" refused before entry: {e}", c.name),
-        }
-    }
-    sched::run_all(&mut guests);
 }
 
 #[panic_handler]

@@ -3,6 +3,7 @@
 //! A guest that misbehaves (EPT violation outside its memory, triple fault, an exit Conduit does
 //! not handle) is stopped and reported alone; the others go on.
 
+pub mod boot;
 mod exits;
 mod layout;
 pub mod spec;
@@ -215,6 +216,11 @@ impl Guest {
 }
 
 impl Guest {
+    /// Host-physical base and size of the guest's memory (GPA 0 maps to the base).
+    pub fn memory_region(&self) -> (u64, u64) {
+        (self.memory.host.0, self.memory.size)
+    }
+
     /// Makes this guest's VMCS current (once per time slice).
     pub fn load_vmcs(&self) -> Result<Current, VmFail> {
         self.vmcs.load()

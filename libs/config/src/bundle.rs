@@ -147,6 +147,13 @@ mod tests {
             image: String::from("hello"),
             time_slice_us: 1000,
             test_break,
+            devices: vec![crate::model::DeviceAssignment {
+                function: crate::model::DeviceSel::Id {
+                    vendor: 0x8086,
+                    device: 0x10c9,
+                },
+                vf: Some(3),
+            }],
         };
         BootConfig {
             log_level: LogLevel::Debug,
@@ -162,6 +169,7 @@ mod tests {
                     Some(GuestBreak::RflagsReservedBitClear),
                 ),
             ],
+            unsafe_no_iommu: true,
         }
     }
 

@@ -42,6 +42,8 @@ pub struct RawGuest {
     pub load_gpa: Option<i64>,
     pub entry_gpa: Option<i64>,
     pub test_break: Option<String>,
+    /// `[[guest.device]]` tables.
+    pub device: Option<Vec<crate::device::RawDevice>>,
 }
 
 /// How the image file is laid out.
@@ -65,6 +67,7 @@ pub struct GuestSpec {
     pub entry: EntryMode,
     pub time_slice_us: u32,
     pub test_break: Option<GuestBreak>,
+    pub devices: Vec<crate::model::DeviceAssignment>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -178,6 +181,7 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
             )
         })?),
     };
+    let devices = crate::device::check(i, raw.device.as_deref().unwrap_or_default())?;
     Ok(GuestSpec {
         name,
         memory_mib,
@@ -186,6 +190,7 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
         entry,
         time_slice_us,
         test_break,
+        devices,
     })
 }
 
@@ -214,6 +219,11 @@ pub fn check_all(raws: &[RawGuest]) -> Result<Vec<GuestSpec>, ConfigError> {
         }
         specs.push(spec);
     }
+    let assigned: Vec<_> = specs
+        .iter()
+        .map(|s| (s.name.clone(), s.devices.clone()))
+        .collect();
+    crate::device::check_unique(&assigned)?;
     Ok(specs)
 }
 
@@ -358,6 +368,7 @@ pub fn place(spec: &GuestSpec, image: &[u8]) -> Result<GuestConfig, ConfigError>
         image: spec.image.clone(),
         time_slice_us: spec.time_slice_us,
         test_break: spec.test_break,
+        devices: spec.devices.clone(),
     })
 }
 

@@ -33,6 +33,7 @@ fn defaults_and_a_full_table() {
             entry: EntryMode::Long64,
             time_slice_us: 1000,
             test_break: None,
+            devices: Vec::new(),
         }]
     );
     let full = RawGuest {
@@ -220,6 +221,7 @@ fn spec(name: &str, memory_mib: u32, entry: EntryMode, format: ImageFormat) -> G
         entry,
         time_slice_us: 1000,
         test_break: Some(GuestBreak::Cr0PgWithoutPe),
+        devices: Vec::new(),
     }
 }
 

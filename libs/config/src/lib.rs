@@ -9,6 +9,7 @@
 extern crate alloc;
 
 pub mod bundle;
+pub mod device;
 pub mod elf;
 pub mod error;
 pub mod guest;
@@ -19,5 +20,6 @@ pub mod toml_front;
 pub use bundle::{Bundle, BundleError, GuestImage};
 pub use error::ConfigError;
 pub use model::{
-    BootConfig, EntryMode, ExitMethod, GuestBreak, GuestConfig, LogLevel, Segment, TestCase,
+    BootConfig, DeviceAssignment, DeviceSel, EntryMode, ExitMethod, GuestBreak, GuestConfig,
+    LogLevel, Segment, TestCase,
 };

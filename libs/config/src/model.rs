@@ -18,6 +18,44 @@ pub struct BootConfig {
     pub name: String,
     /// The guests, in the order `conduit.toml` lists them (validated: see [`GuestConfig`]).
     pub guests: Vec<GuestConfig>,
+    /// Allow device assignment on a machine without DMA remapping (the device can then DMA
+    /// anywhere in memory): `[hypervisor] unsafe_no_iommu = true`.
+    pub unsafe_no_iommu: bool,
+}
+
+/// A PCI function by address or by identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceSel {
+    Bdf {
+        bus: u8,
+        dev: u8,
+        func: u8,
+    },
+    /// The first function with this vendor and device id.
+    Id {
+        vendor: u16,
+        device: u16,
+    },
+}
+
+/// One `[[guest.device]]`: a function, or virtual function `vf` of a physical function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceAssignment {
+    pub function: DeviceSel,
+    pub vf: Option<u16>,
+}
+
+impl core::fmt::Display for DeviceAssignment {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.function {
+            DeviceSel::Bdf { bus, dev, func } => write!(f, "{bus:02x}:{dev:02x}.{func:x}")?,
+            DeviceSel::Id { vendor, device } => write!(f, "{vendor:04x}:{device:04x}")?,
+        }
+        match self.vf {
+            Some(vf) => write!(f, " VF {vf}"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// One guest, validated at build time against its image.
@@ -47,6 +85,8 @@ pub struct GuestConfig {
     pub time_slice_us: u32,
     /// TEST ONLY: corrupt the guest's state this way before entry (the entry must be refused).
     pub test_break: Option<GuestBreak>,
+    /// PCI functions given to this guest (existence is checked at boot).
+    pub devices: Vec<DeviceAssignment>,
 }
 
 impl GuestConfig {

@@ -30,6 +30,7 @@ struct File {
 struct HypervisorSection {
     name: Option<String>,
     log_level: Option<String>,
+    unsafe_no_iommu: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +112,7 @@ pub fn parse(text: &str, exit: ExitMethod) -> Result<Document, ConfigError> {
             test,
             name,
             guests: Vec::new(),
+            unsafe_no_iommu: file.hypervisor.unsafe_no_iommu.unwrap_or(false),
         },
         guests,
     })

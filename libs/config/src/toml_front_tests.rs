@@ -272,3 +272,29 @@ fn images_are_read_relative_to_the_configuration_directory() {
     );
     assert!(load(&text, EXIT, Path::new("/nonexistent")).is_ok());
 }
+
+#[test]
+fn devices_and_unsafe_no_iommu() {
+    let text = "[hypervisor]\nunsafe_no_iommu = true\n[[guest]]\nname = \"a\"\nmemory_mib = 4\nimage = \"a.elf\"\n\
+                [[guest.device]]\nfunction = \"00:04.0\"\n[[guest.device]]\nfunction = \"8086:10c9\"\nvf = 2\n";
+    let doc = parse(text, ExitMethod::Halt).unwrap();
+    assert!(doc.config.unsafe_no_iommu);
+    let d = &doc.guests[0].devices;
+    assert_eq!(d.len(), 2);
+    assert_eq!(d[0].to_string(), "00:04.0");
+    assert_eq!(d[1].to_string(), "8086:10c9 VF 2");
+    let shared = "[[guest]]\nname = \"a\"\nmemory_mib = 4\nimage = \"a.elf\"\n[[guest.device]]\nfunction = \"00:04.0\"\n\
+                  [[guest]]\nname = \"b\"\nmemory_mib = 4\nimage = \"a.elf\"\n[[guest.device]]\nfunction = \"00:04.0\"\n";
+    let e = parse(shared, ExitMethod::Halt).unwrap_err();
+    assert!(
+        e.to_string().starts_with("`guest[1].device[0].function`"),
+        "{e}"
+    );
+    let bad = "[[guest]]\nname = \"a\"\nmemory_mib = 4\nimage = \"a.elf\"\n[[guest.device]]\nfunction = \"4:0\"\n";
+    let e = parse(bad, ExitMethod::Halt).unwrap_err();
+    assert!(
+        e.to_string().starts_with("`guest[0].device[0].function`"),
+        "{e}"
+    );
+    assert!(!parse("", ExitMethod::Halt).unwrap().config.unsafe_no_iommu);
+}

@@ -1,0 +1,162 @@
+//! Bringing the configured guests up: memory, image, IOMMU domain and assigned functions, and
+//! (where VMX is available) the vCPU. A guest that cannot be loaded is reported and skipped; the
+//! others go on.
+
+use super::layout::GuestMemory;
+use super::spec::{self, GuestSpec};
+use super::{Guest, VmxHost};
+use crate::arch::x86_64::{cpu::VmxInfo, vmx};
+use crate::iommu::{self, DomainId};
+use crate::memory::Memory;
+use crate::pci::DeviceRef;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use conduit_config::{Bundle, DeviceAssignment, DeviceSel, GuestConfig};
+use conduit_pci::Bdf;
+use log::{error, info, warn};
+
+/// Creates every configured guest. Returns the guests whose vCPUs can run (none without VMX).
+pub fn start_all(
+    bundle: &Bundle<'static>,
+    vmx_info: Option<&VmxInfo>,
+    mem: &'static Memory,
+) -> Vec<Guest> {
+    let configs = &bundle.config.guests;
+    let mut guests = Vec::new();
+    if configs.is_empty() {
+        return guests;
+    }
+    let mut host = match vmx_info.map(|info| vmx::enable(info, mem).map(|v| VmxHost::new(v, mem))) {
+        None => None,
+        Some(Ok(Some(host))) => Some(host),
+        Some(Ok(None)) => {
+            error!("vmx: no memory for the I/O and MSR bitmaps: vCPUs cannot run");
+            None
+        }
+        Some(Err(e)) => {
+            error!("vmx: {e}: vCPUs cannot run");
+            None
+        }
+    };
+    let unsafe_no_iommu = bundle.config.unsafe_no_iommu;
+    for c in configs {
+        let spec = match spec::from_config(c, bundle.image(&c.image)) {
+            Ok(spec) => spec,
+            Err(e) => {
+                error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name);
+                continue;
+            }
+        };
+        match &mut host {
+            Some(host) => match Guest::create(host, mem, &spec) {
+                Ok(g) => {
+                    let (hpa, size) = g.memory_region();
+                    attach_devices(c, hpa, size, unsafe_no_iommu);
+                    guests.push(g);
+                }
+                Err(e) => error!("guest \"{}\" refused before entry: {e}", c.name),
+            },
+            None => without_vcpus(c, &spec, mem, unsafe_no_iommu),
+        }
+    }
+    guests
+}
+
+/// A machine without VMX (QEMU's TCG): the guest's memory, image and IOMMU domain are created and
+/// its devices assigned, exactly as where vCPUs run; only the vCPU is not started.
+fn without_vcpus(c: &GuestConfig, spec: &GuestSpec, mem: &'static Memory, unsafe_no_iommu: bool) {
+    let mut memory = match GuestMemory::allocate(mem, spec.memory_mib) {
+        Ok(m) => m,
+        Err(e) => return error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name),
+    };
+    if let Err(e) = memory.load(spec) {
+        return error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name);
+    }
+    // The frames stay the guest's (and its domain's) for the life of the machine: GuestMemory
+    // does not free on drop.
+    let (hpa, size) = (memory.host.0, memory.size);
+    let devices = attach_devices(c, hpa, size, unsafe_no_iommu);
+    warn!(
+        "guest \"{}\": {} MiB at HPA {hpa:#x}, {} function(s) assigned; its vCPUs are not started because VMX is absent",
+        c.name,
+        c.memory_mib,
+        devices.len()
+    );
+}
+
+/// Creates the guest's IOMMU domain (IOVA = GPA over exactly its memory) and assigns its
+/// functions. Returns the functions assigned.
+fn attach_devices(c: &GuestConfig, hpa: u64, size: u64, unsafe_no_iommu: bool) -> Vec<Bdf> {
+    let mut assigned = Vec::new();
+    let domain = match iommu::status() {
+        Ok(()) => {
+            let region = iommu::GuestMemory {
+                gpa: 0,
+                hpa,
+                len: size,
+            };
+            match iommu::create_domain(&c.name, &[region]) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    error!(
+                        "guest \"{}\": no IOMMU domain: {e}; its devices are not assigned",
+                        c.name
+                    );
+                    return assigned;
+                }
+            }
+        }
+        Err(why) => {
+            if !c.devices.is_empty() && !unsafe_no_iommu {
+                error!(
+                    "guest \"{}\": {} function(s) not assigned: DMA remapping is off ({why}); set [hypervisor] unsafe_no_iommu = true to assign without protection",
+                    c.name,
+                    c.devices.len()
+                );
+                return assigned;
+            }
+            None
+        }
+    };
+    for d in &c.devices {
+        match assign_one(d, domain) {
+            Ok(bdf) => {
+                match domain {
+                    Some(id) => info!(
+                        "guest \"{}\": assigned {bdf} ({d}) in IOMMU domain {id}",
+                        c.name
+                    ),
+                    None => warn!(
+                        "guest \"{}\": assigned {bdf} ({d}) WITHOUT DMA remapping (unsafe_no_iommu): it can reach all memory",
+                        c.name
+                    ),
+                }
+                assigned.push(bdf);
+            }
+            Err(e) => error!("guest \"{}\": {d} not assigned: {e}", c.name),
+        }
+    }
+    assigned
+}
+
+fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<Bdf, String> {
+    if d.vf.is_some() {
+        return Err(String::from(
+            "assigning SR-IOV virtual functions is not supported by this build",
+        ));
+    }
+    let r = match d.function {
+        DeviceSel::Bdf { bus, dev, func } => DeviceRef::Address(
+            Bdf::new(bus, dev, func).ok_or_else(|| format!("{d} is not a valid address"))?,
+        ),
+        DeviceSel::Id { vendor, device } => DeviceRef::Id { vendor, device },
+    };
+    match domain {
+        Some(id) => iommu::assign_device(r, id).map_err(|e| format!("{e}")),
+        None => crate::pci::get()
+            .and_then(|pci| pci.resolve(r))
+            .map(|f| f.bdf)
+            .ok_or_else(|| format!("no such function on this machine ({r})")),
+    }
+}
