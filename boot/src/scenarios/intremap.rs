@@ -37,7 +37,8 @@ const REFUSED_30: &str = r"irq: refused IRTE 1 requested by guest 1: guest 1 doe
 const REFUSED_F0: &str = r"irq: refused IRTE 1 requested by guest 1: guest 1 does not own Vector 0xf0 \(held by hypervisor\)";
 const REFUSED_SVT: &str = r"irq: refused IRTE 1 requested by guest 1: guest 1's IRTE must verify the source id \(SVT 01b or 10b\)";
 const REFUSED_INDEX: &str = r"irq: refused IRTE 2 requested by guest 1: guest 1 does not own IrtIndex 0x2 \(held by hypervisor\)";
-const STEP_6: &str = r"selftest: intremap \[6\] guest 1's IRTE requests refused: 5 of 5 \(.*\); IRTEs 1 and 2 unchanged \(not present\)";
+const REFUSED_HV_VECTOR: &str = r"irq: refused IRTE 2 requested by hypervisor: hypervisor does not own Vector 0x20 \(held by guest 1\)";
+const STEP_6: &str = r"selftest: intremap \[6\] guest 1's IRTE requests refused: 5 of 5 \(.*\); the hypervisor's refused: 2 of 2 \(.*\); IRTEs 1 and 2 unchanged \(not present\)";
 const FLOOD: &str = r"irq: interrupt flood from 00:04\.0 \(MSI\) \(guest 1, IRTE 0, vector 0x20\): 65 interrupts within one tick \(limit 64\) at tick [0-9]+: IRTE masked \(not present, fault processing disabled\), MSI disabled at the device; [0-9]+ suppressed since";
 const STEP_7: &str = r"selftest: intremap \[7\] flood: edu raised [0-9]+ times in a tight loop; [0-9]+ delivered, then 65 within one tick \(limit 64\) at tick [0-9]+ tripped the guard: IRTE 0 masked (in the interrupt handler|by the service path) \(not present, fault processing disabled\), MSI disabled, [0-9]+ suppressed, no fault recorded; the tick ran on \([0-9]+ -> [0-9]+\)";
 /// handle 2: 0xfee00000 | 2 << 5 | 1 << 4.
@@ -85,6 +86,8 @@ pub const EIM_EXPECT: &[&str] = &[
     r"irq: refused IRTE 1 requested by guest 1: guest 1 may not target APIC ID X2Apic\(7\)",
     REFUSED_SVT,
     REFUSED_INDEX,
+    REFUSED_HV_VECTOR,
+    r"irq: refused IRTE 2 requested by hypervisor: hypervisor may not target APIC ID X2Apic\(7\)",
     STEP_6,
     FLOOD,
     STEP_7,
@@ -132,6 +135,8 @@ pub const XAPIC_EXPECT: &[&str] = &[
     r"irq: refused IRTE 1 requested by guest 1: guest 1 may not target APIC ID XApic\(7\)",
     REFUSED_SVT,
     REFUSED_INDEX,
+    REFUSED_HV_VECTOR,
+    r"irq: refused IRTE 2 requested by hypervisor: hypervisor may not target APIC ID XApic\(7\)",
     STEP_6,
     FLOOD,
     STEP_7,

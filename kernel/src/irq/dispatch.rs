@@ -1,7 +1,8 @@
 //! The interrupt path: what runs when a vector arrives, lock-free.
 //!
 //! Every external vector (the IDT's stubs, and VM exits for external interrupts, which acknowledge
-//! the interrupt on exit) comes to [`on_interrupt`], which ends with the local APIC's EOI. Per
+//! the interrupt on exit) comes to [`on_interrupt`], which ends with the local APIC's EOI (the
+//! VT-d fault vector is drained as its own IDT handler does; the spurious vector gets no EOI). Per
 //! vector there is a slot: its [`Binding`] (owner, IRTE index, the guest's virtual vector),
 //! delivery counters and the flood meter. Everything is atomic: the handler never takes a lock
 //! that normal code could hold, never allocates and never logs. What needs more (masking at the
@@ -72,13 +73,18 @@ static UNBOUND: AtomicU64 = AtomicU64::new(0);
 /// Handles `vector` and signals EOI. Called with interrupts disabled (an interrupt gate, or the
 /// VM-exit path with the interrupt acknowledged on exit).
 pub fn on_interrupt(vector: u8) {
-    if vector == vectors::TICK {
-        TICKS.fetch_add(1, Ordering::Relaxed);
-        for s in &SLOTS {
-            s.window.store(0, Ordering::Relaxed);
+    match vector {
+        vectors::TICK => {
+            TICKS.fetch_add(1, Ordering::Relaxed);
+            for s in &SLOTS {
+                s.window.store(0, Ordering::Relaxed);
+            }
         }
-    } else {
-        device(vector);
+        // Through a VM exit: drain the fault records as the IDT's handler would.
+        vectors::VTD_FAULT => crate::arch::x86_64::vtd::fault::on_interrupt(),
+        // The spurious vector is never acknowledged (SDM Vol. 3A §11.9).
+        vectors::SPURIOUS => return,
+        _ => device(vector),
     }
     apic::eoi();
 }

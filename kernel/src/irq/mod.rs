@@ -369,6 +369,15 @@ pub fn release(owner: Owner, index: u16, vector: Option<u8>) -> Result<(), IrqEr
     })
 }
 
+/// Gives a vector taken with [`reserve_vector`] back; only its owner may.
+pub fn release_vector(owner: Owner, vector: u8) -> Result<(), IrqError> {
+    with_state(|s| {
+        s.vectors.free(vector, owner)?;
+        dispatch::unbind(vector);
+        Ok(())
+    })
+}
+
 /// Frees everything guest `id` holds: its IRTEs (cleared) and vectors. Returns (entries,
 /// vectors).
 pub fn release_guest(id: GuestId) -> Result<(usize, usize), IrqError> {

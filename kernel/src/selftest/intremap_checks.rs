@@ -212,6 +212,7 @@ pub(super) fn refusals(ctx: &Ctx<'_>) -> Result<(), String> {
         ),
     ];
     let mut refused = Vec::new();
+    let guest_cases = cases.len();
     for (what, index, irte, expected) in cases {
         let irte = irte.map_err(describe)?;
         match irq::program_irte(guest, index, &irte) {
@@ -220,19 +221,55 @@ pub(super) fn refusals(ctx: &Ctx<'_>) -> Result<(), String> {
             Ok(()) => return Err(alloc::format!("guest 1's IRTE with {what} was accepted")),
         }
     }
+    // The hypervisor is held to the same rules: a guest's vector, a destination that is no CPU.
+    let hv = Owner::Hypervisor;
+    let hv_vector = irq::reserve_vector(hv).map_err(describe)?;
+    let hv_cases: [(&str, Result<Irte, conduit_irq::FormatError>, Check); 2] = [
+        ("guest 1's vector", verified(dest, vector), |e| {
+            matches!(
+                e,
+                IrqError::Alloc(AllocError::NotOwner {
+                    resource: Resource::Vector,
+                    owner: Owner::Guest(_),
+                    ..
+                })
+            )
+        }),
+        (
+            "destination APIC 7 (no CPU of this machine)",
+            verified(elsewhere, hv_vector),
+            |e| matches!(e, IrqError::Alloc(AllocError::DestinationNotOwned { .. })),
+        ),
+    ];
+    let mut hv_refused = Vec::new();
+    for (what, irte, expected) in hv_cases {
+        let irte = irte.map_err(describe)?;
+        match irq::program_irte(hv, theirs, &irte) {
+            Err(e) if expected(&e) => hv_refused.push(alloc::format!("{what}: {e}")),
+            Err(e) => return Err(alloc::format!("{what}: refused for the wrong reason: {e}")),
+            Ok(()) => {
+                return Err(alloc::format!(
+                    "the hypervisor's IRTE with {what} was accepted"
+                ));
+            }
+        }
+    }
     for index in [own, theirs] {
         match iommu::read_irte(index) {
             Some(Ok(e)) if !e.is_present() => {}
             other => return Err(alloc::format!("IRTE {index} changed: {other:?}")),
         }
     }
-    irq::release(Owner::Hypervisor, theirs, None).map_err(describe)?;
+    irq::release(hv, theirs, None).map_err(describe)?;
+    irq::release_vector(hv, hv_vector).map_err(describe)?;
     info!(
-        "selftest: intremap [6] guest 1's IRTE requests refused: {} of {} ({}); IRTEs {own} and \
-         {theirs} unchanged (not present)",
+        "selftest: intremap [6] guest 1's IRTE requests refused: {} of {guest_cases} ({}); the \
+         hypervisor's refused: {} of {} ({}); IRTEs {own} and {theirs} unchanged (not present)",
         refused.len(),
-        cases.len(),
-        refused.join("; ")
+        refused.join("; "),
+        hv_refused.len(),
+        hv_cases.len(),
+        hv_refused.join("; ")
     );
     Ok(())
 }
