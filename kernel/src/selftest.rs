@@ -2,6 +2,9 @@
 
 mod dmar_corrupt;
 mod edu;
+mod igb;
+mod intremap;
+mod intremap_checks;
 mod vtd_edu;
 
 pub use dmar_corrupt::dmar_for_boot;
@@ -28,6 +31,7 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
         TestCase::VtdEdu => ("vtd-edu", vtd_edu::run(mem, vmx)),
         TestCase::VtdEduRegisterInvalidation => ("vtd-edu-reginv", vtd_edu::run(mem, vmx)),
         TestCase::DmarCorrupt => ("dmar-corrupt", dmar_corrupt::run(mem)),
+        TestCase::Intremap => ("intremap", intremap::run(mem)),
     };
     match result {
         Ok(steps) => info!("selftest: {name}: PASS ({steps} steps)"),
