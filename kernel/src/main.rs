@@ -15,6 +15,7 @@ mod console;
 mod control;
 mod guest;
 mod iommu;
+mod irq;
 mod memory;
 mod pci;
 mod platform;
@@ -82,6 +83,7 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     pci::init(&platform, mem);
     let dmar = selftest::dmar_for_boot(config.test, platform.dmar);
     iommu::init(mem, dmar.as_deref(), selftest::iommu_options(config.test));
+    irq::init(mem, &platform);
 
     if let Some(test) = config.test {
         selftest::run(test, mem, cpu.vmx.is_some());
@@ -97,7 +99,8 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         n => alloc::format!("{n} CPU(s)"),
     };
     info!(
-        "boot complete: {} MiB usable ({} frames free), {cpus}, VMX {}, DMAR {}, DMA remapping {}",
+        "boot complete: {} MiB usable ({} frames free), {cpus}, VMX {}, DMAR {}, DMA remapping {}, \
+         interrupt remapping {}; {} hypervisor ticks",
         mem.usable_mib(),
         mem.frames.lock().available_frames(),
         if cpu.vmx.is_some() {
@@ -110,7 +113,13 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         } else {
             "absent"
         },
-        if iommu::status().is_ok() { "on" } else { "off" }
+        if iommu::status().is_ok() { "on" } else { "off" },
+        if iommu::interrupt_remapping().is_ok() {
+            "on"
+        } else {
+            "off"
+        },
+        irq::dispatch::ticks()
     );
     sched::run(&mut guests, &platform, config.on_idle);
     power::succeed();

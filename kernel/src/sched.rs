@@ -101,6 +101,7 @@ fn run_slice(g: &mut Guest) {
     }
     guest::devices::sync(g);
     loop {
+        crate::irq::interrupt_window();
         if let Err(e) = guest::inject_pending(g, &mut v) {
             g.stop(format!("{e}"));
             return;

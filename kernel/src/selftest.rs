@@ -3,6 +3,9 @@
 mod control;
 mod dmar_corrupt;
 mod edu;
+mod igb;
+mod intremap;
+mod intremap_checks;
 mod vtd_edu;
 
 pub use dmar_corrupt::dmar_for_boot;
@@ -29,6 +32,7 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
         TestCase::VtdEdu => ("vtd-edu", vtd_edu::run(mem, vmx)),
         TestCase::VtdEduRegisterInvalidation => ("vtd-edu-reginv", vtd_edu::run(mem, vmx)),
         TestCase::DmarCorrupt => ("dmar-corrupt", dmar_corrupt::run(mem)),
+        TestCase::Intremap => ("intremap", intremap::run(mem)),
         // Runs once the guests (and their functions in the control task) exist.
         TestCase::Control => return,
     };

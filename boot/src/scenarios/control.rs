@@ -100,7 +100,7 @@ pub const QEMU_CONTROL: Scenario = Scenario {
     guests: &[],
     expect: &[
         BANNER,
-        r"control: watchdog 50 ms per request, 2000 ms to build a function",
+        r"control: watchdog 50 ms per request, 2000 ms to build a function \([0-9]+ TSC ticks per ms; checked at the hypervisor tick, every 10 ms\)",
         CONTROL_TASK_STARTED,
         r"control: task started: 1 guest topology\(ies\)",
         r#"guest "a": assigned 02:00\.1 \(02:00\.0 VF 0\) in IOMMU domain 1"#,
@@ -174,7 +174,7 @@ pub const BOCHS_PASSTHROUGH: Scenario = Scenario {
         BOCHS_E1000_ENUM[0],
         BOCHS_E1000_ENUM[1],
         BOCHS_E1000_ENUM[2],
-        r"control: watchdog 50 ms per request, 2000 ms to build a function \([0-9]+ TSC ticks per ms; local APIC timer, TSC-deadline mode, vector 0xe0\)",
+        r"control: watchdog 50 ms per request, 2000 ms to build a function \([0-9]+ TSC ticks per ms; checked at the hypervisor tick, every 10 ms\)",
         CONTROL_TASK_STARTED,
         r"ports 0xcf8-0xcff \(TSS I/O permission bitmap\)$",
         r"control: task started: 2 guest topology\(ies\)",

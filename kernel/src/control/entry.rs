@@ -14,11 +14,12 @@
 //!   0.
 //! - A fault at CPL 3 runs its IDT handler on the TSS's RSP0 stack; the handler records it and
 //!   calls `conduit_ctl_abort`, which takes the same way back and returns 1. So does the
-//!   watchdog's timer interrupt.
+//!   hypervisor's tick when it finds the task past its deadline (the task runs with interrupts
+//!   enabled; at CPL 3 with IOPL 0 it cannot disable them, SDM Vol. 1 §3.4.3.3).
 //!
 //! The task's RIP is always its fixed, canonical entry point, so SYSRET never faults in ring 0.
 
-use crate::arch::x86_64::{apic, gdt, msr, rdtsc};
+use crate::arch::x86_64::{gdt, msr, rdtsc};
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
@@ -156,20 +157,16 @@ pub fn run(frame: &mut Frame, budget: Option<u64>) -> Result<(), Abort> {
     ACTIVE.store(true, Ordering::Release);
     let now = rdtsc();
     STARTED.store(now, Ordering::Relaxed);
-    if let Some(b) = budget {
-        let deadline = now.saturating_add(b).max(1);
-        DEADLINE.store(deadline, Ordering::Relaxed);
-        apic::set_deadline(deadline);
-    }
+    DEADLINE.store(
+        budget.map_or(0, |b| now.saturating_add(b).max(1)),
+        Ordering::Relaxed,
+    );
     // SAFETY: the frame names the task's page tables (which map the kernel supervisor-only, so
     // this code, its stack, the IDT/GDT/TSS and the syscall entry stay reachable) and its entry
     // point and stack; the trampoline returns here through SYSCALL or the abort path with the
     // callee-saved registers restored and CR3 back to `frame.kernel_cr3`.
     let rc = unsafe { conduit_ctl_enter(frame) };
-    if budget.is_some() {
-        apic::set_deadline(0);
-        DEADLINE.store(0, Ordering::Relaxed);
-    }
+    DEADLINE.store(0, Ordering::Relaxed);
     ACTIVE.store(false, Ordering::Release);
     match rc {
         0 => Ok(()),
@@ -200,10 +197,9 @@ pub fn user_exception(vector: u8, frame: &InterruptStackFrame, error: Option<u64
     unsafe { conduit_ctl_abort() }
 }
 
-/// The watchdog's interrupt: ends the call if the task (CPL 3) ran past its deadline; anything
-/// else is a stale expiry and is only acknowledged.
-pub fn watchdog_interrupt(frame: &InterruptStackFrame) {
-    apic::eoi();
+/// The hypervisor's tick arrived while the task ran (CPL 3; the tick is already acknowledged):
+/// ends the call if it is past its deadline.
+pub fn watchdog_tick(frame: &InterruptStackFrame) {
     let deadline = DEADLINE.load(Ordering::Relaxed);
     let at_cpl3 = frame.code_segment.rpl() == PrivilegeLevel::Ring3;
     let now = rdtsc();
@@ -213,9 +209,5 @@ pub fn watchdog_interrupt(frame: &InterruptStackFrame) {
         });
         // SAFETY: as in `user_exception`.
         unsafe { conduit_ctl_abort() }
-    }
-    if ACTIVE.load(Ordering::Acquire) && deadline != 0 {
-        // An early expiry (one-shot mode): count down again until the deadline.
-        apic::set_deadline(deadline);
     }
 }

@@ -15,18 +15,18 @@
 //!   CR2 …`), ends the call with an error, and the task is restarted from its image: memory
 //!   reloaded, [`Op::Init`] and every recorded assignment replayed. Guests then see their
 //!   functions in their reset state; the [`epoch`] tells the guest side to drop BAR mappings.
-//! - A call that runs too long is ended by a watchdog, the local APIC timer in TSC-deadline
-//!   mode (SDM Vol. 3A §11.5.4.1) with interrupts enabled while the task runs; the same
-//!   restart follows. Without a TSC-deadline timer the watchdog is off (and the log says so).
+//! - A call that runs too long is ended by a watchdog: the task runs with interrupts enabled, and
+//!   the hypervisor's periodic tick (the local APIC timer, `crate::irq`) ends a call past its
+//!   deadline; the same restart follows. Without a tick the watchdog is off (the log says so).
 //! - A task that cannot be restarted three times in a row is given up: every later call fails
 //!   with [`ControlError::Unavailable`], which guests see as absent functions.
 
 mod entry;
 mod space;
 
-pub use entry::{user_exception, watchdog_interrupt};
+pub use entry::{user_exception, watchdog_tick};
 
-use crate::arch::x86_64::{apic, gdt, idt};
+use crate::arch::x86_64::{gdt, idt};
 use crate::memory::Memory;
 use crate::pci::{self, Mechanism};
 use alloc::format;
@@ -159,7 +159,7 @@ pub fn init(bundle: &conduit_config::Bundle<'static>, mem: &'static Memory, gues
         return;
     };
     entry::init_syscall();
-    let budget = watchdog(mem);
+    let budget = watchdog();
     let Some(mechanism) = pci::mechanism() else {
         error!("control: PCI enumeration did not run: the task is not started");
         return;
@@ -246,24 +246,20 @@ pub fn seal(mem: &Memory) {
     }
 }
 
-/// The watchdog on the local APIC timer, if there is a local APIC.
-fn watchdog(mem: &Memory) -> Option<u64> {
-    if let Err(e) = apic::init(mem) {
-        warn!("control: no local APIC ({e}): the task's watchdog is off");
+/// The watchdog runs on the hypervisor's periodic tick (`crate::irq`), which interrupts the task
+/// (interrupts are enabled at CPL 3, and the task cannot disable them).
+fn watchdog() -> Option<u64> {
+    if !crate::irq::tick_running() {
+        warn!("control: no hypervisor tick: the task's watchdog is off");
         return None;
     }
-    let mode = apic::deadline_timer(apic::vectors::CONTROL_WATCHDOG);
     let mhz = crate::guest::tsc_mhz();
     info!(
-        "control: watchdog {} ms per request, {} ms to build a function ({} TSC ticks per ms; local APIC timer, {}, vector {:#x})",
+        "control: watchdog {} ms per request, {} ms to build a function ({} TSC ticks per ms; checked at the hypervisor tick, every {} ms)",
         BUDGET_US / 1000,
         BUILD_BUDGET_US / 1000,
         mhz * 1000,
-        match mode {
-            apic::TimerMode::TscDeadline => "TSC-deadline mode",
-            apic::TimerMode::OneShot => "one-shot mode re-armed until the TSC deadline",
-        },
-        apic::vectors::CONTROL_WATCHDOG
+        crate::irq::TICK_MS
     );
     Some(mhz)
 }

@@ -80,14 +80,13 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         BasicExitReason::Vmcall => vmcall(g, v),
         BasicExitReason::Rdmsr => rdmsr(g, v),
         BasicExitReason::Wrmsr => wrmsr(g, v),
-        // With "acknowledge interrupt on exit" the interrupt is consumed (the local APIC moved it
-        // to in-service); the host runs with interrupts off, so there is nothing to forward yet,
-        // but its EOI is due, or the in-service bit would block that vector (and every lower one)
-        // for ever.
+        // With "acknowledge interrupt on exit" the interrupt was acknowledged and its vector is
+        // in the exit interruption information: the hypervisor's dispatcher handles it (tick,
+        // device interrupts counted per owner, EOI) as the IDT would have.
         BasicExitReason::ExternalInterrupt => {
             let info = InterruptionInfo(v.get(ReadOnly32::ExitInterruptionInfo)?);
-            if info.valid() && crate::arch::x86_64::apic::ready() {
-                crate::arch::x86_64::apic::eoi();
+            if info.valid() {
+                crate::irq::on_interrupt(info.vector());
             }
             Ok(Outcome::Resume)
         }

@@ -267,6 +267,11 @@ pub enum TestCase {
     /// The kernel parses a corrupted copy of the firmware's DMAR: remapping must stay off and
     /// every device assignment must be refused.
     DmarCorrupt,
+    /// VT-d interrupt remapping: edu's MSI through a guest-owned, source-verified IRTE (raised
+    /// interrupts and the DMA-completion interrupt counted per guest), forged messages blocked
+    /// with decoded faults (0x26, 0x22, 0x21), an I/O APIC-routed timer in remappable format,
+    /// refused IRTE requests, a flooding device cut off.
+    Intremap,
     /// The control task: a scripted guest-view sequence against the first guest's first
     /// assigned function through the message interface (identity, BAR sizing, capability
     /// filtering, read-only fields, bad requests), then deliberate faults of every kind, each
@@ -282,6 +287,7 @@ impl TestCase {
             "vtd-edu" => Some(Self::VtdEdu),
             "vtd-edu-reginv" => Some(Self::VtdEduRegisterInvalidation),
             "dmar-corrupt" => Some(Self::DmarCorrupt),
+            "intremap" => Some(Self::Intremap),
             "control" => Some(Self::Control),
             _ => None,
         }
@@ -299,10 +305,13 @@ mod tests {
             ("vtd-edu-reginv", TestCase::VtdEduRegisterInvalidation),
             ("dmar-corrupt", TestCase::DmarCorrupt),
             ("page-fault", TestCase::PageFault),
+            ("intremap", TestCase::Intremap),
             ("control", TestCase::Control),
         ] {
             assert_eq!(TestCase::from_name(name), Some(case));
         }
         assert_eq!(TestCase::from_name("vtd"), None);
+        assert_eq!(TestCase::from_name("intremap-eim"), None);
+        assert_eq!(TestCase::from_name("Intremap"), None);
     }
 }
