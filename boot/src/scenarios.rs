@@ -385,17 +385,21 @@ pub const SCENARIOS: &[Scenario] = &[
             BANNER,
             r"config: bundle of [0-9]+ bytes, 3 guest\(s\), 1 image\(s\)",
             r"VMX: not available",
-            r#"iommu: created domain 1 "a": IOVA 0x0-0xffffff -> HPA 0x[0-9a-f]+ \(16 MiB\); 4-level table"#,
-            r#"iommu: assigned 00:04\.0 to domain 1 "a" on unit 0xfed90000: context entry DID 1"#,
-            r#"guest "a": assigned 00:04\.0 \(1234:11e8\) in IOMMU domain 1"#,
+            // Domain 1 is the hypervisor's own, for the nvme PF's admin queues.
+            r#"iommu: created domain 1 "nvme-pf-02:00\.0": IOVA 0x10000000-0x10002fff"#,
+            // The nvme PF's VF 0: its secondary controller is brought online before any guest (crate::nvme).
+            r"nvme: 02:00\.0: VF 0 \(02:00\.1\) for guest .c.: secondary controller 0x1 online with 2 VQ and 1 VI resources",
+            r#"iommu: created domain 2 "a": IOVA 0x0-0xffffff -> HPA 0x[0-9a-f]+ \(16 MiB\); 4-level table"#,
+            r#"iommu: assigned 00:04\.0 to domain 2 "a" on unit 0xfed90000: context entry DID 2"#,
+            r#"guest "a": assigned 00:04\.0 \(1234:11e8\) in IOMMU domain 2"#,
             r#"guest "a": 16 MiB at HPA 0x[0-9a-f]+, 1 function\(s\) assigned; its vCPUs are not started because VMX is absent"#,
-            r#"iommu: created domain 2 "b": IOVA 0x0-0x7fffff -> HPA 0x[0-9a-f]+ \(8 MiB\)"#,
-            r#"guest "b": assigned 01:00\.0 \(01:00\.0\) in IOMMU domain 2"#,
+            r#"iommu: created domain 3 "b": IOVA 0x0-0x7fffff -> HPA 0x[0-9a-f]+ \(8 MiB\)"#,
+            r#"guest "b": assigned 01:00\.0 \(01:00\.0\) in IOMMU domain 3"#,
             r#"guest "b": 00:1e\.0 not assigned: no PCI function matches 00:1e\.0"#,
             r#"guest "b": 8 MiB at HPA 0x[0-9a-f]+, 1 function\(s\) assigned"#,
-            r#"iommu: created domain 3 "c": IOVA 0x0-0x3fffff"#,
-            r#"guest "c": 02:00\.0 VF 0 not assigned: "#,
-            r#"guest "c": 4 MiB at HPA 0x[0-9a-f]+, 0 function\(s\) assigned"#,
+            r#"iommu: created domain 4 "c": IOVA 0x0-0x3fffff"#,
+            r#"guest "c": assigned 02:00\.1 \(02:00\.0 VF 0\) in IOMMU domain 4"#,
+            r#"guest "c": 4 MiB at HPA 0x[0-9a-f]+, 1 function\(s\) assigned"#,
             r"CONDUIT EXIT: success",
         ],
         forbid: &[PANIC, ANY_EXCEPTION, r"DMA fault"],
@@ -581,6 +585,18 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
         end: End::Success,
         timeout_secs: 120,
+    },
+    // Issue "VFs at work" (nvme): secondary controllers brought online by the PF, a VF's admin
+    // queue in guest A's memory, a blocked transfer outside it.
+    Scenario {
+        name: "qemu-nvme-vf",
+        machine: MachineSpec::Qemu(QemuSpec::TCG),
+        config: Config::File("boot/scenarios/nvme-vf.toml"),
+        guests: &[],
+        expect: &[BANNER, r"CONDUIT EXIT: success"],
+        forbid: &[PANIC, ANY_EXCEPTION],
+        end: End::Success,
+        timeout_secs: 180,
     },
     // A malformed DMAR is refused with the parser's reason; remapping stays off and assigning
     // edu is refused rather than done unprotected.

@@ -15,6 +15,7 @@ mod console;
 mod guest;
 mod iommu;
 mod memory;
+mod nvme;
 mod pci;
 mod platform;
 mod sched;
@@ -80,11 +81,16 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     pci::init(&platform, mem);
     let dmar = selftest::dmar_for_boot(config.test, platform.dmar);
     iommu::init(mem, dmar.as_deref(), selftest::iommu_options(config.test));
+    // Before the guests: the VFs they are given must be enabled and online first.
+    nvme::init(&bundle, mem, config.test);
 
     if let Some(test) = config.test {
         selftest::run(test, mem, cpu.vmx.is_some());
     }
     let mut guests = guest::boot::start_all(&bundle, cpu.vmx.as_ref(), mem);
+    if let Some(test) = config.test {
+        selftest::after_guests(test, mem);
+    }
     sched::run_all(&mut guests);
     let cpus = match platform.cpu_count() {
         0 => alloc::string::String::from("CPU count unknown (no MADT)"),

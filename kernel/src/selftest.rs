@@ -2,6 +2,7 @@
 
 mod dmar_corrupt;
 mod edu;
+mod nvme_vf;
 mod vtd_edu;
 
 pub use dmar_corrupt::dmar_for_boot;
@@ -28,7 +29,23 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
         TestCase::VtdEdu => ("vtd-edu", vtd_edu::run(mem, vmx)),
         TestCase::VtdEduRegisterInvalidation => ("vtd-edu-reginv", vtd_edu::run(mem, vmx)),
         TestCase::DmarCorrupt => ("dmar-corrupt", dmar_corrupt::run(mem)),
+        // These run once the guests are placed: see `after_guests`.
+        TestCase::NvmeVf | TestCase::NvmeVfBad => return,
     };
+    report(name, result);
+}
+
+/// The self-tests that need the configured guests placed (memory, domains, devices).
+pub fn after_guests(test: TestCase, mem: &'static Memory) {
+    let (name, result) = match test {
+        TestCase::NvmeVf => ("nvme-vf", nvme_vf::run(mem)),
+        TestCase::NvmeVfBad => ("nvme-vf-bad", nvme_vf::run_bad()),
+        _ => return,
+    };
+    report(name, result);
+}
+
+fn report(name: &str, result: Result<usize, alloc::string::String>) {
     match result {
         Ok(steps) => info!("selftest: {name}: PASS ({steps} steps)"),
         Err(why) => {

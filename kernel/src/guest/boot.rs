@@ -15,6 +15,27 @@ use alloc::vec::Vec;
 use conduit_config::{Bundle, DeviceAssignment, DeviceSel, GuestConfig};
 use conduit_pci::Bdf;
 use log::{error, info, warn};
+use spin::Mutex;
+
+/// A guest whose memory and IOMMU domain exist, whether or not a vCPU runs it.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub name: String,
+    /// Host-physical base of its memory (GPA 0) and its size.
+    pub hpa: u64,
+    pub size: u64,
+    /// Its IOMMU domain (IOVA = GPA), when DMA remapping is on.
+    pub domain: Option<DomainId>,
+    /// The functions assigned to it.
+    pub devices: Vec<Bdf>,
+}
+
+static PLACED: Mutex<Vec<Placed>> = Mutex::new(Vec::new());
+
+/// Every guest [`start_all`] placed, in configuration order.
+pub fn placed() -> Vec<Placed> {
+    PLACED.lock().clone()
+}
 
 /// Creates every configured guest. Returns the guests whose vCPUs can run (none without VMX).
 pub fn start_all(
@@ -86,8 +107,27 @@ fn without_vcpus(c: &GuestConfig, spec: &GuestSpec, mem: &'static Memory, unsafe
 }
 
 /// Creates the guest's IOMMU domain (IOVA = GPA over exactly its memory) and assigns its
-/// functions. Returns the functions assigned.
+/// functions; records the guest in [`placed`]. Returns the functions assigned.
 fn attach_devices(c: &GuestConfig, hpa: u64, size: u64, unsafe_no_iommu: bool) -> Vec<Bdf> {
+    let mut domain = None;
+    let assigned = attach_to_domain(c, hpa, size, unsafe_no_iommu, &mut domain);
+    PLACED.lock().push(Placed {
+        name: c.name.clone(),
+        hpa,
+        size,
+        domain,
+        devices: assigned.clone(),
+    });
+    assigned
+}
+
+fn attach_to_domain(
+    c: &GuestConfig,
+    hpa: u64,
+    size: u64,
+    unsafe_no_iommu: bool,
+    created: &mut Option<DomainId>,
+) -> Vec<Bdf> {
     let mut assigned = Vec::new();
     let domain = match iommu::status() {
         Ok(()) => {
@@ -97,7 +137,10 @@ fn attach_devices(c: &GuestConfig, hpa: u64, size: u64, unsafe_no_iommu: bool) -
                 len: size,
             };
             match iommu::create_domain(&c.name, &[region]) {
-                Ok(d) => Some(d),
+                Ok(d) => {
+                    *created = Some(d);
+                    Some(d)
+                }
                 Err(e) => {
                     error!(
                         "guest \"{}\": no IOMMU domain: {e}; its devices are not assigned",
@@ -141,22 +184,53 @@ fn attach_devices(c: &GuestConfig, hpa: u64, size: u64, unsafe_no_iommu: bool) -
 }
 
 fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<Bdf, String> {
-    if d.vf.is_some() {
-        return Err(String::from(
-            "assigning SR-IOV virtual functions is not supported by this build",
-        ));
-    }
     let r = match d.function {
         DeviceSel::Bdf { bus, dev, func } => DeviceRef::Address(
             Bdf::new(bus, dev, func).ok_or_else(|| format!("{d} is not a valid address"))?,
         ),
         DeviceSel::Id { vendor, device } => DeviceRef::Id { vendor, device },
     };
+    if let Some(index) = d.vf {
+        return assign_vf(r, index, domain);
+    }
     match domain {
         Some(id) => iommu::assign_device(r, id).map_err(|e| format!("{e}")),
         None => crate::pci::get()
             .and_then(|pci| pci.resolve(r))
             .map(|f| f.bdf)
             .ok_or_else(|| format!("no such function on this machine ({r})")),
+    }
+}
+
+/// VF `index` of the PF `r` names. Only VFs of NVMe PFs whose secondary controllers Conduit
+/// brought online (`crate::nvme`) are assigned; a VF that could not be brought online stays
+/// unassigned, with the reason.
+fn assign_vf(r: DeviceRef, index: u16, domain: Option<DomainId>) -> Result<Bdf, String> {
+    let pci = crate::pci::get().ok_or("no PCI enumeration")?;
+    let pf = pci
+        .resolve(r)
+        .map(|f| f.bdf)
+        .ok_or_else(|| format!("no such function on this machine ({r})"))?;
+    let vf = match crate::nvme::vf_status(pf, index) {
+        None => {
+            return Err(String::from(
+                "assigning SR-IOV virtual functions other than those of NVMe PFs is not \
+                 supported by this build",
+            ));
+        }
+        Some(Err(why)) => return Err(format!("VF {index} of {pf} is not online: {why}")),
+        Some(Ok(v)) => v,
+    };
+    let command = crate::nvme::vfs::enable_vf_command(pci, vf.bdf);
+    info!(
+        "guest VF {} of {pf}: secondary controller {:#x} online, memory decode and bus mastering on (Command \
+         {command:#06x})",
+        vf.bdf, vf.scid
+    );
+    match domain {
+        Some(id) => iommu::assign(vf.bdf, id)
+            .map(|()| vf.bdf)
+            .map_err(|e| format!("{e}")),
+        None => Ok(vf.bdf),
     }
 }

@@ -10,6 +10,8 @@
 
 pub mod access;
 pub mod report;
+pub mod reset;
+pub mod vf;
 
 use crate::memory::Memory;
 use crate::platform::Platform;

@@ -8,6 +8,7 @@ pub mod idt;
 pub mod msr;
 pub mod power;
 pub mod serial;
+pub mod time;
 pub mod vmx;
 pub mod vtd;
 
