@@ -349,30 +349,26 @@ fn bring_online(
         }
         None => {}
     }
+    use ResourceType::{Interrupt, Queue};
+    use VirtAction::{SecondaryAssign, SecondaryOffline, SecondaryOnline};
     if entry.online {
-        virt(
-            c,
-            VirtAction::SecondaryOffline,
-            ResourceType::Queue,
-            scid,
-            0,
-        )?;
+        virt(c, SecondaryOffline, Queue, scid, 0)?;
     }
-    virt(
-        c,
-        VirtAction::SecondaryAssign,
-        ResourceType::Interrupt,
-        scid,
-        nvi,
-    )?;
-    virt(
-        c,
-        VirtAction::SecondaryAssign,
-        ResourceType::Queue,
-        scid,
-        nvq,
-    )?;
-    virt(c, VirtAction::SecondaryOnline, ResourceType::Queue, scid, 0)?;
+    virt(c, SecondaryAssign, Interrupt, scid, nvi)?;
+    let rest = virt(c, SecondaryAssign, Queue, scid, nvq)
+        .and_then(|_| virt(c, SecondaryOnline, Queue, scid, 0));
+    if let Err(why) = rest {
+        // Give back what was assigned: a secondary controller taken offline returns its
+        // flexible resources (§5.22.1, Secondary Controller Offline).
+        match virt(c, SecondaryOffline, Queue, scid, 0) {
+            Ok(_) => info!(
+                "nvme: {pf}: controller {scid:#x} taken offline again: the resources assigned to \
+                 it return to the pool"
+            ),
+            Err(e) => warn!("nvme: {pf}: {e}"),
+        }
+        return Err(why);
+    }
     let now = identify_secondaries(c).map_err(|e| format!("{e}"))?;
     let e = now
         .by_id(scid)
@@ -474,6 +470,10 @@ pub fn manage(
             ),
         }
         out.vfs.push((req.index, result));
+    }
+    match identify_secondaries(&mut c) {
+        Ok(list) => log_secondaries(pf, &list),
+        Err(e) => warn!("nvme: {pf}: {e}"),
     }
     out.controller = Some(c);
     out

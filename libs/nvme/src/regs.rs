@@ -240,9 +240,9 @@ impl Aqa {
 mod tests {
     use super::*;
 
-    /// CAP as QEMU 10's nvme reports it: MQES 0x7ff, CQR, TO 0xf, DSTRD 0, NSSRS, CSS NVM + I/O
-    /// command sets, MPSMIN 0, MPSMAX 4, CMBS.
-    const QEMU_CAP: u64 = 0x0240_4c20_0f01_07ff;
+    /// CAP as QEMU 10.0.2's nvme PF and VFs report it (measured): MQES 0x7ff, CQR, TO 0xf,
+    /// DSTRD 0, CSS NVM + I/O command sets, MPSMIN 0, MPSMAX 4.
+    const QEMU_CAP: u64 = 0x0040_0820_0f01_07ff;
 
     #[test]
     fn cap_fields() {
@@ -255,6 +255,8 @@ mod tests {
         assert_eq!(cap.min_page_size(), 4096);
         assert_eq!(cap.max_page_size(), 65536);
         assert!(cap.supports_4k_pages());
+        assert!(!cap.nssr_supported());
+        assert_eq!(cap.command_sets(), 0x41);
         assert_eq!(cap.sq_tail_doorbell(0), 0x1000);
         assert_eq!(cap.cq_head_doorbell(0), 0x1004);
         assert_eq!(cap.sq_tail_doorbell(1), 0x1008);
