@@ -102,10 +102,8 @@ impl Mmio {
             phys: self.phys,
             len: self.len,
         })?;
-        // SAFETY: the block lies inside a live, uncached, writable mapping of device registers
-        // (checked above), is aligned for `T`, and the mapping is never removed, so the pointer
-        // is valid for volatile accesses for 'static. Register blocks contain only integers, for
-        // which every bit pattern is valid.
+        // SAFETY: the block lies in a live, uncached, never-removed mapping of device registers
+        // (checked above) and is aligned for `T`; register blocks hold only integers.
         Ok(unsafe { VolatilePtr::new(ptr) })
     }
 }
