@@ -669,7 +669,8 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     // The same, bad input: VF 0 addressed with a controller ID the PF does not list, VF 1 asking
     // for more VQ resources than a secondary may have (test-only breaks); both are reported with
-    // the NVMe status decoded and stay unassigned, VF 2 comes online, the boot goes on.
+    // the NVMe status decoded and stay unassigned, VF 2 comes online, VF 9 (of 4) is refused by
+    // index, the boot goes on.
     Scenario {
         name: "qemu-nvme-vf-bad",
         machine: MachineSpec::Qemu(QemuSpec::TCG),
@@ -678,6 +679,7 @@ pub const SCENARIOS: &[Scenario] = &[
         expect: &[
             BANNER,
             NVME_PF[0],
+            r#"nvme: 02:00\.0: VF 9 for guest "d" cannot be brought online: VF index 9 is not below the PF's TotalVFs 4; it stays unassigned"#,
             NVME_PF[3],
             NVME_PF[9],
             r"nvme: 02:00\.0: 3 VF\(s\) enabled \(NumVFs 3,",
@@ -690,14 +692,16 @@ pub const SCENARIOS: &[Scenario] = &[
             r"nvme: 02:00\.0:   secondary controller 0x1 \(primary 0x0\): VF number 1, offline, VQ 0, VI 0",
             r"nvme: 02:00\.0:   secondary controller 0x2 \(primary 0x0\): VF number 2, offline, VQ 0, VI 0",
             r"nvme: 02:00\.0:   secondary controller 0x3 \(primary 0x0\): VF number 3, online, VQ 2, VI 1",
-            r"nvme: 02:00\.0: 1 of 3 VF\(s\) online",
+            r"nvme: 02:00\.0: 1 of 4 VF\(s\) online",
             r#"guest "a": 02:00\.0 VF 0 not assigned: VF 0 of 02:00\.0 is not online: .*"Invalid Controller Identifier""#,
             r#"guest "a": 4 MiB at HPA 0x[0-9a-f]+, 0 function\(s\) assigned"#,
             r#"guest "b": 02:00\.0 VF 1 not assigned: VF 1 of 02:00\.0 is not online: .*"Invalid Number of Controller Resources""#,
             r#"guest "b": 4 MiB at HPA 0x[0-9a-f]+, 0 function\(s\) assigned"#,
             r#"guest "c": assigned 02:00\.3 \(02:00\.0 VF 2\) in IOMMU domain 4"#,
             r#"guest "c": 4 MiB at HPA 0x[0-9a-f]+, 1 function\(s\) assigned"#,
-            r"selftest: nvme-vf-bad: 2 VF\(s\) refused, 1 online and assigned",
+            r#"guest "d": 02:00\.0 VF 9 not assigned: VF 9 of 02:00\.0 is not online: VF index 9 is not below the PF's TotalVFs 4"#,
+            r#"guest "d": 4 MiB at HPA 0x[0-9a-f]+, 0 function\(s\) assigned"#,
+            r"selftest: nvme-vf-bad: 3 VF\(s\) refused, 1 online and assigned",
             r"selftest: nvme-vf-bad: PASS",
             r"boot complete: ",
             r"CONDUIT EXIT: success",

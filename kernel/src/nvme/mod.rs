@@ -80,6 +80,19 @@ fn plan(
             if !is_nvme_pf(f) {
                 continue;
             }
+            if let Some((_, list)) = plans.iter().find(|(b, _)| *b == f.bdf)
+                && let Some(first) = list.iter().find(|r| r.index == index)
+            {
+                log::error!(
+                    "nvme: {} VF {index} is configured for guest \"{}\" and for guest \"{}\": \
+                     only \"{}\" can have it",
+                    f.bdf,
+                    first.guest,
+                    g.name,
+                    first.guest
+                );
+                continue;
+            }
             let request = pf::VfRequest {
                 index,
                 guest: g.name.clone(),

@@ -398,12 +398,6 @@ pub fn manage(
     unsafe_no_iommu: bool,
 ) -> Managed {
     let pf = f.bdf;
-    let fail_all = |why: &str| {
-        requests
-            .iter()
-            .map(|r| (r.index, Err(format!("PF {pf}: {why}"))))
-            .collect()
-    };
     let mut out = Managed {
         pf,
         controller: None,
@@ -411,21 +405,50 @@ pub fn manage(
         domain: None,
         vfs: Vec::new(),
     };
+    // A VF index beyond TotalVFs has no function and no secondary controller: refused alone.
+    let total = pci.with_config(|cfg| {
+        conduit_pci::SriovCap::find(&*cfg, pf)
+            .ok()
+            .flatten()
+            .map_or(0, |c| c.total_vfs)
+    });
+    let (requests, beyond): (Vec<&VfRequest>, Vec<&VfRequest>) =
+        requests.iter().partition(|r| r.index < total);
+    for r in beyond {
+        let why = format!(
+            "VF index {} is not below the PF's TotalVFs {total}",
+            r.index
+        );
+        error!(
+            "nvme: {pf}: VF {} for guest \"{}\" cannot be brought online: {why}; it stays \
+             unassigned",
+            r.index, r.guest
+        );
+        out.vfs.push((r.index, Err(why)));
+    }
+    if requests.is_empty() {
+        return out;
+    }
+    let fail_all = |out: &mut Managed, why: &str| {
+        for r in &requests {
+            out.vfs.push((r.index, Err(format!("PF {pf}: {why}"))));
+        }
+    };
     let (dma, domain) = match hypervisor_dma(mem, pf, unsafe_no_iommu) {
         Ok(d) => d,
         Err(why) => {
             error!("nvme: {pf}: not driven: {why}");
-            out.vfs = fail_all(&why);
+            fail_all(&mut out, &why);
             return out;
         }
     };
     out.domain = domain;
-    let num_vfs = requests.iter().map(|r| r.index + 1).max().unwrap_or(0);
+    let num_vfs = requests.iter().map(|r| r.index + 1).max().unwrap_or(1);
     let (mut c, id, enabled) = match prepare_pf(pci, f, dma, mem, num_vfs) {
         Ok(v) => v,
         Err(why) => {
             error!("nvme: {pf}: {why}");
-            out.vfs = fail_all(&why);
+            fail_all(&mut out, &why);
             return out;
         }
     };
@@ -436,7 +459,7 @@ pub fn manage(
         Ok(v) => v,
         Err(e) => {
             error!("nvme: {pf}: {e}");
-            out.vfs = fail_all(&format!("{e}"));
+            fail_all(&mut out, &format!("{e}"));
             out.controller = Some(c);
             return out;
         }
