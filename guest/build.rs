@@ -9,6 +9,7 @@ const BINS: &[(&str, &str)] = &[
     ("hostile", "long64.ld"),
     ("triple", "long64.ld"),
     ("bench64", "long64.ld"),
+    ("ticker64", "long64.ld"),
     ("real16", "real16.ld"),
 ];
 

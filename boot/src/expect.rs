@@ -85,7 +85,7 @@ fn compile(patterns: &[&str]) -> Result<Vec<Regex>, PatternError> {
 /// The code may be decimal or `0x` hexadecimal.
 const MARKER: &str = r"CONDUIT EXIT: (success|failure(?: \(code (0x[0-9a-fA-F]+|[0-9]+)\))?)";
 /// ANSI escape sequences: CSI (ESC [ parameters final) and two-byte escapes.
-const ESCAPE: &str = r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]";
+pub(crate) const ESCAPE: &str = r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]";
 
 /// A marker's failure code: decimal, or hexadecimal with `0x`.
 fn parse_code(text: &str) -> Option<u32> {

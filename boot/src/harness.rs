@@ -9,6 +9,7 @@ use crate::image::{self, ConfigText, ImageSpec};
 use crate::machine::{self, HostTools, MachineKind, MachineSpec, bochs};
 use crate::paths::Workspace;
 use crate::scenarios::{Config, SCENARIOS, Scenario};
+use crate::script::Script;
 use crate::session::{Limits, Mode, Session, tail_of_file};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -115,6 +116,7 @@ fn run_one(ws: &Workspace, tools: &HostTools, kernel: &Path, s: &Scenario) -> Re
         machine::prepare(&s.machine, tools, &dir, &built.disk, &[]).map_err(Failure::plain)?;
     let mut monitor =
         Monitor::with_sequences(s.expect, s.guests, s.forbid).map_err(Failure::plain)?;
+    let mut script = Script::new(s.input).map_err(Failure::plain)?;
     let log_path = logs.join(format!("{}.log", s.name));
     let mut log = std::fs::File::create(&log_path)
         .map_err(|e| Failure::plain(format!("cannot create {}: {e}", log_path.display())))?;
@@ -128,13 +130,19 @@ fn run_one(ws: &Workspace, tools: &HostTools, kernel: &Path, s: &Scenario) -> Re
         grace: GRACE,
     };
     let ending = session
-        .watch(&mut log, &mut monitor, limits)
+        .watch(&mut log, &mut monitor, &mut script, limits)
         .map_err(Failure::plain)?;
     let check = match s.machine.kind() {
         MachineKind::Qemu | MachineKind::Kvm => StatusCheck::QemuDebugExit,
         MachineKind::Bochs => StatusCheck::MarkerOnly,
     };
-    verdict(&monitor, s.end, ending, check).map_err(|reason| {
+    let judged = match (verdict(&monitor, s.end, ending, check), script.problem()) {
+        (Ok(()), None) => Ok(()),
+        (Ok(()), Some(input)) => Err(input),
+        (Err(e), None) => Err(e),
+        (Err(e), Some(input)) => Err(format!("{e}; {input}")),
+    };
+    judged.map_err(|reason| {
         let mut details = Vec::new();
         if monitor.marker().is_none() && matches!(ending, Ending::Exited(_)) {
             let said = emulator_said(&s.machine, &own_output);

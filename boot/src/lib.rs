@@ -13,7 +13,9 @@ pub mod machine;
 pub mod paths;
 pub mod run;
 pub mod scenarios;
+pub mod script;
 pub mod session;
+pub mod terminal;
 
 use std::process::ExitCode;
 

@@ -6,7 +6,9 @@ use crate::expect::{End, Monitor, QEMU_FAILURE_CODE, QEMU_SUCCESS_CODE, qemu_sta
 use crate::image::{self, ConfigText, ImageSpec};
 use crate::machine::{self, HostTools, SerialOut};
 use crate::paths::Workspace;
+use crate::script::Script;
 use crate::session::{Limits, Mode, Session};
+use crate::terminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -81,20 +83,33 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8, Error> {
             let status = session.wait()?;
             Ok(report_qemu(status))
         }
-        SerialOut::File(_) => {
+        SerialOut::File(_) | SerialOut::Socket(_) => {
             let own = dir.join("bochs.out");
+            let typing = matches!(launch.serial, SerialOut::Socket(_));
             eprintln!(
-                "conduit-boot: COM1 follows (output only); Bochs' own log: {}",
+                "conduit-boot: COM1 follows{}; Bochs' own log: {}",
+                if typing {
+                    " and takes your keystrokes: the debug shell prompts `conduit> ` (`help`; `quit` \
+                     ends the run; Ctrl-C stops Bochs)"
+                } else {
+                    " (output only)"
+                },
                 own.display()
             );
             let mut session = Session::start(&launch, &own, Mode::Interactive)?;
+            let raw = terminal::RawMode::enable();
+            if let Some(socket) = session.input_socket() {
+                terminal::forward_stdin(socket);
+            }
             let mut monitor = Monitor::new(&[], &[]).map_err(|e| Error::Internal(e.to_string()))?;
             let limits = Limits {
                 timeout: None,
                 grace: Duration::from_secs(5),
             };
             let mut stdout = std::io::stdout();
-            let ending = session.watch(&mut stdout, &mut monitor, limits)?;
+            let ending = session.watch(&mut stdout, &mut monitor, &mut Script::empty(), limits);
+            drop(raw);
+            let ending = ending?;
             eprintln!("\nconduit-boot: bochs {ending}");
             Ok(match monitor.marker().map(|m| m.end()) {
                 Some(End::Success) => 0,

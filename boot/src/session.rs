@@ -1,16 +1,21 @@
-//! A running emulator: starting it, streaming its serial console, stopping it.
+//! A running emulator: starting it, streaming its serial console, typing into it, stopping it.
 //!
-//! Under QEMU the console is the emulator's stdout, read by a thread into a channel; under Bochs it
-//! is a file the emulator appends to, which is tailed. Either way [`Session::watch`] copies the bytes
-//! to a sink as they arrive, feeds them to a [`Monitor`], and decides when the run is over.
+//! Under QEMU the console is the emulator's stdout, read by a thread into a channel, and its stdin
+//! feeds the serial port; under Bochs it is a TCP connection the emulator opens to our listener,
+//! read the same way and written for input (or a file the emulator appends to, tailed, without
+//! input). Either way [`Session::watch`] copies the bytes to a sink as they arrive, feeds them to
+//! a [`Monitor`] and to the [`Script`] that types into the console, and decides when the run is
+//! over.
 
 use crate::expect::{Ending, Monitor};
-use crate::machine::{Launch, SerialOut};
+use crate::machine::{Launch, SerialOut, SerialSocket};
+use crate::script::Script;
 use std::fs::File;
 use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -18,6 +23,8 @@ use std::time::{Duration, Instant};
 const POLL: Duration = Duration::from_millis(50);
 /// How long the console is drained after the emulator exits.
 const DRAIN: Duration = Duration::from_secs(2);
+/// How long an emulator may take to open its serial connection.
+const CONNECT: Duration = Duration::from_secs(30);
 
 /// Why a session failed (not the guest: the host side).
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +48,20 @@ pub enum SessionError {
     },
     #[error("cannot wait for the emulator: {0}")]
     Wait(#[source] std::io::Error),
+    #[error("cannot accept the emulator's serial connection: {0}")]
+    Accept(#[source] std::io::Error),
+    #[error("cannot write to the serial console: {0}")]
+    Input(#[source] std::io::Error),
+}
+
+/// Where input for the serial console goes.
+enum SerialInput {
+    /// Nowhere (a file console, an interactive QEMU that reads the terminal itself).
+    None,
+    /// QEMU's stdin.
+    Stdin(ChildStdin),
+    /// The emulator's serial connection.
+    Socket(TcpStream),
 }
 
 /// Whether the session belongs to a person at a terminal or to the test harness.
@@ -119,6 +140,7 @@ impl SerialSource {
 pub struct Session {
     child: Child,
     serial: SerialSource,
+    input: SerialInput,
     lock_file: Option<PathBuf>,
     mode: Mode,
     started: Instant,
@@ -147,6 +169,9 @@ impl Session {
     pub fn start(launch: &Launch, own_output: &Path, mode: Mode) -> Result<Self, SessionError> {
         let mut cmd = Command::new(&launch.program);
         cmd.args(&launch.args);
+        if let Some(dir) = &launch.cwd {
+            cmd.current_dir(dir);
+        }
         let output = || {
             File::create(own_output).map_err(|source| SessionError::Output {
                 path: own_output.to_path_buf(),
@@ -160,7 +185,12 @@ impl Session {
                 .stderr(Stdio::inherit());
         } else {
             let err = output()?;
-            cmd.stdin(Stdio::null())
+            let stdin = if launch.serial == SerialOut::Stdout {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            };
+            cmd.stdin(stdin)
                 .stderr(Stdio::from(err.try_clone().map_err(|source| {
                     SessionError::Output {
                         path: own_output.to_path_buf(),
@@ -169,7 +199,7 @@ impl Session {
                 })?));
             match launch.serial {
                 SerialOut::Stdout => cmd.stdout(Stdio::piped()),
-                SerialOut::File(_) => cmd.stdout(Stdio::from(err)),
+                SerialOut::File(_) | SerialOut::Socket(_) => cmd.stdout(Stdio::from(err)),
             };
         }
         if mode == Mode::Batch {
@@ -179,6 +209,10 @@ impl Session {
             program: launch.program.clone(),
             source,
         })?;
+        let mut input = match child.stdin.take() {
+            Some(stdin) => SerialInput::Stdin(stdin),
+            None => SerialInput::None,
+        };
         let serial = match (&launch.serial, child.stdout.take()) {
             _ if direct => SerialSource::Direct,
             (SerialOut::File(path), _) => SerialSource::File {
@@ -190,29 +224,49 @@ impl Session {
                 open: true,
             },
             (SerialOut::Stdout, None) => SerialSource::Direct,
+            (SerialOut::Socket(socket), _) => match accept(socket, &mut child)? {
+                Some(stream) => {
+                    let reader = stream.try_clone().map_err(SessionError::Accept)?;
+                    input = SerialInput::Socket(stream);
+                    SerialSource::Pipe {
+                        rx: pump(reader),
+                        open: true,
+                    }
+                }
+                // The emulator died before connecting: its own output says why.
+                None => SerialSource::Pipe {
+                    rx: mpsc::channel().1,
+                    open: false,
+                },
+            },
         };
         Ok(Self {
             child,
             serial,
+            input,
             lock_file: launch.lock_file.clone(),
             mode,
             started: Instant::now(),
         })
     }
 
-    /// Streams the console into `sink` and `monitor` until the emulator exits, the timeout passes,
-    /// or the end marker was seen `grace` ago without the emulator exiting. Kills it in the last two
-    /// cases.
+    /// Streams the console into `sink` and `monitor`, typing what `script` says when it says so,
+    /// until the emulator exits, the timeout passes, or the end marker was seen `grace` ago
+    /// without the emulator exiting. Kills it in the last two cases.
     pub fn watch(
         &mut self,
         sink: &mut dyn Write,
         monitor: &mut Monitor,
+        script: &mut Script,
         limits: Limits,
     ) -> Result<Ending, SessionError> {
         let mut marker_seen: Option<Instant> = None;
         let ending = loop {
             let bytes = self.serial.poll(POLL)?;
             self.forward(&bytes, sink, monitor)?;
+            for input in script.feed(&bytes) {
+                self.send(&input)?;
+            }
             if marker_seen.is_none() && monitor.marker().is_some() {
                 marker_seen = Some(Instant::now());
             }
@@ -234,6 +288,29 @@ impl Session {
         monitor.finish();
         self.remove_lock();
         Ok(ending)
+    }
+
+    /// Writes `bytes` to the serial console. Without an input channel, or once the emulator has
+    /// closed it (it exited), the bytes are dropped: the run's end is judged elsewhere.
+    pub fn send(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
+        let result = match &mut self.input {
+            SerialInput::None => return Ok(()),
+            SerialInput::Stdin(w) => w.write_all(bytes).and_then(|()| w.flush()),
+            SerialInput::Socket(w) => w.write_all(bytes).and_then(|()| w.flush()),
+        };
+        match result {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other.map_err(SessionError::Input),
+        }
+    }
+
+    /// A second handle on the serial connection, for a thread that types into it (`run` copies
+    /// the terminal to it); `None` unless the console is a socket.
+    pub fn input_socket(&self) -> Option<TcpStream> {
+        match &self.input {
+            SerialInput::Socket(s) => s.try_clone().ok(),
+            _ => None,
+        }
     }
 
     /// Waits for an interactive emulator that owns the terminal.
@@ -301,6 +378,43 @@ impl Drop for Session {
     }
 }
 
+/// Waits for the emulator to connect to `socket`; `None` if it exits first.
+fn accept(socket: &SerialSocket, child: &mut Child) -> Result<Option<TcpStream>, SessionError> {
+    let listener = socket.listener();
+    listener
+        .set_nonblocking(true)
+        .map_err(SessionError::Accept)?;
+    let started = Instant::now();
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream
+                    .set_nonblocking(false)
+                    .map_err(SessionError::Accept)?;
+                // Keystrokes go out at once, not when a segment fills.
+                stream.set_nodelay(true).map_err(SessionError::Accept)?;
+                return Ok(Some(stream));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(SessionError::Accept(e)),
+        }
+        if child.try_wait().map_err(SessionError::Wait)?.is_some() {
+            return Ok(None);
+        }
+        if started.elapsed() >= CONNECT {
+            return Err(SessionError::Accept(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the emulator did not connect to 127.0.0.1:{} within {}s",
+                    socket.port(),
+                    CONNECT.as_secs()
+                ),
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Reads a pipe on a thread, sending chunks as they arrive; the channel closes at end of file.
 fn pump(mut pipe: impl Read + Send + 'static) -> Receiver<Vec<u8>> {
     let (tx, rx) = mpsc::channel();
@@ -333,104 +447,5 @@ pub fn tail_of_file(path: &Path, n: usize) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn launch(program: &str, args: &[&str], serial: SerialOut) -> Launch {
-        Launch {
-            program: program.into(),
-            args: args.iter().map(|s| (*s).to_string()).collect(),
-            serial,
-            lock_file: None,
-        }
-    }
-
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("conduit-boot-session-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        dir.join(name)
-    }
-
-    #[test]
-    fn a_missing_program_is_a_spawn_error() {
-        let l = launch("/nonexistent/qemu", &[], SerialOut::Stdout);
-        let e = Session::start(&l, &temp("missing.err"), Mode::Batch).expect_err("no such program");
-        assert!(
-            e.to_string()
-                .starts_with("cannot start `/nonexistent/qemu`"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn piped_output_is_streamed_and_the_exit_status_kept() {
-        let script = "echo one; echo 'x: CONDUIT EXIT: success'; exit 33";
-        let l = launch("sh", &["-c", script], SerialOut::Stdout);
-        let mut s = Session::start(&l, &temp("pipe.err"), Mode::Batch).expect("sh runs");
-        let mut log = Vec::new();
-        let mut m = Monitor::new(&["one"], &[]).expect("valid");
-        let limits = Limits {
-            timeout: Some(Duration::from_secs(20)),
-            grace: Duration::from_secs(5),
-        };
-        let ending = s.watch(&mut log, &mut m, limits).expect("watched");
-        assert_eq!(ending, Ending::Exited(Some(33)));
-        assert_eq!(log, b"one\nx: CONDUIT EXIT: success\n");
-        assert!(m.all_matched());
-    }
-
-    #[test]
-    fn a_hung_emulator_is_killed_at_the_timeout_with_its_children() {
-        let l = launch("sh", &["-c", "sleep 30 & sleep 30"], SerialOut::Stdout);
-        let mut s = Session::start(&l, &temp("hang.err"), Mode::Batch).expect("sh runs");
-        let mut m = Monitor::new(&[], &[]).expect("valid");
-        let limits = Limits {
-            timeout: Some(Duration::from_millis(300)),
-            grace: Duration::from_secs(5),
-        };
-        let t = Instant::now();
-        let ending = s
-            .watch(&mut std::io::sink(), &mut m, limits)
-            .expect("watched");
-        assert_eq!(ending, Ending::Timeout(Duration::from_millis(300)));
-        // The background `sleep` held the pipe open: the drain only returns early if it died too.
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "took {:?}",
-            t.elapsed()
-        );
-    }
-
-    #[test]
-    fn a_file_console_is_tailed_and_a_lingering_emulator_stopped_after_the_marker() {
-        let com1 = temp("com1.txt");
-        let _ = std::fs::remove_file(&com1);
-        let script = format!(
-            "sleep 0.2; printf 'a\\nCONDUIT EXIT: failure (code 4)\\n' > {}; sleep 30",
-            com1.display()
-        );
-        let l = launch("sh", &["-c", &script], SerialOut::File(com1.clone()));
-        let mut s = Session::start(&l, &temp("file.out"), Mode::Batch).expect("sh runs");
-        let mut m = Monitor::new(&[], &[]).expect("valid");
-        let limits = Limits {
-            timeout: Some(Duration::from_secs(20)),
-            grace: Duration::from_millis(300),
-        };
-        let ending = s
-            .watch(&mut std::io::sink(), &mut m, limits)
-            .expect("watched");
-        assert!(
-            matches!(ending, Ending::StoppedAfterMarker(_)),
-            "{ending:?}"
-        );
-        assert_eq!(m.marker(), Some(crate::expect::Marker::Failure(Some(4))));
-    }
-
-    #[test]
-    fn tail_of_file_skips_blank_lines() {
-        let p = temp("tail.txt");
-        std::fs::write(&p, "a\n\nb\nc\n").expect("write");
-        assert_eq!(tail_of_file(&p, 2), ["b", "c"]);
-        assert!(tail_of_file(Path::new("/nonexistent/x"), 3).is_empty());
-    }
-}
+#[path = "session_tests.rs"]
+mod tests;

@@ -2,7 +2,7 @@
 
 use crate::arch::x86_64::power;
 use crate::console;
-use conduit_config::{BootConfig, Bundle, ExitMethod, LogLevel};
+use conduit_config::{BootConfig, Bundle, ExitMethod, LogLevel, OnIdle};
 use log::{LevelFilter, error, info};
 
 /// Decodes the bundle and applies the settings the rest of boot depends on (log level, exit
@@ -50,6 +50,8 @@ fn defaults() -> BootConfig {
         log_level: LogLevel::Info,
         exit: ExitMethod::Halt,
         test: None,
+        // Without a configuration nobody asked for an unattended run: stay at the shell.
+        on_idle: OnIdle::Shell,
         name: alloc::string::String::from("built-in defaults"),
         guests: alloc::vec::Vec::new(),
         unsafe_no_iommu: false,

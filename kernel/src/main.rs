@@ -20,6 +20,7 @@ mod pci;
 mod platform;
 mod sched;
 mod selftest;
+mod shell;
 
 use arch::x86_64::{cpu, power};
 use bootloader_api::config::{BootloaderConfig, Mapping};
@@ -77,6 +78,7 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     cpu.report();
 
     let platform = platform::discover(boot.rsdp_addr.into_option(), mem.phys_offset());
+    arch::x86_64::time::init(platform.pm_timer);
 
     pci::init(&platform, mem);
     let dmar = selftest::dmar_for_boot(config.test, platform.dmar);
@@ -91,7 +93,6 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     if let Some(test) = config.test {
         selftest::after_guests(test, mem);
     }
-    sched::run_all(&mut guests);
     let cpus = match platform.cpu_count() {
         0 => alloc::string::String::from("CPU count unknown (no MADT)"),
         n => alloc::format!("{n} CPU(s)"),
@@ -112,6 +113,7 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         },
         if iommu::status().is_ok() { "on" } else { "off" }
     );
+    sched::run(&mut guests, &platform, config.on_idle);
     power::succeed();
 }
 

@@ -1,32 +1,79 @@
 //! The scheduler: round-robin over the guests' vCPUs on this CPU. A slice ends when the VMX
 //! preemption timer fires, or earlier at HLT or a yield hypercall (SDM Vol. 3C, "VMX-Preemption
-//! Timer").
+//! Timer"). Between slices, and all the time once no guest is runnable, the debug shell polls the
+//! serial line; it never waits for input.
 
 use crate::arch::x86_64::rdtsc;
 use crate::arch::x86_64::vmx::run;
-use crate::guest::{self, Guest, Outcome, State};
+use crate::guest::{self, Guest, Guests, Outcome, State};
+use crate::platform::Platform;
+use crate::shell::{Flow, Shell, World};
 use alloc::format;
 use alloc::vec::Vec;
+use conduit_config::OnIdle;
 use log::info;
 
-/// Runs every guest until each has exited or been stopped.
-pub fn run_all(guests: &mut [Guest]) {
-    if guests.is_empty() {
-        return;
+/// Runs the guests and the shell until the run ends: with `OnIdle::Exit` once no guest is
+/// runnable, with `OnIdle::Shell` when the operator types `quit`.
+pub fn run(guests: &mut Guests, platform: &Platform, on_idle: OnIdle) {
+    let mut shell = (on_idle == OnIdle::Shell || !guests.list.is_empty()).then(Shell::new);
+    if !guests.list.is_empty() {
+        info!("running {} guest(s) round-robin", guests.list.len());
     }
-    info!("running {} guest(s) round-robin", guests.len());
+    if let Some(shell) = shell.as_mut() {
+        shell.start(on_idle);
+    }
+    let mut busy = guests.any_runnable();
     let mut next = 0;
-    while let Some(i) = pick(guests, next) {
-        next = i + 1;
-        run_slice(&mut guests[i]);
+    loop {
+        match pick(&guests.list, next) {
+            Some(i) => {
+                next = i + 1;
+                run_slice(&mut guests.list[i]);
+                busy = true;
+            }
+            None => {
+                if busy {
+                    report_finished(&guests.list);
+                    busy = false;
+                }
+                if on_idle == OnIdle::Exit {
+                    return;
+                }
+                core::hint::spin_loop();
+            }
+        }
+        let mut world = World {
+            guests: &mut *guests,
+            platform,
+        };
+        if let Some(shell) = shell.as_mut()
+            && shell.poll(&mut world) == Flow::Quit
+        {
+            let running = guests.list.iter().filter(|g| g.state == State::Runnable);
+            info!(
+                "quit: the operator ended the run with {} guest(s) still running",
+                running.count()
+            );
+            if busy {
+                for g in &guests.list {
+                    g.report();
+                }
+            }
+            return;
+        }
     }
+}
+
+/// The end-of-run report once no guest is runnable.
+fn report_finished(guests: &[Guest]) {
     info!("every guest has finished");
     let counts: Vec<_> = guests
         .iter()
         .map(|g| format!("{}={}", g.name, g.stats.by_reason[52]))
         .collect();
     info!("preemption-timer exits per guest: {}", counts.join(" "));
-    for g in guests.iter() {
+    for g in guests {
         g.report();
     }
 }
@@ -57,9 +104,11 @@ fn run_slice(g: &mut Guest) {
             g.stop(format!("{e}"));
             return;
         }
+        g.halted = false;
         let start = rdtsc();
         let launched = g.launched();
-        // SAFETY: the VMCS is current and was fully programmed and checked by `Guest::create`.
+        // SAFETY: the VMCS is current and was fully programmed and checked by `Guest::create`
+        // (or by `Guest::restart`).
         let entered = unsafe { run::enter(&mut g.regs, launched) };
         g.stats.tsc_in_guest += rdtsc().wrapping_sub(start);
         if let Err(fail) = entered {

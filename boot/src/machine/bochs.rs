@@ -1,9 +1,12 @@
 //! Bochs 2.7 with OVMF: the one emulator here that runs VMX code (EPT, VPID, unrestricted guest).
 //!
 //! The settings are the working ones of `platform-notes.md`. Debian's Bochs starts in its debugger,
-//! so it runs with `-rc` pointing at a file holding `continue`. COM1 goes to a file.
+//! so it runs with `-rc` pointing at a file holding `continue`. COM1 is a TCP connection Bochs
+//! opens to a loopback port of ours (`mode=socket-client`): its output arrives there, and bytes
+//! written to it reach the UART's receiver (Bochs 2.7 takes one byte whenever the receive buffer
+//! is empty, so nothing is lost while the guest is slow to read).
 
-use super::{HostTools, Launch, MachineError, SerialOut};
+use super::{HostTools, Launch, MachineError, SerialOut, SerialSocket};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -43,8 +46,8 @@ impl BochsSpec {
 pub struct BochsFiles<'a> {
     /// The boot disk (the GPT UEFI image), attached as a flat ATA disk.
     pub disk: &'a Path,
-    /// Where COM1's output goes.
-    pub com1: &'a Path,
+    /// The loopback port COM1 connects to.
+    pub com1_port: u16,
     /// The firmware ROM (OVMF as one image).
     pub ovmf: &'a Path,
     /// The VGA BIOS.
@@ -79,8 +82,8 @@ pub fn bochsrc(spec: &BochsSpec, files: BochsFiles<'_>, extra: &[String]) -> Str
     let _ = writeln!(rc, "boot: disk");
     let _ = writeln!(
         rc,
-        "com1: enabled=true, mode=file, dev=\"{}\"",
-        p(files.com1)
+        "com1: enabled=true, mode=socket-client, dev=127.0.0.1:{}",
+        files.com1_port
     );
     let _ = writeln!(rc, "clock: sync=none, time0=local");
     let _ = writeln!(rc, "panic: action=fatal");
@@ -118,8 +121,14 @@ fn remove_stale(path: &Path) -> Result<(), MachineError> {
     }
 }
 
-/// Writes `bochsrc` and `bochs.cmds` into `dir`, removes a stale disk lock and the old COM1 file,
-/// and returns the launch (`bochs -q -f bochsrc -rc bochs.cmds`).
+/// `path` made absolute (against our working directory), as it is if that fails.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Writes `bochsrc` and `bochs.cmds` into `dir`, removes a stale disk lock, listens for COM1's
+/// connection and returns the launch (`bochs -q -f bochsrc -rc bochs.cmds`), which runs in
+/// `dir` (every path it names is absolute; `extra` lines are taken as they are).
 pub fn prepare(
     spec: &BochsSpec,
     tools: &HostTools,
@@ -127,17 +136,21 @@ pub fn prepare(
     disk: &Path,
     extra: &[String],
 ) -> Result<Launch, MachineError> {
-    let com1 = dir.join("com1.txt");
+    let (dir, disk) = (absolute(dir), absolute(disk));
+    let (ovmf, vgabios) = (absolute(&tools.ovmf), absolute(&tools.vgabios));
     let rc_path = dir.join("bochsrc");
     let cmds = dir.join("bochs.cmds");
-    let lock = lock_file(disk);
+    let lock = lock_file(&disk);
     remove_stale(&lock)?;
-    remove_stale(&com1)?;
+    let socket = SerialSocket::bind_loopback().map_err(|source| MachineError::Io {
+        path: PathBuf::from("127.0.0.1 (COM1 listener)"),
+        source,
+    })?;
     let files = BochsFiles {
-        disk,
-        com1: &com1,
-        ovmf: &tools.ovmf,
-        vgabios: &tools.vgabios,
+        disk: &disk,
+        com1_port: socket.port(),
+        ovmf: &ovmf,
+        vgabios: &vgabios,
     };
     let write = |path: &Path, text: &str| {
         std::fs::write(path, text).map_err(|source| MachineError::Io {
@@ -147,8 +160,14 @@ pub fn prepare(
     };
     write(&rc_path, &bochsrc(spec, files, extra))?;
     write(&cmds, "continue\n")?;
+    // A program named by a relative path must not be looked up from `dir`.
+    let program = if tools.bochs.contains('/') {
+        absolute(Path::new(&tools.bochs)).display().to_string()
+    } else {
+        tools.bochs.clone()
+    };
     Ok(Launch {
-        program: tools.bochs.clone(),
+        program,
         args: vec![
             "-q".into(),
             "-f".into(),
@@ -156,8 +175,9 @@ pub fn prepare(
             "-rc".into(),
             cmds.display().to_string(),
         ],
-        serial: SerialOut::File(com1),
+        serial: SerialOut::Socket(socket),
         lock_file: Some(lock),
+        cwd: Some(dir),
     })
 }
 
@@ -198,7 +218,7 @@ mod tests {
     fn files() -> BochsFiles<'static> {
         BochsFiles {
             disk: Path::new("/b/disk.img"),
-            com1: Path::new("/b/com1.txt"),
+            com1_port: 4555,
             ovmf: Path::new("/fw/OVMF.fd"),
             vgabios: Path::new("/fw/vgabios.bin"),
         }
@@ -216,7 +236,7 @@ mod tests {
             "cpu: count=1, ips=50000000, model=tigerlake, reset_on_triple_fault=0, ignore_bad_msrs=1",
             "ata0-master: type=disk, path=\"/b/disk.img\", mode=flat",
             "boot: disk",
-            "com1: enabled=true, mode=file, dev=\"/b/com1.txt\"",
+            "com1: enabled=true, mode=socket-client, dev=127.0.0.1:4555",
             "clock: sync=none, time0=local",
             "panic: action=fatal",
             "speaker: enabled=0",
@@ -254,16 +274,15 @@ mod tests {
     }
 
     #[test]
-    fn prepare_removes_stale_files_and_writes_the_command_file() {
+    fn prepare_removes_the_stale_lock_listens_for_com1_and_writes_the_command_file() {
         let dir = std::env::temp_dir().join(format!("conduit-boot-bochs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let disk = dir.join("disk.img");
         std::fs::write(lock_file(&disk), b"").expect("lock");
-        std::fs::write(dir.join("com1.txt"), b"old run").expect("com1");
         let launch = prepare(&BochsSpec::DEFAULT, &HostTools::default(), &dir, &disk, &[])
             .expect("prepared");
         assert!(!lock_file(&disk).exists());
-        assert!(!dir.join("com1.txt").exists());
+        assert_eq!(launch.cwd.as_deref(), Some(dir.as_path()));
         assert_eq!(
             std::fs::read_to_string(dir.join("bochs.cmds"))
                 .ok()
@@ -271,7 +290,18 @@ mod tests {
             Some("continue\n")
         );
         assert_eq!(launch.args[0], "-q");
-        assert_eq!(launch.serial, SerialOut::File(dir.join("com1.txt")));
+        let SerialOut::Socket(socket) = &launch.serial else {
+            panic!("COM1 is not a socket: {:?}", launch.serial)
+        };
+        // The bochsrc names the port that is listening, on loopback.
+        let rc = std::fs::read_to_string(dir.join("bochsrc")).expect("bochsrc");
+        let line = format!(
+            "com1: enabled=true, mode=socket-client, dev=127.0.0.1:{}",
+            socket.port()
+        );
+        assert!(rc.lines().any(|l| l == line), "{rc}");
+        let client = std::net::TcpStream::connect(("127.0.0.1", socket.port()));
+        assert!(client.is_ok(), "{client:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -9,7 +9,9 @@ pub mod qemu;
 
 use crate::image::QEMU_DEBUG_EXIT_PORT;
 use conduit_config::ExitMethod;
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use bochs::BochsSpec;
 pub use qemu::{Accel, QemuSpec};
@@ -152,14 +154,47 @@ impl HostTools {
     }
 }
 
-/// Where a machine's serial console (COM1) comes out.
+/// Where a machine's serial console (COM1) comes out, and how input reaches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SerialOut {
     /// On the emulator's standard output (QEMU `-serial stdio`); its stdin feeds the port.
     Stdout,
-    /// Into a file the emulator appends to (Bochs `com1: mode=file`).
+    /// Into a file the emulator appends to (Bochs `com1: mode=file`); no input.
     File(PathBuf),
+    /// A TCP connection the emulator opens to this listener (Bochs `com1: mode=socket-client`):
+    /// output and input both go through it.
+    Socket(SerialSocket),
 }
+
+/// A loopback listener for an emulator's serial connection.
+#[derive(Debug, Clone)]
+pub struct SerialSocket(Arc<TcpListener>);
+
+impl SerialSocket {
+    /// Listens on 127.0.0.1 at a port the system chooses (so parallel runs never collide).
+    pub fn bind_loopback() -> std::io::Result<Self> {
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map(|l| Self(Arc::new(l)))
+    }
+
+    /// The port listened on (0 if the system cannot say).
+    pub fn port(&self) -> u16 {
+        self.0.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// The listener.
+    pub fn listener(&self) -> &TcpListener {
+        &self.0
+    }
+}
+
+/// Two sockets are the same when they listen on the same port.
+impl PartialEq for SerialSocket {
+    fn eq(&self, other: &Self) -> bool {
+        self.port() == other.port()
+    }
+}
+
+impl Eq for SerialSocket {}
 
 /// Everything needed to start a prepared machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +204,9 @@ pub struct Launch {
     pub serial: SerialOut,
     /// A file the emulator locks while it runs, to delete if the run is killed.
     pub lock_file: Option<PathBuf>,
+    /// The emulator's working directory (`None`: ours). Bochs writes device files there (the
+    /// e1000's `eth_null-*` dumps).
+    pub cwd: Option<PathBuf>,
 }
 
 impl Launch {

@@ -169,6 +169,7 @@ pub fn prepare(
         args: args(spec, files, extra),
         serial: SerialOut::Stdout,
         lock_file: None,
+        cwd: None,
     })
 }
 

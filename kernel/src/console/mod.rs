@@ -2,6 +2,10 @@
 //!
 //! Every line is `[<tsc>] <LEVEL> <module>: <message>`, the TSC read when the line was logged
 //! (instructions under Bochs, cycles elsewhere) and the module path without the crate name.
+//!
+//! The debug shell shares the line: while its prompt (and what the operator has typed) is on the
+//! terminal, a log line first erases it, then it is drawn again below the log line, so log output
+//! and the shell's never share a line. Everything goes through one lock.
 
 use crate::arch::x86_64::{rdtsc, serial};
 use core::fmt::{self, Write};
@@ -10,15 +14,48 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 use spin::Mutex;
 use uart_16550::SerialPort;
 
-static COM1: Mutex<Option<SerialPort>> = Mutex::new(None);
+static COM1: Mutex<Option<Console>> = Mutex::new(None);
 static LOGGER: Logger = Logger;
 static READY: AtomicBool = AtomicBool::new(false);
+
+/// The most of the shell's input line (prompt and typed text) the console redraws.
+const INPUT_MAX: usize = 192;
+/// Carriage return, then "erase to the end of the line" (ECMA-48 EL).
+const ERASE_LINE: &[u8] = b"\r\x1b[K";
+
+/// COM1 and what the shell shows on the terminal's current line.
+struct Console {
+    port: SerialPort,
+    input: [u8; INPUT_MAX],
+    input_len: usize,
+    /// Whether the shell's input line is on the terminal (a log line must erase and redraw it).
+    input_shown: bool,
+}
+
+impl Console {
+    fn write_bytes(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.port.send_raw(b);
+        }
+    }
+
+    fn redraw_input(&mut self) {
+        for i in 0..self.input_len.min(INPUT_MAX) {
+            self.port.send_raw(self.input[i]);
+        }
+    }
+}
 
 struct Logger;
 
 /// Opens COM1 and installs the logger at `info` until the configuration says otherwise.
 pub fn init() {
-    *COM1.lock() = Some(serial::open_com1());
+    *COM1.lock() = Some(Console {
+        port: serial::open_com1(),
+        input: [0; INPUT_MAX],
+        input_len: 0,
+        input_shown: false,
+    });
     READY.store(true, Ordering::Release);
     // A second `set_logger` is the only failure, and `init` runs once.
     let _ = log::set_logger(&LOGGER);
@@ -54,14 +91,20 @@ impl Log for Logger {
             Level::Trace => "TRACE",
         };
         let mut guard = COM1.lock();
-        if let Some(port) = guard.as_mut() {
+        if let Some(c) = guard.as_mut() {
+            if c.input_shown {
+                c.write_bytes(ERASE_LINE);
+            }
             // The UART writer cannot fail.
             let _ = writeln!(
-                CrLf(port),
+                CrLf(&mut c.port),
                 "[{:>14}] {level} {module}: {}",
                 rdtsc(),
                 record.args()
             );
+            if c.input_shown {
+                c.redraw_input();
+            }
         }
     }
 
@@ -100,12 +143,71 @@ pub fn emergency(args: fmt::Arguments) {
 pub fn println(args: fmt::Arguments) {
     let mut guard = COM1.lock();
     match guard.as_mut() {
-        Some(port) => {
-            let _ = writeln!(CrLf(port), "{args}");
+        Some(c) => {
+            if core::mem::take(&mut c.input_shown) {
+                c.write_bytes(ERASE_LINE);
+            }
+            let _ = writeln!(CrLf(&mut c.port), "{args}");
         }
         None => {
             drop(guard);
             emergency(args);
         }
+    }
+}
+
+/// One received byte, if COM1 holds one; never waits.
+pub fn read_byte() -> Option<u8> {
+    let guard = COM1.lock();
+    // Reading needs no driver state, but the lock keeps it apart from a line being written.
+    guard.as_ref().and_then(|_| serial::try_read())
+}
+
+/// The shell's side of the console. Each call takes the lock for its own output only: nothing
+/// that logs may run while it is held.
+pub mod shell {
+    use super::{COM1, CrLf, ERASE_LINE, INPUT_MAX};
+    use core::fmt::Write;
+
+    /// Writes `bytes` as they are (the line editor's echo) and records the input line the
+    /// terminal now shows: `prompt` followed by `text`.
+    pub fn echo(bytes: impl Iterator<Item = u8>, prompt: &str, text: &str) {
+        let mut guard = COM1.lock();
+        let Some(c) = guard.as_mut() else { return };
+        for b in bytes {
+            c.port.send_raw(b);
+        }
+        let mut len = 0;
+        for &b in prompt.as_bytes().iter().chain(text.as_bytes()) {
+            if let Some(slot) = c.input.get_mut(len) {
+                *slot = b;
+                len += 1;
+            }
+        }
+        c.input_len = len.min(INPUT_MAX);
+        c.input_shown = true;
+    }
+
+    /// Writes the echo that ends the input line (a newline, `^C`): the terminal shows no input
+    /// line any more.
+    pub fn end_input(bytes: impl Iterator<Item = u8>) {
+        let mut guard = COM1.lock();
+        let Some(c) = guard.as_mut() else { return };
+        for b in bytes {
+            c.port.send_raw(b);
+        }
+        c.input_shown = false;
+    }
+
+    /// Writes one line of command output (`\n` becomes `\r\n`), erasing a shown input line
+    /// first.
+    pub fn line(text: &str) {
+        let mut guard = COM1.lock();
+        let Some(c) = guard.as_mut() else { return };
+        if core::mem::take(&mut c.input_shown) {
+            c.write_bytes(ERASE_LINE);
+        }
+        let _ = CrLf(&mut c.port).write_str(text);
+        let _ = CrLf(&mut c.port).write_str("\n");
     }
 }

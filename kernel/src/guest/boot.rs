@@ -4,7 +4,7 @@
 
 use super::layout::GuestMemory;
 use super::spec::{self, GuestSpec};
-use super::{Guest, VmxHost};
+use super::{Guest, Guests, Refused, VmxHost};
 use crate::arch::x86_64::{cpu::VmxInfo, vmx};
 use crate::iommu::{self, DomainId};
 use crate::memory::Memory;
@@ -37,63 +37,100 @@ pub fn placed() -> Vec<Placed> {
     PLACED.lock().clone()
 }
 
-/// Creates every configured guest. Returns the guests whose vCPUs can run (none without VMX).
+/// Creates every configured guest. Returns the guests whose vCPUs can run (none without VMX),
+/// the ones that could not be created and why, and the VMX host.
 pub fn start_all(
     bundle: &Bundle<'static>,
     vmx_info: Option<&VmxInfo>,
     mem: &'static Memory,
-) -> Vec<Guest> {
+) -> Guests {
     let configs = &bundle.config.guests;
-    let mut guests = Vec::new();
     if configs.is_empty() {
-        return guests;
+        return Guests::without_vmx(String::from(
+            "no guest is configured, so VMX was not turned on",
+        ));
     }
-    let mut host = match vmx_info.map(|info| vmx::enable(info, mem).map(|v| VmxHost::new(v, mem))) {
-        None => None,
-        Some(Ok(Some(host))) => Some(host),
-        Some(Ok(None)) => {
-            error!("vmx: no memory for the I/O and MSR bitmaps: vCPUs cannot run");
-            None
-        }
-        Some(Err(e)) => {
-            error!("vmx: {e}: vCPUs cannot run");
-            None
-        }
-    };
+    let (mut host, no_vmx) =
+        match vmx_info.map(|info| vmx::enable(info, mem).map(|v| VmxHost::new(v, mem))) {
+            None => (None, Some(String::from("this CPU has no VMX"))),
+            Some(Ok(Some(host))) => (Some(host), None),
+            Some(Ok(None)) => {
+                error!("vmx: no memory for the I/O and MSR bitmaps: vCPUs cannot run");
+                (None, Some(String::from("no memory for the VMX bitmaps")))
+            }
+            Some(Err(e)) => {
+                error!("vmx: {e}: vCPUs cannot run");
+                (None, Some(format!("VMX could not be turned on: {e}")))
+            }
+        };
     let unsafe_no_iommu = bundle.config.unsafe_no_iommu;
+    let mut list = Vec::new();
+    let mut refused = Vec::new();
     for c in configs {
+        let refuse = |reason: String| Refused {
+            name: c.name.clone(),
+            reason,
+        };
         let spec = match spec::from_config(c, bundle.image(&c.image)) {
             Ok(spec) => spec,
             Err(e) => {
                 error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name);
+                refused.push(refuse(format!("cannot be loaded: {e}")));
                 continue;
             }
         };
         match &mut host {
             Some(host) => match Guest::create(host, mem, &spec) {
-                Ok(g) => {
+                Ok(mut g) => {
                     let (hpa, size) = g.memory_region();
-                    attach_devices(c, hpa, size, unsafe_no_iommu);
-                    guests.push(g);
+                    g.devices = attach_devices(c, hpa, size, unsafe_no_iommu);
+                    list.push(g);
                 }
-                Err(e) => error!("guest \"{}\" refused before entry: {e}", c.name),
+                Err(e) => {
+                    error!("guest \"{}\" refused before entry: {e}", c.name);
+                    refused.push(refuse(format!("refused before entry: {e}")));
+                }
             },
-            None => without_vcpus(c, &spec, mem, unsafe_no_iommu),
+            None => {
+                let why = no_vmx.as_deref().unwrap_or("no VMX");
+                let reason = match without_vcpus(c, &spec, mem, unsafe_no_iommu) {
+                    Ok(devices) => format!(
+                        "vCPU not started ({why}); memory, IOMMU domain and {devices} function(s) set up"
+                    ),
+                    Err(e) => format!("cannot be loaded: {e}"),
+                };
+                refused.push(refuse(reason));
+            }
         }
     }
-    guests
+    Guests {
+        host,
+        no_vmx,
+        list,
+        refused,
+    }
 }
 
 /// A machine without VMX (QEMU's TCG): the guest's memory, image and IOMMU domain are created and
-/// its devices assigned, exactly as where vCPUs run; only the vCPU is not started.
-fn without_vcpus(c: &GuestConfig, spec: &GuestSpec, mem: &'static Memory, unsafe_no_iommu: bool) {
-    let mut memory = match GuestMemory::allocate(mem, spec.memory_mib) {
+/// its devices assigned, exactly as where vCPUs run; only the vCPU is not started. Returns how
+/// many functions were assigned.
+fn without_vcpus(
+    c: &GuestConfig,
+    spec: &GuestSpec,
+    mem: &'static Memory,
+    unsafe_no_iommu: bool,
+) -> Result<usize, super::layout::LayoutError> {
+    let loaded = GuestMemory::allocate(mem, spec.memory_mib).and_then(|mut m| {
+        m.load(spec)?;
+        Ok(m)
+    });
+    let memory = match loaded {
         Ok(m) => m,
-        Err(e) => return error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name),
+        Err(e) => {
+            error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name);
+            return Err(e);
+        }
     };
-    if let Err(e) = memory.load(spec) {
-        return error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name);
-    }
     // The frames stay the guest's (and its domain's) for the life of the machine: GuestMemory
     // does not free on drop.
     let (hpa, size) = (memory.host.0, memory.size);
@@ -104,6 +141,7 @@ fn without_vcpus(c: &GuestConfig, spec: &GuestSpec, mem: &'static Memory, unsafe
         c.memory_mib,
         devices.len()
     );
+    Ok(devices.len())
 }
 
 /// Creates the guest's IOMMU domain (IOVA = GPA over exactly its memory) and assigns its
@@ -162,7 +200,7 @@ fn attach_to_domain(
             None
         }
     };
-    for d in &c.devices {
+    for (j, d) in c.devices.iter().enumerate() {
         match assign_one(d, domain) {
             Ok(bdf) => {
                 match domain {
@@ -177,12 +215,15 @@ fn attach_to_domain(
                 }
                 assigned.push(bdf);
             }
-            Err(e) => error!("guest \"{}\": {d} not assigned: {e}", c.name),
+            Err(e) => error!("guest \"{}\": device[{j}] {d} not assigned: {e}", c.name),
         }
     }
     assigned
 }
 
+/// Resolves a configured function (a VF is looked up through its PF's SR-IOV state: the PF must
+/// exist, have an SR-IOV capability, `vf` must be below TotalVFs and the VFs enabled) and assigns
+/// it to `domain`.
 fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<Bdf, String> {
     let r = match d.function {
         DeviceSel::Bdf { bus, dev, func } => DeviceRef::Address(
@@ -190,9 +231,17 @@ fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<Bdf, Str
         ),
         DeviceSel::Id { vendor, device } => DeviceRef::Id { vendor, device },
     };
-    if let Some(index) = d.vf {
-        return assign_vf(r, index, domain);
-    }
+    let r = match d.vf {
+        None => r,
+        Some(index) => {
+            let pf = crate::pci::get()
+                .and_then(|pci| pci.resolve(r))
+                .ok_or_else(|| format!("no PF {r} on this machine"))?;
+            let vf = crate::pci::sriov::vf_of(pf.bdf, index).map_err(|e| format!("{e}"))?;
+            nvme_vf_ready(pf.bdf, index)?;
+            DeviceRef::Address(vf)
+        }
+    };
     match domain {
         Some(id) => iommu::assign_device(r, id).map_err(|e| format!("{e}")),
         None => crate::pci::get()
@@ -202,35 +251,20 @@ fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<Bdf, Str
     }
 }
 
-/// VF `index` of the PF `r` names. Only VFs of NVMe PFs whose secondary controllers Conduit
-/// brought online (`crate::nvme`) are assigned; a VF that could not be brought online stays
-/// unassigned, with the reason.
-fn assign_vf(r: DeviceRef, index: u16, domain: Option<DomainId>) -> Result<Bdf, String> {
-    let pci = crate::pci::get().ok_or("no PCI enumeration")?;
-    let pf = pci
-        .resolve(r)
-        .map(|f| f.bdf)
-        .ok_or_else(|| format!("no such function on this machine ({r})"))?;
-    let vf = match crate::nvme::vf_status(pf, index) {
-        None => {
-            return Err(String::from(
-                "assigning SR-IOV virtual functions other than those of NVMe PFs is not \
-                 supported by this build",
-            ));
-        }
-        Some(Err(why)) => return Err(format!("VF {index} of {pf} is not online: {why}")),
-        Some(Ok(v)) => v,
+/// A VF of an NVMe PF is only usable once its secondary controller is online
+/// (`crate::nvme`); then it gets Memory Space and Bus Master Enable in its own Command register.
+/// VFs of other PFs pass unchanged.
+fn nvme_vf_ready(pf: Bdf, index: u16) -> Result<(), String> {
+    let Some(status) = crate::nvme::vf_status(pf, index) else {
+        return Ok(());
     };
+    let vf = status.map_err(|why| format!("VF {index} of {pf} is not online: {why}"))?;
+    let pci = crate::pci::get().ok_or("no PCI enumeration")?;
     let command = crate::nvme::vfs::enable_vf_command(pci, vf.bdf);
     info!(
-        "guest VF {} of {pf}: secondary controller {:#x} online, memory decode and bus mastering on (Command \
-         {command:#06x})",
+        "guest VF {} of {pf}: secondary controller {:#x} online, memory decode and bus mastering \
+         on (Command {command:#06x})",
         vf.bdf, vf.scid
     );
-    match domain {
-        Some(id) => iommu::assign(vf.bdf, id)
-            .map(|()| vf.bdf)
-            .map_err(|e| format!("{e}")),
-        None => Ok(vf.bdf),
-    }
+    Ok(())
 }

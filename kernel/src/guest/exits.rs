@@ -73,6 +73,7 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         BasicExitReason::PreemptionTimer => Ok(Outcome::Yield),
         BasicExitReason::Hlt => {
             skip(v)?;
+            g.halted = true;
             Ok(Outcome::Yield)
         }
         BasicExitReason::Vmcall => vmcall(g, v),

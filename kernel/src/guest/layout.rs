@@ -67,6 +67,13 @@ impl GuestMemory {
         Ok(Self { host, size, window })
     }
 
+    /// Zeroes all of the guest's memory again (before a restart reloads the image).
+    pub fn reset(&mut self) {
+        // SAFETY: the range is this guest's memory, owned by `self` and mapped through the window;
+        // the guest does not run while the hypervisor writes it (one CPU).
+        unsafe { core::ptr::write_bytes(self.window.virt(self.host.0), 0, self.size as usize) };
+    }
+
     /// The host address of guest-physical `gpa` if `[gpa, gpa + len)` is guest memory.
     fn host_ptr(&self, gpa: u64, len: u64) -> Option<*mut u8> {
         let end = gpa.checked_add(len)?;

@@ -6,6 +6,7 @@
 pub mod boot;
 mod exits;
 mod layout;
+mod set;
 pub mod spec;
 mod vcpu;
 mod vuart;
@@ -16,11 +17,12 @@ use crate::arch::x86_64::vmx::run::GuestRegs;
 use crate::arch::x86_64::vmx::vmcs::{Current, FieldError, VmcsRegion};
 use crate::memory::{FRAME_SIZE, Memory, PhysAddr, PhysWindow};
 use alloc::string::String;
-use conduit_paging::{Ept, PageTable};
+use conduit_paging::{Ept, PageTable, Walk};
 use conduit_vmx::fields::Guest32;
 pub use exits::{Outcome, handle as handle_exit, inject_pending};
 use layout::GuestMemory;
 use log::{info, warn};
+pub use set::{Guests, Refused};
 use spec::GuestSpec;
 use vuart::VirtualUart;
 
@@ -34,11 +36,42 @@ pub enum State {
     Stopped(String),
 }
 
-/// Exit counts by basic exit reason, and time spent in the guest.
+/// Command register: Bus Master Enable (PCI Local Bus Spec 3.0 §6.2.2).
+const COMMAND_BUS_MASTER: u16 = 1 << 2;
+
+/// The reason a guest stopped when the operator stopped it (`stop` on the debug shell).
+pub const STOPPED_BY_OPERATOR: &str = "by operator";
+
+/// Exit counts by basic exit reason, and time spent in the guest, since it last (re)started.
 #[derive(Debug)]
 pub struct Stats {
     pub by_reason: [u64; 96],
     pub tsc_in_guest: u64,
+}
+
+impl Stats {
+    const ZERO: Self = Self {
+        by_reason: [0; 96],
+        tsc_in_guest: 0,
+    };
+
+    /// Every exit counted.
+    pub fn total_exits(&self) -> u64 {
+        self.by_reason.iter().sum()
+    }
+
+    /// `(name, count)` of every reason that occurred, by reason number.
+    pub fn nonzero(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.by_reason
+            .iter()
+            .enumerate()
+            .filter(|&(_, &n)| n > 0)
+            .map(|(reason, &n)| {
+                let name = conduit_vmx::exit::BasicExitReason::from_raw(reason as u16)
+                    .map_or("unknown", |r| r.name());
+                (name, n)
+            })
+    }
 }
 
 /// Resources shared by every vCPU on this CPU: VMX itself and the all-ones bitmaps (every I/O
@@ -113,6 +146,14 @@ pub struct Guest {
     /// A #GP to inject at the next entry (a refused MSR access).
     pending_gp: bool,
     kernel_gs_base: u64,
+    /// What the guest was built from: a restart builds it again from this.
+    spec: GuestSpec,
+    /// How often the operator restarted it.
+    pub restarts: u32,
+    /// The PCI functions assigned to it (in its IOMMU domain, which outlives a stop).
+    pub devices: alloc::vec::Vec<conduit_pci::Bdf>,
+    /// Its last slice ended in HLT: it waits for its next slice (HLT yields the CPU).
+    pub halted: bool,
 }
 
 /// Why a guest could not be created.
@@ -161,14 +202,15 @@ impl Guest {
             vmcs,
             regs: GuestRegs::default(),
             state: State::Runnable,
-            stats: Stats {
-                by_reason: [0; 96],
-                tsc_in_guest: 0,
-            },
+            stats: Stats::ZERO,
             uart: VirtualUart::new(),
             slice_ticks: slice_ticks.clamp(1, u64::from(u32::MAX)) as u32,
             pending_gp: false,
             kernel_gs_base: 0,
+            spec: spec.clone(),
+            restarts: 0,
+            devices: alloc::vec::Vec::new(),
+            halted: false,
         };
         vcpu::setup(host, &mut guest, spec)?;
         info!(
@@ -192,16 +234,111 @@ impl Guest {
         self.state = State::Stopped(reason);
     }
 
+    /// Stops the guest at the operator's request: it is not entered again until `restart`, and
+    /// its functions stop mastering the bus (Command.BME cleared: no more DMA or MSI from them).
+    /// Its memory, EPT and IOMMU domain stay, with the functions assigned. Returns each function
+    /// with its Command register after the write (`None`: it did not answer).
+    pub fn stop_by_operator(&mut self) -> alloc::vec::Vec<(conduit_pci::Bdf, Option<u16>)> {
+        self.stop(String::from(STOPPED_BY_OPERATOR));
+        self.devices
+            .iter()
+            .map(|&bdf| {
+                let command = crate::pci::disable_command_bits(bdf, COMMAND_BUS_MASTER);
+                match command {
+                    Some(c) => info!(
+                        "guest \"{}\": {bdf} quiesced: bus mastering off (Command {c:#06x})",
+                        self.name
+                    ),
+                    None => warn!("guest \"{}\": {bdf} did not answer", self.name),
+                }
+                (bdf, command)
+            })
+            .collect()
+    }
+
+    /// Builds the guest again from its spec in the memory, EPT, VPID and VMCS it already has:
+    /// memory zeroed and the image reloaded, the VMCS cleared and programmed and checked as at
+    /// creation, registers and statistics reset. On failure the guest stays stopped.
+    pub fn restart(&mut self, host: &mut VmxHost) -> Result<(), CreateError> {
+        self.uart.flush(&self.name);
+        self.state = State::Stopped(String::from("restarting"));
+        let result = self.rebuild(host);
+        match &result {
+            Ok(()) => {
+                self.restarts += 1;
+                self.state = State::Runnable;
+                info!(
+                    "guest \"{}\" restarted from its image (restart {})",
+                    self.name, self.restarts
+                );
+            }
+            Err(e) => self.stop(alloc::format!("restart failed: {e}")),
+        }
+        result
+    }
+
+    fn rebuild(&mut self, host: &mut VmxHost) -> Result<(), CreateError> {
+        self.vmcs
+            .clear()
+            .map_err(|e| CreateError::Vmcs(alloc::format!("VMCLEAR: {e}")))?;
+        self.memory.reset();
+        self.memory.load(&self.spec).map_err(CreateError::Layout)?;
+        self.regs = GuestRegs::default();
+        self.stats = Stats::ZERO;
+        self.uart = VirtualUart::new();
+        self.pending_gp = false;
+        self.kernel_gs_base = 0;
+        self.halted = false;
+        let spec = self.spec.clone();
+        vcpu::setup(host, self, &spec)
+    }
+
+    /// What the guest was built from.
+    pub fn spec(&self) -> &GuestSpec {
+        &self.spec
+    }
+
+    /// The size of its memory (GPA `[0, size)`).
+    pub fn memory_size(&self) -> u64 {
+        self.memory.size
+    }
+
+    /// The host-physical address of its memory.
+    pub fn memory_host(&self) -> u64 {
+        self.memory.host.0
+    }
+
+    /// Its EPT pointer.
+    pub fn eptp(&self) -> u64 {
+        self.eptp
+    }
+
+    /// The walk of `gpa` through its EPT, level by level.
+    pub fn ept_walk(&self, gpa: u64) -> Result<Walk, conduit_paging::Error> {
+        self.ept.walk(gpa)
+    }
+
+    /// Whether a #GP is queued for the next entry (not yet in the VMCS).
+    pub fn gp_queued(&self) -> bool {
+        self.pending_gp
+    }
+
+    /// The state in words: `running`, `exited with code 0x64`, `stopped (why)`.
+    pub fn state_text(&self) -> String {
+        match &self.state {
+            State::Runnable if self.halted => String::from("halted (in HLT until its next slice)"),
+            State::Runnable => String::from("running"),
+            State::Exited(code) => alloc::format!("exited with code {code:#x}"),
+            State::Stopped(why) => alloc::format!("stopped ({why})"),
+        }
+    }
+
     /// The exit counts as "name count" pairs, for the end-of-run report.
     pub fn report(&self) {
-        let total: u64 = self.stats.by_reason.iter().sum();
+        let total = self.stats.total_exits();
         let mut line = String::new();
-        for (reason, &n) in self.stats.by_reason.iter().enumerate() {
-            if n > 0 {
-                let name = conduit_vmx::exit::BasicExitReason::from_raw(reason as u16)
-                    .map_or("unknown", |r| r.name());
-                line.push_str(&alloc::format!(", {name}: {n}"));
-            }
+        for (name, n) in self.stats.nonzero() {
+            line.push_str(&alloc::format!(", {name}: {n}"));
         }
         let state = match &self.state {
             State::Runnable => String::from("runnable"),

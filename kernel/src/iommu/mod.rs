@@ -14,11 +14,14 @@
 //! - [`map`] / [`unmap`]`(domain, gpa, len)`: make a part of the guest's own memory reachable or
 //!   unreachable for its devices (never anything else), with IOTLB invalidation.
 //! - [`destroy_domain`], [`service_faults`] (decodes and logs DMA faults), [`units`].
+//! - [`view`], [`recent_faults`]: the units, domains and latest faults, for the debug shell.
 
 mod dmar;
 mod domain;
+mod view;
 
 pub use domain::{DomainId, GuestMemory};
+pub use view::{View, recent_faults, view};
 
 use crate::arch::x86_64::apic;
 use crate::arch::x86_64::vtd::fault::{self, Fault};
@@ -509,6 +512,7 @@ fn describe_invalidation(done: Option<(Invalidation, Method)>, otherwise: &str) 
 /// Decodes, logs and clears every DMA fault recorded since the last call, and returns them.
 pub fn service_faults() -> Vec<Fault> {
     let found = fault::take();
+    view::remember(&found.faults);
     for f in &found.faults {
         error!(
             "vtd: DMA fault on unit {:#x}: source {}, {} at IOVA {:#x}{}, reason {:#04x}: {} \

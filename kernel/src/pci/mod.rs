@@ -6,12 +6,16 @@
 //! assigned; PCI-to-PCI Bridge Architecture Spec 1.2 §3.2.5.3), visiting functions 1-7 of
 //! multi-function devices. For each function it reads the identification header, sizes the BARs
 //! and walks the legacy and extended capability lists (all through `conduit_pci`), and the boot
-//! log prints the tree.
+//! log prints the tree. Then the VFs of every SR-IOV PF are enabled and join the list
+//! ([`sriov`], with their MMIO space below 4 GiB from [`window`]).
 
 pub mod access;
 pub mod report;
 pub mod reset;
+pub mod sriov;
+mod sriov_vf;
 pub mod vf;
+pub mod window;
 
 use crate::memory::Memory;
 use crate::platform::Platform;
@@ -41,6 +45,8 @@ pub struct Function {
     pub depth: u8,
     /// What could not be read (malformed BAR or capability list), for the log.
     pub problems: Vec<String>,
+    /// For an SR-IOV virtual function: its PF and VF index.
+    pub vf: Option<sriov::VfOf>,
 }
 
 impl Function {
@@ -120,6 +126,7 @@ pub fn init(platform: &Platform, mem: &Memory) -> &'static Pci {
             report::log_function(f);
         }
         info!("pci: {} functions on {buses} bus(es)", functions.len());
+        sriov::init(&mut access, &mut functions, platform, mem);
         Pci {
             access: Mutex::new(access),
             functions,
@@ -218,6 +225,7 @@ fn probe(cfg: &mut Access, bdf: Bdf, header: Header, depth: u8) -> Function {
         bridge,
         depth,
         problems,
+        vf: None,
     }
 }
 
@@ -229,6 +237,17 @@ pub fn enable_command_bits(bdf: Bdf, bits: u16) -> Option<u16> {
         conduit_pci::read_header(&*cfg, bdf).ok()?;
         let old = cfg.read16(bdf, conduit_pci::config::reg::COMMAND);
         conduit_pci::config::write_command(cfg, bdf, old | bits);
+        Some(cfg.read16(bdf, conduit_pci::config::reg::COMMAND))
+    })
+}
+
+/// Clears bits in the Command register of `bdf`, leaving the others; returns the new value.
+pub fn disable_command_bits(bdf: Bdf, bits: u16) -> Option<u16> {
+    let pci = get()?;
+    pci.with_config(|cfg| {
+        conduit_pci::read_header(&*cfg, bdf).ok()?;
+        let old = cfg.read16(bdf, conduit_pci::config::reg::COMMAND);
+        conduit_pci::config::write_command(cfg, bdf, old & !bits);
         Some(cfg.read16(bdf, conduit_pci::config::reg::COMMAND))
     })
 }

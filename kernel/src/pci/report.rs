@@ -3,7 +3,7 @@
 
 use super::Function;
 use alloc::string::String;
-use conduit_pci::{BarKind, ClassCode, cap_id, ext_cap_id};
+use conduit_pci::{Bar, BarKind, ClassCode, cap_id, ext_cap_id};
 use core::fmt::Write;
 use log::{info, warn};
 
@@ -71,6 +71,17 @@ pub fn size(bytes: u64) -> String {
     alloc::format!("{value} {unit}")
 }
 
+/// `io`, `mem32`, `mem64 prefetchable`, ...
+pub fn bar_kind(bar: &Bar) -> &'static str {
+    match (bar.kind, bar.prefetchable) {
+        (BarKind::Io, _) => "io",
+        (BarKind::Memory32, false) => "mem32",
+        (BarKind::Memory32, true) => "mem32 prefetchable",
+        (BarKind::Memory64, false) => "mem64",
+        (BarKind::Memory64, true) => "mem64 prefetchable",
+    }
+}
+
 /// Logs one function of the tree, indented by its depth.
 pub fn log_function(f: &Function) {
     let indent = "  ".repeat(usize::from(f.depth));
@@ -88,24 +99,18 @@ pub fn log_function(f: &Function) {
     if let Some(range) = f.bridge.and_then(|b| b.range()) {
         let _ = write!(line, ", buses {:02x}-{:02x}", range.start(), range.end());
     }
+    if let Some(vf) = f.vf {
+        let _ = write!(line, ", VF {} of {}", vf.index, vf.pf);
+    }
     info!("{line}");
     let mut bars = String::new();
     for bar in f.bars.iter() {
-        let kind = match bar.kind {
-            BarKind::Io => "io",
-            BarKind::Memory32 => "mem32",
-            BarKind::Memory64 => "mem64",
-        };
-        let pf = if bar.prefetchable {
-            " prefetchable"
-        } else {
-            ""
-        };
         let _ = write!(
             bars,
-            "{}BAR{} {kind}{pf} {:#x} size {}",
+            "{}BAR{} {} {:#x} size {}",
             if bars.is_empty() { "" } else { ", " },
             bar.index,
+            bar_kind(bar),
             bar.address,
             size(bar.size)
         );

@@ -74,9 +74,19 @@ pub struct Ecam {
     pub bus_end: u8,
 }
 
+/// The ACPI PM timer (ACPI 6.5 §4.8.3.3): a 3.579545 MHz counter in system I/O space.
+#[derive(Debug, Clone, Copy)]
+pub struct PmTimer {
+    pub port: u16,
+    /// 32-bit counter (FADT flag TMR_VAL_EXT); else 24-bit.
+    pub bits32: bool,
+}
+
 /// What the firmware told us about the machine.
 #[derive(Debug, Default)]
 pub struct Platform {
+    /// The FADT's PM timer, when it is in I/O space.
+    pub pm_timer: Option<PmTimer>,
     pub local_apic_ids: Vec<u32>,
     pub local_apic_address: Option<u64>,
     pub io_apics: Vec<IoApic>,
@@ -154,6 +164,21 @@ fn madt(tables: &AcpiTables<OffsetHandler>, p: &mut Platform) {
             return;
         }
     };
+    match &info.pm_timer {
+        Some(t) if t.base.address_space == acpi::address::AddressSpace::SystemIo => {
+            if let Ok(port) = u16::try_from(t.base.address) {
+                p.pm_timer = Some(PmTimer {
+                    port,
+                    bits32: t.supports_32bit,
+                });
+            }
+        }
+        Some(t) => warn!(
+            "FADT: PM timer in address space {:?}: not used",
+            t.base.address_space
+        ),
+        None => {}
+    }
     if let Some(cpus) = &info.processor_info {
         p.local_apic_ids.push(cpus.boot_processor.local_apic_id);
         p.local_apic_ids

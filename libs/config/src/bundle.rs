@@ -120,7 +120,7 @@ impl<'a> Bundle<'a> {
 mod tests {
     use super::*;
     use crate::model::{
-        EntryMode, ExitMethod, GuestBreak, GuestConfig, LogLevel, Segment, TestCase,
+        EntryMode, ExitMethod, GuestBreak, GuestConfig, LogLevel, OnIdle, Segment, TestCase,
     };
     use alloc::string::String;
 
@@ -159,6 +159,7 @@ mod tests {
             log_level: LogLevel::Debug,
             exit: ExitMethod::QemuDebugExit { port: 0xf4 },
             test: Some(TestCase::PageFault),
+            on_idle: OnIdle::Exit,
             name: String::from("sample"),
             guests: vec![
                 guest("hello64", EntryMode::Long64, 0x10_0000, None),

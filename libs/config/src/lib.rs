@@ -21,5 +21,5 @@ pub use bundle::{Bundle, BundleError, GuestImage};
 pub use error::ConfigError;
 pub use model::{
     BootConfig, DeviceAssignment, DeviceSel, EntryMode, ExitMethod, GuestBreak, GuestConfig,
-    LogLevel, Segment, TestCase,
+    LogLevel, OnIdle, Segment, TestCase,
 };

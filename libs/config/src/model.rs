@@ -14,6 +14,8 @@ pub struct BootConfig {
     pub exit: ExitMethod,
     /// A test-only scenario (never set by `conduit.toml` for production use).
     pub test: Option<TestCase>,
+    /// What the hypervisor does once no guest is left to run.
+    pub on_idle: OnIdle,
     /// Free-form name of the configuration, printed in the banner.
     pub name: String,
     /// The guests, in the order `conduit.toml` lists them (validated: see [`GuestConfig`]).
@@ -208,6 +210,35 @@ impl LogLevel {
             "trace" => Self::Trace,
             _ => return None,
         })
+    }
+}
+
+/// What the hypervisor does when no guest is runnable (every guest exited or was stopped, or none
+/// was configured): `[hypervisor] on_idle` in `conduit.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum OnIdle {
+    /// End the run (`CONDUIT EXIT: success`) through the configured exit method.
+    Exit,
+    /// Stay at the serial debug shell until its `quit` command (the default).
+    #[default]
+    Shell,
+}
+
+impl OnIdle {
+    /// Every value, for error messages.
+    pub const ALL: [Self; 2] = [Self::Exit, Self::Shell];
+
+    /// The `on_idle` value of `conduit.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Exit => "exit",
+            Self::Shell => "shell",
+        }
+    }
+
+    /// Parses the `on_idle` value of `conduit.toml`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.name() == name)
     }
 }
 

@@ -8,7 +8,7 @@
 pub use crate::error::ConfigError;
 use crate::error::invalid;
 use crate::guest::{self, GuestSpec, RawGuest};
-use crate::model::{BootConfig, ExitMethod, LogLevel, TestCase};
+use crate::model::{BootConfig, ExitMethod, LogLevel, OnIdle, TestCase};
 use crate::{Bundle, GuestImage};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -30,6 +30,7 @@ struct File {
 struct HypervisorSection {
     name: Option<String>,
     log_level: Option<String>,
+    on_idle: Option<String>,
     unsafe_no_iommu: Option<bool>,
 }
 
@@ -85,6 +86,15 @@ pub fn parse(text: &str, exit: ExitMethod) -> Result<Document, ConfigError> {
             )
         })?,
     };
+    let on_idle = match file.hypervisor.on_idle.as_deref() {
+        None => OnIdle::default(),
+        Some(name) => OnIdle::from_name(name).ok_or_else(|| {
+            invalid(
+                "hypervisor.on_idle",
+                alloc::format!("unknown value {name:?} (expected \"exit\" or \"shell\")"),
+            )
+        })?,
+    };
     let test = match file.test {
         None => None,
         Some(t) => Some(TestCase::from_name(&t.scenario).ok_or_else(|| {
@@ -110,6 +120,7 @@ pub fn parse(text: &str, exit: ExitMethod) -> Result<Document, ConfigError> {
             log_level,
             exit,
             test,
+            on_idle,
             name,
             guests: Vec::new(),
             unsafe_no_iommu: file.hypervisor.unsafe_no_iommu.unwrap_or(false),

@@ -31,6 +31,21 @@ fn full() {
 }
 
 #[test]
+fn on_idle_defaults_to_the_shell_and_takes_exit() {
+    assert_eq!(parse("", EXIT).unwrap().config.on_idle, OnIdle::Shell);
+    for (text, want) in [("exit", OnIdle::Exit), ("shell", OnIdle::Shell)] {
+        let doc = format!("[hypervisor]\non_idle = \"{text}\"\n");
+        assert_eq!(parse(&doc, EXIT).unwrap().config.on_idle, want);
+        assert_eq!(OnIdle::from_name(want.name()), Some(want));
+    }
+    let e = parse("[hypervisor]\non_idle = \"halt\"\n", EXIT).unwrap_err();
+    assert_eq!(e.key(), Some("hypervisor.on_idle"));
+    assert!(e.to_string().contains("\"halt\""), "{e}");
+    let e = parse("[hypervisor]\non_idle = 1\n", EXIT).unwrap_err();
+    assert!(matches!(e, ConfigError::Syntax(_)), "{e}");
+}
+
+#[test]
 fn errors_name_the_key() {
     let e = parse("[hypervisor]\nlog_level = \"loud\"\n", EXIT).unwrap_err();
     assert!(e.to_string().starts_with("`hypervisor.log_level`"), "{e}");

@@ -80,6 +80,16 @@ impl Bars {
         self.slots.iter().flatten()
     }
 
+    /// A set made of `bars`, each in the slot of its index (a later BAR with the same index
+    /// replaces an earlier one; indexes above 5 are ignored).
+    pub fn from_bars(bars: impl IntoIterator<Item = Bar>) -> Self {
+        let mut out = Self::default();
+        for bar in bars {
+            out.set(bar);
+        }
+        out
+    }
+
     pub(crate) fn set(&mut self, bar: Bar) {
         if let Some(slot) = self.slots.get_mut(usize::from(bar.index)) {
             *slot = Some(bar);

@@ -14,6 +14,10 @@
 //! - [`bridge`]: bridge bus numbers.
 //! - [`sriov`]: the SR-IOV capability, VF routing IDs, VF BAR sizing/programming.
 //! - [`plan`]: placing VF BAR windows into an MMIO window below 4 GiB.
+//! - [`window`]: bridge memory windows (Type 1 Memory / Prefetchable Base and Limit).
+//! - [`space`]: free MMIO ranges behind a bridge, and how far its window may grow.
+//! - [`decoders`]: what decodes which range relative to a bridge; VF BAR space through every
+//!   bridge above a PF.
 //!
 //! Specifications cited: PCI Local Bus Spec 3.0, PCI-to-PCI Bridge Architecture Spec 1.2, PCI
 //! Express Base Spec r6.0.
@@ -25,10 +29,13 @@ pub mod bdf;
 pub mod bridge;
 pub mod caps;
 pub mod config;
+pub mod decoders;
 pub mod error;
 pub mod pcie;
 pub mod plan;
+pub mod space;
 pub mod sriov;
+pub mod window;
 
 pub use bar::{Bar, BarKind, Bars, size_bars, write_bar};
 pub use bdf::{Bdf, BdfParseError};
@@ -38,6 +45,15 @@ pub use caps::{
     find_ext_capability,
 };
 pub use config::{ClassCode, ConfigAccess, Header, HeaderLayout, is_present, read_header};
+pub use decoders::{
+    BridgeWindow, Decoded, Decoder, VfSpace, VfSpaceError, WindowChange, place_vf_space,
+};
 pub use error::{CapError, PciError};
-pub use plan::{MmioWindow, PlanError, VfBarPlacement, VfBarRequest, plan_vf_bars};
-pub use sriov::{SriovCap, SriovError, vf_bar_address, vf_bar_window, vf_bdf};
+pub use plan::{MmioWindow, PlanError, VfBarPlacement, VfBarRequest, plan_span, plan_vf_bars};
+pub use space::{
+    Placement, SpaceError, cover, find_free, find_free_highest, place_behind_bridge, room_around,
+};
+pub use sriov::{
+    SriovCap, SriovError, VfConfig, vf_bar_address, vf_bar_window, vf_bdf, vf_function_bars,
+};
+pub use window::{BridgeWindows, WindowError, read_bridge_windows, write_memory_window};

@@ -36,6 +36,73 @@ impl MmioWindow {
             self.limit - self.base + 1
         }
     }
+
+    /// `[base, base + size - 1]`; `None` for size 0 or on overflow.
+    #[must_use]
+    pub const fn at(base: u64, size: u64) -> Option<Self> {
+        if size == 0 {
+            return None;
+        }
+        match base.checked_add(size - 1) {
+            Some(limit) => Some(Self { base, limit }),
+            None => None,
+        }
+    }
+
+    /// `limit < base`: the window holds no byte (a closed bridge window, for instance).
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.limit < self.base
+    }
+
+    /// Both windows hold a common byte (empty windows overlap nothing).
+    #[must_use]
+    pub const fn overlaps(&self, other: &Self) -> bool {
+        !self.is_empty()
+            && !other.is_empty()
+            && self.base <= other.limit
+            && other.base <= self.limit
+    }
+
+    /// Every byte of `inner` is in `self` (an empty `inner` is contained in anything).
+    #[must_use]
+    pub const fn contains(&self, inner: &Self) -> bool {
+        inner.is_empty() || (self.base <= inner.base && inner.limit <= self.limit)
+    }
+
+    /// The smallest window holding both (either may be empty).
+    #[must_use]
+    pub const fn hull(&self, other: &Self) -> Self {
+        if self.is_empty() {
+            return *other;
+        }
+        if other.is_empty() {
+            return *self;
+        }
+        Self {
+            base: if self.base < other.base {
+                self.base
+            } else {
+                other.base
+            },
+            limit: if self.limit > other.limit {
+                self.limit
+            } else {
+                other.limit
+            },
+        }
+    }
+}
+
+impl core::fmt::Display for MmioWindow {
+    /// `0xc1200000-0xc13fffff`, or `closed` for an empty window.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.is_empty() {
+            write!(f, "closed")
+        } else {
+            write!(f, "{:#x}-{:#x}", self.base, self.limit)
+        }
+    }
 }
 
 /// One VF BAR to place.
@@ -220,6 +287,32 @@ pub fn plan_vf_bars<'o>(
         }
     }
     Ok(out)
+}
+
+/// What one contiguous range must offer to hold every request: `(size, alignment)`. A range of
+/// `size` bytes whose base is aligned to `alignment` (the largest per-VF size) always holds the
+/// plan [`plan_vf_bars`] makes, without padding: placed in order of decreasing alignment, each
+/// window is a multiple of its own alignment, so every later base stays aligned.
+pub fn plan_span(requests: &[VfBarRequest]) -> Result<(u64, u64), PlanError> {
+    let mut size = 0u64;
+    let mut align = 1u64;
+    for (index, r) in requests.iter().enumerate() {
+        if !r.per_vf_size.is_power_of_two() {
+            return Err(PlanError::BadSize {
+                index,
+                size: r.per_vf_size,
+            });
+        }
+        let window = match r.window_size() {
+            Some(w) if r.num_vfs != 0 => w,
+            _ => return Err(PlanError::BadCount { index }),
+        };
+        size = size
+            .checked_add(window)
+            .ok_or(PlanError::BadCount { index })?;
+        align = align.max(r.per_vf_size);
+    }
+    Ok((size, align))
 }
 
 /// Bytes a plan starting at `base` needs: front padding to the largest alignment plus the sum

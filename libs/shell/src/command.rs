@@ -91,6 +91,8 @@ pub enum Command<'a, G> {
     Stop(GuestRef<'a, G>),
     /// `restart <guest>`.
     Restart(GuestRef<'a, G>),
+    /// `quit` (or `exit`): end the run.
+    Quit,
 }
 
 /// Why a line is not a valid command.
@@ -193,6 +195,7 @@ where
         "iommu" => Command::Iommu,
         "pci" => Command::Pci,
         "irq" => Command::Irq,
+        "quit" => Command::Quit,
         "vcpu" => Command::Vcpu(resolve(first, guests)?),
         "stop" => Command::Stop(resolve(first, guests)?),
         "restart" => Command::Restart(resolve(first, guests)?),

@@ -11,6 +11,16 @@ pub struct CommandInfo {
     pub summary: &'static str,
     /// How many arguments it takes.
     pub arity: usize,
+    /// Other words that invoke it (`help` shows them after the summary).
+    pub aliases: &'static [&'static str],
+}
+
+impl CommandInfo {
+    /// Whether `word` invokes this command: its name or an alias, ASCII case-insensitive.
+    pub fn is_invoked_by(&self, word: &str) -> bool {
+        self.name.eq_ignore_ascii_case(word)
+            || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(word))
+    }
 }
 
 const fn info(
@@ -24,11 +34,12 @@ const fn info(
         usage,
         summary,
         arity,
+        aliases: &[],
     }
 }
 
 /// Every command, in the order `help` lists them.
-pub const COMMANDS: [CommandInfo; 10] = [
+pub const COMMANDS: [CommandInfo; 11] = [
     info("help", "help", "list the commands", 0),
     info("vms", "vms", "list the guests and their state", 0),
     info("vcpu", "vcpu <guest>", "dump the vCPU state of a guest", 1),
@@ -59,6 +70,15 @@ pub const COMMANDS: [CommandInfo; 10] = [
         "restart a guest from its initial state",
         1,
     ),
+    CommandInfo {
+        aliases: &["exit"],
+        ..info(
+            "quit",
+            "quit",
+            "end the run through the normal exit path",
+            0,
+        )
+    },
 ];
 
 /// Width of the widest usage, for aligning the summaries in one column.
@@ -74,9 +94,9 @@ pub const USAGE_WIDTH: usize = {
     width
 };
 
-/// The entry for `name` (ASCII case-insensitive).
+/// The entry for `name`, a command's name or alias (ASCII case-insensitive).
 pub fn find_command(name: &str) -> Option<&'static CommandInfo> {
-    COMMANDS.iter().find(|c| c.name.eq_ignore_ascii_case(name))
+    COMMANDS.iter().find(|c| c.is_invoked_by(name))
 }
 
 /// Largest edit distance for which an unknown word gets a suggestion.
@@ -89,7 +109,12 @@ pub fn suggest(word: &str) -> Option<&'static str> {
     let mut best: Option<(usize, &'static str)> = None;
     let mut tie = false;
     for c in &COMMANDS {
-        let Some(d) = bounded_distance(word.as_bytes(), c.name.as_bytes()) else {
+        // The closest of the command's words; a suggestion names the command itself.
+        let Some(d) = core::iter::once(c.name)
+            .chain(c.aliases.iter().copied())
+            .filter_map(|w| bounded_distance(word.as_bytes(), w.as_bytes()))
+            .min()
+        else {
             continue;
         };
         match best {

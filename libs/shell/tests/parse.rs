@@ -462,3 +462,45 @@ fn error_messages_are_informative() {
         "bad <gpa> `0xq`: invalid hex digit 'q' at offset 2"
     );
 }
+
+#[test]
+fn quit_and_its_alias_exit_end_the_run() {
+    assert_eq!(ok("quit"), Command::Quit);
+    assert_eq!(ok("exit"), Command::Quit);
+    assert_eq!(ok("  EXIT "), Command::Quit, "aliases are case-insensitive");
+    assert_eq!(err("quit now"), usage("quit"));
+    assert_eq!(
+        err("exit 0"),
+        usage("quit"),
+        "an alias reports its command's usage"
+    );
+    let info = find_command("exit").expect("exit is an alias");
+    assert_eq!((info.name, info.aliases), ("quit", &["exit"][..]));
+    assert!(info.is_invoked_by("QUIT") && info.is_invoked_by("Exit"));
+    assert!(!info.is_invoked_by("qui") && !info.is_invoked_by("exits"));
+}
+
+#[test]
+fn suggestions_reach_aliases_but_name_the_command() {
+    assert_eq!(suggest("quti"), Some("quit"));
+    assert_eq!(suggest("exti"), Some("quit"));
+    assert_eq!(suggest("exitt"), Some("quit"));
+    // "ext" is one edit from both `exit` and `ept`: ambiguous.
+    assert_eq!(suggest("ext"), None);
+    assert_eq!(
+        err("exitt").to_string(),
+        "unknown command `exitt`; did you mean `quit`?; type `help` for the list"
+    );
+}
+
+#[test]
+fn no_alias_shadows_a_command_or_another_alias() {
+    let mut words: Vec<&str> = Vec::new();
+    for c in &COMMANDS {
+        for w in std::iter::once(c.name).chain(c.aliases.iter().copied()) {
+            assert!(!words.contains(&w), "`{w}` invokes two commands");
+            assert_eq!(find_command(w).map(|i| i.name), Some(c.name));
+            words.push(w);
+        }
+    }
+}

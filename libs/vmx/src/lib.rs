@@ -11,6 +11,8 @@
 //! - [`exit`]: exit reasons (Appendix C), VM-instruction errors, exit qualifications, event
 //!   injection.
 //! - [`guest_state`]: the guest-state checks VM entry performs, run in software before VMLAUNCH.
+//! - [`describe`]: register values in words (flag names, access rights, queued events) for the
+//!   debug shell.
 //! - [`fixtures`]: capability MSRs of the CPUs Conduit is tested on.
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -18,6 +20,7 @@
 pub mod caps;
 pub mod controls;
 pub mod cr;
+pub mod describe;
 pub mod exit;
 pub mod fields;
 pub mod fixtures;

@@ -231,6 +231,33 @@ pub fn id() -> u32 {
     }
 }
 
+/// Interrupts delivered per vector since boot (counted by the handlers, for the debug shell).
+static DELIVERED: [core::sync::atomic::AtomicU64; 256] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; 256];
+
+/// Counts one delivery of `vector` (called by its handler).
+pub fn count_delivery(vector: u8) {
+    DELIVERED[usize::from(vector)].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// How often `vector` was delivered since boot.
+pub fn deliveries(vector: u8) -> u64 {
+    DELIVERED[usize::from(vector)].load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// The local APIC in words: mode, address and ID, or that it was not set up.
+pub fn describe() -> alloc::string::String {
+    match MODE.get() {
+        Some(Mode::XApic(m)) => {
+            alloc::format!("local APIC {} in xAPIC mode at {:#x}", id(), m.phys())
+        }
+        Some(Mode::X2Apic) => alloc::format!("local APIC {} in x2APIC mode", id()),
+        None => alloc::string::String::from(
+            "the local APIC is not set up (no interrupt source needs it)",
+        ),
+    }
+}
+
 /// Whether [`init`] succeeded, so that interrupts can be delivered and acknowledged.
 pub fn ready() -> bool {
     MODE.get().is_some()

@@ -3,6 +3,7 @@
 //! `serial` and `power` (port I/O to their devices), `gdt`/`idt` (LGDT/LTR/LIDT).
 pub mod apic;
 pub mod cpu;
+pub mod delay;
 pub mod gdt;
 pub mod idt;
 pub mod msr;

@@ -32,7 +32,10 @@
 
 mod vf_bars;
 
-pub use vf_bars::{vf_bar_address, vf_bar_window};
+mod vf_view;
+
+pub use vf_bars::{vf_bar_address, vf_bar_window, vf_function_bars};
+pub use vf_view::VfConfig;
 
 use crate::bdf::Bdf;
 use crate::caps::{ext_cap_id, find_ext_capability};

@@ -93,3 +93,18 @@ pub fn vf_bar_address(bar: &Bar, index: u16) -> Option<u64> {
         .checked_mul(u64::from(index))
         .and_then(|off| bar.address.checked_add(off))
 }
+
+/// The BARs VF `index` decodes: for each VF BAR (programmed at `vf_bars`' addresses, as returned
+/// by [`SriovCap::write_vf_bar`]), the VF's own aperture of the per-VF size (§9.3.3.14). The VF's
+/// own BAR registers are read-only zero (§9.3.4.1.11), so this is the only way to learn them.
+/// `None` if an address overflows.
+#[must_use]
+pub fn vf_function_bars(vf_bars: &Bars, index: u16) -> Option<Bars> {
+    let mut out = Bars::default();
+    for bar in vf_bars.iter() {
+        let address = vf_bar_address(bar, index)?;
+        address.checked_add(bar.size.checked_sub(1)?)?;
+        out.set(Bar { address, ..*bar });
+    }
+    Some(out)
+}

@@ -113,6 +113,28 @@ pub fn nvme_pf() -> FakeFn {
     f
 }
 
+/// The memory windows OVMF leaves on the root ports (measured on QEMU 10 q35 + OVMF 2022.11):
+/// 00:02.0 memory 0xc1200000-0xc13fffff, prefetchable 0xe000000000-0xe01fffffff; 00:03.0 memory
+/// 0xc1000000-0xc11fffff, prefetchable 0xe020000000-0xe03fffffff. Base/limit address bits are
+/// writable, the type bits read-only.
+pub fn ovmf_windows(mut c: FakeConfig) -> FakeConfig {
+    for (rp, mem, pref) in [
+        (RP0, 0xc130_c120, 0x1ff1_0001),
+        (RP1, 0xc110_c100, 0x3ff1_2001),
+    ] {
+        let f = c.func(rp);
+        f.set32(0x20, mem);
+        f.wmask32(0x20, 0xfff0_fff0);
+        f.set32(0x24, pref);
+        f.wmask32(0x24, 0xfff0_fff0);
+        for upper in [0x28, 0x2c] {
+            f.set32(upper, 0xe0);
+            f.wmask32(upper, u32::MAX);
+        }
+    }
+    c
+}
+
 /// The whole q35 machine.
 pub fn q35() -> FakeConfig {
     let mut c = FakeConfig::default();

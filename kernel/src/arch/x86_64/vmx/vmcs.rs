@@ -45,6 +45,15 @@ impl VmcsRegion {
         })
     }
 
+    /// VMCLEARs the region: its state is written back, it is no longer current or launched, and
+    /// the next entry must be VMLAUNCH (SDM "VMCLEAR").
+    pub fn clear(&mut self) -> Result<(), VmFail> {
+        // SAFETY: VMX is on (the region exists) and the frame is this region's VMCS.
+        unsafe { instr::vmclear(self.frame.0)? };
+        self.launched = false;
+        Ok(())
+    }
+
     /// Makes this VMCS current on this CPU.
     pub fn load(&self) -> Result<Current, VmFail> {
         // SAFETY: the region is a VMCS with the right revision id, owned by `self`.

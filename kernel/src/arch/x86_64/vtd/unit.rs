@@ -148,6 +148,21 @@ impl RemappingUnit {
         self.cap
     }
 
+    pub fn ecap(&self) -> Ecap {
+        self.ecap
+    }
+
+    /// The Global Status register, read now (TE, QIES, IRES, ... : §10.4.5).
+    pub fn global_status(&self) -> u32 {
+        let regs = self.regs();
+        map_field!(regs.gsts).read()
+    }
+
+    /// Whether invalidations go through the invalidation queue (else the registers).
+    pub fn queued_invalidation(&self) -> bool {
+        self.queue.is_some()
+    }
+
     /// Physical address of the root table.
     pub fn root_table(&self) -> u64 {
         self.tables.root()

@@ -7,8 +7,15 @@
 //! the main ones, since guests run interleaved; any match of a forbidden pattern fails the run; the run must end with the kernel's `CONDUIT EXIT: ...` marker for `end`
 //! (under QEMU, also with the matching `isa-debug-exit` status: 33 success, 35 failure).
 
+mod nvme;
+mod shell;
+mod sriov;
+mod vtd;
+
 use crate::expect::End;
 use crate::machine::{BochsSpec, MachineSpec, QemuSpec};
+use crate::script::Step;
+use vtd::*;
 
 /// Where a scenario's `conduit.toml` comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +40,8 @@ pub struct Scenario {
     pub guests: &'static [(&'static str, &'static [&'static str])],
     /// Regular expressions that must match no log line.
     pub forbid: &'static [&'static str],
+    /// What to type on the serial line, and when (expect/send steps, in order; all must run).
+    pub input: &'static [Step],
     /// The end the kernel must report.
     pub end: End,
     /// Seconds from the emulator's start until the run is killed and failed.
@@ -136,103 +145,6 @@ const VMX_GUESTS_EXPECT: &[&str] = &[
 
 // Issue "VT-d DMA remapping": values measured on QEMU 10 q35 + OVMF with the harness' device set.
 
-/// The PCI tree: root ports and what is behind them (igb, the SR-IOV NVMe), edu; BAR sizes and
-/// capability lists as QEMU 10 models them.
-const PCI_TREE: &[&str] = &[
-    r"pci: configuration access through ECAM at 0xb0000000 \(buses 0-255\)",
-    r"pci: 00:00\.0 8086:29c0 class 06:00:00 host bridge",
-    r"pci: 00:02\.0 1b36:000c class 06:04:00 PCI-to-PCI bridge, buses 01-01",
-    r"pci:     caps PCIe@0x54 MSI-X@0x48 SSVID@0x40; AER@0x100 ACS@0x148",
-    r"pci:   01:00\.0 8086:10c9 class 02:00:00 Ethernet controller",
-    r"pci:       BAR0 mem32 0x[0-9a-f]+ size 128 KiB, BAR1 mem32 0x[0-9a-f]+ size 128 KiB, BAR2 io 0x[0-9a-f]+ size 32 B, BAR3 mem64 0x[0-9a-f]+ size 16 KiB",
-    r"pci:       caps PM@0x40 MSI@0x50 MSI-X@0x70 PCIe@0xa0; AER@0x100 ARI@0x150 SR-IOV@0x160",
-    r"pci: 00:03\.0 1b36:000c class 06:04:00 PCI-to-PCI bridge, buses 02-02",
-    r"pci:   02:00\.0 1b36:0010 class 01:08:02 NVM Express controller",
-    r"pci:       BAR0 mem64 0x[0-9a-f]+ size 16 KiB",
-    r"pci:       caps MSI-X@0x40 PCIe@0x80 PM@0x60; ARI@0x100 SR-IOV@0x120",
-    r"pci: 00:04\.0 1234:11e8 class 00:ff:00 unclassified device",
-    r"pci:     BAR0 mem32 0x[0-9a-f]+ size 1 MiB",
-    r"pci:     caps MSI@0x40",
-    r"pci: 00:1f\.2 8086:2922 class 01:06:01 SATA controller",
-    r"pci: 10 functions on 3 bus\(es\)",
-];
-
-/// The DMAR's one DRHD with its scopes resolved: the root-port bridge scopes expand to igb and nvme.
-const DMAR_SCOPES: &[&str] = &[
-    r"DMAR: DRHD: unit at 0xfed90000, segment 0, flags 0x0 \(INCLUDE_PCI_ALL not set\)",
-    r"DMAR:   I/OxAPIC id 0, source-id ff:00\.0",
-    r"DMAR:   bridge 00:02\.0 1b36:000c \(PCI-to-PCI bridge\) covers buses 01-01: 01:00\.0 8086:10c9",
-    r"DMAR:   bridge 00:03\.0 1b36:000c \(PCI-to-PCI bridge\) covers buses 02-02: 02:00\.0 1b36:0010",
-    r"DMAR:   endpoint 00:04\.0 1234:11e8",
-];
-
-/// CAP and ECAP with `caching-mode=on` (CM is bit 7) and off.
-const CAP_CM_ON: &str = r"vtd: remapping unit at 0xfed90000: version 1\.0, CAP 0x00d2008c222f0686, ECAP 0x0000000000f00f4a";
-const CAP_CM_OFF: &str = r"vtd: remapping unit at 0xfed90000: version 1\.0, CAP 0x00d2008c222f0606, ECAP 0x0000000000f00f4a";
-const CAP_DECODED_CM_ON: &str = r"CAP: ND=6 \(65536 domains\) AFL=0 RWBF=0 PLMR=0 PHMR=0 CM=1 SAGAW=0x6 \(39-bit 3-level, 48-bit 4-level\) MGAW=48 ZLR=0 FRO=0x220 SLLPS=0x3 \(2M yes, 1G yes\) PSI=1 NFR=0 \(1 fault record\(s\)\) MAMV=18 DWD=1 DRD=1";
-const CAP_DECODED_CM_OFF: &str = r"CAP: ND=6 \(65536 domains\) AFL=0 RWBF=0 PLMR=0 PHMR=0 CM=0 SAGAW=0x6 \(39-bit 3-level, 48-bit 4-level\) MGAW=48 ZLR=0 FRO=0x220 SLLPS=0x3 \(2M yes, 1G yes\) PSI=1 NFR=0 \(1 fault record\(s\)\) MAMV=18 DWD=1 DRD=1";
-const ECAP_DECODED: &str =
-    r"ECAP: C=0 QI=1 DT=0 IR=1 EIM=0 PT=1 SC=0 IRO=0xf0 MHMV=15 NEST=0 PASID=0 SMTS=0";
-const ROOT_TABLE: &str = r"root table at 0x[0-9a-f]+ \(legacy mode, 3 bus\(es\) with empty context tables, 4-level second-level tables, non-coherent walks: table updates flushed with CLFLUSH\); context cache and IOTLB invalidated globally through the registers";
-const FAULT_IRQ: &str = r"vtd:   fault event interrupt: vector 0x30 to APIC 0, unmasked";
-const TRANSLATION_ON: &str = r"vtd: unit 0xfed90000: DMA remapping enabled \(GSTS 0x[0-9a-f]+\): every function without a context entry is blocked";
-
-/// Fault records: source edu, the IOVA, read or write, the reason and its meaning, and that the
-/// fault event interrupt delivered it.
-const FAULT_NO_CONTEXT: &str = r"vtd: DMA fault on unit 0xfed90000: source 00:04\.0, write at IOVA 0x4200000, reason 0x02: context entry not present: the function is assigned to no domain \(reported by the fault event interrupt\)";
-const FAULT_WRITE: &str = r"vtd: DMA fault on unit 0xfed90000: source 00:04\.0, write at IOVA 0x[0-9a-f]+, reason 0x05: write to a page without write permission \(second-level entry not present or read-only\) \(reported by the fault event interrupt\)";
-const FAULT_READ: &str = r"vtd: DMA fault on unit 0xfed90000: source 00:04\.0, read at IOVA 0x[0-9a-f]+, reason 0x06: read of a page without read permission \(second-level entry not present or write-only\) \(reported by the fault event interrupt\)";
-const FAULT_WRITE_UNMAPPED: &str = r"vtd: DMA fault on unit 0xfed90000: source 00:04\.0, write at IOVA 0x4200000, reason 0x05: write to a page without write permission";
-
-/// The self-test's steps. Checksums are of fixed contents (the pattern, guest A's and B's fill
-/// bytes, a zeroed page), so they are the same on every run; the kernel compares them itself too.
-const EDU_SETUP: &[&str] = &[
-    r"selftest: vtd-edu: edu 00:04\.0 \(1234:11e8\): BAR0 0x[0-9a-f]+ \(1 MiB\), id 0x010000ed; memory space and bus mastering enabled",
-    r#"iommu: created domain 1 "A": IOVA 0x4000000-0x4ffffff -> HPA 0x[0-9a-f]+ \(16 MiB\); 4-level table at"#,
-    r#"iommu: created domain 2 "B": IOVA 0x4000000-0x4ffffff"#,
-    r"guest A: 16 MiB at GPA 0x4000000 = HPA 0x[0-9a-f]+, IOMMU domain 1; its vCPUs are not started: VMX is not available on this CPU",
-    r"guest B: 16 MiB at GPA 0x4000000 = HPA 0x[0-9a-f]+, IOMMU domain 2; its vCPUs are not started: VMX is not available on this CPU",
-    r"mapping IOVA 0x[0-9a-f]+ \(not guest A's memory\) into domain 1 refused as it must be: .* is not guest memory of domain 1",
-];
-const STEP_1: &str = r"vtd-edu \[1\] edu not assigned: DMA write to IOVA 0x4200000 blocked \(reason 0x02\); unchanged: guest A 0x3dbbe24abd022325, guest B 0xcc499aca36a22325, root table 0x[0-9a-f]{16}";
-const STEP_2: &str = r"vtd-edu \[2\] edu assigned to guest A: 4 KiB pattern read from IOVA 0x4100000 and written to IOVA 0x4200000 arrived intact: checksum 0x61a142043bc48930 == 0x61a142043bc48930";
-const STEP_3: &str = r"vtd-edu \[3\] DMA write to IOVA 0x[0-9a-f]+ \(guest B's memory, outside guest A\) blocked \(reason 0x05\); guest B checksum 0xcc499aca36a22325 before, 0xcc499aca36a22325 after";
-const STEP_4: &str = r"vtd-edu \[4\] DMA write to IOVA 0x[0-9a-f]+ \(the hypervisor's root table of unit 0xfed90000\) blocked \(reason 0x05\); root table checksum 0x[0-9a-f]{16} before, 0x[0-9a-f]{16} after";
-const STEP_5: &str = r"vtd-edu \[5\] DMA read of IOVA 0x[0-9a-f]+ \(the hypervisor's VT-d root table\) blocked \(reason 0x06\)";
-const STEP_6: &str = r"vtd-edu \[6\] IOVA 0x4200000 unmapped: DMA write blocked \(reason 0x05\); page checksum 0x7da144b97d054b25 before, 0x7da144b97d054b25 after";
-const STEP_7: &str = r"vtd-edu \[7\] IOVA 0x4200000 mapped again: DMA write arrived intact: checksum 0x61a142043bc48930 == 0x61a142043bc48930";
-const STEP_8: &str =
-    r"vtd-edu \[8\] edu unassigned: DMA write to IOVA 0x4200000 blocked again \(reason 0x02\)";
-const B_UNCHANGED: &str =
-    r"guest B's memory unchanged over the whole test: 0xcc499aca36a22325 == 0xcc499aca36a22325";
-// Issue "VFs at work" (nvme): the PF's bring-up as QEMU 10.0.2 reports it (measured).
-
-/// The nvme PF 02:00.0 (1b36:0010, `serial=deadbeef`, 4 VFs, 8 flexible VQ and 4 VI resources)
-/// in its hypervisor-owned domain: Identify, primary capabilities, the secondary controllers, the
-/// primary's flexible resources released, the FLR that applies it.
-const NVME_PF: &[&str] = &[
-    r"nvme: 02:00\.0 1b36:0010: secondary controllers wanted for VF 0",
-    r#"iommu: created domain 1 "nvme-pf-02:00\.0": IOVA 0x10000000-0x10002fff -> HPA 0x[0-9a-f]+ \(12 KiB\)"#,
-    r#"nvme: 02:00\.0: admin queues in hypervisor-owned IOMMU domain 1 "nvme-pf-02:00\.0": IOVA 0x10000000-0x10002fff -> HPA 0x[0-9a-f]+ \(3 pages: ASQ, ACQ, data\); nothing else is mapped for the PF"#,
-    r#"nvme: 02:00\.0: Identify Controller: VID 0x1b36, SSVID 0x1af4, SN "deadbeef", MN "QEMU NVMe Ctrl", FR "10\.0\.2", controller ID 0x0, OACS 0x1aa, version 1\.4\.0"#,
-    r"nvme: 02:00\.0: primary controller 0x0 at boot: VQ flexible 8 \(primary 0, secondaries 0, private 5, at most 2 per secondary\), VI flexible 4 \(primary 0, secondaries 0, private 4, at most 1 per secondary\)",
-    r"nvme: 02:00\.0: secondary controller list: 4 controller\(s\)",
-    r"nvme: 02:00\.0:   secondary controller 0x4 \(primary 0x0\): VF number 4, offline, VQ 0, VI 0",
-    r"nvme: 02:00\.0: Primary Controller Flexible Allocation: the primary keeps 0 flexible VQ resources after its next reset",
-    r"nvme: 02:00\.0: Primary Controller Flexible Allocation: the primary keeps 0 flexible VI resources after its next reset",
-    r"nvme: 02:00\.0: function level reset done \(configuration restored; NumVFs/VF Enable cleared by the reset: 0 VF\(s\) were enabled before\)",
-];
-
-/// Forbidden in the VT-d runs: a failed self-test, lost faults, a fault found only by polling.
-const VTD_FORBID: &[&str] = &[
-    PANIC,
-    ANY_EXCEPTION,
-    r"FAIL",
-    r"primary fault overflow",
-    r"dropped: pending list full",
-    r"reported by polling",
-];
-
 /// All scenarios, run in this order.
 pub const SCENARIOS: &[Scenario] = &[
     // Issue "Foundation": bring-up on QEMU (no VMX, but VT-d and the PCIe device set).
@@ -261,6 +173,7 @@ pub const SCENARIOS: &[Scenario] = &[
             r"CONDUIT EXIT: success",
         ],
         forbid: &[PANIC, ANY_EXCEPTION],
+        input: &[],
         end: End::Success,
         timeout_secs: 120,
     },
@@ -290,6 +203,7 @@ pub const SCENARIOS: &[Scenario] = &[
             r"CONDUIT EXIT: success",
         ],
         forbid: &[PANIC, ANY_EXCEPTION],
+        input: &[],
         end: End::Success,
         timeout_secs: 240,
     },
@@ -309,6 +223,7 @@ pub const SCENARIOS: &[Scenario] = &[
             r"CONDUIT EXIT: failure \(code 0xe\)",
         ],
         forbid: &[PANIC, r"#DF|double fault"],
+        input: &[],
         end: End::Failure,
         timeout_secs: 120,
     },
@@ -325,6 +240,7 @@ pub const SCENARIOS: &[Scenario] = &[
         expect: VMX_GUESTS_EXPECT,
         guests: VMX_GUESTS,
         forbid: GUEST_FORBID,
+        input: &[],
         end: End::Success,
         timeout_secs: 300,
     },
@@ -339,6 +255,7 @@ pub const SCENARIOS: &[Scenario] = &[
         expect: VMX_GUESTS_EXPECT,
         guests: VMX_GUESTS,
         forbid: GUEST_FORBID,
+        input: &[],
         end: End::Success,
         timeout_secs: 300,
     },
@@ -361,6 +278,7 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
         guests: &[("hello64", HELLO64)],
         forbid: GUEST_FORBID,
+        input: &[],
         end: End::Success,
         timeout_secs: 300,
     },
@@ -388,6 +306,7 @@ pub const SCENARIOS: &[Scenario] = &[
             ],
         )],
         forbid: GUEST_FORBID,
+        input: &[],
         end: End::Success,
         timeout_secs: 300,
     },
@@ -413,7 +332,7 @@ pub const SCENARIOS: &[Scenario] = &[
             r#"guest "a": 16 MiB at HPA 0x[0-9a-f]+, 1 function\(s\) assigned; its vCPUs are not started because VMX is absent"#,
             r#"iommu: created domain 3 "b": IOVA 0x0-0x7fffff -> HPA 0x[0-9a-f]+ \(8 MiB\)"#,
             r#"guest "b": assigned 01:00\.0 \(01:00\.0\) in IOMMU domain 3"#,
-            r#"guest "b": 00:1e\.0 not assigned: no PCI function matches 00:1e\.0"#,
+            r#"guest "b": device\[1\] 00:1e\.0 not assigned: no PCI function matches 00:1e\.0"#,
             r#"guest "b": 8 MiB at HPA 0x[0-9a-f]+, 1 function\(s\) assigned"#,
             r#"iommu: created domain 4 "c": IOVA 0x0-0x3fffff"#,
             r#"guest "c": assigned 02:00\.1 \(02:00\.0 VF 0\) in IOMMU domain 4"#,
@@ -421,6 +340,7 @@ pub const SCENARIOS: &[Scenario] = &[
             r"CONDUIT EXIT: success",
         ],
         forbid: &[PANIC, ANY_EXCEPTION, r"DMA fault"],
+        input: &[],
         end: End::Success,
         timeout_secs: 120,
     },
@@ -445,6 +365,7 @@ pub const SCENARIOS: &[Scenario] = &[
             r"assigned 00:04\.0 .*in IOMMU domain",
             r"WITHOUT DMA remapping",
         ],
+        input: &[],
         end: End::Success,
         timeout_secs: 120,
     },
@@ -516,6 +437,7 @@ pub const SCENARIOS: &[Scenario] = &[
             r"CONDUIT EXIT: success",
         ],
         forbid: VTD_FORBID,
+        input: &[],
         end: End::Success,
         timeout_secs: 120,
     },
@@ -562,6 +484,7 @@ pub const SCENARIOS: &[Scenario] = &[
             r"CONDUIT EXIT: success",
         ],
         forbid: VTD_FORBID,
+        input: &[],
         end: End::Success,
         timeout_secs: 120,
     },
@@ -601,6 +524,7 @@ pub const SCENARIOS: &[Scenario] = &[
             r"by queued invalidation",
             r"reported by polling",
         ],
+        input: &[],
         end: End::Success,
         timeout_secs: 120,
     },
@@ -612,58 +536,9 @@ pub const SCENARIOS: &[Scenario] = &[
         machine: MachineSpec::Qemu(QemuSpec::TCG),
         config: Config::File("boot/scenarios/nvme-vf.toml"),
         guests: &[],
-        expect: &[
-            BANNER,
-            NVME_PF[0],
-            NVME_PF[1],
-            NVME_PF[2],
-            NVME_PF[3],
-            NVME_PF[4],
-            NVME_PF[5],
-            NVME_PF[6],
-            NVME_PF[7],
-            NVME_PF[8],
-            NVME_PF[9],
-            r"nvme: 02:00\.0: 2 VF\(s\) enabled \(NumVFs 2, VF BAR0 0x[0-9a-f]+, 16 KiB per VF\), VF Enable and VF MSE set after the FLR",
-            r#"nvme: 02:00\.0: VF 0 \(02:00\.1\) for guest "a": secondary controller 0x1 online with 2 VQ and 1 VI resources"#,
-            r#"nvme: 02:00\.0: VF 1 \(02:00\.2\) for guest "b": secondary controller 0x2 online with 2 VQ and 1 VI resources"#,
-            r"nvme: 02:00\.0:   secondary controller 0x1 \(primary 0x0\): VF number 1, online, VQ 2, VI 1",
-            r"nvme: 02:00\.0:   secondary controller 0x2 \(primary 0x0\): VF number 2, online, VQ 2, VI 1",
-            r"nvme: 02:00\.0:   secondary controller 0x3 \(primary 0x0\): VF number 3, offline, VQ 0, VI 0",
-            r"nvme: 02:00\.0: 2 of 2 VF\(s\) online",
-            r#"iommu: created domain 2 "a": IOVA 0x0-0xffffff"#,
-            r"iommu: assigned 02:00\.1 to domain 2 .a. on unit 0xfed90000",
-            r#"guest "a": assigned 02:00\.1 \(02:00\.0 VF 0\) in IOMMU domain 2"#,
-            r#"iommu: created domain 3 "b": IOVA 0x0-0x7fffff"#,
-            r#"guest "b": assigned 02:00\.2 \(1b36:0010 VF 1\) in IOMMU domain 3"#,
-            r#"selftest: nvme-vf: guest A = "a" \(16 MiB at HPA 0x[0-9a-f]+, IOMMU domain 2\), VF 02:00\.1 of 02:00\.0 \(secondary controller 0x1, 2 VQ, 1 VI\), BAR0 0x[0-9a-f]+; its driver's admin queues at GPA 0x800000 \(SQ\), 0x801000 \(CQ\), data at 0x802000, all in guest A's memory"#,
-            r"selftest: nvme-vf: VF 02:00\.1: CAP 0x004008200f0107ff \(MQES 2048, TO 7500 ms, DSTRD 0\), version 1\.4\.0",
-            // The 4 KiB Identify data QEMU 10.0.2 returns for VF 0 (checksum of guest A's page).
-            r#"nvme-vf \[1\] Identify Controller through VF 02:00\.1: 4 KiB landed at GPA 0x802000 \(HPA 0x[0-9a-f]+\) in guest A's memory \(checksum 0x5d241b4ef3cfb8b5\): VID 0x1b36, SN "deadbeef", MN "QEMU NVMe Ctrl", FR "10\.0\.2", controller ID 0x1"#,
-            r#"nvme-vf \[1\] the VF's SN "deadbeef" and MN "QEMU NVMe Ctrl" equal the PF's; its controller ID 0x1 is the secondary controller's"#,
-            r"vtd: DMA fault on unit 0xfed90000: source 02:00\.1, write at IOVA 0x1000000, reason 0x05: write to a page without write permission .*\(reported by the fault event interrupt\)",
-            // QEMU's nvme does not learn that the IOMMU dropped the write: it reports success.
-            r#"nvme-vf \[2\] Identify with PRP1 = 0x1000000 \(GPA 0x1000000, just past the end of guest A's memory\): DMA write blocked \(source 02:00\.1, reason 0x05\); the command completed with NVMe status SCT 0h/SC 00h "Successful Completion"; unchanged: guest "b" \(HPA 0x[0-9a-f]+\) 0x[0-9a-f]{16}, hypervisor's root table \(HPA 0x[0-9a-f]+\) 0x[0-9a-f]{16}, PF admin queues \(HPA 0x[0-9a-f]+\) 0x[0-9a-f]{16}"#,
-            r"vtd: DMA fault on unit 0xfed90000: source 02:00\.1, write at IOVA 0x2600000, reason 0x05",
-            r#"nvme-vf \[3\] Identify with PRP1 = 0x2600000 \(guest "b"'s memory \(its HPA\)\): DMA write blocked \(source 02:00\.1, reason 0x05\)"#,
-            r"vtd: DMA fault on unit 0xfed90000: source 02:00\.1, write at IOVA 0x10000000, reason 0x05",
-            r"nvme-vf \[4\] Identify with PRP1 = 0x10000000 \(the IOVA of the PF's admin queues in the hypervisor-owned domain\): DMA write blocked \(source 02:00\.1, reason 0x05\)",
-            r#"nvme-vf \[5\] VF 02:00\.1 still serves guest A after the blocked transfers: SN "deadbeef""#,
-            r"selftest: nvme-vf: PASS \(5 steps\)",
-            r"boot complete: .*DMA remapping on",
-            r"CONDUIT EXIT: success",
-        ],
-        forbid: &[
-            PANIC,
-            ANY_EXCEPTION,
-            r"FAIL",
-            r"cannot be brought online",
-            r"not assigned",
-            r"reported by polling",
-            r"primary fault overflow",
-            // Only the VF, and only where the script aims it, may fault.
-            r"DMA fault on unit 0xfed90000: source (0[0-13-9]|02:00\.[02-7])",
-        ],
+        expect: nvme::VF_EXPECT,
+        forbid: nvme::VF_FORBID,
+        input: &[],
         end: End::Success,
         timeout_secs: 180,
     },
@@ -676,43 +551,9 @@ pub const SCENARIOS: &[Scenario] = &[
         machine: MachineSpec::Qemu(QemuSpec::TCG),
         config: Config::File("boot/scenarios/nvme-vf-bad.toml"),
         guests: &[],
-        expect: &[
-            BANNER,
-            NVME_PF[0],
-            r#"nvme: 02:00\.0: VF 9 for guest "d" cannot be brought online: VF index 9 is not below the PF's TotalVFs 4; it stays unassigned"#,
-            NVME_PF[3],
-            NVME_PF[9],
-            r"nvme: 02:00\.0: 3 VF\(s\) enabled \(NumVFs 3,",
-            r"nvme: 02:00\.0: TEST: VF 0 \(02:00\.1\) addressed as controller 0x5, which the PF does not list \(its secondary controller is 0x1\)",
-            r#"nvme: 02:00\.0: VF 0 for guest "a" cannot be brought online: Secondary Controller Assign \(VI 1\) for controller 0x5 failed: NVMe status SCT 1h/SC 1fh "Invalid Controller Identifier" \(do not retry\); it stays unassigned"#,
-            r"nvme: 02:00\.0: TEST: VF 1 \(02:00\.2\) asks for 3 VQ resources \(at most 2 per secondary\)",
-            r"nvme: 02:00\.0: controller 0x2 taken offline again: the resources assigned to it return to the pool",
-            r#"nvme: 02:00\.0: VF 1 for guest "b" cannot be brought online: Secondary Controller Assign \(VQ 3\) for controller 0x2 failed: NVMe status SCT 1h/SC 21h "Invalid Number of Controller Resources" \(do not retry\); it stays unassigned"#,
-            r#"nvme: 02:00\.0: VF 2 \(02:00\.3\) for guest "c": secondary controller 0x3 online with 2 VQ and 1 VI resources"#,
-            r"nvme: 02:00\.0:   secondary controller 0x1 \(primary 0x0\): VF number 1, offline, VQ 0, VI 0",
-            r"nvme: 02:00\.0:   secondary controller 0x2 \(primary 0x0\): VF number 2, offline, VQ 0, VI 0",
-            r"nvme: 02:00\.0:   secondary controller 0x3 \(primary 0x0\): VF number 3, online, VQ 2, VI 1",
-            r"nvme: 02:00\.0: 1 of 4 VF\(s\) online",
-            r#"guest "a": 02:00\.0 VF 0 not assigned: VF 0 of 02:00\.0 is not online: .*"Invalid Controller Identifier""#,
-            r#"guest "a": 4 MiB at HPA 0x[0-9a-f]+, 0 function\(s\) assigned"#,
-            r#"guest "b": 02:00\.0 VF 1 not assigned: VF 1 of 02:00\.0 is not online: .*"Invalid Number of Controller Resources""#,
-            r#"guest "b": 4 MiB at HPA 0x[0-9a-f]+, 0 function\(s\) assigned"#,
-            r#"guest "c": assigned 02:00\.3 \(02:00\.0 VF 2\) in IOMMU domain 4"#,
-            r#"guest "c": 4 MiB at HPA 0x[0-9a-f]+, 1 function\(s\) assigned"#,
-            r#"guest "d": 02:00\.0 VF 9 not assigned: VF 9 of 02:00\.0 is not online: VF index 9 is not below the PF's TotalVFs 4"#,
-            r#"guest "d": 4 MiB at HPA 0x[0-9a-f]+, 0 function\(s\) assigned"#,
-            r"selftest: nvme-vf-bad: 3 VF\(s\) refused, 1 online and assigned",
-            r"selftest: nvme-vf-bad: PASS",
-            r"boot complete: ",
-            r"CONDUIT EXIT: success",
-        ],
-        forbid: &[
-            PANIC,
-            ANY_EXCEPTION,
-            r"FAIL",
-            r"assigned 02:00\.[12] ",
-            r"DMA fault",
-        ],
+        expect: nvme::BAD_EXPECT,
+        forbid: nvme::BAD_FORBID,
+        input: &[],
         end: End::Success,
         timeout_secs: 180,
     },
@@ -743,163 +584,62 @@ pub const SCENARIOS: &[Scenario] = &[
             r"DMA remapping enabled",
             r"iommu: assigned",
         ],
+        input: &[],
         end: End::Success,
         timeout_secs: 120,
+    },
+    // Issue "SR-IOV": every PF gets all its VFs at boot (igb 8 at 01:10.0-01:11.6 with ARI, nvme
+    // 4 at 02:00.1-02:00.4), their BARs placed below 4 GiB inside the root ports' windows and
+    // shown to decode; configured VFs go into their guests' IOMMU domains, and VF entries the
+    // machine cannot satisfy are refused naming guest and entry.
+    Scenario {
+        name: "qemu-sriov",
+        machine: MachineSpec::Qemu(QemuSpec::TCG),
+        config: Config::File("boot/scenarios/sriov.toml"),
+        guests: &[],
+        expect: sriov::EXPECT,
+        forbid: sriov::FORBID,
+        input: &[],
+        end: End::Success,
+        timeout_secs: 120,
+    },
+    // Issue "Serial-console debug shell", on QEMU (no VMX; the platform commands): the harness
+    // types `help`, `pci`, `iommu`, `irq`, `vms`, `vcpu`, an unknown command, a 300-byte line and
+    // garbage (control characters, bytes above 0x7f, escape sequences), then `quit`.
+    Scenario {
+        name: "qemu-shell",
+        machine: MachineSpec::Qemu(QemuSpec::TCG),
+        config: Config::File("boot/scenarios/shell-qemu.toml"),
+        expect: shell::QEMU_EXPECT,
+        guests: &[],
+        forbid: shell::QEMU_FORBID,
+        input: shell::QEMU_INPUT,
+        end: End::Success,
+        timeout_secs: 120,
+    },
+    // Issue "Serial-console debug shell", on Bochs with three guests running: `vms`, `vcpu`,
+    // `ept`, bad guest names and addresses, `stop` and `restart` of one guest while the others
+    // run, then (after every guest has finished) `vms` and `quit`.
+    Scenario {
+        name: "bochs-shell",
+        machine: MachineSpec::Bochs(BochsSpec {
+            cpu_model: "tigerlake",
+            // An e1000 for beta to own (and `stop` to quiesce).
+            extra_lines: &[
+                "pci: enabled=1, chipset=i440fx, slot1=pcivga, slot2=e1000",
+                "e1000: enabled=1, mac=52:54:00:12:34:56, ethmod=null",
+            ],
+            ..BochsSpec::DEFAULT
+        }),
+        config: Config::File("boot/scenarios/shell-bochs.toml"),
+        expect: shell::BOCHS_EXPECT,
+        guests: shell::BOCHS_GUESTS,
+        forbid: shell::BOCHS_FORBID,
+        input: shell::BOCHS_INPUT,
+        end: End::Success,
+        timeout_secs: 400,
     },
 ];
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::expect::Monitor;
-    use conduit_config::ExitMethod;
-    use conduit_config::toml_front::{self, Document};
-    use std::path::{Path, PathBuf};
-
-    fn root() -> &'static Path {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap_or(Path::new("."))
-    }
-
-    /// The scenario's configuration, parsed (without reading images), and its directory.
-    fn document(s: &Scenario) -> (Document, PathBuf) {
-        let (text, dir) = match s.config {
-            Config::File(rel) => (
-                std::fs::read_to_string(root().join(rel))
-                    .unwrap_or_else(|e| panic!("{}: {rel}: {e}", s.name)),
-                root()
-                    .join(rel)
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default(),
-            ),
-            Config::Inline(t) => (t.to_string(), root().to_path_buf()),
-        };
-        let doc = toml_front::parse(&text, ExitMethod::Halt)
-            .unwrap_or_else(|e| panic!("{}: {e}", s.name));
-        (doc, dir)
-    }
-
-    /// The `[[bin]]` names of guest/Cargo.toml.
-    fn guest_bins() -> Vec<String> {
-        let manifest =
-            std::fs::read_to_string(root().join("guest/Cargo.toml")).expect("guest manifest");
-        let mut bins = Vec::new();
-        let mut in_bin = false;
-        for line in manifest.lines().map(str::trim) {
-            if line.starts_with('[') {
-                in_bin = line == "[[bin]]";
-            } else if in_bin && let Some(v) = line.strip_prefix("name = ") {
-                bins.push(v.trim_matches('"').to_string());
-            }
-        }
-        bins
-    }
-
-    /// Every image a configuration names must be a test guest's build output, so that
-    /// `cargo build -p conduit-guest --release` is all a boot test needs.
-    fn images_are_test_guests(what: &str, doc: &Document, dir: &Path) {
-        let bins = guest_bins();
-        let out = root().join("target/x86_64-unknown-none/release");
-        for key in doc.image_keys() {
-            let path = dir.join(key);
-            let normal: PathBuf = path.components().fold(PathBuf::new(), |mut p, c| {
-                match c {
-                    std::path::Component::ParentDir => {
-                        p.pop();
-                    }
-                    std::path::Component::CurDir => {}
-                    other => p.push(other),
-                }
-                p
-            });
-            let bin = normal
-                .strip_prefix(&out)
-                .unwrap_or_else(|_| panic!("{what}: image {key} is not in {}", out.display()));
-            let bin = bin.to_string_lossy().to_string();
-            assert!(
-                bins.contains(&bin),
-                "{what}: image {key}: no [[bin]] {bin} in guest/Cargo.toml ({bins:?})"
-            );
-        }
-    }
-
-    #[test]
-    fn names_are_unique_and_usable_as_file_names() {
-        for (i, s) in SCENARIOS.iter().enumerate() {
-            assert!(
-                !s.name.is_empty()
-                    && s.name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
-                "bad name {:?}",
-                s.name
-            );
-            assert!(
-                SCENARIOS[..i].iter().all(|o| o.name != s.name),
-                "duplicate {}",
-                s.name
-            );
-        }
-    }
-
-    #[test]
-    fn every_pattern_compiles_and_every_config_validates() {
-        for s in SCENARIOS {
-            Monitor::with_sequences(s.expect, s.guests, s.forbid)
-                .unwrap_or_else(|e| panic!("{}: {e}", s.name));
-            let (doc, dir) = document(s);
-            images_are_test_guests(s.name, &doc, &dir);
-            for (guest, _) in s.guests {
-                assert!(
-                    doc.guests.iter().any(|g| g.name == *guest),
-                    "{}: expectations for guest {guest}, which the configuration does not have",
-                    s.name
-                );
-            }
-            assert!(s.timeout_secs > 0, "{}: zero timeout", s.name);
-        }
-    }
-
-    #[test]
-    fn the_default_configuration_runs_test_guests() {
-        let text = std::fs::read_to_string(root().join("conduit.toml")).expect("conduit.toml");
-        let doc = toml_front::parse(&text, ExitMethod::Halt).expect("conduit.toml is valid");
-        let names: Vec<&str> = doc.guests.iter().map(|g| g.name.as_str()).collect();
-        assert_eq!(names, ["hello64", "real16"]);
-        images_are_test_guests("conduit.toml", &doc, root());
-    }
-
-    #[test]
-    fn the_guest_scenarios_are_listed() {
-        for name in [
-            "bochs-vmx-guests",
-            "bochs-vmx-guests-skylake",
-            "bochs-bench",
-        ] {
-            let s = SCENARIOS.iter().find(|s| s.name == name).expect(name);
-            assert_eq!(s.machine.kind(), crate::machine::MachineKind::Bochs);
-        }
-    }
-
-    #[test]
-    fn expectations_reach_the_end_marker_and_no_expectation_is_forbidden() {
-        for s in SCENARIOS {
-            let last = s.expect.last().copied().unwrap_or_default();
-            assert!(
-                last.starts_with("CONDUIT EXIT"),
-                "{}: last expectation {last:?}",
-                s.name
-            );
-            let mut sample = Monitor::new(&[], s.forbid).expect("valid");
-            // The expectation patterns themselves, read as text, must not trip the forbidden ones.
-            let guest_patterns = s.guests.iter().flat_map(|(_, p)| p.iter());
-            for e in s.expect.iter().chain(guest_patterns) {
-                sample.feed(e.replace('\\', "").as_bytes());
-                sample.feed(b"\n");
-            }
-            assert_eq!(sample.forbidden_problem(), None, "{}", s.name);
-        }
-    }
-}
+mod tests;

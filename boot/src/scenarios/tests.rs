@@ -1,0 +1,184 @@
+//! Tests of the scenario table: names, patterns, configurations, images, input scripts.
+
+use super::*;
+use crate::expect::Monitor;
+use conduit_config::ExitMethod;
+use conduit_config::toml_front::{self, Document};
+use std::path::{Path, PathBuf};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+}
+
+/// The scenario's configuration, parsed (without reading images), and its directory.
+fn document(s: &Scenario) -> (Document, PathBuf) {
+    let (text, dir) = match s.config {
+        Config::File(rel) => (
+            std::fs::read_to_string(root().join(rel))
+                .unwrap_or_else(|e| panic!("{}: {rel}: {e}", s.name)),
+            root()
+                .join(rel)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+        ),
+        Config::Inline(t) => (t.to_string(), root().to_path_buf()),
+    };
+    let doc =
+        toml_front::parse(&text, ExitMethod::Halt).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+    (doc, dir)
+}
+
+/// The `[[bin]]` names of guest/Cargo.toml.
+fn guest_bins() -> Vec<String> {
+    let manifest =
+        std::fs::read_to_string(root().join("guest/Cargo.toml")).expect("guest manifest");
+    let mut bins = Vec::new();
+    let mut in_bin = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+        } else if in_bin && let Some(v) = line.strip_prefix("name = ") {
+            bins.push(v.trim_matches('"').to_string());
+        }
+    }
+    bins
+}
+
+/// Every image a configuration names must be a test guest's build output, so that
+/// `cargo build -p conduit-guest --release` is all a boot test needs.
+fn images_are_test_guests(what: &str, doc: &Document, dir: &Path) {
+    let bins = guest_bins();
+    let out = root().join("target/x86_64-unknown-none/release");
+    for key in doc.image_keys() {
+        let path = dir.join(key);
+        let normal: PathBuf = path.components().fold(PathBuf::new(), |mut p, c| {
+            match c {
+                std::path::Component::ParentDir => {
+                    p.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => p.push(other),
+            }
+            p
+        });
+        let bin = normal
+            .strip_prefix(&out)
+            .unwrap_or_else(|_| panic!("{what}: image {key} is not in {}", out.display()));
+        let bin = bin.to_string_lossy().to_string();
+        assert!(
+            bins.contains(&bin),
+            "{what}: image {key}: no [[bin]] {bin} in guest/Cargo.toml ({bins:?})"
+        );
+    }
+}
+
+#[test]
+fn names_are_unique_and_usable_as_file_names() {
+    for (i, s) in SCENARIOS.iter().enumerate() {
+        assert!(
+            !s.name.is_empty()
+                && s.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "bad name {:?}",
+            s.name
+        );
+        assert!(
+            SCENARIOS[..i].iter().all(|o| o.name != s.name),
+            "duplicate {}",
+            s.name
+        );
+    }
+}
+
+#[test]
+fn every_pattern_compiles_and_every_config_validates() {
+    for s in SCENARIOS {
+        Monitor::with_sequences(s.expect, s.guests, s.forbid)
+            .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        let (doc, dir) = document(s);
+        images_are_test_guests(s.name, &doc, &dir);
+        for (guest, _) in s.guests {
+            assert!(
+                doc.guests.iter().any(|g| g.name == *guest),
+                "{}: expectations for guest {guest}, which the configuration does not have",
+                s.name
+            );
+        }
+        assert!(s.timeout_secs > 0, "{}: zero timeout", s.name);
+    }
+}
+
+#[test]
+fn every_input_script_compiles_and_a_run_left_at_the_shell_is_quit() {
+    use crate::script::{Input, Script};
+    for s in SCENARIOS {
+        Script::new(s.input).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        let (doc, _) = document(s);
+        if doc.config.on_idle == conduit_config::OnIdle::Shell {
+            // Nothing else ends such a run: its last input must be `quit` (or `exit`).
+            let last = s.input.last().map(|step| step.send);
+            assert!(
+                matches!(last, Some(Input::Line("quit" | "exit"))),
+                "{}: on_idle = \"shell\" but the last input is {last:?}",
+                s.name
+            );
+        }
+    }
+}
+
+#[test]
+fn the_shell_scenarios_are_listed_on_their_machines() {
+    for (name, kind) in [
+        ("qemu-shell", crate::machine::MachineKind::Qemu),
+        ("bochs-shell", crate::machine::MachineKind::Bochs),
+    ] {
+        let s = SCENARIOS.iter().find(|s| s.name == name).expect(name);
+        assert_eq!(s.machine.kind(), kind);
+        assert!(!s.input.is_empty(), "{name} types nothing");
+    }
+}
+
+#[test]
+fn the_default_configuration_runs_test_guests() {
+    let text = std::fs::read_to_string(root().join("conduit.toml")).expect("conduit.toml");
+    let doc = toml_front::parse(&text, ExitMethod::Halt).expect("conduit.toml is valid");
+    let names: Vec<&str> = doc.guests.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["hello64", "real16"]);
+    images_are_test_guests("conduit.toml", &doc, root());
+}
+
+#[test]
+fn the_guest_scenarios_are_listed() {
+    for name in [
+        "bochs-vmx-guests",
+        "bochs-vmx-guests-skylake",
+        "bochs-bench",
+    ] {
+        let s = SCENARIOS.iter().find(|s| s.name == name).expect(name);
+        assert_eq!(s.machine.kind(), crate::machine::MachineKind::Bochs);
+    }
+}
+
+#[test]
+fn expectations_reach_the_end_marker_and_no_expectation_is_forbidden() {
+    for s in SCENARIOS {
+        let last = s.expect.last().copied().unwrap_or_default();
+        assert!(
+            last.starts_with("CONDUIT EXIT"),
+            "{}: last expectation {last:?}",
+            s.name
+        );
+        let mut sample = Monitor::new(&[], s.forbid).expect("valid");
+        // The expectation patterns themselves, read as text, must not trip the forbidden ones.
+        let guest_patterns = s.guests.iter().flat_map(|(_, p)| p.iter());
+        for e in s.expect.iter().chain(guest_patterns) {
+            sample.feed(e.replace('\\', "").as_bytes());
+            sample.feed(b"\n");
+        }
+        assert_eq!(sample.forbidden_problem(), None, "{}", s.name);
+    }
+}

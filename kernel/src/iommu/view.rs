@@ -1,0 +1,108 @@
+//! The IOMMU as diagnostics see it (the debug shell's `iommu` and `pci`): the units, the domains
+//! and the latest DMA faults, read from the live state under its lock.
+
+use super::{DomainId, STATE};
+use crate::arch::x86_64::vtd::fault::Fault;
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+use conduit_pci::Bdf;
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin::Mutex;
+
+/// One remapping unit as diagnostics see it, read under the lock.
+#[derive(Debug, Clone, Copy)]
+pub struct UnitView {
+    pub base: u64,
+    pub cap: conduit_vtd::Cap,
+    pub ecap: conduit_vtd::Ecap,
+    /// The Global Status register, read now.
+    pub global_status: u32,
+    pub root_table: u64,
+    /// Invalidations go through the queue (else the registers).
+    pub queued_invalidation: bool,
+}
+
+/// One domain as diagnostics see it.
+#[derive(Debug, Clone)]
+pub struct DomainView {
+    pub id: DomainId,
+    pub name: String,
+    /// Its mappings in words (`domain 1 "a": IOVA ... -> HPA ...`).
+    pub description: String,
+    pub devices: Vec<Bdf>,
+}
+
+/// The IOMMU now: whether remapping is on, the units, the domains.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// Why remapping is off (`None`: it is on).
+    pub disabled: Option<String>,
+    pub units: Vec<UnitView>,
+    pub domains: Vec<DomainView>,
+}
+
+/// The IOMMU's state, read now; `None` before [`init`].
+pub fn view() -> Option<View> {
+    let guard = STATE.lock();
+    let s = guard.as_ref()?;
+    Some(View {
+        disabled: s.disabled.clone(),
+        units: s
+            .units
+            .iter()
+            .map(|u| UnitView {
+                base: u.phys(),
+                cap: u.cap(),
+                ecap: u.ecap(),
+                global_status: u.global_status(),
+                root_table: u.root_table(),
+                queued_invalidation: u.queued_invalidation(),
+            })
+            .collect(),
+        domains: s
+            .domains
+            .iter()
+            .map(|d| DomainView {
+                id: d.id,
+                name: d.name.clone(),
+                description: d.describe(),
+                devices: d.devices.clone(),
+            })
+            .collect(),
+    })
+}
+
+/// How many decoded faults [`recent_faults`] keeps.
+pub const RECENT_FAULTS: usize = 16;
+
+/// The latest faults [`service_faults`] handled, oldest first.
+static RECENT: Mutex<VecDeque<Fault>> = Mutex::new(VecDeque::new());
+
+/// The last [`RECENT_FAULTS`] DMA faults, oldest first (after servicing the pending ones), and how
+/// many were handled since boot.
+pub fn recent_faults() -> (Vec<Fault>, u64) {
+    let _ = super::service_faults();
+    let recent = RECENT.lock();
+    (
+        recent.iter().copied().collect(),
+        FAULTS_SEEN.load(Ordering::Relaxed),
+    )
+}
+
+static FAULTS_SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// Keeps `faults` (just serviced) among the recent ones.
+pub(super) fn remember(faults: &[Fault]) {
+    if faults.is_empty() {
+        return;
+    }
+    let mut recent = RECENT.lock();
+    for f in faults {
+        if recent.len() == RECENT_FAULTS {
+            recent.pop_front();
+        }
+        recent.push_back(*f);
+    }
+    FAULTS_SEEN.fetch_add(faults.len() as u64, Ordering::Relaxed);
+}

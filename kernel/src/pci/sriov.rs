@@ -1,0 +1,493 @@
+//! SR-IOV physical-function management at boot: every PF enumeration found gets all its VFs
+//! (NumVFs = TotalVFs), placed below 4 GiB, and the VFs join the function list so that the
+//! IOMMU can translate them and guests can be given them.
+//!
+//! Per PF, in the order the PCIe Base Spec r6.0 asks for:
+//! 1. Read the SR-IOV capability (§9.3.3). If firmware left VF Enable set, clear it and wait
+//!    1 s before touching the capability again (§9.3.3.3.1).
+//! 2. ARI (§6.13): if the PF has an ARI capability and the Downstream Port above supports ARI
+//!    forwarding, enable it (Device Control 2) and set ARI Capable Hierarchy in the
+//!    lowest-numbered PF (§9.3.3.3.5), so VFs may use function numbers 8-255 of the bus. VFs with
+//!    a non-zero device number (igb's at 01:10.0) are unreachable otherwise: such a PF is refused.
+//!    (Forwarding is never enabled towards a non-ARI device, which would answer device numbers
+//!    other than 0 as aliases of itself.)
+//! 3. NumVFs = TotalVFs (§9.3.3.7), then re-read First VF Offset and VF Stride, which may change
+//!    with NumVFs and ARI Capable Hierarchy (§9.3.3.9, §9.3.3.10); VF *n* is at routing ID
+//!    `PF + offset + n * stride`.
+//! 4. Size the VF BARs through the capability (§9.3.3.14), find room below 4 GiB behind the
+//!    PF's bridges ([`super::window`]), program the VF BARs (upper dwords 0).
+//! 5. VF Enable and VF MSE together (§9.3.3.3.1, §9.3.3.3.4); after the last PF, one wait of
+//!    100 ms before the first configuration request to a VF (§9.3.3.3.1), then up to 1 s more
+//!    for VFs still answering with Configuration Request Retry Status (which reads as all ones
+//!    through ECAM).
+//! 6. Every VF that answers is logged (BDF, vendor:device taken from the PF and the VF Device ID,
+//!    since a VF's own ID registers read 0xffff per §9.3.4.1.1, its BARs and capabilities),
+//!    checked to decode its BARs, and added to the function list after its PF
+//!    ([`super::sriov_vf`]).
+//!
+//! A PF that fails a step keeps VF Enable clear; the reason is kept, logged and given to anyone
+//! who asks for one of its VFs ([`vf_of`]).
+
+use super::access::Access;
+use super::window::{MmioMap, PlaceError, VfSpace};
+use super::{Function, report, sriov_vf};
+use crate::arch::x86_64::delay;
+use crate::memory::Memory;
+use crate::platform::Platform;
+use alloc::string::String;
+use alloc::vec::Vec;
+use conduit_pci::pcie;
+use conduit_pci::{
+    Bars, Bdf, CapError, PlanError, SriovCap, SriovError, VfBarPlacement, VfBarRequest, ext_cap_id,
+};
+use core::fmt::Write;
+use log::{info, warn};
+use spin::Once;
+
+/// The wait after VF Enable before configuration requests to the VFs (§9.3.3.3.1).
+const VF_ENABLE_WAIT_US: u64 = 100_000;
+/// How long VFs may keep answering with Configuration Request Retry Status after that.
+const VF_READY_BUDGET_US: u64 = 900_000;
+/// The wait after clearing VF Enable before the capability may be read again (§9.3.3.3.1).
+const VF_DISABLE_WAIT_US: u64 = 1_000_000;
+
+/// Which PF a function is a VF of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VfOf {
+    pub pf: Bdf,
+    pub index: u16,
+}
+
+/// Why a PF's VFs are not enabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnableError {
+    Sriov(SriovError),
+    Cap(CapError),
+    /// TotalVFs is 0.
+    NoVfs,
+    /// NumVFs reads back 0 after writing TotalVFs.
+    NumVfsNotTaken {
+        wrote: u16,
+    },
+    /// Some VFs have a non-zero device number but the port above cannot forward ARI requests.
+    AriNeeded {
+        port: Bdf,
+    },
+    Plan(PlanError),
+    Space(PlaceError),
+    /// A programmed VF BAR does not read back below 4 GiB.
+    Above4G {
+        index: u8,
+        address: u64,
+    },
+}
+
+impl core::fmt::Display for EnableError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Sriov(e) => write!(f, "{e}"),
+            Self::Cap(e) => write!(f, "{e}"),
+            Self::NoVfs => write!(f, "TotalVFs is 0"),
+            Self::NumVfsNotTaken { wrote } => {
+                write!(f, "NumVFs reads back 0 after writing {wrote}")
+            }
+            Self::AriNeeded { port } => write!(
+                f,
+                "its VFs need ARI forwarding, which the port above ({port}) does not support"
+            ),
+            Self::Plan(e) => write!(f, "VF BARs: {e}"),
+            Self::Space(e) => write!(f, "no MMIO space for the VF BARs below 4 GiB: {e}"),
+            Self::Above4G { index, address } => {
+                write!(f, "VF BAR{index} reads back {address:#x}, not below 4 GiB")
+            }
+        }
+    }
+}
+
+impl From<SriovError> for EnableError {
+    fn from(e: SriovError) -> Self {
+        Self::Sriov(e)
+    }
+}
+
+/// What became of one PF.
+#[derive(Debug, Clone)]
+pub enum PfStatus {
+    /// VF Enable is set with `num_vfs` VFs; `vfs[i]` is VF *i* if it answered.
+    Enabled {
+        num_vfs: u16,
+        vfs: Vec<Option<Bdf>>,
+    },
+    Refused(EnableError),
+}
+
+/// One SR-IOV PF.
+#[derive(Debug, Clone)]
+pub struct PfInfo {
+    pub pf: Bdf,
+    pub vendor: u16,
+    pub device: u16,
+    pub total_vfs: u16,
+    pub vf_device: u16,
+    pub status: PfStatus,
+}
+
+static PFS: Once<Vec<PfInfo>> = Once::new();
+
+/// Every SR-IOV PF enumeration found, once [`init`] ran.
+pub fn pfs() -> &'static [PfInfo] {
+    PFS.get().map_or(&[], Vec::as_slice)
+}
+
+/// Why a configured VF cannot be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VfError {
+    NoSriov { pf: Bdf },
+    BeyondTotal { pf: Bdf, index: u16, total: u16 },
+    NotEnabled { pf: Bdf, why: EnableError },
+    BeyondEnabled { pf: Bdf, index: u16, num_vfs: u16 },
+    NotAnswering { pf: Bdf, index: u16 },
+}
+
+impl core::fmt::Display for VfError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoSriov { pf } => write!(f, "{pf} has no SR-IOV capability: it has no VFs"),
+            Self::BeyondTotal { pf, index, total } => write!(
+                f,
+                "VF index {index} is at or beyond TotalVFs {total} of {pf}"
+            ),
+            Self::NotEnabled { pf, why } => write!(f, "the VFs of {pf} are not enabled: {why}"),
+            Self::BeyondEnabled { pf, index, num_vfs } => write!(
+                f,
+                "VF index {index} is at or beyond the {num_vfs} VFs enabled on {pf}"
+            ),
+            Self::NotAnswering { pf, index } => write!(
+                f,
+                "VF {index} of {pf} did not answer configuration requests after VF Enable"
+            ),
+        }
+    }
+}
+
+/// The BDF of VF `index` of `pf`, if that VF is enabled and answered.
+pub fn vf_of(pf: Bdf, index: u16) -> Result<Bdf, VfError> {
+    let info = pfs()
+        .iter()
+        .find(|p| p.pf == pf)
+        .ok_or(VfError::NoSriov { pf })?;
+    if index >= info.total_vfs {
+        return Err(VfError::BeyondTotal {
+            pf,
+            index,
+            total: info.total_vfs,
+        });
+    }
+    match &info.status {
+        PfStatus::Refused(why) => Err(VfError::NotEnabled {
+            pf,
+            why: why.clone(),
+        }),
+        PfStatus::Enabled { num_vfs, vfs } => match vfs.get(usize::from(index)) {
+            None => Err(VfError::BeyondEnabled {
+                pf,
+                index,
+                num_vfs: *num_vfs,
+            }),
+            Some(None) => Err(VfError::NotAnswering { pf, index }),
+            Some(Some(bdf)) => Ok(*bdf),
+        },
+    }
+}
+
+/// A PF whose VFs were enabled, waiting to be discovered.
+pub(super) struct Enabled {
+    info: usize,
+    pub cap: SriovCap,
+    /// The VF BARs as programmed.
+    pub vf_bars: Bars,
+    /// The PF's depth in the tree.
+    pub depth: u8,
+}
+
+/// Enables the VFs of every SR-IOV PF in `functions` and appends the VFs after their PFs.
+pub fn init(cfg: &mut Access, functions: &mut Vec<Function>, platform: &Platform, mem: &Memory) {
+    let candidates: Vec<(usize, u16)> = functions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            f.ext_caps
+                .iter()
+                .find(|c| c.id == ext_cap_id::SRIOV)
+                .map(|c| (i, c.offset))
+        })
+        .collect();
+    if candidates.is_empty() {
+        PFS.call_once(Vec::new);
+        return;
+    }
+    let mut map = MmioMap::new(&*cfg, functions, platform);
+    let mut infos = Vec::new();
+    let mut enabled = Vec::new();
+    for (i, offset) in candidates {
+        let f = &functions[i];
+        let mut info = PfInfo {
+            pf: f.bdf,
+            vendor: f.vendor_id(),
+            device: f.device_id(),
+            total_vfs: 0,
+            vf_device: 0,
+            status: PfStatus::Refused(EnableError::NoVfs),
+        };
+        match prepare(cfg, &mut map, functions, f, offset, platform, &mut info) {
+            Ok((mut cap, vf_bars)) => match cap.enable_vfs(cfg, true) {
+                Ok(()) => {
+                    info!(
+                        "sriov: {}: {} VFs enabled (VF Enable and VF MSE set, control {:#06x})",
+                        f.bdf, cap.num_vfs, cap.control
+                    );
+                    enabled.push(Enabled {
+                        info: infos.len(),
+                        cap,
+                        vf_bars,
+                        depth: f.depth,
+                    });
+                }
+                Err(e) => {
+                    let _ = cap.set_num_vfs(cfg, 0);
+                    info.status = refuse(f.bdf, e.into());
+                }
+            },
+            Err(e) => info.status = refuse(f.bdf, e),
+        }
+        infos.push(info);
+    }
+    if !enabled.is_empty() {
+        let clock = delay::wait_us(VF_ENABLE_WAIT_US, platform.pm_timer);
+        info!(
+            "sriov: waited 100 ms after VF Enable ({clock}) before configuration requests to VFs (PCIe r6.0 §9.3.3.3.1)"
+        );
+    }
+    let mut budget = VF_READY_BUDGET_US;
+    let mut found: Vec<(Bdf, Vec<Function>)> = Vec::new();
+    for e in &enabled {
+        let info = &mut infos[e.info];
+        let (vfs, slots) = sriov_vf::discover(cfg, e, info, platform, mem, &mut budget);
+        info.status = PfStatus::Enabled {
+            num_vfs: e.cap.num_vfs,
+            vfs: slots,
+        };
+        found.push((info.pf, vfs));
+    }
+    let added: usize = found.iter().map(|(_, v)| v.len()).sum();
+    if added != 0 {
+        let old = core::mem::take(functions);
+        for f in old {
+            let pf = f.bdf;
+            functions.push(f);
+            if let Some((_, vfs)) = found.iter_mut().find(|(p, _)| *p == pf) {
+                functions.append(vfs);
+            }
+        }
+        info!(
+            "pci: {} functions after enabling SR-IOV ({added} VFs)",
+            functions.len()
+        );
+    }
+    PFS.call_once(|| infos);
+}
+
+fn refuse(pf: Bdf, e: EnableError) -> PfStatus {
+    warn!("sriov: {pf}: VFs not enabled: {e}");
+    PfStatus::Refused(e)
+}
+
+/// Steps 1-4 for one PF: everything up to VF Enable.
+fn prepare(
+    cfg: &mut Access,
+    map: &mut MmioMap,
+    functions: &[Function],
+    f: &Function,
+    offset: u16,
+    platform: &Platform,
+    info: &mut PfInfo,
+) -> Result<(SriovCap, Bars), EnableError> {
+    let pf = f.bdf;
+    let mut cap = SriovCap::read(&*cfg, pf, offset)?;
+    info.total_vfs = cap.total_vfs;
+    info.vf_device = cap.vf_device_id;
+    info!(
+        "sriov: {pf} {:04x}:{:04x} SR-IOV: TotalVFs {}, InitialVFs {}, offset {:#x}, stride {}, VF device {:#06x}, page sizes {:#x} (system {})",
+        info.vendor,
+        info.device,
+        cap.total_vfs,
+        cap.initial_vfs,
+        cap.first_vf_offset,
+        cap.vf_stride,
+        cap.vf_device_id,
+        cap.supported_page_sizes,
+        cap.system_page_bytes()
+            .map_or_else(|| String::from("?"), report::size)
+    );
+    if cap.vf_enabled() {
+        warn!("sriov: {pf}: firmware left VF Enable set: clearing it and waiting 1 s");
+        cap.disable_vfs(cfg)?;
+        delay::wait_us(VF_DISABLE_WAIT_US, platform.pm_timer);
+        cap.refresh(&*cfg)?;
+    }
+    if cap.total_vfs == 0 {
+        return Err(EnableError::NoVfs);
+    }
+    let port = functions
+        .iter()
+        .find(|b| b.bridge.is_some_and(|r| r.secondary == pf.bus()))
+        .map(|b| b.bdf);
+    // ARI forwarding only towards an ARI device: a non-ARI device below a port forwarding
+    // device numbers other than 0 would answer them as aliases of itself (§6.13).
+    let pf_ari = f.ext_caps.iter().any(|c| c.id == ext_cap_id::ARI);
+    let ari = match port {
+        Some(p)
+            if pf_ari && pcie::ari_forwarding_supported(&*cfg, p).map_err(EnableError::Cap)? =>
+        {
+            pcie::set_ari_forwarding(cfg, p, true).map_err(EnableError::Cap)?
+        }
+        _ => false,
+    };
+    let lowest_pf = functions
+        .iter()
+        .filter(|o| o.bdf.bus() == pf.bus() && o.ext_caps.iter().any(|c| c.id == ext_cap_id::SRIOV))
+        .map(|o| o.bdf)
+        .min()
+        == Some(pf);
+    if ari && lowest_pf {
+        cap.set_ari_capable_hierarchy(cfg, true)?;
+    }
+    if let Some(p) = port {
+        info!(
+            "sriov: {pf}: upstream port {p}: ARI forwarding {}; ARI Capable Hierarchy {}",
+            match (ari, pf_ari) {
+                (true, _) => "enabled",
+                (false, true) => "not supported by the port",
+                (false, false) => "not used (the PF has no ARI capability)",
+            },
+            if cap.ari_capable_hierarchy() {
+                "set"
+            } else {
+                "clear"
+            }
+        );
+    }
+    cap.set_num_vfs(cfg, cap.total_vfs)?;
+    let Some(last_index) = cap.num_vfs.checked_sub(1) else {
+        return Err(EnableError::NumVfsNotTaken {
+            wrote: cap.total_vfs,
+        });
+    };
+    let first = cap.vf(0)?;
+    let last = cap.vf(last_index)?;
+    info!(
+        "sriov: {pf}: NumVFs {} (= TotalVFs): First VF Offset {:#x}, VF Stride {} -> VFs {first} to {last}",
+        cap.num_vfs, cap.first_vf_offset, cap.vf_stride
+    );
+    if let Some(p) = port
+        && !ari
+        && cap.vfs_need_ari_forwarding()?
+    {
+        cap.set_num_vfs(cfg, 0)?;
+        return Err(EnableError::AriNeeded { port: p });
+    }
+    match place_vf_bars(cfg, map, &mut cap) {
+        Ok(bars) => Ok((cap, bars)),
+        Err(e) => {
+            let _ = cap.set_num_vfs(cfg, 0);
+            Err(e)
+        }
+    }
+}
+
+/// Step 4: sizes, places and programs the VF BARs; returns them as programmed.
+fn place_vf_bars(
+    cfg: &mut Access,
+    map: &mut MmioMap,
+    cap: &mut SriovCap,
+) -> Result<Bars, EnableError> {
+    let pf = cap.pf;
+    let sized = cap.size_vf_bars(cfg)?;
+    let requests: Vec<VfBarRequest> = sized
+        .iter()
+        .map(|b| VfBarRequest::new(pf, b, cap.num_vfs))
+        .collect();
+    if requests.is_empty() {
+        info!("sriov: {pf}: no VF BARs");
+        return Ok(sized);
+    }
+    let mut line = String::new();
+    for b in sized.iter() {
+        let _ = write!(
+            line,
+            "{}VF BAR{} {} {} per VF, {} for {}",
+            if line.is_empty() { "" } else { "; " },
+            b.index,
+            report::bar_kind(b),
+            report::size(b.size),
+            report::size(b.size.saturating_mul(u64::from(cap.num_vfs))),
+            cap.num_vfs
+        );
+    }
+    info!("sriov: {pf}: {line}");
+    let (size, align) = conduit_pci::plan_span(&requests).map_err(EnableError::Plan)?;
+    let space = map.place(pf, size, align).map_err(EnableError::Space)?;
+    log_space(pf, size, &space);
+    let mut out: Vec<Option<VfBarPlacement>> = alloc::vec![None; requests.len()];
+    conduit_pci::plan_vf_bars(space.region, &requests, &mut out).map_err(EnableError::Plan)?;
+    for p in out.iter().flatten() {
+        if let Some(bar) = sized.get(p.request.bar_index) {
+            cap.write_vf_bar(cfg, bar, p.base)?;
+        }
+    }
+    map.commit(cfg, pf, &space).map_err(EnableError::Space)?;
+    let programmed = cap.size_vf_bars(cfg)?;
+    let mut line = String::new();
+    for b in programmed.iter() {
+        let end = b
+            .address
+            .saturating_add(b.size.saturating_mul(u64::from(cap.num_vfs)));
+        if end > 1 << 32 {
+            return Err(EnableError::Above4G {
+                index: b.index,
+                address: b.address,
+            });
+        }
+        let _ = write!(
+            line,
+            "{}VF BAR{} {:#x}-{:#x}",
+            if line.is_empty() { "" } else { ", " },
+            b.index,
+            b.address,
+            end - 1
+        );
+    }
+    info!("sriov: {pf}: programmed {line} (below 4 GiB, upper dwords 0)");
+    Ok(programmed)
+}
+
+fn log_space(pf: Bdf, size: u64, space: &VfSpace) {
+    info!(
+        "window: {pf}: VF BARs get {} ({})",
+        space.region,
+        report::size(size)
+    );
+    for w in &space.windows {
+        if w.before == w.after {
+            info!(
+                "window: bridge {} memory window {} holds them (unchanged); memory decode on",
+                w.bridge, w.after
+            );
+        } else {
+            info!(
+                "window: bridge {} memory window {} -> {} to hold them; memory decode on",
+                w.bridge, w.before, w.after
+            );
+        }
+    }
+}

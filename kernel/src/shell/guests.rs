@@ -1,0 +1,342 @@
+//! The guest commands: `vms`, `vcpu`, `ept`, `stop`, `restart`. Each reads the guest's live
+//! structures: its state and statistics, its VMCS (made current for the read, between time
+//! slices), its EPT.
+
+use super::say;
+use crate::arch::x86_64::vmx::vmcs::FieldError;
+use crate::guest::{Guest, Guests, State};
+use alloc::string::String;
+use conduit_pci::ConfigAccess as _;
+use conduit_vmx::describe::{
+    AccessRightsText, ActivityText, EventText, FlagNames, InterruptibilityText,
+};
+use conduit_vmx::exit::{ExitReason, InterruptionInfo};
+use conduit_vmx::fields::{Control32, ReadOnly32, ReadOnlyNatural};
+use conduit_vmx::guest_state::{GuestState, SegReg};
+use core::fmt::Write as _;
+
+const MIB: u64 = 1 << 20;
+
+/// `vms`: every guest with its state, memory, time in the guest and exits by reason.
+pub fn vms(guests: &Guests) {
+    let tsc_mhz = guests.host.as_ref().map_or(0, |h| h.tsc_mhz);
+    let runnable = guests
+        .list
+        .iter()
+        .filter(|g| g.state == State::Runnable)
+        .count();
+    match &guests.no_vmx {
+        Some(why) => say!("no guest runs on this machine: {why}"),
+        None => say!(
+            "{} guest(s), {runnable} runnable, {} not created; TSC {tsc_mhz} MHz",
+            guests.list.len(),
+            guests.refused.len()
+        ),
+    }
+    for g in &guests.list {
+        let mut restarts = String::new();
+        if g.restarts > 0 {
+            let _ = write!(restarts, ", restarted {} time(s)", g.restarts);
+        }
+        say!(
+            "  {}: {}; {} MiB at host {:#x}, VPID {}, {} in guest{restarts}",
+            g.name,
+            g.state_text(),
+            g.memory_size() / MIB,
+            g.memory_host(),
+            g.vpid,
+            Duration(g.stats.tsc_in_guest, tsc_mhz)
+        );
+        let mut by_reason = String::new();
+        for (name, n) in g.stats.nonzero() {
+            let sep = if by_reason.is_empty() { "" } else { ", " };
+            let _ = write!(by_reason, "{sep}{name}: {n}");
+        }
+        say!("    exits: {} ({by_reason})", g.stats.total_exits());
+        if !g.devices.is_empty() {
+            let mut functions = String::new();
+            for bdf in &g.devices {
+                let command = crate::pci::get()
+                    .map(|pci| pci.with_config(|cfg| cfg.read16(*bdf, 4)))
+                    .unwrap_or(0xffff);
+                let sep = if functions.is_empty() { "" } else { ", " };
+                let _ = write!(functions, "{sep}{bdf} (Command {command:#06x})");
+            }
+            say!("    functions: {functions}");
+        }
+    }
+    for r in &guests.refused {
+        say!("  {}: not created ({})", r.name, r.reason);
+    }
+}
+
+/// TSC ticks as milliseconds at `mhz` ticks per microsecond.
+struct Duration(u64, u64);
+
+impl core::fmt::Display for Duration {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let Duration(ticks, mhz) = *self;
+        if mhz == 0 {
+            return write!(f, "{ticks} TSC ticks");
+        }
+        let us = ticks / mhz;
+        write!(f, "{}.{:03} ms", us / 1000, us % 1000)
+    }
+}
+
+/// `vcpu <guest>`: the guest-state area of its VMCS, decoded, with the pending events.
+pub fn vcpu(guests: &Guests, id: usize) {
+    let Some(g) = guests.list.get(id) else {
+        return;
+    };
+    if let Err(e) = dump_vcpu(g) {
+        say!("error: cannot read the VMCS of `{}`: {e}", g.name);
+    }
+}
+
+fn dump_vcpu(g: &Guest) -> Result<(), FieldError> {
+    let mut v = g.load_vmcs().map_err(|fail| FieldError {
+        field: "VMPTRLD",
+        write: false,
+        fail,
+    })?;
+    let s = GuestState::read_from(&mut v)?;
+    let entry = InterruptionInfo(v.get(Control32::EntryInterruptionInfo)?);
+    let entry_error = v.get(Control32::EntryExceptionErrorCode)?;
+    let exit = ExitReason(v.get(ReadOnly32::ExitReason)?);
+    let qualification = v.get(ReadOnlyNatural::ExitQualification)?;
+    say!(
+        "vcpu of {} (VPID {}, {}, VMCS {}):",
+        g.name,
+        g.vpid,
+        g.state_text(),
+        if g.launched() {
+            "launched"
+        } else {
+            "not launched"
+        }
+    );
+    say!("  RIP    {:#018x}  {}", s.rip, where_in_image(g, &s));
+    say!(
+        "  RSP    {:#018x}  RFLAGS {:#018x} {}",
+        s.rsp,
+        s.rflags,
+        FlagNames::rflags(s.rflags)
+    );
+    say!("  CR0    {:#018x} {}", s.cr0, FlagNames::cr0(s.cr0));
+    say!("  CR3    {:#018x}", s.cr3);
+    say!("  CR4    {:#018x} {}", s.cr4, FlagNames::cr4(s.cr4));
+    say!("  EFER   {:#018x} {}", s.efer, FlagNames::efer(s.efer));
+    for r in [
+        SegReg::Cs,
+        SegReg::Ss,
+        SegReg::Ds,
+        SegReg::Es,
+        SegReg::Fs,
+        SegReg::Gs,
+        SegReg::Tr,
+        SegReg::Ldtr,
+    ] {
+        let seg = s.segment(r);
+        say!(
+            "  {:<4}   {:#06x} base {:#018x} limit {:#010x} ar {:#07x} ({})",
+            r.name(),
+            seg.selector,
+            seg.base,
+            seg.limit,
+            seg.access_rights,
+            AccessRightsText(seg.ar())
+        );
+    }
+    say!(
+        "  GDTR   base {:#018x} limit {:#06x}   IDTR base {:#018x} limit {:#06x}",
+        s.gdtr.base,
+        s.gdtr.limit,
+        s.idtr.base,
+        s.idtr.limit
+    );
+    say!(
+        "  activity {}; interruptibility {}; pending debug exceptions {:#x}",
+        ActivityText(s.activity_state),
+        InterruptibilityText(s.interruptibility),
+        s.pending_debug_exceptions
+    );
+    let queued = if g.gp_queued() {
+        "; a #GP is queued for the entry after"
+    } else {
+        ""
+    };
+    say!(
+        "  event to inject at the next entry: {}{queued}",
+        EventText {
+            info: entry,
+            error_code: entry_error
+        }
+    );
+    if g.launched() {
+        say!(
+            "  last exit: {} (reason {}), qualification {qualification:#x}",
+            exit.name(),
+            exit.basic_raw()
+        );
+    } else {
+        say!("  last exit: none (never entered since its VMCS was programmed)");
+    }
+    let r = &g.regs.gpr;
+    say!(
+        "  RAX {:#x} RBX {:#x} RCX {:#x} RDX {:#x} RSI {:#x} RDI {:#x} RBP {:#x}",
+        r[0],
+        r[3],
+        r[1],
+        r[2],
+        r[6],
+        r[7],
+        r[5]
+    );
+    say!(
+        "  R8 {:#x} R9 {:#x} R10 {:#x} R11 {:#x} R12 {:#x} R13 {:#x} R14 {:#x} R15 {:#x}",
+        r[8],
+        r[9],
+        r[10],
+        r[11],
+        r[12],
+        r[13],
+        r[14],
+        r[15]
+    );
+    Ok(())
+}
+
+/// Where the instruction pointer is: the image segment holding CS.base + RIP (guests start
+/// identity-mapped, so that linear address is a GPA), or that it is outside the image.
+fn where_in_image(g: &Guest, s: &GuestState) -> String {
+    let linear = s.cs.base.wrapping_add(s.rip);
+    let segment = g
+        .spec()
+        .segments
+        .iter()
+        .find(|seg| (seg.gpa..seg.gpa.saturating_add(seg.mem_len)).contains(&linear));
+    match segment {
+        Some(seg) => alloc::format!(
+            "(CS.base+RIP {linear:#x}: in image segment [{:#x}, {:#x}))",
+            seg.gpa,
+            seg.gpa + seg.mem_len
+        ),
+        None => alloc::format!("(CS.base+RIP {linear:#x}: outside the image's segments)"),
+    }
+}
+
+/// `ept <guest> <gpa>`: the walk of `gpa` through the guest's EPT, level by level.
+pub fn ept(guests: &Guests, id: usize, gpa: u64) {
+    let Some(g) = guests.list.get(id) else {
+        return;
+    };
+    let walk = match g.ept_walk(gpa) {
+        Ok(w) => w,
+        Err(e) => {
+            say!("error: cannot walk GPA {gpa:#x} of `{}`: {e}", g.name);
+            return;
+        }
+    };
+    say!(
+        "EPT of {} (EPTP {:#x}), GPA {gpa:#x}, {} level(s) read:",
+        g.name,
+        g.eptp(),
+        walk.steps().len()
+    );
+    for step in walk.steps() {
+        say!("  {step}");
+    }
+    let base = g.memory_host();
+    match walk.translation() {
+        Some(t) => {
+            let inside = (base..base + g.memory_size()).contains(&t.phys);
+            say!(
+                "  GPA {gpa:#x} -> HPA {:#x} ({:?} leaf, {:?}, {}), {} the guest's memory [{base:#x}, {:#x})",
+                t.phys,
+                t.page_size,
+                t.attributes.memory_type,
+                AccessText(t.attributes.access),
+                if inside { "inside" } else { "OUTSIDE" },
+                base + g.memory_size()
+            );
+        }
+        None => say!("  GPA {gpa:#x} is not mapped"),
+    }
+}
+
+/// EPT rights as `RWX` letters.
+struct AccessText(conduit_paging::Access);
+
+impl core::fmt::Display for AccessText {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use conduit_paging::Access;
+        for (flag, c) in [
+            (Access::READ, 'R'),
+            (Access::WRITE, 'W'),
+            (Access::EXECUTE, 'X'),
+        ] {
+            f.write_char(if self.0.contains(flag) { c } else { '-' })?;
+        }
+        Ok(())
+    }
+}
+
+/// `stop <guest>`: it is not entered again; memory, EPT and VMCS stay for `restart`.
+pub fn stop(guests: &mut Guests, id: usize) {
+    let Some(g) = guests.list.get_mut(id) else {
+        return;
+    };
+    if g.state != State::Runnable {
+        say!(
+            "error: guest `{}` is not running ({}); `restart {}` starts it again",
+            g.name,
+            g.state_text(),
+            g.name
+        );
+        return;
+    }
+    let quiesced = g.stop_by_operator();
+    say!(
+        "stopped {}: it is not entered again; its memory, EPT and IOMMU domain stay until it is destroyed",
+        g.name
+    );
+    if quiesced.is_empty() {
+        say!("  no function is assigned to it: nothing to quiesce");
+    }
+    for (bdf, command) in quiesced {
+        match command {
+            Some(c) => say!(
+                "  {bdf} quiesced: bus mastering off (Command {c:#06x}); still assigned to {}",
+                g.name
+            ),
+            None => say!("  {bdf} did not answer: it could not be quiesced"),
+        }
+    }
+}
+
+/// `restart <guest>`: the guest starts again from its image in its own memory and VMCS.
+pub fn restart(guests: &mut Guests, id: usize) {
+    let (Some(host), Some(g)) = (guests.host.as_mut(), guests.list.get_mut(id)) else {
+        return;
+    };
+    match g.restart(host) {
+        Ok(()) => {
+            say!(
+                "restarted {} from its image (entry {:?}); restarts so far: {}",
+                g.name,
+                g.spec().entry,
+                g.restarts
+            );
+            if !g.devices.is_empty() {
+                say!(
+                    "  its functions stay assigned, with bus mastering off until its driver turns it on"
+                );
+            }
+        }
+        Err(e) => say!(
+            "error: restart of `{}` failed: {e}; it stays stopped",
+            g.name
+        ),
+    }
+}
