@@ -14,6 +14,7 @@ mod config;
 mod console;
 mod guest;
 mod iommu;
+mod irq;
 mod memory;
 mod nvme;
 mod pci;
@@ -83,6 +84,7 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     pci::init(&platform, mem);
     let dmar = selftest::dmar_for_boot(config.test, platform.dmar);
     iommu::init(mem, dmar.as_deref(), selftest::iommu_options(config.test));
+    irq::init(mem, &platform);
     // Before the guests: the VFs they are given must be enabled and online first.
     nvme::init(&bundle, mem, config.test);
 
@@ -98,7 +100,8 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         n => alloc::format!("{n} CPU(s)"),
     };
     info!(
-        "boot complete: {} MiB usable ({} frames free), {cpus}, VMX {}, DMAR {}, DMA remapping {}",
+        "boot complete: {} MiB usable ({} frames free), {cpus}, VMX {}, DMAR {}, DMA remapping {}, \
+         interrupt remapping {}; {} hypervisor ticks",
         mem.usable_mib(),
         mem.frames.lock().available_frames(),
         if cpu.vmx.is_some() {
@@ -111,7 +114,13 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         } else {
             "absent"
         },
-        if iommu::status().is_ok() { "on" } else { "off" }
+        if iommu::status().is_ok() { "on" } else { "off" },
+        if iommu::interrupt_remapping().is_ok() {
+            "on"
+        } else {
+            "off"
+        },
+        irq::dispatch::ticks()
     );
     sched::run(&mut guests, &platform, config.on_idle);
     power::succeed();

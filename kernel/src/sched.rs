@@ -100,6 +100,7 @@ fn run_slice(g: &mut Guest) {
         return;
     }
     loop {
+        crate::irq::interrupt_window();
         if let Err(e) = guest::inject_pending(g, &mut v) {
             g.stop(format!("{e}"));
             return;

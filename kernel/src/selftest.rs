@@ -2,6 +2,9 @@
 
 mod dmar_corrupt;
 mod edu;
+mod igb;
+mod intremap;
+mod intremap_checks;
 mod nvme_vf;
 mod vtd_edu;
 
@@ -29,6 +32,7 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
         TestCase::VtdEdu => ("vtd-edu", vtd_edu::run(mem, vmx)),
         TestCase::VtdEduRegisterInvalidation => ("vtd-edu-reginv", vtd_edu::run(mem, vmx)),
         TestCase::DmarCorrupt => ("dmar-corrupt", dmar_corrupt::run(mem)),
+        TestCase::Intremap => ("intremap", intremap::run(mem)),
         // These run once the guests are placed: see `after_guests`.
         TestCase::NvmeVf | TestCase::NvmeVfBad => return,
     };

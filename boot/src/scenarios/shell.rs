@@ -63,23 +63,26 @@ pub const QEMU_EXPECT: &[&str] = &[
     // `pci`: the tree enumerated at boot (QEMU q35 under OVMF), the SR-IOV PFs read live, the
     // owner of every function from the IOMMU domains: edu belongs to hello64.
     r"conduit> pci$",
-    r"^pci: 10 function\(s\), enumerated at boot through ECAM at 0xb0000000; owners from the IOMMU domains$",
+    r"^pci: 22 function\(s\) \(12 of them SR-IOV VFs\), enumerated at boot through ECAM at 0xb0000000; owners from the IOMMU domains$",
     r"^  00:00\.0 8086:29c0 host bridge; owner: hypervisor$",
     r"^  00:02\.0 1b36:000c PCI-to-PCI bridge, buses 01-01; owner: hypervisor$",
     r"^    01:00\.0 8086:10c9 Ethernet controller; owner: hypervisor$",
-    r"^      SR-IOV PF: TotalVFs 8, NumVFs 0, VF Enable off, VF device 8086:10ca, first VF offset 0x80, stride 2$",
-    r"^        no VF enabled$",
+    r"^      SR-IOV PF: TotalVFs 8, NumVFs 8, VF Enable on, VF device 8086:10ca, first VF offset 0x80, stride 2$",
+    r"^        VF 0 01:10\.0 8086:10ca; owner: hypervisor$",
+    r"^        VF 1 01:10\.2 8086:10ca; owner: hypervisor$",
+    r"^        VF 7 01:11\.6 8086:10ca; owner: hypervisor$",
     r"^  00:03\.0 1b36:000c PCI-to-PCI bridge, buses 02-02; owner: hypervisor$",
     r"^    02:00\.0 1b36:0010 NVM Express controller; owner: hypervisor$",
-    r"^      SR-IOV PF: TotalVFs 4, NumVFs 0, VF Enable off, VF device 1b36:0010, first VF offset 0x1, stride 1$",
-    r"^        no VF enabled$",
+    r"^      SR-IOV PF: TotalVFs 4, NumVFs 4, VF Enable on, VF device 1b36:0010, first VF offset 0x1, stride 1$",
+    r"^        VF 0 02:00\.1 1b36:0010; owner: hypervisor$",
+    r"^        VF 3 02:00\.4 1b36:0010; owner: hypervisor$",
     r#"^  00:04\.0 1234:11e8 unclassified device; owner: guest "hello64" \(domain 3\)$"#,
     r"^  00:1f\.3 8086:2930 SMBus controller; owner: hypervisor$",
     // `iommu`: QEMU's one unit (intremap=on, caching-mode=on), the guest's domain, and the DMA
     // faults the VT-d self-test provoked before the shell started, decoded.
     r"conduit> iommu$",
     r"^iommu: DMA remapping on: 1 unit\(s\), 1 domain\(s\)$",
-    r"^  unit 0xfed90000: CAP 0x00d2008c222f0686, ECAP 0x0000000000f00f4a; translation on, interrupt remapping off, queued invalidation; root table 0x[0-9a-f]+$",
+    r"^  unit 0xfed90000: CAP 0x00d2008c222f0686, ECAP 0x0000000000f00f4a; translation on, interrupt remapping on, queued invalidation; root table 0x[0-9a-f]+$",
     r"^    CAP: ND=6 \(65536 domains\) .* CM=1 SAGAW=0x6 \(39-bit 3-level, 48-bit 4-level\) MGAW=48 .*NFR=0 \(1 fault record\(s\)\)",
     r"^    ECAP: C=0 QI=1 DT=0 IR=1 EIM=0 PT=1 SC=0 ",
     r#"^  domain 3 "hello64": IOVA 0x0-0x3fffff -> HPA 0x[0-9a-f]+ \(4 MiB\); 4-level table at 0x[0-9a-f]+; functions: 00:04\.0$"#,
@@ -87,13 +90,14 @@ pub const QEMU_EXPECT: &[&str] = &[
     r"^    unit 0xfed90000: source 00:04\.0, write at IOVA 0x4200000, reason 0x02: context entry not present",
     r"^    unit 0xfed90000: source 00:04\.0, write at IOVA 0x[0-9a-f]+, reason 0x05: write to a page without write permission",
     r"^    unit 0xfed90000: source 00:04\.0, read at IOVA 0x[0-9a-f]+, reason 0x06: read of a page without read permission",
-    // `irq`: no remapping yet; the VT-d fault vector counted the self-test's six faults.
+    // `irq`: remapping on; the VT-d fault vector counted the self-test's six faults; the tick runs.
     r"conduit> irq$",
-    r"^irq: interrupt remapping is not enabled: no IRTE is allocated \(1 of 1 unit\(s\) support it\)$",
+    r"^irq: interrupt remapping is on$",
     r"^  local APIC 0 in xAPIC mode at 0xfee00000; host interrupts disabled",
     r"^  vector 0x30: VT-d fault event \(unit\(s\) 0xfed90000\), owner hypervisor; delivered 6 time\(s\)$",
     r"^  vector 0xff: local APIC spurious interrupt, owner hypervisor; delivered 0 time\(s\)$",
-    r"^  IOAPIC id 0 at 0xfec00000, GSI base 0: not programmed",
+    r"^  vector 0xf0: hypervisor tick \(local APIC timer\), owner hypervisor; [1-9][0-9]* tick\(s\)$",
+    r"^  IOAPIC id 0 at 0xfec00000, GSI base 0: every input masked at boot",
     // `vms` and `vcpu` on a machine without VMX.
     r"conduit> vms$",
     r"^no guest runs on this machine: this CPU has no VMX$",
@@ -125,6 +129,9 @@ pub const QEMU_FORBID: &[&str] = &[
     // Ctrl-U must have erased the first `junk`; no garbage byte may reach the parser.
     r"junkjunk",
     r"unknown command `[^`]*[^ -~]",
+    // VFs are listed once, under their PF, with the identity enumeration recorded.
+    r"does not answer",
+    r"^    01:10\.0 ",
 ];
 
 /// `bochs-shell`: what the harness types.
@@ -172,7 +179,7 @@ pub const BOCHS_EXPECT: &[&str] = &[
     // `pci` and `iommu` on Bochs: enumeration through port I/O, beta's e1000 (OVMF left bus
     // mastering on), no IOMMU.
     r"conduit> pci$",
-    r"^pci: [0-9]+ function\(s\), enumerated at boot through port I/O 0xcf8/0xcfc \(no MCFG\)",
+    r"^pci: [0-9]+ function\(s\) \(0 of them SR-IOV VFs\), enumerated at boot through port I/O 0xcf8/0xcfc \(no MCFG\)",
     r"^  00:00\.0 8086:1237 host bridge; owner: hypervisor$",
     r#"^  00:03\.0 8086:100e Ethernet controller; owner: guest "beta" \(no IOMMU domain: unprotected\)$"#,
     r"conduit> iommu$",

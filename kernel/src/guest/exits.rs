@@ -79,9 +79,16 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         BasicExitReason::Vmcall => vmcall(g, v),
         BasicExitReason::Rdmsr => rdmsr(g, v),
         BasicExitReason::Wrmsr => wrmsr(g, v),
-        // With "acknowledge interrupt on exit" the interrupt is consumed; the host runs with
-        // interrupts off, so there is nothing to forward yet.
-        BasicExitReason::ExternalInterrupt => Ok(Outcome::Resume),
+        // With "acknowledge interrupt on exit" the interrupt was acknowledged and its vector is
+        // in the exit interruption information: the hypervisor's dispatcher handles it (tick,
+        // device interrupts counted per owner, EOI) as the IDT would have.
+        BasicExitReason::ExternalInterrupt => {
+            let info = InterruptionInfo(v.get(ReadOnly32::ExitInterruptionInfo)?);
+            if info.valid() {
+                crate::irq::on_interrupt(info.vector());
+            }
+            Ok(Outcome::Resume)
+        }
         BasicExitReason::ExceptionOrNmi => {
             let info = InterruptionInfo(v.get(ReadOnly32::ExitInterruptionInfo)?);
             if info.valid() && info.vector() == 2 {

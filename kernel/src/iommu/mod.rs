@@ -13,14 +13,24 @@
 //!   (caching mode honoured).
 //! - [`map`] / [`unmap`]`(domain, gpa, len)`: make a part of the guest's own memory reachable or
 //!   unreachable for its devices (never anything else), with IOTLB invalidation.
-//! - [`destroy_domain`], [`service_faults`] (decodes and logs DMA faults), [`units`].
+//! - [`destroy_domain`], [`service_faults`] (decodes and logs DMA and interrupt-remapping
+//!   faults), [`units`].
 //! - [`view`], [`recent_faults`]: the units, domains and latest faults, for the debug shell.
+//! - Interrupt remapping ([`intremap`]): brought up with the units (the local APIC's mode is
+//!   chosen there); [`write_irte`], [`mask_irte`] / [`try_mask_irte`], [`read_irte`],
+//!   [`interrupt_remapping`], [`ioapic_source_id`] for `crate::irq`, which decides what goes
+//!   into the table.
 
 mod dmar;
 mod domain;
+mod intremap;
 mod view;
 
 pub use domain::{DomainId, GuestMemory};
+pub use intremap::{
+    IRT_ENTRIES, IrInfo, interrupt_remapping, ioapic_source_id, mask_irte, read_irte,
+    try_mask_irte, write_irte,
+};
 pub use view::{View, recent_faults, view};
 
 use crate::arch::x86_64::apic;
@@ -85,6 +95,10 @@ pub enum IommuError {
     OutOfDomainIds,
     Paging(conduit_paging::Error),
     Hardware(VtdError),
+    /// Interrupt remapping is off; interrupts cannot be routed through the table.
+    InterruptRemappingOff {
+        reason: String,
+    },
 }
 
 impl core::fmt::Display for IommuError {
@@ -120,6 +134,9 @@ impl core::fmt::Display for IommuError {
             Self::OutOfDomainIds => write!(f, "no domain ID left"),
             Self::Paging(e) => write!(f, "second-level tables: {e}"),
             Self::Hardware(e) => write!(f, "remapping hardware: {e}"),
+            Self::InterruptRemappingOff { reason } => {
+                write!(f, "interrupt remapping is off ({reason})")
+            }
         }
     }
 }
@@ -139,6 +156,10 @@ struct State {
     units: Vec<RemappingUnit>,
     domains: Vec<Domain>,
     next_did: u16,
+    /// The interrupt remapping table every unit uses, while interrupt remapping is on.
+    ir: Option<crate::arch::x86_64::vtd::ir::Table>,
+    /// Why interrupt remapping is off.
+    ir_off: Option<String>,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -163,11 +184,13 @@ fn disable_with(mem: &'static Memory, reason: String, level: log::Level) {
     );
     *STATE.lock() = Some(State {
         mem,
+        ir_off: Some(alloc::format!("DMA remapping is off: {reason}")),
         disabled: Some(reason),
         dmar: Vec::new(),
         units: Vec::new(),
         domains: Vec::new(),
         next_did: 1,
+        ir: None,
     });
 }
 
@@ -207,7 +230,8 @@ pub fn init(mem: &'static Memory, dmar: Option<&[u8]>, options: Options) {
     if units.is_empty() {
         return disable(mem, String::from("the DMAR lists no remapping unit"));
     }
-    match apic::init(mem) {
+    let (apic_id, ir) = intremap::bring_up(mem, &mut units, options.register_invalidation);
+    match apic_id {
         Ok(apic_id) => {
             for u in &units {
                 u.enable_fault_interrupt(apic_id, apic::vectors::VTD_FAULT);
@@ -228,6 +252,8 @@ pub fn init(mem: &'static Memory, dmar: Option<&[u8]>, options: Options) {
         units,
         domains: Vec::new(),
         next_did: 1,
+        ir: ir.table,
+        ir_off: ir.off,
     });
 }
 
@@ -509,11 +535,27 @@ fn describe_invalidation(done: Option<(Invalidation, Method)>, otherwise: &str) 
     }
 }
 
-/// Decodes, logs and clears every DMA fault recorded since the last call, and returns them.
+/// Decodes, logs and clears every DMA and interrupt-remapping fault recorded since the last call, and returns them.
 pub fn service_faults() -> Vec<Fault> {
     let found = fault::take();
     view::remember(&found.faults);
     for f in &found.faults {
+        let via = match f.via {
+            fault::Via::Interrupt => "the fault event interrupt",
+            fault::Via::Poll => "polling the fault status",
+        };
+        if let Some(index) = f.interrupt_index {
+            error!(
+                "vtd: interrupt remapping fault on unit {:#x}: source {}, interrupt index {index} \
+                 ({index:#x}), reason {:#04x}: {}; the interrupt was not delivered (reported by \
+                 {via})",
+                f.unit,
+                f.source,
+                f.reason,
+                fault::reason_text(f.reason),
+            );
+            continue;
+        }
         error!(
             "vtd: DMA fault on unit {:#x}: source {}, {} at IOVA {:#x}{}, reason {:#04x}: {} \
              (reported by {})",
@@ -525,10 +567,7 @@ pub fn service_faults() -> Vec<Fault> {
                 .map_or_else(String::new, |p| alloc::format!(" (PASID {p:#x})")),
             f.reason,
             fault::reason_text(f.reason),
-            match f.via {
-                fault::Via::Interrupt => "the fault event interrupt",
-                fault::Via::Poll => "polling the fault status",
-            }
+            via
         );
     }
     if found.overflow {

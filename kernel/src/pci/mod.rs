@@ -10,6 +10,7 @@
 //! ([`sriov`], with their MMIO space below 4 GiB from [`window`]).
 
 pub mod access;
+pub mod msi;
 pub mod report;
 pub mod reset;
 pub mod sriov;

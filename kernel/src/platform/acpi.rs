@@ -65,6 +65,31 @@ pub struct IoApic {
     pub gsi_base: u32,
 }
 
+/// An interrupt source override from the MADT (ACPI 6.5 §5.2.12.5): ISA IRQ `isa` arrives on
+/// `gsi` with this polarity and trigger mode ("conforms to the bus" is ISA's: high, edge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IsaOverride {
+    pub isa: u8,
+    pub gsi: u32,
+    pub active_low: bool,
+    pub level: bool,
+}
+
+/// Where ISA IRQ `isa` arrives given the MADT's `overrides`: the override if there is one, else
+/// the GSI of the same number, edge-triggered, active high (ACPI 6.5 §5.2.12.5).
+pub fn isa_route(overrides: &[IsaOverride], isa: u8) -> IsaOverride {
+    overrides
+        .iter()
+        .find(|o| o.isa == isa)
+        .copied()
+        .unwrap_or(IsaOverride {
+            isa,
+            gsi: u32::from(isa),
+            active_low: false,
+            level: false,
+        })
+}
+
 /// One ECAM region from the MCFG (PCI Firmware spec 3.3, 4.1.2).
 #[derive(Debug, Clone, Copy)]
 pub struct Ecam {
@@ -90,6 +115,8 @@ pub struct Platform {
     pub local_apic_ids: Vec<u32>,
     pub local_apic_address: Option<u64>,
     pub io_apics: Vec<IoApic>,
+    /// ISA IRQs that do not arrive on the GSI of the same number, or not edge / active high.
+    pub isa_overrides: Vec<IsaOverride>,
     pub ecam: Vec<Ecam>,
     /// The whole DMAR table (header included), when present and its checksum is right.
     pub dmar: Option<&'static [u8]>,
@@ -192,6 +219,19 @@ fn madt(tables: &AcpiTables<OffsetHandler>, p: &mut Platform) {
                 address: i.address,
                 gsi_base: i.global_system_interrupt_base,
             }));
+            p.isa_overrides
+                .extend(apic.interrupt_source_overrides.iter().map(|o| IsaOverride {
+                    isa: o.isa_source,
+                    gsi: o.global_system_interrupt,
+                    active_low: matches!(
+                        o.polarity,
+                        acpi::platform::interrupt::Polarity::ActiveLow
+                    ),
+                    level: matches!(
+                        o.trigger_mode,
+                        acpi::platform::interrupt::TriggerMode::Level
+                    ),
+                }));
         }
         _ => warn!("MADT: not found or no APIC interrupt model: no IOAPIC"),
     }
@@ -205,6 +245,15 @@ fn madt(tables: &AcpiTables<OffsetHandler>, p: &mut Platform) {
         info!(
             "MADT: IOAPIC id {} at {:#x}, GSI base {}",
             io.id, io.address, io.gsi_base
+        );
+    }
+    for o in &p.isa_overrides {
+        info!(
+            "MADT: ISA IRQ {} -> GSI {} ({}, active {})",
+            o.isa,
+            o.gsi,
+            if o.level { "level" } else { "edge" },
+            if o.active_low { "low" } else { "high" }
         );
     }
 }

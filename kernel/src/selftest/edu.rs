@@ -4,7 +4,10 @@
 //! BAR0 (1 MiB MMIO): 0x00 identification (0x010000ed), 0x04 liveness (reads back the bitwise
 //! NOT of what was written), 0x80 DMA source, 0x88 DMA destination, 0x90 count, 0x98 command
 //! (bit 0 start, bit 1 direction: 0 = RAM to the device buffer, 1 = buffer to RAM, bit 2 raise an
-//! interrupt when done). The device buffer is 4 KiB at device address 0x40000. A transfer runs
+//! interrupt when done). Interrupts: 0x24 interrupt status, 0x60 raise (the value is ORed into the
+//! status and an interrupt is sent, every time: with MSI one message per write), 0x64 acknowledge
+//! (clears those status bits); a finished DMA with bit 2 raises status bit 8 (0x100). One MSI
+//! vector (capability at 0x40, 64-bit, no per-vector mask), INTx A otherwise. The device buffer is 4 KiB at device address 0x40000. A transfer runs
 //! from a timer about 100 ms after the command; bit 0 reads 1 until it is done. DMA addresses are
 //! masked to 28 bits.
 
@@ -28,6 +31,9 @@ pub const DMA_LIMIT: u64 = 1 << 28;
 
 const CMD_START: u64 = 1 << 0;
 const CMD_TO_RAM: u64 = 1 << 1;
+const CMD_IRQ: u64 = 1 << 2;
+/// The interrupt status bit a finished DMA with "raise interrupt" sets.
+pub const DMA_IRQ: u32 = 0x100;
 
 /// The registers of BAR0 used here.
 #[repr(C)]
@@ -37,7 +43,10 @@ struct Registers {
     _r08: [u32; 6],
     status: u32,
     irq_status: u32,
-    _r28: [u32; 22],
+    _r28: [u32; 14],
+    irq_raise: u32,
+    irq_ack: u32,
+    _r68: [u32; 6],
     dma_src: u64,
     dma_dst: u64,
     dma_count: u64,
@@ -48,6 +57,8 @@ const _: () = {
     assert!(offset_of!(Registers, liveness) == 0x04);
     assert!(offset_of!(Registers, status) == 0x20);
     assert!(offset_of!(Registers, irq_status) == 0x24);
+    assert!(offset_of!(Registers, irq_raise) == 0x60);
+    assert!(offset_of!(Registers, irq_ack) == 0x64);
     assert!(offset_of!(Registers, dma_src) == 0x80);
     assert!(offset_of!(Registers, dma_dst) == 0x88);
     assert!(offset_of!(Registers, dma_count) == 0x90);
@@ -104,9 +115,47 @@ impl Edu {
         self.bar.phys()
     }
 
+    /// Sets `bits` in the interrupt status and raises an interrupt (register 0x60).
+    pub fn raise(&self, bits: u32) {
+        let regs = self.regs;
+        map_field!(regs.irq_raise).write(bits);
+    }
+
+    /// Clears `bits` of the interrupt status (register 0x64).
+    pub fn ack(&self, bits: u32) {
+        let regs = self.regs;
+        map_field!(regs.irq_ack).write(bits);
+    }
+
+    /// The interrupt status (register 0x24).
+    pub fn irq_status(&self) -> u32 {
+        let regs = self.regs;
+        map_field!(regs.irq_status).read()
+    }
+
     /// Starts a transfer of `len` bytes between the device buffer and `iova` and polls until the
     /// device reports it finished (a few seconds at most).
     pub fn dma(&self, direction: Direction, iova: u64, len: u64) -> Result<(), &'static str> {
+        self.dma_inner(direction, iova, len, false)
+    }
+
+    /// [`Edu::dma`] with "raise interrupt when done": status bit [`DMA_IRQ`] and an interrupt.
+    pub fn dma_with_interrupt(
+        &self,
+        direction: Direction,
+        iova: u64,
+        len: u64,
+    ) -> Result<(), &'static str> {
+        self.dma_inner(direction, iova, len, true)
+    }
+
+    fn dma_inner(
+        &self,
+        direction: Direction,
+        iova: u64,
+        len: u64,
+        irq: bool,
+    ) -> Result<(), &'static str> {
         let regs = self.regs;
         if len > BUFFER_LEN {
             return Err("longer than the device buffer");
@@ -121,7 +170,7 @@ impl Edu {
         map_field!(regs.dma_src).write(src);
         map_field!(regs.dma_dst).write(dst);
         map_field!(regs.dma_count).write(len);
-        map_field!(regs.dma_cmd).write(cmd);
+        map_field!(regs.dma_cmd).write(if irq { cmd | CMD_IRQ } else { cmd });
         let cmd = map_field!(regs.dma_cmd);
         let done = crate::arch::x86_64::vtd::inval::wait_for(|| cmd.read() & CMD_START == 0);
         if done {

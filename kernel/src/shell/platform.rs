@@ -11,8 +11,8 @@ use crate::iommu::{self, View};
 use crate::pci::{self, Function, report};
 use crate::platform::Platform;
 use alloc::string::String;
+use conduit_pci::Bdf;
 use conduit_pci::sriov::SriovCap;
-use conduit_pci::{Bdf, ConfigAccess};
 use core::fmt::Write as _;
 
 /// PCIe extended capability ID of SR-IOV.
@@ -43,11 +43,13 @@ pub fn pci(platform: &Platform, guests: &Guests) {
         Some(e) => alloc::format!("ECAM at {:#x}", e.base),
         None => String::from("port I/O 0xcf8/0xcfc (no MCFG)"),
     };
+    let vfs = pci.functions().iter().filter(|f| f.vf.is_some()).count();
     say!(
-        "pci: {} function(s), enumerated at boot through {how}; owners from the IOMMU domains",
+        "pci: {} function(s) ({vfs} of them SR-IOV VFs), enumerated at boot through {how}; owners from the IOMMU domains",
         pci.functions().len()
     );
-    for f in pci.functions() {
+    // VFs are listed under their PF.
+    for f in pci.functions().iter().filter(|f| f.vf.is_none()) {
         function(pci, f, view.as_ref(), guests);
     }
 }
@@ -104,14 +106,14 @@ fn function(pci: &pci::Pci, f: &Function, view: Option<&View>, guests: &Guests) 
         }
     };
     for (i, vf) in vfs.enumerate() {
-        let id = pci.with_config(|cfg| cfg.read32(vf, 0));
-        let answers = if id & 0xffff == 0xffff {
-            String::from("does not answer")
-        } else {
-            alloc::format!("{:04x}:{:04x}", id & 0xffff, id >> 16)
+        // A VF's own vendor/device registers read 0xffff (PCIe Base 6.0, 9.3.4.1.1): its identity
+        // is the one enumeration recorded from the PF (vendor) and the SR-IOV capability (device).
+        let state = match pci.function(vf) {
+            Some(v) => alloc::format!("{:04x}:{:04x}", v.vendor_id(), v.device_id()),
+            None => String::from("not enumerated"),
         };
         say!(
-            "{indent}    VF {i} {vf} {answers}; owner: {}",
+            "{indent}    VF {i} {vf} {state}; owner: {}",
             owner(view, guests, vf)
         );
     }
@@ -236,12 +238,39 @@ pub fn irq(platform: &Platform) {
         vectors::SPURIOUS,
         apic::deliveries(vectors::SPURIOUS)
     );
+    // Every vector the interrupt dispatcher has bound: its owner, the IRTE behind it, the guest's
+    // own vector, and what was delivered or suppressed by the flood guard since it was bound.
+    let mut bound = 0;
+    for v in 0x20..=0xfe_u8 {
+        let Some(b) = crate::irq::dispatch::binding(v) else {
+            continue;
+        };
+        bound += 1;
+        let irte = b.index.map_or_else(
+            || String::from("local source"),
+            |i| alloc::format!("IRTE {i}"),
+        );
+        let virt = b
+            .virtual_vector
+            .map_or_else(String::new, |g| alloc::format!(", guest vector {g:#04x}"));
+        say!(
+            "  vector {v:#04x}: {irte}, owner {}{virt}; delivered {}, suppressed {}",
+            b.owner,
+            crate::irq::dispatch::delivered(v),
+            crate::irq::dispatch::suppressed(v)
+        );
+    }
+    if bound == 0 {
+        say!("  no device vector is bound");
+    }
     say!(
-        "  guests: no interrupt is routed to a guest yet (external interrupts exit and are counted by `vms`)"
+        "  vector {:#04x}: hypervisor tick (local APIC timer), owner hypervisor; {} tick(s)",
+        vectors::TICK,
+        crate::irq::dispatch::ticks()
     );
     for a in &platform.io_apics {
         say!(
-            "  IOAPIC id {} at {:#x}, GSI base {}: not programmed (every redirection entry as the firmware left it)",
+            "  IOAPIC id {} at {:#x}, GSI base {}: every input masked at boot; routes are programmed on demand in remappable format",
             a.id,
             a.address,
             a.gsi_base

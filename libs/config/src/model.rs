@@ -278,6 +278,11 @@ pub enum TestCase {
     /// resources than a secondary controller may have. Both must be reported with the NVMe status
     /// and left unassigned; the other VFs come online.
     NvmeVfBad,
+    /// VT-d interrupt remapping: edu's MSI through a guest-owned, source-verified IRTE (raised
+    /// interrupts and the DMA-completion interrupt counted per guest), forged messages blocked
+    /// with decoded faults (0x26, 0x22, 0x21), an I/O APIC-routed timer in remappable format,
+    /// refused IRTE requests, a flooding device cut off.
+    Intremap,
 }
 
 impl TestCase {
@@ -290,6 +295,7 @@ impl TestCase {
             "dmar-corrupt" => Some(Self::DmarCorrupt),
             "nvme-vf" => Some(Self::NvmeVf),
             "nvme-vf-bad" => Some(Self::NvmeVfBad),
+            "intremap" => Some(Self::Intremap),
             _ => None,
         }
     }
@@ -308,11 +314,14 @@ mod tests {
             ("page-fault", TestCase::PageFault),
             ("nvme-vf", TestCase::NvmeVf),
             ("nvme-vf-bad", TestCase::NvmeVfBad),
+            ("intremap", TestCase::Intremap),
         ] {
             assert_eq!(TestCase::from_name(name), Some(case));
         }
         assert_eq!(TestCase::from_name("vtd"), None);
         assert_eq!(TestCase::from_name("nvme"), None);
         assert_eq!(TestCase::from_name("nvme-vf "), None);
+        assert_eq!(TestCase::from_name("intremap-eim"), None);
+        assert_eq!(TestCase::from_name("Intremap"), None);
     }
 }

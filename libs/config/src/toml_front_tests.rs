@@ -46,6 +46,14 @@ fn on_idle_defaults_to_the_shell_and_takes_exit() {
 }
 
 #[test]
+fn interrupt_remapping_scenario() {
+    let c = parse("[test]\nscenario = \"intremap\"\n", EXIT)
+        .unwrap()
+        .config;
+    assert_eq!(c.test, Some(TestCase::Intremap));
+}
+
+#[test]
 fn errors_name_the_key() {
     let e = parse("[hypervisor]\nlog_level = \"loud\"\n", EXIT).unwrap_err();
     assert!(e.to_string().starts_with("`hypervisor.log_level`"), "{e}");

@@ -15,12 +15,15 @@
 //! - [`IrtAllocator`]: IRT indices, single or aligned power-of-two blocks for multi-message MSI.
 //! - [`authorize_irte`]: refuses an IRTE whose index, vector or destination the requester does not
 //!   own, with a typed [`AllocError`].
+//! - [`Binding`]: what a vector delivers to (owner, IRTE index, the guest's virtual vector),
+//!   packed into 64 bits for lock-free reads in interrupt handlers.
 //!
 //! No `unsafe`, no allocation, no panics on any input.
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
 pub mod authorize;
+pub mod binding;
 pub mod error;
 pub mod ioapic;
 pub mod irt;
@@ -31,6 +34,7 @@ pub mod types;
 pub mod vector;
 
 pub use authorize::{DestinationPolicy, authorize_irte};
+pub use binding::Binding;
 pub use error::{AllocError, FormatError, Resource};
 pub use ioapic::{DecodedRte, EoiMode, Polarity, RemappableRte, rte_is_remappable};
 pub use irt::{IrtAllocator, MAX_BLOCK};

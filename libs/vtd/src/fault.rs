@@ -3,7 +3,9 @@
 //!
 //! A record is 128 bits: bits 63:12 FI (the page address of the faulting request), SID 79:64,
 //! PP 95 (a PASID is present, in 123:104), FR (the reason) 103:96, AT 125:124, T 126 (1 = read,
-//! 0 = write), F 127 (valid; write 1 to clear).
+//! 0 = write), F 127 (valid; write 1 to clear). For an interrupt-remapping fault (FR 0x20-0x27)
+//! FI bits 63:48 hold the interrupt_index of the request and bits 47:12 are zero (§10.4.14); T
+//! and AT have no meaning then.
 
 use conduit_pci::Bdf;
 
@@ -43,6 +45,16 @@ impl FaultRecord {
             },
         })
     }
+
+    /// The interrupt_index of an interrupt-remapping fault (FI bits 63:48); `None` for a DMA
+    /// fault.
+    pub const fn interrupt_index(&self) -> Option<u16> {
+        if crate::interrupt::is_interrupt_reason(self.reason) {
+            Some((self.address >> 48) as u16)
+        } else {
+            None
+        }
+    }
 }
 
 /// The meaning of a non-recoverable fault reason.
@@ -74,6 +86,7 @@ pub const fn reason_text(code: u8) -> &'static str {
         0x24 => "reserved bit set in an interrupt remapping table entry",
         0x25 => "compatibility-format interrupt blocked",
         0x26 => "interrupt source-id validation failed",
+        0x27 => "error accessing a posted-interrupt descriptor",
         _ => "reserved or unknown reason",
     }
 }
@@ -112,6 +125,39 @@ mod tests {
         assert_eq!(
             FaultRecord::decode(0, hi).and_then(|r| r.pasid),
             Some(0x12345)
+        );
+    }
+
+    /// An interrupt-remapping record as QEMU 10 builds it (`vtd_report_ir_fault`): the index in
+    /// FI bits 63:48, SID and FR, T clear.
+    #[test]
+    fn decodes_interrupt_remapping_records() {
+        let hi = VALID | (0x26 << 32) | 0x0020;
+        let r = FaultRecord::decode(5 << 48, hi).expect("valid");
+        assert_eq!(r.source, Bdf::new(0, 4, 0).expect("valid"));
+        assert_eq!((r.reason, r.interrupt_index()), (0x26, Some(5)));
+        let r = FaultRecord::decode(300 << 48, VALID | (0x21 << 32) | 0x20).expect("valid");
+        assert_eq!(r.interrupt_index(), Some(300));
+        let r = FaultRecord::decode(0xffff << 48, VALID | (0x22 << 32)).expect("valid");
+        assert_eq!(r.interrupt_index(), Some(0xffff));
+        // A DMA fault has no interrupt index, whatever its address.
+        let (lo, hi) = qemu_record(0x0020, 0x05, false, 0x0001_0000_0000_0000);
+        assert_eq!(
+            FaultRecord::decode(lo, hi).and_then(|r| r.interrupt_index()),
+            None
+        );
+        assert_eq!(
+            reason_text(0x21),
+            "interrupt index beyond the interrupt remapping table"
+        );
+        assert_eq!(
+            reason_text(0x22),
+            "interrupt remapping table entry not present"
+        );
+        assert_eq!(reason_text(0x26), "interrupt source-id validation failed");
+        assert_eq!(
+            reason_text(0x27),
+            "error accessing a posted-interrupt descriptor"
         );
     }
 

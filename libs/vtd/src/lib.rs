@@ -7,7 +7,9 @@
 //! - [`entries`]: root and context entries in legacy mode (§9.1, §9.3);
 //! - [`invalidation`]: what can be invalidated, as queued-invalidation descriptors (§6.5.2) and
 //!   as Context Command / IOTLB register commands (§6.5.1, §10.4.7, §10.4.8);
-//! - [`fault`]: primary fault records decoded (§10.4.14) and fault reasons explained (Appendix A).
+//! - [`fault`]: primary fault records decoded (§10.4.14) and fault reasons explained (Appendix A);
+//! - [`interrupt`]: interrupt remapping's side of the unit: interrupt-entry-cache invalidation
+//!   (§6.5.2.5), the IRE/SIRTP/CFI command bits, interrupt fault reasons.
 //!
 //! No `unsafe`, no allocation: the kernel's driver (`arch::x86_64::vtd`) does the register and
 //! memory accesses; this crate says which bits go where, and is tested on the host.
@@ -17,9 +19,11 @@
 pub mod caps;
 pub mod entries;
 pub mod fault;
+pub mod interrupt;
 pub mod invalidation;
 
 pub use caps::{Cap, Ecap, context_aw};
 pub use entries::{ContextEntry, root_entry};
 pub use fault::{FaultRecord, reason_text};
+pub use interrupt::{IecInvalidation, is_interrupt_reason};
 pub use invalidation::{Descriptor, Drain, Invalidation, RegisterCommand};

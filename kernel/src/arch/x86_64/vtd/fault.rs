@@ -1,6 +1,6 @@
 //! Primary fault logging (§7.2.1) and the fault event interrupt (§7.3).
 //!
-//! A blocked DMA request is recorded in one of the NFR + 1 fault-recording registers at
+//! A blocked DMA request, or an interrupt request that interrupt remapping blocked, is recorded in one of the NFR + 1 fault-recording registers at
 //! CAP.FRO × 16 (§10.4.14; decoded by `conduit_vtd::fault`); writing 1 to F (bit 127) frees the
 //! record. FSTS.FRI names the first record written, FSTS.PPF is
 //! set while any F is set, and FSTS.PFO (write 1 to clear) reports faults that found no free
@@ -40,8 +40,11 @@ pub struct Fault {
     pub unit: u64,
     /// Requester ID of the DMA.
     pub source: Bdf,
-    /// Page address of the request (the IOVA, 4 KiB aligned).
+    /// Page address of the request (the IOVA, 4 KiB aligned); for an interrupt-remapping fault
+    /// the interrupt index sits in bits 63:48.
     pub address: u64,
+    /// The interrupt index, for interrupt-remapping faults (reasons 0x20-0x27).
+    pub interrupt_index: Option<u16>,
     /// A write (else a read).
     pub write: bool,
     /// Fault reason code.
@@ -113,6 +116,7 @@ fn decode(unit: u64, lo: u64, hi: u64, via: Via) -> Option<Fault> {
         unit,
         source: r.source,
         address: r.address,
+        interrupt_index: r.interrupt_index(),
         write: r.write,
         reason: r.reason,
         pasid: r.pasid,

@@ -4,14 +4,16 @@
 //!
 //! This module is the hardware half: registers ([`regs`]), root and context tables ([`tables`]),
 //! invalidation through the registers ([`inval`]) or the invalidation queue ([`qi`]), fault
-//! recording and the fault event interrupt ([`fault`]), and the unit that ties them together
-//! ([`unit`]). Which bits go where (CAP/ECAP decoding, entry and descriptor layouts, fault
+//! recording and the fault event interrupt ([`fault`]), interrupt remapping (the table, its
+//! enable sequence and interrupt-entry-cache invalidation, [`ir`]), and the unit that ties them
+//! together ([`unit`]). Which bits go where (CAP/ECAP decoding, entry and descriptor layouts, fault
 //! records) is pure logic in the host-tested `conduit_vtd` library. Second-level tables are built by `conduit_paging` (the same builder
 //! as EPT) in its `VtdSecondLevel` format. Policy (which device belongs to which domain) lives in
 //! `crate::iommu`.
 
 pub mod fault;
 pub mod inval;
+pub mod ir;
 pub mod qi;
 pub mod regs;
 pub mod tables;
@@ -38,6 +40,10 @@ pub enum VtdError {
     QueueError { fsts: u32, head: u64 },
     /// More descriptors than one submission may carry.
     BatchTooLarge { len: usize },
+    /// The unit lacks something an operation needs.
+    Unsupported { what: &'static str },
+    /// A global status bit did not read as required after its command.
+    Status { what: &'static str, gsts: u32 },
 }
 
 impl fmt::Display for VtdError {
@@ -72,6 +78,8 @@ impl fmt::Display for VtdError {
             Self::BatchTooLarge { len } => {
                 write!(f, "{len} invalidation descriptors in one submission")
             }
+            Self::Unsupported { what } => write!(f, "unsupported: {what}"),
+            Self::Status { what, gsts } => write!(f, "{what} (GSTS {gsts:#010x})"),
         }
     }
 }

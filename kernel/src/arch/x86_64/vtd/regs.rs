@@ -138,9 +138,11 @@ pub mod global {
     /// Queued Invalidation Enable / Status.
     pub const QIE: u32 = 1 << 26;
     /// Interrupt Remapping Enable / Status.
-    pub const IRE: u32 = 1 << 25;
-    /// Compatibility Format Interrupt.
-    pub const CFI: u32 = 1 << 23;
+    pub const IRE: u32 = conduit_vtd::interrupt::global::IRE;
+    /// Set Interrupt Remap Table Pointer (one-shot) / Interrupt Remapping Table Pointer Status.
+    pub const SIRTP: u32 = conduit_vtd::interrupt::global::SIRTP;
+    /// Compatibility Format Interrupt (set: compatibility-format interrupts bypass remapping).
+    pub const CFI: u32 = conduit_vtd::interrupt::global::CFI;
     /// The persistent enables: when one is changed, the others are written back as Global
     /// Status reports them (§10.4.4: software must preserve them; one-shot bits are written 0).
     pub const PERSISTENT: u32 = TE | EAFL | QIE | IRE | CFI;

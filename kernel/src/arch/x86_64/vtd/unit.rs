@@ -131,7 +131,7 @@ impl RemappingUnit {
         Ok(unit)
     }
 
-    fn regs(&self) -> VolatilePtr<'static, Registers> {
+    pub(super) fn regs(&self) -> VolatilePtr<'static, Registers> {
         self.regs
     }
 
@@ -163,6 +163,11 @@ impl RemappingUnit {
         self.queue.is_some()
     }
 
+    /// The invalidation queue, where queued invalidation is on.
+    pub(super) fn queue_mut(&mut self) -> Option<&mut Queue> {
+        self.queue.as_mut()
+    }
+
     /// Physical address of the root table.
     pub fn root_table(&self) -> u64 {
         self.tables.root()
@@ -183,7 +188,12 @@ impl RemappingUnit {
 
     /// Writes `value` (a command with the persistent enables kept) to GCMD and waits until
     /// `status` in GSTS reads `expect`.
-    fn global_command(&self, value: u32, status: u32, expect: bool) -> Result<(), VtdError> {
+    pub(super) fn global_command(
+        &self,
+        value: u32,
+        status: u32,
+        expect: bool,
+    ) -> Result<(), VtdError> {
         let regs = self.regs();
         map_field!(regs.gcmd).write(value);
         let gsts = map_field!(regs.gsts);
@@ -196,7 +206,7 @@ impl RemappingUnit {
         }
     }
 
-    fn persistent(&self) -> u32 {
+    pub(super) fn persistent(&self) -> u32 {
         let regs = self.regs();
         map_field!(regs.gsts).read() & global::PERSISTENT
     }

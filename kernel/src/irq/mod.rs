@@ -1,0 +1,502 @@
+//! Interrupt policy: who owns which vector and which interrupt remapping table entry, and what
+//! devices and I/O APIC inputs are programmed with.
+//!
+//! Every vector (0x20-0xfe, one local APIC's space; the hypervisor keeps [`vectors::RESERVED`])
+//! and every IRTE has an owner, the hypervisor or a guest (`conduit_irq::VectorAllocator`,
+//! `IrtAllocator`). Every entry written goes through `conduit_irq::authorize_irte` first: the
+//! requester must own the index, the vector and the destination (guests: only the CPU their
+//! vCPUs run on), use Fixed or Lowest Priority delivery, and a guest's entry must verify the
+//! source-id (SVT = 01b). Anything else is refused with a typed error, and nothing is written.
+//!
+//! - [`init`]: the local APIC (if the IOMMU did not already choose its mode), its timer as the
+//!   hypervisor's tick, every I/O APIC masked, the allocators sized to the interrupt remapping
+//!   table.
+//! - [`bind_msi`]: a device's MSI or one of its MSI-X entries through a verified IRTE on a fresh
+//!   vector of its owner, programmed into the device in remappable format (handle = IRTE index,
+//!   no subhandle).
+//! - [`route_isa`] / [`set_gsi_masked`]: an ISA interrupt (MADT overrides applied) through the
+//!   I/O APIC in remappable format, verified against the I/O APIC's source-id from the DMAR.
+//! - [`program_irte`], [`reserve_index`], [`reserve_vector`], [`release`], [`release_guest`].
+//! - [`service`]: finishes what the interrupt path left (masking a flooding source at the device)
+//!   and reports it.
+//!
+//! The state is locked with interrupts disabled only, so the interrupt path ([`dispatch`]), which
+//! never locks it, can never deadlock against it.
+
+pub mod dispatch;
+mod route;
+
+pub use dispatch::{FLOOD_LIMIT, Flood, on_interrupt};
+pub use route::{MsiKind, MsiRoute, bind_msi, route_isa, set_gsi_masked};
+
+use crate::arch::x86_64::apic::{self, timer, vectors};
+use crate::arch::x86_64::ioapic::IoApic;
+use crate::iommu::{self, IRT_ENTRIES, IommuError, IrInfo};
+use crate::memory::Memory;
+use crate::pci::msi::MsiError;
+use crate::platform::Platform;
+use crate::platform::acpi::IsaOverride;
+use alloc::string::String;
+use alloc::vec::Vec;
+use conduit_irq::{
+    AllocError, ApicMode, Destination, DestinationMode, DestinationPolicy, FormatError, GuestId,
+    IrtAllocator, Irte, Owner, VectorAllocator, authorize_irte,
+};
+use conduit_pci::Bdf;
+use core::fmt;
+use log::{error, info, warn};
+use spin::Mutex;
+
+/// The tick period.
+pub const TICK_MS: u32 = 10;
+
+/// Why an interrupt could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IrqError {
+    /// Interrupt remapping is off: device interrupts are not routed.
+    RemappingOff(String),
+    /// [`init`] did not run.
+    NotInitialised,
+    /// Allocation or ownership (includes refused IRTE requests).
+    Alloc(AllocError),
+    /// An entry that cannot be encoded.
+    Format(FormatError),
+    Iommu(IommuError),
+    Msi(MsiError),
+    /// No I/O APIC has this GSI.
+    NoIoApic(u32),
+    /// The DMAR names no source-id for this I/O APIC, so its entry could not be verified.
+    NoSourceId(u8),
+}
+
+impl fmt::Display for IrqError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::RemappingOff(r) => write!(f, "interrupt remapping is off ({r})"),
+            Self::NotInitialised => write!(f, "interrupts are not initialised"),
+            Self::Alloc(e) => write!(f, "{e}"),
+            Self::Format(e) => write!(f, "{e}"),
+            Self::Iommu(e) => write!(f, "{e}"),
+            Self::Msi(e) => write!(f, "{e}"),
+            Self::NoIoApic(gsi) => write!(f, "no I/O APIC has GSI {gsi}"),
+            Self::NoSourceId(id) => write!(f, "the DMAR names no source-id for I/O APIC {id}"),
+        }
+    }
+}
+
+impl From<AllocError> for IrqError {
+    fn from(e: AllocError) -> Self {
+        Self::Alloc(e)
+    }
+}
+impl From<FormatError> for IrqError {
+    fn from(e: FormatError) -> Self {
+        Self::Format(e)
+    }
+}
+impl From<IommuError> for IrqError {
+    fn from(e: IommuError) -> Self {
+        Self::Iommu(e)
+    }
+}
+impl From<MsiError> for IrqError {
+    fn from(e: MsiError) -> Self {
+        Self::Msi(e)
+    }
+}
+
+/// What an IRTE feeds, for masking and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Msi(Bdf),
+    Msix { bdf: Bdf, entry: u16 },
+    IoApic { ioapic: usize, pin: u8 },
+}
+
+struct IoApicState {
+    dev: IoApic,
+    source_id: Option<Bdf>,
+}
+
+struct State {
+    mem: &'static Memory,
+    ir: Option<IrInfo>,
+    ir_off: String,
+    /// This CPU's APIC ID: the destination of every interrupt (guests run here too).
+    boot_apic: u32,
+    /// Every CPU's APIC ID (MADT).
+    cpus: Vec<u32>,
+    vectors: VectorAllocator,
+    irt: IrtAllocator<IRT_ENTRIES>,
+    ioapics: Vec<IoApicState>,
+    overrides: Vec<IsaOverride>,
+    /// The IRTE index feeding each source, with its vector.
+    sources: Vec<(u16, u8, Source)>,
+    /// Vectors whose flood was reported.
+    reported: Vec<u8>,
+}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+
+/// Runs `f` on the state with interrupts disabled.
+fn with_state<R>(f: impl FnOnce(&mut State) -> Result<R, IrqError>) -> Result<R, IrqError> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut guard = STATE.lock();
+        let s = guard.as_mut().ok_or(IrqError::NotInitialised)?;
+        f(s)
+    })
+}
+
+/// Destinations a requester may aim at: the hypervisor any CPU of the MADT, a guest only the CPU
+/// its vCPUs run on; physical destination mode only.
+struct Cpus<'a> {
+    all: &'a [u32],
+    guests: u32,
+}
+
+impl DestinationPolicy for Cpus<'_> {
+    fn may_target(&self, requester: Owner, mode: DestinationMode, d: Destination) -> bool {
+        mode == DestinationMode::Physical
+            && match requester {
+                Owner::Hypervisor => self.all.contains(&d.id()),
+                Owner::Guest(_) => d.id() == self.guests,
+            }
+    }
+}
+
+impl State {
+    fn mode(&self) -> ApicMode {
+        self.ir.map_or(ApicMode::XApic, |i| i.mode)
+    }
+
+    /// The destination of every interrupt: this CPU, in the table's width.
+    fn destination(&self) -> Destination {
+        match self.mode() {
+            ApicMode::X2Apic => Destination::X2Apic(self.boot_apic),
+            ApicMode::XApic => Destination::XApic(self.boot_apic as u8),
+        }
+    }
+
+    /// Authorises `irte` for `requester` at `index`, then writes it.
+    fn install(&mut self, requester: Owner, index: u16, irte: &Irte) -> Result<(), IrqError> {
+        if self.ir.is_none() {
+            return Err(IrqError::RemappingOff(self.ir_off.clone()));
+        }
+        let policy = Cpus {
+            all: &self.cpus,
+            guests: self.boot_apic,
+        };
+        authorize_irte(
+            requester,
+            index,
+            irte,
+            &self.irt,
+            self.mode(),
+            &self.vectors,
+            &policy,
+        )?;
+        iommu::write_irte(index, irte)?;
+        Ok(())
+    }
+}
+
+/// Brings interrupts up: the local APIC (xAPIC as the firmware left it unless the IOMMU chose
+/// x2APIC already), the tick, every I/O APIC masked, and the allocators.
+pub fn init(mem: &'static Memory, platform: &Platform) {
+    let boot_apic = match apic::init(
+        mem,
+        false,
+        "no interrupt remapping: the firmware's mode is kept",
+    ) {
+        Ok(id) => id,
+        Err(e) => {
+            error!("irq: {e}: no interrupts");
+            return;
+        }
+    };
+    start_tick();
+    let mut ioapics = Vec::new();
+    for io in &platform.io_apics {
+        match IoApic::open(mem, u64::from(io.address), io.gsi_base) {
+            Ok(mut dev) => {
+                let live = dev.mask_all();
+                let source_id = iommu::ioapic_source_id(io.id);
+                info!(
+                    "ioapic: I/O APIC {} at {:#x}: version {:#x}, {} inputs (GSI {}-{}), \
+                     source-id {}; every input masked ({live} were unmasked)",
+                    io.id,
+                    dev.phys(),
+                    dev.version(),
+                    dev.pins(),
+                    dev.gsi_base(),
+                    dev.gsi_base() + u32::from(dev.pins()) - 1,
+                    source_id.map_or_else(
+                        || String::from("unknown (no DMAR scope)"),
+                        |b| alloc::format!("{b} (DMAR I/OxAPIC scope)")
+                    ),
+                );
+                ioapics.push(IoApicState { dev, source_id });
+            }
+            Err(e) => warn!("ioapic: I/O APIC {} at {:#x}: {e}", io.id, io.address),
+        }
+    }
+    let (ir, ir_off) = match iommu::interrupt_remapping() {
+        Ok(info) => (Some(info), String::new()),
+        Err(why) => (None, why),
+    };
+    let irt = match ir {
+        Some(i) => IrtAllocator::new(i.size).unwrap_or_else(|_| IrtAllocator::empty()),
+        None => IrtAllocator::empty(),
+    };
+    let Ok(vectors) = VectorAllocator::new(&vectors::RESERVED) else {
+        error!("irq: reserved vectors out of range");
+        return;
+    };
+    match ir {
+        Some(i) => info!(
+            "irq: interrupt remapping on: {} IRTEs at {:#x} shared by {} unit(s), {} \
+             destinations (APIC {boot_apic}); vectors {:#x}-{:#x} allocated with owners (the \
+             hypervisor keeps {:#x} VT-d fault, {:#x} tick); flood limit {FLOOD_LIMIT} \
+             interrupts per source per tick",
+            i.size.entries(),
+            i.table,
+            i.units,
+            match i.mode {
+                ApicMode::X2Apic => "32-bit x2APIC",
+                ApicMode::XApic => "8-bit xAPIC",
+            },
+            conduit_irq::FIRST_VECTOR,
+            conduit_irq::LAST_VECTOR,
+            vectors::VTD_FAULT,
+            vectors::TICK
+        ),
+        None => info!("irq: interrupt remapping off ({ir_off}): device interrupts are not routed"),
+    }
+    let mut cpus = platform.local_apic_ids.clone();
+    if !cpus.contains(&boot_apic) {
+        cpus.push(boot_apic);
+    }
+    *STATE.lock() = Some(State {
+        mem,
+        ir,
+        ir_off,
+        boot_apic,
+        cpus,
+        vectors,
+        irt,
+        ioapics,
+        overrides: platform.isa_overrides.clone(),
+        sources: Vec::new(),
+        reported: Vec::new(),
+    });
+}
+
+fn start_tick() {
+    match timer::calibrate() {
+        Ok(cal) => {
+            let count = timer::start_periodic(&cal, vectors::TICK, TICK_MS);
+            info!(
+                "apic: timer: {} counts/ms (divide by 16, calibrated against the 8254 over 10 ms; \
+                 TSC {} ticks/ms); hypervisor tick every {TICK_MS} ms on vector {:#x} (initial \
+                 count {count})",
+                cal.counts_per_ms,
+                cal.tsc_per_ms,
+                vectors::TICK
+            );
+        }
+        Err(e) => warn!("apic: timer not calibrated ({e}): no hypervisor tick"),
+    }
+}
+
+/// Writes `irte` at `index` for `requester` if [`authorize_irte`] allows it; refusals are logged
+/// and returned, and leave the table unchanged.
+pub fn program_irte(requester: Owner, index: u16, irte: &Irte) -> Result<(), IrqError> {
+    let result = with_state(|s| s.install(requester, index, irte));
+    match &result {
+        Ok(()) => info!(
+            "irq: {requester}: IRTE {index} written ({}vector {:#x}, destination {:?})",
+            if irte.is_present() {
+                ""
+            } else {
+                "not present, "
+            },
+            irte.vector(),
+            irte.destination()
+        ),
+        Err(e) => error!("irq: refused IRTE {index} requested by {requester}: {e}"),
+    }
+    result
+}
+
+/// Takes a free IRT index for `owner` (its entry stays not present until programmed).
+pub fn reserve_index(owner: Owner) -> Result<u16, IrqError> {
+    with_state(|s| {
+        if s.ir.is_none() {
+            return Err(IrqError::RemappingOff(s.ir_off.clone()));
+        }
+        Ok(s.irt.alloc(owner)?)
+    })
+}
+
+/// Takes a free vector for `owner`, bound to nothing: its interrupts are counted as delivered.
+pub fn reserve_vector(owner: Owner) -> Result<u8, IrqError> {
+    with_state(|s| {
+        let v = s.vectors.alloc(owner)?;
+        dispatch::bind(
+            v,
+            conduit_irq::Binding {
+                owner,
+                index: None,
+                virtual_vector: None,
+            },
+        );
+        Ok(v)
+    })
+}
+
+/// Gives `index` (cleared to not present) and its vector, if any, back; only their owner may.
+pub fn release(owner: Owner, index: u16, vector: Option<u8>) -> Result<(), IrqError> {
+    with_state(|s| {
+        s.irt.check(index, owner)?;
+        iommu::write_irte(index, &Irte::NOT_PRESENT)?;
+        s.irt.free(index, owner)?;
+        s.sources.retain(|(i, _, _)| *i != index);
+        if let Some(v) = vector {
+            s.vectors.free(v, owner)?;
+            dispatch::unbind(v);
+        }
+        Ok(())
+    })
+}
+
+/// Gives a vector taken with [`reserve_vector`] back; only its owner may.
+pub fn release_vector(owner: Owner, vector: u8) -> Result<(), IrqError> {
+    with_state(|s| {
+        s.vectors.free(vector, owner)?;
+        dispatch::unbind(vector);
+        Ok(())
+    })
+}
+
+/// Frees everything guest `id` holds: its IRTEs (cleared) and vectors. Returns (entries,
+/// vectors).
+pub fn release_guest(id: GuestId) -> Result<(usize, usize), IrqError> {
+    let owner = Owner::Guest(id);
+    with_state(|s| {
+        let indices: Vec<u16> = s.irt.owned_by(owner).collect();
+        for &i in &indices {
+            iommu::write_irte(i, &Irte::NOT_PRESENT)?;
+        }
+        let vectors: Vec<u8> = s.vectors.owned_by(owner).collect();
+        for &v in &vectors {
+            dispatch::unbind(v);
+        }
+        s.sources.retain(|(i, _, _)| !indices.contains(i));
+        s.irt.release_all(owner);
+        s.vectors.release_all(owner);
+        dispatch::clear_guest(id);
+        Ok((indices.len(), vectors.len()))
+    })
+}
+
+/// Lets interrupts that arrived while the hypervisor ran with interrupts disabled be taken now
+/// (STI; NOP; CLI: STI's one-instruction shadow ends at the NOP). Called before every VM entry,
+/// so the tick and device interrupts are serviced at least once per entry. Architecturally a
+/// pending interrupt would also cause a VM exit right after entry ("external-interrupt exiting");
+/// Bochs 2.7 does not re-evaluate interrupt blocking at VM entry when the guest's RFLAGS.IF equals
+/// the host's (measured: one external-interrupt exit per guest, then none).
+pub fn interrupt_window() {
+    x86_64::instructions::interrupts::enable();
+    x86_64::instructions::nop();
+    x86_64::instructions::interrupts::disable();
+}
+
+/// This CPU as an IRTE destination, in the table's width (`None` before [`init`]).
+pub fn this_cpu() -> Option<Destination> {
+    with_state(|s| Ok(s.destination())).ok()
+}
+
+/// Interrupts delivered to guest `id` so far.
+pub fn guest_interrupts(id: GuestId) -> u64 {
+    dispatch::guest_delivered(id)
+}
+
+/// One flood the guard cut off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FloodReport {
+    pub vector: u8,
+    pub index: u16,
+    pub owner: Owner,
+    /// Interrupts within the tick that tripped the guard.
+    pub seen: u32,
+    pub tick: u64,
+    /// Masked at the device too (MSI disabled, or the I/O APIC input masked).
+    pub device_masked: bool,
+}
+
+/// Finishes what the interrupt path left: masks IRTEs it could not, masks the flooding sources at
+/// the device, and logs one report per flood. Returns the new reports.
+pub fn service() -> Vec<FloodReport> {
+    let mut out = Vec::new();
+    let result = with_state(|s| {
+        for &(index, vector, source) in &s.sources.clone() {
+            let Flood::Tripped { masked, seen, tick } = dispatch::flood(vector) else {
+                continue;
+            };
+            if s.reported.contains(&vector) {
+                continue;
+            }
+            if !masked {
+                iommu::mask_irte(index)?;
+                dispatch::set_masked(vector);
+            }
+            let (device_masked, what) = match source {
+                Source::Msi(bdf) => (
+                    crate::pci::msi::set_msi_enabled(bdf, false).is_ok(),
+                    alloc::format!("{bdf} (MSI)"),
+                ),
+                Source::Msix { bdf, entry } => (
+                    crate::pci::msi::set_msix_entry_masked(s.mem, bdf, entry, true).is_ok(),
+                    alloc::format!("{bdf} (MSI-X entry {entry})"),
+                ),
+                Source::IoApic { ioapic, pin } => match s.ioapics.get_mut(ioapic) {
+                    Some(io) => {
+                        io.dev.set_masked(pin, true);
+                        (true, alloc::format!("I/O APIC {} input {pin}", io.dev.id()))
+                    }
+                    None => (false, String::from("an I/O APIC input")),
+                },
+            };
+            let owner = dispatch::binding(vector).map_or(Owner::Hypervisor, |b| b.owner);
+            warn!(
+                "irq: interrupt flood from {what} ({owner}, IRTE {index}, vector {vector:#x}): \
+                 {seen} interrupts within one tick (limit {FLOOD_LIMIT}) at tick {tick}: IRTE \
+                 masked (not present, fault processing disabled){}; {} suppressed since",
+                if device_masked {
+                    match source {
+                        Source::Msi(_) => ", MSI disabled at the device",
+                        Source::Msix { .. } => ", MSI-X entry masked at the device",
+                        Source::IoApic { .. } => ", I/O APIC input masked",
+                    }
+                } else {
+                    ""
+                },
+                dispatch::suppressed(vector)
+            );
+            s.reported.push(vector);
+            out.push(FloodReport {
+                vector,
+                index,
+                owner,
+                seen,
+                tick,
+                device_masked,
+            });
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        error!("irq: flood service: {e}");
+    }
+    out
+}

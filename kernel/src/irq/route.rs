@@ -1,0 +1,235 @@
+//! Routes: a device's MSI, or an ISA interrupt through an I/O APIC, each through one verified IRTE
+//! on one vector of its owner.
+
+use super::{IrqError, STATE, Source, State, dispatch, with_state};
+use crate::pci::msi;
+use conduit_irq::{
+    Binding, IrteBuilder, MsiMessage, Owner, Polarity, RemappableMsi, RemappableRte,
+    SourceQualifier, TriggerMode,
+};
+use conduit_pci::Bdf;
+use log::info;
+
+/// A device MSI routed through the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MsiRoute {
+    pub bdf: Bdf,
+    pub owner: Owner,
+    /// IRTE index = the message's handle.
+    pub index: u16,
+    /// The physical vector the IRTE delivers.
+    pub vector: u8,
+    /// What the device was programmed with.
+    pub message: MsiMessage,
+}
+
+/// Takes a vector and an IRT index for `owner`, undoing the first if the second fails.
+fn allocate(s: &mut State, owner: Owner) -> Result<(u8, u16), IrqError> {
+    if s.ir.is_none() {
+        return Err(IrqError::RemappingOff(s.ir_off.clone()));
+    }
+    let vector = s.vectors.alloc(owner)?;
+    match s.irt.alloc(owner) {
+        Ok(index) => Ok((vector, index)),
+        Err(e) => {
+            let _ = s.vectors.free(vector, owner);
+            Err(e.into())
+        }
+    }
+}
+
+fn undo(s: &mut State, owner: Owner, vector: u8, index: u16) {
+    let _ = crate::iommu::write_irte(index, &conduit_irq::Irte::NOT_PRESENT);
+    let _ = s.irt.free(index, owner);
+    let _ = s.vectors.free(vector, owner);
+    dispatch::unbind(vector);
+}
+
+/// Which message-signalled interrupt of a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MsiKind {
+    /// The MSI capability (one message).
+    Msi,
+    /// One MSI-X table entry.
+    Msix(u16),
+}
+
+/// Routes the MSI (or MSI-X entry) of `bdf` for `owner`: a fresh vector, an IRTE aimed at this
+/// CPU (Fixed, edge, physical) that only `bdf` may use (SVT = 01b, SQ = 00b: all 16 requester-id
+/// bits compared), and the device programmed in remappable format with that entry's handle (MSI
+/// enabled; an MSI-X entry unmasked, MSI-X Enable left to the caller). For a guest,
+/// `virtual_vector` is the vector its own driver programmed (injected on delivery).
+pub fn bind_msi(
+    owner: Owner,
+    bdf: Bdf,
+    kind: MsiKind,
+    virtual_vector: Option<u8>,
+) -> Result<MsiRoute, IrqError> {
+    with_state(|s| {
+        let (vector, index) = allocate(s, owner)?;
+        let irte = match IrteBuilder::new(s.destination(), vector)
+            .verify_requester(bdf.routing_id(), SourceQualifier::All)
+            .build()
+        {
+            Ok(irte) => irte,
+            Err(e) => {
+                undo(s, owner, vector, index);
+                return Err(e.into());
+            }
+        };
+        if let Err(e) = s.install(owner, index, &irte) {
+            undo(s, owner, vector, index);
+            return Err(e);
+        }
+        dispatch::bind(
+            vector,
+            Binding {
+                owner,
+                index: Some(index),
+                virtual_vector,
+            },
+        );
+        let message = RemappableMsi::single(index).encode();
+        let programmed = match kind {
+            MsiKind::Msi => msi::program_msi(bdf, message).map(|_| ()),
+            MsiKind::Msix(entry) => msi::program_msix_entry(s.mem, bdf, entry, message, false),
+        };
+        if let Err(e) = programmed {
+            undo(s, owner, vector, index);
+            return Err(e.into());
+        }
+        let (source, what) = match kind {
+            MsiKind::Msi => (Source::Msi(bdf), alloc::string::String::from("MSI")),
+            MsiKind::Msix(entry) => (
+                Source::Msix { bdf, entry },
+                alloc::format!("MSI-X entry {entry}"),
+            ),
+        };
+        s.sources.push((index, vector, source));
+        info!(
+            "irq: {owner}: {what} of {bdf} -> IRTE {index} -> vector {vector:#x}{} on APIC {} \
+             (fixed, edge, physical); source-id {bdf} verified (SVT=01, SQ=00); device \
+             programmed in remappable format: address {:#010x} (handle {index}, SHV 0), data \
+             {:#06x}",
+            virtual_vector.map_or_else(alloc::string::String::new, |v| alloc::format!(
+                " (the guest's vector {v:#x})"
+            )),
+            s.boot_apic,
+            message.address,
+            message.data
+        );
+        Ok(MsiRoute {
+            bdf,
+            owner,
+            index,
+            vector,
+            message,
+        })
+    })
+}
+
+/// An ISA interrupt routed through an I/O APIC input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GsiRoute {
+    pub isa: u8,
+    pub gsi: u32,
+    /// Index into the I/O APICs found at init, and its input.
+    pub ioapic: usize,
+    pub pin: u8,
+    pub index: u16,
+    pub vector: u8,
+    /// The redirection entry written (masked).
+    pub rte: u64,
+}
+
+/// Routes ISA IRQ `isa` for the hypervisor: the MADT's override gives the GSI, polarity and
+/// trigger mode; the IRTE verifies the I/O APIC's source-id; the redirection entry is written in
+/// remappable format (index, the IRTE's vector and trigger mode, §5.1.5.1) and left masked
+/// ([`set_gsi_masked`] opens it).
+pub fn route_isa(isa: u8) -> Result<GsiRoute, IrqError> {
+    let owner = Owner::Hypervisor;
+    with_state(|s| {
+        let o = crate::platform::acpi::isa_route(&s.overrides, isa);
+        let (ioapic, pin) = s
+            .ioapics
+            .iter()
+            .enumerate()
+            .find_map(|(i, io)| io.dev.pin_of(o.gsi).map(|p| (i, p)))
+            .ok_or(IrqError::NoIoApic(o.gsi))?;
+        let sid = s.ioapics[ioapic]
+            .source_id
+            .ok_or(IrqError::NoSourceId(s.ioapics[ioapic].dev.id()))?;
+        let (vector, index) = allocate(s, owner)?;
+        let trigger = if o.level {
+            TriggerMode::Level
+        } else {
+            TriggerMode::Edge
+        };
+        let irte = match IrteBuilder::new(s.destination(), vector)
+            .trigger_mode(trigger)
+            .verify_requester(sid.routing_id(), SourceQualifier::All)
+            .build()
+        {
+            Ok(i) => i,
+            Err(e) => {
+                undo(s, owner, vector, index);
+                return Err(e.into());
+            }
+        };
+        if let Err(e) = s.install(owner, index, &irte) {
+            undo(s, owner, vector, index);
+            return Err(e);
+        }
+        dispatch::bind(
+            vector,
+            Binding {
+                owner,
+                index: Some(index),
+                virtual_vector: None,
+            },
+        );
+        let polarity = if o.active_low {
+            Polarity::ActiveLow
+        } else {
+            Polarity::ActiveHigh
+        };
+        let rte = RemappableRte::for_irte(index, &irte, polarity, true).encode();
+        let io = &mut s.ioapics[ioapic];
+        io.dev.write_rte(pin, rte);
+        let readback = io.dev.read_rte(pin);
+        s.sources
+            .push((index, vector, Source::IoApic { ioapic, pin }));
+        info!(
+            "irq: ISA IRQ {isa} -> GSI {} (I/O APIC {} input {pin}, {}, active {}) -> IRTE \
+             {index} -> vector {vector:#x}; source-id {sid} verified (SVT=01); redirection entry \
+             {readback:#018x} (remappable format, masked)",
+            o.gsi,
+            s.ioapics[ioapic].dev.id(),
+            if o.level { "level" } else { "edge" },
+            if o.active_low { "low" } else { "high" },
+        );
+        Ok(GsiRoute {
+            isa,
+            gsi: o.gsi,
+            ioapic,
+            pin,
+            index,
+            vector,
+            rte: readback,
+        })
+    })
+}
+
+/// Masks or unmasks the I/O APIC input of `route`.
+pub fn set_gsi_masked(route: &GsiRoute, masked: bool) -> Result<(), IrqError> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut guard = STATE.lock();
+        let s = guard.as_mut().ok_or(IrqError::NotInitialised)?;
+        let io = s
+            .ioapics
+            .get_mut(route.ioapic)
+            .ok_or(IrqError::NoIoApic(route.gsi))?;
+        io.dev.set_masked(route.pin, masked);
+        Ok(())
+    })
+}
