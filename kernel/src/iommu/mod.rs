@@ -347,9 +347,7 @@ pub fn destroy_domain(id: DomainId) -> Result<(), IommuError> {
 /// Index of the unit translating `bdf`.
 fn unit_index(s: &State, bdf: Bdf) -> Result<usize, IommuError> {
     let pci = crate::pci::get().ok_or(IommuError::NoSuchFunction(bdf))?;
-    if pci.function(bdf).is_none() && crate::pci::vf::parent(pci, bdf).is_none() {
-        return Err(IommuError::NoSuchFunction(bdf));
-    }
+    pci.function(bdf).ok_or(IommuError::NoSuchFunction(bdf))?;
     let table = Dmar::parse(&s.dmar).map_err(|e| IommuError::RemappingDisabled {
         reason: alloc::format!("DMAR: {e}"),
     })?;

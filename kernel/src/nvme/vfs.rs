@@ -1,14 +1,13 @@
-//! Turning on a PF's VFs for the secondary controllers (SR-IOV, PCIe Base Spec r6.0 §9.3.3).
+//! Turning a PF's VFs on again after the PF's Function Level Reset (SR-IOV, PCIe Base Spec r6.0
+//! §9.3.3).
 //!
-//! Ordering with the PF's Function Level Reset: the reset clears NumVFs and VF Enable, so the
-//! nvme PF manager ([`super::pf`]) calls [`enable`] only *after* the reset that applies the
-//! primary controller's flexible allocation, and never resets the PF again afterwards. VFs already
-//! enabled before the reset (by firmware or an earlier owner) are enabled again here with at least
-//! as many VFs as before.
-//!
-//! The VF BARs are used where the firmware placed them (the nvme VF BAR0 is 64-bit
-//! non-prefetchable, so OVMF puts it inside the root port's 32-bit window); placing VF BARs is
-//! the PCI manager's job, and a BAR the firmware left at 0 is refused here.
+//! [`crate::pci::sriov`] enables every PF's VFs at boot (NumVFs = TotalVFs) and places their BARs
+//! below 4 GiB. The nvme PF manager ([`super::pf`]) then resets the PF to apply the primary
+//! controller's flexible allocation, which clears NumVFs and VF Enable (the VF BARs, System Page
+//! Size and ARI Capable Hierarchy come back from [`crate::pci::reset`]'s save/restore). So
+//! [`enable`] runs only *after* that reset, with at least as many VFs as before (the function
+//! list and the VF BDFs stay valid), and the PF is never reset again afterwards. A VF BAR still
+//! at 0 (no PCI manager placed it) is refused here.
 
 use crate::arch::x86_64::time;
 use crate::pci::Pci;
@@ -54,7 +53,7 @@ pub fn enable(pci: &Pci, pf: Bdf, wanted: u16, before: u16) -> Result<EnabledVfs
             .ok_or_else(|| alloc::format!("{pf}: the SR-IOV capability has no VF BAR0"))?;
         if bar0.address == 0 {
             return Err(alloc::format!(
-                "{pf}: VF BAR0 is not placed (address 0): the PCI manager must program it"
+                "{pf}: VF BAR0 is not placed (address 0): the PCI manager must program it first"
             ));
         }
         sriov

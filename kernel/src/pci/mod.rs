@@ -15,7 +15,6 @@ pub mod report;
 pub mod reset;
 pub mod sriov;
 mod sriov_vf;
-pub mod vf;
 pub mod window;
 
 use crate::memory::Memory;

@@ -311,7 +311,8 @@ pub fn run_bad() -> Result<usize, String> {
     let mut online = 0;
     for g in &placed {
         for b in &g.devices {
-            let Some((pf, index)) = crate::pci::vf::parent(pci, *b) else {
+            let Some(crate::pci::sriov::VfOf { pf, index }) = pci.function(*b).and_then(|f| f.vf)
+            else {
                 continue;
             };
             match nvme::vf_status(pf, index) {
