@@ -5,7 +5,8 @@
 //! to apply a guest's Command write to the device: memory and I/O decode stay as the task set
 //! them at `AddFunction` (the BARs are mapped straight through EPT, so the device must decode),
 //! Bus Master follows the guest only when the core said its DMA is confined
-//! ([`FN_BUS_MASTER_ALLOWED`]), and INTx Disable follows the guest. Nothing else of a guest's
+//! ([`FN_BUS_MASTER_ALLOWED`]; the guest's view starts with Bus Master as the device had it at
+//! assignment), and INTx Disable follows the guest. Nothing else of a guest's
 //! writes reaches the device: BARs, MSI and MSI-X are virtual (`conduit-vpci`) and their changes
 //! go back to the core as events.
 
@@ -259,7 +260,7 @@ fn add_function(state: &mut State, r: &Request) -> Reply {
     } else {
         VirtualFunction::build(&physical, bdf, &bars, &Policy::DEFAULT)
     };
-    let vf = match built {
+    let mut vf = match built {
         Ok(vf) => vf,
         Err(e) => {
             build_message(bdf, &e);
@@ -279,13 +280,29 @@ fn add_function(state: &mut State, r: &Request) -> Reply {
     if bars.iter().any(Bar::is_io) {
         decode |= command::IO_SPACE;
     }
+    let allowed = info.flags & FN_BUS_MASTER_ALLOWED != 0;
+    // Bus mastering as the hypervisor left it at assignment (an NVMe VF brought online, or what
+    // the firmware set) becomes the guest's starting view, so view and device agree; where it is
+    // not allowed it goes off. Decode goes on for the pass-through BARs.
+    let bus_master =
+        allowed && conduit_pci::config::read_command(&physical, bdf) & command::BUS_MASTER != 0;
+    if bus_master
+        && vf
+            .write(
+                conduit_pci::config::reg::COMMAND,
+                2,
+                u32::from(command::BUS_MASTER),
+            )
+            .is_err()
+    {
+        return Reply::error(Status::BuildFailed);
+    }
     if let Err(e) = g.topology.insert(r.vbdf, vf) {
         message(format_args!("{e}"));
         return Reply::error(Status::Topology);
     }
-    // Reset state on the device: decode on for the pass-through BARs, bus mastering off until
-    // the guest asks for it.
-    write_command(&mut physical, bdf, decode);
+    let start = decode | if bus_master { command::BUS_MASTER } else { 0 };
+    write_command(&mut physical, bdf, start);
     with_shared(|p| {
         p.function.msix_table = msix_table;
         p.function.msix_entries = msix_entries;
@@ -293,7 +310,7 @@ fn add_function(state: &mut State, r: &Request) -> Reply {
     g.functions.push(Physical1 {
         vbdf: r.vbdf,
         bdf,
-        bus_master_allowed: info.flags & FN_BUS_MASTER_ALLOWED != 0,
+        bus_master_allowed: allowed,
         decode,
     });
     Reply::ok(u64::from(decode))

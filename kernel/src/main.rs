@@ -17,6 +17,7 @@ mod guest;
 mod iommu;
 mod irq;
 mod memory;
+mod nvme;
 mod pci;
 mod platform;
 mod sched;
@@ -79,11 +80,14 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     cpu.report();
 
     let platform = platform::discover(boot.rsdp_addr.into_option(), mem.phys_offset());
+    arch::x86_64::time::init(platform.pm_timer);
 
     pci::init(&platform, mem);
     let dmar = selftest::dmar_for_boot(config.test, platform.dmar);
     iommu::init(mem, dmar.as_deref(), selftest::iommu_options(config.test));
     irq::init(mem, &platform);
+    // Before the guests: the VFs they are given must be enabled and online first.
+    nvme::init(&bundle, mem, config.test);
 
     if let Some(test) = config.test {
         selftest::run(test, mem, cpu.vmx.is_some());
@@ -92,7 +96,7 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     let mut guests = guest::boot::start_all(&bundle, cpu.vmx.as_ref(), mem);
     control::seal(mem);
     if let Some(test) = config.test {
-        selftest::after_guests(test);
+        selftest::after_guests(test, mem);
     }
     let cpus = match platform.cpu_count() {
         0 => alloc::string::String::from("CPU count unknown (no MADT)"),

@@ -6,6 +6,7 @@ mod edu;
 mod igb;
 mod intremap;
 mod intremap_checks;
+mod nvme_vf;
 mod vtd_edu;
 
 pub use dmar_corrupt::dmar_for_boot;
@@ -33,17 +34,22 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
         TestCase::VtdEduRegisterInvalidation => ("vtd-edu-reginv", vtd_edu::run(mem, vmx)),
         TestCase::DmarCorrupt => ("dmar-corrupt", dmar_corrupt::run(mem)),
         TestCase::Intremap => ("intremap", intremap::run(mem)),
-        // Runs once the guests (and their functions in the control task) exist.
-        TestCase::Control => return,
+        // These run once the guests are placed: see `after_guests`.
+        TestCase::NvmeVf | TestCase::NvmeVfBad | TestCase::Control => return,
     };
     report(name, result);
 }
 
-/// Scenarios that need the guests: run after they are created, before they are scheduled.
-pub fn after_guests(test: TestCase) {
-    if test == TestCase::Control {
-        report("control", control::run());
-    }
+/// The self-tests that need the configured guests placed (memory, domains, devices, and their
+/// functions in the control task).
+pub fn after_guests(test: TestCase, mem: &'static Memory) {
+    let (name, result) = match test {
+        TestCase::NvmeVf => ("nvme-vf", nvme_vf::run(mem)),
+        TestCase::NvmeVfBad => ("nvme-vf-bad", nvme_vf::run_bad()),
+        TestCase::Control => ("control", control::run()),
+        _ => return,
+    };
+    report(name, result);
 }
 
 fn report(name: &str, result: Result<usize, alloc::string::String>) {

@@ -173,12 +173,11 @@ pub const BOCHS_EXPECT: &[&str] = &[
     r"^    exits: [1-9][0-9]* \(HLT: [1-9][0-9]*, I/O instruction: [1-9][0-9]*, VMX-preemption timer expired: [1-9][0-9]*\)$",
     r"^  beta: (running|halted \(in HLT until its next slice\)); 2 MiB at host 0x[0-9a-f]+, VPID 2, ",
     r"^    exits: [1-9][0-9]* \(HLT: [1-9][0-9]*, I/O instruction: [1-9][0-9]*, VMX-preemption timer expired: [1-9][0-9]*\)$",
-    // The control task turned the e1000's bus mastering off when it built the function (a guest's
-    // function starts in its reset state; OVMF had left 0x0007): memory and I/O decode stay on.
-    r"^    functions: 00:03\.0 \(Command 0x0003\)$",
+    r"^    functions: 00:03\.0 \(Command 0x0007\)$",
     r"^  gamma: (running|halted \(in HLT until its next slice\)); 2 MiB at host 0x[0-9a-f]+, VPID 3, ",
     r"^    exits: [1-9][0-9]* \(HLT: [1-9][0-9]*, I/O instruction: [1-9][0-9]*, VMX-preemption timer expired: [1-9][0-9]*\)$",
-    // `pci` and `iommu` on Bochs: enumeration through port I/O, beta's e1000, no IOMMU.
+    // `pci` and `iommu` on Bochs: enumeration through port I/O, beta's e1000 (OVMF left bus
+    // mastering on), no IOMMU.
     r"conduit> pci$",
     r"^pci: [0-9]+ function\(s\) \(0 of them SR-IOV VFs\), enumerated at boot through port I/O 0xcf8/0xcfc \(no MCFG\)",
     r"^  00:00\.0 8086:1237 host bridge; owner: hypervisor$",

@@ -15,6 +15,27 @@ use alloc::vec::Vec;
 use conduit_config::{Bundle, DeviceAssignment, DeviceSel, GuestConfig};
 use conduit_pci::Bdf;
 use log::{error, info, warn};
+use spin::Mutex;
+
+/// A guest whose memory and IOMMU domain exist, whether or not a vCPU runs it.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub name: String,
+    /// Host-physical base of its memory (GPA 0) and its size.
+    pub hpa: u64,
+    pub size: u64,
+    /// Its IOMMU domain (IOVA = GPA), when DMA remapping is on.
+    pub domain: Option<DomainId>,
+    /// The functions assigned to it.
+    pub devices: Vec<Bdf>,
+}
+
+static PLACED: Mutex<Vec<Placed>> = Mutex::new(Vec::new());
+
+/// Every guest [`start_all`] placed, in configuration order.
+pub fn placed() -> Vec<Placed> {
+    PLACED.lock().clone()
+}
 
 /// Creates every configured guest. Returns the guests whose vCPUs can run (none without VMX),
 /// the ones that could not be created and why, and the VMX host.
@@ -130,8 +151,27 @@ fn without_vcpus(
 }
 
 /// Creates the guest's IOMMU domain (IOVA = GPA over exactly its memory) and assigns its
-/// functions. Returns the functions assigned.
+/// functions; records the guest in [`placed`]. Returns the functions assigned.
 fn attach_devices(c: &GuestConfig, hpa: u64, size: u64, unsafe_no_iommu: bool) -> Vec<Bdf> {
+    let mut domain = None;
+    let assigned = attach_to_domain(c, hpa, size, unsafe_no_iommu, &mut domain);
+    PLACED.lock().push(Placed {
+        name: c.name.clone(),
+        hpa,
+        size,
+        domain,
+        devices: assigned.clone(),
+    });
+    assigned
+}
+
+fn attach_to_domain(
+    c: &GuestConfig,
+    hpa: u64,
+    size: u64,
+    unsafe_no_iommu: bool,
+    created: &mut Option<DomainId>,
+) -> Vec<Bdf> {
     let mut assigned = Vec::new();
     let domain = match iommu::status() {
         Ok(()) => {
@@ -141,7 +181,10 @@ fn attach_devices(c: &GuestConfig, hpa: u64, size: u64, unsafe_no_iommu: bool) -
                 len: size,
             };
             match iommu::create_domain(&c.name, &[region]) {
-                Ok(d) => Some(d),
+                Ok(d) => {
+                    *created = Some(d);
+                    Some(d)
+                }
                 Err(e) => {
                     error!(
                         "guest \"{}\": no IOMMU domain: {e}; its devices are not assigned",
@@ -200,7 +243,9 @@ fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<Bdf, Str
             let pf = crate::pci::get()
                 .and_then(|pci| pci.resolve(r))
                 .ok_or_else(|| format!("no PF {r} on this machine"))?;
-            DeviceRef::Address(crate::pci::sriov::vf_of(pf.bdf, index).map_err(|e| format!("{e}"))?)
+            let vf = crate::pci::sriov::vf_of(pf.bdf, index).map_err(|e| format!("{e}"))?;
+            nvme_vf_ready(pf.bdf, index)?;
+            DeviceRef::Address(vf)
         }
     };
     match domain {
@@ -210,4 +255,22 @@ fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<Bdf, Str
             .map(|f| f.bdf)
             .ok_or_else(|| format!("no such function on this machine ({r})")),
     }
+}
+
+/// A VF of an NVMe PF is only usable once its secondary controller is online
+/// (`crate::nvme`); then it gets Memory Space and Bus Master Enable in its own Command register.
+/// VFs of other PFs pass unchanged.
+fn nvme_vf_ready(pf: Bdf, index: u16) -> Result<(), String> {
+    let Some(status) = crate::nvme::vf_status(pf, index) else {
+        return Ok(());
+    };
+    let vf = status.map_err(|why| format!("VF {index} of {pf} is not online: {why}"))?;
+    let pci = crate::pci::get().ok_or("no PCI enumeration")?;
+    let command = crate::nvme::vfs::enable_vf_command(pci, vf.bdf);
+    info!(
+        "guest VF {} of {pf}: secondary controller {:#x} online, memory decode and bus mastering \
+         on (Command {command:#06x})",
+        vf.bdf, vf.scid
+    );
+    Ok(())
 }

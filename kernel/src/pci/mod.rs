@@ -12,6 +12,7 @@
 pub mod access;
 pub mod msi;
 pub mod report;
+pub mod reset;
 pub mod sriov;
 mod sriov_vf;
 pub mod window;

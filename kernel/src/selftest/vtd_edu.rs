@@ -47,7 +47,7 @@ struct Test<'a> {
 }
 
 /// FNV-1a (64-bit) over the little-endian 64-bit words of `[hpa, hpa + len)`.
-fn checksum(window: &PhysWindow, hpa: u64, len: u64) -> u64 {
+pub(super) fn checksum(window: &PhysWindow, hpa: u64, len: u64) -> u64 {
     let base = window.virt(hpa).cast::<u64>();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for i in 0..(len / 8) as usize {

@@ -267,6 +267,17 @@ pub enum TestCase {
     /// The kernel parses a corrupted copy of the firmware's DMAR: remapping must stay off and
     /// every device assignment must be refused.
     DmarCorrupt,
+    /// NVMe SR-IOV: the configured VFs of an NVMe PF are brought online through the PF's
+    /// Virtualization Management command; then, on behalf of the first guest given such a VF
+    /// (no vCPU runs it), an admin queue in that guest's memory runs Identify Controller through
+    /// the VF, and an Identify whose data pointer lies outside the guest's memory must be blocked
+    /// by the IOMMU.
+    NvmeVf,
+    /// [`TestCase::NvmeVf`]'s bring-up with deliberate errors: the first configured NVMe VF is
+    /// addressed with a controller ID the PF does not list, the second asks for more VQ
+    /// resources than a secondary controller may have. Both must be reported with the NVMe status
+    /// and left unassigned; the other VFs come online.
+    NvmeVfBad,
     /// VT-d interrupt remapping: edu's MSI through a guest-owned, source-verified IRTE (raised
     /// interrupts and the DMA-completion interrupt counted per guest), forged messages blocked
     /// with decoded faults (0x26, 0x22, 0x21), an I/O APIC-routed timer in remappable format,
@@ -287,6 +298,8 @@ impl TestCase {
             "vtd-edu" => Some(Self::VtdEdu),
             "vtd-edu-reginv" => Some(Self::VtdEduRegisterInvalidation),
             "dmar-corrupt" => Some(Self::DmarCorrupt),
+            "nvme-vf" => Some(Self::NvmeVf),
+            "nvme-vf-bad" => Some(Self::NvmeVfBad),
             "intremap" => Some(Self::Intremap),
             "control" => Some(Self::Control),
             _ => None,
@@ -305,12 +318,16 @@ mod tests {
             ("vtd-edu-reginv", TestCase::VtdEduRegisterInvalidation),
             ("dmar-corrupt", TestCase::DmarCorrupt),
             ("page-fault", TestCase::PageFault),
+            ("nvme-vf", TestCase::NvmeVf),
+            ("nvme-vf-bad", TestCase::NvmeVfBad),
             ("intremap", TestCase::Intremap),
             ("control", TestCase::Control),
         ] {
             assert_eq!(TestCase::from_name(name), Some(case));
         }
         assert_eq!(TestCase::from_name("vtd"), None);
+        assert_eq!(TestCase::from_name("nvme"), None);
+        assert_eq!(TestCase::from_name("nvme-vf "), None);
         assert_eq!(TestCase::from_name("intremap-eim"), None);
         assert_eq!(TestCase::from_name("Intremap"), None);
     }

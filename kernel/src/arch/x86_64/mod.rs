@@ -12,6 +12,7 @@ pub mod msr;
 pub mod pit;
 pub mod power;
 pub mod serial;
+pub mod time;
 pub mod vmx;
 pub mod vtd;
 

@@ -1,0 +1,120 @@
+//! Issue "VFs at work" (nvme): the expectations of `qemu-nvme-vf` and `qemu-nvme-vf-bad`, measured
+//! on QEMU 10.0.2 q35 + OVMF with the harness' device set: the nvme PF 02:00.0 (1b36:0010,
+//! `serial=deadbeef`, 4 VFs, 8 flexible VQ and 4 VI resources, at most 2 VQ and 1 VI per secondary
+//! controller) brought up by the hypervisor in its own IOMMU domain, secondary controllers 0x1-0x4
+//! for VFs 1-4 (02:00.1-02:00.4), and the VF's admin queue in guest A's memory.
+
+use super::{ANY_EXCEPTION, BANNER, PANIC};
+
+/// The nvme PF 02:00.0 (1b36:0010, `serial=deadbeef`, 4 VFs, 8 flexible VQ and 4 VI resources)
+/// in its hypervisor-owned domain: Identify, primary capabilities, the secondary controllers, the
+/// primary's flexible resources released, the FLR that applies it.
+pub const NVME_PF: &[&str] = &[
+    r"nvme: 02:00\.0 1b36:0010: secondary controllers wanted for VF 0",
+    r#"iommu: created domain 1 "nvme-pf-02:00\.0": IOVA 0x10000000-0x10002fff -> HPA 0x[0-9a-f]+ \(12 KiB\)"#,
+    r#"nvme: 02:00\.0: admin queues in hypervisor-owned IOMMU domain 1 "nvme-pf-02:00\.0": IOVA 0x10000000-0x10002fff -> HPA 0x[0-9a-f]+ \(3 pages: ASQ, ACQ, data\); nothing else is mapped for the PF"#,
+    r#"nvme: 02:00\.0: Identify Controller: VID 0x1b36, SSVID 0x1af4, SN "deadbeef", MN "QEMU NVMe Ctrl", FR "10\.0\.2", controller ID 0x0, OACS 0x1aa, version 1\.4\.0"#,
+    r"nvme: 02:00\.0: primary controller 0x0 at boot: VQ flexible 8 \(primary 0, secondaries 0, private 5, at most 2 per secondary\), VI flexible 4 \(primary 0, secondaries 0, private 4, at most 1 per secondary\)",
+    r"nvme: 02:00\.0: secondary controller list: 4 controller\(s\)",
+    r"nvme: 02:00\.0:   secondary controller 0x4 \(primary 0x0\): VF number 4, offline, VQ 0, VI 0",
+    r"nvme: 02:00\.0: Primary Controller Flexible Allocation: the primary keeps 0 flexible VQ resources after its next reset",
+    r"nvme: 02:00\.0: Primary Controller Flexible Allocation: the primary keeps 0 flexible VI resources after its next reset",
+    r"nvme: 02:00\.0: function level reset done \(configuration restored; NumVFs/VF Enable cleared by the reset: 4 VF\(s\) were enabled before\)",
+];
+
+/// `qemu-nvme-vf`, in order.
+pub const VF_EXPECT: &[&str] = &[
+    BANNER,
+    NVME_PF[0],
+    NVME_PF[1],
+    NVME_PF[2],
+    NVME_PF[3],
+    NVME_PF[4],
+    NVME_PF[5],
+    NVME_PF[6],
+    NVME_PF[7],
+    NVME_PF[8],
+    NVME_PF[9],
+    r"nvme: 02:00\.0: 4 VF\(s\) enabled \(NumVFs 4, VF BAR0 0x[0-9a-f]{1,8}, 16 KiB per VF\), VF Enable and VF MSE set after the FLR",
+    r#"nvme: 02:00\.0: VF 0 \(02:00\.1\) for guest "a": secondary controller 0x1 online with 2 VQ and 1 VI resources"#,
+    r#"nvme: 02:00\.0: VF 1 \(02:00\.2\) for guest "b": secondary controller 0x2 online with 2 VQ and 1 VI resources"#,
+    r"nvme: 02:00\.0:   secondary controller 0x1 \(primary 0x0\): VF number 1, online, VQ 2, VI 1",
+    r"nvme: 02:00\.0:   secondary controller 0x2 \(primary 0x0\): VF number 2, online, VQ 2, VI 1",
+    r"nvme: 02:00\.0:   secondary controller 0x3 \(primary 0x0\): VF number 3, offline, VQ 0, VI 0",
+    r"nvme: 02:00\.0: 2 of 2 VF\(s\) online",
+    r#"iommu: created domain 2 "a": IOVA 0x0-0xffffff"#,
+    r"iommu: assigned 02:00\.1 to domain 2 .a. on unit 0xfed90000",
+    r#"guest "a": assigned 02:00\.1 \(02:00\.0 VF 0\) in IOMMU domain 2"#,
+    r#"iommu: created domain 3 "b": IOVA 0x0-0x7fffff"#,
+    r#"guest "b": assigned 02:00\.2 \(1b36:0010 VF 1\) in IOMMU domain 3"#,
+    r#"selftest: nvme-vf: guest A = "a" \(16 MiB at HPA 0x[0-9a-f]+, IOMMU domain 2\), VF 02:00\.1 of 02:00\.0 \(secondary controller 0x1, 2 VQ, 1 VI\), BAR0 0x[0-9a-f]+; its driver's admin queues at GPA 0x800000 \(SQ\), 0x801000 \(CQ\), data at 0x802000, all in guest A's memory"#,
+    r"selftest: nvme-vf: VF 02:00\.1: CAP 0x004008200f0107ff \(MQES 2048, TO 7500 ms, DSTRD 0\), version 1\.4\.0",
+    // The 4 KiB Identify data QEMU 10.0.2 returns for VF 0 (checksum of guest A's page).
+    r#"nvme-vf \[1\] Identify Controller through VF 02:00\.1: 4 KiB landed at GPA 0x802000 \(HPA 0x[0-9a-f]+\) in guest A's memory \(checksum 0x5d241b4ef3cfb8b5\): VID 0x1b36, SN "deadbeef", MN "QEMU NVMe Ctrl", FR "10\.0\.2", controller ID 0x1"#,
+    r#"nvme-vf \[1\] the VF's SN "deadbeef" and MN "QEMU NVMe Ctrl" equal the PF's; its controller ID 0x1 is the secondary controller's"#,
+    r"vtd: DMA fault on unit 0xfed90000: source 02:00\.1, write at IOVA 0x1000000, reason 0x05: write to a page without write permission .*\(reported by the fault event interrupt\)",
+    // QEMU's nvme does not learn that the IOMMU dropped the write: it reports success.
+    r#"nvme-vf \[2\] Identify with PRP1 = 0x1000000 \(GPA 0x1000000, just past the end of guest A's memory\): DMA write blocked \(source 02:00\.1, reason 0x05\); the command completed with NVMe status SCT 0h/SC 00h "Successful Completion"; unchanged: guest "b" \(HPA 0x[0-9a-f]+\) 0x[0-9a-f]{16}, hypervisor's root table \(HPA 0x[0-9a-f]+\) 0x[0-9a-f]{16}, PF admin queues \(HPA 0x[0-9a-f]+\) 0x[0-9a-f]{16}"#,
+    r"vtd: DMA fault on unit 0xfed90000: source 02:00\.1, write at IOVA 0x2600000, reason 0x05",
+    r#"nvme-vf \[3\] Identify with PRP1 = 0x2600000 \(guest "b"'s memory \(its HPA\)\): DMA write blocked \(source 02:00\.1, reason 0x05\)"#,
+    r"vtd: DMA fault on unit 0xfed90000: source 02:00\.1, write at IOVA 0x10000000, reason 0x05",
+    r"nvme-vf \[4\] Identify with PRP1 = 0x10000000 \(the IOVA of the PF's admin queues in the hypervisor-owned domain\): DMA write blocked \(source 02:00\.1, reason 0x05\)",
+    r#"nvme-vf \[5\] VF 02:00\.1 still serves guest A after the blocked transfers: SN "deadbeef""#,
+    r"selftest: nvme-vf: PASS \(5 steps\)",
+    r"boot complete: .*DMA remapping on",
+    r"CONDUIT EXIT: success",
+];
+
+/// `qemu-nvme-vf`: no failure, no VF refused, and only VF 0 faults, where the script aims it.
+pub const VF_FORBID: &[&str] = &[
+    PANIC,
+    ANY_EXCEPTION,
+    r"FAIL",
+    r"cannot be brought online",
+    r"not assigned",
+    r"reported by polling",
+    r"primary fault overflow",
+    // Only the VF, and only where the script aims it, may fault.
+    r"DMA fault on unit 0xfed90000: source (0[0-13-9]|02:00\.[02-7])",
+];
+
+/// `qemu-nvme-vf-bad`, in order.
+pub const BAD_EXPECT: &[&str] = &[
+    BANNER,
+    NVME_PF[0],
+    r#"nvme: 02:00\.0: VF 9 for guest "d" cannot be brought online: VF index 9 is not below the PF's TotalVFs 4; it stays unassigned"#,
+    NVME_PF[3],
+    NVME_PF[9],
+    r"nvme: 02:00\.0: 4 VF\(s\) enabled \(NumVFs 4,",
+    r"nvme: 02:00\.0: TEST: VF 0 \(02:00\.1\) addressed as controller 0x5, which the PF does not list \(its secondary controller is 0x1\)",
+    r#"nvme: 02:00\.0: VF 0 for guest "a" cannot be brought online: Secondary Controller Assign \(VI 1\) for controller 0x5 failed: NVMe status SCT 1h/SC 1fh "Invalid Controller Identifier" \(do not retry\); it stays unassigned"#,
+    r"nvme: 02:00\.0: TEST: VF 1 \(02:00\.2\) asks for 3 VQ resources \(at most 2 per secondary\)",
+    r"nvme: 02:00\.0: controller 0x2 taken offline again: the resources assigned to it return to the pool",
+    r#"nvme: 02:00\.0: VF 1 for guest "b" cannot be brought online: Secondary Controller Assign \(VQ 3\) for controller 0x2 failed: NVMe status SCT 1h/SC 21h "Invalid Number of Controller Resources" \(do not retry\); it stays unassigned"#,
+    r#"nvme: 02:00\.0: VF 2 \(02:00\.3\) for guest "c": secondary controller 0x3 online with 2 VQ and 1 VI resources"#,
+    r"nvme: 02:00\.0:   secondary controller 0x1 \(primary 0x0\): VF number 1, offline, VQ 0, VI 0",
+    r"nvme: 02:00\.0:   secondary controller 0x2 \(primary 0x0\): VF number 2, offline, VQ 0, VI 0",
+    r"nvme: 02:00\.0:   secondary controller 0x3 \(primary 0x0\): VF number 3, online, VQ 2, VI 1",
+    r"nvme: 02:00\.0: 1 of 4 VF\(s\) online",
+    r#"guest "a": device\[0\] 02:00\.0 VF 0 not assigned: VF 0 of 02:00\.0 is not online: .*"Invalid Controller Identifier""#,
+    r#"guest "a": 4 MiB at HPA 0x[0-9a-f]+, 0 function\(s\) assigned"#,
+    r#"guest "b": device\[0\] 02:00\.0 VF 1 not assigned: VF 1 of 02:00\.0 is not online: .*"Invalid Number of Controller Resources""#,
+    r#"guest "b": 4 MiB at HPA 0x[0-9a-f]+, 0 function\(s\) assigned"#,
+    r#"guest "c": assigned 02:00\.3 \(02:00\.0 VF 2\) in IOMMU domain 4"#,
+    r#"guest "c": 4 MiB at HPA 0x[0-9a-f]+, 1 function\(s\) assigned"#,
+    r#"guest "d": device\[0\] 02:00\.0 VF 9 not assigned: VF index 9 is at or beyond TotalVFs 4 of 02:00\.0"#,
+    r#"guest "d": 4 MiB at HPA 0x[0-9a-f]+, 0 function\(s\) assigned"#,
+    r"selftest: nvme-vf-bad: 3 VF\(s\) refused, 1 online and assigned",
+    r"selftest: nvme-vf-bad: PASS",
+    r"boot complete: ",
+    r"CONDUIT EXIT: success",
+];
+
+/// `qemu-nvme-vf-bad`: the refused VFs are never assigned, and nothing faults.
+pub const BAD_FORBID: &[&str] = &[
+    PANIC,
+    ANY_EXCEPTION,
+    r"FAIL",
+    r"assigned 02:00\.[12] ",
+    r"DMA fault",
+];

@@ -1,0 +1,38 @@
+//! Pure NVMe logic for Conduit, host-tested with hand-built byte buffers and fake queue memory.
+//!
+//! Nothing here touches hardware: the kernel maps BAR0 and DMA buffers and feeds what it reads to
+//! these types. No `unsafe`, no allocation, no panics on what a device returns.
+//!
+//! - [`regs`]: controller registers (CAP, VS, CC, CSTS, AQA, ASQ, ACQ) and doorbell offsets
+//!   (NVMe Base Specification 2.0, §3.1.3).
+//! - [`command`]: the 64-byte submission queue entry and builders for the admin commands used
+//!   here: Identify (§5.17) and Virtualization Management (§5.22).
+//! - [`completion`]: the 16-byte completion queue entry (§4.2.2).
+//! - [`status`]: the status field, with generic and command-specific status code names (§4.2.3).
+//! - [`queue`]: a queue pair's state machine (tail, head, phase tag) over [`queue::QueueMemory`].
+//! - [`identify`]: Identify Controller (CNS 01h), Primary Controller Capabilities (CNS 14h) and
+//!   Secondary Controller List (CNS 15h) parsing.
+//!
+//! Section numbers cite the NVM Express Base Specification, Revision 2.0.
+#![cfg_attr(not(test), no_std)]
+#![warn(missing_docs)]
+
+pub mod command;
+pub mod completion;
+pub mod identify;
+pub mod queue;
+pub mod regs;
+pub mod status;
+
+pub use command::{Cns, Command, ResourceType, VirtAction, admin_opcode};
+pub use completion::Completion;
+pub use identify::{
+    IdentifyController, ParseError, PrimaryControllerCaps, SecondaryController,
+    SecondaryControllerList,
+};
+pub use queue::{QueueError, QueueMemory, QueuePair, Reaped, Submitted};
+pub use regs::{Aqa, Cap, Cc, Csts, Version};
+pub use status::{Status, StatusCodeType};
+
+/// Bytes of the data structure every Identify command returns.
+pub const IDENTIFY_BYTES: usize = 4096;
