@@ -6,7 +6,8 @@
 //! them at `AddFunction` (the BARs are mapped straight through EPT, so the device must decode),
 //! Bus Master follows the guest only when the core said its DMA is confined
 //! ([`FN_BUS_MASTER_ALLOWED`]; the guest's view starts with Bus Master as the device had it at
-//! assignment), and INTx Disable follows the guest. Nothing else of a guest's
+//! assignment), INTx Disable follows the guest, and so do MSI-X Enable and Function Mask (the
+//! table entries themselves are programmed by the core, in remappable format). Nothing else of a guest's
 //! writes reaches the device: BARs, MSI and MSI-X are virtual (`conduit-vpci`) and their changes
 //! go back to the core as events.
 
@@ -36,6 +37,8 @@ struct Physical1 {
     bus_master_allowed: bool,
     /// Decode enables the task keeps on (memory and/or I/O).
     decode: u16,
+    /// Offset of the MSI-X capability (its Enable and Function Mask follow the guest's).
+    msix_cap: Option<u16>,
 }
 
 struct GuestState {
@@ -219,6 +222,18 @@ fn apply_physical(mut cfg: Physical, g: &GuestState, vbdf: Bdf, events: &Events)
                 write_command(&mut cfg, p.bdf, value);
             }
             Event::FunctionReset => write_command(&mut cfg, p.bdf, p.decode),
+            Event::MsixControlChanged {
+                enabled,
+                function_mask,
+            } => {
+                if let Some(off) = p.msix_cap {
+                    // Message Control (PCIe Base Spec r6.0 §7.7.2.2): Enable bit 15, Function
+                    // Mask bit 14; Table Size is read-only.
+                    let ctl = cfg.read16(p.bdf, off + 2) & !0xc000;
+                    let ctl = ctl | u16::from(enabled) << 15 | u16::from(function_mask) << 14;
+                    cfg.write16(p.bdf, off + 2, ctl);
+                }
+            }
             _ => {}
         }
     }
@@ -267,6 +282,7 @@ fn add_function(state: &mut State, r: &Request) -> Reply {
             return Reply::error(Status::BuildFailed);
         }
     };
+    let msix_cap = vf.msix().map(|m| m.offset);
     let (msix_table, msix_entries) = vf.msix().map_or((0, 0), |m| {
         (
             u32::from(m.table_bir) | m.table_offset,
@@ -303,6 +319,12 @@ fn add_function(state: &mut State, r: &Request) -> Reply {
     }
     let start = decode | if bus_master { command::BUS_MASTER } else { 0 };
     write_command(&mut physical, bdf, start);
+    if let Some(off) = msix_cap {
+        // The guest's view starts with MSI-X off; so does the device (no message from entries
+        // a previous owner left).
+        let ctl = physical.read16(bdf, off + 2) & !0xc000;
+        physical.write16(bdf, off + 2, ctl);
+    }
     with_shared(|p| {
         p.function.msix_table = msix_table;
         p.function.msix_entries = msix_entries;
@@ -312,6 +334,7 @@ fn add_function(state: &mut State, r: &Request) -> Reply {
         bdf,
         bus_master_allowed: allowed,
         decode,
+        msix_cap,
     });
     Reply::ok(u64::from(decode))
 }

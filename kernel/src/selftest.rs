@@ -46,7 +46,7 @@ pub fn after_guests(test: TestCase, mem: &'static Memory) {
     let (name, result) = match test {
         TestCase::NvmeVf => ("nvme-vf", nvme_vf::run(mem)),
         TestCase::NvmeVfBad => ("nvme-vf-bad", nvme_vf::run_bad()),
-        TestCase::Control => ("control", control::run()),
+        TestCase::Control => ("control", control::run(mem)),
         _ => return,
     };
     report(name, result);

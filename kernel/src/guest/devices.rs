@@ -326,14 +326,51 @@ pub(super) fn apply(g: &mut Guest, vbdf: Bdf, e: &Event) {
             on(bus_master),
             on(intx_disable)
         ),
-        Event::FunctionReset => info!("guest \"{}\": {vbdf} function level reset", g.name),
-        Event::MsiChanged { .. }
-        | Event::MsixControlChanged { .. }
-        | Event::MsixEntryChanged { .. } => info!(
-            "guest \"{}\": {vbdf} interrupt setup {e:?} (delivery to guests needs interrupt remapping: not wired yet)",
+        Event::FunctionReset => {
+            info!("guest \"{}\": {vbdf} function level reset", g.name);
+            if let Some(bdf) = physical_of(g, vbdf) {
+                super::interrupts::release_function(g.pci.index, bdf);
+            }
+        }
+        Event::MsixEntryChanged {
+            index,
+            address,
+            data,
+            masked,
+        } => {
+            if let Some(bdf) = physical_of(g, vbdf) {
+                let change = super::interrupts::EntryChange {
+                    entry: index,
+                    address,
+                    data,
+                    masked,
+                };
+                super::interrupts::on_msix_entry(g.pci.index, &g.name, g.mem, bdf, change);
+            }
+        }
+        Event::MsixControlChanged {
+            enabled,
+            function_mask,
+        } => info!(
+            "guest \"{}\": {vbdf} MSI-X {}, function mask {} (on the device too)",
+            g.name,
+            if enabled { "enabled" } else { "disabled" },
+            on(function_mask)
+        ),
+        Event::MsiChanged { .. } => info!(
+            "guest \"{}\": {vbdf} MSI {e:?}: not routed (only MSI-X entries are, for now)",
             g.name
         ),
     }
+}
+
+/// The physical function behind `vbdf`.
+fn physical_of(g: &Guest, vbdf: Bdf) -> Option<Bdf> {
+    g.pci
+        .functions
+        .iter()
+        .find(|f| f.vbdf == vbdf)
+        .map(|f| f.bdf)
 }
 
 fn on(b: bool) -> &'static str {
@@ -547,6 +584,7 @@ pub fn reset_functions(g: &mut Guest) -> Vec<(Bdf, Option<u16>)> {
                 for e in a.events() {
                     apply(g, vbdf, e);
                 }
+                super::interrupts::release_function(g.pci.index, bdf);
                 out.push((bdf, Some(a.value as u16)));
             }
             Err(e) => {

@@ -6,6 +6,7 @@
 pub mod boot;
 pub mod devices;
 mod exits;
+pub mod interrupts;
 mod layout;
 mod mmio;
 mod set;

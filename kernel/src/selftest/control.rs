@@ -10,6 +10,7 @@
 
 use crate::control::{self, ControlError};
 use crate::guest::devices::data_port_target;
+use crate::memory::Memory;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -70,7 +71,7 @@ fn err(e: ControlError) -> String {
     format!("{e}")
 }
 
-pub fn run() -> Result<usize, String> {
+pub fn run(mem: &'static Memory) -> Result<usize, String> {
     let pci = crate::pci::get().ok_or("no PCI enumeration")?;
     let mut view = GuestView { cf8: 0 };
     let mut steps = 0;
@@ -269,7 +270,104 @@ pub fn run() -> Result<usize, String> {
     info!(
         "control-test [10] {READS} reads in a row, all correct ({per} TSC ticks per request on this machine)"
     );
+    if interrupt_route(&mut view, mem)? {
+        steps += 1;
+    }
     Ok(steps)
+}
+
+/// The guest's vector the MSI-X test programs.
+const GUEST_VECTOR: u8 = 0x41;
+
+/// Step 11: the guest programs MSI-X entry 0 of the igb PF (its 00:02.0) through the trapped
+/// table; the core turns it into an IRTE owned by the guest (`guest::interrupts`, the function
+/// the exit path calls); the device raises it (EICS) and the delivery is the guest's, its own
+/// vector pending. A message with the NMI delivery mode is refused.
+fn interrupt_route(view: &mut GuestView, mem: &'static Memory) -> Result<bool, String> {
+    use super::igb::{self, Igb};
+    use crate::guest::interrupts::EntryChange;
+    use crate::irq::dispatch;
+    use conduit_irq::GuestId;
+    let vbdf = Bdf::from_routing_id(0x10); // 00:02.0
+    let pci = crate::pci::get().ok_or("no PCI enumeration")?;
+    let Some(f) = control::assignment(GUEST, vbdf).and_then(|b| pci.function(b)) else {
+        return Ok(false);
+    };
+    if (f.vendor_id(), f.device_id()) != (igb::VENDOR, igb::DEVICE) {
+        return Ok(false);
+    }
+    let cap = f
+        .caps
+        .iter()
+        .find(|c| c.id == cap_id::MSIX)
+        .ok_or("the igb PF has no MSI-X capability")?
+        .offset;
+    // The guest's driver: memory decode and bus mastering, MSI-X on, entry 0 programmed.
+    view.write(vbdf, 0x04, 2, 0x0006).map_err(err)?;
+    view.write(vbdf, cap + 2, 2, 0x8000).map_err(err)?;
+    let w = |offset: u64, value: u64| Request {
+        offset,
+        size: 4,
+        value,
+        ..Request::new(Op::MsixWrite, GUEST, vbdf)
+    };
+    let mut routed = None;
+    for (offset, value) in [
+        (0, 0xfee0_0000u64),
+        (4, 0),
+        (8, u64::from(GUEST_VECTOR)),
+        (12, 0),
+    ] {
+        let a = control::call(&w(offset, value)).map_err(err)?;
+        for e in a.events() {
+            if let Event::MsixEntryChanged {
+                index,
+                address,
+                data,
+                masked,
+            } = *e
+            {
+                let change = EntryChange {
+                    entry: index,
+                    address,
+                    data,
+                    masked,
+                };
+                routed = crate::guest::interrupts::on_msix_entry(GUEST, "a", mem, f.bdf, change);
+            }
+        }
+    }
+    let route = routed.ok_or("the unmasked entry was not routed")?;
+    let nic = Igb::open(mem, f)?;
+    nic.enable(0);
+    let guest = GuestId(GUEST);
+    let before = dispatch::guest_delivered(guest);
+    nic.raise(0);
+    let arrived = super::intremap::wait_with_interrupts(1 << 30, || {
+        dispatch::guest_delivered(guest) > before
+    });
+    let pending = dispatch::take_pending(guest);
+    nic.quiesce();
+    // NMI delivery mode (data bits 10:8 = 100b): refused, the physical entry stays masked.
+    let nmi_change = EntryChange {
+        entry: 0,
+        address: 0xfee0_0000,
+        data: 0x0400 | u32::from(GUEST_VECTOR),
+        masked: false,
+    };
+    let nmi = crate::guest::interrupts::on_msix_entry(GUEST, "a", mem, f.bdf, nmi_change);
+    view.write(vbdf, cap + 2, 2, 0).map_err(err)?;
+    view.write(vbdf, 0x04, 2, 0).map_err(err)?;
+    crate::guest::interrupts::release_function(GUEST, f.bdf);
+    check(
+        arrived && pending == Some(GUEST_VECTOR) && nmi.is_none(),
+        || format!("delivered {arrived}, pending {pending:?}, NMI message routed {nmi:?}"),
+    )?;
+    info!(
+        "control-test [11] {vbdf} ({}) MSI-X entry 0 written by the guest (vector {GUEST_VECTOR:#x}): IRTE {} -> host vector {:#x}; the device's interrupt was delivered to guest 0 with its vector {GUEST_VECTOR:#x} pending; an NMI-mode message is refused",
+        f.bdf, route.index, route.vector
+    );
+    Ok(true)
 }
 
 /// Steps 1-5 for one function: identity, BAR sizing, capability list, extended capabilities,
