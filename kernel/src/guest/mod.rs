@@ -3,6 +3,7 @@
 //! A guest that misbehaves (EPT violation outside its memory, triple fault, an exit Conduit does
 //! not handle) is stopped and reported alone; the others go on.
 
+mod bars;
 pub mod boot;
 pub mod devices;
 mod exits;
