@@ -161,10 +161,9 @@ pub fn run(frame: &mut Frame, budget: Option<u64>) -> Result<(), Abort> {
         budget.map_or(0, |b| now.saturating_add(b).max(1)),
         Ordering::Relaxed,
     );
-    // SAFETY: the frame names the task's page tables (which map the kernel supervisor-only, so
-    // this code, its stack, the IDT/GDT/TSS and the syscall entry stay reachable) and its entry
-    // point and stack; the trampoline returns here through SYSCALL or the abort path with the
-    // callee-saved registers restored and CR3 back to `frame.kernel_cr3`.
+    // SAFETY: the frame names the task's page tables (kernel mapped supervisor-only, so this code,
+    // its stack, IDT/GDT/TSS and the syscall entry stay reachable), entry point and stack; SYSCALL
+    // or the abort path return here with callee-saved registers and `frame.kernel_cr3` restored.
     let rc = unsafe { conduit_ctl_enter(frame) };
     DEADLINE.store(0, Ordering::Relaxed);
     ACTIVE.store(false, Ordering::Release);

@@ -287,10 +287,9 @@ fn write(reg: Reg, value: u32) {
             if matches!(reg, Reg::Id | Reg::TimerCurrent) {
                 return;
             }
-            // SAFETY: the x2APIC MSRs exist in x2APIC mode; the read-only ones (ID, current
-            // count) are excluded above, and the callers write mask bits, a priority of 0, an
-            // enable with a vector, timer counts and divide values, or 0 for EOI, all
-            // architecturally valid.
+            // SAFETY: the x2APIC MSRs exist in x2APIC mode; the read-only ones (ID, current count)
+            // are excluded above; callers write masks, priority 0, enables with a vector, timer
+            // counts and divide values, or 0 for EOI, all architecturally valid.
             unsafe { msr::write(reg.msr(), u64::from(value)) }
         }
         None => {}

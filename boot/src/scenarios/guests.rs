@@ -1,0 +1,93 @@
+//! Expectations for the VMX test guests (guest/): per-guest output sequences and the kernel's side.
+
+use super::{ANY_EXCEPTION, BANNER, PANIC};
+
+/// Forbidden wherever guests run: a guest's failed self-check (guest/README.md), the lines the
+/// hostile and triple guests print only if the hypervisor let them go on, and the greeting of
+/// `badstate` (the hello64 image), whose entry must be refused.
+pub(super) const GUEST_FORBID: &[&str] = &[
+    PANIC,
+    ANY_EXCEPTION,
+    r"self-check failed",
+    r"hostile: write went through",
+    r"triple: still alive",
+    r"badstate: hello from",
+];
+
+/// `hello64` (guest/src/bin/hello64.rs), in order. Its output reaches the log as `hello64: <line>`.
+pub(super) const HELLO64: &[&str] = &[
+    r"hello64: hello from hello64",
+    r"hello64: cpuid: signature ConduitHyprV ok, VMX hidden",
+    r"hello64: cpuid: abi version 1",
+    r"hello64: hlt returned",
+    // LME and LMA set (0x500); NXE and SCE are the kernel's choice.
+    r"hello64: rdmsr IA32_EFER -> 0x[0-9a-f]*[5d][0-9a-f]{2}\b",
+    r"hello64: rdmsr 0x1234 -> #GP",
+    // The one line written through hypercall 1 (HC_CONSOLE_WRITE).
+    r"hello64: hypercall console ok",
+    r"hello64: progress 1/4",
+    r"hello64: progress 2/4",
+    r"hello64: progress 3/4",
+    r"hello64: progress 4/4",
+    r"hello64: done",
+    r#"guest "hello64" exited with code 0x64\b"#,
+];
+
+/// `real16` (guest/src/bin/real16.rs), in order.
+pub(super) const REAL16: &[&str] = &[
+    r"real16: hello from real16",
+    r"real16: cpuid: signature ConduitHyprV ok",
+    r"real16: progress 1/2",
+    r"real16: progress 2/2",
+    r"real16: done",
+    r#"guest "real16" exited with code 0x16\b"#,
+];
+
+/// `hostile`: its write to 1 GiB is at the image's first byte (section `.text.probe`).
+pub(super) const HOSTILE: &[&str] = &[
+    r"hostile: hello from hostile",
+    r#"guest "hostile" stopped: EPT violation at GPA 0x40000000 \(write, outside the guest's memory\) RIP 0x100000\b"#,
+];
+
+/// `triple`: LIDT of an empty table at 0x100000, UD2 at 0x100007.
+pub(super) const TRIPLE: &[&str] = &[
+    r"triple: hello from triple",
+    r#"guest "triple" stopped: triple fault RIP 0x100007\b"#,
+];
+
+/// `badstate`: the hello64 image with `test_break = "cr0-pg-without-pe"`: never entered.
+pub(super) const BADSTATE: &[&str] = &[
+    r#"guest "badstate" refused before entry: invalid guest state: CR0\.PG set but CR0\.PE clear"#,
+];
+
+/// The guests of boot/scenarios/vmx-guests.toml.
+pub(super) const VMX_GUESTS: &[(&str, &[&str])] = &[
+    ("hello64", HELLO64),
+    ("real16", REAL16),
+    ("hostile", HOSTILE),
+    ("triple", TRIPLE),
+    ("badstate", BADSTATE),
+];
+
+/// The kernel's side of a guest run on Bochs: VMX is there, and every guest ends one way or
+/// another, after which the hypervisor ends the run.
+pub(super) const VMX_GUESTS_EXPECT: &[&str] = &[
+    BANNER,
+    r"config: bundle of [0-9]+ bytes, 5 guest\(s\), 4 image\(s\)",
+    r"VMX: available",
+    r"VMXON done",
+    r#"guest "hello64": 4 MiB at host 0x[0-9a-f]+, EPTP 0x[0-9a-f]+, VPID 1, slice 1000 us"#,
+    r#"guest "real16": 2 MiB at host 0x[0-9a-f]+, EPTP 0x[0-9a-f]+, VPID 2, .*entry Real16 \{ cs: 0, ip: 31744 \}"#,
+    r"sched: running 4 guest\(s\) round-robin",
+    r"sched: every guest has finished",
+    // Both long-running guests were preempted by the VMX-preemption timer: they interleaved.
+    r"preemption-timer exits per guest: hello64=[1-9][0-9]* real16=[1-9][0-9]* hostile=0 triple=0",
+    // The hypervisor's tick (local APIC timer) may interrupt a guest: "external interrupt: N".
+    r#"guest "hello64": exited with code 0x64; [0-9]+ exits, (external interrupt: [0-9]+, )?CPUID: 3, HLT: 1, VMCALL: 2, I/O instruction: [0-9]+, RDMSR: 2, VMX-preemption timer expired: [1-9][0-9]*"#,
+    r#"guest "real16": exited with code 0x16; [0-9]+ exits, (external interrupt: [0-9]+, )?CPUID: 1, VMCALL: 1, I/O instruction: [0-9]+, VMX-preemption timer expired: [1-9][0-9]*"#,
+    r#"guest "hostile": stopped \(EPT violation at GPA 0x40000000 \(write, outside the guest's memory\) RIP 0x100000\); [0-9]+ exits, (external interrupt: [0-9]+, )?I/O instruction: [0-9]+, EPT violation: 1"#,
+    r#"guest "triple": stopped \(triple fault RIP 0x100007\); [0-9]+ exits, (external interrupt: [0-9]+, )?triple fault: 1"#,
+    r"CONDUIT EXIT: success",
+];
+
+// Issue "VT-d DMA remapping": values measured on QEMU 10 q35 + OVMF with the harness' device set.
