@@ -11,6 +11,7 @@ const BINS: &[(&str, &str)] = &[
     ("bench64", "long64.ld"),
     ("pcigst64", "long64.ld"),
     ("ticker64", "long64.ld"),
+    ("irq64", "long64.ld"),
     ("real16", "real16.ld"),
 ];
 

@@ -102,7 +102,7 @@ fn run_slice(g: &mut Guest) {
     guest::devices::sync(g);
     loop {
         crate::irq::interrupt_window();
-        if let Err(e) = guest::inject_pending(g, &mut v) {
+        if let Err(e) = guest::events::before_entry(g, &mut v) {
             g.stop(format!("{e}"));
             return;
         }

@@ -60,6 +60,17 @@ pub(super) const BADSTATE: &[&str] = &[
     r#"guest "badstate" refused before entry: invalid guest state: CR0\.PG set but CR0\.PE clear"#,
 ];
 
+/// `irq64` (guest/src/bin/irq64.rs), in order: virtual interrupts injected into its vCPU.
+pub(super) const IRQ64: &[&str] = &[
+    r"irq64: hello from irq64",
+    r"irq64: timer: vector 0x10, delay 0 and a delay over one hour refused",
+    r"irq64: one-shot: 8 timers, 8 interrupts on vector 0x30, each ending a HLT \([0-9]+ HLTs in all\); none more in 20 slices with IF=1",
+    r"irq64: IF=0: held across 1000 exits with no interrupt-window exit; delivered after STI through 1 interrupt-window exit",
+    r"irq64: two pending: 0x31 delivered before 0x30, both once",
+    r"irq64: disarmed and replaced timers did not fire: 10 on 0x30, 2 on 0x31",
+    r#"guest "irq64" exited with code 0x1a\b"#,
+];
+
 /// The guests of boot/scenarios/vmx-guests.toml.
 pub(super) const VMX_GUESTS: &[(&str, &[&str])] = &[
     ("hello64", HELLO64),
@@ -67,26 +78,31 @@ pub(super) const VMX_GUESTS: &[(&str, &[&str])] = &[
     ("hostile", HOSTILE),
     ("triple", TRIPLE),
     ("badstate", BADSTATE),
+    ("irq64", IRQ64),
 ];
 
 /// The kernel's side of a guest run on Bochs: VMX is there, and every guest ends one way or
 /// another, after which the hypervisor ends the run.
 pub(super) const VMX_GUESTS_EXPECT: &[&str] = &[
     BANNER,
-    r"config: bundle of [0-9]+ bytes, 5 guest\(s\), 4 image\(s\)",
+    r"config: bundle of [0-9]+ bytes, 6 guest\(s\), 5 image\(s\)",
     r"VMX: available",
     r"VMXON done",
     r#"guest "hello64": 4 MiB at host 0x[0-9a-f]+, EPTP 0x[0-9a-f]+, VPID 1, slice 1000 us"#,
     r#"guest "real16": 2 MiB at host 0x[0-9a-f]+, EPTP 0x[0-9a-f]+, VPID 2, .*entry Real16 \{ cs: 0, ip: 31744 \}"#,
-    r"sched: running 4 guest\(s\) round-robin",
+    r"sched: running 5 guest\(s\) round-robin",
     r"sched: every guest has finished",
     // Both long-running guests were preempted by the VMX-preemption timer: they interleaved.
-    r"preemption-timer exits per guest: hello64=[1-9][0-9]* real16=[1-9][0-9]* hostile=0 triple=0",
+    r"preemption-timer exits per guest: hello64=[1-9][0-9]* real16=[1-9][0-9]* hostile=0 triple=0 irq64=[0-9]+",
     // The hypervisor's tick (local APIC timer) may interrupt a guest: "external interrupt: N".
     r#"guest "hello64": exited with code 0x64; [0-9]+ exits, (external interrupt: [0-9]+, )?CPUID: 3, HLT: 1, VMCALL: 2, I/O instruction: [0-9]+, RDMSR: 2, VMX-preemption timer expired: [1-9][0-9]*"#,
     r#"guest "real16": exited with code 0x16; [0-9]+ exits, (external interrupt: [0-9]+, )?CPUID: 1, VMCALL: 1, I/O instruction: [0-9]+, VMX-preemption timer expired: [1-9][0-9]*"#,
     r#"guest "hostile": stopped \(EPT violation at GPA 0x40000000 \(write, outside the guest's memory\) RIP 0x100000\); [0-9]+ exits, (external interrupt: [0-9]+, )?I/O instruction: [0-9]+, EPT violation: 1"#,
     r#"guest "triple": stopped \(triple fault RIP 0x100007\); [0-9]+ exits, (external interrupt: [0-9]+, )?triple fault: 1"#,
+    // irq64: 12 timer interrupts injected (8 + 1 + 2 + 1), 3 of them through interrupt-window
+    // exits (after STI's shadow; after STI's shadow and after the first handler's IRET); the refused RDMSR's #GP of hello64 goes through the same injection path.
+    r#"guest "irq64": exited with code 0x1a; [0-9]+ exits, (external interrupt: [0-9]+, )?interrupt window: 3, CPUID: [0-9]+, HLT: [0-9]+, VMCALL: [0-9]+, I/O instruction: [0-9]+"#,
+    r#"guest "irq64": 12 virtual interrupt\(s\) injected \(last vector 0x31\), 0 event\(s\) re-injected after an exit during delivery, 0 device interrupt\(s\) routed to it"#,
     r"CONDUIT EXIT: success",
 ];
 

@@ -12,7 +12,7 @@ use conduit_vmx::exit::{
     IoQualification,
 };
 use conduit_vmx::fields::{
-    Control32, Guest32, Guest64, GuestNatural, ReadOnly32, ReadOnly64, ReadOnlyNatural,
+    Guest32, Guest64, GuestNatural, ReadOnly32, ReadOnly64, ReadOnlyNatural,
 };
 
 /// What the scheduler does after an exit.
@@ -29,7 +29,7 @@ pub enum Outcome {
 use conduit_abi::{
     ABI_VERSION, CPUID_HV_LEAF, CPUID_HV_MAX_LEAF, CPUID_HV_SIGNATURE, CPUID_HV_VERSION_LEAF,
     HC_CONSOLE_WRITE, HC_CONSOLE_WRITE_MAX, HC_ERR_BAD_ADDRESS, HC_ERR_INVALID_ARGUMENT,
-    HC_ERR_UNKNOWN_FUNCTION, HC_EXIT, HC_EXIT_COUNT, HC_EXIT_COUNT_ALL, HC_OK, HC_YIELD,
+    HC_ERR_UNKNOWN_FUNCTION, HC_EXIT, HC_EXIT_COUNT, HC_EXIT_COUNT_ALL, HC_OK, HC_TIMER, HC_YIELD,
 };
 
 const RAX: usize = 0;
@@ -68,15 +68,23 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     let Ok(basic) = reason.basic() else {
         return stop(g, v, format!("unknown exit reason {raw}"));
     };
+    super::events::after_exit(g, v)?;
     match basic {
         BasicExitReason::Cpuid => cpuid(g, v),
         BasicExitReason::IoInstruction => io(g, v),
         BasicExitReason::PreemptionTimer => Ok(Outcome::Yield),
+        // HLT gives up the CPU, unless an interrupt the guest can take is pending: then it
+        // would end the HLT at once.
         BasicExitReason::Hlt => {
             skip(v)?;
+            if super::events::wakes_at_once(g, v)? {
+                return Ok(Outcome::Resume);
+            }
             g.halted = true;
             Ok(Outcome::Yield)
         }
+        // The guest can take the interrupt that waits: the next entry injects it.
+        BasicExitReason::InterruptWindow => Ok(Outcome::Resume),
         BasicExitReason::Vmcall => vmcall(g, v),
         BasicExitReason::Rdmsr => rdmsr(g, v),
         BasicExitReason::Wrmsr => wrmsr(g, v),
@@ -157,7 +165,8 @@ fn stop(g: &mut Guest, v: &mut Current, why: String) -> Result<Outcome, FieldErr
 fn skip(v: &mut Current) -> Result<(), FieldError> {
     let len = v.get(ReadOnly32::ExitInstructionLength)?;
     let rip = v.get(GuestNatural::Rip)?;
-    v.set(GuestNatural::Rip, rip + u64::from(len))
+    v.set(GuestNatural::Rip, rip + u64::from(len))?;
+    super::events::end_shadow(v)
 }
 
 fn cpuid(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
@@ -279,6 +288,13 @@ fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             };
             Ok(Outcome::Resume)
         }
+        HC_TIMER => {
+            g.regs.gpr[RAX] = match g.events.arm_timer(a1, a2) {
+                Ok(()) => HC_OK,
+                Err(_) => HC_ERR_INVALID_ARGUMENT,
+            };
+            Ok(Outcome::Resume)
+        }
         HC_EXIT => {
             g.uart.flush(&g.name);
             log::info!("guest \"{}\" exited with code {a1:#x}", g.name);
@@ -327,21 +343,8 @@ fn wrmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
 /// Queues a #GP(0) for the next entry; RIP stays on the faulting instruction (SDM "Event
 /// Injection").
 fn inject_gp(g: &mut Guest) -> Result<Outcome, FieldError> {
-    g.pending_gp = true;
+    g.events.raise_gp();
     Ok(Outcome::Resume)
-}
-
-/// Writes a pending #GP into the VM-entry interruption-information field.
-pub fn inject_pending(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
-    if g.pending_gp {
-        g.pending_gp = false;
-        v.set(
-            Control32::EntryInterruptionInfo,
-            InterruptionInfo::hardware_exception(13).0,
-        )?;
-        v.set(Control32::EntryExceptionErrorCode, 0)?;
-    }
-    Ok(())
 }
 
 fn cr_access(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {

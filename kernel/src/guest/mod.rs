@@ -6,6 +6,7 @@
 mod bars;
 pub mod boot;
 pub mod devices;
+pub mod events;
 mod exits;
 pub mod interrupts;
 mod layout;
@@ -25,7 +26,7 @@ use conduit_paging::{Ept, PageTable, Walk};
 use conduit_vmx::caps::VmxCapabilities;
 use conduit_vmx::fields::Guest32;
 use devices::GuestDevices;
-pub use exits::{Outcome, handle as handle_exit, inject_pending};
+pub use exits::{Outcome, handle as handle_exit};
 use layout::GuestMemory;
 use log::{info, warn};
 pub use set::{Guests, Refused};
@@ -151,8 +152,8 @@ pub struct Guest {
     uart: VirtualUart,
     /// VMX-preemption timer value for one time slice.
     slice_ticks: u32,
-    /// A #GP to inject at the next entry (a refused MSR access).
-    pending_gp: bool,
+    /// What the next entries inject, and the virtual timer (`events.rs`).
+    pub events: events::Events,
     kernel_gs_base: u64,
     /// What the guest was built from: a restart builds it again from this.
     spec: GuestSpec,
@@ -223,7 +224,7 @@ impl Guest {
             stats: Stats::ZERO,
             uart: VirtualUart::new(),
             slice_ticks: slice_ticks.clamp(1, u64::from(u32::MAX)) as u32,
-            pending_gp: false,
+            events: events::Events::new(0, false, host.tsc_mhz),
             kernel_gs_base: 0,
             spec: spec.clone(),
             restarts: 0,
@@ -308,7 +309,7 @@ impl Guest {
         self.regs = GuestRegs::default();
         self.stats = Stats::ZERO;
         self.uart = VirtualUart::new();
-        self.pending_gp = false;
+        crate::irq::dispatch::clear_guest(conduit_irq::GuestId(self.pci.index));
         self.kernel_gs_base = 0;
         self.halted = false;
         let spec = self.spec.clone();
@@ -342,7 +343,7 @@ impl Guest {
 
     /// Whether a #GP is queued for the next entry (not yet in the VMCS).
     pub fn gp_queued(&self) -> bool {
-        self.pending_gp
+        self.events.gp_queued()
     }
 
     /// The state in words: `running`, `exited with code 0x64`, `stopped (why)`.
@@ -371,6 +372,19 @@ impl Guest {
             "guest \"{}\": {state}; {total} exits{line}; {} TSC ticks in guest",
             self.name, self.stats.tsc_in_guest
         );
+        let e = &self.events;
+        if e.injected + e.reinjected > 0 {
+            let last = e
+                .last_vector
+                .map_or(String::new(), |v| alloc::format!(" (last vector {v:#x})"));
+            info!(
+                "guest \"{}\": {} virtual interrupt(s) injected{last}, {} event(s) re-injected after an exit during delivery, {} device interrupt(s) routed to it",
+                self.name,
+                e.injected,
+                e.reinjected,
+                crate::irq::guest_interrupts(conduit_irq::GuestId(self.pci.index))
+            );
+        }
     }
 }
 

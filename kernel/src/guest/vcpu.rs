@@ -6,7 +6,9 @@ use super::spec::{Break, Entry, GuestSpec};
 use super::{CreateError, Guest, VmxHost};
 use crate::arch::x86_64::vmx::{self, vmcs::Current};
 use alloc::format;
-use conduit_vmx::controls::{ControlRequest, ExitControls, VmxControls};
+use conduit_vmx::controls::{
+    AllowedControls, ControlRequest, ExitControls, PrimaryControls, VmxControls,
+};
 use conduit_vmx::cr::FixedBits;
 use conduit_vmx::fields::{Control16, Control32, Control64, ControlNatural, Guest32};
 use conduit_vmx::guest_state::{CheckContext, DescriptorTable, GuestState};
@@ -32,6 +34,13 @@ pub(super) fn setup(
         .load()
         .map_err(|e| CreateError::Vmcs(format!("VMPTRLD: {e}")))?;
     write_controls(host, guest, &controls, &mut v).map_err(vmcs_err)?;
+    // Interrupt-window exiting is turned on only while a virtual interrupt waits (events.rs).
+    let window = AllowedControls::from_msrs(&host.vmx.msrs)
+        .primary
+        .may_be_one
+        & PrimaryControls::INTERRUPT_WINDOW_EXITING.bits()
+        != 0;
+    guest.events = super::events::Events::new(controls.primary.bits(), window, host.tsc_mhz);
     vmx::write_host_state(&mut v).map_err(vmcs_err)?;
 
     let mut state = match spec.entry {

@@ -226,6 +226,21 @@ pub fn take_pending(id: GuestId) -> Option<u8> {
     None
 }
 
+/// Marks `vector` pending for guest `id` (a virtual interrupt source of the hypervisor's own, such
+/// as the guest's virtual timer). Device deliveries do this in [`on_interrupt`].
+pub fn raise(id: GuestId, vector: u8) {
+    if let Some(c) = GUESTS.get(usize::from(id.0)) {
+        c.pending[usize::from(vector / 64)].fetch_or(1 << (vector % 64), Ordering::Release);
+    }
+}
+
+/// Whether guest `id` has a virtual vector pending.
+pub fn has_pending(id: GuestId) -> bool {
+    GUESTS
+        .get(usize::from(id.0))
+        .is_some_and(|c| c.pending.iter().any(|w| w.load(Ordering::Acquire) != 0))
+}
+
 /// Forgets everything pending for guest `id` (the guest is going away).
 pub fn clear_guest(id: GuestId) {
     if let Some(c) = GUESTS.get(usize::from(id.0)) {

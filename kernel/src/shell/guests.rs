@@ -173,6 +173,19 @@ fn dump_vcpu(g: &Guest) -> Result<(), FieldError> {
             error_code: entry_error
         }
     );
+    let timer = match g.events.timer() {
+        Some((vector, left)) => alloc::format!("vector {vector:#x} in {left} us"),
+        None => String::from("not armed"),
+    };
+    let held = if g.events.waiting() {
+        ", one waits for an interrupt window"
+    } else {
+        ""
+    };
+    say!(
+        "  virtual interrupts: {} injected{held}; virtual timer {timer}",
+        g.events.injected
+    );
     if g.launched() {
         say!(
             "  last exit: {} (reason {}), qualification {qualification:#x}",

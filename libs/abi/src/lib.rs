@@ -8,6 +8,11 @@
 //! - CPUID: leaf [`CPUID_HV_LEAF`] reports the hypervisor; CPUID.1:ECX hides VMX and sets the
 //!   hypervisor-present bit.
 //! - Console: a virtual 16550 at [`COM1_PORT`].
+//! - Virtual interrupts (from the guest's assigned devices and its [`HC_TIMER`]): delivered as
+//!   external interrupts through the guest's IDT once RFLAGS.IF = 1 and no STI / MOV SS shadow
+//!   blocks them (an interrupt pending while IF = 0 arrives right after STI's shadow). There is no
+//!   virtual local APIC: no EOI is needed; each vector is pending at most once (edges coalesce);
+//!   the highest pending vector goes first.
 //! - Entry state: [`long64`] and [`real16`].
 #![no_std]
 
@@ -32,6 +37,16 @@ pub const HC_EXIT: u64 = 3;
 pub const HC_EXIT_COUNT: u64 = 4;
 /// [`HC_EXIT_COUNT`]'s RBX for the total over every reason.
 pub const HC_EXIT_COUNT_ALL: u64 = u64::MAX;
+
+/// Arms the guest's one-shot virtual timer: RBX = the vector to raise (0x20..=0xFF), RCX = the
+/// delay in microseconds (1..=[`HC_TIMER_MAX_DELAY_US`]). RBX = 0 disarms it. Arming again
+/// replaces the previous deadline. When the deadline has passed the vector becomes pending and is
+/// delivered as described under "Virtual interrupts" below.
+pub const HC_TIMER: u64 = 5;
+/// The longest delay [`HC_TIMER`] accepts: one hour.
+pub const HC_TIMER_MAX_DELAY_US: u64 = 3_600_000_000;
+/// The lowest vector [`HC_TIMER`] accepts (0-31 are exceptions).
+pub const HC_TIMER_MIN_VECTOR: u64 = 0x20;
 
 /// The most bytes one [`HC_CONSOLE_WRITE`] may write.
 pub const HC_CONSOLE_WRITE_MAX: u64 = 4096;

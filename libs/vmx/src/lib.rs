@@ -10,6 +10,7 @@
 //! - [`cr`]: CR0/CR4 bits and VMX-fixed bits (Appendix A.7, A.8).
 //! - [`exit`]: exit reasons (Appendix C), VM-instruction errors, exit qualifications, event
 //!   injection.
+//! - [`inject`]: which event the next VM entry injects, and when to ask for an interrupt window.
 //! - [`guest_state`]: the guest-state checks VM entry performs, run in software before VMLAUNCH.
 //! - [`describe`]: register values in words (flag names, access rights, queued events) for the
 //!   debug shell.
@@ -25,6 +26,7 @@ pub mod exit;
 pub mod fields;
 pub mod fixtures;
 pub mod guest_state;
+pub mod inject;
 
 #[cfg(test)]
 mod testutil;

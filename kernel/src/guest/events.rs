@@ -1,0 +1,225 @@
+//! A guest's events: what its next VM entry injects, and its virtual timer.
+//!
+//! Sources: the IDT-vectoring information of the last exit (an event whose delivery the exit
+//! interrupted is delivered again, SDM Vol. 3C "Information for VM Exits That Occur During Event
+//! Delivery"), a #GP the hypervisor raises for a refused instruction, and virtual interrupts: the
+//! vectors `irq::dispatch` marks pending for the guest (its devices' interrupts through its own
+//! IRTEs, and its virtual timer). `conduit_vmx::inject::plan` decides; this module reads and
+//! writes the VMCS fields: the VM-entry interruption-information, exception error code and
+//! instruction length, and the "interrupt-window exiting" control, which is on exactly while a
+//! virtual interrupt waits for the guest to set RFLAGS.IF or leave an STI / MOV SS shadow (SDM
+//! "Interrupt-Window Exiting and Virtual-Interrupt Delivery"). There is no virtual local APIC: an
+//! injected vector needs no EOI.
+
+use super::Guest;
+use crate::arch::x86_64::rdtsc;
+use crate::arch::x86_64::vmx::vmcs::{Current, FieldError};
+use crate::irq::dispatch;
+use conduit_abi::{HC_TIMER_MAX_DELAY_US, HC_TIMER_MIN_VECTOR};
+use conduit_irq::GuestId;
+use conduit_vmx::controls::PrimaryControls;
+use conduit_vmx::exit::vector;
+use conduit_vmx::fields::{Control32, Guest32, GuestNatural, ReadOnly32};
+use conduit_vmx::inject::{self, Event, Interruptibility, Source};
+
+/// Why a timer request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerError {
+    /// Not 0 (disarm) and not 0x20-0xFF.
+    Vector(u64),
+    /// Not 1 to `HC_TIMER_MAX_DELAY_US`.
+    Delay(u64),
+}
+
+/// The one-shot virtual timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Timer {
+    /// TSC value at which the vector becomes pending.
+    deadline: u64,
+    vector: u8,
+}
+
+/// A guest's pending events and the state of its window control.
+#[derive(Debug, Clone)]
+pub struct Events {
+    /// The event the last exit interrupted.
+    reinject: Option<Event>,
+    /// A #GP for the next entry (a refused MSR access).
+    gp: bool,
+    /// The primary processor-based controls as set up, without interrupt-window exiting.
+    primary: u32,
+    /// Whether "interrupt-window exiting" is on in the VMCS now.
+    window: bool,
+    /// Whether this CPU can set "interrupt-window exiting" at all.
+    window_supported: bool,
+    timer: Option<Timer>,
+    tsc_mhz: u64,
+    /// Virtual interrupts injected so far, and the last vector.
+    pub injected: u64,
+    pub last_vector: Option<u8>,
+    /// Events delivered again after an exit during their delivery.
+    pub reinjected: u64,
+}
+
+impl Events {
+    /// No events; `primary` is the primary processor-based controls value the VMCS holds.
+    pub fn new(primary: u32, window_supported: bool, tsc_mhz: u64) -> Self {
+        Self {
+            reinject: None,
+            gp: false,
+            primary,
+            window: false,
+            window_supported,
+            timer: None,
+            tsc_mhz,
+            injected: 0,
+            last_vector: None,
+            reinjected: 0,
+        }
+    }
+
+    /// Queues a #GP(0) for the next entry; RIP stays on the faulting instruction.
+    pub fn raise_gp(&mut self) {
+        self.gp = true;
+    }
+
+    /// Whether a #GP is queued (not yet in the VMCS).
+    pub fn gp_queued(&self) -> bool {
+        self.gp
+    }
+
+    /// The virtual timer, if armed: its vector and the microseconds left (0 once due).
+    pub fn timer(&self) -> Option<(u8, u64)> {
+        self.timer.map(|t| {
+            let left = t.deadline.saturating_sub(rdtsc()) / self.tsc_mhz.max(1);
+            (t.vector, left)
+        })
+    }
+
+    /// Whether a virtual interrupt waits for the guest to become interruptible (the window
+    /// control is on for it).
+    pub fn waiting(&self) -> bool {
+        self.window
+    }
+
+    /// `HC_TIMER`: arms the one-shot timer (`vector` 0 disarms it).
+    pub fn arm_timer(&mut self, vector: u64, delay_us: u64) -> Result<(), TimerError> {
+        if vector == 0 {
+            self.timer = None;
+            return Ok(());
+        }
+        if !(HC_TIMER_MIN_VECTOR..=0xff).contains(&vector) {
+            return Err(TimerError::Vector(vector));
+        }
+        if !(1..=HC_TIMER_MAX_DELAY_US).contains(&delay_us) {
+            return Err(TimerError::Delay(delay_us));
+        }
+        self.timer = Some(Timer {
+            deadline: rdtsc().saturating_add(delay_us.saturating_mul(self.tsc_mhz.max(1))),
+            vector: vector as u8,
+        });
+        Ok(())
+    }
+}
+
+/// After every exit: keeps the event whose delivery the exit interrupted, to deliver it again
+/// (one VMREAD when there was none).
+pub fn after_exit(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
+    let info = v.get(ReadOnly32::IdtVectoringInfo)?;
+    if info & (1 << 31) == 0 {
+        return Ok(());
+    }
+    let error_code = v.get(ReadOnly32::IdtVectoringErrorCode)?;
+    let length = v.get(ReadOnly32::ExitInstructionLength)?;
+    g.events.reinject = Event::from_vectoring(info, error_code, length);
+    Ok(())
+}
+
+/// The instruction that exited was completed by the hypervisor (RIP advanced past it): an STI or
+/// MOV SS shadow that covered it ends with it (SDM Vol. 3C, "Guest Non-Register State").
+pub fn end_shadow(v: &mut Current) -> Result<(), FieldError> {
+    let state = Interruptibility(v.get(Guest32::InterruptibilityState)?);
+    if state.in_shadow() {
+        v.set(Guest32::InterruptibilityState, state.after_instruction().0)?;
+    }
+    Ok(())
+}
+
+/// Whether a HLT should not give up the CPU: the guest can take an interrupt that is already
+/// pending (RFLAGS.IF = 1), which ends the HLT at once.
+pub fn wakes_at_once(g: &mut Guest, v: &mut Current) -> Result<bool, FieldError> {
+    let id = GuestId(g.pci.index);
+    poll_timer(g, id);
+    if !dispatch::has_pending(id) {
+        return Ok(false);
+    }
+    Ok(v.get(GuestNatural::Rflags)? & inject::RFLAGS_IF != 0)
+}
+
+fn poll_timer(g: &mut Guest, id: GuestId) {
+    if let Some(t) = g.events.timer
+        && rdtsc() >= t.deadline
+    {
+        g.events.timer = None;
+        dispatch::raise(id, t.vector);
+    }
+}
+
+/// Before every entry: writes the event to inject (if any) and sets the window control. The
+/// highest pending virtual vector is taken from `dispatch` only when it goes in now; otherwise it
+/// stays pending there (a higher one arriving meanwhile overtakes it).
+pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
+    let id = GuestId(g.pci.index);
+    poll_timer(g, id);
+    let ev = &mut g.events;
+    let interrupt = dispatch::take_pending(id);
+    let reinject = ev.reinject.take();
+    let gp = core::mem::take(&mut ev.gp).then(|| Event::exception(vector::GP, 0));
+    if reinject.is_none() && gp.is_none() && interrupt.is_none() && !ev.window {
+        return Ok(());
+    }
+    let more = interrupt.is_some() && dispatch::has_pending(id);
+    let (rflags, state) = if interrupt.is_some() && reinject.is_none() && gp.is_none() {
+        (
+            v.get(GuestNatural::Rflags)?,
+            Interruptibility(v.get(Guest32::InterruptibilityState)?),
+        )
+    } else {
+        (0, Interruptibility(0))
+    };
+    let plan = inject::plan(reinject, gp, interrupt, more, rflags, state);
+    let injected = plan.inject;
+    if let Some((event, source)) = injected {
+        v.set(Control32::EntryInterruptionInfo, event.info.0)?;
+        if event.info.error_code_valid() {
+            v.set(Control32::EntryExceptionErrorCode, event.error_code)?;
+        }
+        if event.info.kind().needs_instruction_length() {
+            v.set(Control32::EntryInstructionLength, event.instruction_length)?;
+        }
+        match source {
+            Source::Interrupt => {
+                ev.injected += 1;
+                ev.last_vector = event.interrupt_vector();
+            }
+            Source::Reinjection => ev.reinjected += 1,
+            Source::Exception => {}
+        }
+    }
+    if let Some(vector) = interrupt
+        && !matches!(injected, Some((_, Source::Interrupt)))
+    {
+        dispatch::raise(id, vector);
+    }
+    let window = plan.window && ev.window_supported;
+    if window != ev.window {
+        let bits = if window {
+            ev.primary | PrimaryControls::INTERRUPT_WINDOW_EXITING.bits()
+        } else {
+            ev.primary
+        };
+        v.set(Control32::PrimaryProcessorControls, bits)?;
+        ev.window = window;
+    }
+    Ok(())
+}
