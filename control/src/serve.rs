@@ -7,7 +7,8 @@
 //! Bus Master follows the guest only when the core said its DMA is confined
 //! ([`FN_BUS_MASTER_ALLOWED`]; the guest's view starts with Bus Master as the device had it at
 //! assignment), INTx Disable follows the guest, and so do MSI-X Enable and Function Mask (the
-//! table entries themselves are programmed by the core, in remappable format). Nothing else of a guest's
+//! table entries themselves are programmed by the core, in remappable format). The physical MSI
+//! capability takes only the core's message (`Op::PhysicalMsi`). Nothing else of a guest's
 //! writes reaches the device: BARs, MSI and MSI-X are virtual (`conduit-vpci`) and their changes
 //! go back to the core as events.
 
@@ -16,12 +17,14 @@ use crate::heap;
 use alloc::vec::Vec;
 use conduit_control_abi::shared::{FN_BUS_MASTER_ALLOWED, FN_ID_OVERRIDE, mode};
 use conduit_control_abi::{
-    FaultKind, FunctionInfo, Op, Reply, Request, SharedPage, Status, WireEvent, layout,
+    FaultKind, FunctionInfo, Op, PHYSICAL_MSI_ENABLE, Reply, Request, SharedPage, Status,
+    WireEvent, layout,
 };
 use conduit_pci::config::{command, write_command};
 use conduit_pci::{Bar, Bdf, ConfigAccess};
 use conduit_vpci::{
-    AccessError, BuildError, Event, Events, Policy, VfConfig, VirtualFunction, VirtualTopology,
+    AccessError, BuildError, Event, Events, MsiInfo, Policy, VfConfig, VirtualFunction,
+    VirtualTopology,
 };
 use core::cell::UnsafeCell;
 
@@ -39,6 +42,8 @@ struct Physical1 {
     decode: u16,
     /// Offset of the MSI-X capability (its Enable and Function Mask follow the guest's).
     msix_cap: Option<u16>,
+    /// The MSI capability (programmed only with the core's message, `Op::PhysicalMsi`).
+    msi: Option<MsiInfo>,
 }
 
 struct GuestState {
@@ -122,6 +127,7 @@ pub fn serve(r: &Request) -> Reply {
                 Op::MsixRead | Op::MsixWrite => msix(state, r),
                 Op::PhysicalRead => physical_read(state, r),
                 Op::ResetFunction => reset_function(state, r),
+                Op::PhysicalMsi => physical_msi(state, r),
                 Op::Init | Op::TestFault => Reply::error(Status::BadRequest),
             },
         }),
@@ -221,7 +227,12 @@ fn apply_physical(mut cfg: Physical, g: &GuestState, vbdf: Bdf, events: &Events)
                 }
                 write_command(&mut cfg, p.bdf, value);
             }
-            Event::FunctionReset => write_command(&mut cfg, p.bdf, p.decode),
+            Event::FunctionReset => {
+                write_command(&mut cfg, p.bdf, p.decode);
+                if let Some(msi) = &p.msi {
+                    set_msi_enable(&mut cfg, p.bdf, msi, false);
+                }
+            }
             Event::MsixControlChanged {
                 enabled,
                 function_mask,
@@ -283,6 +294,7 @@ fn add_function(state: &mut State, r: &Request) -> Reply {
         }
     };
     let msix_cap = vf.msix().map(|m| m.offset);
+    let msi = vf.msi().copied();
     let (msix_table, msix_entries) = vf.msix().map_or((0, 0), |m| {
         (
             u32::from(m.table_bir) | m.table_offset,
@@ -325,6 +337,10 @@ fn add_function(state: &mut State, r: &Request) -> Reply {
         let ctl = physical.read16(bdf, off + 2) & !0xc000;
         physical.write16(bdf, off + 2, ctl);
     }
+    if let Some(m) = &msi {
+        // Likewise MSI: off until the core programs the message it routed.
+        set_msi_enable(&mut physical, bdf, m, false);
+    }
     with_shared(|p| {
         p.function.msix_table = msix_table;
         p.function.msix_entries = msix_entries;
@@ -335,6 +351,7 @@ fn add_function(state: &mut State, r: &Request) -> Reply {
         bus_master_allowed: allowed,
         decode,
         msix_cap,
+        msi,
     });
     Reply::ok(u64::from(decode))
 }
@@ -383,6 +400,59 @@ fn reset_function(state: &mut State, r: &Request) -> Reply {
             physical.read16(p.bdf, conduit_pci::config::reg::COMMAND)
         });
     Reply::ok(u64::from(command))
+}
+
+/// MSI Enable (PCIe Base Spec r6.0 §7.7.1.2, Message Control bit 0); Multiple Message Enable
+/// (bits 6:4) goes to 0: one vector.
+fn set_msi_enable(cfg: &mut Physical, bdf: Bdf, msi: &MsiInfo, enabled: bool) {
+    let at = msi.offset + conduit_vpci::msi::reg::CONTROL;
+    let ctl = cfg.read16(bdf, at) & !(conduit_vpci::msi::control::MME_MASK | 1);
+    cfg.write16(bdf, at, ctl | u16::from(enabled));
+}
+
+/// `Op::PhysicalMsi`: the core's remappable-format message into the function's MSI capability
+/// (PCIe Base Spec r6.0 §7.7.1): disabled while it changes, then address, data, mask bits
+/// clear, INTx disabled and Enable as asked.
+fn physical_msi(state: &mut State, r: &Request) -> Reply {
+    let mut physical = state.physical;
+    let g = match guest(state, r.guest) {
+        Ok(g) => g,
+        Err(e) => return e,
+    };
+    let Some((bdf, msi)) = g
+        .functions
+        .iter()
+        .find(|p| p.vbdf == r.vbdf)
+        .and_then(|p| p.msi.map(|m| (p.bdf, m)))
+    else {
+        return Reply::error(Status::NoSuchFunction);
+    };
+    let enabled = r.value & PHYSICAL_MSI_ENABLE != 0;
+    if (r.offset >> 32 != 0 && !msi.is_64bit) || r.value & !(PHYSICAL_MSI_ENABLE | 0xffff) != 0 {
+        return Reply::error(Status::BadAccess);
+    }
+    set_msi_enable(&mut physical, bdf, &msi, false);
+    let o = msi.offset;
+    physical.write32(bdf, o + conduit_vpci::msi::reg::ADDRESS, r.offset as u32);
+    if msi.is_64bit {
+        physical.write32(
+            bdf,
+            o + conduit_vpci::msi::reg::UPPER_ADDRESS,
+            (r.offset >> 32) as u32,
+        );
+    }
+    physical.write16(bdf, o + msi.data_offset(), r.value as u16);
+    if msi.per_vector_mask {
+        physical.write32(bdf, o + msi.mask_offset(), 0);
+    }
+    if enabled {
+        let cmd = conduit_pci::config::read_command(&physical, bdf);
+        write_command(&mut physical, bdf, cmd | command::INTX_DISABLE);
+        set_msi_enable(&mut physical, bdf, &msi, true);
+    }
+    Reply::ok(u64::from(
+        physical.read16(bdf, o + conduit_vpci::msi::reg::CONTROL),
+    ))
 }
 
 fn build_message(bdf: Bdf, e: &BuildError) {

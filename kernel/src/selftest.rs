@@ -1,6 +1,7 @@
 //! Test-only scenarios, selected by `[test] scenario` in a test configuration.
 
 mod control;
+mod control_msi;
 mod dmar_corrupt;
 mod edu;
 mod igb;

@@ -15,7 +15,7 @@ const CONTROL_FAULTS: &[&str] = &[
     // A write to kernel code: present but supervisor-only (U/S clear in the task's PML4 entry):
     // error code 0x7 = present, write, user.
     r"control task faulted: #PF at RIP 0x6000000[0-9a-f]{5} CR2 0x80000[0-9a-f]{5} \(page fault, error code 0x7, RSP 0x60003fff[0-9a-f]{4}\) while serving TestFault for guest 0 at 00:01\.0",
-    r"control task restarted \(restart #1\): reloaded from its image, 2 function\(s\) of 1 guest\(s\) rebuilt from the assignment list",
+    r"control task restarted \(restart #1\): reloaded from its image, 3 function\(s\) of 1 guest\(s\) rebuilt from the assignment list",
     r"control-test \[9\.1\] write to kernel memory: the call failed, the task was restarted, the next read of 00:01\.0 returns 1b36:0010",
     // Nothing mapped there: error code 0x4 = not present, read, user.
     r"control task faulted: #PF at RIP 0x6000000[0-9a-f]{5} CR2 0x600030000000 \(page fault, error code 0x4,",
@@ -108,8 +108,11 @@ pub const QEMU_CONTROL: Scenario = Scenario {
         r#"guest VF 02:00\.1 of 02:00\.0: secondary controller 0x1 online"#,
         r#"guest "a": assigned 02:00\.1 \(02:00\.0 VF 0\) in IOMMU domain 2"#,
         r#"guest "a": assigned 01:00\.0 \(01:00\.0\) in IOMMU domain 2"#,
+        r#"guest "a": assigned 00:04\.0 \(1234:11e8\) in IOMMU domain 2"#,
         r#"guest "a": 02:00\.1 appears at 00:01\.0 \(virtual configuration space in the control task; BAR0 mem64 16 KiB; MSI-X 1 entries in BAR0 at 0x2000 \(trapped\)\)"#,
         r#"guest "a": 01:00\.0 appears at 00:02\.0 \(virtual configuration space in the control task; BAR0 mem32 128 KiB, BAR1 mem32 128 KiB, BAR2 io 32 B, BAR3 mem64 16 KiB; MSI-X 10 entries in BAR3 at 0x0 \(trapped\)\)"#,
+        // edu (1234:11e8): MSI only, no MSI-X: its MSI is routed through the control task.
+        r#"guest "a": 00:04\.0 appears at 00:03\.0 \(virtual configuration space in the control task; BAR0 mem32 1 MiB\)$"#,
         r"pci: ECAM at 0xb0000000 \(256 MiB, buses 0-255\) handed over: the kernel's mapping \(262144 KiB\) and the physical-memory window over it \(256 MiB\) removed",
         r"control-test \[1\] 00:01\.0 \(physical 02:00\.1, VF 0 of 02:00\.0\): vendor 1b36 device 0010 revision 0x02 class 01:08:02, as on the device",
         r"control-test \[2\] 00:01\.0 BAR sizing \(all ones written, read back\): BAR0 reads 0xffffc004:0xffffffff = 16 KiB; the physical sizes",
@@ -122,6 +125,10 @@ pub const QEMU_CONTROL: Scenario = Scenario {
         // The PF's SR-IOV capability (and AER, ARI) is not in the guest's view.
         r"control-test \[4\] 00:02\.0 extended capabilities: header at 0x100 reads 0x00000000; hidden: AER@0x100 ARI@0x150 SR-IOV@0x160$",
         r"control-test \[5\] 00:02\.0 writes of 0xa5a5a5a5 to IDs, class, subsystem, capability pointer, header type and interrupt pin: unchanged",
+        r"control-test \[1\] 00:03\.0 \(physical 00:04\.0\): vendor 1234 device 11e8 revision 0x10 class 00:ff:00, as on the device",
+        r"control-test \[2\] 00:03\.0 BAR sizing \(all ones written, read back\): BAR0 reads 0xfff00000 = 1 MiB; the physical sizes",
+        r"control-test \[3\] 00:03\.0 capabilities: 0x05@0x40; MSI-X absent$",
+        r"control-test \[5\] 00:03\.0 writes of 0xa5a5a5a5",
         r"control-test \[6\] BAR0 at 0xc0000000 \+ memory decode: BarMoved to HPA 0x[0-9a-f]+ \(16 KiB\); decode off: BarUnmapped",
         r"control-test \[7\] MSI-X table entry 0 written \(address 0xfee00000, data 0x4041, unmasked\): MsixEntryChanged event, data reads back 0x4041; garbage: misaligned and 2-byte writes refused, a write beyond the table ignored \(reads 0\), 0xffffffff in Vector Control reads back 0x1",
         r"control-test \[8\] bad requests: unowned 00:05\.0 reads 0xffffffff; offset 0x1000, size 3, misaligned dword: refused \(invalid access\); guest 97: refused \(no such guest\); CONFIG_ADDRESS without Enable: no request",
@@ -153,7 +160,13 @@ pub const QEMU_CONTROL: Scenario = Scenario {
         r#"guest "a": MSI-X entry 0 of 01:00\.0 \(its vector 0x41\) routed: IRTE [0-9]+ -> vector 0x[0-9a-f]+"#,
         r#"guest "a": MSI-X entry 0 of 01:00\.0 not routed: delivery mode 4 \(only fixed and lowest priority are routed\)"#,
         r"control-test \[11\] 00:02\.0 \(01:00\.0\) MSI-X entry 0 written by the guest \(vector 0x41\): IRTE [0-9]+ -> host vector 0x[0-9a-f]+; the device's interrupt was delivered to guest 0 with its vector 0x41 pending; an NMI-mode message is refused",
-        r"selftest: control: PASS \(16 steps\)",
+        // A guest's MSI (not MSI-X): an IRTE of the guest's, the physical capability programmed
+        // by the control task with the remappable-format message (handle = IRTE index, bit 4
+        // set), 8 raises of the edu all the guest's; MSI off: physical Enable clear.
+        r"irq: guest 0: MSI of 00:04\.0 -> IRTE [0-9]+ -> vector 0x[0-9a-f]+ \(the guest's vector 0x52\) on APIC 0 \(fixed, edge, physical\); source-id 00:04\.0 verified \(SVT=01, SQ=00\); to be programmed through the control task in remappable format",
+        r#"guest "a": MSI of 00:04\.0 \(its vector 0x52\) routed: IRTE [0-9]+ -> vector 0x[0-9a-f]+; the control task programmed address 0xfee[0-9a-f]{3}[13579bdf]0 data 0x0000"#,
+        r"control-test \[12\] 00:03\.0 \(00:04\.0\) MSI written by the guest \(vector 0x52\): IRTE [0-9]+ -> host vector 0x[0-9a-f]+; physical MSI programmed by the control task: control 0x0081, address 0xfee[0-9a-f]{3}[13579bdf]0, data 0x0000; 8 raises, 8 delivered to guest 0 with its vector 0x52 pending; MSI off: physical control 0x0080, the next raise delivered to nobody",
+        r"selftest: control: PASS \(22 steps\)",
         r"CONDUIT EXIT: success",
     ],
     forbid: &[PANIC, ANY_EXCEPTION, r"FAIL", r"given up", r"restart #8"],

@@ -355,10 +355,24 @@ pub(super) fn apply(g: &mut Guest, vbdf: Bdf, e: &Event) {
             if enabled { "enabled" } else { "disabled" },
             on(function_mask)
         ),
-        Event::MsiChanged { .. } => info!(
-            "guest \"{}\": {vbdf} MSI {e:?}: not routed (only MSI-X entries are, for now)",
-            g.name
-        ),
+        Event::MsiChanged {
+            enabled,
+            address,
+            data,
+            mask,
+            vectors,
+        } => {
+            if let Some(bdf) = physical_of(g, vbdf) {
+                let change = super::interrupts::MsiChange {
+                    enabled,
+                    address,
+                    data,
+                    mask,
+                    vectors,
+                };
+                super::interrupts::on_msi(g.pci.index, &g.name, bdf, vbdf, change);
+            }
+        }
     }
 }
 

@@ -48,8 +48,12 @@ fn undo(s: &mut State, owner: Owner, vector: u8, index: u16) {
 /// Which message-signalled interrupt of a function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MsiKind {
-    /// The MSI capability (one message).
+    /// The MSI capability (one message), programmed here (hypervisor-owned functions, while the
+    /// kernel still owns configuration space).
     Msi,
+    /// The MSI capability, programmed by the caller with the returned message: a guest's
+    /// function, whose configuration space the control task writes.
+    MsiByCaller,
     /// One MSI-X table entry.
     Msix(u16),
 }
@@ -92,6 +96,7 @@ pub fn bind_msi(
         let message = RemappableMsi::single(index).encode();
         let programmed = match kind {
             MsiKind::Msi => msi::program_msi(bdf, message).map(|_| ()),
+            MsiKind::MsiByCaller => Ok(()),
             MsiKind::Msix(entry) => msi::program_msix_entry(s.mem, bdf, entry, message, false),
         };
         if let Err(e) = programmed {
@@ -99,7 +104,9 @@ pub fn bind_msi(
             return Err(e.into());
         }
         let (source, what) = match kind {
-            MsiKind::Msi => (Source::Msi(bdf), alloc::string::String::from("MSI")),
+            MsiKind::Msi | MsiKind::MsiByCaller => {
+                (Source::Msi(bdf), alloc::string::String::from("MSI"))
+            }
             MsiKind::Msix(entry) => (
                 Source::Msix { bdf, entry },
                 alloc::format!("MSI-X entry {entry}"),
@@ -108,13 +115,17 @@ pub fn bind_msi(
         s.sources.push((index, vector, source));
         info!(
             "irq: {owner}: {what} of {bdf} -> IRTE {index} -> vector {vector:#x}{} on APIC {} \
-             (fixed, edge, physical); source-id {bdf} verified (SVT=01, SQ=00); device \
-             programmed in remappable format: address {:#010x} (handle {index}, SHV 0), data \
-             {:#06x}",
+             (fixed, edge, physical); source-id {bdf} verified (SVT=01, SQ=00); {} in \
+             remappable format: address {:#010x} (handle {index}, SHV 0), data {:#06x}",
             virtual_vector.map_or_else(alloc::string::String::new, |v| alloc::format!(
                 " (the guest's vector {v:#x})"
             )),
             s.boot_apic,
+            if kind == MsiKind::MsiByCaller {
+                "to be programmed through the control task"
+            } else {
+                "device programmed"
+            },
             message.address,
             message.data
         );

@@ -19,10 +19,10 @@ use conduit_pci::{BarKind, Bdf, cap_id, ext_cap_id};
 use conduit_vpci::Event;
 use log::info;
 
-const GUEST: u16 = 0;
+pub(super) const GUEST: u16 = 0;
 
 /// The guest's side of configuration mechanism #1.
-struct GuestView {
+pub(super) struct GuestView {
     cf8: u32,
 }
 
@@ -33,7 +33,7 @@ impl GuestView {
 
     /// A guest read; offsets beyond 0xff are out of mechanism #1's reach and are sent as an
     /// ECAM-window access would be (straight as a request).
-    fn read(&mut self, vbdf: Bdf, offset: u16, size: u8) -> Result<u32, ControlError> {
+    pub(super) fn read(&mut self, vbdf: Bdf, offset: u16, size: u8) -> Result<u32, ControlError> {
         if offset >= 0x100 {
             return control::call(&Request::read(GUEST, vbdf, offset, size))
                 .map(|a| a.value as u32);
@@ -46,7 +46,7 @@ impl GuestView {
         control::call(&Request::read(GUEST, b, off, size)).map(|a| a.value as u32)
     }
 
-    fn write(
+    pub(super) fn write(
         &mut self,
         vbdf: Bdf,
         offset: u16,
@@ -63,11 +63,11 @@ impl GuestView {
     }
 }
 
-fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+pub(super) fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     if ok { Ok(()) } else { Err(what()) }
 }
 
-fn err(e: ControlError) -> String {
+pub(super) fn err(e: ControlError) -> String {
     format!("{e}")
 }
 
@@ -271,6 +271,9 @@ pub fn run(mem: &'static Memory) -> Result<usize, String> {
         "control-test [10] {READS} reads in a row, all correct ({per} TSC ticks per request on this machine)"
     );
     if interrupt_route(&mut view, mem)? {
+        steps += 1;
+    }
+    if super::control_msi::run(&mut view, mem)? {
         steps += 1;
     }
     Ok(steps)

@@ -26,5 +26,7 @@ pub mod layout;
 pub mod request;
 pub mod shared;
 
-pub use request::{DecodeError, FaultKind, Op, Reply, Request, SYS_PANIC, SYS_REPLY, Status};
+pub use request::{
+    DecodeError, FaultKind, Op, PHYSICAL_MSI_ENABLE, Reply, Request, SYS_PANIC, SYS_REPLY, Status,
+};
 pub use shared::{FunctionInfo, InitInfo, SharedPage, WireBar, WireEvent};

@@ -49,6 +49,13 @@ pub enum Op {
     /// (guest, virtual BDF): the operator stopped the guest. The events go to the shared page;
     /// the value is the physical Command register afterwards.
     ResetFunction = 8,
+    /// The core's message for the physical MSI capability of (guest, virtual BDF), after it
+    /// routed the guest's MSI through an IRTE of the guest's (or stopped routing it): `offset` =
+    /// message address (remappable format, VT-d spec §5.1.2.2), `value` bits 15:0 = message
+    /// data, bit 32 = MSI Enable. The task writes address, data, one vector (Multiple Message
+    /// Enable 0), no per-vector mask, INTx disabled, then Enable. Sent only by the core, never
+    /// on a guest's write; a function without MSI is [`Status::NoSuchFunction`].
+    PhysicalMsi = 9,
     /// TEST ONLY: fault deliberately ([`FaultKind`] in the value). The core sends it only in
     /// the `control` test scenario.
     TestFault = 0x7f,
@@ -67,6 +74,7 @@ impl Op {
             6 => Self::MsixWrite,
             7 => Self::PhysicalRead,
             8 => Self::ResetFunction,
+            9 => Self::PhysicalMsi,
             0x7f => Self::TestFault,
             _ => return None,
         })
@@ -81,6 +89,9 @@ impl Op {
         )
     }
 }
+
+/// [`Op::PhysicalMsi`]'s `value` bit: MSI Enable.
+pub const PHYSICAL_MSI_ENABLE: u64 = 1 << 32;
 
 /// One request.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

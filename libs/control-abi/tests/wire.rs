@@ -3,7 +3,8 @@
 
 use conduit_control_abi::shared::{SharedPage, WireError};
 use conduit_control_abi::{
-    DecodeError, FaultKind, Op, Reply, Request, Status, WireBar, WireEvent, layout,
+    DecodeError, FaultKind, Op, PHYSICAL_MSI_ENABLE, Reply, Request, Status, WireBar, WireEvent,
+    layout,
 };
 use conduit_pci::{Bar, BarKind, Bdf};
 use conduit_vpci::Event;
@@ -24,6 +25,11 @@ fn requests_round_trip_through_registers() {
             ..Request::new(Op::MsixWrite, u16::MAX, bdf(255, 31, 7))
         },
         Request::new(Op::Init, 0, bdf(0, 0, 0)),
+        Request {
+            offset: 0xfee0_0010,
+            value: PHYSICAL_MSI_ENABLE,
+            ..Request::new(Op::PhysicalMsi, 2, bdf(0, 3, 0))
+        },
         Request {
             value: FaultKind::Loop as u64,
             ..Request::new(Op::TestFault, 0, bdf(0, 0, 0))
@@ -50,7 +56,7 @@ fn malformed_requests_are_refused() {
     );
     for raw in 0..=255u8 {
         let ok = Op::from_raw(raw).is_some();
-        assert_eq!(ok, matches!(raw, 1..=8 | 0x7f), "op {raw:#x}");
+        assert_eq!(ok, matches!(raw, 1..=9 | 0x7f), "op {raw:#x}");
     }
 }
 

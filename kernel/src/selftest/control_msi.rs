@@ -1,0 +1,158 @@
+//! Step 12 of the `control` self-test: a guest's MSI (not MSI-X) routed to it. The guest's driver
+//! programs its *virtual* MSI capability (PCIe Base Spec r6.0 §7.7.1) of the edu device (QEMU's
+//! 1234:11e8, MSI only, no MSI-X) through configuration mechanism #1; the `MsiChanged` event goes
+//! to `guest::interrupts::on_msi`, the function the VM-exit path calls, which takes an IRTE of
+//! the guest's verifying the edu's source-id (VT-d spec §9.10) and has the control task program
+//! the physical capability with the remappable-format message (§5.1.2.2). The device then
+//! raises N interrupts (its register 0x60), each of which must be the guest's, with its vector
+//! pending; the guest disabling MSI turns the physical MSI off and the next raise reaches nobody.
+
+use super::control::{GUEST, GuestView, check, err};
+use super::edu::Edu;
+use crate::control;
+use crate::guest::interrupts::{self, MsiChange};
+use crate::irq::dispatch;
+use crate::memory::Memory;
+use alloc::format;
+use alloc::string::String;
+use conduit_control_abi::{Op, Request};
+use conduit_irq::GuestId;
+use conduit_pci::{Bdf, cap_id};
+use conduit_vpci::Event;
+use log::info;
+
+/// The vector the guest's driver programs.
+const GUEST_VECTOR: u8 = 0x52;
+/// Interrupts the device raises.
+const RAISES: u64 = 8;
+const EDU: (u16, u16) = (0x1234, 0x11e8);
+/// TSC ticks to wait for one interrupt.
+const ONE_INTERRUPT: u64 = 1 << 30;
+
+/// The MSI changes among `events`, applied as the exit path applies them.
+fn apply(events: &[Event], bdf: Bdf, vbdf: Bdf) -> Option<interrupts::Routed> {
+    let mut routed = None;
+    for e in events {
+        if let Event::MsiChanged {
+            enabled,
+            address,
+            data,
+            mask,
+            vectors,
+        } = *e
+        {
+            let change = MsiChange {
+                enabled,
+                address,
+                data,
+                mask,
+                vectors,
+            };
+            routed = interrupts::on_msi(GUEST, "a", bdf, vbdf, change);
+        }
+    }
+    routed
+}
+
+/// The physical configuration register (`size` bytes at `offset` of `bdf`), read by the task.
+fn physical(bdf: Bdf, offset: u16, size: u8) -> Result<u32, String> {
+    let req = Request {
+        offset: u64::from(offset),
+        size,
+        ..Request::new(Op::PhysicalRead, 0, bdf)
+    };
+    control::call(&req).map(|a| a.value as u32).map_err(err)
+}
+
+/// Runs step 12 when the first guest has an edu device; `Ok(false)` when it has none.
+pub(super) fn run(view: &mut GuestView, mem: &'static Memory) -> Result<bool, String> {
+    let pci = crate::pci::get().ok_or("no PCI enumeration")?;
+    let found = (1..32u8).find_map(|dev| {
+        let vbdf = Bdf::new(0, dev, 0)?;
+        let f = pci.function(control::assignment(GUEST, vbdf)?)?;
+        ((f.vendor_id(), f.device_id()) == EDU).then_some((vbdf, f))
+    });
+    let Some((vbdf, f)) = found else {
+        return Ok(false);
+    };
+    let cap = f
+        .caps
+        .iter()
+        .find(|c| c.id == cap_id::MSI)
+        .ok_or("the edu has no MSI capability")?
+        .offset;
+    // The shape as the guest sees it (as on the device: 64-bit, masking, data width).
+    let shape = view.read(vbdf, cap + 2, 2).map_err(err)?;
+    let info = conduit_vpci::MsiInfo::from_control(cap, shape as u16);
+    // The guest's driver: memory decode and bus mastering, then address, data and Enable.
+    view.write(vbdf, 0x04, 2, 0x0006).map_err(err)?;
+    let mut events = view.write(vbdf, cap + 4, 4, 0xfee0_0000).map_err(err)?;
+    if info.is_64bit {
+        events.extend(view.write(vbdf, cap + 8, 4, 0).map_err(err)?);
+    }
+    events.extend(
+        view.write(vbdf, cap + info.data_offset(), 2, u32::from(GUEST_VECTOR))
+            .map_err(err)?,
+    );
+    apply(&events, f.bdf, vbdf);
+    let ctl = view.read(vbdf, cap + 2, 2).map_err(err)?;
+    let events = view.write(vbdf, cap + 2, 2, ctl | 1).map_err(err)?;
+    let route = apply(&events, f.bdf, vbdf).ok_or("the enabled MSI was not routed")?;
+    let phys_ctl = physical(f.bdf, cap + 2, 2)?;
+    let phys_addr = physical(f.bdf, cap + 4, 4)?;
+    let phys_data = physical(f.bdf, cap + info.data_offset(), 2)?;
+    let handle = (phys_addr >> 5) & 0x7fff | ((phys_addr >> 2) & 1) << 15;
+    check(
+        phys_ctl & 1 == 1
+            && phys_addr & 0xfff0_0010 == 0xfee0_0010
+            && u32::from(route.index) == handle
+            && phys_data == 0,
+        || {
+            format!(
+                "physical MSI control {phys_ctl:#x} address {phys_addr:#x} data {phys_data:#x}, IRTE {}",
+                route.index
+            )
+        },
+    )?;
+
+    let edu = Edu::open(mem, f)?;
+    let guest = GuestId(GUEST);
+    let before = dispatch::guest_delivered(guest);
+    let mut delivered = 0;
+    for n in 1..=RAISES {
+        edu.raise(1);
+        let arrived = super::intremap::wait_with_interrupts(ONE_INTERRUPT, || {
+            dispatch::guest_delivered(guest) >= before + n
+        });
+        edu.ack(1);
+        if !arrived {
+            break;
+        }
+        delivered = n;
+    }
+    let pending = dispatch::take_pending(guest);
+    let got = dispatch::guest_delivered(guest) - before;
+    check(
+        delivered == RAISES && got == RAISES && pending == Some(GUEST_VECTOR),
+        || format!("{RAISES} raises: {got} delivered to the guest, pending {pending:?}"),
+    )?;
+
+    // The guest turns MSI off: the physical MSI goes off, the next raise is nobody's.
+    let events = view.write(vbdf, cap + 2, 2, ctl & !1).map_err(err)?;
+    let off = apply(&events, f.bdf, vbdf);
+    let phys_off = physical(f.bdf, cap + 2, 2)?;
+    edu.raise(1);
+    let late = super::intremap::wait_with_interrupts(ONE_INTERRUPT / 4, || {
+        dispatch::guest_delivered(guest) > before + RAISES
+    });
+    edu.ack(1);
+    view.write(vbdf, 0x04, 2, 0).map_err(err)?;
+    check(off.is_none() && phys_off & 1 == 0 && !late, || {
+        format!("after MSI off: routed {off:?}, physical control {phys_off:#x}, delivered {late}")
+    })?;
+    info!(
+        "control-test [12] {vbdf} ({}) MSI written by the guest (vector {GUEST_VECTOR:#x}): IRTE {} -> host vector {:#x}; physical MSI programmed by the control task: control {phys_ctl:#06x}, address {phys_addr:#010x}, data {phys_data:#06x}; {RAISES} raises, {got} delivered to guest 0 with its vector {GUEST_VECTOR:#x} pending; MSI off: physical control {phys_off:#06x}, the next raise delivered to nobody",
+        f.bdf, route.index, route.vector
+    );
+    Ok(true)
+}
