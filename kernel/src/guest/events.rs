@@ -122,8 +122,8 @@ impl Events {
     }
 }
 
-/// After every exit: keeps the event whose delivery the exit interrupted, to deliver it again
-/// (one VMREAD when there was none).
+/// After an exit that can interrupt event delivery: keeps the event whose delivery it
+/// interrupted, to deliver it again.
 pub fn after_exit(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     let info = v.get(ReadOnly32::IdtVectoringInfo)?;
     if info & (1 << 31) == 0 {
@@ -135,8 +135,11 @@ pub fn after_exit(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// The instruction that exited was completed by the hypervisor (RIP advanced past it): an STI or
-/// MOV SS shadow that covered it ends with it (SDM Vol. 3C, "Guest Non-Register State").
+/// The HLT that exited was completed by the hypervisor (RIP advanced past it): an STI shadow that
+/// covered it ends with it (SDM Vol. 3C, "Guest Non-Register State"). Other emulated instructions
+/// leave the blocking bits as they were, which saves a VMREAD per exit: a stale shadow can only
+/// delay a pending interrupt by one instruction (injection reads the bits and waits for the
+/// window), never deliver one early.
 pub fn end_shadow(v: &mut Current) -> Result<(), FieldError> {
     let state = Interruptibility(v.get(Guest32::InterruptibilityState)?);
     if state.in_shadow() {

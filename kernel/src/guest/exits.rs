@@ -68,7 +68,9 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     let Ok(basic) = reason.basic() else {
         return stop(g, v, format!("unknown exit reason {raw}"));
     };
-    super::events::after_exit(g, v)?;
+    if basic.may_interrupt_event_delivery() {
+        super::events::after_exit(g, v)?;
+    }
     match basic {
         BasicExitReason::Cpuid => cpuid(g, v),
         BasicExitReason::IoInstruction => io(g, v),
@@ -77,6 +79,9 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         // would end the HLT at once.
         BasicExitReason::Hlt => {
             skip(v)?;
+            // `sti; hlt`: the STI shadow covered the HLT and ends with it, so an interrupt can
+            // come right after (before a `cli` that may follow).
+            super::events::end_shadow(v)?;
             if super::events::wakes_at_once(g, v)? {
                 return Ok(Outcome::Resume);
             }
@@ -165,8 +170,7 @@ fn stop(g: &mut Guest, v: &mut Current, why: String) -> Result<Outcome, FieldErr
 fn skip(v: &mut Current) -> Result<(), FieldError> {
     let len = v.get(ReadOnly32::ExitInstructionLength)?;
     let rip = v.get(GuestNatural::Rip)?;
-    v.set(GuestNatural::Rip, rip + u64::from(len))?;
-    super::events::end_shadow(v)
+    v.set(GuestNatural::Rip, rip + u64::from(len))
 }
 
 fn cpuid(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {

@@ -88,7 +88,6 @@ pub fn ept_violation(
     }
     let rip = v.get(GuestNatural::Rip)?;
     v.set(GuestNatural::Rip, rip + u64::from(access.len))?;
-    super::events::end_shadow(v)?;
     Ok(Some(if g.state == State::Runnable {
         Outcome::Resume
     } else {

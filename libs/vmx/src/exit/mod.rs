@@ -157,6 +157,26 @@ basic_exit_reasons! {
 }
 
 impl BasicExitReason {
+    /// Reasons whose VM exit can interrupt the delivery of an event (so the IDT-vectoring
+    /// information may be valid): an exception in the exception bitmap, a task switch, an APIC
+    /// access, an EPT violation or misconfiguration, a full page-modification log, an SPP-related
+    /// event (SDM Vol. 3C, "Information for VM Exits That Occur During Event Delivery"). An
+    /// instruction's own exit, an external interrupt, an interrupt window or the preemption
+    /// timer happen at instruction boundaries, never during delivery; a triple fault is not
+    /// considered to occur during delivery.
+    pub const fn may_interrupt_event_delivery(self) -> bool {
+        matches!(
+            self,
+            Self::ExceptionOrNmi
+                | Self::TaskSwitch
+                | Self::ApicAccess
+                | Self::EptViolation
+                | Self::EptMisconfiguration
+                | Self::PmlFull
+                | Self::SppEvent
+        )
+    }
+
     /// Reasons that are reported only with the VM-entry-failure bit (SDM "VM-Entry Failures
     /// During or After Loading Guest State").
     pub const fn is_entry_failure_reason(self) -> bool {

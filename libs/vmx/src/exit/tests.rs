@@ -444,3 +444,25 @@ fn injection_checks() {
         Err(InjectionError::ReservedBits)
     );
 }
+
+#[test]
+fn only_some_exits_can_interrupt_event_delivery() {
+    let during: Vec<u16> = BasicExitReason::ALL
+        .iter()
+        .filter(|r| r.may_interrupt_event_delivery())
+        .map(|r| r.number())
+        .collect();
+    assert_eq!(during, [0, 9, 44, 48, 49, 62, 66]);
+    for r in [
+        BasicExitReason::Cpuid,
+        BasicExitReason::Hlt,
+        BasicExitReason::Vmcall,
+        BasicExitReason::IoInstruction,
+        BasicExitReason::ExternalInterrupt,
+        BasicExitReason::InterruptWindow,
+        BasicExitReason::PreemptionTimer,
+        BasicExitReason::TripleFault,
+    ] {
+        assert!(!r.may_interrupt_event_delivery(), "{r:?}");
+    }
+}
