@@ -3,7 +3,7 @@
 mod control;
 mod dmar_corrupt;
 mod edu;
-mod igb;
+mod guest_driver;
 mod intremap;
 mod intremap_checks;
 mod nvme_vf;
