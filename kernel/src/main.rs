@@ -14,6 +14,7 @@ mod config;
 mod console;
 mod control;
 mod guest;
+mod igb;
 mod iommu;
 mod irq;
 mod memory;
@@ -88,6 +89,7 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     irq::init(mem, &platform);
     // Before the guests: the VFs they are given must be enabled and online first.
     nvme::init(&bundle, mem, config.test);
+    igb::init(&bundle, mem);
 
     if let Some(test) = config.test {
         selftest::run(test, mem, cpu.vmx.is_some());

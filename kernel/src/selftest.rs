@@ -4,7 +4,8 @@ mod control;
 mod control_msi;
 mod dmar_corrupt;
 mod edu;
-mod igb;
+mod guest_driver;
+mod igb_vf;
 mod intremap;
 mod intremap_checks;
 mod nvme_vf;
@@ -36,7 +37,7 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
         TestCase::DmarCorrupt => ("dmar-corrupt", dmar_corrupt::run(mem)),
         TestCase::Intremap => ("intremap", intremap::run(mem)),
         // These run once the guests are placed: see `after_guests`.
-        TestCase::NvmeVf | TestCase::NvmeVfBad | TestCase::Control => return,
+        TestCase::NvmeVf | TestCase::NvmeVfBad | TestCase::Control | TestCase::IgbVf => return,
     };
     report(name, result);
 }
@@ -48,9 +49,14 @@ pub fn after_guests(test: TestCase, mem: &'static Memory) {
         TestCase::NvmeVf => ("nvme-vf", nvme_vf::run(mem)),
         TestCase::NvmeVfBad => ("nvme-vf-bad", nvme_vf::run_bad()),
         TestCase::Control => ("control", control::run(mem)),
+        TestCase::IgbVf => ("igb-vf", igb_vf::run(mem)),
         _ => return,
     };
     report(name, result);
+    // The scenarios of VFs at work for guests end with what each guest got and caused.
+    if matches!(test, TestCase::NvmeVf | TestCase::IgbVf) {
+        crate::guest::report::log_counters();
+    }
 }
 
 fn report(name: &str, result: Result<usize, alloc::string::String>) {

@@ -9,6 +9,7 @@
 
 mod control;
 mod guests;
+mod igb_vf;
 mod intremap;
 mod nvme;
 mod shell;
@@ -450,35 +451,8 @@ pub const SCENARIOS: &[Scenario] = &[
         end: End::Success,
         timeout_secs: 120,
     },
-    // Issue "VFs at work" (nvme): the PF's secondary controllers brought online by the hypervisor
-    // (the PF's admin queues in its own IOMMU domain), a VF's admin queue in guest A's memory
-    // (Identify lands there), transfers outside guest A blocked with the VF's BDF.
-    Scenario {
-        name: "qemu-nvme-vf",
-        machine: MachineSpec::Qemu(QemuSpec::TCG),
-        config: Config::File("boot/scenarios/nvme-vf.toml"),
-        guests: &[],
-        expect: nvme::VF_EXPECT,
-        forbid: nvme::VF_FORBID,
-        input: &[],
-        end: End::Success,
-        timeout_secs: 180,
-    },
-    // The same, bad input: VF 0 addressed with a controller ID the PF does not list, VF 1 asking
-    // for more VQ resources than a secondary may have (test-only breaks); both are reported with
-    // the NVMe status decoded and stay unassigned, VF 2 comes online, VF 9 (of 4) is refused by
-    // index, the boot goes on.
-    Scenario {
-        name: "qemu-nvme-vf-bad",
-        machine: MachineSpec::Qemu(QemuSpec::TCG),
-        config: Config::File("boot/scenarios/nvme-vf-bad.toml"),
-        guests: &[],
-        expect: nvme::BAD_EXPECT,
-        forbid: nvme::BAD_FORBID,
-        input: &[],
-        end: End::Success,
-        timeout_secs: 180,
-    },
+    nvme::QEMU_NVME_VF,
+    nvme::QEMU_NVME_VF_BAD,
     // Issue "VT-d interrupt remapping with x2APIC": eim=on, so x2APIC mode and 32-bit
     // destinations.
     Scenario {
@@ -592,6 +566,7 @@ pub const SCENARIOS: &[Scenario] = &[
     control::QEMU_CONTROL,
     control::BOCHS_PASSTHROUGH,
     control::BOCHS_PASSTHROUGH_REFUSED,
+    igb_vf::QEMU_IGB_VF,
 ];
 
 #[cfg(test)]

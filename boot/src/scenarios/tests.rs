@@ -182,3 +182,49 @@ fn expectations_reach_the_end_marker_and_no_expectation_is_forbidden() {
         assert_eq!(sample.forbidden_problem(), None, "{}", s.name);
     }
 }
+
+#[test]
+fn the_igb_vf_scenario_runs_on_qemu_with_two_vfs_of_one_pf() {
+    use conduit_config::{DeviceSel, TestCase};
+    let s = SCENARIOS
+        .iter()
+        .find(|s| s.name == "qemu-igb-vf")
+        .expect("qemu-igb-vf");
+    assert_eq!(s.machine.kind(), crate::machine::MachineKind::Qemu);
+    let (doc, _) = document(s);
+    assert_eq!(doc.config.test, Some(TestCase::IgbVf));
+    assert_eq!(doc.config.on_idle, conduit_config::OnIdle::Exit);
+    let vfs: Vec<(&str, Option<u16>)> = doc
+        .guests
+        .iter()
+        .flat_map(|g| g.devices.iter().map(move |d| (g.name.as_str(), d)))
+        .filter(|(_, d)| {
+            matches!(
+                d.function,
+                DeviceSel::Bdf {
+                    bus: 1,
+                    dev: 0,
+                    func: 0
+                } | DeviceSel::Id {
+                    vendor: 0x8086,
+                    device: 0x10c9
+                }
+            )
+        })
+        .map(|(g, d)| (g, d.vf))
+        .collect();
+    assert_eq!(vfs, [("a", Some(0)), ("b", Some(1))]);
+    // The figures the self-test and the log must agree on.
+    let text = s.expect.join("\n");
+    for needle in [
+        "raised 16 times via EICS",
+        r#"guest "a" received 16"#,
+        "reason 0x26",
+        r#"guest "a": interrupts 17"#,
+    ] {
+        assert!(
+            text.contains(needle),
+            "qemu-igb-vf does not expect {needle:?}"
+        );
+    }
+}

@@ -20,6 +20,9 @@ use spin::Mutex;
 /// A guest whose memory and IOMMU domain exist, whether or not a vCPU runs it.
 #[derive(Debug, Clone)]
 pub struct Placed {
+    /// Its index in the configuration (its `GuestId` for interrupts, its topology in the control
+    /// task).
+    pub index: u16,
     pub name: String,
     /// Host-physical base of its memory (GPA 0) and its size.
     pub hpa: u64,
@@ -84,7 +87,7 @@ pub fn start_all(
             Some(host) => match Guest::create(host, mem, &spec) {
                 Ok(mut g) => {
                     let (hpa, size) = g.memory_region();
-                    g.devices = attach_devices(c, hpa, size, unsafe_no_iommu);
+                    g.devices = attach_devices(index, c, hpa, size, unsafe_no_iommu);
                     g.pci = super::devices::register(index, &c.name, &g.devices);
                     list.push(g);
                 }
@@ -137,7 +140,7 @@ fn without_vcpus(
     // The frames stay the guest's (and its domain's) for the life of the machine: GuestMemory
     // does not free on drop.
     let (hpa, size) = (memory.host.0, memory.size);
-    let devices = attach_devices(c, hpa, size, unsafe_no_iommu);
+    let devices = attach_devices(index, c, hpa, size, unsafe_no_iommu);
     // The control task holds their virtual configuration space all the same (the `control`
     // self-test drives it through the message interface).
     super::devices::register(index, &c.name, &devices);
@@ -152,10 +155,17 @@ fn without_vcpus(
 
 /// Creates the guest's IOMMU domain (IOVA = GPA over exactly its memory) and assigns its
 /// functions; records the guest in [`placed`]. Returns the functions assigned.
-fn attach_devices(c: &GuestConfig, hpa: u64, size: u64, unsafe_no_iommu: bool) -> Vec<Bdf> {
+fn attach_devices(
+    index: u16,
+    c: &GuestConfig,
+    hpa: u64,
+    size: u64,
+    unsafe_no_iommu: bool,
+) -> Vec<Bdf> {
     let mut domain = None;
     let assigned = attach_to_domain(c, hpa, size, unsafe_no_iommu, &mut domain);
     PLACED.lock().push(Placed {
+        index,
         name: c.name.clone(),
         hpa,
         size,

@@ -11,6 +11,7 @@ mod exits;
 pub mod interrupts;
 mod layout;
 mod mmio;
+pub mod report;
 mod set;
 pub mod spec;
 mod vcpu;

@@ -15,7 +15,8 @@
 //!   unreachable for its devices (never anything else), with IOTLB invalidation.
 //! - [`destroy_domain`], [`service_faults`] (decodes and logs DMA and interrupt-remapping
 //!   faults), [`units`].
-//! - [`view`], [`recent_faults`]: the units, domains and latest faults, for the debug shell.
+//! - [`view`], [`recent_faults`]: the units, domains and latest faults, for the debug shell;
+//!   [`faults_from`]: the faults counted per requester since boot.
 //! - Interrupt remapping ([`intremap`]): brought up with the units (the local APIC's mode is
 //!   chosen there); [`write_irte`], [`mask_irte`] / [`try_mask_irte`], [`read_irte`],
 //!   [`interrupt_remapping`], [`ioapic_source_id`] for `crate::irq`, which decides what goes
@@ -31,7 +32,7 @@ pub use intremap::{
     IRT_ENTRIES, IrInfo, interrupt_remapping, ioapic_source_id, mask_irte, read_irte,
     try_mask_irte, write_irte,
 };
-pub use view::{View, recent_faults, view};
+pub use view::{View, faults_from, recent_faults, view};
 
 use crate::arch::x86_64::apic;
 use crate::arch::x86_64::vtd::fault::{self, Fault};

@@ -92,10 +92,50 @@ pub fn recent_faults() -> (Vec<Fault>, u64) {
 
 static FAULTS_SEEN: AtomicU64 = AtomicU64::new(0);
 
-/// Keeps `faults` (just serviced) among the recent ones.
+/// Faults per source function since boot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceFaults {
+    /// Blocked DMA requests (reasons below 0x20).
+    pub dma: u64,
+    /// Blocked interrupt requests (interrupt-remapping reasons 0x20-0x27).
+    pub interrupt: u64,
+}
+
+static BY_SOURCE: Mutex<Vec<(Bdf, SourceFaults)>> = Mutex::new(Vec::new());
+
+/// The faults recorded with `bdf` as their requester since boot (the pending ones serviced
+/// first, so they count too).
+pub fn faults_from(bdf: Bdf) -> SourceFaults {
+    let _ = super::service_faults();
+    BY_SOURCE
+        .lock()
+        .iter()
+        .find(|(b, _)| *b == bdf)
+        .map_or_else(SourceFaults::default, |(_, n)| *n)
+}
+
+/// Keeps `faults` (just serviced) among the recent ones and counts them per source.
 pub(super) fn remember(faults: &[Fault]) {
     if faults.is_empty() {
         return;
+    }
+    {
+        let mut by_source = BY_SOURCE.lock();
+        for f in faults {
+            let at = match by_source.iter().position(|(b, _)| *b == f.source) {
+                Some(i) => i,
+                None => {
+                    by_source.push((f.source, SourceFaults::default()));
+                    by_source.len() - 1
+                }
+            };
+            let n = &mut by_source[at].1;
+            if f.interrupt_index.is_some() {
+                n.interrupt += 1;
+            } else {
+                n.dma += 1;
+            }
+        }
     }
     let mut recent = RECENT.lock();
     for f in faults {

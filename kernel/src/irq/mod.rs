@@ -346,6 +346,11 @@ pub fn reserve_index(owner: Owner) -> Result<u16, IrqError> {
     })
 }
 
+/// The owner of IRT index `index` in the allocator's records (`None`: free, or remapping off).
+pub fn irte_owner(index: u16) -> Option<Owner> {
+    with_state(|s| Ok(s.irt.owner(index))).ok().flatten()
+}
+
 /// Takes a free vector for `owner`, bound to nothing: its interrupts are counted as delivered.
 pub fn reserve_vector(owner: Owner) -> Result<u8, IrqError> {
     with_state(|s| {

@@ -24,7 +24,7 @@ use crate::memory::Memory;
 use crate::pci::{self, DeviceRef, Function};
 use alloc::string::String;
 use alloc::vec::Vec;
-use conduit_config::{Bundle, DeviceSel, TestCase};
+use conduit_config::{Bundle, TestCase};
 use conduit_nvme::IdentifyController;
 use conduit_pci::Bdf;
 use log::info;
@@ -47,13 +47,6 @@ fn is_nvme_pf(f: &Function) -> bool {
             .any(|e| e.id == conduit_pci::ext_cap_id::SRIOV)
 }
 
-fn device_ref(sel: DeviceSel) -> Option<DeviceRef> {
-    Some(match sel {
-        DeviceSel::Bdf { bus, dev, func } => DeviceRef::Address(Bdf::new(bus, dev, func)?),
-        DeviceSel::Id { vendor, device } => DeviceRef::Id { vendor, device },
-    })
-}
-
 /// TEST ONLY: which configured NVMe VF (in configuration order) gets which deliberate error.
 fn test_break(test: Option<TestCase>, position: usize) -> Option<pf::Break> {
     match (test, position) {
@@ -74,7 +67,7 @@ fn plan(
     for g in &bundle.config.guests {
         for d in &g.devices {
             let Some(index) = d.vf else { continue };
-            let Some(f) = device_ref(d.function).and_then(|r| pci.resolve(r)) else {
+            let Some(f) = DeviceRef::from_config(d.function).and_then(|r| pci.resolve(r)) else {
                 continue;
             };
             if !is_nvme_pf(f) {

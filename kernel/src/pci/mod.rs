@@ -282,6 +282,18 @@ impl core::fmt::Display for DeviceRef {
     }
 }
 
+impl DeviceRef {
+    /// What a configuration's `function = "..."` names (`None`: not a valid address).
+    pub fn from_config(sel: conduit_config::DeviceSel) -> Option<Self> {
+        Some(match sel {
+            conduit_config::DeviceSel::Bdf { bus, dev, func } => {
+                Self::Address(Bdf::new(bus, dev, func)?)
+            }
+            conduit_config::DeviceSel::Id { vendor, device } => Self::Id { vendor, device },
+        })
+    }
+}
+
 impl Pci {
     /// The function `r` names, if enumeration found it.
     pub fn resolve(&self, r: DeviceRef) -> Option<&Function> {

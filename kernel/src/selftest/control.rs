@@ -8,6 +8,7 @@
 //! Expected values come from enumeration (done by the kernel before the hand-over): identity,
 //! BAR sizes and physical capability offsets.
 
+use super::guest_driver::{GuestView, err};
 use crate::control::{self, ControlError};
 use crate::guest::devices::data_port_target;
 use crate::memory::Memory;
@@ -21,59 +22,13 @@ use log::info;
 
 pub(super) const GUEST: u16 = 0;
 
-/// The guest's side of configuration mechanism #1.
-pub(super) struct GuestView {
-    cf8: u32,
-}
-
-impl GuestView {
-    fn select(&mut self, vbdf: Bdf, offset: u16) {
-        self.cf8 = 0x8000_0000 | (u32::from(vbdf.routing_id()) << 8) | u32::from(offset & 0xfc);
-    }
-
-    /// A guest read; offsets beyond 0xff are out of mechanism #1's reach and are sent as an
-    /// ECAM-window access would be (straight as a request).
-    pub(super) fn read(&mut self, vbdf: Bdf, offset: u16, size: u8) -> Result<u32, ControlError> {
-        if offset >= 0x100 {
-            return control::call(&Request::read(GUEST, vbdf, offset, size))
-                .map(|a| a.value as u32);
-        }
-        self.select(vbdf, offset);
-        let port = 0xcfc + (offset & 3);
-        let Some((b, off)) = data_port_target(self.cf8, port) else {
-            return Ok(u32::MAX);
-        };
-        control::call(&Request::read(GUEST, b, off, size)).map(|a| a.value as u32)
-    }
-
-    pub(super) fn write(
-        &mut self,
-        vbdf: Bdf,
-        offset: u16,
-        size: u8,
-        value: u32,
-    ) -> Result<Vec<Event>, ControlError> {
-        self.select(vbdf, offset);
-        let port = 0xcfc + (offset & 3);
-        let Some((b, off)) = data_port_target(self.cf8, port) else {
-            return Ok(Vec::new());
-        };
-        control::call(&Request::write(GUEST, b, off, size, value))
-            .map(|a| a.events().copied().collect())
-    }
-}
-
 pub(super) fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     if ok { Ok(()) } else { Err(what()) }
 }
 
-pub(super) fn err(e: ControlError) -> String {
-    format!("{e}")
-}
-
 pub fn run(mem: &'static Memory) -> Result<usize, String> {
     let pci = crate::pci::get().ok_or("no PCI enumeration")?;
-    let mut view = GuestView { cf8: 0 };
+    let mut view = GuestView::new(GUEST);
     let mut steps = 0;
     // Steps 1-5 for every function of the first guest (00:01.0, 00:02.0, ...).
     let mut first = None;
@@ -287,7 +242,6 @@ const GUEST_VECTOR: u8 = 0x41;
 /// the exit path calls); the device raises it (EICS) and the delivery is the guest's, its own
 /// vector pending. A message with the NMI delivery mode is refused.
 fn interrupt_route(view: &mut GuestView, mem: &'static Memory) -> Result<bool, String> {
-    use super::igb::{self, Igb};
     use crate::guest::interrupts::EntryChange;
     use crate::irq::dispatch;
     use conduit_irq::GuestId;
@@ -296,7 +250,7 @@ fn interrupt_route(view: &mut GuestView, mem: &'static Memory) -> Result<bool, S
     let Some(f) = control::assignment(GUEST, vbdf).and_then(|b| pci.function(b)) else {
         return Ok(false);
     };
-    if (f.vendor_id(), f.device_id()) != (igb::VENDOR, igb::DEVICE) {
+    if !crate::igb::is_pf(f) {
         return Ok(false);
     }
     let cap = f
@@ -306,42 +260,17 @@ fn interrupt_route(view: &mut GuestView, mem: &'static Memory) -> Result<bool, S
         .ok_or("the igb PF has no MSI-X capability")?
         .offset;
     // The guest's driver: memory decode and bus mastering, MSI-X on, entry 0 programmed.
-    view.write(vbdf, 0x04, 2, 0x0006).map_err(err)?;
-    view.write(vbdf, cap + 2, 2, 0x8000).map_err(err)?;
-    let w = |offset: u64, value: u64| Request {
-        offset,
-        size: 4,
-        value,
-        ..Request::new(Op::MsixWrite, GUEST, vbdf)
-    };
-    let mut routed = None;
-    for (offset, value) in [
-        (0, 0xfee0_0000u64),
-        (4, 0),
-        (8, u64::from(GUEST_VECTOR)),
-        (12, 0),
-    ] {
-        let a = control::call(&w(offset, value)).map_err(err)?;
-        for e in a.events() {
-            if let Event::MsixEntryChanged {
-                index,
-                address,
-                data,
-                masked,
-            } = *e
-            {
-                let change = EntryChange {
-                    entry: index,
-                    address,
-                    data,
-                    masked,
-                };
-                routed = crate::guest::interrupts::on_msix_entry(GUEST, "a", mem, f.bdf, change);
-            }
-        }
-    }
+    view.enable_msix(vbdf, cap)?;
+    let routed = view.program_msix_entry(
+        "a",
+        mem,
+        (vbdf, f.bdf),
+        0,
+        0xfee0_0000,
+        u32::from(GUEST_VECTOR),
+    )?;
     let route = routed.ok_or("the unmasked entry was not routed")?;
-    let nic = Igb::open(mem, f)?;
+    let nic = crate::igb::Nic::open(mem, f).map_err(|e| format!("{e}"))?;
     nic.enable(0);
     let guest = GuestId(GUEST);
     let before = dispatch::guest_delivered(guest);
@@ -359,8 +288,7 @@ fn interrupt_route(view: &mut GuestView, mem: &'static Memory) -> Result<bool, S
         masked: false,
     };
     let nmi = crate::guest::interrupts::on_msix_entry(GUEST, "a", mem, f.bdf, nmi_change);
-    view.write(vbdf, cap + 2, 2, 0).map_err(err)?;
-    view.write(vbdf, 0x04, 2, 0).map_err(err)?;
+    view.disable_msix(vbdf, cap)?;
     crate::guest::interrupts::release_function(GUEST, f.bdf);
     check(
         arrived && pending == Some(GUEST_VECTOR) && nmi.is_none(),

@@ -7,8 +7,9 @@
 //! raises N interrupts (its register 0x60), each of which must be the guest's, with its vector
 //! pending; the guest disabling MSI turns the physical MSI off and the next raise reaches nobody.
 
-use super::control::{GUEST, GuestView, check, err};
+use super::control::{GUEST, check};
 use super::edu::Edu;
+use super::guest_driver::{GuestView, err};
 use crate::control;
 use crate::guest::interrupts::{self, MsiChange};
 use crate::irq::dispatch;

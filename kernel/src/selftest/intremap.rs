@@ -45,7 +45,7 @@ const PAGE: u64 = 4096;
 /// A handle beyond the 256-entry table.
 pub(super) const BEYOND: u16 = 300;
 /// How long to wait for one interrupt (TSC ticks; well under a second on any host).
-const ONE_INTERRUPT: u64 = 1 << 30;
+pub(super) const ONE_INTERRUPT: u64 = 1 << 30;
 
 /// Runs `f` with interrupts enabled.
 pub(super) fn interrupts_on<R>(f: impl FnOnce() -> R) -> R {

@@ -6,7 +6,7 @@ use crate::arch::x86_64::{apic::vectors, pit};
 use crate::iommu;
 use crate::irq::{self, FLOOD_LIMIT, Flood, IrqError, MsiKind, dispatch};
 use crate::memory::Memory;
-use crate::pci::{self, DeviceRef, msi};
+use crate::pci::{self, msi};
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_irq::{
@@ -350,15 +350,10 @@ const MSIX_RAISES: u64 = 4;
 
 /// Step 8: an MSI-X entry in remappable format (the igb PF's vector 0, raised through EICS).
 pub(super) fn msix(mem: &Memory) -> Result<(), String> {
-    use super::igb::{self, Igb};
-    let igb_ref = DeviceRef::Id {
-        vendor: igb::VENDOR,
-        device: igb::DEVICE,
-    };
     let f = pci::get()
-        .and_then(|p| p.resolve(igb_ref))
-        .ok_or_else(|| alloc::format!("no {igb_ref} (igb) function on this machine"))?;
-    let nic = Igb::open(mem, f)?;
+        .and_then(|p| p.functions().iter().find(|f| crate::igb::is_pf(f)))
+        .ok_or("no igb PF (82576 with SR-IOV) on this machine")?;
+    let nic = crate::igb::Nic::open(mem, f).map_err(describe)?;
     let bdf = nic.bdf;
     pci::enable_command_bits(bdf, command::MEMORY_SPACE | command::BUS_MASTER)
         .ok_or("cannot write igb's Command register")?;

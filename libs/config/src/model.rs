@@ -288,6 +288,12 @@ pub enum TestCase {
     /// filtering, read-only fields, bad requests), then deliberate faults of every kind, each
     /// reported, followed by a restart and a correct next read.
     Control,
+    /// igb SR-IOV interrupts: on behalf of the first guest given an igb VF (no vCPU runs it), its
+    /// driver programs the VF's MSI-X entry through the guest's virtual table; the resulting IRTE
+    /// must be that guest's, the VF's interrupts (raised through its EICS) must all be counted
+    /// for that guest and none for the other, and the same VF aimed at an IRTE of the second
+    /// guest must be blocked with a source-id fault.
+    IgbVf,
 }
 
 impl TestCase {
@@ -302,6 +308,7 @@ impl TestCase {
             "nvme-vf-bad" => Some(Self::NvmeVfBad),
             "intremap" => Some(Self::Intremap),
             "control" => Some(Self::Control),
+            "igb-vf" => Some(Self::IgbVf),
             _ => None,
         }
     }
@@ -322,6 +329,7 @@ mod tests {
             ("nvme-vf-bad", TestCase::NvmeVfBad),
             ("intremap", TestCase::Intremap),
             ("control", TestCase::Control),
+            ("igb-vf", TestCase::IgbVf),
         ] {
             assert_eq!(TestCase::from_name(name), Some(case));
         }
@@ -330,5 +338,8 @@ mod tests {
         assert_eq!(TestCase::from_name("nvme-vf "), None);
         assert_eq!(TestCase::from_name("intremap-eim"), None);
         assert_eq!(TestCase::from_name("Intremap"), None);
+        assert_eq!(TestCase::from_name("igb"), None);
+        assert_eq!(TestCase::from_name("igb_vf"), None);
+        assert_eq!(TestCase::from_name("igb-vf-bad"), None);
     }
 }

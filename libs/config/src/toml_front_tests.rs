@@ -54,6 +54,16 @@ fn interrupt_remapping_scenario() {
 }
 
 #[test]
+fn igb_vf_scenario() {
+    let c = parse("[test]\nscenario = \"igb-vf\"\n", EXIT)
+        .unwrap()
+        .config;
+    assert_eq!(c.test, Some(TestCase::IgbVf));
+    let e = parse("[test]\nscenario = \"igb_vf\"\n", EXIT).unwrap_err();
+    assert_eq!(e.key(), Some("test.scenario"));
+}
+
+#[test]
 fn errors_name_the_key() {
     let e = parse("[hypervisor]\nlog_level = \"loud\"\n", EXIT).unwrap_err();
     assert!(e.to_string().starts_with("`hypervisor.log_level`"), "{e}");
