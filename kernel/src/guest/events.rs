@@ -173,14 +173,17 @@ fn poll_timer(g: &mut Guest, id: GuestId) {
 /// stays pending there (a higher one arriving meanwhile overtakes it).
 pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     let id = GuestId(g.pci.index);
-    poll_timer(g, id);
+    if g.events.timer.is_some() {
+        poll_timer(g, id);
+    }
     let ev = &mut g.events;
+    // The common case, on every entry: nothing to inject, no window open.
+    if ev.reinject.is_none() && !ev.gp && !ev.window && !dispatch::has_pending(id) {
+        return Ok(());
+    }
     let interrupt = dispatch::take_pending(id);
     let reinject = ev.reinject.take();
     let gp = core::mem::take(&mut ev.gp).then(|| Event::exception(vector::GP, 0));
-    if reinject.is_none() && gp.is_none() && interrupt.is_none() && !ev.window {
-        return Ok(());
-    }
     let more = interrupt.is_some() && dispatch::has_pending(id);
     let (rflags, state) = if interrupt.is_some() && reinject.is_none() && gp.is_none() {
         (

@@ -235,6 +235,7 @@ pub fn raise(id: GuestId, vector: u8) {
 }
 
 /// Whether guest `id` has a virtual vector pending.
+#[inline]
 pub fn has_pending(id: GuestId) -> bool {
     GUESTS
         .get(usize::from(id.0))
