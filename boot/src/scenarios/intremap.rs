@@ -13,7 +13,7 @@ use super::{BANNER, FAULT_IRQ, PANIC, TRANSLATION_ON};
 /// The ISA override the I/O APIC step relies on.
 const ISO_IRQ0: &str = r"MADT: ISA IRQ 0 -> GSI 2 \(edge, active high\)";
 /// GSTS after IRE: RTPS, QIES, IRES, IRTPS set (0x47000000); TE comes later, CFIS stays 0.
-const IR_CFI: &str = r"vtd:   interrupt entry cache invalidated globally by queued invalidation; compatibility-format interrupts blocked \(GCMD\.CFI clear, GSTS\.CFIS = 0\)";
+const IR_CFI: &str = r"vtd:   interrupt entry cache invalidated globally by queued invalidation; compatibility-format interrupts blocked \(GCMD\.CFI clear, GSTS\.CFIS = 0\); live IRTEs updated in one 128-bit store \(CMPXCHG16B\)";
 /// QEMU's APIC timer runs at 1 GHz: 62500 counts/ms after the divide by 16.
 // QEMU's APIC timer runs at 62,500 counts/ms (1 GHz / 16), but under TCG the calibration against
 // the 8254 depends on how busy the host is (63,894 and 81,205 measured in two loaded runs): assert a
@@ -32,6 +32,8 @@ const STEP_4A: &str = r"selftest: intremap \[4a\] edu's MSI aimed at an IRTE tha
 const FAULT_22: &str = r"vtd: interrupt remapping fault on unit 0xfed90000: source 00:04\.0, interrupt index 2 \(0x2\), reason 0x22: interrupt remapping table entry not present; the interrupt was not delivered \(reported by the fault event interrupt\)";
 const STEP_4B: &str = r"selftest: intremap \[4b\] edu's MSI aimed at a not-present IRTE \(handle 2\): not delivered; fault 0x22 recorded \(source 00:04\.0, index 2\): interrupt remapping table entry not present; the next legitimate interrupt was delivered on vector 0x20";
 const FAULT_21: &str = r"vtd: interrupt remapping fault on unit 0xfed90000: source 00:04\.0, interrupt index 300 \(0x12c\), reason 0x21: interrupt index beyond the interrupt remapping table; the interrupt was not delivered \(reported by the fault event interrupt\)";
+/// The decoy IRTE (index 1, vector 0x21 here), still present, rewritten to verify edu itself.
+const STEP_4D: &str = r"selftest: intremap \[4d\] IRTE [0-9]+, present, rewritten in place \(one 128-bit store\) to verify 00:04\.0: edu's MSI through it delivered once on vector 0x[0-9a-f]+, no fault; the legitimate route delivered again";
 const STEP_4C: &str = r"selftest: intremap \[4c\] edu's MSI aimed at an index beyond the 256-entry table \(handle 300\): not delivered; fault 0x21 recorded \(source 00:04\.0, index 300\): interrupt index beyond the interrupt remapping table; the next legitimate interrupt was delivered on vector 0x20";
 /// The remappable RTE: index 1 in bits 63:49, format bit 48, masked, vector 0x21.
 const PIT_ROUTE: &str = r"irq: ISA IRQ 0 -> GSI 2 \(I/O APIC 0 input 2, edge, active high\) -> IRTE 1 -> vector 0x21; source-id ff:00\.0 verified \(SVT=01\); redirection entry 0x0003000000010021 \(remappable format, masked\)";
@@ -82,6 +84,7 @@ pub const EIM_EXPECT: &[&str] = &[
     STEP_4B,
     FAULT_21,
     STEP_4C,
+    STEP_4D,
     PIT_ROUTE,
     STEP_5,
     REFUSED_30,
@@ -131,6 +134,7 @@ pub const XAPIC_EXPECT: &[&str] = &[
     STEP_4B,
     FAULT_21,
     STEP_4C,
+    STEP_4D,
     PIT_ROUTE,
     STEP_5,
     REFUSED_30,

@@ -130,7 +130,13 @@ pub(super) fn bring_up(
                 );
                 info!(
                     "vtd:   interrupt entry cache invalidated globally by queued invalidation; \
-                     compatibility-format interrupts blocked (GCMD.CFI clear, GSTS.CFIS = 0)"
+                     compatibility-format interrupts blocked (GCMD.CFI clear, GSTS.CFIS = 0); \
+                     live IRTEs updated {}",
+                    if table.atomic_updates() {
+                        "in one 128-bit store (CMPXCHG16B)"
+                    } else {
+                        "through not-present (no CMPXCHG16B)"
+                    }
                 );
             }
             Err(e) => {

@@ -33,6 +33,51 @@ impl PhysWindow {
         // SAFETY: the frame is physical memory owned by the caller, mapped through the window.
         unsafe { core::ptr::write_bytes(self.virt(frame.0), 0, FRAME_SIZE as usize) };
     }
+
+    /// Whether this CPU has CMPXCHG16B (CPUID.01H:ECX bit 13), which [`Self::store_128`] needs.
+    pub fn has_store_128() -> bool {
+        raw_cpuid::CpuId::new()
+            .get_feature_info()
+            .is_some_and(|f| f.has_cmpxchg16b())
+    }
+
+    /// Stores `value` (low qword first) into the 16 bytes at `phys` in one atomic access, so a
+    /// reader that also reads 16 bytes at once (a VT-d unit fetching an IRTE) sees the old or the
+    /// new value, never half of each: LOCK CMPXCHG16B, retried until it takes (SDM Vol. 2A,
+    /// "CMPXCHG8B/CMPXCHG16B"). `phys` must be 16-byte aligned, owned by the caller, and the CPU
+    /// must have the instruction ([`Self::has_store_128`]).
+    pub fn store_128(&mut self, phys: u64, value: [u64; 2]) {
+        assert!(
+            phys.is_multiple_of(16),
+            "store_128 of an unaligned address {phys:#x}"
+        );
+        let p = self.virt(phys).cast::<u64>();
+        // SAFETY: `p` is mapped, aligned and the caller's (see above); two aligned loads.
+        let (mut lo, mut hi) = unsafe { (p.read_volatile(), p.add(1).read_volatile()) };
+        loop {
+            let swapped: u8;
+            // SAFETY: CMPXCHG16B on a 16-byte-aligned, mapped address the caller owns. RBX is
+            // reserved by the compiler: the low qword is swapped in and RBX restored after.
+            unsafe {
+                core::arch::asm!(
+                    "xchg rbx, {new_lo}",
+                    "lock cmpxchg16b [{p}]",
+                    "sete {ok}",
+                    "xchg rbx, {new_lo}",
+                    p = in(reg) p,
+                    new_lo = inout(reg) value[0] => _,
+                    ok = out(reg_byte) swapped,
+                    in("rcx") value[1],
+                    inout("rax") lo,
+                    inout("rdx") hi,
+                    options(nostack),
+                );
+            }
+            if swapped != 0 {
+                return;
+            }
+        }
+    }
 }
 
 impl conduit_paging::PhysMemory for PhysWindow {

@@ -101,8 +101,45 @@ pub(super) fn run(ctx: &Ctx<'_>, _mem: &Memory) -> Result<(), String> {
     if dispatch::delivered(decoy_vector) != 0 {
         return Err(String::from("the decoy IRTE's vector received interrupts"));
     }
+    live_update(ctx, decoy, decoy_vector, dest)?;
     irq::release(hv, decoy, Some(decoy_vector)).map_err(describe)?;
     irq::release(hv, absent, None).map_err(describe)?;
+    Ok(())
+}
+
+/// Step 4d: the decoy entry, present, rewritten in place to verify edu's own source-id (one
+/// 128-bit store: the unit never sees half an entry, VT-d spec §9.10): edu's message through it
+/// is then delivered on the decoy's vector, without a fault.
+fn live_update(ctx: &Ctx<'_>, decoy: u16, vector: u8, dest: Destination) -> Result<(), String> {
+    let bdf = ctx.edu.bdf;
+    let irte = IrteBuilder::new(dest, vector)
+        .verify_requester(bdf.routing_id(), SourceQualifier::All)
+        .build()
+        .map_err(describe)?;
+    let was_present = iommu::read_irte(decoy)
+        .and_then(Result::ok)
+        .is_some_and(|e| e.is_present());
+    irq::program_irte(Owner::Hypervisor, decoy, &irte).map_err(describe)?;
+    msi::retarget_msi(bdf, RemappableMsi::single(decoy).encode()).map_err(describe)?;
+    let before = dispatch::delivered(vector);
+    ctx.edu.raise(1);
+    let arrived =
+        super::intremap::wait_with_interrupts(1 << 30, || dispatch::delivered(vector) > before);
+    wait_ticks(1);
+    let faults = iommu::service_faults();
+    msi::retarget_msi(bdf, ctx.route.message).map_err(describe)?;
+    let got = dispatch::delivered(vector) - before;
+    if !was_present || !arrived || got != 1 || !faults.is_empty() {
+        return Err(alloc::format!(
+            "live update of IRTE {decoy}: present before {was_present}, delivered {got} on vector {vector:#x}, faults {faults:?}"
+        ));
+    }
+    ctx.raise_delivered()?;
+    info!(
+        "selftest: intremap [4d] IRTE {decoy}, present, rewritten in place (one 128-bit store) to \
+         verify {bdf}: edu's MSI through it delivered once on vector {vector:#x}, no fault; the \
+         legitimate route delivered again"
+    );
     Ok(())
 }
 

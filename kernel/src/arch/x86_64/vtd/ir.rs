@@ -8,12 +8,13 @@
 //! check GSTS.CFIS = 0: compatibility-format interrupts are then blocked (fault 0x25) instead of
 //! bypassing the table. Every GCMD write keeps the other persistent enables as GSTS reports them.
 //!
-//! IRTE updates (§9.10): entries are 128 bits, written as two 64-bit stores. A not-present entry
-//! is made present high qword first, then the low qword that holds P; an entry is made not present
-//! low qword first. A live entry being changed goes through not-present, so a request never sees
-//! half an entry (it may fault in that window instead). Each update is flushed from the CPU caches
-//! where the unit's walks are not coherent (ECAP.C = 0); the caller then invalidates the entry in
-//! every unit's interrupt entry cache.
+//! IRTE updates (§9.10, §6.5.2.5): entries are 128 bits. A not-present entry is made present high
+//! qword first, then the low qword that holds P; an entry is made not present low qword first. A
+//! live entry changed into another live entry is written with one 128-bit atomic store (LOCK
+//! CMPXCHG16B), so the unit sees the old entry or the new one and no interrupt is lost; only a
+//! CPU without CMPXCHG16B passes through not-present instead (a request in that window faults).
+//! Each update is flushed from the CPU caches where the unit's walks are not coherent (ECAP.C =
+//! 0); the caller then invalidates the entry in every unit's interrupt entry cache.
 
 use super::regs::global;
 use super::unit::RemappingUnit;
@@ -30,6 +31,8 @@ pub struct Table {
     size: IrtSize,
     mode: ApicMode,
     window: PhysWindow,
+    /// Live-to-live updates in one 128-bit store (CMPXCHG16B available).
+    atomic: bool,
 }
 
 impl Table {
@@ -58,6 +61,7 @@ impl Table {
             size,
             mode,
             window,
+            atomic: PhysWindow::has_store_128(),
         })
     }
 
@@ -68,6 +72,11 @@ impl Table {
 
     pub fn size(&self) -> IrtSize {
         self.size
+    }
+
+    /// Whether a live entry changed into another live one is written in one 128-bit store.
+    pub fn atomic_updates(&self) -> bool {
+        self.atomic
     }
 
     /// The destination width of every entry (IRTA_REG.EIME).
@@ -103,6 +112,11 @@ impl Table {
         })?;
         let [lo, hi] = irte.encode();
         let old_present = raw_present([self.window.read_entry(at), 0]);
+        if old_present && irte.is_present() && self.atomic {
+            self.window.store_128(at, [lo, hi]);
+            self.window.flush(at, 16);
+            return Ok(());
+        }
         if old_present {
             self.window.write_entry(at, lo & !1);
             self.window.flush(at, 16);
