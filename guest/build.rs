@@ -12,6 +12,7 @@ const BINS: &[(&str, &str)] = &[
     ("pcigst64", "long64.ld"),
     ("ticker64", "long64.ld"),
     ("irq64", "long64.ld"),
+    ("irqstack", "long64.ld"),
     ("real16", "real16.ld"),
 ];
 

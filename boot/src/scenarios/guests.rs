@@ -71,6 +71,14 @@ pub(super) const IRQ64: &[&str] = &[
     r#"guest "irq64" exited with code 0x1a\b"#,
 ];
 
+/// `irqstack`: its interrupt's frame would go below GPA 0x40000000: the first push (SS, at RSP
+/// 0x40000000 - 8) is an EPT violation during delivery of the injected external interrupt.
+pub(super) const IRQSTACK: &[&str] = &[
+    r"irqstack: hello from irqstack",
+    r"irqstack: stack at 0x40000000, interrupts on",
+    r#"guest "irqstack" stopped: EPT violation at GPA 0x3ffffff8 while delivering external interrupt vector 0x30 RIP 0x[0-9a-f]+"#,
+];
+
 /// The guests of boot/scenarios/vmx-guests.toml.
 pub(super) const VMX_GUESTS: &[(&str, &[&str])] = &[
     ("hello64", HELLO64),
@@ -79,21 +87,22 @@ pub(super) const VMX_GUESTS: &[(&str, &[&str])] = &[
     ("triple", TRIPLE),
     ("badstate", BADSTATE),
     ("irq64", IRQ64),
+    ("irqstack", IRQSTACK),
 ];
 
 /// The kernel's side of a guest run on Bochs: VMX is there, and every guest ends one way or
 /// another, after which the hypervisor ends the run.
 pub(super) const VMX_GUESTS_EXPECT: &[&str] = &[
     BANNER,
-    r"config: bundle of [0-9]+ bytes, 6 guest\(s\), 5 image\(s\)",
+    r"config: bundle of [0-9]+ bytes, 7 guest\(s\), 6 image\(s\)",
     r"VMX: available",
     r"VMXON done",
     r#"guest "hello64": 4 MiB at host 0x[0-9a-f]+, EPTP 0x[0-9a-f]+, VPID 1, slice 1000 us"#,
     r#"guest "real16": 2 MiB at host 0x[0-9a-f]+, EPTP 0x[0-9a-f]+, VPID 2, .*entry Real16 \{ cs: 0, ip: 31744 \}"#,
-    r"sched: running 5 guest\(s\) round-robin",
+    r"sched: running 6 guest\(s\) round-robin",
     r"sched: every guest has finished",
     // Both long-running guests were preempted by the VMX-preemption timer: they interleaved.
-    r"preemption-timer exits per guest: hello64=[1-9][0-9]* real16=[1-9][0-9]* hostile=0 triple=0 irq64=[0-9]+",
+    r"preemption-timer exits per guest: hello64=[1-9][0-9]* real16=[1-9][0-9]* hostile=0 triple=0 irq64=[0-9]+ irqstack=[0-9]+",
     // The hypervisor's tick (local APIC timer) may interrupt a guest: "external interrupt: N".
     r#"guest "hello64": exited with code 0x64; [0-9]+ exits, (external interrupt: [0-9]+, )?CPUID: 3, HLT: 1, VMCALL: 2, I/O instruction: [0-9]+, RDMSR: 2, VMX-preemption timer expired: [1-9][0-9]*"#,
     r#"guest "real16": exited with code 0x16; [0-9]+ exits, (external interrupt: [0-9]+, )?CPUID: 1, VMCALL: 1, I/O instruction: [0-9]+, VMX-preemption timer expired: [1-9][0-9]*"#,
@@ -103,6 +112,7 @@ pub(super) const VMX_GUESTS_EXPECT: &[&str] = &[
     // exits (after STI's shadow; after STI's shadow and after the first handler's IRET); the refused RDMSR's #GP of hello64 goes through the same injection path.
     r#"guest "irq64": exited with code 0x1a; [0-9]+ exits, (external interrupt: [0-9]+, )?interrupt window: 3, CPUID: [0-9]+, HLT: [0-9]+, VMCALL: [0-9]+, I/O instruction: [0-9]+"#,
     r#"guest "irq64": 12 virtual interrupt\(s\) injected \(last vector 0x31\), 0 event\(s\) re-injected after an exit during delivery, 0 device interrupt\(s\) routed to it"#,
+    r#"guest "irqstack": stopped \(EPT violation at GPA 0x3ffffff8 while delivering external interrupt vector 0x30 RIP 0x[0-9a-f]+\); [0-9]+ exits, (external interrupt: [0-9]+, )?(interrupt window: 1, )?VMCALL: 1, I/O instruction: [0-9]+, EPT violation: 1\b"#,
     r"CONDUIT EXIT: success",
 ];
 

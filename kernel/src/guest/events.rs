@@ -78,6 +78,11 @@ impl Events {
         }
     }
 
+    /// The event whose delivery the last exit interrupted, if any (to be delivered again).
+    pub fn interrupted_delivery(&self) -> Option<Event> {
+        self.reinject
+    }
+
     /// Queues a #GP(0) for the next entry; RIP stays on the faulting instruction.
     pub fn raise_gp(&mut self) {
         self.gp = true;

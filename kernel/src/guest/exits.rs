@@ -119,6 +119,19 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         BasicExitReason::EptViolation => {
             let gpa = v.get(ReadOnly64::GuestPhysicalAddress)?;
             let q = EptViolation::decode(v.get(ReadOnlyNatural::ExitQualification)?);
+            // An access of the processor's own event delivery (IDT, stack): no instruction to
+            // emulate, and nothing a trapped register should see.
+            if let Some(e) = g.events.interrupted_delivery() {
+                return stop(
+                    g,
+                    v,
+                    format!(
+                        "EPT violation at GPA {gpa:#x} while delivering {} vector {:#x}",
+                        e.info.kind().name(),
+                        e.info.vector()
+                    ),
+                );
+            }
             if let Some(outcome) = super::mmio::ept_violation(g, v, gpa, &q)? {
                 return Ok(outcome);
             }
