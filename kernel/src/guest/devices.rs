@@ -355,21 +355,11 @@ pub(super) fn apply(g: &mut Guest, vbdf: Bdf, e: &Event) {
             if enabled { "enabled" } else { "disabled" },
             on(function_mask)
         ),
-        Event::MsiChanged {
-            enabled,
-            address,
-            data,
-            mask,
-            vectors,
-        } => {
-            if let Some(bdf) = physical_of(g, vbdf) {
-                let change = super::interrupts::MsiChange {
-                    enabled,
-                    address,
-                    data,
-                    mask,
-                    vectors,
-                };
+        Event::MsiChanged { .. } => {
+            if let (Some(bdf), Some(change)) = (
+                physical_of(g, vbdf),
+                super::interrupts::MsiChange::from_event(e),
+            ) {
                 super::interrupts::on_msi(g.pci.index, &g.name, bdf, vbdf, change);
             }
         }

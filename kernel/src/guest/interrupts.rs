@@ -180,6 +180,28 @@ pub struct MsiChange {
     pub vectors: u8,
 }
 
+impl MsiChange {
+    /// The change an `Event::MsiChanged` reports (`None` for any other event).
+    pub fn from_event(e: &conduit_vpci::Event) -> Option<Self> {
+        match *e {
+            conduit_vpci::Event::MsiChanged {
+                enabled,
+                address,
+                data,
+                mask,
+                vectors,
+            } => Some(Self {
+                enabled,
+                address,
+                data,
+                mask,
+                vectors,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// A guest (`guest`, called `name`) changed the MSI capability of its function `bdf`, which it
 /// sees at `vbdf`. Enabled and unmasked with a valid message: an IRTE of the guest's verifying
 /// `bdf`'s source-id, and the control task programs the physical capability with the

@@ -33,24 +33,8 @@ const ONE_INTERRUPT: u64 = 1 << 30;
 /// The MSI changes among `events`, applied as the exit path applies them.
 fn apply(events: &[Event], bdf: Bdf, vbdf: Bdf) -> Option<interrupts::Routed> {
     let mut routed = None;
-    for e in events {
-        if let Event::MsiChanged {
-            enabled,
-            address,
-            data,
-            mask,
-            vectors,
-        } = *e
-        {
-            let change = MsiChange {
-                enabled,
-                address,
-                data,
-                mask,
-                vectors,
-            };
-            routed = interrupts::on_msi(GUEST, "a", bdf, vbdf, change);
-        }
+    for change in events.iter().filter_map(MsiChange::from_event) {
+        routed = interrupts::on_msi(GUEST, "a", bdf, vbdf, change);
     }
     routed
 }
