@@ -1,7 +1,8 @@
 //! The scheduler: round-robin over the guests' vCPUs on this CPU. A slice ends when the VMX
 //! preemption timer fires, or earlier at HLT or a yield hypercall (SDM Vol. 3C, "VMX-Preemption
 //! Timer"). Between slices, and all the time once no guest is runnable, the debug shell polls the
-//! serial line; it never waits for input.
+//! serial line; it never waits for input. When every runnable guest waits in HLT with nothing to
+//! wake it, the CPU sleeps until the next interrupt (the tick at the latest).
 
 use crate::arch::x86_64::rdtsc;
 use crate::arch::x86_64::vmx::run;
@@ -26,6 +27,9 @@ pub fn run(guests: &mut Guests, platform: &Platform, on_idle: OnIdle) {
     let mut busy = guests.any_runnable();
     let mut next = 0;
     loop {
+        if all_waiting(&guests.list) {
+            idle_until_interrupt();
+        }
         match pick(&guests.list, next) {
             Some(i) => {
                 next = i + 1;
@@ -75,6 +79,30 @@ fn report_finished(guests: &[Guest]) {
     info!("preemption-timer exits per guest: {}", counts.join(" "));
     for g in guests {
         g.report();
+    }
+}
+
+/// Whether every runnable guest is in HLT with nothing to wake it yet: no virtual interrupt
+/// pending and no virtual timer due. Then the CPU may sleep until the next physical interrupt.
+fn all_waiting(guests: &[Guest]) -> bool {
+    let mut runnable = guests
+        .iter()
+        .filter(|g| g.state == State::Runnable)
+        .peekable();
+    runnable.peek().is_some()
+        && runnable.all(|g| {
+            g.halted
+                && !crate::irq::dispatch::has_pending(conduit_irq::GuestId(g.pci.index))
+                && g.events.timer().is_none_or(|(_, left_us)| left_us > 0)
+        })
+}
+
+/// Halts the CPU until the next interrupt (the hypervisor's tick at the latest, every
+/// `irq::TICK_MS`; a device interrupt of a guest at once), instead of re-entering halted guests
+/// in a loop. Without a running tick nothing is guaranteed to wake the CPU: it does not sleep.
+fn idle_until_interrupt() {
+    if crate::irq::tick_running() {
+        crate::irq::wait_for_interrupt();
     }
 }
 

@@ -424,6 +424,14 @@ pub fn interrupt_window() {
     x86_64::instructions::interrupts::disable();
 }
 
+/// Sleeps until the next interrupt and handles it (STI; HLT: STI's shadow covers HLT, so an
+/// interrupt pending already wakes it at once), then CLI again. For an idle scheduler; the tick
+/// bounds the sleep.
+pub fn wait_for_interrupt() {
+    x86_64::instructions::interrupts::enable_and_hlt();
+    x86_64::instructions::interrupts::disable();
+}
+
 /// This CPU as an IRTE destination, in the table's width (`None` before [`init`]).
 pub fn this_cpu() -> Option<Destination> {
     with_state(|s| Ok(s.destination())).ok()
