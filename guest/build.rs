@@ -10,6 +10,7 @@ const BINS: &[(&str, &str)] = &[
     ("triple", "long64.ld"),
     ("bench64", "long64.ld"),
     ("pcigst64", "long64.ld"),
+    ("nvmegst64", "long64.ld"),
     ("ticker64", "long64.ld"),
     ("irq64", "long64.ld"),
     ("irqstack", "long64.ld"),

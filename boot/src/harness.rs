@@ -25,7 +25,15 @@ pub fn select<'a>(all: &'a [Scenario], args: &TestArgs) -> Vec<&'a Scenario> {
         .collect()
 }
 
-/// Runs `conduit-boot test`; returns whether every selected scenario passed.
+/// Why a scenario on a `kind` machine cannot run on this host, if it cannot: a `kvm` scenario
+/// needs `/dev/kvm` and VMX. Such a scenario is listed as not run, neither passed nor failed.
+pub fn not_runnable(kind: MachineKind, kvm_usable: bool) -> Option<&'static str> {
+    (kind == MachineKind::Kvm && !kvm_usable)
+        .then_some("no KVM (needs /dev/kvm and a CPU with VMX for nested VT-x)")
+}
+
+/// Runs `conduit-boot test`; returns whether no selected scenario failed (scenarios this host
+/// cannot run are listed as not run and counted apart).
 pub fn run(ws: &Workspace, args: &TestArgs) -> Result<bool, crate::Error> {
     let chosen = select(SCENARIOS, args);
     if args.list {
@@ -45,8 +53,14 @@ pub fn run(ws: &Workspace, args: &TestArgs) -> Result<bool, crate::Error> {
     }
     let kernel = ws.kernel(args.kernel.as_deref())?;
     let tools = HostTools::from_env();
-    let (mut passed, mut failed) = (0usize, 0usize);
+    let kvm = machine::kvm_usable();
+    let (mut passed, mut failed, mut not_run) = (0usize, 0usize, 0usize);
     for s in &chosen {
+        if let Some(why) = not_runnable(s.machine.kind(), kvm) {
+            not_run += 1;
+            println!("NOT RUN {} [{}]: {why}", s.name, s.machine.describe());
+            continue;
+        }
         println!("RUN  {} [{}]", s.name, s.machine.describe());
         let started = Instant::now();
         match run_one(ws, &tools, &kernel, s) {
@@ -68,7 +82,11 @@ pub fn run(ws: &Workspace, args: &TestArgs) -> Result<bool, crate::Error> {
     if chosen.is_empty() {
         println!("no scenario matches the tier and filter");
     }
-    println!("boot: {passed} passed, {failed} failed");
+    if not_run > 0 {
+        println!("boot: {passed} passed, {failed} failed, {not_run} not run: no KVM");
+    } else {
+        println!("boot: {passed} passed, {failed} failed");
+    }
     Ok(failed == 0)
 }
 
@@ -208,5 +226,19 @@ mod tests {
             ["qemu-page-fault"]
         );
         assert!(names(&args(Tier::All, Some("no-such-scenario"))).is_empty());
+        assert_eq!(
+            names(&args(Tier::Only(MachineKind::Kvm), Some("nvme"))),
+            ["kvm-nvme-vf-guest"]
+        );
+    }
+
+    #[test]
+    fn kvm_scenarios_run_only_where_kvm_is_usable() {
+        assert!(not_runnable(MachineKind::Kvm, false).is_some());
+        assert_eq!(not_runnable(MachineKind::Kvm, true), None);
+        for kind in [MachineKind::Qemu, MachineKind::Bochs] {
+            assert_eq!(not_runnable(kind, false), None);
+            assert_eq!(not_runnable(kind, true), None);
+        }
     }
 }

@@ -80,6 +80,12 @@ pub fn host_default() -> MachineKind {
     select_default(Path::new("/dev/kvm").exists(), &cpuinfo)
 }
 
+/// Whether this host can run the `kvm` machine (`/dev/kvm` and VMX): scenarios on it are run
+/// only then, and otherwise listed as not run.
+pub fn kvm_usable() -> bool {
+    host_default() == MachineKind::Kvm
+}
+
 /// A fully described machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MachineSpec {

@@ -3,6 +3,11 @@
 //! `serial=deadbeef`, 4 VFs, 8 flexible VQ and 4 VI resources, at most 2 VQ and 1 VI per secondary
 //! controller) brought up by the hypervisor in its own IOMMU domain, secondary controllers 0x1-0x4
 //! for VFs 1-4 (02:00.1-02:00.4), and the VF's admin queue in guest A's memory.
+//!
+//! `kvm-nvme-vf-guest` runs the same admin queue from inside guest A (`nvmegst64`) on the `kvm`
+//! machine (nested VT-x, the same device set). Its guest-side expectations are the values QEMU
+//! 10.0.2 gave the hypervisor's driver for the same VF on TCG (CAP, Identify data and its
+//! checksum); it has not been run on a KVM host yet.
 
 use super::{ANY_EXCEPTION, BANNER, Config, PANIC, Scenario};
 use crate::expect::End;
@@ -39,6 +44,77 @@ pub const QEMU_NVME_VF_BAD: Scenario = Scenario {
     end: End::Success,
     timeout_secs: 180,
 };
+
+/// Issue 7 (build item): the guest-side NVMe driver. Guest "a" (`nvmegst64`) finds its VF at
+/// virtual 00:01.0, maps BAR0 at 0xc0000000 through its virtual configuration space and EPT, runs
+/// the admin queue in its own memory (Identify lands there), and an Identify with PRP1 = GPA
+/// 0x40000000 (outside its 16 MiB) is blocked by the IOMMU with the VF's BDF. Needs VMX: runs
+/// only where `/dev/kvm` and VMX are present (elsewhere the harness lists it as not run).
+pub const KVM_NVME_VF_GUEST: Scenario = Scenario {
+    name: "kvm-nvme-vf-guest",
+    machine: MachineSpec::Qemu(QemuSpec::KVM),
+    config: Config::File("boot/scenarios/nvme-vf-guest.toml"),
+    guests: &[("a", GUEST_A), ("b", GUEST_B)],
+    expect: GUEST_EXPECT,
+    forbid: GUEST_FORBID,
+    input: &[],
+    end: End::Success,
+    timeout_secs: 300,
+};
+
+/// `kvm-nvme-vf-guest`, the hypervisor's lines in order.
+pub const GUEST_EXPECT: &[&str] = &[
+    BANNER,
+    NVME_PF[0],
+    NVME_PF[3],
+    NVME_PF[9],
+    r#"nvme: 02:00\.0: VF 0 \(02:00\.1\) for guest "a": secondary controller 0x1 online with 2 VQ and 1 VI resources"#,
+    r#"nvme: 02:00\.0: VF 1 \(02:00\.2\) for guest "b": secondary controller 0x2 online with 2 VQ and 1 VI resources"#,
+    r#"guest "a": assigned 02:00\.1 \(02:00\.0 VF 0\) in IOMMU domain 2"#,
+    r#"guest "b": assigned 02:00\.2 \(02:00\.0 VF 1\) in IOMMU domain 3"#,
+    // Guest A's Identify with PRP1 = GPA 0x40000000: not mapped in its domain.
+    r"vtd: DMA fault on unit 0xfed90000: source 02:00\.1, write at IOVA 0x40000000, reason 0x05",
+    r"CONDUIT EXIT: success",
+];
+
+/// `nvmegst64` as guest "a", in order (its lines reach the log as `a: <line>`).
+pub const GUEST_A: &[&str] = &[
+    r"a: hello from nvmegst64",
+    r"a: nvmegst64: pci 00:01\.0 1b36:0010 class 01:08:02$",
+    r"a: nvmegst64: NVMe controller at 00:01\.0",
+    r"a: nvmegst64: BAR0: read 0xffffc004 after writing all ones: memory 64-bit, size 16 KiB",
+    r"a: nvmegst64: BAR0 programmed at 0xc0000000, memory decoding and bus mastering on",
+    r"a: nvmegst64: CAP 0x004008200f0107ff \(MQES 2048, TO 7500 ms, DSTRD 0\), version 1\.4\.0",
+    r"a: nvmegst64: controller enabled: admin SQ at GPA 0x[0-9a-f]+, CQ at GPA 0x[0-9a-f]+ \(32 entries each\); CSTS\.RDY after [0-9]+ poll\(s\)",
+    // The checksum qemu-nvme-vf measured for the same VF's Identify data.
+    r#"a: nvmegst64: identify: SN "deadbeef" MN "QEMU NVMe Ctrl" FR "10\.0\.2" controller id 0x1, VID 0x1b36; 4 KiB at GPA 0x[0-9a-f]+, checksum 0x5d241b4ef3cfb8b5$"#,
+    // QEMU's nvme does not learn that the IOMMU dropped the write: it reports success.
+    r#"a: nvmegst64: identify with PRP1 = 0x40000000 \(outside this guest's memory\): completed with NVMe status SCT 0h/SC 00h "Successful Completion"; sentinel pages at GPA 0x[0-9a-f]+, 0x[0-9a-f]+ and the data page 0x[0-9a-f]+ unchanged"#,
+    r#"a: nvmegst64: the VF still answers after the blocked transfer: SN "deadbeef", controller id 0x1$"#,
+    r"a: nvmegst64: controller disabled",
+    r"a: nvmegst64: PASS",
+    r#"guest "a" exited with code 0x4e\b"#,
+];
+
+/// `hello64` as guest "b", holding VF 1 without touching it.
+pub const GUEST_B: &[&str] = &[
+    r"b: hello from hello64",
+    r"b: done",
+    r#"guest "b" exited with code 0x64\b"#,
+];
+
+/// `kvm-nvme-vf-guest`: no failure in either guest, and only guest A's VF faults, only where
+/// `nvmegst64` aims it.
+pub const GUEST_FORBID: &[&str] = &[
+    PANIC,
+    ANY_EXCEPTION,
+    r"self-check failed",
+    r"cannot be brought online",
+    r"not assigned",
+    r#"guest "[ab]" stopped"#,
+    r"DMA fault on unit 0xfed90000: source (0[0-13-9]|02:00\.[02-7])",
+    r"DMA fault on unit 0xfed90000: source 02:00\.1, read at",
+];
 
 /// The nvme PF 02:00.0 (1b36:0010, `serial=deadbeef`, 4 VFs, 8 flexible VQ and 4 VI resources)
 /// in its hypervisor-owned domain: Identify, primary capabilities, the secondary controllers, the
