@@ -22,7 +22,7 @@
 //!
 //! The kernel implements [`VmcsRead`]/[`VmcsWrite`] once over VMREAD/VMWRITE, e.g.
 //!
-//! ```ignore
+//! ```text
 //! impl VmcsRead for CurrentVmcs {
 //!     type Error = VmFail;
 //!     fn read<F: VmcsReadable>(&mut self, field: F) -> Result<ValueOf<F>, VmFail> {
