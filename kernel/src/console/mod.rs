@@ -96,12 +96,14 @@ impl Log for Logger {
                 c.write_bytes(ERASE_LINE);
             }
             // The UART writer cannot fail.
-            let _ = writeln!(
-                CrLf(&mut c.port),
-                "[{:>14}] {level} {module}: {}",
-                rdtsc(),
-                record.args()
-            );
+            let _ = write!(CrLf(&mut c.port), "[{:>14}] {level} {module}: ", rdtsc());
+            let tag = module.rsplit("::").next();
+            let mut body = StripTag {
+                inner: CrLf(&mut c.port),
+                tag,
+            };
+            let _ = body.write_fmt(*record.args());
+            let _ = body.inner.write_str("\n");
             if c.input_shown {
                 c.redraw_input();
             }
@@ -125,6 +127,27 @@ impl Write for CrLf<'_> {
             self.0.send_raw(b);
         }
         Ok(())
+    }
+}
+
+/// Drops a message's own leading `<tag>: ` where the line already names the module it comes
+/// from (`pci::sriov: sriov: 01:00.0 ...` is printed `pci::sriov: 01:00.0 ...`). Only the first
+/// piece the message writes is looked at.
+struct StripTag<'t, W> {
+    inner: W,
+    tag: Option<&'t str>,
+}
+
+impl<W: Write> Write for StripTag<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let s = match self.tag.take() {
+            Some(tag) => s
+                .strip_prefix(tag)
+                .and_then(|rest| rest.strip_prefix(": "))
+                .unwrap_or(s),
+            None => s,
+        };
+        self.inner.write_str(s)
     }
 }
 
