@@ -28,7 +28,7 @@ use conduit_vpci::{
 };
 use core::cell::UnsafeCell;
 
-/// At most this many guests.
+/// At most this many guests (`conduit_config::guest::MAX_GUESTS`: the configuration refuses more).
 const MAX_GUESTS: u32 = 64;
 /// At most this many functions per guest (devices 1-31 of virtual bus 0, and then some).
 const MAX_FUNCTIONS: usize = 64;

@@ -24,8 +24,9 @@ use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 /// Interrupts one source may raise within one tick before it is cut off.
 pub const FLOOD_LIMIT: u32 = 64;
-/// Guests whose interrupts are counted (guest ids 0..MAX_GUESTS).
-pub const MAX_GUESTS: usize = 16;
+/// Guests whose interrupts are counted and whose virtual vectors are kept (guest ids
+/// 0..MAX_GUESTS): every guest a configuration can have.
+pub const MAX_GUESTS: usize = conduit_config::guest::MAX_GUESTS;
 
 const FLOOD_NONE: u8 = 0;
 const FLOOD_PENDING: u8 = 1;

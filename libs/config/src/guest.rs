@@ -22,6 +22,9 @@ pub const MIN_MEMORY_MIB: u32 = 2;
 pub const MAX_MEMORY_MIB: u32 = 512;
 /// Largest total of all guests' RAM.
 pub const MAX_TOTAL_MEMORY_MIB: u32 = 768;
+/// Most `[[guest]]` tables: the guests the control task keeps topologies for and the interrupt
+/// path keeps pending vectors for.
+pub const MAX_GUESTS: usize = 64;
 /// Time slice bounds and default, in microseconds.
 pub const MIN_TIME_SLICE_US: u32 = 100;
 pub const MAX_TIME_SLICE_US: u32 = 100_000;
@@ -196,6 +199,12 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
 
 /// Checks every `[[guest]]` table's keys, the uniqueness of names and the memory total.
 pub fn check_all(raws: &[RawGuest]) -> Result<Vec<GuestSpec>, ConfigError> {
+    if raws.len() > MAX_GUESTS {
+        return Err(invalid(
+            &format!("guest[{MAX_GUESTS}]"),
+            format!("{} guests; at most {MAX_GUESTS}", raws.len()),
+        ));
+    }
     let mut specs: Vec<GuestSpec> = Vec::with_capacity(raws.len());
     let mut total: u32 = 0;
     for (i, raw) in raws.iter().enumerate() {

@@ -92,6 +92,16 @@ fn names() {
 }
 
 #[test]
+fn at_most_64_guests() {
+    let names: Vec<String> = (0..65).map(|i| format!("g{i}")).collect();
+    let guests: Vec<RawGuest> = names.iter().map(|n| raw(n, 2)).collect();
+    let (key, msg) = err_key(check_all(&guests));
+    assert_eq!(key, "guest[64]", "{msg}");
+    assert!(msg.contains("65 guests; at most 64"), "{msg}");
+    assert_eq!(check_all(&guests[..64]).map(|v| v.len()), Ok(64));
+}
+
+#[test]
 fn memory() {
     for bad in [0, 1, 513, -4, i64::MAX] {
         let (key, msg) = err_key(check_all(&[raw("g", bad)]));
