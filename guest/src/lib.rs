@@ -260,6 +260,28 @@ pub fn cs() -> u16 {
 }
 
 // ------------------------------------------------------------------------------------------------
+// PCI configuration mechanism #1 (PCI Local Bus Spec 3.0 §3.2.2.3.2), bus 0
+// ------------------------------------------------------------------------------------------------
+
+/// CONFIG_ADDRESS for register `offset` (dword-aligned) of device `dev`, function 0, bus 0,
+/// with Enable (bit 31) set.
+pub fn config_address(dev: u8, offset: u8) -> u32 {
+    0x8000_0000 | (u32::from(dev) << 11) | u32::from(offset & 0xfc)
+}
+
+/// Reads the dword at `offset` of device `dev` on bus 0.
+pub fn config_read(dev: u8, offset: u8) -> u32 {
+    outl(0xcf8, config_address(dev, offset));
+    inl(0xcfc)
+}
+
+/// Writes the dword at `offset` of device `dev` on bus 0.
+pub fn config_write(dev: u8, offset: u8, value: u32) {
+    outl(0xcf8, config_address(dev, offset));
+    outl(0xcfc, value);
+}
+
+// ------------------------------------------------------------------------------------------------
 // IDT
 // ------------------------------------------------------------------------------------------------
 

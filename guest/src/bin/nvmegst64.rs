@@ -26,7 +26,7 @@
 #[path = "nvmegst64/driver.rs"]
 mod driver;
 
-use conduit_guest::{exit, inl, outl, println};
+use conduit_guest::{config_read, config_write, exit, println};
 use conduit_nvme::{Cns, Command, IDENTIFY_BYTES, IdentifyController};
 use core::fmt;
 use driver::{Controller, PAGE, checksum, fill, gpa, page, read_page};
@@ -106,20 +106,6 @@ impl fmt::Display for Failure {
     }
 }
 
-fn address(dev: u8, offset: u8) -> u32 {
-    0x8000_0000 | (u32::from(dev) << 11) | u32::from(offset & 0xfc)
-}
-
-fn read(dev: u8, offset: u8) -> u32 {
-    outl(0xcf8, address(dev, offset));
-    inl(0xcfc)
-}
-
-fn write(dev: u8, offset: u8, value: u32) {
-    outl(0xcf8, address(dev, offset));
-    outl(0xcfc, value);
-}
-
 fn main() -> ! {
     println!("hello from nvmegst64");
     match run() {
@@ -136,7 +122,7 @@ fn main() -> ! {
 
 fn run() -> Result<(), Failure> {
     let dev = find_nvme()?;
-    let vendor = (read(dev, ID) & 0xffff) as u16;
+    let vendor = (config_read(dev, ID) & 0xffff) as u16;
     let size = map_bar0(dev)?;
     let mut c = Controller::open(BAR_GPA, size)?;
     let cap = c.cap();
@@ -169,12 +155,12 @@ fn run() -> Result<(), Failure> {
 fn find_nvme() -> Result<u8, Failure> {
     let (mut found, mut seen) = (None, 0);
     for dev in 0..32u8 {
-        let id = read(dev, ID);
+        let id = config_read(dev, ID);
         if id == u32::MAX {
             continue;
         }
         seen += 1;
-        let class = read(dev, CLASS);
+        let class = config_read(dev, CLASS);
         println!(
             "nvmegst64: pci 00:{dev:02x}.0 {:04x}:{:04x} class {:02x}:{:02x}:{:02x}",
             id & 0xffff,
@@ -195,17 +181,17 @@ fn find_nvme() -> Result<u8, Failure> {
 /// Sizes BAR0 with decoding off (PCI Local Bus Spec 3.0 §6.2.5.1), programs it at [`BAR_GPA`]
 /// and turns Memory Space and Bus Master Enable on. Returns the BAR's size.
 fn map_bar0(dev: u8) -> Result<u64, Failure> {
-    let cmd = read(dev, COMMAND) & 0xffff;
-    write(dev, COMMAND, cmd & !(MEMORY_SPACE | BUS_MASTER | 1));
-    write(dev, BAR0, u32::MAX);
-    let lo = read(dev, BAR0);
+    let cmd = config_read(dev, COMMAND) & 0xffff;
+    config_write(dev, COMMAND, cmd & !(MEMORY_SPACE | BUS_MASTER | 1));
+    config_write(dev, BAR0, u32::MAX);
+    let lo = config_read(dev, BAR0);
     if lo & 1 != 0 {
         return Err(Failure::Bar("an I/O BAR, NVMe registers are memory", lo));
     }
     let wide = lo & 0x6 == 0x4;
     let hi = if wide {
-        write(dev, BAR1, u32::MAX);
-        read(dev, BAR1)
+        config_write(dev, BAR1, u32::MAX);
+        config_read(dev, BAR1)
     } else {
         u32::MAX
     };
@@ -222,16 +208,16 @@ fn map_bar0(dev: u8) -> Result<u64, Failure> {
         if wide { 64 } else { 32 },
         size >> 10
     );
-    write(dev, BAR0, BAR_GPA as u32);
+    config_write(dev, BAR0, BAR_GPA as u32);
     if wide {
-        write(dev, BAR1, (BAR_GPA >> 32) as u32);
+        config_write(dev, BAR1, (BAR_GPA >> 32) as u32);
     }
-    let bar = read(dev, BAR0);
+    let bar = config_read(dev, BAR0);
     if u64::from(bar & !0xf) != BAR_GPA {
         return Err(Failure::Bar("did not take the address 0xc0000000", bar));
     }
-    write(dev, COMMAND, cmd | MEMORY_SPACE | BUS_MASTER);
-    let now = read(dev, COMMAND) & 0xffff;
+    config_write(dev, COMMAND, cmd | MEMORY_SPACE | BUS_MASTER);
+    let now = config_read(dev, COMMAND) & 0xffff;
     if now & (MEMORY_SPACE | BUS_MASTER) != MEMORY_SPACE | BUS_MASTER {
         return Err(Failure::Command(now));
     }

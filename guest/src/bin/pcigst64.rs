@@ -13,26 +13,14 @@
 #![no_main]
 
 use conduit_guest::abi::HC_EXIT_COUNT_ALL;
-use conduit_guest::{exit, hc_exit_count, inl, outl, println};
+use conduit_guest::{
+    config_address, config_read, config_write, exit, hc_exit_count, inl, outl, println,
+};
 
 conduit_guest::entry!(main);
 
 const BAR_GPA: u32 = 0xc000_0000;
 const E1000: u32 = 0x100e_8086;
-
-fn address(dev: u8, offset: u8) -> u32 {
-    0x8000_0000 | (u32::from(dev) << 11) | u32::from(offset & 0xfc)
-}
-
-fn read(dev: u8, offset: u8) -> u32 {
-    outl(0xcf8, address(dev, offset));
-    inl(0xcfc)
-}
-
-fn write(dev: u8, offset: u8, value: u32) {
-    outl(0xcf8, address(dev, offset));
-    outl(0xcfc, value);
-}
 
 /// Reads a 32-bit register of the BAR at `BAR_GPA + offset`, counting the exits it caused.
 fn mmio_read(offset: u32) -> (u32, u64) {
@@ -51,12 +39,12 @@ fn main() -> ! {
     let mut found = None;
     let mut seen = 0;
     for dev in 0..32u8 {
-        let id = read(dev, 0x00);
+        let id = config_read(dev, 0x00);
         if id == u32::MAX {
             continue;
         }
         seen += 1;
-        let class = read(dev, 0x08);
+        let class = config_read(dev, 0x08);
         println!(
             "pci 00:{dev:02x}.0 {:04x}:{:04x} class {:02x}:{:02x}:{:02x} revision {:#04x}",
             id & 0xffff,
@@ -84,10 +72,10 @@ fn main() -> ! {
 
 fn e1000(dev: u8) -> ! {
     // BAR0 sizing (decode off, as the spec asks): all ones in, the size mask out.
-    let cmd = read(dev, 0x04) & 0xffff;
-    write(dev, 0x04, cmd & !0x3);
-    write(dev, 0x10, u32::MAX);
-    let mask = read(dev, 0x10);
+    let cmd = config_read(dev, 0x04) & 0xffff;
+    config_write(dev, 0x04, cmd & !0x3);
+    config_write(dev, 0x10, u32::MAX);
+    let mask = config_read(dev, 0x10);
     let size = (!(mask & !0xf)).wrapping_add(1);
     println!(
         "BAR0: read {mask:#010x} after writing all ones: {} {}-bit, size {} KiB",
@@ -95,12 +83,12 @@ fn e1000(dev: u8) -> ! {
         if mask & 0x6 == 0x4 { 64 } else { 32 },
         size >> 10
     );
-    write(dev, 0x10, BAR_GPA);
-    let bar = read(dev, 0x10);
-    write(dev, 0x04, cmd | 0x2);
+    config_write(dev, 0x10, BAR_GPA);
+    let bar = config_read(dev, 0x10);
+    config_write(dev, 0x04, cmd | 0x2);
     println!(
         "BAR0 programmed at {bar:#010x}, memory decoding on (command {:#06x})",
-        read(dev, 0x04) & 0xffff
+        config_read(dev, 0x04) & 0xffff
     );
     let (status, exits) = mmio_read(0x08);
     println!("e1000 STATUS (BAR0+0x8) = {status:#010x}; VM exits during the read: {exits}");
@@ -195,11 +183,11 @@ const EXIT_EPT_VIOLATION: u64 = 48;
 /// What the hypervisor must shrug off.
 fn bad_input(dev: u8) {
     // Read-only identity: a write changes nothing.
-    let id = read(dev, 0x00);
-    let class = read(dev, 0x08);
-    write(dev, 0x00, 0x1234_5678);
-    write(dev, 0x08, 0xffff_ffff);
-    let same = read(dev, 0x00) == id && read(dev, 0x08) == class;
+    let id = config_read(dev, 0x00);
+    let class = config_read(dev, 0x08);
+    config_write(dev, 0x00, 0x1234_5678);
+    config_write(dev, 0x08, 0xffff_ffff);
+    let same = config_read(dev, 0x00) == id && config_read(dev, 0x08) == class;
     println!(
         "bad input: writes to vendor/device and class/revision: {}",
         if same {
@@ -210,18 +198,18 @@ fn bad_input(dev: u8) {
     );
     // Garbage in the unimplemented BARs and the expansion ROM: they stay zero.
     for off in [0x18u8, 0x1c, 0x20, 0x24, 0x30] {
-        write(dev, off, 0xdead_beef);
+        config_write(dev, off, 0xdead_beef);
     }
     let rest: u32 = [0x18u8, 0x1c, 0x20, 0x24]
         .iter()
-        .map(|o| read(dev, *o))
+        .map(|o| config_read(dev, *o))
         .fold(0, |a, v| a | v);
     println!("bad input: garbage in BAR2-BAR5: they read {rest:#x}");
     // BAR0 moved onto the guest's own RAM with decoding on: not mapped there; RAM unchanged.
     let probe = 0x0010_0000 as *const u32;
     // SAFETY: the guest's image is loaded at 1 MiB; reading its first dword is reading RAM.
     let before = unsafe { probe.read_volatile() };
-    write(dev, 0x10, 0x0010_0000);
+    config_write(dev, 0x10, 0x0010_0000);
     // SAFETY: as above.
     let after = unsafe { probe.read_volatile() };
     println!(
@@ -232,13 +220,13 @@ fn bad_input(dev: u8) {
             "self-check failed: changed"
         }
     );
-    write(dev, 0x10, BAR_GPA);
+    config_write(dev, 0x10, BAR_GPA);
     let (status, exits) = mmio_read(0x08);
     println!(
         "BAR0 back at {BAR_GPA:#x}: STATUS = {status:#010x}, VM exits during the read: {exits}"
     );
     // CONFIG_ADDRESS without Enable: the data port reads all ones, writes go nowhere.
-    outl(0xcf8, address(dev, 0) & !0x8000_0000);
+    outl(0xcf8, config_address(dev, 0) & !0x8000_0000);
     let v = inl(0xcfc);
     outl(0xcfc, 0);
     println!("bad input: CONFIG_ADDRESS without Enable: data port reads {v:#x}");
@@ -249,7 +237,7 @@ fn bad_input(dev: u8) {
     // A hammer of configuration reads: every answer the same.
     let mut wrong = 0;
     for _ in 0..2000 {
-        if read(dev, 0x00) != id {
+        if config_read(dev, 0x00) != id {
             wrong += 1;
         }
     }
