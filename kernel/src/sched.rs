@@ -92,7 +92,7 @@ fn all_waiting(guests: &[Guest]) -> bool {
     runnable.peek().is_some()
         && runnable.all(|g| {
             g.halted
-                && !crate::irq::dispatch::has_pending(conduit_irq::GuestId(g.pci.index))
+                && !crate::irq::dispatch::has_pending(g.id())
                 && g.events.timer().is_none_or(|(_, left_us)| left_us > 0)
         })
 }

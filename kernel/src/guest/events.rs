@@ -156,7 +156,7 @@ pub fn end_shadow(v: &mut Current) -> Result<(), FieldError> {
 /// Whether a HLT should not give up the CPU: the guest can take an interrupt that is already
 /// pending (RFLAGS.IF = 1), which ends the HLT at once.
 pub fn wakes_at_once(g: &mut Guest, v: &mut Current) -> Result<bool, FieldError> {
-    let id = GuestId(g.pci.index);
+    let id = g.id();
     poll_timer(g, id);
     if !dispatch::has_pending(id) {
         return Ok(false);
@@ -177,7 +177,7 @@ fn poll_timer(g: &mut Guest, id: GuestId) {
 /// highest pending virtual vector is taken from `dispatch` only when it goes in now; otherwise it
 /// stays pending there (a higher one arriving meanwhile overtakes it).
 pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
-    let id = GuestId(g.pci.index);
+    let id = g.id();
     if g.events.timer.is_some() {
         poll_timer(g, id);
     }

@@ -310,7 +310,7 @@ impl Guest {
         self.regs = GuestRegs::default();
         self.stats = Stats::ZERO;
         self.uart = VirtualUart::new();
-        crate::irq::dispatch::clear_guest(conduit_irq::GuestId(self.pci.index));
+        crate::irq::dispatch::clear_guest(self.id());
         self.kernel_gs_base = 0;
         self.halted = false;
         let spec = self.spec.clone();
@@ -383,13 +383,19 @@ impl Guest {
                 self.name,
                 e.injected,
                 e.reinjected,
-                crate::irq::guest_interrupts(conduit_irq::GuestId(self.pci.index))
+                crate::irq::guest_interrupts(self.id())
             );
         }
     }
 }
 
 impl Guest {
+    /// The guest's id for the interrupt path and the control task: its index in the
+    /// configuration.
+    pub fn id(&self) -> conduit_irq::GuestId {
+        conduit_irq::GuestId(self.pci.index)
+    }
+
     /// Host-physical base and size of the guest's memory (GPA 0 maps to the base).
     pub fn memory_region(&self) -> (u64, u64) {
         (self.memory.host.0, self.memory.size)

@@ -61,6 +61,13 @@ struct GuestCounters {
     pending: [AtomicU64; 4],
 }
 
+impl GuestCounters {
+    /// Marks virtual vector `v` pending (a second mark before injection coalesces).
+    fn mark_pending(&self, v: u8) {
+        self.pending[usize::from(v / 64)].fetch_or(1 << (v % 64), Ordering::Release);
+    }
+}
+
 static SLOTS: [Slot; 256] = [const { Slot::new() }; 256];
 static GUESTS: [GuestCounters; MAX_GUESTS] = [const {
     GuestCounters {
@@ -120,7 +127,7 @@ fn device(vector: u8) {
     {
         c.delivered.fetch_add(1, Ordering::Relaxed);
         if let Some(v) = b.virtual_vector {
-            c.pending[usize::from(v / 64)].fetch_or(1 << (v % 64), Ordering::Release);
+            c.mark_pending(v);
         }
     }
 }
@@ -231,7 +238,7 @@ pub fn take_pending(id: GuestId) -> Option<u8> {
 /// as the guest's virtual timer). Device deliveries do this in [`on_interrupt`].
 pub fn raise(id: GuestId, vector: u8) {
     if let Some(c) = GUESTS.get(usize::from(id.0)) {
-        c.pending[usize::from(vector / 64)].fetch_or(1 << (vector % 64), Ordering::Release);
+        c.mark_pending(vector);
     }
 }
 

@@ -16,7 +16,6 @@ use crate::irq::dispatch;
 use crate::memory::Memory;
 use alloc::format;
 use alloc::string::String;
-use conduit_control_abi::{Op, Request};
 use conduit_irq::GuestId;
 use conduit_pci::{Bdf, cap_id};
 use conduit_vpci::Event;
@@ -41,12 +40,8 @@ fn apply(events: &[Event], bdf: Bdf, vbdf: Bdf) -> Option<interrupts::Routed> {
 
 /// The physical configuration register (`size` bytes at `offset` of `bdf`), read by the task.
 fn physical(bdf: Bdf, offset: u16, size: u8) -> Result<u32, String> {
-    let req = Request {
-        offset: u64::from(offset),
-        size,
-        ..Request::new(Op::PhysicalRead, 0, bdf)
-    };
-    control::call(&req).map(|a| a.value as u32).map_err(err)
+    control::physical_read(bdf, offset, size)
+        .ok_or_else(|| format!("the control task did not read {offset:#x} of {bdf}"))
 }
 
 /// Runs step 12 when the first guest has an edu device; `Ok(false)` when it has none.
