@@ -487,8 +487,14 @@ impl Task {
     /// Restarts the task from its image and replays the assignments; gives up after
     /// [`MAX_FAILED_RESTARTS`] attempts in a row.
     fn restart(&mut self) {
+        if let Err(e) = self.space.refresh_kernel_slots() {
+            self.alive = false;
+            error!(
+                "control task not restarted: its address space cannot share the kernel's ({e}); configuration requests fail from now on"
+            );
+            return;
+        }
         for attempt in 1..=MAX_FAILED_RESTARTS {
-            self.space.refresh_kernel_slots();
             self.space.reset();
             self.restarts += 1;
             EPOCH.fetch_add(1, Ordering::AcqRel);

@@ -329,8 +329,9 @@ impl Space {
         (x, w)
     }
 
-    /// Copies the kernel's PML4 entries again (after the kernel may have added a slot).
-    pub fn refresh_kernel_slots(&mut self) {
-        let _ = self.share_kernel_slots();
+    /// Copies the kernel's PML4 entries again (after the kernel may have added a slot). Fails,
+    /// copying nothing, if the kernel now uses the task's own slot.
+    pub fn refresh_kernel_slots(&mut self) -> Result<(), SpaceError> {
+        self.share_kernel_slots()
     }
 }

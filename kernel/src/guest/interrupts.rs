@@ -12,6 +12,12 @@
 //! physical entry; a changed entry gets a new binding; a reset releases them. The physical MSI-X
 //! Enable and Function Mask follow the guest's through the control task.
 //!
+//! A binding's IRTE is given back only once the device can no longer send its handle: the
+//! physical entry is masked (or, for MSI, the capability turned off) first. If that fails, the
+//! failure is logged with its typed error, naming the guest and the function, and the binding is
+//! kept with its IRTE masked (not present, fault processing disabled): the handle stays the
+//! guest's and delivers nothing, and no other route can be given it.
+//!
 //! Anything else a guest writes there (NMI, SMI, INIT delivery modes, a remappable-format
 //! address, a vector below 0x10) is refused and the physical entry stays masked.
 //!
@@ -28,7 +34,7 @@ use alloc::vec::Vec;
 use conduit_control_abi::{Op, PHYSICAL_MSI_ENABLE, Request};
 use conduit_irq::{GuestId, Owner};
 use conduit_pci::Bdf;
-use log::{info, warn};
+use log::{error, info, warn};
 use spin::Mutex;
 
 /// `Bound::entry` of a function's MSI capability (MSI-X entries are 0..=2047).
@@ -91,10 +97,75 @@ fn take_bound(guest: u16, bdf: Bdf, entry: u16) -> Option<Bound> {
     at.map(|i| bound.remove(i))
 }
 
+/// Gives a binding's IRTE and vector back. If its entry cannot be cleared, `irq::release` keeps
+/// both allocated to the guest (an entry that may be live is never reused).
 fn release(b: &Bound) {
     let owner = Owner::Guest(GuestId(b.guest));
     if let Err(e) = irq::release(owner, b.index, Some(b.vector)) {
-        warn!("irq: releasing IRTE {} of guest {}: {e}", b.index, b.guest);
+        error!(
+            "irq: releasing IRTE {} of guest {}: {e}; the entry and its vector stay allocated",
+            b.index, b.guest
+        );
+    }
+}
+
+impl Bound {
+    fn what(&self) -> String {
+        if self.entry == MSI {
+            format!("MSI of {}", self.bdf)
+        } else {
+            format!("MSI-X entry {} of {}", self.entry, self.bdf)
+        }
+    }
+}
+
+/// The device could not be stopped from sending `b`'s message: the binding is kept, its IRTE
+/// masked (not present, fault processing disabled), so the handle the device may still use stays
+/// the guest's and delivers nothing. A later change of the entry, or a reset of the function,
+/// tries again.
+fn keep_masked_off(name: &str, b: Bound) {
+    let owner = Owner::Guest(GuestId(b.guest));
+    match irq::mask(owner, b.index) {
+        Ok(()) => error!(
+            "guest \"{name}\": {}: IRTE {} (vector {:#x}) kept for the guest, masked: it \
+             delivers nothing",
+            b.what(),
+            b.index,
+            b.vector
+        ),
+        Err(e) => error!(
+            "guest \"{name}\": {}: IRTE {} (vector {:#x}) could not be masked either ({e}); \
+             it stays allocated to the guest",
+            b.what(),
+            b.index,
+            b.vector
+        ),
+    }
+    BOUND.lock().push(b);
+}
+
+/// Masks MSI-X entry `entry` of `bdf` on the device, then releases `old`, the entry's previous
+/// binding: a handle is given back only once the device can no longer send it. A failed mask is
+/// reported with its error and `old` is kept masked-off ([`keep_masked_off`]). Returns whether
+/// the entry is masked.
+fn mask_msix_entry(name: &str, mem: &Memory, bdf: Bdf, entry: u16, old: Option<Bound>) -> bool {
+    match crate::pci::msi::set_msix_entry_masked(mem, bdf, entry, true) {
+        Ok(()) => {
+            if let Some(b) = old {
+                release(&b);
+            }
+            true
+        }
+        Err(e) => {
+            error!(
+                "guest \"{name}\": MSI-X entry {entry} of {bdf} could not be masked on the \
+                 device: {e}"
+            );
+            if let Some(b) = old {
+                keep_masked_off(name, b);
+            }
+            false
+        }
     }
 }
 
@@ -121,26 +192,24 @@ pub fn on_msix_entry(
         data,
         masked,
     } = change;
-    let old = take_bound(guest, bdf, entry);
-    if masked {
-        // Keep it quiet on the device; the guest may unmask it again (a new binding then).
-        let _ = crate::pci::msi::set_msix_entry_masked(mem, bdf, entry, true);
-        if let Some(b) = old {
-            release(&b);
-        }
-        return None;
-    }
-    if let Some(b) = old {
-        release(&b);
-    }
-    let guest_vector = match guest_vector(address, data) {
-        Ok(v) => v,
-        Err(why) => {
-            let _ = crate::pci::msi::set_msix_entry_masked(mem, bdf, entry, true);
-            warn!("guest \"{name}\": MSI-X entry {entry} of {bdf} not routed: {why}");
-            return None;
+    let wanted = if masked {
+        None
+    } else {
+        match guest_vector(address, data) {
+            Ok(v) => Some(v),
+            Err(why) => {
+                warn!("guest \"{name}\": MSI-X entry {entry} of {bdf} not routed: {why}");
+                None
+            }
         }
     };
+    // Quiet on the device first (the guest may unmask it again: a new binding then); the old
+    // binding goes only once the device cannot use it any more.
+    let old = take_bound(guest, bdf, entry);
+    if !mask_msix_entry(name, mem, bdf, entry, old) {
+        return None;
+    }
+    let guest_vector = wanted?;
     let owner = Owner::Guest(GuestId(guest));
     match irq::bind_msi(owner, bdf, MsiKind::Msix(entry), Some(guest_vector)) {
         Ok(route) => {
@@ -208,18 +277,16 @@ impl MsiChange {
 /// remappable-format message (one vector: with Multiple Message Enable above 1 only the first
 /// is routed). Otherwise the physical MSI goes off.
 pub fn on_msi(guest: u16, name: &str, bdf: Bdf, vbdf: Bdf, change: MsiChange) -> Option<Routed> {
-    if let Some(b) = take_bound(guest, bdf, MSI) {
-        release(&b);
-    }
+    let old = take_bound(guest, bdf, MSI);
     if !change.enabled || change.mask & 1 != 0 {
-        physical_msi(guest, name, vbdf, 0, 0, false);
+        msi_off(guest, name, vbdf, [old, None]);
         return None;
     }
     let guest_vector = match guest_vector(change.address, change.data) {
         Ok(v) => v,
         Err(why) => {
-            physical_msi(guest, name, vbdf, 0, 0, false);
             warn!("guest \"{name}\": MSI of {bdf} not routed: {why}");
+            msi_off(guest, name, vbdf, [old, None]);
             return None;
         }
     };
@@ -230,11 +297,13 @@ pub fn on_msi(guest: u16, name: &str, bdf: Bdf, vbdf: Bdf, change: MsiChange) ->
         );
     }
     let owner = Owner::Guest(GuestId(guest));
+    // The new entry is bound before the old one goes: the old handle is given back only once
+    // the device holds the new message (or MSI is off).
     let route = match irq::bind_msi(owner, bdf, MsiKind::MsiByCaller, Some(guest_vector)) {
         Ok(r) => r,
         Err(e) => {
-            physical_msi(guest, name, vbdf, 0, 0, false);
             warn!("guest \"{name}\": MSI of {bdf} not routed: {e}");
+            msi_off(guest, name, vbdf, [old, None]);
             return None;
         }
     };
@@ -247,8 +316,11 @@ pub fn on_msi(guest: u16, name: &str, bdf: Bdf, vbdf: Bdf, change: MsiChange) ->
     };
     let m = route.message;
     if !physical_msi(guest, name, vbdf, u64::from(m.address), m.data, true) {
-        release(&bound);
+        msi_off(guest, name, vbdf, [old, Some(bound)]);
         return None;
+    }
+    if let Some(b) = old {
+        release(&b);
     }
     BOUND.lock().push(bound);
     info!(
@@ -260,6 +332,19 @@ pub fn on_msi(guest: u16, name: &str, bdf: Bdf, vbdf: Bdf, change: MsiChange) ->
         vector: route.vector,
         guest_vector,
     })
+}
+
+/// Turns the physical MSI of (guest, vbdf) off, then releases `bindings`; if the control task
+/// could not turn it off, they are kept masked-off instead ([`keep_masked_off`]).
+fn msi_off(guest: u16, name: &str, vbdf: Bdf, bindings: [Option<Bound>; 2]) {
+    let off = physical_msi(guest, name, vbdf, 0, 0, false);
+    for b in bindings.into_iter().flatten() {
+        if off {
+            release(&b);
+        } else {
+            keep_masked_off(name, b);
+        }
+    }
 }
 
 /// Asks the control task to program (or turn off) the physical MSI of (guest, vbdf).

@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 use conduit_paging::{Access, Attributes, Invalidation, PageTable, VtdSecondLevel};
 use conduit_pci::Bdf;
 use core::fmt;
+use log::error;
 
 /// A domain ID (the DID of the context entries of the domain's functions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -149,9 +150,17 @@ impl Domain {
             match t.map(frames, iova, hpa, len, Attributes::wb(Access::RW)) {
                 Ok(done) => inv = Some(done),
                 Err(e) => {
-                    // Units mapped before this one give the range back.
-                    for t in &mut self.tables[..i] {
-                        let _ = t.unmap(frames, iova, len);
+                    // Units mapped before this one give the range back; one that cannot keeps
+                    // it (the domain's own memory, so nothing foreign becomes reachable) and
+                    // says so.
+                    for (j, t) in self.tables[..i].iter_mut().enumerate() {
+                        if let Err(undo) = t.unmap(frames, iova, len) {
+                            error!(
+                                "iommu: domain {}: IOVA {iova:#x} (+{len:#x}) stays mapped in \
+                                 the table of unit {j} after a failed map: {undo}",
+                                self.id
+                            );
+                        }
                     }
                     return Err(IommuError::Paging(e));
                 }

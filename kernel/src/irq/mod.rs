@@ -16,7 +16,8 @@
 //!   no subhandle).
 //! - [`route_isa`] / [`set_gsi_masked`]: an ISA interrupt (MADT overrides applied) through the
 //!   I/O APIC in remappable format, verified against the I/O APIC's source-id from the DMAR.
-//! - [`program_irte`], [`reserve_index`], [`reserve_vector`], [`release`], [`release_guest`].
+//! - [`program_irte`], [`reserve_index`], [`reserve_vector`], [`release`], [`mask`],
+//!   [`release_guest`].
 //! - [`service`]: finishes what the interrupt path left (masking a flooding source at the device)
 //!   and reports it.
 //!
@@ -368,6 +369,8 @@ pub fn reserve_vector(owner: Owner) -> Result<u8, IrqError> {
 }
 
 /// Gives `index` (cleared to not present) and its vector, if any, back; only their owner may.
+/// If the entry cannot be cleared (or its invalidation fails) nothing is given back: the index
+/// and the vector stay allocated, so a possibly live entry is never reused.
 pub fn release(owner: Owner, index: u16, vector: Option<u8>) -> Result<(), IrqError> {
     with_state(|s| {
         s.irt.check(index, owner)?;
@@ -378,6 +381,18 @@ pub fn release(owner: Owner, index: u16, vector: Option<u8>) -> Result<(), IrqEr
             s.vectors.free(v, owner)?;
             dispatch::unbind(v);
         }
+        Ok(())
+    })
+}
+
+/// Masks the IRTE at `index` (not present, fault processing disabled: the unit drops its
+/// requests without fault records) and keeps it, and its vector, allocated to `owner`: for a
+/// route whose device could not be quietened, so that the handle it may still send is never
+/// handed to anyone else. Only the owner may.
+pub fn mask(owner: Owner, index: u16) -> Result<(), IrqError> {
+    with_state(|s| {
+        s.irt.check(index, owner)?;
+        iommu::mask_irte(index)?;
         Ok(())
     })
 }

@@ -8,7 +8,7 @@ use conduit_irq::{
     SourceQualifier, TriggerMode,
 };
 use conduit_pci::Bdf;
-use log::info;
+use log::{error, info};
 
 /// A device MSI routed through the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,17 +32,33 @@ fn allocate(s: &mut State, owner: Owner) -> Result<(u8, u16), IrqError> {
     match s.irt.alloc(owner) {
         Ok(index) => Ok((vector, index)),
         Err(e) => {
-            let _ = s.vectors.free(vector, owner);
+            if let Err(free) = s.vectors.free(vector, owner) {
+                error!("irq: {owner}: vector {vector:#x} taken for nothing not given back: {free}");
+            }
             Err(e.into())
         }
     }
 }
 
+/// Gives back what a route that failed half-way took. The IRT index (and its vector) are freed
+/// only once the entry is cleared and its invalidation completed: an entry that may still be live
+/// in the table or a unit's interrupt entry cache keeps its index allocated (leaked, never handed
+/// out again while it can deliver), and the failure is logged.
 fn undo(s: &mut State, owner: Owner, vector: u8, index: u16) {
-    let _ = crate::iommu::write_irte(index, &conduit_irq::Irte::NOT_PRESENT);
-    let _ = s.irt.free(index, owner);
-    let _ = s.vectors.free(vector, owner);
     dispatch::unbind(vector);
+    if let Err(e) = crate::iommu::write_irte(index, &conduit_irq::Irte::NOT_PRESENT) {
+        error!(
+            "irq: {owner}: IRTE {index} (vector {vector:#x}) could not be cleared ({e}): the \
+             index and its vector stay allocated and are never reused"
+        );
+        return;
+    }
+    if let Err(e) = s.irt.free(index, owner) {
+        error!("irq: {owner}: IRTE {index} cleared but not given back: {e}");
+    }
+    if let Err(e) = s.vectors.free(vector, owner) {
+        error!("irq: {owner}: vector {vector:#x} not given back: {e}");
+    }
 }
 
 /// Which message-signalled interrupt of a function.

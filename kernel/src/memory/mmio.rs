@@ -4,11 +4,19 @@
 //! space above the top of RAM, so device registers get their own mappings here: strong
 //! uncacheable (PCD and PWT set, PAT entry 3 = UC with the power-on PAT; SDM Vol. 3A §12.12.3),
 //! not executable, in a virtual region of one otherwise unused PML4 slot. 2 MiB pages are used
-//! where a range allows them (the ECAM window), 4 KiB pages elsewhere. Mappings are never removed:
-//! device registers stay mapped for the life of the hypervisor, and mapping a range that is already
-//! (partly) mapped returns the existing mapping when it covers the request.
+//! where a range allows them (the ECAM window), 4 KiB pages elsewhere. Mapping a range that is
+//! already mapped returns the existing mapping when it covers the request.
 //!
-//! Users: VT-d remapping units, ECAM, the local APIC, device BARs of self-tests and later drivers.
+//! A mapping stays until [`unmap`] removes it. One mapping is removed today: `pci::hand_over`
+//! takes the ECAM window away (with [`unmap_direct`] for the loader's window over the same
+//! range) when physical configuration space goes to the control task; every other mapping
+//! (VT-d units, the local and I/O APICs, device BARs) lives as long as the hypervisor. Both
+//! removals are `unsafe`: their caller promises that nothing uses the range any more. Virtual
+//! addresses are never handed out twice (the region is a bump allocator), so a mapping made later
+//! never lands where a removed one was.
+//!
+//! Users: VT-d remapping units, ECAM, the local APIC, the I/O APICs, device BARs (MSI-X tables,
+//! the igb and NVMe PFs, the BAR pages a guest's accesses are forwarded to).
 
 use super::{FRAME_SIZE, Memory};
 use alloc::vec::Vec;
@@ -44,6 +52,8 @@ pub enum MmioError {
     AlreadyMapped { virt: u64 },
     /// A register block does not fit the mapping, or is misaligned.
     BlockOutside { offset: u64, size: u64, len: u64 },
+    /// A page of a range being removed could not be unmapped; it stays mapped.
+    NotUnmapped { virt: u64 },
 }
 
 impl core::fmt::Display for MmioError {
@@ -63,11 +73,14 @@ impl core::fmt::Display for MmioError {
                 "a {size}-byte register block at offset {offset:#x} does not fit a {len:#x}-byte \
                  mapping (or is misaligned)"
             ),
+            Self::NotUnmapped { virt } => {
+                write!(f, "the page at {virt:#x} could not be unmapped")
+            }
         }
     }
 }
 
-/// A mapped MMIO range. Copies refer to the same mapping, which lives forever.
+/// A mapped MMIO range. Copies refer to the same mapping, which lives until [`unmap`] removes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mmio {
     phys: u64,
@@ -102,8 +115,10 @@ impl Mmio {
             phys: self.phys,
             len: self.len,
         })?;
-        // SAFETY: the block lies in a live, uncached, never-removed mapping of device registers
-        // (checked above) and is aligned for `T`; register blocks hold only integers.
+        // SAFETY: the block lies inside this mapping (checked above) and is aligned for `T`. The
+        // mapping is live: it is removed only by the unsafe `unmap`/`unmap_direct`, whose callers
+        // promise that no copy of it makes or uses a block afterwards. It is uncached device
+        // memory that no Rust object aliases, and register blocks hold only integers.
         Ok(unsafe { VolatilePtr::new(ptr) })
     }
 }
@@ -252,7 +267,13 @@ fn map_error<S: x86_64::structures::paging::PageSize>(e: MapToError<S>, virt: u6
 /// Removes the mapping `m` was made from (the whole range `map` created), so that the kernel
 /// keeps no way into that device memory; used when physical configuration space is handed to
 /// the control task. Returns the bytes unmapped.
-pub fn unmap(mem: &Memory, m: &Mmio) -> Result<u64, MmioError> {
+///
+/// # Safety
+///
+/// Nothing uses the mapping afterwards: no copy of `m` or of any [`Mmio`] within the same range
+/// (a later `map` of a sub-range would have returned one) makes a block again, and no
+/// `VolatilePtr` obtained from one is used again.
+pub unsafe fn unmap(mem: &Memory, m: &Mmio) -> Result<u64, MmioError> {
     let mut guard = SPACE.lock();
     let space = guard.as_mut().ok_or(MmioError::NoVirtualSpace)?;
     let Some(at) = space
@@ -270,7 +291,12 @@ pub fn unmap(mem: &Memory, m: &Mmio) -> Result<u64, MmioError> {
 /// Removes the loader's physical-memory window over `[phys, phys + len)`, in the 2 MiB pages
 /// the loader mapped it with; pages that hold anything outside the range stay. Returns the
 /// bytes unmapped.
-pub fn unmap_direct(mem: &Memory, phys: u64, len: u64) -> Result<u64, MmioError> {
+///
+/// # Safety
+///
+/// Nothing reads or writes `[phys, phys + len)` through the physical-memory window afterwards
+/// (no `PhysWindow` user, no reference made through it): the range holds no RAM the kernel uses.
+pub unsafe fn unmap_direct(mem: &Memory, phys: u64, len: u64) -> Result<u64, MmioError> {
     let start = phys.next_multiple_of(SIZE_2M);
     let end = phys
         .checked_add(len)
@@ -297,16 +323,18 @@ fn unmap_range(mem: &Memory, virt: u64, len: u64) -> Result<(), MmioError> {
                 ..
             } => {
                 let page = Page::<Size2MiB>::containing_address(VirtAddr::new(va));
-                if let Ok((_, flush)) = tables.unmap(page) {
-                    flush.flush();
-                }
+                let (_, flush) = tables
+                    .unmap(page)
+                    .map_err(|_| MmioError::NotUnmapped { virt: va })?;
+                flush.flush();
                 SIZE_2M - (va & (SIZE_2M - 1))
             }
             TranslateResult::Mapped { .. } => {
                 let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
-                if let Ok((_, flush)) = tables.unmap(page) {
-                    flush.flush();
-                }
+                let (_, flush) = tables
+                    .unmap(page)
+                    .map_err(|_| MmioError::NotUnmapped { virt: va })?;
+                flush.flush();
                 FRAME_SIZE - (va & (FRAME_SIZE - 1))
             }
             TranslateResult::NotMapped | TranslateResult::InvalidFrameAddress(_) => {

@@ -112,8 +112,10 @@ impl ConfigAccess for PortIoAccess {
         let Some(address) = Self::address(bdf, offset) else {
             return u32::MAX;
         };
-        // SAFETY: 0xCF8/0xCFC are the PC's configuration mechanism #1 ports; the pair is only
-        // used from this accessor, which the PCI module serialises behind its lock.
+        // SAFETY: 0xCF8/0xCFC are the PC's configuration mechanism #1 ports. In the kernel the
+        // pair is used only from this accessor, which the PCI module serialises behind its lock;
+        // the control task (ring 3, I/O bitmap) uses it only inside a synchronous call, never
+        // between these two accesses (one CPU), and alone once it is handed over.
         unsafe {
             Port::<u32>::new(CONFIG_ADDRESS).write(address);
             Port::<u32>::new(CONFIG_DATA).read()

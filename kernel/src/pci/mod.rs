@@ -25,7 +25,7 @@ use alloc::vec::Vec;
 use conduit_pci::{
     Bars, Bdf, BridgeBuses, Capability, ConfigAccess, ExtCapability, Header, HeaderLayout,
 };
-use log::{info, warn};
+use log::{error, info, warn};
 use spin::{Mutex, Once};
 
 /// One function found at boot.
@@ -349,15 +349,30 @@ pub fn hand_over(mem: &Memory) -> Option<Mechanism> {
         Access::Ecam(e) => {
             let (window, start_bus, end_bus) = e.region();
             let len = (u64::from(end_bus - start_bus) + 1) << 20;
-            let mapped = crate::memory::mmio::unmap(mem, &window).unwrap_or(0);
-            let direct = crate::memory::mmio::unmap_direct(mem, window.phys(), len).unwrap_or(0);
-            info!(
-                "pci: ECAM at {:#x} ({} MiB, buses {start_bus}-{end_bus}) handed over: the kernel's mapping ({} KiB) and the physical-memory window over it ({} MiB) removed",
-                window.phys(),
-                len >> 20,
-                mapped >> 10,
-                direct >> 20
-            );
+            // SAFETY: the accessor that owned the window was replaced by `HandedOver` under the
+            // access lock and is consumed here, and `EcamAccess::new` is the window's only mapper
+            // (nothing else maps configuration space), so no copy of it makes or uses a block
+            // again.
+            let mapped = unsafe { crate::memory::mmio::unmap(mem, &window) };
+            // SAFETY: the ECAM range is device memory; no RAM the kernel uses, and so nothing it
+            // reaches through the physical-memory window, lies there.
+            let direct = unsafe { crate::memory::mmio::unmap_direct(mem, window.phys(), len) };
+            match (mapped, direct) {
+                (Ok(mapped), Ok(direct)) => info!(
+                    "pci: ECAM at {:#x} ({} MiB, buses {start_bus}-{end_bus}) handed over: the kernel's mapping ({} KiB) and the physical-memory window over it ({} MiB) removed",
+                    window.phys(),
+                    len >> 20,
+                    mapped >> 10,
+                    direct >> 20
+                ),
+                (mapped, direct) => error!(
+                    "pci: ECAM at {:#x} ({} MiB, buses {start_bus}-{end_bus}) handed over, but the kernel's way into it was not all removed: its mapping: {}; the physical-memory window over it: {}",
+                    window.phys(),
+                    len >> 20,
+                    mapped.map_or_else(|e| alloc::format!("{e}"), |_| String::from("removed")),
+                    direct.map_or_else(|e| alloc::format!("{e}"), |_| String::from("removed")),
+                ),
+            }
             Some(Mechanism::Ecam {
                 phys: window.phys(),
                 len,

@@ -17,6 +17,7 @@ use super::access::Access;
 use crate::arch::x86_64::time;
 use conduit_pci::sriov::{control, reg as sriov_reg};
 use conduit_pci::{Bdf, ConfigAccess, SriovCap};
+use log::warn;
 
 /// Device Capabilities, Device Control and Device Status within the PCIe capability.
 const DEVCAP: u16 = 0x04;
@@ -151,9 +152,15 @@ pub fn function_level_reset(pci: &super::Pci, bdf: Bdf) -> Result<(), ResetError
         // No new DMA, then let what is in flight finish.
         let command = saved.header[1] as u16 & !conduit_pci::config::command::BUS_MASTER;
         cfg.write32(bdf, 0x04, u32::from(command));
-        let _ = time::wait_ms(PENDING_MS, || {
+        let drained = time::wait_ms(PENDING_MS, || {
             cfg.read16(bdf, pcie + DEVSTA) & DEVSTA_TRANSACTIONS_PENDING == 0
         });
+        if !drained {
+            // §6.6.2 lets software reset anyway: the FLR discards what is still outstanding.
+            warn!(
+                "pci: {bdf}: Transactions Pending still set after {PENDING_MS} ms; resetting anyway"
+            );
+        }
         let devctl = u32::from(saved.devctl | DEVCTL_INITIATE_FLR);
         cfg.write32(bdf, pcie + DEVCTL, devctl);
         time::delay_ms(FLR_MS);

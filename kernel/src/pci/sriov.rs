@@ -254,7 +254,12 @@ pub fn init(cfg: &mut Access, functions: &mut Vec<Function>, platform: &Platform
                     });
                 }
                 Err(e) => {
-                    let _ = cap.set_num_vfs(cfg, 0);
+                    if let Err(undo) = cap.set_num_vfs(cfg, 0) {
+                        warn!(
+                            "sriov: {}: NumVFs not reset to 0 after the failure: {undo}",
+                            f.bdf
+                        );
+                    }
                     info.status = refuse(f.bdf, e.into());
                 }
             },
@@ -399,7 +404,9 @@ fn prepare(
     match place_vf_bars(cfg, map, &mut cap) {
         Ok(bars) => Ok((cap, bars)),
         Err(e) => {
-            let _ = cap.set_num_vfs(cfg, 0);
+            if let Err(undo) = cap.set_num_vfs(cfg, 0) {
+                warn!("sriov: {pf}: NumVFs not reset to 0 after the failure: {undo}");
+            }
             Err(e)
         }
     }
