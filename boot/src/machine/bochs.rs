@@ -1,6 +1,6 @@
 //! Bochs 2.7 with OVMF: the one emulator here that runs VMX code (EPT, VPID, unrestricted guest).
 //!
-//! The settings are the working ones of `platform-notes.md`. Debian's Bochs starts in its debugger,
+//! The settings are the working ones of `docs/platforms.md`. Debian's Bochs starts in its debugger,
 //! so it runs with `-rc` pointing at a file holding `continue`. COM1 is a TCP connection Bochs
 //! opens to a loopback port of ours (`mode=socket-client`): its output arrives there, and bytes
 //! written to it reach the UART's receiver (Bochs 2.7 takes one byte whenever the receive buffer

@@ -1,6 +1,6 @@
 //! QEMU: q35 with an Intel IOMMU, two PCIe root ports (igb, SR-IOV NVMe), edu and `isa-debug-exit`.
 //!
-//! The device set is the one measured in `platform-notes.md`; KVM uses the same devices with
+//! The device set is the one measured in `docs/platforms.md`; KVM uses the same devices with
 //! `-cpu host` and a split irqchip (which interrupt remapping needs under KVM).
 
 use super::{HostTools, Launch, MachineError, SerialOut};
@@ -194,7 +194,7 @@ mod tests {
     }
 
     #[test]
-    fn tcg_has_the_platform_notes_device_set() {
+    fn tcg_has_the_documented_device_set() {
         let a = args(&QemuSpec::TCG, files(), &[]);
         assert_eq!(values(&a, "-machine"), ["q35"]);
         assert_eq!(values(&a, "-accel"), ["tcg"]);

@@ -105,7 +105,7 @@ pub const SCENARIOS: &[Scenario] = &[
         expect: &[
             BANNER,
             r"vendor GenuineIntel family",
-            // Values decoded from Bochs' tigerlake MSRs (shared/platform-notes.md).
+            // Values decoded from Bochs' tigerlake MSRs (`docs/platforms.md`).
             r"VMX: available, VMCS revision 4, region 4096 bytes, memory type WB, true controls: yes",
             r"EPT: 4-level walk, WB\+UC, 2M pages: yes, 1G pages: yes, INVEPT: yes \(single yes, all yes\), A/D: yes",
             r"VPID: yes, INVVPID: yes \(address yes, single yes, all yes",

@@ -1,5 +1,5 @@
 //! Issue "SR-IOV": the expectations of `qemu-sriov`, measured on QEMU 10 q35 + OVMF 2022.11 with
-//! the harness' device set (`platform-notes.md`).
+//! the harness' device set (`docs/platforms.md`).
 //!
 //! Measured there: OVMF leaves root port 00:02.0 forwarding 0xc1200000-0xc13fffff (igb's BARs at
 //! 0xc1200000-0xc1243fff) and 00:03.0 forwarding 0xc1000000-0xc11fffff (nvme BAR0 at 0xc1000000);

@@ -2,7 +2,7 @@
 //! the secondary controllers of its VFs (NVMe Base Spec 2.0 §8.26 "Virtualization Enhancements",
 //! §5.22 "Virtualization Management command").
 //!
-//! The sequence (the one QEMU 10's nvme needs, shared/platform-notes.md):
+//! The sequence (the one QEMU 10's nvme needs, `docs/platforms.md`):
 //! 1. Identify Controller (CNS 01h): Virtualization Management must be supported (OACS bit 7);
 //!    Primary Controller Capabilities (CNS 14h) and the Secondary Controller List (CNS 15h).
 //! 2. Primary Controller Flexible Allocation (action 1h) of 0 VQ and 0 VI resources to the

@@ -257,7 +257,7 @@ impl VmxCapabilities {
 mod tests {
     use super::*;
 
-    /// Bochs 2.7, `cpu: model=tigerlake` (values in shared/platform-notes.md).
+    /// Bochs 2.7, `cpu: model=tigerlake` (values in `docs/platforms.md`).
     pub(crate) fn tigerlake() -> VmxMsrs {
         crate::fixtures::BOCHS_TIGERLAKE
     }

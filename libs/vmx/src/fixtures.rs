@@ -18,7 +18,7 @@ pub struct NamedCpu {
 /// Bochs 2.7, `cpu: model=tigerlake`.
 ///
 /// Every value, the TRUE_* MSRs included, as the kernel's VMX probe printed it in a Bochs 2.7 boot
-/// (`cpu: VMX MSRs:` lines); they agree with shared/platform-notes.md and with Bochs' cpu/vmx.h
+/// (`cpu: VMX MSRs:` lines); they agree with `docs/platforms.md` and with Bochs' cpu/vmx.h
 /// (TRUE_PROCBASED allowed-0 0x04006172: CR3-load/store exiting may be 0; TRUE_EXIT 0x36dfb and
 /// TRUE_ENTRY 0x11fb: "save/load debug controls" may be 0).
 pub const BOCHS_TIGERLAKE: VmxMsrs = VmxMsrs {

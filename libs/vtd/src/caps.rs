@@ -243,7 +243,7 @@ impl fmt::Display for Ecap {
 mod tests {
     use super::*;
 
-    /// QEMU 10 `intel-iommu,intremap=on,caching-mode=on` (measured, platform notes).
+    /// QEMU 10 `intel-iommu,intremap=on,caching-mode=on` (measured; `docs/platforms.md`).
     const QEMU_CAP: u64 = 0x00d2_008c_222f_0686;
     const QEMU_ECAP: u64 = 0x00f0_0f4a;
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use conduit_dmar::{Bdf, BridgeBus};
 
-/// The QEMU 10 q35 DMAR with `intel-iommu,intremap=on` and the platform-notes topology, as
+/// The QEMU 10 q35 DMAR with `intel-iommu,intremap=on` and the topology of `docs/platforms.md`, as
 /// `build_dmar_q35` (hw/i386/acpi-build.c) lays it out: ACPI header from `acpi_table_begin`
 /// (OEM ID "BOCHS ", OEM table ID "BXPC    ", OEM revision 1, creator "BXPC" revision 1), HAW
 /// 0x2f, flags 0x01, 10 reserved bytes; one DRHD (flags 0, size 0, segment 0, base 0xfed90000)

@@ -1,6 +1,6 @@
-//! The QEMU q35 test machine of `/work/shared/platform-notes.md`, as fake config spaces.
+//! The QEMU q35 test machine of `docs/platforms.md`, as fake config spaces.
 //!
-//! Measured facts (platform notes): IDs, bus topology, root-port ACS at 0x148, the igb and nvme
+//! Measured facts (`docs/platforms.md`): IDs, bus topology, root-port ACS at 0x148, the igb and nvme
 //! extended capability chains and SR-IOV values, the igb PF BAR sizes, the VF BARs. Taken from
 //! QEMU 10 sources: igb legacy capabilities PM@0x40 → MSI@0x50 → MSI-X@0x70 → PCIe@0xa0 and BAR3
 //! being 64-bit (`hw/net/igb.c`); root-port AER@0x100 (`GEN_PCIE_ROOT_PORT_AER_OFFSET`); nvme
@@ -19,7 +19,7 @@ pub const RP1: Bdf = Bdf::from_devfn(0, 3 << 3);
 pub const IGB_SRIOV: u16 = 0x160;
 pub const NVME_SRIOV: u16 = 0x120;
 
-/// Where OVMF leaves the igb VF BARs (platform notes): above 4 GiB.
+/// Where OVMF leaves the igb VF BARs (`docs/platforms.md`): above 4 GiB.
 pub const OVMF_VF_BAR0: u64 = 0xe0_0000_0000;
 
 /// Writes an SR-IOV capability at `off` (registers per PCIe Base Spec §9.3.3).

@@ -1,6 +1,6 @@
-//! The igb and nvme VFs of the q35 test machine (`/work/shared/platform-notes.md`).
+//! The igb and nvme VFs of the q35 test machine (`docs/platforms.md`).
 //!
-//! Measured (platform notes): VF Device IDs 0x10ca / 0x0010, First VF Offset / Stride 0x80/2
+//! Measured (`docs/platforms.md`): VF Device IDs 0x10ca / 0x0010, First VF Offset / Stride 0x80/2
 //! and 1/1, igb VF BAR0 + BAR3 16 KiB 64-bit prefetchable, nvme VF BAR0 16 KiB 64-bit
 //! non-prefetchable, igb VF MSI-X 3 vectors with the table in BAR3, nvme VF MSI-X 1 vector with
 //! the table at BAR0 + 0x2000. From QEMU 10 sources (`hw/net/igbvf.c`, `hw/nvme/ctrl.c`): igb VF
@@ -21,7 +21,7 @@ pub const IGB_VF1: Bdf = Bdf::from_devfn(1, 0x82);
 pub const NVME_VF0: Bdf = Bdf::from_devfn(2, 1);
 pub const NVME_VF1: Bdf = Bdf::from_devfn(2, 2);
 
-/// VF BAR windows (two VFs × 16 KiB each), below 4 GiB as the platform notes require.
+/// VF BAR windows (two VFs × 16 KiB each), below 4 GiB as `docs/platforms.md` requires.
 pub const IGB_VF_BAR0: u64 = 0xc200_0000;
 pub const IGB_VF_BAR3: u64 = 0xc201_0000;
 pub const NVME_VF_BAR0: u64 = 0xc300_0000;
