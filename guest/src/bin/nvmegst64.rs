@@ -1,6 +1,6 @@
 //! `nvmegst64`: the guest-side NVMe admin-queue driver, run inside a VMX guest given a VF of an
-//! NVMe PF whose secondary controller the hypervisor brought online (`README.md`, "NVMe virtual
-//! functions"). It is the counterpart of the hypervisor's `nvme-vf` self-test, which runs the
+//! NVMe PF whose secondary controller the hypervisor brought online (`docs/sriov.md`, "NVMe
+//! virtual functions"). It is the counterpart of the hypervisor's `nvme-vf` self-test, which runs the
 //! same admin queue on guest A's behalf where no vCPU runs (QEMU TCG).
 //!
 //! 1. Enumerates its virtual bus 0 through configuration mechanism #1 (ports 0xCF8/0xCFC, PCI
