@@ -144,7 +144,11 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
 }
 
 /// Stops the guest with `why`, adding its RIP.
-pub(super) fn stop<C: CpuState>(g: &mut Guest, cpu: &mut C, why: String) -> Result<Outcome, C::Error> {
+pub(super) fn stop<C: CpuState>(
+    g: &mut Guest,
+    cpu: &mut C,
+    why: String,
+) -> Result<Outcome, C::Error> {
     let rip = cpu.rip()?;
     g.stop(format!("{why} RIP {rip:#x}"));
     Ok(Outcome::Done)

@@ -27,8 +27,8 @@ use alloc::string::String;
 use conduit_paging::{Ept, PageTable, Walk};
 use conduit_vmx::caps::VmxCapabilities;
 use conduit_vmx::fields::Guest32;
-use devices::GuestDevices;
 pub use cpu::CpuState;
+use devices::GuestDevices;
 pub use exits::{Outcome, handle as handle_exit};
 use layout::GuestMemory;
 use log::{info, warn};
@@ -269,20 +269,15 @@ impl Guest {
     /// the boot structures, exactly as [`Guest::create`] does; only the vCPU does not exist, so
     /// nothing ever enters it. Its devices' accesses can still be carried out through the
     /// exit-path entry points ([`exits::io_exit`], [`mmio::ept_violation`]).
-    pub fn without_vcpu(
-        mem: &'static Memory,
-        spec: &GuestSpec,
-    ) -> Result<Self, CreateError> {
+    pub fn without_vcpu(mem: &'static Memory, spec: &GuestSpec) -> Result<Self, CreateError> {
         let mut memory =
             GuestMemory::allocate(mem, spec.memory_mib).map_err(CreateError::Layout)?;
         memory.load(spec).map_err(CreateError::Layout)?;
         let ept = memory.build_ept(mem, None).map_err(CreateError::Layout)?;
         let boot_cr3 = match spec.entry {
-            spec::Entry::Long64 { .. } => Some(
-                memory
-                    .build_long_mode(spec)
-                    .map_err(CreateError::Layout)?,
-            ),
+            spec::Entry::Long64 { .. } => {
+                Some(memory.build_long_mode(spec).map_err(CreateError::Layout)?)
+            }
             spec::Entry::Real16 { .. } => None,
         };
         let tsc_mhz = tsc_mhz();
