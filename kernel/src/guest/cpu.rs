@@ -1,7 +1,7 @@
 //! The architectural state of a vCPU that the exit handlers read and change besides its
 //! general-purpose registers (those live in `Guest::regs`): RIP and the exiting instruction's
 //! length, CS base and access rights, CR0, CR3, CR4 and IA32_EFER. On a running vCPU they are
-//! fields of its VMCS (Intel SDM Vol. 3C §25.4.1 "Guest Register State", §28.2.4 "Information
+//! fields of its VMCS (Intel SDM Vol. 3C §25.4.1 "Guest Register State", "Information
 //! for VM Exits Due to Instruction Execution"); the entry points of `exits.rs` and `mmio.rs`
 //! take any implementation, so the same handlers serve a VM exit and a scripted access.
 

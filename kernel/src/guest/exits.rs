@@ -197,15 +197,17 @@ pub fn io_exit<C: CpuState>(
     cpu: &mut C,
     qualification: u64,
 ) -> Result<Outcome, C::Error> {
-    let raw = qualification;
-    let v = cpu;
-    let Ok(q) = IoQualification::decode(raw) else {
-        return stop(g, v, format!("undecodable I/O qualification {raw:#x}"));
+    let Ok(q) = IoQualification::decode(qualification) else {
+        return stop(
+            g,
+            cpu,
+            format!("undecodable I/O qualification {qualification:#x}"),
+        );
     };
     if q.string {
         return stop(
             g,
-            v,
+            cpu,
             format!("string I/O to port {:#x} is not supported", q.port),
         );
     }
@@ -241,7 +243,7 @@ pub fn io_exit<C: CpuState>(
             };
         }
     }
-    v.skip()?;
+    cpu.skip()?;
     Ok(Outcome::Resume)
 }
 

@@ -140,6 +140,12 @@ fn tsc_mhz_from_cpuid() -> u64 {
     1000
 }
 
+/// The EPTP of the EPT rooted at `root`: memory type WB (6), page-walk length 4 (encoded 3)
+/// (SDM Vol. 3C §25.6.11 "Extended-Page-Table Pointer (EPTP)").
+fn eptp(root: u64) -> u64 {
+    root | 6 | (3 << 3)
+}
+
 /// One guest with its single vCPU.
 #[derive(Debug)]
 pub struct Guest {
@@ -217,8 +223,7 @@ impl Guest {
         let ept = memory
             .build_ept(mem, Some(&host.vmx.caps))
             .map_err(CreateError::Layout)?;
-        // EPTP: memory type WB (6), page-walk length 4 (encoded 3) (SDM "Extended-Page-Table Pointer").
-        let eptp = ept.root() | 6 | (3 << 3);
+        let eptp = eptp(ept.root());
         let vpid = host.next_vpid;
         host.next_vpid = host.next_vpid.wrapping_add(1).max(1);
         let vmcs = VmcsRegion::new(mem, host.vmx.caps.basic.revision)
@@ -285,7 +290,7 @@ impl Guest {
             name: spec.name.clone(),
             vpid: 0,
             memory,
-            eptp: ept.root() | 6 | (3 << 3),
+            eptp: eptp(ept.root()),
             ept,
             vcpu: None,
             boot_cr3,
