@@ -356,7 +356,8 @@ impl<'a> GuestView<'a> {
 /// bit 15 in address bit 2 (VT-d spec §5.1.2.2); `None` for a compatibility-format address
 /// (bit 4 clear).
 pub fn irte_of(address: u32) -> Option<u16> {
-    (address & (1 << 4) != 0).then(|| ((address >> 5) & 0x7fff | ((address >> 2) & 1) << 15) as u16)
+    (address & (1 << 4) != 0)
+        .then_some(((address >> 5) & 0x7fff | ((address >> 2) & 1) << 15) as u16)
 }
 
 /// The route the core made for a message whose physical address is `address`: the IRTE it
