@@ -199,8 +199,13 @@ fn fetch<C: CpuState>(
 
 /// The guest's MAXPHYADDR and whether it may use 1 GiB pages: the processor's own (CPUID
 /// 80000008H:EAX[7:0] and 80000001H:EDX bit 26, SDM Vol. 2A "CPUID"), which guests see
-/// unchanged.
+/// unchanged. Read once.
 fn guest_paging_features() -> (u8, bool) {
+    static FEATURES: spin::Once<(u8, bool)> = spin::Once::new();
+    *FEATURES.call_once(paging_features_from_cpuid)
+}
+
+fn paging_features_from_cpuid() -> (u8, bool) {
     let max = core::arch::x86_64::__cpuid(0x8000_0000).eax;
     let bits = if max >= 0x8000_0008 {
         core::arch::x86_64::__cpuid(0x8000_0008).eax as u8
