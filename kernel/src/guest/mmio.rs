@@ -1,9 +1,12 @@
 //! Emulated guest-physical memory: the guest's ECAM window and the trapped pages of its
 //! functions' MSI-X tables. Both are left unmapped in EPT, so every access is an EPT violation
-//! (Intel SDM Vol. 3C §29.3.3.2); the instruction is fetched through the guest's page tables,
-//! decoded (`conduit-mmio`: the MOV forms drivers use), carried out here, and RIP advanced past
-//! it. An instruction that does not decode, or disagrees with what EPT reported, stops the guest
-//! with the reason: guessing would corrupt its state.
+//! (Intel SDM Vol. 3C §29.3.3.2); the instruction is fetched through the guest's page tables
+//! (`conduit-paging`'s read-only walk over the guest's memory: 4-level paging, or none; other
+//! modes are refused with the reason), decoded (`conduit-mmio`: the MOV forms drivers use),
+//! carried out here, and RIP advanced past it. An instruction that does not decode, or
+//! disagrees with what EPT reported, stops the guest with the reason: guessing would corrupt its
+//! state. [`ept_violation`] is the entry point; it takes the vCPU state through
+//! [`super::CpuState`], so the QEMU self-tests' scripted drivers reach the same code.
 //!
 //! - ECAM window ([`ECAM_GPA`], 1 MiB: bus 0, PCIe Base Spec r6.0 §7.2.2): offset → (virtual BDF,
 //!   register), forwarded to the control task like a port access; reaches the whole 4 KiB of
