@@ -98,7 +98,7 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     let mut guests = guest::boot::start_all(&bundle, cpu.vmx.as_ref(), mem);
     control::seal(mem);
     if let Some(test) = config.test {
-        selftest::after_guests(test, mem);
+        selftest::after_guests(test, mem, &mut guests.without_vcpu);
     }
     let cpus = match platform.cpu_count() {
         0 => alloc::string::String::from("CPU count unknown (no MADT)"),

@@ -43,13 +43,14 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
 }
 
 /// The self-tests that need the configured guests placed (memory, domains, devices, and their
-/// functions in the control task).
-pub fn after_guests(test: TestCase, mem: &'static Memory) {
+/// functions in the control task); `guests` are the ones placed without a vCPU (no VMX), whose
+/// drivers the self-tests play.
+pub fn after_guests(test: TestCase, mem: &'static Memory, guests: &mut [crate::guest::Guest]) {
     let (name, result) = match test {
-        TestCase::NvmeVf => ("nvme-vf", nvme_vf::run(mem)),
+        TestCase::NvmeVf => ("nvme-vf", nvme_vf::run(mem, guests)),
         TestCase::NvmeVfBad => ("nvme-vf-bad", nvme_vf::run_bad()),
-        TestCase::Control => ("control", control::run(mem)),
-        TestCase::IgbVf => ("igb-vf", igb_vf::run(mem)),
+        TestCase::Control => ("control", control::run(mem, guests)),
+        TestCase::IgbVf => ("igb-vf", igb_vf::run(mem, guests)),
         _ => return,
     };
     report(name, result);

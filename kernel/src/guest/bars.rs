@@ -210,8 +210,12 @@ pub(super) fn unmap_bar(g: &mut Guest, vbdf: Bdf, index: u8) {
     );
 }
 
+/// INVEPT after an EPT change; a guest without a vCPU has no translations cached anywhere.
 fn invept(g: &Guest) {
-    if let Err(e) = crate::arch::x86_64::vmx::invept(&g.caps, g.eptp) {
+    let Some(caps) = g.vmx_caps() else {
+        return;
+    };
+    if let Err(e) = crate::arch::x86_64::vmx::invept(caps, g.eptp) {
         error!("guest \"{}\": INVEPT failed: {e}", g.name);
     }
 }

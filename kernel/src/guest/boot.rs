@@ -2,7 +2,6 @@
 //! (where VMX is available) the vCPU. A guest that cannot be loaded is reported and skipped; the
 //! others go on.
 
-use super::layout::GuestMemory;
 use super::spec::{self, GuestSpec};
 use super::{Guest, Guests, Refused, VmxHost};
 use crate::arch::x86_64::{cpu::VmxInfo, vmx};
@@ -69,6 +68,7 @@ pub fn start_all(
     let unsafe_no_iommu = bundle.config.unsafe_no_iommu;
     let mut list = Vec::new();
     let mut refused = Vec::new();
+    let mut placed_only = Vec::new();
     for (index, c) in configs.iter().enumerate() {
         let index = index as u16;
         let refuse = |reason: String| Refused {
@@ -99,9 +99,14 @@ pub fn start_all(
             None => {
                 let why = no_vmx.as_deref().unwrap_or("no VMX");
                 let reason = match without_vcpus(index, c, &spec, mem, unsafe_no_iommu) {
-                    Ok(devices) => format!(
-                        "vCPU not started ({why}); memory, IOMMU domain and {devices} function(s) set up"
-                    ),
+                    Ok(g) => {
+                        let reason = format!(
+                            "vCPU not started ({why}); memory, IOMMU domain and {} function(s) set up",
+                            g.devices.len()
+                        );
+                        placed_only.push(g);
+                        reason
+                    }
                     Err(e) => format!("cannot be loaded: {e}"),
                 };
                 refused.push(refuse(reason));
@@ -113,25 +118,21 @@ pub fn start_all(
         no_vmx,
         list,
         refused,
+        without_vcpu: placed_only,
     }
 }
 
-/// A machine without VMX (QEMU's TCG): the guest's memory, image and IOMMU domain are created and
-/// its devices assigned, exactly as where vCPUs run; only the vCPU is not started. Returns how
-/// many functions were assigned.
+/// A machine without VMX (QEMU's TCG): the guest's memory, image, EPT and IOMMU domain are
+/// created and its devices assigned, exactly as where vCPUs run; only the vCPU is not started.
 fn without_vcpus(
     index: u16,
     c: &GuestConfig,
     spec: &GuestSpec,
     mem: &'static Memory,
     unsafe_no_iommu: bool,
-) -> Result<usize, super::layout::LayoutError> {
-    let loaded = GuestMemory::allocate(mem, spec.memory_mib).and_then(|mut m| {
-        m.load(spec)?;
-        Ok(m)
-    });
-    let memory = match loaded {
-        Ok(m) => m,
+) -> Result<Guest, super::CreateError> {
+    let mut g = match Guest::without_vcpu(mem, spec) {
+        Ok(g) => g,
         Err(e) => {
             error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name);
             return Err(e);
@@ -139,18 +140,17 @@ fn without_vcpus(
     };
     // The frames stay the guest's (and its domain's) for the life of the machine: GuestMemory
     // does not free on drop.
-    let (hpa, size) = (memory.host.0, memory.size);
-    let devices = attach_devices(index, c, hpa, size, unsafe_no_iommu);
-    // The control task holds their virtual configuration space all the same (the `control`
-    // self-test drives it through the message interface).
-    super::devices::register(index, &c.name, &devices);
+    let (hpa, size) = g.memory_region();
+    g.devices = attach_devices(index, c, hpa, size, unsafe_no_iommu);
+    // The control task holds their virtual configuration space all the same.
+    g.pci = super::devices::register(index, &c.name, &g.devices);
     warn!(
         "guest \"{}\": {} MiB at HPA {hpa:#x}, {} function(s) assigned; its vCPUs are not started because VMX is absent",
         c.name,
         c.memory_mib,
-        devices.len()
+        g.devices.len()
     );
-    Ok(devices.len())
+    Ok(g)
 }
 
 /// Creates the guest's IOMMU domain (IOVA = GPA over exactly its memory) and assigns its

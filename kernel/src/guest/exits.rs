@@ -1,6 +1,7 @@
 //! VM-exit handling policy (SDM Vol. 3C, "VM Exits", Appendix C): what Conduit does for each
 //! basic exit reason. This is the hot path: it reads only the fields each reason needs.
 
+use super::cpu::CpuState;
 use super::devices;
 use super::vuart::VirtualUart;
 use super::{Guest, State};
@@ -8,8 +9,7 @@ use crate::arch::x86_64::vmx::vmcs::{Current, FieldError};
 use alloc::format;
 use alloc::string::String;
 use conduit_vmx::exit::{
-    BasicExitReason, CrAccess, EptViolation, ExitReason, InterruptionInfo, IoDirection,
-    IoQualification,
+    BasicExitReason, CrAccess, ExitReason, InterruptionInfo, IoDirection, IoQualification,
 };
 use conduit_vmx::fields::{
     Guest32, Guest64, GuestNatural, ReadOnly32, ReadOnly64, ReadOnlyNatural,
@@ -73,12 +73,15 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     }
     match basic {
         BasicExitReason::Cpuid => cpuid(g, v),
-        BasicExitReason::IoInstruction => io(g, v),
+        BasicExitReason::IoInstruction => {
+            let qualification = v.get(ReadOnlyNatural::ExitQualification)?;
+            io_exit(g, v, qualification)
+        }
         BasicExitReason::PreemptionTimer => Ok(Outcome::Yield),
         // HLT gives up the CPU, unless an interrupt the guest can take is pending: then it
         // would end the HLT at once.
         BasicExitReason::Hlt => {
-            skip(v)?;
+            v.skip()?;
             // `sti; hlt`: the STI shadow covered the HLT and ends with it, so an interrupt can
             // come right after (before a `cli` that may follow).
             super::events::end_shadow(v)?;
@@ -118,40 +121,8 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         BasicExitReason::ControlRegisterAccess => cr_access(g, v),
         BasicExitReason::EptViolation => {
             let gpa = v.get(ReadOnly64::GuestPhysicalAddress)?;
-            let q = EptViolation::decode(v.get(ReadOnlyNatural::ExitQualification)?);
-            // An access of the processor's own event delivery (IDT, stack): no instruction to
-            // emulate, and nothing a trapped register should see.
-            if let Some(e) = g.events.interrupted_delivery() {
-                return stop(
-                    g,
-                    v,
-                    format!(
-                        "EPT violation at GPA {gpa:#x} while delivering {} vector {:#x}",
-                        e.info.kind().name(),
-                        e.info.vector()
-                    ),
-                );
-            }
-            if let Some(outcome) = super::mmio::ept_violation(g, v, gpa, &q)? {
-                return Ok(outcome);
-            }
-            let access = if q.write {
-                "write"
-            } else if q.fetch {
-                "instruction fetch"
-            } else {
-                "read"
-            };
-            let mapped = if g.ept.translate(gpa).is_ok() {
-                "mapped"
-            } else {
-                "outside the guest's memory"
-            };
-            stop(
-                g,
-                v,
-                format!("EPT violation at GPA {gpa:#x} ({access}, {mapped})"),
-            )
+            let qualification = v.get(ReadOnlyNatural::ExitQualification)?;
+            super::mmio::ept_violation(g, v, gpa, qualification)
         }
         BasicExitReason::EptMisconfiguration => {
             let gpa = v.get(ReadOnly64::GuestPhysicalAddress)?;
@@ -173,17 +144,14 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
 }
 
 /// Stops the guest with `why`, adding its RIP.
-fn stop(g: &mut Guest, v: &mut Current, why: String) -> Result<Outcome, FieldError> {
-    let rip = v.get(GuestNatural::Rip)?;
+pub(super) fn stop<C: CpuState>(
+    g: &mut Guest,
+    cpu: &mut C,
+    why: String,
+) -> Result<Outcome, C::Error> {
+    let rip = cpu.rip()?;
     g.stop(format!("{why} RIP {rip:#x}"));
     Ok(Outcome::Done)
-}
-
-/// Advances RIP past the exiting instruction.
-fn skip(v: &mut Current) -> Result<(), FieldError> {
-    let len = v.get(ReadOnly32::ExitInstructionLength)?;
-    let rip = v.get(GuestNatural::Rip)?;
-    v.set(GuestNatural::Rip, rip + u64::from(len))
 }
 
 fn cpuid(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
@@ -216,19 +184,30 @@ fn cpuid(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     g.regs.gpr[RBX] = u64::from(b);
     g.regs.gpr[RCX] = u64::from(c);
     g.regs.gpr[RDX] = u64::from(d);
-    skip(v)?;
+    v.skip()?;
     Ok(Outcome::Resume)
 }
 
-fn io(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
-    let raw = v.get(ReadOnlyNatural::ExitQualification)?;
-    let Ok(q) = IoQualification::decode(raw) else {
-        return stop(g, v, format!("undecodable I/O qualification {raw:#x}"));
+/// An I/O-instruction exit (SDM Vol. 3C §28.2.1, Table 28-5) with its exit qualification as the
+/// VMCS reports it: the virtual console, the configuration ports and forwarded I/O BARs
+/// (`devices.rs`); other ports read all ones and drop writes. RAX carries the value; RIP is
+/// advanced past the instruction.
+pub fn io_exit<C: CpuState>(
+    g: &mut Guest,
+    cpu: &mut C,
+    qualification: u64,
+) -> Result<Outcome, C::Error> {
+    let Ok(q) = IoQualification::decode(qualification) else {
+        return stop(
+            g,
+            cpu,
+            format!("undecodable I/O qualification {qualification:#x}"),
+        );
     };
     if q.string {
         return stop(
             g,
-            v,
+            cpu,
             format!("string I/O to port {:#x} is not supported", q.port),
         );
     }
@@ -264,7 +243,7 @@ fn io(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             };
         }
     }
-    skip(v)?;
+    cpu.skip()?;
     Ok(Outcome::Resume)
 }
 
@@ -274,7 +253,7 @@ fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     if v.get(Guest32::CsAccessRights)? & (1 << 13) == 0 {
         (func, a1, a2) = (func & 0xffff_ffff, a1 & 0xffff_ffff, a2 & 0xffff_ffff);
     }
-    skip(v)?;
+    v.skip()?;
     match func {
         HC_CONSOLE_WRITE => {
             g.regs.gpr[RAX] = if a2 > HC_CONSOLE_WRITE_MAX {
@@ -338,7 +317,7 @@ fn rdmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     };
     g.regs.gpr[RAX] = value & 0xffff_ffff;
     g.regs.gpr[RDX] = value >> 32;
-    skip(v)?;
+    v.skip()?;
     Ok(Outcome::Resume)
 }
 
@@ -353,7 +332,7 @@ fn wrmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         MSR_KERNEL_GS_BASE => g.kernel_gs_base = value,
         _ => return inject_gp(g),
     }
-    skip(v)?;
+    v.skip()?;
     Ok(Outcome::Resume)
 }
 

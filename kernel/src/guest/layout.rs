@@ -113,17 +113,19 @@ impl GuestMemory {
     }
 
     /// Builds the EPT mapping GPA [0, size) to this memory, write-back, RWX, with the largest
-    /// leaves the CPU allows (SDM "EPT Translation Mechanism").
+    /// leaves the CPU allows (SDM "EPT Translation Mechanism"); without VMX (`caps` `None`:
+    /// no processor walks it) 4 KiB leaves only.
     pub fn build_ept(
         &self,
         mem: &Memory,
-        caps: &VmxCapabilities,
+        caps: Option<&VmxCapabilities>,
     ) -> Result<PageTable<Ept, PhysWindow>, LayoutError> {
         let mut large = LargePages::empty();
-        large.set(LargePages::SIZE_2M, caps.ept_vpid.pages_2m);
-        large.set(LargePages::SIZE_1G, caps.ept_vpid.pages_1g);
+        let ept_caps = caps.map(|c| c.ept_vpid);
+        large.set(LargePages::SIZE_2M, ept_caps.is_some_and(|c| c.pages_2m));
+        large.set(LargePages::SIZE_1G, ept_caps.is_some_and(|c| c.pages_1g));
         let mut frames = Frames::new(mem);
-        let format = Ept::new().with_execute_only(caps.ept_vpid.execute_only);
+        let format = Ept::new().with_execute_only(ept_caps.is_some_and(|c| c.execute_only));
         let config = Config::new(PagingLevels::Four).with_large_pages(large);
         let mut ept = PageTable::new(format, PhysWindow::new(mem, true), config, &mut frames)
             .map_err(LayoutError::Paging)?;

@@ -1,80 +1,119 @@
 //! Emulated guest-physical memory: the guest's ECAM window and the trapped pages of its
 //! functions' MSI-X tables. Both are left unmapped in EPT, so every access is an EPT violation
-//! (Intel SDM Vol. 3C §29.3.3.2); the instruction is fetched through the guest's page tables,
-//! decoded (`conduit-mmio`: the MOV forms drivers use), carried out here, and RIP advanced past
-//! it. An instruction that does not decode, or disagrees with what EPT reported, stops the guest
-//! with the reason: guessing would corrupt its state.
+//! (Intel SDM Vol. 3C §29.3.3.2); the instruction is fetched through the guest's page tables
+//! (`conduit-paging`'s read-only walk over the guest's memory: 4-level paging, or none; other
+//! modes are refused with the reason), decoded (`conduit-mmio`: the MOV forms drivers use),
+//! carried out here, and RIP advanced past it. An instruction that does not decode, or
+//! disagrees with what EPT reported, stops the guest with the reason: guessing would corrupt its
+//! state. [`ept_violation`] is the entry point; it takes the vCPU state through
+//! [`super::CpuState`], so the QEMU self-tests' scripted drivers reach the same code.
 //!
 //! - ECAM window ([`ECAM_GPA`], 1 MiB: bus 0, PCIe Base Spec r6.0 §7.2.2): offset → (virtual BDF,
 //!   register), forwarded to the control task like a port access; reaches the whole 4 KiB of
 //!   each function. 8-byte accesses are not configuration accesses: all ones / dropped.
 //! - MSI-X table page: see [`trapped_access`].
 
+use super::cpu::CpuState;
 use super::devices;
-use super::exits::Outcome;
+use super::exits::{Outcome, stop};
 use super::{Guest, State};
 use crate::control;
 use alloc::format;
 use alloc::string::String;
 use conduit_control_abi::Request;
 use conduit_mmio::{Mode, decode};
+use conduit_paging::{GuestPaging, GuestRegisters, PhysRead};
 use conduit_pci::Bdf;
 use conduit_vmx::exit::EptViolation;
-use conduit_vmx::fields::{Guest32, Guest64, GuestNatural};
 use conduit_vpci::Ecam;
 use core::ops::Range;
-
-use crate::arch::x86_64::vmx::vmcs::{Current, FieldError};
 
 /// The guest's ECAM window (bus 0 only), between its BAR window and 4 GiB.
 pub const ECAM_GPA: u64 = 0xe000_0000;
 pub const ECAM_LEN: u64 = 1 << 20;
 
-const CR0_PG: u64 = 1 << 31;
-const EFER_LMA: u64 = 1 << 10;
-const PRESENT: u64 = 1;
-const PS: u64 = 1 << 7;
-const ADDR: u64 = 0x000f_ffff_ffff_f000;
-
-/// Handles an EPT violation at `gpa` if it is emulated memory; `None` if it is not (the caller
-/// reports it as before).
-pub fn ept_violation(
+/// Handles an EPT violation (Intel SDM Vol. 3C §28.2.1, Table 28-7) at `gpa` with its exit
+/// qualification as the VMCS reports it: an access to emulated memory is carried out and RIP
+/// advanced past it; anything else stops the guest with the reason.
+pub fn ept_violation<C: CpuState>(
     g: &mut Guest,
-    v: &mut Current,
+    cpu: &mut C,
+    gpa: u64,
+    qualification: u64,
+) -> Result<Outcome, C::Error> {
+    let q = EptViolation::decode(qualification);
+    // An access of the processor's own event delivery (IDT, stack): no instruction to emulate,
+    // and nothing a trapped register should see.
+    if let Some(e) = g.events.interrupted_delivery() {
+        return stop(
+            g,
+            cpu,
+            format!(
+                "EPT violation at GPA {gpa:#x} while delivering {} vector {:#x}",
+                e.info.kind().name(),
+                e.info.vector()
+            ),
+        );
+    }
+    let ecam = (ECAM_GPA..ECAM_GPA + ECAM_LEN).contains(&gpa);
+    if ecam || devices::trapped(g, gpa).is_some() {
+        return emulate(g, cpu, gpa, &q, ecam);
+    }
+    let access = if q.write {
+        "write"
+    } else if q.fetch {
+        "instruction fetch"
+    } else {
+        "read"
+    };
+    let mapped = if g.ept.translate(gpa).is_ok() {
+        "mapped"
+    } else {
+        "outside the guest's memory"
+    };
+    stop(
+        g,
+        cpu,
+        format!("EPT violation at GPA {gpa:#x} ({access}, {mapped})"),
+    )
+}
+
+/// Carries out the instruction at CS:RIP, whose access to emulated memory at `gpa` exited.
+fn emulate<C: CpuState>(
+    g: &mut Guest,
+    cpu: &mut C,
     gpa: u64,
     q: &EptViolation,
-) -> Result<Option<Outcome>, FieldError> {
-    let ecam = (ECAM_GPA..ECAM_GPA + ECAM_LEN).contains(&gpa);
-    if !ecam && devices::trapped(g, gpa).is_none() {
-        return Ok(None);
-    }
+    ecam: bool,
+) -> Result<Outcome, C::Error> {
     if q.fetch {
         return stop(
             g,
-            v,
+            cpu,
             format!("instruction fetch from emulated memory at {gpa:#x}"),
         );
     }
-    let bytes = match fetch(g, v)? {
+    let bytes = match fetch(g, cpu)? {
         Ok(b) => b,
-        Err(why) => return stop(g, v, why),
+        Err(why) => return stop(g, cpu, why),
     };
-    let mode = if v.get(Guest32::CsAccessRights)? & (1 << 13) != 0 {
+    let cs = cpu.cs_access_rights()?;
+    let mode = if cs & (1 << 13) != 0 {
         Mode::Long64
-    } else if v.get(Guest32::CsAccessRights)? & (1 << 14) != 0 {
+    } else if cs & (1 << 14) != 0 {
         Mode::Protected32
     } else {
-        return stop(g, v, format!("MMIO at {gpa:#x} from 16-bit code"));
+        return stop(g, cpu, format!("MMIO at {gpa:#x} from 16-bit code"));
     };
     let access = match decode(&bytes.0[..bytes.1], mode) {
         Ok(a) => a,
-        Err(e) => return stop(g, v, format!("MMIO at {gpa:#x}: {e}")),
+        Err(e) => return stop(g, cpu, format!("MMIO at {gpa:#x}: {e}")),
     };
     let store = access.store_value(&g.regs.gpr);
     if store.is_some() != q.write {
         return stop(
             g,
-            v,
+            cpu,
             format!("MMIO at {gpa:#x}: the instruction does not match the access EPT reported"),
         );
     }
@@ -86,19 +125,13 @@ pub fn ept_violation(
     if store.is_none() {
         access.load_into(&mut g.regs.gpr, read);
     }
-    let rip = v.get(GuestNatural::Rip)?;
-    v.set(GuestNatural::Rip, rip + u64::from(access.len))?;
-    Ok(Some(if g.state == State::Runnable {
+    let rip = cpu.rip()?;
+    cpu.set_rip(rip.wrapping_add(u64::from(access.len)))?;
+    Ok(if g.state == State::Runnable {
         Outcome::Resume
     } else {
         Outcome::Done
-    }))
-}
-
-fn stop(g: &mut Guest, v: &mut Current, why: String) -> Result<Option<Outcome>, FieldError> {
-    let rip = v.get(GuestNatural::Rip)?;
-    g.stop(format!("{why} RIP {rip:#x}"));
-    Ok(Some(Outcome::Done))
+    })
 }
 
 /// One configuration access through the ECAM window.
@@ -121,31 +154,35 @@ fn ecam_access(g: &mut Guest, offset: u64, size: u8, store: Option<u64>) -> u64 
     }
 }
 
-/// Up to 15 bytes at CS:RIP, through the guest's page tables. `Err` says why not.
+/// Up to 15 bytes at CS:RIP, through the guest's page tables (`conduit-paging`'s read-only walk
+/// over the guest's memory). `Err` says why not.
 #[allow(clippy::type_complexity)]
-fn fetch(g: &Guest, v: &mut Current) -> Result<Result<([u8; 15], usize), String>, FieldError> {
-    let linear = v
-        .get(GuestNatural::CsBase)?
-        .wrapping_add(v.get(GuestNatural::Rip)?);
-    let cr0 = v.get(GuestNatural::Cr0)?;
-    let efer = v.get(Guest64::Efer)?;
-    let cr3 = v.get(GuestNatural::Cr3)?;
+fn fetch<C: CpuState>(
+    g: &Guest,
+    cpu: &mut C,
+) -> Result<Result<([u8; 15], usize), String>, C::Error> {
+    let linear = cpu.cs_base()?.wrapping_add(cpu.rip()?);
+    let regs = GuestRegisters {
+        cr0: cpu.cr0()?,
+        cr3: cpu.cr3()?,
+        cr4: cpu.cr4()?,
+        efer: cpu.efer()?,
+    };
+    let (phys_bits, page_1g) = guest_paging_features();
+    let paging = match GuestPaging::new(regs, ReadOnly(&g.memory), phys_bits, page_1g) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(format!("MMIO under {e}"))),
+    };
     let mut out = [0u8; 15];
     let mut n = 0;
     while n < out.len() {
         let la = linear.wrapping_add(n as u64);
-        let gpa = if cr0 & CR0_PG == 0 {
-            Some(la)
-        } else if efer & EFER_LMA != 0 {
-            walk(g, cr3, la)
-        } else {
-            return Ok(Err(String::from("MMIO from 32-bit paging is not emulated")));
-        };
-        let Some(gpa) = gpa else {
-            if n == 0 {
-                return Ok(Err(format!("RIP's linear address {la:#x} is not mapped")));
+        let gpa = match paging.translate(la) {
+            Ok(gpa) => gpa,
+            Err(e) if n == 0 => {
+                return Ok(Err(format!("RIP's linear address {la:#x}: {e}")));
             }
-            break;
+            Err(_) => break,
         };
         let room = (0x1000 - (gpa & 0xfff)) as usize;
         let take = room.min(out.len() - n);
@@ -163,22 +200,35 @@ fn fetch(g: &Guest, v: &mut Current) -> Result<Result<([u8; 15], usize), String>
     Ok(Ok((out, n)))
 }
 
-/// 4-level guest paging (SDM Vol. 3A §4.5): the GPA of `linear`, or `None`.
-fn walk(g: &Guest, cr3: u64, linear: u64) -> Option<u64> {
-    let mut table = cr3 & ADDR;
-    for shift in [39u32, 30, 21, 12] {
-        let at = table + ((linear >> shift) & 0x1ff) * 8;
-        let e = u64::from_le_bytes(g.memory.bytes(at, 8)?.try_into().ok()?);
-        if e & PRESENT == 0 {
-            return None;
-        }
-        if shift != 12 && shift != 39 && e & PS != 0 {
-            let page = 1u64 << shift;
-            return Some((e & ADDR & !(page - 1)) | (linear & (page - 1)));
-        }
-        table = e & ADDR;
+/// The guest's MAXPHYADDR and whether it may use 1 GiB pages: the processor's own (CPUID
+/// 80000008H:EAX[7:0] and 80000001H:EDX bit 26, SDM Vol. 2A "CPUID"), which guests see
+/// unchanged. Read once.
+fn guest_paging_features() -> (u8, bool) {
+    static FEATURES: spin::Once<(u8, bool)> = spin::Once::new();
+    *FEATURES.call_once(paging_features_from_cpuid)
+}
+
+fn paging_features_from_cpuid() -> (u8, bool) {
+    let max = core::arch::x86_64::__cpuid(0x8000_0000).eax;
+    let bits = if max >= 0x8000_0008 {
+        core::arch::x86_64::__cpuid(0x8000_0008).eax as u8
+    } else {
+        36
+    };
+    let page_1g =
+        max >= 0x8000_0001 && core::arch::x86_64::__cpuid(0x8000_0001).edx & (1 << 26) != 0;
+    (bits, page_1g)
+}
+
+/// The guest's memory as the page walker reads it: entries by guest-physical address, nothing
+/// outside it.
+struct ReadOnly<'a>(&'a super::layout::GuestMemory);
+
+impl PhysRead for ReadOnly<'_> {
+    fn read_u64(&self, gpa: u64) -> Option<u64> {
+        let b = self.0.bytes(gpa, 8)?;
+        Some(u64::from_le_bytes(b.try_into().ok()?))
     }
-    Some(table | (linear & 0xfff))
 }
 
 /// A trapped range of a mapped BAR (the page(s) holding its MSI-X table).

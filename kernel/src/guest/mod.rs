@@ -5,12 +5,13 @@
 
 mod bars;
 pub mod boot;
+mod cpu;
 pub mod devices;
 pub mod events;
-mod exits;
+pub mod exits;
 pub mod interrupts;
 mod layout;
-mod mmio;
+pub mod mmio;
 pub mod report;
 mod set;
 pub mod spec;
@@ -26,6 +27,7 @@ use alloc::string::String;
 use conduit_paging::{Ept, PageTable, Walk};
 use conduit_vmx::caps::VmxCapabilities;
 use conduit_vmx::fields::Guest32;
+pub use cpu::CpuState;
 use devices::GuestDevices;
 pub use exits::{Outcome, handle as handle_exit};
 use layout::GuestMemory;
@@ -138,6 +140,12 @@ fn tsc_mhz_from_cpuid() -> u64 {
     1000
 }
 
+/// The EPTP of the EPT rooted at `root`: memory type WB (6), page-walk length 4 (encoded 3)
+/// (SDM Vol. 3C §25.6.11 "Extended-Page-Table Pointer (EPTP)").
+fn eptp(root: u64) -> u64 {
+    root | 6 | (3 << 3)
+}
+
 /// One guest with its single vCPU.
 #[derive(Debug)]
 pub struct Guest {
@@ -146,7 +154,11 @@ pub struct Guest {
     memory: GuestMemory,
     ept: PageTable<Ept, PhysWindow>,
     eptp: u64,
-    vmcs: VmcsRegion,
+    /// Its VMCS and the VMX capabilities it was set up for; `None` for a guest placed on a
+    /// machine without VMX, whose vCPU never runs.
+    vcpu: Option<VmxVcpu>,
+    /// CR3 of the boot page tables the hypervisor wrote for a 64-bit guest (`layout.rs`).
+    boot_cr3: Option<u64>,
     pub regs: GuestRegs,
     pub state: State,
     pub stats: Stats,
@@ -168,7 +180,13 @@ pub struct Guest {
     pub pci: GuestDevices,
     /// For EPT changes at run time (BAR mappings).
     mem: &'static Memory,
-    /// For INVEPT after EPT changes.
+}
+
+/// What a guest whose vCPU runs has beyond its memory: its VMCS, and the capabilities its
+/// invalidations (INVEPT) depend on.
+#[derive(Debug)]
+struct VmxVcpu {
+    vmcs: VmcsRegion,
     caps: VmxCapabilities,
 }
 
@@ -203,10 +221,9 @@ impl Guest {
             GuestMemory::allocate(mem, spec.memory_mib).map_err(CreateError::Layout)?;
         memory.load(spec).map_err(CreateError::Layout)?;
         let ept = memory
-            .build_ept(mem, &host.vmx.caps)
+            .build_ept(mem, Some(&host.vmx.caps))
             .map_err(CreateError::Layout)?;
-        // EPTP: memory type WB (6), page-walk length 4 (encoded 3) (SDM "Extended-Page-Table Pointer").
-        let eptp = ept.root() | 6 | (3 << 3);
+        let eptp = eptp(ept.root());
         let vpid = host.next_vpid;
         host.next_vpid = host.next_vpid.wrapping_add(1).max(1);
         let vmcs = VmcsRegion::new(mem, host.vmx.caps.basic.revision)
@@ -219,7 +236,11 @@ impl Guest {
             memory,
             ept,
             eptp,
-            vmcs,
+            vcpu: Some(VmxVcpu {
+                vmcs,
+                caps: host.vmx.caps,
+            }),
+            boot_cr3: None,
             regs: GuestRegs::default(),
             state: State::Runnable,
             stats: Stats::ZERO,
@@ -233,7 +254,6 @@ impl Guest {
             halted: false,
             pci: GuestDevices::default(),
             mem,
-            caps: host.vmx.caps,
         };
         vcpu::setup(host, &mut guest, spec)?;
         info!(
@@ -248,6 +268,51 @@ impl Guest {
             spec.entry
         );
         Ok(guest)
+    }
+
+    /// Builds the guest on a machine without VMX: memory, image, EPT and (for a 64-bit guest)
+    /// the boot structures, exactly as [`Guest::create`] does; only the vCPU does not exist, so
+    /// nothing ever enters it. Its devices' accesses can still be carried out through the
+    /// exit-path entry points ([`exits::io_exit`], [`mmio::ept_violation`]).
+    pub fn without_vcpu(mem: &'static Memory, spec: &GuestSpec) -> Result<Self, CreateError> {
+        let mut memory =
+            GuestMemory::allocate(mem, spec.memory_mib).map_err(CreateError::Layout)?;
+        memory.load(spec).map_err(CreateError::Layout)?;
+        let ept = memory.build_ept(mem, None).map_err(CreateError::Layout)?;
+        let boot_cr3 = match spec.entry {
+            spec::Entry::Long64 { .. } => {
+                Some(memory.build_long_mode(spec).map_err(CreateError::Layout)?)
+            }
+            spec::Entry::Real16 { .. } => None,
+        };
+        let tsc_mhz = tsc_mhz();
+        Ok(Self {
+            name: spec.name.clone(),
+            vpid: 0,
+            memory,
+            eptp: eptp(ept.root()),
+            ept,
+            vcpu: None,
+            boot_cr3,
+            regs: GuestRegs::default(),
+            state: State::Runnable,
+            stats: Stats::ZERO,
+            uart: VirtualUart::new(),
+            slice_ticks: 0,
+            events: events::Events::new(0, false, tsc_mhz),
+            kernel_gs_base: 0,
+            spec: spec.clone(),
+            restarts: 0,
+            devices: alloc::vec::Vec::new(),
+            halted: false,
+            pci: GuestDevices::default(),
+            mem,
+        })
+    }
+
+    /// CR3 of the page tables the hypervisor wrote for a 64-bit guest (`None` for others).
+    pub fn boot_cr3(&self) -> Option<u64> {
+        self.boot_cr3
     }
 
     /// Stops the guest with a reason (it never runs again).
@@ -302,7 +367,10 @@ impl Guest {
     }
 
     fn rebuild(&mut self, host: &mut VmxHost) -> Result<(), CreateError> {
-        self.vmcs
+        self.vcpu
+            .as_mut()
+            .ok_or_else(|| CreateError::Vmcs(String::from("the guest has no vCPU")))?
+            .vmcs
             .clear()
             .map_err(|e| CreateError::Vmcs(alloc::format!("VMCLEAR: {e}")))?;
         self.memory.reset();
@@ -403,7 +471,7 @@ impl Guest {
 
     /// Makes this guest's VMCS current (once per time slice).
     pub fn load_vmcs(&self) -> Result<Current, VmFail> {
-        self.vmcs.load()
+        self.vcpu.as_ref().ok_or(VmFail::Invalid)?.vmcs.load()
     }
 
     /// Starts a new time slice: the VMX-preemption timer counts down from the slice length.
@@ -413,10 +481,17 @@ impl Guest {
 
     /// Whether VMLAUNCH already succeeded (then entries use VMRESUME).
     pub fn launched(&self) -> bool {
-        self.vmcs.launched
+        self.vcpu.as_ref().is_some_and(|v| v.vmcs.launched)
     }
 
     pub fn set_launched(&mut self) {
-        self.vmcs.launched = true;
+        if let Some(v) = self.vcpu.as_mut() {
+            v.vmcs.launched = true;
+        }
+    }
+
+    /// The VMX capabilities of its vCPU (`None`: no vCPU, so no hardware caches its EPT).
+    fn vmx_caps(&self) -> Option<&VmxCapabilities> {
+        self.vcpu.as_ref().map(|v| &v.caps)
     }
 }

@@ -24,6 +24,9 @@ pub struct Guests {
     pub list: Vec<Guest>,
     /// The guests configured but not created.
     pub refused: Vec<Refused>,
+    /// The guests placed on a machine without VMX (also in `refused`, with the reason): memory,
+    /// EPT and functions exist, no vCPU runs them.
+    pub without_vcpu: Vec<Guest>,
 }
 
 impl Guests {

@@ -30,8 +30,7 @@ pub(super) fn setup(
     let controls = VmxControls::compute(&host.vmx.msrs, &request)
         .map_err(|e| CreateError::Vmcs(format!("VM-execution controls: {e}")))?;
     let mut v = guest
-        .vmcs
-        .load()
+        .load_vmcs()
         .map_err(|e| CreateError::Vmcs(format!("VMPTRLD: {e}")))?;
     write_controls(host, guest, &controls, &mut v).map_err(vmcs_err)?;
     // Interrupt-window exiting is turned on only while a virtual interrupt waits (events.rs).
@@ -49,6 +48,7 @@ pub(super) fn setup(
                 .memory
                 .build_long_mode(spec)
                 .map_err(CreateError::Layout)?;
+            guest.boot_cr3 = Some(cr3);
             let mut s = GuestState::long_mode_flat(rip, guest.memory.size, cr3);
             s.gdtr = DescriptorTable {
                 base: GDT_GPA,

@@ -1,23 +1,25 @@
-//! The `control` self-test: a guest's view of its assigned function, scripted through the same
-//! message interface the VMX exit path uses (CONFIG_ADDRESS latched, CONFIG_DATA accesses turned
-//! into requests by `guest::devices::data_port_target`, served by the control task), then
-//! deliberate faults of the task, each of which must be reported, followed by a restart and a
-//! correct answer to the next read. Runs on QEMU, where no vCPU runs (TCG has no VMX) but guests'
-//! functions are assigned and built in the task all the same.
+//! The `control` self-test: a guest's view of its assigned functions, driven through the entry
+//! points a running vCPU's exits reach (`guest_driver`: configuration-port I/O exits, ECAM and
+//! MSI-X table stores as EPT violations, served by the control task, events applied by the exit
+//! path), then bad requests to the task's message interface and deliberate faults of the task,
+//! each of which must be reported, followed by a restart and a correct answer to the next read.
+//! Runs on QEMU, where no vCPU runs (TCG has no VMX) but guests' memory, EPT and functions are
+//! built all the same.
 //!
 //! Expected values come from enumeration (done by the kernel before the hand-over): identity,
 //! BAR sizes and physical capability offsets.
 
-use super::guest_driver::{GuestView, err};
+use super::guest_driver::{GuestView, err, msix_route};
 use crate::control::{self, ControlError};
+use crate::guest::Guest;
 use crate::guest::devices::data_port_target;
 use crate::memory::Memory;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_control_abi::{FaultKind, Op, Request, Status};
+use conduit_irq::{GuestId, Owner};
 use conduit_pci::{BarKind, Bdf, cap_id, ext_cap_id};
-use conduit_vpci::Event;
 use log::info;
 
 pub(super) const GUEST: u16 = 0;
@@ -26,9 +28,18 @@ pub(super) fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), Strin
     if ok { Ok(()) } else { Err(what()) }
 }
 
-pub fn run(mem: &'static Memory) -> Result<usize, String> {
+/// The guest's vector the MSI-X tests program.
+const GUEST_VECTOR: u8 = 0x41;
+/// Where step 6 places the BAR.
+const BAR_GPA: u64 = 0xc000_0000;
+
+pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> {
     let pci = crate::pci::get().ok_or("no PCI enumeration")?;
-    let mut view = GuestView::new(GUEST);
+    let g = guests
+        .iter_mut()
+        .find(|g| g.pci.index == GUEST)
+        .ok_or("the first guest was not placed")?;
+    let mut view = GuestView::new(g, mem)?;
     let mut steps = 0;
     // Steps 1-5 for every function of the first guest (00:01.0, 00:02.0, ...).
     let mut first = None;
@@ -49,95 +60,38 @@ pub fn run(mem: &'static Memory) -> Result<usize, String> {
             first = Some((vbdf, phys, want_id, msix));
         }
     }
-    let (vbdf, phys, want_id, msix_size) = first
+    let (vbdf, phys, want_id, msix) = first
         .ok_or("the first guest has no function at 00:01.0 (assign one in the configuration)")?;
 
-    // [6] BAR programming and decode: the events the exit path maps in EPT.
+    // [6] BAR programming and decode: the exit path maps the BAR in the guest's EPT and
+    // unmaps it again.
     if let Some(bar) = phys.bars.iter().find(|b| b.kind != BarKind::Io) {
         let off = 0x10 + 4 * u16::from(bar.index);
-        view.write(vbdf, off, 4, 0xc000_0000).map_err(err)?;
-        let events = view.write(vbdf, 0x04, 2, 0x0002).map_err(err)?;
-        let moved = events.iter().any(|e| {
-            matches!(*e, Event::BarMoved { index, guest_addr: 0xc000_0000, size, phys_addr, .. }
-                if index == bar.index && size == bar.size && phys_addr == bar.address)
-        });
-        check(moved, || format!("enabling memory decode gave {events:?}"))?;
-        let events = view.write(vbdf, 0x04, 2, 0).map_err(err)?;
-        let unmapped = events.iter().any(|e| {
-            matches!(
-                *e,
-                Event::BarUnmapped {
-                    guest_addr: 0xc000_0000,
-                    ..
-                }
-            )
-        });
-        check(unmapped, || format!("disabling decode gave {events:?}"))?;
-        view.write(vbdf, off, 4, 0).map_err(err)?;
+        view.write(vbdf, off, 4, BAR_GPA as u32)?;
+        view.write(vbdf, 0x04, 2, 0x0002)?;
+        let mapped = ept_phys(&view, BAR_GPA);
+        check(mapped == Some(bar.address), || {
+            format!("enabling memory decode: GPA {BAR_GPA:#x} maps to {mapped:x?}")
+        })?;
+        view.write(vbdf, 0x04, 2, 0)?;
+        let after = ept_phys(&view, BAR_GPA);
+        check(after.is_none(), || {
+            format!("disabling decode: GPA {BAR_GPA:#x} still maps to {after:x?}")
+        })?;
+        view.write(vbdf, off, 4, 0)?;
         steps += 1;
         info!(
             "control-test [6] BAR{} at 0xc0000000 + memory decode: BarMoved to HPA {:#x} ({} KiB); decode off: BarUnmapped",
             bar.index,
-            bar.address,
+            mapped.unwrap_or(0),
             bar.size >> 10
         );
     }
 
-    // [7] The MSI-X table (the trapped page): an entry write becomes an event.
-    if msix_size.is_some() {
-        let w = |offset: u64, value: u64| Request {
-            offset,
-            size: 4,
-            value,
-            ..Request::new(Op::MsixWrite, GUEST, vbdf)
-        };
-        control::call(&w(0, 0xfee0_0000)).map_err(err)?;
-        control::call(&w(8, 0x4041)).map_err(err)?;
-        let a = control::call(&w(12, 0)).map_err(err)?;
-        let ev: Vec<Event> = a.events().copied().collect();
-        check(
-            matches!(
-                ev.as_slice(),
-                [Event::MsixEntryChanged {
-                    index: 0,
-                    address: 0xfee0_0000,
-                    data: 0x4041,
-                    masked: false
-                }]
-            ),
-            || format!("MSI-X entry write gave {ev:?}"),
-        )?;
-        let r = |offset: u64, size: u8| Request {
-            offset,
-            size,
-            ..Request::new(Op::MsixRead, GUEST, vbdf)
-        };
-        let data = control::call(&r(8, 4)).map_err(err)?.value;
-        check(data == 0x4041, || {
-            format!("MSI-X entry 0 data reads {data:#x}")
-        })?;
-        // Garbage: misaligned and 2-byte accesses refused; beyond the table ignored; reserved
-        // Vector Control bits stay zero.
-        for (offset, size) in [(2u64, 4u8), (0, 2)] {
-            let got = control::call(&Request {
-                size,
-                ..w(offset, u64::MAX)
-            });
-            check(
-                got.as_ref().err() == Some(&ControlError::Refused(Status::BadAccess)),
-                || format!("MSI-X write at {offset:#x} size {size}: {got:?}"),
-            )?;
-        }
-        let beyond = control::call(&w(0x1_0000, u64::MAX)).map_err(err)?;
-        check(beyond.events().count() == 0, || {
-            String::from("a write beyond the table changed an entry")
-        })?;
-        let zero = control::call(&r(0x1_0000, 4)).map_err(err)?.value;
-        control::call(&w(12, u64::from(u32::MAX))).map_err(err)?;
-        let ctl = control::call(&r(12, 4)).map_err(err)?.value;
-        check(zero == 0 && ctl == 1, || {
-            format!("beyond reads {zero:#x}, vector control {ctl:#x}")
-        })?;
+    // [7] The MSI-X table (the trapped page): the guest's stores become an entry change the
+    // exit path routes.
+    if let Some((cap, _)) = msix {
+        msix_table(&mut view, mem, vbdf, &phys, cap)?;
         steps += 1;
         info!(
             "control-test [7] MSI-X table entry 0 written (address 0xfee00000, data 0x4041, unmasked): MsixEntryChanged event, data reads back 0x4041; garbage: misaligned and 2-byte writes refused, a write beyond the table ignored (reads 0), 0xffffffff in Vector Control reads back 0x1"
@@ -146,7 +100,7 @@ pub fn run(mem: &'static Memory) -> Result<usize, String> {
 
     // [8] Bad requests get errors or all ones, never another function.
     let other = Bdf::from_routing_id(0x28); // 00:05.0: not the guest's
-    let absent = view.read(other, 0, 4).map_err(err)?;
+    let absent = view.read(other, 0, 4)?;
     check(absent == u32::MAX, || {
         format!("an unowned function reads {absent:#x}")
     })?;
@@ -164,8 +118,9 @@ pub fn run(mem: &'static Memory) -> Result<usize, String> {
         )?;
     }
     let disabled = data_port_target(0x0000_0800, 0xcfc);
-    check(disabled.is_none(), || {
-        String::from("CF8 without Enable selected a function")
+    let read = view.read_with_address(0x0000_0800, 0xcfc)?;
+    check(disabled.is_none() && read == u32::MAX, || {
+        format!("CF8 without Enable selected a function (the data port read {read:#x})")
     })?;
     steps += 1;
     info!(
@@ -192,7 +147,7 @@ pub fn run(mem: &'static Memory) -> Result<usize, String> {
         check(got.as_ref().err() == Some(&ControlError::Crashed), || {
             format!("{}: {got:?}", kind.name())
         })?;
-        let id = view.read(vbdf, 0x00, 4).map_err(err)?;
+        let id = view.read(vbdf, 0x00, 4)?;
         check(id == want_id, || {
             format!("after {}: ID {id:#x}", kind.name())
         })?;
@@ -217,7 +172,7 @@ pub fn run(mem: &'static Memory) -> Result<usize, String> {
     let start = crate::arch::x86_64::rdtsc();
     const READS: u32 = 2000;
     for _ in 0..READS {
-        let id = view.read(vbdf, 0x00, 4).map_err(err)?;
+        let id = view.read(vbdf, 0x00, 4)?;
         check(id == want_id, || format!("hammer read {id:#x}"))?;
     }
     let per = (crate::arch::x86_64::rdtsc() - start) / u64::from(READS);
@@ -234,17 +189,83 @@ pub fn run(mem: &'static Memory) -> Result<usize, String> {
     Ok(steps)
 }
 
-/// The guest's vector the MSI-X test programs.
-const GUEST_VECTOR: u8 = 0x41;
+/// The GPA's host-physical address in the guest's EPT, if mapped.
+fn ept_phys(view: &GuestView, gpa: u64) -> Option<u64> {
+    view.guest()
+        .ept_walk(gpa)
+        .ok()
+        .and_then(|w| w.translation())
+        .map(|t| t.phys)
+}
+
+/// Step 7 on `vbdf` (physically `phys`, MSI-X capability at `cap`): with its BARs placed and
+/// memory decode on, the guest's stores to entry 0 of its table reach the control task's
+/// virtual table and the entry change is routed for the guest; its loads read the entry back.
+/// Misaligned and 2-byte stores change nothing; a store to Vector Control keeps only the mask
+/// bit. Offsets beyond the table are out of a guest's reach (the trapped page ends): the
+/// message interface itself is asked.
+fn msix_table(
+    view: &mut GuestView,
+    mem: &Memory,
+    vbdf: Bdf,
+    phys: &crate::pci::Function,
+    cap: u16,
+) -> Result<(), String> {
+    let placed = view.place_bars(vbdf, phys.bars.iter().copied())?;
+    view.write(vbdf, 0x04, 2, 0x0002)?;
+    let table = view.msix_table(vbdf, cap, &placed)?;
+    view.mmio_write(table, 4, 0xfee0_0000)?;
+    view.mmio_write(table + 8, 4, 0x4041)?;
+    view.mmio_write(table + 12, 4, 0)?;
+    let route = msix_route(mem, phys.bdf, 0, Owner::Guest(GuestId(GUEST)));
+    check(
+        route.as_ref().is_ok_and(|r| r.guest_vector == GUEST_VECTOR),
+        || format!("MSI-X entry write (address 0xfee00000, data 0x4041, unmasked): {route:?}"),
+    )?;
+    let data = view.mmio_read(table + 8, 4)?;
+    check(data == 0x4041, || {
+        format!("MSI-X entry 0 data reads {data:#x}")
+    })?;
+    // Garbage: misaligned and 2-byte stores are refused: the entry keeps its address.
+    view.mmio_write(table + 2, 4, u64::from(u32::MAX))?;
+    view.mmio_write(table, 2, 0xffff)?;
+    let address = view.mmio_read(table, 4)?;
+    check(address == 0xfee0_0000, || {
+        format!("after misaligned and 2-byte stores the entry's address reads {address:#x}")
+    })?;
+    let w = Request {
+        offset: 0x1_0000,
+        size: 4,
+        value: u64::MAX,
+        ..Request::new(Op::MsixWrite, GUEST, vbdf)
+    };
+    let beyond = control::call(&w).map_err(err)?;
+    check(beyond.events().count() == 0, || {
+        String::from("a write beyond the table changed an entry")
+    })?;
+    let r = Request {
+        offset: 0x1_0000,
+        size: 4,
+        ..Request::new(Op::MsixRead, GUEST, vbdf)
+    };
+    let zero = control::call(&r).map_err(err)?.value;
+    view.mmio_write(table + 12, 4, u64::from(u32::MAX))?;
+    let ctl = view.mmio_read(table + 12, 4)?;
+    let masked = msix_route(mem, phys.bdf, 0, Owner::Guest(GuestId(GUEST)));
+    check(zero == 0 && ctl == 1 && masked.is_err(), || {
+        format!("beyond reads {zero:#x}, vector control {ctl:#x}, route after masking {masked:?}")
+    })?;
+    view.write(vbdf, 0x04, 2, 0)?;
+    view.clear_bars(vbdf, &placed)
+}
 
 /// Step 11: the guest programs MSI-X entry 0 of the igb PF (its 00:02.0) through the trapped
-/// table; the core turns it into an IRTE owned by the guest (`guest::interrupts`, the function
-/// the exit path calls); the device raises it (EICS) and the delivery is the guest's, its own
-/// vector pending. A message with the NMI delivery mode is refused.
+/// table; the exit path turns the entry change into an IRTE owned by the guest
+/// (`guest::interrupts`); the device raises it (EICS) and the delivery is the guest's, its own
+/// vector pending. The guest then stores a message with the NMI delivery mode: refused, the
+/// physical entry masked.
 fn interrupt_route(view: &mut GuestView, mem: &'static Memory) -> Result<bool, String> {
-    use crate::guest::interrupts::EntryChange;
     use crate::irq::dispatch;
-    use conduit_irq::GuestId;
     let vbdf = Bdf::from_routing_id(0x10); // 00:02.0
     let pci = crate::pci::get().ok_or("no PCI enumeration")?;
     let Some(f) = control::assignment(GUEST, vbdf).and_then(|b| pci.function(b)) else {
@@ -259,17 +280,15 @@ fn interrupt_route(view: &mut GuestView, mem: &'static Memory) -> Result<bool, S
         .find(|c| c.id == cap_id::MSIX)
         .ok_or("the igb PF has no MSI-X capability")?
         .offset;
-    // The guest's driver: memory decode and bus mastering, MSI-X on, entry 0 programmed.
+    let owner = Owner::Guest(GuestId(GUEST));
+    // The guest's driver: BARs placed, memory decode and bus mastering, MSI-X on, entry 0
+    // programmed.
+    let placed = view.place_bars(vbdf, f.bars.iter().copied())?;
     view.enable_msix(vbdf, cap)?;
-    let routed = view.program_msix_entry(
-        "a",
-        mem,
-        (vbdf, f.bdf),
-        0,
-        0xfee0_0000,
-        u32::from(GUEST_VECTOR),
-    )?;
-    let route = routed.ok_or("the unmasked entry was not routed")?;
+    let table = view.msix_table(vbdf, cap, &placed)?;
+    view.program_msix_entry(table, 0, 0xfee0_0000, u32::from(GUEST_VECTOR))?;
+    let route = msix_route(mem, f.bdf, 0, owner)
+        .map_err(|e| format!("the unmasked entry was not routed: {e}"))?;
     let nic = crate::igb::Nic::open(mem, f).map_err(|e| format!("{e}"))?;
     nic.enable(0);
     let guest = GuestId(GUEST);
@@ -280,18 +299,14 @@ fn interrupt_route(view: &mut GuestView, mem: &'static Memory) -> Result<bool, S
     });
     let pending = dispatch::take_pending(guest);
     nic.quiesce();
-    // NMI delivery mode (data bits 10:8 = 100b): refused, the physical entry stays masked.
-    let nmi_change = EntryChange {
-        entry: 0,
-        address: 0xfee0_0000,
-        data: 0x0400 | u32::from(GUEST_VECTOR),
-        masked: false,
-    };
-    let nmi = crate::guest::interrupts::on_msix_entry(GUEST, "a", mem, f.bdf, nmi_change);
+    // NMI delivery mode (data bits 10:8 = 100b): refused, the physical entry masked.
+    view.mmio_write(table + 8, 4, u64::from(0x0400 | u32::from(GUEST_VECTOR)))?;
+    let nmi = msix_route(mem, f.bdf, 0, owner);
     view.disable_msix(vbdf, cap)?;
+    view.clear_bars(vbdf, &placed)?;
     crate::guest::interrupts::release_function(GUEST, f.bdf);
     check(
-        arrived && pending == Some(GUEST_VECTOR) && nmi.is_none(),
+        arrived && pending == Some(GUEST_VECTOR) && nmi.is_err(),
         || format!("delivered {arrived}, pending {pending:?}, NMI message routed {nmi:?}"),
     )?;
     info!(
@@ -302,19 +317,20 @@ fn interrupt_route(view: &mut GuestView, mem: &'static Memory) -> Result<bool, S
 }
 
 /// Steps 1-5 for one function: identity, BAR sizing, capability list, extended capabilities,
-/// read-only fields. Returns the expected Vendor/Device dword and the MSI-X table size shown.
+/// read-only fields. Returns the expected Vendor/Device dword and the MSI-X capability's offset
+/// and table size, as the guest sees them.
 fn function_view(
     view: &mut GuestView,
     vbdf: Bdf,
     phys: &crate::pci::Function,
-) -> Result<(u32, Option<u32>), String> {
+) -> Result<(u32, Option<(u16, u32)>), String> {
     let pbdf = phys.bdf;
     let vf = phys
         .vf
         .map_or(String::new(), |v| format!(", VF {} of {}", v.index, v.pf));
     // [1] Identity passes through.
-    let id = view.read(vbdf, 0x00, 4).map_err(err)?;
-    let class = view.read(vbdf, 0x08, 4).map_err(err)?;
+    let id = view.read(vbdf, 0x00, 4)?;
+    let class = view.read(vbdf, 0x08, 4)?;
     let h = phys.header;
     let want_id = u32::from(h.vendor_id) | (u32::from(h.device_id) << 16);
     check(id == want_id, || {
@@ -340,11 +356,11 @@ fn function_view(
     let mut sized = Vec::new();
     for bar in phys.bars.iter() {
         let off = 0x10 + 4 * u16::from(bar.index);
-        view.write(vbdf, off, 4, u32::MAX).map_err(err)?;
-        let low = view.read(vbdf, off, 4).map_err(err)?;
+        view.write(vbdf, off, 4, u32::MAX)?;
+        let low = view.read(vbdf, off, 4)?;
         let high = if bar.kind == BarKind::Memory64 {
-            view.write(vbdf, off + 4, 4, u32::MAX).map_err(err)?;
-            view.read(vbdf, off + 4, 4).map_err(err)?
+            view.write(vbdf, off + 4, 4, u32::MAX)?;
+            view.read(vbdf, off + 4, 4)?
         } else {
             0xffff_ffff
         };
@@ -371,9 +387,9 @@ fn function_view(
                 bar.index, bar.size
             )
         })?;
-        view.write(vbdf, off, 4, 0).map_err(err)?;
+        view.write(vbdf, off, 4, 0)?;
         if bar.kind == BarKind::Memory64 {
-            view.write(vbdf, off + 4, 4, 0).map_err(err)?;
+            view.write(vbdf, off + 4, 4, 0)?;
         }
         sized.push(format!(
             "BAR{} reads {low:#010x}{} = {}",
@@ -393,10 +409,10 @@ fn function_view(
 
     // [3] The capability list: MSI-X visible with the device's table size; only allowed IDs.
     let mut caps = Vec::new();
-    let mut at = view.read(vbdf, 0x34, 1).map_err(err)? as u16 & 0xfc;
+    let mut at = view.read(vbdf, 0x34, 1)? as u16 & 0xfc;
     let mut msix_size = None;
     while at != 0 && caps.len() < 48 {
-        let hdr = view.read(vbdf, at, 2).map_err(err)?;
+        let hdr = view.read(vbdf, at, 2)?;
         let id = hdr as u8;
         caps.push(format!("{id:#04x}@{at:#x}"));
         check(
@@ -404,8 +420,8 @@ fn function_view(
             || format!("capability {id:#x} at {at:#x} should be hidden"),
         )?;
         if id == cap_id::MSIX {
-            let ctl = view.read(vbdf, at + 2, 2).map_err(err)?;
-            msix_size = Some((ctl & 0x7ff) + 1);
+            let ctl = view.read(vbdf, at + 2, 2)?;
+            msix_size = Some((at, (ctl & 0x7ff) + 1));
         }
         at = (hdr >> 8) as u16 & 0xfc;
     }
@@ -416,19 +432,19 @@ fn function_view(
     info!(
         "control-test [3] {vbdf} capabilities: {}; MSI-X {}",
         caps.join(" "),
-        msix_size.map_or(String::from("absent"), |n| format!(
+        msix_size.map_or(String::from("absent"), |(_, n)| format!(
             "visible, table size {n}"
         ))
     );
 
     // [4] Extended capabilities (SR-IOV, ARI, AER, ...) hidden.
-    let ext = view.read(vbdf, 0x100, 4).map_err(err)?;
+    let ext = view.read(vbdf, 0x100, 4)?;
     check(ext == 0, || {
         format!("extended capability header reads {ext:#x}")
     })?;
     let mut hidden = Vec::new();
     for c in &phys.ext_caps {
-        let v = view.read(vbdf, c.offset, 4).map_err(err)?;
+        let v = view.read(vbdf, c.offset, 4)?;
         check(v == 0, || {
             format!(
                 "extended capability {:#x} at {:#x} readable",
@@ -462,9 +478,9 @@ fn function_view(
         (0x3d, 1),
     ];
     for (off, size) in ro {
-        let before = view.read(vbdf, off, size).map_err(err)?;
-        view.write(vbdf, off, size, 0xa5a5_a5a5).map_err(err)?;
-        let after = view.read(vbdf, off, size).map_err(err)?;
+        let before = view.read(vbdf, off, size)?;
+        view.write(vbdf, off, size, 0xa5a5_a5a5)?;
+        let after = view.read(vbdf, off, size)?;
         check(before == after, || {
             format!("read-only {off:#x} changed from {before:#x} to {after:#x}")
         })?;

@@ -1,7 +1,7 @@
 //! Step 12 of the `control` self-test: a guest's MSI (not MSI-X) routed to it. The guest's driver
 //! programs its *virtual* MSI capability (PCIe Base Spec r6.0 §7.7.1) of the edu device (QEMU's
-//! 1234:11e8, MSI only, no MSI-X) through configuration mechanism #1; the `MsiChanged` event goes
-//! to `guest::interrupts::on_msi`, the function the VM-exit path calls, which takes an IRTE of
+//! 1234:11e8, MSI only, no MSI-X) through configuration mechanism #1 (port I/O exits, `guest_driver`);
+//! the exit path hands the `MsiChanged` event to `guest::interrupts::on_msi`, which takes an IRTE of
 //! the guest's verifying the edu's source-id (VT-d spec §9.10) and has the control task program
 //! the physical capability with the remappable-format message (§5.1.2.2). The device then
 //! raises N interrupts (its register 0x60), each of which must be the guest's, with its vector
@@ -9,16 +9,14 @@
 
 use super::control::{GUEST, check};
 use super::edu::Edu;
-use super::guest_driver::{GuestView, err};
+use super::guest_driver::{GuestView, irte_of, route_of};
 use crate::control;
-use crate::guest::interrupts::{self, MsiChange};
-use crate::irq::dispatch;
+use crate::irq::{self, dispatch};
 use crate::memory::Memory;
 use alloc::format;
 use alloc::string::String;
-use conduit_irq::GuestId;
+use conduit_irq::{GuestId, Owner};
 use conduit_pci::{Bdf, cap_id};
-use conduit_vpci::Event;
 use log::info;
 
 /// The vector the guest's driver programs.
@@ -28,15 +26,6 @@ const RAISES: u64 = 8;
 const EDU: (u16, u16) = (0x1234, 0x11e8);
 /// TSC ticks to wait for one interrupt.
 const ONE_INTERRUPT: u64 = 1 << 30;
-
-/// The MSI changes among `events`, applied as the exit path applies them.
-fn apply(events: &[Event], bdf: Bdf, vbdf: Bdf) -> Option<interrupts::Routed> {
-    let mut routed = None;
-    for change in events.iter().filter_map(MsiChange::from_event) {
-        routed = interrupts::on_msi(GUEST, "a", bdf, vbdf, change);
-    }
-    routed
-}
 
 /// The physical configuration register (`size` bytes at `offset` of `bdf`), read by the task.
 fn physical(bdf: Bdf, offset: u16, size: u8) -> Result<u32, String> {
@@ -62,35 +51,36 @@ pub(super) fn run(view: &mut GuestView, mem: &'static Memory) -> Result<bool, St
         .ok_or("the edu has no MSI capability")?
         .offset;
     // The shape as the guest sees it (as on the device: 64-bit, masking, data width).
-    let shape = view.read(vbdf, cap + 2, 2).map_err(err)?;
+    let shape = view.read(vbdf, cap + 2, 2)?;
     let info = conduit_vpci::MsiInfo::from_control(cap, shape as u16);
-    // The guest's driver: memory decode and bus mastering, then address, data and Enable.
-    view.write(vbdf, 0x04, 2, 0x0006).map_err(err)?;
-    let mut events = view.write(vbdf, cap + 4, 4, 0xfee0_0000).map_err(err)?;
+    // The guest's driver: BAR placed, memory decode and bus mastering, then address, data and
+    // Enable.
+    let placed = view.place_bars(vbdf, f.bars.iter().copied())?;
+    view.write(vbdf, 0x04, 2, 0x0006)?;
+    view.write(vbdf, cap + 4, 4, 0xfee0_0000)?;
     if info.is_64bit {
-        events.extend(view.write(vbdf, cap + 8, 4, 0).map_err(err)?);
+        view.write(vbdf, cap + 8, 4, 0)?;
     }
-    events.extend(
-        view.write(vbdf, cap + info.data_offset(), 2, u32::from(GUEST_VECTOR))
-            .map_err(err)?,
-    );
-    apply(&events, f.bdf, vbdf);
-    let ctl = view.read(vbdf, cap + 2, 2).map_err(err)?;
-    let events = view.write(vbdf, cap + 2, 2, ctl | 1).map_err(err)?;
-    let route = apply(&events, f.bdf, vbdf).ok_or("the enabled MSI was not routed")?;
+    view.write(vbdf, cap + info.data_offset(), 2, u32::from(GUEST_VECTOR))?;
+    let ctl = view.read(vbdf, cap + 2, 2)?;
+    view.write(vbdf, cap + 2, 2, ctl | 1)?;
     let phys_ctl = physical(f.bdf, cap + 2, 2)?;
     let phys_addr = physical(f.bdf, cap + 4, 4)?;
     let phys_data = physical(f.bdf, cap + info.data_offset(), 2)?;
-    let handle = (phys_addr >> 5) & 0x7fff | ((phys_addr >> 2) & 1) << 15;
+    let owner = Owner::Guest(GuestId(GUEST));
+    let route = route_of(phys_addr).map_err(|e| format!("the enabled MSI was not routed: {e}"))?;
+    let held = irq::irte_owner(route.index);
     check(
         phys_ctl & 1 == 1
             && phys_addr & 0xfff0_0010 == 0xfee0_0010
-            && u32::from(route.index) == handle
+            && irte_of(phys_addr) == Some(route.index)
+            && held == Some(owner)
+            && route.guest_vector == GUEST_VECTOR
             && phys_data == 0,
         || {
             format!(
-                "physical MSI control {phys_ctl:#x} address {phys_addr:#x} data {phys_data:#x}, IRTE {}",
-                route.index
+                "physical MSI control {phys_ctl:#x} address {phys_addr:#x} data {phys_data:#x}, IRTE {} held by {held:?} for guest vector {:#x}",
+                route.index, route.guest_vector
             )
         },
     )?;
@@ -118,17 +108,21 @@ pub(super) fn run(view: &mut GuestView, mem: &'static Memory) -> Result<bool, St
     )?;
 
     // The guest turns MSI off: the physical MSI goes off, the next raise is nobody's.
-    let events = view.write(vbdf, cap + 2, 2, ctl & !1).map_err(err)?;
-    let off = apply(&events, f.bdf, vbdf);
+    view.write(vbdf, cap + 2, 2, ctl & !1)?;
+    let off = irq::irte_owner(route.index).filter(|o| *o == owner);
     let phys_off = physical(f.bdf, cap + 2, 2)?;
     edu.raise(1);
     let late = super::intremap::wait_with_interrupts(ONE_INTERRUPT / 4, || {
         dispatch::guest_delivered(guest) > before + RAISES
     });
     edu.ack(1);
-    view.write(vbdf, 0x04, 2, 0).map_err(err)?;
+    view.write(vbdf, 0x04, 2, 0)?;
+    view.clear_bars(vbdf, &placed)?;
     check(off.is_none() && phys_off & 1 == 0 && !late, || {
-        format!("after MSI off: routed {off:?}, physical control {phys_off:#x}, delivered {late}")
+        format!(
+            "after MSI off: IRTE {} held by {off:?}, physical control {phys_off:#x}, delivered {late}",
+            route.index
+        )
     })?;
     info!(
         "control-test [12] {vbdf} ({}) MSI written by the guest (vector {GUEST_VECTOR:#x}): IRTE {} -> host vector {:#x}; physical MSI programmed by the control task: control {phys_ctl:#06x}, address {phys_addr:#010x}, data {phys_data:#06x}; {RAISES} raises, {got} delivered to guest 0 with its vector {GUEST_VECTOR:#x} pending; MSI off: physical control {phys_off:#06x}, the next raise delivered to nobody",

@@ -1,12 +1,14 @@
 //! `[test] scenario = "igb-vf"`: an igb VF's interrupts go to the guest that owns the VF, and
 //! only there; the hypervisor runs the guests' drivers on their behalf (QEMU has no VMX, so no
-//! vCPU can), through the same paths a guest's accesses take (`guest_driver`).
+//! vCPU can), through the entry points a running vCPU's exits reach (`guest_driver`:
+//! configuration-port I/O exits, MSI-X table stores as EPT violations).
 //!
 //! Guest A is the first guest given an igb VF, guest B the next guest given a VF of the same PF.
 //! The PF's bring-up at boot (`crate::igb::init`) set GPIE.Multiple_MSIX, without which no VF
 //! interrupt leaves the device. The script:
 //! 1. Guest A's driver, through its virtual configuration space and its virtual MSI-X table (the
-//!    control task), turns on decode, bus mastering and MSI-X Enable and programs entry 0 with
+//!    control task), places the VF's BARs, turns on decode, bus mastering and MSI-X Enable and
+//!    programs entry 0 (stores to the trapped table page) with
 //!    its vector [`VECTOR_A`]: the core makes that an IRTE owned by guest A that only the VF may
 //!    use (source-id verified) and puts its handle in the VF's physical entry in remappable
 //!    format (VT-d spec §5.1.4, §9.10).
@@ -25,9 +27,10 @@
 //! (`guest::report`) must read guest A: [`RAISES`] + 1 interrupts and one interrupt-remapping
 //! fault, guest B: one interrupt.
 
-use super::guest_driver::{GuestView, virtual_bdf};
+use super::guest_driver::{GuestView, msix_route, virtual_bdf};
 use super::intremap::{ONE_INTERRUPT, wait_ticks, wait_with_interrupts};
 use crate::arch::x86_64::vtd::fault::Fault;
+use crate::guest::Guest;
 use crate::guest::boot::{self, Placed};
 use crate::guest::interrupts::Routed;
 use crate::igb::{self, Nic};
@@ -56,15 +59,15 @@ const SID_FAILED: u8 = 0x26;
 const MSIX_ENABLE: u32 = 1 << 15;
 
 /// One guest with its VF, as its driver sees it.
-struct Side {
+struct Side<'a> {
     guest: Placed,
-    view: GuestView,
+    view: GuestView<'a>,
     vbdf: Bdf,
     vf: &'static Function,
     cap: u16,
 }
 
-impl Side {
+impl Side<'_> {
     fn id(&self) -> GuestId {
         GuestId(self.guest.index)
     }
@@ -74,7 +77,12 @@ impl Side {
     }
 }
 
-fn side(g: Placed, vf: &'static Function) -> Result<Side, String> {
+fn side<'a>(
+    g: Placed,
+    guest: &'a mut Guest,
+    vf: &'static Function,
+    mem: &Memory,
+) -> Result<Side<'a>, String> {
     let vbdf = virtual_bdf(g.index, vf.bdf)
         .ok_or_else(|| format!("{} is not in guest \"{}\"'s topology", vf.bdf, g.name))?;
     let cap = vf
@@ -84,7 +92,7 @@ fn side(g: Placed, vf: &'static Function) -> Result<Side, String> {
         .ok_or_else(|| format!("{} has no MSI-X capability", vf.bdf))?
         .offset;
     Ok(Side {
-        view: GuestView::new(g.index),
+        view: GuestView::new(guest, mem)?,
         guest: g,
         vbdf,
         vf,
@@ -93,7 +101,7 @@ fn side(g: Placed, vf: &'static Function) -> Result<Side, String> {
 }
 
 /// Guests A and B with their VFs, and the PF.
-fn find() -> Result<(Side, Side, Bdf), String> {
+fn find<'a>(guests: &'a mut [Guest], mem: &Memory) -> Result<(Side<'a>, Side<'a>, Bdf), String> {
     let pci = pci::get().ok_or("no PCI enumeration")?;
     let with_vf = |g: &Placed| {
         g.devices
@@ -116,15 +124,30 @@ fn find() -> Result<(Side, Side, Bdf), String> {
                 .map(|f| (g.clone(), f))
         })
         .ok_or_else(|| format!("no second guest was given a VF of {pf}"))?;
-    Ok((side(a, vf_a)?, side(b, vf_b)?, pf))
+    let (mut guest_a, mut guest_b) = (None, None);
+    for g in guests.iter_mut() {
+        if g.pci.index == a.index {
+            guest_a = Some(g);
+        } else if g.pci.index == b.index {
+            guest_b = Some(g);
+        }
+    }
+    let not_placed = |p: &Placed| format!("guest \"{}\" was not placed", p.name);
+    let guest_a = guest_a.ok_or_else(|| not_placed(&a))?;
+    let guest_b = guest_b.ok_or_else(|| not_placed(&b))?;
+    Ok((
+        side(a, guest_a, vf_a, mem)?,
+        side(b, guest_b, vf_b, mem)?,
+        pf,
+    ))
 }
 
 /// Runs the script; returns the number of steps passed.
-pub fn run(mem: &'static Memory) -> Result<usize, String> {
+pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> {
     iommu::status().map_err(|why| format!("DMA remapping is not enabled: {why}"))?;
     iommu::interrupt_remapping()
         .map_err(|why| format!("interrupt remapping is not enabled: {why}"))?;
-    let (mut a, mut b, pf) = find()?;
+    let (mut a, mut b, pf) = find(guests, mem)?;
     let gpie = igb::pf_gpie(pf).ok_or_else(|| {
         format!("{pf} was not set up for VF interrupts at boot (see the igb lines above)")
     })?;
@@ -145,7 +168,12 @@ pub fn run(mem: &'static Memory) -> Result<usize, String> {
         if let Ok(nic) = Nic::open(mem, s.vf) {
             nic.quiesce();
         }
-        let _ = s.view.disable_msix(s.vbdf, s.cap);
+        if let Err(e) = s.view.disable_msix(s.vbdf, s.cap) {
+            log::warn!(
+                "selftest: igb-vf: guest \"{}\"'s driver could not turn MSI-X off: {e}",
+                s.guest.name
+            );
+        }
         crate::guest::interrupts::release_function(s.guest.index, s.vf.bdf);
     }
     result?;
@@ -169,12 +197,14 @@ fn script(a: &mut Side, b: &mut Side, mem: &'static Memory) -> Result<(), String
 fn program(s: &mut Side, vector: u8, mem: &Memory, step: u8) -> Result<Routed, String> {
     let name = s.guest.name.clone();
     let bdf = s.vf.bdf;
-    s.view.enable_msix(s.vbdf, s.cap)?;
-    let r = s
-        .view
-        .program_msix_entry(&name, mem, (s.vbdf, bdf), 0, MSI_ADDRESS, u32::from(vector))?
-        .ok_or_else(|| format!("guest \"{name}\"'s MSI-X entry 0 of {bdf} was not routed"))?;
     let owner = Owner::Guest(s.id());
+    let placed = s.view.place_bars(s.vbdf, s.vf.bars.iter().copied())?;
+    s.view.enable_msix(s.vbdf, s.cap)?;
+    let table = s.view.msix_table(s.vbdf, s.cap, &placed)?;
+    s.view
+        .program_msix_entry(table, 0, MSI_ADDRESS, u32::from(vector))?;
+    let r = msix_route(mem, bdf, 0, owner)
+        .map_err(|e| format!("guest \"{name}\"'s MSI-X entry 0 of {bdf} was not routed: {e}"))?;
     let held = irq::irte_owner(r.index);
     let binding = dispatch::binding(r.vector);
     let irte = iommu::read_irte(r.index)

@@ -1,6 +1,12 @@
 //! `[test] scenario = "nvme-vf"`: an NVMe VF at work for a guest, with the hypervisor running the
 //! guest's driver on its behalf (QEMU has no VMX, so no vCPU can).
 //!
+//! The driver first does what a guest's driver does in its configuration space, through the entry
+//! points a running vCPU's exits reach (`guest_driver`: port I/O exits): it places the VF's BAR0
+//! in its BAR window and turns memory decode and bus mastering on; the exit path maps the BAR in
+//! guest A's EPT, and the controller's registers are reached at the host-physical address that
+//! EPT mapping gives (where a vCPU's accesses would land, with no exit).
+//!
 //! Guest A is the first guest given a VF whose secondary controller Conduit brought online
 //! (`crate::nvme`). The admin-queue driver (`crate::nvme::Controller`, the same one a guest would
 //! run) is given three pages of guest A's memory for its queues and data, addressed by
@@ -19,9 +25,11 @@
 //! (the first two configured VFs get deliberately broken requests) are assigned to no guest, the
 //! others are online and assigned.
 
+use super::guest_driver::{GuestView, virtual_bdf};
 use super::vtd_edu::checksum;
 use crate::arch::x86_64::apic;
 use crate::arch::x86_64::vtd::fault::Fault;
+use crate::guest::Guest;
 use crate::guest::boot::{self, Placed};
 use crate::iommu;
 use crate::memory::{Memory, PhysWindow};
@@ -90,10 +98,53 @@ fn sums(window: &PhysWindow, b: Option<&Placed>, root: u64, pf_admin: (u64, u64)
     }
 }
 
+/// Guest A's driver places the VF's BARs and turns memory decode and bus mastering on through
+/// its configuration ports; returns the host-physical address guest A's EPT now maps its BAR0
+/// to, which must be the VF's BAR0.
+fn map_bar0(view: &mut GuestView, s: &Subject) -> Result<u64, String> {
+    let vbdf = virtual_bdf(s.guest.index, s.vf.bdf)
+        .ok_or_else(|| format!("{} is not in guest A's topology", s.vf.bdf))?;
+    let bars = crate::pci::get()
+        .and_then(|p| p.function(s.vf.bdf))
+        .ok_or("the VF was not enumerated")?
+        .bars;
+    let placed = view.place_bars(vbdf, bars.iter().copied())?;
+    let gpa = placed
+        .iter()
+        .find(|(index, _)| *index == 0)
+        .map(|(_, gpa)| *gpa)
+        .ok_or("the VF has no memory BAR0")?;
+    view.write(vbdf, 0x04, 2, 0x0006)?;
+    let hpa = view
+        .guest()
+        .ept_walk(gpa)
+        .ok()
+        .and_then(|w| w.translation())
+        .map(|t| t.phys);
+    if hpa != Some(s.vf.bar0) {
+        return Err(format!(
+            "guest A's BAR0 at GPA {gpa:#x} maps to {hpa:x?}, not the VF's BAR0 {:#x}",
+            s.vf.bar0
+        ));
+    }
+    info!(
+        "selftest: nvme-vf: guest A's driver placed BAR0 of its {vbdf} at GPA {gpa:#x} and turned \
+         memory decode and bus mastering on through its configuration ports; its EPT maps the BAR \
+         to HPA {:#x}, the VF's BAR0",
+        s.vf.bar0
+    );
+    Ok(s.vf.bar0)
+}
+
 /// Runs the script; returns the number of steps passed.
-pub fn run(mem: &'static Memory) -> Result<usize, String> {
+pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> {
     iommu::status().map_err(|why| format!("DMA remapping is not enabled: {why}"))?;
     let s = find_subject()?;
+    let guest = guests
+        .iter_mut()
+        .find(|g| g.pci.index == s.guest.index)
+        .ok_or_else(|| format!("guest \"{}\" was not placed", s.guest.name))?;
+    let bar0 = map_bar0(&mut GuestView::new(guest, mem)?, &s)?;
     let a = &s.guest;
     let domain = a.domain.ok_or("guest A has no IOMMU domain")?;
     let pf_id = nvme::pf_identity(s.pf).ok_or("the PF's Identify data is missing")?;
@@ -126,8 +177,8 @@ pub fn run(mem: &'static Memory) -> Result<usize, String> {
         dma.cq(),
         dma.data()
     );
-    let mut c = Controller::open(mem, s.vf.bdf, s.vf.bar0, s.vf.bar0_len, dma)
-        .map_err(|e| format!("{e}"))?;
+    let mut c =
+        Controller::open(mem, s.vf.bdf, bar0, s.vf.bar0_len, dma).map_err(|e| format!("{e}"))?;
     let cap = c.cap();
     info!(
         "selftest: nvme-vf: VF {}: CAP {:#018x} (MQES {}, TO {} ms, DSTRD {}), version {}",

@@ -1,6 +1,6 @@
 //! The one error type of every table operation.
 
-use crate::types::{Access, MemoryType, PagingLevels};
+use crate::types::{Access, Level, MemoryType, PagingLevels};
 
 /// Why a table operation was refused. Every variant is returned before the table changed, or
 /// after the table was put back to an equivalent state (see each operation's documentation).
@@ -94,5 +94,22 @@ pub enum Error {
     InvalidPhysicalWidth {
         /// The width requested.
         bits: u8,
+    },
+    /// A read-only walk met an entry outside the memory it may read.
+    #[error("paging entry at {phys:#x} is outside the readable memory")]
+    Unreadable {
+        /// Physical address of the entry.
+        phys: u64,
+    },
+    /// A read-only walk met a present entry with reserved bits set (a page fault with the RSVD
+    /// flag on the processor).
+    #[error("level-{} entry {raw:#x} has reserved bits {bits:#x} set", level.number())]
+    ReservedBits {
+        /// Level of the table holding the entry.
+        level: Level,
+        /// The raw entry.
+        raw: u64,
+        /// The reserved bits that are set.
+        bits: u64,
     },
 }

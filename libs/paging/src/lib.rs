@@ -18,6 +18,10 @@
 //! ept.destroy(&mut frames);                          // returns every frame
 //! ```
 //!
+//! Tables the crate did not write (a guest's own page tables) are walked read-only through
+//! [`ReadOnlyTable`] over a [`PhysRead`] view, with reserved bits checked as the processor
+//! checks them; [`GuestPaging`] picks the walk a guest's CR0/CR4/EFER select.
+//!
 //! Every range operation returns an [`Invalidation`] naming the input range whose cached
 //! translations it made stale; issuing INVEPT, VT-d IOTLB invalidations or INVLPG is the
 //! caller's job.
@@ -26,9 +30,11 @@
 
 mod error;
 mod format;
+mod guest;
 mod invalidation;
 mod map;
 mod memory;
+mod read;
 mod table;
 mod types;
 mod unmap;
@@ -36,8 +42,10 @@ mod walk;
 
 pub use error::Error;
 pub use format::{ADDR_MASK, EntryFormat, Ept, Host, PAGE_SIZE_BIT, VtdSecondLevel};
+pub use guest::{GuestPaging, GuestRegisters, UnsupportedPaging};
 pub use invalidation::Invalidation;
 pub use memory::{FrameAllocator, PhysMemory};
+pub use read::{PhysRead, ReadOnlyTable};
 pub use table::PageTable;
 pub use types::{
     Access, Attributes, Config, ENTRIES, LargePages, Level, MAX_PHYS_BITS, MemoryType, PAGE_SIZE,

@@ -194,18 +194,7 @@ impl<F: EntryFormat, M: PhysMemory> PageTable<F, M> {
 
     /// The table offset (zero-extended, below `2^address_bits`) of an input address.
     pub(crate) fn to_offset(&self, addr: u64) -> Result<u64, Error> {
-        let bits = self.address_bits();
-        let offset = addr & ((1 << bits) - 1);
-        let valid = if F::CANONICAL_INPUT {
-            self.to_addr(offset) == addr
-        } else {
-            offset == addr
-        };
-        if valid {
-            Ok(offset)
-        } else {
-            Err(self.out_of_range(addr))
-        }
+        crate::read::input_offset::<F>(self.config.levels, addr)
     }
 
     /// The input address of a table offset: sign-extended for canonical formats.

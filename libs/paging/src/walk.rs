@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::format::EntryFormat;
 use crate::memory::PhysMemory;
 use crate::table::PageTable;
-use crate::types::{Access, Attributes, Level, Translation};
+use crate::types::{Access, Attributes, Level, PagingLevels, Translation};
 
 /// The entry a walk read at one level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -145,47 +145,15 @@ impl<F: EntryFormat, M: PhysMemory> PageTable<F, M> {
     /// space ([`Error::AddressOutOfRange`]).
     pub fn walk(&self, addr: u64) -> Result<Walk, Error> {
         let offset = self.to_offset(addr)?;
-        let mut walk = Walk {
-            offset,
+        walk_entries(
+            &self.format,
+            self.config.levels,
+            self.root,
             addr,
-            steps: [WalkStep::NONE; 4],
-            len: 0,
-        };
-        let mut table = self.root;
-        let mut level = Some(self.config.levels.top());
-        while let Some(current) = level {
-            let index = current.index(offset);
-            let raw = self.read(table, index);
-            let present = self.format.is_present(raw);
-            let leaf = present && self.format.is_leaf(current, raw);
-            let address = present.then(|| self.format.address(current, raw));
-            let attributes = match current.page_size() {
-                Some(size) if leaf => Some(self.format.leaf_attributes(size, raw)),
-                _ => None,
-            };
-            walk.steps[walk.len] = WalkStep {
-                level: current,
-                table,
-                index,
-                raw,
-                present,
-                leaf,
-                access: if present {
-                    self.format.access(raw)
-                } else {
-                    Access::empty()
-                },
-                attributes,
-                address,
-            };
-            walk.len += 1;
-            match address {
-                Some(next) if !leaf => table = next,
-                _ => break,
-            }
-            level = current.lower();
-        }
-        Ok(walk)
+            offset,
+            |phys| Ok(self.memory.read_entry(phys)),
+            |_, _| Ok(()),
+        )
     }
 
     /// The translation of `addr`: [`Error::NotMapped`] if it has none,
@@ -195,4 +163,63 @@ impl<F: EntryFormat, M: PhysMemory> PageTable<F, M> {
             .translation()
             .ok_or(Error::NotMapped { addr })
     }
+}
+
+/// The one walk loop of the crate, for tables it builds ([`PageTable`]) and tables it only reads
+/// ([`crate::ReadOnlyTable`]): from the root at `root` down to the leaf or the first not-present
+/// entry for table offset `offset` (of input address `addr`). `read` reads one entry by physical
+/// address; `check` vets every present entry before it is followed (reserved bits).
+pub(crate) fn walk_entries<F: EntryFormat>(
+    format: &F,
+    levels: PagingLevels,
+    root: u64,
+    addr: u64,
+    offset: u64,
+    mut read: impl FnMut(u64) -> Result<u64, Error>,
+    mut check: impl FnMut(Level, u64) -> Result<(), Error>,
+) -> Result<Walk, Error> {
+    let mut walk = Walk {
+        offset,
+        addr,
+        steps: [WalkStep::NONE; 4],
+        len: 0,
+    };
+    let mut table = root;
+    let mut level = Some(levels.top());
+    while let Some(current) = level {
+        let index = current.index(offset);
+        let raw = read(table + index as u64 * 8)?;
+        let present = format.is_present(raw);
+        if present {
+            check(current, raw)?;
+        }
+        let leaf = present && format.is_leaf(current, raw);
+        let address = present.then(|| format.address(current, raw));
+        let attributes = match current.page_size() {
+            Some(size) if leaf => Some(format.leaf_attributes(size, raw)),
+            _ => None,
+        };
+        walk.steps[walk.len] = WalkStep {
+            level: current,
+            table,
+            index,
+            raw,
+            present,
+            leaf,
+            access: if present {
+                format.access(raw)
+            } else {
+                Access::empty()
+            },
+            attributes,
+            address,
+        };
+        walk.len += 1;
+        match address {
+            Some(next) if !leaf => table = next,
+            _ => break,
+        }
+        level = current.lower();
+    }
+    Ok(walk)
 }

@@ -21,9 +21,11 @@
 //! repeated for PAT4..7): write-back, write-through, UC- and UC are expressed with PWT/PCD and
 //! the PAT bit stays clear; write-combining and write-protect are refused.
 
-use super::{EntryFormat, PAGE_SIZE_BIT, split_common};
+use super::{ADDR_MASK, EntryFormat, PAGE_SIZE_BIT, split_common};
 use crate::error::Error;
-use crate::types::{Access, Attributes, MemoryType, PageSize, PagingLevels};
+use crate::types::{
+    Access, Attributes, Config, LargePages, Level, MemoryType, PageSize, PagingLevels,
+};
 
 const PRESENT: u64 = 1 << 0;
 const WRITABLE: u64 = 1 << 1;
@@ -143,6 +145,36 @@ impl EntryFormat for Host {
             (true, false) => MemoryType::UncacheableMinus,
             (true, true) => MemoryType::Uncacheable,
         }
+    }
+
+    /// SDM Vol. 3A §4.5.4, Tables 4-15..4-20 ("Reserved (must be 0)"): address bits 51:M above
+    /// MAXPHYADDR in every entry; XD (bit 63) without IA32_EFER.NXE; PS in a PML4E; PS in a
+    /// PDPTE where 1 GiB pages are not supported; the bits between the PAT bit (12) and the
+    /// page address of a 1 GiB (29:13) or 2 MiB (20:13) leaf.
+    fn reserved_bits(&self, level: Level, raw: u64, config: &Config) -> u64 {
+        let above_maxphyaddr = ADDR_MASK & !((1u64 << config.phys_addr_bits) - 1);
+        let mut reserved = raw & above_maxphyaddr;
+        if !self.no_execute {
+            reserved |= raw & NO_EXECUTE;
+        }
+        let large = raw & PAGE_SIZE_BIT != 0;
+        match level {
+            Level::Pml4 => reserved |= raw & PAGE_SIZE_BIT,
+            Level::Pdpt if large && !config.large_pages.contains(LargePages::SIZE_1G) => {
+                reserved |= PAGE_SIZE_BIT;
+            }
+            Level::Pdpt | Level::Pd if large => {
+                let page = if level == Level::Pdpt {
+                    PageSize::Size1G
+                } else {
+                    PageSize::Size2M
+                };
+                let between = (page.bytes() - 1) & !(PAT_LARGE | (PAT_LARGE - 1));
+                reserved |= raw & between;
+            }
+            _ => {}
+        }
+        reserved
     }
 
     fn split_leaf(&self, size: PageSize, raw: u64, index: usize) -> u64 {

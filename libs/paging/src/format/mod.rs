@@ -14,7 +14,7 @@ pub use host::Host;
 pub use vtd::VtdSecondLevel;
 
 use crate::error::Error;
-use crate::types::{Access, Attributes, Level, MemoryType, PageSize, PagingLevels};
+use crate::types::{Access, Attributes, Config, Level, MemoryType, PageSize, PagingLevels};
 
 /// Bits 51:12: the physical address field of every entry of every format.
 pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
@@ -77,6 +77,14 @@ pub trait EntryFormat {
     /// Both of the above, for a leaf.
     fn leaf_attributes(&self, size: PageSize, raw: u64) -> Attributes {
         Attributes::new(self.access(raw), self.memory_type(size, raw))
+    }
+
+    /// The reserved bits set in the present entry `raw` at `level` of a table configured as
+    /// `config` (0: none). Only walks of tables the crate did not write check this
+    /// ([`crate::ReadOnlyTable`]); the default knows no reserved bits.
+    fn reserved_bits(&self, level: Level, raw: u64, config: &Config) -> u64 {
+        let _ = (level, raw, config);
+        0
     }
 
     /// Entry `index` (0..512) of the table that replaces the leaf `raw` mapping a page of
