@@ -5,7 +5,7 @@
 use super::layout::GuestMemory;
 use super::spec::{self, GuestSpec};
 use super::{Guest, Guests, Refused, VmxHost};
-use crate::arch::x86_64::{cpu::VmxInfo, vmx};
+use crate::arch::x86_64::{cpu::VmxInfo, time, vmx};
 use crate::iommu::{self, DomainId};
 use crate::memory::Memory;
 use crate::pci::DeviceRef;
@@ -53,19 +53,29 @@ pub fn start_all(
             "no guest is configured, so VMX was not turned on",
         ));
     }
-    let (mut host, no_vmx) =
-        match vmx_info.map(|info| vmx::enable(info, mem).map(|v| VmxHost::new(v, mem))) {
-            None => (None, Some(String::from("this CPU has no VMX"))),
-            Some(Ok(Some(host))) => (Some(host), None),
-            Some(Ok(None)) => {
-                error!("vmx: no memory for the I/O and MSR bitmaps: vCPUs cannot run");
-                (None, Some(String::from("no memory for the VMX bitmaps")))
+    let (mut host, no_vmx) = match (vmx_info, time::rate()) {
+        (None, _) => (None, Some(String::from("this CPU has no VMX"))),
+        // Time slices and virtual timers are counted in TSC ticks: no guest runs on a guess.
+        (Some(_), None) => {
+            let why =
+                time::no_rate_reason().unwrap_or_else(|| String::from("the TSC rate is unknown"));
+            error!("guests: {why}: no vCPU is started");
+            (None, Some(why))
+        }
+        (Some(info), Some(tsc)) => {
+            match vmx::enable(info, mem).map(|v| VmxHost::new(v, mem, tsc)) {
+                Ok(Some(host)) => (Some(host), None),
+                Ok(None) => {
+                    error!("vmx: no memory for the I/O and MSR bitmaps: vCPUs cannot run");
+                    (None, Some(String::from("no memory for the VMX bitmaps")))
+                }
+                Err(e) => {
+                    error!("vmx: {e}: vCPUs cannot run");
+                    (None, Some(format!("VMX could not be turned on: {e}")))
+                }
             }
-            Some(Err(e)) => {
-                error!("vmx: {e}: vCPUs cannot run");
-                (None, Some(format!("VMX could not be turned on: {e}")))
-            }
-        };
+        }
+    };
     let unsafe_no_iommu = bundle.config.unsafe_no_iommu;
     let mut list = Vec::new();
     let mut refused = Vec::new();
@@ -98,7 +108,12 @@ pub fn start_all(
             },
             None => {
                 let why = no_vmx.as_deref().unwrap_or("no VMX");
-                let reason = match without_vcpus(index, c, &spec, mem, unsafe_no_iommu) {
+                let because = if vmx_info.is_none() {
+                    "VMX is absent"
+                } else {
+                    why
+                };
+                let reason = match without_vcpus(index, c, &spec, mem, unsafe_no_iommu, because) {
                     Ok(devices) => format!(
                         "vCPU not started ({why}); memory, IOMMU domain and {devices} function(s) set up"
                     ),
@@ -116,15 +131,16 @@ pub fn start_all(
     }
 }
 
-/// A machine without VMX (QEMU's TCG): the guest's memory, image and IOMMU domain are created and
-/// its devices assigned, exactly as where vCPUs run; only the vCPU is not started. Returns how
-/// many functions were assigned.
+/// A machine without VMX (QEMU's TCG), or without a known TSC rate: the guest's memory, image and
+/// IOMMU domain are created and its devices assigned, exactly as where vCPUs run; only the vCPU is
+/// not started (`because` says why). Returns how many functions were assigned.
 fn without_vcpus(
     index: u16,
     c: &GuestConfig,
     spec: &GuestSpec,
     mem: &'static Memory,
     unsafe_no_iommu: bool,
+    because: &str,
 ) -> Result<usize, super::layout::LayoutError> {
     let loaded = GuestMemory::allocate(mem, spec.memory_mib).and_then(|mut m| {
         m.load(spec)?;
@@ -145,7 +161,7 @@ fn without_vcpus(
     // self-test drives it through the message interface).
     super::devices::register(index, &c.name, &devices);
     warn!(
-        "guest \"{}\": {} MiB at HPA {hpa:#x}, {} function(s) assigned; its vCPUs are not started because VMX is absent",
+        "guest \"{}\": {} MiB at HPA {hpa:#x}, {} function(s) assigned; its vCPUs are not started because {because}",
         c.name,
         c.memory_mib,
         devices.len()
