@@ -5,8 +5,8 @@
 //! claims 2419.200 MHz: ignored (...))`, or without a measurement `time: the TSC could not be
 //! calibrated (...); TSC 2419.200 MHz as CPUID 0x15 states`. Then every figure derived from it must agree with it
 //! within 1 %:
-//! - `<n> ms = <t> TSC ticks` and `<n> us = <t> TSC ticks` (watchdog budgets, time slices, the
-//!   APIC timer's calibration window): `t` is `n` at the rate;
+//! - `<n> ms = <t> TSC ticks` and `<n> us = <t> TSC ticks`, also with words between unit and `=`
+//!   (watchdog budgets, time slices, the APIC timer's calibration window): `t` is `n` at the rate;
 //! - `<t> TSC ticks per ms` (the virtual timer);
 //! - every `TSC <r> MHz`, `TSC at <r> MHz` or `TSC ticks at <r> MHz`: `r` is the rate itself;
 //! - a CPUID figure the kernel says `agrees within 1 %` does.
@@ -20,9 +20,9 @@ use std::sync::LazyLock;
 static RATE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\btime: .*?\bTSC ([0-9]+)\.([0-9]{3}) MHz").expect("valid pattern")
 });
-/// `<n> ms = <t> TSC ticks`, `<n> us = <t> TSC ticks`.
+/// `<n> ms = <t> TSC ticks`, `<n> us = <t> TSC ticks`, `<n> ms per request = <t> TSC ticks`.
 static SPAN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b([0-9]+) (ms|us) = ([0-9]+) TSC ticks").expect("valid pattern")
+    Regex::new(r"\b([0-9]+) (ms|us)\b[a-z ]* = ([0-9]+) TSC ticks").expect("valid pattern")
 });
 /// `<t> TSC ticks per ms`.
 static PER_MS: LazyLock<Regex> =
