@@ -17,6 +17,9 @@
 //! Lake model claims 2419.2 MHz in leaf 0x15 while its TSC counts 50 million instructions a
 //! second).
 //!
+//! Guests are told the chosen rate, not the CPU model's claim: [`guest_leaf15`] and
+//! [`guest_leaf16`] are what the hypervisor answers to their CPUID leaves 0x15 and 0x16.
+//!
 //! [`Rate`] holds kHz, not MHz: a 50 MHz emulated TSC and a 2.6 GHz one both need that
 //! resolution; its conversions compute in 128 bits and saturate.
 #![cfg_attr(not(test), no_std)]
@@ -318,6 +321,27 @@ impl<E> fmt::Display for Comparison<'_, E> {
             (Some(claim), None) => write!(f, "{} claims {}", claim.source, claim.rate),
         }
     }
+}
+
+/// The crystal clock [`guest_leaf15`] states: 1 MHz, so that the ratio is the rate in kHz / 1000.
+const GUEST_CRYSTAL_HZ: u32 = 1_000_000;
+
+/// CPUID leaf 0x15 as a guest sees it: it states `rate` exactly (crystal 1 MHz, ratio
+/// kHz / 1000), whatever the CPU's own leaf claims. The numerator saturates above 4.29 THz.
+pub fn guest_leaf15(rate: Rate) -> Leaf15 {
+    Leaf15 {
+        denominator: 1000,
+        numerator: u32::try_from(rate.khz).unwrap_or(u32::MAX),
+        crystal_hz: GUEST_CRYSTAL_HZ,
+    }
+}
+
+/// CPUID leaf 0x16 as a guest sees it (EAX, EBX, ECX): the base frequency is the TSC's rate in
+/// MHz, rounded (at least 1, at most 65535); the maximum and bus frequencies are not enumerated
+/// (0), since the CPU's own figures would not match the TSC's rate either.
+pub fn guest_leaf16(rate: Rate) -> [u32; 3] {
+    let mhz = mul_div_round(rate.khz, 1, 1000).clamp(1, 0xffff) as u32;
+    [mhz, 0, 0]
 }
 
 #[cfg(test)]

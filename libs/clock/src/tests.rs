@@ -320,3 +320,24 @@ fn display_keeps_khz() {
     assert_eq!(Rate::from_hz(499), None);
     assert_eq!(Rate::from_hz(500), Some(khz(1)));
 }
+
+#[test]
+fn guests_are_told_the_chosen_rate() {
+    for k in [50_004, 2_598_831, 2_419_200, 1, 4_294_967_295] {
+        let rate = khz(k);
+        assert_eq!(guest_leaf15(rate).rate(), Ok(rate), "{k} kHz");
+    }
+    assert_eq!(guest_leaf16(khz(50_004)), [50, 0, 0]);
+    assert_eq!(guest_leaf16(khz(2_598_831)), [2599, 0, 0]);
+    assert_eq!(guest_leaf16(khz(400)), [1, 0, 0]);
+    assert_eq!(guest_leaf16(khz(100_000_000)), [0xffff, 0, 0]);
+    // Read back as the kernel reads a CPU's leaves: the guest's claim agrees with the rate.
+    let seen = Cpuid {
+        leaf15: Some(guest_leaf15(khz(50_004))),
+        leaf16: Some(Leaf16 {
+            eax: guest_leaf16(khz(50_004))[0],
+        }),
+    };
+    let s = select(Ok::<_, NoReference>(khz(50_004)), &seen);
+    assert_eq!(s.disagreement(), None);
+}
