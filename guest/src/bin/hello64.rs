@@ -105,30 +105,6 @@ fn check_cpuid() {
         );
         exit(EXIT_CPUID);
     }
-    check_tsc_leaf();
-}
-
-/// The TSC's rate as CPUID leaf 0x15 states it (SDM Vol. 2A, CPUID: crystal × EBX / EAX): the
-/// hypervisor answers with the rate it measured, which the boot scenarios compare with its log.
-fn check_tsc_leaf() {
-    let max = conduit_guest::cpuid(0, 0)[0];
-    if max < 0x15 {
-        println!("cpuid: no leaf 0x15 (maximum basic leaf {max:#x})");
-        return;
-    }
-    let [denominator, numerator, crystal_hz, _] = conduit_guest::cpuid(0x15, 0);
-    let leaf = conduit_clock::Leaf15 {
-        denominator,
-        numerator,
-        crystal_hz,
-    };
-    match leaf.rate() {
-        Ok(rate) => println!("cpuid: TSC {rate} (leaf 0x15)"),
-        Err(e) => {
-            println!("self-check failed: cpuid: {e}");
-            exit(EXIT_CPUID);
-        }
-    }
 }
 
 fn check_msrs() {
