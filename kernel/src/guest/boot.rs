@@ -53,15 +53,12 @@ pub fn start_all(
             "no guest is configured, so VMX was not turned on",
         ));
     }
+    // Time slices and virtual timers are counted in TSC ticks: no guest runs on a guessed rate.
+    let clock = time::no_rate_reason();
+    if let Some(why) = &clock {
+        error!("guests: {why}: no vCPU is started");
+    }
     let (mut host, no_vmx) = match (vmx_info, time::rate()) {
-        (None, _) => (None, Some(String::from("this CPU has no VMX"))),
-        // Time slices and virtual timers are counted in TSC ticks: no guest runs on a guess.
-        (Some(_), None) => {
-            let why =
-                time::no_rate_reason().unwrap_or_else(|| String::from("the TSC rate is unknown"));
-            error!("guests: {why}: no vCPU is started");
-            (None, Some(why))
-        }
         (Some(info), Some(tsc)) => {
             match vmx::enable(info, mem).map(|v| VmxHost::new(v, mem, tsc)) {
                 Ok(Some(host)) => (Some(host), None),
@@ -75,6 +72,20 @@ pub fn start_all(
                 }
             }
         }
+        (None, _) => (
+            None,
+            Some(match &clock {
+                Some(why) => format!("this CPU has no VMX, and {why}"),
+                None => String::from("this CPU has no VMX"),
+            }),
+        ),
+        (Some(_), None) => (None, clock.clone()),
+    };
+    // What the log says of a guest whose vCPU is not started.
+    let because = match (vmx_info, &clock) {
+        (None, None) => String::from("VMX is absent"),
+        (None, Some(why)) => format!("VMX is absent, and {why}"),
+        (Some(_), _) => no_vmx.clone().unwrap_or_default(),
     };
     let unsafe_no_iommu = bundle.config.unsafe_no_iommu;
     let mut list = Vec::new();
@@ -108,12 +119,7 @@ pub fn start_all(
             },
             None => {
                 let why = no_vmx.as_deref().unwrap_or("no VMX");
-                let because = if vmx_info.is_none() {
-                    "VMX is absent"
-                } else {
-                    why
-                };
-                let reason = match without_vcpus(index, c, &spec, mem, unsafe_no_iommu, because) {
+                let reason = match without_vcpus(index, c, &spec, mem, unsafe_no_iommu, &because) {
                     Ok(devices) => format!(
                         "vCPU not started ({why}); memory, IOMMU domain and {devices} function(s) set up"
                     ),

@@ -18,15 +18,25 @@ const POLL_LIMIT: u64 = 1 << 26;
 /// TSC ticks before a wait gives up, whatever the TSC's rate: 2^31 ticks are 0.2 s at 10 GHz.
 const TSC_LIMIT: u64 = 1 << 31;
 
-/// Channel 2's output never rose: no 8254, or port 0x61 does not reflect it.
+/// Channel 2 does not behave as an 8254: no 8254, or port 0x61 does not reflect its output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Silent;
+pub enum Silent {
+    /// The output was already high after a mode 0 control word, which sets it low.
+    NotLow,
+    /// The output never rose.
+    NeverRose,
+}
 
 impl core::fmt::Display for Silent {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(
-            "the 8254's channel 2 output never rose (2^26 reads or 2^31 TSC ticks of port 0x61)",
-        )
+        f.write_str(match self {
+            Self::NotLow => {
+                "the 8254's channel 2 output (port 0x61 bit 5) was high after programming"
+            }
+            Self::NeverRose => {
+                "the 8254's channel 2 output never rose (2^26 reads or 2^31 TSC ticks of port 0x61)"
+            }
+        })
     }
 }
 
@@ -73,11 +83,19 @@ pub fn channel2_wait(count: u16, started: impl FnOnce()) -> Result<(), Silent> {
     unsafe { port_b.write(b & !(GATE2 | SPEAKER)) };
     command(control(2, 0));
     write_count(CHANNEL2, count);
+    // Mode 0 sets the output low on the control word (82C54 data sheet, "Mode 0"): a high
+    // output now is not an 8254's (a port that reads all ones, say).
+    // SAFETY: reading port B has no side effect.
+    if unsafe { port_b.read() } & OUT2 != 0 {
+        // SAFETY: as above: the gate and speaker bits restored to off.
+        unsafe { port_b.write(b & !(GATE2 | SPEAKER)) };
+        return Err(Silent::NotLow);
+    }
     // SAFETY: as above: gate high starts the count; the speaker stays off.
     unsafe { port_b.write((b & !SPEAKER) | GATE2) };
     started();
     let start = super::rdtsc();
-    let mut result = Err(Silent);
+    let mut result = Err(Silent::NeverRose);
     for _ in 0..POLL_LIMIT {
         // SAFETY: reading port B has no side effect.
         if unsafe { port_b.read() } & OUT2 != 0 {
