@@ -7,6 +7,7 @@
 //! the main ones, since guests run interleaved; any match of a forbidden pattern fails the run; the run must end with the kernel's `CONDUIT EXIT: ...` marker for `end`
 //! (under QEMU, also with the matching `isa-debug-exit` status: 33 success, 35 failure).
 
+mod clock;
 mod control;
 mod guests;
 mod igb_vf;
@@ -241,33 +242,7 @@ pub const SCENARIOS: &[Scenario] = &[
         end: End::Success,
         timeout_secs: 300,
     },
-    // Issue 12, bad input for the clock: no reference clock (QEMU without its 8254, and without
-    // ACPI tables, so no PM timer) and no TSC frequency in CPUID (TCG): the calibration failure is
-    // reported with each reference's reason, waits fall back to an assumed 10 GHz TSC, and the
-    // guest is reported as not created because the rate is unknown; never a guessed rate. Without
-    // its 8254, QEMU's port 0x61 shows channel 2's output high even right after a mode 0 control
-    // word (which sets it low): the measurement refuses that rather than timing nothing.
-    Scenario {
-        name: "qemu-no-clock",
-        machine: MachineSpec::Qemu(QemuSpec {
-            extra_args: &["-machine", "pit=off,acpi=off"],
-            ..QemuSpec::TCG
-        }),
-        config: Config::File("boot/scenarios/no-clock.toml"),
-        guests: &[],
-        expect: &[
-            BANNER,
-            r"time: the TSC rate is unknown: it could not be calibrated \(no ACPI PM timer; the 8254's channel 2 output \(port 0x61 bit 5\) was high after programming\) and CPUID reports no TSC frequency: no guest will be started; waits assume a 10000\.000 MHz TSC",
-            r"apic: timer not calibrated \(the TSC rate is unknown\): no hypervisor tick",
-            r"guests: the TSC rate is unknown: it could not be calibrated",
-            r#"guest "a": 16 MiB at HPA 0x[0-9a-f]+, 0 function\(s\) assigned; its vCPUs are not started because VMX is absent, and the TSC rate is unknown: "#,
-            r"CONDUIT EXIT: success",
-        ],
-        forbid: &[PANIC, ANY_EXCEPTION, r"time: TSC [0-9]"],
-        input: &[],
-        end: End::Success,
-        timeout_secs: 120,
-    },
+    clock::QEMU_NO_CLOCK,
     // Issue "VT-d DMA remapping": device assignment from conduit.toml on a machine without VMX:
     // each guest's memory and IOMMU domain (IOVA = GPA) exist, its functions are assigned, bad
     // entries are refused by name, and the vCPUs are not started.
