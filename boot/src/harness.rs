@@ -160,6 +160,14 @@ fn run_one(ws: &Workspace, tools: &HostTools, kernel: &Path, s: &Scenario) -> Re
         (Err(e), None) => Err(e),
         (Err(e), Some(input)) => Err(format!("{e}; {input}")),
     };
+    // The TSC figures against the one rate: arithmetic the expectations cannot do.
+    let judged = judged.and_then(|()| {
+        let bytes = std::fs::read(&log_path)
+            .map_err(|e| format!("cannot read {}: {e}", log_path.display()))?;
+        crate::tsc::check(&String::from_utf8_lossy(&bytes))
+            .map(|_| ())
+            .map_err(|e| format!("TSC figures: {e}"))
+    });
     judged.map_err(|reason| {
         let mut details = Vec::new();
         if monitor.marker().is_none() && matches!(ending, Ending::Exited(_)) {

@@ -3,7 +3,8 @@
 //! - `image`: builds the UEFI disk image (the bootloader crate's GPT image with the kernel, and the
 //!   boot bundle of `conduit.toml` and guest images as its ramdisk);
 //! - `run`: boots it interactively under QEMU (KVM or TCG) or Bochs;
-//! - `test`: runs the boot scenarios of [`scenarios`] and judges their serial logs.
+//! - `test`: runs the boot scenarios of [`scenarios`] and judges their serial logs (and, in every
+//!   log, the TSC figures against the kernel's one rate: [`tsc`]).
 
 pub mod cli;
 pub mod expect;
@@ -16,6 +17,7 @@ pub mod scenarios;
 pub mod script;
 pub mod session;
 pub mod terminal;
+pub mod tsc;
 
 use std::process::ExitCode;
 

@@ -81,6 +81,8 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     cpu.report();
 
     let platform = platform::discover(boot.rsdp_addr.into_option(), mem.phys_offset());
+    // The one clock: the TSC's rate, measured here once (PM timer, else the 8254) before anything
+    // waits or counts time; every later user takes it from `arch::x86_64::time`.
     arch::x86_64::time::init(platform.pm_timer);
 
     pci::init(&platform, mem);

@@ -101,7 +101,7 @@ pub const QEMU_CONTROL: Scenario = Scenario {
     guests: &[],
     expect: &[
         BANNER,
-        r"control: watchdog 50 ms per request, 2000 ms to build a function \([0-9]+ TSC ticks per ms; checked at the hypervisor tick, every 10 ms\)",
+        r"control: watchdog 50 ms per request = [1-9][0-9]* TSC ticks, 2000 ms to build a function = [1-9][0-9]* TSC ticks \(TSC [1-9][0-9]*\.[0-9]{3} MHz, measured against the ACPI PM timer at port 0x608; checked at the hypervisor tick, every 10 ms\)",
         CONTROL_TASK_STARTED,
         r"control: task started: 1 guest topology\(ies\)",
         // Domain 1 is the hypervisor's own for the NVMe PF that brings the VF online (`nvme`).
@@ -196,7 +196,7 @@ pub const BOCHS_PASSTHROUGH: Scenario = Scenario {
         BOCHS_E1000_ENUM[0],
         BOCHS_E1000_ENUM[1],
         BOCHS_E1000_ENUM[2],
-        r"control: watchdog 50 ms per request, 2000 ms to build a function \([0-9]+ TSC ticks per ms; checked at the hypervisor tick, every 10 ms\)",
+        r"control: watchdog 50 ms per request = (247[5-9][0-9]{3}|24[89][0-9]{4}|25[01][0-9]{4}|252[0-4][0-9]{3}|2525000) TSC ticks, 2000 ms to build a function = (99[0-9]{6}|100[0-9]{6}|101000000) TSC ticks \(TSC (49\.[5-9][0-9]{2}|50\.[0-4][0-9]{2}|50\.500) MHz, measured against the 8254's channel 2; checked at the hypervisor tick, every 10 ms\)",
         CONTROL_TASK_STARTED,
         r"ports 0xcf8-0xcff \(TSS I/O permission bitmap\)$",
         r"control: task started: 2 guest topology\(ies\)",

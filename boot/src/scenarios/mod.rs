@@ -7,6 +7,7 @@
 //! the main ones, since guests run interleaved; any match of a forbidden pattern fails the run; the run must end with the kernel's `CONDUIT EXIT: ...` marker for `end`
 //! (under QEMU, also with the matching `isa-debug-exit` status: 33 success, 35 failure).
 
+mod clock;
 mod control;
 mod guests;
 mod igb_vf;
@@ -85,6 +86,10 @@ pub const SCENARIOS: &[Scenario] = &[
             r"MCFG: ECAM base 0xb0000000, segment 0, buses 0-255",
             // QEMU's DMAR: 136 bytes, HAW byte 0x2f (48 bits), flags INTR_REMAP.
             r"DMAR: present at 0x[0-9a-f]+, 136 bytes, host address width 48, flags 0x1",
+            // The one TSC rate, measured against the FADT's PM timer (`-cpu max` under TCG has no
+            // CPUID leaf 0x15 or 0x16); the harness checks every figure derived from it (`tsc`).
+            r"time: TSC [1-9][0-9]*\.[0-9]{3} MHz \(measured against the ACPI PM timer at port 0x608, median of 3 windows of 10 ms; CPUID reports no TSC frequency\)",
+            r"apic: timer: [1-9][0-9]* counts/ms \(divide by 16, measured over 10 ms = [1-9][0-9]* TSC ticks at [1-9][0-9]*\.[0-9]{3} MHz\)",
             r"boot complete: [0-9]+ MiB usable .* 1 CPU\(s\), VMX not available, DMAR present",
             r"CONDUIT EXIT: success",
         ],
@@ -115,6 +120,10 @@ pub const SCENARIOS: &[Scenario] = &[
             r"VMX MSRs: ept_vpid=0xf0106b34141 cr0_fixed0=0x80000021 cr0_fixed1=0xffffffff cr4_fixed0=0x2000 cr4_fixed1=0xf72fff",
             // OVMF under Bochs has no QEMU fw_cfg to take ACPI tables from: there are none.
             r"ACPI: no RSDP in the EBDA or BIOS area",
+            // The one TSC rate: Bochs' TSC counts instructions (ips=50000000), 50 MHz within 1 %,
+            // measured against the 8254 (no ACPI tables, so no PM timer); CPUID 0x15 of the Tiger
+            // Lake model claims 2419.2 MHz and is ignored.
+            r"time: TSC (49\.[5-9][0-9]{2}|50\.[0-4][0-9]{2}|50\.500) MHz \(measured against the 8254's channel 2, median of 3 windows of 10 ms; CPUID 0x15 claims 2419\.200 MHz: ignored \([0-9]+\.[0-9]{2} % off\)\)",
             r"boot complete: [0-9]+ MiB usable .*CPU count unknown \(no MADT\), VMX available, DMAR absent",
             r"CONDUIT EXIT: success",
         ],
@@ -233,6 +242,7 @@ pub const SCENARIOS: &[Scenario] = &[
         end: End::Success,
         timeout_secs: 300,
     },
+    clock::QEMU_NO_CLOCK,
     // Issue "VT-d DMA remapping": device assignment from conduit.toml on a machine without VMX:
     // each guest's memory and IOMMU domain (IOVA = GPA) exist, its functions are assigned, bad
     // entries are refused by name, and the vCPUs are not started.

@@ -168,7 +168,7 @@ pub const BOCHS_EXPECT: &[&str] = &[
     r"shell: ready on COM1 \(type `help`; `quit` ends the run; it stays after the guests finish\)",
     // `vms` while all three run: state, memory, time in the guest, exits by reason.
     r"conduit> vms$",
-    r"^3 guest\(s\), 3 runnable, 0 not created; TSC [1-9][0-9]* MHz$",
+    r"^3 guest\(s\), 3 runnable, 0 not created; TSC (49\.[5-9][0-9]{2}|50\.[0-4][0-9]{2}|50\.500) MHz \(measured against the 8254's channel 2\)$",
     r"^  alpha: (running|halted \(in HLT until its next slice\)); 4 MiB at host 0x[0-9a-f]+, VPID 1, [0-9]+\.[0-9]{3} ms in guest$",
     r"^    exits: [1-9][0-9]* \(HLT: [1-9][0-9]*, I/O instruction: [1-9][0-9]*, VMX-preemption timer expired: [1-9][0-9]*\)$",
     r"^  beta: (running|halted \(in HLT until its next slice\)); 2 MiB at host 0x[0-9a-f]+, VPID 2, ",

@@ -36,7 +36,7 @@ pub const EXPECT: &[&str] = &[
     r"window: bridge 00:03\.0 memory window (0x[0-9a-f]{1,8}-0x[0-9a-f]{1,8} holds them \(unchanged\)|0x[0-9a-f]{1,8}-0x[0-9a-f]{1,8} -> 0x[0-9a-f]{1,8}-0x[0-9a-f]{1,8} to hold them); memory decode on",
     r"sriov: 02:00\.0: programmed VF BAR0 0x[0-9a-f]{1,8}-0x[0-9a-f]{1,8} \(below 4 GiB, upper dwords 0\)",
     r"sriov: 02:00\.0: 4 VFs enabled \(VF Enable and VF MSE set",
-    r"sriov: waited 100 ms after VF Enable \(ACPI PM timer at port 0x608\) before configuration requests to VFs",
+    r"sriov: waited 100 ms after VF Enable \(TSC at [1-9][0-9]*\.[0-9]{3} MHz, measured against the ACPI PM timer at port 0x608\) before configuration requests to VFs",
     // Every igb VF: BDF, identity (PF vendor, VF Device ID 0x10ca), BARs below 4 GiB, decoding.
     r"pci:   01:10\.0 8086:10ca class 02:00:00 Ethernet controller, VF 0 of 01:00\.0$",
     r"pci:       BAR0 mem64 prefetchable 0x[0-9a-f]{1,8} size 16 KiB, BAR3 mem64 prefetchable 0x[0-9a-f]{1,8} size 16 KiB$",

@@ -5,7 +5,8 @@
 //! each printed as one line, any failure ending the guest with [`EXIT_FAIL`]:
 //! 1. bad requests refused: vector 0x10, delay 0, a delay over one hour;
 //! 2. [`ROUNDS`] one-shot timers, each ending a `sti; hlt` wait with exactly one interrupt on
-//!    [`VEC_A`]; afterwards nothing more arrives while the guest runs with IF = 1;
+//!    [`VEC_A`], none earlier than its delay at the TSC rate CPUID leaf 0x15 states; afterwards
+//!    nothing more arrives while the guest runs with IF = 1;
 //! 3. a timer that expires while IF = 0 is held: nothing is delivered across [`IF0_EXITS`] exits,
 //!    and no interrupt-window exit happens while IF = 0; `sti; nop` then delivers it through
 //!    exactly one interrupt-window exit, after STI's one-instruction shadow;
@@ -18,6 +19,7 @@
 #![no_main]
 
 use conduit_abi::{HC_ERR_INVALID_ARGUMENT, HC_OK, HC_TIMER, HC_TIMER_MAX_DELAY_US};
+use conduit_clock::{Leaf15, Rate};
 use conduit_guest::{Gate, Idt, exit, hc_exit_count, hc_yield, hypercall, println};
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -26,6 +28,8 @@ conduit_guest::entry!(main);
 const VEC_A: u8 = 0x30;
 const VEC_B: u8 = 0x31;
 const ROUNDS: u64 = 8;
+/// The one-shot timers' delay, in microseconds.
+const ONE_SHOT_US: u64 = 2000;
 /// VM exits (CPUID) made with IF = 0 while the timer is due.
 const IF0_EXITS: u64 = 1000;
 /// Basic exit reason 7: interrupt window.
@@ -71,6 +75,30 @@ core::arch::global_asm!(
     b = sym COUNT_B,
     order = sym ORDER,
 );
+
+/// The TSC's rate as CPUID leaf 0x15 states it (SDM Vol. 2A, CPUID: crystal × EBX / EAX): the
+/// hypervisor answers with the rate it measured, the one its virtual timer counts with.
+fn tsc_rate() -> Rate {
+    let max = conduit_guest::cpuid(0, 0)[0];
+    if max < 0x15 {
+        fail(format_args!(
+            "timer: no CPUID leaf 0x15 (maximum basic leaf {max:#x})"
+        ));
+    }
+    let [denominator, numerator, crystal_hz, _] = conduit_guest::cpuid(0x15, 0);
+    let leaf = Leaf15 {
+        denominator,
+        numerator,
+        crystal_hz,
+    };
+    leaf.rate()
+        .unwrap_or_else(|e| fail(format_args!("timer: CPUID {e}")))
+}
+
+fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effects (CR4.TSD is clear in the guest).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
 
 fn timer(vector: u8, delay_us: u64) -> u64 {
     hypercall(HC_TIMER, u64::from(vector), delay_us)
@@ -144,18 +172,30 @@ fn main() -> ! {
     );
     println!("timer: vector 0x10, delay 0 and a delay over one hour refused");
 
-    // 2. One-shot timers ending HLT.
+    // 2. One-shot timers ending HLT, none before its time at the rate CPUID states.
+    let rate = tsc_rate();
+    let min_ticks = rate.ticks_in_us(ONE_SHOT_US);
+    let mut earliest = u64::MAX;
     let mut waits = 0;
     for round in 1..=ROUNDS {
+        let start = rdtsc();
         check(
-            timer(VEC_A, 2000) == HC_OK,
+            timer(VEC_A, ONE_SHOT_US) == HC_OK,
             format_args!("arming round {round}"),
         );
         waits += wait_for(|| a() >= round, "one-shot");
+        let took = rdtsc().wrapping_sub(start);
         check(
             a() == round,
             format_args!("round {round}: {} interrupts", a()),
         );
+        check(
+            took >= min_ticks,
+            format_args!(
+                "round {round}: fired after {took} TSC ticks, before {ONE_SHOT_US} us ({min_ticks})"
+            ),
+        );
+        earliest = earliest.min(took);
     }
     // SAFETY: interrupts on with gates for every vector that could come.
     unsafe { core::arch::asm!("sti", options(nostack)) };
@@ -175,6 +215,9 @@ fn main() -> ! {
     println!(
         "one-shot: {ROUNDS} timers, {} interrupts on vector {VEC_A:#x}, each ending a HLT ({waits} HLTs in all); none more in 20 slices with IF=1",
         a()
+    );
+    println!(
+        "timer: TSC {rate} (CPUID leaf 0x15): no one-shot of {ONE_SHOT_US} us = {min_ticks} TSC ticks fired early (earliest after {earliest})"
     );
 
     // 3. Held while IF = 0, delivered right after STI's shadow.

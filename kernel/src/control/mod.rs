@@ -26,12 +26,13 @@ mod space;
 
 pub use entry::{user_exception, watchdog_tick};
 
-use crate::arch::x86_64::{gdt, idt};
+use crate::arch::x86_64::{gdt, idt, time};
 use crate::memory::Memory;
 use crate::pci::{self, Mechanism};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use conduit_clock::Rate;
 use conduit_control_abi::shared::{FN_BUS_MASTER_ALLOWED, FN_ID_OVERRIDE, mode};
 use conduit_control_abi::{
     FunctionInfo, InitInfo, Op, Reply, Request, SYS_PANIC, SYS_REPLY, SharedPage, Status, WireBar,
@@ -125,8 +126,8 @@ struct Task {
     init: InitInfo,
     /// The task uses ports 0xCF8-0xCFF: TR must be reloaded after VM exits.
     ports: bool,
-    /// TSC ticks per microsecond, when the watchdog is on.
-    budget: Option<u64>,
+    /// The TSC's rate, when the watchdog is on.
+    budget: Option<Rate>,
     alive: bool,
     assignments: Vec<Assignment>,
     restarts: u64,
@@ -248,20 +249,26 @@ pub fn seal(mem: &Memory) {
 
 /// The watchdog runs on the hypervisor's periodic tick (`crate::irq`), which interrupts the task
 /// (interrupts are enabled at CPL 3, and the task cannot disable them).
-fn watchdog() -> Option<u64> {
+fn watchdog() -> Option<Rate> {
     if !crate::irq::tick_running() {
         warn!("control: no hypervisor tick: the task's watchdog is off");
         return None;
     }
-    let mhz = crate::guest::tsc_mhz();
+    let Some(rate) = time::rate() else {
+        warn!("control: the TSC rate is unknown: the task's watchdog is off");
+        return None;
+    };
     info!(
-        "control: watchdog {} ms per request, {} ms to build a function ({} TSC ticks per ms; checked at the hypervisor tick, every {} ms)",
+        "control: watchdog {} ms per request = {} TSC ticks, {} ms to build a function = {} TSC ticks (TSC {}, {}; checked at the hypervisor tick, every {} ms)",
         BUDGET_US / 1000,
+        rate.ticks_in_us(BUDGET_US),
         BUILD_BUDGET_US / 1000,
-        mhz * 1000,
+        rate.ticks_in_us(BUILD_BUDGET_US),
+        rate,
+        time::Origin,
         crate::irq::TICK_MS
     );
-    Some(mhz)
+    Some(rate)
 }
 
 /// Serves one request. A crash is reported and the task restarted before this returns.
@@ -435,7 +442,7 @@ impl Task {
             Op::Init | Op::AddFunction => BUILD_BUDGET_US,
             _ => BUDGET_US,
         };
-        let budget = self.budget.map(|mhz| mhz * us);
+        let budget = self.budget.map(|rate| rate.ticks_in_us(us));
         entry::run(&mut frame, budget).map_err(|a| Err(Crash::Abort(a)))?;
         let [number, rsi, rdx] = frame.ret;
         match number {

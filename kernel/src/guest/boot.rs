@@ -4,7 +4,7 @@
 
 use super::spec::{self, GuestSpec};
 use super::{Guest, Guests, Refused, VmxHost};
-use crate::arch::x86_64::{cpu::VmxInfo, vmx};
+use crate::arch::x86_64::{cpu::VmxInfo, time, vmx};
 use crate::iommu::{self, DomainId};
 use crate::memory::Memory;
 use crate::pci::DeviceRef;
@@ -52,19 +52,40 @@ pub fn start_all(
             "no guest is configured, so VMX was not turned on",
         ));
     }
-    let (mut host, no_vmx) =
-        match vmx_info.map(|info| vmx::enable(info, mem).map(|v| VmxHost::new(v, mem))) {
-            None => (None, Some(String::from("this CPU has no VMX"))),
-            Some(Ok(Some(host))) => (Some(host), None),
-            Some(Ok(None)) => {
-                error!("vmx: no memory for the I/O and MSR bitmaps: vCPUs cannot run");
-                (None, Some(String::from("no memory for the VMX bitmaps")))
+    // Time slices and virtual timers are counted in TSC ticks: no guest runs on a guessed rate.
+    let clock = time::no_rate_reason();
+    if let Some(why) = &clock {
+        error!("guests: {why}: no vCPU is started");
+    }
+    let (mut host, no_vmx) = match (vmx_info, time::rate()) {
+        (Some(info), Some(tsc)) => {
+            match vmx::enable(info, mem).map(|v| VmxHost::new(v, mem, tsc)) {
+                Ok(Some(host)) => (Some(host), None),
+                Ok(None) => {
+                    error!("vmx: no memory for the I/O and MSR bitmaps: vCPUs cannot run");
+                    (None, Some(String::from("no memory for the VMX bitmaps")))
+                }
+                Err(e) => {
+                    error!("vmx: {e}: vCPUs cannot run");
+                    (None, Some(format!("VMX could not be turned on: {e}")))
+                }
             }
-            Some(Err(e)) => {
-                error!("vmx: {e}: vCPUs cannot run");
-                (None, Some(format!("VMX could not be turned on: {e}")))
-            }
-        };
+        }
+        (None, _) => (
+            None,
+            Some(match &clock {
+                Some(why) => format!("this CPU has no VMX, and {why}"),
+                None => String::from("this CPU has no VMX"),
+            }),
+        ),
+        (Some(_), None) => (None, clock.clone()),
+    };
+    // What the log says of a guest whose vCPU is not started.
+    let because = match (vmx_info, &clock) {
+        (None, None) => String::from("VMX is absent"),
+        (None, Some(why)) => format!("VMX is absent, and {why}"),
+        (Some(_), _) => no_vmx.clone().unwrap_or_default(),
+    };
     let unsafe_no_iommu = bundle.config.unsafe_no_iommu;
     let mut list = Vec::new();
     let mut refused = Vec::new();
@@ -98,7 +119,7 @@ pub fn start_all(
             },
             None => {
                 let why = no_vmx.as_deref().unwrap_or("no VMX");
-                let reason = match without_vcpus(index, c, &spec, mem, unsafe_no_iommu) {
+                let reason = match without_vcpus(index, c, &spec, mem, unsafe_no_iommu, &because) {
                     Ok(g) => {
                         let reason = format!(
                             "vCPU not started ({why}); memory, IOMMU domain and {} function(s) set up",
@@ -122,14 +143,16 @@ pub fn start_all(
     }
 }
 
-/// A machine without VMX (QEMU's TCG): the guest's memory, image, EPT and IOMMU domain are
-/// created and its devices assigned, exactly as where vCPUs run; only the vCPU is not started.
+/// A machine without VMX (QEMU's TCG), or without a known TSC rate: the guest's memory, image,
+/// EPT and IOMMU domain are created and its devices assigned, exactly as where vCPUs run; only the
+/// vCPU is not started (`because` says why).
 fn without_vcpus(
     index: u16,
     c: &GuestConfig,
     spec: &GuestSpec,
     mem: &'static Memory,
     unsafe_no_iommu: bool,
+    because: &str,
 ) -> Result<Guest, super::CreateError> {
     let mut g = match Guest::without_vcpu(mem, spec) {
         Ok(g) => g,
@@ -145,7 +168,7 @@ fn without_vcpus(
     // The control task holds their virtual configuration space all the same.
     g.pci = super::devices::register(index, &c.name, &g.devices);
     warn!(
-        "guest \"{}\": {} MiB at HPA {hpa:#x}, {} function(s) assigned; its vCPUs are not started because VMX is absent",
+        "guest \"{}\": {} MiB at HPA {hpa:#x}, {} function(s) assigned; its vCPUs are not started because {because}",
         c.name,
         c.memory_mib,
         g.devices.len()

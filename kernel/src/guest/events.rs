@@ -16,6 +16,7 @@ use crate::arch::x86_64::rdtsc;
 use crate::arch::x86_64::vmx::vmcs::{Current, FieldError};
 use crate::irq::dispatch;
 use conduit_abi::{HC_TIMER_MAX_DELAY_US, HC_TIMER_MIN_VECTOR};
+use conduit_clock::Rate;
 use conduit_irq::GuestId;
 use conduit_vmx::controls::PrimaryControls;
 use conduit_vmx::exit::vector;
@@ -53,7 +54,8 @@ pub struct Events {
     /// Whether this CPU can set "interrupt-window exiting" at all.
     window_supported: bool,
     timer: Option<Timer>,
-    tsc_mhz: u64,
+    /// The TSC's rate, for the virtual timer's deadlines.
+    tsc: Rate,
     /// Virtual interrupts injected so far, and the last vector.
     pub injected: u64,
     pub last_vector: Option<u8>,
@@ -63,7 +65,7 @@ pub struct Events {
 
 impl Events {
     /// No events; `primary` is the primary processor-based controls value the VMCS holds.
-    pub fn new(primary: u32, window_supported: bool, tsc_mhz: u64) -> Self {
+    pub fn new(primary: u32, window_supported: bool, tsc: Rate) -> Self {
         Self {
             reinject: None,
             gp: false,
@@ -71,7 +73,7 @@ impl Events {
             window: false,
             window_supported,
             timer: None,
-            tsc_mhz,
+            tsc,
             injected: 0,
             last_vector: None,
             reinjected: 0,
@@ -96,7 +98,7 @@ impl Events {
     /// The virtual timer, if armed: its vector and the microseconds left (0 once due).
     pub fn timer(&self) -> Option<(u8, u64)> {
         self.timer.map(|t| {
-            let left = t.deadline.saturating_sub(rdtsc()) / self.tsc_mhz.max(1);
+            let left = self.tsc.us_in_ticks(t.deadline.saturating_sub(rdtsc()));
             (t.vector, left)
         })
     }
@@ -120,7 +122,7 @@ impl Events {
             return Err(TimerError::Delay(delay_us));
         }
         self.timer = Some(Timer {
-            deadline: rdtsc().saturating_add(delay_us.saturating_mul(self.tsc_mhz.max(1))),
+            deadline: rdtsc().saturating_add(self.tsc.ticks_in_us(delay_us)),
             vector: vector as u8,
         });
         Ok(())

@@ -24,6 +24,7 @@ use crate::arch::x86_64::vmx::run::GuestRegs;
 use crate::arch::x86_64::vmx::vmcs::{Current, FieldError, VmcsRegion};
 use crate::memory::{FRAME_SIZE, Memory, PhysAddr, PhysWindow};
 use alloc::string::String;
+use conduit_clock::Rate;
 use conduit_paging::{Ept, PageTable, Walk};
 use conduit_vmx::caps::VmxCapabilities;
 use conduit_vmx::fields::Guest32;
@@ -89,13 +90,14 @@ pub struct VmxHost {
     io_bitmap_a: PhysAddr,
     io_bitmap_b: PhysAddr,
     msr_bitmap: PhysAddr,
-    /// TSC ticks per microsecond, for time slices.
-    pub tsc_mhz: u64,
+    /// The TSC's rate (`arch::x86_64::time`), for time slices and virtual timers.
+    pub tsc: Rate,
     next_vpid: u16,
 }
 
 impl VmxHost {
-    pub fn new(vmx: Vmx, mem: &Memory) -> Option<Self> {
+    /// `tsc`: the TSC's rate; without one no vCPU is created (`boot::start_all`).
+    pub fn new(vmx: Vmx, mem: &Memory, tsc: Rate) -> Option<Self> {
         let mut frames = mem.frames.lock();
         let (a, b, m) = (frames.allocate()?, frames.allocate()?, frames.allocate()?);
         drop(frames);
@@ -104,40 +106,15 @@ impl VmxHost {
             // SAFETY: the frames were just allocated and are mapped through the window.
             unsafe { core::ptr::write_bytes(window.virt(f.0), 0xff, FRAME_SIZE as usize) };
         }
-        let tsc_mhz = tsc_mhz();
         Some(Self {
             vmx,
             io_bitmap_a: a,
             io_bitmap_b: b,
             msr_bitmap: m,
-            tsc_mhz,
+            tsc,
             next_vpid: 1,
         })
     }
-}
-
-/// The TSC rate from CPUID 0x15/0x16 (SDM Vol. 3B, "Determining the Processor Base Frequency"),
-/// or an assumed 1 GHz when the CPU reports neither. Determined (and logged) once.
-pub(crate) fn tsc_mhz() -> u64 {
-    static MHZ: spin::Once<u64> = spin::Once::new();
-    *MHZ.call_once(tsc_mhz_from_cpuid)
-}
-
-fn tsc_mhz_from_cpuid() -> u64 {
-    let cpuid = raw_cpuid::CpuId::new();
-    if let Some(hz) = cpuid.get_tsc_info().and_then(|t| t.tsc_frequency()) {
-        info!("TSC {} MHz (CPUID 0x15)", hz / 1_000_000);
-        return (hz / 1_000_000).max(1);
-    }
-    if let Some(f) = cpuid.get_processor_frequency_info() {
-        let mhz = u64::from(f.processor_base_frequency());
-        if mhz > 0 {
-            info!("TSC ~{mhz} MHz (CPUID 0x16 base frequency)");
-            return mhz;
-        }
-    }
-    warn!("the CPU reports no TSC frequency; assuming 1000 MHz for time slices");
-    1000
 }
 
 /// The EPTP of the EPT rooted at `root`: memory type WB (6), page-walk length 4 (encoded 3)
@@ -165,6 +142,8 @@ pub struct Guest {
     uart: VirtualUart,
     /// VMX-preemption timer value for one time slice.
     slice_ticks: u32,
+    /// The TSC's rate, which its CPUID leaves 0x15/0x16 state (`exits.rs`).
+    tsc: Rate,
     /// What the next entries inject, and the virtual timer (`events.rs`).
     pub events: events::Events,
     kernel_gs_base: u64,
@@ -228,8 +207,8 @@ impl Guest {
         host.next_vpid = host.next_vpid.wrapping_add(1).max(1);
         let vmcs = VmcsRegion::new(mem, host.vmx.caps.basic.revision)
             .map_err(|e| CreateError::Vmcs(alloc::format!("VMCS allocation: {e}")))?;
-        let slice_ticks = (u64::from(spec.time_slice_us) * host.tsc_mhz)
-            >> host.vmx.caps.misc.preemption_timer_rate;
+        let slice_tsc = host.tsc.ticks_in_us(u64::from(spec.time_slice_us));
+        let slice_ticks = slice_tsc >> host.vmx.caps.misc.preemption_timer_rate;
         let mut guest = Self {
             name: spec.name.clone(),
             vpid,
@@ -246,7 +225,8 @@ impl Guest {
             stats: Stats::ZERO,
             uart: VirtualUart::new(),
             slice_ticks: slice_ticks.clamp(1, u64::from(u32::MAX)) as u32,
-            events: events::Events::new(0, false, host.tsc_mhz),
+            tsc: host.tsc,
+            events: events::Events::new(0, false, host.tsc),
             kernel_gs_base: 0,
             spec: spec.clone(),
             restarts: 0,
@@ -257,7 +237,8 @@ impl Guest {
         };
         vcpu::setup(host, &mut guest, spec)?;
         info!(
-            "guest \"{}\": {} MiB at host {:#x}, EPTP {:#x}, VPID {}, slice {} us ({} timer ticks), entry {:?}",
+            "guest \"{}\": {} MiB at host {:#x}, EPTP {:#x}, VPID {}, slice {} us = {slice_tsc} TSC \
+             ticks ({} preemption-timer ticks), virtual timer {} TSC ticks per ms (TSC {}), entry {:?}",
             guest.name,
             spec.memory_mib,
             guest.memory.host.0,
@@ -265,6 +246,8 @@ impl Guest {
             guest.vpid,
             spec.time_slice_us,
             guest.slice_ticks,
+            host.tsc.ticks_in_ms(1),
+            host.tsc,
             spec.entry
         );
         Ok(guest)
@@ -285,7 +268,8 @@ impl Guest {
             }
             spec::Entry::Real16 { .. } => None,
         };
-        let tsc_mhz = tsc_mhz();
+        // No vCPU ever runs this guest, so no virtual timer is armed; the rate only fills the field.
+        let tsc = crate::arch::x86_64::time::wait_rate();
         Ok(Self {
             name: spec.name.clone(),
             vpid: 0,
@@ -299,7 +283,8 @@ impl Guest {
             stats: Stats::ZERO,
             uart: VirtualUart::new(),
             slice_ticks: 0,
-            events: events::Events::new(0, false, tsc_mhz),
+            tsc,
+            events: events::Events::new(0, false, tsc),
             kernel_gs_base: 0,
             spec: spec.clone(),
             restarts: 0,

@@ -39,7 +39,7 @@ pub(super) fn setup(
         .may_be_one
         & PrimaryControls::INTERRUPT_WINDOW_EXITING.bits()
         != 0;
-    guest.events = super::events::Events::new(controls.primary.bits(), window, host.tsc_mhz);
+    guest.events = super::events::Events::new(controls.primary.bits(), window, host.tsc);
     vmx::write_host_state(&mut v).map_err(vmcs_err)?;
 
     let mut state = match spec.entry {

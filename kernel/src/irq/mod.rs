@@ -305,11 +305,12 @@ fn start_tick() {
             let count = timer::start_periodic(&cal, vectors::TICK, TICK_MS);
             TICK_RUNNING.store(true, core::sync::atomic::Ordering::Release);
             info!(
-                "apic: timer: {} counts/ms (divide by 16, calibrated against the 8254 over 10 ms; \
-                 TSC {} ticks/ms); hypervisor tick every {TICK_MS} ms on vector {:#x} (initial \
-                 count {count})",
+                "apic: timer: {} counts/ms (divide by 16, measured over {} ms = {} TSC ticks at \
+                 {}); hypervisor tick every {TICK_MS} ms on vector {:#x} (initial count {count})",
                 cal.counts_per_ms,
-                cal.tsc_per_ms,
+                timer::CALIBRATION_MS,
+                cal.tsc.ticks_in_ms(timer::CALIBRATION_MS),
+                cal.tsc,
                 vectors::TICK
             );
         }

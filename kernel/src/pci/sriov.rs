@@ -31,7 +31,7 @@
 use super::access::Access;
 use super::window::{MmioMap, PlaceError, VfSpace};
 use super::{Function, report, sriov_vf};
-use crate::arch::x86_64::delay;
+use crate::arch::x86_64::time;
 use crate::memory::Memory;
 use crate::platform::Platform;
 use alloc::string::String;
@@ -239,7 +239,7 @@ pub fn init(cfg: &mut Access, functions: &mut Vec<Function>, platform: &Platform
             vf_device: 0,
             status: PfStatus::Refused(EnableError::NoVfs),
         };
-        match prepare(cfg, &mut map, functions, f, offset, platform, &mut info) {
+        match prepare(cfg, &mut map, functions, f, offset, &mut info) {
             Ok((mut cap, vf_bars)) => match cap.enable_vfs(cfg, true) {
                 Ok(()) => {
                     info!(
@@ -268,16 +268,18 @@ pub fn init(cfg: &mut Access, functions: &mut Vec<Function>, platform: &Platform
         infos.push(info);
     }
     if !enabled.is_empty() {
-        let clock = delay::wait_us(VF_ENABLE_WAIT_US, platform.pm_timer);
+        time::delay_us(VF_ENABLE_WAIT_US);
         info!(
-            "sriov: waited 100 ms after VF Enable ({clock}) before configuration requests to VFs (PCIe r6.0 §9.3.3.3.1)"
+            "sriov: waited 100 ms after VF Enable (TSC at {}, {}) before configuration requests to VFs (PCIe r6.0 §9.3.3.3.1)",
+            time::wait_rate(),
+            time::Origin
         );
     }
     let mut budget = VF_READY_BUDGET_US;
     let mut found: Vec<(Bdf, Vec<Function>)> = Vec::new();
     for e in &enabled {
         let info = &mut infos[e.info];
-        let (vfs, slots) = sriov_vf::discover(cfg, e, info, platform, mem, &mut budget);
+        let (vfs, slots) = sriov_vf::discover(cfg, e, info, mem, &mut budget);
         info.status = PfStatus::Enabled {
             num_vfs: e.cap.num_vfs,
             vfs: slots,
@@ -314,7 +316,6 @@ fn prepare(
     functions: &[Function],
     f: &Function,
     offset: u16,
-    platform: &Platform,
     info: &mut PfInfo,
 ) -> Result<(SriovCap, Bars), EnableError> {
     let pf = f.bdf;
@@ -337,7 +338,7 @@ fn prepare(
     if cap.vf_enabled() {
         warn!("sriov: {pf}: firmware left VF Enable set: clearing it and waiting 1 s");
         cap.disable_vfs(cfg)?;
-        delay::wait_us(VF_DISABLE_WAIT_US, platform.pm_timer);
+        time::delay_us(VF_DISABLE_WAIT_US);
         cap.refresh(&*cfg)?;
     }
     if cap.total_vfs == 0 {

@@ -17,9 +17,8 @@
 use super::access::Access;
 use super::sriov::{Enabled, PfInfo, VfOf};
 use super::{Function, report};
-use crate::arch::x86_64::delay;
+use crate::arch::x86_64::time;
 use crate::memory::{Memory, mmio};
-use crate::platform::Platform;
 use alloc::format;
 use alloc::vec::Vec;
 use conduit_pci::config::{self, command};
@@ -39,7 +38,6 @@ pub(super) fn discover(
     cfg: &mut Access,
     e: &Enabled,
     info: &PfInfo,
-    platform: &Platform,
     mem: &Memory,
     budget: &mut u64,
 ) -> (Vec<Function>, Vec<Option<Bdf>>) {
@@ -55,7 +53,7 @@ pub(super) fn discover(
         };
         let view = VfConfig::new(&mut *cfg, vf, info.vendor, info.vf_device);
         while !view.answers() && *budget > 0 {
-            delay::wait_us(VF_READY_POLL_US, platform.pm_timer);
+            time::delay_us(VF_READY_POLL_US);
             *budget = budget.saturating_sub(VF_READY_POLL_US);
         }
         let Ok(header) = conduit_pci::read_header(&view, vf) else {

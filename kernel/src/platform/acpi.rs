@@ -2,6 +2,7 @@
 //! DMAR (VT-d spec, 8.1 "DMA Remapping Reporting Structure") is only located and checked here; its
 //! structures are parsed by the DMAR library.
 
+use crate::arch::x86_64::pm_timer::PmTimer;
 use acpi::sdt::{SdtHeader, Signature};
 use acpi::{
     AcpiError, AcpiHandler, AcpiTable, AcpiTables, InterruptModel, PhysicalMapping, PlatformInfo,
@@ -99,14 +100,6 @@ pub struct Ecam {
     pub segment: u16,
     pub bus_start: u8,
     pub bus_end: u8,
-}
-
-/// The ACPI PM timer (ACPI 6.5 §4.8.3.3): a 3.579545 MHz counter in system I/O space.
-#[derive(Debug, Clone, Copy)]
-pub struct PmTimer {
-    pub port: u16,
-    /// 32-bit counter (FADT flag TMR_VAL_EXT); else 24-bit.
-    pub bits32: bool,
 }
 
 /// What the firmware told us about the machine.

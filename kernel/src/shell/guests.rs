@@ -3,9 +3,11 @@
 //! slices), its EPT.
 
 use super::say;
+use crate::arch::x86_64::time;
 use crate::arch::x86_64::vmx::vmcs::FieldError;
 use crate::guest::{Guest, Guests, State};
 use alloc::string::String;
+use conduit_clock::Rate;
 use conduit_pci::ConfigAccess as _;
 use conduit_vmx::describe::{
     AccessRightsText, ActivityText, EventText, FlagNames, InterruptibilityText,
@@ -19,7 +21,7 @@ const MIB: u64 = 1 << 20;
 
 /// `vms`: every guest with its state, memory, time in the guest and exits by reason.
 pub fn vms(guests: &Guests) {
-    let tsc_mhz = guests.host.as_ref().map_or(0, |h| h.tsc_mhz);
+    let tsc = guests.host.as_ref().map(|h| h.tsc);
     let runnable = guests
         .list
         .iter()
@@ -28,9 +30,11 @@ pub fn vms(guests: &Guests) {
     match &guests.no_vmx {
         Some(why) => say!("no guest runs on this machine: {why}"),
         None => say!(
-            "{} guest(s), {runnable} runnable, {} not created; TSC {tsc_mhz} MHz",
+            "{} guest(s), {runnable} runnable, {} not created; TSC {} ({})",
             guests.list.len(),
-            guests.refused.len()
+            guests.refused.len(),
+            Rated(tsc),
+            time::Origin
         ),
     }
     for g in &guests.list {
@@ -45,7 +49,7 @@ pub fn vms(guests: &Guests) {
             g.memory_size() / MIB,
             g.memory_host(),
             g.vpid,
-            Duration(g.stats.tsc_in_guest, tsc_mhz)
+            Duration(g.stats.tsc_in_guest, tsc)
         );
         let mut by_reason = String::new();
         for (name, n) in g.stats.nonzero() {
@@ -70,16 +74,28 @@ pub fn vms(guests: &Guests) {
     }
 }
 
-/// TSC ticks as milliseconds at `mhz` ticks per microsecond.
-struct Duration(u64, u64);
+/// A TSC rate, or that there is none.
+struct Rated(Option<Rate>);
+
+impl core::fmt::Display for Rated {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(rate) => write!(f, "{rate}"),
+            None => f.write_str("rate unknown"),
+        }
+    }
+}
+
+/// TSC ticks as milliseconds at the TSC's rate (as ticks without one).
+struct Duration(u64, Option<Rate>);
 
 impl core::fmt::Display for Duration {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let Duration(ticks, mhz) = *self;
-        if mhz == 0 {
+        let Duration(ticks, rate) = *self;
+        let Some(rate) = rate else {
             return write!(f, "{ticks} TSC ticks");
-        }
-        let us = ticks / mhz;
+        };
+        let us = rate.us_in_ticks(ticks);
         write!(f, "{}.{:03} ms", us / 1000, us % 1000)
     }
 }

@@ -1,15 +1,16 @@
 //! x86-64: descriptor tables, exceptions, CPU identification, MSRs, the serial port and the ways
 //! out of the machine. Each privileged-instruction class has one owning module: `msr` (RDMSR/WRMSR),
-//! `serial`, `pit` and `power` (port I/O to their devices), `gdt`/`idt` (LGDT/LTR/LIDT); the
-//! interrupt controllers are `apic` (local APIC and its timer) and `ioapic`.
+//! `serial`, `pit` (the 8254), `pm_timer` (the ACPI PM timer) and `power` (port I/O to their
+//! devices), `gdt`/`idt` (LGDT/LTR/LIDT); the interrupt controllers are `apic` (local APIC and its
+//! timer) and `ioapic`; `time` owns the TSC's rate, measured once at boot.
 pub mod apic;
 pub mod cpu;
-pub mod delay;
 pub mod gdt;
 pub mod idt;
 pub mod ioapic;
 pub mod msr;
 pub mod pit;
+pub mod pm_timer;
 pub mod power;
 pub mod serial;
 pub mod time;
