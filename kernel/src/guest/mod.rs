@@ -11,6 +11,8 @@ mod exits;
 pub mod interrupts;
 mod layout;
 mod mmio;
+/// The per-guest counters the self-tests log and check.
+#[cfg(feature = "selftest")]
 pub mod report;
 mod set;
 pub mod spec;
