@@ -7,7 +7,7 @@ use crate::cli::TestArgs;
 use crate::expect::{Ending, Monitor, StatusCheck, TAIL_LINES, verdict};
 use crate::image::{self, ConfigText, ImageSpec};
 use crate::machine::{self, HostTools, MachineKind, MachineSpec, bochs};
-use crate::paths::Workspace;
+use crate::paths::{KernelImage, Workspace};
 use crate::scenarios::{Config, SCENARIOS, Scenario};
 use crate::script::Script;
 use crate::session::{Limits, Mode, Session, tail_of_file};
@@ -51,7 +51,9 @@ pub fn run(ws: &Workspace, args: &TestArgs) -> Result<bool, crate::Error> {
         }
         return Ok(true);
     }
-    let kernel = ws.kernel(args.kernel.as_deref())?;
+    // The scenarios need the self-tests: the test image unless a kernel is given.
+    let kernel = ws.kernel(args.kernel.as_deref(), KernelImage::Test)?;
+    println!("kernel: {}", kernel.display());
     let tools = HostTools::from_env();
     let kvm = machine::kvm_usable();
     let (mut passed, mut failed, mut not_run) = (0usize, 0usize, 0usize);

@@ -493,8 +493,11 @@ fn msix(state: &mut State, r: &Request) -> Reply {
     }
 }
 
-/// TEST ONLY (feature `selftest`): fails on purpose, as the core asked.
+/// TEST ONLY (feature `selftest`): fails on purpose, as the core asked. Kept out of line so that
+/// `scripts/check-image` finds it by name in the test image (and proves it absent from the
+/// production one).
 #[cfg(feature = "selftest")]
+#[inline(never)]
 fn test_fault(r: &Request) -> Reply {
     use conduit_control_abi::FaultKind;
     let Some(kind) = FaultKind::from_raw(r.value) else {
