@@ -14,11 +14,15 @@
 //! - [`bind_msi`]: a device's MSI or one of its MSI-X entries through a verified IRTE on a fresh
 //!   vector of its owner, programmed into the device in remappable format (handle = IRTE index,
 //!   no subhandle).
-//! - [`route_isa`] / [`set_gsi_masked`]: an ISA interrupt (MADT overrides applied) through the
+//! - `route_isa` / `set_gsi_masked`: an ISA interrupt (MADT overrides applied) through the
 //!   I/O APIC in remappable format, verified against the I/O APIC's source-id from the DMAR.
-//! - [`program_irte`], [`reserve_index`], [`reserve_vector`], [`release`], [`release_guest`].
-//! - [`service`]: finishes what the interrupt path left (masking a flooding source at the device)
+//! - `program_irte`, `reserve_index`, `reserve_vector`, [`release`], `release_guest`.
+//! - `service`: finishes what the interrupt path left (masking a flooding source at the device)
 //!   and reports it.
+//!
+//! Only the self-tests use `route_isa`, `set_gsi_masked`, `program_irte`, `reserve_index`,
+//! `reserve_vector`, `release_guest` and `service` today, so they are built into the test image
+//! only (feature `selftest`).
 //!
 //! The state is locked with interrupts disabled only, so the interrupt path ([`dispatch`]), which
 //! never locks it, can never deadlock against it.
