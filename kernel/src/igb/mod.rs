@@ -180,7 +180,8 @@ pub fn init(bundle: &Bundle<'_>, mem: &Memory) {
         };
         match bring_up(f, mem) {
             Ok((gpie, value, cmd)) => {
-                // Only the self-tests read GPIE back later ([`pf_gpie`]).
+                // Only the self-tests read GPIE back later ([`pf_gpie`]); the production image is
+                // done with the mapping once MSI-X mode is set.
                 #[cfg(feature = "selftest")]
                 MANAGED.lock().push(Managed { pf: p.pf, gpie });
                 #[cfg(not(feature = "selftest"))]
