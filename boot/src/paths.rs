@@ -37,7 +37,8 @@ impl KernelImage {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// `production` or `test`.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Production => "production",
             Self::Test => "test",
