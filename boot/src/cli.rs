@@ -22,7 +22,8 @@ USAGE:
 `test` boots the test image (self-tests, fault injection) by default:
   target/test-image/x86_64-unknown-none/release/conduit-kernel
   (`cargo build -p conduit-kernel -p conduit-control --release --features selftest
-   --target-dir target/test-image`).
+   --target-dir target/test-image`; `--kernel` replaces it), and the production image for the
+  scenarios of the production image (`qemu-production*`).
 A configuration with `[test]` or `test_break` needs `--kernel` of the test image.
 The control task is the `conduit-control` next to the kernel ELF.
 Guest images are the `image` paths of the configuration's [[guest]] tables, relative to the
