@@ -16,8 +16,16 @@ USAGE:
                      [--image KEY=PATH ...] [-- <extra emulator arguments or bochsrc lines>]
   conduit-boot test  [--tier qemu|kvm|bochs|all] [--filter <SUBSTR>] [--kernel <ELF>] [--list]
 
-The kernel defaults to target/x86_64-unknown-none/release/conduit-kernel
-(build it with `cargo build -p conduit-kernel --release`).
+`image` and `run` boot the production image by default:
+  target/x86_64-unknown-none/release/conduit-kernel
+  (`cargo build -p conduit-kernel -p conduit-control --release`);
+`test` boots the test image (self-tests, fault injection) by default:
+  target/test-image/x86_64-unknown-none/release/conduit-kernel
+  (`cargo build -p conduit-kernel -p conduit-control --release --features selftest
+   --target-dir target/test-image`; `--kernel` replaces it), and the production image for the
+  scenarios of the production image (`qemu-production*`).
+A configuration with `[test]` or `test_break` needs `--kernel` of the test image.
+The control task is the `conduit-control` next to the kernel ELF.
 Guest images are the `image` paths of the configuration's [[guest]] tables, relative to the
 configuration file's directory (build the test guests with `cargo build -p conduit-guest --release`);
 `--image KEY=PATH` reads the image a configuration names KEY from PATH instead.

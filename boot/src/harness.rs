@@ -7,8 +7,8 @@ use crate::cli::TestArgs;
 use crate::expect::{Ending, Monitor, StatusCheck, TAIL_LINES, verdict};
 use crate::image::{self, ConfigText, ImageSpec};
 use crate::machine::{self, HostTools, MachineKind, MachineSpec, bochs};
-use crate::paths::Workspace;
-use crate::scenarios::{Config, SCENARIOS, Scenario};
+use crate::paths::{KernelImage, Workspace};
+use crate::scenarios::{self, Config, Scenario};
 use crate::script::Script;
 use crate::session::{Limits, Mode, Session, tail_of_file};
 use std::path::{Path, PathBuf};
@@ -17,12 +17,36 @@ use std::time::{Duration, Instant};
 /// How long an emulator may linger after the end marker before it is stopped.
 const GRACE: Duration = Duration::from_secs(5);
 
-/// The scenarios selected by the tier and the filter, in table order.
-pub fn select<'a>(all: &'a [Scenario], args: &TestArgs) -> Vec<&'a Scenario> {
-    all.iter()
-        .filter(|s| args.tier.includes(s.machine.kind()))
-        .filter(|s| args.filter.as_deref().is_none_or(|f| s.name.contains(f)))
+/// The scenarios selected by the tier and the filter, in order, with the image each boots.
+pub fn select<'a>(
+    all: impl Iterator<Item = (&'a Scenario, KernelImage)>,
+    args: &TestArgs,
+) -> Vec<(&'a Scenario, KernelImage)> {
+    all.filter(|(s, _)| args.tier.includes(s.machine.kind()))
+        .filter(|(s, _)| args.filter.as_deref().is_none_or(|f| s.name.contains(f)))
         .collect()
+}
+
+/// The kernel ELF of each image the chosen scenarios boot: `--kernel` replaces the test image's;
+/// the production image's is always the production build.
+fn kernels(
+    ws: &Workspace,
+    args: &TestArgs,
+    chosen: &[(&Scenario, KernelImage)],
+) -> Result<Vec<(KernelImage, PathBuf)>, crate::Error> {
+    let mut out = Vec::new();
+    for image in [KernelImage::Test, KernelImage::Production] {
+        if chosen.iter().any(|(_, i)| *i == image) {
+            let explicit = match image {
+                KernelImage::Test => args.kernel.as_deref(),
+                KernelImage::Production => None,
+            };
+            let kernel = ws.kernel(explicit, image)?;
+            println!("{} image: {}", image.name(), kernel.display());
+            out.push((image, kernel));
+        }
+    }
+    Ok(out)
 }
 
 /// Why a scenario on a `kind` machine cannot run on this host, if it cannot: a `kvm` scenario
@@ -35,14 +59,15 @@ pub fn not_runnable(kind: MachineKind, kvm_usable: bool) -> Option<&'static str>
 /// Runs `conduit-boot test`; returns whether no selected scenario failed (scenarios this host
 /// cannot run are listed as not run and counted apart).
 pub fn run(ws: &Workspace, args: &TestArgs) -> Result<bool, crate::Error> {
-    let chosen = select(SCENARIOS, args);
+    let chosen = select(scenarios::all(), args);
     if args.list {
-        for s in &chosen {
+        for (s, image) in &chosen {
             println!(
-                "{:<24} {:<40} {:>4}s  expects {}",
+                "{:<30} {:<40} {:>4}s  {:<10} expects {}",
                 s.name,
                 s.machine.describe(),
                 s.timeout_secs,
+                image.name(),
                 match s.end {
                     crate::expect::End::Success => "success",
                     crate::expect::End::Failure => "failure",
@@ -51,11 +76,14 @@ pub fn run(ws: &Workspace, args: &TestArgs) -> Result<bool, crate::Error> {
         }
         return Ok(true);
     }
-    let kernel = ws.kernel(args.kernel.as_deref())?;
+    let kernels = kernels(ws, args, &chosen)?;
     let tools = HostTools::from_env();
     let kvm = machine::kvm_usable();
     let (mut passed, mut failed, mut not_run) = (0usize, 0usize, 0usize);
-    for s in &chosen {
+    for (s, image) in &chosen {
+        let Some((_, kernel)) = kernels.iter().find(|(i, _)| i == image) else {
+            return Err(crate::Error::Internal(format!("no kernel for {}", s.name)));
+        };
         if let Some(why) = not_runnable(s.machine.kind(), kvm) {
             not_run += 1;
             println!("NOT RUN {} [{}]: {why}", s.name, s.machine.describe());
@@ -63,7 +91,7 @@ pub fn run(ws: &Workspace, args: &TestArgs) -> Result<bool, crate::Error> {
         }
         println!("RUN  {} [{}]", s.name, s.machine.describe());
         let started = Instant::now();
-        match run_one(ws, &tools, &kernel, s) {
+        match run_one(ws, &tools, kernel, s) {
             Ok(()) => {
                 passed += 1;
                 println!("PASS {} ({}s)", s.name, started.elapsed().as_secs());
@@ -221,12 +249,15 @@ mod tests {
     #[test]
     fn tier_and_filter_select_scenarios() {
         let names = |a: &TestArgs| {
-            select(SCENARIOS, a)
+            select(scenarios::all(), a)
                 .iter()
-                .map(|s| s.name)
+                .map(|(s, _)| s.name)
                 .collect::<Vec<_>>()
         };
-        assert_eq!(names(&args(Tier::All, None)).len(), SCENARIOS.len());
+        assert_eq!(
+            names(&args(Tier::All, None)).len(),
+            scenarios::SCENARIOS.len() + scenarios::PRODUCTION_SCENARIOS.len()
+        );
         let bochs = names(&args(Tier::Only(MachineKind::Bochs), None));
         assert!(bochs.contains(&"bochs-foundation") && !bochs.contains(&"qemu-foundation"));
         assert_eq!(
@@ -248,5 +279,28 @@ mod tests {
             assert_eq!(not_runnable(kind, false), None);
             assert_eq!(not_runnable(kind, true), None);
         }
+    }
+
+    #[test]
+    fn production_scenarios_boot_the_production_image_and_the_rest_the_test_image() {
+        let chosen = select(scenarios::all(), &args(Tier::Only(MachineKind::Qemu), None));
+        let image_of = |name: &str| chosen.iter().find(|(s, _)| s.name == name).map(|(_, i)| *i);
+        assert_eq!(image_of("qemu-control"), Some(KernelImage::Test));
+        assert_eq!(image_of("qemu-page-fault"), Some(KernelImage::Test));
+        assert_eq!(image_of("qemu-production"), Some(KernelImage::Production));
+        assert_eq!(
+            image_of("qemu-production-refuses-test"),
+            Some(KernelImage::Production)
+        );
+        // The production scenarios run after all the others.
+        let first_production = chosen
+            .iter()
+            .position(|(_, i)| *i == KernelImage::Production)
+            .expect("some");
+        assert!(
+            chosen[first_production..]
+                .iter()
+                .all(|(_, i)| *i == KernelImage::Production)
+        );
     }
 }

@@ -16,8 +16,8 @@ use std::time::Duration;
 pub fn image(ws: &Workspace, args: &ImageArgs) -> Result<(), Error> {
     let config = ConfigText::File(args.config.clone());
     // Configuration mistakes first: they are the user's to fix, and cheap to find.
-    image::load_config(&config, args.exit, &args.images)?;
-    let kernel = ws.kernel(args.kernel.as_deref())?;
+    let loaded = image::load_config(&config, args.exit, &args.images)?;
+    let kernel = kernel_for(ws, args.kernel.as_deref(), &config, &loaded)?;
     let built = image::build(&ImageSpec {
         kernel,
         config,
@@ -28,6 +28,21 @@ pub fn image(ws: &Workspace, args: &ImageArgs) -> Result<(), Error> {
     println!("disk image: {}", built.disk.display());
     println!("ramdisk:    {}", built.ramdisk.display());
     Ok(())
+}
+
+/// The kernel `image` and `run` use: the one given, else the production image; a configuration
+/// with `[test]` or `test_break` needs the test image (see [`Workspace::kernel_for_config`]).
+fn kernel_for(
+    ws: &Workspace,
+    explicit: Option<&std::path::Path>,
+    config: &ConfigText,
+    loaded: &conduit_config::toml_front::Loaded,
+) -> Result<PathBuf, Error> {
+    let origin = match config {
+        ConfigText::File(path) => path.display().to_string(),
+        ConfigText::Inline { .. } => String::from("the default configuration"),
+    };
+    Ok(ws.kernel_for_config(explicit, &origin, loaded.config.test_only().as_ref())?)
 }
 
 /// The configuration `run` uses: the one given, else `conduit.toml` at the repository root, else
@@ -59,8 +74,8 @@ pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8, Error> {
     let kind = args.machine.unwrap_or_else(machine::host_default);
     let spec = kind.default_spec();
     let config = run_config(ws, args.config.as_ref());
-    image::load_config(&config, spec.exit_method(), &args.images)?;
-    let kernel = ws.kernel(args.kernel.as_deref())?;
+    let loaded = image::load_config(&config, spec.exit_method(), &args.images)?;
+    let kernel = kernel_for(ws, args.kernel.as_deref(), &config, &loaded)?;
     let dir = ws.build_dir("run");
     let built = image::build(&ImageSpec {
         kernel,

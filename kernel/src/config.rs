@@ -47,7 +47,22 @@ pub fn load(ramdisk: Option<&'static [u8]>) -> Bundle<'static> {
         LogLevel::Debug => LevelFilter::Debug,
         LogLevel::Trace => LevelFilter::Trace,
     });
+    #[cfg(not(feature = "selftest"))]
+    refuse_test_settings(config);
     bundle
+}
+
+/// The production image (built without the `selftest` feature) has no self-tests and no
+/// fault-injection hooks: a configuration that asks for them is refused, not half-obeyed.
+#[cfg(not(feature = "selftest"))]
+fn refuse_test_settings(config: &BootConfig) {
+    if let Some(what) = config.test_only() {
+        error!(
+            "this is the production image: {what} needs the test image (the kernel and control \
+             task built with `--features selftest`, as `scripts/test` does)"
+        );
+        power::fail(power::FailCode::Boot);
+    }
 }
 
 fn defaults() -> BootConfig {

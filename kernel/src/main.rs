@@ -22,6 +22,7 @@ mod nvme;
 mod pci;
 mod platform;
 mod sched;
+#[cfg(feature = "selftest")]
 mod selftest;
 mod shell;
 
@@ -86,19 +87,25 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     arch::x86_64::time::init(platform.pm_timer);
 
     pci::init(&platform, mem);
-    let dmar = selftest::dmar_for_boot(config.test, platform.dmar);
-    iommu::init(mem, dmar.as_deref(), selftest::iommu_options(config.test));
+    // The test image may bring the IOMMU up from a corrupted DMAR or with forced register
+    // invalidation (`[test] scenario`); the production image has no such path.
+    #[cfg(feature = "selftest")]
+    selftest::iommu_init(mem, config.test, platform.dmar);
+    #[cfg(not(feature = "selftest"))]
+    iommu::init(mem, platform.dmar);
     irq::init(mem, &platform);
     // Before the guests: the VFs they are given must be enabled and online first.
-    nvme::init(&bundle, mem, config.test);
+    nvme::init(&bundle, mem);
     igb::init(&bundle, mem);
 
+    #[cfg(feature = "selftest")]
     if let Some(test) = config.test {
         selftest::run(test, mem, cpu.vmx.is_some());
     }
     control::init(&bundle, mem, config.guests.len());
     let mut guests = guest::boot::start_all(&bundle, cpu.vmx.as_ref(), mem);
     control::seal(mem);
+    #[cfg(feature = "selftest")]
     if let Some(test) = config.test {
         selftest::after_guests(test, mem, &mut guests.without_vcpu);
     }

@@ -1,4 +1,6 @@
-//! Test-only scenarios, selected by `[test] scenario` in a test configuration.
+//! Test-only scenarios, selected by `[test] scenario` in a test configuration. Built only into
+//! the test image (feature `selftest`); the production image refuses such a configuration at
+//! boot (`crate::config`).
 
 mod control;
 mod control_msi;
@@ -10,8 +12,6 @@ mod intremap;
 mod intremap_checks;
 mod nvme_vf;
 mod vtd_edu;
-
-pub use dmar_corrupt::dmar_for_boot;
 
 use crate::arch::x86_64::power::{self, FailCode};
 use crate::memory::Memory;
@@ -70,10 +70,15 @@ fn report(name: &str, result: Result<usize, alloc::string::String>) {
     }
 }
 
-/// Test-only settings of the IOMMU.
-pub fn iommu_options(test: Option<TestCase>) -> crate::iommu::Options {
-    crate::iommu::Options {
-        register_invalidation: test == Some(TestCase::VtdEduRegisterInvalidation),
+/// Brings the IOMMU up as the scenario wants it: from a corrupted copy of the DMAR for
+/// `dmar-corrupt`, with register-based invalidation forced for `vtd-edu-reginv`, else as the
+/// production image does.
+pub fn iommu_init(mem: &'static Memory, test: Option<TestCase>, dmar: Option<&'static [u8]>) {
+    let dmar = dmar_corrupt::dmar_for_boot(test, dmar);
+    if test == Some(TestCase::VtdEduRegisterInvalidation) {
+        crate::iommu::init_with_register_invalidation(mem, dmar.as_deref());
+    } else {
+        crate::iommu::init(mem, dmar.as_deref());
     }
 }
 

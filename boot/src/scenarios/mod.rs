@@ -13,15 +13,19 @@ mod guests;
 mod igb_vf;
 mod intremap;
 mod nvme;
+mod production;
 mod shell;
 mod sriov;
 mod vtd;
 
 use crate::expect::End;
 use crate::machine::{BochsSpec, MachineSpec, QemuSpec};
+use crate::paths::KernelImage;
 use crate::script::Step;
 use guests::*;
 use vtd::*;
+
+pub use production::PRODUCTION_SCENARIOS;
 
 /// Where a scenario's `conduit.toml` comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +66,18 @@ const ANY_EXCEPTION: &str = r"EXCEPTION #";
 /// The banner every boot starts with.
 const BANNER: &str = r"Conduit v0\.1\.0 \(git [0-9a-f]{7,}";
 
-/// All scenarios, run in this order.
+/// Every scenario with the image it boots, in the order they run: [`SCENARIOS`] on the test image,
+/// then [`PRODUCTION_SCENARIOS`] on the production image.
+pub fn all() -> impl Iterator<Item = (&'static Scenario, KernelImage)> {
+    let test = SCENARIOS.iter().map(|s| (s, KernelImage::Test));
+    test.chain(
+        PRODUCTION_SCENARIOS
+            .iter()
+            .map(|s| (s, KernelImage::Production)),
+    )
+}
+
+/// The scenarios of the test image, run in this order.
 pub const SCENARIOS: &[Scenario] = &[
     // Issue "Foundation": bring-up on QEMU (no VMX, but VT-d and the PCIe device set).
     Scenario {

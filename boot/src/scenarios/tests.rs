@@ -77,7 +77,8 @@ fn images_are_test_guests(what: &str, doc: &Document, dir: &Path) {
 
 #[test]
 fn names_are_unique_and_usable_as_file_names() {
-    for (i, s) in SCENARIOS.iter().enumerate() {
+    let all: Vec<&Scenario> = super::all().map(|(s, _)| s).collect();
+    for (i, s) in all.iter().enumerate() {
         assert!(
             !s.name.is_empty()
                 && s.name
@@ -87,7 +88,7 @@ fn names_are_unique_and_usable_as_file_names() {
             s.name
         );
         assert!(
-            SCENARIOS[..i].iter().all(|o| o.name != s.name),
+            all[..i].iter().all(|o| o.name != s.name),
             "duplicate {}",
             s.name
         );
@@ -96,7 +97,7 @@ fn names_are_unique_and_usable_as_file_names() {
 
 #[test]
 fn every_pattern_compiles_and_every_config_validates() {
-    for s in SCENARIOS {
+    for (s, _) in super::all() {
         Monitor::with_sequences(s.expect, s.guests, s.forbid)
             .unwrap_or_else(|e| panic!("{}: {e}", s.name));
         let (doc, dir) = document(s);
@@ -115,7 +116,7 @@ fn every_pattern_compiles_and_every_config_validates() {
 #[test]
 fn every_input_script_compiles_and_a_run_left_at_the_shell_is_quit() {
     use crate::script::{Input, Script};
-    for s in SCENARIOS {
+    for (s, _) in super::all() {
         Script::new(s.input).unwrap_or_else(|e| panic!("{}: {e}", s.name));
         let (doc, _) = document(s);
         if doc.config.on_idle == conduit_config::OnIdle::Shell {
@@ -225,6 +226,30 @@ fn the_igb_vf_scenario_runs_on_qemu_with_two_vfs_of_one_pf() {
         assert!(
             text.contains(needle),
             "qemu-igb-vf does not expect {needle:?}"
+        );
+    }
+}
+
+#[test]
+fn the_production_image_gets_only_configurations_it_can_refuse_or_run() {
+    use crate::paths::KernelImage;
+    let production: Vec<_> = super::all()
+        .filter(|(_, image)| *image == KernelImage::Production)
+        .map(|(s, _)| s)
+        .collect();
+    assert!(!production.is_empty());
+    for s in production {
+        let (doc, _) = document(s);
+        // A test-only setting must be refused (failure), anything else must boot.
+        let refused = doc.config.test_only().is_some();
+        assert_eq!(s.end == End::Failure, refused, "{}", s.name);
+        assert!(
+            !refused
+                || s.expect
+                    .iter()
+                    .any(|p| p.contains("this is the production image")),
+            "{}: the refusal must be expected",
+            s.name
         );
     }
 }

@@ -143,6 +143,7 @@ pub fn epoch() -> u64 {
 }
 
 /// Calls served so far and restarts.
+#[cfg(feature = "selftest")]
 pub fn stats() -> (u64, u64) {
     let restarts = TASK.lock().as_ref().map_or(0, |t| t.restarts);
     (CALLS.load(Ordering::Relaxed), restarts)
@@ -358,6 +359,7 @@ pub fn physical_read(bdf: Bdf, offset: u16, size: u8) -> Option<u32> {
 }
 
 /// The physical function at (`guest`, `vbdf`), as assigned.
+#[cfg(feature = "selftest")]
 pub fn assignment(guest: u16, vbdf: Bdf) -> Option<Bdf> {
     TASK.lock().as_ref().and_then(|t| {
         t.assignments
@@ -368,11 +370,13 @@ pub fn assignment(guest: u16, vbdf: Bdf) -> Option<Bdf> {
 }
 
 /// Whether the watchdog is armed for calls.
+#[cfg(feature = "selftest")]
 pub fn has_watchdog() -> bool {
     TASK.lock().as_ref().is_some_and(|t| t.budget.is_some())
 }
 
 /// The kernel address a [`conduit_control_abi::FaultKind::WriteKernel`] test writes to.
+#[cfg(feature = "selftest")]
 pub fn kernel_probe_address() -> u64 {
     idt::exception_name as *const () as u64
 }

@@ -14,9 +14,12 @@ use alloc::vec::Vec;
 use conduit_config::{Bundle, DeviceAssignment, DeviceSel, GuestConfig};
 use conduit_pci::Bdf;
 use log::{error, info, warn};
+#[cfg(feature = "selftest")]
 use spin::Mutex;
 
-/// A guest whose memory and IOMMU domain exist, whether or not a vCPU runs it.
+/// A guest whose memory and IOMMU domain exist, whether or not a vCPU runs it (recorded for the
+/// self-tests, which play the guests' drivers where no vCPU runs).
+#[cfg(feature = "selftest")]
 #[derive(Debug, Clone)]
 pub struct Placed {
     /// Its index in the configuration (its `GuestId` for interrupts, its topology in the control
@@ -32,9 +35,11 @@ pub struct Placed {
     pub devices: Vec<Bdf>,
 }
 
+#[cfg(feature = "selftest")]
 static PLACED: Mutex<Vec<Placed>> = Mutex::new(Vec::new());
 
 /// Every guest [`start_all`] placed, in configuration order.
+#[cfg(feature = "selftest")]
 pub fn placed() -> Vec<Placed> {
     PLACED.lock().clone()
 }
@@ -177,9 +182,9 @@ fn without_vcpus(
 }
 
 /// Creates the guest's IOMMU domain (IOVA = GPA over exactly its memory) and assigns its
-/// functions; records the guest in [`placed`]. Returns the functions assigned.
+/// functions; the test image records the guest for `placed`. Returns the functions assigned.
 fn attach_devices(
-    index: u16,
+    #[cfg_attr(not(feature = "selftest"), expect(unused_variables))] index: u16,
     c: &GuestConfig,
     hpa: u64,
     size: u64,
@@ -187,6 +192,7 @@ fn attach_devices(
 ) -> Vec<Bdf> {
     let mut domain = None;
     let assigned = attach_to_domain(c, hpa, size, unsafe_no_iommu, &mut domain);
+    #[cfg(feature = "selftest")]
     PLACED.lock().push(Placed {
         index,
         name: c.name.clone(),

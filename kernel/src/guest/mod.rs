@@ -12,6 +12,8 @@ pub mod exits;
 pub mod interrupts;
 mod layout;
 pub mod mmio;
+/// The per-guest counters the self-tests log and check.
+#[cfg(feature = "selftest")]
 pub mod report;
 mod set;
 pub mod spec;
@@ -28,6 +30,7 @@ use conduit_clock::Rate;
 use conduit_paging::{Ept, PageTable, Walk};
 use conduit_vmx::caps::VmxCapabilities;
 use conduit_vmx::fields::Guest32;
+#[cfg(feature = "selftest")]
 pub use cpu::CpuState;
 use devices::GuestDevices;
 pub use exits::{Outcome, handle as handle_exit};
@@ -296,6 +299,7 @@ impl Guest {
     }
 
     /// CR3 of the page tables the hypervisor wrote for a 64-bit guest (`None` for others).
+    #[cfg(feature = "selftest")]
     pub fn boot_cr3(&self) -> Option<u64> {
         self.boot_cr3
     }

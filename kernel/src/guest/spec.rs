@@ -12,8 +12,9 @@ pub enum Entry {
     Real16 { cs: u16, ip: u16 },
 }
 
-/// A deliberate corruption of the initial state (test configurations only): the pre-entry
-/// guest-state check must refuse the guest and name the rule.
+/// A deliberate corruption of the initial state (test configurations, feature `selftest` only):
+/// the pre-entry guest-state check must refuse the guest and name the rule.
+#[cfg(feature = "selftest")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Break {
     Cr0PgWithoutPe,
@@ -38,6 +39,8 @@ pub struct GuestSpec {
     pub entry: Entry,
     pub segments: Vec<LoadSegment>,
     pub time_slice_us: u32,
+    /// TEST ONLY (feature `selftest`): the guest state to corrupt before entry.
+    #[cfg(feature = "selftest")]
     pub test_break: Option<Break>,
 }
 
@@ -48,7 +51,7 @@ pub fn from_config(
     c: &conduit_config::GuestConfig,
     image: Option<&'static [u8]>,
 ) -> Result<GuestSpec, String> {
-    use conduit_config::{EntryMode, GuestBreak};
+    use conduit_config::EntryMode;
     let image =
         image.ok_or_else(|| alloc::format!("image {:?} is not in the boot bundle", c.image))?;
     let entry = match c.entry {
@@ -85,10 +88,11 @@ pub fn from_config(
         entry,
         segments,
         time_slice_us: c.time_slice_us,
+        #[cfg(feature = "selftest")]
         test_break: c.test_break.map(|b| match b {
-            GuestBreak::Cr0PgWithoutPe => Break::Cr0PgWithoutPe,
-            GuestBreak::RflagsReservedBitClear => Break::RflagsReservedBitClear,
-            GuestBreak::TrUnusable => Break::TrUnusable,
+            conduit_config::GuestBreak::Cr0PgWithoutPe => Break::Cr0PgWithoutPe,
+            conduit_config::GuestBreak::RflagsReservedBitClear => Break::RflagsReservedBitClear,
+            conduit_config::GuestBreak::TrUnusable => Break::TrUnusable,
         }),
     })
 }

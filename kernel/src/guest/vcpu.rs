@@ -2,7 +2,9 @@
 //! mode, EPT and VPID (SDM Vol. 3C, "VM-Execution Control Fields", "Guest-State Area").
 
 use super::layout::{GDT_GPA, TSS_GPA};
-use super::spec::{Break, Entry, GuestSpec};
+#[cfg(feature = "selftest")]
+use super::spec::Break;
+use super::spec::{Entry, GuestSpec};
 use super::{CreateError, Guest, VmxHost};
 use crate::arch::x86_64::vmx::{self, vmcs::Current};
 use alloc::format;
@@ -42,7 +44,7 @@ pub(super) fn setup(
     guest.events = super::events::Events::new(controls.primary.bits(), window, host.tsc);
     vmx::write_host_state(&mut v).map_err(vmcs_err)?;
 
-    let mut state = match spec.entry {
+    let state = match spec.entry {
         Entry::Long64 { rip } => {
             let cr3 = guest
                 .memory
@@ -63,9 +65,11 @@ pub(super) fn setup(
             s
         }
     };
-    if let Some(b) = spec.test_break {
-        apply_break(&mut state, b);
-    }
+    #[cfg(feature = "selftest")]
+    let state = match spec.test_break {
+        Some(b) => broken(state, b),
+        None => state,
+    };
     state.write_to(&mut v).map_err(vmcs_err)?;
 
     // CR0/CR4: the bits VMX fixes are owned by the hypervisor (guest/host mask); the guest reads
@@ -130,13 +134,15 @@ fn write_controls(
     Ok(())
 }
 
-/// Deliberately corrupts the initial state (test configurations only).
-fn apply_break(s: &mut GuestState, b: Break) {
+/// Deliberately corrupts the initial state (test configurations, feature `selftest` only).
+#[cfg(feature = "selftest")]
+fn broken(mut s: GuestState, b: Break) -> GuestState {
     match b {
         Break::Cr0PgWithoutPe => s.cr0 = (s.cr0 | (1 << 31)) & !1,
         Break::RflagsReservedBitClear => s.rflags &= !2,
         Break::TrUnusable => s.tr.access_rights |= 1 << 16,
     }
+    s
 }
 
 /// MAXPHYADDR and the linear-address width (CPUID.80000008H:EAX).

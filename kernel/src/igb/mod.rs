@@ -33,7 +33,10 @@ use conduit_pci::Bdf;
 use conduit_pci::config::command;
 use core::fmt;
 use log::{error, info, warn};
-use regs::{GPIE_MSIX_MODE, Interrupts, MIN_BAR0, PfGpie};
+#[cfg(feature = "selftest")]
+use regs::Interrupts;
+use regs::{GPIE_MSIX_MODE, MIN_BAR0, PfGpie};
+#[cfg(feature = "selftest")]
 use spin::Mutex;
 
 pub const VENDOR: u16 = 0x8086;
@@ -43,6 +46,7 @@ pub const PF_DEVICES: [u16; 8] = [
     0x10c9, 0x10e6, 0x10e7, 0x10e8, 0x1526, 0x150a, 0x1518, 0x150d,
 ];
 /// The 82576 VF's device ID (the SR-IOV capability's VF Device ID).
+#[cfg(feature = "selftest")]
 pub const VF_DEVICE: u16 = 0x10ca;
 
 /// Why a PF could not be set up for its VFs' interrupts, or a function's registers not opened.
@@ -91,21 +95,25 @@ pub fn is_pf(f: &Function) -> bool {
 }
 
 /// Is `f` a VF of an 82576 PF?
+#[cfg(feature = "selftest")]
 pub fn is_vf(f: &Function) -> bool {
     f.vf.is_some() && f.vendor_id() == VENDOR && f.device_id() == VF_DEVICE
 }
 
-/// A PF set up for its VFs' interrupts.
+/// A PF set up for its VFs' interrupts (kept for the self-tests, which read GPIE back).
+#[cfg(feature = "selftest")]
 #[derive(Clone, Copy)]
 struct Managed {
     pf: Bdf,
     gpie: PfGpie,
 }
 
+#[cfg(feature = "selftest")]
 // SAFETY: `PfGpie` holds a volatile pointer into the PF's BAR0, device memory mapped for the life
 // of the hypervisor and valid from every CPU; GPIE is only read and written through it.
 unsafe impl Send for Managed {}
 
+#[cfg(feature = "selftest")]
 static MANAGED: Mutex<Vec<Managed>> = Mutex::new(Vec::new());
 
 /// What the configuration asks of one igb PF: its VFs (index, guest) and the guests given the PF
@@ -172,7 +180,12 @@ pub fn init(bundle: &Bundle<'_>, mem: &Memory) {
         };
         match bring_up(f, mem) {
             Ok((gpie, value, cmd)) => {
+                // Only the self-tests read GPIE back later ([`pf_gpie`]); the production image is
+                // done with the mapping once MSI-X mode is set.
+                #[cfg(feature = "selftest")]
                 MANAGED.lock().push(Managed { pf: p.pf, gpie });
+                #[cfg(not(feature = "selftest"))]
+                let _: PfGpie = gpie;
                 info!(
                     "igb {}: GPIE.MSIX_MODE set for VF interrupts (GPIE {value:#010x}, memory \
                      decode on: Command {cmd:#06x}); VFs wanted: {wanted}",
@@ -215,18 +228,21 @@ fn bring_up(f: &Function, mem: &Memory) -> Result<(PfGpie, u32, u16), IgbError> 
 }
 
 /// GPIE of `pf` read now, if [`init`] set the PF up for its VFs.
+#[cfg(feature = "selftest")]
 pub fn pf_gpie(pf: Bdf) -> Option<u32> {
     let managed = MANAGED.lock();
     managed.iter().find(|m| m.pf == pf).map(|m| m.gpie.read())
 }
 
 /// An igb function (PF or VF) with its extended interrupt registers mapped; for a PF, GPIE too.
+#[cfg(feature = "selftest")]
 pub struct Nic {
     pub bdf: Bdf,
     pub interrupts: Interrupts,
     gpie: Option<PfGpie>,
 }
 
+#[cfg(feature = "selftest")]
 impl Nic {
     /// Maps the interrupt registers of `f`'s BAR0.
     pub fn open(mem: &Memory, f: &Function) -> Result<Self, IgbError> {

@@ -58,11 +58,13 @@ pub struct Gpie {
 const _: () = assert!(GPIE + core::mem::size_of::<Gpie>() as u64 <= EXT_INTERRUPTS);
 
 /// One function's extended interrupt registers, mapped.
+#[cfg(feature = "selftest")]
 #[derive(Clone, Copy)]
 pub struct Interrupts {
     regs: VolatilePtr<'static, ExtInterrupts>,
 }
 
+#[cfg(feature = "selftest")]
 impl Interrupts {
     /// Maps the block of the BAR0 at `bar0` (`len` bytes).
     pub fn map(mem: &Memory, bar0: u64, len: u64) -> Result<Self, MmioError> {
@@ -115,6 +117,7 @@ impl PfGpie {
         })
     }
 
+    #[cfg(feature = "selftest")]
     pub fn read(&self) -> u32 {
         let reg = self.reg;
         map_field!(reg.gpie).read()

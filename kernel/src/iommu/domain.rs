@@ -34,6 +34,7 @@ pub struct GuestMemory {
 
 impl GuestMemory {
     /// The host-physical address of `[gpa, gpa + len)` if the range lies inside this piece.
+    #[cfg(feature = "selftest")]
     pub fn translate(&self, gpa: u64, len: u64) -> Option<u64> {
         let end = gpa.checked_add(len)?;
         (gpa >= self.gpa && end <= self.gpa + self.len).then(|| self.hpa + (gpa - self.gpa))
@@ -132,6 +133,7 @@ impl Domain {
     }
 
     /// The host-physical address backing `[gpa, gpa + len)`, if the guest owns all of it.
+    #[cfg(feature = "selftest")]
     pub fn backing(&self, gpa: u64, len: u64) -> Option<u64> {
         self.memory.iter().find_map(|m| m.translate(gpa, len))
     }
@@ -170,6 +172,7 @@ impl Domain {
     }
 
     /// Unmaps `[iova, iova + len)` in every unit's table; returns what became stale.
+    #[cfg(feature = "selftest")]
     pub fn unmap_tables(
         &mut self,
         frames: &mut Frames<'_>,

@@ -224,6 +224,7 @@ pub fn write_irte(index: u16, irte: &Irte) -> Result<IecInvalidation, IommuError
 
 /// The entry at `index`, decoded in the table's mode (`None` beyond the table or when remapping
 /// is off; `Some(Err)` for an entry that does not decode).
+#[cfg(feature = "selftest")]
 pub fn read_irte(index: u16) -> Option<Result<Irte, conduit_irq::FormatError>> {
     let guard = STATE.lock();
     let t = guard.as_ref()?.ir.as_ref()?;

@@ -28,15 +28,21 @@ mod intremap;
 mod view;
 
 pub use domain::{DomainId, GuestMemory};
+#[cfg(feature = "selftest")]
+pub use intremap::read_irte;
 pub use intremap::{
-    IRT_ENTRIES, IrInfo, interrupt_remapping, ioapic_source_id, mask_irte, read_irte,
-    try_mask_irte, write_irte,
+    IRT_ENTRIES, IrInfo, interrupt_remapping, ioapic_source_id, mask_irte, try_mask_irte,
+    write_irte,
 };
-pub use view::{View, faults_from, recent_faults, view};
+#[cfg(feature = "selftest")]
+pub use view::faults_from;
+pub use view::{View, recent_faults, view};
 
 use crate::arch::x86_64::apic;
 use crate::arch::x86_64::vtd::fault::{self, Fault};
-use crate::arch::x86_64::vtd::{Invalidation, Method, RemappingUnit, VtdError};
+#[cfg(feature = "selftest")]
+use crate::arch::x86_64::vtd::{Invalidation, Method};
+use crate::arch::x86_64::vtd::{RemappingUnit, VtdError};
 use crate::memory::{Frames, Memory};
 use crate::pci::DeviceRef;
 use alloc::string::String;
@@ -71,8 +77,10 @@ pub enum IommuError {
         bdf: Bdf,
         domain: DomainId,
     },
+    #[cfg(feature = "selftest")]
     NotAssigned(Bdf),
     /// The range is not (entirely) guest memory of the domain.
+    #[cfg(feature = "selftest")]
     NotGuestMemory {
         domain: DomainId,
         gpa: u64,
@@ -89,6 +97,7 @@ pub enum IommuError {
         owner: DomainId,
     },
     /// The domain still has functions assigned.
+    #[cfg(feature = "selftest")]
     DomainBusy {
         domain: DomainId,
         devices: usize,
@@ -120,7 +129,9 @@ impl core::fmt::Display for IommuError {
             Self::AlreadyAssigned { bdf, domain } => {
                 write!(f, "{bdf} is already assigned to domain {domain}")
             }
+            #[cfg(feature = "selftest")]
             Self::NotAssigned(b) => write!(f, "{b} is not assigned"),
+            #[cfg(feature = "selftest")]
             Self::NotGuestMemory { domain, gpa, len } => write!(
                 f,
                 "{gpa:#x}+{len:#x} is not guest memory of domain {domain}"
@@ -129,6 +140,7 @@ impl core::fmt::Display for IommuError {
             Self::MemoryOwned { hpa, owner } => {
                 write!(f, "host memory {hpa:#x} belongs to domain {owner}")
             }
+            #[cfg(feature = "selftest")]
             Self::DomainBusy { domain, devices } => {
                 write!(f, "domain {domain} still has {devices} function(s)")
             }
@@ -140,13 +152,6 @@ impl core::fmt::Display for IommuError {
             }
         }
     }
-}
-
-/// Test-only knobs of [`init`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
-    /// Use register-based invalidation even where the unit offers queued invalidation.
-    pub register_invalidation: bool,
 }
 
 struct State {
@@ -166,6 +171,7 @@ struct State {
 static STATE: Mutex<Option<State>> = Mutex::new(None);
 
 /// What diagnostics need to know about a unit.
+#[cfg(feature = "selftest")]
 #[derive(Debug, Clone, Copy)]
 pub struct UnitInfo {
     /// Register base.
@@ -196,7 +202,19 @@ fn disable_with(mem: &'static Memory, reason: String, level: log::Level) {
 }
 
 /// Brings DMA remapping up from the DMAR table `dmar` (the whole table, header included).
-pub fn init(mem: &'static Memory, dmar: Option<&[u8]>, options: Options) {
+pub fn init(mem: &'static Memory, dmar: Option<&[u8]>) {
+    bring_up(mem, dmar, false);
+}
+
+/// TEST ONLY (feature `selftest`): [`init`] with register-based invalidation even where a unit
+/// offers queued invalidation, so that the register path is exercised on such a unit.
+#[cfg(feature = "selftest")]
+pub fn init_with_register_invalidation(mem: &'static Memory, dmar: Option<&[u8]>) {
+    bring_up(mem, dmar, true);
+}
+
+/// [`init`]; `register_only`: use register-based invalidation on every unit.
+fn bring_up(mem: &'static Memory, dmar: Option<&[u8]>, register_only: bool) {
     let Some(bytes) = dmar else {
         let reason = String::from("the firmware reports no DMAR table");
         return disable_with(mem, reason, log::Level::Warn);
@@ -217,7 +235,6 @@ pub fn init(mem: &'static Memory, dmar: Option<&[u8]>, options: Options) {
     buses.dedup();
     let mut units = Vec::new();
     for drhd in table.drhds() {
-        let register_only = options.register_invalidation;
         match RemappingUnit::new(mem, drhd.register_base(), haw, register_only, &buses) {
             Ok(u) => units.push(u),
             Err(e) => {
@@ -231,7 +248,7 @@ pub fn init(mem: &'static Memory, dmar: Option<&[u8]>, options: Options) {
     if units.is_empty() {
         return disable(mem, String::from("the DMAR lists no remapping unit"));
     }
-    let (apic_id, ir) = intremap::bring_up(mem, &mut units, options.register_invalidation);
+    let (apic_id, ir) = intremap::bring_up(mem, &mut units, register_only);
     match apic_id {
         Ok(apic_id) => {
             for u in &units {
@@ -280,6 +297,7 @@ pub fn status() -> Result<(), String> {
 }
 
 /// The units under Conduit's control.
+#[cfg(feature = "selftest")]
 pub fn units() -> Vec<UnitInfo> {
     STATE.lock().as_ref().map_or_else(Vec::new, |s| {
         s.units
@@ -324,6 +342,7 @@ fn domain_mut(s: &mut State, id: DomainId) -> Result<&mut Domain, IommuError> {
 }
 
 /// Gives a domain's tables back. Refused while functions are assigned to it.
+#[cfg(feature = "selftest")]
 pub fn destroy_domain(id: DomainId) -> Result<(), IommuError> {
     with_state(|s| {
         let index = s
@@ -424,6 +443,7 @@ pub fn assign_device(device: DeviceRef, domain: DomainId) -> Result<Bdf, IommuEr
 }
 
 /// Takes `bdf` away from its domain: no context entry, so its DMA is blocked again.
+#[cfg(feature = "selftest")]
 pub fn unassign(bdf: Bdf) -> Result<DomainId, IommuError> {
     with_state(|s| {
         let d = s
@@ -447,6 +467,7 @@ pub fn unassign(bdf: Bdf) -> Result<DomainId, IommuError> {
 
 /// Invalidates `inv` of `domain` on every unit where the domain has functions; `present` says
 /// the entries were made present (only caching mode needs that invalidated).
+#[cfg(feature = "selftest")]
 fn invalidate_domain(
     s: &mut State,
     domain: DomainId,
@@ -484,6 +505,7 @@ fn invalidate_domain(
 }
 
 /// Makes `[gpa, gpa + len)` of the guest's own memory reachable by its devices again.
+#[cfg(feature = "selftest")]
 pub fn map(domain: DomainId, gpa: u64, len: u64) -> Result<(), IommuError> {
     with_state(|s| {
         let mem = s.mem;
@@ -506,6 +528,7 @@ pub fn map(domain: DomainId, gpa: u64, len: u64) -> Result<(), IommuError> {
 }
 
 /// Makes `[gpa, gpa + len)` unreachable for the domain's devices (their DMA there faults).
+#[cfg(feature = "selftest")]
 pub fn unmap(domain: DomainId, gpa: u64, len: u64) -> Result<(), IommuError> {
     with_state(|s| {
         let mem = s.mem;
@@ -527,6 +550,7 @@ pub fn unmap(domain: DomainId, gpa: u64, len: u64) -> Result<(), IommuError> {
     })
 }
 
+#[cfg(feature = "selftest")]
 fn describe_invalidation(done: Option<(Invalidation, Method)>, otherwise: &str) -> String {
     match done {
         Some((inv, method)) => alloc::format!("; invalidated {inv} by {method}"),

@@ -105,6 +105,7 @@ static BY_SOURCE: Mutex<Vec<(Bdf, SourceFaults)>> = Mutex::new(Vec::new());
 
 /// The faults recorded with `bdf` as their requester since boot (the pending ones serviced
 /// first, so they count too).
+#[cfg(feature = "selftest")]
 pub fn faults_from(bdf: Bdf) -> SourceFaults {
     let _ = super::service_faults();
     BY_SOURCE

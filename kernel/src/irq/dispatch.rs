@@ -169,6 +169,7 @@ pub fn suppressed(vector: u8) -> u64 {
 }
 
 /// Interrupts delivered on every bound vector, and on vectors nobody holds.
+#[cfg(feature = "selftest")]
 pub fn totals() -> (u64, u64) {
     let delivered = SLOTS
         .iter()
@@ -183,6 +184,7 @@ pub fn ticks() -> u64 {
 }
 
 /// The flood guard's view of one vector.
+#[cfg(feature = "selftest")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flood {
     /// Within limits.
@@ -193,6 +195,7 @@ pub enum Flood {
 }
 
 /// The flood state of `vector`.
+#[cfg(feature = "selftest")]
 pub fn flood(vector: u8) -> Flood {
     let slot = &SLOTS[usize::from(vector)];
     match slot.flood.load(Ordering::Acquire) {
@@ -206,6 +209,7 @@ pub fn flood(vector: u8) -> Flood {
 }
 
 /// Records that the IRTE of `vector` is masked now.
+#[cfg(feature = "selftest")]
 pub fn set_masked(vector: u8) {
     SLOTS[usize::from(vector)]
         .flood

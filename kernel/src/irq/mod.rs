@@ -14,12 +14,15 @@
 //! - [`bind_msi`]: a device's MSI or one of its MSI-X entries through a verified IRTE on a fresh
 //!   vector of its owner, programmed into the device in remappable format (handle = IRTE index,
 //!   no subhandle).
-//! - [`route_isa`] / [`set_gsi_masked`]: an ISA interrupt (MADT overrides applied) through the
+//! - `route_isa` / `set_gsi_masked`: an ISA interrupt (MADT overrides applied) through the
 //!   I/O APIC in remappable format, verified against the I/O APIC's source-id from the DMAR.
-//! - [`program_irte`], [`reserve_index`], [`reserve_vector`], [`release`], [`mask`],
-//!   [`release_guest`].
-//! - [`service`]: finishes what the interrupt path left (masking a flooding source at the device)
+//! - `program_irte`, `reserve_index`, `reserve_vector`, [`release`], [`mask`], `release_guest`.
+//! - `service`: finishes what the interrupt path left (masking a flooding source at the device)
 //!   and reports it.
+//!
+//! Only the self-tests use `route_isa`, `set_gsi_masked`, `program_irte`, `reserve_index`,
+//! `reserve_vector`, `release_guest` and `service` today, so they are built into the test image
+//! only (feature `selftest`).
 //!
 //! The state is locked with interrupts disabled only, so the interrupt path ([`dispatch`]), which
 //! never locks it, can never deadlock against it.
@@ -27,8 +30,12 @@
 pub mod dispatch;
 mod route;
 
-pub use dispatch::{FLOOD_LIMIT, Flood, on_interrupt};
-pub use route::{MsiKind, MsiRoute, bind_msi, route_isa, set_gsi_masked};
+#[cfg(feature = "selftest")]
+pub use dispatch::Flood;
+pub use dispatch::{FLOOD_LIMIT, on_interrupt};
+pub use route::{MsiKind, bind_msi};
+#[cfg(feature = "selftest")]
+pub use route::{MsiRoute, route_isa, set_gsi_masked};
 
 use crate::arch::x86_64::apic::{self, timer, vectors};
 use crate::arch::x86_64::ioapic::IoApic;
@@ -36,6 +43,7 @@ use crate::iommu::{self, IRT_ENTRIES, IommuError, IrInfo};
 use crate::memory::Memory;
 use crate::pci::msi::MsiError;
 use crate::platform::Platform;
+#[cfg(feature = "selftest")]
 use crate::platform::acpi::IsaOverride;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -72,8 +80,10 @@ pub enum IrqError {
     Iommu(IommuError),
     Msi(MsiError),
     /// No I/O APIC has this GSI.
+    #[cfg(feature = "selftest")]
     NoIoApic(u32),
     /// The DMAR names no source-id for this I/O APIC, so its entry could not be verified.
+    #[cfg(feature = "selftest")]
     NoSourceId(u8),
 }
 
@@ -86,7 +96,9 @@ impl fmt::Display for IrqError {
             Self::Format(e) => write!(f, "{e}"),
             Self::Iommu(e) => write!(f, "{e}"),
             Self::Msi(e) => write!(f, "{e}"),
+            #[cfg(feature = "selftest")]
             Self::NoIoApic(gsi) => write!(f, "no I/O APIC has GSI {gsi}"),
+            #[cfg(feature = "selftest")]
             Self::NoSourceId(id) => write!(f, "the DMAR names no source-id for I/O APIC {id}"),
         }
     }
@@ -117,10 +129,18 @@ impl From<MsiError> for IrqError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     Msi(Bdf),
-    Msix { bdf: Bdf, entry: u16 },
-    IoApic { ioapic: usize, pin: u8 },
+    Msix {
+        bdf: Bdf,
+        entry: u16,
+    },
+    #[cfg(feature = "selftest")]
+    IoApic {
+        ioapic: usize,
+        pin: u8,
+    },
 }
 
+#[cfg(feature = "selftest")]
 struct IoApicState {
     dev: IoApic,
     source_id: Option<Bdf>,
@@ -136,11 +156,16 @@ struct State {
     cpus: Vec<u32>,
     vectors: VectorAllocator,
     irt: IrtAllocator<IRT_ENTRIES>,
+    /// The I/O APICs and the MADT's ISA overrides, for routing ISA interrupts (the self-tests'
+    /// I/O APIC-routed timer).
+    #[cfg(feature = "selftest")]
     ioapics: Vec<IoApicState>,
+    #[cfg(feature = "selftest")]
     overrides: Vec<IsaOverride>,
     /// The IRTE index feeding each source, with its vector.
     sources: Vec<(u16, u8, Source)>,
     /// Vectors whose flood was reported.
+    #[cfg(feature = "selftest")]
     reported: Vec<u8>,
 }
 
@@ -223,6 +248,7 @@ pub fn init(mem: &'static Memory, platform: &Platform) {
         }
     };
     start_tick();
+    #[cfg(feature = "selftest")]
     let mut ioapics = Vec::new();
     for io in &platform.io_apics {
         match IoApic::open(mem, u64::from(io.address), io.gsi_base) {
@@ -243,6 +269,7 @@ pub fn init(mem: &'static Memory, platform: &Platform) {
                         |b| alloc::format!("{b} (DMAR I/OxAPIC scope)")
                     ),
                 );
+                #[cfg(feature = "selftest")]
                 ioapics.push(IoApicState { dev, source_id });
             }
             Err(e) => warn!("ioapic: I/O APIC {} at {:#x}: {e}", io.id, io.address),
@@ -292,9 +319,12 @@ pub fn init(mem: &'static Memory, platform: &Platform) {
         cpus,
         vectors,
         irt,
+        #[cfg(feature = "selftest")]
         ioapics,
+        #[cfg(feature = "selftest")]
         overrides: platform.isa_overrides.clone(),
         sources: Vec::new(),
+        #[cfg(feature = "selftest")]
         reported: Vec::new(),
     });
 }
@@ -320,6 +350,7 @@ fn start_tick() {
 
 /// Writes `irte` at `index` for `requester` if [`authorize_irte`] allows it; refusals are logged
 /// and returned, and leave the table unchanged.
+#[cfg(feature = "selftest")]
 pub fn program_irte(requester: Owner, index: u16, irte: &Irte) -> Result<(), IrqError> {
     let result = with_state(|s| s.install(requester, index, irte));
     match &result {
@@ -339,6 +370,7 @@ pub fn program_irte(requester: Owner, index: u16, irte: &Irte) -> Result<(), Irq
 }
 
 /// Takes a free IRT index for `owner` (its entry stays not present until programmed).
+#[cfg(feature = "selftest")]
 pub fn reserve_index(owner: Owner) -> Result<u16, IrqError> {
     with_state(|s| {
         if s.ir.is_none() {
@@ -349,11 +381,13 @@ pub fn reserve_index(owner: Owner) -> Result<u16, IrqError> {
 }
 
 /// The owner of IRT index `index` in the allocator's records (`None`: free, or remapping off).
+#[cfg(feature = "selftest")]
 pub fn irte_owner(index: u16) -> Option<Owner> {
     with_state(|s| Ok(s.irt.owner(index))).ok().flatten()
 }
 
 /// Takes a free vector for `owner`, bound to nothing: its interrupts are counted as delivered.
+#[cfg(feature = "selftest")]
 pub fn reserve_vector(owner: Owner) -> Result<u8, IrqError> {
     with_state(|s| {
         let v = s.vectors.alloc(owner)?;
@@ -399,6 +433,7 @@ pub fn mask(owner: Owner, index: u16) -> Result<(), IrqError> {
 }
 
 /// Gives a vector taken with [`reserve_vector`] back; only its owner may.
+#[cfg(feature = "selftest")]
 pub fn release_vector(owner: Owner, vector: u8) -> Result<(), IrqError> {
     with_state(|s| {
         s.vectors.free(vector, owner)?;
@@ -409,6 +444,7 @@ pub fn release_vector(owner: Owner, vector: u8) -> Result<(), IrqError> {
 
 /// Frees everything guest `id` holds: its IRTEs (cleared) and vectors. Returns (entries,
 /// vectors).
+#[cfg(feature = "selftest")]
 pub fn release_guest(id: GuestId) -> Result<(usize, usize), IrqError> {
     let owner = Owner::Guest(id);
     with_state(|s| {
@@ -449,6 +485,7 @@ pub fn wait_for_interrupt() {
 }
 
 /// This CPU as an IRTE destination, in the table's width (`None` before [`init`]).
+#[cfg(feature = "selftest")]
 pub fn this_cpu() -> Option<Destination> {
     with_state(|s| Ok(s.destination())).ok()
 }
@@ -459,6 +496,7 @@ pub fn guest_interrupts(id: GuestId) -> u64 {
 }
 
 /// One flood the guard cut off.
+#[cfg(feature = "selftest")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FloodReport {
     pub vector: u8,
@@ -473,6 +511,7 @@ pub struct FloodReport {
 
 /// Finishes what the interrupt path left: masks IRTEs it could not, masks the flooding sources at
 /// the device, and logs one report per flood. Returns the new reports.
+#[cfg(feature = "selftest")]
 pub fn service() -> Vec<FloodReport> {
     let mut out = Vec::new();
     let result = with_state(|s| {

@@ -1,12 +1,13 @@
 //! Routes: a device's MSI, or an ISA interrupt through an I/O APIC, each through one verified IRTE
 //! on one vector of its owner.
 
-use super::{IrqError, STATE, Source, State, dispatch, with_state};
+#[cfg(feature = "selftest")]
+use super::STATE;
+use super::{IrqError, Source, State, dispatch, with_state};
 use crate::pci::msi;
-use conduit_irq::{
-    Binding, IrteBuilder, MsiMessage, Owner, Polarity, RemappableMsi, RemappableRte,
-    SourceQualifier, TriggerMode,
-};
+use conduit_irq::{Binding, IrteBuilder, MsiMessage, Owner, RemappableMsi, SourceQualifier};
+#[cfg(feature = "selftest")]
+use conduit_irq::{Polarity, RemappableRte, TriggerMode};
 use conduit_pci::Bdf;
 use log::{error, info};
 
@@ -65,7 +66,8 @@ fn undo(s: &mut State, owner: Owner, vector: u8, index: u16) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MsiKind {
     /// The MSI capability (one message), programmed here (hypervisor-owned functions, while the
-    /// kernel still owns configuration space).
+    /// kernel still owns configuration space): only the self-tests' DMA master does that.
+    #[cfg(feature = "selftest")]
     Msi,
     /// The MSI capability, programmed by the caller with the returned message: a guest's
     /// function, whose configuration space the control task writes.
@@ -111,6 +113,7 @@ pub fn bind_msi(
         );
         let message = RemappableMsi::single(index).encode();
         let programmed = match kind {
+            #[cfg(feature = "selftest")]
             MsiKind::Msi => msi::program_msi(bdf, message).map(|_| ()),
             MsiKind::MsiByCaller => Ok(()),
             MsiKind::Msix(entry) => msi::program_msix_entry(s.mem, bdf, entry, message, false),
@@ -120,9 +123,9 @@ pub fn bind_msi(
             return Err(e.into());
         }
         let (source, what) = match kind {
-            MsiKind::Msi | MsiKind::MsiByCaller => {
-                (Source::Msi(bdf), alloc::string::String::from("MSI"))
-            }
+            #[cfg(feature = "selftest")]
+            MsiKind::Msi => (Source::Msi(bdf), alloc::string::String::from("MSI")),
+            MsiKind::MsiByCaller => (Source::Msi(bdf), alloc::string::String::from("MSI")),
             MsiKind::Msix(entry) => (
                 Source::Msix { bdf, entry },
                 alloc::format!("MSI-X entry {entry}"),
@@ -156,6 +159,7 @@ pub fn bind_msi(
 }
 
 /// An ISA interrupt routed through an I/O APIC input.
+#[cfg(feature = "selftest")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GsiRoute {
     pub isa: u8,
@@ -173,6 +177,7 @@ pub struct GsiRoute {
 /// trigger mode; the IRTE verifies the I/O APIC's source-id; the redirection entry is written in
 /// remappable format (index, the IRTE's vector and trigger mode, §5.1.5.1) and left masked
 /// ([`set_gsi_masked`] opens it).
+#[cfg(feature = "selftest")]
 pub fn route_isa(isa: u8) -> Result<GsiRoute, IrqError> {
     let owner = Owner::Hypervisor;
     with_state(|s| {
@@ -248,6 +253,7 @@ pub fn route_isa(isa: u8) -> Result<GsiRoute, IrqError> {
 }
 
 /// Masks or unmasks the I/O APIC input of `route`.
+#[cfg(feature = "selftest")]
 pub fn set_gsi_masked(route: &GsiRoute, masked: bool) -> Result<(), IrqError> {
     x86_64::instructions::interrupts::without_interrupts(|| {
         let mut guard = STATE.lock();

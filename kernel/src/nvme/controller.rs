@@ -199,6 +199,7 @@ impl Controller {
     }
 
     /// The admin queue memory (its device addresses and where the CPU reaches it).
+    #[cfg(feature = "selftest")]
     pub fn memory(&self) -> &AdminMemory {
         &self.mem
     }

@@ -24,7 +24,8 @@ use crate::memory::Memory;
 use crate::pci::{self, DeviceRef, Function};
 use alloc::string::String;
 use alloc::vec::Vec;
-use conduit_config::{Bundle, TestCase};
+use conduit_config::Bundle;
+#[cfg(feature = "selftest")]
 use conduit_nvme::IdentifyController;
 use conduit_pci::Bdf;
 use log::info;
@@ -47,8 +48,11 @@ fn is_nvme_pf(f: &Function) -> bool {
             .any(|e| e.id == conduit_pci::ext_cap_id::SRIOV)
 }
 
-/// TEST ONLY: which configured NVMe VF (in configuration order) gets which deliberate error.
-fn test_break(test: Option<TestCase>, position: usize) -> Option<pf::Break> {
+/// TEST ONLY (feature `selftest`): which configured NVMe VF (in configuration order) gets which
+/// deliberate error.
+#[cfg(feature = "selftest")]
+fn test_break(test: Option<conduit_config::TestCase>, position: usize) -> Option<pf::Break> {
+    use conduit_config::TestCase;
     match (test, position) {
         (Some(TestCase::NvmeVfBad), 0) => Some(pf::Break::WrongControllerId),
         (Some(TestCase::NvmeVfBad), 1) => Some(pf::Break::TooManyQueues),
@@ -57,13 +61,8 @@ fn test_break(test: Option<TestCase>, position: usize) -> Option<pf::Break> {
 }
 
 /// The configured NVMe VFs, grouped by PF (in order of first mention).
-fn plan(
-    bundle: &Bundle<'_>,
-    pci: &pci::Pci,
-    test: Option<TestCase>,
-) -> Vec<(Bdf, Vec<pf::VfRequest>)> {
+fn plan(bundle: &Bundle<'_>, pci: &pci::Pci) -> Vec<(Bdf, Vec<pf::VfRequest>)> {
     let mut plans: Vec<(Bdf, Vec<pf::VfRequest>)> = Vec::new();
-    let mut position = 0;
     for g in &bundle.config.guests {
         for d in &g.devices {
             let Some(index) = d.vf else { continue };
@@ -89,9 +88,13 @@ fn plan(
             let request = pf::VfRequest {
                 index,
                 guest: g.name.clone(),
-                test_break: test_break(test, position),
+                // Its position among the configured NVMe VFs: the requests planned so far.
+                #[cfg(feature = "selftest")]
+                test_break: test_break(
+                    bundle.config.test,
+                    plans.iter().map(|(_, list)| list.len()).sum(),
+                ),
             };
-            position += 1;
             match plans.iter_mut().find(|(b, _)| *b == f.bdf) {
                 Some((_, list)) => list.push(request),
                 None => plans.push((f.bdf, alloc::vec![request])),
@@ -102,9 +105,9 @@ fn plan(
 }
 
 /// Brings up every NVMe PF whose VFs the configuration gives to guests (see the module docs).
-pub fn init(bundle: &Bundle<'_>, mem: &'static Memory, test: Option<TestCase>) {
+pub fn init(bundle: &Bundle<'_>, mem: &'static Memory) {
     let Some(pci) = pci::get() else { return };
-    let plans = plan(bundle, pci, test);
+    let plans = plan(bundle, pci);
     let mut managed = MANAGED.lock();
     for (pf_bdf, requests) in plans {
         let Some(f) = pci.function(pf_bdf) else {
@@ -138,11 +141,13 @@ pub fn vf_status(pf: Bdf, index: u16) -> Option<Result<OnlineVf, String>> {
 }
 
 /// The PF's Identify Controller data, as read at boot.
+#[cfg(feature = "selftest")]
 pub fn pf_identity(pf: Bdf) -> Option<IdentifyController> {
     MANAGED.lock().iter().find(|m| m.pf == pf)?.identity
 }
 
 /// The PF a VF belongs to, with the VF's state, for a VF Conduit brought online.
+#[cfg(feature = "selftest")]
 pub fn online_vf(vf: Bdf) -> Option<(Bdf, OnlineVf)> {
     MANAGED.lock().iter().find_map(|m| {
         m.vfs.iter().find_map(|(_, r)| match r {
@@ -153,6 +158,7 @@ pub fn online_vf(vf: Bdf) -> Option<(Bdf, OnlineVf)> {
 }
 
 /// Host-physical address and length of the PF's admin memory (its queues and data page).
+#[cfg(feature = "selftest")]
 pub fn pf_admin_memory(pf: Bdf) -> Option<(u64, u64)> {
     let managed = MANAGED.lock();
     let c = managed.iter().find(|m| m.pf == pf)?.controller.as_ref()?;

@@ -38,7 +38,9 @@ use log::{error, info, warn};
 /// IOVA of the PF's admin memory in its hypervisor-owned domain.
 pub const PF_IOVA: u64 = 0x1000_0000;
 
-/// TEST ONLY: a deliberately wrong Virtualization Management request for one VF.
+/// TEST ONLY (feature `selftest`): a deliberately wrong Virtualization Management request for
+/// one VF.
+#[cfg(feature = "selftest")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Break {
     /// Assign to a controller identifier the PF does not list.
@@ -52,6 +54,7 @@ pub enum Break {
 pub struct VfRequest {
     pub index: u16,
     pub guest: String,
+    #[cfg(feature = "selftest")]
     pub test_break: Option<Break>,
 }
 
@@ -315,6 +318,8 @@ fn prepare_pf(
 fn bring_online(
     c: &mut Controller,
     enabled: &vfs::EnabledVfs,
+    // Read only by the test image's deliberate errors.
+    #[cfg_attr(not(feature = "selftest"), expect(unused_variables))]
     primary: &PrimaryControllerCaps,
     list: &SecondaryControllerList,
     req: &VfRequest,
@@ -328,27 +333,10 @@ fn bring_online(
     let entry = list
         .for_vf(index)
         .ok_or_else(|| format!("{pf} lists no secondary controller for VF {index}"))?;
-    let mut scid = entry.scid;
-    let (mut nvq, nvi) = share;
-    match req.test_break {
-        Some(Break::WrongControllerId) => {
-            scid = list.iter().map(|e| e.scid).max().unwrap_or(0) + 1;
-            warn!(
-                "nvme: {pf}: TEST: VF {index} ({bdf}) addressed as controller {scid:#x}, which \
-                 the PF does not list (its secondary controller is {:#x})",
-                entry.scid
-            );
-        }
-        Some(Break::TooManyQueues) => {
-            nvq = primary.vq.max_per_secondary + 1;
-            warn!(
-                "nvme: {pf}: TEST: VF {index} ({bdf}) asks for {nvq} VQ resources (at most {} \
-                 per secondary)",
-                primary.vq.max_per_secondary
-            );
-        }
-        None => {}
-    }
+    #[cfg(not(feature = "selftest"))]
+    let (scid, (nvq, nvi)) = (entry.scid, share);
+    #[cfg(feature = "selftest")]
+    let (scid, (nvq, nvi)) = test_break(pf, req, bdf, primary, list, entry.scid, share);
     use ResourceType::{Interrupt, Queue};
     use VirtAction::{SecondaryAssign, SecondaryOffline, SecondaryOnline};
     if entry.online {
@@ -387,6 +375,41 @@ fn bring_online(
         nvq: e.nvq,
         nvi: e.nvi,
     })
+}
+
+/// TEST ONLY (feature `selftest`): the controller identifier and (VQ, VI) resources VF `req` of
+/// `pf` is brought online with: its own, or the deliberately wrong ones of its [`Break`].
+#[cfg(feature = "selftest")]
+fn test_break(
+    pf: Bdf,
+    req: &VfRequest,
+    bdf: Bdf,
+    primary: &PrimaryControllerCaps,
+    list: &SecondaryControllerList,
+    own_scid: u16,
+    (nvq, nvi): (u16, u16),
+) -> (u16, (u16, u16)) {
+    let index = req.index;
+    match req.test_break {
+        Some(Break::WrongControllerId) => {
+            let scid = list.iter().map(|e| e.scid).max().unwrap_or(0) + 1;
+            warn!(
+                "nvme: {pf}: TEST: VF {index} ({bdf}) addressed as controller {scid:#x}, which \
+                 the PF does not list (its secondary controller is {own_scid:#x})"
+            );
+            (scid, (nvq, nvi))
+        }
+        Some(Break::TooManyQueues) => {
+            let nvq = primary.vq.max_per_secondary + 1;
+            warn!(
+                "nvme: {pf}: TEST: VF {index} ({bdf}) asks for {nvq} VQ resources (at most {} \
+                 per secondary)",
+                primary.vq.max_per_secondary
+            );
+            (own_scid, (nvq, nvi))
+        }
+        None => (own_scid, (nvq, nvi)),
+    }
 }
 
 /// Runs the whole sequence for PF `f` and the VFs `requests` name.

@@ -12,10 +12,15 @@ use super::{Function, get};
 use crate::memory::Memory;
 use crate::memory::mmio::{self, MmioError};
 use conduit_irq::MsiMessage;
+use conduit_pci::Bdf;
+#[cfg(feature = "selftest")]
+use conduit_pci::ConfigAccess;
 use conduit_pci::caps::cap_id;
+#[cfg(feature = "selftest")]
 use conduit_pci::config::{command, reg};
-use conduit_pci::{Bdf, ConfigAccess};
-use conduit_vpci::{MsiInfo, MsixInfo};
+#[cfg(feature = "selftest")]
+use conduit_vpci::MsiInfo;
+use conduit_vpci::MsixInfo;
 use core::fmt;
 use volatile::VolatilePtr;
 
@@ -71,12 +76,17 @@ fn cap_offset(f: &Function, id: u8, what: &'static str) -> Result<u16, MsiError>
         .ok_or(MsiError::NoCapability { bdf: f.bdf, what })
 }
 
+#[cfg(feature = "selftest")]
 const MSI_ENABLE: u16 = 1 << 0;
+#[cfg(feature = "selftest")]
 const MSI_MME: u16 = 0x7 << 4;
+#[cfg(feature = "selftest")]
 const MSIX_ENABLE: u16 = 1 << 15;
+#[cfg(feature = "selftest")]
 const MSIX_FUNCTION_MASK: u16 = 1 << 14;
 
 /// The MSI capability of `bdf`, decoded.
+#[cfg(feature = "selftest")]
 pub fn msi_info(bdf: Bdf) -> Result<MsiInfo, MsiError> {
     let f = function(bdf)?;
     let offset = cap_offset(f, cap_id::MSI, "MSI")?;
@@ -86,6 +96,7 @@ pub fn msi_info(bdf: Bdf) -> Result<MsiInfo, MsiError> {
 
 /// Programs `message` into the MSI capability of `bdf` (one message) and enables it; INTx is
 /// disabled in the Command register. Returns the capability's shape.
+#[cfg(feature = "selftest")]
 pub fn program_msi(bdf: Bdf, message: MsiMessage) -> Result<MsiInfo, MsiError> {
     let info = msi_info(bdf)?;
     let pci = get().ok_or(MsiError::NoFunction(bdf))?;
@@ -110,6 +121,7 @@ pub fn program_msi(bdf: Bdf, message: MsiMessage) -> Result<MsiInfo, MsiError> {
 
 /// Rewrites only the message address and data of an enabled MSI capability (what a guest's
 /// driver does, or a forged reprogramming in a self-test).
+#[cfg(feature = "selftest")]
 pub fn retarget_msi(bdf: Bdf, message: MsiMessage) -> Result<(), MsiError> {
     let info = msi_info(bdf)?;
     let pci = get().ok_or(MsiError::NoFunction(bdf))?;
@@ -121,6 +133,7 @@ pub fn retarget_msi(bdf: Bdf, message: MsiMessage) -> Result<(), MsiError> {
 }
 
 /// Sets or clears MSI Enable of `bdf`.
+#[cfg(feature = "selftest")]
 pub fn set_msi_enabled(bdf: Bdf, enabled: bool) -> Result<(), MsiError> {
     let info = msi_info(bdf)?;
     let pci = get().ok_or(MsiError::NoFunction(bdf))?;
@@ -137,6 +150,7 @@ pub fn set_msi_enabled(bdf: Bdf, enabled: bool) -> Result<(), MsiError> {
 }
 
 /// The MSI capability's current (enable, address, data).
+#[cfg(feature = "selftest")]
 pub fn read_msi(bdf: Bdf) -> Result<(bool, u64, u16), MsiError> {
     let info = msi_info(bdf)?;
     let pci = get().ok_or(MsiError::NoFunction(bdf))?;
@@ -239,6 +253,7 @@ pub fn set_msix_entry_masked(
 }
 
 /// Reads MSI-X table entry `entry` back: (address, data, masked).
+#[cfg(feature = "selftest")]
 pub fn read_msix_entry(mem: &Memory, bdf: Bdf, entry: u16) -> Result<(u32, u32, bool), MsiError> {
     let e = msix_entry(mem, bdf, entry)?;
     Ok((
@@ -249,6 +264,7 @@ pub fn read_msix_entry(mem: &Memory, bdf: Bdf, entry: u16) -> Result<(u32, u32, 
 }
 
 /// Sets MSI-X Enable (with the function mask clear) or clears it; INTx is disabled when enabled.
+#[cfg(feature = "selftest")]
 pub fn set_msix_enabled(bdf: Bdf, enabled: bool) -> Result<(), MsiError> {
     let info = msix_info(bdf)?;
     let pci = get().ok_or(MsiError::NoFunction(bdf))?;

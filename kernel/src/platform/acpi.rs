@@ -80,6 +80,7 @@ pub struct IsaOverride {
 
 /// Where ISA IRQ `isa` arrives given the MADT's `overrides`: the override if there is one, else
 /// the GSI of the same number, edge-triggered, active high (ACPI 6.5 §5.2.12.5).
+#[cfg(feature = "selftest")]
 pub fn isa_route(overrides: &[IsaOverride], isa: u8) -> IsaOverride {
     overrides
         .iter()

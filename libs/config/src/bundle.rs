@@ -208,6 +208,32 @@ mod tests {
     }
 
     #[test]
+    fn test_only_settings_are_found_scenario_first() {
+        use crate::model::TestOnly;
+        let mut c = sample();
+        assert_eq!(c.test_only(), Some(TestOnly::Scenario(TestCase::PageFault)));
+        assert_eq!(
+            c.test_only().map(|t| t.to_string()).as_deref(),
+            Some("[test] scenario \"page-fault\"")
+        );
+        c.test = None;
+        let found = c.test_only();
+        assert_eq!(
+            found,
+            Some(TestOnly::GuestBreak {
+                guest: String::from("badstate"),
+                value: GuestBreak::RflagsReservedBitClear
+            })
+        );
+        assert_eq!(
+            found.map(|t| t.to_string()).as_deref(),
+            Some("guest \"badstate\" test_break = \"rflags-reserved-bit-clear\"")
+        );
+        c.guests[1].test_break = None;
+        assert_eq!(c.test_only(), None);
+    }
+
+    #[test]
     fn truncating_a_bundle_with_guests_is_always_an_error() {
         let img = [0x90u8; 16];
         let b = Bundle {

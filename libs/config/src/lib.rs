@@ -21,5 +21,5 @@ pub use bundle::{Bundle, BundleError, CONTROL_TASK_IMAGE, GuestImage};
 pub use error::ConfigError;
 pub use model::{
     BootConfig, DeviceAssignment, DeviceSel, EntryMode, ExitMethod, GuestBreak, GuestConfig,
-    LogLevel, OnIdle, Segment, TestCase,
+    LogLevel, OnIdle, Segment, TestCase, TestOnly,
 };

@@ -297,20 +297,74 @@ pub enum TestCase {
 }
 
 impl TestCase {
+    /// Every scenario, for listings and error messages.
+    pub const ALL: [Self; 9] = [
+        Self::PageFault,
+        Self::VtdEdu,
+        Self::VtdEduRegisterInvalidation,
+        Self::DmarCorrupt,
+        Self::NvmeVf,
+        Self::NvmeVfBad,
+        Self::Intremap,
+        Self::Control,
+        Self::IgbVf,
+    ];
+
+    /// The name used in `[test] scenario = "..."`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PageFault => "page-fault",
+            Self::VtdEdu => "vtd-edu",
+            Self::VtdEduRegisterInvalidation => "vtd-edu-reginv",
+            Self::DmarCorrupt => "dmar-corrupt",
+            Self::NvmeVf => "nvme-vf",
+            Self::NvmeVfBad => "nvme-vf-bad",
+            Self::Intremap => "intremap",
+            Self::Control => "control",
+            Self::IgbVf => "igb-vf",
+        }
+    }
+
     /// Parses the name used in `[test] scenario = "..."`.
     pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "page-fault" => Some(Self::PageFault),
-            "vtd-edu" => Some(Self::VtdEdu),
-            "vtd-edu-reginv" => Some(Self::VtdEduRegisterInvalidation),
-            "dmar-corrupt" => Some(Self::DmarCorrupt),
-            "nvme-vf" => Some(Self::NvmeVf),
-            "nvme-vf-bad" => Some(Self::NvmeVfBad),
-            "intremap" => Some(Self::Intremap),
-            "control" => Some(Self::Control),
-            "igb-vf" => Some(Self::IgbVf),
-            _ => None,
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// A setting that only the test image (the kernel and control task built with their `selftest`
+/// feature) carries out; the production image refuses a configuration that has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestOnly {
+    /// `[test] scenario = "..."`.
+    Scenario(TestCase),
+    /// A guest's `test_break`.
+    GuestBreak { guest: String, value: GuestBreak },
+}
+
+impl core::fmt::Display for TestOnly {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Scenario(t) => write!(f, "[test] scenario \"{}\"", t.name()),
+            Self::GuestBreak { guest, value } => {
+                write!(f, "guest \"{guest}\" test_break = \"{}\"", value.name())
+            }
         }
+    }
+}
+
+impl BootConfig {
+    /// The first setting of this configuration that only the test image carries out (the
+    /// scenario first, then the guests' `test_break` in configuration order), if any.
+    pub fn test_only(&self) -> Option<TestOnly> {
+        if let Some(t) = self.test {
+            return Some(TestOnly::Scenario(t));
+        }
+        self.guests.iter().find_map(|g| {
+            g.test_break.map(|value| TestOnly::GuestBreak {
+                guest: g.name.clone(),
+                value,
+            })
+        })
     }
 }
 
@@ -341,5 +395,8 @@ mod tests {
         assert_eq!(TestCase::from_name("igb"), None);
         assert_eq!(TestCase::from_name("igb_vf"), None);
         assert_eq!(TestCase::from_name("igb-vf-bad"), None);
+        for case in TestCase::ALL {
+            assert_eq!(TestCase::from_name(case.name()), Some(case));
+        }
     }
 }

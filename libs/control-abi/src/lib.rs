@@ -12,7 +12,7 @@
 //!
 //! - [`layout`]: where the task's image, stack, shared page and configuration window live.
 //! - [`request`]: [`Op`], [`Request`] (encoded into RDI/RSI/RDX), [`Status`], [`Reply`],
-//!   [`FaultKind`] (test-only deliberate faults) and the system-call numbers.
+//!   `FaultKind` (test-only deliberate faults, feature `selftest`) and the system-call numbers.
 //! - [`shared`]: [`shared::SharedPage`] with [`shared::InitInfo`], [`shared::FunctionInfo`] and
 //!   [`shared::WireEvent`], the wire form of [`conduit_vpci::Event`].
 //!
@@ -26,7 +26,9 @@ pub mod layout;
 pub mod request;
 pub mod shared;
 
+#[cfg(feature = "selftest")]
+pub use request::FaultKind;
 pub use request::{
-    DecodeError, FaultKind, Op, PHYSICAL_MSI_ENABLE, Reply, Request, SYS_PANIC, SYS_REPLY, Status,
+    DecodeError, Op, PHYSICAL_MSI_ENABLE, Reply, Request, SYS_PANIC, SYS_REPLY, Status,
 };
 pub use shared::{FunctionInfo, InitInfo, SharedPage, WireBar, WireEvent};

@@ -9,7 +9,7 @@
 //! | RDI | 31:16 | guest index (its position in the configuration) |
 //! | RDI | 47:32 | virtual BDF (routing ID: bus 15:8, device 7:3, function 2:0) |
 //! | RSI | 63:0 | offset (configuration offset, or offset into the MSI-X table) |
-//! | RDX | 63:0 | value (a write's data, or the [`FaultKind`] of a test fault) |
+//! | RDX | 63:0 | value (a write's data, or the `FaultKind` of a test fault) |
 //!
 //! Reply (task → core, with `SYSCALL`): RDI = [`SYS_REPLY`], RSI = [`Status`], RDX = value.
 //! A task that cannot go on says so with RDI = [`SYS_PANIC`] and a message in the shared page.
@@ -56,8 +56,9 @@ pub enum Op {
     /// Enable 0), no per-vector mask, INTx disabled, then Enable. Sent only by the core, never
     /// on a guest's write; a function without MSI is [`Status::NoSuchFunction`].
     PhysicalMsi = 9,
-    /// TEST ONLY: fault deliberately ([`FaultKind`] in the value). The core sends it only in
-    /// the `control` test scenario.
+    /// TEST ONLY (feature `selftest`): fault deliberately ([`FaultKind`] in the value). The core
+    /// sends it only in the `control` test scenario; without the feature 0x7f is an unknown op.
+    #[cfg(feature = "selftest")]
     TestFault = 0x7f,
 }
 
@@ -75,6 +76,7 @@ impl Op {
             7 => Self::PhysicalRead,
             8 => Self::ResetFunction,
             9 => Self::PhysicalMsi,
+            #[cfg(feature = "selftest")]
             0x7f => Self::TestFault,
             _ => return None,
         })
@@ -106,7 +108,7 @@ pub struct Request {
     pub offset: u64,
     /// Access size in bytes.
     pub size: u8,
-    /// Data of a write, or a [`FaultKind`].
+    /// Data of a write, or a `FaultKind` (test image).
     pub value: u64,
 }
 
@@ -291,8 +293,9 @@ impl Reply {
     }
 }
 
-/// TEST ONLY: how [`Op::TestFault`] makes the task fail. Each must end in a reported fault (or
-/// the watchdog, or a panic message), a restart, and correct answers afterwards.
+/// TEST ONLY (feature `selftest`): how [`Op::TestFault`] makes the task fail. Each must end in a
+/// reported fault (or the watchdog, or a panic message), a restart, and correct answers afterwards.
+#[cfg(feature = "selftest")]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
 pub enum FaultKind {
@@ -313,6 +316,7 @@ pub enum FaultKind {
     Panic = 7,
 }
 
+#[cfg(feature = "selftest")]
 impl FaultKind {
     /// Every kind, in the order the test runs them.
     pub const ALL: [Self; 7] = [

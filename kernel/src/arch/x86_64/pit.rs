@@ -40,6 +40,7 @@ impl core::fmt::Display for Silent {
     }
 }
 
+#[cfg(feature = "selftest")]
 const CHANNEL0: u16 = 0x40;
 const CHANNEL2: u16 = 0x42;
 const COMMAND: u16 = 0x43;
@@ -114,6 +115,7 @@ pub fn channel2_wait(count: u16, started: impl FnOnce()) -> Result<(), Silent> {
 
 /// Starts channel 0 as a rate generator (mode 2) at about `hz` interrupts per second; returns the
 /// divisor programmed.
+#[cfg(feature = "selftest")]
 pub fn start_channel0(hz: u32) -> u16 {
     let divisor = (FREQUENCY_HZ / hz.max(19)).clamp(2, 0xffff) as u16;
     command(control(0, 2));
@@ -122,6 +124,7 @@ pub fn start_channel0(hz: u32) -> u16 {
 }
 
 /// Stops channel 0's interrupts: a mode 0 control word without a count holds its output low.
+#[cfg(feature = "selftest")]
 pub fn stop_channel0() {
     command(control(0, 0));
 }

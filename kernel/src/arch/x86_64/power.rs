@@ -29,6 +29,7 @@ pub enum FailCode {
     /// Boot cannot continue (no physical-memory mapping, no memory).
     Boot,
     /// A built-in self-test found the machine misbehaving.
+    #[cfg(feature = "selftest")]
     SelfTest,
 }
 
@@ -38,6 +39,7 @@ impl FailCode {
             Self::Exception(v) => u32::from(v),
             Self::Panic => 0x100,
             Self::Boot => 0x101,
+            #[cfg(feature = "selftest")]
             Self::SelfTest => 0x102,
         }
     }

@@ -19,7 +19,9 @@ pub mod regs;
 pub mod tables;
 pub mod unit;
 
-pub use conduit_vtd::{Invalidation, caps};
+#[cfg(feature = "selftest")]
+pub use conduit_vtd::Invalidation;
+pub use conduit_vtd::caps;
 pub use unit::{Method, RemappingUnit};
 
 use crate::memory::mmio::MmioError;

@@ -52,6 +52,7 @@ impl ContextTables {
     }
 
     /// The present context entry of `bdf`, if any.
+    #[cfg(feature = "selftest")]
     pub fn get(&self, bdf: Bdf) -> Option<ContextEntry> {
         let table = self.context[usize::from(bdf.bus())]?;
         let at = Self::entry_addr(table, bdf.devfn());
@@ -95,6 +96,7 @@ impl ContextTables {
     }
 
     /// Makes `bdf`'s context entry not present (P cleared first) and returns what it was.
+    #[cfg(feature = "selftest")]
     pub fn clear(&mut self, bdf: Bdf) -> Option<ContextEntry> {
         let old = self.get(bdf)?;
         let table = self.context[usize::from(bdf.bus())]?;

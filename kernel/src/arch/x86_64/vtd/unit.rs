@@ -367,6 +367,7 @@ impl RemappingUnit {
 
     /// Clears `bdf`'s context entry and invalidates what the unit may have cached for it.
     /// Returns the domain it was attached to.
+    #[cfg(feature = "selftest")]
     pub fn detach(&mut self, bdf: Bdf) -> Result<Option<(u16, Method)>, VtdError> {
         let Some(old) = self.tables.clear(bdf) else {
             return Ok(None);
@@ -383,6 +384,7 @@ impl RemappingUnit {
     }
 
     /// The context entry of `bdf`, if present.
+    #[cfg(feature = "selftest")]
     pub fn context(&self, bdf: Bdf) -> Option<ContextEntry> {
         self.tables.get(bdf)
     }
