@@ -5,19 +5,15 @@
 //! console, CPU tables and identification, memory, configuration, platform (ACPI), then the rest.
 #![no_std]
 #![no_main]
-#![feature(abi_x86_interrupt)]
 
 extern crate alloc;
 
-mod arch;
 mod config;
-mod console;
 mod control;
 mod guest;
 mod igb;
 mod iommu;
 mod irq;
-mod memory;
 mod nvme;
 mod pci;
 mod platform;
@@ -25,9 +21,9 @@ mod sched;
 mod selftest;
 mod shell;
 
-use arch::x86_64::{cpu, power};
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::{BootInfo, entry_point};
+use conduit_hw::{console, cpu, memory, power};
 use log::{error, info};
 
 /// The loader's contract: all physical memory mapped at a dynamic offset (for VMXON regions, VMCS,
@@ -48,7 +44,7 @@ pub const GIT_HASH: &str = env!("CONDUIT_GIT_HASH");
 fn kernel_main(boot: &'static mut BootInfo) -> ! {
     console::init();
     info!("Conduit v{VERSION} (git {GIT_HASH}) starting");
-    arch::x86_64::init_cpu_tables();
+    conduit_hw::init_cpu_tables();
 
     let Some(phys_offset) = boot.physical_memory_offset.into_option() else {
         error!("the loader did not map physical memory; cannot continue");
@@ -81,7 +77,7 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     cpu.report();
 
     let platform = platform::discover(boot.rsdp_addr.into_option(), mem.phys_offset());
-    arch::x86_64::time::init(platform.pm_timer);
+    conduit_hw::time::init(platform.pm_timer);
 
     pci::init(&platform, mem);
     let dmar = selftest::dmar_for_boot(config.test, platform.dmar);

@@ -24,7 +24,7 @@ use conduit_vmx::fields::{Guest32, Guest64, GuestNatural};
 use conduit_vpci::Ecam;
 use core::ops::Range;
 
-use crate::arch::x86_64::vmx::vmcs::{Current, FieldError};
+use conduit_hw::vmx::vmcs::{Current, FieldError};
 
 /// The guest's ECAM window (bus 0 only), between its BAR window and 4 GiB.
 pub const ECAM_GPA: u64 = 0xe000_0000;
@@ -192,7 +192,7 @@ pub struct Trap {
     /// BAR-relative bytes of the table.
     pub table: Range<u64>,
     /// The kernel's uncached mapping of the physical pages.
-    pub phys: Option<crate::memory::mmio::Mmio>,
+    pub phys: Option<conduit_hw::memory::mmio::Mmio>,
 }
 
 /// An access of `size` bytes at `gpa` in a trapped MSI-X page: the table itself is the control

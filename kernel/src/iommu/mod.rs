@@ -34,14 +34,14 @@ pub use intremap::{
 };
 pub use view::{View, faults_from, recent_faults, view};
 
-use crate::arch::x86_64::apic;
-use crate::arch::x86_64::vtd::fault::{self, Fault};
-use crate::arch::x86_64::vtd::{Invalidation, Method, RemappingUnit, VtdError};
-use crate::memory::{Frames, Memory};
 use crate::pci::DeviceRef;
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_dmar::Dmar;
+use conduit_hw::apic;
+use conduit_hw::memory::{Frames, Memory};
+use conduit_hw::vtd::fault::{self, Fault};
+use conduit_hw::vtd::{Invalidation, Method, RemappingUnit, VtdError};
 use conduit_pci::Bdf;
 use domain::Domain;
 use log::{error, info, warn};
@@ -158,7 +158,7 @@ struct State {
     domains: Vec<Domain>,
     next_did: u16,
     /// The interrupt remapping table every unit uses, while interrupt remapping is on.
-    ir: Option<crate::arch::x86_64::vtd::ir::Table>,
+    ir: Option<conduit_hw::vtd::ir::Table>,
     /// Why interrupt remapping is off.
     ir_off: Option<String>,
 }

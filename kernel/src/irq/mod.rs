@@ -29,15 +29,15 @@ mod route;
 pub use dispatch::{FLOOD_LIMIT, Flood, on_interrupt};
 pub use route::{MsiKind, MsiRoute, bind_msi, route_isa, set_gsi_masked};
 
-use crate::arch::x86_64::apic::{self, timer, vectors};
-use crate::arch::x86_64::ioapic::IoApic;
 use crate::iommu::{self, IRT_ENTRIES, IommuError, IrInfo};
-use crate::memory::Memory;
 use crate::pci::msi::MsiError;
 use crate::platform::Platform;
 use crate::platform::acpi::IsaOverride;
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_hw::apic::{self, timer, vectors};
+use conduit_hw::ioapic::IoApic;
+use conduit_hw::memory::Memory;
 use conduit_irq::{
     AllocError, ApicMode, Destination, DestinationMode, DestinationPolicy, FormatError, GuestId,
     IrtAllocator, Irte, Owner, VectorAllocator, authorize_irte,

@@ -17,11 +17,11 @@ pub mod sriov;
 mod sriov_vf;
 pub mod window;
 
-use crate::memory::Memory;
 use crate::platform::Platform;
 use access::{Access, EcamAccess, PortIoAccess};
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_hw::memory::Memory;
 use conduit_pci::{
     Bars, Bdf, BridgeBuses, Capability, ConfigAccess, ExtCapability, Header, HeaderLayout,
 };
@@ -349,8 +349,9 @@ pub fn hand_over(mem: &Memory) -> Option<Mechanism> {
         Access::Ecam(e) => {
             let (window, start_bus, end_bus) = e.region();
             let len = (u64::from(end_bus - start_bus) + 1) << 20;
-            let mapped = crate::memory::mmio::unmap(mem, &window).unwrap_or(0);
-            let direct = crate::memory::mmio::unmap_direct(mem, window.phys(), len).unwrap_or(0);
+            let mapped = conduit_hw::memory::mmio::unmap(mem, &window).unwrap_or(0);
+            let direct =
+                conduit_hw::memory::mmio::unmap_direct(mem, window.phys(), len).unwrap_or(0);
             info!(
                 "pci: ECAM at {:#x} ({} MiB, buses {start_bus}-{end_bus}) handed over: the kernel's mapping ({} KiB) and the physical-memory window over it ({} MiB) removed",
                 window.phys(),

@@ -17,11 +17,11 @@
 use super::access::Access;
 use super::sriov::{Enabled, PfInfo, VfOf};
 use super::{Function, report};
-use crate::arch::x86_64::delay;
-use crate::memory::{Memory, mmio};
 use crate::platform::Platform;
 use alloc::format;
 use alloc::vec::Vec;
+use conduit_hw::delay;
+use conduit_hw::memory::{Memory, mmio};
 use conduit_pci::config::{self, command};
 use conduit_pci::{Bdf, ConfigAccess, VfConfig, cap_id};
 use log::{info, warn};

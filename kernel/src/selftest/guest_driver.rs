@@ -7,11 +7,11 @@
 use crate::control::{self, ControlError};
 use crate::guest::devices::data_port_target;
 use crate::guest::interrupts::{self, EntryChange, Routed};
-use crate::memory::Memory;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_control_abi::{Op, Request};
+use conduit_hw::memory::Memory;
 use conduit_pci::Bdf;
 use conduit_vpci::Event;
 

@@ -7,7 +7,7 @@
 //! terminal, a log line first erases it, then it is drawn again below the log line, so log output
 //! and the shell's never share a line. Everything goes through one lock.
 
-use crate::arch::x86_64::{rdtsc, serial};
+use crate::{rdtsc, serial};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
 use log::{Level, LevelFilter, Log, Metadata, Record};

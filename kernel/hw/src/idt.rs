@@ -4,8 +4,8 @@
 //! frame) is the control task's, and it ends that task's call instead (`crate::control`).
 
 use super::gdt;
-use crate::arch::x86_64::power::{self, FailCode};
 use crate::console;
+use crate::power::{self, FailCode};
 use spin::Once;
 use x86_64::PrivilegeLevel;
 use x86_64::registers::control::Cr2;

@@ -9,7 +9,7 @@
 //! for.
 
 use super::{Reg, read, write};
-use crate::arch::x86_64::pit;
+use crate::pit;
 
 /// Divide Configuration value for "divide by 16" (bits 3, 1:0 = 0b0_11).
 const DIVIDE_BY_16: u32 = 0b0011;
@@ -78,10 +78,10 @@ fn measure() -> Result<Calibration, TimerError> {
     let mut tsc_start = 0;
     let ok = pit::channel2_wait(CALIBRATION_PIT_TICKS, CALIBRATION_DEADLINE_TSC, || {
         write(Reg::TimerInitial, u32::MAX);
-        tsc_start = crate::arch::x86_64::rdtsc();
+        tsc_start = crate::rdtsc();
     });
     let remaining = read(Reg::TimerCurrent);
-    let tsc = crate::arch::x86_64::rdtsc().wrapping_sub(tsc_start);
+    let tsc = crate::rdtsc().wrapping_sub(tsc_start);
     write(Reg::TimerInitial, 0);
     if !ok {
         return Err(TimerError::PitSilent);

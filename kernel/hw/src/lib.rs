@@ -2,12 +2,19 @@
 //! out of the machine. Each privileged-instruction class has one owning module: `msr` (RDMSR/WRMSR),
 //! `serial`, `pit` and `power` (port I/O to their devices), `gdt`/`idt` (LGDT/LTR/LIDT); the
 //! interrupt controllers are `apic` (local APIC and its timer) and `ioapic`.
+#![no_std]
+#![feature(abi_x86_interrupt)]
+
+extern crate alloc;
+
 pub mod apic;
+pub mod console;
 pub mod cpu;
 pub mod delay;
 pub mod gdt;
 pub mod idt;
 pub mod ioapic;
+pub mod memory;
 pub mod msr;
 pub mod pit;
 pub mod power;
