@@ -45,6 +45,16 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     console::init();
     info!("Conduit v{VERSION} (git {GIT_HASH}) starting");
     conduit_hw::init_cpu_tables();
+    // The policy the traps reach: the control task's faults and watchdog, interrupt dispatch.
+    let handlers = conduit_hw::idt::Handlers {
+        user_exception: control::user_exception,
+        interrupt: irq::on_interrupt,
+        user_tick: control::watchdog_tick,
+    };
+    if let Err(e) = conduit_hw::idt::set_handlers(handlers) {
+        error!("idt: {e}");
+        power::fail(power::FailCode::Boot);
+    }
 
     let Some(phys_offset) = boot.physical_memory_offset.into_option() else {
         error!("the loader did not map physical memory; cannot continue");

@@ -7,7 +7,7 @@
 //! through port 0x61 and its OUT pin read back there (the method firmware uses to calibrate the
 //! TSC). The TSC is not used: its rate is unknown under emulators.
 
-use crate::platform::acpi::PmTimer;
+use crate::time::PmTimer;
 use x86_64::instructions::port::Port;
 
 /// PM timer frequency in Hz.

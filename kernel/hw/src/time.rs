@@ -8,9 +8,17 @@
 
 use super::delay;
 use super::rdtsc;
-use crate::platform::acpi::PmTimer;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Once;
+
+/// The ACPI PM timer (ACPI 6.5 §4.8.3.3): a 3.579545 MHz counter in system I/O space, as the
+/// FADT describes it (the kernel's `platform` reads the FADT).
+#[derive(Debug, Clone, Copy)]
+pub struct PmTimer {
+    pub port: u16,
+    /// 32-bit counter (FADT flag TMR_VAL_EXT); else 24-bit.
+    pub bits32: bool,
+}
 
 /// The calibration wait: 10 ms.
 const CALIBRATION_US: u64 = 10_000;

@@ -8,6 +8,7 @@ use acpi::{
 };
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_hw::time::PmTimer;
 use core::fmt::Write;
 use core::ptr::NonNull;
 use log::{debug, info, warn};
@@ -97,14 +98,6 @@ pub struct Ecam {
     pub segment: u16,
     pub bus_start: u8,
     pub bus_end: u8,
-}
-
-/// The ACPI PM timer (ACPI 6.5 §4.8.3.3): a 3.579545 MHz counter in system I/O space.
-#[derive(Debug, Clone, Copy)]
-pub struct PmTimer {
-    pub port: u16,
-    /// 32-bit counter (FADT flag TMR_VAL_EXT); else 24-bit.
-    pub bits32: bool,
 }
 
 /// What the firmware told us about the machine.
