@@ -21,6 +21,8 @@ fn main() {
         if dirty { "-dirty" } else { "" }
     );
     println!("cargo:rerun-if-changed=src");
+    // The hardware layer (conduit-hw) is part of the same image: its edits make the tree dirty too.
+    println!("cargo:rerun-if-changed=hw/src");
     if let Some(gitdir) = git(&["rev-parse", "--absolute-git-dir"]) {
         println!("cargo:rerun-if-changed={gitdir}/HEAD");
         println!("cargo:rerun-if-changed={gitdir}/index");

@@ -1,8 +1,8 @@
 //! The boot configuration: decoded from the bundle the loader hands over as the ramdisk.
 
-use crate::arch::x86_64::power;
-use crate::console;
 use conduit_config::{BootConfig, Bundle, ExitMethod, LogLevel, OnIdle};
+use conduit_hw::console;
+use conduit_hw::power;
 use log::{LevelFilter, error, info};
 
 /// Decodes the bundle and applies the settings the rest of boot depends on (log level, exit

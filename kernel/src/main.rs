@@ -5,19 +5,15 @@
 //! console, CPU tables and identification, memory, configuration, platform (ACPI), then the rest.
 #![no_std]
 #![no_main]
-#![feature(abi_x86_interrupt)]
 
 extern crate alloc;
 
-mod arch;
 mod config;
-mod console;
 mod control;
 mod guest;
 mod igb;
 mod iommu;
 mod irq;
-mod memory;
 mod nvme;
 mod pci;
 mod platform;
@@ -26,9 +22,9 @@ mod sched;
 mod selftest;
 mod shell;
 
-use arch::x86_64::{cpu, power};
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::{BootInfo, entry_point};
+use conduit_hw::{console, cpu, memory, power};
 use log::{error, info};
 
 /// The loader's contract: all physical memory mapped at a dynamic offset (for VMXON regions, VMCS,
@@ -49,7 +45,17 @@ pub const GIT_HASH: &str = env!("CONDUIT_GIT_HASH");
 fn kernel_main(boot: &'static mut BootInfo) -> ! {
     console::init();
     info!("Conduit v{VERSION} (git {GIT_HASH}) starting");
-    arch::x86_64::init_cpu_tables();
+    conduit_hw::init_cpu_tables();
+    // The policy the traps reach: the control task's faults and watchdog, interrupt dispatch.
+    let handlers = conduit_hw::idt::Handlers {
+        user_exception: control::user_exception,
+        interrupt: irq::on_interrupt,
+        user_tick: control::watchdog_tick,
+    };
+    if let Err(e) = conduit_hw::idt::set_handlers(handlers) {
+        error!("idt: {e}");
+        power::fail(power::FailCode::Boot);
+    }
 
     let Some(phys_offset) = boot.physical_memory_offset.into_option() else {
         error!("the loader did not map physical memory; cannot continue");
@@ -83,8 +89,8 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
 
     let platform = platform::discover(boot.rsdp_addr.into_option(), mem.phys_offset());
     // The one clock: the TSC's rate, measured here once (PM timer, else the 8254) before anything
-    // waits or counts time; every later user takes it from `arch::x86_64::time`.
-    arch::x86_64::time::init(platform.pm_timer);
+    // waits or counts time; every later user takes it from `conduit_hw::time`.
+    conduit_hw::time::init(platform.pm_timer);
 
     pci::init(&platform, mem);
     // The test image may bring the IOMMU up from a corrupted DMAR or with forced register

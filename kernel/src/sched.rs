@@ -4,14 +4,14 @@
 //! serial line; it never waits for input. When every runnable guest waits in HLT with nothing to
 //! wake it, the CPU sleeps until the next interrupt (the tick at the latest).
 
-use crate::arch::x86_64::rdtsc;
-use crate::arch::x86_64::vmx::run;
 use crate::guest::{self, Guest, Guests, Outcome, State};
 use crate::platform::Platform;
 use crate::shell::{Flow, Shell, World};
 use alloc::format;
 use alloc::vec::Vec;
 use conduit_config::OnIdle;
+use conduit_hw::rdtsc;
+use conduit_hw::vmx::run;
 use log::info;
 
 /// Runs the guests and the shell until the run ends: with `OnIdle::Exit` once no guest is

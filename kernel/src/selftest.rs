@@ -13,9 +13,9 @@ mod intremap_checks;
 mod nvme_vf;
 mod vtd_edu;
 
-use crate::arch::x86_64::power::{self, FailCode};
-use crate::memory::Memory;
 use conduit_config::TestCase;
+use conduit_hw::memory::Memory;
+use conduit_hw::power::{self, FailCode};
 use log::{error, info, warn};
 use x86_64::VirtAddr;
 use x86_64::registers::control::Cr3;

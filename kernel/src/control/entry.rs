@@ -19,7 +19,7 @@
 //!
 //! The task's RIP is always its fixed, canonical entry point, so SYSRET never faults in ring 0.
 
-use crate::arch::x86_64::{gdt, msr, rdtsc};
+use conduit_hw::{gdt, msr, rdtsc};
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
@@ -177,11 +177,11 @@ pub fn run(frame: &mut Frame, budget: Option<u64>) -> Result<(), Abort> {
 pub fn user_exception(vector: u8, frame: &InterruptStackFrame, error: Option<u64>) -> ! {
     if !ACTIVE.load(Ordering::Acquire) {
         // Only the task runs at CPL 3; without a call this cannot be it. Report as fatal.
-        crate::console::emergency(format_args!(
+        conduit_hw::console::emergency(format_args!(
             "CPL 3 exception {vector} at RIP {:#x} outside a control-task call",
             frame.instruction_pointer.as_u64()
         ));
-        crate::arch::x86_64::power::fail(crate::arch::x86_64::power::FailCode::Exception(vector));
+        conduit_hw::power::fail(conduit_hw::power::FailCode::Exception(vector));
     }
     let cr2 = if vector == 14 { Cr2::read_raw() } else { 0 };
     *ABORT.lock() = Some(Abort::Fault {

@@ -26,8 +26,6 @@ mod space;
 
 pub use entry::{user_exception, watchdog_tick};
 
-use crate::arch::x86_64::{gdt, idt, time};
-use crate::memory::Memory;
 use crate::pci::{self, Mechanism};
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -38,6 +36,8 @@ use conduit_control_abi::{
     FunctionInfo, InitInfo, Op, Reply, Request, SYS_PANIC, SYS_REPLY, SharedPage, Status, WireBar,
     layout,
 };
+use conduit_hw::memory::Memory;
+use conduit_hw::{gdt, idt, time};
 use conduit_pci::{Bar, Bdf};
 use conduit_vpci::Event;
 use conduit_vpci::access::MAX_EVENTS;

@@ -13,9 +13,9 @@
 //! The kernel's own entries are shared, not copied deeper: a mapping the kernel adds later in an
 //! existing slot is visible here too. The slot entries are copied again at every restart.
 
-use crate::memory::{FRAME_SIZE, Frames, Memory, PhysAddr, PhysWindow};
 use alloc::vec::Vec;
 use conduit_control_abi::{SharedPage, layout};
+use conduit_hw::memory::{FRAME_SIZE, Frames, Memory, PhysAddr, PhysWindow};
 use conduit_paging::{
     Access, Attributes, Config, Host, LargePages, MemoryType, PageTable, PagingLevels, PhysMemory,
 };
@@ -128,7 +128,7 @@ fn load_flags(image: &[u8]) -> Vec<u32> {
 
 fn nxe() -> bool {
     // SAFETY: IA32_EFER exists on every x86-64 CPU; reading it has no side effects.
-    let efer = unsafe { crate::arch::x86_64::msr::read(0xc000_0080) };
+    let efer = unsafe { conduit_hw::msr::read(0xc000_0080) };
     efer & (1 << 11) != 0
 }
 

@@ -101,12 +101,12 @@ pub(super) fn map_memory(
             bar_gpa: gpa,
             pages: h.clone(),
             table: u64::from(off)..u64::from(off) + u64::from(n) * 16,
-            phys: crate::memory::mmio::map(g.mem, phys + h.start, h.end - h.start).ok(),
+            phys: conduit_hw::memory::mmio::map(g.mem, phys + h.start, h.end - h.start).ok(),
         }),
         _ => None,
     };
     let uc = Attributes::new(Access::RW, MemoryType::Uncacheable);
-    let mut frames = crate::memory::Frames::new(g.mem);
+    let mut frames = conduit_hw::memory::Frames::new(g.mem);
     for r in &parts {
         g.ept
             .map(
@@ -196,7 +196,7 @@ pub(super) fn unmap_bar(g: &mut Guest, vbdf: Bdf, index: u8) {
         return;
     };
     let m = g.pci.mem_maps.remove(at);
-    let mut frames = crate::memory::Frames::new(g.mem);
+    let mut frames = conduit_hw::memory::Frames::new(g.mem);
     if let Err(e) = g.ept.unmap(&mut frames, m.gpa, m.size) {
         error!(
             "guest \"{}\": unmapping BAR{index} of {vbdf} at {:#x}: {e}",
@@ -215,7 +215,7 @@ fn invept(g: &Guest) {
     let Some(caps) = g.vmx_caps() else {
         return;
     };
-    if let Err(e) = crate::arch::x86_64::vmx::invept(caps, g.eptp) {
+    if let Err(e) = conduit_hw::vmx::invept(caps, g.eptp) {
         error!("guest \"{}\": INVEPT failed: {e}", g.name);
     }
 }

@@ -4,14 +4,14 @@
 
 use super::spec::{self, GuestSpec};
 use super::{Guest, Guests, Refused, VmxHost};
-use crate::arch::x86_64::{cpu::VmxInfo, time, vmx};
 use crate::iommu::{self, DomainId};
-use crate::memory::Memory;
 use crate::pci::DeviceRef;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_config::{Bundle, DeviceAssignment, DeviceSel, GuestConfig};
+use conduit_hw::memory::Memory;
+use conduit_hw::{cpu::VmxInfo, time, vmx};
 use conduit_pci::Bdf;
 use log::{error, info, warn};
 #[cfg(feature = "selftest")]

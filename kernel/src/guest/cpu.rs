@@ -5,7 +5,7 @@
 //! for VM Exits Due to Instruction Execution"); the entry points of `exits.rs` and `mmio.rs`
 //! take any implementation, so the same handlers serve a VM exit and a scripted access.
 
-use crate::arch::x86_64::vmx::vmcs::{Current, FieldError};
+use conduit_hw::vmx::vmcs::{Current, FieldError};
 use conduit_vmx::fields::{Guest32, Guest64, GuestNatural, ReadOnly32};
 
 /// What an exit handler needs of the vCPU's state.

@@ -12,11 +12,11 @@
 //! injected vector needs no EOI.
 
 use super::Guest;
-use crate::arch::x86_64::rdtsc;
-use crate::arch::x86_64::vmx::vmcs::{Current, FieldError};
 use crate::irq::dispatch;
 use conduit_abi::{HC_TIMER_MAX_DELAY_US, HC_TIMER_MIN_VECTOR};
 use conduit_clock::Rate;
+use conduit_hw::rdtsc;
+use conduit_hw::vmx::vmcs::{Current, FieldError};
 use conduit_irq::GuestId;
 use conduit_vmx::controls::PrimaryControls;
 use conduit_vmx::exit::vector;

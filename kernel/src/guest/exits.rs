@@ -5,9 +5,9 @@ use super::cpu::CpuState;
 use super::devices;
 use super::vuart::VirtualUart;
 use super::{Guest, State};
-use crate::arch::x86_64::vmx::vmcs::{Current, FieldError};
 use alloc::format;
 use alloc::string::String;
+use conduit_hw::vmx::vmcs::{Current, FieldError};
 use conduit_vmx::exit::{
     BasicExitReason, CrAccess, ExitReason, InterruptionInfo, IoDirection, IoQualification,
 };
@@ -320,7 +320,7 @@ fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
 fn rdmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     let msr = g.regs.gpr[RCX] as u32;
     let value = match msr {
-        MSR_TSC => crate::arch::x86_64::rdtsc(),
+        MSR_TSC => conduit_hw::rdtsc(),
         MSR_PAT => v.get(Guest64::Pat)?,
         MSR_EFER => v.get(Guest64::Efer)?,
         MSR_FS_BASE => v.get(GuestNatural::FsBase)?,

@@ -27,11 +27,11 @@
 //! One vector is routed (Multiple Message Enable stays 0 on the device).
 
 use crate::irq::{self, MsiKind};
-use crate::memory::Memory;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_control_abi::{Op, PHYSICAL_MSI_ENABLE, Request};
+use conduit_hw::memory::Memory;
 use conduit_irq::{GuestId, Owner};
 use conduit_pci::Bdf;
 use log::{error, info, warn};

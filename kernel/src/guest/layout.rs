@@ -3,7 +3,7 @@
 //! tables at 0x1000-0x7fff, built by the same page-table builder as EPT).
 
 use super::spec::{Entry, GuestSpec};
-use crate::memory::{FRAME_SIZE, Frames, Memory, PhysAddr, PhysWindow};
+use conduit_hw::memory::{FRAME_SIZE, Frames, Memory, PhysAddr, PhysWindow};
 use conduit_paging::{Access, Attributes, Config, Ept, Host, LargePages, PageTable, PagingLevels};
 use conduit_vmx::caps::VmxCapabilities;
 

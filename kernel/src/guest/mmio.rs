@@ -242,7 +242,7 @@ pub struct Trap {
     /// BAR-relative bytes of the table.
     pub table: Range<u64>,
     /// The kernel's uncached mapping of the physical pages.
-    pub phys: Option<crate::memory::mmio::Mmio>,
+    pub phys: Option<conduit_hw::memory::mmio::Mmio>,
 }
 
 /// An access of `size` bytes at `gpa` in a trapped MSI-X page: the table itself is the control

@@ -20,13 +20,13 @@ pub mod spec;
 mod vcpu;
 mod vuart;
 
-use crate::arch::x86_64::vmx::Vmx;
-use crate::arch::x86_64::vmx::instr::VmFail;
-use crate::arch::x86_64::vmx::run::GuestRegs;
-use crate::arch::x86_64::vmx::vmcs::{Current, FieldError, VmcsRegion};
-use crate::memory::{FRAME_SIZE, Memory, PhysAddr, PhysWindow};
 use alloc::string::String;
 use conduit_clock::Rate;
+use conduit_hw::memory::{FRAME_SIZE, Memory, PhysAddr, PhysWindow};
+use conduit_hw::vmx::Vmx;
+use conduit_hw::vmx::instr::VmFail;
+use conduit_hw::vmx::run::GuestRegs;
+use conduit_hw::vmx::vmcs::{Current, FieldError, VmcsRegion};
 use conduit_paging::{Ept, PageTable, Walk};
 use conduit_vmx::caps::VmxCapabilities;
 use conduit_vmx::fields::Guest32;
@@ -272,7 +272,7 @@ impl Guest {
             spec::Entry::Real16 { .. } => None,
         };
         // No vCPU ever runs this guest, so no virtual timer is armed; the rate only fills the field.
-        let tsc = crate::arch::x86_64::time::wait_rate();
+        let tsc = conduit_hw::time::wait_rate();
         Ok(Self {
             name: spec.name.clone(),
             vpid: 0,

@@ -6,8 +6,8 @@ use super::layout::{GDT_GPA, TSS_GPA};
 use super::spec::Break;
 use super::spec::{Entry, GuestSpec};
 use super::{CreateError, Guest, VmxHost};
-use crate::arch::x86_64::vmx::{self, vmcs::Current};
 use alloc::format;
+use conduit_hw::vmx::{self, vmcs::Current};
 use conduit_vmx::controls::{
     AllowedControls, ControlRequest, ExitControls, PrimaryControls, VmxControls,
 };

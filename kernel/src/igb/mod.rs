@@ -23,12 +23,12 @@
 
 pub mod regs;
 
-use crate::memory::Memory;
-use crate::memory::mmio::MmioError;
 use crate::pci::{self, DeviceRef, Function};
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_config::Bundle;
+use conduit_hw::memory::Memory;
+use conduit_hw::memory::mmio::MmioError;
 use conduit_pci::Bdf;
 use conduit_pci::config::command;
 use core::fmt;

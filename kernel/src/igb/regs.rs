@@ -9,8 +9,8 @@
 //! vector per EICR bit; without it EICS writes of a VF raise nothing (QEMU 10's
 //! `hw/net/igb_core.c` masks the causes with the legacy mask then).
 
-use crate::memory::Memory;
-use crate::memory::mmio::{self, MmioError};
+use conduit_hw::memory::Memory;
+use conduit_hw::memory::mmio::{self, MmioError};
 use core::mem::offset_of;
 use volatile::{VolatilePtr, map_field};
 

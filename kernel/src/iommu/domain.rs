@@ -3,11 +3,11 @@
 //! or of other guests.
 
 use super::IommuError;
-use crate::arch::x86_64::vtd::RemappingUnit;
-use crate::memory::{Frames, PhysWindow};
 use crate::pci::report::size;
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_hw::memory::{Frames, PhysWindow};
+use conduit_hw::vtd::RemappingUnit;
 use conduit_paging::{Access, Attributes, Invalidation, PageTable, VtdSecondLevel};
 use conduit_pci::Bdf;
 use core::fmt;

@@ -8,12 +8,12 @@
 //! destinations in IRTE bits 47:40).
 
 use super::{IommuError, STATE, State};
-use crate::arch::x86_64::apic::{self, ApicError};
-use crate::arch::x86_64::vtd::RemappingUnit;
-use crate::arch::x86_64::vtd::ir::Table;
-use crate::memory::Memory;
 use alloc::string::String;
 use conduit_dmar::{Dmar, PciBridges};
+use conduit_hw::apic::{self, ApicError};
+use conduit_hw::memory::Memory;
+use conduit_hw::vtd::RemappingUnit;
+use conduit_hw::vtd::ir::Table;
 use conduit_irq::{ApicMode, IrtSize, Irte};
 use conduit_pci::Bdf;
 use conduit_vtd::IecInvalidation;

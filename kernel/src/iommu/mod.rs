@@ -38,16 +38,16 @@ pub use intremap::{
 pub use view::faults_from;
 pub use view::{View, recent_faults, view};
 
-use crate::arch::x86_64::apic;
-use crate::arch::x86_64::vtd::fault::{self, Fault};
-#[cfg(feature = "selftest")]
-use crate::arch::x86_64::vtd::{Invalidation, Method};
-use crate::arch::x86_64::vtd::{RemappingUnit, VtdError};
-use crate::memory::{Frames, Memory};
 use crate::pci::DeviceRef;
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_dmar::Dmar;
+use conduit_hw::apic;
+use conduit_hw::memory::{Frames, Memory};
+use conduit_hw::vtd::fault::{self, Fault};
+#[cfg(feature = "selftest")]
+use conduit_hw::vtd::{Invalidation, Method};
+use conduit_hw::vtd::{RemappingUnit, VtdError};
 use conduit_pci::Bdf;
 use domain::Domain;
 use log::{error, info, warn};
@@ -163,7 +163,7 @@ struct State {
     domains: Vec<Domain>,
     next_did: u16,
     /// The interrupt remapping table every unit uses, while interrupt remapping is on.
-    ir: Option<crate::arch::x86_64::vtd::ir::Table>,
+    ir: Option<conduit_hw::vtd::ir::Table>,
     /// Why interrupt remapping is off.
     ir_off: Option<String>,
 }

@@ -2,10 +2,10 @@
 //! and the latest DMA faults, read from the live state under its lock.
 
 use super::{DomainId, STATE};
-use crate::arch::x86_64::vtd::fault::Fault;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_hw::vtd::fault::Fault;
 use conduit_pci::Bdf;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;

@@ -18,7 +18,7 @@
 //! virtual vector is marked pending, for the VMX core to inject on the guest's next entry
 //! ([`take_pending`]); where no vCPU runs (QEMU TCG) the counts are what is observed.
 
-use crate::arch::x86_64::apic::{self, vectors};
+use conduit_hw::apic::{self, vectors};
 use conduit_irq::{Binding, GuestId, Owner};
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
@@ -89,7 +89,7 @@ pub fn on_interrupt(vector: u8) {
             }
         }
         // Through a VM exit: drain the fault records as the IDT's handler would.
-        vectors::VTD_FAULT => crate::arch::x86_64::vtd::fault::on_interrupt(),
+        vectors::VTD_FAULT => conduit_hw::vtd::fault::on_interrupt(),
         // The spurious vector is never acknowledged (SDM Vol. 3A §11.9).
         vectors::SPURIOUS => return,
         _ => device(vector),

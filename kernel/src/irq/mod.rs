@@ -37,16 +37,16 @@ pub use route::{MsiKind, bind_msi};
 #[cfg(feature = "selftest")]
 pub use route::{MsiRoute, route_isa, set_gsi_masked};
 
-use crate::arch::x86_64::apic::{self, timer, vectors};
-use crate::arch::x86_64::ioapic::IoApic;
 use crate::iommu::{self, IRT_ENTRIES, IommuError, IrInfo};
-use crate::memory::Memory;
 use crate::pci::msi::MsiError;
 use crate::platform::Platform;
 #[cfg(feature = "selftest")]
 use crate::platform::acpi::IsaOverride;
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_hw::apic::{self, timer, vectors};
+use conduit_hw::ioapic::IoApic;
+use conduit_hw::memory::Memory;
 use conduit_irq::{
     AllocError, ApicMode, Destination, DestinationMode, DestinationPolicy, FormatError, GuestId,
     IrtAllocator, Irte, Owner, VectorAllocator, authorize_irte,

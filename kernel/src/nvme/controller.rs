@@ -9,10 +9,10 @@
 //! disable and by [`ADMIN_TIMEOUT_MS`] per command.
 
 use super::regs::{ADMIN_CQ_ENTRIES, ADMIN_SQ_ENTRIES, AdminMemory, PAGE, Registers};
-use crate::arch::x86_64::time;
-use crate::memory::Memory;
-use crate::memory::mmio::{self, Mmio, MmioError};
 use alloc::boxed::Box;
+use conduit_hw::memory::Memory;
+use conduit_hw::memory::mmio::{self, Mmio, MmioError};
+use conduit_hw::time;
 use conduit_nvme::{
     Aqa, Cap, Cc, Cns, Command, Completion, Csts, ParseError, QueueError, QueuePair, Status,
     Version,

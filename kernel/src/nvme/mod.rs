@@ -20,11 +20,11 @@ pub mod vfs;
 pub use controller::Controller;
 pub use pf::OnlineVf;
 
-use crate::memory::Memory;
 use crate::pci::{self, DeviceRef, Function};
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_config::Bundle;
+use conduit_hw::memory::Memory;
 #[cfg(feature = "selftest")]
 use conduit_nvme::IdentifyController;
 use conduit_pci::Bdf;

@@ -22,11 +22,11 @@ use super::controller::{Controller, NvmeError};
 use super::regs::{ADMIN_PAGES, AdminMemory, PAGE};
 use super::vfs;
 use crate::iommu::{self, DomainId, GuestMemory};
-use crate::memory::{Memory, PhysWindow};
 use crate::pci::{self, Function};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_hw::memory::{Memory, PhysWindow};
 use conduit_nvme::{
     Cns, Command, IdentifyController, PrimaryControllerCaps, ResourceType, SecondaryControllerList,
     VirtAction,

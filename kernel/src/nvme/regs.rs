@@ -5,7 +5,7 @@
 //! every controller must accept (§3.1.3); doorbells are separate 32-bit registers at offsets
 //! computed from CAP.DSTRD (`conduit_nvme::Cap::sq_tail_doorbell`).
 
-use crate::memory::PhysWindow;
+use conduit_hw::memory::PhysWindow;
 use conduit_nvme::regs::offset;
 use conduit_nvme::{Command, Completion, QueueMemory};
 use core::mem::offset_of;

@@ -9,9 +9,9 @@
 //! list and the VF BDFs stay valid), and the PF is never reset again afterwards. A VF BAR still
 //! at 0 (no PCI manager placed it) is refused here.
 
-use crate::arch::x86_64::time;
 use crate::pci::Pci;
 use alloc::string::String;
+use conduit_hw::time;
 use conduit_pci::{Bar, Bdf, SriovCap, vf_bar_address};
 
 /// Time to wait after VF Enable before the VFs are used (§9.3.3.3.1).

@@ -3,15 +3,15 @@
 //! - ECAM (PCIe Base Spec r6.0 §7.2.2 "PCI Express Enhanced Configuration Access Mechanism"):
 //!   the 4 KiB configuration space of bus `b`, device `d`, function `f` is memory-mapped at
 //!   `base + ((b - start_bus) << 20 | d << 15 | f << 12)`; the window comes from the MCFG and is
-//!   mapped uncached through [`crate::memory::mmio`].
+//!   mapped uncached through [`conduit_hw::memory::mmio`].
 //! - Configuration mechanism #1 (PCI Local Bus Spec 3.0 §3.2.2.3.2): the address
 //!   `0x8000_0000 | bus << 16 | devfn << 8 | offset` written to port 0xCF8, data at 0xCFC. Only the
 //!   first 256 bytes are reachable; beyond them reads return all ones and writes are dropped.
 //!   Used when the firmware publishes no MCFG (Bochs has no ACPI at all).
 
-use crate::memory::Memory;
-use crate::memory::mmio::{self, Mmio, MmioError};
 use crate::platform::acpi::Ecam as EcamRegion;
+use conduit_hw::memory::Memory;
+use conduit_hw::memory::mmio::{self, Mmio, MmioError};
 use conduit_pci::{Bdf, ConfigAccess};
 use x86_64::instructions::port::Port;
 

@@ -17,11 +17,11 @@ pub mod sriov;
 mod sriov_vf;
 pub mod window;
 
-use crate::memory::Memory;
 use crate::platform::Platform;
 use access::{Access, EcamAccess, PortIoAccess};
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_hw::memory::Memory;
 use conduit_pci::{
     Bars, Bdf, BridgeBuses, Capability, ConfigAccess, ExtCapability, Header, HeaderLayout,
 };
@@ -353,10 +353,10 @@ pub fn hand_over(mem: &Memory) -> Option<Mechanism> {
             // access lock and is consumed here, and `EcamAccess::new` is the window's only mapper
             // (nothing else maps configuration space), so no copy of it makes or uses a block
             // again.
-            let mapped = unsafe { crate::memory::mmio::unmap(mem, &window) };
+            let mapped = unsafe { conduit_hw::memory::mmio::unmap(mem, &window) };
             // SAFETY: the ECAM range is device memory; no RAM the kernel uses, and so nothing it
             // reaches through the physical-memory window, lies there.
-            let direct = unsafe { crate::memory::mmio::unmap_direct(mem, window.phys(), len) };
+            let direct = unsafe { conduit_hw::memory::mmio::unmap_direct(mem, window.phys(), len) };
             match (mapped, direct) {
                 (Ok(mapped), Ok(direct)) => info!(
                     "pci: ECAM at {:#x} ({} MiB, buses {start_bus}-{end_bus}) handed over: the kernel's mapping ({} KiB) and the physical-memory window over it ({} MiB) removed",

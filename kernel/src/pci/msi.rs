@@ -9,8 +9,8 @@
 //! (Vector Control bit 0), then unmasked if asked; MSI-X Enable is a separate step.
 
 use super::{Function, get};
-use crate::memory::Memory;
-use crate::memory::mmio::{self, MmioError};
+use conduit_hw::memory::Memory;
+use conduit_hw::memory::mmio::{self, MmioError};
 use conduit_irq::MsiMessage;
 use conduit_pci::Bdf;
 #[cfg(feature = "selftest")]

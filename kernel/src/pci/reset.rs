@@ -14,7 +14,7 @@
 //! System Page Size, the VF BARs, NumVFs and the Control bits other than VF Enable.
 
 use super::access::Access;
-use crate::arch::x86_64::time;
+use conduit_hw::time;
 use conduit_pci::sriov::{control, reg as sriov_reg};
 use conduit_pci::{Bdf, ConfigAccess, SriovCap};
 use log::warn;

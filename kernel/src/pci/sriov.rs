@@ -31,11 +31,11 @@
 use super::access::Access;
 use super::window::{MmioMap, PlaceError, VfSpace};
 use super::{Function, report, sriov_vf};
-use crate::arch::x86_64::time;
-use crate::memory::Memory;
 use crate::platform::Platform;
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_hw::memory::Memory;
+use conduit_hw::time;
 use conduit_pci::pcie;
 use conduit_pci::{
     Bars, Bdf, CapError, PlanError, SriovCap, SriovError, VfBarPlacement, VfBarRequest, ext_cap_id,

@@ -17,10 +17,10 @@
 use super::access::Access;
 use super::sriov::{Enabled, PfInfo, VfOf};
 use super::{Function, report};
-use crate::arch::x86_64::time;
-use crate::memory::{Memory, mmio};
 use alloc::format;
 use alloc::vec::Vec;
+use conduit_hw::memory::{Memory, mmio};
+use conduit_hw::time;
 use conduit_pci::config::{self, command};
 use conduit_pci::{Bdf, ConfigAccess, VfConfig, cap_id};
 use log::{info, warn};

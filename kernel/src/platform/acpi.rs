@@ -2,13 +2,13 @@
 //! DMAR (VT-d spec, 8.1 "DMA Remapping Reporting Structure") is only located and checked here; its
 //! structures are parsed by the DMAR library.
 
-use crate::arch::x86_64::pm_timer::PmTimer;
 use acpi::sdt::{SdtHeader, Signature};
 use acpi::{
     AcpiError, AcpiHandler, AcpiTable, AcpiTables, InterruptModel, PhysicalMapping, PlatformInfo,
 };
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_hw::pm_timer::PmTimer;
 use core::fmt::Write;
 use core::ptr::NonNull;
 use log::{debug, info, warn};

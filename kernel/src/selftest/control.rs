@@ -13,11 +13,11 @@ use super::guest_driver::{GuestView, err, msix_route};
 use crate::control::{self, ControlError};
 use crate::guest::Guest;
 use crate::guest::devices::data_port_target;
-use crate::memory::Memory;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_control_abi::{FaultKind, Op, Request, Status};
+use conduit_hw::memory::Memory;
 use conduit_irq::{GuestId, Owner};
 use conduit_pci::{BarKind, Bdf, cap_id, ext_cap_id};
 use log::info;
@@ -169,13 +169,13 @@ pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> 
     steps += 1;
 
     // [10] Hammering: many reads in a row, every answer right.
-    let start = crate::arch::x86_64::rdtsc();
+    let start = conduit_hw::rdtsc();
     const READS: u32 = 2000;
     for _ in 0..READS {
         let id = view.read(vbdf, 0x00, 4)?;
         check(id == want_id, || format!("hammer read {id:#x}"))?;
     }
-    let per = (crate::arch::x86_64::rdtsc() - start) / u64::from(READS);
+    let per = (conduit_hw::rdtsc() - start) / u64::from(READS);
     steps += 1;
     info!(
         "control-test [10] {READS} reads in a row, all correct ({per} TSC ticks per request on this machine)"

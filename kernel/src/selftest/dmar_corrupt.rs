@@ -5,11 +5,11 @@
 
 use super::edu;
 use crate::iommu::{self, GuestMemory, IommuError};
-use crate::memory::Memory;
 use crate::pci::{self, DeviceRef};
 use alloc::borrow::Cow;
 use alloc::string::String;
 use conduit_config::TestCase;
+use conduit_hw::memory::Memory;
 use log::info;
 
 /// Offset of the first remapping structure's Length (header 48 bytes, then Type, Length).

@@ -11,9 +11,9 @@
 //! from a timer about 100 ms after the command; bit 0 reads 1 until it is done. DMA addresses are
 //! masked to 28 bits.
 
-use crate::memory::Memory;
-use crate::memory::mmio::{self, Mmio};
 use crate::pci::Function;
+use conduit_hw::memory::Memory;
+use conduit_hw::memory::mmio::{self, Mmio};
 use conduit_pci::Bdf;
 use core::mem::offset_of;
 use volatile::{VolatilePtr, map_field};
@@ -172,7 +172,7 @@ impl Edu {
         map_field!(regs.dma_count).write(len);
         map_field!(regs.dma_cmd).write(if irq { cmd | CMD_IRQ } else { cmd });
         let cmd = map_field!(regs.dma_cmd);
-        let done = crate::arch::x86_64::vtd::inval::wait_for(|| cmd.read() & CMD_START == 0);
+        let done = conduit_hw::vtd::inval::wait_for(|| cmd.read() & CMD_START == 0);
         if done {
             Ok(())
         } else {

@@ -29,17 +29,17 @@
 
 use super::guest_driver::{GuestView, msix_route, virtual_bdf};
 use super::intremap::{ONE_INTERRUPT, wait_ticks, wait_with_interrupts};
-use crate::arch::x86_64::vtd::fault::Fault;
 use crate::guest::Guest;
 use crate::guest::boot::{self, Placed};
 use crate::guest::interrupts::Routed;
 use crate::igb::{self, Nic};
 use crate::irq::{self, dispatch};
-use crate::memory::Memory;
 use crate::pci::{self, Function, msi};
 use crate::{control, iommu};
 use alloc::format;
 use alloc::string::String;
+use conduit_hw::memory::Memory;
+use conduit_hw::vtd::fault::Fault;
 use conduit_irq::{GuestId, Owner, RemappableMsi, SourceQualifier, SourceValidation};
 use conduit_pci::{Bdf, cap_id, config::command};
 use log::info;

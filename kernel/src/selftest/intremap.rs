@@ -23,12 +23,12 @@
 //!    raised through its EICS register, arrives through its own verified IRTE.
 
 use super::edu::{self, Direction, Edu};
-use crate::arch::x86_64::{apic, rdtsc};
 use crate::iommu::{self, DomainId, GuestMemory};
 use crate::irq::{self, MsiKind, MsiRoute, dispatch};
-use crate::memory::{Memory, PhysAddr};
 use crate::pci::{self, DeviceRef, msi};
 use alloc::string::String;
+use conduit_hw::memory::{Memory, PhysAddr};
+use conduit_hw::{apic, rdtsc};
 use conduit_irq::{ApicMode, GuestId, Owner};
 use conduit_pci::config::command;
 use log::info;

@@ -2,13 +2,13 @@
 //! APIC-routed timer, refused IRTE requests and the flood guard.
 
 use super::intremap::{BEYOND, Ctx, DECOY_SOURCE, GUEST, interrupts_on, wait_ticks};
-use crate::arch::x86_64::{apic::vectors, pit};
 use crate::iommu;
 use crate::irq::{self, FLOOD_LIMIT, Flood, IrqError, MsiKind, dispatch};
-use crate::memory::Memory;
 use crate::pci::{self, msi};
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_hw::memory::Memory;
+use conduit_hw::{apic::vectors, pit};
 use conduit_irq::{
     AllocError, Destination, Irte, IrteBuilder, Owner, RemappableMsi, Resource, SourceQualifier,
 };

@@ -27,17 +27,17 @@
 
 use super::guest_driver::{GuestView, virtual_bdf};
 use super::vtd_edu::checksum;
-use crate::arch::x86_64::apic;
-use crate::arch::x86_64::vtd::fault::Fault;
 use crate::guest::Guest;
 use crate::guest::boot::{self, Placed};
 use crate::iommu;
-use crate::memory::{Memory, PhysWindow};
 use crate::nvme::regs::{ADMIN_PAGES, AdminMemory, PAGE};
 use crate::nvme::{self, Controller, OnlineVf};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_hw::apic;
+use conduit_hw::memory::{Memory, PhysWindow};
+use conduit_hw::vtd::fault::Fault;
 use conduit_nvme::{Cns, Command, IdentifyController};
 use conduit_pci::Bdf;
 use log::info;

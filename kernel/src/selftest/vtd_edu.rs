@@ -10,13 +10,13 @@
 //! blocked DMA must leave exactly one decoded fault record and change no byte (checksums).
 
 use super::edu::{self, Direction, Edu};
-use crate::arch::x86_64::vtd::fault::Fault;
-use crate::arch::x86_64::{apic, rdtsc};
 use crate::iommu::{self, DomainId, GuestMemory};
-use crate::memory::{Memory, PhysAddr, PhysWindow};
 use crate::pci::{self, DeviceRef};
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_hw::memory::{Memory, PhysAddr, PhysWindow};
+use conduit_hw::vtd::fault::Fault;
+use conduit_hw::{apic, rdtsc};
 use conduit_pci::Bdf;
 use conduit_pci::config::command;
 use log::info;

@@ -3,11 +3,11 @@
 //! slices), its EPT.
 
 use super::say;
-use crate::arch::x86_64::time;
-use crate::arch::x86_64::vmx::vmcs::FieldError;
 use crate::guest::{Guest, Guests, State};
 use alloc::string::String;
 use conduit_clock::Rate;
+use conduit_hw::time;
+use conduit_hw::vmx::vmcs::FieldError;
 use conduit_pci::ConfigAccess as _;
 use conduit_vmx::describe::{
     AccessRightsText, ActivityText, EventText, FlagNames, InterruptibilityText,

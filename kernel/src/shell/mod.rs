@@ -10,11 +10,11 @@
 mod guests;
 mod platform;
 
-use crate::console;
 use crate::guest::Guests;
 use crate::platform::Platform;
 use alloc::string::String;
 use conduit_config::OnIdle;
+use conduit_hw::console;
 use conduit_shell::{COMMANDS, Command, Event, LineEditor, LogLevel, ParseError, USAGE_WIDTH};
 use core::fmt::Write as _;
 use log::{LevelFilter, info};

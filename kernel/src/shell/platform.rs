@@ -3,14 +3,14 @@
 //! remapping, delivery counts).
 
 use super::say;
-use crate::arch::x86_64::apic::{self, vectors};
-use crate::arch::x86_64::vtd::fault::{Via, reason_text};
-use crate::arch::x86_64::vtd::regs::global;
 use crate::guest::Guests;
 use crate::iommu::{self, View};
 use crate::pci::{self, Function, report};
 use crate::platform::Platform;
 use alloc::string::String;
+use conduit_hw::apic::{self, vectors};
+use conduit_hw::vtd::fault::{Via, reason_text};
+use conduit_hw::vtd::regs::global;
 use conduit_pci::Bdf;
 use conduit_pci::sriov::SriovCap;
 use core::fmt::Write as _;

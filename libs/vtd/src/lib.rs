@@ -11,8 +11,8 @@
 //! - [`interrupt`]: interrupt remapping's side of the unit: interrupt-entry-cache invalidation
 //!   (§6.5.2.5), the IRE/SIRTP/CFI command bits, interrupt fault reasons.
 //!
-//! No `unsafe`, no allocation: the kernel's driver (`arch::x86_64::vtd`) does the register and
-//! memory accesses; this crate says which bits go where, and is tested on the host.
+//! No `unsafe`, no allocation: the hardware layer's driver (`conduit_hw::vtd`) does the register
+//! and memory accesses; this crate says which bits go where, and is tested on the host.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 

@@ -9,7 +9,7 @@
 //! for.
 
 use super::{Reg, read, write};
-use crate::arch::x86_64::{rdtsc, time};
+use crate::{rdtsc, time};
 use conduit_clock::Rate;
 
 /// Divide Configuration value for "divide by 16" (bits 3, 1:0 = 0b0_11).

@@ -31,7 +31,7 @@ pub struct FrameAllocator {
 }
 
 impl FrameAllocator {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             regions: [Region { next: 0, end: 0 }; MAX_REGIONS],
             count: 0,

@@ -9,7 +9,7 @@
 //! IRTA_REG.EIME set). Otherwise the mode the firmware left stays (leaving x2APIC would need a
 //! disable in between, §11.12.5, and no Conduit path needs that).
 //!
-//! Fixed vectors are in [`vectors`]; the others are allocated by `crate::irq`.
+//! Fixed vectors are in [`vectors`]; the others are allocated by the kernel's `irq`.
 
 pub mod timer;
 
@@ -324,7 +324,7 @@ pub fn eoi() {
 }
 
 /// Interrupts delivered per vector since boot, counted by the hypervisor's own handlers (VT-d
-/// fault, spurious), for the debug shell; device vectors are counted by `crate::irq::dispatch`.
+/// fault, spurious), for the debug shell; the kernel's `irq::dispatch` counts device vectors.
 static DELIVERED: [core::sync::atomic::AtomicU64; 256] =
     [const { core::sync::atomic::AtomicU64::new(0) }; 256];
 

@@ -1,13 +1,14 @@
 //! The serial console and the `log` facade.
 //!
 //! Every line is `[<tsc>] <LEVEL> <module>: <message>`, the TSC read when the line was logged
-//! (instructions under Bochs, cycles elsewhere) and the module path without the crate name.
+//! (instructions under Bochs, cycles elsewhere) and the module path without the crate name
+//! (`hw::` for this crate's modules).
 //!
 //! The debug shell shares the line: while its prompt (and what the operator has typed) is on the
 //! terminal, a log line first erases it, then it is drawn again below the log line, so log output
 //! and the shell's never share a line. Everything goes through one lock.
 
-use crate::arch::x86_64::{rdtsc, serial};
+use crate::{rdtsc, serial};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
 use log::{Level, LevelFilter, Log, Metadata, Record};
@@ -77,11 +78,11 @@ impl Log for Logger {
             return;
         }
         let module = record.module_path().unwrap_or("?");
+        // The kernel's modules without the crate name, the hardware layer's as `hw::...`.
         let module = module.strip_prefix("conduit_kernel::").unwrap_or(module);
-        let module = if module == "conduit_kernel" {
-            "conduit"
-        } else {
-            module
+        let module = match module {
+            "conduit_kernel" => "conduit",
+            m => m.strip_prefix("conduit_").unwrap_or(m),
         };
         let level = match record.level() {
             Level::Error => "ERROR",

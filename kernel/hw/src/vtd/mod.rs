@@ -9,7 +9,7 @@
 //! together ([`unit`]). Which bits go where (CAP/ECAP decoding, entry and descriptor layouts, fault
 //! records) is pure logic in the host-tested `conduit_vtd` library. Second-level tables are built by `conduit_paging` (the same builder
 //! as EPT) in its `VtdSecondLevel` format. Policy (which device belongs to which domain) lives in
-//! `crate::iommu`.
+//! the kernel's `iommu`.
 
 pub mod fault;
 pub mod inval;

@@ -1,8 +1,8 @@
 //! VMX operation: VMXON, VMCS regions, VM entry/exit, INVEPT/INVVPID (Intel SDM Vol. 3C,
 //! "Introduction to Virtual Machine Extensions", "Enabling and Entering VMX Operation").
 //!
-//! Policy (what a guest looks like, how exits are handled) lives in `crate::guest`; this module
-//! only drives the hardware.
+//! Policy (what a guest looks like, how exits are handled) lives in the kernel's `guest`; this
+//! module only drives the hardware.
 
 pub mod instr;
 pub mod run;

@@ -10,12 +10,12 @@ use volatile::{VolatilePtr, map_field};
 /// Spins until `done` or about a few seconds of TSC cycles passed.
 pub fn wait_for(mut done: impl FnMut() -> bool) -> bool {
     const LIMIT: u64 = 1 << 34;
-    let start = crate::arch::x86_64::rdtsc();
+    let start = crate::rdtsc();
     loop {
         if done() {
             return true;
         }
-        if crate::arch::x86_64::rdtsc().wrapping_sub(start) > LIMIT {
+        if crate::rdtsc().wrapping_sub(start) > LIMIT {
             return done();
         }
         core::hint::spin_loop();

@@ -3,11 +3,18 @@
 //! `serial`, `pit` (the 8254), `pm_timer` (the ACPI PM timer) and `power` (port I/O to their
 //! devices), `gdt`/`idt` (LGDT/LTR/LIDT); the interrupt controllers are `apic` (local APIC and its
 //! timer) and `ioapic`; `time` owns the TSC's rate, measured once at boot.
+#![no_std]
+#![feature(abi_x86_interrupt)]
+
+extern crate alloc;
+
 pub mod apic;
+pub mod console;
 pub mod cpu;
 pub mod gdt;
 pub mod idt;
 pub mod ioapic;
+pub mod memory;
 pub mod msr;
 pub mod pit;
 pub mod pm_timer;

@@ -1,17 +1,61 @@
 //! The IDT: every architectural exception (Intel SDM Vol. 3A, 6.15 "Exception and Interrupt
 //! Reference") is reported with its decoded frame, then the machine is stopped with a failure code.
 //! Nothing ever hangs silently. The one exception: a fault taken at CPL 3 (CS.RPL = 3 in the
-//! frame) is the control task's, and it ends that task's call instead (`crate::control`).
+//! frame) is the control task's, and it ends that task's call instead (the kernel's `control`).
+//!
+//! The policy the traps reach (the control task, interrupt dispatch) lives above this crate and
+//! registers itself once at boot with [`set_handlers`]; until then a CPL 3 fault is fatal like any
+//! other exception, and an interrupt is reported on the same fatal path.
 
 use super::gdt;
-use crate::arch::x86_64::power::{self, FailCode};
 use crate::console;
+use crate::power::{self, FailCode};
 use spin::Once;
 use x86_64::PrivilegeLevel;
 use x86_64::registers::control::Cr2;
 use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
 
 static IDT: Once<InterruptDescriptorTable> = Once::new();
+/// The registered handlers. Read with one atomic load on every trap: no lock, no allocation.
+static HANDLERS: Once<Handlers> = Once::new();
+
+/// What the traps hand to the policy above the hardware layer.
+#[derive(Debug, Clone, Copy)]
+pub struct Handlers {
+    /// A fault taken at CPL 3 other than NMI, #DF and #MC: the control task's. It ends the
+    /// task's call and does not return.
+    pub user_exception: fn(vector: u8, frame: &InterruptStackFrame, error: Option<u64>) -> !,
+    /// Every vector from 0x20 up but the VT-d fault and spurious vectors: dispatches the vector
+    /// and acknowledges it (EOI).
+    pub interrupt: fn(vector: u8),
+    /// The hypervisor tick, after `interrupt`, when it interrupted CPL 3: the control task's
+    /// watchdog.
+    pub user_tick: fn(frame: &InterruptStackFrame),
+}
+
+/// [`set_handlers`] was called a second time; the first registration stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlreadyRegistered;
+
+impl core::fmt::Display for AlreadyRegistered {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "the trap handlers are already registered")
+    }
+}
+
+/// Registers the handlers the traps call; once, at boot, before interrupts are enabled.
+pub fn set_handlers(handlers: Handlers) -> Result<(), AlreadyRegistered> {
+    let mut first = false;
+    HANDLERS.call_once(|| {
+        first = true;
+        handlers
+    });
+    if first {
+        Ok(())
+    } else {
+        Err(AlreadyRegistered)
+    }
+}
 
 /// Mnemonic and name of each exception vector (SDM Vol. 3A, Table 6-1).
 pub fn exception_name(vector: u8) -> (&'static str, &'static str) {
@@ -63,8 +107,11 @@ fn page_fault_cause(code: u64) -> &'static str {
 /// Prints the decoded frame and stops the machine; a fault of the control task (CPL 3) ends its
 /// call instead. NMI, #DF and #MC are never the task's to survive.
 fn fatal(vector: u8, frame: &InterruptStackFrame, error: Option<u64>) -> ! {
-    if !matches!(vector, 2 | 8 | 18) && frame.code_segment.rpl() == PrivilegeLevel::Ring3 {
-        crate::control::user_exception(vector, frame, error);
+    if !matches!(vector, 2 | 8 | 18)
+        && frame.code_segment.rpl() == PrivilegeLevel::Ring3
+        && let Some(h) = HANDLERS.get()
+    {
+        (h.user_exception)(vector, frame, error);
     }
     let (mnemonic, name) = exception_name(vector);
     let detail = match (vector, error) {
@@ -88,7 +135,11 @@ fn fatal(vector: u8, frame: &InterruptStackFrame, error: Option<u64>) -> ! {
         }
         (_, None) => false,
     };
-    if !detail {
+    if !detail && vector >= 0x20 {
+        console::emergency(format_args!(
+            "INTERRUPT vector {vector:#04x} before its handler was registered"
+        ));
+    } else if !detail {
         console::emergency(format_args!(
             "EXCEPTION {mnemonic} ({name}), vector {vector}"
         ));
@@ -171,13 +222,17 @@ extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {
     super::apic::count_delivery(super::apic::vectors::SPURIOUS);
 }
 
-/// Every other vector from 0x20 up: the tick and device interrupts, which `crate::irq` dispatches
-/// by vector (and acknowledges). One instance per vector, so the vector is known without asking
-/// the local APIC. A tick that interrupted the control task (CPL 3) is also its watchdog's.
+/// Every other vector from 0x20 up: the tick and device interrupts, which the registered
+/// [`Handlers::interrupt`] (the kernel's `irq`) dispatches by vector (and acknowledges). One
+/// instance per vector, so the vector is known without asking the local APIC. A tick that
+/// interrupted the control task (CPL 3) is also its watchdog's.
 extern "x86-interrupt" fn external<const V: u8>(frame: InterruptStackFrame) {
-    crate::irq::on_interrupt(V);
+    let Some(h) = HANDLERS.get() else {
+        fatal(V, &frame, None)
+    };
+    (h.interrupt)(V);
     if V == super::apic::vectors::TICK && frame.code_segment.rpl() == PrivilegeLevel::Ring3 {
-        crate::control::watchdog_tick(&frame);
+        (h.user_tick)(&frame);
     }
 }
 

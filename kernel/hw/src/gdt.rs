@@ -2,7 +2,7 @@
 //! 64-bit Mode"). The TSS supplies separate IST stacks, so a double fault caused by a kernel stack
 //! overflow, an NMI or a machine check still has a good stack to report on.
 //!
-//! Ring 3 (the control task, `crate::control`): the GDT holds a user data and a user code segment
+//! Ring 3 (the control task, kernel `control`): the GDT holds a user data and a user code segment
 //! in the order SYSRET needs (SDM Vol. 3A §5.8.8: SS = STAR[63:48] + 8, CS = STAR[63:48] + 16);
 //! RSP0 of the TSS is a dedicated stack that exceptions and interrupts taken at CPL 3 run on;
 //! and the TSS carries an I/O permission bitmap (SDM Vol. 1 §19.5.2) that opens exactly ports
