@@ -111,7 +111,7 @@ mod tests {
     use super::check;
 
     const BOCHS: &str = "\
-[1] INFO conduit_kernel::arch::x86_64::time: time: TSC 50.001 MHz (measured against the 8254's channel 2, median of 3 windows of 10 ms; CPUID 0x15 claims 2419.200 MHz: ignored (4738.30 % off))
+[1] INFO hw::time: time: TSC 50.001 MHz (measured against the 8254's channel 2, median of 3 windows of 10 ms; CPUID 0x15 claims 2419.200 MHz: ignored (4738.30 % off))
 [2] INFO conduit_kernel::irq: apic: timer: 3125 counts/ms (divide by 16, measured over 10 ms = 500010 TSC ticks at 50.001 MHz); hypervisor tick every 10 ms
 [3] INFO conduit_kernel::guest: guest \"a\": 4 MiB, VPID 1, slice 1000 us = 50001 TSC ticks (50001 preemption-timer ticks), virtual timer 50001 TSC ticks per ms (TSC 50.001 MHz), entry X
 [4] INFO conduit_kernel::control: control: watchdog 50 ms per request = 2500050 TSC ticks, 2000 ms to build a function = 100002000 TSC ticks (TSC 50.001 MHz, measured)

@@ -5,6 +5,7 @@
 //! wake it, the CPU sleeps until the next interrupt (the tick at the latest).
 
 use crate::guest::{self, Guest, Guests, Outcome, State};
+use crate::irq;
 use crate::platform::Platform;
 use crate::shell::{Flow, Shell, World};
 use alloc::format;
@@ -47,6 +48,8 @@ pub fn run(guests: &mut Guests, platform: &Platform, on_idle: OnIdle) {
                 core::hint::spin_loop();
             }
         }
+        // A source the interrupt path cut off is masked at its device and reported here.
+        irq::service_floods();
         let mut world = World {
             guests: &mut *guests,
             platform,

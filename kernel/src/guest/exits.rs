@@ -179,7 +179,7 @@ fn cpuid(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             match leaf {
                 // Hide VMX (ECX bit 5), announce a hypervisor (ECX bit 31).
                 1 => (r.eax, r.ebx, (r.ecx & !(1 << 5)) | (1 << 31), r.edx),
-                // The TSC's rate as the hypervisor measured it (`arch::x86_64::time`), not the
+                // The TSC's rate as the hypervisor measured it (`conduit_hw::time`), not the
                 // CPU model's claim (wrong by 48x under Bochs).
                 0x15 if basic => {
                     let l = conduit_clock::guest_leaf15(g.tsc);

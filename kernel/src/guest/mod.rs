@@ -93,7 +93,7 @@ pub struct VmxHost {
     io_bitmap_a: PhysAddr,
     io_bitmap_b: PhysAddr,
     msr_bitmap: PhysAddr,
-    /// The TSC's rate (`arch::x86_64::time`), for time slices and virtual timers.
+    /// The TSC's rate (`conduit_hw::time`), for time slices and virtual timers.
     pub tsc: Rate,
     next_vpid: u16,
 }

@@ -20,7 +20,7 @@
 
 use conduit_hw::apic::{self, vectors};
 use conduit_irq::{Binding, GuestId, Owner};
-use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 /// Interrupts one source may raise within one tick before it is cut off.
 pub const FLOOD_LIMIT: u32 = 64;
@@ -76,6 +76,8 @@ static GUESTS: [GuestCounters; MAX_GUESTS] = [const {
     }
 }; MAX_GUESTS];
 static TICKS: AtomicU64 = AtomicU64::new(0);
+/// Set when the flood guard cuts a source off, until [`take_flood_notice`] is called.
+static FLOOD_NOTICE: AtomicBool = AtomicBool::new(false);
 static UNBOUND: AtomicU64 = AtomicU64::new(0);
 
 /// Handles `vector` and signals EOI. Called with interrupts disabled (an interrupt gate, or the
@@ -119,6 +121,7 @@ fn device(vector: u8) {
             .is_some_and(|r| r.is_ok());
         let state = if masked { FLOOD_MASKED } else { FLOOD_PENDING };
         slot.flood.store(state, Ordering::Release);
+        FLOOD_NOTICE.store(true, Ordering::Release);
         return;
     }
     slot.delivered.fetch_add(1, Ordering::Relaxed);
@@ -184,7 +187,6 @@ pub fn ticks() -> u64 {
 }
 
 /// The flood guard's view of one vector.
-#[cfg(feature = "selftest")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flood {
     /// Within limits.
@@ -195,7 +197,6 @@ pub enum Flood {
 }
 
 /// The flood state of `vector`.
-#[cfg(feature = "selftest")]
 pub fn flood(vector: u8) -> Flood {
     let slot = &SLOTS[usize::from(vector)];
     match slot.flood.load(Ordering::Acquire) {
@@ -208,8 +209,12 @@ pub fn flood(vector: u8) -> Flood {
     }
 }
 
+/// Whether a source was cut off since the last call (and clears the notice).
+pub fn take_flood_notice() -> bool {
+    FLOOD_NOTICE.swap(false, Ordering::AcqRel)
+}
+
 /// Records that the IRTE of `vector` is masked now.
-#[cfg(feature = "selftest")]
 pub fn set_masked(vector: u8) {
     SLOTS[usize::from(vector)]
         .flood

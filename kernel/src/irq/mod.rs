@@ -30,7 +30,6 @@
 pub mod dispatch;
 mod route;
 
-#[cfg(feature = "selftest")]
 pub use dispatch::Flood;
 pub use dispatch::{FLOOD_LIMIT, on_interrupt};
 pub use route::{MsiKind, bind_msi};
@@ -165,7 +164,6 @@ struct State {
     /// The IRTE index feeding each source, with its vector.
     sources: Vec<(u16, u8, Source)>,
     /// Vectors whose flood was reported.
-    #[cfg(feature = "selftest")]
     reported: Vec<u8>,
 }
 
@@ -324,7 +322,6 @@ pub fn init(mem: &'static Memory, platform: &Platform) {
         #[cfg(feature = "selftest")]
         overrides: platform.isa_overrides.clone(),
         sources: Vec::new(),
-        #[cfg(feature = "selftest")]
         reported: Vec::new(),
     });
 }
@@ -496,7 +493,6 @@ pub fn guest_interrupts(id: GuestId) -> u64 {
 }
 
 /// One flood the guard cut off.
-#[cfg(feature = "selftest")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FloodReport {
     pub vector: u8,
@@ -509,9 +505,17 @@ pub struct FloodReport {
     pub device_masked: bool,
 }
 
+/// Runs [`service`] if the interrupt path cut a source off since the last call: the scheduler
+/// calls it between time slices (one atomic swap when nothing happened). The reports are logged
+/// by [`service`].
+pub fn service_floods() {
+    if dispatch::take_flood_notice() {
+        service();
+    }
+}
+
 /// Finishes what the interrupt path left: masks IRTEs it could not, masks the flooding sources at
 /// the device, and logs one report per flood. Returns the new reports.
-#[cfg(feature = "selftest")]
 pub fn service() -> Vec<FloodReport> {
     let mut out = Vec::new();
     let result = with_state(|s| {
@@ -535,6 +539,7 @@ pub fn service() -> Vec<FloodReport> {
                     crate::pci::msi::set_msix_entry_masked(s.mem, bdf, entry, true).is_ok(),
                     alloc::format!("{bdf} (MSI-X entry {entry})"),
                 ),
+                #[cfg(feature = "selftest")]
                 Source::IoApic { ioapic, pin } => match s.ioapics.get_mut(ioapic) {
                     Some(io) => {
                         io.dev.set_masked(pin, true);
@@ -552,6 +557,7 @@ pub fn service() -> Vec<FloodReport> {
                     match source {
                         Source::Msi(_) => ", MSI disabled at the device",
                         Source::Msix { .. } => ", MSI-X entry masked at the device",
+                        #[cfg(feature = "selftest")]
                         Source::IoApic { .. } => ", I/O APIC input masked",
                     }
                 } else {

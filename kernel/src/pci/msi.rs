@@ -13,12 +13,10 @@ use conduit_hw::memory::Memory;
 use conduit_hw::memory::mmio::{self, MmioError};
 use conduit_irq::MsiMessage;
 use conduit_pci::Bdf;
-#[cfg(feature = "selftest")]
 use conduit_pci::ConfigAccess;
 use conduit_pci::caps::cap_id;
 #[cfg(feature = "selftest")]
 use conduit_pci::config::{command, reg};
-#[cfg(feature = "selftest")]
 use conduit_vpci::MsiInfo;
 use conduit_vpci::MsixInfo;
 use core::fmt;
@@ -76,7 +74,6 @@ fn cap_offset(f: &Function, id: u8, what: &'static str) -> Result<u16, MsiError>
         .ok_or(MsiError::NoCapability { bdf: f.bdf, what })
 }
 
-#[cfg(feature = "selftest")]
 const MSI_ENABLE: u16 = 1 << 0;
 #[cfg(feature = "selftest")]
 const MSI_MME: u16 = 0x7 << 4;
@@ -86,7 +83,6 @@ const MSIX_ENABLE: u16 = 1 << 15;
 const MSIX_FUNCTION_MASK: u16 = 1 << 14;
 
 /// The MSI capability of `bdf`, decoded.
-#[cfg(feature = "selftest")]
 pub fn msi_info(bdf: Bdf) -> Result<MsiInfo, MsiError> {
     let f = function(bdf)?;
     let offset = cap_offset(f, cap_id::MSI, "MSI")?;
@@ -133,7 +129,6 @@ pub fn retarget_msi(bdf: Bdf, message: MsiMessage) -> Result<(), MsiError> {
 }
 
 /// Sets or clears MSI Enable of `bdf`.
-#[cfg(feature = "selftest")]
 pub fn set_msi_enabled(bdf: Bdf, enabled: bool) -> Result<(), MsiError> {
     let info = msi_info(bdf)?;
     let pci = get().ok_or(MsiError::NoFunction(bdf))?;
