@@ -8,6 +8,7 @@
 //! (under QEMU, also with the matching `isa-debug-exit` status: 33 success, 35 failure).
 
 mod clock;
+mod console;
 mod control;
 mod guests;
 mod igb_vf;
@@ -91,6 +92,9 @@ pub const SCENARIOS: &[Scenario] = &[
         guests: &[],
         expect: &[
             BANNER,
+            // Issue 17: COM1 programmed at 115200 8N1 and read back, first as the early console,
+            // then as the chosen one (QEMU's q35 has no SPCR).
+            r"console: COM1 at port 0x3f8, 115200 8N1 \(divisor 1, read back\) \(the early console",
             r"usable memory: [0-9]+ MiB",
             // QEMU's `-cpu max` reports AMD under TCG.
             r"vendor (GenuineIntel|AuthenticAMD) family",
@@ -101,9 +105,11 @@ pub const SCENARIOS: &[Scenario] = &[
             r"MCFG: ECAM base 0xb0000000, segment 0, buses 0-255",
             // QEMU's DMAR: 136 bytes, HAW byte 0x2f (48 bits), flags INTR_REMAP.
             r"DMAR: present at 0x[0-9a-f]+, 136 bytes, host address width 48, flags 0x1",
+            r"SPCR: not present",
             // The one TSC rate, measured against the FADT's PM timer (`-cpu max` under TCG has no
             // CPUID leaf 0x15 or 0x16); the harness checks every figure derived from it (`tsc`).
             r"time: TSC [1-9][0-9]*\.[0-9]{3} MHz \(measured against the ACPI PM timer at port 0x608, median of 3 windows of 10 ms; CPUID reports no TSC frequency\)",
+            r#"console: COM1 at port 0x3f8, 115200 8N1 \(divisor 1, read back\); chosen because conduit.toml console = "auto", and the firmware has no ACPI SPCR table"#,
             r"apic: timer: [1-9][0-9]* counts/ms \(divide by 16, measured over 10 ms = [1-9][0-9]* TSC ticks at [1-9][0-9]*\.[0-9]{3} MHz\)",
             r"boot complete: [0-9]+ MiB usable .* 1 CPU\(s\), VMX not available, DMAR present",
             r"CONDUIT EXIT: success",
@@ -258,6 +264,8 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout_secs: 300,
     },
     clock::QEMU_NO_CLOCK,
+    console::QEMU_CONSOLE_COM2,
+    console::QEMU_CONSOLE_PCI,
     // Issue "VT-d DMA remapping": device assignment from conduit.toml on a machine without VMX:
     // each guest's memory and IOMMU domain (IOVA = GPA) exist, its functions are assigned, bad
     // entries are refused by name, and the vCPUs are not started.
