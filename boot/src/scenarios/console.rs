@@ -28,8 +28,8 @@ pub const QEMU_CONSOLE_COM2: Scenario = Scenario {
     guests: &[],
     expect: &[
         // The early log, written to COM1 before ACPI was read, replayed on COM2.
-        BANNER,
         r"console: COM1 at port 0x3f8, 115200 8N1 \(divisor 1, read back\) \(the early console",
+        BANNER,
         r"SPCR: present at 0x[0-9a-f]+, 80 bytes, revision 2",
         r#"console: COM2 at port 0x2f8, 115200 8N1 \(divisor 1, read back\); chosen because the ACPI SPCR table names it \(conduit.toml console = "auto"; the SPCR's baud rate\)"#,
         r"console: the log and the debug shell continue on COM2 at port 0x2f8",
@@ -59,8 +59,8 @@ pub const QEMU_CONSOLE_PCI: Scenario = Scenario {
     ),
     guests: &[],
     expect: &[
-        BANNER,
         r"console: COM1 at port 0x3f8, 115200 8N1 \(divisor 1, read back\) \(the early console",
+        BANNER,
         r"SPCR: present at 0x[0-9a-f]+, 80 bytes, revision 2",
         r#"console: PCI serial card 00:05\.0 at port 0x[0-9a-f]+ \(I/O BAR0\), 115200 8N1 \(divisor 1, read back\); chosen because the ACPI SPCR table names it \(conduit.toml console = "spcr"; the SPCR's baud rate\)"#,
         r"console: the log and the debug shell continue on PCI serial card 00:05\.0",

@@ -91,10 +91,10 @@ pub const SCENARIOS: &[Scenario] = &[
         config: Config::File("boot/scenarios/foundation.toml"),
         guests: &[],
         expect: &[
-            BANNER,
             // Issue 17: COM1 programmed at 115200 8N1 and read back, first as the early console,
             // then as the chosen one (QEMU's q35 has no SPCR).
             r"console: COM1 at port 0x3f8, 115200 8N1 \(divisor 1, read back\) \(the early console",
+            BANNER,
             r"usable memory: [0-9]+ MiB",
             // QEMU's `-cpu max` reports AMD under TCG.
             r"vendor (GenuineIntel|AuthenticAMD) family",
