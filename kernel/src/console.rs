@@ -48,7 +48,10 @@ pub fn choose(config: &BootConfig, platform: &Platform, mem: &Memory) {
     match console::open(&mut candidate.uart, candidate.baud) {
         Ok(back) => {
             let Candidate {
-                uart, location, why, ..
+                uart,
+                location,
+                why,
+                ..
             } = candidate;
             let name = uart.name.clone();
             console::switch(Some(uart), || {
@@ -102,7 +105,10 @@ fn from_spcr(
     // The SPCR's rate is the one the firmware's redirection (and a BMC's serial-over-LAN) uses.
     let (baud, rate_from) = match table.baud {
         Some(b) => (b, "the SPCR's baud rate"),
-        None => (config.baud, "conduit.toml's baud rate (the SPCR says \"as is\")"),
+        None => (
+            config.baud,
+            "conduit.toml's baud rate (the SPCR says \"as is\")",
+        ),
     };
     let (uart, location) = match table.pci {
         Some(card) => pci_card(&table, card, mem)?,
@@ -117,8 +123,13 @@ fn from_spcr(
             }
             Some(Registers::Mmio { base, stride }) => {
                 let uart = Uart::mmio(mem, base, stride, Cow::Borrowed("the SPCR's UART"))
-                    .map_err(|e| format!("the SPCR's MMIO UART at {base:#x} cannot be mapped: {e}"))?;
-                (uart, format!("MMIO {base:#x} ({}-bit registers)", stride * 8))
+                    .map_err(|e| {
+                        format!("the SPCR's MMIO UART at {base:#x} cannot be mapped: {e}")
+                    })?;
+                (
+                    uart,
+                    format!("MMIO {base:#x} ({}-bit registers)", stride * 8),
+                )
             }
             None => return Err(String::from("the SPCR gives no address")),
         },
@@ -134,11 +145,7 @@ fn from_spcr(
 /// A PCI serial card the SPCR names: its BAR from the device list enumerated at boot (I/O BAR for
 /// an I/O-space SPCR or one without an address, memory BAR for a memory-space one), decoding
 /// enabled.
-fn pci_card(
-    table: &Spcr,
-    card: spcr::PciUart,
-    mem: &Memory,
-) -> Result<(Uart, String), String> {
+fn pci_card(table: &Spcr, card: spcr::PciUart, mem: &Memory) -> Result<(Uart, String), String> {
     let bdf = Bdf::new(card.bus, card.dev, card.func)
         .filter(|_| card.segment == 0)
         .ok_or_else(|| format!("the SPCR names {card}, not an address enumerated at boot"))?;
@@ -157,7 +164,12 @@ fn pci_card(
         .bars
         .iter()
         .find(|b| (b.kind == BarKind::Io) != want_mmio && b.address != 0)
-        .ok_or_else(|| format!("{card} has no assigned {} BAR", if want_mmio { "memory" } else { "I/O" }))?;
+        .ok_or_else(|| {
+            format!(
+                "{card} has no assigned {} BAR",
+                if want_mmio { "memory" } else { "I/O" }
+            )
+        })?;
     let name = Cow::Owned(format!("PCI serial card {bdf}"));
     if want_mmio {
         let stride = match table.registers {
@@ -168,13 +180,25 @@ fn pci_card(
             .ok_or_else(|| format!("{card}: its command register cannot be written"))?;
         let uart = Uart::mmio(mem, bar.address, stride, name)
             .map_err(|e| format!("{card}: BAR{} cannot be mapped: {e}", bar.index))?;
-        let location = format!("MMIO {:#x} (BAR{}, {}-bit registers)", bar.address, bar.index, stride * 8);
+        let location = format!(
+            "MMIO {:#x} (BAR{}, {}-bit registers)",
+            bar.address,
+            bar.index,
+            stride * 8
+        );
         Ok((uart, location))
     } else {
-        let base = u16::try_from(bar.address)
-            .map_err(|_| format!("{card}: I/O BAR{} at {:#x} is above 0xffff", bar.index, bar.address))?;
+        let base = u16::try_from(bar.address).map_err(|_| {
+            format!(
+                "{card}: I/O BAR{} at {:#x} is above 0xffff",
+                bar.index, bar.address
+            )
+        })?;
         pci::enable_command_bits(bdf, COMMAND_IO)
             .ok_or_else(|| format!("{card}: its command register cannot be written"))?;
-        Ok((Uart::port(base, name), format!("port {base:#x} (I/O BAR{})", bar.index)))
+        Ok((
+            Uart::port(base, name),
+            format!("port {base:#x} (I/O BAR{})", bar.index),
+        ))
     }
 }

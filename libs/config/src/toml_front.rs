@@ -108,7 +108,10 @@ pub fn parse(text: &str, exit: ExitMethod) -> Result<Document, ConfigError> {
             )
         })?,
     };
-    let baud = file.hypervisor.baud.unwrap_or(conduit_uart::uart::DEFAULT_BAUD);
+    let baud = file
+        .hypervisor
+        .baud
+        .unwrap_or(conduit_uart::uart::DEFAULT_BAUD);
     conduit_uart::uart::divisor(baud)
         .map_err(|e| invalid("hypervisor.baud", alloc::format!("{e}")))?;
     let test = match file.test {

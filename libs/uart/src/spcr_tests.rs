@@ -67,7 +67,10 @@ fn a_servers_com2_table() {
             pci: None,
         }
     );
-    assert_eq!(spcr.registers.map(|r| r.to_string()).as_deref(), Some("port 0x2f8"));
+    assert_eq!(
+        spcr.registers.map(|r| r.to_string()).as_deref(),
+        Some("port 0x2f8")
+    );
 }
 
 #[test]
@@ -91,7 +94,12 @@ fn a_desktops_mmio_uart_with_a_precise_baud_rate() {
 
 #[test]
 fn baud_rate_codes() {
-    for (code, baud) in [(0, None), (3, Some(9_600)), (4, Some(19_200)), (6, Some(57_600))] {
+    for (code, baud) in [
+        (0, None),
+        (3, Some(9_600)),
+        (4, Some(19_200)),
+        (6, Some(57_600)),
+    ] {
         let mut t = server_com2();
         t[58] = code;
         fix_checksum(&mut t);
@@ -188,7 +196,10 @@ fn malformed_tables_are_refused_by_name() {
     let good = server_com2();
     assert_eq!(
         parse(&good[..79]),
-        Err(SpcrError::TooShort { len: 79, needed: 80 })
+        Err(SpcrError::TooShort {
+            len: 79,
+            needed: 80
+        })
     );
     let mut t = good.clone();
     t[0..4].copy_from_slice(b"DBG2");
@@ -197,10 +208,22 @@ fn malformed_tables_are_refused_by_name() {
     let mut t = good.clone();
     t[4] = 120;
     fix_checksum(&mut t);
-    assert_eq!(parse(&t), Err(SpcrError::TooShort { len: 80, needed: 120 }));
+    assert_eq!(
+        parse(&t),
+        Err(SpcrError::TooShort {
+            len: 80,
+            needed: 120
+        })
+    );
     let mut t = good.clone();
     t[4] = 40;
-    assert_eq!(parse(&t), Err(SpcrError::TooShort { len: 40, needed: 80 }));
+    assert_eq!(
+        parse(&t),
+        Err(SpcrError::TooShort {
+            len: 40,
+            needed: 80
+        })
+    );
     let mut t = good.clone();
     t[70] ^= 1;
     assert_eq!(parse(&t), Err(SpcrError::BadChecksum(1)));

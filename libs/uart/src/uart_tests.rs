@@ -106,7 +106,10 @@ fn lcr_encodes_and_decodes_every_frame_format() {
         }
     }
     // DLAB and break do not change the frame format.
-    assert_eq!(LineSettings::from_lcr(0x83 | 0x40), LineSettings::EIGHT_N_ONE);
+    assert_eq!(
+        LineSettings::from_lcr(0x83 | 0x40),
+        LineSettings::EIGHT_N_ONE
+    );
 }
 
 #[test]
