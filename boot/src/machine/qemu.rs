@@ -283,6 +283,48 @@ mod tests {
     }
 
     #[test]
+    fn console_wiring_and_the_generated_spcr() {
+        let a = args(&QemuSpec::TCG, files(), &[]);
+        assert_eq!(values(&a, "-serial"), ["stdio"]);
+        assert!(values(&a, "-acpitable").is_empty());
+        assert_eq!(QemuConsole::Com1.spcr(), None);
+
+        let com2 = QemuSpec {
+            console: QemuConsole::Com2Spcr,
+            ..QemuSpec::TCG
+        };
+        let with_spcr = QemuFiles {
+            spcr: Some(Path::new("/b/spcr.bin")),
+            ..files()
+        };
+        let a = args(&com2, with_spcr, &[]);
+        assert_eq!(values(&a, "-serial"), ["null", "stdio"]);
+        assert_eq!(values(&a, "-acpitable"), ["file=/b/spcr.bin"]);
+        let table = QemuConsole::Com2Spcr.spcr().expect("an SPCR");
+        let spcr = conduit_uart::spcr::parse(&table).expect("valid");
+        assert_eq!(
+            spcr.registers,
+            Some(conduit_uart::spcr::Registers::Io { base: 0x2f8 })
+        );
+
+        let pci = QemuSpec {
+            console: QemuConsole::PciSerialSpcr,
+            ..QemuSpec::TCG
+        };
+        let a = args(&pci, with_spcr, &[]);
+        assert_eq!(values(&a, "-serial"), ["null"]);
+        assert_eq!(values(&a, "-chardev"), ["stdio,id=pcicon"]);
+        assert!(values(&a, "-device").contains(&"pci-serial,chardev=pcicon,bus=pcie.0,addr=0x5"));
+        let table = QemuConsole::PciSerialSpcr.spcr().expect("an SPCR");
+        let spcr = conduit_uart::spcr::parse(&table).expect("valid");
+        assert_eq!(spcr.registers, None);
+        assert_eq!(
+            spcr.pci.map(|p| (p.vendor, p.device, p.bus, p.dev, p.func)),
+            Some((0x1b36, 0x0002, 0, PCI_SERIAL_SLOT, 0))
+        );
+    }
+
+    #[test]
     fn tcg_has_the_documented_device_set() {
         let a = args(&QemuSpec::TCG, files(), &[]);
         assert_eq!(values(&a, "-machine"), ["q35"]);
