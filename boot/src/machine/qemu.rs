@@ -42,8 +42,9 @@ pub enum QemuConsole {
     /// COM1 unconnected, COM2 on stdio (`-serial null -serial stdio`), and an SPCR naming COM2
     /// (I/O port 0x2f8, 115200) injected with `-acpitable`.
     Com2Spcr,
-    /// COM1 unconnected, a `pci-serial` card (1b36:0002) at 00:05.0 on stdio, and an SPCR naming
-    /// that PCI function with no address (the kernel finds its I/O BAR).
+    /// No legacy UART at all (`-serial none`: COM1 reads as an empty bus), a `pci-serial` card
+    /// (1b36:0002) at 00:05.0 on stdio, and an SPCR naming that PCI function with no address (the
+    /// kernel finds its I/O BAR).
     PciSerialSpcr,
 }
 
@@ -92,7 +93,7 @@ impl QemuConsole {
                 .to_vec(),
             Self::PciSerialSpcr => vec![
                 "-serial".into(),
-                "null".into(),
+                "none".into(),
                 "-chardev".into(),
                 "stdio,id=pcicon".into(),
                 "-device".into(),
@@ -312,7 +313,7 @@ mod tests {
             ..QemuSpec::TCG
         };
         let a = args(&pci, with_spcr, &[]);
-        assert_eq!(values(&a, "-serial"), ["null"]);
+        assert_eq!(values(&a, "-serial"), ["none"]);
         assert_eq!(values(&a, "-chardev"), ["stdio,id=pcicon"]);
         assert!(values(&a, "-device").contains(&"pci-serial,chardev=pcicon,bus=pcie.0,addr=0x5"));
         let table = QemuConsole::PciSerialSpcr.spcr().expect("an SPCR");

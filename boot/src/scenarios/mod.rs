@@ -91,8 +91,7 @@ pub const SCENARIOS: &[Scenario] = &[
         config: Config::File("boot/scenarios/foundation.toml"),
         guests: &[],
         expect: &[
-            // Issue 17: COM1 programmed at 115200 8N1 and read back, first as the early console,
-            // then as the chosen one (QEMU's q35 has no SPCR).
+            // Issue 17: COM1 at 115200 8N1, read back (early console, then chosen: no SPCR).
             r"console: COM1 at port 0x3f8, 115200 8N1 \(divisor 1, read back\) \(the early console",
             BANNER,
             r"usable memory: [0-9]+ MiB",
@@ -266,6 +265,7 @@ pub const SCENARIOS: &[Scenario] = &[
     clock::QEMU_NO_CLOCK,
     console::QEMU_CONSOLE_COM2,
     console::QEMU_CONSOLE_PCI,
+    console::QEMU_CONSOLE_FALLBACK,
     // Issue "VT-d DMA remapping": device assignment from conduit.toml on a machine without VMX:
     // each guest's memory and IOMMU domain (IOVA = GPA) exist, its functions are assigned, bad
     // entries are refused by name, and the vCPUs are not started.

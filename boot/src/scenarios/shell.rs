@@ -150,8 +150,14 @@ pub const BOCHS_INPUT: &[Step] = &[
     Step::line(r"unknown command `junk`", "stop beta"),
     Step::line(r"^stopped beta", "stop beta"),
     Step::line(r"guest `beta` is not running", "vms"),
-    // The others keep running while beta is stopped.
+    // The others keep running while beta is stopped: a round of alpha, `vms`, then a round of
+    // gamma that comes after `vms` answered (at 115200 baud a round of gamma can be logged
+    // before the shell reads `vms`: the wait for the end of its answer keeps the order).
     Step::line(r"alpha: round", "vms"),
+    Step {
+        wait: r"^  gamma: (running|halted)",
+        send: Input::Raw(b""),
+    },
     Step::line(r"gamma: round", "restart beta"),
     Step::line(r"beta: round 1/60", "vms"),
     Step::line(r"sched: every guest has finished", "vms"),
