@@ -91,7 +91,8 @@ fn legacy(uart: Uart, baud: u32, why: String) -> Candidate {
     }
 }
 
-/// The UART the SPCR names, or why there is none to use (then COM1 is used).
+/// The UART the SPCR names, else the DBG2's first 16550, or why there is none to use (then COM1
+/// is used).
 fn from_spcr(
     config: &BootConfig,
     platform: &Platform,
@@ -99,7 +100,10 @@ fn from_spcr(
     setting: &str,
 ) -> Result<Candidate, String> {
     let Some(bytes) = platform.spcr else {
-        return Err(String::from("the firmware has no ACPI SPCR table"));
+        return match platform.dbg2 {
+            Some(dbg2) => from_dbg2(config, dbg2, mem, setting),
+            None => Err(String::from("the firmware has no ACPI SPCR or DBG2 table")),
+        };
     };
     let table = spcr::parse(bytes).map_err(|e| format!("the ACPI SPCR table is unusable: {e}"))?;
     // The SPCR's rate is the one the firmware's redirection (and a BMC's serial-over-LAN) uses.
@@ -139,6 +143,35 @@ fn from_spcr(
         location,
         baud,
         why: format!("the ACPI SPCR table names it ({setting}; {rate_from})"),
+    })
+}
+
+/// The first 16550-type serial port of the DBG2 (which gives no baud rate: `baud` applies).
+fn from_dbg2(
+    config: &BootConfig,
+    bytes: &[u8],
+    mem: &Memory,
+    setting: &str,
+) -> Result<Candidate, String> {
+    let port = conduit_uart::dbg2::parse(bytes)
+        .map_err(|e| format!("there is no SPCR and the ACPI DBG2 table is unusable: {e}"))?;
+    let name = Cow::Owned(format!("the DBG2's UART {}", port.index));
+    let (uart, location) = match port.registers {
+        Registers::Io { base } => (Uart::port(base, name), format!("port {base:#x}")),
+        Registers::Mmio { base, stride } => (
+            Uart::mmio(mem, base, stride, name)
+                .map_err(|e| format!("the DBG2's MMIO UART at {base:#x} cannot be mapped: {e}"))?,
+            format!("MMIO {base:#x} ({}-bit registers)", stride * 8),
+        ),
+    };
+    Ok(Candidate {
+        uart,
+        location,
+        baud: config.baud,
+        why: format!(
+            "there is no SPCR and the ACPI DBG2 table lists it ({setting}; conduit.toml's baud \
+             rate)"
+        ),
     })
 }
 

@@ -91,7 +91,7 @@ pub const QEMU_CONSOLE_FALLBACK: Scenario = Scenario {
         r"console: COM1 at port 0x3f8, 115200 8N1 \(divisor 1, read back\) \(the early console",
         BANNER,
         r#"console: COM2 at port 0x2f8 does not work \(no UART answers there .*; it was chosen because conduit.toml console = "com2"\): the log and the debug shell stay on COM1 at port 0x3f8"#,
-        r"shell: ready on COM1 ",
+        r"boot complete: ",
         r"CONDUIT EXIT: success",
     ],
     forbid: &[PANIC, ANY_EXCEPTION, r"console: COM2 at port 0x2f8, "],

@@ -108,7 +108,7 @@ pub const SCENARIOS: &[Scenario] = &[
             // The one TSC rate, measured against the FADT's PM timer (`-cpu max` under TCG has no
             // CPUID leaf 0x15 or 0x16); the harness checks every figure derived from it (`tsc`).
             r"time: TSC [1-9][0-9]*\.[0-9]{3} MHz \(measured against the ACPI PM timer at port 0x608, median of 3 windows of 10 ms; CPUID reports no TSC frequency\)",
-            r#"console: COM1 at port 0x3f8, 115200 8N1 \(divisor 1, read back\); chosen because conduit.toml console = "auto", and the firmware has no ACPI SPCR table"#,
+            r#"console: COM1 at port 0x3f8, 115200 8N1 \(divisor 1, read back\); chosen because conduit.toml console = "auto", and the firmware has no ACPI SPCR or DBG2 table"#,
             r"apic: timer: [1-9][0-9]* counts/ms \(divide by 16, measured over 10 ms = [1-9][0-9]* TSC ticks at [1-9][0-9]*\.[0-9]{3} MHz\)",
             r"boot complete: [0-9]+ MiB usable .* 1 CPU\(s\), VMX not available, DMAR present",
             r"CONDUIT EXIT: success",

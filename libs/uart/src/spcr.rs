@@ -238,26 +238,10 @@ pub fn parse(bytes: &[u8]) -> Result<Spcr, SpcrError> {
             segment: table[75],
         }),
     };
-    let (space, bit_width, access_size) = (table[40], table[41], table[43]);
-    let mut addr = [0u8; 8];
-    addr.copy_from_slice(&table[44..52]);
-    let address = u64::from_le_bytes(addr);
-    let registers = if address == 0 {
-        if pci.is_none() {
-            return Err(SpcrError::NoAddress);
-        }
-        None
-    } else {
-        Some(match space {
-            SPACE_IO => Registers::Io {
-                base: u16::try_from(address).map_err(|_| SpcrError::PortOutOfRange(address))?,
-            },
-            SPACE_MEMORY => Registers::Mmio {
-                base: address,
-                stride: stride(bit_width, access_size)?,
-            },
-            s => return Err(SpcrError::UnsupportedAddressSpace(s)),
-        })
+    let registers = match gas_registers(&table[40..52]) {
+        Ok(r) => Some(r),
+        Err(SpcrError::NoAddress) if pci.is_some() => None,
+        Err(e) => return Err(e),
     };
     let mut baud = baud_of(table[58])?;
     // Revision 4: a precise baud rate overrides the code when it is not 0.
@@ -274,6 +258,29 @@ pub fn parse(bytes: &[u8]) -> Result<Spcr, SpcrError> {
         baud,
         pci,
     })
+}
+
+/// The registers a 12-byte Generic Address Structure (ACPI 6.5 §5.2.3.2) names for a 16550:
+/// I/O space (one port per register) or system memory (stride from the width).
+/// [`SpcrError::NoAddress`] for address 0.
+pub fn gas_registers(gas: &[u8]) -> Result<Registers, SpcrError> {
+    let mut addr = [0u8; 8];
+    addr.copy_from_slice(gas.get(4..12).ok_or(SpcrError::NoAddress)?);
+    let address = u64::from_le_bytes(addr);
+    if address == 0 {
+        return Err(SpcrError::NoAddress);
+    }
+    let (space, bit_width, access_size) = (gas[0], gas[1], gas[3]);
+    match space {
+        SPACE_IO => Ok(Registers::Io {
+            base: u16::try_from(address).map_err(|_| SpcrError::PortOutOfRange(address))?,
+        }),
+        SPACE_MEMORY => Ok(Registers::Mmio {
+            base: address,
+            stride: stride(bit_width, access_size)?,
+        }),
+        s => Err(SpcrError::UnsupportedAddressSpace(s)),
+    }
 }
 
 /// The register stride of an MMIO 16550: the access size when given, else the bit width.
