@@ -250,14 +250,14 @@ impl OnIdle {
 /// kernel starts on COM1 either way and switches once the ACPI tables are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ConsoleChoice {
-    /// The UART the ACPI SPCR table names, else COM1 (the default).
+    /// The UART the ACPI SPCR table names, else the DBG2's first 16550, else COM1 (the default).
     #[default]
     Auto,
     /// COM1, the 16550 at I/O port 0x3f8.
     Com1,
     /// COM2, the 16550 at I/O port 0x2f8.
     Com2,
-    /// The UART the ACPI SPCR table names; COM1 (with a warning) if there is none.
+    /// As `Auto`, but falling back to COM1 is a warning.
     Spcr,
 }
 
