@@ -561,42 +561,8 @@ pub const SCENARIOS: &[Scenario] = &[
         end: End::Success,
         timeout_secs: 120,
     },
-    // Issue "Serial-console debug shell", on QEMU (no VMX; the platform commands): the harness
-    // types `help`, `pci`, `iommu`, `irq`, `vms`, `vcpu`, an unknown command, a 300-byte line and
-    // garbage (control characters, bytes above 0x7f, escape sequences), then `quit`.
-    Scenario {
-        name: "qemu-shell",
-        machine: MachineSpec::Qemu(QemuSpec::TCG),
-        config: Config::File("boot/scenarios/shell-qemu.toml"),
-        expect: shell::QEMU_EXPECT,
-        guests: &[],
-        forbid: shell::QEMU_FORBID,
-        input: shell::QEMU_INPUT,
-        end: End::Success,
-        timeout_secs: 120,
-    },
-    // Issue "Serial-console debug shell", on Bochs with three guests running: `vms`, `vcpu`,
-    // `ept`, bad guest names and addresses, `stop` and `restart` of one guest while the others
-    // run, then (after every guest has finished) `vms` and `quit`.
-    Scenario {
-        name: "bochs-shell",
-        machine: MachineSpec::Bochs(BochsSpec {
-            cpu_model: "tigerlake",
-            // An e1000 for beta to own (and `stop` to quiesce).
-            extra_lines: &[
-                "pci: enabled=1, chipset=i440fx, slot1=pcivga, slot2=e1000",
-                "e1000: enabled=1, mac=52:54:00:12:34:56, ethmod=null",
-            ],
-            ..BochsSpec::DEFAULT
-        }),
-        config: Config::File("boot/scenarios/shell-bochs.toml"),
-        expect: shell::BOCHS_EXPECT,
-        guests: shell::BOCHS_GUESTS,
-        forbid: shell::BOCHS_FORBID,
-        input: shell::BOCHS_INPUT,
-        end: End::Success,
-        timeout_secs: 400,
-    },
+    shell::QEMU_SHELL,
+    shell::BOCHS_SHELL,
     control::QEMU_CONTROL,
     control::BOCHS_PASSTHROUGH,
     control::BOCHS_PASSTHROUGH_REFUSED,
