@@ -75,5 +75,7 @@ fn defaults() -> BootConfig {
         name: alloc::string::String::from("built-in defaults"),
         guests: alloc::vec::Vec::new(),
         unsafe_no_iommu: false,
+        console: conduit_config::ConsoleChoice::Auto,
+        baud: conduit_uart::uart::DEFAULT_BAUD,
     }
 }

@@ -9,6 +9,7 @@
 extern crate alloc;
 
 mod config;
+mod console;
 mod control;
 mod guest;
 mod igb;
@@ -24,7 +25,7 @@ mod shell;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::{BootInfo, entry_point};
-use conduit_hw::{console, cpu, memory, power};
+use conduit_hw::{cpu, memory, power};
 use log::{error, info};
 
 /// The loader's contract: all physical memory mapped at a dynamic offset (for VMXON regions, VMCS,
@@ -43,7 +44,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const GIT_HASH: &str = env!("CONDUIT_GIT_HASH");
 
 fn kernel_main(boot: &'static mut BootInfo) -> ! {
-    console::init();
+    conduit_hw::console::init();
     info!("Conduit v{VERSION} (git {GIT_HASH}) starting");
     conduit_hw::init_cpu_tables();
     // The policy the traps reach: the control task's faults and watchdog, interrupt dispatch.
@@ -93,6 +94,8 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     conduit_hw::time::init(platform.pm_timer);
 
     pci::init(&platform, mem);
+    // The configured console, now that the SPCR and the PCI devices are known.
+    console::choose(config, &platform, mem);
     // The test image may bring the IOMMU up from a corrupted DMAR or with forced register
     // invalidation (`[test] scenario`); the production image has no such path.
     #[cfg(feature = "selftest")]
@@ -148,6 +151,6 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    console::emergency(format_args!("PANIC: {info}"));
+    conduit_hw::console::emergency(format_args!("PANIC: {info}"));
     power::fail(power::FailCode::Panic);
 }

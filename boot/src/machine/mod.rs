@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use bochs::BochsSpec;
-pub use qemu::{Accel, QemuSpec};
+pub use qemu::{Accel, QemuConsole, QemuSpec};
 
 /// The machine names of the command line (`--machine`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,8 +28,84 @@ pub struct QemuSpec {
     pub caching_mode: bool,
     /// `intel-iommu,eim=` (x2APIC-mode interrupt remapping).
     pub eim: bool,
+    /// Where the harness' serial line (stdio) is, and the SPCR table injected to name it.
+    pub console: QemuConsole,
     /// More arguments, appended after the standard ones.
     pub extra_args: &'static [&'static str],
+}
+
+/// The UART the harness talks to (QEMU's stdio), and whether an SPCR names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QemuConsole {
+    /// COM1 (`-serial stdio`), no SPCR: the default.
+    Com1,
+    /// COM1 unconnected, COM2 on stdio (`-serial null -serial stdio`), and an SPCR naming COM2
+    /// (I/O port 0x2f8, 115200) injected with `-acpitable`.
+    Com2Spcr,
+    /// No legacy UART at all (`-serial none`: COM1 reads as an empty bus), a `pci-serial` card
+    /// (1b36:0002) at 00:05.0 on stdio, and an SPCR naming that PCI function with no address (the
+    /// kernel finds its I/O BAR).
+    PciSerialSpcr,
+}
+
+/// The PCI address of the [`QemuConsole::PciSerialSpcr`] card.
+pub const PCI_SERIAL_SLOT: u8 = 5;
+
+impl QemuConsole {
+    /// The SPCR table to inject, if any (generated here at test time, never committed as a
+    /// binary).
+    pub fn spcr(self) -> Option<[u8; conduit_uart::spcr::LEN]> {
+        use conduit_uart::spcr::{self, PciUart, Registers, Spcr};
+        let base = Spcr {
+            revision: spcr::REVISION,
+            interface: spcr::TYPE_16550,
+            registers: None,
+            baud: Some(115_200),
+            pci: None,
+        };
+        match self {
+            Self::Com1 => None,
+            Self::Com2Spcr => Some(spcr::encode(&Spcr {
+                registers: Some(Registers::Io { base: 0x2f8 }),
+                ..base
+            })),
+            Self::PciSerialSpcr => Some(spcr::encode(&Spcr {
+                pci: Some(PciUart {
+                    vendor: 0x1b36,
+                    device: 0x0002,
+                    segment: 0,
+                    bus: 0,
+                    dev: PCI_SERIAL_SLOT,
+                    func: 0,
+                }),
+                ..base
+            })),
+        }
+    }
+
+    /// The arguments wiring the serial lines (`spcr`: the table file, when [`Self::spcr`] has
+    /// one).
+    fn args(self, spcr: Option<&Path>) -> Vec<String> {
+        let mut a: Vec<String> = match self {
+            Self::Com1 => vec!["-serial".into(), "stdio".into()],
+            Self::Com2Spcr => ["-serial", "null", "-serial", "stdio"]
+                .map(String::from)
+                .to_vec(),
+            Self::PciSerialSpcr => vec![
+                "-serial".into(),
+                "none".into(),
+                "-chardev".into(),
+                "stdio,id=pcicon".into(),
+                "-device".into(),
+                format!("pci-serial,chardev=pcicon,bus=pcie.0,addr={PCI_SERIAL_SLOT:#x}"),
+            ],
+        };
+        if let Some(path) = spcr {
+            a.push("-acpitable".into());
+            a.push(format!("file={}", escape(path)));
+        }
+        a
+    }
 }
 
 impl QemuSpec {
@@ -39,6 +115,7 @@ impl QemuSpec {
         intremap: true,
         caching_mode: true,
         eim: false,
+        console: QemuConsole::Com1,
         extra_args: &[],
     };
     /// KVM with the default IOMMU options.
@@ -54,6 +131,11 @@ impl QemuSpec {
             Accel::Kvm => "kvm",
         };
         let mut s = format!("qemu {accel} {}", self.iommu_options());
+        match self.console {
+            QemuConsole::Com1 => {}
+            QemuConsole::Com2Spcr => s.push_str(" console on COM2 (SPCR)"),
+            QemuConsole::PciSerialSpcr => s.push_str(" console on pci-serial (SPCR)"),
+        }
         for a in self.extra_args {
             s.push(' ');
             s.push_str(a);
@@ -81,6 +163,8 @@ pub struct QemuFiles<'a> {
     pub nvme: &'a Path,
     /// The firmware for `-bios`.
     pub ovmf: &'a Path,
+    /// The SPCR table file for `-acpitable`, when the console needs one.
+    pub spcr: Option<&'a Path>,
 }
 
 /// QEMU's option syntax doubles commas inside values.
@@ -130,15 +214,8 @@ pub fn args(spec: &QemuSpec, files: QemuFiles<'_>, extra: &[String]) -> Vec<Stri
         "ide-hd,drive=boot0,bus=ide.0,bootindex=0",
     ]);
     let ovmf = files.ovmf.display().to_string();
-    push(&[
-        "-bios",
-        &ovmf,
-        "-serial",
-        "stdio",
-        "-display",
-        "none",
-        "-no-reboot",
-    ]);
+    push(&["-bios", &ovmf, "-display", "none", "-no-reboot"]);
+    a.extend(spec.console.args(files.spcr));
     a.extend(spec.extra_args.iter().map(|s| (*s).to_string()));
     a.extend(extra.iter().cloned());
     a
@@ -159,10 +236,22 @@ pub fn prepare(
     };
     let file = std::fs::File::create(&nvme).map_err(io)?;
     file.set_len(NVME_BYTES).map_err(io)?;
+    let spcr_path = dir.join("spcr.bin");
+    let spcr = match spec.console.spcr() {
+        Some(table) => {
+            std::fs::write(&spcr_path, table).map_err(|source| MachineError::Io {
+                path: spcr_path.clone(),
+                source,
+            })?;
+            Some(spcr_path.as_path())
+        }
+        None => None,
+    };
     let files = QemuFiles {
         disk,
         nvme: &nvme,
         ovmf: &tools.ovmf,
+        spcr,
     };
     Ok(Launch {
         program: tools.qemu.clone(),
@@ -182,6 +271,7 @@ mod tests {
             disk: Path::new("/b/disk.img"),
             nvme: Path::new("/b/nvme.img"),
             ovmf: Path::new("/fw/OVMF.fd"),
+            spcr: None,
         }
     }
 
@@ -191,6 +281,48 @@ mod tests {
             .filter(|w| w[0] == flag)
             .map(|w| w[1].as_str())
             .collect()
+    }
+
+    #[test]
+    fn console_wiring_and_the_generated_spcr() {
+        let a = args(&QemuSpec::TCG, files(), &[]);
+        assert_eq!(values(&a, "-serial"), ["stdio"]);
+        assert!(values(&a, "-acpitable").is_empty());
+        assert_eq!(QemuConsole::Com1.spcr(), None);
+
+        let com2 = QemuSpec {
+            console: QemuConsole::Com2Spcr,
+            ..QemuSpec::TCG
+        };
+        let with_spcr = QemuFiles {
+            spcr: Some(Path::new("/b/spcr.bin")),
+            ..files()
+        };
+        let a = args(&com2, with_spcr, &[]);
+        assert_eq!(values(&a, "-serial"), ["null", "stdio"]);
+        assert_eq!(values(&a, "-acpitable"), ["file=/b/spcr.bin"]);
+        let table = QemuConsole::Com2Spcr.spcr().expect("an SPCR");
+        let spcr = conduit_uart::spcr::parse(&table).expect("valid");
+        assert_eq!(
+            spcr.registers,
+            Some(conduit_uart::spcr::Registers::Io { base: 0x2f8 })
+        );
+
+        let pci = QemuSpec {
+            console: QemuConsole::PciSerialSpcr,
+            ..QemuSpec::TCG
+        };
+        let a = args(&pci, with_spcr, &[]);
+        assert_eq!(values(&a, "-serial"), ["none"]);
+        assert_eq!(values(&a, "-chardev"), ["stdio,id=pcicon"]);
+        assert!(values(&a, "-device").contains(&"pci-serial,chardev=pcicon,bus=pcie.0,addr=0x5"));
+        let table = QemuConsole::PciSerialSpcr.spcr().expect("an SPCR");
+        let spcr = conduit_uart::spcr::parse(&table).expect("valid");
+        assert_eq!(spcr.registers, None);
+        assert_eq!(
+            spcr.pci.map(|p| (p.vendor, p.device, p.bus, p.dev, p.func)),
+            Some((0x1b36, 0x0002, 0, PCI_SERIAL_SLOT, 0))
+        );
     }
 
     #[test]

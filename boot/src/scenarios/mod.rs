@@ -8,6 +8,7 @@
 //! (under QEMU, also with the matching `isa-debug-exit` status: 33 success, 35 failure).
 
 mod clock;
+mod console;
 mod control;
 mod guests;
 mod igb_vf;
@@ -90,6 +91,8 @@ pub const SCENARIOS: &[Scenario] = &[
         config: Config::File("boot/scenarios/foundation.toml"),
         guests: &[],
         expect: &[
+            // Issue 17: COM1 at 115200 8N1, read back (early console, then chosen: no SPCR).
+            r"console: COM1 at port 0x3f8, 115200 8N1 \(divisor 1, read back\) \(the early console",
             BANNER,
             r"usable memory: [0-9]+ MiB",
             // QEMU's `-cpu max` reports AMD under TCG.
@@ -101,9 +104,11 @@ pub const SCENARIOS: &[Scenario] = &[
             r"MCFG: ECAM base 0xb0000000, segment 0, buses 0-255",
             // QEMU's DMAR: 136 bytes, HAW byte 0x2f (48 bits), flags INTR_REMAP.
             r"DMAR: present at 0x[0-9a-f]+, 136 bytes, host address width 48, flags 0x1",
+            r"SPCR: not present",
             // The one TSC rate, measured against the FADT's PM timer (`-cpu max` under TCG has no
             // CPUID leaf 0x15 or 0x16); the harness checks every figure derived from it (`tsc`).
             r"time: TSC [1-9][0-9]*\.[0-9]{3} MHz \(measured against the ACPI PM timer at port 0x608, median of 3 windows of 10 ms; CPUID reports no TSC frequency\)",
+            r#"console: COM1 at port 0x3f8, 115200 8N1 \(divisor 1, read back\); chosen because conduit.toml console = "auto", and the firmware has no ACPI SPCR or DBG2 table"#,
             r"apic: timer: [1-9][0-9]* counts/ms \(divide by 16, measured over 10 ms = [1-9][0-9]* TSC ticks at [1-9][0-9]*\.[0-9]{3} MHz\)",
             r"boot complete: [0-9]+ MiB usable .* 1 CPU\(s\), VMX not available, DMAR present",
             r"CONDUIT EXIT: success",
@@ -258,6 +263,9 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout_secs: 300,
     },
     clock::QEMU_NO_CLOCK,
+    console::QEMU_CONSOLE_COM2,
+    console::QEMU_CONSOLE_PCI,
+    console::QEMU_CONSOLE_FALLBACK,
     // Issue "VT-d DMA remapping": device assignment from conduit.toml on a machine without VMX:
     // each guest's memory and IOMMU domain (IOVA = GPA) exist, its functions are assigned, bad
     // entries are refused by name, and the vCPUs are not started.
@@ -553,42 +561,8 @@ pub const SCENARIOS: &[Scenario] = &[
         end: End::Success,
         timeout_secs: 120,
     },
-    // Issue "Serial-console debug shell", on QEMU (no VMX; the platform commands): the harness
-    // types `help`, `pci`, `iommu`, `irq`, `vms`, `vcpu`, an unknown command, a 300-byte line and
-    // garbage (control characters, bytes above 0x7f, escape sequences), then `quit`.
-    Scenario {
-        name: "qemu-shell",
-        machine: MachineSpec::Qemu(QemuSpec::TCG),
-        config: Config::File("boot/scenarios/shell-qemu.toml"),
-        expect: shell::QEMU_EXPECT,
-        guests: &[],
-        forbid: shell::QEMU_FORBID,
-        input: shell::QEMU_INPUT,
-        end: End::Success,
-        timeout_secs: 120,
-    },
-    // Issue "Serial-console debug shell", on Bochs with three guests running: `vms`, `vcpu`,
-    // `ept`, bad guest names and addresses, `stop` and `restart` of one guest while the others
-    // run, then (after every guest has finished) `vms` and `quit`.
-    Scenario {
-        name: "bochs-shell",
-        machine: MachineSpec::Bochs(BochsSpec {
-            cpu_model: "tigerlake",
-            // An e1000 for beta to own (and `stop` to quiesce).
-            extra_lines: &[
-                "pci: enabled=1, chipset=i440fx, slot1=pcivga, slot2=e1000",
-                "e1000: enabled=1, mac=52:54:00:12:34:56, ethmod=null",
-            ],
-            ..BochsSpec::DEFAULT
-        }),
-        config: Config::File("boot/scenarios/shell-bochs.toml"),
-        expect: shell::BOCHS_EXPECT,
-        guests: shell::BOCHS_GUESTS,
-        forbid: shell::BOCHS_FORBID,
-        input: shell::BOCHS_INPUT,
-        end: End::Success,
-        timeout_secs: 400,
-    },
+    shell::QEMU_SHELL,
+    shell::BOCHS_SHELL,
     control::QEMU_CONTROL,
     control::BOCHS_PASSTHROUGH,
     control::BOCHS_PASSTHROUGH_REFUSED,

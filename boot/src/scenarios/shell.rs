@@ -2,7 +2,9 @@
 //! VMX; the platform commands after the VT-d self-test, bad input, an over-long line) and `bochs-shell` (three guests
 //! running while their state is read and one of them is stopped and restarted).
 
-use super::{ANY_EXCEPTION, BANNER, PANIC};
+use super::{ANY_EXCEPTION, BANNER, Config, PANIC, Scenario};
+use crate::expect::End;
+use crate::machine::{BochsSpec, MachineSpec, QemuSpec};
 use crate::script::{Input, Step};
 
 /// Bytes no terminal should send, then a word: NUL, SOH, STX, BEL, BS and DEL at the start of a
@@ -150,8 +152,14 @@ pub const BOCHS_INPUT: &[Step] = &[
     Step::line(r"unknown command `junk`", "stop beta"),
     Step::line(r"^stopped beta", "stop beta"),
     Step::line(r"guest `beta` is not running", "vms"),
-    // The others keep running while beta is stopped.
+    // The others keep running while beta is stopped: a round of alpha, `vms`, then a round of
+    // gamma that comes after `vms` answered (at 115200 baud a round of gamma can be logged
+    // before the shell reads `vms`: the wait for the end of its answer keeps the order).
     Step::line(r"alpha: round", "vms"),
+    Step {
+        wait: r"^  gamma: (running|halted)",
+        send: Input::Raw(b""),
+    },
     Step::line(r"gamma: round", "restart beta"),
     Step::line(r"beta: round 1/60", "vms"),
     Step::line(r"sched: every guest has finished", "vms"),
@@ -296,3 +304,41 @@ pub const BOCHS_FORBID: &[&str] = &[
     r"junkjunk",
     r"unknown command `[^`]*[^ -~]",
 ];
+
+/// Issue "Serial-console debug shell", on QEMU (no VMX; the platform commands): the harness
+/// types `help`, `pci`, `iommu`, `irq`, `vms`, `vcpu`, an unknown command, a 300-byte line and
+/// garbage (control characters, bytes above 0x7f, escape sequences), then `quit`.
+pub const QEMU_SHELL: Scenario = Scenario {
+    name: "qemu-shell",
+    machine: MachineSpec::Qemu(QemuSpec::TCG),
+    config: Config::File("boot/scenarios/shell-qemu.toml"),
+    expect: QEMU_EXPECT,
+    guests: &[],
+    forbid: QEMU_FORBID,
+    input: QEMU_INPUT,
+    end: End::Success,
+    timeout_secs: 120,
+};
+
+/// Issue "Serial-console debug shell", on Bochs with three guests running: `vms`, `vcpu`,
+/// `ept`, bad guest names and addresses, `stop` and `restart` of one guest while the others
+/// run, then (after every guest has finished) `vms` and `quit`.
+pub const BOCHS_SHELL: Scenario = Scenario {
+    name: "bochs-shell",
+    machine: MachineSpec::Bochs(BochsSpec {
+        cpu_model: "tigerlake",
+        // An e1000 for beta to own (and `stop` to quiesce).
+        extra_lines: &[
+            "pci: enabled=1, chipset=i440fx, slot1=pcivga, slot2=e1000",
+            "e1000: enabled=1, mac=52:54:00:12:34:56, ethmod=null",
+        ],
+        ..BochsSpec::DEFAULT
+    }),
+    config: Config::File("boot/scenarios/shell-bochs.toml"),
+    expect: BOCHS_EXPECT,
+    guests: BOCHS_GUESTS,
+    forbid: BOCHS_FORBID,
+    input: BOCHS_INPUT,
+    end: End::Success,
+    timeout_secs: 400,
+};

@@ -71,7 +71,7 @@ pub fn fail(code: FailCode) -> ! {
 }
 
 fn leave(qemu_value: u32) -> ! {
-    crate::serial::drain();
+    crate::console::drain_unlocked();
     x86_64::instructions::interrupts::disable();
     match METHOD.load(Ordering::Acquire) {
         1 => {

@@ -1,61 +1,258 @@
-//! COM1 (a 16550 UART at I/O port 0x3f8): the hypervisor's console, output and (polled) input.
+//! 16550 UARTs: at I/O ports (COM1, COM2, a PCI card's I/O BAR) or memory-mapped (byte or 32-bit
+//! registers), driven by `conduit_uart::uart` (programming with read-back, bounded waits; see
+//! `docs/console.md`). The console (`crate::console`) owns the one in use.
 
-use uart_16550::SerialPort;
-use x86_64::instructions::port::{Port, PortReadOnly};
+use crate::memory::Memory;
+use crate::memory::mmio::{self, MmioError};
+use alloc::borrow::Cow;
+use conduit_uart::uart::{self, LineSettings, ReadBack, RegisterAccess, UartError};
+use core::mem::offset_of;
+use core::ptr::NonNull;
+use volatile::{VolatilePtr, map_field};
+use x86_64::instructions::port::Port;
 
 /// The base I/O port of COM1.
 pub const COM1: u16 = 0x3f8;
-/// Receiver buffer register (read, DLAB=0), interrupt enable register (16550 data sheet).
-const RBR: u16 = 0;
-const IER: u16 = 1;
-/// Line status register offset, its "data ready" bit (LSR bit 0) and its "transmitter empty" bit
-/// (LSR bit 6).
-const LSR: u16 = 5;
-const LSR_DR: u8 = 1 << 0;
-const LSR_TEMT: u8 = 1 << 6;
+/// The base I/O port of COM2.
+pub const COM2: u16 = 0x2f8;
 
-/// Creates and initialises the COM1 driver (8N1, FIFOs on), in polled mode: the UART raises no
-/// interrupt (the debug shell polls [`try_read`] between time slices and when idle).
-pub fn open_com1() -> SerialPort {
-    // SAFETY: 0x3f8 is COM1 on every PC platform Conduit supports; this module is its only user.
-    let mut port = unsafe { SerialPort::new(COM1) };
-    port.init();
-    // The driver's `init` enables the receive interrupt; nothing handles IRQ 4 yet.
-    // SAFETY: writing 0 to COM1's IER (DLAB is clear after `init`) only masks the UART's
-    // interrupts; it changes nothing else in the device.
-    unsafe { Port::<u8>::new(COM1 + IER).write(0) };
-    port
+/// A memory-mapped 16550 with byte registers (register stride 1).
+#[repr(C)]
+pub struct Regs8 {
+    data: u8,
+    ier: u8,
+    iir_fcr: u8,
+    lcr: u8,
+    mcr: u8,
+    lsr: u8,
+    msr: u8,
+    scr: u8,
 }
 
-/// One received byte, if the UART holds one (LSR.DR); never waits. The caller serialises access
-/// to COM1 (the console lock).
-pub fn try_read() -> Option<u8> {
-    // SAFETY: reading COM1's line status register has no side effects.
-    let lsr = unsafe { PortReadOnly::<u8>::new(COM1 + LSR).read() };
-    // All ones: no UART at this port (a floating bus), not a byte waiting.
-    if lsr & LSR_DR == 0 || lsr == 0xff {
-        return None;
-    }
-    // SAFETY: LSR.DR says a byte is waiting; reading RBR (DLAB is never left set) takes it out
-    // of the receive FIFO, which is the intended effect.
-    Some(unsafe { PortReadOnly::<u8>::new(COM1 + RBR).read() })
+/// A memory-mapped 16550 with 32-bit registers (register stride 4; the low byte holds the
+/// register).
+#[repr(C)]
+pub struct Regs32 {
+    data: u32,
+    ier: u32,
+    iir_fcr: u32,
+    lcr: u32,
+    mcr: u32,
+    lsr: u32,
+    msr: u32,
+    scr: u32,
 }
 
-/// A driver for COM1 that skips initialisation: for the fatal path, which must not wait on a lock
-/// another context may hold. Writing bytes through a second handle is harmless for a 16550.
-pub fn com1_unlocked() -> SerialPort {
-    // SAFETY: as in `open_com1`; the port was already initialised during boot.
-    unsafe { SerialPort::new(COM1) }
-}
+const _: () = {
+    assert!(offset_of!(Regs8, ier) == uart::IER as usize);
+    assert!(offset_of!(Regs8, iir_fcr) == uart::FCR as usize);
+    assert!(offset_of!(Regs8, lcr) == uart::LCR as usize);
+    assert!(offset_of!(Regs8, mcr) == uart::MCR as usize);
+    assert!(offset_of!(Regs8, lsr) == uart::LSR as usize);
+    assert!(offset_of!(Regs8, msr) == 6);
+    assert!(offset_of!(Regs8, scr) == uart::SCR as usize);
+    assert!(offset_of!(Regs32, ier) == 4 * uart::IER as usize);
+    assert!(offset_of!(Regs32, iir_fcr) == 4 * uart::FCR as usize);
+    assert!(offset_of!(Regs32, lcr) == 4 * uart::LCR as usize);
+    assert!(offset_of!(Regs32, mcr) == 4 * uart::MCR as usize);
+    assert!(offset_of!(Regs32, lsr) == 4 * uart::LSR as usize);
+    assert!(offset_of!(Regs32, msr) == 4 * 6);
+    assert!(offset_of!(Regs32, scr) == 4 * uart::SCR as usize);
+};
 
-/// Waits until the UART has shifted out every byte (so an emulator exit does not lose the tail).
-pub fn drain() {
-    let mut lsr = PortReadOnly::<u8>::new(COM1 + LSR);
-    for _ in 0..1_000_000 {
-        // SAFETY: reading COM1's line status register has no side effects.
-        if unsafe { lsr.read() } & LSR_TEMT != 0 {
-            return;
+/// Runs `$body` with `$r` the volatile pointer to register `$index` of the block `$block`.
+macro_rules! with_reg {
+    ($block:ident, $index:expr, |$r:ident| $body:expr) => {
+        match $index & 7 {
+            0 => {
+                let $r = map_field!($block.data);
+                $body
+            }
+            1 => {
+                let $r = map_field!($block.ier);
+                $body
+            }
+            2 => {
+                let $r = map_field!($block.iir_fcr);
+                $body
+            }
+            3 => {
+                let $r = map_field!($block.lcr);
+                $body
+            }
+            4 => {
+                let $r = map_field!($block.mcr);
+                $body
+            }
+            5 => {
+                let $r = map_field!($block.lsr);
+                $body
+            }
+            6 => {
+                let $r = map_field!($block.msr);
+                $body
+            }
+            _ => {
+                let $r = map_field!($block.scr);
+                $body
+            }
         }
-        core::hint::spin_loop();
+    };
+}
+
+/// How the registers are reached.
+#[derive(Clone, Copy)]
+pub enum Access {
+    /// I/O ports `base..base + 8`.
+    Port(u16),
+    /// A mapped block of byte registers.
+    Mmio8(VolatilePtr<'static, Regs8>),
+    /// A mapped block of 32-bit registers.
+    Mmio32(VolatilePtr<'static, Regs32>),
+}
+
+// SAFETY: the pointers name device registers in a mapping that is never removed (console UARTs
+// are mapped once and kept); every access is a volatile read or write of one register, and the
+// console serialises its users through its lock, so moving an `Access` to another context is
+// sound.
+unsafe impl Send for Access {}
+
+impl RegisterAccess for Access {
+    fn read(&mut self, index: u8) -> u8 {
+        match *self {
+            // SAFETY: `Port` is only built for a UART's port range (COM1, COM2, the SPCR's port
+            // or a serial card's I/O BAR); reading its registers changes nothing but the UART
+            // (RBR hands out a received byte, which is the caller's intent).
+            Access::Port(base) => unsafe { Port::<u8>::new(base + u16::from(index & 7)).read() },
+            Access::Mmio8(block) => with_reg!(block, index, |r| r.read()),
+            Access::Mmio32(block) => with_reg!(block, index, |r| r.read() as u8),
+        }
+    }
+
+    fn write(&mut self, index: u8, value: u8) {
+        match *self {
+            // SAFETY: as in `read`: the port range is a UART's and only its registers change.
+            Access::Port(base) => unsafe {
+                Port::<u8>::new(base + u16::from(index & 7)).write(value)
+            },
+            Access::Mmio8(block) => with_reg!(block, index, |r| r.write(value)),
+            Access::Mmio32(block) => with_reg!(block, index, |r| r.write(u32::from(value))),
+        }
     }
 }
+
+/// A UART and its name for the log.
+#[derive(Clone)]
+pub struct Uart {
+    pub access: Access,
+    /// Short name (`COM1`, `COM2`, `the SPCR's UART`, `PCI serial card 00:05.0`).
+    pub name: Cow<'static, str>,
+}
+
+impl Uart {
+    /// COM1 at 0x3f8.
+    pub const fn com1() -> Self {
+        Self {
+            access: Access::Port(COM1),
+            name: Cow::Borrowed("COM1"),
+        }
+    }
+
+    /// COM2 at 0x2f8.
+    pub const fn com2() -> Self {
+        Self {
+            access: Access::Port(COM2),
+            name: Cow::Borrowed("COM2"),
+        }
+    }
+
+    /// A 16550 at I/O ports `base..base + 8`.
+    pub fn port(base: u16, name: Cow<'static, str>) -> Self {
+        Self {
+            access: Access::Port(base),
+            name,
+        }
+    }
+
+    /// A memory-mapped 16550 at `phys` with register stride `stride` (1 or 4), mapped uncached.
+    pub fn mmio(
+        mem: &Memory,
+        phys: u64,
+        stride: u8,
+        name: Cow<'static, str>,
+    ) -> Result<Self, MmioError> {
+        let map = mmio::map(mem, phys, 8 * u64::from(stride))?;
+        let access = if stride == 4 {
+            Access::Mmio32(map.block::<Regs32>(0)?)
+        } else {
+            Access::Mmio8(map.block::<Regs8>(0)?)
+        };
+        Ok(Self { access, name })
+    }
+
+    /// Where the registers are: `port 0x2f8`, `MMIO 0xfe032000 (32-bit registers)`. MMIO shows
+    /// the kernel's mapping, not the physical address (the caller logs that).
+    pub fn location(&self) -> alloc::string::String {
+        match self.access {
+            Access::Port(base) => alloc::format!("port {base:#x}"),
+            Access::Mmio8(b) => alloc::format!("MMIO {:p} (8-bit registers)", b.as_raw_ptr()),
+            Access::Mmio32(b) => alloc::format!("MMIO {:p} (32-bit registers)", b.as_raw_ptr()),
+        }
+    }
+
+    /// Programs `baud` 8N1 (interrupts off, FIFOs on) and reads the settings back.
+    pub fn program(&mut self, baud: u32) -> Result<ReadBack, UartError> {
+        uart::program(&mut self.access, baud, LineSettings::EIGHT_N_ONE)
+    }
+
+    /// Sends a byte (bounded wait; false if the UART never took it).
+    pub fn send(&mut self, byte: u8) -> bool {
+        uart::send(&mut self.access, byte)
+    }
+
+    /// A received byte, if one waits.
+    pub fn try_read(&mut self) -> Option<u8> {
+        uart::try_receive(&mut self.access)
+    }
+
+    /// Waits (bounded) until every byte has left the transmitter.
+    pub fn drain(&mut self) {
+        uart::drain(&mut self.access);
+    }
+
+    /// The registers' identity, one word: the emergency path rebuilds the access from it.
+    pub fn key(&self) -> u64 {
+        match self.access {
+            Access::Port(base) => u64::from(base),
+            Access::Mmio8(b) => KEY_MMIO8 | b.as_raw_ptr().as_ptr() as u64,
+            Access::Mmio32(b) => KEY_MMIO32 | b.as_raw_ptr().as_ptr() as u64,
+        }
+    }
+
+    /// The access [`Uart::key`] names.
+    ///
+    /// # Safety
+    /// `key` must come from [`Uart::key`] of a UART whose MMIO mapping is still live (console
+    /// UART mappings are never removed).
+    pub unsafe fn access_of(key: u64) -> Option<Access> {
+        let addr = key & !(KEY_MMIO8 | KEY_MMIO32);
+        Some(match key & (KEY_MMIO8 | KEY_MMIO32) {
+            KEY_MMIO8 => {
+                let ptr = NonNull::new(addr as *mut Regs8)?;
+                // SAFETY: by the caller's promise, a live mapping of a `Regs8` block that was
+                // built through `Mmio::block` (in bounds, aligned, device memory).
+                Access::Mmio8(unsafe { VolatilePtr::new(ptr) })
+            }
+            KEY_MMIO32 => {
+                let ptr = NonNull::new(addr as *mut Regs32)?;
+                // SAFETY: as above, for a `Regs32` block.
+                Access::Mmio32(unsafe { VolatilePtr::new(ptr) })
+            }
+            _ => Access::Port(u16::try_from(addr).ok()?),
+        })
+    }
+}
+
+/// Tags of [`Uart::key`] (kernel virtual addresses of the MMIO region are below 2^47).
+const KEY_MMIO8: u64 = 1 << 62;
+const KEY_MMIO32: u64 = 1 << 63;

@@ -60,6 +60,37 @@ unsafe impl AcpiTable for Dmar {
     }
 }
 
+/// The SPCR table as far as the `acpi` crate needs to know it (the table is decoded by
+/// `conduit_uart::spcr`).
+#[repr(C, packed)]
+struct Spcr {
+    header: SdtHeader,
+}
+
+// SAFETY: as for `Dmar`: exactly the SDT header; the rest is read through the validated length.
+unsafe impl AcpiTable for Spcr {
+    const SIGNATURE: Signature = Signature::SPCR;
+
+    fn header(&self) -> &SdtHeader {
+        &self.header
+    }
+}
+
+/// The DBG2 table as far as the `acpi` crate needs to know it (decoded by `conduit_uart::dbg2`).
+#[repr(C, packed)]
+struct Dbg2 {
+    header: SdtHeader,
+}
+
+// SAFETY: as for `Dmar`: exactly the SDT header; the rest is read through the validated length.
+unsafe impl AcpiTable for Dbg2 {
+    const SIGNATURE: Signature = Signature::DBG2;
+
+    fn header(&self) -> &SdtHeader {
+        &self.header
+    }
+}
+
 /// An I/O APIC from the MADT.
 #[derive(Debug, Clone, Copy)]
 pub struct IoApic {
@@ -116,6 +147,10 @@ pub struct Platform {
     pub ecam: Vec<Ecam>,
     /// The whole DMAR table (header included), when present and its checksum is right.
     pub dmar: Option<&'static [u8]>,
+    /// The whole SPCR table (header included), when present and its checksum is right.
+    pub spcr: Option<&'static [u8]>,
+    /// The whole DBG2 table (header included), when present and its checksum is right.
+    pub dbg2: Option<&'static [u8]>,
 }
 
 impl Platform {
@@ -173,6 +208,8 @@ pub fn discover(rsdp: Option<u64>, phys_offset: u64) -> Platform {
     madt(&tables, &mut platform);
     mcfg(&tables, &mut platform);
     dmar(&tables, &mut platform, phys_offset);
+    platform.spcr = console_table::<Spcr>(&tables, phys_offset);
+    platform.dbg2 = console_table::<Dbg2>(&tables, phys_offset);
     platform
 }
 
@@ -304,5 +341,38 @@ fn dmar(tables: &AcpiTables<OffsetHandler>, p: &mut Platform, phys_offset: u64) 
             info!("DMAR: not present: no DMA remapping on this machine")
         }
         Err(e) => warn!("DMAR: {}: booting without DMA remapping", describe(&e)),
+    }
+}
+
+/// A table that can name the console (SPCR: Microsoft's Serial Port Console Redirection table;
+/// DBG2: its Debug Port Table 2), located and checksummed here, decoded by the console
+/// (`crate::console`).
+fn console_table<T: AcpiTable>(
+    tables: &AcpiTables<OffsetHandler>,
+    phys_offset: u64,
+) -> Option<&'static [u8]> {
+    let name = T::SIGNATURE;
+    match tables.find_table::<T>() {
+        Ok(table) => {
+            let len = table.get().header().length as usize;
+            let virt = phys_offset + table.physical_start() as u64;
+            // SAFETY: as for the DMAR: mapped and validated by the acpi crate, never moved.
+            let bytes: &'static [u8] =
+                unsafe { core::slice::from_raw_parts(virt as *const u8, len) };
+            info!(
+                "{name}: present at {:#x}, {len} bytes, revision {}",
+                table.physical_start(),
+                bytes.get(8).copied().unwrap_or(0)
+            );
+            Some(bytes)
+        }
+        Err(AcpiError::TableMissing(_)) => {
+            info!("{name}: not present");
+            None
+        }
+        Err(e) => {
+            warn!("{name}: {}: not used", describe(&e));
+            None
+        }
     }
 }

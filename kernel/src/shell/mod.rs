@@ -72,7 +72,13 @@ impl Shell {
             OnIdle::Exit => "the run ends when no guest is left",
             OnIdle::Shell => "it stays after the guests finish",
         };
-        info!("ready on COM1 (type `help`; `quit` ends the run; {after})");
+        match console::current() {
+            Some((name, _)) => {
+                info!("ready on {name} (type `help`; `quit` ends the run; {after})")
+            }
+            // Nothing shows this line; the log says why no UART answered.
+            None => info!("no console UART answers: the debug shell has no terminal"),
+        }
         prompt();
     }
 

@@ -1,6 +1,6 @@
 //! The boot bundle: the kernel's ramdisk.
 //!
-//! Layout: the 8-byte magic `CONDUIT1`, the payload length (u64 LE), the FNV-1a 64 hash of the
+//! Layout: the 8-byte magic `CONDUIT2`, the payload length (u64 LE), the FNV-1a 64 hash of the
 //! payload (u64 LE), then the payload: a postcard-encoded [`Bundle`]. Decoding borrows the guest
 //! images from the ramdisk, so the kernel copies nothing it does not need.
 
@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 /// `image` paths of `conduit.toml`, and the builder refuses this one.
 pub const CONTROL_TASK_IMAGE: &str = "@conduit-control";
 
-/// Identifies a Conduit bundle (format version 1).
-pub const MAGIC: [u8; 8] = *b"CONDUIT1";
+/// Identifies a Conduit bundle (format version 2: the configuration gained the console and its
+/// baud rate, so a bundle from an older builder is refused by its magic, not misread).
+pub const MAGIC: [u8; 8] = *b"CONDUIT2";
 const HEADER_LEN: usize = 24;
 
 /// The configuration and the guest images, as packed by the image builder.
@@ -37,7 +38,7 @@ pub struct GuestImage<'a> {
 pub enum BundleError {
     #[error("bundle is {0} bytes, shorter than its 24-byte header")]
     TooShort(usize),
-    #[error("bundle magic is {0:02x?}, not \"CONDUIT1\"")]
+    #[error("bundle magic is {0:02x?}, not \"CONDUIT2\"")]
     BadMagic([u8; 8]),
     #[error("bundle payload claims {claimed} bytes but only {available} follow the header")]
     Truncated { claimed: u64, available: usize },
@@ -176,6 +177,8 @@ mod tests {
                 ),
             ],
             unsafe_no_iommu: true,
+            console: crate::model::ConsoleChoice::Com2,
+            baud: 57_600,
         }
     }
 

@@ -20,6 +20,6 @@ pub mod toml_front;
 pub use bundle::{Bundle, BundleError, CONTROL_TASK_IMAGE, GuestImage};
 pub use error::ConfigError;
 pub use model::{
-    BootConfig, DeviceAssignment, DeviceSel, EntryMode, ExitMethod, GuestBreak, GuestConfig,
-    LogLevel, OnIdle, Segment, TestCase, TestOnly,
+    BootConfig, ConsoleChoice, DeviceAssignment, DeviceSel, EntryMode, ExitMethod, GuestBreak,
+    GuestConfig, LogLevel, OnIdle, Segment, TestCase, TestOnly,
 };

@@ -23,6 +23,10 @@ pub struct BootConfig {
     /// Allow device assignment on a machine without DMA remapping (the device can then DMA
     /// anywhere in memory): `[hypervisor] unsafe_no_iommu = true`.
     pub unsafe_no_iommu: bool,
+    /// Which UART carries the log and the debug shell: `[hypervisor] console`.
+    pub console: ConsoleChoice,
+    /// The console's baud rate (8N1): `[hypervisor] baud`, 115200 divided by a whole number.
+    pub baud: u32,
 }
 
 /// A PCI function by address or by identity.
@@ -237,6 +241,41 @@ impl OnIdle {
     }
 
     /// Parses the `on_idle` value of `conduit.toml`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.name() == name)
+    }
+}
+
+/// Which UART is the console (`[hypervisor] console` in `conduit.toml`; `docs/console.md`). The
+/// kernel starts on COM1 either way and switches once the ACPI tables are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ConsoleChoice {
+    /// The UART the ACPI SPCR table names, else the DBG2's first 16550, else COM1 (the default).
+    #[default]
+    Auto,
+    /// COM1, the 16550 at I/O port 0x3f8.
+    Com1,
+    /// COM2, the 16550 at I/O port 0x2f8.
+    Com2,
+    /// As `Auto`, but falling back to COM1 is a warning.
+    Spcr,
+}
+
+impl ConsoleChoice {
+    /// Every value, for error messages.
+    pub const ALL: [Self; 4] = [Self::Auto, Self::Com1, Self::Com2, Self::Spcr];
+
+    /// The `console` value of `conduit.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Com1 => "com1",
+            Self::Com2 => "com2",
+            Self::Spcr => "spcr",
+        }
+    }
+
+    /// Parses the `console` value of `conduit.toml`.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|v| v.name() == name)
     }

@@ -8,7 +8,7 @@
 pub use crate::error::ConfigError;
 use crate::error::invalid;
 use crate::guest::{self, GuestSpec, RawGuest};
-use crate::model::{BootConfig, ExitMethod, LogLevel, OnIdle, TestCase};
+use crate::model::{BootConfig, ConsoleChoice, ExitMethod, LogLevel, OnIdle, TestCase};
 use crate::{Bundle, GuestImage};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -32,6 +32,8 @@ struct HypervisorSection {
     log_level: Option<String>,
     on_idle: Option<String>,
     unsafe_no_iommu: Option<bool>,
+    console: Option<String>,
+    baud: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -95,6 +97,23 @@ pub fn parse(text: &str, exit: ExitMethod) -> Result<Document, ConfigError> {
             )
         })?,
     };
+    let console = match file.hypervisor.console.as_deref() {
+        None => ConsoleChoice::default(),
+        Some(name) => ConsoleChoice::from_name(name).ok_or_else(|| {
+            invalid(
+                "hypervisor.console",
+                alloc::format!(
+                    "unknown console {name:?} (expected \"auto\", \"com1\", \"com2\" or \"spcr\")"
+                ),
+            )
+        })?,
+    };
+    let baud = file
+        .hypervisor
+        .baud
+        .unwrap_or(conduit_uart::uart::DEFAULT_BAUD);
+    conduit_uart::uart::divisor(baud)
+        .map_err(|e| invalid("hypervisor.baud", alloc::format!("{e}")))?;
     let test = match file.test {
         None => None,
         Some(t) => Some(TestCase::from_name(&t.scenario).ok_or_else(|| {
@@ -124,6 +143,8 @@ pub fn parse(text: &str, exit: ExitMethod) -> Result<Document, ConfigError> {
             name,
             guests: Vec::new(),
             unsafe_no_iommu: file.hypervisor.unsafe_no_iommu.unwrap_or(false),
+            console,
+            baud,
         },
         guests,
     })

@@ -323,3 +323,33 @@ fn devices_and_unsafe_no_iommu() {
     );
     assert!(!parse("", ExitMethod::Halt).unwrap().config.unsafe_no_iommu);
 }
+
+#[test]
+fn console_and_baud() {
+    let doc = parse("", ExitMethod::Halt).unwrap();
+    assert_eq!(
+        (doc.config.console, doc.config.baud),
+        (ConsoleChoice::Auto, 115_200)
+    );
+    for (name, choice) in [
+        ("auto", ConsoleChoice::Auto),
+        ("com1", ConsoleChoice::Com1),
+        ("com2", ConsoleChoice::Com2),
+        ("spcr", ConsoleChoice::Spcr),
+    ] {
+        let text = format!("[hypervisor]\nconsole = \"{name}\"\nbaud = 9600\n");
+        let doc = parse(&text, ExitMethod::Halt).unwrap();
+        assert_eq!((doc.config.console, doc.config.baud), (choice, 9_600));
+    }
+    let e = parse("[hypervisor]\nconsole = \"com3\"\n", ExitMethod::Halt).unwrap_err();
+    assert!(
+        e.to_string().starts_with("`hypervisor.console`") && e.to_string().contains("com3"),
+        "{e}"
+    );
+    for bad in ["0", "14000", "230400"] {
+        let text = format!("[hypervisor]\nbaud = {bad}\n");
+        let e = parse(&text, ExitMethod::Halt).unwrap_err();
+        assert!(e.to_string().starts_with("`hypervisor.baud`"), "{e}");
+        assert!(e.to_string().contains(bad), "{e}");
+    }
+}
