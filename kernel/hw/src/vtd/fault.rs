@@ -12,10 +12,10 @@
 //! The pending list is only locked with interrupts disabled, so the handler never deadlocks.
 
 use super::regs::{FaultRecording, Registers, fsts};
+use alloc::vec::Vec;
 use conduit_pci::Bdf;
 use conduit_vtd::fault::{FaultRecord, VALID};
 pub use conduit_vtd::reason_text;
-use alloc::vec::Vec;
 use spin::{Mutex, RwLock};
 use volatile::{VolatilePtr, map_field};
 

@@ -18,9 +18,9 @@ use super::tables::{ContextEntry, ContextTables};
 use super::{VtdError, fault};
 use crate::memory::mmio;
 use crate::memory::{Frames, Memory, PhysWindow};
+use alloc::vec::Vec;
 use conduit_paging::{Config, PagingLevels};
 use conduit_pci::Bdf;
-use alloc::vec::Vec;
 use conduit_vtd::takeover::{self, Command, FaultEventMsi, Pmr};
 use conduit_vtd::{Cap, Ecap};
 use log::{info, warn};
@@ -233,7 +233,9 @@ impl RemappingUnit {
             }
         }
         if off.queue_undrained {
-            warn!("vtd:   firmware's invalidation queue had not drained (IQH != IQT) when disabled");
+            warn!(
+                "vtd:   firmware's invalidation queue had not drained (IQH != IQT) when disabled"
+            );
         }
         Ok(())
     }
@@ -286,22 +288,23 @@ impl RemappingUnit {
         map_field!(regs.fectl).write(0);
         let masked = map_field!(regs.fectl).read() & fectl::IM != 0;
         info!(
-            "vtd:   fault event interrupt: vector {vector:#x} to APIC {apic_id} (FEADDR {:#010x}, \
-             FEUADDR {:#010x}){}",
-            msi.address,
-            msi.upper_address,
+            "vtd:   fault event interrupt: vector {vector:#x} to APIC {apic_id}{} (FEADDR \
+             {:#010x}, FEUADDR {:#010x})",
             if masked {
                 " (still masked!)"
             } else {
                 ", unmasked"
-            }
+            },
+            msi.address,
+            msi.upper_address,
         );
     }
 
     /// Turns the protected memory regions off (PMEN.EPM = 0, PRS awaited): call once
     /// translation is on, so that the remapping tables alone decide what DMA reaches.
     pub fn disable_pmr(&mut self) -> Result<Pmr, VtdError> {
-        takeover::disable_pmr(&mut self.access(), &mut TscPoll, self.cap).map_err(VtdError::Takeover)
+        takeover::disable_pmr(&mut self.access(), &mut TscPoll, self.cap)
+            .map_err(VtdError::Takeover)
     }
 
     /// Turns translation off again (a unit that failed after it was enabled); every function of
