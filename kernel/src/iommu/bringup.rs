@@ -213,7 +213,7 @@ fn identity_domains(
                 Action::Identity => ranges.push(GuestMemory {
                     gpa: e.range.base,
                     hpa: e.range.base,
-                    len: e.range.len(),
+                    len: e.range.bytes(),
                 }),
                 Action::Malformed | Action::Refused => error!(
                     "iommu: {bdf}: RMRR {:#x}-{:#x} is malformed (misaligned or empty): not \

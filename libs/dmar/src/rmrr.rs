@@ -28,7 +28,7 @@ impl Reserved {
 
     /// Length in bytes.
     #[must_use]
-    pub const fn len(&self) -> u64 {
+    pub const fn bytes(&self) -> u64 {
         self.limit - self.base + 1
     }
 }

@@ -175,7 +175,7 @@ fn client_kept_usb_and_igpu_get_exactly_their_ranges() {
             },
         ]
     );
-    assert_eq!(p[1].range.len(), 0x20_0000);
+    assert_eq!(p[1].range.bytes(), 0x20_0000);
 }
 
 #[test]
