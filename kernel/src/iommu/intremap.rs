@@ -127,7 +127,8 @@ pub(super) fn bring_up(
             );
         }
     };
-    for u in units.iter_mut() {
+    for i in 0..units.len() {
+        let u = &mut units[i];
         match u.enable_interrupt_remapping(&table) {
             Ok(done) => {
                 info!(
@@ -158,15 +159,27 @@ pub(super) fn bring_up(
                 );
             }
             Err(e) => {
-                error!(
-                    "vtd: unit {:#x}: interrupt remapping not enabled: {e}",
-                    u.phys()
-                );
+                let base = u.phys();
+                error!("vtd: unit {base:#x}: interrupt remapping not enabled: {e}");
+                for other in &mut units[..i] {
+                    match other.disable_interrupt_remapping() {
+                        Ok(()) => warn!(
+                            "vtd: unit {:#x}: interrupt remapping turned off again (unit \
+                             {base:#x} failed)",
+                            other.phys()
+                        ),
+                        Err(e) => error!(
+                            "vtd: unit {:#x}: interrupt remapping could not be turned off again: \
+                             {e}",
+                            other.phys()
+                        ),
+                    }
+                }
                 return (
                     apic_id,
                     BringUp {
                         table: None,
-                        off: Some(alloc::format!("unit {:#x}: {e}", u.phys())),
+                        off: Some(alloc::format!("unit {base:#x}: {e}")),
                     },
                 );
             }

@@ -190,6 +190,12 @@ impl RemappingUnit {
         Ok(Enabled { irta, gsts })
     }
 
+    /// Turns interrupt remapping off again (when another unit could not enable it, no unit keeps
+    /// using the shared table).
+    pub fn disable_interrupt_remapping(&mut self) -> Result<(), VtdError> {
+        self.command(Command::InterruptRemapping(false)).map(|_| ())
+    }
+
     /// Drops cached interrupt entries through the invalidation queue (§6.5.2.5); an
     /// index-selective request beyond ECAP.MHMV becomes global.
     pub fn invalidate_interrupt_entries(
