@@ -123,10 +123,20 @@ fn enable_translation(
             continue;
         };
         let base = u.phys();
-        let off = match u.disable_translation() {
+        let mut off = match u.disable_translation() {
             Ok(()) => String::from("translation is off again"),
             Err(e) => alloc::format!("turning translation off again failed too: {e}"),
         };
+        // The shared interrupt remapping table's entries are invalidated only on the units kept,
+        // so a dropped unit must not keep using it.
+        if u.global_status() & conduit_hw::vtd::regs::global::IRE != 0 {
+            match u.disable_interrupt_remapping() {
+                Ok(()) => off.push_str(", interrupt remapping off"),
+                Err(e) => off.push_str(&alloc::format!(
+                    ", interrupt remapping could not be turned off: {e}"
+                )),
+            }
+        }
         error!(
             "iommu: unit at {base:#x}: enabling translation failed: {e}; {off}; the devices it \
              translates are not remapped"
