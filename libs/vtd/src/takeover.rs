@@ -334,6 +334,25 @@ pub fn disable_firmware_state<R: Registers, P: Poll>(
     Ok(out)
 }
 
+/// What [`take_over`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TakenOver {
+    pub cleared: ClearedFaults,
+    pub disabled: Disabled,
+}
+
+/// Steps 1 and 2 in order: [`clear_faults`] before any global command, then
+/// [`disable_firmware_state`].
+pub fn take_over<R: Registers, P: Poll>(
+    regs: &mut R,
+    poll: &mut P,
+    cap: Cap,
+) -> Result<TakenOver, TakeoverError> {
+    let cleared = clear_faults(regs, cap);
+    let disabled = disable_firmware_state(regs, poll)?;
+    Ok(TakenOver { cleared, disabled })
+}
+
 /// Latches `root` (legacy mode) as the root table.
 pub fn set_root_table<R: Registers, P: Poll>(
     regs: &mut R,

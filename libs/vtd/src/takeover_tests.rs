@@ -28,6 +28,14 @@ struct Fake {
     pmr_stuck: bool,
     /// Values written to FEDATA/FEADDR/FEUADDR.
     fe: (u32, u32, u32),
+    /// Every write, in order.
+    writes: Vec<Write>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    R32(Reg32),
+    R64(Reg64),
 }
 
 impl Fake {
@@ -54,6 +62,7 @@ impl Fake {
             stuck: 0,
             pmr_stuck: false,
             fe: (0, 0, 0),
+            writes: Vec::new(),
         }
     }
 
@@ -76,6 +85,7 @@ impl Registers for Fake {
     }
 
     fn write32(&mut self, reg: Reg32, value: u32) {
+        self.writes.push(Write::R32(reg));
         match reg {
             Reg32::Gcmd => {
                 self.gcmd.push(value);
@@ -122,6 +132,7 @@ impl Registers for Fake {
     }
 
     fn write64(&mut self, reg: Reg64, value: u64) {
+        self.writes.push(Write::R64(reg));
         match reg {
             Reg64::Rtaddr => self.rtaddr = value,
             Reg64::Iqt => self.iqt = value,
@@ -255,6 +266,40 @@ fn full_takeover_from_firmware_left_state() {
         unit.fsts & fsts::IQE,
         0,
         "no stale IQE left for the first queued invalidation"
+    );
+}
+
+#[test]
+fn take_over_clears_faults_before_any_global_command() {
+    let mut unit = Fake::firmware_left();
+    let mut poll = Bounded(0);
+    let done = take_over(&mut unit, &mut poll, Cap(CAP)).expect("takeover");
+    assert_eq!(done.cleared.records, 3);
+    assert!(done.disabled.translation && done.disabled.queued_invalidation);
+    let first_gcmd = unit
+        .writes
+        .iter()
+        .position(|w| *w == Write::R32(Reg32::Gcmd))
+        .expect("commands written");
+    let fsts_clear = unit
+        .writes
+        .iter()
+        .position(|w| *w == Write::R32(Reg32::Fsts))
+        .expect("FSTS cleared");
+    let last_record = unit
+        .writes
+        .iter()
+        .rposition(|w| matches!(w, Write::R64(Reg64::FaultHigh(_))))
+        .expect("records freed");
+    assert!(last_record < fsts_clear && fsts_clear < first_gcmd);
+    assert_eq!(
+        unit.writes[..3],
+        [
+            Write::R64(Reg64::FaultHigh(0)),
+            Write::R64(Reg64::FaultHigh(3)),
+            Write::R64(Reg64::FaultHigh(7))
+        ],
+        "only the valid records are written"
     );
 }
 

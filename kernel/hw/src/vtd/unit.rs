@@ -214,15 +214,15 @@ impl RemappingUnit {
     /// cleared first, then translation, interrupt remapping and queued invalidation turned off
     /// in that order (`conduit_vtd::takeover`).
     fn take_over(&mut self) -> Result<(), VtdError> {
-        let cleared = takeover::clear_faults(&mut self.access(), self.cap);
+        let done = takeover::take_over(&mut self.access(), &mut TscPoll, self.cap)
+            .map_err(VtdError::Takeover)?;
+        let (cleared, off) = (done.cleared, done.disabled);
         if cleared.records != 0 || cleared.fsts & takeover::fsts::ERRORS != 0 {
             warn!(
                 "vtd:   firmware left {} fault record(s) and FSTS {:#010x}: cleared",
                 cleared.records, cleared.fsts
             );
         }
-        let off = takeover::disable_firmware_state(&mut self.access(), &mut TscPoll)
-            .map_err(VtdError::Takeover)?;
         for (was_on, what) in [
             (off.translation, "translation"),
             (off.interrupt_remapping, "interrupt remapping"),
