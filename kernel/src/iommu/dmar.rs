@@ -46,8 +46,8 @@ pub fn log_structures(dmar: &Dmar<'_>, pci: &Pci) {
                     }
                 ),
                 RemappingStructure::Rmrr(r) => warn!(
-                    "DMAR: RMRR {:#x}-{:#x}: devices in its scope need an identity mapping; \
-                     Conduit refuses to assign them",
+                    "DMAR: RMRR {:#x}-{:#x}: devices in its scope keep it identity-mapped while \
+                     the hypervisor keeps them; Conduit refuses to assign them",
                     r.base(),
                     r.limit()
                 ),
@@ -112,25 +112,5 @@ pub fn unit_for(
         Ok(dmar
             .drhd_for_device(0, bdf, &bridges)?
             .map(|d| d.register_base()))
-    })
-}
-
-/// The first RMRR whose scope covers `bdf`, as (base, limit).
-pub fn rmrr_for(dmar: &Dmar<'_>, pci: &Pci, bdf: Bdf) -> Option<(u64, u64)> {
-    pci.with_config(|cfg| {
-        let bridges = PciBridges(&*cfg);
-        dmar.structures()
-            .map_while(Result::ok)
-            .find_map(|s| match s {
-                RemappingStructure::Rmrr(r)
-                    if r.segment() == 0
-                        && r.scopes()
-                            .map_while(Result::ok)
-                            .any(|sc| sc.covers_pci(&bridges, bdf)) =>
-                {
-                    Some((r.base(), r.limit()))
-                }
-                _ => None,
-            })
     })
 }

@@ -3,13 +3,17 @@
 //! invalidation on every unit. Which entry belongs to whom is `crate::irq`'s business; this module
 //! only writes what it is given.
 //!
-//! The APIC mode follows the hardware: x2APIC when the CPU has it and every unit has ECAP.EIM = 1
-//! (the table then carries 32-bit destinations, IRTA_REG.EIME = 1); xAPIC otherwise (8-bit
-//! destinations in IRTE bits 47:40).
+//! The DMAR's flags (VT-d spec §8.1) are honoured: without INTR_REMAP interrupt remapping is not
+//! used at all. The APIC mode follows the hardware: x2APIC when the CPU has it and every unit has
+//! ECAP.EIM = 1 (the table then carries 32-bit destinations, IRTA_REG.EIME = 1); xAPIC otherwise
+//! (8-bit destinations in IRTE bits 47:40). With X2APIC_OPT_OUT Conduit does not switch the
+//! local APIC to x2APIC mode; if firmware already left it in x2APIC mode it stays there (leaving
+//! x2APIC mode needs the APIC disabled) and the table uses 32-bit destinations as the mode
+//! requires.
 
 use super::{IommuError, STATE, State};
 use alloc::string::String;
-use conduit_dmar::{Dmar, PciBridges};
+use conduit_dmar::{Dmar, DmarFlags, PciBridges};
 use conduit_hw::apic::{self, ApicError};
 use conduit_hw::memory::Memory;
 use conduit_hw::vtd::RemappingUnit;
@@ -29,7 +33,12 @@ pub(super) struct BringUp {
     pub off: Option<String>,
 }
 
-fn unavailable(units: &[RemappingUnit], register_only: bool) -> Option<String> {
+fn unavailable(units: &[RemappingUnit], register_only: bool, flags: DmarFlags) -> Option<String> {
+    if !flags.intr_remap() {
+        return Some(String::from(
+            "the DMAR does not set INTR_REMAP (the platform does not support interrupt remapping)",
+        ));
+    }
     if register_only {
         return Some(String::from(
             "queued invalidation is off by request, and the interrupt entry cache can only be \
@@ -55,12 +64,21 @@ pub(super) fn bring_up(
     mem: &Memory,
     units: &mut [RemappingUnit],
     register_only: bool,
+    flags: DmarFlags,
 ) -> (Result<u32, ApicError>, BringUp) {
-    let off = unavailable(units, register_only);
+    let off = unavailable(units, register_only, flags);
     let eim = units.iter().all(|u| u.ecap().eim());
     let x2 = apic::cpu_has_x2apic();
-    let want_x2apic = off.is_none() && eim && x2;
+    let opt_out = flags.x2apic_opt_out();
+    if opt_out {
+        warn!(
+            "DMAR: X2APIC_OPT_OUT set: firmware asks not to enable x2APIC mode; the local APIC is \
+             not switched to it (a mode firmware already chose is kept)"
+        );
+    }
+    let want_x2apic = off.is_none() && eim && x2 && !opt_out;
     let why = match (off.is_none(), eim, x2) {
+        (true, true, true) if opt_out => "the DMAR sets X2APIC_OPT_OUT",
         (true, true, true) => {
             "the CPU has x2APIC and every remapping unit reports ECAP.EIM = 1 (32-bit destinations)"
         }
@@ -109,7 +127,8 @@ pub(super) fn bring_up(
             );
         }
     };
-    for u in units.iter_mut() {
+    for i in 0..units.len() {
+        let u = &mut units[i];
         match u.enable_interrupt_remapping(&table) {
             Ok(done) => {
                 info!(
@@ -140,15 +159,27 @@ pub(super) fn bring_up(
                 );
             }
             Err(e) => {
-                error!(
-                    "vtd: unit {:#x}: interrupt remapping not enabled: {e}",
-                    u.phys()
-                );
+                let base = u.phys();
+                error!("vtd: unit {base:#x}: interrupt remapping not enabled: {e}");
+                for other in &mut units[..i] {
+                    match other.disable_interrupt_remapping() {
+                        Ok(()) => warn!(
+                            "vtd: unit {:#x}: interrupt remapping turned off again (unit \
+                             {base:#x} failed)",
+                            other.phys()
+                        ),
+                        Err(e) => error!(
+                            "vtd: unit {:#x}: interrupt remapping could not be turned off again: \
+                             {e}",
+                            other.phys()
+                        ),
+                    }
+                }
                 return (
                     apic_id,
                     BringUp {
                         table: None,
-                        off: Some(alloc::format!("unit {:#x}: {e}", u.phys())),
+                        off: Some(alloc::format!("unit {base:#x}: {e}")),
                     },
                 );
             }

@@ -22,6 +22,7 @@
 //!   [`interrupt_remapping`], [`ioapic_source_id`] for `crate::irq`, which decides what goes
 //!   into the table.
 
+mod bringup;
 mod dmar;
 mod domain;
 mod intremap;
@@ -42,15 +43,15 @@ use crate::pci::DeviceRef;
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_dmar::Dmar;
-use conduit_hw::apic;
 use conduit_hw::memory::{Frames, Memory};
 use conduit_hw::vtd::fault::{self, Fault};
 #[cfg(feature = "selftest")]
 use conduit_hw::vtd::{Invalidation, Method};
 use conduit_hw::vtd::{RemappingUnit, VtdError};
 use conduit_pci::Bdf;
+use conduit_vtd::limit::{FaultLimiter, Verdict};
 use domain::Domain;
-use log::{error, info, warn};
+use log::{error, info};
 use spin::Mutex;
 
 /// Why an IOMMU operation was refused.
@@ -124,7 +125,8 @@ impl core::fmt::Display for IommuError {
             Self::NotTranslated(b) => write!(f, "no remapping unit translates {b}"),
             Self::ReservedRegion { bdf, base, limit } => write!(
                 f,
-                "{bdf} has a reserved memory region {base:#x}-{limit:#x} (RMRR)"
+                "{bdf} has a reserved memory region {base:#x}-{limit:#x} (RMRR) that firmware \
+                 may DMA to at any time: it stays identity-mapped with the hypervisor"
             ),
             Self::AlreadyAssigned { bdf, domain } => {
                 write!(f, "{bdf} is already assigned to domain {domain}")
@@ -160,6 +162,8 @@ struct State {
     disabled: Option<String>,
     dmar: Vec<u8>,
     units: Vec<RemappingUnit>,
+    /// Units that could not be brought up: the devices they translate are not remapped.
+    failed: Vec<bringup::FailedUnit>,
     domains: Vec<Domain>,
     next_did: u16,
     /// The interrupt remapping table every unit uses, while interrupt remapping is on.
@@ -195,6 +199,7 @@ fn disable_with(mem: &'static Memory, reason: String, level: log::Level) {
         disabled: Some(reason),
         dmar: Vec::new(),
         units: Vec::new(),
+        failed: Vec::new(),
         domains: Vec::new(),
         next_did: 1,
         ir: None,
@@ -203,76 +208,14 @@ fn disable_with(mem: &'static Memory, reason: String, level: log::Level) {
 
 /// Brings DMA remapping up from the DMAR table `dmar` (the whole table, header included).
 pub fn init(mem: &'static Memory, dmar: Option<&[u8]>) {
-    bring_up(mem, dmar, false);
+    bringup::bring_up(mem, dmar, false);
 }
 
 /// TEST ONLY (feature `selftest`): [`init`] with register-based invalidation even where a unit
 /// offers queued invalidation, so that the register path is exercised on such a unit.
 #[cfg(feature = "selftest")]
 pub fn init_with_register_invalidation(mem: &'static Memory, dmar: Option<&[u8]>) {
-    bring_up(mem, dmar, true);
-}
-
-/// [`init`]; `register_only`: use register-based invalidation on every unit.
-fn bring_up(mem: &'static Memory, dmar: Option<&[u8]>, register_only: bool) {
-    let Some(bytes) = dmar else {
-        let reason = String::from("the firmware reports no DMAR table");
-        return disable_with(mem, reason, log::Level::Warn);
-    };
-    let table = match Dmar::parse(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            error!("DMAR: malformed table refused: {e}");
-            return disable(mem, alloc::format!("malformed DMAR: {e}"));
-        }
-    };
-    let Some(pci) = crate::pci::get() else {
-        return disable(mem, String::from("PCI enumeration did not run"));
-    };
-    dmar::log_structures(&table, pci);
-    let haw = table.host_address_width().clamp(32, 52) as u8;
-    let mut buses: Vec<u8> = pci.functions().iter().map(|f| f.bdf.bus()).collect();
-    buses.dedup();
-    let mut units = Vec::new();
-    for drhd in table.drhds() {
-        match RemappingUnit::new(mem, drhd.register_base(), haw, register_only, &buses) {
-            Ok(u) => units.push(u),
-            Err(e) => {
-                return disable(
-                    mem,
-                    alloc::format!("unit at {:#x} failed: {e}", drhd.register_base()),
-                );
-            }
-        }
-    }
-    if units.is_empty() {
-        return disable(mem, String::from("the DMAR lists no remapping unit"));
-    }
-    let (apic_id, ir) = intremap::bring_up(mem, &mut units, register_only);
-    match apic_id {
-        Ok(apic_id) => {
-            for u in &units {
-                u.enable_fault_interrupt(apic_id, apic::vectors::VTD_FAULT);
-            }
-        }
-        Err(e) => warn!("iommu: {e}: DMA faults are found by polling the fault status only"),
-    }
-    for u in &mut units {
-        if let Err(e) = u.enable_translation() {
-            return disable(mem, alloc::format!("unit at {:#x}: {e}", u.phys()));
-        }
-    }
-    let _ = service_faults();
-    *STATE.lock() = Some(State {
-        mem,
-        disabled: None,
-        dmar: bytes.to_vec(),
-        units,
-        domains: Vec::new(),
-        next_did: 1,
-        ir: ir.table,
-        ir_off: ir.off,
-    });
+    bringup::bring_up(mem, dmar, true);
 }
 
 fn with_state<R>(f: impl FnOnce(&mut State) -> Result<R, IommuError>) -> Result<R, IommuError> {
@@ -371,13 +314,23 @@ fn unit_index(s: &State, bdf: Bdf) -> Result<usize, IommuError> {
     let table = Dmar::parse(&s.dmar).map_err(|e| IommuError::RemappingDisabled {
         reason: alloc::format!("DMAR: {e}"),
     })?;
-    if let Some((base, limit)) = dmar::rmrr_for(&table, pci, bdf) {
-        return Err(IommuError::ReservedRegion { bdf, base, limit });
+    let refused = bringup::rmrr_plan(&table, pci, &[(bdf, conduit_dmar::Use::Assigned)]);
+    if let Some(e) = refused.first() {
+        return Err(IommuError::ReservedRegion {
+            bdf,
+            base: e.range.base,
+            limit: e.range.limit,
+        });
     }
     let base = dmar::unit_for(&table, pci, bdf)
         .ok()
         .flatten()
         .ok_or(IommuError::NotTranslated(bdf))?;
+    if let Some(f) = s.failed.iter().find(|f| f.base == base) {
+        return Err(IommuError::RemappingDisabled {
+            reason: alloc::format!("unit {base:#x} translating {bdf} failed: {}", f.reason),
+        });
+    }
     s.units
         .iter()
         .position(|u| u.phys() == base)
@@ -393,13 +346,13 @@ pub fn assign(bdf: Bdf, domain: DomainId) -> Result<(), IommuError> {
                 reason: reason.clone(),
             });
         }
+        let unit = unit_index(s, bdf)?;
         if let Some(owner) = s.domains.iter().find(|d| d.devices.contains(&bdf)) {
             return Err(IommuError::AlreadyAssigned {
                 bdf,
                 domain: owner.id,
             });
         }
-        let unit = unit_index(s, bdf)?;
         let mem = s.mem;
         let d = domain_mut(s, domain)?;
         let root = d.tables[unit].root();
@@ -558,11 +511,25 @@ fn describe_invalidation(done: Option<(Invalidation, Method)>, otherwise: &str) 
     }
 }
 
-/// Decodes, logs and clears every DMA and interrupt-remapping fault recorded since the last call, and returns them.
+/// Faults of one source logged one by one per tick; further faults of that source within the
+/// tick are counted and summarised (like the device-interrupt flood limit, per source per tick).
+pub const FAULT_LOG_LIMIT: u32 = 8;
+
+/// The per-source fault limiter (tracks 32 sources per tick).
+static LIMITER: Mutex<FaultLimiter<32>> = Mutex::new(FaultLimiter::new(FAULT_LOG_LIMIT));
+
+/// Decodes, logs and clears every DMA and interrupt-remapping fault recorded since the last call,
+/// and returns them. Every fault is counted (per requester, see [`view`]); beyond
+/// [`FAULT_LOG_LIMIT`] per source per tick they are summarised instead of logged one by one.
 pub fn service_faults() -> Vec<Fault> {
     let found = fault::take();
     view::remember(&found.faults);
+    let tick = crate::irq::dispatch::ticks();
+    let mut limiter = LIMITER.lock();
     for f in &found.faults {
+        if limiter.admit(tick, f.source) == Verdict::Count {
+            continue;
+        }
         let via = match f.via {
             fault::Via::Interrupt => "the fault event interrupt",
             fault::Via::Poll => "polling the fault status",
@@ -593,6 +560,16 @@ pub fn service_faults() -> Vec<Fault> {
             via
         );
     }
+    limiter.take_suppressed(|source, n| match source {
+        Some(b) => error!(
+            "vtd: fault storm from {b}: {n} further fault(s) counted, not logged (limit \
+             {FAULT_LOG_LIMIT} per source per tick)"
+        ),
+        None => error!(
+            "vtd: fault storm: {n} further fault(s) from untracked sources counted, not logged"
+        ),
+    });
+    drop(limiter);
     if found.overflow {
         error!("vtd: primary fault overflow (FSTS.PFO): faults were lost");
     }

@@ -39,6 +39,8 @@ pub struct View {
     /// Why remapping is off (`None`: it is on).
     pub disabled: Option<String>,
     pub units: Vec<UnitView>,
+    /// Units that could not be brought up (register base, why): their devices are not remapped.
+    pub failed: Vec<(u64, String)>,
     pub domains: Vec<DomainView>,
 }
 
@@ -59,6 +61,11 @@ pub fn view() -> Option<View> {
                 root_table: u.root_table(),
                 queued_invalidation: u.queued_invalidation(),
             })
+            .collect(),
+        failed: s
+            .failed
+            .iter()
+            .map(|f| (f.base, f.reason.clone()))
             .collect(),
         domains: s
             .domains

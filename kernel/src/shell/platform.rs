@@ -158,6 +158,9 @@ pub fn iommu(platform: &Platform) {
         say!("    CAP: {}", u.cap);
         say!("    ECAP: {}", u.ecap);
     }
+    for (base, why) in &view.failed {
+        say!("  unit {base:#x}: failed ({why}): its devices are not remapped");
+    }
     for d in &view.domains {
         let mut devices = String::new();
         for b in &d.devices {

@@ -9,6 +9,9 @@
 //! - [`resolve`]: walks scope paths through bridges ([`BridgeBus`], implemented over
 //!   `conduit_pci::ConfigAccess` by [`PciBridges`]), expands bridge scopes to their bus ranges,
 //!   and answers "which DRHD translates this function" ([`Dmar::drhd_for_device`]).
+//! - [`rmrr`]: reserved memory regions per device and the identity-domain plan
+//!   ([`identity_plan`]: kept devices get their RMRR ranges identity-mapped, assignments of
+//!   such devices are refused).
 //!
 //! No `unsafe`, no allocation.
 #![cfg_attr(not(test), no_std)]
@@ -17,6 +20,7 @@
 mod bytes;
 pub mod error;
 pub mod resolve;
+pub mod rmrr;
 pub mod scope;
 pub mod structures;
 pub mod table;
@@ -24,6 +28,7 @@ pub mod table;
 pub use conduit_pci::Bdf;
 pub use error::{DmarError, ResolveError};
 pub use resolve::{BridgeBus, Coverage, PciBridges};
+pub use rmrr::{Action, PlanEntry, Reserved, Use, identity_plan};
 pub use scope::{DeviceScope, DeviceScopes, PathEntry, ScopeType};
 pub use structures::{
     Andd, Atsr, Drhd, RemappingStructure, Rhsa, Rmrr, Satc, Sidp, structure_type,

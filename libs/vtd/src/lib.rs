@@ -9,7 +9,11 @@
 //!   as Context Command / IOTLB register commands (§6.5.1, §10.4.7, §10.4.8);
 //! - [`fault`]: primary fault records decoded (§10.4.14) and fault reasons explained (Appendix A);
 //! - [`interrupt`]: interrupt remapping's side of the unit: interrupt-entry-cache invalidation
-//!   (§6.5.2.5), the IRE/SIRTP/CFI command bits, interrupt fault reasons.
+//!   (§6.5.2.5), the IRE/SIRTP/CFI command bits, interrupt fault reasons;
+//! - [`takeover`]: taking a unit over from firmware over a register-access trait (faults and
+//!   error bits cleared, firmware's enables turned off one command at a time, PMRs disabled),
+//!   and the fault event MSI for any APIC ID;
+//! - [`limit`]: the per-source rate limit of fault reports.
 //!
 //! No `unsafe`, no allocation: the hardware layer's driver (`conduit_hw::vtd`) does the register
 //! and memory accesses; this crate says which bits go where, and is tested on the host.
@@ -21,6 +25,8 @@ pub mod entries;
 pub mod fault;
 pub mod interrupt;
 pub mod invalidation;
+pub mod limit;
+pub mod takeover;
 
 pub use caps::{Cap, Ecap, context_aw};
 pub use entries::{ContextEntry, root_entry};

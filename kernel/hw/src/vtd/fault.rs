@@ -12,15 +12,13 @@
 //! The pending list is only locked with interrupts disabled, so the handler never deadlocks.
 
 use super::regs::{FaultRecording, Registers, fsts};
+use alloc::vec::Vec;
 use conduit_pci::Bdf;
 use conduit_vtd::fault::{FaultRecord, VALID};
 pub use conduit_vtd::reason_text;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use spin::Mutex;
+use spin::{Mutex, RwLock};
 use volatile::{VolatilePtr, map_field};
 
-/// Units whose faults the handler drains.
-pub const MAX_UNITS: usize = 8;
 /// Faults kept between two [`take`] calls.
 const MAX_PENDING: usize = 32;
 
@@ -54,11 +52,18 @@ pub struct Fault {
     pub via: Via,
 }
 
-/// Register blocks (virtual addresses) and physical bases of the registered units.
-static UNIT_REGS: [AtomicU64; MAX_UNITS] = [const { AtomicU64::new(0) }; MAX_UNITS];
-static UNIT_PHYS: [AtomicU64; MAX_UNITS] = [const { AtomicU64::new(0) }; MAX_UNITS];
-static UNIT_RECORDS: [AtomicU64; MAX_UNITS] = [const { AtomicU64::new(0) }; MAX_UNITS];
-static UNITS: AtomicUsize = AtomicUsize::new(0);
+/// A registered unit: the virtual addresses of its register block and first fault-recording
+/// register, and its physical register base.
+#[derive(Clone, Copy)]
+struct Slot {
+    regs: u64,
+    phys: u64,
+    records: u64,
+}
+
+/// Every registered unit, however many the DMAR lists. Written only while units are brought up;
+/// the interrupt handler only tries to read it.
+static UNITS: RwLock<Vec<Slot>> = RwLock::new(Vec::new());
 
 struct Pending {
     faults: [Option<Fault>; MAX_PENDING],
@@ -78,29 +83,21 @@ static PENDING: Mutex<Pending> = Mutex::new(Pending {
 
 /// Registers a unit's register block (mapped for 'static) so that faults are drained from it.
 /// `records` is the virtual address of its first fault-recording register.
-pub fn register(regs: VolatilePtr<'static, Registers>, phys: u64, records: u64) -> bool {
-    let index = UNITS.fetch_add(1, Ordering::AcqRel);
-    if index >= MAX_UNITS {
-        UNITS.store(MAX_UNITS, Ordering::Release);
-        return false;
-    }
-    UNIT_PHYS[index].store(phys, Ordering::Release);
-    UNIT_RECORDS[index].store(records, Ordering::Release);
-    UNIT_REGS[index].store(regs.as_raw_ptr().as_ptr() as u64, Ordering::Release);
-    true
+pub fn register(regs: VolatilePtr<'static, Registers>, phys: u64, records: u64) {
+    let slot = Slot {
+        regs: regs.as_raw_ptr().as_ptr() as u64,
+        phys,
+        records,
+    };
+    x86_64::instructions::interrupts::without_interrupts(|| UNITS.write().push(slot));
 }
 
-fn unit(index: usize) -> Option<(VolatilePtr<'static, Registers>, u64, u64)> {
-    let regs = UNIT_REGS[index].load(Ordering::Acquire);
-    let ptr = core::ptr::NonNull::new(regs as *mut Registers)?;
-    // SAFETY: only `register` stores nonzero values: the register block of a unit, mapped
-    // uncached for the life of the hypervisor.
+fn unit(slot: Slot) -> Option<(VolatilePtr<'static, Registers>, u64, u64)> {
+    let ptr = core::ptr::NonNull::new(slot.regs as *mut Registers)?;
+    // SAFETY: only `register` creates slots, from the register block of a unit, mapped uncached
+    // for the life of the hypervisor.
     let regs = unsafe { VolatilePtr::new(ptr) };
-    Some((
-        regs,
-        UNIT_PHYS[index].load(Ordering::Acquire),
-        UNIT_RECORDS[index].load(Ordering::Acquire),
-    ))
+    Some((regs, slot.phys, slot.records))
 }
 
 fn record(records: u64, index: u64) -> Option<VolatilePtr<'static, FaultRecording>> {
@@ -125,8 +122,8 @@ fn decode(unit: u64, lo: u64, hi: u64, via: Via) -> Option<Fault> {
 }
 
 /// Reads and clears every valid record of one unit, starting at FSTS.FRI, and clears PFO.
-fn drain_unit(index: usize, via: Via, pending: &mut Pending) {
-    let Some((regs, phys, records)) = unit(index) else {
+fn drain_unit(slot: Slot, via: Via, pending: &mut Pending) {
+    let Some((regs, phys, records)) = unit(slot) else {
         return;
     };
     let count = u64::from(super::caps::Cap(map_field!(regs.cap).read()).nfr()) + 1;
@@ -162,9 +159,9 @@ fn drain_unit(index: usize, via: Via, pending: &mut Pending) {
 pub fn on_interrupt() {
     // Interrupts are off in the handler, and the main path only locks with them off: on one CPU
     // the lock is free here. `try_lock` keeps a second CPU from spinning in an interrupt.
-    if let Some(mut pending) = PENDING.try_lock() {
-        for index in 0..UNITS.load(Ordering::Acquire).min(MAX_UNITS) {
-            drain_unit(index, Via::Interrupt, &mut pending);
+    if let (Some(mut pending), Some(units)) = (PENDING.try_lock(), UNITS.try_read()) {
+        for slot in units.iter() {
+            drain_unit(*slot, Via::Interrupt, &mut pending);
         }
     }
 }
@@ -183,8 +180,8 @@ pub struct Faults {
 pub fn take() -> Faults {
     x86_64::instructions::interrupts::without_interrupts(|| {
         let mut pending = PENDING.lock();
-        for index in 0..UNITS.load(Ordering::Acquire).min(MAX_UNITS) {
-            drain_unit(index, Via::Poll, &mut pending);
+        for slot in UNITS.read().iter() {
+            drain_unit(*slot, Via::Poll, &mut pending);
         }
         let len = pending.len;
         let faults = pending.faults[..len]

@@ -23,6 +23,7 @@ use crate::memory::{Memory, PhysAddr, PhysWindow};
 use conduit_irq::{ApicMode, IRTE_BYTES, IrtSize, Irta, Irte, raw_present};
 use conduit_paging::PhysMemory;
 use conduit_vtd::IecInvalidation;
+use conduit_vtd::takeover::Command;
 use volatile::map_field;
 
 /// The interrupt remapping table: `size.entries()` IRTEs in contiguous, size-aligned memory.
@@ -162,22 +163,23 @@ impl RemappingUnit {
                 what: "interrupt-entry-cache invalidation without queued invalidation",
             });
         }
-        let status = self.persistent();
-        if status & global::IRE != 0 {
+        if self.global_status() & global::IRE != 0 {
             log::warn!(
                 "vtd:   firmware left interrupt remapping enabled: disabling it to take over"
             );
-            self.global_command(status & !global::IRE, global::IRE, false)?;
+            self.command(Command::InterruptRemapping(false))?;
         }
         let irta = table.irta().encode().map_err(|_| VtdError::Unsupported {
             what: "an interrupt remapping table that is not 4-KiB aligned",
         })?;
         let regs = self.regs();
         map_field!(regs.irta).write(irta);
-        self.global_command(self.persistent() | global::SIRTP, global::SIRTP, true)?;
+        self.command(Command::SetInterruptTable)?;
         self.invalidate_interrupt_entries(IecInvalidation::Global)?;
-        let value = (self.persistent() & !global::CFI) | global::IRE;
-        self.global_command(value, global::IRE, true)?;
+        if self.global_status() & global::CFI != 0 {
+            self.command(Command::CompatibilityFormat(false))?;
+        }
+        self.command(Command::InterruptRemapping(true))?;
         let gsts = map_field!(regs.gsts).read();
         if gsts & global::CFI != 0 {
             return Err(VtdError::Status {
@@ -186,6 +188,12 @@ impl RemappingUnit {
             });
         }
         Ok(Enabled { irta, gsts })
+    }
+
+    /// Turns interrupt remapping off again (when another unit could not enable it, no unit keeps
+    /// using the shared table).
+    pub fn disable_interrupt_remapping(&mut self) -> Result<(), VtdError> {
+        self.command(Command::InterruptRemapping(false)).map(|_| ())
     }
 
     /// Drops cached interrupt entries through the invalidation queue (§6.5.2.5); an

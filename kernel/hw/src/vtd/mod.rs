@@ -11,6 +11,7 @@
 //! as EPT) in its `VtdSecondLevel` format. Policy (which device belongs to which domain) lives in
 //! the kernel's `iommu`.
 
+pub mod access;
 pub mod fault;
 pub mod inval;
 pub mod ir;
@@ -46,6 +47,8 @@ pub enum VtdError {
     Unsupported { what: &'static str },
     /// A global status bit did not read as required after its command.
     Status { what: &'static str, gsts: u32 },
+    /// A global command or the PMR disable did not complete in time.
+    Takeover(conduit_vtd::takeover::TakeoverError),
 }
 
 impl fmt::Display for VtdError {
@@ -82,6 +85,7 @@ impl fmt::Display for VtdError {
             }
             Self::Unsupported { what } => write!(f, "unsupported: {what}"),
             Self::Status { what, gsts } => write!(f, "{what} (GSTS {gsts:#010x})"),
+            Self::Takeover(e) => write!(f, "{e}"),
         }
     }
 }

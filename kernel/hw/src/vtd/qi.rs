@@ -53,11 +53,6 @@ impl Queue {
         self.base
     }
 
-    /// Descriptors the unit will fetch next (IQT must be programmed to this before enabling).
-    pub fn tail_register(&self) -> u64 {
-        self.tail << 4
-    }
-
     fn status_word(&self) -> u32 {
         let ptr = self.window.virt(self.status).cast::<u32>();
         // SAFETY: the status frame belongs to this queue and is mapped through the window; the

@@ -124,29 +124,8 @@ pub struct FaultRecording {
 
 const _: () = assert!(size_of::<FaultRecording>() == 0x10);
 
-/// Global Command / Global Status bits (§10.4.4, §10.4.5): the command bit and its status bit
-/// share a position.
-pub mod global {
-    /// Translation Enable / Status.
-    pub const TE: u32 = 1 << 31;
-    /// Set Root Table Pointer / Status (one-shot).
-    pub const SRTP: u32 = 1 << 30;
-    /// Enable Advanced Fault Logging / Status.
-    pub const EAFL: u32 = 1 << 28;
-    /// Write Buffer Flush / Status (one-shot).
-    pub const WBF: u32 = 1 << 27;
-    /// Queued Invalidation Enable / Status.
-    pub const QIE: u32 = 1 << 26;
-    /// Interrupt Remapping Enable / Status.
-    pub const IRE: u32 = conduit_vtd::interrupt::global::IRE;
-    /// Set Interrupt Remap Table Pointer (one-shot) / Interrupt Remapping Table Pointer Status.
-    pub const SIRTP: u32 = conduit_vtd::interrupt::global::SIRTP;
-    /// Compatibility Format Interrupt (set: compatibility-format interrupts bypass remapping).
-    pub const CFI: u32 = conduit_vtd::interrupt::global::CFI;
-    /// The persistent enables: when one is changed, the others are written back as Global
-    /// Status reports them (§10.4.4: software must preserve them; one-shot bits are written 0).
-    pub const PERSISTENT: u32 = TE | EAFL | QIE | IRE | CFI;
-}
+/// Global Command / Global Status bits (§10.4.4, §10.4.5), as the takeover sequence uses them.
+pub use conduit_vtd::takeover::global;
 
 /// Fault Status bits (§10.4.9).
 pub mod fsts {

@@ -2,20 +2,26 @@
 //! the fault event interrupt.
 //!
 //! Bring-up order (§10.4.4-§10.4.6, §6.5): map the registers, decode CAP/ECAP, take the unit
-//! over from firmware (translation and queued invalidation off), install an empty root table
+//! over from firmware (`conduit_vtd::takeover`: pending fault records and FSTS error bits
+//! cleared, then translation, interrupt remapping and queued invalidation off, one command at a
+//! time), install an empty root table
 //! (SRTP), invalidate the context cache and the IOTLB globally through the registers, enable the
 //! invalidation queue where ECAP.QI = 1, program the fault event, and only then enable
-//! translation: from that moment every function without a context entry is blocked.
+//! translation: from that moment every function without a context entry is blocked. The
+//! protected memory regions are disabled only after that ([`RemappingUnit::disable_pmr`]).
 
-use super::inval::{self, Drain, Invalidation, wait_for};
+use super::access::{TscPoll, UnitAccess};
+use super::inval::{self, Drain, Invalidation};
 use super::qi::{Descriptor, Queue};
-use super::regs::{IotlbRegisters, Registers, fectl, global};
+use super::regs::{FaultRecording, IotlbRegisters, Registers, fectl};
 use super::tables::{ContextEntry, ContextTables};
 use super::{VtdError, fault};
 use crate::memory::mmio;
 use crate::memory::{Frames, Memory, PhysWindow};
+use alloc::vec::Vec;
 use conduit_paging::{Config, PagingLevels};
 use conduit_pci::Bdf;
+use conduit_vtd::takeover::{self, Command, FaultEventMsi, Pmr};
 use conduit_vtd::{Cap, Ecap};
 use log::{info, warn};
 use volatile::{VolatilePtr, map_field};
@@ -43,6 +49,8 @@ pub struct RemappingUnit {
     phys: u64,
     regs: VolatilePtr<'static, Registers>,
     tlb: VolatilePtr<'static, IotlbRegisters>,
+    /// The NFR + 1 fault-recording registers.
+    records: Vec<VolatilePtr<'static, FaultRecording>>,
     cap: Cap,
     ecap: Ecap,
     window: PhysWindow,
@@ -93,6 +101,10 @@ impl RemappingUnit {
         let tlb = mmio
             .block::<IotlbRegisters>(ecap.iotlb_offset())
             .map_err(VtdError::Mmio)?;
+        let records = (0..=u64::from(cap.nfr()))
+            .map(|n| mmio.block::<FaultRecording>(cap.fault_record_offset() + n * 16))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(VtdError::Mmio)?;
         let levels = cap.levels().ok_or(VtdError::UnsupportedWidth {
             sagaw: cap.sagaw(),
             mgaw: cap.mgaw(),
@@ -107,6 +119,7 @@ impl RemappingUnit {
             phys,
             regs,
             tlb,
+            records,
             cap,
             ecap,
             window,
@@ -124,10 +137,7 @@ impl RemappingUnit {
         } else {
             info!("vtd:   ECAP.QI = 0: invalidations go through the registers");
         }
-        let records = mmio.virt(cap.fault_record_offset());
-        if !fault::register(unit.regs(), phys, records) {
-            warn!("vtd:   too many units: faults of {phys:#x} are not reported");
-        }
+        fault::register(unit.regs(), phys, mmio.virt(cap.fault_record_offset()));
         Ok(unit)
     }
 
@@ -186,41 +196,46 @@ impl RemappingUnit {
             .with_phys_addr_bits(self.host_address_width)
     }
 
-    /// Writes `value` (a command with the persistent enables kept) to GCMD and waits until
-    /// `status` in GSTS reads `expect`.
-    pub(super) fn global_command(
-        &self,
-        value: u32,
-        status: u32,
-        expect: bool,
-    ) -> Result<(), VtdError> {
-        let regs = self.regs();
-        map_field!(regs.gcmd).write(value);
-        let gsts = map_field!(regs.gsts);
-        if wait_for(|| (gsts.read() & status != 0) == expect) {
-            Ok(())
-        } else {
-            Err(VtdError::Timeout {
-                what: "global command (GSTS did not follow GCMD)",
-            })
+    /// The registers as `conduit_vtd::takeover` accesses them.
+    pub(super) fn access(&self) -> UnitAccess<'_> {
+        UnitAccess {
+            regs: self.regs,
+            records: &self.records,
         }
     }
 
-    pub(super) fn persistent(&self) -> u32 {
-        let regs = self.regs();
-        map_field!(regs.gsts).read() & global::PERSISTENT
+    /// Carries out one global command (one GCMD bit, the other enables kept) and waits, bounded,
+    /// for GSTS to follow. Returns GSTS.
+    pub(super) fn command(&self, command: Command) -> Result<u32, VtdError> {
+        takeover::command(&mut self.access(), &mut TscPoll, command).map_err(VtdError::Takeover)
     }
 
-    /// Turns off what firmware may have left on: translation and queued invalidation.
+    /// Takes the unit from whatever firmware left: pending fault records and FSTS's error bits
+    /// cleared first, then translation, interrupt remapping and queued invalidation turned off
+    /// in that order (`conduit_vtd::takeover`).
     fn take_over(&mut self) -> Result<(), VtdError> {
-        let status = self.persistent();
-        if status & global::TE != 0 {
-            warn!("vtd:   firmware left translation enabled: disabling it to take over");
-            self.global_command(status & !global::TE, global::TE, false)?;
+        let done = takeover::take_over(&mut self.access(), &mut TscPoll, self.cap)
+            .map_err(VtdError::Takeover)?;
+        let (cleared, off) = (done.cleared, done.disabled);
+        if cleared.records != 0 || cleared.fsts & takeover::fsts::ERRORS != 0 {
+            warn!(
+                "vtd:   firmware left {} fault record(s) and FSTS {:#010x}: cleared",
+                cleared.records, cleared.fsts
+            );
         }
-        let status = self.persistent();
-        if status & global::QIE != 0 {
-            self.global_command(status & !global::QIE, global::QIE, false)?;
+        for (was_on, what) in [
+            (off.translation, "translation"),
+            (off.interrupt_remapping, "interrupt remapping"),
+            (off.queued_invalidation, "queued invalidation"),
+        ] {
+            if was_on {
+                warn!("vtd:   firmware left {what} enabled: disabled to take over");
+            }
+        }
+        if off.queue_undrained {
+            warn!(
+                "vtd:   firmware's invalidation queue had not drained (IQH != IQT) when disabled"
+            );
         }
         Ok(())
     }
@@ -228,9 +243,9 @@ impl RemappingUnit {
     /// Installs the root table (legacy mode, RTADDR.TTM = 0) and invalidates every cache through
     /// the registers: required after setting the root table pointer (§6.5).
     fn set_root_table(&mut self) -> Result<(), VtdError> {
+        takeover::set_root_table(&mut self.access(), &mut TscPoll, self.tables.root())
+            .map_err(VtdError::Takeover)?;
         let regs = self.regs();
-        map_field!(regs.rtaddr).write(self.tables.root());
-        self.global_command(self.persistent() | global::SRTP, global::SRTP, true)?;
         let drain = self.drain();
         for inv in [Invalidation::ContextGlobal, Invalidation::IotlbGlobal] {
             inval::by_register(regs, self.tlb_regs(), drain, inv)?;
@@ -253,10 +268,8 @@ impl RemappingUnit {
 
     fn enable_queue(&mut self, frames: &mut Frames<'_>) -> Result<(), VtdError> {
         let queue = Queue::new(self.window, frames)?;
-        let regs = self.regs();
-        map_field!(regs.iqt).write(queue.tail_register());
-        map_field!(regs.iqa).write(queue.iqa());
-        self.global_command(self.persistent() | global::QIE, global::QIE, true)?;
+        takeover::enable_queue(&mut self.access(), &mut TscPoll, queue.iqa())
+            .map_err(VtdError::Takeover)?;
         info!(
             "vtd:   queued invalidation enabled: 256 descriptors at {:#x}",
             queue.iqa()
@@ -266,33 +279,47 @@ impl RemappingUnit {
     }
 
     /// Programs the fault event interrupt for `vector` on the CPU with local APIC ID `apic_id`
-    /// (compatibility-format MSI, §5.1.6 / §10.4.11-§10.4.13) and unmasks it.
+    /// (§5.1.6 / §10.4.11-§10.4.13; destination bits 31:8 in FEUADDR, so any x2APIC ID is
+    /// reachable) and unmasks it.
     pub fn enable_fault_interrupt(&self, apic_id: u32, vector: u8) {
+        let msi = FaultEventMsi::new(apic_id, vector);
+        msi.program(&mut self.access());
         let regs = self.regs();
-        map_field!(regs.fedata).write(u32::from(vector));
-        map_field!(regs.feaddr).write(0xfee0_0000 | ((apic_id & 0xff) << 12));
-        map_field!(regs.feuaddr).write(0);
         map_field!(regs.fectl).write(0);
         let masked = map_field!(regs.fectl).read() & fectl::IM != 0;
         info!(
-            "vtd:   fault event interrupt: vector {vector:#x} to APIC {apic_id}{}",
+            "vtd:   fault event interrupt: vector {vector:#x} to APIC {apic_id}{} (FEADDR \
+             {:#010x}, FEUADDR {:#010x})",
             if masked {
                 " (still masked!)"
             } else {
                 ", unmasked"
-            }
+            },
+            msi.address,
+            msi.upper_address,
         );
+    }
+
+    /// Turns the protected memory regions off (PMEN.EPM = 0, PRS awaited): call once
+    /// translation is on, so that the remapping tables alone decide what DMA reaches.
+    pub fn disable_pmr(&mut self) -> Result<Pmr, VtdError> {
+        takeover::disable_pmr(&mut self.access(), &mut TscPoll, self.cap)
+            .map_err(VtdError::Takeover)
+    }
+
+    /// Turns translation off again (a unit that failed after it was enabled); every function of
+    /// the unit is then untranslated.
+    pub fn disable_translation(&mut self) -> Result<(), VtdError> {
+        self.command(Command::Translation(false)).map(|_| ())
     }
 
     /// Enables DMA remapping: functions without a context entry are blocked from now on.
     pub fn enable_translation(&mut self) -> Result<(), VtdError> {
-        self.global_command(self.persistent() | global::TE, global::TE, true)?;
-        let regs = self.regs();
+        let gsts = self.command(Command::Translation(true))?;
         info!(
-            "vtd: unit {:#x}: DMA remapping enabled (GSTS {:#010x}): every function without a \
-             context entry is blocked",
+            "vtd: unit {:#x}: DMA remapping enabled (GSTS {gsts:#010x}): every function without \
+             a context entry is blocked",
             self.phys,
-            map_field!(regs.gsts).read()
         );
         Ok(())
     }
@@ -309,7 +336,7 @@ impl RemappingUnit {
         if !self.cap.rwbf() {
             return Ok(());
         }
-        self.global_command(self.persistent() | global::WBF, global::WBF, false)
+        self.command(Command::FlushWriteBuffer).map(|_| ())
     }
 
     /// Carries out `requests` (queued in one batch where possible) and returns how. Page-selective

@@ -1,0 +1,123 @@
+//! Reserved memory regions (RMRR, VT-d spec §8.4) turned into a plan: which device keeps which
+//! ranges identity-mapped, and which assignments are refused.
+//!
+//! A device named by an RMRR's scope (an endpoint, or a function behind a bridge scope) may DMA
+//! to the region at any time, on its own (a USB controller's legacy keyboard emulation, an
+//! integrated GPU scanning out the firmware framebuffer). While the hypervisor keeps such a
+//! device, its domain maps exactly its RMRR ranges IOVA = HPA. Handing it to a guest would need
+//! the ranges mapped inside the guest's address space as well, so the assignment is refused.
+
+use crate::resolve::BridgeBus;
+use crate::{Bdf, Dmar, DmarError, RemappingStructure};
+
+/// One reserved range: `base` to `limit` inclusive.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Reserved {
+    /// First byte (4 KiB aligned).
+    pub base: u64,
+    /// Last byte (inclusive; `limit + 1` 4 KiB aligned).
+    pub limit: u64,
+}
+
+impl Reserved {
+    /// Whether the range is usable as a page mapping: aligned, non-empty, not wrapping.
+    #[must_use]
+    pub const fn well_formed(&self) -> bool {
+        self.base & 0xfff == 0 && self.limit >= self.base && self.limit & 0xfff == 0xfff
+    }
+
+    /// Length in bytes.
+    #[must_use]
+    pub const fn bytes(&self) -> u64 {
+        self.limit - self.base + 1
+    }
+}
+
+/// What the configuration does with a device.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Use {
+    /// The hypervisor keeps it.
+    Kept,
+    /// A guest is to get it.
+    Assigned,
+}
+
+/// What the plan says for one (device, range).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Action {
+    /// Map the range IOVA = HPA in the device's identity domain.
+    Identity,
+    /// The device is to be assigned but has this reserved range: refuse the assignment.
+    Refused,
+    /// The RMRR is malformed (misaligned, empty or wrapping): nothing can be mapped for it.
+    Malformed,
+}
+
+/// One line of the plan.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PlanEntry {
+    /// The device.
+    pub device: Bdf,
+    /// One of its reserved ranges.
+    pub range: Reserved,
+    /// What to do.
+    pub action: Action,
+}
+
+impl<'a> Dmar<'a> {
+    /// Calls `f` with every RMRR range of `segment` whose scope covers `bdf`, in table order.
+    /// Scopes that do not resolve on this machine cover nothing; table errors are returned.
+    pub fn rmrr_ranges<B: BridgeBus + ?Sized>(
+        &self,
+        segment: u16,
+        bdf: Bdf,
+        bridges: &B,
+        mut f: impl FnMut(Reserved),
+    ) -> Result<(), DmarError> {
+        for s in self.structures() {
+            let RemappingStructure::Rmrr(r) = s? else {
+                continue;
+            };
+            if r.segment() != segment {
+                continue;
+            }
+            for scope in r.scopes() {
+                if scope?.covers_pci(bridges, bdf) {
+                    f(Reserved {
+                        base: r.base(),
+                        limit: r.limit(),
+                    });
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The identity-domain plan: for each device of `devices` on `segment` and each RMRR range of
+/// it, one [`PlanEntry`] through `out`: identity-mapped when kept, refused when assigned,
+/// malformed when the RMRR cannot be mapped.
+pub fn identity_plan<B: BridgeBus + ?Sized>(
+    dmar: &Dmar<'_>,
+    segment: u16,
+    bridges: &B,
+    devices: &[(Bdf, Use)],
+    mut out: impl FnMut(PlanEntry),
+) -> Result<(), DmarError> {
+    for &(device, usage) in devices {
+        dmar.rmrr_ranges(segment, device, bridges, |range| {
+            let action = match usage {
+                _ if !range.well_formed() => Action::Malformed,
+                Use::Kept => Action::Identity,
+                Use::Assigned => Action::Refused,
+            };
+            out(PlanEntry {
+                device,
+                range,
+                action,
+            });
+        })?;
+    }
+    Ok(())
+}
