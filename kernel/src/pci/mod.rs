@@ -104,9 +104,9 @@ pub fn get() -> Option<&'static Pci> {
     PCI.get()
 }
 
-/// Chooses the access mechanism, enumerates and logs the tree. Runs once; later calls return the
-/// first result.
-pub fn init(platform: &Platform, mem: &Memory) -> &'static Pci {
+/// Chooses the access mechanism, enumerates and logs the tree, then enables the VFs `wanted`
+/// names ([`sriov`]). Runs once; later calls return the first result.
+pub fn init(platform: &Platform, mem: &Memory, wanted: &[sriov::Wanted]) -> &'static Pci {
     PCI.call_once(|| {
         let mut access = choose_access(platform, mem);
         info!("pci: configuration access through {}", access.describe());
@@ -126,7 +126,7 @@ pub fn init(platform: &Platform, mem: &Memory) -> &'static Pci {
             report::log_function(f);
         }
         info!("pci: {} functions on {buses} bus(es)", functions.len());
-        sriov::init(&mut access, &mut functions, platform, mem);
+        sriov::init(&mut access, &mut functions, platform, mem, wanted);
         Pci {
             access: Mutex::new(access),
             functions,

@@ -53,7 +53,10 @@ pub(super) fn discover(
         };
         let view = VfConfig::new(&mut *cfg, vf, info.vendor, info.vf_device);
         while !view.answers() && *budget > 0 {
-            time::delay_us(VF_READY_POLL_US);
+            if let Err(e) = time::delay_us(VF_READY_POLL_US) {
+                warn!("sriov:   {vf}: waiting for VF {index} of {pf} to answer: {e}");
+                *budget = 0;
+            }
             *budget = budget.saturating_sub(VF_READY_POLL_US);
         }
         let Ok(header) = conduit_pci::read_header(&view, vf) else {
