@@ -221,6 +221,14 @@ impl core::fmt::Display for VfError {
     }
 }
 
+/// Why the VFs of `pf` were refused at boot, if they were.
+pub fn refused(pf: Bdf) -> Option<EnableError> {
+    match &pfs().iter().find(|p| p.pf == pf)?.status {
+        PfStatus::Refused(why) => Some(why.clone()),
+        PfStatus::Enabled { .. } | PfStatus::NotWanted => None,
+    }
+}
+
 /// The BDF of VF `index` of `pf`, if that VF is enabled and answered.
 pub fn vf_of(pf: Bdf, index: u16) -> Result<Bdf, VfError> {
     let info = pfs()
