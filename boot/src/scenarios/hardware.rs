@@ -80,8 +80,8 @@ pub const QEMU_CLOCK_STOPPED: Scenario = Scenario {
         r"sriov: 02:00\.0: 1 VFs enabled \(VF Enable and VF MSE set",
         r"sriov: 02:00\.0: VFs not enabled: the 100 ms wait after VF Enable: clock stopped: the TSC read 0x[0-9a-f]+ 1048576 times in a row, so the wait was abandoned instead of hanging$",
         r"selftest: clock-stopped: the clock runs again$",
-        r"selftest: clock-stopped: 02:00\.0 refused: the 100 ms wait after VF Enable: clock stopped: .*; VF Enable off, NumVFs 0$",
         r"nvme: 02:00\.0: not driven: its VFs were not enabled at boot: the 100 ms wait after VF Enable: clock stopped",
+        r"selftest: clock-stopped: 02:00\.0 refused: the 100 ms wait after VF Enable: clock stopped: .*; VF Enable off, NumVFs 0$",
         r"selftest: clock-stopped: PASS \(1 steps\)",
         r#"guest "a": device\[0\] 02:00\.0 VF 0 not assigned: .*clock stopped"#,
         r"boot complete: ",
@@ -117,7 +117,12 @@ pub const QEMU_PXB: Scenario = Scenario {
         r"pci: bus 20 is a root bus no bridge leads to \(another host bridge\): scanning it$",
         r"pci: 20:00\.0 1b36:000c class 06:04:00 PCI-to-PCI bridge, buses 21-21$",
         r"pci:   21:00\.0 1234:11e8 class 00:ff:00 unclassified device$",
-        r"pci: 1[0-9] functions on 5 bus\(es\)",
+        r"pci: 13 functions on 5 bus\(es\)",
+        // QEMU 10's DMAR (INCLUDE_PCI_ALL clear) names the expander's root port as a bridge
+        // scope whose path starts at bus 0x20, and the expander's host bridge (00:05.0, 1b36:000b).
+        r"DMAR:   bridge 20:00\.0 1b36:000c \(PCI-to-PCI bridge\) covers buses 21-21: 21:00\.0 1234:11e8\s*$",
+        r"DMAR:   endpoint 00:05\.0 1b36:000b \(host bridge\)",
+        r#"iommu: assigned 21:00\.0 to domain 1 "a" on unit 0xfed90000: context entry DID 1"#,
         r#"guest "a": assigned 21:00\.0 \(21:00\.0\) in IOMMU domain [0-9]+$"#,
         r"conduit> pci$",
         r"^  20:00\.0 1b36:000c PCI-to-PCI bridge, buses 21-21; owner: hypervisor$",
