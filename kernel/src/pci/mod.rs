@@ -182,7 +182,9 @@ fn scan_root_buses(
             .filter_map(|d| Bdf::new(bus, d, 0))
             .any(|b| conduit_pci::read_header(&*cfg, b).is_ok());
         if present {
-            info!("pci: bus {bus:02x} is a root bus no bridge leads to (another host bridge): scanning it");
+            info!(
+                "pci: bus {bus:02x} is a root bus no bridge leads to (another host bridge): scanning it"
+            );
             scan_bus(cfg, bus, 0, visited, out);
         }
     }

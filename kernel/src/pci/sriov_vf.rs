@@ -123,7 +123,7 @@ pub(super) fn discover(
         if below_4g {
             "every VF BAR below 4 GiB"
         } else {
-            "some VF BAR is NOT below 4 GiB"
+            "VF BARs above 4 GiB, where firmware put them"
         }
     );
     (vfs, slots)

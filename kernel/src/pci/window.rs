@@ -1,5 +1,6 @@
-//! The MMIO space below 4 GiB that the hypervisor hands out for VF BARs, and the bridge windows
-//! that must forward it.
+//! The MMIO space below 4 GiB that the hypervisor hands out for VF BARs it must move
+//! ([`super::sriov`]: firmware left them unassigned or not forwarded, or the named quirk), and
+//! the bridge windows that must forward it.
 //!
 //! [`MmioMap`] records every range that something already decodes or the firmware claims: memory
 //! BARs and both memory windows of every bridge (read from their Type 1 headers), as enumeration
@@ -17,8 +18,7 @@
 //!
 //! The non-prefetchable memory window is used for every VF BAR, also prefetchable ones (allowed:
 //! a prefetchable BAR may sit in non-prefetchable space, not the reverse): it is 32-bit by
-//! definition, and the machines Conduit targets need the VF BARs below 4 GiB (QEMU's igb VFs do
-//! not decode 64-bit addresses).
+//! definition, which is what a move is for (QEMU's igb VFs do not decode 64-bit addresses).
 
 use super::Function;
 use crate::platform::Platform;
