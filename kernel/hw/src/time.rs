@@ -18,7 +18,7 @@
 
 use super::pm_timer::{self, PmTimer};
 use super::{pit, rdtsc};
-use conduit_clock::{Cpuid, Leaf15, Leaf16, Rate, Selection, Source};
+use conduit_clock::{Cpuid, Leaf15, Leaf16, Rate, Selection, Source, StallDetector};
 use core::fmt;
 use spin::Once;
 
@@ -269,15 +269,17 @@ const STILL_READS: u32 = 1 << 20;
 pub struct ClockStopped {
     /// The value the clock kept reading.
     pub at: u64,
+    /// How many times in a row.
+    pub reads: u32,
 }
 
 impl fmt::Display for ClockStopped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "clock stopped: the TSC read {:#x} {STILL_READS} times in a row, so the wait was \
-             abandoned instead of hanging",
-            self.at
+            "clock stopped: the TSC read {:#x} {} times in a row, so the wait was abandoned \
+             instead of hanging",
+            self.at, self.reads
         )
     }
 }
@@ -320,8 +322,7 @@ pub fn thaw_for_test() {
 pub struct Deadline {
     start: u64,
     ticks: u64,
-    last: u64,
-    still: u32,
+    stall: StallDetector,
 }
 
 impl Deadline {
@@ -331,8 +332,7 @@ impl Deadline {
         Self {
             start,
             ticks: wait_rate().ticks_in_us(us),
-            last: start,
-            still: 0,
+            stall: StallDetector::new(start, STILL_READS),
         }
     }
 
@@ -348,16 +348,13 @@ impl Deadline {
         if t.wrapping_sub(self.start) >= self.ticks {
             return Ok(true);
         }
-        if t == self.last {
-            self.still += 1;
-            if self.still >= STILL_READS {
-                return Err(ClockStopped { at: t });
-            }
-        } else {
-            self.last = t;
-            self.still = 0;
-        }
-        Ok(false)
+        self.stall
+            .observe(t)
+            .map_err(|s| ClockStopped {
+                at: s.at,
+                reads: s.reads,
+            })
+            .map(|()| false)
     }
 }
 
