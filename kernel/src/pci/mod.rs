@@ -16,6 +16,7 @@ pub mod msi;
 pub mod report;
 pub mod reset;
 pub mod sriov;
+mod sriov_bars;
 mod sriov_vf;
 pub mod window;
 

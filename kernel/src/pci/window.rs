@@ -178,6 +178,21 @@ impl MmioMap {
         conduit_pci::first_not_forwarding(&self.decoded, &self.bridges, pf.bus(), range)
     }
 
+    /// Turns on Memory Space Enable in every bridge above `pf` that has it off (PCI-to-PCI Bridge
+    /// Architecture Spec 1.2 §3.2.5.8: without it the bridge forwards no memory request, whatever
+    /// its windows say); returns the bridges changed.
+    pub fn enable_decode_above(&self, cfg: &mut impl ConfigAccess, pf: Bdf) -> Vec<Bdf> {
+        let mut changed = Vec::new();
+        for b in self.bridges.iter().filter(|b| b.forwards(pf.bus())) {
+            let cmd = conduit_pci::config::read_command(cfg, b.bdf);
+            if cmd & command::MEMORY_SPACE == 0 {
+                conduit_pci::config::write_command(cfg, b.bdf, cmd | command::MEMORY_SPACE);
+                changed.push(b.bdf);
+            }
+        }
+        changed
+    }
+
     /// Finds `size` bytes aligned to `align` for the VF BARs of `pf`; nothing is written yet.
     pub fn place(&self, pf: Bdf, size: u64, align: u64) -> Result<VfSpace, PlaceError> {
         let bounds = self.bounds.ok_or(PlaceError::NoBounds)?;
