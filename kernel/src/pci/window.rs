@@ -154,6 +154,12 @@ impl MmioMap {
              and the MCFG's ECAM windows",
             mem.map().len()
         );
+        for d in merged[..n]
+            .iter()
+            .filter(|d| d.range.base <= MmioWindow::LIMIT_4G)
+        {
+            info!("window:   claimed by firmware: {}", d.range);
+        }
         decoded.extend_from_slice(&merged[..n]);
         let bounds = lowest.map(|base| MmioWindow { base, limit: TOP });
         match bounds {
