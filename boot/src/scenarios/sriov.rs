@@ -22,7 +22,7 @@ pub const EXPECT: &[&str] = &[
     // The PF side: windows, capability, ARI, NumVFs, VF BAR sizes, placement, VF Enable.
     r"window: bridge 00:02\.0 \(buses 01-01\): memory window 0x[0-9a-f]{1,8}-0x[0-9a-f]{1,8}, prefetchable window 0x[0-9a-f]+-0x[0-9a-f]+ \(64-bit\)",
     r"window: bridge 00:03\.0 \(buses 02-02\): memory window 0x[0-9a-f]{1,8}-0x[0-9a-f]{1,8}, prefetchable window",
-    r"window: firmware claims [1-9][0-9]* range\(s\) \([1-9][0-9]* below 4 GiB\) no new window may take: the memory map's [1-9][0-9]* entries, the DMAR's register sets",
+    r"window: firmware claims [1-9][0-9]* range\(s\) \([1-9][0-9]* below 4 GiB\) no new window may take: the memory map's [1-9][0-9]* entries \([0-9]+ neither usable nor the loader's: firmware, ACPI, reserved or MMIO\), the DMAR's register sets",
     r"window: VF BARs go below 4 GiB, in 0x[0-9a-f]{1,8}-0xfebfffff \(from the lowest address firmware gave PCI to below the I/O APIC\)",
     r"sriov: 01:00\.0 8086:10c9 SR-IOV: TotalVFs 8, InitialVFs 8, offset 0x80, stride 2, VF device 0x10ca, page sizes 0x553 \(system 4 KiB\)",
     r"sriov: 01:00\.0: upstream port 00:02\.0: ARI forwarding enabled; ARI Capable Hierarchy set",

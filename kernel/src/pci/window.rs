@@ -23,6 +23,7 @@
 use super::Function;
 use crate::platform::Platform;
 use alloc::vec::Vec;
+use bootloader_api::info::MemoryRegionKind;
 use conduit_hw::memory::Memory;
 use conduit_pci::config::command;
 use conduit_pci::{
@@ -150,9 +151,17 @@ impl MmioMap {
             .count();
         info!(
             "window: firmware claims {n} range(s) ({below_4g} below 4 GiB) no new window may take: \
-             the memory map's {} entries, the DMAR's register sets, the I/O APICs, the local APIC \
-             and the MCFG's ECAM windows",
-            mem.map().len()
+             the memory map's {} entries ({} neither usable nor the loader's: firmware, ACPI, \
+             reserved or MMIO), the DMAR's register sets, the I/O APICs, the local APIC and the \
+             MCFG's ECAM windows",
+            mem.map().len(),
+            mem.map()
+                .iter()
+                .filter(|e| !matches!(
+                    e.kind,
+                    MemoryRegionKind::Usable | MemoryRegionKind::Bootloader
+                ))
+                .count()
         );
         for d in merged[..n]
             .iter()
