@@ -93,7 +93,13 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     // waits or counts time; every later user takes it from `conduit_hw::time`.
     conduit_hw::time::init(platform.pm_timer);
 
-    pci::init(&platform, mem);
+    // SR-IOV only as configured: the VFs the guests' `[[guest.device]] ... vf = N` name. The
+    // test image may enumerate with its clock frozen (`[test] scenario = "clock-stopped"`).
+    let wanted = pci::sriov::wanted(config);
+    #[cfg(feature = "selftest")]
+    selftest::pci_init(&platform, mem, &wanted, config.test);
+    #[cfg(not(feature = "selftest"))]
+    pci::init(&platform, mem, &wanted);
     // The configured console, now that the SPCR and the PCI devices are known.
     console::choose(config, &platform, mem);
     // The test image may bring the IOMMU up from a corrupted DMAR or with forced register

@@ -2,6 +2,7 @@
 //! the test image (feature `selftest`); the production image refuses such a configuration at
 //! boot (`crate::config`).
 
+mod clock_stopped;
 mod control;
 mod control_msi;
 mod dmar_corrupt;
@@ -36,6 +37,7 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
         TestCase::VtdEduRegisterInvalidation => ("vtd-edu-reginv", vtd_edu::run(mem, vmx)),
         TestCase::DmarCorrupt => ("dmar-corrupt", dmar_corrupt::run(mem)),
         TestCase::Intremap => ("intremap", intremap::run(mem)),
+        TestCase::ClockStopped => ("clock-stopped", clock_stopped::check()),
         // These run once the guests are placed: see `after_guests`.
         TestCase::NvmeVf | TestCase::NvmeVfBad | TestCase::Control | TestCase::IgbVf => return,
     };
@@ -67,6 +69,20 @@ fn report(name: &str, result: Result<usize, alloc::string::String>) {
             error!("selftest: {name}: FAIL: {why}");
             power::fail(FailCode::SelfTest);
         }
+    }
+}
+
+/// Enumerates PCI as the scenario wants it: with the clock frozen for `clock-stopped`.
+pub fn pci_init(
+    platform: &crate::platform::Platform,
+    mem: &Memory,
+    wanted: &[crate::pci::sriov::Wanted],
+    test: Option<TestCase>,
+) {
+    if test == Some(TestCase::ClockStopped) {
+        clock_stopped::pci_init(platform, mem, wanted);
+    } else {
+        crate::pci::init(platform, mem, wanted);
     }
 }
 

@@ -16,8 +16,11 @@ use crate::machine::{MachineSpec, QemuSpec};
 const EXPECT: &[&str] = &[
     BANNER,
     r#"configuration "igb-vf""#,
-    r"sriov: 01:00\.0: NumVFs 8 \(= TotalVFs\): First VF Offset 0x80, VF Stride 2 -> VFs 01:10\.0 to 01:11\.6",
-    r"sriov: 01:00\.0: 8 of 8 VFs answer, 8 with MSI-X tables decoding; every VF BAR below 4 GiB",
+    // Since issue 17 only the configured VFs (0 and 1) are enabled, moved below 4 GiB by the
+    // named quirk.
+    r"sriov: 01:00\.0: NumVFs 2 \(VF 1 is the highest the configuration uses; TotalVFs 8\): First VF Offset 0x80, VF Stride 2 -> VFs 01:10\.0 to 01:10\.2$",
+    r"sriov: 01:00\.0: moving the VF BARs below 4 GiB: quirk igb-vf-bar-32: ",
+    r"sriov: 01:00\.0: 2 of 2 VFs answer, 2 with MSI-X tables decoding; every VF BAR below 4 GiB",
     r"irq: interrupt remapping on: 256 IRTEs at 0x[0-9a-f]+ shared by 1 unit\(s\)",
     // The PF's bring-up for its VFs (crate::igb), before the control task takes configuration
     // space; the Command value beyond memory decode is the firmware's.

@@ -11,6 +11,7 @@ mod clock;
 mod console;
 mod control;
 mod guests;
+mod hardware;
 mod igb_vf;
 mod intremap;
 mod nvme;
@@ -546,10 +547,8 @@ pub const SCENARIOS: &[Scenario] = &[
         end: End::Success,
         timeout_secs: 120,
     },
-    // Issue "SR-IOV": every PF gets all its VFs at boot (igb 8 at 01:10.0-01:11.6 with ARI, nvme
-    // 4 at 02:00.1-02:00.4), their BARs placed below 4 GiB inside the root ports' windows and
-    // shown to decode; configured VFs go into their guests' IOMMU domains, and VF entries the
-    // machine cannot satisfy are refused naming guest and entry.
+    // Issue "SR-IOV" (issue 17: only the VFs configured): configured VFs go into their guests'
+    // IOMMU domains, VF entries the machine cannot satisfy are refused naming guest and entry.
     Scenario {
         name: "qemu-sriov",
         machine: MachineSpec::Qemu(QemuSpec::TCG),
@@ -567,6 +566,9 @@ pub const SCENARIOS: &[Scenario] = &[
     control::BOCHS_PASSTHROUGH,
     control::BOCHS_PASSTHROUGH_REFUSED,
     igb_vf::QEMU_IGB_VF,
+    hardware::QEMU_SRIOV_NVME_ONLY,
+    hardware::QEMU_CLOCK_STOPPED,
+    hardware::QEMU_PXB,
 ];
 
 #[cfg(test)]

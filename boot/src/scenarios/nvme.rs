@@ -118,7 +118,8 @@ pub const GUEST_FORBID: &[&str] = &[
 
 /// The nvme PF 02:00.0 (1b36:0010, `serial=deadbeef`, 4 VFs, 8 flexible VQ and 4 VI resources)
 /// in its hypervisor-owned domain: Identify, primary capabilities, the secondary controllers, the
-/// primary's flexible resources released, the FLR that applies it.
+/// primary's flexible resources released, the FLR that applies it (with VFs 0 and 1 configured,
+/// so NumVFs 2 at boot since issue 17).
 pub const NVME_PF: &[&str] = &[
     r"nvme: 02:00\.0 1b36:0010: secondary controllers wanted for VF 0",
     r#"iommu: created domain 1 "nvme-pf-02:00\.0": IOVA 0x10000000-0x10002fff -> HPA 0x[0-9a-f]+ \(12 KiB\)"#,
@@ -129,8 +130,12 @@ pub const NVME_PF: &[&str] = &[
     r"nvme: 02:00\.0:   secondary controller 0x4 \(primary 0x0\): VF number 4, offline, VQ 0, VI 0",
     r"nvme: 02:00\.0: Primary Controller Flexible Allocation: the primary keeps 0 flexible VQ resources after its next reset",
     r"nvme: 02:00\.0: Primary Controller Flexible Allocation: the primary keeps 0 flexible VI resources after its next reset",
-    r"nvme: 02:00\.0: function level reset done \(configuration restored; NumVFs/VF Enable cleared by the reset: 4 VF\(s\) were enabled before\)",
+    r"nvme: 02:00\.0: function level reset done \(configuration restored; NumVFs/VF Enable cleared by the reset: 2 VF\(s\) were enabled before\)",
 ];
+
+/// The FLR line where the configuration names VFs 0-2 (`qemu-nvme-vf-bad`): since issue 17 the
+/// PF has NumVFs 3 at boot (the highest VF named, 2, plus one; VF 9 is beyond TotalVFs).
+const FLR_3_VFS: &str = r"nvme: 02:00\.0: function level reset done \(configuration restored; NumVFs/VF Enable cleared by the reset: 3 VF\(s\) were enabled before\)";
 
 /// `qemu-nvme-vf`, in order.
 pub const VF_EXPECT: &[&str] = &[
@@ -145,7 +150,7 @@ pub const VF_EXPECT: &[&str] = &[
     NVME_PF[7],
     NVME_PF[8],
     NVME_PF[9],
-    r"nvme: 02:00\.0: 4 VF\(s\) enabled \(NumVFs 4, VF BAR0 0x[0-9a-f]{1,8}, 16 KiB per VF\), VF Enable and VF MSE set after the FLR",
+    r"nvme: 02:00\.0: 2 VF\(s\) enabled \(NumVFs 2, VF BAR0 0x[0-9a-f]{1,8}, 16 KiB per VF\), VF Enable and VF MSE set after the FLR",
     r#"nvme: 02:00\.0: VF 0 \(02:00\.1\) for guest "a": secondary controller 0x1 online with 2 VQ and 1 VI resources"#,
     r#"nvme: 02:00\.0: VF 1 \(02:00\.2\) for guest "b": secondary controller 0x2 online with 2 VQ and 1 VI resources"#,
     r"nvme: 02:00\.0:   secondary controller 0x1 \(primary 0x0\): VF number 1, online, VQ 2, VI 1",
@@ -197,8 +202,8 @@ pub const BAD_EXPECT: &[&str] = &[
     NVME_PF[0],
     r#"nvme: 02:00\.0: VF 9 for guest "d" cannot be brought online: VF index 9 is not below the PF's TotalVFs 4; it stays unassigned"#,
     NVME_PF[3],
-    NVME_PF[9],
-    r"nvme: 02:00\.0: 4 VF\(s\) enabled \(NumVFs 4,",
+    FLR_3_VFS,
+    r"nvme: 02:00\.0: 3 VF\(s\) enabled \(NumVFs 3,",
     r"nvme: 02:00\.0: TEST: VF 0 \(02:00\.1\) addressed as controller 0x5, which the PF does not list \(its secondary controller is 0x1\)",
     r#"nvme: 02:00\.0: VF 0 for guest "a" cannot be brought online: Secondary Controller Assign \(VI 1\) for controller 0x5 failed: NVMe status SCT 1h/SC 1fh "Invalid Controller Identifier" \(do not retry\); it stays unassigned"#,
     r"nvme: 02:00\.0: TEST: VF 1 \(02:00\.2\) asks for 3 VQ resources \(at most 2 per secondary\)",

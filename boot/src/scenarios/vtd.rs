@@ -28,9 +28,10 @@ pub(super) const PCI_TREE: &[&str] = &[
 pub(super) const DMAR_SCOPES: &[&str] = &[
     r"DMAR: DRHD: unit at 0xfed90000, segment 0, flags 0x0 \(INCLUDE_PCI_ALL not set\)",
     r"DMAR:   I/OxAPIC id 0, source-id ff:00\.0",
-    // Since the SR-IOV issue, every VF is enabled at boot: the bridge scopes cover them too.
-    super::sriov::DMAR_BRIDGE_RP0,
-    super::sriov::DMAR_BRIDGE_RP1,
+    // Since issue 17 VFs are enabled only as configured: these configurations name none, so the
+    // bridge scopes cover the PFs alone.
+    r"DMAR:   bridge 00:02\.0 1b36:000c \(PCI-to-PCI bridge\) covers buses 01-01: 01:00\.0 8086:10c9\s*$",
+    r"DMAR:   bridge 00:03\.0 1b36:000c \(PCI-to-PCI bridge\) covers buses 02-02: 02:00\.0 1b36:0010\s*$",
     r"DMAR:   endpoint 00:04\.0 1234:11e8",
 ];
 

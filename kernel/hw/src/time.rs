@@ -12,11 +12,13 @@
 //! Every user takes the rate from [`rate`]: preemption-timer slices, the control task's
 //! watchdog, guests' virtual timers, the shell, the local APIC timer's calibration. Waits
 //! ([`Deadline`], [`delay_us`], [`wait_ms`]) use [`wait_rate`]: the rate, or without one an
-//! assumed 10 GHz TSC, so that a wait lasts at least as long as asked on any CPU.
+//! assumed 10 GHz TSC, so that a wait lasts at least as long as asked on any CPU. Every wait also
+//! ends if its clock stops advancing, with the named error [`ClockStopped`], so that a stopped
+//! time reference cannot hang the boot.
 
 use super::pm_timer::{self, PmTimer};
 use super::{pit, rdtsc};
-use conduit_clock::{Cpuid, Leaf15, Leaf16, Rate, Selection, Source};
+use conduit_clock::{Cpuid, Leaf15, Leaf16, Rate, Selection, Source, StallDetector};
 use core::fmt;
 use spin::Once;
 
@@ -257,19 +259,80 @@ pub fn wait_rate() -> Rate {
     rate().unwrap_or(WAIT_FALLBACK)
 }
 
-/// A point in time a given time from its creation.
+/// Consecutive reads of the clock that may return the same value before a wait gives up: the
+/// TSC advances between any two reads on every CPU and emulator (a read takes tens of cycles),
+/// so 2^20 equal reads in a row mean the time reference has stopped.
+const STILL_READS: u32 = 1 << 20;
+
+/// A wait ended because its clock never advanced: without this, the wait would never end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockStopped {
+    /// The value the clock kept reading.
+    pub at: u64,
+    /// How many times in a row.
+    pub reads: u32,
+}
+
+impl fmt::Display for ClockStopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "clock stopped: the TSC read {:#x} {} times in a row, so the wait was abandoned \
+             instead of hanging",
+            self.at, self.reads
+        )
+    }
+}
+
+/// The time reference every wait reads: the TSC, or in the test image, after
+/// [`freeze_for_test`], a clock that never advances.
+fn now() -> u64 {
+    #[cfg(feature = "selftest")]
+    if let Some(at) = FROZEN.get().filter(|_| FROZEN_ON.load(Ordering::Acquire)) {
+        return *at;
+    }
+    rdtsc()
+}
+
+#[cfg(feature = "selftest")]
+static FROZEN: Once<u64> = Once::new();
+#[cfg(feature = "selftest")]
+static FROZEN_ON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+#[cfg(feature = "selftest")]
+use core::sync::atomic::Ordering;
+
+/// Test image only: from now until [`thaw_for_test`], every wait reads a clock stuck at the
+/// current TSC value (the time reference "stopped"), so that waits must end with
+/// [`ClockStopped`] rather than hang.
+#[cfg(feature = "selftest")]
+pub fn freeze_for_test() -> u64 {
+    let at = *FROZEN.call_once(rdtsc);
+    FROZEN_ON.store(true, Ordering::Release);
+    at
+}
+
+/// Test image only: waits read the TSC again.
+#[cfg(feature = "selftest")]
+pub fn thaw_for_test() {
+    FROZEN_ON.store(false, Ordering::Release);
+}
+
+/// A point in time a given time from its creation, polled with [`Deadline::poll`].
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {
     start: u64,
     ticks: u64,
+    stall: StallDetector,
 }
 
 impl Deadline {
     /// `us` microseconds from now.
     pub fn after_us(us: u64) -> Self {
+        let start = now();
         Self {
-            start: rdtsc(),
+            start,
             ticks: wait_rate().ticks_in_us(us),
+            stall: StallDetector::new(start, STILL_READS),
         }
     }
 
@@ -278,34 +341,47 @@ impl Deadline {
         Self::after_us(ms.saturating_mul(1000))
     }
 
-    /// Has the time passed?
-    pub fn expired(&self) -> bool {
-        rdtsc().wrapping_sub(self.start) >= self.ticks
+    /// Has the time passed? An error once the clock has read the same value [`STILL_READS`]
+    /// times in a row: the deadline would never come.
+    pub fn poll(&mut self) -> Result<bool, ClockStopped> {
+        let t = now();
+        if t.wrapping_sub(self.start) >= self.ticks {
+            return Ok(true);
+        }
+        self.stall
+            .observe(t)
+            .map_err(|s| ClockStopped {
+                at: s.at,
+                reads: s.reads,
+            })
+            .map(|()| false)
     }
 }
 
-/// Busy-waits `us` microseconds.
-pub fn delay_us(us: u64) {
-    let d = Deadline::after_us(us);
-    while !d.expired() {
+/// Busy-waits `us` microseconds; an error if the clock stopped (the wait was then shorter).
+pub fn delay_us(us: u64) -> Result<(), ClockStopped> {
+    let mut d = Deadline::after_us(us);
+    while !d.poll()? {
         core::hint::spin_loop();
     }
+    Ok(())
 }
 
-/// Busy-waits `ms` milliseconds.
-pub fn delay_ms(ms: u64) {
-    delay_us(ms.saturating_mul(1000));
+/// Busy-waits `ms` milliseconds; an error if the clock stopped.
+pub fn delay_ms(ms: u64) -> Result<(), ClockStopped> {
+    delay_us(ms.saturating_mul(1000))
 }
 
-/// Polls `done` until it holds or `ms` milliseconds passed; returns whether it held.
-pub fn wait_ms(ms: u64, mut done: impl FnMut() -> bool) -> bool {
-    let d = Deadline::after_ms(ms);
+/// Polls `done` until it holds (`Ok(true)`) or `ms` milliseconds passed (`Ok(false)`); an error
+/// if the clock stopped before either.
+pub fn wait_ms(ms: u64, mut done: impl FnMut() -> bool) -> Result<bool, ClockStopped> {
+    let mut d = Deadline::after_ms(ms);
     loop {
         if done() {
-            return true;
+            return Ok(true);
         }
-        if d.expired() {
-            return done();
+        if d.poll()? {
+            return Ok(done());
         }
         core::hint::spin_loop();
     }

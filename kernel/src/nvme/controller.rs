@@ -55,6 +55,12 @@ pub enum NvmeError {
         what: &'static str,
         ms: u64,
     },
+    /// The clock stopped during a wait: it was abandoned.
+    Clock {
+        bdf: Bdf,
+        what: &'static str,
+        error: time::ClockStopped,
+    },
     Queue {
         bdf: Bdf,
         error: QueueError,
@@ -101,6 +107,7 @@ impl fmt::Display for NvmeError {
                 write!(f, "{bdf}: controller fatal status (CSTS {csts:#x})")
             }
             Self::Timeout { bdf, what, ms } => write!(f, "{bdf}: {what}: no answer in {ms} ms"),
+            Self::Clock { bdf, what, error } => write!(f, "{bdf}: {what}: {error}"),
             Self::Queue { bdf, error } => write!(f, "{bdf}: admin queue: {error}"),
             Self::WrongCid { bdf, expected, got } => write!(
                 f,
@@ -217,7 +224,11 @@ impl Controller {
             map_field!(regs.cc).write(cc.with_enable(false).0);
         }
         let ms = self.timeout_ms();
-        if !time::wait_ms(ms, || !Csts(map_field!(regs.csts).read()).ready()) {
+        let bdf = self.bdf;
+        let what = "CSTS.RDY to clear after CC.EN = 0";
+        let cleared = time::wait_ms(ms, || !Csts(map_field!(regs.csts).read()).ready())
+            .map_err(|error| NvmeError::Clock { bdf, what, error })?;
+        if !cleared {
             return Err(NvmeError::Timeout {
                 bdf: self.bdf,
                 what: "CSTS.RDY to clear after CC.EN = 0",
@@ -251,10 +262,16 @@ impl Controller {
         map_field!(r.cc).write(Cc::standard(false).0);
         map_field!(r.cc).write(Cc::standard(true).0);
         let ms = self.timeout_ms();
+        let bdf = self.bdf;
         let ready = time::wait_ms(ms, || {
             let s = Csts(map_field!(r.csts).read());
             s.ready() || s.fatal()
-        });
+        })
+        .map_err(|error| NvmeError::Clock {
+            bdf,
+            what: "CSTS.RDY to set after CC.EN = 1",
+            error,
+        })?;
         let csts = self.csts();
         if csts.fatal() || csts.absent() {
             return Err(NvmeError::Fatal {
@@ -286,7 +303,7 @@ impl Controller {
         // The entry must be in memory before the controller hears of it.
         core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
         self.sq_doorbell.write(u32::from(submitted.sq_tail));
-        let deadline = time::Deadline::after_ms(ADMIN_TIMEOUT_MS);
+        let mut deadline = time::Deadline::after_ms(ADMIN_TIMEOUT_MS);
         loop {
             match self.queue.poll(&self.mem) {
                 Ok(Some(reaped)) => {
@@ -304,7 +321,11 @@ impl Controller {
                 Ok(None) => {}
                 Err(error) => return Err(NvmeError::Queue { bdf, error }),
             }
-            if deadline.expired() {
+            let expired = deadline.poll().map_err(|error| {
+                self.stuck = true;
+                NvmeError::Clock { bdf, what, error }
+            })?;
+            if expired {
                 self.stuck = true;
                 return Err(NvmeError::Timeout {
                     bdf,

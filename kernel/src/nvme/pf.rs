@@ -457,6 +457,14 @@ pub fn manage(
             out.vfs.push((r.index, Err(format!("PF {pf}: {why}"))));
         }
     };
+    // A PF whose VFs enumeration refused (crate::pci::sriov) is not driven: its VFs were never
+    // brought up and checked.
+    if let Some(why) = crate::pci::sriov::refused(pf) {
+        let why = format!("its VFs were not enabled at boot: {why}");
+        error!("nvme: {pf}: not driven: {why}");
+        fail_all(&mut out, &why);
+        return out;
+    }
     let (dma, domain) = match hypervisor_dma(mem, pf, unsafe_no_iommu) {
         Ok(d) => d,
         Err(why) => {

@@ -61,7 +61,8 @@ pub fn enable(pci: &Pci, pf: Bdf, wanted: u16, before: u16) -> Result<EnabledVfs
             .map_err(|e| alloc::format!("{e}"))?;
         Ok(EnabledVfs { sriov, bar0 })
     })?;
-    time::delay_ms(VF_ENABLE_MS);
+    time::delay_ms(VF_ENABLE_MS)
+        .map_err(|e| alloc::format!("{pf}: the {VF_ENABLE_MS} ms wait after VF Enable: {e}"))?;
     Ok(enabled)
 }
 

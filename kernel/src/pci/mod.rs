@@ -4,7 +4,9 @@
 //! through configuration mechanism #1 ([`access`]). Enumeration starts at the first bus of the
 //! window and follows every PCI-to-PCI bridge to its secondary bus (the bus numbers the firmware
 //! assigned; PCI-to-PCI Bridge Architecture Spec 1.2 §3.2.5.3), visiting functions 1-7 of
-//! multi-function devices. For each function it reads the identification header, sizes the BARs
+//! multi-function devices; then every other bus of the ECAM window is probed, so that root buses
+//! of further host bridges (no bridge leads to them) are found too. MCFG windows of segments
+//! other than 0 are logged and not enumerated. For each function it reads the identification header, sizes the BARs
 //! and walks the legacy and extended capability lists (all through `conduit_pci`), and the boot
 //! log prints the tree. Then the VFs of every SR-IOV PF are enabled and join the list
 //! ([`sriov`], with their MMIO space below 4 GiB from [`window`]).
@@ -14,6 +16,7 @@ pub mod msi;
 pub mod report;
 pub mod reset;
 pub mod sriov;
+mod sriov_bars;
 mod sriov_vf;
 pub mod window;
 
@@ -104,9 +107,9 @@ pub fn get() -> Option<&'static Pci> {
     PCI.get()
 }
 
-/// Chooses the access mechanism, enumerates and logs the tree. Runs once; later calls return the
-/// first result.
-pub fn init(platform: &Platform, mem: &Memory) -> &'static Pci {
+/// Chooses the access mechanism, enumerates and logs the tree, then enables the VFs `wanted`
+/// names ([`sriov`]). Runs once; later calls return the first result.
+pub fn init(platform: &Platform, mem: &Memory, wanted: &[sriov::Wanted]) -> &'static Pci {
     PCI.call_once(|| {
         let mut access = choose_access(platform, mem);
         info!("pci: configuration access through {}", access.describe());
@@ -121,12 +124,23 @@ pub fn init(platform: &Platform, mem: &Memory) -> &'static Pci {
         let mut functions = Vec::new();
         let mut visited = [false; 256];
         scan_bus(&mut access, first_bus, 0, &mut visited, &mut functions);
+        if let Access::Ecam(e) = &access {
+            let (_, start, end) = e.region();
+            scan_root_buses(&mut access, start, end, &mut visited, &mut functions);
+        }
+        for e in platform.ecam.iter().filter(|e| e.segment != 0) {
+            warn!(
+                "pci: segment {} (buses {:02x}-{:02x}, ECAM at {:#x}) is not enumerated: Conduit \
+                 addresses PCI segment 0 only; functions there cannot be assigned",
+                e.segment, e.bus_start, e.bus_end, e.base
+            );
+        }
         let buses = visited.iter().filter(|v| **v).count();
         for f in &functions {
             report::log_function(f);
         }
         info!("pci: {} functions on {buses} bus(es)", functions.len());
-        sriov::init(&mut access, &mut functions, platform, mem);
+        sriov::init(&mut access, &mut functions, platform, mem, wanted);
         Pci {
             access: Mutex::new(access),
             functions,
@@ -147,6 +161,34 @@ fn choose_access(platform: &Platform, mem: &Memory) -> Access {
         None => warn!("pci: the MCFG has no window for segment 0: using port I/O"),
     }
     Access::PortIo(PortIoAccess)
+}
+
+/// Probes every bus of the ECAM window that no bridge led to: root buses of further host bridges
+/// (one per I/O stack on multi-socket servers, QEMU's `pxb-pcie`), which have no parent bridge
+/// and so are reached only by looking (PCI Firmware Spec 3.3 §4.1.2: the MCFG's range covers
+/// every bus the segment decodes). A bus with a function at device 0-31, function 0, is scanned
+/// as a root bus (depth 0), bridges below it followed as usual.
+fn scan_root_buses(
+    cfg: &mut Access,
+    start: u8,
+    end: u8,
+    visited: &mut [bool; 256],
+    out: &mut Vec<Function>,
+) {
+    for bus in start..=end {
+        if visited[usize::from(bus)] {
+            continue;
+        }
+        let present = (0..=Bdf::MAX_DEVICE)
+            .filter_map(|d| Bdf::new(bus, d, 0))
+            .any(|b| conduit_pci::read_header(&*cfg, b).is_ok());
+        if present {
+            info!(
+                "pci: bus {bus:02x} is a root bus no bridge leads to (another host bridge): scanning it"
+            );
+            scan_bus(cfg, bus, 0, visited, out);
+        }
+    }
 }
 
 fn scan_bus(

@@ -43,6 +43,12 @@ pub enum ResetError {
     NotCapable(Bdf),
     /// The function did not answer within a second after the reset.
     NotReady(Bdf),
+    /// A wait of the reset was abandoned: the clock stopped.
+    Clock {
+        bdf: Bdf,
+        what: &'static str,
+        error: time::ClockStopped,
+    },
 }
 
 impl core::fmt::Display for ResetError {
@@ -51,6 +57,7 @@ impl core::fmt::Display for ResetError {
             Self::Absent(b) => write!(f, "{b} does not answer configuration reads"),
             Self::NotCapable(b) => write!(f, "{b} is not capable of a function level reset"),
             Self::NotReady(b) => write!(f, "{b} did not come back within {READY_MS} ms of its FLR"),
+            Self::Clock { bdf, what, error } => write!(f, "{bdf}: {what}: {error}"),
         }
     }
 }
@@ -152,9 +159,11 @@ pub fn function_level_reset(pci: &super::Pci, bdf: Bdf) -> Result<(), ResetError
         // No new DMA, then let what is in flight finish.
         let command = saved.header[1] as u16 & !conduit_pci::config::command::BUS_MASTER;
         cfg.write32(bdf, 0x04, u32::from(command));
+        let clock = |what| move |error| ResetError::Clock { bdf, what, error };
         let drained = time::wait_ms(PENDING_MS, || {
             cfg.read16(bdf, pcie + DEVSTA) & DEVSTA_TRANSACTIONS_PENDING == 0
-        });
+        })
+        .map_err(clock("waiting for Transactions Pending to clear"))?;
         if !drained {
             // §6.6.2 lets software reset anyway: the FLR discards what is still outstanding.
             warn!(
@@ -163,9 +172,10 @@ pub fn function_level_reset(pci: &super::Pci, bdf: Bdf) -> Result<(), ResetError
         }
         let devctl = u32::from(saved.devctl | DEVCTL_INITIATE_FLR);
         cfg.write32(bdf, pcie + DEVCTL, devctl);
-        time::delay_ms(FLR_MS);
+        time::delay_ms(FLR_MS).map_err(clock("the wait after initiating the FLR"))?;
         // All ones: not back yet; 0x0001: Configuration Request Retry Status (§2.3.2).
-        let back = time::wait_ms(READY_MS, || !matches!(cfg.read16(bdf, 0), 0xffff | 0x0001));
+        let back = time::wait_ms(READY_MS, || !matches!(cfg.read16(bdf, 0), 0xffff | 0x0001))
+            .map_err(clock("waiting for the function to answer after its FLR"))?;
         if !back {
             return Err(ResetError::NotReady(bdf));
         }

@@ -1,8 +1,10 @@
-//! SR-IOV physical-function management at boot: every PF enumeration found gets all its VFs
-//! (NumVFs = TotalVFs), placed below 4 GiB, and the VFs join the function list so that the
-//! IOMMU can translate them and guests can be given them.
+//! SR-IOV physical-function management at boot, as the configuration asks: only PFs that some
+//! `[[guest.device]] ... vf = N` names get VFs, and only as many as the highest index named
+//! needs (NumVFs = that index + 1, at most TotalVFs). Every other PF's SR-IOV capability is read
+//! for the log and left exactly as firmware set it. The VFs enabled join the function list so
+//! that the IOMMU can translate them and guests can be given them.
 //!
-//! Per PF, in the order the PCIe Base Spec r6.0 asks for:
+//! Per PF used, in the order the PCIe Base Spec r6.0 asks for:
 //! 1. Read the SR-IOV capability (§9.3.3). If firmware left VF Enable set, clear it and wait
 //!    1 s before touching the capability again (§9.3.3.3.1).
 //! 2. ARI (§6.13): if the PF has an ARI capability and the Downstream Port above supports ARI
@@ -11,15 +13,19 @@
 //!    a non-zero device number (igb's at 01:10.0) are unreachable otherwise: such a PF is refused.
 //!    (Forwarding is never enabled towards a non-ARI device, which would answer device numbers
 //!    other than 0 as aliases of itself.)
-//! 3. NumVFs = TotalVFs (§9.3.3.7), then re-read First VF Offset and VF Stride, which may change
+//! 3. NumVFs as needed (§9.3.3.7), then re-read First VF Offset and VF Stride, which may change
 //!    with NumVFs and ARI Capable Hierarchy (§9.3.3.9, §9.3.3.10); VF *n* is at routing ID
 //!    `PF + offset + n * stride`.
-//! 4. Size the VF BARs through the capability (§9.3.3.14), find room below 4 GiB behind the
-//!    PF's bridges ([`super::window`]), program the VF BARs (upper dwords 0).
+//! 4. Size the VF BARs through the capability (§9.3.3.14). Where firmware placed them and every
+//!    bridge above the PF forwards the whole range (for NumVFs VFs), they stay there. They are
+//!    moved below 4 GiB ([`super::window`], space nothing decodes or the firmware claims) only
+//!    where firmware left a VF BAR unassigned, outside a window above the PF, or for the one
+//!    named quirk: [`sriov_bars::QUIRK_IGB_VF_BAR_32`].
 //! 5. VF Enable and VF MSE together (§9.3.3.3.1, §9.3.3.3.4); after the last PF, one wait of
 //!    100 ms before the first configuration request to a VF (§9.3.3.3.1), then up to 1 s more
 //!    for VFs still answering with Configuration Request Retry Status (which reads as all ones
-//!    through ECAM).
+//!    through ECAM). A wait whose clock does not advance ends with [`EnableError::Clock`]: the
+//!    VFs are disabled again.
 //! 6. Every VF that answers is logged (BDF, vendor:device taken from the PF and the VF Device ID,
 //!    since a VF's own ID registers read 0xffff per §9.3.4.1.1, its BARs and capabilities),
 //!    checked to decode its BARs, and added to the function list after its PF
@@ -29,18 +35,15 @@
 //! who asks for one of its VFs ([`vf_of`]).
 
 use super::access::Access;
-use super::window::{MmioMap, PlaceError, VfSpace};
-use super::{Function, report, sriov_vf};
+use super::window::{MmioMap, PlaceError};
+use super::{DeviceRef, Function, report, sriov_bars, sriov_vf};
 use crate::platform::Platform;
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_hw::memory::Memory;
 use conduit_hw::time;
 use conduit_pci::pcie;
-use conduit_pci::{
-    Bars, Bdf, CapError, PlanError, SriovCap, SriovError, VfBarPlacement, VfBarRequest, ext_cap_id,
-};
-use core::fmt::Write;
+use conduit_pci::{Bars, Bdf, CapError, PlanError, SriovCap, SriovError, ext_cap_id};
 use log::{info, warn};
 use spin::Once;
 
@@ -50,6 +53,28 @@ const VF_ENABLE_WAIT_US: u64 = 100_000;
 const VF_READY_BUDGET_US: u64 = 900_000;
 /// The wait after clearing VF Enable before the capability may be read again (§9.3.3.3.1).
 const VF_DISABLE_WAIT_US: u64 = 1_000_000;
+
+/// One configured use of a VF: `[[guest.device]] function = ..., vf = index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    pub pf: DeviceRef,
+    pub index: u16,
+}
+
+/// Every VF the configuration names, in configuration order.
+pub fn wanted(config: &conduit_config::BootConfig) -> Vec<Wanted> {
+    config
+        .guests
+        .iter()
+        .flat_map(|g| g.devices.iter())
+        .filter_map(|d| {
+            Some(Wanted {
+                pf: DeviceRef::from_config(d.function)?,
+                index: d.vf?,
+            })
+        })
+        .collect()
+}
 
 /// Which PF a function is a VF of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +105,11 @@ pub enum EnableError {
         index: u8,
         address: u64,
     },
+    /// A wait on the way did not end properly: the clock did not advance.
+    Clock {
+        what: &'static str,
+        error: time::ClockStopped,
+    },
 }
 
 impl core::fmt::Display for EnableError {
@@ -100,6 +130,7 @@ impl core::fmt::Display for EnableError {
             Self::Above4G { index, address } => {
                 write!(f, "VF BAR{index} reads back {address:#x}, not below 4 GiB")
             }
+            Self::Clock { what, error } => write!(f, "{what}: {error}"),
         }
     }
 }
@@ -119,6 +150,9 @@ pub enum PfStatus {
         vfs: Vec<Option<Bdf>>,
     },
     Refused(EnableError),
+    /// No configured VF of this PF (or only indices at or beyond TotalVFs): its SR-IOV
+    /// capability is left as firmware set it.
+    NotWanted,
 }
 
 /// One SR-IOV PF.
@@ -146,6 +180,7 @@ pub enum VfError {
     BeyondTotal { pf: Bdf, index: u16, total: u16 },
     NotEnabled { pf: Bdf, why: EnableError },
     BeyondEnabled { pf: Bdf, index: u16, num_vfs: u16 },
+    NotWanted { pf: Bdf, index: u16 },
     NotAnswering { pf: Bdf, index: u16 },
 }
 
@@ -162,11 +197,23 @@ impl core::fmt::Display for VfError {
                 f,
                 "VF index {index} is at or beyond the {num_vfs} VFs enabled on {pf}"
             ),
+            Self::NotWanted { pf, index } => write!(
+                f,
+                "VF {index} of {pf} is not enabled: no `[[guest.device]]` named a VF of it at boot"
+            ),
             Self::NotAnswering { pf, index } => write!(
                 f,
                 "VF {index} of {pf} did not answer configuration requests after VF Enable"
             ),
         }
+    }
+}
+
+/// Why the VFs of `pf` were refused at boot, if they were.
+pub fn refused(pf: Bdf) -> Option<EnableError> {
+    match &pfs().iter().find(|p| p.pf == pf)?.status {
+        PfStatus::Refused(why) => Some(why.clone()),
+        PfStatus::Enabled { .. } | PfStatus::NotWanted => None,
     }
 }
 
@@ -188,6 +235,7 @@ pub fn vf_of(pf: Bdf, index: u16) -> Result<Bdf, VfError> {
             pf,
             why: why.clone(),
         }),
+        PfStatus::NotWanted => Err(VfError::NotWanted { pf, index }),
         PfStatus::Enabled { num_vfs, vfs } => match vfs.get(usize::from(index)) {
             None => Err(VfError::BeyondEnabled {
                 pf,
@@ -210,8 +258,15 @@ pub(super) struct Enabled {
     pub depth: u8,
 }
 
-/// Enables the VFs of every SR-IOV PF in `functions` and appends the VFs after their PFs.
-pub fn init(cfg: &mut Access, functions: &mut Vec<Function>, platform: &Platform, mem: &Memory) {
+/// Enables, on every SR-IOV PF in `functions` that `wanted` names, as many VFs as the highest
+/// index named needs, and appends the VFs after their PFs; leaves every other PF as it is.
+pub fn init(
+    cfg: &mut Access,
+    functions: &mut Vec<Function>,
+    platform: &Platform,
+    mem: &Memory,
+    wanted: &[Wanted],
+) {
     let candidates: Vec<(usize, u16)> = functions
         .iter()
         .enumerate()
@@ -226,7 +281,7 @@ pub fn init(cfg: &mut Access, functions: &mut Vec<Function>, platform: &Platform
         PFS.call_once(Vec::new);
         return;
     }
-    let mut map = MmioMap::new(&*cfg, functions, platform);
+    let mut map = MmioMap::new(&*cfg, functions, platform, mem);
     let mut infos = Vec::new();
     let mut enabled = Vec::new();
     for (i, offset) in candidates {
@@ -239,8 +294,14 @@ pub fn init(cfg: &mut Access, functions: &mut Vec<Function>, platform: &Platform
             vf_device: 0,
             status: PfStatus::Refused(EnableError::NoVfs),
         };
-        match prepare(cfg, &mut map, functions, f, offset, &mut info) {
-            Ok((mut cap, vf_bars)) => match cap.enable_vfs(cfg, true) {
+        let indices: Vec<u16> = wanted
+            .iter()
+            .filter(|w| resolve(functions, w.pf) == Some(f.bdf))
+            .map(|w| w.index)
+            .collect();
+        match prepare(cfg, &mut map, functions, f, offset, &indices, &mut info) {
+            Ok(None) => {}
+            Ok(Some((mut cap, vf_bars))) => match cap.enable_vfs(cfg, true) {
                 Ok(()) => {
                     info!(
                         "sriov: {}: {} VFs enabled (VF Enable and VF MSE set, control {:#06x})",
@@ -268,12 +329,33 @@ pub fn init(cfg: &mut Access, functions: &mut Vec<Function>, platform: &Platform
         infos.push(info);
     }
     if !enabled.is_empty() {
-        time::delay_us(VF_ENABLE_WAIT_US);
-        info!(
-            "sriov: waited 100 ms after VF Enable (TSC at {}, {}) before configuration requests to VFs (PCIe r6.0 §9.3.3.3.1)",
-            time::wait_rate(),
-            time::Origin
-        );
+        match time::delay_us(VF_ENABLE_WAIT_US) {
+            Ok(()) => info!(
+                "sriov: waited 100 ms after VF Enable (TSC at {}, {}) before configuration requests to VFs (PCIe r6.0 §9.3.3.3.1)",
+                time::wait_rate(),
+                time::Origin
+            ),
+            Err(error) => {
+                // Without a working clock the VFs' readiness cannot be waited for: disable them.
+                for e in core::mem::take(&mut enabled) {
+                    let mut cap = e.cap;
+                    let info = &mut infos[e.info];
+                    if let Err(undo) = cap.disable_vfs(cfg).and_then(|()| cap.set_num_vfs(cfg, 0)) {
+                        warn!(
+                            "sriov: {}: VFs not disabled after the failure: {undo}",
+                            info.pf
+                        );
+                    }
+                    info.status = refuse(
+                        info.pf,
+                        EnableError::Clock {
+                            what: "the 100 ms wait after VF Enable",
+                            error,
+                        },
+                    );
+                }
+            }
+        }
     }
     let mut budget = VF_READY_BUDGET_US;
     let mut found: Vec<(Bdf, Vec<Function>)> = Vec::new();
@@ -304,20 +386,33 @@ pub fn init(cfg: &mut Access, functions: &mut Vec<Function>, platform: &Platform
     PFS.call_once(|| infos);
 }
 
+/// The PF `r` names among the functions enumeration found (before any VF joined the list).
+fn resolve(functions: &[Function], r: DeviceRef) -> Option<Bdf> {
+    functions
+        .iter()
+        .find(|f| match r {
+            DeviceRef::Address(bdf) => f.bdf == bdf,
+            DeviceRef::Id { vendor, device } => f.vendor_id() == vendor && f.device_id() == device,
+        })
+        .map(|f| f.bdf)
+}
+
 fn refuse(pf: Bdf, e: EnableError) -> PfStatus {
     warn!("sriov: {pf}: VFs not enabled: {e}");
     PfStatus::Refused(e)
 }
 
-/// Steps 1-4 for one PF: everything up to VF Enable.
+/// Steps 1-4 for one PF: everything up to VF Enable. `Ok(None)`: the configuration wants no VF
+/// of it (`indices` lists the VF indices it names), and nothing was written.
 fn prepare(
     cfg: &mut Access,
     map: &mut MmioMap,
     functions: &[Function],
     f: &Function,
     offset: u16,
+    indices: &[u16],
     info: &mut PfInfo,
-) -> Result<(SriovCap, Bars), EnableError> {
+) -> Result<Option<(SriovCap, Bars)>, EnableError> {
     let pf = f.bdf;
     let mut cap = SriovCap::read(&*cfg, pf, offset)?;
     info.total_vfs = cap.total_vfs;
@@ -335,14 +430,33 @@ fn prepare(
         cap.system_page_bytes()
             .map_or_else(|| String::from("?"), report::size)
     );
+    let Some(need) = indices
+        .iter()
+        .filter(|&&i| i < cap.total_vfs)
+        .max()
+        .map(|&i| i + 1)
+    else {
+        info!(
+            "sriov: {pf}: no configured VF {}: SR-IOV left as firmware set it (NumVFs {}, VF Enable {})",
+            if indices.is_empty() {
+                "uses it"
+            } else {
+                "index is below its TotalVFs"
+            },
+            cap.num_vfs,
+            if cap.vf_enabled() { "on" } else { "off" }
+        );
+        info.status = PfStatus::NotWanted;
+        return Ok(None);
+    };
     if cap.vf_enabled() {
         warn!("sriov: {pf}: firmware left VF Enable set: clearing it and waiting 1 s");
         cap.disable_vfs(cfg)?;
-        time::delay_us(VF_DISABLE_WAIT_US);
+        time::delay_us(VF_DISABLE_WAIT_US).map_err(|error| EnableError::Clock {
+            what: "the 1 s wait after clearing VF Enable",
+            error,
+        })?;
         cap.refresh(&*cfg)?;
-    }
-    if cap.total_vfs == 0 {
-        return Err(EnableError::NoVfs);
     }
     let port = functions
         .iter()
@@ -383,17 +497,19 @@ fn prepare(
             }
         );
     }
-    cap.set_num_vfs(cfg, cap.total_vfs)?;
+    cap.set_num_vfs(cfg, need)?;
     let Some(last_index) = cap.num_vfs.checked_sub(1) else {
-        return Err(EnableError::NumVfsNotTaken {
-            wrote: cap.total_vfs,
-        });
+        return Err(EnableError::NumVfsNotTaken { wrote: need });
     };
     let first = cap.vf(0)?;
     let last = cap.vf(last_index)?;
     info!(
-        "sriov: {pf}: NumVFs {} (= TotalVFs): First VF Offset {:#x}, VF Stride {} -> VFs {first} to {last}",
-        cap.num_vfs, cap.first_vf_offset, cap.vf_stride
+        "sriov: {pf}: NumVFs {} (VF {} is the highest the configuration uses; TotalVFs {}): First VF Offset {:#x}, VF Stride {} -> VFs {first} to {last}",
+        cap.num_vfs,
+        need - 1,
+        cap.total_vfs,
+        cap.first_vf_offset,
+        cap.vf_stride
     );
     if let Some(p) = port
         && !ari
@@ -402,100 +518,13 @@ fn prepare(
         cap.set_num_vfs(cfg, 0)?;
         return Err(EnableError::AriNeeded { port: p });
     }
-    match place_vf_bars(cfg, map, &mut cap) {
-        Ok(bars) => Ok((cap, bars)),
+    match sriov_bars::place_vf_bars(cfg, map, &mut cap, (info.vendor, info.device)) {
+        Ok(bars) => Ok(Some((cap, bars))),
         Err(e) => {
             if let Err(undo) = cap.set_num_vfs(cfg, 0) {
                 warn!("sriov: {pf}: NumVFs not reset to 0 after the failure: {undo}");
             }
             Err(e)
-        }
-    }
-}
-
-/// Step 4: sizes, places and programs the VF BARs; returns them as programmed.
-fn place_vf_bars(
-    cfg: &mut Access,
-    map: &mut MmioMap,
-    cap: &mut SriovCap,
-) -> Result<Bars, EnableError> {
-    let pf = cap.pf;
-    let sized = cap.size_vf_bars(cfg)?;
-    let requests: Vec<VfBarRequest> = sized
-        .iter()
-        .map(|b| VfBarRequest::new(pf, b, cap.num_vfs))
-        .collect();
-    if requests.is_empty() {
-        info!("sriov: {pf}: no VF BARs");
-        return Ok(sized);
-    }
-    let mut line = String::new();
-    for b in sized.iter() {
-        let _ = write!(
-            line,
-            "{}VF BAR{} {} {} per VF, {} for {}",
-            if line.is_empty() { "" } else { "; " },
-            b.index,
-            report::bar_kind(b),
-            report::size(b.size),
-            report::size(b.size.saturating_mul(u64::from(cap.num_vfs))),
-            cap.num_vfs
-        );
-    }
-    info!("sriov: {pf}: {line}");
-    let (size, align) = conduit_pci::plan_span(&requests).map_err(EnableError::Plan)?;
-    let space = map.place(pf, size, align).map_err(EnableError::Space)?;
-    log_space(pf, size, &space);
-    let mut out: Vec<Option<VfBarPlacement>> = alloc::vec![None; requests.len()];
-    conduit_pci::plan_vf_bars(space.region, &requests, &mut out).map_err(EnableError::Plan)?;
-    for p in out.iter().flatten() {
-        if let Some(bar) = sized.get(p.request.bar_index) {
-            cap.write_vf_bar(cfg, bar, p.base)?;
-        }
-    }
-    map.commit(cfg, pf, &space).map_err(EnableError::Space)?;
-    let programmed = cap.size_vf_bars(cfg)?;
-    let mut line = String::new();
-    for b in programmed.iter() {
-        let end = b
-            .address
-            .saturating_add(b.size.saturating_mul(u64::from(cap.num_vfs)));
-        if end > 1 << 32 {
-            return Err(EnableError::Above4G {
-                index: b.index,
-                address: b.address,
-            });
-        }
-        let _ = write!(
-            line,
-            "{}VF BAR{} {:#x}-{:#x}",
-            if line.is_empty() { "" } else { ", " },
-            b.index,
-            b.address,
-            end - 1
-        );
-    }
-    info!("sriov: {pf}: programmed {line} (below 4 GiB, upper dwords 0)");
-    Ok(programmed)
-}
-
-fn log_space(pf: Bdf, size: u64, space: &VfSpace) {
-    info!(
-        "window: {pf}: VF BARs get {} ({})",
-        space.region,
-        report::size(size)
-    );
-    for w in &space.windows {
-        if w.before == w.after {
-            info!(
-                "window: bridge {} memory window {} holds them (unchanged); memory decode on",
-                w.bridge, w.after
-            );
-        } else {
-            info!(
-                "window: bridge {} memory window {} -> {} to hold them; memory decode on",
-                w.bridge, w.before, w.after
-            );
         }
     }
 }

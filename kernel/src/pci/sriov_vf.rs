@@ -53,7 +53,10 @@ pub(super) fn discover(
         };
         let view = VfConfig::new(&mut *cfg, vf, info.vendor, info.vf_device);
         while !view.answers() && *budget > 0 {
-            time::delay_us(VF_READY_POLL_US);
+            if let Err(e) = time::delay_us(VF_READY_POLL_US) {
+                warn!("sriov:   {vf}: waiting for VF {index} of {pf} to answer: {e}");
+                *budget = 0;
+            }
             *budget = budget.saturating_sub(VF_READY_POLL_US);
         }
         let Ok(header) = conduit_pci::read_header(&view, vf) else {
@@ -120,7 +123,7 @@ pub(super) fn discover(
         if below_4g {
             "every VF BAR below 4 GiB"
         } else {
-            "some VF BAR is NOT below 4 GiB"
+            "VF BARs above 4 GiB, where firmware put them"
         }
     );
     (vfs, slots)

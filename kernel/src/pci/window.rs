@@ -1,9 +1,12 @@
-//! The MMIO space below 4 GiB that the hypervisor hands out for VF BARs, and the bridge windows
-//! that must forward it.
+//! The MMIO space below 4 GiB that the hypervisor hands out for VF BARs it must move
+//! ([`super::sriov`]: firmware left them unassigned or not forwarded, or the named quirk), and
+//! the bridge windows that must forward it.
 //!
-//! [`MmioMap`] records every range that something already decodes, as enumeration found it:
-//! memory BARs, both memory windows of every bridge (read from their Type 1 headers), the ECAM
-//! window, the I/O APICs and the local APIC. The space VF BARs may use is bounded by
+//! [`MmioMap`] records every range that something already decodes or the firmware claims: memory
+//! BARs and both memory windows of every bridge (read from their Type 1 headers), as enumeration
+//! found them, and every entry of the UEFI memory map (reserved and MMIO ranges included), the
+//! DMAR's remapping-unit register sets, the MCFG's ECAM windows, the I/O APICs and the local APIC
+//! ([`conduit_pci::freemap`]). The space VF BARs may use is bounded by
 //! `[lowest address firmware gave a PCI BAR or window, 0xfebfffff]`: below the lowest PCI
 //! address lies RAM and firmware memory (the top of low memory on PC platforms), above
 //! 0xfec00000 the I/O APIC, HPET, local APIC and boot flash sit. Inside those bounds a PF's VF
@@ -15,16 +18,17 @@
 //!
 //! The non-prefetchable memory window is used for every VF BAR, also prefetchable ones (allowed:
 //! a prefetchable BAR may sit in non-prefetchable space, not the reverse): it is 32-bit by
-//! definition, and the machines Conduit targets need the VF BARs below 4 GiB (QEMU's igb VFs do
-//! not decode 64-bit addresses).
+//! definition, which is what a move is for (QEMU's igb VFs do not decode 64-bit addresses).
 
 use super::Function;
 use crate::platform::Platform;
 use alloc::vec::Vec;
+use bootloader_api::info::MemoryRegionKind;
+use conduit_hw::memory::Memory;
 use conduit_pci::config::command;
 use conduit_pci::{
-    Bdf, BridgeWindow, ConfigAccess, Decoded, Decoder, MmioWindow, VfSpaceError, WindowChange,
-    WindowError,
+    Bdf, BridgeWindow, Claim, ConfigAccess, Decoded, Decoder, MmioWindow, VfSpaceError,
+    WindowChange, WindowError,
 };
 use log::info;
 
@@ -73,7 +77,12 @@ pub struct MmioMap {
 
 impl MmioMap {
     /// Records what `functions` and the platform decode; logs the bridge windows.
-    pub fn new(cfg: &impl ConfigAccess, functions: &[Function], platform: &Platform) -> Self {
+    pub fn new(
+        cfg: &impl ConfigAccess,
+        functions: &[Function],
+        platform: &Platform,
+        mem: &Memory,
+    ) -> Self {
         let mut decoded = Vec::new();
         let mut bridges = Vec::new();
         let mut memory_entry = Vec::new();
@@ -127,22 +136,40 @@ impl MmioMap {
             .filter(|d| !d.range.is_empty() && d.range.base <= TOP)
             .map(|d| d.range.base)
             .min();
-        let mut platform_range = |base: u64, size: u64| {
-            if let Some(range) = MmioWindow::at(base, size) {
-                decoded.push(Decoded {
-                    range,
-                    by: Decoder::Platform,
-                });
-            }
-        };
-        for e in &platform.ecam {
-            let buses = u64::from(e.bus_end.saturating_sub(e.bus_start)) + 1;
-            platform_range(e.base + (u64::from(e.bus_start) << 20), buses << 20);
+        let claimed = firmware_claims(platform, mem);
+        let mut merged = alloc::vec![
+            Decoded {
+                range: MmioWindow { base: 1, limit: 0 },
+                by: Decoder::Platform,
+            };
+            claimed.len()
+        ];
+        let n = conduit_pci::claims(claimed.iter().copied(), &mut merged).unwrap_or(0);
+        let below_4g = merged[..n]
+            .iter()
+            .filter(|d| d.range.base <= MmioWindow::LIMIT_4G)
+            .count();
+        info!(
+            "window: firmware claims {n} range(s) ({below_4g} below 4 GiB) no new window may take: \
+             the memory map's {} entries ({} neither usable nor the loader's: firmware, ACPI, \
+             reserved or MMIO), the DMAR's register sets, the I/O APICs, the local APIC and the \
+             MCFG's ECAM windows",
+            mem.map().len(),
+            mem.map()
+                .iter()
+                .filter(|e| !matches!(
+                    e.kind,
+                    MemoryRegionKind::Usable | MemoryRegionKind::Bootloader
+                ))
+                .count()
+        );
+        for d in merged[..n]
+            .iter()
+            .filter(|d| d.range.base <= MmioWindow::LIMIT_4G)
+        {
+            info!("window:   claimed by firmware: {}", d.range);
         }
-        for io in &platform.io_apics {
-            platform_range(u64::from(io.address), 0x1000);
-        }
-        platform_range(platform.local_apic_address.unwrap_or(LAPIC_DEFAULT), 0x1000);
+        decoded.extend_from_slice(&merged[..n]);
         let bounds = lowest.map(|base| MmioWindow { base, limit: TOP });
         match bounds {
             Some(b) => info!(
@@ -158,6 +185,27 @@ impl MmioMap {
             memory_entry,
             bounds,
         }
+    }
+
+    /// The outermost bridge above `pf` that does not forward `range` (in neither of its memory
+    /// windows); `None` if every bridge above forwards it.
+    pub fn not_forwarding(&self, pf: Bdf, range: MmioWindow) -> Option<Bdf> {
+        conduit_pci::first_not_forwarding(&self.decoded, &self.bridges, pf.bus(), range)
+    }
+
+    /// Turns on Memory Space Enable in every bridge above `pf` that has it off (PCI-to-PCI Bridge
+    /// Architecture Spec 1.2 §3.2.5.8: without it the bridge forwards no memory request, whatever
+    /// its windows say); returns the bridges changed.
+    pub fn enable_decode_above(&self, cfg: &mut impl ConfigAccess, pf: Bdf) -> Vec<Bdf> {
+        let mut changed = Vec::new();
+        for b in self.bridges.iter().filter(|b| b.forwards(pf.bus())) {
+            let cmd = conduit_pci::config::read_command(cfg, b.bdf);
+            if cmd & command::MEMORY_SPACE == 0 {
+                conduit_pci::config::write_command(cfg, b.bdf, cmd | command::MEMORY_SPACE);
+                changed.push(b.bdf);
+            }
+        }
+        changed
     }
 
     /// Finds `size` bytes aligned to `align` for the VF BARs of `pf`; nothing is written yet.
@@ -225,4 +273,41 @@ impl MmioMap {
         });
         Ok(())
     }
+}
+
+/// What the firmware claims (UEFI 2.10 §7.2; ACPI 6.5 §5.2.12; VT-d 4.1 §8.3; PCI Firmware Spec
+/// 3.3 §4.1.2): every memory-map entry, every DMAR remapping unit's register set, the I/O APICs,
+/// the local APIC and the ECAM windows.
+fn firmware_claims(platform: &Platform, mem: &Memory) -> Vec<Claim> {
+    let mut out: Vec<Claim> = mem
+        .map()
+        .iter()
+        .map(|e| Claim {
+            start: e.start,
+            end: e.end,
+        })
+        .collect();
+    if let Some(dmar) = platform
+        .dmar
+        .and_then(|b| conduit_dmar::Dmar::parse(b).ok())
+    {
+        for unit in dmar.drhds() {
+            out.push(Claim::at(unit.register_base(), unit.register_set_size()));
+        }
+    }
+    for e in &platform.ecam {
+        let buses = u64::from(e.bus_end.saturating_sub(e.bus_start)) + 1;
+        out.push(Claim::at(
+            e.base + (u64::from(e.bus_start) << 20),
+            buses << 20,
+        ));
+    }
+    for io in &platform.io_apics {
+        out.push(Claim::at(u64::from(io.address), 0x1000));
+    }
+    out.push(Claim::at(
+        platform.local_apic_address.unwrap_or(LAPIC_DEFAULT),
+        0x1000,
+    ));
+    out
 }

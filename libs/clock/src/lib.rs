@@ -20,6 +20,8 @@
 //! Guests are told the chosen rate, not the CPU model's claim: [`guest_leaf15`] and
 //! [`guest_leaf16`] are what the hypervisor answers to their CPUID leaves 0x15 and 0x16.
 //!
+//! [`StallDetector`] tells a wait whose clock stopped from a long one, so that every wait ends.
+//!
 //! [`Rate`] holds kHz, not MHz: a 50 MHz emulated TSC and a 2.6 GHz one both need that
 //! resolution; its conversions compute in 128 bits and saturate.
 #![cfg_attr(not(test), no_std)]
@@ -343,6 +345,9 @@ pub fn guest_leaf16(rate: Rate) -> [u32; 3] {
     let mhz = mul_div_round(rate.khz, 1, 1000).clamp(1, 0xffff) as u32;
     [mhz, 0, 0]
 }
+
+mod stall;
+pub use stall::{StallDetector, Stalled};
 
 #[cfg(test)]
 mod tests;

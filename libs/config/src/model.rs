@@ -333,11 +333,15 @@ pub enum TestCase {
     /// for that guest and none for the other, and the same VF aimed at an IRTE of the second
     /// guest must be blocked with a source-id fault.
     IgbVf,
+    /// A hardware wait whose clock never advances: the time reference every wait reads is
+    /// frozen while SR-IOV enables the configured VFs; the 100 ms wait after VF Enable must end
+    /// with the named error (clock stopped), the VFs be disabled again and boot go on.
+    ClockStopped,
 }
 
 impl TestCase {
     /// Every scenario, for listings and error messages.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::PageFault,
         Self::VtdEdu,
         Self::VtdEduRegisterInvalidation,
@@ -347,6 +351,7 @@ impl TestCase {
         Self::Intremap,
         Self::Control,
         Self::IgbVf,
+        Self::ClockStopped,
     ];
 
     /// The name used in `[test] scenario = "..."`.
@@ -361,6 +366,7 @@ impl TestCase {
             Self::Intremap => "intremap",
             Self::Control => "control",
             Self::IgbVf => "igb-vf",
+            Self::ClockStopped => "clock-stopped",
         }
     }
 
@@ -423,6 +429,7 @@ mod tests {
             ("intremap", TestCase::Intremap),
             ("control", TestCase::Control),
             ("igb-vf", TestCase::IgbVf),
+            ("clock-stopped", TestCase::ClockStopped),
         ] {
             assert_eq!(TestCase::from_name(name), Some(case));
         }

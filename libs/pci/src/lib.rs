@@ -16,6 +16,7 @@
 //! - [`plan`]: placing VF BAR windows into an MMIO window below 4 GiB.
 //! - [`window`]: bridge memory windows (Type 1 Memory / Prefetchable Base and Limit).
 //! - [`space`]: free MMIO ranges behind a bridge, and how far its window may grow.
+//! - [`freemap`]: firmware claims (memory map, ACPI) and whether firmware VF BARs are forwarded.
 //! - [`decoders`]: what decodes which range relative to a bridge; VF BAR space through every
 //!   bridge above a PF.
 //!
@@ -31,6 +32,7 @@ pub mod caps;
 pub mod config;
 pub mod decoders;
 pub mod error;
+pub mod freemap;
 pub mod pcie;
 pub mod plan;
 pub mod space;
@@ -49,6 +51,7 @@ pub use decoders::{
     BridgeWindow, Decoded, Decoder, VfSpace, VfSpaceError, WindowChange, place_vf_space,
 };
 pub use error::{CapError, PciError};
+pub use freemap::{Claim, claims, first_not_forwarding};
 pub use plan::{MmioWindow, PlanError, VfBarPlacement, VfBarRequest, plan_span, plan_vf_bars};
 pub use space::{
     Placement, SpaceError, cover, find_free, find_free_highest, place_behind_bridge, room_around,

@@ -42,6 +42,18 @@ pub struct Memory {
     phys_offset: u64,
     usable_bytes: u64,
     pub frames: spin::Mutex<FrameAllocator>,
+    /// Every entry of the loader's memory map (the UEFI memory map, every descriptor type kept:
+    /// RAM, ACPI, runtime, reserved and MMIO ranges), merged where adjacent and of one kind.
+    map: alloc::vec::Vec<MapEntry>,
+}
+
+/// One range of the firmware's memory map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapEntry {
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    pub kind: MemoryRegionKind,
 }
 
 impl Memory {
@@ -53,6 +65,12 @@ impl Memory {
     /// Usable RAM reported by the firmware, in MiB.
     pub fn usable_mib(&self) -> u64 {
         self.usable_bytes >> 20
+    }
+
+    /// The firmware's memory map, sorted by address: what occupies physical address space
+    /// (for the PCI free-space map, which never carves windows out of it).
+    pub fn map(&self) -> &[MapEntry] {
+        &self.map
     }
 }
 
@@ -89,9 +107,23 @@ pub fn init(phys_offset: u64, regions: &MemoryRegions) -> Result<Memory, MemoryE
         heap_phys.0,
         frames.available_frames()
     );
+    let mut map: alloc::vec::Vec<MapEntry> = alloc::vec::Vec::with_capacity(regions.len());
+    let mut sorted: alloc::vec::Vec<_> = regions.iter().collect();
+    sorted.sort_unstable_by_key(|r| r.start);
+    for r in sorted {
+        match map.last_mut() {
+            Some(last) if last.kind == r.kind && last.end == r.start => last.end = r.end,
+            _ => map.push(MapEntry {
+                start: r.start,
+                end: r.end,
+                kind: r.kind,
+            }),
+        }
+    }
     Ok(Memory {
         phys_offset,
         usable_bytes,
         frames: spin::Mutex::new(frames),
+        map,
     })
 }

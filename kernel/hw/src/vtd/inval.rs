@@ -7,15 +7,14 @@ use super::regs::{IotlbRegisters, Registers};
 pub use conduit_vtd::{Drain, Invalidation, RegisterCommand};
 use volatile::{VolatilePtr, map_field};
 
-/// Spins until `done` or about a few seconds of TSC cycles passed.
+/// Spins until `done` or 5 s passed (or the clock stopped: [`crate::time::Deadline::poll`]).
 pub fn wait_for(mut done: impl FnMut() -> bool) -> bool {
-    const LIMIT: u64 = 1 << 34;
-    let start = crate::rdtsc();
+    let mut deadline = crate::time::Deadline::after_ms(5000);
     loop {
         if done() {
             return true;
         }
-        if crate::rdtsc().wrapping_sub(start) > LIMIT {
+        if !matches!(deadline.poll(), Ok(false)) {
             return done();
         }
         core::hint::spin_loop();
