@@ -112,10 +112,9 @@ impl ConfigAccess for PortIoAccess {
         let Some(address) = Self::address(bdf, offset) else {
             return u32::MAX;
         };
-        // SAFETY: 0xCF8/0xCFC are the PC's configuration mechanism #1 ports. In the kernel the
-        // pair is used only from this accessor, which the PCI module serialises behind its lock;
-        // the control task (ring 3, I/O bitmap) uses it only inside a synchronous call, never
-        // between these two accesses (one CPU), and alone once it is handed over.
+        // SAFETY: 0xCF8/0xCFC (configuration mechanism #1) are used in the kernel only by this
+        // accessor, serialised behind the PCI lock; the control task uses them only inside a
+        // synchronous call (one CPU, never between these two accesses), alone after hand-over.
         unsafe {
             Port::<u32>::new(CONFIG_ADDRESS).write(address);
             Port::<u32>::new(CONFIG_DATA).read()

@@ -391,10 +391,9 @@ pub fn hand_over(mem: &Memory) -> Option<Mechanism> {
         Access::Ecam(e) => {
             let (window, start_bus, end_bus) = e.region();
             let len = (u64::from(end_bus - start_bus) + 1) << 20;
-            // SAFETY: the accessor that owned the window was replaced by `HandedOver` under the
-            // access lock and is consumed here, and `EcamAccess::new` is the window's only mapper
-            // (nothing else maps configuration space), so no copy of it makes or uses a block
-            // again.
+            // SAFETY: the accessor owning the window was replaced by `HandedOver` under the access
+            // lock and is consumed here; `EcamAccess::new` is the window's only mapper, so no copy
+            // of it makes or uses a block again.
             let mapped = unsafe { conduit_hw::memory::mmio::unmap(mem, &window) };
             // SAFETY: the ECAM range is device memory; no RAM the kernel uses, and so nothing it
             // reaches through the physical-memory window, lies there.

@@ -26,10 +26,9 @@ impl AcpiHandler for OffsetHandler {
         size: usize,
     ) -> PhysicalMapping<Self, T> {
         let virt = (self.phys_offset + physical_address as u64) as *mut T;
-        // SAFETY: the loader maps the first 4 GiB and all RAM, where firmware keeps its tables, at
-        // `phys_offset`; the only range ever taken out of that window is ECAM's (device memory,
-        // no table there, at hand-over), so the region is accessible. The pointer is non-null
-        // because the offset window never starts at 0.
+        // SAFETY: the loader maps the first 4 GiB and all RAM (firmware's tables) at `phys_offset`;
+        // only ECAM's range (device memory, no table) ever leaves that window, at hand-over. The
+        // pointer is non-null: the offset window never starts at 0.
         unsafe {
             PhysicalMapping::new(
                 physical_address,

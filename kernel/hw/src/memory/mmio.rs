@@ -115,10 +115,9 @@ impl Mmio {
             phys: self.phys,
             len: self.len,
         })?;
-        // SAFETY: the block lies inside this mapping (checked above) and is aligned for `T`. The
-        // mapping is live: it is removed only by the unsafe `unmap`/`unmap_direct`, whose callers
-        // promise that no copy of it makes or uses a block afterwards. It is uncached device
-        // memory that no Rust object aliases, and register blocks hold only integers.
+        // SAFETY: the block lies inside this live mapping (checked above; only the unsafe `unmap`
+        // removes one, its callers promising no later use) and is aligned for `T`: uncached device
+        // memory no Rust object aliases, and register blocks hold only integers.
         Ok(unsafe { VolatilePtr::new(ptr) })
     }
 }
