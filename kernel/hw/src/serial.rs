@@ -6,7 +6,7 @@ use crate::memory::Memory;
 use crate::memory::mmio::{self, MmioError};
 use alloc::borrow::Cow;
 use conduit_uart::uart::{self, LineSettings, ReadBack, RegisterAccess, UartError};
-use core::mem::offset_of;
+use core::mem::{offset_of, size_of};
 use core::ptr::NonNull;
 use volatile::{VolatilePtr, map_field};
 use x86_64::instructions::port::Port;
@@ -58,6 +58,8 @@ const _: () = {
     assert!(offset_of!(Regs32, lsr) == 4 * uart::LSR as usize);
     assert!(offset_of!(Regs32, msr) == 4 * 6);
     assert!(offset_of!(Regs32, scr) == 4 * uart::SCR as usize);
+    assert!(size_of::<Regs8>() == 8);
+    assert!(size_of::<Regs32>() == 8 * 4);
 };
 
 /// Runs `$body` with `$r` the volatile pointer to register `$index` of the block `$block`.

@@ -190,16 +190,17 @@ fn report_failed(table: &Dmar<'_>, pci: &Pci, failed: &[FailedUnit]) {
     }
 }
 
-/// The RMRR plan for `devices` on this machine.
-pub(super) fn rmrr_plan(table: &Dmar<'_>, pci: &Pci, devices: &[(Bdf, Use)]) -> Vec<PlanEntry> {
+/// The RMRR plan for `devices` on this machine, or why the RMRRs could not be read.
+pub(super) fn rmrr_plan(
+    table: &Dmar<'_>,
+    pci: &Pci,
+    devices: &[(Bdf, Use)],
+) -> Result<Vec<PlanEntry>, conduit_dmar::DmarError> {
     let mut plan = Vec::new();
-    let result = pci.with_config(|cfg| {
+    pci.with_config(|cfg| {
         conduit_dmar::identity_plan(table, 0, &PciBridges(&*cfg), devices, |e| plan.push(e))
-    });
-    if let Err(e) = result {
-        error!("DMAR: RMRRs not read: {e}");
-    }
-    plan
+    })?;
+    Ok(plan)
 }
 
 /// Every function the hypervisor keeps (all of them, at boot) that has RMRRs gets an identity
@@ -213,7 +214,10 @@ fn identity_domains(
     next_did: &mut u16,
 ) {
     let kept: Vec<(Bdf, Use)> = pci.functions().iter().map(|f| (f.bdf, Use::Kept)).collect();
-    let plan = rmrr_plan(table, pci, &kept);
+    let plan = rmrr_plan(table, pci, &kept).unwrap_or_else(|e| {
+        error!("DMAR: RMRRs not read: {e}");
+        Vec::new()
+    });
     let mut devices: Vec<Bdf> = plan.iter().map(|e| e.device).collect();
     devices.dedup();
     for bdf in devices {

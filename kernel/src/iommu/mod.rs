@@ -314,7 +314,13 @@ fn unit_index(s: &State, bdf: Bdf) -> Result<usize, IommuError> {
     let table = Dmar::parse(&s.dmar).map_err(|e| IommuError::RemappingDisabled {
         reason: alloc::format!("DMAR: {e}"),
     })?;
-    let refused = bringup::rmrr_plan(&table, pci, &[(bdf, conduit_dmar::Use::Assigned)]);
+    // An RMRR scope that cannot be read may name this device: refuse rather than assign it.
+    let refused =
+        bringup::rmrr_plan(&table, pci, &[(bdf, conduit_dmar::Use::Assigned)]).map_err(|e| {
+            IommuError::RemappingDisabled {
+                reason: alloc::format!("DMAR: RMRRs not read: {e}"),
+            }
+        })?;
     if let Some(e) = refused.first() {
         return Err(IommuError::ReservedRegion {
             bdf,

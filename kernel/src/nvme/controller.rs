@@ -229,11 +229,7 @@ impl Controller {
         let cleared = time::wait_ms(ms, || !Csts(map_field!(regs.csts).read()).ready())
             .map_err(|error| NvmeError::Clock { bdf, what, error })?;
         if !cleared {
-            return Err(NvmeError::Timeout {
-                bdf: self.bdf,
-                what: "CSTS.RDY to clear after CC.EN = 0",
-                ms,
-            });
+            return Err(NvmeError::Timeout { bdf, what, ms });
         }
         Ok(())
     }

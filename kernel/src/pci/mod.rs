@@ -82,13 +82,6 @@ impl Pci {
         self.functions.iter().find(|f| f.bdf == bdf)
     }
 
-    /// Functions with this vendor and device ID.
-    pub fn find_id(&self, vendor: u16, device: u16) -> impl Iterator<Item = &Function> {
-        self.functions
-            .iter()
-            .filter(move |f| f.vendor_id() == vendor && f.device_id() == device)
-    }
-
     /// Functions on the buses `first..=last`.
     pub fn on_buses(&self, first: u8, last: u8) -> impl Iterator<Item = &Function> {
         self.functions
@@ -339,11 +332,17 @@ impl DeviceRef {
 impl Pci {
     /// The function `r` names, if enumeration found it.
     pub fn resolve(&self, r: DeviceRef) -> Option<&Function> {
-        match r {
-            DeviceRef::Address(bdf) => self.function(bdf),
-            DeviceRef::Id { vendor, device } => self.find_id(vendor, device).next(),
-        }
+        resolve_in(&self.functions, r)
     }
+}
+
+/// The function `r` names among `functions`: the one at its address, or the first with its
+/// vendor and device ID (also used by [`sriov`] before the device list is complete).
+fn resolve_in(functions: &[Function], r: DeviceRef) -> Option<&Function> {
+    functions.iter().find(|f| match r {
+        DeviceRef::Address(bdf) => f.bdf == bdf,
+        DeviceRef::Id { vendor, device } => f.vendor_id() == vendor && f.device_id() == device,
+    })
 }
 
 /// How physical configuration space was reached before [`hand_over`].

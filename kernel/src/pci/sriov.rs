@@ -296,7 +296,7 @@ pub fn init(
         };
         let indices: Vec<u16> = wanted
             .iter()
-            .filter(|w| resolve(functions, w.pf) == Some(f.bdf))
+            .filter(|w| super::resolve_in(functions, w.pf).map(|p| p.bdf) == Some(f.bdf))
             .map(|w| w.index)
             .collect();
         match prepare(cfg, &mut map, functions, f, offset, &indices, &mut info) {
@@ -384,17 +384,6 @@ pub fn init(
         );
     }
     PFS.call_once(|| infos);
-}
-
-/// The PF `r` names among the functions enumeration found (before any VF joined the list).
-fn resolve(functions: &[Function], r: DeviceRef) -> Option<Bdf> {
-    functions
-        .iter()
-        .find(|f| match r {
-            DeviceRef::Address(bdf) => f.bdf == bdf,
-            DeviceRef::Id { vendor, device } => f.vendor_id() == vendor && f.device_id() == device,
-        })
-        .map(|f| f.bdf)
 }
 
 fn refuse(pf: Bdf, e: EnableError) -> PfStatus {

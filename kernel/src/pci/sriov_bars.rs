@@ -125,22 +125,9 @@ pub(super) fn place_vf_bars(
     info!("sriov: {pf}: {line}");
     let why = match must_move(map, pf, id, &sized, cap.num_vfs) {
         None => {
-            let mut line = String::new();
-            for b in sized.iter() {
-                let end = b
-                    .address
-                    .saturating_add(b.size.saturating_mul(u64::from(cap.num_vfs)));
-                let _ = write!(
-                    line,
-                    "{}VF BAR{} {:#x}-{:#x}",
-                    if line.is_empty() { "" } else { ", " },
-                    b.index,
-                    b.address,
-                    end - 1
-                );
-            }
             info!(
-                "sriov: {pf}: kept where firmware put them: {line} (inside a window of every bridge above)"
+                "sriov: {pf}: kept where firmware put them: {} (inside a window of every bridge above)",
+                ranges(&sized, cap.num_vfs)
             );
             for b in map.enable_decode_above(cfg, pf) {
                 info!("sriov: {pf}: bridge {b} above had memory decode off: turned on");
@@ -166,28 +153,41 @@ pub(super) fn place_vf_bars(
     }
     map.commit(cfg, pf, &space).map_err(EnableError::Space)?;
     let programmed = cap.size_vf_bars(cfg)?;
-    let mut line = String::new();
     for b in programmed.iter() {
-        let end = b
-            .address
-            .saturating_add(b.size.saturating_mul(u64::from(cap.num_vfs)));
-        if end > 1 << 32 {
+        if end(b, cap.num_vfs) > 1 << 32 {
             return Err(EnableError::Above4G {
                 index: b.index,
                 address: b.address,
             });
         }
+    }
+    info!(
+        "sriov: {pf}: programmed {} (below 4 GiB, upper dwords 0)",
+        ranges(&programmed, cap.num_vfs)
+    );
+    Ok(programmed)
+}
+
+/// One past the last byte VF BAR `b` decodes for `num_vfs` VFs (saturating).
+fn end(b: &conduit_pci::Bar, num_vfs: u16) -> u64 {
+    b.address
+        .saturating_add(b.size.saturating_mul(u64::from(num_vfs)))
+}
+
+/// `VF BAR0 0x...-0x..., VF BAR3 0x...-0x...` for `num_vfs` VFs; BARs are assigned (non-zero).
+fn ranges(bars: &Bars, num_vfs: u16) -> String {
+    let mut line = String::new();
+    for b in bars.iter() {
         let _ = write!(
             line,
             "{}VF BAR{} {:#x}-{:#x}",
             if line.is_empty() { "" } else { ", " },
             b.index,
             b.address,
-            end - 1
+            end(b, num_vfs) - 1
         );
     }
-    info!("sriov: {pf}: programmed {line} (below 4 GiB, upper dwords 0)");
-    Ok(programmed)
+    line
 }
 
 fn log_space(pf: Bdf, size: u64, space: &VfSpace) {

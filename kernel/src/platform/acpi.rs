@@ -317,12 +317,8 @@ fn mcfg(tables: &AcpiTables<OffsetHandler>, p: &mut Platform) {
 fn dmar(tables: &AcpiTables<OffsetHandler>, p: &mut Platform, phys_offset: u64) {
     match tables.find_table::<Dmar>() {
         Ok(table) => {
-            let len = table.header.length as usize;
-            let virt = phys_offset + table.physical_start() as u64;
-            // SAFETY: the table was mapped and validated (signature, checksum over `length` bytes)
-            // by the acpi crate; firmware tables stay in place for the life of the machine.
-            let bytes: &'static [u8] =
-                unsafe { core::slice::from_raw_parts(virt as *const u8, len) };
+            let bytes = whole_table(&table, phys_offset);
+            let len = bytes.len();
             info!(
                 "DMAR: present at {:#x}, {len} bytes, host address width {}, flags {:#x}",
                 table.physical_start(),
@@ -353,11 +349,8 @@ fn console_table<T: AcpiTable>(
     let name = T::SIGNATURE;
     match tables.find_table::<T>() {
         Ok(table) => {
-            let len = table.get().header().length as usize;
-            let virt = phys_offset + table.physical_start() as u64;
-            // SAFETY: as for the DMAR: mapped and validated by the acpi crate, never moved.
-            let bytes: &'static [u8] =
-                unsafe { core::slice::from_raw_parts(virt as *const u8, len) };
+            let bytes = whole_table(&table, phys_offset);
+            let len = bytes.len();
             info!(
                 "{name}: present at {:#x}, {len} bytes, revision {}",
                 table.physical_start(),
@@ -374,4 +367,17 @@ fn console_table<T: AcpiTable>(
             None
         }
     }
+}
+
+/// The whole of a table the acpi crate found (header included, `length` bytes), through the
+/// loader's physical-memory window, for the libraries that decode it.
+fn whole_table<T: AcpiTable>(
+    table: &PhysicalMapping<OffsetHandler, T>,
+    phys_offset: u64,
+) -> &'static [u8] {
+    let len = table.get().header().length as usize;
+    let virt = phys_offset + table.physical_start() as u64;
+    // SAFETY: the table was mapped and validated (signature, checksum over `length` bytes) by the
+    // acpi crate; firmware tables stay in place for the life of the machine.
+    unsafe { core::slice::from_raw_parts(virt as *const u8, len) }
 }

@@ -159,7 +159,7 @@ pub fn switch(chosen: Option<Uart>, announce: impl FnOnce()) {
                     new.send(b);
                 }
                 if early.dropped > 0 {
-                    let mut w = UartWriter(&mut new);
+                    let mut w = CrLf(&mut new);
                     let _ = writeln!(
                         w,
                         "[console: {} more bytes of the early log were not kept]",
@@ -178,18 +178,21 @@ pub fn switch(chosen: Option<Uart>, announce: impl FnOnce()) {
     }
 }
 
-/// Writes straight to one UART with `\n` as `\r\n` (the replay note, the fatal path).
-struct UartWriter<'a>(&'a mut Uart);
+/// Where [`CrLf`] puts bytes: the console (its UART, the mirror, the early log) or straight one
+/// UART (the replay note, the fatal path).
+trait Sink {
+    fn put(&mut self, b: u8);
+}
 
-impl Write for UartWriter<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for b in s.bytes() {
-            if b == b'\n' {
-                self.0.send(b'\r');
-            }
-            self.0.send(b);
-        }
-        Ok(())
+impl Sink for Console {
+    fn put(&mut self, b: u8) {
+        self.send(b);
+    }
+}
+
+impl Sink for Uart {
+    fn put(&mut self, b: u8) {
+        self.send(b);
     }
 }
 
@@ -249,15 +252,15 @@ impl Log for Logger {
 }
 
 /// Turns `\n` into `\r\n` for serial terminals.
-struct CrLf<'a>(&'a mut Console);
+struct CrLf<'a, S: Sink>(&'a mut S);
 
-impl Write for CrLf<'_> {
+impl<S: Sink> Write for CrLf<'_, S> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         for b in s.bytes() {
             if b == b'\n' {
-                self.0.send(b'\r');
+                self.0.put(b'\r');
             }
-            self.0.send(b);
+            self.0.put(b);
         }
         Ok(())
     }
@@ -303,7 +306,7 @@ pub fn emergency(args: fmt::Arguments) {
         access,
         name: alloc::borrow::Cow::Borrowed("console"),
     };
-    let _ = writeln!(UartWriter(&mut uart), "{args}");
+    let _ = writeln!(CrLf(&mut uart), "{args}");
 }
 
 /// Waits (bounded) until the console has sent every byte, without its lock (the exit path).

@@ -87,7 +87,10 @@ const _: () = {
     assert!(offset_of!(Registers, feuaddr) == 0x44);
     assert!(offset_of!(Registers, aflog) == 0x58);
     assert!(offset_of!(Registers, pmen) == 0x64);
+    assert!(offset_of!(Registers, plmbase) == 0x68);
+    assert!(offset_of!(Registers, plmlimit) == 0x6c);
     assert!(offset_of!(Registers, phmbase) == 0x70);
+    assert!(offset_of!(Registers, phmlimit) == 0x78);
     assert!(offset_of!(Registers, iqh) == 0x80);
     assert!(offset_of!(Registers, iqt) == 0x88);
     assert!(offset_of!(Registers, iqa) == 0x90);
@@ -96,6 +99,31 @@ const _: () = {
     assert!(offset_of!(Registers, iqercd) == 0xb0);
     assert!(offset_of!(Registers, irta) == 0xb8);
     assert!(size_of::<Registers>() == 0xc0);
+};
+
+// The offsets the host-tested takeover sequence (`conduit_vtd::takeover`) names its registers
+// by are the ones `super::access::UnitAccess` reaches through this block.
+const _: () = {
+    use conduit_vtd::takeover::{Reg32, Reg64};
+    assert!(offset_of!(Registers, gcmd) as u64 == Reg32::Gcmd.offset());
+    assert!(offset_of!(Registers, gsts) as u64 == Reg32::Gsts.offset());
+    assert!(offset_of!(Registers, fsts) as u64 == Reg32::Fsts.offset());
+    assert!(offset_of!(Registers, fectl) as u64 == Reg32::Fectl.offset());
+    assert!(offset_of!(Registers, fedata) as u64 == Reg32::Fedata.offset());
+    assert!(offset_of!(Registers, feaddr) as u64 == Reg32::Feaddr.offset());
+    assert!(offset_of!(Registers, feuaddr) as u64 == Reg32::Feuaddr.offset());
+    assert!(offset_of!(Registers, pmen) as u64 == Reg32::Pmen.offset());
+    assert!(offset_of!(Registers, plmbase) as u64 == Reg32::Plmbase.offset());
+    assert!(offset_of!(Registers, plmlimit) as u64 == Reg32::Plmlimit.offset());
+    let cap = conduit_vtd::Cap(0);
+    assert!(offset_of!(Registers, cap) as u64 == Reg64::Cap.offset(cap));
+    assert!(offset_of!(Registers, rtaddr) as u64 == Reg64::Rtaddr.offset(cap));
+    assert!(offset_of!(Registers, phmbase) as u64 == Reg64::Phmbase.offset(cap));
+    assert!(offset_of!(Registers, phmlimit) as u64 == Reg64::Phmlimit.offset(cap));
+    assert!(offset_of!(Registers, iqh) as u64 == Reg64::Iqh.offset(cap));
+    assert!(offset_of!(Registers, iqt) as u64 == Reg64::Iqt.offset(cap));
+    assert!(offset_of!(Registers, iqa) as u64 == Reg64::Iqa.offset(cap));
+    assert!(offset_of!(Registers, irta) as u64 == Reg64::Irta.offset(cap));
 };
 
 /// The IOTLB registers at ECAP.IRO × 16 (§10.4.8).
@@ -122,7 +150,16 @@ pub struct FaultRecording {
     pub hi: u64,
 }
 
-const _: () = assert!(size_of::<FaultRecording>() == 0x10);
+const _: () = {
+    assert!(offset_of!(FaultRecording, hi) == 0x08);
+    assert!(size_of::<FaultRecording>() == 0x10);
+    // `Reg64::FaultHigh(n)` is the upper qword of record n: FRO × 16 + n × 16 + 8.
+    let cap = conduit_vtd::Cap(0);
+    assert!(
+        conduit_vtd::takeover::Reg64::FaultHigh(1).offset(cap)
+            == cap.fault_record_offset() + size_of::<FaultRecording>() as u64 + 0x08
+    );
+};
 
 /// Global Command / Global Status bits (§10.4.4, §10.4.5), as the takeover sequence uses them.
 pub use conduit_vtd::takeover::global;
