@@ -183,11 +183,11 @@ fn cpuid(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
                 // The TSC's rate as the hypervisor measured it (`conduit_hw::time`), not the
                 // CPU model's claim (wrong by 48x under Bochs).
                 0x15 if basic() => {
-                    let l = conduit_clock::guest_leaf15(g.tsc);
+                    let l = conduit_clock::guest_leaf15(g.events.tsc());
                     (l.denominator, l.numerator, l.crystal_hz, 0)
                 }
                 0x16 if basic() => {
-                    let [a, b, c] = conduit_clock::guest_leaf16(g.tsc);
+                    let [a, b, c] = conduit_clock::guest_leaf16(g.events.tsc());
                     (a, b, c, 0)
                 }
                 _ => (r.eax, r.ebx, r.ecx, r.edx),

@@ -145,8 +145,6 @@ pub struct Guest {
     uart: VirtualUart,
     /// VMX-preemption timer value for one time slice.
     slice_ticks: u32,
-    /// The TSC's rate, which its CPUID leaves 0x15/0x16 state (`exits.rs`).
-    tsc: Rate,
     /// What the next entries inject, and the virtual timer (`events.rs`).
     pub events: events::Events,
     kernel_gs_base: u64,
@@ -275,7 +273,6 @@ impl Guest {
             stats: Stats::ZERO,
             uart: VirtualUart::new(),
             slice_ticks: 0,
-            tsc,
             events: events::Events::new(0, false, tsc),
             kernel_gs_base: 0,
             spec: spec.clone(),
