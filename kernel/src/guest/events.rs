@@ -95,6 +95,12 @@ impl Events {
         self.gp
     }
 
+    /// The TSC's rate the virtual timer counts in; also what the guest's CPUID leaves 0x15/0x16
+    /// state (`exits.rs`).
+    pub fn tsc(&self) -> Rate {
+        self.tsc
+    }
+
     /// The virtual timer, if armed: its vector and the microseconds left (0 once due).
     pub fn timer(&self) -> Option<(u8, u64)> {
         self.timer.map(|t| {

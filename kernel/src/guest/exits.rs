@@ -174,19 +174,20 @@ fn cpuid(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         _ => {
             let r = core::arch::x86_64::__cpuid_count(leaf, sub);
             // Leaves beyond the maximum basic leaf return the highest basic leaf's data (SDM
-            // Vol. 2A, CPUID): they pass through as they are.
-            let basic = leaf <= core::arch::x86_64::__cpuid(0).eax;
+            // Vol. 2A, CPUID): they pass through as they are. Asked only for 0x15 and 0x16 (a
+            // match guard runs only when its pattern matched), not on every CPUID exit.
+            let basic = || leaf <= core::arch::x86_64::__cpuid(0).eax;
             match leaf {
                 // Hide VMX (ECX bit 5), announce a hypervisor (ECX bit 31).
                 1 => (r.eax, r.ebx, (r.ecx & !(1 << 5)) | (1 << 31), r.edx),
                 // The TSC's rate as the hypervisor measured it (`conduit_hw::time`), not the
                 // CPU model's claim (wrong by 48x under Bochs).
-                0x15 if basic => {
-                    let l = conduit_clock::guest_leaf15(g.tsc);
+                0x15 if basic() => {
+                    let l = conduit_clock::guest_leaf15(g.events.tsc());
                     (l.denominator, l.numerator, l.crystal_hz, 0)
                 }
-                0x16 if basic => {
-                    let [a, b, c] = conduit_clock::guest_leaf16(g.tsc);
+                0x16 if basic() => {
+                    let [a, b, c] = conduit_clock::guest_leaf16(g.events.tsc());
                     (a, b, c, 0)
                 }
                 _ => (r.eax, r.ebx, r.ecx, r.edx),

@@ -145,8 +145,6 @@ pub struct Guest {
     uart: VirtualUart,
     /// VMX-preemption timer value for one time slice.
     slice_ticks: u32,
-    /// The TSC's rate, which its CPUID leaves 0x15/0x16 state (`exits.rs`).
-    tsc: Rate,
     /// What the next entries inject, and the virtual timer (`events.rs`).
     pub events: events::Events,
     kernel_gs_base: u64,
@@ -199,45 +197,19 @@ impl Guest {
         mem: &'static Memory,
         spec: &GuestSpec,
     ) -> Result<Self, CreateError> {
-        let mut memory =
-            GuestMemory::allocate(mem, spec.memory_mib).map_err(CreateError::Layout)?;
-        memory.load(spec).map_err(CreateError::Layout)?;
-        let ept = memory
-            .build_ept(mem, Some(&host.vmx.caps))
-            .map_err(CreateError::Layout)?;
-        let eptp = eptp(ept.root());
+        let mut guest = Self::with_memory(mem, spec, Some(&host.vmx.caps), host.tsc)?;
         let vpid = host.next_vpid;
         host.next_vpid = host.next_vpid.wrapping_add(1).max(1);
         let vmcs = VmcsRegion::new(mem, host.vmx.caps.basic.revision)
             .map_err(|e| CreateError::Vmcs(alloc::format!("VMCS allocation: {e}")))?;
         let slice_tsc = host.tsc.ticks_in_us(u64::from(spec.time_slice_us));
         let slice_ticks = slice_tsc >> host.vmx.caps.misc.preemption_timer_rate;
-        let mut guest = Self {
-            name: spec.name.clone(),
-            vpid,
-            memory,
-            ept,
-            eptp,
-            vcpu: Some(VmxVcpu {
-                vmcs,
-                caps: host.vmx.caps,
-            }),
-            boot_cr3: None,
-            regs: GuestRegs::default(),
-            state: State::Runnable,
-            stats: Stats::ZERO,
-            uart: VirtualUart::new(),
-            slice_ticks: slice_ticks.clamp(1, u64::from(u32::MAX)) as u32,
-            tsc: host.tsc,
-            events: events::Events::new(0, false, host.tsc),
-            kernel_gs_base: 0,
-            spec: spec.clone(),
-            restarts: 0,
-            devices: alloc::vec::Vec::new(),
-            halted: false,
-            pci: GuestDevices::default(),
-            mem,
-        };
+        guest.vpid = vpid;
+        guest.vcpu = Some(VmxVcpu {
+            vmcs,
+            caps: host.vmx.caps,
+        });
+        guest.slice_ticks = slice_ticks.clamp(1, u64::from(u32::MAX)) as u32;
         vcpu::setup(host, &mut guest, spec)?;
         info!(
             "guest \"{}\": {} MiB at host {:#x}, EPTP {:#x}, VPID {}, slice {} us = {slice_tsc} TSC \
@@ -261,18 +233,33 @@ impl Guest {
     /// nothing ever enters it. Its devices' accesses can still be carried out through the
     /// exit-path entry points ([`exits::io_exit`], [`mmio::ept_violation`]).
     pub fn without_vcpu(mem: &'static Memory, spec: &GuestSpec) -> Result<Self, CreateError> {
+        // No vCPU ever runs this guest, so no virtual timer is armed; the rate only fills the field.
+        let mut guest = Self::with_memory(mem, spec, None, conduit_hw::time::wait_rate())?;
+        guest.boot_cr3 = match spec.entry {
+            spec::Entry::Long64 { .. } => Some(
+                guest
+                    .memory
+                    .build_long_mode(spec)
+                    .map_err(CreateError::Layout)?,
+            ),
+            spec::Entry::Real16 { .. } => None,
+        };
+        Ok(guest)
+    }
+
+    /// What [`Guest::create`] and [`Guest::without_vcpu`] share: the guest's memory with its
+    /// image loaded and its EPT (`caps`: the CPU's, for large pages; `None` without VMX), and
+    /// every other field at its initial value. No vCPU yet (no VMCS, VPID 0, no time slice).
+    fn with_memory(
+        mem: &'static Memory,
+        spec: &GuestSpec,
+        caps: Option<&VmxCapabilities>,
+        tsc: Rate,
+    ) -> Result<Self, CreateError> {
         let mut memory =
             GuestMemory::allocate(mem, spec.memory_mib).map_err(CreateError::Layout)?;
         memory.load(spec).map_err(CreateError::Layout)?;
-        let ept = memory.build_ept(mem, None).map_err(CreateError::Layout)?;
-        let boot_cr3 = match spec.entry {
-            spec::Entry::Long64 { .. } => {
-                Some(memory.build_long_mode(spec).map_err(CreateError::Layout)?)
-            }
-            spec::Entry::Real16 { .. } => None,
-        };
-        // No vCPU ever runs this guest, so no virtual timer is armed; the rate only fills the field.
-        let tsc = conduit_hw::time::wait_rate();
+        let ept = memory.build_ept(mem, caps).map_err(CreateError::Layout)?;
         Ok(Self {
             name: spec.name.clone(),
             vpid: 0,
@@ -280,13 +267,12 @@ impl Guest {
             eptp: eptp(ept.root()),
             ept,
             vcpu: None,
-            boot_cr3,
+            boot_cr3: None,
             regs: GuestRegs::default(),
             state: State::Runnable,
             stats: Stats::ZERO,
             uart: VirtualUart::new(),
             slice_ticks: 0,
-            tsc,
             events: events::Events::new(0, false, tsc),
             kernel_gs_base: 0,
             spec: spec.clone(),

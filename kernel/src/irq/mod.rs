@@ -17,12 +17,13 @@
 //! - `route_isa` / `set_gsi_masked`: an ISA interrupt (MADT overrides applied) through the
 //!   I/O APIC in remappable format, verified against the I/O APIC's source-id from the DMAR.
 //! - `program_irte`, `reserve_index`, `reserve_vector`, [`release`], [`mask`], `release_guest`.
-//! - `service`: finishes what the interrupt path left (masking a flooding source at the device)
-//!   and reports it.
+//! - [`service`]: finishes what the interrupt path left (masking a flooding source at the device)
+//!   and reports it; the scheduler runs it between time slices when a source was cut off
+//!   ([`service_floods`]).
 //!
 //! Only the self-tests use `route_isa`, `set_gsi_masked`, `program_irte`, `reserve_index`,
-//! `reserve_vector`, `release_guest` and `service` today, so they are built into the test image
-//! only (feature `selftest`).
+//! `reserve_vector` and `release_guest` today, so they are built into the test image only
+//! (feature `selftest`).
 //!
 //! The state is locked with interrupts disabled only, so the interrupt path ([`dispatch`]), which
 //! never locks it, can never deadlock against it.

@@ -9,7 +9,7 @@
 //! for.
 
 use super::{Reg, read, write};
-use crate::{rdtsc, time};
+use crate::time;
 use conduit_clock::Rate;
 
 /// Divide Configuration value for "divide by 16" (bits 3, 1:0 = 0b0_11).
@@ -20,9 +20,6 @@ const LVT_PERIODIC: u32 = 1 << 17;
 pub const CALIBRATION_MS: u64 = 10;
 /// Windows measured; the median is kept.
 const CALIBRATION_ROUNDS: usize = 3;
-/// Reads of the TSC before a window gives up (a TSC that stopped): far more than 10 ms of reads
-/// take on any machine or emulator.
-const POLL_LIMIT: u64 = 1 << 30;
 
 /// The result of calibrating the timer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,20 +37,20 @@ pub enum TimerError {
     NoApic,
     /// The TSC's rate is unknown (see [`time`]).
     NoClock,
-    /// The TSC did not advance by a window's ticks within the poll limit.
-    TscStopped,
+    /// The TSC stopped during a window (the one clock's [`time::Deadline`] never came).
+    TscStopped(time::ClockStopped),
     /// The timer did not count.
     Stopped,
 }
 
 impl core::fmt::Display for TimerError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            Self::NoApic => "the local APIC is not initialised",
-            Self::NoClock => "the TSC rate is unknown",
-            Self::TscStopped => "the TSC did not advance by 10 ms within 2^30 reads",
-            Self::Stopped => "the local APIC timer did not count",
-        })
+        match self {
+            Self::NoApic => f.write_str("the local APIC is not initialised"),
+            Self::NoClock => f.write_str("the TSC rate is unknown"),
+            Self::TscStopped(e) => write!(f, "during a {CALIBRATION_MS} ms window: {e}"),
+            Self::Stopped => f.write_str("the local APIC timer did not count"),
+        }
     }
 }
 
@@ -66,7 +63,7 @@ pub fn calibrate() -> Result<Calibration, TimerError> {
     let tsc = time::rate().ok_or(TimerError::NoClock)?;
     let mut rounds = [0u32; CALIBRATION_ROUNDS];
     for r in &mut rounds {
-        *r = measure(tsc.ticks_in_ms(CALIBRATION_MS))?;
+        *r = measure()?;
     }
     rounds.sort_unstable();
     Ok(Calibration {
@@ -75,25 +72,24 @@ pub fn calibrate() -> Result<Calibration, TimerError> {
     })
 }
 
-/// One window of `window` TSC ticks: the timer's counts per millisecond.
-fn measure(window: u64) -> Result<u32, TimerError> {
+/// One window of [`CALIBRATION_MS`] on the one clock (a [`time::Deadline`], which ends with an
+/// error if the TSC stops): the timer's counts per millisecond. [`calibrate`] checked that the
+/// TSC's rate is known, so the window is that many ms of the measured rate.
+fn measure() -> Result<u32, TimerError> {
     write(Reg::LvtTimer, LVT_MASKED);
     write(Reg::TimerDivide, DIVIDE_BY_16);
     write(Reg::TimerInitial, u32::MAX);
-    let start = rdtsc();
-    let mut done = false;
-    for _ in 0..POLL_LIMIT {
-        if rdtsc().wrapping_sub(start) >= window {
-            done = true;
-            break;
+    let mut window = time::Deadline::after_ms(CALIBRATION_MS);
+    let ended = loop {
+        match window.poll() {
+            Ok(true) => break Ok(()),
+            Ok(false) => core::hint::spin_loop(),
+            Err(e) => break Err(e),
         }
-        core::hint::spin_loop();
-    }
+    };
     let remaining = read(Reg::TimerCurrent);
     write(Reg::TimerInitial, 0);
-    if !done {
-        return Err(TimerError::TscStopped);
-    }
+    ended.map_err(TimerError::TscStopped)?;
     let elapsed = u32::MAX - remaining;
     if elapsed == 0 {
         return Err(TimerError::Stopped);
