@@ -49,6 +49,7 @@ pub(super) fn bring_up(mem: &'static Memory, dmar: Option<&[u8]>, register_only:
     let flags = table.flags();
     let haw = table.host_address_width().clamp(32, 52) as u8;
     let mut buses: Vec<u8> = pci.functions().iter().map(|f| f.bdf.bus()).collect();
+    buses.sort_unstable();
     buses.dedup();
     let mut units = Vec::new();
     let mut failed = Vec::new();
@@ -218,7 +219,10 @@ fn identity_domains(
         error!("DMAR: RMRRs not read: {e}");
         Vec::new()
     });
+    // A device named by several RMRRs appears once per RMRR, not always next to itself: sort
+    // first, so that it gets one identity domain holding all of its ranges.
     let mut devices: Vec<Bdf> = plan.iter().map(|e| e.device).collect();
+    devices.sort_unstable();
     devices.dedup();
     for bdf in devices {
         let mut ranges = Vec::new();
