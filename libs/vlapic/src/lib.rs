@@ -1,0 +1,587 @@
+//! The virtual local APIC of one vCPU, as a pure state machine (SDM Vol. 3A ch. 11 "Advanced
+//! Programmable Interrupt Controller (APIC)"; Vol. 3C ch. 30 "APIC Virtualization and Virtual
+//! Interrupts").
+//!
+//! One model serves both ways the kernel runs a guest's APIC:
+//! - **APIC virtualization** (TPR shadow, virtualize APIC accesses, APIC-register
+//!   virtualization, virtual-interrupt delivery): the model's register page *is* the VMCS
+//!   virtual-APIC page. The CPU reads it for guest reads and updates TPR, PPR, IRR and ISR
+//!   itself on virtual-interrupt delivery and virtual EOI. A trap-like APIC-write exit finds the
+//!   new value already in the page: the kernel calls [`Vlapic::apic_write`]. An EOI-induced exit
+//!   (vectors in the EOI-exit bitmap, which is the TMR: [`Vlapic::eoi_exit_bitmap`]) calls
+//!   [`Vlapic::eoi_exit`]; [`Vlapic::rvi_svi`] gives the guest interrupt status.
+//! - **Software emulation**: every xAPIC MMIO access ([`Vlapic::read`], [`Vlapic::write`]) or
+//!   x2APIC MSR access ([`Vlapic::msr_read`], [`Vlapic::msr_write`]) exits and reaches the
+//!   model; the kernel injects [`Vlapic::deliverable`] vectors by VM-entry event injection
+//!   and calls [`Vlapic::acknowledge`] (IRR → ISR) when it does.
+//!
+//! The page ([`ApicPage`]) holds exactly the SDM's layout ([`offset`]), so the CPU and the
+//! model agree; what is not a register (timer deadlines, the APIC mode, IA32_APIC_BASE, the
+//! error accumulator) lives in [`Vlapic`]. The model never reads a clock: calls that depend on
+//! time take the guest's TSC (`now`), and [`Vlapic::next_deadline`] tells the kernel when to
+//! call [`Vlapic::expire`]. Operations return [`Effects`]: what the kernel must carry out
+//! (an EOI for the I/O APIC, an IPI to route, a timer or EOI-exit bitmap to reprogram).
+//!
+//! Which SDM sections each part implements:
+//! - registers, reset state, software disable: Vol. 3A §11.4 (Table 11-1, §11.4.7.1,
+//!   §11.4.7.2), [`regs`] and this file;
+//! - local vector table and error handling: §11.5.1, §11.5.3 ([`esr`]);
+//! - timer: §11.5.4 and §11.5.4.1 (TSC-deadline mode), `timer.rs`;
+//! - IPIs, destinations (ID, LDR, DFR flat and cluster): §11.6, [`Vlapic::matches`];
+//! - acceptance, priorities (TPR, PPR), EOI: §11.8;
+//! - x2APIC (MSR interface, IA32_APIC_BASE state transitions, logical ID): §11.12, `x2apic.rs`;
+//! - APIC virtualization: Vol. 3C §30.1-§30.5.
+//!
+//! ```
+//! use conduit_vlapic::{ApicPage, Effects, TimerClock, Trigger, Vlapic, offset};
+//!
+//! struct Page(Box<[u32; 1024]>);
+//! impl ApicPage for Page {
+//!     fn read(&self, offset: u32) -> u32 { self.0[offset as usize / 4] }
+//!     fn write(&mut self, offset: u32, value: u32) { self.0[offset as usize / 4] = value }
+//! }
+//!
+//! let clock = TimerClock { tsc_hz: 50_000_000, apic_timer_hz: 1_000_000 };
+//! let mut apic = Vlapic::new(Page(Box::new([0; 1024])), 0, true, clock).unwrap();
+//! assert_eq!(apic.write(offset::SVR, 0x1FF, 0), Effects::default()); // software-enable
+//! let fx = apic.accept(0x31, Trigger::Level);
+//! assert!(fx.interrupt_pending && fx.tmr_changed);
+//! assert_eq!(apic.deliverable(), Some(0x31));
+//! assert!(apic.acknowledge(0x31));             // injected: IRR -> ISR
+//! let fx = apic.write(offset::EOI, 0, 0);
+//! assert_eq!(fx.eoi, Some(0x31));               // level-triggered: tell the I/O APIC
+//! ```
+#![cfg_attr(not(test), no_std)]
+#![warn(missing_docs)]
+
+mod regs;
+mod timer;
+mod x2apic;
+mod xapic;
+
+pub use regs::{esr, lvt, offset};
+pub use timer::{TimerClock, TimerMode};
+pub use x2apic::{APIC_BASE_ADDRESS, apic_base_bits};
+
+use regs::{ICR_LOW_WRITABLE, SVR_ENABLED, VERSION};
+use timer::Timer;
+
+/// The 4 KiB register page. `offset` is a byte offset, a multiple of 4 below 0x1000 (registers
+/// sit at 16-byte strides, [`offset`]). The kernel implements it on a physical frame with
+/// volatile accesses; tests on an array.
+pub trait ApicPage {
+    /// The 32-bit value at `offset`.
+    fn read(&self, offset: u32) -> u32;
+    /// Stores `value` at `offset`.
+    fn write(&mut self, offset: u32, value: u32);
+}
+
+/// How the APIC is enabled (IA32_APIC_BASE bits 11:10, SDM Vol. 3A §11.12.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApicMode {
+    /// Globally disabled (EN = 0): no MMIO, no MSRs, no interrupts.
+    Disabled,
+    /// xAPIC: MMIO at [`APIC_BASE_ADDRESS`].
+    XApic,
+    /// x2APIC: MSRs 0x800-0x8FF.
+    X2Apic,
+}
+
+/// An access the SDM answers with #GP(0): the kernel injects it into the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gp;
+
+/// Why [`Vlapic::new`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The ID does not fit the 8-bit xAPIC ID (0xFF is the broadcast ID).
+    IdTooLarge(u32),
+    /// A clock rate of 0 Hz.
+    ZeroClock,
+}
+
+/// Trigger mode of an interrupt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Edge-triggered: EOI needs no broadcast.
+    Edge,
+    /// Level-triggered: the TMR bit is set and the EOI goes to the I/O APIC.
+    Level,
+}
+
+/// ICR delivery mode, bits 10:8 (SDM Vol. 3A §11.6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryMode {
+    /// 000.
+    Fixed,
+    /// 001.
+    LowestPriority,
+    /// 010.
+    Smi,
+    /// 100.
+    Nmi,
+    /// 101 (INIT, or INIT level de-assert with level 0 and trigger level).
+    Init,
+    /// 110 (the vector is the start page).
+    StartUp,
+}
+
+/// ICR destination mode, bit 11.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestMode {
+    /// Destination is an APIC ID.
+    Physical,
+    /// Destination is matched against LDR (and DFR in xAPIC mode).
+    Logical,
+}
+
+/// ICR destination shorthand, bits 19:18.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shorthand {
+    /// 00: the destination field selects.
+    None,
+    /// 01: the sender only.
+    ToSelf,
+    /// 10: every APIC, the sender included.
+    AllIncludingSelf,
+    /// 11: every APIC but the sender.
+    AllExcludingSelf,
+}
+
+/// An IPI written to the ICR, for the kernel to route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipi {
+    /// Vector (fixed, lowest priority) or start page (start-up).
+    pub vector: u8,
+    /// Delivery mode.
+    pub delivery_mode: DeliveryMode,
+    /// Destination: 8 bits in xAPIC mode, 32 bits in x2APIC mode; see [`Vlapic::matches`].
+    pub dest: u32,
+    /// Destination mode.
+    pub dest_mode: DestMode,
+    /// Destination shorthand.
+    pub shorthand: Shorthand,
+    /// Level bit 14 (assert).
+    pub level: bool,
+    /// Trigger mode bit 15.
+    pub trigger: Trigger,
+}
+
+/// What the kernel must do after a model operation.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct Effects {
+    /// A level-triggered vector was EOIed: broadcast the EOI to the I/O APIC.
+    pub eoi: Option<u8>,
+    /// An IPI to deliver to other vCPUs. The sender's own share of a fixed IPI with shorthand
+    /// "self" or "all including self" is already accepted here; the kernel delivers a
+    /// no-shorthand IPI to every vCPU whose [`Vlapic::matches`] says yes, the sender included.
+    pub ipi: Option<Ipi>,
+    /// An interrupt entered the IRR: re-evaluate injection (software mode) or RVI (APICv).
+    pub interrupt_pending: bool,
+    /// The TMR changed: reload the EOI-exit bitmap from [`Vlapic::eoi_exit_bitmap`].
+    pub tmr_changed: bool,
+    /// The timer was armed, re-armed or disarmed: re-read [`Vlapic::next_deadline`].
+    pub timer_changed: bool,
+    /// The APIC mode changed (xAPIC, x2APIC, disabled): reconfigure APIC virtualization.
+    pub mode_changed: bool,
+}
+
+impl Effects {
+    fn merge(&mut self, other: Effects) {
+        self.eoi = self.eoi.or(other.eoi);
+        self.ipi = self.ipi.or(other.ipi);
+        self.interrupt_pending |= other.interrupt_pending;
+        self.tmr_changed |= other.tmr_changed;
+        self.timer_changed |= other.timer_changed;
+        self.mode_changed |= other.mode_changed;
+    }
+}
+
+/// Page offset and bit of `vector` in a 256-bit register (ISR, TMR, IRR) at `base`.
+fn bit_of(base: u32, vector: u8) -> (u32, u32) {
+    (base + u32::from(vector / 32) * 0x10, 1 << (vector % 32))
+}
+
+/// One vCPU's local APIC over its register page `P`.
+#[derive(Debug)]
+pub struct Vlapic<P> {
+    page: P,
+    id: u32,
+    bsp: bool,
+    mode: ApicMode,
+    timer: Timer,
+    /// Errors detected since the last ESR write (SDM Vol. 3A §11.5.3).
+    esr_pending: u32,
+}
+
+impl<P: ApicPage> Vlapic<P> {
+    /// An APIC in its power-up state (SDM Vol. 3A §11.4.7.1), xAPIC mode, at
+    /// [`APIC_BASE_ADDRESS`], BSP flag per `bsp`. IDs above 254 are refused (they need an
+    /// x2APIC-only start, which Conduit does not offer yet).
+    pub fn new(page: P, apic_id: u32, bsp: bool, clock: TimerClock) -> Result<Self, ConfigError> {
+        if apic_id >= 0xFF {
+            return Err(ConfigError::IdTooLarge(apic_id));
+        }
+        if clock.tsc_hz == 0 || clock.apic_timer_hz == 0 {
+            return Err(ConfigError::ZeroClock);
+        }
+        let mut apic = Self {
+            page,
+            id: apic_id,
+            bsp,
+            mode: ApicMode::XApic,
+            timer: Timer::new(clock),
+            esr_pending: 0,
+        };
+        apic.reset();
+        Ok(apic)
+    }
+
+    /// The register page (for the kernel: its physical address goes into the VMCS).
+    pub fn page(&self) -> &P {
+        &self.page
+    }
+
+    /// The APIC ID.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The current mode.
+    pub fn mode(&self) -> ApicMode {
+        self.mode
+    }
+
+    /// Power-up register state: everything 0 but DFR (all ones), SVR (0xFF), the LVTs
+    /// (masked), version and ID; timer stopped, no pending errors.
+    fn reset(&mut self) {
+        for dword in 0..1024 {
+            self.page.write(dword * 4, 0);
+        }
+        self.page.write(offset::VERSION, VERSION);
+        self.page.write(offset::DFR, u32::MAX);
+        self.page.write(offset::SVR, 0xFF);
+        for reg in lvt::ALL {
+            self.page.write(reg, lvt::MASKED);
+        }
+        self.timer.reset();
+        self.esr_pending = 0;
+        self.write_id_register();
+    }
+
+    /// The ID register in the current mode's format (xAPIC: bits 31:24).
+    fn write_id_register(&mut self) {
+        let value = match self.mode {
+            ApicMode::X2Apic => self.id,
+            _ => self.id << 24,
+        };
+        self.page.write(offset::ID, value);
+    }
+
+    fn sw_enabled(&self) -> bool {
+        self.page.read(offset::SVR) & SVR_ENABLED != 0
+    }
+
+    fn test_bit(&self, base: u32, vector: u8) -> bool {
+        let (reg, bit) = bit_of(base, vector);
+        self.page.read(reg) & bit != 0
+    }
+
+    /// Sets or clears a bit; returns whether it changed.
+    fn set_bit(&mut self, base: u32, vector: u8, on: bool) -> bool {
+        let (reg, bit) = bit_of(base, vector);
+        let old = self.page.read(reg);
+        let new = if on { old | bit } else { old & !bit };
+        self.page.write(reg, new);
+        old != new
+    }
+
+    fn highest(&self, base: u32) -> Option<u8> {
+        (0..8u32).rev().find_map(|i| {
+            let word = self.page.read(base + i * 0x10);
+            (word != 0).then(|| (i * 32 + 31 - word.leading_zeros()) as u8)
+        })
+    }
+
+    /// The highest vector in the IRR.
+    pub fn highest_irr(&self) -> Option<u8> {
+        self.highest(offset::IRR)
+    }
+
+    /// The highest vector in the ISR (the one being serviced).
+    pub fn highest_isr(&self) -> Option<u8> {
+        self.highest(offset::ISR)
+    }
+
+    /// The task priority register.
+    pub fn tpr(&self) -> u8 {
+        self.page.read(offset::TPR) as u8
+    }
+
+    /// The processor priority: TPR if its class (bits 7:4) is at least the class of the
+    /// highest in-service vector, else that class with sub-class 0 (SDM Vol. 3A §11.8.3.1).
+    pub fn ppr(&self) -> u8 {
+        let tpr = self.tpr();
+        let isrv = self.highest_isr().unwrap_or(0);
+        if tpr >> 4 >= isrv >> 4 { tpr } else { isrv & 0xF0 }
+    }
+
+    /// Stores the processor priority in the page, where guest reads (and the CPU) find it.
+    fn update_ppr(&mut self) {
+        let ppr = self.ppr();
+        self.page.write(offset::PPR, u32::from(ppr));
+    }
+
+    /// The vector the APIC would present to the CPU now: the highest IRR vector whose
+    /// priority class is above the PPR's (SDM Vol. 3A §11.8.4). `None` while the APIC is
+    /// globally disabled. Whether the vCPU can take it (RFLAGS.IF, interruptibility) is the
+    /// kernel's business.
+    pub fn deliverable(&self) -> Option<u8> {
+        if self.mode == ApicMode::Disabled {
+            return None;
+        }
+        self.highest_irr().filter(|v| v >> 4 > self.ppr() >> 4)
+    }
+
+    /// The CPU took `vector` (software mode: the kernel injected it): IRR → ISR, PPR raised.
+    /// Returns `false`, changing nothing, if `vector` was not pending.
+    pub fn acknowledge(&mut self, vector: u8) -> bool {
+        if !self.test_bit(offset::IRR, vector) {
+            return false;
+        }
+        self.set_bit(offset::IRR, vector, false);
+        self.set_bit(offset::ISR, vector, true);
+        self.update_ppr();
+        true
+    }
+
+    /// Accepts a fixed interrupt (from the I/O APIC, an MSI, an IPI or a local source): sets
+    /// its IRR bit and sets (level) or clears (edge) its TMR bit (SDM Vol. 3A §11.8.4).
+    /// Vectors 0-15 are illegal: ESR "receive illegal vector", not accepted. A disabled APIC
+    /// (global or software) accepts nothing. `interrupt_pending` says whether it was accepted.
+    pub fn accept(&mut self, vector: u8, trigger: Trigger) -> Effects {
+        if vector < 16 {
+            return self.error(esr::RECEIVE_ILLEGAL_VECTOR);
+        }
+        if self.mode == ApicMode::Disabled || !self.sw_enabled() {
+            return Effects::default();
+        }
+        self.set_bit(offset::IRR, vector, true);
+        let tmr_changed = self.set_bit(offset::TMR, vector, trigger == Trigger::Level);
+        Effects {
+            interrupt_pending: true,
+            tmr_changed,
+            ..Effects::default()
+        }
+    }
+
+    /// Records errors in the ESR accumulator; a new error raises the LVT error interrupt if
+    /// unmasked (SDM Vol. 3A §11.5.3). An illegal vector in the LVT error entry itself is
+    /// recorded as a receive error without another interrupt.
+    fn error(&mut self, bits: u32) -> Effects {
+        let new = bits & !self.esr_pending;
+        self.esr_pending |= bits;
+        let entry = self.page.read(offset::LVT_ERROR);
+        if new == 0 || entry & lvt::MASKED != 0 {
+            return Effects::default();
+        }
+        let vector = entry as u8;
+        if vector < 16 {
+            self.esr_pending |= esr::RECEIVE_ILLEGAL_VECTOR;
+            return Effects::default();
+        }
+        self.accept(vector, Trigger::Edge)
+    }
+
+    /// Software-mode EOI (a write to the EOI register): clears the highest ISR bit and
+    /// returns it if it was level-triggered (TMR set), for the I/O APIC (SDM Vol. 3A
+    /// §11.8.5). No-op without an in-service vector.
+    pub fn eoi(&mut self) -> Option<u8> {
+        let vector = self.highest_isr()?;
+        self.set_bit(offset::ISR, vector, false);
+        self.update_ppr();
+        self.test_bit(offset::TMR, vector).then_some(vector)
+    }
+
+    /// An EOI-induced VM exit for `vector` (APICv mode, SDM Vol. 3C §30.1.4 and §29.1.2):
+    /// the CPU already cleared the ISR bit and updated SVI and PPR. Returns `vector` if it is
+    /// level-triggered, for the I/O APIC.
+    pub fn eoi_exit(&mut self, vector: u8) -> Option<u8> {
+        self.update_ppr();
+        self.test_bit(offset::TMR, vector).then_some(vector)
+    }
+
+    /// The EOI-exit bitmap for the VMCS: exactly the TMR (level-triggered vectors exit on EOI).
+    pub fn eoi_exit_bitmap(&self) -> [u64; 4] {
+        core::array::from_fn(|i| {
+            let reg = offset::TMR + (i as u32) * 0x20;
+            u64::from(self.page.read(reg)) | (u64::from(self.page.read(reg + 0x10)) << 32)
+        })
+    }
+
+    /// Guest interrupt status for the VMCS: (RVI, SVI) = highest IRR and ISR vectors, 0 when
+    /// none (SDM Vol. 3C §30.1.1 / §24.4.2).
+    pub fn rvi_svi(&self) -> (u8, u8) {
+        (
+            self.highest_irr().unwrap_or(0),
+            self.highest_isr().unwrap_or(0),
+        )
+    }
+
+    /// TPR write (bits 7:0): the PPR follows.
+    fn write_tpr(&mut self, value: u32) {
+        self.page.write(offset::TPR, value);
+        self.update_ppr();
+    }
+
+    /// SVR write: clearing the enable bit masks every LVT (SDM Vol. 3A §11.4.7.2).
+    fn write_svr(&mut self, value: u32) {
+        self.page.write(offset::SVR, value);
+        if value & SVR_ENABLED == 0 {
+            for reg in lvt::ALL {
+                let entry = self.page.read(reg);
+                self.page.write(reg, entry | lvt::MASKED);
+            }
+            self.timer.mask();
+        }
+    }
+
+    /// LVT write with reserved bits already clear (and, for the timer, a valid mode); masked
+    /// forcibly while the APIC is software-disabled. A timer mode change disarms the timer.
+    fn write_lvt(&mut self, reg: u32, value: u32, now: u64) -> Effects {
+        let value = if self.sw_enabled() {
+            value
+        } else {
+            value | lvt::MASKED
+        };
+        let mut fx = Effects::default();
+        if reg == offset::LVT_TIMER {
+            // An expiry already due happens under the old entry.
+            fx.merge(self.expire(now));
+            if self.timer.write_lvt(value) {
+                self.page.write(offset::INITIAL_COUNT, 0);
+            }
+            fx.timer_changed = true;
+        }
+        self.page.write(reg, value);
+        fx
+    }
+
+    /// ESR write: the accumulated errors become readable and the accumulator clears.
+    fn write_esr(&mut self) {
+        self.page.write(offset::ESR, self.esr_pending);
+        self.esr_pending = 0;
+    }
+
+    fn write_initial_count(&mut self, count: u32, now: u64) -> Effects {
+        let mut fx = self.expire(now);
+        if self.timer.write_initial(count, now) {
+            self.page.write(offset::INITIAL_COUNT, count);
+            fx.timer_changed = true;
+        } else {
+            self.page.write(offset::INITIAL_COUNT, 0);
+        }
+        fx
+    }
+
+    fn write_divide(&mut self, value: u32) {
+        self.page.write(offset::DIVIDE_CONFIG, value);
+        self.timer.write_divide(value);
+    }
+
+    /// Sends the IPI in ICR bits 31:0 (`low`, reserved bits clear) to `dest`.
+    fn send_ipi(&mut self, low: u32, dest: u32) -> Effects {
+        let low = low & ICR_LOW_WRITABLE;
+        let vector = low as u8;
+        let delivery_mode = match (low >> 8) & 7 {
+            0 => DeliveryMode::Fixed,
+            1 => DeliveryMode::LowestPriority,
+            2 => DeliveryMode::Smi,
+            4 => DeliveryMode::Nmi,
+            5 => DeliveryMode::Init,
+            6 => DeliveryMode::StartUp,
+            // 011 (remote read) and 111 are reserved: nothing is sent.
+            _ => return Effects::default(),
+        };
+        let fixed = matches!(
+            delivery_mode,
+            DeliveryMode::Fixed | DeliveryMode::LowestPriority
+        );
+        if fixed && vector < 16 {
+            return self.error(esr::SEND_ILLEGAL_VECTOR);
+        }
+        let trigger = if low & (1 << 15) != 0 {
+            Trigger::Level
+        } else {
+            Trigger::Edge
+        };
+        let shorthand = match (low >> 18) & 3 {
+            0 => Shorthand::None,
+            1 => Shorthand::ToSelf,
+            2 => Shorthand::AllIncludingSelf,
+            _ => Shorthand::AllExcludingSelf,
+        };
+        let mut fx = Effects::default();
+        let to_self = matches!(shorthand, Shorthand::ToSelf | Shorthand::AllIncludingSelf);
+        if to_self && delivery_mode == DeliveryMode::Fixed {
+            fx = self.accept(vector, trigger);
+        }
+        if shorthand != Shorthand::ToSelf {
+            fx.ipi = Some(Ipi {
+                vector,
+                delivery_mode,
+                dest,
+                dest_mode: if low & (1 << 11) != 0 {
+                    DestMode::Logical
+                } else {
+                    DestMode::Physical
+                },
+                shorthand,
+                level: low & (1 << 14) != 0,
+                trigger,
+            });
+        }
+        fx
+    }
+
+    /// Processes a timer expiry due at `now` (if any): the timer vector enters the IRR unless
+    /// the LVT timer entry is masked (SDM Vol. 3A §11.5.4).
+    pub fn expire(&mut self, now: u64) -> Effects {
+        let before = self.timer.next_deadline();
+        let mut fx = match self.timer.expire(now) {
+            Some(vector) => self.accept(vector, Trigger::Edge),
+            None => Effects::default(),
+        };
+        fx.timer_changed |= self.timer.next_deadline() != before;
+        fx
+    }
+
+    /// The TSC value at which the timer next needs [`Vlapic::expire`]; `None` when disarmed
+    /// or masked.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.timer.next_deadline()
+    }
+
+    /// The timer's current count at `now` (also what reads of offset 0x390 return).
+    pub fn current_count(&self, now: u64) -> u32 {
+        self.timer.current_count(now)
+    }
+
+    /// IA32_TSC_DEADLINE (MSR 0x6E0) as the guest reads it: 0 unless armed in TSC-deadline
+    /// mode.
+    pub fn tsc_deadline(&self) -> u64 {
+        self.timer.tsc_deadline()
+    }
+
+    /// Writes IA32_TSC_DEADLINE (SDM Vol. 3A §11.5.4.1): ignored unless the timer is in
+    /// TSC-deadline mode; 0 disarms; a value not after `now` fires at once.
+    pub fn set_tsc_deadline(&mut self, value: u64, now: u64) -> Effects {
+        if !self.timer.set_tsc_deadline(value) {
+            return Effects::default();
+        }
+        let mut fx = self.expire(now);
+        fx.timer_changed = true;
+        fx
+    }
+}
