@@ -9,6 +9,7 @@ use crate::irq;
 use crate::platform::Platform;
 use crate::shell::{Flow, Shell, World};
 use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_config::OnIdle;
 use conduit_hw::rdtsc;
@@ -28,13 +29,17 @@ pub fn run(guests: &mut Guests, platform: &Platform, on_idle: OnIdle) {
     let mut busy = guests.any_runnable();
     let mut next = 0;
     loop {
-        if all_waiting(&guests.list) {
-            idle_until_interrupt();
+        if all_waiting(&mut guests.list) {
+            let earliest = guests.list.iter().filter_map(Guest::next_deadline).min();
+            idle_until_interrupt(earliest);
         }
         match pick(&guests.list, next) {
             Some(i) => {
                 next = i + 1;
                 run_slice(&mut guests.list[i]);
+                if let Some(why) = guests.list[i].take_reset() {
+                    reset(guests, i, why);
+                }
                 busy = true;
             }
             None => {
@@ -72,6 +77,29 @@ pub fn run(guests: &mut Guests, platform: &Platform, on_idle: OnIdle) {
     }
 }
 
+/// Guest `i` reset its processor: it is built again from its image, or stopped, as its
+/// configuration says (`on_reset`); the other guests are not touched.
+fn reset(guests: &mut Guests, i: usize, why: String) {
+    let g = &mut guests.list[i];
+    info!("guest \"{}\": {why}", g.name);
+    match (g.spec().on_reset(), guests.host.as_mut()) {
+        (guest::spec::OnReset::Restart, Some(host)) if g.restarts < MAX_RESETS => {
+            // `restart` logs the result and leaves the guest stopped if it fails.
+            if g.restart(host).is_err() {
+                return;
+            }
+        }
+        (guest::spec::OnReset::Restart, Some(_)) => g.stop(format!(
+            "{why}; not restarted: {MAX_RESETS} restarts already (on_reset = \"restart\")"
+        )),
+        _ => g.stop(format!("{why} (on_reset = \"stop\")")),
+    }
+}
+
+/// Restarts after guest resets before the guest is stopped instead (a kernel that panics at
+/// every boot must not occupy the CPU forever).
+const MAX_RESETS: u32 = 16;
+
 /// The end-of-run report once no guest is runnable.
 fn report_finished(guests: &[Guest]) {
     info!("every guest has finished");
@@ -85,27 +113,22 @@ fn report_finished(guests: &[Guest]) {
     }
 }
 
-/// Whether every runnable guest is in HLT with nothing to wake it yet: no virtual interrupt
-/// pending and no virtual timer due. Then the CPU may sleep until the next physical interrupt.
-fn all_waiting(guests: &[Guest]) -> bool {
+/// Whether every runnable guest is in HLT with nothing to wake it yet: no interrupt it could
+/// take and no timer due. Then the CPU may sleep until the next physical interrupt.
+fn all_waiting(guests: &mut [Guest]) -> bool {
     let mut runnable = guests
-        .iter()
+        .iter_mut()
         .filter(|g| g.state == State::Runnable)
         .peekable();
-    runnable.peek().is_some()
-        && runnable.all(|g| {
-            g.halted
-                && !crate::irq::dispatch::has_pending(g.id())
-                && g.events.timer().is_none_or(|(_, left_us)| left_us > 0)
-        })
+    runnable.peek().is_some() && runnable.all(|g| g.waiting())
 }
 
-/// Halts the CPU until the next interrupt (the hypervisor's tick at the latest, every
-/// `irq::TICK_MS`; a device interrupt of a guest at once), instead of re-entering halted guests
-/// in a loop. Without a running tick nothing is guaranteed to wake the CPU: it does not sleep.
-fn idle_until_interrupt() {
+/// Halts the CPU until the next interrupt (the earliest guest timer deadline or the hypervisor's
+/// tick at the latest, every `irq::TICK_MS`; a device interrupt of a guest at once), instead of
+/// re-entering halted guests in a loop. Without a running tick nothing is guaranteed to wake the CPU: it does not sleep.
+fn idle_until_interrupt(deadline: Option<u64>) {
     if crate::irq::tick_running() {
-        crate::irq::wait_for_interrupt();
+        crate::irq::wait_for_interrupt_until(deadline);
     }
 }
 
@@ -133,7 +156,7 @@ fn run_slice(g: &mut Guest) {
     guest::devices::sync(g);
     loop {
         crate::irq::interrupt_window();
-        if let Err(e) = guest::events::before_entry(g, &mut v) {
+        if let Err(e) = g.before_entry(&mut v) {
             g.stop(format!("{e}"));
             return;
         }

@@ -189,15 +189,34 @@ pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     if g.events.timer.is_some() {
         poll_timer(g, id);
     }
+    // A guest with a virtual local APIC: the APIC's highest deliverable vector (software
+    // emulation; with APIC virtualization the CPU delivers and this is `None`). Others: the
+    // vectors `dispatch` holds for it.
+    let platform = g.platform.is_some();
+    let apic_vector = if platform {
+        super::vplatform_exits::software_vector(g)
+    } else {
+        None
+    };
     let ev = &mut g.events;
+    let waiting = if platform {
+        apic_vector.is_some()
+    } else {
+        dispatch::has_pending(id)
+    };
     // The common case, on every entry: nothing to inject, no window open.
-    if ev.reinject.is_none() && !ev.gp && !ev.window && !dispatch::has_pending(id) {
+    if ev.reinject.is_none() && !ev.gp && !ev.window && !waiting {
         return Ok(());
     }
-    let interrupt = dispatch::take_pending(id);
+    let interrupt = if platform {
+        apic_vector
+    } else {
+        dispatch::take_pending(id)
+    };
     let reinject = ev.reinject.take();
     let gp = core::mem::take(&mut ev.gp).then(|| Event::exception(vector::GP, 0));
-    let more = interrupt.is_some() && dispatch::has_pending(id);
+    // A local APIC offers its next vector only after this one's EOI (or once it is accepted).
+    let more = interrupt.is_some() && !platform && dispatch::has_pending(id);
     let (rflags, state) = if interrupt.is_some() && reinject.is_none() && gp.is_none() {
         (
             v.get(GuestNatural::Rflags)?,
@@ -225,12 +244,19 @@ pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
             Source::Exception => {}
         }
     }
-    if let Some(vector) = interrupt
-        && !matches!(injected, Some((_, Source::Interrupt)))
-    {
-        dispatch::raise(id, vector);
-    }
     let window = plan.window && ev.window_supported;
+    let went_in = matches!(injected, Some((_, Source::Interrupt)));
+    if let Some(vector) = interrupt {
+        if platform {
+            // Injected: IRR → ISR. Not injected: it stays in IRR.
+            if went_in {
+                super::vplatform_exits::acknowledged(g, vector);
+            }
+        } else if !went_in {
+            dispatch::raise(id, vector);
+        }
+    }
+    let ev = &mut g.events;
     if window != ev.window {
         let bits = if window {
             ev.primary | PrimaryControls::INTERRUPT_WINDOW_EXITING.bits()

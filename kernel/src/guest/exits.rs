@@ -77,7 +77,10 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             let qualification = v.get(ReadOnlyNatural::ExitQualification)?;
             io_exit(g, v, qualification)
         }
-        BasicExitReason::PreemptionTimer => Ok(Outcome::Yield),
+        BasicExitReason::PreemptionTimer => Ok(super::vplatform_exits::preempted(g)),
+        BasicExitReason::ApicAccess => super::vplatform_exits::apic_access(g, v),
+        BasicExitReason::ApicWrite => super::vplatform_exits::apic_write(g, v),
+        BasicExitReason::VirtualizedEoi => super::vplatform_exits::eoi_exit(g, v),
         // HLT gives up the CPU, unless an interrupt the guest can take is pending: then it
         // would end the HLT at once.
         BasicExitReason::Hlt => {
@@ -127,6 +130,11 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         BasicExitReason::EptMisconfiguration => {
             let gpa = v.get(ReadOnly64::GuestPhysicalAddress)?;
             stop(g, v, format!("EPT misconfiguration at GPA {gpa:#x}"))
+        }
+        BasicExitReason::TripleFault if g.platform.is_some() => {
+            let rip = v.get(GuestNatural::Rip)?;
+            g.request_reset(format!("triple fault (shutdown) at RIP {rip:#x}"));
+            Ok(Outcome::Done)
         }
         BasicExitReason::TripleFault => stop(g, v, String::from("triple fault")),
         other => {
@@ -231,13 +239,23 @@ pub fn io_exit<C: CpuState>(
             let value = g.regs.gpr[RAX];
             if VirtualUart::claims(q.port) {
                 g.uart.write(&g.name, q.port, value as u8);
+                g.sync_uart_line();
+            } else if super::power::claims(g, q.port) {
+                super::power::port_out(g, q.port, value as u8);
+                if g.state != State::Runnable || g.reset_request.is_some() {
+                    return Ok(Outcome::Done);
+                }
             } else if devices::claims(g, q.port) {
                 devices::port_out(g, q.port, size as u8, value);
             }
         }
         IoDirection::In => {
             let value: u64 = if VirtualUart::claims(q.port) {
-                u64::from(g.uart.read(q.port))
+                let v = g.uart.read(q.port);
+                g.sync_uart_line();
+                u64::from(v)
+            } else if super::power::claims(g, q.port) {
+                u64::from(super::power::port_in(q.port))
             } else if devices::claims(g, q.port) {
                 devices::port_in(g, q.port, size as u8)
             } else {
@@ -320,14 +338,18 @@ fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
 
 fn rdmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     let msr = g.regs.gpr[RCX] as u32;
-    let value = match msr {
-        MSR_TSC => conduit_hw::rdtsc(),
-        MSR_PAT => v.get(Guest64::Pat)?,
-        MSR_EFER => v.get(Guest64::Efer)?,
-        MSR_FS_BASE => v.get(GuestNatural::FsBase)?,
-        MSR_GS_BASE => v.get(GuestNatural::GsBase)?,
-        MSR_KERNEL_GS_BASE => g.kernel_gs_base,
-        _ => return inject_gp(g),
+    let value = match super::vplatform_exits::rdmsr(g, msr) {
+        Some(Ok(value)) => value,
+        Some(Err(())) => return inject_gp(g),
+        None => match msr {
+            MSR_TSC => conduit_hw::rdtsc(),
+            MSR_PAT => v.get(Guest64::Pat)?,
+            MSR_EFER => v.get(Guest64::Efer)?,
+            MSR_FS_BASE => v.get(GuestNatural::FsBase)?,
+            MSR_GS_BASE => v.get(GuestNatural::GsBase)?,
+            MSR_KERNEL_GS_BASE => g.kernel_gs_base,
+            _ => return inject_gp(g),
+        },
     };
     g.regs.gpr[RAX] = value & 0xffff_ffff;
     g.regs.gpr[RDX] = value >> 32;
@@ -338,6 +360,14 @@ fn rdmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
 fn wrmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     let msr = g.regs.gpr[RCX] as u32;
     let value = (g.regs.gpr[RDX] << 32) | (g.regs.gpr[RAX] & 0xffff_ffff);
+    match super::vplatform_exits::wrmsr(g, msr, value) {
+        Some(Ok(())) => {
+            v.skip()?;
+            return Ok(Outcome::Resume);
+        }
+        Some(Err(())) => return inject_gp(g),
+        None => {}
+    }
     match msr {
         MSR_PAT => v.set(Guest64::Pat, value)?,
         MSR_EFER if value & !EFER_WRITABLE == 0 => v.set(Guest64::Efer, value)?,

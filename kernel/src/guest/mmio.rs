@@ -16,6 +16,7 @@
 use super::cpu::CpuState;
 use super::devices;
 use super::exits::{Outcome, stop};
+use super::vplatform_exits;
 use super::{Guest, State};
 use crate::control;
 use alloc::format;
@@ -55,9 +56,22 @@ pub fn ept_violation<C: CpuState>(
             ),
         );
     }
-    let ecam = (ECAM_GPA..ECAM_GPA + ECAM_LEN).contains(&gpa);
-    if ecam || devices::trapped(g, gpa).is_some() {
-        return emulate(g, cpu, gpa, &q, ecam);
+    let target = if (ECAM_GPA..ECAM_GPA + ECAM_LEN).contains(&gpa) {
+        Some(Target::Ecam)
+    } else if devices::trapped(g, gpa).is_some() {
+        Some(Target::Trapped)
+    } else {
+        vplatform_exits::region(g, gpa).map(Target::Platform)
+    };
+    if let Some(target) = target {
+        if q.fetch {
+            return stop(
+                g,
+                cpu,
+                format!("instruction fetch from emulated memory at {gpa:#x}"),
+            );
+        }
+        return emulate(g, cpu, gpa, q.write, target);
     }
     let access = if q.write {
         "write"
@@ -78,21 +92,38 @@ pub fn ept_violation<C: CpuState>(
     )
 }
 
-/// Carries out the instruction at CS:RIP, whose access to emulated memory at `gpa` exited.
+/// What an emulated access reaches.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Ecam,
+    Trapped,
+    Platform(vplatform_exits::Region),
+}
+
+/// An access to the local APIC's page that the CPU's APIC virtualization left to the hypervisor
+/// (an APIC-access exit): carried out like any emulated MMIO.
+pub(super) fn emulate_platform<C: CpuState>(
+    g: &mut Guest,
+    cpu: &mut C,
+    region: vplatform_exits::Region,
+    write: bool,
+) -> Result<Outcome, C::Error> {
+    let gpa = match region {
+        vplatform_exits::Region::Lapic(off) => super::vplatform::LAPIC_GPA + off,
+        vplatform_exits::Region::Ioapic(off) => super::vplatform::IOAPIC_GPA + off,
+    };
+    emulate(g, cpu, gpa, write, Target::Platform(region))
+}
+
+/// Carries out the instruction at CS:RIP, whose access (`write` or read) to emulated memory at
+/// `gpa` exited.
 fn emulate<C: CpuState>(
     g: &mut Guest,
     cpu: &mut C,
     gpa: u64,
-    q: &EptViolation,
-    ecam: bool,
+    write: bool,
+    target: Target,
 ) -> Result<Outcome, C::Error> {
-    if q.fetch {
-        return stop(
-            g,
-            cpu,
-            format!("instruction fetch from emulated memory at {gpa:#x}"),
-        );
-    }
     let bytes = match fetch(g, cpu)? {
         Ok(b) => b,
         Err(why) => return stop(g, cpu, why),
@@ -110,17 +141,17 @@ fn emulate<C: CpuState>(
         Err(e) => return stop(g, cpu, format!("MMIO at {gpa:#x}: {e}")),
     };
     let store = access.store_value(&g.regs.gpr);
-    if store.is_some() != q.write {
+    if store.is_some() != write {
         return stop(
             g,
             cpu,
             format!("MMIO at {gpa:#x}: the instruction does not match the access EPT reported"),
         );
     }
-    let read = if ecam {
-        ecam_access(g, gpa - ECAM_GPA, access.size, store)
-    } else {
-        trapped_access(g, gpa, access.size, store)
+    let read = match target {
+        Target::Ecam => ecam_access(g, gpa - ECAM_GPA, access.size, store),
+        Target::Trapped => trapped_access(g, gpa, access.size, store),
+        Target::Platform(r) => vplatform_exits::access(g, r, access.size, store),
     };
     if store.is_none() {
         access.load_into(&mut g.regs.gpr, read);

@@ -12,12 +12,15 @@ pub mod exits;
 pub mod interrupts;
 mod layout;
 pub mod mmio;
+mod power;
 /// The per-guest counters the self-tests log and check.
 #[cfg(feature = "selftest")]
 pub mod report;
 mod set;
 pub mod spec;
 mod vcpu;
+mod vplatform;
+mod vplatform_exits;
 mod vuart;
 
 use alloc::string::String;
@@ -96,6 +99,9 @@ pub struct VmxHost {
     /// The TSC's rate (`conduit_hw::time`), for time slices and virtual timers.
     pub tsc: Rate,
     next_vpid: u16,
+    /// The APIC-access page every guest with APIC virtualization maps at its local APIC's
+    /// address (SDM Vol. 3C §30.4); its contents are never used.
+    apic_access: PhysAddr,
 }
 
 impl VmxHost {
@@ -103,6 +109,7 @@ impl VmxHost {
     pub fn new(vmx: Vmx, mem: &Memory, tsc: Rate) -> Option<Self> {
         let mut frames = mem.frames.lock();
         let (a, b, m) = (frames.allocate()?, frames.allocate()?, frames.allocate()?);
+        let apic_access = frames.allocate()?;
         drop(frames);
         let window = PhysWindow::new(mem, true);
         for f in [a, b, m] {
@@ -116,6 +123,7 @@ impl VmxHost {
             msr_bitmap: m,
             tsc,
             next_vpid: 1,
+            apic_access,
         })
     }
 }
@@ -145,6 +153,16 @@ pub struct Guest {
     uart: VirtualUart,
     /// VMX-preemption timer value for one time slice.
     slice_ticks: u32,
+    /// The slice's length in TSC ticks, and the TSC value at which the current one ends.
+    slice_tsc: u64,
+    slice_end: u64,
+    /// The VMX-preemption timer counts once every 2^`timer_shift` TSC ticks (IA32_VMX_MISC).
+    timer_shift: u8,
+    /// The local APIC, I/O APIC and UART interrupt line of a guest that runs an operating system
+    /// (`None` for the hypervisor's own test guests, which take injected vectors without EOI).
+    platform: Option<alloc::boxed::Box<vplatform::VirtualPlatform>>,
+    /// A reset the guest asked for (`power.rs`), for the scheduler to carry out.
+    reset_request: Option<String>,
     /// What the next entries inject, and the virtual timer (`events.rs`).
     pub events: events::Events,
     kernel_gs_base: u64,
@@ -210,6 +228,8 @@ impl Guest {
             caps: host.vmx.caps,
         });
         guest.slice_ticks = slice_ticks.clamp(1, u64::from(u32::MAX)) as u32;
+        guest.slice_tsc = slice_tsc;
+        guest.timer_shift = host.vmx.caps.misc.preemption_timer_rate;
         vcpu::setup(host, &mut guest, spec)?;
         info!(
             "guest \"{}\": {} MiB at host {:#x}, EPTP {:#x}, VPID {}, slice {} us = {slice_tsc} TSC \
@@ -273,6 +293,11 @@ impl Guest {
             stats: Stats::ZERO,
             uart: VirtualUart::new(),
             slice_ticks: 0,
+            slice_tsc: 0,
+            slice_end: 0,
+            timer_shift: 0,
+            platform: None,
+            reset_request: None,
             events: events::Events::new(0, false, tsc),
             kernel_gs_base: 0,
             spec: spec.clone(),
@@ -352,7 +377,9 @@ impl Guest {
         self.memory.load(&self.spec).map_err(CreateError::Layout)?;
         self.regs = GuestRegs::default();
         self.stats = Stats::ZERO;
+        let attached = self.uart.attached;
         self.uart = VirtualUart::new();
+        self.uart.attached = attached;
         crate::irq::dispatch::clear_guest(self.id());
         self.kernel_gs_base = 0;
         self.halted = false;
@@ -449,9 +476,57 @@ impl Guest {
         self.vcpu.as_ref().ok_or(VmFail::Invalid)?.vmcs.load()
     }
 
-    /// Starts a new time slice: the VMX-preemption timer counts down from the slice length.
-    pub fn arm_timer(&self, v: &mut Current) -> Result<(), FieldError> {
+    /// Starts a new time slice: the VMX-preemption timer counts down from the slice length (for
+    /// a guest with a platform, from the earlier of its end and the guest's timer deadline,
+    /// before every entry: `vplatform_exits::before_entry`).
+    pub fn arm_timer(&mut self, v: &mut Current) -> Result<(), FieldError> {
+        self.slice_end = conduit_hw::rdtsc().saturating_add(self.slice_tsc);
         v.set(Guest32::PreemptionTimerValue, self.slice_ticks)
+    }
+
+    /// Before every entry: the platform's interrupt and timer state into the VMCS.
+    pub fn before_entry(&mut self, v: &mut Current) -> Result<(), FieldError> {
+        if self.platform.is_some() {
+            vplatform_exits::before_entry(self, v)?;
+        }
+        events::before_entry(self, v)
+    }
+
+    /// Whether the guest is in HLT with nothing to wake it yet: no interrupt it could take, no
+    /// timer due.
+    pub fn waiting(&mut self) -> bool {
+        if !self.halted {
+            return false;
+        }
+        if self.platform.is_some() {
+            return !vplatform_exits::interrupt_ready(self);
+        }
+        !crate::irq::dispatch::has_pending(self.id())
+            && self.events.timer().is_none_or(|(_, left_us)| left_us > 0)
+    }
+
+    /// The I/O APIC pin of the UART follows the UART's interrupt output (guests with a platform).
+    pub fn sync_uart_line(&mut self) {
+        if let Some(p) = self.platform.as_mut() {
+            p.set_uart_line(self.uart.irq());
+        }
+    }
+
+    /// A byte the operator typed at the attached console: into the guest's UART.
+    pub fn console_input(&mut self, byte: u8) {
+        self.uart.type_byte(byte);
+        self.sync_uart_line();
+    }
+
+    /// Attaches or detaches the operator's console to the guest's UART; detaching logs what
+    /// the guest printed since as lines again.
+    pub fn set_console_attached(&mut self, attached: bool) {
+        self.uart.attached = attached;
+    }
+
+    /// The TSC value of the guest's next timer deadline, if any.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.platform.as_ref().and_then(|p| p.next_deadline())
     }
 
     /// Whether VMLAUNCH already succeeded (then entries use VMRESUME).

@@ -44,6 +44,29 @@ pub struct GuestSpec {
     pub test_break: Option<Break>,
 }
 
+/// What a reset of the guest's processor (triple fault, 0xCF9, keyboard controller, ACPI
+/// reset register) does to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnReset {
+    /// The guest stops, reported with the reason.
+    Stop,
+    /// The guest is built again from its image.
+    Restart,
+}
+
+impl GuestSpec {
+    /// What a reset does.
+    pub fn on_reset(&self) -> OnReset {
+        OnReset::Stop
+    }
+
+    /// Whether the guest runs an operating system, which gets a virtual platform: local APIC,
+    /// I/O APIC, the UART's interrupt (`vplatform.rs`).
+    pub fn has_platform(&self) -> bool {
+        false
+    }
+}
+
 /// Turns a validated guest configuration and its image into a spec. The builder validated
 /// everything already; this re-checks what would otherwise read outside the image, so a corrupt
 /// bundle costs one guest, not the hypervisor.

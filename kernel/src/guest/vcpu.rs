@@ -7,9 +7,10 @@ use super::spec::Break;
 use super::spec::{Entry, GuestSpec};
 use super::{CreateError, Guest, VmxHost};
 use alloc::format;
+use alloc::string::String;
 use conduit_hw::vmx::{self, vmcs::Current};
 use conduit_vmx::controls::{
-    AllowedControls, ControlRequest, ExitControls, PrimaryControls, VmxControls,
+    AllowedControls, ControlRequest, ExitControls, PrimaryControls, SecondaryControls, VmxControls,
 };
 use conduit_vmx::cr::FixedBits;
 use conduit_vmx::fields::{Control16, Control32, Control64, ControlNatural, Guest32};
@@ -29,12 +30,48 @@ pub(super) fn setup(
     // Keep the rest of a time slice across exits that resume the same guest (SDM "VM-Exit
     // Controls", "save VMX-preemption timer value"); without it every exit restarts the slice.
     request.exit.optional |= ExitControls::SAVE_PREEMPTION_TIMER;
-    let controls = VmxControls::compute(&host.vmx.msrs, &request)
-        .map_err(|e| CreateError::Vmcs(format!("VM-execution controls: {e}")))?;
+    let os = spec.has_platform();
+    let compute = |r: &ControlRequest| {
+        VmxControls::compute(&host.vmx.msrs, r)
+            .map_err(|e| CreateError::Vmcs(format!("VM-execution controls: {e}")))
+    };
+    let controls = if os {
+        // APIC virtualization where the CPU has all of it; else software emulation, which
+        // must keep the guest's CR8 away from the physical TPR.
+        let mut apicv = request;
+        apicv.primary.optional |= PrimaryControls::USE_TPR_SHADOW;
+        apicv.secondary.optional |= SecondaryControls::VIRTUALIZE_APIC_ACCESSES
+            | SecondaryControls::APIC_REGISTER_VIRTUALIZATION
+            | SecondaryControls::VIRTUAL_INTERRUPT_DELIVERY;
+        let c = compute(&apicv)?;
+        if c.primary.contains(PrimaryControls::USE_TPR_SHADOW)
+            && c.secondary.contains(APICV_SECONDARY)
+        {
+            c
+        } else {
+            request.primary.required |=
+                PrimaryControls::CR8_LOAD_EXITING | PrimaryControls::CR8_STORE_EXITING;
+            compute(&request)?
+        }
+    } else {
+        compute(&request)?
+    };
+    guest.platform = if os {
+        let apicv = controls.secondary.contains(APICV_SECONDARY);
+        let p = super::vplatform::VirtualPlatform::new(guest.mem, 0, apicv, host.tsc.khz() * 1000)
+            .ok_or_else(|| CreateError::Vmcs(String::from("no frame for the virtual-APIC page")))?;
+        Some(alloc::boxed::Box::new(p))
+    } else {
+        None
+    };
     let mut v = guest
         .load_vmcs()
         .map_err(|e| CreateError::Vmcs(format!("VMPTRLD: {e}")))?;
     write_controls(host, guest, &controls, &mut v).map_err(vmcs_err)?;
+    if guest.platform.as_ref().is_some_and(|p| p.apicv) {
+        map_apic_access(guest, host.apic_access)?;
+    }
+    super::vplatform_exits::setup_vmcs(guest, &mut v, host.apic_access.0).map_err(vmcs_err)?;
     // Interrupt-window exiting is turned on only while a virtual interrupt waits (events.rs).
     let window = AllowedControls::from_msrs(&host.vmx.msrs)
         .primary
@@ -103,6 +140,34 @@ pub(super) fn setup(
     vmx::invept(&host.vmx.caps, guest.eptp)
         .map_err(|e| CreateError::Vmcs(format!("INVEPT: {e}")))?;
     Ok(())
+}
+
+/// The secondary controls of APIC virtualization (SDM Vol. 3C §25.6.2, ch. 30).
+const APICV_SECONDARY: SecondaryControls = SecondaryControls::VIRTUALIZE_APIC_ACCESSES
+    .union(SecondaryControls::APIC_REGISTER_VIRTUALIZATION)
+    .union(SecondaryControls::VIRTUAL_INTERRUPT_DELIVERY);
+
+/// Maps the guest's local APIC page to the APIC-access page, so the CPU virtualizes accesses to
+/// it (SDM Vol. 3C §30.4: an access is an APIC access when its guest-physical address translates
+/// to the APIC-access address). Kept across restarts.
+fn map_apic_access(
+    guest: &mut Guest,
+    page: conduit_hw::memory::PhysAddr,
+) -> Result<(), CreateError> {
+    use super::vplatform::LAPIC_GPA;
+    if guest.ept.translate(LAPIC_GPA).is_ok() {
+        return Ok(());
+    }
+    let attrs = conduit_paging::Attributes::new(
+        conduit_paging::Access::RW,
+        conduit_paging::MemoryType::WriteBack,
+    );
+    let mut frames = conduit_hw::memory::Frames::new(guest.mem);
+    guest
+        .ept
+        .map(&mut frames, LAPIC_GPA, page.0, 0x1000, attrs)
+        .map(|_| ())
+        .map_err(|e| CreateError::Vmcs(format!("EPT mapping of the APIC-access page: {e}")))
 }
 
 fn write_controls(

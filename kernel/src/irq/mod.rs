@@ -60,6 +60,8 @@ use spin::Mutex;
 pub const TICK_MS: u32 = 10;
 
 static TICK_RUNNING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// The tick timer's calibration, once it runs.
+static TICK_CAL: spin::Once<timer::Calibration> = spin::Once::new();
 
 /// Whether the periodic tick was started (the control task's watchdog runs on it).
 pub fn tick_running() -> bool {
@@ -331,6 +333,7 @@ fn start_tick() {
     match timer::calibrate() {
         Ok(cal) => {
             let count = timer::start_periodic(&cal, vectors::TICK, TICK_MS);
+            TICK_CAL.call_once(|| cal);
             TICK_RUNNING.store(true, core::sync::atomic::Ordering::Release);
             info!(
                 "apic: timer: {} counts/ms (divide by 16, measured over {} ms = {} TSC ticks at \
@@ -480,6 +483,27 @@ pub fn interrupt_window() {
 pub fn wait_for_interrupt() {
     x86_64::instructions::interrupts::enable_and_hlt();
     x86_64::instructions::interrupts::disable();
+}
+
+/// Sleeps like [`wait_for_interrupt`], but no longer than until TSC value `deadline` (a guest's
+/// timer): if that comes before the next tick, the tick timer is restarted to fire then, and
+/// put back to its period afterwards.
+pub fn wait_for_interrupt_until(deadline: Option<u64>) {
+    let now = conduit_hw::rdtsc();
+    let early = deadline
+        .zip(TICK_CAL.get())
+        .filter(|(d, c)| d.saturating_sub(now) < c.tsc.ticks_in_ms(u64::from(TICK_MS)));
+    match early {
+        Some((d, cal)) => {
+            if d <= now {
+                return;
+            }
+            timer::fire_within(cal, cal.tsc.us_in_ticks(d - now).max(1));
+            wait_for_interrupt();
+            timer::resume_period(cal, TICK_MS);
+        }
+        None => wait_for_interrupt(),
+    }
 }
 
 /// This CPU as an IRTE destination, in the table's width (`None` before [`init`]).

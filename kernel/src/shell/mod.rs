@@ -46,6 +46,8 @@ pub enum Flow {
     Continue,
     /// The operator typed `quit`: end the run.
     Quit,
+    /// `console <guest>`: attach the console to that guest's UART (by index).
+    Attach(usize),
 }
 
 /// What a command may look at and change.
@@ -57,12 +59,15 @@ pub struct World<'a> {
 /// The shell's own state: only the line being typed.
 pub struct Shell {
     editor: LineEditor,
+    /// The guest whose UART the console is attached to (`console <guest>`), by index.
+    attached: Option<usize>,
 }
 
 impl Shell {
     pub fn new() -> Self {
         Self {
             editor: LineEditor::new(),
+            attached: None,
         }
     }
 
@@ -85,6 +90,10 @@ impl Shell {
     /// Takes what has arrived on the serial line, up to [`BYTES_PER_POLL`] bytes and at most one
     /// command; returns at once when nothing is there.
     pub fn poll(&mut self, world: &mut World<'_>) -> Flow {
+        if let Some(i) = self.attached {
+            self.poll_attached(world, i);
+            return Flow::Continue;
+        }
         for _ in 0..BYTES_PER_POLL {
             let Some(byte) = console::read_byte() else {
                 break;
@@ -97,7 +106,17 @@ impl Shell {
             };
             console::shell::end_input(echo.bytes());
             let flow = match event {
-                Event::Line(text) => execute(text, world),
+                Event::Line(text) => match execute(text, world) {
+                    Flow::Attach(id) => {
+                        self.attach(world, id);
+                        if self.attached.is_some() {
+                            // No prompt while attached: the guest's output owns the terminal.
+                            return Flow::Continue;
+                        }
+                        Flow::Continue
+                    }
+                    other => other,
+                },
                 Event::Overflow { kept, dropped } => {
                     say!(
                         "error: line too long (a line holds {} bytes): dropped {dropped} bytes after the first {kept}; nothing was executed",
@@ -116,13 +135,68 @@ impl Shell {
     }
 }
 
+impl Shell {
+    /// Attached: typed bytes go to the guest's UART as they are, except the escape byte, which
+    /// detaches. A guest that is no longer running detaches the console too.
+    fn poll_attached(&mut self, world: &mut World<'_>, i: usize) {
+        let Some(g) = world.guests.list.get_mut(i) else {
+            self.attached = None;
+            return;
+        };
+        if g.state != crate::guest::State::Runnable {
+            g.set_console_attached(false);
+            self.attached = None;
+            say!(
+                "\r\nconsole: {} is {}; back in the shell",
+                g.name,
+                g.state_text()
+            );
+            prompt();
+            return;
+        }
+        for _ in 0..BYTES_PER_POLL {
+            let Some(byte) = console::read_byte() else {
+                break;
+            };
+            if byte == conduit_shell::CONSOLE_ESCAPE {
+                g.set_console_attached(false);
+                self.attached = None;
+                say!("\r\nconsole: detached from {}; back in the shell", g.name);
+                prompt();
+                return;
+            }
+            g.console_input(byte);
+        }
+    }
+
+    fn attach(&mut self, world: &mut World<'_>, id: usize) {
+        let Some(g) = world.guests.list.get_mut(id) else {
+            return;
+        };
+        if g.state != crate::guest::State::Runnable {
+            say!(
+                "error: {} is {}: nothing to attach to",
+                g.name,
+                g.state_text()
+            );
+            return;
+        }
+        say!(
+            "console: attached to {}'s serial port (Ctrl-] returns to the shell)",
+            g.name
+        );
+        g.set_console_attached(true);
+        self.attached = Some(id);
+    }
+}
+
 fn prompt() {
     console::shell::echo(PROMPT.bytes(), PROMPT, "");
 }
 
 /// Commands that inspect or steer guests: they need VMX.
 fn needs_vmx(word: &str) -> bool {
-    ["vcpu", "ept", "stop", "restart"]
+    ["vcpu", "ept", "stop", "restart", "console"]
         .iter()
         .any(|c| c.eq_ignore_ascii_case(word))
 }
@@ -159,6 +233,7 @@ fn execute(line: &str, world: &mut World<'_>) -> Flow {
         Command::Ept { guest, gpa } => guests::ept(world.guests, guest.id, gpa),
         Command::Stop(g) => guests::stop(world.guests, g.id),
         Command::Restart(g) => guests::restart(world.guests, g.id),
+        Command::Console(g) => return Flow::Attach(g.id),
         Command::Iommu => platform::iommu(world.platform),
         Command::Pci => platform::pci(world.platform, world.guests),
         Command::Irq => platform::irq(world.platform),

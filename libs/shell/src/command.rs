@@ -91,6 +91,9 @@ pub enum Command<'a, G> {
     Stop(GuestRef<'a, G>),
     /// `restart <guest>`.
     Restart(GuestRef<'a, G>),
+    /// `console <guest>`: attach the console to the guest's UART until the escape byte
+    /// ([`crate::CONSOLE_ESCAPE`]).
+    Console(GuestRef<'a, G>),
     /// `quit` (or `exit`): end the run.
     Quit,
 }
@@ -199,6 +202,7 @@ where
         "vcpu" => Command::Vcpu(resolve(first, guests)?),
         "stop" => Command::Stop(resolve(first, guests)?),
         "restart" => Command::Restart(resolve(first, guests)?),
+        "console" => Command::Console(resolve(first, guests)?),
         "ept" => {
             let guest = resolve(first, guests)?;
             let gpa = number("gpa", second)?;

@@ -39,7 +39,7 @@ const fn info(
 }
 
 /// Every command, in the order `help` lists them.
-pub const COMMANDS: [CommandInfo; 11] = [
+pub const COMMANDS: [CommandInfo; 12] = [
     info("help", "help", "list the commands", 0),
     info("vms", "vms", "list the guests and their state", 0),
     info("vcpu", "vcpu <guest>", "dump the vCPU state of a guest", 1),
@@ -68,6 +68,12 @@ pub const COMMANDS: [CommandInfo; 11] = [
         "restart",
         "restart <guest>",
         "restart a guest from its initial state",
+        1,
+    ),
+    info(
+        "console",
+        "console <guest>",
+        "attach the console to a guest's serial port (Ctrl-] returns to the shell)",
         1,
     ),
     CommandInfo {

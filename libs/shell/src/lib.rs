@@ -43,3 +43,7 @@ pub use editor::{
 pub use guest::{GUEST_NAME_MAX, GuestDirectory, GuestEntry, GuestNameError, validate_guest_name};
 pub use help::{COMMANDS, CommandInfo, USAGE_WIDTH, find_command, suggest};
 pub use number::{NumberError, parse_u64};
+
+/// The byte that ends `console <guest>` and returns to the shell: Ctrl-] (0x1d), as telnet and
+/// virsh use it.
+pub const CONSOLE_ESCAPE: u8 = 0x1d;

@@ -382,6 +382,16 @@ pub mod shell {
         c.input_shown = false;
     }
 
+    /// Writes `bytes` exactly as they are (a guest's console output while the operator has it
+    /// attached): no line ending translation, no erasing of an input line.
+    pub fn raw(bytes: &[u8]) {
+        let mut guard = CONSOLE.lock();
+        let Some(c) = guard.as_mut() else { return };
+        for &b in bytes {
+            c.send(b);
+        }
+    }
+
     /// Writes one line of command output (`\n` becomes `\r\n`), erasing a shown input line
     /// first.
     pub fn line(text: &str) {

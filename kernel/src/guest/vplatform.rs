@@ -1,0 +1,229 @@
+//! The virtual platform of a guest that runs an operating system: its local APIC
+//! (`conduit-vlapic`), its I/O APIC (`conduit-vioapic`) and the interrupt line of its UART. The
+//! models decide; this module carries their decisions out: VMCS fields of APIC virtualization,
+//! the guest's MMIO and MSR accesses, the routing of I/O APIC deliveries to the local APIC, the
+//! timer's deadline for the scheduler.
+//!
+//! Two ways to run the one local APIC model (Intel SDM Vol. 3C ch. 30 "APIC Virtualization and
+//! Virtual Interrupts"):
+//! - **APIC virtualization** where the CPU offers it (TPR shadow, virtualize APIC accesses,
+//!   APIC-register virtualization, virtual-interrupt delivery): the model's register page is the
+//!   VMCS virtual-APIC page; guest reads, TPR writes and EOIs of edge-triggered vectors cost no
+//!   exit; other register writes come as trap-like APIC-write exits (§30.4.3.3), EOIs of
+//!   level-triggered vectors as EOI-induced exits (§30.1.4); a pending vector is announced through
+//!   RVI in the guest interrupt status (§30.2.1) and delivered by the CPU.
+//! - **Software**: the APIC's page is left out of EPT; every access is an EPT violation carried
+//!   out through the MMIO decoder, and vectors are injected at VM entry like any other event,
+//!   acknowledged in the model when they go in.
+
+use conduit_hw::memory::{FRAME_SIZE, Memory, PhysAddr, PhysWindow};
+use conduit_vioapic::{Delivery, DeliveryMode, VirtualIoApic};
+use conduit_vlapic::{
+    ApicPage, DeliveryMode as IpiMode, DestMode, Effects, Shorthand, TimerClock, Trigger, Vlapic,
+};
+
+/// Where the guest finds its local APIC and I/O APIC (guest-physical), as its ACPI MADT says.
+pub const LAPIC_GPA: u64 = 0xfee0_0000;
+pub const IOAPIC_GPA: u64 = 0xfec0_0000;
+/// The I/O APIC's window (its registers end at 0x40 + 4; the page is the emulated range).
+pub const IOAPIC_LEN: u64 = 0x1000;
+/// The I/O APIC pin of the UART (ISA IRQ 4, identity-mapped to GSI 4).
+pub const UART_PIN: u8 = 4;
+/// The guest local APIC timer's input clock: the core crystal clock the guest's CPUID leaf 0x15
+/// states (`conduit_clock::guest_leaf15`).
+const APIC_TIMER_HZ: u64 = 1_000_000;
+
+/// The virtual-APIC page: a host frame the model reads and writes through the physical-memory
+/// window, and which the CPU itself reads and writes while the guest runs with APIC
+/// virtualization (hence volatile accesses).
+#[derive(Debug)]
+pub struct ApicFrame {
+    page: PhysAddr,
+    base: *mut u32,
+}
+
+impl ApicPage for ApicFrame {
+    fn read(&self, offset: u32) -> u32 {
+        let i = (offset as usize & 0xff0) / 4;
+        // SAFETY: `base` maps this vCPU's own 4 KiB virtual-APIC frame (allocated in
+        // `VirtualPlatform::new`, never freed while the guest exists); `i` < 1024. The CPU
+        // writes the frame only while this vCPU runs, never while the hypervisor does.
+        unsafe { self.base.add(i).read_volatile() }
+    }
+
+    fn write(&mut self, offset: u32, value: u32) {
+        let i = (offset as usize & 0xff0) / 4;
+        // SAFETY: as in `read`.
+        unsafe { self.base.add(i).write_volatile(value) }
+    }
+}
+
+// SAFETY: the frame belongs to one guest, which one CPU runs at a time; the pointer is only a
+// window address of that frame.
+unsafe impl Send for ApicFrame {}
+
+/// An OS guest's interrupt controllers.
+#[derive(Debug)]
+pub struct VirtualPlatform {
+    pub lapic: Vlapic<ApicFrame>,
+    pub ioapic: VirtualIoApic,
+    /// APIC virtualization is on in the VMCS (else software emulation).
+    pub apicv: bool,
+    /// The EOI-exit bitmap as last written to the VMCS.
+    eoi_exit: [u64; 4],
+    /// The UART's interrupt output as last seen (its edges drive the I/O APIC pin).
+    uart_line: bool,
+    /// I/O APIC messages of a delivery mode the platform does not deliver.
+    pub dropped: u64,
+}
+
+impl VirtualPlatform {
+    /// A platform with one local APIC (ID `apic_id`) in its reset state and an I/O APIC with
+    /// every pin masked. `None` if no frame is left for the virtual-APIC page (or the ID or
+    /// clock is one the model refuses).
+    pub fn new(mem: &Memory, apic_id: u32, apicv: bool, tsc_hz: u64) -> Option<Self> {
+        let page = mem.frames.lock().allocate()?;
+        let window = PhysWindow::new(mem, true);
+        let base = window.virt(page.0) as *mut u32;
+        // SAFETY: the frame was just allocated and is mapped through the window.
+        unsafe { core::ptr::write_bytes(base as *mut u8, 0, FRAME_SIZE as usize) };
+        let clock = TimerClock {
+            tsc_hz,
+            apic_timer_hz: APIC_TIMER_HZ,
+        };
+        let lapic = Vlapic::new(ApicFrame { page, base }, apic_id, true, clock).ok()?;
+        Some(Self {
+            lapic,
+            ioapic: VirtualIoApic::new(),
+            apicv,
+            eoi_exit: [0; 4],
+            uart_line: false,
+            dropped: 0,
+        })
+    }
+
+    /// The host-physical address of the virtual-APIC page.
+    pub fn apic_page(&self) -> u64 {
+        self.lapic.page().page.0
+    }
+
+    /// Hands an I/O APIC delivery to the local APIC it names (one vCPU: the only one, if it
+    /// matches the destination). Fixed and lowest-priority messages carry a vector; the others
+    /// (SMI, NMI, INIT, ExtINT) have no meaning on this platform (no SMM, no 8259) and are
+    /// counted as dropped.
+    fn route(&mut self, d: Delivery) {
+        match d.mode {
+            DeliveryMode::Fixed | DeliveryMode::LowestPriority => {
+                if self.lapic.matches(u32::from(d.dest), d.logical) {
+                    let trigger = if d.level {
+                        Trigger::Level
+                    } else {
+                        Trigger::Edge
+                    };
+                    let e = self.lapic.accept(d.vector, trigger);
+                    self.apply(e);
+                }
+            }
+            _ => self.dropped += 1,
+        }
+    }
+
+    /// After a local APIC EOI of a level-triggered vector: the I/O APIC clears remote IRR of the
+    /// pins with that vector and delivers again where the line is still asserted.
+    pub fn broadcast_eoi(&mut self, vector: u8) {
+        for d in self.ioapic.eoi(vector).iter() {
+            self.route(d);
+        }
+    }
+
+    /// Carries out what a local APIC operation asked for: the EOI broadcast of a
+    /// level-triggered vector, and an IPI to the vCPUs it names (one vCPU: itself, where the
+    /// model has not accepted it already). Only fixed IPIs carry a vector; the others (NMI,
+    /// INIT, SIPI, SMI) have no target besides the sender and are counted as dropped.
+    pub fn apply(&mut self, effects: Effects) {
+        if let Some(vector) = effects.eoi {
+            self.broadcast_eoi(vector);
+        }
+        let Some(ipi) = effects.ipi else {
+            return;
+        };
+        let to_self = ipi.shorthand == Shorthand::None
+            && self
+                .lapic
+                .matches(ipi.dest, ipi.dest_mode == DestMode::Logical);
+        match ipi.delivery_mode {
+            IpiMode::Fixed | IpiMode::LowestPriority if to_self => {
+                let e = self.lapic.accept(ipi.vector, ipi.trigger);
+                self.apply(e);
+            }
+            IpiMode::Fixed | IpiMode::LowestPriority => {}
+            _ => self.dropped += 1,
+        }
+    }
+
+    /// The UART's interrupt output is now `asserted`: the I/O APIC pin follows it.
+    pub fn set_uart_line(&mut self, asserted: bool) {
+        if asserted != self.uart_line {
+            self.uart_line = asserted;
+            if let Ok(Some(d)) = self.ioapic.set_line(UART_PIN, asserted) {
+                self.route(d);
+            }
+        }
+    }
+
+    /// An access of `size` bytes at `offset` in the I/O APIC's window; returns the value read.
+    pub fn ioapic_access(&mut self, offset: u64, size: u8, store: Option<u64>) -> u64 {
+        // The registers are 32 bits wide; other sizes are not defined (ignored / all ones).
+        if size != 4 || offset % 4 != 0 {
+            return u64::from(u32::MAX);
+        }
+        match store {
+            None => u64::from(self.ioapic.read(offset as u32)),
+            Some(v) => {
+                for d in self.ioapic.write(offset as u32, v as u32).iter() {
+                    self.route(d);
+                }
+                0
+            }
+        }
+    }
+
+    /// An access of `size` bytes at `offset` in the local APIC's page (software emulation, or an
+    /// APIC-access exit for a register the CPU does not virtualize); returns the value read.
+    pub fn lapic_access(&mut self, offset: u64, size: u8, store: Option<u64>, now: u64) -> u64 {
+        // xAPIC registers are 32-bit, 16-byte aligned (SDM Vol. 3A §11.4.1); other accesses
+        // read 0 and are dropped.
+        if size != 4 || offset % 16 != 0 {
+            return 0;
+        }
+        let (value, e) = match store {
+            None => self.lapic.read(offset as u32, now),
+            Some(v) => (0, self.lapic.write(offset as u32, v as u32, now)),
+        };
+        self.apply(e);
+        u64::from(value)
+    }
+
+    /// Before an entry: a due timer fires into IRR. With APIC virtualization, returns what the
+    /// VMCS must hold: the EOI-exit bitmap if it changed since it was last written (the
+    /// level-triggered vectors, whose EOI the I/O APIC must see) and the guest interrupt status
+    /// (RVI = highest IRR, SVI = highest ISR), written before every entry since the CPU itself
+    /// changes it while delivering and completing vectors (SDM Vol. 3C §30.2).
+    pub fn before_entry(&mut self, now: u64) -> Option<(Option<[u64; 4]>, u16)> {
+        let e = self.lapic.expire(now);
+        self.apply(e);
+        if !self.apicv {
+            return None;
+        }
+        let bitmap = self.lapic.eoi_exit_bitmap();
+        let changed = (bitmap != self.eoi_exit).then_some(bitmap);
+        self.eoi_exit = bitmap;
+        let (rvi, svi) = self.lapic.rvi_svi();
+        Some((changed, u16::from(rvi) | (u16::from(svi) << 8)))
+    }
+
+    /// The TSC value at which the local APIC's timer is due next, if armed.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.lapic.next_deadline()
+    }
+}

@@ -1,0 +1,254 @@
+//! The exits and entry-time work of an OS guest's virtual platform (`vplatform.rs`): APIC-access,
+//! APIC-write and EOI-induced exits, the local APIC's MSRs, the VMX-preemption timer shared by
+//! the time slice and the guest's own timer deadline, and what goes into the VMCS before each
+//! entry (Intel SDM Vol. 3C ch. 30, §26.5.1 "VMX-Preemption Timer").
+
+use super::Guest;
+use super::exits::{Outcome, stop};
+use super::vplatform::{IOAPIC_GPA, IOAPIC_LEN, LAPIC_GPA};
+use crate::irq::dispatch;
+use alloc::format;
+use conduit_hw::rdtsc;
+use conduit_hw::vmx::vmcs::{Current, FieldError};
+use conduit_vmx::fields::{Control64, Guest16, Guest32, ReadOnlyNatural};
+
+/// IA32_APIC_BASE, IA32_TSC_DEADLINE and the x2APIC register range (SDM Vol. 4, Table 2-2;
+/// Vol. 3A §11.12.1).
+pub const MSR_APIC_BASE: u32 = 0x1b;
+pub const MSR_TSC_DEADLINE: u32 = 0x6e0;
+pub const MSR_X2APIC: core::ops::RangeInclusive<u32> = 0x800..=0x8ff;
+
+/// Which emulated MMIO range of the platform `gpa` lies in, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Region {
+    Lapic(u64),
+    Ioapic(u64),
+}
+
+/// `gpa` in the local APIC's page or the I/O APIC's window of a guest with a platform.
+pub fn region(g: &Guest, gpa: u64) -> Option<Region> {
+    g.platform.as_ref()?;
+    if (LAPIC_GPA..LAPIC_GPA + 0x1000).contains(&gpa) {
+        Some(Region::Lapic(gpa - LAPIC_GPA))
+    } else if (IOAPIC_GPA..IOAPIC_GPA + IOAPIC_LEN).contains(&gpa) {
+        Some(Region::Ioapic(gpa - IOAPIC_GPA))
+    } else {
+        None
+    }
+}
+
+/// One decoded MMIO access to the platform; returns the value read.
+pub fn access(g: &mut Guest, r: Region, size: u8, store: Option<u64>) -> u64 {
+    let Some(p) = g.platform.as_mut() else {
+        return u64::MAX;
+    };
+    match r {
+        Region::Lapic(off) => p.lapic_access(off, size, store, rdtsc()),
+        Region::Ioapic(off) => p.ioapic_access(off, size, store),
+    }
+}
+
+/// A RDMSR of the local APIC's MSRs: `Some(Ok(value))`, `Some(Err(()))` for #GP, `None` if the
+/// MSR is not the APIC's (or the guest has no platform).
+pub fn rdmsr(g: &mut Guest, msr: u32) -> Option<Result<u64, ()>> {
+    let p = g.platform.as_mut()?;
+    Some(match msr {
+        MSR_APIC_BASE => Ok(p.lapic.apic_base()),
+        MSR_TSC_DEADLINE => Ok(p.lapic.tsc_deadline()),
+        m if MSR_X2APIC.contains(&m) => p.lapic.msr_read(m, rdtsc()).map_err(|_| ()),
+        _ => return None,
+    })
+}
+
+/// A WRMSR of the local APIC's MSRs, as [`rdmsr`].
+pub fn wrmsr(g: &mut Guest, msr: u32, value: u64) -> Option<Result<(), ()>> {
+    let p = g.platform.as_mut()?;
+    let now = rdtsc();
+    Some(match msr {
+        MSR_APIC_BASE => match p.lapic.set_apic_base(value) {
+            Ok(e) => {
+                p.apply(e);
+                Ok(())
+            }
+            Err(_) => Err(()),
+        },
+        MSR_TSC_DEADLINE => {
+            let e = p.lapic.set_tsc_deadline(value, now);
+            p.apply(e);
+            Ok(())
+        }
+        m if MSR_X2APIC.contains(&m) => match p.lapic.msr_write(m, value, now) {
+            Ok(e) => {
+                p.apply(e);
+                Ok(())
+            }
+            Err(_) => Err(()),
+        },
+        _ => return None,
+    })
+}
+
+/// An APIC-write exit (trap-like, SDM Vol. 3C §30.4.3.3): the guest's value is already in the
+/// virtual-APIC page at the offset the qualification names; the model carries the write out.
+pub fn apic_write(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
+    let offset = (v.get(ReadOnlyNatural::ExitQualification)? & 0xff0) as u32;
+    let Some(p) = g.platform.as_mut() else {
+        return stop(
+            g,
+            v,
+            format!("APIC write at offset {offset:#x} without a local APIC"),
+        );
+    };
+    let e = p.lapic.apic_write(offset, rdtsc());
+    p.apply(e);
+    Ok(Outcome::Resume)
+}
+
+/// An EOI-induced exit (SDM Vol. 3C §30.1.4): the CPU completed the virtual EOI of a vector in
+/// the EOI-exit bitmap (a level-triggered one); the I/O APIC learns of it.
+pub fn eoi_exit(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
+    let vector = (v.get(ReadOnlyNatural::ExitQualification)? & 0xff) as u8;
+    if let Some(p) = g.platform.as_mut()
+        && let Some(level) = p.lapic.eoi_exit(vector)
+    {
+        p.broadcast_eoi(level);
+    }
+    Ok(Outcome::Resume)
+}
+
+/// An APIC-access exit (fault-like, SDM Vol. 3C §30.4, Table 28-6): a guest access to the local
+/// APIC's page the CPU does not virtualize (e.g. the timer's current count). Linear reads and
+/// writes are carried out through the MMIO decoder; anything else (an access during event
+/// delivery, an instruction fetch) stops the guest.
+pub fn apic_access(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
+    let q = v.get(ReadOnlyNatural::ExitQualification)?;
+    let offset = q & 0xfff;
+    let kind = (q >> 12) & 0xf;
+    match kind {
+        0 | 1 => super::mmio::emulate_platform(g, v, Region::Lapic(offset), kind == 1),
+        _ => stop(
+            g,
+            v,
+            format!("APIC access of type {kind} at offset {offset:#x}"),
+        ),
+    }
+}
+
+/// Drains the vectors the hypervisor marked pending for the guest (its devices' MSIs) into its
+/// local APIC's IRR (edge-triggered, as message-signalled interrupts are).
+fn drain_pending(g: &mut Guest) {
+    let id = g.id();
+    let Some(p) = g.platform.as_mut() else {
+        return;
+    };
+    while let Some(vector) = dispatch::take_pending(id) {
+        let e = p.lapic.accept(vector, conduit_vlapic::Trigger::Edge);
+        p.apply(e);
+    }
+}
+
+/// Whether the guest has an interrupt it could take now (ignoring RFLAGS.IF): after a HLT, and
+/// for the scheduler's idle decision.
+pub fn interrupt_ready(g: &mut Guest) -> bool {
+    drain_pending(g);
+    let now = rdtsc();
+    g.platform.as_mut().is_some_and(|p| {
+        let e = p.lapic.expire(now);
+        p.apply(e);
+        p.lapic.deliverable().is_some()
+    })
+}
+
+/// The vector software emulation injects at this entry, if any (the highest deliverable one).
+pub fn software_vector(g: &mut Guest) -> Option<u8> {
+    let p = g.platform.as_mut()?;
+    if p.apicv {
+        return None;
+    }
+    p.lapic.deliverable()
+}
+
+/// Software emulation injected `vector`: it moves from IRR to ISR.
+pub fn acknowledged(g: &mut Guest, vector: u8) {
+    let taken = g
+        .platform
+        .as_mut()
+        .is_none_or(|p| p.lapic.acknowledge(vector));
+    if !taken {
+        log::warn!(
+            "guest \"{}\": injected vector {vector:#x} was not pending in its local APIC",
+            g.name
+        );
+    }
+}
+
+/// Before every entry of a guest with a platform: pending device vectors go into the local APIC,
+/// a due timer fires, the VMCS gets the APIC virtualization state, and the VMX-preemption timer
+/// is set to the earlier of the slice's end and the guest's next timer deadline, so a guest timer
+/// is on time without waiting for the slice to end.
+pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
+    drain_pending(g);
+    let now = rdtsc();
+    let shift = g.timer_shift;
+    let slice_end = g.slice_end;
+    let Some(p) = g.platform.as_mut() else {
+        return Ok(());
+    };
+    if let Some((bitmap, status)) = p.before_entry(now) {
+        if let Some(bitmap) = bitmap {
+            for (field, word) in [
+                Control64::EoiExitBitmap0,
+                Control64::EoiExitBitmap1,
+                Control64::EoiExitBitmap2,
+                Control64::EoiExitBitmap3,
+            ]
+            .into_iter()
+            .zip(bitmap)
+            {
+                v.set(field, word)?;
+            }
+        }
+        v.set(Guest16::InterruptStatus, status)?;
+    }
+    let until = p.next_deadline().map_or(slice_end, |d| d.min(slice_end));
+    let ticks = until.saturating_sub(now) >> shift;
+    v.set(
+        Guest32::PreemptionTimerValue,
+        ticks.min(u64::from(u32::MAX)) as u32,
+    )?;
+    Ok(())
+}
+
+/// The VMX-preemption timer expired: the slice is over, or only the guest's timer is due (the
+/// next entry fires it).
+pub fn preempted(g: &Guest) -> Outcome {
+    if g.platform.is_some() && rdtsc() < g.slice_end {
+        Outcome::Resume
+    } else {
+        Outcome::Yield
+    }
+}
+
+/// Writes the VMCS fields of APIC virtualization (SDM Vol. 3C §25.6.8): the virtual-APIC page,
+/// the APIC-access page, TPR threshold 0.
+pub fn setup_vmcs(g: &Guest, v: &mut Current, apic_access: u64) -> Result<(), FieldError> {
+    let Some(p) = g.platform.as_ref() else {
+        return Ok(());
+    };
+    if !p.apicv {
+        return Ok(());
+    }
+    v.set(Control64::VirtualApicAddress, p.apic_page())?;
+    v.set(Control64::ApicAccessAddress, apic_access)?;
+    v.set(conduit_vmx::fields::Control32::TprThreshold, 0)?;
+    for field in [
+        Control64::EoiExitBitmap0,
+        Control64::EoiExitBitmap1,
+        Control64::EoiExitBitmap2,
+        Control64::EoiExitBitmap3,
+    ] {
+        v.set(field, 0)?;
+    }
+    v.set(Guest16::InterruptStatus, 0)?;
+    Ok(())
+}
