@@ -1,5 +1,6 @@
 //! The receiver: FIFO and 16450 modes, trigger levels, the timeout indication, overrun, FIFO
-//! resets and loopback (PC16550D §8.4, §8.5, §8.6).
+//! resets and loopback (PC16550D: "Line Status Register", "FIFO Control Register", "FIFO
+//! Interrupt Mode Operation", "Modem Control Register").
 
 use conduit_vuart::{InterruptSource, RX_FIFO_SIZE, Uart16550, regs};
 

@@ -1,5 +1,5 @@
 //! Register read/write behaviour: reset values, masks, DLAB, scratch, ignored writes and
-//! address decoding (PC16550D §8).
+//! address decoding (PC16550D section 8, "Registers").
 
 use conduit_vuart::{Uart16550, regs};
 
