@@ -26,8 +26,9 @@ pub const MASKED: u32 = 1 << 16;
 pub const DEST_LOGICAL: u32 = 1 << 11;
 
 /// The lowest vector a fixed or lowest-priority interrupt may carry: vectors 0x00-0x0F are
-/// reserved, and a local APIC refuses them with an "illegal vector" error (Intel SDM Vol. 3A
-/// §11.5.3 / §11.8.3). The model sends nothing for such an entry.
+/// invalid for a local APIC, which refuses them with an "illegal vector" error (Intel SDM
+/// Vol. 3A §11.5.2 "Valid Interrupt Vectors", §11.5.3 "Error Handling"). The model sends
+/// nothing for such an entry.
 pub const MIN_VECTOR: u8 = 0x10;
 
 /// The delivery mode field, bits 10:8 (82093AA §3.2.4).

@@ -28,9 +28,11 @@
 //! The polarity bit (13, active low) describes how the line is wired to the pin, so the model
 //! leaves it to the wiring: `set_line` takes the line's state *as asserted or not*, already
 //! seen through the wiring's polarity, and the bit is stored and read back but not applied a
-//! second time. Conduit's ACPI tables describe the ISA interrupts as active high and
-//! edge-triggered (Linux programs them that way), so for them "asserted" is simply "the
-//! device requests an interrupt" (for the UART: its interrupt output is high).
+//! second time. ISA interrupts are active high and edge-triggered (the ACPI MADT's default
+//! for the ISA bus where no interrupt source override says otherwise, and how Linux programs
+//! them), so for them "asserted" is simply "the device requests an interrupt" (for the UART:
+//! its interrupt output is on). A guest that programs the opposite polarity still sees the
+//! device's requests, not an inverted line.
 //!
 //! # Example
 //! ```

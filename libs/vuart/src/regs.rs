@@ -1,5 +1,5 @@
-//! Register offsets and bits of the 16550A (PC16550D data sheet, Table II "Summary of
-//! Registers" and §8 "Registers").
+//! Register offsets and bits of the 16550A (PC16550D data sheet: Table II, the register
+//! summary, and section 8, "Registers").
 
 /// Receiver buffer (read) / transmitter holding register (write); divisor latch LSB with DLAB.
 pub const RBR_THR: u8 = 0;

@@ -263,7 +263,7 @@ impl Uart16550 {
         false
     }
 
-    /// FCR (PC16550D §8.4): changing bit 0 clears both FIFOs; the other bits are taken only
+    /// FCR (PC16550D, "FIFO Control Register"): changing bit 0 clears both FIFOs; the other bits are taken only
     /// while bit 0 is written as 1. Bit 1 clears the receive FIFO; bit 2 the transmit FIFO
     /// (always empty here); bits 7:6 select the trigger level; bit 3 (DMA mode) and bits 5:4
     /// have no effect.
@@ -308,8 +308,9 @@ impl Uart16550 {
         }
     }
 
-    /// MSR bits 7:4. In loopback the outputs feed the inputs (PC16550D §8.6: RTS → CTS,
-    /// DTR → DSR, OUT1 → RI, OUT2 → DCD); otherwise the console's fixed inputs.
+    /// MSR bits 7:4. In loopback the outputs feed the inputs (PC16550D, "Modem Control
+    /// Register": RTS → CTS, DTR → DSR, OUT1 → RI, OUT2 → DCD); otherwise the console's fixed
+    /// inputs.
     fn modem_inputs(&self) -> u8 {
         if !self.loopback() {
             return EXTERNAL_MODEM_INPUTS;
