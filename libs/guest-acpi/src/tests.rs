@@ -1,0 +1,1 @@
+//! Host tests: the tables read back with independent parsers.
