@@ -47,9 +47,9 @@ pub struct RawGuest {
     pub test_break: Option<String>,
     /// `[[guest.device]]` tables.
     pub device: Option<Vec<crate::device::RawDevice>>,
-    /// `"image"` (the default: a purpose-built image), `"linux"` or `"multiboot"`.
+    /// `"image"` (the default: a purpose-built image) or `"linux"`.
     pub kind: Option<String>,
-    /// The operating system's kernel (`kind = "linux"`: a bzImage; `"multiboot"`).
+    /// The operating system's kernel (`kind = "linux"`: a bzImage).
     pub kernel: Option<String>,
     /// `kind = "linux"`: the initial RAM disk.
     pub initrd: Option<String>,
@@ -93,14 +93,11 @@ pub struct GuestSpec {
 }
 
 impl GuestSpec {
-    /// The files the guest is built from besides `image`, in order: the initrd, or the modules.
+    /// The files the guest is built from besides `image`, in order: the initrd.
     pub fn extra_files(&self) -> Vec<&str> {
         match &self.os {
             None => Vec::new(),
             Some(OsBoot::Linux { initrd, .. }) => initrd.iter().map(String::as_str).collect(),
-            Some(OsBoot::Multiboot { modules, .. }) => {
-                modules.iter().map(|m| m.image.as_str()).collect()
-            }
         }
     }
 }
