@@ -11,7 +11,7 @@ use crate::shell::{Flow, Shell, World};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use conduit_config::OnIdle;
+use conduit_config::{OnCrash, OnIdle};
 use conduit_hw::rdtsc;
 use conduit_hw::vmx::run;
 use log::info;
@@ -78,27 +78,24 @@ pub fn run(guests: &mut Guests, platform: &Platform, on_idle: OnIdle) {
 }
 
 /// Guest `i` reset its processor: it is built again from its image, or stopped, as its
-/// configuration says (`on_reset`); the other guests are not touched.
+/// configuration says (`on_crash`); the other guests are not touched.
 fn reset(guests: &mut Guests, i: usize, why: String) {
     let g = &mut guests.list[i];
     info!("guest \"{}\": {why}", g.name);
-    match (g.spec().on_reset(), guests.host.as_mut()) {
-        (guest::spec::OnReset::Restart, Some(host)) if g.restarts < MAX_RESETS => {
+    match (g.spec().on_crash, guests.host.as_mut()) {
+        (OnCrash::Restart { max_restarts }, Some(host)) if g.restarts < max_restarts => {
             // `restart` logs the result and leaves the guest stopped if it fails.
             if g.restart(host).is_err() {
                 return;
             }
         }
-        (guest::spec::OnReset::Restart, Some(_)) => g.stop(format!(
-            "{why}; not restarted: {MAX_RESETS} restarts already (on_reset = \"restart\")"
+        (OnCrash::Restart { max_restarts }, _) => g.stop(format!(
+            "{why}; not restarted: {} restart(s) already (on_crash = \"restart\", max_restarts = {max_restarts})",
+            g.restarts
         )),
-        _ => g.stop(format!("{why} (on_reset = \"stop\")")),
+        (OnCrash::Stop, _) => g.stop(format!("{why} (on_crash = \"stop\")")),
     }
 }
-
-/// Restarts after guest resets before the guest is stopped instead (a kernel that panics at
-/// every boot must not occupy the CPU forever).
-const MAX_RESETS: u32 = 16;
 
 /// The end-of-run report once no guest is runnable.
 fn report_finished(guests: &[Guest]) {

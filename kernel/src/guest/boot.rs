@@ -101,7 +101,7 @@ pub fn start_all(
             name: c.name.clone(),
             reason,
         };
-        let spec = match spec::from_config(c, bundle.image(&c.image)) {
+        let spec = match spec::from_config(c, |k| bundle.image(k)) {
             Ok(spec) => spec,
             Err(e) => {
                 error!("guest \"{}\" cannot be loaded: {e}; skipped", c.name);

@@ -12,6 +12,47 @@ pub const GDT_GPA: u64 = 0x800;
 pub const TSS_GPA: u64 = 0x880;
 pub const PAGE_TABLES_GPA: u64 = 0x1000;
 pub const PAGE_TABLES_END: u64 = 0x8000;
+/// The selectors of a 64-bit guest's boot GDT (each a flat 4 GiB descriptor; the TSS takes two
+/// slots: SDM Vol. 3A §8.2.3 "TSS Descriptor in 64-bit mode").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootSelectors {
+    pub cs: u16,
+    pub ds: u16,
+    pub tr: u16,
+}
+
+impl BootSelectors {
+    /// Conduit's own 64-bit guests: code 0x08, data 0x10, TSS 0x18.
+    pub const CONDUIT: Self = Self {
+        cs: 0x08,
+        ds: 0x10,
+        tr: 0x18,
+    };
+    /// The Linux 64-bit boot protocol: __BOOT_CS 0x10, __BOOT_DS 0x18 (Linux
+    /// `Documentation/arch/x86/boot.rst`, "64-bit Boot Protocol"), TSS 0x20.
+    pub const LINUX: Self = Self {
+        cs: 0x10,
+        ds: 0x18,
+        tr: 0x20,
+    };
+
+    /// GDTR.limit: the last byte of the TSS descriptor.
+    pub const fn gdt_limit(self) -> u16 {
+        self.tr + 15
+    }
+}
+
+/// The boot GDT a 64-bit entry needs (`None`: a real-mode guest has none).
+pub fn boot_selectors(entry: Entry) -> Option<BootSelectors> {
+    match entry {
+        Entry::Long64 { .. } => Some(BootSelectors::CONDUIT),
+        Entry::Linux { .. } => Some(BootSelectors::LINUX),
+        Entry::Real16 { .. } => None,
+    }
+}
+
+const _: () = assert!(GDT_GPA + (BootSelectors::LINUX.gdt_limit() as u64) < TSS_GPA);
+
 /// Largest guest, as the configuration validator allows.
 const MAX_MIB: u32 = 512;
 const MIB: u64 = 1 << 20;
@@ -140,29 +181,31 @@ impl GuestMemory {
         Ok(ept)
     }
 
-    /// Writes the 64-bit boot structures: GDT (null, code 0x08, data 0x10, TSS 0x18) and the
-    /// identity map of the first 4 GiB in 2 MiB pages. Returns CR3.
-    pub fn build_long_mode(&mut self, spec: &GuestSpec) -> Result<u64, LayoutError> {
-        debug_assert!(matches!(spec.entry, Entry::Long64 { .. }));
+    /// Writes the 64-bit boot structures: a GDT with the flat code, data and TSS descriptors at
+    /// the selectors of `sel`, and the identity map of the first 4 GiB in 2 MiB pages. Returns
+    /// CR3.
+    pub fn build_long_mode(&mut self, sel: BootSelectors) -> Result<u64, LayoutError> {
         let size = self.size;
+        let len = u64::from(sel.gdt_limit()) + 1;
         let gdt = self
-            .bytes_mut(GDT_GPA, 0x28)
+            .bytes_mut(GDT_GPA, len)
             .ok_or(LayoutError::SegmentOutside {
                 gpa: GDT_GPA,
-                len: 0x28,
+                len,
                 memory: size,
             })?;
+        gdt.fill(0);
         let tss_desc_low =
             0x67 | ((TSS_GPA & 0xff_ffff) << 16) | (0x8b << 40) | ((TSS_GPA >> 24) & 0xff) << 56;
-        let entries: [u64; 5] = [
-            0,
-            0x00af_9b00_0000_ffff,
-            0x00cf_9300_0000_ffff,
-            tss_desc_low,
-            TSS_GPA >> 32,
+        let entries: [(u16, u64); 4] = [
+            (sel.cs, 0x00af_9b00_0000_ffff),
+            (sel.ds, 0x00cf_9300_0000_ffff),
+            (sel.tr, tss_desc_low),
+            (sel.tr + 8, TSS_GPA >> 32),
         ];
-        for (i, e) in entries.iter().enumerate() {
-            gdt[i * 8..i * 8 + 8].copy_from_slice(&e.to_le_bytes());
+        for (at, e) in entries {
+            let at = usize::from(at);
+            gdt[at..at + 8].copy_from_slice(&e.to_le_bytes());
         }
         let mut alloc = GuestFrames {
             next: PAGE_TABLES_GPA,

@@ -9,9 +9,11 @@ mod cpu;
 pub mod devices;
 pub mod events;
 pub mod exits;
+mod firmware;
 pub mod interrupts;
 mod layout;
 pub mod mmio;
+mod osboot;
 mod power;
 /// The per-guest counters the self-tests log and check.
 #[cfg(feature = "selftest")]
@@ -192,6 +194,8 @@ struct VmxVcpu {
 #[derive(Debug)]
 pub enum CreateError {
     Layout(layout::LayoutError),
+    /// An operating system's boot inputs could not be placed.
+    OsBoot(osboot::OsBootError),
     Vmcs(String),
     /// The pre-entry guest-state check failed (SDM "Checks on the Guest-State Area").
     GuestState(conduit_vmx::guest_state::GuestStateError),
@@ -201,6 +205,7 @@ impl core::fmt::Display for CreateError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Layout(e) => write!(f, "{e}"),
+            Self::OsBoot(e) => write!(f, "{e}"),
             Self::Vmcs(e) => write!(f, "{e}"),
             Self::GuestState(e) => write!(f, "invalid guest state: {e}"),
         }
@@ -255,14 +260,14 @@ impl Guest {
     pub fn without_vcpu(mem: &'static Memory, spec: &GuestSpec) -> Result<Self, CreateError> {
         // No vCPU ever runs this guest, so no virtual timer is armed; the rate only fills the field.
         let mut guest = Self::with_memory(mem, spec, None, conduit_hw::time::wait_rate())?;
-        guest.boot_cr3 = match spec.entry {
-            spec::Entry::Long64 { .. } => Some(
+        guest.boot_cr3 = match layout::boot_selectors(spec.entry) {
+            Some(sel) => Some(
                 guest
                     .memory
-                    .build_long_mode(spec)
+                    .build_long_mode(sel)
                     .map_err(CreateError::Layout)?,
             ),
-            spec::Entry::Real16 { .. } => None,
+            None => None,
         };
         Ok(guest)
     }
@@ -279,6 +284,7 @@ impl Guest {
         let mut memory =
             GuestMemory::allocate(mem, spec.memory_mib).map_err(CreateError::Layout)?;
         memory.load(spec).map_err(CreateError::Layout)?;
+        osboot::load(&mut memory, spec).map_err(CreateError::OsBoot)?;
         let ept = memory.build_ept(mem, caps).map_err(CreateError::Layout)?;
         Ok(Self {
             name: spec.name.clone(),
@@ -375,6 +381,7 @@ impl Guest {
             .map_err(|e| CreateError::Vmcs(alloc::format!("VMCLEAR: {e}")))?;
         self.memory.reset();
         self.memory.load(&self.spec).map_err(CreateError::Layout)?;
+        osboot::load(&mut self.memory, &self.spec).map_err(CreateError::OsBoot)?;
         self.regs = GuestRegs::default();
         self.stats = Stats::ZERO;
         let attached = self.uart.attached;

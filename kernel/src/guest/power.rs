@@ -9,21 +9,16 @@
 
 use super::{Guest, State};
 use alloc::string::String;
+use conduit_guest_acpi::power::SleepControl;
+use conduit_guest_acpi::{ResetRegister, SleepRegisters};
 use log::info;
 
-/// The sleep control and status registers (one byte each) the guest's FADT names.
-pub const SLEEP_CONTROL_PORT: u16 = 0x600;
-pub const SLEEP_STATUS_PORT: u16 = 0x601;
-/// The reset register the FADT names, and the value that resets (bit 2 with bit 1 "hard").
-pub const RESET_PORT: u16 = 0xcf9;
-pub const RESET_VALUE: u8 = 0x06;
-/// The sleep type of S5 in the guest's DSDT (`\_S5`).
-pub const S5_SLP_TYP: u8 = 5;
+/// The sleep registers and the reset register the guest's FADT names (`firmware.rs`).
+const SLEEP: SleepRegisters = conduit_guest_acpi::SLEEP;
+const RESET: ResetRegister = conduit_guest_acpi::RESET;
 const KBC_COMMAND_PORT: u16 = 0x64;
 const KBC_PULSE_RESET: u8 = 0xfe;
-/// Sleep control register: SLP_TYP in bits 4:2, SLP_EN bit 5.
-const SLP_EN: u8 = 1 << 5;
-/// Reset control register: bit 2 starts the reset.
+/// Reset control register at 0xCF9: bit 2 starts the reset, whatever the other bits say.
 const RST_CPU: u8 = 1 << 2;
 /// Sleep status register: WAK_STS (bit 7).
 const WAK_STS: u8 = 1 << 7;
@@ -33,31 +28,34 @@ pub fn claims(g: &Guest, port: u16) -> bool {
     g.platform.is_some()
         && matches!(
             port,
-            SLEEP_CONTROL_PORT | SLEEP_STATUS_PORT | RESET_PORT | KBC_COMMAND_PORT
+            p if p == SLEEP.control_port
+                || p == SLEEP.status_port
+                || p == RESET.port
+                || p == KBC_COMMAND_PORT
         )
 }
 
 /// A byte written to a power port.
 pub fn port_out(g: &mut Guest, port: u16, value: u8) {
-    match port {
-        SLEEP_CONTROL_PORT if value & SLP_EN != 0 => {
-            let typ = (value >> 2) & 7;
-            if typ == S5_SLP_TYP {
-                g.power_off(String::from("ACPI S5 through the sleep control register"));
-            } else {
-                info!(
-                    "guest \"{}\": sleep type {typ} is not supported (only S5); ignored",
-                    g.name
-                );
+    if port == SLEEP.control_port {
+        match SLEEP.control_write(value) {
+            SleepControl::PowerOff => {
+                g.power_off(String::from("ACPI S5 through the sleep control register"))
             }
+            SleepControl::Unsupported(typ) => info!(
+                "guest \"{}\": sleep type {typ} is not supported (only S5); ignored",
+                g.name
+            ),
+            SleepControl::Ignored => {}
         }
-        RESET_PORT if value & RST_CPU != 0 => g.request_reset(alloc::format!(
-            "reset through the reset control register (port {RESET_PORT:#x} = {value:#04x})"
-        )),
-        KBC_COMMAND_PORT if value == KBC_PULSE_RESET => g.request_reset(String::from(
+    } else if port == RESET.port && (RESET.is_reset(port, value) || value & RST_CPU != 0) {
+        g.request_reset(alloc::format!(
+            "reset through the reset control register (port {port:#x} = {value:#04x})"
+        ));
+    } else if port == KBC_COMMAND_PORT && value == KBC_PULSE_RESET {
+        g.request_reset(String::from(
             "reset through the keyboard controller (port 0x64 = 0xfe)",
-        )),
-        _ => {}
+        ));
     }
 }
 
@@ -65,9 +63,10 @@ pub fn port_out(g: &mut Guest, port: u16, value: u8) {
 /// the keyboard controller's status reads 0 (buffers empty: a reset command is taken at once);
 /// the reset control register reads 0.
 pub fn port_in(port: u16) -> u8 {
-    match port {
-        SLEEP_STATUS_PORT => WAK_STS,
-        _ => 0,
+    if port == SLEEP.status_port {
+        WAK_STS
+    } else {
+        0
     }
 }
 

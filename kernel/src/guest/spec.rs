@@ -2,6 +2,9 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_bootproto::bzimage::SetupHeader;
+use conduit_bootproto::layout::LinuxLayout;
+use conduit_config::OsBoot;
 
 /// How the vCPU starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,6 +13,9 @@ pub enum Entry {
     Long64 { rip: u64 },
     /// Real mode (unrestricted guest) at CS:IP.
     Real16 { cs: u16, ip: u16 },
+    /// The Linux 64-bit boot protocol: long mode with the identity map, __BOOT_CS 0x10,
+    /// __BOOT_DS 0x18, IF = 0, RSI = `zero_page`, at RIP (the load address + 0x200).
+    Linux { rip: u64, zero_page: u64 },
 }
 
 /// A deliberate corruption of the initial state (test configurations, feature `selftest` only):
@@ -31,6 +37,17 @@ pub struct LoadSegment {
     pub mem_len: u64,
 }
 
+/// What a Linux guest is booted with besides its kernel segment (placed by `super::osboot`).
+#[derive(Debug, Clone)]
+pub struct LinuxImage {
+    /// The whole bzImage: the zero page copies its setup header.
+    pub bzimage: &'static [u8],
+    pub header: SetupHeader,
+    pub layout: LinuxLayout,
+    pub cmdline: String,
+    pub initrd: Option<&'static [u8]>,
+}
+
 /// A guest to create.
 #[derive(Debug, Clone)]
 pub struct GuestSpec {
@@ -39,45 +56,53 @@ pub struct GuestSpec {
     pub entry: Entry,
     pub segments: Vec<LoadSegment>,
     pub time_slice_us: u32,
+    /// An operating system's boot inputs (`None`: a purpose-built image).
+    pub linux: Option<LinuxImage>,
+    /// The guest's firmware tables (ACPI, the RSDP first), written at
+    /// `conduit_bootproto::layout::FIRMWARE_GPA` and named in the zero page; empty: none.
+    pub firmware: Vec<u8>,
+    /// What a reset of its processor (triple fault, reset register, keyboard controller) does.
+    pub on_crash: conduit_config::OnCrash,
     /// TEST ONLY (feature `selftest`): the guest state to corrupt before entry.
     #[cfg(feature = "selftest")]
     pub test_break: Option<Break>,
 }
 
-/// What a reset of the guest's processor (triple fault, 0xCF9, keyboard controller, ACPI
-/// reset register) does to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnReset {
-    /// The guest stops, reported with the reason.
-    Stop,
-    /// The guest is built again from its image.
-    Restart,
-}
-
 impl GuestSpec {
-    /// What a reset does.
-    pub fn on_reset(&self) -> OnReset {
-        OnReset::Stop
-    }
-
     /// Whether the guest runs an operating system, which gets a virtual platform: local APIC,
-    /// I/O APIC, the UART's interrupt (`vplatform.rs`).
+    /// I/O APIC, the UART's interrupt, power and reset (`vplatform.rs`, `power.rs`).
     pub fn has_platform(&self) -> bool {
-        false
+        self.linux.is_some()
     }
 }
 
-/// Turns a validated guest configuration and its image into a spec. The builder validated
-/// everything already; this re-checks what would otherwise read outside the image, so a corrupt
-/// bundle costs one guest, not the hypervisor.
+/// Turns a validated guest configuration and its files (`file`: the bundle's image of a key)
+/// into a spec. The builder validated everything already; this re-checks what would otherwise
+/// read outside the image or misplace the kernel, so a corrupt bundle costs one guest, not the
+/// hypervisor.
 pub fn from_config(
     c: &conduit_config::GuestConfig,
-    image: Option<&'static [u8]>,
+    file: impl Fn(&str) -> Option<&'static [u8]>,
 ) -> Result<GuestSpec, String> {
     use conduit_config::EntryMode;
-    let image =
-        image.ok_or_else(|| alloc::format!("image {:?} is not in the boot bundle", c.image))?;
+    let image = file(&c.image)
+        .ok_or_else(|| alloc::format!("image {:?} is not in the boot bundle", c.image))?;
+    let linux = match &c.os {
+        None => None,
+        Some(OsBoot::Linux { cmdline, initrd }) => {
+            Some(linux_image(c, image, cmdline, initrd.as_deref(), &file)?)
+        }
+    };
     let entry = match c.entry {
+        EntryMode::Linux64 => {
+            let l = linux
+                .as_ref()
+                .ok_or_else(|| String::from("Linux entry without the Linux settings"))?;
+            Entry::Linux {
+                rip: l.layout.entry,
+                zero_page: l.layout.zero_page,
+            }
+        }
         EntryMode::Long64 => Entry::Long64 { rip: c.entry_point },
         EntryMode::Real16 => {
             let (cs, ip) = c.real_mode_cs_ip().ok_or_else(|| {
@@ -111,11 +136,58 @@ pub fn from_config(
         entry,
         segments,
         time_slice_us: c.time_slice_us,
+        firmware: match &linux {
+            Some(_) => {
+                super::firmware::acpi_tables(1).map_err(|e| alloc::format!("ACPI tables: {e:?}"))?
+            }
+            None => Vec::new(),
+        },
+        linux,
+        on_crash: c.on_crash,
         #[cfg(feature = "selftest")]
         test_break: c.test_break.map(|b| match b {
             conduit_config::GuestBreak::Cr0PgWithoutPe => Break::Cr0PgWithoutPe,
             conduit_config::GuestBreak::RflagsReservedBitClear => Break::RflagsReservedBitClear,
             conduit_config::GuestBreak::TrUnusable => Break::TrUnusable,
         }),
+    })
+}
+
+/// Re-reads a Linux guest's header and recomputes its layout exactly as the builder did; the
+/// kernel segment the builder placed must be where the layout puts the kernel.
+fn linux_image(
+    c: &conduit_config::GuestConfig,
+    bzimage: &'static [u8],
+    cmdline: &str,
+    initrd: Option<&str>,
+    file: &impl Fn(&str) -> Option<&'static [u8]>,
+) -> Result<LinuxImage, String> {
+    let header = SetupHeader::parse(bzimage).map_err(|e| alloc::format!("kernel: {e}"))?;
+    let initrd = match initrd {
+        None => None,
+        Some(k) => {
+            Some(file(k).ok_or_else(|| alloc::format!("initrd {k:?} is not in the boot bundle"))?)
+        }
+    };
+    let layout = LinuxLayout::new(
+        c.memory_bytes(),
+        &header,
+        cmdline.len(),
+        initrd.map_or(0, |i| i.len() as u64),
+    )
+    .map_err(|e| alloc::format!("{e}"))?;
+    if c.entry_point != layout.entry || c.segments.iter().any(|s| s.gpa != layout.kernel) {
+        return Err(alloc::format!(
+            "the bundle places the kernel at {:#x}, its header at {:#x}",
+            c.entry_point,
+            layout.entry
+        ));
+    }
+    Ok(LinuxImage {
+        bzimage,
+        header,
+        layout,
+        cmdline: String::from(cmdline),
+        initrd,
     })
 }

@@ -1,7 +1,7 @@
 //! Programs a guest's VMCS: controls adjusted to this CPU, host state, guest state for its entry
 //! mode, EPT and VPID (SDM Vol. 3C, "VM-Execution Control Fields", "Guest-State Area").
 
-use super::layout::{GDT_GPA, TSS_GPA};
+use super::layout::{GDT_GPA, TSS_GPA, boot_selectors};
 #[cfg(feature = "selftest")]
 use super::spec::Break;
 use super::spec::{Entry, GuestSpec};
@@ -18,6 +18,8 @@ use conduit_vmx::guest_state::{CheckContext, DescriptorTable, GuestState};
 
 const CR4_VMXE: u64 = 1 << 13;
 const CR0_NE: u64 = 1 << 5;
+/// RSI's index in `GuestRegs::gpr` (the SDM's register numbering).
+const RSI: usize = 6;
 
 pub(super) fn setup(
     host: &mut VmxHost,
@@ -25,7 +27,8 @@ pub(super) fn setup(
     spec: &GuestSpec,
 ) -> Result<(), CreateError> {
     let vmcs_err = |e: vmx::vmcs::FieldError| CreateError::Vmcs(format!("{e}"));
-    let long = matches!(spec.entry, Entry::Long64 { .. });
+    let selectors = boot_selectors(spec.entry);
+    let long = selectors.is_some();
     let mut request = ControlRequest::conduit(long);
     // Keep the rest of a time slice across exits that resume the same guest (SDM "VM-Exit
     // Controls", "save VMX-preemption timer value"); without it every exit restarts the slice.
@@ -81,25 +84,37 @@ pub(super) fn setup(
     guest.events = super::events::Events::new(controls.primary.bits(), window, host.tsc);
     vmx::write_host_state(&mut v).map_err(vmcs_err)?;
 
-    let state = match spec.entry {
-        Entry::Long64 { rip } => {
+    let state = match (spec.entry, selectors) {
+        (Entry::Long64 { rip } | Entry::Linux { rip, .. }, Some(sel)) => {
             let cr3 = guest
                 .memory
-                .build_long_mode(spec)
+                .build_long_mode(sel)
                 .map_err(CreateError::Layout)?;
             guest.boot_cr3 = Some(cr3);
             let mut s = GuestState::long_mode_flat(rip, guest.memory.size, cr3);
             s.gdtr = DescriptorTable {
                 base: GDT_GPA,
-                limit: 0x27,
+                limit: u32::from(sel.gdt_limit()),
             };
+            s.cs.selector = sel.cs;
+            for seg in [&mut s.ds, &mut s.es, &mut s.ss, &mut s.fs, &mut s.gs] {
+                seg.selector = sel.ds;
+            }
+            s.tr.selector = sel.tr;
             s.tr.base = TSS_GPA;
+            if let Entry::Linux { zero_page, .. } = spec.entry {
+                // The 64-bit boot protocol: RSI holds the zero page's address.
+                guest.regs.gpr[RSI] = zero_page;
+            }
             s
         }
-        Entry::Real16 { cs, ip } => {
+        (Entry::Real16 { cs, ip }, _) => {
             let mut s = GuestState::real_mode(cs, ip);
             s.rsp = 0x7000;
             s
+        }
+        (entry, None) => {
+            return Err(CreateError::Vmcs(format!("{entry:?} has no boot GDT")));
         }
     };
     #[cfg(feature = "selftest")]

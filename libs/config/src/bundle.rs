@@ -160,6 +160,11 @@ mod tests {
                 },
                 vf: Some(3),
             }],
+            os: Some(crate::model::OsBoot::Linux {
+                cmdline: String::from("console=ttyS0"),
+                initrd: Some(String::from("initrd.img")),
+            }),
+            on_crash: crate::model::OnCrash::Restart { max_restarts: 3 },
         };
         BootConfig {
             log_level: LogLevel::Debug,

@@ -9,7 +9,7 @@
 
 use crate::elf;
 use crate::error::{ConfigError, invalid};
-use crate::model::{EntryMode, GuestBreak, GuestConfig, Segment};
+use crate::model::{EntryMode, GuestBreak, GuestConfig, OnCrash, OsBoot, Segment};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -47,6 +47,20 @@ pub struct RawGuest {
     pub test_break: Option<String>,
     /// `[[guest.device]]` tables.
     pub device: Option<Vec<crate::device::RawDevice>>,
+    /// `"image"` (the default: a purpose-built image) or `"linux"`.
+    pub kind: Option<String>,
+    /// The operating system's kernel (`kind = "linux"`: a bzImage).
+    pub kernel: Option<String>,
+    /// `kind = "linux"`: the initial RAM disk.
+    pub initrd: Option<String>,
+    /// The kernel command line.
+    pub cmdline: Option<String>,
+    /// Virtual CPUs: 1 (the only count supported for now).
+    pub vcpus: Option<i64>,
+    /// `"stop"` (default) or `"restart"`.
+    pub on_crash: Option<String>,
+    /// With `on_crash = "restart"`: how often (default [`crate::os::DEFAULT_MAX_RESTARTS`]).
+    pub max_restarts: Option<i64>,
 }
 
 /// How the image file is laid out.
@@ -56,6 +70,8 @@ pub enum ImageFormat {
     Elf,
     /// Raw bytes loaded at `load_gpa`, entered at `entry_gpa` (default: `load_gpa`).
     Flat { load_gpa: u64, entry_gpa: u64 },
+    /// A Linux bzImage (`kind = "linux"`).
+    BzImage,
 }
 
 /// A guest whose keys are all valid; its image is not read yet.
@@ -71,6 +87,19 @@ pub struct GuestSpec {
     pub time_slice_us: u32,
     pub test_break: Option<GuestBreak>,
     pub devices: Vec<crate::model::DeviceAssignment>,
+    /// An operating-system guest's boot inputs (its initrd and module paths are bundle keys).
+    pub os: Option<OsBoot>,
+    pub on_crash: OnCrash,
+}
+
+impl GuestSpec {
+    /// The files the guest is built from besides `image`, in order: the initrd.
+    pub fn extra_files(&self) -> Vec<&str> {
+        match &self.os {
+            None => Vec::new(),
+            Some(OsBoot::Linux { initrd, .. }) => initrd.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 fn valid_name(name: &str) -> bool {
@@ -111,6 +140,64 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
                 ),
             )
         })?;
+    let kind = crate::os::check_kind(i, raw)?;
+    let (image, format, entry, os) = match kind {
+        crate::os::Kind::Image => {
+            let (image, format, entry) = check_image_keys(i, raw)?;
+            (image, format, entry, None)
+        }
+        crate::os::Kind::Os {
+            kernel,
+            format,
+            entry,
+            os,
+        } => (kernel, format, entry, Some(os)),
+    };
+    let on_crash = crate::os::check_on_crash(i, raw)?;
+    let time_slice_us = match raw.time_slice_us {
+        None => DEFAULT_TIME_SLICE_US,
+        Some(t) => u32::try_from(t)
+            .ok()
+            .filter(|t| (MIN_TIME_SLICE_US..=MAX_TIME_SLICE_US).contains(t))
+            .ok_or_else(|| {
+                invalid(
+                    &key("time_slice_us"),
+                    format!("{t} µs: must be {MIN_TIME_SLICE_US} to {MAX_TIME_SLICE_US}"),
+                )
+            })?,
+    };
+    let test_break = match raw.test_break.as_deref() {
+        None => None,
+        Some(b) => Some(GuestBreak::from_name(b).ok_or_else(|| {
+            let known: Vec<&str> = GuestBreak::ALL.iter().map(|b| b.name()).collect();
+            invalid(
+                &key("test_break"),
+                format!("unknown value {b:?} (expected one of {known:?})"),
+            )
+        })?),
+    };
+    let devices = crate::device::check(i, raw.device.as_deref().unwrap_or_default())?;
+    Ok(GuestSpec {
+        name,
+        memory_mib,
+        image,
+        format,
+        entry,
+        time_slice_us,
+        test_break,
+        devices,
+        os,
+        on_crash,
+    })
+}
+
+/// The keys of a purpose-built image guest (`kind = "image"`): `image`, `format`, `entry`,
+/// `load_gpa`, `entry_gpa`.
+fn check_image_keys(
+    i: usize,
+    raw: &RawGuest,
+) -> Result<(String, ImageFormat, EntryMode), ConfigError> {
+    let key = |k: &str| format!("guest[{i}].{k}");
     let image = raw
         .image
         .clone()
@@ -162,39 +249,7 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
         }
         ImageFormat::Elf
     };
-    let time_slice_us = match raw.time_slice_us {
-        None => DEFAULT_TIME_SLICE_US,
-        Some(t) => u32::try_from(t)
-            .ok()
-            .filter(|t| (MIN_TIME_SLICE_US..=MAX_TIME_SLICE_US).contains(t))
-            .ok_or_else(|| {
-                invalid(
-                    &key("time_slice_us"),
-                    format!("{t} µs: must be {MIN_TIME_SLICE_US} to {MAX_TIME_SLICE_US}"),
-                )
-            })?,
-    };
-    let test_break = match raw.test_break.as_deref() {
-        None => None,
-        Some(b) => Some(GuestBreak::from_name(b).ok_or_else(|| {
-            let known: Vec<&str> = GuestBreak::ALL.iter().map(|b| b.name()).collect();
-            invalid(
-                &key("test_break"),
-                format!("unknown value {b:?} (expected one of {known:?})"),
-            )
-        })?),
-    };
-    let devices = crate::device::check(i, raw.device.as_deref().unwrap_or_default())?;
-    Ok(GuestSpec {
-        name,
-        memory_mib,
-        image,
-        format,
-        entry,
-        time_slice_us,
-        test_break,
-        devices,
-    })
+    Ok((image, format, entry))
 }
 
 /// Checks every `[[guest]]` table's keys, the uniqueness of names and the memory total.
@@ -237,7 +292,17 @@ pub fn check_all(raws: &[RawGuest]) -> Result<Vec<GuestSpec>, ConfigError> {
 }
 
 /// Reads `image` in the guest's format and checks the placement of its segments and entry point.
+/// An operating-system guest also needs its [`GuestSpec::extra_files`]: see [`place_with`].
 pub fn place(spec: &GuestSpec, image: &[u8]) -> Result<GuestConfig, ConfigError> {
+    place_with(spec, image, &[])
+}
+
+/// [`place`] with the contents of the guest's [`GuestSpec::extra_files`], in their order.
+pub fn place_with(
+    spec: &GuestSpec,
+    image: &[u8],
+    extra: &[&[u8]],
+) -> Result<GuestConfig, ConfigError> {
     let key = |k: &str| format!("guest {:?}.{k}", spec.name);
     let memory = u64::from(spec.memory_mib) << 20;
     // Which key supplied the addresses: the ELF itself, or the flat image's keys.
@@ -290,6 +355,7 @@ pub fn place(spec: &GuestSpec, image: &[u8]) -> Result<GuestConfig, ConfigError>
                 key("entry_gpa"),
             )
         }
+        ImageFormat::BzImage => return crate::os::place_linux(spec, image, extra),
     };
     segments.sort_by_key(|s| s.gpa);
     let range = |s: &Segment| {
@@ -378,6 +444,8 @@ pub fn place(spec: &GuestSpec, image: &[u8]) -> Result<GuestConfig, ConfigError>
         time_slice_us: spec.time_slice_us,
         test_break: spec.test_break,
         devices: spec.devices.clone(),
+        os: None,
+        on_crash: spec.on_crash,
     })
 }
 

@@ -34,6 +34,8 @@ fn defaults_and_a_full_table() {
             time_slice_us: 1000,
             test_break: None,
             devices: Vec::new(),
+            os: None,
+            on_crash: OnCrash::Stop,
         }]
     );
     let full = RawGuest {
@@ -232,6 +234,8 @@ fn spec(name: &str, memory_mib: u32, entry: EntryMode, format: ImageFormat) -> G
         time_slice_us: 1000,
         test_break: Some(GuestBreak::Cr0PgWithoutPe),
         devices: Vec::new(),
+        os: None,
+        on_crash: OnCrash::Stop,
     }
 }
 

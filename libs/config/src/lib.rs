@@ -14,6 +14,7 @@ pub mod elf;
 pub mod error;
 pub mod guest;
 pub mod model;
+pub mod os;
 #[cfg(any(test, feature = "std"))]
 pub mod toml_front;
 
@@ -21,5 +22,5 @@ pub use bundle::{Bundle, BundleError, CONTROL_TASK_IMAGE, GuestImage};
 pub use error::ConfigError;
 pub use model::{
     BootConfig, ConsoleChoice, DeviceAssignment, DeviceSel, EntryMode, ExitMethod, GuestBreak,
-    GuestConfig, LogLevel, OnIdle, Segment, TestCase, TestOnly,
+    GuestConfig, LogLevel, OnCrash, OnIdle, OsBoot, Segment, TestCase, TestOnly,
 };

@@ -93,6 +93,35 @@ pub struct GuestConfig {
     pub test_break: Option<GuestBreak>,
     /// PCI functions given to this guest (existence is checked at boot).
     pub devices: Vec<DeviceAssignment>,
+    /// The operating system's boot protocol (`kind = "linux"`), `None` for a
+    /// purpose-built image.
+    pub os: Option<OsBoot>,
+    /// What happens when the guest crashes or resets itself.
+    pub on_crash: OnCrash,
+}
+
+/// What an operating-system guest is booted with besides its kernel image (the builder checked
+/// it against the kernel's header; the kernel recomputes the layout from the same inputs with
+/// `conduit-bootproto`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OsBoot {
+    /// Linux x86 boot protocol, 64-bit entry: `image` is the bzImage.
+    Linux {
+        /// The command line (without NUL), at most the kernel's `cmdline_size` bytes.
+        cmdline: String,
+        /// The bundle key of the initrd, if any.
+        initrd: Option<String>,
+    },
+}
+
+/// What happens when a guest triple-faults, reboots itself (e.g. Linux after a panic with
+/// `panic=N`) or resets through 0xCF9, the keyboard controller or ACPI (`on_crash`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OnCrash {
+    /// The guest stops, reported with the reason.
+    Stop,
+    /// The guest is rebuilt from its image, at most `max_restarts` times; then it stops.
+    Restart { max_restarts: u32 },
 }
 
 impl GuestConfig {
@@ -106,7 +135,7 @@ impl GuestConfig {
     pub fn real_mode_cs_ip(&self) -> Option<(u16, u16)> {
         match self.entry {
             EntryMode::Real16 => conduit_abi::real16::cs_ip(self.entry_point),
-            EntryMode::Long64 => None,
+            EntryMode::Long64 | EntryMode::Linux64 => None,
         }
     }
 }
@@ -137,10 +166,15 @@ pub enum EntryMode {
     /// Real mode (CR0.PE=0, unrestricted guest), CS:IP from the entry point, SS=0, SP=0x7000,
     /// other segments 0.
     Real16,
+    /// The Linux 64-bit boot protocol (`kind = "linux"`): long mode, identity paging, a GDT with
+    /// flat __BOOT_CS 0x10 and __BOOT_DS 0x18, IF = 0, RSI = the zero page, RIP = the load
+    /// address + 0x200.
+    Linux64,
 }
 
 impl EntryMode {
-    /// Parses the `entry` value of `conduit.toml`.
+    /// Parses the `entry` value of `conduit.toml` (an operating-system guest's entry mode
+    /// follows from its `kind`, it is never written).
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "long64" => Some(Self::Long64),
@@ -154,6 +188,7 @@ impl EntryMode {
         match self {
             Self::Long64 => "long64",
             Self::Real16 => "real16",
+            Self::Linux64 => "linux64",
         }
     }
 }

@@ -151,12 +151,14 @@ pub fn parse(text: &str, exit: ExitMethod) -> Result<Document, ConfigError> {
 }
 
 impl Document {
-    /// The distinct `image` strings of the guests, in first-use order.
+    /// The distinct files of the guests (`image`/`kernel`, `initrd`), in first-use order.
     pub fn image_keys(&self) -> Vec<&str> {
         let mut keys: Vec<&str> = Vec::new();
         for g in &self.guests {
-            if !keys.contains(&g.image.as_str()) {
-                keys.push(&g.image);
+            for k in core::iter::once(g.image.as_str()).chain(g.extra_files()) {
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
             }
         }
         keys
@@ -171,17 +173,32 @@ impl Document {
         let mut images: Vec<(String, Vec<u8>)> = Vec::new();
         let mut config = self.config;
         for spec in &self.guests {
-            let at = match images.iter().position(|(k, _)| *k == spec.image) {
-                Some(at) => at,
-                None => {
-                    let bytes = read(&spec.image).map_err(|why| {
-                        invalid(&alloc::format!("guest {:?}.image", spec.name), why)
-                    })?;
-                    images.push((spec.image.clone(), bytes));
-                    images.len() - 1
-                }
+            let (image_key, extra_key) = match spec.os {
+                None => ("image", "image"),
+                Some(crate::model::OsBoot::Linux { .. }) => ("kernel", "initrd"),
             };
-            config.guests.push(guest::place(spec, &images[at].1)?);
+            let files: Vec<(&str, &str)> = core::iter::once((spec.image.as_str(), image_key))
+                .chain(spec.extra_files().into_iter().map(|f| (f, extra_key)))
+                .collect();
+            // Each file once in the bundle, however many guests (or keys) name it.
+            let mut at = Vec::with_capacity(files.len());
+            for (file, key) in files {
+                let i = match images.iter().position(|(k, _)| k == file) {
+                    Some(i) => i,
+                    None => {
+                        let bytes = read(file).map_err(|why| {
+                            invalid(&alloc::format!("guest {:?}.{key}", spec.name), why)
+                        })?;
+                        images.push((file.into(), bytes));
+                        images.len() - 1
+                    }
+                };
+                at.push(i);
+            }
+            let extra: Vec<&[u8]> = at[1..].iter().map(|&i| images[i].1.as_slice()).collect();
+            config
+                .guests
+                .push(guest::place_with(spec, &images[at[0]].1, &extra)?);
         }
         Ok(Loaded { config, images })
     }

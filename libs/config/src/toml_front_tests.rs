@@ -353,3 +353,52 @@ fn console_and_baud() {
         assert!(e.to_string().contains(bad), "{e}");
     }
 }
+
+#[test]
+fn a_linux_guest_brings_its_initrd_into_the_bundle_once() {
+    let mut bz = vec![0u8; 5 * 512 + 0x1000];
+    bz[0x1FE..0x200].copy_from_slice(&0xAA55u16.to_le_bytes());
+    bz[0x200..0x202].copy_from_slice(&[0xEB, 0x6A]);
+    bz[0x202..0x206].copy_from_slice(b"HdrS");
+    bz[0x206..0x208].copy_from_slice(&0x020Fu16.to_le_bytes());
+    bz[0x22C..0x230].copy_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
+    bz[0x230..0x234].copy_from_slice(&0x20_0000u32.to_le_bytes());
+    bz[0x234] = 1;
+    bz[0x236..0x238].copy_from_slice(&1u16.to_le_bytes());
+    bz[0x238..0x23C].copy_from_slice(&255u32.to_le_bytes());
+    bz[0x258..0x260].copy_from_slice(&0x100_0000u64.to_le_bytes());
+    bz[0x260..0x264].copy_from_slice(&0x100_0000u32.to_le_bytes());
+    let text = "[[guest]]\nname = \"a\"\nkind = \"linux\"\nmemory_mib = 64\nkernel = \"bz\"\n\
+                initrd = \"rd\"\ncmdline = \"quiet\"\non_crash = \"restart\"\n\
+                [[guest]]\nname = \"b\"\nkind = \"linux\"\nmemory_mib = 64\nkernel = \"bz\"\n\
+                initrd = \"rd\"\n";
+    let doc = parse(text, EXIT).unwrap();
+    assert_eq!(doc.image_keys(), ["bz", "rd"]);
+    let mut reads = Vec::new();
+    let loaded = doc
+        .resolve(|k| {
+            reads.push(k.to_string());
+            Ok(if k == "bz" { bz.clone() } else { vec![9; 100] })
+        })
+        .unwrap();
+    assert_eq!(reads, ["bz", "rd"]);
+    assert_eq!(loaded.images.len(), 2);
+    let g = &loaded.config.guests[0];
+    assert_eq!(g.entry, EntryMode::Linux64);
+    assert_eq!(
+        g.on_crash,
+        crate::model::OnCrash::Restart { max_restarts: 3 }
+    );
+    // A missing initrd names its key.
+    let doc = parse(text, EXIT).unwrap();
+    let e = doc
+        .resolve(|k| {
+            if k == "bz" {
+                Ok(bz.clone())
+            } else {
+                Err("cannot read rd".into())
+            }
+        })
+        .unwrap_err();
+    assert_eq!(e.key(), Some("guest \"a\".initrd"));
+}

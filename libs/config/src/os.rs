@@ -1,0 +1,214 @@
+//! Operating-system guests (`kind = "linux"`): their keys, and the check of the kernel, command
+//! line and initrd against the kernel's own header with `conduit-bootproto` (the Linux boot
+//! protocol; the guest-physical layout is described in `docs/linux-guests.md`).
+
+use crate::error::{ConfigError, invalid};
+use crate::guest::{GuestSpec, ImageFormat, RawGuest};
+use crate::model::{EntryMode, GuestConfig, OnCrash, OsBoot, Segment};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use conduit_bootproto::bzimage::SetupHeader;
+use conduit_bootproto::layout::{LayoutError, LinuxLayout};
+
+/// `max_restarts` when `on_crash = "restart"` gives none.
+pub const DEFAULT_MAX_RESTARTS: u32 = 3;
+/// The largest `max_restarts`.
+pub const MAX_RESTARTS: u32 = 1000;
+
+/// What `kind` selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A purpose-built image: the `image`, `format`, `entry` keys.
+    Image,
+    /// An operating system's kernel with its boot inputs.
+    Os {
+        kernel: String,
+        format: ImageFormat,
+        entry: EntryMode,
+        os: OsBoot,
+    },
+}
+
+/// Keys that belong to one kind only, for the "not for this kind" errors.
+const IMAGE_KEYS: [&str; 5] = ["image", "format", "entry", "load_gpa", "entry_gpa"];
+const LINUX_KEYS: [&str; 3] = ["kernel", "initrd", "cmdline"];
+
+fn present(raw: &RawGuest, k: &str) -> bool {
+    match k {
+        "image" => raw.image.is_some(),
+        "format" => raw.format.is_some(),
+        "entry" => raw.entry.is_some(),
+        "load_gpa" => raw.load_gpa.is_some(),
+        "entry_gpa" => raw.entry_gpa.is_some(),
+        "kernel" => raw.kernel.is_some(),
+        "initrd" => raw.initrd.is_some(),
+        "cmdline" => raw.cmdline.is_some(),
+        _ => false,
+    }
+}
+
+/// Refuses any of `keys` in a guest of `kind`.
+fn refuse(i: usize, raw: &RawGuest, kind: &str, keys: &[&str]) -> Result<(), ConfigError> {
+    match keys.iter().find(|k| present(raw, k)) {
+        Some(k) => Err(invalid(
+            &format!("guest[{i}].{k}"),
+            format!("not a key of kind = \"{kind}\""),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Reads `kind` and the kind's own keys; `vcpus` (1 only, for every kind).
+pub fn check_kind(i: usize, raw: &RawGuest) -> Result<Kind, ConfigError> {
+    let key = |k: &str| format!("guest[{i}].{k}");
+    if let Some(v) = raw.vcpus.filter(|&v| v != 1) {
+        return Err(invalid(
+            &key("vcpus"),
+            format!("{v} vCPUs: a guest has exactly 1 vCPU for now"),
+        ));
+    }
+    match raw.kind.as_deref() {
+        None | Some("image") => {
+            refuse(i, raw, "image", &LINUX_KEYS)?;
+            Ok(Kind::Image)
+        }
+        Some("linux") => {
+            refuse(i, raw, "linux", &IMAGE_KEYS)?;
+            let kernel = raw
+                .kernel
+                .clone()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| invalid(&key("kernel"), "missing: the path of the bzImage"))?;
+            let cmdline = raw.cmdline.clone().unwrap_or_default();
+            if cmdline.contains('\0') {
+                return Err(invalid(&key("cmdline"), "contains a NUL character"));
+            }
+            let initrd = match raw.initrd.clone() {
+                Some(p) if p.is_empty() => {
+                    return Err(invalid(
+                        &key("initrd"),
+                        "empty path (leave the key out for none)",
+                    ));
+                }
+                other => other,
+            };
+            Ok(Kind::Os {
+                kernel,
+                format: ImageFormat::BzImage,
+                entry: EntryMode::Linux64,
+                os: OsBoot::Linux { cmdline, initrd },
+            })
+        }
+        Some(k) => Err(invalid(
+            &key("kind"),
+            format!("unknown guest kind {k:?} (expected \"image\" or \"linux\")"),
+        )),
+    }
+}
+
+/// Reads `on_crash` and `max_restarts`.
+pub fn check_on_crash(i: usize, raw: &RawGuest) -> Result<OnCrash, ConfigError> {
+    let key = |k: &str| format!("guest[{i}].{k}");
+    match raw.on_crash.as_deref() {
+        None | Some("stop") => match raw.max_restarts {
+            Some(_) => Err(invalid(
+                &key("max_restarts"),
+                "only with on_crash = \"restart\"",
+            )),
+            None => Ok(OnCrash::Stop),
+        },
+        Some("restart") => {
+            let max_restarts = match raw.max_restarts {
+                None => DEFAULT_MAX_RESTARTS,
+                Some(m) => u32::try_from(m)
+                    .ok()
+                    .filter(|m| (1..=MAX_RESTARTS).contains(m))
+                    .ok_or_else(|| {
+                        invalid(
+                            &key("max_restarts"),
+                            format!("{m}: must be 1 to {MAX_RESTARTS}"),
+                        )
+                    })?,
+            };
+            Ok(OnCrash::Restart { max_restarts })
+        }
+        Some(v) => Err(invalid(
+            &key("on_crash"),
+            format!("unknown value {v:?} (expected \"stop\" or \"restart\")"),
+        )),
+    }
+}
+
+/// Checks a Linux guest's bzImage, command line and initrd (`extra`: the initrd's bytes, if the
+/// guest has one) against its memory, and places the protected-mode kernel.
+pub fn place_linux(
+    spec: &GuestSpec,
+    image: &[u8],
+    extra: &[&[u8]],
+) -> Result<GuestConfig, ConfigError> {
+    let key = |k: &str| format!("guest {:?}.{k}", spec.name);
+    let Some(OsBoot::Linux { cmdline, initrd }) = &spec.os else {
+        return Err(invalid(
+            &key("kind"),
+            "a bzImage guest without its Linux settings",
+        ));
+    };
+    let h = SetupHeader::parse(image)
+        .map_err(|e| invalid(&key("kernel"), format!("{:?}: {e}", spec.image)))?;
+    let initrd_len = match (initrd, extra) {
+        (None, []) => 0,
+        (Some(path), [[]]) => {
+            return Err(invalid(&key("initrd"), format!("{path:?} is empty")));
+        }
+        (Some(_), [bytes]) => bytes.len() as u64,
+        _ => {
+            return Err(invalid(
+                &key("initrd"),
+                format!(
+                    "{} files given for {} initrd",
+                    extra.len(),
+                    initrd.iter().len()
+                ),
+            ));
+        }
+    };
+    let memory = u64::from(spec.memory_mib) << 20;
+    let layout = LinuxLayout::new(memory, &h, cmdline.len(), initrd_len).map_err(|e| {
+        let k = match e {
+            LayoutError::CmdlineTooLong { .. } => "cmdline",
+            LayoutError::InitrdDoesNotFit { .. } => "initrd",
+            LayoutError::KernelDoesNotFit { .. } | LayoutError::NotRelocatable { .. } => "kernel",
+        };
+        invalid(
+            &key(k),
+            format!(
+                "{e} (memory_mib = {} for {:?})",
+                spec.memory_mib, spec.image
+            ),
+        )
+    })?;
+    let kernel = Segment {
+        gpa: layout.kernel,
+        file_offset: h.setup_len as u64,
+        file_len: h.kernel_len,
+        mem_len: layout.kernel_end - layout.kernel,
+    };
+    Ok(GuestConfig {
+        name: spec.name.clone(),
+        memory_mib: spec.memory_mib,
+        entry: EntryMode::Linux64,
+        entry_point: layout.entry,
+        segments: Vec::from([kernel]),
+        image: spec.image.clone(),
+        time_slice_us: spec.time_slice_us,
+        test_break: spec.test_break,
+        devices: spec.devices.clone(),
+        os: spec.os.clone(),
+        on_crash: spec.on_crash,
+    })
+}
+
+#[cfg(test)]
+#[path = "os_tests.rs"]
+mod tests;
