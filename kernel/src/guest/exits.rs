@@ -7,12 +7,15 @@ use super::vuart::VirtualUart;
 use super::{Guest, State};
 use alloc::format;
 use alloc::string::String;
+use conduit_cpu_policy::{GuestCpuConfig, GuestCpuid, HostCpuid};
 use conduit_hw::vmx::vmcs::{Current, FieldError};
+use conduit_vmx::controls::SecondaryControls;
 use conduit_vmx::exit::{
     BasicExitReason, CrAccess, ExitReason, InterruptionInfo, IoDirection, IoQualification,
 };
 use conduit_vmx::fields::{
-    Guest32, Guest64, GuestNatural, ReadOnly32, ReadOnly64, ReadOnlyNatural,
+    Control32, ControlNatural, Guest32, Guest64, GuestNatural, ReadOnly32, ReadOnly64,
+    ReadOnlyNatural,
 };
 
 /// What the scheduler does after an exit.
@@ -27,7 +30,6 @@ pub enum Outcome {
 }
 
 use conduit_abi::{
-    ABI_VERSION, CPUID_HV_LEAF, CPUID_HV_MAX_LEAF, CPUID_HV_SIGNATURE, CPUID_HV_VERSION_LEAF,
     HC_CONSOLE_WRITE, HC_CONSOLE_WRITE_MAX, HC_ERR_BAD_ADDRESS, HC_ERR_INVALID_ARGUMENT,
     HC_ERR_UNKNOWN_FUNCTION, HC_EXIT, HC_EXIT_COUNT, HC_EXIT_COUNT_ALL, HC_OK, HC_TIMER, HC_YIELD,
 };
@@ -162,46 +164,44 @@ pub(super) fn stop<C: CpuState>(
     Ok(Outcome::Done)
 }
 
+/// The host's CPUID instruction, for the guest CPUID policy.
+struct HostCpu;
+
+impl HostCpuid for HostCpu {
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+        [r.eax, r.ebx, r.ecx, r.edx]
+    }
+}
+
+/// The XCR0 components offered to guests and, until XSETBV is emulated, every guest's XCR0: x87
+/// only, its reset value (SDM Vol. 1 §13.3). For the lead: replace both by the `cpustate` part's
+/// supported mask and per-vCPU XCR0 when XSETBV and the XSAVE-area switch land.
+const GUEST_XCR0: u64 = conduit_cpu_policy::xsave::XCR0_X87;
+
+/// A CPUID exit: the guest's CPUID policy (`conduit_cpu_policy`, docs/cpu-policy.md) answers,
+/// for the guest's CR4 as it wrote it (the bits the guest/host mask owns come from the read
+/// shadow, SDM Vol. 3C §26.3) and the VMCS's RDTSCP/INVPCID controls. RIP is advanced past the
+/// instruction.
 fn cpuid(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     let leaf = g.regs.gpr[RAX] as u32;
     let sub = g.regs.gpr[RCX] as u32;
-    let (a, b, c, d) = match leaf {
-        CPUID_HV_LEAF => {
-            let w = |i: usize| {
-                u32::from_le_bytes([
-                    CPUID_HV_SIGNATURE[i],
-                    CPUID_HV_SIGNATURE[i + 1],
-                    CPUID_HV_SIGNATURE[i + 2],
-                    CPUID_HV_SIGNATURE[i + 3],
-                ])
-            };
-            (CPUID_HV_MAX_LEAF, w(0), w(4), w(8))
-        }
-        CPUID_HV_VERSION_LEAF => (ABI_VERSION, 0, 0, 0),
-        0x4000_0002..=0x4fff_ffff => (0, 0, 0, 0),
-        _ => {
-            let r = core::arch::x86_64::__cpuid_count(leaf, sub);
-            // Leaves beyond the maximum basic leaf return the highest basic leaf's data (SDM
-            // Vol. 2A, CPUID): they pass through as they are. Asked only for 0x15 and 0x16 (a
-            // match guard runs only when its pattern matched), not on every CPUID exit.
-            let basic = || leaf <= core::arch::x86_64::__cpuid(0).eax;
-            match leaf {
-                // Hide VMX (ECX bit 5), announce a hypervisor (ECX bit 31).
-                1 => (r.eax, r.ebx, (r.ecx & !(1 << 5)) | (1 << 31), r.edx),
-                // The TSC's rate as the hypervisor measured it (`conduit_hw::time`), not the
-                // CPU model's claim (wrong by 48x under Bochs).
-                0x15 if basic() => {
-                    let l = conduit_clock::guest_leaf15(g.events.tsc());
-                    (l.denominator, l.numerator, l.crystal_hz, 0)
-                }
-                0x16 if basic() => {
-                    let [a, b, c] = conduit_clock::guest_leaf16(g.events.tsc());
-                    (a, b, c, 0)
-                }
-                _ => (r.eax, r.ebx, r.ecx, r.edx),
-            }
-        }
+    let mask = v.get(ControlNatural::Cr4GuestHostMask)?;
+    let cr4 = (v.get(GuestNatural::Cr4)? & !mask) | (v.get(ControlNatural::Cr4ReadShadow)? & mask);
+    let secondary =
+        SecondaryControls::from_bits_truncate(v.get(Control32::SecondaryProcessorControls)?);
+    let config = GuestCpuConfig {
+        apic_id: 0,
+        vcpus: 1,
+        tsc: g.events.tsc(),
+        xcr0_supported: GUEST_XCR0,
+        // No virtual local APIC yet.
+        x2apic: false,
+        tsc_deadline: false,
+        rdtscp: secondary.contains(SecondaryControls::ENABLE_RDTSCP),
+        invpcid: secondary.contains(SecondaryControls::ENABLE_INVPCID),
     };
+    let [a, b, c, d] = GuestCpuid::new(HostCpu, config).leaf(leaf, sub, GUEST_XCR0, cr4);
     g.regs.gpr[RAX] = u64::from(a);
     g.regs.gpr[RBX] = u64::from(b);
     g.regs.gpr[RCX] = u64::from(c);
