@@ -1,4 +1,4 @@
-//! The command line: `image`, `run`, `test`.
+//! The command line: `image`, `run`, `test`, `linux-bare`.
 
 use crate::image::QEMU_DEBUG_EXIT_PORT;
 use crate::machine::MachineKind;
@@ -15,6 +15,13 @@ USAGE:
   conduit-boot run   [--machine kvm|qemu|bochs] [--config <TOML>] [--kernel <ELF>]
                      [--image KEY=PATH ...] [-- <extra emulator arguments or bochsrc lines>]
   conduit-boot test  [--tier qemu|kvm|bochs|all] [--filter <SUBSTR>] [--kernel <ELF>] [--list]
+  conduit-boot linux-bare --iso <CD.iso> --busybox <ELF> [--cpu <MODEL>] [--memory <MiB>]
+                     [--conduit-log <LOG>]
+
+`linux-bare` boots Linux with no hypervisor on Bochs from the isolinux CD of
+`scripts/linux-assets --bare-cd` (the baseline of `scripts/bench --linux`) and prints the
+instructions from the kernel's 64-bit entry to /init's first instruction; with `--conduit-log`,
+also the Conduit guest's figure (`linux_guest_to_init_instr=N`) read from that boot log.
 
 `image` and `run` boot the production image by default:
   target/x86_64-unknown-none/release/conduit-kernel
@@ -37,9 +44,9 @@ Environment: CONDUIT_ROOT, CONDUIT_QEMU, CONDUIT_BOCHS, CONDUIT_OVMF, CONDUIT_VG
 /// A command line that cannot be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CliError {
-    #[error("no command given (expected image, run or test)")]
+    #[error("no command given (expected image, run, test or linux-bare)")]
     NoCommand,
-    #[error("unknown command `{0}` (expected image, run or test)")]
+    #[error("unknown command `{0}` (expected image, run, test or linux-bare)")]
     UnknownCommand(String),
     #[error("`{command}` has no option `{option}`")]
     UnknownOption {
@@ -117,6 +124,20 @@ pub struct TestArgs {
     pub list: bool,
 }
 
+/// `conduit-boot linux-bare`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinuxBareArgs {
+    pub iso: PathBuf,
+    /// The initramfs' busybox (its ELF entry is /init's first instruction).
+    pub busybox: PathBuf,
+    /// Bochs' CPU model; `None`: tigerlake.
+    pub cpu: Option<String>,
+    /// Guest memory in MiB; `None`: 512.
+    pub memory: Option<u32>,
+    /// A Conduit boot log to take the guest's figure from.
+    pub conduit_log: Option<PathBuf>,
+}
+
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -124,6 +145,7 @@ pub enum Command {
     Image(ImageArgs),
     Run(RunArgs),
     Test(TestArgs),
+    LinuxBare(LinuxBareArgs),
 }
 
 /// Walks the options of one command.
@@ -251,6 +273,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
         "image" => "image",
         "run" => "run",
         "test" => "test",
+        "linux-bare" => "linux-bare",
         "help" | "-h" | "--help" => return Ok(Command::Help),
         other => return Err(CliError::UnknownCommand(other.to_string())),
     };
@@ -262,10 +285,14 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
         (None, None, None, None, None);
     let (mut tier, mut filter, mut list) = (None, None, false);
     let mut images = Vec::new();
+    let (mut iso, mut busybox, mut cpu, mut memory, mut conduit_log) =
+        (None, None, None, None, None);
     while let Some(opt) = o.next()? {
         match (command, opt.name) {
             (_, "--help") => return Ok(Command::Help),
-            (_, "--kernel") => set_once(&mut kernel, opt.name, PathBuf::from(o.value(&opt)?))?,
+            ("image" | "run" | "test", "--kernel") => {
+                set_once(&mut kernel, opt.name, PathBuf::from(o.value(&opt)?))?
+            }
             ("image" | "run", "--config") => {
                 set_once(&mut config, opt.name, PathBuf::from(o.value(&opt)?))?;
             }
@@ -282,6 +309,25 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             }
             ("test", "--filter") => set_once(&mut filter, opt.name, o.value(&opt)?.to_string())?,
             ("test", "--list") if opt.inline.is_none() => list = true,
+            ("linux-bare", "--iso") => set_once(&mut iso, opt.name, PathBuf::from(o.value(&opt)?))?,
+            ("linux-bare", "--busybox") => {
+                set_once(&mut busybox, opt.name, PathBuf::from(o.value(&opt)?))?;
+            }
+            ("linux-bare", "--cpu") => set_once(&mut cpu, opt.name, o.value(&opt)?.to_string())?,
+            ("linux-bare", "--memory") => {
+                let v = o.value(&opt)?;
+                let mib = v.parse::<u32>().ok().filter(|m| *m >= 64).ok_or_else(|| {
+                    CliError::BadValue {
+                        flag: opt.name.into(),
+                        value: v.into(),
+                        expected: "a size in MiB, at least 64",
+                    }
+                })?;
+                set_once(&mut memory, opt.name, mib)?;
+            }
+            ("linux-bare", "--conduit-log") => {
+                set_once(&mut conduit_log, opt.name, PathBuf::from(o.value(&opt)?))?;
+            }
             _ => return Err(o.unknown(&opt)),
         }
     }
@@ -306,6 +352,18 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             images,
             extra: o.rest(),
         }),
+        "linux-bare" => {
+            if o.args.len() > 0 {
+                return Err(CliError::Unexpected(o.rest().join(" ")));
+            }
+            Command::LinuxBare(LinuxBareArgs {
+                iso: iso.ok_or_else(|| required("--iso"))?,
+                busybox: busybox.ok_or_else(|| required("--busybox"))?,
+                cpu,
+                memory,
+                conduit_log,
+            })
+        }
         _ => {
             if o.args.len() > 0 {
                 return Err(CliError::Unexpected(o.rest().join(" ")));
@@ -497,5 +555,38 @@ mod tests {
         assert_eq!(p("help"), Ok(Command::Help));
         assert_eq!(p("--help"), Ok(Command::Help));
         assert_eq!(p("test -h"), Ok(Command::Help));
+    }
+
+    #[test]
+    fn linux_bare() {
+        assert_eq!(
+            p("linux-bare --iso b.iso --busybox bb --memory 512 --conduit-log c.log"),
+            Ok(Command::LinuxBare(LinuxBareArgs {
+                iso: "b.iso".into(),
+                busybox: "bb".into(),
+                cpu: None,
+                memory: Some(512),
+                conduit_log: Some("c.log".into()),
+            }))
+        );
+        assert!(matches!(
+            p("linux-bare --iso b.iso --busybox bb --cpu corei7_skylake_x"),
+            Ok(Command::LinuxBare(LinuxBareArgs { cpu: Some(c), .. })) if c == "corei7_skylake_x"
+        ));
+        assert_eq!(
+            p("linux-bare --busybox bb"),
+            Err(CliError::Required {
+                command: "linux-bare",
+                flag: "--iso"
+            })
+        );
+        assert!(matches!(
+            p("linux-bare --iso b --busybox bb --memory 8"),
+            Err(CliError::BadValue { .. })
+        ));
+        assert!(matches!(
+            p("linux-bare --iso b --busybox bb --kernel k"),
+            Err(CliError::UnknownOption { .. })
+        ));
     }
 }

@@ -4,12 +4,14 @@
 //!   boot bundle of `conduit.toml` and guest images as its ramdisk);
 //! - `run`: boots it interactively under QEMU (KVM or TCG) or Bochs;
 //! - `test`: runs the boot scenarios of [`scenarios`] and judges their serial logs (and, in every
-//!   log, the TSC figures against the kernel's one rate: [`tsc`]).
+//!   log, the TSC figures against the kernel's one rate: [`tsc`]);
+//! - `linux-bare`: the bare-metal baseline of the Linux boot benchmark ([`linux_bare`]).
 
 pub mod cli;
 pub mod expect;
 pub mod harness;
 pub mod image;
+pub mod linux_bare;
 pub mod machine;
 pub mod paths;
 pub mod run;
@@ -34,6 +36,8 @@ pub enum Error {
     Machine(#[from] machine::MachineError),
     #[error(transparent)]
     Session(#[from] session::SessionError),
+    #[error(transparent)]
+    LinuxBare(#[from] linux_bare::BareError),
     #[error("argument {0:?} is not valid UTF-8")]
     NotUtf8(std::ffi::OsString),
     #[error("internal error: {0}")]
@@ -74,5 +78,6 @@ fn dispatch() -> Result<u8, Error> {
         cli::Command::Image(a) => run::image(&ws, &a).map(|()| 0),
         cli::Command::Run(a) => run::run(&ws, &a),
         cli::Command::Test(a) => harness::run(&ws, &a).map(|ok| if ok { 0 } else { 1 }),
+        cli::Command::LinuxBare(a) => linux_bare::command(&ws, &a).map(|()| 0),
     }
 }
