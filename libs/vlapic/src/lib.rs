@@ -324,7 +324,11 @@ impl<P: ApicPage> Vlapic<P> {
     pub fn ppr(&self) -> u8 {
         let tpr = self.tpr();
         let isrv = self.highest_isr().unwrap_or(0);
-        if tpr >> 4 >= isrv >> 4 { tpr } else { isrv & 0xF0 }
+        if tpr >> 4 >= isrv >> 4 {
+            tpr
+        } else {
+            isrv & 0xF0
+        }
     }
 
     /// Stores the processor priority in the page, where guest reads (and the CPU) find it.

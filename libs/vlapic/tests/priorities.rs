@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Page, apic, bit, esr, fresh, read, CLOCK};
+use common::{CLOCK, Page, apic, bit, esr, fresh, read};
 use conduit_vlapic::{Effects, Trigger, Vlapic, esr, offset};
 
 #[test]
@@ -62,7 +62,10 @@ fn same_class_does_not_nest() {
     assert!(a.acknowledge(0x45));
     let _ = a.accept(0x4A, Trigger::Edge);
     assert_eq!(a.deliverable(), None);
-    assert!(!a.acknowledge(0x33), "acknowledging a vector that is not pending");
+    assert!(
+        !a.acknowledge(0x33),
+        "acknowledging a vector that is not pending"
+    );
     assert_eq!(a.highest_isr(), Some(0x45));
 }
 
@@ -120,7 +123,7 @@ fn illegal_vectors_are_refused_with_receive_error() {
         assert!(!a.accept(v, Trigger::Edge).interrupt_pending);
     }
     assert_eq!(a.highest_irr(), None);
-    assert_eq!(a.accept(16, Trigger::Edge).interrupt_pending, true);
+    assert!(a.accept(16, Trigger::Edge).interrupt_pending);
     assert_eq!(esr(&mut a), esr::RECEIVE_ILLEGAL_VECTOR);
 }
 
@@ -130,7 +133,11 @@ fn esr_shows_errors_only_after_a_write_and_the_write_clears_them() {
     let _ = a.accept(3, Trigger::Edge);
     assert_eq!(read(&mut a, offset::ESR), 0, "not latched yet");
     assert_eq!(esr(&mut a), esr::RECEIVE_ILLEGAL_VECTOR);
-    assert_eq!(read(&mut a, offset::ESR), esr::RECEIVE_ILLEGAL_VECTOR, "stable until written");
+    assert_eq!(
+        read(&mut a, offset::ESR),
+        esr::RECEIVE_ILLEGAL_VECTOR,
+        "stable until written"
+    );
     assert_eq!(esr(&mut a), 0, "the write cleared the accumulator");
 }
 
@@ -154,7 +161,10 @@ fn a_new_error_raises_the_error_lvt_once() {
     assert_eq!(esr(&mut a), 0);
     let (value, fx) = a.read(0x040, 0);
     assert_eq!((value, fx), (0, Effects::default()));
-    assert_eq!(esr(&mut a), esr::ILLEGAL_REGISTER_ADDRESS | esr::RECEIVE_ILLEGAL_VECTOR);
+    assert_eq!(
+        esr(&mut a),
+        esr::ILLEGAL_REGISTER_ADDRESS | esr::RECEIVE_ILLEGAL_VECTOR
+    );
 }
 
 #[test]

@@ -85,7 +85,9 @@ fn read_only_and_write_only_registers() {
 #[test]
 fn reserved_offsets_are_illegal_register_addresses() {
     let mut a = apic();
-    for off in [0x000, 0x010, 0x090, 0x0C0, 0x290, 0x3A0, 0x3F0, 0x400, 0xFF0] {
+    for off in [
+        0x000, 0x010, 0x090, 0x0C0, 0x290, 0x3A0, 0x3F0, 0x400, 0xFF0,
+    ] {
         assert_eq!(a.read(off, 0), (0, Effects::default()), "offset {off:#x}");
         assert_eq!(esr(&mut a), esr::ILLEGAL_REGISTER_ADDRESS, "read {off:#x}");
         assert_eq!(a.write(off, 0x55, 0), Effects::default());
@@ -161,7 +163,11 @@ fn icr_fields_reach_the_ipi() {
     assert_eq!(ipi.vector, 0x9A);
     assert_eq!(ipi.dest_mode, DestMode::Logical);
     assert_eq!(ipi.shorthand, Shorthand::AllExcludingSelf);
-    assert_eq!(read(&mut a, offset::ICR_LOW), 0x000C_0E9A, "delivery status idle");
+    assert_eq!(
+        read(&mut a, offset::ICR_LOW),
+        0x000C_0E9A,
+        "delivery status idle"
+    );
     // Remote read (011) is reserved: nothing is sent.
     assert_eq!(a.write(offset::ICR_LOW, 0x0000_0340, 0), Effects::default());
 }
@@ -176,7 +182,10 @@ fn self_ipis_are_accepted_locally() {
     // All including self: local acceptance and an IPI for the others.
     let fx = a.write(offset::ICR_LOW, 0x0008_8071, 0);
     assert!(fx.interrupt_pending && fx.tmr_changed);
-    assert_eq!(fx.ipi.map(|i| i.shorthand), Some(Shorthand::AllIncludingSelf));
+    assert_eq!(
+        fx.ipi.map(|i| i.shorthand),
+        Some(Shorthand::AllIncludingSelf)
+    );
     assert!(bit(&mut a, offset::TMR, 0x71));
     assert_eq!(a.highest_irr(), Some(0x71));
 }
@@ -199,7 +208,11 @@ fn software_disable_masks_every_lvt_for_good() {
     assert_eq!(a.deliverable(), Some(0x50));
     assert!(!a.accept(0x60, Trigger::Edge).interrupt_pending);
     assert_eq!(a.write(offset::SVR, 0x1FF, 0), Effects::default());
-    assert_eq!(read(&mut a, offset::LVT_LINT0), 0x1_0041, "re-enabling unmasks nothing");
+    assert_eq!(
+        read(&mut a, offset::LVT_LINT0),
+        0x1_0041,
+        "re-enabling unmasks nothing"
+    );
 }
 
 #[test]

@@ -85,7 +85,11 @@ fn every_divide_encoding() {
         let _ = a.write(offset::LVT_TIMER, ONE_SHOT, 0);
         let _ = a.write(offset::DIVIDE_CONFIG, dcr, 0);
         let _ = a.write(offset::INITIAL_COUNT, 10, 100);
-        assert_eq!(a.next_deadline(), Some(100 + 10 * divisor * 50), "DCR {dcr:#x}");
+        assert_eq!(
+            a.next_deadline(),
+            Some(100 + 10 * divisor * 50),
+            "DCR {dcr:#x}"
+        );
     }
 }
 
