@@ -277,3 +277,17 @@ fn arithmetic_saturates_instead_of_overflowing() {
     // Elapsed timer ticks (2^64 - 1)^2 / 2 (divide by 2) leave 1 modulo 3: the count reads 2.
     assert_eq!(b.current_count(u64::MAX), 2);
 }
+
+#[test]
+fn software_disable_silences_an_armed_timer() {
+    let mut a = apic();
+    let _ = a.write(offset::LVT_TIMER, PERIODIC, 0);
+    let _ = a.write(offset::INITIAL_COUNT, 100, 0);
+    assert_eq!(a.next_deadline(), Some(10_000));
+    let fx = a.write(offset::SVR, 0xFF, 100);
+    assert!(fx.timer_changed);
+    assert_eq!(a.next_deadline(), None);
+    assert_eq!(read(&mut a, offset::LVT_TIMER), PERIODIC | MASKED);
+    assert_eq!(a.current_count(5000), 50, "still counting");
+    assert!(!fired(&mut a, 20_000));
+}
