@@ -19,13 +19,13 @@ pub struct Effects {
     pub eoi: Option<u8>,
     /// An IPI to deliver to other vCPUs. The sender's own share of a fixed IPI with shorthand
     /// "self" or "all including self" is already accepted here; the kernel delivers a
-    /// no-shorthand IPI to every vCPU whose [`Vlapic::matches`] says yes, the sender included.
+    /// no-shorthand IPI to every vCPU whose [`Vlapic::matches`](crate::Vlapic::matches) says yes, the sender included.
     pub ipi: Option<Ipi>,
     /// An interrupt entered the IRR: re-evaluate injection (software mode) or RVI (APICv).
     pub interrupt_pending: bool,
-    /// The TMR changed: reload the EOI-exit bitmap from [`Vlapic::eoi_exit_bitmap`].
+    /// The TMR changed: reload the EOI-exit bitmap from [`Vlapic::eoi_exit_bitmap`](crate::Vlapic::eoi_exit_bitmap).
     pub tmr_changed: bool,
-    /// The timer was armed, re-armed or disarmed: re-read [`Vlapic::next_deadline`].
+    /// The timer was armed, re-armed or disarmed: re-read [`Vlapic::next_deadline`](crate::Vlapic::next_deadline).
     pub timer_changed: bool,
     /// The APIC mode changed (xAPIC, x2APIC, disabled): reconfigure APIC virtualization.
     pub mode_changed: bool,

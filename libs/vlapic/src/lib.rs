@@ -23,14 +23,38 @@
 //! (an EOI for the I/O APIC, an IPI to route, a timer or EOI-exit bitmap to reprogram).
 //!
 //! Which SDM sections each part implements:
-//! - registers, reset state, software disable: Vol. 3A §11.4 (Table 11-1, §11.4.7.1,
-//!   §11.4.7.2), [`regs`] and this file;
-//! - local vector table and error handling: §11.5.1, §11.5.3 ([`esr`]);
-//! - timer: §11.5.4 and §11.5.4.1 (TSC-deadline mode), `timer.rs`;
-//! - IPIs, destinations (ID, LDR, DFR flat and cluster): §11.6, [`Vlapic::matches`];
-//! - acceptance, priorities (TPR, PPR), EOI: §11.8;
-//! - x2APIC (MSR interface, IA32_APIC_BASE state transitions, logical ID): §11.12, `x2apic.rs`;
-//! - APIC virtualization: Vol. 3C §30.1-§30.5.
+//! - register layout, reset state, software disable: Vol. 3A §11.4 (Table 11-1, §11.4.7.1,
+//!   §11.4.7.2): `regs.rs`, this file;
+//! - xAPIC MMIO accesses: §11.4.1: `xapic.rs`;
+//! - local vector table and error status: §11.5.1, §11.5.3 ([`lvt`], [`esr`]);
+//! - timer: §11.5.4 and §11.5.4.1 (TSC-deadline mode): `timer.rs`;
+//! - IPIs and destinations (ID, LDR, DFR flat and cluster models): §11.6: `ipi.rs`,
+//!   [`Vlapic::matches`];
+//! - acceptance, priorities (TPR, PPR), EOI: §11.8: this file;
+//! - x2APIC (MSR interface, IA32_APIC_BASE transitions, logical x2APIC ID): §11.12:
+//!   `x2apic.rs`;
+//! - APIC virtualization (virtual-APIC page, EOI-exit bitmap, RVI/SVI, APIC-write exits):
+//!   Vol. 3C §30.1-§30.5.
+//!
+//! Where the SDM leaves a choice, the model does this:
+//! - MMIO accesses must be 32-bit at a 16-byte aligned offset; other offsets read 0 and
+//!   ignore writes (sub-dword reads are the kernel's to extract from the aligned dword).
+//!   Reserved offsets, including APR (0x090), RRD (0x0C0) and SELF IPI (0x3F0) in xAPIC mode,
+//!   set ESR "illegal register address".
+//! - The xAPIC ID register is read-only; the APIC base stays at [`APIC_BASE_ADDRESS`]
+//!   (writing another base to IA32_APIC_BASE is #GP); the BSP flag is read-only.
+//! - EOI-broadcast suppression is not offered (version bit 24 clear, SVR bit 12 reserved:
+//!   dropped in xAPIC mode, #GP in x2APIC mode). SVR bit 9 (focus checking) is kept, without
+//!   effect.
+//! - A software-disabled APIC (SVR bit 8 clear) accepts no fixed interrupts; pending ones
+//!   stay pending and deliverable.
+//! - A timer mode change disarms the timer and clears the initial count and
+//!   IA32_TSC_DEADLINE; a new divide configuration applies from the next initial-count
+//!   write; the reserved timer mode 11 is dropped (xAPIC) or #GP (x2APIC).
+//! - An ICR or SELF IPI write with an illegal vector (fixed or lowest-priority delivery, or
+//!   self IPI) sets "send illegal vector" and sends nothing; ICR delivery modes 011 and 111 send
+//!   nothing. IPIs are delivered at once: the ICR's delivery status always reads idle.
+//! - APIC IDs are 0-254 (0xFF is the xAPIC broadcast ID).
 //!
 //! ```
 //! use conduit_vlapic::{ApicPage, Effects, TimerClock, Trigger, Vlapic, offset};
