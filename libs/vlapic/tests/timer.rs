@@ -291,3 +291,17 @@ fn software_disable_silences_an_armed_timer() {
     assert_eq!(a.current_count(5000), 50, "still counting");
     assert!(!fired(&mut a, 20_000));
 }
+
+#[test]
+fn a_timer_with_an_illegal_vector_records_a_receive_error() {
+    let mut a = apic();
+    let _ = a.write(offset::LVT_TIMER, 0x05, 0);
+    let _ = a.write(offset::INITIAL_COUNT, 1, 0);
+    let fx = a.expire(1_000);
+    assert!(!fx.interrupt_pending);
+    assert_eq!(a.highest_irr(), None);
+    assert_eq!(
+        common::esr(&mut a),
+        conduit_vlapic::esr::RECEIVE_ILLEGAL_VECTOR
+    );
+}
