@@ -23,14 +23,38 @@
 //! (an EOI for the I/O APIC, an IPI to route, a timer or EOI-exit bitmap to reprogram).
 //!
 //! Which SDM sections each part implements:
-//! - registers, reset state, software disable: Vol. 3A §11.4 (Table 11-1, §11.4.7.1,
-//!   §11.4.7.2), [`regs`] and this file;
-//! - local vector table and error handling: §11.5.1, §11.5.3 ([`esr`]);
-//! - timer: §11.5.4 and §11.5.4.1 (TSC-deadline mode), `timer.rs`;
-//! - IPIs, destinations (ID, LDR, DFR flat and cluster): §11.6, [`Vlapic::matches`];
-//! - acceptance, priorities (TPR, PPR), EOI: §11.8;
-//! - x2APIC (MSR interface, IA32_APIC_BASE state transitions, logical ID): §11.12, `x2apic.rs`;
-//! - APIC virtualization: Vol. 3C §30.1-§30.5.
+//! - register layout, reset state, software disable: Vol. 3A §11.4 (Table 11-1, §11.4.7.1,
+//!   §11.4.7.2): `regs.rs`, this file;
+//! - xAPIC MMIO accesses: §11.4.1: `xapic.rs`;
+//! - local vector table and error status: §11.5.1, §11.5.3 ([`lvt`], [`esr`]);
+//! - timer: §11.5.4 and §11.5.4.1 (TSC-deadline mode): `timer.rs`;
+//! - IPIs and destinations (ID, LDR, DFR flat and cluster models): §11.6: `ipi.rs`,
+//!   [`Vlapic::matches`];
+//! - acceptance, priorities (TPR, PPR), EOI: §11.8: this file;
+//! - x2APIC (MSR interface, IA32_APIC_BASE transitions, logical x2APIC ID): §11.12:
+//!   `x2apic.rs`;
+//! - APIC virtualization (virtual-APIC page, EOI-exit bitmap, RVI/SVI, APIC-write exits):
+//!   Vol. 3C §30.1-§30.5.
+//!
+//! Where the SDM leaves a choice, the model does this:
+//! - MMIO accesses must be 32-bit at a 16-byte aligned offset; other offsets read 0 and
+//!   ignore writes (sub-dword reads are the kernel's to extract from the aligned dword).
+//!   Reserved offsets, including APR (0x090), RRD (0x0C0) and SELF IPI (0x3F0) in xAPIC mode,
+//!   set ESR "illegal register address".
+//! - The xAPIC ID register is read-only; the APIC base stays at [`APIC_BASE_ADDRESS`]
+//!   (writing another base to IA32_APIC_BASE is #GP); the BSP flag is read-only.
+//! - EOI-broadcast suppression is not offered (version bit 24 clear, SVR bit 12 reserved:
+//!   dropped in xAPIC mode, #GP in x2APIC mode). SVR bit 9 (focus checking) is kept, without
+//!   effect.
+//! - A software-disabled APIC (SVR bit 8 clear) accepts no fixed interrupts; pending ones
+//!   stay pending and deliverable.
+//! - A timer mode change disarms the timer and clears the initial count and
+//!   IA32_TSC_DEADLINE; a new divide configuration applies from the next initial-count
+//!   write; the reserved timer mode 11 is dropped (xAPIC) or #GP (x2APIC).
+//! - An ICR or SELF IPI write with an illegal vector (fixed or lowest-priority delivery, or
+//!   self IPI) sets "send illegal vector" and sends nothing; ICR delivery modes 011 and 111 send
+//!   nothing. IPIs are delivered at once: the ICR's delivery status always reads idle.
+//! - APIC IDs are 0-254 (0xFF is the xAPIC broadcast ID).
 //!
 //! ```
 //! use conduit_vlapic::{ApicPage, Effects, TimerClock, Trigger, Vlapic, offset};
@@ -54,16 +78,20 @@
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
+mod effects;
+mod ipi;
 mod regs;
 mod timer;
 mod x2apic;
 mod xapic;
 
+pub use effects::{Effects, Trigger};
+pub use ipi::{DeliveryMode, DestMode, Ipi, Shorthand};
 pub use regs::{esr, lvt, offset};
 pub use timer::{TimerClock, TimerMode};
 pub use x2apic::{APIC_BASE_ADDRESS, apic_base_bits};
 
-use regs::{ICR_LOW_WRITABLE, SVR_ENABLED, VERSION};
+use regs::{SVR_ENABLED, VERSION};
 use timer::Timer;
 
 /// The 4 KiB register page. `offset` is a byte offset, a multiple of 4 below 0x1000 (registers
@@ -98,104 +126,6 @@ pub enum ConfigError {
     IdTooLarge(u32),
     /// A clock rate of 0 Hz.
     ZeroClock,
-}
-
-/// Trigger mode of an interrupt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    /// Edge-triggered: EOI needs no broadcast.
-    Edge,
-    /// Level-triggered: the TMR bit is set and the EOI goes to the I/O APIC.
-    Level,
-}
-
-/// ICR delivery mode, bits 10:8 (SDM Vol. 3A §11.6.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryMode {
-    /// 000.
-    Fixed,
-    /// 001.
-    LowestPriority,
-    /// 010.
-    Smi,
-    /// 100.
-    Nmi,
-    /// 101 (INIT, or INIT level de-assert with level 0 and trigger level).
-    Init,
-    /// 110 (the vector is the start page).
-    StartUp,
-}
-
-/// ICR destination mode, bit 11.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DestMode {
-    /// Destination is an APIC ID.
-    Physical,
-    /// Destination is matched against LDR (and DFR in xAPIC mode).
-    Logical,
-}
-
-/// ICR destination shorthand, bits 19:18.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shorthand {
-    /// 00: the destination field selects.
-    None,
-    /// 01: the sender only.
-    ToSelf,
-    /// 10: every APIC, the sender included.
-    AllIncludingSelf,
-    /// 11: every APIC but the sender.
-    AllExcludingSelf,
-}
-
-/// An IPI written to the ICR, for the kernel to route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ipi {
-    /// Vector (fixed, lowest priority) or start page (start-up).
-    pub vector: u8,
-    /// Delivery mode.
-    pub delivery_mode: DeliveryMode,
-    /// Destination: 8 bits in xAPIC mode, 32 bits in x2APIC mode; see [`Vlapic::matches`].
-    pub dest: u32,
-    /// Destination mode.
-    pub dest_mode: DestMode,
-    /// Destination shorthand.
-    pub shorthand: Shorthand,
-    /// Level bit 14 (assert).
-    pub level: bool,
-    /// Trigger mode bit 15.
-    pub trigger: Trigger,
-}
-
-/// What the kernel must do after a model operation.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-#[must_use]
-pub struct Effects {
-    /// A level-triggered vector was EOIed: broadcast the EOI to the I/O APIC.
-    pub eoi: Option<u8>,
-    /// An IPI to deliver to other vCPUs. The sender's own share of a fixed IPI with shorthand
-    /// "self" or "all including self" is already accepted here; the kernel delivers a
-    /// no-shorthand IPI to every vCPU whose [`Vlapic::matches`] says yes, the sender included.
-    pub ipi: Option<Ipi>,
-    /// An interrupt entered the IRR: re-evaluate injection (software mode) or RVI (APICv).
-    pub interrupt_pending: bool,
-    /// The TMR changed: reload the EOI-exit bitmap from [`Vlapic::eoi_exit_bitmap`].
-    pub tmr_changed: bool,
-    /// The timer was armed, re-armed or disarmed: re-read [`Vlapic::next_deadline`].
-    pub timer_changed: bool,
-    /// The APIC mode changed (xAPIC, x2APIC, disabled): reconfigure APIC virtualization.
-    pub mode_changed: bool,
-}
-
-impl Effects {
-    fn merge(&mut self, other: Effects) {
-        self.eoi = self.eoi.or(other.eoi);
-        self.ipi = self.ipi.or(other.ipi);
-        self.interrupt_pending |= other.interrupt_pending;
-        self.tmr_changed |= other.tmr_changed;
-        self.timer_changed |= other.timer_changed;
-        self.mode_changed |= other.mode_changed;
-    }
 }
 
 /// Page offset and bit of `vector` in a 256-bit register (ISR, TMR, IRR) at `base`.
@@ -439,16 +369,22 @@ impl<P: ApicPage> Vlapic<P> {
         self.update_ppr();
     }
 
-    /// SVR write: clearing the enable bit masks every LVT (SDM Vol. 3A §11.4.7.2).
-    fn write_svr(&mut self, value: u32) {
-        self.page.write(offset::SVR, value);
+    /// SVR write: clearing the enable bit masks every LVT (SDM Vol. 3A §11.4.7.2); a timer
+    /// expiry already due at `now` happens first.
+    fn write_svr(&mut self, value: u32, now: u64) -> Effects {
+        let mut fx = Effects::default();
         if value & SVR_ENABLED == 0 {
+            fx = self.expire(now);
+            let before = self.timer.next_deadline();
             for reg in lvt::ALL {
                 let entry = self.page.read(reg);
                 self.page.write(reg, entry | lvt::MASKED);
             }
             self.timer.mask();
+            fx.timer_changed |= self.timer.next_deadline() != before;
         }
+        self.page.write(offset::SVR, value);
+        fx
     }
 
     /// LVT write with reserved bits already clear (and, for the timer, a valid mode); masked
@@ -492,61 +428,6 @@ impl<P: ApicPage> Vlapic<P> {
     fn write_divide(&mut self, value: u32) {
         self.page.write(offset::DIVIDE_CONFIG, value);
         self.timer.write_divide(value);
-    }
-
-    /// Sends the IPI in ICR bits 31:0 (`low`, reserved bits clear) to `dest`.
-    fn send_ipi(&mut self, low: u32, dest: u32) -> Effects {
-        let low = low & ICR_LOW_WRITABLE;
-        let vector = low as u8;
-        let delivery_mode = match (low >> 8) & 7 {
-            0 => DeliveryMode::Fixed,
-            1 => DeliveryMode::LowestPriority,
-            2 => DeliveryMode::Smi,
-            4 => DeliveryMode::Nmi,
-            5 => DeliveryMode::Init,
-            6 => DeliveryMode::StartUp,
-            // 011 (remote read) and 111 are reserved: nothing is sent.
-            _ => return Effects::default(),
-        };
-        let fixed = matches!(
-            delivery_mode,
-            DeliveryMode::Fixed | DeliveryMode::LowestPriority
-        );
-        if fixed && vector < 16 {
-            return self.error(esr::SEND_ILLEGAL_VECTOR);
-        }
-        let trigger = if low & (1 << 15) != 0 {
-            Trigger::Level
-        } else {
-            Trigger::Edge
-        };
-        let shorthand = match (low >> 18) & 3 {
-            0 => Shorthand::None,
-            1 => Shorthand::ToSelf,
-            2 => Shorthand::AllIncludingSelf,
-            _ => Shorthand::AllExcludingSelf,
-        };
-        let mut fx = Effects::default();
-        let to_self = matches!(shorthand, Shorthand::ToSelf | Shorthand::AllIncludingSelf);
-        if to_self && delivery_mode == DeliveryMode::Fixed {
-            fx = self.accept(vector, trigger);
-        }
-        if shorthand != Shorthand::ToSelf {
-            fx.ipi = Some(Ipi {
-                vector,
-                delivery_mode,
-                dest,
-                dest_mode: if low & (1 << 11) != 0 {
-                    DestMode::Logical
-                } else {
-                    DestMode::Physical
-                },
-                shorthand,
-                level: low & (1 << 14) != 0,
-                trigger,
-            });
-        }
-        fx
     }
 
     /// Processes a timer expiry due at `now` (if any): the timer vector enters the IRR unless

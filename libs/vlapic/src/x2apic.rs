@@ -84,8 +84,7 @@ impl<P: ApicPage> Vlapic<P> {
             }
             Reg::Svr => {
                 check(SVR_WRITABLE)?;
-                self.write_svr(v);
-                Effects::default()
+                self.write_svr(v, now)
             }
             Reg::Esr => {
                 check(0)?;

@@ -81,10 +81,7 @@ impl<P: ApicPage> Vlapic<P> {
                 eoi: self.eoi(),
                 ..Effects::default()
             },
-            Some(Reg::Svr) => {
-                self.write_svr(value & SVR_WRITABLE);
-                Effects::default()
-            }
+            Some(Reg::Svr) => self.write_svr(value & SVR_WRITABLE, now),
             Some(Reg::Esr) => {
                 self.write_esr();
                 Effects::default()
