@@ -134,8 +134,8 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             stop(g, v, format!("EPT misconfiguration at GPA {gpa:#x}"))
         }
         BasicExitReason::TripleFault if g.platform.is_some() => {
-            let rip = v.get(GuestNatural::Rip)?;
-            g.request_reset(format!("triple fault (shutdown) at RIP {rip:#x}"));
+            let state = crash_state(v)?;
+            g.request_reset(format!("triple fault (shutdown): {state}"));
             Ok(Outcome::Done)
         }
         BasicExitReason::TripleFault => stop(g, v, String::from("triple fault")),
@@ -151,6 +151,27 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             )
         }
     }
+}
+
+/// The guest's state at a crash, for the report: RIP, RSP, control registers, EFER, CS, the
+/// descriptor tables, and the event whose delivery failed (SDM Vol. 3C §28.2.4).
+fn crash_state(v: &mut Current) -> Result<String, FieldError> {
+    Ok(format!(
+        "RIP {:#x} RSP {:#x} CR0 {:#x} CR3 {:#x} CR4 {:#x} EFER {:#x} CS {:#x} GDTR {:#x}+{:#x} \
+         IDTR {:#x}+{:#x} IDT-vectoring info {:#x}",
+        v.get(GuestNatural::Rip)?,
+        v.get(GuestNatural::Rsp)?,
+        v.get(GuestNatural::Cr0)?,
+        v.get(GuestNatural::Cr3)?,
+        v.get(GuestNatural::Cr4)?,
+        v.get(Guest64::Efer)?,
+        v.get(conduit_vmx::fields::Guest16::CsSelector)?,
+        v.get(GuestNatural::GdtrBase)?,
+        v.get(Guest32::GdtrLimit)?,
+        v.get(GuestNatural::IdtrBase)?,
+        v.get(Guest32::IdtrLimit)?,
+        v.get(ReadOnly32::IdtVectoringInfo)?,
+    ))
 }
 
 /// Stops the guest with `why`, adding its RIP.
