@@ -9,7 +9,7 @@ use super::{CreateError, Guest, VmxHost};
 use alloc::format;
 use conduit_hw::vmx::{self, vmcs::Current};
 use conduit_vmx::controls::{
-    AllowedControls, ControlRequest, ExitControls, PrimaryControls, VmxControls,
+    AllowedControls, ControlRequest, EntryControls, ExitControls, PrimaryControls, VmxControls,
 };
 use conduit_vmx::cr::FixedBits;
 use conduit_vmx::fields::{Control16, Control32, Control64, ControlNatural, Guest32};
@@ -29,12 +29,16 @@ pub(super) fn setup(
     // Keep the rest of a time slice across exits that resume the same guest (SDM "VM-Exit
     // Controls", "save VMX-preemption timer value"); without it every exit restarts the slice.
     request.exit.optional |= ExitControls::SAVE_PREEMPTION_TIMER;
+    // DR7 and IA32_DEBUGCTL are the guest's own: saved at exit, loaded at entry (docs/cpu-state.md).
+    request.exit.required |= ExitControls::SAVE_DEBUG_CONTROLS;
+    request.entry.required |= EntryControls::LOAD_DEBUG_CONTROLS;
     let controls = VmxControls::compute(&host.vmx.msrs, &request)
         .map_err(|e| CreateError::Vmcs(format!("VM-execution controls: {e}")))?;
     let mut v = guest
         .load_vmcs()
         .map_err(|e| CreateError::Vmcs(format!("VMPTRLD: {e}")))?;
     write_controls(host, guest, &controls, &mut v).map_err(vmcs_err)?;
+    super::msrs::write_vmcs(host, guest, &mut v).map_err(vmcs_err)?;
     // Interrupt-window exiting is turned on only while a virtual interrupt waits (events.rs).
     let window = AllowedControls::from_msrs(&host.vmx.msrs)
         .primary
@@ -120,9 +124,6 @@ fn write_controls(
     v.set(Control32::PageFaultErrorCodeMask, 0)?;
     v.set(Control32::PageFaultErrorCodeMatch, 0)?;
     v.set(Control32::Cr3TargetCount, 0)?;
-    v.set(Control32::ExitMsrStoreCount, 0)?;
-    v.set(Control32::ExitMsrLoadCount, 0)?;
-    v.set(Control32::EntryMsrLoadCount, 0)?;
     v.set(Control32::EntryInterruptionInfo, 0)?;
     v.set(Control64::IoBitmapA, host.io_bitmap_a.0)?;
     v.set(Control64::IoBitmapB, host.io_bitmap_b.0)?;

@@ -24,6 +24,22 @@ const ALL: [u32; 6] = [
     IA32_TSC_AUX,
 ];
 
+/// The SDM's name of a switched or passed-through MSR (`"?"` for any other).
+pub fn name(msr: u32) -> &'static str {
+    match msr {
+        IA32_STAR => "STAR",
+        IA32_LSTAR => "LSTAR",
+        IA32_CSTAR => "CSTAR",
+        IA32_FMASK => "FMASK",
+        IA32_KERNEL_GS_BASE => "KERNEL_GS_BASE",
+        IA32_TSC_AUX => "TSC_AUX",
+        IA32_SYSENTER_CS => "SYSENTER_CS",
+        IA32_SYSENTER_ESP => "SYSENTER_ESP",
+        IA32_SYSENTER_EIP => "SYSENTER_EIP",
+        _ => "?",
+    }
+}
+
 /// The MSRs the areas switch. TSC_AUX only where it exists (CPUID.80000001H:EDX.RDTSCP[bit 27]
 /// or CPUID.(EAX=07H,ECX=0):ECX.RDPID[bit 22]): loading an MSR that does not exist fails the VM
 /// entry or exit.
@@ -123,7 +139,9 @@ pub fn pass_through(bitmap: &mut [u8; 4096], msr: u32) -> Result<(), NotInBitmap
 
 /// Whether a guest's RDMSR (`write` false) or WRMSR of `msr` exits under `bitmap`.
 pub fn intercepts(bitmap: &[u8; 4096], msr: u32, write: bool) -> bool {
-    position(msr, write).ok().is_none_or(|(byte, bit)| bitmap[byte] & (1 << bit) != 0)
+    position(msr, write)
+        .ok()
+        .is_none_or(|(byte, bit)| bitmap[byte] & (1 << bit) != 0)
 }
 
 #[cfg(test)]
@@ -136,6 +154,12 @@ mod tests {
         assert_eq!(switched(false), &ALL[..5]);
         assert!(!switched(false).contains(&IA32_TSC_AUX));
         assert_eq!(passed_through(true).count(), 9);
+        let names: Vec<_> = passed_through(true).map(name).collect();
+        assert_eq!(
+            names.join(" "),
+            "STAR LSTAR CSTAR FMASK KERNEL_GS_BASE TSC_AUX SYSENTER_CS SYSENTER_ESP SYSENTER_EIP"
+        );
+        assert_eq!(name(0x10), "?");
     }
 
     #[test]
