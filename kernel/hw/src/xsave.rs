@@ -41,8 +41,10 @@ pub struct Xsave {
     /// The components guests may enable and that a switch saves and restores in full
     /// (`conduit_cpustate::xcr0::allowed` of what the CPU supports).
     mask: u64,
-    /// Bytes of a standard-format area for `mask`.
+    /// Bytes of a standard-format area for `mask`, from the components' CPUID sub-leaves.
     size: usize,
+    /// What CPUID.(EAX=0DH,ECX=0):ECX reports for all supported components.
+    reported: usize,
 }
 
 fn cpuid(leaf: u32, sub: u32) -> [u32; 4] {
@@ -56,7 +58,7 @@ pub fn enable() -> Result<Xsave, XsaveError> {
     if cpuid(1, 0)[2] & CPUID1_ECX_XSAVE == 0 {
         return Err(XsaveError::Unsupported);
     }
-    let [eax, _, _, edx] = cpuid(0xd, 0);
+    let [eax, _, ecx, edx] = cpuid(0xd, 0);
     let supported = u64::from(eax) | (u64::from(edx) << 32);
     let mask = xcr0::allowed(supported);
     if mask & xcr0::SSE == 0 {
@@ -68,6 +70,7 @@ pub fn enable() -> Result<Xsave, XsaveError> {
     Ok(Xsave {
         mask,
         size: layout::area_size(mask, cpuid),
+        reported: ecx as usize,
     })
 }
 
@@ -103,15 +106,21 @@ impl Xsave {
         self.mask
     }
 
-    /// Bytes of each area.
+    /// Bytes of a standard-format area for the allowed components, from their CPUID sub-leaves.
     pub fn area_size(&self) -> usize {
         self.size
     }
 
-    /// A new area holding the initial state.
+    /// What CPUID.(EAX=0DH,ECX=0):ECX reports for all supported components.
+    pub fn reported_size(&self) -> usize {
+        self.reported
+    }
+
+    /// A new area holding the initial state, [`layout::allocation_size`] bytes.
     pub fn new_area(&self) -> XsaveArea {
+        let bytes = layout::allocation_size(self.size, self.reported);
         let mut area = XsaveArea {
-            chunks: alloc::vec![Chunk([0; 64]); self.size / 64],
+            chunks: alloc::vec![Chunk([0; 64]); bytes / 64],
         };
         area.reset();
         area

@@ -146,9 +146,10 @@ impl VmxHost {
         let bitmap = unsafe { &mut *window.virt(m.0).cast::<[u8; 4096]>() };
         let msrs = msrs::HostMsrs::new(mem, vmx.msrs.misc, bitmap).map_err(HostError::Msrs)?;
         info!(
-            "xsave: XCR0 allowed for guests {:#x}, {} bytes per vCPU; MSR bitmap and VM-entry/exit MSR areas switch {}",
+            "xsave: XCR0 allowed for guests {:#x}, area {} bytes by the components' CPUID leaves ({} reported for all); MSR bitmap and VM-entry/exit MSR areas switch {}",
             xsave.mask(),
             xsave.area_size(),
+            xsave.reported_size(),
             msrs.names()
         );
         Ok(Self {

@@ -26,6 +26,15 @@ pub fn area_size(mask: u64, cpuid: impl Fn(u32, u32) -> [u32; 4]) -> usize {
     end.next_multiple_of(ALIGN)
 }
 
+/// Bytes to allocate for an area: [`area_size`] (`computed`) and what CPUID.(EAX=0DH,ECX=0):ECX
+/// reports for every supported component (`reported`), whichever is larger, rounded up to whole
+/// 4-KiB pages. The slack is deliberate: an emulator's leaf 0xD may under-report where its XSAVE
+/// really writes (Bochs' `tigerlake` and `corei7_skylake_x` do, docs/cpu-state.md), and an area too
+/// small for XSAVE would let it overwrite whatever follows.
+pub fn allocation_size(computed: usize, reported: usize) -> usize {
+    computed.max(reported).next_multiple_of(4096)
+}
+
 /// Writes into `area` (at least [`LEGACY_SIZE`] + [`HEADER_SIZE`] bytes) the image whose XRSTOR
 /// puts every component into its initial configuration: the header's XSTATE_BV is 0, so XRSTOR
 /// initialises each requested component (SDM Vol. 1 §13.8.1 "Standard Form of XRSTOR"); MXCSR is
@@ -61,6 +70,14 @@ mod tests {
         // PKRU's 8 bytes end at 2696: rounded up to the alignment.
         assert_eq!(area_size(0x2e7, skylake), 2752);
         assert_eq!(area_size(0x2e7, skylake) % ALIGN, 0);
+    }
+
+    #[test]
+    fn allocation() {
+        assert_eq!(allocation_size(2688, 2432), 4096);
+        assert_eq!(allocation_size(832, 2696), 4096);
+        assert_eq!(allocation_size(4096, 0), 4096);
+        assert_eq!(allocation_size(4097, 0), 8192);
     }
 
     #[test]
