@@ -9,5 +9,5 @@ mod check;
 conduit_guest::entry!(main);
 
 fn main() -> ! {
-    check::run(1)
+    check::run("cpustate_a", 1)
 }

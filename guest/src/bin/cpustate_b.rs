@@ -9,5 +9,5 @@ mod check;
 conduit_guest::entry!(main);
 
 fn main() -> ! {
-    check::run(2)
+    check::run("cpustate_b", 2)
 }

@@ -332,7 +332,8 @@ fn setup_msrs(seed: u64) -> usize {
 }
 
 /// Runs every check with pattern `seed` (1 or 2); exits with code `0x40 + seed`.
-pub fn run(seed: u64) -> ! {
+pub fn run(name: &str, seed: u64) -> ! {
+    println!("hello from {name}");
     setup_xsave(seed);
     let n_msrs = setup_msrs(seed);
     let avx_offset = conduit_guest::cpuid(0xd, 2)[1] as usize;
