@@ -14,6 +14,8 @@ const BINS: &[(&str, &str)] = &[
     ("ticker64", "long64.ld"),
     ("irq64", "long64.ld"),
     ("irqstack", "long64.ld"),
+    ("cpustate_a", "long64.ld"),
+    ("cpustate_b", "long64.ld"),
     ("real16", "real16.ld"),
 ];
 

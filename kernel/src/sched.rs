@@ -28,6 +28,8 @@ pub fn run(guests: &mut Guests, platform: &Platform, on_idle: OnIdle) {
     }
     let mut busy = guests.any_runnable();
     let mut next = 0;
+    // The guest whose x87/SSE/AVX state and debug registers this CPU holds (`guest::xstate`).
+    let mut fpu_owner = None;
     loop {
         if all_waiting(&mut guests.list) {
             let earliest = guests.list.iter().filter_map(Guest::next_deadline).min();
@@ -36,6 +38,10 @@ pub fn run(guests: &mut Guests, platform: &Platform, on_idle: OnIdle) {
         match pick(&guests.list, next) {
             Some(i) => {
                 next = i + 1;
+                if let Err(e) = guest::xstate::switch_to(&mut guests.list, &mut fpu_owner, i) {
+                    guests.list[i].stop(format!("cannot load its extended state: {e}"));
+                    continue;
+                }
                 run_slice(&mut guests.list[i]);
                 if let Some(why) = guests.list[i].take_reset() {
                     reset(guests, i, why);

@@ -10,6 +10,7 @@
 mod clock;
 mod console;
 mod control;
+mod cpustate;
 mod guests;
 mod hardware;
 mod igb_vf;
@@ -263,6 +264,7 @@ pub const SCENARIOS: &[Scenario] = &[
         end: End::Success,
         timeout_secs: 300,
     },
+    cpustate::BOCHS_CPU_STATE,
     clock::QEMU_NO_CLOCK,
     console::QEMU_CONSOLE_COM2,
     console::QEMU_CONSOLE_PCI,

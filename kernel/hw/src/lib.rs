@@ -23,6 +23,7 @@ pub mod serial;
 pub mod time;
 pub mod vmx;
 pub mod vtd;
+pub mod xsave;
 
 /// Loads Conduit's own GDT (with a TSS: the loader's has none, and VM entry needs a host TR) and
 /// its IDT, so that from here on every exception is reported.

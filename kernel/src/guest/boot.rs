@@ -65,10 +65,10 @@ pub fn start_all(
     let (mut host, no_vmx) = match (vmx_info, time::rate()) {
         (Some(info), Some(tsc)) => {
             match vmx::enable(info, mem).map(|v| VmxHost::new(v, mem, tsc)) {
-                Ok(Some(host)) => (Some(host), None),
-                Ok(None) => {
-                    error!("vmx: no memory for the I/O and MSR bitmaps: vCPUs cannot run");
-                    (None, Some(String::from("no memory for the VMX bitmaps")))
+                Ok(Ok(host)) => (Some(host), None),
+                Ok(Err(e)) => {
+                    error!("vmx: {e}: vCPUs cannot run");
+                    (None, Some(format!("{e}")))
                 }
                 Err(e) => {
                     error!("vmx: {e}: vCPUs cannot run");

@@ -45,7 +45,6 @@ const MSR_PAT: u32 = 0x277;
 const MSR_EFER: u32 = 0xc000_0080;
 const MSR_FS_BASE: u32 = 0xc000_0100;
 const MSR_GS_BASE: u32 = 0xc000_0101;
-const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
 /// EFER bits a guest may set: SCE, LME, LMA, NXE.
 const EFER_WRITABLE: u64 = 1 | (1 << 8) | (1 << 10) | (1 << 11);
 
@@ -138,6 +137,7 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             g.request_reset(format!("triple fault (shutdown): {state}"));
             Ok(Outcome::Done)
         }
+        BasicExitReason::Xsetbv => super::xstate::xsetbv(g, v),
         BasicExitReason::TripleFault => stop(g, v, String::from("triple fault")),
         other => {
             let qual = v.get(ReadOnlyNatural::ExitQualification)?;
@@ -368,7 +368,6 @@ fn rdmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             MSR_EFER => v.get(Guest64::Efer)?,
             MSR_FS_BASE => v.get(GuestNatural::FsBase)?,
             MSR_GS_BASE => v.get(GuestNatural::GsBase)?,
-            MSR_KERNEL_GS_BASE => g.kernel_gs_base,
             _ => return inject_gp(g),
         },
     };
@@ -394,7 +393,6 @@ fn wrmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         MSR_EFER if value & !EFER_WRITABLE == 0 => v.set(Guest64::Efer, value)?,
         MSR_FS_BASE => v.set(GuestNatural::FsBase, value)?,
         MSR_GS_BASE => v.set(GuestNatural::GsBase, value)?,
-        MSR_KERNEL_GS_BASE => g.kernel_gs_base = value,
         _ => return inject_gp(g),
     }
     v.skip()?;

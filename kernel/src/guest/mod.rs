@@ -13,6 +13,7 @@ mod firmware;
 pub mod interrupts;
 mod layout;
 pub mod mmio;
+mod msrs;
 mod osboot;
 mod power;
 /// The per-guest counters the self-tests log and check.
@@ -24,6 +25,7 @@ mod vcpu;
 mod vplatform;
 mod vplatform_exits;
 mod vuart;
+pub mod xstate;
 
 use alloc::string::String;
 use conduit_clock::Rate;
@@ -90,14 +92,18 @@ impl Stats {
     }
 }
 
-/// Resources shared by every vCPU on this CPU: VMX itself and the all-ones bitmaps (every I/O
-/// port and MSR access exits; the handlers implement the policy).
+/// Resources shared by every vCPU on this CPU: VMX itself, the all-ones I/O bitmaps and the MSR
+/// bitmap (every I/O port and MSR access exits, the handlers implement the policy, except the
+/// MSRs each guest has its own copy of: `msrs.rs`), the host's side of MSR switching and XSAVE.
 #[derive(Debug)]
 pub struct VmxHost {
     pub vmx: Vmx,
     io_bitmap_a: PhysAddr,
     io_bitmap_b: PhysAddr,
     msr_bitmap: PhysAddr,
+    msrs: msrs::HostMsrs,
+    /// XSAVE on this CPU: what guests may put in XCR0, and their areas' size.
+    pub xsave: conduit_hw::xsave::Xsave,
     /// The TSC's rate (`conduit_hw::time`), for time slices and virtual timers.
     pub tsc: Rate,
     next_vpid: u16,
@@ -106,23 +112,62 @@ pub struct VmxHost {
     apic_access: PhysAddr,
 }
 
+/// Why the resources every vCPU needs could not be set up.
+#[derive(Debug)]
+pub enum HostError {
+    /// No frames for the I/O and MSR bitmaps.
+    OutOfMemory,
+    Msrs(msrs::MsrSetupError),
+    Xsave(conduit_hw::xsave::XsaveError),
+}
+
+impl core::fmt::Display for HostError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::OutOfMemory => write!(f, "no memory for the I/O and MSR bitmaps"),
+            Self::Msrs(e) => write!(f, "MSR switching: {e}"),
+            Self::Xsave(e) => write!(f, "XSAVE: {e}"),
+        }
+    }
+}
+
 impl VmxHost {
-    /// `tsc`: the TSC's rate; without one no vCPU is created (`boot::start_all`).
-    pub fn new(vmx: Vmx, mem: &Memory, tsc: Rate) -> Option<Self> {
+    /// `tsc`: the TSC's rate; without one no vCPU is created (`boot::start_all`). Turns XSAVE on
+    /// (CR4.OSXSAVE, before any VMCS takes the host's CR4) and reads the host's values of the
+    /// switched MSRs (after the control task's SYSCALL set-up, `control::init`).
+    pub fn new(vmx: Vmx, mem: &Memory, tsc: Rate) -> Result<Self, HostError> {
+        let xsave = conduit_hw::xsave::enable().map_err(HostError::Xsave)?;
         let mut frames = mem.frames.lock();
-        let (a, b, m) = (frames.allocate()?, frames.allocate()?, frames.allocate()?);
-        let apic_access = frames.allocate()?;
+        let (a, b, m) = (
+            frames.allocate().ok_or(HostError::OutOfMemory)?,
+            frames.allocate().ok_or(HostError::OutOfMemory)?,
+            frames.allocate().ok_or(HostError::OutOfMemory)?,
+        );
+        let apic_access = frames.allocate().ok_or(HostError::OutOfMemory)?;
         drop(frames);
         let window = PhysWindow::new(mem, true);
         for f in [a, b, m] {
             // SAFETY: the frames were just allocated and are mapped through the window.
             unsafe { core::ptr::write_bytes(window.virt(f.0), 0xff, FRAME_SIZE as usize) };
         }
-        Some(Self {
+        // SAFETY: the MSR bitmap frame was just allocated, is 4 KiB and mapped through the window,
+        // and nothing else refers to it yet.
+        let bitmap = unsafe { &mut *window.virt(m.0).cast::<[u8; 4096]>() };
+        let msrs = msrs::HostMsrs::new(mem, vmx.msrs.misc, bitmap).map_err(HostError::Msrs)?;
+        info!(
+            "xsave: XCR0 allowed for guests {:#x}, area {} bytes by the components' CPUID leaves ({} reported for all); MSR bitmap and VM-entry/exit MSR areas switch {}",
+            xsave.mask(),
+            xsave.area_size(),
+            xsave.reported_size(),
+            msrs.names()
+        );
+        Ok(Self {
             vmx,
             io_bitmap_a: a,
             io_bitmap_b: b,
             msr_bitmap: m,
+            msrs,
+            xsave,
             tsc,
             next_vpid: 1,
             apic_access,
@@ -167,7 +212,6 @@ pub struct Guest {
     reset_request: Option<String>,
     /// What the next entries inject, and the virtual timer (`events.rs`).
     pub events: events::Events,
-    kernel_gs_base: u64,
     /// What the guest was built from: a restart builds it again from this.
     spec: GuestSpec,
     /// How often the operator restarted it.
@@ -188,6 +232,10 @@ pub struct Guest {
 struct VmxVcpu {
     vmcs: VmcsRegion,
     caps: VmxCapabilities,
+    /// Its extended state and debug registers (`xstate.rs`).
+    ext: xstate::ExtState,
+    /// Its MSR area (`msrs.rs`).
+    msrs: msrs::GuestMsrs,
 }
 
 /// Why a guest could not be created.
@@ -231,6 +279,8 @@ impl Guest {
         guest.vcpu = Some(VmxVcpu {
             vmcs,
             caps: host.vmx.caps,
+            ext: xstate::ExtState::new(host.xsave),
+            msrs: host.msrs.guest_area(mem)?,
         });
         guest.slice_ticks = slice_ticks.clamp(1, u64::from(u32::MAX)) as u32;
         guest.slice_tsc = slice_tsc;
@@ -305,7 +355,6 @@ impl Guest {
             platform: None,
             reset_request: None,
             events: events::Events::new(0, false, tsc),
-            kernel_gs_base: 0,
             spec: spec.clone(),
             restarts: 0,
             devices: alloc::vec::Vec::new(),
@@ -388,8 +437,13 @@ impl Guest {
         self.uart = VirtualUart::new();
         self.uart.attached = attached;
         crate::irq::dispatch::clear_guest(self.id());
-        self.kernel_gs_base = 0;
         self.halted = false;
+        let vcpu = self
+            .vcpu
+            .as_mut()
+            .ok_or_else(|| CreateError::Vmcs(String::from("the guest has no vCPU")))?;
+        vcpu.ext.reset();
+        vcpu.msrs.reset(self.mem, &host.msrs);
         let spec = self.spec.clone();
         vcpu::setup(host, self, &spec)
     }
@@ -545,6 +599,11 @@ impl Guest {
         if let Some(v) = self.vcpu.as_mut() {
             v.vmcs.launched = true;
         }
+    }
+
+    /// Its extended state (`None`: no vCPU).
+    fn ext_mut(&mut self) -> Option<&mut xstate::ExtState> {
+        self.vcpu.as_mut().map(|v| &mut v.ext)
     }
 
     /// The VMX capabilities of its vCPU (`None`: no vCPU, so no hardware caches its EPT).

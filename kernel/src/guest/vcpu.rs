@@ -10,7 +10,8 @@ use alloc::format;
 use alloc::string::String;
 use conduit_hw::vmx::{self, vmcs::Current};
 use conduit_vmx::controls::{
-    AllowedControls, ControlRequest, ExitControls, PrimaryControls, SecondaryControls, VmxControls,
+    AllowedControls, ControlRequest, EntryControls, ExitControls, PrimaryControls,
+    SecondaryControls, VmxControls,
 };
 use conduit_vmx::cr::FixedBits;
 use conduit_vmx::fields::{Control16, Control32, Control64, ControlNatural, Guest32};
@@ -33,6 +34,9 @@ pub(super) fn setup(
     // Keep the rest of a time slice across exits that resume the same guest (SDM "VM-Exit
     // Controls", "save VMX-preemption timer value"); without it every exit restarts the slice.
     request.exit.optional |= ExitControls::SAVE_PREEMPTION_TIMER;
+    // DR7 and IA32_DEBUGCTL are the guest's own: saved at exit, loaded at entry (docs/cpu-state.md).
+    request.exit.required |= ExitControls::SAVE_DEBUG_CONTROLS;
+    request.entry.required |= EntryControls::LOAD_DEBUG_CONTROLS;
     let os = spec.has_platform();
     let compute = |r: &ControlRequest| {
         VmxControls::compute(&host.vmx.msrs, r)
@@ -75,6 +79,7 @@ pub(super) fn setup(
         map_apic_access(guest, host.apic_access)?;
     }
     super::vplatform_exits::setup_vmcs(guest, &mut v, host.apic_access.0).map_err(vmcs_err)?;
+    super::msrs::write_vmcs(host, guest, &mut v).map_err(vmcs_err)?;
     // Interrupt-window exiting is turned on only while a virtual interrupt waits (events.rs).
     let window = AllowedControls::from_msrs(&host.vmx.msrs)
         .primary
@@ -200,9 +205,6 @@ fn write_controls(
     v.set(Control32::PageFaultErrorCodeMask, 0)?;
     v.set(Control32::PageFaultErrorCodeMatch, 0)?;
     v.set(Control32::Cr3TargetCount, 0)?;
-    v.set(Control32::ExitMsrStoreCount, 0)?;
-    v.set(Control32::ExitMsrLoadCount, 0)?;
-    v.set(Control32::EntryMsrLoadCount, 0)?;
     v.set(Control32::EntryInterruptionInfo, 0)?;
     v.set(Control64::IoBitmapA, host.io_bitmap_a.0)?;
     v.set(Control64::IoBitmapB, host.io_bitmap_b.0)?;
