@@ -18,3 +18,25 @@ pub unsafe fn write(msr: u32, value: u64) {
     // SAFETY: guaranteed by the caller.
     unsafe { x86_64::registers::model_specific::Msr::new(msr).write(value) };
 }
+
+/// IA32_ARCH_CAPABILITIES (0x10A) if the CPU has it (CPUID.(EAX=7,ECX=0):EDX bit 29), else 0
+/// (SDM Vol. 4 Table 2-2).
+pub fn arch_capabilities() -> u64 {
+    let leaf0 = core::arch::x86_64::__cpuid(0).eax;
+    if leaf0 < 7 || core::arch::x86_64::__cpuid_count(7, 0).edx & (1 << 29) == 0 {
+        return 0;
+    }
+    // SAFETY: CPUID enumerates the MSR.
+    unsafe { read(0x10a) }
+}
+
+/// An indirect branch prediction barrier: IA32_PRED_CMD (0x49) := 1 where the CPU has it
+/// (CPUID.(EAX=7,ECX=0):EDX bit 26); nothing otherwise.
+pub fn ibpb() {
+    let leaf0 = core::arch::x86_64::__cpuid(0).eax;
+    if leaf0 < 7 || core::arch::x86_64::__cpuid_count(7, 0).edx & (1 << 26) == 0 {
+        return;
+    }
+    // SAFETY: CPUID enumerates the MSR; the barrier changes no state the hypervisor relies on.
+    unsafe { write(0x49, 1) };
+}

@@ -7,15 +7,12 @@ use super::vuart::VirtualUart;
 use super::{Guest, State};
 use alloc::format;
 use alloc::string::String;
-use conduit_cpu_policy::{GuestCpuConfig, GuestCpuid, HostCpuid};
 use conduit_hw::vmx::vmcs::{Current, FieldError};
-use conduit_vmx::controls::SecondaryControls;
 use conduit_vmx::exit::{
     BasicExitReason, CrAccess, ExitReason, InterruptionInfo, IoDirection, IoQualification,
 };
 use conduit_vmx::fields::{
-    Control32, ControlNatural, Guest32, Guest64, GuestNatural, ReadOnly32, ReadOnly64,
-    ReadOnlyNatural,
+    Guest32, Guest64, GuestNatural, ReadOnly32, ReadOnly64, ReadOnlyNatural,
 };
 
 /// What the scheduler does after an exit.
@@ -36,17 +33,7 @@ use conduit_abi::{
 
 const RAX: usize = 0;
 const RCX: usize = 1;
-const RDX: usize = 2;
 const RBX: usize = 3;
-
-/// MSRs a guest may access (everything else injects #GP).
-const MSR_TSC: u32 = 0x10;
-const MSR_PAT: u32 = 0x277;
-const MSR_EFER: u32 = 0xc000_0080;
-const MSR_FS_BASE: u32 = 0xc000_0100;
-const MSR_GS_BASE: u32 = 0xc000_0101;
-/// EFER bits a guest may set: SCE, LME, LMA, NXE.
-const EFER_WRITABLE: u64 = 1 | (1 << 8) | (1 << 10) | (1 << 11);
 
 /// Handles the exit that just happened on `g`'s current VMCS.
 pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
@@ -73,7 +60,7 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         super::events::after_exit(g, v)?;
     }
     match basic {
-        BasicExitReason::Cpuid => cpuid(g, v),
+        BasicExitReason::Cpuid => super::msr_exits::cpuid(g, v),
         BasicExitReason::IoInstruction => {
             let qualification = v.get(ReadOnlyNatural::ExitQualification)?;
             io_exit(g, v, qualification)
@@ -98,8 +85,8 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         // The guest can take the interrupt that waits: the next entry injects it.
         BasicExitReason::InterruptWindow => Ok(Outcome::Resume),
         BasicExitReason::Vmcall => vmcall(g, v),
-        BasicExitReason::Rdmsr => rdmsr(g, v),
-        BasicExitReason::Wrmsr => wrmsr(g, v),
+        BasicExitReason::Rdmsr => super::msr_exits::rdmsr(g, v),
+        BasicExitReason::Wrmsr => super::msr_exits::wrmsr(g, v),
         // With "acknowledge interrupt on exit" the interrupt was acknowledged and its vector is
         // in the exit interruption information: the hypervisor's dispatcher handles it (tick,
         // device interrupts counted per owner, EOI) as the IDT would have.
@@ -183,52 +170,6 @@ pub(super) fn stop<C: CpuState>(
     let rip = cpu.rip()?;
     g.stop(format!("{why} RIP {rip:#x}"));
     Ok(Outcome::Done)
-}
-
-/// The host's CPUID instruction, for the guest CPUID policy.
-struct HostCpu;
-
-impl HostCpuid for HostCpu {
-    fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
-        let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
-        [r.eax, r.ebx, r.ecx, r.edx]
-    }
-}
-
-/// The XCR0 components offered to guests and, until XSETBV is emulated, every guest's XCR0: x87
-/// only, its reset value (SDM Vol. 1 §13.3). For the lead: replace both by the `cpustate` part's
-/// supported mask and per-vCPU XCR0 when XSETBV and the XSAVE-area switch land.
-const GUEST_XCR0: u64 = conduit_cpu_policy::xsave::XCR0_X87;
-
-/// A CPUID exit: the guest's CPUID policy (`conduit_cpu_policy`, docs/cpu-policy.md) answers,
-/// for the guest's CR4 as it wrote it (the bits the guest/host mask owns come from the read
-/// shadow, SDM Vol. 3C §26.3) and the VMCS's RDTSCP/INVPCID controls. RIP is advanced past the
-/// instruction.
-fn cpuid(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
-    let leaf = g.regs.gpr[RAX] as u32;
-    let sub = g.regs.gpr[RCX] as u32;
-    let mask = v.get(ControlNatural::Cr4GuestHostMask)?;
-    let cr4 = (v.get(GuestNatural::Cr4)? & !mask) | (v.get(ControlNatural::Cr4ReadShadow)? & mask);
-    let secondary =
-        SecondaryControls::from_bits_truncate(v.get(Control32::SecondaryProcessorControls)?);
-    let config = GuestCpuConfig {
-        apic_id: 0,
-        vcpus: 1,
-        tsc: g.events.tsc(),
-        xcr0_supported: GUEST_XCR0,
-        // No virtual local APIC yet.
-        x2apic: false,
-        tsc_deadline: false,
-        rdtscp: secondary.contains(SecondaryControls::ENABLE_RDTSCP),
-        invpcid: secondary.contains(SecondaryControls::ENABLE_INVPCID),
-    };
-    let [a, b, c, d] = GuestCpuid::new(HostCpu, config).leaf(leaf, sub, GUEST_XCR0, cr4);
-    g.regs.gpr[RAX] = u64::from(a);
-    g.regs.gpr[RBX] = u64::from(b);
-    g.regs.gpr[RCX] = u64::from(c);
-    g.regs.gpr[RDX] = u64::from(d);
-    v.skip()?;
-    Ok(Outcome::Resume)
 }
 
 /// An I/O-instruction exit (SDM Vol. 3C §28.2.1, Table 28-5) with its exit qualification as the
@@ -355,55 +296,6 @@ fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             Ok(Outcome::Resume)
         }
     }
-}
-
-fn rdmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
-    let msr = g.regs.gpr[RCX] as u32;
-    let value = match super::vplatform_exits::rdmsr(g, msr) {
-        Some(Ok(value)) => value,
-        Some(Err(())) => return inject_gp(g),
-        None => match msr {
-            MSR_TSC => conduit_hw::rdtsc(),
-            MSR_PAT => v.get(Guest64::Pat)?,
-            MSR_EFER => v.get(Guest64::Efer)?,
-            MSR_FS_BASE => v.get(GuestNatural::FsBase)?,
-            MSR_GS_BASE => v.get(GuestNatural::GsBase)?,
-            _ => return inject_gp(g),
-        },
-    };
-    g.regs.gpr[RAX] = value & 0xffff_ffff;
-    g.regs.gpr[RDX] = value >> 32;
-    v.skip()?;
-    Ok(Outcome::Resume)
-}
-
-fn wrmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
-    let msr = g.regs.gpr[RCX] as u32;
-    let value = (g.regs.gpr[RDX] << 32) | (g.regs.gpr[RAX] & 0xffff_ffff);
-    match super::vplatform_exits::wrmsr(g, msr, value) {
-        Some(Ok(())) => {
-            v.skip()?;
-            return Ok(Outcome::Resume);
-        }
-        Some(Err(())) => return inject_gp(g),
-        None => {}
-    }
-    match msr {
-        MSR_PAT => v.set(Guest64::Pat, value)?,
-        MSR_EFER if value & !EFER_WRITABLE == 0 => v.set(Guest64::Efer, value)?,
-        MSR_FS_BASE => v.set(GuestNatural::FsBase, value)?,
-        MSR_GS_BASE => v.set(GuestNatural::GsBase, value)?,
-        _ => return inject_gp(g),
-    }
-    v.skip()?;
-    Ok(Outcome::Resume)
-}
-
-/// Queues a #GP(0) for the next entry; RIP stays on the faulting instruction (SDM "Event
-/// Injection").
-fn inject_gp(g: &mut Guest) -> Result<Outcome, FieldError> {
-    g.events.raise_gp();
-    Ok(Outcome::Resume)
 }
 
 fn cr_access(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {

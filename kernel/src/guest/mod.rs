@@ -13,6 +13,7 @@ mod firmware;
 pub mod interrupts;
 mod layout;
 pub mod mmio;
+mod msr_exits;
 mod msrs;
 mod osboot;
 mod power;
@@ -208,6 +209,9 @@ pub struct Guest {
     /// The local APIC, I/O APIC and UART interrupt line of a guest that runs an operating system
     /// (`None` for the hypervisor's own test guests, which take injected vectors without EOI).
     platform: Option<alloc::boxed::Box<vplatform::VirtualPlatform>>,
+    /// Its emulated MSRs and the policy of which MSRs it has (`msr_exits.rs`); `None` without a
+    /// vCPU.
+    msr_state: Option<conduit_cpu_policy::MsrState>,
     /// A reset the guest asked for (`power.rs`), for the scheduler to carry out.
     reset_request: Option<String>,
     /// What the next entries inject, and the virtual timer (`events.rs`).
@@ -354,6 +358,7 @@ impl Guest {
             timer_shift: 0,
             platform: None,
             reset_request: None,
+            msr_state: None,
             events: events::Events::new(0, false, tsc),
             spec: spec.clone(),
             restarts: 0,

@@ -34,6 +34,8 @@ pub(super) fn setup(
     // Keep the rest of a time slice across exits that resume the same guest (SDM "VM-Exit
     // Controls", "save VMX-preemption timer value"); without it every exit restarts the slice.
     request.exit.optional |= ExitControls::SAVE_PREEMPTION_TIMER;
+    // A guest's WRMSR to IA32_TSC moves its TSC by the offset (SDM Vol. 3C §26.6.5).
+    request.primary.optional |= PrimaryControls::USE_TSC_OFFSETTING;
     // DR7 and IA32_DEBUGCTL are the guest's own: saved at exit, loaded at entry (docs/cpu-state.md).
     request.exit.required |= ExitControls::SAVE_DEBUG_CONTROLS;
     request.entry.required |= EntryControls::LOAD_DEBUG_CONTROLS;
@@ -75,6 +77,7 @@ pub(super) fn setup(
         .load_vmcs()
         .map_err(|e| CreateError::Vmcs(format!("VMPTRLD: {e}")))?;
     write_controls(host, guest, &controls, &mut v).map_err(vmcs_err)?;
+    guest.msr_state = Some(super::msr_exits::msr_state(guest, controls.secondary));
     if guest.platform.as_ref().is_some_and(|p| p.apicv) {
         map_apic_access(guest, host.apic_access)?;
     }
@@ -228,7 +231,7 @@ fn broken(mut s: GuestState, b: Break) -> GuestState {
 }
 
 /// MAXPHYADDR and the linear-address width (CPUID.80000008H:EAX).
-fn address_widths() -> (u8, u8) {
+pub(super) fn address_widths() -> (u8, u8) {
     raw_cpuid::CpuId::new()
         .get_processor_capacity_feature_info()
         .map_or((36, 48), |c| {

@@ -58,6 +58,11 @@ pub fn xcr0_supported(g: &Guest) -> Option<u64> {
     g.vcpu.as_ref().map(|v| v.ext.xsave.mask())
 }
 
+/// The guest's XCR0 (x87 only for a guest without a vCPU).
+pub fn guest_xcr0(g: &Guest) -> u64 {
+    g.vcpu.as_ref().map_or(xcr0::X87, |v| v.ext.xcr0)
+}
+
 /// Makes `guests[next]`'s extended state the CPU's, before its slice. `owner`: this CPU's
 /// current owner (index into `guests`), updated. A guest whose state is already live costs
 /// nothing.
