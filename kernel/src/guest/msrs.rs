@@ -61,6 +61,12 @@ fn has_tsc_aux() -> bool {
     rdtscp || rdpid
 }
 
+/// Whether IA32_SPEC_CTRL exists: CPUID.(EAX=07H,ECX=0):EDX bit 26 (IBRS/IBPB), 27 (STIBP) or
+/// 31 (SSBD).
+fn has_spec_ctrl() -> bool {
+    __cpuid(0).eax >= 7 && __cpuid_count(7, 0).edx & ((1 << 26) | (1 << 27) | (1 << 31)) != 0
+}
+
 fn write_area(window: &PhysWindow, area: PhysAddr, entries: impl Iterator<Item = MsrEntry>) {
     let base = window.virt(area.0).cast::<MsrEntry>();
     for (i, e) in entries.enumerate() {
@@ -75,9 +81,10 @@ impl HostMsrs {
     /// bits in the MSR bitmap (`bitmap`: its 4 KiB, all ones so far). `misc`: IA32_VMX_MISC.
     pub fn new(mem: &Memory, misc: u64, bitmap: &mut [u8; 4096]) -> Result<Self, MsrSetupError> {
         let tsc_aux = has_tsc_aux();
-        let list = msrs::switched(tsc_aux);
+        let spec_ctrl = has_spec_ctrl();
+        let list = msrs::switched(tsc_aux, spec_ctrl);
         msrs::check_count(list.len(), misc).map_err(MsrSetupError::TooMany)?;
-        for m in msrs::passed_through(tsc_aux) {
+        for m in msrs::passed_through(tsc_aux, spec_ctrl) {
             msrs::pass_through(bitmap, m).map_err(|e| MsrSetupError::NotInBitmap(e.0))?;
         }
         let area = mem
@@ -88,8 +95,8 @@ impl HostMsrs {
         let window = PhysWindow::new(mem, true);
         window.zero_frame(area);
         let entries = list.iter().map(|&m| {
-            // SAFETY: the list names only MSRs every x86-64 CPU has, and TSC_AUX only where CPUID
-            // reports it; reading them has no side effect.
+            // SAFETY: the list names only MSRs every x86-64 CPU has, and TSC_AUX and SPEC_CTRL only
+            // where CPUID reports them; reading them has no side effect.
             MsrEntry::new(m, unsafe { msr::read(m) })
         });
         write_area(&window, area, entries);

@@ -31,7 +31,7 @@
 //! assert_eq!(xsave::area_size(0x7, cpuid), 832);
 //!
 //! // Switch STAR, LSTAR, CSTAR, FMASK, KERNEL_GS_BASE and TSC_AUX; the CPU takes 512 entries.
-//! let list = msrs::switched(true);
+//! let list = msrs::switched(true, false);
 //! assert_eq!(msrs::check_count(list.len(), 0), Ok(()));
 //! let mut bitmap = [0xffu8; 4096];
 //! for &m in list {

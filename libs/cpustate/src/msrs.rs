@@ -9,19 +9,31 @@ pub const IA32_CSTAR: u32 = 0xc000_0083;
 pub const IA32_FMASK: u32 = 0xc000_0084;
 pub const IA32_KERNEL_GS_BASE: u32 = 0xc000_0102;
 pub const IA32_TSC_AUX: u32 = 0xc000_0103;
+/// IA32_SPEC_CTRL (SDM Vol. 4, Table 2-2): the guest's speculation controls (IBRS, STIBP, SSBD)
+/// apply while it runs; the host's return at every exit.
+pub const IA32_SPEC_CTRL: u32 = 0x48;
 /// SYSENTER's MSRs: guest-state and host-state fields of the VMCS, switched by every VM entry and
 /// exit without the MSR areas (SDM Vol. 3C §25.4.1, §25.5).
 pub const IA32_SYSENTER_CS: u32 = 0x174;
 pub const IA32_SYSENTER_ESP: u32 = 0x175;
 pub const IA32_SYSENTER_EIP: u32 = 0x176;
 
-const ALL: [u32; 6] = [
+const ALL: [u32; 7] = [
     IA32_STAR,
     IA32_LSTAR,
     IA32_CSTAR,
     IA32_FMASK,
     IA32_KERNEL_GS_BASE,
     IA32_TSC_AUX,
+    IA32_SPEC_CTRL,
+];
+const WITHOUT_TSC_AUX: [u32; 6] = [
+    IA32_STAR,
+    IA32_LSTAR,
+    IA32_CSTAR,
+    IA32_FMASK,
+    IA32_KERNEL_GS_BASE,
+    IA32_SPEC_CTRL,
 ];
 
 /// The SDM's name of a switched or passed-through MSR (`"?"` for any other).
@@ -33,6 +45,7 @@ pub fn name(msr: u32) -> &'static str {
         IA32_FMASK => "FMASK",
         IA32_KERNEL_GS_BASE => "KERNEL_GS_BASE",
         IA32_TSC_AUX => "TSC_AUX",
+        IA32_SPEC_CTRL => "SPEC_CTRL",
         IA32_SYSENTER_CS => "SYSENTER_CS",
         IA32_SYSENTER_ESP => "SYSENTER_ESP",
         IA32_SYSENTER_EIP => "SYSENTER_EIP",
@@ -43,13 +56,20 @@ pub fn name(msr: u32) -> &'static str {
 /// The MSRs the areas switch. TSC_AUX only where it exists (CPUID.80000001H:EDX.RDTSCP[bit 27]
 /// or CPUID.(EAX=07H,ECX=0):ECX.RDPID[bit 22]): loading an MSR that does not exist fails the VM
 /// entry or exit.
-pub fn switched(has_tsc_aux: bool) -> &'static [u32] {
-    if has_tsc_aux { &ALL } else { &ALL[..5] }
+/// SPEC_CTRL only where it exists (CPUID.(EAX=07H,ECX=0):EDX bit 26 IBRS/IBPB, 27 STIBP or
+/// 31 SSBD).
+pub fn switched(has_tsc_aux: bool, has_spec_ctrl: bool) -> &'static [u32] {
+    match (has_tsc_aux, has_spec_ctrl) {
+        (true, true) => &ALL,
+        (true, false) => &ALL[..6],
+        (false, true) => &WITHOUT_TSC_AUX,
+        (false, false) => &ALL[..5],
+    }
 }
 
 /// The MSRs a guest reads and writes without a VM exit: the switched ones and SYSENTER's.
-pub fn passed_through(has_tsc_aux: bool) -> impl Iterator<Item = u32> {
-    switched(has_tsc_aux).iter().copied().chain([
+pub fn passed_through(has_tsc_aux: bool, has_spec_ctrl: bool) -> impl Iterator<Item = u32> {
+    switched(has_tsc_aux, has_spec_ctrl).iter().copied().chain([
         IA32_SYSENTER_CS,
         IA32_SYSENTER_ESP,
         IA32_SYSENTER_EIP,
@@ -150,11 +170,15 @@ mod tests {
 
     #[test]
     fn lists() {
-        assert_eq!(switched(true).len(), 6);
-        assert_eq!(switched(false), &ALL[..5]);
-        assert!(!switched(false).contains(&IA32_TSC_AUX));
-        assert_eq!(passed_through(true).count(), 9);
-        let names: Vec<_> = passed_through(true).map(name).collect();
+        assert_eq!(switched(true, false).len(), 6);
+        assert_eq!(switched(false, false), &ALL[..5]);
+        assert!(!switched(false, false).contains(&IA32_TSC_AUX));
+        assert_eq!(switched(true, true).len(), 7);
+        assert_eq!(switched(false, true).len(), 6);
+        assert!(switched(false, true).contains(&IA32_SPEC_CTRL));
+        assert!(!switched(false, true).contains(&IA32_TSC_AUX));
+        assert_eq!(passed_through(true, false).count(), 9);
+        let names: Vec<_> = passed_through(true, false).map(name).collect();
         assert_eq!(
             names.join(" "),
             "STAR LSTAR CSTAR FMASK KERNEL_GS_BASE TSC_AUX SYSENTER_CS SYSENTER_ESP SYSENTER_EIP"
@@ -211,15 +235,15 @@ mod tests {
     #[test]
     fn every_passed_through_msr_is_clear_and_nothing_else() {
         let mut b = [0xffu8; 4096];
-        for m in passed_through(true) {
+        for m in passed_through(true, true) {
             pass_through(&mut b, m).unwrap();
         }
-        for m in passed_through(true) {
+        for m in passed_through(true, true) {
             assert!(
                 !intercepts(&b, m, false) && !intercepts(&b, m, true),
                 "{m:#x}"
             );
         }
-        assert_eq!(b.iter().map(|x| x.count_zeros()).sum::<u32>(), 18);
+        assert_eq!(b.iter().map(|x| x.count_zeros()).sum::<u32>(), 20);
     }
 }
