@@ -44,7 +44,7 @@ pub struct Tables {
 /// 16-byte aligned or not below 4 GiB, and tables that need more than `len` bytes.
 pub fn build(cfg: &GuestAcpi<'_>, base_gpa: u64, len: usize) -> Result<Tables, AcpiError> {
     validate(cfg)?;
-    if base_gpa % ALIGN as u64 != 0 || base_gpa.saturating_add(len as u64) > 1 << 32 {
+    if !base_gpa.is_multiple_of(ALIGN as u64) || base_gpa.saturating_add(len as u64) > 1 << 32 {
         return Err(AcpiError::Base(base_gpa));
     }
 
@@ -198,11 +198,16 @@ fn validate_pci(
     gsi: &dyn Fn(u32) -> Result<(), AcpiError>,
 ) -> Result<(), AcpiError> {
     let ecam_len = (u64::from(pci.bus_end) + 1) * ECAM_BUS_SIZE;
-    if pci.ecam_base % ECAM_BUS_SIZE != 0 || pci.ecam_base.checked_add(ecam_len).is_none() {
+    if !pci.ecam_base.is_multiple_of(ECAM_BUS_SIZE) || pci.ecam_base.checked_add(ecam_len).is_none()
+    {
         return Err(AcpiError::EcamBase(pci.ecam_base));
     }
     let m = &pci.mmio32;
-    if m.start >= m.end || m.end > 1 << 32 || m.start % 4096 != 0 || m.end % 4096 != 0 {
+    if m.start >= m.end
+        || m.end > 1 << 32
+        || !m.start.is_multiple_of(4096)
+        || !m.end.is_multiple_of(4096)
+    {
         return Err(AcpiError::MmioWindow);
     }
     if pci.io.is_empty() || pci.io.iter().any(|w| w.start() > w.end()) {
