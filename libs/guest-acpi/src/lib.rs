@@ -14,7 +14,7 @@
 //! | FADT | §5.2.9 | revision 6.5, `HW_REDUCED_ACPI`, `RESET_REG_SUP`, `IAPC_BOOT_ARCH` (no 8042, no VGA, no CMOS RTC, no ASPM), `SLEEP_CONTROL_REG`/`SLEEP_STATUS_REG`, `RESET_REG`/`RESET_VALUE`, `X_DSDT`, hypervisor vendor identity `"Conduit"` |
 //! | MADT | §5.2.12 | local APIC address, `PCAT_COMPAT` clear (no 8259), one enabled Processor Local APIC per vCPU, the I/O APIC, the configured interrupt source overrides, a Local APIC NMI on LINT1 for all processors |
 //! | MCFG | PCI Firmware Spec 3.3 §4.1.2 | the ECAM window, segment 0, buses 0..=`bus_end` |
-//! | DSDT | §5.2.11.1, §19 | `\_SB.PCI0` (`PNP0A08`/`PNP0A03`, `_SEG`, `_BBN`, `_UID`, `_CRS` bus range + I/O windows + 32-bit memory window, `_PRT` with static GSIs), `\_SB.COM1` (`PNP0501`, its ports and interrupt), `\_S5_` |
+//! | DSDT | §5.2.11.1, §19 | `\_SB.ECAM` (`PNP0C02`: the ECAM window as a motherboard resource, which Linux wants before it uses MCFG), `\_SB.PCI0` (`PNP0A08`/`PNP0A03`, `_SEG`, `_BBN`, `_UID`, `_CRS` bus range + I/O windows + 32-bit memory window, `_PRT` with static GSIs), `\_SB.COM1` (`PNP0501`, its ports and interrupt), `\_S5_` |
 //!
 //! There is no FACS (a hardware-reduced platform may omit it: FADT `FIRMWARE_CTRL` and
 //! `X_FIRMWARE_CTRL` are zero, ACPI 6.5 §5.2.10) and no SPCR (Linux on x86 does not read it; the
@@ -92,7 +92,7 @@ pub enum AcpiError {
         /// Its interrupt pin.
         pin: Pin,
     },
-    /// The ECAM base is not 1 MiB aligned, or its window does not fit below 2^64.
+    /// The ECAM base is not 1 MiB aligned, or its window does not end below 4 GiB.
     EcamBase(u64),
     /// The 32-bit memory window is empty, not page-aligned, or reaches past 4 GiB.
     MmioWindow,

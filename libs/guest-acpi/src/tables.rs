@@ -197,9 +197,8 @@ fn validate_pci(
     pci: &PciRoot<'_>,
     gsi: &dyn Fn(u32) -> Result<(), AcpiError>,
 ) -> Result<(), AcpiError> {
-    let ecam_len = (u64::from(pci.bus_end) + 1) * ECAM_BUS_SIZE;
-    if !pci.ecam_base.is_multiple_of(ECAM_BUS_SIZE) || pci.ecam_base.checked_add(ecam_len).is_none()
-    {
+    let ecam_end = pci.ecam_base.checked_add(pci.ecam_len());
+    if !pci.ecam_base.is_multiple_of(ECAM_BUS_SIZE) || ecam_end.is_none_or(|e| e > 1 << 32) {
         return Err(AcpiError::EcamBase(pci.ecam_base));
     }
     let m = &pci.mmio32;

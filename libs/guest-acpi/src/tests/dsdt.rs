@@ -158,6 +158,18 @@ fn dsdt_parses_with_the_pci_root_routing_uart_and_s5() {
     assert!(crs[3].contains("address_range: (3221225472, 3758096383)"));
     assert!(crs[3].contains("length: 536870912"), "{}", crs[3]);
 
+    assert_eq!(integer(&ctx, "\\_SB.ECAM._HID"), 0x020c_d041, "PNP0C02");
+    assert_eq!(
+        resources(&ctx, "\\_SB.ECAM._CRS"),
+        [aml::resource::Resource::MemoryRange(
+            aml::resource::MemoryRangeDescriptor::FixedLocation {
+                is_writable: false,
+                base_address: 0xe000_0000,
+                range_length: 0x10_0000,
+            }
+        )]
+    );
+
     let com1 = resources(&ctx, "\\_SB.COM1._CRS");
     assert_eq!(com1.len(), 2);
     let io = format!("{:?}", com1[0]);
@@ -211,5 +223,6 @@ fn a_guest_without_pci_or_uart_has_no_mcfg_pci_root_or_com1() {
     let ctx = aml_context(dsdt_of(&t));
     assert!(ctx.namespace.get_by_path(&name("\\_SB.PCI0._HID")).is_err());
     assert!(ctx.namespace.get_by_path(&name("\\_SB.COM1._HID")).is_err());
+    assert!(ctx.namespace.get_by_path(&name("\\_SB.ECAM._HID")).is_err());
     assert!(ctx.namespace.get_by_path(&name("\\_S5_")).is_ok());
 }

@@ -157,6 +157,14 @@ fn impossible_pci_roots_are_refused() {
         }),
         Err(AcpiError::EcamBase(u64::MAX - 0xf_ffff))
     );
+    // Two buses from 0xFFF0_0000 end past 4 GiB; one ends exactly there.
+    let top = |bus_end| PciRoot {
+        ecam_base: 0xfff0_0000,
+        bus_end,
+        ..pci()
+    };
+    assert_eq!(err(top(1)), Err(AcpiError::EcamBase(0xfff0_0000)));
+    assert!(err(top(0)).is_ok());
     for mmio32 in [
         0xc000_0000..0xc000_0000,
         0xf000_0000..0x1_0000_1000,
