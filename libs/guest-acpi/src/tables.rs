@@ -13,6 +13,8 @@ use alloc::vec::Vec;
 
 /// Every table starts 16-byte aligned; the RSDP must, for the legacy scan (ACPI 6.5 §5.2.5.1).
 const ALIGN: usize = 16;
+/// The header every system description table starts with (ACPI 6.5 §5.2.6).
+const SDT_HEADER_LEN: usize = 36;
 /// An I/O APIC has at most 240 redirection entries (one per vector 16..=255).
 const MAX_IOAPIC_PINS: u8 = 240;
 /// ECAM: 1 MiB of configuration space per bus (PCIe Base Spec r6.0 §7.2.2).
@@ -57,7 +59,7 @@ pub fn build(cfg: &GuestAcpi<'_>, base_gpa: u64, len: usize) -> Result<Tables, A
     // Offsets: RSDP, XSDT, FADT, MADT, MCFG, DSDT.
     let rsdp_off = 0;
     let xsdt_off = align(rsdp_off + Rsdp::len());
-    let fadt_off = align(xsdt_off + 36 + 8 * xsdt_entries);
+    let fadt_off = align(xsdt_off + SDT_HEADER_LEN + 8 * xsdt_entries);
     let madt_off = align(fadt_off + fadt_len);
     let mut end = align(madt_off + madt.len());
     let mcfg_off = mcfg.as_ref().map(|m| {
@@ -161,7 +163,7 @@ fn validate(cfg: &GuestAcpi<'_>) -> Result<(), AcpiError> {
     }
 
     let io = &cfg.ioapic;
-    if io.pins == 0 || io.pins > MAX_IOAPIC_PINS || io.gsi_base.checked_add(240).is_none() {
+    if io.pins == 0 || io.pins > MAX_IOAPIC_PINS {
         return Err(AcpiError::IoApicPins(io.pins));
     }
     let gsi = |g: u32| {

@@ -13,12 +13,17 @@ fn the_blob_fits_exactly_its_length_and_no_less() {
     let need = t.bytes.len();
     let exact = build(&config(), BASE, need).expect("fits exactly");
     assert_eq!(exact, t);
+    let short = build(&config(), BASE, need - 1).expect_err("does not fit");
     assert_eq!(
-        build(&config(), BASE, need - 1),
-        Err(AcpiError::TooLarge {
+        short,
+        AcpiError::TooLarge {
             need,
             len: need - 1
-        })
+        }
+    );
+    assert_eq!(
+        short.to_string(),
+        format!("the tables need {need} bytes, {} available", need - 1)
     );
     // The same configuration elsewhere: the same sizes, other addresses.
     let high = build(&config(), 0x7fff_0000, LEN).expect("builds");
