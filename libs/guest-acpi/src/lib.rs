@@ -20,6 +20,15 @@
 //! `X_FIRMWARE_CTRL` are zero, ACPI 6.5 §5.2.10) and no SPCR (the guest's console is named on its
 //! command line, `console=ttyS0`).
 //!
+//! What Linux makes of these tables: with `HW_REDUCED_ACPI` it uses no 8259 (its legacy PIC is
+//! the null one, so there are no pre-assigned ISA IRQs 0-15) and sets up no PIT timer interrupt;
+//! ISA interrupts reach it only through ACPI devices, which is why the UART is in the DSDT (its
+//! `_CRS` interrupt is a GSI; an interrupt source override would not create the ISA IRQ). PCI
+//! interrupts come from `_PRT` (level, active low). It uses the MCFG window only once it is
+//! reserved (`\_SB.ECAM` or the e820 map). It powers off by writing `SLP_TYP << 2 | SLP_EN`
+//! (0x34 with [`SLEEP`]) to the sleep control port after writing `WAK_STS` (0x80) to the status
+//! port, and reboots first through the reset register (0x06 to 0xCF9 with [`RESET`]).
+//!
 //! [`power`] decodes the guest's writes to the sleep control and reset registers described here.
 //!
 //! ```
