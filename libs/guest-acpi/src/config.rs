@@ -134,7 +134,7 @@ impl IsaOverride {
 #[derive(Debug, Clone)]
 pub struct PciRoot<'a> {
     /// Guest-physical base of the ECAM window (bus 0), 1 MiB aligned (PCIe Base Spec r6.0
-    /// §7.2.2).
+    /// §7.2.2), the window below 4 GiB.
     pub ecam_base: u64,
     /// The last bus number behind the bridge.
     pub bus_end: u8,
@@ -144,6 +144,13 @@ pub struct PciRoot<'a> {
     pub io: &'a [RangeInclusive<u16>],
     /// Static interrupt routing: each device's INTx pin to a GSI (`_PRT`, ACPI 6.5 §6.2.13).
     pub prt: &'a [PrtEntry],
+}
+
+impl PciRoot<'_> {
+    /// Bytes of the ECAM window: 1 MiB per bus (PCIe Base Spec r6.0 §7.2.2).
+    pub fn ecam_len(&self) -> u64 {
+        (u64::from(self.bus_end) + 1) << 20
+    }
 }
 
 /// The I/O windows of a PC host bridge: all ports but the configuration mechanism's

@@ -4,8 +4,8 @@
 
 use crate::config::{GuestAcpi, PciRoot, Serial};
 use acpi_tables::aml::{
-    AddressSpace, AddressSpaceCacheable, Device, EISAName, IO, Interrupt, Name, Package, Path,
-    ResourceTemplate, Scope,
+    AddressSpace, AddressSpaceCacheable, Device, EISAName, IO, Interrupt, Memory32Fixed, Name,
+    Package, Path, ResourceTemplate, Scope,
 };
 use acpi_tables::sdt::Sdt;
 use acpi_tables::{Aml, AmlSink};
@@ -22,10 +22,12 @@ pub(crate) fn build(cfg: &GuestAcpi<'_>) -> Vec<u8> {
     let mut aml = Vec::new();
 
     let pci0 = cfg.pci.as_ref().map(PciDevice);
+    let ecam = cfg.pci.as_ref().map(EcamReservation);
     let com1 = cfg.serial.map(SerialDevice);
     let mut devices: Vec<&dyn Aml> = Vec::new();
-    if let Some(pci0) = &pci0 {
+    if let (Some(pci0), Some(ecam)) = (&pci0, &ecam) {
         devices.push(pci0);
+        devices.push(ecam);
     }
     if let Some(com1) = &com1 {
         devices.push(com1);
@@ -108,6 +110,29 @@ impl Aml for PciDevice<'_> {
                 &Name::new(Path::new("_UID"), &zero),
                 &Name::new(Path::new("_CRS"), &crs),
                 &Name::new(Path::new("_PRT"), &prt),
+            ],
+        )
+        .to_aml_bytes(sink);
+    }
+}
+
+/// `Device (ECAM)`: a motherboard resource (`PNP0C02`) claiming the ECAM window, as the PCI
+/// Firmware Spec 3.3 §4.1.2 asks for the ranges MCFG names.
+struct EcamReservation<'a>(&'a PciRoot<'a>);
+
+impl Aml for EcamReservation<'_> {
+    fn to_aml_bytes(&self, sink: &mut dyn AmlSink) {
+        // Validated: the window ends below 4 GiB.
+        let window = Memory32Fixed::new(false, self.0.ecam_base as u32, self.0.ecam_len() as u32);
+        let crs = ResourceTemplate::new(vec![&window]);
+        let hid = EISAName::new("PNP0C02");
+        let uid = 1u8;
+        Device::new(
+            Path::new("ECAM"),
+            vec![
+                &Name::new(Path::new("_HID"), &hid),
+                &Name::new(Path::new("_UID"), &uid),
+                &Name::new(Path::new("_CRS"), &crs),
             ],
         )
         .to_aml_bytes(sink);

@@ -13,6 +13,8 @@ use alloc::vec::Vec;
 
 /// Every table starts 16-byte aligned; the RSDP must, for the legacy scan (ACPI 6.5 §5.2.5.1).
 const ALIGN: usize = 16;
+/// The header every system description table starts with (ACPI 6.5 §5.2.6).
+const SDT_HEADER_LEN: usize = 36;
 /// An I/O APIC has at most 240 redirection entries (one per vector 16..=255).
 const MAX_IOAPIC_PINS: u8 = 240;
 /// ECAM: 1 MiB of configuration space per bus (PCIe Base Spec r6.0 §7.2.2).
@@ -44,7 +46,7 @@ pub struct Tables {
 /// 16-byte aligned or not below 4 GiB, and tables that need more than `len` bytes.
 pub fn build(cfg: &GuestAcpi<'_>, base_gpa: u64, len: usize) -> Result<Tables, AcpiError> {
     validate(cfg)?;
-    if base_gpa % ALIGN as u64 != 0 || base_gpa.saturating_add(len as u64) > 1 << 32 {
+    if !base_gpa.is_multiple_of(ALIGN as u64) || base_gpa.saturating_add(len as u64) > 1 << 32 {
         return Err(AcpiError::Base(base_gpa));
     }
 
@@ -57,7 +59,7 @@ pub fn build(cfg: &GuestAcpi<'_>, base_gpa: u64, len: usize) -> Result<Tables, A
     // Offsets: RSDP, XSDT, FADT, MADT, MCFG, DSDT.
     let rsdp_off = 0;
     let xsdt_off = align(rsdp_off + Rsdp::len());
-    let fadt_off = align(xsdt_off + 36 + 8 * xsdt_entries);
+    let fadt_off = align(xsdt_off + SDT_HEADER_LEN + 8 * xsdt_entries);
     let madt_off = align(fadt_off + fadt_len);
     let mut end = align(madt_off + madt.len());
     let mcfg_off = mcfg.as_ref().map(|m| {
@@ -161,7 +163,7 @@ fn validate(cfg: &GuestAcpi<'_>) -> Result<(), AcpiError> {
     }
 
     let io = &cfg.ioapic;
-    if io.pins == 0 || io.pins > MAX_IOAPIC_PINS || io.gsi_base.checked_add(240).is_none() {
+    if io.pins == 0 || io.pins > MAX_IOAPIC_PINS {
         return Err(AcpiError::IoApicPins(io.pins));
     }
     let gsi = |g: u32| {
@@ -197,12 +199,16 @@ fn validate_pci(
     pci: &PciRoot<'_>,
     gsi: &dyn Fn(u32) -> Result<(), AcpiError>,
 ) -> Result<(), AcpiError> {
-    let ecam_len = (u64::from(pci.bus_end) + 1) * ECAM_BUS_SIZE;
-    if pci.ecam_base % ECAM_BUS_SIZE != 0 || pci.ecam_base.checked_add(ecam_len).is_none() {
+    let ecam_end = pci.ecam_base.checked_add(pci.ecam_len());
+    if !pci.ecam_base.is_multiple_of(ECAM_BUS_SIZE) || ecam_end.is_none_or(|e| e > 1 << 32) {
         return Err(AcpiError::EcamBase(pci.ecam_base));
     }
     let m = &pci.mmio32;
-    if m.start >= m.end || m.end > 1 << 32 || m.start % 4096 != 0 || m.end % 4096 != 0 {
+    if m.start >= m.end
+        || m.end > 1 << 32
+        || !m.start.is_multiple_of(4096)
+        || !m.end.is_multiple_of(4096)
+    {
         return Err(AcpiError::MmioWindow);
     }
     if pci.io.is_empty() || pci.io.iter().any(|w| w.start() > w.end()) {

@@ -1,1 +1,0 @@
-//! Host tests: the tables read back with independent parsers.
