@@ -29,6 +29,13 @@ pub const INFO_MMAP: u32 = 1 << 6;
 pub const INFO_LOADER_NAME: u32 = 1 << 9;
 /// The information Conduit always gives.
 const FLAGS: u32 = INFO_MEMORY | INFO_CMDLINE | INFO_MODS | INFO_MMAP | INFO_LOADER_NAME;
+/// Where Conduit puts the information structure (with its strings, module list and map).
+pub const INFO_GPA: u64 = 0x1_0000;
+/// The information blob must end below the EBDA-sized hole.
+pub const INFO_LIMIT: u64 = 0x9_F000;
+/// A Multiboot kernel loads at or above 1 MiB (below are the information structure and the
+/// firmware tables).
+pub const KERNEL_MIN: u64 = 0x10_0000;
 /// Size of the information structure up to and including the VBE fields.
 pub const INFO_LEN: usize = 88;
 const PAGE: u64 = 0x1000;
