@@ -15,6 +15,7 @@ const BINS: &[(&str, &str)] = &[
     ("irq64", "long64.ld"),
     ("irqstack", "long64.ld"),
     ("real16", "real16.ld"),
+    ("mboot32", "mboot32.ld"),
 ];
 
 fn main() {

@@ -282,7 +282,7 @@ pub fn place_multiboot(
             l.entry,
         ),
         None => {
-            let elf = crate::elf::parse(image).map_err(|e| {
+            let elf = crate::elf::parse_32_or_64(image).map_err(|e| {
                 kernel_err(&format!(
                     "no address fields (flags bit 16), and not a loadable ELF: {e}"
                 ))

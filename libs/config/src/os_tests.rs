@@ -387,3 +387,31 @@ fn multiboot_keys_of_other_kinds_are_refused() {
     }]));
     assert_eq!(key, "guest[0].modules[0].path");
 }
+
+#[test]
+fn a_multiboot_elf32_kernel_is_loaded_by_its_program_headers() {
+    use crate::elf::build::{elf32, load};
+    let mut b = elf32(0x10_0010, &[load(0x1000, 0x10_0000, 0x100, 0x2000)], 0x1100);
+    let flags = 0x3u32;
+    for (i, v) in [
+        0x1BAD_B002u32,
+        flags,
+        0u32.wrapping_sub(0x1BAD_B002 + flags),
+    ]
+    .iter()
+    .enumerate()
+    {
+        b[0x1000 + 4 * i..0x1004 + 4 * i].copy_from_slice(&v.to_le_bytes());
+    }
+    let g = place_with(&spec(multiboot_guest(0)), &b, &[]).unwrap();
+    assert_eq!(g.entry_point, 0x10_0010);
+    assert_eq!(
+        g.segments,
+        [Segment {
+            gpa: 0x10_0000,
+            file_offset: 0x1000,
+            file_len: 0x100,
+            mem_len: 0x2000
+        }]
+    );
+}
