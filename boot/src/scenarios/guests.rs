@@ -49,7 +49,7 @@ pub(super) const MBOOT32: &[&str] = &[
     r"mboot32: hello from mboot32",
     r"mboot32: mboot32: cmdline: mboot32 console=com1 answer=42",
     r"mboot32: mboot32: modules: 1",
-    r#"mboot32: mboot32: module 0: first-module arg=1: first bytes "conduit module 0""#,
+    r"mboot32: mboot32: module 0: first-module arg=1: first bytes 7f454c4602010100",
     r"mboot32: mboot32: done",
     r#"guest "mboot32" exited with code 0x32\b"#,
 ];

@@ -1,8 +1,8 @@
 //! `mboot32`: the Multiboot test guest, entered as Multiboot 0.6.96 §3.2 specifies (32-bit
 //! protected mode, paging off, EAX = 0x2BADB002, EBX = the information structure). Thirty-two-bit
 //! code throughout. Checks EAX, prints its command line, the number of modules, the first
-//! module's command line and its first 16 bytes through the virtual 16550, and exits with code
-//! 0x32 through VMCALL (EAX = 3, EBX = 0x32).
+//! module's command line and its first 8 bytes in hex through the virtual 16550, and exits with
+//! code 0x32 through VMCALL (EAX = 3, EBX = 0x32).
 #![no_std]
 #![no_main]
 
@@ -61,19 +61,17 @@ core::arch::global_asm!(
     "mov esi, [edi]",
     "mov ecx, [edi + 4]",
     "sub ecx, esi",
-    "cmp ecx, 16",
+    "cmp ecx, 8",
     "jbe 2f",
-    "mov ecx, 16",
+    "mov ecx, 8",
     "2:",
     "test ecx, ecx",
     "jz 3f",
     "lodsb",
-    "call putc",
+    "call puthex",
     "dec ecx",
     "jmp 2b",
     "3:",
-    "mov al, 0x22",
-    "call putc",
     "mov al, 10",
     "call putc",
     ".Ldone:",
@@ -112,6 +110,24 @@ core::arch::global_asm!(
     ".Lputs_end:",
     "pop eax",
     "ret",
+    // puthex: AL = byte, printed as two lower-case hex digits.
+    "puthex:",
+    "push eax",
+    "shr al, 4",
+    "call hexdigit",
+    "pop eax",
+    "push eax",
+    "and al, 0xf",
+    "call hexdigit",
+    "pop eax",
+    "ret",
+    "hexdigit:",
+    "cmp al, 10",
+    "jb 4f",
+    "add al, 0x27",
+    "4:",
+    "add al, 0x30",
+    "jmp putc",
     // putc: AL = byte; waits for LSR.THRE.
     "putc:",
     "push edx",
@@ -130,7 +146,7 @@ core::arch::global_asm!(
     "msg_cmdline: .asciz \"mboot32: cmdline: \"",
     "msg_modules: .asciz \"mboot32: modules: \"",
     "msg_module0: .asciz \"mboot32: module 0: \"",
-    "msg_bytes: .asciz \": first bytes \\\"\"",
+    "msg_bytes: .asciz \": first bytes \"",
     "msg_done: .asciz \"mboot32: done\\n\"",
     "msg_bad_magic: .asciz \"self-check failed: EAX is not 0x2badb002\\n\"",
     "msg_bad_info: .asciz \"self-check failed: information structure\\n\"",
