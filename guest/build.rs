@@ -17,6 +17,7 @@ const BINS: &[(&str, &str)] = &[
     ("cpustate_a", "long64.ld"),
     ("cpustate_b", "long64.ld"),
     ("real16", "real16.ld"),
+    ("mboot32", "mboot32.ld"),
 ];
 
 fn main() {

@@ -43,6 +43,17 @@ pub(super) const REAL16: &[&str] = &[
     r#"guest "real16" exited with code 0x16\b"#,
 ];
 
+/// `mboot32` (guest/src/bin/mboot32.rs) as boot/scenarios/multiboot.toml configures it, in
+/// order: the command line and module the Multiboot information structure handed it.
+pub(super) const MBOOT32: &[&str] = &[
+    r"mboot32: hello from mboot32",
+    r"mboot32: mboot32: cmdline: mboot32 console=com1 answer=42",
+    r"mboot32: mboot32: modules: 1",
+    r"mboot32: mboot32: module 0: first-module arg=1: first bytes 7f454c4602010100",
+    r"mboot32: mboot32: done",
+    r#"guest "mboot32" exited with code 0x32\b"#,
+];
+
 /// `hostile`: its write to 1 GiB is at the image's first byte (section `.text.probe`).
 pub(super) const HOSTILE: &[&str] = &[
     r"hostile: hello from hostile",

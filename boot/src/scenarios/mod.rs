@@ -206,6 +206,29 @@ pub const SCENARIOS: &[Scenario] = &[
         end: End::Success,
         timeout_secs: 300,
     },
+    // Issue "Linux guests", Multiboot: a 32-bit Multiboot kernel finds its command line and its
+    // module through the information structure, next to hello64.
+    Scenario {
+        name: "bochs-multiboot",
+        machine: MachineSpec::Bochs(BochsSpec {
+            cpu_model: "tigerlake",
+            ..BochsSpec::DEFAULT
+        }),
+        config: Config::File("boot/scenarios/multiboot.toml"),
+        expect: &[
+            BANNER,
+            r"config: bundle of [0-9]+ bytes, 2 guest\(s\), 3 image\(s\)",
+            r#"guest "mboot32": 4 MiB at host 0x[0-9a-f]+, EPTP 0x[0-9a-f]+, VPID 1, .*entry Multiboot \{ eip: 1048588, info: 65536 \}"#,
+            r"sched: running 2 guest\(s\) round-robin",
+            r#"guest "mboot32": exited with code 0x32; [0-9]+ exits, (external interrupt: [0-9]+, )?VMCALL: 1, I/O instruction: [0-9]+"#,
+            r"CONDUIT EXIT: success",
+        ],
+        guests: &[("mboot32", MBOOT32), ("hello64", HELLO64)],
+        forbid: GUEST_FORBID,
+        input: &[],
+        end: End::Success,
+        timeout_secs: 300,
+    },
     // Issue "Guests", bad input at boot: a guest that cannot be loaded (no room for its memory on a
     // 128 MiB machine) is reported and skipped; the other guest runs to its end.
     Scenario {

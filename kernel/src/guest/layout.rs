@@ -47,7 +47,7 @@ pub fn boot_selectors(entry: Entry) -> Option<BootSelectors> {
     match entry {
         Entry::Long64 { .. } => Some(BootSelectors::CONDUIT),
         Entry::Linux { .. } => Some(BootSelectors::LINUX),
-        Entry::Real16 { .. } => None,
+        Entry::Real16 { .. } | Entry::Multiboot { .. } => None,
     }
 }
 

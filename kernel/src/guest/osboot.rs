@@ -1,21 +1,21 @@
 //! Places an operating-system guest's boot inputs in its memory (the Linux x86 boot protocol,
 //! Linux `Documentation/arch/x86/boot.rst`; the guest-physical map is in `docs/linux-guests.md`):
 //! after the kernel segment is loaded, the initrd, the command line, the firmware tables and
-//! the zero page with the e820 map. All values come from `conduit-bootproto`; this module only
+//! the zero page with the e820 map; for Multiboot 0.6.96 the modules and the information
+//! structure. All values come from `conduit-bootproto`; this module only
 //! writes them. A restart calls it again on zeroed memory.
 
 use super::layout::GuestMemory;
 use super::mmio::{ECAM_GPA, ECAM_LEN};
-use super::spec::{GuestSpec, LinuxImage};
+use super::spec::{GuestSpec, LinuxImage, MultibootImage};
+use alloc::vec::Vec;
 use conduit_bootproto::e820::{self, E820Error};
 use conduit_bootproto::layout::{FIRMWARE_END, FIRMWARE_GPA};
+use conduit_bootproto::multiboot::{self, InfoModule, MultibootError};
 use conduit_bootproto::zeropage::{self, ZeroPageError};
 
-/// The I/O APIC's and the local APIC's register windows (Intel 82093AA datasheet §3.0; SDM
-/// Vol. 3A §11.4.1 "The Local APIC Block Diagram", default APIC_BASE): reserved in the map.
-const IOAPIC_GPA: u64 = 0xFEC0_0000;
-const LAPIC_GPA: u64 = 0xFEE0_0000;
-const APIC_WINDOW: u64 = 0x1000;
+// The map reserves the ECAM window the guest's virtual bus decodes.
+const _: () = assert!(e820::GUEST_MMIO[0].0 == ECAM_GPA && e820::GUEST_MMIO[0].1 == ECAM_LEN);
 
 /// Why a guest's boot inputs could not be placed.
 #[derive(Debug, Clone)]
@@ -30,6 +30,7 @@ pub enum OsBootError {
     FirmwareTooLarge(usize),
     E820(E820Error),
     ZeroPage(ZeroPageError),
+    Multiboot(MultibootError),
 }
 
 impl core::fmt::Display for OsBootError {
@@ -47,6 +48,7 @@ impl core::fmt::Display for OsBootError {
             ),
             Self::E820(e) => write!(f, "e820 map: {e}"),
             Self::ZeroPage(e) => write!(f, "zero page: {e}"),
+            Self::Multiboot(e) => write!(f, "Multiboot information: {e}"),
         }
     }
 }
@@ -65,12 +67,54 @@ fn write(
 }
 
 /// Writes the boot inputs of `spec`'s operating system (nothing for a purpose-built image).
-/// The kernel segment itself is loaded by [`GuestMemory::load`] beforehand.
+/// The kernel segments themselves are loaded by [`GuestMemory::load`] beforehand.
 pub fn load(mem: &mut GuestMemory, spec: &GuestSpec) -> Result<(), OsBootError> {
-    match &spec.linux {
-        Some(linux) => load_linux(mem, linux, &spec.firmware),
-        None => Ok(()),
+    if let Some(linux) = &spec.linux {
+        load_linux(mem, linux, &spec.firmware)?;
     }
+    if let Some(mb) = &spec.multiboot {
+        load_multiboot(mem, mb, &spec.firmware)?;
+    }
+    Ok(())
+}
+
+fn load_firmware(mem: &mut GuestMemory, firmware: &[u8]) -> Result<(), OsBootError> {
+    if firmware.len() as u64 > FIRMWARE_END - FIRMWARE_GPA {
+        return Err(OsBootError::FirmwareTooLarge(firmware.len()));
+    }
+    write(mem, "firmware tables", FIRMWARE_GPA, firmware)
+}
+
+/// The modules after the kernel, then the information structure with its strings, module list
+/// and memory map at `multiboot::INFO_GPA`.
+fn load_multiboot(
+    mem: &mut GuestMemory,
+    mb: &MultibootImage,
+    firmware: &[u8],
+) -> Result<(), OsBootError> {
+    for (bytes, _, place) in &mb.modules {
+        write(mem, "module", place.start, bytes)?;
+    }
+    load_firmware(mem, firmware)?;
+    let map = e820::conduit_guest_map(mem.size).map_err(OsBootError::E820)?;
+    let modules: Vec<InfoModule<'_>> = mb
+        .modules
+        .iter()
+        .map(|(_, cmdline, place)| InfoModule {
+            place: *place,
+            cmdline,
+        })
+        .collect();
+    let info = multiboot::build_info(multiboot::INFO_GPA as u32, &mb.cmdline, &modules, &map)
+        .map_err(OsBootError::Multiboot)?;
+    if multiboot::INFO_GPA + info.len() as u64 > multiboot::INFO_LIMIT {
+        return Err(OsBootError::Outside {
+            what: "Multiboot information",
+            gpa: multiboot::INFO_GPA,
+            len: info.len() as u64,
+        });
+    }
+    write(mem, "Multiboot information", multiboot::INFO_GPA, &info)
 }
 
 fn load_linux(mem: &mut GuestMemory, l: &LinuxImage, firmware: &[u8]) -> Result<(), OsBootError> {
@@ -85,20 +129,8 @@ fn load_linux(mem: &mut GuestMemory, l: &LinuxImage, firmware: &[u8]) -> Result<
         l.layout.cmdline + l.cmdline.len() as u64,
         &[0],
     )?;
-    if firmware.len() as u64 > FIRMWARE_END - FIRMWARE_GPA {
-        return Err(OsBootError::FirmwareTooLarge(firmware.len()));
-    }
-    write(mem, "firmware tables", FIRMWARE_GPA, firmware)?;
-    let map = e820::guest_map(
-        mem.size,
-        (FIRMWARE_GPA, FIRMWARE_END),
-        &[
-            (ECAM_GPA, ECAM_LEN),
-            (IOAPIC_GPA, APIC_WINDOW),
-            (LAPIC_GPA, APIC_WINDOW),
-        ],
-    )
-    .map_err(OsBootError::E820)?;
+    load_firmware(mem, firmware)?;
+    let map = e820::conduit_guest_map(mem.size).map_err(OsBootError::E820)?;
     let rsdp = (!firmware.is_empty()).then_some(l.layout.rsdp);
     let page = zeropage::build(l.bzimage, &l.header, &l.layout, &map, rsdp)
         .map_err(OsBootError::ZeroPage)?;

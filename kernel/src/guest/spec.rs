@@ -4,7 +4,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_bootproto::bzimage::SetupHeader;
 use conduit_bootproto::layout::LinuxLayout;
-use conduit_config::OsBoot;
+use conduit_bootproto::multiboot::{self, ModulePlace};
+use conduit_config::{MultibootModule, OsBoot};
 
 /// How the vCPU starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +17,9 @@ pub enum Entry {
     /// The Linux 64-bit boot protocol: long mode with the identity map, __BOOT_CS 0x10,
     /// __BOOT_DS 0x18, IF = 0, RSI = `zero_page`, at RIP (the load address + 0x200).
     Linux { rip: u64, zero_page: u64 },
+    /// Multiboot 0.6.96 §3.2: 32-bit protected mode, paging off, flat CS 0x08 and data 0x10,
+    /// IF = 0, EAX = 0x2BADB002, EBX = `info`, at EIP.
+    Multiboot { eip: u64, info: u64 },
 }
 
 /// A deliberate corruption of the initial state (test configurations, feature `selftest` only):
@@ -48,6 +52,14 @@ pub struct LinuxImage {
     pub initrd: Option<&'static [u8]>,
 }
 
+/// A Multiboot guest's modules and command line (placed by `super::osboot`).
+#[derive(Debug, Clone)]
+pub struct MultibootImage {
+    pub cmdline: String,
+    /// Each module's bytes, command line and place, in configuration order.
+    pub modules: Vec<(&'static [u8], String, ModulePlace)>,
+}
+
 /// A guest to create.
 #[derive(Debug, Clone)]
 pub struct GuestSpec {
@@ -56,8 +68,10 @@ pub struct GuestSpec {
     pub entry: Entry,
     pub segments: Vec<LoadSegment>,
     pub time_slice_us: u32,
-    /// An operating system's boot inputs (`None`: a purpose-built image).
+    /// A Linux guest's boot inputs.
     pub linux: Option<LinuxImage>,
+    /// A Multiboot guest's boot inputs.
+    pub multiboot: Option<MultibootImage>,
     /// The guest's firmware tables (ACPI, the RSDP first), written at
     /// `conduit_bootproto::layout::FIRMWARE_GPA` and named in the zero page; empty: none.
     pub firmware: Vec<u8>,
@@ -72,7 +86,7 @@ impl GuestSpec {
     /// Whether the guest runs an operating system, which gets a virtual platform: local APIC,
     /// I/O APIC, the UART's interrupt, power and reset (`vplatform.rs`, `power.rs`).
     pub fn has_platform(&self) -> bool {
-        self.linux.is_some()
+        self.linux.is_some() || self.multiboot.is_some()
     }
 }
 
@@ -87,10 +101,14 @@ pub fn from_config(
     use conduit_config::EntryMode;
     let image = file(&c.image)
         .ok_or_else(|| alloc::format!("image {:?} is not in the boot bundle", c.image))?;
-    let linux = match &c.os {
-        None => None,
-        Some(OsBoot::Linux { cmdline, initrd }) => {
-            Some(linux_image(c, image, cmdline, initrd.as_deref(), &file)?)
+    let (linux, multiboot) = match &c.os {
+        None => (None, None),
+        Some(OsBoot::Linux { cmdline, initrd }) => (
+            Some(linux_image(c, image, cmdline, initrd.as_deref(), &file)?),
+            None,
+        ),
+        Some(OsBoot::Multiboot { cmdline, modules }) => {
+            (None, Some(multiboot_image(c, cmdline, modules, &file)?))
         }
     };
     let entry = match c.entry {
@@ -103,6 +121,10 @@ pub fn from_config(
                 zero_page: l.layout.zero_page,
             }
         }
+        EntryMode::Multiboot32 => Entry::Multiboot {
+            eip: c.entry_point,
+            info: multiboot::INFO_GPA,
+        },
         EntryMode::Long64 => Entry::Long64 { rip: c.entry_point },
         EntryMode::Real16 => {
             let (cs, ip) = c.real_mode_cs_ip().ok_or_else(|| {
@@ -144,6 +166,7 @@ pub fn from_config(
         },
         linux,
         on_crash: c.on_crash,
+        multiboot,
         #[cfg(feature = "selftest")]
         test_break: c.test_break.map(|b| match b {
             conduit_config::GuestBreak::Cr0PgWithoutPe => Break::Cr0PgWithoutPe,
@@ -189,5 +212,35 @@ fn linux_image(
         layout,
         cmdline: String::from(cmdline),
         initrd,
+    })
+}
+
+/// Looks a Multiboot guest's modules up in the bundle and places them after the kernel exactly
+/// as the builder did.
+fn multiboot_image(
+    c: &conduit_config::GuestConfig,
+    cmdline: &str,
+    modules: &[MultibootModule],
+    file: &impl Fn(&str) -> Option<&'static [u8]>,
+) -> Result<MultibootImage, String> {
+    let bytes: Vec<&'static [u8]> = modules
+        .iter()
+        .map(|m| {
+            file(&m.image)
+                .ok_or_else(|| alloc::format!("module {:?} is not in the boot bundle", m.image))
+        })
+        .collect::<Result<_, _>>()?;
+    let kernel_end = c.segments.iter().map(|s| s.end()).max().unwrap_or(0);
+    let lens: Vec<u64> = bytes.iter().map(|b| b.len() as u64).collect();
+    let places = multiboot::place_modules(kernel_end, &lens, c.memory_bytes())
+        .map_err(|e| alloc::format!("{e}"))?;
+    Ok(MultibootImage {
+        cmdline: String::from(cmdline),
+        modules: bytes
+            .into_iter()
+            .zip(modules)
+            .zip(places)
+            .map(|((b, m), p)| (b, m.cmdline.clone(), p))
+            .collect(),
     })
 }

@@ -8,6 +8,7 @@ use super::spec::{Entry, GuestSpec};
 use super::{CreateError, Guest, VmxHost};
 use alloc::format;
 use alloc::string::String;
+use conduit_bootproto::multiboot;
 use conduit_hw::vmx::{self, vmcs::Current};
 use conduit_vmx::controls::{
     AllowedControls, ControlRequest, EntryControls, ExitControls, PrimaryControls,
@@ -15,12 +16,19 @@ use conduit_vmx::controls::{
 };
 use conduit_vmx::cr::FixedBits;
 use conduit_vmx::fields::{Control16, Control32, Control64, ControlNatural, Guest32};
-use conduit_vmx::guest_state::{CheckContext, DescriptorTable, GuestState};
+use conduit_vmx::guest_state::{AccessRights, CheckContext, DescriptorTable, GuestState, Segment};
 
 const CR4_VMXE: u64 = 1 << 13;
 const CR0_NE: u64 = 1 << 5;
 /// RSI's index in `GuestRegs::gpr` (the SDM's register numbering).
 const RSI: usize = 6;
+const RAX: usize = 0;
+const RBX: usize = 3;
+const CR0_PE: u64 = 1;
+/// The flat selectors a Multiboot kernel starts with (no GDT backs them: the specification
+/// leaves GDTR undefined until the kernel loads its own).
+const MULTIBOOT_CS: u16 = 0x08;
+const MULTIBOOT_DS: u16 = 0x10;
 
 pub(super) fn setup(
     host: &mut VmxHost,
@@ -119,6 +127,20 @@ pub(super) fn setup(
         (Entry::Real16 { cs, ip }, _) => {
             let mut s = GuestState::real_mode(cs, ip);
             s.rsp = 0x7000;
+            s
+        }
+        (Entry::Multiboot { eip, info }, _) => {
+            // Multiboot 0.6.96 §3.2: flat 4 GiB 32-bit segments, CR0.PE = 1, CR0.PG = 0, IF = 0;
+            // GDTR and IDTR undefined for the kernel (it loads its own), ESP undefined.
+            let flat = AccessRights::S | AccessRights::P | AccessRights::DB | AccessRights::G;
+            let data = Segment::new(MULTIBOOT_DS, 0, 0xffff_ffff, 0x3 | flat);
+            let mut s = GuestState::real_mode(0, 0);
+            s.cr0 |= CR0_PE;
+            s.cs = Segment::new(MULTIBOOT_CS, 0, 0xffff_ffff, 0xb | flat);
+            (s.ds, s.es, s.fs, s.gs, s.ss) = (data, data, data, data, data);
+            s.rip = eip;
+            guest.regs.gpr[RAX] = u64::from(multiboot::BOOTLOADER_MAGIC);
+            guest.regs.gpr[RBX] = info;
             s
         }
         (entry, None) => {

@@ -134,6 +134,22 @@ pub fn guest_map(
     b.build()
 }
 
+/// The emulated devices' windows every Conduit guest has above its RAM: the PCIe ECAM window
+/// of its virtual bus (1 MiB, bus 0; PCIe Base Spec r6.0 §7.2.2), the I/O APIC (82093AA
+/// datasheet §3.0) and the local APIC at its default APIC_BASE (SDM Vol. 3A §11.4.1).
+pub const GUEST_MMIO: [(u64, u64); 3] = [
+    (0xE000_0000, 0x10_0000),
+    (0xFEC0_0000, 0x1000),
+    (0xFEE0_0000, 0x1000),
+];
+
+/// The map of a Conduit guest with `memory` bytes of RAM: [`guest_map`] with the firmware
+/// tables at `FIRMWARE_GPA..FIRMWARE_END` and [`GUEST_MMIO`] reserved.
+pub fn conduit_guest_map(memory: u64) -> Result<Vec<Entry>, E820Error> {
+    use crate::layout::{FIRMWARE_END, FIRMWARE_GPA};
+    guest_map(memory, (FIRMWARE_GPA, FIRMWARE_END), &GUEST_MMIO)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +248,19 @@ mod tests {
         assert_eq!(map.len(), want.len());
         for (e, (addr, size, kind)) in map.iter().zip(want) {
             assert_eq!((e.addr, e.size, e.kind), (addr, size, kind));
+        }
+    }
+
+    #[test]
+    fn the_conduit_map_reserves_the_device_windows() {
+        let map = conduit_guest_map(512 << 20).unwrap();
+        assert_eq!(map.len(), 7);
+        for (addr, size) in GUEST_MMIO {
+            assert!(map.contains(&Entry {
+                addr,
+                size,
+                kind: Kind::Reserved
+            }));
         }
     }
 

@@ -5,6 +5,8 @@
 //! - [`layout`]: where kernel, zero page, command line, initrd and firmware tables go.
 //! - [`zeropage`]: `struct boot_params` with the e820 map, command line and initrd.
 //! - [`e820`]: the memory map builder (sorted, overlaps refused, merged).
+//! - [`multiboot`]: Multiboot 0.6.96 header search, address-field loads, module placement and
+//!   the information structure.
 //!
 //! The guest-physical map and the entry state are described in `docs/linux-guests.md`.
 //!
@@ -27,4 +29,5 @@ extern crate alloc;
 pub mod bzimage;
 pub mod e820;
 pub mod layout;
+pub mod multiboot;
 pub mod zeropage;

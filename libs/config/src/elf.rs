@@ -11,11 +11,13 @@ use alloc::vec::Vec;
 const MAGIC: [u8; 4] = [0x7f, b'E', b'L', b'F'];
 const HEADER_LEN: usize = 64;
 const PHDR_LEN: usize = 56;
+const ELFCLASS32: u8 = 1;
 const ELFCLASS64: u8 = 2;
 const ELFDATA2LSB: u8 = 1;
 const EV_CURRENT: u8 = 1;
 const ET_EXEC: u16 = 2;
 const ET_DYN: u16 = 3;
+const EM_386: u16 = 3;
 const EM_X86_64: u16 = 62;
 const PT_LOAD: u32 = 1;
 const PT_INTERP: u32 = 3;
@@ -37,11 +39,11 @@ pub struct ElfImage {
 /// Why bytes are not a loadable ELF image.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ElfError {
-    #[error("{0} bytes is too short for an ELF header (64 bytes)")]
+    #[error("{0} bytes is too short for an ELF header")]
     Truncated(usize),
     #[error("not an ELF file (magic {0:02x?})")]
     BadMagic([u8; 4]),
-    #[error("not a 64-bit ELF (class {0}, expected 2)")]
+    #[error("not a 64-bit ELF (class {0}, expected 2; Multiboot kernels may be 32-bit, class 1)")]
     NotElf64(u8),
     #[error("not a little-endian ELF (data encoding {0}, expected 1)")]
     NotLittleEndian(u8),
@@ -51,12 +53,12 @@ pub enum ElfError {
     PositionIndependent,
     #[error("ELF type {0} is not an executable (ET_EXEC = 2)")]
     NotExecutable(u16),
-    #[error("ELF machine {0} is not x86-64 (62)")]
-    NotX86_64(u16),
+    #[error("ELF machine {machine} is not {expected} (62: x86-64 for ELF64, 3: i386 for ELF32)")]
+    WrongMachine { machine: u16, expected: u16 },
     #[error("no program headers")]
     NoProgramHeaders,
-    #[error("program header entries are {0} bytes, expected 56")]
-    BadPhentsize(u16),
+    #[error("program header entries are {size} bytes, expected {expected}")]
+    BadPhentsize { size: u16, expected: usize },
     #[error("{0} program headers (at most 256, and PN_XNUM is not supported)")]
     TooManyProgramHeaders(u16),
     #[error(
@@ -117,17 +119,80 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
-/// Parses the ELF header and program headers of `bytes`.
+/// Where the header and program-header fields of one ELF class are (System V gABI, "ELF
+/// Header" and "Program Header"; ELF32 words and addresses are 4 bytes, ELF64's 8).
+struct ClassLayout {
+    header_len: usize,
+    phdr_len: usize,
+    /// Width of an address or offset field.
+    word: usize,
+    machine: u16,
+    e_entry: usize,
+    e_phoff: usize,
+    e_phentsize: usize,
+    e_phnum: usize,
+    /// p_offset, p_vaddr, p_paddr, p_filesz, p_memsz.
+    ph: [usize; 5],
+}
+
+const ELF64: ClassLayout = ClassLayout {
+    header_len: HEADER_LEN,
+    phdr_len: PHDR_LEN,
+    word: 8,
+    machine: EM_X86_64,
+    e_entry: 24,
+    e_phoff: 32,
+    e_phentsize: 54,
+    e_phnum: 56,
+    ph: [8, 16, 24, 32, 40],
+};
+
+const ELF32: ClassLayout = ClassLayout {
+    header_len: 52,
+    phdr_len: 32,
+    word: 4,
+    machine: EM_386,
+    e_entry: 24,
+    e_phoff: 28,
+    e_phentsize: 42,
+    e_phnum: 44,
+    ph: [4, 8, 12, 16, 20],
+};
+
+impl ClassLayout {
+    fn word_at(&self, b: &[u8], at: usize) -> u64 {
+        if self.word == 8 {
+            u64_at(b, at)
+        } else {
+            u64::from(u32_at(b, at))
+        }
+    }
+}
+
+/// Parses the ELF header and program headers of `bytes`: an ELF64 x86-64 executable.
 pub fn parse(bytes: &[u8]) -> Result<ElfImage, ElfError> {
+    parse_classes(bytes, false)
+}
+
+/// [`parse`], also accepting an ELF32 i386 executable (Multiboot kernels are usually ELF32;
+/// their addresses are then below 4 GiB by construction).
+pub fn parse_32_or_64(bytes: &[u8]) -> Result<ElfImage, ElfError> {
+    parse_classes(bytes, true)
+}
+
+fn parse_classes(bytes: &[u8], allow_32: bool) -> Result<ElfImage, ElfError> {
+    let ident = bytes.get(..16).ok_or(ElfError::Truncated(bytes.len()))?;
+    if ident[..4] != MAGIC {
+        return Err(ElfError::BadMagic([ident[0], ident[1], ident[2], ident[3]]));
+    }
+    let class = match ident[4] {
+        ELFCLASS64 => &ELF64,
+        ELFCLASS32 if allow_32 => &ELF32,
+        c => return Err(ElfError::NotElf64(c)),
+    };
     let h = bytes
-        .get(..HEADER_LEN)
+        .get(..class.header_len)
         .ok_or(ElfError::Truncated(bytes.len()))?;
-    if h[..4] != MAGIC {
-        return Err(ElfError::BadMagic([h[0], h[1], h[2], h[3]]));
-    }
-    if h[4] != ELFCLASS64 {
-        return Err(ElfError::NotElf64(h[4]));
-    }
     if h[5] != ELFDATA2LSB {
         return Err(ElfError::NotLittleEndian(h[5]));
     }
@@ -140,26 +205,32 @@ pub fn parse(bytes: &[u8]) -> Result<ElfImage, ElfError> {
         t => return Err(ElfError::NotExecutable(t)),
     }
     let machine = u16_at(h, 18);
-    if machine != EM_X86_64 {
-        return Err(ElfError::NotX86_64(machine));
+    if machine != class.machine {
+        return Err(ElfError::WrongMachine {
+            machine,
+            expected: class.machine,
+        });
     }
-    let entry = u64_at(h, 24);
-    let phoff = u64_at(h, 32);
-    let phentsize = u16_at(h, 54);
-    let phnum = u16_at(h, 56);
+    let entry = class.word_at(h, class.e_entry);
+    let phoff = class.word_at(h, class.e_phoff);
+    let phentsize = u16_at(h, class.e_phentsize);
+    let phnum = u16_at(h, class.e_phnum);
     if phnum == 0 {
         return Err(ElfError::NoProgramHeaders);
     }
     if phnum == PN_XNUM || phnum > MAX_PROGRAM_HEADERS {
         return Err(ElfError::TooManyProgramHeaders(phnum));
     }
-    if usize::from(phentsize) != PHDR_LEN {
-        return Err(ElfError::BadPhentsize(phentsize));
+    if usize::from(phentsize) != class.phdr_len {
+        return Err(ElfError::BadPhentsize {
+            size: phentsize,
+            expected: class.phdr_len,
+        });
     }
     let table = usize::try_from(phoff)
         .ok()
         .and_then(|start| {
-            let end = start.checked_add(usize::from(phnum) * PHDR_LEN)?;
+            let end = start.checked_add(usize::from(phnum) * class.phdr_len)?;
             bytes.get(start..end)
         })
         .ok_or(ElfError::ProgramHeadersOutOfRange {
@@ -168,17 +239,13 @@ pub fn parse(bytes: &[u8]) -> Result<ElfImage, ElfError> {
             len: bytes.len(),
         })?;
     let mut segments = Vec::new();
-    for (index, ph) in table.as_chunks::<PHDR_LEN>().0.iter().enumerate() {
+    for (index, ph) in table.chunks_exact(class.phdr_len).enumerate() {
         match u32_at(ph, 0) {
             PT_LOAD => {}
             PT_INTERP => return Err(ElfError::Interpreter(index)),
             _ => continue,
         }
-        let offset = u64_at(ph, 8);
-        let vaddr = u64_at(ph, 16);
-        let paddr = u64_at(ph, 24);
-        let filesz = u64_at(ph, 32);
-        let memsz = u64_at(ph, 40);
+        let [offset, vaddr, paddr, filesz, memsz] = class.ph.map(|at| class.word_at(ph, at));
         let in_file = offset
             .checked_add(filesz)
             .is_some_and(|end| end <= bytes.len() as u64);
@@ -264,6 +331,32 @@ pub(crate) mod build {
         b
     }
 
+    /// A valid i386 ELF32 ET_EXEC header with `phdrs` (32-bit fields) right after it.
+    pub fn elf32(entry: u32, phdrs: &[Ph], len: usize) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&[0x7f, b'E', b'L', b'F', 1, 1, 1, 0]);
+        b.extend_from_slice(&[0; 8]);
+        b.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+        b.extend_from_slice(&3u16.to_le_bytes()); // i386
+        b.extend_from_slice(&1u32.to_le_bytes());
+        for v in [entry, 52, 0, 0] {
+            b.extend_from_slice(&v.to_le_bytes()); // entry, phoff, shoff, flags
+        }
+        for v in [52u16, 32, phdrs.len() as u16, 0, 0, 0] {
+            b.extend_from_slice(&v.to_le_bytes()); // ehsize, phentsize, phnum, sh*
+        }
+        for &(t, off, va, pa, fsz, msz) in phdrs {
+            b.extend_from_slice(&t.to_le_bytes());
+            for v in [off, va, pa, fsz, msz, 5, 0x1000] {
+                b.extend_from_slice(&(v as u32).to_le_bytes());
+            }
+        }
+        if b.len() < len {
+            b.resize(len, 0x90);
+        }
+        b
+    }
+
     /// A PT_LOAD at `addr` (identity) of `filesz` file bytes at `off`, `memsz` in memory.
     pub fn load(off: u64, addr: u64, filesz: u64, memsz: u64) -> Ph {
         (1, off, addr, addr, filesz, memsz)
@@ -272,7 +365,7 @@ pub(crate) mod build {
 
 #[cfg(test)]
 mod tests {
-    use super::build::{elf, load};
+    use super::build::{elf, elf32, load};
     use super::*;
 
     fn good() -> Vec<u8> {
@@ -338,11 +431,17 @@ mod tests {
         );
         assert_eq!(
             parse(&patched(18, &3u16.to_le_bytes())),
-            Err(ElfError::NotX86_64(3))
+            Err(ElfError::WrongMachine {
+                machine: 3,
+                expected: 62
+            })
         );
         assert_eq!(
             parse(&patched(54, &32u16.to_le_bytes())),
-            Err(ElfError::BadPhentsize(32))
+            Err(ElfError::BadPhentsize {
+                size: 32,
+                expected: 56
+            })
         );
         assert_eq!(
             parse(&patched(56, &0u16.to_le_bytes())),
@@ -431,5 +530,40 @@ mod tests {
             b[at] ^= 0xff;
             let _ = parse(&b);
         }
+    }
+
+    #[test]
+    fn elf32_only_where_asked_for() {
+        let b = elf32(0x10_0010, &[load(0x1000, 0x10_0000, 0x20, 0x1000)], 0x1100);
+        assert_eq!(parse(&b), Err(ElfError::NotElf64(1)));
+        let img = parse_32_or_64(&b).unwrap();
+        assert_eq!(img.entry, 0x10_0010);
+        assert_eq!(
+            img.segments,
+            [Segment {
+                gpa: 0x10_0000,
+                file_offset: 0x1000,
+                file_len: 0x20,
+                mem_len: 0x1000
+            }]
+        );
+        // An ELF32 must be i386, and its checks are those of ELF64.
+        let mut x = b.clone();
+        x[18] = 62;
+        assert_eq!(
+            parse_32_or_64(&x),
+            Err(ElfError::WrongMachine {
+                machine: 62,
+                expected: 3
+            })
+        );
+        assert_eq!(parse_32_or_64(&b[..40]), Err(ElfError::Truncated(40)));
+        let beyond = elf32(0x10_0000, &[load(0x1000, 0x10_0000, 0x200, 0x200)], 0x1100);
+        assert!(matches!(
+            parse_32_or_64(&beyond),
+            Err(ElfError::SegmentOutOfFile { .. })
+        ));
+        // ELF64 is still accepted.
+        assert!(parse_32_or_64(&good()).is_ok());
     }
 }

@@ -47,9 +47,9 @@ pub struct RawGuest {
     pub test_break: Option<String>,
     /// `[[guest.device]]` tables.
     pub device: Option<Vec<crate::device::RawDevice>>,
-    /// `"image"` (the default: a purpose-built image) or `"linux"`.
+    /// `"image"` (the default: a purpose-built image), `"linux"` or `"multiboot"`.
     pub kind: Option<String>,
-    /// The operating system's kernel (`kind = "linux"`: a bzImage).
+    /// The operating system's kernel (`kind = "linux"`: a bzImage; `"multiboot"`).
     pub kernel: Option<String>,
     /// `kind = "linux"`: the initial RAM disk.
     pub initrd: Option<String>,
@@ -61,6 +61,8 @@ pub struct RawGuest {
     pub on_crash: Option<String>,
     /// With `on_crash = "restart"`: how often (default [`crate::os::DEFAULT_MAX_RESTARTS`]).
     pub max_restarts: Option<i64>,
+    /// `kind = "multiboot"`: `modules = [{ path = "...", cmdline = "..." }]`.
+    pub modules: Option<Vec<crate::os::RawModule>>,
 }
 
 /// How the image file is laid out.
@@ -72,6 +74,8 @@ pub enum ImageFormat {
     Flat { load_gpa: u64, entry_gpa: u64 },
     /// A Linux bzImage (`kind = "linux"`).
     BzImage,
+    /// A Multiboot kernel (`kind = "multiboot"`).
+    Multiboot,
 }
 
 /// A guest whose keys are all valid; its image is not read yet.
@@ -93,11 +97,14 @@ pub struct GuestSpec {
 }
 
 impl GuestSpec {
-    /// The files the guest is built from besides `image`, in order: the initrd.
+    /// The files the guest is built from besides `image`, in order: the initrd, or the modules.
     pub fn extra_files(&self) -> Vec<&str> {
         match &self.os {
             None => Vec::new(),
             Some(OsBoot::Linux { initrd, .. }) => initrd.iter().map(String::as_str).collect(),
+            Some(OsBoot::Multiboot { modules, .. }) => {
+                modules.iter().map(|m| m.image.as_str()).collect()
+            }
         }
     }
 }
@@ -356,6 +363,7 @@ pub fn place_with(
             )
         }
         ImageFormat::BzImage => return crate::os::place_linux(spec, image, extra),
+        ImageFormat::Multiboot => return crate::os::place_multiboot(spec, image, extra),
     };
     segments.sort_by_key(|s| s.gpa);
     let range = |s: &Segment| {

@@ -22,5 +22,5 @@ pub use bundle::{Bundle, BundleError, CONTROL_TASK_IMAGE, GuestImage};
 pub use error::ConfigError;
 pub use model::{
     BootConfig, ConsoleChoice, DeviceAssignment, DeviceSel, EntryMode, ExitMethod, GuestBreak,
-    GuestConfig, LogLevel, OnCrash, OnIdle, OsBoot, Segment, TestCase, TestOnly,
+    GuestConfig, LogLevel, MultibootModule, OnCrash, OnIdle, OsBoot, Segment, TestCase, TestOnly,
 };

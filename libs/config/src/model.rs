@@ -93,7 +93,7 @@ pub struct GuestConfig {
     pub test_break: Option<GuestBreak>,
     /// PCI functions given to this guest (existence is checked at boot).
     pub devices: Vec<DeviceAssignment>,
-    /// The operating system's boot protocol (`kind = "linux"`), `None` for a
+    /// The operating system's boot protocol (`kind = "linux"` / `"multiboot"`), `None` for a
     /// purpose-built image.
     pub os: Option<OsBoot>,
     /// What happens when the guest crashes or resets itself.
@@ -112,6 +112,19 @@ pub enum OsBoot {
         /// The bundle key of the initrd, if any.
         initrd: Option<String>,
     },
+    /// Multiboot 0.6.96: `image` is the kernel.
+    Multiboot {
+        cmdline: String,
+        modules: Vec<MultibootModule>,
+    },
+}
+
+/// One Multiboot module: a bundle image and its command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultibootModule {
+    /// The bundle key (the module's `path` in `conduit.toml`).
+    pub image: String,
+    pub cmdline: String,
 }
 
 /// What happens when a guest triple-faults, reboots itself (e.g. Linux after a panic with
@@ -135,7 +148,7 @@ impl GuestConfig {
     pub fn real_mode_cs_ip(&self) -> Option<(u16, u16)> {
         match self.entry {
             EntryMode::Real16 => conduit_abi::real16::cs_ip(self.entry_point),
-            EntryMode::Long64 | EntryMode::Linux64 => None,
+            EntryMode::Long64 | EntryMode::Linux64 | EntryMode::Multiboot32 => None,
         }
     }
 }
@@ -170,6 +183,10 @@ pub enum EntryMode {
     /// flat __BOOT_CS 0x10 and __BOOT_DS 0x18, IF = 0, RSI = the zero page, RIP = the load
     /// address + 0x200.
     Linux64,
+    /// Multiboot 0.6.96 (`kind = "multiboot"`): 32-bit protected mode, paging off, flat CS
+    /// (0x08) and DS/ES/FS/GS/SS (0x10), IF = 0, EAX = 0x2BADB002, EBX = the Multiboot
+    /// information structure, at the kernel's entry point.
+    Multiboot32,
 }
 
 impl EntryMode {
@@ -189,6 +206,7 @@ impl EntryMode {
             Self::Long64 => "long64",
             Self::Real16 => "real16",
             Self::Linux64 => "linux64",
+            Self::Multiboot32 => "multiboot32",
         }
     }
 }

@@ -262,3 +262,156 @@ fn on_crash_and_max_restarts() {
     };
     assert_eq!(err(check_all(&[unknown])).0, "guest[0].on_crash");
 }
+
+/// A Multiboot kernel with address fields: loaded at 1 MiB from file offset 0, header at 0x40,
+/// entry 0x100080, BSS to 0x108000; `flags` added to bit 16.
+fn mboot(flags: u32) -> Vec<u8> {
+    let mut b = vec![0u8; 0x4000];
+    let flags = flags | (1 << 16);
+    let fields = [
+        0x1BAD_B002u32,
+        flags,
+        0u32.wrapping_sub(0x1BAD_B002).wrapping_sub(flags),
+        0x10_0040,
+        0x10_0000,
+        0,
+        0x10_8000,
+        0x10_0080,
+    ];
+    for (i, v) in fields.iter().enumerate() {
+        b[0x40 + 4 * i..0x44 + 4 * i].copy_from_slice(&v.to_le_bytes());
+    }
+    b
+}
+
+fn multiboot_guest(modules: usize) -> RawGuest {
+    RawGuest {
+        name: Some("mb".to_string()),
+        memory_mib: Some(4),
+        kind: Some("multiboot".to_string()),
+        kernel: Some("mb.bin".to_string()),
+        cmdline: Some("hello there".to_string()),
+        modules: Some(
+            (0..modules)
+                .map(|j| RawModule {
+                    path: Some(format!("m{j}")),
+                    cmdline: Some(format!("module {j}")),
+                })
+                .collect(),
+        ),
+        ..RawGuest::default()
+    }
+}
+
+#[test]
+fn a_multiboot_guest_is_placed_by_its_address_fields() {
+    let s = spec(multiboot_guest(2));
+    assert_eq!(
+        (s.format, s.entry),
+        (ImageFormat::Multiboot, EntryMode::Multiboot32)
+    );
+    assert_eq!(s.extra_files(), ["m0", "m1"]);
+    let g = place_with(&s, &mboot(3), &[b"abc", b"defg"]).unwrap();
+    assert_eq!(g.entry_point, 0x10_0080);
+    assert_eq!(
+        g.segments,
+        [Segment {
+            gpa: 0x10_0000,
+            file_offset: 0,
+            file_len: 0x4000,
+            mem_len: 0x8000
+        }]
+    );
+    assert!(matches!(&g.os, Some(OsBoot::Multiboot { cmdline, modules })
+        if cmdline == "hello there" && modules.len() == 2 && modules[1].cmdline == "module 1"));
+}
+
+#[test]
+fn multiboot_mistakes_name_their_key() {
+    let s = spec(multiboot_guest(1));
+    let (key, msg) = err(place_with(&s, &[0u8; 0x3000], &[b"x"]));
+    assert_eq!(key, "guest \"mb\".kernel");
+    assert!(msg.contains("no Multiboot header"), "{msg}");
+    let (key, msg) = err(place_with(&s, &mboot(1 << 2), &[b"x"]));
+    assert_eq!(key, "guest \"mb\".kernel");
+    assert!(msg.contains("video mode"), "{msg}");
+    let big = vec![0u8; 4 << 20];
+    let (key, _) = err(place_with(&s, &mboot(0), &[&big]));
+    assert_eq!(key, "guest \"mb\".modules");
+    // A kernel loaded below 1 MiB.
+    let mut low = mboot(0);
+    for (at, v) in [
+        (0x4c, 0x8_0040u32),
+        (0x50, 0x8_0000),
+        (0x58, 0x8_8000),
+        (0x5c, 0x8_0080),
+    ] {
+        low[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    let (key, msg) = err(place_with(&s, &low, &[b"x"]));
+    assert_eq!(key, "guest \"mb\".kernel");
+    assert!(msg.contains("outside [1 MiB"), "{msg}");
+    // Neither address fields nor an ELF.
+    let mut no_fields = mboot(0);
+    no_fields[0x44..0x48].copy_from_slice(&0u32.to_le_bytes());
+    no_fields[0x48..0x4c].copy_from_slice(&0u32.wrapping_sub(0x1BAD_B002).to_le_bytes());
+    let (key, msg) = err(place_with(&s, &no_fields, &[b"x"]));
+    assert_eq!(key, "guest \"mb\".kernel");
+    assert!(msg.contains("not a loadable ELF"), "{msg}");
+    // Command lines that overflow the information area.
+    let long = spec(RawGuest {
+        cmdline: Some("x".repeat(0x9_0000)),
+        ..multiboot_guest(0)
+    });
+    assert_eq!(
+        err(place_with(&long, &mboot(0), &[])).0,
+        "guest \"mb\".cmdline"
+    );
+}
+
+#[test]
+fn multiboot_keys_of_other_kinds_are_refused() {
+    let (key, _) = err(check_all(&[RawGuest {
+        initrd: Some("rd".into()),
+        ..multiboot_guest(0)
+    }]));
+    assert_eq!(key, "guest[0].initrd");
+    let (key, _) = err(check_all(&[RawGuest {
+        modules: Some(Vec::new()),
+        ..linux(64)
+    }]));
+    assert_eq!(key, "guest[0].modules");
+    let (key, _) = err(check_all(&[RawGuest {
+        modules: Some(vec![RawModule::default()]),
+        ..multiboot_guest(0)
+    }]));
+    assert_eq!(key, "guest[0].modules[0].path");
+}
+
+#[test]
+fn a_multiboot_elf32_kernel_is_loaded_by_its_program_headers() {
+    use crate::elf::build::{elf32, load};
+    let mut b = elf32(0x10_0010, &[load(0x1000, 0x10_0000, 0x100, 0x2000)], 0x1100);
+    let flags = 0x3u32;
+    for (i, v) in [
+        0x1BAD_B002u32,
+        flags,
+        0u32.wrapping_sub(0x1BAD_B002 + flags),
+    ]
+    .iter()
+    .enumerate()
+    {
+        b[0x1000 + 4 * i..0x1004 + 4 * i].copy_from_slice(&v.to_le_bytes());
+    }
+    let g = place_with(&spec(multiboot_guest(0)), &b, &[]).unwrap();
+    assert_eq!(g.entry_point, 0x10_0010);
+    assert_eq!(
+        g.segments,
+        [Segment {
+            gpa: 0x10_0000,
+            file_offset: 0x1000,
+            file_len: 0x100,
+            mem_len: 0x2000
+        }]
+    );
+}

@@ -176,6 +176,7 @@ impl Document {
             let (image_key, extra_key) = match spec.os {
                 None => ("image", "image"),
                 Some(crate::model::OsBoot::Linux { .. }) => ("kernel", "initrd"),
+                Some(crate::model::OsBoot::Multiboot { .. }) => ("kernel", "modules"),
             };
             let files: Vec<(&str, &str)> = core::iter::once((spec.image.as_str(), image_key))
                 .chain(spec.extra_files().into_iter().map(|f| (f, extra_key)))
