@@ -326,7 +326,10 @@ fn tsc_adjust_follows_writes_to_itself_and_to_the_tsc() {
     let mut s = tiger();
     assert_eq!(s.read(IA32_TSC_ADJUST), Ok(Read::Value(0)));
     // Writing 1000 adds 1000 to the TSC.
-    assert_eq!(s.write(IA32_TSC_ADJUST, 1000), Ok(WriteEffect::TscDelta(1000)));
+    assert_eq!(
+        s.write(IA32_TSC_ADJUST, 1000),
+        Ok(WriteEffect::TscDelta(1000))
+    );
     assert_eq!(s.read(IA32_TSC_ADJUST), Ok(Read::Value(1000)));
     // Writing 400 subtracts 600 (two's complement).
     assert_eq!(
@@ -336,5 +339,8 @@ fn tsc_adjust_follows_writes_to_itself_and_to_the_tsc() {
     // A TSC write that moved the TSC by -500 moves TSC_ADJUST by -500 too.
     assert_eq!(s.write(IA32_TSC, 77), Ok(WriteEffect::Tsc(77)));
     s.tsc_written(500u64.wrapping_neg());
-    assert_eq!(s.read(IA32_TSC_ADJUST), Ok(Read::Value(400u64.wrapping_sub(500))));
+    assert_eq!(
+        s.read(IA32_TSC_ADJUST),
+        Ok(Read::Value(400u64.wrapping_sub(500)))
+    );
 }
