@@ -6,6 +6,7 @@
 mod bars;
 pub mod boot;
 mod cpu;
+mod cr_exits;
 pub mod devices;
 pub mod events;
 pub mod exits;
@@ -47,6 +48,12 @@ use log::{info, warn};
 pub use set::{Guests, Refused};
 use spec::GuestSpec;
 use vuart::VirtualUart;
+
+/// Placeholder fixed bits of a guest without a vCPU (`vcpu::setup` sets the real ones).
+const NO_FIXED_BITS: conduit_vmx::cr::FixedBits = conduit_vmx::cr::FixedBits {
+    fixed0: 0,
+    fixed1: u64::MAX,
+};
 
 /// What a guest is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +219,9 @@ pub struct Guest {
     /// Its emulated MSRs and the policy of which MSRs it has (`msr_exits.rs`); `None` without a
     /// vCPU.
     msr_state: Option<conduit_cpu_policy::MsrState>,
+    /// The VMX-fixed bits of the guest's CR0 and CR4 (`cr_exits.rs` forces them under what the
+    /// guest writes).
+    cr_fixed: (conduit_vmx::cr::FixedBits, conduit_vmx::cr::FixedBits),
     /// The VMCS TSC offset as last written (`msr_exits.rs`): the guest's TSC is the host's plus
     /// this.
     tsc_offset: u64,
@@ -363,6 +373,7 @@ impl Guest {
             reset_request: None,
             msr_state: None,
             tsc_offset: 0,
+            cr_fixed: (NO_FIXED_BITS, NO_FIXED_BITS),
             events: events::Events::new(0, false, tsc),
             spec: spec.clone(),
             restarts: 0,

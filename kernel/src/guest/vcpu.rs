@@ -156,9 +156,12 @@ pub(super) fn setup(
 
     // CR0/CR4: the bits VMX fixes are owned by the hypervisor (guest/host mask); the guest reads
     // its own view from the shadows, with CR4.VMXE (and, in real mode, CR0.NE) hidden.
-    let unrestricted = !long;
+    // A guest with a platform may leave paging and protected mode itself (Linux's real-mode
+    // restart path), so PE and PG are its own there too (unrestricted guest).
+    let unrestricted = !long || guest.platform.is_some();
     let cr0_fixed = FixedBits::guest_cr0(&host.vmx.msrs, unrestricted);
     let cr4_fixed = FixedBits::cr4(&host.vmx.msrs);
+    guest.cr_fixed = (cr0_fixed, cr4_fixed);
     v.set(ControlNatural::Cr0GuestHostMask, cr0_fixed.fixed_mask())
         .map_err(vmcs_err)?;
     v.set(
