@@ -325,13 +325,11 @@ pub fn command(ws: &Workspace, args: &LinuxBareArgs) -> Result<(), crate::Error>
 /// `linux_guest_to_init_instr=N` (the last one if there are several). `None` if the log has none.
 pub fn conduit_figure(log: &str) -> Option<u64> {
     const KEY: &str = "linux_guest_to_init_instr=";
-    log.lines()
-        .filter_map(|l| {
-            let at = l.find(KEY)? + KEY.len();
-            let digits: String = l[at..].chars().take_while(char::is_ascii_digit).collect();
-            digits.parse().ok()
-        })
-        .last()
+    log.lines().rev().find_map(|l| {
+        let at = l.find(KEY)? + KEY.len();
+        let digits: String = l[at..].chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    })
 }
 
 #[cfg(test)]
