@@ -17,7 +17,7 @@
 //!
 //! ```no_run
 //! use conduit_boot::linux_bare::{BareSpec, run_bare};
-//! let spec = BareSpec::tigerlake("build/linux/bare.iso".into(), 512);
+//! let spec = BareSpec::new(BareSpec::DEFAULT_CPU, "build/linux/bare.iso".into(), 512);
 //! let busybox = std::fs::read("build/linux/busybox-pkg/bin/busybox").unwrap();
 //! let result = run_bare(&spec, &busybox, "bochs", std::path::Path::new("build/bench-linux")).unwrap();
 //! println!("linux_bare_to_init_instr={}", result.to_init_instr());
@@ -74,10 +74,13 @@ pub struct BareSpec {
 }
 
 impl BareSpec {
-    /// Tiger Lake at 50 M instructions per second with Debian's Bochs ROMs.
-    pub fn tigerlake(iso: PathBuf, memory_mib: u32) -> Self {
+    /// The default CPU model: bare Linux hangs on Bochs' `tigerlake` (`docs/linux.md`).
+    pub const DEFAULT_CPU: &'static str = "corei7_skylake_x";
+
+    /// `cpu_model` at 50 M instructions per second with Debian's Bochs ROMs.
+    pub fn new(cpu_model: &str, iso: PathBuf, memory_mib: u32) -> Self {
         Self {
-            cpu_model: "tigerlake".into(),
+            cpu_model: cpu_model.into(),
             ips: 50_000_000,
             memory_mib,
             iso,
@@ -273,10 +276,8 @@ pub fn run_bare(
 /// `key=value` lines (the instruction counts, the emulated and wall seconds, and with
 /// `--conduit-log` the Conduit guest's figure and the ratio of the two).
 pub fn command(ws: &Workspace, args: &LinuxBareArgs) -> Result<(), crate::Error> {
-    let mut spec = BareSpec::tigerlake(args.iso.clone(), args.memory.unwrap_or(512));
-    if let Some(cpu) = &args.cpu {
-        spec.cpu_model.clone_from(cpu);
-    }
+    let cpu = args.cpu.as_deref().unwrap_or(BareSpec::DEFAULT_CPU);
+    let mut spec = BareSpec::new(cpu, args.iso.clone(), args.memory.unwrap_or(512));
     spec.iso = std::path::absolute(&spec.iso).map_err(|source| BareError::Io {
         path: args.iso.clone(),
         source,
@@ -390,7 +391,7 @@ mod tests {
 
     #[test]
     fn rc_names_cd_cpu_memory_and_serial() {
-        let spec = BareSpec::tigerlake("/x/bare.iso".into(), 512);
+        let spec = BareSpec::new("tigerlake", "/x/bare.iso".into(), 512);
         let rc = bochsrc(&spec, Path::new("/x/serial.txt"));
         assert!(rc.contains("memory: guest=512, host=512\n"));
         assert!(rc.contains("model=tigerlake"));
