@@ -33,6 +33,9 @@ use std::time::{Duration, Instant};
 /// Physical address of the kernel's 64-bit entry when a BIOS loader boots it (see the module doc).
 pub const KERNEL_ENTRY_64: u64 = 0x10_0200;
 
+/// How long the bare boot may take on the host (about 6 minutes on a loaded two-core host).
+const TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 /// The line the kernel logs just before it executes `/init`.
 pub const RUN_INIT_LINE: &str = "Run /init as init process";
 
@@ -54,6 +57,8 @@ pub enum BareError {
     NoRunInit { serial: PathBuf },
     #[error("the entry breakpoint came after the /init one ({entry} > {init})")]
     Order { entry: u64, init: u64 },
+    #[error("Bochs did not reach /init within {secs} s (stopped); see {log}")]
+    Timeout { secs: u64, log: PathBuf },
 }
 
 /// The bare machine: Bochs with its own BIOS, the CD as the ATA primary master.
@@ -249,8 +254,7 @@ pub fn run_bare(
     let out_file = std::fs::File::create(&out).map_err(io(&out))?;
     let err_file = out_file.try_clone().map_err(io(&out))?;
     let start = Instant::now();
-    // Bochs' exit status is 1 even after `quit`: the breakpoints' figures judge the run.
-    std::process::Command::new(bochs)
+    let mut child = std::process::Command::new(bochs)
         .args(["-q", "-f"])
         .arg(&rc)
         .arg("-rc")
@@ -259,8 +263,21 @@ pub fn run_bare(
         .stdin(std::process::Stdio::null())
         .stdout(out_file)
         .stderr(err_file)
-        .status()
+        .spawn()
         .map_err(io(Path::new(bochs)))?;
+    // Bochs' exit status is 1 even after `quit`: the breakpoints' figures judge the run. A boot
+    // that hangs never reaches the second breakpoint: Bochs is stopped after `TIMEOUT`.
+    while child.try_wait().map_err(io(Path::new(bochs)))?.is_none() {
+        if start.elapsed() > TIMEOUT {
+            child.kill().map_err(io(Path::new(bochs)))?;
+            child.wait().map_err(io(Path::new(bochs)))?;
+            return Err(BareError::Timeout {
+                secs: TIMEOUT.as_secs(),
+                log: out,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let wall = start.elapsed();
     let debugger = std::fs::read_to_string(&out).map_err(io(&out))?;
     let serial_text = std::fs::read(&serial).map_err(io(&serial))?;
