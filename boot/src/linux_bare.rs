@@ -304,6 +304,7 @@ pub fn command(ws: &Workspace, args: &LinuxBareArgs) -> Result<(), crate::Error>
         source,
     })?;
     let tools = HostTools::from_env();
+    spec.vgabios.clone_from(&tools.vgabios);
     let dir = ws.build_dir(&format!("bench-linux-{}", spec.cpu_model));
     let r = run_bare(&spec, &busybox, &tools.bochs, &dir)?;
     println!("cpu={}", spec.cpu_model);
