@@ -18,7 +18,7 @@ USAGE:
   conduit-boot linux-bare --iso <CD.iso> --busybox <ELF> [--cpu <MODEL>] [--memory <MiB>]
                      [--conduit-log <LOG>]
 
-`linux-bare` boots Linux with no hypervisor on Bochs (default CPU corei7_skylake_x, 512 MiB) from
+`linux-bare` boots Linux with no hypervisor on Bochs (default CPU tigerlake, 512 MiB) from
 the isolinux CD of `scripts/linux-assets --bare-cd` (the baseline of `scripts/bench --linux`) and prints the
 instructions from the kernel's 64-bit entry to /init's first instruction; with `--conduit-log`,
 also the Conduit guest's figure (`linux_guest_to_init_instr=N`) read from that boot log.

@@ -79,8 +79,8 @@ pub struct BareSpec {
 }
 
 impl BareSpec {
-    /// The default CPU model: bare Linux hangs on Bochs' `tigerlake` (`docs/linux.md`).
-    pub const DEFAULT_CPU: &'static str = "corei7_skylake_x";
+    /// The default CPU model, Conduit's default test machine.
+    pub const DEFAULT_CPU: &'static str = "tigerlake";
 
     /// `cpu_model` at 50 M instructions per second with Debian's Bochs ROMs.
     pub fn new(cpu_model: &str, iso: PathBuf, memory_mib: u32) -> Self {
