@@ -17,7 +17,7 @@
 //!
 //! ```no_run
 //! use conduit_boot::linux_bare::{BareSpec, run_bare};
-//! let spec = BareSpec::tigerlake("build/linux/bare.iso".into(), 512);
+//! let spec = BareSpec::new(BareSpec::DEFAULT_CPU, "build/linux/bare.iso".into(), 512);
 //! let busybox = std::fs::read("build/linux/busybox-pkg/bin/busybox").unwrap();
 //! let result = run_bare(&spec, &busybox, "bochs", std::path::Path::new("build/bench-linux")).unwrap();
 //! println!("linux_bare_to_init_instr={}", result.to_init_instr());
@@ -32,6 +32,9 @@ use std::time::{Duration, Instant};
 
 /// Physical address of the kernel's 64-bit entry when a BIOS loader boots it (see the module doc).
 pub const KERNEL_ENTRY_64: u64 = 0x10_0200;
+
+/// How long the bare boot may take on the host (about 6 minutes on a loaded two-core host).
+const TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// The line the kernel logs just before it executes `/init`.
 pub const RUN_INIT_LINE: &str = "Run /init as init process";
@@ -54,6 +57,8 @@ pub enum BareError {
     NoRunInit { serial: PathBuf },
     #[error("the entry breakpoint came after the /init one ({entry} > {init})")]
     Order { entry: u64, init: u64 },
+    #[error("Bochs did not reach /init within {secs} s (stopped); see {log}")]
+    Timeout { secs: u64, log: PathBuf },
 }
 
 /// The bare machine: Bochs with its own BIOS, the CD as the ATA primary master.
@@ -74,10 +79,13 @@ pub struct BareSpec {
 }
 
 impl BareSpec {
-    /// Tiger Lake at 50 M instructions per second with Debian's Bochs ROMs.
-    pub fn tigerlake(iso: PathBuf, memory_mib: u32) -> Self {
+    /// The default CPU model, Conduit's default test machine.
+    pub const DEFAULT_CPU: &'static str = "tigerlake";
+
+    /// `cpu_model` at 50 M instructions per second with Debian's Bochs ROMs.
+    pub fn new(cpu_model: &str, iso: PathBuf, memory_mib: u32) -> Self {
         Self {
-            cpu_model: "tigerlake".into(),
+            cpu_model: cpu_model.into(),
             ips: 50_000_000,
             memory_mib,
             iso,
@@ -246,8 +254,7 @@ pub fn run_bare(
     let out_file = std::fs::File::create(&out).map_err(io(&out))?;
     let err_file = out_file.try_clone().map_err(io(&out))?;
     let start = Instant::now();
-    // Bochs' exit status is 1 even after `quit`: the breakpoints' figures judge the run.
-    std::process::Command::new(bochs)
+    let mut child = std::process::Command::new(bochs)
         .args(["-q", "-f"])
         .arg(&rc)
         .arg("-rc")
@@ -256,8 +263,21 @@ pub fn run_bare(
         .stdin(std::process::Stdio::null())
         .stdout(out_file)
         .stderr(err_file)
-        .status()
+        .spawn()
         .map_err(io(Path::new(bochs)))?;
+    // Bochs' exit status is 1 even after `quit`: the breakpoints' figures judge the run. A boot
+    // that hangs never reaches the second breakpoint: Bochs is stopped after `TIMEOUT`.
+    while child.try_wait().map_err(io(Path::new(bochs)))?.is_none() {
+        if start.elapsed() > TIMEOUT {
+            child.kill().map_err(io(Path::new(bochs)))?;
+            child.wait().map_err(io(Path::new(bochs)))?;
+            return Err(BareError::Timeout {
+                secs: TIMEOUT.as_secs(),
+                log: out,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let wall = start.elapsed();
     let debugger = std::fs::read_to_string(&out).map_err(io(&out))?;
     let serial_text = std::fs::read(&serial).map_err(io(&serial))?;
@@ -273,10 +293,8 @@ pub fn run_bare(
 /// `key=value` lines (the instruction counts, the emulated and wall seconds, and with
 /// `--conduit-log` the Conduit guest's figure and the ratio of the two).
 pub fn command(ws: &Workspace, args: &LinuxBareArgs) -> Result<(), crate::Error> {
-    let mut spec = BareSpec::tigerlake(args.iso.clone(), args.memory.unwrap_or(512));
-    if let Some(cpu) = &args.cpu {
-        spec.cpu_model.clone_from(cpu);
-    }
+    let cpu = args.cpu.as_deref().unwrap_or(BareSpec::DEFAULT_CPU);
+    let mut spec = BareSpec::new(cpu, args.iso.clone(), args.memory.unwrap_or(512));
     spec.iso = std::path::absolute(&spec.iso).map_err(|source| BareError::Io {
         path: args.iso.clone(),
         source,
@@ -286,6 +304,7 @@ pub fn command(ws: &Workspace, args: &LinuxBareArgs) -> Result<(), crate::Error>
         source,
     })?;
     let tools = HostTools::from_env();
+    spec.vgabios.clone_from(&tools.vgabios);
     let dir = ws.build_dir(&format!("bench-linux-{}", spec.cpu_model));
     let r = run_bare(&spec, &busybox, &tools.bochs, &dir)?;
     println!("cpu={}", spec.cpu_model);
@@ -325,13 +344,11 @@ pub fn command(ws: &Workspace, args: &LinuxBareArgs) -> Result<(), crate::Error>
 /// `linux_guest_to_init_instr=N` (the last one if there are several). `None` if the log has none.
 pub fn conduit_figure(log: &str) -> Option<u64> {
     const KEY: &str = "linux_guest_to_init_instr=";
-    log.lines()
-        .filter_map(|l| {
-            let at = l.find(KEY)? + KEY.len();
-            let digits: String = l[at..].chars().take_while(char::is_ascii_digit).collect();
-            digits.parse().ok()
-        })
-        .last()
+    log.lines().rev().find_map(|l| {
+        let at = l.find(KEY)? + KEY.len();
+        let digits: String = l[at..].chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    })
 }
 
 #[cfg(test)]
@@ -392,7 +409,7 @@ mod tests {
 
     #[test]
     fn rc_names_cd_cpu_memory_and_serial() {
-        let spec = BareSpec::tigerlake("/x/bare.iso".into(), 512);
+        let spec = BareSpec::new("tigerlake", "/x/bare.iso".into(), 512);
         let rc = bochsrc(&spec, Path::new("/x/serial.txt"));
         assert!(rc.contains("memory: guest=512, host=512\n"));
         assert!(rc.contains("model=tigerlake"));
