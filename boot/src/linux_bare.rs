@@ -321,7 +321,7 @@ pub fn command(ws: &Workspace, args: &LinuxBareArgs) -> Result<(), crate::Error>
             path: log.clone(),
             source,
         })?;
-        match conduit_figure(&text) {
+        match conduit_figure(&text, LINUX_GUEST) {
             Some(guest) => {
                 println!("linux_guest_to_init_instr={guest}");
                 // Per mille, integer arithmetic: 1000 means as fast as bare.
@@ -331,7 +331,7 @@ pub fn command(ws: &Workspace, args: &LinuxBareArgs) -> Result<(), crate::Error>
                 );
             }
             None => eprintln!(
-                "conduit-boot: {} states no linux_guest_to_init_instr figure",
+                "conduit-boot: {} has no first VM entry of guest {LINUX_GUEST:?} or no \"Run /init\" line of it",
                 log.display()
             ),
         }
@@ -339,16 +339,30 @@ pub fn command(ws: &Workspace, args: &LinuxBareArgs) -> Result<(), crate::Error>
     Ok(())
 }
 
-/// The hook for the Conduit side of the comparison: the instructions from a Linux guest's first VM
-/// entry to its "Run /init" line, as a Conduit boot log states them in a line holding
-/// `linux_guest_to_init_instr=N` (the last one if there are several). `None` if the log has none.
-pub fn conduit_figure(log: &str) -> Option<u64> {
-    const KEY: &str = "linux_guest_to_init_instr=";
-    log.lines().rev().find_map(|l| {
-        let at = l.find(KEY)? + KEY.len();
-        let digits: String = l[at..].chars().take_while(char::is_ascii_digit).collect();
-        digits.parse().ok()
-    })
+/// The guest whose boot `--conduit-log` is read for (the default configuration's Linux guest).
+const LINUX_GUEST: &str = "linux";
+
+/// The Conduit side of the comparison: the instructions (Bochs TSC ticks, the bracketed counter
+/// that starts every log line) from the first VM entry of the Linux guest named `guest` (the
+/// kernel logs `guest "NAME": first VM entry`) to its console line "Run /init as init process"
+/// (logged as `NAME: [ ... ] Run /init as init process`). `None` if the log lacks either line.
+pub fn conduit_figure(log: &str, guest: &str) -> Option<u64> {
+    let entry_marker = format!("guest \"{guest}\": first VM entry");
+    let init_marker = format!("{guest}: [");
+    let tsc = |l: &str| -> Option<u64> {
+        let open = l.find('[')?;
+        let close = l[open..].find(']')? + open;
+        l[open + 1..close].trim().parse().ok()
+    };
+    let entry = log
+        .lines()
+        .find(|l| l.contains(&entry_marker))
+        .and_then(tsc)?;
+    let init = log
+        .lines()
+        .find(|l| l.contains(&init_marker) && l.contains("Run /init as init process"))
+        .and_then(tsc)?;
+    init.checked_sub(entry)
 }
 
 #[cfg(test)]
@@ -457,10 +471,16 @@ mod tests {
     }
 
     #[test]
-    fn conduit_figure_reads_the_last_statement() {
-        assert_eq!(conduit_figure("boot\nlinux: nothing\n"), None);
-        let log = "linux: linux_guest_to_init_instr=123\nx\n[linux] linux_guest_to_init_instr=4567 (Run /init)\n";
-        assert_eq!(conduit_figure(log), Some(4567));
-        assert_eq!(conduit_figure("linux_guest_to_init_instr=abc"), None);
+    fn conduit_figure_from_first_entry_to_run_init() {
+        assert_eq!(conduit_figure("boot\nlinux: nothing\n", "linux"), None);
+        let log = "[     1000] INFO  sched: guest \"linux\": first VM entry\n\
+                   [     1500] INFO  guest::vuart: other: [    1.0] Run /init as init process\n\
+                   conduit> [     9000] INFO  guest::vuart: linux: [   32.9] Run /init as init process\n";
+        assert_eq!(conduit_figure(log, "linux"), Some(8000));
+        assert_eq!(
+            conduit_figure(log, "other"),
+            None,
+            "no first VM entry of it"
+        );
     }
 }
