@@ -349,10 +349,12 @@ const LINUX_GUEST: &str = "linux";
 pub fn conduit_figure(log: &str, guest: &str) -> Option<u64> {
     let entry_marker = format!("guest \"{guest}\": first VM entry");
     let init_marker = format!("{guest}: [");
+    // The first `[ digits ]` of the line (the shell's prompt redraw may put `ESC [K` before it).
     let tsc = |l: &str| -> Option<u64> {
-        let open = l.find('[')?;
-        let close = l[open..].find(']')? + open;
-        l[open + 1..close].trim().parse().ok()
+        l.match_indices('[').find_map(|(open, _)| {
+            let close = l[open..].find(']')? + open;
+            l[open + 1..close].trim().parse().ok()
+        })
     };
     let entry = log
         .lines()
@@ -473,7 +475,7 @@ mod tests {
     #[test]
     fn conduit_figure_from_first_entry_to_run_init() {
         assert_eq!(conduit_figure("boot\nlinux: nothing\n", "linux"), None);
-        let log = "[     1000] INFO  sched: guest \"linux\": first VM entry\n\
+        let log = "conduit> \x1b[K[     1000] INFO  sched: guest \"linux\": first VM entry\n\
                    [     1500] INFO  guest::vuart: other: [    1.0] Run /init as init process\n\
                    conduit> [     9000] INFO  guest::vuart: linux: [   32.9] Run /init as init process\n";
         assert_eq!(conduit_figure(log, "linux"), Some(8000));
