@@ -266,6 +266,11 @@ pub fn setup_vmcs(g: &Guest, v: &mut Current, apic_access: u64) -> Result<(), Fi
 }
 
 impl Guest {
+    /// Whether the guest has a virtual platform (an OS guest).
+    pub fn has_platform(&self) -> bool {
+        self.platform.is_some()
+    }
+
     /// Before every entry: the platform's interrupt and timer state into the VMCS.
     pub fn before_entry(&mut self, v: &mut Current) -> Result<(), FieldError> {
         if self.platform.is_some() {
