@@ -43,8 +43,10 @@ pub struct ApicFrame {
 }
 
 impl ApicPage for ApicFrame {
+    // Dword-granular: the model keeps the x2APIC ICR's high half at 0x304 (SDM Vol. 3C §30.5),
+    // which a 16-byte granularity would fold onto the low half at 0x300.
     fn read(&self, offset: u32) -> u32 {
-        let i = (offset as usize & 0xff0) / 4;
+        let i = (offset as usize & 0xffc) / 4;
         // SAFETY: `base` maps this vCPU's own 4 KiB virtual-APIC frame (allocated in
         // `VirtualPlatform::new`, never freed while the guest exists); `i` < 1024. The CPU
         // writes the frame only while this vCPU runs, never while the hypervisor does.
@@ -52,7 +54,7 @@ impl ApicPage for ApicFrame {
     }
 
     fn write(&mut self, offset: u32, value: u32) {
-        let i = (offset as usize & 0xff0) / 4;
+        let i = (offset as usize & 0xffc) / 4;
         // SAFETY: as in `read`.
         unsafe { self.base.add(i).write_volatile(value) }
     }
