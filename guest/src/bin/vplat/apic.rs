@@ -59,7 +59,9 @@ pub fn read(offset: u32) -> u32 {
 pub fn write(offset: u32, value: u32) {
     if X2APIC.load(Ordering::SeqCst) {
         super::boot::try_wrmsr(0x800 + (offset >> 4), u64::from(value)).unwrap_or_else(|()| {
-            super::fail(format_args!("x2APIC write of {value:#x} to {offset:#x}: #GP"))
+            super::fail(format_args!(
+                "x2APIC write of {value:#x} to {offset:#x}: #GP"
+            ))
         });
         return;
     }

@@ -2,9 +2,7 @@
 //! hostile accesses (`devices.rs`), x2APIC mode, and power-off.
 
 use super::apic::{self, *};
-use super::{
-    AUTO_EOI, TIMER_TSC, check, count, devices, fail, rdtsc, spin, wait_for, window,
-};
+use super::{AUTO_EOI, TIMER_TSC, check, count, devices, fail, rdtsc, spin, wait_for, window};
 use conduit_clock::Rate;
 use conduit_guest::println;
 use core::sync::atomic::Ordering;
@@ -36,7 +34,10 @@ fn basics() {
     let version = read(VERSION);
     println!("xapic: ID {id:#010x}, version {version:#010x}");
     write(SVR, 0x1ff);
-    println!("svr: {:#x} after enabling with spurious vector 0xff", read(SVR));
+    println!(
+        "svr: {:#x} after enabling with spurious vector 0xff",
+        read(SVR)
+    );
     write(TPR, 0xffff_ff20);
     let tpr = read(TPR);
     write(TPR, 0);

@@ -145,7 +145,18 @@ pub fn ioapic_nonsense() {
 pub fn uart_nonsense() {
     // IER, FCR, MCR (loopback: the THR write below goes to the receiver), LSR and MSR (read-only),
     // SCR, THR, then LCR with DLAB and both divisor latch bytes.
-    for port in [IER, IIR_FCR, MCR, LSR, COM1 + 6, SCR, COM1, LCR, COM1, COM1 + 1] {
+    for port in [
+        IER,
+        IIR_FCR,
+        MCR,
+        LSR,
+        COM1 + 6,
+        SCR,
+        COM1,
+        LCR,
+        COM1,
+        COM1 + 1,
+    ] {
         outb(port, 0xff);
     }
     outb(LCR, 0x03);
