@@ -300,6 +300,9 @@ fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
 
 fn cr_access(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     let q = CrAccess::decode(v.get(ReadOnlyNatural::ExitQualification)?);
+    if let Some(done) = super::vplatform_exits::cr8(g, v, q) {
+        return done;
+    }
     stop(
         g,
         v,

@@ -321,6 +321,37 @@ pub fn try_wrmsr(msr: u32, value: u64) -> Result<(), ()> {
     Ok(())
 }
 
+/// `mov cr8, value`; `Err(())` if it raised #GP.
+pub fn try_write_cr8(value: u64) -> Result<(), ()> {
+    let before = GP_COUNT.load(Ordering::SeqCst);
+    // SAFETY: CR8 is the local APIC's task priority; changing it only delays interrupts. A #GP
+    // resumes at label 2 as in `try_rdmsr`.
+    unsafe {
+        core::arch::asm!(
+            "lea {t}, [rip + 2f]",
+            "mov [rip + {resume}], {t}",
+            "mov cr8, {v}",
+            "2:",
+            "mov qword ptr [rip + {resume}], 0",
+            t = out(reg) _,
+            resume = sym GP_RESUME,
+            v = in(reg) value,
+        );
+    }
+    if GP_COUNT.load(Ordering::SeqCst) != before {
+        return Err(());
+    }
+    Ok(())
+}
+
+/// `mov reg, cr8`.
+pub fn read_cr8() -> u64 {
+    let value: u64;
+    // SAFETY: reading CR8 has no side effects.
+    unsafe { core::arch::asm!("mov {}, cr8", out(reg) value, options(nomem, nostack)) };
+    value
+}
+
 /// `xsetbv` of XCR0 (CR4.OSXSAVE must be set); `Err(())` if it raised #GP.
 pub fn try_xsetbv(value: u64) -> Result<(), ()> {
     let before = GP_COUNT.load(Ordering::SeqCst);

@@ -17,6 +17,8 @@ pub fn run(rate: Rate, crystal_hz: u64) -> ! {
     tsc_deadline(rate);
     priorities();
     errors(rate);
+    destinations();
+    software_disable();
     devices::ioapic();
     devices::ioapic_nonsense();
     devices::uart_nonsense();
@@ -168,6 +170,11 @@ fn tsc_deadline(rate: Rate) {
     );
 }
 
+fn cr8(value: u64) {
+    super::boot::try_write_cr8(value)
+        .unwrap_or_else(|()| fail(format_args!("MOV CR8 = {value:#x}: #GP")));
+}
+
 fn rdmsr(msr: u32) -> u64 {
     super::boot::try_rdmsr(msr).unwrap_or_else(|()| fail(format_args!("RDMSR {msr:#x}: #GP")))
 }
@@ -197,6 +204,26 @@ fn priorities() {
         ),
     );
     println!("tpr: 0x41 held with TPR 0x50 (IRR bit set, PPR 0x50), delivered once TPR is 0");
+
+    // CR8 is TPR bits 7:4 (SDM Vol. 3A §11.8.6.1); bits 63:4 set are #GP.
+    let n = count(0x41);
+    cr8(3);
+    let tpr = read(TPR);
+    ipi_to_self(0x41);
+    window();
+    let held = count(0x41) == n;
+    let back = super::boot::read_cr8();
+    let reserved = super::boot::try_write_cr8(0x10).is_err();
+    cr8(0);
+    window();
+    check(
+        held && count(0x41) == n + 1,
+        format_args!("cr8: held {held}, taken {}", count(0x41) - n),
+    );
+    println!(
+        "cr8: 3 -> TPR {tpr:#x}, reads {back:#x}, holds 0x41 until CR8 is 0; 0x10 -> {}",
+        if reserved { "#GP" } else { "no #GP" }
+    );
 
     AUTO_EOI.store(false, Ordering::SeqCst);
     ipi_to_self(0x41);
@@ -258,5 +285,78 @@ fn errors(rate: Rate) {
     );
     println!(
         "esr: {lvt:#x} after the LVT timer fired with vector 0x05, {icr:#x} after an ICR with vector 0x03, {reserved:#x} after a write to offset 0x90; no interrupt taken"
+    );
+    // With the LVT error entry unmasked, a new error raises its interrupt.
+    let n = count(0x42);
+    write(LVT_ERROR, 0x42);
+    ipi_to_self(0x03);
+    window();
+    let taken = count(0x42) - n;
+    let esr = apic::esr();
+    write(LVT_ERROR, LVT_MASKED);
+    check(
+        taken == 1,
+        format_args!("esr: LVT error interrupt taken {taken} times"),
+    );
+    println!("esr: LVT error on 0x42: an ICR with vector 0x03 raised it once, ESR {esr:#x}");
+}
+
+/// IPI destinations (SDM Vol. 3A §11.6.2): physical, shorthands, logical flat model.
+fn destinations() {
+    let n = count(0x41);
+    write(ICR_HIGH, 5 << 24);
+    write(ICR_LOW, 0x41);
+    window();
+    write(ICR_HIGH, 0);
+    write(ICR_LOW, 0x41 | (3 << 18));
+    window();
+    let none = count(0x41) - n;
+    write(ICR_LOW, 0x41 | (2 << 18));
+    window();
+    let all = count(0x41) - n - none;
+    write(DFR, u32::MAX);
+    write(LDR, 0x0100_0000);
+    let ldr = read(LDR);
+    write(ICR_HIGH, 0x01 << 24);
+    write(ICR_LOW, 0x41 | (1 << 11));
+    window();
+    let logical = count(0x41) - n - none - all;
+    write(ICR_HIGH, 0x02 << 24);
+    write(ICR_LOW, 0x41 | (1 << 11));
+    window();
+    let other = count(0x41) - n - none - all - logical;
+    write(ICR_HIGH, 0);
+    check(
+        none == 0 && all == 1 && logical == 1 && other == 0,
+        format_args!(
+            "ipi destinations: {none} to others, {all} all-including-self, {logical} logical 1, {other} logical 2"
+        ),
+    );
+    println!(
+        "ipi destinations: to APIC ID 5 and all-excluding-self: nothing; all-including-self: taken once; logical flat (LDR {ldr:#x}) to 0x01: taken once, to 0x02: nothing"
+    );
+}
+
+/// SVR bit 8 clear (SDM Vol. 3A §11.4.7.2): every LVT masked and kept masked, no IPI accepted;
+/// re-enabling leaves the LVTs masked.
+fn software_disable() {
+    write(LVT_TIMER, u32::from(TIMER_VECTOR));
+    write(SVR, 0xff);
+    let masked = read(LVT_TIMER);
+    write(LVT_TIMER, u32::from(TIMER_VECTOR));
+    let kept = read(LVT_TIMER);
+    let n = count(0x41);
+    ipi_to_self(0x41);
+    window();
+    let refused = !bit(IRR, 0x41) && count(0x41) == n;
+    write(SVR, 0x1ff);
+    let after = read(LVT_TIMER);
+    window();
+    check(
+        refused && count(0x41) == n,
+        format_args!("software disable: a self IPI was accepted"),
+    );
+    println!(
+        "software disable: SVR 0xff masks the LVT timer ({masked:#x}) and keeps it masked on a write ({kept:#x}); a self IPI is not accepted; after SVR 0x1ff it stays masked ({after:#x})"
     );
 }
