@@ -40,6 +40,12 @@ macro_rules! vplat_lines {
                 $name,
                 r": tpr: 0x41 held with TPR 0x50 \(IRR bit set, PPR 0x50\), delivered once TPR is 0"
             ),
+            // CR8 is TPR bits 7:4 (SDM Vol. 3A §11.8.6.1): the TPR shadow under APIC
+            // virtualization, CR8 exits carried out on the model in software emulation.
+            concat!(
+                $name,
+                r": cr8: 5 -> TPR 0x50, reads 0x5, holds 0x41 until CR8 is 0; 0x10 -> #GP"
+            ),
             concat!(
                 $name,
                 r": eoi: 0x41 in service \(ISR bit set, PPR 0x40\) holds a second 0x41 in IRR; EOI delivers it; EOI again leaves ISR and IRR clear"
@@ -54,6 +60,19 @@ macro_rules! vplat_lines {
             concat!(
                 $name,
                 r": esr: 0x40 after the LVT timer fired with vector 0x05, 0x20 after an ICR with vector 0x03, 0x80 after a write to offset 0x90; no interrupt taken"
+            ),
+            concat!(
+                $name,
+                r": esr: LVT error on 0x42: an ICR with vector 0x03 raised it once, ESR 0x20"
+            ),
+            concat!(
+                $name,
+                r": ipi destinations: to APIC ID 5 and all-excluding-self: nothing; all-including-self: taken once; logical flat \(LDR 0x1000000\) to 0x01: taken once, to 0x02: nothing"
+            ),
+            // SDM Vol. 3A §11.4.7.2: the mask bits stay set until software clears them.
+            concat!(
+                $name,
+                r": software disable: SVR 0xff masks the LVT timer \(0x10040\) and keeps it masked on a write \(0x10040\); a self IPI is not accepted; after SVR 0x1ff it stays masked \(0x10040\)"
             ),
             // 24 pins (max redirection entry 0x17), version 0x20.
             concat!(
@@ -132,7 +151,8 @@ pub(super) const BOCHS_VPLATFORM: Scenario = Scenario {
         // virtualization through APIC-access, APIC-write and EOI-induced exits.
         r#"guest "apicv": stopped \(powered off \(ACPI S5 through the sleep control register\)\); [0-9]+ exits, .*APIC access: [0-9]+, virtualized EOI: [0-9]+, EPT violation: [0-9]+, .*APIC write: [0-9]+"#,
         r#"guest "reset": stopped \(triple fault"#,
-        r#"guest "soft": stopped \(powered off \(ACPI S5 through the sleep control register\)\); [0-9]+ exits, .*EPT violation: [0-9]+"#,
+        // The four MOV CR8 of the check exit (the one with bit 4 set included, #GP).
+        r#"guest "soft": stopped \(powered off \(ACPI S5 through the sleep control register\)\); [0-9]+ exits, .*control-register accesses: 4, .*EPT violation: [0-9]+"#,
         r"CONDUIT EXIT: success",
     ],
     guests: &[
@@ -146,11 +166,13 @@ pub(super) const BOCHS_VPLATFORM: Scenario = Scenario {
     timeout_secs: 400,
 };
 
-/// What every guest scenario forbids (a panic, an exception, a failed self-check), and no APIC exit in the guest forced into software emulation.
+/// What every guest scenario forbids (a panic, an exception, a failed self-check), no APIC exit in
+/// the guest forced into software emulation and no CR8 exit in the other (TPR shadow).
 const VPLATFORM_FORBID: &[&str] = &[
     PANIC,
     ANY_EXCEPTION,
     r"self-check failed",
     r#"guest "soft": stopped .*(APIC access|APIC write|virtualized EOI)"#,
+    r#"guest "apicv": stopped .*control-register accesses"#,
     r"guest .* not pending in its local APIC",
 ];

@@ -207,7 +207,7 @@ fn priorities() {
 
     // CR8 is TPR bits 7:4 (SDM Vol. 3A §11.8.6.1); bits 63:4 set are #GP.
     let n = count(0x41);
-    cr8(3);
+    cr8(5);
     let tpr = read(TPR);
     ipi_to_self(0x41);
     window();
@@ -221,7 +221,7 @@ fn priorities() {
         format_args!("cr8: held {held}, taken {}", count(0x41) - n),
     );
     println!(
-        "cr8: 3 -> TPR {tpr:#x}, reads {back:#x}, holds 0x41 until CR8 is 0; 0x10 -> {}",
+        "cr8: 5 -> TPR {tpr:#x}, reads {back:#x}, holds 0x41 until CR8 is 0; 0x10 -> {}",
         if reserved { "#GP" } else { "no #GP" }
     );
 
