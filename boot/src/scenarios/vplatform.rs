@@ -90,6 +90,10 @@ macro_rules! vplat_lines {
             ),
             concat!(
                 $name,
+                r": ioapic: pin 4 as SMI, NMI, INIT and ExtINT, then fixed to APIC ID 5: nothing delivered"
+            ),
+            concat!(
+                $name,
                 r": uart nonsense: 0xff written to every register and the divisor latch; after reinitialisation LCR 0x03 LSR 0x60 IIR 0x01 SCR 0xff, 0 byte\(s\) drained"
             ),
             concat!(

@@ -21,6 +21,7 @@ pub fn run(rate: Rate, crystal_hz: u64) -> ! {
     software_disable();
     devices::ioapic();
     devices::ioapic_nonsense();
+    devices::ioapic_undeliverable();
     devices::uart_nonsense();
     devices::policy();
     devices::x2apic();

@@ -141,6 +141,36 @@ pub fn ioapic_nonsense() {
     );
 }
 
+/// The UART's interrupt through pin 4 programmed with the delivery modes the platform has no
+/// target for (SMI, NMI, INIT, ExtINT: 82093AA §3.2.4) and to an APIC ID nobody has: nothing
+/// arrives (an NMI would end the guest through its exception handler).
+pub fn ioapic_undeliverable() {
+    let n = count(0x50);
+    for mode in [0x200, 0x400, 0x500, 0x700] {
+        redirect(UART_PIN, 0x50 | mode);
+        outb(IER, IER_THRE);
+        window();
+        inb(IIR_FCR);
+        outb(IER, 0);
+    }
+    iowrite(0x11 + 2 * u32::from(UART_PIN), 5 << 24);
+    iowrite(0x10 + 2 * u32::from(UART_PIN), 0x50);
+    outb(IER, IER_THRE);
+    window();
+    inb(IIR_FCR);
+    outb(IER, 0);
+    redirect(UART_PIN, MASKED);
+    window();
+    let taken = count(0x50) - n;
+    check(
+        taken == 0,
+        format_args!("ioapic: {taken} interrupts through undeliverable entries"),
+    );
+    println!(
+        "ioapic: pin 4 as SMI, NMI, INIT and ExtINT, then fixed to APIC ID 5: nothing delivered"
+    );
+}
+
 /// 0xff to every UART register (and the divisor latch), then a driver's reinitialisation.
 pub fn uart_nonsense() {
     // IER, FCR, MCR (loopback: the THR write below goes to the receiver), LSR and MSR (read-only),
