@@ -24,6 +24,11 @@ macro_rules! vplat_lines {
                 $name,
                 r": reserved bits: TPR 0xffffff20 -> 0x20, LINT0 0xffffffff -> 0x1a7ff, DCR 0xffffffff -> 0xb; ID and version read-only: 0x0, 0x60014"
             ),
+            // Bytes of the register, as APIC virtualization reads them (SDM Vol. 3C §30.4.2).
+            concat!(
+                $name,
+                r": sub-dword reads of the version: byte 0 0x14, byte 2 0x6, word 0 0x14"
+            ),
             concat!(
                 $name,
                 r": one-shot: initial count 1000, divide by 2: 1 interrupt on 0x40, not before 2000 us; current count 0 after it"

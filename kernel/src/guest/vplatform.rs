@@ -193,14 +193,27 @@ impl VirtualPlatform {
     /// An access of `size` bytes at `offset` in the local APIC's page (software emulation, or an
     /// APIC-access exit for a register the CPU does not virtualize); returns the value read.
     pub fn lapic_access(&mut self, offset: u64, size: u8, store: Option<u64>, now: u64) -> u64 {
-        // xAPIC registers are 32-bit, 16-byte aligned (SDM Vol. 3A §11.4.1); other accesses
-        // read 0 and are dropped.
-        if size != 4 || !offset.is_multiple_of(16) {
-            return 0;
-        }
+        // xAPIC registers are 32-bit, 16-byte aligned (SDM Vol. 3A §11.4.1). A narrower read
+        // inside a register's 32 bits gets its bytes of the register, as APIC virtualization
+        // gives them (SDM Vol. 3C §30.4.2), so both modes answer alike; other accesses read 0
+        // and writes other than 32-bit aligned ones are dropped.
+        let within = offset % 16 + u64::from(size) <= 4;
         let (value, e) = match store {
-            None => self.lapic.read(offset as u32, now),
-            Some(v) => (0, self.lapic.write(offset as u32, v as u32, now)),
+            None if matches!(size, 1 | 2 | 4) && within => {
+                let (dword, e) = self.lapic.read((offset & !0xf) as u32, now);
+                let bits = u32::from(size) * 8;
+                let shifted = dword >> ((offset % 4) * 8);
+                let value = if bits == 32 {
+                    shifted
+                } else {
+                    shifted & ((1 << bits) - 1)
+                };
+                (value, e)
+            }
+            Some(v) if size == 4 && offset.is_multiple_of(16) => {
+                (0, self.lapic.write(offset as u32, v as u32, now))
+            }
+            _ => return 0,
         };
         self.apply(e);
         u64::from(value)

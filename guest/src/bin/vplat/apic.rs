@@ -73,6 +73,21 @@ pub fn write(offset: u32, value: u32) {
     unsafe { reg.write_volatile(value) }
 }
 
+/// A byte read at `offset` of the xAPIC page (SDM Vol. 3A §11.4.1 leaves sub-dword accesses
+/// model-specific).
+pub fn read_u8(offset: u32) -> u8 {
+    let reg = (XAPIC_BASE + offset as usize) as *const u8;
+    // SAFETY: as in `read`.
+    unsafe { reg.read_volatile() }
+}
+
+/// A 16-bit read at `offset` of the xAPIC page.
+pub fn read_u16(offset: u32) -> u16 {
+    let reg = (XAPIC_BASE + offset as usize) as *const u16;
+    // SAFETY: as in `read`.
+    unsafe { reg.read_volatile() }
+}
+
 /// Whether `vector`'s bit is set in the 256-bit register (ISR, TMR, IRR) at `base`.
 pub fn bit(base: u32, vector: u8) -> bool {
     read(base + u32::from(vector / 32) * 0x10) & (1 << (vector % 32)) != 0

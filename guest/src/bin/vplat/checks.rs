@@ -59,6 +59,12 @@ fn basics() {
     );
     // Whatever the writes to reserved places recorded.
     apic::esr();
+    let (b0, b2, w0) = (
+        apic::read_u8(VERSION),
+        apic::read_u8(VERSION + 2),
+        apic::read_u16(VERSION),
+    );
+    println!("sub-dword reads of the version: byte 0 {b0:#x}, byte 2 {b2:#x}, word 0 {w0:#x}");
 }
 
 /// Microseconds of `count` timer ticks at `divide` of the crystal clock.
