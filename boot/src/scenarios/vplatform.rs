@@ -3,7 +3,8 @@
 //! interrupt, the MSR and XCR0 policy and x2APIC mode, then powers off through ACPI S5. It runs
 //! twice in one boot, under APIC virtualization and forced into software emulation
 //! (`test_apic = "software"`), and both runs must print the same lines. A third guest, `vplat
-//! reset-test`, resets through port 0xCF9 on its first run and triple-faults on its second.
+//! reset-test`, resets through port 0xCF9 on its first run and triple-faults on its second; a
+//! fourth, `vplat bystander`, sleeps across that and wakes on time.
 
 use super::{ANY_EXCEPTION, BANNER, Config, PANIC, Scenario};
 use crate::expect::End;
@@ -141,6 +142,14 @@ const RESET: &[&str] = &[
     r#"guest "reset" stopped: triple fault \(shutdown\): RIP 0x[0-9a-f]+ RSP 0x[0-9a-f]+ CR0 0x80000031 CR3 0x[0-9a-f]+ CR4 0x[0-9a-f]+ EFER 0x500 CS 0x8 GDTR 0x[0-9a-f]+\+0x17 IDTR 0x0\+0x0 .*; not restarted: 1 restart\(s\) already \(on_crash = "restart", max_restarts = 1\)"#,
 ];
 
+/// The bystander: asleep across the reset guest's reset, restart and triple fault.
+const BYSTANDER: &[&str] = &[
+    r"bystander: hello from vplat",
+    r"bystander: bystander: sleeping on a TSC-deadline timer until 2\^31 \+ 2\^28",
+    r"bystander: bystander: the timer fired once, not before its deadline",
+    r#"guest "bystander" powered off \(ACPI S5 through the sleep control register\)"#,
+];
+
 pub(super) const BOCHS_VPLATFORM: Scenario = Scenario {
     name: "bochs-vplatform",
     machine: MachineSpec::Bochs(BochsSpec {
@@ -150,11 +159,15 @@ pub(super) const BOCHS_VPLATFORM: Scenario = Scenario {
     config: Config::File("boot/scenarios/vplatform.toml"),
     expect: &[
         BANNER,
-        r"config: bundle of [0-9]+ bytes, 3 guest\(s\), 1 image\(s\)",
+        r"config: bundle of [0-9]+ bytes, 4 guest\(s\), 1 image\(s\)",
         r#"guest "apicv": local APIC: APIC virtualization"#,
         r#"guest "reset": local APIC: APIC virtualization"#,
         r#"guest "soft": local APIC: software emulation \(test_apic = "software"\)"#,
-        r"sched: running 3 guest\(s\) round-robin",
+        r#"guest "bystander": local APIC: APIC virtualization"#,
+        r"sched: running 4 guest\(s\) round-robin",
+        // The reset guest's end, then the bystander wakes, after both.
+        r#"guest "reset" stopped: triple fault"#,
+        r#"guest "bystander" powered off"#,
         r"sched: every guest has finished",
         // Software emulation reaches the local APIC through EPT violations only; APIC
         // virtualization through APIC-access, APIC-write and EOI-induced exits.
@@ -168,6 +181,7 @@ pub(super) const BOCHS_VPLATFORM: Scenario = Scenario {
         ("apicv", vplat_lines!("apicv")),
         ("soft", vplat_lines!("soft")),
         ("reset", RESET),
+        ("bystander", BYSTANDER),
     ],
     forbid: VPLATFORM_FORBID,
     input: &[],

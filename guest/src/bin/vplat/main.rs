@@ -9,7 +9,8 @@
 //! 4 edge- and level-triggered, remote IRR), nonsense writes to the I/O APIC and the UART, MSRs
 //! outside the policy and invalid XCR0 values (#GP), and x2APIC mode (`checks.rs`).
 //!
-//! With `cmdline` containing `reset-test` it checks the reset paths instead (`reset.rs`).
+//! With `cmdline` containing `reset-test` it checks the reset paths instead, with `bystander` it
+//! sleeps across another guest's reset (`reset.rs`).
 #![no_std]
 #![no_main]
 
@@ -152,6 +153,9 @@ extern "C" fn main(magic: u64, info: u64) -> ! {
     let cmdline = cmdline(info & 0xffff_ffff);
     if cmdline.windows(10).any(|w| w == b"reset-test") {
         reset::run()
+    }
+    if cmdline.windows(9).any(|w| w == b"bystander") {
+        reset::bystander()
     }
     let (rate, crystal_hz) = clocks();
     checks::run(rate, crystal_hz)

@@ -35,6 +35,39 @@ pub fn run() -> ! {
     fail(format_args!("still running after the reset"))
 }
 
+/// `vplat bystander`: a guest that sleeps on its TSC-deadline timer until after the reset guest's
+/// reset, restart and triple fault ([`BYSTANDER_TSC`]), then checks that its timer fired once and
+/// not early, and powers off: another guest's reset leaves it alone.
+pub fn bystander() -> ! {
+    println!("bystander: sleeping on a TSC-deadline timer until 2^31 + 2^28");
+    if conduit_guest::cpuid(1, 0)[2] & (1 << 24) == 0 {
+        fail(format_args!("bystander: no TSC-deadline mode"));
+    }
+    apic::write(SVR, 0x1ff);
+    apic::write(LVT_TIMER, 0x40 | TIMER_TSC_DEADLINE);
+    super::boot::try_wrmsr(MSR_TSC_DEADLINE, BYSTANDER_TSC)
+        .unwrap_or_else(|()| fail(format_args!("WRMSR IA32_TSC_DEADLINE: #GP")));
+    let mut halts = 0u64;
+    while super::count(0x40) == 0 && halts < 1_000_000 {
+        halt();
+        halts += 1;
+    }
+    let at = super::TIMER_TSC[0].load(core::sync::atomic::Ordering::SeqCst);
+    super::check(
+        super::count(0x40) == 1 && at >= BYSTANDER_TSC,
+        format_args!(
+            "bystander: {} interrupts, the first at TSC {at:#x}",
+            super::count(0x40)
+        ),
+    );
+    println!("bystander: the timer fired once, not before its deadline");
+    super::devices::power_off()
+}
+
+/// When the bystander wakes: 2^28 TSC ticks (over 5 s at Bochs' 50 MHz) after the reset guest's
+/// first run ends.
+const BYSTANDER_TSC: u64 = (1 << 31) + (1 << 28);
+
 fn triple_fault() -> ! {
     let descriptor = [0u16; 5];
     // SAFETY: deliberately fatal: an empty IDT makes the UD2's #UD a triple fault, which ends
