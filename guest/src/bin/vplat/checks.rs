@@ -2,7 +2,7 @@
 //! hostile accesses (`devices.rs`), x2APIC mode, and power-off.
 
 use super::apic::{self, *};
-use super::{AUTO_EOI, TIMER_TSC, check, count, devices, fail, rdtsc, spin, wait_for, window};
+use super::{AUTO_EOI, check, count, devices, fail, rdtsc, spin, timer_tsc, wait_for, window};
 use conduit_clock::Rate;
 use conduit_guest::println;
 use core::sync::atomic::Ordering;
@@ -90,7 +90,7 @@ fn one_shot(rate: Rate, crystal_hz: u64) {
         wait_for(TIMER_VECTOR, n + 1, 100_000),
         format_args!("one-shot: no interrupt"),
     );
-    let at = TIMER_TSC[n as usize].load(Ordering::SeqCst);
+    let at = timer_tsc(n);
     check(
         at - t0 >= ticks,
         format_args!("one-shot: fired after {} ticks, before {ticks}", at - t0),
@@ -123,7 +123,7 @@ fn periodic(rate: Rate, crystal_hz: u64) {
         format_args!("periodic: {} interrupts", count(TIMER_VECTOR) - n),
     );
     for k in 0..N {
-        let at = TIMER_TSC[(n + k) as usize].load(Ordering::SeqCst);
+        let at = timer_tsc(n + k);
         check(
             at - t0 >= u64::from(k + 1) * period,
             format_args!("periodic: interrupt {} after {} ticks", k + 1, at - t0),
@@ -156,7 +156,7 @@ fn tsc_deadline(rate: Rate) {
         wait_for(TIMER_VECTOR, n + 1, 100_000),
         format_args!("tsc-deadline: no interrupt"),
     );
-    let at = TIMER_TSC[n as usize].load(Ordering::SeqCst);
+    let at = timer_tsc(n);
     check(
         at >= deadline,
         format_args!("tsc-deadline: fired {} ticks early", deadline - at),

@@ -122,10 +122,16 @@ pub fn ioapic_nonsense() {
     iowrite(0x1b, u32::MAX);
     let (low, high) = (ioread(0x1a), ioread(0x1b));
     redirect(5, MASKED);
-    // SAFETY: byte and unaligned accesses to the I/O APIC's page reach the device model only.
+    // SAFETY: a byte write and a misaligned 32-bit write (an instruction, since Rust pointers
+    // must be aligned) to the I/O APIC's page: they reach the device model only.
     unsafe {
         ((IOAPIC + IOREGSEL) as *mut u8).write_volatile(0x01);
-        ((IOAPIC + 0x12) as *mut u32).write_volatile(u32::MAX);
+        core::arch::asm!(
+            "mov dword ptr [{at}], {v:e}",
+            at = in(reg) IOAPIC + 0x12,
+            v = in(reg) u32::MAX,
+            options(nostack, preserves_flags)
+        );
     }
     mmio_write(0x20, u32::MAX);
     mmio_write(IOAPIC_EOI, 0x51);

@@ -30,8 +30,18 @@ const EXIT_FAIL: u64 = 0xe1;
 
 /// Interrupts taken, per vector.
 static COUNTS: [AtomicU32; 256] = [const { AtomicU32::new(0) }; 256];
-/// The TSC at the last interrupt on each of the first 8 timer interrupts (vector 0x40).
-static TIMER_TSC: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+/// The TSC at each of the first [`TIMER_TSC_LEN`] timer interrupts (vector 0x40); the timer
+/// checks take at most a dozen.
+static TIMER_TSC: [AtomicU64; TIMER_TSC_LEN] = [const { AtomicU64::new(0) }; TIMER_TSC_LEN];
+const TIMER_TSC_LEN: usize = 64;
+
+/// The TSC at the `n`-th timer interrupt (from 0); ends the guest if none was recorded.
+fn timer_tsc(n: u32) -> u64 {
+    TIMER_TSC
+        .get(n as usize)
+        .map(|t| t.load(Ordering::SeqCst))
+        .unwrap_or_else(|| fail(format_args!("timer interrupt {n} was not recorded")))
+}
 /// The handler writes EOI itself (else the check does).
 static AUTO_EOI: AtomicBool = AtomicBool::new(true);
 

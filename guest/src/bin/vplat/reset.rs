@@ -52,7 +52,7 @@ pub fn bystander() -> ! {
         halt();
         halts += 1;
     }
-    let at = super::TIMER_TSC[0].load(core::sync::atomic::Ordering::SeqCst);
+    let at = super::timer_tsc(0);
     super::check(
         super::count(0x40) == 1 && at >= BYSTANDER_TSC,
         format_args!(
