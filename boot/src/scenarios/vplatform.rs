@@ -116,6 +116,11 @@ macro_rules! vplat_lines {
                 $name,
                 r": x2apic: IA32_APIC_BASE 0xfee00d00; ID 0x0, version 0x60014, LDR 0x1; SELF IPI \(0x83f\) 0x41 and ICR \(0x830\) 0x42 taken once each; ICR reads 0x42"
             ),
+            // No xAPIC page in x2APIC mode (SDM Vol. 3A §11.12.1.2), in either APIC mode.
+            concat!(
+                $name,
+                r": x2apic: the xAPIC page reads 0x0 at the version's offset; TPR 0x0 after a write of 0x70 to its offset"
+            ),
             concat!(
                 $name,
                 r": x2apic: RDMSR 0x809 -> #GP, WRMSR 0x802 -> #GP, EOI of 1 -> #GP, back to xAPIC without disabling -> #GP"

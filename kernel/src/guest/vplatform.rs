@@ -71,6 +71,9 @@ pub struct VirtualPlatform {
     pub ioapic: VirtualIoApic,
     /// APIC virtualization is on in the VMCS (else software emulation).
     pub apicv: bool,
+    /// With APIC virtualization: the APIC-access page is in the guest's EPT at [`LAPIC_GPA`]
+    /// (only while the APIC is in xAPIC mode; `vplatform_exits::sync_apic_page`).
+    pub apic_page_mapped: bool,
     /// The EOI-exit bitmap as last written to the VMCS.
     eoi_exit: [u64; 4],
     /// The UART's interrupt output as last seen (its edges drive the I/O APIC pin).
@@ -98,6 +101,7 @@ impl VirtualPlatform {
             lapic,
             ioapic: VirtualIoApic::new(),
             apicv,
+            apic_page_mapped: apicv,
             eoi_exit: [0; 4],
             uart_line: false,
             dropped: 0,

@@ -250,6 +250,7 @@ pub fn acknowledged(g: &mut Guest, vector: u8) {
 /// is on time without waiting for the slice to end.
 pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     drain_pending(g);
+    sync_apic_page(g, v)?;
     let now = rdtsc();
     let shift = g.timer_shift;
     let slice_end = g.slice_end;
@@ -278,6 +279,55 @@ pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
         Guest32::PreemptionTimerValue,
         ticks.min(u64::from(u32::MAX)) as u32,
     )?;
+    Ok(())
+}
+
+/// Under APIC virtualization the CPU virtualizes every access to the page the APIC-access page
+/// is mapped at, whatever the guest's APIC mode; but in x2APIC mode, or with the APIC disabled,
+/// the xAPIC page is not there (SDM Vol. 3A §11.12.1.2, §11.4.3). So the APIC-access page is in
+/// the guest's EPT only while its APIC is in xAPIC mode; otherwise its accesses are EPT
+/// violations that the model answers as software emulation does (reads 0, writes dropped).
+/// Virtual-interrupt delivery and the TPR shadow do not depend on the mapping.
+fn sync_apic_page(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
+    let Some(p) = g.platform.as_ref() else {
+        return Ok(());
+    };
+    let want = p.apicv && p.lapic.mode() == ApicMode::XApic;
+    if want == p.apic_page_mapped {
+        return Ok(());
+    }
+    let mut frames = conduit_hw::memory::Frames::new(g.mem);
+    let changed = if want {
+        let page = v.get(Control64::ApicAccessAddress)?;
+        let attrs = conduit_paging::Attributes::new(
+            conduit_paging::Access::RW,
+            conduit_paging::MemoryType::WriteBack,
+        );
+        g.ept
+            .map(&mut frames, LAPIC_GPA, page, 0x1000, attrs)
+            .map(|_| ())
+    } else {
+        g.ept.unmap(&mut frames, LAPIC_GPA, 0x1000).map(|_| ())
+    };
+    // Recorded either way, so a failure is reported once: a page left mapped keeps its accesses
+    // virtualized (it never becomes plain memory), one left unmapped keeps them emulated.
+    if let Some(p) = g.platform.as_mut() {
+        p.apic_page_mapped = want;
+    }
+    match changed {
+        Ok(()) => {
+            if let Some(caps) = g.vmx_caps()
+                && let Err(e) = conduit_hw::vmx::invept(caps, g.eptp)
+            {
+                log::error!("guest \"{}\": INVEPT failed: {e}", g.name);
+            }
+        }
+        Err(e) => log::warn!(
+            "guest \"{}\": APIC-access page {}: {e}",
+            g.name,
+            if want { "mapping" } else { "unmapping" }
+        ),
+    }
     Ok(())
 }
 

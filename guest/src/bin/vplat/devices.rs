@@ -271,6 +271,14 @@ pub fn x2apic() {
     println!(
         "x2apic: IA32_APIC_BASE {base:#x}; ID {id:#x}, version {version:#x}, LDR {ldr:#x}; SELF IPI (0x83f) 0x41 and ICR (0x830) 0x42 taken once each; ICR reads {icr:#x}"
     );
+    // The xAPIC page is off in x2APIC mode (SDM Vol. 3A §11.12.1.2): reads find no register,
+    // writes change none.
+    let mmio_version = xapic_mmio_read(0x30);
+    xapic_mmio_write(0x80, 0x70);
+    let tpr = msr(0x808);
+    println!(
+        "x2apic: the xAPIC page reads {mmio_version:#x} at the version's offset; TPR {tpr:#x} after a write of 0x70 to its offset"
+    );
     let gp = |r: Result<(), ()>| if r.is_err() { "#GP" } else { "no #GP" };
     let a = gp(try_rdmsr(0x809).map(|_| ()));
     let b = gp(try_wrmsr(0x802, 5));
@@ -279,6 +287,21 @@ pub fn x2apic() {
     println!(
         "x2apic: RDMSR 0x809 -> {a}, WRMSR 0x802 -> {b}, EOI of 1 -> {c}, back to xAPIC without disabling -> {d}"
     );
+}
+
+/// A 32-bit read of the xAPIC page, whatever the APIC's mode.
+fn xapic_mmio_read(offset: usize) -> u32 {
+    let reg = (0xfee0_0000 + offset) as *const u32;
+    // SAFETY: the page at 0xFEE00000 is identity-mapped; the read reaches the hypervisor's local
+    // APIC (or nothing), not memory of the program.
+    unsafe { reg.read_volatile() }
+}
+
+/// A 32-bit write to the xAPIC page, whatever the APIC's mode.
+fn xapic_mmio_write(offset: usize, value: u32) {
+    let reg = (0xfee0_0000 + offset) as *mut u32;
+    // SAFETY: as in `xapic_mmio_read`.
+    unsafe { reg.write_volatile(value) }
 }
 
 /// ACPI S5: SLP_TYP 5, SLP_EN through the sleep control register at 0x600 (ACPI 6.5 §4.8.3.7).
