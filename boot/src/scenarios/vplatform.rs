@@ -123,7 +123,11 @@ macro_rules! vplat_lines {
             ),
             concat!(
                 $name,
-                r": x2apic: RDMSR 0x809 -> #GP, WRMSR 0x802 -> #GP, EOI of 1 -> #GP, back to xAPIC without disabling -> #GP"
+                r": x2apic: one-shot timer through MSRs 0x832, 0x83e and 0x838: 1 interrupt on 0x40"
+            ),
+            concat!(
+                $name,
+                r": x2apic: RDMSR 0x809 -> #GP, WRMSR 0x802 -> #GP, EOI of 1 -> #GP, TPR bit 32 -> #GP, back to xAPIC without disabling -> #GP"
             ),
             concat!($name, r": powering off: port 0x600 = 0x34"),
             concat!(

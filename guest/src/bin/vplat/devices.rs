@@ -279,13 +279,23 @@ pub fn x2apic() {
     println!(
         "x2apic: the xAPIC page reads {mmio_version:#x} at the version's offset; TPR {tpr:#x} after a write of 0x70 to its offset"
     );
+    // The timer through MSRs 0x832 (LVT), 0x83e (divide) and 0x838 (initial count).
+    let n = count(0x40);
+    apic::write(apic::DIVIDE_CONFIG, 0xb);
+    apic::write(apic::LVT_TIMER, 0x40);
+    apic::write(apic::INITIAL_COUNT, 100);
+    let fired = super::wait_for(0x40, n + 1, 100_000);
+    apic::write(apic::LVT_TIMER, apic::LVT_MASKED);
+    check(fired, format_args!("x2apic: the timer did not fire"));
+    println!("x2apic: one-shot timer through MSRs 0x832, 0x83e and 0x838: 1 interrupt on 0x40");
     let gp = |r: Result<(), ()>| if r.is_err() { "#GP" } else { "no #GP" };
     let a = gp(try_rdmsr(0x809).map(|_| ()));
     let b = gp(try_wrmsr(0x802, 5));
     let c = gp(try_wrmsr(0x80b, 1));
+    let e = gp(try_wrmsr(0x808, 1 << 32));
     let d = gp(try_wrmsr(MSR_APIC_BASE, 0xfee0_0900));
     println!(
-        "x2apic: RDMSR 0x809 -> {a}, WRMSR 0x802 -> {b}, EOI of 1 -> {c}, back to xAPIC without disabling -> {d}"
+        "x2apic: RDMSR 0x809 -> {a}, WRMSR 0x802 -> {b}, EOI of 1 -> {c}, TPR bit 32 -> {e}, back to xAPIC without disabling -> {d}"
     );
 }
 
