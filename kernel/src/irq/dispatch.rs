@@ -79,10 +79,19 @@ static TICKS: AtomicU64 = AtomicU64::new(0);
 /// Set when the flood guard cuts a source off, until [`take_flood_notice`] is called.
 static FLOOD_NOTICE: AtomicBool = AtomicBool::new(false);
 static UNBOUND: AtomicU64 = AtomicU64::new(0);
+/// Every vector handled (the tick, device interrupts, the VT-d fault event), for waits that end
+/// at the next one ([`interrupts_handled`]).
+static HANDLED: AtomicU64 = AtomicU64::new(0);
+
+/// How many interrupts this CPU has handled so far.
+pub fn interrupts_handled() -> u64 {
+    HANDLED.load(Ordering::Relaxed)
+}
 
 /// Handles `vector` and signals EOI. Called with interrupts disabled (an interrupt gate, or the
 /// VM-exit path with the interrupt acknowledged on exit).
 pub fn on_interrupt(vector: u8) {
+    HANDLED.fetch_add(1, Ordering::Relaxed);
     match vector {
         vectors::TICK => {
             TICKS.fetch_add(1, Ordering::Relaxed);

@@ -485,24 +485,24 @@ pub fn wait_for_interrupt() {
     x86_64::instructions::interrupts::disable();
 }
 
-/// Sleeps like [`wait_for_interrupt`], but no longer than until TSC value `deadline` (a guest's
-/// timer): if that comes before the next tick, the tick timer is restarted to fire then, and
-/// put back to its period afterwards.
+/// Waits like [`wait_for_interrupt`], but no longer than until TSC value `deadline` (a guest's
+/// timer): a deadline beyond the next tick sleeps until an interrupt; one before it is waited for
+/// with interrupts enabled, until it passes or an interrupt is handled (a device's, or the tick).
+/// Reprogramming the tick timer to fire early instead hung the CPU under Bochs (the timer did not
+/// fire again once its initial count was rewritten mid-period); the wait is bounded by the tick.
 pub fn wait_for_interrupt_until(deadline: Option<u64>) {
     let now = conduit_hw::rdtsc();
-    let early = deadline
+    let soon = deadline
         .zip(TICK_CAL.get())
         .filter(|(d, c)| d.saturating_sub(now) < c.tsc.ticks_in_ms(u64::from(TICK_MS)));
-    match early {
-        Some((d, cal)) => {
-            if d <= now {
-                return;
-            }
-            timer::fire_within(cal, cal.tsc.us_in_ticks(d - now).max(1));
-            wait_for_interrupt();
-            timer::resume_period(cal, TICK_MS);
-        }
-        None => wait_for_interrupt(),
+    let Some((d, _)) = soon else {
+        wait_for_interrupt();
+        return;
+    };
+    let before = dispatch::interrupts_handled();
+    while conduit_hw::rdtsc() < d && dispatch::interrupts_handled() == before {
+        interrupt_window();
+        core::hint::spin_loop();
     }
 }
 

@@ -105,21 +105,3 @@ pub fn start_periodic(cal: &Calibration, vector: u8, period_ms: u32) -> u32 {
     write(Reg::TimerInitial, count);
     count
 }
-
-/// Restarts the running periodic timer so that its next interrupt comes after `us`
-/// microseconds (at least one count), and every later one after `period_ms` again once
-/// [`resume_period`] is called. Writing the initial count restarts the countdown in periodic
-/// mode (SDM Vol. 3A §11.5.4); the LVT is left as it is.
-pub fn fire_within(cal: &Calibration, us: u64) {
-    let counts = (u64::from(cal.counts_per_ms) * us / 1000).clamp(1, u64::from(u32::MAX));
-    write(Reg::TimerInitial, counts as u32);
-}
-
-/// Puts the periodic timer back to one interrupt every `period_ms` milliseconds, counted from
-/// now.
-pub fn resume_period(cal: &Calibration, period_ms: u32) {
-    write(
-        Reg::TimerInitial,
-        cal.counts_per_ms.saturating_mul(period_ms.max(1)),
-    );
-}
