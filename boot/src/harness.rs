@@ -188,13 +188,23 @@ fn run_one(ws: &Workspace, tools: &HostTools, kernel: &Path, s: &Scenario) -> Re
         (Err(e), None) => Err(e),
         (Err(e), Some(input)) => Err(format!("{e}; {input}")),
     };
-    // The TSC figures against the one rate: arithmetic the expectations cannot do.
+    // The TSC figures against the one rate, then the scenario's own figures: arithmetic the
+    // expectations cannot do.
     let judged = judged.and_then(|()| {
         let bytes = std::fs::read(&log_path)
             .map_err(|e| format!("cannot read {}: {e}", log_path.display()))?;
-        crate::tsc::check(&String::from_utf8_lossy(&bytes))
-            .map(|_| ())
-            .map_err(|e| format!("TSC figures: {e}"))
+        let log = String::from_utf8_lossy(&bytes);
+        crate::tsc::check(&log).map_err(|e| format!("TSC figures: {e}"))?;
+        let Some(check) = scenarios::log_check(s.name) else {
+            return Ok(());
+        };
+        let figures = check(&log)?;
+        for f in &figures {
+            println!("  figure {}: {f}", s.name);
+        }
+        let path = dir.join("figures.txt");
+        std::fs::write(&path, figures.join("\n") + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
     });
     judged.map_err(|reason| {
         let mut details = Vec::new();
