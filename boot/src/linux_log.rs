@@ -46,7 +46,7 @@ static LOC: LazyLock<Regex> = LazyLock::new(|| re(r"^ *LOC: +([0-9]+) +Local tim
 /// `/proc/uptime` printed raw while attached, or logged under the guest's name while detached.
 static UPTIME_RAW: LazyLock<Regex> = LazyLock::new(|| re(r"^([0-9]+)\.([0-9]{2}) [0-9.]+$"));
 static UPTIME_LOGGED: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\blinux: ([0-9]+)\.([0-9]{2}) [0-9.]+$"));
+    LazyLock::new(|| re(r"\blinux: (?:.*[^0-9.])?([0-9]+)\.([0-9]{2}) [0-9.]+$"));
 /// `vms`: the guest's line, then its exits.
 static VMS_LINUX: LazyLock<Regex> = LazyLock::new(|| {
     re(
@@ -211,7 +211,7 @@ console: detached from linux; back in the shell
 conduit> vms
   linux: halted (in HLT until its next slice); 192 MiB at host 0x1000000, VPID 1, 9100.000 ms in guest
     exits: 5000 (HLT: 100)
-[  900000] INFO  conduit_kernel::guest::vuart: linux: 30.50 29.00
+[  900000] INFO  conduit_kernel::guest::vuart: linux: / # .[6n30.50 29.00
 conduit> vms
   linux: halted (in HLT until its next slice); 192 MiB at host 0x1000000, VPID 1, 9200.000 ms in guest
     exits: 5400 (HLT: 300)

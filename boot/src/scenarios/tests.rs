@@ -161,7 +161,7 @@ fn the_default_configuration_runs_test_guests() {
     let text = std::fs::read_to_string(root().join("conduit.toml")).expect("conduit.toml");
     let doc = toml_front::parse(&text, ExitMethod::Halt).expect("conduit.toml is valid");
     let names: Vec<&str> = doc.guests.iter().map(|g| g.name.as_str()).collect();
-    assert_eq!(names, ["hello64", "real16"]);
+    assert_eq!(names, ["hello64", "real16", "linux"]);
     images_are_test_guests("conduit.toml", &doc, root());
 }
 
