@@ -90,9 +90,9 @@ fn reset(guests: &mut Guests, i: usize, why: String) {
     info!("guest \"{}\": {why}", g.name);
     match (g.spec().on_crash, guests.host.as_mut()) {
         (OnCrash::Restart { max_restarts }, Some(host)) if g.restarts < max_restarts => {
-            // `restart` logs the result and leaves the guest stopped if it fails.
-            if g.restart(host).is_err() {
-                return;
+            // On failure `restart` has stopped the guest with the reason already.
+            if let Err(e) = g.restart(host) {
+                log::warn!("guest \"{}\": not restarted after the reset: {e}", g.name);
             }
         }
         (OnCrash::Restart { max_restarts }, _) => g.stop(format!(

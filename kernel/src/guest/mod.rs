@@ -212,6 +212,9 @@ pub struct Guest {
     /// Its emulated MSRs and the policy of which MSRs it has (`msr_exits.rs`); `None` without a
     /// vCPU.
     msr_state: Option<conduit_cpu_policy::MsrState>,
+    /// The VMCS TSC offset as last written (`msr_exits.rs`): the guest's TSC is the host's plus
+    /// this.
+    tsc_offset: u64,
     /// A reset the guest asked for (`power.rs`), for the scheduler to carry out.
     reset_request: Option<String>,
     /// What the next entries inject, and the virtual timer (`events.rs`).
@@ -359,6 +362,7 @@ impl Guest {
             platform: None,
             reset_request: None,
             msr_state: None,
+            tsc_offset: 0,
             events: events::Events::new(0, false, tsc),
             spec: spec.clone(),
             restarts: 0,
@@ -443,6 +447,7 @@ impl Guest {
         self.uart.attached = attached;
         crate::irq::dispatch::clear_guest(self.id());
         self.halted = false;
+        self.tsc_offset = 0;
         let vcpu = self
             .vcpu
             .as_mut()

@@ -144,8 +144,21 @@ pub fn wrmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     match effect {
         Ok(WriteEffect::Done) => {}
         Ok(WriteEffect::Vmcs(f, x)) => vmcs_write(v, f, x)?,
+        // The guest's TSC is the host's plus the offset (SDM Vol. 3C §26.6.5); IA32_TSC_ADJUST
+        // moves with every change (SDM Vol. 3B §18.17.3).
         Ok(WriteEffect::Tsc(x)) => {
-            v.set(Control64::TscOffset, x.wrapping_sub(conduit_hw::rdtsc()))?;
+            let offset = v.get(Control64::TscOffset)?;
+            let delta = x.wrapping_sub(conduit_hw::rdtsc().wrapping_add(offset));
+            v.set(Control64::TscOffset, offset.wrapping_add(delta))?;
+            g.tsc_offset = offset.wrapping_add(delta);
+            if let Some(s) = g.msr_state.as_mut() {
+                s.tsc_written(delta);
+            }
+        }
+        Ok(WriteEffect::TscDelta(delta)) => {
+            let offset = v.get(Control64::TscOffset)?;
+            v.set(Control64::TscOffset, offset.wrapping_add(delta))?;
+            g.tsc_offset = offset.wrapping_add(delta);
         }
         Ok(WriteEffect::Apic(m, x)) => match vplatform_exits::wrmsr(g, m, x) {
             Some(Ok(())) => {}

@@ -174,7 +174,7 @@ impl VirtualPlatform {
     /// An access of `size` bytes at `offset` in the I/O APIC's window; returns the value read.
     pub fn ioapic_access(&mut self, offset: u64, size: u8, store: Option<u64>) -> u64 {
         // The registers are 32 bits wide; other sizes are not defined (ignored / all ones).
-        if size != 4 || offset % 4 != 0 {
+        if size != 4 || !offset.is_multiple_of(4) {
             return u64::from(u32::MAX);
         }
         match store {
@@ -193,7 +193,7 @@ impl VirtualPlatform {
     pub fn lapic_access(&mut self, offset: u64, size: u8, store: Option<u64>, now: u64) -> u64 {
         // xAPIC registers are 32-bit, 16-byte aligned (SDM Vol. 3A §11.4.1); other accesses
         // read 0 and are dropped.
-        if size != 4 || offset % 16 != 0 {
+        if size != 4 || !offset.is_multiple_of(16) {
             return 0;
         }
         let (value, e) = match store {

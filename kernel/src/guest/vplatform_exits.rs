@@ -9,6 +9,12 @@ use super::vplatform::{IOAPIC_GPA, IOAPIC_LEN, LAPIC_GPA};
 use crate::irq::dispatch;
 use alloc::format;
 use conduit_hw::rdtsc;
+
+/// The guest's TSC now: the host's plus the VMCS TSC offset (SDM Vol. 3C §26.6.5). The local
+/// APIC's deadlines are in the guest's TSC.
+fn guest_now(g: &Guest) -> u64 {
+    rdtsc().wrapping_add(g.tsc_offset)
+}
 use conduit_hw::vmx::vmcs::{Current, FieldError};
 use conduit_vmx::fields::{Control64, Guest16, Guest32, ReadOnlyNatural};
 
@@ -39,11 +45,12 @@ pub fn region(g: &Guest, gpa: u64) -> Option<Region> {
 
 /// One decoded MMIO access to the platform; returns the value read.
 pub fn access(g: &mut Guest, r: Region, size: u8, store: Option<u64>) -> u64 {
+    let now = guest_now(g);
     let Some(p) = g.platform.as_mut() else {
         return u64::MAX;
     };
     match r {
-        Region::Lapic(off) => p.lapic_access(off, size, store, rdtsc()),
+        Region::Lapic(off) => p.lapic_access(off, size, store, now),
         Region::Ioapic(off) => p.ioapic_access(off, size, store),
     }
 }
@@ -51,19 +58,20 @@ pub fn access(g: &mut Guest, r: Region, size: u8, store: Option<u64>) -> u64 {
 /// A RDMSR of the local APIC's MSRs: `Some(Ok(value))`, `Some(Err(()))` for #GP, `None` if the
 /// MSR is not the APIC's (or the guest has no platform).
 pub fn rdmsr(g: &mut Guest, msr: u32) -> Option<Result<u64, ()>> {
+    let now = guest_now(g);
     let p = g.platform.as_mut()?;
     Some(match msr {
         MSR_APIC_BASE => Ok(p.lapic.apic_base()),
         MSR_TSC_DEADLINE => Ok(p.lapic.tsc_deadline()),
-        m if MSR_X2APIC.contains(&m) => p.lapic.msr_read(m, rdtsc()).map_err(|_| ()),
+        m if MSR_X2APIC.contains(&m) => p.lapic.msr_read(m, now).map_err(|_| ()),
         _ => return None,
     })
 }
 
 /// A WRMSR of the local APIC's MSRs, as [`rdmsr`].
 pub fn wrmsr(g: &mut Guest, msr: u32, value: u64) -> Option<Result<(), ()>> {
+    let now = guest_now(g);
     let p = g.platform.as_mut()?;
-    let now = rdtsc();
     Some(match msr {
         MSR_APIC_BASE => match p.lapic.set_apic_base(value) {
             Ok(e) => {
@@ -92,6 +100,7 @@ pub fn wrmsr(g: &mut Guest, msr: u32, value: u64) -> Option<Result<(), ()>> {
 /// virtual-APIC page at the offset the qualification names; the model carries the write out.
 pub fn apic_write(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     let offset = (v.get(ReadOnlyNatural::ExitQualification)? & 0xff0) as u32;
+    let now = guest_now(g);
     let Some(p) = g.platform.as_mut() else {
         return stop(
             g,
@@ -99,7 +108,7 @@ pub fn apic_write(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError>
             format!("APIC write at offset {offset:#x} without a local APIC"),
         );
     };
-    let e = p.lapic.apic_write(offset, rdtsc());
+    let e = p.lapic.apic_write(offset, now);
     p.apply(e);
     Ok(Outcome::Resume)
 }
@@ -151,7 +160,7 @@ fn drain_pending(g: &mut Guest) {
 /// for the scheduler's idle decision.
 pub fn interrupt_ready(g: &mut Guest) -> bool {
     drain_pending(g);
-    let now = rdtsc();
+    let now = guest_now(g);
     g.platform.as_mut().is_some_and(|p| {
         let e = p.lapic.expire(now);
         p.apply(e);
@@ -188,7 +197,8 @@ pub fn acknowledged(g: &mut Guest, vector: u8) {
 /// is on time without waiting for the slice to end.
 pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     drain_pending(g);
-    let now = rdtsc();
+    let now = guest_now(g);
+    let offset = g.tsc_offset;
     let shift = g.timer_shift;
     let slice_end = g.slice_end;
     let Some(p) = g.platform.as_mut() else {
@@ -210,6 +220,8 @@ pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
         }
         v.set(Guest16::InterruptStatus, status)?;
     }
+    // The slice ends in host TSC, the guest's deadline is in guest TSC: compare in the guest's.
+    let slice_end = slice_end.wrapping_add(offset);
     let until = p.next_deadline().map_or(slice_end, |d| d.min(slice_end));
     let ticks = until.saturating_sub(now) >> shift;
     v.set(

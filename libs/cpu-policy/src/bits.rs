@@ -115,7 +115,9 @@ pub const L7_EBX_AVX512: u32 =
 /// Leaf 7 EBX bits passed from the host: FSGSBASE (0), BMI1 (3), AVX2 (5), FDP_EXCPTN_ONLY (6),
 /// SMEP (7), BMI2 (8), ERMS (9), INVPCID (10, only with the VMCS control), FCS/FDS deprecation
 /// (13), RDSEED (18), ADX (19), SMAP (20), CLFLUSHOPT (23), CLWB (24), SHA (29) and the AVX-512
-/// group. Hidden: TSC_ADJUST (1, the MSR is not emulated), SGX (2), HLE (4) and RTM (11) (TSX),
+/// group. Set whatever the host says: TSC_ADJUST (1, the MSR is emulated on the TSC offset; with an
+/// invariant TSC it lets Linux trust the TSC without a clocksource watchdog). Hidden: SGX (2), HLE
+/// (4) and RTM (11) (TSX),
 /// RDT monitoring (12) and allocation (15), MPX (14), processor trace (25).
 pub const L7_EBX_KEEP: u32 = L7_EBX_FSGSBASE
     | (1 << 3)

@@ -241,7 +241,7 @@ impl<H: HostCpuid> GuestCpuid<H> {
         }
         let [_, ebx, ecx, edx] = self.host_basic(7, 0);
         let c = &self.config;
-        let mut ebx = ebx & L7_EBX_KEEP;
+        let mut ebx = (ebx & L7_EBX_KEEP) | L7_EBX_TSC_ADJUST;
         let mut ecx = ecx & L7_ECX_KEEP;
         let mut edx = edx & L7_EDX_KEEP;
         if !c.invpcid {

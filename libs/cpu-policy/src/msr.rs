@@ -5,6 +5,7 @@
 use crate::bits::{L7_EDX_ARCH_CAPABILITIES, L7_EDX_IBRS_IBPB, L7_EDX_SSBD, L7_EDX_STIBP};
 
 pub const IA32_TSC: u32 = 0x10;
+pub const IA32_TSC_ADJUST: u32 = 0x3b;
 pub const IA32_APIC_BASE: u32 = 0x1b;
 pub const IA32_FEATURE_CONTROL: u32 = 0x3a;
 pub const IA32_SPEC_CTRL: u32 = 0x48;
@@ -113,6 +114,9 @@ pub enum EmulatedMsr {
     ArchCapabilities,
     /// Write-only: a write of IBPB (bit 0) is a barrier.
     PredCmd,
+    /// IA32_TSC_ADJUST (SDM Vol. 3B §18.17.3): what WRMSRs to the TSC and to itself added to
+    /// the guest's TSC.
+    TscAdjust,
 }
 
 /// Where an MSR lives for a guest.
@@ -191,6 +195,7 @@ impl MsrPolicy {
             IA32_GS_BASE => MsrClass::Vmcs(VmcsMsr::GsBase),
             IA32_APIC_BASE | IA32_TSC_DEADLINE | X2APIC_FIRST..=X2APIC_LAST => MsrClass::Apic,
             IA32_TSC => MsrClass::Tsc,
+            IA32_TSC_ADJUST => MsrClass::Emulated(E::TscAdjust),
             IA32_MTRRCAP => MsrClass::Emulated(E::MtrrCap),
             IA32_MTRR_DEF_TYPE => MsrClass::Emulated(E::MtrrDefType),
             m if (IA32_MTRR_PHYSBASE0..IA32_MTRR_PHYSBASE0 + 2 * MTRR_VARIABLE_RANGES)
@@ -253,8 +258,11 @@ pub enum WriteEffect {
     Vmcs(VmcsMsr, u64),
     /// Hand the write to the vLAPIC, which checks it.
     Apic(u32, u64),
-    /// Set the TSC offset so that the guest's TSC reads this value now.
+    /// Set the TSC offset so that the guest's TSC reads this value now, and tell
+    /// [`MsrState::tsc_written`] how much that moved it.
     Tsc(u64),
+    /// Add this (two's complement) to the TSC offset: a write to IA32_TSC_ADJUST.
+    TscDelta(u64),
     /// Execute an indirect branch prediction barrier (WRMSR IA32_PRED_CMD = 1) before the guest
     /// runs again.
     Ibpb,
@@ -269,6 +277,7 @@ pub struct MsrState {
     /// PHYSBASEn, PHYSMASKn.
     mtrr_variable: [[u64; 2]; MTRR_VARIABLE_RANGES as usize],
     misc_enable: u64,
+    tsc_adjust: u64,
 }
 
 /// A memory type valid in an MTRR (SDM Vol. 3A §12.11.2: UC, WC, WT, WP, WB); WC only if
@@ -300,7 +309,14 @@ impl MsrState {
             mtrr_def_type: MTRR_DEF_TYPE_RESET,
             mtrr_variable: [[0; 2]; MTRR_VARIABLE_RANGES as usize],
             misc_enable: MISC_ENABLE,
+            tsc_adjust: 0,
         }
+    }
+
+    /// A WRMSR to IA32_TSC moved the guest's TSC by `delta` (two's complement): IA32_TSC_ADJUST
+    /// moves with it (SDM Vol. 3B §18.17.3).
+    pub fn tsc_written(&mut self, delta: u64) {
+        self.tsc_adjust = self.tsc_adjust.wrapping_add(delta);
     }
 
     /// The policy this state follows.
@@ -328,6 +344,7 @@ impl MsrState {
                 E::BiosSignId => u64::from(self.policy.host.microcode_revision) << 32,
                 E::ArchCapabilities => self.policy.host.arch_capabilities & ARCH_CAPABILITIES_KEEP,
                 E::PredCmd => return Err(Gp),
+                E::TscAdjust => self.tsc_adjust,
             }),
         })
     }
@@ -394,6 +411,12 @@ impl MsrState {
                 if v == 1 {
                     return Ok(WriteEffect::Ibpb);
                 }
+            }
+            // Writing X more than the MSR held adds X to the TSC too.
+            E::TscAdjust => {
+                let delta = v.wrapping_sub(self.tsc_adjust);
+                self.tsc_adjust = v;
+                return Ok(WriteEffect::TscDelta(delta));
             }
         }
         Ok(WriteEffect::Done)
