@@ -35,8 +35,9 @@ fn re(pattern: &str) -> Regex {
     Regex::new(pattern).expect("valid pattern")
 }
 
-/// A kernel log line's TSC prefix.
-static STAMP: LazyLock<Regex> = LazyLock::new(|| re(r"^\[ *([0-9]+)\] "));
+/// A kernel log line's TSC prefix (after the shell's prompt, which the log redraws around it).
+static STAMP: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\[ *([0-9]+)\] (?:ERROR|WARN|INFO|DEBUG|TRACE) "));
 /// The rate Linux detected: `(MHz, fraction, "TSC" or "processor")`.
 static DETECTED: LazyLock<Regex> = LazyLock::new(|| {
     re(r"\blinux: \[ *[0-9.]+\] tsc: Detected ([0-9]+)\.([0-9]{3}) MHz (TSC|processor)")
@@ -198,7 +199,7 @@ mod tests {
 [     200] INFO  conduit_kernel::sched: running 3 guest(s) round-robin
 [    9000] INFO  conduit_kernel::guest::vuart: linux: [    0.000000] tsc: Detected 50.000 MHz processor
 [    9001] INFO  conduit_kernel::guest::vuart: linux: [    0.000000] tsc: Detected 50.001 MHz TSC
-[  500200] INFO  conduit_kernel::guest::vuart: linux: [    9.100000] Run /init as init process
+conduit> \x1b[K[  500200] INFO  conduit_kernel::guest::vuart: linux: [    9.100000] Run /init as init process
 [  600000] INFO  conduit_kernel::guest::vuart: linux: conduit-initramfs: ready (6.1.0-57-amd64)
 conduit> vms
 3 guest(s), 2 runnable, 0 not created; TSC 50.001 MHz (measured)
