@@ -331,7 +331,7 @@ pub fn conduit_figure(log: &str) -> Option<u64> {
             let digits: String = l[at..].chars().take_while(char::is_ascii_digit).collect();
             digits.parse().ok()
         })
-        .last()
+        .next_back()
 }
 
 #[cfg(test)]
