@@ -24,8 +24,9 @@
 //!            [9100] INFO  conduit_kernel::guest::vuart: linux: [    1.00] Run /init as init process\n\
 //!            LOC:        100   Local timer interrupts\n\
 //!            LOC:        300   Local timer interrupts\n";
-//! let figures = conduit_boot::linux_log::check(log).unwrap();
-//! assert!(figures.iter().any(|f| f == "linux_guest_to_init_instr=8900"));
+//! let checked = conduit_boot::linux_log::check(log);
+//! assert_eq!(checked.problem, None);
+//! assert!(checked.figures.iter().any(|f| f == "linux_guest_to_init_instr=8900"));
 //! ```
 
 use regex::Regex;
@@ -92,11 +93,27 @@ fn within_1_percent(expected: u64, actual: u64) -> bool {
     expected.abs_diff(actual) * 100 <= expected
 }
 
-/// Checks the log's figures and returns the `key=value` lines to print, or what is wrong.
-pub fn check(log: &str) -> Result<Vec<String>, String> {
-    let lines: Vec<&str> = log.lines().map(|l| l.trim_end_matches('\r')).collect();
-    let mut out = Vec::new();
+/// What [`check`] found in a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// `key=value` lines to print, whatever the verdict (those the log has the lines for).
+    pub figures: Vec<String>,
+    /// The first checked figure that is wrong or missing.
+    pub problem: Option<String>,
+}
 
+/// Checks the log's figures; returns them with what is wrong, if anything.
+pub fn check(log: &str) -> Checked {
+    let lines: Vec<&str> = log.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let mut figures = Vec::new();
+    let problem = checked(log, &lines, &mut figures).err();
+    figures.extend(measured(&lines));
+    Checked { figures, problem }
+}
+
+/// The figures that must hold (Linux's TSC rate, the timer count rising), pushed to `out` as
+/// they are found.
+fn checked(log: &str, lines: &[&str], out: &mut Vec<String>) -> Result<(), String> {
     // Must-show 1: Linux's TSC rate against Conduit's.
     let conduit = crate::tsc::check(log)?.ok_or("the log states no TSC rate of Conduit's")?;
     let detected: Vec<(u64, bool)> = lines
@@ -137,9 +154,14 @@ pub fn check(log: &str) -> Result<Vec<String>, String> {
         ));
     }
     out.push(format!("linux_local_timer_interrupts={first}->{second}"));
+    Ok(())
+}
 
-    // Must-show 6: instructions from the first VM entry to /init.
-    let start = find(&lines, 0, "sched: running ").and_then(|i| stamp(lines[i]));
+/// The figures only printed (Must-show 6).
+fn measured(lines: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    // Instructions from the first VM entry to /init.
+    let start = find(lines, 0, "sched: running ").and_then(|i| stamp(lines[i]));
     let init = lines
         .iter()
         .find(|l| l.contains("linux: [") && l.ends_with("Run /init as init process"))
@@ -151,8 +173,8 @@ pub fn check(log: &str) -> Result<Vec<String>, String> {
         ));
     }
     // The exits of the boot: `vms` typed at "conduit-initramfs: ready".
-    if let Some(ready) = find(&lines, 0, "linux: conduit-initramfs: ready")
-        && let Some((_, us, exits, by_reason)) = vms_linux(&lines, ready)
+    if let Some(ready) = find(lines, 0, "linux: conduit-initramfs: ready")
+        && let Some((_, us, exits, by_reason)) = vms_linux(lines, ready)
     {
         out.push(format!(
             "linux_boot_guest_ms={}.{:03}",
@@ -167,13 +189,13 @@ pub fn check(log: &str) -> Result<Vec<String>, String> {
             .iter()
             .enumerate()
             .find_map(|(i, l)| Some((i, centis(&UPTIME_RAW.captures(l)?)?)))?;
-        let (a_at, _, a, _) = vms_linux(&lines, u1_at)?;
+        let (a_at, _, a, _) = vms_linux(lines, u1_at)?;
         let (u2_at, u2) = lines
             .iter()
             .enumerate()
             .skip(a_at)
             .find_map(|(i, l)| Some((i, centis(&UPTIME_LOGGED.captures(l)?)?)))?;
-        let (_, _, b, _) = vms_linux(&lines, u2_at)?;
+        let (_, _, b, _) = vms_linux(lines, u2_at)?;
         Some((b.checked_sub(a)?, u2.checked_sub(u1)?))
     })();
     if let Some((exits, centis)) = idle {
@@ -187,7 +209,7 @@ pub fn check(log: &str) -> Result<Vec<String>, String> {
             centis % 100
         ));
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -218,11 +240,22 @@ conduit> vms
     exits: 5400 (HLT: 300)
 ";
 
+    /// The figures of a run that must pass.
+    fn good(log: &str) -> Vec<String> {
+        let c = check(log);
+        assert_eq!(c.problem, None);
+        c.figures
+    }
+
+    /// What is wrong with a run that must fail.
+    fn bad(log: &str) -> String {
+        check(log).problem.expect("a problem")
+    }
+
     #[test]
     fn figures_of_a_good_run() {
-        let f = check(LOG).expect("consistent");
         assert_eq!(
-            f,
+            good(LOG),
             [
                 "linux_tsc_khz=50001 conduit_tsc_khz=50001",
                 "linux_local_timer_interrupts=100->350",
@@ -237,34 +270,33 @@ conduit> vms
     #[test]
     fn the_processor_rate_counts_when_no_tsc_rate_is_printed() {
         let log = LOG.replace("tsc: Detected 50.001 MHz TSC", "other");
-        assert_eq!(
-            check(&log).expect("within 1 %")[0],
-            "linux_tsc_khz=50000 conduit_tsc_khz=50001"
-        );
+        assert_eq!(good(&log)[0], "linux_tsc_khz=50000 conduit_tsc_khz=50001");
     }
 
     #[test]
     fn a_tsc_rate_off_by_more_than_1_percent_fails() {
         // CPUID 0x15 of Bochs' tigerlake model, if it reached Linux unfiltered.
         let log = LOG.replace("Detected 50.001 MHz TSC", "Detected 2419.200 MHz TSC");
-        let e = check(&log).expect_err("2419 MHz is not 50 MHz");
+        let e = bad(&log);
         assert!(e.contains("2419200 kHz"), "{e}");
-        let log = LOG.replace("Detected 50.001 MHz TSC", "Detected 50.600 MHz TSC");
-        assert!(check(&log).is_err());
+        bad(&LOG.replace("Detected 50.001 MHz TSC", "Detected 50.600 MHz TSC"));
     }
 
     #[test]
     fn a_timer_count_that_does_not_rise_fails() {
         let log = LOG.replace("350   Local", "100   Local");
-        assert!(check(&log).expect_err("stalled").contains("did not rise"));
+        assert!(bad(&log).contains("did not rise"));
         let log = LOG.replace("LOC:        350   Local timer interrupts\n", "");
-        assert!(check(&log).expect_err("one read").contains("1 `LOC:`"));
+        assert!(bad(&log).contains("1 `LOC:`"));
     }
 
     #[test]
-    fn missing_rates_fail() {
-        assert!(check(&LOG.replace("tsc: Detected", "tsc: found")).is_err());
-        assert!(check(&LOG.replace("time: TSC", "time: no")).is_err());
+    fn missing_rates_fail_and_the_measured_figures_are_still_printed() {
+        let c = check(&LOG.replace("tsc: Detected", "tsc: found"));
+        assert!(c.problem.expect("no rate").contains("tsc: Detected"));
+        assert_eq!(c.figures.len(), 4);
+        assert!(c.figures[0].starts_with("linux_guest_to_init_instr="));
+        bad(&LOG.replace("time: TSC", "time: no"));
     }
 
     #[test]
@@ -272,7 +304,7 @@ conduit> vms
         let log = LOG
             .replace("console: detached", "x")
             .replace("ms in guest", "ms");
-        let f = check(&log).expect("the checked figures hold");
+        let f = good(&log);
         assert_eq!(f.len(), 3);
         assert!(f[2].starts_with("linux_guest_to_init_instr="));
     }

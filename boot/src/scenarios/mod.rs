@@ -71,8 +71,8 @@ const ANY_EXCEPTION: &str = r"EXCEPTION #";
 const BANNER: &str = r"Conduit v0\.1\.0 \(git [0-9a-f]{7,}";
 
 /// A check of a whole log that patterns cannot express (arithmetic on its figures): the
-/// `key=value` figures to print, or what is wrong.
-pub type LogCheck = fn(&str) -> Result<Vec<String>, String>;
+/// `key=value` figures to print, and what is wrong.
+pub type LogCheck = fn(&str) -> crate::linux_log::Checked;
 
 /// The scenario's own [`LogCheck`], if it has one (after [`crate::tsc::check`], which every log
 /// passes).
