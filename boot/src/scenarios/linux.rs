@@ -95,7 +95,7 @@ const EXPECT: &[&str] = &[
     // output interleaves with linux-panic's second boot.
     r"conduit> restart hello64$",
     r#"guest "hello64" restarted from its image \(restart 1\)"#,
-    r"hello64: hello64: hello from hello64",
+    r"hello64: hello from hello64",
     r"linux-panic: \[ *[0-9]+\.[0-9]+\] ",
     r#"guest "hello64" exited with code 0x64"#,
     // Must-show 3 (the details in the `linux-panic` sequence): stopped at its second crash.
@@ -205,5 +205,5 @@ pub(super) const BOCHS_LINUX: Scenario = Scenario {
     forbid: FORBID,
     input: INPUT,
     end: End::Success,
-    timeout_secs: 1200,
+    timeout_secs: 900,
 };
