@@ -9,7 +9,7 @@ use alloc::format;
 use alloc::string::String;
 use conduit_hw::vmx::vmcs::{Current, FieldError};
 use conduit_vmx::exit::{
-    BasicExitReason, CrAccess, ExitReason, Gpr, InterruptionInfo, IoDirection, IoQualification,
+    BasicExitReason, CrAccess, ExitReason, InterruptionInfo, IoDirection, IoQualification,
 };
 use conduit_vmx::fields::{
     Guest32, Guest64, GuestNatural, ReadOnly32, ReadOnly64, ReadOnlyNatural,
@@ -298,25 +298,8 @@ fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     }
 }
 
-/// CR0.PG (SDM Vol. 3A §2.5 "Control Registers").
-const CR0_PG: u64 = 1 << 31;
-
 fn cr_access(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     let q = CrAccess::decode(v.get(ReadOnlyNatural::ExitQualification)?);
-    // Linux's last reset path (`machine_real_restart`, which it reaches first on an ACPI
-    // hardware-reduced platform without EFI runtime services) turns paging off on its way to
-    // the BIOS reset vector: for a guest with a virtual platform that is a reset like the
-    // others of `power.rs` (docs/linux-guests.md).
-    if let CrAccess::MovToCr { cr: 0, gpr } = q
-        && g.platform.is_some()
-        && gpr != Gpr::Rsp
-        && g.regs.gpr[gpr.index()] & CR0_PG == 0
-    {
-        g.request_reset(String::from(
-            "reset through the real-mode restart (MOV to CR0 clearing PG)",
-        ));
-        return Ok(Outcome::Done);
-    }
     stop(
         g,
         v,
