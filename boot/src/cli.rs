@@ -18,8 +18,8 @@ USAGE:
   conduit-boot linux-bare --iso <CD.iso> --busybox <ELF> [--cpu <MODEL>] [--memory <MiB>]
                      [--conduit-log <LOG>]
 
-`linux-bare` boots Linux with no hypervisor on Bochs from the isolinux CD of
-`scripts/linux-assets --bare-cd` (the baseline of `scripts/bench --linux`) and prints the
+`linux-bare` boots Linux with no hypervisor on Bochs (default CPU tigerlake, 512 MiB) from
+the isolinux CD of `scripts/linux-assets --bare-cd` (the baseline of `scripts/bench --linux`) and prints the
 instructions from the kernel's 64-bit entry to /init's first instruction; with `--conduit-log`,
 also the Conduit guest's figure (`linux_guest_to_init_instr=N`) read from that boot log.
 
@@ -130,7 +130,7 @@ pub struct LinuxBareArgs {
     pub iso: PathBuf,
     /// The initramfs' busybox (its ELF entry is /init's first instruction).
     pub busybox: PathBuf,
-    /// Bochs' CPU model; `None`: tigerlake.
+    /// Bochs' CPU model; `None`: [`crate::linux_bare::BareSpec::DEFAULT_CPU`].
     pub cpu: Option<String>,
     /// Guest memory in MiB; `None`: 512.
     pub memory: Option<u32>,

@@ -17,7 +17,7 @@
 //!
 //! ```no_run
 //! use conduit_boot::linux_bare::{BareSpec, run_bare};
-//! let spec = BareSpec::tigerlake("build/linux/bare.iso".into(), 512);
+//! let spec = BareSpec::new(BareSpec::DEFAULT_CPU, "build/linux/bare.iso".into(), 512);
 //! let busybox = std::fs::read("build/linux/busybox-pkg/bin/busybox").unwrap();
 //! let result = run_bare(&spec, &busybox, "bochs", std::path::Path::new("build/bench-linux")).unwrap();
 //! println!("linux_bare_to_init_instr={}", result.to_init_instr());
@@ -32,6 +32,9 @@ use std::time::{Duration, Instant};
 
 /// Physical address of the kernel's 64-bit entry when a BIOS loader boots it (see the module doc).
 pub const KERNEL_ENTRY_64: u64 = 0x10_0200;
+
+/// How long the bare boot may take on the host (about 6 minutes on a loaded two-core host).
+const TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// The line the kernel logs just before it executes `/init`.
 pub const RUN_INIT_LINE: &str = "Run /init as init process";
@@ -54,6 +57,8 @@ pub enum BareError {
     NoRunInit { serial: PathBuf },
     #[error("the entry breakpoint came after the /init one ({entry} > {init})")]
     Order { entry: u64, init: u64 },
+    #[error("Bochs did not reach /init within {secs} s (stopped); see {log}")]
+    Timeout { secs: u64, log: PathBuf },
 }
 
 /// The bare machine: Bochs with its own BIOS, the CD as the ATA primary master.
@@ -74,10 +79,13 @@ pub struct BareSpec {
 }
 
 impl BareSpec {
-    /// Tiger Lake at 50 M instructions per second with Debian's Bochs ROMs.
-    pub fn tigerlake(iso: PathBuf, memory_mib: u32) -> Self {
+    /// The default CPU model, Conduit's default test machine.
+    pub const DEFAULT_CPU: &'static str = "tigerlake";
+
+    /// `cpu_model` at 50 M instructions per second with Debian's Bochs ROMs.
+    pub fn new(cpu_model: &str, iso: PathBuf, memory_mib: u32) -> Self {
         Self {
-            cpu_model: "tigerlake".into(),
+            cpu_model: cpu_model.into(),
             ips: 50_000_000,
             memory_mib,
             iso,
@@ -246,8 +254,7 @@ pub fn run_bare(
     let out_file = std::fs::File::create(&out).map_err(io(&out))?;
     let err_file = out_file.try_clone().map_err(io(&out))?;
     let start = Instant::now();
-    // Bochs' exit status is 1 even after `quit`: the breakpoints' figures judge the run.
-    std::process::Command::new(bochs)
+    let mut child = std::process::Command::new(bochs)
         .args(["-q", "-f"])
         .arg(&rc)
         .arg("-rc")
@@ -256,8 +263,21 @@ pub fn run_bare(
         .stdin(std::process::Stdio::null())
         .stdout(out_file)
         .stderr(err_file)
-        .status()
+        .spawn()
         .map_err(io(Path::new(bochs)))?;
+    // Bochs' exit status is 1 even after `quit`: the breakpoints' figures judge the run. A boot
+    // that hangs never reaches the second breakpoint: Bochs is stopped after `TIMEOUT`.
+    while child.try_wait().map_err(io(Path::new(bochs)))?.is_none() {
+        if start.elapsed() > TIMEOUT {
+            child.kill().map_err(io(Path::new(bochs)))?;
+            child.wait().map_err(io(Path::new(bochs)))?;
+            return Err(BareError::Timeout {
+                secs: TIMEOUT.as_secs(),
+                log: out,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let wall = start.elapsed();
     let debugger = std::fs::read_to_string(&out).map_err(io(&out))?;
     let serial_text = std::fs::read(&serial).map_err(io(&serial))?;
@@ -273,10 +293,8 @@ pub fn run_bare(
 /// `key=value` lines (the instruction counts, the emulated and wall seconds, and with
 /// `--conduit-log` the Conduit guest's figure and the ratio of the two).
 pub fn command(ws: &Workspace, args: &LinuxBareArgs) -> Result<(), crate::Error> {
-    let mut spec = BareSpec::tigerlake(args.iso.clone(), args.memory.unwrap_or(512));
-    if let Some(cpu) = &args.cpu {
-        spec.cpu_model.clone_from(cpu);
-    }
+    let cpu = args.cpu.as_deref().unwrap_or(BareSpec::DEFAULT_CPU);
+    let mut spec = BareSpec::new(cpu, args.iso.clone(), args.memory.unwrap_or(512));
     spec.iso = std::path::absolute(&spec.iso).map_err(|source| BareError::Io {
         path: args.iso.clone(),
         source,
@@ -286,6 +304,7 @@ pub fn command(ws: &Workspace, args: &LinuxBareArgs) -> Result<(), crate::Error>
         source,
     })?;
     let tools = HostTools::from_env();
+    spec.vgabios.clone_from(&tools.vgabios);
     let dir = ws.build_dir(&format!("bench-linux-{}", spec.cpu_model));
     let r = run_bare(&spec, &busybox, &tools.bochs, &dir)?;
     println!("cpu={}", spec.cpu_model);
@@ -302,7 +321,7 @@ pub fn command(ws: &Workspace, args: &LinuxBareArgs) -> Result<(), crate::Error>
             path: log.clone(),
             source,
         })?;
-        match conduit_figure(&text) {
+        match conduit_figure(&text, LINUX_GUEST) {
             Some(guest) => {
                 println!("linux_guest_to_init_instr={guest}");
                 // Per mille, integer arithmetic: 1000 means as fast as bare.
@@ -312,7 +331,7 @@ pub fn command(ws: &Workspace, args: &LinuxBareArgs) -> Result<(), crate::Error>
                 );
             }
             None => eprintln!(
-                "conduit-boot: {} states no linux_guest_to_init_instr figure",
+                "conduit-boot: {} has no first VM entry of guest {LINUX_GUEST:?} or no \"Run /init\" line of it",
                 log.display()
             ),
         }
@@ -320,18 +339,32 @@ pub fn command(ws: &Workspace, args: &LinuxBareArgs) -> Result<(), crate::Error>
     Ok(())
 }
 
-/// The hook for the Conduit side of the comparison: the instructions from a Linux guest's first VM
-/// entry to its "Run /init" line, as a Conduit boot log states them in a line holding
-/// `linux_guest_to_init_instr=N` (the last one if there are several). `None` if the log has none.
-pub fn conduit_figure(log: &str) -> Option<u64> {
-    const KEY: &str = "linux_guest_to_init_instr=";
-    log.lines()
-        .filter_map(|l| {
-            let at = l.find(KEY)? + KEY.len();
-            let digits: String = l[at..].chars().take_while(char::is_ascii_digit).collect();
-            digits.parse().ok()
+/// The guest whose boot `--conduit-log` is read for (the default configuration's Linux guest).
+const LINUX_GUEST: &str = "linux";
+
+/// The Conduit side of the comparison: the instructions (Bochs TSC ticks, the bracketed counter
+/// that starts every log line) from the first VM entry of the Linux guest named `guest` (the
+/// kernel logs `guest "NAME": first VM entry`) to its console line "Run /init as init process"
+/// (logged as `NAME: [ ... ] Run /init as init process`). `None` if the log lacks either line.
+pub fn conduit_figure(log: &str, guest: &str) -> Option<u64> {
+    let entry_marker = format!("guest \"{guest}\": first VM entry");
+    let init_marker = format!("{guest}: [");
+    // The first `[ digits ]` of the line (the shell's prompt redraw may put `ESC [K` before it).
+    let tsc = |l: &str| -> Option<u64> {
+        l.match_indices('[').find_map(|(open, _)| {
+            let close = l[open..].find(']')? + open;
+            l[open + 1..close].trim().parse().ok()
         })
-        .next_back()
+    };
+    let entry = log
+        .lines()
+        .find(|l| l.contains(&entry_marker))
+        .and_then(tsc)?;
+    let init = log
+        .lines()
+        .find(|l| l.contains(&init_marker) && l.contains("Run /init as init process"))
+        .and_then(tsc)?;
+    init.checked_sub(entry)
 }
 
 #[cfg(test)]
@@ -392,7 +425,7 @@ mod tests {
 
     #[test]
     fn rc_names_cd_cpu_memory_and_serial() {
-        let spec = BareSpec::tigerlake("/x/bare.iso".into(), 512);
+        let spec = BareSpec::new("tigerlake", "/x/bare.iso".into(), 512);
         let rc = bochsrc(&spec, Path::new("/x/serial.txt"));
         assert!(rc.contains("memory: guest=512, host=512\n"));
         assert!(rc.contains("model=tigerlake"));
@@ -440,10 +473,16 @@ mod tests {
     }
 
     #[test]
-    fn conduit_figure_reads_the_last_statement() {
-        assert_eq!(conduit_figure("boot\nlinux: nothing\n"), None);
-        let log = "linux: linux_guest_to_init_instr=123\nx\n[linux] linux_guest_to_init_instr=4567 (Run /init)\n";
-        assert_eq!(conduit_figure(log), Some(4567));
-        assert_eq!(conduit_figure("linux_guest_to_init_instr=abc"), None);
+    fn conduit_figure_from_first_entry_to_run_init() {
+        assert_eq!(conduit_figure("boot\nlinux: nothing\n", "linux"), None);
+        let log = "conduit> \x1b[K[     1000] INFO  sched: guest \"linux\": first VM entry\n\
+                   [     1500] INFO  guest::vuart: other: [    1.0] Run /init as init process\n\
+                   conduit> [     9000] INFO  guest::vuart: linux: [   32.9] Run /init as init process\n";
+        assert_eq!(conduit_figure(log, "linux"), Some(8000));
+        assert_eq!(
+            conduit_figure(log, "other"),
+            None,
+            "no first VM entry of it"
+        );
     }
 }

@@ -175,6 +175,10 @@ fn run_slice(g: &mut Guest) {
             g.stop(format!("{what} failed: {fail}"));
             return;
         }
+        if !launched {
+            // The start of the guest's boot, for figures measured from the log (scripts/bench).
+            info!("guest \"{}\": first VM entry", g.name);
+        }
         g.set_launched();
         match guest::handle_exit(g, &mut v) {
             Ok(Outcome::Resume) => continue,

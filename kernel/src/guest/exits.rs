@@ -9,7 +9,7 @@ use alloc::format;
 use alloc::string::String;
 use conduit_hw::vmx::vmcs::{Current, FieldError};
 use conduit_vmx::exit::{
-    BasicExitReason, CrAccess, ExitReason, InterruptionInfo, IoDirection, IoQualification,
+    BasicExitReason, ExitReason, InterruptionInfo, IoDirection, IoQualification,
 };
 use conduit_vmx::fields::{
     Guest32, Guest64, GuestNatural, ReadOnly32, ReadOnly64, ReadOnlyNatural,
@@ -109,7 +109,7 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
                 )
             }
         }
-        BasicExitReason::ControlRegisterAccess => cr_access(g, v),
+        BasicExitReason::ControlRegisterAccess => super::cr_exits::cr_access(g, v),
         BasicExitReason::EptViolation => {
             let gpa = v.get(ReadOnly64::GuestPhysicalAddress)?;
             let qualification = v.get(ReadOnlyNatural::ExitQualification)?;
@@ -296,13 +296,4 @@ fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             Ok(Outcome::Resume)
         }
     }
-}
-
-fn cr_access(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
-    let q = CrAccess::decode(v.get(ReadOnlyNatural::ExitQualification)?);
-    stop(
-        g,
-        v,
-        format!("control-register access not permitted: {q:?}"),
-    )
 }

@@ -13,8 +13,20 @@ use conduit_guest_acpi::{
     DEFAULT_OEM, GuestAcpi, IoApic, PCI_IO_WINDOWS, PciRoot, RESET, SLEEP, Serial, build,
 };
 
-/// The ACPI tables of a guest with `vcpus` vCPUs (APIC IDs 0..vcpus), to be written at
-/// `FIRMWARE_GPA` with the RSDP first.
+/// The processor's reset vector, F000:FFF0 (SDM Vol. 3A §9.1.4 "First Instruction Executed").
+const RESET_VECTOR: u64 = 0xf_fff0;
+
+/// What the guest finds at the reset vector: the reset register's write, as a PC's firmware
+/// would reset the machine when an OS jumps there to reboot (Linux's last reboot method on a
+/// hardware-reduced ACPI platform without EFI: `machine_real_restart` leaves paging and protected
+/// mode and jumps to F000:FFF0). 16-bit code: `mov dx, 0xcf9; mov al, 6; out dx, al; hlt; jmp $-1`.
+const RESET_STUB: [u8; 10] = [0xba, 0xf9, 0x0c, 0xb0, 0x06, 0xee, 0xf4, 0xeb, 0xfd, 0x90];
+const _: () =
+    assert!(conduit_guest_acpi::RESET.port == 0xcf9 && conduit_guest_acpi::RESET.value == 6);
+const _: () = assert!(RESET_VECTOR + RESET_STUB.len() as u64 <= FIRMWARE_END);
+
+/// The firmware region of a guest with `vcpus` vCPUs (APIC IDs 0..vcpus), to be written at
+/// `FIRMWARE_GPA`: the ACPI tables with the RSDP first, and the reset-vector code at 0xFFFF0.
 pub fn acpi_tables(vcpus: u32) -> Result<Vec<u8>, conduit_guest_acpi::AcpiError> {
     let cpus: Vec<u32> = (0..vcpus).collect();
     let ioapic = IoApic {
@@ -38,6 +50,10 @@ pub fn acpi_tables(vcpus: u32) -> Result<Vec<u8>, conduit_guest_acpi::AcpiError>
         reset: RESET,
         serial: Some(Serial::COM1),
     };
-    let t = build(&cfg, FIRMWARE_GPA, (FIRMWARE_END - FIRMWARE_GPA) as usize)?;
-    Ok(t.bytes)
+    let stub_at = (RESET_VECTOR - FIRMWARE_GPA) as usize;
+    let t = build(&cfg, FIRMWARE_GPA, stub_at)?;
+    let mut bytes = t.bytes;
+    bytes.resize(stub_at, 0);
+    bytes.extend_from_slice(&RESET_STUB);
+    Ok(bytes)
 }

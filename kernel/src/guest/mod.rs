@@ -6,6 +6,7 @@
 mod bars;
 pub mod boot;
 mod cpu;
+mod cr_exits;
 pub mod devices;
 pub mod events;
 pub mod exits;
@@ -47,6 +48,12 @@ use log::{info, warn};
 pub use set::{Guests, Refused};
 use spec::GuestSpec;
 use vuart::VirtualUart;
+
+/// Placeholder fixed bits of a guest without a vCPU (`vcpu::setup` sets the real ones).
+const NO_FIXED_BITS: conduit_vmx::cr::FixedBits = conduit_vmx::cr::FixedBits {
+    fixed0: 0,
+    fixed1: u64::MAX,
+};
 
 /// What a guest is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +219,9 @@ pub struct Guest {
     /// Its emulated MSRs and the policy of which MSRs it has (`msr_exits.rs`); `None` without a
     /// vCPU.
     msr_state: Option<conduit_cpu_policy::MsrState>,
+    /// The VMX-fixed bits of the guest's CR0 and CR4 (`cr_exits.rs` forces them under what the
+    /// guest writes).
+    cr_fixed: (conduit_vmx::cr::FixedBits, conduit_vmx::cr::FixedBits),
     /// The VMCS TSC offset as last written (`msr_exits.rs`): the guest's TSC is the host's plus
     /// this.
     tsc_offset: u64,
@@ -363,6 +373,7 @@ impl Guest {
             reset_request: None,
             msr_state: None,
             tsc_offset: 0,
+            cr_fixed: (NO_FIXED_BITS, NO_FIXED_BITS),
             events: events::Events::new(0, false, tsc),
             spec: spec.clone(),
             restarts: 0,
@@ -527,6 +538,18 @@ impl Guest {
                 crate::irq::guest_interrupts(self.id())
             );
         }
+        if let Some(p) = self.platform.as_ref() {
+            info!(
+                "guest \"{}\": local APIC by {}; {} interrupt message(s) of a delivery mode this platform does not deliver (SMI, NMI, INIT, ExtINT, SIPI) dropped",
+                self.name,
+                if p.apicv {
+                    "APIC virtualization"
+                } else {
+                    "software emulation"
+                },
+                p.dropped
+            );
+        }
     }
 }
 
@@ -553,51 +576,6 @@ impl Guest {
     pub fn arm_timer(&mut self, v: &mut Current) -> Result<(), FieldError> {
         self.slice_end = conduit_hw::rdtsc().saturating_add(self.slice_tsc);
         v.set(Guest32::PreemptionTimerValue, self.slice_ticks)
-    }
-
-    /// Before every entry: the platform's interrupt and timer state into the VMCS.
-    pub fn before_entry(&mut self, v: &mut Current) -> Result<(), FieldError> {
-        if self.platform.is_some() {
-            vplatform_exits::before_entry(self, v)?;
-        }
-        events::before_entry(self, v)
-    }
-
-    /// Whether the guest is in HLT with nothing to wake it yet: no interrupt it could take, no
-    /// timer due.
-    pub fn waiting(&mut self) -> bool {
-        if !self.halted {
-            return false;
-        }
-        if self.platform.is_some() {
-            return !vplatform_exits::interrupt_ready(self);
-        }
-        !crate::irq::dispatch::has_pending(self.id())
-            && self.events.timer().is_none_or(|(_, left_us)| left_us > 0)
-    }
-
-    /// The I/O APIC pin of the UART follows the UART's interrupt output (guests with a platform).
-    pub fn sync_uart_line(&mut self) {
-        if let Some(p) = self.platform.as_mut() {
-            p.set_uart_line(self.uart.irq());
-        }
-    }
-
-    /// A byte the operator typed at the attached console: into the guest's UART.
-    pub fn console_input(&mut self, byte: u8) {
-        self.uart.type_byte(byte);
-        self.sync_uart_line();
-    }
-
-    /// Attaches or detaches the operator's console to the guest's UART; detaching logs what
-    /// the guest printed since as lines again.
-    pub fn set_console_attached(&mut self, attached: bool) {
-        self.uart.attached = attached;
-    }
-
-    /// The TSC value of the guest's next timer deadline, if any.
-    pub fn next_deadline(&self) -> Option<u64> {
-        self.platform.as_ref().and_then(|p| p.next_deadline())
     }
 
     /// Whether VMLAUNCH already succeeded (then entries use VMRESUME).

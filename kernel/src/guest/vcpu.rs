@@ -73,14 +73,32 @@ pub(super) fn setup(
     } else {
         compute(&request)?
     };
-    guest.platform = if os {
+    if os {
         let apicv = controls.secondary.contains(APICV_SECONDARY);
-        let p = super::vplatform::VirtualPlatform::new(guest.mem, 0, apicv, host.tsc.khz() * 1000)
-            .ok_or_else(|| CreateError::Vmcs(String::from("no frame for the virtual-APIC page")))?;
-        Some(alloc::boxed::Box::new(p))
-    } else {
-        None
-    };
+        let tsc_hz = host.tsc.khz() * 1000;
+        // A restart keeps the platform's frame and resets its models.
+        match guest.platform.as_mut() {
+            Some(p) => p
+                .reset(apicv, tsc_hz)
+                .map_err(|e| CreateError::Vmcs(format!("local APIC: {e:?}")))?,
+            None => {
+                let p = super::vplatform::VirtualPlatform::new(guest.mem, 0, apicv, tsc_hz)
+                    .ok_or_else(|| {
+                        CreateError::Vmcs(String::from("no frame for the virtual-APIC page"))
+                    })?;
+                guest.platform = Some(alloc::boxed::Box::new(p));
+            }
+        }
+        log::info!(
+            "guest \"{}\": local APIC by {}",
+            guest.name,
+            if apicv {
+                "APIC virtualization (TPR shadow, APIC-register virtualization, virtual-interrupt delivery)"
+            } else {
+                "software emulation"
+            }
+        );
+    }
     let mut v = guest
         .load_vmcs()
         .map_err(|e| CreateError::Vmcs(format!("VMPTRLD: {e}")))?;
@@ -156,9 +174,12 @@ pub(super) fn setup(
 
     // CR0/CR4: the bits VMX fixes are owned by the hypervisor (guest/host mask); the guest reads
     // its own view from the shadows, with CR4.VMXE (and, in real mode, CR0.NE) hidden.
-    let unrestricted = !long;
+    // A guest with a platform may leave paging and protected mode itself (Linux's real-mode
+    // restart path), so PE and PG are its own there too (unrestricted guest).
+    let unrestricted = !long || guest.platform.is_some();
     let cr0_fixed = FixedBits::guest_cr0(&host.vmx.msrs, unrestricted);
     let cr4_fixed = FixedBits::cr4(&host.vmx.msrs);
+    guest.cr_fixed = (cr0_fixed, cr4_fixed);
     v.set(ControlNatural::Cr0GuestHostMask, cr0_fixed.fixed_mask())
         .map_err(vmcs_err)?;
     v.set(

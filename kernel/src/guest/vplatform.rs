@@ -102,6 +102,27 @@ impl VirtualPlatform {
         })
     }
 
+    /// Back to the reset state (a restarted guest) on the same virtual-APIC frame: the local
+    /// APIC at power-up, every I/O APIC pin masked, the UART line low.
+    pub fn reset(&mut self, apicv: bool, tsc_hz: u64) -> Result<(), conduit_vlapic::ConfigError> {
+        let frame = self.lapic.page();
+        let (page, base) = (frame.page, frame.base);
+        // SAFETY: `base` maps this platform's own virtual-APIC frame; the guest does not run
+        // while it is rebuilt.
+        unsafe { core::ptr::write_bytes(base as *mut u8, 0, FRAME_SIZE as usize) };
+        let clock = TimerClock {
+            tsc_hz,
+            apic_timer_hz: APIC_TIMER_HZ,
+        };
+        self.lapic = Vlapic::new(ApicFrame { page, base }, 0, true, clock)?;
+        self.ioapic = VirtualIoApic::new();
+        self.apicv = apicv;
+        self.eoi_exit = [0; 4];
+        self.uart_line = false;
+        self.dropped = 0;
+        Ok(())
+    }
+
     /// The host-physical address of the virtual-APIC page.
     pub fn apic_page(&self) -> u64 {
         self.lapic.page().page.0

@@ -264,3 +264,50 @@ pub fn setup_vmcs(g: &Guest, v: &mut Current, apic_access: u64) -> Result<(), Fi
     v.set(Guest16::InterruptStatus, 0)?;
     Ok(())
 }
+
+impl Guest {
+    /// Before every entry: the platform's interrupt and timer state into the VMCS.
+    pub fn before_entry(&mut self, v: &mut Current) -> Result<(), FieldError> {
+        if self.platform.is_some() {
+            before_entry(self, v)?;
+        }
+        super::events::before_entry(self, v)
+    }
+
+    /// Whether the guest is in HLT with nothing to wake it yet: no interrupt it could take, no
+    /// timer due.
+    pub fn waiting(&mut self) -> bool {
+        if !self.halted {
+            return false;
+        }
+        if self.platform.is_some() {
+            return !interrupt_ready(self);
+        }
+        !crate::irq::dispatch::has_pending(self.id())
+            && self.events.timer().is_none_or(|(_, left_us)| left_us > 0)
+    }
+
+    /// The I/O APIC pin of the UART follows the UART's interrupt output (guests with a platform).
+    pub fn sync_uart_line(&mut self) {
+        if let Some(p) = self.platform.as_mut() {
+            p.set_uart_line(self.uart.irq());
+        }
+    }
+
+    /// A byte the operator typed at the attached console: into the guest's UART.
+    pub fn console_input(&mut self, byte: u8) {
+        self.uart.type_byte(byte);
+        self.sync_uart_line();
+    }
+
+    /// Attaches or detaches the operator's console to the guest's UART; detaching logs what
+    /// the guest printed since as lines again.
+    pub fn set_console_attached(&mut self, attached: bool) {
+        self.uart.attached = attached;
+    }
+
+    /// The TSC value of the guest's next timer deadline, if any.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.platform.as_ref().and_then(|p| p.next_deadline())
+    }
+}

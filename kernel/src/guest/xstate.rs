@@ -79,6 +79,8 @@ pub fn switch_to(
                 .is_some_and(|v| v.ext.live)
     });
     let (out, into) = match out_index {
+        // `o` is in the list (checked above) and differs from `next`: only a `next` outside the
+        // list fails, and then there is no guest to run.
         Some(o) => match guests.get_disjoint_mut([o, next]) {
             Ok([a, b]) => (a.ext_mut(), b.ext_mut()),
             Err(_) => return Ok(()),

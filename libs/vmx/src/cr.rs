@@ -104,6 +104,99 @@ impl FixedBits {
     }
 }
 
+/// Why a guest's MOV to CR0 or CR4 raises #GP(0) (SDM Vol. 3A §2.5, Vol. 2B "MOV—Move to/from
+/// Control Registers").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrWriteError {
+    /// Bits 63:32 set.
+    Reserved,
+    /// PG without PE.
+    PagingWithoutProtection,
+    /// NW without CD.
+    NotWriteThroughWithoutCacheDisable,
+    /// PG with EFER.LME but without CR4.PAE.
+    LongModeWithoutPae,
+    /// PG cleared while executing 64-bit code (long mode is left from compatibility mode only).
+    LeavingLongModeFrom64BitCode,
+    /// A CR4 bit the processor does not allow (or VMXE, which the guest does not have).
+    Cr4BitNotAllowed(u64),
+    /// CR4.PAE cleared in long mode.
+    PaeClearedInLongMode,
+}
+
+/// What a guest's emulated MOV to CR0 leaves behind: the CR0 the processor runs with (the
+/// fixed bits forced), the read shadow (what the guest wrote), and whether the guest is now in
+/// IA-32e mode (EFER.LMA, which the VM-entry control "IA-32e mode guest" must equal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cr0Write {
+    pub actual: u64,
+    pub shadow: u64,
+    pub long_mode: bool,
+}
+
+/// A guest's MOV to CR0 of `value` (SDM Vol. 3A §2.5, §9.8.5 "Initializing IA-32e Mode"): the
+/// checks the processor makes, and the IA-32e mode transition when paging is turned on with
+/// EFER.LME set or off in long mode. `old_shadow`: CR0 as the guest last wrote it; `efer`: the
+/// guest's IA32_EFER; `code64`: CS.L is set (64-bit code); `cr4_pae`: the guest's CR4.PAE.
+pub fn guest_cr0_write(
+    fixed: FixedBits,
+    old_shadow: u64,
+    value: u64,
+    efer: u64,
+    code64: bool,
+    cr4_pae: bool,
+) -> Result<Cr0Write, CrWriteError> {
+    const LME: u64 = 1 << 8;
+    const LMA: u64 = 1 << 10;
+    if value >> 32 != 0 {
+        return Err(CrWriteError::Reserved);
+    }
+    if value & cr0::PG != 0 && value & cr0::PE == 0 {
+        return Err(CrWriteError::PagingWithoutProtection);
+    }
+    if value & cr0::NW != 0 && value & cr0::CD == 0 {
+        return Err(CrWriteError::NotWriteThroughWithoutCacheDisable);
+    }
+    let was_paging = old_shadow & cr0::PG != 0;
+    let paging = value & cr0::PG != 0;
+    let mut long_mode = efer & LMA != 0;
+    if paging && !was_paging && efer & LME != 0 {
+        if !cr4_pae {
+            return Err(CrWriteError::LongModeWithoutPae);
+        }
+        long_mode = true;
+    }
+    if !paging && was_paging && long_mode {
+        if code64 {
+            return Err(CrWriteError::LeavingLongModeFrom64BitCode);
+        }
+        long_mode = false;
+    }
+    Ok(Cr0Write {
+        actual: fixed.apply(value),
+        shadow: value,
+        long_mode,
+    })
+}
+
+/// A guest's MOV to CR4 of `value`: refused where the processor does not allow a bit (`fixed`'s
+/// FIXED1), where the guest sets VMXE (VMX is not offered to guests), or where it clears PAE in
+/// long mode; else the CR4 to run with (the fixed bits forced) and the read shadow.
+pub fn guest_cr4_write(
+    fixed: FixedBits,
+    value: u64,
+    long_mode: bool,
+) -> Result<(u64, u64), CrWriteError> {
+    let bad = fixed.forbidden_ones(value) | (value & cr4::VMXE);
+    if bad != 0 {
+        return Err(CrWriteError::Cr4BitNotAllowed(bad));
+    }
+    if long_mode && value & cr4::PAE == 0 {
+        return Err(CrWriteError::PaeClearedInLongMode);
+    }
+    Ok((fixed.apply(value), value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +223,74 @@ mod tests {
             "tigerlake has no 5-level paging"
         );
         assert_eq!(c4.fixed_mask() & 0xffff_ffff, 0xff08_f000);
+    }
+
+    const LME: u64 = 1 << 8;
+    const LMA: u64 = 1 << 10;
+
+    #[test]
+    fn cr0_write_keeps_fixed_bits_and_tracks_long_mode() {
+        let f = FixedBits::guest_cr0(&BOCHS_TIGERLAKE, true);
+        let linux = cr0::PE | cr0::MP | cr0::ET | cr0::NE | cr0::WP | cr0::AM | cr0::PG;
+        // Linux's real-mode reboot: from compatibility code, PE|ET kept, CD|NW set, NE and PG
+        // cleared: long mode ends, NE stays 1 underneath, the guest reads back what it wrote.
+        let v = cr0::PE | cr0::ET | cr0::CD | cr0::NW;
+        let w = guest_cr0_write(f, linux, v, LME | LMA, false, true).unwrap();
+        assert_eq!(w.shadow, v);
+        assert_eq!(w.actual, v | cr0::NE);
+        assert!(!w.long_mode);
+        // Then PE off: real mode (unrestricted guest).
+        let w = guest_cr0_write(f, v, cr0::ET, LME, false, true).unwrap();
+        assert_eq!(w.actual, cr0::ET | cr0::NE);
+        // Paging on with LME and PAE enters long mode.
+        let w = guest_cr0_write(f, cr0::PE, cr0::PE | cr0::PG, LME, false, true).unwrap();
+        assert!(w.long_mode);
+    }
+
+    #[test]
+    fn cr0_write_refusals() {
+        let f = FixedBits::guest_cr0(&BOCHS_TIGERLAKE, true);
+        let on = cr0::PE | cr0::PG | cr0::NE;
+        assert_eq!(
+            guest_cr0_write(f, on, on | (1 << 32), LME | LMA, true, true),
+            Err(CrWriteError::Reserved)
+        );
+        assert_eq!(
+            guest_cr0_write(f, 0, cr0::PG, 0, false, false),
+            Err(CrWriteError::PagingWithoutProtection)
+        );
+        assert_eq!(
+            guest_cr0_write(f, on, on | cr0::NW, LME | LMA, true, true),
+            Err(CrWriteError::NotWriteThroughWithoutCacheDisable)
+        );
+        assert_eq!(
+            guest_cr0_write(f, cr0::PE, cr0::PE | cr0::PG, LME, false, false),
+            Err(CrWriteError::LongModeWithoutPae)
+        );
+        assert_eq!(
+            guest_cr0_write(f, on, cr0::PE, LME | LMA, true, true),
+            Err(CrWriteError::LeavingLongModeFrom64BitCode)
+        );
+    }
+
+    #[test]
+    fn cr4_write() {
+        let f = FixedBits::cr4(&BOCHS_TIGERLAKE);
+        assert_eq!(
+            guest_cr4_write(f, cr4::PAE | cr4::PGE, true),
+            Ok((cr4::PAE | cr4::PGE | cr4::VMXE, cr4::PAE | cr4::PGE))
+        );
+        assert_eq!(
+            guest_cr4_write(f, cr4::PAE | cr4::VMXE, true),
+            Err(CrWriteError::Cr4BitNotAllowed(cr4::VMXE))
+        );
+        assert_eq!(
+            guest_cr4_write(f, cr4::PAE | cr4::LA57, true),
+            Err(CrWriteError::Cr4BitNotAllowed(cr4::LA57))
+        );
+        assert_eq!(
+            guest_cr4_write(f, cr4::PGE, true),
+            Err(CrWriteError::PaeClearedInLongMode)
+        );
     }
 }
