@@ -8,10 +8,11 @@
 //! - the local APIC timer count (`LOC:` of `/proc/interrupts`, read twice 2 s apart) rose.
 //!
 //! Printed for the issue's note (`key=value`, also written to `figures.txt` in the scenario's
-//! build directory, which `scripts/bench --linux --conduit-log` reads):
-//! - `linux_guest_to_init_instr`: Bochs TSC ticks (one per instruction) from the scheduler's start
-//!   (the first VM entry of `linux`, the first guest in the configuration) to `linux`'s
-//!   "Run /init as init process" line; the other guests' share is included;
+//! build directory), whatever the verdict:
+//! - `linux_guest_to_init_instr`: Bochs TSC ticks (one per instruction) from `linux`'s first VM
+//!   entry to its "Run /init as init process" line, as [`crate::linux_bare::conduit_figure`]
+//!   reads them (the figure `scripts/bench --linux --conduit-log` compares with a bare boot); the
+//!   other guests' share is included;
 //! - `linux_boot_guest_ms`: the time `linux` spent in VMX non-root operation by `/init` (`vms`);
 //! - `linux_boot_exits`: its exits by reason by `/init` (`vms` typed at "conduit-initramfs: ready");
 //! - `linux_idle_exits_per_s`: exits per second of guest time while Linux sleeps at its prompt
@@ -19,7 +20,7 @@
 //!
 //! ```
 //! let log = "[100] INFO  hw::time: time: TSC 50.001 MHz (measured)\n\
-//!            [200] INFO  sched: running 3 guest(s) round-robin\n\
+//!            [200] INFO  sched: guest \"linux\": first VM entry\n\
 //!            [9000] INFO  conduit_kernel::guest::vuart: linux: [    0.10] tsc: Detected 50.000 MHz processor\n\
 //!            [9100] INFO  conduit_kernel::guest::vuart: linux: [    1.00] Run /init as init process\n\
 //!            LOC:        100   Local timer interrupts\n\
@@ -36,9 +37,6 @@ fn re(pattern: &str) -> Regex {
     Regex::new(pattern).expect("valid pattern")
 }
 
-/// A kernel log line's TSC prefix (after the shell's prompt, which the log redraws around it).
-static STAMP: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\[ *([0-9]+)\] (?:ERROR|WARN|INFO|DEBUG|TRACE) "));
 /// The rate Linux detected: `(MHz, fraction, "TSC" or "processor")`.
 static DETECTED: LazyLock<Regex> = LazyLock::new(|| {
     re(r"\blinux: \[ *[0-9.]+\] tsc: Detected ([0-9]+)\.([0-9]{3}) MHz (TSC|processor)")
@@ -56,11 +54,6 @@ static VMS_LINUX: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 static VMS_EXITS: LazyLock<Regex> = LazyLock::new(|| re(r"^    exits: ([0-9]+) \((.*)\)$"));
-
-/// The TSC prefix of a kernel log line.
-fn stamp(line: &str) -> Option<u64> {
-    STAMP.captures(line)?[1].parse().ok()
-}
 
 /// Index of the first line at or after `from` containing `text`.
 fn find(lines: &[&str], from: usize, text: &str) -> Option<usize> {
@@ -160,17 +153,9 @@ fn checked(log: &str, lines: &[&str], out: &mut Vec<String>) -> Result<(), Strin
 /// The figures only printed (Must-show 6).
 fn measured(lines: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
-    // Instructions from the first VM entry to /init.
-    let start = find(lines, 0, "sched: running ").and_then(|i| stamp(lines[i]));
-    let init = lines
-        .iter()
-        .find(|l| l.contains("linux: [") && l.ends_with("Run /init as init process"))
-        .and_then(|l| stamp(l));
-    if let (Some(start), Some(init)) = (start, init) {
-        out.push(format!(
-            "linux_guest_to_init_instr={}",
-            init.saturating_sub(start)
-        ));
+    // Instructions from the first VM entry to /init (the figure `scripts/bench --linux` reads).
+    if let Some(n) = crate::linux_bare::conduit_figure(&lines.join("\n"), "linux") {
+        out.push(format!("linux_guest_to_init_instr={n}"));
     }
     // The exits of the boot: `vms` typed at "conduit-initramfs: ready".
     if let Some(ready) = find(lines, 0, "linux: conduit-initramfs: ready")
@@ -218,7 +203,7 @@ mod tests {
 
     const LOG: &str = "\
 [     100] INFO  hw::time: time: TSC 50.001 MHz (measured against the 8254's channel 2)
-[     200] INFO  conduit_kernel::sched: running 3 guest(s) round-robin
+[     200] INFO  sched: guest \"linux\": first VM entry
 [    9000] INFO  conduit_kernel::guest::vuart: linux: [    0.000000] tsc: Detected 50.000 MHz processor
 [    9001] INFO  conduit_kernel::guest::vuart: linux: [    0.000000] tsc: Detected 50.001 MHz TSC
 conduit> \x1b[K[  500200] INFO  conduit_kernel::guest::vuart: linux: [    9.100000] Run /init as init process
