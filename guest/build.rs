@@ -18,6 +18,7 @@ const BINS: &[(&str, &str)] = &[
     ("cpustate_b", "long64.ld"),
     ("real16", "real16.ld"),
     ("mboot32", "mboot32.ld"),
+    ("vplat", "vplat.ld"),
 ];
 
 fn main() {

@@ -31,7 +31,7 @@ also the Conduit guest's figure (`linux_guest_to_init_instr=N`) read from that b
   (`cargo build -p conduit-kernel -p conduit-control --release --features selftest
    --target-dir target/test-image`; `--kernel` replaces it), and the production image for the
   scenarios of the production image (`qemu-production*`).
-A configuration with `[test]` or `test_break` needs `--kernel` of the test image.
+A configuration with `[test]`, `test_break` or `test_apic` needs `--kernel` of the test image.
 The control task is the `conduit-control` next to the kernel ELF.
 Guest images are the `image` paths of the configuration's [[guest]] tables, relative to the
 configuration file's directory (build the test guests with `cargo build -p conduit-guest --release`);

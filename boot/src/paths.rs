@@ -2,9 +2,9 @@
 //!
 //! Conduit is built as two images. The production image (`cargo build -p conduit-kernel -p
 //! conduit-control --release`) is what `run` and `image` boot by default and what goes onto a
-//! machine; it has no self-tests and refuses a configuration with `[test]` or `test_break`. The
-//! test image is the same kernel and control task built with their `selftest` feature into their
-//! own target directory, `<target>/test-image`; `test` boots it by default. The control task is
+//! machine; it has no self-tests and refuses a configuration with `[test]`, `test_break` or
+//! `test_apic`. The test image is the same kernel and control task built with their `selftest`
+//! feature into their own target directory, `<target>/test-image`; `test` boots it by default. The control task is
 //! taken from next to the kernel ELF (`crate::image::control_task_path`), so each image brings
 //! its own; guest images stay where the configuration names them (the normal target directory).
 
@@ -334,6 +334,16 @@ mod tests {
             ws.kernel_for_config(Some(&test), "c.toml", Some(&brk))
                 .expect("test image"),
             test
+        );
+        let apic = TestOnly::GuestApic {
+            guest: "soft".into(),
+            value: conduit_config::ApicTest::Software,
+        };
+        assert!(
+            ws.kernel_for_config(None, "c.toml", Some(&apic))
+                .expect_err("production image")
+                .to_string()
+                .contains("guest \"soft\" test_apic = \"software\" needs the test image")
         );
         std::fs::remove_dir_all(&ws.root).expect("clean up");
     }

@@ -35,8 +35,9 @@ pub fn run(guests: &mut Guests, platform: &Platform, on_idle: OnIdle) {
             let earliest = guests.list.iter().filter_map(Guest::next_deadline).min();
             idle_until_interrupt(earliest);
         }
-        match pick(&guests.list, next) {
-            Some(i) => {
+        match pick(&mut guests.list, next) {
+            Pick::Waiting => {}
+            Pick::Run(i) => {
                 next = i + 1;
                 if let Err(e) = guest::xstate::switch_to(&mut guests.list, &mut fpu_owner, i) {
                     guests.list[i].stop(format!("cannot load its extended state: {e}"));
@@ -48,7 +49,7 @@ pub fn run(guests: &mut Guests, platform: &Platform, on_idle: OnIdle) {
                 }
                 busy = true;
             }
-            None => {
+            Pick::Finished => {
                 if busy {
                     report_finished(&guests.list);
                     busy = false;
@@ -135,12 +136,38 @@ fn idle_until_interrupt(deadline: Option<u64>) {
     }
 }
 
-/// The next runnable guest at or after `from`, wrapping around.
-fn pick(guests: &[Guest], from: usize) -> Option<usize> {
+/// What the scheduler does next.
+enum Pick {
+    /// Run this guest.
+    Run(usize),
+    /// Guests are runnable, but each waits in HLT for an interrupt (the next loop sleeps).
+    Waiting,
+    /// No guest is runnable any more.
+    Finished,
+}
+
+/// The next runnable guest at or after `from`, wrapping around. A guest with a virtual platform
+/// that waits in HLT with nothing to wake it is passed over, as a halted processor stays halted
+/// until an interrupt (SDM Vol. 3A §9.10 "HLT"); the hypervisor's own test guests resume after a
+/// HLT at their next slice, as they always have.
+fn pick(guests: &mut [Guest], from: usize) -> Pick {
     let n = guests.len();
-    (0..n)
-        .map(|k| (from + k) % n)
-        .find(|&i| guests[i].state == State::Runnable)
+    let mut runnable = false;
+    for i in (0..n).map(|k| (from + k) % n) {
+        let g = &mut guests[i];
+        if g.state != State::Runnable {
+            continue;
+        }
+        runnable = true;
+        if !(g.has_platform() && g.waiting()) {
+            return Pick::Run(i);
+        }
+    }
+    if runnable {
+        Pick::Waiting
+    } else {
+        Pick::Finished
+    }
 }
 
 /// Runs `g` until it yields or finishes.

@@ -20,6 +20,7 @@ mod nvme;
 mod production;
 mod shell;
 mod sriov;
+mod vplatform;
 mod vtd;
 
 use crate::expect::End;
@@ -299,6 +300,7 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout_secs: 300,
     },
     cpustate::BOCHS_CPU_STATE,
+    vplatform::BOCHS_VPLATFORM,
     clock::QEMU_NO_CLOCK,
     console::QEMU_CONSOLE_COM2,
     console::QEMU_CONSOLE_PCI,

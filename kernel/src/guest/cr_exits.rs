@@ -25,16 +25,6 @@ fn gpr(g: &Guest, v: &mut Current, r: Gpr) -> Result<u64, FieldError> {
     }
 }
 
-fn set_gpr(g: &mut Guest, v: &mut Current, r: Gpr, value: u64) -> Result<(), FieldError> {
-    match r {
-        Gpr::Rsp => v.set(GuestNatural::Rsp, value),
-        r => {
-            g.regs.gpr[r as usize] = value;
-            Ok(())
-        }
-    }
-}
-
 /// A control-register exit.
 pub fn cr_access(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     let q = CrAccess::decode(v.get(ReadOnlyNatural::ExitQualification)?);
@@ -44,6 +34,10 @@ pub fn cr_access(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> 
             v,
             format!("control-register access not permitted: {q:?}"),
         );
+    }
+    // CR8 exits only where the local APIC is emulated in software: it is the TPR.
+    if let Some(done) = super::vplatform_exits::cr8(g, v, q) {
+        return done;
     }
     let done = match q {
         CrAccess::MovToCr { cr: 0, gpr: r } => {
@@ -64,32 +58,6 @@ pub fn cr_access(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> 
                     false
                 }
             }
-        }
-        // CR8 exits only where the local APIC is emulated in software: it is the TPR's
-        // priority class (SDM Vol. 3A §11.8.6.1).
-        CrAccess::MovToCr { cr: 8, gpr: r } => {
-            let value = gpr(g, v, r)?;
-            if value > 0xf {
-                false
-            } else {
-                if let Some(p) = g.platform.as_mut() {
-                    let e = p.lapic.write(
-                        conduit_vlapic::offset::TPR,
-                        (value as u32) << 4,
-                        conduit_hw::rdtsc().wrapping_add(g.tsc_offset),
-                    );
-                    p.apply(e);
-                }
-                true
-            }
-        }
-        CrAccess::MovFromCr { cr: 8, gpr: r } => {
-            let tpr = g
-                .platform
-                .as_ref()
-                .map_or(0, |p| u64::from(p.lapic.tpr() >> 4));
-            set_gpr(g, v, r, tpr)?;
-            true
         }
         // CLTS and LMSW touch bits the hypervisor does not own (TS; PE can only be set by
         // LMSW, and it is the guest's with unrestricted guest); an exit for them means the

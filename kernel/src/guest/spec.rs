@@ -80,6 +80,10 @@ pub struct GuestSpec {
     /// TEST ONLY (feature `selftest`): the guest state to corrupt before entry.
     #[cfg(feature = "selftest")]
     pub test_break: Option<Break>,
+    /// TEST ONLY (feature `selftest`): software emulation of the local APIC even where the CPU
+    /// offers APIC virtualization (`test_apic = "software"`).
+    #[cfg(feature = "selftest")]
+    pub test_apic_software: bool,
 }
 
 impl GuestSpec {
@@ -173,6 +177,8 @@ pub fn from_config(
             conduit_config::GuestBreak::RflagsReservedBitClear => Break::RflagsReservedBitClear,
             conduit_config::GuestBreak::TrUnusable => Break::TrUnusable,
         }),
+        #[cfg(feature = "selftest")]
+        test_apic_software: c.test_apic == Some(conduit_config::ApicTest::Software),
     })
 }
 

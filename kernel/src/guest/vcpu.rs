@@ -52,6 +52,11 @@ pub(super) fn setup(
         VmxControls::compute(&host.vmx.msrs, r)
             .map_err(|e| CreateError::Vmcs(format!("VM-execution controls: {e}")))
     };
+    // Test configurations may ask for software emulation where the CPU could do better.
+    #[cfg(feature = "selftest")]
+    let software_forced = spec.test_apic_software;
+    #[cfg(not(feature = "selftest"))]
+    let software_forced = false;
     let controls = if os {
         // APIC virtualization where the CPU has all of it; else software emulation, which
         // must keep the guest's CR8 away from the physical TPR.
@@ -61,7 +66,8 @@ pub(super) fn setup(
             | SecondaryControls::APIC_REGISTER_VIRTUALIZATION
             | SecondaryControls::VIRTUAL_INTERRUPT_DELIVERY;
         let c = compute(&apicv)?;
-        if c.primary.contains(PrimaryControls::USE_TPR_SHADOW)
+        if !software_forced
+            && c.primary.contains(PrimaryControls::USE_TPR_SHADOW)
             && c.secondary.contains(APICV_SECONDARY)
         {
             c
@@ -90,12 +96,12 @@ pub(super) fn setup(
             }
         }
         log::info!(
-            "guest \"{}\": local APIC by {}",
+            "guest \"{}\": local APIC: {}",
             guest.name,
-            if apicv {
-                "APIC virtualization (TPR shadow, APIC-register virtualization, virtual-interrupt delivery)"
-            } else {
-                "software emulation"
+            match (apicv, software_forced) {
+                (true, _) => "APIC virtualization",
+                (false, false) => "software emulation (the CPU lacks APIC virtualization)",
+                (false, true) => "software emulation (test_apic = \"software\")",
             }
         );
     }

@@ -43,8 +43,10 @@ pub struct ApicFrame {
 }
 
 impl ApicPage for ApicFrame {
+    // Dword-granular: the model keeps the x2APIC ICR's high half at 0x304 (SDM Vol. 3C §30.5),
+    // which a 16-byte granularity would fold onto the low half at 0x300.
     fn read(&self, offset: u32) -> u32 {
-        let i = (offset as usize & 0xff0) / 4;
+        let i = (offset as usize & 0xffc) / 4;
         // SAFETY: `base` maps this vCPU's own 4 KiB virtual-APIC frame (allocated in
         // `VirtualPlatform::new`, never freed while the guest exists); `i` < 1024. The CPU
         // writes the frame only while this vCPU runs, never while the hypervisor does.
@@ -52,7 +54,7 @@ impl ApicPage for ApicFrame {
     }
 
     fn write(&mut self, offset: u32, value: u32) {
-        let i = (offset as usize & 0xff0) / 4;
+        let i = (offset as usize & 0xffc) / 4;
         // SAFETY: as in `read`.
         unsafe { self.base.add(i).write_volatile(value) }
     }
@@ -69,6 +71,9 @@ pub struct VirtualPlatform {
     pub ioapic: VirtualIoApic,
     /// APIC virtualization is on in the VMCS (else software emulation).
     pub apicv: bool,
+    /// With APIC virtualization: the APIC-access page is in the guest's EPT at [`LAPIC_GPA`]
+    /// (only while the APIC is in xAPIC mode; `vplatform_exits::sync_apic_page`).
+    pub apic_page_mapped: bool,
     /// The EOI-exit bitmap as last written to the VMCS.
     eoi_exit: [u64; 4],
     /// The UART's interrupt output as last seen (its edges drive the I/O APIC pin).
@@ -96,6 +101,7 @@ impl VirtualPlatform {
             lapic,
             ioapic: VirtualIoApic::new(),
             apicv,
+            apic_page_mapped: apicv,
             eoi_exit: [0; 4],
             uart_line: false,
             dropped: 0,
@@ -212,14 +218,27 @@ impl VirtualPlatform {
     /// An access of `size` bytes at `offset` in the local APIC's page (software emulation, or an
     /// APIC-access exit for a register the CPU does not virtualize); returns the value read.
     pub fn lapic_access(&mut self, offset: u64, size: u8, store: Option<u64>, now: u64) -> u64 {
-        // xAPIC registers are 32-bit, 16-byte aligned (SDM Vol. 3A §11.4.1); other accesses
-        // read 0 and are dropped.
-        if size != 4 || !offset.is_multiple_of(16) {
-            return 0;
-        }
+        // xAPIC registers are 32-bit, 16-byte aligned (SDM Vol. 3A §11.4.1). A narrower read
+        // inside a register's 32 bits gets its bytes of the register, as APIC virtualization
+        // gives them (SDM Vol. 3C §30.4.2), so both modes answer alike; other accesses read 0
+        // and writes other than 32-bit aligned ones are dropped.
+        let within = offset % 16 + u64::from(size) <= 4;
         let (value, e) = match store {
-            None => self.lapic.read(offset as u32, now),
-            Some(v) => (0, self.lapic.write(offset as u32, v as u32, now)),
+            None if matches!(size, 1 | 2 | 4) && within => {
+                let (dword, e) = self.lapic.read((offset & !0xf) as u32, now);
+                let bits = u32::from(size) * 8;
+                let shifted = dword >> ((offset % 4) * 8);
+                let value = if bits == 32 {
+                    shifted
+                } else {
+                    shifted & ((1 << bits) - 1)
+                };
+                (value, e)
+            }
+            Some(v) if size == 4 && offset.is_multiple_of(16) => {
+                (0, self.lapic.write(offset as u32, v as u32, now))
+            }
+            _ => return 0,
         };
         self.apply(e);
         u64::from(value)

@@ -4,6 +4,7 @@
 //! entry (Intel SDM Vol. 3C ch. 30, §26.5.1 "VMX-Preemption Timer").
 
 use super::Guest;
+use super::cpu::CpuState;
 use super::exits::{Outcome, stop};
 use super::vplatform::{IOAPIC_GPA, IOAPIC_LEN, LAPIC_GPA};
 use crate::irq::dispatch;
@@ -16,7 +17,9 @@ fn guest_now(g: &Guest) -> u64 {
     rdtsc().wrapping_add(g.tsc_offset)
 }
 use conduit_hw::vmx::vmcs::{Current, FieldError};
-use conduit_vmx::fields::{Control64, Guest16, Guest32, ReadOnlyNatural};
+use conduit_vlapic::{ApicMode, offset};
+use conduit_vmx::exit::{CrAccess, Gpr};
+use conduit_vmx::fields::{Control64, Guest16, Guest32, GuestNatural, ReadOnlyNatural};
 
 /// IA32_APIC_BASE, IA32_TSC_DEADLINE and the x2APIC register range (SDM Vol. 4, Table 2-2;
 /// Vol. 3A §11.12.1).
@@ -95,6 +98,65 @@ pub fn wrmsr(g: &mut Guest, msr: u32, value: u64) -> Option<Result<(), ()>> {
         _ => return None,
     })
 }
+
+/// A MOV to or from CR8 of a guest with a platform: `None` for any other control-register
+/// access. Software emulation sets CR8-load and CR8-store exiting (APIC virtualization lets the
+/// CPU use the TPR shadow instead), so the guest's CR8 is its local APIC's TPR: CR8 bits 3:0 are
+/// TPR bits 7:4 (SDM Vol. 3A §11.8.6.1 "Interaction of Task Priorities between CR8 and APIC");
+/// writing a value with bits 63:4 set is #GP(0) (SDM Vol. 2B, "MOV—Move to/from Control
+/// Registers"). While the APIC is globally disabled, writes are dropped and reads give its TPR.
+pub fn cr8(g: &mut Guest, v: &mut Current, q: CrAccess) -> Option<Result<Outcome, FieldError>> {
+    let (store, gpr) = match q {
+        CrAccess::MovToCr { cr: 8, gpr } => (true, gpr),
+        CrAccess::MovFromCr { cr: 8, gpr } => (false, gpr),
+        _ => return None,
+    };
+    g.platform.as_ref()?;
+    Some(cr8_access(g, v, store, gpr))
+}
+
+fn cr8_access(
+    g: &mut Guest,
+    v: &mut Current,
+    store: bool,
+    gpr: Gpr,
+) -> Result<Outcome, FieldError> {
+    let Some(p) = g.platform.as_mut() else {
+        return Ok(Outcome::Resume);
+    };
+    if store {
+        let value = match gpr {
+            Gpr::Rsp => v.get(GuestNatural::Rsp)?,
+            r => g.regs.gpr[r as usize],
+        };
+        if value >> 4 != 0 {
+            g.events.raise_gp();
+            return Ok(Outcome::Resume);
+        }
+        let tpr = (value as u32) << 4;
+        let now = rdtsc().wrapping_add(g.tsc_offset);
+        let effects = match p.lapic.mode() {
+            ApicMode::XApic => Some(p.lapic.write(offset::TPR, tpr, now)),
+            // TPR's x2APIC MSR (SDM Vol. 3A §11.12.1.2, Table 11-6); TPR writes never #GP.
+            ApicMode::X2Apic => p.lapic.msr_write(MSR_X2APIC_TPR, u64::from(tpr), now).ok(),
+            ApicMode::Disabled => None,
+        };
+        if let Some(e) = effects {
+            p.apply(e);
+        }
+    } else {
+        let value = u64::from(p.lapic.tpr() >> 4);
+        match gpr {
+            Gpr::Rsp => v.set(GuestNatural::Rsp, value)?,
+            r => g.regs.gpr[r as usize] = value,
+        }
+    }
+    v.skip()?;
+    Ok(Outcome::Resume)
+}
+
+/// The x2APIC MSR of the TPR.
+const MSR_X2APIC_TPR: u32 = 0x808;
 
 /// An APIC-write exit (trap-like, SDM Vol. 3C §30.4.3.3): the guest's value is already in the
 /// virtual-APIC page at the offset the qualification names; the model carries the write out.
@@ -197,6 +259,7 @@ pub fn acknowledged(g: &mut Guest, vector: u8) {
 /// is on time without waiting for the slice to end.
 pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     drain_pending(g);
+    sync_apic_page(g, v)?;
     let now = guest_now(g);
     let offset = g.tsc_offset;
     let shift = g.timer_shift;
@@ -228,6 +291,55 @@ pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
         Guest32::PreemptionTimerValue,
         ticks.min(u64::from(u32::MAX)) as u32,
     )?;
+    Ok(())
+}
+
+/// Under APIC virtualization the CPU virtualizes every access to the page the APIC-access page
+/// is mapped at, whatever the guest's APIC mode; but in x2APIC mode, or with the APIC disabled,
+/// the xAPIC page is not there (SDM Vol. 3A §11.12.1.2, §11.4.3). So the APIC-access page is in
+/// the guest's EPT only while its APIC is in xAPIC mode; otherwise its accesses are EPT
+/// violations that the model answers as software emulation does (reads 0, writes dropped).
+/// Virtual-interrupt delivery and the TPR shadow do not depend on the mapping.
+fn sync_apic_page(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
+    let Some(p) = g.platform.as_ref() else {
+        return Ok(());
+    };
+    let want = p.apicv && p.lapic.mode() == ApicMode::XApic;
+    if want == p.apic_page_mapped {
+        return Ok(());
+    }
+    let mut frames = conduit_hw::memory::Frames::new(g.mem);
+    let changed = if want {
+        let page = v.get(Control64::ApicAccessAddress)?;
+        let attrs = conduit_paging::Attributes::new(
+            conduit_paging::Access::RW,
+            conduit_paging::MemoryType::WriteBack,
+        );
+        g.ept
+            .map(&mut frames, LAPIC_GPA, page, 0x1000, attrs)
+            .map(|_| ())
+    } else {
+        g.ept.unmap(&mut frames, LAPIC_GPA, 0x1000).map(|_| ())
+    };
+    // Recorded either way, so a failure is reported once: a page left mapped keeps its accesses
+    // virtualized (it never becomes plain memory), one left unmapped keeps them emulated.
+    if let Some(p) = g.platform.as_mut() {
+        p.apic_page_mapped = want;
+    }
+    match changed {
+        Ok(()) => {
+            if let Some(caps) = g.vmx_caps()
+                && let Err(e) = conduit_hw::vmx::invept(caps, g.eptp)
+            {
+                log::error!("guest \"{}\": INVEPT failed: {e}", g.name);
+            }
+        }
+        Err(e) => log::warn!(
+            "guest \"{}\": APIC-access page {}: {e}",
+            g.name,
+            if want { "mapping" } else { "unmapping" }
+        ),
+    }
     Ok(())
 }
 
@@ -266,6 +378,11 @@ pub fn setup_vmcs(g: &Guest, v: &mut Current, apic_access: u64) -> Result<(), Fi
 }
 
 impl Guest {
+    /// Whether the guest has a virtual platform (an OS guest).
+    pub fn has_platform(&self) -> bool {
+        self.platform.is_some()
+    }
+
     /// Before every entry: the platform's interrupt and timer state into the VMCS.
     pub fn before_entry(&mut self, v: &mut Current) -> Result<(), FieldError> {
         if self.platform.is_some() {

@@ -153,6 +153,7 @@ mod tests {
             image: String::from("hello"),
             time_slice_us: 1000,
             test_break,
+            test_apic: None,
             devices: vec![crate::model::DeviceAssignment {
                 function: crate::model::DeviceSel::Id {
                     vendor: 0x8086,
@@ -239,6 +240,11 @@ mod tests {
         );
         c.guests[1].test_break = None;
         assert_eq!(c.test_only(), None);
+        c.guests[1].test_apic = Some(crate::model::ApicTest::Software);
+        assert_eq!(
+            c.test_only().map(|t| t.to_string()).as_deref(),
+            Some("guest \"badstate\" test_apic = \"software\"")
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use crate::elf;
 use crate::error::{ConfigError, invalid};
-use crate::model::{EntryMode, GuestBreak, GuestConfig, OnCrash, OsBoot, Segment};
+use crate::model::{ApicTest, EntryMode, GuestBreak, GuestConfig, OnCrash, OsBoot, Segment};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -45,6 +45,8 @@ pub struct RawGuest {
     pub load_gpa: Option<i64>,
     pub entry_gpa: Option<i64>,
     pub test_break: Option<String>,
+    /// `"software"`: the local APIC in software emulation (test image only).
+    pub test_apic: Option<String>,
     /// `[[guest.device]]` tables.
     pub device: Option<Vec<crate::device::RawDevice>>,
     /// `"image"` (the default: a purpose-built image), `"linux"` or `"multiboot"`.
@@ -90,6 +92,7 @@ pub struct GuestSpec {
     pub entry: EntryMode,
     pub time_slice_us: u32,
     pub test_break: Option<GuestBreak>,
+    pub test_apic: Option<ApicTest>,
     pub devices: Vec<crate::model::DeviceAssignment>,
     /// An operating-system guest's boot inputs (its initrd and module paths are bundle keys).
     pub os: Option<OsBoot>,
@@ -183,6 +186,16 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
             )
         })?),
     };
+    let test_apic = match raw.test_apic.as_deref() {
+        None => None,
+        Some(a) => Some(ApicTest::from_name(a).ok_or_else(|| {
+            let known: Vec<&str> = ApicTest::ALL.iter().map(|a| a.name()).collect();
+            invalid(
+                &key("test_apic"),
+                format!("unknown value {a:?} (expected one of {known:?})"),
+            )
+        })?),
+    };
     let devices = crate::device::check(i, raw.device.as_deref().unwrap_or_default())?;
     Ok(GuestSpec {
         name,
@@ -192,6 +205,7 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
         entry,
         time_slice_us,
         test_break,
+        test_apic,
         devices,
         os,
         on_crash,
@@ -451,6 +465,7 @@ pub fn place_with(
         image: spec.image.clone(),
         time_slice_us: spec.time_slice_us,
         test_break: spec.test_break,
+        test_apic: spec.test_apic,
         devices: spec.devices.clone(),
         os: None,
         on_crash: spec.on_crash,

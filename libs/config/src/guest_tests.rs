@@ -33,6 +33,7 @@ fn defaults_and_a_full_table() {
             entry: EntryMode::Long64,
             time_slice_us: 1000,
             test_break: None,
+            test_apic: None,
             devices: Vec::new(),
             os: None,
             on_crash: OnCrash::Stop,
@@ -45,6 +46,7 @@ fn defaults_and_a_full_table() {
         entry_gpa: Some(0x7c10),
         time_slice_us: Some(100_000),
         test_break: Some("tr-unusable".into()),
+        test_apic: Some("software".into()),
         ..raw("r-1_x", 2)
     };
     let s = &check_all(&[full]).unwrap()[0];
@@ -59,6 +61,7 @@ fn defaults_and_a_full_table() {
         (s.entry, s.time_slice_us, s.test_break),
         (EntryMode::Real16, 100_000, Some(GuestBreak::TrUnusable))
     );
+    assert_eq!(s.test_apic, Some(crate::model::ApicTest::Software));
     let flat = RawGuest {
         format: Some("flat".into()),
         load_gpa: Some(0x10_0000),
@@ -222,6 +225,12 @@ fn values_of_the_other_keys() {
         ..raw("g", 4)
     }]));
     assert!(msg.contains("cr0-pg-without-pe"), "{msg}");
+    let (key, msg) = err_key(check_all(&[RawGuest {
+        test_apic: Some("apicv".into()),
+        ..raw("g", 4)
+    }]));
+    assert_eq!(key, "guest[0].test_apic", "{msg}");
+    assert!(msg.contains("software"), "{msg}");
 }
 
 fn spec(name: &str, memory_mib: u32, entry: EntryMode, format: ImageFormat) -> GuestSpec {
@@ -233,6 +242,7 @@ fn spec(name: &str, memory_mib: u32, entry: EntryMode, format: ImageFormat) -> G
         entry,
         time_slice_us: 1000,
         test_break: Some(GuestBreak::Cr0PgWithoutPe),
+        test_apic: None,
         devices: Vec::new(),
         os: None,
         on_crash: OnCrash::Stop,

@@ -21,6 +21,7 @@ pub mod toml_front;
 pub use bundle::{Bundle, BundleError, CONTROL_TASK_IMAGE, GuestImage};
 pub use error::ConfigError;
 pub use model::{
-    BootConfig, ConsoleChoice, DeviceAssignment, DeviceSel, EntryMode, ExitMethod, GuestBreak,
-    GuestConfig, LogLevel, MultibootModule, OnCrash, OnIdle, OsBoot, Segment, TestCase, TestOnly,
+    ApicTest, BootConfig, ConsoleChoice, DeviceAssignment, DeviceSel, EntryMode, ExitMethod,
+    GuestBreak, GuestConfig, LogLevel, MultibootModule, OnCrash, OnIdle, OsBoot, Segment, TestCase,
+    TestOnly,
 };

@@ -91,6 +91,8 @@ pub struct GuestConfig {
     pub time_slice_us: u32,
     /// TEST ONLY: corrupt the guest's state this way before entry (the entry must be refused).
     pub test_break: Option<GuestBreak>,
+    /// TEST ONLY: run an OS guest's local APIC this way rather than the best the CPU offers.
+    pub test_apic: Option<ApicTest>,
     /// PCI functions given to this guest (existence is checked at boot).
     pub devices: Vec<DeviceAssignment>,
     /// The operating system's boot protocol (`kind = "linux"` / `"multiboot"`), `None` for a
@@ -243,6 +245,32 @@ impl GuestBreak {
     /// Parses the `test_break` value of `conduit.toml`.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+/// TEST ONLY: how an OS guest's local APIC is run, overriding the choice the kernel makes from
+/// the CPU's capabilities (docs/linux-guests.md, "Virtual platform").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApicTest {
+    /// Software emulation (EPT violations and event injection) even where the CPU offers APIC
+    /// virtualization.
+    Software,
+}
+
+impl ApicTest {
+    /// Every value, for listings and error messages.
+    pub const ALL: [Self; 1] = [Self::Software];
+
+    /// The `test_apic` value of `conduit.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Software => "software",
+        }
+    }
+
+    /// Parses the `test_apic` value of `conduit.toml`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
     }
 }
 
@@ -437,6 +465,8 @@ pub enum TestOnly {
     Scenario(TestCase),
     /// A guest's `test_break`.
     GuestBreak { guest: String, value: GuestBreak },
+    /// A guest's `test_apic`.
+    GuestApic { guest: String, value: ApicTest },
 }
 
 impl core::fmt::Display for TestOnly {
@@ -446,22 +476,33 @@ impl core::fmt::Display for TestOnly {
             Self::GuestBreak { guest, value } => {
                 write!(f, "guest \"{guest}\" test_break = \"{}\"", value.name())
             }
+            Self::GuestApic { guest, value } => {
+                write!(f, "guest \"{guest}\" test_apic = \"{}\"", value.name())
+            }
         }
     }
 }
 
 impl BootConfig {
     /// The first setting of this configuration that only the test image carries out (the
-    /// scenario first, then the guests' `test_break` in configuration order), if any.
+    /// scenario first, then the guests' `test_break` and `test_apic` in configuration order), if
+    /// any.
     pub fn test_only(&self) -> Option<TestOnly> {
         if let Some(t) = self.test {
             return Some(TestOnly::Scenario(t));
         }
         self.guests.iter().find_map(|g| {
-            g.test_break.map(|value| TestOnly::GuestBreak {
-                guest: g.name.clone(),
-                value,
-            })
+            g.test_break
+                .map(|value| TestOnly::GuestBreak {
+                    guest: g.name.clone(),
+                    value,
+                })
+                .or_else(|| {
+                    g.test_apic.map(|value| TestOnly::GuestApic {
+                        guest: g.name.clone(),
+                        value,
+                    })
+                })
         })
     }
 }
