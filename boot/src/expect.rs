@@ -305,6 +305,9 @@ pub enum Ending {
     Timeout(Duration),
     /// The end marker was seen but it did not exit within the grace period; it was killed.
     StoppedAfterMarker(Duration),
+    /// A forbidden pattern matched: the run has failed whatever follows; it was killed at once
+    /// (a guest that went wrong early would otherwise hold the run until its timeout).
+    Forbidden,
 }
 
 impl std::fmt::Display for Ending {
@@ -316,6 +319,7 @@ impl std::fmt::Display for Ending {
             Self::StoppedAfterMarker(t) => {
                 write!(f, "was stopped {}s after the end marker", t.as_secs())
             }
+            Self::Forbidden => f.write_str("was stopped at a forbidden line"),
         }
     }
 }
@@ -375,6 +379,8 @@ pub fn verdict(
                 "QEMU exited with {} after `{m}`, expected status {want} from isa-debug-exit",
                 s.map_or("a signal".to_string(), |s| format!("status {s}"))
             )),
+            // The forbidden line is the reason (below).
+            Ending::Forbidden => {}
             Ending::Timeout(t) | Ending::StoppedAfterMarker(t) => why.push(format!(
                 "QEMU did not exit through isa-debug-exit within {}s of `{m}`; it was stopped",
                 t.as_secs()

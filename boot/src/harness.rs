@@ -188,14 +188,34 @@ fn run_one(ws: &Workspace, tools: &HostTools, kernel: &Path, s: &Scenario) -> Re
         (Err(e), None) => Err(e),
         (Err(e), Some(input)) => Err(format!("{e}; {input}")),
     };
-    // The TSC figures against the one rate: arithmetic the expectations cannot do.
-    let judged = judged.and_then(|()| {
-        let bytes = std::fs::read(&log_path)
-            .map_err(|e| format!("cannot read {}: {e}", log_path.display()))?;
-        crate::tsc::check(&String::from_utf8_lossy(&bytes))
-            .map(|_| ())
-            .map_err(|e| format!("TSC figures: {e}"))
-    });
+    // The TSC figures against the one rate, then the scenario's own figures (printed whatever
+    // the verdict): arithmetic the expectations cannot do.
+    let judged = match std::fs::read(&log_path) {
+        Err(e) => Err(format!("cannot read {}: {e}", log_path.display())),
+        Ok(bytes) => {
+            let log = String::from_utf8_lossy(&bytes);
+            let mut problems: Vec<String> = judged.err().into_iter().collect();
+            if let Err(e) = crate::tsc::check(&log) {
+                problems.push(format!("TSC figures: {e}"));
+            }
+            if let Some(check) = scenarios::log_check(s.name) {
+                let checked = check(&log);
+                for f in &checked.figures {
+                    println!("  figure {}: {f}", s.name);
+                }
+                let path = dir.join("figures.txt");
+                if let Err(e) = std::fs::write(&path, checked.figures.join("\n") + "\n") {
+                    problems.push(format!("cannot write {}: {e}", path.display()));
+                }
+                problems.extend(checked.problem);
+            }
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(problems.join("; "))
+            }
+        }
+    };
     judged.map_err(|reason| {
         let mut details = Vec::new();
         if monitor.marker().is_none() && matches!(ending, Ending::Exited(_)) {

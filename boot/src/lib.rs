@@ -12,6 +12,7 @@ pub mod expect;
 pub mod harness;
 pub mod image;
 pub mod linux_bare;
+pub mod linux_log;
 pub mod machine;
 pub mod paths;
 pub mod run;

@@ -251,8 +251,8 @@ impl Session {
     }
 
     /// Streams the console into `sink` and `monitor`, typing what `script` says when it says so,
-    /// until the emulator exits, the timeout passes, or the end marker was seen `grace` ago
-    /// without the emulator exiting. Kills it in the last two cases.
+    /// until the emulator exits, a forbidden pattern matches, the timeout passes, or the end
+    /// marker was seen `grace` ago without the emulator exiting. Kills it in the last three cases.
     pub fn watch(
         &mut self,
         sink: &mut dyn Write,
@@ -269,6 +269,11 @@ impl Session {
             }
             if marker_seen.is_none() && monitor.marker().is_some() {
                 marker_seen = Some(Instant::now());
+            }
+            if monitor.forbidden_problem().is_some() {
+                self.kill()?;
+                self.drain(sink, monitor)?;
+                break Ending::Forbidden;
             }
             if let Some(status) = self.child.try_wait().map_err(SessionError::Wait)? {
                 self.drain(sink, monitor)?;

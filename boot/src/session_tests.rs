@@ -167,3 +167,39 @@ fn tail_of_file_skips_blank_lines() {
     assert_eq!(tail_of_file(&p, 2), ["b", "c"]);
     assert!(tail_of_file(Path::new("/nonexistent/x"), 3).is_empty());
 }
+
+#[test]
+fn a_forbidden_line_stops_the_run_at_once() {
+    // The marker would come 30 s later: the forbidden line must end the watch first.
+    let l = launch(
+        "sh",
+        &[
+            "-c",
+            "echo 'guest x stopped: oops'; sleep 30; echo 'CONDUIT EXIT: success'",
+        ],
+        SerialOut::Stdout,
+    );
+    let mut s = Session::start(&l, &temp("forbidden.err"), Mode::Batch).expect("sh runs");
+    let mut m = Monitor::new(&[], &["stopped: oops"]).expect("valid");
+    let limits = Limits {
+        timeout: Some(Duration::from_secs(20)),
+        grace: Duration::from_secs(5),
+    };
+    let t = Instant::now();
+    let ending = s
+        .watch(&mut std::io::sink(), &mut m, &mut Script::empty(), limits)
+        .expect("watched");
+    assert_eq!(ending, Ending::Forbidden);
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
+    );
+    let v = crate::expect::verdict(
+        &m,
+        crate::expect::End::Success,
+        ending,
+        crate::expect::StatusCheck::QemuDebugExit,
+    );
+    assert!(v.expect_err("failed").contains("forbidden `stopped: oops`"));
+}

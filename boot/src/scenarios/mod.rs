@@ -15,6 +15,7 @@ mod guests;
 mod hardware;
 mod igb_vf;
 mod intremap;
+mod linux;
 mod nvme;
 mod production;
 mod shell;
@@ -69,6 +70,16 @@ const ANY_EXCEPTION: &str = r"EXCEPTION #";
 
 /// The banner every boot starts with.
 const BANNER: &str = r"Conduit v0\.1\.0 \(git [0-9a-f]{7,}";
+
+/// A check of a whole log that patterns cannot express (arithmetic on its figures): the
+/// `key=value` figures to print, and what is wrong.
+pub type LogCheck = fn(&str) -> crate::linux_log::Checked;
+
+/// The scenario's own [`LogCheck`], if it has one (after [`crate::tsc::check`], which every log
+/// passes).
+pub fn log_check(name: &str) -> Option<LogCheck> {
+    (name == linux::BOCHS_LINUX.name).then_some(crate::linux_log::check as LogCheck)
+}
 
 /// Every scenario with the image it boots, in the order they run: [`SCENARIOS`] on the test image,
 /// then [`PRODUCTION_SCENARIOS`] on the production image.
@@ -589,6 +600,7 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     shell::QEMU_SHELL,
     shell::BOCHS_SHELL,
+    linux::BOCHS_LINUX,
     control::QEMU_CONTROL,
     control::BOCHS_PASSTHROUGH,
     control::BOCHS_PASSTHROUGH_REFUSED,

@@ -47,11 +47,16 @@ fn guest_bins() -> Vec<String> {
     bins
 }
 
+/// What `scripts/linux-assets` builds in `build/linux/` (scripts/test runs it first).
+const LINUX_ASSETS: &[&str] = &["vmlinuz", "initramfs.cpio.gz", "initramfs-panic.cpio.gz"];
+
 /// Every image a configuration names must be a test guest's build output, so that
-/// `cargo build -p conduit-guest --release` is all a boot test needs.
+/// `cargo build -p conduit-guest --release` is all a boot test needs, or one of the Linux guest
+/// files `scripts/linux-assets` builds.
 fn images_are_test_guests(what: &str, doc: &Document, dir: &Path) {
     let bins = guest_bins();
     let out = root().join("target/x86_64-unknown-none/release");
+    let linux = root().join("build/linux");
     for key in doc.image_keys() {
         let path = dir.join(key);
         let normal: PathBuf = path.components().fold(PathBuf::new(), |mut p, c| {
@@ -64,6 +69,14 @@ fn images_are_test_guests(what: &str, doc: &Document, dir: &Path) {
             }
             p
         });
+        if let Ok(asset) = normal.strip_prefix(&linux) {
+            let asset = asset.to_string_lossy();
+            assert!(
+                LINUX_ASSETS.contains(&&*asset),
+                "{what}: image {key}: scripts/linux-assets builds no {asset} ({LINUX_ASSETS:?})"
+            );
+            continue;
+        }
         let bin = normal
             .strip_prefix(&out)
             .unwrap_or_else(|_| panic!("{what}: image {key} is not in {}", out.display()));
@@ -148,7 +161,7 @@ fn the_default_configuration_runs_test_guests() {
     let text = std::fs::read_to_string(root().join("conduit.toml")).expect("conduit.toml");
     let doc = toml_front::parse(&text, ExitMethod::Halt).expect("conduit.toml is valid");
     let names: Vec<&str> = doc.guests.iter().map(|g| g.name.as_str()).collect();
-    assert_eq!(names, ["hello64", "real16"]);
+    assert_eq!(names, ["hello64", "real16", "linux"]);
     images_are_test_guests("conduit.toml", &doc, root());
 }
 

@@ -1,0 +1,209 @@
+//! Issue 13, Must-show 1-3: Debian's stock kernel, unmodified, in two Conduit guests next to
+//! `hello64` on Bochs `tigerlake` (`boot/scenarios/linux.toml`, `docs/linux-guests.md`).
+//!
+//! - `linux` boots to the busybox shell of `initramfs.cpio.gz` with `console=ttyS0` and nothing
+//!   else. At its `/init` the harness types `vms` (the boot's exits by reason), waits until
+//!   `linux-panic` is done, attaches the console and types into Linux's shell: `/proc/interrupts`
+//!   twice around `sleep 2`, the `hypervisor` and `vmx` flags of `/proc/cpuinfo`, the PCI devices
+//!   Linux sees (none: this guest has no virtual function), an idle `sleep 10` bracketed by two
+//!   `vms` (detached with Ctrl-] in between), and `poweroff -f`.
+//! - `linux-panic` crashes at its `/init` (sysrq), reboots after `panic=1` through a reset path,
+//!   is restarted once from its image (`on_crash = "restart"`, `max_restarts = 1`), crashes again
+//!   and is stopped with the reason.
+//!
+//! - `hello64` runs to its end while both kernels boot, before their consoles print anything
+//!   (Linux logs nothing until its 8250 console registers); the harness restarts it when
+//!   `linux-panic`'s second boot starts printing, so that its output interleaves with Linux's.
+//!
+//! The interactive part runs only once `linux-panic` has stopped and `hello64` has exited: while
+//! attached, Linux's output goes to the console raw, and another guest's log line could land in
+//! the middle of one of its lines. The figures the expectations cannot compute (Linux's TSC rate
+//! against Conduit's, the timer count rising, exits per second at idle, instructions to `/init`)
+//! are checked and printed by [`crate::linux_log`].
+
+use super::guests::HELLO64;
+use super::{BANNER, Config, Scenario};
+use crate::expect::End;
+use crate::machine::{BochsSpec, MachineSpec};
+use crate::script::{Input, Step};
+
+/// Ctrl-]: detaches the console from the guest (`console <guest>` on the debug shell).
+const DETACH: &[u8] = &[0x1d];
+
+/// What the harness types. Commands typed into Linux end with an `echo` whose output differs
+/// from its echoed command line (`$((…))` is expanded), so a step waits for the command's end.
+const INPUT: &[Step] = &[
+    // At /init: the exits of the whole boot, by reason.
+    Step::line(r"linux: conduit-initramfs: ready", "vms"),
+    // hello64 again while linux-panic's second boot prints (see the module doc).
+    Step::line(
+        r"linux-panic: \[ *[0-9]+\.[0-9]+\] Linux version",
+        "restart hello64",
+    ),
+    // The interactive part once linux-panic has stopped (see the module doc).
+    Step::line(r#"guest "linux-panic" stopped: "#, "console linux"),
+    Step::line(
+        r"^console: attached to linux's serial port",
+        "cat /proc/interrupts; echo IRQ-$((0+1))",
+    ),
+    Step::line(
+        r"^IRQ-1$",
+        "sleep 2; cat /proc/interrupts; echo IRQ-$((1+1))",
+    ),
+    Step::line(r"^IRQ-2$", "echo HV=$(grep -c hypervisor /proc/cpuinfo)"),
+    Step::line(r"^HV=", "echo VMX=$(grep -c vmx /proc/cpuinfo)"),
+    Step::line(r"^VMX=", "ls /sys/bus/pci/devices; echo LS-$((2+1))"),
+    Step::line(
+        r"^LS-3$",
+        "echo PCI=$(ls /sys/bus/pci/devices | wc -l) BUS=$(ls /sys/class/pci_bus)",
+    ),
+    // Idle: the first uptime, detach, `vms`; Linux sleeps 10 s (its output is logged as lines
+    // while detached); after its second uptime, `vms` again.
+    Step::line(
+        r"^PCI=",
+        "cat /proc/uptime; sleep 10; cat /proc/uptime; echo IDLE-$((6*7))",
+    ),
+    Step {
+        wait: r"^[0-9]+\.[0-9]{2} [0-9]+\.[0-9]{2}$",
+        send: Input::Raw(DETACH),
+    },
+    Step::line(r"^console: detached from linux", "vms"),
+    Step::line(r"linux: IDLE-42$", "vms"),
+    Step::line(r"^  hello64: ", "console linux"),
+    Step::line(r"^console: attached to linux's serial port", "poweroff -f"),
+];
+
+/// The main sequence: the hypervisor's account, the shell, and Linux's shell while attached.
+const EXPECT: &[&str] = &[
+    BANNER,
+    r"config: bundle of [0-9]+ bytes, 3 guest\(s\)",
+    r"VMX: available",
+    r"time: TSC [0-9]+\.[0-9]{3} MHz \(measured",
+    r#"guest "linux": 192 MiB at host 0x[0-9a-f]+, EPTP"#,
+    r#"guest "linux-panic": 128 MiB at host 0x[0-9a-f]+, EPTP"#,
+    r"sched: running 3 guest\(s\) round-robin",
+    // `linux`'s clocksource: the TSC, kept. Here rather than among its boot lines, whose order
+    // around it depends on whether the kernel trusts the TSC at once.
+    r"linux: \[ *[0-9]+\.[0-9]+\] clocksource: Switched to clocksource tsc$",
+    // Must-show 2: at /init, the exits of the boot.
+    r"linux: conduit-initramfs: ready \(6\.1\.",
+    r"conduit> vms$",
+    r"^3 guest\(s\), [1-3] runnable, 0 not created; TSC ",
+    r"^  linux: [^;]+; 192 MiB at host 0x[0-9a-f]+, VPID [0-9]+, [0-9]+\.[0-9]{3} ms in guest$",
+    r"^    exits: [1-9][0-9]* \(",
+    // hello64 ran to its end while the Linux guests booted (its own sequence); run again, its
+    // output interleaves with linux-panic's second boot.
+    r"conduit> restart hello64$",
+    r#"guest "hello64" restarted from its image \(restart 1\)"#,
+    r"hello64: hello from hello64",
+    r"linux-panic: \[ *[0-9]+\.[0-9]+\] ",
+    r#"guest "hello64" exited with code 0x64"#,
+    // Must-show 3 (the details in the `linux-panic` sequence): stopped at its second crash.
+    r#"guest "linux-panic" stopped: reset through .*; not restarted: 1 restart\(s\) already \(on_crash = "restart", max_restarts = 1\)"#,
+    r"conduit> console linux$",
+    r"^console: attached to linux's serial port \(Ctrl-\] returns to the shell\)$",
+    // Linux's shell, raw on the console: the local APIC timer counts (compared in `linux_log`).
+    r"^ *LOC: +[0-9]+ +Local timer interrupts$",
+    r"^IRQ-1$",
+    r"^ *LOC: +[0-9]+ +Local timer interrupts$",
+    r"^IRQ-2$",
+    // A hypervisor, and no VMX.
+    r"^HV=[1-9][0-9]*$",
+    r"^VMX=0$",
+    // The PCI functions Linux found: exactly the guest's virtual functions, none here; the root
+    // bus of its ACPI tables was scanned.
+    r"^LS-3$",
+    r"^PCI=0 BUS=0000:00$",
+    // Idle: uptime, detached, `vms`, uptime 10 s later (logged), `vms`.
+    r"^[0-9]+\.[0-9]{2} [0-9]+\.[0-9]{2}$",
+    r"^console: detached from linux; back in the shell$",
+    r"conduit> vms$",
+    r"^  linux: [^;]+; 192 MiB at host",
+    r"^    exits: [1-9][0-9]* \(",
+    // (Linux's earlier prompt may precede it on the logged line.)
+    r"linux: (.*[^0-9.])?[0-9]+\.[0-9]{2} [0-9]+\.[0-9]{2}$",
+    r"linux: IDLE-42$",
+    r"conduit> vms$",
+    r"^3 guest\(s\), 1 runnable, 0 not created; TSC ",
+    r"^  linux: [^;]+; 192 MiB at host",
+    r"^    exits: [1-9][0-9]* \(",
+    r#"^  linux-panic: stopped \(reset through .*\); 128 MiB at host 0x[0-9a-f]+, VPID [0-9]+, [0-9]+\.[0-9]{3} ms in guest, restarted 1 time\(s\)$"#,
+    r"^  hello64: exited with code 0x64; 4 MiB at host 0x[0-9a-f]+, VPID [0-9]+, [0-9]+\.[0-9]{3} ms in guest, restarted 1 time\(s\)$",
+    // Linux still answers after the other guests ended; `poweroff -f` ends it through ACPI S5.
+    r"conduit> console linux$",
+    r"^console: attached to linux's serial port",
+    r#"guest "linux" powered off \(ACPI S5 through the sleep control register\)"#,
+    r"console: linux is stopped \(powered off \(ACPI S5 through the sleep control register\)\); back in the shell",
+    r"sched: every guest has finished",
+    r#"guest "linux": stopped \(powered off \(ACPI S5 through the sleep control register\)\); [1-9][0-9]* exits"#,
+    r#"guest "linux-panic": stopped \(reset through .*not restarted: 1 restart\(s\) already"#,
+    r#"guest "hello64": exited with code 0x64; [1-9][0-9]* exits"#,
+    r"CONDUIT EXIT: success",
+];
+
+/// `linux`'s boot, logged line by line under its name (Must-show 1), in order.
+const LINUX_BOOT: &[&str] = &[
+    r"linux: \[ *[0-9]+\.[0-9]+\] Linux version 6\.1\.",
+    // Unmodified, and no parameter besides the console.
+    r"linux: \[ *[0-9]+\.[0-9]+\] Command line: console=ttyS0$",
+    // The rate is compared with Conduit's in `linux_log`.
+    r"linux: \[ *[0-9]+\.[0-9]+\] tsc: Detected [0-9]+\.[0-9]{3} MHz",
+    r"linux: \[ *[0-9]+\.[0-9]+\] IOAPIC\[0\]: apic_id 0, version 32, address 0xfec00000, GSI 0-23$",
+    r"linux: \[ *[0-9]+\.[0-9]+\] ACPI: Using ACPI \(MADT\) for SMP configuration information$",
+    // XSAVE: Linux 6.1.1xx sets the FPU up after the MADT was read (arch_cpu_finalize_init).
+    r"linux: \[ *[0-9]+\.[0-9]+\] x86/fpu: Enabled xstate features 0x[0-9a-f]+, context size is [0-9]+ bytes",
+    r"linux: \[ *[0-9]+\.[0-9]+\] .*ttyS0 at I/O 0x3f8 \(irq = 4, base_baud = 115200\) is a 16550A$",
+    r"linux: \[ *[0-9]+\.[0-9]+\] Run /init as init process$",
+    r"linux: conduit-initramfs: ready",
+];
+
+/// `linux-panic` (Must-show 3): two boots, two crashes, one restart, then stopped.
+const LINUX_PANIC: &[&str] = &[
+    r"linux-panic: \[ *[0-9]+\.[0-9]+\] Linux version 6\.1\.",
+    r"linux-panic: \[ *[0-9]+\.[0-9]+\] Command line: console=ttyS0 panic=1$",
+    r"linux-panic: \[ *[0-9]+\.[0-9]+\] Run /init as init process$",
+    r"linux-panic: conduit-initramfs: panic test",
+    r"linux-panic: \[ *[0-9]+\.[0-9]+\] Kernel panic - not syncing: sysrq triggered crash$",
+    r"linux-panic: \[ *[0-9]+\.[0-9]+\] Rebooting in 1 seconds",
+    r#"guest "linux-panic": reset through "#,
+    r#"guest "linux-panic" restarted from its image \(restart 1\)"#,
+    r"linux-panic: \[ *[0-9]+\.[0-9]+\] Linux version 6\.1\.",
+    r"linux-panic: \[ *[0-9]+\.[0-9]+\] Run /init as init process$",
+    r"linux-panic: \[ *[0-9]+\.[0-9]+\] Kernel panic - not syncing: sysrq triggered crash$",
+    r"linux-panic: \[ *[0-9]+\.[0-9]+\] Rebooting in 1 seconds",
+    r#"guest "linux-panic": reset through "#,
+    r#"guest "linux-panic" stopped: reset through "#,
+];
+
+/// Never seen: a failed self-check of hello64, a problem in `linux`'s kernel log, a
+/// guest stopped by the hypervisor other than `linux-panic`, a crash of Conduit's shell input.
+const FORBID: &[&str] = &[
+    super::PANIC,
+    super::ANY_EXCEPTION,
+    r"self-check failed",
+    r"linux: .*(Kernel panic|BUG:|Oops|WARNING:|Call Trace)",
+    r"linux: .*Marking clocksource 'tsc' as unstable",
+    r#"guest "(linux|hello64)" stopped"#,
+    // linux-panic stopped for anything but a reset ("reset through ...") or a triple fault: a
+    // reset path the hypervisor missed (the run stops here instead of at its timeout).
+    r#"guest "linux-panic" stopped: ([^rt]|r[^e]|t[^r])"#,
+    r#"guest "linux": reset"#,
+    r"restarted from its image \(restart 2\)",
+];
+
+/// `bochs-linux`: the whole of Must-show 1-3 in one boot.
+pub(super) const BOCHS_LINUX: Scenario = Scenario {
+    name: "bochs-linux",
+    machine: MachineSpec::Bochs(BochsSpec::DEFAULT),
+    config: Config::File("boot/scenarios/linux.toml"),
+    expect: EXPECT,
+    guests: &[
+        ("linux", LINUX_BOOT),
+        ("linux-panic", LINUX_PANIC),
+        ("hello64", HELLO64),
+    ],
+    forbid: FORBID,
+    input: INPUT,
+    end: End::Success,
+    timeout_secs: 900,
+};
