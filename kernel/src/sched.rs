@@ -1,8 +1,10 @@
 //! The scheduler: round-robin over the guests' vCPUs on this CPU. A slice ends when the VMX
 //! preemption timer fires, or earlier at HLT or a yield hypercall (SDM Vol. 3C, "VMX-Preemption
 //! Timer"). Between slices, and all the time once no guest is runnable, the debug shell polls the
-//! serial line; it never waits for input. When every runnable guest waits in HLT with nothing to
-//! wake it, the CPU sleeps until the next interrupt (the tick at the latest).
+//! serial line; it never waits for input. A guest with a virtual platform that halted with nothing
+//! to wake it is not entered until an interrupt or its timer is due. When every runnable guest
+//! waits, the CPU sleeps until the next interrupt (the tick at the latest), or, if a guest's timer
+//! is due before the next tick, waits for it with interrupts enabled (`irq::wait_for_interrupt_until`).
 
 use crate::guest::{self, Guest, Guests, Outcome, State};
 use crate::irq;
@@ -32,7 +34,12 @@ pub fn run(guests: &mut Guests, platform: &Platform, on_idle: OnIdle) {
     let mut fpu_owner = None;
     loop {
         if all_waiting(&mut guests.list) {
-            let earliest = guests.list.iter().filter_map(Guest::next_deadline).min();
+            let earliest = guests
+                .list
+                .iter()
+                .filter(|g| g.state == State::Runnable)
+                .filter_map(Guest::next_deadline)
+                .min();
             idle_until_interrupt(earliest);
         }
         match pick(&mut guests.list, next) {
@@ -188,6 +195,9 @@ fn run_slice(g: &mut Guest) {
         crate::irq::interrupt_window();
         if let Err(e) = g.before_entry(&mut v) {
             g.stop(format!("{e}"));
+            return;
+        }
+        if g.state != State::Runnable {
             return;
         }
         g.halted = false;

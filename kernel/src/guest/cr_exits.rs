@@ -10,7 +10,7 @@ use super::exits::{Outcome, stop};
 use alloc::format;
 use conduit_hw::vmx::vmcs::{Current, FieldError};
 use conduit_vmx::controls::EntryControls;
-use conduit_vmx::cr::{cr4, guest_cr0_write, guest_cr4_write};
+use conduit_vmx::cr::{cr0, cr4, guest_cr0_write, guest_cr4_write};
 use conduit_vmx::exit::{CrAccess, Gpr};
 use conduit_vmx::fields::{
     Control32, ControlNatural, Guest32, Guest64, GuestNatural, ReadOnlyNatural,
@@ -80,6 +80,9 @@ pub fn cr_access(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> 
             );
         }
     };
+    if g.state != super::State::Runnable {
+        return Ok(Outcome::Done);
+    }
     if done {
         let rip = v.get(GuestNatural::Rip)?;
         let len = v.get(conduit_vmx::fields::ReadOnly32::ExitInstructionLength)?;
@@ -108,6 +111,15 @@ fn mov_to_cr0(g: &mut Guest, v: &mut Current, value: u64) -> Result<bool, FieldE
     };
     v.set(GuestNatural::Cr0, w.actual)?;
     v.set(ControlNatural::Cr0ReadShadow, w.shadow)?;
+    // A MOV to CR0 that changes PG, WP, CD or PE flushes the TLBs (SDM Vol. 3A §4.10.4.1); with
+    // VPID the next VM entry does not, so the emulated one does it for the guest's VPID.
+    if (old ^ w.shadow) & (cr0::PG | cr0::WP | cr0::CD | cr0::PE) != 0
+        && let Some(caps) = g.vmx_caps()
+        && let Err(e) = conduit_hw::vmx::invvpid(caps, g.vpid)
+    {
+        // Stale translations would outlive the guest's own paging change: it does not run on.
+        g.stop(format!("INVVPID after its CR0 write failed: {e}"));
+    }
     if w.long_mode != (efer & EFER_LMA != 0) {
         let efer = if w.long_mode {
             efer | EFER_LMA

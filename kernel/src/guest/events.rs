@@ -8,8 +8,9 @@
 //! writes the VMCS fields: the VM-entry interruption-information, exception error code and
 //! instruction length, and the "interrupt-window exiting" control, which is on exactly while a
 //! virtual interrupt waits for the guest to set RFLAGS.IF or leave an STI / MOV SS shadow (SDM
-//! "Interrupt-Window Exiting and Virtual-Interrupt Delivery"). There is no virtual local APIC: an
-//! injected vector needs no EOI.
+//! "Interrupt-Window Exiting and Virtual-Interrupt Delivery"). For Conduit's own test guests an
+//! injected vector needs no EOI; a guest with a virtual platform takes its vectors from its
+//! local APIC (`vplatform_exits.rs`).
 
 use super::Guest;
 use crate::irq::dispatch;
@@ -45,8 +46,9 @@ struct Timer {
 pub struct Events {
     /// The event the last exit interrupted.
     reinject: Option<Event>,
-    /// A #GP for the next entry (a refused MSR access).
-    gp: bool,
+    /// A fault for the next entry (#GP for a refused MSR access, #UD for an instruction the
+    /// guest does not have): its vector.
+    fault: Option<u8>,
     /// The primary processor-based controls as set up, without interrupt-window exiting.
     primary: u32,
     /// Whether "interrupt-window exiting" is on in the VMCS now.
@@ -68,7 +70,7 @@ impl Events {
     pub fn new(primary: u32, window_supported: bool, tsc: Rate) -> Self {
         Self {
             reinject: None,
-            gp: false,
+            fault: None,
             primary,
             window: false,
             window_supported,
@@ -87,16 +89,21 @@ impl Events {
 
     /// Queues a #GP(0) for the next entry; RIP stays on the faulting instruction.
     pub fn raise_gp(&mut self) {
-        self.gp = true;
+        self.fault.get_or_insert(vector::GP);
+    }
+
+    /// Queues a #UD for the next entry; RIP stays on the instruction.
+    pub fn raise_ud(&mut self) {
+        self.fault.get_or_insert(vector::UD);
     }
 
     /// Whether a #GP is queued (not yet in the VMCS).
     pub fn gp_queued(&self) -> bool {
-        self.gp
+        self.fault == Some(vector::GP)
     }
 
     /// The TSC's rate the virtual timer counts in; also what the guest's CPUID leaves 0x15/0x16
-    /// state (`exits.rs`).
+    /// state (`msr_exits.rs`).
     pub fn tsc(&self) -> Rate {
         self.tsc
     }
@@ -205,7 +212,7 @@ pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
         dispatch::has_pending(id)
     };
     // The common case, on every entry: nothing to inject, no window open.
-    if ev.reinject.is_none() && !ev.gp && !ev.window && !waiting {
+    if ev.reinject.is_none() && ev.fault.is_none() && !ev.window && !waiting {
         return Ok(());
     }
     let interrupt = if platform {
@@ -214,7 +221,7 @@ pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
         dispatch::take_pending(id)
     };
     let reinject = ev.reinject.take();
-    let gp = core::mem::take(&mut ev.gp).then(|| Event::exception(vector::GP, 0));
+    let gp = ev.fault.take().map(|v| Event::exception(v, 0));
     // A local APIC offers its next vector only after this one's EOI (or once it is accepted).
     let more = interrupt.is_some() && !platform && dispatch::has_pending(id);
     let (rflags, state) = if interrupt.is_some() && reinject.is_none() && gp.is_none() {

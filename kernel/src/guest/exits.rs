@@ -80,11 +80,28 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
                 return Ok(Outcome::Resume);
             }
             g.halted = true;
+            // A HLT with interrupts off ends only with an NMI, SMI or INIT (SDM Vol. 3A §9.10),
+            // none of which this platform delivers: an OS guest there stays halted.
+            g.halted_without_if =
+                v.get(GuestNatural::Rflags)? & conduit_vmx::inject::RFLAGS_IF == 0;
             Ok(Outcome::Yield)
         }
         // The guest can take the interrupt that waits: the next entry injects it.
         BasicExitReason::InterruptWindow => Ok(Outcome::Resume),
+        // Conduit's hypercalls are for its own test guests. An OS guest has none: VMCALL is #UD
+        // there, as outside VMX (SDM Vol. 2C "VMCALL"), so no process inside it (VMCALL exits at
+        // any privilege level) reaches the hypervisor through it.
+        BasicExitReason::Vmcall if g.platform.is_some() => {
+            g.events.raise_ud();
+            Ok(Outcome::Resume)
+        }
         BasicExitReason::Vmcall => vmcall(g, v),
+        // MONITOR/MWAIT exit (their CPUID bit is clear): #UD, so a guest cannot park the CPU in a
+        // deep C-state where the VMX-preemption timer stops (SDM Vol. 3C §26.5.1).
+        BasicExitReason::Monitor | BasicExitReason::Mwait => {
+            g.events.raise_ud();
+            Ok(Outcome::Resume)
+        }
         BasicExitReason::Rdmsr => super::msr_exits::rdmsr(g, v),
         BasicExitReason::Wrmsr => super::msr_exits::wrmsr(g, v),
         // With "acknowledge interrupt on exit" the interrupt was acknowledged and its vector is

@@ -237,6 +237,8 @@ pub struct Guest {
     pub devices: alloc::vec::Vec<conduit_pci::Bdf>,
     /// Its last slice ended in HLT: it waits for its next slice (HLT yields the CPU).
     pub halted: bool,
+    /// That HLT ran with RFLAGS.IF clear (an OS guest then stays halted).
+    halted_without_if: bool,
     /// Its view of those functions: configuration ports, BAR mappings (`devices.rs`).
     pub pci: GuestDevices,
     /// For EPT changes at run time (BAR mappings).
@@ -379,6 +381,7 @@ impl Guest {
             restarts: 0,
             devices: alloc::vec::Vec::new(),
             halted: false,
+            halted_without_if: false,
             pci: GuestDevices::default(),
             mem,
         })

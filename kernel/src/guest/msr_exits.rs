@@ -143,6 +143,18 @@ pub fn wrmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     };
     match effect {
         Ok(WriteEffect::Done) => {}
+        // EFER: LMA is the processor's (a write cannot change it), and LME cannot change while
+        // paging is on (#GP) (SDM Vol. 3A §9.8.5, Vol. 4 "IA32_EFER").
+        Ok(WriteEffect::Vmcs(VmcsMsr::Efer, x)) => {
+            const LME: u64 = 1 << 8;
+            const LMA: u64 = 1 << 10;
+            let cur = v.get(Guest64::Efer)?;
+            let paging = v.get(GuestNatural::Cr0)? & (1 << 31) != 0;
+            if (x ^ cur) & LME != 0 && paging {
+                return gp(g);
+            }
+            v.set(Guest64::Efer, (x & !LMA) | (cur & LMA))?;
+        }
         Ok(WriteEffect::Vmcs(f, x)) => vmcs_write(v, f, x)?,
         // The guest's TSC is the host's plus the offset (SDM Vol. 3C §26.6.5); IA32_TSC_ADJUST
         // moves with every change (SDM Vol. 3B §18.17.3).

@@ -7,7 +7,6 @@ use super::spec::Break;
 use super::spec::{Entry, GuestSpec};
 use super::{CreateError, Guest, VmxHost};
 use alloc::format;
-use alloc::string::String;
 use conduit_bootproto::multiboot;
 use conduit_hw::vmx::{self, vmcs::Current};
 use conduit_vmx::controls::{
@@ -89,9 +88,7 @@ pub(super) fn setup(
                 .map_err(|e| CreateError::Vmcs(format!("local APIC: {e:?}")))?,
             None => {
                 let p = super::vplatform::VirtualPlatform::new(guest.mem, 0, apicv, tsc_hz)
-                    .ok_or_else(|| {
-                        CreateError::Vmcs(String::from("no frame for the virtual-APIC page"))
-                    })?;
+                    .map_err(|e| CreateError::Vmcs(format!("{e}")))?;
                 guest.platform = Some(alloc::boxed::Box::new(p));
             }
         }
@@ -195,7 +192,7 @@ pub(super) fn setup(
     .map_err(vmcs_err)?;
     v.set(
         ControlNatural::Cr4GuestHostMask,
-        cr4_fixed.fixed_mask() | CR4_VMXE,
+        cr4_fixed.fixed_mask() | conduit_vmx::cr::GUEST_CR4_REFUSED,
     )
     .map_err(vmcs_err)?;
     v.set(ControlNatural::Cr4ReadShadow, state.cr4 & !CR4_VMXE)

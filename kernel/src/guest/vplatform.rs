@@ -31,7 +31,7 @@ pub const IOAPIC_LEN: u64 = 0x1000;
 pub const UART_PIN: u8 = 4;
 /// The guest local APIC timer's input clock: the core crystal clock the guest's CPUID leaf 0x15
 /// states (`conduit_clock::guest_leaf15`).
-const APIC_TIMER_HZ: u64 = 1_000_000;
+const APIC_TIMER_HZ: u64 = conduit_clock::GUEST_CRYSTAL_HZ as u64;
 
 /// The virtual-APIC page: a host frame the model reads and writes through the physical-memory
 /// window, and which the CPU itself reads and writes while the guest runs with APIC
@@ -64,6 +64,24 @@ impl ApicPage for ApicFrame {
 // window address of that frame.
 unsafe impl Send for ApicFrame {}
 
+/// Why a platform could not be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlatformError {
+    /// No frame is left for the virtual-APIC page.
+    NoFrame,
+    /// The local APIC model refused its configuration (ID or clock).
+    Lapic(conduit_vlapic::ConfigError),
+}
+
+impl core::fmt::Display for PlatformError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoFrame => f.write_str("no frame is left for the virtual-APIC page"),
+            Self::Lapic(e) => write!(f, "local APIC: {e:?}"),
+        }
+    }
+}
+
 /// An OS guest's interrupt controllers.
 #[derive(Debug)]
 pub struct VirtualPlatform {
@@ -74,6 +92,8 @@ pub struct VirtualPlatform {
     /// With APIC virtualization: the APIC-access page is in the guest's EPT at [`LAPIC_GPA`]
     /// (only while the APIC is in xAPIC mode; `vplatform_exits::sync_apic_page`).
     pub apic_page_mapped: bool,
+    /// The local APIC's ID (kept across resets).
+    apic_id: u32,
     /// The EOI-exit bitmap as last written to the VMCS.
     eoi_exit: [u64; 4],
     /// The UART's interrupt output as last seen (its edges drive the I/O APIC pin).
@@ -84,10 +104,14 @@ pub struct VirtualPlatform {
 
 impl VirtualPlatform {
     /// A platform with one local APIC (ID `apic_id`) in its reset state and an I/O APIC with
-    /// every pin masked. `None` if no frame is left for the virtual-APIC page (or the ID or
-    /// clock is one the model refuses).
-    pub fn new(mem: &Memory, apic_id: u32, apicv: bool, tsc_hz: u64) -> Option<Self> {
-        let page = mem.frames.lock().allocate()?;
+    /// every pin masked.
+    pub fn new(
+        mem: &Memory,
+        apic_id: u32,
+        apicv: bool,
+        tsc_hz: u64,
+    ) -> Result<Self, PlatformError> {
+        let page = mem.frames.lock().allocate().ok_or(PlatformError::NoFrame)?;
         let window = PhysWindow::new(mem, true);
         let base = window.virt(page.0) as *mut u32;
         // SAFETY: the frame was just allocated and is mapped through the window.
@@ -96,11 +120,18 @@ impl VirtualPlatform {
             tsc_hz,
             apic_timer_hz: APIC_TIMER_HZ,
         };
-        let lapic = Vlapic::new(ApicFrame { page, base }, apic_id, true, clock).ok()?;
-        Some(Self {
+        let lapic = match Vlapic::new(ApicFrame { page, base }, apic_id, true, clock) {
+            Ok(l) => l,
+            Err(e) => {
+                mem.frames.lock().free(page);
+                return Err(PlatformError::Lapic(e));
+            }
+        };
+        Ok(Self {
             lapic,
             ioapic: VirtualIoApic::new(),
             apicv,
+            apic_id,
             apic_page_mapped: apicv,
             eoi_exit: [0; 4],
             uart_line: false,
@@ -120,9 +151,11 @@ impl VirtualPlatform {
             tsc_hz,
             apic_timer_hz: APIC_TIMER_HZ,
         };
-        self.lapic = Vlapic::new(ApicFrame { page, base }, 0, true, clock)?;
+        self.lapic = Vlapic::new(ApicFrame { page, base }, self.apic_id, true, clock)?;
         self.ioapic = VirtualIoApic::new();
         self.apicv = apicv;
+        // `vcpu::setup` maps the APIC-access page again under APIC virtualization.
+        self.apic_page_mapped = apicv;
         self.eoi_exit = [0; 4];
         self.uart_line = false;
         self.dropped = 0;

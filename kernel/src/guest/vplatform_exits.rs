@@ -321,24 +321,22 @@ fn sync_apic_page(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     } else {
         g.ept.unmap(&mut frames, LAPIC_GPA, 0x1000).map(|_| ())
     };
-    // Recorded either way, so a failure is reported once: a page left mapped keeps its accesses
-    // virtualized (it never becomes plain memory), one left unmapped keeps them emulated.
-    if let Some(p) = g.platform.as_mut() {
-        p.apic_page_mapped = want;
-    }
-    match changed {
+    // A mapping the guest's APIC mode no longer allows, or a stale translation of it, would
+    // keep the xAPIC page virtualized where it must not be: the guest does not run on.
+    let what = if want { "mapping" } else { "unmapping" };
+    let result = changed.map_err(|e| format!("EPT {what} of the APIC-access page: {e}"));
+    let result = result.and_then(|()| match g.vmx_caps() {
+        Some(caps) => conduit_hw::vmx::invept(caps, g.eptp)
+            .map_err(|e| format!("INVEPT after {what} the APIC-access page: {e}")),
+        None => Ok(()),
+    });
+    match result {
         Ok(()) => {
-            if let Some(caps) = g.vmx_caps()
-                && let Err(e) = conduit_hw::vmx::invept(caps, g.eptp)
-            {
-                log::error!("guest \"{}\": INVEPT failed: {e}", g.name);
+            if let Some(p) = g.platform.as_mut() {
+                p.apic_page_mapped = want;
             }
         }
-        Err(e) => log::warn!(
-            "guest \"{}\": APIC-access page {}: {e}",
-            g.name,
-            if want { "mapping" } else { "unmapping" }
-        ),
+        Err(why) => g.stop(why),
     }
     Ok(())
 }
@@ -398,7 +396,7 @@ impl Guest {
             return false;
         }
         if self.platform.is_some() {
-            return !interrupt_ready(self);
+            return self.halted_without_if || !interrupt_ready(self);
         }
         !crate::irq::dispatch::has_pending(self.id())
             && self.events.timer().is_none_or(|(_, left_us)| left_us > 0)
@@ -423,8 +421,12 @@ impl Guest {
         self.uart.attached = attached;
     }
 
-    /// The TSC value of the guest's next timer deadline, if any.
+    /// The host TSC value of the guest's next timer deadline, if any (its local APIC counts in
+    /// the guest's TSC, the host's plus the TSC offset).
     pub fn next_deadline(&self) -> Option<u64> {
-        self.platform.as_ref().and_then(|p| p.next_deadline())
+        self.platform
+            .as_ref()
+            .and_then(|p| p.next_deadline())
+            .map(|d| d.wrapping_sub(self.tsc_offset))
     }
 }

@@ -326,7 +326,7 @@ impl<E> fmt::Display for Comparison<'_, E> {
 }
 
 /// The crystal clock [`guest_leaf15`] states: 1 MHz, so that the ratio is the rate in kHz / 1000.
-const GUEST_CRYSTAL_HZ: u32 = 1_000_000;
+pub const GUEST_CRYSTAL_HZ: u32 = 1_000_000;
 
 /// CPUID leaf 0x15 as a guest sees it: it states `rate` exactly (crystal 1 MHz, ratio
 /// kHz / 1000), whatever the CPU's own leaf claims. The numerator saturates above 4.29 THz.

@@ -57,7 +57,7 @@ pub const MAX_HV_LEAF: u32 = HV_TIMING_LEAF;
 /// The rate, in kHz, at which the virtual local APIC timer counts before its divider: the
 /// 1 MHz crystal that [`conduit_clock::guest_leaf15`] states (Linux derives its APIC timer period
 /// from that crystal) and EBX of [`HV_TIMING_LEAF`]. The vLAPIC must count at this rate.
-pub const APIC_BUS_KHZ: u32 = 1000;
+pub const APIC_BUS_KHZ: u32 = conduit_clock::GUEST_CRYSTAL_HZ / 1000;
 
 /// The guest's CPUID, for one vCPU: ask it with [`GuestCpuid::leaf`] on every CPUID exit.
 #[derive(Debug, Clone)]
@@ -95,15 +95,11 @@ impl<H: HostCpuid> GuestCpuid<H> {
         }
     }
 
-    /// The XCR0 components the guest may enable: what its XSETBV accepts (with
-    /// [`xsave::xcr0_valid`]) and what leaf 0xD enumerates. 0 when XSAVE is hidden.
+    /// The XCR0 components the guest may enable: what leaf 0xD enumerates (the kernel's XSETBV
+    /// check, `conduit_cpustate::xcr0::check_xsetbv`, takes the same mask). 0 when XSAVE is
+    /// hidden.
     pub fn xcr0_supported(&self) -> u64 {
         self.xcr0_supported
-    }
-
-    /// Whether XSETBV may load `xcr0` (#GP(0) otherwise).
-    pub fn xsetbv_allowed(&self, xcr0: u64) -> bool {
-        self.xcr0_supported != 0 && xsave::xcr0_valid(xcr0, self.xcr0_supported)
     }
 
     /// The MSR policy that agrees with this CPUID: IA32_SPEC_CTRL, IA32_PRED_CMD and

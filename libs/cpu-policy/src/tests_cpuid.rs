@@ -309,35 +309,6 @@ fn xsave_subleaves() {
 }
 
 #[test]
-fn xsetbv_checks() {
-    let g = tiger(config());
-    for ok in [
-        XCR0_X87,
-        X87_SSE,
-        X87_SSE_AVX,
-        X87_SSE_AVX | XCR0_AVX512,
-        ALL,
-    ] {
-        assert!(g.xsetbv_allowed(ok), "{ok:#x}");
-    }
-    let bad = [
-        0,
-        XCR0_SSE,
-        XCR0_X87 | XCR0_AVX,
-        X87_SSE_AVX | XCR0_OPMASK,
-        X87_SSE | XCR0_AVX512,
-        X87_SSE | (1 << 3),
-        X87_SSE | (1 << 17),
-        X87_SSE | (1 << 63),
-    ];
-    for bad in bad {
-        assert!(!g.xsetbv_allowed(bad), "{bad:#x}");
-    }
-    let g = kvm(config());
-    assert!(!g.xsetbv_allowed(X87_SSE_AVX | XCR0_AVX512));
-}
-
-#[test]
 fn tsc_leaves_state_the_calibrated_rate() {
     for g in [tiger(config()), kvm(config())] {
         let [den, num, crystal, _] = g.leaf(0x15, 0, 1, 0);

@@ -28,18 +28,6 @@ pub const XCR0_GUEST_MAX: u64 = XCR0_X87 | XCR0_SSE | XCR0_AVX | XCR0_AVX512 | X
 /// holding x87 and SSE state only, and the offset of the first extended component.
 pub const LEGACY_AND_HEADER: u32 = 512 + 64;
 
-/// Whether `xcr0` is a value XSETBV may load, given the `supported` components (SDM Vol. 2C
-/// XSETBV, "#GP(0) ... if an attempt is made to set XCR0 bits that are reserved", and Vol. 1
-/// §13.3): x87 set; only supported bits; AVX only with SSE; the AVX-512 components all together
-/// and only with AVX.
-pub fn xcr0_valid(xcr0: u64, supported: u64) -> bool {
-    let avx512 = xcr0 & XCR0_AVX512;
-    xcr0 & XCR0_X87 != 0
-        && xcr0 & !supported == 0
-        && (xcr0 & XCR0_AVX == 0 || xcr0 & XCR0_SSE != 0)
-        && (avx512 == 0 || (avx512 == XCR0_AVX512 && xcr0 & XCR0_AVX != 0))
-}
-
 /// Where one extended state component lives (CPUID leaf 0xD subleaf `i`, i >= 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Component {

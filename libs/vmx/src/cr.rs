@@ -179,15 +179,21 @@ pub fn guest_cr0_write(
     })
 }
 
+/// CR4 bits a guest may not set because the features behind them are not offered (their
+/// CPUID bits are clear): VMXE and SMXE (no VMX or SMX), LA57 (no 5-level paging), PKE (PKRU is
+/// not among the XSAVE components guests get, so it would not be switched), CET. The hypervisor
+/// owns them in the CR4 guest/host mask, so setting one exits and gets #GP.
+pub const GUEST_CR4_REFUSED: u64 = cr4::VMXE | cr4::SMXE | cr4::LA57 | cr4::PKE | cr4::CET;
+
 /// A guest's MOV to CR4 of `value`: refused where the processor does not allow a bit (`fixed`'s
-/// FIXED1), where the guest sets VMXE (VMX is not offered to guests), or where it clears PAE in
-/// long mode; else the CR4 to run with (the fixed bits forced) and the read shadow.
+/// FIXED1), where the guest sets a bit of [`GUEST_CR4_REFUSED`], or where it clears PAE in long
+/// mode; else the CR4 to run with (the fixed bits forced) and the read shadow.
 pub fn guest_cr4_write(
     fixed: FixedBits,
     value: u64,
     long_mode: bool,
 ) -> Result<(u64, u64), CrWriteError> {
-    let bad = fixed.forbidden_ones(value) | (value & cr4::VMXE);
+    let bad = fixed.forbidden_ones(value) | (value & GUEST_CR4_REFUSED);
     if bad != 0 {
         return Err(CrWriteError::Cr4BitNotAllowed(bad));
     }
@@ -287,6 +293,10 @@ mod tests {
         assert_eq!(
             guest_cr4_write(f, cr4::PAE | cr4::LA57, true),
             Err(CrWriteError::Cr4BitNotAllowed(cr4::LA57))
+        );
+        assert_eq!(
+            guest_cr4_write(f, cr4::PAE | cr4::PKE, true),
+            Err(CrWriteError::Cr4BitNotAllowed(cr4::PKE))
         );
         assert_eq!(
             guest_cr4_write(f, cr4::PGE, true),

@@ -209,6 +209,8 @@ impl ControlRequest {
             ),
             primary: Want::required(
                 PrimaryControls::HLT_EXITING
+                    | PrimaryControls::MWAIT_EXITING
+                    | PrimaryControls::MONITOR_EXITING
                     | PrimaryControls::USE_IO_BITMAPS
                     | PrimaryControls::USE_MSR_BITMAPS
                     | PrimaryControls::ACTIVATE_SECONDARY_CONTROLS,

@@ -34,8 +34,9 @@ fn tigerlake_exact_values() {
     let c = VmxControls::compute(&BOCHS_TIGERLAKE, &ControlRequest::conduit(true)).unwrap();
     // 0x16 (default1) | ext-int 0x1 | NMI 0x8 | preemption timer 0x40 | virtual NMIs 0x20.
     assert_eq!(c.pin.bits(), 0x7f);
-    // TRUE allowed0 0x04006172 | HLT 0x80 | I/O bitmaps 1<<25 | MSR bitmaps 1<<28 | secondary 1<<31.
-    assert_eq!(c.primary.bits(), 0x9600_61f2);
+    // TRUE allowed0 0x04006172 | HLT 0x80 | MWAIT 1<<10 | I/O bitmaps 1<<25 | MSR bitmaps 1<<28 |
+    // MONITOR 1<<29 | secondary 1<<31.
+    assert_eq!(c.primary.bits(), 0xb600_65f2);
     assert!(!c.primary.contains(PrimaryControls::CR3_LOAD_EXITING));
     // EPT 0x2 | VPID 0x20 | UG 0x80 | RDTSCP 0x8 | INVPCID 0x1000 | XSAVES 0x10_0000.
     assert_eq!(c.secondary.bits(), 0x0010_10aa);
@@ -66,7 +67,7 @@ fn plain_msrs_used_without_true_controls_and_default1_forced_on() {
     );
     assert_eq!(r.forced_on, 0x0401_e172);
     let c = VmxControls::compute(&m, &ControlRequest::conduit(true)).unwrap();
-    assert_eq!(c.primary.bits(), 0x9601_e1f2);
+    assert_eq!(c.primary.bits(), 0xb601_e5f2);
     assert_eq!(
         c.exit.bits(),
         0x003f_efff,
