@@ -88,10 +88,10 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         }
         // The guest can take the interrupt that waits: the next entry injects it.
         BasicExitReason::InterruptWindow => Ok(Outcome::Resume),
-        // Conduit's hypercalls are for its own test guests. An OS guest has none: VMCALL is #UD
-        // there, as outside VMX (SDM Vol. 2C "VMCALL"), so no process inside it (VMCALL exits at
-        // any privilege level) reaches the hypervisor through it.
-        BasicExitReason::Vmcall if g.platform.is_some() => {
+        // Hypercalls are for a guest's kernel: VMCALL exits at any privilege level (SDM Vol. 2C
+        // "VMCALL"), so from CPL > 0 (SS.DPL, SDM Vol. 3C §25.4.1) it is #UD, as outside VMX, and
+        // no process inside an OS guest reaches the hypervisor through it.
+        BasicExitReason::Vmcall if (v.get(Guest32::SsAccessRights)? >> 5) & 3 != 0 => {
             g.events.raise_ud();
             Ok(Outcome::Resume)
         }
