@@ -73,7 +73,8 @@ pub const fn hc_is_error(result: u64) -> bool {
 
 /// The hypervisor leaf: EAX = [`CPUID_HV_MAX_LEAF`], EBX/ECX/EDX = [`CPUID_HV_SIGNATURE`].
 pub const CPUID_HV_LEAF: u32 = 0x4000_0000;
-/// The highest hypervisor leaf (EAX of [`CPUID_HV_LEAF`]).
+/// The highest hypervisor leaf of this ABI; EAX of [`CPUID_HV_LEAF`] is at least this (the CPUID
+/// policy reports 0x4000_0010, the timing leaf, docs/cpu-policy.md).
 pub const CPUID_HV_MAX_LEAF: u32 = 0x4000_0001;
 /// EAX = [`ABI_VERSION`]; EBX, ECX, EDX = 0.
 pub const CPUID_HV_VERSION_LEAF: u32 = 0x4000_0001;
