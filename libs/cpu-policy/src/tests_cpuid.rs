@@ -392,3 +392,25 @@ fn a_host_without_extended_leaves() {
     );
     assert_eq!(g.xcr0_supported(), 0);
 }
+
+#[test]
+fn compacted_size_aligns_where_the_component_says() {
+    // AVX (256 bytes) then PKRU (8), then a 64-byte-aligned component 10 of 100 bytes.
+    let layout = |i: u32| match i {
+        2 => Component::from_leaf([256, 576, 0, 0]),
+        9 => Component::from_leaf([8, 2688, 0, 0]),
+        10 => Component::from_leaf([100, 2752, LDN_ECX_ALIGNED, 0]),
+        _ => Component::from_leaf([0; 4]),
+    };
+    assert_eq!(compacted_size(X87_SSE, layout), 576);
+    assert_eq!(compacted_size(X87_SSE_AVX | XCR0_PKRU, layout), 840);
+    // 840 rounds up to 896 before component 10.
+    assert_eq!(
+        compacted_size(X87_SSE_AVX | XCR0_PKRU | (1 << 10), layout),
+        996
+    );
+    assert_eq!(
+        standard_size(X87_SSE_AVX | XCR0_PKRU | (1 << 10), layout),
+        2852
+    );
+}
