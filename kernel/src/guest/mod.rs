@@ -22,6 +22,8 @@ mod power;
 #[cfg(feature = "selftest")]
 pub mod report;
 mod set;
+mod stats;
+pub use stats::Stats;
 pub mod spec;
 mod vcpu;
 mod vplatform;
@@ -67,38 +69,6 @@ pub enum State {
 
 /// The reason a guest stopped when the operator stopped it (`stop` on the debug shell).
 pub const STOPPED_BY_OPERATOR: &str = "by operator";
-
-/// Exit counts by basic exit reason, and time spent in the guest, since it last (re)started.
-#[derive(Debug)]
-pub struct Stats {
-    pub by_reason: [u64; 96],
-    pub tsc_in_guest: u64,
-}
-
-impl Stats {
-    const ZERO: Self = Self {
-        by_reason: [0; 96],
-        tsc_in_guest: 0,
-    };
-
-    /// Every exit counted.
-    pub fn total_exits(&self) -> u64 {
-        self.by_reason.iter().sum()
-    }
-
-    /// `(name, count)` of every reason that occurred, by reason number.
-    pub fn nonzero(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        self.by_reason
-            .iter()
-            .enumerate()
-            .filter(|&(_, &n)| n > 0)
-            .map(|(reason, &n)| {
-                let name = conduit_vmx::exit::BasicExitReason::from_raw(reason as u16)
-                    .map_or("unknown", |r| r.name());
-                (name, n)
-            })
-    }
-}
 
 /// Resources shared by every vCPU on this CPU: VMX itself, the all-ones I/O bitmaps and the MSR
 /// bitmap (every I/O port and MSR access exits, the handlers implement the policy, except the
