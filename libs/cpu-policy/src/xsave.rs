@@ -26,7 +26,8 @@ pub const XCR0_GUEST_MAX: u64 = XCR0_X87 | XCR0_SSE | XCR0_AVX | XCR0_AVX512 | X
 
 /// The legacy region (512 bytes) plus the XSAVE header (64 bytes): the size of an XSAVE area
 /// holding x87 and SSE state only, and the offset of the first extended component.
-pub const LEGACY_AND_HEADER: u32 = 512 + 64;
+pub const LEGACY_AND_HEADER: u32 =
+    (conduit_cpustate::xsave::LEGACY_SIZE + conduit_cpustate::xsave::HEADER_SIZE) as u32;
 
 /// Where one extended state component lives (CPUID leaf 0xD subleaf `i`, i >= 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,13 +56,11 @@ impl Component {
 /// (2..=63). Computed from the component layout, never taken from the host's leaf 0xD EBX/ECX,
 /// which an emulator may get wrong.
 pub fn standard_size(xcr0: u64, component: impl Fn(u32) -> Component) -> u32 {
-    (2..64)
-        .filter(|&i| xcr0 & (1 << i) != 0)
-        .map(|i| {
-            let c = component(i);
-            c.offset.saturating_add(c.size)
-        })
-        .fold(LEGACY_AND_HEADER, u32::max)
+    let end = conduit_cpustate::xsave::standard_end(xcr0, |_, i| {
+        let c = component(i);
+        [c.size, c.offset, 0, 0]
+    });
+    u32::try_from(end).unwrap_or(u32::MAX)
 }
 
 /// The size of a compacted-format XSAVE area (XSAVEC) holding the components of `xcr0` (SDM

@@ -11,19 +11,25 @@ pub const MXCSR_OFFSET: usize = 24;
 /// MXCSR after reset and FNINIT-equivalent initialisation: all SIMD exceptions masked.
 pub const MXCSR_INIT: u32 = 0x1f80;
 
-/// The bytes a standard-format XSAVE of the components in `mask` needs: the legacy region and
-/// header, and every extended component (bit ≥ 2) at its offset, which CPUID.(EAX=0DH,ECX=i)
-/// reports as EBX (offset) and EAX (size). `cpuid(leaf, subleaf)` returns `[eax, ebx, ecx, edx]`.
-/// The result is a multiple of [`ALIGN`].
-pub fn area_size(mask: u64, cpuid: impl Fn(u32, u32) -> [u32; 4]) -> usize {
-    let mut end = LEGACY_SIZE + HEADER_SIZE;
-    for i in 2..64u32 {
-        if mask & (1 << i) != 0 {
+/// Where a standard-format XSAVE of the components in `mask` ends: after the legacy region and
+/// header, and after every extended component (bit ≥ 2) at its offset, which
+/// CPUID.(EAX=0DH,ECX=i) reports as EBX (offset) and EAX (size). `cpuid(leaf, subleaf)` returns
+/// `[eax, ebx, ecx, edx]`. Both the areas the hypervisor allocates ([`area_size`]) and the sizes
+/// a guest's CPUID leaf 0xD states (`conduit-cpu-policy`) are this.
+pub fn standard_end(mask: u64, cpuid: impl Fn(u32, u32) -> [u32; 4]) -> usize {
+    (2..64u32)
+        .filter(|&i| mask & (1 << i) != 0)
+        .map(|i| {
             let [size, offset, _, _] = cpuid(0xd, i);
-            end = end.max(offset as usize + size as usize);
-        }
-    }
-    end.next_multiple_of(ALIGN)
+            offset as usize + size as usize
+        })
+        .fold(LEGACY_SIZE + HEADER_SIZE, usize::max)
+}
+
+/// The bytes a standard-format XSAVE of the components in `mask` needs: [`standard_end`] rounded
+/// up to a multiple of [`ALIGN`].
+pub fn area_size(mask: u64, cpuid: impl Fn(u32, u32) -> [u32; 4]) -> usize {
+    standard_end(mask, cpuid).next_multiple_of(ALIGN)
 }
 
 /// Bytes to allocate for an area: [`area_size`] (`computed`) and what CPUID.(EAX=0DH,ECX=0):ECX
