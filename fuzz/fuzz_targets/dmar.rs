@@ -28,7 +28,13 @@ fn walk(dmar: &Dmar<'_>) {
         let Ok(s) = s else { return };
         match s {
             RemappingStructure::Drhd(d) => {
-                let _ = (d.flags(), d.include_pci_all(), d.register_set_size(), d.segment(), d.register_base());
+                let _ = (
+                    d.flags(),
+                    d.include_pci_all(),
+                    d.register_set_size(),
+                    d.segment(),
+                    d.register_base(),
+                );
                 assert!(d.offset() + d.bytes().len() <= table_len);
             }
             RemappingStructure::Rmrr(r) => {
@@ -55,7 +61,12 @@ fn walk(dmar: &Dmar<'_>) {
         }
         for scope in s.scopes() {
             let Ok(scope) = scope else { return };
-            let _ = (scope.scope_type(), scope.flags(), scope.enumeration_id(), scope.start_bus());
+            let _ = (
+                scope.scope_type(),
+                scope.flags(),
+                scope.enumeration_id(),
+                scope.start_bus(),
+            );
             assert_eq!(scope.path().count(), scope.path_len());
             if let Ok(c) = scope.coverage(&HashBridges) {
                 let _ = c.covers(c.device);
@@ -74,7 +85,12 @@ fuzz_target!(|data: &[u8]| {
         assert!(dmar.validate().is_ok(), "parse validated the framing");
         walk(&dmar);
     }
-    if let Ok(dmar) = Dmar::parse_with(data, ParseOptions { verify_checksum: false }) {
+    if let Ok(dmar) = Dmar::parse_with(
+        data,
+        ParseOptions {
+            verify_checksum: false,
+        },
+    ) {
         walk(&dmar);
     }
 });
