@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(le32(data, 0x202), u32::from_le_bytes(*b"HdrS"));
     }
     if let Ok(mb) = Header::find(data) {
-        assert!(mb.offset % 4 == 0 && mb.offset + 12 <= data.len().min(8192));
+        assert!(mb.offset.is_multiple_of(4) && mb.offset + 12 <= data.len().min(8192));
         let (magic, flags, sum) = (
             le32(data, mb.offset),
             le32(data, mb.offset + 4),

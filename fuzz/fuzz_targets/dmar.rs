@@ -13,11 +13,11 @@ struct HashBridges;
 impl BridgeBus for HashBridges {
     fn secondary_bus(&self, bridge: Bdf) -> Option<u8> {
         let rid = bridge.routing_id();
-        (rid % 3 != 0).then_some((rid as u8).wrapping_mul(7).wrapping_add(1))
+        (!rid.is_multiple_of(3)).then_some((rid as u8).wrapping_mul(7).wrapping_add(1))
     }
     fn subordinate_bus(&self, bridge: Bdf) -> Option<u8> {
         let rid = bridge.routing_id();
-        (rid % 5 != 0).then_some((rid >> 3) as u8)
+        (!rid.is_multiple_of(5)).then_some((rid >> 3) as u8)
     }
 }
 

@@ -126,7 +126,7 @@ fuzz_target!(|input: (bool, Vec<u8>, Vec<Op>)| {
                 let count = 1usize << (c % 7);
                 if let Ok(base) = irt.alloc_block(owner(o), count) {
                     let base = usize::from(base);
-                    assert_eq!(base % count, 0, "blocks are aligned");
+                    assert!(base.is_multiple_of(count), "blocks are aligned");
                     for slot in &mut irt_model[base..base + count] {
                         assert_eq!(*slot, None, "handed out a held index");
                         *slot = Some(owner(o));
@@ -220,12 +220,12 @@ fuzz_target!(|input: (bool, Vec<u8>, Vec<Op>)| {
             }
         }
         for (i, slot) in table.iter().enumerate() {
-            if let Some((Owner::Guest(g), e)) = slot {
-                if e.is_present() {
-                    assert!(e.delivery_mode().carries_vector(), "guest {g:?} entry {i}");
-                    assert!(e.vector() >= 0x20, "guest entry {i} with exception vector");
-                    assert_ne!(e.source_validation(), SourceValidation::None);
-                }
+            if let Some((Owner::Guest(g), e)) = slot
+                && e.is_present()
+            {
+                assert!(e.delivery_mode().carries_vector(), "guest {g:?} entry {i}");
+                assert!(e.vector() >= 0x20, "guest entry {i} with exception vector");
+                assert_ne!(e.source_validation(), SourceValidation::None);
             }
         }
         for (i, m) in irt_model.iter().enumerate() {

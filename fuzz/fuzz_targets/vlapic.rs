@@ -125,13 +125,13 @@ fn check_state(apic: &Vlapic<Page>, id: u32) {
             assert!(v >> 4 > apic.ppr() >> 4, "offered vector {v:#x} above PPR");
         }
         None => {
-            if apic.mode() != ApicMode::Disabled {
-                if let Some(v) = apic.highest_irr() {
-                    assert!(
-                        v >> 4 <= apic.ppr() >> 4,
-                        "pending {v:#x} above PPR withheld"
-                    );
-                }
+            if apic.mode() != ApicMode::Disabled
+                && let Some(v) = apic.highest_irr()
+            {
+                assert!(
+                    v >> 4 <= apic.ppr() >> 4,
+                    "pending {v:#x} above PPR withheld"
+                );
             }
         }
     }

@@ -129,7 +129,7 @@ fn read_only(img: &[u8]) -> Vec<usize> {
 
 fn config_ok(offset: u16, size: u8) -> bool {
     matches!(size, 1 | 2 | 4)
-        && offset % u16::from(size) == 0
+        && offset.is_multiple_of(u16::from(size))
         && u32::from(offset) + u32::from(size) <= 4096
 }
 
@@ -153,7 +153,10 @@ impl Core {
                 } => {
                     let bar = vf.bar(index).expect("events name implemented BARs");
                     assert_eq!((bar.size, bar.phys_addr, bar.kind), (size, phys_addr, kind));
-                    assert!(size.is_power_of_two() && guest_addr % size == 0, "{e:?}");
+                    assert!(
+                        size.is_power_of_two() && guest_addr.is_multiple_of(size),
+                        "{e:?}"
+                    );
                     let slot = &mut self.mapped[usize::from(index)];
                     assert_eq!(*slot, old_guest_addr, "BarMoved's old address");
                     *slot = Some(guest_addr);

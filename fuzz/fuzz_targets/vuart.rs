@@ -52,10 +52,10 @@ impl Model {
             self.rx.push_back(byte);
             return true;
         }
-        if !self.fifo {
-            if let Some(last) = self.rx.back_mut() {
-                *last = byte;
-            }
+        if !self.fifo
+            && let Some(last) = self.rx.back_mut()
+        {
+            *last = byte;
         }
         false
     }
