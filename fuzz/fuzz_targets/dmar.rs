@@ -3,7 +3,9 @@
 //! fuzzer's timeout) is a bug; typed errors are expected.
 #![no_main]
 
-use conduit_dmar::{Bdf, BridgeBus, Dmar, ParseOptions, RemappingStructure};
+use conduit_dmar::{
+    Action, Bdf, BridgeBus, Dmar, ParseOptions, RemappingStructure, Use, identity_plan,
+};
 use libfuzzer_sys::fuzz_target;
 
 /// Bridges whose bus numbers are a deterministic function of the BDF, so multi-element paths and
@@ -78,6 +80,42 @@ fn walk(dmar: &Dmar<'_>) {
     }
     let _ = dmar.drhd_for_ioapic(0, &HashBridges);
     let _ = dmar.drhd_for_hpet(0, &HashBridges);
+    plan(dmar);
+}
+
+/// The RMRR plan for a few devices, kept and assigned: a range is identity-mapped or refused
+/// only if it is well formed, and then its length is exactly `limit - base + 1` (what the
+/// kernel maps); an assigned device with a reserved range is never identity-mapped.
+fn plan(dmar: &Dmar<'_>) {
+    let devices: Vec<(Bdf, Use)> = [0x00a0u16, 0x0010, 0x0100, 0x0182]
+        .into_iter()
+        .flat_map(|rid| {
+            let bdf = Bdf::from_routing_id(rid);
+            [(bdf, Use::Kept), (bdf, Use::Assigned)]
+        })
+        .collect();
+    let result = identity_plan(dmar, 0, &HashBridges, &devices, |e| {
+        let usage = devices
+            .iter()
+            .find(|(d, _)| *d == e.device)
+            .map(|(_, u)| *u);
+        match e.action {
+            Action::Identity | Action::Refused => {
+                assert!(e.range.well_formed(), "{e:?}");
+                let len = u128::from(e.range.limit) - u128::from(e.range.base) + 1;
+                assert_eq!(u128::from(e.range.bytes()), len, "{e:?}: length");
+                assert!(e.range.base.is_multiple_of(4096) && len.is_multiple_of(4096));
+            }
+            Action::Malformed => assert!(!e.range.well_formed()),
+        }
+        assert!(usage.is_some(), "a plan entry for a device not asked about");
+    });
+    if let Err(e) = result {
+        assert!(
+            dmar.structures().any(|s| s.is_err()),
+            "plan failed on a valid table: {e:?}"
+        );
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -68,6 +68,9 @@ def dmar_seeds():
     satc = structure(5, struct.pack("<BBH", 1, 0, 0) + scope(1, 0, 0, [(4, 0)]))
     write("dmar", "every-structure.bin", dmar([drhd, drhd_all, rmrr, atsr, rhsa, andd, satc]))
     write("dmar", "drhd-include-all.bin", dmar([drhd_all], flags=5))
+    # An RMRR over the whole 64-bit space for 00:14.0 (the plan must call it malformed).
+    whole = structure(1, struct.pack("<HHQQ", 0, 0, 0, 0xFFFFFFFFFFFFFFFF) + scope(1, 0, 0, [(0x14, 0)]))
+    write("dmar", "rmrr-whole-space.bin", dmar([drhd_all, whole]))
 
 
 # --- SPCR and DBG2 (Microsoft's SPCR rev. 4 and DBG2 specifications; GAS: ACPI 6.5 §5.2.3.2) ---

@@ -20,16 +20,24 @@ pub struct Reserved {
 }
 
 impl Reserved {
-    /// Whether the range is usable as a page mapping: aligned, non-empty, not wrapping.
+    /// Whether the range is usable as a page mapping: aligned, non-empty, not wrapping, and its
+    /// length fits in 64 bits (the whole 2^64-byte space does not).
     #[must_use]
     pub const fn well_formed(&self) -> bool {
-        self.base & 0xfff == 0 && self.limit >= self.base && self.limit & 0xfff == 0xfff
+        self.base & 0xfff == 0
+            && self.limit >= self.base
+            && self.limit & 0xfff == 0xfff
+            && self.limit - self.base < u64::MAX
     }
 
-    /// Length in bytes.
+    /// Length in bytes: `limit - base + 1` for a [well-formed](Self::well_formed) range; 0 when
+    /// `limit` is below `base`, and `u64::MAX` for the whole space (never an overflow).
     #[must_use]
     pub const fn bytes(&self) -> u64 {
-        self.limit - self.base + 1
+        match self.limit.checked_sub(self.base) {
+            Some(span) => span.saturating_add(1),
+            None => 0,
+        }
     }
 }
 

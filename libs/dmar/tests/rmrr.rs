@@ -272,3 +272,38 @@ fn a_malformed_rmrr_is_flagged_not_mapped() {
     assert_eq!(p.len(), 2);
     assert!(p.iter().all(|e| e.action == Action::Malformed));
 }
+
+/// Regression (found while fuzzing the plan): an RMRR covering the whole 64-bit space passed
+/// `well_formed` (aligned, not empty, not wrapping) and was planned as an identity mapping, but
+/// its length, 2^64 bytes, does not fit `bytes()` (`u64::MAX - 0 + 1` overflowed: a panic with
+/// overflow checks, a zero-length mapping without). It is malformed, and `bytes()` of any range
+/// never overflows.
+#[test]
+fn an_rmrr_of_the_whole_address_space_is_malformed() {
+    let whole = r(0, u64::MAX);
+    assert!(!whole.well_formed());
+    let mut t = Table::new(38, 0x01);
+    t.structure(0, &drhd_body(1, 0, 0, 0xfed9_1000, &[]));
+    t.structure(
+        1,
+        &rmrr_body(0, 0, u64::MAX, &[scope(ENDPOINT, 0, 0, &[(0x14, 0)])]),
+    );
+    let bytes = t.finish();
+    let dmar = Dmar::parse(&bytes).expect("valid");
+    let p = plan(
+        &dmar,
+        &FakeBridges::default(),
+        &[(bdf(0, 0x14, 0), Use::Kept)],
+    );
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].action, Action::Malformed);
+    // The largest range that is well formed: everything but the first page.
+    let most = r(0x1000, u64::MAX);
+    assert!(most.well_formed());
+    assert_eq!(most.bytes(), u64::MAX - 0xfff);
+    assert_eq!(
+        r(0x2000, 0x0fff).bytes(),
+        0,
+        "a reversed range has no bytes"
+    );
+}
