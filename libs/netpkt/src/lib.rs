@@ -79,11 +79,11 @@ impl fmt::Display for Ipv4 {
 /// holds its correct checksum the result is 0.
 pub fn checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = 0;
-    let mut words = data.chunks_exact(2);
-    for w in &mut words {
-        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    let (words, rest) = data.as_chunks::<2>();
+    for w in words {
+        sum += u32::from(u16::from_be_bytes(*w));
     }
-    if let [last] = words.remainder() {
+    if let [last] = rest {
         sum += u32::from(*last) << 8;
     }
     while sum >> 16 != 0 {
