@@ -84,3 +84,39 @@ pub const QEMU_IGB_VF: Scenario = Scenario {
     end: End::Success,
     timeout_secs: 180,
 };
+
+/// Issue 14, "Must show" item 2 (`qemu-igb-net`, boot/scenarios/igb-net.toml): the igb VF data
+/// path on QEMU's user network.
+const NET_EXPECT: &[&str] = &[
+    BANNER,
+    r#"configuration "igb-net""#,
+    r"selftest: igb-net: PASS \(7 steps\)",
+    r"CONDUIT EXIT: success",
+];
+
+/// Nothing fails, nothing is refused, no interrupt-remapping fault and no DMA fault but the
+/// blocked descriptor's.
+const NET_FORBID: &[&str] = &[
+    PANIC,
+    ANY_EXCEPTION,
+    r"FAIL",
+    r"not routed",
+    r"not assigned",
+    r"not set up",
+    r"interrupt flood",
+    r"interrupt remapping fault",
+    r"primary fault overflow",
+];
+
+/// `qemu-igb-net` (boot/scenarios/igb-net.toml).
+pub const QEMU_IGB_NET: Scenario = Scenario {
+    name: "qemu-igb-net",
+    machine: MachineSpec::Qemu(QemuSpec::TCG),
+    config: Config::File("boot/scenarios/igb-net.toml"),
+    guests: &[],
+    expect: NET_EXPECT,
+    forbid: NET_FORBID,
+    input: &[],
+    end: End::Success,
+    timeout_secs: 180,
+};

@@ -536,6 +536,7 @@ pub const SCENARIOS: &[Scenario] = &[
     control::BOCHS_PASSTHROUGH,
     control::BOCHS_PASSTHROUGH_REFUSED,
     igb_vf::QEMU_IGB_VF,
+    igb_vf::QEMU_IGB_NET,
     hardware::QEMU_SRIOV_NVME_ONLY,
     hardware::QEMU_CLOCK_STOPPED,
     hardware::QEMU_PXB,

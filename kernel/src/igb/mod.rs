@@ -22,6 +22,7 @@
 //! owns GPIE); the conflict is reported.
 
 pub mod regs;
+pub mod switch;
 
 use crate::pci::{self, DeviceRef, Function};
 use alloc::string::String;
@@ -65,6 +66,13 @@ pub enum IgbError {
         bdf: Bdf,
         gpie: u32,
     },
+    /// VMDq needs at least one VF and a pool left for the PF (8 pools).
+    PoolCount {
+        bdf: Bdf,
+        num_vfs: u16,
+    },
+    /// The VMDq switch registers did not read back as written.
+    SwitchNotTaken(Bdf, switch::Switch),
 }
 
 impl fmt::Display for IgbError {
@@ -80,6 +88,14 @@ impl fmt::Display for IgbError {
                 f,
                 "{bdf}: GPIE reads {gpie:#010x} after setting Multiple_MSIX (bit 4)"
             ),
+            Self::PoolCount { bdf, num_vfs } => write!(
+                f,
+                "{bdf}: {num_vfs} VFs enabled: VMDq needs 1 to {} VFs (a pool is the PF's)",
+                switch::POOLS - 1
+            ),
+            Self::SwitchNotTaken(bdf, s) => {
+                write!(f, "{bdf}: the VMDq switch reads back {s}")
+            }
         }
     }
 }
@@ -198,6 +214,28 @@ pub fn init(bundle: &Bundle<'_>, mem: &Memory) {
                 p.pf
             ),
         }
+        let switched = enabled_vfs(p.pf)
+            .ok_or(IgbError::PoolCount {
+                bdf: p.pf,
+                num_vfs: 0,
+            })
+            .and_then(|n| switch::setup(f, mem, n));
+        match switched {
+            Ok(s) => info!("igb {}: VMDq switch set for the VF data path: {s}", p.pf),
+            Err(e) => error!(
+                "igb {}: the VF data path is not set up: {e}; the packets of {wanted} will not \
+                 move",
+                p.pf
+            ),
+        }
+    }
+}
+
+/// How many VFs of `pf` are enabled (NumVFs as the SR-IOV bring-up set it).
+fn enabled_vfs(pf: Bdf) -> Option<u16> {
+    match pci::sriov::pfs().iter().find(|p| p.pf == pf)?.status {
+        pci::sriov::PfStatus::Enabled { num_vfs, .. } => Some(num_vfs),
+        _ => None,
     }
 }
 

@@ -136,3 +136,228 @@ impl PfGpie {
         gpie.read()
     }
 }
+
+/// The size of the PF's register BAR (BAR0) that the switch setup maps: everything up to the
+/// VMDq pool registers (VMOLR at 0x05AD0) and the receive-address table (0x05400).
+pub const SWITCH_BAR0: u64 = 0x6000;
+
+/// CTRL (0x00000) and STATUS (0x00008): device control and status.
+#[repr(C)]
+pub struct DeviceControl {
+    pub ctrl: u32,
+    _r0004: u32,
+    pub status: u32,
+}
+/// Offset of [`DeviceControl`].
+pub const DEVICE_CONTROL: u64 = 0x0000;
+/// CTRL.SLU: set link up (the MAC follows the PHY's link).
+pub const CTRL_SLU: u32 = 1 << 6;
+/// STATUS.LU: link up.
+pub const STATUS_LU: u32 = 1 << 1;
+
+/// RCTL (0x00100): receive control.
+#[repr(C)]
+pub struct RxControl {
+    pub rctl: u32,
+}
+/// Offset of [`RxControl`].
+pub const RX_CONTROL: u64 = 0x0100;
+/// RCTL.RXEN: the receive unit on.
+pub const RCTL_EN: u32 = 1 << 1;
+/// RCTL.BAM: broadcasts accepted (per pool in VMDq mode: VMOLR.BAM decides, §7.10.3).
+pub const RCTL_BAM: u32 = 1 << 15;
+/// RCTL.SECRC: the Ethernet CRC stripped before the buffer is written.
+pub const RCTL_SECRC: u32 = 1 << 26;
+
+/// TCTL (0x00400): transmit control.
+#[repr(C)]
+pub struct TxControl {
+    pub tctl: u32,
+}
+/// Offset of [`TxControl`].
+pub const TX_CONTROL: u64 = 0x0400;
+/// TCTL.EN: the transmit unit on.
+pub const TCTL_EN: u32 = 1 << 1;
+/// TCTL.PSP: short packets padded to 64 bytes.
+pub const TCTL_PSP: u32 = 1 << 3;
+
+/// VFRE (0x00C8C) and VFTE (0x00C90): receive and transmit enable of each pool (bit *n* = VF
+/// *n*; the PF's pool is the default pool), datasheet §7.10.3.
+#[repr(C)]
+pub struct PoolEnables {
+    pub vfre: u32,
+    pub vfte: u32,
+}
+/// Offset of [`PoolEnables`].
+pub const POOL_ENABLES: u64 = 0x0C8C;
+
+/// QDE (0x02408): queue drop enable, one bit per queue: a queue without free descriptors drops
+/// its packet instead of holding up the shared packet buffer (datasheet §7.10.3, VMDq
+/// receive).
+#[repr(C)]
+pub struct QueueDrop {
+    pub qde: u32,
+}
+/// Offset of [`QueueDrop`].
+pub const QUEUE_DROP: u64 = 0x2408;
+
+/// DTXSWC (0x03500): the transmit switch. Bits 7:0 MAC anti-spoofing per pool, bits 15:8 VLAN
+/// anti-spoofing per pool, bit 31 VMDq loopback (pool-to-pool switching), datasheet §7.10.3.6
+/// (transmit switching).
+#[repr(C)]
+pub struct TxSwitch {
+    pub dtxswc: u32,
+}
+/// Offset of [`TxSwitch`].
+pub const TX_SWITCH: u64 = 0x3500;
+/// DTXSWC: VMDq loopback enable.
+pub const DTXSWC_LOOPBACK: u32 = 1 << 31;
+/// DTXSWC: MAC anti-spoofing of pool `n` (0-7).
+pub const fn dtxswc_mac_spoof(n: u32) -> u32 {
+    1 << n
+}
+/// DTXSWC: VLAN anti-spoofing of pool `n` (0-7).
+pub const fn dtxswc_vlan_spoof(n: u32) -> u32 {
+    1 << (8 + n)
+}
+
+/// MRQC (0x05818) and VT_CTL (0x0581C): the multiple-receive-queues mode and the VMDq control
+/// (datasheet §7.10.3, VMDq receive: pool selection, default pool, replication).
+#[repr(C)]
+pub struct PoolControl {
+    pub mrqc: u32,
+    pub vt_ctl: u32,
+}
+/// Offset of [`PoolControl`].
+pub const POOL_CONTROL: u64 = 0x5818;
+/// MRQC.Multiple_Receive_Queues_Enable = 011b: VMDq, one queue per pool (no RSS).
+pub const MRQC_VMDQ: u32 = 0b011;
+/// MRQC bits 2:0, the mode field.
+pub const MRQC_MODE: u32 = 0b111;
+/// VT_CTL bits 9:7: the default pool (receives unicast that matches no filter).
+pub const VT_CTL_DEFAULT_POOL_SHIFT: u32 = 7;
+pub const VT_CTL_DEFAULT_POOL: u32 = 0b111 << VT_CTL_DEFAULT_POOL_SHIFT;
+/// VT_CTL.Dis_Def_Pool: unmatched unicast dropped instead of going to the default pool.
+pub const VT_CTL_DISABLE_DEFAULT_POOL: u32 = 1 << 29;
+/// VT_CTL.Rpl_En: broadcast and multicast replicated to every pool that accepts them.
+pub const VT_CTL_REPLICATION: u32 = 1 << 30;
+
+const _: () = {
+    assert!(offset_of!(DeviceControl, status) == 0x0008);
+    assert!(POOL_CONTROL + core::mem::size_of::<PoolControl>() as u64 <= SWITCH_BAR0);
+    assert!(TX_SWITCH < SWITCH_BAR0 && QUEUE_DROP < SWITCH_BAR0);
+};
+
+/// A VF's queue-0 receive registers in its BAR0 (the 82576 VF register map: RDBAL0 0x02800
+/// through RXDCTL0 0x02828; the device maps them onto the PF's queue of the VF's pool).
+#[cfg(feature = "selftest")]
+#[repr(C)]
+pub struct VfRxQueue {
+    pub rdbal: u32,
+    pub rdbah: u32,
+    pub rdlen: u32,
+    pub srrctl: u32,
+    pub rdh: u32,
+    pub rxctl: u32,
+    pub rdt: u32,
+    _r281c: [u32; 3],
+    pub rxdctl: u32,
+}
+/// Offset of [`VfRxQueue`] in a VF's BAR0.
+#[cfg(feature = "selftest")]
+pub const VF_RX_QUEUE: u64 = 0x2800;
+
+/// A VF's queue-0 transmit registers in its BAR0 (TDBAL0 0x03800 through TXDCTL0 0x03828).
+#[cfg(feature = "selftest")]
+#[repr(C)]
+pub struct VfTxQueue {
+    pub tdbal: u32,
+    pub tdbah: u32,
+    pub tdlen: u32,
+    _r380c: u32,
+    pub tdh: u32,
+    pub txctl: u32,
+    pub tdt: u32,
+    _r381c: [u32; 3],
+    pub txdctl: u32,
+}
+/// Offset of [`VfTxQueue`] in a VF's BAR0.
+#[cfg(feature = "selftest")]
+pub const VF_TX_QUEUE: u64 = 0x3800;
+
+/// A VF's good-packet counters (VFGPRC 0x00F10 received, VFGPTC 0x00F14 transmitted).
+#[cfg(feature = "selftest")]
+#[repr(C)]
+pub struct VfStats {
+    pub gprc: u32,
+    pub gptc: u32,
+}
+/// Offset of [`VfStats`] in a VF's BAR0.
+#[cfg(feature = "selftest")]
+pub const VF_STATS: u64 = 0x0F10;
+
+/// A VF's IVAR0 (0x01700): bits 7:0 the MSI-X vector of receive queue 0, bits 15:8 that of
+/// transmit queue 0, each with bit 7 of the byte = valid.
+#[cfg(feature = "selftest")]
+#[repr(C)]
+pub struct VfIvar {
+    pub ivar0: u32,
+}
+/// Offset of [`VfIvar`] in a VF's BAR0.
+#[cfg(feature = "selftest")]
+pub const VF_IVAR: u64 = 0x1700;
+/// IVAR entry valid.
+#[cfg(feature = "selftest")]
+pub const IVAR_VALID: u32 = 0x80;
+/// RXDCTL/TXDCTL.ENABLE: the queue on.
+#[cfg(feature = "selftest")]
+pub const QUEUE_ENABLE: u32 = 1 << 25;
+/// SRRCTL.BSIZEPACKET (bits 6:0) counts 1 KiB units.
+#[cfg(feature = "selftest")]
+pub const SRRCTL_BSIZE_SHIFT: u32 = 10;
+/// SRRCTL.DESCTYPE = 001b: advanced descriptors, one buffer.
+#[cfg(feature = "selftest")]
+pub const SRRCTL_ADV_ONEBUF: u32 = 1 << 25;
+/// SRRCTL.Drop_En: drop rather than stall when the queue has no descriptors.
+#[cfg(feature = "selftest")]
+pub const SRRCTL_DROP_EN: u32 = 1 << 31;
+
+#[cfg(feature = "selftest")]
+const _: () = {
+    assert!(offset_of!(VfRxQueue, rdh) == 0x10);
+    assert!(offset_of!(VfRxQueue, rdt) == 0x18);
+    assert!(offset_of!(VfRxQueue, rxdctl) == 0x28);
+    assert!(offset_of!(VfTxQueue, tdh) == 0x10);
+    assert!(offset_of!(VfTxQueue, tdt) == 0x18);
+    assert!(offset_of!(VfTxQueue, txdctl) == 0x28);
+};
+
+/// One receive-address entry (RAL/RAH; entries 0-15 at 0x05400, 16-23 at 0x054E0): the MAC in
+/// RAL (bytes 0-3) and RAH bits 15:0 (bytes 4-5), the pools it belongs to in RAH bits 25:18,
+/// Address Valid in bit 31.
+#[cfg(feature = "selftest")]
+#[repr(C)]
+pub struct ReceiveAddress {
+    pub ral: u32,
+    pub rah: u32,
+}
+/// Receive-address entries of the 82576.
+#[cfg(feature = "selftest")]
+pub const RECEIVE_ADDRESSES: u16 = 24;
+/// Offset of receive-address entry `n` (< [`RECEIVE_ADDRESSES`]).
+#[cfg(feature = "selftest")]
+pub const fn receive_address(n: u16) -> u64 {
+    if n < 16 {
+        0x5400 + 8 * n as u64
+    } else {
+        0x54e0 + 8 * (n as u64 - 16)
+    }
+}
+/// RAH.AV: the entry is valid.
+#[cfg(feature = "selftest")]
+pub const RAH_AV: u32 = 1 << 31;
+/// RAH: the entry belongs to pool `n`.
+#[cfg(feature = "selftest")]
+pub const fn rah_pool(n: u16) -> u32 {
+    1 << (18 + n as u32)
+}

@@ -414,6 +414,12 @@ pub enum TestCase {
     /// for that guest and none for the other, and the same VF aimed at an IRTE of the second
     /// guest must be blocked with a source-id fault.
     IgbVf,
+    /// igb VF data path: on behalf of the first guest given an igb VF (no vCPU runs it), its
+    /// driver sets up the VF's transmit and receive rings in the guest's memory, sends an ARP
+    /// request and an ICMP echo to the network's gateway and checks the replies that land in the
+    /// guest's memory and raise the guest's interrupt; a transmit buffer outside the guest's
+    /// memory must be blocked with a DMA fault attributed to that VF, and the next packet go.
+    IgbNet,
     /// A hardware wait whose clock never advances: the time reference every wait reads is
     /// frozen while SR-IOV enables the configured VFs; the 100 ms wait after VF Enable must end
     /// with the named error (clock stopped), the VFs be disabled again and boot go on.
@@ -422,7 +428,7 @@ pub enum TestCase {
 
 impl TestCase {
     /// Every scenario, for listings and error messages.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::PageFault,
         Self::VtdEdu,
         Self::VtdEduRegisterInvalidation,
@@ -432,6 +438,7 @@ impl TestCase {
         Self::Intremap,
         Self::Control,
         Self::IgbVf,
+        Self::IgbNet,
         Self::ClockStopped,
     ];
 
@@ -447,6 +454,7 @@ impl TestCase {
             Self::Intremap => "intremap",
             Self::Control => "control",
             Self::IgbVf => "igb-vf",
+            Self::IgbNet => "igb-net",
             Self::ClockStopped => "clock-stopped",
         }
     }
@@ -523,6 +531,7 @@ mod tests {
             ("intremap", TestCase::Intremap),
             ("control", TestCase::Control),
             ("igb-vf", TestCase::IgbVf),
+            ("igb-net", TestCase::IgbNet),
             ("clock-stopped", TestCase::ClockStopped),
         ] {
             assert_eq!(TestCase::from_name(name), Some(case));
