@@ -71,6 +71,11 @@ pub enum IgbError {
         bdf: Bdf,
         num_vfs: u16,
     },
+    /// The PHY write through MDIC did not complete (Ready clear or Error set).
+    Phy {
+        bdf: Bdf,
+        mdic: u32,
+    },
     /// The VMDq switch registers did not read back as written.
     SwitchNotTaken(Bdf, switch::Switch),
 }
@@ -92,6 +97,10 @@ impl fmt::Display for IgbError {
                 f,
                 "{bdf}: {num_vfs} VFs enabled: VMDq needs 1 to {} VFs (a pool is the PF's)",
                 switch::POOLS - 1
+            ),
+            Self::Phy { bdf, mdic } => write!(
+                f,
+                "{bdf}: restarting autonegotiation through MDIC failed (MDIC {mdic:#010x})"
             ),
             Self::SwitchNotTaken(bdf, s) => {
                 write!(f, "{bdf}: the VMDq switch reads back {s}")

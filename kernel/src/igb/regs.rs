@@ -155,6 +155,26 @@ pub const CTRL_SLU: u32 = 1 << 6;
 /// STATUS.LU: link up.
 pub const STATUS_LU: u32 = 1 << 1;
 
+/// MDIC (0x00020): MDI control, the PF's window on its PHY's registers (IEEE 802.3 clause 22):
+/// data in bits 15:0, PHY register in bits 20:16, PHY address in bits 25:21 (the internal PHY is
+/// 1), opcode in bits 27:26 (01b write, 10b read), Ready in bit 28, Error in bit 30.
+#[repr(C)]
+pub struct Mdic {
+    pub mdic: u32,
+}
+/// Offset of [`Mdic`].
+pub const MDIC: u64 = 0x0020;
+pub const MDIC_REG_SHIFT: u32 = 16;
+pub const MDIC_PHY_SHIFT: u32 = 21;
+pub const MDIC_INTERNAL_PHY: u32 = 1;
+pub const MDIC_OP_WRITE: u32 = 1 << 26;
+pub const MDIC_READY: u32 = 1 << 28;
+pub const MDIC_ERROR: u32 = 1 << 30;
+/// PHY register 0, the Basic Mode Control Register (IEEE 802.3 clause 22.2.4.1): 1000 Mb/s
+/// (bit 6), full duplex (bit 8), restart autonegotiation (bit 9), autonegotiation on (bit 12).
+pub const PHY_BMCR: u32 = 0;
+pub const BMCR_RESTART_AUTONEG: u32 = (1 << 6) | (1 << 8) | (1 << 9) | (1 << 12);
+
 /// RCTL (0x00100): receive control.
 #[repr(C)]
 pub struct RxControl {
@@ -244,6 +264,7 @@ pub const VT_CTL_REPLICATION: u32 = 1 << 30;
 
 const _: () = {
     assert!(offset_of!(DeviceControl, status) == 0x0008);
+    assert!(MDIC + 4 <= RX_CONTROL);
     assert!(POOL_CONTROL + core::mem::size_of::<PoolControl>() as u64 <= SWITCH_BAR0);
     assert!(TX_SWITCH < SWITCH_BAR0 && QUEUE_DROP < SWITCH_BAR0);
 };

@@ -21,15 +21,21 @@
 //!   anti-spoofing on every pool but the PF's; QDE: every queue drops when it has no
 //!   descriptors, so that one guest's full ring does not stall the others';
 //! - RCTL: receive on, broadcasts accepted, CRC stripped; TCTL: transmit on, short frames padded;
-//!   CTRL.SLU (link up follows the PHY).
+//!   CTRL.SLU (link up follows the PHY);
+//! - with the link down (STATUS.LU clear, as after a device reset, which QEMU's model leaves
+//!   down until autonegotiation is restarted), the PHY's autonegotiation restarted through MDIC
+//!   (BMCR: autonegotiation on and restarted, as Linux's PF does when it sets up a copper link);
+//!   the link comes up on its own later (a VF's driver waits for its STATUS.LU).
 
 use super::IgbError;
 use super::regs::{
-    CTRL_SLU, DEVICE_CONTROL, DTXSWC_LOOPBACK, DeviceControl, MRQC_MODE, MRQC_VMDQ, POOL_CONTROL,
-    POOL_ENABLES, PoolControl, PoolEnables, QUEUE_DROP, QueueDrop, RCTL_BAM, RCTL_EN, RCTL_SECRC,
-    RX_CONTROL, RxControl, STATUS_LU, SWITCH_BAR0, TCTL_EN, TCTL_PSP, TX_CONTROL, TX_SWITCH,
-    TxControl, TxSwitch, VT_CTL_DEFAULT_POOL, VT_CTL_DEFAULT_POOL_SHIFT,
-    VT_CTL_DISABLE_DEFAULT_POOL, VT_CTL_REPLICATION, dtxswc_mac_spoof, dtxswc_vlan_spoof,
+    BMCR_RESTART_AUTONEG, CTRL_SLU, DEVICE_CONTROL, DTXSWC_LOOPBACK, DeviceControl, MDIC,
+    MDIC_ERROR, MDIC_INTERNAL_PHY, MDIC_OP_WRITE, MDIC_PHY_SHIFT, MDIC_READY, MDIC_REG_SHIFT,
+    MRQC_MODE, MRQC_VMDQ, Mdic, PHY_BMCR, POOL_CONTROL, POOL_ENABLES, PoolControl, PoolEnables,
+    QUEUE_DROP, QueueDrop, RCTL_BAM, RCTL_EN, RCTL_SECRC, RX_CONTROL, RxControl, STATUS_LU,
+    SWITCH_BAR0, TCTL_EN, TCTL_PSP, TX_CONTROL, TX_SWITCH, TxControl, TxSwitch,
+    VT_CTL_DEFAULT_POOL, VT_CTL_DEFAULT_POOL_SHIFT, VT_CTL_DISABLE_DEFAULT_POOL,
+    VT_CTL_REPLICATION, dtxswc_mac_spoof, dtxswc_vlan_spoof,
 };
 use crate::pci::{self, Function};
 use conduit_hw::memory::Memory;
@@ -42,6 +48,8 @@ use volatile::map_field;
 pub const POOLS: u16 = 8;
 /// Every one of the 16 receive queues.
 const ALL_QUEUES: u32 = 0xffff;
+/// Reads of MDIC before a PHY write counts as failed.
+const MDIC_POLLS: u32 = 100_000;
 
 /// The switch registers as read back after [`setup`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +65,8 @@ pub struct Switch {
     pub tctl: u32,
     pub status: u32,
     pub command: u16,
+    /// The link was down and autonegotiation was restarted.
+    pub autoneg: bool,
 }
 
 impl Switch {
@@ -73,7 +83,7 @@ impl fmt::Display for Switch {
             "MRQC {:#x} (VMDq), VT_CTL {:#010x} (default pool {} = the PF's, replication on), \
              DTXSWC {:#010x} (loopback, anti-spoofing on the VFs' pools), VFRE {:#x} VFTE {:#x} \
              (each VF's pool waits for its reset handshake), RCTL {:#010x}, TCTL {:#010x}, \
-             Command {:#06x}; link {} (STATUS {:#010x})",
+             Command {:#06x}; link {} (STATUS {:#010x}){}",
             self.mrqc,
             self.vt_ctl,
             self.pf_pool,
@@ -84,7 +94,12 @@ impl fmt::Display for Switch {
             self.tctl,
             self.command,
             if self.link_up() { "up" } else { "down" },
-            self.status
+            self.status,
+            if self.autoneg {
+                ": autonegotiation restarted (PHY BMCR through MDIC)"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -130,6 +145,7 @@ pub fn setup(f: &Function, mem: &Memory, num_vfs: u16) -> Result<Switch, IgbErro
     let drop = map.block::<QueueDrop>(QUEUE_DROP).map_err(mmio)?;
     let switch = map.block::<TxSwitch>(TX_SWITCH).map_err(mmio)?;
     let pools = map.block::<PoolControl>(POOL_CONTROL).map_err(mmio)?;
+    let mdic = map.block::<Mdic>(MDIC).map_err(mmio)?;
 
     map_field!(enables.vfre).write(0);
     map_field!(enables.vfte).write(0);
@@ -146,6 +162,31 @@ pub fn setup(f: &Function, mem: &Memory, num_vfs: u16) -> Result<Switch, IgbErro
     map_field!(tx.tctl).update(|t| t | TCTL_EN | TCTL_PSP);
     map_field!(device.ctrl).update(|c| c | CTRL_SLU);
 
+    let autoneg = map_field!(device.status).read() & STATUS_LU == 0;
+    if autoneg {
+        map_field!(mdic.mdic).write(
+            BMCR_RESTART_AUTONEG
+                | (PHY_BMCR << MDIC_REG_SHIFT)
+                | (MDIC_INTERNAL_PHY << MDIC_PHY_SHIFT)
+                | MDIC_OP_WRITE,
+        );
+        // The PHY answers within microseconds; the MDI cycle is over when Ready is set.
+        let mut done = 0;
+        for _ in 0..MDIC_POLLS {
+            done = map_field!(mdic.mdic).read();
+            if done & (MDIC_READY | MDIC_ERROR) != 0 {
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        if done & MDIC_READY == 0 || done & MDIC_ERROR != 0 {
+            return Err(IgbError::Phy {
+                bdf: f.bdf,
+                mdic: done,
+            });
+        }
+    }
+
     let s = Switch {
         pf_pool,
         mrqc: map_field!(pools.mrqc).read(),
@@ -157,6 +198,7 @@ pub fn setup(f: &Function, mem: &Memory, num_vfs: u16) -> Result<Switch, IgbErro
         tctl: map_field!(tx.tctl).read(),
         status: map_field!(device.status).read(),
         command: cmd,
+        autoneg,
     };
     let taken = s.mrqc & MRQC_MODE == MRQC_VMDQ
         && (s.vt_ctl & VT_CTL_DEFAULT_POOL) >> VT_CTL_DEFAULT_POOL_SHIFT == u32::from(pf_pool)

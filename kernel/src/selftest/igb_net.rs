@@ -60,6 +60,8 @@ pub const GUEST_IP: Ipv4 = Ipv4([10, 0, 2, 15]);
 pub const ECHO_ID: u16 = 0xc0d1;
 /// The data of guest A's echoes.
 const ECHO_DATA: &[u8] = b"conduit igb VF data path";
+/// How long the link may take to come up after the PF's autonegotiation restart.
+const LINK_WAIT: u64 = 32 * ONE_INTERRUPT;
 /// How long a reply may take (TSC ticks, interrupts on).
 const REPLY_WAIT: u64 = 8 * ONE_INTERRUPT;
 /// Fault reason of a DMA read through a non-present or unreadable second-level entry (VT-d spec,
@@ -166,11 +168,13 @@ fn script(
     let ram = Ram::new(mem, a.guest.hpa, a.guest.size);
     let q = queues.insert(VfQueues::open(mem, bar0, ram)?);
     q.start()?;
+    let status = q.await_link(LINK_WAIT)?;
     info!(
         "selftest: igb-net [2] guest \"{}\"'s BAR0 maps (EPT) to HPA {bar0:#x}, the VF's BAR0; \
          stand-in for the reset handshake: MAC {} in receive address {} with pool {}, the pool's \
          VFRE/VFTE bits set; rings in guest A's memory: TX ring GPA {:#x}, RX ring GPA {:#x}, \
-         buffers GPA {:#x}-{:#x} (IOVAs of its domain), RX queue 0 on MSI-X vector 0",
+         buffers GPA {:#x}-{:#x} (IOVAs of its domain), RX queue 0 on MSI-X vector 0; link up \
+         (the VF's STATUS {status:#010x})",
         a.guest.name,
         enabled.mac,
         enabled.entry,

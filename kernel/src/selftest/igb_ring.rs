@@ -8,9 +8,9 @@
 
 use super::intremap::{ONE_INTERRUPT, wait_with_interrupts};
 use crate::igb::regs::{
-    EXT_INTERRUPTS, ExtInterrupts, IVAR_VALID, QUEUE_ENABLE, SRRCTL_ADV_ONEBUF, SRRCTL_BSIZE_SHIFT,
-    SRRCTL_DROP_EN, VF_IVAR, VF_RX_QUEUE, VF_STATS, VF_TX_QUEUE, VfIvar, VfRxQueue, VfStats,
-    VfTxQueue,
+    DEVICE_CONTROL, DeviceControl, EXT_INTERRUPTS, ExtInterrupts, IVAR_VALID, QUEUE_ENABLE,
+    SRRCTL_ADV_ONEBUF, SRRCTL_BSIZE_SHIFT, SRRCTL_DROP_EN, STATUS_LU, VF_IVAR, VF_RX_QUEUE,
+    VF_STATS, VF_TX_QUEUE, VfIvar, VfRxQueue, VfStats, VfTxQueue,
 };
 use alloc::format;
 use alloc::string::String;
@@ -133,6 +133,7 @@ pub struct VfQueues {
     ivar: VolatilePtr<'static, VfIvar>,
     stats: VolatilePtr<'static, VfStats>,
     ints: VolatilePtr<'static, ExtInterrupts>,
+    device: VolatilePtr<'static, DeviceControl>,
     pub ram: Ram,
     tx_next: u16,
     rx_next: u16,
@@ -149,6 +150,7 @@ impl VfQueues {
             ivar: map.block::<VfIvar>(VF_IVAR).map_err(e)?,
             stats: map.block::<VfStats>(VF_STATS).map_err(e)?,
             ints: map.block::<ExtInterrupts>(EXT_INTERRUPTS).map_err(e)?,
+            device: map.block::<DeviceControl>(DEVICE_CONTROL).map_err(e)?,
             ram,
             tx_next: 0,
             rx_next: 0,
@@ -221,6 +223,21 @@ impl VfQueues {
         map_field!(ints.eimc).write(u32::MAX);
         map_field!(ints.eicr).write(u32::MAX);
         map_field!(ivar.ivar0).write(0);
+    }
+
+    /// Waits up to `limit` TSC ticks for the link (the VF's STATUS.LU, the PF's link); returns
+    /// STATUS as last read.
+    pub fn await_link(&self, limit: u64) -> Result<u32, String> {
+        let device = self.device;
+        let mut status = 0;
+        wait_with_interrupts(limit, || {
+            status = map_field!(device.status).read();
+            status & STATUS_LU != 0
+        });
+        if status & STATUS_LU == 0 {
+            return Err(format!("the link did not come up: STATUS {status:#010x}"));
+        }
+        Ok(status)
     }
 
     /// (VFGPRC, VFGPTC): good packets received and transmitted.
