@@ -214,26 +214,30 @@ fn bar0_through_ept(view: &mut GuestView, vbdf: Bdf, vf_bar0: Option<u64>) -> Re
 }
 
 /// Waits for frames until `want` accepts one; every frame received must raise one interrupt for
-/// guest A. Returns the accepted frame and how many arrived.
+/// guest A (counted from `since`, guest A's count before the send: the reply may arrive, and its
+/// interrupt be taken, while the driver still waits for its transmit write-back). Returns the
+/// accepted frame and how many arrived.
 fn await_frame<T>(
     a: &Side,
     q: &mut VfQueues,
+    since: u64,
     what: &str,
     mut want: impl FnMut(&Received) -> Option<T>,
 ) -> Result<(T, Received, u64), String> {
     let mut seen: Vec<String> = Vec::new();
     let mut got = 0;
     loop {
-        let before = a.delivered();
         let Some(r) = q.receive(REPLY_WAIT)? else {
             return Err(format!("no {what} arrived (other frames: {seen:?})"));
         };
         got += 1;
-        if !super::intremap::wait_with_interrupts(ONE_INTERRUPT, || a.delivered() > before) {
+        if !super::intremap::wait_with_interrupts(ONE_INTERRUPT, || a.delivered() >= since + got) {
             return Err(format!(
-                "frame in receive slot {} ({} bytes) raised no interrupt for guest A",
+                "frame in receive slot {} ({} bytes) raised no interrupt for guest A (its count \
+                 {} since the send, {got} frames)",
                 r.slot,
-                r.bytes.len()
+                r.bytes.len(),
+                a.delivered() - since
             ));
         }
         if let Some(t) = want(&r) {
@@ -253,7 +257,7 @@ fn arp(a: &Side, b: &Side, q: &mut VfQueues, mac: Mac, frames: &mut u64) -> Resu
         Payload::Arp(arp @ Arp { op: ARP_REPLY, .. }) if arp.sender_ip == GATEWAY => Some(arp),
         _ => None,
     };
-    let (reply, r, got) = await_frame(a, q, "ARP reply", wanted)?;
+    let (reply, r, got) = await_frame(a, q, a0, "ARP reply", wanted)?;
     *frames += got;
     let (a1, b1) = counts(a, b);
     let pending = dispatch::take_pending(a.id());
@@ -329,7 +333,8 @@ fn echo(
             _ => None,
         }
     };
-    let ((src, dst, from, to, ttl, same_data), r, got) = await_frame(a, q, "echo reply", wanted)?;
+    let ((src, dst, from, to, ttl, same_data), r, got) =
+        await_frame(a, q, a0, "echo reply", wanted)?;
     *frames += got;
     let (a1, b1) = counts(a, b);
     let pending = dispatch::take_pending(a.id());
