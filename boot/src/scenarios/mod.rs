@@ -14,6 +14,7 @@ mod cpustate;
 mod foundation;
 mod guests;
 mod hardware;
+mod igb_mailbox;
 mod igb_vf;
 mod intremap;
 mod linux;
@@ -536,6 +537,7 @@ pub const SCENARIOS: &[Scenario] = &[
     control::BOCHS_PASSTHROUGH,
     control::BOCHS_PASSTHROUGH_REFUSED,
     igb_vf::QEMU_IGB_VF,
+    igb_mailbox::QEMU_IGB_MAILBOX,
     hardware::QEMU_SRIOV_NVME_ONLY,
     hardware::QEMU_CLOCK_STOPPED,
     hardware::QEMU_PXB,

@@ -358,6 +358,11 @@ impl Service {
         self.vfs.iter().find(|v| v.index == vf).map(|v| v.mac)
     }
 
+    /// VF `vf`'s policy.
+    pub fn policy(&self, vf: u8) -> Option<&Policy> {
+        self.vfs.iter().find(|v| v.index == vf).map(|v| &v.policy)
+    }
+
     /// Has VF `vf` completed its reset handshake?
     pub fn clear_to_send(&self, vf: u8) -> bool {
         self.vfs.iter().any(|v| v.index == vf && v.cts)

@@ -572,6 +572,11 @@ fn setup_refuses_conflicting_policies() {
     }
     let s = service();
     assert_eq!(s.served().collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(
+        s.policy(1).map(|p| (p.mac, p.mac_pinned)),
+        Some((MAC_B, true))
+    );
+    assert!(s.policy(2).is_none());
 }
 
 #[test]
