@@ -35,7 +35,8 @@ use conduit_hw::memory::Memory;
 use conduit_hw::memory::mmio::MmioError;
 use conduit_igb_mbx::proto::{self, MAILBOX_WORDS, Request};
 use conduit_igb_mbx::{
-    Action, Mac, Outcome, Policy, Service, SetupError, Verdict, default_mac, receive_address_index,
+    Action, Holder, Mac, Outcome, Policy, Refusal, Service, SetupError, Verdict, default_mac,
+    receive_address_index,
 };
 use conduit_pci::Bdf;
 use core::fmt;
@@ -289,12 +290,29 @@ fn log(m: &PfMailbox, o: &Outcome) {
             o.word,
             o.actions.len()
         ),
-        Verdict::Refused(why) => warn!(
-            "igb mailbox {}: refused {name} (id {:#06x}, word {:#010x}): {why}; NACK {reply:#010x}",
-            who(m, o.vf),
-            o.id(),
-            o.word
-        ),
+        Verdict::Refused(why) => {
+            let holder = match why {
+                Refusal::MacTaken {
+                    by: Holder::Vf(n), ..
+                } => {
+                    let guest = m
+                        .vfs
+                        .iter()
+                        .find(|s| s.index == *n)
+                        .map(|s| s.guest.as_str());
+                    let bdf = vf_bdf(m.pf, *n).map(|b| format!("{b}")).unwrap_or_default();
+                    format!(" ({bdf}, guest \"{}\")", guest.unwrap_or("none"))
+                }
+                _ => String::new(),
+            };
+            warn!(
+                "igb mailbox {}: refused {name} (id {:#06x}, word {:#010x}): {why}{holder}; NACK \
+                 {reply:#010x}",
+                who(m, o.vf),
+                o.id(),
+                o.word
+            )
+        }
         Verdict::Ignored(why) => warn!(
             "igb mailbox {}: ignored message id {:#06x} (word {:#010x}): {why}; no reply",
             who(m, o.vf),

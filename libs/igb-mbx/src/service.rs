@@ -531,15 +531,16 @@ impl Service {
                 if !mac.is_valid_unicast() {
                     return Err(Refusal::MacInvalid(mac));
                 }
+                // Another's address first: the more specific reason for the log.
+                if let Some(by) = self.holder_of(mac, pool) {
+                    return Err(Refusal::MacTaken { mac, by });
+                }
                 let policy = &self.vfs[i].policy;
                 if policy.mac_pinned && mac != policy.mac {
                     return Err(Refusal::MacPinned {
                         requested: mac,
                         configured: policy.mac,
                     });
-                }
-                if let Some(by) = self.holder_of(mac, pool) {
-                    return Err(Refusal::MacTaken { mac, by });
                 }
                 self.vfs[i].mac = mac;
                 actions.push(self.receive_address(i));

@@ -172,13 +172,13 @@ fn set_mac_refusals() {
                 configured: MAC_B,
             },
         ),
-        // VF 1 may not take VF 0's configured address either.
+        // VF 1 is pinned, but VF 0's address is the reason given.
         (
             1,
             MAC_A,
-            Refusal::MacPinned {
-                requested: MAC_A,
-                configured: MAC_B,
+            Refusal::MacTaken {
+                mac: MAC_A,
+                by: Holder::Vf(0),
             },
         ),
     ];
