@@ -8,6 +8,7 @@ mod control_msi;
 mod dmar_corrupt;
 mod edu;
 mod guest_driver;
+mod igb_mailbox;
 mod igb_net;
 mod igb_ring;
 mod igb_vf;
@@ -45,7 +46,8 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
         | TestCase::NvmeVfBad
         | TestCase::Control
         | TestCase::IgbVf
-        | TestCase::IgbNet => return,
+        | TestCase::IgbNet
+        | TestCase::IgbMailbox => return,
     };
     report(name, result);
 }
@@ -60,6 +62,7 @@ pub fn after_guests(test: TestCase, mem: &'static Memory, guests: &mut [crate::g
         TestCase::Control => ("control", control::run(mem, guests)),
         TestCase::IgbVf => ("igb-vf", igb_vf::run(mem, guests)),
         TestCase::IgbNet => ("igb-net", igb_net::run(mem, guests)),
+        TestCase::IgbMailbox => ("igb-mailbox", igb_mailbox::run(mem, guests)),
         _ => return,
     };
     report(name, result);

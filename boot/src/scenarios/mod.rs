@@ -14,6 +14,7 @@ mod cpustate;
 mod foundation;
 mod guests;
 mod hardware;
+mod igb_mailbox;
 mod igb_vf;
 mod intremap;
 mod linux;
@@ -537,6 +538,7 @@ pub const SCENARIOS: &[Scenario] = &[
     control::BOCHS_PASSTHROUGH_REFUSED,
     igb_vf::QEMU_IGB_VF,
     igb_vf::QEMU_IGB_NET,
+    igb_mailbox::QEMU_IGB_MAILBOX,
     hardware::QEMU_SRIOV_NVME_ONLY,
     hardware::QEMU_CLOCK_STOPPED,
     hardware::QEMU_PXB,

@@ -21,8 +21,10 @@
 //! A PF the configuration also gives to a guest as a whole is left alone (that guest's driver
 //! owns GPIE); the conflict is reported.
 
+pub mod mailbox;
 pub mod regs;
 pub mod switch;
+mod vf_ctl;
 
 use crate::pci::{self, DeviceRef, Function};
 use alloc::string::String;
@@ -141,11 +143,11 @@ unsafe impl Send for Managed {}
 #[cfg(feature = "selftest")]
 static MANAGED: Mutex<Vec<Managed>> = Mutex::new(Vec::new());
 
-/// What the configuration asks of one igb PF: its VFs (index, guest) and the guests given the PF
-/// itself.
+/// What the configuration asks of one igb PF: its VFs (index, guest, network identity) and the
+/// guests given the PF itself.
 struct Plan {
     pf: Bdf,
-    vfs: Vec<(u16, String)>,
+    vfs: Vec<mailbox::VfPlan>,
     whole: Vec<String>,
 }
 
@@ -171,7 +173,12 @@ fn plan(bundle: &Bundle<'_>, pci: &pci::Pci) -> Vec<Plan> {
                 }
             };
             match d.vf {
-                Some(index) => plans[at].vfs.push((index, g.name.clone())),
+                Some(index) => plans[at].vfs.push(mailbox::VfPlan {
+                    index,
+                    guest: g.name.clone(),
+                    mac: d.mac,
+                    vlans: d.vlans.clone(),
+                }),
                 None => plans[at].whole.push(g.name.clone()),
             }
         }
@@ -188,7 +195,7 @@ pub fn init(bundle: &Bundle<'_>, mem: &Memory) {
         let wanted: Vec<String> = p
             .vfs
             .iter()
-            .map(|(i, g)| alloc::format!("VF {i} (guest \"{g}\")"))
+            .map(|v| alloc::format!("VF {} (guest \"{}\")", v.index, v.guest))
             .collect();
         let wanted = wanted.join(", ");
         if !p.whole.is_empty() {
@@ -203,6 +210,22 @@ pub fn init(bundle: &Bundle<'_>, mem: &Memory) {
         let Some(f) = pci.function(p.pf) else {
             continue;
         };
+        // The switch first: VF pools stay off until each VF's reset handshake, which the
+        // mailbox service (set up next) answers.
+        let switched = enabled_vfs(p.pf)
+            .ok_or(IgbError::PoolCount {
+                bdf: p.pf,
+                num_vfs: 0,
+            })
+            .and_then(|n| switch::setup(f, mem, n));
+        match switched {
+            Ok(s) => info!("igb {}: VMDq switch set for the VF data path: {s}", p.pf),
+            Err(e) => error!(
+                "igb {}: the VF data path is not set up: {e}; the packets of {wanted} will not \
+                 move",
+                p.pf
+            ),
+        }
         match bring_up(f, mem) {
             Ok((gpie, value, cmd)) => {
                 // Only the self-tests read GPIE back later ([`pf_gpie`]); the production image is
@@ -216,24 +239,17 @@ pub fn init(bundle: &Bundle<'_>, mem: &Memory) {
                      decode on: Command {cmd:#06x}); VFs wanted: {wanted}",
                     p.pf
                 );
+                if let Err(e) = mailbox::init(f, mem, &p.vfs) {
+                    error!(
+                        "igb {}: mailbox not served: {e}; the VF drivers of {wanted} get no \
+                         answer to their reset",
+                        p.pf
+                    );
+                }
             }
             Err(e) => error!(
                 "igb {}: not set up for VF interrupts: {e}; the interrupts of {wanted} will not \
                  arrive",
-                p.pf
-            ),
-        }
-        let switched = enabled_vfs(p.pf)
-            .ok_or(IgbError::PoolCount {
-                bdf: p.pf,
-                num_vfs: 0,
-            })
-            .and_then(|n| switch::setup(f, mem, n));
-        match switched {
-            Ok(s) => info!("igb {}: VMDq switch set for the VF data path: {s}", p.pf),
-            Err(e) => error!(
-                "igb {}: the VF data path is not set up: {e}; the packets of {wanted} will not \
-                 move",
                 p.pf
             ),
         }

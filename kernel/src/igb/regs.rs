@@ -345,6 +345,7 @@ pub const SRRCTL_DROP_EN: u32 = 1 << 31;
 
 #[cfg(feature = "selftest")]
 const _: () = {
+    assert!(core::mem::size_of::<VfMessage>() == 64);
     assert!(offset_of!(VfRxQueue, rdh) == 0x10);
     assert!(offset_of!(VfRxQueue, rdt) == 0x18);
     assert!(offset_of!(VfRxQueue, rxdctl) == 0x28);
@@ -353,32 +354,158 @@ const _: () = {
     assert!(offset_of!(VfTxQueue, txdctl) == 0x28);
 };
 
-/// One receive-address entry (RAL/RAH; entries 0-15 at 0x05400, 16-23 at 0x054E0): the MAC in
-/// RAL (bytes 0-3) and RAH bits 15:0 (bytes 4-5), the pools it belongs to in RAH bits 25:18,
-/// Address Valid in bit 31.
+/// A VF's side of its mailbox: V2PMAILBOX (0x00C40) and the 16 shared words of VMBMEM
+/// (0x00800), datasheet §7.8.2.9 (PF/VF mailbox).
 #[cfg(feature = "selftest")]
 #[repr(C)]
-pub struct ReceiveAddress {
-    pub ral: u32,
-    pub rah: u32,
+pub struct VfMailbox {
+    pub v2p: u32,
 }
-/// Receive-address entries of the 82576.
+/// Offset of [`VfMailbox`] in a VF's BAR0.
 #[cfg(feature = "selftest")]
-pub const RECEIVE_ADDRESSES: u16 = 24;
-/// Offset of receive-address entry `n` (< [`RECEIVE_ADDRESSES`]).
+pub const VF_MAILBOX: u64 = 0x0C40;
 #[cfg(feature = "selftest")]
-pub const fn receive_address(n: u16) -> u64 {
-    if n < 16 {
-        0x5400 + 8 * n as u64
-    } else {
-        0x54e0 + 8 * (n as u64 - 16)
+#[repr(C)]
+pub struct VfMessage {
+    /// The message id and flags (a reply: the id with ACK or NACK).
+    pub word0: u32,
+    /// A reset reply's MAC: bytes 0-3, then bytes 4-5.
+    pub word1: u32,
+    pub word2: u32,
+    _rest: [u32; 13],
+}
+/// Offset of [`VfMessage`] in a VF's BAR0.
+#[cfg(feature = "selftest")]
+pub const VF_MESSAGE: u64 = 0x0800;
+/// V2PMAILBOX: REQ (post a message), ACK (the PF's message was read), VFU (the VF holds the
+/// memory), PFSTS and PFACK (the PF wrote a message, read the VF's), RSTI (the PF is resetting),
+/// RSTD (its reset is done); PFSTS, PFACK and RSTD clear when read.
+#[cfg(feature = "selftest")]
+pub const V2P_REQ: u32 = 1 << 0;
+#[cfg(feature = "selftest")]
+pub const V2P_ACK: u32 = 1 << 1;
+#[cfg(feature = "selftest")]
+pub const V2P_VFU: u32 = 1 << 2;
+#[cfg(feature = "selftest")]
+pub const V2P_PFSTS: u32 = 1 << 4;
+#[cfg(feature = "selftest")]
+pub const V2P_PFACK: u32 = 1 << 5;
+#[cfg(feature = "selftest")]
+pub const V2P_RSTI: u32 = 1 << 6;
+#[cfg(feature = "selftest")]
+pub const V2P_RSTD: u32 = 1 << 7;
+/// A VF's CTRL.RST: its software reset (its queues and pool enables off, the PF told through
+/// VFLRE).
+#[cfg(feature = "selftest")]
+pub const CTRL_RST: u32 = 1 << 26;
+
+/// The PF registers of the mailbox service and of the VFs' receive filters, by BAR0 offset
+/// (82576 datasheet §8 register summary: CTRL_EXT 0x00018, VMBMEM 0x00800 + 0x40·n, P2VMAILBOX
+/// 0x00C00 + 4·n, MBVFICR 0x00C80, MBVFIMR 0x00C84, VFLRE 0x00C88, VFRE 0x00C8C, VFTE 0x00C90,
+/// MTA 0x05200, RAL/RAH 0x05400 + 8·n (n < 16) and 0x054E0 + 8·(n − 16), VFTA 0x05600, VMOLR
+/// 0x05AD0 + 4·n, VLVF 0x05D00 + 4·n).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PfReg {
+    CtrlExt,
+    /// Word `word` of VF `vf`'s mailbox memory.
+    Vmbmem {
+        vf: u8,
+        word: u8,
+    },
+    /// The PF's side of VF `vf`'s mailbox control.
+    P2vMailbox(u8),
+    /// VF mailbox interrupt causes: a message (bit n) or an acknowledgement (bit 16 + n) of VF n.
+    Mbvficr,
+    /// VF function-level reset events (bit n), write 1 to clear.
+    Vflre,
+    Vfre,
+    Vfte,
+    Mta(u8),
+    Ral(u8),
+    Rah(u8),
+    Vfta(u8),
+    Vmolr(u8),
+    Vlvf(u8),
+}
+
+impl PfReg {
+    pub const fn offset(self) -> u64 {
+        match self {
+            Self::CtrlExt => 0x18,
+            Self::Vmbmem { vf, word } => 0x800 + 0x40 * vf as u64 + 4 * word as u64,
+            Self::P2vMailbox(vf) => 0xc00 + 4 * vf as u64,
+            Self::Mbvficr => 0xc80,
+            Self::Vflre => 0xc88,
+            Self::Vfre => 0xc8c,
+            Self::Vfte => 0xc90,
+            Self::Mta(i) => 0x5200 + 4 * i as u64,
+            Self::Ral(n) if n < 16 => 0x5400 + 8 * n as u64,
+            Self::Ral(n) => 0x54e0 + 8 * (n as u64 - 16),
+            Self::Rah(n) if n < 16 => 0x5404 + 8 * n as u64,
+            Self::Rah(n) => 0x54e4 + 8 * (n as u64 - 16),
+            Self::Vfta(i) => 0x5600 + 4 * i as u64,
+            Self::Vmolr(n) => 0x5ad0 + 4 * n as u64,
+            Self::Vlvf(i) => 0x5d00 + 4 * i as u64,
+        }
     }
 }
-/// RAH.AV: the entry is valid.
-#[cfg(feature = "selftest")]
+
+/// The BAR0 span [`PfRegs`] maps (up to the last VLVF entry).
+pub const PF_REGS_LEN: u64 = 0x6000;
+/// CTRL_EXT.PFRSTD: the PF's reset is done; clears RSTI in every VF's mailbox (datasheet §7.8.2.9,
+/// the VF sees RSTD and may start its reset handshake).
+pub const CTRL_EXT_PFRSTD: u32 = 1 << 14;
+/// P2VMAILBOX: STS (a message for the VF is in the memory), ACK (the VF's message was read),
+/// PFU (the PF holds the memory).
+pub const P2V_STS: u32 = 1 << 0;
+pub const P2V_ACK: u32 = 1 << 1;
+pub const P2V_PFU: u32 = 1 << 3;
+/// RAH: address valid (bit 31), pool select (bits 25:18, one per pool).
 pub const RAH_AV: u32 = 1 << 31;
-/// RAH: the entry belongs to pool `n`.
-#[cfg(feature = "selftest")]
-pub const fn rah_pool(n: u16) -> u32 {
-    1 << (18 + n as u32)
+pub const RAH_POOL_SHIFT: u32 = 18;
+
+const _: () = {
+    assert!(PfReg::Ral(15).offset() == 0x5478);
+    assert!(PfReg::Ral(16).offset() == 0x54e0);
+    assert!(PfReg::Rah(23).offset() == 0x551c);
+    assert!(PfReg::Vmbmem { vf: 7, word: 15 }.offset() == 0x9fc);
+    assert!(PfReg::Vlvf(31).offset() + 4 <= PF_REGS_LEN);
+    assert!(PfReg::Vfta(127).offset() == 0x57fc);
+    assert!(PfReg::Mta(127).offset() == 0x53fc);
+};
+
+/// A PF's registers of the mailbox service, mapped: every access is one aligned 32-bit volatile
+/// access through a block the mapping checks.
+#[derive(Debug, Clone, Copy)]
+pub struct PfRegs {
+    map: mmio::Mmio,
+}
+
+impl PfRegs {
+    /// Maps the first [`PF_REGS_LEN`] bytes of the PF's BAR0 at `bar0` (`len` bytes).
+    pub fn map(mem: &Memory, bar0: u64, len: u64) -> Result<Self, MmioError> {
+        if len < PF_REGS_LEN {
+            return Err(MmioError::BlockOutside {
+                offset: 0,
+                size: PF_REGS_LEN,
+                len,
+            });
+        }
+        Ok(Self {
+            map: mmio::map(mem, bar0, PF_REGS_LEN)?,
+        })
+    }
+
+    fn reg(&self, r: PfReg) -> Result<VolatilePtr<'static, u32>, MmioError> {
+        self.map.block::<u32>(r.offset())
+    }
+
+    pub fn read(&self, r: PfReg) -> Result<u32, MmioError> {
+        Ok(self.reg(r)?.read())
+    }
+
+    pub fn write(&self, r: PfReg, value: u32) -> Result<(), MmioError> {
+        self.reg(r)?.write(value);
+        Ok(())
+    }
 }

@@ -10,7 +10,9 @@
 //! 1. Guest A's and guest B's drivers program MSI-X entry 0 of their VFs ([`VECTOR_A`],
 //!    [`VECTOR_B`]): IRTEs owned by each guest.
 //! 2. Guest A's driver finds its BAR0 through its configuration space; its EPT maps it to the
-//!    VF's BAR0. The VF's pool is enabled and its MAC programmed (see [`stand_in_reset`]); the
+//!    VF's BAR0. The driver resets the VF and sends VF_RESET through the mailbox: the PF's
+//!    mailbox service (`crate::igb::mailbox`) answers with the VF's MAC, programs it in a
+//!    receive address for the VF's pool and enables the pool's receive and transmit; the
 //!    driver sets up its rings.
 //! 3. ARP request for 10.0.2.2: the reply lands in guest A's receive buffer (sender 10.0.2.2 at
 //!    the gateway's MAC, target guest A's MAC and address) and raises guest A's vector; guest B's
@@ -32,24 +34,20 @@ use super::igb_ring::{END, Ram, Received, VfQueues};
 use super::igb_vf::{Side, find, program};
 use super::intremap::{ONE_INTERRUPT, wait_ticks};
 use crate::guest::Guest;
-use crate::igb::regs::{
-    POOL_ENABLES, PoolEnables, RAH_AV, RECEIVE_ADDRESSES, ReceiveAddress, SWITCH_BAR0, rah_pool,
-    receive_address,
-};
 use crate::iommu;
 use crate::irq::dispatch;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use conduit_hw::memory::{Memory, mmio};
+use conduit_hw::memory::Memory;
 use conduit_hw::vtd::fault::Fault;
+use conduit_igb_mbx::{Mac as MbxMac, proto};
 use conduit_netpkt::{
     ARP_REPLY, Arp, Echo, EchoRequest, ICMP_ECHO_REPLY, Ipv4, Mac, Payload, arp_request,
     echo_request, parse,
 };
 use conduit_pci::Bdf;
 use log::info;
-use volatile::map_field;
 
 /// The vectors the guests' drivers program.
 pub const VECTOR_A: u8 = 0x61;
@@ -69,43 +67,6 @@ const REPLY_WAIT: u64 = 8 * ONE_INTERRUPT;
 /// Appendix A; QEMU reports 06h for a read).
 const NO_READ: u8 = 0x06;
 
-/// What the stand-in for the VF's mailbox reset handshake did.
-struct Enabled {
-    mac: Mac,
-    entry: u16,
-    pool: u16,
-}
-
-/// TEMPORARY, until the PF mailbox service answers the VF's reset message: what Linux's PF does
-/// for a VF on reset (its MAC in the last free receive-address entry with the VF's pool, the
-/// pool's receive and transmit enables), done directly on the PF's registers.
-fn stand_in_reset(mem: &Memory, pf: &crate::pci::Function, vf: u16) -> Result<Enabled, String> {
-    let bar = pf
-        .bars
-        .get(0)
-        .filter(|b| b.is_memory() && b.size >= SWITCH_BAR0)
-        .ok_or_else(|| format!("{}: no BAR0", pf.bdf))?;
-    let map = mmio::map(mem, bar.address, SWITCH_BAR0).map_err(|e| format!("{e}"))?;
-    let entry = RECEIVE_ADDRESSES - 1 - vf;
-    let ra = map
-        .block::<ReceiveAddress>(receive_address(entry))
-        .map_err(|e| format!("{e}"))?;
-    let enables = map
-        .block::<PoolEnables>(POOL_ENABLES)
-        .map_err(|e| format!("{e}"))?;
-    let mac = Mac([0x02, 0x00, 0x00, 0x00, 0x00, 0x10 + vf as u8]);
-    let m = mac.0;
-    map_field!(ra.ral).write(u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
-    map_field!(ra.rah).write(u32::from(u16::from_le_bytes([m[4], m[5]])) | rah_pool(vf) | RAH_AV);
-    map_field!(enables.vfre).update(|v| v | 1 << vf);
-    map_field!(enables.vfte).update(|v| v | 1 << vf);
-    Ok(Enabled {
-        mac,
-        entry,
-        pool: vf,
-    })
-}
-
 /// The guests' interrupt counts, to compare before and after a step.
 fn counts(a: &Side, b: &Side) -> (u64, u64) {
     (a.delivered(), b.delivered())
@@ -117,17 +78,13 @@ pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> 
     iommu::interrupt_remapping()
         .map_err(|why| format!("interrupt remapping is not enabled: {why}"))?;
     let (mut a, mut b, pf) = find(guests, mem)?;
-    let vf_index =
-        a.vf.vf
-            .map(|v| v.index)
-            .ok_or("guest A's VF has no index")?;
     info!(
         "selftest: igb-net: guest A = \"{}\" (VF {} of {pf}, at its {}), guest B = \"{}\" (VF {}); \
          no vCPU runs: the hypervisor plays guest A's driver",
         a.guest.name, a.vf.bdf, a.vbdf, b.guest.name, b.vf.bdf
     );
     let mut queues = None;
-    let result = script(&mut a, &mut b, pf, vf_index, mem, &mut queues);
+    let result = script(&mut a, &mut b, mem, &mut queues);
     if let Some(q) = &queues {
         q.stop();
     }
@@ -148,18 +105,12 @@ pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> 
 fn script(
     a: &mut Side,
     b: &mut Side,
-    pf: Bdf,
-    vf_index: u16,
     mem: &'static Memory,
     queues: &mut Option<VfQueues>,
 ) -> Result<u64, String> {
     program(a, VECTOR_A, mem, "igb-net", 1)?;
     program(b, VECTOR_B, mem, "igb-net", 1)?;
-    let pf_fn = crate::pci::get()
-        .and_then(|p| p.function(pf))
-        .ok_or("the PF was not enumerated")?;
     let bar0 = bar0_through_ept(&mut a.view, a.vbdf, a.vf.bars.get(0).map(|b| b.address))?;
-    let enabled = stand_in_reset(mem, pf_fn, vf_index)?;
     if END > a.guest.size {
         return Err(format!(
             "guest A's {:#x} bytes do not hold the rings",
@@ -168,24 +119,30 @@ fn script(
     }
     let ram = Ram::new(mem, a.guest.hpa, a.guest.size);
     let q = queues.insert(VfQueues::open(mem, bar0, ram)?);
+    let (after_reset, reply) = q.reset_handshake()?;
+    let expected = u32::from(proto::VF_RESET) | proto::ACK;
+    let mac = MbxMac::from_words(reply[1], reply[2]);
+    if reply[0] != expected || !mac.is_valid_unicast() {
+        return Err(format!(
+            "VF_RESET answered {reply:#x?}: want {expected:#x} with a unicast MAC"
+        ));
+    }
+    let mac = conduit_netpkt::Mac(mac.0);
     q.start()?;
     let status = q.await_link(LINK_WAIT)?;
     info!(
         "selftest: igb-net [2] guest \"{}\"'s BAR0 maps (EPT) to HPA {bar0:#x}, the VF's BAR0; \
-         stand-in for the reset handshake: MAC {} in receive address {} with pool {}, the pool's \
-         VFRE/VFTE bits set; rings in guest A's memory: TX ring GPA {:#x}, RX ring GPA {:#x}, \
+         CTRL.RST (mailbox {after_reset:#x} after it), VF_RESET through the mailbox -> {:#010x} \
+         with MAC {mac}; rings in guest A's memory: TX ring GPA {:#x}, RX ring GPA {:#x}, \
          buffers GPA {:#x}-{:#x} (IOVAs of its domain), RX queue 0 on MSI-X vector 0; link up \
          (the VF's STATUS {status:#010x})",
         a.guest.name,
-        enabled.mac,
-        enabled.entry,
-        enabled.pool,
+        reply[0],
         super::igb_ring::TX_RING,
         super::igb_ring::RX_RING,
         super::igb_ring::TX_BUFS,
         END
     );
-    let mac = enabled.mac;
     let mut frames = 0;
     let gateway = arp(a, b, q, mac, &mut frames)?;
     echo(a, b, q, mac, gateway, 1, 4, &mut frames)?;

@@ -7,10 +7,13 @@
 //! data descriptor); docs/sriov.md, "The VF data path".
 
 use super::intremap::{ONE_INTERRUPT, wait_with_interrupts};
+use crate::igb::mailbox;
 use crate::igb::regs::{
-    DEVICE_CONTROL, DeviceControl, EXT_INTERRUPTS, ExtInterrupts, IVAR_VALID, QUEUE_ENABLE,
-    SRRCTL_ADV_ONEBUF, SRRCTL_BSIZE_SHIFT, SRRCTL_DROP_EN, STATUS_LU, VF_IVAR, VF_RX_QUEUE,
-    VF_STATS, VF_TX_QUEUE, VfIvar, VfRxQueue, VfStats, VfTxQueue,
+    CTRL_RST, DEVICE_CONTROL, DeviceControl, EXT_INTERRUPTS, ExtInterrupts, IVAR_VALID,
+    QUEUE_ENABLE, SRRCTL_ADV_ONEBUF, SRRCTL_BSIZE_SHIFT, SRRCTL_DROP_EN, STATUS_LU, V2P_ACK,
+    V2P_PFACK, V2P_PFSTS, V2P_REQ, V2P_RSTD, V2P_RSTI, V2P_VFU, VF_IVAR, VF_MAILBOX, VF_MESSAGE,
+    VF_RX_QUEUE, VF_STATS, VF_TX_QUEUE, VfIvar, VfMailbox, VfMessage, VfRxQueue, VfStats,
+    VfTxQueue,
 };
 use alloc::format;
 use alloc::string::String;
@@ -29,6 +32,8 @@ const DESC: u64 = 16;
 pub const BUF: u64 = 2048;
 /// The size of a VF's BAR0.
 const VF_BAR0: u64 = 0x4000;
+/// Reads of V2PMAILBOX `igbvf` allows for the reset indication to clear.
+const RESET_POLLS: usize = 200;
 
 /// Where the rings and buffers sit in the guest's memory: above the scratch page of the
 /// scripted instructions (0x8000), below the image (1 MiB).
@@ -134,6 +139,10 @@ pub struct VfQueues {
     stats: VolatilePtr<'static, VfStats>,
     ints: VolatilePtr<'static, ExtInterrupts>,
     device: VolatilePtr<'static, DeviceControl>,
+    mailbox: VolatilePtr<'static, VfMailbox>,
+    message: VolatilePtr<'static, VfMessage>,
+    /// The mailbox's read-to-clear bits seen and not consumed yet (as `igbvf` keeps them).
+    seen: u32,
     pub ram: Ram,
     tx_next: u16,
     rx_next: u16,
@@ -151,10 +160,74 @@ impl VfQueues {
             stats: map.block::<VfStats>(VF_STATS).map_err(e)?,
             ints: map.block::<ExtInterrupts>(EXT_INTERRUPTS).map_err(e)?,
             device: map.block::<DeviceControl>(DEVICE_CONTROL).map_err(e)?,
+            mailbox: map.block::<VfMailbox>(VF_MAILBOX).map_err(e)?,
+            message: map.block::<VfMessage>(VF_MESSAGE).map_err(e)?,
+            seen: 0,
             ram,
             tx_next: 0,
             rx_next: 0,
         })
+    }
+
+    /// V2PMAILBOX with the read-to-clear bits seen before.
+    fn mailbox(&mut self) -> u32 {
+        let m = self.mailbox;
+        let v = map_field!(m.v2p).read() | self.seen;
+        self.seen |= v & (V2P_PFSTS | V2P_PFACK | V2P_RSTD);
+        v
+    }
+
+    /// Consumes a remembered read-to-clear bit.
+    fn take(&mut self, bit: u32) -> bool {
+        let set = self.mailbox() & bit != 0;
+        self.seen &= !bit;
+        set
+    }
+
+    /// The VF's reset as `igbvf` starts (its `reset_hw` and the mailbox's `write_posted` /
+    /// `read_posted`, datasheet §7.8.2.9): CTRL.RST, wait for the reset indication (RSTI, RSTD)
+    /// to clear, take the mailbox memory (VFU), write VF_RESET, post it (REQ); the PF's mailbox
+    /// service answers ([`mailbox::poll`], what the scheduler's loop runs); then the PF's ACK and
+    /// reply (PFACK, PFSTS), the reply's first three words, and the VF's ACK. Returns the mailbox
+    /// value after the reset and the reply (word 0 the message id with ACK or NACK, words 1-2
+    /// the MAC).
+    pub fn reset_handshake(&mut self) -> Result<(u32, [u32; 3]), String> {
+        let (device, m, msg) = (self.device, self.mailbox, self.message);
+        map_field!(device.ctrl).update(|c| c | CTRL_RST);
+        let first = map_field!(m.v2p).read();
+        let mut v = first;
+        let mut polls = 0;
+        while v & (V2P_RSTI | V2P_RSTD) != 0 {
+            polls += 1;
+            if polls > RESET_POLLS {
+                return Err(format!(
+                    "the reset indication did not clear (V2PMAILBOX {v:#x})"
+                ));
+            }
+            v = map_field!(m.v2p).read();
+        }
+        self.seen = 0;
+        map_field!(m.v2p).write(V2P_VFU);
+        if self.mailbox() & V2P_VFU == 0 {
+            return Err(String::from("the PF holds the mailbox"));
+        }
+        map_field!(msg.word0).write(u32::from(conduit_igb_mbx::proto::VF_RESET));
+        map_field!(m.v2p).write(V2P_REQ);
+        mailbox::poll();
+        if !self.take(V2P_PFACK) || !self.take(V2P_PFSTS) {
+            return Err(format!(
+                "VF_RESET not acknowledged and answered (V2PMAILBOX {:#x})",
+                self.mailbox()
+            ));
+        }
+        map_field!(m.v2p).write(V2P_VFU);
+        let reply = [
+            map_field!(msg.word0).read(),
+            map_field!(msg.word1).read(),
+            map_field!(msg.word2).read(),
+        ];
+        map_field!(m.v2p).write(V2P_ACK);
+        Ok((first, reply))
     }
 
     fn rx_desc(slot: u16) -> u64 {

@@ -44,11 +44,38 @@ pub enum DeviceSel {
     },
 }
 
-/// One `[[guest.device]]`: a function, or virtual function `vf` of a physical function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// One `[[guest.device]]`: a function, or virtual function `vf` of a physical function, with
+/// a VF's network identity where the configuration gives one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceAssignment {
     pub function: DeviceSel,
     pub vf: Option<u16>,
+    /// The VF's MAC address (unicast, not zero; unique in the configuration).
+    pub mac: Option<[u8; 6]>,
+    /// VLAN ids (1-4094, each once) the VF may join.
+    pub vlans: Vec<u16>,
+}
+
+impl DeviceAssignment {
+    /// Do both name the same function (selector and VF index)?
+    pub fn same_function(&self, other: &Self) -> bool {
+        self.function == other.function && self.vf == other.vf
+    }
+}
+
+/// A MAC address as `xx:xx:xx:xx:xx:xx`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MacText(pub [u8; 6]);
+
+impl core::fmt::Display for MacText {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
 }
 
 impl core::fmt::Display for DeviceAssignment {
@@ -420,6 +447,10 @@ pub enum TestCase {
     /// guest's memory and raise the guest's interrupt; a transmit buffer outside the guest's
     /// memory must be blocked with a DMA fault attributed to that VF, and the next packet go.
     IgbNet,
+    /// The igb PF's mailbox service: guest A's VF resets and gets its configured MAC; a request
+    /// for guest B's VF's MAC, an unknown and a malformed message are refused (NACK) and logged;
+    /// guest B's VF handshake is unaffected.
+    IgbMailbox,
     /// A hardware wait whose clock never advances: the time reference every wait reads is
     /// frozen while SR-IOV enables the configured VFs; the 100 ms wait after VF Enable must end
     /// with the named error (clock stopped), the VFs be disabled again and boot go on.
@@ -428,7 +459,7 @@ pub enum TestCase {
 
 impl TestCase {
     /// Every scenario, for listings and error messages.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::PageFault,
         Self::VtdEdu,
         Self::VtdEduRegisterInvalidation,
@@ -439,6 +470,7 @@ impl TestCase {
         Self::Control,
         Self::IgbVf,
         Self::IgbNet,
+        Self::IgbMailbox,
         Self::ClockStopped,
     ];
 
@@ -455,6 +487,7 @@ impl TestCase {
             Self::Control => "control",
             Self::IgbVf => "igb-vf",
             Self::IgbNet => "igb-net",
+            Self::IgbMailbox => "igb-mailbox",
             Self::ClockStopped => "clock-stopped",
         }
     }
@@ -532,6 +565,7 @@ mod tests {
             ("control", TestCase::Control),
             ("igb-vf", TestCase::IgbVf),
             ("igb-net", TestCase::IgbNet),
+            ("igb-mailbox", TestCase::IgbMailbox),
             ("clock-stopped", TestCase::ClockStopped),
         ] {
             assert_eq!(TestCase::from_name(name), Some(case));
