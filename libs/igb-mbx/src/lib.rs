@@ -27,6 +27,7 @@ mod mac;
 pub mod proto;
 mod service;
 mod tables;
+mod verdict;
 
 pub use mac::{Mac, default_mac};
 pub use proto::{Malformed, Request};
