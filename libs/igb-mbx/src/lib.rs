@@ -39,3 +39,5 @@ pub use tables::{MTA_WORDS, VFTA_WORDS, VLVF_ENTRIES};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_filters;
