@@ -2,9 +2,9 @@
 //!
 //! A VF driver (Linux's `igbvf`) cannot configure the shared parts of the device itself: its MAC
 //! address filter, the VLAN filters, multicast hashes and the maximum frame size of its pool are
-//! PF registers. It asks the PF through a per-VF mailbox of 16 dwords (Intel 82576 GbE Controller
-//! Datasheet §7.8.2.9 "PF/VF Mailbox"), and the PF answers with the request word marked ACK or
-//! NACK. This crate answers the way Linux's igb PF driver does (the message set of its
+//! PF registers. It asks the PF through a per-VF mailbox of 16 dwords (Intel 82576 GbE
+//! Controller Datasheet §7.8 "Virtualization", its PF/VF mailbox), and the PF answers with the
+//! request word marked ACK or NACK. This crate answers the way Linux's igb PF driver does (the message set of its
 //! `e1000_mbx.h`, the handlers of `igb_main.c`), within what a per-VF [`Policy`] allows: the
 //! VF's MAC address, the other MAC addresses that must not be taken, the VLAN ids it was given,
 //! the frame size bounds and the multicast list size.
