@@ -145,18 +145,16 @@ pub fn init(f: &Function, mem: &Memory, vfs: &[VfPlan]) -> Result<(), MailboxErr
     let list: Vec<String> = served
         .iter()
         .map(|s| {
-            let mac = service
-                .mac(s.index)
-                .map(|m| format!("{m}"))
-                .unwrap_or_default();
-            let how = if vfs
-                .iter()
-                .any(|v| v.index == u16::from(s.index) && v.mac.is_some())
-            {
-                "configured"
-            } else {
-                "default"
-            };
+            let (mac, how) = service.policy(s.index).map_or((Mac([0; 6]), "none"), |p| {
+                (
+                    p.mac,
+                    if p.mac_pinned {
+                        "configured"
+                    } else {
+                        "default"
+                    },
+                )
+            });
             format!("VF {} (guest \"{}\", MAC {mac} {how})", s.index, s.guest)
         })
         .collect();
