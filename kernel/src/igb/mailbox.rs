@@ -5,8 +5,8 @@
 //! configuration space goes to the control task) maps the mailbox and filter registers, builds
 //! the service from the configuration (a VF's `mac`, or the default address, and its `vlans`)
 //! with the PF's own receive address 0 as a MAC no VF may take, and sets CTRL_EXT.PFRSTD so that
-//! the VFs see the PF's reset done (82576 datasheet §7.8.2.9: until then a VF's mailbox shows
-//! RSTI and `igbvf` does not start its handshake).
+//! the VFs see the PF's reset done (82576 datasheet §7.8 "Virtualization": until then a VF's
+//! mailbox shows RSTI and `igbvf` does not start its handshake).
 //!
 //! [`poll`] is the service: the scheduler's loop runs it between time slices (and, where no vCPU
 //! runs, the self-test's scripted VF driver after each message it posts). Polling rather than
@@ -145,18 +145,16 @@ pub fn init(f: &Function, mem: &Memory, vfs: &[VfPlan]) -> Result<(), MailboxErr
     let list: Vec<String> = served
         .iter()
         .map(|s| {
-            let mac = service
-                .mac(s.index)
-                .map(|m| format!("{m}"))
-                .unwrap_or_default();
-            let how = if vfs
-                .iter()
-                .any(|v| v.index == u16::from(s.index) && v.mac.is_some())
-            {
-                "configured"
-            } else {
-                "default"
-            };
+            let (mac, how) = service.policy(s.index).map_or((Mac([0; 6]), "none"), |p| {
+                (
+                    p.mac,
+                    if p.mac_pinned {
+                        "configured"
+                    } else {
+                        "default"
+                    },
+                )
+            });
             format!("VF {} (guest \"{}\", MAC {mac} {how})", s.index, s.guest)
         })
         .collect();

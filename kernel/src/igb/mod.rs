@@ -154,11 +154,18 @@ struct Plan {
 fn plan(bundle: &Bundle<'_>, pci: &pci::Pci) -> Vec<Plan> {
     let mut plans: Vec<Plan> = Vec::new();
     for g in &bundle.config.guests {
-        for d in &g.devices {
+        for (j, d) in g.devices.iter().enumerate() {
             let Some(f) = DeviceRef::from_config(d.function).and_then(|r| pci.resolve(r)) else {
                 continue;
             };
             if !is_pf(f) {
+                if d.mac.is_some() || !d.vlans.is_empty() {
+                    warn!(
+                        "guest \"{}\": device[{j}] ({d}, {}): `mac` and `vlans` apply to the VFs \
+                         of an igb PF only; ignored",
+                        g.name, f.bdf
+                    );
+                }
                 continue;
             }
             let at = match plans.iter().position(|p| p.pf == f.bdf) {

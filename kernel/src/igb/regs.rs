@@ -400,8 +400,8 @@ pub const V2P_RSTD: u32 = 1 << 7;
 pub const CTRL_RST: u32 = 1 << 26;
 
 /// The PF registers of the mailbox service and of the VFs' receive filters, by BAR0 offset
-/// (82576 datasheet §8 register summary: CTRL_EXT 0x00018, VMBMEM 0x00800 + 0x40·n, P2VMAILBOX
-/// 0x00C00 + 4·n, MBVFICR 0x00C80, MBVFIMR 0x00C84, VFLRE 0x00C88, VFRE 0x00C8C, VFTE 0x00C90,
+/// (82576 datasheet chapter 8, register descriptions: CTRL_EXT 0x00018, VMBMEM 0x00800 + 0x40·n,
+/// P2VMAILBOX 0x00C00 + 4·n, MBVFICR 0x00C80, VFLRE 0x00C88, VFRE 0x00C8C, VFTE 0x00C90,
 /// MTA 0x05200, RAL/RAH 0x05400 + 8·n (n < 16) and 0x054E0 + 8·(n − 16), VFTA 0x05600, VMOLR
 /// 0x05AD0 + 4·n, VLVF 0x05D00 + 4·n).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -452,8 +452,8 @@ impl PfReg {
 
 /// The BAR0 span [`PfRegs`] maps (up to the last VLVF entry).
 pub const PF_REGS_LEN: u64 = 0x6000;
-/// CTRL_EXT.PFRSTD: the PF's reset is done; clears RSTI in every VF's mailbox (datasheet §7.8.2.9,
-/// the VF sees RSTD and may start its reset handshake).
+/// CTRL_EXT.PFRSTD: the PF's reset is done; clears RSTI in every VF's mailbox (datasheet §7.8
+/// "Virtualization"): the VF sees RSTD and may start its reset handshake.
 pub const CTRL_EXT_PFRSTD: u32 = 1 << 14;
 /// P2VMAILBOX: STS (a message for the VF is in the memory), ACK (the VF's message was read),
 /// PFU (the PF holds the memory).

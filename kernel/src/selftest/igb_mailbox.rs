@@ -37,7 +37,8 @@ use conduit_igb_mbx::{Holder, Mac, Malformed, Outcome, Refusal, Verdict, receive
 use conduit_pci::Bdf;
 use log::info;
 
-/// VF registers (BAR0 offsets, 82576 datasheet §8.x VF register map): CTRL, V2PMAILBOX, VMBMEM.
+/// VF registers (BAR0 offsets; 82576 datasheet chapter 8, the VF registers): CTRL, V2PMAILBOX,
+/// VMBMEM.
 const VF_CTRL: u64 = 0x0;
 const VF_MAILBOX: u64 = 0xc40;
 const VF_VMBMEM: u64 = 0x800;
