@@ -184,7 +184,7 @@ pub struct RxControl {
 pub const RX_CONTROL: u64 = 0x0100;
 /// RCTL.RXEN: the receive unit on.
 pub const RCTL_EN: u32 = 1 << 1;
-/// RCTL.BAM: broadcasts accepted (per pool in VMDq mode: VMOLR.BAM decides, §7.10.3).
+/// RCTL.BAM: broadcasts accepted (per pool in VMDq mode: VMOLR.BAM decides, §7.8).
 pub const RCTL_BAM: u32 = 1 << 15;
 /// RCTL.SECRC: the Ethernet CRC stripped before the buffer is written.
 pub const RCTL_SECRC: u32 = 1 << 26;
@@ -202,7 +202,7 @@ pub const TCTL_EN: u32 = 1 << 1;
 pub const TCTL_PSP: u32 = 1 << 3;
 
 /// VFRE (0x00C8C) and VFTE (0x00C90): receive and transmit enable of each pool (bit *n* = VF
-/// *n*; the PF's pool is the default pool), datasheet §7.10.3.
+/// *n*; the PF's pool is the default pool), datasheet §7.8 "Virtualization".
 #[repr(C)]
 pub struct PoolEnables {
     pub vfre: u32,
@@ -212,7 +212,7 @@ pub struct PoolEnables {
 pub const POOL_ENABLES: u64 = 0x0C8C;
 
 /// QDE (0x02408): queue drop enable, one bit per queue: a queue without free descriptors drops
-/// its packet instead of holding up the shared packet buffer (datasheet §7.10.3, VMDq
+/// its packet instead of holding up the shared packet buffer (datasheet §7.8, VMDq
 /// receive).
 #[repr(C)]
 pub struct QueueDrop {
@@ -222,7 +222,7 @@ pub struct QueueDrop {
 pub const QUEUE_DROP: u64 = 0x2408;
 
 /// DTXSWC (0x03500): the transmit switch. Bits 7:0 MAC anti-spoofing per pool, bits 15:8 VLAN
-/// anti-spoofing per pool, bit 31 VMDq loopback (pool-to-pool switching), datasheet §7.10.3.6
+/// anti-spoofing per pool, bit 31 VMDq loopback (pool-to-pool switching), datasheet §7.8
 /// (transmit switching).
 #[repr(C)]
 pub struct TxSwitch {
@@ -242,7 +242,7 @@ pub const fn dtxswc_vlan_spoof(n: u32) -> u32 {
 }
 
 /// MRQC (0x05818) and VT_CTL (0x0581C): the multiple-receive-queues mode and the VMDq control
-/// (datasheet §7.10.3, VMDq receive: pool selection, default pool, replication).
+/// (datasheet §7.8, VMDq receive: pool selection, default pool, replication).
 #[repr(C)]
 pub struct PoolControl {
     pub mrqc: u32,

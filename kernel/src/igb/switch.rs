@@ -1,5 +1,5 @@
 //! The PF-wide setup that lets a VF's packets move: the 82576's VMDq switch (Intel 82576 GbE
-//! Controller Datasheet §7.10.3 "VMDq", §7.10.3.6 "Tx switching"), set the way Linux's igb PF
+//! Controller Datasheet §7.8 "Virtualization": VMDq pool selection and transmit switching), set the way Linux's igb PF
 //! driver sets it once it has VFs (docs/sriov.md, "The VF data path").
 //!
 //! With VMDq on, the receive side sorts every frame into pools (pool *n* = VF *n*'s queue, the

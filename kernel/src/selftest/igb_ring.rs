@@ -3,8 +3,9 @@
 //! rings and buffers in the guest's memory at guest-physical addresses (the IOVAs of the
 //! guest's IOMMU domain), registers reached at the host-physical address the guest's EPT maps
 //! the VF's BAR0 to (where a vCPU's stores land, with no exit). Descriptor formats: Intel 82576
-//! GbE Controller Datasheet §7.1.5 (advanced receive descriptors) and §7.2.2.3 (advanced transmit
-//! data descriptor); docs/sriov.md, "The VF data path".
+//! GbE Controller Datasheet §7.1 "Receive Functionality" (advanced receive descriptors) and
+//! §7.2 "Transmit Functionality" (advanced transmit data descriptor); docs/sriov.md, "The VF
+//! data path".
 
 use super::intremap::{ONE_INTERRUPT, wait_with_interrupts};
 use crate::igb::mailbox;
