@@ -117,7 +117,7 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     if let Some(test) = config.test {
         selftest::run(test, mem, cpu.vmx.is_some());
     }
-    control::init(&bundle, mem, config.guests.len());
+    control::init(&bundle, mem);
     let mut guests = guest::boot::start_all(&bundle, cpu.vmx.as_ref(), mem);
     control::seal(mem);
     #[cfg(feature = "selftest")]

@@ -4,6 +4,7 @@
 
 mod clock_stopped;
 mod control;
+mod control_blame;
 mod control_msi;
 mod dmar_corrupt;
 mod edu;

@@ -24,6 +24,7 @@ use crate::control::{self, ControlError};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_config::OnControlCrash;
 use conduit_control_abi::Request;
 use conduit_pci::{Bar, BarKind, Bdf};
 use conduit_vpci::{Cf8Address, Cf8Mode, Event};
@@ -250,13 +251,25 @@ pub fn trapped(g: &Guest, gpa: u64) -> Option<super::mmio::Trap> {
     })
 }
 
-/// Task failures are the task's to report; only a crash deserves a line about the guest too.
-pub(super) fn note_error(g: &Guest, e: &ControlError) {
-    if *e == ControlError::Crashed {
-        warn!(
+/// Task failures are the task's to report; a crash deserves a line about the guest too, and a
+/// crash this guest is blamed for stops it when its configuration says
+/// `on_control_crash = "stop"` (its functions are quarantined either way).
+pub(super) fn note_error(g: &mut Guest, e: &ControlError) {
+    match e {
+        ControlError::Crashed => warn!(
             "guest \"{}\": its configuration access failed in the control task (restarted)",
             g.name
-        );
+        ),
+        ControlError::Blamed => match g.spec().on_control_crash {
+            OnControlCrash::Stop => g.stop(String::from(
+                "its request crashed the control task (on_control_crash = \"stop\")",
+            )),
+            OnControlCrash::Quarantine => warn!(
+                "guest \"{}\": its request crashed the control task: its functions are quarantined (on_control_crash = \"quarantine\")",
+                g.name
+            ),
+        },
+        _ => {}
     }
 }
 
@@ -407,14 +420,20 @@ pub fn reset_functions(g: &mut Guest) -> Vec<(Bdf, Option<u16>)> {
     out
 }
 
-/// Drops the mappings made under an earlier life of the control task (its restart reset every
-/// virtual function). Cheap when nothing changed; the scheduler calls it before each slice.
+/// Drops the mappings made under an earlier life of the control task when its restart reset
+/// this guest's functions (quarantined, or not restorable; every other guest's functions are
+/// rebuilt as they were and keep their mappings). Cheap when nothing changed; the scheduler calls
+/// it before each slice.
 pub fn sync(g: &mut Guest) {
     let epoch = control::epoch();
     if g.pci.epoch == epoch {
         return;
     }
+    let reset = control::functions_reset_since(g.pci.index, g.pci.epoch);
     g.pci.epoch = epoch;
+    if !reset {
+        return;
+    }
     let maps: Vec<(Bdf, u8)> = g
         .pci
         .mem_maps
@@ -427,7 +446,7 @@ pub fn sync(g: &mut Guest) {
     }
     if !maps.is_empty() {
         warn!(
-            "guest \"{}\": the control task restarted: {} BAR mapping(s) removed (its functions are reset)",
+            "guest \"{}\": the control task's restart reset its functions: {} BAR mapping(s) removed",
             g.name,
             maps.len()
         );

@@ -363,6 +363,25 @@ fn physical_msi(guest: u16, name: &str, vbdf: Bdf, address: u64, data: u32, enab
     }
 }
 
+/// Guest `guest`'s function `bdf` is quarantined (a request of the guest's crashed the control
+/// task): every interrupt routed for it is masked, its IRTE kept the guest's (not present, fault
+/// processing disabled) so that a message the device still sends with that handle reaches nobody
+/// and no other owner can be given the entry meanwhile.
+pub fn quarantine_function(guest: u16, bdf: Bdf) {
+    let owner = Owner::Guest(GuestId(guest));
+    let bound: Vec<(u16, String)> = BOUND
+        .lock()
+        .iter()
+        .filter(|b| b.guest == guest && b.bdf == bdf)
+        .map(|b| (b.index, b.what()))
+        .collect();
+    for (index, what) in bound {
+        if let Err(e) = irq::mask(owner, index) {
+            error!("irq: quarantining {what} of guest {guest}: masking IRTE {index}: {e}");
+        }
+    }
+}
+
 /// Releases every entry routed for `guest`'s function `bdf` (its function was reset).
 pub fn release_function(guest: u16, bdf: Bdf) {
     let gone: Vec<Bound> = {

@@ -77,6 +77,8 @@ pub struct GuestSpec {
     pub firmware: Vec<u8>,
     /// What a reset of its processor (triple fault, reset register, keyboard controller) does.
     pub on_crash: conduit_config::OnCrash,
+    /// When one of its requests crashes the control task (`on_control_crash`).
+    pub on_control_crash: conduit_config::OnControlCrash,
     /// TEST ONLY (feature `selftest`): the guest state to corrupt before entry.
     #[cfg(feature = "selftest")]
     pub test_break: Option<Break>,
@@ -170,6 +172,7 @@ pub fn from_config(
         },
         linux,
         on_crash: c.on_crash,
+        on_control_crash: c.on_control_crash,
         multiboot,
         #[cfg(feature = "selftest")]
         test_break: c.test_break.map(|b| match b {

@@ -9,7 +9,9 @@
 
 use crate::elf;
 use crate::error::{ConfigError, invalid};
-use crate::model::{ApicTest, EntryMode, GuestBreak, GuestConfig, OnCrash, OsBoot, Segment};
+use crate::model::{
+    ApicTest, EntryMode, GuestBreak, GuestConfig, OnControlCrash, OnCrash, OsBoot, Segment,
+};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -61,6 +63,9 @@ pub struct RawGuest {
     pub vcpus: Option<i64>,
     /// `"stop"` (default) or `"restart"`.
     pub on_crash: Option<String>,
+    /// `"quarantine"` (default) or `"stop"`: when a request of the guest crashes the control
+    /// task.
+    pub on_control_crash: Option<String>,
     /// With `on_crash = "restart"`: how often (default [`crate::os::DEFAULT_MAX_RESTARTS`]).
     pub max_restarts: Option<i64>,
     /// `kind = "multiboot"`: `modules = [{ path = "...", cmdline = "..." }]`.
@@ -97,6 +102,7 @@ pub struct GuestSpec {
     /// An operating-system guest's boot inputs (its initrd and module paths are bundle keys).
     pub os: Option<OsBoot>,
     pub on_crash: OnCrash,
+    pub on_control_crash: OnControlCrash,
 }
 
 impl GuestSpec {
@@ -164,6 +170,16 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
         } => (kernel, format, entry, Some(os)),
     };
     let on_crash = crate::os::check_on_crash(i, raw)?;
+    let on_control_crash = match raw.on_control_crash.as_deref() {
+        None | Some("quarantine") => OnControlCrash::Quarantine,
+        Some("stop") => OnControlCrash::Stop,
+        Some(other) => {
+            return Err(invalid(
+                &key("on_control_crash"),
+                format!("unknown value {other:?} (expected \"quarantine\" or \"stop\")"),
+            ));
+        }
+    };
     let time_slice_us = match raw.time_slice_us {
         None => DEFAULT_TIME_SLICE_US,
         Some(t) => u32::try_from(t)
@@ -209,6 +225,7 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
         devices,
         os,
         on_crash,
+        on_control_crash,
     })
 }
 
@@ -469,6 +486,7 @@ pub fn place_with(
         devices: spec.devices.clone(),
         os: None,
         on_crash: spec.on_crash,
+        on_control_crash: spec.on_control_crash,
     })
 }
 

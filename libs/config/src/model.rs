@@ -100,6 +100,8 @@ pub struct GuestConfig {
     pub os: Option<OsBoot>,
     /// What happens when the guest crashes or resets itself.
     pub on_crash: OnCrash,
+    /// What happens to the guest when a request it made crashes the control task.
+    pub on_control_crash: OnControlCrash,
 }
 
 /// What an operating-system guest is booted with besides its kernel image (the builder checked
@@ -127,6 +129,29 @@ pub struct MultibootModule {
     /// The bundle key (the module's `path` in `conduit.toml`).
     pub image: String,
     pub cmdline: String,
+}
+
+/// What happens to a guest when the control task fails while serving one of its requests (a
+/// configuration or MSI-X table access of one of its functions): the guest is blamed either way,
+/// and the task is restarted with every other guest's state replayed (docs/control-task.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum OnControlCrash {
+    /// Its functions are quarantined: reset, no longer served (they read as absent), their
+    /// interrupts no longer routed; the guest runs on without them.
+    #[default]
+    Quarantine,
+    /// The guest is stopped (its functions quarantined as well).
+    Stop,
+}
+
+impl OnControlCrash {
+    /// The configuration's spelling.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Quarantine => "quarantine",
+            Self::Stop => "stop",
+        }
+    }
 }
 
 /// What happens when a guest triple-faults, reboots itself (e.g. Linux after a panic with

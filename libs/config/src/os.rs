@@ -252,6 +252,7 @@ pub fn place_linux(
         devices: spec.devices.clone(),
         os: spec.os.clone(),
         on_crash: spec.on_crash,
+        on_control_crash: spec.on_control_crash,
     })
 }
 
@@ -368,6 +369,7 @@ pub fn place_multiboot(
         devices: spec.devices.clone(),
         os: spec.os.clone(),
         on_crash: spec.on_crash,
+        on_control_crash: spec.on_control_crash,
     })
 }
 

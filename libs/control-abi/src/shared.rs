@@ -106,6 +106,10 @@ pub const FN_BUS_MASTER_ALLOWED: u32 = 1 << 0;
 /// [`FunctionInfo::flags`]: answer Vendor ID and Device ID from [`FunctionInfo::id`] (an SR-IOV
 /// VF reads 0xFFFF there, PCIe Base Spec r6.0 §9.3.4.1).
 pub const FN_ID_OVERRIDE: u32 = 1 << 1;
+/// [`FunctionInfo::flags`]: the function is being rebuilt in a restarted task while its guest
+/// keeps using it: build the virtual function only and leave the device (Command, MSI, MSI-X
+/// Enable) as it is; the core replays the guest's state next ([`crate::journal`]).
+pub const FN_REBUILD: u32 = 1 << 2;
 
 /// Written by the core before [`crate::Op::AddFunction`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -113,7 +117,7 @@ pub const FN_ID_OVERRIDE: u32 = 1 << 1;
 pub struct FunctionInfo {
     /// The physical function's routing ID.
     pub bdf: u32,
-    /// [`FN_BUS_MASTER_ALLOWED`], [`FN_ID_OVERRIDE`].
+    /// [`FN_BUS_MASTER_ALLOWED`], [`FN_ID_OVERRIDE`], [`FN_REBUILD`].
     pub flags: u32,
     /// Vendor ID (bits 15:0) and Device ID (31:16) with [`FN_ID_OVERRIDE`].
     pub id: u32,
