@@ -186,7 +186,6 @@ pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> 
     if super::control_msi::run(&mut view, mem)? {
         steps += 1;
     }
-    drop(view);
     if super::control_blame::run(mem, guests)? {
         steps += 1;
     }

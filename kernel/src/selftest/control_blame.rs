@@ -84,7 +84,6 @@ pub(super) fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<bool, St
         owner,
     };
     let before = Snapshot::take(&mut a, mem, &setup)?;
-    drop(a);
 
     // Guest B's driver: its function's BARs placed and memory decode on (a mapping to lose).
     let mut b = GuestView::new(gb, mem)?;
@@ -127,7 +126,6 @@ pub(super) fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<bool, St
             )
         },
     )?;
-    drop(b);
 
     // Guest A noticed nothing: the same virtual registers, mapping and route; its interrupt
     // arrives.
