@@ -261,3 +261,20 @@ fn the_layout_stays_in_one_slot() {
     let guard = layout::STACK_TOP - layout::STACK_SIZE - 4096;
     assert!(guard >= layout::IMAGE_BASE + layout::IMAGE_MAX);
 }
+
+#[test]
+fn only_requests_made_for_a_guest_can_blame_it() {
+    for op in [
+        Op::ConfigRead,
+        Op::ConfigWrite,
+        Op::MsixRead,
+        Op::MsixWrite,
+        Op::ResetFunction,
+        Op::PhysicalMsi,
+    ] {
+        assert!(op.on_behalf_of_guest(), "{op:?}");
+    }
+    for op in [Op::Init, Op::AddFunction, Op::PhysicalRead] {
+        assert!(!op.on_behalf_of_guest(), "{op:?}");
+    }
+}
