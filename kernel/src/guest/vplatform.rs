@@ -98,7 +98,8 @@ pub struct VirtualPlatform {
     eoi_exit: [u64; 4],
     /// The UART's interrupt output as last seen (its edges drive the I/O APIC pin).
     uart_line: bool,
-    /// I/O APIC messages of a delivery mode the platform does not deliver.
+    /// Interrupt messages that reached nobody: I/O APIC messages of a delivery mode the platform
+    /// does not deliver, IPIs to APIC IDs the guest does not own.
     pub dropped: u64,
 }
 
@@ -199,7 +200,9 @@ impl VirtualPlatform {
     /// Carries out what a local APIC operation asked for: the EOI broadcast of a
     /// level-triggered vector, and an IPI to the vCPUs it names (one vCPU: itself, where the
     /// model has not accepted it already). Only fixed IPIs carry a vector; the others (NMI,
-    /// INIT, SIPI, SMI) have no target besides the sender and are counted as dropped.
+    /// INIT, SIPI, SMI) have no target besides the sender, and an IPI whose destination is not
+    /// the sender (an APIC ID or logical destination the guest does not own, all-excluding-self)
+    /// reaches nobody: both are counted as dropped.
     pub fn apply(&mut self, effects: Effects) {
         if let Some(vector) = effects.eoi {
             self.broadcast_eoi(vector);
@@ -216,7 +219,13 @@ impl VirtualPlatform {
                 let e = self.lapic.accept(ipi.vector, ipi.trigger);
                 self.apply(e);
             }
-            IpiMode::Fixed | IpiMode::LowestPriority => {}
+            // To the sender only, or to everyone including it: the model accepted it already.
+            IpiMode::Fixed | IpiMode::LowestPriority
+                if matches!(
+                    ipi.shorthand,
+                    Shorthand::ToSelf | Shorthand::AllIncludingSelf
+                ) => {}
+            // To APIC IDs the guest does not own: nobody.
             _ => self.dropped += 1,
         }
     }

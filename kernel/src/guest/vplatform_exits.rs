@@ -376,6 +376,12 @@ pub fn setup_vmcs(g: &Guest, v: &mut Current, apic_access: u64) -> Result<(), Fi
 }
 
 impl Guest {
+    /// Interrupt messages of the guest's platform that reached nobody (IPIs to APIC IDs it does
+    /// not own, I/O APIC messages of a mode the platform does not deliver); 0 without a platform.
+    pub fn messages_to_nobody(&self) -> u64 {
+        self.platform.as_ref().map_or(0, |p| p.dropped)
+    }
+
     /// Whether the guest has a virtual platform (an OS guest).
     pub fn has_platform(&self) -> bool {
         self.platform.is_some()
