@@ -14,6 +14,7 @@ mod cpustate;
 mod foundation;
 mod guests;
 mod hardware;
+mod hostile;
 mod igb_vf;
 mod intremap;
 mod linux;
@@ -532,6 +533,7 @@ pub const SCENARIOS: &[Scenario] = &[
     shell::QEMU_SHELL,
     shell::BOCHS_SHELL,
     linux::BOCHS_LINUX,
+    hostile::BOCHS_HOSTILE,
     control::QEMU_CONTROL,
     control::BOCHS_PASSTHROUGH,
     control::BOCHS_PASSTHROUGH_REFUSED,
