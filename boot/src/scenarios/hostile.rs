@@ -35,8 +35,7 @@ const INPUT: &[Step] = &[
 ];
 
 /// The hostile guests the hypervisor stops, each in its first slice, so in the guests' order.
-const STOPPED: &[&str] = &[
-    r#"guest "h-invalid-state" refused before entry: invalid guest state: TR: TR must be usable"#,
+const STOPPED: [&str; 8] = [
     r#"guest "h-write-outside" stopped: EPT violation at GPA 0x40000000 \(write, outside the guest's memory\) RIP 0x[0-9a-f]+$"#,
     r#"guest "h-exec-outside" stopped: EPT violation at GPA 0x40000000 \(instruction fetch, outside the guest's memory\) RIP 0x40000000$"#,
     r#"guest "h-exec-mmio" stopped: instruction fetch from emulated memory at 0xe0000000 RIP 0xe0000000$"#,
@@ -51,7 +50,16 @@ const STOPPED: &[&str] = &[
 const EXPECT: &[&str] = &[
     BANNER,
     r"config: bundle of [0-9]+ bytes, 18 guest\(s\)",
+    r#"guest "h-invalid-state" refused before entry: invalid guest state: TR: TR must be usable"#,
     r#"guest "h-config-fuzz": assigned 00:03\.0 \(8086:100e\) WITHOUT DMA remapping \(unsafe_no_iommu\)"#,
+    STOPPED[0],
+    STOPPED[1],
+    STOPPED[2],
+    STOPPED[3],
+    STOPPED[4],
+    STOPPED[5],
+    STOPPED[6],
+    STOPPED[7],
     r"linux: conduit-initramfs: ready \(6\.1\.",
     r"conduit> stop h-hlt-cli$",
     r#"guest "h-hlt-cli" stopped: by operator"#,
@@ -95,7 +103,7 @@ const FORBID: &[&str] = &[
     r"linux: .*(Kernel panic|BUG:|Oops|WARNING:|Call Trace)",
     r#"guest "linux" stopped"#,
     r#"guest "good" stopped"#,
-    r#"guest "h-[a-z0-9-]+" exited with code 0x(0[0-9a-f]|[1-9a-f])"#,
+    r#"guest "h-[a-z0-9-]+" exited with code 0x([1-9a-f]|0[0-9a-f])"#,
 ];
 
 /// `bochs-hostile`.
@@ -105,47 +113,46 @@ pub(super) const BOCHS_HOSTILE: Scenario = Scenario {
     config: Config::File("boot/scenarios/hostile.toml"),
     expect: EXPECT,
     guests: &[
-        ("stopped", STOPPED),
         (
             "h-vmx",
             &[
                 r"h-vmx: hostile vmx: 12 VMX instructions, 12 raised #UD$",
-                r#"guest "h-vmx" exited with code 0x0\b"#,
+                r#"guest "h-vmx" exited with code 0x0$"#,
             ],
         ),
         (
             "h-xcr0",
             &[
                 r"h-xcr0: hostile xcr0: 6 invalid XCR0 values, 6 refused with #GP \(6 #GP taken\); 0x3 accepted: true$",
-                r#"guest "h-xcr0" exited with code 0x0\b"#,
+                r#"guest "h-xcr0" exited with code 0x0$"#,
             ],
         ),
         (
             "h-syscall-msrs",
             &[
                 r"h-syscall-msrs: hostile syscall-msrs: LSTAR 0xffff800000100000, SYSENTER_EIP 0xffff800000400000, KERNEL_GS_BASE 0xffffffff80000000 written; after 200 yields 6 of 6 read back as written$",
-                r#"guest "h-syscall-msrs" exited with code 0x0\b"#,
+                r#"guest "h-syscall-msrs" exited with code 0x0$"#,
             ],
         ),
         (
             "h-foreign-ipi",
             &[
                 r"h-foreign-ipi: hostile foreign-ipi: 262 IPIs to APIC IDs it does not own \(INIT, SIPI, NMI, fixed, logical, all-excluding-self\); 0 came back$",
-                r#"guest "h-foreign-ipi" exited with code 0x0\b"#,
+                r#"guest "h-foreign-ipi" exited with code 0x0$"#,
             ],
         ),
         (
             "h-ipi-storm",
             &[
                 r"h-ipi-storm: hostile ipi-storm: 20000 self-IPIs sent, 20000 taken$",
-                r#"guest "h-ipi-storm" exited with code 0x0\b"#,
+                r#"guest "h-ipi-storm" exited with code 0x0$"#,
             ],
         ),
         (
             "h-config-fuzz",
             &[
                 r"h-config-fuzz: hostile config-fuzz: 20000 random configuration accesses; 00:01\.0 reads 0x100e8086 \(before 0x100e8086\), 00:1f\.0 reads 0xffffffff$",
-                r#"guest "h-config-fuzz" exited with code 0x0\b"#,
+                r#"guest "h-config-fuzz" exited with code 0x0$"#,
             ],
         ),
         (
