@@ -65,7 +65,7 @@ const EXPECT: &[&str] = &[
     r#"guest "h-hlt-cli" stopped: by operator"#,
     r"conduit> vms$",
     // The catalogue's table: kind (the guest's name), outcome and reason.
-    r"^18 guest\(s\), 1 runnable, 1 not created; TSC ",
+    r"^17 guest\(s\), 1 runnable, 1 not created; TSC ",
     r"^  linux: [^;]+; 128 MiB at host",
     r"^  good: stopped \(powered off \(ACPI S5 through the sleep control register\)\); 4 MiB at host 0x[0-9a-f]+, VPID [0-9]+, [0-9.]+ ms in guest(, [0-9]+ interrupt message\(s\) to nobody .*)?$",
     r"^  h-write-outside: stopped \(EPT violation at GPA 0x40000000 \(write, outside the guest's memory\) RIP 0x[0-9a-f]+\); ",

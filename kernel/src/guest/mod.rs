@@ -513,7 +513,7 @@ impl Guest {
         }
         if let Some(p) = self.platform.as_ref() {
             info!(
-                "guest \"{}\": local APIC by {}; {} interrupt message(s) of a delivery mode this platform does not deliver (SMI, NMI, INIT, ExtINT, SIPI) dropped",
+                "guest \"{}\": local APIC by {}; {} interrupt message(s) to nobody (IPIs to APIC IDs it does not own; SMI, NMI, INIT, ExtINT or SIPI from its I/O APIC)",
                 self.name,
                 if p.apicv {
                     "APIC virtualization"

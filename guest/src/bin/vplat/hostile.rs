@@ -128,13 +128,25 @@ fn vmx(name: &str) -> ! {
         ("VMPTRLD", ud_probe!("vmptrld [{p}]", p = in(reg) p)),
         ("VMCLEAR", ud_probe!("vmclear [{p}]", p = in(reg) p)),
         ("VMPTRST", ud_probe!("vmptrst [{p}]", p = in(reg) p)),
-        ("VMREAD", ud_probe!("vmread {v}, {f}", v = out(reg) _, f = in(reg) 0x6c00u64)),
-        ("VMWRITE", ud_probe!("vmwrite {f}, {v}", f = in(reg) 0x6c00u64, v = in(reg) 0u64)),
+        (
+            "VMREAD",
+            ud_probe!("vmread {v}, {f}", v = out(reg) _, f = in(reg) 0x6c00u64),
+        ),
+        (
+            "VMWRITE",
+            ud_probe!("vmwrite {f}, {v}", f = in(reg) 0x6c00u64, v = in(reg) 0u64),
+        ),
         ("VMLAUNCH", ud_probe!("vmlaunch")),
         ("VMRESUME", ud_probe!("vmresume")),
         ("VMXOFF", ud_probe!("vmxoff")),
-        ("INVEPT", ud_probe!("invept {r}, [{p}]", r = in(reg) 1u64, p = in(reg) p)),
-        ("INVVPID", ud_probe!("invvpid {r}, [{p}]", r = in(reg) 1u64, p = in(reg) p)),
+        (
+            "INVEPT",
+            ud_probe!("invept {r}, [{p}]", r = in(reg) 1u64, p = in(reg) p),
+        ),
+        (
+            "INVVPID",
+            ud_probe!("invvpid {r}, [{p}]", r = in(reg) 1u64, p = in(reg) p),
+        ),
         ("VMFUNC", ud_probe!("vmfunc", in("eax") 0u32)),
     ];
     let ud = results.iter().filter(|(_, ud)| *ud).count();
@@ -175,7 +187,11 @@ fn xcr0(name: &str) -> ! {
         "hostile {name}: {} invalid XCR0 values, {refused} refused with #GP ({gp} #GP taken); 0x3 accepted: {valid}",
         bad.len()
     );
-    exit(if refused == bad.len() && valid { 0 } else { EXIT_FAIL })
+    exit(if refused == bad.len() && valid {
+        0
+    } else {
+        EXIT_FAIL
+    })
 }
 
 /// The SYSCALL/SYSENTER MSRs and KERNEL_GS_BASE aimed at hypervisor addresses: they are the
