@@ -9,6 +9,7 @@ mod control_msi;
 mod dmar_corrupt;
 mod edu;
 mod guest_driver;
+mod igb_mailbox;
 mod igb_vf;
 mod intremap;
 mod intremap_checks;
@@ -40,7 +41,11 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
         TestCase::Intremap => ("intremap", intremap::run(mem)),
         TestCase::ClockStopped => ("clock-stopped", clock_stopped::check()),
         // These run once the guests are placed: see `after_guests`.
-        TestCase::NvmeVf | TestCase::NvmeVfBad | TestCase::Control | TestCase::IgbVf => return,
+        TestCase::NvmeVf
+        | TestCase::NvmeVfBad
+        | TestCase::Control
+        | TestCase::IgbVf
+        | TestCase::IgbMailbox => return,
     };
     report(name, result);
 }
@@ -54,6 +59,7 @@ pub fn after_guests(test: TestCase, mem: &'static Memory, guests: &mut [crate::g
         TestCase::NvmeVfBad => ("nvme-vf-bad", nvme_vf::run_bad()),
         TestCase::Control => ("control", control::run(mem, guests)),
         TestCase::IgbVf => ("igb-vf", igb_vf::run(mem, guests)),
+        TestCase::IgbMailbox => ("igb-mailbox", igb_mailbox::run(mem, guests)),
         _ => return,
     };
     report(name, result);

@@ -15,6 +15,7 @@ mod foundation;
 mod guests;
 mod hardware;
 mod hostile;
+mod igb_mailbox;
 mod igb_vf;
 mod intremap;
 mod linux;
@@ -538,6 +539,7 @@ pub const SCENARIOS: &[Scenario] = &[
     control::BOCHS_PASSTHROUGH,
     control::BOCHS_PASSTHROUGH_REFUSED,
     igb_vf::QEMU_IGB_VF,
+    igb_mailbox::QEMU_IGB_MAILBOX,
     hardware::QEMU_SRIOV_NVME_ONLY,
     hardware::QEMU_CLOCK_STOPPED,
     hardware::QEMU_PXB,

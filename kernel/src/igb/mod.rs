@@ -21,7 +21,9 @@
 //! A PF the configuration also gives to a guest as a whole is left alone (that guest's driver
 //! owns GPIE); the conflict is reported.
 
+pub mod mailbox;
 pub mod regs;
+mod vf_ctl;
 
 use crate::pci::{self, DeviceRef, Function};
 use alloc::string::String;
@@ -116,22 +118,29 @@ unsafe impl Send for Managed {}
 #[cfg(feature = "selftest")]
 static MANAGED: Mutex<Vec<Managed>> = Mutex::new(Vec::new());
 
-/// What the configuration asks of one igb PF: its VFs (index, guest) and the guests given the PF
-/// itself.
+/// What the configuration asks of one igb PF: its VFs (index, guest, network identity) and the
+/// guests given the PF itself.
 struct Plan {
     pf: Bdf,
-    vfs: Vec<(u16, String)>,
+    vfs: Vec<mailbox::VfPlan>,
     whole: Vec<String>,
 }
 
 fn plan(bundle: &Bundle<'_>, pci: &pci::Pci) -> Vec<Plan> {
     let mut plans: Vec<Plan> = Vec::new();
     for g in &bundle.config.guests {
-        for d in &g.devices {
+        for (j, d) in g.devices.iter().enumerate() {
             let Some(f) = DeviceRef::from_config(d.function).and_then(|r| pci.resolve(r)) else {
                 continue;
             };
             if !is_pf(f) {
+                if d.mac.is_some() || !d.vlans.is_empty() {
+                    warn!(
+                        "guest \"{}\": device[{j}] ({d}, {}): `mac` and `vlans` apply to the VFs \
+                         of an igb PF only; ignored",
+                        g.name, f.bdf
+                    );
+                }
                 continue;
             }
             let at = match plans.iter().position(|p| p.pf == f.bdf) {
@@ -146,7 +155,12 @@ fn plan(bundle: &Bundle<'_>, pci: &pci::Pci) -> Vec<Plan> {
                 }
             };
             match d.vf {
-                Some(index) => plans[at].vfs.push((index, g.name.clone())),
+                Some(index) => plans[at].vfs.push(mailbox::VfPlan {
+                    index,
+                    guest: g.name.clone(),
+                    mac: d.mac,
+                    vlans: d.vlans.clone(),
+                }),
                 None => plans[at].whole.push(g.name.clone()),
             }
         }
@@ -163,7 +177,7 @@ pub fn init(bundle: &Bundle<'_>, mem: &Memory) {
         let wanted: Vec<String> = p
             .vfs
             .iter()
-            .map(|(i, g)| alloc::format!("VF {i} (guest \"{g}\")"))
+            .map(|v| alloc::format!("VF {} (guest \"{}\")", v.index, v.guest))
             .collect();
         let wanted = wanted.join(", ");
         if !p.whole.is_empty() {
@@ -191,6 +205,13 @@ pub fn init(bundle: &Bundle<'_>, mem: &Memory) {
                      decode on: Command {cmd:#06x}); VFs wanted: {wanted}",
                     p.pf
                 );
+                if let Err(e) = mailbox::init(f, mem, &p.vfs) {
+                    error!(
+                        "igb {}: mailbox not served: {e}; the VF drivers of {wanted} get no \
+                         answer to their reset",
+                        p.pf
+                    );
+                }
             }
             Err(e) => error!(
                 "igb {}: not set up for VF interrupts: {e}; the interrupts of {wanted} will not \

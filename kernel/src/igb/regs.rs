@@ -136,3 +136,114 @@ impl PfGpie {
         gpie.read()
     }
 }
+
+/// The PF registers of the mailbox service and of the VFs' receive filters, by BAR0 offset
+/// (82576 datasheet chapter 8, register descriptions: CTRL_EXT 0x00018, VMBMEM 0x00800 + 0x40·n,
+/// P2VMAILBOX 0x00C00 + 4·n, MBVFICR 0x00C80, VFLRE 0x00C88, VFRE 0x00C8C, VFTE 0x00C90,
+/// MTA 0x05200, RAL/RAH 0x05400 + 8·n (n < 16) and 0x054E0 + 8·(n − 16), VFTA 0x05600, VMOLR
+/// 0x05AD0 + 4·n, VLVF 0x05D00 + 4·n).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PfReg {
+    CtrlExt,
+    /// Word `word` of VF `vf`'s mailbox memory.
+    Vmbmem {
+        vf: u8,
+        word: u8,
+    },
+    /// The PF's side of VF `vf`'s mailbox control.
+    P2vMailbox(u8),
+    /// VF mailbox interrupt causes: a message (bit n) or an acknowledgement (bit 16 + n) of VF n.
+    Mbvficr,
+    /// VF function-level reset events (bit n), write 1 to clear.
+    Vflre,
+    Vfre,
+    Vfte,
+    Mta(u8),
+    Ral(u8),
+    Rah(u8),
+    Vfta(u8),
+    Vmolr(u8),
+    Vlvf(u8),
+}
+
+impl PfReg {
+    pub const fn offset(self) -> u64 {
+        match self {
+            Self::CtrlExt => 0x18,
+            Self::Vmbmem { vf, word } => 0x800 + 0x40 * vf as u64 + 4 * word as u64,
+            Self::P2vMailbox(vf) => 0xc00 + 4 * vf as u64,
+            Self::Mbvficr => 0xc80,
+            Self::Vflre => 0xc88,
+            Self::Vfre => 0xc8c,
+            Self::Vfte => 0xc90,
+            Self::Mta(i) => 0x5200 + 4 * i as u64,
+            Self::Ral(n) if n < 16 => 0x5400 + 8 * n as u64,
+            Self::Ral(n) => 0x54e0 + 8 * (n as u64 - 16),
+            Self::Rah(n) if n < 16 => 0x5404 + 8 * n as u64,
+            Self::Rah(n) => 0x54e4 + 8 * (n as u64 - 16),
+            Self::Vfta(i) => 0x5600 + 4 * i as u64,
+            Self::Vmolr(n) => 0x5ad0 + 4 * n as u64,
+            Self::Vlvf(i) => 0x5d00 + 4 * i as u64,
+        }
+    }
+}
+
+/// The BAR0 span [`PfRegs`] maps (up to the last VLVF entry).
+pub const PF_REGS_LEN: u64 = 0x6000;
+/// CTRL_EXT.PFRSTD: the PF's reset is done; clears RSTI in every VF's mailbox (datasheet §7.8
+/// "Virtualization"): the VF sees RSTD and may start its reset handshake.
+pub const CTRL_EXT_PFRSTD: u32 = 1 << 14;
+/// P2VMAILBOX: STS (a message for the VF is in the memory), ACK (the VF's message was read),
+/// PFU (the PF holds the memory).
+pub const P2V_STS: u32 = 1 << 0;
+pub const P2V_ACK: u32 = 1 << 1;
+pub const P2V_PFU: u32 = 1 << 3;
+/// RAH: address valid (bit 31), pool select (bits 25:18, one per pool).
+pub const RAH_AV: u32 = 1 << 31;
+pub const RAH_POOL_SHIFT: u32 = 18;
+
+const _: () = {
+    assert!(PfReg::Ral(15).offset() == 0x5478);
+    assert!(PfReg::Ral(16).offset() == 0x54e0);
+    assert!(PfReg::Rah(23).offset() == 0x551c);
+    assert!(PfReg::Vmbmem { vf: 7, word: 15 }.offset() == 0x9fc);
+    assert!(PfReg::Vlvf(31).offset() + 4 <= PF_REGS_LEN);
+    assert!(PfReg::Vfta(127).offset() == 0x57fc);
+    assert!(PfReg::Mta(127).offset() == 0x53fc);
+};
+
+/// A PF's registers of the mailbox service, mapped: every access is one aligned 32-bit volatile
+/// access through a block the mapping checks.
+#[derive(Debug, Clone, Copy)]
+pub struct PfRegs {
+    map: mmio::Mmio,
+}
+
+impl PfRegs {
+    /// Maps the first [`PF_REGS_LEN`] bytes of the PF's BAR0 at `bar0` (`len` bytes).
+    pub fn map(mem: &Memory, bar0: u64, len: u64) -> Result<Self, MmioError> {
+        if len < PF_REGS_LEN {
+            return Err(MmioError::BlockOutside {
+                offset: 0,
+                size: PF_REGS_LEN,
+                len,
+            });
+        }
+        Ok(Self {
+            map: mmio::map(mem, bar0, PF_REGS_LEN)?,
+        })
+    }
+
+    fn reg(&self, r: PfReg) -> Result<VolatilePtr<'static, u32>, MmioError> {
+        self.map.block::<u32>(r.offset())
+    }
+
+    pub fn read(&self, r: PfReg) -> Result<u32, MmioError> {
+        Ok(self.reg(r)?.read())
+    }
+
+    pub fn write(&self, r: PfReg, value: u32) -> Result<(), MmioError> {
+        self.reg(r)?.write(value);
+        Ok(())
+    }
+}

@@ -160,6 +160,8 @@ mod tests {
                     device: 0x10c9,
                 },
                 vf: Some(3),
+                mac: Some([0x02, 0, 0, 0, 0, 7]),
+                vlans: vec![10, 20],
             }],
             os: Some(crate::model::OsBoot::Linux {
                 cmdline: String::from("console=ttyS0"),

@@ -22,6 +22,6 @@ pub use bundle::{Bundle, BundleError, CONTROL_TASK_IMAGE, GuestImage};
 pub use error::ConfigError;
 pub use model::{
     ApicTest, BootConfig, ConsoleChoice, DeviceAssignment, DeviceSel, EntryMode, ExitMethod,
-    GuestBreak, GuestConfig, LogLevel, MultibootModule, OnControlCrash, OnCrash, OnIdle, OsBoot,
-    Segment, TestCase, TestOnly,
+    GuestBreak, GuestConfig, LogLevel, MacText, MultibootModule, OnControlCrash, OnCrash, OnIdle,
+    OsBoot, Segment, TestCase, TestOnly,
 };

@@ -44,11 +44,38 @@ pub enum DeviceSel {
     },
 }
 
-/// One `[[guest.device]]`: a function, or virtual function `vf` of a physical function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// One `[[guest.device]]`: a function, or virtual function `vf` of a physical function, with
+/// a VF's network identity where the configuration gives one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceAssignment {
     pub function: DeviceSel,
     pub vf: Option<u16>,
+    /// The VF's MAC address (unicast, not zero; unique in the configuration).
+    pub mac: Option<[u8; 6]>,
+    /// VLAN ids (1-4094, each once) the VF may join.
+    pub vlans: Vec<u16>,
+}
+
+impl DeviceAssignment {
+    /// Do both name the same function (selector and VF index)?
+    pub fn same_function(&self, other: &Self) -> bool {
+        self.function == other.function && self.vf == other.vf
+    }
+}
+
+/// A MAC address as `xx:xx:xx:xx:xx:xx`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MacText(pub [u8; 6]);
+
+impl core::fmt::Display for MacText {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
 }
 
 impl core::fmt::Display for DeviceAssignment {
@@ -439,6 +466,10 @@ pub enum TestCase {
     /// for that guest and none for the other, and the same VF aimed at an IRTE of the second
     /// guest must be blocked with a source-id fault.
     IgbVf,
+    /// The igb PF's mailbox service: guest A's VF resets and gets its configured MAC; a request
+    /// for guest B's VF's MAC, an unknown and a malformed message are refused (NACK) and logged;
+    /// guest B's VF handshake is unaffected.
+    IgbMailbox,
     /// A hardware wait whose clock never advances: the time reference every wait reads is
     /// frozen while SR-IOV enables the configured VFs; the 100 ms wait after VF Enable must end
     /// with the named error (clock stopped), the VFs be disabled again and boot go on.
@@ -447,7 +478,7 @@ pub enum TestCase {
 
 impl TestCase {
     /// Every scenario, for listings and error messages.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::PageFault,
         Self::VtdEdu,
         Self::VtdEduRegisterInvalidation,
@@ -457,6 +488,7 @@ impl TestCase {
         Self::Intremap,
         Self::Control,
         Self::IgbVf,
+        Self::IgbMailbox,
         Self::ClockStopped,
     ];
 
@@ -472,6 +504,7 @@ impl TestCase {
             Self::Intremap => "intremap",
             Self::Control => "control",
             Self::IgbVf => "igb-vf",
+            Self::IgbMailbox => "igb-mailbox",
             Self::ClockStopped => "clock-stopped",
         }
     }
@@ -548,6 +581,7 @@ mod tests {
             ("intremap", TestCase::Intremap),
             ("control", TestCase::Control),
             ("igb-vf", TestCase::IgbVf),
+            ("igb-mailbox", TestCase::IgbMailbox),
             ("clock-stopped", TestCase::ClockStopped),
         ] {
             assert_eq!(TestCase::from_name(name), Some(case));
