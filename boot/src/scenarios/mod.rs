@@ -456,6 +456,7 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     nvme::QEMU_NVME_VF,
     nvme::QEMU_NVME_VF_BAD,
+    nvme::QEMU_NVME_VF_IO,
     nvme::KVM_NVME_VF_GUEST,
     // Issue "VT-d interrupt remapping with x2APIC": eim=on, so x2APIC mode and 32-bit
     // destinations.

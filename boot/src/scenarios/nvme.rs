@@ -45,6 +45,23 @@ pub const QEMU_NVME_VF_BAD: Scenario = Scenario {
     timeout_secs: 180,
 };
 
+/// Issue 14 (Must-show 3): nvme VFs do I/O. The PF attaches its namespace to both VFs'
+/// controllers; guest A's VF writes 1 MiB of a pattern from guest A's memory to the shared
+/// namespace (PRP lists, MDTS-sized commands), guest B's VF reads it back into guest B's memory
+/// (checksums equal); each completion raises the VF's MSI-X on its own guest's IRTE; writes whose
+/// PRP or PRP list entry points outside guest A's memory are blocked with decoded faults.
+pub const QEMU_NVME_VF_IO: Scenario = Scenario {
+    name: "qemu-nvme-vf-io",
+    machine: MachineSpec::Qemu(QemuSpec::TCG),
+    config: Config::File("boot/scenarios/nvme-vf-io.toml"),
+    guests: &[],
+    expect: IO_EXPECT,
+    forbid: IO_FORBID,
+    input: &[],
+    end: End::Success,
+    timeout_secs: 180,
+};
+
 /// Issue 7 (build item): the guest-side NVMe driver. Guest "a" (`nvmegst64`) finds its VF at
 /// virtual 00:01.0, maps BAR0 at 0xc0000000 through its virtual configuration space and EPT, runs
 /// the admin queue in its own memory (Identify lands there), and an Identify with PRP1 = GPA
@@ -235,4 +252,22 @@ pub const BAD_FORBID: &[&str] = &[
     r"FAIL",
     r"assigned 02:00\.[12] ",
     r"DMA fault",
+];
+
+/// `qemu-nvme-vf-io`, in order.
+pub const IO_EXPECT: &[&str] = &[
+    BANNER,
+    r"selftest: nvme-vf-io: PASS \(5 steps\)",
+    r"CONDUIT EXIT: success",
+];
+
+/// `qemu-nvme-vf-io`: no failure, and only guest A's VF faults.
+pub const IO_FORBID: &[&str] = &[
+    PANIC,
+    ANY_EXCEPTION,
+    r"FAIL",
+    r"cannot be brought online",
+    r"not assigned",
+    r"do not see the PF's storage",
+    r"DMA fault on unit 0xfed90000: source (0[0-13-9]|02:00\.[02-7])",
 ];

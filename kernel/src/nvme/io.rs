@@ -37,16 +37,6 @@ pub struct DmaPages {
 }
 
 impl DmaPages {
-    /// Page `i` of these pages, as its own one-page region.
-    pub fn page(&self, i: u64) -> Option<DmaPages> {
-        (i < self.pages).then_some(DmaPages {
-            window: self.window,
-            hpa: self.hpa + i * PAGE,
-            device: self.device + i * PAGE,
-            pages: 1,
-        })
-    }
-
     /// Zeroes every page.
     pub fn zero(&self) {
         // SAFETY: the pages were lent to the driver (allocated for it, or guest memory lent to
@@ -112,7 +102,6 @@ impl QueueMemory for IoMemory {
 pub struct IoQueue {
     pub bdf: Bdf,
     pub qid: u16,
-    pub vector: Option<u16>,
     queue: QueuePair,
     mem: IoMemory,
     sq_doorbell: VolatilePtr<'static, u32>,
@@ -152,7 +141,6 @@ impl Controller {
         Ok(IoQueue {
             bdf,
             qid,
-            vector,
             queue: QueuePair::new(qid, entries, entries)
                 .map_err(|error| NvmeError::Queue { bdf, error })?,
             mem,

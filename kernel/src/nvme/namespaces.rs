@@ -6,10 +6,14 @@
 //! Namespace (CNS 00h) for its size and block size, and the list of controllers it is attached to
 //! (CNS 12h). The VF controllers not in that list get a Namespace Attachment (Select 0h, Controller
 //! Attach) naming them; the list is read again and must now name them. A namespace that is not
-//! shareable (NMIC bit 0 clear) can belong to one controller only and is not attached. What the
-//! controller already did is logged: QEMU 10's nvme attaches a shared namespace of the subsystem
-//! to a controller when that controller is enabled (CC.EN 0 -> 1), so before a guest enables its
-//! VF the VF's controller is not in the list (`docs/sriov.md`).
+//! shareable (NMIC bit 0 clear) can belong to one controller only and is not attached.
+//!
+//! QEMU 10.0's nvme attaches a shared namespace to a controller when that controller is enabled
+//! (CC.EN 0 -> 1), so before a guest enables its VF the VF's controller is not in the list; and it
+//! answers a Namespace Attachment naming another controller with "Namespace Already Attached"
+//! when the *issuing* controller (the PF) has the namespace. That answer with the VFs still
+//! unlisted is logged as a warning, not an error: the VFs' drivers find the namespace once they
+//! enable their controllers (`docs/sriov.md`).
 
 use super::controller::{Controller, NvmeError};
 use super::pf::OnlineVf;
@@ -22,7 +26,7 @@ use conduit_nvme::{
 };
 use conduit_pci::Bdf;
 use core::fmt;
-use log::info;
+use log::{info, warn};
 
 /// Command specific status of Namespace Attachment: the namespace is already attached to a
 /// listed controller.
@@ -190,15 +194,32 @@ fn share_one(
         });
     }
     let after = attached_to(c, nsid)?;
-    if let Some(scid) = missing.iter().find(|s| !after.contains(**s)) {
-        return Err(ShareError::StillDetached { nsid, scid: *scid });
+    let unlisted: Vec<u16> = missing
+        .iter()
+        .copied()
+        .filter(|s| !after.contains(*s))
+        .collect();
+    match (already, unlisted.first()) {
+        (_, None) => info!(
+            "nvme: {pf}: namespace {nsid}: Namespace Attachment to controller(s) {} completed \
+             with NVMe status {status}; now attached to controller(s) {}",
+            ids(&missing),
+            ids(after.ids())
+        ),
+        // The controller judged "already attached" by another controller than the one named
+        // (QEMU 10.0's nvme checks the issuing controller); its controllers attach a shared
+        // namespace when they are enabled: each VF's driver finds it in its Active Namespace
+        // ID list after CC.EN = 1.
+        (true, Some(_)) => warn!(
+            "nvme: {pf}: namespace {nsid}: Namespace Attachment to controller(s) {} answered \
+             NVMe status {status} although its controller list names {}: the namespace is \
+             shareable and attached to a controller when that controller is enabled; the VFs' \
+             drivers find it after enabling their controllers",
+            ids(&unlisted),
+            ids(after.ids())
+        ),
+        (false, Some(scid)) => return Err(ShareError::StillDetached { nsid, scid: *scid }),
     }
-    info!(
-        "nvme: {pf}: namespace {nsid}: Namespace Attachment to controller(s) {} completed with \
-         NVMe status {status}; now attached to controller(s) {}",
-        ids(&missing),
-        ids(after.ids())
-    );
     Ok(Shared {
         nsid,
         namespace,
