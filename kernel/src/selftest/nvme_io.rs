@@ -24,6 +24,8 @@
 //!    keep their checksums; the commands' statuses are logged decoded.
 //! 5. The per-guest counters: guest A's DMA faults are exactly the two blocked transfers.
 
+mod blocked;
+
 use super::guest_driver::{GuestView, msix_route, virtual_bdf};
 use super::intremap::{ONE_INTERRUPT, wait_ticks, wait_with_interrupts};
 use super::vtd_edu::checksum;
@@ -39,11 +41,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_hw::memory::{Memory, PhysWindow};
-use conduit_hw::vtd::fault::Fault;
 use conduit_irq::{GuestId, Owner};
-use conduit_nvme::{
-    Cns, Command, Direction, IdentifyController, IdentifyNamespace, NamespaceList,
-};
+use conduit_nvme::{Cns, Command, Direction, IdentifyController, IdentifyNamespace, NamespaceList};
 use conduit_pci::{Bdf, cap_id};
 use log::info;
 
@@ -122,11 +121,7 @@ fn find<'a>(guests: &'a mut [Guest], mem: &Memory) -> Result<(Side<'a>, Side<'a>
     let (b, (_, vf_b)) = placed
         .iter()
         .filter(|g| g.index != a.index)
-        .find_map(|g| {
-            with_vf(g)
-                .filter(|(p, _)| *p == pf)
-                .map(|v| (g.clone(), v))
-        })
+        .find_map(|g| with_vf(g).filter(|(p, _)| *p == pf).map(|v| (g.clone(), v)))
         .ok_or_else(|| format!("no second guest was given an online VF of {pf}"))?;
     let (mut guest_a, mut guest_b) = (None, None);
     for g in guests.iter_mut() {
@@ -159,9 +154,7 @@ fn find<'a>(guests: &'a mut [Guest], mem: &Memory) -> Result<(Side<'a>, Side<'a>
 /// Places BAR0 through the configuration ports, turns decode and bus mastering on; the guest's
 /// EPT must map the BAR to the VF's BAR0.
 fn map_bar0(s: &mut Side) -> Result<Vec<(u8, u64)>, String> {
-    let placed = s
-        .view
-        .place_bars(s.vbdf, s.function.bars.iter().copied())?;
+    let placed = s.view.place_bars(s.vbdf, s.function.bars.iter().copied())?;
     let gpa = placed
         .iter()
         .find(|(i, _)| *i == 0)
@@ -208,7 +201,12 @@ fn bring_up(
         .map_err(e)?;
     let id = IdentifyController::parse(&data[..]).map_err(|x| format!("{x}"))?;
     let data = c
-        .identify_ns(Cns::ActiveNamespaces, 0, 0, "Identify Active Namespace ID list")
+        .identify_ns(
+            Cns::ActiveNamespaces,
+            0,
+            0,
+            "Identify Active Namespace ID list",
+        )
         .map_err(e)?;
     let list = NamespaceList::parse(&data[..]).map_err(|x| format!("{x}"))?;
     let nsid = *list.ids().first().ok_or_else(|| {
@@ -365,136 +363,17 @@ fn move_mebibyte(
     Ok(commands)
 }
 
-/// Guest B's memory and the hypervisor's pages.
-fn protected_sums(b: &Side, root: u64, pf_admin: (u64, u64)) -> (u64, u64, u64) {
-    (
-        b.sum(0, b.guest.size),
-        checksum(&b.window, root, PAGE),
-        checksum(&b.window, pf_admin.0, pf_admin.1),
-    )
-}
-
-/// One write that must be blocked: `prp1`, `prp2` and, for a list, its entries. Returns the
-/// fault and the command's status text.
-fn blocked_write(
-    a: &Side,
-    d: &mut Driver,
-    pages: u64,
-    prp1: u64,
-    list: Option<[u64; 2]>,
-    bad: u64,
-) -> Result<(Fault, String), String> {
-    let block = d.ns.block_size;
-    let slba = BAD_LBA_BYTES / u64::from(block);
-    let blocks = (pages * PAGE / u64::from(block)) as u32;
-    let prp2 = match (pages, list) {
-        (1, None) => 0,
-        (3, Some(entries)) => {
-            a.pages(LIST_GPA, 1).write_u64s(entries.into_iter());
-            LIST_GPA
-        }
-        _ => return Err(String::from("a blocked write is one page, or three with a list")),
-    };
-    let cmd = Command::read_write(Direction::Write, d.nsid, slba, blocks, prp1, prp2)
-        .map_err(|e| format!("{e}"))?;
-    let status = match d.q.run(cmd, "Write") {
-        Ok(c) => format!("completed with NVMe status {}", c.status()),
-        Err(e) => format!("did not complete: {e}"),
-    };
-    wait_ticks(2);
-    let faults = iommu::service_faults();
-    let ok = |f: &Fault| f.source == a.vf.bdf && f.address == bad && !f.write;
-    match faults.as_slice() {
-        [f] if ok(f) && f.reason == NO_READ => Ok((f.clone(), status)),
-        other => Err(format!(
-            "Write with PRP {bad:#x}: expected one read fault from {} at {bad:#x} with reason \
-             {NO_READ:#04x}, found {other:?} (the command {status})",
-            a.vf.bdf
-        )),
-    }
-}
-
-/// Steps 3 and 4.
-fn bad_writes(a: &Side, da: &mut Driver, b: &Side, pf: Bdf) -> Result<(), String> {
-    let root = iommu::units()
-        .first()
-        .ok_or("no remapping unit")?
-        .root_table;
-    let pf_admin = nvme::pf_admin_memory(pf).ok_or("the PF's admin memory is unknown")?;
-    let b_buffer = b.guest.hpa + BUFFER_GPA;
-    let pf_iova = nvme::pf::PF_IOVA;
-    for bad in [b_buffer, pf_iova] {
-        if bad < a.guest.size {
-            return Err(format!(
-                "{bad:#x} lies inside guest A's IOVA window: not a test of anything"
-            ));
-        }
-    }
-    let leaked = b.sum(BUFFER_GPA, PAGE);
-    let cases: [(u8, &str, u64, u64, Option<[u64; 2]>, u64); 2] = [
-        (
-            3,
-            "PRP1 at guest B's buffer (its HPA)",
-            1,
-            b_buffer,
-            None,
-            b_buffer,
-        ),
-        (
-            4,
-            "PRP list entry 2 at the IOVA of the PF's admin queues (the hypervisor's domain)",
-            3,
-            BUFFER_GPA,
-            Some([BUFFER_GPA + PAGE, pf_iova]),
-            pf_iova,
-        ),
-    ];
-    for (step, what, pages, prp1, list, bad) in cases {
-        let before = protected_sums(b, root, pf_admin);
-        let (f, status) = blocked_write(a, da, pages, prp1, list, bad)?;
-        let after = protected_sums(b, root, pf_admin);
-        if before != after {
-            return Err(format!(
-                "step {step}: checksums (guest B, root table, PF admin) {before:x?} -> {after:x?}"
-            ));
-        }
-        // What the blocked write left on the namespace is not guest B's data.
-        let back = Command::read_write(
-            Direction::Read,
-            da.nsid,
-            BAD_LBA_BYTES / u64::from(da.ns.block_size),
-            (PAGE / u64::from(da.ns.block_size)) as u32,
-            SCRATCH_GPA,
-            0,
-        )
-        .map_err(|e| format!("{e}"))?;
-        let c = da.q.run(back, "Read").map_err(|e| format!("{e}"))?;
-        let on_disk = a.sum(SCRATCH_GPA, PAGE);
-        if !c.status().is_success() || (step == 3 && on_disk == leaked) {
-            return Err(format!(
-                "step {step}: reading the blocks back: status {}, checksum {on_disk:#018x} \
-                 (guest B's page {leaked:#018x})",
-                c.status()
-            ));
-        }
-        info!(
-            "selftest: nvme-vf-io [{step}] guest \"{}\" Write of {pages} page(s) with {what}: \
-             DMA read of {bad:#x} blocked (source {}, reason {:#04x}: {}); the command {status}; \
-             the blocks read back hold checksum {on_disk:#018x}, not guest B's page \
-             ({leaked:#018x}); unchanged: guest \"{}\" {:#018x}, root table (HPA {root:#x}) \
-             {:#018x}, PF admin queues (HPA {:#x}) {:#018x}",
-            a.guest.name,
-            f.source,
-            f.reason,
-            conduit_vtd::reason_text(f.reason),
-            b.guest.name,
-            after.0,
-            after.1,
-            pf_admin.0,
-            after.2
-        );
-    }
-    Ok(())
+/// Runs one command on the guest's I/O queue and waits for its completion's interrupt.
+fn awaited(
+    s: &Side,
+    q: &mut IoQueue,
+    command: Command,
+    what: &'static str,
+) -> Result<conduit_nvme::Completion, nvme::controller::NvmeError> {
+    let before = s.delivered();
+    let c = q.run(command, what)?;
+    wait_with_interrupts(ONE_INTERRUPT, || s.delivered() > before);
+    Ok(c)
 }
 
 /// Runs the script; returns the number of steps passed.
@@ -575,8 +454,18 @@ fn script(
         b.guest.name,
         a.guest.name
     );
+    wait_ticks(2);
     let (a0, b0) = (a.delivered(), b.delivered());
-    bad_writes(a, da, b, pf)?;
+    blocked::bad_writes(a, da, b, pf)?;
+    wait_ticks(2);
+    // Three commands of guest A's: the two blocked writes and the read-back.
+    let (more_a, more_b) = (a.delivered() - a0, b.delivered() - b0);
+    if (more_a, more_b) != (3, 0) {
+        return Err(format!(
+            "steps 3-4: guest A's 3 commands raised {more_a} interrupt(s) for it and {more_b} \
+             for guest B"
+        ));
+    }
     let all = crate::guest::report::counters();
     let of = |s: &Side| {
         all.iter()
@@ -592,12 +481,10 @@ fn script(
         ));
     }
     info!(
-        "selftest: nvme-vf-io [5] guest \"{}\": 2 DMA faults (the blocked writes), {} more \
-         interrupts during steps 3-4; guest \"{}\": no fault, {} more interrupts",
-        a.guest.name,
-        a.delivered() - a0,
-        b.guest.name,
-        b.delivered() - b0
+        "selftest: nvme-vf-io [5] guest \"{}\": 2 DMA faults (the blocked writes), {more_a} \
+         interrupts for its 3 commands of steps 3-4; guest \"{}\": no fault, {more_b} \
+         interrupts",
+        a.guest.name, b.guest.name
     );
     Ok(5)
 }
