@@ -20,17 +20,13 @@ use super::pf::OnlineVf;
 use super::regs::PAGE;
 use alloc::string::String;
 use alloc::vec::Vec;
-use conduit_nvme::status::StatusCodeType;
 use conduit_nvme::{
-    Attach, Cns, Command, ControllerList, IdentifyNamespace, NamespaceList, Status,
+    Attach, Attachment, Cns, Command, ControllerList, IdentifyNamespace, NamespaceList, Status,
+    judge_attachment,
 };
 use conduit_pci::Bdf;
 use core::fmt;
 use log::{info, warn};
-
-/// Command specific status of Namespace Attachment: the namespace is already attached to a
-/// listed controller.
-const ALREADY_ATTACHED: u8 = 0x18;
 
 /// Why a namespace could not be shared with the VFs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,22 +181,9 @@ fn share_one(
         what,
     )?;
     let status = done.status();
-    let already = status.is(StatusCodeType::CommandSpecific, ALREADY_ATTACHED);
-    if !status.is_success() && !already {
-        return Err(ShareError::AttachRefused {
-            nsid,
-            controllers: missing,
-            status,
-        });
-    }
     let after = attached_to(c, nsid)?;
-    let unlisted: Vec<u16> = missing
-        .iter()
-        .copied()
-        .filter(|s| !after.contains(*s))
-        .collect();
-    match (already, unlisted.first()) {
-        (_, None) => info!(
+    match judge_attachment(status, &missing, &after) {
+        Attachment::Listed => info!(
             "nvme: {pf}: namespace {nsid}: Namespace Attachment to controller(s) {} completed \
              with NVMe status {status}; now attached to controller(s) {}",
             ids(&missing),
@@ -210,15 +193,34 @@ fn share_one(
         // (QEMU 10.0's nvme checks the issuing controller); its controllers attach a shared
         // namespace when they are enabled: each VF's driver finds it in its Active Namespace
         // ID list after CC.EN = 1.
-        (true, Some(_)) => warn!(
-            "nvme: {pf}: namespace {nsid}: Namespace Attachment to controller(s) {} answered \
-             NVMe status {status} although its controller list names {}: the namespace is \
-             shareable and attached to a controller when that controller is enabled; the VFs' \
-             drivers find it after enabling their controllers",
-            ids(&unlisted),
-            ids(after.ids())
-        ),
-        (false, Some(scid)) => return Err(ShareError::StillDetached { nsid, scid: *scid }),
+        Attachment::ClaimedAttached { .. } => {
+            let unlisted: Vec<u16> = missing
+                .iter()
+                .copied()
+                .filter(|s| !after.contains(*s))
+                .collect();
+            warn!(
+                "nvme: {pf}: namespace {nsid}: Namespace Attachment to controller(s) {} answered \
+                 NVMe status {status} although its controller list names {}: the namespace is \
+                 shareable and attached to a controller when that controller is enabled; the \
+                 VFs' drivers find it after enabling their controllers",
+                ids(&unlisted),
+                ids(after.ids())
+            );
+        }
+        Attachment::StillDetached { unlisted } => {
+            return Err(ShareError::StillDetached {
+                nsid,
+                scid: unlisted,
+            });
+        }
+        Attachment::Refused(status) => {
+            return Err(ShareError::AttachRefused {
+                nsid,
+                controllers: missing,
+                status,
+            });
+        }
     }
     Ok(Shared {
         nsid,

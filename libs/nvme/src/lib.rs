@@ -38,7 +38,9 @@ pub use identify::{
     SecondaryControllerList,
 };
 pub use io::{Attach, Direction, IoError};
-pub use namespace::{ControllerList, IdentifyNamespace, NamespaceError, NamespaceList};
+pub use namespace::{
+    Attachment, ControllerList, IdentifyNamespace, NamespaceError, NamespaceList, judge_attachment,
+};
 pub use prp::{Chunk, Chunks, Prp, PrpError};
 pub use queue::{QueueError, QueueMemory, QueuePair, Reaped, Submitted};
 pub use regs::{Aqa, Cap, Cc, Csts, Version};

@@ -7,6 +7,7 @@
 //! size index beyond the formats listed is a [`NamespaceError`].
 
 use crate::identify::{ParseError, le16, le32, whole};
+use crate::status::{Status, StatusCodeType};
 use core::fmt;
 
 /// Why a namespace structure was refused.
@@ -224,6 +225,45 @@ impl ControllerList {
     }
 }
 
+/// Command specific status of Namespace Attachment: a named controller has the namespace already
+/// (NVMe Base Spec 2.0, Namespace Attachment command, "Namespace Already Attached").
+pub const ALREADY_ATTACHED: u8 = 0x18;
+
+/// What a Namespace Attachment (Controller Attach) achieved, judged from its status and the
+/// namespace's controller list read afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attachment {
+    /// Every named controller is now listed.
+    Listed,
+    /// The controller answered "Namespace Already Attached" yet does not list this controller
+    /// (a controller that attaches shared namespaces on its own, e.g. when it is enabled).
+    ClaimedAttached {
+        /// The first named controller not listed.
+        unlisted: u16,
+    },
+    /// The command succeeded yet this named controller is not listed.
+    StillDetached {
+        /// The first named controller not listed.
+        unlisted: u16,
+    },
+    /// The command failed.
+    Refused(Status),
+}
+
+/// Judges a Namespace Attachment of the controllers `named` that completed with `status`, the
+/// namespace's controller list being `after`.
+pub fn judge_attachment(status: Status, named: &[u16], after: &ControllerList) -> Attachment {
+    let already = status.is(StatusCodeType::CommandSpecific, ALREADY_ATTACHED);
+    if !status.is_success() && !already {
+        return Attachment::Refused(status);
+    }
+    match named.iter().copied().find(|id| !after.contains(*id)) {
+        None => Attachment::Listed,
+        Some(unlisted) if already => Attachment::ClaimedAttached { unlisted },
+        Some(unlisted) => Attachment::StillDetached { unlisted },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +363,33 @@ mod tests {
         assert_eq!(
             ControllerList::new(&[0u16; 2047]).unwrap().ids().len(),
             2047
+        );
+    }
+
+    #[test]
+    fn attachment_outcomes() {
+        let after = ControllerList::new(&[0, 1]).unwrap();
+        let ok = Status::SUCCESS;
+        let already = Status::new(StatusCodeType::CommandSpecific, ALREADY_ATTACHED);
+        assert_eq!(judge_attachment(ok, &[1], &after), Attachment::Listed);
+        assert_eq!(judge_attachment(already, &[1], &after), Attachment::Listed);
+        assert_eq!(
+            judge_attachment(already, &[1, 2], &after),
+            Attachment::ClaimedAttached { unlisted: 2 }
+        );
+        assert_eq!(
+            judge_attachment(ok, &[2], &after),
+            Attachment::StillDetached { unlisted: 2 }
+        );
+        let private = Status::new(StatusCodeType::CommandSpecific, 0x19);
+        assert_eq!(
+            judge_attachment(private, &[1], &after),
+            Attachment::Refused(private)
+        );
+        let invalid = Status::new(StatusCodeType::Generic, 0x02);
+        assert_eq!(
+            judge_attachment(invalid, &[], &after),
+            Attachment::Refused(invalid)
         );
     }
 }
