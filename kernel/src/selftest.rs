@@ -13,6 +13,7 @@ mod igb_mailbox;
 mod igb_vf;
 mod intremap;
 mod intremap_checks;
+mod nvme_io;
 mod nvme_vf;
 mod vtd_edu;
 
@@ -43,6 +44,7 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
         // These run once the guests are placed: see `after_guests`.
         TestCase::NvmeVf
         | TestCase::NvmeVfBad
+        | TestCase::NvmeVfIo
         | TestCase::Control
         | TestCase::IgbVf
         | TestCase::IgbMailbox => return,
@@ -57,6 +59,7 @@ pub fn after_guests(test: TestCase, mem: &'static Memory, guests: &mut [crate::g
     let (name, result) = match test {
         TestCase::NvmeVf => ("nvme-vf", nvme_vf::run(mem, guests)),
         TestCase::NvmeVfBad => ("nvme-vf-bad", nvme_vf::run_bad()),
+        TestCase::NvmeVfIo => ("nvme-vf-io", nvme_io::run(mem, guests)),
         TestCase::Control => ("control", control::run(mem, guests)),
         TestCase::IgbVf => ("igb-vf", igb_vf::run(mem, guests)),
         TestCase::IgbMailbox => ("igb-mailbox", igb_mailbox::run(mem, guests)),
@@ -64,7 +67,10 @@ pub fn after_guests(test: TestCase, mem: &'static Memory, guests: &mut [crate::g
     };
     report(name, result);
     // The scenarios of VFs at work for guests end with what each guest got and caused.
-    if matches!(test, TestCase::NvmeVf | TestCase::IgbVf) {
+    if matches!(
+        test,
+        TestCase::NvmeVf | TestCase::NvmeVfIo | TestCase::IgbVf
+    ) {
         crate::guest::report::log_counters();
     }
 }

@@ -458,7 +458,9 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     nvme::QEMU_NVME_VF,
     nvme::QEMU_NVME_VF_BAD,
+    nvme::QEMU_NVME_VF_IO,
     nvme::KVM_NVME_VF_GUEST,
+    nvme::KVM_LINUX_NVME_VF,
     // Issue "VT-d interrupt remapping with x2APIC": eim=on, so x2APIC mode and 32-bit
     // destinations.
     Scenario {

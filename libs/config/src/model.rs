@@ -450,6 +450,12 @@ pub enum TestCase {
     /// resources than a secondary controller may have. Both must be reported with the NVMe status
     /// and left unassigned; the other VFs come online.
     NvmeVfBad,
+    /// NVMe VFs doing I/O: on behalf of the first two guests given VFs of one NVMe PF (no vCPU
+    /// runs them), guest A's VF writes a mebibyte from guest A's memory to the shared namespace
+    /// through I/O queues in guest A's memory, guest B's VF reads it back into guest B's memory;
+    /// completions raise each VF's MSI-X on its own guest's IRTE; writes whose PRP or PRP list
+    /// entry points outside guest A's memory must be blocked by the IOMMU.
+    NvmeVfIo,
     /// VT-d interrupt remapping: edu's MSI through a guest-owned, source-verified IRTE (raised
     /// interrupts and the DMA-completion interrupt counted per guest), forged messages blocked
     /// with decoded faults (0x26, 0x22, 0x21), an I/O APIC-routed timer in remappable format,
@@ -478,13 +484,14 @@ pub enum TestCase {
 
 impl TestCase {
     /// Every scenario, for listings and error messages.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::PageFault,
         Self::VtdEdu,
         Self::VtdEduRegisterInvalidation,
         Self::DmarCorrupt,
         Self::NvmeVf,
         Self::NvmeVfBad,
+        Self::NvmeVfIo,
         Self::Intremap,
         Self::Control,
         Self::IgbVf,
@@ -501,6 +508,7 @@ impl TestCase {
             Self::DmarCorrupt => "dmar-corrupt",
             Self::NvmeVf => "nvme-vf",
             Self::NvmeVfBad => "nvme-vf-bad",
+            Self::NvmeVfIo => "nvme-vf-io",
             Self::Intremap => "intremap",
             Self::Control => "control",
             Self::IgbVf => "igb-vf",
@@ -578,6 +586,7 @@ mod tests {
             ("page-fault", TestCase::PageFault),
             ("nvme-vf", TestCase::NvmeVf),
             ("nvme-vf-bad", TestCase::NvmeVfBad),
+            ("nvme-vf-io", TestCase::NvmeVfIo),
             ("intremap", TestCase::Intremap),
             ("control", TestCase::Control),
             ("igb-vf", TestCase::IgbVf),
