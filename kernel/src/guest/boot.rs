@@ -9,10 +9,10 @@ use crate::pci::DeviceRef;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use conduit_config::{Bundle, DeviceAssignment, DeviceSel, GuestConfig};
+use conduit_config::{Bundle, DeviceAssignment, GuestConfig};
 use conduit_hw::memory::Memory;
 use conduit_hw::{cpu::VmxInfo, time, vmx};
-use conduit_pci::Bdf;
+use conduit_pci::{Bdf, PciAddress};
 use log::{error, info, warn};
 #[cfg(feature = "selftest")]
 use spin::Mutex;
@@ -270,27 +270,34 @@ fn attach_to_domain(
 /// exist, have an SR-IOV capability, `vf` must be below TotalVFs and the VFs enabled) and assigns
 /// it to `domain`.
 fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<Bdf, String> {
-    let r = match d.function {
-        DeviceSel::Bdf { bus, dev, func } => DeviceRef::Address(
-            Bdf::new(bus, dev, func).ok_or_else(|| format!("{d} is not a valid address"))?,
-        ),
-        DeviceSel::Id { vendor, device } => DeviceRef::Id { vendor, device },
-    };
+    let r =
+        DeviceRef::from_config(d.function).ok_or_else(|| format!("{d} is not a valid address"))?;
+    let pci = crate::pci::get().ok_or("no PCI enumeration")?;
+    let f = pci
+        .resolve(r)
+        .ok_or_else(|| format!("no such function on this machine ({r})"))?;
+    if f.segment != 0 {
+        return Err(format!(
+            "{} is on PCI segment {:04x}: guests get functions of segment 0 only (the control \
+             task reaches configuration space there only)",
+            f.address(),
+            f.segment
+        ));
+    }
     let r = match d.vf {
         None => r,
         Some(index) => {
-            let pf = crate::pci::get()
-                .and_then(|pci| pci.resolve(r))
-                .ok_or_else(|| format!("no PF {r} on this machine"))?;
-            let vf = crate::pci::sriov::vf_of(pf.bdf, index).map_err(|e| format!("{e}"))?;
-            nvme_vf_ready(pf.bdf, index)?;
-            DeviceRef::Address(vf)
+            let vf = crate::pci::sriov::vf_of(f.bdf, index).map_err(|e| format!("{e}"))?;
+            nvme_vf_ready(f.bdf, index)?;
+            DeviceRef::Address(PciAddress::on_segment0(vf))
         }
     };
     match domain {
-        Some(id) => iommu::assign_device(r, id).map_err(|e| format!("{e}")),
-        None => crate::pci::get()
-            .and_then(|pci| pci.resolve(r))
+        Some(id) => iommu::assign_device(r, id)
+            .map(|a| a.bdf)
+            .map_err(|e| format!("{e}")),
+        None => pci
+            .resolve(r)
             .map(|f| f.bdf)
             .ok_or_else(|| format!("no such function on this machine ({r})")),
     }

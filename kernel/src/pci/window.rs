@@ -87,13 +87,20 @@ impl MmioMap {
         let mut bridges = Vec::new();
         let mut memory_entry = Vec::new();
         for f in functions {
+            // Segment 0's bridges are the ones that may grow; another segment's functions decode
+            // outside every one of them, like the platform's ranges.
+            let by = if f.segment == 0 {
+                Decoder::Function { bus: f.bdf.bus() }
+            } else {
+                Decoder::Platform
+            };
             for bar in f.bars.iter().filter(|b| b.is_memory() && b.address != 0) {
                 if let Some(range) = MmioWindow::at(bar.address, bar.size) {
-                    decoded.push(Decoded {
-                        range,
-                        by: Decoder::Function { bus: f.bdf.bus() },
-                    });
+                    decoded.push(Decoded { range, by });
                 }
+            }
+            if f.segment != 0 {
+                continue;
             }
             let (Some(buses), Ok(w)) = (
                 f.bridge.and_then(|b| b.range()),

@@ -36,6 +36,9 @@ pub enum Via {
 pub struct Fault {
     /// Register base of the unit that recorded it.
     pub unit: u64,
+    /// The unit's PCI segment (its DRHD's Segment Number, VT-d spec §8.3): requester IDs are
+    /// numbers within it.
+    pub segment: u16,
     /// Requester ID of the DMA.
     pub source: Bdf,
     /// Page address of the request (the IOVA, 4 KiB aligned); for an interrupt-remapping fault
@@ -58,6 +61,7 @@ pub struct Fault {
 struct Slot {
     regs: u64,
     phys: u64,
+    segment: u16,
     records: u64,
 }
 
@@ -83,21 +87,22 @@ static PENDING: Mutex<Pending> = Mutex::new(Pending {
 
 /// Registers a unit's register block (mapped for 'static) so that faults are drained from it.
 /// `records` is the virtual address of its first fault-recording register.
-pub fn register(regs: VolatilePtr<'static, Registers>, phys: u64, records: u64) {
+pub fn register(regs: VolatilePtr<'static, Registers>, phys: u64, segment: u16, records: u64) {
     let slot = Slot {
         regs: regs.as_raw_ptr().as_ptr() as u64,
         phys,
+        segment,
         records,
     };
     x86_64::instructions::interrupts::without_interrupts(|| UNITS.write().push(slot));
 }
 
-fn unit(slot: Slot) -> Option<(VolatilePtr<'static, Registers>, u64, u64)> {
+fn unit(slot: Slot) -> Option<(VolatilePtr<'static, Registers>, u64)> {
     let ptr = core::ptr::NonNull::new(slot.regs as *mut Registers)?;
     // SAFETY: only `register` creates slots, from the register block of a unit, mapped uncached
     // for the life of the hypervisor.
     let regs = unsafe { VolatilePtr::new(ptr) };
-    Some((regs, slot.phys, slot.records))
+    Some((regs, slot.records))
 }
 
 fn record(records: u64, index: u64) -> Option<VolatilePtr<'static, FaultRecording>> {
@@ -107,10 +112,11 @@ fn record(records: u64, index: u64) -> Option<VolatilePtr<'static, FaultRecordin
     Some(unsafe { VolatilePtr::new(ptr) })
 }
 
-fn decode(unit: u64, lo: u64, hi: u64, via: Via) -> Option<Fault> {
+fn decode(slot: Slot, lo: u64, hi: u64, via: Via) -> Option<Fault> {
     let r = FaultRecord::decode(lo, hi)?;
     Some(Fault {
-        unit,
+        unit: slot.phys,
+        segment: slot.segment,
         source: r.source,
         address: r.address,
         interrupt_index: r.interrupt_index(),
@@ -123,7 +129,7 @@ fn decode(unit: u64, lo: u64, hi: u64, via: Via) -> Option<Fault> {
 
 /// Reads and clears every valid record of one unit, starting at FSTS.FRI, and clears PFO.
 fn drain_unit(slot: Slot, via: Via, pending: &mut Pending) {
-    let Some((regs, phys, records)) = unit(slot) else {
+    let Some((regs, records)) = unit(slot) else {
         return;
     };
     let count = u64::from(super::caps::Cap(map_field!(regs.cap).read()).nfr()) + 1;
@@ -137,7 +143,7 @@ fn drain_unit(slot: Slot, via: Via, pending: &mut Pending) {
             };
             let hi = map_field!(rec.hi).read();
             let lo = map_field!(rec.lo).read();
-            let Some(fault) = decode(phys, lo, hi, via) else {
+            let Some(fault) = decode(slot, lo, hi, via) else {
                 continue;
             };
             map_field!(rec.hi).write(VALID);

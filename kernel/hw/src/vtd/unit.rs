@@ -58,6 +58,8 @@ pub struct RemappingUnit {
     queue: Option<Queue>,
     levels: PagingLevels,
     host_address_width: u8,
+    /// The PCI segment whose functions the unit translates (its DRHD's Segment Number).
+    segment: u16,
 }
 
 // SAFETY: the only non-`Send` fields are volatile pointers to the unit's registers, which are
@@ -67,7 +69,8 @@ unsafe impl Send for RemappingUnit {}
 
 impl RemappingUnit {
     /// Maps the unit at `phys`, logs its capabilities and takes it over: a root table with an
-    /// empty context table for each of `buses` (every function blocked), caches invalidated,
+    /// empty context table for each of `buses` (buses of `segment`, the unit's DRHD's Segment
+    /// Number, VT-d spec §8.3; every function blocked), caches invalidated,
     /// queued invalidation on where supported (unless `register_only`). Translation stays off
     /// until [`RemappingUnit::enable_translation`].
     pub fn new(
@@ -75,6 +78,7 @@ impl RemappingUnit {
         phys: u64,
         host_address_width: u8,
         register_only: bool,
+        segment: u16,
         buses: &[u8],
     ) -> Result<Self, VtdError> {
         let probe = mmio::map(mem, phys, 4096).map_err(VtdError::Mmio)?;
@@ -127,6 +131,7 @@ impl RemappingUnit {
             queue: None,
             levels,
             host_address_width,
+            segment,
         };
         unit.take_over()?;
         unit.set_root_table()?;
@@ -137,7 +142,12 @@ impl RemappingUnit {
         } else {
             info!("vtd:   ECAP.QI = 0: invalidations go through the registers");
         }
-        fault::register(unit.regs(), phys, mmio.virt(cap.fault_record_offset()));
+        fault::register(
+            unit.regs(),
+            phys,
+            segment,
+            mmio.virt(cap.fault_record_offset()),
+        );
         Ok(unit)
     }
 
@@ -152,6 +162,11 @@ impl RemappingUnit {
     /// Register base (physical).
     pub fn phys(&self) -> u64 {
         self.phys
+    }
+
+    /// The PCI segment the unit translates.
+    pub fn segment(&self) -> u16 {
+        self.segment
     }
 
     pub fn cap(&self) -> Cap {
