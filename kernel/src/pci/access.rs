@@ -40,7 +40,7 @@ pub struct EcamAccess {
 impl EcamAccess {
     /// Maps the MCFG allocation's buses (it was checked: `conduit_pci::check_windows`).
     pub fn new(mem: &Memory, region: &EcamRegion) -> Result<Self, MmioError> {
-        let window = mmio::map(mem, region.first_byte(), region.len())?;
+        let window = mmio::map(mem, region.first_byte(), region.bytes())?;
         Ok(Self {
             window,
             region: *region,

@@ -395,7 +395,7 @@ fn ecam_mechanism(e: &EcamAccess) -> Mechanism {
     let r = e.region();
     Mechanism::Ecam {
         phys: r.first_byte(),
-        len: r.len(),
+        len: r.bytes(),
         start_bus: r.bus_start,
         end_bus: r.bus_end,
     }
@@ -432,7 +432,7 @@ pub fn hand_over(mem: &Memory) -> Option<Mechanism> {
 fn unmap_window(mem: &Memory, e: EcamAccess) {
     let r = *e.region();
     let window = e.mapping();
-    let (phys, len) = (r.first_byte(), r.len());
+    let (phys, len) = (r.first_byte(), r.bytes());
     let what = alloc::format!(
         "pci: ECAM at {phys:#x} ({} MiB, {})",
         len >> 20,

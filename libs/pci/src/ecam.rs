@@ -81,7 +81,7 @@ impl EcamWindow {
 
     /// Bytes from [`Self::first_byte`] to the end of bus `bus_end`.
     #[must_use]
-    pub fn len(&self) -> u64 {
+    pub fn bytes(&self) -> u64 {
         u64::from(self.buses()) * BUS_BYTES
     }
 
@@ -120,7 +120,7 @@ impl EcamWindow {
         let wraps = self
             .base
             .checked_add(u64::from(self.bus_start) * BUS_BYTES)
-            .and_then(|first| first.checked_add(self.len() - 1))
+            .and_then(|first| first.checked_add(self.bytes() - 1))
             .is_none();
         if wraps {
             return Err(EcamError::Wraps {
@@ -209,7 +209,7 @@ mod tests {
         let w = window(1, 0x80, 0xff);
         let bdf = Bdf::new(0x81, 2, 3).expect("valid");
         assert_eq!(w.first_byte(), 0xe000_0000 + 0x80 * BUS_BYTES);
-        assert_eq!(w.len(), 0x80 * BUS_BYTES);
+        assert_eq!(w.bytes(), 0x80 * BUS_BYTES);
         assert_eq!(
             w.offset_of(bdf, 0x100),
             Some(BUS_BYTES + (2 << 15) + (3 << 12) + 0x100)

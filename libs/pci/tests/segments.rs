@@ -12,7 +12,7 @@ use support::fake::{FakeFn, bdf};
 /// a function's bytes sit at `window.first_byte() + window.offset_of(bdf, 0)`.
 struct FakeEcam {
     windows: Vec<EcamWindow>,
-    /// One byte image per window, `window.len()` bytes, all ones where no function answers.
+    /// One byte image per window, `window.bytes()` bytes, all ones where no function answers.
     memory: Vec<Vec<u8>>,
 }
 
@@ -21,7 +21,7 @@ impl FakeEcam {
         check_windows(&windows).expect("consistent MCFG");
         let memory = windows
             .iter()
-            .map(|w| vec![0xff; usize::try_from(w.len()).expect("fits")])
+            .map(|w| vec![0xff; usize::try_from(w.bytes()).expect("fits")])
             .collect();
         Self { windows, memory }
     }
