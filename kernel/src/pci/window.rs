@@ -30,7 +30,7 @@ use conduit_pci::{
     Bdf, BridgeWindow, Claim, ConfigAccess, Decoded, Decoder, MmioWindow, VfSpaceError,
     WindowChange, WindowError,
 };
-use log::info;
+use log::{error, info};
 
 /// Highest byte VF BARs may use: just below the I/O APIC's conventional base.
 const TOP: u64 = 0xfebf_ffff;
@@ -151,7 +151,21 @@ impl MmioMap {
             };
             claimed.len()
         ];
-        let n = conduit_pci::claims(claimed.iter().copied(), &mut merged).unwrap_or(0);
+        // Fail closed: without the firmware's claims no free space is known, so no window is
+        // opened or grown (`bounds` stays `None`) and VF BARs stay where firmware put them.
+        let Some(n) = conduit_pci::claims(claimed.iter().copied(), &mut merged) else {
+            error!(
+                "window: the firmware's claims ({} range(s)) could not be merged: no bridge \
+                 window is opened or grown",
+                claimed.len()
+            );
+            return Self {
+                decoded,
+                bridges,
+                memory_entry,
+                bounds: None,
+            };
+        };
         let below_4g = merged[..n]
             .iter()
             .filter(|d| d.range.base <= MmioWindow::LIMIT_4G)
