@@ -279,7 +279,8 @@ fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<Bdf, Str
     if f.segment != 0 {
         return Err(format!(
             "{} is on PCI segment {:04x}: guests get functions of segment 0 only (the control \
-             task reaches configuration space there only)",
+             task maps segment 0's configuration space only, and the one interrupt remapping \
+             table all units share verifies source-ids without their segment)",
             f.address(),
             f.segment
         ));
