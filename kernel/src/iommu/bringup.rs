@@ -86,7 +86,13 @@ pub(super) fn bring_up(mem: &'static Memory, dmar: Option<&[u8]>, register_only:
     match apic_id {
         Ok(apic_id) => {
             for u in &units {
-                u.enable_fault_interrupt(apic_id, apic::vectors::VTD_FAULT);
+                if let Err(e) = u.enable_fault_interrupt(apic_id, apic::vectors::VTD_FAULT) {
+                    warn!(
+                        "vtd: unit {:#x}: fault event interrupt not enabled: {e}; its faults are \
+                         found by polling the fault status only",
+                        u.phys()
+                    );
+                }
             }
         }
         Err(e) => warn!("iommu: {e}: DMA faults are found by polling the fault status only"),

@@ -21,7 +21,7 @@ use crate::memory::{Frames, Memory, PhysWindow};
 use alloc::vec::Vec;
 use conduit_paging::{Config, PagingLevels};
 use conduit_pci::Bdf;
-use conduit_vtd::takeover::{self, Command, FaultEventMsi, Pmr};
+use conduit_vtd::takeover::{self, Command, FaultEventError, FaultEventMsi, Pmr};
 use conduit_vtd::{Cap, Ecap};
 use log::{info, warn};
 use volatile::{VolatilePtr, map_field};
@@ -294,10 +294,11 @@ impl RemappingUnit {
     }
 
     /// Programs the fault event interrupt for `vector` on the CPU with local APIC ID `apic_id`
-    /// (§5.1.6 / §10.4.11-§10.4.13; destination bits 31:8 in FEUADDR, so any x2APIC ID is
-    /// reachable) and unmasks it.
-    pub fn enable_fault_interrupt(&self, apic_id: u32, vector: u8) {
-        let msi = FaultEventMsi::new(apic_id, vector);
+    /// (§5.1.6 / §10.4.11-§10.4.13; destination bits 31:8 in FEUADDR, which units with ECAP.EIM
+    /// have) and unmasks it. A destination above 255 on a unit without EIM cannot be addressed:
+    /// the interrupt stays masked and the error says why (faults are then found by polling).
+    pub fn enable_fault_interrupt(&self, apic_id: u32, vector: u8) -> Result<(), FaultEventError> {
+        let msi = FaultEventMsi::new(apic_id, vector, self.ecap.eim())?;
         msi.program(&mut self.access());
         let regs = self.regs();
         map_field!(regs.fectl).write(0);
@@ -313,6 +314,7 @@ impl RemappingUnit {
             msi.address,
             msi.upper_address,
         );
+        Ok(())
     }
 
     /// Turns the protected memory regions off (PMEN.EPM = 0, PRS awaited): call once
