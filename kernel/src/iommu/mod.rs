@@ -599,5 +599,14 @@ pub fn service_faults() -> Vec<Fault> {
     if found.dropped != 0 {
         error!("vtd: {} fault(s) dropped: pending list full", found.dropped);
     }
+    if found.masked != 0 {
+        error!(
+            "vtd: fault storm: the fault event interrupt was masked {} time(s) for the rest of a \
+             tick (more than {} fault interrupts in one tick); the faults were recorded and \
+             drained all the same",
+            found.masked,
+            fault::INTERRUPT_LIMIT
+        );
+    }
     found.faults
 }

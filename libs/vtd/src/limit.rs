@@ -118,6 +118,62 @@ impl<const N: usize> FaultLimiter<N> {
     }
 }
 
+/// The fault event interrupt's own rate limit. Logging less is not enough: a function whose DMA
+/// faults without pause raises the fault event interrupt again as soon as its record is freed,
+/// and so can keep a CPU in the handler. More than `limit` fault event interrupts within one tick
+/// mask the interrupt (FECTL.IM, VT-d spec §10.4.10) for the rest of the tick; the next tick
+/// unmasks it. Nothing is lost meanwhile: the unit keeps recording faults (and sets FECTL.IP,
+/// delivered on unmasking), and polling drains the records as always.
+#[derive(Debug, Clone)]
+pub struct InterruptThrottle {
+    limit: u32,
+    tick: u64,
+    seen: u32,
+    masked: bool,
+    /// Times the interrupt was masked since [`InterruptThrottle::take_masked`].
+    episodes: u32,
+}
+
+impl InterruptThrottle {
+    /// At most `limit` fault event interrupts per tick.
+    pub const fn new(limit: u32) -> Self {
+        Self {
+            limit,
+            tick: 0,
+            seen: 0,
+            masked: false,
+            episodes: 0,
+        }
+    }
+
+    /// One fault event interrupt during `tick`: `true` if the interrupt must be masked now.
+    pub fn on_interrupt(&mut self, tick: u64) -> bool {
+        if tick != self.tick {
+            self.tick = tick;
+            self.seen = 0;
+        }
+        self.seen = self.seen.saturating_add(1);
+        if self.seen > self.limit && !self.masked {
+            self.masked = true;
+            self.episodes = self.episodes.saturating_add(1);
+            return true;
+        }
+        false
+    }
+
+    /// Tick `tick` began: `true` if the interrupt was masked and must be unmasked now.
+    pub fn on_tick(&mut self, tick: u64) -> bool {
+        self.tick = tick;
+        self.seen = 0;
+        core::mem::take(&mut self.masked)
+    }
+
+    /// How many times the interrupt was masked since the last call (for the log).
+    pub fn take_masked(&mut self) -> u32 {
+        core::mem::take(&mut self.episodes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +253,23 @@ mod tests {
         assert_eq!(l.admit(1, PciAddress::new(1, b)), Verdict::Log);
         assert_eq!(l.admit(1, PciAddress::new(1, b)), Verdict::Count);
         assert_eq!(taken(&mut l), [(Some(PciAddress::new(1, b)), 1)]);
+    }
+
+    #[test]
+    fn a_fault_interrupt_storm_is_masked_until_the_next_tick() {
+        let mut t = InterruptThrottle::new(3);
+        let masks: Vec<bool> = (0..6).map(|_| t.on_interrupt(5)).collect();
+        assert_eq!(masks, [false, false, false, true, false, false]);
+        assert_eq!(t.take_masked(), 1);
+        assert_eq!(t.take_masked(), 0);
+        // The next tick unmasks once, and counts afresh.
+        assert!(t.on_tick(6));
+        assert!(!t.on_tick(7));
+        assert_eq!((0..3).filter(|_| t.on_interrupt(7)).count(), 0);
+        assert!(t.on_interrupt(7));
+        // Interrupts of a later tick that nobody announced start a new count too.
+        assert!(t.on_tick(8));
+        assert!(!t.on_interrupt(9));
+        assert_eq!(t.take_masked(), 1);
     }
 }
