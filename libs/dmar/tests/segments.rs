@@ -112,3 +112,31 @@ fn the_io_apic_source_id_comes_with_its_unit() {
         (0, 0xfed9_1000, bdf(0xf0, 0x1f, 0))
     );
 }
+
+#[test]
+fn an_io_apic_on_segment_1_is_resolved_through_that_segments_bridges() {
+    // Segment 1's unit lists an I/OxAPIC behind its root port 00:03.0 (path 00:03.0 -> 00.0):
+    // only segment 1's bridges put it on bus 01.
+    let mut t = Table::new(46, 0x01);
+    t.structure(
+        0,
+        &drhd_body(
+            INCLUDE_PCI_ALL,
+            0,
+            1,
+            0xfed9_3000,
+            &[scope(IOAPIC, 9, 0, &[(3, 0), (0, 0)])],
+        ),
+    );
+    let bytes = t.finish();
+    let dmar = Dmar::parse(&bytes).expect("valid");
+    let (seg0, seg1) = bridges();
+    let (unit, scope) = dmar.ioapic_scope(9).expect("table reads").expect("listed");
+    assert_eq!(unit.segment(), 1);
+    assert_eq!(scope.resolve(&seg1), Ok(bdf(1, 0, 0)));
+    assert!(
+        scope.resolve(&seg0).is_err(),
+        "no bridge at 00:03.0 on segment 0"
+    );
+    assert_eq!(dmar.ioapic_scope(8).expect("table reads"), None);
+}
