@@ -277,11 +277,17 @@ fn probe<C: ConfigAccess>(
     }
 }
 
-/// Sets bits in the Command register of `bdf` (PCI Local Bus Spec 3.0 §6.2.2), leaving the
-/// others; returns the new value.
+/// Sets bits in the Command register of `bdf` on segment 0 ([`enable_command_bits_at`]).
 pub fn enable_command_bits(bdf: Bdf, bits: u16) -> Option<u16> {
+    enable_command_bits_at(PciAddress::on_segment0(bdf), bits)
+}
+
+/// Sets bits in the Command register of `at` (PCI Local Bus Spec 3.0 §6.2.2), leaving the
+/// others; returns the new value.
+pub fn enable_command_bits_at(at: PciAddress, bits: u16) -> Option<u16> {
     let pci = get()?;
-    pci.with_config(|cfg| {
+    pci.with_segment(at.segment, |cfg| {
+        let bdf = at.bdf;
         conduit_pci::read_header(&*cfg, bdf).ok()?;
         let old = cfg.read16(bdf, conduit_pci::config::reg::COMMAND);
         conduit_pci::config::write_command(cfg, bdf, old | bits);
