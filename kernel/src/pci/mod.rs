@@ -20,6 +20,7 @@ mod sriov_vf;
 pub mod window;
 
 use crate::platform::Platform;
+use crate::platform::acpi::Ecam;
 use access::{Access, EcamAccess, PortIoAccess};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -174,8 +175,15 @@ fn choose_access(platform: &Platform, mem: &Memory) -> Access {
         warn!("pci: the MCFG is inconsistent ({e}): using port I/O (segment 0 only)");
         return Access::PortIo(PortIoAccess);
     }
+    // Segment 0 first: without a usable window there, configuration mechanism #1 serves it and
+    // no other window is mapped (the kernel keeps no mapping it would not hand over).
+    let (zero, others): (Vec<&Ecam>, Vec<&Ecam>) =
+        platform.ecam.iter().partition(|r| r.segment == 0);
     let mut windows = Vec::new();
-    for region in &platform.ecam {
+    for region in zero.into_iter().chain(others) {
+        if windows.is_empty() && region.segment != 0 {
+            break;
+        }
         match EcamAccess::new(mem, region) {
             Ok(ecam) => windows.push(ecam),
             Err(e) => warn!(
@@ -185,8 +193,8 @@ fn choose_access(platform: &Platform, mem: &Memory) -> Access {
             ),
         }
     }
-    if !windows.iter().any(|w| w.region().segment == 0) {
-        warn!("pci: no ECAM window of segment 0 is usable: using port I/O for segment 0 only");
+    if windows.is_empty() {
+        warn!("pci: no ECAM window of segment 0 is usable: using port I/O, for segment 0 only");
         return Access::PortIo(PortIoAccess);
     }
     Access::Ecam(windows)
