@@ -221,6 +221,7 @@ fn the_igb_vf_scenario_runs_on_qemu_with_two_vfs_of_one_pf() {
             matches!(
                 d.function,
                 DeviceSel::Bdf {
+                    segment: 0,
                     bus: 1,
                     dev: 0,
                     func: 0

@@ -9,10 +9,10 @@ use crate::pci::DeviceRef;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use conduit_config::{Bundle, DeviceAssignment, DeviceSel, GuestConfig};
+use conduit_config::{Bundle, DeviceAssignment, GuestConfig};
 use conduit_hw::memory::Memory;
 use conduit_hw::{cpu::VmxInfo, time, vmx};
-use conduit_pci::Bdf;
+use conduit_pci::{Bdf, PciAddress};
 use log::{error, info, warn};
 #[cfg(feature = "selftest")]
 use spin::Mutex;
@@ -270,30 +270,48 @@ fn attach_to_domain(
 /// exist, have an SR-IOV capability, `vf` must be below TotalVFs and the VFs enabled) and assigns
 /// it to `domain`.
 fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<Bdf, String> {
-    let r = match d.function {
-        DeviceSel::Bdf { bus, dev, func } => DeviceRef::Address(
-            Bdf::new(bus, dev, func).ok_or_else(|| format!("{d} is not a valid address"))?,
-        ),
-        DeviceSel::Id { vendor, device } => DeviceRef::Id { vendor, device },
-    };
+    let r =
+        DeviceRef::from_config(d.function).ok_or_else(|| format!("{d} is not a valid address"))?;
     let r = match d.vf {
         None => r,
         Some(index) => {
             let pf = crate::pci::get()
                 .and_then(|pci| pci.resolve(r))
                 .ok_or_else(|| format!("no PF {r} on this machine"))?;
+            on_segment0(pf)?;
             let vf = crate::pci::sriov::vf_of(pf.bdf, index).map_err(|e| format!("{e}"))?;
             nvme_vf_ready(pf.bdf, index)?;
-            DeviceRef::Address(vf)
+            DeviceRef::Address(PciAddress::on_segment0(vf))
         }
     };
+    if let Some(f) = crate::pci::get().and_then(|pci| pci.resolve(r)) {
+        on_segment0(f)?;
+    }
     match domain {
-        Some(id) => iommu::assign_device(r, id).map_err(|e| format!("{e}")),
+        Some(id) => iommu::assign_device(r, id)
+            .map(|a| a.bdf)
+            .map_err(|e| format!("{e}")),
         None => crate::pci::get()
             .and_then(|pci| pci.resolve(r))
             .map(|f| f.bdf)
             .ok_or_else(|| format!("no such function on this machine ({r})")),
     }
+}
+
+/// Guests get functions of segment 0 only: the control task maps segment 0's configuration
+/// space only, and the one interrupt remapping table all units share verifies source-ids
+/// without their segment (`docs/hardware.md`, "PCI segments").
+fn on_segment0(f: &crate::pci::Function) -> Result<(), String> {
+    if f.segment == 0 {
+        return Ok(());
+    }
+    Err(format!(
+        "{} is on PCI segment {:04x}: guests get functions of segment 0 only (the control task \
+         maps segment 0's configuration space only, and the one interrupt remapping table all \
+         units share verifies source-ids without their segment)",
+        f.address(),
+        f.segment
+    ))
 }
 
 /// A VF of an NVMe PF is only usable once its secondary controller is online

@@ -98,6 +98,8 @@ pub fn on_interrupt(vector: u8) {
             for s in &SLOTS {
                 s.window.store(0, Ordering::Relaxed);
             }
+            // A VT-d fault event interrupt masked for a storm is unmasked each tick.
+            conduit_hw::vtd::fault::on_tick();
         }
         // Through a VM exit: drain the fault records as the IDT's handler would.
         vectors::VTD_FAULT => conduit_hw::vtd::fault::on_interrupt(),

@@ -88,7 +88,7 @@ pub fn log_function(f: &Function) {
     let c = f.header.class;
     let mut line = alloc::format!(
         "pci: {indent}{} {:04x}:{:04x} class {:02x}:{:02x}:{:02x} {}",
-        f.bdf,
+        f.address(),
         f.vendor_id(),
         f.device_id(),
         c.base,
@@ -132,6 +132,6 @@ pub fn log_function(f: &Function) {
         info!("pci: {indent}    caps{caps}");
     }
     for p in &f.problems {
-        warn!("pci: {indent}    {}: {p}", f.bdf);
+        warn!("pci: {indent}    {}: {p}", f.address());
     }
 }

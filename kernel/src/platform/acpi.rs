@@ -124,14 +124,8 @@ pub fn isa_route(overrides: &[IsaOverride], isa: u8) -> IsaOverride {
         })
 }
 
-/// One ECAM region from the MCFG (PCI Firmware spec 3.3, 4.1.2).
-#[derive(Debug, Clone, Copy)]
-pub struct Ecam {
-    pub base: u64,
-    pub segment: u16,
-    pub bus_start: u8,
-    pub bus_end: u8,
-}
+/// One MCFG allocation (PCI Firmware Spec 3.3 §4.1.2).
+pub type Ecam = conduit_pci::EcamWindow;
 
 /// What the firmware told us about the machine.
 #[derive(Debug, Default)]

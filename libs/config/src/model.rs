@@ -32,16 +32,16 @@ pub struct BootConfig {
 /// A PCI function by address or by identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeviceSel {
+    /// `ssss:bb:dd.f`, or `bb:dd.f` on segment 0.
     Bdf {
+        /// PCI segment group (the MCFG's segment number).
+        segment: u16,
         bus: u8,
         dev: u8,
         func: u8,
     },
     /// The first function with this vendor and device id.
-    Id {
-        vendor: u16,
-        device: u16,
-    },
+    Id { vendor: u16, device: u16 },
 }
 
 /// One `[[guest.device]]`: a function, or virtual function `vf` of a physical function, with
@@ -81,7 +81,17 @@ impl core::fmt::Display for MacText {
 impl core::fmt::Display for DeviceAssignment {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self.function {
-            DeviceSel::Bdf { bus, dev, func } => write!(f, "{bus:02x}:{dev:02x}.{func:x}")?,
+            DeviceSel::Bdf {
+                segment,
+                bus,
+                dev,
+                func,
+            } => {
+                if segment != 0 {
+                    write!(f, "{segment:04x}:")?;
+                }
+                write!(f, "{bus:02x}:{dev:02x}.{func:x}")?;
+            }
             DeviceSel::Id { vendor, device } => write!(f, "{vendor:04x}:{device:04x}")?,
         }
         match self.vf {
