@@ -399,6 +399,20 @@ pub fn setup_vmcs(g: &Guest, v: &mut Current, apic_access: u64) -> Result<(), Fi
     Ok(())
 }
 
+#[cfg(feature = "selftest")]
+impl Guest {
+    /// What a VM entry under software emulation does with the platform's interrupts, for the
+    /// self-tests' scripted drivers (no vCPU runs): the pending device vectors and the INTx
+    /// lines that fired go into the virtual I/O APIC and local APIC, and the highest
+    /// deliverable vector is injected (moved from IRR to ISR). Returns it.
+    pub fn inject_platform_vector(&mut self) -> Option<u8> {
+        drain_pending(self);
+        let vector = software_vector(self)?;
+        acknowledged(self, vector);
+        Some(vector)
+    }
+}
+
 impl Guest {
     /// Whether the guest has a virtual platform (an OS guest).
     pub fn has_platform(&self) -> bool {

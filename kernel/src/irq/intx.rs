@@ -331,6 +331,26 @@ pub fn guest_reset(id: GuestId) {
     }
 }
 
+/// The INTx route of `bdf`, and whether its physical input is masked now with the line's state
+/// (for the self-tests).
+#[cfg(feature = "selftest")]
+pub fn intx_status(bdf: Bdf) -> Option<(IntxRoute, bool, IntxState)> {
+    with_state(|s| {
+        let r = s.intx.iter().find(|r| r.bdf == bdf).copied();
+        Ok(r.and_then(|r| {
+            s.ioapics.get(r.ioapic).map(|io| {
+                (
+                    r,
+                    io.dev.read_rte(r.pin) & conduit_hw::ioapic::RTE_MASKED != 0,
+                    LINES[usize::from(r.vector)].state(),
+                )
+            })
+        }))
+    })
+    .ok()
+    .flatten()
+}
+
 /// Reports every INTx line the flood guard cut off and that was not reported yet: once per
 /// line, naming the guest, the function and the GSI. Called by [`super::service`].
 pub(super) fn report_floods(s: &mut State) {

@@ -33,6 +33,8 @@ mod wait;
 pub use wait::{interrupt_window, wait_for_interrupt_until};
 mod intx;
 mod route;
+#[cfg(feature = "selftest")]
+pub use intx::intx_status;
 pub use intx::{guest_eoi, guest_reset, route_intx, take_asserted};
 
 pub use dispatch::Flood;
