@@ -16,6 +16,7 @@ mod guests;
 mod hardware;
 mod igb_vf;
 mod intremap;
+mod intx;
 mod linux;
 mod nvme;
 mod production;
@@ -536,6 +537,8 @@ pub const SCENARIOS: &[Scenario] = &[
     control::BOCHS_PASSTHROUGH,
     control::BOCHS_PASSTHROUGH_REFUSED,
     igb_vf::QEMU_IGB_VF,
+    intx::QEMU_INTX,
+    intx::QEMU_INTX_SHARED,
     hardware::QEMU_SRIOV_NVME_ONLY,
     hardware::QEMU_CLOCK_STOPPED,
     hardware::QEMU_PXB,

@@ -167,28 +167,31 @@ pub fn route_intx(
         io.dev.write_rte(pin, rte);
         io.dev.set_masked(pin, false);
         let readback = io.dev.read_rte(pin);
+        let signalling = alloc::format!(
+            "{}, active {}",
+            match source.trigger {
+                conduit_irq::TriggerMode::Level => "level",
+                conduit_irq::TriggerMode::Edge => "edge",
+            },
+            match source.polarity {
+                conduit_irq::Polarity::ActiveLow => "low",
+                conduit_irq::Polarity::ActiveHigh => "high",
+            }
+        );
+        let through = match (index, io.source_id) {
+            (Some(i), Some(sid)) => {
+                format!("IRTE {i} (remappable format, source-id {sid} verified)")
+            }
+            _ => String::from("direct (compatibility format: no interrupt remapping)"),
+        };
         info!(
             "irq: guest {}: INTx of {bdf} (pin INT{}#, Interrupt Line {}) -> GSI {gsi} (I/O APIC \
-             {} input {pin}, level {}, active {}) -> {} -> vector {vector:#x}; the guest's \
+             {} input {pin}, {signalling}) -> {through} -> vector {vector:#x}; the guest's \
              virtual I/O APIC input {input}; redirection entry {readback:#018x}",
             guest.0,
             char::from(b'A' + source.pin - 1),
             source.line,
-            if source.trigger == conduit_irq::TriggerMode::Level {
-                "yes"
-            } else {
-                "no (edge)"
-            },
-            if source.polarity == conduit_irq::Polarity::ActiveLow {
-                "low"
-            } else {
-                "high"
-            },
             io.dev.id(),
-            index.map_or_else(
-                || String::from("direct (no interrupt remapping)"),
-                |i| format!("IRTE {i} (remappable format, source-id verified)")
-            ),
         );
         Ok(route)
     })

@@ -60,6 +60,8 @@ const MSI_ADDRESS: u32 = 0xfee0_0000;
 /// §6.2.2).
 const MEMORY: u32 = 0x0002;
 const MEMORY_AND_BUS_MASTER: u32 = 0x0006;
+/// Where the guest places the second edu's BAR0.
+const SECOND_BAR: u64 = crate::guest::devices::BAR_WINDOW.start + (1 << 20);
 /// Rounds of "inject, EOI" the flood may take before it must have been cut off.
 const FLOOD_ROUNDS: u32 = 20_000;
 
@@ -158,6 +160,11 @@ pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> 
         route.input,
         LEVEL_ACTIVE_LOW | u64::from(INTX_VECTOR),
     )?;
+    let bars: Vec<conduit_pci::Bar> = pci::get()
+        .and_then(|p| p.function(intx_bdf))
+        .map(|f| f.bars.iter().copied().collect())
+        .unwrap_or_default();
+    view.place_bars(vbdf, bars)?;
     view.write(vbdf, 0x04, 2, MEMORY)?;
     let entry = view.mmio_read(IOAPIC + 0x10, 4)?;
     info!(
@@ -221,6 +228,9 @@ pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> 
     steps += 1;
 
     // [4] The other device: the second edu's MSI through its virtual capability.
+    // BAR0 (32-bit, 1 MiB) right after the first edu's, which `place_bars` put at the start of
+    // the window.
+    view.write(vbdf_msi, 0x10, 4, SECOND_BAR as u32)?;
     view.write(vbdf_msi, 0x04, 2, MEMORY_AND_BUS_MASTER)?;
     view.write(vbdf_msi, EDU_MSI_CAP + 4, 4, MSI_ADDRESS)?;
     view.write(vbdf_msi, EDU_MSI_CAP + 8, 4, 0)?;
