@@ -79,8 +79,8 @@ pub fn attach_all(guests: &mut [&mut Guest]) {
             let input = intx_gsi(vbdf.device(), pin) as u8;
             if g.platform.is_none() {
                 info!(
-                    "guest \"{}\": INTx of {bdf} not routed: the guest has no virtual I/O APIC \
-                     (MSI and MSI-X only)",
+                    "guest \"{}\": INTx of {bdf} is not given: the guest has no virtual I/O \
+                     APIC (MSI and MSI-X only)",
                     g.name
                 );
                 continue;
