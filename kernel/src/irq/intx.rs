@@ -99,6 +99,22 @@ static LINES: [Line; 256] = [const { Line::new() }; 256];
 static ASSERTED: [AtomicU32; dispatch::MAX_GUESTS] =
     [const { AtomicU32::new(0) }; dispatch::MAX_GUESTS];
 
+/// Where INTx pin `pin` with Interrupt Line `line` arrives on this machine (the MADT's
+/// overrides applied; `conduit_irq::intx::locate`). `None` before [`init`].
+pub fn locate_intx(
+    pin: u8,
+    line: u8,
+) -> Option<Result<conduit_irq::IntxSource, conduit_irq::IntxError>> {
+    let overrides: alloc::vec::Vec<conduit_irq::LineOverride> = with_state(|s| {
+        Ok(s.overrides
+            .iter()
+            .map(crate::platform::acpi::IsaOverride::line_override)
+            .collect())
+    })
+    .ok()?;
+    Some(conduit_irq::intx::locate(pin, line, &overrides))
+}
+
 /// Routes the INTx of `bdf`, located at `source`, to input `input` of guest `guest`'s virtual
 /// I/O APIC. `users` lists every function whose INTx reaches a GSI, with its owner: the line is
 /// refused if a function other than `bdf` on the same GSI is not the guest's, or if the guest

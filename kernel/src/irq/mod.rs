@@ -35,7 +35,7 @@ mod intx;
 mod route;
 #[cfg(feature = "selftest")]
 pub use intx::intx_status;
-pub use intx::{guest_eoi, guest_reset, route_intx, take_asserted};
+pub use intx::{guest_eoi, guest_reset, locate_intx, route_intx, take_asserted};
 
 pub use dispatch::Flood;
 pub use dispatch::{FLOOD_LIMIT, on_interrupt};
@@ -500,17 +500,6 @@ pub fn release_guest(id: GuestId) -> Result<(usize, usize), IrqError> {
 #[cfg(feature = "selftest")]
 pub fn this_cpu() -> Option<Destination> {
     with_state(|s| Ok(s.destination())).ok()
-}
-
-/// Where INTx pin `pin` with Interrupt Line `line` arrives on this machine (the MADT's
-/// overrides applied; `conduit_irq::intx::locate`). `None` before [`init`].
-pub fn locate_intx(
-    pin: u8,
-    line: u8,
-) -> Option<Result<conduit_irq::IntxSource, conduit_irq::IntxError>> {
-    let overrides: Vec<conduit_irq::LineOverride> =
-        with_state(|s| Ok(s.overrides.iter().map(IsaOverride::line_override).collect())).ok()?;
-    Some(conduit_irq::intx::locate(pin, line, &overrides))
 }
 
 /// Interrupts delivered to guest `id` so far.
