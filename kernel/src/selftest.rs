@@ -13,6 +13,7 @@ mod igb_mailbox;
 mod igb_vf;
 mod intremap;
 mod intremap_checks;
+mod intx;
 mod nvme_io;
 mod nvme_vf;
 mod vtd_edu;
@@ -47,7 +48,8 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
         | TestCase::NvmeVfIo
         | TestCase::Control
         | TestCase::IgbVf
-        | TestCase::IgbMailbox => return,
+        | TestCase::IgbMailbox
+        | TestCase::Intx => return,
     };
     report(name, result);
 }
@@ -63,13 +65,14 @@ pub fn after_guests(test: TestCase, mem: &'static Memory, guests: &mut [crate::g
         TestCase::Control => ("control", control::run(mem, guests)),
         TestCase::IgbVf => ("igb-vf", igb_vf::run(mem, guests)),
         TestCase::IgbMailbox => ("igb-mailbox", igb_mailbox::run(mem, guests)),
+        TestCase::Intx => ("intx", intx::run(mem, guests)),
         _ => return,
     };
     report(name, result);
     // The scenarios of VFs at work for guests end with what each guest got and caused.
     if matches!(
         test,
-        TestCase::NvmeVf | TestCase::NvmeVfIo | TestCase::IgbVf
+        TestCase::NvmeVf | TestCase::NvmeVfIo | TestCase::IgbVf | TestCase::Intx
     ) {
         crate::guest::report::log_counters();
     }

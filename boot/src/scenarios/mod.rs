@@ -18,6 +18,7 @@ mod hostile;
 mod igb_mailbox;
 mod igb_vf;
 mod intremap;
+mod intx;
 mod linux;
 mod nvme;
 mod production;
@@ -542,6 +543,8 @@ pub const SCENARIOS: &[Scenario] = &[
     control::BOCHS_PASSTHROUGH_REFUSED,
     igb_vf::QEMU_IGB_VF,
     igb_mailbox::QEMU_IGB_MAILBOX,
+    intx::QEMU_INTX,
+    intx::QEMU_INTX_SHARED,
     hardware::QEMU_SRIOV_NVME_ONLY,
     hardware::QEMU_CLOCK_STOPPED,
     hardware::QEMU_PXB,

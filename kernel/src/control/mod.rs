@@ -389,6 +389,7 @@ pub fn add_function(
     bars: &[Bar],
     bus_master_allowed: bool,
     id: Option<(u16, u16)>,
+    interrupt_line: u8,
 ) -> Result<FunctionLayout, (ControlError, String)> {
     let mut info = FunctionInfo {
         bdf: u32::from(bdf.routing_id()),
@@ -398,6 +399,7 @@ pub fn add_function(
             0
         } | if id.is_some() { FN_ID_OVERRIDE } else { 0 },
         id: id.map_or(0, |(v, d)| u32::from(v) | (u32::from(d) << 16)),
+        interrupt_line: u32::from(interrupt_line),
         ..FunctionInfo::default()
     };
     for (slot, b) in info.bars.iter_mut().zip(bars) {

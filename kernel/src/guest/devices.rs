@@ -110,7 +110,9 @@ pub fn register(index: u16, name: &str, assigned: &[Bdf]) -> GuestDevices {
         let id = f
             .filter(|f| f.vf.is_some())
             .map(|f| (f.header.vendor_id, f.header.device_id));
-        match control::add_function(index, vbdf, bdf, &bars, true, id) {
+        // The guest's interrupt input for the function's INTx pin (`intx.rs`).
+        let line = super::intx::virtual_line(vbdf.device(), f.map_or(0, |f| f.intx.pin));
+        match control::add_function(index, vbdf, bdf, &bars, true, id, line) {
             Ok(layout) => {
                 let msix = layout.msix.map_or(String::new(), |(bir, off, n)| {
                     format!("; MSI-X {n} entries in BAR{bir} at {off:#x} (trapped)")

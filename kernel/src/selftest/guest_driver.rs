@@ -149,7 +149,8 @@ impl<'a> GuestView<'a> {
         self.g
     }
 
-    /// The guest driven, for what the scheduler does between its slices (`devices::sync`).
+    /// The guest driven, for what the scheduler and its vCPU's entries would do between and at
+    /// its slices (`devices::sync`, interrupt injection).
     pub fn guest_mut(&mut self) -> &mut Guest {
         self.g
     }

@@ -490,11 +490,17 @@ pub enum TestCase {
     /// frozen while SR-IOV enables the configured VFs; the 100 ms wait after VF Enable must end
     /// with the named error (clock stopped), the VFs be disabled again and boot go on.
     ClockStopped,
+    /// Legacy INTx of an assigned function: on behalf of the OS guest given edu (no vCPU runs
+    /// it), its driver raises edu's INTx (MSI off) repeatedly; each interrupt must reach the
+    /// guest's virtual I/O APIC with the physical input masked until the guest's EOI, then a
+    /// line never acknowledged must be cut off by the flood guard while the guest's other
+    /// device keeps interrupting.
+    Intx,
 }
 
 impl TestCase {
     /// Every scenario, for listings and error messages.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::PageFault,
         Self::VtdEdu,
         Self::VtdEduRegisterInvalidation,
@@ -507,6 +513,7 @@ impl TestCase {
         Self::IgbVf,
         Self::IgbMailbox,
         Self::ClockStopped,
+        Self::Intx,
     ];
 
     /// The name used in `[test] scenario = "..."`.
@@ -524,6 +531,7 @@ impl TestCase {
             Self::IgbVf => "igb-vf",
             Self::IgbMailbox => "igb-mailbox",
             Self::ClockStopped => "clock-stopped",
+            Self::Intx => "intx",
         }
     }
 
@@ -602,6 +610,7 @@ mod tests {
             ("igb-vf", TestCase::IgbVf),
             ("igb-mailbox", TestCase::IgbMailbox),
             ("clock-stopped", TestCase::ClockStopped),
+            ("intx", TestCase::Intx),
         ] {
             assert_eq!(TestCase::from_name(name), Some(case));
         }
