@@ -60,6 +60,7 @@ impl Task {
         let mut n = 0;
         for a in self.assignments.iter().filter(|a| a.guest == g) {
             crate::guest::interrupts::quarantine_function(g, a.info.bdf());
+            crate::irq::quarantine_intx(conduit_irq::GuestId(g), a.info.bdf());
             n += 1;
         }
         error!(

@@ -350,6 +350,23 @@ pub fn guest_reset(id: GuestId) {
     }
 }
 
+/// Guest `id`'s function `bdf` is quarantined (a request of the guest's crashed the control
+/// task): its INTx line is masked for good, like a line the flood guard cut off.
+pub fn quarantine(id: GuestId, bdf: Bdf) {
+    let result = with_state(|s| {
+        for r in s.intx.iter().filter(|r| r.guest == id && r.bdf == bdf) {
+            LINES[usize::from(r.vector)].set_state(IntxState::CutOff);
+            if let Some(io) = s.ioapics.get_mut(r.ioapic) {
+                io.dev.set_masked(r.pin, true);
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        warn!("irq: guest {}: quarantining the INTx of {bdf}: {e}", id.0);
+    }
+}
+
 /// The INTx route of `bdf`, and whether its physical input is masked now with the line's state
 /// (for the self-tests).
 #[cfg(feature = "selftest")]

@@ -35,7 +35,9 @@ mod intx;
 mod route;
 #[cfg(feature = "selftest")]
 pub use intx::intx_status;
-pub use intx::{guest_eoi, guest_reset, locate_intx, route_intx, take_asserted};
+pub use intx::{
+    guest_eoi, guest_reset, locate_intx, quarantine as quarantine_intx, route_intx, take_asserted,
+};
 
 pub use dispatch::Flood;
 pub use dispatch::{FLOOD_LIMIT, on_interrupt};

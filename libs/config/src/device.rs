@@ -422,7 +422,9 @@ mod tests {
                 "{}",
                 DeviceAssignment {
                     function: s,
-                    vf: None
+                    vf: None,
+                    mac: None,
+                    vlans: Vec::new(),
                 }
             )),
             Some("ffff:ff:1f.7".to_string())
