@@ -295,12 +295,15 @@ pub fn call(req: &Request) -> Result<Answer, ControlError> {
 /// assignment for restarts. `bus_master_allowed`: the function's DMA is confined to the guest's
 /// IOMMU domain, or the configuration allows assignment without one.
 /// `id`: Vendor and Device ID to show instead of the function's own (an SR-IOV VF reads 0xFFFF
-/// there; PCIe Base Spec r6.0 §9.3.4.1).
+/// there; PCIe Base Spec r6.0 §9.3.4.1). `placed`: (BAR index, guest address) of the BARs the
+/// guest finds programmed at first, as firmware leaves them (addresses below 4 GiB); the other
+/// BARs read 0 until the guest programs them.
 pub fn add_function(
     guest: u16,
     vbdf: Bdf,
     bdf: Bdf,
     bars: &[Bar],
+    placed: &[(u8, u64)],
     bus_master_allowed: bool,
     id: Option<(u16, u16)>,
 ) -> Result<FunctionLayout, (ControlError, String)> {
@@ -315,7 +318,13 @@ pub fn add_function(
         ..FunctionInfo::default()
     };
     for (slot, b) in info.bars.iter_mut().zip(bars) {
-        *slot = WireBar::from_bar(b);
+        // Placed addresses lie in the guest's BAR windows, below 4 GiB.
+        let base = placed
+            .iter()
+            .find(|(i, _)| *i == b.index)
+            .and_then(|(_, at)| u32::try_from(*at).ok())
+            .unwrap_or(0);
+        *slot = WireBar::with_guest_base(b, base);
         info.bar_count += 1;
     }
     let mut guard = TASK.lock();

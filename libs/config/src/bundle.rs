@@ -166,6 +166,7 @@ mod tests {
                 initrd: Some(String::from("initrd.img")),
             }),
             on_crash: crate::model::OnCrash::Restart { max_restarts: 3 },
+            identity_ram_at: None,
         };
         BootConfig {
             log_level: LogLevel::Debug,

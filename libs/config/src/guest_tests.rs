@@ -37,6 +37,7 @@ fn defaults_and_a_full_table() {
             devices: Vec::new(),
             os: None,
             on_crash: OnCrash::Stop,
+            identity_ram_at: None,
         }]
     );
     let full = RawGuest {
@@ -246,6 +247,7 @@ fn spec(name: &str, memory_mib: u32, entry: EntryMode, format: ImageFormat) -> G
         devices: Vec::new(),
         os: None,
         on_crash: OnCrash::Stop,
+        identity_ram_at: None,
     }
 }
 
