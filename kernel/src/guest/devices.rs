@@ -143,7 +143,9 @@ pub fn register(index: u16, name: &str, assigned: &[Bdf], firmware_bars: bool) -
                     describe_bars(&bars)
                 );
                 for (i, at) in &placed {
-                    info!("guest \"{name}\": BAR{i} of {vbdf} starts at {at:#x} (as firmware leaves it)");
+                    info!(
+                        "guest \"{name}\": BAR{i} of {vbdf} starts at {at:#x} (as firmware leaves it)"
+                    );
                 }
                 functions.push(Assigned {
                     vbdf,

@@ -20,6 +20,33 @@ struct Region {
     end: u64,
 }
 
+/// Why [`FrameAllocator::claim`] could not take a range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimError {
+    /// Not page-aligned, or empty.
+    Unaligned,
+    /// Part of it was already handed out (the region it is in gives frames from `next` on).
+    Taken { next: u64 },
+    /// Not inside one usable region of the firmware's memory map.
+    NotUsable,
+}
+
+impl core::fmt::Display for ClaimError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Unaligned => write!(f, "the range is empty or not page-aligned"),
+            Self::Taken { next } => write!(
+                f,
+                "part of it is not free (its region is handed out up to {next:#x})"
+            ),
+            Self::NotUsable => write!(
+                f,
+                "it is not inside one usable region of the firmware's memory map"
+            ),
+        }
+    }
+}
+
 /// Hands out 4 KiB physical frames.
 #[derive(Debug)]
 pub struct FrameAllocator {
@@ -84,6 +111,40 @@ impl FrameAllocator {
         let start = region.next.next_multiple_of(align);
         region.next = start + bytes;
         Some(PhysAddr(start))
+    }
+
+    /// Takes the frames of `[start, end)` (page-aligned) out of the pool for one owner, before
+    /// anyone else is handed them: a guest whose RAM must lie at a given host address. The range
+    /// must lie in one usable region, above what that region has already handed out.
+    pub fn claim(&mut self, start: u64, end: u64) -> Result<(), ClaimError> {
+        if !start.is_multiple_of(FRAME_SIZE) || !end.is_multiple_of(FRAME_SIZE) || end <= start {
+            return Err(ClaimError::Unaligned);
+        }
+        let count = self.count;
+        let Some(at) = self.regions[..count]
+            .iter()
+            .position(|r| r.next <= start && end <= r.end)
+        else {
+            // A region ending at or after the range but handing out frames above its start: the
+            // frames were given to someone already (or the range starts in a hole below it).
+            return Err(self.regions[..count]
+                .iter()
+                .find(|r| start < r.end && end <= r.end && start < r.next)
+                .map_or(ClaimError::NotUsable, |r| ClaimError::Taken {
+                    next: r.next,
+                }));
+        };
+        let tail = Region {
+            next: end,
+            end: self.regions[at].end,
+        };
+        // The frames below the range stay available in the region; those above become a region
+        // of their own (or replace the smallest when the table is full).
+        self.regions[at].end = start;
+        if tail.next < tail.end {
+            self.add_region(tail.next, tail.end);
+        }
+        Ok(())
     }
 
     /// Frames still available (for reports).
