@@ -295,6 +295,7 @@ fn add_function(state: &mut State, r: &Request) -> Reply {
             return Reply::error(Status::BuildFailed);
         }
     };
+    vf.set_interrupt_line(info.interrupt_line as u8);
     let msix_cap = vf.msix().map(|m| m.offset);
     let msi = vf.msi().copied();
     let (msix_table, msix_entries) = vf.msix().map_or((0, 0), |m| {

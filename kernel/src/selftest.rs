@@ -11,6 +11,7 @@ mod guest_driver;
 mod igb_vf;
 mod intremap;
 mod intremap_checks;
+mod intx;
 mod nvme_vf;
 mod vtd_edu;
 
@@ -39,7 +40,11 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
         TestCase::Intremap => ("intremap", intremap::run(mem)),
         TestCase::ClockStopped => ("clock-stopped", clock_stopped::check()),
         // These run once the guests are placed: see `after_guests`.
-        TestCase::NvmeVf | TestCase::NvmeVfBad | TestCase::Control | TestCase::IgbVf => return,
+        TestCase::NvmeVf
+        | TestCase::NvmeVfBad
+        | TestCase::Control
+        | TestCase::IgbVf
+        | TestCase::Intx => return,
     };
     report(name, result);
 }
@@ -53,11 +58,12 @@ pub fn after_guests(test: TestCase, mem: &'static Memory, guests: &mut [crate::g
         TestCase::NvmeVfBad => ("nvme-vf-bad", nvme_vf::run_bad()),
         TestCase::Control => ("control", control::run(mem, guests)),
         TestCase::IgbVf => ("igb-vf", igb_vf::run(mem, guests)),
+        TestCase::Intx => ("intx", intx::run(mem, guests)),
         _ => return,
     };
     report(name, result);
     // The scenarios of VFs at work for guests end with what each guest got and caused.
-    if matches!(test, TestCase::NvmeVf | TestCase::IgbVf) {
+    if matches!(test, TestCase::NvmeVf | TestCase::IgbVf | TestCase::Intx) {
         crate::guest::report::log_counters();
     }
 }

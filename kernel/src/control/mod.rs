@@ -38,7 +38,7 @@ use conduit_control_abi::{
 };
 use conduit_hw::memory::Memory;
 use conduit_hw::{gdt, idt, time};
-use conduit_pci::{Bar, Bdf};
+use conduit_pci::Bdf;
 use conduit_vpci::Event;
 use conduit_vpci::access::MAX_EVENTS;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -291,21 +291,20 @@ pub fn call(req: &Request) -> Result<Answer, ControlError> {
     }
 }
 
-/// Builds the function `bdf` (with its sized `bars`) at (`guest`, `vbdf`) and records the
+/// Builds the function `bdf` (with its sized `bars`, each with the address the guest finds
+/// programmed at first, [`WireBar::guest_base`]) at (`guest`, `vbdf`) and records the
 /// assignment for restarts. `bus_master_allowed`: the function's DMA is confined to the guest's
 /// IOMMU domain, or the configuration allows assignment without one.
 /// `id`: Vendor and Device ID to show instead of the function's own (an SR-IOV VF reads 0xFFFF
-/// there; PCIe Base Spec r6.0 §9.3.4.1). `placed`: (BAR index, guest address) of the BARs the
-/// guest finds programmed at first, as firmware leaves them (addresses below 4 GiB); the other
-/// BARs read 0 until the guest programs them.
+/// there; PCIe Base Spec r6.0 §9.3.4.1).
 pub fn add_function(
     guest: u16,
     vbdf: Bdf,
     bdf: Bdf,
-    bars: &[Bar],
-    placed: &[(u8, u64)],
+    bars: &[WireBar],
     bus_master_allowed: bool,
     id: Option<(u16, u16)>,
+    interrupt_line: u8,
 ) -> Result<FunctionLayout, (ControlError, String)> {
     let mut info = FunctionInfo {
         bdf: u32::from(bdf.routing_id()),
@@ -315,16 +314,11 @@ pub fn add_function(
             0
         } | if id.is_some() { FN_ID_OVERRIDE } else { 0 },
         id: id.map_or(0, |(v, d)| u32::from(v) | (u32::from(d) << 16)),
+        interrupt_line: u32::from(interrupt_line),
         ..FunctionInfo::default()
     };
     for (slot, b) in info.bars.iter_mut().zip(bars) {
-        // Placed addresses lie in the guest's BAR windows, below 4 GiB.
-        let base = placed
-            .iter()
-            .find(|(i, _)| *i == b.index)
-            .and_then(|(_, at)| u32::try_from(*at).ok())
-            .unwrap_or(0);
-        *slot = WireBar::with_guest_base(b, base);
+        *slot = *b;
         info.bar_count += 1;
     }
     let mut guard = TASK.lock();

@@ -140,6 +140,12 @@ pub fn start_all(
             }
         }
     }
+    // Every guest's functions are known now: a line shared with a function a guest does not
+    // own can be told apart.
+    {
+        let mut all: Vec<&mut Guest> = list.iter_mut().chain(placed_only.iter_mut()).collect();
+        super::intx::attach_all(&mut all);
+    }
     Guests {
         host,
         no_vmx,

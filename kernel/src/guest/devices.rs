@@ -24,7 +24,7 @@ use crate::control::{self, ControlError};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use conduit_control_abi::Request;
+use conduit_control_abi::{Request, WireBar};
 use conduit_pci::{Bar, BarKind, Bdf};
 use conduit_vpci::{BarPlacer, Cf8Address, Cf8Mode, Event};
 use core::ops::Range;
@@ -133,7 +133,21 @@ pub fn register(index: u16, name: &str, assigned: &[Bdf], firmware_bars: bool) -
         } else {
             Vec::new()
         };
-        match control::add_function(index, vbdf, bdf, &bars, &placed, true, id) {
+        // The placed addresses lie in the BAR windows, below 4 GiB.
+        let wire: Vec<WireBar> = bars
+            .iter()
+            .map(|b| {
+                let base = placed
+                    .iter()
+                    .find(|(i, _)| *i == b.index)
+                    .and_then(|(_, at)| u32::try_from(*at).ok())
+                    .unwrap_or(0);
+                WireBar::with_guest_base(b, base)
+            })
+            .collect();
+        // The guest's interrupt input for the function's INTx pin (`intx.rs`).
+        let line = super::intx::virtual_line(vbdf.device(), f.map_or(0, |f| f.intx.pin));
+        match control::add_function(index, vbdf, bdf, &wire, true, id, line) {
             Ok(layout) => {
                 let msix = layout.msix.map_or(String::new(), |(bir, off, n)| {
                     format!("; MSI-X {n} entries in BAR{bir} at {off:#x} (trapped)")

@@ -24,7 +24,8 @@
 //! Plain MSI (`MsiChanged`, PCIe Base Spec r6.0 §7.7.1) takes the same checks and an IRTE of the
 //! guest's; the physical capability lives in configuration space, which the control task owns,
 //! so the core hands it the remappable-format message (`Op::PhysicalMsi`) instead of writing it.
-//! One vector is routed (Multiple Message Enable stays 0 on the device).
+//! One vector is routed: the virtual capability offers one (Multiple Message Capable 0,
+//! `conduit_vpci::msi`), and Multiple Message Enable stays 0 on the device.
 
 use crate::irq::{self, MsiKind};
 use alloc::format;

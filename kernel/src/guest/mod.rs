@@ -12,6 +12,7 @@ pub mod events;
 pub mod exits;
 mod firmware;
 pub mod interrupts;
+mod intx;
 mod layout;
 pub use layout::claim_identity;
 pub mod mmio;
@@ -299,7 +300,16 @@ impl Guest {
     /// exit-path entry points ([`exits::io_exit`], [`mmio::ept_violation`]).
     pub fn without_vcpu(mem: &'static Memory, spec: &GuestSpec) -> Result<Self, CreateError> {
         // No vCPU ever runs this guest, so no virtual timer is armed; the rate only fills the field.
-        let mut guest = Self::with_memory(mem, spec, None, conduit_hw::time::wait_rate())?;
+        let rate = conduit_hw::time::wait_rate();
+        let mut guest = Self::with_memory(mem, spec, None, rate)?;
+        // An OS guest's virtual platform, in software emulation, as `vcpu::setup` builds it where
+        // vCPUs run: its I/O APIC receives the guest's INTx lines and its local APIC takes EOIs
+        // through the same MMIO entry points (the self-tests' scripted drivers use them).
+        if spec.has_platform() {
+            let p = vplatform::VirtualPlatform::new(mem, 0, false, rate.khz() * 1000)
+                .map_err(|e| CreateError::Vmcs(alloc::format!("{e}")))?;
+            guest.platform = Some(alloc::boxed::Box::new(p));
+        }
         guest.boot_cr3 = match layout::boot_selectors(spec.entry) {
             Some(sel) => Some(
                 guest

@@ -100,6 +100,9 @@ pub struct VirtualPlatform {
     uart_line: bool,
     /// I/O APIC messages of a delivery mode the platform does not deliver.
     pub dropped: u64,
+    /// I/O APIC inputs driven by an assigned function's physical INTx line (bit n: input n),
+    /// kept across resets (the wiring does not change).
+    intx_inputs: u32,
 }
 
 impl VirtualPlatform {
@@ -136,6 +139,7 @@ impl VirtualPlatform {
             eoi_exit: [0; 4],
             uart_line: false,
             dropped: 0,
+            intx_inputs: 0,
         })
     }
 
@@ -159,6 +163,13 @@ impl VirtualPlatform {
         self.eoi_exit = [0; 4];
         self.uart_line = false;
         self.dropped = 0;
+        // The wiring stays; `irq::guest_reset` re-arms the physical lines.
+        let wired = core::mem::take(&mut self.intx_inputs);
+        for input in 0..conduit_vioapic::PINS as u8 {
+            if wired & (1 << input) != 0 {
+                self.wire_intx(input);
+            }
+        }
         Ok(())
     }
 
@@ -189,11 +200,37 @@ impl VirtualPlatform {
     }
 
     /// After a local APIC EOI of a level-triggered vector: the I/O APIC clears remote IRR of the
-    /// pins with that vector and delivers again where the line is still asserted.
+    /// pins with that vector and delivers again where the line is still asserted (an input
+    /// driven by a physical INTx line is released instead: [`VirtualPlatform::wire_intx`]).
     pub fn broadcast_eoi(&mut self, vector: u8) {
         for d in self.ioapic.eoi(vector).iter() {
             self.route(d);
         }
+    }
+
+    /// Input `input` is driven by an assigned function's physical INTx line, which is masked
+    /// from each interrupt until the guest's EOI for it (`VirtualIoApic::forward`).
+    pub fn wire_intx(&mut self, input: u8) {
+        if self.ioapic.forward(input).is_ok() {
+            self.intx_inputs |= 1 << input;
+        }
+    }
+
+    /// The physical INTx line behind input `input` fired: the input is asserted (a level entry
+    /// delivers once, until its EOI; a masked entry waits for the guest to unmask it).
+    pub fn assert_intx(&mut self, input: u8) {
+        if self.intx_inputs & (1 << input) == 0 {
+            return;
+        }
+        if let Ok(Some(d)) = self.ioapic.set_line(input, true) {
+            self.route(d);
+        }
+    }
+
+    /// The INTx inputs released since the last call (bit n: input n): their physical lines are
+    /// to be unmasked.
+    pub fn take_intx_eois(&mut self) -> u32 {
+        self.ioapic.take_released()
     }
 
     /// Carries out what a local APIC operation asked for: the EOI broadcast of a

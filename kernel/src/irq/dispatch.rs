@@ -128,12 +128,14 @@ fn device(vector: u8) {
             .index
             .and_then(crate::iommu::try_mask_irte)
             .is_some_and(|r| r.is_ok());
+        super::intx::cut_off(vector);
         let state = if masked { FLOOD_MASKED } else { FLOOD_PENDING };
         slot.flood.store(state, Ordering::Release);
         FLOOD_NOTICE.store(true, Ordering::Release);
         return;
     }
     slot.delivered.fetch_add(1, Ordering::Relaxed);
+    super::intx::on_fire(vector);
     if let Owner::Guest(GuestId(g)) = b.owner
         && let Some(c) = GUESTS.get(usize::from(g))
     {

@@ -50,7 +50,22 @@ pub struct Function {
     pub problems: Vec<String>,
     /// For an SR-IOV virtual function: its PF and VF index.
     pub vf: Option<sriov::VfOf>,
+    /// Interrupt Pin (0: no INTx; 1 = INTA# .. 4 = INTD#) and Interrupt Line as the firmware
+    /// left them (PCI Local Bus Spec 3.0 §6.2.4), read at enumeration, before configuration
+    /// space is handed to the control task. A VF has no INTx (PCIe Base Spec r6.0 §9.3.4.1).
+    pub intx: Intx,
 }
+
+/// A function's Interrupt Pin and Interrupt Line registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Intx {
+    pub pin: u8,
+    pub line: u8,
+}
+
+/// Interrupt Line and Interrupt Pin (Type 0 and Type 1 headers alike).
+const INTERRUPT_LINE: u16 = 0x3c;
+const INTERRUPT_PIN: u16 = 0x3d;
 
 impl Function {
     pub fn vendor_id(&self) -> u16 {
@@ -261,6 +276,10 @@ fn probe(cfg: &mut Access, bdf: Bdf, header: Header, depth: u8) -> Function {
         depth,
         problems,
         vf: None,
+        intx: Intx {
+            pin: cfg.read8(bdf, INTERRUPT_PIN),
+            line: cfg.read8(bdf, INTERRUPT_LINE),
+        },
     }
 }
 

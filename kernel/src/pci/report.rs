@@ -131,6 +131,13 @@ pub fn log_function(f: &Function) {
     if !caps.is_empty() {
         info!("pci: {indent}    caps{caps}");
     }
+    if (1..=4).contains(&f.intx.pin) {
+        info!(
+            "pci: {indent}    INTx: pin INT{}#, Interrupt Line {}",
+            char::from(b'A' + f.intx.pin - 1),
+            f.intx.line
+        );
+    }
     for p in &f.problems {
         warn!("pci: {indent}    {}: {p}", f.bdf);
     }

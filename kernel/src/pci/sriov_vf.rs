@@ -98,6 +98,7 @@ pub(super) fn discover(
             depth: e.depth,
             problems,
             vf: Some(VfOf { pf, index }),
+            intx: super::Intx::default(),
         };
         report::log_function(&f);
         info!(

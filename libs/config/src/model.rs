@@ -432,11 +432,17 @@ pub enum TestCase {
     /// frozen while SR-IOV enables the configured VFs; the 100 ms wait after VF Enable must end
     /// with the named error (clock stopped), the VFs be disabled again and boot go on.
     ClockStopped,
+    /// Legacy INTx of an assigned function: on behalf of the OS guest given edu (no vCPU runs
+    /// it), its driver raises edu's INTx (MSI off) repeatedly; each interrupt must reach the
+    /// guest's virtual I/O APIC with the physical input masked until the guest's EOI, then a
+    /// line never acknowledged must be cut off by the flood guard while the guest's other
+    /// device keeps interrupting.
+    Intx,
 }
 
 impl TestCase {
     /// Every scenario, for listings and error messages.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::PageFault,
         Self::VtdEdu,
         Self::VtdEduRegisterInvalidation,
@@ -447,6 +453,7 @@ impl TestCase {
         Self::Control,
         Self::IgbVf,
         Self::ClockStopped,
+        Self::Intx,
     ];
 
     /// The name used in `[test] scenario = "..."`.
@@ -462,6 +469,7 @@ impl TestCase {
             Self::Control => "control",
             Self::IgbVf => "igb-vf",
             Self::ClockStopped => "clock-stopped",
+            Self::Intx => "intx",
         }
     }
 
@@ -538,6 +546,7 @@ mod tests {
             ("control", TestCase::Control),
             ("igb-vf", TestCase::IgbVf),
             ("clock-stopped", TestCase::ClockStopped),
+            ("intx", TestCase::Intx),
         ] {
             assert_eq!(TestCase::from_name(name), Some(case));
         }

@@ -136,6 +136,9 @@ pub struct FunctionInfo {
     pub msix_table: u32,
     /// Written by the task: MSI-X table entries (0: no MSI-X capability in the virtual list).
     pub msix_entries: u32,
+    /// The virtual Interrupt Line (bits 7:0) the function starts with: the guest's interrupt
+    /// input for its INTx pin, or 0xFF (none).
+    pub interrupt_line: u32,
 }
 
 impl FunctionInfo {
@@ -404,6 +407,7 @@ impl SharedPage {
             }; 6],
             msix_table: 0,
             msix_entries: 0,
+            interrupt_line: 0xff,
         },
         event_count: 0,
         message_len: 0,
