@@ -217,8 +217,8 @@ const LINUX_BOOT: &[&str] = &[
     // Issue 14: the BAR window of PCI0's _CRS, and the e1000's BARs as firmware left them.
     r"linux: \[ *[0-9]+\.[0-9]+\] pci_bus 0000:00: root bus resource \[mem 0xc0000000-0xdfffffff window\]$",
     r"linux: \[ *[0-9]+\.[0-9]+\] pci 0000:00:01\.0: \[8086:100e\] type 00 class 0x020000$",
-    r"linux: \[ *[0-9]+\.[0-9]+\] pci 0000:00:01\.0: reg 0x10: \[mem 0xc0000000-0xc001ffff\]$",
-    r"linux: \[ *[0-9]+\.[0-9]+\] pci 0000:00:01\.0: reg 0x14: \[io +0xc000-0xc03f\]$",
+    r"linux: \[ *[0-9]+\.[0-9]+\] pci 0000:00:01\.0: BAR 0 \[mem 0xc0000000-0xc001ffff\]$",
+    r"linux: \[ *[0-9]+\.[0-9]+\] pci 0000:00:01\.0: BAR 1 \[io +0xc000-0xc03f\]$",
     // The 16550A on I/O APIC pin 4 (GSI 4). On a hardware-reduced ACPI platform Linux has no
     // legacy PIC and so no legacy IRQ numbers: GSI 4 gets the first dynamic IRQ number after the
     // I/O APIC's 24 GSIs (docs/virtual-platform.md); /proc/interrupts below shows the pin.
@@ -254,7 +254,7 @@ const FORBID: &[&str] = &[
     r"linux: .*(Kernel panic|BUG:|Oops|WARNING:|Call Trace)",
     r"linux: .*Marking clocksource 'tsc' as unstable",
     // Linux keeps the BARs it found (no reassignment).
-    r"pci 0000:00:01\.0: BAR [0-9]+: (assigned|no space|failed)",
+    r"pci 0000:00:01\.0: BAR [0-9]+ .*(assigned|no space|failed)",
     r#"guest "(linux|hello64)" stopped"#,
     // linux-panic stopped for anything but a reset ("reset through ...") or a triple fault: a
     // reset path the hypervisor missed (the run stops here instead of at its timeout).
