@@ -27,6 +27,13 @@ use crate::expect::End;
 use crate::machine::{BochsSpec, MachineSpec};
 use crate::script::{Input, Step};
 
+/// Bochs' e1000 (82540EM, 8086:100e, INTx only) in slot 2 on its built-in `vnet` network: a
+/// server at 192.168.10.1 that answers ARP, ICMP echo and DHCP (no host networking).
+const BOCHS_E1000_VNET: &[&str] = &[
+    "pci: enabled=1, chipset=i440fx, slot1=pcivga, slot2=e1000",
+    "e1000: enabled=1, mac=52:54:00:12:34:56, ethmod=vnet",
+];
+
 /// Ctrl-]: detaches the console from the guest (`console <guest>` on the debug shell).
 const DETACH: &[u8] = &[0x1d];
 
@@ -266,7 +273,10 @@ const FORBID: &[&str] = &[
 /// `bochs-linux`: the whole of Must-show 1-3 in one boot.
 pub(super) const BOCHS_LINUX: Scenario = Scenario {
     name: "bochs-linux",
-    machine: MachineSpec::Bochs(BochsSpec::DEFAULT),
+    machine: MachineSpec::Bochs(BochsSpec {
+        extra_lines: BOCHS_E1000_VNET,
+        ..BochsSpec::DEFAULT
+    }),
     config: Config::File("boot/scenarios/linux.toml"),
     expect: EXPECT,
     guests: &[
