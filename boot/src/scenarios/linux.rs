@@ -5,8 +5,13 @@
 //!   else. At its `/init` the harness types `vms` (the boot's exits by reason), waits until
 //!   `linux-panic` is done, attaches the console and types into Linux's shell: `/proc/interrupts`
 //!   twice around `sleep 2`, the `hypervisor` and `vmx` flags of `/proc/cpuinfo`, the PCI devices
-//!   Linux sees (none: this guest has no virtual function), an idle `sleep 10` bracketed by two
-//!   `vms` (detached with Ctrl-] in between), and `poweroff -f`.
+//!   Linux sees (one: the e1000), the e1000 brought up by Linux's own driver (issue 14, Must-show
+//!   1: `insmod`, a DHCP lease from Bochs' `vnet`, `ping -c 3` to its host between two `vms`, the
+//!   `eth0` line of `/proc/interrupts` against Conduit's count), an idle `sleep 10` bracketed by
+//!   two `vms` (detached with Ctrl-] in between), and `poweroff -f`.
+//! - `linux` has Bochs' e1000 assigned without an IOMMU, its BARs pre-assigned in the guest's BAR
+//!   window and its RAM identity-placed at host 512 MiB (`docs/linux-guests.md`, "Assigned
+//!   devices in Linux guests").
 //! - `linux-panic` crashes at its `/init` (sysrq), reboots after `panic=1` through a reset path,
 //!   is restarted once from its image (`on_crash = "restart"`, `max_restarts = 1`), crashes again
 //!   and is stopped with the reason.
