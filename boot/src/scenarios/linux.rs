@@ -297,3 +297,26 @@ pub(super) const BOCHS_LINUX: Scenario = Scenario {
     // 666 s measured with the e1000 part on a loaded two-core host.
     timeout_secs: 1200,
 };
+
+/// `bochs-identity-refused` (issue 14, "Without an IOMMU"): identity-placed RAM over a host range
+/// the hypervisor already uses (its heap) is refused with the reason, before and at the guest's
+/// creation; the other guest runs to its end.
+pub(super) const BOCHS_IDENTITY_REFUSED: Scenario = Scenario {
+    name: "bochs-identity-refused",
+    machine: MachineSpec::Bochs(BochsSpec::DEFAULT),
+    config: Config::File("boot/scenarios/identity-refused.toml"),
+    expect: &[
+        BANNER,
+        r"heap [0-9]+ KiB at physical 0x8[0-9a-f]{5},",
+        r#"guest "linux": host \[0xa00000, 0x8a00000\) cannot hold its identity-placed RAM: part of it is not free \(its region is handed out up to 0x[0-9a-f]+\)"#,
+        r#"guest "linux" refused before entry: .*identity-placed RAM at host \[0xa00000, 0x8a00000\) is not available: "#,
+        r"sched: running 1 guest\(s\) round-robin",
+        r#"guest "hello64" exited with code 0x64"#,
+        r"CONDUIT EXIT: success",
+    ],
+    guests: &[("hello64", HELLO64)],
+    forbid: &[super::PANIC, super::ANY_EXCEPTION, r"linux: "],
+    input: &[],
+    end: End::Success,
+    timeout_secs: 300,
+};

@@ -532,6 +532,7 @@ pub const SCENARIOS: &[Scenario] = &[
     shell::QEMU_SHELL,
     shell::BOCHS_SHELL,
     linux::BOCHS_LINUX,
+    linux::BOCHS_IDENTITY_REFUSED,
     control::QEMU_CONTROL,
     control::BOCHS_PASSTHROUGH,
     control::BOCHS_PASSTHROUGH_REFUSED,

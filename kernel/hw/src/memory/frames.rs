@@ -16,6 +16,8 @@ use alloc::vec::Vec;
 
 #[derive(Debug, Clone, Copy)]
 struct Region {
+    /// Where the region began (what was handed out lies in `[start, next)`).
+    start: u64,
     next: u64,
     end: u64,
 }
@@ -60,7 +62,11 @@ pub struct FrameAllocator {
 impl FrameAllocator {
     pub(crate) const fn new() -> Self {
         Self {
-            regions: [Region { next: 0, end: 0 }; MAX_REGIONS],
+            regions: [Region {
+                start: 0,
+                next: 0,
+                end: 0,
+            }; MAX_REGIONS],
             count: 0,
             free: Vec::new(),
         }
@@ -74,7 +80,11 @@ impl FrameAllocator {
         if end <= start {
             return;
         }
-        let new = Region { next: start, end };
+        let new = Region {
+            start,
+            next: start,
+            end,
+        };
         if self.count < MAX_REGIONS {
             self.regions[self.count] = new;
             self.count += 1;
@@ -125,24 +135,21 @@ impl FrameAllocator {
             .iter()
             .position(|r| r.next <= start && end <= r.end)
         else {
-            // A region ending at or after the range but handing out frames above its start: the
-            // frames were given to someone already (or the range starts in a hole below it).
+            // The region the range starts in has handed its start out already; otherwise the
+            // range is not (all) in usable memory.
             return Err(self.regions[..count]
                 .iter()
-                .find(|r| start < r.end && end <= r.end && start < r.next)
+                .find(|r| r.start <= start && start < r.next)
                 .map_or(ClaimError::NotUsable, |r| ClaimError::Taken {
                     next: r.next,
                 }));
         };
-        let tail = Region {
-            next: end,
-            end: self.regions[at].end,
-        };
         // The frames below the range stay available in the region; those above become a region
         // of their own (or replace the smallest when the table is full).
+        let tail_end = self.regions[at].end;
         self.regions[at].end = start;
-        if tail.next < tail.end {
-            self.add_region(tail.next, tail.end);
+        if end < tail_end {
+            self.add_region(end, tail_end);
         }
         Ok(())
     }
