@@ -328,6 +328,14 @@ fn add_function(state: &mut State, r: &Request) -> Reply {
     {
         return Reply::error(Status::BuildFailed);
     }
+    // The addresses the core placed for an OS guest go in as the guest's own write would, with
+    // decode off (no event): the guest finds the BARs as firmware leaves them.
+    for w in info.bars[..count].iter().filter(|w| w.guest_base != 0) {
+        let at = conduit_vpci::bar::BAR0 + 4 * w.index as u16;
+        if vf.write(at, 4, w.guest_base).is_err() {
+            return Reply::error(Status::BadDescription);
+        }
+    }
     if let Err(e) = g.topology.insert(r.vbdf, vf) {
         message(format_args!("{e}"));
         return Reply::error(Status::Topology);

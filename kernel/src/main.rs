@@ -80,6 +80,8 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     });
     let bundle = config::load(ramdisk);
     let config = &bundle.config;
+    // Before anything else allocates: the host ranges of identity-placed guests.
+    guest::claim_identity(&config.guests, mem);
     info!(
         "configuration \"{}\", log level {:?}",
         config.name, config.log_level

@@ -538,6 +538,7 @@ pub const SCENARIOS: &[Scenario] = &[
     shell::BOCHS_SHELL,
     linux::BOCHS_LINUX,
     hostile::BOCHS_HOSTILE,
+    linux::BOCHS_IDENTITY_REFUSED,
     control::QEMU_CONTROL,
     control::BOCHS_PASSTHROUGH,
     control::BOCHS_PASSTHROUGH_REFUSED,

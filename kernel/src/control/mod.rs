@@ -50,7 +50,7 @@ use conduit_control_abi::{
 };
 use conduit_hw::memory::Memory;
 use conduit_hw::{gdt, idt, time};
-use conduit_pci::{Bar, Bdf};
+use conduit_pci::Bdf;
 use conduit_vpci::Event;
 use conduit_vpci::access::MAX_EVENTS;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -377,7 +377,8 @@ pub fn call(req: &Request) -> Result<Answer, ControlError> {
     }
 }
 
-/// Builds the function `bdf` (with its sized `bars`) at (`guest`, `vbdf`) and records the
+/// Builds the function `bdf` (with its sized `bars`, each with the address the guest finds
+/// programmed at first, [`WireBar::guest_base`]) at (`guest`, `vbdf`) and records the
 /// assignment for restarts. `bus_master_allowed`: the function's DMA is confined to the guest's
 /// IOMMU domain, or the configuration allows assignment without one.
 /// `id`: Vendor and Device ID to show instead of the function's own (an SR-IOV VF reads 0xFFFF
@@ -386,7 +387,7 @@ pub fn add_function(
     guest: u16,
     vbdf: Bdf,
     bdf: Bdf,
-    bars: &[Bar],
+    bars: &[WireBar],
     bus_master_allowed: bool,
     id: Option<(u16, u16)>,
     interrupt_line: u8,
@@ -403,7 +404,7 @@ pub fn add_function(
         ..FunctionInfo::default()
     };
     for (slot, b) in info.bars.iter_mut().zip(bars) {
-        *slot = WireBar::from_bar(b);
+        *slot = *b;
         info.bar_count += 1;
     }
     let mut guard = TASK.lock();

@@ -112,9 +112,10 @@ pub fn start_all(
         match &mut host {
             Some(host) => match Guest::create(host, mem, &spec) {
                 Ok(mut g) => {
-                    let (hpa, size) = g.memory_region();
-                    g.devices = attach_devices(index, c, hpa, size, unsafe_no_iommu);
-                    g.pci = super::devices::register(index, &c.name, &g.devices);
+                    let pieces = g.memory_pieces();
+                    g.devices = attach_devices(index, c, &pieces, unsafe_no_iommu);
+                    g.pci =
+                        super::devices::register(index, &c.name, &g.devices, spec.has_platform());
                     list.push(g);
                 }
                 Err(e) => {
@@ -174,10 +175,11 @@ fn without_vcpus(
     };
     // The frames stay the guest's (and its domain's) for the life of the machine: GuestMemory
     // does not free on drop.
-    let (hpa, size) = g.memory_region();
-    g.devices = attach_devices(index, c, hpa, size, unsafe_no_iommu);
+    let pieces = g.memory_pieces();
+    let hpa = pieces.first().map_or(0, |p| p.1);
+    g.devices = attach_devices(index, c, &pieces, unsafe_no_iommu);
     // The control task holds their virtual configuration space all the same.
-    g.pci = super::devices::register(index, &c.name, &g.devices);
+    g.pci = super::devices::register(index, &c.name, &g.devices, spec.has_platform());
     warn!(
         "guest \"{}\": {} MiB at HPA {hpa:#x}, {} function(s) assigned; its vCPUs are not started because {because}",
         c.name,
@@ -187,23 +189,23 @@ fn without_vcpus(
     Ok(g)
 }
 
-/// Creates the guest's IOMMU domain (IOVA = GPA over exactly its memory) and assigns its
-/// functions; the test image records the guest for `placed`. Returns the functions assigned.
+/// Creates the guest's IOMMU domain (IOVA = GPA over exactly its memory: `pieces`, each
+/// (GPA, HPA, length)) and assigns its functions; the test image records the guest for `placed`.
+/// Returns the functions assigned.
 fn attach_devices(
     #[cfg_attr(not(feature = "selftest"), expect(unused_variables))] index: u16,
     c: &GuestConfig,
-    hpa: u64,
-    size: u64,
+    pieces: &[(u64, u64, u64)],
     unsafe_no_iommu: bool,
 ) -> Vec<Bdf> {
     let mut domain = None;
-    let assigned = attach_to_domain(c, hpa, size, unsafe_no_iommu, &mut domain);
+    let assigned = attach_to_domain(c, pieces, unsafe_no_iommu, &mut domain);
     #[cfg(feature = "selftest")]
     PLACED.lock().push(Placed {
         index,
         name: c.name.clone(),
-        hpa,
-        size,
+        hpa: pieces.first().map_or(0, |p| p.1),
+        size: pieces.iter().map(|p| p.2).sum(),
         domain,
         devices: assigned.clone(),
     });
@@ -212,20 +214,18 @@ fn attach_devices(
 
 fn attach_to_domain(
     c: &GuestConfig,
-    hpa: u64,
-    size: u64,
+    pieces: &[(u64, u64, u64)],
     unsafe_no_iommu: bool,
     created: &mut Option<DomainId>,
 ) -> Vec<Bdf> {
     let mut assigned = Vec::new();
     let domain = match iommu::status() {
         Ok(()) => {
-            let region = iommu::GuestMemory {
-                gpa: 0,
-                hpa,
-                len: size,
-            };
-            match iommu::create_domain(&c.name, &[region]) {
+            let regions: Vec<iommu::GuestMemory> = pieces
+                .iter()
+                .map(|&(gpa, hpa, len)| iommu::GuestMemory { gpa, hpa, len })
+                .collect();
+            match iommu::create_domain(&c.name, &regions) {
                 Ok(d) => {
                     *created = Some(d);
                     Some(d)

@@ -14,6 +14,7 @@ mod firmware;
 pub mod interrupts;
 mod intx;
 mod layout;
+pub use layout::claim_identity;
 pub mod mmio;
 mod msr_exits;
 mod msrs;
@@ -330,8 +331,8 @@ impl Guest {
         caps: Option<&VmxCapabilities>,
         tsc: Rate,
     ) -> Result<Self, CreateError> {
-        let mut memory =
-            GuestMemory::allocate(mem, spec.memory_mib).map_err(CreateError::Layout)?;
+        let mut memory = GuestMemory::allocate(mem, &spec.name, spec.memory_mib, spec.ram)
+            .map_err(CreateError::Layout)?;
         memory.load(spec).map_err(CreateError::Layout)?;
         osboot::load(&mut memory, spec).map_err(CreateError::OsBoot)?;
         let ept = memory.build_ept(mem, caps).map_err(CreateError::Layout)?;
@@ -543,9 +544,15 @@ impl Guest {
         conduit_irq::GuestId(self.pci.index)
     }
 
-    /// Host-physical base and size of the guest's memory (GPA 0 maps to the base).
-    pub fn memory_region(&self) -> (u64, u64) {
-        (self.memory.host.0, self.memory.size)
+    /// The guest's RAM as (GPA, HPA, length) pieces: one from GPA 0, or for identity-placed RAM
+    /// its first MiB at GPA 0 and the rest at GPA = HPA.
+    pub fn memory_pieces(&self) -> alloc::vec::Vec<(u64, u64, u64)> {
+        self.memory.pieces().collect()
+    }
+
+    /// One past the highest guest-physical address of its RAM.
+    pub fn memory_end(&self) -> u64 {
+        self.memory.ram.end()
     }
 
     /// Makes this guest's VMCS current (once per time slice).

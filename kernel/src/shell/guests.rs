@@ -74,6 +74,10 @@ pub fn vms(guests: &Guests) {
                 let _ = write!(functions, "{sep}{bdf} (Command {command:#06x})");
             }
             say!("    functions: {functions}");
+            say!(
+                "    device interrupts routed to it: {}",
+                crate::irq::guest_interrupts(g.id())
+            );
         }
     }
     for r in &guests.refused {

@@ -169,6 +169,7 @@ mod tests {
             }),
             on_crash: crate::model::OnCrash::Restart { max_restarts: 3 },
             on_control_crash: crate::model::OnControlCrash::Stop,
+            identity_ram_at: None,
         };
         BootConfig {
             log_level: LogLevel::Debug,

@@ -38,6 +38,7 @@ fn defaults_and_a_full_table() {
             os: None,
             on_crash: OnCrash::Stop,
             on_control_crash: OnControlCrash::Quarantine,
+            identity_ram_at: None,
         }]
     );
     let full = RawGuest {
@@ -248,6 +249,7 @@ fn spec(name: &str, memory_mib: u32, entry: EntryMode, format: ImageFormat) -> G
         os: None,
         on_crash: OnCrash::Stop,
         on_control_crash: OnControlCrash::Quarantine,
+        identity_ram_at: None,
     }
 }
 

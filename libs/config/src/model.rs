@@ -2,6 +2,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_bootproto::ram::{GuestRam, RamError};
 use serde::{Deserialize, Serialize};
 
 /// Everything the kernel needs to know at boot.
@@ -139,6 +140,10 @@ pub struct GuestConfig {
     pub on_crash: OnCrash,
     /// What happens to the guest when a request it made crashes the control task.
     pub on_control_crash: OnControlCrash,
+    /// `identity_ram_at` (Linux guests, only with `unsafe_no_iommu`): the host-physical address
+    /// of the guest's RAM block, whose part above its first MiB is mapped at GPA = HPA
+    /// (`conduit_bootproto::ram`); `None`: RAM at GPA 0, anywhere in host memory.
+    pub identity_ram_at: Option<u64>,
 }
 
 /// What an operating-system guest is booted with besides its kernel image (the builder checked
@@ -205,6 +210,15 @@ impl GuestConfig {
     /// The size of guest RAM in bytes.
     pub fn memory_bytes(&self) -> u64 {
         u64::from(self.memory_mib) << 20
+    }
+
+    /// Where the guest's RAM lies in guest-physical space (the builder checked an identity
+    /// placement, so an error here means a bundle not made by it).
+    pub fn ram(&self) -> Result<GuestRam, RamError> {
+        match self.identity_ram_at {
+            Some(base) => GuestRam::identity(base, self.memory_bytes()),
+            None => Ok(GuestRam::contiguous(self.memory_bytes())),
+        }
     }
 
     /// For a real-mode guest: `(CS selector, IP)` of the entry point (CS.base = selector << 4).

@@ -43,8 +43,10 @@ pub struct WireBar {
     pub kind: u32,
     /// 1 if prefetchable.
     pub prefetchable: u32,
-    /// Reserved, 0.
-    pub reserved: u32,
+    /// The address the guest finds programmed in the virtual BAR at first, as firmware leaves
+    /// it (below 4 GiB; for a 64-bit BAR the upper register reads 0); 0: unassigned, the guest
+    /// programs it.
+    pub guest_base: u32,
     /// Physical base address.
     pub address: u64,
     /// Size in bytes.
@@ -80,10 +82,18 @@ impl WireBar {
             index: bar.index as u32,
             kind: kind_code(bar.kind),
             prefetchable: bar.prefetchable as u32,
-            reserved: 0,
+            guest_base: 0,
             address: bar.address,
             size: bar.size,
         }
+    }
+
+    /// [`WireBar::from_bar`] with the guest's initial address `guest_base` (see the field).
+    #[must_use]
+    pub const fn with_guest_base(bar: &Bar, guest_base: u32) -> Self {
+        let mut w = Self::from_bar(bar);
+        w.guest_base = guest_base;
+        w
     }
 
     /// The BAR, if the kind and index are valid.
@@ -395,7 +405,7 @@ impl SharedPage {
                 index: 0,
                 kind: 0,
                 prefetchable: 0,
-                reserved: 0,
+                guest_base: 0,
                 address: 0,
                 size: 0,
             }; 6],

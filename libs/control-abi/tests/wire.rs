@@ -234,6 +234,12 @@ fn bars_round_trip_and_bad_ones_are_refused() {
         size: 0x4000,
     };
     assert_eq!(WireBar::from_bar(&bar).to_bar(), Some(bar));
+    assert_eq!(WireBar::from_bar(&bar).guest_base, 0);
+    let placed = WireBar::with_guest_base(&bar, 0xc000_4000);
+    assert_eq!(
+        (placed.to_bar(), placed.guest_base),
+        (Some(bar), 0xc000_4000)
+    );
     let mut w = WireBar::from_bar(&bar);
     w.index = 6;
     assert_eq!(w.to_bar(), None);
