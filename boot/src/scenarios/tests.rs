@@ -48,7 +48,12 @@ fn guest_bins() -> Vec<String> {
 }
 
 /// What `scripts/linux-assets` builds in `build/linux/` (scripts/test runs it first).
-const LINUX_ASSETS: &[&str] = &["vmlinuz", "initramfs.cpio.gz", "initramfs-panic.cpio.gz"];
+const LINUX_ASSETS: &[&str] = &[
+    "vmlinuz",
+    "initramfs.cpio.gz",
+    "initramfs-panic.cpio.gz",
+    "initramfs-nvme.cpio.gz",
+];
 
 /// Every image a configuration names must be a test guest's build output, so that
 /// `cargo build -p conduit-guest --release` is all a boot test needs, or one of the Linux guest
@@ -216,6 +221,7 @@ fn the_igb_vf_scenario_runs_on_qemu_with_two_vfs_of_one_pf() {
             matches!(
                 d.function,
                 DeviceSel::Bdf {
+                    segment: 0,
                     bus: 1,
                     dev: 0,
                     func: 0

@@ -168,6 +168,8 @@ mod tests {
                 initrd: Some(String::from("initrd.img")),
             }),
             on_crash: crate::model::OnCrash::Restart { max_restarts: 3 },
+            on_control_crash: crate::model::OnControlCrash::Stop,
+            identity_ram_at: None,
         };
         BootConfig {
             log_level: LogLevel::Debug,

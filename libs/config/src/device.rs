@@ -23,7 +23,8 @@ pub const MAX_VF_INDEX: i64 = 0xffff;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDevice {
-    /// `"bb:dd.f"` (hex) or `"vvvv:dddd"` (hex vendor:device, the first such function).
+    /// `"bb:dd.f"` (hex, segment 0), `"ssss:bb:dd.f"` (hex PCI segment first) or `"vvvv:dddd"`
+    /// (hex vendor:device, the first such function).
     pub function: Option<String>,
     /// The index of one of that physical function's SR-IOV virtual functions.
     pub vf: Option<i64>,
@@ -120,14 +121,26 @@ fn hex<T: TryFrom<u32>>(s: &str, max_digits: usize) -> Option<T> {
         .and_then(|v| T::try_from(v).ok())
 }
 
-/// Parses `"bb:dd.f"` or `"vvvv:dddd"`.
+/// Parses `"bb:dd.f"` (segment 0), `"ssss:bb:dd.f"` or `"vvvv:dddd"`.
 pub fn parse_function(s: &str) -> Option<DeviceSel> {
     let (left, right) = s.split_once(':')?;
+    let (segment, left, right) = match right.split_once(':') {
+        Some((bus, rest)) => (hex(left, 4)?, bus, rest),
+        None => (0, left, right),
+    };
     if let Some((dev, func)) = right.split_once('.') {
         let bus: u8 = hex(left, 2)?;
         let dev: u8 = hex(dev, 2).filter(|d| *d < 32)?;
         let func: u8 = hex(func, 1).filter(|f| *f < 8)?;
-        return Some(DeviceSel::Bdf { bus, dev, func });
+        return Some(DeviceSel::Bdf {
+            segment,
+            bus,
+            dev,
+            func,
+        });
+    }
+    if s.matches(':').count() > 1 {
+        return None;
     }
     if left.len() == 4 && right.len() == 4 {
         let vendor: u16 = hex(left, 4)?;
@@ -154,14 +167,16 @@ pub fn check(i: usize, raws: &[RawDevice]) -> Result<Vec<DeviceAssignment>, Conf
     let mut out: Vec<DeviceAssignment> = Vec::with_capacity(raws.len());
     for (j, raw) in raws.iter().enumerate() {
         let key = |k: &str| format!("guest[{i}].device[{j}].{k}");
-        let text = raw
-            .function
-            .as_deref()
-            .ok_or_else(|| invalid(&key("function"), "missing: \"bb:dd.f\" or \"vvvv:dddd\""))?;
+        let text = raw.function.as_deref().ok_or_else(|| {
+            invalid(
+                &key("function"),
+                "missing: \"bb:dd.f\", \"ssss:bb:dd.f\" or \"vvvv:dddd\"",
+            )
+        })?;
         let function = parse_function(text).ok_or_else(|| {
             invalid(
                 &key("function"),
-                format!("{text:?} is neither a bus:device.function (\"01:00.0\") nor a vendor:device (\"8086:10c9\")"),
+                format!("{text:?} is neither a [segment:]bus:device.function (\"01:00.0\", \"0001:02:00.0\") nor a vendor:device (\"8086:10c9\")"),
             )
         })?;
         let vf = match raw.vf {
@@ -378,6 +393,7 @@ mod tests {
         assert_eq!(
             parse_function("01:00.0"),
             Some(DeviceSel::Bdf {
+                segment: 0,
                 bus: 1,
                 dev: 0,
                 func: 0
@@ -386,10 +402,37 @@ mod tests {
         assert_eq!(
             parse_function("ff:1f.7"),
             Some(DeviceSel::Bdf {
+                segment: 0,
                 bus: 0xff,
                 dev: 0x1f,
                 func: 7
             })
+        );
+        assert_eq!(
+            parse_function("0001:02:00.0"),
+            Some(DeviceSel::Bdf {
+                segment: 1,
+                bus: 2,
+                dev: 0,
+                func: 0
+            })
+        );
+        assert_eq!(
+            parse_function("ffff:ff:1f.7").map(|s| format!(
+                "{}",
+                DeviceAssignment {
+                    function: s,
+                    vf: None,
+                    mac: None,
+                    vlans: Vec::new(),
+                }
+            )),
+            Some("ffff:ff:1f.7".to_string())
+        );
+        assert_eq!(
+            parse_function("0000:02:00.0"),
+            parse_function("02:00.0"),
+            "segment 0 spelt out is segment 0"
         );
         assert_eq!(
             parse_function("8086:10c9"),
@@ -408,6 +451,12 @@ mod tests {
             "ffff:0000",
             "0g:00.0",
             "01:00.00",
+            "00001:02:00.0",
+            "0001:8086:10c9",
+            "0001:02:00",
+            "0:1:02:00.0",
+            ":02:00.0",
+            "000g:02:00.0",
         ] {
             assert_eq!(parse_function(bad), None, "{bad:?}");
         }
