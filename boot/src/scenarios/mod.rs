@@ -462,6 +462,7 @@ pub const SCENARIOS: &[Scenario] = &[
     nvme::QEMU_NVME_VF_IO,
     nvme::KVM_NVME_VF_GUEST,
     nvme::KVM_LINUX_NVME_VF,
+    igb_vf::KVM_LINUX_IGB_VF,
     // Issue "VT-d interrupt remapping with x2APIC": eim=on, so x2APIC mode and 32-bit
     // destinations.
     Scenario {

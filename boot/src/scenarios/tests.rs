@@ -53,6 +53,7 @@ const LINUX_ASSETS: &[&str] = &[
     "initramfs.cpio.gz",
     "initramfs-panic.cpio.gz",
     "initramfs-nvme.cpio.gz",
+    "initramfs-igbvf.cpio.gz",
 ];
 
 /// Every image a configuration names must be a test guest's build output, so that
