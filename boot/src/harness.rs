@@ -287,7 +287,7 @@ mod tests {
         assert!(names(&args(Tier::All, Some("no-such-scenario"))).is_empty());
         assert_eq!(
             names(&args(Tier::Only(MachineKind::Kvm), Some("nvme"))),
-            ["kvm-nvme-vf-guest"]
+            ["kvm-nvme-vf-guest", "kvm-linux-nvme-vf"]
         );
     }
 

@@ -15,7 +15,7 @@
 use crate::config::Physical;
 use crate::heap;
 use alloc::vec::Vec;
-use conduit_control_abi::shared::{FN_BUS_MASTER_ALLOWED, FN_ID_OVERRIDE, mode};
+use conduit_control_abi::shared::{FN_BUS_MASTER_ALLOWED, FN_ID_OVERRIDE, FN_REBUILD, mode};
 use conduit_control_abi::{
     FunctionInfo, Op, PHYSICAL_MSI_ENABLE, Reply, Request, SharedPage, Status, WireEvent, layout,
 };
@@ -295,6 +295,7 @@ fn add_function(state: &mut State, r: &Request) -> Reply {
             return Reply::error(Status::BuildFailed);
         }
     };
+    vf.set_interrupt_line(info.interrupt_line as u8);
     let msix_cap = vf.msix().map(|m| m.offset);
     let msi = vf.msi().copied();
     let (msix_table, msix_entries) = vf.msix().map_or((0, 0), |m| {
@@ -327,21 +328,33 @@ fn add_function(state: &mut State, r: &Request) -> Reply {
     {
         return Reply::error(Status::BuildFailed);
     }
+    // The addresses the core placed for an OS guest go in as the guest's own write would, with
+    // decode off (no event): the guest finds the BARs as firmware leaves them.
+    for w in info.bars[..count].iter().filter(|w| w.guest_base != 0) {
+        let at = conduit_vpci::bar::BAR0 + 4 * w.index as u16;
+        if vf.write(at, 4, w.guest_base).is_err() {
+            return Reply::error(Status::BadDescription);
+        }
+    }
     if let Err(e) = g.topology.insert(r.vbdf, vf) {
         message(format_args!("{e}"));
         return Reply::error(Status::Topology);
     }
-    let start = decode | if bus_master { command::BUS_MASTER } else { 0 };
-    write_command(&mut physical, bdf, start);
-    if let Some(off) = msix_cap {
-        // The guest's view starts with MSI-X off; so does the device (no message from entries
-        // a previous owner left).
-        let ctl = physical.read16(bdf, off + 2) & !0xc000;
-        physical.write16(bdf, off + 2, ctl);
-    }
-    if let Some(m) = &msi {
-        // Likewise MSI: off until the core programs the message it routed.
-        set_msi_enable(&mut physical, bdf, m, false);
+    // A function rebuilt after a restart stays as its guest left it (the core replays the
+    // guest's writes next); a new one starts with decode on and MSI/MSI-X off.
+    if info.flags & FN_REBUILD == 0 {
+        let start = decode | if bus_master { command::BUS_MASTER } else { 0 };
+        write_command(&mut physical, bdf, start);
+        if let Some(off) = msix_cap {
+            // The guest's view starts with MSI-X off; so does the device (no message from entries
+            // a previous owner left).
+            let ctl = physical.read16(bdf, off + 2) & !0xc000;
+            physical.write16(bdf, off + 2, ctl);
+        }
+        if let Some(m) = &msi {
+            // Likewise MSI: off until the core programs the message it routed.
+            set_msi_enable(&mut physical, bdf, m, false);
+        }
     }
     with_shared(|p| {
         p.function.msix_table = msix_table;

@@ -13,7 +13,7 @@ use conduit_config::{BootConfig, ConsoleChoice};
 use conduit_hw::console;
 use conduit_hw::memory::Memory;
 use conduit_hw::serial::Uart;
-use conduit_pci::{BarKind, Bdf};
+use conduit_pci::{BarKind, Bdf, PciAddress};
 use conduit_uart::spcr::{self, Registers, Spcr};
 use log::{info, warn};
 
@@ -180,10 +180,10 @@ fn from_dbg2(
 /// enabled.
 fn pci_card(table: &Spcr, card: spcr::PciUart, mem: &Memory) -> Result<(Uart, String), String> {
     let bdf = Bdf::new(card.bus, card.dev, card.func)
-        .filter(|_| card.segment == 0)
+        .map(|b| PciAddress::new(u16::from(card.segment), b))
         .ok_or_else(|| format!("the SPCR names {card}, not an address enumerated at boot"))?;
     let function = pci::get()
-        .and_then(|p| p.function(bdf))
+        .and_then(|p| p.function_at(bdf))
         .ok_or_else(|| format!("the SPCR names {card}, but no such function was enumerated"))?;
     if (function.vendor_id(), function.device_id()) != (card.vendor, card.device) {
         return Err(format!(
@@ -209,7 +209,7 @@ fn pci_card(table: &Spcr, card: spcr::PciUart, mem: &Memory) -> Result<(Uart, St
             Some(Registers::Mmio { stride, .. }) => stride,
             _ => 1,
         };
-        pci::enable_command_bits(bdf, COMMAND_MEMORY)
+        pci::enable_command_bits_at(bdf, COMMAND_MEMORY)
             .ok_or_else(|| format!("{card}: its command register cannot be written"))?;
         let uart = Uart::mmio(mem, bar.address, stride, name)
             .map_err(|e| format!("{card}: BAR{} cannot be mapped: {e}", bar.index))?;
@@ -227,7 +227,7 @@ fn pci_card(table: &Spcr, card: spcr::PciUart, mem: &Memory) -> Result<(Uart, St
                 bar.index, bar.address
             )
         })?;
-        pci::enable_command_bits(bdf, COMMAND_IO)
+        pci::enable_command_bits_at(bdf, COMMAND_IO)
             .ok_or_else(|| format!("{card}: its command register cannot be written"))?;
         Ok((
             Uart::port(base, name),

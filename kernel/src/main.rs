@@ -80,6 +80,8 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     });
     let bundle = config::load(ramdisk);
     let config = &bundle.config;
+    // Before anything else allocates: the host ranges of identity-placed guests.
+    guest::claim_identity(&config.guests, mem);
     info!(
         "configuration \"{}\", log level {:?}",
         config.name, config.log_level
@@ -117,7 +119,7 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     if let Some(test) = config.test {
         selftest::run(test, mem, cpu.vmx.is_some());
     }
-    control::init(&bundle, mem, config.guests.len());
+    control::init(&bundle, mem);
     let mut guests = guest::boot::start_all(&bundle, cpu.vmx.as_ref(), mem);
     control::seal(mem);
     #[cfg(feature = "selftest")]

@@ -69,6 +69,8 @@ pub fn run(guests: &mut Guests, platform: &Platform, on_idle: OnIdle) {
         }
         // A source the interrupt path cut off is masked at its device and reported here.
         irq::service_floods();
+        // The igb PFs' mailboxes are served here (`igb::mailbox`: polling, not an interrupt).
+        crate::igb::mailbox::poll();
         let mut world = World {
             guests: &mut *guests,
             platform,

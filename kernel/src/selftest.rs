@@ -4,13 +4,19 @@
 
 mod clock_stopped;
 mod control;
+mod control_blame;
 mod control_msi;
 mod dmar_corrupt;
 mod edu;
 mod guest_driver;
+mod igb_mailbox;
+mod igb_net;
+mod igb_ring;
 mod igb_vf;
 mod intremap;
 mod intremap_checks;
+mod intx;
+mod nvme_io;
 mod nvme_vf;
 mod vtd_edu;
 
@@ -39,7 +45,14 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
         TestCase::Intremap => ("intremap", intremap::run(mem)),
         TestCase::ClockStopped => ("clock-stopped", clock_stopped::check()),
         // These run once the guests are placed: see `after_guests`.
-        TestCase::NvmeVf | TestCase::NvmeVfBad | TestCase::Control | TestCase::IgbVf => return,
+        TestCase::NvmeVf
+        | TestCase::NvmeVfBad
+        | TestCase::NvmeVfIo
+        | TestCase::Control
+        | TestCase::IgbVf
+        | TestCase::IgbNet
+        | TestCase::IgbMailbox
+        | TestCase::Intx => return,
     };
     report(name, result);
 }
@@ -51,13 +64,24 @@ pub fn after_guests(test: TestCase, mem: &'static Memory, guests: &mut [crate::g
     let (name, result) = match test {
         TestCase::NvmeVf => ("nvme-vf", nvme_vf::run(mem, guests)),
         TestCase::NvmeVfBad => ("nvme-vf-bad", nvme_vf::run_bad()),
+        TestCase::NvmeVfIo => ("nvme-vf-io", nvme_io::run(mem, guests)),
         TestCase::Control => ("control", control::run(mem, guests)),
         TestCase::IgbVf => ("igb-vf", igb_vf::run(mem, guests)),
+        TestCase::IgbNet => ("igb-net", igb_net::run(mem, guests)),
+        TestCase::IgbMailbox => ("igb-mailbox", igb_mailbox::run(mem, guests)),
+        TestCase::Intx => ("intx", intx::run(mem, guests)),
         _ => return,
     };
     report(name, result);
     // The scenarios of VFs at work for guests end with what each guest got and caused.
-    if matches!(test, TestCase::NvmeVf | TestCase::IgbVf) {
+    if matches!(
+        test,
+        TestCase::NvmeVf
+            | TestCase::NvmeVfIo
+            | TestCase::IgbVf
+            | TestCase::IgbNet
+            | TestCase::Intx
+    ) {
         crate::guest::report::log_counters();
     }
 }

@@ -14,8 +14,11 @@ mod cpustate;
 mod foundation;
 mod guests;
 mod hardware;
+mod hostile;
+mod igb_mailbox;
 mod igb_vf;
 mod intremap;
+mod intx;
 mod linux;
 mod nvme;
 mod production;
@@ -456,7 +459,10 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     nvme::QEMU_NVME_VF,
     nvme::QEMU_NVME_VF_BAD,
+    nvme::QEMU_NVME_VF_IO,
     nvme::KVM_NVME_VF_GUEST,
+    nvme::KVM_LINUX_NVME_VF,
+    igb_vf::KVM_LINUX_IGB_VF,
     // Issue "VT-d interrupt remapping with x2APIC": eim=on, so x2APIC mode and 32-bit
     // destinations.
     Scenario {
@@ -532,10 +538,16 @@ pub const SCENARIOS: &[Scenario] = &[
     shell::QEMU_SHELL,
     shell::BOCHS_SHELL,
     linux::BOCHS_LINUX,
+    hostile::BOCHS_HOSTILE,
+    linux::BOCHS_IDENTITY_REFUSED,
     control::QEMU_CONTROL,
     control::BOCHS_PASSTHROUGH,
     control::BOCHS_PASSTHROUGH_REFUSED,
     igb_vf::QEMU_IGB_VF,
+    igb_vf::QEMU_IGB_NET,
+    igb_mailbox::QEMU_IGB_MAILBOX,
+    intx::QEMU_INTX,
+    intx::QEMU_INTX_SHARED,
     hardware::QEMU_SRIOV_NVME_ONLY,
     hardware::QEMU_CLOCK_STOPPED,
     hardware::QEMU_PXB,

@@ -45,6 +45,23 @@ pub const QEMU_NVME_VF_BAD: Scenario = Scenario {
     timeout_secs: 180,
 };
 
+/// Issue 14 (Must-show 3): nvme VFs do I/O. The PF attaches its namespace to both VFs'
+/// controllers; guest A's VF writes 1 MiB of a pattern from guest A's memory to the shared
+/// namespace (PRP lists, MDTS-sized commands), guest B's VF reads it back into guest B's memory
+/// (checksums equal); each completion raises the VF's MSI-X on its own guest's IRTE; writes whose
+/// PRP or PRP list entry points outside guest A's memory are blocked with decoded faults.
+pub const QEMU_NVME_VF_IO: Scenario = Scenario {
+    name: "qemu-nvme-vf-io",
+    machine: MachineSpec::Qemu(QemuSpec::TCG),
+    config: Config::File("boot/scenarios/nvme-vf-io.toml"),
+    guests: &[],
+    expect: IO_EXPECT,
+    forbid: IO_FORBID,
+    input: &[],
+    end: End::Success,
+    timeout_secs: 180,
+};
+
 /// Issue 7 (build item): the guest-side NVMe driver. Guest "a" (`nvmegst64`) finds its VF at
 /// virtual 00:01.0, maps BAR0 at 0xc0000000 through its virtual configuration space and EPT, runs
 /// the admin queue in its own memory (Identify lands there), and an Identify with PRP1 = GPA
@@ -61,6 +78,62 @@ pub const KVM_NVME_VF_GUEST: Scenario = Scenario {
     end: End::Success,
     timeout_secs: 300,
 };
+
+/// Issue 14, Must-show 4 (nvme half): Debian's stock Linux drives VF 0 with its own `nvme`
+/// driver (the modules loaded from its initramfs), in its IOMMU domain; `dd` reads the namespace.
+/// Needs VMX: runs only where `/dev/kvm` and VMX are present (elsewhere listed as not run).
+/// Written from the TCG measurements of `qemu-nvme-vf-io` (namespace 1: 131072 blocks of 512
+/// bytes, secondary controller 0x1 with 2 VQ and 1 VI resources: one I/O queue pair) and from
+/// Linux 6.1's nvme driver messages; not run on a KVM host yet.
+pub const KVM_LINUX_NVME_VF: Scenario = Scenario {
+    name: "kvm-linux-nvme-vf",
+    machine: MachineSpec::Qemu(QemuSpec::KVM),
+    config: Config::File("boot/scenarios/linux-nvme-vf.toml"),
+    guests: &[("linux", LINUX_NVME)],
+    expect: LINUX_NVME_EXPECT,
+    forbid: LINUX_NVME_FORBID,
+    input: &[],
+    end: End::Success,
+    timeout_secs: 600,
+};
+
+/// `kvm-linux-nvme-vf`, the hypervisor's lines in order.
+pub const LINUX_NVME_EXPECT: &[&str] = &[
+    BANNER,
+    NVME_PF[0],
+    r#"nvme: 02:00\.0: VF 0 \(02:00\.1\) for guest "linux": secondary controller 0x1 online with 2 VQ and 1 VI resources"#,
+    r"nvme: 02:00\.0: namespace 1: 131072 blocks of 512 bytes \(64 MiB\), shareable",
+    r#"guest "linux": assigned 02:00\.1 \(02:00\.0 VF 0\) in IOMMU domain 2"#,
+    r#"guest "linux": stopped \(powered off"#,
+    r"CONDUIT EXIT: success",
+];
+
+/// `linux`'s console, in order: the nvme driver binds the VF at virtual 00:01.0, the namespace
+/// (64 MiB, zeroed by the harness) is read with dd.
+pub const LINUX_NVME: &[&str] = &[
+    r"linux: \[ *[0-9]+\.[0-9]+\] Linux version 6\.1\.",
+    r"linux: conduit-initramfs: nvme test",
+    r"linux: \[ *[0-9]+\.[0-9]+\] nvme nvme0: pci function 0000:00:01\.0$",
+    // Two VQ resources: the admin queue and one I/O queue.
+    r"linux: \[ *[0-9]+\.[0-9]+\] nvme nvme0: 1/0/0 default/read/poll queues$",
+    r"linux: conduit-initramfs: nvme0n1: 131072 sectors of 512 bytes$",
+    r"linux: conduit-initramfs: dd: 4\+0 records out$",
+    // The md5 of 1 MiB of zeros: the harness' fresh namespace image.
+    r"linux: conduit-initramfs: nvme0n1 first MiB md5 b6d81b360a5672d80c27430f39153e2c$",
+];
+
+/// `kvm-linux-nvme-vf`: no module or driver failure, no fault of the VF, nothing refused.
+pub const LINUX_NVME_FORBID: &[&str] = &[
+    PANIC,
+    ANY_EXCEPTION,
+    r"conduit-initramfs: (insmod .* failed|no /dev/nvme0n1)",
+    r"linux: .*(Kernel panic|BUG:|Oops|WARNING:|Call Trace)",
+    r"linux: .*nvme nvme0: .*(timeout|failed|Removing after probe failure)",
+    r"cannot be brought online",
+    r"not assigned",
+    r"DMA fault",
+    r"interrupt-remapping fault",
+];
 
 /// `kvm-nvme-vf-guest`, the hypervisor's lines in order.
 pub const GUEST_EXPECT: &[&str] = &[
@@ -235,4 +308,69 @@ pub const BAD_FORBID: &[&str] = &[
     r"FAIL",
     r"assigned 02:00\.[12] ",
     r"DMA fault",
+];
+
+/// The PF's namespace 1 (the harness' 64 MiB image, 512-byte blocks) and what QEMU 10.0 answers
+/// when the PF attaches it to the VFs' controllers (see `docs/sriov.md`): "already attached", the
+/// VFs getting it when their controllers are enabled.
+pub const NAMESPACE: &[&str] = &[
+    r"nvme: 02:00\.0: namespace 1: 131072 blocks of 512 bytes \(64 MiB\), shareable \(NMIC 0x1\), attached to controller\(s\) 0x0$",
+    r#"nvme: 02:00\.0: namespace 1: Namespace Attachment to controller\(s\) 0x1, 0x2 answered NVMe status SCT 1h/SC 18h "Namespace Already Attached" \(do not retry\) although its controller list names 0x0"#,
+];
+
+/// `qemu-nvme-vf-io`, in order.
+pub const IO_EXPECT: &[&str] = &[
+    BANNER,
+    NVME_PF[0],
+    NVME_PF[9],
+    r#"nvme: 02:00\.0: VF 0 \(02:00\.1\) for guest "a": secondary controller 0x1 online"#,
+    r#"nvme: 02:00\.0: VF 1 \(02:00\.2\) for guest "b": secondary controller 0x2 online"#,
+    NAMESPACE[0],
+    NAMESPACE[1],
+    r"nvme: 02:00\.0: 2 of 2 VF\(s\) online",
+    r#"guest "a": assigned 02:00\.1 \(02:00\.0 VF 0\) in IOMMU domain 2"#,
+    r#"guest "b": assigned 02:00\.2 \(02:00\.0 VF 1\) in IOMMU domain 3"#,
+    r#"selftest: nvme-vf-io: guest A = "a" \(VF 02:00\.1 at its 00:01\.0, 16 MiB at HPA 0x[0-9a-f]+\), guest B = "b" \(VF 02:00\.2 at its 00:01\.0, 16 MiB"#,
+    r#"selftest: nvme-vf-io: guest "a" programmed MSI-X entry 0 of its 00:01\.0 \(VF 02:00\.1\) with vector 0x53 through its virtual table at GPA 0xc0002000: IRTE [0-9]+ owned by guest "a""#,
+    // MDTS 7 of 4 KiB pages: 512 KiB per command.
+    r#"selftest: nvme-vf-io: guest "a"'s driver: VF 02:00\.1 \(controller 0x1, MDTS 7 = 512 KiB per command\) sees namespace 1: 131072 blocks of 512 bytes \(64 MiB\); I/O queue pair 1 created at GPA 0x803000 \(SQ\) and 0x804000 \(CQ\), completions on MSI-X vector 0"#,
+    r#"selftest: nvme-vf-io: guest "b" programmed MSI-X entry 0 of its 00:01\.0 \(VF 02:00\.2\) with vector 0x54 through its virtual table at GPA 0xc0002000: IRTE [0-9]+ owned by guest "b""#,
+    r#"selftest: nvme-vf-io: guest "b"'s driver: VF 02:00\.2 \(controller 0x2, MDTS 7 = 512 KiB per command\) sees namespace 1: 131072 blocks of 512 bytes"#,
+    // Two commands of 1024 blocks, each with PRP1 and a PRP list of the other 127 pages.
+    r#"nvme-vf-io \[1\] guest "a": LBA 0-1023 \(512 KiB\): PRP1 0x400000, PRP2 0x805000 \(PRP list of 127 entries\): NVMe status SCT 0h/SC 00h "Successful Completion""#,
+    r#"nvme-vf-io \[1\] guest "a": LBA 1024-2047 \(512 KiB\): PRP1 0x480000, PRP2 0x805000 \(PRP list of 127 entries\): NVMe status SCT 0h/SC 00h "Successful Completion""#,
+    // The pattern (a fixed LCG sequence) has this checksum; guest B must read back the same.
+    r#"nvme-vf-io \[1\] guest "a" wrote 1024 KiB from GPA 0x400000 \(checksum 0x1a2a82b149a62325\) at LBA 0 in 2 commands; 2 MSI-X interrupts reached guest "a" \(vector 0x53\), none guest "b""#,
+    r#"nvme-vf-io \[2\] guest "b": LBA 0-1023 \(512 KiB\): PRP1 0x400000, PRP2 0x805000 \(PRP list of 127 entries\): NVMe status SCT 0h/SC 00h "Successful Completion""#,
+    r#"nvme-vf-io \[2\] guest "b": LBA 1024-2047 \(512 KiB\)"#,
+    r#"nvme-vf-io \[2\] guest "b" read 1024 KiB at LBA 0 into GPA 0x400000 \(zeroed: 0x[0-9a-f]{16}\) in 2 commands: checksum 0x1a2a82b149a62325, equal to guest "a"'s; 2 MSI-X interrupts reached guest "b" \(vector 0x54\), none guest "a""#,
+    // Guest B's buffer at HPA 0x2600000 + 0x400000, as guest A's PRP1.
+    r"vtd: DMA fault on unit 0xfed90000: source 02:00\.1, read at IOVA 0x2a00000, reason 0x06: read of a page without read permission .*\(reported by the fault event interrupt\)",
+    // QEMU's nvme does not learn that the IOMMU refused the read: it reports success.
+    r#"nvme-vf-io \[3\] guest "a" Write of 1 page\(s\) with PRP1 at guest B's buffer \(its HPA\): DMA read of 0x2a00000 blocked \(source 02:00\.1, reason 0x06: .*\); the command completed with NVMe status SCT 0h/SC 00h "Successful Completion"; the blocks read back hold checksum 0x[0-9a-f]{16}, not guest B's page \(0x[0-9a-f]{16}\); unchanged: guest "b" 0x[0-9a-f]{16}, root table \(HPA 0x[0-9a-f]+\) 0x[0-9a-f]{16}, PF admin queues \(HPA 0x[0-9a-f]+\) 0x[0-9a-f]{16}"#,
+    r"vtd: DMA fault on unit 0xfed90000: source 02:00\.1, read at IOVA 0x10000000, reason 0x06",
+    r#"nvme-vf-io \[4\] guest "a" Write of 3 page\(s\) with PRP list entry 2 at the IOVA of the PF's admin queues \(the hypervisor's domain\): DMA read of 0x10000000 blocked \(source 02:00\.1, reason 0x06: .*\); the command completed with NVMe status SCT 0h/SC 00h "Successful Completion"; unchanged: "#,
+    r#"nvme-vf-io \[5\] guest "a": 2 DMA faults \(the blocked writes\), 3 interrupts for its 3 commands of steps 3-4; guest "b": no fault, 0 interrupts"#,
+    r"selftest: nvme-vf-io: PASS \(5 steps\)",
+    // Guest A: the Create I/O SQ completion (its vector in use since the CQ was created), 2
+    // writes, 3 commands of steps 3-4; guest B: the same completion and 2 reads.
+    r#"guest "a": interrupts 6, DMA faults 2, interrupt-remapping faults 0 \(functions 02:00\.1\)$"#,
+    r#"guest "b": interrupts 3, DMA faults 0, interrupt-remapping faults 0 \(functions 02:00\.2\)$"#,
+    r"boot complete: .*DMA remapping on",
+    r"CONDUIT EXIT: success",
+];
+
+/// `qemu-nvme-vf-io`: no failure, no refused VF, and only guest A's VF faults, only on reads
+/// where the script aims it.
+pub const IO_FORBID: &[&str] = &[
+    PANIC,
+    ANY_EXCEPTION,
+    r"FAIL",
+    r"cannot be brought online",
+    r"not assigned",
+    r"do not see the PF's storage",
+    r"reported by polling",
+    r"primary fault overflow",
+    r"DMA fault on unit 0xfed90000: source (0[0-13-9]|02:00\.[02-7])",
+    r"DMA fault on unit 0xfed90000: source 02:00\.1, write at",
 ];

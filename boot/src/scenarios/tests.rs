@@ -48,7 +48,13 @@ fn guest_bins() -> Vec<String> {
 }
 
 /// What `scripts/linux-assets` builds in `build/linux/` (scripts/test runs it first).
-const LINUX_ASSETS: &[&str] = &["vmlinuz", "initramfs.cpio.gz", "initramfs-panic.cpio.gz"];
+const LINUX_ASSETS: &[&str] = &[
+    "vmlinuz",
+    "initramfs.cpio.gz",
+    "initramfs-panic.cpio.gz",
+    "initramfs-nvme.cpio.gz",
+    "initramfs-igbvf.cpio.gz",
+];
 
 /// Every image a configuration names must be a test guest's build output, so that
 /// `cargo build -p conduit-guest --release` is all a boot test needs, or one of the Linux guest
@@ -216,6 +222,7 @@ fn the_igb_vf_scenario_runs_on_qemu_with_two_vfs_of_one_pf() {
             matches!(
                 d.function,
                 DeviceSel::Bdf {
+                    segment: 0,
                     bus: 1,
                     dev: 0,
                     func: 0
@@ -239,6 +246,35 @@ fn the_igb_vf_scenario_runs_on_qemu_with_two_vfs_of_one_pf() {
         assert!(
             text.contains(needle),
             "qemu-igb-vf does not expect {needle:?}"
+        );
+    }
+}
+
+#[test]
+fn the_igb_mailbox_scenario_expects_the_configured_mac() {
+    use conduit_config::{MacText, TestCase};
+    let s = SCENARIOS
+        .iter()
+        .find(|s| s.name == "qemu-igb-mailbox")
+        .expect("qemu-igb-mailbox");
+    assert_eq!(s.machine.kind(), crate::machine::MachineKind::Qemu);
+    let (doc, _) = document(s);
+    assert_eq!(doc.config.test, Some(TestCase::IgbMailbox));
+    let a = &doc.guests[0].devices[0];
+    let b = &doc.guests[1].devices[0];
+    assert_eq!((a.vf, b.vf, b.mac), (Some(0), Some(1), None));
+    assert_eq!(a.vlans, [100]);
+    // The reply's bytes in the log are those of guest A's `mac`.
+    let mac = a.mac.expect("guest A's VF has a configured MAC");
+    let bytes: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    let text = s.expect.join("\n");
+    for needle in [
+        format!("bytes {}, the configured address", bytes.join(" ")),
+        format!("MAC {} configured", MacText(mac)),
+    ] {
+        assert!(
+            text.contains(&needle),
+            "qemu-igb-mailbox does not expect {needle:?}"
         );
     }
 }

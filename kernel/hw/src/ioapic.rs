@@ -89,7 +89,6 @@ impl IoApic {
     }
 
     /// The APIC ID in the ID register.
-    #[cfg(feature = "selftest")]
     pub fn id(&self) -> u8 {
         self.id
     }
@@ -110,14 +109,12 @@ impl IoApic {
     }
 
     /// The input a GSI arrives on, if it is this I/O APIC's.
-    #[cfg(feature = "selftest")]
     pub fn pin_of(&self, gsi: u32) -> Option<u8> {
         let pin = gsi.checked_sub(self.gsi_base)?;
         (pin < u32::from(self.pins)).then_some(pin as u8)
     }
 
     /// Reads redirection entry `pin`.
-    #[cfg(feature = "selftest")]
     pub fn read_rte(&self, pin: u8) -> u64 {
         let reg = REG_REDTBL + 2 * u32::from(pin);
         let lo = u64::from(self.read(reg));
@@ -127,7 +124,6 @@ impl IoApic {
 
     /// Writes redirection entry `pin`: masked first (low dword), then the high dword, then the
     /// low dword with the entry's own mask bit, so no half-written entry is ever live.
-    #[cfg(feature = "selftest")]
     pub fn write_rte(&mut self, pin: u8, value: u64) {
         if pin >= self.pins {
             return;
@@ -140,7 +136,6 @@ impl IoApic {
     }
 
     /// Sets or clears the mask bit of entry `pin`, leaving the rest.
-    #[cfg(feature = "selftest")]
     pub fn set_masked(&mut self, pin: u8, masked: bool) {
         if pin >= self.pins {
             return;

@@ -12,16 +12,27 @@
 //! - Everything the task hands back is validated: an undefined status, a malformed event or an
 //!   unknown system call is a protocol violation, treated like a fault.
 //! - A fault at CPL 3 (#PF, #GP, #UD, …) is reported (`control task faulted: #PF at RIP …
-//!   CR2 …`), ends the call with an error, and the task is restarted from its image: memory
-//!   reloaded, [`Op::Init`] and every recorded assignment replayed. Guests then see their
-//!   functions in their reset state; the [`epoch`] tells the guest side to drop BAR mappings.
+//!   CR2 …`) with the request, and ends the call with an error.
 //! - A call that runs too long is ended by a watchdog: the task runs with interrupts enabled, and
 //!   the hypervisor's periodic tick (the local APIC timer, `crate::irq`) ends a call past its
-//!   deadline; the same restart follows. Without a tick the watchdog is off (the log says so).
-//! - A task that cannot be restarted three times in a row is given up: every later call fails
-//!   with [`ControlError::Unavailable`], which guests see as absent functions.
+//!   deadline. Without a tick the watchdog is off (the log says so).
+//! - Blame: a request made on a guest's behalf ([`Op::on_behalf_of_guest`]) that makes the task
+//!   fail is the guest's doing: its functions are quarantined (`restart`): reset, no longer
+//!   served ([`ControlError::Quarantined`]), their interrupts masked; the guest's exit path stops
+//!   the guest instead when its configuration says `on_control_crash = "stop"`.
+//! - Either way the task is restarted from its image (memory reloaded, [`Op::Init`]) and every
+//!   other function is rebuilt as its guest left it: built again without touching the device
+//!   ([`FN_REBUILD`](conduit_control_abi::shared::FN_REBUILD)), then the guest's state-changing
+//!   requests replayed from the function's [`Journal`]. Those guests notice nothing: their BAR
+//!   mappings and interrupt routes stay. A replayed request that makes the task fail again is
+//!   blamed on its guest the same way. A guest whose functions were reset by a restart (they
+//!   could not be restored) learns it through [`functions_reset_since`] and drops its mappings.
+//! - A task that cannot start three times in a row (Init fails, nobody to blame) is given up:
+//!   every later call fails with [`ControlError::Unavailable`], which guests see as absent
+//!   functions.
 
 mod entry;
+mod restart;
 mod space;
 
 pub use entry::{user_exception, watchdog_tick};
@@ -31,14 +42,15 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use conduit_clock::Rate;
+use conduit_control_abi::journal::Journal;
 use conduit_control_abi::shared::{FN_BUS_MASTER_ALLOWED, FN_ID_OVERRIDE, mode};
 use conduit_control_abi::{
-    FunctionInfo, InitInfo, Op, Reply, Request, SYS_PANIC, SYS_REPLY, SharedPage, Status, WireBar,
-    layout,
+    FunctionInfo, HYPERVISOR, InitInfo, Op, Reply, Request, SYS_PANIC, SYS_REPLY, SharedPage,
+    Status, WireBar, layout,
 };
 use conduit_hw::memory::Memory;
 use conduit_hw::{gdt, idt, time};
-use conduit_pci::{Bar, Bdf};
+use conduit_pci::Bdf;
 use conduit_vpci::Event;
 use conduit_vpci::access::MAX_EVENTS;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -52,8 +64,6 @@ const BUDGET_US: u64 = 50_000;
 /// The allowance for Init and AddFunction, which read much of a function's configuration space
 /// (thousands of ECAM reads: tens of milliseconds under emulation).
 const BUILD_BUDGET_US: u64 = 2_000_000;
-/// Restarts tried in a row before the task is given up.
-const MAX_FAILED_RESTARTS: u32 = 3;
 /// RFLAGS for the task: bit 1 (reserved, 1), IF when the watchdog needs interrupts.
 const RFLAGS_BASE: u64 = 0x2;
 const RFLAGS_IF: u64 = 1 << 9;
@@ -68,6 +78,12 @@ pub enum ControlError {
     /// The task failed while serving it (fault, watchdog, panic, protocol violation); it has
     /// been restarted (or given up).
     Crashed,
+    /// The task failed while serving this request of the guest's: the guest is blamed, its
+    /// functions quarantined, and the task restarted for the others.
+    Blamed,
+    /// The guest's functions are quarantined (an earlier request of its crashed the task): its
+    /// requests are not served.
+    Quarantined,
 }
 
 impl core::fmt::Display for ControlError {
@@ -76,6 +92,11 @@ impl core::fmt::Display for ControlError {
             Self::Unavailable => write!(f, "the control task is not available"),
             Self::Refused(s) => write!(f, "refused by the control task: {}", s.describe()),
             Self::Crashed => write!(f, "the control task failed while serving it"),
+            Self::Blamed => write!(
+                f,
+                "the control task failed while serving it: the guest's functions are quarantined"
+            ),
+            Self::Quarantined => write!(f, "the guest's functions are quarantined"),
         }
     }
 }
@@ -112,12 +133,24 @@ pub struct FunctionLayout {
     pub msix: Option<(u8, u32, u32)>,
 }
 
-/// One function as assigned at boot: replayed after every restart.
+/// One function as assigned at boot, and what its guest has done to it since: rebuilt and
+/// replayed after every restart.
 #[derive(Debug, Clone)]
 struct Assignment {
     guest: u16,
     vbdf: Bdf,
     info: FunctionInfo,
+    journal: Journal,
+}
+
+/// What the core knows of each guest (by index).
+#[derive(Debug, Clone, Default)]
+struct GuestRecord {
+    name: String,
+    /// A request of the guest's crashed the task: its functions are not served any more.
+    quarantined: bool,
+    /// The [`epoch`] of the last restart that reset the guest's functions (0: none did).
+    reset_epoch: u64,
 }
 
 #[derive(Debug)]
@@ -130,6 +163,7 @@ struct Task {
     budget: Option<Rate>,
     alive: bool,
     assignments: Vec<Assignment>,
+    guests: Vec<GuestRecord>,
     restarts: u64,
 }
 
@@ -137,9 +171,28 @@ static TASK: Mutex<Option<Task>> = Mutex::new(None);
 static EPOCH: AtomicU64 = AtomicU64::new(0);
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
-/// Counts restarts: guests compare it to drop mappings made under an earlier life of the task.
+/// Counts restarts: guests compare it with the epoch they last saw, and then ask
+/// [`functions_reset_since`].
 pub fn epoch() -> u64 {
     EPOCH.load(Ordering::Acquire)
+}
+
+/// Whether a restart after `epoch` reset guest `guest`'s functions (quarantined, or not
+/// restorable), so that the guest must drop the BAR mappings it made before.
+pub fn functions_reset_since(guest: u16, epoch: u64) -> bool {
+    TASK.lock()
+        .as_ref()
+        .and_then(|t| t.guests.get(usize::from(guest)))
+        .is_some_and(|g| g.reset_epoch > epoch)
+}
+
+/// Whether guest `guest`'s functions are quarantined.
+#[cfg(feature = "selftest")]
+pub fn quarantined(guest: u16) -> bool {
+    TASK.lock()
+        .as_ref()
+        .and_then(|t| t.guests.get(usize::from(guest)))
+        .is_some_and(|g| g.quarantined)
 }
 
 /// Calls served so far and restarts.
@@ -151,9 +204,19 @@ pub fn stats() -> (u64, u64) {
 
 /// Loads and starts the task with access to physical configuration space. Runs once, before
 /// guests are created (their VMCS take the host EFER with SCE set, and their functions are built
-/// in the task); [`seal`] then takes the kernel's own access away. `guests` is the number of configured
-/// guests. Failures are reported; guests then see no functions.
-pub fn init(bundle: &conduit_config::Bundle<'static>, mem: &'static Memory, guests: usize) {
+/// in the task); [`seal`] then takes the kernel's own access away. Failures are reported; guests
+/// then see no functions.
+pub fn init(bundle: &conduit_config::Bundle<'static>, mem: &'static Memory) {
+    let records: Vec<GuestRecord> = bundle
+        .config
+        .guests
+        .iter()
+        .map(|g| GuestRecord {
+            name: g.name.clone(),
+            ..GuestRecord::default()
+        })
+        .collect();
+    let guests = records.len();
     let Some(image) = bundle.image(conduit_config::CONTROL_TASK_IMAGE) else {
         error!(
             "no control task in the boot bundle (the image builder packs target/.../conduit-control): configuration space stays with the kernel and no function can be assigned"
@@ -224,6 +287,7 @@ pub fn init(bundle: &conduit_config::Bundle<'static>, mem: &'static Memory, gues
         budget,
         alive: true,
         assignments: Vec::new(),
+        guests: records,
         restarts: 0,
     };
     match task.start() {
@@ -272,26 +336,49 @@ fn watchdog() -> Option<Rate> {
     Some(rate)
 }
 
-/// Serves one request. A crash is reported and the task restarted before this returns.
+/// Serves one request. A crash is reported, blamed on the guest the request was made for (if
+/// any) and the task restarted before this returns.
 pub fn call(req: &Request) -> Result<Answer, ControlError> {
     let mut guard = TASK.lock();
     let task = guard.as_mut().ok_or(ControlError::Unavailable)?;
     if !task.alive {
         return Err(ControlError::Unavailable);
     }
+    let blame = task.guest_behind(req);
+    if blame.is_some_and(|g| task.guests[usize::from(g)].quarantined) {
+        return Err(ControlError::Quarantined);
+    }
     CALLS.fetch_add(1, Ordering::Relaxed);
     match task.raw(req) {
-        Ok(a) => Ok(a),
+        Ok(answer) => {
+            if let Some(a) = task
+                .assignments
+                .iter_mut()
+                .find(|a| a.guest == req.guest && a.vbdf == req.vbdf)
+            {
+                a.journal.record(req, answer.events());
+            }
+            Ok(answer)
+        }
         Err(Ok(status)) => Err(ControlError::Refused(status)),
         Err(Err(crash)) => {
-            report(&crash, req);
+            let name = blame.map(|g| task.guests[usize::from(g)].name.clone());
+            report(&crash, req, name.as_deref());
+            if let Some(g) = blame {
+                task.quarantine(g);
+            }
             task.restart();
-            Err(ControlError::Crashed)
+            Err(if blame.is_some() {
+                ControlError::Blamed
+            } else {
+                ControlError::Crashed
+            })
         }
     }
 }
 
-/// Builds the function `bdf` (with its sized `bars`) at (`guest`, `vbdf`) and records the
+/// Builds the function `bdf` (with its sized `bars`, each with the address the guest finds
+/// programmed at first, [`WireBar::guest_base`]) at (`guest`, `vbdf`) and records the
 /// assignment for restarts. `bus_master_allowed`: the function's DMA is confined to the guest's
 /// IOMMU domain, or the configuration allows assignment without one.
 /// `id`: Vendor and Device ID to show instead of the function's own (an SR-IOV VF reads 0xFFFF
@@ -300,9 +387,10 @@ pub fn add_function(
     guest: u16,
     vbdf: Bdf,
     bdf: Bdf,
-    bars: &[Bar],
+    bars: &[WireBar],
     bus_master_allowed: bool,
     id: Option<(u16, u16)>,
+    interrupt_line: u8,
 ) -> Result<FunctionLayout, (ControlError, String)> {
     let mut info = FunctionInfo {
         bdf: u32::from(bdf.routing_id()),
@@ -312,10 +400,11 @@ pub fn add_function(
             0
         } | if id.is_some() { FN_ID_OVERRIDE } else { 0 },
         id: id.map_or(0, |(v, d)| u32::from(v) | (u32::from(d) << 16)),
+        interrupt_line: u32::from(interrupt_line),
         ..FunctionInfo::default()
     };
     for (slot, b) in info.bars.iter_mut().zip(bars) {
-        *slot = WireBar::from_bar(b);
+        *slot = *b;
         info.bar_count += 1;
     }
     let mut guard = TASK.lock();
@@ -328,7 +417,12 @@ pub fn add_function(
     match task.raw(&req) {
         Ok(answer) => {
             let out = task.read_shared(|p| p.function);
-            task.assignments.push(Assignment { guest, vbdf, info });
+            task.assignments.push(Assignment {
+                guest,
+                vbdf,
+                info,
+                journal: Journal::new(),
+            });
             Ok(FunctionLayout {
                 decode: answer.value as u16,
                 msix: out.msix(),
@@ -339,7 +433,7 @@ pub fn add_function(
             Err((ControlError::Refused(status), why))
         }
         Err(Err(crash)) => {
-            report(&crash, &req);
+            report(&crash, &req, None);
             task.restart();
             Err((ControlError::Crashed, String::new()))
         }
@@ -353,7 +447,7 @@ pub fn physical_read(bdf: Bdf, offset: u16, size: u8) -> Option<u32> {
     let req = Request {
         offset: u64::from(offset),
         size,
-        ..Request::new(Op::PhysicalRead, 0, bdf)
+        ..Request::new(Op::PhysicalRead, HYPERVISOR, bdf)
     };
     call(&req).ok().map(|a| a.value as u32)
 }
@@ -381,11 +475,23 @@ pub fn kernel_probe_address() -> u64 {
     idt::exception_name as *const () as u64
 }
 
-fn report(crash: &Crash, req: &Request) {
-    let during = format!(
-        "while serving {:?} for guest {} at {} (offset {:#x}, size {})",
-        req.op, req.guest, req.vbdf, req.offset, req.size
+/// Logs a crash with the request it was serving; `blamed`: the guest it is blamed on.
+fn report(crash: &Crash, req: &Request, blamed: Option<&str>) {
+    let who = if req.guest == HYPERVISOR {
+        String::from("the hypervisor")
+    } else {
+        format!("guest {}", req.guest)
+    };
+    let mut during = format!(
+        "while serving {:?} for {who} at {} (offset {:#x}, size {}, value {:#x})",
+        req.op, req.vbdf, req.offset, req.size, req.value
     );
+    if let Some(name) = blamed {
+        during.push_str(&format!(
+            "; blamed on guest \"{name}\" (index {}), whose request it was",
+            req.guest
+        ));
+    }
     match crash {
         Crash::Abort(Abort::Fault {
             vector,
@@ -489,73 +595,9 @@ impl Task {
             Ok(_) => Ok(()),
             Err(Ok(status)) => Err(format!("Init refused: {}", status.describe())),
             Err(Err(crash)) => {
-                report(&crash, &req);
+                report(&crash, &req, None);
                 Err("Init failed".to_string())
             }
         }
-    }
-
-    /// Restarts the task from its image and replays the assignments; gives up after
-    /// [`MAX_FAILED_RESTARTS`] attempts in a row.
-    fn restart(&mut self) {
-        if let Err(e) = self.space.refresh_kernel_slots() {
-            self.alive = false;
-            error!(
-                "control task not restarted: its address space cannot share the kernel's ({e}); configuration requests fail from now on"
-            );
-            return;
-        }
-        for attempt in 1..=MAX_FAILED_RESTARTS {
-            self.space.reset();
-            self.restarts += 1;
-            EPOCH.fetch_add(1, Ordering::AcqRel);
-            match self.replay() {
-                Ok(n) => {
-                    let guests = self.init.guests;
-                    warn!(
-                        "control task restarted (restart #{}): reloaded from its image, {n} function(s) of {guests} guest(s) rebuilt from the assignment list; their guests see them reset",
-                        self.restarts
-                    );
-                    return;
-                }
-                Err(why) => error!(
-                    "control task restart #{} failed (attempt {attempt} of {MAX_FAILED_RESTARTS}): {why}",
-                    self.restarts
-                ),
-            }
-        }
-        self.alive = false;
-        error!(
-            "control task given up after {MAX_FAILED_RESTARTS} failed restarts: configuration requests fail from now on"
-        );
-    }
-
-    fn replay(&mut self) -> Result<usize, String> {
-        self.start()?;
-        let assignments = core::mem::take(&mut self.assignments);
-        let mut rebuilt = 0;
-        let mut result = Ok(());
-        for a in &assignments {
-            let info = a.info;
-            self.write_shared(|p| p.function = info);
-            let req = Request::new(Op::AddFunction, a.guest, a.vbdf);
-            match self.raw(&req) {
-                Ok(_) => rebuilt += 1,
-                Err(Ok(status)) => warn!(
-                    "control: guest {} {} ({}) not rebuilt: {}",
-                    a.guest,
-                    a.vbdf,
-                    a.info.bdf(),
-                    status.describe()
-                ),
-                Err(Err(crash)) => {
-                    report(&crash, &req);
-                    result = Err("a replayed AddFunction failed".to_string());
-                    break;
-                }
-            }
-        }
-        self.assignments = assignments;
-        result.map(|()| rebuilt)
     }
 }

@@ -9,10 +9,10 @@ use crate::pci::DeviceRef;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use conduit_config::{Bundle, DeviceAssignment, DeviceSel, GuestConfig};
+use conduit_config::{Bundle, DeviceAssignment, GuestConfig};
 use conduit_hw::memory::Memory;
 use conduit_hw::{cpu::VmxInfo, time, vmx};
-use conduit_pci::Bdf;
+use conduit_pci::{Bdf, PciAddress};
 use log::{error, info, warn};
 #[cfg(feature = "selftest")]
 use spin::Mutex;
@@ -112,9 +112,10 @@ pub fn start_all(
         match &mut host {
             Some(host) => match Guest::create(host, mem, &spec) {
                 Ok(mut g) => {
-                    let (hpa, size) = g.memory_region();
-                    g.devices = attach_devices(index, c, hpa, size, unsafe_no_iommu);
-                    g.pci = super::devices::register(index, &c.name, &g.devices);
+                    let pieces = g.memory_pieces();
+                    g.devices = attach_devices(index, c, &pieces, unsafe_no_iommu);
+                    g.pci =
+                        super::devices::register(index, &c.name, &g.devices, spec.has_platform());
                     list.push(g);
                 }
                 Err(e) => {
@@ -138,6 +139,12 @@ pub fn start_all(
                 refused.push(refuse(reason));
             }
         }
+    }
+    // Every guest's functions are known now: a line shared with a function a guest does not
+    // own can be told apart.
+    {
+        let mut all: Vec<&mut Guest> = list.iter_mut().chain(placed_only.iter_mut()).collect();
+        super::intx::attach_all(&mut all);
     }
     Guests {
         host,
@@ -168,10 +175,11 @@ fn without_vcpus(
     };
     // The frames stay the guest's (and its domain's) for the life of the machine: GuestMemory
     // does not free on drop.
-    let (hpa, size) = g.memory_region();
-    g.devices = attach_devices(index, c, hpa, size, unsafe_no_iommu);
+    let pieces = g.memory_pieces();
+    let hpa = pieces.first().map_or(0, |p| p.1);
+    g.devices = attach_devices(index, c, &pieces, unsafe_no_iommu);
     // The control task holds their virtual configuration space all the same.
-    g.pci = super::devices::register(index, &c.name, &g.devices);
+    g.pci = super::devices::register(index, &c.name, &g.devices, spec.has_platform());
     warn!(
         "guest \"{}\": {} MiB at HPA {hpa:#x}, {} function(s) assigned; its vCPUs are not started because {because}",
         c.name,
@@ -181,23 +189,23 @@ fn without_vcpus(
     Ok(g)
 }
 
-/// Creates the guest's IOMMU domain (IOVA = GPA over exactly its memory) and assigns its
-/// functions; the test image records the guest for `placed`. Returns the functions assigned.
+/// Creates the guest's IOMMU domain (IOVA = GPA over exactly its memory: `pieces`, each
+/// (GPA, HPA, length)) and assigns its functions; the test image records the guest for `placed`.
+/// Returns the functions assigned.
 fn attach_devices(
     #[cfg_attr(not(feature = "selftest"), expect(unused_variables))] index: u16,
     c: &GuestConfig,
-    hpa: u64,
-    size: u64,
+    pieces: &[(u64, u64, u64)],
     unsafe_no_iommu: bool,
 ) -> Vec<Bdf> {
     let mut domain = None;
-    let assigned = attach_to_domain(c, hpa, size, unsafe_no_iommu, &mut domain);
+    let assigned = attach_to_domain(c, pieces, unsafe_no_iommu, &mut domain);
     #[cfg(feature = "selftest")]
     PLACED.lock().push(Placed {
         index,
         name: c.name.clone(),
-        hpa,
-        size,
+        hpa: pieces.first().map_or(0, |p| p.1),
+        size: pieces.iter().map(|p| p.2).sum(),
         domain,
         devices: assigned.clone(),
     });
@@ -206,20 +214,18 @@ fn attach_devices(
 
 fn attach_to_domain(
     c: &GuestConfig,
-    hpa: u64,
-    size: u64,
+    pieces: &[(u64, u64, u64)],
     unsafe_no_iommu: bool,
     created: &mut Option<DomainId>,
 ) -> Vec<Bdf> {
     let mut assigned = Vec::new();
     let domain = match iommu::status() {
         Ok(()) => {
-            let region = iommu::GuestMemory {
-                gpa: 0,
-                hpa,
-                len: size,
-            };
-            match iommu::create_domain(&c.name, &[region]) {
+            let regions: Vec<iommu::GuestMemory> = pieces
+                .iter()
+                .map(|&(gpa, hpa, len)| iommu::GuestMemory { gpa, hpa, len })
+                .collect();
+            match iommu::create_domain(&c.name, &regions) {
                 Ok(d) => {
                     *created = Some(d);
                     Some(d)
@@ -270,30 +276,48 @@ fn attach_to_domain(
 /// exist, have an SR-IOV capability, `vf` must be below TotalVFs and the VFs enabled) and assigns
 /// it to `domain`.
 fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<Bdf, String> {
-    let r = match d.function {
-        DeviceSel::Bdf { bus, dev, func } => DeviceRef::Address(
-            Bdf::new(bus, dev, func).ok_or_else(|| format!("{d} is not a valid address"))?,
-        ),
-        DeviceSel::Id { vendor, device } => DeviceRef::Id { vendor, device },
-    };
+    let r =
+        DeviceRef::from_config(d.function).ok_or_else(|| format!("{d} is not a valid address"))?;
     let r = match d.vf {
         None => r,
         Some(index) => {
             let pf = crate::pci::get()
                 .and_then(|pci| pci.resolve(r))
                 .ok_or_else(|| format!("no PF {r} on this machine"))?;
+            on_segment0(pf)?;
             let vf = crate::pci::sriov::vf_of(pf.bdf, index).map_err(|e| format!("{e}"))?;
             nvme_vf_ready(pf.bdf, index)?;
-            DeviceRef::Address(vf)
+            DeviceRef::Address(PciAddress::on_segment0(vf))
         }
     };
+    if let Some(f) = crate::pci::get().and_then(|pci| pci.resolve(r)) {
+        on_segment0(f)?;
+    }
     match domain {
-        Some(id) => iommu::assign_device(r, id).map_err(|e| format!("{e}")),
+        Some(id) => iommu::assign_device(r, id)
+            .map(|a| a.bdf)
+            .map_err(|e| format!("{e}")),
         None => crate::pci::get()
             .and_then(|pci| pci.resolve(r))
             .map(|f| f.bdf)
             .ok_or_else(|| format!("no such function on this machine ({r})")),
     }
+}
+
+/// Guests get functions of segment 0 only: the control task maps segment 0's configuration
+/// space only, and the one interrupt remapping table all units share verifies source-ids
+/// without their segment (`docs/hardware.md`, "PCI segments").
+fn on_segment0(f: &crate::pci::Function) -> Result<(), String> {
+    if f.segment == 0 {
+        return Ok(());
+    }
+    Err(format!(
+        "{} is on PCI segment {:04x}: guests get functions of segment 0 only (the control task \
+         maps segment 0's configuration space only, and the one interrupt remapping table all \
+         units share verifies source-ids without their segment)",
+        f.address(),
+        f.segment
+    ))
 }
 
 /// A VF of an NVMe PF is only usable once its secondary controller is online

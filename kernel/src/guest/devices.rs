@@ -24,15 +24,24 @@ use crate::control::{self, ControlError};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use conduit_control_abi::Request;
+use conduit_config::OnControlCrash;
+use conduit_control_abi::{Request, WireBar};
 use conduit_pci::{Bar, BarKind, Bdf};
-use conduit_vpci::{Cf8Address, Cf8Mode, Event};
+use conduit_vpci::{BarPlacer, Cf8Address, Cf8Mode, Event};
 use core::ops::Range;
 use log::{error, info, warn};
 use x86_64::instructions::port::Port;
 
-/// Where a guest may place its memory BARs (guest-physical). Guest RAM ends at 512 MiB at most.
+/// Where a guest may place its memory BARs (guest-physical): below the ECAM window, above all
+/// guest RAM (the configuration keeps every guest's RAM below its start). The DSDT's `PCI0._CRS`
+/// names it as the root bridge's memory window and the e820 map leaves it out (neither RAM nor
+/// reserved), as a PC's firmware does with its PCI hole.
 pub const BAR_WINDOW: Range<u64> = 0xc000_0000..0xe000_0000;
+/// Where an OS guest's I/O BARs are placed at first: the top quarter of the port space, clear of
+/// the legacy devices, the power-management ports and the configuration ports.
+pub const IO_BAR_WINDOW: Range<u64> = 0xc000..0x1_0000;
+const _: () = assert!(BAR_WINDOW.end <= super::mmio::ECAM_GPA);
+const _: () = assert!(BAR_WINDOW.start >= conduit_config::MAX_GUEST_RAM_END);
 const CONFIG_ADDRESS: u16 = 0xcf8;
 const CONFIG_PORTS: core::ops::RangeInclusive<u16> = 0xcf8..=0xcff;
 
@@ -93,8 +102,13 @@ impl GuestDevices {
 
 /// Builds each assigned function in the control task at virtual 00:01.0, 00:02.0, … and
 /// returns the guest's devices. A function the task cannot build is reported and left out.
-pub fn register(index: u16, name: &str, assigned: &[Bdf]) -> GuestDevices {
+/// For a guest with a virtual platform (`firmware_bars`: an OS that expects firmware to have
+/// assigned its devices' resources) each BAR starts out programmed, placed by
+/// [`conduit_vpci::BarPlacer`] in [`BAR_WINDOW`] and [`IO_BAR_WINDOW`]; decode stays off until
+/// the guest turns it on, which maps the BAR (`apply`).
+pub fn register(index: u16, name: &str, assigned: &[Bdf], firmware_bars: bool) -> GuestDevices {
     let mut functions = Vec::new();
+    let mut placer = BarPlacer::new(BAR_WINDOW, IO_BAR_WINDOW);
     for &bdf in assigned {
         let Some(vbdf) = Bdf::new(0, functions.len() as u8 + 1, 0) else {
             error!("guest \"{name}\": {bdf} not given: no free virtual device number");
@@ -109,7 +123,32 @@ pub fn register(index: u16, name: &str, assigned: &[Bdf]) -> GuestDevices {
         let id = f
             .filter(|f| f.vf.is_some())
             .map(|f| (f.header.vendor_id, f.header.device_id));
-        match control::add_function(index, vbdf, bdf, &bars, true, id) {
+        let placed = if firmware_bars {
+            match placer.place_all(&bars) {
+                Ok(p) => p,
+                Err(e) => {
+                    error!("guest \"{name}\": {bdf} not given: {e}");
+                    continue;
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        // The placed addresses lie in the BAR windows, below 4 GiB.
+        let wire: Vec<WireBar> = bars
+            .iter()
+            .map(|b| {
+                let base = placed
+                    .iter()
+                    .find(|(i, _)| *i == b.index)
+                    .and_then(|(_, at)| u32::try_from(*at).ok())
+                    .unwrap_or(0);
+                WireBar::with_guest_base(b, base)
+            })
+            .collect();
+        // The guest's interrupt input for the function's INTx pin (`intx.rs`).
+        let line = super::intx::virtual_line(vbdf.device(), f.map_or(0, |f| f.intx.pin));
+        match control::add_function(index, vbdf, bdf, &wire, true, id, line) {
             Ok(layout) => {
                 let msix = layout.msix.map_or(String::new(), |(bir, off, n)| {
                     format!("; MSI-X {n} entries in BAR{bir} at {off:#x} (trapped)")
@@ -118,6 +157,11 @@ pub fn register(index: u16, name: &str, assigned: &[Bdf]) -> GuestDevices {
                     "guest \"{name}\": {bdf} appears at {vbdf} (virtual configuration space in the control task; {}{msix})",
                     describe_bars(&bars)
                 );
+                for (i, at) in &placed {
+                    info!(
+                        "guest \"{name}\": BAR{i} of {vbdf} starts at {at:#x} (as firmware leaves it)"
+                    );
+                }
                 functions.push(Assigned {
                     vbdf,
                     bdf,
@@ -250,13 +294,25 @@ pub fn trapped(g: &Guest, gpa: u64) -> Option<super::mmio::Trap> {
     })
 }
 
-/// Task failures are the task's to report; only a crash deserves a line about the guest too.
-pub(super) fn note_error(g: &Guest, e: &ControlError) {
-    if *e == ControlError::Crashed {
-        warn!(
+/// Task failures are the task's to report; a crash deserves a line about the guest too, and a
+/// crash this guest is blamed for stops it when its configuration says
+/// `on_control_crash = "stop"` (its functions are quarantined either way).
+pub(super) fn note_error(g: &mut Guest, e: &ControlError) {
+    match e {
+        ControlError::Crashed => warn!(
             "guest \"{}\": its configuration access failed in the control task (restarted)",
             g.name
-        );
+        ),
+        ControlError::Blamed => match g.spec().on_control_crash {
+            OnControlCrash::Stop => g.stop(String::from(
+                "its request crashed the control task (on_control_crash = \"stop\")",
+            )),
+            OnControlCrash::Quarantine => warn!(
+                "guest \"{}\": its request crashed the control task: its functions are quarantined (on_control_crash = \"quarantine\")",
+                g.name
+            ),
+        },
+        _ => {}
     }
 }
 
@@ -407,14 +463,20 @@ pub fn reset_functions(g: &mut Guest) -> Vec<(Bdf, Option<u16>)> {
     out
 }
 
-/// Drops the mappings made under an earlier life of the control task (its restart reset every
-/// virtual function). Cheap when nothing changed; the scheduler calls it before each slice.
+/// Drops the mappings made under an earlier life of the control task when its restart reset
+/// this guest's functions (quarantined, or not restorable; every other guest's functions are
+/// rebuilt as they were and keep their mappings). Cheap when nothing changed; the scheduler calls
+/// it before each slice.
 pub fn sync(g: &mut Guest) {
     let epoch = control::epoch();
     if g.pci.epoch == epoch {
         return;
     }
+    let reset = control::functions_reset_since(g.pci.index, g.pci.epoch);
     g.pci.epoch = epoch;
+    if !reset {
+        return;
+    }
     let maps: Vec<(Bdf, u8)> = g
         .pci
         .mem_maps
@@ -427,7 +489,7 @@ pub fn sync(g: &mut Guest) {
     }
     if !maps.is_empty() {
         warn!(
-            "guest \"{}\": the control task restarted: {} BAR mapping(s) removed (its functions are reset)",
+            "guest \"{}\": the control task's restart reset its functions: {} BAR mapping(s) removed",
             g.name,
             maps.len()
         );

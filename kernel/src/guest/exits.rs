@@ -102,6 +102,23 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             g.events.raise_ud();
             Ok(Outcome::Resume)
         }
+        // VMX instructions exit unconditionally in VMX non-root operation (SDM Vol. 3C §26.1.2);
+        // the guest's CPUID has no VMX, so it sees what such a CPU shows: #UD.
+        BasicExitReason::Vmclear
+        | BasicExitReason::Vmlaunch
+        | BasicExitReason::Vmptrld
+        | BasicExitReason::Vmptrst
+        | BasicExitReason::Vmread
+        | BasicExitReason::Vmresume
+        | BasicExitReason::Vmwrite
+        | BasicExitReason::Vmxoff
+        | BasicExitReason::Vmxon
+        | BasicExitReason::Invept
+        | BasicExitReason::Invvpid
+        | BasicExitReason::Vmfunc => {
+            g.events.raise_ud();
+            Ok(Outcome::Resume)
+        }
         BasicExitReason::Rdmsr => super::msr_exits::rdmsr(g, v),
         BasicExitReason::Wrmsr => super::msr_exits::wrmsr(g, v),
         // With "acknowledge interrupt on exit" the interrupt was acknowledged and its vector is

@@ -1,8 +1,9 @@
 //! The firmware tables of a guest that runs an operating system: ACPI (`conduit-guest-acpi`)
 //! describing exactly the virtual platform the hypervisor emulates for it: one local APIC per
 //! vCPU at [`LAPIC_GPA`], the I/O APIC at [`IOAPIC_GPA`], COM1 on GSI 4, the PCI root with its
-//! ECAM window and BAR window, hardware-reduced power-off and reset through the ports
-//! `power.rs` serves (ACPI 6.5 §4.1, §4.8.3.6, §4.8.3.7).
+//! ECAM window and BAR window with its `_PRT` (every device's INTx pins on inputs 16-23,
+//! `intx.rs`), hardware-reduced power-off and reset through the ports `power.rs` serves
+//! (ACPI 6.5 §4.1, §4.8.3.6, §4.8.3.7).
 
 use super::devices::BAR_WINDOW;
 use super::mmio::{ECAM_GPA, ECAM_LEN};
@@ -29,6 +30,7 @@ const _: () = assert!(RESET_VECTOR + RESET_STUB.len() as u64 <= FIRMWARE_END);
 /// `FIRMWARE_GPA`: the ACPI tables with the RSDP first, and the reset-vector code at 0xFFFF0.
 pub fn acpi_tables(vcpus: u32) -> Result<Vec<u8>, conduit_guest_acpi::AcpiError> {
     let cpus: Vec<u32> = (0..vcpus).collect();
+    let prt = super::intx::prt();
     let ioapic = IoApic {
         addr: IOAPIC_GPA as u32,
         ..IoApic::DEFAULT
@@ -44,7 +46,7 @@ pub fn acpi_tables(vcpus: u32) -> Result<Vec<u8>, conduit_guest_acpi::AcpiError>
             bus_end: ((ECAM_LEN >> 20) - 1) as u8,
             mmio32: BAR_WINDOW,
             io: &PCI_IO_WINDOWS,
-            prt: &[],
+            prt: &prt,
         }),
         sleep: SLEEP,
         reset: RESET,

@@ -24,7 +24,8 @@
 //! Plain MSI (`MsiChanged`, PCIe Base Spec r6.0 §7.7.1) takes the same checks and an IRTE of the
 //! guest's; the physical capability lives in configuration space, which the control task owns,
 //! so the core hands it the remappable-format message (`Op::PhysicalMsi`) instead of writing it.
-//! One vector is routed (Multiple Message Enable stays 0 on the device).
+//! One vector is routed: the virtual capability offers one (Multiple Message Capable 0,
+//! `conduit_vpci::msi`), and Multiple Message Enable stays 0 on the device.
 
 use crate::irq::{self, MsiKind};
 use alloc::format;
@@ -359,6 +360,25 @@ fn physical_msi(guest: u16, name: &str, vbdf: Bdf, address: u64, data: u32, enab
         Err(e) => {
             warn!("guest \"{name}\": physical MSI of {vbdf} not programmed: {e}");
             false
+        }
+    }
+}
+
+/// Guest `guest`'s function `bdf` is quarantined (a request of the guest's crashed the control
+/// task): every interrupt routed for it is masked, its IRTE kept the guest's (not present, fault
+/// processing disabled) so that a message the device still sends with that handle reaches nobody
+/// and no other owner can be given the entry meanwhile.
+pub fn quarantine_function(guest: u16, bdf: Bdf) {
+    let owner = Owner::Guest(GuestId(guest));
+    let bound: Vec<(u16, String)> = BOUND
+        .lock()
+        .iter()
+        .filter(|b| b.guest == guest && b.bdf == bdf)
+        .map(|b| (b.index, b.what()))
+        .collect();
+    for (index, what) in bound {
+        if let Err(e) = irq::mask(owner, index) {
+            error!("irq: quarantining {what} of guest {guest}: masking IRTE {index}: {e}");
         }
     }
 }

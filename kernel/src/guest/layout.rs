@@ -3,9 +3,16 @@
 //! tables at 0x1000-0x7fff, built by the same page-table builder as EPT).
 
 use super::spec::{Entry, GuestSpec};
+use alloc::string::String;
+use alloc::vec::Vec;
+use conduit_bootproto::ram::GuestRam;
+use conduit_config::GuestConfig;
 use conduit_hw::memory::{FRAME_SIZE, Frames, Memory, PhysAddr, PhysWindow};
 use conduit_paging::{Access, Attributes, Config, Ept, Host, LargePages, PageTable, PagingLevels};
 use conduit_vmx::caps::VmxCapabilities;
+use core::ops::Range;
+use log::{error, info};
+use spin::Mutex;
 
 /// Where the hypervisor puts a 64-bit guest's GDT, TSS and page tables (guest-physical).
 pub const GDT_GPA: u64 = 0x800;
@@ -62,8 +69,19 @@ const TWO_MIB_FRAMES: u64 = 512;
 #[derive(Debug, Clone)]
 pub enum LayoutError {
     BadSize(u32),
-    OutOfMemory { mib: u32 },
-    SegmentOutside { gpa: u64, len: u64, memory: u64 },
+    OutOfMemory {
+        mib: u32,
+    },
+    /// Its identity-placed RAM could not be had: the host range and why.
+    Identity {
+        range: Range<u64>,
+        why: String,
+    },
+    SegmentOutside {
+        gpa: u64,
+        len: u64,
+        memory: u64,
+    },
     Paging(conduit_paging::Error),
 }
 
@@ -72,6 +90,11 @@ impl core::fmt::Display for LayoutError {
         match self {
             Self::BadSize(m) => write!(f, "memory of {m} MiB is outside 1..={MAX_MIB}"),
             Self::OutOfMemory { mib } => write!(f, "no {mib} MiB of contiguous free memory"),
+            Self::Identity { range, why } => write!(
+                f,
+                "identity-placed RAM at host [{:#x}, {:#x}) is not available: {why}",
+                range.start, range.end
+            ),
             Self::SegmentOutside { gpa, len, memory } => write!(
                 f,
                 "image segment at GPA {gpa:#x} (+{len:#x}) lies outside the guest's {memory:#x} bytes"
@@ -81,31 +104,124 @@ impl core::fmt::Display for LayoutError {
     }
 }
 
-/// A guest's RAM: contiguous host memory mapped at guest-physical 0.
+/// A guest's RAM: one contiguous block of host memory, mapped at guest-physical 0 or, for an
+/// identity-placed guest, its first MiB at GPA 0 and the rest at GPA = HPA (`ram`,
+/// `conduit_bootproto::ram`).
 #[derive(Debug)]
 pub struct GuestMemory {
     pub host: PhysAddr,
     pub size: u64,
+    /// Where the block appears in guest-physical space.
+    pub ram: GuestRam,
     window: PhysWindow,
 }
 
+/// A host range claimed at boot for an identity-placed guest.
+#[derive(Debug)]
+struct Claim {
+    guest: String,
+    range: Range<u64>,
+    /// `Err`: why the range could not be had.
+    result: Result<(), String>,
+}
+
+/// The claims made at boot, until each guest's memory takes its own.
+static IDENTITY: Mutex<Vec<Claim>> = Mutex::new(Vec::new());
+
+/// Claims the host range of every identity-placed guest (`identity_ram_at`) from the frame
+/// allocator, right after the configuration is read and before anything else allocates, so that
+/// the range is still free. A range that is not free is logged with the reason; that guest is
+/// then refused when it is created.
+pub fn claim_identity(guests: &[GuestConfig], mem: &Memory) {
+    let mut claimed = IDENTITY.lock();
+    for g in guests {
+        let Some(base) = g.identity_ram_at else {
+            continue;
+        };
+        let range = base..base + g.memory_bytes();
+        let result = mem
+            .frames
+            .lock()
+            .claim(range.start, range.end)
+            .map_err(|e| alloc::format!("{e}"));
+        match &result {
+            Ok(()) => info!(
+                "guest \"{}\": host [{:#x}, {:#x}) reserved for its identity-placed RAM (GPA = HPA above its first MiB)",
+                g.name, range.start, range.end
+            ),
+            Err(why) => error!(
+                "guest \"{}\": host [{:#x}, {:#x}) cannot hold its identity-placed RAM: {why}",
+                g.name, range.start, range.end
+            ),
+        }
+        claimed.push(Claim {
+            guest: g.name.clone(),
+            range,
+            result,
+        });
+    }
+}
+
+/// The block claimed for `name` at boot, taken (a guest's memory is allocated once).
+fn take_identity(name: &str, ram: &GuestRam, size: u64) -> Result<PhysAddr, LayoutError> {
+    let base = ram.high().start - conduit_bootproto::ram::LOW_SIZE;
+    let range = base..base + size;
+    let mut claimed = IDENTITY.lock();
+    let Some(at) = claimed
+        .iter()
+        .position(|c| c.guest == name && c.range == range)
+    else {
+        return Err(LayoutError::Identity {
+            range,
+            why: String::from("it was not claimed at boot"),
+        });
+    };
+    claimed
+        .remove(at)
+        .result
+        .map(|()| PhysAddr(base))
+        .map_err(|why| LayoutError::Identity { range, why })
+}
+
 impl GuestMemory {
-    /// Allocates and zeroes `mib` MiB, 2 MiB aligned so EPT can use 2 MiB leaves.
-    pub fn allocate(mem: &Memory, mib: u32) -> Result<Self, LayoutError> {
+    /// Allocates and zeroes `mib` MiB, 2 MiB aligned so EPT can use 2 MiB leaves; for
+    /// identity-placed RAM (`ram`), the block claimed for guest `name` at boot.
+    pub fn allocate(
+        mem: &Memory,
+        name: &str,
+        mib: u32,
+        ram: GuestRam,
+    ) -> Result<Self, LayoutError> {
         if mib == 0 || mib > MAX_MIB {
             return Err(LayoutError::BadSize(mib));
         }
         let size = u64::from(mib) * MIB;
-        let frames = (size / FRAME_SIZE) as usize;
-        let host = mem
-            .frames
-            .lock()
-            .allocate_contiguous(frames, TWO_MIB_FRAMES)
-            .ok_or(LayoutError::OutOfMemory { mib })?;
+        let host = if ram.is_identity() {
+            take_identity(name, &ram, size)?
+        } else {
+            let frames = (size / FRAME_SIZE) as usize;
+            mem.frames
+                .lock()
+                .allocate_contiguous(frames, TWO_MIB_FRAMES)
+                .ok_or(LayoutError::OutOfMemory { mib })?
+        };
         let window = PhysWindow::new(mem, true);
-        // SAFETY: the range was just allocated to this guest and is mapped through the window.
+        // SAFETY: the range was just allocated (or claimed) for this guest alone and is mapped
+        // through the window.
         unsafe { core::ptr::write_bytes(window.virt(host.0), 0, size as usize) };
-        Ok(Self { host, size, window })
+        Ok(Self {
+            host,
+            size,
+            ram,
+            window,
+        })
+    }
+
+    /// The pieces of guest RAM as (GPA, HPA, length), for EPT and the IOMMU domain.
+    pub fn pieces(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+        self.ram
+            .pieces()
+            .map(|(gpa, offset, len)| (gpa, self.host.0 + offset, len))
     }
 
     /// Zeroes all of the guest's memory again (before a restart reloads the image).
@@ -117,8 +233,8 @@ impl GuestMemory {
 
     /// The host address of guest-physical `gpa` if `[gpa, gpa + len)` is guest memory.
     fn host_ptr(&self, gpa: u64, len: u64) -> Option<*mut u8> {
-        let end = gpa.checked_add(len)?;
-        (end <= self.size).then(|| self.window.virt(self.host.0 + gpa))
+        let offset = self.ram.offset(gpa, len)?;
+        Some(self.window.virt(self.host.0 + offset))
     }
 
     /// Guest memory at `gpa` for `len` bytes, if the range is guest memory.
@@ -153,7 +269,7 @@ impl GuestMemory {
         Ok(())
     }
 
-    /// Builds the EPT mapping GPA [0, size) to this memory, write-back, RWX, with the largest
+    /// Builds the EPT mapping the guest's RAM pieces to this memory, write-back, RWX, with the largest
     /// leaves the CPU allows (SDM "EPT Translation Mechanism"); without VMX (`caps` `None`:
     /// no processor walks it) 4 KiB leaves only.
     pub fn build_ept(
@@ -170,14 +286,10 @@ impl GuestMemory {
         let config = Config::new(PagingLevels::Four).with_large_pages(large);
         let mut ept = PageTable::new(format, PhysWindow::new(mem, true), config, &mut frames)
             .map_err(LayoutError::Paging)?;
-        ept.map(
-            &mut frames,
-            0,
-            self.host.0,
-            self.size,
-            Attributes::wb(Access::RWX),
-        )
-        .map_err(LayoutError::Paging)?;
+        for (gpa, hpa, len) in self.pieces() {
+            ept.map(&mut frames, gpa, hpa, len, Attributes::wb(Access::RWX))
+                .map_err(LayoutError::Paging)?;
+        }
         Ok(ept)
     }
 

@@ -12,7 +12,9 @@ pub mod events;
 pub mod exits;
 mod firmware;
 pub mod interrupts;
+mod intx;
 mod layout;
+pub use layout::claim_identity;
 pub mod mmio;
 mod msr_exits;
 mod msrs;
@@ -298,7 +300,16 @@ impl Guest {
     /// exit-path entry points ([`exits::io_exit`], [`mmio::ept_violation`]).
     pub fn without_vcpu(mem: &'static Memory, spec: &GuestSpec) -> Result<Self, CreateError> {
         // No vCPU ever runs this guest, so no virtual timer is armed; the rate only fills the field.
-        let mut guest = Self::with_memory(mem, spec, None, conduit_hw::time::wait_rate())?;
+        let rate = conduit_hw::time::wait_rate();
+        let mut guest = Self::with_memory(mem, spec, None, rate)?;
+        // An OS guest's virtual platform, in software emulation, as `vcpu::setup` builds it where
+        // vCPUs run: its I/O APIC receives the guest's INTx lines and its local APIC takes EOIs
+        // through the same MMIO entry points (the self-tests' scripted drivers use them).
+        if spec.has_platform() {
+            let p = vplatform::VirtualPlatform::new(mem, 0, false, rate.khz() * 1000)
+                .map_err(|e| CreateError::Vmcs(alloc::format!("{e}")))?;
+            guest.platform = Some(alloc::boxed::Box::new(p));
+        }
         guest.boot_cr3 = match layout::boot_selectors(spec.entry) {
             Some(sel) => Some(
                 guest
@@ -320,8 +331,8 @@ impl Guest {
         caps: Option<&VmxCapabilities>,
         tsc: Rate,
     ) -> Result<Self, CreateError> {
-        let mut memory =
-            GuestMemory::allocate(mem, spec.memory_mib).map_err(CreateError::Layout)?;
+        let mut memory = GuestMemory::allocate(mem, &spec.name, spec.memory_mib, spec.ram)
+            .map_err(CreateError::Layout)?;
         memory.load(spec).map_err(CreateError::Layout)?;
         osboot::load(&mut memory, spec).map_err(CreateError::OsBoot)?;
         let ept = memory.build_ept(mem, caps).map_err(CreateError::Layout)?;
@@ -513,7 +524,7 @@ impl Guest {
         }
         if let Some(p) = self.platform.as_ref() {
             info!(
-                "guest \"{}\": local APIC by {}; {} interrupt message(s) of a delivery mode this platform does not deliver (SMI, NMI, INIT, ExtINT, SIPI) dropped",
+                "guest \"{}\": local APIC by {}; {} interrupt message(s) to nobody (IPIs to APIC IDs it does not own; SMI, NMI, INIT, ExtINT or SIPI from its I/O APIC)",
                 self.name,
                 if p.apicv {
                     "APIC virtualization"
@@ -533,9 +544,15 @@ impl Guest {
         conduit_irq::GuestId(self.pci.index)
     }
 
-    /// Host-physical base and size of the guest's memory (GPA 0 maps to the base).
-    pub fn memory_region(&self) -> (u64, u64) {
-        (self.memory.host.0, self.memory.size)
+    /// The guest's RAM as (GPA, HPA, length) pieces: one from GPA 0, or for identity-placed RAM
+    /// its first MiB at GPA 0 and the rest at GPA = HPA.
+    pub fn memory_pieces(&self) -> alloc::vec::Vec<(u64, u64, u64)> {
+        self.memory.pieces().collect()
+    }
+
+    /// One past the highest guest-physical address of its RAM.
+    pub fn memory_end(&self) -> u64 {
+        self.memory.ram.end()
     }
 
     /// Makes this guest's VMCS current (once per time slice).

@@ -96,7 +96,7 @@ fn load_multiboot(
         write(mem, "module", place.start, bytes)?;
     }
     load_firmware(mem, firmware)?;
-    let map = e820::conduit_guest_map(mem.size).map_err(OsBootError::E820)?;
+    let map = e820::conduit_guest_map(&mem.ram).map_err(OsBootError::E820)?;
     let modules: Vec<InfoModule<'_>> = mb
         .modules
         .iter()
@@ -130,7 +130,7 @@ fn load_linux(mem: &mut GuestMemory, l: &LinuxImage, firmware: &[u8]) -> Result<
         &[0],
     )?;
     load_firmware(mem, firmware)?;
-    let map = e820::conduit_guest_map(mem.size).map_err(OsBootError::E820)?;
+    let map = e820::conduit_guest_map(&mem.ram).map_err(OsBootError::E820)?;
     let rsdp = (!firmware.is_empty()).then_some(l.layout.rsdp);
     let page = zeropage::build(l.bzimage, &l.header, &l.layout, &map, rsdp)
         .map_err(OsBootError::ZeroPage)?;

@@ -66,6 +66,6 @@ impl GuestDirectory for Guests {
     }
 
     fn address_limit(&self, guest: usize) -> u64 {
-        self.list.get(guest).map_or(0, Guest::memory_size)
+        self.list.get(guest).map_or(0, Guest::memory_end)
     }
 }

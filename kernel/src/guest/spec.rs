@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 use conduit_bootproto::bzimage::SetupHeader;
 use conduit_bootproto::layout::LinuxLayout;
 use conduit_bootproto::multiboot::{self, ModulePlace};
+use conduit_bootproto::ram::GuestRam;
 use conduit_config::{MultibootModule, OsBoot};
 
 /// How the vCPU starts.
@@ -65,6 +66,8 @@ pub struct MultibootImage {
 pub struct GuestSpec {
     pub name: String,
     pub memory_mib: u32,
+    /// Where its RAM lies in guest-physical space.
+    pub ram: GuestRam,
     pub entry: Entry,
     pub segments: Vec<LoadSegment>,
     pub time_slice_us: u32,
@@ -77,6 +80,8 @@ pub struct GuestSpec {
     pub firmware: Vec<u8>,
     /// What a reset of its processor (triple fault, reset register, keyboard controller) does.
     pub on_crash: conduit_config::OnCrash,
+    /// When one of its requests crashes the control task (`on_control_crash`).
+    pub on_control_crash: conduit_config::OnControlCrash,
     /// TEST ONLY (feature `selftest`): the guest state to corrupt before entry.
     #[cfg(feature = "selftest")]
     pub test_break: Option<Break>,
@@ -159,6 +164,9 @@ pub fn from_config(
     Ok(GuestSpec {
         name: c.name.clone(),
         memory_mib: c.memory_mib,
+        ram: c
+            .ram()
+            .map_err(|e| alloc::format!("identity_ram_at: {e}"))?,
         entry,
         segments,
         time_slice_us: c.time_slice_us,
@@ -170,6 +178,7 @@ pub fn from_config(
         },
         linux,
         on_crash: c.on_crash,
+        on_control_crash: c.on_control_crash,
         multiboot,
         #[cfg(feature = "selftest")]
         test_break: c.test_break.map(|b| match b {
@@ -198,8 +207,11 @@ fn linux_image(
             Some(file(k).ok_or_else(|| alloc::format!("initrd {k:?} is not in the boot bundle"))?)
         }
     };
+    let ram = c
+        .ram()
+        .map_err(|e| alloc::format!("identity_ram_at: {e}"))?;
     let layout = LinuxLayout::new(
-        c.memory_bytes(),
+        &ram,
         &header,
         cmdline.len(),
         initrd.map_or(0, |i| i.len() as u64),

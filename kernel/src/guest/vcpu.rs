@@ -83,9 +83,12 @@ pub(super) fn setup(
         let tsc_hz = host.tsc.khz() * 1000;
         // A restart keeps the platform's frame and resets its models.
         match guest.platform.as_mut() {
-            Some(p) => p
-                .reset(apicv, tsc_hz)
-                .map_err(|e| CreateError::Vmcs(format!("local APIC: {e:?}")))?,
+            Some(p) => {
+                p.reset(apicv, tsc_hz)
+                    .map_err(|e| CreateError::Vmcs(format!("local APIC: {e:?}")))?;
+                // Nothing the guest asserted before will see its EOI now.
+                crate::irq::guest_reset(guest.id());
+            }
             None => {
                 let p = super::vplatform::VirtualPlatform::new(guest.mem, 0, apicv, tsc_hz)
                     .map_err(|e| CreateError::Vmcs(format!("{e}")))?;

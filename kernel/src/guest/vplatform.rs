@@ -98,8 +98,12 @@ pub struct VirtualPlatform {
     eoi_exit: [u64; 4],
     /// The UART's interrupt output as last seen (its edges drive the I/O APIC pin).
     uart_line: bool,
-    /// I/O APIC messages of a delivery mode the platform does not deliver.
+    /// Interrupt messages that reached nobody: I/O APIC messages of a delivery mode the platform
+    /// does not deliver, IPIs to APIC IDs the guest does not own.
     pub dropped: u64,
+    /// I/O APIC inputs driven by an assigned function's physical INTx line (bit n: input n),
+    /// kept across resets (the wiring does not change).
+    intx_inputs: u32,
 }
 
 impl VirtualPlatform {
@@ -136,6 +140,7 @@ impl VirtualPlatform {
             eoi_exit: [0; 4],
             uart_line: false,
             dropped: 0,
+            intx_inputs: 0,
         })
     }
 
@@ -159,6 +164,13 @@ impl VirtualPlatform {
         self.eoi_exit = [0; 4];
         self.uart_line = false;
         self.dropped = 0;
+        // The wiring stays; `irq::guest_reset` re-arms the physical lines.
+        let wired = core::mem::take(&mut self.intx_inputs);
+        for input in 0..conduit_vioapic::PINS as u8 {
+            if wired & (1 << input) != 0 {
+                self.wire_intx(input);
+            }
+        }
         Ok(())
     }
 
@@ -189,17 +201,45 @@ impl VirtualPlatform {
     }
 
     /// After a local APIC EOI of a level-triggered vector: the I/O APIC clears remote IRR of the
-    /// pins with that vector and delivers again where the line is still asserted.
+    /// pins with that vector and delivers again where the line is still asserted (an input
+    /// driven by a physical INTx line is released instead: [`VirtualPlatform::wire_intx`]).
     pub fn broadcast_eoi(&mut self, vector: u8) {
         for d in self.ioapic.eoi(vector).iter() {
             self.route(d);
         }
     }
 
+    /// Input `input` is driven by an assigned function's physical INTx line, which is masked
+    /// from each interrupt until the guest's EOI for it (`VirtualIoApic::forward`).
+    pub fn wire_intx(&mut self, input: u8) {
+        if self.ioapic.forward(input).is_ok() {
+            self.intx_inputs |= 1 << input;
+        }
+    }
+
+    /// The physical INTx line behind input `input` fired: the input is asserted (a level entry
+    /// delivers once, until its EOI; a masked entry waits for the guest to unmask it).
+    pub fn assert_intx(&mut self, input: u8) {
+        if self.intx_inputs & (1 << input) == 0 {
+            return;
+        }
+        if let Ok(Some(d)) = self.ioapic.set_line(input, true) {
+            self.route(d);
+        }
+    }
+
+    /// The INTx inputs released since the last call (bit n: input n): their physical lines are
+    /// to be unmasked.
+    pub fn take_intx_eois(&mut self) -> u32 {
+        self.ioapic.take_released()
+    }
+
     /// Carries out what a local APIC operation asked for: the EOI broadcast of a
     /// level-triggered vector, and an IPI to the vCPUs it names (one vCPU: itself, where the
     /// model has not accepted it already). Only fixed IPIs carry a vector; the others (NMI,
-    /// INIT, SIPI, SMI) have no target besides the sender and are counted as dropped.
+    /// INIT, SIPI, SMI) have no target besides the sender, and an IPI whose destination is not
+    /// the sender (an APIC ID or logical destination the guest does not own, all-excluding-self)
+    /// reaches nobody: both are counted as dropped.
     pub fn apply(&mut self, effects: Effects) {
         if let Some(vector) = effects.eoi {
             self.broadcast_eoi(vector);
@@ -216,7 +256,13 @@ impl VirtualPlatform {
                 let e = self.lapic.accept(ipi.vector, ipi.trigger);
                 self.apply(e);
             }
-            IpiMode::Fixed | IpiMode::LowestPriority => {}
+            // To the sender only, or to everyone including it: the model accepted it already.
+            IpiMode::Fixed | IpiMode::LowestPriority
+                if matches!(
+                    ipi.shorthand,
+                    Shorthand::ToSelf | Shorthand::AllIncludingSelf
+                ) => {}
+            // To APIC IDs the guest does not own: nobody.
             _ => self.dropped += 1,
         }
     }

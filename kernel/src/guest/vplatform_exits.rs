@@ -52,10 +52,30 @@ pub fn access(g: &mut Guest, r: Region, size: u8, store: Option<u64>) -> u64 {
     let Some(p) = g.platform.as_mut() else {
         return u64::MAX;
     };
-    match r {
+    let value = match r {
         Region::Lapic(off) => p.lapic_access(off, size, store, now),
         Region::Ioapic(off) => p.ioapic_access(off, size, store),
+    };
+    settle_intx(g);
+    value
+}
+
+/// Hands the assigned functions' INTx between the physical lines and the virtual I/O APIC:
+/// the inputs whose lines fired since are asserted, and the inputs whose EOI arrived (an EOI to
+/// the local APIC, by MMIO, MSR or an EOI-induced exit, or the I/O APIC's EOI register) have
+/// their physical lines unmasked (`irq::intx`).
+pub fn settle_intx(g: &mut Guest) {
+    let id = g.id();
+    let Some(p) = g.platform.as_mut() else {
+        return;
+    };
+    let asserted = crate::irq::take_asserted(id);
+    for input in 0..32u8 {
+        if asserted & (1 << input) != 0 {
+            p.assert_intx(input);
+        }
     }
+    crate::irq::guest_eoi(id, p.take_intx_eois());
 }
 
 /// A RDMSR of the local APIC's MSRs: `Some(Ok(value))`, `Some(Err(()))` for #GP, `None` if the
@@ -91,6 +111,7 @@ pub fn wrmsr(g: &mut Guest, msr: u32, value: u64) -> Option<Result<(), ()>> {
         m if MSR_X2APIC.contains(&m) => match p.lapic.msr_write(m, value, now) {
             Ok(e) => {
                 p.apply(e);
+                settle_intx(g);
                 Ok(())
             }
             Err(_) => Err(()),
@@ -172,6 +193,7 @@ pub fn apic_write(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError>
     };
     let e = p.lapic.apic_write(offset, now);
     p.apply(e);
+    settle_intx(g);
     Ok(Outcome::Resume)
 }
 
@@ -184,6 +206,7 @@ pub fn eoi_exit(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     {
         p.broadcast_eoi(level);
     }
+    settle_intx(g);
     Ok(Outcome::Resume)
 }
 
@@ -208,6 +231,7 @@ pub fn apic_access(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError
 /// Drains the vectors the hypervisor marked pending for the guest (its devices' MSIs) into its
 /// local APIC's IRR (edge-triggered, as message-signalled interrupts are).
 fn drain_pending(g: &mut Guest) {
+    settle_intx(g);
     let id = g.id();
     let Some(p) = g.platform.as_mut() else {
         return;
@@ -375,7 +399,27 @@ pub fn setup_vmcs(g: &Guest, v: &mut Current, apic_access: u64) -> Result<(), Fi
     Ok(())
 }
 
+#[cfg(feature = "selftest")]
 impl Guest {
+    /// What a VM entry under software emulation does with the platform's interrupts, for the
+    /// self-tests' scripted drivers (no vCPU runs): the pending device vectors and the INTx
+    /// lines that fired go into the virtual I/O APIC and local APIC, and the highest
+    /// deliverable vector is injected (moved from IRR to ISR). Returns it.
+    pub fn inject_platform_vector(&mut self) -> Option<u8> {
+        drain_pending(self);
+        let vector = software_vector(self)?;
+        acknowledged(self, vector);
+        Some(vector)
+    }
+}
+
+impl Guest {
+    /// Interrupt messages of the guest's platform that reached nobody (IPIs to APIC IDs it does
+    /// not own, I/O APIC messages of a mode the platform does not deliver); 0 without a platform.
+    pub fn messages_to_nobody(&self) -> u64 {
+        self.platform.as_ref().map_or(0, |p| p.dropped)
+    }
+
     /// Whether the guest has a virtual platform (an OS guest).
     pub fn has_platform(&self) -> bool {
         self.platform.is_some()

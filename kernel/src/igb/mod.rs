@@ -21,7 +21,10 @@
 //! A PF the configuration also gives to a guest as a whole is left alone (that guest's driver
 //! owns GPIE); the conflict is reported.
 
+pub mod mailbox;
 pub mod regs;
+pub mod switch;
+mod vf_ctl;
 
 use crate::pci::{self, DeviceRef, Function};
 use alloc::string::String;
@@ -65,6 +68,18 @@ pub enum IgbError {
         bdf: Bdf,
         gpie: u32,
     },
+    /// VMDq needs at least one VF and a pool left for the PF (8 pools).
+    PoolCount {
+        bdf: Bdf,
+        num_vfs: u16,
+    },
+    /// The PHY write through MDIC did not complete (Ready clear or Error set).
+    Phy {
+        bdf: Bdf,
+        mdic: u32,
+    },
+    /// The VMDq switch registers did not read back as written.
+    SwitchNotTaken(Bdf, switch::Switch),
 }
 
 impl fmt::Display for IgbError {
@@ -80,6 +95,18 @@ impl fmt::Display for IgbError {
                 f,
                 "{bdf}: GPIE reads {gpie:#010x} after setting Multiple_MSIX (bit 4)"
             ),
+            Self::PoolCount { bdf, num_vfs } => write!(
+                f,
+                "{bdf}: {num_vfs} VFs enabled: VMDq needs 1 to {} VFs (a pool is the PF's)",
+                switch::POOLS - 1
+            ),
+            Self::Phy { bdf, mdic } => write!(
+                f,
+                "{bdf}: restarting autonegotiation through MDIC failed (MDIC {mdic:#010x})"
+            ),
+            Self::SwitchNotTaken(bdf, s) => {
+                write!(f, "{bdf}: the VMDq switch reads back {s}")
+            }
         }
     }
 }
@@ -116,22 +143,29 @@ unsafe impl Send for Managed {}
 #[cfg(feature = "selftest")]
 static MANAGED: Mutex<Vec<Managed>> = Mutex::new(Vec::new());
 
-/// What the configuration asks of one igb PF: its VFs (index, guest) and the guests given the PF
-/// itself.
+/// What the configuration asks of one igb PF: its VFs (index, guest, network identity) and the
+/// guests given the PF itself.
 struct Plan {
     pf: Bdf,
-    vfs: Vec<(u16, String)>,
+    vfs: Vec<mailbox::VfPlan>,
     whole: Vec<String>,
 }
 
 fn plan(bundle: &Bundle<'_>, pci: &pci::Pci) -> Vec<Plan> {
     let mut plans: Vec<Plan> = Vec::new();
     for g in &bundle.config.guests {
-        for d in &g.devices {
+        for (j, d) in g.devices.iter().enumerate() {
             let Some(f) = DeviceRef::from_config(d.function).and_then(|r| pci.resolve(r)) else {
                 continue;
             };
             if !is_pf(f) {
+                if d.mac.is_some() || !d.vlans.is_empty() {
+                    warn!(
+                        "guest \"{}\": device[{j}] ({d}, {}): `mac` and `vlans` apply to the VFs \
+                         of an igb PF only; ignored",
+                        g.name, f.bdf
+                    );
+                }
                 continue;
             }
             let at = match plans.iter().position(|p| p.pf == f.bdf) {
@@ -146,7 +180,12 @@ fn plan(bundle: &Bundle<'_>, pci: &pci::Pci) -> Vec<Plan> {
                 }
             };
             match d.vf {
-                Some(index) => plans[at].vfs.push((index, g.name.clone())),
+                Some(index) => plans[at].vfs.push(mailbox::VfPlan {
+                    index,
+                    guest: g.name.clone(),
+                    mac: d.mac,
+                    vlans: d.vlans.clone(),
+                }),
                 None => plans[at].whole.push(g.name.clone()),
             }
         }
@@ -163,7 +202,7 @@ pub fn init(bundle: &Bundle<'_>, mem: &Memory) {
         let wanted: Vec<String> = p
             .vfs
             .iter()
-            .map(|(i, g)| alloc::format!("VF {i} (guest \"{g}\")"))
+            .map(|v| alloc::format!("VF {} (guest \"{}\")", v.index, v.guest))
             .collect();
         let wanted = wanted.join(", ");
         if !p.whole.is_empty() {
@@ -178,6 +217,22 @@ pub fn init(bundle: &Bundle<'_>, mem: &Memory) {
         let Some(f) = pci.function(p.pf) else {
             continue;
         };
+        // The switch first: VF pools stay off until each VF's reset handshake, which the
+        // mailbox service (set up next) answers.
+        let switched = enabled_vfs(p.pf)
+            .ok_or(IgbError::PoolCount {
+                bdf: p.pf,
+                num_vfs: 0,
+            })
+            .and_then(|n| switch::setup(f, mem, n));
+        match switched {
+            Ok(s) => info!("igb {}: VMDq switch set for the VF data path: {s}", p.pf),
+            Err(e) => error!(
+                "igb {}: the VF data path is not set up: {e}; the packets of {wanted} will not \
+                 move",
+                p.pf
+            ),
+        }
         match bring_up(f, mem) {
             Ok((gpie, value, cmd)) => {
                 // Only the self-tests read GPIE back later ([`pf_gpie`]); the production image is
@@ -191,6 +246,13 @@ pub fn init(bundle: &Bundle<'_>, mem: &Memory) {
                      decode on: Command {cmd:#06x}); VFs wanted: {wanted}",
                     p.pf
                 );
+                if let Err(e) = mailbox::init(f, mem, &p.vfs) {
+                    error!(
+                        "igb {}: mailbox not served: {e}; the VF drivers of {wanted} get no \
+                         answer to their reset",
+                        p.pf
+                    );
+                }
             }
             Err(e) => error!(
                 "igb {}: not set up for VF interrupts: {e}; the interrupts of {wanted} will not \
@@ -198,6 +260,14 @@ pub fn init(bundle: &Bundle<'_>, mem: &Memory) {
                 p.pf
             ),
         }
+    }
+}
+
+/// How many VFs of `pf` are enabled (NumVFs as the SR-IOV bring-up set it).
+fn enabled_vfs(pf: Bdf) -> Option<u16> {
+    match pci::sriov::pfs().iter().find(|p| p.pf == pf)?.status {
+        pci::sriov::PfStatus::Enabled { num_vfs, .. } => Some(num_vfs),
+        _ => None,
     }
 }
 

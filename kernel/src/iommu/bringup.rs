@@ -18,7 +18,7 @@ use conduit_dmar::{Action, Dmar, PciBridges, PlanEntry, Use};
 use conduit_hw::apic;
 use conduit_hw::memory::{Frames, Memory};
 use conduit_hw::vtd::RemappingUnit;
-use conduit_pci::Bdf;
+use conduit_pci::{Bdf, PciAddress};
 use conduit_vtd::takeover::Pmr;
 use log::{error, info, warn};
 
@@ -48,14 +48,20 @@ pub(super) fn bring_up(mem: &'static Memory, dmar: Option<&[u8]>, register_only:
     dmar::log_structures(&table, pci);
     let flags = table.flags();
     let haw = table.host_address_width().clamp(32, 52) as u8;
-    let mut buses: Vec<u8> = pci.functions().iter().map(|f| f.bdf.bus()).collect();
-    buses.sort_unstable();
-    buses.dedup();
     let mut units = Vec::new();
     let mut failed = Vec::new();
     for drhd in table.drhds() {
         let base = drhd.register_base();
-        match RemappingUnit::new(mem, base, haw, register_only, &buses) {
+        // Context tables for the buses of the unit's own segment (VT-d spec §8.3).
+        let mut buses: Vec<u8> = pci
+            .functions()
+            .iter()
+            .filter(|f| f.segment == drhd.segment())
+            .map(|f| f.bdf.bus())
+            .collect();
+        buses.sort_unstable();
+        buses.dedup();
+        match RemappingUnit::new(mem, base, haw, register_only, drhd.segment(), &buses) {
             Ok(u) => units.push(u),
             Err(e) => {
                 error!(
@@ -80,7 +86,13 @@ pub(super) fn bring_up(mem: &'static Memory, dmar: Option<&[u8]>, register_only:
     match apic_id {
         Ok(apic_id) => {
             for u in &units {
-                u.enable_fault_interrupt(apic_id, apic::vectors::VTD_FAULT);
+                if let Err(e) = u.enable_fault_interrupt(apic_id, apic::vectors::VTD_FAULT) {
+                    warn!(
+                        "vtd: unit {:#x}: fault event interrupt not enabled: {e}; its faults are \
+                         found by polling the fault status only",
+                        u.phys()
+                    );
+                }
             }
         }
         Err(e) => warn!("iommu: {e}: DMA faults are found by polling the fault status only"),
@@ -179,27 +191,32 @@ fn enable_translation(
 /// Logs, per device, that DMA remapping is off because its unit failed.
 fn report_failed(table: &Dmar<'_>, pci: &Pci, failed: &[FailedUnit]) {
     for f in pci.functions() {
-        let Ok(Some(base)) = dmar::unit_for(table, pci, f.bdf) else {
+        let Ok(Some(base)) = dmar::unit_for(table, pci, f.address()) else {
             continue;
         };
         if let Some(unit) = failed.iter().find(|u| u.base == base) {
             warn!(
                 "iommu: {}: DMA remapping off (unit {base:#x} failed: {}); it cannot be assigned",
-                f.bdf, unit.reason
+                f.address(),
+                unit.reason
             );
         }
     }
 }
 
-/// The RMRR plan for `devices` on this machine, or why the RMRRs could not be read.
+/// The RMRR plan for `devices` of `segment` on this machine (RMRRs of that segment, read
+/// through its bridges), or why the RMRRs could not be read.
 pub(super) fn rmrr_plan(
     table: &Dmar<'_>,
     pci: &Pci,
+    segment: u16,
     devices: &[(Bdf, Use)],
 ) -> Result<Vec<PlanEntry>, conduit_dmar::DmarError> {
     let mut plan = Vec::new();
-    pci.with_config(|cfg| {
-        conduit_dmar::identity_plan(table, 0, &PciBridges(&*cfg), devices, |e| plan.push(e))
+    pci.with_segment(segment, |cfg| {
+        conduit_dmar::identity_plan(table, segment, &PciBridges(&*cfg), devices, |e| {
+            plan.push(e);
+        })
     })?;
     Ok(plan)
 }
@@ -214,19 +231,33 @@ fn identity_domains(
     domains: &mut Vec<Domain>,
     next_did: &mut u16,
 ) {
-    let kept: Vec<(Bdf, Use)> = pci.functions().iter().map(|f| (f.bdf, Use::Kept)).collect();
-    let plan = rmrr_plan(table, pci, &kept).unwrap_or_else(|e| {
-        error!("DMAR: RMRRs not read: {e}");
-        Vec::new()
-    });
+    let mut segments: Vec<u16> = pci.functions().iter().map(|f| f.segment).collect();
+    segments.sort_unstable();
+    segments.dedup();
+    let mut plan: Vec<(PciAddress, PlanEntry)> = Vec::new();
+    for segment in segments {
+        let kept: Vec<(Bdf, Use)> = pci
+            .functions()
+            .iter()
+            .filter(|f| f.segment == segment)
+            .map(|f| (f.bdf, Use::Kept))
+            .collect();
+        match rmrr_plan(table, pci, segment, &kept) {
+            Ok(p) => plan.extend(
+                p.into_iter()
+                    .map(|e| (PciAddress::new(segment, e.device), e)),
+            ),
+            Err(e) => error!("DMAR: RMRRs of segment {segment} not read: {e}"),
+        }
+    }
     // A device named by several RMRRs appears once per RMRR, not always next to itself: sort
     // first, so that it gets one identity domain holding all of its ranges.
-    let mut devices: Vec<Bdf> = plan.iter().map(|e| e.device).collect();
+    let mut devices: Vec<PciAddress> = plan.iter().map(|(at, _)| *at).collect();
     devices.sort_unstable();
     devices.dedup();
     for bdf in devices {
         let mut ranges = Vec::new();
-        for e in plan.iter().filter(|e| e.device == bdf) {
+        for (_, e) in plan.iter().filter(|(at, _)| *at == bdf) {
             match e.action {
                 Action::Identity => ranges.push(GuestMemory {
                     gpa: e.range.base,
@@ -260,7 +291,7 @@ fn identity_domain(
     units: &mut [RemappingUnit],
     domains: &mut Vec<Domain>,
     next_did: &mut u16,
-    bdf: Bdf,
+    bdf: PciAddress,
     ranges: &[GuestMemory],
 ) -> Result<(), String> {
     let base = dmar::unit_for(table, pci, bdf)
@@ -280,7 +311,7 @@ fn identity_domain(
     let mut domain = Domain::new(id, &name, ranges, &[], units, &mut frames)
         .map_err(|e| alloc::format!("{e}"))?;
     let root = domain.tables[index].root();
-    if let Err(e) = units[index].attach(&mut frames, bdf, id.0, root) {
+    if let Err(e) = units[index].attach(&mut frames, bdf.bdf, id.0, root) {
         let freed = domain.destroy(&mut frames);
         return Err(alloc::format!(
             "attach on unit {base:#x}: {e} ({freed} frame(s) freed)"

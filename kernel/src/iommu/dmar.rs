@@ -4,24 +4,36 @@
 use crate::pci::{Pci, report};
 use alloc::string::String;
 use conduit_dmar::{Dmar, PciBridges, RemappingStructure, ScopeType};
-use conduit_pci::Bdf;
+use conduit_pci::PciAddress;
 use core::fmt::Write;
 use log::{info, warn};
 
-fn function_label(pci: &Pci, bdf: Bdf) -> String {
-    match pci.function(bdf) {
+fn function_label(pci: &Pci, at: PciAddress) -> String {
+    match pci.function_at(at) {
         Some(f) => alloc::format!(
-            "{bdf} {:04x}:{:04x} ({})",
+            "{at} {:04x}:{:04x} ({})",
             f.vendor_id(),
             f.device_id(),
             report::class_name(f.header.class)
         ),
-        None => alloc::format!("{bdf} (absent)"),
+        None => alloc::format!("{at} (absent)"),
     }
 }
 
-/// Logs every remapping structure, with each device scope resolved on this machine and bridge
-/// scopes expanded to the functions on the buses behind the bridge.
+/// The PCI segment a structure's scopes apply to (VT-d spec §8.3, §8.4, §8.5: DRHD, RMRR and
+/// ATSR carry a Segment Number; the others are read on segment 0).
+fn segment_of(s: &RemappingStructure<'_>) -> u16 {
+    match s {
+        RemappingStructure::Drhd(d) => d.segment(),
+        RemappingStructure::Rmrr(r) => r.segment(),
+        RemappingStructure::Atsr(a) => a.segment(),
+        _ => 0,
+    }
+}
+
+/// Logs every remapping structure, with each device scope resolved on this machine (through the
+/// bridges of the structure's segment) and bridge scopes expanded to the functions on the buses
+/// behind the bridge.
 pub fn log_structures(dmar: &Dmar<'_>, pci: &Pci) {
     let h = dmar.header();
     info!(
@@ -30,9 +42,11 @@ pub fn log_structures(dmar: &Dmar<'_>, pci: &Pci) {
         dmar.flags(),
         core::str::from_utf8(&h.oem_id).unwrap_or("?")
     );
-    pci.with_config(|cfg| {
-        let bridges = PciBridges(&*cfg);
-        for s in dmar.structures().map_while(Result::ok) {
+    for s in dmar.structures().map_while(Result::ok) {
+        let segment = segment_of(&s);
+        let at = |bdf| PciAddress::new(segment, bdf);
+        pci.with_segment(segment, |cfg| {
+            let bridges = PciBridges(&*cfg);
             match s {
                 RemappingStructure::Drhd(d) => info!(
                     "DMAR: DRHD: unit at {:#x}, segment {}, flags {:#x} (INCLUDE_PCI_ALL {})",
@@ -59,18 +73,18 @@ pub fn log_structures(dmar: &Dmar<'_>, pci: &Pci) {
                 let resolved = scope.coverage(&bridges);
                 match (scope.scope_type(), resolved) {
                     (ScopeType::Endpoint, Ok(c)) => {
-                        info!("DMAR:   endpoint {}", function_label(pci, c.device));
+                        info!("DMAR:   endpoint {}", function_label(pci, at(c.device)));
                     }
                     (ScopeType::Bridge, Ok(c)) => {
                         let (first, last) =
                             c.buses.as_ref().map_or((0, 0), |r| (*r.start(), *r.end()));
                         let mut behind = String::new();
-                        for f in pci.on_buses(first, last) {
+                        for f in pci.on_buses(segment, first, last) {
                             let _ = write!(
                                 behind,
                                 "{}{} {:04x}:{:04x}",
                                 if behind.is_empty() { "" } else { ", " },
-                                f.bdf,
+                                f.address(),
                                 f.vendor_id(),
                                 f.device_id()
                             );
@@ -80,37 +94,37 @@ pub fn log_structures(dmar: &Dmar<'_>, pci: &Pci) {
                         }
                         info!(
                             "DMAR:   bridge {} covers buses {first:02x}-{last:02x}: {behind}",
-                            function_label(pci, c.device)
+                            function_label(pci, at(c.device))
                         );
                     }
                     (ScopeType::IoApic, Ok(c)) => info!(
                         "DMAR:   I/OxAPIC id {}, source-id {}",
                         scope.enumeration_id(),
-                        c.device
+                        at(c.device)
                     ),
                     (ScopeType::Hpet, Ok(c)) => info!(
                         "DMAR:   HPET {}, source-id {}",
                         scope.enumeration_id(),
-                        c.device
+                        at(c.device)
                     ),
-                    (t, Ok(c)) => info!("DMAR:   scope {t:?} -> {}", c.device),
+                    (t, Ok(c)) => info!("DMAR:   scope {t:?} -> {}", at(c.device)),
                     (t, Err(e)) => warn!("DMAR:   scope {t:?} does not resolve here: {e}"),
                 }
             }
-        }
-    });
+        });
+    }
 }
 
-/// The register base of the unit translating `bdf` on segment 0, if any.
+/// The register base of the unit translating `at` (a DRHD of its segment), if any.
 pub fn unit_for(
     dmar: &Dmar<'_>,
     pci: &Pci,
-    bdf: Bdf,
+    at: PciAddress,
 ) -> Result<Option<u64>, conduit_dmar::DmarError> {
-    pci.with_config(|cfg| {
+    pci.with_segment(at.segment, |cfg| {
         let bridges = PciBridges(&*cfg);
         Ok(dmar
-            .drhd_for_device(0, bdf, &bridges)?
+            .drhd_for_device(at.segment, at.bdf, &bridges)?
             .map(|d| d.register_base()))
     })
 }

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use conduit_hw::memory::{Frames, PhysWindow};
 use conduit_hw::vtd::RemappingUnit;
 use conduit_paging::{Access, Attributes, Invalidation, PageTable, VtdSecondLevel};
-use conduit_pci::Bdf;
+use conduit_pci::PciAddress;
 use core::fmt;
 use log::error;
 
@@ -59,7 +59,7 @@ pub struct Domain {
     /// One table per remapping unit, in unit order.
     pub tables: Vec<SlTable>,
     /// Functions whose context entries point at this domain.
-    pub devices: Vec<Bdf>,
+    pub devices: Vec<PciAddress>,
 }
 
 impl Domain {

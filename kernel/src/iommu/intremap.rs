@@ -301,16 +301,13 @@ pub fn mask_irte(index: u16) -> Result<(), IommuError> {
 }
 
 /// The source-id the I/O APIC with `ioapic_id` uses for its interrupt requests, from the DMAR's
-/// I/OxAPIC device scope (for IRTE source validation).
+/// I/OxAPIC device scope (for IRTE source validation), its path read through the bridges of the
+/// listing DRHD's segment.
 pub fn ioapic_source_id(ioapic_id: u8) -> Option<Bdf> {
     let guard = STATE.lock();
     let s = guard.as_ref()?;
     let dmar = Dmar::parse(&s.dmar).ok()?;
+    let (unit, scope) = dmar.ioapic_scope(ioapic_id).ok().flatten()?;
     let pci = crate::pci::get()?;
-    pci.with_config(|cfg| {
-        dmar.drhd_for_ioapic(ioapic_id, &PciBridges(&*cfg))
-            .ok()
-            .flatten()
-            .map(|(_, sid)| sid)
-    })
+    pci.with_segment(unit.segment(), |cfg| scope.resolve(&PciBridges(&*cfg)).ok())
 }

@@ -25,10 +25,12 @@
 mod bringup;
 mod dmar;
 mod domain;
+mod faults;
 mod intremap;
 mod view;
 
 pub use domain::{DomainId, GuestMemory};
+pub use faults::service_faults;
 #[cfg(feature = "selftest")]
 pub use intremap::read_irte;
 pub use intremap::{
@@ -44,12 +46,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_dmar::Dmar;
 use conduit_hw::memory::{Frames, Memory};
-use conduit_hw::vtd::fault::{self, Fault};
 #[cfg(feature = "selftest")]
 use conduit_hw::vtd::{Invalidation, Method};
 use conduit_hw::vtd::{RemappingUnit, VtdError};
-use conduit_pci::Bdf;
-use conduit_vtd::limit::{FaultLimiter, Verdict};
+use conduit_pci::{Bdf, PciAddress};
 use domain::Domain;
 use log::{error, info};
 use spin::Mutex;
@@ -62,24 +62,24 @@ pub enum IommuError {
         reason: String,
     },
     NoSuchDomain(DomainId),
-    /// Enumeration found no function at this BDF.
-    NoSuchFunction(Bdf),
+    /// Enumeration found no function at this address.
+    NoSuchFunction(PciAddress),
     /// Enumeration found no function matching a configured device.
     NoSuchDevice(DeviceRef),
     /// No remapping unit translates this function's DMA.
-    NotTranslated(Bdf),
+    NotTranslated(PciAddress),
     /// The function has a reserved memory region (RMRR) that would have to stay mapped.
     ReservedRegion {
-        bdf: Bdf,
+        bdf: PciAddress,
         base: u64,
         limit: u64,
     },
     AlreadyAssigned {
-        bdf: Bdf,
+        bdf: PciAddress,
         domain: DomainId,
     },
     #[cfg(feature = "selftest")]
-    NotAssigned(Bdf),
+    NotAssigned(PciAddress),
     /// The range is not (entirely) guest memory of the domain.
     #[cfg(feature = "selftest")]
     NotGuestMemory {
@@ -307,20 +307,24 @@ pub fn destroy_domain(id: DomainId) -> Result<(), IommuError> {
     })
 }
 
-/// Index of the unit translating `bdf`.
-fn unit_index(s: &State, bdf: Bdf) -> Result<usize, IommuError> {
+/// Index of the unit translating `bdf` (a unit of its segment).
+fn unit_index(s: &State, bdf: PciAddress) -> Result<usize, IommuError> {
     let pci = crate::pci::get().ok_or(IommuError::NoSuchFunction(bdf))?;
-    pci.function(bdf).ok_or(IommuError::NoSuchFunction(bdf))?;
+    pci.function_at(bdf)
+        .ok_or(IommuError::NoSuchFunction(bdf))?;
     let table = Dmar::parse(&s.dmar).map_err(|e| IommuError::RemappingDisabled {
         reason: alloc::format!("DMAR: {e}"),
     })?;
     // An RMRR scope that cannot be read may name this device: refuse rather than assign it.
-    let refused =
-        bringup::rmrr_plan(&table, pci, &[(bdf, conduit_dmar::Use::Assigned)]).map_err(|e| {
-            IommuError::RemappingDisabled {
-                reason: alloc::format!("DMAR: RMRRs not read: {e}"),
-            }
-        })?;
+    let refused = bringup::rmrr_plan(
+        &table,
+        pci,
+        bdf.segment,
+        &[(bdf.bdf, conduit_dmar::Use::Assigned)],
+    )
+    .map_err(|e| IommuError::RemappingDisabled {
+        reason: alloc::format!("DMAR: RMRRs not read: {e}"),
+    })?;
     if let Some(e) = refused.first() {
         return Err(IommuError::ReservedRegion {
             bdf,
@@ -343,9 +347,15 @@ fn unit_index(s: &State, bdf: Bdf) -> Result<usize, IommuError> {
         .ok_or(IommuError::NotTranslated(bdf))
 }
 
-/// Assigns PCI function `bdf` to `domain`: its context entry points at the domain's tables, so
-/// its DMA reaches exactly the guest's memory.
+/// Assigns PCI function `bdf` of segment 0 to `domain` ([`assign_at`]).
 pub fn assign(bdf: Bdf, domain: DomainId) -> Result<(), IommuError> {
+    assign_at(PciAddress::on_segment0(bdf), domain)
+}
+
+/// Assigns PCI function `bdf` (of any segment) to `domain`: its context entry, on the unit of
+/// its segment that translates it, points at the domain's tables, so its DMA reaches exactly the
+/// guest's memory.
+pub fn assign_at(bdf: PciAddress, domain: DomainId) -> Result<(), IommuError> {
     let result = with_state(|s| {
         if let Some(reason) = &s.disabled {
             return Err(IommuError::RemappingDisabled {
@@ -366,7 +376,7 @@ pub fn assign(bdf: Bdf, domain: DomainId) -> Result<(), IommuError> {
         let u = &mut s.units[unit];
         let unit_base = u.phys();
         let method = u
-            .attach(&mut Frames::new(mem), bdf, domain.0, root)
+            .attach(&mut Frames::new(mem), bdf.bdf, domain.0, root)
             .map_err(IommuError::Hardware)?;
         let d = domain_mut(s, domain)?;
         d.devices.push(bdf);
@@ -391,19 +401,20 @@ pub fn assign(bdf: Bdf, domain: DomainId) -> Result<(), IommuError> {
     result
 }
 
-/// Assigns the function a configuration names (`bb:dd.f` or `vvvv:dddd`) to `domain`; returns
-/// its address.
-pub fn assign_device(device: DeviceRef, domain: DomainId) -> Result<Bdf, IommuError> {
-    let bdf = crate::pci::get()
+/// Assigns the function a configuration names (`[ssss:]bb:dd.f` or `vvvv:dddd`) to `domain`;
+/// returns its address.
+pub fn assign_device(device: DeviceRef, domain: DomainId) -> Result<PciAddress, IommuError> {
+    let at = crate::pci::get()
         .and_then(|pci| pci.resolve(device))
-        .map(|f| f.bdf)
+        .map(crate::pci::Function::address)
         .ok_or(IommuError::NoSuchDevice(device))?;
-    assign(bdf, domain).map(|()| bdf)
+    assign_at(at, domain).map(|()| at)
 }
 
-/// Takes `bdf` away from its domain: no context entry, so its DMA is blocked again.
+/// Takes `bdf` of segment 0 away from its domain: no context entry, so its DMA is blocked again.
 #[cfg(feature = "selftest")]
 pub fn unassign(bdf: Bdf) -> Result<DomainId, IommuError> {
+    let bdf = PciAddress::on_segment0(bdf);
     with_state(|s| {
         let d = s
             .domains
@@ -412,8 +423,8 @@ pub fn unassign(bdf: Bdf) -> Result<DomainId, IommuError> {
             .ok_or(IommuError::NotAssigned(bdf))?;
         d.devices.retain(|b| *b != bdf);
         let id = d.id;
-        for u in &mut s.units {
-            if let Some((did, method)) = u.detach(bdf).map_err(IommuError::Hardware)? {
+        for u in s.units.iter_mut().filter(|u| u.segment() == bdf.segment) {
+            if let Some((did, method)) = u.detach(bdf.bdf).map_err(IommuError::Hardware)? {
                 info!(
                     "iommu: unassigned {bdf} from domain {id}: context entry cleared; context \
                      cache (device) and IOTLB (domain {did}) invalidated by {method}"
@@ -446,7 +457,11 @@ fn invalidate_domain(
         .units
         .iter()
         .enumerate()
-        .filter(|(_, u)| d.devices.iter().any(|b| u.context(*b).is_some()))
+        .filter(|(_, u)| {
+            d.devices
+                .iter()
+                .any(|b| b.segment == u.segment() && u.context(b.bdf).is_some())
+        })
         .map(|(i, _)| i)
         .collect();
     let mut done = None;
@@ -515,72 +530,4 @@ fn describe_invalidation(done: Option<(Invalidation, Method)>, otherwise: &str) 
         Some((inv, method)) => alloc::format!("; invalidated {inv} by {method}"),
         None => alloc::format!("; {otherwise}"),
     }
-}
-
-/// Faults of one source logged one by one per tick; further faults of that source within the
-/// tick are counted and summarised (like the device-interrupt flood limit, per source per tick).
-pub const FAULT_LOG_LIMIT: u32 = 8;
-
-/// The per-source fault limiter (tracks 32 sources per tick).
-static LIMITER: Mutex<FaultLimiter<32>> = Mutex::new(FaultLimiter::new(FAULT_LOG_LIMIT));
-
-/// Decodes, logs and clears every DMA and interrupt-remapping fault recorded since the last call,
-/// and returns them. Every fault is counted (per requester, see [`view`]); beyond
-/// [`FAULT_LOG_LIMIT`] per source per tick they are summarised instead of logged one by one.
-pub fn service_faults() -> Vec<Fault> {
-    let found = fault::take();
-    view::remember(&found.faults);
-    let tick = crate::irq::dispatch::ticks();
-    let mut limiter = LIMITER.lock();
-    for f in &found.faults {
-        if limiter.admit(tick, f.source) == Verdict::Count {
-            continue;
-        }
-        let via = match f.via {
-            fault::Via::Interrupt => "the fault event interrupt",
-            fault::Via::Poll => "polling the fault status",
-        };
-        if let Some(index) = f.interrupt_index {
-            error!(
-                "vtd: interrupt remapping fault on unit {:#x}: source {}, interrupt index {index} \
-                 ({index:#x}), reason {:#04x}: {}; the interrupt was not delivered (reported by \
-                 {via})",
-                f.unit,
-                f.source,
-                f.reason,
-                fault::reason_text(f.reason),
-            );
-            continue;
-        }
-        error!(
-            "vtd: DMA fault on unit {:#x}: source {}, {} at IOVA {:#x}{}, reason {:#04x}: {} \
-             (reported by {})",
-            f.unit,
-            f.source,
-            if f.write { "write" } else { "read" },
-            f.address,
-            f.pasid
-                .map_or_else(String::new, |p| alloc::format!(" (PASID {p:#x})")),
-            f.reason,
-            fault::reason_text(f.reason),
-            via
-        );
-    }
-    limiter.take_suppressed(|source, n| match source {
-        Some(b) => error!(
-            "vtd: fault storm from {b}: {n} further fault(s) counted, not logged (limit \
-             {FAULT_LOG_LIMIT} per source per tick)"
-        ),
-        None => error!(
-            "vtd: fault storm: {n} further fault(s) from untracked sources counted, not logged"
-        ),
-    });
-    drop(limiter);
-    if found.overflow {
-        error!("vtd: primary fault overflow (FSTS.PFO): faults were lost");
-    }
-    if found.dropped != 0 {
-        error!("vtd: {} fault(s) dropped: pending list full", found.dropped);
-    }
-    found.faults
 }

@@ -6,7 +6,9 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_hw::vtd::fault::Fault;
+#[cfg(feature = "selftest")]
 use conduit_pci::Bdf;
+use conduit_pci::PciAddress;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
@@ -30,7 +32,7 @@ pub struct DomainView {
     pub name: String,
     /// Its mappings in words (`domain 1 "a": IOVA ... -> HPA ...`).
     pub description: String,
-    pub devices: Vec<Bdf>,
+    pub devices: Vec<PciAddress>,
 }
 
 /// The IOMMU now: whether remapping is on, the units, the domains.
@@ -108,17 +110,17 @@ pub struct SourceFaults {
     pub interrupt: u64,
 }
 
-static BY_SOURCE: Mutex<Vec<(Bdf, SourceFaults)>> = Mutex::new(Vec::new());
+static BY_SOURCE: Mutex<Vec<(PciAddress, SourceFaults)>> = Mutex::new(Vec::new());
 
-/// The faults recorded with `bdf` as their requester since boot (the pending ones serviced
-/// first, so they count too).
+/// The faults recorded with `bdf` (on segment 0, where guests' functions are) as their requester
+/// since boot (the pending ones serviced first, so they count too).
 #[cfg(feature = "selftest")]
 pub fn faults_from(bdf: Bdf) -> SourceFaults {
     let _ = super::service_faults();
     BY_SOURCE
         .lock()
         .iter()
-        .find(|(b, _)| *b == bdf)
+        .find(|(b, _)| *b == PciAddress::on_segment0(bdf))
         .map_or_else(SourceFaults::default, |(_, n)| *n)
 }
 
@@ -130,10 +132,11 @@ pub(super) fn remember(faults: &[Fault]) {
     {
         let mut by_source = BY_SOURCE.lock();
         for f in faults {
-            let at = match by_source.iter().position(|(b, _)| *b == f.source) {
+            let source = PciAddress::new(f.segment, f.source);
+            let at = match by_source.iter().position(|(b, _)| *b == source) {
                 Some(i) => i,
                 None => {
-                    by_source.push((f.source, SourceFaults::default()));
+                    by_source.push((source, SourceFaults::default()));
                     by_source.len() - 1
                 }
             };

@@ -98,6 +98,8 @@ pub fn on_interrupt(vector: u8) {
             for s in &SLOTS {
                 s.window.store(0, Ordering::Relaxed);
             }
+            // A VT-d fault event interrupt masked for a storm is unmasked each tick.
+            conduit_hw::vtd::fault::on_tick();
         }
         // Through a VM exit: drain the fault records as the IDT's handler would.
         vectors::VTD_FAULT => conduit_hw::vtd::fault::on_interrupt(),
@@ -128,12 +130,14 @@ fn device(vector: u8) {
             .index
             .and_then(crate::iommu::try_mask_irte)
             .is_some_and(|r| r.is_ok());
+        super::intx::cut_off(vector);
         let state = if masked { FLOOD_MASKED } else { FLOOD_PENDING };
         slot.flood.store(state, Ordering::Release);
         FLOOD_NOTICE.store(true, Ordering::Release);
         return;
     }
     slot.delivered.fetch_add(1, Ordering::Relaxed);
+    super::intx::on_fire(vector);
     if let Owner::Guest(GuestId(g)) = b.owner
         && let Some(c) = GUESTS.get(usize::from(g))
     {

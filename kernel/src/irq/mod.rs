@@ -31,7 +31,13 @@
 pub mod dispatch;
 mod wait;
 pub use wait::{interrupt_window, wait_for_interrupt_until};
+mod intx;
 mod route;
+#[cfg(feature = "selftest")]
+pub use intx::intx_status;
+pub use intx::{
+    guest_eoi, guest_reset, locate_intx, quarantine as quarantine_intx, route_intx, take_asserted,
+};
 
 pub use dispatch::Flood;
 pub use dispatch::{FLOOD_LIMIT, on_interrupt};
@@ -42,7 +48,6 @@ pub use route::{MsiRoute, route_isa, set_gsi_masked};
 use crate::iommu::{self, IRT_ENTRIES, IommuError, IrInfo};
 use crate::pci::msi::MsiError;
 use crate::platform::Platform;
-#[cfg(feature = "selftest")]
 use crate::platform::acpi::IsaOverride;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -84,11 +89,11 @@ pub enum IrqError {
     Iommu(IommuError),
     Msi(MsiError),
     /// No I/O APIC has this GSI.
-    #[cfg(feature = "selftest")]
     NoIoApic(u32),
     /// The DMAR names no source-id for this I/O APIC, so its entry could not be verified.
-    #[cfg(feature = "selftest")]
     NoSourceId(u8),
+    /// A function's INTx cannot be given to a guest.
+    Intx(String),
 }
 
 impl fmt::Display for IrqError {
@@ -100,10 +105,9 @@ impl fmt::Display for IrqError {
             Self::Format(e) => write!(f, "{e}"),
             Self::Iommu(e) => write!(f, "{e}"),
             Self::Msi(e) => write!(f, "{e}"),
-            #[cfg(feature = "selftest")]
             Self::NoIoApic(gsi) => write!(f, "no I/O APIC has GSI {gsi}"),
-            #[cfg(feature = "selftest")]
             Self::NoSourceId(id) => write!(f, "the DMAR names no source-id for I/O APIC {id}"),
+            Self::Intx(why) => f.write_str(why),
         }
     }
 }
@@ -144,7 +148,6 @@ enum Source {
     },
 }
 
-#[cfg(feature = "selftest")]
 struct IoApicState {
     dev: IoApic,
     source_id: Option<Bdf>,
@@ -161,11 +164,11 @@ struct State {
     vectors: VectorAllocator,
     irt: IrtAllocator<IRT_ENTRIES>,
     /// The I/O APICs and the MADT's ISA overrides, for routing ISA interrupts (the self-tests'
-    /// I/O APIC-routed timer).
-    #[cfg(feature = "selftest")]
+    /// I/O APIC-routed timer) and assigned functions' INTx (`intx.rs`).
     ioapics: Vec<IoApicState>,
-    #[cfg(feature = "selftest")]
     overrides: Vec<IsaOverride>,
+    /// The INTx lines given to guests.
+    intx: Vec<intx::IntxRoute>,
     /// The IRTE index feeding each source, with its vector.
     sources: Vec<(u16, u8, Source)>,
     /// Vectors whose flood was reported.
@@ -251,10 +254,16 @@ pub fn init(mem: &'static Memory, platform: &Platform) {
         }
     };
     start_tick();
-    #[cfg(feature = "selftest")]
     let mut ioapics = Vec::new();
-    for io in &platform.io_apics {
+    for io in io_apics(platform) {
         match IoApic::open(mem, u64::from(io.address), io.gsi_base) {
+            Ok(dev) if !(1..=240).contains(&dev.pins()) || dev.version() == 0xff => warn!(
+                "ioapic: nothing answers as an I/O APIC at {:#x} (version register reads {} \
+                 inputs, version {:#x}): not used",
+                io.address,
+                dev.pins(),
+                dev.version()
+            ),
             Ok(mut dev) => {
                 let live = dev.mask_all();
                 let source_id = iommu::ioapic_source_id(io.id);
@@ -272,7 +281,6 @@ pub fn init(mem: &'static Memory, platform: &Platform) {
                         |b| alloc::format!("{b} (DMAR I/OxAPIC scope)")
                     ),
                 );
-                #[cfg(feature = "selftest")]
                 ioapics.push(IoApicState { dev, source_id });
             }
             Err(e) => warn!("ioapic: I/O APIC {} at {:#x}: {e}", io.id, io.address),
@@ -322,14 +330,37 @@ pub fn init(mem: &'static Memory, platform: &Platform) {
         cpus,
         vectors,
         irt,
-        #[cfg(feature = "selftest")]
         ioapics,
-        #[cfg(feature = "selftest")]
         overrides: platform.isa_overrides.clone(),
+        intx: Vec::new(),
         sources: Vec::new(),
         reported: Vec::new(),
     });
 }
+
+/// The I/O APICs of the MADT; without a MADT (a machine whose firmware publishes no ACPI tables,
+/// such as Bochs with its legacy BIOS), the one I/O APIC every PC has at the architectural default
+/// address 0xFEC00000 with GSI base 0 (MultiProcessor Specification 1.4 §3.6.1, default
+/// configurations; the MADT's I/O APIC structure, ACPI 6.5 §5.2.12.3, is what normally says so).
+/// [`IoApic::open`] reads its version register, and an input count outside 1..=240 (nothing
+/// answering there) drops it.
+fn io_apics(platform: &Platform) -> Vec<crate::platform::acpi::IoApic> {
+    if !platform.io_apics.is_empty() {
+        return platform.io_apics.clone();
+    }
+    info!(
+        "ioapic: the firmware listed no I/O APIC (no MADT): the PC default at {DEFAULT_IOAPIC:#x}, \
+         GSI base 0, is assumed"
+    );
+    alloc::vec![crate::platform::acpi::IoApic {
+        id: 0,
+        address: DEFAULT_IOAPIC,
+        gsi_base: 0,
+    }]
+}
+
+/// The I/O APIC's architectural default base.
+const DEFAULT_IOAPIC: u32 = 0xfec0_0000;
 
 fn start_tick() {
     match timer::calibrate() {
@@ -505,6 +536,7 @@ pub fn service_floods() {
 pub fn service() -> Vec<FloodReport> {
     let mut out = Vec::new();
     let result = with_state(|s| {
+        intx::report_floods(s);
         for &(index, vector, source) in &s.sources.clone() {
             let Flood::Tripped { masked, seen, tick } = dispatch::flood(vector) else {
                 continue;

@@ -25,7 +25,7 @@ pub struct MsiRoute {
 }
 
 /// Takes a vector and an IRT index for `owner`, undoing the first if the second fails.
-fn allocate(s: &mut State, owner: Owner) -> Result<(u8, u16), IrqError> {
+pub(super) fn allocate(s: &mut State, owner: Owner) -> Result<(u8, u16), IrqError> {
     if s.ir.is_none() {
         return Err(IrqError::RemappingOff(s.ir_off.clone()));
     }
@@ -45,7 +45,7 @@ fn allocate(s: &mut State, owner: Owner) -> Result<(u8, u16), IrqError> {
 /// only once the entry is cleared and its invalidation completed: an entry that may still be live
 /// in the table or a unit's interrupt entry cache keeps its index allocated (leaked, never handed
 /// out again while it can deliver), and the failure is logged.
-fn undo(s: &mut State, owner: Owner, vector: u8, index: u16) {
+pub(super) fn undo(s: &mut State, owner: Owner, vector: u8, index: u16) {
     dispatch::unbind(vector);
     if let Err(e) = crate::iommu::write_irte(index, &conduit_irq::Irte::NOT_PRESENT) {
         error!(

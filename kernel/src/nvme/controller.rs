@@ -14,9 +14,11 @@ use conduit_hw::memory::Memory;
 use conduit_hw::memory::mmio::{self, Mmio, MmioError};
 use conduit_hw::time;
 use conduit_nvme::{
-    Aqa, Cap, Cc, Cns, Command, Completion, Csts, ParseError, QueueError, QueuePair, Status,
-    Version,
+    Aqa, Cap, Cc, Cns, Command, Completion, Csts, NamespaceError, ParseError, QueueError,
+    QueuePair, Status, Version,
 };
+#[cfg(feature = "selftest")]
+use conduit_nvme::{IoError, PrpError};
 use conduit_pci::Bdf;
 use core::fmt;
 use volatile::{VolatilePtr, map_field};
@@ -83,6 +85,22 @@ pub enum NvmeError {
         what: &'static str,
         error: ParseError,
     },
+    /// A command could not be encoded (queue identifier, size or block count out of range).
+    #[cfg(feature = "selftest")]
+    Encode {
+        what: &'static str,
+        error: IoError,
+    },
+    /// A data buffer could not be described with PRP entries.
+    #[cfg(feature = "selftest")]
+    Prp {
+        what: &'static str,
+        error: PrpError,
+    },
+    Namespace {
+        what: &'static str,
+        error: NamespaceError,
+    },
 }
 
 impl fmt::Display for NvmeError {
@@ -119,6 +137,11 @@ impl fmt::Display for NvmeError {
             ),
             Self::Status { what, status } => write!(f, "{what}: {status}"),
             Self::Parse { what, error } => write!(f, "{what}: {error}"),
+            #[cfg(feature = "selftest")]
+            Self::Encode { what, error } => write!(f, "{what}: {error}"),
+            #[cfg(feature = "selftest")]
+            Self::Prp { what, error } => write!(f, "{what}: {error}"),
+            Self::Namespace { what, error } => write!(f, "{what}: {error}"),
         }
     }
 }
@@ -198,6 +221,19 @@ impl Controller {
     pub fn version(&self) -> Version {
         let r = self.regs;
         Version(map_field!(r.vs).read())
+    }
+
+    /// The submission queue tail and completion queue head doorbells of queue `qid`.
+    #[cfg(feature = "selftest")]
+    pub(super) fn doorbells(
+        &self,
+        qid: u16,
+    ) -> Result<(VolatilePtr<'static, u32>, VolatilePtr<'static, u32>), NvmeError> {
+        let at = |off: u64| self.bar.block::<u32>(off).map_err(NvmeError::Mmio);
+        Ok((
+            at(self.cap.sq_tail_doorbell(qid))?,
+            at(self.cap.cq_head_doorbell(qid))?,
+        ))
     }
 
     pub fn csts(&self) -> Csts {
@@ -353,6 +389,19 @@ impl Controller {
         }
     }
 
+    /// A command that carries `data` (4 KiB) to the controller through the data page, whose
+    /// address `build` puts in the command.
+    pub fn admin_with_data(
+        &mut self,
+        data: &[u8; PAGE as usize],
+        build: impl FnOnce(u64) -> Command,
+        what: &'static str,
+    ) -> Result<Completion, NvmeError> {
+        self.mem.write_data(data);
+        let command = build(self.mem.data());
+        self.admin(command, what)
+    }
+
     /// Identify into the data page; returns a copy of the 4 KiB structure.
     pub fn identify(
         &mut self,
@@ -360,8 +409,19 @@ impl Controller {
         cntid: u16,
         what: &'static str,
     ) -> Result<Box<[u8; PAGE as usize]>, NvmeError> {
+        self.identify_ns(cns, 0, cntid, what)
+    }
+
+    /// Identify of a namespace-specific structure (NSID `nsid`) into the data page.
+    pub fn identify_ns(
+        &mut self,
+        cns: Cns,
+        nsid: u32,
+        cntid: u16,
+        what: &'static str,
+    ) -> Result<Box<[u8; PAGE as usize]>, NvmeError> {
         self.mem.clear_data();
-        let command = Command::identify(cns, cntid, self.mem.data());
+        let command = Command::identify_namespace(cns, nsid, cntid, self.mem.data());
         self.admin_ok(command, what)?;
         let mut out = Box::new([0u8; PAGE as usize]);
         self.mem.read_data(&mut out);

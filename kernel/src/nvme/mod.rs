@@ -13,6 +13,11 @@
 //! are `conduit_nvme`'s.
 
 pub mod controller;
+/// The I/O path a guest's driver runs; in the hypervisor only the test image plays a guest's
+/// driver with it.
+#[cfg(feature = "selftest")]
+pub mod io;
+pub mod namespaces;
 pub mod pf;
 pub mod regs;
 pub mod vfs;

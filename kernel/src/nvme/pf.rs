@@ -15,12 +15,14 @@
 //!    (action 8h) of VI (at least 1) and VQ (at least 2: the admin queue and one I/O queue)
 //!    resources, then Secondary Controller Online (action 9h).
 //!
+//! 5. The PF's namespaces attached to the online VFs' controllers ([`super::namespaces`]).
+//!
 //! After that the PF is never reset again (a reset, CC.EN 1 -> 0 included, takes every secondary
 //! controller offline): its controller stays enabled for as long as the hypervisor runs.
 
 use super::controller::{Controller, NvmeError};
 use super::regs::{ADMIN_PAGES, AdminMemory, PAGE};
-use super::vfs;
+use super::{namespaces, vfs};
 use crate::iommu::{self, DomainId, GuestMemory};
 use crate::pci::{self, Function};
 use alloc::format;
@@ -528,6 +530,12 @@ pub fn manage(
     match identify_secondaries(&mut c) {
         Ok(list) => log_secondaries(pf, &list),
         Err(e) => warn!("nvme: {pf}: {e}"),
+    }
+    let online: Vec<OnlineVf> = out.vfs.iter().filter_map(|(_, r)| r.clone().ok()).collect();
+    if !online.is_empty()
+        && let Err(e) = namespaces::share(&mut c, &online)
+    {
+        error!("nvme: {pf}: the VFs' controllers do not see the PF's storage: {e}");
     }
     out.controller = Some(c);
     out

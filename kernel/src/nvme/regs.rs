@@ -97,6 +97,16 @@ impl AdminMemory {
         self.zero(self.data());
     }
 
+    /// Fills the data page with `data` (a command's input).
+    pub fn write_data(&self, data: &[u8; PAGE as usize]) {
+        let dst = self.window.virt(self.hpa_of(self.data()));
+        for (i, b) in data.iter().enumerate() {
+            // SAFETY: the data page is mapped through the window and belongs to this memory;
+            // volatile because the controller reads it by DMA.
+            unsafe { core::ptr::write_volatile(dst.add(i), *b) };
+        }
+    }
+
     /// Copies the data page out.
     pub fn read_data(&self, out: &mut [u8; PAGE as usize]) {
         let src = self.window.virt(self.hpa_of(self.data()));

@@ -2,21 +2,21 @@
 //!
 //! - ECAM (PCIe Base Spec r6.0 §7.2.2 "PCI Express Enhanced Configuration Access Mechanism"):
 //!   the 4 KiB configuration space of bus `b`, device `d`, function `f` is memory-mapped at
-//!   `base + ((b - start_bus) << 20 | d << 15 | f << 12)`; the window comes from the MCFG and is
-//!   mapped uncached through [`conduit_hw::memory::mmio`].
+//!   `base + (b << 20 | d << 15 | f << 12)`; every MCFG allocation (of any PCI segment) is one
+//!   window, mapped uncached through [`conduit_hw::memory::mmio`] (address arithmetic in
+//!   `conduit_pci::ecam`).
 //! - Configuration mechanism #1 (PCI Local Bus Spec 3.0 §3.2.2.3.2): the address
 //!   `0x8000_0000 | bus << 16 | devfn << 8 | offset` written to port 0xCF8, data at 0xCFC. Only the
 //!   first 256 bytes are reachable; beyond them reads return all ones and writes are dropped.
 //!   Used when the firmware publishes no MCFG (Bochs has no ACPI at all).
 
 use crate::platform::acpi::Ecam as EcamRegion;
+use alloc::vec::Vec;
 use conduit_hw::memory::Memory;
 use conduit_hw::memory::mmio::{self, Mmio, MmioError};
-use conduit_pci::{Bdf, ConfigAccess};
+use conduit_pci::{Bdf, ConfigAccess, SegmentAccess};
 use x86_64::instructions::port::Port;
 
-/// Bytes of ECAM space per bus.
-const BUS_BYTES: u64 = 1 << 20;
 /// Size of one function's configuration space.
 const FUNCTION_BYTES: u16 = 0x1000;
 const CONFIG_ADDRESS: u16 = 0xcf8;
@@ -30,47 +30,42 @@ struct ConfigSpace {
 
 const _: () = assert!(core::mem::size_of::<ConfigSpace>() == FUNCTION_BYTES as usize);
 
-/// ECAM over one MCFG region (segment 0).
+/// ECAM over one MCFG allocation (one bus range of one segment).
 #[derive(Debug)]
 pub struct EcamAccess {
     window: Mmio,
-    bus_start: u8,
-    bus_end: u8,
+    region: EcamRegion,
 }
 
 impl EcamAccess {
-    /// Maps the MCFG region's buses.
+    /// Maps the MCFG allocation's buses (it was checked: `conduit_pci::check_windows`).
     pub fn new(mem: &Memory, region: &EcamRegion) -> Result<Self, MmioError> {
-        let buses = u64::from(region.bus_end.saturating_sub(region.bus_start)) + 1;
-        let window = mmio::map(
-            mem,
-            region.base + u64::from(region.bus_start) * BUS_BYTES,
-            buses * BUS_BYTES,
-        )?;
+        let window = mmio::map(mem, region.first_byte(), region.bytes())?;
         Ok(Self {
             window,
-            bus_start: region.bus_start,
-            bus_end: region.bus_end,
+            region: *region,
         })
     }
 
-    fn space(&self, bdf: Bdf) -> Option<volatile::VolatilePtr<'static, ConfigSpace>> {
-        if !(self.bus_start..=self.bus_end).contains(&bdf.bus()) {
-            return None;
-        }
-        let offset = u64::from(bdf.bus() - self.bus_start) * BUS_BYTES
-            + u64::from(bdf.devfn()) * u64::from(FUNCTION_BYTES);
-        self.window.block::<ConfigSpace>(offset).ok()
+    /// The MCFG allocation this window maps.
+    pub fn region(&self) -> &EcamRegion {
+        &self.region
+    }
+
+    /// The mapping (bus `region().bus_start` at its start).
+    pub fn mapping(&self) -> Mmio {
+        self.window
     }
 
     fn dword(&self, bdf: Bdf, offset: u16) -> Option<volatile::VolatilePtr<'static, u32>> {
-        if offset >= FUNCTION_BYTES || !offset.is_multiple_of(4) {
-            return None;
-        }
-        let space = self.space(bdf)?;
+        let at = self.region.offset_of(bdf, offset)?;
+        let space = self
+            .window
+            .block::<ConfigSpace>(at & !u64::from(FUNCTION_BYTES - 1))
+            .ok()?;
         let index = usize::from(offset / 4);
-        // SAFETY: `index` < 1024 (offset < 0x1000), so the element lies inside the block, which
-        // is a valid mapping of device registers.
+        // SAFETY: `offset_of` accepted `offset` (dword aligned, below 0x1000), so `index` < 1024
+        // and the element lies inside the block, which is a valid mapping of device registers.
         Some(unsafe {
             space.map(|p| {
                 let base = p.as_ptr().cast::<u32>();
@@ -136,7 +131,8 @@ impl ConfigAccess for PortIoAccess {
 /// Whichever mechanism the platform offers.
 #[derive(Debug)]
 pub enum Access {
-    Ecam(EcamAccess),
+    /// One window per MCFG allocation, of every segment.
+    Ecam(Vec<EcamAccess>),
     PortIo(PortIoAccess),
     /// Configuration space belongs to the control task now (`crate::control`): the kernel's
     /// reads are served by the task (`control::physical_read`: diagnostics only) and its writes
@@ -144,23 +140,29 @@ pub enum Access {
     HandedOver,
 }
 
-impl EcamAccess {
-    /// The mapping and the buses it covers (bus `bus_start` at the mapping's start).
-    pub fn region(&self) -> (Mmio, u8, u8) {
-        (self.window, self.bus_start, self.bus_end)
-    }
-}
-
 impl Access {
     /// A short description for the log.
     pub fn describe(&self) -> alloc::string::String {
         match self {
-            Self::Ecam(e) => alloc::format!(
-                "ECAM at {:#x} (buses {}-{})",
-                e.window.phys(),
-                e.bus_start,
-                e.bus_end
-            ),
+            Self::Ecam(windows) => {
+                let mut text = alloc::string::String::from("ECAM");
+                for (i, e) in windows.iter().enumerate() {
+                    let r = e.region;
+                    let segment = if r.segment == 0 {
+                        alloc::string::String::new()
+                    } else {
+                        alloc::format!("segment {:04x}, ", r.segment)
+                    };
+                    text.push_str(&alloc::format!(
+                        "{} at {:#x} ({segment}buses {}-{})",
+                        if i == 0 { "" } else { ";" },
+                        e.window.phys(),
+                        r.bus_start,
+                        r.bus_end
+                    ));
+                }
+                text
+            }
             Self::PortIo(_) => {
                 alloc::string::String::from("port I/O 0xcf8/0xcfc (no MCFG: first 256 bytes only)")
             }
@@ -169,20 +171,50 @@ impl Access {
     }
 }
 
-impl ConfigAccess for Access {
-    fn read32(&self, bdf: Bdf, offset: u16) -> u32 {
+impl Access {
+    /// The window decoding `bus` of `segment`.
+    fn window(windows: &[EcamAccess], segment: u16, bus: u8) -> Option<&EcamAccess> {
+        windows.iter().find(|w| w.region.decodes(segment, bus))
+    }
+}
+
+/// Configuration mechanism #1 and the control task reach segment 0 only: other segments read
+/// all ones there.
+impl SegmentAccess for Access {
+    fn read32_on(&self, segment: u16, bdf: Bdf, offset: u16) -> u32 {
         match self {
-            Self::Ecam(e) => e.read32(bdf, offset),
-            Self::PortIo(p) => p.read32(bdf, offset),
-            Self::HandedOver => crate::control::physical_read(bdf, offset, 4).unwrap_or(u32::MAX),
+            Self::Ecam(w) => {
+                Self::window(w, segment, bdf.bus()).map_or(u32::MAX, |e| e.read32(bdf, offset))
+            }
+            Self::PortIo(p) if segment == 0 => p.read32(bdf, offset),
+            Self::HandedOver if segment == 0 => {
+                crate::control::physical_read(bdf, offset, 4).unwrap_or(u32::MAX)
+            }
+            Self::PortIo(_) | Self::HandedOver => u32::MAX,
         }
     }
 
-    fn write32(&mut self, bdf: Bdf, offset: u16, value: u32) {
+    fn write32_on(&mut self, segment: u16, bdf: Bdf, offset: u16, value: u32) {
         match self {
-            Self::Ecam(e) => e.write32(bdf, offset, value),
-            Self::PortIo(p) => p.write32(bdf, offset, value),
-            Self::HandedOver => {}
+            Self::Ecam(w) => {
+                if let Some(i) = w.iter().position(|e| e.region.decodes(segment, bdf.bus())) {
+                    w[i].write32(bdf, offset, value);
+                }
+            }
+            Self::PortIo(p) if segment == 0 => p.write32(bdf, offset, value),
+            Self::PortIo(_) | Self::HandedOver => {}
         }
+    }
+}
+
+/// Segment 0, the segment of every machine (the boot-time users that predate segments: SR-IOV,
+/// bridge windows, MSI and reset work there).
+impl ConfigAccess for Access {
+    fn read32(&self, bdf: Bdf, offset: u16) -> u32 {
+        self.read32_on(0, bdf, offset)
+    }
+
+    fn write32(&mut self, bdf: Bdf, offset: u16, value: u32) {
+        self.write32_on(0, bdf, offset, value);
     }
 }

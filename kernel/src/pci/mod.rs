@@ -1,15 +1,14 @@
 //! PCI enumeration at boot: the device list everything else looks functions up in.
 //!
-//! Configuration space is reached through ECAM when the MCFG names a window for segment 0, else
-//! through configuration mechanism #1 ([`access`]). Enumeration starts at the first bus of the
-//! window and follows every PCI-to-PCI bridge to its secondary bus (the bus numbers the firmware
-//! assigned; PCI-to-PCI Bridge Architecture Spec 1.2 §3.2.5.3), visiting functions 1-7 of
-//! multi-function devices; then every other bus of the ECAM window is probed, so that root buses
-//! of further host bridges (no bridge leads to them) are found too. MCFG windows of segments
-//! other than 0 are logged and not enumerated. For each function it reads the identification header, sizes the BARs
-//! and walks the legacy and extended capability lists (all through `conduit_pci`), and the boot
-//! log prints the tree. Then the VFs of every SR-IOV PF are enabled and join the list
-//! ([`sriov`], with their MMIO space below 4 GiB from [`window`]).
+//! Configuration space is reached through ECAM, one window per MCFG allocation of every PCI
+//! segment, else (no MCFG) through configuration mechanism #1 on segment 0 ([`access`]). Each
+//! segment is walked by `conduit_pci::enumerate`: from its first bus, following every
+//! PCI-to-PCI bridge to its secondary bus (the bus numbers the firmware assigned), then every other
+//! bus of the segment's MCFG range, so that root buses of further host bridges (no bridge leads to
+//! them) are found too. For each function it reads the identification header, sizes the BARs and
+//! walks the legacy and extended capability lists (all through `conduit_pci`), and the boot log
+//! prints the tree (`ssss:bb:dd.f` off segment 0). Then the VFs of the SR-IOV PFs on segment 0
+//! that the configuration uses are enabled and join the list ([`sriov`], [`window`]).
 
 pub mod access;
 pub mod msi;
@@ -21,12 +20,15 @@ mod sriov_vf;
 pub mod window;
 
 use crate::platform::Platform;
+use crate::platform::acpi::Ecam;
 use access::{Access, EcamAccess, PortIoAccess};
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_hw::memory::Memory;
+use conduit_pci::enumerate::{self, Event};
 use conduit_pci::{
     Bars, Bdf, BridgeBuses, Capability, ConfigAccess, ExtCapability, Header, HeaderLayout,
+    OnSegment, PciAddress,
 };
 use log::{error, info, warn};
 use spin::{Mutex, Once};
@@ -34,6 +36,9 @@ use spin::{Mutex, Once};
 /// One function found at boot.
 #[derive(Debug, Clone)]
 pub struct Function {
+    /// The PCI segment group (0 unless the MCFG lists further segments).
+    pub segment: u16,
+    /// The address within the segment.
     pub bdf: Bdf,
     pub header: Header,
     /// Sized BARs (empty when sizing failed: see `problems`).
@@ -50,7 +55,22 @@ pub struct Function {
     pub problems: Vec<String>,
     /// For an SR-IOV virtual function: its PF and VF index.
     pub vf: Option<sriov::VfOf>,
+    /// Interrupt Pin (0: no INTx; 1 = INTA# .. 4 = INTD#) and Interrupt Line as the firmware
+    /// left them (PCI Local Bus Spec 3.0 §6.2.4), read at enumeration, before configuration
+    /// space is handed to the control task. A VF has no INTx (PCIe Base Spec r6.0 §9.3.4.1).
+    pub intx: Intx,
 }
+
+/// A function's Interrupt Pin and Interrupt Line registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Intx {
+    pub pin: u8,
+    pub line: u8,
+}
+
+/// Interrupt Line and Interrupt Pin (Type 0 and Type 1 headers alike).
+const INTERRUPT_LINE: u16 = 0x3c;
+const INTERRUPT_PIN: u16 = 0x3d;
 
 impl Function {
     pub fn vendor_id(&self) -> u16 {
@@ -59,6 +79,11 @@ impl Function {
 
     pub fn device_id(&self) -> u16 {
         self.header.device_id
+    }
+
+    /// The segment-qualified address.
+    pub fn address(&self) -> PciAddress {
+        PciAddress::new(self.segment, self.bdf)
     }
 }
 
@@ -77,21 +102,35 @@ impl Pci {
         &self.functions
     }
 
-    /// The function at `bdf`, if enumeration found one.
+    /// The function at `bdf` on segment 0, if enumeration found one.
     pub fn function(&self, bdf: Bdf) -> Option<&Function> {
-        self.functions.iter().find(|f| f.bdf == bdf)
+        self.function_at(PciAddress::on_segment0(bdf))
     }
 
-    /// Functions on the buses `first..=last`.
-    pub fn on_buses(&self, first: u8, last: u8) -> impl Iterator<Item = &Function> {
+    /// The function at `address` (any segment), if enumeration found one.
+    pub fn function_at(&self, address: PciAddress) -> Option<&Function> {
+        self.functions.iter().find(|f| f.address() == address)
+    }
+
+    /// Functions on the buses `first..=last` of `segment`.
+    pub fn on_buses(&self, segment: u16, first: u8, last: u8) -> impl Iterator<Item = &Function> {
         self.functions
             .iter()
-            .filter(move |f| (first..=last).contains(&f.bdf.bus()))
+            .filter(move |f| f.segment == segment && (first..=last).contains(&f.bdf.bus()))
     }
 
-    /// Runs `f` with exclusive use of configuration space.
+    /// Runs `f` with exclusive use of configuration space (segment 0 through `ConfigAccess`).
     pub fn with_config<R>(&self, f: impl FnOnce(&mut Access) -> R) -> R {
         f(&mut self.access.lock())
+    }
+
+    /// Runs `f` with exclusive use of the configuration space of `segment`.
+    pub fn with_segment<R>(
+        &self,
+        segment: u16,
+        f: impl FnOnce(&mut OnSegment<'_, Access>) -> R,
+    ) -> R {
+        f(&mut OnSegment::new(&mut *self.access.lock(), segment))
     }
 }
 
@@ -100,39 +139,39 @@ pub fn get() -> Option<&'static Pci> {
     PCI.get()
 }
 
-/// Chooses the access mechanism, enumerates and logs the tree, then enables the VFs `wanted`
-/// names ([`sriov`]). Runs once; later calls return the first result.
+/// Chooses the access mechanism, enumerates every segment and logs the tree, then enables the
+/// VFs `wanted` names ([`sriov`]). Runs once; later calls return the first result.
 pub fn init(platform: &Platform, mem: &Memory, wanted: &[sriov::Wanted]) -> &'static Pci {
     PCI.call_once(|| {
         let mut access = choose_access(platform, mem);
         info!("pci: configuration access through {}", access.describe());
-        let first_bus = match &access {
-            Access::Ecam(_) => platform
-                .ecam
-                .iter()
-                .find(|e| e.segment == 0)
-                .map_or(0, |e| e.bus_start),
-            Access::PortIo(_) | Access::HandedOver => 0,
-        };
+        // Each segment once, with the bus range its allocations span (ports: segment 0, bus 0).
+        let mut segments: Vec<(u16, u8, u8)> = Vec::new();
+        match &access {
+            Access::Ecam(windows) => {
+                for w in windows.iter().map(EcamAccess::region) {
+                    match segments.iter_mut().find(|s| s.0 == w.segment) {
+                        Some(s) => *s = (s.0, s.1.min(w.bus_start), s.2.max(w.bus_end)),
+                        None => segments.push((w.segment, w.bus_start, w.bus_end)),
+                    }
+                }
+            }
+            Access::PortIo(_) | Access::HandedOver => segments.push((0, 0, 0)),
+        }
+        segments.sort_unstable();
         let mut functions = Vec::new();
-        let mut visited = [false; 256];
-        scan_bus(&mut access, first_bus, 0, &mut visited, &mut functions);
-        if let Access::Ecam(e) = &access {
-            let (_, start, end) = e.region();
-            scan_root_buses(&mut access, start, end, &mut visited, &mut functions);
+        let mut buses = 0;
+        for &(segment, first, last) in &segments {
+            buses += scan_segment(&mut access, segment, first..=last, &mut functions);
         }
-        for e in platform.ecam.iter().filter(|e| e.segment != 0) {
-            warn!(
-                "pci: segment {} (buses {:02x}-{:02x}, ECAM at {:#x}) is not enumerated: Conduit \
-                 addresses PCI segment 0 only; functions there cannot be assigned",
-                e.segment, e.bus_start, e.bus_end, e.base
-            );
-        }
-        let buses = visited.iter().filter(|v| **v).count();
         for f in &functions {
             report::log_function(f);
         }
-        info!("pci: {} functions on {buses} bus(es)", functions.len());
+        info!(
+            "pci: {} functions on {buses} bus(es) of {} segment(s)",
+            functions.len(),
+            segments.len()
+        );
         sriov::init(&mut access, &mut functions, platform, mem, wanted);
         Pci {
             access: Mutex::new(access),
@@ -141,94 +180,90 @@ pub fn init(platform: &Platform, mem: &Memory, wanted: &[sriov::Wanted]) -> &'st
     })
 }
 
+/// One window per MCFG allocation, if the allocations are consistent and every window maps;
+/// else configuration mechanism #1 (segment 0 only).
 fn choose_access(platform: &Platform, mem: &Memory) -> Access {
-    match platform.ecam.iter().find(|e| e.segment == 0) {
-        Some(region) => match EcamAccess::new(mem, region) {
-            Ok(ecam) => return Access::Ecam(ecam),
+    if platform.ecam.is_empty() {
+        return Access::PortIo(PortIoAccess);
+    }
+    if let Err(e) = conduit_pci::check_windows(&platform.ecam) {
+        warn!("pci: the MCFG is inconsistent ({e}): using port I/O (segment 0 only)");
+        return Access::PortIo(PortIoAccess);
+    }
+    // Segment 0 first: without a usable window there, configuration mechanism #1 serves it and
+    // no other window is mapped (the kernel keeps no mapping it would not hand over).
+    let (zero, others): (Vec<&Ecam>, Vec<&Ecam>) =
+        platform.ecam.iter().partition(|r| r.segment == 0);
+    let mut windows = Vec::new();
+    for region in zero.into_iter().chain(others) {
+        if windows.is_empty() && region.segment != 0 {
+            break;
+        }
+        match EcamAccess::new(mem, region) {
+            Ok(ecam) => windows.push(ecam),
             Err(e) => warn!(
-                "pci: cannot map the ECAM window at {:#x} ({e}): using port I/O",
-                region.base
+                "pci: cannot map the ECAM window at {:#x} (segment {}, buses {:02x}-{:02x}): {e}: \
+                 its functions are not enumerated",
+                region.base, region.segment, region.bus_start, region.bus_end
             ),
-        },
-        None if platform.ecam.is_empty() => {}
-        None => warn!("pci: the MCFG has no window for segment 0: using port I/O"),
+        }
     }
-    Access::PortIo(PortIoAccess)
+    if windows.is_empty() {
+        warn!("pci: no ECAM window of segment 0 is usable: using port I/O, for segment 0 only");
+        return Access::PortIo(PortIoAccess);
+    }
+    Access::Ecam(windows)
 }
 
-/// Probes every bus of the ECAM window that no bridge led to: root buses of further host bridges
-/// (one per I/O stack on multi-socket servers, QEMU's `pxb-pcie`), which have no parent bridge
-/// and so are reached only by looking (PCI Firmware Spec 3.3 §4.1.2: the MCFG's range covers
-/// every bus the segment decodes). A bus with a function at device 0-31, function 0, is scanned
-/// as a root bus (depth 0), bridges below it followed as usual.
-fn scan_root_buses(
-    cfg: &mut Access,
-    start: u8,
-    end: u8,
-    visited: &mut [bool; 256],
+/// Walks `segment` (`conduit_pci::enumerate`), probing every function found; returns the number
+/// of buses walked. Root buses no bridge leads to (one per I/O stack on multi-socket servers,
+/// QEMU's `pxb-pcie`) are found by probing every bus of the segment's MCFG range (PCI Firmware
+/// Spec 3.3 §4.1.2).
+fn scan_segment(
+    access: &mut Access,
+    segment: u16,
+    buses: core::ops::RangeInclusive<u8>,
     out: &mut Vec<Function>,
-) {
-    for bus in start..=end {
-        if visited[usize::from(bus)] {
-            continue;
-        }
-        let present = (0..=Bdf::MAX_DEVICE)
-            .filter_map(|d| Bdf::new(bus, d, 0))
-            .any(|b| conduit_pci::read_header(&*cfg, b).is_ok());
-        if present {
-            info!(
-                "pci: bus {bus:02x} is a root bus no bridge leads to (another host bridge): scanning it"
-            );
-            scan_bus(cfg, bus, 0, visited, out);
-        }
+) -> usize {
+    let mut cfg = OnSegment::new(access, segment);
+    let mut found = Vec::new();
+    let walked = enumerate::walk(&cfg, buses, &mut |event| match event {
+        Event::Function { bdf, header, depth } => found.push((bdf, header, depth)),
+        Event::RootBus(bus) => info!(
+            "pci: {} is a root bus no bridge leads to (another host bridge): scanning it",
+            bus_name(segment, bus)
+        ),
+        Event::Unassigned(bdf) => warn!(
+            "pci: bridge {} has no secondary bus assigned: not scanned behind it",
+            PciAddress::new(segment, bdf)
+        ),
+        Event::Revisit { bridge, bus } => warn!(
+            "pci: bridge {} names bus {bus:#04x} again: not rescanned",
+            PciAddress::new(segment, bridge)
+        ),
+    });
+    for (bdf, header, depth) in found {
+        out.push(probe(&mut cfg, segment, bdf, header, depth));
+    }
+    walked
+}
+
+/// `bus NN`, or `segment SSSS bus NN` off segment 0.
+fn bus_name(segment: u16, bus: u8) -> String {
+    if segment == 0 {
+        alloc::format!("bus {bus:02x}")
+    } else {
+        alloc::format!("segment {segment:04x} bus {bus:02x}")
     }
 }
 
-fn scan_bus(
-    cfg: &mut Access,
-    bus: u8,
+fn probe<C: ConfigAccess>(
+    cfg: &mut C,
+    segment: u16,
+    bdf: Bdf,
+    header: Header,
     depth: u8,
-    visited: &mut [bool; 256],
-    out: &mut Vec<Function>,
-) {
-    visited[usize::from(bus)] = true;
-    for device in 0..=Bdf::MAX_DEVICE {
-        let Some(f0) = Bdf::new(bus, device, 0) else {
-            continue;
-        };
-        let Ok(header) = conduit_pci::read_header(&*cfg, f0) else {
-            continue;
-        };
-        let last = if header.multi_function() {
-            Bdf::MAX_FUNCTION
-        } else {
-            0
-        };
-        for function in 0..=last {
-            let Some(bdf) = Bdf::new(bus, device, function) else {
-                continue;
-            };
-            let Ok(header) = conduit_pci::read_header(&*cfg, bdf) else {
-                continue;
-            };
-            let f = probe(cfg, bdf, header, depth);
-            let below = f.bridge.and_then(|b| b.range()).map(|r| *r.start());
-            if f.header.layout() == HeaderLayout::Bridge && below.is_none() {
-                warn!("pci: bridge {bdf} has no secondary bus assigned: not scanned behind it");
-            }
-            out.push(f);
-            if let Some(secondary) = below {
-                if secondary > bus && !visited[usize::from(secondary)] {
-                    scan_bus(cfg, secondary, depth + 1, visited, out);
-                } else {
-                    warn!("pci: bridge {bdf} names bus {secondary:#04x} again: not rescanned");
-                }
-            }
-        }
-    }
-}
-
-fn probe(cfg: &mut Access, bdf: Bdf, header: Header, depth: u8) -> Function {
+) -> Function {
     let mut problems = Vec::new();
     let bars = conduit_pci::size_bars(cfg, bdf).unwrap_or_else(|e| {
         problems.push(alloc::format!("BARs: {e}"));
@@ -252,6 +287,7 @@ fn probe(cfg: &mut Access, bdf: Bdf, header: Header, depth: u8) -> Function {
         .then(|| conduit_pci::bridge_buses(&*cfg, bdf).ok())
         .flatten();
     Function {
+        segment,
         bdf,
         header,
         bars,
@@ -261,14 +297,24 @@ fn probe(cfg: &mut Access, bdf: Bdf, header: Header, depth: u8) -> Function {
         depth,
         problems,
         vf: None,
+        intx: Intx {
+            pin: cfg.read8(bdf, INTERRUPT_PIN),
+            line: cfg.read8(bdf, INTERRUPT_LINE),
+        },
     }
 }
 
-/// Sets bits in the Command register of `bdf` (PCI Local Bus Spec 3.0 §6.2.2), leaving the
-/// others; returns the new value.
+/// Sets bits in the Command register of `bdf` on segment 0 ([`enable_command_bits_at`]).
 pub fn enable_command_bits(bdf: Bdf, bits: u16) -> Option<u16> {
+    enable_command_bits_at(PciAddress::on_segment0(bdf), bits)
+}
+
+/// Sets bits in the Command register of `at` (PCI Local Bus Spec 3.0 §6.2.2), leaving the
+/// others; returns the new value.
+pub fn enable_command_bits_at(at: PciAddress, bits: u16) -> Option<u16> {
     let pci = get()?;
-    pci.with_config(|cfg| {
+    pci.with_segment(at.segment, |cfg| {
+        let bdf = at.bdf;
         conduit_pci::read_header(&*cfg, bdf).ok()?;
         let old = cfg.read16(bdf, conduit_pci::config::reg::COMMAND);
         conduit_pci::config::write_command(cfg, bdf, old | bits);
@@ -276,11 +322,12 @@ pub fn enable_command_bits(bdf: Bdf, bits: u16) -> Option<u16> {
     })
 }
 
-/// How a configuration names a PCI function: by address (`bb:dd.f`) or by identity
-/// (`vvvv:dddd`, the first function enumeration found with that vendor and device ID).
+/// How a configuration names a PCI function: by address (`bb:dd.f` on segment 0, or
+/// `ssss:bb:dd.f`) or by identity (`vvvv:dddd`, the first function enumeration found with that
+/// vendor and device ID).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceRef {
-    Address(Bdf),
+    Address(PciAddress),
     Id { vendor: u16, device: u16 },
 }
 
@@ -290,9 +337,9 @@ impl core::str::FromStr for DeviceRef {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.contains('.') {
             return s
-                .parse::<Bdf>()
+                .parse::<PciAddress>()
                 .map(Self::Address)
-                .map_err(|_| "expected bb:dd.f");
+                .map_err(|_| "expected [ssss:]bb:dd.f");
         }
         let (v, d) = s.split_once(':').ok_or("expected bb:dd.f or vvvv:dddd")?;
         let hex = |t: &str| {
@@ -321,9 +368,12 @@ impl DeviceRef {
     /// What a configuration's `function = "..."` names (`None`: not a valid address).
     pub fn from_config(sel: conduit_config::DeviceSel) -> Option<Self> {
         Some(match sel {
-            conduit_config::DeviceSel::Bdf { bus, dev, func } => {
-                Self::Address(Bdf::new(bus, dev, func)?)
-            }
+            conduit_config::DeviceSel::Bdf {
+                segment,
+                bus,
+                dev,
+                func,
+            } => Self::Address(PciAddress::new(segment, Bdf::new(bus, dev, func)?)),
             conduit_config::DeviceSel::Id { vendor, device } => Self::Id { vendor, device },
         })
     }
@@ -340,7 +390,7 @@ impl Pci {
 /// vendor and device ID (also used by [`sriov`] before the device list is complete).
 fn resolve_in(functions: &[Function], r: DeviceRef) -> Option<&Function> {
     functions.iter().find(|f| match r {
-        DeviceRef::Address(bdf) => f.bdf == bdf,
+        DeviceRef::Address(address) => f.address() == address,
         DeviceRef::Id { vendor, device } => f.vendor_id() == vendor && f.device_id() == device,
     })
 }
@@ -360,70 +410,93 @@ pub enum Mechanism {
 }
 
 /// The mechanism the kernel uses, for the control task to use too; `None` before enumeration
-/// or after [`hand_over`].
+/// or after [`hand_over`]. With ECAM: the first window of segment 0 (the control task reaches
+/// that one window).
 pub fn mechanism() -> Option<Mechanism> {
     let pci = get()?;
     match &*pci.access.lock() {
-        Access::Ecam(e) => {
-            let (window, start_bus, end_bus) = e.region();
-            Some(Mechanism::Ecam {
-                phys: window.phys(),
-                len: (u64::from(end_bus - start_bus) + 1) << 20,
-                start_bus,
-                end_bus,
-            })
-        }
+        Access::Ecam(windows) => windows
+            .iter()
+            .find(|w| w.region().segment == 0)
+            .map(ecam_mechanism),
         Access::PortIo(_) => Some(Mechanism::PortIo),
         Access::HandedOver => None,
     }
 }
 
+fn ecam_mechanism(e: &EcamAccess) -> Mechanism {
+    let r = e.region();
+    Mechanism::Ecam {
+        phys: r.first_byte(),
+        len: r.bytes(),
+        start_bus: r.bus_start,
+        end_bus: r.bus_end,
+    }
+}
+
 /// Gives physical configuration space up once boot is done with it: from here on the kernel's
 /// accessor reads all ones and drops writes ([`Access::HandedOver`]), and its ECAM mappings (the
-/// MMIO mapping and the loader's physical-memory window over the region) are removed, so that
-/// the control task holds the only way in. Returns the mechanism, or `None` if enumeration never
-/// ran or it was handed over already.
+/// MMIO mapping and the loader's physical-memory window over each window, of every segment) are
+/// removed, so that the control task holds the only way in. Returns the mechanism, or `None` if
+/// enumeration never ran or it was handed over already.
 pub fn hand_over(mem: &Memory) -> Option<Mechanism> {
     let pci = get()?;
     let old = core::mem::replace(&mut *pci.access.lock(), Access::HandedOver);
     match old {
-        Access::Ecam(e) => {
-            let (window, start_bus, end_bus) = e.region();
-            let len = (u64::from(end_bus - start_bus) + 1) << 20;
-            // SAFETY: the accessor owning the window was replaced by `HandedOver` under the access
-            // lock and is consumed here; `EcamAccess::new` is the window's only mapper, so no copy
-            // of it makes or uses a block again.
-            let mapped = unsafe { conduit_hw::memory::mmio::unmap(mem, &window) };
-            // SAFETY: the ECAM range is device memory; no RAM the kernel uses, and so nothing it
-            // reaches through the physical-memory window, lies there.
-            let direct = unsafe { conduit_hw::memory::mmio::unmap_direct(mem, window.phys(), len) };
-            match (mapped, direct) {
-                (Ok(mapped), Ok(direct)) => info!(
-                    "pci: ECAM at {:#x} ({} MiB, buses {start_bus}-{end_bus}) handed over: the kernel's mapping ({} KiB) and the physical-memory window over it ({} MiB) removed",
-                    window.phys(),
-                    len >> 20,
-                    mapped >> 10,
-                    direct >> 20
-                ),
-                (mapped, direct) => error!(
-                    "pci: ECAM at {:#x} ({} MiB, buses {start_bus}-{end_bus}) handed over, but the kernel's way into it was not all removed: its mapping: {}; the physical-memory window over it: {}",
-                    window.phys(),
-                    len >> 20,
-                    mapped.map_or_else(|e| alloc::format!("{e}"), |_| String::from("removed")),
-                    direct.map_or_else(|e| alloc::format!("{e}"), |_| String::from("removed")),
-                ),
+        Access::Ecam(windows) => {
+            let mechanism = windows
+                .iter()
+                .find(|w| w.region().segment == 0)
+                .map(ecam_mechanism);
+            for e in windows {
+                unmap_window(mem, e);
             }
-            Some(Mechanism::Ecam {
-                phys: window.phys(),
-                len,
-                start_bus,
-                end_bus,
-            })
+            mechanism
         }
         Access::PortIo(_) => {
             info!("pci: configuration mechanism #1 (ports 0xcf8-0xcff) handed over");
             Some(Mechanism::PortIo)
         }
         Access::HandedOver => None,
+    }
+}
+
+/// Removes the kernel's ways into one ECAM window (consumed: it is not used again).
+fn unmap_window(mem: &Memory, e: EcamAccess) {
+    let r = *e.region();
+    let window = e.mapping();
+    let (phys, len) = (r.first_byte(), r.bytes());
+    let what = alloc::format!(
+        "pci: ECAM at {phys:#x} ({} MiB, {})",
+        len >> 20,
+        if r.segment == 0 {
+            alloc::format!("buses {}-{}", r.bus_start, r.bus_end)
+        } else {
+            alloc::format!(
+                "segment {:04x} buses {:02x}-{:02x}, which the control task does not reach",
+                r.segment,
+                r.bus_start,
+                r.bus_end
+            )
+        }
+    );
+    // SAFETY: the accessor owning the window was replaced by `HandedOver` under the access lock
+    // and is consumed here; `EcamAccess::new` is the window's only mapper, so no copy of it makes
+    // or uses a block again.
+    let mapped = unsafe { conduit_hw::memory::mmio::unmap(mem, &window) };
+    // SAFETY: the ECAM range is device memory; no RAM the kernel uses, and so nothing it reaches
+    // through the physical-memory window, lies there.
+    let direct = unsafe { conduit_hw::memory::mmio::unmap_direct(mem, phys, len) };
+    match (mapped, direct) {
+        (Ok(mapped), Ok(direct)) => info!(
+            "{what} handed over: the kernel's mapping ({} KiB) and the physical-memory window over it ({} MiB) removed",
+            mapped >> 10,
+            direct >> 20
+        ),
+        (mapped, direct) => error!(
+            "{what} handed over, but the kernel's way into it was not all removed: its mapping: {}; the physical-memory window over it: {}",
+            mapped.map_or_else(|e| alloc::format!("{e}"), |_| String::from("removed")),
+            direct.map_or_else(|e| alloc::format!("{e}"), |_| String::from("removed")),
+        ),
     }
 }

@@ -88,7 +88,7 @@ pub fn log_function(f: &Function) {
     let c = f.header.class;
     let mut line = alloc::format!(
         "pci: {indent}{} {:04x}:{:04x} class {:02x}:{:02x}:{:02x} {}",
-        f.bdf,
+        f.address(),
         f.vendor_id(),
         f.device_id(),
         c.base,
@@ -131,7 +131,14 @@ pub fn log_function(f: &Function) {
     if !caps.is_empty() {
         info!("pci: {indent}    caps{caps}");
     }
+    if (1..=4).contains(&f.intx.pin) {
+        info!(
+            "pci: {indent}    INTx: pin INT{}#, Interrupt Line {}",
+            char::from(b'A' + f.intx.pin - 1),
+            f.intx.line
+        );
+    }
     for p in &f.problems {
-        warn!("pci: {indent}    {}: {p}", f.bdf);
+        warn!("pci: {indent}    {}: {p}", f.address());
     }
 }

@@ -267,9 +267,11 @@ pub fn init(
     mem: &Memory,
     wanted: &[Wanted],
 ) {
+    // `cfg` reaches segment 0 through `ConfigAccess`: PFs elsewhere keep SR-IOV as firmware set it.
     let candidates: Vec<(usize, u16)> = functions
         .iter()
         .enumerate()
+        .filter(|(_, f)| f.segment == 0)
         .filter_map(|(i, f)| {
             f.ext_caps
                 .iter()
@@ -296,7 +298,10 @@ pub fn init(
         };
         let indices: Vec<u16> = wanted
             .iter()
-            .filter(|w| super::resolve_in(functions, w.pf).map(|p| p.bdf) == Some(f.bdf))
+            .filter(|w| {
+                super::resolve_in(functions, w.pf).map(super::Function::address)
+                    == Some(f.address())
+            })
             .map(|w| w.index)
             .collect();
         match prepare(cfg, &mut map, functions, f, offset, &indices, &mut info) {

@@ -85,6 +85,8 @@ pub(super) fn discover(
             .iter()
             .all(|b| b.address.saturating_add(b.size) <= 1 << 32);
         let f = Function {
+            // SR-IOV is handled on segment 0 only (`super::sriov::init`).
+            segment: 0,
             bdf: vf,
             header: conduit_pci::Header {
                 vendor_id: info.vendor,
@@ -98,6 +100,7 @@ pub(super) fn discover(
             depth: e.depth,
             problems,
             vf: Some(VfOf { pf, index }),
+            intx: super::Intx::default(),
         };
         report::log_function(&f);
         info!(

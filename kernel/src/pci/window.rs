@@ -30,7 +30,7 @@ use conduit_pci::{
     Bdf, BridgeWindow, Claim, ConfigAccess, Decoded, Decoder, MmioWindow, VfSpaceError,
     WindowChange, WindowError,
 };
-use log::info;
+use log::{error, info};
 
 /// Highest byte VF BARs may use: just below the I/O APIC's conventional base.
 const TOP: u64 = 0xfebf_ffff;
@@ -87,13 +87,20 @@ impl MmioMap {
         let mut bridges = Vec::new();
         let mut memory_entry = Vec::new();
         for f in functions {
+            // Segment 0's bridges are the ones that may grow; another segment's functions decode
+            // outside every one of them, like the platform's ranges.
+            let by = if f.segment == 0 {
+                Decoder::Function { bus: f.bdf.bus() }
+            } else {
+                Decoder::Platform
+            };
             for bar in f.bars.iter().filter(|b| b.is_memory() && b.address != 0) {
                 if let Some(range) = MmioWindow::at(bar.address, bar.size) {
-                    decoded.push(Decoded {
-                        range,
-                        by: Decoder::Function { bus: f.bdf.bus() },
-                    });
+                    decoded.push(Decoded { range, by });
                 }
+            }
+            if f.segment != 0 {
+                continue;
             }
             let (Some(buses), Ok(w)) = (
                 f.bridge.and_then(|b| b.range()),
@@ -144,7 +151,21 @@ impl MmioMap {
             };
             claimed.len()
         ];
-        let n = conduit_pci::claims(claimed.iter().copied(), &mut merged).unwrap_or(0);
+        // Fail closed: without the firmware's claims no free space is known, so no window is
+        // opened or grown (`bounds` stays `None`) and VF BARs stay where firmware put them.
+        let Some(n) = conduit_pci::claims(claimed.iter().copied(), &mut merged) else {
+            error!(
+                "window: the firmware's claims ({} range(s)) could not be merged: no bridge \
+                 window is opened or grown",
+                claimed.len()
+            );
+            return Self {
+                decoded,
+                bridges,
+                memory_entry,
+                bounds: None,
+            };
+        };
         let below_4g = merged[..n]
             .iter()
             .filter(|d| d.range.base <= MmioWindow::LIMIT_4G)

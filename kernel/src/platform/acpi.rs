@@ -106,6 +106,31 @@ pub struct IsaOverride {
     pub gsi: u32,
     pub active_low: bool,
     pub level: bool,
+    /// The override's MPS INTI flags state the polarity / the trigger mode (rather than
+    /// "conforms to the bus specification", ACPI 6.5 Table 5.26).
+    pub polarity_stated: bool,
+    pub trigger_stated: bool,
+}
+
+impl IsaOverride {
+    /// The override as INTx routing reads it: what it does not state is the bus's.
+    pub fn line_override(&self) -> conduit_irq::LineOverride {
+        use conduit_irq::{Polarity, TriggerMode};
+        conduit_irq::LineOverride {
+            isa: self.isa,
+            gsi: self.gsi,
+            polarity: self.polarity_stated.then_some(if self.active_low {
+                Polarity::ActiveLow
+            } else {
+                Polarity::ActiveHigh
+            }),
+            trigger: self.trigger_stated.then_some(if self.level {
+                TriggerMode::Level
+            } else {
+                TriggerMode::Edge
+            }),
+        }
+    }
 }
 
 /// Where ISA IRQ `isa` arrives given the MADT's `overrides`: the override if there is one, else
@@ -121,17 +146,13 @@ pub fn isa_route(overrides: &[IsaOverride], isa: u8) -> IsaOverride {
             gsi: u32::from(isa),
             active_low: false,
             level: false,
+            polarity_stated: false,
+            trigger_stated: false,
         })
 }
 
-/// One ECAM region from the MCFG (PCI Firmware spec 3.3, 4.1.2).
-#[derive(Debug, Clone, Copy)]
-pub struct Ecam {
-    pub base: u64,
-    pub segment: u16,
-    pub bus_start: u8,
-    pub bus_end: u8,
-}
+/// One MCFG allocation (PCI Firmware Spec 3.3 §4.1.2).
+pub type Ecam = conduit_pci::EcamWindow;
 
 /// What the firmware told us about the machine.
 #[derive(Debug, Default)]
@@ -262,6 +283,14 @@ fn madt(tables: &AcpiTables<OffsetHandler>, p: &mut Platform) {
                     level: matches!(
                         o.trigger_mode,
                         acpi::platform::interrupt::TriggerMode::Level
+                    ),
+                    polarity_stated: !matches!(
+                        o.polarity,
+                        acpi::platform::interrupt::Polarity::SameAsBus
+                    ),
+                    trigger_stated: !matches!(
+                        o.trigger_mode,
+                        acpi::platform::interrupt::TriggerMode::SameAsBus
                     ),
                 }));
         }

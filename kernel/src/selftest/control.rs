@@ -16,7 +16,7 @@ use crate::guest::devices::data_port_target;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use conduit_control_abi::{FaultKind, Op, Request, Status};
+use conduit_control_abi::{FaultKind, HYPERVISOR, Op, Request, Status};
 use conduit_hw::memory::Memory;
 use conduit_irq::{GuestId, Owner};
 use conduit_pci::{BarKind, Bdf, cap_id, ext_cap_id};
@@ -141,7 +141,7 @@ pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> 
         let req = Request {
             offset: control::kernel_probe_address(),
             value: kind as u64,
-            ..Request::new(Op::TestFault, GUEST, vbdf)
+            ..Request::new(Op::TestFault, HYPERVISOR, vbdf)
         };
         let got = control::call(&req);
         check(got.as_ref().err() == Some(&ControlError::Crashed), || {
@@ -184,6 +184,9 @@ pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> 
         steps += 1;
     }
     if super::control_msi::run(&mut view, mem)? {
+        steps += 1;
+    }
+    if super::control_blame::run(mem, guests)? {
         steps += 1;
     }
     Ok(steps)

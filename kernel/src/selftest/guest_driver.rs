@@ -149,6 +149,12 @@ impl<'a> GuestView<'a> {
         self.g
     }
 
+    /// The guest driven, for what the scheduler and its vCPU's entries would do between and at
+    /// its slices (`devices::sync`, interrupt injection).
+    pub fn guest_mut(&mut self) -> &mut Guest {
+        self.g
+    }
+
     /// The exit path's outcome must be "resume", with RIP past the `len`-byte instruction.
     fn completed(&self, outcome: Outcome, len: u32, what: &str) -> Result<(), String> {
         if outcome != Outcome::Resume || self.cpu.rip != SCRATCH_GPA + u64::from(len) {

@@ -59,20 +59,20 @@ const SID_FAILED: u8 = 0x26;
 const MSIX_ENABLE: u32 = 1 << 15;
 
 /// One guest with its VF, as its driver sees it.
-struct Side<'a> {
-    guest: Placed,
-    view: GuestView<'a>,
-    vbdf: Bdf,
-    vf: &'static Function,
-    cap: u16,
+pub(super) struct Side<'a> {
+    pub guest: Placed,
+    pub view: GuestView<'a>,
+    pub vbdf: Bdf,
+    pub vf: &'static Function,
+    pub cap: u16,
 }
 
 impl Side<'_> {
-    fn id(&self) -> GuestId {
+    pub fn id(&self) -> GuestId {
         GuestId(self.guest.index)
     }
 
-    fn delivered(&self) -> u64 {
+    pub fn delivered(&self) -> u64 {
         dispatch::guest_delivered(self.id())
     }
 }
@@ -101,7 +101,10 @@ fn side<'a>(
 }
 
 /// Guests A and B with their VFs, and the PF.
-fn find<'a>(guests: &'a mut [Guest], mem: &Memory) -> Result<(Side<'a>, Side<'a>, Bdf), String> {
+pub(super) fn find<'a>(
+    guests: &'a mut [Guest],
+    mem: &Memory,
+) -> Result<(Side<'a>, Side<'a>, Bdf), String> {
     let pci = pci::get().ok_or("no PCI enumeration")?;
     let with_vf = |g: &Placed| {
         g.devices
@@ -182,8 +185,8 @@ pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> 
 }
 
 fn script(a: &mut Side, b: &mut Side, mem: &'static Memory) -> Result<(), String> {
-    let route_a = program(a, VECTOR_A, mem, 1)?;
-    let route_b = program(b, VECTOR_B, mem, 2)?;
+    let route_a = program(a, VECTOR_A, mem, "igb-vf", 1)?;
+    let route_b = program(b, VECTOR_B, mem, "igb-vf", 2)?;
     let nic_a = Nic::open(mem, a.vf).map_err(|e| format!("{e}"))?;
     nic_a.enable(CAUSE);
     raises(a, b, &nic_a, route_a)?;
@@ -193,8 +196,15 @@ fn script(a: &mut Side, b: &mut Side, mem: &'static Memory) -> Result<(), String
     after_forgery(a, b, &nic_a, &nic_b)
 }
 
-/// Steps 1 and 2: the guest's driver programs entry 0; the route must be the guest's own.
-fn program(s: &mut Side, vector: u8, mem: &Memory, step: u8) -> Result<Routed, String> {
+/// Steps 1 and 2: the guest's driver programs entry 0; the route must be the guest's own
+/// (logged as step `step` of `scenario`).
+pub(super) fn program(
+    s: &mut Side,
+    vector: u8,
+    mem: &Memory,
+    scenario: &str,
+    step: u8,
+) -> Result<Routed, String> {
     let name = s.guest.name.clone();
     let bdf = s.vf.bdf;
     let owner = Owner::Guest(s.id());
@@ -245,7 +255,7 @@ fn program(s: &mut Side, vector: u8, mem: &Memory, step: u8) -> Result<Routed, S
         return Err(format!("{bdf}: bus mastering is off (Command {cmd:#06x})"));
     }
     info!(
-        "selftest: igb-vf [{step}] guest \"{name}\" programmed MSI-X entry 0 of its {} (VF {bdf}) \
+        "selftest: {scenario} [{step}] guest \"{name}\" programmed MSI-X entry 0 of its {} (VF {bdf}) \
          with vector {vector:#x} through its virtual table: IRTE {} owned by guest \"{name}\" \
          (source-id {bdf} verified, SVT=01 SQ=00) -> host vector {:#x}; the VF's physical entry \
          0: address {address:#010x} data {data:#06x} unmasked, MSI-X enabled, bus master on \

@@ -42,6 +42,13 @@ pub fn vms(guests: &Guests) {
         if g.restarts > 0 {
             let _ = write!(restarts, ", restarted {} time(s)", g.restarts);
         }
+        let nobody = g.messages_to_nobody();
+        if nobody > 0 {
+            let _ = write!(
+                restarts,
+                ", {nobody} interrupt message(s) to nobody (IPIs to APIC IDs it does not own)"
+            );
+        }
         say!(
             "  {}: {}; {} MiB at host {:#x}, VPID {}, {} in guest{restarts}",
             g.name,
@@ -67,6 +74,10 @@ pub fn vms(guests: &Guests) {
                 let _ = write!(functions, "{sep}{bdf} (Command {command:#06x})");
             }
             say!("    functions: {functions}");
+            say!(
+                "    device interrupts routed to it: {}",
+                crate::irq::guest_interrupts(g.id())
+            );
         }
     }
     for r in &guests.refused {

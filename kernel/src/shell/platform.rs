@@ -11,7 +11,7 @@ use alloc::string::String;
 use conduit_hw::apic::{self, vectors};
 use conduit_hw::vtd::fault::{Via, reason_text};
 use conduit_hw::vtd::regs::global;
-use conduit_pci::Bdf;
+use conduit_pci::PciAddress;
 use conduit_pci::sriov::SriovCap;
 use core::fmt::Write as _;
 
@@ -20,13 +20,17 @@ const EXT_CAP_SRIOV: u16 = 0x10;
 /// Faults `iommu` shows.
 const FAULTS_SHOWN: usize = 8;
 
-/// Who owns `bdf`: the guest whose IOMMU domain holds it, or a guest it was assigned to without
-/// one (`unsafe_no_iommu`), else the hypervisor.
-fn owner(view: Option<&View>, guests: &Guests, bdf: Bdf) -> String {
-    if let Some(d) = view.and_then(|v| v.domains.iter().find(|d| d.devices.contains(&bdf))) {
+/// Who owns `at`: the guest whose IOMMU domain holds it, or a guest it was assigned to without
+/// one (`unsafe_no_iommu`; guests get functions of segment 0 only), else the hypervisor.
+fn owner(view: Option<&View>, guests: &Guests, at: PciAddress) -> String {
+    if let Some(d) = view.and_then(|v| v.domains.iter().find(|d| d.devices.contains(&at))) {
         return alloc::format!("guest \"{}\" (domain {})", d.name, d.id);
     }
-    match guests.list.iter().find(|g| g.devices.contains(&bdf)) {
+    let assigned = guests
+        .list
+        .iter()
+        .find(|g| at.segment == 0 && g.devices.contains(&at.bdf));
+    match assigned {
         Some(g) => alloc::format!("guest \"{}\" (no IOMMU domain: unprotected)", g.name),
         None => String::from("hypervisor"),
     }
@@ -58,7 +62,7 @@ fn function(pci: &pci::Pci, f: &Function, view: Option<&View>, guests: &Guests) 
     let indent = "  ".repeat(usize::from(f.depth) + 1);
     let mut line = alloc::format!(
         "{indent}{} {:04x}:{:04x} {}",
-        f.bdf,
+        f.address(),
         f.vendor_id(),
         f.device_id(),
         report::class_name(f.header.class)
@@ -66,7 +70,7 @@ fn function(pci: &pci::Pci, f: &Function, view: Option<&View>, guests: &Guests) 
     if let Some(range) = f.bridge.and_then(|b| b.range()) {
         let _ = write!(line, ", buses {:02x}-{:02x}", range.start(), range.end());
     }
-    say!("{line}; owner: {}", owner(view, guests, f.bdf));
+    say!("{line}; owner: {}", owner(view, guests, f.address()));
     let Some(offset) = f
         .ext_caps
         .iter()
@@ -76,7 +80,7 @@ fn function(pci: &pci::Pci, f: &Function, view: Option<&View>, guests: &Guests) 
         return;
     };
     // Read now: NumVFs and VF Enable change when VFs are set up.
-    let cap = pci.with_config(|cfg| SriovCap::read(&*cfg, f.bdf, offset));
+    let cap = pci.with_segment(f.segment, |cfg| SriovCap::read(&*cfg, f.bdf, offset));
     let cap = match cap {
         Ok(c) => c,
         Err(e) => {
@@ -108,7 +112,8 @@ fn function(pci: &pci::Pci, f: &Function, view: Option<&View>, guests: &Guests) 
     for (i, vf) in vfs.enumerate() {
         // A VF's own vendor/device registers read 0xffff (PCIe Base 6.0, 9.3.4.1.1): its identity
         // is the one enumeration recorded from the PF (vendor) and the SR-IOV capability (device).
-        let state = match pci.function(vf) {
+        let vf = PciAddress::new(f.segment, vf);
+        let state = match pci.function_at(vf) {
             Some(v) => alloc::format!("{:04x}:{:04x}", v.vendor_id(), v.device_id()),
             None => String::from("not enumerated"),
         };
@@ -183,7 +188,7 @@ pub fn iommu(platform: &Platform) {
         say!(
             "    unit {:#x}: source {}, {} at IOVA {:#x}, reason {:#04x}: {} (by {})",
             f.unit,
-            f.source,
+            PciAddress::new(f.segment, f.source),
             if f.write { "write" } else { "read" },
             f.address,
             f.reason,

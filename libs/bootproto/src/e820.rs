@@ -2,6 +2,7 @@
 //! Table 15.1 for the address range types), built from regions: sorted, overlaps refused,
 //! touching regions of one type merged.
 
+use crate::ram::GuestRam;
 use alloc::vec::Vec;
 
 /// An address range type (ACPI 6.5 Table 15.1).
@@ -108,10 +109,12 @@ pub const HIGH_RAM_START: u64 = 0x10_0000;
 
 /// The map of a Conduit guest (the layout is described in `docs/linux-guests.md`): RAM
 /// `[0, 0x9FC00)`, reserved up to `firmware.0`, the firmware tables `firmware` as ACPI, the
-/// rest of the legacy hole reserved, RAM `[1 MiB, memory)`, and each of `mmio` (the emulated
-/// devices' windows above RAM, e.g. the I/O APIC, local APIC and PCIe ECAM) reserved.
+/// rest of the legacy hole reserved, the RAM above 1 MiB (`ram.high()`: `[1 MiB, size)`, or
+/// for identity-placed RAM its host range less the first MiB), and each of `mmio` (the emulated
+/// devices' windows above RAM, e.g. the I/O APIC, local APIC and PCIe ECAM) reserved. What lies
+/// between is not in the map (no RAM, no reservation: where a PC has its PCI hole).
 pub fn guest_map(
-    memory: u64,
+    ram: &GuestRam,
     firmware: (u64, u64),
     mmio: &[(u64, u64)],
 ) -> Result<Vec<Entry>, E820Error> {
@@ -125,8 +128,9 @@ pub fn guest_map(
     if fw_end < HIGH_RAM_START {
         b.add(fw_end, HIGH_RAM_START - fw_end, Kind::Reserved);
     }
-    if memory > HIGH_RAM_START {
-        b.add(HIGH_RAM_START, memory - HIGH_RAM_START, Kind::Ram);
+    let high = ram.high();
+    if !high.is_empty() {
+        b.add(high.start, high.end - high.start, Kind::Ram);
     }
     for &(addr, size) in mmio {
         b.add(addr, size, Kind::Reserved);
@@ -143,11 +147,11 @@ pub const GUEST_MMIO: [(u64, u64); 3] = [
     (0xFEE0_0000, 0x1000),
 ];
 
-/// The map of a Conduit guest with `memory` bytes of RAM: [`guest_map`] with the firmware
-/// tables at `FIRMWARE_GPA..FIRMWARE_END` and [`GUEST_MMIO`] reserved.
-pub fn conduit_guest_map(memory: u64) -> Result<Vec<Entry>, E820Error> {
+/// The map of a Conduit guest with RAM `ram`: [`guest_map`] with the firmware tables at
+/// `FIRMWARE_GPA..FIRMWARE_END` and [`GUEST_MMIO`] reserved.
+pub fn conduit_guest_map(ram: &GuestRam) -> Result<Vec<Entry>, E820Error> {
     use crate::layout::{FIRMWARE_END, FIRMWARE_GPA};
-    guest_map(memory, (FIRMWARE_GPA, FIRMWARE_END), &GUEST_MMIO)
+    guest_map(ram, (FIRMWARE_GPA, FIRMWARE_END), &GUEST_MMIO)
 }
 
 #[cfg(test)]
@@ -227,7 +231,7 @@ mod tests {
     #[test]
     fn the_guest_map_has_the_legacy_hole_the_tables_and_the_mmio() {
         let map = guest_map(
-            256 << 20,
+            &GuestRam::contiguous(256 << 20),
             (0xE_0000, 0x10_0000),
             &[
                 (0xE000_0000, 0x10_0000),
@@ -253,7 +257,7 @@ mod tests {
 
     #[test]
     fn the_conduit_map_reserves_the_device_windows() {
-        let map = conduit_guest_map(512 << 20).unwrap();
+        let map = conduit_guest_map(&GuestRam::contiguous(512 << 20)).unwrap();
         assert_eq!(map.len(), 7);
         for (addr, size) in GUEST_MMIO {
             assert!(map.contains(&Entry {
@@ -265,8 +269,39 @@ mod tests {
     }
 
     #[test]
+    fn identity_placed_ram_is_listed_at_its_host_address_and_the_gap_is_left_out() {
+        let ram = GuestRam::identity(0x1000_0000, 192 << 20).unwrap();
+        let map = conduit_guest_map(&ram).unwrap();
+        let ram_entries: Vec<(u64, u64)> = map
+            .iter()
+            .filter(|e| e.kind == Kind::Ram)
+            .map(|e| (e.addr, e.end()))
+            .collect();
+        assert_eq!(
+            ram_entries,
+            [(0, 0x9_FC00), (0x1010_0000, 0x1000_0000 + (192 << 20))]
+        );
+        // Nothing between 1 MiB and the identity range, nor in the BAR window below the ECAM.
+        assert!(
+            !map.iter()
+                .any(|e| e.addr < 0x1010_0000 && e.end() > 0x10_0000)
+        );
+        assert!(
+            !map.iter()
+                .any(|e| e.addr < 0xE000_0000 && e.end() > 0xC000_0000)
+        );
+    }
+
+    #[test]
     fn mmio_overlapping_ram_is_refused() {
-        assert!(guest_map(256 << 20, (0xE_0000, 0x10_0000), &[(0x800_0000, 0x1000)]).is_err());
+        assert!(
+            guest_map(
+                &GuestRam::contiguous(256 << 20),
+                (0xE_0000, 0x10_0000),
+                &[(0x800_0000, 0x1000)]
+            )
+            .is_err()
+        );
     }
 
     #[test]

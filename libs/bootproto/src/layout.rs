@@ -9,6 +9,7 @@
 //! what both RAM and `initrd_addr_max` allow.
 
 use crate::bzimage::{ENTRY_64_OFFSET, SetupHeader};
+use crate::ram::GuestRam;
 
 /// The zero page (`struct boot_params`), 4 KiB.
 pub const ZERO_PAGE_GPA: u64 = 0x1_0000;
@@ -32,11 +33,11 @@ const _: () = assert!(CMDLINE_LIMIT <= crate::e820::LOW_RAM_END);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LayoutError {
     #[error(
-        "the kernel needs {need:#x} bytes (init_size) from {at:#x}, beyond the guest's {memory:#x} bytes of memory"
+        "the kernel needs {need:#x} bytes (init_size) from {at:#x}, beyond the end of the guest's RAM at {memory:#x}"
     )]
     KernelDoesNotFit { at: u64, need: u64, memory: u64 },
     #[error(
-        "the kernel is not relocatable and wants {pref:#x}, where its {need:#x} bytes do not fit the guest's {memory:#x} bytes"
+        "the kernel is not relocatable and wants {pref:#x}, where its {need:#x} bytes do not fit below the end of the guest's RAM at {memory:#x}"
     )]
     NotRelocatable { pref: u64, need: u64, memory: u64 },
     #[error("command line is {len} bytes, the kernel accepts {max}")]
@@ -72,10 +73,11 @@ fn align_up(x: u64, a: u64) -> Option<u64> {
 }
 
 impl LinuxLayout {
-    /// Places a kernel with header `h` in `memory` bytes of guest RAM, with a command line of
-    /// `cmdline_len` bytes (without its NUL) and an initrd of `initrd_len` bytes (0: none).
+    /// Places a kernel with header `h` in the guest's RAM above 1 MiB (`ram.high()`), with a
+    /// command line of `cmdline_len` bytes (without its NUL) and an initrd of `initrd_len` bytes
+    /// (0: none). The `memory` of the errors is the end of that RAM.
     pub fn new(
-        memory: u64,
+        ram: &GuestRam,
         h: &SetupHeader,
         cmdline_len: usize,
         initrd_len: u64,
@@ -89,8 +91,11 @@ impl LinuxLayout {
             });
         }
         let need = u64::from(h.init_size).max(h.kernel_len);
-        let fits = |at: u64| at.checked_add(need).is_some_and(|end| end <= memory);
-        let kernel = if h.pref_address >= KERNEL_MIN && fits(h.pref_address) {
+        let high = ram.high();
+        let memory = high.end;
+        let lowest = high.start.max(KERNEL_MIN);
+        let fits = |at: u64| at >= lowest && at.checked_add(need).is_some_and(|end| end <= memory);
+        let kernel = if fits(h.pref_address) {
             h.pref_address
         } else if !h.relocatable {
             return Err(LayoutError::NotRelocatable {
@@ -99,7 +104,7 @@ impl LinuxLayout {
                 memory,
             });
         } else {
-            let at = align_up(KERNEL_MIN, u64::from(h.kernel_alignment)).unwrap_or(u64::MAX);
+            let at = align_up(lowest, u64::from(h.kernel_alignment)).unwrap_or(u64::MAX);
             if !fits(at) {
                 return Err(LayoutError::KernelDoesNotFit { at, need, memory });
             }
@@ -149,7 +154,7 @@ mod tests {
     #[test]
     fn the_kernel_goes_at_pref_address_when_it_fits() {
         let h = header(&image(0x1000));
-        let l = LinuxLayout::new(256 * MIB, &h, 100, 0).unwrap();
+        let l = LinuxLayout::new(&crate::ram::GuestRam::contiguous(256 * MIB), &h, 100, 0).unwrap();
         assert_eq!(l.kernel, 0x100_0000);
         assert_eq!(l.entry, 0x100_0200);
         assert_eq!(l.kernel_end, 0x100_0000 + 0x200_0000);
@@ -161,16 +166,38 @@ mod tests {
     }
 
     #[test]
+    fn identity_placed_ram_gets_the_kernel_and_initrd_at_host_addresses() {
+        let h = header(&image(0x1000));
+        let ram = crate::ram::GuestRam::identity(256 * MIB, 192 * MIB).unwrap();
+        let l = LinuxLayout::new(&ram, &h, 10, 0x12345).unwrap();
+        // pref_address (16 MiB) is not RAM here: the first 2 MiB multiple above the low MiB of
+        // the block.
+        assert_eq!(l.kernel, 258 * MIB);
+        assert_eq!(l.initrd, Some(((448 * MIB - 0x12345) & !0xfff, 0x12345)));
+        // The boot structures stay in the translated low MiB.
+        assert_eq!(
+            (l.zero_page, l.cmdline, l.rsdp),
+            (0x1_0000, 0x2_0000, 0xE_0000)
+        );
+    }
+
+    #[test]
     fn a_relocatable_kernel_moves_to_the_first_aligned_address_when_pref_does_not_fit() {
         let h = header(&image(0x1000));
         // 40 MiB: 16 MiB + 32 MiB does not fit, 2 MiB + 32 MiB does.
-        let l = LinuxLayout::new(40 * MIB, &h, 0, 0).unwrap();
+        let l = LinuxLayout::new(&crate::ram::GuestRam::contiguous(40 * MIB), &h, 0, 0).unwrap();
         assert_eq!(l.kernel, 2 * MIB);
         let mut b = image(0x1000);
         put32(&mut b, offset::KERNEL_ALIGNMENT, 0x100_0000);
         b[offset::PREF_ADDRESS..offset::PREF_ADDRESS + 8]
             .copy_from_slice(&0x3000_0000u64.to_le_bytes());
-        let l = LinuxLayout::new(64 * MIB, &header(&b), 0, 0).unwrap();
+        let l = LinuxLayout::new(
+            &crate::ram::GuestRam::contiguous(64 * MIB),
+            &header(&b),
+            0,
+            0,
+        )
+        .unwrap();
         assert_eq!(l.kernel, 16 * MIB);
     }
 
@@ -178,7 +205,7 @@ mod tests {
     fn init_size_beyond_memory_is_refused() {
         let h = header(&image(0x1000));
         assert_eq!(
-            LinuxLayout::new(32 * MIB, &h, 0, 0),
+            LinuxLayout::new(&crate::ram::GuestRam::contiguous(32 * MIB), &h, 0, 0),
             Err(LayoutError::KernelDoesNotFit {
                 at: 2 * MIB,
                 need: 0x200_0000,
@@ -192,16 +219,26 @@ mod tests {
         let mut b = image(0x1000);
         b[offset::RELOCATABLE_KERNEL] = 0;
         assert!(matches!(
-            LinuxLayout::new(40 * MIB, &header(&b), 0, 0),
+            LinuxLayout::new(
+                &crate::ram::GuestRam::contiguous(40 * MIB),
+                &header(&b),
+                0,
+                0
+            ),
             Err(LayoutError::NotRelocatable {
                 pref: 0x100_0000,
                 ..
             })
         ));
         assert_eq!(
-            LinuxLayout::new(48 * MIB, &header(&b), 0, 0)
-                .unwrap()
-                .kernel,
+            LinuxLayout::new(
+                &crate::ram::GuestRam::contiguous(48 * MIB),
+                &header(&b),
+                0,
+                0
+            )
+            .unwrap()
+            .kernel,
             0x100_0000
         );
     }
@@ -209,8 +246,11 @@ mod tests {
     #[test]
     fn the_command_line_is_limited_by_cmdline_size() {
         let h = header(&image(0x1000));
-        assert!(LinuxLayout::new(256 * MIB, &h, 2047, 0).is_ok());
-        let e = LinuxLayout::new(256 * MIB, &h, 3000, 0).unwrap_err();
+        assert!(
+            LinuxLayout::new(&crate::ram::GuestRam::contiguous(256 * MIB), &h, 2047, 0).is_ok()
+        );
+        let e = LinuxLayout::new(&crate::ram::GuestRam::contiguous(256 * MIB), &h, 3000, 0)
+            .unwrap_err();
         assert_eq!(
             e,
             LayoutError::CmdlineTooLong {
@@ -227,7 +267,8 @@ mod tests {
     #[test]
     fn the_initrd_goes_page_aligned_at_the_top_of_memory() {
         let h = header(&image(0x1000));
-        let l = LinuxLayout::new(256 * MIB, &h, 0, 0x12345).unwrap();
+        let l =
+            LinuxLayout::new(&crate::ram::GuestRam::contiguous(256 * MIB), &h, 0, 0x12345).unwrap();
         let (at, len) = l.initrd.unwrap();
         assert_eq!(len, 0x12345);
         assert_eq!(at % 0x1000, 0);
@@ -239,16 +280,25 @@ mod tests {
     fn the_initrd_stays_below_initrd_addr_max() {
         let mut b = image(0x1000);
         put32(&mut b, offset::INITRD_ADDR_MAX, 0x7FF_FFFF);
-        let l = LinuxLayout::new(256 * MIB, &header(&b), 0, 0x10_0000).unwrap();
+        let l = LinuxLayout::new(
+            &crate::ram::GuestRam::contiguous(256 * MIB),
+            &header(&b),
+            0,
+            0x10_0000,
+        )
+        .unwrap();
         assert_eq!(l.initrd, Some((0x800_0000 - 0x10_0000, 0x10_0000)));
     }
 
     #[test]
     fn an_initrd_that_would_overlap_the_kernel_is_refused() {
         let h = header(&image(0x1000));
-        let e = LinuxLayout::new(64 * MIB, &h, 0, 20 * MIB).unwrap_err();
+        let e = LinuxLayout::new(&crate::ram::GuestRam::contiguous(64 * MIB), &h, 0, 20 * MIB)
+            .unwrap_err();
         assert!(matches!(e, LayoutError::InitrdDoesNotFit { .. }));
-        assert!(LinuxLayout::new(64 * MIB, &h, 0, u64::MAX).is_err());
+        assert!(
+            LinuxLayout::new(&crate::ram::GuestRam::contiguous(64 * MIB), &h, 0, u64::MAX).is_err()
+        );
     }
 
     #[test]
@@ -256,7 +306,8 @@ mod tests {
         let h = header(&image(0x1000));
         for mib in [40, 64, 128, 256, 512] {
             let mem = mib * MIB;
-            let l = LinuxLayout::new(mem, &h, 10, 4 * MIB).unwrap();
+            let l =
+                LinuxLayout::new(&crate::ram::GuestRam::contiguous(mem), &h, 10, 4 * MIB).unwrap();
             assert!(l.kernel >= KERNEL_MIN && l.kernel_end <= mem);
             let (at, len) = l.initrd.unwrap();
             assert!(at >= l.kernel_end && at + len <= mem);

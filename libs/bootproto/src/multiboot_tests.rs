@@ -153,7 +153,12 @@ fn modules_are_page_aligned_after_the_kernel_and_inside_memory() {
 
 #[test]
 fn the_information_structure_reads_back() {
-    let map = e820::guest_map(64 << 20, (0xE_0000, 0x10_0000), &[]).unwrap();
+    let map = e820::guest_map(
+        &crate::ram::GuestRam::contiguous(64 << 20),
+        (0xE_0000, 0x10_0000),
+        &[],
+    )
+    .unwrap();
     let mods = [
         InfoModule {
             place: ModulePlace {

@@ -108,15 +108,20 @@ mod tests {
     fn setup() -> (alloc::vec::Vec<u8>, SetupHeader, LinuxLayout) {
         let img = image(0x1000);
         let h = SetupHeader::parse(&img).unwrap();
-        let l = LinuxLayout::new(256 << 20, &h, 20, 0x5000).unwrap();
+        let l =
+            LinuxLayout::new(&crate::ram::GuestRam::contiguous(256 << 20), &h, 20, 0x5000).unwrap();
         (img, h, l)
     }
 
     #[test]
     fn fields_read_back_at_their_offsets() {
         let (img, h, l) = setup();
-        let map =
-            e820::guest_map(256 << 20, (0xE_0000, 0x10_0000), &[(0xFEC0_0000, 0x1000)]).unwrap();
+        let map = e820::guest_map(
+            &crate::ram::GuestRam::contiguous(256 << 20),
+            (0xE_0000, 0x10_0000),
+            &[(0xFEC0_0000, 0x1000)],
+        )
+        .unwrap();
         let p = build(&img, &h, &l, &map, Some(0xE_0000)).unwrap();
         // The header is copied from 0x1F1 to its end (0x26C here), then amended.
         assert_eq!(&p[0x202..0x206], b"HdrS");
@@ -156,7 +161,7 @@ mod tests {
     fn without_firmware_or_initrd_those_fields_stay_zero() {
         let img = image(0x1000);
         let h = SetupHeader::parse(&img).unwrap();
-        let l = LinuxLayout::new(256 << 20, &h, 0, 0).unwrap();
+        let l = LinuxLayout::new(&crate::ram::GuestRam::contiguous(256 << 20), &h, 0, 0).unwrap();
         let p = build(&img, &h, &l, &[], None).unwrap();
         assert_eq!(rd32(&p, 0x218), 0);
         assert_eq!(rd32(&p, 0x21C), 0);

@@ -160,12 +160,16 @@ mod tests {
                     device: 0x10c9,
                 },
                 vf: Some(3),
+                mac: Some([0x02, 0, 0, 0, 0, 7]),
+                vlans: vec![10, 20],
             }],
             os: Some(crate::model::OsBoot::Linux {
                 cmdline: String::from("console=ttyS0"),
                 initrd: Some(String::from("initrd.img")),
             }),
             on_crash: crate::model::OnCrash::Restart { max_restarts: 3 },
+            on_control_crash: crate::model::OnControlCrash::Stop,
+            identity_ram_at: None,
         };
         BootConfig {
             log_level: LogLevel::Debug,

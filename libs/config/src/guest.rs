@@ -9,7 +9,9 @@
 
 use crate::elf;
 use crate::error::{ConfigError, invalid};
-use crate::model::{ApicTest, EntryMode, GuestBreak, GuestConfig, OnCrash, OsBoot, Segment};
+use crate::model::{
+    ApicTest, EntryMode, GuestBreak, GuestConfig, OnControlCrash, OnCrash, OsBoot, Segment,
+};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -22,6 +24,9 @@ pub const MIN_MEMORY_MIB: u32 = 2;
 pub const MAX_MEMORY_MIB: u32 = 512;
 /// Largest total of all guests' RAM.
 pub const MAX_TOTAL_MEMORY_MIB: u32 = 768;
+/// Every guest's RAM ends at or below this guest-physical address: its BAR window starts here
+/// (an identity-placed guest's RAM lies at its host address, which must be below it too).
+pub const MAX_GUEST_RAM_END: u64 = 0xC000_0000;
 /// Most `[[guest]]` tables: the guests the control task keeps topologies for and the interrupt
 /// path keeps pending vectors for.
 pub const MAX_GUESTS: usize = 64;
@@ -61,10 +66,16 @@ pub struct RawGuest {
     pub vcpus: Option<i64>,
     /// `"stop"` (default) or `"restart"`.
     pub on_crash: Option<String>,
+    /// `"quarantine"` (default) or `"stop"`: when a request of the guest crashes the control
+    /// task.
+    pub on_control_crash: Option<String>,
     /// With `on_crash = "restart"`: how often (default [`crate::os::DEFAULT_MAX_RESTARTS`]).
     pub max_restarts: Option<i64>,
     /// `kind = "multiboot"`: `modules = [{ path = "...", cmdline = "..." }]`.
     pub modules: Option<Vec<crate::os::RawModule>>,
+    /// `kind = "linux"`, with `[hypervisor] unsafe_no_iommu = true`: the guest's RAM at GPA =
+    /// HPA from this host-physical address (its first MiB excepted).
+    pub identity_ram_at: Option<i64>,
 }
 
 /// How the image file is laid out.
@@ -97,9 +108,18 @@ pub struct GuestSpec {
     /// An operating-system guest's boot inputs (its initrd and module paths are bundle keys).
     pub os: Option<OsBoot>,
     pub on_crash: OnCrash,
+    pub on_control_crash: OnControlCrash,
+    /// The checked `identity_ram_at`.
+    pub identity_ram_at: Option<u64>,
 }
 
 impl GuestSpec {
+    /// The host range an identity-placed guest's RAM takes, `[base, base + memory)`.
+    pub fn identity_range(&self) -> Option<core::ops::Range<u64>> {
+        self.identity_ram_at
+            .map(|base| base..base + (u64::from(self.memory_mib) << 20))
+    }
+
     /// The files the guest is built from besides `image`, in order: the initrd, or the modules.
     pub fn extra_files(&self) -> Vec<&str> {
         match &self.os {
@@ -164,6 +184,16 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
         } => (kernel, format, entry, Some(os)),
     };
     let on_crash = crate::os::check_on_crash(i, raw)?;
+    let on_control_crash = match raw.on_control_crash.as_deref() {
+        None | Some("quarantine") => OnControlCrash::Quarantine,
+        Some("stop") => OnControlCrash::Stop,
+        Some(other) => {
+            return Err(invalid(
+                &key("on_control_crash"),
+                format!("unknown value {other:?} (expected \"quarantine\" or \"stop\")"),
+            ));
+        }
+    };
     let time_slice_us = match raw.time_slice_us {
         None => DEFAULT_TIME_SLICE_US,
         Some(t) => u32::try_from(t)
@@ -197,6 +227,15 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
         })?),
     };
     let devices = crate::device::check(i, raw.device.as_deref().unwrap_or_default())?;
+    let identity_ram_at = match raw.identity_ram_at {
+        None => None,
+        Some(v) => Some(check_identity(
+            &key("identity_ram_at"),
+            v,
+            memory_mib,
+            os.as_ref(),
+        )?),
+    };
     Ok(GuestSpec {
         name,
         memory_mib,
@@ -209,7 +248,41 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
         devices,
         os,
         on_crash,
+        on_control_crash,
+        identity_ram_at,
     })
+}
+
+/// `identity_ram_at`: a Linux guest's (its e820 map and kernel placement follow the RAM; see
+/// `conduit_bootproto::ram`), 2 MiB aligned, at or above 1 MiB, and the whole block below
+/// [`MAX_GUEST_RAM_END`].
+fn check_identity(
+    key: &str,
+    value: i64,
+    memory_mib: u32,
+    os: Option<&OsBoot>,
+) -> Result<u64, ConfigError> {
+    if !matches!(os, Some(OsBoot::Linux { .. })) {
+        return Err(invalid(
+            key,
+            "only a kind = \"linux\" guest can have identity-placed RAM",
+        ));
+    }
+    let base = address(key, value)?;
+    let size = u64::from(memory_mib) << 20;
+    conduit_bootproto::ram::GuestRam::identity(base, size)
+        .map_err(|e| invalid(key, format!("{e}")))?;
+    let end = base.saturating_add(size);
+    if end > MAX_GUEST_RAM_END {
+        return Err(invalid(
+            key,
+            format!(
+                "the guest's RAM [{base:#x}, {end:#x}) must end at or below {MAX_GUEST_RAM_END:#x} \
+                 (the guest's BAR window starts there)"
+            ),
+        ));
+    }
+    Ok(base)
 }
 
 /// The keys of a purpose-built image guest (`kind = "image"`): `image`, `format`, `entry`,
@@ -301,6 +374,22 @@ pub fn check_all(raws: &[RawGuest]) -> Result<Vec<GuestSpec>, ConfigError> {
                     spec.name
                 ),
             ));
+        }
+        if let Some(r) = spec.identity_range() {
+            let overlap = specs.iter().enumerate().find_map(|(j, s)| {
+                s.identity_range()
+                    .filter(|o| o.start < r.end && r.start < o.end)
+                    .map(|o| (j, o))
+            });
+            if let Some((j, o)) = overlap {
+                return Err(invalid(
+                    &format!("guest[{i}].identity_ram_at"),
+                    format!(
+                        "[{:#x}, {:#x}) overlaps guest[{j}]'s identity-placed RAM [{:#x}, {:#x})",
+                        r.start, r.end, o.start, o.end
+                    ),
+                ));
+            }
         }
         specs.push(spec);
     }
@@ -469,6 +558,8 @@ pub fn place_with(
         devices: spec.devices.clone(),
         os: None,
         on_crash: spec.on_crash,
+        on_control_crash: spec.on_control_crash,
+        identity_ram_at: spec.identity_ram_at,
     })
 }
 

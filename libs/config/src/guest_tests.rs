@@ -37,6 +37,8 @@ fn defaults_and_a_full_table() {
             devices: Vec::new(),
             os: None,
             on_crash: OnCrash::Stop,
+            on_control_crash: OnControlCrash::Quarantine,
+            identity_ram_at: None,
         }]
     );
     let full = RawGuest {
@@ -246,6 +248,8 @@ fn spec(name: &str, memory_mib: u32, entry: EntryMode, format: ImageFormat) -> G
         devices: Vec::new(),
         os: None,
         on_crash: OnCrash::Stop,
+        on_control_crash: OnControlCrash::Quarantine,
+        identity_ram_at: None,
     }
 }
 
@@ -427,4 +431,31 @@ fn entry_points() {
     let (key, msg) = err_key(place(&real, &[1; 16]));
     assert_eq!(key, "guest \"r\".entry_gpa");
     assert!(msg.contains("1 MiB"), "{msg}");
+}
+
+#[test]
+fn on_control_crash_quarantines_by_default_and_can_stop() {
+    let stop = RawGuest {
+        on_control_crash: Some("stop".into()),
+        ..raw("a", 4)
+    };
+    assert_eq!(
+        check_all(&[stop]).unwrap()[0].on_control_crash,
+        OnControlCrash::Stop
+    );
+    let quarantine = RawGuest {
+        on_control_crash: Some("quarantine".into()),
+        ..raw("a", 4)
+    };
+    assert_eq!(
+        check_all(&[quarantine]).unwrap()[0].on_control_crash,
+        OnControlCrash::Quarantine
+    );
+    let bad = RawGuest {
+        on_control_crash: Some("ignore".into()),
+        ..raw("a", 4)
+    };
+    let (key, msg) = err_key(check_all(&[bad]));
+    assert_eq!(key, "guest[0].on_control_crash");
+    assert!(msg.contains("\"ignore\""), "{msg}");
 }

@@ -20,8 +20,12 @@ pub mod toml_front;
 
 pub use bundle::{Bundle, BundleError, CONTROL_TASK_IMAGE, GuestImage};
 pub use error::ConfigError;
+pub use guest::MAX_GUEST_RAM_END;
 pub use model::{
     ApicTest, BootConfig, ConsoleChoice, DeviceAssignment, DeviceSel, EntryMode, ExitMethod,
-    GuestBreak, GuestConfig, LogLevel, MultibootModule, OnCrash, OnIdle, OsBoot, Segment, TestCase,
-    TestOnly,
+    GuestBreak, GuestConfig, LogLevel, MacText, MultibootModule, OnControlCrash, OnCrash, OnIdle,
+    OsBoot, Segment, TestCase, TestOnly,
 };
+
+#[cfg(test)]
+mod identity_tests;

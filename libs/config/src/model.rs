@@ -2,6 +2,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_bootproto::ram::{GuestRam, RamError};
 use serde::{Deserialize, Serialize};
 
 /// Everything the kernel needs to know at boot.
@@ -32,29 +33,66 @@ pub struct BootConfig {
 /// A PCI function by address or by identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeviceSel {
+    /// `ssss:bb:dd.f`, or `bb:dd.f` on segment 0.
     Bdf {
+        /// PCI segment group (the MCFG's segment number).
+        segment: u16,
         bus: u8,
         dev: u8,
         func: u8,
     },
     /// The first function with this vendor and device id.
-    Id {
-        vendor: u16,
-        device: u16,
-    },
+    Id { vendor: u16, device: u16 },
 }
 
-/// One `[[guest.device]]`: a function, or virtual function `vf` of a physical function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// One `[[guest.device]]`: a function, or virtual function `vf` of a physical function, with
+/// a VF's network identity where the configuration gives one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceAssignment {
     pub function: DeviceSel,
     pub vf: Option<u16>,
+    /// The VF's MAC address (unicast, not zero; unique in the configuration).
+    pub mac: Option<[u8; 6]>,
+    /// VLAN ids (1-4094, each once) the VF may join.
+    pub vlans: Vec<u16>,
+}
+
+impl DeviceAssignment {
+    /// Do both name the same function (selector and VF index)?
+    pub fn same_function(&self, other: &Self) -> bool {
+        self.function == other.function && self.vf == other.vf
+    }
+}
+
+/// A MAC address as `xx:xx:xx:xx:xx:xx`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MacText(pub [u8; 6]);
+
+impl core::fmt::Display for MacText {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
 }
 
 impl core::fmt::Display for DeviceAssignment {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self.function {
-            DeviceSel::Bdf { bus, dev, func } => write!(f, "{bus:02x}:{dev:02x}.{func:x}")?,
+            DeviceSel::Bdf {
+                segment,
+                bus,
+                dev,
+                func,
+            } => {
+                if segment != 0 {
+                    write!(f, "{segment:04x}:")?;
+                }
+                write!(f, "{bus:02x}:{dev:02x}.{func:x}")?;
+            }
             DeviceSel::Id { vendor, device } => write!(f, "{vendor:04x}:{device:04x}")?,
         }
         match self.vf {
@@ -100,6 +138,12 @@ pub struct GuestConfig {
     pub os: Option<OsBoot>,
     /// What happens when the guest crashes or resets itself.
     pub on_crash: OnCrash,
+    /// What happens to the guest when a request it made crashes the control task.
+    pub on_control_crash: OnControlCrash,
+    /// `identity_ram_at` (Linux guests, only with `unsafe_no_iommu`): the host-physical address
+    /// of the guest's RAM block, whose part above its first MiB is mapped at GPA = HPA
+    /// (`conduit_bootproto::ram`); `None`: RAM at GPA 0, anywhere in host memory.
+    pub identity_ram_at: Option<u64>,
 }
 
 /// What an operating-system guest is booted with besides its kernel image (the builder checked
@@ -129,6 +173,29 @@ pub struct MultibootModule {
     pub cmdline: String,
 }
 
+/// What happens to a guest when the control task fails while serving one of its requests (a
+/// configuration or MSI-X table access of one of its functions): the guest is blamed either way,
+/// and the task is restarted with every other guest's state replayed (docs/control-task.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum OnControlCrash {
+    /// Its functions are quarantined: reset, no longer served (they read as absent), their
+    /// interrupts no longer routed; the guest runs on without them.
+    #[default]
+    Quarantine,
+    /// The guest is stopped (its functions quarantined as well).
+    Stop,
+}
+
+impl OnControlCrash {
+    /// The configuration's spelling.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Quarantine => "quarantine",
+            Self::Stop => "stop",
+        }
+    }
+}
+
 /// What happens when a guest triple-faults, reboots itself (e.g. Linux after a panic with
 /// `panic=N`) or resets through 0xCF9, the keyboard controller or ACPI (`on_crash`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +210,15 @@ impl GuestConfig {
     /// The size of guest RAM in bytes.
     pub fn memory_bytes(&self) -> u64 {
         u64::from(self.memory_mib) << 20
+    }
+
+    /// Where the guest's RAM lies in guest-physical space (the builder checked an identity
+    /// placement, so an error here means a bundle not made by it).
+    pub fn ram(&self) -> Result<GuestRam, RamError> {
+        match self.identity_ram_at {
+            Some(base) => GuestRam::identity(base, self.memory_bytes()),
+            None => Ok(GuestRam::contiguous(self.memory_bytes())),
+        }
     }
 
     /// For a real-mode guest: `(CS selector, IP)` of the entry point (CS.base = selector << 4).
@@ -398,6 +474,12 @@ pub enum TestCase {
     /// resources than a secondary controller may have. Both must be reported with the NVMe status
     /// and left unassigned; the other VFs come online.
     NvmeVfBad,
+    /// NVMe VFs doing I/O: on behalf of the first two guests given VFs of one NVMe PF (no vCPU
+    /// runs them), guest A's VF writes a mebibyte from guest A's memory to the shared namespace
+    /// through I/O queues in guest A's memory, guest B's VF reads it back into guest B's memory;
+    /// completions raise each VF's MSI-X on its own guest's IRTE; writes whose PRP or PRP list
+    /// entry points outside guest A's memory must be blocked by the IOMMU.
+    NvmeVfIo,
     /// VT-d interrupt remapping: edu's MSI through a guest-owned, source-verified IRTE (raised
     /// interrupts and the DMA-completion interrupt counted per guest), forged messages blocked
     /// with decoded faults (0x26, 0x22, 0x21), an I/O APIC-routed timer in remappable format,
@@ -414,25 +496,45 @@ pub enum TestCase {
     /// for that guest and none for the other, and the same VF aimed at an IRTE of the second
     /// guest must be blocked with a source-id fault.
     IgbVf,
+    /// igb VF data path: on behalf of the first guest given an igb VF (no vCPU runs it), its
+    /// driver sets up the VF's transmit and receive rings in the guest's memory, sends an ARP
+    /// request and an ICMP echo to the network's gateway and checks the replies that land in the
+    /// guest's memory and raise the guest's interrupt; a transmit buffer outside the guest's
+    /// memory must be blocked with a DMA fault attributed to that VF, and the next packet go.
+    IgbNet,
+    /// The igb PF's mailbox service: guest A's VF resets and gets its configured MAC; a request
+    /// for guest B's VF's MAC, an unknown and a malformed message are refused (NACK) and logged;
+    /// guest B's VF handshake is unaffected.
+    IgbMailbox,
     /// A hardware wait whose clock never advances: the time reference every wait reads is
     /// frozen while SR-IOV enables the configured VFs; the 100 ms wait after VF Enable must end
     /// with the named error (clock stopped), the VFs be disabled again and boot go on.
     ClockStopped,
+    /// Legacy INTx of an assigned function: on behalf of the OS guest given edu (no vCPU runs
+    /// it), its driver raises edu's INTx (MSI off) repeatedly; each interrupt must reach the
+    /// guest's virtual I/O APIC with the physical input masked until the guest's EOI, then a
+    /// line never acknowledged must be cut off by the flood guard while the guest's other
+    /// device keeps interrupting.
+    Intx,
 }
 
 impl TestCase {
     /// Every scenario, for listings and error messages.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 14] = [
         Self::PageFault,
         Self::VtdEdu,
         Self::VtdEduRegisterInvalidation,
         Self::DmarCorrupt,
         Self::NvmeVf,
         Self::NvmeVfBad,
+        Self::NvmeVfIo,
         Self::Intremap,
         Self::Control,
         Self::IgbVf,
+        Self::IgbNet,
+        Self::IgbMailbox,
         Self::ClockStopped,
+        Self::Intx,
     ];
 
     /// The name used in `[test] scenario = "..."`.
@@ -444,10 +546,14 @@ impl TestCase {
             Self::DmarCorrupt => "dmar-corrupt",
             Self::NvmeVf => "nvme-vf",
             Self::NvmeVfBad => "nvme-vf-bad",
+            Self::NvmeVfIo => "nvme-vf-io",
             Self::Intremap => "intremap",
             Self::Control => "control",
             Self::IgbVf => "igb-vf",
+            Self::IgbNet => "igb-net",
+            Self::IgbMailbox => "igb-mailbox",
             Self::ClockStopped => "clock-stopped",
+            Self::Intx => "intx",
         }
     }
 
@@ -520,10 +626,14 @@ mod tests {
             ("page-fault", TestCase::PageFault),
             ("nvme-vf", TestCase::NvmeVf),
             ("nvme-vf-bad", TestCase::NvmeVfBad),
+            ("nvme-vf-io", TestCase::NvmeVfIo),
             ("intremap", TestCase::Intremap),
             ("control", TestCase::Control),
             ("igb-vf", TestCase::IgbVf),
+            ("igb-net", TestCase::IgbNet),
+            ("igb-mailbox", TestCase::IgbMailbox),
             ("clock-stopped", TestCase::ClockStopped),
+            ("intx", TestCase::Intx),
         ] {
             assert_eq!(TestCase::from_name(name), Some(case));
         }

@@ -11,6 +11,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_bootproto::bzimage::SetupHeader;
 use conduit_bootproto::layout::{LayoutError, LinuxLayout};
+use conduit_bootproto::ram::GuestRam;
 use conduit_bootproto::{e820, multiboot};
 use serde::Deserialize;
 
@@ -219,7 +220,12 @@ pub fn place_linux(
         }
     };
     let memory = u64::from(spec.memory_mib) << 20;
-    let layout = LinuxLayout::new(memory, &h, cmdline.len(), initrd_len).map_err(|e| {
+    let ram = match spec.identity_ram_at {
+        Some(base) => GuestRam::identity(base, memory)
+            .map_err(|e| invalid(&key("identity_ram_at"), format!("{e}")))?,
+        None => GuestRam::contiguous(memory),
+    };
+    let layout = LinuxLayout::new(&ram, &h, cmdline.len(), initrd_len).map_err(|e| {
         let k = match e {
             LayoutError::CmdlineTooLong { .. } => "cmdline",
             LayoutError::InitrdDoesNotFit { .. } => "initrd",
@@ -252,6 +258,8 @@ pub fn place_linux(
         devices: spec.devices.clone(),
         os: spec.os.clone(),
         on_crash: spec.on_crash,
+        on_control_crash: spec.on_control_crash,
+        identity_ram_at: spec.identity_ram_at,
     })
 }
 
@@ -331,8 +339,8 @@ pub fn place_multiboot(
             ),
         )
     })?;
-    let map =
-        e820::conduit_guest_map(memory).map_err(|e| invalid(&key("memory_mib"), format!("{e}")))?;
+    let map = e820::conduit_guest_map(&GuestRam::contiguous(memory))
+        .map_err(|e| invalid(&key("memory_mib"), format!("{e}")))?;
     let info_modules: Vec<multiboot::InfoModule<'_>> = places
         .iter()
         .zip(modules)
@@ -368,6 +376,8 @@ pub fn place_multiboot(
         devices: spec.devices.clone(),
         os: spec.os.clone(),
         on_crash: spec.on_crash,
+        on_control_crash: spec.on_control_crash,
+        identity_ram_at: spec.identity_ram_at,
     })
 }
 

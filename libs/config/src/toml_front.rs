@@ -134,6 +134,17 @@ pub fn parse(text: &str, exit: ExitMethod) -> Result<Document, ConfigError> {
         ));
     }
     let guests = guest::check_all(&file.guest)?;
+    let unsafe_no_iommu = file.hypervisor.unsafe_no_iommu.unwrap_or(false);
+    if let Some(i) = guests.iter().position(|g| g.identity_ram_at.is_some())
+        && !unsafe_no_iommu
+    {
+        return Err(invalid(
+            &alloc::format!("guest[{i}].identity_ram_at"),
+            "identity-placed RAM is for devices assigned without an IOMMU, which needs \
+             [hypervisor] unsafe_no_iommu = true (with DMA remapping the guest's own domain \
+             translates its DMA)",
+        ));
+    }
     Ok(Document {
         config: BootConfig {
             log_level,
@@ -142,7 +153,7 @@ pub fn parse(text: &str, exit: ExitMethod) -> Result<Document, ConfigError> {
             on_idle,
             name,
             guests: Vec::new(),
-            unsafe_no_iommu: file.hypervisor.unsafe_no_iommu.unwrap_or(false),
+            unsafe_no_iommu,
             console,
             baud,
         },

@@ -325,6 +325,27 @@ fn devices_and_unsafe_no_iommu() {
 }
 
 #[test]
+fn vf_mac_and_vlans_from_toml() {
+    let text = "[[guest]]\nname = \"a\"\nmemory_mib = 4\nimage = \"a.elf\"\n[[guest.device]]\nfunction = \"01:00.0\"\n\
+                vf = 0\nmac = \"02:c0:ff:ee:00:0a\"\nvlans = [100, 200]\n\
+                [[guest]]\nname = \"b\"\nmemory_mib = 4\nimage = \"a.elf\"\n[[guest.device]]\nfunction = \"01:00.0\"\nvf = 1\n";
+    let doc = parse(text, ExitMethod::Halt).unwrap();
+    let a = &doc.guests[0].devices[0];
+    assert_eq!(a.mac, Some([0x02, 0xc0, 0xff, 0xee, 0x00, 0x0a]));
+    assert_eq!(a.vlans, [100, 200]);
+    assert_eq!(doc.guests[1].devices[0].mac, None);
+    let twice = text.replace("vf = 1\n", "vf = 1\nmac = \"02:C0:FF:EE:00:0A\"\n");
+    let e = parse(&twice, ExitMethod::Halt).unwrap_err().to_string();
+    assert!(e.starts_with("`guest[1].device[0].mac`"), "{e}");
+    let multicast = text.replace("02:c0:ff", "01:00:5e");
+    let e = parse(&multicast, ExitMethod::Halt).unwrap_err().to_string();
+    assert!(
+        e.starts_with("`guest[0].device[0].mac`") && e.contains("multicast"),
+        "{e}"
+    );
+}
+
+#[test]
 fn console_and_baud() {
     let doc = parse("", ExitMethod::Halt).unwrap();
     assert_eq!(

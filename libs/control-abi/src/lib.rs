@@ -13,6 +13,7 @@
 //! - [`layout`]: where the task's image, stack, shared page and configuration window live.
 //! - [`request`]: [`Op`], [`Request`] (encoded into RDI/RSI/RDX), [`Status`], [`Reply`],
 //!   `FaultKind` (test-only deliberate faults, feature `selftest`) and the system-call numbers.
+//! - [`journal`]: what the core keeps of each function's state, to rebuild it in a restarted task.
 //! - [`shared`]: [`shared::SharedPage`] with [`shared::InitInfo`], [`shared::FunctionInfo`] and
 //!   [`shared::WireEvent`], the wire form of [`conduit_vpci::Event`].
 //!
@@ -22,6 +23,9 @@
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
+extern crate alloc;
+
+pub mod journal;
 pub mod layout;
 pub mod request;
 pub mod shared;
@@ -29,6 +33,6 @@ pub mod shared;
 #[cfg(feature = "selftest")]
 pub use request::FaultKind;
 pub use request::{
-    DecodeError, Op, PHYSICAL_MSI_ENABLE, Reply, Request, SYS_PANIC, SYS_REPLY, Status,
+    DecodeError, HYPERVISOR, Op, PHYSICAL_MSI_ENABLE, Reply, Request, SYS_PANIC, SYS_REPLY, Status,
 };
 pub use shared::{FunctionInfo, InitInfo, SharedPage, WireBar, WireEvent};

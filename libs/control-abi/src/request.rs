@@ -82,6 +82,27 @@ impl Op {
         })
     }
 
+    /// Whether the request is made on behalf of the guest it names, so that a task that fails
+    /// serving it is the guest's doing: the guest's own configuration and MSI-X table accesses,
+    /// and what the core does to the guest's functions because of them (their physical MSI
+    /// message, their reset). Init, AddFunction and PhysicalRead are the hypervisor's own.
+    /// (Test image: a [`FaultKind`] is sent on behalf of the guest it names, unless that is
+    /// [`HYPERVISOR`].)
+    #[must_use]
+    pub const fn on_behalf_of_guest(self) -> bool {
+        match self {
+            Self::ConfigRead
+            | Self::ConfigWrite
+            | Self::MsixRead
+            | Self::MsixWrite
+            | Self::ResetFunction
+            | Self::PhysicalMsi => true,
+            Self::Init | Self::AddFunction | Self::PhysicalRead => false,
+            #[cfg(feature = "selftest")]
+            Self::TestFault => true,
+        }
+    }
+
     /// Whether a reply to this op may carry events.
     #[must_use]
     pub const fn has_events(self) -> bool {
@@ -91,6 +112,9 @@ impl Op {
         )
     }
 }
+
+/// The guest index of a request the hypervisor makes for itself (no guest is behind it).
+pub const HYPERVISOR: u16 = u16::MAX;
 
 /// [`Op::PhysicalMsi`]'s `value` bit: MSI Enable.
 pub const PHYSICAL_MSI_ENABLE: u64 = 1 << 32;

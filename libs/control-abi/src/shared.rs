@@ -43,8 +43,10 @@ pub struct WireBar {
     pub kind: u32,
     /// 1 if prefetchable.
     pub prefetchable: u32,
-    /// Reserved, 0.
-    pub reserved: u32,
+    /// The address the guest finds programmed in the virtual BAR at first, as firmware leaves
+    /// it (below 4 GiB; for a 64-bit BAR the upper register reads 0); 0: unassigned, the guest
+    /// programs it.
+    pub guest_base: u32,
     /// Physical base address.
     pub address: u64,
     /// Size in bytes.
@@ -80,10 +82,18 @@ impl WireBar {
             index: bar.index as u32,
             kind: kind_code(bar.kind),
             prefetchable: bar.prefetchable as u32,
-            reserved: 0,
+            guest_base: 0,
             address: bar.address,
             size: bar.size,
         }
+    }
+
+    /// [`WireBar::from_bar`] with the guest's initial address `guest_base` (see the field).
+    #[must_use]
+    pub const fn with_guest_base(bar: &Bar, guest_base: u32) -> Self {
+        let mut w = Self::from_bar(bar);
+        w.guest_base = guest_base;
+        w
     }
 
     /// The BAR, if the kind and index are valid.
@@ -106,6 +116,10 @@ pub const FN_BUS_MASTER_ALLOWED: u32 = 1 << 0;
 /// [`FunctionInfo::flags`]: answer Vendor ID and Device ID from [`FunctionInfo::id`] (an SR-IOV
 /// VF reads 0xFFFF there, PCIe Base Spec r6.0 §9.3.4.1).
 pub const FN_ID_OVERRIDE: u32 = 1 << 1;
+/// [`FunctionInfo::flags`]: the function is being rebuilt in a restarted task while its guest
+/// keeps using it: build the virtual function only and leave the device (Command, MSI, MSI-X
+/// Enable) as it is; the core replays the guest's state next ([`crate::journal`]).
+pub const FN_REBUILD: u32 = 1 << 2;
 
 /// Written by the core before [`crate::Op::AddFunction`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -113,7 +127,7 @@ pub const FN_ID_OVERRIDE: u32 = 1 << 1;
 pub struct FunctionInfo {
     /// The physical function's routing ID.
     pub bdf: u32,
-    /// [`FN_BUS_MASTER_ALLOWED`], [`FN_ID_OVERRIDE`].
+    /// [`FN_BUS_MASTER_ALLOWED`], [`FN_ID_OVERRIDE`], [`FN_REBUILD`].
     pub flags: u32,
     /// Vendor ID (bits 15:0) and Device ID (31:16) with [`FN_ID_OVERRIDE`].
     pub id: u32,
@@ -126,6 +140,9 @@ pub struct FunctionInfo {
     pub msix_table: u32,
     /// Written by the task: MSI-X table entries (0: no MSI-X capability in the virtual list).
     pub msix_entries: u32,
+    /// The virtual Interrupt Line (bits 7:0) the function starts with: the guest's interrupt
+    /// input for its INTx pin, or 0xFF (none).
+    pub interrupt_line: u32,
 }
 
 impl FunctionInfo {
@@ -388,12 +405,13 @@ impl SharedPage {
                 index: 0,
                 kind: 0,
                 prefetchable: 0,
-                reserved: 0,
+                guest_base: 0,
                 address: 0,
                 size: 0,
             }; 6],
             msix_table: 0,
             msix_entries: 0,
+            interrupt_line: 0xff,
         },
         event_count: 0,
         message_len: 0,

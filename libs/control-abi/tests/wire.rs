@@ -234,6 +234,12 @@ fn bars_round_trip_and_bad_ones_are_refused() {
         size: 0x4000,
     };
     assert_eq!(WireBar::from_bar(&bar).to_bar(), Some(bar));
+    assert_eq!(WireBar::from_bar(&bar).guest_base, 0);
+    let placed = WireBar::with_guest_base(&bar, 0xc000_4000);
+    assert_eq!(
+        (placed.to_bar(), placed.guest_base),
+        (Some(bar), 0xc000_4000)
+    );
     let mut w = WireBar::from_bar(&bar);
     w.index = 6;
     assert_eq!(w.to_bar(), None);
@@ -260,4 +266,21 @@ fn the_layout_stays_in_one_slot() {
     // The stack's guard page is not part of anything else.
     let guard = layout::STACK_TOP - layout::STACK_SIZE - 4096;
     assert!(guard >= layout::IMAGE_BASE + layout::IMAGE_MAX);
+}
+
+#[test]
+fn only_requests_made_for_a_guest_can_blame_it() {
+    for op in [
+        Op::ConfigRead,
+        Op::ConfigWrite,
+        Op::MsixRead,
+        Op::MsixWrite,
+        Op::ResetFunction,
+        Op::PhysicalMsi,
+    ] {
+        assert!(op.on_behalf_of_guest(), "{op:?}");
+    }
+    for op in [Op::Init, Op::AddFunction, Op::PhysicalRead] {
+        assert!(!op.on_behalf_of_guest(), "{op:?}");
+    }
 }

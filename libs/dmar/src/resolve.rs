@@ -148,7 +148,8 @@ impl<'a> Dmar<'a> {
     }
 
     /// The DRHD whose scope lists the I/OxAPIC with `ioapic_id`, and the source-id that APIC
-    /// uses in interrupt requests (for IRTE source validation).
+    /// uses in interrupt requests (for IRTE source validation). `bridges` must be those of the
+    /// DRHD's segment: see [`Dmar::ioapic_scope`] to learn the segment first.
     pub fn drhd_for_ioapic<B: BridgeBus + ?Sized>(
         &self,
         ioapic_id: u8,
@@ -164,6 +165,25 @@ impl<'a> Dmar<'a> {
         bridges: &B,
     ) -> Result<Option<(Drhd<'a>, Bdf)>, DmarError> {
         self.special_scope(ScopeType::Hpet, hpet_number, bridges)
+    }
+
+    /// The DRHD whose scope lists the I/OxAPIC with `ioapic_id`, and that scope, unresolved: its
+    /// path is read through the bridges of the DRHD's segment (VT-d spec §8.3: a DRHD's scopes
+    /// are in its segment), which the caller picks from [`Drhd::segment`].
+    pub fn ioapic_scope(
+        &self,
+        ioapic_id: u8,
+    ) -> Result<Option<(Drhd<'a>, DeviceScope<'a>)>, DmarError> {
+        for d in self.drhds_checked() {
+            let d = d?;
+            for scope in d.scopes() {
+                let scope = scope?;
+                if scope.scope_type() == ScopeType::IoApic && scope.enumeration_id() == ioapic_id {
+                    return Ok(Some((d, scope)));
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn special_scope<B: BridgeBus + ?Sized>(

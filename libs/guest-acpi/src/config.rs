@@ -180,6 +180,30 @@ impl Pin {
             Pin::IntD => 3,
         }
     }
+
+    /// The pin an Interrupt Pin register value names (PCI Local Bus Spec 3.0 §6.2.4: 1 = INTA#
+    /// .. 4 = INTD#); `None` for 0 (no INTx) and the reserved values.
+    pub fn from_register(value: u8) -> Option<Pin> {
+        match value {
+            1 => Some(Pin::IntA),
+            2 => Some(Pin::IntB),
+            3 => Some(Pin::IntC),
+            4 => Some(Pin::IntD),
+            _ => None,
+        }
+    }
+}
+
+/// The first GSI of the guest's I/O APIC that carries PCI interrupts: 0-15 are the ISA IRQs.
+pub const PCI_GSI_BASE: u32 = 16;
+
+/// The guest I/O APIC input of `pin` of a function at device number `device` on bus 0: the
+/// eight inputs 16-23 taken in turn, `16 + ((device + pin - 1) mod 8)` with INTA# as pin 1, the
+/// rotation of PCI-to-PCI bridges' interrupt swizzle (PCI-to-PCI Bridge Architecture Spec 1.2
+/// §9.1) over eight lines, so neighbouring devices and a device's four pins land on different
+/// inputs. The function's virtual Interrupt Line and the `_PRT` entry both come from here.
+pub fn intx_gsi(device: u8, pin: Pin) -> u32 {
+    PCI_GSI_BASE + (u32::from(device) + u32::from(pin.prt_index())) % 8
 }
 
 /// One `_PRT` entry: device `device` (all functions), pin `pin`, wired to `gsi` (level-triggered,
@@ -192,6 +216,17 @@ pub struct PrtEntry {
     pub pin: Pin,
     /// The GSI it raises.
     pub gsi: u32,
+}
+
+impl PrtEntry {
+    /// The entry for `pin` of device `device` on its [`intx_gsi`] input.
+    pub fn routed(device: u8, pin: Pin) -> PrtEntry {
+        PrtEntry {
+            device,
+            pin,
+            gsi: intx_gsi(device, pin),
+        }
+    }
 }
 
 /// The hardware-reduced sleep registers, both one byte at an I/O port (ACPI 6.5 §4.8.3.7,

@@ -72,8 +72,9 @@ mod tables;
 mod tests;
 
 pub use config::{
-    DEFAULT_OEM, GuestAcpi, IOAPIC_ADDR, IoApic, IsaOverride, LAPIC_ADDR, Oem, PCI_IO_WINDOWS,
-    PciRoot, Pin, Polarity, PrtEntry, RESET, ResetRegister, SLEEP, Serial, SleepRegisters, Trigger,
+    DEFAULT_OEM, GuestAcpi, IOAPIC_ADDR, IoApic, IsaOverride, LAPIC_ADDR, Oem, PCI_GSI_BASE,
+    PCI_IO_WINDOWS, PciRoot, Pin, Polarity, PrtEntry, RESET, ResetRegister, SLEEP, Serial,
+    SleepRegisters, Trigger, intx_gsi,
 };
 pub use tables::{Tables, build};
 

@@ -2,12 +2,12 @@
 //!
 //! A VF driver (Linux's `igbvf`) cannot configure the shared parts of the device itself: its MAC
 //! address filter, the VLAN filters, multicast hashes and the maximum frame size of its pool are
-//! PF registers. It asks the PF through a per-VF mailbox of 16 dwords (Intel 82576 GbE Controller
-//! Datasheet §7.8.2.9 "PF/VF Mailbox"), and the PF answers with the request word marked ACK or
-//! NACK. This crate answers the way Linux's igb PF driver does (the message set of its
-//! `e1000_mbx.h`, the handlers of `igb_main.c`), within what a per-VF [`Policy`] allows: the
-//! VF's MAC address, the other MAC addresses that must not be taken, the VLAN ids it was given,
-//! the frame size bounds and the multicast list size.
+//! PF registers. It asks the PF through a per-VF mailbox of 16 dwords (Intel 82576 GbE
+//! Controller Datasheet §7.8 "Virtualization", its PF/VF mailbox), and the PF answers with the
+//! request word marked ACK or NACK. This crate answers the way Linux's igb PF driver does (the
+//! message set of its `e1000_mbx.h`, the handlers of `igb_main.c`), within what a per-VF
+//! [`Policy`] allows: the VF's MAC address, the other MAC addresses that must not be taken, the
+//! VLAN ids it was given, the frame size bounds and the multicast list size.
 //!
 //! [`Service`] holds the state of every served VF of one PF and of the tables they share (VLAN
 //! filters, multicast hash table); [`Service::message`] decides one message and returns an
@@ -27,6 +27,7 @@ mod mac;
 pub mod proto;
 mod service;
 mod tables;
+mod verdict;
 
 pub use mac::{Mac, default_mac};
 pub use proto::{Malformed, Request};
@@ -38,3 +39,5 @@ pub use tables::{MTA_WORDS, VFTA_WORDS, VLVF_ENTRIES};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_filters;

@@ -1,7 +1,7 @@
 //! The receive tables the VFs of one PF share, as shadows of the registers: the VLAN pool filters
 //! (VLVF, 32 entries: VLAN id, enable, one pool bit per VF) with the VLAN filter table (VFTA,
 //! one bit per VLAN id), and the multicast table array (MTA, 4096 hash bits). Datasheet
-//! §8.10.x register descriptions of VLVF 0x5D00, VFTA 0x5600, MTA 0x5200; the slot choice and
+//! chapter 8 register descriptions of VLVF 0x5D00, VFTA 0x5600, MTA 0x5200; the slot choice and
 //! the order of updates follow Linux's igb (`igb_vfta_set`, `igb_find_vlvf_slot`, `igb_mta_set`).
 
 /// VLVF entries.

@@ -3,19 +3,18 @@
 //! clear of `igbvf_set_uni`) and every refusal.
 
 use crate::proto::{self, ACK, CTS, NACK};
-use crate::service::{VMOLR_AUPE, VMOLR_BAM, VMOLR_LPE, VMOLR_MPME, VMOLR_ROMPE, VMOLR_STRVLAN};
-use crate::tables::VLVF_ENABLE;
+use crate::service::{VMOLR_AUPE, VMOLR_BAM, VMOLR_LPE, VMOLR_MPME};
 use crate::*;
 use alloc::vec;
 use alloc::vec::Vec;
 
-const MAC_A: Mac = Mac([0x02, 0x00, 0x00, 0x01, 0x80, 0x00]);
-const MAC_B: Mac = Mac([0x52, 0x54, 0x00, 0x12, 0x34, 0x57]);
-const PF_MAC: Mac = Mac([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
-const BASE_VMOLR: u32 = VMOLR_AUPE | VMOLR_BAM;
+pub(super) const MAC_A: Mac = Mac([0x02, 0x00, 0x00, 0x01, 0x80, 0x00]);
+pub(super) const MAC_B: Mac = Mac([0x52, 0x54, 0x00, 0x12, 0x34, 0x57]);
+pub(super) const PF_MAC: Mac = Mac([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+pub(super) const BASE_VMOLR: u32 = VMOLR_AUPE | VMOLR_BAM;
 
 /// VF 0 with a default (changeable) MAC and VLAN 100; VF 1 with a pinned MAC and no VLANs.
-fn service() -> Service {
+pub(super) fn service() -> Service {
     Service::new(
         vec![
             (0, Policy::new(MAC_A, false, vec![100])),
@@ -32,7 +31,7 @@ fn set_mac(mac: Mac) -> Vec<u32> {
     vec![u32::from(proto::VF_SET_MAC_ADDR), lo, hi]
 }
 
-fn refused(o: &Outcome) -> Option<&Refusal> {
+pub(super) fn refused(o: &Outcome) -> Option<&Refusal> {
     match &o.verdict {
         Verdict::Refused(r) => Some(r),
         _ => None,
@@ -40,7 +39,7 @@ fn refused(o: &Outcome) -> Option<&Refusal> {
 }
 
 /// What `igbvf`'s reset does: CTRL.RST (the PF sees VFLRE), then `VF_RESET`.
-fn reset(s: &mut Service, vf: u8) -> Outcome {
+pub(super) fn reset(s: &mut Service, vf: u8) -> Outcome {
     s.reset_event(vf);
     s.message(vf, &[u32::from(proto::VF_RESET)])
 }
@@ -172,13 +171,13 @@ fn set_mac_refusals() {
                 configured: MAC_B,
             },
         ),
-        // VF 1 may not take VF 0's configured address either.
+        // VF 1 is pinned, but VF 0's address is the reason given.
         (
             1,
             MAC_A,
-            Refusal::MacPinned {
-                requested: MAC_A,
-                configured: MAC_B,
+            Refusal::MacTaken {
+                mac: MAC_A,
+                by: Holder::Vf(0),
             },
         ),
     ];
@@ -241,167 +240,6 @@ fn unicast_filters_clear_is_acked_add_is_refused() {
         refused(&o),
         Some(&Refusal::Malformed(Malformed::MacInfo { info: 3 }))
     );
-}
-
-#[test]
-fn multicast_hashes_fill_the_mta() {
-    let mut s = service();
-    reset(&mut s, 0);
-    reset(&mut s, 1);
-    // 01:00:5e:00:00:01 hashes to 0x010 (igbvf: (mc[4] >> 4) | (mc[5] << 4)), and 0x8a3.
-    let o = s.message(0, &[0x0002_0003, 0x08a3_0010]);
-    assert_eq!(o.reply, vec![0x0002_0003 | CTS | ACK]);
-    assert_eq!(
-        o.actions,
-        vec![
-            Action::Mta {
-                index: 0,
-                value: 1 << 16
-            },
-            Action::Mta {
-                index: 0x45,
-                value: 1 << 3
-            },
-            Action::Vmolr {
-                vf: 0,
-                value: BASE_VMOLR | VMOLR_ROMPE
-            },
-        ]
-    );
-    // VF 1 shares a word: the MTA is the union.
-    let o = s.message(1, &[0x0001_0003, 0x0000_0011]);
-    assert_eq!(
-        o.actions[0],
-        Action::Mta {
-            index: 0,
-            value: (1 << 16) | (1 << 17)
-        }
-    );
-    // VF 0 drops its list: only VF 1's bit stays.
-    let o = s.message(0, &[0x0000_0003]);
-    assert_eq!(
-        o.actions,
-        vec![
-            Action::Mta {
-                index: 0,
-                value: 1 << 17
-            },
-            Action::Mta {
-                index: 0x45,
-                value: 0
-            },
-            Action::Vmolr {
-                vf: 0,
-                value: BASE_VMOLR
-            },
-        ]
-    );
-    // 30 hashes fit the mailbox; 31 are more than Linux's PF takes.
-    let mut full = vec![0x001e_0003];
-    full.extend((0..15).map(|i| (i * 2 + 1) << 16 | (i * 2)));
-    assert_eq!(s.message(0, &full).verdict, Verdict::Accepted);
-    full[0] = 0x001f_0003;
-    let o = s.message(0, &full);
-    assert_eq!(o.reply, vec![0x001f_0003 | CTS | NACK]);
-    assert_eq!(
-        refused(&o),
-        Some(&Refusal::TooManyMulticast {
-            count: 31,
-            limit: 30
-        })
-    );
-}
-
-#[test]
-fn vlans_only_configured_ids() {
-    let mut s = service();
-    reset(&mut s, 0);
-    reset(&mut s, 1);
-    // Linux's 8021q adds VLAN 0 when the interface comes up: entry 0, pool 0.
-    let o = s.message(0, &[0x0001_0004, 0]);
-    assert_eq!(o.reply, vec![0x0001_0004 | CTS | ACK]);
-    assert_eq!(
-        o.actions,
-        vec![
-            Action::Vlvf {
-                index: 0,
-                value: VLVF_ENABLE | 1 << 12
-            },
-            Action::Vfta { index: 0, value: 1 },
-            Action::Vmolr {
-                vf: 0,
-                value: BASE_VMOLR
-            },
-        ]
-    );
-    // VLAN 100: the highest free entry, VFTA word 3 bit 4, tags stripped.
-    let o = s.message(0, &[0x0001_0004, 100]);
-    assert_eq!(
-        o.actions,
-        vec![
-            Action::Vlvf {
-                index: 31,
-                value: VLVF_ENABLE | 1 << 12 | 100
-            },
-            Action::Vfta {
-                index: 3,
-                value: 1 << 4
-            },
-            Action::Vmolr {
-                vf: 0,
-                value: BASE_VMOLR | VMOLR_STRVLAN
-            },
-        ]
-    );
-    // VF 1 was given no VLAN: 100 is refused, and so is 4095 (the id's 12 bits).
-    for vid in [100u32, 0x1fff] {
-        let o = s.message(1, &[0x0001_0004, vid]);
-        assert_eq!(o.reply, vec![0x0001_0004 | CTS | NACK]);
-        assert_eq!(
-            refused(&o),
-            Some(&Refusal::VlanNotAllowed {
-                vid: (vid & 0xfff) as u16
-            })
-        );
-        assert!(o.actions.is_empty());
-    }
-    // Removing VLAN 100 frees the entry: VFTA first, then VLVF.
-    let o = s.message(0, &[0x0000_0004, 100]);
-    assert_eq!(
-        &o.actions[..2],
-        &[
-            Action::Vfta { index: 3, value: 0 },
-            Action::Vlvf {
-                index: 31,
-                value: 0
-            },
-        ]
-    );
-    // Both VFs on VLAN 0 share entry 0; an FLR of VF 0 leaves VF 1's membership.
-    s.message(1, &[0x0001_0004, 0]);
-    let flr = s.reset_event(0);
-    assert!(flr.contains(&Action::Vlvf {
-        index: 0,
-        value: VLVF_ENABLE | 1 << 13
-    }));
-    assert!(!flr.iter().any(|a| matches!(a, Action::Vfta { .. })));
-}
-
-#[test]
-fn vlan_entries_run_out() {
-    let vids: Vec<u16> = (1..=40).collect();
-    let mut s = Service::new(vec![(0, Policy::new(MAC_A, false, vids))], None).expect("valid");
-    reset(&mut s, 0);
-    for vid in 1..=31u32 {
-        assert_eq!(
-            s.message(0, &[0x0001_0004, vid]).verdict,
-            Verdict::Accepted,
-            "{vid}"
-        );
-    }
-    let o = s.message(0, &[0x0001_0004, 32]);
-    assert_eq!(refused(&o), Some(&Refusal::VlanTableFull { vid: 32 }));
-    assert_eq!(o.reply, vec![0x0001_0004 | CTS | NACK]);
 }
 
 #[test]
@@ -572,6 +410,11 @@ fn setup_refuses_conflicting_policies() {
     }
     let s = service();
     assert_eq!(s.served().collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(
+        s.policy(1).map(|p| (p.mac, p.mac_pinned)),
+        Some((MAC_B, true))
+    );
+    assert!(s.policy(2).is_none());
 }
 
 #[test]

@@ -9,6 +9,9 @@
 //!   §11.11.2), decoded into a [`DecodedMsi`].
 //! - [`RemappableRte`]: I/O APIC redirection entries in remappable format (VT-d §5.1.5.1) and the
 //!   rules tying them to their IRTE ([`RemappableRte::check_against`]).
+//! - [`intx`]: a PCI function's INTx: the GSI its pin reaches ([`intx::locate`]), the
+//!   compatibility-format entry without remapping ([`DirectRte`]), the level hand-off with a
+//!   guest ([`IntxState`]) and the shared-line rule ([`intx::foreign_user`]).
 //!
 //! Allocation, every resource tagged with an [`Owner`]:
 //! - [`VectorAllocator`]: local-APIC vectors 0x20..=0xFE, with hypervisor-reserved vectors.
@@ -25,6 +28,7 @@
 pub mod authorize;
 pub mod binding;
 pub mod error;
+pub mod intx;
 pub mod ioapic;
 pub mod irt;
 pub mod irta;
@@ -36,6 +40,9 @@ pub mod vector;
 pub use authorize::{DestinationPolicy, authorize_irte};
 pub use binding::Binding;
 pub use error::{AllocError, FormatError, Resource};
+pub use intx::{
+    DirectRte, IntxError, IntxSource, IntxState, LineOverride, LineUser, OnEoi, OnFire,
+};
 pub use ioapic::{DecodedRte, EoiMode, Polarity, RemappableRte, rte_is_remappable};
 pub use irt::{IrtAllocator, MAX_BLOCK};
 pub use irta::{IRTE_BYTES, IrtSize, Irta};

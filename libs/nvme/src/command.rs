@@ -23,6 +23,8 @@ pub mod admin_opcode {
     pub const SET_FEATURES: u8 = 0x09;
     /// Get Features.
     pub const GET_FEATURES: u8 = 0x0a;
+    /// Namespace Attachment.
+    pub const NAMESPACE_ATTACHMENT: u8 = 0x15;
     /// Virtualization Management.
     pub const VIRTUALIZATION_MANAGEMENT: u8 = 0x1c;
 }
@@ -79,6 +81,8 @@ pub enum Cns {
     Controller = 0x01,
     /// Active Namespace ID list.
     ActiveNamespaces = 0x02,
+    /// Controller list: the controllers attached to the NSID (with an ID >= CNTID).
+    AttachedControllers = 0x12,
     /// Primary Controller Capabilities data structure.
     PrimaryControllerCapabilities = 0x14,
     /// Secondary Controller List (controllers with an ID >= CNTID).
@@ -164,6 +168,16 @@ impl Command {
             cdw10: u32::from(cns as u8) | (u32::from(cntid) << 16),
             prp1,
             ..Self::new(admin_opcode::IDENTIFY)
+        }
+    }
+
+    /// Identify of a namespace-specific structure (§5.17): CNS and CNTID in CDW10 as for
+    /// [`Command::identify`], the namespace in NSID (Identify Namespace, CNS 00h; the controllers
+    /// attached to it, CNS 12h; active namespaces above it, CNS 02h).
+    pub fn identify_namespace(cns: Cns, nsid: u32, cntid: u16, prp1: u64) -> Self {
+        Self {
+            nsid,
+            ..Self::identify(cns, cntid, prp1)
         }
     }
 

@@ -34,15 +34,15 @@ impl fmt::Display for ParseError {
     }
 }
 
-fn le16(b: &[u8], at: usize) -> u16 {
+pub(crate) fn le16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
 
-fn le32(b: &[u8], at: usize) -> u32 {
+pub(crate) fn le32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-fn whole(b: &[u8]) -> Result<&[u8], ParseError> {
+pub(crate) fn whole(b: &[u8]) -> Result<&[u8], ParseError> {
     b.get(..IDENTIFY_BYTES)
         .ok_or(ParseError::Short { len: b.len() })
 }

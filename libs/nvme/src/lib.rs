@@ -12,6 +12,10 @@
 //! - [`queue`]: a queue pair's state machine (tail, head, phase tag) over [`queue::QueueMemory`].
 //! - [`identify`]: Identify Controller (CNS 01h), Primary Controller Capabilities (CNS 14h) and
 //!   Secondary Controller List (CNS 15h) parsing.
+//! - [`io`]: I/O queue creation and deletion, Read and Write, Namespace Attachment.
+//! - [`namespace`]: Identify Namespace (CNS 00h), the Active Namespace ID list (CNS 02h) and the
+//!   Controller List (CNS 12h, Namespace Attachment's data).
+//! - [`prp`]: PRP entries and lists for a buffer, and the split of a transfer under MDTS.
 //!
 //! Section numbers cite the NVM Express Base Specification, Revision 2.0.
 #![cfg_attr(not(test), no_std)]
@@ -20,6 +24,9 @@
 pub mod command;
 pub mod completion;
 pub mod identify;
+pub mod io;
+pub mod namespace;
+pub mod prp;
 pub mod queue;
 pub mod regs;
 pub mod status;
@@ -30,6 +37,11 @@ pub use identify::{
     IdentifyController, ParseError, PrimaryControllerCaps, SecondaryController,
     SecondaryControllerList,
 };
+pub use io::{Attach, Direction, IoError};
+pub use namespace::{
+    Attachment, ControllerList, IdentifyNamespace, NamespaceError, NamespaceList, judge_attachment,
+};
+pub use prp::{Chunk, Chunks, Prp, PrpError};
 pub use queue::{QueueError, QueueMemory, QueuePair, Reaped, Submitted};
 pub use regs::{Aqa, Cap, Cc, Csts, Version};
 pub use status::{Status, StatusCodeType};

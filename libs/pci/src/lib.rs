@@ -7,6 +7,10 @@
 //! and malformed BARs all end in typed errors.
 //!
 //! - [`bdf`]: [`Bdf`] addresses and 16-bit routing IDs (ARI-aware).
+//! - [`address`]: [`PciAddress`], a [`Bdf`] qualified by its PCI segment group.
+//! - [`ecam`]: MCFG allocations of every segment, access on a chosen segment ([`OnSegment`]).
+//! - [`enumerate`]: walking a segment's buses from its first bus, behind bridges, and its
+//!   further root buses.
 //! - [`config`]: the accessor trait, header fields, Command register.
 //! - [`bar`]: BAR decoding, sizing (decode off while sizing), programming.
 //! - [`caps`]: legacy and extended capability walks with loop protection.
@@ -25,12 +29,15 @@
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
+pub mod address;
 pub mod bar;
 pub mod bdf;
 pub mod bridge;
 pub mod caps;
 pub mod config;
 pub mod decoders;
+pub mod ecam;
+pub mod enumerate;
 pub mod error;
 pub mod freemap;
 pub mod pcie;
@@ -39,6 +46,7 @@ pub mod space;
 pub mod sriov;
 pub mod window;
 
+pub use address::PciAddress;
 pub use bar::{Bar, BarKind, Bars, size_bars, write_bar};
 pub use bdf::{Bdf, BdfParseError};
 pub use bridge::{BridgeBuses, bridge_buses, set_bridge_buses};
@@ -50,6 +58,7 @@ pub use config::{ClassCode, ConfigAccess, Header, HeaderLayout, is_present, read
 pub use decoders::{
     BridgeWindow, Decoded, Decoder, VfSpace, VfSpaceError, WindowChange, place_vf_space,
 };
+pub use ecam::{EcamError, EcamWindow, OnSegment, SegmentAccess, check_windows};
 pub use error::{CapError, PciError};
 pub use freemap::{Claim, claims, first_not_forwarding};
 pub use plan::{MmioWindow, PlanError, VfBarPlacement, VfBarRequest, plan_span, plan_vf_bars};

@@ -9,7 +9,7 @@
 //! (u32 each); offsets are from the start of the structure. The UART's registers are the first
 //! GAS. No input makes [`parse`] panic.
 
-use crate::spcr::{Registers, TYPE_16550, TYPE_16550_GAS, gas_registers};
+use crate::spcr::{Registers, gas_registers, is_16550_type};
 use core::fmt;
 
 /// The port type of serial ports.
@@ -73,7 +73,7 @@ impl fmt::Display for Dbg2Error {
 pub struct Dbg2Uart {
     /// Its position among the table's devices (from 0).
     pub index: u32,
-    /// The port subtype (0x00 or 0x12).
+    /// The port subtype (0x00, 0x01 or 0x12).
     pub subtype: u16,
     /// Where its registers are.
     pub registers: Registers,
@@ -123,8 +123,7 @@ pub fn parse(bytes: &[u8]) -> Result<Dbg2Uart, Dbg2Error> {
         let device = device.get(..len).filter(|_| len >= DEVICE_LEN).ok_or(bad)?;
         let port_type = u16_at(device, 12).ok_or(bad)?;
         let subtype = u16_at(device, 14).ok_or(bad)?;
-        let is_16550 = subtype == u16::from(TYPE_16550) || subtype == u16::from(TYPE_16550_GAS);
-        if port_type == PORT_SERIAL && is_16550 && device[3] >= 1 {
+        if port_type == PORT_SERIAL && is_16550_type(subtype) && device[3] >= 1 {
             let gas_at = usize::from(u16_at(device, 18).ok_or(bad)?);
             let gas = device.get(gas_at..gas_at + GAS_LEN).ok_or(bad)?;
             let registers =

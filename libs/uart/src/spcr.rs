@@ -9,9 +9,12 @@
 //! 68 PCI bus, 69 PCI device, 70 PCI function, 71 PCI flags, 75 PCI segment, 76 UART clock
 //! frequency (revision 3); revision 4 adds 80 precise baud rate. Revision 2's table is 80 bytes.
 //!
-//! Only 16550-type UARTs are accepted (interface type 0, a full 16550, and 0x12, a
+//! Only 16550-type UARTs are accepted (interface type 0, a full 16550; 0x01, the "16550 subset"
+//! of DBGP revision 1, i.e. a 16450: the 16550's registers without its FIFOs; and 0x12, a
 //! 16550-compatible UART with its register width given by the GAS); anything else is refused by
-//! name, and no input makes [`parse`] panic.
+//! name, and no input makes [`parse`] panic. The 16450 is driven as a 16550: Conduit's driver
+//! sends one byte per LSR.THRE (`crate::uart::send`), so it never relies on a FIFO, and the
+//! FIFO-control write of its initialisation lands on the 16450's read-only IIR, which ignores it.
 
 use core::fmt;
 
@@ -24,6 +27,8 @@ pub const NOT_PCI: u16 = 0xffff;
 
 /// The DBG2 serial subtype of a full 16550.
 pub const TYPE_16550: u8 = 0x00;
+/// The DBG2 serial subtype of the 16550 subset of DBGP revision 1 (a 16450: no FIFOs).
+pub const TYPE_16450: u8 = 0x01;
 /// The DBG2 serial subtype of a 16550-compatible UART described by the GAS.
 pub const TYPE_16550_GAS: u8 = 0x12;
 
@@ -77,7 +82,8 @@ impl fmt::Display for SpcrError {
             Self::OldRevision(r) => write!(f, "SPCR revision {r} (before 2) is not supported"),
             Self::UnsupportedInterface(t) => write!(
                 f,
-                "SPCR interface type {t:#04x} is not a 16550 (types 0x00 and 0x12 are supported)"
+                "SPCR interface type {t:#04x} is not a 16550 (types 0x00, 0x01 and 0x12 are \
+                 supported)"
             ),
             Self::UnsupportedAddressSpace(s) => write!(
                 f,
@@ -157,7 +163,7 @@ impl fmt::Display for PciUart {
 pub struct Spcr {
     /// Table revision (2 or later).
     pub revision: u8,
-    /// [`TYPE_16550`] or [`TYPE_16550_GAS`].
+    /// [`TYPE_16550`], [`TYPE_16450`] or [`TYPE_16550_GAS`].
     pub interface: u8,
     /// The registers as the GAS gives them; `None` for a PCI card whose address is left 0 (its
     /// BAR says where it is).
@@ -166,6 +172,15 @@ pub struct Spcr {
     pub baud: Option<u32>,
     /// The PCI serial card, when the PCI device ID is not 0xffff.
     pub pci: Option<PciUart>,
+}
+
+/// Whether a DBG2 serial subtype (the SPCR's interface type) is a UART with the 16550's
+/// registers that Conduit's driver runs: [`TYPE_16550`], [`TYPE_16450`], [`TYPE_16550_GAS`].
+#[must_use]
+pub fn is_16550_type(subtype: u16) -> bool {
+    [TYPE_16550, TYPE_16450, TYPE_16550_GAS]
+        .iter()
+        .any(|t| u16::from(*t) == subtype)
 }
 
 /// The configured baud rate codes of the table (3, 4, 6, 7); 0 is "as is".
@@ -224,7 +239,7 @@ pub fn parse(bytes: &[u8]) -> Result<Spcr, SpcrError> {
         return Err(SpcrError::OldRevision(revision));
     }
     let interface = table[36];
-    if interface != TYPE_16550 && interface != TYPE_16550_GAS {
+    if !is_16550_type(u16::from(interface)) {
         return Err(SpcrError::UnsupportedInterface(interface));
     }
     let pci = match u16_at(table, 64) {

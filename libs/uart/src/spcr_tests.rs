@@ -277,3 +277,34 @@ fn no_input_panics() {
         }
     }
 }
+
+/// A revision 2 SPCR naming a 16450 (interface type 0x01, "16550 subset" of DBGP revision 1) at
+/// COM1, as older firmware publishes it: accepted and driven as a 16550; other types refused.
+#[test]
+fn a_16450_is_driven_as_a_16550_and_other_types_are_refused() {
+    let mut t = server_com2();
+    t[36] = TYPE_16450;
+    t[44] = 0xf8;
+    t[45] = 0x03;
+    fix_checksum(&mut t);
+    let spcr = parse(&t).expect("a 16450 is accepted");
+    assert_eq!(
+        (spcr.interface, spcr.registers),
+        (TYPE_16450, Some(Registers::Io { base: 0x3f8 }))
+    );
+    for refused in [0x02u8, 0x03, 0x0e, 0x11, 0x13] {
+        t[36] = refused;
+        fix_checksum(&mut t);
+        assert_eq!(
+            parse(&t),
+            Err(SpcrError::UnsupportedInterface(refused)),
+            "{refused:#x}"
+        );
+    }
+    assert!(
+        SpcrError::UnsupportedInterface(0x03)
+            .to_string()
+            .contains("0x00, 0x01 and 0x12")
+    );
+    assert!(is_16550_type(0x01) && is_16550_type(0x12) && !is_16550_type(0x0e));
+}

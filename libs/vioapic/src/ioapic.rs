@@ -42,6 +42,10 @@ pub struct VirtualIoApic {
     entries: [RedirectionEntry; PINS],
     /// Bit `n` set: the line into pin `n` is asserted.
     lines: u32,
+    /// Bit `n` set: pin `n` is a forwarded level line (see [`VirtualIoApic::forward`]).
+    forwarded: u32,
+    /// Forwarded pins released since [`VirtualIoApic::take_released`] last ran.
+    released: u32,
 }
 
 impl Default for VirtualIoApic {
@@ -60,6 +64,8 @@ impl VirtualIoApic {
             index: 0,
             entries: [RedirectionEntry::RESET; PINS],
             lines: 0,
+            forwarded: 0,
+            released: 0,
         }
     }
 
@@ -173,19 +179,56 @@ impl VirtualIoApic {
 
     /// An EOI for `vector`, from a local APIC's EOI broadcast or the EOI register: clears remote
     /// IRR of every level-triggered entry with that vector, and delivers again from each of
-    /// those pins whose line is still asserted and which is unmasked.
+    /// those pins whose line is still asserted and which is unmasked. A forwarded pin's line is
+    /// deasserted instead and the pin recorded as released ([`VirtualIoApic::forward`]).
     pub fn eoi(&mut self, vector: u8) -> Deliveries {
         let mut out = Deliveries::new();
         for pin in 0..PINS {
             let entry = &mut self.entries[pin];
             if entry.level() && entry.remote_irr() && entry.vector() == vector {
                 entry.low &= !REMOTE_IRR;
-                if let Some(delivery) = self.try_level(pin) {
+                if self.forwarded & (1 << pin) != 0 {
+                    self.release(pin);
+                } else if let Some(delivery) = self.try_level(pin) {
                     out.push(delivery);
                 }
             }
         }
         out
+    }
+
+    /// Makes `pin` a forwarded level line: one whose source (a physical line) is masked from
+    /// the moment it asserts the pin until the guest's EOI for it. Such a pin is deasserted by
+    /// the EOI that clears its remote IRR (rather than delivering again while asserted) and
+    /// recorded as released, for the owner to unmask the source, which asserts the pin again if
+    /// it still requests an interrupt; the way VFIO and ACRN forward level INTx. Since an
+    /// unmasked edge-triggered entry gets no EOI, an asserted forwarded pin with such an entry
+    /// is released right away ([`VirtualIoApic::take_released`]). A masked entry keeps the pin
+    /// asserted until the guest unmasks it. [`VirtualIoApic::new`] forwards no pin.
+    ///
+    /// # Errors
+    /// [`NoSuchPin`] for `pin >= 24`.
+    pub fn forward(&mut self, pin: u8) -> Result<(), NoSuchPin> {
+        self.forwarded |= 1 << Self::pin_index(pin)?;
+        Ok(())
+    }
+
+    /// The forwarded pins released since the last call (bit `n`: pin `n`), after releasing the
+    /// asserted ones whose entry is now unmasked and edge-triggered.
+    pub fn take_released(&mut self) -> u32 {
+        for pin in 0..PINS {
+            let entry = self.entries[pin];
+            if self.forwarded & self.lines & (1 << pin) != 0 && !entry.level() && !entry.masked() {
+                self.release(pin);
+            }
+        }
+        core::mem::take(&mut self.released)
+    }
+
+    /// Deasserts forwarded `pin` and records it as released.
+    fn release(&mut self, pin: usize) {
+        self.lines &= !(1 << pin);
+        self.released |= 1 << pin;
     }
 
     /// The redirection entry of `pin`, as the guest would read it.

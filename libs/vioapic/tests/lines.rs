@@ -180,3 +180,52 @@ fn polarity_bit_is_stored_but_not_applied() {
     assert_eq!(ioapic.set_line(4, true), Ok(Some(fixed(0x24, 0, false, 4))));
     assert_eq!(ioapic.set_line(4, false), Ok(None));
 }
+
+#[test]
+fn forwarded_level_pin_is_released_by_its_eoi() {
+    let mut ioapic = VirtualIoApic::new();
+    ioapic.forward(17).unwrap();
+    program(&mut ioapic, 17, LEVEL | 0x61, 0);
+    let first = ioapic.set_line(17, true).unwrap().unwrap();
+    assert_eq!(first, fixed(0x61, 0, true, 17));
+    assert_eq!(ioapic.take_released(), 0, "nothing released before the EOI");
+    // The EOI clears remote IRR and deasserts the line: no second delivery, the pin released.
+    assert!(ioapic.eoi(0x61).is_empty());
+    assert_eq!(ioapic.line(17), Ok(false));
+    assert_eq!(reg(&mut ioapic, 0x10 + 2 * 17) & REMOTE_IRR, 0);
+    assert_eq!(ioapic.take_released(), 1 << 17);
+    assert_eq!(ioapic.take_released(), 0, "taken once");
+    // The source still requests: asserted again, delivered again.
+    assert_eq!(ioapic.set_line(17, true), Ok(Some(first)));
+    // The same through the EOI register.
+    assert!(ioapic.write(EOI, 0x61).is_empty());
+    assert_eq!(ioapic.take_released(), 1 << 17);
+}
+
+#[test]
+fn forwarded_pin_waits_while_masked_and_edge_entries_release_at_once() {
+    let mut ioapic = VirtualIoApic::new();
+    ioapic.forward(18).unwrap();
+    // Reset state: masked. Asserted, nothing delivered, nothing released.
+    assert_eq!(ioapic.set_line(18, true), Ok(None));
+    assert_eq!(ioapic.take_released(), 0);
+    // Unmasked level: delivered.
+    let d = program(&mut ioapic, 18, LEVEL | 0x62, 0);
+    assert_eq!(d.as_slice(), &[fixed(0x62, 0, true, 18)]);
+    assert!(ioapic.eoi(0x62).is_empty());
+    assert_eq!(ioapic.take_released(), 1 << 18);
+    // An edge entry: delivered on the edge, released right away (no EOI will come).
+    program(&mut ioapic, 18, 0x63, 0);
+    assert_eq!(
+        ioapic.set_line(18, true),
+        Ok(Some(fixed(0x63, 0, false, 18)))
+    );
+    assert_eq!(ioapic.take_released(), 1 << 18);
+    assert_eq!(ioapic.line(18), Ok(false));
+    // Pins not forwarded behave as before, and a pin beyond 23 is refused.
+    program(&mut ioapic, 19, LEVEL | 0x64, 0);
+    let d = ioapic.set_line(19, true).unwrap().unwrap();
+    assert_eq!(ioapic.eoi(0x64).as_slice(), &[d]);
+    assert_eq!(ioapic.take_released(), 0);
+    assert!(ioapic.forward(24).is_err());
+}

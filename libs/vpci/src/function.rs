@@ -278,6 +278,17 @@ impl VirtualFunction {
         }
     }
 
+    /// Sets the Interrupt Line the guest first reads, and reads again after a reset (a
+    /// software-owned register, PCI Local Bus Spec 3.0 §6.2.4: what firmware would have left
+    /// there, here the guest's interrupt input for the function's pin). The guest may still
+    /// write it.
+    pub fn set_interrupt_line(&mut self, line: u8) {
+        self.img.set8(header::INTERRUPT_LINE, line);
+        if let Some(b) = self.initial.get_mut(usize::from(header::INTERRUPT_LINE)) {
+            *b = line;
+        }
+    }
+
     /// The physical function behind this virtual one.
     #[must_use]
     pub const fn bdf(&self) -> Bdf {

@@ -34,6 +34,7 @@ pub mod function;
 pub mod header;
 pub mod msi;
 pub mod msix;
+pub mod place;
 pub mod topology;
 
 mod image;
@@ -43,6 +44,7 @@ pub use caps::{ExtCapAllow, HiddenCap, HideReason, Policy};
 pub use function::{BuildError, VfConfig, VirtualFunction};
 pub use msi::MsiInfo;
 pub use msix::{MsixEntry, MsixInfo, MsixTable};
+pub use place::{BarPlacer, PlaceError};
 pub use topology::{
     Cf8Address, Cf8Error, Cf8Mode, Ecam, EcamError, TopologyError, VirtualTopology,
 };

@@ -13,10 +13,15 @@
 //! | 0x10 / 0x14           | Pending Bits (§7.7.1.8)            | read-only zero            |
 //!
 //! The capability starts disabled with address, data and mask zero (its reset state) whatever
-//! the physical one holds; Multiple Message Capable, 64-bit, Per-Vector Masking and Extended
-//! Message Data Capable are shown as on the device. A Multiple Message Enable above Multiple
-//! Message Capable (which software must not write, §7.7.1.2) is clamped to it. Every change is
-//! an [`Event::MsiChanged`]; the physical capability is the core's business.
+//! the physical one holds; 64-bit, Per-Vector Masking and Extended Message Data Capable are
+//! shown as on the device. Multiple Message Capable reads 0 (one vector) whatever the device
+//! can do: the core routes one vector per function (one IRTE, whose handle the device's
+//! message carries with no subhandle, so every message of a multi-vector block would arrive as
+//! the same interrupt), and a function may always be given fewer vectors than it is capable of
+//! (§7.7.1.2: software enables at most what Multiple Message Capable states; drivers such as
+//! Linux's then fall back to one vector). A Multiple Message Enable above it is clamped to 0,
+//! and Mask Bits has the one bit of vector 0. Every change is an [`Event::MsiChanged`]; the
+//! physical capability is the core's business.
 
 use crate::access::Event;
 use crate::image::Image;
@@ -120,9 +125,10 @@ impl MsiInfo {
         }
     }
 
-    /// The read-only capability bits of Message Control kept from the device.
+    /// The read-only capability bits of Message Control kept from the device (Multiple Message
+    /// Capable reads 0: one vector, see the module documentation).
     const fn control_ro(&self) -> u16 {
-        let mut v = (self.multiple_message_capable as u16) << 1;
+        let mut v = 0;
         if self.is_64bit {
             v |= control::ADDR64;
         }
@@ -158,18 +164,18 @@ pub(crate) fn setup(img: &mut Image, info: &MsiInfo) {
         img.set_wmask16(o + info.data_offset() + 2, 0xffff);
     }
     if info.per_vector_mask {
-        img.set_wmask32(o + info.mask_offset(), info.mask_bits());
+        // The one vector the virtual capability offers.
+        img.set_wmask32(o + info.mask_offset(), 1);
     }
 }
 
-/// Clamps Multiple Message Enable to Multiple Message Capable after a guest write.
+/// Clamps Multiple Message Enable to the virtual Multiple Message Capable (0: one vector) after a
+/// guest write.
 pub(crate) fn fixup(img: &mut Image, info: &MsiInfo) {
     let at = info.offset + reg::CONTROL;
     let ctl = img.get16(at);
-    let mme = ((ctl & control::MME_MASK) >> 4) as u8;
-    if mme > info.multiple_message_capable {
-        let clamped = u16::from(info.multiple_message_capable) << 4;
-        img.set16(at, (ctl & !control::MME_MASK) | clamped);
+    if ctl & control::MME_MASK != 0 {
+        img.set16(at, ctl & !control::MME_MASK);
     }
 }
 

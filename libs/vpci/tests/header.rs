@@ -363,3 +363,25 @@ fn build_errors_for_functions() {
         );
     }
 }
+
+#[test]
+fn interrupt_line_starts_where_the_core_sets_it_and_returns_there_on_reset() {
+    let m = machine();
+    let mut vf = m.igb_vf(IGB_VF0);
+    assert_eq!(r(&vf, 0x3c, 1), 0, "nothing set: 0");
+    vf.set_interrupt_line(18);
+    assert_eq!(r(&vf, 0x3c, 1), 18);
+    assert_eq!(
+        r(&vf, 0x3c, 4),
+        18,
+        "pin (0 for a VF), Min_Gnt, Max_Lat unchanged"
+    );
+    // Still the guest's scratch register.
+    w(&mut vf, 0x3c, 1, 0x0b);
+    assert_eq!(r(&vf, 0x3c, 1), 0x0b);
+    // A Function Level Reset (Device Control bit 15 of the PCIe capability at 0xa0) brings the
+    // line the core set back.
+    let ev = w(&mut vf, 0xa9, 1, 0x80);
+    assert_eq!(ev.first(), Some(&Event::FunctionReset));
+    assert_eq!(r(&vf, 0x3c, 1), 18);
+}

@@ -123,13 +123,24 @@ fn read_only_fields_and_reserved_bits() {
 }
 
 #[test]
-fn multiple_message_enable_is_clamped() {
+fn several_vectors_are_offered_as_one() {
     let mut vf = pvm32();
+    // The device is capable of 8 vectors (MMC 3); the virtual capability offers one (MMC 0).
+    assert_eq!(vf.msi().map(|m| m.max_vectors()), Some(8));
+    assert_eq!(
+        r(&vf, 0x42, 2),
+        0x0100,
+        "per-vector masking, MMC 0, disabled"
+    );
+    // A driver asking for 32 or 4 vectors gets one: MME reads 0, the event says one vector.
     let ev = w(&mut vf, 0x42, 2, 0x0051);
-    assert_eq!(r(&vf, 0x42, 2), 0x0137, "MME 5 clamped to MMC 3");
-    assert_eq!(ev, [msi(true, 0, 0, 0, 8)]);
-    let ev = w(&mut vf, 0x42, 2, 0x0021);
-    assert_eq!((r(&vf, 0x42, 2), ev), (0x0127, vec![msi(true, 0, 0, 0, 4)]));
+    assert_eq!(r(&vf, 0x42, 2), 0x0101, "MME 5 clamped to 0");
+    assert_eq!(ev, [msi(true, 0, 0, 0, 1)]);
+    let ev = w(&mut vf, 0x42, 2, 0x0020);
+    assert_eq!(
+        (r(&vf, 0x42, 2), ev),
+        (0x0100, vec![msi(false, 0, 0, 0, 1)])
+    );
 }
 
 #[test]
@@ -138,11 +149,11 @@ fn per_vector_mask_bits() {
     w(&mut vf, 0x44, 4, 0xfee0_2000);
     w(&mut vf, 0x48, 2, 0x0031);
     let ev = w(&mut vf, 0x4c, 4, u32::MAX);
-    assert_eq!(r(&vf, 0x4c, 4), 0xff, "one bit per capable vector");
-    assert_eq!(ev, [msi(false, 0xfee0_2000, 0x31, 0xff, 1)]);
+    assert_eq!(r(&vf, 0x4c, 4), 0x1, "one bit: the one vector offered");
+    assert_eq!(ev, [msi(false, 0xfee0_2000, 0x31, 0x1, 1)]);
     assert_eq!(
         w(&mut vf, 0x4c, 1, 0x0e),
-        [msi(false, 0xfee0_2000, 0x31, 0x0e, 1)]
+        [msi(false, 0xfee0_2000, 0x31, 0x0, 1)]
     );
     // Pending is read-only; the 32-bit layout has no upper address.
     assert!(w(&mut vf, 0x50, 4, u32::MAX).is_empty());

@@ -13,7 +13,8 @@
 //! - [`takeover`]: taking a unit over from firmware over a register-access trait (faults and
 //!   error bits cleared, firmware's enables turned off one command at a time, PMRs disabled),
 //!   and the fault event MSI for any APIC ID;
-//! - [`limit`]: the per-source rate limit of fault reports.
+//! - [`limit`]: the per-source rate limit of fault reports, and the fault event interrupt's rate
+//!   limit.
 //!
 //! No `unsafe`, no allocation: the hardware layer's driver (`conduit_hw::vtd`) does the register
 //! and memory accesses; this crate says which bits go where, and is tested on the host.

@@ -422,8 +422,9 @@ pub fn disable_pmr<R: Registers, P: Poll>(
 
 /// The fault event interrupt's message (§5.1.6 compatibility format, §10.4.11-§10.4.13): FEDATA
 /// holds the vector; FEADDR 0xfee0_0000 with destination ID bits 7:0 in address bits 19:12;
-/// FEUADDR carries destination ID bits 31:8 in its bits 31:8 (x2APIC destinations, used by
-/// units with ECAP.EIM = 1; zero for xAPIC IDs below 256).
+/// FEUADDR carries destination ID bits 31:8 in its bits 31:8. FEUADDR is implemented only by
+/// units with ECAP.EIM = 1 (extended interrupt mode, x2APIC destinations; §10.4.13): without it
+/// the message reaches APIC IDs 0-255 only, and a higher ID cannot be addressed at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FaultEventMsi {
     pub data: u32,
@@ -431,15 +432,40 @@ pub struct FaultEventMsi {
     pub upper_address: u32,
 }
 
+/// Why a fault event message cannot be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultEventError {
+    /// The destination APIC ID is above 255 and the unit has no FEUADDR (ECAP.EIM = 0).
+    DestinationNeedsEim {
+        /// The destination.
+        apic_id: u32,
+    },
+}
+
+impl fmt::Display for FaultEventError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DestinationNeedsEim { apic_id } => write!(
+                f,
+                "APIC ID {apic_id} is above 255 and the unit has ECAP.EIM = 0 (no FEUADDR for \
+                 destination bits 31:8)"
+            ),
+        }
+    }
+}
+
 impl FaultEventMsi {
     /// The message for `vector` on the CPU with APIC ID `apic_id` (physical destination mode,
-    /// fixed delivery, edge).
-    pub const fn new(apic_id: u32, vector: u8) -> Self {
-        Self {
+    /// fixed delivery, edge), for a unit with (`eim`) or without ECAP.EIM.
+    pub const fn new(apic_id: u32, vector: u8, eim: bool) -> Result<Self, FaultEventError> {
+        if apic_id > 0xff && !eim {
+            return Err(FaultEventError::DestinationNeedsEim { apic_id });
+        }
+        Ok(Self {
             data: vector as u32,
             address: 0xfee0_0000 | ((apic_id & 0xff) << 12),
             upper_address: apic_id & 0xffff_ff00,
-        }
+        })
     }
 
     /// The destination APIC ID the message addresses (inverse of [`FaultEventMsi::new`]).

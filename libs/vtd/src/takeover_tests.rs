@@ -389,7 +389,7 @@ fn fault_event_msi_addresses_any_apic_id() {
         (0x1234, 0xfee3_4000, 0x1200),
         (0xffff_ffff, 0xfeef_f000, 0xffff_ff00),
     ] {
-        let msi = FaultEventMsi::new(id, 0x31);
+        let msi = FaultEventMsi::new(id, 0x31, true).expect("EIM addresses any ID");
         assert_eq!(
             (msi.data, msi.address, msi.upper_address),
             (0x31, addr, upper)
@@ -397,6 +397,28 @@ fn fault_event_msi_addresses_any_apic_id() {
         assert_eq!(msi.destination(), id);
     }
     let mut unit = Fake::firmware_left();
-    FaultEventMsi::new(300, 0x31).program(&mut unit);
+    FaultEventMsi::new(300, 0x31, true)
+        .expect("EIM")
+        .program(&mut unit);
     assert_eq!(unit.fe, (0x31, 0xfee2_c000, 0x100));
+}
+
+#[test]
+fn fault_event_msi_without_eim_refuses_apic_ids_above_255() {
+    let msi = FaultEventMsi::new(0xff, 0x31, false).expect("8-bit ID");
+    assert_eq!(
+        (msi.address, msi.upper_address, msi.destination()),
+        (0xfeef_f000, 0, 0xff)
+    );
+    for id in [0x100, 300, 0xffff_ffff] {
+        assert_eq!(
+            FaultEventMsi::new(id, 0x31, false),
+            Err(FaultEventError::DestinationNeedsEim { apic_id: id })
+        );
+    }
+    assert!(
+        FaultEventError::DestinationNeedsEim { apic_id: 300 }
+            .to_string()
+            .contains("ECAP.EIM = 0")
+    );
 }

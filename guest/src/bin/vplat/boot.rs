@@ -7,8 +7,9 @@
 //! "Initializing IA-32e Mode": CR4.PAE, CR3, IA32_EFER.LME, then CR0.PG), then calls `main`.
 //!
 //! Interrupt vectors [`VECTORS`] enter [`on_interrupt`] with the vector; #GP either resumes at
-//! the address a probe registered in [`GP_RESUME`] (counting it in [`GP_COUNT`]) or, like every
-//! other exception, ends the guest through [`on_exception`].
+//! the address a probe registered in [`GP_RESUME`] (counting it in [`GP_COUNT`]), #UD likewise
+//! with [`UD_RESUME`] and [`UD_COUNT`], or, like every other exception, ends the guest through
+//! [`on_exception`].
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,6 +17,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 pub static GP_RESUME: AtomicU64 = AtomicU64::new(0);
 /// #GP exceptions taken at a registered probe.
 pub static GP_COUNT: AtomicU64 = AtomicU64::new(0);
+/// Where a #UD resumes (0: none expected); cleared by the handler when it is used.
+pub static UD_RESUME: AtomicU64 = AtomicU64::new(0);
+/// #UD exceptions taken at a registered probe.
+pub static UD_COUNT: AtomicU64 = AtomicU64::new(0);
 
 core::arch::global_asm!(
     // The Multiboot header (§3.1.1): magic, flags (page-aligned modules, memory information),
@@ -161,13 +166,28 @@ core::arch::global_asm!(
     "6:",
     "mov edi, 13",
     "jmp vplat_fatal",
+    // #UD (no error code): resume at UD_RESUME if a probe registered it.
+    ".global vplat_ud",
+    "vplat_ud:",
+    "push rax",
+    "mov rax, [rip + {ud_resume}]",
+    "test rax, rax",
+    "jz 7f",
+    "mov [rsp + 8], rax",
+    "mov qword ptr [rip + {ud_resume}], 0",
+    "lock inc qword ptr [rip + {ud_count}]",
+    "pop rax",
+    "iretq",
+    "7:",
+    "mov edi, 6",
+    "jmp vplat_fatal",
     ".macro VPLAT_EXC vec",
     ".global vplat_exc_\\vec",
     "vplat_exc_\\vec:",
     "mov edi, \\vec",
     "jmp vplat_fatal",
     ".endm",
-    ".irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,14,16,17,18,19,20,21",
+    ".irp v, 0,1,2,3,4,5,7,8,9,10,11,12,14,16,17,18,19,20,21",
     "VPLAT_EXC \\v",
     ".endr",
     "vplat_fatal:",
@@ -179,6 +199,8 @@ core::arch::global_asm!(
     on_exception = sym on_exception,
     resume = sym GP_RESUME,
     count = sym GP_COUNT,
+    ud_resume = sym UD_RESUME,
+    ud_count = sym UD_COUNT,
 );
 
 unsafe extern "C" {
@@ -189,13 +211,13 @@ unsafe extern "C" {
     fn vplat_irq_81();
     fn vplat_irq_255();
     fn vplat_gp();
+    fn vplat_ud();
     fn vplat_exc_0();
     fn vplat_exc_1();
     fn vplat_exc_2();
     fn vplat_exc_3();
     fn vplat_exc_4();
     fn vplat_exc_5();
-    fn vplat_exc_6();
     fn vplat_exc_7();
     fn vplat_exc_8();
     fn vplat_exc_9();
@@ -216,7 +238,8 @@ pub const VECTORS: [u8; 6] = [0x40, 0x41, 0x42, 0x50, 0x51, 0xff];
 
 static IDT: conduit_guest::Idt<256> = conduit_guest::Idt::new();
 
-/// Fills and loads the IDT: exceptions 0-21, #GP, and the interrupt vectors of [`VECTORS`].
+/// Fills and loads the IDT: exceptions 0-21 (#GP and #UD resumable by probes), and the interrupt
+/// vectors of [`VECTORS`].
 pub fn load_idt() {
     let irqs: [unsafe extern "C" fn(); 6] = [
         vplat_irq_64,
@@ -233,7 +256,7 @@ pub fn load_idt() {
         (3, vplat_exc_3),
         (4, vplat_exc_4),
         (5, vplat_exc_5),
-        (6, vplat_exc_6),
+        (6, vplat_ud),
         (7, vplat_exc_7),
         (8, vplat_exc_8),
         (9, vplat_exc_9),

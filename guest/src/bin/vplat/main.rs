@@ -10,7 +10,8 @@
 //! outside the policy and invalid XCR0 values (#GP), and x2APIC mode (`checks.rs`).
 //!
 //! With `cmdline` containing `reset-test` it checks the reset paths instead, with `bystander` it
-//! sleeps across another guest's reset (`reset.rs`).
+//! sleeps across another guest's reset (`reset.rs`), with `hostile=<kind>` it is one kind of
+//! hostile guest (`hostile.rs`).
 #![no_std]
 #![no_main]
 
@@ -18,6 +19,7 @@ mod apic;
 mod boot;
 mod checks;
 mod devices;
+mod hostile;
 mod reset;
 
 use conduit_clock::{Leaf15, Rate};
@@ -166,6 +168,11 @@ extern "C" fn main(magic: u64, info: u64) -> ! {
     }
     if cmdline.windows(9).any(|w| w == b"bystander") {
         reset::bystander()
+    }
+    if let Some(at) = cmdline.windows(8).position(|w| w == b"hostile=") {
+        let rest = &cmdline[at + 8..];
+        let end = rest.iter().position(|b| *b == b' ').unwrap_or(rest.len());
+        hostile::run(&rest[..end])
     }
     let (rate, crystal_hz) = clocks();
     checks::run(rate, crystal_hz)

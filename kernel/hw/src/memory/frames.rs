@@ -16,8 +16,37 @@ use alloc::vec::Vec;
 
 #[derive(Debug, Clone, Copy)]
 struct Region {
+    /// Where the region began (what was handed out lies in `[start, next)`).
+    start: u64,
     next: u64,
     end: u64,
+}
+
+/// Why [`FrameAllocator::claim`] could not take a range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimError {
+    /// Not page-aligned, or empty.
+    Unaligned,
+    /// Part of it was already handed out (the region it is in gives frames from `next` on).
+    Taken { next: u64 },
+    /// Not inside one usable region of the firmware's memory map.
+    NotUsable,
+}
+
+impl core::fmt::Display for ClaimError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Unaligned => write!(f, "the range is empty or not page-aligned"),
+            Self::Taken { next } => write!(
+                f,
+                "part of it is not free (its region is handed out up to {next:#x})"
+            ),
+            Self::NotUsable => write!(
+                f,
+                "it is not inside one usable region of the firmware's memory map"
+            ),
+        }
+    }
 }
 
 /// Hands out 4 KiB physical frames.
@@ -33,7 +62,11 @@ pub struct FrameAllocator {
 impl FrameAllocator {
     pub(crate) const fn new() -> Self {
         Self {
-            regions: [Region { next: 0, end: 0 }; MAX_REGIONS],
+            regions: [Region {
+                start: 0,
+                next: 0,
+                end: 0,
+            }; MAX_REGIONS],
             count: 0,
             free: Vec::new(),
         }
@@ -47,7 +80,11 @@ impl FrameAllocator {
         if end <= start {
             return;
         }
-        let new = Region { next: start, end };
+        let new = Region {
+            start,
+            next: start,
+            end,
+        };
         if self.count < MAX_REGIONS {
             self.regions[self.count] = new;
             self.count += 1;
@@ -84,6 +121,37 @@ impl FrameAllocator {
         let start = region.next.next_multiple_of(align);
         region.next = start + bytes;
         Some(PhysAddr(start))
+    }
+
+    /// Takes the frames of `[start, end)` (page-aligned) out of the pool for one owner, before
+    /// anyone else is handed them: a guest whose RAM must lie at a given host address. The range
+    /// must lie in one usable region, above what that region has already handed out.
+    pub fn claim(&mut self, start: u64, end: u64) -> Result<(), ClaimError> {
+        if !start.is_multiple_of(FRAME_SIZE) || !end.is_multiple_of(FRAME_SIZE) || end <= start {
+            return Err(ClaimError::Unaligned);
+        }
+        let count = self.count;
+        let Some(at) = self.regions[..count]
+            .iter()
+            .position(|r| r.next <= start && end <= r.end)
+        else {
+            // The region the range starts in has handed its start out already; otherwise the
+            // range is not (all) in usable memory.
+            return Err(self.regions[..count]
+                .iter()
+                .find(|r| r.start <= start && start < r.next)
+                .map_or(ClaimError::NotUsable, |r| ClaimError::Taken {
+                    next: r.next,
+                }));
+        };
+        // The frames below the range stay available in the region; those above become a region
+        // of their own (or replace the smallest when the table is full).
+        let tail_end = self.regions[at].end;
+        self.regions[at].end = start;
+        if end < tail_end {
+            self.add_region(end, tail_end);
+        }
+        Ok(())
     }
 
     /// Frames still available (for reports).

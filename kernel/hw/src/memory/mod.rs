@@ -6,7 +6,7 @@ mod heap;
 pub mod mmio;
 mod phys;
 
-pub use frames::{FRAME_SIZE, FrameAllocator, PhysAddr};
+pub use frames::{ClaimError, FRAME_SIZE, FrameAllocator, PhysAddr};
 pub use phys::{Frames, PhysWindow};
 
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};

@@ -11,11 +11,13 @@
 //! more (so faults are never missed where interrupts are off) and hands the list out for logging.
 //! The pending list is only locked with interrupts disabled, so the handler never deadlocks.
 
-use super::regs::{FaultRecording, Registers, fsts};
+use super::regs::{FaultRecording, Registers, fectl, fsts};
 use alloc::vec::Vec;
 use conduit_pci::Bdf;
 use conduit_vtd::fault::{FaultRecord, VALID};
+use conduit_vtd::limit::InterruptThrottle;
 pub use conduit_vtd::reason_text;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::{Mutex, RwLock};
 use volatile::{VolatilePtr, map_field};
 
@@ -36,6 +38,9 @@ pub enum Via {
 pub struct Fault {
     /// Register base of the unit that recorded it.
     pub unit: u64,
+    /// The unit's PCI segment (its DRHD's Segment Number, VT-d spec §8.3): requester IDs are
+    /// numbers within it.
+    pub segment: u16,
     /// Requester ID of the DMA.
     pub source: Bdf,
     /// Page address of the request (the IOVA, 4 KiB aligned); for an interrupt-remapping fault
@@ -53,12 +58,14 @@ pub struct Fault {
 }
 
 /// A registered unit: the virtual addresses of its register block and first fault-recording
-/// register, and its physical register base.
-#[derive(Clone, Copy)]
+/// register, its physical register base and segment, and whether the throttle masked its fault
+/// event interrupt.
 struct Slot {
     regs: u64,
     phys: u64,
+    segment: u16,
     records: u64,
+    throttled: AtomicBool,
 }
 
 /// Every registered unit, however many the DMAR lists. Written only while units are brought up;
@@ -83,21 +90,23 @@ static PENDING: Mutex<Pending> = Mutex::new(Pending {
 
 /// Registers a unit's register block (mapped for 'static) so that faults are drained from it.
 /// `records` is the virtual address of its first fault-recording register.
-pub fn register(regs: VolatilePtr<'static, Registers>, phys: u64, records: u64) {
+pub fn register(regs: VolatilePtr<'static, Registers>, phys: u64, segment: u16, records: u64) {
     let slot = Slot {
         regs: regs.as_raw_ptr().as_ptr() as u64,
         phys,
+        segment,
         records,
+        throttled: AtomicBool::new(false),
     };
     x86_64::instructions::interrupts::without_interrupts(|| UNITS.write().push(slot));
 }
 
-fn unit(slot: Slot) -> Option<(VolatilePtr<'static, Registers>, u64, u64)> {
+fn unit(slot: &Slot) -> Option<(VolatilePtr<'static, Registers>, u64)> {
     let ptr = core::ptr::NonNull::new(slot.regs as *mut Registers)?;
     // SAFETY: only `register` creates slots, from the register block of a unit, mapped uncached
     // for the life of the hypervisor.
     let regs = unsafe { VolatilePtr::new(ptr) };
-    Some((regs, slot.phys, slot.records))
+    Some((regs, slot.records))
 }
 
 fn record(records: u64, index: u64) -> Option<VolatilePtr<'static, FaultRecording>> {
@@ -107,10 +116,11 @@ fn record(records: u64, index: u64) -> Option<VolatilePtr<'static, FaultRecordin
     Some(unsafe { VolatilePtr::new(ptr) })
 }
 
-fn decode(unit: u64, lo: u64, hi: u64, via: Via) -> Option<Fault> {
+fn decode(slot: &Slot, lo: u64, hi: u64, via: Via) -> Option<Fault> {
     let r = FaultRecord::decode(lo, hi)?;
     Some(Fault {
-        unit,
+        unit: slot.phys,
+        segment: slot.segment,
         source: r.source,
         address: r.address,
         interrupt_index: r.interrupt_index(),
@@ -122,8 +132,8 @@ fn decode(unit: u64, lo: u64, hi: u64, via: Via) -> Option<Fault> {
 }
 
 /// Reads and clears every valid record of one unit, starting at FSTS.FRI, and clears PFO.
-fn drain_unit(slot: Slot, via: Via, pending: &mut Pending) {
-    let Some((regs, phys, records)) = unit(slot) else {
+fn drain_unit(slot: &Slot, via: Via, pending: &mut Pending) {
+    let Some((regs, records)) = unit(slot) else {
         return;
     };
     let count = u64::from(super::caps::Cap(map_field!(regs.cap).read()).nfr()) + 1;
@@ -137,7 +147,7 @@ fn drain_unit(slot: Slot, via: Via, pending: &mut Pending) {
             };
             let hi = map_field!(rec.hi).read();
             let lo = map_field!(rec.lo).read();
-            let Some(fault) = decode(phys, lo, hi, via) else {
+            let Some(fault) = decode(slot, lo, hi, via) else {
                 continue;
             };
             map_field!(rec.hi).write(VALID);
@@ -155,13 +165,60 @@ fn drain_unit(slot: Slot, via: Via, pending: &mut Pending) {
     }
 }
 
-/// The fault event interrupt: drains every unit. The caller sends the EOI.
+/// Fault event interrupts per tick beyond which the interrupt is masked until the next tick.
+pub const INTERRUPT_LIMIT: u32 = 16;
+
+/// The fault event interrupt's rate limit (`conduit_vtd::limit::InterruptThrottle`).
+static THROTTLE: Mutex<InterruptThrottle> = Mutex::new(InterruptThrottle::new(INTERRUPT_LIMIT));
+/// Ticks seen by [`on_tick`].
+static TICK: AtomicU64 = AtomicU64::new(0);
+
+/// Masks (FECTL.IM, §10.4.10) the fault event interrupt of a unit where it is unmasked, or
+/// unmasks it where the throttle masked it; units whose interrupt was never enabled stay masked.
+fn set_masked(slot: &Slot, mask: bool) {
+    let Some((regs, _)) = unit(slot) else {
+        return;
+    };
+    let fectl_reg = map_field!(regs.fectl);
+    if mask {
+        if fectl_reg.read() & fectl::IM == 0 {
+            fectl_reg.write(fectl::IM);
+            slot.throttled.store(true, Ordering::Relaxed);
+        }
+    } else if slot.throttled.swap(false, Ordering::Relaxed) {
+        fectl_reg.write(0);
+    }
+}
+
+/// A timer tick (called from the tick interrupt): a fault event interrupt masked for a storm
+/// in the last tick is unmasked (a fault recorded meanwhile is then delivered, FECTL.IP).
+pub fn on_tick() {
+    let tick = TICK.fetch_add(1, Ordering::Relaxed) + 1;
+    let (Some(mut throttle), Some(units)) = (THROTTLE.try_lock(), UNITS.try_read()) else {
+        return;
+    };
+    if throttle.on_tick(tick) {
+        for slot in units.iter() {
+            set_masked(slot, false);
+        }
+    }
+}
+
+/// The fault event interrupt: drains every unit; past [`INTERRUPT_LIMIT`] interrupts in one
+/// tick the interrupt is masked until the next. The caller sends the EOI.
 pub fn on_interrupt() {
     // Interrupts are off in the handler, and the main path only locks with them off: on one CPU
     // the lock is free here. `try_lock` keeps a second CPU from spinning in an interrupt.
     if let (Some(mut pending), Some(units)) = (PENDING.try_lock(), UNITS.try_read()) {
         for slot in units.iter() {
-            drain_unit(*slot, Via::Interrupt, &mut pending);
+            drain_unit(slot, Via::Interrupt, &mut pending);
+        }
+        if let Some(mut throttle) = THROTTLE.try_lock()
+            && throttle.on_interrupt(TICK.load(Ordering::Relaxed))
+        {
+            for slot in units.iter() {
+                set_masked(slot, true);
+            }
         }
     }
 }
@@ -174,6 +231,9 @@ pub struct Faults {
     pub overflow: bool,
     /// Faults lost because the pending list was full.
     pub dropped: usize,
+    /// Times the fault event interrupt was masked for the rest of a tick (more than
+    /// [`INTERRUPT_LIMIT`] in it).
+    pub masked: u32,
 }
 
 /// Polls every unit once more, then returns and forgets every pending fault.
@@ -181,8 +241,9 @@ pub fn take() -> Faults {
     x86_64::instructions::interrupts::without_interrupts(|| {
         let mut pending = PENDING.lock();
         for slot in UNITS.read().iter() {
-            drain_unit(*slot, Via::Poll, &mut pending);
+            drain_unit(slot, Via::Poll, &mut pending);
         }
+        let masked = THROTTLE.lock().take_masked();
         let len = pending.len;
         let faults = pending.faults[..len]
             .iter_mut()
@@ -192,6 +253,7 @@ pub fn take() -> Faults {
             faults,
             overflow: pending.overflow,
             dropped: pending.dropped,
+            masked,
         };
         pending.len = 0;
         pending.dropped = 0;

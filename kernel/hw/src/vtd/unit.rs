@@ -21,7 +21,7 @@ use crate::memory::{Frames, Memory, PhysWindow};
 use alloc::vec::Vec;
 use conduit_paging::{Config, PagingLevels};
 use conduit_pci::Bdf;
-use conduit_vtd::takeover::{self, Command, FaultEventMsi, Pmr};
+use conduit_vtd::takeover::{self, Command, FaultEventError, FaultEventMsi, Pmr};
 use conduit_vtd::{Cap, Ecap};
 use log::{info, warn};
 use volatile::{VolatilePtr, map_field};
@@ -58,6 +58,8 @@ pub struct RemappingUnit {
     queue: Option<Queue>,
     levels: PagingLevels,
     host_address_width: u8,
+    /// The PCI segment whose functions the unit translates (its DRHD's Segment Number).
+    segment: u16,
 }
 
 // SAFETY: the only non-`Send` fields are volatile pointers to the unit's registers, which are
@@ -67,7 +69,8 @@ unsafe impl Send for RemappingUnit {}
 
 impl RemappingUnit {
     /// Maps the unit at `phys`, logs its capabilities and takes it over: a root table with an
-    /// empty context table for each of `buses` (every function blocked), caches invalidated,
+    /// empty context table for each of `buses` (buses of `segment`, the unit's DRHD's Segment
+    /// Number, VT-d spec §8.3; every function blocked), caches invalidated,
     /// queued invalidation on where supported (unless `register_only`). Translation stays off
     /// until [`RemappingUnit::enable_translation`].
     pub fn new(
@@ -75,6 +78,7 @@ impl RemappingUnit {
         phys: u64,
         host_address_width: u8,
         register_only: bool,
+        segment: u16,
         buses: &[u8],
     ) -> Result<Self, VtdError> {
         let probe = mmio::map(mem, phys, 4096).map_err(VtdError::Mmio)?;
@@ -127,6 +131,7 @@ impl RemappingUnit {
             queue: None,
             levels,
             host_address_width,
+            segment,
         };
         unit.take_over()?;
         unit.set_root_table()?;
@@ -137,7 +142,12 @@ impl RemappingUnit {
         } else {
             info!("vtd:   ECAP.QI = 0: invalidations go through the registers");
         }
-        fault::register(unit.regs(), phys, mmio.virt(cap.fault_record_offset()));
+        fault::register(
+            unit.regs(),
+            phys,
+            segment,
+            mmio.virt(cap.fault_record_offset()),
+        );
         Ok(unit)
     }
 
@@ -152,6 +162,11 @@ impl RemappingUnit {
     /// Register base (physical).
     pub fn phys(&self) -> u64 {
         self.phys
+    }
+
+    /// The PCI segment the unit translates.
+    pub fn segment(&self) -> u16 {
+        self.segment
     }
 
     pub fn cap(&self) -> Cap {
@@ -279,10 +294,11 @@ impl RemappingUnit {
     }
 
     /// Programs the fault event interrupt for `vector` on the CPU with local APIC ID `apic_id`
-    /// (§5.1.6 / §10.4.11-§10.4.13; destination bits 31:8 in FEUADDR, so any x2APIC ID is
-    /// reachable) and unmasks it.
-    pub fn enable_fault_interrupt(&self, apic_id: u32, vector: u8) {
-        let msi = FaultEventMsi::new(apic_id, vector);
+    /// (§5.1.6 / §10.4.11-§10.4.13; destination bits 31:8 in FEUADDR, which units with ECAP.EIM
+    /// have) and unmasks it. A destination above 255 on a unit without EIM cannot be addressed:
+    /// the interrupt stays masked and the error says why (faults are then found by polling).
+    pub fn enable_fault_interrupt(&self, apic_id: u32, vector: u8) -> Result<(), FaultEventError> {
+        let msi = FaultEventMsi::new(apic_id, vector, self.ecap.eim())?;
         msi.program(&mut self.access());
         let regs = self.regs();
         map_field!(regs.fectl).write(0);
@@ -298,6 +314,7 @@ impl RemappingUnit {
             msi.address,
             msi.upper_address,
         );
+        Ok(())
     }
 
     /// Turns the protected memory regions off (PMEN.EPM = 0, PRS awaited): call once

@@ -92,13 +92,13 @@ impl aml::Handler for NoHardware {
     }
 }
 
-fn aml_context(dsdt: &[u8]) -> aml::AmlContext {
+pub(super) fn aml_context(dsdt: &[u8]) -> aml::AmlContext {
     let mut ctx = aml::AmlContext::new(Box::new(NoHardware), aml::DebugVerbosity::None);
     ctx.parse_table(&dsdt[36..]).expect("the DSDT's AML parses");
     ctx
 }
 
-fn name(path: &str) -> aml::AmlName {
+pub(super) fn name(path: &str) -> aml::AmlName {
     aml::AmlName::from_str(path).expect("valid path")
 }
 

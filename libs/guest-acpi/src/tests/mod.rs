@@ -2,6 +2,7 @@
 //! tables and the `aml` crate for the DSDT, over a fake guest memory holding the blob.
 
 mod dsdt;
+mod intx;
 mod refusals;
 
 use crate::{
