@@ -108,12 +108,12 @@ fuzz_target!(|input: Input| {
         }
     }
     assert!(read <= MAX_EVENTS && read <= input.event_count as usize);
-    let (index, kind, prefetchable, reserved, address, size) = input.bar;
+    let (index, kind, prefetchable, guest_base, address, size) = input.bar;
     let wb = WireBar {
         index,
         kind,
         prefetchable,
-        reserved,
+        guest_base,
         address,
         size,
     };
