@@ -76,11 +76,7 @@ pub fn after_guests(test: TestCase, mem: &'static Memory, guests: &mut [crate::g
     // The scenarios of VFs at work for guests end with what each guest got and caused.
     if matches!(
         test,
-        TestCase::NvmeVf
-            | TestCase::NvmeVfIo
-            | TestCase::IgbVf
-            | TestCase::IgbNet
-            | TestCase::Intx
+        TestCase::NvmeVf | TestCase::NvmeVfIo | TestCase::IgbVf | TestCase::IgbNet | TestCase::Intx
     ) {
         crate::guest::report::log_counters();
     }
