@@ -56,6 +56,7 @@ use conduit_vpci::access::MAX_EVENTS;
 use core::sync::atomic::{AtomicU64, Ordering};
 use entry::{Abort, Frame};
 use log::{error, info, warn};
+use restart::report;
 use space::Space;
 use spin::Mutex;
 
@@ -473,50 +474,6 @@ pub fn has_watchdog() -> bool {
 #[cfg(feature = "selftest")]
 pub fn kernel_probe_address() -> u64 {
     idt::exception_name as *const () as u64
-}
-
-/// Logs a crash with the request it was serving; `blamed`: the guest it is blamed on.
-fn report(crash: &Crash, req: &Request, blamed: Option<&str>) {
-    let who = if req.guest == HYPERVISOR {
-        String::from("the hypervisor")
-    } else {
-        format!("guest {}", req.guest)
-    };
-    let mut during = format!(
-        "while serving {:?} for {who} at {} (offset {:#x}, size {}, value {:#x})",
-        req.op, req.vbdf, req.offset, req.size, req.value
-    );
-    if let Some(name) = blamed {
-        during.push_str(&format!(
-            "; blamed on guest \"{name}\" (index {}), whose request it was",
-            req.guest
-        ));
-    }
-    match crash {
-        Crash::Abort(Abort::Fault {
-            vector,
-            rip,
-            rsp,
-            error,
-            cr2,
-        }) => {
-            let (mnemonic, name) = idt::exception_name(*vector);
-            let code = error.map_or(String::new(), |e| format!(", error code {e:#x}"));
-            let cr2 = if *vector == 14 {
-                format!(" CR2 {cr2:#x}")
-            } else {
-                String::new()
-            };
-            error!(
-                "control task faulted: {mnemonic} at RIP {rip:#x}{cr2} ({name}{code}, RSP {rsp:#x}) {during}"
-            );
-        }
-        Crash::Abort(Abort::Watchdog { ticks }) => {
-            error!("control task watchdog: no reply after {ticks} TSC ticks {during}")
-        }
-        Crash::Panic(msg) => error!("control task panic: {msg} {during}"),
-        Crash::Protocol(why) => error!("control task broke the message protocol: {why} {during}"),
-    }
 }
 
 impl Task {

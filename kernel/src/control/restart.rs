@@ -1,12 +1,13 @@
-//! Blame, quarantine and restart: how the core brings the control task back after it failed,
-//! without the guests that did nothing noticing (see the module docs of [`super`]).
+//! Crash reports, blame, quarantine and restart: how the core brings the control task back after
+//! it failed, without the guests that did nothing noticing (see the module docs of [`super`]).
 
-use super::{EPOCH, Task, report};
+use super::{Abort, Crash, EPOCH, Task};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_control_abi::shared::FN_REBUILD;
 use conduit_control_abi::{HYPERVISOR, Op, Request};
+use conduit_hw::idt;
 use core::sync::atomic::Ordering;
 use log::{error, info, warn};
 
@@ -32,6 +33,50 @@ struct Rebuilt {
     reset: usize,
     /// Functions of quarantined guests, quiesced.
     quarantined: usize,
+}
+
+/// Logs a crash with the request it was serving; `blamed`: the guest it is blamed on.
+pub(super) fn report(crash: &Crash, req: &Request, blamed: Option<&str>) {
+    let who = if req.guest == HYPERVISOR {
+        String::from("the hypervisor")
+    } else {
+        format!("guest {}", req.guest)
+    };
+    let mut during = format!(
+        "while serving {:?} for {who} at {} (offset {:#x}, size {}, value {:#x})",
+        req.op, req.vbdf, req.offset, req.size, req.value
+    );
+    if let Some(name) = blamed {
+        during.push_str(&format!(
+            "; blamed on guest \"{name}\" (index {}), whose request it was",
+            req.guest
+        ));
+    }
+    match crash {
+        Crash::Abort(Abort::Fault {
+            vector,
+            rip,
+            rsp,
+            error,
+            cr2,
+        }) => {
+            let (mnemonic, name) = idt::exception_name(*vector);
+            let code = error.map_or(String::new(), |e| format!(", error code {e:#x}"));
+            let cr2 = if *vector == 14 {
+                format!(" CR2 {cr2:#x}")
+            } else {
+                String::new()
+            };
+            error!(
+                "control task faulted: {mnemonic} at RIP {rip:#x}{cr2} ({name}{code}, RSP {rsp:#x}) {during}"
+            );
+        }
+        Crash::Abort(Abort::Watchdog { ticks }) => {
+            error!("control task watchdog: no reply after {ticks} TSC ticks {during}")
+        }
+        Crash::Panic(msg) => error!("control task panic: {msg} {during}"),
+        Crash::Protocol(why) => error!("control task broke the message protocol: {why} {during}"),
+    }
 }
 
 impl Task {

@@ -30,7 +30,9 @@
 
 pub mod dispatch;
 mod wait;
+pub use error::IrqError;
 pub use wait::{interrupt_window, wait_for_interrupt_until};
+mod error;
 mod intx;
 mod route;
 #[cfg(feature = "selftest")]
@@ -45,8 +47,7 @@ pub use route::{MsiKind, bind_msi};
 #[cfg(feature = "selftest")]
 pub use route::{MsiRoute, route_isa, set_gsi_masked};
 
-use crate::iommu::{self, IRT_ENTRIES, IommuError, IrInfo};
-use crate::pci::msi::MsiError;
+use crate::iommu::{self, IRT_ENTRIES, IrInfo};
 use crate::platform::Platform;
 use crate::platform::acpi::IsaOverride;
 use alloc::string::String;
@@ -55,11 +56,10 @@ use conduit_hw::apic::{self, timer, vectors};
 use conduit_hw::ioapic::IoApic;
 use conduit_hw::memory::Memory;
 use conduit_irq::{
-    AllocError, ApicMode, Destination, DestinationMode, DestinationPolicy, FormatError, GuestId,
-    IrtAllocator, Irte, Owner, VectorAllocator, authorize_irte,
+    ApicMode, Destination, DestinationMode, DestinationPolicy, GuestId, IrtAllocator, Irte, Owner,
+    VectorAllocator, authorize_irte,
 };
 use conduit_pci::Bdf;
-use core::fmt;
 use log::{error, info, warn};
 use spin::Mutex;
 
@@ -73,64 +73,6 @@ static TICK_CAL: spin::Once<timer::Calibration> = spin::Once::new();
 /// Whether the periodic tick was started (the control task's watchdog runs on it).
 pub fn tick_running() -> bool {
     TICK_RUNNING.load(core::sync::atomic::Ordering::Acquire)
-}
-
-/// Why an interrupt could not be set up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IrqError {
-    /// Interrupt remapping is off: device interrupts are not routed.
-    RemappingOff(String),
-    /// [`init`] did not run.
-    NotInitialised,
-    /// Allocation or ownership (includes refused IRTE requests).
-    Alloc(AllocError),
-    /// An entry that cannot be encoded.
-    Format(FormatError),
-    Iommu(IommuError),
-    Msi(MsiError),
-    /// No I/O APIC has this GSI.
-    NoIoApic(u32),
-    /// The DMAR names no source-id for this I/O APIC, so its entry could not be verified.
-    NoSourceId(u8),
-    /// A function's INTx cannot be given to a guest.
-    Intx(String),
-}
-
-impl fmt::Display for IrqError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::RemappingOff(r) => write!(f, "interrupt remapping is off ({r})"),
-            Self::NotInitialised => write!(f, "interrupts are not initialised"),
-            Self::Alloc(e) => write!(f, "{e}"),
-            Self::Format(e) => write!(f, "{e}"),
-            Self::Iommu(e) => write!(f, "{e}"),
-            Self::Msi(e) => write!(f, "{e}"),
-            Self::NoIoApic(gsi) => write!(f, "no I/O APIC has GSI {gsi}"),
-            Self::NoSourceId(id) => write!(f, "the DMAR names no source-id for I/O APIC {id}"),
-            Self::Intx(why) => f.write_str(why),
-        }
-    }
-}
-
-impl From<AllocError> for IrqError {
-    fn from(e: AllocError) -> Self {
-        Self::Alloc(e)
-    }
-}
-impl From<FormatError> for IrqError {
-    fn from(e: FormatError) -> Self {
-        Self::Format(e)
-    }
-}
-impl From<IommuError> for IrqError {
-    fn from(e: IommuError) -> Self {
-        Self::Iommu(e)
-    }
-}
-impl From<MsiError> for IrqError {
-    fn from(e: MsiError) -> Self {
-        Self::Msi(e)
-    }
 }
 
 /// What an IRTE feeds, for masking and reports.

@@ -15,6 +15,7 @@ pub mod error;
 pub mod guest;
 pub mod model;
 pub mod os;
+pub mod testing;
 #[cfg(any(test, feature = "std"))]
 pub mod toml_front;
 
