@@ -49,7 +49,7 @@ use conduit_control_abi::{
     Status, WireBar, layout,
 };
 use conduit_hw::memory::Memory;
-use conduit_hw::{gdt, idt, time};
+use conduit_hw::{gdt, time};
 use conduit_pci::Bdf;
 use conduit_vpci::Event;
 use conduit_vpci::access::MAX_EVENTS;
@@ -473,7 +473,7 @@ pub fn has_watchdog() -> bool {
 /// The kernel address a [`conduit_control_abi::FaultKind::WriteKernel`] test writes to.
 #[cfg(feature = "selftest")]
 pub fn kernel_probe_address() -> u64 {
-    idt::exception_name as *const () as u64
+    conduit_hw::idt::exception_name as *const () as u64
 }
 
 impl Task {
