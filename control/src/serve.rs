@@ -15,7 +15,9 @@
 use crate::config::Physical;
 use crate::heap;
 use alloc::vec::Vec;
-use conduit_control_abi::shared::{FN_BUS_MASTER_ALLOWED, FN_ID_OVERRIDE, FN_REBUILD, mode};
+use conduit_control_abi::shared::{
+    FN_BUS_MASTER_ALLOWED, FN_ID_OVERRIDE, FN_QUIESCE, FN_REBUILD, mode,
+};
 use conduit_control_abi::{
     FunctionInfo, Op, PHYSICAL_MSI_ENABLE, Reply, Request, SharedPage, Status, WireEvent, layout,
 };
@@ -315,8 +317,9 @@ fn add_function(state: &mut State, r: &Request) -> Reply {
     // Bus mastering as the hypervisor left it at assignment (an NVMe VF brought online, or what
     // the firmware set) becomes the guest's starting view, so view and device agree; where it is
     // not allowed it goes off. Decode goes on for the pass-through BARs.
-    let bus_master =
-        allowed && conduit_pci::config::read_command(&physical, bdf) & command::BUS_MASTER != 0;
+    let bus_master = allowed
+        && info.flags & FN_QUIESCE == 0
+        && conduit_pci::config::read_command(&physical, bdf) & command::BUS_MASTER != 0;
     if bus_master
         && vf
             .write(
@@ -329,10 +332,11 @@ fn add_function(state: &mut State, r: &Request) -> Reply {
         return Reply::error(Status::BuildFailed);
     }
     // The addresses the core placed for an OS guest go in as the guest's own write would, with
-    // decode off (no event): the guest finds the BARs as firmware leaves them.
+    // decode off (no event): the guest finds the BARs as firmware leaves them, and finds them
+    // there again after a reset.
     for w in info.bars[..count].iter().filter(|w| w.guest_base != 0) {
         let at = conduit_vpci::bar::BAR0 + 4 * w.index as u16;
-        if vf.write(at, 4, w.guest_base).is_err() {
+        if vf.place_bar(at, w.guest_base).is_err() {
             return Reply::error(Status::BadDescription);
         }
     }
@@ -446,8 +450,21 @@ fn physical_msi(state: &mut State, r: &Request) -> Reply {
     if (r.offset >> 32 != 0 && !msi.is_64bit) || r.value & !(PHYSICAL_MSI_ENABLE | 0xffff) != 0 {
         return Reply::error(Status::BadAccess);
     }
-    set_msi_enable(&mut physical, bdf, &msi, false);
     let o = msi.offset;
+    // The device already sends this message (a restarted task replaying the core's journal):
+    // leave it running rather than turn MSI off and on under it.
+    let holds = physical.read32(bdf, o + conduit_vpci::msi::reg::ADDRESS) == r.offset as u32
+        && (!msi.is_64bit
+            || physical.read32(bdf, o + conduit_vpci::msi::reg::UPPER_ADDRESS)
+                == (r.offset >> 32) as u32)
+        && physical.read16(bdf, o + msi.data_offset()) == r.value as u16
+        && physical.read16(bdf, o + conduit_vpci::msi::reg::CONTROL) & 1 == u16::from(enabled);
+    if holds {
+        return Reply::ok(u64::from(
+            physical.read16(bdf, o + conduit_vpci::msi::reg::CONTROL),
+        ));
+    }
+    set_msi_enable(&mut physical, bdf, &msi, false);
     physical.write32(bdf, o + conduit_vpci::msi::reg::ADDRESS, r.offset as u32);
     if msi.is_64bit {
         physical.write32(

@@ -67,7 +67,7 @@ const EXPECT: &[&str] = &[
     // The catalogue's table: kind (the guest's name), outcome and reason.
     r"^17 guest\(s\), 1 runnable, 1 not created; TSC ",
     r"^  linux: [^;]+; 128 MiB at host",
-    r"^  good: stopped \(powered off \(ACPI S5 through the sleep control register\)\); 4 MiB at host 0x[0-9a-f]+, VPID [0-9]+, [0-9.]+ ms in guest(, [0-9]+ interrupt message\(s\) to nobody .*)?$",
+    r"^  good: stopped \(powered off \(ACPI S5 through the sleep control register\)\); 4 MiB at host 0x[0-9a-f]+, VPID [0-9]+, [0-9.]+ ms in guest(, [0-9]+ interrupt message\(s\) to nobody)?$",
     r"^  h-write-outside: stopped \(EPT violation at GPA 0x40000000 \(write, outside the guest's memory\) RIP 0x[0-9a-f]+\); ",
     r"^  h-exec-outside: stopped \(EPT violation at GPA 0x40000000 \(instruction fetch, outside the guest's memory\) RIP 0x40000000\); ",
     r"^  h-exec-mmio: stopped \(instruction fetch from emulated memory at 0xe0000000 RIP 0xe0000000\); ",
@@ -76,7 +76,7 @@ const EXPECT: &[&str] = &[
     r"^  h-vmx: exited with code 0x0; ",
     r"^  h-xcr0: exited with code 0x0; ",
     r"^  h-syscall-msrs: exited with code 0x0; ",
-    r"^  h-foreign-ipi: exited with code 0x0; .*, 26[0-9] interrupt message\(s\) to nobody \(IPIs to APIC IDs it does not own\)$",
+    r"^  h-foreign-ipi: exited with code 0x0; .*, 262 interrupt message\(s\) to nobody$",
     r"^  h-ipi-storm: exited with code 0x0; ",
     r#"^  h-reset-cf9: stopped \(reset through the reset control register \(port 0xcf9 = 0x06\) \(on_crash = "stop"\)\); "#,
     r#"^  h-reset-kbd: stopped \(reset through the keyboard controller \(port 0x64 = 0xfe\) \(on_crash = "stop"\)\); "#,
@@ -132,6 +132,11 @@ pub(super) const BOCHS_HOSTILE: Scenario = Scenario {
             &[
                 r"h-syscall-msrs: hostile syscall-msrs: LSTAR 0xffff800000100000, SYSENTER_EIP 0xffff800000400000, KERNEL_GS_BASE 0xffffffff80000000 written; after 200 yields 6 of 6 read back as written$",
                 r#"guest "h-syscall-msrs" exited with code 0x0$"#,
+                // Afterwards the hypervisor's own SYSCALL path still works: Linux's scan of its
+                // PCI bus is served by the control task (entered with SYSRET, left with SYSCALL
+                // through the hypervisor's LSTAR, not the guest's).
+                r"linux: \[ *[0-9]+\.[0-9]+\] PCI host bridge to bus 0000:00$",
+                r"linux: \[ *[0-9]+\.[0-9]+\] PCI: Using ACPI for IRQ routing$",
             ],
         ),
         (

@@ -188,7 +188,8 @@ const LINUX_IGBVF: &[&str] = &[
     r"linux: conduit-initramfs: eth0 02:00:00:01:00:00$",
     r"linux: conduit-initramfs: udhcpc: lease of 10\.0\.2\.15 obtained from 10\.0\.2\.2",
     r"linux: conduit-initramfs: 3 packets transmitted, 3 packets received, 0% packet loss$",
-    r"linux: conduit-initramfs: irq: +[0-9]+: +[1-9][0-9]* +PCI-MSIX-0000:00:01\.0 .*eth0",
+    // Linux 6.1 names the chip `PCI-MSI` (per-device `PCI-MSIX-<bdf>` names came later).
+    r"linux: conduit-initramfs: irq: +[0-9]+: +[1-9][0-9]* +PCI-MSI(X-0000:00:01\.0)? +[0-9]+-edge +eth0",
 ];
 
 /// `kvm-linux-igb-vf`: no module or driver failure, no fault of the VF, no refused mailbox
@@ -199,7 +200,8 @@ const LINUX_IGBVF_FORBID: &[&str] = &[
     r"conduit-initramfs: (insmod igbvf failed|no eth0)",
     r"linux: .*(Kernel panic|BUG:|Oops|WARNING:|Call Trace)",
     r"linux: .*igbvf .*(failed|Timeout|Invalid MAC)",
-    r"refused (VF_RESET|SET_MAC|SET_MULTICAST|SET_VLAN|SET_LPE)",
+    r"refused [A-Z_]+ \(id",
+    r"ignored message",
     r"not assigned",
     r"DMA fault",
     r"interrupt-remapping fault",

@@ -142,6 +142,12 @@ struct Assignment {
     vbdf: Bdf,
     info: FunctionInfo,
     journal: Journal,
+    /// The [`epoch`] of the last restart that brought the function back in its reset state
+    /// (quarantined, or not restorable; 0: none did).
+    reset_epoch: u64,
+    /// Rebuilding it made the task fail even after its guest was quarantined: it is not built
+    /// again (its guest's requests are not served anyway).
+    abandoned: bool,
 }
 
 /// What the core knows of each guest (by index).
@@ -150,8 +156,6 @@ struct GuestRecord {
     name: String,
     /// A request of the guest's crashed the task: its functions are not served any more.
     quarantined: bool,
-    /// The [`epoch`] of the last restart that reset the guest's functions (0: none did).
-    reset_epoch: u64,
 }
 
 #[derive(Debug)]
@@ -178,17 +182,20 @@ pub fn epoch() -> u64 {
     EPOCH.load(Ordering::Acquire)
 }
 
-/// Whether a restart after `epoch` reset guest `guest`'s functions (quarantined, or not
-/// restorable), so that the guest must drop the BAR mappings it made before.
-pub fn functions_reset_since(guest: u16, epoch: u64) -> bool {
-    TASK.lock()
-        .as_ref()
-        .and_then(|t| t.guests.get(usize::from(guest)))
-        .is_some_and(|g| g.reset_epoch > epoch)
+/// The functions of guest `guest` (virtual BDFs) that a restart after `epoch` brought back in
+/// their reset state (quarantined, or not restorable): the guest drops the BAR mappings it made
+/// for them before.
+pub fn functions_reset_since(guest: u16, epoch: u64) -> Vec<Bdf> {
+    TASK.lock().as_ref().map_or_else(Vec::new, |t| {
+        t.assignments
+            .iter()
+            .filter(|a| a.guest == guest && a.reset_epoch > epoch)
+            .map(|a| a.vbdf)
+            .collect()
+    })
 }
 
 /// Whether guest `guest`'s functions are quarantined.
-#[cfg(feature = "selftest")]
 pub fn quarantined(guest: u16) -> bool {
     TASK.lock()
         .as_ref()
@@ -423,6 +430,8 @@ pub fn add_function(
                 vbdf,
                 info,
                 journal: Journal::new(),
+                reset_epoch: 0,
+                abandoned: false,
             });
             Ok(FunctionLayout {
                 decode: answer.value as u16,

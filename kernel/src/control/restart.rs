@@ -5,7 +5,7 @@ use super::{Abort, Crash, EPOCH, Task};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use conduit_control_abi::shared::FN_REBUILD;
+use conduit_control_abi::shared::{FN_QUIESCE, FN_REBUILD};
 use conduit_control_abi::{HYPERVISOR, Op, Request};
 use conduit_hw::idt;
 use core::sync::atomic::Ordering;
@@ -16,10 +16,10 @@ const MAX_FAILED_RESTARTS: u32 = 3;
 
 /// Why a restart did not complete.
 enum Failure {
-    /// A replayed request of this guest's made the task fail again.
-    Blamed(u16, String),
-    /// Anything else (Init, or rebuilding a function from the hypervisor's own description).
-    Other(String),
+    /// The task failed while rebuilding assignment `.0` or replaying its journal.
+    Function(usize, String),
+    /// Init failed: nobody to blame.
+    Init(String),
 }
 
 /// What a completed restart did.
@@ -113,8 +113,11 @@ impl Task {
         );
     }
 
-    /// Restarts the task from its image and rebuilds every function (see [`Self::replay`]);
-    /// gives up after [`MAX_FAILED_RESTARTS`] failures in a row that nobody can be blamed for.
+    /// Restarts the task from its image and rebuilds every function (see [`Self::replay`]).
+    /// A failure while rebuilding a function is its guest's: the guest is quarantined (a
+    /// quarantined guest's function that still fails is abandoned) and the restart tried again;
+    /// each retry quarantines or abandons one more, so the loop ends. The task is given up only
+    /// after [`MAX_FAILED_RESTARTS`] failures of Init in a row, which nobody can be blamed for.
     pub(super) fn restart(&mut self) {
         if let Err(e) = self.space.refresh_kernel_slots() {
             self.alive = false;
@@ -136,14 +139,23 @@ impl Task {
                     );
                     return;
                 }
-                Err(Failure::Blamed(g, why)) => {
+                Err(Failure::Function(i, why)) => {
+                    let a = &self.assignments[i];
+                    let (guest, vbdf) = (a.guest, a.vbdf);
                     error!(
-                        "control task restart #{} failed: {why}; blamed on guest {g}",
+                        "control task restart #{} failed: {why}; blamed on guest {guest}",
                         self.restarts
                     );
-                    self.quarantine(g);
+                    if self.guests[usize::from(guest)].quarantined {
+                        self.assignments[i].abandoned = true;
+                        error!(
+                            "control: guest {guest}'s quarantined {vbdf} is abandoned: it is not rebuilt any more"
+                        );
+                    } else {
+                        self.quarantine(guest);
+                    }
                 }
-                Err(Failure::Other(why)) => {
+                Err(Failure::Init(why)) => {
                     failures += 1;
                     error!(
                         "control task restart #{} failed (attempt {failures} of {MAX_FAILED_RESTARTS}): {why}",
@@ -162,26 +174,31 @@ impl Task {
     }
 
     /// Init, then every assignment in order: a quarantined guest's function is built fresh and
-    /// reset (the device quiesced); any other is built without touching the device
-    /// ([`FN_REBUILD`]) and its journal replayed (the replies' events are not acted on: the
-    /// core's mappings and routes are still those the guest's requests made). A function whose
-    /// journal overflowed, or whose replay is refused, is left in its reset state and its guest
-    /// told ([`super::functions_reset_since`]).
+    /// quiet ([`FN_QUIESCE`]: decode only, bus mastering, MSI and MSI-X off on the device);
+    /// any other is built without touching the device ([`FN_REBUILD`]) and its journal
+    /// replayed (the replies' events are not acted on: the core's mappings and routes are still
+    /// those the guest's requests made). A function whose journal overflowed, or whose replay is
+    /// refused, is left in its reset state and its guest told
+    /// ([`super::functions_reset_since`]).
     fn replay(&mut self) -> Result<Rebuilt, Failure> {
-        self.start().map_err(Failure::Other)?;
+        self.start().map_err(Failure::Init)?;
         let epoch = EPOCH.load(Ordering::Acquire);
         let mut out = Rebuilt::default();
         for i in 0..self.assignments.len() {
-            let (guest, vbdf, info) = {
-                let a = &self.assignments[i];
-                (a.guest, a.vbdf, a.info)
-            };
-            let quarantined = self.guests[usize::from(guest)].quarantined;
-            let restorable = !quarantined && !self.assignments[i].journal.overflowed();
-            let mut info = info;
-            if restorable {
-                info.flags |= FN_REBUILD;
+            let a = &self.assignments[i];
+            if a.abandoned {
+                continue;
             }
+            let (guest, vbdf, mut info) = (a.guest, a.vbdf, a.info);
+            let quarantined = self.guests[usize::from(guest)].quarantined;
+            let restorable = !quarantined && !a.journal.overflowed();
+            info.flags |= if quarantined {
+                FN_QUIESCE
+            } else if restorable {
+                FN_REBUILD
+            } else {
+                0
+            };
             self.write_shared(|p| p.function = info);
             let add = Request::new(Op::AddFunction, guest, vbdf);
             match self.raw(&add) {
@@ -192,30 +209,20 @@ impl Task {
                         info.bdf(),
                         status.describe()
                     );
-                    self.reset_guest(i, epoch);
+                    self.reset_function(i, epoch);
                     out.reset += 1;
                     continue;
                 }
                 Err(Err(crash)) => {
                     report(&crash, &add, None);
-                    return Err(Failure::Other(format!(
-                        "rebuilding {vbdf} ({}) of guest {guest} failed",
-                        info.bdf()
-                    )));
+                    return Err(Failure::Function(
+                        i,
+                        format!("rebuilding {vbdf} ({}) of guest {guest} failed", info.bdf()),
+                    ));
                 }
             }
             if quarantined {
-                let reset = Request::new(Op::ResetFunction, guest, vbdf);
-                if let Err(e) = self.raw(&reset) {
-                    if let Err(crash) = e {
-                        report(&crash, &reset, None);
-                    }
-                    return Err(Failure::Other(format!(
-                        "quiescing the quarantined {vbdf} ({}) of guest {guest} failed",
-                        info.bdf()
-                    )));
-                }
-                self.reset_guest(i, epoch);
+                self.reset_function(i, epoch);
                 out.quarantined += 1;
                 continue;
             }
@@ -224,7 +231,7 @@ impl Task {
                     "control: guest {guest} {vbdf} ({}) rebuilt in its reset state: it wrote more registers than are kept for a restart",
                     info.bdf()
                 );
-                self.reset_guest(i, epoch);
+                self.reset_function(i, epoch);
                 out.reset += 1;
                 continue;
             }
@@ -241,11 +248,17 @@ impl Task {
                             r.offset,
                             status.describe()
                         );
-                        self.raw(&Request::new(Op::ResetFunction, guest, vbdf))
-                            .map_err(|_| {
-                                Failure::Other(format!("resetting {vbdf} of guest {guest} failed"))
-                            })?;
-                        self.reset_guest(i, epoch);
+                        let reset = Request::new(Op::ResetFunction, guest, vbdf);
+                        if let Err(e) = self.raw(&reset) {
+                            if let Err(crash) = &e {
+                                report(crash, &reset, None);
+                            }
+                            return Err(Failure::Function(
+                                i,
+                                format!("resetting {vbdf} of guest {guest} failed"),
+                            ));
+                        }
+                        self.reset_function(i, epoch);
                         out.reset += 1;
                         restored = false;
                         break;
@@ -253,8 +266,8 @@ impl Task {
                     Err(Err(crash)) => {
                         let name = self.guests[usize::from(guest)].name.clone();
                         report(&crash, r, Some(&name));
-                        return Err(Failure::Blamed(
-                            guest,
+                        return Err(Failure::Function(
+                            i,
                             format!("replaying guest \"{name}\"'s {:?} on {vbdf}", r.op),
                         ));
                     }
@@ -274,12 +287,10 @@ impl Task {
     }
 
     /// Assignment `i` came back in its reset state: its journal starts over and its guest drops
-    /// the mappings it made before.
-    fn reset_guest(&mut self, i: usize, epoch: u64) {
-        let guest = self.assignments[i].guest;
-        self.assignments[i].journal.clear();
-        if let Some(g) = self.guests.get_mut(usize::from(guest)) {
-            g.reset_epoch = epoch;
-        }
+    /// the mappings it made for it.
+    fn reset_function(&mut self, i: usize, epoch: u64) {
+        let a = &mut self.assignments[i];
+        a.journal.clear();
+        a.reset_epoch = epoch;
     }
 }

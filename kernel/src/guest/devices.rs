@@ -294,24 +294,19 @@ pub fn trapped(g: &Guest, gpa: u64) -> Option<super::mmio::Trap> {
     })
 }
 
-/// Task failures are the task's to report; a crash deserves a line about the guest too, and a
-/// crash this guest is blamed for stops it when its configuration says
-/// `on_control_crash = "stop"` (its functions are quarantined either way).
-pub(super) fn note_error(g: &mut Guest, e: &ControlError) {
+/// Task failures are the task's to report; a crash deserves a line about the guest too (one this
+/// guest is blamed for stops it in [`sync`] when its configuration says so).
+pub(super) fn note_error(g: &Guest, e: &ControlError) {
     match e {
         ControlError::Crashed => warn!(
             "guest \"{}\": its configuration access failed in the control task (restarted)",
             g.name
         ),
-        ControlError::Blamed => match g.spec().on_control_crash {
-            OnControlCrash::Stop => g.stop(String::from(
-                "its request crashed the control task (on_control_crash = \"stop\")",
-            )),
-            OnControlCrash::Quarantine => warn!(
-                "guest \"{}\": its request crashed the control task: its functions are quarantined (on_control_crash = \"quarantine\")",
-                g.name
-            ),
-        },
+        ControlError::Blamed => warn!(
+            "guest \"{}\": its request crashed the control task: its functions are quarantined (on_control_crash = \"{}\")",
+            g.name,
+            g.spec().on_control_crash.name()
+        ),
         _ => {}
     }
 }
@@ -463,10 +458,11 @@ pub fn reset_functions(g: &mut Guest) -> Vec<(Bdf, Option<u16>)> {
     out
 }
 
-/// Drops the mappings made under an earlier life of the control task when its restart reset
-/// this guest's functions (quarantined, or not restorable; every other guest's functions are
-/// rebuilt as they were and keep their mappings). Cheap when nothing changed; the scheduler calls
-/// it before each slice.
+/// After a restart of the control task: drops the mappings this guest made for those of its
+/// functions the restart brought back in their reset state (quarantined, or not restorable;
+/// every other function is rebuilt as it was and keeps its mappings), and stops the guest if its
+/// functions were quarantined and its configuration says `on_control_crash = "stop"`. Cheap when
+/// nothing changed; called after every request and by the scheduler before each slice.
 pub fn sync(g: &mut Guest) {
     let epoch = control::epoch();
     if g.pci.epoch == epoch {
@@ -474,7 +470,15 @@ pub fn sync(g: &mut Guest) {
     }
     let reset = control::functions_reset_since(g.pci.index, g.pci.epoch);
     g.pci.epoch = epoch;
-    if !reset {
+    if g.spec().on_control_crash == OnControlCrash::Stop
+        && g.state == super::State::Runnable
+        && control::quarantined(g.pci.index)
+    {
+        g.stop(String::from(
+            "a request of its crashed the control task (on_control_crash = \"stop\")",
+        ));
+    }
+    if reset.is_empty() {
         return;
     }
     let maps: Vec<(Bdf, u8)> = g
@@ -483,6 +487,7 @@ pub fn sync(g: &mut Guest) {
         .iter()
         .map(|m| (m.vbdf, m.index))
         .chain(g.pci.io_maps.iter().map(|m| (m.vbdf, m.index)))
+        .filter(|(vbdf, _)| reset.contains(vbdf))
         .collect();
     for (vbdf, index) in &maps {
         unmap_bar(g, *vbdf, *index);

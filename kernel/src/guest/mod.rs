@@ -524,7 +524,7 @@ impl Guest {
         }
         if let Some(p) = self.platform.as_ref() {
             info!(
-                "guest \"{}\": local APIC by {}; {} interrupt message(s) to nobody (IPIs to APIC IDs it does not own; SMI, NMI, INIT, ExtINT or SIPI from its I/O APIC)",
+                "guest \"{}\": local APIC by {}; {} interrupt message(s) to nobody (IPIs to APIC IDs it does not own, NMI/INIT/SIPI/SMI IPIs, I/O APIC messages of those modes)",
                 self.name,
                 if p.apicv {
                     "APIC virtualization"

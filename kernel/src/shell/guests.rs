@@ -44,10 +44,7 @@ pub fn vms(guests: &Guests) {
         }
         let nobody = g.messages_to_nobody();
         if nobody > 0 {
-            let _ = write!(
-                restarts,
-                ", {nobody} interrupt message(s) to nobody (IPIs to APIC IDs it does not own)"
-            );
+            let _ = write!(restarts, ", {nobody} interrupt message(s) to nobody");
         }
         say!(
             "  {}: {}; {} MiB at host {:#x}, VPID {}, {} in guest{restarts}",

@@ -120,6 +120,9 @@ pub const FN_ID_OVERRIDE: u32 = 1 << 1;
 /// keeps using it: build the virtual function only and leave the device (Command, MSI, MSI-X
 /// Enable) as it is; the core replays the guest's state next ([`crate::journal`]).
 pub const FN_REBUILD: u32 = 1 << 2;
+/// [`FunctionInfo::flags`]: the function's guest is quarantined: build it in its reset state and
+/// leave the device quiet (decode only: bus mastering, MSI and MSI-X off), whatever it had.
+pub const FN_QUIESCE: u32 = 1 << 3;
 
 /// Written by the core before [`crate::Op::AddFunction`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -127,7 +130,7 @@ pub const FN_REBUILD: u32 = 1 << 2;
 pub struct FunctionInfo {
     /// The physical function's routing ID.
     pub bdf: u32,
-    /// [`FN_BUS_MASTER_ALLOWED`], [`FN_ID_OVERRIDE`], [`FN_REBUILD`].
+    /// [`FN_BUS_MASTER_ALLOWED`], [`FN_ID_OVERRIDE`], [`FN_REBUILD`], [`FN_QUIESCE`].
     pub flags: u32,
     /// Vendor ID (bits 15:0) and Device ID (31:16) with [`FN_ID_OVERRIDE`].
     pub id: u32,

@@ -289,6 +289,21 @@ impl VirtualFunction {
         }
     }
 
+    /// Programs BAR register `offset` with `base` as firmware leaves it, before the guest runs:
+    /// the guest first reads it there, and reads it there again after a reset (as after a
+    /// Function Level Reset on a machine whose firmware re-assigns, PCI Firmware Spec 3.3 §3.5),
+    /// so a rebuilt function and a reset one agree. Decode stays as it is (no event).
+    pub fn place_bar(&mut self, offset: u16, base: u32) -> Result<(), AccessError> {
+        self.write(offset, 4, base)?;
+        for at in offset..offset + 4 {
+            let byte = self.img.get8(at);
+            if let Some(b) = self.initial.get_mut(usize::from(at)) {
+                *b = byte;
+            }
+        }
+        Ok(())
+    }
+
     /// The physical function behind this virtual one.
     #[must_use]
     pub const fn bdf(&self) -> Bdf {

@@ -346,3 +346,38 @@ fn reset_unmaps_and_clears_bars() {
     assert_eq!(r(&vf, 0x10, 4), 0x0000_000c);
     assert!(vf.reset().is_empty(), "a second reset changes nothing");
 }
+
+#[test]
+fn a_placed_bar_survives_a_reset_and_a_written_one_does_not() {
+    let m = machine();
+    let mut vf = m.igb_vf(IGB_VF0);
+    vf.place_bar(0x10, 0xc000_0000).expect("placed");
+    assert_eq!(
+        r(&vf, 0x10, 4),
+        0xc000_000c,
+        "the guest first reads the placed address"
+    );
+    // The guest moves it, then resets the function: back where it was placed, as a fresh build.
+    w(&mut vf, 0x10, 4, 0xd000_0000);
+    w(&mut vf, 0x1c, 4, 0xd001_0000);
+    vf.reset();
+    assert_eq!(
+        r(&vf, 0x10, 4),
+        0xc000_000c,
+        "placed: kept across the reset"
+    );
+    assert_eq!(
+        r(&vf, 0x1c, 4),
+        0x0000_000c,
+        "written by the guest: back to 0"
+    );
+    let mut fresh = m.igb_vf(IGB_VF0);
+    fresh.place_bar(0x10, 0xc000_0000).expect("placed");
+    for off in (0x10..0x28).step_by(4) {
+        assert_eq!(
+            r(&vf, off, 4),
+            r(&fresh, off, 4),
+            "reset = fresh build at {off:#x}"
+        );
+    }
+}
