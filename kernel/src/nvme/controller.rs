@@ -15,7 +15,7 @@ use conduit_hw::memory::mmio::{self, Mmio, MmioError};
 use conduit_hw::time;
 use conduit_nvme::{
     Aqa, Cap, Cc, Cns, Command, Completion, Csts, NamespaceError, ParseError, QueueError,
-    QueuePair, Status, Version,
+    QueueMemory, QueuePair, Status, Version,
 };
 #[cfg(feature = "selftest")]
 use conduit_nvme::{IoError, PrpError};
@@ -324,54 +324,19 @@ impl Controller {
     /// Submits `command`, rings the doorbell and polls for its completion. Returns the
     /// completion whatever its status.
     pub fn admin(&mut self, command: Command, what: &'static str) -> Result<Completion, NvmeError> {
-        let bdf = self.bdf;
-        if self.stuck {
-            return Err(NvmeError::Stuck(bdf));
-        }
-        let submitted = self
-            .queue
-            .submit(&mut self.mem, command)
-            .map_err(|error| NvmeError::Queue { bdf, error })?;
-        // The entry must be in memory before the controller hears of it.
-        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-        self.sq_doorbell.write(u32::from(submitted.sq_tail));
-        let mut deadline = time::Deadline::after_ms(ADMIN_TIMEOUT_MS);
-        loop {
-            match self.queue.poll(&self.mem) {
-                Ok(Some(reaped)) => {
-                    self.cq_doorbell.write(u32::from(reaped.cq_head));
-                    let got = reaped.completion.cid();
-                    if got != submitted.cid {
-                        return Err(NvmeError::WrongCid {
-                            bdf,
-                            expected: submitted.cid,
-                            got,
-                        });
-                    }
-                    return Ok(reaped.completion);
-                }
-                Ok(None) => {}
-                Err(error) => return Err(NvmeError::Queue { bdf, error }),
-            }
-            let expired = deadline.poll().map_err(|error| {
-                self.stuck = true;
-                NvmeError::Clock { bdf, what, error }
-            })?;
-            if expired {
-                self.stuck = true;
-                return Err(NvmeError::Timeout {
-                    bdf,
-                    what,
-                    ms: ADMIN_TIMEOUT_MS,
-                });
-            }
-            let csts = self.csts();
-            if csts.fatal() {
-                self.stuck = true;
-                return Err(NvmeError::Fatal { bdf, csts: csts.0 });
-            }
-            core::hint::spin_loop();
-        }
+        let regs = self.regs;
+        let mut ring = Ring {
+            bdf: self.bdf,
+            queue: &mut self.queue,
+            mem: &mut self.mem,
+            sq_doorbell: &self.sq_doorbell,
+            cq_doorbell: &self.cq_doorbell,
+            stuck: &mut self.stuck,
+        };
+        ring.run(command, what, ADMIN_TIMEOUT_MS, || {
+            let csts = Csts(map_field!(regs.csts).read());
+            csts.fatal().then_some(csts.0)
+        })
     }
 
     /// [`Controller::admin`], and an error status is an error.
@@ -426,5 +391,79 @@ impl Controller {
         let mut out = Box::new([0u8; PAGE as usize]);
         self.mem.read_data(&mut out);
         Ok(out)
+    }
+}
+
+/// One queue pair of a controller, borrowed for one command (NVMe Base Spec 2.0 §3.3.1: the
+/// entry written, the submission queue's tail doorbell rung, the completion reaped by its phase
+/// tag and the completion queue's head doorbell rung).
+pub(super) struct Ring<'a, M: QueueMemory> {
+    pub bdf: Bdf,
+    pub queue: &'a mut QueuePair,
+    pub mem: &'a mut M,
+    pub sq_doorbell: &'a VolatilePtr<'static, u32>,
+    pub cq_doorbell: &'a VolatilePtr<'static, u32>,
+    /// Set when a command timed out or the controller failed: the pair is not used again.
+    pub stuck: &'a mut bool,
+}
+
+impl<M: QueueMemory> Ring<'_, M> {
+    /// Submits `command` and polls for its completion for at most `timeout_ms`, returned
+    /// whatever its status; `fatal` is asked between polls and ends the wait with the
+    /// controller's status when it reports a fatal error.
+    pub fn run(
+        &mut self,
+        command: Command,
+        what: &'static str,
+        timeout_ms: u64,
+        mut fatal: impl FnMut() -> Option<u32>,
+    ) -> Result<Completion, NvmeError> {
+        let bdf = self.bdf;
+        if *self.stuck {
+            return Err(NvmeError::Stuck(bdf));
+        }
+        let submitted = self
+            .queue
+            .submit(self.mem, command)
+            .map_err(|error| NvmeError::Queue { bdf, error })?;
+        // The entry must be in memory before the controller hears of it.
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+        self.sq_doorbell.write(u32::from(submitted.sq_tail));
+        let mut deadline = time::Deadline::after_ms(timeout_ms);
+        loop {
+            match self.queue.poll(self.mem) {
+                Ok(Some(reaped)) => {
+                    self.cq_doorbell.write(u32::from(reaped.cq_head));
+                    let got = reaped.completion.cid();
+                    if got != submitted.cid {
+                        return Err(NvmeError::WrongCid {
+                            bdf,
+                            expected: submitted.cid,
+                            got,
+                        });
+                    }
+                    return Ok(reaped.completion);
+                }
+                Ok(None) => {}
+                Err(error) => return Err(NvmeError::Queue { bdf, error }),
+            }
+            let expired = deadline.poll().map_err(|error| {
+                *self.stuck = true;
+                NvmeError::Clock { bdf, what, error }
+            })?;
+            if expired {
+                *self.stuck = true;
+                return Err(NvmeError::Timeout {
+                    bdf,
+                    what,
+                    ms: timeout_ms,
+                });
+            }
+            if let Some(csts) = fatal() {
+                *self.stuck = true;
+                return Err(NvmeError::Fatal { bdf, csts });
+            }
+            core::hint::spin_loop();
+        }
     }
 }

@@ -10,10 +10,9 @@
 //! completion queue raises goes wherever its MSI-X vector is routed, without the driver waiting
 //! for it.
 
-use super::controller::{Controller, NvmeError};
+use super::controller::{Controller, NvmeError, Ring};
 use super::regs::PAGE;
 use conduit_hw::memory::PhysWindow;
-use conduit_hw::time;
 use conduit_nvme::prp::{Chunk, Chunks, Prp, max_transfer, single_list_limit};
 use conduit_nvme::{
     Command, Completion, Direction, IdentifyController, QueueMemory, QueuePair, Status,
@@ -171,49 +170,15 @@ impl Controller {
 impl IoQueue {
     /// Submits `command` and polls for its completion, returned whatever its status.
     pub fn run(&mut self, command: Command, what: &'static str) -> Result<Completion, NvmeError> {
-        let bdf = self.bdf;
-        if self.stuck {
-            return Err(NvmeError::Stuck(bdf));
-        }
-        let submitted = self
-            .queue
-            .submit(&mut self.mem, command)
-            .map_err(|error| NvmeError::Queue { bdf, error })?;
-        // The entry must be in memory before the controller hears of it.
-        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-        self.sq_doorbell.write(u32::from(submitted.sq_tail));
-        let mut deadline = time::Deadline::after_ms(IO_TIMEOUT_MS);
-        loop {
-            match self.queue.poll(&self.mem) {
-                Ok(Some(reaped)) => {
-                    self.cq_doorbell.write(u32::from(reaped.cq_head));
-                    let got = reaped.completion.cid();
-                    if got != submitted.cid {
-                        return Err(NvmeError::WrongCid {
-                            bdf,
-                            expected: submitted.cid,
-                            got,
-                        });
-                    }
-                    return Ok(reaped.completion);
-                }
-                Ok(None) => {}
-                Err(error) => return Err(NvmeError::Queue { bdf, error }),
-            }
-            let expired = deadline.poll().map_err(|error| {
-                self.stuck = true;
-                NvmeError::Clock { bdf, what, error }
-            })?;
-            if expired {
-                self.stuck = true;
-                return Err(NvmeError::Timeout {
-                    bdf,
-                    what,
-                    ms: IO_TIMEOUT_MS,
-                });
-            }
-            core::hint::spin_loop();
-        }
+        let mut ring = Ring {
+            bdf: self.bdf,
+            queue: &mut self.queue,
+            mem: &mut self.mem,
+            sq_doorbell: &self.sq_doorbell,
+            cq_doorbell: &self.cq_doorbell,
+            stuck: &mut self.stuck,
+        };
+        ring.run(command, what, IO_TIMEOUT_MS, || None)
     }
 }
 
