@@ -23,8 +23,8 @@
 
 use super::guest_driver::{GuestView, virtual_bdf};
 use crate::guest::Guest;
-use crate::guest::boot::{self, Placed};
-use crate::igb::{self, mailbox};
+use crate::guest::boot::Placed;
+use crate::igb::mailbox;
 use crate::iommu;
 use crate::pci::{self, Function};
 use alloc::format;
@@ -153,33 +153,6 @@ fn err(e: impl core::fmt::Display) -> String {
     format!("{e}")
 }
 
-/// The guests given a VF of one igb PF: the first two, in configuration order.
-fn subjects() -> Result<(Placed, &'static Function, Placed, &'static Function, Bdf), String> {
-    let pci = pci::get().ok_or("no PCI enumeration")?;
-    let with_vf = |g: &Placed| {
-        g.devices
-            .iter()
-            .filter_map(|b| pci.function(*b))
-            .find(|f| igb::is_vf(f))
-    };
-    let placed = boot::placed();
-    let (a, vf_a) = placed
-        .iter()
-        .find_map(|g| with_vf(g).map(|f| (g.clone(), f)))
-        .ok_or("no guest was given an igb VF")?;
-    let pf = vf_a.vf.ok_or("guest A's VF has no PF")?.pf;
-    let (b, vf_b) = placed
-        .iter()
-        .filter(|g| g.index != a.index)
-        .find_map(|g| {
-            with_vf(g)
-                .filter(|f| f.vf.is_some_and(|v| v.pf == pf))
-                .map(|f| (g.clone(), f))
-        })
-        .ok_or_else(|| format!("no second guest was given a VF of {pf}"))?;
-    Ok((a, vf_a, b, vf_b, pf))
-}
-
 /// The guest's driver places the VF's BARs and turns memory decode on through its
 /// configuration ports; its registers are then reached where the guest's EPT maps BAR0.
 fn open(g: &Placed, vf: &Function, guests: &mut [Guest], mem: &Memory) -> Result<VfDriver, String> {
@@ -256,7 +229,7 @@ fn bytes(mac: Mac) -> String {
 /// Runs the script; returns the number of steps passed.
 pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> {
     iommu::status().map_err(|why| format!("DMA remapping is not enabled: {why}"))?;
-    let (a, vf_a, b, vf_b, pf) = subjects()?;
+    let (a, vf_a, b, vf_b, pf) = super::igb_vf::pair()?;
     let mut va = open(&a, vf_a, guests, mem)?;
     let mut vb = open(&b, vf_b, guests, mem)?;
     mailbox::take_decided();

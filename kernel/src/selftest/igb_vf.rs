@@ -100,11 +100,10 @@ fn side<'a>(
     })
 }
 
-/// Guests A and B with their VFs, and the PF.
-pub(super) fn find<'a>(
-    guests: &'a mut [Guest],
-    mem: &Memory,
-) -> Result<(Side<'a>, Side<'a>, Bdf), String> {
+/// The guests given a VF of one igb PF: guest A is the first given an igb VF, guest B the next
+/// given a VF of the same PF (configuration order); with their VFs and the PF.
+pub(super) fn pair() -> Result<(Placed, &'static Function, Placed, &'static Function, Bdf), String>
+{
     let pci = pci::get().ok_or("no PCI enumeration")?;
     let with_vf = |g: &Placed| {
         g.devices
@@ -127,6 +126,15 @@ pub(super) fn find<'a>(
                 .map(|f| (g.clone(), f))
         })
         .ok_or_else(|| format!("no second guest was given a VF of {pf}"))?;
+    Ok((a, vf_a, b, vf_b, pf))
+}
+
+/// Guests A and B with their VFs, and the PF.
+pub(super) fn find<'a>(
+    guests: &'a mut [Guest],
+    mem: &Memory,
+) -> Result<(Side<'a>, Side<'a>, Bdf), String> {
+    let (a, vf_a, b, vf_b, pf) = pair()?;
     let (mut guest_a, mut guest_b) = (None, None);
     for g in guests.iter_mut() {
         if g.pci.index == a.index {
