@@ -269,6 +269,13 @@ fn identity_domains(
                      mapped",
                     e.range.base, e.range.limit
                 ),
+                Action::AboveHostWidth { width } => error!(
+                    "iommu: {bdf}: RMRR {:#x}-{:#x} lies above the DMAR's host address width \
+                     ({width} bits: DMA reaches {:#x} at most): refused, not mapped",
+                    e.range.base,
+                    e.range.limit,
+                    conduit_dmar::Reserved::highest_below(width)
+                ),
             }
         }
         if ranges.is_empty() {

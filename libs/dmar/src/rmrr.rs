@@ -30,6 +30,23 @@ impl Reserved {
             && self.limit - self.base < u64::MAX
     }
 
+    /// Whether the whole range lies below `2^width` (a host address width of 64 bits or more
+    /// covers every address).
+    #[must_use]
+    pub const fn below_width(&self, width: u16) -> bool {
+        width >= 64 || self.limit >> width == 0
+    }
+
+    /// The highest address below `2^width` (`u64::MAX` for 64 bits or more).
+    #[must_use]
+    pub const fn highest_below(width: u16) -> u64 {
+        if width >= 64 {
+            u64::MAX
+        } else {
+            (1 << width) - 1
+        }
+    }
+
     /// Length in bytes: `limit - base + 1` for a [well-formed](Self::well_formed) range; 0 when
     /// `limit` is below `base`, and `u64::MAX` for the whole space (never an overflow).
     #[must_use]
@@ -59,6 +76,13 @@ pub enum Action {
     Refused,
     /// The RMRR is malformed (misaligned, empty or wrapping): nothing can be mapped for it.
     Malformed,
+    /// The RMRR reaches above the DMAR's host address width (VT-d spec §8.1, HAW: the largest
+    /// physical address DMA can reach is 2^HAW - 1): no remapping structure can map it, so it is
+    /// refused rather than mapped short.
+    AboveHostWidth {
+        /// The DMAR's host address width in bits.
+        width: u16,
+    },
 }
 
 /// One line of the plan.
@@ -105,7 +129,8 @@ impl<'a> Dmar<'a> {
 
 /// The identity-domain plan: for each device of `devices` on `segment` and each RMRR range of
 /// it, one [`PlanEntry`] through `out`: identity-mapped when kept, refused when assigned,
-/// malformed when the RMRR cannot be mapped.
+/// malformed when the RMRR cannot be mapped, above the host address width when its limit lies
+/// beyond the DMAR's HAW.
 pub fn identity_plan<B: BridgeBus + ?Sized>(
     dmar: &Dmar<'_>,
     segment: u16,
@@ -113,10 +138,12 @@ pub fn identity_plan<B: BridgeBus + ?Sized>(
     devices: &[(Bdf, Use)],
     mut out: impl FnMut(PlanEntry),
 ) -> Result<(), DmarError> {
+    let width = dmar.host_address_width();
     for &(device, usage) in devices {
         dmar.rmrr_ranges(segment, device, bridges, |range| {
             let action = match usage {
                 _ if !range.well_formed() => Action::Malformed,
+                _ if !range.below_width(width) => Action::AboveHostWidth { width },
                 Use::Kept => Action::Identity,
                 Use::Assigned => Action::Refused,
             };

@@ -307,3 +307,49 @@ fn an_rmrr_of_the_whole_address_space_is_malformed() {
         "a reversed range has no bytes"
     );
 }
+
+/// An RMRR whose limit lies above the DMAR's host address width (HAW field 38: 39 bits, DMA
+/// reaches 0x7f_ffff_ffff at most) cannot be mapped by any remapping structure: it is refused
+/// with the width, for kept and assigned devices alike, while a range ending exactly at the last
+/// reachable byte is still identity-mapped.
+#[test]
+fn an_rmrr_above_the_host_address_width_is_refused() {
+    let mut t = Table::new(38, 0x01);
+    t.structure(0, &drhd_body(1, 0, 0, 0xfed9_1000, &[]));
+    t.structure(
+        1,
+        &rmrr_body(
+            0,
+            0x7f_ffff_0000,
+            0x7f_ffff_ffff,
+            &[scope(ENDPOINT, 0, 0, &[(0x14, 0)])],
+        ),
+    );
+    t.structure(
+        1,
+        &rmrr_body(
+            0,
+            0x7f_ffff_f000,
+            0x80_0000_0fff,
+            &[scope(ENDPOINT, 0, 0, &[(0x14, 0)])],
+        ),
+    );
+    let bytes = t.finish();
+    let dmar = Dmar::parse(&bytes).expect("valid");
+    assert_eq!(dmar.host_address_width(), 39);
+    for usage in [Use::Kept, Use::Assigned] {
+        let p = plan(&dmar, &FakeBridges::default(), &[(bdf(0, 0x14, 0), usage)]);
+        assert_eq!(p.len(), 2);
+        let expected_first = match usage {
+            Use::Kept => Action::Identity,
+            Use::Assigned => Action::Refused,
+        };
+        assert_eq!(p[0].action, expected_first);
+        assert_eq!(p[1].action, Action::AboveHostWidth { width: 39 });
+        assert_eq!(p[1].range, r(0x7f_ffff_f000, 0x80_0000_0fff));
+    }
+    assert_eq!(Reserved::highest_below(39), 0x7f_ffff_ffff);
+    assert_eq!(Reserved::highest_below(64), u64::MAX);
+    assert!(r(0, u64::MAX - 0xfff).below_width(64));
+    assert!(!r(0, 0x80_0000_0fff).below_width(39));
+}
