@@ -102,11 +102,17 @@ fn plan(dmar: &Dmar<'_>) {
         match e.action {
             Action::Identity | Action::Refused => {
                 assert!(e.range.well_formed(), "{e:?}");
+                let width = dmar.host_address_width();
+                assert!(e.range.below_width(width), "{e:?}: above {width} bits");
                 let len = u128::from(e.range.limit) - u128::from(e.range.base) + 1;
                 assert_eq!(u128::from(e.range.bytes()), len, "{e:?}: length");
                 assert!(e.range.base.is_multiple_of(4096) && len.is_multiple_of(4096));
             }
             Action::Malformed => assert!(!e.range.well_formed()),
+            Action::AboveHostWidth { width } => {
+                assert_eq!(width, dmar.host_address_width());
+                assert!(e.range.well_formed() && !e.range.below_width(width), "{e:?}");
+            }
         }
         assert!(usage.is_some(), "a plan entry for a device not asked about");
     });
