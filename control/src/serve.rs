@@ -15,14 +15,13 @@
 use crate::config::Physical;
 use crate::heap;
 use alloc::vec::Vec;
-use conduit_control_abi::shared::{
-    FN_BUS_MASTER_ALLOWED, FN_ID_OVERRIDE, FN_QUIESCE, FN_REBUILD, mode,
-};
+use conduit_control_abi::shared::{FN_BUS_MASTER_ALLOWED, FN_ID_OVERRIDE, FN_QUIESCE, FN_REBUILD};
 use conduit_control_abi::{
-    FunctionInfo, Op, PHYSICAL_MSI_ENABLE, Reply, Request, SharedPage, Status, WireEvent, layout,
+    ConfigWindows, FunctionInfo, Op, PHYSICAL_MSI_ENABLE, Reply, Request, SharedPage, Status,
+    WireEvent, layout,
 };
 use conduit_pci::config::{command, write_command};
-use conduit_pci::{Bar, Bdf, ConfigAccess};
+use conduit_pci::{Bar, Bdf, ConfigAccess, PciAddress};
 use conduit_vpci::{
     AccessError, BuildError, Event, Events, MsiInfo, Policy, VfConfig, VirtualFunction,
     VirtualTopology,
@@ -38,6 +37,8 @@ const MAX_FUNCTIONS: usize = 64;
 struct Physical1 {
     vbdf: Bdf,
     bdf: Bdf,
+    /// The accessor of the function's PCI segment.
+    cfg: Physical,
     bus_master_allowed: bool,
     /// Decode enables the task keeps on (memory and/or I/O).
     decode: u16,
@@ -53,7 +54,7 @@ struct GuestState {
 }
 
 struct State {
-    physical: Physical,
+    windows: ConfigWindows,
     guests: Vec<GuestState>,
 }
 
@@ -141,13 +142,12 @@ pub fn serve(r: &Request) -> Reply {
 fn init() -> Reply {
     heap::init();
     let info = with_shared(|p| p.init);
-    let physical = match info.mode {
-        mode::ECAM => match (u8::try_from(info.start_bus), u8::try_from(info.end_bus)) {
-            (Ok(start), Ok(end)) if start <= end => Physical::Ecam { start, end },
-            _ => return Reply::error(Status::BadDescription),
-        },
-        mode::PORT_IO => Physical::Ports,
-        _ => return Reply::error(Status::BadDescription),
+    let windows = match ConfigWindows::new(&info) {
+        Ok(w) => w,
+        Err(e) => {
+            message(format_args!("{e}"));
+            return Reply::error(Status::BadDescription);
+        }
     };
     if info.guests > MAX_GUESTS {
         return Reply::error(Status::Full);
@@ -159,7 +159,7 @@ fn init() -> Reply {
             functions: Vec::new(),
         });
     }
-    with_state(|s| *s = Some(State { physical, guests }));
+    with_state(|s| *s = Some(State { windows, guests }));
     Reply::ok(u64::from(info.guests))
 }
 
@@ -190,7 +190,6 @@ fn config_read(state: &mut State, r: &Request) -> Reply {
 }
 
 fn config_write(state: &mut State, r: &Request) -> Reply {
-    let physical = state.physical;
     let g = match guest(state, r.guest) {
         Ok(g) => g,
         Err(e) => return e,
@@ -201,7 +200,7 @@ fn config_write(state: &mut State, r: &Request) -> Reply {
     };
     match g.topology.write(r.vbdf, offset, r.size, r.value as u32) {
         Ok(events) => {
-            apply_physical(physical, g, r.vbdf, &events);
+            apply_physical(g, r.vbdf, &events);
             publish(&events);
             Reply::ok(0)
         }
@@ -211,10 +210,11 @@ fn config_write(state: &mut State, r: &Request) -> Reply {
 
 /// What a guest's write means for the device itself: only Bus Master (within what the core
 /// allows) and INTx Disable; a Function Level Reset turns Bus Master off again.
-fn apply_physical(mut cfg: Physical, g: &GuestState, vbdf: Bdf, events: &Events) {
+fn apply_physical(g: &GuestState, vbdf: Bdf, events: &Events) {
     let Some(p) = g.functions.iter().find(|p| p.vbdf == vbdf) else {
         return;
     };
+    let mut cfg = p.cfg;
     for e in events {
         match *e {
             Event::CommandChanged {
@@ -267,7 +267,11 @@ fn publish(events: &Events) {
 
 fn add_function(state: &mut State, r: &Request) -> Reply {
     let info: FunctionInfo = with_shared(|p| p.function);
-    let mut physical = state.physical;
+    // The physical function, segment-qualified: its segment's window is the only one reached.
+    let Some(address) = info.address() else {
+        return Reply::error(Status::BadDescription);
+    };
+    let mut physical = Physical::new(state.windows, address.segment);
     let g = match guest(state, r.guest) {
         Ok(g) => g,
         Err(e) => return e,
@@ -293,7 +297,7 @@ fn add_function(state: &mut State, r: &Request) -> Reply {
     let mut vf = match built {
         Ok(vf) => vf,
         Err(e) => {
-            build_message(bdf, &e);
+            build_message(address, &e);
             return Reply::error(Status::BuildFailed);
         }
     };
@@ -367,6 +371,7 @@ fn add_function(state: &mut State, r: &Request) -> Reply {
     g.functions.push(Physical1 {
         vbdf: r.vbdf,
         bdf,
+        cfg: physical,
         bus_master_allowed: allowed,
         decode,
         msix_cap,
@@ -384,7 +389,7 @@ fn physical_read(state: &State, r: &Request) -> Reply {
     {
         return Reply::error(Status::BadAccess);
     }
-    let dword = state.physical.read32(r.vbdf, offset & !3);
+    let dword = Physical::new(state.windows, r.segment).read32(r.vbdf, offset & !3);
     let value = dword >> (8 * u32::from(offset & 3));
     let mask = match r.size {
         1 => 0xff,
@@ -396,7 +401,6 @@ fn physical_read(state: &State, r: &Request) -> Reply {
 
 /// Resets (guest, vbdf) to its state after the build; the device's bus mastering goes off.
 fn reset_function(state: &mut State, r: &Request) -> Reply {
-    let physical = state.physical;
     let g = match guest(state, r.guest) {
         Ok(g) => g,
         Err(e) => return e,
@@ -405,7 +409,7 @@ fn reset_function(state: &mut State, r: &Request) -> Reply {
         return Reply::error(Status::NoSuchFunction);
     };
     let events = vf.reset();
-    apply_physical(physical, g, r.vbdf, &events);
+    apply_physical(g, r.vbdf, &events);
     publish(&events);
     let command = g
         .functions
@@ -414,9 +418,9 @@ fn reset_function(state: &mut State, r: &Request) -> Reply {
         .map_or(0xffff, |p| {
             // A reset with decode and bus mastering already off emits no Command event: make
             // sure the device is quiet all the same.
-            let mut cfg = physical;
+            let mut cfg = p.cfg;
             write_command(&mut cfg, p.bdf, p.decode);
-            physical.read16(p.bdf, conduit_pci::config::reg::COMMAND)
+            cfg.read16(p.bdf, conduit_pci::config::reg::COMMAND)
         });
     Reply::ok(u64::from(command))
 }
@@ -433,16 +437,15 @@ fn set_msi_enable(cfg: &mut Physical, bdf: Bdf, msi: &MsiInfo, enabled: bool) {
 /// (PCIe Base Spec r6.0 §7.7.1): disabled while it changes, then address, data, mask bits
 /// clear, INTx disabled and Enable as asked.
 fn physical_msi(state: &mut State, r: &Request) -> Reply {
-    let mut physical = state.physical;
     let g = match guest(state, r.guest) {
         Ok(g) => g,
         Err(e) => return e,
     };
-    let Some((bdf, msi)) = g
+    let Some((bdf, msi, mut physical)) = g
         .functions
         .iter()
         .find(|p| p.vbdf == r.vbdf)
-        .and_then(|p| p.msi.map(|m| (p.bdf, m)))
+        .and_then(|p| p.msi.map(|m| (p.bdf, m, p.cfg)))
     else {
         return Reply::error(Status::NoSuchFunction);
     };
@@ -487,8 +490,8 @@ fn physical_msi(state: &mut State, r: &Request) -> Reply {
     ))
 }
 
-fn build_message(bdf: Bdf, e: &BuildError) {
-    message(format_args!("{bdf}: {e}"));
+fn build_message(address: PciAddress, e: &BuildError) {
+    message(format_args!("{address}: {e}"));
 }
 
 fn msix(state: &mut State, r: &Request) -> Reply {

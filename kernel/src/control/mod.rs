@@ -45,12 +45,12 @@ use conduit_clock::Rate;
 use conduit_control_abi::journal::Journal;
 use conduit_control_abi::shared::{FN_BUS_MASTER_ALLOWED, FN_ID_OVERRIDE, mode};
 use conduit_control_abi::{
-    FunctionInfo, HYPERVISOR, InitInfo, Op, Reply, Request, SYS_PANIC, SYS_REPLY, SharedPage,
-    Status, WireBar, layout,
+    EcamWindow, FunctionInfo, HYPERVISOR, InitInfo, Op, Reply, Request, SYS_PANIC, SYS_REPLY,
+    SharedPage, Status, WireBar, layout,
 };
 use conduit_hw::memory::Memory;
 use conduit_hw::{gdt, time};
-use conduit_pci::Bdf;
+use conduit_pci::{Bdf, PciAddress};
 use conduit_vpci::Event;
 use conduit_vpci::access::MAX_EVENTS;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -237,23 +237,26 @@ pub fn init(bundle: &conduit_config::Bundle<'static>, mem: &'static Memory) {
         error!("control: PCI enumeration did not run: the task is not started");
         return;
     };
-    let (config, init) = match mechanism {
-        Mechanism::Ecam {
-            phys,
-            len,
-            start_bus,
-            end_bus,
-        } => (
-            Some((phys, len)),
-            InitInfo {
+    let (windows, init) = match mechanism {
+        Mechanism::Ecam(windows) => {
+            let mut init = InitInfo {
                 mode: mode::ECAM,
-                start_bus: u32::from(start_bus),
-                end_bus: u32::from(end_bus),
                 guests: guests as u32,
-            },
-        ),
+                window_count: windows.len() as u32,
+                ..InitInfo::default()
+            };
+            for (slot, w) in init.windows.iter_mut().zip(&windows) {
+                *slot = EcamWindow {
+                    segment: u32::from(w.segment),
+                    start_bus: u32::from(w.start_bus),
+                    end_bus: u32::from(w.end_bus),
+                    reserved: 0,
+                };
+            }
+            (windows, init)
+        }
         Mechanism::PortIo => (
-            None,
+            Vec::new(),
             InitInfo {
                 mode: mode::PORT_IO,
                 guests: guests as u32,
@@ -261,7 +264,8 @@ pub fn init(bundle: &conduit_config::Bundle<'static>, mem: &'static Memory) {
             },
         ),
     };
-    let space = match Space::build(mem, image, config) {
+    let config: Vec<(u64, u64)> = windows.iter().map(|w| (w.phys, w.len)).collect();
+    let space = match Space::build(mem, image, &config) {
         Ok(s) => s,
         Err(e) => {
             error!("control: the task's address space cannot be built: {e}");
@@ -279,19 +283,12 @@ pub fn init(bundle: &conduit_config::Bundle<'static>, mem: &'static Memory) {
         sel.user_code.0,
         sel.user_data.0,
         layout::STACK_SIZE >> 10,
-        match config {
-            Some((phys, len)) => format!(
-                "ECAM {phys:#x} ({} MiB) at {:#x}",
-                len >> 20,
-                layout::CONFIG_VA
-            ),
-            None => "ports 0xcf8-0xcff (TSS I/O permission bitmap)".to_string(),
-        }
+        describe_windows(&windows)
     );
     let mut task = Task {
         space,
         init,
-        ports: config.is_none(),
+        ports: windows.is_empty(),
         budget,
         alive: true,
         assignments: Vec::new(),
@@ -306,6 +303,35 @@ pub fn init(bundle: &conduit_config::Bundle<'static>, mem: &'static Memory) {
         }
     }
     *TASK.lock() = Some(task);
+}
+
+/// The task's windows for the log: `ECAM <phys> (<n> MiB) at <va>` per window (with its segment
+/// off segment 0), or the ports.
+fn describe_windows(windows: &[pci::EcamWindow]) -> String {
+    if windows.is_empty() {
+        return "ports 0xcf8-0xcff (TSS I/O permission bitmap)".to_string();
+    }
+    let list: Vec<String> = windows
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let segment = if w.segment == 0 {
+                String::new()
+            } else {
+                format!(
+                    "segment {:04x} buses {:02x}-{:02x}: ",
+                    w.segment, w.start_bus, w.end_bus
+                )
+            };
+            format!(
+                "{segment}ECAM {:#x} ({} MiB) at {:#x}",
+                w.phys,
+                w.len >> 20,
+                layout::config_va(i)
+            )
+        })
+        .collect();
+    list.join("; ")
 }
 
 /// Boot is done with configuration space: the kernel gives its own access up
@@ -385,7 +411,7 @@ pub fn call(req: &Request) -> Result<Answer, ControlError> {
     }
 }
 
-/// Builds the function `bdf` (with its sized `bars`, each with the address the guest finds
+/// Builds the function `at` (with its sized `bars`, each with the address the guest finds
 /// programmed at first, [`WireBar::guest_base`]) at (`guest`, `vbdf`) and records the
 /// assignment for restarts. `bus_master_allowed`: the function's DMA is confined to the guest's
 /// IOMMU domain, or the configuration allows assignment without one.
@@ -394,14 +420,15 @@ pub fn call(req: &Request) -> Result<Answer, ControlError> {
 pub fn add_function(
     guest: u16,
     vbdf: Bdf,
-    bdf: Bdf,
+    at: PciAddress,
     bars: &[WireBar],
     bus_master_allowed: bool,
     id: Option<(u16, u16)>,
     interrupt_line: u8,
 ) -> Result<FunctionLayout, (ControlError, String)> {
     let mut info = FunctionInfo {
-        bdf: u32::from(bdf.routing_id()),
+        bdf: u32::from(at.bdf.routing_id()),
+        segment: u32::from(at.segment),
         flags: if bus_master_allowed {
             FN_BUS_MASTER_ALLOWED
         } else {
@@ -451,14 +478,10 @@ pub fn add_function(
 }
 
 /// The hypervisor's own read of physical configuration space once it has been handed over
-/// (diagnostics such as the debug shell): `size` bytes at `offset` of `bdf`, read by the task.
-/// `None` if the task cannot serve it.
-pub fn physical_read(bdf: Bdf, offset: u16, size: u8) -> Option<u32> {
-    let req = Request {
-        offset: u64::from(offset),
-        size,
-        ..Request::new(Op::PhysicalRead, HYPERVISOR, bdf)
-    };
+/// (diagnostics such as the debug shell): `size` bytes at `offset` of the function `at` (any
+/// segment the MCFG lists), read by the task. `None` if the task cannot serve it.
+pub fn physical_read(at: PciAddress, offset: u16, size: u8) -> Option<u32> {
+    let req = Request::physical_read(at.segment, at.bdf, offset, size);
     call(&req).ok().map(|a| a.value as u32)
 }
 

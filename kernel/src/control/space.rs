@@ -49,6 +49,8 @@ pub enum SpaceError {
     BadEntry(u64),
     /// The kernel already uses the task's PML4 slot.
     SlotInUse(usize),
+    /// More ECAM windows than the task's layout has room for.
+    TooManyWindows(usize),
     OutOfMemory,
     Paging(conduit_paging::Error),
 }
@@ -67,6 +69,11 @@ impl core::fmt::Display for SpaceError {
             Self::Overlap { addr } => write!(f, "segments share the page at {addr:#x}"),
             Self::BadEntry(e) => write!(f, "entry point {e:#x} is not in an executable segment"),
             Self::SlotInUse(s) => write!(f, "the kernel already maps PML4 slot {s}"),
+            Self::TooManyWindows(n) => write!(
+                f,
+                "{n} ECAM windows: the task maps at most {}",
+                layout::MAX_WINDOWS
+            ),
             Self::OutOfMemory => write!(f, "out of memory"),
             Self::Paging(e) => write!(f, "page tables: {e}"),
         }
@@ -133,13 +140,17 @@ fn nxe() -> bool {
 }
 
 impl Space {
-    /// Builds the address space and loads `image`. `config` is the ECAM window (physical
-    /// address of its first bus, length) where there is one.
+    /// Builds the address space and loads `image`. `config` are the ECAM windows (physical
+    /// address of each one's first bus, length), of every PCI segment, where there are any:
+    /// window `i` at [`layout::config_va`]`(i)`.
     pub fn build(
         mem: &Memory,
         image: &'static [u8],
-        config: Option<(u64, u64)>,
+        config: &[(u64, u64)],
     ) -> Result<Self, SpaceError> {
+        if config.len() > layout::MAX_WINDOWS {
+            return Err(SpaceError::TooManyWindows(config.len()));
+        }
         let elf = conduit_config::elf::parse(image).map_err(SpaceError::Elf)?;
         let flags = load_flags(image);
         let window = PhysWindow::new(mem, true);
@@ -233,11 +244,11 @@ impl Space {
         tables
             .map(&mut frames, layout::SHARED_VA, shared.0, FRAME_SIZE, data)
             .map_err(SpaceError::Paging)?;
-        if let Some((phys, len)) = config {
+        let uc = Attributes::new(Access::RW | Access::USER, MemoryType::Uncacheable);
+        for (i, &(phys, len)) in config.iter().enumerate() {
             let len = len.min(layout::CONFIG_MAX);
-            let uc = Attributes::new(Access::RW | Access::USER, MemoryType::Uncacheable);
             tables
-                .map(&mut frames, layout::CONFIG_VA, phys, len, uc)
+                .map(&mut frames, layout::config_va(i), phys, len, uc)
                 .map_err(SpaceError::Paging)?;
         }
         let mut space = Self {

@@ -14,7 +14,7 @@ use crate::platform::acpi::Ecam as EcamRegion;
 use alloc::vec::Vec;
 use conduit_hw::memory::Memory;
 use conduit_hw::memory::mmio::{self, Mmio, MmioError};
-use conduit_pci::{Bdf, ConfigAccess, SegmentAccess};
+use conduit_pci::{Bdf, ConfigAccess, PciAddress, SegmentAccess};
 use x86_64::instructions::port::Port;
 
 /// Size of one function's configuration space.
@@ -178,8 +178,9 @@ impl Access {
     }
 }
 
-/// Configuration mechanism #1 and the control task reach segment 0 only: other segments read
-/// all ones there.
+/// Configuration mechanism #1 reaches segment 0 only: other segments read all ones there. After
+/// the hand-over, reads of every segment are served by the control task, which maps every
+/// segment's windows.
 impl SegmentAccess for Access {
     fn read32_on(&self, segment: u16, bdf: Bdf, offset: u16) -> u32 {
         match self {
@@ -187,10 +188,11 @@ impl SegmentAccess for Access {
                 Self::window(w, segment, bdf.bus()).map_or(u32::MAX, |e| e.read32(bdf, offset))
             }
             Self::PortIo(p) if segment == 0 => p.read32(bdf, offset),
-            Self::HandedOver if segment == 0 => {
-                crate::control::physical_read(bdf, offset, 4).unwrap_or(u32::MAX)
+            Self::HandedOver => {
+                crate::control::physical_read(PciAddress::new(segment, bdf), offset, 4)
+                    .unwrap_or(u32::MAX)
             }
-            Self::PortIo(_) | Self::HandedOver => u32::MAX,
+            Self::PortIo(_) => u32::MAX,
         }
     }
 

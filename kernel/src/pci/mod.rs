@@ -395,43 +395,53 @@ fn resolve_in(functions: &[Function], r: DeviceRef) -> Option<&Function> {
     })
 }
 
-/// How physical configuration space was reached before [`hand_over`].
+/// One ECAM window the kernel maps: `phys` is the address of bus `start_bus` of `segment`;
+/// `len` bytes cover up to `end_bus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EcamWindow {
+    pub segment: u16,
+    pub phys: u64,
+    pub len: u64,
+    pub start_bus: u8,
+    pub end_bus: u8,
+}
+
+/// How physical configuration space was reached before [`hand_over`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mechanism {
-    /// ECAM: `phys` is the address of bus `start_bus`; `len` bytes cover up to `end_bus`.
-    Ecam {
-        phys: u64,
-        len: u64,
-        start_bus: u8,
-        end_bus: u8,
-    },
-    /// Configuration mechanism #1 (ports 0xCF8/0xCFC).
+    /// ECAM: every window the kernel mapped, of every segment, in MCFG order.
+    Ecam(Vec<EcamWindow>),
+    /// Configuration mechanism #1 (ports 0xCF8/0xCFC; segment 0).
     PortIo,
 }
 
 /// The mechanism the kernel uses, for the control task to use too; `None` before enumeration
-/// or after [`hand_over`]. With ECAM: the first window of segment 0 (the control task reaches
-/// that one window).
+/// or after [`hand_over`]. With ECAM: every window, of every segment the MCFG lists.
 pub fn mechanism() -> Option<Mechanism> {
     let pci = get()?;
     match &*pci.access.lock() {
-        Access::Ecam(windows) => windows
-            .iter()
-            .find(|w| w.region().segment == 0)
-            .map(ecam_mechanism),
+        Access::Ecam(windows) => Some(ecam_mechanism(windows)),
         Access::PortIo(_) => Some(Mechanism::PortIo),
         Access::HandedOver => None,
     }
 }
 
-fn ecam_mechanism(e: &EcamAccess) -> Mechanism {
-    let r = e.region();
-    Mechanism::Ecam {
-        phys: r.first_byte(),
-        len: r.bytes(),
-        start_bus: r.bus_start,
-        end_bus: r.bus_end,
-    }
+fn ecam_mechanism(windows: &[EcamAccess]) -> Mechanism {
+    Mechanism::Ecam(
+        windows
+            .iter()
+            .map(|e| {
+                let r = e.region();
+                EcamWindow {
+                    segment: r.segment,
+                    phys: r.first_byte(),
+                    len: r.bytes(),
+                    start_bus: r.bus_start,
+                    end_bus: r.bus_end,
+                }
+            })
+            .collect(),
+    )
 }
 
 /// Gives physical configuration space up once boot is done with it: from here on the kernel's
@@ -444,14 +454,11 @@ pub fn hand_over(mem: &Memory) -> Option<Mechanism> {
     let old = core::mem::replace(&mut *pci.access.lock(), Access::HandedOver);
     match old {
         Access::Ecam(windows) => {
-            let mechanism = windows
-                .iter()
-                .find(|w| w.region().segment == 0)
-                .map(ecam_mechanism);
+            let mechanism = ecam_mechanism(&windows);
             for e in windows {
                 unmap_window(mem, e);
             }
-            mechanism
+            Some(mechanism)
         }
         Access::PortIo(_) => {
             info!("pci: configuration mechanism #1 (ports 0xcf8-0xcff) handed over");
@@ -473,7 +480,7 @@ fn unmap_window(mem: &Memory, e: EcamAccess) {
             alloc::format!("buses {}-{}", r.bus_start, r.bus_end)
         } else {
             alloc::format!(
-                "segment {:04x} buses {:02x}-{:02x}, which the control task does not reach",
+                "segment {:04x} buses {:02x}-{:02x}",
                 r.segment,
                 r.bus_start,
                 r.bus_end

@@ -29,7 +29,7 @@ const ONE_INTERRUPT: u64 = 1 << 30;
 
 /// The physical configuration register (`size` bytes at `offset` of `bdf`), read by the task.
 fn physical(bdf: Bdf, offset: u16, size: u8) -> Result<u32, String> {
-    control::physical_read(bdf, offset, size)
+    control::physical_read(conduit_pci::PciAddress::on_segment0(bdf), offset, size)
         .ok_or_else(|| format!("the control task did not read {offset:#x} of {bdf}"))
 }
 

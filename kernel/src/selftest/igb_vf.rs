@@ -250,8 +250,10 @@ pub(super) fn program(
     }
     let handle = RemappableMsi::single(r.index).encode();
     let (address, data, masked) = msi::read_msix_entry(mem, bdf, 0).map_err(|e| format!("{e}"))?;
-    let ctl = control::physical_read(bdf, s.cap + 2, 2).unwrap_or(0);
-    let cmd = control::physical_read(bdf, 0x04, 2).unwrap_or(0);
+    let ctl = control::physical_read(conduit_pci::PciAddress::on_segment0(bdf), s.cap + 2, 2)
+        .unwrap_or(0);
+    let cmd =
+        control::physical_read(conduit_pci::PciAddress::on_segment0(bdf), 0x04, 2).unwrap_or(0);
     if address != handle.address || data != handle.data || masked || ctl & MSIX_ENABLE == 0 {
         return Err(format!(
             "{bdf}'s physical entry 0: address {address:#x} data {data:#x} masked {masked}, \

@@ -142,6 +142,7 @@ impl Journal {
                 op: Op::from_raw(op)?,
                 guest,
                 vbdf,
+                segment: 0,
                 offset: e.offset,
                 size,
                 value: e.value,

@@ -16,6 +16,8 @@
 //! - [`journal`]: what the core keeps of each function's state, to rebuild it in a restarted task.
 //! - [`shared`]: [`shared::SharedPage`] with [`shared::InitInfo`], [`shared::FunctionInfo`] and
 //!   [`shared::WireEvent`], the wire form of [`conduit_vpci::Event`].
+//! - [`windows`]: the ECAM windows of every PCI segment, checked, and where a segment-qualified
+//!   physical access lands in them.
 //!
 //! Registers follow the SYSCALL/SYSRET convention of the Intel SDM Vol. 3A §5.8.8 ("Fast System
 //! Calls in 64-Bit Mode"): on entry RCX and R11 are the task's RIP and RFLAGS, so requests and
@@ -29,10 +31,12 @@ pub mod journal;
 pub mod layout;
 pub mod request;
 pub mod shared;
+pub mod windows;
 
 #[cfg(feature = "selftest")]
 pub use request::FaultKind;
 pub use request::{
     DecodeError, HYPERVISOR, Op, PHYSICAL_MSI_ENABLE, Reply, Request, SYS_PANIC, SYS_REPLY, Status,
 };
-pub use shared::{FunctionInfo, InitInfo, SharedPage, WireBar, WireEvent};
+pub use shared::{EcamWindow, FunctionInfo, InitInfo, SharedPage, WireBar, WireEvent};
+pub use windows::{ConfigWindows, Target, WindowError};

@@ -7,7 +7,8 @@
 //! | RDI | 7:0 | [`Op`] |
 //! | RDI | 15:8 | access size in bytes |
 //! | RDI | 31:16 | guest index (its position in the configuration) |
-//! | RDI | 47:32 | virtual BDF (routing ID: bus 15:8, device 7:3, function 2:0) |
+//! | RDI | 47:32 | virtual BDF (routing ID: bus 15:8, device 7:3, function 2:0); the physical one for [`Op::PhysicalRead`] |
+//! | RDI | 63:48 | PCI segment of the physical function of [`Op::PhysicalRead`]; 0 for every other op |
 //! | RSI | 63:0 | offset (configuration offset, or offset into the MSI-X table) |
 //! | RDX | 63:0 | value (a write's data, or the `FaultKind` of a test fault) |
 //!
@@ -43,7 +44,7 @@ pub enum Op {
     MsixWrite = 6,
     /// The hypervisor's own read of physical configuration space (diagnostics: the debug
     /// shell): `size` bytes at `offset` of the function whose routing ID is in the virtual-BDF
-    /// field. Never sent on a guest's behalf.
+    /// field, on the PCI segment in [`Request::segment`]. Never sent on a guest's behalf.
     PhysicalRead = 7,
     /// Back to the reset state (decode and bus mastering off, BARs unmapped, MSI/MSI-X off) for
     /// (guest, virtual BDF): the operator stopped the guest. The events go to the shared page;
@@ -126,8 +127,11 @@ pub struct Request {
     pub op: Op,
     /// The guest (index in the configuration).
     pub guest: u16,
-    /// The function as the guest addresses it.
+    /// The function as the guest addresses it (for [`Op::PhysicalRead`]: the physical function).
     pub vbdf: Bdf,
+    /// The PCI segment of the physical function of [`Op::PhysicalRead`]; 0 for every op that
+    /// names a guest's virtual function (a guest's topology has no segments).
+    pub segment: u16,
     /// Configuration offset, or offset into the MSI-X table.
     pub offset: u64,
     /// Access size in bytes.
@@ -141,8 +145,13 @@ pub struct Request {
 pub enum DecodeError {
     /// Unknown op byte.
     UnknownOp(u8),
-    /// Bits 63:48 of RDI are not zero.
-    ReservedBits(u64),
+    /// A segment (RDI bits 63:48) given with an op that names a virtual function.
+    SegmentWithoutPhysical {
+        /// The op.
+        op: Op,
+        /// The segment given.
+        segment: u16,
+    },
 }
 
 impl Request {
@@ -153,9 +162,22 @@ impl Request {
             op,
             guest,
             vbdf,
+            segment: 0,
             offset: 0,
             size: 0,
             value: 0,
+        }
+    }
+
+    /// The hypervisor's read of `size` bytes at `offset` of the physical function `bdf` on PCI
+    /// segment `segment` ([`Op::PhysicalRead`]).
+    #[must_use]
+    pub const fn physical_read(segment: u16, bdf: Bdf, offset: u16, size: u8) -> Self {
+        Self {
+            segment,
+            offset: offset as u64,
+            size,
+            ..Self::new(Op::PhysicalRead, HYPERVISOR, bdf)
         }
     }
 
@@ -187,23 +209,27 @@ impl Request {
             (self.op as u64)
                 | ((self.size as u64) << 8)
                 | ((self.guest as u64) << 16)
-                | ((self.vbdf.routing_id() as u64) << 32),
+                | ((self.vbdf.routing_id() as u64) << 32)
+                | ((self.segment as u64) << 48),
             self.offset,
             self.value,
         ]
     }
 
-    /// Decodes RDI, RSI, RDX.
+    /// Decodes RDI, RSI, RDX. A segment is accepted only with [`Op::PhysicalRead`]: every other
+    /// op names a function of a guest's virtual topology, which has no segments.
     pub const fn decode(regs: [u64; 3]) -> Result<Self, DecodeError> {
         let [rdi, offset, value] = regs;
-        if rdi >> 48 != 0 {
-            return Err(DecodeError::ReservedBits(rdi));
-        }
         let Some(op) = Op::from_raw(rdi as u8) else {
             return Err(DecodeError::UnknownOp(rdi as u8));
         };
+        let segment = (rdi >> 48) as u16;
+        if segment != 0 && !matches!(op, Op::PhysicalRead) {
+            return Err(DecodeError::SegmentWithoutPhysical { op, segment });
+        }
         Ok(Self {
             op,
+            segment,
             size: (rdi >> 8) as u8,
             guest: (rdi >> 16) as u16,
             vbdf: Bdf::from_routing_id((rdi >> 32) as u16),

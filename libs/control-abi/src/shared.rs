@@ -7,16 +7,32 @@
 //! [`FunctionInfo`] before the corresponding request; the task writes the events of a write,
 //! and a message (build errors, panics).
 
-use conduit_pci::{Bar, BarKind, Bdf};
+use conduit_pci::{Bar, BarKind, Bdf, PciAddress};
 use conduit_vpci::{Event, access::MAX_EVENTS};
 
 /// How the task reaches physical configuration space.
 pub mod mode {
-    /// ECAM mapped at [`crate::layout::CONFIG_VA`] (PCIe Base Spec r6.0 §7.2.2).
+    /// ECAM windows mapped at [`crate::layout::config_va`] (PCIe Base Spec r6.0 §7.2.2).
     pub const ECAM: u32 = 1;
     /// Configuration mechanism #1 through ports 0xCF8/0xCFC (PCI Local Bus Spec 3.0
-    /// §3.2.2.3.2), which the task's I/O permission bitmap allows.
+    /// §3.2.2.3.2), which the task's I/O permission bitmap allows: segment 0 only.
     pub const PORT_IO: u32 = 2;
+}
+
+/// One ECAM window: the buses `start_bus..=end_bus` of PCI segment `segment` (one MCFG
+/// allocation, PCI Firmware Spec 3.3 §4.1.2). Window `i` of [`InitInfo::windows`] is mapped
+/// at [`crate::layout::config_va`]`(i)`, bus `start_bus` first.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[repr(C)]
+pub struct EcamWindow {
+    /// The PCI segment group (bits 15:0).
+    pub segment: u32,
+    /// First bus of the window.
+    pub start_bus: u32,
+    /// Last bus of the window.
+    pub end_bus: u32,
+    /// Must be 0.
+    pub reserved: u32,
 }
 
 /// Written by the core before [`crate::Op::Init`].
@@ -25,12 +41,15 @@ pub mod mode {
 pub struct InitInfo {
     /// [`mode::ECAM`] or [`mode::PORT_IO`].
     pub mode: u32,
-    /// First bus of the ECAM window (mapped at its start).
-    pub start_bus: u32,
-    /// Last bus of the ECAM window.
-    pub end_bus: u32,
     /// Number of guests (indices `0..guests`).
     pub guests: u32,
+    /// Valid entries of `windows` ([`mode::ECAM`]; 0 with [`mode::PORT_IO`]).
+    pub window_count: u32,
+    /// Must be 0.
+    pub reserved: u32,
+    /// The ECAM windows, of every segment the MCFG lists (checked by
+    /// [`crate::windows::ConfigWindows::new`]).
+    pub windows: [EcamWindow; crate::layout::MAX_WINDOWS],
 }
 
 /// One physical BAR, as enumeration sized it.
@@ -130,6 +149,8 @@ pub const FN_QUIESCE: u32 = 1 << 3;
 pub struct FunctionInfo {
     /// The physical function's routing ID.
     pub bdf: u32,
+    /// The physical function's PCI segment (bits 15:0; the rest must be 0).
+    pub segment: u32,
     /// [`FN_BUS_MASTER_ALLOWED`], [`FN_ID_OVERRIDE`], [`FN_REBUILD`], [`FN_QUIESCE`].
     pub flags: u32,
     /// Vendor ID (bits 15:0) and Device ID (31:16) with [`FN_ID_OVERRIDE`].
@@ -149,10 +170,20 @@ pub struct FunctionInfo {
 }
 
 impl FunctionInfo {
-    /// The physical function.
+    /// The physical function within its segment.
     #[must_use]
     pub const fn bdf(&self) -> Bdf {
         Bdf::from_routing_id(self.bdf as u16)
+    }
+
+    /// The physical function, segment-qualified; `None` when the routing ID or the segment has
+    /// bits above 15 set (a malformed description).
+    #[must_use]
+    pub const fn address(&self) -> Option<PciAddress> {
+        if self.bdf > 0xffff || self.segment > 0xffff {
+            return None;
+        }
+        Some(PciAddress::new(self.segment as u16, self.bdf()))
     }
 
     /// The MSI-X table as the task reported it: (BAR, offset in the BAR, entries).
@@ -395,12 +426,19 @@ impl SharedPage {
     pub const ZERO: Self = Self {
         init: InitInfo {
             mode: 0,
-            start_bus: 0,
-            end_bus: 0,
             guests: 0,
+            window_count: 0,
+            reserved: 0,
+            windows: [EcamWindow {
+                segment: 0,
+                start_bus: 0,
+                end_bus: 0,
+                reserved: 0,
+            }; crate::layout::MAX_WINDOWS],
         },
         function: FunctionInfo {
             bdf: 0,
+            segment: 0,
             flags: 0,
             id: 0,
             bar_count: 0,

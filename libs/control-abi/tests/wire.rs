@@ -33,6 +33,18 @@ fn requests_round_trip_through_registers() {
     for r in cases {
         assert_eq!(Request::decode(r.encode()), Ok(r));
     }
+    // A segment-qualified physical read round-trips with its segment in RDI bits 63:48, and
+    // 0001:02:00.0 is not 0000:02:00.0.
+    let on1 = Request::physical_read(1, bdf(2, 0, 0), 0x10, 4);
+    let on0 = Request::physical_read(0, bdf(2, 0, 0), 0x10, 4);
+    assert_eq!(on1.encode()[0] >> 48, 1);
+    assert_eq!(Request::decode(on1.encode()), Ok(on1));
+    assert_ne!(Request::decode(on1.encode()), Ok(on0));
+    assert_eq!(
+        Request::decode(Request::physical_read(0xffff, bdf(0xff, 31, 7), 0xffc, 4).encode())
+            .map(|r| (r.segment, r.vbdf, r.offset)),
+        Ok((0xffff, bdf(0xff, 31, 7), 0xffc))
+    );
     // The layout of RDI is the documented one.
     let [rdi, rsi, rdx] = Request::write(3, bdf(0, 1, 0), 0x04, 2, 0x0006).encode();
     assert_eq!(rdi, 4 | 2 << 8 | 3 << 16 | 0x08 << 32);
@@ -45,10 +57,27 @@ fn malformed_requests_are_refused() {
         Request::decode([0x99, 0, 0]),
         Err(DecodeError::UnknownOp(0x99))
     );
+    // A segment goes only with the physical read: every other op names a guest's virtual
+    // function, and a guest's topology has no segments.
     assert_eq!(
         Request::decode([3 | 1 << 48, 0, 0]),
-        Err(DecodeError::ReservedBits(3 | 1 << 48))
+        Err(DecodeError::SegmentWithoutPhysical {
+            op: Op::ConfigRead,
+            segment: 1
+        })
     );
+    for op in [1u64, 2, 4, 5, 6, 8, 9] {
+        assert!(
+            matches!(
+                Request::decode([op | 0xffff << 48, 0, 0]),
+                Err(DecodeError::SegmentWithoutPhysical {
+                    segment: 0xffff,
+                    ..
+                })
+            ),
+            "op {op}"
+        );
+    }
     for raw in 0..=255u8 {
         let ok = Op::from_raw(raw).is_some();
         let test_op = cfg!(feature = "selftest") && raw == 0x7f;

@@ -140,3 +140,92 @@ fn an_io_apic_on_segment_1_is_resolved_through_that_segments_bridges() {
     );
     assert_eq!(dmar.ioapic_scope(8).expect("table reads"), None);
 }
+
+/// One interrupt remapping table per segment, chosen through the DRHDs: the IRTE routed for
+/// 0001:02:00.0 (verifying its source-id 02:00.0) is written into the table of the units of
+/// segment 1 only. The same source-id from 0000:02:00.0, with the same handle, is looked up in
+/// segment 0's table, where that entry is not present, so it is refused; in one table shared by
+/// every unit it would have passed (the source-id carries no segment).
+#[test]
+fn an_irte_lives_in_the_table_of_its_functions_segment() {
+    use conduit_irq::{
+        Destination, GuestId, IrtAllocator, IrtSize, Irte, IrteBuilder, Owner, SegmentTables,
+        SegmentTablesError, SourceQualifier,
+    };
+    type FakeTable = [Option<Irte>; 16];
+    let bytes = two_segments();
+    let dmar = Dmar::parse(&bytes).expect("valid");
+    let (seg0, seg1) = bridges();
+    let bridges_of = |segment: u16| if segment == 0 { &seg0 } else { &seg1 };
+    // Every unit asks for its segment's table: four units, two tables.
+    let mut tables: SegmentTables<FakeTable, 4> = SegmentTables::new();
+    let mut made = 0;
+    for d in dmar.drhds() {
+        tables
+            .get_or_make(d.segment(), || {
+                made += 1;
+                Ok::<_, ()>([None; 16])
+            })
+            .expect("room");
+    }
+    assert_eq!((made, tables.len()), (2, 2));
+    assert_eq!(
+        tables.iter().map(|(s, _)| s).collect::<Vec<_>>(),
+        vec![0, 1]
+    );
+    // The segment of the unit translating a function picks the table.
+    let table_segment = |segment: u16, b| {
+        dmar.drhd_for_device(segment, b, bridges_of(segment))
+            .expect("table reads")
+            .map(|d| d.segment())
+    };
+    let function = bdf(2, 0, 0);
+    let mut irt: IrtAllocator<16> =
+        IrtAllocator::new(IrtSize::for_entries(16).expect("size")).expect("allocator");
+    let owner = Owner::Guest(GuestId(1));
+    let handle = irt.alloc(owner).expect("an index");
+    let irte = IrteBuilder::new(Destination::X2Apic(0), 0x40)
+        .verify_requester(function.routing_id(), SourceQualifier::All)
+        .build()
+        .expect("valid");
+    let chosen = table_segment(1, function).expect("segment 1 translates it");
+    assert_eq!(chosen, 1);
+    tables.get_mut(chosen).expect("segment 1's table")[usize::from(handle)] = Some(irte);
+    // What a unit does with an interrupt request (VT-d §5.1.4, §9.10): the entry at the handle
+    // in its own table, present and accepting the requester's source-id.
+    let remap = |segment: u16, requester: conduit_dmar::Bdf| {
+        let table = tables.get(table_segment(segment, requester)?)?;
+        table[usize::from(handle)]
+            .filter(|e| e.is_present() && e.accepts_requester(requester.routing_id()))
+    };
+    assert_eq!(
+        remap(1, function),
+        Some(irte),
+        "0001:02:00.0 uses its entry"
+    );
+    assert_eq!(remap(0, function), None, "0000:02:00.0 cannot use it");
+    assert!(
+        tables.get(0).expect("segment 0's table")[usize::from(handle)].is_none(),
+        "segment 0's table holds nothing at that index"
+    );
+    assert!(
+        irte.accepts_requester(function.routing_id()),
+        "a shared table would have let 0000:02:00.0 through: the source-id has no segment"
+    );
+    // Another function of segment 1 does not pass the entry's source-id check either.
+    assert_eq!(remap(1, bdf(1, 0, 0)), None);
+    // A segment without units has no table; a fifth segment does not fit four slots.
+    assert!(tables.get(2).is_none());
+    let mut small: SegmentTables<u8, 1> = SegmentTables::new();
+    small.get_or_make(0, || Ok::<_, ()>(0)).expect("room");
+    assert_eq!(
+        small.get_or_make(1, || Ok::<_, ()>(1)).err(),
+        Some(SegmentTablesError::Full { segment: 1 })
+    );
+    assert_eq!(
+        SegmentTables::<u8, 2>::new()
+            .get_or_make(3, || Err::<u8, _>("no memory"))
+            .err(),
+        Some(SegmentTablesError::Make("no memory"))
+    );
+}

@@ -18,6 +18,8 @@
 //! - [`IrtAllocator`]: IRT indices, single or aligned power-of-two blocks for multi-message MSI.
 //! - [`authorize_irte`]: refuses an IRTE whose index, vector or destination the requester does not
 //!   own, with a typed [`AllocError`].
+//! - [`SegmentTables`]: one interrupt remapping table per PCI segment (an IRTE's source-id has
+//!   no segment), the table of a function's segment being the one its entries go to.
 //! - [`Binding`]: what a vector delivers to (owner, IRTE index, the guest's virtual vector),
 //!   packed into 64 bits for lock-free reads in interrupt handlers.
 //!
@@ -34,6 +36,7 @@ pub mod irt;
 pub mod irta;
 pub mod irte;
 pub mod msi;
+pub mod segments;
 pub mod types;
 pub mod vector;
 
@@ -48,6 +51,7 @@ pub use irt::{IrtAllocator, MAX_BLOCK};
 pub use irta::{IRTE_BYTES, IrtSize, Irta};
 pub use irte::{Irte, IrteBuilder, SourceQualifier, SourceValidation, raw_present};
 pub use msi::{CompatMsi, DecodedMsi, MSI_ADDRESS_BASE, MsiMessage, RemappableMsi};
+pub use segments::{SegmentTables, SegmentTablesError};
 pub use types::{
     ApicMode, DeliveryMode, Destination, DestinationMode, GuestId, Owner, TriggerMode,
 };
