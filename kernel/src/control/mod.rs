@@ -45,8 +45,8 @@ use conduit_clock::Rate;
 use conduit_control_abi::journal::Journal;
 use conduit_control_abi::shared::{FN_BUS_MASTER_ALLOWED, FN_ID_OVERRIDE, mode};
 use conduit_control_abi::{
-    EcamWindow, FunctionInfo, HYPERVISOR, InitInfo, Op, Reply, Request, SYS_PANIC, SYS_REPLY,
-    SharedPage, Status, WireBar, layout,
+    EcamWindow, FunctionInfo, InitInfo, Op, Reply, Request, SYS_PANIC, SYS_REPLY, SharedPage,
+    Status, WireBar, layout,
 };
 use conduit_hw::memory::Memory;
 use conduit_hw::{gdt, time};
@@ -140,6 +140,8 @@ pub struct FunctionLayout {
 struct Assignment {
     guest: u16,
     vbdf: Bdf,
+    /// The physical function (`info` carries it in wire form).
+    at: PciAddress,
     info: FunctionInfo,
     journal: Journal,
     /// The [`epoch`] of the last restart that brought the function back in its reset state
@@ -455,6 +457,7 @@ pub fn add_function(
             task.assignments.push(Assignment {
                 guest,
                 vbdf,
+                at,
                 info,
                 journal: Journal::new(),
                 reset_epoch: 0,

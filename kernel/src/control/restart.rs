@@ -104,8 +104,8 @@ impl Task {
         let name = record.name.clone();
         let mut n = 0;
         for a in self.assignments.iter().filter(|a| a.guest == g) {
-            crate::guest::interrupts::quarantine_function(g, a.info.bdf());
-            crate::irq::quarantine_intx(conduit_irq::GuestId(g), a.info.bdf());
+            crate::guest::interrupts::quarantine_function(g, a.at);
+            crate::irq::quarantine_intx(conduit_irq::GuestId(g), a.at);
             n += 1;
         }
         error!(

@@ -32,7 +32,7 @@ pub struct Placed {
     /// Its IOMMU domain (IOVA = GPA), when DMA remapping is on.
     pub domain: Option<DomainId>,
     /// The functions assigned to it.
-    pub devices: Vec<Bdf>,
+    pub devices: Vec<PciAddress>,
 }
 
 #[cfg(feature = "selftest")]
@@ -197,7 +197,7 @@ fn attach_devices(
     c: &GuestConfig,
     pieces: &[(u64, u64, u64)],
     unsafe_no_iommu: bool,
-) -> Vec<Bdf> {
+) -> Vec<PciAddress> {
     let mut domain = None;
     let assigned = attach_to_domain(c, pieces, unsafe_no_iommu, &mut domain);
     #[cfg(feature = "selftest")]
@@ -217,7 +217,7 @@ fn attach_to_domain(
     pieces: &[(u64, u64, u64)],
     unsafe_no_iommu: bool,
     created: &mut Option<DomainId>,
-) -> Vec<Bdf> {
+) -> Vec<PciAddress> {
     let mut assigned = Vec::new();
     let domain = match iommu::status() {
         Ok(()) => {
@@ -272,10 +272,10 @@ fn attach_to_domain(
     assigned
 }
 
-/// Resolves a configured function (a VF is looked up through its PF's SR-IOV state: the PF must
-/// exist, have an SR-IOV capability, `vf` must be below TotalVFs and the VFs enabled) and assigns
-/// it to `domain`.
-fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<Bdf, String> {
+/// Resolves a configured function, on any segment the MCFG lists (a VF is looked up through its
+/// PF's SR-IOV state: the PF must exist, have an SR-IOV capability, `vf` must be below TotalVFs
+/// and the VFs enabled) and assigns it to `domain`.
+fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<PciAddress, String> {
     let r =
         DeviceRef::from_config(d.function).ok_or_else(|| format!("{d} is not a valid address"))?;
     let r = match d.vf {
@@ -284,39 +284,31 @@ fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<Bdf, Str
             let pf = crate::pci::get()
                 .and_then(|pci| pci.resolve(r))
                 .ok_or_else(|| format!("no PF {r} on this machine"))?;
-            on_segment0(pf)?;
+            sriov_segment(pf)?;
             let vf = crate::pci::sriov::vf_of(pf.bdf, index).map_err(|e| format!("{e}"))?;
             nvme_vf_ready(pf.bdf, index)?;
             DeviceRef::Address(PciAddress::on_segment0(vf))
         }
     };
-    if let Some(f) = crate::pci::get().and_then(|pci| pci.resolve(r)) {
-        on_segment0(f)?;
-    }
     match domain {
-        Some(id) => iommu::assign_device(r, id)
-            .map(|a| a.bdf)
-            .map_err(|e| format!("{e}")),
+        Some(id) => iommu::assign_device(r, id).map_err(|e| format!("{e}")),
         None => crate::pci::get()
             .and_then(|pci| pci.resolve(r))
-            .map(|f| f.bdf)
+            .map(crate::pci::Function::address)
             .ok_or_else(|| format!("no such function on this machine ({r})")),
     }
 }
 
-/// Guests get functions of segment 0 only: the control task maps segment 0's configuration
-/// space only, and the one interrupt remapping table all units share verifies source-ids
-/// without their segment (`docs/hardware.md`, "PCI segments").
-fn on_segment0(f: &crate::pci::Function) -> Result<(), String> {
-    if f.segment == 0 {
+/// VFs are enabled on PFs of segment 0 only (`crate::pci::sriov`): a VF of a PF elsewhere does
+/// not exist (`docs/hardware.md`, "PCI segments").
+fn sriov_segment(pf: &crate::pci::Function) -> Result<(), String> {
+    if pf.segment == 0 {
         return Ok(());
     }
     Err(format!(
-        "{} is on PCI segment {:04x}: guests get functions of segment 0 only (the control task \
-         maps segment 0's configuration space only, and the one interrupt remapping table all \
-         units share verifies source-ids without their segment)",
-        f.address(),
-        f.segment
+        "{} is on PCI segment {:04x}: SR-IOV VFs are enabled on PFs of segment 0 only",
+        pf.address(),
+        pf.segment
     ))
 }
 

@@ -26,7 +26,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_config::OnControlCrash;
 use conduit_control_abi::{Request, WireBar};
-use conduit_pci::{Bar, BarKind, Bdf};
+use conduit_pci::{Bar, BarKind, Bdf, PciAddress};
 use conduit_vpci::{BarPlacer, Cf8Address, Cf8Mode, Event};
 use core::ops::Range;
 use log::{error, info, warn};
@@ -49,7 +49,8 @@ const CONFIG_PORTS: core::ops::RangeInclusive<u16> = 0xcf8..=0xcff;
 #[derive(Debug, Clone)]
 pub struct Assigned {
     pub vbdf: Bdf,
-    pub bdf: Bdf,
+    /// The physical function, on any segment the MCFG lists.
+    pub bdf: PciAddress,
     /// The physical BARs as enumeration sized them.
     pub bars: Vec<Bar>,
     /// MSI-X table: (BAR, offset, entries).
@@ -106,7 +107,12 @@ impl GuestDevices {
 /// assigned its devices' resources) each BAR starts out programmed, placed by
 /// [`conduit_vpci::BarPlacer`] in [`BAR_WINDOW`] and [`IO_BAR_WINDOW`]; decode stays off until
 /// the guest turns it on, which maps the BAR (`apply`).
-pub fn register(index: u16, name: &str, assigned: &[Bdf], firmware_bars: bool) -> GuestDevices {
+pub fn register(
+    index: u16,
+    name: &str,
+    assigned: &[PciAddress],
+    firmware_bars: bool,
+) -> GuestDevices {
     let mut functions = Vec::new();
     let mut placer = BarPlacer::new(BAR_WINDOW, IO_BAR_WINDOW);
     for &bdf in assigned {
@@ -114,7 +120,7 @@ pub fn register(index: u16, name: &str, assigned: &[Bdf], firmware_bars: bool) -
             error!("guest \"{name}\": {bdf} not given: no free virtual device number");
             continue;
         };
-        let f = crate::pci::get().and_then(|p| p.function(bdf));
+        let f = crate::pci::get().and_then(|p| p.function_at(bdf));
         let bars: Vec<Bar> = f
             .map(|f| f.bars.iter().copied().collect())
             .unwrap_or_default();
@@ -418,7 +424,7 @@ pub(super) fn apply(g: &mut Guest, vbdf: Bdf, e: &Event) {
 }
 
 /// The physical function behind `vbdf`.
-fn physical_of(g: &Guest, vbdf: Bdf) -> Option<Bdf> {
+fn physical_of(g: &Guest, vbdf: Bdf) -> Option<PciAddress> {
     g.pci
         .functions
         .iter()
@@ -434,8 +440,9 @@ fn on(b: bool) -> &'static str {
 /// operator stopped the guest): decode and bus mastering off in its virtual view, BARs
 /// unmapped, and the device's bus mastering off. Returns each physical function with its Command
 /// register afterwards (`None`: the task could not do it).
-pub fn reset_functions(g: &mut Guest) -> Vec<(Bdf, Option<u16>)> {
-    let functions: Vec<(Bdf, Bdf)> = g.pci.functions.iter().map(|f| (f.vbdf, f.bdf)).collect();
+pub fn reset_functions(g: &mut Guest) -> Vec<(PciAddress, Option<u16>)> {
+    let functions: Vec<(Bdf, PciAddress)> =
+        g.pci.functions.iter().map(|f| (f.vbdf, f.bdf)).collect();
     let mut out = Vec::new();
     for (vbdf, bdf) in functions {
         let req = Request::new(conduit_control_abi::Op::ResetFunction, g.pci.index, vbdf);

@@ -34,7 +34,7 @@ use alloc::vec::Vec;
 use conduit_control_abi::{Op, PHYSICAL_MSI_ENABLE, Request};
 use conduit_hw::memory::Memory;
 use conduit_irq::{GuestId, Owner};
-use conduit_pci::Bdf;
+use conduit_pci::{Bdf, PciAddress};
 use log::{error, info, warn};
 use spin::Mutex;
 
@@ -44,7 +44,7 @@ const MSI: u16 = u16::MAX;
 #[derive(Debug, Clone, Copy)]
 struct Bound {
     guest: u16,
-    bdf: Bdf,
+    bdf: PciAddress,
     /// MSI-X entry, or [`MSI`].
     entry: u16,
     index: u16,
@@ -90,7 +90,7 @@ pub fn guest_vector(address: u64, data: u32) -> Result<u8, String> {
 }
 
 /// Removes and returns the binding of (guest, bdf, entry), if any.
-fn take_bound(guest: u16, bdf: Bdf, entry: u16) -> Option<Bound> {
+fn take_bound(guest: u16, bdf: PciAddress, entry: u16) -> Option<Bound> {
     let mut bound = BOUND.lock();
     let at = bound
         .iter()
@@ -149,7 +149,13 @@ fn keep_masked_off(name: &str, b: Bound) {
 /// binding: a handle is given back only once the device can no longer send it. A failed mask is
 /// reported with its error and `old` is kept masked-off ([`keep_masked_off`]). Returns whether
 /// the entry is masked.
-fn mask_msix_entry(name: &str, mem: &Memory, bdf: Bdf, entry: u16, old: Option<Bound>) -> bool {
+fn mask_msix_entry(
+    name: &str,
+    mem: &Memory,
+    bdf: PciAddress,
+    entry: u16,
+    old: Option<Bound>,
+) -> bool {
     match crate::pci::msi::set_msix_entry_masked(mem, bdf, entry, true) {
         Ok(()) => {
             if let Some(b) = old {
@@ -184,7 +190,7 @@ pub fn on_msix_entry(
     guest: u16,
     name: &str,
     mem: &Memory,
-    bdf: Bdf,
+    bdf: PciAddress,
     change: EntryChange,
 ) -> Option<Routed> {
     let EntryChange {
@@ -277,7 +283,13 @@ impl MsiChange {
 /// `bdf`'s source-id, and the control task programs the physical capability with the
 /// remappable-format message (one vector: with Multiple Message Enable above 1 only the first
 /// is routed). Otherwise the physical MSI goes off.
-pub fn on_msi(guest: u16, name: &str, bdf: Bdf, vbdf: Bdf, change: MsiChange) -> Option<Routed> {
+pub fn on_msi(
+    guest: u16,
+    name: &str,
+    bdf: PciAddress,
+    vbdf: Bdf,
+    change: MsiChange,
+) -> Option<Routed> {
     let old = take_bound(guest, bdf, MSI);
     if !change.enabled || change.mask & 1 != 0 {
         msi_off(guest, name, vbdf, [old, None]);
@@ -368,7 +380,7 @@ fn physical_msi(guest: u16, name: &str, vbdf: Bdf, address: u64, data: u32, enab
 /// task): every interrupt routed for it is masked, its IRTE kept the guest's (not present, fault
 /// processing disabled) so that a message the device still sends with that handle reaches nobody
 /// and no other owner can be given the entry meanwhile.
-pub fn quarantine_function(guest: u16, bdf: Bdf) {
+pub fn quarantine_function(guest: u16, bdf: PciAddress) {
     let owner = Owner::Guest(GuestId(guest));
     let bound: Vec<(u16, String)> = BOUND
         .lock()
@@ -384,7 +396,7 @@ pub fn quarantine_function(guest: u16, bdf: Bdf) {
 }
 
 /// Releases every entry routed for `guest`'s function `bdf` (its function was reset).
-pub fn release_function(guest: u16, bdf: Bdf) {
+pub fn release_function(guest: u16, bdf: PciAddress) {
     let gone: Vec<Bound> = {
         let mut bound = BOUND.lock();
         let (gone, keep): (Vec<Bound>, Vec<Bound>) =

@@ -9,7 +9,7 @@ use super::Guest;
 use alloc::vec::Vec;
 use conduit_guest_acpi::{Pin, PrtEntry, intx_gsi};
 use conduit_irq::{LineUser, Owner};
-use conduit_pci::Bdf;
+use conduit_pci::{Bdf, PciAddress};
 use log::{info, warn};
 
 /// The virtual Interrupt Line of a function with physical Interrupt Pin `pin` at virtual device
@@ -33,7 +33,7 @@ pub fn prt() -> Vec<PrtEntry> {
 
 /// Every enumerated function whose INTx reaches a GSI, with its owner: the guest among `guests`
 /// it was assigned to, else the hypervisor.
-fn line_users(guests: &[&Guest]) -> Vec<LineUser<Bdf>> {
+fn line_users(guests: &[&Guest]) -> Vec<LineUser<PciAddress>> {
     let Some(pci) = crate::pci::get() else {
         return Vec::new();
     };
@@ -43,10 +43,10 @@ fn line_users(guests: &[&Guest]) -> Vec<LineUser<Bdf>> {
             let source = crate::irq::locate_intx(f.intx.pin, f.intx.line)?.ok()?;
             let owner = guests
                 .iter()
-                .find(|g| g.devices.contains(&f.bdf))
+                .find(|g| g.devices.contains(&f.address()))
                 .map_or(Owner::Hypervisor, |g| Owner::Guest(g.id()));
             Some(LineUser {
-                function: f.bdf,
+                function: f.address(),
                 gsi: source.gsi,
                 owner,
             })
@@ -68,9 +68,10 @@ pub fn attach_all(guests: &mut [&mut Guest]) {
     };
     for g in guests.iter_mut() {
         let id = g.id();
-        let functions: Vec<(Bdf, Bdf)> = g.pci.functions.iter().map(|a| (a.vbdf, a.bdf)).collect();
+        let functions: Vec<(Bdf, PciAddress)> =
+            g.pci.functions.iter().map(|a| (a.vbdf, a.bdf)).collect();
         for (vbdf, bdf) in functions {
-            let Some(f) = pci.function(bdf) else {
+            let Some(f) = pci.function_at(bdf) else {
                 continue;
             };
             let Some(pin) = Pin::from_register(f.intx.pin) else {

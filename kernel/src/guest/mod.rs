@@ -206,7 +206,7 @@ pub struct Guest {
     /// How often the operator restarted it.
     pub restarts: u32,
     /// The PCI functions assigned to it (in its IOMMU domain, which outlives a stop).
-    pub devices: alloc::vec::Vec<conduit_pci::Bdf>,
+    pub devices: alloc::vec::Vec<conduit_pci::PciAddress>,
     /// Its last slice ended in HLT: it waits for its next slice (HLT yields the CPU).
     pub halted: bool,
     /// That HLT ran with RFLAGS.IF clear (an OS guest then stays halted).
@@ -385,7 +385,7 @@ impl Guest {
     /// its functions stop mastering the bus (Command.BME cleared: no more DMA or MSI from them).
     /// Its memory, EPT and IOMMU domain stay, with the functions assigned. Returns each function
     /// with its Command register after the write (`None`: it did not answer).
-    pub fn stop_by_operator(&mut self) -> alloc::vec::Vec<(conduit_pci::Bdf, Option<u16>)> {
+    pub fn stop_by_operator(&mut self) -> alloc::vec::Vec<(conduit_pci::PciAddress, Option<u16>)> {
         self.stop(String::from(STOPPED_BY_OPERATOR));
         // Physical configuration space belongs to the control task: it resets the guest's view
         // of each function and turns the device's bus mastering off.

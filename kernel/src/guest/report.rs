@@ -8,7 +8,7 @@ use super::boot;
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_irq::GuestId;
-use conduit_pci::Bdf;
+use conduit_pci::PciAddress;
 use log::info;
 
 /// One guest's counters.
@@ -18,7 +18,7 @@ pub struct Counters {
     pub interrupts: u64,
     pub dma_faults: u64,
     pub interrupt_faults: u64,
-    pub functions: Vec<Bdf>,
+    pub functions: Vec<PciAddress>,
 }
 
 /// The counters of every placed guest, in configuration order.

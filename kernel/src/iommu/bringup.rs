@@ -114,7 +114,7 @@ pub(super) fn bring_up(mem: &'static Memory, dmar: Option<&[u8]>, register_only:
         failed,
         domains,
         next_did,
-        ir: ir.table,
+        ir: ir.tables,
         ir_off: ir.off,
     });
 }

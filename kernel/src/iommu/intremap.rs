@@ -1,7 +1,15 @@
-//! Interrupt remapping on every unit: bring-up (with the choice of the local APIC's mode), the
-//! one interrupt remapping table all units share, and IRTE updates with interrupt-entry-cache
-//! invalidation on every unit. Which entry belongs to whom is `crate::irq`'s business; this module
-//! only writes what it is given.
+//! Interrupt remapping on every unit: bring-up (with the choice of the local APIC's mode), one
+//! interrupt remapping table per PCI segment, shared by that segment's units, and IRTE updates
+//! with interrupt-entry-cache invalidation on those units. Which entry belongs to whom is
+//! `crate::irq`'s business; this module only writes what it is given, into the table of the
+//! segment it is given.
+//!
+//! Why per segment: an IRTE's source validation (VT-d spec §9.10, SVT/SQ/SID) compares a 16-bit
+//! source-id without segment, so in one table shared by every unit the entry verifying
+//! 0001:02:00.0 would accept 0000:02:00.0's requests as well. Each entry is written only into the
+//! table of the units serving its function's segment (`conduit_irq::SegmentTables`); the other
+//! tables hold nothing at that index (IRT indices are allocated over all tables together), so
+//! the namesake on another segment hits a not-present entry and is blocked.
 //!
 //! The DMAR's flags (VT-d spec §8.1) are honoured: without INTR_REMAP interrupt remapping is not
 //! used at all. The APIC mode follows the hardware: x2APIC when the CPU has it and every unit has
@@ -13,22 +21,30 @@
 
 use super::{IommuError, STATE, State};
 use alloc::string::String;
+use alloc::vec::Vec;
 use conduit_dmar::{Dmar, DmarFlags, PciBridges};
 use conduit_hw::apic::{self, ApicError};
 use conduit_hw::memory::Memory;
 use conduit_hw::vtd::RemappingUnit;
 use conduit_hw::vtd::ir::Table;
-use conduit_irq::{ApicMode, IrtSize, Irte};
-use conduit_pci::Bdf;
+use conduit_irq::{ApicMode, IrtSize, Irte, SegmentTables, SegmentTablesError};
+use conduit_pci::PciAddress;
 use conduit_vtd::IecInvalidation;
 use log::{error, info, warn};
 
-/// Entries of the interrupt remapping table (IRTA_REG.S = 7).
+/// Entries of each interrupt remapping table (IRTA_REG.S = 7).
 pub const IRT_ENTRIES: usize = 256;
+
+/// The most PCI segments with remapping units (one table each).
+pub const MAX_IR_SEGMENTS: usize = 16;
+
+/// The interrupt remapping tables, one per segment with units.
+pub(super) type Tables = SegmentTables<Table, MAX_IR_SEGMENTS>;
 
 /// What bring-up left.
 pub(super) struct BringUp {
-    pub table: Option<Table>,
+    /// Empty when interrupt remapping is off.
+    pub tables: Tables,
     /// Why interrupt remapping is off.
     pub off: Option<String>,
 }
@@ -95,7 +111,7 @@ pub(super) fn bring_up(
         return (
             apic_id,
             BringUp {
-                table: None,
+                tables: Tables::new(),
                 off: Some(reason),
             },
         );
@@ -109,27 +125,38 @@ pub(super) fn bring_up(
         return (
             apic_id,
             BringUp {
-                table: None,
+                tables: Tables::new(),
                 off: Some(String::from("bad table size")),
             },
         );
     };
-    let table = match Table::new(mem, size, mode, coherent) {
-        Ok(t) => t,
-        Err(e) => {
-            error!("vtd: interrupt remapping not enabled: {e}");
-            return (
-                apic_id,
-                BringUp {
-                    table: None,
-                    off: Some(alloc::format!("{e}")),
-                },
-            );
-        }
-    };
+    let mut tables = Tables::new();
     for i in 0..units.len() {
+        let segment = units[i].segment();
+        let table = match tables.get_or_make(segment, || Table::new(mem, size, mode, coherent)) {
+            Ok(t) => t,
+            Err(e) => {
+                let why = match e {
+                    SegmentTablesError::Full { segment } => alloc::format!(
+                        "segment {segment:04x}: no room for another table (at most \
+                         {MAX_IR_SEGMENTS} segments)"
+                    ),
+                    SegmentTablesError::Make(e) => alloc::format!("segment {segment:04x}: {e}"),
+                };
+                error!("vtd: interrupt remapping not enabled: {why}");
+                let failed = units_phys(i, units);
+                turn_off(&mut units[..i], failed);
+                return (
+                    apic_id,
+                    BringUp {
+                        tables: Tables::new(),
+                        off: Some(why),
+                    },
+                );
+            }
+        };
         let u = &mut units[i];
-        match u.enable_interrupt_remapping(&table) {
+        match u.enable_interrupt_remapping(table) {
             Ok(done) => {
                 info!(
                     "vtd: unit {:#x}: interrupt remapping enabled (GSTS {:#010x}): IRTA {:#x} = \
@@ -161,62 +188,66 @@ pub(super) fn bring_up(
             Err(e) => {
                 let base = u.phys();
                 error!("vtd: unit {base:#x}: interrupt remapping not enabled: {e}");
-                for other in &mut units[..i] {
-                    match other.disable_interrupt_remapping() {
-                        Ok(()) => warn!(
-                            "vtd: unit {:#x}: interrupt remapping turned off again (unit \
-                             {base:#x} failed)",
-                            other.phys()
-                        ),
-                        Err(e) => error!(
-                            "vtd: unit {:#x}: interrupt remapping could not be turned off again: \
-                             {e}",
-                            other.phys()
-                        ),
-                    }
-                }
+                turn_off(&mut units[..i], base);
                 return (
                     apic_id,
                     BringUp {
-                        table: None,
+                        tables: Tables::new(),
                         off: Some(alloc::format!("unit {base:#x}: {e}")),
                     },
                 );
             }
         }
     }
-    (
-        apic_id,
-        BringUp {
-            table: Some(table),
-            off: None,
-        },
-    )
+    (apic_id, BringUp { tables, off: None })
 }
 
-/// The interrupt remapping table as the policy needs to know it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The register base of unit `i` (for the log of [`turn_off`]).
+fn units_phys(i: usize, units: &[RemappingUnit]) -> u64 {
+    units.get(i).map_or(0, RemappingUnit::phys)
+}
+
+/// Turns interrupt remapping off again in `units`, which enabled it before unit `failed` failed.
+fn turn_off(units: &mut [RemappingUnit], failed: u64) {
+    for other in units {
+        match other.disable_interrupt_remapping() {
+            Ok(()) => warn!(
+                "vtd: unit {:#x}: interrupt remapping turned off again (unit {failed:#x} failed)",
+                other.phys()
+            ),
+            Err(e) => error!(
+                "vtd: unit {:#x}: interrupt remapping could not be turned off again: {e}",
+                other.phys()
+            ),
+        }
+    }
+}
+
+/// The interrupt remapping tables as the policy needs to know them.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IrInfo {
-    /// Physical address of the table.
-    pub table: u64,
+    /// Per table: its segment, physical address and the number of units using it.
+    pub tables: Vec<(u16, u64, usize)>,
+    /// Entries of each table (the IRT indices, allocated over all tables together).
     pub size: IrtSize,
     /// Destination width of the entries.
     pub mode: ApicMode,
-    /// Units sharing the table.
-    pub units: usize,
 }
 
-/// Whether interrupt remapping is on, and its table; else why not.
+/// Whether interrupt remapping is on, and its tables; else why not.
 pub fn interrupt_remapping() -> Result<IrInfo, String> {
     match STATE.lock().as_ref() {
-        Some(State {
-            ir: Some(t), units, ..
-        }) => Ok(IrInfo {
-            table: t.base(),
-            size: t.size(),
-            mode: t.mode(),
-            units: units.len(),
-        }),
+        Some(s) if !s.ir.is_empty() => {
+            let mut tables = Vec::new();
+            let mut first = None;
+            for (segment, t) in s.ir.iter() {
+                let units = s.units.iter().filter(|u| u.segment() == segment).count();
+                tables.push((segment, t.base(), units));
+                first.get_or_insert((t.size(), t.mode()));
+            }
+            let (size, mode) = first.ok_or_else(|| String::from("interrupt remapping is off"))?;
+            Ok(IrInfo { tables, size, mode })
+        }
         Some(State {
             ir_off: Some(r), ..
         }) => Err(r.clone()),
@@ -225,40 +256,86 @@ pub fn interrupt_remapping() -> Result<IrInfo, String> {
     }
 }
 
-fn write_locked(s: &mut State, index: u16, irte: &Irte) -> Result<IecInvalidation, IommuError> {
+fn off(s: &State) -> IommuError {
+    IommuError::InterruptRemappingOff {
+        reason: s
+            .ir_off
+            .clone()
+            .unwrap_or_else(|| String::from("interrupt remapping is off")),
+    }
+}
+
+/// Writes `irte` at `index` of `segment`'s table and invalidates that entry in the interrupt
+/// entry cache of every unit of the segment.
+fn write_locked(
+    s: &mut State,
+    segment: u16,
+    index: u16,
+    irte: &Irte,
+) -> Result<IecInvalidation, IommuError> {
+    if s.ir.is_empty() {
+        return Err(off(s));
+    }
     let table =
-        s.ir.as_mut()
+        s.ir.get_mut(segment)
             .ok_or_else(|| IommuError::InterruptRemappingOff {
-                reason: s
-                    .ir_off
-                    .clone()
-                    .unwrap_or_else(|| String::from("interrupt remapping is off")),
+                reason: alloc::format!("no remapping unit serves PCI segment {segment:04x}"),
             })?;
     table.write(index, irte).map_err(IommuError::Hardware)?;
     let inv = IecInvalidation::Index { index, mask: 0 };
-    for u in &mut s.units {
+    for u in s.units.iter_mut().filter(|u| u.segment() == segment) {
         u.invalidate_interrupt_entries(inv)
             .map_err(IommuError::Hardware)?;
     }
     Ok(inv)
 }
 
-/// Writes `irte` at `index` of the table and invalidates that entry in every unit's interrupt
-/// entry cache. The caller has authorised the entry.
-pub fn write_irte(index: u16, irte: &Irte) -> Result<IecInvalidation, IommuError> {
+/// Writes `irte` at `index` of the table of PCI segment `segment` (the segment of the function,
+/// or of the DRHD listing the I/O APIC, whose source-id the entry verifies) and invalidates that
+/// entry in the interrupt entry cache of that segment's units. The caller has authorised the
+/// entry; the index is the caller's in every table, and the other tables hold nothing there.
+pub fn write_irte(segment: u16, index: u16, irte: &Irte) -> Result<IecInvalidation, IommuError> {
     let mut guard = STATE.lock();
     let s = guard.as_mut().ok_or(IommuError::InterruptRemappingOff {
         reason: String::from("the IOMMU was not initialised"),
     })?;
-    write_locked(s, index, irte)
+    write_locked(s, segment, index, irte)
 }
 
-/// The entry at `index`, decoded in the table's mode (`None` beyond the table or when remapping
-/// is off; `Some(Err)` for an entry that does not decode).
+/// Clears entry `index` (not present) in every table, with its invalidation on every unit: the
+/// index is free for any segment afterwards.
+pub fn clear_irte(index: u16) -> Result<(), IommuError> {
+    let mut guard = STATE.lock();
+    let s = guard.as_mut().ok_or(IommuError::InterruptRemappingOff {
+        reason: String::from("the IOMMU was not initialised"),
+    })?;
+    let segments: Vec<u16> = s.ir.iter().map(|(segment, _)| segment).collect();
+    if segments.is_empty() {
+        return Err(off(s));
+    }
+    for segment in segments {
+        write_locked(s, segment, index, &Irte::NOT_PRESENT)?;
+    }
+    Ok(())
+}
+
+/// The segment whose table holds entry `index` present (at most one does), else the first
+/// table's (where nothing is present at `index`).
+fn holder(s: &State, index: u16) -> Option<u16> {
+    s.ir.iter()
+        .find(|(_, t)| t.read(index).is_some_and(conduit_irq::raw_present))
+        .or_else(|| s.ir.iter().next())
+        .map(|(segment, _)| segment)
+}
+
+/// The entry at `index`, decoded in the table's mode, from the table holding it present (else
+/// the first table); `None` beyond the table or when remapping is off, `Some(Err)` for an entry
+/// that does not decode.
 #[cfg(feature = "selftest")]
 pub fn read_irte(index: u16) -> Option<Result<Irte, conduit_irq::FormatError>> {
     let guard = STATE.lock();
-    let t = guard.as_ref()?.ir.as_ref()?;
+    let s = guard.as_ref()?;
+    let t = s.ir.get(holder(s, index)?)?;
     t.read(index).map(|raw| Irte::decode(raw, t.mode()))
 }
 
@@ -273,14 +350,16 @@ fn masked(raw: [u64; 2], mode: ApicMode) -> Option<Irte> {
 }
 
 /// Masks entry `index` (not present, fault processing disabled: its requests are dropped without
-/// a fault record) and invalidates it. For interrupt handlers: never waits for the lock, and
-/// returns `None` when someone holds it (the caller retries from a normal context).
+/// a fault record) in the table that holds it, and invalidates it. For interrupt handlers: never
+/// waits for the lock, and returns `None` when someone holds it (the caller retries from a
+/// normal context).
 pub fn try_mask_irte(index: u16) -> Option<Result<(), IommuError>> {
     let mut guard = STATE.try_lock()?;
     let s = guard.as_mut()?;
-    let t = s.ir.as_ref()?;
+    let segment = holder(s, index)?;
+    let t = s.ir.get(segment)?;
     let irte = masked(t.read(index)?, t.mode())?;
-    Some(write_locked(s, index, &irte).map(|_| ()))
+    Some(write_locked(s, segment, index, &irte).map(|_| ()))
 }
 
 /// [`try_mask_irte`] for normal contexts: waits for the lock.
@@ -289,25 +368,26 @@ pub fn mask_irte(index: u16) -> Result<(), IommuError> {
     let s = guard.as_mut().ok_or(IommuError::InterruptRemappingOff {
         reason: String::from("the IOMMU was not initialised"),
     })?;
-    let t = s.ir.as_ref().ok_or(IommuError::InterruptRemappingOff {
-        reason: String::from("interrupt remapping is off"),
-    })?;
+    let segment = holder(s, index).ok_or_else(|| off(s))?;
+    let t = s.ir.get(segment).ok_or_else(|| off(s))?;
     let irte = t.read(index).and_then(|raw| masked(raw, t.mode())).ok_or(
         IommuError::InterruptRemappingOff {
             reason: alloc::format!("no valid entry {index}"),
         },
     )?;
-    write_locked(s, index, &irte).map(|_| ())
+    write_locked(s, segment, index, &irte).map(|_| ())
 }
 
 /// The source-id the I/O APIC with `ioapic_id` uses for its interrupt requests, from the DMAR's
 /// I/OxAPIC device scope (for IRTE source validation), its path read through the bridges of the
-/// listing DRHD's segment.
-pub fn ioapic_source_id(ioapic_id: u8) -> Option<Bdf> {
+/// listing DRHD's segment; with that segment (whose table its entries go to).
+pub fn ioapic_source_id(ioapic_id: u8) -> Option<PciAddress> {
     let guard = STATE.lock();
     let s = guard.as_ref()?;
     let dmar = Dmar::parse(&s.dmar).ok()?;
     let (unit, scope) = dmar.ioapic_scope(ioapic_id).ok().flatten()?;
     let pci = crate::pci::get()?;
-    pci.with_segment(unit.segment(), |cfg| scope.resolve(&PciBridges(&*cfg)).ok())
+    let segment = unit.segment();
+    pci.with_segment(segment, |cfg| scope.resolve(&PciBridges(&*cfg)).ok())
+        .map(|bdf| PciAddress::new(segment, bdf))
 }

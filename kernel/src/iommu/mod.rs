@@ -18,9 +18,9 @@
 //! - [`view`], [`recent_faults`]: the units, domains and latest faults, for the debug shell;
 //!   [`faults_from`]: the faults counted per requester since boot.
 //! - Interrupt remapping ([`intremap`]): brought up with the units (the local APIC's mode is
-//!   chosen there); [`write_irte`], [`mask_irte`] / [`try_mask_irte`], [`read_irte`],
-//!   [`interrupt_remapping`], [`ioapic_source_id`] for `crate::irq`, which decides what goes
-//!   into the table.
+//!   chosen there), one table per PCI segment; [`write_irte`] (into the table of a segment),
+//!   [`clear_irte`], [`mask_irte`] / [`try_mask_irte`], [`read_irte`], [`interrupt_remapping`],
+//!   [`ioapic_source_id`] for `crate::irq`, which decides what goes into the tables.
 
 mod bringup;
 mod dmar;
@@ -34,8 +34,8 @@ pub use faults::service_faults;
 #[cfg(feature = "selftest")]
 pub use intremap::read_irte;
 pub use intremap::{
-    IRT_ENTRIES, IrInfo, interrupt_remapping, ioapic_source_id, mask_irte, try_mask_irte,
-    write_irte,
+    IRT_ENTRIES, IrInfo, clear_irte, interrupt_remapping, ioapic_source_id, mask_irte,
+    try_mask_irte, write_irte,
 };
 #[cfg(feature = "selftest")]
 pub use view::faults_from;
@@ -166,8 +166,9 @@ struct State {
     failed: Vec<bringup::FailedUnit>,
     domains: Vec<Domain>,
     next_did: u16,
-    /// The interrupt remapping table every unit uses, while interrupt remapping is on.
-    ir: Option<conduit_hw::vtd::ir::Table>,
+    /// The interrupt remapping tables, one per segment with units (empty while interrupt
+    /// remapping is off).
+    ir: intremap::Tables,
     /// Why interrupt remapping is off.
     ir_off: Option<String>,
 }
@@ -202,7 +203,7 @@ fn disable_with(mem: &'static Memory, reason: String, level: log::Level) {
         failed: Vec::new(),
         domains: Vec::new(),
         next_did: 1,
-        ir: None,
+        ir: intremap::Tables::new(),
     });
 }
 

@@ -6,8 +6,6 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_hw::vtd::fault::Fault;
-#[cfg(feature = "selftest")]
-use conduit_pci::Bdf;
 use conduit_pci::PciAddress;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
@@ -112,15 +110,15 @@ pub struct SourceFaults {
 
 static BY_SOURCE: Mutex<Vec<(PciAddress, SourceFaults)>> = Mutex::new(Vec::new());
 
-/// The faults recorded with `bdf` (on segment 0, where guests' functions are) as their requester
-/// since boot (the pending ones serviced first, so they count too).
+/// The faults recorded with `at` as their requester since boot (the pending ones serviced first,
+/// so they count too).
 #[cfg(feature = "selftest")]
-pub fn faults_from(bdf: Bdf) -> SourceFaults {
+pub fn faults_from(at: PciAddress) -> SourceFaults {
     let _ = super::service_faults();
     BY_SOURCE
         .lock()
         .iter()
-        .find(|(b, _)| *b == PciAddress::on_segment0(bdf))
+        .find(|(b, _)| *b == at)
         .map_or_else(SourceFaults::default, |(_, n)| *n)
 }
 

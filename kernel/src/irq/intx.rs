@@ -30,7 +30,7 @@ use conduit_irq::{
     Binding, DirectRte, GuestId, IntxSource, IntxState, IrteBuilder, LineUser, OnEoi, OnFire,
     Owner, RemappableRte, SourceQualifier, intx::foreign_user,
 };
-use conduit_pci::Bdf;
+use conduit_pci::PciAddress;
 use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use log::{info, warn};
 
@@ -38,7 +38,7 @@ use log::{info, warn};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IntxRoute {
     pub guest: GuestId,
-    pub bdf: Bdf,
+    pub bdf: PciAddress,
     /// Pin, Interrupt Line, GSI and signalling of the physical line.
     pub source: IntxSource,
     /// Index into the I/O APICs found at init, and its input.
@@ -121,10 +121,10 @@ pub fn locate_intx(
 /// already has a line on that GSI (one virtual input per physical input).
 pub fn route_intx(
     guest: GuestId,
-    bdf: Bdf,
+    bdf: PciAddress,
     source: IntxSource,
     input: u8,
-    users: &[LineUser<Bdf>],
+    users: &[LineUser<PciAddress>],
 ) -> Result<IntxRoute, IrqError> {
     let owner = Owner::Guest(guest);
     let gsi = source.gsi;
@@ -236,7 +236,7 @@ fn entry(
     let (vector, index) = super::route::allocate(s, owner)?;
     let irte = match IrteBuilder::new(s.destination(), vector)
         .trigger_mode(source.trigger)
-        .verify_requester(sid.routing_id(), SourceQualifier::All)
+        .verify_requester(sid.bdf.routing_id(), SourceQualifier::All)
         .build()
     {
         Ok(i) => i,
@@ -245,7 +245,7 @@ fn entry(
             return Err(e.into());
         }
     };
-    if let Err(e) = s.install(owner, index, &irte) {
+    if let Err(e) = s.install(owner, sid.segment, index, &irte) {
         super::route::undo(s, owner, vector, index);
         return Err(e);
     }
@@ -352,7 +352,7 @@ pub fn guest_reset(id: GuestId) {
 
 /// Guest `id`'s function `bdf` is quarantined (a request of the guest's crashed the control
 /// task): its INTx line is masked for good, like a line the flood guard cut off.
-pub fn quarantine(id: GuestId, bdf: Bdf) {
+pub fn quarantine(id: GuestId, bdf: PciAddress) {
     let result = with_state(|s| {
         for r in s.intx.iter().filter(|r| r.guest == id && r.bdf == bdf) {
             LINES[usize::from(r.vector)].set_state(IntxState::CutOff);
@@ -370,7 +370,7 @@ pub fn quarantine(id: GuestId, bdf: Bdf) {
 /// The INTx route of `bdf`, and whether its physical input is masked now with the line's state
 /// (for the self-tests).
 #[cfg(feature = "selftest")]
-pub fn intx_status(bdf: Bdf) -> Option<(IntxRoute, bool, IntxState)> {
+pub fn intx_status(bdf: PciAddress) -> Option<(IntxRoute, bool, IntxState)> {
     with_state(|s| {
         let r = s.intx.iter().find(|r| r.bdf == bdf).copied();
         Ok(r.and_then(|r| {

@@ -59,7 +59,7 @@ use conduit_irq::{
     ApicMode, Destination, DestinationMode, DestinationPolicy, GuestId, IrtAllocator, Irte, Owner,
     VectorAllocator, authorize_irte,
 };
-use conduit_pci::Bdf;
+use conduit_pci::PciAddress;
 use log::{error, info, warn};
 use spin::Mutex;
 
@@ -78,9 +78,9 @@ pub fn tick_running() -> bool {
 /// What an IRTE feeds, for masking and reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
-    Msi(Bdf),
+    Msi(PciAddress),
     Msix {
-        bdf: Bdf,
+        bdf: PciAddress,
         entry: u16,
     },
     #[cfg(feature = "selftest")]
@@ -92,7 +92,8 @@ enum Source {
 
 struct IoApicState {
     dev: IoApic,
-    source_id: Option<Bdf>,
+    /// The I/O APIC's source-id, on the segment of the DRHD that lists it.
+    source_id: Option<PciAddress>,
 }
 
 struct State {
@@ -147,7 +148,7 @@ impl DestinationPolicy for Cpus<'_> {
 
 impl State {
     fn mode(&self) -> ApicMode {
-        self.ir.map_or(ApicMode::XApic, |i| i.mode)
+        self.ir.as_ref().map_or(ApicMode::XApic, |i| i.mode)
     }
 
     /// The destination of every interrupt: this CPU, in the table's width.
@@ -158,8 +159,16 @@ impl State {
         }
     }
 
-    /// Authorises `irte` for `requester` at `index`, then writes it.
-    fn install(&mut self, requester: Owner, index: u16, irte: &Irte) -> Result<(), IrqError> {
+    /// Authorises `irte` for `requester` at `index`, then writes it into the interrupt
+    /// remapping table of `segment`: the PCI segment of the requester the entry verifies (the
+    /// tables are per segment, `crate::iommu`'s intremap).
+    fn install(
+        &mut self,
+        requester: Owner,
+        segment: u16,
+        index: u16,
+        irte: &Irte,
+    ) -> Result<(), IrqError> {
         if self.ir.is_none() {
             return Err(IrqError::RemappingOff(self.ir_off.clone()));
         }
@@ -176,7 +185,7 @@ impl State {
             &self.vectors,
             &policy,
         )?;
-        iommu::write_irte(index, irte)?;
+        iommu::write_irte(segment, index, irte)?;
         Ok(())
     }
 }
@@ -233,7 +242,7 @@ pub fn init(mem: &'static Memory, platform: &Platform) {
         Err(why) => (None, why),
     };
     let irt = match ir {
-        Some(i) => IrtAllocator::new(i.size).unwrap_or_else(|_| IrtAllocator::empty()),
+        Some(ref i) => IrtAllocator::new(i.size).unwrap_or_else(|_| IrtAllocator::empty()),
         None => IrtAllocator::empty(),
     };
     let Ok(vectors) = VectorAllocator::new(&vectors::RESERVED) else {
@@ -241,14 +250,11 @@ pub fn init(mem: &'static Memory, platform: &Platform) {
         return;
     };
     match ir {
-        Some(i) => info!(
-            "irq: interrupt remapping on: {} IRTEs at {:#x} shared by {} unit(s), {} \
-             destinations (APIC {boot_apic}); vectors {:#x}-{:#x} allocated with owners (the \
-             hypervisor keeps {:#x} VT-d fault, {:#x} tick); flood limit {FLOOD_LIMIT} \
-             interrupts per source per tick",
-            i.size.entries(),
-            i.table,
-            i.units,
+        Some(ref i) => info!(
+            "irq: interrupt remapping on: {}, {} destinations (APIC {boot_apic}); vectors \
+             {:#x}-{:#x} allocated with owners (the hypervisor keeps {:#x} VT-d fault, {:#x} \
+             tick); flood limit {FLOOD_LIMIT} interrupts per source per tick",
+            describe_tables(i),
             match i.mode {
                 ApicMode::X2Apic => "32-bit x2APIC",
                 ApicMode::XApic => "8-bit xAPIC",
@@ -278,6 +284,28 @@ pub fn init(mem: &'static Memory, platform: &Platform) {
         sources: Vec::new(),
         reported: Vec::new(),
     });
+}
+
+/// `N IRTEs at A shared by U unit(s)` per table, with its segment when there are several (one
+/// table per segment; IRT indices are allocated over all of them).
+fn describe_tables(i: &IrInfo) -> String {
+    let several = i.tables.len() > 1;
+    let list: Vec<String> = i
+        .tables
+        .iter()
+        .map(|&(segment, base, units)| {
+            alloc::format!(
+                "{} IRTEs at {base:#x} shared by {units} unit(s){}",
+                i.size.entries(),
+                if several {
+                    alloc::format!(" of segment {segment:04x}")
+                } else {
+                    String::new()
+                }
+            )
+        })
+        .collect();
+    list.join(", ")
 }
 
 /// The I/O APICs of the MADT; without a MADT (a machine whose firmware publishes no ACPI tables,
@@ -324,11 +352,11 @@ fn start_tick() {
     }
 }
 
-/// Writes `irte` at `index` for `requester` if [`authorize_irte`] allows it; refusals are logged
-/// and returned, and leave the table unchanged.
+/// Writes `irte` at `index` of segment 0's table for `requester` if [`authorize_irte`] allows
+/// it; refusals are logged and returned, and leave the table unchanged.
 #[cfg(feature = "selftest")]
 pub fn program_irte(requester: Owner, index: u16, irte: &Irte) -> Result<(), IrqError> {
-    let result = with_state(|s| s.install(requester, index, irte));
+    let result = with_state(|s| s.install(requester, 0, index, irte));
     match &result {
         Ok(()) => info!(
             "irq: {requester}: IRTE {index} written ({}vector {:#x}, destination {:?})",
@@ -385,7 +413,7 @@ pub fn reserve_vector(owner: Owner) -> Result<u8, IrqError> {
 pub fn release(owner: Owner, index: u16, vector: Option<u8>) -> Result<(), IrqError> {
     with_state(|s| {
         s.irt.check(index, owner)?;
-        iommu::write_irte(index, &Irte::NOT_PRESENT)?;
+        iommu::clear_irte(index)?;
         s.irt.free(index, owner)?;
         s.sources.retain(|(i, _, _)| *i != index);
         if let Some(v) = vector {
@@ -426,7 +454,7 @@ pub fn release_guest(id: GuestId) -> Result<(usize, usize), IrqError> {
     with_state(|s| {
         let indices: Vec<u16> = s.irt.owned_by(owner).collect();
         for &i in &indices {
-            iommu::write_irte(i, &Irte::NOT_PRESENT)?;
+            iommu::clear_irte(i)?;
         }
         let vectors: Vec<u8> = s.vectors.owned_by(owner).collect();
         for &v in &vectors {

@@ -8,13 +8,13 @@ use crate::pci::msi;
 use conduit_irq::{Binding, IrteBuilder, MsiMessage, Owner, RemappableMsi, SourceQualifier};
 #[cfg(feature = "selftest")]
 use conduit_irq::{Polarity, RemappableRte, TriggerMode};
-use conduit_pci::Bdf;
+use conduit_pci::PciAddress;
 use log::{error, info};
 
 /// A device MSI routed through the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MsiRoute {
-    pub bdf: Bdf,
+    pub bdf: PciAddress,
     pub owner: Owner,
     /// IRTE index = the message's handle.
     pub index: u16,
@@ -47,7 +47,7 @@ pub(super) fn allocate(s: &mut State, owner: Owner) -> Result<(u8, u16), IrqErro
 /// out again while it can deliver), and the failure is logged.
 pub(super) fn undo(s: &mut State, owner: Owner, vector: u8, index: u16) {
     dispatch::unbind(vector);
-    if let Err(e) = crate::iommu::write_irte(index, &conduit_irq::Irte::NOT_PRESENT) {
+    if let Err(e) = crate::iommu::clear_irte(index) {
         error!(
             "irq: {owner}: IRTE {index} (vector {vector:#x}) could not be cleared ({e}): the \
              index and its vector stay allocated and are never reused"
@@ -78,19 +78,20 @@ pub enum MsiKind {
 
 /// Routes the MSI (or MSI-X entry) of `bdf` for `owner`: a fresh vector, an IRTE aimed at this
 /// CPU (Fixed, edge, physical) that only `bdf` may use (SVT = 01b, SQ = 00b: all 16 requester-id
-/// bits compared), and the device programmed in remappable format with that entry's handle (MSI
+/// bits compared; written into the interrupt remapping table of `bdf`'s segment only, so its
+/// namesake on another segment cannot use it), and the device programmed in remappable format with that entry's handle (MSI
 /// enabled; an MSI-X entry unmasked, MSI-X Enable left to the caller). For a guest,
 /// `virtual_vector` is the vector its own driver programmed (injected on delivery).
 pub fn bind_msi(
     owner: Owner,
-    bdf: Bdf,
+    bdf: PciAddress,
     kind: MsiKind,
     virtual_vector: Option<u8>,
 ) -> Result<MsiRoute, IrqError> {
     with_state(|s| {
         let (vector, index) = allocate(s, owner)?;
         let irte = match IrteBuilder::new(s.destination(), vector)
-            .verify_requester(bdf.routing_id(), SourceQualifier::All)
+            .verify_requester(bdf.bdf.routing_id(), SourceQualifier::All)
             .build()
         {
             Ok(irte) => irte,
@@ -99,7 +100,7 @@ pub fn bind_msi(
                 return Err(e.into());
             }
         };
-        if let Err(e) = s.install(owner, index, &irte) {
+        if let Err(e) = s.install(owner, bdf.segment, index, &irte) {
             undo(s, owner, vector, index);
             return Err(e);
         }
@@ -199,7 +200,7 @@ pub fn route_isa(isa: u8) -> Result<GsiRoute, IrqError> {
         };
         let irte = match IrteBuilder::new(s.destination(), vector)
             .trigger_mode(trigger)
-            .verify_requester(sid.routing_id(), SourceQualifier::All)
+            .verify_requester(sid.bdf.routing_id(), SourceQualifier::All)
             .build()
         {
             Ok(i) => i,
@@ -208,7 +209,7 @@ pub fn route_isa(isa: u8) -> Result<GsiRoute, IrqError> {
                 return Err(e.into());
             }
         };
-        if let Err(e) = s.install(owner, index, &irte) {
+        if let Err(e) = s.install(owner, sid.segment, index, &irte) {
             undo(s, owner, vector, index);
             return Err(e);
         }

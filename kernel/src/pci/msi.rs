@@ -12,8 +12,8 @@ use super::{Function, get};
 use conduit_hw::memory::Memory;
 use conduit_hw::memory::mmio::{self, MmioError};
 use conduit_irq::MsiMessage;
-use conduit_pci::Bdf;
 use conduit_pci::ConfigAccess;
+use conduit_pci::PciAddress;
 use conduit_pci::caps::cap_id;
 #[cfg(feature = "selftest")]
 use conduit_pci::config::{command, reg};
@@ -26,20 +26,20 @@ use volatile::VolatilePtr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MsiError {
     /// PCI was not enumerated, or no function at this address.
-    NoFunction(Bdf),
+    NoFunction(PciAddress),
     /// The function has no such capability.
     NoCapability {
-        bdf: Bdf,
+        bdf: PciAddress,
         what: &'static str,
     },
     /// An MSI-X entry beyond the table.
     NoEntry {
-        bdf: Bdf,
+        bdf: PciAddress,
         entry: u16,
         size: u16,
     },
     /// The MSI-X table is not inside an implemented memory BAR.
-    TableOutsideBar(Bdf),
+    TableOutsideBar(PciAddress),
     Mmio(MmioError),
 }
 
@@ -60,10 +60,10 @@ impl fmt::Display for MsiError {
     }
 }
 
-fn function(bdf: Bdf) -> Result<&'static Function, MsiError> {
+fn function(at: PciAddress) -> Result<&'static Function, MsiError> {
     get()
-        .and_then(|p| p.function(bdf))
-        .ok_or(MsiError::NoFunction(bdf))
+        .and_then(|p| p.function_at(at))
+        .ok_or(MsiError::NoFunction(at))
 }
 
 fn cap_offset(f: &Function, id: u8, what: &'static str) -> Result<u16, MsiError> {
@@ -71,7 +71,10 @@ fn cap_offset(f: &Function, id: u8, what: &'static str) -> Result<u16, MsiError>
         .iter()
         .find(|c| c.id == id)
         .map(|c| c.offset)
-        .ok_or(MsiError::NoCapability { bdf: f.bdf, what })
+        .ok_or(MsiError::NoCapability {
+            bdf: f.address(),
+            what,
+        })
 }
 
 const MSI_ENABLE: u16 = 1 << 0;
@@ -83,20 +86,24 @@ const MSIX_ENABLE: u16 = 1 << 15;
 const MSIX_FUNCTION_MASK: u16 = 1 << 14;
 
 /// The MSI capability of `bdf`, decoded.
-pub fn msi_info(bdf: Bdf) -> Result<MsiInfo, MsiError> {
-    let f = function(bdf)?;
+pub fn msi_info(at: PciAddress) -> Result<MsiInfo, MsiError> {
+    let bdf = at.bdf;
+    let f = function(at)?;
     let offset = cap_offset(f, cap_id::MSI, "MSI")?;
-    let pci = get().ok_or(MsiError::NoFunction(bdf))?;
-    Ok(pci.with_config(|cfg| MsiInfo::from_control(offset, cfg.read16(bdf, offset + 2))))
+    let pci = get().ok_or(MsiError::NoFunction(at))?;
+    Ok(pci.with_segment(at.segment, |cfg| {
+        MsiInfo::from_control(offset, cfg.read16(bdf, offset + 2))
+    }))
 }
 
 /// Programs `message` into the MSI capability of `bdf` (one message) and enables it; INTx is
 /// disabled in the Command register. Returns the capability's shape.
 #[cfg(feature = "selftest")]
-pub fn program_msi(bdf: Bdf, message: MsiMessage) -> Result<MsiInfo, MsiError> {
-    let info = msi_info(bdf)?;
-    let pci = get().ok_or(MsiError::NoFunction(bdf))?;
-    pci.with_config(|cfg| {
+pub fn program_msi(at: PciAddress, message: MsiMessage) -> Result<MsiInfo, MsiError> {
+    let bdf = at.bdf;
+    let info = msi_info(at)?;
+    let pci = get().ok_or(MsiError::NoFunction(at))?;
+    pci.with_segment(at.segment, |cfg| {
         let o = info.offset;
         let ctl = cfg.read16(bdf, o + 2);
         cfg.write16(bdf, o + 2, ctl & !(MSI_ENABLE | MSI_MME));
@@ -118,10 +125,11 @@ pub fn program_msi(bdf: Bdf, message: MsiMessage) -> Result<MsiInfo, MsiError> {
 /// Rewrites only the message address and data of an enabled MSI capability (what a guest's
 /// driver does, or a forged reprogramming in a self-test).
 #[cfg(feature = "selftest")]
-pub fn retarget_msi(bdf: Bdf, message: MsiMessage) -> Result<(), MsiError> {
-    let info = msi_info(bdf)?;
-    let pci = get().ok_or(MsiError::NoFunction(bdf))?;
-    pci.with_config(|cfg| {
+pub fn retarget_msi(at: PciAddress, message: MsiMessage) -> Result<(), MsiError> {
+    let bdf = at.bdf;
+    let info = msi_info(at)?;
+    let pci = get().ok_or(MsiError::NoFunction(at))?;
+    pci.with_segment(at.segment, |cfg| {
         cfg.write32(bdf, info.offset + 4, message.address);
         cfg.write16(bdf, info.offset + info.data_offset(), message.data as u16);
     });
@@ -129,10 +137,11 @@ pub fn retarget_msi(bdf: Bdf, message: MsiMessage) -> Result<(), MsiError> {
 }
 
 /// Sets or clears MSI Enable of `bdf`.
-pub fn set_msi_enabled(bdf: Bdf, enabled: bool) -> Result<(), MsiError> {
-    let info = msi_info(bdf)?;
-    let pci = get().ok_or(MsiError::NoFunction(bdf))?;
-    pci.with_config(|cfg| {
+pub fn set_msi_enabled(at: PciAddress, enabled: bool) -> Result<(), MsiError> {
+    let bdf = at.bdf;
+    let info = msi_info(at)?;
+    let pci = get().ok_or(MsiError::NoFunction(at))?;
+    pci.with_segment(at.segment, |cfg| {
         let ctl = cfg.read16(bdf, info.offset + 2);
         let ctl = if enabled {
             ctl | MSI_ENABLE
@@ -146,10 +155,11 @@ pub fn set_msi_enabled(bdf: Bdf, enabled: bool) -> Result<(), MsiError> {
 
 /// The MSI capability's current (enable, address, data).
 #[cfg(feature = "selftest")]
-pub fn read_msi(bdf: Bdf) -> Result<(bool, u64, u16), MsiError> {
-    let info = msi_info(bdf)?;
-    let pci = get().ok_or(MsiError::NoFunction(bdf))?;
-    Ok(pci.with_config(|cfg| {
+pub fn read_msi(at: PciAddress) -> Result<(bool, u64, u16), MsiError> {
+    let bdf = at.bdf;
+    let info = msi_info(at)?;
+    let pci = get().ok_or(MsiError::NoFunction(at))?;
+    Ok(pci.with_segment(at.segment, |cfg| {
         let o = info.offset;
         let mut address = u64::from(cfg.read32(bdf, o + 4));
         if info.is_64bit {
@@ -175,32 +185,33 @@ struct MsixEntry {
 const _: () = assert!(core::mem::size_of::<MsixEntry>() == 16);
 
 /// The MSI-X capability of `bdf`, decoded.
-pub fn msix_info(bdf: Bdf) -> Result<MsixInfo, MsiError> {
-    let f = function(bdf)?;
+pub fn msix_info(at: PciAddress) -> Result<MsixInfo, MsiError> {
+    let bdf = at.bdf;
+    let f = function(at)?;
     let offset = cap_offset(f, cap_id::MSIX, "MSI-X")?;
-    let pci = get().ok_or(MsiError::NoFunction(bdf))?;
-    Ok(pci.with_config(|cfg| MsixInfo::read(&*cfg, bdf, offset)))
+    let pci = get().ok_or(MsiError::NoFunction(at))?;
+    Ok(pci.with_segment(at.segment, |cfg| MsixInfo::read(&*cfg, bdf, offset)))
 }
 
 fn msix_entry(
     mem: &Memory,
-    bdf: Bdf,
+    at: PciAddress,
     entry: u16,
 ) -> Result<VolatilePtr<'static, MsixEntry>, MsiError> {
-    let info = msix_info(bdf)?;
+    let info = msix_info(at)?;
     if entry >= info.table_size {
         return Err(MsiError::NoEntry {
-            bdf,
+            bdf: at,
             entry,
             size: info.table_size,
         });
     }
-    let f = function(bdf)?;
+    let f = function(at)?;
     let bar = f
         .bars
         .get(info.table_bir)
         .filter(|b| b.is_memory() && u64::from(info.table_offset) + info.table_len() <= b.size)
-        .ok_or(MsiError::TableOutsideBar(bdf))?;
+        .ok_or(MsiError::TableOutsideBar(at))?;
     let table = mmio::map(
         mem,
         bar.address + u64::from(info.table_offset),
@@ -216,12 +227,12 @@ fn msix_entry(
 /// masked if `masked`. MSI-X itself is enabled by [`set_msix_enabled`].
 pub fn program_msix_entry(
     mem: &Memory,
-    bdf: Bdf,
+    at: PciAddress,
     entry: u16,
     message: MsiMessage,
     masked: bool,
 ) -> Result<(), MsiError> {
-    let e = msix_entry(mem, bdf, entry)?;
+    let e = msix_entry(mem, at, entry)?;
     let ctl = volatile::map_field!(e.vector_control);
     ctl.write(ctl.read() | 1);
     volatile::map_field!(e.address).write(message.address);
@@ -236,11 +247,11 @@ pub fn program_msix_entry(
 /// Sets or clears the Mask bit of MSI-X table entry `entry` (§6.8.2.9).
 pub fn set_msix_entry_masked(
     mem: &Memory,
-    bdf: Bdf,
+    at: PciAddress,
     entry: u16,
     masked: bool,
 ) -> Result<(), MsiError> {
-    let e = msix_entry(mem, bdf, entry)?;
+    let e = msix_entry(mem, at, entry)?;
     let ctl = volatile::map_field!(e.vector_control);
     let v = ctl.read();
     ctl.write(if masked { v | 1 } else { v & !1 });
@@ -249,8 +260,12 @@ pub fn set_msix_entry_masked(
 
 /// Reads MSI-X table entry `entry` back: (address, data, masked).
 #[cfg(feature = "selftest")]
-pub fn read_msix_entry(mem: &Memory, bdf: Bdf, entry: u16) -> Result<(u32, u32, bool), MsiError> {
-    let e = msix_entry(mem, bdf, entry)?;
+pub fn read_msix_entry(
+    mem: &Memory,
+    at: PciAddress,
+    entry: u16,
+) -> Result<(u32, u32, bool), MsiError> {
+    let e = msix_entry(mem, at, entry)?;
     Ok((
         volatile::map_field!(e.address).read(),
         volatile::map_field!(e.data).read(),
@@ -260,10 +275,11 @@ pub fn read_msix_entry(mem: &Memory, bdf: Bdf, entry: u16) -> Result<(u32, u32, 
 
 /// Sets MSI-X Enable (with the function mask clear) or clears it; INTx is disabled when enabled.
 #[cfg(feature = "selftest")]
-pub fn set_msix_enabled(bdf: Bdf, enabled: bool) -> Result<(), MsiError> {
-    let info = msix_info(bdf)?;
-    let pci = get().ok_or(MsiError::NoFunction(bdf))?;
-    pci.with_config(|cfg| {
+pub fn set_msix_enabled(at: PciAddress, enabled: bool) -> Result<(), MsiError> {
+    let bdf = at.bdf;
+    let info = msix_info(at)?;
+    let pci = get().ok_or(MsiError::NoFunction(at))?;
+    pci.with_segment(at.segment, |cfg| {
         let at = info.offset + 2;
         let ctl = cfg.read16(bdf, at) & !MSIX_FUNCTION_MASK;
         if enabled {

@@ -307,7 +307,7 @@ fn interrupt_route(view: &mut GuestView, mem: &'static Memory) -> Result<bool, S
     let nmi = msix_route(mem, f.bdf, 0, owner);
     view.disable_msix(vbdf, cap)?;
     view.clear_bars(vbdf, &placed)?;
-    crate::guest::interrupts::release_function(GUEST, f.bdf);
+    crate::guest::interrupts::release_function(GUEST, conduit_pci::PciAddress::on_segment0(f.bdf));
     check(
         arrived && pending == Some(GUEST_VECTOR) && nmi.is_err(),
         || format!("delivered {arrived}, pending {pending:?}, NMI message routed {nmi:?}"),

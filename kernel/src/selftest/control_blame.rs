@@ -146,7 +146,7 @@ pub(super) fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<bool, St
     nic.quiesce();
     a.disable_msix(vbdf_a, cap)?;
     a.clear_bars(vbdf_a, &placed_a)?;
-    crate::guest::interrupts::release_function(GUEST, fa.bdf);
+    crate::guest::interrupts::release_function(GUEST, conduit_pci::PciAddress::on_segment0(fa.bdf));
     check(arrived && pending == Some(VECTOR_A), || {
         format!("after the restart guest A's interrupt: delivered {arrived}, pending {pending:?}")
     })?;

@@ -393,7 +393,9 @@ pub fn route_of(address: u32) -> Result<Routed, String> {
 /// The route of MSI-X entry `entry` of the physical function `bdf` (its physical entry must be
 /// unmasked, in remappable format, and its IRTE held by `owner`).
 pub fn msix_route(mem: &Memory, bdf: Bdf, entry: u16, owner: Owner) -> Result<Routed, String> {
-    let (address, _, masked) = crate::pci::msi::read_msix_entry(mem, bdf, entry).map_err(err)?;
+    let (address, _, masked) =
+        crate::pci::msi::read_msix_entry(mem, conduit_pci::PciAddress::on_segment0(bdf), entry)
+            .map_err(err)?;
     if masked {
         return Err(format!(
             "{bdf}'s physical MSI-X entry {entry} is masked: not routed"

@@ -97,7 +97,10 @@ pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> 
                 s.guest.name
             );
         }
-        crate::guest::interrupts::release_function(s.guest.index, s.vf.bdf);
+        crate::guest::interrupts::release_function(
+            s.guest.index,
+            conduit_pci::PciAddress::on_segment0(s.vf.bdf),
+        );
     }
     let frames = result?;
     counters(&a, &b, frames)?;

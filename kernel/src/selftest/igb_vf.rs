@@ -108,7 +108,7 @@ pub(super) fn pair() -> Result<(Placed, &'static Function, Placed, &'static Func
     let with_vf = |g: &Placed| {
         g.devices
             .iter()
-            .filter_map(|b| pci.function(*b))
+            .filter_map(|b| pci.function_at(*b))
             .find(|f| igb::is_vf(f))
     };
     let placed = boot::placed();
@@ -185,7 +185,10 @@ pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> 
                 s.guest.name
             );
         }
-        crate::guest::interrupts::release_function(s.guest.index, s.vf.bdf);
+        crate::guest::interrupts::release_function(
+            s.guest.index,
+            conduit_pci::PciAddress::on_segment0(s.vf.bdf),
+        );
     }
     result?;
     counters(&a, &b)?;
@@ -249,7 +252,9 @@ pub(super) fn program(
         ));
     }
     let handle = RemappableMsi::single(r.index).encode();
-    let (address, data, masked) = msi::read_msix_entry(mem, bdf, 0).map_err(|e| format!("{e}"))?;
+    let (address, data, masked) =
+        msi::read_msix_entry(mem, conduit_pci::PciAddress::on_segment0(bdf), 0)
+            .map_err(|e| format!("{e}"))?;
     let ctl = control::physical_read(conduit_pci::PciAddress::on_segment0(bdf), s.cap + 2, 2)
         .unwrap_or(0);
     let cmd =
@@ -347,7 +352,14 @@ fn forged(
     let forged = RemappableMsi::single(route_b.index).encode();
     let (a0, b0) = (a.delivered(), b.delivered());
     let totals = dispatch::totals();
-    msi::program_msix_entry(mem, bdf, 0, forged, false).map_err(describe)?;
+    msi::program_msix_entry(
+        mem,
+        conduit_pci::PciAddress::on_segment0(bdf),
+        0,
+        forged,
+        false,
+    )
+    .map_err(describe)?;
     nic.raise(CAUSE);
     // Time for a wrong delivery and for the fault event interrupt.
     wait_ticks(2);
@@ -355,7 +367,14 @@ fn forged(
     let totals_after = dispatch::totals();
     let faults = iommu::service_faults();
     let restored = RemappableMsi::single(route_a.index).encode();
-    msi::program_msix_entry(mem, bdf, 0, restored, false).map_err(describe)?;
+    msi::program_msix_entry(
+        mem,
+        conduit_pci::PciAddress::on_segment0(bdf),
+        0,
+        restored,
+        false,
+    )
+    .map_err(describe)?;
     if (a1, b1) != (a0, b0) || totals_after != totals {
         return Err(format!(
             "{bdf} aimed at guest B's IRTE {} was delivered: guest A {a0} -> {a1}, guest B {b0} \

@@ -129,7 +129,7 @@ pub fn run(mem: &'static Memory) -> Result<usize, String> {
     info!(
         "selftest: intremap [1] interrupt remapping on: table at {:#x}, {} entries (IRTA.S={}), \
          EIME={}: {apic_mode} mode, local APIC {} (tick {} so far)",
-        ir.table,
+        ir.tables.first().map_or(0, |t| t.1),
         ir.size.entries(),
         ir.size.field(),
         u8::from(ir.mode == ApicMode::X2Apic),
@@ -179,12 +179,13 @@ fn with_domain(mem: &Memory, edu: &Edu, domain: DomainId) -> Result<usize, Strin
     // [2] The guest's MSI through its own verified IRTE: N raises, N interrupts.
     let route = irq::bind_msi(
         Owner::Guest(GUEST),
-        edu.bdf,
+        conduit_pci::PciAddress::on_segment0(edu.bdf),
         MsiKind::Msi,
         Some(GUEST_VECTOR),
     )
     .map_err(describe)?;
-    let (enabled, address, data) = msi::read_msi(edu.bdf).map_err(describe)?;
+    let (enabled, address, data) =
+        msi::read_msi(conduit_pci::PciAddress::on_segment0(edu.bdf)).map_err(describe)?;
     let raw = iommu::read_irte(route.index)
         .and_then(Result::ok)
         .map(|e| e.encode())

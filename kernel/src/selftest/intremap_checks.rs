@@ -38,13 +38,18 @@ fn describe(e: impl core::fmt::Display) -> String {
 fn forged(ctx: &Ctx<'_>, step: &str, handle: u16, what: &str, reason: u8) -> Result<(), String> {
     let bdf = ctx.edu.bdf;
     let before = dispatch::totals();
-    msi::retarget_msi(bdf, RemappableMsi::single(handle).encode()).map_err(describe)?;
+    msi::retarget_msi(
+        conduit_pci::PciAddress::on_segment0(bdf),
+        RemappableMsi::single(handle).encode(),
+    )
+    .map_err(describe)?;
     ctx.edu.raise(1);
     // Time for a wrong delivery and for the fault event interrupt.
     wait_ticks(2);
     let after = dispatch::totals();
     let faults = iommu::service_faults();
-    msi::retarget_msi(bdf, ctx.route.message).map_err(describe)?;
+    msi::retarget_msi(conduit_pci::PciAddress::on_segment0(bdf), ctx.route.message)
+        .map_err(describe)?;
     if after != before {
         return Err(alloc::format!(
             "edu's MSI aimed at {what} (handle {handle}) was delivered: (delivered, unbound) \
@@ -120,14 +125,19 @@ fn live_update(ctx: &Ctx<'_>, decoy: u16, vector: u8, dest: Destination) -> Resu
         .and_then(Result::ok)
         .is_some_and(|e| e.is_present());
     irq::program_irte(Owner::Hypervisor, decoy, &irte).map_err(describe)?;
-    msi::retarget_msi(bdf, RemappableMsi::single(decoy).encode()).map_err(describe)?;
+    msi::retarget_msi(
+        conduit_pci::PciAddress::on_segment0(bdf),
+        RemappableMsi::single(decoy).encode(),
+    )
+    .map_err(describe)?;
     let before = dispatch::delivered(vector);
     ctx.edu.raise(1);
     let arrived =
         super::intremap::wait_with_interrupts(1 << 30, || dispatch::delivered(vector) > before);
     wait_ticks(1);
     let faults = iommu::service_faults();
-    msi::retarget_msi(bdf, ctx.route.message).map_err(describe)?;
+    msi::retarget_msi(conduit_pci::PciAddress::on_segment0(bdf), ctx.route.message)
+        .map_err(describe)?;
     let got = dispatch::delivered(vector) - before;
     if !was_present || !arrived || got != 1 || !faults.is_empty() {
         return Err(alloc::format!(
@@ -350,7 +360,8 @@ pub(super) fn flood(ctx: &Ctx<'_>) -> Result<(), String> {
         Some(Ok(e)) if !e.is_present() && e.fault_processing_disabled() => {}
         other => return Err(alloc::format!("IRTE {index} is not masked: {other:?}")),
     }
-    let (msi_on, ..) = msi::read_msi(bdf).map_err(describe)?;
+    let (msi_on, ..) =
+        msi::read_msi(conduit_pci::PciAddress::on_segment0(bdf)).map_err(describe)?;
     if msi_on || !report.device_masked {
         return Err(String::from("edu's MSI is still enabled after the flood"));
     }
@@ -394,10 +405,18 @@ pub(super) fn msix(mem: &Memory) -> Result<(), String> {
     let bdf = nic.bdf;
     pci::enable_command_bits(bdf, command::MEMORY_SPACE | command::BUS_MASTER)
         .ok_or("cannot write igb's Command register")?;
-    let info = msi::msix_info(bdf).map_err(describe)?;
-    let route = irq::bind_msi(Owner::Hypervisor, bdf, MsiKind::Msix(0), None).map_err(describe)?;
-    msi::set_msix_enabled(bdf, true).map_err(describe)?;
-    let (address, data, masked) = msi::read_msix_entry(mem, bdf, 0).map_err(describe)?;
+    let info = msi::msix_info(conduit_pci::PciAddress::on_segment0(bdf)).map_err(describe)?;
+    let route = irq::bind_msi(
+        Owner::Hypervisor,
+        conduit_pci::PciAddress::on_segment0(bdf),
+        MsiKind::Msix(0),
+        None,
+    )
+    .map_err(describe)?;
+    msi::set_msix_enabled(conduit_pci::PciAddress::on_segment0(bdf), true).map_err(describe)?;
+    let (address, data, masked) =
+        msi::read_msix_entry(mem, conduit_pci::PciAddress::on_segment0(bdf), 0)
+            .map_err(describe)?;
     nic.enable(0);
     let v = route.vector;
     let mut delivered = 0;
@@ -412,7 +431,7 @@ pub(super) fn msix(mem: &Memory) -> Result<(), String> {
     let total = dispatch::delivered(v);
     let faults = iommu::service_faults();
     nic.quiesce();
-    msi::set_msix_enabled(bdf, false).map_err(describe)?;
+    msi::set_msix_enabled(conduit_pci::PciAddress::on_segment0(bdf), false).map_err(describe)?;
     irq::release(Owner::Hypervisor, route.index, Some(v)).map_err(describe)?;
     if delivered != MSIX_RAISES || total != MSIX_RAISES || masked || !faults.is_empty() {
         return Err(alloc::format!(

@@ -68,19 +68,25 @@ const FLOOD_ROUNDS: u32 = 20_000;
 /// The OS guest given edu devices, and which edu has its INTx.
 fn find(guests: &mut [Guest]) -> Result<(&mut Guest, Bdf, Bdf), String> {
     let pci = pci::get().ok_or("no PCI enumeration")?;
-    let is_edu = |b: &Bdf| {
-        pci.function(*b)
+    let is_edu = |b: &conduit_pci::PciAddress| {
+        pci.function_at(*b)
             .is_some_and(|f| f.vendor_id() == edu::VENDOR && f.device_id() == edu::DEVICE)
     };
     let g = guests
         .iter_mut()
         .find(|g| g.has_platform() && g.devices.iter().any(is_edu))
         .ok_or("no OS guest was given an edu device")?;
-    let edus: Vec<Bdf> = g.devices.iter().copied().filter(is_edu).collect();
+    let edus: Vec<Bdf> = g
+        .devices
+        .iter()
+        .copied()
+        .filter(is_edu)
+        .map(|a| a.bdf)
+        .collect();
     let intx = edus
         .iter()
         .copied()
-        .find(|b| irq::intx_status(*b).is_some())
+        .find(|b| irq::intx_status(conduit_pci::PciAddress::on_segment0(*b)).is_some())
         .ok_or_else(|| format!("guest \"{}\": no edu has its INTx routed", g.name))?;
     let msi = edus
         .iter()
@@ -99,7 +105,7 @@ fn open(mem: &Memory, bdf: Bdf) -> Result<Edu, String> {
 
 /// The INTx line's state: (physical input masked, hand-off state).
 fn line(bdf: Bdf) -> Result<(bool, IntxState), String> {
-    irq::intx_status(bdf)
+    irq::intx_status(conduit_pci::PciAddress::on_segment0(bdf))
         .map(|(_, masked, state)| (masked, state))
         .ok_or_else(|| format!("{bdf}: no INTx route"))
 }
@@ -117,7 +123,8 @@ pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> 
     let (g, intx_bdf, msi_bdf) = find(guests)?;
     let id = g.id();
     let name = g.name.clone();
-    let (route, _, _) = irq::intx_status(intx_bdf).ok_or("the route went away")?;
+    let (route, _, _) = irq::intx_status(conduit_pci::PciAddress::on_segment0(intx_bdf))
+        .ok_or("the route went away")?;
     let phys_pin = pci::get()
         .and_then(|p| p.function(intx_bdf))
         .map(|f| u32::from(f.intx.pin))

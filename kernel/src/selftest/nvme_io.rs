@@ -113,7 +113,11 @@ struct Driver {
 fn find<'a>(guests: &'a mut [Guest], mem: &Memory) -> Result<(Side<'a>, Side<'a>), String> {
     let pci = pci::get().ok_or("no PCI enumeration")?;
     let placed = boot::placed();
-    let with_vf = |g: &Placed| g.devices.iter().find_map(|b| nvme::online_vf(*b));
+    let with_vf = |g: &Placed| {
+        g.devices
+            .iter()
+            .find_map(|b| nvme::online_vf(b.bdf).filter(|_| b.segment == 0))
+    };
     let (a, (pf, vf_a)) = placed
         .iter()
         .find_map(|g| with_vf(g).map(|v| (g.clone(), v)))
@@ -409,7 +413,10 @@ pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> 
         if let Err(e) = c.delete_io_queue(d.q).and_then(|()| c.disable()) {
             log::warn!("selftest: nvme-vf-io: VF {}: shutting down: {e}", s.vf.bdf);
         }
-        crate::guest::interrupts::release_function(s.guest.index, s.vf.bdf);
+        crate::guest::interrupts::release_function(
+            s.guest.index,
+            conduit_pci::PciAddress::on_segment0(s.vf.bdf),
+        );
     }
     result
 }

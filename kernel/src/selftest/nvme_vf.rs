@@ -56,7 +56,10 @@ fn find_subject() -> Result<Subject, String> {
     boot::placed()
         .into_iter()
         .find_map(|g| {
-            let (pf, vf) = g.devices.iter().find_map(|b| nvme::online_vf(*b))?;
+            let (pf, vf) = g
+                .devices
+                .iter()
+                .find_map(|b| nvme::online_vf(b.bdf).filter(|_| b.segment == 0))?;
             Some(Subject { guest: g, pf, vf })
         })
         .ok_or_else(|| String::from("no guest was given an NVMe VF that is online"))
@@ -362,7 +365,8 @@ pub fn run_bad() -> Result<usize, String> {
     let mut online = 0;
     for g in &placed {
         for b in &g.devices {
-            let Some(crate::pci::sriov::VfOf { pf, index }) = pci.function(*b).and_then(|f| f.vf)
+            let Some(crate::pci::sriov::VfOf { pf, index }) =
+                pci.function_at(*b).and_then(|f| f.vf)
             else {
                 continue;
             };

@@ -65,7 +65,7 @@ pub fn vms(guests: &Guests) {
             let mut functions = String::new();
             for bdf in &g.devices {
                 let command = crate::pci::get()
-                    .map(|pci| pci.with_config(|cfg| cfg.read16(*bdf, 4)))
+                    .map(|pci| pci.with_segment(bdf.segment, |cfg| cfg.read16(bdf.bdf, 4)))
                     .unwrap_or(0xffff);
                 let sep = if functions.is_empty() { "" } else { ", " };
                 let _ = write!(functions, "{sep}{bdf} (Command {command:#06x})");

@@ -21,15 +21,12 @@ const EXT_CAP_SRIOV: u16 = 0x10;
 const FAULTS_SHOWN: usize = 8;
 
 /// Who owns `at`: the guest whose IOMMU domain holds it, or a guest it was assigned to without
-/// one (`unsafe_no_iommu`; guests get functions of segment 0 only), else the hypervisor.
+/// one (`unsafe_no_iommu`), else the hypervisor.
 fn owner(view: Option<&View>, guests: &Guests, at: PciAddress) -> String {
     if let Some(d) = view.and_then(|v| v.domains.iter().find(|d| d.devices.contains(&at))) {
         return alloc::format!("guest \"{}\" (domain {})", d.name, d.id);
     }
-    let assigned = guests
-        .list
-        .iter()
-        .find(|g| at.segment == 0 && g.devices.contains(&at.bdf));
+    let assigned = guests.list.iter().find(|g| g.devices.contains(&at));
     match assigned {
         Some(g) => alloc::format!("guest \"{}\" (no IOMMU domain: unprotected)", g.name),
         None => String::from("hypervisor"),

@@ -55,18 +55,13 @@ impl core::fmt::Display for WindowError {
     }
 }
 
-/// How the task reaches physical configuration space, checked.
+/// How the task reaches physical configuration space, checked: ECAM windows (the first `count`
+/// of `windows`, valid and disjoint per segment, window `i` at [`layout::config_va`]`(i)`), or,
+/// with no window, configuration mechanism #1 (segment 0, the first 256 bytes of each function).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum ConfigWindows {
-    /// ECAM: the first `count` of `windows` are valid and disjoint per segment.
-    Ecam {
-        /// The windows, in [`InitInfo`] order (window `i` at [`layout::config_va`]`(i)`).
-        windows: [EcamWindow; layout::MAX_WINDOWS],
-        /// Valid entries.
-        count: usize,
-    },
-    /// Configuration mechanism #1: segment 0, the first 256 bytes of each function.
-    Ports,
+pub struct ConfigWindows {
+    windows: [EcamWindow; layout::MAX_WINDOWS],
+    count: usize,
 }
 
 /// Where a checked access lands.
@@ -83,7 +78,12 @@ impl ConfigWindows {
     pub fn new(info: &InitInfo) -> Result<Self, WindowError> {
         let count = info.window_count as usize;
         match info.mode {
-            mode::PORT_IO if count == 0 => return Ok(Self::Ports),
+            mode::PORT_IO if count == 0 => {
+                return Ok(Self {
+                    windows: info.windows,
+                    count: 0,
+                });
+            }
             mode::PORT_IO => return Err(WindowError::Count(info.window_count)),
             mode::ECAM if (1..=layout::MAX_WINDOWS).contains(&count) => {}
             mode::ECAM => return Err(WindowError::Count(info.window_count)),
@@ -102,7 +102,7 @@ impl ConfigWindows {
                 return Err(WindowError::Overlap { index, earlier });
             }
         }
-        Ok(Self::Ecam { windows, count })
+        Ok(Self { windows, count })
     }
 
     /// Where the dword at `offset` (4-byte aligned, below 4 KiB; below 256 bytes through ports)
@@ -114,22 +114,23 @@ impl ConfigWindows {
             return None;
         }
         let bus = u32::from(at.bdf.bus());
-        match self {
-            Self::Ecam { windows, count } => {
-                let (index, w) = windows[..*count].iter().enumerate().find(|(_, w)| {
-                    w.segment == u32::from(at.segment) && (w.start_bus..=w.end_bus).contains(&bus)
-                })?;
-                let within = (u64::from(bus - w.start_bus) << 20)
-                    | (u64::from(at.bdf.devfn()) << 12)
-                    | u64::from(offset);
-                Some(Target::Ecam(layout::config_va(index) + within))
-            }
-            Self::Ports => (at.segment == 0 && offset < 0x100).then(|| {
+        if self.count == 0 {
+            return (at.segment == 0 && offset < 0x100).then(|| {
                 Target::Port(
                     0x8000_0000 | (u32::from(at.bdf.routing_id()) << 8) | u32::from(offset),
                 )
-            }),
+            });
         }
+        let (index, w) = self.windows[..self.count]
+            .iter()
+            .enumerate()
+            .find(|(_, w)| {
+                w.segment == u32::from(at.segment) && (w.start_bus..=w.end_bus).contains(&bus)
+            })?;
+        let within = (u64::from(bus - w.start_bus) << 20)
+            | (u64::from(at.bdf.devfn()) << 12)
+            | u64::from(offset);
+        Some(Target::Ecam(layout::config_va(index) + within))
     }
 
     /// Bytes of window `w` as the core maps it: its buses × 1 MiB.
