@@ -324,6 +324,31 @@ fn devices_and_unsafe_no_iommu() {
     assert!(!parse("", ExitMethod::Halt).unwrap().config.unsafe_no_iommu);
 }
 
+/// A function off segment 0 is a guest device like any other: `0001:02:00.0` and `02:00.0`
+/// (segment 0) are two functions, given to two guests; the same segment-qualified function
+/// given twice is refused.
+#[test]
+fn devices_on_another_segment() {
+    let text = "[[guest]]\nname = \"a\"\nmemory_mib = 4\nimage = \"a.elf\"\n[[guest.device]]\nfunction = \"0001:02:00.0\"\n\
+                [[guest]]\nname = \"b\"\nmemory_mib = 4\nimage = \"a.elf\"\n[[guest.device]]\nfunction = \"02:00.0\"\n";
+    let doc = parse(text, ExitMethod::Halt).unwrap();
+    let a = &doc.guests[0].devices[0];
+    assert_eq!(
+        a.function,
+        crate::DeviceSel::Bdf {
+            segment: 1,
+            bus: 2,
+            dev: 0,
+            func: 0
+        }
+    );
+    assert_eq!(a.to_string(), "0001:02:00.0");
+    assert_eq!(doc.guests[1].devices[0].to_string(), "02:00.0");
+    let twice = text.replace("\"02:00.0\"", "\"0001:02:00.0\"");
+    let e = parse(&twice, ExitMethod::Halt).unwrap_err().to_string();
+    assert!(e.starts_with("`guest[1].device[0].function`"), "{e}");
+}
+
 #[test]
 fn vf_mac_and_vlans_from_toml() {
     let text = "[[guest]]\nname = \"a\"\nmemory_mib = 4\nimage = \"a.elf\"\n[[guest.device]]\nfunction = \"01:00.0\"\n\
