@@ -4,7 +4,9 @@
 //!
 //! Invariants:
 //! - core → task: a request that decodes re-encodes to the same registers, and every request
-//!   built from valid fields decodes to itself;
+//!   built from valid fields decodes to itself (a segment only with `PhysicalRead`); ECAM windows
+//!   that pass `ConfigWindows::new` place every access inside the one window decoding its
+//!   segment and bus;
 //! - task → core: a reply that decodes re-encodes to the same registers; an event that decodes
 //!   survives encode and decode unchanged; a BAR that decodes survives its round trip;
 //! - the shared page's message is a valid prefix of the bytes, at most `MESSAGE_LEN` long, and
@@ -12,9 +14,10 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
+use conduit_control_abi::shared::{EcamWindow, InitInfo, mode};
 use conduit_control_abi::shared::{MESSAGE_LEN, SharedPage, WireBar, WireEvent};
-use conduit_control_abi::{Op, Reply, Request};
-use conduit_pci::Bdf;
+use conduit_control_abi::{ConfigWindows, Op, Reply, Request, Target, layout};
+use conduit_pci::{Bdf, PciAddress};
 use conduit_vpci::access::MAX_EVENTS;
 use libfuzzer_sys::fuzz_target;
 
@@ -37,6 +40,9 @@ struct Input {
     size: u8,
     guest: u16,
     rid: u16,
+    segment: u16,
+    windows: Vec<(u32, u32, u32, u32)>,
+    config_offset: u16,
     offset: u64,
     value: u64,
     reply: [u64; 2],
@@ -74,11 +80,51 @@ fuzz_target!(|input: Input| {
             op,
             guest: input.guest,
             vbdf: Bdf::from_routing_id(input.rid),
+            segment: if op == Op::PhysicalRead {
+                input.segment
+            } else {
+                0
+            },
             offset: input.offset,
             size: input.size,
             value: input.value,
         };
         assert_eq!(Request::decode(r.encode()), Ok(r), "encode then decode");
+    }
+    // Core → task: the ECAM windows of every segment.
+    let mut init = InitInfo {
+        mode: mode::ECAM,
+        window_count: input.windows.len() as u32,
+        ..InitInfo::default()
+    };
+    for (slot, &(segment, start_bus, end_bus, reserved)) in
+        init.windows.iter_mut().zip(&input.windows)
+    {
+        *slot = EcamWindow {
+            segment,
+            start_bus,
+            end_bus,
+            reserved,
+        };
+    }
+    if let Ok(w) = ConfigWindows::new(&init) {
+        let at = PciAddress::new(input.segment, Bdf::from_routing_id(input.rid));
+        if let Some(Target::Ecam(va)) = w.locate(at, input.config_offset) {
+            let count = init.window_count as usize;
+            let (i, win) = init.windows[..count]
+                .iter()
+                .enumerate()
+                .find(|(_, e)| {
+                    e.segment == u32::from(at.segment)
+                        && (e.start_bus..=e.end_bus).contains(&u32::from(at.bdf.bus()))
+                })
+                .expect("a located access has its window");
+            let base = layout::config_va(i);
+            assert!(
+                va >= base && va + 4 <= base + ConfigWindows::window_bytes(win),
+                "{va:#x} outside window {i}"
+            );
+        }
     }
     // Task → core: registers.
     if let Some(reply) = Reply::decode(input.reply[0], input.reply[1]) {

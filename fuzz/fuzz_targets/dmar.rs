@@ -111,7 +111,10 @@ fn plan(dmar: &Dmar<'_>) {
             Action::Malformed => assert!(!e.range.well_formed()),
             Action::AboveHostWidth { width } => {
                 assert_eq!(width, dmar.host_address_width());
-                assert!(e.range.well_formed() && !e.range.below_width(width), "{e:?}");
+                assert!(
+                    e.range.well_formed() && !e.range.below_width(width),
+                    "{e:?}"
+                );
             }
         }
         assert!(usage.is_some(), "a plan entry for a device not asked about");
