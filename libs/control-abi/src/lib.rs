@@ -39,4 +39,4 @@ pub use request::{
     DecodeError, HYPERVISOR, Op, PHYSICAL_MSI_ENABLE, Reply, Request, SYS_PANIC, SYS_REPLY, Status,
 };
 pub use shared::{EcamWindow, FunctionInfo, InitInfo, SharedPage, WireBar, WireEvent};
-pub use windows::{ConfigWindows, Target, WindowError};
+pub use windows::{ConfigWindows, Target, WindowError, task_windows};

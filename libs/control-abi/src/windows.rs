@@ -19,6 +19,8 @@ use conduit_pci::PciAddress;
 pub enum WindowError {
     /// The mode is neither ECAM nor port I/O.
     UnknownMode(u32),
+    /// [`InitInfo::reserved`] is not 0 (it holds this value).
+    ReservedSet(u32),
     /// More windows than [`layout::MAX_WINDOWS`], or none with [`mode::ECAM`], or some with
     /// [`mode::PORT_IO`].
     Count(u32),
@@ -41,6 +43,7 @@ impl core::fmt::Display for WindowError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::UnknownMode(m) => write!(f, "unknown configuration access mode {m}"),
+            Self::ReservedSet(v) => write!(f, "the reserved field is {v:#x}, not 0"),
             Self::Count(n) => write!(
                 f,
                 "{n} ECAM window(s) do not fit the mode (1 to {} with ECAM, none with port I/O)",
@@ -76,6 +79,9 @@ pub enum Target {
 impl ConfigWindows {
     /// Checks the description the core wrote.
     pub fn new(info: &InitInfo) -> Result<Self, WindowError> {
+        if info.reserved != 0 {
+            return Err(WindowError::ReservedSet(info.reserved));
+        }
         let count = info.window_count as usize;
         match info.mode {
             mode::PORT_IO if count == 0 => {
@@ -138,6 +144,24 @@ impl ConfigWindows {
     pub const fn window_bytes(w: &EcamWindow) -> u64 {
         (w.end_bus.saturating_sub(w.start_bus) as u64 + 1) << 20
     }
+}
+
+/// Which of the platform's ECAM windows the task is given, when there may be more than it maps:
+/// `segments` lists each window's PCI segment in MCFG order; the result is the indices into it of
+/// the windows to map, in the order they are mapped (the `i`-th becomes [`InitInfo`] window `i`):
+/// segment 0's windows first, then the others in MCFG order, [`layout::MAX_WINDOWS`] at most.
+/// The windows not named are left out (their functions cannot be reached by the task).
+pub fn task_windows(segments: &[u16]) -> impl Iterator<Item = usize> + '_ {
+    let on_segment0 = |wanted: bool| {
+        segments
+            .iter()
+            .enumerate()
+            .filter(move |(_, s)| (**s == 0) == wanted)
+            .map(|(i, _)| i)
+    };
+    on_segment0(true)
+        .chain(on_segment0(false))
+        .take(layout::MAX_WINDOWS)
 }
 
 #[cfg(test)]
@@ -226,9 +250,57 @@ mod tests {
         assert_eq!(w.locate(at(0, 2, 1, 3), 0x100), None);
     }
 
+    /// A machine whose MCFG lists more windows than the task maps: segment 0's come first
+    /// (wherever the MCFG lists them), then the others in order, and no more than the task maps.
+    #[test]
+    fn more_windows_than_the_task_maps_keep_segment_0() {
+        let mut segments: Vec<u16> = (1..=20).collect();
+        segments.insert(17, 0);
+        segments.push(0);
+        let chosen: Vec<usize> = task_windows(&segments).collect();
+        assert_eq!(chosen.len(), layout::MAX_WINDOWS);
+        assert_eq!(&chosen[..2], &[17, 21], "segment 0's windows first");
+        assert_eq!(&chosen[2..], &(0..14).collect::<Vec<_>>()[..]);
+        // Segments 15 to 20 are left out.
+        let left: Vec<u16> = (0..segments.len())
+            .filter(|i| !chosen.contains(i))
+            .map(|i| segments[i])
+            .collect();
+        assert_eq!(left, [15, 16, 17, 18, 19, 20]);
+        // What is chosen is a description the task accepts (segment 0's two windows split its
+        // buses).
+        let list: Vec<EcamWindow> = chosen
+            .iter()
+            .map(|&i| match i {
+                17 => window(0, 0, 0x7f),
+                21 => window(0, 0x80, 0xff),
+                _ => window(u32::from(segments[i]), 0, 0xff),
+            })
+            .collect();
+        let checked = ConfigWindows::new(&ecam(&list)).map(|_| ());
+        assert_eq!(checked, Ok(()));
+        // Few windows: all of them, segment 0 first.
+        assert_eq!(task_windows(&[2, 0, 1]).collect::<Vec<_>>(), [1, 0, 2]);
+        assert_eq!(task_windows(&[]).count(), 0);
+    }
+
     #[test]
     fn malformed_descriptions_are_refused() {
         assert_eq!(ConfigWindows::new(&ecam(&[])), Err(WindowError::Count(0)));
+        let mut reserved = ecam(&[window(0, 0, 0xff)]);
+        reserved.reserved = 0x10;
+        assert_eq!(
+            ConfigWindows::new(&reserved),
+            Err(WindowError::ReservedSet(0x10))
+        );
+        let mut ports = InitInfo {
+            mode: mode::PORT_IO,
+            reserved: 1,
+            ..InitInfo::default()
+        };
+        assert_eq!(ConfigWindows::new(&ports), Err(WindowError::ReservedSet(1)));
+        ports.reserved = 0;
+        assert!(ConfigWindows::new(&ports).is_ok());
         let mut too_many = ecam(&[window(0, 0, 0)]);
         too_many.window_count = layout::MAX_WINDOWS as u32 + 1;
         assert_eq!(

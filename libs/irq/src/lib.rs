@@ -18,14 +18,17 @@
 //! - [`IrtAllocator`]: IRT indices, single or aligned power-of-two blocks for multi-message MSI.
 //! - [`authorize_irte`]: refuses an IRTE whose index, vector or destination the requester does not
 //!   own, with a typed [`AllocError`].
-//! - [`SegmentTables`]: one interrupt remapping table per PCI segment (an IRTE's source-id has
-//!   no segment), the table of a function's segment being the one its entries go to.
+//! - [`SegmentTables`]: one interrupt remapping table per PCI segment, as many as there are
+//!   segments (an IRTE's source-id has no segment), the table of a function's segment being the
+//!   one its entries go to; clearing an index acts on its holder first, then on every table.
 //! - [`Binding`]: what a vector delivers to (owner, IRTE index, the guest's virtual vector),
 //!   packed into 64 bits for lock-free reads in interrupt handlers.
 //!
-//! No `unsafe`, no allocation, no panics on any input.
+//! No `unsafe`, no panics on any input; only [`SegmentTables`] allocates (`alloc`).
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
+
+extern crate alloc;
 
 pub mod authorize;
 pub mod binding;
@@ -51,7 +54,7 @@ pub use irt::{IrtAllocator, MAX_BLOCK};
 pub use irta::{IRTE_BYTES, IrtSize, Irta};
 pub use irte::{Irte, IrteBuilder, SourceQualifier, SourceValidation, raw_present};
 pub use msi::{CompatMsi, DecodedMsi, MSI_ADDRESS_BASE, MsiMessage, RemappableMsi};
-pub use segments::{SegmentTables, SegmentTablesError};
+pub use segments::SegmentTables;
 pub use types::{
     ApicMode, DeliveryMode, Destination, DestinationMode, GuestId, Owner, TriggerMode,
 };
