@@ -33,29 +33,28 @@
 
 mod entry;
 mod restart;
+mod setup;
 mod space;
 
 pub use entry::{user_exception, watchdog_tick};
+pub use setup::{init, reaches, seal};
 
-use crate::pci::{self, Mechanism};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use conduit_clock::Rate;
 use conduit_control_abi::journal::Journal;
-use conduit_control_abi::shared::{FN_BUS_MASTER_ALLOWED, FN_ID_OVERRIDE, mode};
+use conduit_control_abi::shared::{FN_BUS_MASTER_ALLOWED, FN_ID_OVERRIDE};
 use conduit_control_abi::{
-    EcamWindow, FunctionInfo, InitInfo, Op, Reply, Request, SYS_PANIC, SYS_REPLY, SharedPage,
-    Status, WireBar, layout,
+    FunctionInfo, InitInfo, Op, Reply, Request, SYS_PANIC, SYS_REPLY, SharedPage, Status, WireBar,
+    layout,
 };
-use conduit_hw::memory::Memory;
-use conduit_hw::{gdt, time};
+use conduit_hw::gdt;
 use conduit_pci::{Bdf, PciAddress};
 use conduit_vpci::Event;
 use conduit_vpci::access::MAX_EVENTS;
 use core::sync::atomic::{AtomicU64, Ordering};
 use entry::{Abort, Frame};
-use log::{error, info, warn};
 use restart::report;
 use space::Space;
 use spin::Mutex;
@@ -212,166 +211,6 @@ pub fn stats() -> (u64, u64) {
     (CALLS.load(Ordering::Relaxed), restarts)
 }
 
-/// Loads and starts the task with access to physical configuration space. Runs once, before
-/// guests are created (their VMCS take the host EFER with SCE set, and their functions are built
-/// in the task); [`seal`] then takes the kernel's own access away. Failures are reported; guests
-/// then see no functions.
-pub fn init(bundle: &conduit_config::Bundle<'static>, mem: &'static Memory) {
-    let records: Vec<GuestRecord> = bundle
-        .config
-        .guests
-        .iter()
-        .map(|g| GuestRecord {
-            name: g.name.clone(),
-            ..GuestRecord::default()
-        })
-        .collect();
-    let guests = records.len();
-    let Some(image) = bundle.image(conduit_config::CONTROL_TASK_IMAGE) else {
-        error!(
-            "no control task in the boot bundle (the image builder packs target/.../conduit-control): configuration space stays with the kernel and no function can be assigned"
-        );
-        return;
-    };
-    entry::init_syscall();
-    let budget = watchdog();
-    let Some(mechanism) = pci::mechanism() else {
-        error!("control: PCI enumeration did not run: the task is not started");
-        return;
-    };
-    let (windows, init) = match mechanism {
-        Mechanism::Ecam(windows) => {
-            let mut init = InitInfo {
-                mode: mode::ECAM,
-                guests: guests as u32,
-                window_count: windows.len() as u32,
-                ..InitInfo::default()
-            };
-            for (slot, w) in init.windows.iter_mut().zip(&windows) {
-                *slot = EcamWindow {
-                    segment: u32::from(w.segment),
-                    start_bus: u32::from(w.start_bus),
-                    end_bus: u32::from(w.end_bus),
-                    reserved: 0,
-                };
-            }
-            (windows, init)
-        }
-        Mechanism::PortIo => (
-            Vec::new(),
-            InitInfo {
-                mode: mode::PORT_IO,
-                guests: guests as u32,
-                ..InitInfo::default()
-            },
-        ),
-    };
-    let config: Vec<(u64, u64)> = windows.iter().map(|w| (w.phys, w.len)).collect();
-    let space = match Space::build(mem, image, &config) {
-        Ok(s) => s,
-        Err(e) => {
-            error!("control: the task's address space cannot be built: {e}");
-            return;
-        }
-    };
-    let sel = gdt::selectors();
-    let (x, w) = space.image_pages();
-    info!(
-        "control: task image {} KiB ({x} R+X, {w} R+W pages) at {:#x}, entry {:#x}, CR3 {:#x}; ring 3 (CS {:#x}, SS {:#x}), {} KiB stack, configuration space through {}",
-        space.image_bytes() >> 10,
-        layout::IMAGE_BASE,
-        space.entry,
-        space.cr3(),
-        sel.user_code.0,
-        sel.user_data.0,
-        layout::STACK_SIZE >> 10,
-        describe_windows(&windows)
-    );
-    let mut task = Task {
-        space,
-        init,
-        ports: windows.is_empty(),
-        budget,
-        alive: true,
-        assignments: Vec::new(),
-        guests: records,
-        restarts: 0,
-    };
-    match task.start() {
-        Ok(()) => info!("control: task started: {guests} guest topology(ies)"),
-        Err(why) => {
-            error!("control: the task did not start: {why}");
-            task.alive = false;
-        }
-    }
-    *TASK.lock() = Some(task);
-}
-
-/// The task's windows for the log: `ECAM <phys> (<n> MiB) at <va>` per window (with its segment
-/// off segment 0), or the ports.
-fn describe_windows(windows: &[pci::EcamWindow]) -> String {
-    if windows.is_empty() {
-        return "ports 0xcf8-0xcff (TSS I/O permission bitmap)".to_string();
-    }
-    let list: Vec<String> = windows
-        .iter()
-        .enumerate()
-        .map(|(i, w)| {
-            let segment = if w.segment == 0 {
-                String::new()
-            } else {
-                format!(
-                    "segment {:04x} buses {:02x}-{:02x}: ",
-                    w.segment, w.start_bus, w.end_bus
-                )
-            };
-            format!(
-                "{segment}ECAM {:#x} ({} MiB) at {:#x}",
-                w.phys,
-                w.len >> 20,
-                layout::config_va(i)
-            )
-        })
-        .collect();
-    list.join("; ")
-}
-
-/// Boot is done with configuration space: the kernel gives its own access up
-/// ([`pci::hand_over`]), so the task's mapping is the only one. Without a running task the
-/// kernel keeps it (nothing else could reach configuration space then).
-pub fn seal(mem: &Memory) {
-    let running = TASK.lock().as_ref().is_some_and(|t| t.alive);
-    if running {
-        pci::hand_over(mem);
-    } else {
-        warn!("control: no control task: the kernel keeps configuration space");
-    }
-}
-
-/// The watchdog runs on the hypervisor's periodic tick (`crate::irq`), which interrupts the task
-/// (interrupts are enabled at CPL 3, and the task cannot disable them).
-fn watchdog() -> Option<Rate> {
-    if !crate::irq::tick_running() {
-        warn!("control: no hypervisor tick: the task's watchdog is off");
-        return None;
-    }
-    let Some(rate) = time::rate() else {
-        warn!("control: the TSC rate is unknown: the task's watchdog is off");
-        return None;
-    };
-    info!(
-        "control: watchdog {} ms per request = {} TSC ticks, {} ms to build a function = {} TSC ticks (TSC {}, {}; checked at the hypervisor tick, every {} ms)",
-        BUDGET_US / 1000,
-        rate.ticks_in_us(BUDGET_US),
-        BUILD_BUDGET_US / 1000,
-        rate.ticks_in_us(BUILD_BUDGET_US),
-        rate,
-        time::Origin,
-        crate::irq::TICK_MS
-    );
-    Some(rate)
-}
-
 /// Serves one request. A crash is reported, blamed on the guest the request was made for (if
 /// any) and the task restarted before this returns.
 pub fn call(req: &Request) -> Result<Answer, ControlError> {
@@ -486,6 +325,25 @@ pub fn add_function(
 pub fn physical_read(at: PciAddress, offset: u16, size: u8) -> Option<u32> {
     let req = Request::physical_read(at.segment, at.bdf, offset, size);
     call(&req).ok().map(|a| a.value as u32)
+}
+
+/// Turns the physical MSI of guest `guest`'s function `at` off through the task: the request
+/// the guest's own MSI changes use (`Op::PhysicalMsi` without Enable), made for the guest and
+/// recorded in the function's journal, so a restarted task keeps it off. Why not, otherwise.
+pub fn physical_msi_off(guest: u16, at: PciAddress) -> Result<(), String> {
+    let vbdf = TASK
+        .lock()
+        .as_ref()
+        .and_then(|t| {
+            t.assignments
+                .iter()
+                .find(|a| a.guest == guest && a.at == at)
+                .map(|a| a.vbdf)
+        })
+        .ok_or_else(|| format!("{at} is not assigned to guest {guest} through the control task"))?;
+    call(&Request::new(Op::PhysicalMsi, guest, vbdf))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// The physical function at (`guest`, `vbdf`), as assigned.

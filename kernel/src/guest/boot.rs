@@ -274,7 +274,8 @@ fn attach_to_domain(
 
 /// Resolves a configured function, on any segment the MCFG lists (a VF is looked up through its
 /// PF's SR-IOV state: the PF must exist, have an SR-IOV capability, `vf` must be below TotalVFs
-/// and the VFs enabled) and assigns it to `domain`.
+/// and the VFs enabled) and assigns it to `domain`. A function the control task cannot reach
+/// (no window of its decodes it, `crate::control::reaches`) is refused with that reason.
 fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<PciAddress, String> {
     let r =
         DeviceRef::from_config(d.function).ok_or_else(|| format!("{d} is not a valid address"))?;
@@ -290,6 +291,10 @@ fn assign_one(d: &DeviceAssignment, domain: Option<DomainId>) -> Result<PciAddre
             DeviceRef::Address(PciAddress::on_segment0(vf))
         }
     };
+    // The control task builds the function: one of its windows must decode it.
+    if let Some(f) = crate::pci::get().and_then(|pci| pci.resolve(r)) {
+        crate::control::reaches(f.address())?;
+    }
     match domain {
         Some(id) => iommu::assign_device(r, id).map_err(|e| format!("{e}")),
         None => crate::pci::get()

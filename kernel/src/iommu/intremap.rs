@@ -27,7 +27,7 @@ use conduit_hw::apic::{self, ApicError};
 use conduit_hw::memory::Memory;
 use conduit_hw::vtd::RemappingUnit;
 use conduit_hw::vtd::ir::Table;
-use conduit_irq::{ApicMode, IrtSize, Irte, SegmentTables, SegmentTablesError};
+use conduit_irq::{ApicMode, IrtSize, Irte, SegmentTables};
 use conduit_pci::PciAddress;
 use conduit_vtd::IecInvalidation;
 use log::{error, info, warn};
@@ -35,11 +35,8 @@ use log::{error, info, warn};
 /// Entries of each interrupt remapping table (IRTA_REG.S = 7).
 pub const IRT_ENTRIES: usize = 256;
 
-/// The most PCI segments with remapping units (one table each).
-pub const MAX_IR_SEGMENTS: usize = 16;
-
-/// The interrupt remapping tables, one per segment with units.
-pub(super) type Tables = SegmentTables<Table, MAX_IR_SEGMENTS>;
+/// The interrupt remapping tables, one per segment with units (as many as the DRHDs name).
+pub(super) type Tables = SegmentTables<Table>;
 
 /// What bring-up left.
 pub(super) struct BringUp {
@@ -132,20 +129,13 @@ pub(super) fn bring_up(
     };
     let mut tables = Tables::new();
     for i in 0..units.len() {
-        let segment = units[i].segment();
+        let (segment, phys) = (units[i].segment(), units[i].phys());
         let table = match tables.get_or_make(segment, || Table::new(mem, size, mode, coherent)) {
             Ok(t) => t,
             Err(e) => {
-                let why = match e {
-                    SegmentTablesError::Full { segment } => alloc::format!(
-                        "segment {segment:04x}: no room for another table (at most \
-                         {MAX_IR_SEGMENTS} segments)"
-                    ),
-                    SegmentTablesError::Make(e) => alloc::format!("segment {segment:04x}: {e}"),
-                };
+                let why = alloc::format!("segment {segment:04x}: {e}");
                 error!("vtd: interrupt remapping not enabled: {why}");
-                let failed = units_phys(i, units);
-                turn_off(&mut units[..i], failed);
+                turn_off(&mut units[..i], phys);
                 return (
                     apic_id,
                     BringUp {
@@ -186,25 +176,19 @@ pub(super) fn bring_up(
                 );
             }
             Err(e) => {
-                let base = u.phys();
-                error!("vtd: unit {base:#x}: interrupt remapping not enabled: {e}");
-                turn_off(&mut units[..i], base);
+                error!("vtd: unit {phys:#x}: interrupt remapping not enabled: {e}");
+                turn_off(&mut units[..i], phys);
                 return (
                     apic_id,
                     BringUp {
                         tables: Tables::new(),
-                        off: Some(alloc::format!("unit {base:#x}: {e}")),
+                        off: Some(alloc::format!("unit {phys:#x}: {e}")),
                     },
                 );
             }
         }
     }
     (apic_id, BringUp { tables, off: None })
-}
-
-/// The register base of unit `i` (for the log of [`turn_off`]).
-fn units_phys(i: usize, units: &[RemappingUnit]) -> u64 {
-    units.get(i).map_or(0, RemappingUnit::phys)
 }
 
 /// Turns interrupt remapping off again in `units`, which enabled it before unit `failed` failed.
@@ -236,24 +220,29 @@ pub struct IrInfo {
 
 /// Whether interrupt remapping is on, and its tables; else why not.
 pub fn interrupt_remapping() -> Result<IrInfo, String> {
-    match STATE.lock().as_ref() {
-        Some(s) if !s.ir.is_empty() => {
-            let mut tables = Vec::new();
-            let mut first = None;
-            for (segment, t) in s.ir.iter() {
+    let guard = STATE.lock();
+    let s = guard
+        .as_ref()
+        .ok_or_else(|| String::from("the IOMMU was not initialised"))?;
+    // Every table has the same size and mode (`bring_up` makes them alike).
+    let Some((_, first)) = s.ir.iter().next() else {
+        return Err(s
+            .ir_off
+            .clone()
+            .unwrap_or_else(|| String::from("interrupt remapping is off")));
+    };
+    let tables =
+        s.ir.iter()
+            .map(|(segment, t)| {
                 let units = s.units.iter().filter(|u| u.segment() == segment).count();
-                tables.push((segment, t.base(), units));
-                first.get_or_insert((t.size(), t.mode()));
-            }
-            let (size, mode) = first.ok_or_else(|| String::from("interrupt remapping is off"))?;
-            Ok(IrInfo { tables, size, mode })
-        }
-        Some(State {
-            ir_off: Some(r), ..
-        }) => Err(r.clone()),
-        Some(_) => Err(String::from("interrupt remapping is off")),
-        None => Err(String::from("the IOMMU was not initialised")),
-    }
+                (segment, t.base(), units)
+            })
+            .collect();
+    Ok(IrInfo {
+        tables,
+        size: first.size(),
+        mode: first.mode(),
+    })
 }
 
 fn off(s: &State) -> IommuError {
@@ -281,13 +270,33 @@ fn write_locked(
             .ok_or_else(|| IommuError::InterruptRemappingOff {
                 reason: alloc::format!("no remapping unit serves PCI segment {segment:04x}"),
             })?;
+    write_table(table, &mut s.units, segment, index, irte)
+}
+
+/// Writes `irte` at `index` of `table` (segment `segment`'s) and invalidates that entry in the
+/// interrupt entry cache of every unit of the segment.
+fn write_table(
+    table: &mut Table,
+    units: &mut [RemappingUnit],
+    segment: u16,
+    index: u16,
+    irte: &Irte,
+) -> Result<IecInvalidation, IommuError> {
     table.write(index, irte).map_err(IommuError::Hardware)?;
     let inv = IecInvalidation::Index { index, mask: 0 };
-    for u in s.units.iter_mut().filter(|u| u.segment() == segment) {
+    for u in units.iter_mut().filter(|u| u.segment() == segment) {
         u.invalidate_interrupt_entries(inv)
             .map_err(IommuError::Hardware)?;
     }
     Ok(inv)
+}
+
+/// Whether `table` holds something at `index`: an entry present, or masked but kept for its
+/// owner (anything but the all-zero not-present entry that clearing writes).
+fn holds(table: &Table, index: u16) -> bool {
+    table
+        .read(index)
+        .is_some_and(|raw| raw != Irte::NOT_PRESENT.encode())
 }
 
 /// Writes `irte` at `index` of the table of PCI segment `segment` (the segment of the function,
@@ -302,40 +311,42 @@ pub fn write_irte(segment: u16, index: u16, irte: &Irte) -> Result<IecInvalidati
     write_locked(s, segment, index, irte)
 }
 
-/// Clears entry `index` (not present) in every table, with its invalidation on every unit: the
-/// index is free for any segment afterwards.
+/// Clears entry `index` (not present) in every table, with its invalidation on that table's
+/// units: first in the table holding it (the live entry goes first), then in every other table,
+/// each tried even after a failure; the first error is returned. Afterwards the index is free
+/// for any segment.
 pub fn clear_irte(index: u16) -> Result<(), IommuError> {
     let mut guard = STATE.lock();
     let s = guard.as_mut().ok_or(IommuError::InterruptRemappingOff {
         reason: String::from("the IOMMU was not initialised"),
     })?;
-    let segments: Vec<u16> = s.ir.iter().map(|(segment, _)| segment).collect();
-    if segments.is_empty() {
+    if s.ir.is_empty() {
         return Err(off(s));
     }
-    for segment in segments {
-        write_locked(s, segment, index, &Irte::NOT_PRESENT)?;
-    }
-    Ok(())
+    let units = &mut s.units;
+    s.ir.clear_everywhere(
+        |t| holds(t, index),
+        |segment, t| write_table(t, units, segment, index, &Irte::NOT_PRESENT).map(|_| ()),
+    )
 }
 
-/// The segment whose table holds entry `index` present (at most one does), else the first
-/// table's (where nothing is present at `index`).
+/// The segment whose table holds entry `index` (at most one does: indices are allocated over
+/// all tables); `None` when no table does.
 fn holder(s: &State, index: u16) -> Option<u16> {
-    s.ir.iter()
-        .find(|(_, t)| t.read(index).is_some_and(conduit_irq::raw_present))
-        .or_else(|| s.ir.iter().next())
-        .map(|(segment, _)| segment)
+    s.ir.holder(|t| holds(t, index))
 }
 
-/// The entry at `index`, decoded in the table's mode, from the table holding it present (else
-/// the first table); `None` beyond the table or when remapping is off, `Some(Err)` for an entry
-/// that does not decode.
+/// The entry at `index`, decoded in the table's mode, from the table holding it; where no table
+/// holds it, the not-present entry every table has there (read from the first). `None` beyond
+/// the table or when remapping is off, `Some(Err)` for an entry that does not decode.
 #[cfg(feature = "selftest")]
 pub fn read_irte(index: u16) -> Option<Result<Irte, conduit_irq::FormatError>> {
     let guard = STATE.lock();
     let s = guard.as_ref()?;
-    let t = s.ir.get(holder(s, index)?)?;
+    let t = match holder(s, index) {
+        Some(segment) => s.ir.get(segment)?,
+        None => s.ir.iter().next()?.1,
+    };
     t.read(index).map(|raw| Irte::decode(raw, t.mode()))
 }
 
@@ -350,25 +361,34 @@ fn masked(raw: [u64; 2], mode: ApicMode) -> Option<Irte> {
 }
 
 /// Masks entry `index` (not present, fault processing disabled: its requests are dropped without
-/// a fault record) in the table that holds it, and invalidates it. For interrupt handlers: never
-/// waits for the lock, and returns `None` when someone holds it (the caller retries from a
-/// normal context).
+/// a fault record) in the one table that holds it, and invalidates it. For interrupt handlers:
+/// never waits for the lock, and returns `None` when someone holds it (the caller retries from a
+/// normal context). An index no table holds is left alone (`Some(Ok)`): nothing is delivered
+/// through it, and no table is given an entry it did not have.
 pub fn try_mask_irte(index: u16) -> Option<Result<(), IommuError>> {
     let mut guard = STATE.try_lock()?;
     let s = guard.as_mut()?;
-    let segment = holder(s, index)?;
+    let Some(segment) = holder(s, index) else {
+        return Some(Ok(()));
+    };
     let t = s.ir.get(segment)?;
     let irte = masked(t.read(index)?, t.mode())?;
     Some(write_locked(s, segment, index, &irte).map(|_| ()))
 }
 
-/// [`try_mask_irte`] for normal contexts: waits for the lock.
+/// [`try_mask_irte`] for normal contexts: waits for the lock. An index no table holds is left
+/// alone (`Ok`).
 pub fn mask_irte(index: u16) -> Result<(), IommuError> {
     let mut guard = STATE.lock();
     let s = guard.as_mut().ok_or(IommuError::InterruptRemappingOff {
         reason: String::from("the IOMMU was not initialised"),
     })?;
-    let segment = holder(s, index).ok_or_else(|| off(s))?;
+    if s.ir.is_empty() {
+        return Err(off(s));
+    }
+    let Some(segment) = holder(s, index) else {
+        return Ok(());
+    };
     let t = s.ir.get(segment).ok_or_else(|| off(s))?;
     let irte = t.read(index).and_then(|raw| masked(raw, t.mode())).ok_or(
         IommuError::InterruptRemappingOff {

@@ -17,8 +17,9 @@
 //! - `route_isa` / `set_gsi_masked`: an ISA interrupt (MADT overrides applied) through the
 //!   I/O APIC in remappable format, verified against the I/O APIC's source-id from the DMAR.
 //! - `program_irte`, `reserve_index`, `reserve_vector`, [`release`], [`mask`], `release_guest`.
-//! - [`service`]: finishes what the interrupt path left (masking a flooding source at the device)
-//!   and reports it; the scheduler runs it between time slices when a source was cut off
+//! - `flood::service`: finishes what the interrupt path left (masking a flooding source at the
+//!   device, through the control task for a guest's MSI once configuration space was handed
+//!   over) and reports it; the scheduler runs it between time slices when a source was cut off
 //!   ([`service_floods`]).
 //!
 //! Only the self-tests use `route_isa`, `set_gsi_masked`, `program_irte`, `reserve_index`,
@@ -33,6 +34,7 @@ mod wait;
 pub use error::IrqError;
 pub use wait::{interrupt_window, wait_for_interrupt_until};
 mod error;
+mod flood;
 mod intx;
 mod route;
 #[cfg(feature = "selftest")]
@@ -43,6 +45,9 @@ pub use intx::{
 
 pub use dispatch::Flood;
 pub use dispatch::{FLOOD_LIMIT, on_interrupt};
+#[cfg(feature = "selftest")]
+pub use flood::service;
+pub use flood::service_floods;
 pub use route::{MsiKind, bind_msi};
 #[cfg(feature = "selftest")]
 pub use route::{MsiRoute, route_isa, set_gsi_masked};
@@ -477,96 +482,4 @@ pub fn this_cpu() -> Option<Destination> {
 /// Interrupts delivered to guest `id` so far.
 pub fn guest_interrupts(id: GuestId) -> u64 {
     dispatch::guest_delivered(id)
-}
-
-/// One flood the guard cut off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FloodReport {
-    pub vector: u8,
-    pub index: u16,
-    pub owner: Owner,
-    /// Interrupts within the tick that tripped the guard.
-    pub seen: u32,
-    pub tick: u64,
-    /// Masked at the device too (MSI disabled, or the I/O APIC input masked).
-    pub device_masked: bool,
-}
-
-/// Runs [`service`] if the interrupt path cut a source off since the last call: the scheduler
-/// calls it between time slices (one atomic swap when nothing happened). The reports are logged
-/// by [`service`].
-pub fn service_floods() {
-    if dispatch::take_flood_notice() {
-        service();
-    }
-}
-
-/// Finishes what the interrupt path left: masks IRTEs it could not, masks the flooding sources at
-/// the device, and logs one report per flood. Returns the new reports.
-pub fn service() -> Vec<FloodReport> {
-    let mut out = Vec::new();
-    let result = with_state(|s| {
-        intx::report_floods(s);
-        for &(index, vector, source) in &s.sources.clone() {
-            let Flood::Tripped { masked, seen, tick } = dispatch::flood(vector) else {
-                continue;
-            };
-            if s.reported.contains(&vector) {
-                continue;
-            }
-            if !masked {
-                iommu::mask_irte(index)?;
-                dispatch::set_masked(vector);
-            }
-            let (device_masked, what) = match source {
-                Source::Msi(bdf) => (
-                    crate::pci::msi::set_msi_enabled(bdf, false).is_ok(),
-                    alloc::format!("{bdf} (MSI)"),
-                ),
-                Source::Msix { bdf, entry } => (
-                    crate::pci::msi::set_msix_entry_masked(s.mem, bdf, entry, true).is_ok(),
-                    alloc::format!("{bdf} (MSI-X entry {entry})"),
-                ),
-                #[cfg(feature = "selftest")]
-                Source::IoApic { ioapic, pin } => match s.ioapics.get_mut(ioapic) {
-                    Some(io) => {
-                        io.dev.set_masked(pin, true);
-                        (true, alloc::format!("I/O APIC {} input {pin}", io.dev.id()))
-                    }
-                    None => (false, String::from("an I/O APIC input")),
-                },
-            };
-            let owner = dispatch::binding(vector).map_or(Owner::Hypervisor, |b| b.owner);
-            warn!(
-                "irq: interrupt flood from {what} ({owner}, IRTE {index}, vector {vector:#x}): \
-                 {seen} interrupts within one tick (limit {FLOOD_LIMIT}) at tick {tick}: IRTE \
-                 masked (not present, fault processing disabled){}; {} suppressed since",
-                if device_masked {
-                    match source {
-                        Source::Msi(_) => ", MSI disabled at the device",
-                        Source::Msix { .. } => ", MSI-X entry masked at the device",
-                        #[cfg(feature = "selftest")]
-                        Source::IoApic { .. } => ", I/O APIC input masked",
-                    }
-                } else {
-                    ""
-                },
-                dispatch::suppressed(vector)
-            );
-            s.reported.push(vector);
-            out.push(FloodReport {
-                vector,
-                index,
-                owner,
-                seen,
-                tick,
-                device_masked,
-            });
-        }
-        Ok(())
-    });
-    if let Err(e) = result {
-        error!("irq: flood service: {e}");
-    }
-    out
 }

@@ -41,6 +41,9 @@ pub enum MsiError {
     /// The MSI-X table is not inside an implemented memory BAR.
     TableOutsideBar(PciAddress),
     Mmio(MmioError),
+    /// Configuration space was handed over to the control task ([`super::hand_over`]): a write
+    /// of the kernel's would be dropped.
+    HandedOver(PciAddress),
 }
 
 impl fmt::Display for MsiError {
@@ -56,6 +59,11 @@ impl fmt::Display for MsiError {
             }
             Self::TableOutsideBar(b) => write!(f, "{b}: MSI-X table outside its memory BAR"),
             Self::Mmio(e) => write!(f, "MSI-X table mapping: {e}"),
+            Self::HandedOver(b) => write!(
+                f,
+                "{b}: configuration space belongs to the control task (the kernel's writes are \
+                 dropped)"
+            ),
         }
     }
 }
@@ -136,11 +144,15 @@ pub fn retarget_msi(at: PciAddress, message: MsiMessage) -> Result<(), MsiError>
     Ok(())
 }
 
-/// Sets or clears MSI Enable of `bdf`.
+/// Sets or clears MSI Enable of `bdf`, while the kernel still owns configuration space;
+/// [`MsiError::HandedOver`] afterwards (the control task writes it then: `Op::PhysicalMsi`).
 pub fn set_msi_enabled(at: PciAddress, enabled: bool) -> Result<(), MsiError> {
     let bdf = at.bdf;
     let info = msi_info(at)?;
     let pci = get().ok_or(MsiError::NoFunction(at))?;
+    if matches!(*pci.access.lock(), super::access::Access::HandedOver) {
+        return Err(MsiError::HandedOver(at));
+    }
     pci.with_segment(at.segment, |cfg| {
         let ctl = cfg.read16(bdf, info.offset + 2);
         let ctl = if enabled {
