@@ -79,8 +79,9 @@ pub enum MsiKind {
 /// Routes the MSI (or MSI-X entry) of `bdf` for `owner`: a fresh vector, an IRTE aimed at this
 /// CPU (Fixed, edge, physical) that only `bdf` may use (SVT = 01b, SQ = 00b: all 16 requester-id
 /// bits compared; written into the interrupt remapping table of `bdf`'s segment only, so its
-/// namesake on another segment cannot use it), and the device programmed in remappable format with that entry's handle (MSI
-/// enabled; an MSI-X entry unmasked, MSI-X Enable left to the caller). For a guest,
+/// namesake on another segment cannot use it), and the device programmed in remappable format
+/// with that entry's handle (MSI enabled; an MSI-X entry unmasked, MSI-X Enable left to the
+/// caller). For a guest,
 /// `virtual_vector` is the vector its own driver programmed (injected on delivery).
 pub fn bind_msi(
     owner: Owner,
