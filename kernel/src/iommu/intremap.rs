@@ -368,6 +368,9 @@ fn masked(raw: [u64; 2], mode: ApicMode) -> Option<Irte> {
 pub fn try_mask_irte(index: u16) -> Option<Result<(), IommuError>> {
     let mut guard = STATE.try_lock()?;
     let s = guard.as_mut()?;
+    if s.ir.is_empty() {
+        return Some(Err(off(s)));
+    }
     let Some(segment) = holder(s, index) else {
         return Some(Ok(()));
     };
