@@ -2,6 +2,7 @@
 //! §7.2.2; at most [`layout::MAX_WINDOWS`], segment 0's first), Init, the watchdog, and the
 //! hand-over of configuration space ([`seal`]).
 
+use super::space::Space;
 use super::{BUDGET_US, BUILD_BUDGET_US, GuestRecord, TASK, Task, entry};
 use crate::pci::{self, Mechanism};
 use alloc::format;
@@ -14,8 +15,6 @@ use conduit_hw::memory::Memory;
 use conduit_hw::{gdt, time};
 use conduit_pci::PciAddress;
 use log::{error, info, warn};
-
-use super::space::Space;
 
 /// Loads and starts the task with access to physical configuration space. Runs once, before
 /// guests are created (their VMCS take the host EFER with SCE set, and their functions are built
