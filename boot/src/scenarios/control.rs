@@ -171,7 +171,11 @@ pub const QEMU_CONTROL: Scenario = Scenario {
         // set), 8 raises of the edu all the guest's; MSI off: physical Enable clear.
         r"irq: guest 0: MSI of 00:04\.0 -> IRTE [0-9]+ -> vector 0x[0-9a-f]+ \(the guest's vector 0x52\) on APIC 0 \(fixed, edge, physical\); source-id 00:04\.0 verified \(SVT=01, SQ=00\); to be programmed through the control task in remappable format",
         r#"guest "a": MSI of 00:04\.0 \(its vector 0x52\) routed: IRTE [0-9]+ -> vector 0x[0-9a-f]+; the control task programmed address 0xfee[0-9a-f]{3}[13579bdf]0 data 0x0000"#,
+        // MSI on again and a flood: the guard masks the IRTE and, configuration space being the
+        // control task's, the task turns the physical MSI off for the guest.
+        r"irq: interrupt flood from 00:04\.0 \(MSI\) \(guest 0, IRTE [0-9]+, vector 0x[0-9a-f]+\): [0-9]+ interrupts within one tick \(limit 64\) at tick [0-9]+: IRTE masked \(not present, fault processing disabled\), MSI disabled at the device by the control task; [0-9]+ suppressed since",
         r"control-test \[12\] 00:03\.0 \(00:04\.0\) MSI written by the guest \(vector 0x52\): IRTE [0-9]+ -> host vector 0x[0-9a-f]+; physical MSI programmed by the control task: control 0x0081, address 0xfee[0-9a-f]{3}[13579bdf]0, data 0x0000; 8 raises, 8 delivered to guest 0 with its vector 0x52 pending; MSI off: physical control 0x0080, the next raise delivered to nobody",
+        r"control-test \[12\] flood: MSI on again \(IRTE [0-9]+ -> host vector 0x[0-9a-f]+\), [1-9][0-9]* raises tripped the guard: IRTE masked; the control task turned the physical MSI off for guest 0 \(control 0x0080\), reported masked at the device",
         // Step 13: a crash on guest B's behalf is blamed on guest B alone.
         r#"control task faulted: #PF at RIP 0x6000000[0-9a-f]{5} CR2 0x80000[0-9a-f]{5} \(page fault, error code 0x7, RSP 0x60003fff[0-9a-f]{4}\) while serving TestFault for guest 1 at 00:01\.0 \(offset 0x[0-9a-f]+, size 0, value 0x1\); blamed on guest "b" \(index 1\), whose request it was"#,
         r#"control: guest "b" blamed: its 1 function\(s\) are quarantined \(not served any more, interrupts masked, reset at the restart\); the other guests keep theirs"#,

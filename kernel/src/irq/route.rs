@@ -113,6 +113,8 @@ pub fn bind_msi(
                 virtual_vector,
             },
         );
+        // A fresh binding: a flood of the vector's earlier user is reported no more.
+        s.reported.retain(|&v| v != vector);
         let message = RemappableMsi::single(index).encode();
         let programmed = match kind {
             #[cfg(feature = "selftest")]

@@ -6,12 +6,15 @@
 //! the physical capability with the remappable-format message (§5.1.2.2). The device then
 //! raises N interrupts (its register 0x60), each of which must be the guest's, with its vector
 //! pending; the guest disabling MSI turns the physical MSI off and the next raise reaches nobody.
+//! Then the guest turns MSI on again and the edu raises without pause: the flood guard masks the
+//! IRTE and, configuration space being the control task's, has the task turn the physical MSI
+//! off for the guest (`irq::service` reports it masked at the device only when that was done).
 
 use super::control::{GUEST, check};
 use super::edu::Edu;
 use super::guest_driver::{GuestView, irte_of, route_of};
 use crate::control;
-use crate::irq::{self, dispatch};
+use crate::irq::{self, Flood, dispatch};
 use alloc::format;
 use alloc::string::String;
 use conduit_hw::memory::Memory;
@@ -26,6 +29,8 @@ const RAISES: u64 = 8;
 const EDU: (u16, u16) = (0x1234, 0x11e8);
 /// TSC ticks to wait for one interrupt.
 const ONE_INTERRUPT: u64 = 1 << 30;
+/// Raises before the flood step gives up on the guard tripping.
+const FLOOD_MAX_RAISES: u32 = 200_000;
 
 /// The physical configuration register (`size` bytes at `offset` of `bdf`), read by the task.
 fn physical(bdf: Bdf, offset: u16, size: u8) -> Result<u32, String> {
@@ -116,6 +121,7 @@ pub(super) fn run(view: &mut GuestView, mem: &'static Memory) -> Result<bool, St
         dispatch::guest_delivered(guest) > before + RAISES
     });
     edu.ack(1);
+    let flood = flood(view, &edu, vbdf, cap, ctl, f.bdf);
     view.write(vbdf, 0x04, 2, 0)?;
     view.clear_bars(vbdf, &placed)?;
     check(off.is_none() && phys_off & 1 == 0 && !late, || {
@@ -128,5 +134,57 @@ pub(super) fn run(view: &mut GuestView, mem: &'static Memory) -> Result<bool, St
         "control-test [12] {vbdf} ({}) MSI written by the guest (vector {GUEST_VECTOR:#x}): IRTE {} -> host vector {:#x}; physical MSI programmed by the control task: control {phys_ctl:#06x}, address {phys_addr:#010x}, data {phys_data:#06x}; {RAISES} raises, {got} delivered to guest 0 with its vector {GUEST_VECTOR:#x} pending; MSI off: physical control {phys_off:#06x}, the next raise delivered to nobody",
         f.bdf, route.index, route.vector
     );
+    info!("control-test [12] {}", flood?);
     Ok(true)
+}
+
+/// The flood part of step 12 (MSI off at the start and at the end); what it saw, for the log.
+fn flood(
+    view: &mut GuestView,
+    edu: &Edu,
+    vbdf: Bdf,
+    cap: u16,
+    ctl: u32,
+    bdf: Bdf,
+) -> Result<String, String> {
+    view.write(vbdf, cap + 2, 2, ctl | 1)?;
+    let address = physical(bdf, cap + 4, 4)?;
+    let route = route_of(address).map_err(|e| format!("MSI on again was not routed: {e}"))?;
+    let v = route.vector;
+    let mut raises = 0u32;
+    super::intremap::interrupts_on(|| {
+        while raises < FLOOD_MAX_RAISES && dispatch::flood(v) == Flood::None {
+            edu.raise(1);
+            raises += 1;
+        }
+    });
+    let tripped = dispatch::flood(v) != Flood::None;
+    let reports = if tripped {
+        irq::service()
+    } else {
+        alloc::vec::Vec::new()
+    };
+    let phys_ctl = physical(bdf, cap + 2, 2)?;
+    edu.ack(1);
+    view.write(vbdf, cap + 2, 2, ctl & !1)?;
+    // What arrived before the guard tripped was the guest's.
+    let pending = dispatch::take_pending(GuestId(GUEST));
+    let report = reports.iter().find(|r| r.vector == v);
+    check(
+        report.is_some_and(|r| r.device_masked && r.owner == Owner::Guest(GuestId(GUEST)))
+            && phys_ctl & 1 == 0
+            && pending == Some(GUEST_VECTOR),
+        || {
+            format!(
+                "flood on vector {v:#x} after {raises} raises (tripped {tripped}): report \
+                 {report:?}, physical control {phys_ctl:#x}, pending {pending:?}"
+            )
+        },
+    )?;
+    Ok(format!(
+        "flood: MSI on again (IRTE {} -> host vector {v:#x}), {raises} raises tripped the guard: \
+         IRTE masked; the control task turned the physical MSI off for guest 0 (control \
+         {phys_ctl:#06x}), reported masked at the device",
+        route.index
+    ))
 }
