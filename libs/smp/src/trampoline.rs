@@ -75,8 +75,9 @@ pub enum TrampolineError {
     CodeTooLarge { len: usize },
     /// More stacks than slots.
     TooManyStacks { count: usize },
-    /// The kernel's page tables use the top-level entry the identity map needs (the low 512 GiB).
-    LowSlotInUse(u64),
+    /// An address the AP uses before it loads the kernel's CR3 (its entry, its stack) lies in the
+    /// low 512 GiB, which the temporary tables give to the identity map.
+    KernelInLowSlot(u64),
 }
 
 impl core::fmt::Display for TrampolineError {
@@ -92,9 +93,9 @@ impl core::fmt::Display for TrampolineError {
             Self::TooManyStacks { count } => {
                 write!(f, "{count} stacks for {MAX_SLOTS} start slots")
             }
-            Self::LowSlotInUse(e) => write!(
+            Self::KernelInLowSlot(a) => write!(
                 f,
-                "the kernel's PML4 entry 0 is in use ({e:#x}): no room for the identity map"
+                "{a:#x} lies in the low 512 GiB, which the start code's identity map replaces"
             ),
         }
     }
@@ -170,9 +171,9 @@ pub fn patch(page: &mut [u8; PAGE as usize], code: &[u8], p: &Params) -> Result<
     }
     put(page, off::GDTR, &((8 * GDT.len() - 1) as u16).to_le_bytes());
     put(page, off::GDTR + 2, &(data + off::GDT as u32).to_le_bytes());
-    put(page, off::PM_JUMP, &(base + pm_entry()).to_le_bytes());
+    put(page, off::PM_JUMP, &(base + PM_ENTRY as u32).to_le_bytes());
     put(page, off::PM_JUMP + 4, &CODE32.to_le_bytes());
-    put(page, off::LM_JUMP, &(base + lm_entry()).to_le_bytes());
+    put(page, off::LM_JUMP, &(base + LM_ENTRY as u32).to_le_bytes());
     put(page, off::LM_JUMP + 4, &CODE64.to_le_bytes());
     put(page, off::CR3, &(base + PAGE as u32).to_le_bytes());
     put(page, off::CR4, &p.cr4.to_le_bytes());
@@ -187,16 +188,6 @@ pub fn patch(page: &mut [u8; PAGE as usize], code: &[u8], p: &Params) -> Result<
     Ok(())
 }
 
-/// Offset of the 32-bit part of the start code: the code places it at [`PM_ENTRY`].
-const fn pm_entry() -> u32 {
-    PM_ENTRY as u32
-}
-
-/// Offset of the 64-bit part of the start code: the code places it at [`LM_ENTRY`].
-const fn lm_entry() -> u32 {
-    LM_ENTRY as u32
-}
-
 /// Where the start code puts its 32-bit part (`.org` in the code).
 pub const PM_ENTRY: usize = 0x100;
 /// Where the start code puts its 64-bit part (`.org` in the code).
@@ -207,9 +198,23 @@ const P: u64 = 1;
 const W: u64 = 2;
 const PS: u64 = 1 << 7;
 
-/// Builds the temporary tables in pages 1-3 of a trampoline at `base`: `pml4` is the kernel's
-/// PML4 (its upper entries stay and keep the kernel reachable), entry 0 of which points at
-/// `pdpt`, whose entry 0 points at `pd`, whose entry 0 maps the low 2 MiB with a 2 MiB page.
+/// Bytes one PML4 entry maps.
+const SLOT: u64 = 1 << 39;
+
+/// Checks that every address the AP uses on the temporary tables (the kernel's entry, its
+/// stacks) lies above the low 512 GiB, whose PML4 entry [`identity_tables`] replaces.
+pub fn check_kernel_addresses(addrs: &[u64]) -> Result<(), TrampolineError> {
+    match addrs.iter().find(|&&a| a < SLOT) {
+        Some(&a) => Err(TrampolineError::KernelInLowSlot(a)),
+        None => Ok(()),
+    }
+}
+
+/// Builds the temporary tables in pages 1-3 of a trampoline at `base`: `pml4` is a copy of the
+/// kernel's PML4 (its upper entries stay and keep the kernel reachable); its entry 0 (whatever
+/// the kernel maps there, such as the loader's own identity-mapped pages, is not needed before
+/// the AP loads the kernel's CR3) now points at `pdpt`, whose entry 0 points at `pd`, whose
+/// entry 0 maps the low 2 MiB with a 2 MiB page.
 pub fn identity_tables(
     base: u64,
     pml4: &mut [u64; 512],
@@ -217,9 +222,6 @@ pub fn identity_tables(
     pd: &mut [u64; 512],
 ) -> Result<(), TrampolineError> {
     sipi_vector(base)?;
-    if pml4[0] & P != 0 {
-        return Err(TrampolineError::LowSlotInUse(pml4[0]));
-    }
     pdpt.fill(0);
     pd.fill(0);
     pml4[0] = (base + 2 * PAGE) | P | W;
@@ -351,11 +353,26 @@ mod tests {
         assert_eq!(pdpt[0], 0xb003);
         assert_eq!(pd[0], 0x83);
         assert!(pdpt[1..].iter().chain(&pd[1..]).all(|&e| e == 0));
+        // Whatever the kernel had in entry 0 is replaced.
         let mut used = [0u64; 512];
         used[0] = 0x4003;
+        identity_tables(0x8000, &mut used, &mut pdpt, &mut pd).unwrap();
+        assert_eq!(used[0], 0xa003);
         assert_eq!(
-            identity_tables(0x8000, &mut used, &mut pdpt, &mut pd),
-            Err(TrampolineError::LowSlotInUse(0x4003))
+            identity_tables(0x10_0000, &mut used, &mut pdpt, &mut pd),
+            Err(TrampolineError::BadBase(0x10_0000))
+        );
+    }
+
+    #[test]
+    fn kernel_addresses_must_be_above_the_identity_slot() {
+        assert_eq!(
+            check_kernel_addresses(&[0x80_0000_1000, 0x200_0000_0000]),
+            Ok(())
+        );
+        assert_eq!(
+            check_kernel_addresses(&[0x80_0000_1000, 0x7f_ffff_f000]),
+            Err(TrampolineError::KernelInLowSlot(0x7f_ffff_f000))
         );
     }
 }
