@@ -30,21 +30,32 @@ static MEM: Once<&'static Memory> = Once::new();
 /// The loop every AP runs once installed ([`run_on_aps`]), as a function address (0: none).
 static RUN: AtomicUsize = AtomicUsize::new(0);
 
-/// Starts every other CPU. `vmx`: the BSP's VMX capabilities when guests will run (each AP then
-/// turns VMX on too). Logs one line per CPU and the summary `smp: N of M CPUs online`.
-pub fn start(platform: &Platform, mem: &'static Memory, vmx: Option<&VmxInfo>) {
+/// Starts every other CPU: the MADT's, and `extra` entries after them (the test image's
+/// processors that do not exist). `vmx`: the BSP's VMX capabilities when guests will run (each AP
+/// then turns VMX on too). Logs one line per CPU and the summary `smp: N of M CPUs online`.
+pub fn start(
+    platform: &Platform,
+    extra: &[numbering::MadtCpu],
+    mem: &'static Memory,
+    vmx: Option<&VmxInfo>,
+) {
     VMX.call_once(|| vmx.copied());
     MEM.call_once(|| mem);
     let bsp = percpu::current();
     let bsp_apic = bsp.apic_id();
-    let numbering = numbering::number(&platform.cpus, bsp_apic, conduit_hw::gdt::MAX_CPUS);
+    let mut madt = platform.cpus.clone();
+    madt.extend_from_slice(extra);
+    for e in extra {
+        info!("smp: test: a MADT entry for APIC ID {} added", e.apic_id);
+    }
+    let numbering = numbering::number(&madt, bsp_apic, conduit_hw::gdt::MAX_CPUS);
     for (apic_id, why) in &numbering.skipped {
         info!("smp: MADT processor with APIC ID {apic_id} not started: {why}");
     }
-    if !platform.cpus.is_empty() && !numbering.bsp_listed {
+    if !madt.is_empty() && !numbering.bsp_listed {
         warn!("smp: the MADT does not list the BSP (APIC ID {bsp_apic}); it is cpu 0 anyway");
     }
-    let plan = if platform.cpus.is_empty() {
+    let plan = if madt.is_empty() {
         info!("smp: no MADT: the APs are found by a broadcast INIT-SIPI-SIPI");
         Plan::Broadcast
     } else {

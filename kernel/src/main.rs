@@ -121,9 +121,15 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     #[cfg(not(feature = "selftest"))]
     iommu::init(mem, platform.dmar);
     irq::init(mem, &platform);
-    // Every other CPU, VMX on each when guests will run.
+    // Every other CPU, VMX on each when guests will run. The test image may add a MADT entry
+    // for a processor that does not exist (`[test] scenario = "smp-ghost"`).
+    #[cfg(feature = "selftest")]
+    let ghosts = selftest::smp::extra_cpus(config.test);
+    #[cfg(not(feature = "selftest"))]
+    let ghosts = alloc::vec::Vec::new();
     cpus::start(
         &platform,
+        &ghosts,
         mem,
         cpu.vmx.as_ref().filter(|_| !config.guests.is_empty()),
     );

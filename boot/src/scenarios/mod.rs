@@ -102,6 +102,9 @@ pub const SCENARIOS: &[Scenario] = &[
     foundation::QEMU_FOUNDATION,
     foundation::BOCHS_FOUNDATION,
     smp::QEMU_SMP,
+    smp::QEMU_SMP_EIM,
+    smp::QEMU_SMP_GHOST,
+    smp::BOCHS_SMP,
     // Issue "Foundation": an unmapped read must be decoded as a #PF and end the run with failure.
     Scenario {
         name: "qemu-page-fault",
