@@ -87,7 +87,11 @@ pub fn start(
 }
 
 fn describe_vmx(on: bool) -> &'static str {
-    if on { "" } else { " (VMX not needed: no guest)" }
+    if on {
+        ""
+    } else {
+        " (VMX not needed: no guest)"
+    }
 }
 
 /// Per-AP set-up, on the AP, before it checks in.
@@ -95,7 +99,10 @@ fn ap_init(cpu: usize) {
     let me = percpu::current();
     crate::control::init_syscall();
     let tick = match crate::irq::start_ap_tick() {
-        Some(count) => format!("tick every {} ms (initial count {count})", crate::irq::TICK_MS),
+        Some(count) => format!(
+            "tick every {} ms (initial count {count})",
+            crate::irq::TICK_MS
+        ),
         None => String::from("no tick (the BSP's timer is not calibrated)"),
     };
     let vmx = match VMX.get().copied().flatten() {
@@ -144,6 +151,10 @@ fn ap_run(cpu: usize) -> ! {
 
 /// Makes every AP (now and later) leave its idle loop for `f(cpu)`, which never returns: the
 /// per-CPU scheduler's entry. Idle APs are woken by IPI; returns how many were.
+#[expect(
+    dead_code,
+    reason = "the entry of the per-CPU scheduler (issue 15, part `placement`), which calls it"
+)]
 pub fn run_on_aps(f: fn(usize) -> !) -> usize {
     RUN.store(f as usize, Ordering::Release);
     let mut woken = 0;

@@ -77,7 +77,10 @@ pub fn run(mem: &'static Memory) -> Result<usize, String> {
             c.apic_id()
         ));
         if t1 <= *t0 {
-            return Err(alloc::format!("cpu {}'s tick did not rise ({t0} -> {t1})", c.index()));
+            return Err(alloc::format!(
+                "cpu {}'s tick did not rise ({t0} -> {t1})",
+                c.index()
+            ));
         }
     }
     info!("selftest: smp [1] ticks rose on every online CPU: {line}");
@@ -89,7 +92,10 @@ pub fn run(mem: &'static Memory) -> Result<usize, String> {
         let r = smp::call_on(c.index(), whoami, 7).map_err(|e| alloc::format!("{e}"))?;
         let t = rdtsc().wrapping_sub(t0);
         if r != c.index() as u64 * 1000 + 7 {
-            return Err(alloc::format!("the call to cpu {} ran elsewhere (reply {r})", c.index()));
+            return Err(alloc::format!(
+                "the call to cpu {} ran elsewhere (reply {r})",
+                c.index()
+            ));
         }
         info!(
             "selftest: smp [2] cross-CPU call cpu 0 -> cpu {} (APIC ID {}): ran there, round \
@@ -103,7 +109,10 @@ pub fn run(mem: &'static Memory) -> Result<usize, String> {
     // [3] TLB shootdown.
     let flushed = smp::flush_tlb_everywhere().map_err(|e| alloc::format!("{e}"))?;
     if flushed != aps.len() {
-        return Err(alloc::format!("{flushed} of {} APs flushed their TLB", aps.len()));
+        return Err(alloc::format!(
+            "{flushed} of {} APs flushed their TLB",
+            aps.len()
+        ));
     }
     info!("selftest: smp [3] TLB shootdown: {flushed} AP(s) flushed their TLB");
     steps += 1;

@@ -52,6 +52,11 @@ pub mod off {
     pub const END: usize = STACKS + 8 * super::MAX_SLOTS;
 }
 
+const _: () = assert!(
+    DATA + off::END <= PAGE as usize,
+    "the data block fits page 0"
+);
+
 /// Selectors of the trampoline's GDT.
 pub const CODE32: u16 = 0x08;
 pub const DATA32: u16 = 0x10;
@@ -88,7 +93,10 @@ impl core::fmt::Display for TrampolineError {
                 "{b:#x} is not a 4 KiB page below 1 MiB usable as a STARTUP IPI vector"
             ),
             Self::CodeTooLarge { len } => {
-                write!(f, "the start code ({len} bytes) overlaps its data at {DATA:#x}")
+                write!(
+                    f,
+                    "the start code ({len} bytes) overlaps its data at {DATA:#x}"
+                )
             }
             Self::TooManyStacks { count } => {
                 write!(f, "{count} stacks for {MAX_SLOTS} start slots")
@@ -107,7 +115,7 @@ impl core::fmt::Display for TrampolineError {
 pub fn sipi_vector(base: u64) -> Result<u8, TrampolineError> {
     let end = base + PAGES * PAGE;
     let overlaps_reserved = base < 0xc_0000 && end > 0xa_0000;
-    if base % PAGE != 0 || base == 0 || end > 0x10_0000 || overlaps_reserved {
+    if !base.is_multiple_of(PAGE) || base == 0 || end > 0x10_0000 || overlaps_reserved {
         return Err(TrampolineError::BadBase(base));
     }
     Ok((base / PAGE) as u8)
@@ -152,7 +160,11 @@ fn put(page: &mut [u8], at: usize, bytes: &[u8]) {
 }
 
 /// Writes the start code and the data block into page 0 (`page`). The temporary PML4 is page 1.
-pub fn patch(page: &mut [u8; PAGE as usize], code: &[u8], p: &Params) -> Result<(), TrampolineError> {
+pub fn patch(
+    page: &mut [u8; PAGE as usize],
+    code: &[u8],
+    p: &Params,
+) -> Result<(), TrampolineError> {
     sipi_vector(p.base)?;
     if code.len() > DATA {
         return Err(TrampolineError::CodeTooLarge { len: code.len() });
@@ -288,7 +300,10 @@ mod tests {
         assert!(page[4..DATA].iter().all(|&b| b == 0));
         assert_eq!(word64(&page, off::GDT + 8), 0x00cf_9a00_0000_ffff);
         assert_eq!(word64(&page, off::GDT + 24), 0x00af_9a00_0000_ffff);
-        assert_eq!(u16::from_le_bytes([page[DATA + 0x20], page[DATA + 0x21]]), 31);
+        assert_eq!(
+            u16::from_le_bytes([page[DATA + 0x20], page[DATA + 0x21]]),
+            31
+        );
         assert_eq!(word32(&page, off::GDTR + 2), 0x8000 + DATA as u32);
         assert_eq!(word32(&page, off::PM_JUMP), 0x8000 + PM_ENTRY as u32);
         assert_eq!(word32(&page, off::PM_JUMP + 4) & 0xffff, u32::from(CODE32));
@@ -304,7 +319,6 @@ mod tests {
         assert_eq!(word64(&page, off::STACKS), stacks[0]);
         assert_eq!(word64(&page, off::STACKS + 8), stacks[1]);
         assert_eq!(word64(&page, off::STACKS + 16), 0);
-        assert!(DATA + off::END <= 4096);
     }
 
     #[test]

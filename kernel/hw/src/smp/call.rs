@@ -39,7 +39,10 @@ impl core::fmt::Display for CallError {
             Self::Busy(c) => write!(f, "cpu {c}'s mailbox stayed busy for {CALL_MS} ms"),
             Self::Ipi(e) => write!(f, "IPI: {e}"),
             Self::Timeout(c, Cancel::Withdrawn) => {
-                write!(f, "cpu {c} did not take the request within {CALL_MS} ms (withdrawn)")
+                write!(
+                    f,
+                    "cpu {c} did not take the request within {CALL_MS} ms (withdrawn)"
+                )
             }
             Self::Timeout(c, _) => {
                 write!(f, "cpu {c} did not finish the request within {CALL_MS} ms")

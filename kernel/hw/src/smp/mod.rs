@@ -128,10 +128,7 @@ impl Installed {
     fn set_stack(&self, slot: usize, top: u64) {
         // SAFETY: as above; slot < MAX_SLOTS, so the entry is inside the data block.
         unsafe {
-            core::ptr::write_volatile(
-                self.data(layout::off::STACKS + 8 * slot).cast::<u64>(),
-                top,
-            )
+            core::ptr::write_volatile(self.data(layout::off::STACKS + 8 * slot).cast::<u64>(), top)
         }
     }
 }
@@ -214,6 +211,15 @@ fn alloc_block(mem: &Memory) -> Option<u64> {
     Some(mem.phys_offset() + phys.0)
 }
 
+/// Gives a block of [`alloc_block`] back.
+fn free_block(mem: &Memory, base: u64) {
+    let phys = base - mem.phys_offset();
+    let mut frames = mem.frames.lock();
+    for i in 0..BLOCK.div_ceil(FRAME_SIZE as usize) as u64 {
+        frames.free(crate::memory::PhysAddr(phys + i * FRAME_SIZE));
+    }
+}
+
 /// The outcome of [`start_aps`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Started {
@@ -227,7 +233,11 @@ pub struct Started {
 
 /// Starts the APs of `plan` and waits for each to check in (or miss its deadline). The BSP must
 /// have loaded its tables, set its local APIC up and measured the TSC.
-pub fn start_aps(mem: &'static Memory, plan: Plan<'_>, hooks: ApHooks) -> Result<Started, SmpError> {
+pub fn start_aps(
+    mem: &'static Memory,
+    plan: Plan<'_>,
+    hooks: ApHooks,
+) -> Result<Started, SmpError> {
     if !apic::ready() {
         return Err(SmpError::NoApic);
     }
@@ -244,9 +254,9 @@ pub fn start_aps(mem: &'static Memory, plan: Plan<'_>, hooks: ApHooks) -> Result
         blocks: [const { AtomicU64::new(0) }; MAX_SLOTS],
         next_index: AtomicUsize::new(1),
     });
-    for slot in 0..aps {
+    for block in start.blocks.iter().take(aps) {
         let base = alloc_block(mem).ok_or(SmpError::OutOfMemory)?;
-        start.blocks[slot].store(base, Ordering::Release);
+        block.store(base, Ordering::Release);
         tops.push(base + BLOCK as u64);
     }
     // Madt: slots are handed out one AP at a time; their stacks are published one by one below.
@@ -283,9 +293,8 @@ pub fn start_aps(mem: &'static Memory, plan: Plan<'_>, hooks: ApHooks) -> Result
             // Every AP that took a slot gets its deadline; stop when none arrives any more.
             let mut seen = 0;
             loop {
-                let arrived = wait_enabled(BROADCAST_MS, || {
-                    tramp.slots_taken() > seen && all_settled()
-                });
+                let arrived =
+                    wait_enabled(BROADCAST_MS, || tramp.slots_taken() > seen && all_settled());
                 let now = tramp.slots_taken();
                 if !arrived || now == seen {
                     break;
@@ -293,7 +302,16 @@ pub fn start_aps(mem: &'static Memory, plan: Plan<'_>, hooks: ApHooks) -> Result
                 seen = now;
             }
             for cpu in percpu::all().filter(|c| c.state() == CpuState::Starting) {
-                give_up(cpu, String::from("it took a start slot but did not check in"));
+                give_up(
+                    cpu,
+                    String::from("it took a start slot but did not check in"),
+                );
+            }
+            // The blocks of the slots nobody took go back (their stacks withdrawn first).
+            let taken = (tramp.slots_taken() as usize).min(aps);
+            for (slot, block) in start.blocks.iter().enumerate().take(aps).skip(taken) {
+                tramp.set_stack(slot, 0);
+                free_block(mem, block.swap(0, Ordering::AcqRel));
             }
         }
     }
@@ -322,7 +340,10 @@ fn give_up(cpu: &percpu::PerCpu, why: String) {
         );
         // Back to wait-for-SIPI, so that it does not run the start code later.
         if let Err(e) = apic::send_ipi(IpiTarget::Apic(apic_id), Ipi::Init) {
-            warn!("cpu {} (APIC ID {apic_id}): INIT to park it: {e}", cpu.index());
+            warn!(
+                "cpu {} (APIC ID {apic_id}): INIT to park it: {e}",
+                cpu.index()
+            );
         }
     }
 }
@@ -442,7 +463,9 @@ extern "C" fn ap_entry(slot: u64, kernel_cr3: u64) -> ! {
     };
     gdt::init_cpu(index, &CpuStacks::carve(block));
     idt::load();
-    let Some(cpu) = percpu::get(index) else { halt() };
+    let Some(cpu) = percpu::get(index) else {
+        halt()
+    };
     match apic::init_ap() {
         Ok(id) if id == apic_id => {}
         Ok(id) => {
