@@ -4,6 +4,7 @@
 use super::{ANY_EXCEPTION, BANNER, Config, PANIC, Scenario};
 use crate::expect::End;
 use crate::machine::{BochsSpec, MachineSpec, QemuSpec};
+use crate::script::Step;
 
 /// The first lines of a QEMU boot with `-smp 4` (q35's APIC IDs 0-3), after `mode` names the
 /// local APIC's mode.
@@ -88,9 +89,20 @@ pub(super) const QEMU_SMP_GHOST: Scenario = Scenario {
         r"selftest: smp \[1\] ticks rose on every online CPU: cpu 0 \(APIC ID 0\) [0-9]+ -> [0-9]+, cpu 1 \(APIC ID 1\) [0-9]+ -> [0-9]+$",
         r"selftest: smp \[3\] TLB shootdown: 1 AP\(s\) flushed their TLB",
         r"selftest: smp: PASS \(3 steps\)",
+        r"conduit> cpus$",
+        r"^cpus: 3 numbered, 2 online$",
+        r"^  cpu  apic id  state    ticks       idle  interrupts$",
+        r"^    0        0  online   +[1-9][0-9]*  +[0-9]+\.[0-9]%  +[1-9][0-9]*$",
+        r"^    1        1  online   +[1-9][0-9]*  +[0-9]+\.[0-9]%  +[1-9][0-9]*$",
+        r"^    2       62  failed: no response to INIT-SIPI-SIPI within 500 ms$",
+        r"conduit> quit$",
         r"CONDUIT EXIT: success",
     ],
     forbid: &[PANIC, ANY_EXCEPTION, r"cpu [0-9]+ \(APIC ID [23]\)"],
+    input: &[
+        Step::line(r"shell: ready on COM1", "cpus"),
+        Step::line(r"^    2       62  failed", "quit"),
+    ],
     ..QEMU_SMP
 };
 

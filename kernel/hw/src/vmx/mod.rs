@@ -226,6 +226,8 @@ pub enum EverywhereError {
     Call(usize, crate::smp::CallError),
     /// The instruction failed there (1: VMfailInvalid, 2 + n: VMfailValid(n)).
     Failed(usize, u64),
+    /// The CPU is not in VMX operation.
+    NoVmx(usize),
 }
 
 impl core::fmt::Display for EverywhereError {
@@ -234,6 +236,7 @@ impl core::fmt::Display for EverywhereError {
             Self::Call(cpu, e) => write!(f, "cpu {cpu}: {e}"),
             Self::Failed(cpu, 1) => write!(f, "cpu {cpu}: VMfailInvalid"),
             Self::Failed(cpu, n) => write!(f, "cpu {cpu}: VMfailValid({})", n - 2),
+            Self::NoVmx(cpu) => write!(f, "cpu {cpu} is not in VMX operation"),
         }
     }
 }
