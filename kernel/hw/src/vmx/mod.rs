@@ -126,10 +126,13 @@ pub fn enable(info: &VmxInfo, mem: &Memory) -> Result<Vmx, VmxError> {
     // SAFETY: CR4.VMXE is set, the fixed bits hold, the region carries the revision id.
     unsafe { instr::vmxon(region.0) }.map_err(VmxError::Vmxon)?;
     CAPS.call_once(|| info.caps);
-    crate::percpu::current().set_vmx_on();
+    let me = crate::percpu::current();
+    me.set_vmx_on();
     info!(
-        "VMXON done (region at {:#x}), CR0 {want0:#x}, CR4 {want4:#x}",
-        region.0
+        "VMXON done (region at {:#x}), CR0 {want0:#x}, CR4 {want4:#x}: cpu {} (APIC ID {})",
+        region.0,
+        me.index(),
+        me.apic_id()
     );
     Ok(Vmx {
         msrs: info.msrs,
