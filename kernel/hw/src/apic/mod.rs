@@ -339,8 +339,12 @@ pub fn send_ipi(target: IpiTarget, ipi: Ipi) -> Result<(), IpiError> {
         Some(Mode::XApic(m)) => {
             let dest = u8::try_from(dest).map_err(|_| IpiError::DestinationTooWide(dest))?;
             let a = xapic(m).ok_or(IpiError::NotReady)?;
-            map_field!(a.icr_high.value).write(u32::from(dest) << 24);
-            map_field!(a.icr_low.value).write(low);
+            // The two writes are one command: an interrupt handler that sends an IPI of its own
+            // between them would leave this one with its destination.
+            x86_64::instructions::interrupts::without_interrupts(|| {
+                map_field!(a.icr_high.value).write(u32::from(dest) << 24);
+                map_field!(a.icr_low.value).write(low);
+            });
             let mut deadline = crate::time::Deadline::after_us(ICR_DEADLINE_US);
             while map_field!(a.icr_low.value).read() & ICR_PENDING != 0 {
                 if deadline.poll().unwrap_or(true) {
