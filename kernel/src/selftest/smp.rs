@@ -4,8 +4,9 @@
 //! 2. cross-CPU calls reach each AP, run there (each answers with the index of the CPU it ran
 //!    on) and return; their round trips are timed in TSC ticks (emulated instructions in Bochs);
 //! 3. a TLB shootdown (the one the hypervisor's unmaps use) reaches every AP;
-//! 4. once the guests are placed, where some CPU is in VMX operation: INVEPT single-context on
-//!    every such CPU ([`after_guests`]);
+//! 4. once the guests are placed, where some CPU is in VMX operation ([`after_guests`]):
+//!    INVEPT and INVVPID single-context on every such CPU, and VMCLEAR of a VMCS region on each
+//!    other such CPU by request (what moving a VMCS to another CPU needs);
 //! 5. where QEMU's edu device, interrupt remapping and a third CPU exist: edu's MSI through an
 //!    IRTE whose destination is CPU 2's APIC ID arrives on CPU 2, counted there, and nowhere
 //!    else.
@@ -22,6 +23,7 @@ use alloc::vec::Vec;
 use conduit_config::TestCase;
 use conduit_hw::memory::Memory;
 use conduit_hw::percpu::{self, CpuState};
+use conduit_hw::vmx::vmcs::VmcsRegion;
 use conduit_hw::{rdtsc, smp};
 use conduit_irq::{ApicMode, Destination, IrteBuilder, Owner, SourceQualifier};
 use conduit_pci::config::command;
@@ -176,14 +178,37 @@ pub fn any_vmx() -> bool {
     percpu::all().any(|c| c.vmx_on())
 }
 
-/// Once the guests are placed (the BSP turned VMX on for them): [4] INVEPT single-context on
-/// every CPU in VMX operation. Returns the steps passed.
-pub fn after_guests() -> Result<usize, String> {
+/// Once the guests are placed (the BSP turned VMX on for them), on every CPU in VMX operation:
+/// [4] INVEPT single-context, [5] INVVPID single-context, [6] VMCLEAR of a fresh VMCS region on
+/// each other such CPU by request. Returns the steps passed.
+pub fn after_guests(mem: &'static Memory) -> Result<usize, String> {
     // A well-formed EPTP (WB, 4 levels) of a table no guest uses: nothing cached to drop.
     let eptp = 0x1000 | 6 | (3 << 3);
     let n = conduit_hw::vmx::invept_everywhere(eptp).map_err(|e| alloc::format!("{e}"))?;
     info!("selftest: smp [4] INVEPT single-context on {n} CPU(s) in VMX operation");
-    Ok(1)
+    // A VPID no guest has (guests count up from 1).
+    let n = conduit_hw::vmx::invvpid_everywhere(0xfff0).map_err(|e| alloc::format!("{e}"))?;
+    info!("selftest: smp [5] INVVPID single-context on {n} CPU(s) in VMX operation");
+    let caps = conduit_hw::vmx::capabilities().ok_or("no CPU reports its VMX capabilities")?;
+    let mut region = VmcsRegion::new(mem, caps.basic.revision)
+        .map_err(|e| alloc::format!("VMCS region: {e}"))?;
+    let me = percpu::current().index();
+    let mut cleared = Vec::new();
+    for c in percpu::all().filter(|c| c.vmx_on() && c.index() != me) {
+        region
+            .clear_on(c.index())
+            .map_err(|e| alloc::format!("{e}"))?;
+        cleared.push(alloc::format!("cpu {}", c.index()));
+    }
+    info!(
+        "selftest: smp [6] VMCLEAR of a VMCS region by request on {}",
+        if cleared.is_empty() {
+            String::from("no other CPU")
+        } else {
+            cleared.join(", ")
+        }
+    );
+    Ok(3)
 }
 
 /// Raises edu's interrupt [`RAISES`] times; returns how many arrived on `target` and on the

@@ -200,6 +200,11 @@ pub fn invept(caps: &VmxCapabilities, eptp: u64) -> Result<(), VmFail> {
 /// The VMX capabilities, once VMXON succeeded on some CPU (every CPU is of one kind).
 static CAPS: spin::Once<VmxCapabilities> = spin::Once::new();
 
+/// The VMX capabilities, once some CPU is in VMX operation.
+pub fn capabilities() -> Option<&'static VmxCapabilities> {
+    CAPS.get()
+}
+
 fn invept_here(eptp: u64) -> u64 {
     match CAPS.get().map(|c| invept(c, eptp)) {
         Some(Err(e)) => vm_fail_code(e),
