@@ -18,6 +18,7 @@ mod intremap_checks;
 mod intx;
 mod nvme_io;
 mod nvme_vf;
+pub mod smp;
 mod vtd_edu;
 
 use conduit_config::TestCase;
@@ -44,6 +45,7 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
         TestCase::DmarCorrupt => ("dmar-corrupt", dmar_corrupt::run(mem)),
         TestCase::Intremap => ("intremap", intremap::run(mem)),
         TestCase::ClockStopped => ("clock-stopped", clock_stopped::check()),
+        TestCase::Smp | TestCase::SmpGhost => ("smp", smp::run(mem)),
         // These run once the guests are placed: see `after_guests`.
         TestCase::NvmeVf
         | TestCase::NvmeVfBad
@@ -70,6 +72,7 @@ pub fn after_guests(test: TestCase, mem: &'static Memory, guests: &mut [crate::g
         TestCase::IgbNet => ("igb-net", igb_net::run(mem, guests)),
         TestCase::IgbMailbox => ("igb-mailbox", igb_mailbox::run(mem, guests)),
         TestCase::Intx => ("intx", intx::run(mem, guests)),
+        TestCase::Smp | TestCase::SmpGhost if smp::any_vmx() => ("smp-vmx", smp::after_guests(mem)),
         _ => return,
     };
     report(name, result);

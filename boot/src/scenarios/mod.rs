@@ -23,6 +23,7 @@ mod linux;
 mod nvme;
 mod production;
 mod shell;
+mod smp;
 mod sriov;
 mod vplatform;
 mod vtd;
@@ -100,6 +101,10 @@ pub fn all() -> impl Iterator<Item = (&'static Scenario, KernelImage)> {
 pub const SCENARIOS: &[Scenario] = &[
     foundation::QEMU_FOUNDATION,
     foundation::BOCHS_FOUNDATION,
+    smp::QEMU_SMP,
+    smp::QEMU_SMP_EIM,
+    smp::QEMU_SMP_GHOST,
+    smp::BOCHS_SMP,
     // Issue "Foundation": an unmapped read must be decoded as a #PF and end the run with failure.
     Scenario {
         name: "qemu-page-fault",

@@ -213,6 +213,7 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
 /// The VT-d fault event: drain the fault records, then acknowledge.
 extern "x86-interrupt" fn vtd_fault(_frame: InterruptStackFrame) {
     super::apic::count_delivery(super::apic::vectors::VTD_FAULT);
+    super::percpu::current().count_interrupt(super::apic::vectors::VTD_FAULT);
     super::vtd::fault::on_interrupt();
     super::apic::eoi();
 }
@@ -220,6 +221,7 @@ extern "x86-interrupt" fn vtd_fault(_frame: InterruptStackFrame) {
 /// The local APIC's spurious interrupt: nothing to do, and no EOI (SDM Vol. 3A, 11.9).
 extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {
     super::apic::count_delivery(super::apic::vectors::SPURIOUS);
+    super::percpu::current().count_interrupt(super::apic::vectors::SPURIOUS);
 }
 
 /// Every other vector from 0x20 up: the tick and device interrupts, which the registered
@@ -241,6 +243,13 @@ macro_rules! external_vectors {
     ($idt:ident; $($v:literal)*) => {
         $( $idt[$v].set_handler_fn(external::<$v>); )*
     };
+}
+
+/// Loads the IDT on an AP (the one every CPU shares, built by [`init`] on the BSP).
+pub fn load() {
+    if let Some(idt) = IDT.get() {
+        idt.load();
+    }
 }
 
 /// Builds and loads the IDT.

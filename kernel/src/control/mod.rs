@@ -36,7 +36,7 @@ mod restart;
 mod setup;
 mod space;
 
-pub use entry::{user_exception, watchdog_tick};
+pub use entry::{init_syscall, user_exception, watchdog_tick};
 pub use setup::{init, reaches, seal};
 
 use alloc::format;

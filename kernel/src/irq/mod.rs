@@ -203,7 +203,10 @@ pub fn init(mem: &'static Memory, platform: &Platform) {
         false,
         "no interrupt remapping: the firmware's mode is kept",
     ) {
-        Ok(id) => id,
+        Ok(id) => {
+            conduit_hw::percpu::bsp_online(id);
+            id
+        }
         Err(e) => {
             error!("irq: {e}: no interrupts");
             return;
@@ -336,6 +339,13 @@ fn io_apics(platform: &Platform) -> Vec<crate::platform::acpi::IoApic> {
 
 /// The I/O APIC's architectural default base.
 const DEFAULT_IOAPIC: u32 = 0xfec0_0000;
+
+/// Starts the tick on an AP with the BSP's calibration (every CPU's local APIC timer runs from
+/// the same clock). Returns the initial count, or `None` if the BSP's tick does not run.
+pub fn start_ap_tick() -> Option<u32> {
+    let cal = TICK_CAL.get()?;
+    Some(timer::start_periodic(cal, vectors::TICK, TICK_MS))
+}
 
 fn start_tick() {
     match timer::calibrate() {

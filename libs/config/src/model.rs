@@ -496,6 +496,8 @@ mod tests {
             ("igb-mailbox", TestCase::IgbMailbox),
             ("clock-stopped", TestCase::ClockStopped),
             ("intx", TestCase::Intx),
+            ("smp", TestCase::Smp),
+            ("smp-ghost", TestCase::SmpGhost),
         ] {
             assert_eq!(TestCase::from_name(name), Some(case));
         }

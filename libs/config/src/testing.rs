@@ -72,11 +72,19 @@ pub enum TestCase {
     /// line never acknowledged must be cut off by the flood guard while the guest's other
     /// device keeps interrupting.
     Intx,
+    /// Every CPU: each CPU's tick rises, a cross-CPU call reaches each AP and returns (its round
+    /// trip timed), a TLB shootdown reaches every AP, and, where QEMU's edu device and interrupt
+    /// remapping exist and there are at least three CPUs, edu's MSI routed (IRTE destination) to
+    /// CPU 2 is delivered and counted on CPU 2 only.
+    Smp,
+    /// [`TestCase::Smp`] with a MADT entry added for an APIC ID no processor has (0x3e): it must
+    /// be reported as not started and the others run.
+    SmpGhost,
 }
 
 impl TestCase {
     /// Every scenario, for listings and error messages.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 16] = [
         Self::PageFault,
         Self::VtdEdu,
         Self::VtdEduRegisterInvalidation,
@@ -91,6 +99,8 @@ impl TestCase {
         Self::IgbMailbox,
         Self::ClockStopped,
         Self::Intx,
+        Self::Smp,
+        Self::SmpGhost,
     ];
 
     /// The name used in `[test] scenario = "..."`.
@@ -110,6 +120,8 @@ impl TestCase {
             Self::IgbMailbox => "igb-mailbox",
             Self::ClockStopped => "clock-stopped",
             Self::Intx => "intx",
+            Self::Smp => "smp",
+            Self::SmpGhost => "smp-ghost",
         }
     }
 
