@@ -205,9 +205,9 @@ pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     } else {
         None
     };
-    // With APIC virtualization the CPU delivers, but a vector that waits while IF = 0 is held
-    // back with the window control (`Vlapic::hold_virtual_delivery`: Bochs 2.7 would otherwise
-    // nest it into the guest's interrupts-off region when a host interrupt arrives).
+    // With APIC virtualization the CPU delivers, but a vector that waits while the guest cannot
+    // take it is held back with the window control (`Vlapic::hold_virtual_delivery`: Bochs 2.7
+    // would otherwise nest it into the guest's interrupts-off region on a host interrupt).
     let hold = platform && super::vplatform_exits::hold_virtual_delivery(g, v)?;
     let ev = &mut g.events;
     let waiting = if platform {
