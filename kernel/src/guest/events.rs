@@ -205,9 +205,13 @@ pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     } else {
         None
     };
+    // With APIC virtualization the CPU delivers, but a vector that waits while the guest cannot
+    // take it is held back with the window control (`Vlapic::hold_virtual_delivery`: Bochs 2.7
+    // would otherwise nest it into the guest's interrupts-off region on a host interrupt).
+    let hold = platform && super::vplatform_exits::hold_virtual_delivery(g, v)?;
     let ev = &mut g.events;
     let waiting = if platform {
-        apic_vector.is_some()
+        apic_vector.is_some() || hold
     } else {
         dispatch::has_pending(id)
     };
@@ -251,7 +255,7 @@ pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
             Source::Exception => {}
         }
     }
-    let window = plan.window && ev.window_supported;
+    let window = (plan.window || hold) && ev.window_supported;
     let went_in = matches!(injected, Some((_, Source::Interrupt)));
     if let Some(vector) = interrupt {
         if platform {

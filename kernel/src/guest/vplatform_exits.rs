@@ -20,6 +20,7 @@ use conduit_hw::vmx::vmcs::{Current, FieldError};
 use conduit_vlapic::{ApicMode, offset};
 use conduit_vmx::exit::{CrAccess, Gpr};
 use conduit_vmx::fields::{Control64, Guest16, Guest32, GuestNatural, ReadOnlyNatural};
+use conduit_vmx::inject::{Interruptibility, RFLAGS_IF};
 
 /// IA32_APIC_BASE, IA32_TSC_DEADLINE and the x2APIC register range (SDM Vol. 4, Table 2-2;
 /// Vol. 3A §11.12.1).
@@ -261,6 +262,22 @@ pub fn software_vector(g: &mut Guest) -> Option<u8> {
         return None;
     }
     p.lapic.deliverable()
+}
+
+/// With APIC virtualization: whether this entry holds virtual-interrupt delivery back with
+/// interrupt-window exiting, because a vector waits while the guest cannot take an interrupt
+/// (RFLAGS.IF = 0, or an STI / MOV SS shadow: [`conduit_vlapic::Vlapic::hold_virtual_delivery`]).
+/// RFLAGS and the interruptibility state are read only when a vector waits.
+pub fn hold_virtual_delivery(g: &Guest, v: &mut Current) -> Result<bool, FieldError> {
+    let Some(p) = g.platform.as_ref().filter(|p| p.apicv) else {
+        return Ok(false);
+    };
+    if !p.lapic.hold_virtual_delivery(false) {
+        return Ok(false);
+    }
+    let if_set = v.get(GuestNatural::Rflags)? & RFLAGS_IF != 0;
+    let state = Interruptibility(v.get(Guest32::InterruptibilityState)?);
+    Ok(p.lapic.hold_virtual_delivery(if_set && !state.in_shadow()))
 }
 
 /// Software emulation injected `vector`: it moves from IRR to ISR.

@@ -363,6 +363,26 @@ impl<P: ApicPage> Vlapic<P> {
         )
     }
 
+    /// With virtual-interrupt delivery: whether the VM entry about to happen must set
+    /// "interrupt-window exiting" because a vector waits in the IRR while the guest cannot take
+    /// an interrupt (`interruptible` false: RFLAGS.IF = 0, or blocking by STI or MOV SS). The
+    /// window exit comes once the guest can take one; the entry after it clears the control and
+    /// the CPU delivers the vector then.
+    ///
+    /// While the control is 1 the CPU recognizes no virtual interrupt: not at this entry, not
+    /// after an EOI or self-IPI the guest virtualizes before the exit (SDM Vol. 3C §30.2.1
+    /// "Evaluation of Pending Virtual Interrupts"). Architecturally this is not needed, as
+    /// delivery itself waits for IF = 1 and no blocking (§30.2.2 "Virtual-Interrupt Delivery").
+    /// Bochs 2.7 however delivers a recognized virtual interrupt whenever a host interrupt
+    /// arrives while the guest runs with IF = 0 under external-interrupt exiting (its interrupt
+    /// acknowledge takes the pending virtual vector instead of exiting), which nests the vector
+    /// into a guest region with interrupts off. A vector below the in-service class counts too:
+    /// an EOI the guest virtualizes before IF returns would make it recognized. Costs one exit
+    /// per vector that waits for the guest (`docs/virtual-platform.md`, "Local APIC").
+    pub fn hold_virtual_delivery(&self, interruptible: bool) -> bool {
+        !interruptible && self.highest_irr().is_some()
+    }
+
     /// TPR write (bits 7:0): the PPR follows.
     fn write_tpr(&mut self, value: u32) {
         self.page.write(offset::TPR, value);
