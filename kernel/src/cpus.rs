@@ -142,6 +142,8 @@ fn ap_run(cpu: usize) -> ! {
             let f: fn(usize) -> ! = unsafe { core::mem::transmute(run) };
             f(cpu);
         }
+        // A request whose IPI was lost is served here, at the latest one tick late.
+        smp::serve_own_mailbox();
         let t0 = conduit_hw::rdtsc();
         x86_64::instructions::interrupts::enable_and_hlt();
         x86_64::instructions::interrupts::disable();

@@ -331,8 +331,14 @@ pub fn send_ipi(target: IpiTarget, ipi: Ipi) -> Result<(), IpiError> {
     match MODE.get() {
         None => Err(IpiError::NotReady),
         Some(Mode::X2Apic) => {
+            // A WRMSR to the x2APIC ICR is not serializing and does not wait for earlier stores
+            // (SDM Vol. 3A §11.12.3, "MSR Access in x2APIC Mode"): without a fence the IPI can
+            // reach the target before the request it announces (a mailbox write) is visible.
+            // SAFETY: MFENCE and LFENCE only order memory accesses and instructions; they touch
+            // no registers or memory.
+            unsafe { core::arch::asm!("mfence", "lfence", options(nostack, preserves_flags)) };
             // SAFETY: x2APIC mode, so the ICR MSR exists; the value is a valid command (fixed,
-            // INIT or STARTUP, physical destination, edge, assert).
+            // NMI, INIT or STARTUP, physical destination, edge, assert).
             unsafe { msr::write(x2::ICR, (u64::from(dest) << 32) | u64::from(low)) };
             Ok(())
         }

@@ -2,12 +2,13 @@
 //! (`conduit_smp::mailbox`) and sends the [`vectors::CALL`] IPI; the target runs it in its
 //! interrupt handler ([`on_call_ipi`]), whether it was halted, in the hypervisor or in a guest
 //! (the IPI causes an external-interrupt VM exit, and the exit path dispatches the vector). The
-//! sender waits with interrupts enabled, up to a deadline.
+//! sender must have interrupts enabled (a CPU that waits for another with IF = 0 cannot serve
+//! the requests others send it meanwhile); it waits up to a deadline, serving its own mailbox.
 //!
 //! A request runs in interrupt context on the target: it must not take a lock (the target may
 //! have been interrupted holding it) and should be short (an invalidation, a flag).
 
-use super::wait_enabled;
+use super::wait_serving;
 use crate::apic::{self, Ipi, IpiError, IpiTarget, vectors};
 use crate::percpu::{self, CpuState};
 use conduit_smp::mailbox::{Cancel, Request};
@@ -20,6 +21,9 @@ pub const CALL_MS: u64 = 100;
 pub enum CallError {
     /// No CPU has that number.
     NoSuchCpu(usize),
+    /// The caller has interrupts disabled; it could not serve a request sent to itself while
+    /// it waits.
+    InterruptsOff(usize),
     /// The CPU is not online.
     Offline(usize, CpuState),
     /// Another request kept the target's mailbox busy past the deadline.
@@ -35,6 +39,9 @@ impl core::fmt::Display for CallError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::NoSuchCpu(c) => write!(f, "there is no cpu {c}"),
+            Self::InterruptsOff(c) => {
+                write!(f, "a call to cpu {c} with interrupts disabled (refused)")
+            }
             Self::Offline(c, s) => write!(f, "cpu {c} is {s}"),
             Self::Busy(c) => write!(f, "cpu {c}'s mailbox stayed busy for {CALL_MS} ms"),
             Self::Ipi(e) => write!(f, "IPI: {e}"),
@@ -52,18 +59,22 @@ impl core::fmt::Display for CallError {
 }
 
 /// Runs `f(arg)` on CPU `cpu` and returns its result: directly when `cpu` is this CPU, else by
-/// mailbox and IPI, waiting with interrupts enabled (the interrupt flag is restored after).
+/// mailbox and IPI. Another CPU is only called with interrupts enabled
+/// ([`CallError::InterruptsOff`] otherwise: the flag is never changed behind the caller's back).
 pub fn call_on(cpu: usize, f: fn(u64) -> u64, arg: u64) -> Result<u64, CallError> {
     let target = percpu::get(cpu).ok_or(CallError::NoSuchCpu(cpu))?;
     if target.index() == percpu::current().index() {
         return Ok(f(arg));
+    }
+    if !x86_64::instructions::interrupts::are_enabled() {
+        return Err(CallError::InterruptsOff(cpu));
     }
     match target.state() {
         CpuState::Online => {}
         s => return Err(CallError::Offline(cpu, s)),
     }
     let mailbox = &target.mailbox;
-    if !wait_enabled(CALL_MS, || mailbox.claim()) {
+    if !wait_serving(CALL_MS, || mailbox.claim()) {
         return Err(CallError::Busy(cpu));
     }
     mailbox.post(Request {
@@ -77,7 +88,7 @@ pub fn call_on(cpu: usize, f: fn(u64) -> u64, arg: u64) -> Result<u64, CallError
         };
     }
     let mut reply = None;
-    if wait_enabled(CALL_MS, || {
+    if wait_serving(CALL_MS, || {
         reply = mailbox.collect();
         reply.is_some()
     }) && let Some(r) = reply
@@ -93,13 +104,26 @@ pub fn call_on(cpu: usize, f: fn(u64) -> u64, arg: u64) -> Result<u64, CallError
 /// The [`vectors::CALL`] IPI arrived: runs what this CPU's mailbox holds (nothing, for a mere
 /// wake-up). Called by the interrupt path, before EOI.
 pub fn on_call_ipi() {
+    serve_own_mailbox();
+}
+
+/// Runs the request posted to this CPU's mailbox, if there is one, without waiting for its IPI:
+/// the fallback of the idle loop and of every waiting path, so that a lost or late IPI delays a
+/// request instead of losing it. Taking the request is atomic, so the IPI's handler and this
+/// never both run it. `true` if a request ran.
+pub fn serve_own_mailbox() -> bool {
     let mailbox = &percpu::current().mailbox;
+    if !mailbox.pending() {
+        return false;
+    }
     if let Some(req) = mailbox.take() {
         // SAFETY: only `call_on` posts requests, and its `what` is always a `fn(u64) -> u64`
         // (cast to an address above); function pointers and u64 have the same size here.
         let f: fn(u64) -> u64 = unsafe { core::mem::transmute(req.what as usize) };
         mailbox.finish(f(req.arg));
+        return true;
     }
+    false
 }
 
 /// Wakes CPU `cpu` (from HLT, or out of its guest) with a [`vectors::CALL`] IPI carrying no

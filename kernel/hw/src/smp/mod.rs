@@ -18,7 +18,7 @@
 pub mod call;
 mod trampoline;
 
-pub use call::{CallError, call_on, flush_tlb_everywhere, on_call_ipi, wake};
+pub use call::{CallError, call_on, flush_tlb_everywhere, on_call_ipi, serve_own_mailbox, wake};
 
 use crate::apic::{self, Ipi, IpiError, IpiTarget, vectors};
 use crate::gdt::{self, AP_TRAP_STACKS, CpuStacks, MAX_CPUS};
@@ -294,7 +294,7 @@ pub fn start_aps(
             let mut seen = 0;
             loop {
                 let arrived =
-                    wait_enabled(BROADCAST_MS, || tramp.slots_taken() > seen && all_settled());
+                    wait_serving(BROADCAST_MS, || tramp.slots_taken() > seen && all_settled());
                 let now = tramp.slots_taken();
                 if !arrived || now == seen {
                     break;
@@ -393,7 +393,7 @@ fn start_one(
 ) -> Result<(), String> {
     let slots = tramp.slots_taken();
     init_sipi_sipi(tramp, target, vector, slots).map_err(|e| alloc::format!("{e}"))?;
-    if wait_enabled(CHECK_IN_MS, || cpu.state() != CpuState::Starting) {
+    if wait_serving(CHECK_IN_MS, || cpu.state() != CpuState::Starting) {
         return Ok(());
     }
     Err(if tramp.slots_taken() == slots {
@@ -403,15 +403,15 @@ fn start_one(
     })
 }
 
-/// Polls `done` for up to `ms` with interrupts enabled (a CPU never spins with IF = 0 waiting
-/// for another), restoring the interrupt flag after. `true` if `done` held.
-pub(crate) fn wait_enabled(ms: u64, mut done: impl FnMut() -> bool) -> bool {
-    let was = x86_64::instructions::interrupts::are_enabled();
-    x86_64::instructions::interrupts::enable();
-    let result = time::wait_ms(ms, &mut done);
-    if !was {
-        x86_64::instructions::interrupts::disable();
-    }
+/// Polls `done` for up to `ms`, serving this CPU's own mailbox meanwhile (so that two CPUs
+/// waiting on each other, or a request whose IPI was lost, still progress). The interrupt flag
+/// is left as the caller has it: a cross-CPU call requires it set ([`call_on`]). `true` if
+/// `done` held.
+pub(crate) fn wait_serving(ms: u64, mut done: impl FnMut() -> bool) -> bool {
+    let result = time::wait_ms(ms, || {
+        call::serve_own_mailbox();
+        done()
+    });
     match result {
         Ok(r) => r,
         Err(_) => done(),

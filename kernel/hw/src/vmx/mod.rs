@@ -236,6 +236,9 @@ pub enum EverywhereError {
     Failed(usize, u64),
     /// The CPU is not in VMX operation.
     NoVmx(usize),
+    /// The VMCS is current on that CPU (it was interrupted between a VM exit and its next
+    /// entry): clearing it there would pull it from under its user.
+    Current(usize),
 }
 
 impl core::fmt::Display for EverywhereError {
@@ -245,6 +248,7 @@ impl core::fmt::Display for EverywhereError {
             Self::Failed(cpu, 1) => write!(f, "cpu {cpu}: VMfailInvalid"),
             Self::Failed(cpu, n) => write!(f, "cpu {cpu}: VMfailValid({})", n - 2),
             Self::NoVmx(cpu) => write!(f, "cpu {cpu} is not in VMX operation"),
+            Self::Current(cpu) => write!(f, "cpu {cpu} has the VMCS current (refused)"),
         }
     }
 }

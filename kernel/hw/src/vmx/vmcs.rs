@@ -66,6 +66,7 @@ impl VmcsRegion {
                 self.launched = false;
                 Ok(())
             }
+            Ok(CURRENT_HERE) => Err(super::EverywhereError::Current(cpu)),
             Ok(code) => Err(super::EverywhereError::Failed(cpu, code)),
             Err(e) => Err(super::EverywhereError::Call(cpu, e)),
         }
@@ -79,9 +80,30 @@ impl VmcsRegion {
     }
 }
 
-/// VMCLEAR of the region at `phys` on this CPU, for [`VmcsRegion::clear_on`]: 0, or the failure
-/// as one word (see `vm_fail_code`).
+/// [`vmclear_here`]'s refusal: the region is this CPU's current VMCS.
+const CURRENT_HERE: u64 = u64::MAX;
+
+/// The current-VMCS pointer of this CPU, all ones when none is current (SDM Vol. 3C, VMX
+/// instruction reference, "VMPTRST").
+///
+/// # Safety
+/// This CPU is in VMX operation.
+unsafe fn vmptrst() -> u64 {
+    let mut ptr = u64::MAX;
+    // SAFETY: VMX is on (the caller's guarantee); VMPTRST writes the 8 bytes of `ptr` only.
+    unsafe { core::arch::asm!("vmptrst [{0}]", in(reg) &raw mut ptr, options(nostack)) };
+    ptr
+}
+
+/// VMCLEAR of the region at `phys` on this CPU, for [`VmcsRegion::clear_on`]: 0, the failure as
+/// one word (see `vm_fail_code`), or [`CURRENT_HERE`]. It runs in interrupt context, possibly
+/// between a VM exit and the next entry of the code this interrupted: when the region is the
+/// current VMCS it is refused, since clearing it would break that entry.
 fn vmclear_here(phys: u64) -> u64 {
+    // SAFETY: `clear_on` runs this only on a CPU in VMX operation.
+    if unsafe { vmptrst() } == phys {
+        return CURRENT_HERE;
+    }
     // SAFETY: `clear_on` passes the frame of a live VMCS region and runs this only on a CPU in
     // VMX operation.
     match unsafe { instr::vmclear(phys) } {
