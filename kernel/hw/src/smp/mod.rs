@@ -27,7 +27,7 @@ use crate::percpu::{self, CpuState};
 use crate::{idt, msr, time};
 use alloc::string::String;
 use conduit_smp::trampoline::{self as layout, MAX_SLOTS, PAGE, PAGES, Params, TrampolineError};
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use log::{info, warn};
 use spin::Once;
 use x86_64::registers::control::{Cr0, Cr3, Cr4};
@@ -123,6 +123,17 @@ impl Installed {
     fn slots_taken(&self) -> u32 {
         // SAFETY: the trampoline page is ours (claimed) and mapped; the counter is aligned.
         unsafe { core::ptr::read_volatile(self.data(layout::off::NEXT_SLOT).cast::<u32>()) }
+    }
+
+    /// Closes the slot counter: an AP that runs the start code from now on finds no slot and
+    /// halts in it. Returns how many slots were taken before (atomically: none can be taken
+    /// between the read and the close).
+    fn close_slots(&self) -> usize {
+        let counter = self.data(layout::off::NEXT_SLOT).cast::<u32>();
+        // SAFETY: the counter is an aligned u32 in the claimed, mapped trampoline page; the APs
+        // only ever change it with `lock xadd`, so atomic access from here is sound.
+        let counter = unsafe { AtomicU32::from_ptr(counter) };
+        counter.swap(MAX_SLOTS as u32, Ordering::AcqRel) as usize
     }
 
     fn set_stack(&self, slot: usize, top: u64) {
@@ -307,8 +318,9 @@ pub fn start_aps(
                     String::from("it took a start slot but did not check in"),
                 );
             }
-            // The blocks of the slots nobody took go back (their stacks withdrawn first).
-            let taken = (tramp.slots_taken() as usize).min(aps);
+            // The blocks of the slots nobody took go back (their stacks withdrawn first); the
+            // counter is closed first, so that an AP arriving late cannot take one of them.
+            let taken = tramp.close_slots().min(aps);
             for (slot, block) in start.blocks.iter().enumerate().take(aps).skip(taken) {
                 tramp.set_stack(slot, 0);
                 free_block(mem, block.swap(0, Ordering::AcqRel));
@@ -458,8 +470,10 @@ extern "C" fn ap_entry(slot: u64, kernel_cr3: u64) -> ! {
             _ => halt(),
         }
     };
-    let Some(block) = start.blocks.get(slot).map(|b| b.load(Ordering::Acquire)) else {
-        halt()
+    // 0: the slot's block was given back (the start-up closed without this AP).
+    let block = match start.blocks.get(slot).map(|b| b.load(Ordering::Acquire)) {
+        Some(0) | None => halt(),
+        Some(b) => b,
     };
     gdt::init_cpu(index, &CpuStacks::carve(block));
     idt::load();
