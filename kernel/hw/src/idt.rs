@@ -179,7 +179,11 @@ macro_rules! with_code {
 
 plain!(divide_error, 0);
 plain!(debug, 1);
-plain!(nmi, 2);
+/// An NMI: another CPU stopping the machine ([`power::stop_if_leaving`] halts here), else fatal.
+extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
+    power::stop_if_leaving();
+    fatal(2, &frame, None)
+}
 plain!(breakpoint, 3);
 plain!(overflow, 4);
 plain!(bound_range, 5);

@@ -264,6 +264,8 @@ pub fn init_ap() -> Result<u32, ApicError> {
 pub enum Ipi {
     /// Fixed delivery of `vector`.
     Fixed(u8),
+    /// NMI: the non-maskable interrupt (vector 2), taken even with interrupts disabled.
+    Nmi,
     /// INIT (level assert): the target resets into wait-for-SIPI.
     Init,
     /// STARTUP with a vector: the target starts in real mode at 0xVV000.
@@ -306,6 +308,7 @@ impl core::fmt::Display for IpiError {
 /// destination shorthand 19:18.
 const ICR_INIT: u32 = 0b101 << 8;
 const ICR_STARTUP: u32 = 0b110 << 8;
+const ICR_NMI: u32 = 0b100 << 8;
 const ICR_PENDING: u32 = 1 << 12;
 const ICR_ASSERT: u32 = 1 << 14;
 const ICR_ALL_BUT_SELF: u32 = 0b11 << 18;
@@ -318,6 +321,7 @@ const ICR_DEADLINE_US: u64 = 10_000;
 pub fn send_ipi(target: IpiTarget, ipi: Ipi) -> Result<(), IpiError> {
     let mut low = match ipi {
         Ipi::Fixed(v) => ICR_ASSERT | u32::from(v),
+        Ipi::Nmi => ICR_ASSERT | ICR_NMI,
         Ipi::Init => ICR_ASSERT | ICR_INIT,
         Ipi::Startup(v) => ICR_ASSERT | ICR_STARTUP | u32::from(v),
     };

@@ -104,6 +104,7 @@ pub fn call_on(cpu: usize, f: fn(u64) -> u64, arg: u64) -> Result<u64, CallError
 /// The [`vectors::CALL`] IPI arrived: runs what this CPU's mailbox holds (nothing, for a mere
 /// wake-up). Called by the interrupt path, before EOI.
 pub fn on_call_ipi() {
+    crate::power::stop_if_leaving();
     serve_own_mailbox();
 }
 
