@@ -40,7 +40,7 @@ pub mod off {
     pub const EFER: usize = 0x48;
     /// CR0 to load (PE, PG, ...): u64, low half used.
     pub const CR0: usize = 0x50;
-    /// The kernel's 64-bit entry, `extern "C" fn(slot: u64) -> !`.
+    /// The kernel's 64-bit entry, `extern "C" fn(slot: u64, kernel_cr3: u64) -> !`.
     pub const ENTRY: usize = 0x58;
     /// The kernel's CR3, loaded by the entry once it runs in the kernel's address space.
     pub const KERNEL_CR3: usize = 0x60;
@@ -48,8 +48,40 @@ pub mod off {
     pub const NEXT_SLOT: usize = 0x68;
     /// Stack tops, one u64 per slot.
     pub const STACKS: usize = 0x70;
+    /// Records taken so far by APs that halt in the start code (u32, `lock xadd`): those that
+    /// found no slot or no stack.
+    pub const PARK_NEXT: usize = STACKS + 8 * super::MAX_SLOTS;
+    /// One u32 per parked AP: its initial APIC ID (CPUID leaf 1) plus one; 0 until written.
+    pub const PARKED: usize = PARK_NEXT + 4;
     /// End of the block.
-    pub const END: usize = STACKS + 8 * super::MAX_SLOTS;
+    pub const END: usize = PARKED + 4 * super::MAX_PARKED;
+}
+
+/// Parked APs whose APIC IDs the start code records (see [`parked`]).
+pub const MAX_PARKED: usize = 64;
+
+/// APs that halted in the start code, from its records: their APIC IDs (to be sent INIT, so
+/// they wait for a STARTUP IPI instead of halting with the real-mode interrupt table, where an
+/// NMI would shut the processor down), and how many are known only by the counter (it went
+/// past [`MAX_PARKED`], or the record is not written yet).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Parked {
+    pub apic_ids: alloc::vec::Vec<u32>,
+    pub unrecorded: usize,
+}
+
+/// Decodes the records: `count` is the `PARK_NEXT` counter, `records` the `PARKED` words.
+pub fn parked(count: u32, records: &[u32]) -> Parked {
+    let mut out = Parked::default();
+    let count = count as usize;
+    for &r in records.iter().take(count.min(MAX_PARKED)) {
+        match r.checked_sub(1) {
+            Some(id) => out.apic_ids.push(id),
+            None => out.unrecorded += 1,
+        }
+    }
+    out.unrecorded += count.saturating_sub(MAX_PARKED.min(records.len()));
+    out
 }
 
 const _: () = assert!(
@@ -319,6 +351,35 @@ mod tests {
         assert_eq!(word64(&page, off::STACKS), stacks[0]);
         assert_eq!(word64(&page, off::STACKS + 8), stacks[1]);
         assert_eq!(word64(&page, off::STACKS + 16), 0);
+        assert_eq!(word32(&page, off::PARK_NEXT), 0);
+        assert!(
+            page[DATA + off::PARKED..DATA + off::END]
+                .iter()
+                .all(|&b| b == 0)
+        );
+        assert!(off::PARKED.is_multiple_of(4), "records are aligned");
+    }
+
+    #[test]
+    fn parked_records_decode() {
+        assert_eq!(parked(0, &[0; MAX_PARKED]), Parked::default());
+        let mut records = [0u32; MAX_PARKED];
+        records[0] = 1 + 5;
+        records[1] = 1;
+        records[3] = 1 + 0xfe;
+        let p = parked(4, &records);
+        assert_eq!(p.apic_ids, [5, 0, 0xfe], "APIC ID 0 is a record, 0 is none");
+        assert_eq!(p.unrecorded, 1, "record 2 not written yet");
+        let p = parked(MAX_PARKED as u32 + 3, &[7; MAX_PARKED]);
+        assert_eq!(p.apic_ids.len(), MAX_PARKED);
+        assert_eq!(p.unrecorded, 3, "past the table: counted only");
+        assert_eq!(
+            parked(2, &[9]),
+            Parked {
+                apic_ids: alloc::vec![8],
+                unrecorded: 1
+            }
+        );
     }
 
     #[test]

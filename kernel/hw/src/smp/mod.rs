@@ -136,6 +136,18 @@ impl Installed {
         counter.swap(MAX_SLOTS as u32, Ordering::AcqRel) as usize
     }
 
+    /// The APs that halted in the start code, as far as it recorded them.
+    fn parked(&self) -> layout::Parked {
+        let word = |at: usize| {
+            // SAFETY: as above; `at` is an aligned u32 inside the data block (PARK_NEXT, or one
+            // of the MAX_PARKED records after PARKED).
+            unsafe { core::ptr::read_volatile(self.data(at).cast::<u32>()) }
+        };
+        let records: [u32; layout::MAX_PARKED] =
+            core::array::from_fn(|i| word(layout::off::PARKED + 4 * i));
+        layout::parked(word(layout::off::PARK_NEXT), &records)
+    }
+
     fn set_stack(&self, slot: usize, top: u64) {
         // SAFETY: as above; slot < MAX_SLOTS, so the entry is inside the data block.
         unsafe {
@@ -327,6 +339,7 @@ pub fn start_aps(
             }
         }
     }
+    park_halted(&tramp);
     let numbered = percpu::count();
     let online = percpu::all()
         .filter(|c| c.state() == CpuState::Online)
@@ -336,6 +349,26 @@ pub fn start_aps(
         numbered,
         trampoline: tramp.base,
     })
+}
+
+/// Sends INIT to the APs that halted in the start code (no slot or no stack: beyond the CPUs
+/// started): halted there, they have the real-mode interrupt table, and an NMI would shut them
+/// down (a triple fault resets the machine); in wait-for-SIPI they ignore it.
+fn park_halted(tramp: &Installed) {
+    let parked = tramp.parked();
+    for &apic_id in &parked.apic_ids {
+        match apic::send_ipi(IpiTarget::Apic(apic_id), Ipi::Init) {
+            Ok(()) => info!("smp: APIC ID {apic_id}: no start slot; parked by INIT"),
+            Err(e) => warn!("smp: APIC ID {apic_id}: no start slot; INIT to park it: {e}"),
+        }
+    }
+    if parked.unrecorded > 0 {
+        warn!(
+            "smp: {} AP(s) halted in the start code without a record of their APIC ID (not \
+             parked by INIT)",
+            parked.unrecorded
+        );
+    }
 }
 
 /// Whether every numbered AP finished starting (online or failed).
@@ -451,6 +484,9 @@ extern "C" fn ap_entry(slot: u64, kernel_cr3: u64) -> ! {
     // (they were copied from them), including this code and this stack; the low identity map is
     // no longer needed.
     unsafe { core::arch::asm!("mov cr3, {}", in(reg) kernel_cr3, options(nostack)) };
+    // The kernel's IDT before anything else: the real-mode table the AP still has would turn an
+    // NMI into a shutdown.
+    idt::load();
     let Some(start) = START.get() else { halt() };
     // SAFETY: PAT exists on every x86-64 CPU; the BSP's value makes page attributes mean the
     // same on every CPU.
@@ -476,7 +512,6 @@ extern "C" fn ap_entry(slot: u64, kernel_cr3: u64) -> ! {
         Some(b) => b,
     };
     gdt::init_cpu(index, &CpuStacks::carve(block));
-    idt::load();
     let Some(cpu) = percpu::get(index) else {
         halt()
     };

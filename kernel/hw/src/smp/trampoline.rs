@@ -4,10 +4,13 @@
 //! operand (the whole base) → CR0.PE and a far jump into 32-bit protected mode (§9.9.1) → CR4
 //! (PAE), CR3 (the temporary PML4), IA32_EFER (LME, NXE), CR0 (PG) and a far jump into 64-bit
 //! code (§9.8.5, "Initializing IA-32e Mode") → a start slot by `lock xadd`, its stack, and a call
-//! of the kernel's entry with the slot and the kernel's CR3. The code runs at its physical
+//! of the kernel's entry with the slot and the kernel's CR3. An AP without a slot or a stack
+//! records its APIC ID for the BSP (which parks it with INIT) and halts. The code runs at its physical
 //! address throughout (the identity map of the temporary tables) until that call.
 
-use conduit_smp::trampoline::{self as layout, DATA, LM_ENTRY, MAX_SLOTS, PM_ENTRY, off};
+use conduit_smp::trampoline::{
+    self as layout, DATA, LM_ENTRY, MAX_PARKED, MAX_SLOTS, PM_ENTRY, off,
+};
 use core::arch::global_asm;
 
 global_asm!(
@@ -60,10 +63,24 @@ global_asm!(
     "movq {kernel_cr3}(%rbx), %rsi",
     "movq {entry}(%rbx), %rax",
     "callq *%rax",
+    // No slot or no stack: record this AP's APIC ID (CPUID leaf 1, plus one) for the BSP,
+    // which sends it INIT, and halt meanwhile.
     "9:",
+    "movl $1, %eax",
+    "lock xaddl %eax, {park_next}(%rbx)",
+    "cmpl ${max_parked}, %eax",
+    "jae 8f",
+    "movq %rbx, %rdi",
+    "movl %eax, %esi",
+    "movl $1, %eax",
+    "cpuid",
+    "shrl $24, %ebx",
+    "incl %ebx",
+    "movl %ebx, {parked}(%rdi,%rsi,4)",
+    "8:",
     "cli",
     "hlt",
-    "jmp 9b",
+    "jmp 8b",
     ".global conduit_ap_trampoline_end",
     "conduit_ap_trampoline_end:",
     ".popsection",
@@ -80,6 +97,9 @@ global_asm!(
     next_slot = const DATA + off::NEXT_SLOT,
     max_slots = const MAX_SLOTS,
     stacks = const DATA + off::STACKS,
+    park_next = const DATA + off::PARK_NEXT,
+    max_parked = const MAX_PARKED,
+    parked = const DATA + off::PARKED,
     kernel_cr3 = const DATA + off::KERNEL_CR3,
     entry = const DATA + off::ENTRY,
     options(att_syntax)
