@@ -181,7 +181,9 @@ pub fn reserve_low_pages(mem: &Memory) -> Option<u64> {
     })
 }
 
-fn install(mem: &Memory, stacks: &[u64]) -> Result<Installed, SmpError> {
+/// Installs the start code with `published` stacks in its slots; `tops` (every AP stack, the
+/// ones published later included) are checked to lie where the temporary tables reach them.
+fn install(mem: &Memory, tops: &[u64], published: &[u64]) -> Result<Installed, SmpError> {
     let base = LOW_PAGES
         .get()
         .copied()
@@ -199,10 +201,10 @@ fn install(mem: &Memory, stacks: &[u64]) -> Result<Installed, SmpError> {
         efer,
         entry: ap_entry as *const () as u64,
         kernel_cr3,
-        stacks,
+        stacks: published,
     };
     let mut used = alloc::vec![params.entry];
-    used.extend_from_slice(stacks);
+    used.extend_from_slice(tops);
     layout::check_kernel_addresses(&used).map_err(SmpError::Trampoline)?;
     let page = |n: u64| window.virt(base + n * PAGE);
     // SAFETY: the four pages were just claimed from the frame allocator (nothing else uses
@@ -287,7 +289,7 @@ pub fn start_aps(
         Plan::Madt(_) => &[],
         Plan::Broadcast => &tops,
     };
-    let tramp = install(mem, published)?;
+    let tramp = install(mem, &tops, published)?;
     let vector = layout::sipi_vector(tramp.base).map_err(SmpError::Trampoline)?;
     info!(
         "smp: start code at {:#x} (STARTUP vector {vector:#04x}), {} KiB of stacks per AP",
