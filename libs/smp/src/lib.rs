@@ -11,10 +11,12 @@
 //! - [`mailbox`]: the protocol of a per-CPU request slot: a sender claims it, posts a request,
 //!   signals the target (an IPI), waits with a deadline and collects the result or gives up
 //!   without leaving the slot stuck.
+//! - [`mtrr`]: the memory type range registers each AP compares with the BSP's.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
 
 pub mod mailbox;
+pub mod mtrr;
 pub mod numbering;
 pub mod trampoline;

@@ -16,6 +16,7 @@
 //! Cross-CPU requests ([`call`]): a mailbox per CPU and the [`vectors::CALL`] IPI.
 
 pub mod call;
+mod mtrrs;
 mod trampoline;
 
 pub use call::{CallError, call_on, flush_tlb_everywhere, on_call_ipi, serve_own_mailbox, wake};
@@ -26,6 +27,8 @@ use crate::memory::{ClaimError, FRAME_SIZE, Memory, PhysWindow};
 use crate::percpu::{self, CpuState};
 use crate::{idt, msr, time};
 use alloc::string::String;
+use alloc::vec::Vec;
+use conduit_smp::mtrr::Mtrr;
 use conduit_smp::trampoline::{self as layout, MAX_SLOTS, PAGE, PAGES, Params, TrampolineError};
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use log::{info, warn};
@@ -101,6 +104,9 @@ struct Start {
     blocks: [AtomicU64; MAX_SLOTS],
     /// Broadcast: the next CPU number to hand out.
     next_index: AtomicUsize,
+    /// The BSP's IA32_MTRRCAP and MTRR values, which every AP compares with its own (none when
+    /// CPUID reports no MTRRs).
+    mtrrs: Option<(u64, Vec<(Mtrr, u64)>)>,
 }
 
 static START: Once<Start> = Once::new();
@@ -278,6 +284,7 @@ pub fn start_aps(
         broadcast: matches!(plan, Plan::Broadcast),
         blocks: [const { AtomicU64::new(0) }; MAX_SLOTS],
         next_index: AtomicUsize::new(1),
+        mtrrs: mtrrs::read(),
     });
     for block in start.blocks.iter().take(aps) {
         let base = alloc_block(mem).ok_or(SmpError::OutOfMemory)?;
@@ -530,6 +537,7 @@ extern "C" fn ap_entry(slot: u64, kernel_cr3: u64) -> ! {
             halt();
         }
     }
+    mtrrs::check(index, apic_id, &start.mtrrs);
     (start.hooks.init)(index);
     if !cpu.set_online() {
         halt();
