@@ -117,9 +117,14 @@ fn vmx_on(bsp: &VmxInfo) -> String {
     if let Err(e) = conduit_hw::xsave::enable() {
         return format!("VMX not turned on: XSAVE: {e}");
     }
+    // CPUID.01H:ECX.VMX (bit 5), on this CPU: a machine may mix kinds of processors.
+    if core::arch::x86_64::__cpuid(1).ecx & (1 << 5) == 0 {
+        return String::from("VMX not turned on: CPUID reports no VMX on this CPU");
+    }
     let mut info = *bsp;
     // This CPU's own IA32_FEATURE_CONTROL (the firmware sets each CPU's).
-    // SAFETY: CPUID reports VMX on this CPU (it is of the BSP's kind), so the MSR exists.
+    // SAFETY: CPUID reports VMX on this CPU (checked above), so IA32_FEATURE_CONTROL exists
+    // (SDM Vol. 4, Table 2-2).
     info.feature_control = unsafe { conduit_hw::msr::read(0x3a) };
     let Some(mem) = MEM.get() else {
         return String::from("VMX not turned on: no memory manager");

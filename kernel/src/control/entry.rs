@@ -193,6 +193,9 @@ pub fn user_exception(vector: u8, frame: &InterruptStackFrame, error: Option<u64
     });
     // SAFETY: a call is active, so KERNEL_RSP holds the stack of `conduit_ctl_enter`, which
     // returns from there; this handler's own frame (on RSP0) is abandoned and holds nothing.
+    // KERNEL_RSP and ACTIVE are shared by all CPUs, yet they are this CPU's: `run` is reached
+    // only through `Task::raw` (`&mut Task`), so the TASK mutex is held across each call, and
+    // only the CPU running the task is at CPL 3 (the only way here).
     unsafe { conduit_ctl_abort() }
 }
 
@@ -206,7 +209,8 @@ pub fn watchdog_tick(frame: &InterruptStackFrame) {
         *ABORT.lock() = Some(Abort::Watchdog {
             ticks: now.wrapping_sub(STARTED.load(Ordering::Relaxed)),
         });
-        // SAFETY: as in `user_exception`.
+        // SAFETY: as in `user_exception` (the frame is this CPU's and at CPL 3, so this CPU
+        // runs the task's call, under the TASK mutex).
         unsafe { conduit_ctl_abort() }
     }
 }

@@ -8,7 +8,7 @@
 //! the control-register values, the 64-bit entry point and one stack per start slot. Pages 1-3
 //! are temporary page tables ([`identity_tables`]): the kernel's top-level entries plus an
 //! identity map of the low 2 MiB, so the code keeps running at its physical address when paging
-//! turns on (§9.8.5 "Initializing IA-32e Mode"), then jumps to the kernel's address space.
+//! turns on (§10.8.5 "Initializing IA-32e Mode"), then jumps to the kernel's address space.
 //!
 //! The offsets below are shared with the start code (the kernel's `global_asm!` takes them as
 //! constants); [`patch`] writes the block.

@@ -13,7 +13,7 @@
 //! the shared IDT, its local APIC in the BSP's mode ([`apic::init_ap`]); then the kernel's
 //! per-CPU set-up hook, the check-in, and the kernel's loop for this CPU (which never returns).
 //!
-//! Cross-CPU requests ([`call`]): a mailbox per CPU and the [`vectors::CALL`] IPI.
+//! Cross-CPU requests ([`call`]): a mailbox per CPU and the [`apic::vectors::CALL`] IPI.
 
 pub mod call;
 mod mtrrs;
@@ -21,12 +21,11 @@ mod trampoline;
 
 pub use call::{CallError, call_on, flush_tlb_everywhere, on_call_ipi, serve_own_mailbox, wake};
 
-use crate::apic::{self, Ipi, IpiError, IpiTarget, vectors};
+use crate::apic::{self, Ipi, IpiError, IpiTarget};
 use crate::gdt::{self, AP_TRAP_STACKS, CpuStacks, MAX_CPUS};
 use crate::memory::{ClaimError, FRAME_SIZE, Memory, PhysWindow};
 use crate::percpu::{self, CpuState};
 use crate::{idt, msr, time};
-use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_smp::mtrr::Mtrr;
 use conduit_smp::trampoline::{self as layout, MAX_SLOTS, PAGE, PAGES, Params, TrampolineError};
@@ -213,8 +212,10 @@ fn install(mem: &Memory, tops: &[u64], published: &[u64]) -> Result<Installed, S
     used.extend_from_slice(tops);
     layout::check_kernel_addresses(&used).map_err(SmpError::Trampoline)?;
     let page = |n: u64| window.virt(base + n * PAGE);
-    // SAFETY: the four pages were just claimed from the frame allocator (nothing else uses
-    // them) and are mapped through the window; each is 4 KiB.
+    // SAFETY: the four pages are the trampoline's alone: `reserve_low_pages` claimed them from
+    // the frame allocator before anything else allocated, or found them usable but outside the
+    // allocator's table (which then never hands them out); they are mapped through the window
+    // and each is 4 KiB.
     let (code_page, pml4, pdpt, pd) = unsafe {
         (
             &mut *page(0).cast::<[u8; PAGE as usize]>(),
@@ -334,10 +335,7 @@ pub fn start_aps(
                 seen = now;
             }
             for cpu in percpu::all().filter(|c| c.state() == CpuState::Starting) {
-                give_up(
-                    cpu,
-                    String::from("it took a start slot but did not check in"),
-                );
+                give_up(cpu, StartError::Silent);
             }
             // The blocks of the slots nobody took go back (their stacks withdrawn first); the
             // counter is closed first, so that an AP arriving late cannot take one of them.
@@ -385,9 +383,9 @@ fn all_settled() -> bool {
     percpu::all().all(|c| c.state() != CpuState::Starting)
 }
 
-fn give_up(cpu: &percpu::PerCpu, why: String) {
+fn give_up(cpu: &percpu::PerCpu, why: StartError) {
     let apic_id = cpu.apic_id();
-    if cpu.set_failed(why.clone()) {
+    if cpu.set_failed(alloc::format!("{why}")) {
         warn!(
             "cpu {} (APIC ID {apic_id}): did not start: {why}; marked offline",
             cpu.index()
@@ -438,22 +436,51 @@ fn init_sipi_sipi(
     Ok(())
 }
 
+/// Why an AP did not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StartError {
+    /// The INIT-SIPI-SIPI sequence was cut short.
+    Sequence(SequenceError),
+    /// It never ran the start code (took no slot) within [`CHECK_IN_MS`].
+    NoResponse,
+    /// It ran the start code but did not check in within [`CHECK_IN_MS`].
+    NoCheckIn,
+    /// Broadcast: it took a start slot but did not check in before the APs stopped arriving.
+    Silent,
+}
+
+impl core::fmt::Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Sequence(e) => write!(f, "{e}"),
+            Self::NoResponse => {
+                write!(f, "no response to INIT-SIPI-SIPI within {CHECK_IN_MS} ms")
+            }
+            Self::NoCheckIn => write!(
+                f,
+                "it ran the start code but did not check in within {CHECK_IN_MS} ms"
+            ),
+            Self::Silent => f.write_str("it took a start slot but did not check in"),
+        }
+    }
+}
+
 /// Starts one AP and waits for its check-in.
 fn start_one(
     tramp: &Installed,
     target: IpiTarget,
     vector: u8,
     cpu: &percpu::PerCpu,
-) -> Result<(), String> {
+) -> Result<(), StartError> {
     let slots = tramp.slots_taken();
-    init_sipi_sipi(tramp, target, vector, slots).map_err(|e| alloc::format!("{e}"))?;
+    init_sipi_sipi(tramp, target, vector, slots).map_err(StartError::Sequence)?;
     if wait_serving(CHECK_IN_MS, || cpu.state() != CpuState::Starting) {
         return Ok(());
     }
     Err(if tramp.slots_taken() == slots {
-        alloc::format!("no response to INIT-SIPI-SIPI within {CHECK_IN_MS} ms")
+        StartError::NoResponse
     } else {
-        alloc::format!("it ran the start code but did not check in within {CHECK_IN_MS} ms")
+        StartError::NoCheckIn
     })
 }
 
@@ -551,13 +578,4 @@ fn halt() -> ! {
         x86_64::instructions::interrupts::disable();
         x86_64::instructions::hlt();
     }
-}
-
-/// Sends the wake-up IPI ([`vectors::CALL`] with nothing posted) to every other online CPU.
-pub fn wake_all() -> Result<(), IpiError> {
-    let me = percpu::current().index();
-    for cpu in percpu::all().filter(|c| c.index() != me && c.state() == CpuState::Online) {
-        apic::send_ipi(IpiTarget::Apic(cpu.apic_id()), Ipi::Fixed(vectors::CALL))?;
-    }
-    Ok(())
 }

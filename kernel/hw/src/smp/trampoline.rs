@@ -1,9 +1,9 @@
 //! The AP start code and its installation below 1 MiB (layout: `conduit_smp::trampoline`).
 //!
 //! Real mode (CS = the page's segment, IP = 0; Intel SDM Vol. 3A §9.4.4) → LGDT with a 32-bit
-//! operand (the whole base) → CR0.PE and a far jump into 32-bit protected mode (§9.9.1) → CR4
+//! operand (the whole base) → CR0.PE and a far jump into 32-bit protected mode (§10.9.1) → CR4
 //! (PAE), CR3 (the temporary PML4), IA32_EFER (LME, NXE), CR0 (PG) and a far jump into 64-bit
-//! code (§9.8.5, "Initializing IA-32e Mode") → a start slot by `lock xadd`, its stack, and a call
+//! code (§10.8.5, "Initializing IA-32e Mode") → a start slot by `lock xadd`, its stack, and a call
 //! of the kernel's entry with the slot and the kernel's CR3. An AP without a slot or a stack
 //! records its APIC ID for the BSP (which parks it with INIT) and halts. The code runs at its physical
 //! address throughout (the identity map of the temporary tables) until that call.
