@@ -24,7 +24,7 @@ macro_rules! four_cpus {
             r"selftest: smp \[1\] ticks rose on every online CPU: cpu 0 \(APIC ID 0\) [0-9]+ -> [0-9]+, cpu 1 \(APIC ID 1\) [0-9]+ -> [0-9]+, cpu 2 \(APIC ID 2\) [0-9]+ -> [0-9]+, cpu 3 \(APIC ID 3\) [0-9]+ -> [0-9]+",
             r"selftest: smp \[2\] cross-CPU call cpu 0 -> cpu 1 \(APIC ID 1\): ran there 9 times, round trip median [0-9]+ TSC ticks \(min [0-9]+, max [0-9]+\)",
             r"selftest: smp \[2\] cross-CPU call cpu 0 -> cpu 3 \(APIC ID 3\): ran there",
-            r"selftest: smp \[3\] TLB shootdown: 3 AP\(s\) flushed their TLB",
+            r"selftest: smp \[3\] TLB shootdown: a page remapped with a local INVLPG only reads the new frame on 3 AP\(s\) after the shootdown",
             $edu,
             r"selftest: smp: PASS \(4 steps\)",
             r"boot complete: .* 4 CPU\(s\)",
@@ -44,7 +44,7 @@ pub(super) const QEMU_SMP: Scenario = Scenario {
     guests: &[],
     expect: four_cpus!(
         r"apic: local APIC 0 in xAPIC at 0xfee00000 mode",
-        r"selftest: smp \[5\] edu's MSI through IRTE [0-9]+ -> vector 0x[0-9a-f]+ on cpu 2 \(APIC ID 2, 8-bit xAPIC destination\): 8 raised, 8 counted on cpu 2, 0 on other CPUs"
+        r"selftest: smp \[4\] edu's MSI through IRTE [0-9]+ -> vector 0x[0-9a-f]+ on cpu 2 \(APIC ID 2, 8-bit xAPIC destination\): 8 raised, 8 counted on cpu 2, 0 on other CPUs"
     ),
     forbid: &[PANIC, ANY_EXCEPTION, r"did not start"],
     input: &[],
@@ -62,7 +62,7 @@ pub(super) const QEMU_SMP_EIM: Scenario = Scenario {
     }),
     expect: four_cpus!(
         r"apic: local APIC 0 in x2APIC mode",
-        r"selftest: smp \[5\] edu's MSI through IRTE [0-9]+ -> vector 0x[0-9a-f]+ on cpu 2 \(APIC ID 2, 32-bit x2APIC destination\): 8 raised, 8 counted on cpu 2, 0 on other CPUs"
+        r"selftest: smp \[4\] edu's MSI through IRTE [0-9]+ -> vector 0x[0-9a-f]+ on cpu 2 \(APIC ID 2, 32-bit x2APIC destination\): 8 raised, 8 counted on cpu 2, 0 on other CPUs"
     ),
     ..QEMU_SMP
 };
@@ -87,7 +87,7 @@ pub(super) const QEMU_SMP_GHOST: Scenario = Scenario {
         r"cpu 2 \(APIC ID 62\): did not start: no response to INIT-SIPI-SIPI within 500 ms; marked offline",
         r"smp: 2 of 3 CPUs online",
         r"selftest: smp \[1\] ticks rose on every online CPU: cpu 0 \(APIC ID 0\) [0-9]+ -> [0-9]+, cpu 1 \(APIC ID 1\) [0-9]+ -> [0-9]+$",
-        r"selftest: smp \[3\] TLB shootdown: 1 AP\(s\) flushed their TLB",
+        r"selftest: smp \[3\] TLB shootdown: a page remapped with a local INVLPG only reads the new frame on 1 AP\(s\) after the shootdown",
         r"selftest: smp: PASS \(3 steps\)",
         r"conduit> cpus$",
         r"^cpus: 3 numbered, 2 online$",
@@ -126,12 +126,12 @@ pub(super) const BOCHS_SMP: Scenario = Scenario {
         r"smp: 2 of 2 CPUs online$",
         r"selftest: smp \[1\] ticks rose on every online CPU: cpu 0 \(APIC ID 0\) [0-9]+ -> [0-9]+, cpu 1 \(APIC ID 1\) [0-9]+ -> [0-9]+",
         r"selftest: smp \[2\] cross-CPU call cpu 0 -> cpu 1 \(APIC ID 1\): ran there 9 times, round trip median [0-9]+ TSC ticks \(min [0-9]+, max [0-9]+\)",
-        r"selftest: smp \[3\] TLB shootdown: 1 AP\(s\) flushed their TLB",
+        r"selftest: smp \[3\] TLB shootdown: a page remapped with a local INVLPG only reads the new frame on 1 AP\(s\) after the shootdown",
         r"selftest: smp: PASS \(3 steps\)",
         r"VMXON done \(region at 0x[0-9a-f]+\), CR0 0x[0-9a-f]+, CR4 0x[0-9a-f]+: cpu 0 \(APIC ID 0\)$",
-        r"selftest: smp \[4\] INVEPT single-context on 2 CPU\(s\) in VMX operation",
-        r"selftest: smp \[5\] INVVPID single-context on 2 CPU\(s\) in VMX operation",
-        r"selftest: smp \[6\] VMCLEAR of a VMCS region by request on cpu 1$",
+        r"selftest: smp \[5\] INVEPT single-context on 2 CPU\(s\) in VMX operation",
+        r"selftest: smp \[6\] INVVPID single-context on 2 CPU\(s\) in VMX operation",
+        r"selftest: smp \[7\] a VMCS written on another CPU, VMCLEARed there by request, reads the same on cpu 0: cpu 1 \(0xc0de0001\)$",
         r"selftest: smp-vmx: PASS \(3 steps\)",
         r"CONDUIT EXIT: success",
     ],

@@ -455,9 +455,13 @@ pub fn hand_over(mem: &Memory) -> Option<Mechanism> {
     match old {
         Access::Ecam(windows) => {
             let mechanism = ecam_mechanism(&windows);
-            for e in windows {
-                unmap_window(mem, e);
-            }
+            // Removing a mapping ends with a TLB shootdown on the other CPUs, a cross-CPU call:
+            // it needs interrupts enabled (no lock an interrupt handler takes is held here).
+            conduit_hw::smp::with_interrupts(|| {
+                for e in windows {
+                    unmap_window(mem, e);
+                }
+            });
             Some(mechanism)
         }
         Access::PortIo(_) => {

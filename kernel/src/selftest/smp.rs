@@ -3,13 +3,16 @@
 //! 1. each CPU's own tick rises (its local APIC timer, counted in its record);
 //! 2. cross-CPU calls reach each AP, run there (each answers with the index of the CPU it ran
 //!    on) and return; their round trips are timed in TSC ticks (emulated instructions in Bochs);
-//! 3. a TLB shootdown (the one the hypervisor's unmaps use) reaches every AP;
-//! 4. once the guests are placed, where some CPU is in VMX operation ([`after_guests`]):
-//!    INVEPT and INVVPID single-context on every such CPU, and VMCLEAR of a VMCS region on each
-//!    other such CPU by request (what moving a VMCS to another CPU needs);
-//! 5. where QEMU's edu device, interrupt remapping and a third CPU exist: edu's MSI through an
+//! 3. a TLB shootdown (the one the hypervisor's unmaps use): a page remapped to another frame
+//!    with an INVLPG on the BSP only reads the new frame on every AP after it;
+//! 4. where QEMU's edu device, interrupt remapping and a third CPU exist: edu's MSI through an
 //!    IRTE whose destination is CPU 2's APIC ID arrives on CPU 2, counted there, and nowhere
-//!    else.
+//!    else;
+//! 5. once the guests are placed, where some CPU is in VMX operation ([`after_guests`]): INVEPT
+//!    single-context on every such CPU,
+//! 6. INVVPID single-context on every such CPU,
+//! 7. a VMCS written on each other such CPU, VMCLEARed there by request and read back on the BSP
+//!    (what moving a VMCS to another CPU needs).
 //!
 //! `smp-ghost` adds a MADT entry for an APIC ID no processor has ([`GHOST_APIC_ID`]); the start-up
 //! must report it as not started and bring the others up.
@@ -22,12 +25,16 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_config::TestCase;
 use conduit_hw::memory::Memory;
+use conduit_hw::memory::{FRAME_SIZE, mmio};
 use conduit_hw::percpu::{self, CpuState};
-use conduit_hw::vmx::vmcs::VmcsRegion;
+use conduit_hw::vmx::instr;
+use conduit_hw::vmx::vmcs::{self, VmcsRegion};
 use conduit_hw::{rdtsc, smp};
 use conduit_irq::{ApicMode, Destination, IrteBuilder, Owner, SourceQualifier};
 use conduit_pci::config::command;
 use conduit_smp::numbering::MadtCpu;
+use conduit_vmx::fields::GuestNatural;
+use core::sync::atomic::{AtomicU64, Ordering};
 use log::info;
 
 /// The APIC ID of the processor `smp-ghost` adds to the MADT's list (8 bits: xAPIC too).
@@ -55,8 +62,13 @@ fn whoami(arg: u64) -> u64 {
     percpu::current().index() as u64 * 1000 + arg
 }
 
-/// Runs the script; returns the number of steps passed.
+/// Runs the script; returns the number of steps passed. The cross-CPU calls need interrupts
+/// enabled: the script runs in an interrupt window.
 pub fn run(mem: &'static Memory) -> Result<usize, String> {
+    smp::with_interrupts(|| script(mem))
+}
+
+fn script(mem: &'static Memory) -> Result<usize, String> {
     let online: Vec<_> = percpu::all()
         .filter(|c| c.state() == CpuState::Online)
         .collect();
@@ -118,17 +130,15 @@ pub fn run(mem: &'static Memory) -> Result<usize, String> {
     steps += 1;
 
     // [3] TLB shootdown.
-    let flushed = smp::flush_tlb_everywhere().map_err(|e| alloc::format!("{e}"))?;
-    if flushed != aps.len() {
-        return Err(alloc::format!(
-            "{flushed} of {} APs flushed their TLB",
-            aps.len()
-        ));
-    }
-    info!("selftest: smp [3] TLB shootdown: {flushed} AP(s) flushed their TLB");
+    let stale = shootdown(mem, &aps)?;
+    info!(
+        "selftest: smp [3] TLB shootdown: a page remapped with a local INVLPG only reads the new \
+         frame on {} AP(s) after the shootdown (before it: {stale} of them still read the old)",
+        aps.len()
+    );
     steps += 1;
 
-    // [5] edu's MSI to CPU 2.
+    // [4] edu's MSI to CPU 2.
     if let Some(cpu2) = online.iter().find(|c| c.index() == 2)
         && let Ok(ir) = crate::iommu::interrupt_remapping()
         && let Some(f) = pci::get().and_then(|p| {
@@ -163,7 +173,7 @@ pub fn run(mem: &'static Memory) -> Result<usize, String> {
         let (on2, elsewhere) = result?;
         released.map_err(|e| alloc::format!("releasing edu's IRTE: {e}"))?;
         info!(
-            "selftest: smp [5] edu's MSI through IRTE {} -> vector {:#x} on cpu 2 (APIC ID {}, \
+            "selftest: smp [4] edu's MSI through IRTE {} -> vector {:#x} on cpu 2 (APIC ID {}, \
              {} destination): {RAISES} raised, {on2} counted on cpu 2, {elsewhere} on other CPUs",
             route.index,
             route.vector,
@@ -184,29 +194,64 @@ pub fn any_vmx() -> bool {
 }
 
 /// Once the guests are placed (the BSP turned VMX on for them), on every CPU in VMX operation:
-/// [4] INVEPT single-context, [5] INVVPID single-context, [6] VMCLEAR of a fresh VMCS region on
-/// each other such CPU by request. Returns the steps passed.
+/// [5] INVEPT single-context, [6] INVVPID single-context, [7] a VMCS written on each other such
+/// CPU, VMCLEARed there by request and read back here. Returns the steps passed (in an
+/// interrupt window, as [`run`]).
 pub fn after_guests(mem: &'static Memory) -> Result<usize, String> {
+    smp::with_interrupts(|| vmx_steps(mem))
+}
+
+fn vmx_steps(mem: &'static Memory) -> Result<usize, String> {
     // A well-formed EPTP (WB, 4 levels) of a table no guest uses: nothing cached to drop.
     let eptp = 0x1000 | 6 | (3 << 3);
     let n = conduit_hw::vmx::invept_everywhere(eptp).map_err(|e| alloc::format!("{e}"))?;
-    info!("selftest: smp [4] INVEPT single-context on {n} CPU(s) in VMX operation");
+    info!("selftest: smp [5] INVEPT single-context on {n} CPU(s) in VMX operation");
     // A VPID no guest has (guests count up from 1).
     let n = conduit_hw::vmx::invvpid_everywhere(0xfff0).map_err(|e| alloc::format!("{e}"))?;
-    info!("selftest: smp [5] INVVPID single-context on {n} CPU(s) in VMX operation");
+    info!("selftest: smp [6] INVVPID single-context on {n} CPU(s) in VMX operation");
     let caps = conduit_hw::vmx::capabilities().ok_or("no CPU reports its VMX capabilities")?;
-    let mut region = VmcsRegion::new(mem, caps.basic.revision)
-        .map_err(|e| alloc::format!("VMCS region: {e}"))?;
+    let region =
+        |what| VmcsRegion::new(mem, caps.basic.revision).map_err(|e| alloc::format!("{what}: {e}"));
+    let mut moved = region("VMCS region")?;
+    let park = region("parking VMCS region")?;
+    PARK_VMCS.store(park.phys(), Ordering::Release);
     let me = percpu::current().index();
     let mut cleared = Vec::new();
     for c in percpu::all().filter(|c| c.vmx_on() && c.index() != me) {
-        region
+        let mark = MARK + c.index() as u64;
+        match smp::call_on(c.index(), write_mark, moved.phys()) {
+            Ok(0) => {}
+            Ok(code) => {
+                return Err(alloc::format!(
+                    "cpu {}: VMPTRLD/VMWRITE failed ({code})",
+                    c.index()
+                ));
+            }
+            Err(e) => return Err(alloc::format!("{e}")),
+        }
+        moved
             .clear_on(c.index())
             .map_err(|e| alloc::format!("{e}"))?;
-        cleared.push(alloc::format!("cpu {}", c.index()));
+        let read = moved
+            .load()
+            .map_err(|e| alloc::format!("VMPTRLD on cpu {me}: {e}"))?
+            .get(GuestNatural::Rip)
+            .map_err(|e| alloc::format!("{e}"))?;
+        moved
+            .clear()
+            .map_err(|e| alloc::format!("VMCLEAR on cpu {me}: {e}"))?;
+        if read != mark {
+            return Err(alloc::format!(
+                "the guest RIP cpu {} wrote ({mark:#x}) reads {read:#x} on cpu {me} after the \
+                 VMCLEAR by request",
+                c.index()
+            ));
+        }
+        cleared.push(alloc::format!("cpu {} ({read:#x})", c.index()));
     }
     info!(
-        "selftest: smp [6] VMCLEAR of a VMCS region by request on {}",
+        "selftest: smp [7] a VMCS written on another CPU, VMCLEARed there by request, reads the \
+         same on cpu {me}: {}",
         if cleared.is_empty() {
             String::from("no other CPU")
         } else {
@@ -214,6 +259,113 @@ pub fn after_guests(mem: &'static Memory) -> Result<usize, String> {
         }
     );
     Ok(3)
+}
+
+/// The guest RIP [`write_mark`] writes on CPU n: `MARK + n`.
+const MARK: u64 = 0xc0de_0000;
+/// The region [`write_mark`] makes current after its write when no VMCS was current before.
+static PARK_VMCS: AtomicU64 = AtomicU64::new(0);
+
+/// On an AP, by request: VMPTRLD of the region at `phys`, VMWRITE of its guest RIP (`MARK` +
+/// this CPU's index), then the VMCS current before made current again (or, if there was none,
+/// the parking region loaded and VMCLEARed), so that the region stays active here, not current,
+/// its state possibly only in this CPU. 0, or which step failed.
+fn write_mark(phys: u64) -> u64 {
+    let mark = MARK + percpu::current().index() as u64;
+    // SAFETY: the selftest calls this only on CPUs in VMX operation.
+    let before = unsafe { vmcs::vmptrst() };
+    // SAFETY: VMX is on; `phys` is the selftest's own VMCS region (right revision, not current
+    // anywhere: the BSP VMCLEARed it).
+    if unsafe { instr::vmptrld(phys) }.is_err() {
+        return 1;
+    }
+    // SAFETY: VMX is on and the region just loaded is current; guest RIP is writable.
+    if unsafe { instr::vmwrite(GuestNatural::Rip.encoding(), mark) }.is_err() {
+        return 2;
+    }
+    let park = PARK_VMCS.load(Ordering::Acquire);
+    // SAFETY: `before` was this CPU's current VMCS (the code this request interrupted may be
+    // about to enter a guest with it, so it is made current again); the parking region is the
+    // selftest's own, and VMCLEAR of it leaves no VMCS current, as before.
+    let restored = unsafe {
+        if before != u64::MAX {
+            instr::vmptrld(before)
+        } else {
+            instr::vmptrld(park).and_then(|()| instr::vmclear(park))
+        }
+    };
+    if restored.is_err() { 3 } else { 0 }
+}
+
+/// [3]: a page P mapped to frame A is read on each AP (caching P -> A in its TLB), remapped to
+/// frame B with an INVLPG on this CPU only, and after [`smp::flush_tlb_everywhere`] every AP
+/// must read B's value. Returns how many APs still read A between the remap and the shootdown
+/// (informative: a TLB may drop an entry at any time).
+fn shootdown(mem: &'static Memory, aps: &[&&'static percpu::PerCpu]) -> Result<usize, String> {
+    const A: u64 = 0xaaaa_0001;
+    const B: u64 = 0xbbbb_0002;
+    let frame = || {
+        mem.frames
+            .lock()
+            .allocate()
+            .ok_or_else(|| String::from("no frame for the shootdown test"))
+    };
+    let (fa, fb) = (frame()?, frame()?);
+    let page = mmio::map(mem, fa.0, FRAME_SIZE).map_err(|e| alloc::format!("{e}"))?;
+    let cell = page.block::<u64>(0).map_err(|e| alloc::format!("{e}"))?;
+    let result = (|| {
+        cell.write(A);
+        // SAFETY: both frames were just allocated for this test and the mapping is its own;
+        // the frames are only reached through `page`.
+        unsafe { mmio::retarget_local(mem, &page, fb.0) }.map_err(|e| alloc::format!("{e}"))?;
+        cell.write(B);
+        // SAFETY: as above.
+        unsafe { mmio::retarget_local(mem, &page, fa.0) }.map_err(|e| alloc::format!("{e}"))?;
+        let read_on = |c: &percpu::PerCpu| {
+            smp::call_on(c.index(), read_u64, page.virt(0)).map_err(|e| alloc::format!("{e}"))
+        };
+        for c in aps {
+            let v = read_on(c)?;
+            if v != A {
+                return Err(alloc::format!(
+                    "cpu {} reads {v:#x} before the remap",
+                    c.index()
+                ));
+            }
+        }
+        // SAFETY: as above.
+        unsafe { mmio::retarget_local(mem, &page, fb.0) }.map_err(|e| alloc::format!("{e}"))?;
+        let mut stale = 0;
+        for c in aps {
+            if read_on(c)? == A {
+                stale += 1;
+            }
+        }
+        smp::flush_tlb_everywhere().map_err(|e| alloc::format!("{e}"))?;
+        for c in aps {
+            let v = read_on(c)?;
+            if v != B {
+                return Err(alloc::format!(
+                    "cpu {} reads {v:#x} after the shootdown, not the new frame's {B:#x}",
+                    c.index()
+                ));
+            }
+        }
+        Ok(stale)
+    })();
+    // SAFETY: the test is done with the mapping; `cell` is not used again.
+    unsafe { mmio::unmap(mem, &page) }.map_err(|e| alloc::format!("{e}"))?;
+    let mut frames = mem.frames.lock();
+    frames.free(fa);
+    frames.free(fb);
+    result
+}
+
+/// Reads the u64 at kernel address `virt` (on the CPU this runs on).
+fn read_u64(virt: u64) -> u64 {
+    // SAFETY: `shootdown` passes the address of its own mapped, aligned test page and waits for
+    // the reply while the mapping lives.
+    unsafe { core::ptr::read_volatile(virt as *const u64) }
 }
 
 /// Raises edu's interrupt [`RAISES`] times; returns how many arrived on `target` and on the

@@ -350,3 +350,34 @@ fn unmap_range(mem: &Memory, virt: u64, len: u64) -> Result<(), MmioError> {
     crate::smp::flush_tlb_everywhere().map_err(MmioError::Shootdown)?;
     Ok(())
 }
+
+/// Self-test of the TLB shootdown only: points the 4 KiB page of `m` at byte 0 to `frame` and
+/// invalidates it on this CPU alone (INVLPG), so that other CPUs may keep the old translation
+/// until a shootdown (SDM Vol. 3A §4.10.5). `m` must map a single 4 KiB page.
+///
+/// # Safety
+///
+/// `frame` is a frame the caller owns (no Rust object lives in it), and nothing but the caller
+/// uses `m`'s mapping.
+#[cfg(feature = "selftest")]
+pub unsafe fn retarget_local(mem: &Memory, m: &Mmio, frame: u64) -> Result<(), MmioError> {
+    let _guard = SPACE.lock();
+    let mut tables = active_tables(mem);
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(m.virt));
+    let (_, stale) = tables
+        .unmap(page)
+        .map_err(|_| MmioError::NotUnmapped { virt: m.virt })?;
+    // The INVLPG of the new mapping below covers this page on this CPU; the other CPUs are
+    // deliberately left with the old translation.
+    stale.ignore();
+    let flags = PageTableFlags::PRESENT
+        | PageTableFlags::WRITABLE
+        | PageTableFlags::NO_EXECUTE
+        | PageTableFlags::NO_CACHE
+        | PageTableFlags::WRITE_THROUGH;
+    let to = PhysFrame::<Size4KiB>::containing_address(X86PhysAddr::new(frame));
+    // SAFETY: the page is the caller's mapping (its sole user); the frame is the caller's.
+    unsafe { tables.map_to(page, to, flags, &mut TableFrames(mem)) }
+        .map(|flush| flush.flush())
+        .map_err(|e| map_error(e, m.virt))
+}

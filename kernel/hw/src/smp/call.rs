@@ -101,6 +101,19 @@ pub fn call_on(cpu: usize, f: fn(u64) -> u64, arg: u64) -> Result<u64, CallError
     }
 }
 
+/// Runs `f` with interrupts enabled and restores the interrupt flag after: how code that runs
+/// with interrupts disabled (the hypervisor outside its interrupt windows) opens a window for
+/// cross-CPU calls, explicitly. Nothing `f` runs may hold a lock an interrupt handler takes.
+pub fn with_interrupts<R>(f: impl FnOnce() -> R) -> R {
+    let was = x86_64::instructions::interrupts::are_enabled();
+    x86_64::instructions::interrupts::enable();
+    let r = f();
+    if !was {
+        x86_64::instructions::interrupts::disable();
+    }
+    r
+}
+
 /// The [`vectors::CALL`] IPI arrived: runs what this CPU's mailbox holds (nothing, for a mere
 /// wake-up). Called by the interrupt path, before EOI.
 pub fn on_call_ipi() {

@@ -19,7 +19,9 @@ pub mod call;
 mod mtrrs;
 mod trampoline;
 
-pub use call::{CallError, call_on, flush_tlb_everywhere, on_call_ipi, serve_own_mailbox, wake};
+pub use call::{
+    CallError, call_on, flush_tlb_everywhere, on_call_ipi, serve_own_mailbox, wake, with_interrupts,
+};
 
 use crate::apic::{self, Ipi, IpiError, IpiTarget};
 use crate::gdt::{self, AP_TRAP_STACKS, CpuStacks, MAX_CPUS};

@@ -72,6 +72,11 @@ impl VmcsRegion {
         }
     }
 
+    /// Physical address of the region.
+    pub fn phys(&self) -> u64 {
+        self.frame.0
+    }
+
     /// Makes this VMCS current on this CPU.
     pub fn load(&self) -> Result<Current, VmFail> {
         // SAFETY: the region is a VMCS with the right revision id, owned by `self`.
@@ -88,7 +93,7 @@ const CURRENT_HERE: u64 = u64::MAX;
 ///
 /// # Safety
 /// This CPU is in VMX operation.
-unsafe fn vmptrst() -> u64 {
+pub unsafe fn vmptrst() -> u64 {
     let mut ptr = u64::MAX;
     // SAFETY: VMX is on (the caller's guarantee); VMPTRST writes the 8 bytes of `ptr` only.
     unsafe { core::arch::asm!("vmptrst [{0}]", in(reg) &raw mut ptr, options(nostack)) };
