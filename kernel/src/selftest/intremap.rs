@@ -47,12 +47,9 @@ pub(super) const BEYOND: u16 = 300;
 /// How long to wait for one interrupt (TSC ticks; well under a second on any host).
 pub(super) const ONE_INTERRUPT: u64 = 1 << 30;
 
-/// Runs `f` with interrupts enabled.
+/// Runs `f` with interrupts enabled, restoring the interrupt flag after.
 pub(super) fn interrupts_on<R>(f: impl FnOnce() -> R) -> R {
-    x86_64::instructions::interrupts::enable();
-    let r = f();
-    x86_64::instructions::interrupts::disable();
-    r
+    conduit_hw::smp::with_interrupts(f)
 }
 
 /// Spins with interrupts enabled until `done` or `limit` TSC ticks passed; returns `done()`.
