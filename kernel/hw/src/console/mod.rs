@@ -18,6 +18,22 @@ use spin::Mutex;
 
 static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
 static LOGGER: Logger = Logger;
+
+/// Takes the console lock. Another CPU may hold it for a whole line (at 115200 baud, about
+/// 87 µs per character); a CPU that waits for it with interrupts disabled would not take the
+/// cross-CPU requests sent to it meanwhile, so while it spins it serves its own mailbox
+/// ([`crate::smp::serve_own_mailbox`]: lock-free requests only).
+fn lock_console() -> spin::MutexGuard<'static, Option<Console>> {
+    loop {
+        if let Some(guard) = CONSOLE.try_lock() {
+            return guard;
+        }
+        if !x86_64::instructions::interrupts::are_enabled() {
+            crate::smp::serve_own_mailbox();
+        }
+        core::hint::spin_loop();
+    }
+}
 static READY: AtomicBool = AtomicBool::new(false);
 /// [`Uart::key`] of the console UART for the fatal path; [`NO_UART`] when there is none.
 static ACTIVE_KEY: AtomicU64 = AtomicU64::new(NO_UART);
@@ -100,7 +116,7 @@ pub fn init() {
     if opened.is_ok() {
         ACTIVE_KEY.store(com1.key(), Ordering::Release);
     }
-    *CONSOLE.lock() = Some(Console {
+    *lock_console() = Some(Console {
         port: opened.is_ok().then_some(com1),
         mirror: None,
         recording: true,
@@ -124,14 +140,14 @@ pub fn init() {
 
 /// The console in use: its name and where its registers are, e.g. `COM2` and `port 0x2f8`.
 pub fn current() -> Option<(alloc::string::String, alloc::string::String)> {
-    let guard = CONSOLE.lock();
+    let guard = lock_console();
     let port = guard.as_ref()?.port.as_ref()?;
     Some((alloc::string::String::from(&*port.name), port.location()))
 }
 
 /// Programs `uart` at `baud` 8N1, reading the settings back.
 pub fn open(uart: &mut Uart, baud: u32) -> Result<ReadBack, UartError> {
-    if let Some(c) = CONSOLE.lock().as_mut()
+    if let Some(c) = lock_console().as_mut()
         && let Some(p) = c.port.as_mut()
         && p.key() == uart.key()
     {
@@ -147,7 +163,7 @@ pub fn open(uart: &mut Uart, baud: u32) -> Result<ReadBack, UartError> {
 /// on only the chosen one is written.
 pub fn switch(chosen: Option<Uart>, announce: impl FnOnce()) {
     {
-        let mut guard = CONSOLE.lock();
+        let mut guard = lock_console();
         let Some(c) = guard.as_mut() else { return };
         c.recording = false;
         if let Some(new) = chosen {
@@ -173,7 +189,7 @@ pub fn switch(chosen: Option<Uart>, announce: impl FnOnce()) {
         }
     }
     announce();
-    if let Some(c) = CONSOLE.lock().as_mut() {
+    if let Some(c) = lock_console().as_mut() {
         c.mirror = None;
     }
 }
@@ -224,7 +240,7 @@ impl Log for Logger {
             Level::Debug => "DEBUG",
             Level::Trace => "TRACE",
         };
-        let mut guard = CONSOLE.lock();
+        let mut guard = lock_console();
         if let Some(c) = guard.as_mut() {
             if c.input_shown {
                 c.write_bytes(ERASE_LINE);
@@ -245,7 +261,7 @@ impl Log for Logger {
     }
 
     fn flush(&self) {
-        if let Some(p) = CONSOLE.lock().as_mut().and_then(|c| c.port.as_mut()) {
+        if let Some(p) = lock_console().as_mut().and_then(|c| c.port.as_mut()) {
             p.drain();
         }
     }
@@ -323,7 +339,7 @@ pub fn drain_unlocked() {
 
 /// Prints a plain line without the log prefix (the harness' end markers, fatal reports).
 pub fn println(args: fmt::Arguments) {
-    let mut guard = CONSOLE.lock();
+    let mut guard = lock_console();
     match guard.as_mut() {
         Some(c) => {
             if core::mem::take(&mut c.input_shown) {
@@ -340,7 +356,7 @@ pub fn println(args: fmt::Arguments) {
 
 /// One received byte, if the console UART holds one; never waits.
 pub fn read_byte() -> Option<u8> {
-    let guard = CONSOLE.lock();
+    let guard = lock_console();
     // The lock keeps reading apart from a line being written.
     let mut guard = guard;
     guard.as_mut()?.port.as_mut()?.try_read()
@@ -349,13 +365,13 @@ pub fn read_byte() -> Option<u8> {
 /// The shell's side of the console. Each call takes the lock for its own output only: nothing
 /// that logs may run while it is held.
 pub mod shell {
-    use super::{CONSOLE, CrLf, ERASE_LINE, INPUT_MAX};
+    use super::{CrLf, ERASE_LINE, INPUT_MAX, lock_console};
     use core::fmt::Write;
 
     /// Writes `bytes` as they are (the line editor's echo) and records the input line the
     /// terminal now shows: `prompt` followed by `text`.
     pub fn echo(bytes: impl Iterator<Item = u8>, prompt: &str, text: &str) {
-        let mut guard = CONSOLE.lock();
+        let mut guard = lock_console();
         let Some(c) = guard.as_mut() else { return };
         for b in bytes {
             c.send(b);
@@ -374,7 +390,7 @@ pub mod shell {
     /// Writes the echo that ends the input line (a newline, `^C`): the terminal shows no input
     /// line any more.
     pub fn end_input(bytes: impl Iterator<Item = u8>) {
-        let mut guard = CONSOLE.lock();
+        let mut guard = lock_console();
         let Some(c) = guard.as_mut() else { return };
         for b in bytes {
             c.send(b);
@@ -385,7 +401,7 @@ pub mod shell {
     /// Writes `bytes` exactly as they are (a guest's console output while the operator has it
     /// attached): no line ending translation, no erasing of an input line.
     pub fn raw(bytes: &[u8]) {
-        let mut guard = CONSOLE.lock();
+        let mut guard = lock_console();
         let Some(c) = guard.as_mut() else { return };
         for &b in bytes {
             c.send(b);
@@ -395,7 +411,7 @@ pub mod shell {
     /// Writes one line of command output (`\n` becomes `\r\n`), erasing a shown input line
     /// first.
     pub fn line(text: &str) {
-        let mut guard = CONSOLE.lock();
+        let mut guard = lock_console();
         let Some(c) = guard.as_mut() else { return };
         if core::mem::take(&mut c.input_shown) {
             c.write_bytes(ERASE_LINE);
