@@ -347,6 +347,8 @@ fn unmap_range(mem: &Memory, virt: u64, len: u64) -> Result<(), MmioError> {
         va += step;
     }
     // The other CPUs may cache the old translations too (TLB shootdown, SDM Vol. 3A §4.10.5).
+    // A cross-CPU call: the caller runs with interrupts enabled (`smp::with_interrupts`), else
+    // the shootdown fails with `CallError::InterruptsOff` while other CPUs are online.
     crate::smp::flush_tlb_everywhere().map_err(MmioError::Shootdown)?;
     Ok(())
 }
