@@ -170,6 +170,7 @@ mod tests {
             on_crash: crate::model::OnCrash::Restart { max_restarts: 3 },
             on_control_crash: crate::model::OnControlCrash::Stop,
             identity_ram_at: None,
+            placement: crate::Placement::default(),
         };
         BootConfig {
             log_level: LogLevel::Debug,

@@ -76,6 +76,10 @@ pub struct RawGuest {
     /// `kind = "linux"`, with `[hypervisor] unsafe_no_iommu = true`: the guest's RAM at GPA =
     /// HPA from this host-physical address (its first MiB excepted).
     pub identity_ram_at: Option<i64>,
+    /// The physical CPU that runs the guest, by index (`crate::placement`).
+    pub cpus: Option<Vec<i64>>,
+    /// `true`: that CPU runs this guest alone, without time slices.
+    pub dedicated: Option<bool>,
 }
 
 /// How the image file is laid out.
@@ -111,6 +115,8 @@ pub struct GuestSpec {
     pub on_control_crash: OnControlCrash,
     /// The checked `identity_ram_at`.
     pub identity_ram_at: Option<u64>,
+    /// The checked `cpus` and `dedicated`.
+    pub placement: crate::Placement,
 }
 
 impl GuestSpec {
@@ -227,6 +233,9 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
         })?),
     };
     let devices = crate::device::check(i, raw.device.as_deref().unwrap_or_default())?;
+    // `check_kind` has checked `vcpus` already.
+    let vcpus = raw.vcpus.and_then(|v| u32::try_from(v).ok()).unwrap_or(1);
+    let placement = crate::placement::check(i, raw.cpus.as_deref(), raw.dedicated, vcpus)?;
     let identity_ram_at = match raw.identity_ram_at {
         None => None,
         Some(v) => Some(check_identity(
@@ -250,6 +259,7 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
         on_crash,
         on_control_crash,
         identity_ram_at,
+        placement,
     })
 }
 
@@ -398,6 +408,11 @@ pub fn check_all(raws: &[RawGuest]) -> Result<Vec<GuestSpec>, ConfigError> {
         .map(|s| (s.name.clone(), s.devices.clone()))
         .collect();
     crate::device::check_unique(&assigned)?;
+    let placements: Vec<_> = specs
+        .iter()
+        .map(|s| (s.name.as_str(), &s.placement))
+        .collect();
+    crate::placement::check_exclusive(&placements)?;
     Ok(specs)
 }
 
@@ -560,6 +575,7 @@ pub fn place_with(
         on_crash: spec.on_crash,
         on_control_crash: spec.on_control_crash,
         identity_ram_at: spec.identity_ram_at,
+        placement: spec.placement.clone(),
     })
 }
 

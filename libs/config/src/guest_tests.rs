@@ -39,6 +39,7 @@ fn defaults_and_a_full_table() {
             on_crash: OnCrash::Stop,
             on_control_crash: OnControlCrash::Quarantine,
             identity_ram_at: None,
+            placement: crate::Placement::default(),
         }]
     );
     let full = RawGuest {
@@ -250,6 +251,7 @@ fn spec(name: &str, memory_mib: u32, entry: EntryMode, format: ImageFormat) -> G
         on_crash: OnCrash::Stop,
         on_control_crash: OnControlCrash::Quarantine,
         identity_ram_at: None,
+        placement: crate::Placement::default(),
     }
 }
 

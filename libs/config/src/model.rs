@@ -146,6 +146,9 @@ pub struct GuestConfig {
     /// of the guest's RAM block, whose part above its first MiB is mapped at GPA = HPA
     /// (`conduit_bootproto::ram`); `None`: RAM at GPA 0, anywhere in host memory.
     pub identity_ram_at: Option<u64>,
+    /// The physical CPU that runs it (`cpus`, `dedicated`; empty `cpus`: the default placement,
+    /// chosen at boot).
+    pub placement: crate::Placement,
 }
 
 /// What an operating-system guest is booted with besides its kernel image (the builder checked

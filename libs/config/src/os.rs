@@ -260,6 +260,7 @@ pub fn place_linux(
         on_crash: spec.on_crash,
         on_control_crash: spec.on_control_crash,
         identity_ram_at: spec.identity_ram_at,
+        placement: spec.placement.clone(),
     })
 }
 
@@ -378,6 +379,7 @@ pub fn place_multiboot(
         on_crash: spec.on_crash,
         on_control_crash: spec.on_control_crash,
         identity_ram_at: spec.identity_ram_at,
+        placement: spec.placement.clone(),
     })
 }
 
