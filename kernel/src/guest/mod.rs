@@ -442,19 +442,29 @@ impl Guest {
 
     /// Whether a #GP is queued for the next entry (not yet in the VMCS).
     pub fn gp_queued(&self) -> bool {
-        self.vcpus[self.current].events.gp_queued()
+        self.vcpu().events.gp_queued()
     }
 
     /// The state in words: `running`, `exited with code 0x64`, `stopped (why)`.
     pub fn state_text(&self) -> String {
         match &self.state {
-            State::Runnable if self.vcpus[self.current].halted => {
+            State::Runnable if self.vcpu().halted => {
                 String::from("halted (in HLT until its next slice)")
             }
             State::Runnable => String::from("running"),
             State::Exited(code) => alloc::format!("exited with code {code:#x}"),
             State::Stopped(why) => alloc::format!("stopped ({why})"),
         }
+    }
+
+    /// The vCPU that runs (or ran last), which the exit handlers act on.
+    pub fn vcpu(&self) -> &Vcpu {
+        &self.vcpus[self.current]
+    }
+
+    /// The vCPU that runs, mutably.
+    pub fn vcpu_mut(&mut self) -> &mut Vcpu {
+        &mut self.vcpus[self.current]
     }
 
     /// Its statistics: the sum of its vCPUs'.
@@ -528,43 +538,35 @@ impl Guest {
 
     /// Makes this guest's VMCS current (once per time slice).
     pub fn load_vmcs(&self) -> Result<Current, VmFail> {
-        self.vcpus[self.current]
-            .vmx
-            .as_ref()
-            .ok_or(VmFail::Invalid)?
-            .vmcs
-            .load()
+        self.vcpu().vmx.as_ref().ok_or(VmFail::Invalid)?.vmcs.load()
     }
 
     /// Starts a new time slice: the VMX-preemption timer counts down from the slice length (for
     /// a guest with a platform, from the earlier of its end and the guest's timer deadline,
     /// before every entry: `vplatform_exits::before_entry`).
     pub fn arm_timer(&mut self, v: &mut Current) -> Result<(), FieldError> {
-        self.vcpus[self.current].slice_end = conduit_hw::rdtsc().saturating_add(self.slice_tsc);
+        self.vcpu_mut().slice_end = conduit_hw::rdtsc().saturating_add(self.slice_tsc);
         v.set(Guest32::PreemptionTimerValue, self.slice_ticks)
     }
 
     /// Whether VMLAUNCH already succeeded (then entries use VMRESUME).
     pub fn launched(&self) -> bool {
-        self.vcpus[self.current]
-            .vmx
-            .as_ref()
-            .is_some_and(|v| v.vmcs.launched)
+        self.vcpu().vmx.as_ref().is_some_and(|v| v.vmcs.launched)
     }
 
     pub fn set_launched(&mut self) {
-        if let Some(v) = self.vcpus[self.current].vmx.as_mut() {
+        if let Some(v) = self.vcpu_mut().vmx.as_mut() {
             v.vmcs.launched = true;
         }
     }
 
     /// Its extended state (`None`: no vCPU).
     fn ext_mut(&mut self) -> Option<&mut xstate::ExtState> {
-        self.vcpus[self.current].vmx.as_mut().map(|v| &mut v.ext)
+        self.vcpu_mut().vmx.as_mut().map(|v| &mut v.ext)
     }
 
     /// The VMX capabilities of its vCPU (`None`: no vCPU, so no hardware caches its EPT).
     fn vmx_caps(&self) -> Option<&VmxCapabilities> {
-        self.vcpus[self.current].vmx.as_ref().map(|v| &v.caps)
+        self.vcpu().vmx.as_ref().map(|v| &v.caps)
     }
 }

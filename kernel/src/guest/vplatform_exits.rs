@@ -14,7 +14,7 @@ use conduit_hw::rdtsc;
 /// The guest's TSC now: the host's plus the VMCS TSC offset (SDM Vol. 3C §26.6.5). The local
 /// APIC's deadlines are in the guest's TSC.
 fn guest_now(g: &Guest) -> u64 {
-    rdtsc().wrapping_add(g.vcpus[g.current].tsc_offset)
+    rdtsc().wrapping_add(g.vcpu().tsc_offset)
 }
 use conduit_hw::vmx::vmcs::{Current, FieldError};
 use conduit_vlapic::{ApicMode, offset};
@@ -169,7 +169,7 @@ fn cr8_access(
         let value = u64::from(p.lapic.tpr() >> 4);
         match gpr {
             Gpr::Rsp => v.set(GuestNatural::Rsp, value)?,
-            r => g.vcpus[g.current].regs.gpr[r as usize] = value,
+            r => g.vcpu_mut().regs.gpr[r as usize] = value,
         }
     }
     v.skip()?;
@@ -285,9 +285,9 @@ pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     drain_pending(g);
     sync_apic_page(g, v)?;
     let now = guest_now(g);
-    let offset = g.vcpus[g.current].tsc_offset;
+    let offset = g.vcpu().tsc_offset;
     let shift = g.timer_shift;
-    let slice_end = g.vcpus[g.current].slice_end;
+    let slice_end = g.vcpu().slice_end;
     let Some(p) = g.platform.as_mut() else {
         return Ok(());
     };
@@ -368,7 +368,7 @@ fn sync_apic_page(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
 /// The VMX-preemption timer expired: the slice is over, or only the guest's timer is due (the
 /// next entry fires it).
 pub fn preempted(g: &Guest) -> Outcome {
-    if g.platform.is_some() && rdtsc() < g.vcpus[g.current].slice_end {
+    if g.platform.is_some() && rdtsc() < g.vcpu().slice_end {
         Outcome::Resume
     } else {
         Outcome::Yield
@@ -436,14 +436,15 @@ impl Guest {
     /// Whether the current vCPU is in HLT with nothing to wake it yet: no interrupt it could
     /// take, no timer due.
     pub(super) fn current_waiting(&mut self) -> bool {
-        if !self.vcpus[self.current].halted {
+        if !self.vcpu().halted {
             return false;
         }
         if self.platform.is_some() {
-            return self.vcpus[self.current].halted_without_if || !interrupt_ready(self);
+            return self.vcpu().halted_without_if || !interrupt_ready(self);
         }
         !crate::irq::dispatch::has_pending(self.id())
-            && self.vcpus[self.current]
+            && self
+                .vcpu()
                 .events
                 .timer()
                 .is_none_or(|(_, left_us)| left_us > 0)
@@ -474,6 +475,6 @@ impl Guest {
         self.platform
             .as_ref()
             .and_then(|p| p.next_deadline())
-            .map(|d| d.wrapping_sub(self.vcpus[self.current].tsc_offset))
+            .map(|d| d.wrapping_sub(self.vcpu().tsc_offset))
     }
 }

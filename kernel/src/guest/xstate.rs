@@ -55,15 +55,12 @@ impl ExtState {
 /// What the XSETBV check allows guests: the host's supported components that Conduit switches.
 /// `None` without a vCPU.
 pub fn xcr0_supported(g: &Guest) -> Option<u64> {
-    g.vcpus[g.current].vmx.as_ref().map(|v| v.ext.xsave.mask())
+    g.vcpu().vmx.as_ref().map(|v| v.ext.xsave.mask())
 }
 
 /// The guest's XCR0 (x87 only for a guest without a vCPU).
 pub fn guest_xcr0(g: &Guest) -> u64 {
-    g.vcpus[g.current]
-        .vmx
-        .as_ref()
-        .map_or(xcr0::X87, |v| v.ext.xcr0)
+    g.vcpu().vmx.as_ref().map_or(xcr0::X87, |v| v.ext.xcr0)
 }
 
 /// Saves the extended state of `g`'s vCPU that owns this CPU's registers, if one does: they
@@ -101,9 +98,8 @@ const RDX: usize = 2;
 
 /// An XSETBV exit (basic reason 55): XCR`ECX` := EDX:EAX if the guest may, else #GP(0).
 pub fn xsetbv(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
-    let ecx = g.vcpus[g.current].regs.gpr[RCX] as u32;
-    let value =
-        (g.vcpus[g.current].regs.gpr[RDX] << 32) | (g.vcpus[g.current].regs.gpr[RAX] & 0xffff_ffff);
+    let ecx = g.vcpu().regs.gpr[RCX] as u32;
+    let value = (g.vcpu().regs.gpr[RDX] << 32) | (g.vcpu().regs.gpr[RAX] & 0xffff_ffff);
     let cr4 = v.cr4()?;
     let Some(allowed) = xcr0_supported(g) else {
         return super::exits::stop(g, v, alloc::string::String::from("XSETBV without a vCPU"));
@@ -128,7 +124,7 @@ pub fn xsetbv(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
                 "guest \"{}\": XSETBV XCR{ecx} := {value:#x} refused: {e}",
                 g.name
             );
-            g.vcpus[g.current].events.raise_gp();
+            g.vcpu_mut().events.raise_gp();
         }
     }
     Ok(Outcome::Resume)

@@ -133,7 +133,7 @@ fn dump_vcpu(g: &Guest) -> Result<(), FieldError> {
     say!(
         "vcpu of {} (VPID {}, {}, VMCS {}):",
         g.name,
-        g.vcpus[g.current].vpid,
+        g.vcpu().vpid,
         g.state_text(),
         if g.launched() {
             "launched"
@@ -198,18 +198,18 @@ fn dump_vcpu(g: &Guest) -> Result<(), FieldError> {
             error_code: entry_error
         }
     );
-    let timer = match g.vcpus[g.current].events.timer() {
+    let timer = match g.vcpu().events.timer() {
         Some((vector, left)) => alloc::format!("vector {vector:#x} in {left} us"),
         None => String::from("not armed"),
     };
-    let held = if g.vcpus[g.current].events.waiting() {
+    let held = if g.vcpu().events.waiting() {
         ", one waits for an interrupt window"
     } else {
         ""
     };
     say!(
         "  virtual interrupts: {} injected{held}; virtual timer {timer}",
-        g.vcpus[g.current].events.injected
+        g.vcpu().events.injected
     );
     if g.launched() {
         say!(
@@ -220,7 +220,7 @@ fn dump_vcpu(g: &Guest) -> Result<(), FieldError> {
     } else {
         say!("  last exit: none (never entered since its VMCS was programmed)");
     }
-    let r = &g.vcpus[g.current].regs.gpr;
+    let r = &g.vcpu().regs.gpr;
     say!(
         "  RAX {:#x} RBX {:#x} RCX {:#x} RDX {:#x} RSI {:#x} RDI {:#x} RBP {:#x}",
         r[0],
