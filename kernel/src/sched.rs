@@ -6,7 +6,7 @@
 //! waits, the CPU sleeps until the next interrupt (the tick at the latest), or, if a guest's timer
 //! is due before the next tick, waits for it with interrupts enabled (`irq::wait_for_interrupt_until`).
 
-use crate::guest::{self, Guest, Guests, Outcome, State};
+use crate::guest::{self, Guest, Guests, State};
 use crate::irq;
 use crate::platform::Platform;
 use crate::shell::{Flow, Shell, World};
@@ -14,8 +14,6 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_config::{OnCrash, OnIdle};
-use conduit_hw::rdtsc;
-use conduit_hw::vmx::run;
 use log::info;
 
 /// Runs the guests and the shell until the run ends: with `OnIdle::Exit` once no guest is
@@ -30,7 +28,8 @@ pub fn run(guests: &mut Guests, platform: &Platform, on_idle: OnIdle) {
     }
     let mut busy = guests.any_runnable();
     let mut next = 0;
-    // The guest whose x87/SSE/AVX state and debug registers this CPU holds (`guest::xstate`).
+    // The guest one of whose vCPUs' x87/SSE/AVX state and debug registers this CPU holds
+    // (`guest::xstate`).
     let mut fpu_owner = None;
     loop {
         if all_waiting(&mut guests.list) {
@@ -46,11 +45,8 @@ pub fn run(guests: &mut Guests, platform: &Platform, on_idle: OnIdle) {
             Pick::Waiting => {}
             Pick::Run(i) => {
                 next = i + 1;
-                if let Err(e) = guest::xstate::switch_to(&mut guests.list, &mut fpu_owner, i) {
-                    guests.list[i].stop(format!("cannot load its extended state: {e}"));
-                    continue;
-                }
-                run_slice(&mut guests.list[i]);
+                guest::release_ext(&mut guests.list, &mut fpu_owner, i);
+                guest::run_slice(&mut guests.list[i]);
                 if let Some(why) = guests.list[i].take_reset() {
                     reset(guests, i, why);
                 }
@@ -118,7 +114,7 @@ fn report_finished(guests: &[Guest]) {
     info!("every guest has finished");
     let counts: Vec<_> = guests
         .iter()
-        .map(|g| format!("{}={}", g.name, g.stats.by_reason[52]))
+        .map(|g| format!("{}={}", g.name, g.stats().by_reason[52]))
         .collect();
     info!("preemption-timer exits per guest: {}", counts.join(" "));
     for g in guests {
@@ -176,56 +172,5 @@ fn pick(guests: &mut [Guest], from: usize) -> Pick {
         Pick::Waiting
     } else {
         Pick::Finished
-    }
-}
-
-/// Runs `g` until it yields or finishes.
-fn run_slice(g: &mut Guest) {
-    let mut v = match g.load_vmcs() {
-        Ok(v) => v,
-        Err(e) => {
-            g.stop(format!("cannot make its VMCS current: {e}"));
-            return;
-        }
-    };
-    if let Err(e) = g.arm_timer(&mut v) {
-        g.stop(format!("{e}"));
-        return;
-    }
-    guest::devices::sync(g);
-    loop {
-        crate::irq::interrupt_window();
-        if let Err(e) = g.before_entry(&mut v) {
-            g.stop(format!("{e}"));
-            return;
-        }
-        if g.state != State::Runnable {
-            return;
-        }
-        g.halted = false;
-        let start = rdtsc();
-        let launched = g.launched();
-        // SAFETY: the VMCS is current and was fully programmed and checked by `Guest::create`
-        // (or by `Guest::restart`).
-        let entered = unsafe { run::enter(&mut g.regs, launched) };
-        g.stats.tsc_in_guest += rdtsc().wrapping_sub(start);
-        if let Err(fail) = entered {
-            let what = if launched { "VMRESUME" } else { "VMLAUNCH" };
-            g.stop(format!("{what} failed: {fail}"));
-            return;
-        }
-        if !launched {
-            // The start of the guest's boot, for figures measured from the log (scripts/bench).
-            info!("guest \"{}\": first VM entry", g.name);
-        }
-        g.set_launched();
-        match guest::handle_exit(g, &mut v) {
-            Ok(Outcome::Resume) => continue,
-            Ok(Outcome::Yield | Outcome::Done) => return,
-            Err(e) => {
-                g.stop(format!("exit handling failed: {e}"));
-                return;
-            }
-        }
     }
 }

@@ -151,7 +151,7 @@ pub fn after_exit(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     }
     let error_code = v.get(ReadOnly32::IdtVectoringErrorCode)?;
     let length = v.get(ReadOnly32::ExitInstructionLength)?;
-    g.events.reinject = Event::from_vectoring(info, error_code, length);
+    g.vcpu_mut().events.reinject = Event::from_vectoring(info, error_code, length);
     Ok(())
 }
 
@@ -180,10 +180,10 @@ pub fn wakes_at_once(g: &mut Guest, v: &mut Current) -> Result<bool, FieldError>
 }
 
 fn poll_timer(g: &mut Guest, id: GuestId) {
-    if let Some(t) = g.events.timer
+    if let Some(t) = g.vcpu().events.timer
         && rdtsc() >= t.deadline
     {
-        g.events.timer = None;
+        g.vcpu_mut().events.timer = None;
         dispatch::raise(id, t.vector);
     }
 }
@@ -193,7 +193,7 @@ fn poll_timer(g: &mut Guest, id: GuestId) {
 /// stays pending there (a higher one arriving meanwhile overtakes it).
 pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     let id = g.id();
-    if g.events.timer.is_some() {
+    if g.vcpu().events.timer.is_some() {
         poll_timer(g, id);
     }
     // A guest with a virtual local APIC: the APIC's highest deliverable vector (software
@@ -205,7 +205,7 @@ pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     } else {
         None
     };
-    let ev = &mut g.events;
+    let ev = &mut g.vcpu_mut().events;
     let waiting = if platform {
         apic_vector.is_some()
     } else {
@@ -263,7 +263,7 @@ pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
             dispatch::raise(id, vector);
         }
     }
-    let ev = &mut g.events;
+    let ev = &mut g.vcpu_mut().events;
     if window != ev.window {
         let bits = if window {
             ev.primary | PrimaryControls::INTERRUPT_WINDOW_EXITING.bits()

@@ -1,6 +1,7 @@
 //! A guest's exit statistics.
 
-/// Exit counts by basic exit reason, and time spent in the guest, since it last (re)started.
+/// Exit counts by basic exit reason, and time spent in the guest, since it last (re)started: one
+/// vCPU's, or a guest's totals ([`Stats::sum`]).
 #[derive(Debug)]
 pub struct Stats {
     pub by_reason: [u64; 96],
@@ -12,6 +13,18 @@ impl Stats {
         by_reason: [0; 96],
         tsc_in_guest: 0,
     };
+
+    /// The sum of several vCPUs' statistics (a guest's totals).
+    pub fn sum<'a>(all: impl IntoIterator<Item = &'a Self>) -> Self {
+        let mut total = Self::ZERO;
+        for s in all {
+            for (t, n) in total.by_reason.iter_mut().zip(s.by_reason) {
+                *t += n;
+            }
+            total.tsc_in_guest += s.tsc_in_guest;
+        }
+        total
+    }
 
     /// Every exit counted.
     pub fn total_exits(&self) -> u64 {

@@ -109,7 +109,7 @@ pub(super) fn setup(
         .load_vmcs()
         .map_err(|e| CreateError::Vmcs(format!("VMPTRLD: {e}")))?;
     write_controls(host, guest, &controls, &mut v).map_err(vmcs_err)?;
-    guest.msr_state = Some(super::msr_exits::msr_state(guest, controls.secondary));
+    guest.vcpu_mut().msr_state = Some(super::msr_exits::msr_state(guest, controls.secondary));
     if guest.platform.as_ref().is_some_and(|p| p.apicv) {
         map_apic_access(guest, host.apic_access)?;
     }
@@ -121,7 +121,7 @@ pub(super) fn setup(
         .may_be_one
         & PrimaryControls::INTERRUPT_WINDOW_EXITING.bits()
         != 0;
-    guest.events = super::events::Events::new(controls.primary.bits(), window, host.tsc);
+    guest.vcpu_mut().events = super::events::Events::new(controls.primary.bits(), window, host.tsc);
     vmx::write_host_state(&mut v).map_err(vmcs_err)?;
 
     let state = match (spec.entry, selectors) {
@@ -144,7 +144,7 @@ pub(super) fn setup(
             s.tr.base = TSS_GPA;
             if let Entry::Linux { zero_page, .. } = spec.entry {
                 // The 64-bit boot protocol: RSI holds the zero page's address.
-                guest.regs.gpr[RSI] = zero_page;
+                guest.vcpu_mut().regs.gpr[RSI] = zero_page;
             }
             s
         }
@@ -163,8 +163,8 @@ pub(super) fn setup(
             s.cs = Segment::new(MULTIBOOT_CS, 0, 0xffff_ffff, 0xb | flat);
             (s.ds, s.es, s.fs, s.gs, s.ss) = (data, data, data, data, data);
             s.rip = eip;
-            guest.regs.gpr[RAX] = u64::from(multiboot::BOOTLOADER_MAGIC);
-            guest.regs.gpr[RBX] = info;
+            guest.vcpu_mut().regs.gpr[RAX] = u64::from(multiboot::BOOTLOADER_MAGIC);
+            guest.vcpu_mut().regs.gpr[RBX] = info;
             s
         }
         (entry, None) => {
@@ -185,7 +185,7 @@ pub(super) fn setup(
     let unrestricted = !long || guest.platform.is_some();
     let cr0_fixed = FixedBits::guest_cr0(&host.vmx.msrs, unrestricted);
     let cr4_fixed = FixedBits::cr4(&host.vmx.msrs);
-    guest.cr_fixed = (cr0_fixed, cr4_fixed);
+    guest.vcpu_mut().cr_fixed = (cr0_fixed, cr4_fixed);
     v.set(ControlNatural::Cr0GuestHostMask, cr0_fixed.fixed_mask())
         .map_err(vmcs_err)?;
     v.set(
@@ -207,7 +207,7 @@ pub(super) fn setup(
     let ctx = CheckContext::new(&host.vmx.msrs, &controls).with_address_widths(phys_bits, lin_bits);
     written.check(&ctx).map_err(CreateError::GuestState)?;
 
-    vmx::invvpid(&host.vmx.caps, guest.vpid)
+    vmx::invvpid(&host.vmx.caps, guest.vcpu().vpid)
         .map_err(|e| CreateError::Vmcs(format!("INVVPID: {e}")))?;
     vmx::invept(&host.vmx.caps, guest.eptp)
         .map_err(|e| CreateError::Vmcs(format!("INVEPT: {e}")))?;
@@ -263,7 +263,7 @@ fn write_controls(
     v.set(Control64::MsrBitmap, host.msr_bitmap.0)?;
     v.set(Control64::EptPointer, guest.eptp)?;
     v.set(Control64::TscOffset, 0)?;
-    v.set(Control16::VirtualProcessorId, guest.vpid)?;
+    v.set(Control16::VirtualProcessorId, guest.vcpu().vpid)?;
     v.set(Guest32::PreemptionTimerValue, guest.slice_ticks)?;
     Ok(())
 }

@@ -14,7 +14,7 @@ use conduit_hw::rdtsc;
 /// The guest's TSC now: the host's plus the VMCS TSC offset (SDM Vol. 3C §26.6.5). The local
 /// APIC's deadlines are in the guest's TSC.
 fn guest_now(g: &Guest) -> u64 {
-    rdtsc().wrapping_add(g.tsc_offset)
+    rdtsc().wrapping_add(g.vcpu().tsc_offset)
 }
 use conduit_hw::vmx::vmcs::{Current, FieldError};
 use conduit_vlapic::{ApicMode, offset};
@@ -148,14 +148,14 @@ fn cr8_access(
     if store {
         let value = match gpr {
             Gpr::Rsp => v.get(GuestNatural::Rsp)?,
-            r => g.regs.gpr[r as usize],
+            r => g.vcpus[g.current].regs.gpr[r as usize],
         };
         if value >> 4 != 0 {
-            g.events.raise_gp();
+            g.vcpus[g.current].events.raise_gp();
             return Ok(Outcome::Resume);
         }
         let tpr = (value as u32) << 4;
-        let now = rdtsc().wrapping_add(g.tsc_offset);
+        let now = rdtsc().wrapping_add(g.vcpus[g.current].tsc_offset);
         let effects = match p.lapic.mode() {
             ApicMode::XApic => Some(p.lapic.write(offset::TPR, tpr, now)),
             // TPR's x2APIC MSR (SDM Vol. 3A §11.12.1.2, Table 11-6); TPR writes never #GP.
@@ -169,7 +169,7 @@ fn cr8_access(
         let value = u64::from(p.lapic.tpr() >> 4);
         match gpr {
             Gpr::Rsp => v.set(GuestNatural::Rsp, value)?,
-            r => g.regs.gpr[r as usize] = value,
+            r => g.vcpu_mut().regs.gpr[r as usize] = value,
         }
     }
     v.skip()?;
@@ -285,9 +285,9 @@ pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     drain_pending(g);
     sync_apic_page(g, v)?;
     let now = guest_now(g);
-    let offset = g.tsc_offset;
+    let offset = g.vcpu().tsc_offset;
     let shift = g.timer_shift;
-    let slice_end = g.slice_end;
+    let slice_end = g.vcpu().slice_end;
     let Some(p) = g.platform.as_mut() else {
         return Ok(());
     };
@@ -368,7 +368,7 @@ fn sync_apic_page(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
 /// The VMX-preemption timer expired: the slice is over, or only the guest's timer is due (the
 /// next entry fires it).
 pub fn preempted(g: &Guest) -> Outcome {
-    if g.platform.is_some() && rdtsc() < g.slice_end {
+    if g.platform.is_some() && rdtsc() < g.vcpu().slice_end {
         Outcome::Resume
     } else {
         Outcome::Yield
@@ -433,17 +433,21 @@ impl Guest {
         super::events::before_entry(self, v)
     }
 
-    /// Whether the guest is in HLT with nothing to wake it yet: no interrupt it could take, no
-    /// timer due.
-    pub fn waiting(&mut self) -> bool {
-        if !self.halted {
+    /// Whether the current vCPU is in HLT with nothing to wake it yet: no interrupt it could
+    /// take, no timer due.
+    pub(super) fn current_waiting(&mut self) -> bool {
+        if !self.vcpu().halted {
             return false;
         }
         if self.platform.is_some() {
-            return self.halted_without_if || !interrupt_ready(self);
+            return self.vcpu().halted_without_if || !interrupt_ready(self);
         }
         !crate::irq::dispatch::has_pending(self.id())
-            && self.events.timer().is_none_or(|(_, left_us)| left_us > 0)
+            && self
+                .vcpu()
+                .events
+                .timer()
+                .is_none_or(|(_, left_us)| left_us > 0)
     }
 
     /// The I/O APIC pin of the UART follows the UART's interrupt output (guests with a platform).
@@ -471,6 +475,6 @@ impl Guest {
         self.platform
             .as_ref()
             .and_then(|p| p.next_deadline())
-            .map(|d| d.wrapping_sub(self.tsc_offset))
+            .map(|d| d.wrapping_sub(self.vcpu().tsc_offset))
     }
 }

@@ -42,6 +42,7 @@ pub fn vms(guests: &Guests) {
         if g.restarts > 0 {
             let _ = write!(restarts, ", restarted {} time(s)", g.restarts);
         }
+        let stats = g.stats();
         let nobody = g.messages_to_nobody();
         if nobody > 0 {
             let _ = write!(restarts, ", {nobody} interrupt message(s) to nobody");
@@ -52,15 +53,15 @@ pub fn vms(guests: &Guests) {
             g.state_text(),
             g.memory_size() / MIB,
             g.memory_host(),
-            g.vpid,
-            Duration(g.stats.tsc_in_guest, tsc)
+            g.vcpus[0].vpid,
+            Duration(stats.tsc_in_guest, tsc)
         );
         let mut by_reason = String::new();
-        for (name, n) in g.stats.nonzero() {
+        for (name, n) in stats.nonzero() {
             let sep = if by_reason.is_empty() { "" } else { ", " };
             let _ = write!(by_reason, "{sep}{name}: {n}");
         }
-        say!("    exits: {} ({by_reason})", g.stats.total_exits());
+        say!("    exits: {} ({by_reason})", stats.total_exits());
         if !g.devices.is_empty() {
             let mut functions = String::new();
             for bdf in &g.devices {
@@ -132,7 +133,7 @@ fn dump_vcpu(g: &Guest) -> Result<(), FieldError> {
     say!(
         "vcpu of {} (VPID {}, {}, VMCS {}):",
         g.name,
-        g.vpid,
+        g.vcpu().vpid,
         g.state_text(),
         if g.launched() {
             "launched"
@@ -197,18 +198,18 @@ fn dump_vcpu(g: &Guest) -> Result<(), FieldError> {
             error_code: entry_error
         }
     );
-    let timer = match g.events.timer() {
+    let timer = match g.vcpu().events.timer() {
         Some((vector, left)) => alloc::format!("vector {vector:#x} in {left} us"),
         None => String::from("not armed"),
     };
-    let held = if g.events.waiting() {
+    let held = if g.vcpu().events.waiting() {
         ", one waits for an interrupt window"
     } else {
         ""
     };
     say!(
         "  virtual interrupts: {} injected{held}; virtual timer {timer}",
-        g.events.injected
+        g.vcpu().events.injected
     );
     if g.launched() {
         say!(
@@ -219,7 +220,7 @@ fn dump_vcpu(g: &Guest) -> Result<(), FieldError> {
     } else {
         say!("  last exit: none (never entered since its VMCS was programmed)");
     }
-    let r = &g.regs.gpr;
+    let r = &g.vcpu().regs.gpr;
     say!(
         "  RAX {:#x} RBX {:#x} RCX {:#x} RDX {:#x} RSI {:#x} RDI {:#x} RBP {:#x}",
         r[0],

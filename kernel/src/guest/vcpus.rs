@@ -1,0 +1,99 @@
+//! One virtual processor of a guest: what each vCPU has for itself (its VMCS, registers, pending
+//! events and virtual timer, MSR area, extended state, statistics), as opposed to what all of a
+//! guest's vCPUs share (memory, EPT, devices, I/O APIC, UART: [`super::Guest`]).
+
+use super::{Stats, events, msrs, xstate};
+use conduit_clock::Rate;
+use conduit_hw::vmx::run::GuestRegs;
+use conduit_hw::vmx::vmcs::VmcsRegion;
+use conduit_vmx::caps::VmxCapabilities;
+
+/// Placeholder fixed bits of a vCPU without a VMCS (`vcpu::setup` sets the real ones).
+const NO_FIXED_BITS: conduit_vmx::cr::FixedBits = conduit_vmx::cr::FixedBits {
+    fixed0: 0,
+    fixed1: u64::MAX,
+};
+
+/// One vCPU (vCPU 0 is the guest's bootstrap processor).
+#[derive(Debug)]
+pub struct Vcpu {
+    /// Its VPID (0: no VMCS).
+    pub vpid: u16,
+    /// Its VMCS and the VMX capabilities it was set up for; `None` for a guest placed on a
+    /// machine without VMX, whose vCPUs never run.
+    pub(super) vmx: Option<VmxVcpu>,
+    pub regs: GuestRegs,
+    pub stats: Stats,
+    /// What the next entries inject, and the virtual timer (`events.rs`).
+    pub events: events::Events,
+    /// Its last slice ended in HLT: it waits for its next slice (HLT yields the CPU).
+    pub halted: bool,
+    /// That HLT ran with RFLAGS.IF clear (an OS guest then stays halted).
+    pub(super) halted_without_if: bool,
+    /// Its emulated MSRs and the policy of which MSRs it has (`msr_exits.rs`); `None` without a
+    /// VMCS.
+    pub(super) msr_state: Option<conduit_cpu_policy::MsrState>,
+    /// The VMX-fixed bits of its CR0 and CR4 (`cr_exits.rs` forces them under what the guest
+    /// writes).
+    pub(super) cr_fixed: (conduit_vmx::cr::FixedBits, conduit_vmx::cr::FixedBits),
+    /// The VMCS TSC offset as last written (`msr_exits.rs`): its TSC is the host's plus this.
+    pub(super) tsc_offset: u64,
+    /// The TSC value at which its current time slice ends.
+    pub(super) slice_end: u64,
+}
+
+/// What a vCPU that runs has beyond its registers: its VMCS, and the capabilities its
+/// invalidations (INVEPT) depend on.
+#[derive(Debug)]
+pub(super) struct VmxVcpu {
+    pub(super) vmcs: VmcsRegion,
+    pub(super) caps: VmxCapabilities,
+    /// Its extended state and debug registers (`xstate.rs`).
+    pub(super) ext: xstate::ExtState,
+    /// Its MSR area (`msrs.rs`).
+    pub(super) msrs: msrs::GuestMsrs,
+}
+
+impl Vcpu {
+    /// A vCPU in its initial state, with this VMCS (`None`: it never runs); `tsc` rates its
+    /// virtual timer.
+    pub(super) fn new(vpid: u16, vmx: Option<VmxVcpu>, tsc: Rate) -> Self {
+        Self {
+            vpid,
+            vmx,
+            regs: GuestRegs::default(),
+            stats: Stats::ZERO,
+            events: events::Events::new(0, false, tsc),
+            halted: false,
+            halted_without_if: false,
+            msr_state: None,
+            cr_fixed: (NO_FIXED_BITS, NO_FIXED_BITS),
+            tsc_offset: 0,
+            slice_end: 0,
+        }
+    }
+
+    /// Back to the initial state for a restart of its guest, on the same VMCS (cleared, so
+    /// `vcpu::setup` programs it as new), VPID and frames.
+    pub(super) fn reset(
+        &mut self,
+        mem: &'static conduit_hw::memory::Memory,
+        host: &msrs::HostMsrs,
+    ) -> Result<(), super::CreateError> {
+        let vmx = self
+            .vmx
+            .as_mut()
+            .ok_or_else(|| super::CreateError::Vmcs("the guest has no vCPU".into()))?;
+        vmx.vmcs
+            .clear()
+            .map_err(|e| super::CreateError::Vmcs(alloc::format!("VMCLEAR: {e}")))?;
+        vmx.ext.reset();
+        vmx.msrs.reset(mem, host);
+        self.regs = GuestRegs::default();
+        self.stats = Stats::ZERO;
+        self.halted = false;
+        self.halted_without_if = false;
+        self.tsc_offset = 0;
+        Ok(())
+    }
+}
