@@ -18,6 +18,7 @@ mod intremap_checks;
 mod intx;
 mod nvme_io;
 mod nvme_vf;
+mod placement;
 mod vtd_edu;
 
 use conduit_config::TestCase;
@@ -52,7 +53,8 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
         | TestCase::IgbVf
         | TestCase::IgbNet
         | TestCase::IgbMailbox
-        | TestCase::Intx => return,
+        | TestCase::Intx
+        | TestCase::Placement => return,
     };
     report(name, result);
 }
@@ -70,6 +72,7 @@ pub fn after_guests(test: TestCase, mem: &'static Memory, guests: &mut [crate::g
         TestCase::IgbNet => ("igb-net", igb_net::run(mem, guests)),
         TestCase::IgbMailbox => ("igb-mailbox", igb_mailbox::run(mem, guests)),
         TestCase::Intx => ("intx", intx::run(mem, guests)),
+        TestCase::Placement => ("placement", placement::run(mem, guests)),
         _ => return,
     };
     report(name, result);

@@ -28,7 +28,7 @@ mod stats;
 pub use stats::Stats;
 mod run;
 pub mod spec;
-pub use run::{release_ext, run_slice};
+pub use run::run_slice;
 mod vcpu;
 mod vcpus;
 pub use vcpus::Vcpu;
@@ -53,7 +53,7 @@ use devices::GuestDevices;
 pub use exits::{Outcome, handle as handle_exit};
 use layout::GuestMemory;
 use log::{info, warn};
-pub use set::{Guests, Refused};
+pub use set::{Guests, OnCpu, Refused, Request, Slot};
 use spec::GuestSpec;
 use vuart::VirtualUart;
 

@@ -40,18 +40,6 @@ impl Guest {
     }
 }
 
-/// Gives this CPU's extended-state registers up for guest `next` (`guest::xstate`): if another
-/// guest's vCPU owns them (`owner`: its index in `guests`), its state is saved first. `next`
-/// loads the state of the vCPU it runs itself ([`run_slice`]).
-pub fn release_ext(guests: &mut [Guest], owner: &mut Option<usize>, next: usize) {
-    if let Some(o) = owner.filter(|&o| o != next)
-        && let Some(g) = guests.get_mut(o)
-    {
-        xstate::save_live(g);
-    }
-    *owner = Some(next);
-}
-
 /// Runs `g`'s next runnable vCPU until it yields or the guest finishes. Nothing runs when each
 /// of its vCPUs waits for an interrupt.
 pub fn run_slice(g: &mut Guest) {
@@ -104,6 +92,9 @@ pub fn run_slice(g: &mut Guest) {
         }
         g.set_launched();
         match super::handle_exit(g, &mut v) {
+            // Another CPU posted a request for this one (`sched::remote`): its IPI caused this
+            // exit, and the slice ends here so that the request is carried out.
+            Ok(Outcome::Resume) if crate::sched::remote::wanted() => return,
             Ok(Outcome::Resume) => continue,
             Ok(Outcome::Yield | Outcome::Done) => return,
             Err(e) => {

@@ -499,6 +499,7 @@ mod tests {
             ("igb-mailbox", TestCase::IgbMailbox),
             ("clock-stopped", TestCase::ClockStopped),
             ("intx", TestCase::Intx),
+            ("placement", TestCase::Placement),
         ] {
             assert_eq!(TestCase::from_name(name), Some(case));
         }

@@ -72,11 +72,16 @@ pub enum TestCase {
     /// line never acknowledged must be cut off by the flood guard while the guest's other
     /// device keeps interrupting.
     Intx,
+    /// Interrupts follow their guest: on behalf of the first guest (no vCPU runs it), placed on
+    /// another CPU than the bootstrap processor and given edu, its driver programs edu's MSI;
+    /// the IRTE's destination must be the APIC ID of the guest's CPU, and every interrupt edu
+    /// raises must be counted for the guest and taken by that CPU.
+    Placement,
 }
 
 impl TestCase {
     /// Every scenario, for listings and error messages.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::PageFault,
         Self::VtdEdu,
         Self::VtdEduRegisterInvalidation,
@@ -91,6 +96,7 @@ impl TestCase {
         Self::IgbMailbox,
         Self::ClockStopped,
         Self::Intx,
+        Self::Placement,
     ];
 
     /// The name used in `[test] scenario = "..."`.
@@ -110,6 +116,7 @@ impl TestCase {
             Self::IgbMailbox => "igb-mailbox",
             Self::ClockStopped => "clock-stopped",
             Self::Intx => "intx",
+            Self::Placement => "placement",
         }
     }
 
