@@ -1,0 +1,182 @@
+//! Issue 15, placement: which CPU runs which guest. `bochs-smp-guests` (two CPUs under VMX: Linux
+//! on CPU 0 and two test guests on CPU 1 at the same time, a triple fault on CPU 1 while CPU 0's
+//! guest runs on, the shell on CPU 0 stopping and restarting a guest on CPU 1) and
+//! `qemu-smp-placement` (four CPUs, no VMX: a guest's device interrupt routed to its CPU, and a
+//! guest naming a CPU the machine lacks refused).
+
+use super::{ANY_EXCEPTION, BANNER, Config, PANIC, Scenario};
+use crate::expect::End;
+use crate::machine::{BochsSpec, MachineSpec, QemuSpec};
+use crate::script::{Input, Step};
+
+/// `bochs-smp-guests`: what the harness types. `vms` is read twice while both CPUs' guests run
+/// (the exit counts of `linux`, on CPU 0, and of `tick`, on CPU 1, must rise between the two:
+/// [`exits_rose`]); then `tick` is stopped and restarted from the shell on CPU 0.
+pub const BOCHS_INPUT: &[Step] = &[
+    Step::line(r"tick: round 2/60", "vms"),
+    Step::line(r"^  tick: ", "cpus"),
+    Step::line(r"tick: round 4/60", "vms"),
+    Step::line(r"^  tick: ", "stop tick"),
+    Step::line(r"^  carried out by cpu 1: request round trip", "restart tick"),
+    Step::line(r"tick: round 1/60", "vms"),
+    Step {
+        wait: r"^  tick: running",
+        send: Input::Raw(b""),
+    },
+    Step::line(r"tick: round 2/60", "quit"),
+];
+
+/// `bochs-smp-guests`: what the console must show, in order.
+pub const BOCHS_EXPECT: &[&str] = &[
+    BANNER,
+    r"cpu 1 \(APIC ID 1\): online, tick every 10 ms \(initial count [0-9]+\); VMXON done",
+    r"smp: 2 of 2 CPUs online$",
+    r#"guest "linux": on cpu 0 \(APIC ID 0\), shared$"#,
+    r#"guest "tick": on cpu 1 \(APIC ID 1\), shared$"#,
+    r#"guest "triple": on cpu 1 \(APIC ID 1\), shared$"#,
+    r"sched: running 3 guest\(s\) round-robin on 2 CPU\(s\): cpu 0: linux; cpu 1: tick, triple$",
+    // CPU 1's triple fault stops that guest alone; CPU 0's Linux prints on afterwards.
+    r#"guest "triple" stopped: triple fault RIP 0x100007"#,
+    r"guest::vuart: linux: \[ *[0-9]+\.[0-9]+\] ",
+    // The first read of `vms`: every guest with the CPU it runs on.
+    r"conduit> vms$",
+    r"^3 guest\(s\), 2 runnable, 0 not created",
+    r"^  linux: running",
+    r"^    vCPU 0 on cpu 0 \(APIC ID 0\)$",
+    r"^  tick: (running|halted)",
+    r"^    vCPU 0 on cpu 1 \(APIC ID 1\)$",
+    r"^  triple: stopped \(triple fault RIP 0x100007",
+    r"^    vCPU 0 on cpu 1 \(APIC ID 1\)$",
+    r"conduit> vms$",
+    // `stop` and `restart` of a guest on CPU 1, typed on CPU 0: carried out by CPU 1.
+    r"conduit> stop tick$",
+    r"^stopped tick: it is not entered again",
+    r"^  carried out by cpu 1: request round trip [0-9]+ TSC ticks$",
+    r"conduit> restart tick$",
+    r"^restarted tick from its image",
+    r"^  carried out by cpu 1: request round trip [0-9]+ TSC ticks$",
+    r"conduit> quit$",
+    r"sched: quit: the operator ended the run with 2 guest\(s\) still running",
+    r"CONDUIT EXIT: success",
+];
+
+/// `bochs-smp-guests`: each guest's own lines, in order.
+pub const BOCHS_GUESTS: &[(&str, &[&str])] = &[
+    (
+        "tick",
+        &[
+            r"tick: hello from ticker64",
+            r"tick: round 4/60",
+            r#"guest "tick" stopped: by operator"#,
+            r#"guest "tick" restarted from its image \(restart 1\)"#,
+            r"tick: hello from ticker64",
+            r"tick: round 1/60",
+        ],
+    ),
+    ("triple", &[r"triple: hello from triple"]),
+    ("linux", &[r"linux: \[ *0\.000000\] Linux version"]),
+];
+
+pub const BOCHS_SMP_GUESTS: Scenario = Scenario {
+    name: "bochs-smp-guests",
+    machine: MachineSpec::Bochs(BochsSpec {
+        cpus: 2,
+        ..BochsSpec::DEFAULT
+    }),
+    config: Config::File("boot/scenarios/smp-guests.toml"),
+    expect: BOCHS_EXPECT,
+    guests: BOCHS_GUESTS,
+    forbid: &[PANIC, ANY_EXCEPTION, r"did not take the request", r"^error: "],
+    input: BOCHS_INPUT,
+    end: End::Success,
+    timeout_secs: 600,
+};
+
+/// `qemu-smp-placement`: four CPUs (q35: APIC IDs 0-3), interrupt remapping, no VMX.
+pub const QEMU_SMP_PLACEMENT: Scenario = Scenario {
+    name: "qemu-smp-placement",
+    machine: MachineSpec::Qemu(QemuSpec {
+        smp: "4",
+        ..QemuSpec::TCG
+    }),
+    config: Config::File("boot/scenarios/smp-placement.toml"),
+    guests: &[],
+    expect: &[
+        BANNER,
+        r"smp: 4 of 4 CPUs online",
+        r#"guest "a": on cpu 2 \(APIC ID 2\), shared$"#,
+        r#"guest "far" refused: `guest "far"\.cpus`: CPU 7: this machine has 4 CPU\(s\) \(0 to 3\)$"#,
+        r#"guest "b": on cpu 0 \(APIC ID 0\), shared \(default placement: round-robin over the online CPUs\)$"#,
+        r#"irq: guest 0: MSI of 00:04\.0 -> IRTE [0-9]+ -> vector 0x[0-9a-f]+ \(the guest's vector 0x53\) on APIC 2 "#,
+        r#"placement-test: guest "a" on cpu 2 \(APIC ID 2\): 00:01\.0 \(00:04\.0\) MSI -> IRTE [0-9]+ destination XApic\(2\) -> host vector 0x[0-9a-f]+; 8 raises, 8 delivered to the guest with its vector 0x53 pending; taken by cpu 0: 0, cpu 1: 0, cpu 2: 8, cpu 3: 0$"#,
+        r"selftest: placement: PASS \(4 steps\)",
+        r"CONDUIT EXIT: success",
+    ],
+    forbid: &[PANIC, ANY_EXCEPTION, r"did not start", r"FAIL"],
+    input: &[],
+    end: End::Success,
+    timeout_secs: 180,
+};
+
+/// The exit counts of `guest` in each answer to `vms` (its `exits: N` line), in log order.
+fn exits_of(lines: &[&str], guest: &str) -> Vec<u64> {
+    let head = format!("  {guest}: ");
+    let mut out = Vec::new();
+    let mut in_guest = false;
+    for l in lines {
+        if l.starts_with("  ") && !l.starts_with("   ") {
+            in_guest = l.starts_with(&head);
+        } else if in_guest && let Some(rest) = l.strip_prefix("    exits: ") {
+            let n = rest.split(' ').next().and_then(|n| n.parse().ok());
+            out.extend(n);
+            in_guest = false;
+        }
+    }
+    out
+}
+
+/// `bochs-smp-guests`: between the first two reads of `vms` the exits of `linux` (CPU 0) and of
+/// `tick` (CPU 1) both rose: both CPUs ran their guests at the same time.
+pub fn exits_rose(log: &str) -> crate::linux_log::Checked {
+    let lines: Vec<&str> = log.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let mut figures = Vec::new();
+    let mut problem = None;
+    for (guest, cpu) in [("linux", 0), ("tick", 1)] {
+        let seen = exits_of(&lines, guest);
+        match seen.as_slice() {
+            [first, second, ..] => {
+                figures.push(format!("{guest}_cpu{cpu}_exits={first}->{second}"));
+                if second <= first && problem.is_none() {
+                    problem = Some(format!(
+                        "{guest} (cpu {cpu}): exits did not rise between two reads of `vms` ({first} -> {second})"
+                    ));
+                }
+            }
+            _ => {
+                problem.get_or_insert_with(|| {
+                    format!("{guest}: fewer than two `vms` answers with its exits")
+                });
+            }
+        }
+    }
+    crate::linux_log::Checked { figures, problem }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO_READS: &str = "conduit> vms\n3 guest(s)\n  linux: running; 128 MiB\n    exits: 10 (HLT: 1)\n    vCPU 0 on cpu 0 (APIC ID 0)\n  tick: running\n    exits: 5 (HLT: 5)\nconduit> vms\n  linux: running\n    exits: 30 (HLT: 2)\n  tick: halted\n    exits: 9 (HLT: 9)\n";
+
+    #[test]
+    fn rising_exits_pass_and_flat_ones_fail() {
+        let c = exits_rose(TWO_READS);
+        assert_eq!(c.problem, None);
+        assert_eq!(c.figures, ["linux_cpu0_exits=10->30", "tick_cpu1_exits=5->9"]);
+        let flat = TWO_READS.replace("exits: 9 ", "exits: 5 ");
+        let c = exits_rose(&flat);
+        assert!(c.problem.is_some_and(|p| p.contains("tick (cpu 1)")));
+        let once = TWO_READS.split("conduit> vms\n  linux").next().unwrap_or("");
+        assert!(exits_rose(once).problem.is_some());
+    }
+}
