@@ -11,6 +11,7 @@ extern crate alloc;
 mod config;
 mod console;
 mod control;
+mod cpus;
 mod guest;
 mod igb;
 mod iommu;
@@ -80,8 +81,17 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     });
     let bundle = config::load(ramdisk);
     let config = &bundle.config;
-    // Before anything else allocates: the host ranges of identity-placed guests.
+    // Before anything else allocates: the host ranges of identity-placed guests, then the APs'
+    // start code below 1 MiB.
     guest::claim_identity(&config.guests, mem);
+    let low = conduit_hw::smp::reserve_low_pages(mem);
+    info!(
+        "smp: start code pages below 1 MiB: {}",
+        low.map_or_else(
+            || alloc::string::String::from("none free (the APs cannot be started)"),
+            |b| alloc::format!("{b:#x}")
+        )
+    );
     info!(
         "configuration \"{}\", log level {:?}",
         config.name, config.log_level
@@ -111,6 +121,18 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
     #[cfg(not(feature = "selftest"))]
     iommu::init(mem, platform.dmar);
     irq::init(mem, &platform);
+    // Every other CPU, VMX on each when guests will run. The test image may add a MADT entry
+    // for a processor that does not exist (`[test] scenario = "smp-ghost"`).
+    #[cfg(feature = "selftest")]
+    let ghosts = selftest::smp::extra_cpus(config.test);
+    #[cfg(not(feature = "selftest"))]
+    let ghosts = alloc::vec::Vec::new();
+    cpus::start(
+        &platform,
+        &ghosts,
+        mem,
+        cpu.vmx.as_ref().filter(|_| !config.guests.is_empty()),
+    );
     // Before the guests: the VFs they are given must be enabled and online first.
     nvme::init(&bundle, mem);
     igb::init(&bundle, mem);
@@ -120,7 +142,7 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         selftest::run(test, mem, cpu.vmx.is_some());
     }
     control::init(&bundle, mem);
-    let cpu_view = sched::cpus::boot_view(&platform);
+    let cpu_view = sched::cpus::boot_view();
     let guests = guest::boot::start_all(&bundle, cpu.vmx.as_ref(), mem, &cpu_view);
     control::seal(mem);
     #[cfg(feature = "selftest")]

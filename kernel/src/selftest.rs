@@ -19,6 +19,7 @@ mod intx;
 mod nvme_io;
 mod nvme_vf;
 mod placement;
+pub mod smp;
 mod vtd_edu;
 
 use conduit_config::TestCase;
@@ -45,6 +46,7 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
         TestCase::DmarCorrupt => ("dmar-corrupt", dmar_corrupt::run(mem)),
         TestCase::Intremap => ("intremap", intremap::run(mem)),
         TestCase::ClockStopped => ("clock-stopped", clock_stopped::check()),
+        TestCase::Smp | TestCase::SmpGhost => ("smp", smp::run(mem)),
         // These run once the guests are placed: see `after_guests`.
         TestCase::NvmeVf
         | TestCase::NvmeVfBad
@@ -72,6 +74,7 @@ pub fn after_guests(test: TestCase, mem: &'static Memory, guests: &mut [crate::g
         TestCase::IgbNet => ("igb-net", igb_net::run(mem, guests)),
         TestCase::IgbMailbox => ("igb-mailbox", igb_mailbox::run(mem, guests)),
         TestCase::Intx => ("intx", intx::run(mem, guests)),
+        TestCase::Smp | TestCase::SmpGhost => ("smp-vmx", smp::after_guests()),
         TestCase::Placement => ("placement", placement::run(mem, guests)),
         _ => return,
     };

@@ -17,6 +17,8 @@ pub struct BochsSpec {
     pub cpu_model: &'static str,
     /// `cpu: ips=` (keep 10–50 M: UART busy-waits are emulated time).
     pub ips: u32,
+    /// `cpu: count=`: processors (each with its own local APIC, IDs 0..count).
+    pub cpus: u8,
     /// More bochsrc lines, appended after the standard ones.
     pub extra_lines: &'static [&'static str],
 }
@@ -26,12 +28,16 @@ impl BochsSpec {
     pub const DEFAULT: Self = Self {
         cpu_model: "tigerlake",
         ips: 50_000_000,
+        cpus: 1,
         extra_lines: &[],
     };
 
     /// A one-line description for listings.
     pub fn describe(&self) -> String {
         let mut s = format!("bochs {}", self.cpu_model);
+        if self.cpus != 1 {
+            s.push_str(&format!(" {} CPUs", self.cpus));
+        }
         for l in self.extra_lines {
             s.push_str(" + `");
             s.push_str(l);
@@ -71,8 +77,8 @@ pub fn bochsrc(spec: &BochsSpec, files: BochsFiles<'_>, extra: &[String]) -> Str
     let _ = writeln!(rc, "pci: enabled=1, chipset=i440fx");
     let _ = writeln!(
         rc,
-        "cpu: count=1, ips={}, model={}, reset_on_triple_fault=0, ignore_bad_msrs=1",
-        spec.ips, spec.cpu_model
+        "cpu: count={}, ips={}, model={}, reset_on_triple_fault=0, ignore_bad_msrs=1",
+        spec.cpus, spec.ips, spec.cpu_model
     );
     let _ = writeln!(
         rc,

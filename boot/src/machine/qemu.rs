@@ -30,6 +30,8 @@ pub struct QemuSpec {
     pub eim: bool,
     /// Where the harness' serial line (stdio) is, and the SPCR table injected to name it.
     pub console: QemuConsole,
+    /// `-smp` (CPUs: `4`, or with hot-pluggable absent ones, `2,maxcpus=4`).
+    pub smp: &'static str,
     /// More arguments, appended after the standard ones.
     pub extra_args: &'static [&'static str],
 }
@@ -116,6 +118,7 @@ impl QemuSpec {
         caching_mode: true,
         eim: false,
         console: QemuConsole::Com1,
+        smp: "1",
         extra_args: &[],
     };
     /// KVM with the default IOMMU options.
@@ -135,6 +138,10 @@ impl QemuSpec {
             QemuConsole::Com1 => {}
             QemuConsole::Com2Spcr => s.push_str(" console on COM2 (SPCR)"),
             QemuConsole::PciSerialSpcr => s.push_str(" console on pci-serial (SPCR)"),
+        }
+        if self.smp != "1" {
+            s.push_str(" -smp ");
+            s.push_str(self.smp);
         }
         for a in self.extra_args {
             s.push(' ');
@@ -181,7 +188,7 @@ pub fn args(spec: &QemuSpec, files: QemuFiles<'_>, extra: &[String]) -> Vec<Stri
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| (*s).to_string()));
     push(&[
-        "-machine", machine, "-accel", accel, "-cpu", cpu, "-smp", "1", "-m", "1G",
+        "-machine", machine, "-accel", accel, "-cpu", cpu, "-smp", spec.smp, "-m", "1G",
     ]);
     // The IOMMU must come before the PCI devices it translates for.
     let iommu = format!("intel-iommu,{}", spec.iommu_options());

@@ -21,8 +21,10 @@ mod intremap;
 mod intx;
 mod linux;
 mod nvme;
+mod placement;
 mod production;
 mod shell;
+mod smp;
 mod sriov;
 mod vplatform;
 mod vtd;
@@ -82,6 +84,9 @@ pub type LogCheck = fn(&str) -> crate::linux_log::Checked;
 /// The scenario's own [`LogCheck`], if it has one (after [`crate::tsc::check`], which every log
 /// passes).
 pub fn log_check(name: &str) -> Option<LogCheck> {
+    if name == placement::BOCHS_SMP_GUESTS.name {
+        return Some(placement::exits_rose as LogCheck);
+    }
     (name == linux::BOCHS_LINUX.name).then_some(crate::linux_log::check as LogCheck)
 }
 
@@ -100,6 +105,12 @@ pub fn all() -> impl Iterator<Item = (&'static Scenario, KernelImage)> {
 pub const SCENARIOS: &[Scenario] = &[
     foundation::QEMU_FOUNDATION,
     foundation::BOCHS_FOUNDATION,
+    smp::QEMU_SMP,
+    smp::QEMU_SMP_EIM,
+    smp::QEMU_SMP_GHOST,
+    smp::BOCHS_SMP,
+    placement::QEMU_SMP_PLACEMENT,
+    placement::BOCHS_SMP_GUESTS,
     // Issue "Foundation": an unmapped read must be decoded as a #PF and end the run with failure.
     Scenario {
         name: "qemu-page-fault",

@@ -31,8 +31,30 @@ struct Stack([u8; IST_STACK_SIZE]);
 #[repr(C, align(16))]
 struct Rsp0Stack([u8; RSP0_STACK_SIZE]);
 
+/// The BSP's IST and RSP0 stacks (the APs' come from the frame allocator, [`CpuStacks`]).
 static mut IST_STACKS: [Stack; 3] = [const { Stack([0; IST_STACK_SIZE]) }; 3];
 static mut RSP0_STACK: Rsp0Stack = Rsp0Stack([0; RSP0_STACK_SIZE]);
+
+/// Bytes an AP's IST and RSP0 stacks need, in one block ([`CpuStacks::carve`]).
+pub const AP_TRAP_STACKS: usize = 3 * IST_STACK_SIZE + RSP0_STACK_SIZE;
+
+/// The tops of one CPU's IST and RSP0 stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuStacks {
+    pub ist: [u64; 3],
+    pub rsp0: u64,
+}
+
+impl CpuStacks {
+    /// The stacks of a block of [`AP_TRAP_STACKS`] bytes at `base` (16-byte aligned).
+    pub fn carve(base: u64) -> Self {
+        let ist = IST_STACK_SIZE as u64;
+        Self {
+            ist: [base + ist, base + 2 * ist, base + 3 * ist],
+            rsp0: base + AP_TRAP_STACKS as u64,
+        }
+    }
+}
 
 /// Bytes of the I/O permission bitmap: one bit per port, plus the terminating 0xFF byte.
 const IOMAP_LEN: usize = 8192 + 1;
@@ -67,66 +89,105 @@ impl Selectors {
     }
 }
 
-/// The GDT lives in an `UnsafeCell`: LTR marks the TSS descriptor busy, and reloading TR after a
-/// VM exit (which cuts TR's limit to 0x67, SDM Vol. 3C §28.5.2) needs the busy bit cleared.
-struct GdtCell(UnsafeCell<GlobalDescriptorTable>);
+/// One CPU's GDT and TSS. Each CPU has its own, so that each has its own TSS (its IST and RSP0
+/// stacks, and the busy bit LTR sets, SDM Vol. 3A §8.2.2); the selectors are the same on every
+/// CPU. The tables live in an `UnsafeCell`: LTR marks the TSS descriptor busy, and reloading TR
+/// after a VM exit (which cuts TR's limit to 0x67, SDM Vol. 3C §28.5.2) needs the busy bit
+/// cleared. The GDT is the first field: [`current_cpu`] finds the record from GDTR's base.
+#[repr(C)]
+struct Tables {
+    gdt: GlobalDescriptorTable,
+    tss: TssBlock,
+}
 
-// SAFETY: written only by `init` (once, before anything else uses it) and by `reload_tr`,
-// which runs on the only CPU with interrupts disabled.
-unsafe impl Sync for GdtCell {}
+struct TablesCell(UnsafeCell<Tables>);
 
-static TSS: Once<TssBlock> = Once::new();
-static GDT: GdtCell = GdtCell(UnsafeCell::new(GlobalDescriptorTable::new()));
+// SAFETY: CPU i's record is written only by `init_cpu(i)`, which runs once on CPU i before
+// anything reads it, and by `reload_tr` on CPU i with interrupts disabled. No CPU touches
+// another's record.
+unsafe impl Sync for TablesCell {}
+
+/// The most CPUs Conduit runs on.
+pub const MAX_CPUS: usize = 16;
+
+static TABLES: [TablesCell; MAX_CPUS] = [const {
+    TablesCell(UnsafeCell::new(Tables {
+        gdt: GlobalDescriptorTable::new(),
+        tss: TssBlock {
+            tss: TaskStateSegment::new(),
+            iomap: [0; IOMAP_LEN],
+        },
+    }))
+}; MAX_CPUS];
 static SELECTORS: Once<Selectors> = Once::new();
 
-fn build_tss() -> TssBlock {
-    let mut tss = TaskStateSegment::new();
+fn fill_tss(block: &mut TssBlock, stacks: &CpuStacks) {
     for (slot, ist) in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK]
         .into_iter()
         .enumerate()
     {
-        // SAFETY: only the address of the static stack is taken, never a reference; each IST
-        // stack is used by exactly one exception vector.
-        let base = unsafe { core::ptr::addr_of!(IST_STACKS[slot]) } as u64;
-        tss.interrupt_stack_table[usize::from(ist)] = VirtAddr::new(base + IST_STACK_SIZE as u64);
+        block.tss.interrupt_stack_table[usize::from(ist)] = VirtAddr::new(stacks.ist[slot]);
     }
-    let rsp0 = core::ptr::addr_of!(RSP0_STACK) as u64;
-    tss.privilege_stack_table[0] = VirtAddr::new(rsp0 + RSP0_STACK_SIZE as u64);
-    let mut iomap = [0xff; IOMAP_LEN];
+    block.tss.privilege_stack_table[0] = VirtAddr::new(stacks.rsp0);
+    block.iomap.fill(0xff);
     for port in RING3_PORTS {
-        iomap[usize::from(port / 8)] &= !(1 << (port % 8));
+        block.iomap[usize::from(port / 8)] &= !(1 << (port % 8));
     }
-    TssBlock { tss, iomap }
 }
 
-/// Builds and loads the GDT and TSS, and reloads every segment register.
+/// The BSP's stacks: the static ones.
+fn bsp_stacks() -> CpuStacks {
+    let mut ist = [0; 3];
+    for (slot, top) in ist.iter_mut().enumerate() {
+        // SAFETY: only the address of the static stack is taken, never a reference; each IST
+        // stack is used by exactly one exception vector of the BSP.
+        let base = unsafe { core::ptr::addr_of!(IST_STACKS[slot]) } as u64;
+        *top = base + IST_STACK_SIZE as u64;
+    }
+    let rsp0 = core::ptr::addr_of!(RSP0_STACK) as u64 + RSP0_STACK_SIZE as u64;
+    CpuStacks { ist, rsp0 }
+}
+
+/// Builds and loads the BSP's (CPU 0's) GDT and TSS, and reloads every segment register.
 pub fn init() {
-    let block = TSS.call_once(build_tss);
-    let sel = SELECTORS.call_once(|| {
-        // SAFETY: runs once (inside `call_once`), before the GDT is loaded or read.
-        let gdt = unsafe { &mut *GDT.0.get() };
-        let code = gdt.append(Descriptor::kernel_code_segment());
-        let data = gdt.append(Descriptor::kernel_data_segment());
-        let tss = match Descriptor::tss_segment_with_iomap(&block.tss, &block.iomap) {
-            Ok(d) => d,
-            Err(_) => Descriptor::tss_segment(&block.tss),
-        };
-        let tss = gdt.append(tss);
-        let user_data = gdt.append(Descriptor::user_data_segment());
-        let user_code = gdt.append(Descriptor::user_code_segment());
-        Selectors {
-            code,
-            data,
-            tss,
-            user_data,
-            user_code,
-        }
+    init_cpu(0, &bsp_stacks());
+}
+
+/// Builds and loads CPU `cpu`'s GDT and TSS (with `stacks`), and reloads every segment register.
+/// Runs once on each CPU, on that CPU; `cpu` < [`MAX_CPUS`] (larger indices panic: the caller
+/// numbers at most that many).
+pub fn init_cpu(cpu: usize, stacks: &CpuStacks) {
+    let tables = TABLES[cpu].0.get();
+    // SAFETY: this CPU's record, written only here, before this CPU loads it (see `TablesCell`).
+    let block: &'static mut TssBlock = unsafe { &mut (*tables).tss };
+    fill_tss(block, stacks);
+    let block: &'static TssBlock = block;
+    let mut gdt = GlobalDescriptorTable::new();
+    let code = gdt.append(Descriptor::kernel_code_segment());
+    let data = gdt.append(Descriptor::kernel_data_segment());
+    let tss = match Descriptor::tss_segment_with_iomap(&block.tss, &block.iomap) {
+        Ok(d) => d,
+        Err(_) => Descriptor::tss_segment(&block.tss),
+    };
+    let tss = gdt.append(tss);
+    let user_data = gdt.append(Descriptor::user_data_segment());
+    let user_code = gdt.append(Descriptor::user_code_segment());
+    let sel = *SELECTORS.call_once(|| Selectors {
+        code,
+        data,
+        tss,
+        user_data,
+        user_code,
     });
+    // SAFETY: as above (the GDT field, disjoint from the TSS block borrowed above); the TSS
+    // descriptor points at this record's block, which lives forever.
+    unsafe { (*tables).gdt = gdt };
     // SAFETY: the GDT is a static, complete from here on; only the busy bit of the TSS
     // descriptor changes later (`reload_tr`).
-    let gdt: &'static GlobalDescriptorTable = unsafe { &*GDT.0.get() };
+    let gdt: &'static GlobalDescriptorTable = unsafe { &(*tables).gdt };
     gdt.load();
-    // SAFETY: the selectors index descriptors of the GDT just loaded, which lives forever.
+    // SAFETY: the selectors index descriptors of the GDT just loaded, which lives forever (every
+    // CPU's GDT has the same layout, so the selectors are the same).
     unsafe {
         CS::set_reg(sel.code);
         SS::set_reg(sel.data);
@@ -136,15 +197,30 @@ pub fn init() {
     }
 }
 
+/// The index of the CPU this runs on, from GDTR's base: each CPU loads its own GDT, which only
+/// ring 0 can change (LGDT) and which a VM exit restores from the VMCS's HOST_GDTR_BASE. `None`
+/// before the CPU loaded its GDT (the loader's is still in use).
+pub fn current_cpu() -> Option<usize> {
+    let base = x86_64::instructions::tables::sgdt().base.as_u64();
+    let first = TABLES.as_ptr() as u64;
+    let size = core::mem::size_of::<TablesCell>() as u64;
+    let offset = base.checked_sub(first)?;
+    let index = (offset / size) as usize;
+    (offset % size == 0 && index < MAX_CPUS).then_some(index)
+}
+
 /// Loads TR again so that its cached limit covers the I/O permission bitmap once more: a VM exit
 /// sets TR's limit to 0x67 (SDM Vol. 3C §28.5.2), which would deny ring 3 every port. LTR needs
 /// an available (not busy) descriptor, so the busy bit is cleared first (SDM Vol. 3A §8.2.2).
 pub fn reload_tr() {
     let Some(sel) = SELECTORS.get() else { return };
-    let gdtr = x86_64::instructions::tables::sgdt();
-    let type_byte = gdtr.base.as_u64() + u64::from(sel.tss.index()) * 8 + 5;
-    // SAFETY: GDTR names the GDT static (inside an UnsafeCell); byte 5 of the TSS descriptor is
-    // its type and flags: 0x8b (busy) becomes 0x89 (available). One CPU, interrupts off.
+    let Some(cpu) = current_cpu() else { return };
+    // SAFETY: this CPU's own GDT (see `TablesCell`), loaded; only the busy bit of its TSS
+    // descriptor is read and written.
+    let gdt = unsafe { core::ptr::addr_of_mut!((*TABLES[cpu].0.get()).gdt) };
+    let type_byte = gdt as u64 + u64::from(sel.tss.index()) * 8 + 5;
+    // SAFETY: byte 5 of the TSS descriptor in this CPU's GDT is its type and flags: 0x8b (busy)
+    // becomes 0x89 (available). Only this CPU uses its GDT; interrupts are off here.
     unsafe {
         let p = type_byte as *mut u8;
         p.write_volatile(p.read_volatile() & !0x02);
@@ -160,10 +236,11 @@ pub fn selectors() -> Selectors {
     }
 }
 
-/// The linear address of the TSS (HOST_TR_BASE).
+/// The linear address of this CPU's TSS (HOST_TR_BASE).
 pub fn tss_base() -> u64 {
-    match TSS.get() {
-        Some(block) => core::ptr::from_ref(&block.tss) as u64,
+    match current_cpu() {
+        // SAFETY: only the address of this CPU's TSS is taken.
+        Some(cpu) => unsafe { core::ptr::addr_of!((*TABLES[cpu].0.get()).tss.tss) as u64 },
         None => panic!("gdt::init runs before anything asks for the TSS"),
     }
 }

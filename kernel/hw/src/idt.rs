@@ -243,6 +243,13 @@ macro_rules! external_vectors {
     };
 }
 
+/// Loads the IDT on an AP (the one every CPU shares, built by [`init`] on the BSP).
+pub fn load() {
+    if let Some(idt) = IDT.get() {
+        idt.load();
+    }
+}
+
 /// Builds and loads the IDT.
 pub fn init() {
     let idt = IDT.call_once(|| {

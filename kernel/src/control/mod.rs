@@ -35,7 +35,7 @@ mod entry;
 mod restart;
 mod space;
 
-pub use entry::{user_exception, watchdog_tick};
+pub use entry::{init_syscall, user_exception, watchdog_tick};
 
 use crate::pci::{self, Mechanism};
 use alloc::format;

@@ -226,6 +226,7 @@ fn place(
     };
     let cpu = usize::from(a.cpu);
     let apic = cpus.get(cpu).map_or(0, |c| c.apic_id);
+    crate::sched::cpus::place(index, cpu);
     if let Err(e) = crate::irq::place_guest(conduit_irq::GuestId(index), apic) {
         warn!(
             "guest \"{}\": its interrupts cannot be routed to cpu {cpu} (APIC ID {apic}): {e}",

@@ -19,6 +19,7 @@
 //! ([`take_pending`]); where no vCPU runs (QEMU TCG) the counts are what is observed.
 
 use conduit_hw::apic::{self, vectors};
+use conduit_hw::percpu;
 use conduit_irq::{Binding, GuestId, Owner};
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
@@ -79,28 +80,32 @@ static TICKS: AtomicU64 = AtomicU64::new(0);
 /// Set when the flood guard cuts a source off, until [`take_flood_notice`] is called.
 static FLOOD_NOTICE: AtomicBool = AtomicBool::new(false);
 static UNBOUND: AtomicU64 = AtomicU64::new(0);
-/// Every vector handled (the tick, device interrupts, the VT-d fault event), for waits that end
-/// at the next one ([`interrupts_handled`]).
-static HANDLED: AtomicU64 = AtomicU64::new(0);
-
-/// How many interrupts this CPU has handled so far.
+/// How many interrupts this CPU has handled so far (every vector: the tick, device interrupts,
+/// the VT-d fault event, cross-CPU requests), for waits that end at the next one.
 pub fn interrupts_handled() -> u64 {
-    HANDLED.load(Ordering::Relaxed)
+    percpu::current().interrupts()
 }
 
 /// Handles `vector` and signals EOI. Called with interrupts disabled (an interrupt gate, or the
 /// VM-exit path with the interrupt acknowledged on exit).
 pub fn on_interrupt(vector: u8) {
-    HANDLED.fetch_add(1, Ordering::Relaxed);
+    let me = percpu::current();
+    me.count_interrupt(vector);
     match vector {
         vectors::TICK => {
-            TICKS.fetch_add(1, Ordering::Relaxed);
-            for s in &SLOTS {
-                s.window.store(0, Ordering::Relaxed);
+            me.count_tick();
+            // Every CPU ticks; the hypervisor's clock of ticks and the flood windows are the
+            // BSP's.
+            if me.index() == 0 {
+                TICKS.fetch_add(1, Ordering::Relaxed);
+                for s in &SLOTS {
+                    s.window.store(0, Ordering::Relaxed);
+                }
+                // A VT-d fault event interrupt masked for a storm is unmasked each tick.
+                conduit_hw::vtd::fault::on_tick();
             }
-            // A VT-d fault event interrupt masked for a storm is unmasked each tick.
-            conduit_hw::vtd::fault::on_tick();
         }
+        vectors::CALL => conduit_hw::smp::on_call_ipi(),
         // Through a VM exit: drain the fault records as the IDT's handler would.
         vectors::VTD_FAULT => conduit_hw::vtd::fault::on_interrupt(),
         // The spurious vector is never acknowledged (SDM Vol. 3A §11.9).
@@ -145,6 +150,8 @@ fn device(vector: u8) {
         if let Some(v) = b.virtual_vector {
             c.mark_pending(v);
         }
+        // Taken on another CPU than the guest's: that CPU is told.
+        crate::sched::cpus::guest_interrupt(g);
     }
 }
 
@@ -194,7 +201,7 @@ pub fn totals() -> (u64, u64) {
     (delivered, UNBOUND.load(Ordering::Acquire))
 }
 
-/// Ticks of the local APIC timer so far.
+/// Ticks of the BSP's local APIC timer so far (each CPU's own: `percpu`).
 pub fn ticks() -> u64 {
     TICKS.load(Ordering::Acquire)
 }

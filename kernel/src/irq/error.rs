@@ -25,7 +25,7 @@ pub enum IrqError {
     NoSourceId(u8),
     /// A function's INTx cannot be given to a guest.
     Intx(String),
-    /// An interrupt destination that is no CPU of the MADT (its APIC ID).
+    /// An interrupt destination that is no CPU of the MADT and no online CPU (its APIC ID).
     NoSuchCpu(u32),
 }
 
@@ -41,7 +41,7 @@ impl fmt::Display for IrqError {
             Self::NoIoApic(gsi) => write!(f, "no I/O APIC has GSI {gsi}"),
             Self::NoSourceId(id) => write!(f, "the DMAR names no source-id for I/O APIC {id}"),
             Self::Intx(why) => f.write_str(why),
-            Self::NoSuchCpu(apic) => write!(f, "no CPU of the MADT has APIC ID {apic}"),
+            Self::NoSuchCpu(apic) => write!(f, "no CPU has APIC ID {apic}"),
         }
     }
 }

@@ -206,7 +206,10 @@ pub fn init(mem: &'static Memory, platform: &Platform) {
         false,
         "no interrupt remapping: the firmware's mode is kept",
     ) {
-        Ok(id) => id,
+        Ok(id) => {
+            conduit_hw::percpu::bsp_online(id);
+            id
+        }
         Err(e) => {
             error!("irq: {e}: no interrupts");
             return;
@@ -321,6 +324,13 @@ fn io_apics(platform: &Platform) -> Vec<crate::platform::acpi::IoApic> {
 
 /// The I/O APIC's architectural default base.
 const DEFAULT_IOAPIC: u32 = 0xfec0_0000;
+
+/// Starts the tick on an AP with the BSP's calibration (every CPU's local APIC timer runs from
+/// the same clock). Returns the initial count, or `None` if the BSP's tick does not run.
+pub fn start_ap_tick() -> Option<u32> {
+    let cal = TICK_CAL.get()?;
+    Some(timer::start_periodic(cal, vectors::TICK, TICK_MS))
+}
 
 fn start_tick() {
     match timer::calibrate() {
@@ -467,19 +477,25 @@ pub fn this_cpu() -> Option<Destination> {
 
 /// Records that the CPU with APIC ID `apic` runs guest `id`: the guest's device interrupts are
 /// routed there from now on (IRTE destination, or the I/O APIC entry's without remapping). Called
-/// once per guest, before its functions are bound. An APIC ID that is no CPU of the MADT is
-/// refused.
+/// once per guest, before its functions are bound. An APIC ID that is neither a CPU of the MADT
+/// nor an online CPU is refused.
 pub fn place_guest(id: GuestId, apic: u32) -> Result<(), IrqError> {
     with_state(|s| {
+        // Without a MADT (Bochs) the APs are found by a broadcast start-up: an online CPU
+        // counts as well as a MADT entry.
+        let online = conduit_hw::percpu::all()
+            .any(|c| c.apic_id() == apic && c.state() == conduit_hw::percpu::CpuState::Online);
         if !s.cpus.contains(&apic) {
-            return Err(IrqError::NoSuchCpu(apic));
+            if !online {
+                return Err(IrqError::NoSuchCpu(apic));
+            }
+            s.cpus.push(apic);
         }
         s.guest_cpus.retain(|(g, _)| *g != id);
         s.guest_cpus.push((id, apic));
         Ok(())
     })
 }
-
 
 /// Interrupts delivered to guest `id` so far.
 pub fn guest_interrupts(id: GuestId) -> u64 {

@@ -160,6 +160,9 @@ pub struct Platform {
     /// The FADT's PM timer, when it is in I/O space.
     pub pm_timer: Option<PmTimer>,
     pub local_apic_ids: Vec<u32>,
+    /// The processor entries of the MADT in table order, with their Enabled flag (for
+    /// `cpus::start`; `local_apic_ids` lists them all).
+    pub cpus: Vec<conduit_smp::numbering::MadtCpu>,
     pub local_apic_address: Option<u64>,
     pub io_apics: Vec<IoApic>,
     /// ISA IRQs that do not arrive on the GSI of the same number, or not edge / active high.
@@ -263,6 +266,13 @@ fn madt(tables: &AcpiTables<OffsetHandler>, p: &mut Platform) {
         p.local_apic_ids.push(cpus.boot_processor.local_apic_id);
         p.local_apic_ids
             .extend(cpus.application_processors.iter().map(|c| c.local_apic_id));
+        p.cpus = core::iter::once(&cpus.boot_processor)
+            .chain(cpus.application_processors.iter())
+            .map(|c| conduit_smp::numbering::MadtCpu {
+                apic_id: c.local_apic_id,
+                enabled: c.state != acpi::platform::ProcessorState::Disabled,
+            })
+            .collect();
     }
     match &info.interrupt_model {
         InterruptModel::Apic(apic) => {

@@ -53,12 +53,30 @@ pub fn vms(guests: &Guests) {
             time::Origin
         ),
     }
+    let lost = crate::sched::cpus::lost_kicks();
+    if lost > 0 {
+        say!("  {lost} IPI(s) to a guest's CPU for its interrupt could not be sent");
+    }
     for (i, slot) in guests.list.iter().enumerate() {
         let placement = crate::sched::placement_text(slot);
         on_guest(guests, i, move |g, _| vm(g, tsc, &placement));
     }
     for r in &guests.refused {
         say!("  {}: not created ({})", r.name, r.reason);
+    }
+    for cpu in crate::sched::cpus::online() {
+        let names: alloc::vec::Vec<&str> =
+            guests.on_cpu(cpu).map(|(_, s)| s.name.as_str()).collect();
+        say!(
+            "  cpu {cpu} (APIC ID {}): {} guest exit(s) handled; guests: {}",
+            crate::sched::cpus::apic_id(cpu).unwrap_or_default(),
+            crate::sched::cpus::exits(cpu),
+            if names.is_empty() {
+                String::from("none")
+            } else {
+                names.join(", ")
+            }
+        );
     }
 }
 

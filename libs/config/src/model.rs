@@ -499,6 +499,8 @@ mod tests {
             ("igb-mailbox", TestCase::IgbMailbox),
             ("clock-stopped", TestCase::ClockStopped),
             ("intx", TestCase::Intx),
+            ("smp", TestCase::Smp),
+            ("smp-ghost", TestCase::SmpGhost),
             ("placement", TestCase::Placement),
         ] {
             assert_eq!(TestCase::from_name(name), Some(case));

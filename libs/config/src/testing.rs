@@ -72,6 +72,14 @@ pub enum TestCase {
     /// line never acknowledged must be cut off by the flood guard while the guest's other
     /// device keeps interrupting.
     Intx,
+    /// Every CPU: each CPU's tick rises, a cross-CPU call reaches each AP and returns (its round
+    /// trip timed), a TLB shootdown reaches every AP, and, where QEMU's edu device and interrupt
+    /// remapping exist and there are at least three CPUs, edu's MSI routed (IRTE destination) to
+    /// CPU 2 is delivered and counted on CPU 2 only.
+    Smp,
+    /// [`TestCase::Smp`] with a MADT entry added for an APIC ID no processor has (0x3e): it must
+    /// be reported as not started and the others run.
+    SmpGhost,
     /// Interrupts follow their guest: on behalf of the first guest (no vCPU runs it), placed on
     /// another CPU than the bootstrap processor and given edu, its driver programs edu's MSI;
     /// the IRTE's destination must be the APIC ID of the guest's CPU, and every interrupt edu
@@ -81,7 +89,7 @@ pub enum TestCase {
 
 impl TestCase {
     /// Every scenario, for listings and error messages.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 17] = [
         Self::PageFault,
         Self::VtdEdu,
         Self::VtdEduRegisterInvalidation,
@@ -96,6 +104,8 @@ impl TestCase {
         Self::IgbMailbox,
         Self::ClockStopped,
         Self::Intx,
+        Self::Smp,
+        Self::SmpGhost,
         Self::Placement,
     ];
 
@@ -116,6 +126,8 @@ impl TestCase {
             Self::IgbMailbox => "igb-mailbox",
             Self::ClockStopped => "clock-stopped",
             Self::Intx => "intx",
+            Self::Smp => "smp",
+            Self::SmpGhost => "smp-ghost",
             Self::Placement => "placement",
         }
     }

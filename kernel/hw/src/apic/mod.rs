@@ -28,10 +28,13 @@ pub mod vectors {
     pub const VTD_FAULT: u8 = 0x30;
     /// The local APIC timer: the hypervisor's tick (highest priority class but the spurious).
     pub const TICK: u8 = 0xf0;
+    /// Cross-CPU requests (`smp::call_on`): an IPI that makes the target CPU run what its
+    /// mailbox holds, leave its guest (external-interrupt exiting) or wake from HLT.
+    pub const CALL: u8 = 0xf1;
     /// The local APIC's spurious-interrupt vector (no EOI).
     pub const SPURIOUS: u8 = 0xff;
     /// What the vector allocator must never hand out (0xff is outside its range anyway).
-    pub const RESERVED: [u8; 2] = [VTD_FAULT, TICK];
+    pub const RESERVED: [u8; 3] = [VTD_FAULT, TICK, CALL];
 }
 
 const IA32_APIC_BASE: u32 = 0x1b;
@@ -59,7 +62,9 @@ struct XApic {
     eoi: Slot,
     _r0c0: [Slot; 3],
     svr: Slot,
-    _r100: [Slot; 34],
+    _r100: [Slot; 32],
+    icr_low: Slot,
+    icr_high: Slot,
     lvt_timer: Slot,
     _r330: [Slot; 2],
     lvt_lint0: Slot,
@@ -77,6 +82,8 @@ const _: () = {
     assert!(offset_of!(XApic, tpr) == 0x80);
     assert!(offset_of!(XApic, eoi) == 0xb0);
     assert!(offset_of!(XApic, svr) == 0xf0);
+    assert!(offset_of!(XApic, icr_low) == 0x300);
+    assert!(offset_of!(XApic, icr_high) == 0x310);
     assert!(offset_of!(XApic, lvt_timer) == 0x320);
     assert!(offset_of!(XApic, lvt_lint0) == 0x350);
     assert!(offset_of!(XApic, lvt_error) == 0x370);
@@ -97,6 +104,7 @@ mod x2 {
     pub const TIMER_INITIAL: u32 = 0x838;
     pub const TIMER_CURRENT: u32 = 0x839;
     pub const TIMER_DIVIDE: u32 = 0x83e;
+    pub const ICR: u32 = 0x830;
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +140,11 @@ pub enum ApicError {
     Disabled,
     /// The xAPIC registers could not be mapped.
     Mmio(MmioError),
+    /// An AP asked before the BSP set the local APIC up.
+    NotInitialised,
+    /// An AP's local APIC is in x2APIC mode while the BSP's is in xAPIC mode (leaving x2APIC
+    /// mode needs a disable in between, SDM §11.12.5).
+    ModeMismatch,
 }
 
 impl core::fmt::Display for ApicError {
@@ -139,6 +152,11 @@ impl core::fmt::Display for ApicError {
         match self {
             Self::Disabled => write!(f, "the local APIC is disabled (IA32_APIC_BASE.EN = 0)"),
             Self::Mmio(e) => write!(f, "cannot map the local APIC: {e}"),
+            Self::NotInitialised => write!(f, "the BSP's local APIC is not set up"),
+            Self::ModeMismatch => write!(
+                f,
+                "this CPU's local APIC is in x2APIC mode, the BSP's in xAPIC mode"
+            ),
         }
     }
 }
@@ -212,6 +230,131 @@ pub fn init(mem: &Memory, want_x2apic: bool, why: &str) -> Result<u32, ApicError
         );
     }
     Ok(id())
+}
+
+/// Brings an AP's local APIC into the BSP's mode (x2APIC if the BSP's is, SDM §11.12.5) with
+/// the same settings as [`init`]: LVT timer, LINT0 and error masked, TPR 0, the spurious vector
+/// and software enable. Returns this CPU's APIC ID. Runs on the AP, after the BSP's [`init`].
+pub fn init_ap() -> Result<u32, ApicError> {
+    let mode = MODE.get().ok_or(ApicError::NotInitialised)?;
+    // SAFETY: IA32_APIC_BASE exists on every x86-64 CPU.
+    let base = unsafe { msr::read(IA32_APIC_BASE) };
+    if base & BASE_ENABLE == 0 {
+        return Err(ApicError::Disabled);
+    }
+    match mode {
+        Mode::X2Apic if base & BASE_X2APIC == 0 => {
+            // SAFETY: EN is set and this CPU is of the BSP's kind, which has x2APIC: setting
+            // EXTD is the architectural xAPIC -> x2APIC transition (SDM §11.12.5).
+            unsafe { msr::write(IA32_APIC_BASE, base | BASE_X2APIC) };
+        }
+        Mode::XApic(_) if base & BASE_X2APIC != 0 => return Err(ApicError::ModeMismatch),
+        _ => {}
+    }
+    write(Reg::LvtTimer, LVT_MASKED);
+    write(Reg::LvtLint0, LVT_MASKED);
+    write(Reg::LvtError, LVT_MASKED);
+    write(Reg::Tpr, 0);
+    write(Reg::Svr, SVR_ENABLE | u32::from(vectors::SPURIOUS));
+    Ok(id())
+}
+
+/// An inter-processor interrupt (SDM Vol. 3A §11.6.1, Interrupt Command Register).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ipi {
+    /// Fixed delivery of `vector`.
+    Fixed(u8),
+    /// INIT (level assert): the target resets into wait-for-SIPI.
+    Init,
+    /// STARTUP with a vector: the target starts in real mode at 0xVV000.
+    Startup(u8),
+}
+
+/// Whom an IPI goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpiTarget {
+    /// One CPU by APIC ID (physical destination mode).
+    Apic(u32),
+    /// Every CPU but this one (shorthand 11b).
+    AllButSelf,
+}
+
+/// Why an IPI was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpiError {
+    /// The local APIC is not set up.
+    NotReady,
+    /// An xAPIC destination is 8 bits.
+    DestinationTooWide(u32),
+    /// The xAPIC kept reporting "send pending" (ICR delivery status) past the deadline.
+    Stuck,
+}
+
+impl core::fmt::Display for IpiError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NotReady => f.write_str("the local APIC is not set up"),
+            Self::DestinationTooWide(id) => {
+                write!(f, "APIC ID {id} does not fit an xAPIC destination (8 bits)")
+            }
+            Self::Stuck => f.write_str("the ICR's delivery status stayed \"send pending\""),
+        }
+    }
+}
+
+/// ICR bits (SDM Vol. 3A Figure 11-12): delivery mode 10:8, delivery status 12, level 14,
+/// destination shorthand 19:18.
+const ICR_INIT: u32 = 0b101 << 8;
+const ICR_STARTUP: u32 = 0b110 << 8;
+const ICR_PENDING: u32 = 1 << 12;
+const ICR_ASSERT: u32 = 1 << 14;
+const ICR_ALL_BUT_SELF: u32 = 0b11 << 18;
+/// How long an xAPIC may report "send pending" (delivery is normally done in microseconds).
+const ICR_DEADLINE_US: u64 = 10_000;
+
+/// Sends `ipi` to `target`: through the x2APIC ICR MSR (one 64-bit write, destination in bits
+/// 63:32, §11.12.9), or the xAPIC's two ICR registers (destination in bits 63:56, written first:
+/// the low half's write sends), waiting until the xAPIC reports the IPI sent.
+pub fn send_ipi(target: IpiTarget, ipi: Ipi) -> Result<(), IpiError> {
+    let mut low = match ipi {
+        Ipi::Fixed(v) => ICR_ASSERT | u32::from(v),
+        Ipi::Init => ICR_ASSERT | ICR_INIT,
+        Ipi::Startup(v) => ICR_ASSERT | ICR_STARTUP | u32::from(v),
+    };
+    let dest = match target {
+        IpiTarget::Apic(id) => id,
+        IpiTarget::AllButSelf => {
+            low |= ICR_ALL_BUT_SELF;
+            0
+        }
+    };
+    match MODE.get() {
+        None => Err(IpiError::NotReady),
+        Some(Mode::X2Apic) => {
+            // SAFETY: x2APIC mode, so the ICR MSR exists; the value is a valid command (fixed,
+            // INIT or STARTUP, physical destination, edge, assert).
+            unsafe { msr::write(x2::ICR, (u64::from(dest) << 32) | u64::from(low)) };
+            Ok(())
+        }
+        Some(Mode::XApic(m)) => {
+            let dest = u8::try_from(dest).map_err(|_| IpiError::DestinationTooWide(dest))?;
+            let a = xapic(m).ok_or(IpiError::NotReady)?;
+            // The two writes are one command: an interrupt handler that sends an IPI of its own
+            // between them would leave this one with its destination.
+            x86_64::instructions::interrupts::without_interrupts(|| {
+                map_field!(a.icr_high.value).write(u32::from(dest) << 24);
+                map_field!(a.icr_low.value).write(low);
+            });
+            let mut deadline = crate::time::Deadline::after_us(ICR_DEADLINE_US);
+            while map_field!(a.icr_low.value).read() & ICR_PENDING != 0 {
+                if deadline.poll().unwrap_or(true) {
+                    return Err(IpiError::Stuck);
+                }
+                core::hint::spin_loop();
+            }
+            Ok(())
+        }
+    }
 }
 
 #[derive(Clone, Copy)]

@@ -125,6 +125,8 @@ pub fn enable(info: &VmxInfo, mem: &Memory) -> Result<Vmx, VmxError> {
     };
     // SAFETY: CR4.VMXE is set, the fixed bits hold, the region carries the revision id.
     unsafe { instr::vmxon(region.0) }.map_err(VmxError::Vmxon)?;
+    CAPS.call_once(|| info.caps);
+    crate::percpu::current().set_vmx_on();
     info!(
         "VMXON done (region at {:#x}), CR0 {want0:#x}, CR4 {want4:#x}",
         region.0
@@ -190,6 +192,74 @@ pub fn invept(caps: &VmxCapabilities, eptp: u64) -> Result<(), VmFail> {
     } else {
         Ok(())
     }
+}
+
+/// The VMX capabilities, once VMXON succeeded on some CPU (every CPU is of one kind).
+static CAPS: spin::Once<VmxCapabilities> = spin::Once::new();
+
+fn invept_here(eptp: u64) -> u64 {
+    match CAPS.get().map(|c| invept(c, eptp)) {
+        Some(Err(e)) => vm_fail_code(e),
+        _ => 0,
+    }
+}
+
+fn invvpid_here(vpid: u64) -> u64 {
+    match CAPS.get().map(|c| invvpid(c, vpid as u16)) {
+        Some(Err(e)) => vm_fail_code(e),
+        _ => 0,
+    }
+}
+
+/// A VMfail as one word for a cross-CPU reply: 1 VMfailInvalid, 2 + n VMfailValid(n).
+fn vm_fail_code(e: VmFail) -> u64 {
+    match e {
+        VmFail::Invalid => 1,
+        VmFail::Valid(n) => 2 + u64::from(n),
+    }
+}
+
+/// Why an invalidation on every CPU failed: on which CPU, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EverywhereError {
+    /// The request could not be carried to the CPU.
+    Call(usize, crate::smp::CallError),
+    /// The instruction failed there (1: VMfailInvalid, 2 + n: VMfailValid(n)).
+    Failed(usize, u64),
+}
+
+impl core::fmt::Display for EverywhereError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Call(cpu, e) => write!(f, "cpu {cpu}: {e}"),
+            Self::Failed(cpu, 1) => write!(f, "cpu {cpu}: VMfailInvalid"),
+            Self::Failed(cpu, n) => write!(f, "cpu {cpu}: VMfailValid({})", n - 2),
+        }
+    }
+}
+
+fn on_every_vmx_cpu(f: fn(u64) -> u64, arg: u64) -> Result<usize, EverywhereError> {
+    let mut done = 0;
+    for cpu in crate::percpu::all().filter(|c| c.vmx_on()) {
+        match crate::smp::call_on(cpu.index(), f, arg) {
+            Ok(0) => done += 1,
+            Ok(code) => return Err(EverywhereError::Failed(cpu.index(), code)),
+            Err(e) => return Err(EverywhereError::Call(cpu.index(), e)),
+        }
+    }
+    Ok(done)
+}
+
+/// INVEPT single-context for `eptp` on every CPU in VMX operation (each caches EPT-derived
+/// translations of its own, SDM Vol. 3C §29.4.3.1): after a change to an EPT that any CPU may
+/// have used. Returns how many CPUs invalidated.
+pub fn invept_everywhere(eptp: u64) -> Result<usize, EverywhereError> {
+    on_every_vmx_cpu(invept_here, eptp)
+}
+
+/// INVVPID single-context for `vpid` on every CPU in VMX operation (SDM Vol. 3C §29.4.3.3).
+pub fn invvpid_everywhere(vpid: u16) -> Result<usize, EverywhereError> {
+    on_every_vmx_cpu(invvpid_here, u64::from(vpid))
 }
 
 /// INVVPID single-context for `vpid` where supported.
