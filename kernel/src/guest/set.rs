@@ -18,7 +18,7 @@ use conduit_hw::vmx::instr::VmFail;
 use conduit_hw::vmx::vmcs::FieldError;
 use conduit_pci::Bdf;
 use conduit_shell::GuestDirectory;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::{Mutex, MutexGuard};
 
 /// A configured guest that was never created, and why.
@@ -31,16 +31,17 @@ pub struct Refused {
 /// What another CPU asks the owner of a guest to do with it, between two slices.
 pub type Work = Box<dyn FnOnce(&mut Guest, &Guests) + Send>;
 
-/// A posted [`Work`] and the flag its poster waits on.
+/// A posted [`Work`] and what its poster waits on: 0 until it is done, then 1 + the TSC ticks the
+/// work itself took on the owner's CPU.
 pub struct Request {
     pub work: Work,
-    pub done: Arc<AtomicBool>,
+    pub done: Arc<AtomicU64>,
 }
 
 impl core::fmt::Debug for Request {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Request")
-            .field("done", &self.done.load(Ordering::Acquire))
+            .field("done", &(self.done.load(Ordering::Acquire) != 0))
             .finish_non_exhaustive()
     }
 }

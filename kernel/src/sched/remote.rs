@@ -11,7 +11,7 @@ use crate::guest::{Guest, Guests, Request};
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use conduit_hw::time::Deadline;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// How long a poster waits for the owner of a guest.
 pub const ANSWER_MS: u64 = 1000;
@@ -54,14 +54,24 @@ impl core::fmt::Display for RemoteError {
     }
 }
 
+/// A request another CPU carried out, timed in TSC ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoundTrip {
+    /// From posting it to seeing it done (on the poster's CPU).
+    pub total: u64,
+    /// The work itself (on the owner's CPU); the rest is the cross-CPU request: the IPI, the end
+    /// of the guest's slice, the hand-over.
+    pub work: u64,
+}
+
 /// Runs `work` on guest `index` on the CPU that runs the guest: at once (with the guest locked)
-/// when that is this CPU (`Ok(None)`), else posted there and waited for (`Ok(Some(ticks))`: the
-/// round trip from posting to seeing it done, in TSC ticks).
+/// when that is this CPU (`Ok(None)`), else posted there and waited for (`Ok(Some(round
+/// trip))`).
 pub fn with_guest(
     guests: &Guests,
     index: usize,
     work: impl FnOnce(&mut Guest, &Guests) + Send + 'static,
-) -> Result<Option<u64>, RemoteError> {
+) -> Result<Option<RoundTrip>, RemoteError> {
     let slot = guests.list.get(index).ok_or(RemoteError::NoGuest(index))?;
     let cpu = slot.placed.cpu;
     if cpu == cpus::this_cpu() {
@@ -70,7 +80,7 @@ pub fn with_guest(
         slot.publish(&g);
         return Ok(None);
     }
-    let done = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
     {
         let mut r = slot.request();
         if r.is_some() {
@@ -86,8 +96,12 @@ pub fn with_guest(
     cpus::kick(cpu);
     let mut deadline = Deadline::after_ms(ANSWER_MS);
     loop {
-        if done.load(Ordering::Acquire) {
-            return Ok(Some(conduit_hw::rdtsc().wrapping_sub(start)));
+        let finished = done.load(Ordering::Acquire);
+        if finished != 0 {
+            return Ok(Some(RoundTrip {
+                total: conduit_hw::rdtsc().wrapping_sub(start),
+                work: finished - 1,
+            }));
         }
         match deadline.poll() {
             Ok(false) => crate::irq::interrupt_window(),
@@ -130,9 +144,14 @@ pub fn serve(guests: &Guests, cpu: usize) {
         let Some(request) = slot.request().take() else {
             continue;
         };
+        let start = conduit_hw::rdtsc();
         let mut g = slot.lock();
         (request.work)(&mut g, guests);
         slot.publish(&g);
-        request.done.store(true, Ordering::Release);
+        drop(g);
+        let took = conduit_hw::rdtsc().wrapping_sub(start);
+        request
+            .done
+            .store(took.saturating_add(1), Ordering::Release);
     }
 }

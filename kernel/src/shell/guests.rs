@@ -5,7 +5,7 @@
 
 use super::say;
 use crate::guest::{Guest, Guests};
-use crate::sched::remote;
+use crate::sched::remote::{self, RoundTrip};
 use alloc::string::String;
 use conduit_clock::Rate;
 use conduit_hw::time;
@@ -22,12 +22,12 @@ use core::fmt::Write as _;
 const MIB: u64 = 1 << 20;
 
 /// Runs `work` on guest `id` where it runs; a request the guest's CPU did not carry out is
-/// reported. Returns the round trip in TSC ticks when another CPU carried it out.
+/// reported. Returns the round trip when another CPU carried it out.
 fn on_guest(
     guests: &Guests,
     id: usize,
     work: impl FnOnce(&mut Guest, &Guests) + Send + 'static,
-) -> Option<u64> {
+) -> Option<RoundTrip> {
     match remote::with_guest(guests, id, work) {
         Ok(ticks) => ticks,
         Err(e) => {
@@ -434,11 +434,14 @@ pub fn restart(guests: &Guests, id: usize) {
 
 /// For a command another CPU carried out: which CPU, and the request's round trip (posted, IPI,
 /// carried out between two slices, seen done here).
-fn round_trip(guests: &Guests, id: usize, ticks: Option<u64>) {
-    if let (Some(ticks), Some(slot)) = (ticks, guests.list.get(id)) {
+fn round_trip(guests: &Guests, id: usize, trip: Option<RoundTrip>) {
+    if let (Some(t), Some(slot)) = (trip, guests.list.get(id)) {
         say!(
-            "  carried out by cpu {}: request round trip {ticks} TSC ticks",
-            slot.placed.cpu
+            "  carried out by cpu {}: request round trip {} TSC ticks, of which the command itself {} and the cross-CPU request {}",
+            slot.placed.cpu,
+            t.total,
+            t.work,
+            t.total.saturating_sub(t.work)
         );
     }
 }
