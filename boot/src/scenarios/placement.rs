@@ -172,31 +172,6 @@ pub fn exits_rose(log: &str) -> crate::linux_log::Checked {
     crate::linux_log::Checked { figures, problem }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const TWO_READS: &str = "conduit> vms\n  linux: running\n    exits: 10 (HLT: 1)\n  cpu 0 (APIC ID 0): 10 guest exit(s) handled; guests: linux\n  cpu 1 (APIC ID 1): 5 guest exit(s) handled; guests: tick, triple\nconduit> vms\n  cpu 0 (APIC ID 0): 30 guest exit(s) handled; guests: linux\n  cpu 1 (APIC ID 1): 9 guest exit(s) handled; guests: tick, triple\n";
-
-    #[test]
-    fn rising_exits_pass_and_flat_ones_fail() {
-        let c = exits_rose(TWO_READS);
-        assert_eq!(c.problem, None);
-        assert_eq!(
-            c.figures,
-            ["cpu0_guest_exits=10->30", "cpu1_guest_exits=5->9"]
-        );
-        let flat = TWO_READS.replace("9 guest exit", "5 guest exit");
-        let c = exits_rose(&flat);
-        assert!(c.problem.is_some_and(|p| p.contains("cpu 1:")));
-        let once = TWO_READS
-            .split("conduit> vms\n  cpu 0")
-            .next()
-            .unwrap_or("");
-        assert!(exits_rose(once).problem.is_some());
-    }
-}
-
 /// `bochs-smp-dedicated`: a dedicated CPU runs its guest without time slices.
 pub const BOCHS_SMP_DEDICATED: Scenario = Scenario {
     name: "bochs-smp-dedicated",
@@ -230,3 +205,28 @@ pub const BOCHS_SMP_DEDICATED: Scenario = Scenario {
     end: End::Success,
     timeout_secs: 600,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO_READS: &str = "conduit> vms\n  linux: running\n    exits: 10 (HLT: 1)\n  cpu 0 (APIC ID 0): 10 guest exit(s) handled; guests: linux\n  cpu 1 (APIC ID 1): 5 guest exit(s) handled; guests: tick, triple\nconduit> vms\n  cpu 0 (APIC ID 0): 30 guest exit(s) handled; guests: linux\n  cpu 1 (APIC ID 1): 9 guest exit(s) handled; guests: tick, triple\n";
+
+    #[test]
+    fn rising_exits_pass_and_flat_ones_fail() {
+        let c = exits_rose(TWO_READS);
+        assert_eq!(c.problem, None);
+        assert_eq!(
+            c.figures,
+            ["cpu0_guest_exits=10->30", "cpu1_guest_exits=5->9"]
+        );
+        let flat = TWO_READS.replace("9 guest exit", "5 guest exit");
+        let c = exits_rose(&flat);
+        assert!(c.problem.is_some_and(|p| p.contains("cpu 1:")));
+        let once = TWO_READS
+            .split("conduit> vms\n  cpu 0")
+            .next()
+            .unwrap_or("");
+        assert!(exits_rose(once).problem.is_some());
+    }
+}
