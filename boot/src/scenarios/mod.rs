@@ -110,6 +110,7 @@ pub const SCENARIOS: &[Scenario] = &[
     smp::QEMU_SMP_GHOST,
     smp::BOCHS_SMP,
     placement::QEMU_SMP_PLACEMENT,
+    placement::QEMU_SMP_PLACEMENT_EIM,
     placement::BOCHS_SMP_GUESTS,
     placement::BOCHS_SMP_DEDICATED,
     // Issue "Foundation": an unmapped read must be decoded as a #PF and end the run with failure.

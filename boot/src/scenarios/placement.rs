@@ -108,7 +108,30 @@ pub const BOCHS_SMP_GUESTS: Scenario = Scenario {
     timeout_secs: 600,
 };
 
-/// `qemu-smp-placement`: four CPUs (q35: APIC IDs 0-3), interrupt remapping, no VMX.
+/// The lines of a `qemu-smp-placement` boot whose IRTE destinations are written as `dest`
+/// (`XApic(2)` or `X2Apic(2)`: the table's width).
+macro_rules! placement_lines {
+    ($dest:literal) => {
+        &[
+            BANNER,
+            r"smp: 4 of 4 CPUs online",
+            r#"guest "a": on cpu 2 \(APIC ID 2\), shared$"#,
+            r#"guest "far" refused: `guest "far"\.cpus`: CPU 7: this machine has 4 CPU\(s\) \(0 to 3\)$"#,
+            r#"guest "b": on cpu 0 \(APIC ID 0\), shared \(default placement: round-robin over the online CPUs\)$"#,
+            r#"irq: guest 0: MSI of 00:04\.0 -> IRTE [0-9]+ -> vector 0x[0-9a-f]+ \(the guest's vector 0x53\) on APIC 2 "#,
+            concat!(
+                r#"placement-test: guest "a" on cpu 2 \(APIC ID 2\): 00:01\.0 \(00:04\.0\) MSI -> IRTE [0-9]+ destination "#,
+                $dest,
+                r#" -> host vector 0x[0-9a-f]+; 8 raises, 8 delivered to the guest with its vector 0x53 pending; taken by cpu 0: 0, cpu 1: 0, cpu 2: 8, cpu 3: 0$"#
+            ),
+            r"selftest: placement: PASS \(4 steps\)",
+            r"CONDUIT EXIT: success",
+        ]
+    };
+}
+
+/// `qemu-smp-placement`: four CPUs (q35: APIC IDs 0-3), interrupt remapping with 8-bit xAPIC
+/// destinations, no VMX.
 pub const QEMU_SMP_PLACEMENT: Scenario = Scenario {
     name: "qemu-smp-placement",
     machine: MachineSpec::Qemu(QemuSpec {
@@ -117,21 +140,23 @@ pub const QEMU_SMP_PLACEMENT: Scenario = Scenario {
     }),
     config: Config::File("boot/scenarios/smp-placement.toml"),
     guests: &[],
-    expect: &[
-        BANNER,
-        r"smp: 4 of 4 CPUs online",
-        r#"guest "a": on cpu 2 \(APIC ID 2\), shared$"#,
-        r#"guest "far" refused: `guest "far"\.cpus`: CPU 7: this machine has 4 CPU\(s\) \(0 to 3\)$"#,
-        r#"guest "b": on cpu 0 \(APIC ID 0\), shared \(default placement: round-robin over the online CPUs\)$"#,
-        r#"irq: guest 0: MSI of 00:04\.0 -> IRTE [0-9]+ -> vector 0x[0-9a-f]+ \(the guest's vector 0x53\) on APIC 2 "#,
-        r#"placement-test: guest "a" on cpu 2 \(APIC ID 2\): 00:01\.0 \(00:04\.0\) MSI -> IRTE [0-9]+ destination XApic\(2\) -> host vector 0x[0-9a-f]+; 8 raises, 8 delivered to the guest with its vector 0x53 pending; taken by cpu 0: 0, cpu 1: 0, cpu 2: 8, cpu 3: 0$"#,
-        r"selftest: placement: PASS \(4 steps\)",
-        r"CONDUIT EXIT: success",
-    ],
+    expect: placement_lines!(r"XApic\(2\)"),
     forbid: &[PANIC, ANY_EXCEPTION, r"did not start", r"FAIL"],
     input: &[],
     end: End::Success,
     timeout_secs: 180,
+};
+
+/// [`QEMU_SMP_PLACEMENT`] with `eim=on`: x2APIC mode, 32-bit destinations.
+pub const QEMU_SMP_PLACEMENT_EIM: Scenario = Scenario {
+    name: "qemu-smp-placement-eim",
+    machine: MachineSpec::Qemu(QemuSpec {
+        smp: "4",
+        eim: true,
+        ..QemuSpec::TCG
+    }),
+    expect: placement_lines!(r"X2Apic\(2\)"),
+    ..QEMU_SMP_PLACEMENT
 };
 
 /// CPU `cpu`'s guest exits in each answer to `vms` (its `cpu N (APIC ID X): E guest exit(s)
@@ -172,7 +197,8 @@ pub fn exits_rose(log: &str) -> crate::linux_log::Checked {
     crate::linux_log::Checked { figures, problem }
 }
 
-/// `bochs-smp-dedicated`: a dedicated CPU runs its guest without time slices.
+/// `bochs-smp-dedicated`: a dedicated CPU runs its guest without time slices; the shell on CPU 0
+/// stops and restarts it there.
 pub const BOCHS_SMP_DEDICATED: Scenario = Scenario {
     name: "bochs-smp-dedicated",
     machine: MachineSpec::Bochs(BochsSpec {
@@ -186,6 +212,11 @@ pub const BOCHS_SMP_DEDICATED: Scenario = Scenario {
         r#"guest "hello64": on cpu 0 \(APIC ID 0\), shared \(default placement: round-robin over the online CPUs\)$"#,
         r#"guest "tick": on cpu 1 \(APIC ID 1\), dedicated$"#,
         r"sched: running 2 guest\(s\) round-robin on 2 CPU\(s\): cpu 0: hello64; cpu 1: tick$",
+        // A request to the dedicated CPU (the shell's `stop` and `restart` typed on CPU 0).
+        r"conduit> stop tick$",
+        r"^  carried out by cpu 1: request round trip [0-9]+ TSC ticks, of which the command itself [0-9]+ and the cross-CPU request [0-9]+$",
+        r"conduit> restart tick$",
+        r"^  carried out by cpu 1: request round trip [0-9]+ TSC ticks, of which the command itself [0-9]+ and the cross-CPU request [0-9]+$",
         r"sched: every guest has finished",
         // 60 rounds of 10 M instructions each: a shared CPU would have preempted it hundreds of
         // times (1 ms slices).
@@ -196,12 +227,28 @@ pub const BOCHS_SMP_DEDICATED: Scenario = Scenario {
     guests: &[
         (
             "tick",
-            &[r"tick: hello from ticker64", r"tick: round 60/60"],
+            &[
+                r"tick: hello from ticker64",
+                r#"guest "tick" stopped: by operator"#,
+                r"tick: hello from ticker64",
+                r"tick: round 60/60",
+            ],
         ),
         ("hello64", &[r"hello64: cpuid: signature ConduitHyprV ok"]),
     ],
-    forbid: &[PANIC, ANY_EXCEPTION],
-    input: &[],
+    forbid: &[
+        PANIC,
+        ANY_EXCEPTION,
+        r"did not take the request",
+        r"^error: ",
+    ],
+    input: &[
+        Step::line(r"tick: round 3/60", "stop tick"),
+        Step::line(
+            r"^  carried out by cpu 1: request round trip",
+            "restart tick",
+        ),
+    ],
     end: End::Success,
     timeout_secs: 600,
 };
