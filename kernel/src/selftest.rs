@@ -74,7 +74,7 @@ pub fn after_guests(test: TestCase, mem: &'static Memory, guests: &mut [crate::g
         TestCase::IgbNet => ("igb-net", igb_net::run(mem, guests)),
         TestCase::IgbMailbox => ("igb-mailbox", igb_mailbox::run(mem, guests)),
         TestCase::Intx => ("intx", intx::run(mem, guests)),
-        TestCase::Smp | TestCase::SmpGhost => ("smp-vmx", smp::after_guests()),
+        TestCase::Smp | TestCase::SmpGhost if smp::any_vmx() => ("smp-vmx", smp::after_guests()),
         TestCase::Placement => ("placement", placement::run(mem, guests)),
         _ => return,
     };

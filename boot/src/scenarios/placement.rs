@@ -9,17 +9,19 @@ use crate::expect::End;
 use crate::machine::{BochsSpec, MachineSpec, QemuSpec};
 use crate::script::{Input, Step};
 
-/// `bochs-smp-guests`: what the harness types. `vms` is read twice while both CPUs' guests run
-/// (the exit counts of `linux`, on CPU 0, and of `tick`, on CPU 1, must rise between the two:
-/// [`exits_rose`]); then `tick` is stopped and restarted from the shell on CPU 0.
+/// `bochs-smp-guests`: what the harness types. `cpus` is read twice while both CPUs' guests run
+/// (the guest exits handled by CPU 0, running `linux`, and by CPU 1, running `tick`, must rise
+/// between the two: [`exits_rose`]), `vms` shows where each guest runs; then `tick` is stopped
+/// and restarted from the shell on CPU 0.
 pub const BOCHS_INPUT: &[Step] = &[
-    Step::line(r"tick: round 2/60", "vms"),
+    Step::line(r"tick: round 2/60", "cpus"),
+    Step::line(r"^ +1 +1 +online ", "vms"),
     Step {
-        wait: r"^  cpu 1 \(APIC ID 1\): ",
+        wait: r"^  triple: stopped",
         send: Input::Raw(b""),
     },
-    Step::line(r"tick: round 4/60", "vms"),
-    Step::line(r"^  cpu 1 \(APIC ID 1\): ", "stop tick"),
+    Step::line(r"tick: round 4/60", "cpus"),
+    Step::line(r"^ +1 +1 +online ", "stop tick"),
     Step::line(
         r"^  carried out by cpu 1: request round trip",
         "restart tick",
@@ -46,7 +48,12 @@ pub const BOCHS_EXPECT: &[&str] = &[
     // CPU 1's triple fault stops that guest alone; CPU 0's Linux runs on (its exits rise between
     // the two reads of `vms` below, and its banner comes at the end).
     r#"guest "triple" stopped: triple fault RIP 0x100007"#,
-    // The first read of `vms`: every guest with the CPU it runs on.
+    // The first read of `cpus`: both CPUs online, each with its guests.
+    r"conduit> cpus$",
+    r"^cpus: 2 numbered, 2 online$",
+    r"^ +0 +0 +online +[0-9]+ .* [1-9][0-9]* +linux$",
+    r"^ +1 +1 +online +[0-9]+ .* [1-9][0-9]* +tick, triple$",
+    // `vms`: every guest with the CPU it runs on.
     r"conduit> vms$",
     r"^3 guest\(s\), 2 runnable, 0 not created",
     r"^  linux: running",
@@ -55,9 +62,7 @@ pub const BOCHS_EXPECT: &[&str] = &[
     r"^    vCPU 0 on cpu 1 \(APIC ID 1\)$",
     r"^  triple: stopped \(triple fault RIP 0x100007",
     r"^    vCPU 0 on cpu 1 \(APIC ID 1\)$",
-    r"^  cpu 0 \(APIC ID 0\): [1-9][0-9]* guest exit\(s\) handled; guests: linux$",
-    r"^  cpu 1 \(APIC ID 1\): [1-9][0-9]* guest exit\(s\) handled; guests: tick, triple$",
-    r"conduit> vms$",
+    r"conduit> cpus$",
     // `stop` and `restart` of a guest on CPU 1, typed on CPU 0: carried out by CPU 1.
     r"conduit> stop tick$",
     r"^stopped tick: it is not entered again",
@@ -159,19 +164,19 @@ pub const QEMU_SMP_PLACEMENT_EIM: Scenario = Scenario {
     ..QEMU_SMP_PLACEMENT
 };
 
-/// CPU `cpu`'s guest exits in each answer to `vms` (its `cpu N (APIC ID X): E guest exit(s)
-/// handled` line), in log order.
+/// CPU `cpu`'s guest exits in each answer to `cpus` (the `guest exits` column of its row: index,
+/// APIC ID, state, ticks, idle share, interrupts, guest exits, guests), in log order.
 fn exits_of(lines: &[&str], cpu: usize) -> Vec<u64> {
-    let head = format!("  cpu {cpu} (APIC ID ");
+    let index = cpu.to_string();
     lines
         .iter()
-        .filter_map(|l| l.strip_prefix(&head))
-        .filter_map(|rest| rest.split_once("): "))
-        .filter_map(|(_, rest)| rest.split(' ').next()?.parse().ok())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|t| t.len() > 7 && t[0] == index && t[2] == "online")
+        .filter_map(|t| t[6].parse().ok())
         .collect()
 }
 
-/// `bochs-smp-guests`: between the first two reads of `vms` the guest exits handled by CPU 0
+/// `bochs-smp-guests`: between the first two reads of `cpus` the guest exits handled by CPU 0
 /// (running `linux`) and by CPU 1 (running `tick`) both rose: both CPUs ran guests at once.
 pub fn exits_rose(log: &str) -> crate::linux_log::Checked {
     let lines: Vec<&str> = log.lines().map(|l| l.trim_end_matches('\r')).collect();
@@ -183,13 +188,13 @@ pub fn exits_rose(log: &str) -> crate::linux_log::Checked {
                 figures.push(format!("cpu{cpu}_guest_exits={first}->{second}"));
                 if second <= first && problem.is_none() {
                     problem = Some(format!(
-                        "cpu {cpu}: guest exits did not rise between two reads of `vms` ({first} -> {second})"
+                        "cpu {cpu}: guest exits did not rise between two reads of `cpus` ({first} -> {second})"
                     ));
                 }
             }
             _ => {
                 problem.get_or_insert_with(|| {
-                    format!("cpu {cpu}: fewer than two `vms` answers with its exits")
+                    format!("cpu {cpu}: fewer than two `cpus` answers with its exits")
                 });
             }
         }
@@ -257,7 +262,7 @@ pub const BOCHS_SMP_DEDICATED: Scenario = Scenario {
 mod tests {
     use super::*;
 
-    const TWO_READS: &str = "conduit> vms\n  linux: running\n    exits: 10 (HLT: 1)\n  cpu 0 (APIC ID 0): 10 guest exit(s) handled; guests: linux\n  cpu 1 (APIC ID 1): 5 guest exit(s) handled; guests: tick, triple\nconduit> vms\n  cpu 0 (APIC ID 0): 30 guest exit(s) handled; guests: linux\n  cpu 1 (APIC ID 1): 9 guest exit(s) handled; guests: tick, triple\n";
+    const TWO_READS: &str = "conduit> cpus\ncpus: 2 numbered, 2 online\n  cpu  apic id  state    ticks       idle  interrupts  guest exits  guests\n    0        0  online          40   10.0%          50           10  linux\n    1        1  online          41   20.0%          60            5  tick, triple\nconduit> vms\n  tick: running; 4 MiB\nconduit> cpus\n    0        0  online          80   10.0%          90           30  linux\n    1        1  online          81   20.0%         100            9  tick, triple\n";
 
     #[test]
     fn rising_exits_pass_and_flat_ones_fail() {
@@ -267,13 +272,10 @@ mod tests {
             c.figures,
             ["cpu0_guest_exits=10->30", "cpu1_guest_exits=5->9"]
         );
-        let flat = TWO_READS.replace("9 guest exit", "5 guest exit");
+        let flat = TWO_READS.replace("100            9", "100            5");
         let c = exits_rose(&flat);
         assert!(c.problem.is_some_and(|p| p.contains("cpu 1:")));
-        let once = TWO_READS
-            .split("conduit> vms\n  cpu 0")
-            .next()
-            .unwrap_or("");
+        let once = TWO_READS.split("conduit> vms").next().unwrap_or("");
         assert!(exits_rose(once).problem.is_some());
     }
 }

@@ -4,6 +4,7 @@
 use super::{ANY_EXCEPTION, BANNER, Config, PANIC, Scenario};
 use crate::expect::End;
 use crate::machine::{BochsSpec, MachineSpec, QemuSpec};
+use crate::script::Step;
 
 /// The first lines of a QEMU boot with `-smp 4` (q35's APIC IDs 0-3), after `mode` names the
 /// local APIC's mode.
@@ -21,7 +22,7 @@ macro_rules! four_cpus {
             r"cpu 3 \(APIC ID 3\): online, tick every 10 ms",
             r"smp: 4 of 4 CPUs online",
             r"selftest: smp \[1\] ticks rose on every online CPU: cpu 0 \(APIC ID 0\) [0-9]+ -> [0-9]+, cpu 1 \(APIC ID 1\) [0-9]+ -> [0-9]+, cpu 2 \(APIC ID 2\) [0-9]+ -> [0-9]+, cpu 3 \(APIC ID 3\) [0-9]+ -> [0-9]+",
-            r"selftest: smp \[2\] cross-CPU call cpu 0 -> cpu 1 \(APIC ID 1\): ran there, round trip [0-9]+ TSC ticks",
+            r"selftest: smp \[2\] cross-CPU call cpu 0 -> cpu 1 \(APIC ID 1\): ran there 9 times, round trip median [0-9]+ TSC ticks \(min [0-9]+, max [0-9]+\)",
             r"selftest: smp \[2\] cross-CPU call cpu 0 -> cpu 3 \(APIC ID 3\): ran there",
             r"selftest: smp \[3\] TLB shootdown: 3 AP\(s\) flushed their TLB",
             $edu,
@@ -88,9 +89,20 @@ pub(super) const QEMU_SMP_GHOST: Scenario = Scenario {
         r"selftest: smp \[1\] ticks rose on every online CPU: cpu 0 \(APIC ID 0\) [0-9]+ -> [0-9]+, cpu 1 \(APIC ID 1\) [0-9]+ -> [0-9]+$",
         r"selftest: smp \[3\] TLB shootdown: 1 AP\(s\) flushed their TLB",
         r"selftest: smp: PASS \(3 steps\)",
+        r"conduit> cpus$",
+        r"^cpus: 3 numbered, 2 online$",
+        r"^  cpu  apic id  state    ticks       idle  interrupts$",
+        r"^    0        0  online   +[1-9][0-9]*  +[0-9]+\.[0-9]%  +[1-9][0-9]*$",
+        r"^    1        1  online   +[1-9][0-9]*  +[0-9]+\.[0-9]%  +[1-9][0-9]*$",
+        r"^    2       62  failed: no response to INIT-SIPI-SIPI within 500 ms$",
+        r"conduit> quit$",
         r"CONDUIT EXIT: success",
     ],
     forbid: &[PANIC, ANY_EXCEPTION, r"cpu [0-9]+ \(APIC ID [23]\)"],
+    input: &[
+        Step::line(r"shell: ready on COM1", "cpus"),
+        Step::line(r"^    2       62  failed", "quit"),
+    ],
     ..QEMU_SMP
 };
 
@@ -109,13 +121,14 @@ pub(super) const BOCHS_SMP: Scenario = Scenario {
         BANNER,
         r"smp: no MADT: the APs are found by a broadcast INIT-SIPI-SIPI",
         r"cpu 0 \(APIC ID 0\): online \(the BSP\)$",
+        r"VMXON done \(region at 0x[0-9a-f]+\), CR0 0x[0-9a-f]+, CR4 0x[0-9a-f]+: cpu 1 \(APIC ID 1\)$",
         r"cpu 1 \(APIC ID 1\): online, tick every 10 ms \(initial count [0-9]+\); VMXON done",
         r"smp: 2 of 2 CPUs online$",
         r"selftest: smp \[1\] ticks rose on every online CPU: cpu 0 \(APIC ID 0\) [0-9]+ -> [0-9]+, cpu 1 \(APIC ID 1\) [0-9]+ -> [0-9]+",
-        r"selftest: smp \[2\] cross-CPU call cpu 0 -> cpu 1 \(APIC ID 1\): ran there, round trip [0-9]+ TSC ticks",
+        r"selftest: smp \[2\] cross-CPU call cpu 0 -> cpu 1 \(APIC ID 1\): ran there 9 times, round trip median [0-9]+ TSC ticks \(min [0-9]+, max [0-9]+\)",
         r"selftest: smp \[3\] TLB shootdown: 1 AP\(s\) flushed their TLB",
         r"selftest: smp: PASS \(3 steps\)",
-        r"VMXON done \(region at 0x[0-9a-f]+\)",
+        r"VMXON done \(region at 0x[0-9a-f]+\), CR0 0x[0-9a-f]+, CR4 0x[0-9a-f]+: cpu 0 \(APIC ID 0\)$",
         r"selftest: smp \[4\] INVEPT single-context on 2 CPU\(s\) in VMX operation",
         r"selftest: smp-vmx: PASS \(1 steps\)",
         r"CONDUIT EXIT: success",

@@ -213,6 +213,7 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
 /// The VT-d fault event: drain the fault records, then acknowledge.
 extern "x86-interrupt" fn vtd_fault(_frame: InterruptStackFrame) {
     super::apic::count_delivery(super::apic::vectors::VTD_FAULT);
+    super::percpu::current().count_interrupt(super::apic::vectors::VTD_FAULT);
     super::vtd::fault::on_interrupt();
     super::apic::eoi();
 }
@@ -220,6 +221,7 @@ extern "x86-interrupt" fn vtd_fault(_frame: InterruptStackFrame) {
 /// The local APIC's spurious interrupt: nothing to do, and no EOI (SDM Vol. 3A, 11.9).
 extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {
     super::apic::count_delivery(super::apic::vectors::SPURIOUS);
+    super::percpu::current().count_interrupt(super::apic::vectors::SPURIOUS);
 }
 
 /// Every other vector from 0x20 up: the tick and device interrupts, which the registered

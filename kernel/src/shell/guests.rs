@@ -64,20 +64,6 @@ pub fn vms(guests: &Guests) {
     for r in &guests.refused {
         say!("  {}: not created ({})", r.name, r.reason);
     }
-    for cpu in crate::sched::cpus::online() {
-        let names: alloc::vec::Vec<&str> =
-            guests.on_cpu(cpu).map(|(_, s)| s.name.as_str()).collect();
-        say!(
-            "  cpu {cpu} (APIC ID {}): {} guest exit(s) handled; guests: {}",
-            crate::sched::cpus::apic_id(cpu).unwrap_or_default(),
-            crate::sched::cpus::exits(cpu),
-            if names.is_empty() {
-                String::from("none")
-            } else {
-                names.join(", ")
-            }
-        );
-    }
 }
 
 /// The lines of `vms` for one guest; `placement`: where it runs.

@@ -7,6 +7,7 @@
 //! VMCS and EPT, the firmware's tables); output goes through the console lock one whole line at a
 //! time, so it never shares a line with a log message.
 
+mod cpus;
 mod guests;
 mod platform;
 
@@ -267,6 +268,7 @@ fn execute(line: &str, world: &mut World<'_>) -> Flow {
     match command {
         Command::Help => help(),
         Command::Vms => guests::vms(world.guests),
+        Command::Cpus => cpus::cpus(world.guests),
         Command::Vcpu(g) => guests::vcpu(world.guests, g.id),
         Command::Ept { guest, gpa } => guests::ept(world.guests, guest.id, gpa),
         Command::Stop(g) => guests::stop(world.guests, g.id),

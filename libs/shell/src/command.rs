@@ -70,6 +70,8 @@ pub enum Command<'a, G> {
     Help,
     /// `vms`: list the guests.
     Vms,
+    /// `cpus`: list the physical CPUs.
+    Cpus,
     /// `vcpu <guest>`: dump a guest's vCPU state.
     Vcpu(GuestRef<'a, G>),
     /// `ept <guest> <gpa>`: walk a guest's EPT; `gpa` is below the guest's address limit.
@@ -195,6 +197,7 @@ where
     let command = match info.name {
         "help" => Command::Help,
         "vms" => Command::Vms,
+        "cpus" => Command::Cpus,
         "iommu" => Command::Iommu,
         "pci" => Command::Pci,
         "irq" => Command::Irq,

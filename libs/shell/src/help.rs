@@ -39,9 +39,15 @@ const fn info(
 }
 
 /// Every command, in the order `help` lists them.
-pub const COMMANDS: [CommandInfo; 12] = [
+pub const COMMANDS: [CommandInfo; 13] = [
     info("help", "help", "list the commands", 0),
     info("vms", "vms", "list the guests and their state", 0),
+    info(
+        "cpus",
+        "cpus",
+        "list the CPUs: state, ticks, idle share, interrupts",
+        0,
+    ),
     info("vcpu", "vcpu <guest>", "dump the vCPU state of a guest", 1),
     info(
         "ept",

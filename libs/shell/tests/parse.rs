@@ -62,6 +62,7 @@ fn blank_lines_are_nothing() {
 fn commands_without_arguments() {
     assert_eq!(ok("help"), Command::Help);
     assert_eq!(ok("vms"), Command::Vms);
+    assert_eq!(ok("cpus"), Command::Cpus);
     assert_eq!(ok("iommu"), Command::Iommu);
     assert_eq!(ok("pci"), Command::Pci);
     assert_eq!(ok("irq"), Command::Irq);
@@ -75,7 +76,7 @@ fn commands_without_arguments() {
 
 #[test]
 fn commands_without_arguments_refuse_arguments() {
-    for c in ["help", "vms", "iommu", "pci", "irq"] {
+    for c in ["help", "vms", "cpus", "iommu", "pci", "irq"] {
         assert_eq!(err(&format!("{c} x")), usage(c));
     }
     assert_eq!(err("vms a b c d"), usage("vms"));

@@ -11,7 +11,8 @@
 //! takes the ECAM window away (with [`unmap_direct`] for the loader's window over the same
 //! range) when physical configuration space goes to the control task; every other mapping
 //! (VT-d units, the local and I/O APICs, device BARs) lives as long as the hypervisor. Both
-//! removals are `unsafe`: their caller promises that nothing uses the range any more. Virtual
+//! removals are `unsafe`: their caller promises that nothing uses the range any more. After a
+//! removal every other online CPU flushes its TLB (`smp::flush_tlb_everywhere`). Virtual
 //! addresses are never handed out twice (the region is a bump allocator), so a mapping made later
 //! never lands where a removed one was.
 //!
@@ -54,6 +55,8 @@ pub enum MmioError {
     BlockOutside { offset: u64, size: u64, len: u64 },
     /// A page of a range being removed could not be unmapped; it stays mapped.
     NotUnmapped { virt: u64 },
+    /// The range is unmapped, but another CPU did not confirm flushing its TLB.
+    Shootdown(crate::smp::CallError),
 }
 
 impl core::fmt::Display for MmioError {
@@ -76,6 +79,7 @@ impl core::fmt::Display for MmioError {
             Self::NotUnmapped { virt } => {
                 write!(f, "the page at {virt:#x} could not be unmapped")
             }
+            Self::Shootdown(e) => write!(f, "TLB shootdown after the unmap: {e}"),
         }
     }
 }
@@ -342,5 +346,7 @@ fn unmap_range(mem: &Memory, virt: u64, len: u64) -> Result<(), MmioError> {
         };
         va += step;
     }
+    // The other CPUs may cache the old translations too (TLB shootdown, SDM Vol. 3A §4.10.5).
+    crate::smp::flush_tlb_everywhere().map_err(MmioError::Shootdown)?;
     Ok(())
 }

@@ -126,10 +126,13 @@ pub fn enable(info: &VmxInfo, mem: &Memory) -> Result<Vmx, VmxError> {
     // SAFETY: CR4.VMXE is set, the fixed bits hold, the region carries the revision id.
     unsafe { instr::vmxon(region.0) }.map_err(VmxError::Vmxon)?;
     CAPS.call_once(|| info.caps);
-    crate::percpu::current().set_vmx_on();
+    let me = crate::percpu::current();
+    me.set_vmx_on();
     info!(
-        "VMXON done (region at {:#x}), CR0 {want0:#x}, CR4 {want4:#x}",
-        region.0
+        "VMXON done (region at {:#x}), CR0 {want0:#x}, CR4 {want4:#x}: cpu {} (APIC ID {})",
+        region.0,
+        me.index(),
+        me.apic_id()
     );
     Ok(Vmx {
         msrs: info.msrs,
@@ -226,6 +229,8 @@ pub enum EverywhereError {
     Call(usize, crate::smp::CallError),
     /// The instruction failed there (1: VMfailInvalid, 2 + n: VMfailValid(n)).
     Failed(usize, u64),
+    /// The CPU is not in VMX operation.
+    NoVmx(usize),
 }
 
 impl core::fmt::Display for EverywhereError {
@@ -234,6 +239,7 @@ impl core::fmt::Display for EverywhereError {
             Self::Call(cpu, e) => write!(f, "cpu {cpu}: {e}"),
             Self::Failed(cpu, 1) => write!(f, "cpu {cpu}: VMfailInvalid"),
             Self::Failed(cpu, n) => write!(f, "cpu {cpu}: VMfailValid({})", n - 2),
+            Self::NoVmx(cpu) => write!(f, "cpu {cpu} is not in VMX operation"),
         }
     }
 }

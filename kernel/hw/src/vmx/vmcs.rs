@@ -54,11 +54,39 @@ impl VmcsRegion {
         Ok(())
     }
 
+    /// VMCLEARs the region on CPU `cpu`, the one it was last current on (a VMCS may be active on
+    /// one CPU at a time; before another CPU loads it, the CPU that had it writes its state back
+    /// with VMCLEAR, SDM Vol. 3C §25.1 and §25.11.1). On this CPU it is [`Self::clear`].
+    pub fn clear_on(&mut self, cpu: usize) -> Result<(), super::EverywhereError> {
+        if !crate::percpu::get(cpu).is_some_and(|c| c.vmx_on()) {
+            return Err(super::EverywhereError::NoVmx(cpu));
+        }
+        match crate::smp::call_on(cpu, vmclear_here, self.frame.0) {
+            Ok(0) => {
+                self.launched = false;
+                Ok(())
+            }
+            Ok(code) => Err(super::EverywhereError::Failed(cpu, code)),
+            Err(e) => Err(super::EverywhereError::Call(cpu, e)),
+        }
+    }
+
     /// Makes this VMCS current on this CPU.
     pub fn load(&self) -> Result<Current, VmFail> {
         // SAFETY: the region is a VMCS with the right revision id, owned by `self`.
         unsafe { instr::vmptrld(self.frame.0)? };
         Ok(Current { _private: () })
+    }
+}
+
+/// VMCLEAR of the region at `phys` on this CPU, for [`VmcsRegion::clear_on`]: 0, or the failure
+/// as one word (see `vm_fail_code`).
+fn vmclear_here(phys: u64) -> u64 {
+    // SAFETY: `clear_on` passes the frame of a live VMCS region and runs this only on a CPU in
+    // VMX operation.
+    match unsafe { instr::vmclear(phys) } {
+        Ok(()) => 0,
+        Err(e) => super::vm_fail_code(e),
     }
 }
 
