@@ -111,6 +111,7 @@ pub const SCENARIOS: &[Scenario] = &[
     smp::BOCHS_SMP,
     placement::QEMU_SMP_PLACEMENT,
     placement::QEMU_SMP_PLACEMENT_EIM,
+    placement::QEMU_SMP_PLACEMENT_GHOST,
     placement::BOCHS_SMP_GUESTS,
     placement::BOCHS_SMP_DEDICATED,
     // Issue "Foundation": an unmapped read must be decoded as a #PF and end the run with failure.

@@ -164,6 +164,30 @@ pub const QEMU_SMP_PLACEMENT_EIM: Scenario = Scenario {
     ..QEMU_SMP_PLACEMENT
 };
 
+/// `qemu-smp-placement-ghost`: a guest placed on a CPU that did not start is refused naming the
+/// key; the other guest is placed.
+pub const QEMU_SMP_PLACEMENT_GHOST: Scenario = Scenario {
+    name: "qemu-smp-placement-ghost",
+    machine: MachineSpec::Qemu(QemuSpec {
+        smp: "2,maxcpus=4",
+        ..QemuSpec::TCG
+    }),
+    config: Config::File("boot/scenarios/smp-placement-ghost.toml"),
+    guests: &[],
+    expect: &[
+        BANNER,
+        r"cpu 2 \(APIC ID 62\): did not start: no response to INIT-SIPI-SIPI within 500 ms; marked offline",
+        r"smp: 2 of 3 CPUs online",
+        r#"guest "lost" refused: `guest "lost"\.cpus`: CPU 2 is not online \(APIC ID 62: did not start: no response to INIT-SIPI-SIPI within 500 ms\)$"#,
+        r#"guest "ok": on cpu 1 \(APIC ID 1\), shared$"#,
+        r"CONDUIT EXIT: success",
+    ],
+    forbid: &[PANIC, ANY_EXCEPTION, r#"guest "lost": on cpu"#],
+    input: &[],
+    end: End::Success,
+    timeout_secs: 180,
+};
+
 /// CPU `cpu`'s guest exits in each answer to `cpus` (the `guest exits` column of its row: index,
 /// APIC ID, state, ticks, idle share, interrupts, guest exits, guests), in log order.
 fn exits_of(lines: &[&str], cpu: usize) -> Vec<u64> {
