@@ -152,9 +152,10 @@ impl Guest {
         Ok(())
     }
 
-    /// The guest has its CPU to itself (`dedicated = true`): a slice so long (2^62 TSC ticks, the
-    /// VMX-preemption timer's largest count) that it never ends it; the timer still fires at the
-    /// guest's own timer deadlines (`vplatform_exits::before_entry` takes the earlier).
+    /// The guest has its CPU to itself (`dedicated = true`): its slice is made endless in effect
+    /// (2^62 TSC ticks; the VMX-preemption timer starts at its largest count, 2^32 - 1), so no
+    /// slice end takes the CPU from it; the timer still fires at the guest's own timer deadlines
+    /// (`vplatform_exits::before_entry` arms the earlier of the two).
     pub fn dedicate(&mut self) {
         self.slice_tsc = 1 << 62;
         self.slice_ticks = u32::MAX;

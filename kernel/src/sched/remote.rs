@@ -92,7 +92,9 @@ pub fn with_guest(
         });
     }
     let start = conduit_hw::rdtsc();
-    WANTED[cpu % cpus::MAX].store(true, Ordering::Release);
+    if let Some(w) = WANTED.get(cpu) {
+        w.store(true, Ordering::Release);
+    }
     cpus::kick(cpu);
     let mut deadline = Deadline::after_ms(ANSWER_MS);
     loop {
