@@ -31,8 +31,9 @@ pub mod spec;
 pub use run::{release_ext, run_slice};
 mod vcpu;
 mod vcpus;
-pub use vcpus::Vcpu;
+mod vipi;
 use vcpus::VmxVcpu;
+pub use vcpus::{Activity, Vcpu};
 mod vplatform;
 mod vplatform_exits;
 mod vuart;
@@ -155,7 +156,7 @@ impl VmxHost {
 
 impl VmxHost {
     /// A new vCPU: its own VPID, VMCS, extended state and MSR area (`vcpu::setup` programs it).
-    fn vcpu(&mut self, mem: &'static Memory) -> Result<Vcpu, CreateError> {
+    fn vcpu(&mut self, mem: &'static Memory, index: usize) -> Result<Vcpu, CreateError> {
         let vpid = self.next_vpid;
         self.next_vpid = self.next_vpid.wrapping_add(1).max(1);
         let vmcs = VmcsRegion::new(mem, self.vmx.caps.basic.revision)
@@ -166,7 +167,7 @@ impl VmxHost {
             ext: xstate::ExtState::new(self.xsave),
             msrs: self.msrs.guest_area(mem)?,
         };
-        Ok(Vcpu::new(vpid, Some(vmx), self.tsc))
+        Ok(Vcpu::new(index, vpid, Some(vmx), self.tsc))
     }
 }
 
@@ -250,7 +251,9 @@ impl Guest {
         guest.slice_ticks = slice_ticks.clamp(1, u64::from(u32::MAX)) as u32;
         guest.slice_tsc = slice_tsc;
         guest.timer_shift = host.vmx.caps.misc.preemption_timer_rate;
-        guest.vcpus = alloc::vec![host.vcpu(mem)?];
+        guest.vcpus = (0..spec.vcpus as usize)
+            .map(|i| host.vcpu(mem, i))
+            .collect::<Result<_, _>>()?;
         for i in 0..guest.vcpus.len() {
             guest.current = i;
             vcpu::setup(host, &mut guest, spec)?;
@@ -270,6 +273,16 @@ impl Guest {
             host.tsc,
             spec.entry
         );
+        if guest.vcpus.len() > 1 {
+            let vpids: alloc::vec::Vec<_> = guest.vcpus.iter().map(|c| c.vpid).collect();
+            info!(
+                "guest \"{}\": {} vCPUs (local APIC IDs 0-{}, VPIDs {vpids:?}); vCPUs 1-{} wait for a start-up IPI",
+                guest.name,
+                guest.vcpus.len(),
+                guest.vcpus.len() - 1,
+                guest.vcpus.len() - 1
+            );
+        }
         Ok(guest)
     }
 
@@ -285,8 +298,9 @@ impl Guest {
         // vCPUs run: its I/O APIC receives the guest's INTx lines and its local APIC takes EOIs
         // through the same MMIO entry points (the self-tests' scripted drivers use them).
         if spec.has_platform() {
-            let p = vplatform::VirtualPlatform::new(mem, 0, false, rate.khz() * 1000)
-                .map_err(|e| CreateError::Vmcs(alloc::format!("{e}")))?;
+            let p =
+                vplatform::VirtualPlatform::new(mem, guest.vcpus.len(), false, rate.khz() * 1000)
+                    .map_err(|e| CreateError::Vmcs(alloc::format!("{e}")))?;
             guest.platform = Some(alloc::boxed::Box::new(p));
         }
         guest.boot_cr3 = match layout::boot_selectors(spec.entry) {
@@ -320,7 +334,7 @@ impl Guest {
             memory,
             eptp: eptp(ept.root()),
             ept,
-            vcpus: alloc::vec![Vcpu::new(0, None, tsc)],
+            vcpus: alloc::vec![Vcpu::new(0, 0, None, tsc)],
             current: 0,
             boot_cr3: None,
             state: State::Runnable,

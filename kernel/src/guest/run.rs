@@ -10,8 +10,8 @@ use conduit_hw::vmx::run;
 use log::info;
 
 impl Guest {
-    /// The vCPU to run next: the first after the current one, wrapping around, that is not
-    /// waiting (`None`: each waits for an interrupt). A vCPU of a guest with a virtual platform
+    /// The vCPU to run next: the first after the current one, wrapping around, that has started
+    /// and is not waiting (`None`: each waits for an interrupt or a start-up IPI). A vCPU of a guest with a virtual platform
     /// that waits in HLT with nothing to wake it is passed over, as a halted processor stays
     /// halted until an interrupt (SDM Vol. 3A §9.10 "HLT"); the hypervisor's own test guests
     /// resume after a HLT at their next slice.
@@ -21,7 +21,7 @@ impl Guest {
         let from = self.current;
         (1..=n)
             .map(|k| (from + k) % n)
-            .find(|&i| !(platform && self.vcpu_waiting(i)))
+            .find(|&i| self.vcpus[i].started() && !(platform && self.vcpu_waiting(i)))
     }
 
     /// Whether every vCPU is in HLT with nothing to wake it yet: no interrupt it could take, no
@@ -70,6 +70,14 @@ pub fn run_slice(g: &mut Guest) {
             return;
         }
     };
+    if let Some(vector) = g.vcpu_mut().startup.take()
+        && let Err(e) = super::vcpu::start_up(g, &mut v, vector)
+    {
+        g.stop(format!(
+            "vCPU {i}: cannot start it at its start-up IPI: {e}"
+        ));
+        return;
+    }
     if let Err(e) = g.arm_timer(&mut v) {
         g.stop(format!("{e}"));
         return;
@@ -103,8 +111,12 @@ pub fn run_slice(g: &mut Guest) {
             info!("guest \"{}\": vCPU {i}: first VM entry", g.name);
         }
         g.set_launched();
-        match super::handle_exit(g, &mut v) {
-            Ok(Outcome::Resume) => continue,
+        let outcome = super::handle_exit(g, &mut v);
+        // IPIs to other vCPUs: they run next, after this exit.
+        let give_up = g.deliver_signals();
+        match outcome {
+            Ok(Outcome::Resume) if !give_up => continue,
+            Ok(Outcome::Resume) => return,
             Ok(Outcome::Yield | Outcome::Done) => return,
             Err(e) => {
                 g.stop(format!("exit handling failed: {e}"));
