@@ -481,6 +481,16 @@ impl Guest {
         &mut self.vcpus[self.current]
     }
 
+    /// " on vCPU N" (the current one) for a guest with several vCPUs, for the reason it stops or
+    /// resets; empty for one vCPU.
+    pub fn which_vcpu(&self) -> String {
+        if self.vcpus.len() > 1 {
+            alloc::format!(" on vCPU {}", self.current)
+        } else {
+            String::new()
+        }
+    }
+
     /// Its statistics: the sum of its vCPUs'.
     pub fn stats(&self) -> Stats {
         Stats::sum(self.vcpus.iter().map(|v| &v.stats))
@@ -503,6 +513,20 @@ impl Guest {
             "guest \"{}\": {state}; {total} exits{line}; {} TSC ticks in guest",
             self.name, stats.tsc_in_guest
         );
+        if self.vcpus.len() > 1 {
+            for c in &self.vcpus {
+                info!(
+                    "guest \"{}\": vCPU {}: {} exits, {} TSC ticks in guest, {} virtual interrupt(s) and {} NMI(s) injected{}",
+                    self.name,
+                    c.index,
+                    c.stats.total_exits(),
+                    c.stats.tsc_in_guest,
+                    c.events.injected,
+                    c.events.nmis,
+                    if c.started() { "" } else { "; never started" }
+                );
+            }
+        }
         let injected: u64 = self.vcpus.iter().map(|v| v.events.injected).sum();
         let reinjected: u64 = self.vcpus.iter().map(|v| v.events.reinjected).sum();
         if injected + reinjected > 0 {

@@ -128,10 +128,15 @@ pub(super) fn setup(
 
     let state = match (spec.entry, selectors) {
         (Entry::Long64 { rip } | Entry::Linux { rip, .. }, Some(sel)) => {
-            let cr3 = guest
-                .memory
-                .build_long_mode(sel)
-                .map_err(CreateError::Layout)?;
+            // The boot page tables are the guest's: written once, with its BSP (the other vCPUs
+            // start at a start-up IPI, not here).
+            let cr3 = match (guest.current, guest.boot_cr3) {
+                (1.., Some(cr3)) => cr3,
+                _ => guest
+                    .memory
+                    .build_long_mode(sel)
+                    .map_err(CreateError::Layout)?,
+            };
             guest.boot_cr3 = Some(cr3);
             let mut s = GuestState::long_mode_flat(rip, guest.memory.size, cr3);
             s.gdtr = DescriptorTable {

@@ -19,7 +19,8 @@ use core::fmt::Write as _;
 
 const MIB: u64 = 1 << 20;
 
-/// `vms`: every guest with its state, memory, time in the guest and exits by reason.
+/// `vms`: every guest with its state, memory, time in the guest and exits by reason (the sums
+/// of its vCPUs'; a guest with several vCPUs also has a line per vCPU).
 pub fn vms(guests: &Guests) {
     let tsc = guests.host.as_ref().map(|h| h.tsc);
     let runnable = guests
@@ -62,6 +63,23 @@ pub fn vms(guests: &Guests) {
             let _ = write!(by_reason, "{sep}{name}: {n}");
         }
         say!("    exits: {} ({by_reason})", stats.total_exits());
+        if g.vcpus.len() > 1 {
+            for c in &g.vcpus {
+                say!(
+                    "    vCPU {}: {}, VPID {}, {} in guest, {} exits, {} NMI(s) injected",
+                    c.index,
+                    if c.started() {
+                        "started"
+                    } else {
+                        "waiting for a start-up IPI"
+                    },
+                    c.vpid,
+                    Duration(c.stats.tsc_in_guest, tsc),
+                    c.stats.total_exits(),
+                    c.events.nmis
+                );
+            }
+        }
         if !g.devices.is_empty() {
             let mut functions = String::new();
             for bdf in &g.devices {
