@@ -25,7 +25,7 @@ mod power;
 pub mod report;
 mod set;
 mod stats;
-pub use stats::Stats;
+pub use stats::{RoundTrips, Stats};
 mod run;
 pub mod spec;
 pub use run::{release_ext, run_slice};
@@ -188,6 +188,8 @@ pub struct Guest {
     pub vcpus: alloc::vec::Vec<Vcpu>,
     /// The vCPU that runs (or ran last): the one the exit handlers act on.
     pub current: usize,
+    /// IPI round trips between its vCPUs since it last (re)started.
+    pub round_trips: RoundTrips,
     /// CR3 of the boot page tables the hypervisor wrote for a 64-bit guest (`layout.rs`).
     boot_cr3: Option<u64>,
     pub state: State,
@@ -336,6 +338,7 @@ impl Guest {
             ept,
             vcpus: alloc::vec![Vcpu::new(0, 0, None, tsc)],
             current: 0,
+            round_trips: RoundTrips::ZERO,
             boot_cr3: None,
             state: State::Runnable,
             uart: VirtualUart::new(),
@@ -420,6 +423,7 @@ impl Guest {
         self.uart = VirtualUart::new();
         self.uart.attached = attached;
         crate::irq::dispatch::clear_guest(self.id());
+        self.round_trips = RoundTrips::ZERO;
         let spec = self.spec.clone();
         for i in 0..self.vcpus.len() {
             self.current = i;
@@ -513,6 +517,13 @@ impl Guest {
             "guest \"{}\": {state}; {total} exits{line}; {} TSC ticks in guest",
             self.name, stats.tsc_in_guest
         );
+        if let Some(mean) = self.round_trips.mean() {
+            let r = &self.round_trips;
+            info!(
+                "guest \"{}\": {} IPI round trip(s) between its vCPUs (sender's IPI exit to its next entry): min {}, mean {mean}, max {} TSC ticks",
+                self.name, r.count, r.min, r.max
+            );
+        }
         if self.vcpus.len() > 1 {
             for c in &self.vcpus {
                 info!(

@@ -94,6 +94,9 @@ pub fn run_slice(g: &mut Guest) {
         }
         g.vcpus[i].halted = false;
         let start = rdtsc();
+        if let Some(sent) = g.vcpus[i].ipi_sent.take() {
+            g.round_trips.add(start.wrapping_sub(sent));
+        }
         let launched = g.launched();
         // SAFETY: the VMCS is current and was fully programmed and checked by `Guest::create`
         // (or by `Guest::restart`).

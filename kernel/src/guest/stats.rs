@@ -1,5 +1,39 @@
 //! A guest's exit statistics.
 
+/// IPI round trips between a guest's vCPUs on one physical CPU: from the exit of the sender's
+/// ICR write (after which it gives the CPU up so that the target runs: `guest::vipi`) to the
+/// sender's next VM entry, in TSC ticks. A synchronous call (the sender waits for the target's
+/// answer) takes one round trip when the target answers within its turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoundTrips {
+    pub count: u64,
+    pub total: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+impl RoundTrips {
+    pub(super) const ZERO: Self = Self {
+        count: 0,
+        total: 0,
+        min: u64::MAX,
+        max: 0,
+    };
+
+    /// One more round trip of `ticks`.
+    pub(super) fn add(&mut self, ticks: u64) {
+        self.count += 1;
+        self.total = self.total.saturating_add(ticks);
+        self.min = self.min.min(ticks);
+        self.max = self.max.max(ticks);
+    }
+
+    /// The mean, if any round trip was measured.
+    pub fn mean(&self) -> Option<u64> {
+        self.total.checked_div(self.count)
+    }
+}
+
 /// Exit counts by basic exit reason, and time spent in the guest, since it last (re)started: one
 /// vCPU's, or a guest's totals ([`Stats::sum`]).
 #[derive(Debug)]

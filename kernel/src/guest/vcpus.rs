@@ -61,6 +61,9 @@ pub struct Vcpu {
     pub(super) tsc_offset: u64,
     /// The TSC value at which its current time slice ends.
     pub(super) slice_end: u64,
+    /// The TSC value at which it gave the CPU up after sending an IPI to another vCPU: its next
+    /// entry ends an IPI round trip (`Guest::round_trips`).
+    pub(super) ipi_sent: Option<u64>,
 }
 
 /// What a vCPU that runs has beyond its registers: its VMCS, and the capabilities its
@@ -94,6 +97,7 @@ impl Vcpu {
             cr_fixed: (NO_FIXED_BITS, NO_FIXED_BITS),
             tsc_offset: 0,
             slice_end: 0,
+            ipi_sent: None,
         }
     }
 
@@ -120,6 +124,7 @@ impl Vcpu {
         self.tsc_offset = 0;
         self.activity = Self::power_up(self.index);
         self.startup = None;
+        self.ipi_sent = None;
         Ok(())
     }
 

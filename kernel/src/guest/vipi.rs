@@ -22,12 +22,13 @@ impl Guest {
             return false;
         }
         let mut give_up = false;
+        let mut to_other = false;
         for signal in p.take_signals() {
             match signal {
-                Signal::Interrupt(t) => give_up |= t != self.current,
+                Signal::Interrupt(t) => to_other |= t != self.current,
                 Signal::Nmi(t) => {
                     self.vcpus[t].events.queue_nmi();
-                    give_up |= t != self.current;
+                    to_other |= t != self.current;
                 }
                 Signal::Init(t) => {
                     let cpu = &mut self.vcpus[t];
@@ -36,6 +37,7 @@ impl Guest {
                     cpu.regs = GuestRegs::default();
                     cpu.halted = false;
                     cpu.events.clear_pending();
+                    cpu.ipi_sent = None;
                     debug!(
                         "guest \"{}\": vCPU {t}: INIT, waits for a start-up IPI",
                         self.name
@@ -59,6 +61,10 @@ impl Guest {
                 }
             }
         }
-        give_up
+        let cpu = &mut self.vcpus[self.current];
+        if to_other && cpu.started() {
+            cpu.ipi_sent = Some(conduit_hw::rdtsc());
+        }
+        give_up || to_other
     }
 }

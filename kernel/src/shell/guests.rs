@@ -79,6 +79,16 @@ pub fn vms(guests: &Guests) {
                     c.events.nmis
                 );
             }
+            let r = &g.round_trips;
+            if let Some(mean) = r.mean() {
+                say!(
+                    "    IPI round trips: {}, min {}, mean {}, max {}",
+                    r.count,
+                    Duration(r.min, tsc),
+                    Duration(mean, tsc),
+                    Duration(r.max, tsc)
+                );
+            }
         }
         if !g.devices.is_empty() {
             let mut functions = String::new();
