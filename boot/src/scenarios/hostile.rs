@@ -60,7 +60,7 @@ const EXPECT: &[&str] = &[
     r"^  h-ipi-storm: exited with code 0x0; ",
     // Its second vCPU took every NMI of the storm (issue 15, "Bad input").
     r"^  h-init-storm: exited with code 0x0; ",
-    r"^    vCPU 1: started, VPID [0-9]+, [0-9]+\.[0-9]{3} ms in guest, [0-9]+ exits, 300 NMI\(s\) injected$",
+    r"^    vCPU 1: started, VPID [0-9]+, [0-9]+\.[0-9]{3} ms in guest, [0-9]+ exits, 300 NMI\(s\) injected, 300 start-up IPI\(s\) taken$",
     r#"^  h-reset-cf9: stopped \(reset through the reset control register \(port 0xcf9 = 0x06\) \(on_crash = "stop"\)\); "#,
     r#"^  h-reset-kbd: stopped \(reset through the keyboard controller \(port 0x64 = 0xfe\) \(on_crash = "stop"\)\); "#,
     r"^  h-hlt-cli: stopped \(by operator\); ",

@@ -38,6 +38,8 @@ pub struct Vcpu {
     /// A start-up IPI's vector (the start page) it takes at its next slice
     /// (`vcpu::start_up`).
     pub(super) startup: Option<u8>,
+    /// Start-up IPIs it took since its guest (re)started.
+    pub starts: u32,
     /// Its VPID (0: no VMCS).
     pub vpid: u16,
     /// Its VMCS and the VMX capabilities it was set up for; `None` for a guest placed on a
@@ -86,6 +88,7 @@ impl Vcpu {
             index,
             activity: Self::power_up(index),
             startup: None,
+            starts: 0,
             vpid,
             vmx,
             regs: GuestRegs::default(),
@@ -124,6 +127,7 @@ impl Vcpu {
         self.tsc_offset = 0;
         self.activity = Self::power_up(self.index);
         self.startup = None;
+        self.starts = 0;
         self.ipi_sent = None;
         Ok(())
     }

@@ -51,7 +51,16 @@ impl Guest {
                     if cpu.activity == Activity::WaitForSipi {
                         cpu.activity = Activity::Active;
                         cpu.startup = Some(vector);
-                        log::info!(
+                        cpu.starts += 1;
+                        // The first start is logged; later ones (CPU hotplug, or a guest that
+                        // storms its own vCPUs) only at debug level: the log is everyone's.
+                        let level = if cpu.starts == 1 {
+                            log::Level::Info
+                        } else {
+                            log::Level::Debug
+                        };
+                        log::log!(
+                            level,
                             "guest \"{}\": vCPU {t}: start-up IPI, starts at {:#x}",
                             self.name,
                             u64::from(vector) << 12

@@ -66,7 +66,7 @@ pub fn vms(guests: &Guests) {
         if g.vcpus.len() > 1 {
             for c in &g.vcpus {
                 say!(
-                    "    vCPU {}: {}, VPID {}, {} in guest, {} exits, {} NMI(s) injected",
+                    "    vCPU {}: {}, VPID {}, {} in guest, {} exits, {} NMI(s) injected, {} start-up IPI(s) taken",
                     c.index,
                     if c.started() {
                         "started"
@@ -76,7 +76,8 @@ pub fn vms(guests: &Guests) {
                     c.vpid,
                     Duration(c.stats.tsc_in_guest, tsc),
                     c.stats.total_exits(),
-                    c.events.nmis
+                    c.events.nmis,
+                    c.starts
                 );
             }
             let r = &g.round_trips;
