@@ -1,5 +1,5 @@
-//! Running a guest for one time slice: the guest picks its next runnable vCPU (round-robin, a
-//! vCPU waiting in HLT with nothing to wake it passed over), makes it current on this CPU (its
+//! Running a guest for one time slice: the guest picks its next runnable vCPU (round-robin; a
+//! vCPU waiting in HLT with nothing to wake it, or for a start-up IPI, passed over), makes it current on this CPU (its
 //! VMCS, its extended state) and enters it until the slice ends (VMX-preemption timer, HLT, a
 //! yield hypercall: SDM Vol. 3C §26.5.1 "VMX-Preemption Timer") or the guest finishes.
 
@@ -11,10 +11,10 @@ use log::info;
 
 impl Guest {
     /// The vCPU to run next: the first after the current one, wrapping around, that has started
-    /// and is not waiting (`None`: each waits for an interrupt or a start-up IPI). A vCPU of a guest with a virtual platform
-    /// that waits in HLT with nothing to wake it is passed over, as a halted processor stays
-    /// halted until an interrupt (SDM Vol. 3A §9.10 "HLT"); the hypervisor's own test guests
-    /// resume after a HLT at their next slice.
+    /// and is not waiting (`None`: each waits for an interrupt or a start-up IPI). A vCPU of a
+    /// guest with a virtual platform that waits in HLT with nothing to wake it is passed over, as
+    /// a halted processor stays halted until an interrupt (SDM Vol. 3A §9.10 "HLT"); the
+    /// hypervisor's own test guests resume after a HLT at their next slice.
     fn pick_vcpu(&mut self) -> Option<usize> {
         let n = self.vcpus.len();
         let platform = self.has_platform();
@@ -24,14 +24,15 @@ impl Guest {
             .find(|&i| self.vcpus[i].started() && !(platform && self.vcpu_waiting(i)))
     }
 
-    /// Whether every vCPU is in HLT with nothing to wake it yet: no interrupt it could take, no
-    /// timer due. Then the CPU may sleep until the next physical interrupt.
+    /// Whether every vCPU is in HLT with nothing to wake it yet (no interrupt it could take, no
+    /// timer due) or waits for a start-up IPI. Then the CPU may sleep until the next physical
+    /// interrupt.
     pub fn waiting(&mut self) -> bool {
         (0..self.vcpus.len()).all(|i| self.vcpu_waiting(i))
     }
 
-    /// Whether vCPU `i` is in HLT with nothing to wake it yet (its state is looked at as the
-    /// exit handlers see it: with `i` current; the current vCPU is restored).
+    /// Whether vCPU `i` waits ([`Guest::current_waiting`]; its state is looked at as the exit
+    /// handlers see it, with `i` current; the current vCPU is restored).
     fn vcpu_waiting(&mut self, i: usize) -> bool {
         let current = core::mem::replace(&mut self.current, i);
         let waiting = self.current_waiting();
