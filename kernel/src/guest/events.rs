@@ -63,6 +63,10 @@ pub struct Events {
     pub last_vector: Option<u8>,
     /// Events delivered again after an exit during their delivery.
     pub reinjected: u64,
+    /// An NMI IPI waits for the vCPU to accept an NMI.
+    nmi: bool,
+    /// NMIs injected so far.
+    pub nmis: u64,
 }
 
 impl Events {
@@ -79,7 +83,28 @@ impl Events {
             injected: 0,
             last_vector: None,
             reinjected: 0,
+            nmi: false,
+            nmis: 0,
         }
+    }
+
+    /// Queues an NMI (an NMI IPI from one of the guest's vCPUs); NMIs queued while one waits
+    /// are one NMI.
+    pub fn queue_nmi(&mut self) {
+        self.nmi = true;
+    }
+
+    /// Whether an NMI waits: it ends a HLT.
+    pub fn nmi_pending(&self) -> bool {
+        self.nmi
+    }
+
+    /// Drops what waits for the next entries (an INIT of the vCPU): the interrupted event, a
+    /// queued fault, a queued NMI.
+    pub fn clear_pending(&mut self) {
+        self.reinject = None;
+        self.fault = None;
+        self.nmi = false;
     }
 
     /// The event whose delivery the last exit interrupted, if any (to be delivered again).
@@ -188,10 +213,38 @@ fn poll_timer(g: &mut Guest, id: GuestId) {
     }
 }
 
+/// An NMI goes in when nothing else does (no event to deliver again, no fault) and nothing
+/// blocks it: blocking by NMI, by MOV SS and by STI (SDM Vol. 3C §25.4.2 Table 25-3; VM entry
+/// refuses an NMI injection under MOV-SS blocking, §27.3.1.5, and one under STI blocking is
+/// left for the next entry too). Otherwise it waits for a later entry. Returns whether it went
+/// in.
+fn inject_nmi(g: &mut Guest, v: &mut Current) -> Result<bool, FieldError> {
+    let ev = &g.vcpu().events;
+    if ev.reinject.is_some() || ev.fault.is_some() {
+        return Ok(false);
+    }
+    // Bits 0 (STI), 1 (MOV SS) and 3 (NMI) of the interruptibility state.
+    if v.get(Guest32::InterruptibilityState)? & 0b1011 != 0 {
+        return Ok(false);
+    }
+    v.set(Control32::EntryInterruptionInfo, NMI_INFO)?;
+    let ev = &mut g.vcpu_mut().events;
+    ev.nmi = false;
+    ev.nmis += 1;
+    Ok(true)
+}
+
+/// VM-entry interruption information of an NMI: valid, type 2 (NMI), vector 2 (SDM Vol. 3C
+/// §25.8.3, Table 25-17).
+const NMI_INFO: u32 = (1 << 31) | (2 << 8) | 2;
+
 /// Before every entry: writes the event to inject (if any) and sets the window control. The
 /// highest pending virtual vector is taken from `dispatch` only when it goes in now; otherwise it
 /// stays pending there (a higher one arriving meanwhile overtakes it).
 pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
+    if g.vcpu().events.nmi && inject_nmi(g, v)? {
+        return Ok(());
+    }
     let id = g.id();
     if g.vcpu().events.timer.is_some() {
         poll_timer(g, id);

@@ -155,7 +155,8 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         }
         BasicExitReason::TripleFault if g.platform.is_some() => {
             let state = crash_state(v)?;
-            g.request_reset(format!("triple fault (shutdown): {state}"));
+            let vcpu = g.which_vcpu();
+            g.request_reset(format!("triple fault (shutdown){vcpu}: {state}"));
             Ok(Outcome::Done)
         }
         BasicExitReason::Xsetbv => super::xstate::xsetbv(g, v),
@@ -202,7 +203,8 @@ pub(super) fn stop<C: CpuState>(
     why: String,
 ) -> Result<Outcome, C::Error> {
     let rip = cpu.rip()?;
-    g.stop(format!("{why} RIP {rip:#x}"));
+    let vcpu = g.which_vcpu();
+    g.stop(format!("{why} RIP {rip:#x}{vcpu}"));
     Ok(Outcome::Done)
 }
 

@@ -25,14 +25,15 @@ mod power;
 pub mod report;
 mod set;
 mod stats;
-pub use stats::Stats;
+pub use stats::{RoundTrips, Stats};
 mod run;
 pub mod spec;
 pub use run::run_slice;
 mod vcpu;
 mod vcpus;
-pub use vcpus::Vcpu;
+mod vipi;
 use vcpus::VmxVcpu;
+pub use vcpus::{Activity, Vcpu};
 mod vplatform;
 mod vplatform_exits;
 mod vuart;
@@ -155,7 +156,7 @@ impl VmxHost {
 
 impl VmxHost {
     /// A new vCPU: its own VPID, VMCS, extended state and MSR area (`vcpu::setup` programs it).
-    fn vcpu(&mut self, mem: &'static Memory) -> Result<Vcpu, CreateError> {
+    fn vcpu(&mut self, mem: &'static Memory, index: usize) -> Result<Vcpu, CreateError> {
         let vpid = self.next_vpid;
         self.next_vpid = self.next_vpid.wrapping_add(1).max(1);
         let vmcs = VmcsRegion::new(mem, self.vmx.caps.basic.revision)
@@ -166,7 +167,7 @@ impl VmxHost {
             ext: xstate::ExtState::new(self.xsave),
             msrs: self.msrs.guest_area(mem)?,
         };
-        Ok(Vcpu::new(vpid, Some(vmx), self.tsc))
+        Ok(Vcpu::new(index, vpid, Some(vmx), self.tsc))
     }
 }
 
@@ -187,6 +188,8 @@ pub struct Guest {
     pub vcpus: alloc::vec::Vec<Vcpu>,
     /// The vCPU that runs (or ran last): the one the exit handlers act on.
     pub current: usize,
+    /// IPI round trips between its vCPUs since it last (re)started.
+    pub round_trips: RoundTrips,
     /// CR3 of the boot page tables the hypervisor wrote for a 64-bit guest (`layout.rs`).
     boot_cr3: Option<u64>,
     pub state: State,
@@ -250,7 +253,9 @@ impl Guest {
         guest.slice_ticks = slice_ticks.clamp(1, u64::from(u32::MAX)) as u32;
         guest.slice_tsc = slice_tsc;
         guest.timer_shift = host.vmx.caps.misc.preemption_timer_rate;
-        guest.vcpus = alloc::vec![host.vcpu(mem)?];
+        guest.vcpus = (0..spec.vcpus as usize)
+            .map(|i| host.vcpu(mem, i))
+            .collect::<Result<_, _>>()?;
         for i in 0..guest.vcpus.len() {
             guest.current = i;
             vcpu::setup(host, &mut guest, spec)?;
@@ -270,6 +275,16 @@ impl Guest {
             host.tsc,
             spec.entry
         );
+        if guest.vcpus.len() > 1 {
+            let vpids: alloc::vec::Vec<_> = guest.vcpus.iter().map(|c| c.vpid).collect();
+            info!(
+                "guest \"{}\": {} vCPUs (local APIC IDs 0-{}, VPIDs {vpids:?}); vCPUs 1-{} wait for a start-up IPI",
+                guest.name,
+                guest.vcpus.len(),
+                guest.vcpus.len() - 1,
+                guest.vcpus.len() - 1
+            );
+        }
         Ok(guest)
     }
 
@@ -285,8 +300,9 @@ impl Guest {
         // vCPUs run: its I/O APIC receives the guest's INTx lines and its local APIC takes EOIs
         // through the same MMIO entry points (the self-tests' scripted drivers use them).
         if spec.has_platform() {
-            let p = vplatform::VirtualPlatform::new(mem, 0, false, rate.khz() * 1000)
-                .map_err(|e| CreateError::Vmcs(alloc::format!("{e}")))?;
+            let p =
+                vplatform::VirtualPlatform::new(mem, guest.vcpus.len(), false, rate.khz() * 1000)
+                    .map_err(|e| CreateError::Vmcs(alloc::format!("{e}")))?;
             guest.platform = Some(alloc::boxed::Box::new(p));
         }
         guest.boot_cr3 = match layout::boot_selectors(spec.entry) {
@@ -320,8 +336,9 @@ impl Guest {
             memory,
             eptp: eptp(ept.root()),
             ept,
-            vcpus: alloc::vec![Vcpu::new(0, None, tsc)],
+            vcpus: alloc::vec![Vcpu::new(0, 0, None, tsc)],
             current: 0,
+            round_trips: RoundTrips::ZERO,
             boot_cr3: None,
             state: State::Runnable,
             uart: VirtualUart::new(),
@@ -406,6 +423,7 @@ impl Guest {
         self.uart = VirtualUart::new();
         self.uart.attached = attached;
         crate::irq::dispatch::clear_guest(self.id());
+        self.round_trips = RoundTrips::ZERO;
         let spec = self.spec.clone();
         for i in 0..self.vcpus.len() {
             self.current = i;
@@ -467,54 +485,19 @@ impl Guest {
         &mut self.vcpus[self.current]
     }
 
+    /// " on vCPU N" (the current one) for a guest with several vCPUs, for the reason it stops or
+    /// resets; empty for one vCPU.
+    pub fn which_vcpu(&self) -> String {
+        if self.vcpus.len() > 1 {
+            alloc::format!(" on vCPU {}", self.current)
+        } else {
+            String::new()
+        }
+    }
+
     /// Its statistics: the sum of its vCPUs'.
     pub fn stats(&self) -> Stats {
         Stats::sum(self.vcpus.iter().map(|v| &v.stats))
-    }
-
-    /// The exit counts as "name count" pairs, for the end-of-run report.
-    pub fn report(&self) {
-        let stats = self.stats();
-        let total = stats.total_exits();
-        let mut line = String::new();
-        for (name, n) in stats.nonzero() {
-            line.push_str(&alloc::format!(", {name}: {n}"));
-        }
-        let state = match &self.state {
-            State::Runnable => String::from("runnable"),
-            State::Exited(code) => alloc::format!("exited with code {code:#x}"),
-            State::Stopped(why) => alloc::format!("stopped ({why})"),
-        };
-        info!(
-            "guest \"{}\": {state}; {total} exits{line}; {} TSC ticks in guest",
-            self.name, stats.tsc_in_guest
-        );
-        let injected: u64 = self.vcpus.iter().map(|v| v.events.injected).sum();
-        let reinjected: u64 = self.vcpus.iter().map(|v| v.events.reinjected).sum();
-        if injected + reinjected > 0 {
-            let last = (self.vcpus.iter().rev())
-                .find_map(|v| v.events.last_vector)
-                .map_or(String::new(), |v| alloc::format!(" (last vector {v:#x})"));
-            info!(
-                "guest \"{}\": {} virtual interrupt(s) injected{last}, {} event(s) re-injected after an exit during delivery, {} device interrupt(s) routed to it",
-                self.name,
-                injected,
-                reinjected,
-                crate::irq::guest_interrupts(self.id())
-            );
-        }
-        if let Some(p) = self.platform.as_ref() {
-            info!(
-                "guest \"{}\": local APIC by {}; {} interrupt message(s) to nobody (IPIs to APIC IDs it does not own, NMI/INIT/SIPI/SMI IPIs, I/O APIC messages of those modes)",
-                self.name,
-                if p.apicv {
-                    "APIC virtualization"
-                } else {
-                    "software emulation"
-                },
-                p.dropped
-            );
-        }
     }
 }
 

@@ -33,8 +33,8 @@ impl HostCpuid for HostCpu {
 pub fn cpu_config(g: &Guest, secondary: SecondaryControls) -> GuestCpuConfig {
     let apic = g.platform.is_some();
     GuestCpuConfig {
-        apic_id: 0,
-        vcpus: 1,
+        apic_id: g.current as u32,
+        vcpus: g.vcpus.len() as u32,
         tsc: g.vcpu().events.tsc(),
         xcr0_supported: super::xstate::xcr0_supported(g)
             .unwrap_or(conduit_cpu_policy::xsave::XCR0_X87),

@@ -78,7 +78,8 @@ pub(super) fn setup(
     } else {
         compute(&request)?
     };
-    if os {
+    // The platform is the guest's: built (or reset) with its BSP, vCPU 0, for all its vCPUs.
+    if os && guest.current == 0 {
         let apicv = controls.secondary.contains(APICV_SECONDARY);
         let tsc_hz = host.tsc.khz() * 1000;
         // A restart keeps the platform's frame and resets its models.
@@ -90,7 +91,8 @@ pub(super) fn setup(
                 crate::irq::guest_reset(guest.id());
             }
             None => {
-                let p = super::vplatform::VirtualPlatform::new(guest.mem, 0, apicv, tsc_hz)
+                let n = guest.vcpus.len();
+                let p = super::vplatform::VirtualPlatform::new(guest.mem, n, apicv, tsc_hz)
                     .map_err(|e| CreateError::Vmcs(format!("{e}")))?;
                 guest.platform = Some(alloc::boxed::Box::new(p));
             }
@@ -126,10 +128,15 @@ pub(super) fn setup(
 
     let state = match (spec.entry, selectors) {
         (Entry::Long64 { rip } | Entry::Linux { rip, .. }, Some(sel)) => {
-            let cr3 = guest
-                .memory
-                .build_long_mode(sel)
-                .map_err(CreateError::Layout)?;
+            // The boot page tables are the guest's: written once, with its BSP (the other vCPUs
+            // start at a start-up IPI, not here).
+            let cr3 = match (guest.current, guest.boot_cr3) {
+                (1.., Some(cr3)) => cr3,
+                _ => guest
+                    .memory
+                    .build_long_mode(sel)
+                    .map_err(CreateError::Layout)?,
+            };
             guest.boot_cr3 = Some(cr3);
             let mut s = GuestState::long_mode_flat(rip, guest.memory.size, cr3);
             s.gdtr = DescriptorTable {
@@ -211,6 +218,31 @@ pub(super) fn setup(
         .map_err(|e| CreateError::Vmcs(format!("INVVPID: {e}")))?;
     vmx::invept(&host.vmx.caps, guest.eptp)
         .map_err(|e| CreateError::Vmcs(format!("INVEPT: {e}")))?;
+    Ok(())
+}
+
+/// Starts the current vCPU at a start-up IPI with `vector`: the state of a processor after INIT
+/// (SDM Vol. 3A §9.1.1, Table 9-1: real mode, CR0 with only ET among the bits the guest sees,
+/// EFER 0) at CS:IP = (`vector` << 8):0000, that is, at physical address `vector` × 4096 (SDM
+/// Vol. 3A §11.6.1 "Start-Up", §9.4.4.1). The VM-entry control "IA-32e mode guest" is cleared
+/// (the guest may enter long mode again itself: `cr_exits.rs`). Needs unrestricted guest, which
+/// every guest with a platform has.
+pub(super) fn start_up(
+    guest: &mut Guest,
+    v: &mut Current,
+    vector: u8,
+) -> Result<(), vmx::vmcs::FieldError> {
+    let s = GuestState::real_mode(u16::from(vector) << 8, 0);
+    s.write_to(v)?;
+    let entry = EntryControls::from_bits_retain(v.get(Control32::EntryControls)?);
+    v.set(
+        Control32::EntryControls,
+        (entry - EntryControls::IA32E_MODE_GUEST).bits(),
+    )?;
+    v.set(ControlNatural::Cr0ReadShadow, s.cr0 & !CR0_NE)?;
+    v.set(ControlNatural::Cr4ReadShadow, s.cr4 & !CR4_VMXE)?;
+    v.set(Control32::EntryInterruptionInfo, 0)?;
+    guest.vcpu_mut().regs = vmx::run::GuestRegs::default();
     Ok(())
 }
 

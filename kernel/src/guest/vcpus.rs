@@ -14,9 +14,32 @@ const NO_FIXED_BITS: conduit_vmx::cr::FixedBits = conduit_vmx::cr::FixedBits {
     fixed1: u64::MAX,
 };
 
+/// Where a vCPU is in the multiprocessor start-up (SDM Vol. 3A §9.4 "Multiple-Processor (MP)
+/// Initialization"): the bootstrap processor runs from the guest's entry point; the others wait
+/// for a start-up IPI, after their INIT or from power-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    /// It runs (or waits in HLT like any running processor).
+    Active,
+    /// Wait-for-SIPI: it is not entered until a start-up IPI arrives. The hypervisor keeps it
+    /// out of VMX non-root operation instead of entering it in the VMCS activity state
+    /// "wait-for-SIPI" (SDM Vol. 3C §25.4.2), since its start-up IPIs are virtual: they come
+    /// from the guest's own local APICs, never from the physical bus.
+    WaitForSipi,
+}
+
 /// One vCPU (vCPU 0 is the guest's bootstrap processor).
 #[derive(Debug)]
 pub struct Vcpu {
+    /// Its index in the guest, which is also its local APIC ID.
+    pub index: usize,
+    /// Running, or waiting for a start-up IPI.
+    pub activity: Activity,
+    /// A start-up IPI's vector (the start page) it takes at its next slice
+    /// (`vcpu::start_up`).
+    pub(super) startup: Option<u8>,
+    /// Start-up IPIs it took since its guest (re)started.
+    pub starts: u32,
     /// Its VPID (0: no VMCS).
     pub vpid: u16,
     /// Its VMCS and the VMX capabilities it was set up for; `None` for a guest placed on a
@@ -40,6 +63,9 @@ pub struct Vcpu {
     pub(super) tsc_offset: u64,
     /// The TSC value at which its current time slice ends.
     pub(super) slice_end: u64,
+    /// The TSC value at which it gave the CPU up after sending an IPI to another vCPU: its next
+    /// entry ends an IPI round trip (`Guest::round_trips`).
+    pub(super) ipi_sent: Option<u64>,
 }
 
 /// What a vCPU that runs has beyond its registers: its VMCS, and the capabilities its
@@ -55,10 +81,14 @@ pub(super) struct VmxVcpu {
 }
 
 impl Vcpu {
-    /// A vCPU in its initial state, with this VMCS (`None`: it never runs); `tsc` rates its
-    /// virtual timer.
-    pub(super) fn new(vpid: u16, vmx: Option<VmxVcpu>, tsc: Rate) -> Self {
+    /// vCPU `index` in its initial state (the BSP active, the others waiting for a start-up
+    /// IPI), with this VMCS (`None`: it never runs); `tsc` rates its virtual timer.
+    pub(super) fn new(index: usize, vpid: u16, vmx: Option<VmxVcpu>, tsc: Rate) -> Self {
         Self {
+            index,
+            activity: Self::power_up(index),
+            startup: None,
+            starts: 0,
             vpid,
             vmx,
             regs: GuestRegs::default(),
@@ -70,6 +100,7 @@ impl Vcpu {
             cr_fixed: (NO_FIXED_BITS, NO_FIXED_BITS),
             tsc_offset: 0,
             slice_end: 0,
+            ipi_sent: None,
         }
     }
 
@@ -94,6 +125,24 @@ impl Vcpu {
         self.halted = false;
         self.halted_without_if = false;
         self.tsc_offset = 0;
+        self.activity = Self::power_up(self.index);
+        self.startup = None;
+        self.starts = 0;
+        self.ipi_sent = None;
         Ok(())
+    }
+
+    /// The activity at power-up: the BSP (vCPU 0) runs, the others wait for a start-up IPI.
+    fn power_up(index: usize) -> Activity {
+        if index == 0 {
+            Activity::Active
+        } else {
+            Activity::WaitForSipi
+        }
+    }
+
+    /// Whether it has started (it is not waiting for a start-up IPI).
+    pub fn started(&self) -> bool {
+        self.activity == Activity::Active
     }
 }

@@ -92,6 +92,34 @@ fn vm(g: &mut Guest, tsc: Option<Rate>, placement: &str) {
         let _ = write!(by_reason, "{sep}{name}: {n}");
     }
     say!("    exits: {} ({by_reason})", stats.total_exits());
+    if g.vcpus.len() > 1 {
+        for c in &g.vcpus {
+            say!(
+                "    vCPU {}: {}, VPID {}, {} in guest, {} exits, {} NMI(s) injected, {} start-up IPI(s) taken",
+                c.index,
+                if c.started() {
+                    "started"
+                } else {
+                    "waiting for a start-up IPI"
+                },
+                c.vpid,
+                Duration(c.stats.tsc_in_guest, tsc),
+                c.stats.total_exits(),
+                c.events.nmis,
+                c.starts
+            );
+        }
+        let r = &g.round_trips;
+        if let Some(mean) = r.mean() {
+            say!(
+                "    IPI round trips: {}, min {}, mean {}, max {}",
+                r.count,
+                Duration(r.min, tsc),
+                Duration(mean, tsc),
+                Duration(r.max, tsc)
+            );
+        }
+    }
     let mut vcpus = String::new();
     for i in 0..g.vcpus.len() {
         let sep = if vcpus.is_empty() { "" } else { ", " };

@@ -134,6 +134,7 @@ mod tests {
         let guest = |name: &str, entry, entry_point, test_break| GuestConfig {
             name: String::from(name),
             memory_mib: 4,
+            vcpus: 1,
             entry,
             entry_point,
             segments: vec![

@@ -34,6 +34,9 @@ pub const MAX_GUESTS: usize = 64;
 pub const MIN_TIME_SLICE_US: u32 = 100;
 pub const MAX_TIME_SLICE_US: u32 = 100_000;
 pub const DEFAULT_TIME_SLICE_US: u32 = 1000;
+/// Most vCPUs of one guest (each its own VMCS and local APIC; they take turns on the CPU that
+/// runs the guest).
+pub const MAX_VCPUS: u32 = 8;
 /// Longest guest name.
 pub const MAX_NAME_LEN: usize = 32;
 
@@ -62,7 +65,8 @@ pub struct RawGuest {
     pub initrd: Option<String>,
     /// The kernel command line.
     pub cmdline: Option<String>,
-    /// Virtual CPUs: 1 (the only count supported for now).
+    /// Virtual CPUs: 1 (default) to [`MAX_VCPUS`]; more than 1 only for `kind = "linux"` or
+    /// `"multiboot"`.
     pub vcpus: Option<i64>,
     /// `"stop"` (default) or `"restart"`.
     pub on_crash: Option<String>,
@@ -100,6 +104,7 @@ pub enum ImageFormat {
 pub struct GuestSpec {
     pub name: String,
     pub memory_mib: u32,
+    pub vcpus: u32,
     /// The `image` string: the path relative to the configuration file's directory, and the key
     /// of the image in the bundle.
     pub image: String,
@@ -177,6 +182,7 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
             )
         })?;
     let kind = crate::os::check_kind(i, raw)?;
+    let vcpus = crate::os::check_vcpus(i, raw, &kind)?;
     let (image, format, entry, os) = match kind {
         crate::os::Kind::Image => {
             let (image, format, entry) = check_image_keys(i, raw)?;
@@ -233,8 +239,6 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
         })?),
     };
     let devices = crate::device::check(i, raw.device.as_deref().unwrap_or_default())?;
-    // `check_kind` has checked `vcpus` already.
-    let vcpus = raw.vcpus.and_then(|v| u32::try_from(v).ok()).unwrap_or(1);
     let placement = crate::placement::check(i, raw.cpus.as_deref(), raw.dedicated, vcpus)?;
     let identity_ram_at = match raw.identity_ram_at {
         None => None,
@@ -248,6 +252,7 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
     Ok(GuestSpec {
         name,
         memory_mib,
+        vcpus,
         image,
         format,
         entry,
@@ -563,6 +568,7 @@ pub fn place_with(
     Ok(GuestConfig {
         name: spec.name.clone(),
         memory_mib: spec.memory_mib,
+        vcpus: spec.vcpus,
         entry: spec.entry,
         entry_point,
         segments,

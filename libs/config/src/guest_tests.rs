@@ -28,6 +28,7 @@ fn defaults_and_a_full_table() {
         [GuestSpec {
             name: "hello64".into(),
             memory_mib: 4,
+            vcpus: 1,
             image: "img/g.elf".into(),
             format: ImageFormat::Elf,
             entry: EntryMode::Long64,
@@ -240,6 +241,7 @@ fn spec(name: &str, memory_mib: u32, entry: EntryMode, format: ImageFormat) -> G
     GuestSpec {
         name: name.into(),
         memory_mib,
+        vcpus: 1,
         image: "img".into(),
         format,
         entry,

@@ -118,6 +118,9 @@ pub struct GuestConfig {
     pub name: String,
     /// Guest RAM is GPA `[0, memory_mib MiB)`.
     pub memory_mib: u32,
+    /// Its vCPUs, 1..=[`crate::guest::MAX_VCPUS`] (more than 1 only for an operating system:
+    /// its local APICs start the others).
+    pub vcpus: u32,
     pub entry: EntryMode,
     /// Long64: the RIP at entry. Real16: a linear address below 1 MiB, entered as
     /// CS:IP = [`GuestConfig::real_mode_cs_ip`].

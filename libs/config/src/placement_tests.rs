@@ -187,3 +187,37 @@ fn without_an_online_cpu_a_default_guest_is_refused() {
     assert_eq!(key, "guest \"a\".cpus");
     assert!(msg.contains("no CPU is online"), "{msg}");
 }
+
+/// A Linux guest with `vcpus` vCPUs and the given placement keys, through the builder's checks.
+fn os_guest(vcpus: i64, cpus: Option<&[i64]>, dedicated: Option<bool>) -> crate::guest::RawGuest {
+    crate::guest::RawGuest {
+        name: Some("l".to_string()),
+        memory_mib: Some(64),
+        kind: Some("linux".to_string()),
+        kernel: Some("vmlinuz".to_string()),
+        cmdline: Some("console=ttyS0".to_string()),
+        vcpus: Some(vcpus),
+        cpus: cpus.map(<[i64]>::to_vec),
+        dedicated,
+        ..crate::guest::RawGuest::default()
+    }
+}
+
+#[test]
+fn the_builder_checks_placement_against_the_vcpus_key() {
+    use crate::guest::check_all;
+    let (key, msg) = err(check_all(&[os_guest(2, Some(&[1]), Some(true))]));
+    assert_eq!(key, "guest[0].dedicated");
+    assert!(msg.contains("2 vCPUs would take turns"), "{msg}");
+    let (key, msg) = err(check_all(&[os_guest(2, Some(&[0, 1]), None)]));
+    assert_eq!(key, "guest[0].cpus");
+    assert!(msg.contains("one CPU per vCPU"), "{msg}");
+    let (key, msg) = err(check_all(&[os_guest(3, Some(&[2, 2]), None)]));
+    assert_eq!(key, "guest[0].cpus");
+    assert!(msg.contains("named twice"), "{msg}");
+    // Shared, the two vCPUs take turns on CPU 1; one vCPU may have CPU 1 to itself.
+    let s = check_all(&[os_guest(2, Some(&[1]), None)]).unwrap();
+    assert_eq!((s[0].vcpus, s[0].placement.clone()), (2, on(&[1], false)));
+    let s = check_all(&[os_guest(1, Some(&[1]), Some(true))]).unwrap();
+    assert_eq!(s[0].placement, on(&[1], true));
+}
