@@ -74,6 +74,11 @@ pub fn run_slice(g: &mut Guest) {
     super::devices::sync(g);
     loop {
         crate::irq::interrupt_window();
+        // A request's IPI taken in that window ends the slice before the entry, not at the
+        // guest's next exit.
+        if crate::sched::remote::wanted() {
+            return;
+        }
         if let Err(e) = g.before_entry(&mut v) {
             g.stop(format!("{e}"));
             return;
