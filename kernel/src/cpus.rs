@@ -158,10 +158,6 @@ fn ap_run(cpu: usize) -> ! {
 
 /// Makes every AP (now and later) leave its idle loop for `f(cpu)`, which never returns: the
 /// per-CPU scheduler's entry. Idle APs are woken by IPI; returns how many were.
-#[expect(
-    dead_code,
-    reason = "the entry of the per-CPU scheduler (issue 15, part `placement`), which calls it"
-)]
 pub fn run_on_aps(f: fn(usize) -> !) -> usize {
     RUN.store(f as usize, Ordering::Release);
     let mut woken = 0;

@@ -142,11 +142,12 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         selftest::run(test, mem, cpu.vmx.is_some());
     }
     control::init(&bundle, mem);
-    let mut guests = guest::boot::start_all(&bundle, cpu.vmx.as_ref(), mem);
+    let cpu_view = sched::cpus::boot_view();
+    let guests = guest::boot::start_all(&bundle, cpu.vmx.as_ref(), mem, &cpu_view);
     control::seal(mem);
     #[cfg(feature = "selftest")]
     if let Some(test) = config.test {
-        selftest::after_guests(test, mem, &mut guests.without_vcpu);
+        selftest::after_guests(test, mem, &mut guests.without_vcpu.lock());
     }
     let cpus = match platform.cpu_count() {
         0 => alloc::string::String::from("CPU count unknown (no MADT)"),
@@ -175,7 +176,7 @@ fn kernel_main(boot: &'static mut BootInfo) -> ! {
         },
         irq::dispatch::ticks()
     );
-    sched::run(&mut guests, &platform, config.on_idle);
+    sched::run(guests, &platform, config.on_idle);
     power::succeed();
 }
 

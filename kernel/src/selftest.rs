@@ -18,6 +18,7 @@ mod intremap_checks;
 mod intx;
 mod nvme_io;
 mod nvme_vf;
+mod placement;
 pub mod smp;
 mod vtd_edu;
 
@@ -54,7 +55,8 @@ pub fn run(test: TestCase, mem: &'static Memory, vmx: bool) {
         | TestCase::IgbVf
         | TestCase::IgbNet
         | TestCase::IgbMailbox
-        | TestCase::Intx => return,
+        | TestCase::Intx
+        | TestCase::Placement => return,
     };
     report(name, result);
 }
@@ -73,6 +75,7 @@ pub fn after_guests(test: TestCase, mem: &'static Memory, guests: &mut [crate::g
         TestCase::IgbMailbox => ("igb-mailbox", igb_mailbox::run(mem, guests)),
         TestCase::Intx => ("intx", intx::run(mem, guests)),
         TestCase::Smp | TestCase::SmpGhost if smp::any_vmx() => ("smp-vmx", smp::after_guests(mem)),
+        TestCase::Placement => ("placement", placement::run(mem, guests)),
         _ => return,
     };
     report(name, result);

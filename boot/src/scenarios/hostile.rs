@@ -1,5 +1,5 @@
 //! Issue 16, Must-show 3: the hostile-guest catalogue in one Bochs boot
-//! (`boot/scenarios/hostile.toml`). Fifteen kinds of hostile guest (`vplat hostile=<kind>`,
+//! (`boot/scenarios/hostile.toml`). Sixteen kinds of hostile guest (`vplat hostile=<kind>`,
 //! guest/src/bin/vplat/hostile.rs) and one whose VM entry the hypervisor refuses run next to a
 //! well-behaved guest (`good`: every check of the virtual platform, then ACPI S5) and a Linux
 //! guest. Each hostile guest is stopped with the reason, RIP and GPA, or contained (it sees #UD,
@@ -37,7 +37,7 @@ const INPUT: &[Step] = &[
 /// The run's order: Linux at its shell, the catalogue's table, Linux answering.
 const EXPECT: &[&str] = &[
     BANNER,
-    r"config: bundle of [0-9]+ bytes, 18 guest\(s\)",
+    r"config: bundle of [0-9]+ bytes, 19 guest\(s\)",
     r#"guest "h-invalid-state" refused before entry: invalid guest state: TR: TR must be usable"#,
     r#"guest "h-config-fuzz": assigned 00:03\.0 \(8086:100e\) WITHOUT DMA remapping \(unsafe_no_iommu\)"#,
     r"linux: conduit-initramfs: ready \(6\.1\.",
@@ -45,7 +45,7 @@ const EXPECT: &[&str] = &[
     r#"guest "h-hlt-cli" stopped: by operator"#,
     r"conduit> vms$",
     // The catalogue's table: kind (the guest's name), outcome and reason.
-    r"^17 guest\(s\), 1 runnable, 1 not created; TSC ",
+    r"^18 guest\(s\), 1 runnable, 1 not created; TSC ",
     r"^  linux: [^;]+; 128 MiB at host",
     r"^  good: stopped \(powered off \(ACPI S5 through the sleep control register\)\); 4 MiB at host 0x[0-9a-f]+, VPID [0-9]+, [0-9.]+ ms in guest(, [0-9]+ interrupt message\(s\) to nobody)?$",
     r"^  h-write-outside: stopped \(EPT violation at GPA 0x40000000 \(write, outside the guest's memory\) RIP 0x[0-9a-f]+\); ",
@@ -58,6 +58,9 @@ const EXPECT: &[&str] = &[
     r"^  h-syscall-msrs: exited with code 0x0; ",
     r"^  h-foreign-ipi: exited with code 0x0; .*, 262 interrupt message\(s\) to nobody$",
     r"^  h-ipi-storm: exited with code 0x0; ",
+    // Its second vCPU took every NMI of the storm (issue 15, "Bad input").
+    r"^  h-init-storm: exited with code 0x0; ",
+    r"^    vCPU 1: started, VPID [0-9]+, [0-9]+\.[0-9]{3} ms in guest, [0-9]+ exits, 300 NMI\(s\) injected, 300 start-up IPI\(s\) taken$",
     r#"^  h-reset-cf9: stopped \(reset through the reset control register \(port 0xcf9 = 0x06\) \(on_crash = "stop"\)\); "#,
     r#"^  h-reset-kbd: stopped \(reset through the keyboard controller \(port 0x64 = 0xfe\) \(on_crash = "stop"\)\); "#,
     r"^  h-hlt-cli: stopped \(by operator\); ",
@@ -180,6 +183,13 @@ pub(super) const BOCHS_HOSTILE: Scenario = Scenario {
             &[
                 r"h-ipi-storm: hostile ipi-storm: 20000 self-IPIs sent, 20000 taken$",
                 r#"guest "h-ipi-storm" exited with code 0x0$"#,
+            ],
+        ),
+        (
+            "h-init-storm",
+            &[
+                r"h-init-storm: hostile init-storm: 300 INIT, 300 start-up and 300 NMI IPIs to its own vCPU 1$",
+                r#"guest "h-init-storm" exited with code 0x0$"#,
             ],
         ),
         (

@@ -20,7 +20,9 @@ mod igb_vf;
 mod intremap;
 mod intx;
 mod linux;
+mod linux_smp;
 mod nvme;
+mod placement;
 mod production;
 mod shell;
 mod smp;
@@ -83,7 +85,12 @@ pub type LogCheck = fn(&str) -> crate::linux_log::Checked;
 /// The scenario's own [`LogCheck`], if it has one (after [`crate::tsc::check`], which every log
 /// passes).
 pub fn log_check(name: &str) -> Option<LogCheck> {
-    (name == linux::BOCHS_LINUX.name).then_some(crate::linux_log::check as LogCheck)
+    match name {
+        n if n == linux::BOCHS_LINUX.name => Some(crate::linux_log::check as LogCheck),
+        n if n == linux_smp::BOCHS_LINUX_SMP.name => Some(linux_smp::check as LogCheck),
+        n if n == placement::BOCHS_SMP_GUESTS.name => Some(placement::exits_rose as LogCheck),
+        _ => None,
+    }
 }
 
 /// Every scenario with the image it boots, in the order they run: [`SCENARIOS`] on the test image,
@@ -105,6 +112,11 @@ pub const SCENARIOS: &[Scenario] = &[
     smp::QEMU_SMP_EIM,
     smp::QEMU_SMP_GHOST,
     smp::BOCHS_SMP,
+    placement::QEMU_SMP_PLACEMENT,
+    placement::QEMU_SMP_PLACEMENT_EIM,
+    placement::QEMU_SMP_PLACEMENT_GHOST,
+    placement::BOCHS_SMP_GUESTS,
+    placement::BOCHS_SMP_DEDICATED,
     // Issue "Foundation": an unmapped read must be decoded as a #PF and end the run with failure.
     Scenario {
         name: "qemu-page-fault",
@@ -543,6 +555,7 @@ pub const SCENARIOS: &[Scenario] = &[
     shell::QEMU_SHELL,
     shell::BOCHS_SHELL,
     linux::BOCHS_LINUX,
+    linux_smp::BOCHS_LINUX_SMP,
     hostile::BOCHS_HOSTILE,
     linux::BOCHS_IDENTITY_REFUSED,
     control::QEMU_CONTROL,

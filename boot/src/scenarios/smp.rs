@@ -91,9 +91,10 @@ pub(super) const QEMU_SMP_GHOST: Scenario = Scenario {
         r"selftest: smp: PASS \(3 steps\)",
         r"conduit> cpus$",
         r"^cpus: 3 numbered, 2 online$",
-        r"^  cpu  apic id  state    ticks       idle  interrupts$",
-        r"^    0        0  online   +[1-9][0-9]*  +[0-9]+\.[0-9]%  +[1-9][0-9]*$",
-        r"^    1        1  online   +[1-9][0-9]*  +[0-9]+\.[0-9]%  +[1-9][0-9]*$",
+        // The last two columns are the per-CPU schedulers' (no guest is configured here).
+        r"^  cpu  apic id  state    ticks       idle  interrupts  guest exits  guests$",
+        r"^    0        0  online   +[1-9][0-9]*  +[0-9]+\.[0-9]%  +[1-9][0-9]*  +0  -$",
+        r"^    1        1  online   +[1-9][0-9]*  +[0-9]+\.[0-9]%  +[1-9][0-9]*  +0  -$",
         r"^    2       62  failed: no response to INIT-SIPI-SIPI within 500 ms$",
         r"conduit> quit$",
         r"CONDUIT EXIT: success",

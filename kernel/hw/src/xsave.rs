@@ -146,25 +146,16 @@ impl Xsave {
         xcr0: u64,
     ) -> Result<(), XsetbvError> {
         xcr0::check_xsetbv(0, xcr0, self.mask, xcr0::CR4_OSXSAVE)?;
-        let (lo, hi) = (self.mask as u32, (self.mask >> 32) as u32);
-        // SAFETY: CR4.OSXSAVE is set and `mask` is a valid XCR0 (x87 and SSE present, AVX-512 and
-        // AVX as the CPU reports them: `allowed` keeps whole groups).
-        unsafe { xsetbv(self.mask) };
-        if let Some(out) = out {
-            // SAFETY: the area is 64-byte aligned and `size` bytes long, the size CPUID gives for
-            // `mask`; XSAVE writes only within it.
-            unsafe {
-                core::arch::asm!(
-                    "xsave64 [{area}]",
-                    area = in(reg) out.chunks.as_mut_ptr(),
-                    in("eax") lo, in("edx") hi,
-                    options(nostack, preserves_flags),
-                )
-            };
+        match out {
+            Some(out) => self.save(out),
+            // SAFETY: CR4.OSXSAVE is set and `mask` is a valid XCR0 (x87 and SSE present,
+            // AVX-512 and AVX as the CPU reports them: `allowed` keeps whole groups).
+            None => unsafe { xsetbv(self.mask) },
         }
+        let (lo, hi) = (self.mask as u32, (self.mask >> 32) as u32);
         // SAFETY: the area is aligned and sized for `mask`, and holds either the init image (a zero
         // header, MXCSR 0x1f80) or what XSAVE wrote with the same mask, so its header and MXCSR
-        // are valid and XRSTOR cannot fault.
+        // are valid and XRSTOR cannot fault; XCR0 is `mask` (set above or by `save`).
         unsafe {
             core::arch::asm!(
                 "xrstor64 [{area}]",
@@ -176,6 +167,25 @@ impl Xsave {
         // SAFETY: checked above like `set_xcr0`.
         unsafe { xsetbv(xcr0) };
         Ok(())
+    }
+
+    /// XSAVEs the registers into `out` with XCR0 at the full mask (so no component is lost),
+    /// which XCR0 stays at: the registers are free for the next [`Xsave::switch`].
+    pub fn save(&self, out: &mut XsaveArea) {
+        let (lo, hi) = (self.mask as u32, (self.mask >> 32) as u32);
+        // SAFETY: CR4.OSXSAVE is set and `mask` is a valid XCR0 (x87 and SSE present, AVX-512 and
+        // AVX as the CPU reports them: `allowed` keeps whole groups).
+        unsafe { xsetbv(self.mask) };
+        // SAFETY: the area is 64-byte aligned and `size` bytes long, the size CPUID gives for
+        // `mask`; XSAVE writes only within it.
+        unsafe {
+            core::arch::asm!(
+                "xsave64 [{area}]",
+                area = in(reg) out.chunks.as_mut_ptr(),
+                in("eax") lo, in("edx") hi,
+                options(nostack, preserves_flags),
+            )
+        };
     }
 }
 

@@ -3,12 +3,13 @@
 //! others go on.
 
 use super::spec::{self, GuestSpec};
-use super::{Guest, Guests, Refused, VmxHost};
+use super::{Guest, Guests, OnCpu, Refused, Slot, VmxHost};
 use crate::iommu::{self, DomainId};
 use crate::pci::DeviceRef;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use conduit_config::placement::{self, Assigned, CpuUp};
 use conduit_config::{Bundle, DeviceAssignment, GuestConfig};
 use conduit_hw::memory::Memory;
 use conduit_hw::{cpu::VmxInfo, time, vmx};
@@ -33,6 +34,8 @@ pub struct Placed {
     pub domain: Option<DomainId>,
     /// The functions assigned to it.
     pub devices: Vec<PciAddress>,
+    /// The CPU placed to run it (by index), whose APIC ID its interrupts go to.
+    pub cpu: usize,
 }
 
 #[cfg(feature = "selftest")]
@@ -44,12 +47,22 @@ pub fn placed() -> Vec<Placed> {
     PLACED.lock().clone()
 }
 
-/// Creates every configured guest. Returns the guests whose vCPUs can run (none without VMX),
-/// the ones that could not be created and why, and the VMX host.
+/// A physical CPU as placement sees it at boot: its APIC ID and whether it runs.
+#[derive(Debug, Clone)]
+pub struct CpuInfo {
+    pub apic_id: u32,
+    pub up: CpuUp,
+}
+
+/// Creates every configured guest, each placed on its CPU (`cpus`: every CPU of the machine by
+/// index; a guest whose CPU the machine lacks or that did not start is refused naming the key).
+/// Returns the guests whose vCPUs can run (none without VMX), the ones that could not be created
+/// and why, and the VMX host.
 pub fn start_all(
     bundle: &Bundle<'static>,
     vmx_info: Option<&VmxInfo>,
     mem: &'static Memory,
+    cpus: &[CpuInfo],
 ) -> Guests {
     let configs = &bundle.config.guests;
     if configs.is_empty() {
@@ -92,7 +105,14 @@ pub fn start_all(
         (Some(_), _) => no_vmx.clone().unwrap_or_default(),
     };
     let unsafe_no_iommu = bundle.config.unsafe_no_iommu;
+    let wanted: Vec<_> = configs
+        .iter()
+        .map(|c| (c.name.as_str(), &c.placement))
+        .collect();
+    let states: Vec<CpuUp> = cpus.iter().map(|c| c.up.clone()).collect();
+    let assigned = placement::assign(&wanted, &states);
     let mut list = Vec::new();
+    let mut on_cpus = Vec::new();
     let mut refused = Vec::new();
     let mut placed_only = Vec::new();
     for (index, c) in configs.iter().enumerate() {
@@ -100,6 +120,13 @@ pub fn start_all(
         let refuse = |reason: String| Refused {
             name: c.name.clone(),
             reason,
+        };
+        let on = match place(index, c, &assigned[usize::from(index)], cpus) {
+            Ok(on) => on,
+            Err(reason) => {
+                refused.push(refuse(reason));
+                continue;
+            }
         };
         let spec = match spec::from_config(c, |k| bundle.image(k)) {
             Ok(spec) => spec,
@@ -113,10 +140,11 @@ pub fn start_all(
             Some(host) => match Guest::create(host, mem, &spec) {
                 Ok(mut g) => {
                     let pieces = g.memory_pieces();
-                    g.devices = attach_devices(index, c, &pieces, unsafe_no_iommu);
+                    g.devices = attach_devices(index, c, &pieces, unsafe_no_iommu, on.cpu);
                     g.pci =
                         super::devices::register(index, &c.name, &g.devices, spec.has_platform());
                     list.push(g);
+                    on_cpus.push(on);
                 }
                 Err(e) => {
                     error!("guest \"{}\" refused before entry: {e}", c.name);
@@ -125,7 +153,15 @@ pub fn start_all(
             },
             None => {
                 let why = no_vmx.as_deref().unwrap_or("no VMX");
-                let reason = match without_vcpus(index, c, &spec, mem, unsafe_no_iommu, &because) {
+                let reason = match without_vcpus(
+                    index,
+                    c,
+                    &spec,
+                    mem,
+                    unsafe_no_iommu,
+                    &because,
+                    on.cpu,
+                ) {
                     Ok(g) => {
                         let reason = format!(
                             "vCPU not started ({why}); memory, IOMMU domain and {} function(s) set up",
@@ -146,13 +182,75 @@ pub fn start_all(
         let mut all: Vec<&mut Guest> = list.iter_mut().chain(placed_only.iter_mut()).collect();
         super::intx::attach_all(&mut all);
     }
+    let list = list
+        .into_iter()
+        .zip(on_cpus)
+        .map(|(mut g, on)| {
+            if on.dedicated {
+                g.dedicate();
+            }
+            // Its CPU loads the VMCS and writes its own host state before the first entry
+            // (`sched`); here, the creating CPU lets go of it.
+            if on.cpu != 0
+                && let Err(e) = g.release_vmcs()
+            {
+                g.stop(format!("its VMCS cannot leave cpu 0: {e}"));
+            }
+            Slot::new(g, on)
+        })
+        .collect();
     Guests {
-        host,
+        host: host.map(spin::Mutex::new),
         no_vmx,
         list,
         refused,
-        without_vcpu: placed_only,
+        without_vcpu: spin::Mutex::new(placed_only),
     }
+}
+
+/// Where guest `index` (configuration `c`) runs, as `assigned` says: its device interrupts are
+/// routed to that CPU's APIC ID from now on (`irq::place_guest`). A guest that cannot be placed
+/// is refused with the reason.
+fn place(
+    index: u16,
+    c: &GuestConfig,
+    assigned: &Result<Assigned, conduit_config::ConfigError>,
+    cpus: &[CpuInfo],
+) -> Result<OnCpu, String> {
+    let a = match assigned {
+        Ok(a) => a,
+        Err(e) => {
+            error!("guest \"{}\" refused: {e}", c.name);
+            return Err(format!("refused: {e}"));
+        }
+    };
+    let cpu = usize::from(a.cpu);
+    let apic = cpus.get(cpu).map_or(0, |c| c.apic_id);
+    crate::sched::cpus::place(index, cpu);
+    if let Err(e) = crate::irq::place_guest(conduit_irq::GuestId(index), apic) {
+        warn!(
+            "guest \"{}\": its interrupts cannot be routed to cpu {cpu} (APIC ID {apic}): {e}",
+            c.name
+        );
+    }
+    info!(
+        "guest \"{}\": on cpu {cpu} (APIC ID {apic}){}{}",
+        c.name,
+        if a.dedicated {
+            ", dedicated"
+        } else {
+            ", shared"
+        },
+        if a.by_default {
+            " (default placement: round-robin over the online CPUs)"
+        } else {
+            ""
+        }
+    );
+    Ok(OnCpu {
+        cpu,
+        dedicated: a.dedicated,
+    })
 }
 
 /// A machine without VMX (QEMU's TCG), or without a known TSC rate: the guest's memory, image,
@@ -165,6 +263,7 @@ fn without_vcpus(
     mem: &'static Memory,
     unsafe_no_iommu: bool,
     because: &str,
+    cpu: usize,
 ) -> Result<Guest, super::CreateError> {
     let mut g = match Guest::without_vcpu(mem, spec) {
         Ok(g) => g,
@@ -177,7 +276,7 @@ fn without_vcpus(
     // does not free on drop.
     let pieces = g.memory_pieces();
     let hpa = pieces.first().map_or(0, |p| p.1);
-    g.devices = attach_devices(index, c, &pieces, unsafe_no_iommu);
+    g.devices = attach_devices(index, c, &pieces, unsafe_no_iommu, cpu);
     // The control task holds their virtual configuration space all the same.
     g.pci = super::devices::register(index, &c.name, &g.devices, spec.has_platform());
     warn!(
@@ -197,6 +296,7 @@ fn attach_devices(
     c: &GuestConfig,
     pieces: &[(u64, u64, u64)],
     unsafe_no_iommu: bool,
+    #[cfg_attr(not(feature = "selftest"), expect(unused_variables))] cpu: usize,
 ) -> Vec<PciAddress> {
     let mut domain = None;
     let assigned = attach_to_domain(c, pieces, unsafe_no_iommu, &mut domain);
@@ -208,6 +308,7 @@ fn attach_devices(
         size: pieces.iter().map(|p| p.2).sum(),
         domain,
         devices: assigned.clone(),
+        cpu,
     });
     assigned
 }

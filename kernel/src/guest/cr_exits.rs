@@ -21,7 +21,7 @@ const EFER_LMA: u64 = 1 << 10;
 fn gpr(g: &Guest, v: &mut Current, r: Gpr) -> Result<u64, FieldError> {
     match r {
         Gpr::Rsp => v.get(GuestNatural::Rsp),
-        r => Ok(g.regs.gpr[r as usize]),
+        r => Ok(g.vcpu().regs.gpr[r as usize]),
     }
 }
 
@@ -47,7 +47,7 @@ pub fn cr_access(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> 
         CrAccess::MovToCr { cr: 4, gpr: r } => {
             let value = gpr(g, v, r)?;
             let long_mode = v.get(Guest64::Efer)? & EFER_LMA != 0;
-            match guest_cr4_write(g.cr_fixed.1, value, long_mode) {
+            match guest_cr4_write(g.vcpu().cr_fixed.1, value, long_mode) {
                 Ok((actual, shadow)) => {
                     v.set(GuestNatural::Cr4, actual)?;
                     v.set(ControlNatural::Cr4ReadShadow, shadow)?;
@@ -88,7 +88,7 @@ pub fn cr_access(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> 
         let len = v.get(conduit_vmx::fields::ReadOnly32::ExitInstructionLength)?;
         v.set(GuestNatural::Rip, rip.wrapping_add(u64::from(len)))?;
     } else {
-        g.events.raise_gp();
+        g.vcpu_mut().events.raise_gp();
     }
     Ok(Outcome::Resume)
 }
@@ -102,7 +102,7 @@ fn mov_to_cr0(g: &mut Guest, v: &mut Current, value: u64) -> Result<bool, FieldE
     let efer = v.get(Guest64::Efer)?;
     let code64 = v.get(Guest32::CsAccessRights)? & (1 << 13) != 0;
     let pae = v.get(GuestNatural::Cr4)? & cr4::PAE != 0;
-    let w = match guest_cr0_write(g.cr_fixed.0, old, value, efer, code64, pae) {
+    let w = match guest_cr0_write(g.vcpu().cr_fixed.0, old, value, efer, code64, pae) {
         Ok(w) => w,
         Err(e) => {
             log::debug!("guest \"{}\": MOV to CR0 {value:#x} refused: {e:?}", g.name);
@@ -115,7 +115,7 @@ fn mov_to_cr0(g: &mut Guest, v: &mut Current, value: u64) -> Result<bool, FieldE
     // VPID the next VM entry does not, so the emulated one does it for the guest's VPID.
     if (old ^ w.shadow) & (cr0::PG | cr0::WP | cr0::CD | cr0::PE) != 0
         && let Some(caps) = g.vmx_caps()
-        && let Err(e) = conduit_hw::vmx::invvpid(caps, g.vpid)
+        && let Err(e) = conduit_hw::vmx::invvpid(caps, g.vcpu().vpid)
     {
         // Stale translations would outlive the guest's own paging change: it does not run on.
         g.stop(format!("INVVPID after its CR0 write failed: {e}"));

@@ -63,6 +63,10 @@ pub struct Events {
     pub last_vector: Option<u8>,
     /// Events delivered again after an exit during their delivery.
     pub reinjected: u64,
+    /// An NMI IPI waits for the vCPU to accept an NMI.
+    nmi: bool,
+    /// NMIs injected so far.
+    pub nmis: u64,
 }
 
 impl Events {
@@ -79,7 +83,28 @@ impl Events {
             injected: 0,
             last_vector: None,
             reinjected: 0,
+            nmi: false,
+            nmis: 0,
         }
+    }
+
+    /// Queues an NMI (an NMI IPI from one of the guest's vCPUs); NMIs queued while one waits
+    /// are one NMI.
+    pub fn queue_nmi(&mut self) {
+        self.nmi = true;
+    }
+
+    /// Whether an NMI waits: it ends a HLT.
+    pub fn nmi_pending(&self) -> bool {
+        self.nmi
+    }
+
+    /// Drops what waits for the next entries (an INIT of the vCPU): the interrupted event, a
+    /// queued fault, a queued NMI.
+    pub fn clear_pending(&mut self) {
+        self.reinject = None;
+        self.fault = None;
+        self.nmi = false;
     }
 
     /// The event whose delivery the last exit interrupted, if any (to be delivered again).
@@ -151,7 +176,7 @@ pub fn after_exit(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     }
     let error_code = v.get(ReadOnly32::IdtVectoringErrorCode)?;
     let length = v.get(ReadOnly32::ExitInstructionLength)?;
-    g.events.reinject = Event::from_vectoring(info, error_code, length);
+    g.vcpu_mut().events.reinject = Event::from_vectoring(info, error_code, length);
     Ok(())
 }
 
@@ -180,20 +205,48 @@ pub fn wakes_at_once(g: &mut Guest, v: &mut Current) -> Result<bool, FieldError>
 }
 
 fn poll_timer(g: &mut Guest, id: GuestId) {
-    if let Some(t) = g.events.timer
+    if let Some(t) = g.vcpu().events.timer
         && rdtsc() >= t.deadline
     {
-        g.events.timer = None;
+        g.vcpu_mut().events.timer = None;
         dispatch::raise(id, t.vector);
     }
 }
+
+/// An NMI goes in when nothing else does (no event to deliver again, no fault) and nothing
+/// blocks it: blocking by NMI, by MOV SS and by STI (SDM Vol. 3C §25.4.2 Table 25-3; VM entry
+/// refuses an NMI injection under MOV-SS blocking, §27.3.1.5, and one under STI blocking is
+/// left for the next entry too). Otherwise it waits for a later entry. Returns whether it went
+/// in.
+fn inject_nmi(g: &mut Guest, v: &mut Current) -> Result<bool, FieldError> {
+    let ev = &g.vcpu().events;
+    if ev.reinject.is_some() || ev.fault.is_some() {
+        return Ok(false);
+    }
+    // Bits 0 (STI), 1 (MOV SS) and 3 (NMI) of the interruptibility state.
+    if v.get(Guest32::InterruptibilityState)? & 0b1011 != 0 {
+        return Ok(false);
+    }
+    v.set(Control32::EntryInterruptionInfo, NMI_INFO)?;
+    let ev = &mut g.vcpu_mut().events;
+    ev.nmi = false;
+    ev.nmis += 1;
+    Ok(true)
+}
+
+/// VM-entry interruption information of an NMI: valid, type 2 (NMI), vector 2 (SDM Vol. 3C
+/// §25.8.3, Table 25-17).
+const NMI_INFO: u32 = (1 << 31) | (2 << 8) | 2;
 
 /// Before every entry: writes the event to inject (if any) and sets the window control. The
 /// highest pending virtual vector is taken from `dispatch` only when it goes in now; otherwise it
 /// stays pending there (a higher one arriving meanwhile overtakes it).
 pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
+    if g.vcpu().events.nmi && inject_nmi(g, v)? {
+        return Ok(());
+    }
     let id = g.id();
-    if g.events.timer.is_some() {
+    if g.vcpu().events.timer.is_some() {
         poll_timer(g, id);
     }
     // A guest with a virtual local APIC: the APIC's highest deliverable vector (software
@@ -209,7 +262,7 @@ pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     // take it is held back with the window control (`Vlapic::hold_virtual_delivery`: Bochs 2.7
     // would otherwise nest it into the guest's interrupts-off region on a host interrupt).
     let hold = platform && super::vplatform_exits::hold_virtual_delivery(g, v)?;
-    let ev = &mut g.events;
+    let ev = &mut g.vcpu_mut().events;
     let waiting = if platform {
         apic_vector.is_some() || hold
     } else {
@@ -267,7 +320,7 @@ pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
             dispatch::raise(id, vector);
         }
     }
-    let ev = &mut g.events;
+    let ev = &mut g.vcpu_mut().events;
     if window != ev.window {
         let bits = if window {
             ev.primary | PrimaryControls::INTERRUPT_WINDOW_EXITING.bits()

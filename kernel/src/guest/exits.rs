@@ -39,7 +39,7 @@ const RBX: usize = 3;
 pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     let reason = ExitReason(v.get(ReadOnly32::ExitReason)?);
     let raw = reason.basic_raw();
-    if let Some(n) = g.stats.by_reason.get_mut(usize::from(raw)) {
+    if let Some(n) = g.vcpu_mut().stats.by_reason.get_mut(usize::from(raw)) {
         *n += 1;
     }
     if reason.entry_failure() {
@@ -79,10 +79,10 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             if super::events::wakes_at_once(g, v)? {
                 return Ok(Outcome::Resume);
             }
-            g.halted = true;
+            g.vcpu_mut().halted = true;
             // A HLT with interrupts off ends only with an NMI, SMI or INIT (SDM Vol. 3A §9.10),
             // none of which this platform delivers: an OS guest there stays halted.
-            g.halted_without_if =
+            g.vcpu_mut().halted_without_if =
                 v.get(GuestNatural::Rflags)? & conduit_vmx::inject::RFLAGS_IF == 0;
             Ok(Outcome::Yield)
         }
@@ -92,14 +92,14 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         // "VMCALL"), so from CPL > 0 (SS.DPL, SDM Vol. 3C §25.4.1) it is #UD, as outside VMX, and
         // no process inside an OS guest reaches the hypervisor through it.
         BasicExitReason::Vmcall if (v.get(Guest32::SsAccessRights)? >> 5) & 3 != 0 => {
-            g.events.raise_ud();
+            g.vcpu_mut().events.raise_ud();
             Ok(Outcome::Resume)
         }
         BasicExitReason::Vmcall => vmcall(g, v),
         // MONITOR/MWAIT exit (their CPUID bit is clear): #UD, so a guest cannot park the CPU in a
         // deep C-state where the VMX-preemption timer stops (SDM Vol. 3C §26.5.1).
         BasicExitReason::Monitor | BasicExitReason::Mwait => {
-            g.events.raise_ud();
+            g.vcpu_mut().events.raise_ud();
             Ok(Outcome::Resume)
         }
         // VMX instructions exit unconditionally in VMX non-root operation (SDM Vol. 3C §26.1.2);
@@ -116,7 +116,7 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         | BasicExitReason::Invept
         | BasicExitReason::Invvpid
         | BasicExitReason::Vmfunc => {
-            g.events.raise_ud();
+            g.vcpu_mut().events.raise_ud();
             Ok(Outcome::Resume)
         }
         BasicExitReason::Rdmsr => super::msr_exits::rdmsr(g, v),
@@ -155,7 +155,8 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         }
         BasicExitReason::TripleFault if g.platform.is_some() => {
             let state = crash_state(v)?;
-            g.request_reset(format!("triple fault (shutdown): {state}"));
+            let vcpu = g.which_vcpu();
+            g.request_reset(format!("triple fault (shutdown){vcpu}: {state}"));
             Ok(Outcome::Done)
         }
         BasicExitReason::Xsetbv => super::xstate::xsetbv(g, v),
@@ -202,7 +203,8 @@ pub(super) fn stop<C: CpuState>(
     why: String,
 ) -> Result<Outcome, C::Error> {
     let rip = cpu.rip()?;
-    g.stop(format!("{why} RIP {rip:#x}"));
+    let vcpu = g.which_vcpu();
+    g.stop(format!("{why} RIP {rip:#x}{vcpu}"));
     Ok(Outcome::Done)
 }
 
@@ -232,7 +234,7 @@ pub fn io_exit<C: CpuState>(
     let size = q.size.bytes();
     match q.direction {
         IoDirection::Out => {
-            let value = g.regs.gpr[RAX];
+            let value = g.vcpu().regs.gpr[RAX];
             if VirtualUart::claims(q.port) {
                 g.uart.write(&g.name, q.port, value as u8);
                 g.sync_uart_line();
@@ -262,7 +264,7 @@ pub fn io_exit<C: CpuState>(
             } else {
                 (1u64 << (size * 8)) - 1
             };
-            let rax = &mut g.regs.gpr[RAX];
+            let rax = &mut g.vcpu_mut().regs.gpr[RAX];
             // A 32-bit IN zero-extends into RAX; 8/16-bit INs keep the upper bits.
             *rax = if size == 4 {
                 value & mask
@@ -276,7 +278,11 @@ pub fn io_exit<C: CpuState>(
 }
 
 fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
-    let (mut func, mut a1, mut a2) = (g.regs.gpr[RAX], g.regs.gpr[RBX], g.regs.gpr[RCX]);
+    let (mut func, mut a1, mut a2) = (
+        g.vcpu().regs.gpr[RAX],
+        g.vcpu().regs.gpr[RBX],
+        g.vcpu().regs.gpr[RCX],
+    );
     // Outside 64-bit mode (CS.L = 0) only the low 32 bits of the registers are defined.
     if v.get(Guest32::CsAccessRights)? & (1 << 13) == 0 {
         (func, a1, a2) = (func & 0xffff_ffff, a1 & 0xffff_ffff, a2 & 0xffff_ffff);
@@ -284,7 +290,7 @@ fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     v.skip()?;
     match func {
         HC_CONSOLE_WRITE => {
-            g.regs.gpr[RAX] = if a2 > HC_CONSOLE_WRITE_MAX {
+            g.vcpu_mut().regs.gpr[RAX] = if a2 > HC_CONSOLE_WRITE_MAX {
                 HC_ERR_INVALID_ARGUMENT
             } else if let Some(bytes) = g.memory.bytes(a1, a2) {
                 for &b in bytes {
@@ -297,23 +303,23 @@ fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             Ok(Outcome::Resume)
         }
         HC_YIELD => {
-            g.regs.gpr[RAX] = HC_OK;
+            g.vcpu_mut().regs.gpr[RAX] = HC_OK;
             Ok(Outcome::Yield)
         }
         HC_EXIT_COUNT => {
-            g.regs.gpr[RAX] = if a1 == HC_EXIT_COUNT_ALL {
-                g.stats.by_reason.iter().sum()
+            g.vcpu_mut().regs.gpr[RAX] = if a1 == HC_EXIT_COUNT_ALL {
+                g.vcpu().stats.by_reason.iter().sum()
             } else {
                 usize::try_from(a1)
                     .ok()
-                    .and_then(|r| g.stats.by_reason.get(r))
+                    .and_then(|r| g.vcpu().stats.by_reason.get(r))
                     .copied()
                     .unwrap_or(HC_ERR_INVALID_ARGUMENT)
             };
             Ok(Outcome::Resume)
         }
         HC_TIMER => {
-            g.regs.gpr[RAX] = match g.events.arm_timer(a1, a2) {
+            g.vcpu_mut().regs.gpr[RAX] = match g.vcpu_mut().events.arm_timer(a1, a2) {
                 Ok(()) => HC_OK,
                 Err(_) => HC_ERR_INVALID_ARGUMENT,
             };
@@ -326,7 +332,7 @@ fn vmcall(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             Ok(Outcome::Done)
         }
         _ => {
-            g.regs.gpr[RAX] = HC_ERR_UNKNOWN_FUNCTION;
+            g.vcpu_mut().regs.gpr[RAX] = HC_ERR_UNKNOWN_FUNCTION;
             Ok(Outcome::Resume)
         }
     }

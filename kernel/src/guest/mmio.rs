@@ -45,7 +45,7 @@ pub fn ept_violation<C: CpuState>(
     let q = EptViolation::decode(qualification);
     // An access of the processor's own event delivery (IDT, stack): no instruction to emulate,
     // and nothing a trapped register should see.
-    if let Some(e) = g.events.interrupted_delivery() {
+    if let Some(e) = g.vcpu().events.interrupted_delivery() {
         return stop(
             g,
             cpu,
@@ -140,7 +140,7 @@ fn emulate<C: CpuState>(
         Ok(a) => a,
         Err(e) => return stop(g, cpu, format!("MMIO at {gpa:#x}: {e}")),
     };
-    let store = access.store_value(&g.regs.gpr);
+    let store = access.store_value(&g.vcpu().regs.gpr);
     if store.is_some() != write {
         return stop(
             g,
@@ -154,7 +154,7 @@ fn emulate<C: CpuState>(
         Target::Platform(r) => vplatform_exits::access(g, r, access.size, store),
     };
     if store.is_none() {
-        access.load_into(&mut g.regs.gpr, read);
+        access.load_into(&mut g.vcpu_mut().regs.gpr, read);
     }
     let rip = cpu.rip()?;
     cpu.set_rip(rip.wrapping_add(u64::from(access.len)))?;

@@ -25,9 +25,15 @@ mod power;
 pub mod report;
 mod set;
 mod stats;
-pub use stats::Stats;
+pub use stats::{RoundTrips, Stats};
+mod run;
 pub mod spec;
+pub use run::run_slice;
 mod vcpu;
+mod vcpus;
+mod vipi;
+use vcpus::VmxVcpu;
+pub use vcpus::{Activity, Vcpu};
 mod vplatform;
 mod vplatform_exits;
 mod vuart;
@@ -38,7 +44,6 @@ use conduit_clock::Rate;
 use conduit_hw::memory::{FRAME_SIZE, Memory, PhysAddr, PhysWindow};
 use conduit_hw::vmx::Vmx;
 use conduit_hw::vmx::instr::VmFail;
-use conduit_hw::vmx::run::GuestRegs;
 use conduit_hw::vmx::vmcs::{Current, FieldError, VmcsRegion};
 use conduit_paging::{Ept, PageTable, Walk};
 use conduit_vmx::caps::VmxCapabilities;
@@ -49,15 +54,9 @@ use devices::GuestDevices;
 pub use exits::{Outcome, handle as handle_exit};
 use layout::GuestMemory;
 use log::{info, warn};
-pub use set::{Guests, Refused};
+pub use set::{Guests, OnCpu, Refused, Request, Slot};
 use spec::GuestSpec;
 use vuart::VirtualUart;
-
-/// Placeholder fixed bits of a guest without a vCPU (`vcpu::setup` sets the real ones).
-const NO_FIXED_BITS: conduit_vmx::cr::FixedBits = conduit_vmx::cr::FixedBits {
-    fixed0: 0,
-    fixed1: u64::MAX,
-};
 
 /// What a guest is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,78 +154,67 @@ impl VmxHost {
     }
 }
 
+impl VmxHost {
+    /// A new vCPU: its own VPID, VMCS, extended state and MSR area (`vcpu::setup` programs it).
+    fn vcpu(&mut self, mem: &'static Memory, index: usize) -> Result<Vcpu, CreateError> {
+        let vpid = self.next_vpid;
+        self.next_vpid = self.next_vpid.wrapping_add(1).max(1);
+        let vmcs = VmcsRegion::new(mem, self.vmx.caps.basic.revision)
+            .map_err(|e| CreateError::Vmcs(alloc::format!("VMCS allocation: {e}")))?;
+        let vmx = VmxVcpu {
+            vmcs,
+            caps: self.vmx.caps,
+            ext: xstate::ExtState::new(self.xsave),
+            msrs: self.msrs.guest_area(mem)?,
+        };
+        Ok(Vcpu::new(index, vpid, Some(vmx), self.tsc))
+    }
+}
+
 /// The EPTP of the EPT rooted at `root`: memory type WB (6), page-walk length 4 (encoded 3)
 /// (SDM Vol. 3C §25.6.11 "Extended-Page-Table Pointer (EPTP)").
 fn eptp(root: u64) -> u64 {
     root | 6 | (3 << 3)
 }
 
-/// One guest with its single vCPU.
+/// One guest: its memory, EPT, devices, platform and console, shared by its vCPUs.
 #[derive(Debug)]
 pub struct Guest {
     pub name: String,
-    pub vpid: u16,
     memory: GuestMemory,
     ept: PageTable<Ept, PhysWindow>,
     eptp: u64,
-    /// Its VMCS and the VMX capabilities it was set up for; `None` for a guest placed on a
-    /// machine without VMX, whose vCPU never runs.
-    vcpu: Option<VmxVcpu>,
+    /// Its vCPUs (vCPU 0 is the bootstrap processor); never empty.
+    pub vcpus: alloc::vec::Vec<Vcpu>,
+    /// The vCPU that runs (or ran last): the one the exit handlers act on.
+    pub current: usize,
+    /// IPI round trips between its vCPUs since it last (re)started.
+    pub round_trips: RoundTrips,
     /// CR3 of the boot page tables the hypervisor wrote for a 64-bit guest (`layout.rs`).
     boot_cr3: Option<u64>,
-    pub regs: GuestRegs,
     pub state: State,
-    pub stats: Stats,
     uart: VirtualUart,
     /// VMX-preemption timer value for one time slice.
     slice_ticks: u32,
-    /// The slice's length in TSC ticks, and the TSC value at which the current one ends.
+    /// The slice's length in TSC ticks.
     slice_tsc: u64,
-    slice_end: u64,
     /// The VMX-preemption timer counts once every 2^`timer_shift` TSC ticks (IA32_VMX_MISC).
     timer_shift: u8,
     /// The local APIC, I/O APIC and UART interrupt line of a guest that runs an operating system
     /// (`None` for the hypervisor's own test guests, which take injected vectors without EOI).
     platform: Option<alloc::boxed::Box<vplatform::VirtualPlatform>>,
-    /// Its emulated MSRs and the policy of which MSRs it has (`msr_exits.rs`); `None` without a
-    /// vCPU.
-    msr_state: Option<conduit_cpu_policy::MsrState>,
-    /// The VMX-fixed bits of the guest's CR0 and CR4 (`cr_exits.rs` forces them under what the
-    /// guest writes).
-    cr_fixed: (conduit_vmx::cr::FixedBits, conduit_vmx::cr::FixedBits),
-    /// The VMCS TSC offset as last written (`msr_exits.rs`): the guest's TSC is the host's plus
-    /// this.
-    tsc_offset: u64,
     /// A reset the guest asked for (`power.rs`), for the scheduler to carry out.
     reset_request: Option<String>,
-    /// What the next entries inject, and the virtual timer (`events.rs`).
-    pub events: events::Events,
     /// What the guest was built from: a restart builds it again from this.
     spec: GuestSpec,
     /// How often the operator restarted it.
     pub restarts: u32,
     /// The PCI functions assigned to it (in its IOMMU domain, which outlives a stop).
     pub devices: alloc::vec::Vec<conduit_pci::PciAddress>,
-    /// Its last slice ended in HLT: it waits for its next slice (HLT yields the CPU).
-    pub halted: bool,
-    /// That HLT ran with RFLAGS.IF clear (an OS guest then stays halted).
-    halted_without_if: bool,
     /// Its view of those functions: configuration ports, BAR mappings (`devices.rs`).
     pub pci: GuestDevices,
     /// For EPT changes at run time (BAR mappings).
     mem: &'static Memory,
-}
-
-/// What a guest whose vCPU runs has beyond its memory: its VMCS, and the capabilities its
-/// invalidations (INVEPT) depend on.
-#[derive(Debug)]
-struct VmxVcpu {
-    vmcs: VmcsRegion,
-    caps: VmxCapabilities,
-    /// Its extended state and debug registers (`xstate.rs`).
-    ext: xstate::ExtState,
-    /// Its MSR area (`msrs.rs`).
-    msrs: msrs::GuestMsrs,
 }
 
 /// Why a guest could not be created.
@@ -260,23 +248,19 @@ impl Guest {
         spec: &GuestSpec,
     ) -> Result<Self, CreateError> {
         let mut guest = Self::with_memory(mem, spec, Some(&host.vmx.caps), host.tsc)?;
-        let vpid = host.next_vpid;
-        host.next_vpid = host.next_vpid.wrapping_add(1).max(1);
-        let vmcs = VmcsRegion::new(mem, host.vmx.caps.basic.revision)
-            .map_err(|e| CreateError::Vmcs(alloc::format!("VMCS allocation: {e}")))?;
         let slice_tsc = host.tsc.ticks_in_us(u64::from(spec.time_slice_us));
         let slice_ticks = slice_tsc >> host.vmx.caps.misc.preemption_timer_rate;
-        guest.vpid = vpid;
-        guest.vcpu = Some(VmxVcpu {
-            vmcs,
-            caps: host.vmx.caps,
-            ext: xstate::ExtState::new(host.xsave),
-            msrs: host.msrs.guest_area(mem)?,
-        });
         guest.slice_ticks = slice_ticks.clamp(1, u64::from(u32::MAX)) as u32;
         guest.slice_tsc = slice_tsc;
         guest.timer_shift = host.vmx.caps.misc.preemption_timer_rate;
-        vcpu::setup(host, &mut guest, spec)?;
+        guest.vcpus = (0..spec.vcpus as usize)
+            .map(|i| host.vcpu(mem, i))
+            .collect::<Result<_, _>>()?;
+        for i in 0..guest.vcpus.len() {
+            guest.current = i;
+            vcpu::setup(host, &mut guest, spec)?;
+        }
+        guest.current = 0;
         info!(
             "guest \"{}\": {} MiB at host {:#x}, EPTP {:#x}, VPID {}, slice {} us = {slice_tsc} TSC \
              ticks ({} preemption-timer ticks), virtual timer {} TSC ticks per ms (TSC {}), entry {:?}",
@@ -284,13 +268,23 @@ impl Guest {
             spec.memory_mib,
             guest.memory.host.0,
             guest.eptp,
-            guest.vpid,
+            guest.vcpus[0].vpid,
             spec.time_slice_us,
             guest.slice_ticks,
             host.tsc.ticks_in_ms(1),
             host.tsc,
             spec.entry
         );
+        if guest.vcpus.len() > 1 {
+            let vpids: alloc::vec::Vec<_> = guest.vcpus.iter().map(|c| c.vpid).collect();
+            info!(
+                "guest \"{}\": {} vCPUs (local APIC IDs 0-{}, VPIDs {vpids:?}); vCPUs 1-{} wait for a start-up IPI",
+                guest.name,
+                guest.vcpus.len(),
+                guest.vcpus.len() - 1,
+                guest.vcpus.len() - 1
+            );
+        }
         Ok(guest)
     }
 
@@ -306,8 +300,9 @@ impl Guest {
         // vCPUs run: its I/O APIC receives the guest's INTx lines and its local APIC takes EOIs
         // through the same MMIO entry points (the self-tests' scripted drivers use them).
         if spec.has_platform() {
-            let p = vplatform::VirtualPlatform::new(mem, 0, false, rate.khz() * 1000)
-                .map_err(|e| CreateError::Vmcs(alloc::format!("{e}")))?;
+            let p =
+                vplatform::VirtualPlatform::new(mem, guest.vcpus.len(), false, rate.khz() * 1000)
+                    .map_err(|e| CreateError::Vmcs(alloc::format!("{e}")))?;
             guest.platform = Some(alloc::boxed::Box::new(p));
         }
         guest.boot_cr3 = match layout::boot_selectors(spec.entry) {
@@ -338,31 +333,23 @@ impl Guest {
         let ept = memory.build_ept(mem, caps).map_err(CreateError::Layout)?;
         Ok(Self {
             name: spec.name.clone(),
-            vpid: 0,
             memory,
             eptp: eptp(ept.root()),
             ept,
-            vcpu: None,
+            vcpus: alloc::vec![Vcpu::new(0, 0, None, tsc)],
+            current: 0,
+            round_trips: RoundTrips::ZERO,
             boot_cr3: None,
-            regs: GuestRegs::default(),
             state: State::Runnable,
-            stats: Stats::ZERO,
             uart: VirtualUart::new(),
             slice_ticks: 0,
             slice_tsc: 0,
-            slice_end: 0,
             timer_shift: 0,
             platform: None,
             reset_request: None,
-            msr_state: None,
-            tsc_offset: 0,
-            cr_fixed: (NO_FIXED_BITS, NO_FIXED_BITS),
-            events: events::Events::new(0, false, tsc),
             spec: spec.clone(),
             restarts: 0,
             devices: alloc::vec::Vec::new(),
-            halted: false,
-            halted_without_if: false,
             pci: GuestDevices::default(),
             mem,
         })
@@ -426,31 +413,24 @@ impl Guest {
     }
 
     fn rebuild(&mut self, host: &mut VmxHost) -> Result<(), CreateError> {
-        self.vcpu
-            .as_mut()
-            .ok_or_else(|| CreateError::Vmcs(String::from("the guest has no vCPU")))?
-            .vmcs
-            .clear()
-            .map_err(|e| CreateError::Vmcs(alloc::format!("VMCLEAR: {e}")))?;
+        for vcpu in &mut self.vcpus {
+            vcpu.reset(self.mem, &host.msrs)?;
+        }
         self.memory.reset();
         self.memory.load(&self.spec).map_err(CreateError::Layout)?;
         osboot::load(&mut self.memory, &self.spec).map_err(CreateError::OsBoot)?;
-        self.regs = GuestRegs::default();
-        self.stats = Stats::ZERO;
         let attached = self.uart.attached;
         self.uart = VirtualUart::new();
         self.uart.attached = attached;
         crate::irq::dispatch::clear_guest(self.id());
-        self.halted = false;
-        self.tsc_offset = 0;
-        let vcpu = self
-            .vcpu
-            .as_mut()
-            .ok_or_else(|| CreateError::Vmcs(String::from("the guest has no vCPU")))?;
-        vcpu.ext.reset();
-        vcpu.msrs.reset(self.mem, &host.msrs);
+        self.round_trips = RoundTrips::ZERO;
         let spec = self.spec.clone();
-        vcpu::setup(host, self, &spec)
+        for i in 0..self.vcpus.len() {
+            self.current = i;
+            vcpu::setup(host, self, &spec)?;
+        }
+        self.current = 0;
+        Ok(())
     }
 
     /// What the guest was built from.
@@ -480,60 +460,44 @@ impl Guest {
 
     /// Whether a #GP is queued for the next entry (not yet in the VMCS).
     pub fn gp_queued(&self) -> bool {
-        self.events.gp_queued()
+        self.vcpu().events.gp_queued()
     }
 
     /// The state in words: `running`, `exited with code 0x64`, `stopped (why)`.
     pub fn state_text(&self) -> String {
         match &self.state {
-            State::Runnable if self.halted => String::from("halted (in HLT until its next slice)"),
+            State::Runnable if self.vcpu().halted => {
+                String::from("halted (in HLT until its next slice)")
+            }
             State::Runnable => String::from("running"),
             State::Exited(code) => alloc::format!("exited with code {code:#x}"),
             State::Stopped(why) => alloc::format!("stopped ({why})"),
         }
     }
 
-    /// The exit counts as "name count" pairs, for the end-of-run report.
-    pub fn report(&self) {
-        let total = self.stats.total_exits();
-        let mut line = String::new();
-        for (name, n) in self.stats.nonzero() {
-            line.push_str(&alloc::format!(", {name}: {n}"));
+    /// The vCPU that runs (or ran last), which the exit handlers act on.
+    pub fn vcpu(&self) -> &Vcpu {
+        &self.vcpus[self.current]
+    }
+
+    /// The vCPU that runs, mutably.
+    pub fn vcpu_mut(&mut self) -> &mut Vcpu {
+        &mut self.vcpus[self.current]
+    }
+
+    /// " on vCPU N" (the current one) for a guest with several vCPUs, for the reason it stops or
+    /// resets; empty for one vCPU.
+    pub fn which_vcpu(&self) -> String {
+        if self.vcpus.len() > 1 {
+            alloc::format!(" on vCPU {}", self.current)
+        } else {
+            String::new()
         }
-        let state = match &self.state {
-            State::Runnable => String::from("runnable"),
-            State::Exited(code) => alloc::format!("exited with code {code:#x}"),
-            State::Stopped(why) => alloc::format!("stopped ({why})"),
-        };
-        info!(
-            "guest \"{}\": {state}; {total} exits{line}; {} TSC ticks in guest",
-            self.name, self.stats.tsc_in_guest
-        );
-        let e = &self.events;
-        if e.injected + e.reinjected > 0 {
-            let last = e
-                .last_vector
-                .map_or(String::new(), |v| alloc::format!(" (last vector {v:#x})"));
-            info!(
-                "guest \"{}\": {} virtual interrupt(s) injected{last}, {} event(s) re-injected after an exit during delivery, {} device interrupt(s) routed to it",
-                self.name,
-                e.injected,
-                e.reinjected,
-                crate::irq::guest_interrupts(self.id())
-            );
-        }
-        if let Some(p) = self.platform.as_ref() {
-            info!(
-                "guest \"{}\": local APIC by {}; {} interrupt message(s) to nobody (IPIs to APIC IDs it does not own, NMI/INIT/SIPI/SMI IPIs, I/O APIC messages of those modes)",
-                self.name,
-                if p.apicv {
-                    "APIC virtualization"
-                } else {
-                    "software emulation"
-                },
-                p.dropped
-            );
-        }
+    }
+
+    /// Its statistics: the sum of its vCPUs'.
+    pub fn stats(&self) -> Stats {
+        Stats::sum(self.vcpus.iter().map(|v| &v.stats))
     }
 }
 
@@ -557,35 +521,35 @@ impl Guest {
 
     /// Makes this guest's VMCS current (once per time slice).
     pub fn load_vmcs(&self) -> Result<Current, VmFail> {
-        self.vcpu.as_ref().ok_or(VmFail::Invalid)?.vmcs.load()
+        self.vcpu().vmx.as_ref().ok_or(VmFail::Invalid)?.vmcs.load()
     }
 
     /// Starts a new time slice: the VMX-preemption timer counts down from the slice length (for
     /// a guest with a platform, from the earlier of its end and the guest's timer deadline,
     /// before every entry: `vplatform_exits::before_entry`).
     pub fn arm_timer(&mut self, v: &mut Current) -> Result<(), FieldError> {
-        self.slice_end = conduit_hw::rdtsc().saturating_add(self.slice_tsc);
+        self.vcpu_mut().slice_end = conduit_hw::rdtsc().saturating_add(self.slice_tsc);
         v.set(Guest32::PreemptionTimerValue, self.slice_ticks)
     }
 
     /// Whether VMLAUNCH already succeeded (then entries use VMRESUME).
     pub fn launched(&self) -> bool {
-        self.vcpu.as_ref().is_some_and(|v| v.vmcs.launched)
+        self.vcpu().vmx.as_ref().is_some_and(|v| v.vmcs.launched)
     }
 
     pub fn set_launched(&mut self) {
-        if let Some(v) = self.vcpu.as_mut() {
+        if let Some(v) = self.vcpu_mut().vmx.as_mut() {
             v.vmcs.launched = true;
         }
     }
 
     /// Its extended state (`None`: no vCPU).
     fn ext_mut(&mut self) -> Option<&mut xstate::ExtState> {
-        self.vcpu.as_mut().map(|v| &mut v.ext)
+        self.vcpu_mut().vmx.as_mut().map(|v| &mut v.ext)
     }
 
     /// The VMX capabilities of its vCPU (`None`: no vCPU, so no hardware caches its EPT).
     fn vmx_caps(&self) -> Option<&VmxCapabilities> {
-        self.vcpu.as_ref().map(|v| &v.caps)
+        self.vcpu().vmx.as_ref().map(|v| &v.caps)
     }
 }

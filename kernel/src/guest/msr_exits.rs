@@ -33,9 +33,9 @@ impl HostCpuid for HostCpu {
 pub fn cpu_config(g: &Guest, secondary: SecondaryControls) -> GuestCpuConfig {
     let apic = g.platform.is_some();
     GuestCpuConfig {
-        apic_id: 0,
-        vcpus: 1,
-        tsc: g.events.tsc(),
+        apic_id: g.current as u32,
+        vcpus: g.vcpus.len() as u32,
+        tsc: g.vcpu().events.tsc(),
         xcr0_supported: super::xstate::xcr0_supported(g)
             .unwrap_or(conduit_cpu_policy::xsave::XCR0_X87),
         x2apic: apic,
@@ -66,17 +66,17 @@ fn secondary(v: &mut Current) -> Result<SecondaryControls, FieldError> {
 /// A CPUID exit: the policy answers for the guest's CR4 as it wrote it (the bits the guest/host
 /// mask owns come from the read shadow, SDM Vol. 3C §26.3) and its XCR0. RIP is advanced.
 pub fn cpuid(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
-    let leaf = g.regs.gpr[RAX] as u32;
-    let sub = g.regs.gpr[RCX] as u32;
+    let leaf = g.vcpu().regs.gpr[RAX] as u32;
+    let sub = g.vcpu().regs.gpr[RCX] as u32;
     let mask = v.get(ControlNatural::Cr4GuestHostMask)?;
     let cr4 = (v.get(GuestNatural::Cr4)? & !mask) | (v.get(ControlNatural::Cr4ReadShadow)? & mask);
     let config = cpu_config(g, secondary(v)?);
     let xcr0 = super::xstate::guest_xcr0(g);
     let [a, b, c, d] = GuestCpuid::new(HostCpu, config).leaf(leaf, sub, xcr0, cr4);
-    g.regs.gpr[RAX] = u64::from(a);
-    g.regs.gpr[RBX] = u64::from(b);
-    g.regs.gpr[RCX] = u64::from(c);
-    g.regs.gpr[RDX] = u64::from(d);
+    g.vcpu_mut().regs.gpr[RAX] = u64::from(a);
+    g.vcpu_mut().regs.gpr[RBX] = u64::from(b);
+    g.vcpu_mut().regs.gpr[RCX] = u64::from(c);
+    g.vcpu_mut().regs.gpr[RDX] = u64::from(d);
     v.skip()?;
     Ok(Outcome::Resume)
 }
@@ -110,8 +110,8 @@ fn vmcs_write(v: &mut Current, f: VmcsMsr, value: u64) -> Result<(), FieldError>
 
 /// A RDMSR exit: the value the policy names, or #GP(0) (RIP stays on the instruction).
 pub fn rdmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
-    let msr = g.regs.gpr[RCX] as u32;
-    let read = match g.msr_state.as_ref() {
+    let msr = g.vcpu().regs.gpr[RCX] as u32;
+    let read = match g.vcpu().msr_state.as_ref() {
         Some(s) => s.read(msr),
         None => Err(conduit_cpu_policy::Gp),
     };
@@ -127,17 +127,17 @@ pub fn rdmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         // exits is not switched on this CPU.
         Ok(Read::Switched(_)) | Err(_) => return gp(g),
     };
-    g.regs.gpr[RAX] = value & 0xffff_ffff;
-    g.regs.gpr[RDX] = value >> 32;
+    g.vcpu_mut().regs.gpr[RAX] = value & 0xffff_ffff;
+    g.vcpu_mut().regs.gpr[RDX] = value >> 32;
     v.skip()?;
     Ok(Outcome::Resume)
 }
 
 /// A WRMSR exit: carried out as the policy says, or #GP(0).
 pub fn wrmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
-    let msr = g.regs.gpr[RCX] as u32;
-    let value = (g.regs.gpr[RDX] << 32) | (g.regs.gpr[RAX] & 0xffff_ffff);
-    let effect = match g.msr_state.as_mut() {
+    let msr = g.vcpu().regs.gpr[RCX] as u32;
+    let value = (g.vcpu().regs.gpr[RDX] << 32) | (g.vcpu().regs.gpr[RAX] & 0xffff_ffff);
+    let effect = match g.vcpu_mut().msr_state.as_mut() {
         Some(s) => s.write(msr, value),
         None => Err(conduit_cpu_policy::Gp),
     };
@@ -162,15 +162,15 @@ pub fn wrmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
             let offset = v.get(Control64::TscOffset)?;
             let delta = x.wrapping_sub(conduit_hw::rdtsc().wrapping_add(offset));
             v.set(Control64::TscOffset, offset.wrapping_add(delta))?;
-            g.tsc_offset = offset.wrapping_add(delta);
-            if let Some(s) = g.msr_state.as_mut() {
+            g.vcpu_mut().tsc_offset = offset.wrapping_add(delta);
+            if let Some(s) = g.vcpu_mut().msr_state.as_mut() {
                 s.tsc_written(delta);
             }
         }
         Ok(WriteEffect::TscDelta(delta)) => {
             let offset = v.get(Control64::TscOffset)?;
             v.set(Control64::TscOffset, offset.wrapping_add(delta))?;
-            g.tsc_offset = offset.wrapping_add(delta);
+            g.vcpu_mut().tsc_offset = offset.wrapping_add(delta);
         }
         Ok(WriteEffect::Apic(m, x)) => match vplatform_exits::wrmsr(g, m, x) {
             Some(Ok(())) => {}
@@ -186,6 +186,6 @@ pub fn wrmsr(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
 /// Queues a #GP(0) for the next entry; RIP stays on the faulting instruction (SDM "Event
 /// Injection").
 fn gp(g: &mut Guest) -> Result<Outcome, FieldError> {
-    g.events.raise_gp();
+    g.vcpu_mut().events.raise_gp();
     Ok(Outcome::Resume)
 }

@@ -137,7 +137,7 @@ impl HostMsrs {
 /// Points `guest`'s current VMCS at its MSR area and the host's (a guest without a vCPU has no
 /// VMCS: nothing to write).
 pub(super) fn write_vmcs(host: &VmxHost, guest: &Guest, v: &mut Current) -> Result<(), FieldError> {
-    match guest.vcpu.as_ref() {
+    match guest.vcpu().vmx.as_ref() {
         Some(vcpu) => host.msrs.write_vmcs(&vcpu.msrs, v),
         None => Ok(()),
     }

@@ -66,6 +66,8 @@ pub struct MultibootImage {
 pub struct GuestSpec {
     pub name: String,
     pub memory_mib: u32,
+    /// Its vCPUs (local APIC IDs 0..`vcpus`, 0 the bootstrap processor).
+    pub vcpus: u32,
     /// Where its RAM lies in guest-physical space.
     pub ram: GuestRam,
     pub entry: Entry,
@@ -164,6 +166,7 @@ pub fn from_config(
     Ok(GuestSpec {
         name: c.name.clone(),
         memory_mib: c.memory_mib,
+        vcpus: c.vcpus,
         ram: c
             .ram()
             .map_err(|e| alloc::format!("identity_ram_at: {e}"))?,
@@ -171,9 +174,8 @@ pub fn from_config(
         segments,
         time_slice_us: c.time_slice_us,
         firmware: match &linux {
-            Some(_) => {
-                super::firmware::acpi_tables(1).map_err(|e| alloc::format!("ACPI tables: {e:?}"))?
-            }
+            Some(_) => super::firmware::acpi_tables(c.vcpus)
+                .map_err(|e| alloc::format!("ACPI tables: {e:?}"))?,
             None => Vec::new(),
         },
         linux,

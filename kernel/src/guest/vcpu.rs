@@ -78,7 +78,8 @@ pub(super) fn setup(
     } else {
         compute(&request)?
     };
-    if os {
+    // The platform is the guest's: built (or reset) with its BSP, vCPU 0, for all its vCPUs.
+    if os && guest.current == 0 {
         let apicv = controls.secondary.contains(APICV_SECONDARY);
         let tsc_hz = host.tsc.khz() * 1000;
         // A restart keeps the platform's frame and resets its models.
@@ -90,7 +91,8 @@ pub(super) fn setup(
                 crate::irq::guest_reset(guest.id());
             }
             None => {
-                let p = super::vplatform::VirtualPlatform::new(guest.mem, 0, apicv, tsc_hz)
+                let n = guest.vcpus.len();
+                let p = super::vplatform::VirtualPlatform::new(guest.mem, n, apicv, tsc_hz)
                     .map_err(|e| CreateError::Vmcs(format!("{e}")))?;
                 guest.platform = Some(alloc::boxed::Box::new(p));
             }
@@ -109,7 +111,7 @@ pub(super) fn setup(
         .load_vmcs()
         .map_err(|e| CreateError::Vmcs(format!("VMPTRLD: {e}")))?;
     write_controls(host, guest, &controls, &mut v).map_err(vmcs_err)?;
-    guest.msr_state = Some(super::msr_exits::msr_state(guest, controls.secondary));
+    guest.vcpu_mut().msr_state = Some(super::msr_exits::msr_state(guest, controls.secondary));
     if guest.platform.as_ref().is_some_and(|p| p.apicv) {
         map_apic_access(guest, host.apic_access)?;
     }
@@ -121,15 +123,20 @@ pub(super) fn setup(
         .may_be_one
         & PrimaryControls::INTERRUPT_WINDOW_EXITING.bits()
         != 0;
-    guest.events = super::events::Events::new(controls.primary.bits(), window, host.tsc);
+    guest.vcpu_mut().events = super::events::Events::new(controls.primary.bits(), window, host.tsc);
     vmx::write_host_state(&mut v).map_err(vmcs_err)?;
 
     let state = match (spec.entry, selectors) {
         (Entry::Long64 { rip } | Entry::Linux { rip, .. }, Some(sel)) => {
-            let cr3 = guest
-                .memory
-                .build_long_mode(sel)
-                .map_err(CreateError::Layout)?;
+            // The boot page tables are the guest's: written once, with its BSP (the other vCPUs
+            // start at a start-up IPI, not here).
+            let cr3 = match (guest.current, guest.boot_cr3) {
+                (1.., Some(cr3)) => cr3,
+                _ => guest
+                    .memory
+                    .build_long_mode(sel)
+                    .map_err(CreateError::Layout)?,
+            };
             guest.boot_cr3 = Some(cr3);
             let mut s = GuestState::long_mode_flat(rip, guest.memory.size, cr3);
             s.gdtr = DescriptorTable {
@@ -144,7 +151,7 @@ pub(super) fn setup(
             s.tr.base = TSS_GPA;
             if let Entry::Linux { zero_page, .. } = spec.entry {
                 // The 64-bit boot protocol: RSI holds the zero page's address.
-                guest.regs.gpr[RSI] = zero_page;
+                guest.vcpu_mut().regs.gpr[RSI] = zero_page;
             }
             s
         }
@@ -163,8 +170,8 @@ pub(super) fn setup(
             s.cs = Segment::new(MULTIBOOT_CS, 0, 0xffff_ffff, 0xb | flat);
             (s.ds, s.es, s.fs, s.gs, s.ss) = (data, data, data, data, data);
             s.rip = eip;
-            guest.regs.gpr[RAX] = u64::from(multiboot::BOOTLOADER_MAGIC);
-            guest.regs.gpr[RBX] = info;
+            guest.vcpu_mut().regs.gpr[RAX] = u64::from(multiboot::BOOTLOADER_MAGIC);
+            guest.vcpu_mut().regs.gpr[RBX] = info;
             s
         }
         (entry, None) => {
@@ -185,7 +192,7 @@ pub(super) fn setup(
     let unrestricted = !long || guest.platform.is_some();
     let cr0_fixed = FixedBits::guest_cr0(&host.vmx.msrs, unrestricted);
     let cr4_fixed = FixedBits::cr4(&host.vmx.msrs);
-    guest.cr_fixed = (cr0_fixed, cr4_fixed);
+    guest.vcpu_mut().cr_fixed = (cr0_fixed, cr4_fixed);
     v.set(ControlNatural::Cr0GuestHostMask, cr0_fixed.fixed_mask())
         .map_err(vmcs_err)?;
     v.set(
@@ -207,10 +214,35 @@ pub(super) fn setup(
     let ctx = CheckContext::new(&host.vmx.msrs, &controls).with_address_widths(phys_bits, lin_bits);
     written.check(&ctx).map_err(CreateError::GuestState)?;
 
-    vmx::invvpid(&host.vmx.caps, guest.vpid)
+    vmx::invvpid(&host.vmx.caps, guest.vcpu().vpid)
         .map_err(|e| CreateError::Vmcs(format!("INVVPID: {e}")))?;
     vmx::invept(&host.vmx.caps, guest.eptp)
         .map_err(|e| CreateError::Vmcs(format!("INVEPT: {e}")))?;
+    Ok(())
+}
+
+/// Starts the current vCPU at a start-up IPI with `vector`: the state of a processor after INIT
+/// (SDM Vol. 3A §9.1.1, Table 9-1: real mode, CR0 with only ET among the bits the guest sees,
+/// EFER 0) at CS:IP = (`vector` << 8):0000, that is, at physical address `vector` × 4096 (SDM
+/// Vol. 3A §11.6.1 "Start-Up", §9.4.4.1). The VM-entry control "IA-32e mode guest" is cleared
+/// (the guest may enter long mode again itself: `cr_exits.rs`). Needs unrestricted guest, which
+/// every guest with a platform has.
+pub(super) fn start_up(
+    guest: &mut Guest,
+    v: &mut Current,
+    vector: u8,
+) -> Result<(), vmx::vmcs::FieldError> {
+    let s = GuestState::real_mode(u16::from(vector) << 8, 0);
+    s.write_to(v)?;
+    let entry = EntryControls::from_bits_retain(v.get(Control32::EntryControls)?);
+    v.set(
+        Control32::EntryControls,
+        (entry - EntryControls::IA32E_MODE_GUEST).bits(),
+    )?;
+    v.set(ControlNatural::Cr0ReadShadow, s.cr0 & !CR0_NE)?;
+    v.set(ControlNatural::Cr4ReadShadow, s.cr4 & !CR4_VMXE)?;
+    v.set(Control32::EntryInterruptionInfo, 0)?;
+    guest.vcpu_mut().regs = vmx::run::GuestRegs::default();
     Ok(())
 }
 
@@ -263,7 +295,7 @@ fn write_controls(
     v.set(Control64::MsrBitmap, host.msr_bitmap.0)?;
     v.set(Control64::EptPointer, guest.eptp)?;
     v.set(Control64::TscOffset, 0)?;
-    v.set(Control16::VirtualProcessorId, guest.vpid)?;
+    v.set(Control16::VirtualProcessorId, guest.vcpu().vpid)?;
     v.set(Guest32::PreemptionTimerValue, guest.slice_ticks)?;
     Ok(())
 }

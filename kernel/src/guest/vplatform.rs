@@ -1,8 +1,10 @@
-//! The virtual platform of a guest that runs an operating system: its local APIC
-//! (`conduit-vlapic`), its I/O APIC (`conduit-vioapic`) and the interrupt line of its UART. The
-//! models decide; this module carries their decisions out: VMCS fields of APIC virtualization,
-//! the guest's MMIO and MSR accesses, the routing of I/O APIC deliveries to the local APIC, the
-//! timer's deadline for the scheduler.
+//! The virtual platform of a guest that runs an operating system: the local APIC of each of its
+//! vCPUs (`conduit-vlapic`; vCPU `i` has APIC ID `i`), its I/O APIC (`conduit-vioapic`) and the
+//! interrupt line of its UART. The models decide; this module carries their decisions out: VMCS
+//! fields of APIC virtualization, the guest's MMIO and MSR accesses, the routing of I/O APIC
+//! deliveries and IPIs to the local APICs they name (`conduit_vlapic::targets`), the timers'
+//! deadlines for the scheduler. IPIs that are no vector (NMI, INIT, start-up) are handed to the
+//! guest module as [`Signal`]s, which change the target vCPU's state.
 //!
 //! Two ways to run the one local APIC model (Intel SDM Vol. 3C ch. 30 "APIC Virtualization and
 //! Virtual Interrupts"):
@@ -16,11 +18,10 @@
 //!   out through the MMIO decoder, and vectors are injected at VM entry like any other event,
 //!   acknowledged in the model when they go in.
 
+use alloc::vec::Vec;
 use conduit_hw::memory::{FRAME_SIZE, Memory, PhysAddr, PhysWindow};
 use conduit_vioapic::{Delivery, DeliveryMode, VirtualIoApic};
-use conduit_vlapic::{
-    ApicPage, DeliveryMode as IpiMode, DestMode, Effects, Shorthand, TimerClock, Trigger, Vlapic,
-};
+use conduit_vlapic::{ApicPage, DeliveryMode as IpiMode, Effects, TimerClock, Trigger, Vlapic};
 
 /// Where the guest finds its local APIC and I/O APIC (guest-physical), as its ACPI MADT says.
 pub const LAPIC_GPA: u64 = 0xfee0_0000;
@@ -71,6 +72,8 @@ pub enum PlatformError {
     NoFrame,
     /// The local APIC model refused its configuration (ID or clock).
     Lapic(conduit_vlapic::ConfigError),
+    /// More vCPUs than one guest's IPIs can name (`conduit_vlapic::MAX_APICS`).
+    TooManyVcpus(usize),
 }
 
 impl core::fmt::Display for PlatformError {
@@ -78,92 +81,108 @@ impl core::fmt::Display for PlatformError {
         match self {
             Self::NoFrame => f.write_str("no frame is left for the virtual-APIC page"),
             Self::Lapic(e) => write!(f, "local APIC: {e:?}"),
+            Self::TooManyVcpus(n) => write!(f, "{n} vCPUs: more than one guest's IPIs can name"),
         }
     }
+}
+
+/// What an IPI asks of a vCPU beyond its local APIC's IRR, for the guest module to carry out
+/// (`Guest::deliver_signals`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// A fixed IPI entered the IRR of this vCPU, which is not the sender: it may have to run
+    /// (or wake from HLT) soon.
+    Interrupt(usize),
+    /// An NMI for this vCPU.
+    Nmi(usize),
+    /// An INIT (assert) for this vCPU: it waits for a start-up IPI.
+    Init(usize),
+    /// A start-up IPI for this vCPU, with its vector (the start page).
+    StartUp(usize, u8),
 }
 
 /// An OS guest's interrupt controllers.
 #[derive(Debug)]
 pub struct VirtualPlatform {
-    pub lapic: Vlapic<ApicFrame>,
+    /// The local APIC of each vCPU (index = vCPU = APIC ID).
+    pub lapics: Vec<Vlapic<ApicFrame>>,
     pub ioapic: VirtualIoApic,
     /// APIC virtualization is on in the VMCS (else software emulation).
     pub apicv: bool,
     /// With APIC virtualization: the APIC-access page is in the guest's EPT at [`LAPIC_GPA`]
-    /// (only while the APIC is in xAPIC mode; `vplatform_exits::sync_apic_page`).
+    /// (only while the running vCPU's APIC is in xAPIC mode;
+    /// `vplatform_exits::sync_apic_page`).
     pub apic_page_mapped: bool,
-    /// The local APIC's ID (kept across resets).
-    apic_id: u32,
-    /// The EOI-exit bitmap as last written to the VMCS.
-    eoi_exit: [u64; 4],
+    /// The EOI-exit bitmap as last written to each vCPU's VMCS.
+    eoi_exit: Vec<[u64; 4]>,
     /// The UART's interrupt output as last seen (its edges drive the I/O APIC pin).
     uart_line: bool,
     /// Interrupt messages that reached nobody: I/O APIC messages of a delivery mode the platform
-    /// does not deliver, IPIs to APIC IDs the guest does not own.
+    /// does not deliver, IPIs to APIC IDs the guest does not own (and SMIs).
     pub dropped: u64,
     /// I/O APIC inputs driven by an assigned function's physical INTx line (bit n: input n),
     /// kept across resets (the wiring does not change).
     intx_inputs: u32,
+    /// IPIs for the guest module to carry out, in the order they were sent.
+    signals: Vec<Signal>,
 }
 
 impl VirtualPlatform {
-    /// A platform with one local APIC (ID `apic_id`) in its reset state and an I/O APIC with
-    /// every pin masked.
+    /// A platform with `vcpus` local APICs (IDs 0..`vcpus`, 0 the BSP) in their reset state and
+    /// an I/O APIC with every pin masked.
     pub fn new(
         mem: &Memory,
-        apic_id: u32,
+        vcpus: usize,
         apicv: bool,
         tsc_hz: u64,
     ) -> Result<Self, PlatformError> {
-        let page = mem.frames.lock().allocate().ok_or(PlatformError::NoFrame)?;
-        let window = PhysWindow::new(mem, true);
-        let base = window.virt(page.0) as *mut u32;
-        // SAFETY: the frame was just allocated and is mapped through the window.
-        unsafe { core::ptr::write_bytes(base as *mut u8, 0, FRAME_SIZE as usize) };
-        let clock = TimerClock {
-            tsc_hz,
-            apic_timer_hz: APIC_TIMER_HZ,
-        };
-        let lapic = match Vlapic::new(ApicFrame { page, base }, apic_id, true, clock) {
-            Ok(l) => l,
-            Err(e) => {
-                mem.frames.lock().free(page);
-                return Err(PlatformError::Lapic(e));
+        if vcpus > conduit_vlapic::MAX_APICS {
+            return Err(PlatformError::TooManyVcpus(vcpus));
+        }
+        let mut lapics = Vec::with_capacity(vcpus);
+        for id in 0..vcpus {
+            match new_lapic(mem, id as u32, tsc_hz) {
+                Ok(l) => lapics.push(l),
+                Err(e) => {
+                    for l in &lapics {
+                        mem.frames.lock().free(l.page().page);
+                    }
+                    return Err(e);
+                }
             }
-        };
+        }
         Ok(Self {
-            lapic,
+            lapics,
             ioapic: VirtualIoApic::new(),
             apicv,
-            apic_id,
             apic_page_mapped: apicv,
-            eoi_exit: [0; 4],
+            eoi_exit: alloc::vec![[0; 4]; vcpus],
             uart_line: false,
             dropped: 0,
             intx_inputs: 0,
+            signals: Vec::new(),
         })
     }
 
-    /// Back to the reset state (a restarted guest) on the same virtual-APIC frame: the local
-    /// APIC at power-up, every I/O APIC pin masked, the UART line low.
+    /// Back to the reset state (a restarted guest) on the same virtual-APIC frames: the local
+    /// APICs at power-up, every I/O APIC pin masked, the UART line low.
     pub fn reset(&mut self, apicv: bool, tsc_hz: u64) -> Result<(), conduit_vlapic::ConfigError> {
-        let frame = self.lapic.page();
-        let (page, base) = (frame.page, frame.base);
-        // SAFETY: `base` maps this platform's own virtual-APIC frame; the guest does not run
-        // while it is rebuilt.
-        unsafe { core::ptr::write_bytes(base as *mut u8, 0, FRAME_SIZE as usize) };
-        let clock = TimerClock {
-            tsc_hz,
-            apic_timer_hz: APIC_TIMER_HZ,
-        };
-        self.lapic = Vlapic::new(ApicFrame { page, base }, self.apic_id, true, clock)?;
+        for (id, lapic) in self.lapics.iter_mut().enumerate() {
+            let frame = lapic.page();
+            let (page, base) = (frame.page, frame.base);
+            // SAFETY: `base` maps this vCPU's own virtual-APIC frame; the guest does not run
+            // while it is rebuilt.
+            unsafe { core::ptr::write_bytes(base as *mut u8, 0, FRAME_SIZE as usize) };
+            *lapic = Vlapic::new(ApicFrame { page, base }, id as u32, id == 0, clock(tsc_hz))?;
+        }
         self.ioapic = VirtualIoApic::new();
         self.apicv = apicv;
         // `vcpu::setup` maps the APIC-access page again under APIC virtualization.
         self.apic_page_mapped = apicv;
-        self.eoi_exit = [0; 4];
+        self.eoi_exit.fill([0; 4]);
         self.uart_line = false;
         self.dropped = 0;
+        self.signals.clear();
         // The wiring stays; `irq::guest_reset` re-arms the physical lines.
         let wired = core::mem::take(&mut self.intx_inputs);
         for input in 0..conduit_vioapic::PINS as u8 {
@@ -174,29 +193,37 @@ impl VirtualPlatform {
         Ok(())
     }
 
-    /// The host-physical address of the virtual-APIC page.
-    pub fn apic_page(&self) -> u64 {
-        self.lapic.page().page.0
+    /// The host-physical address of vCPU `cpu`'s virtual-APIC page.
+    pub fn apic_page(&self, cpu: usize) -> u64 {
+        self.lapics[cpu].page().page.0
     }
 
-    /// Hands an I/O APIC delivery to the local APIC it names (one vCPU: the only one, if it
-    /// matches the destination). Fixed and lowest-priority messages carry a vector; the others
-    /// (SMI, NMI, INIT, ExtINT) have no meaning on this platform (no SMM, no 8259) and are
-    /// counted as dropped.
+    /// Hands an I/O APIC delivery to the local APICs its destination names (physical or
+    /// logical, SDM Vol. 3A §11.6.2; lowest priority: the first of them, as for IPIs). Fixed and
+    /// lowest-priority messages carry a vector; the others (SMI, NMI, INIT, ExtINT) have no
+    /// meaning on this platform (no SMM, no 8259) and are counted as dropped.
     fn route(&mut self, d: Delivery) {
-        match d.mode {
-            DeliveryMode::Fixed | DeliveryMode::LowestPriority => {
-                if self.lapic.matches(u32::from(d.dest), d.logical) {
-                    let trigger = if d.level {
-                        Trigger::Level
-                    } else {
-                        Trigger::Edge
-                    };
-                    let e = self.lapic.accept(d.vector, trigger);
-                    self.apply(e);
+        let lowest = match d.mode {
+            DeliveryMode::Fixed => false,
+            DeliveryMode::LowestPriority => true,
+            _ => {
+                self.dropped += 1;
+                return;
+            }
+        };
+        let trigger = if d.level {
+            Trigger::Level
+        } else {
+            Trigger::Edge
+        };
+        for cpu in 0..self.lapics.len() {
+            if self.lapics[cpu].matches(u32::from(d.dest), d.logical) {
+                let e = self.lapics[cpu].accept(d.vector, trigger);
+                self.apply(cpu, e);
+                if lowest {
+                    return;
                 }
             }
-            _ => self.dropped += 1,
         }
     }
 
@@ -234,37 +261,61 @@ impl VirtualPlatform {
         self.ioapic.take_released()
     }
 
-    /// Carries out what a local APIC operation asked for: the EOI broadcast of a
-    /// level-triggered vector, and an IPI to the vCPUs it names (one vCPU: itself, where the
-    /// model has not accepted it already). Only fixed IPIs carry a vector; the others (NMI,
-    /// INIT, SIPI, SMI) have no target besides the sender, and an IPI whose destination is not
-    /// the sender (an APIC ID or logical destination the guest does not own, all-excluding-self)
-    /// reaches nobody: both are counted as dropped.
-    pub fn apply(&mut self, effects: Effects) {
+    /// Carries out what vCPU `cpu`'s local APIC operation asked for: the EOI broadcast of a
+    /// level-triggered vector, and an IPI to the vCPUs it names (`conduit_vlapic::targets`):
+    /// fixed and lowest-priority vectors into their IRRs, NMI, INIT and start-up as
+    /// [`Signal`]s. An IPI that names no vCPU of the guest (an APIC ID or logical destination it
+    /// does not own) reaches nobody and is counted as dropped, as is an SMI.
+    pub fn apply(&mut self, cpu: usize, effects: Effects) {
         if let Some(vector) = effects.eoi {
             self.broadcast_eoi(vector);
         }
         let Some(ipi) = effects.ipi else {
             return;
         };
-        let to_self = ipi.shorthand == Shorthand::None
-            && self
-                .lapic
-                .matches(ipi.dest, ipi.dest_mode == DestMode::Logical);
-        match ipi.delivery_mode {
-            IpiMode::Fixed | IpiMode::LowestPriority if to_self => {
-                let e = self.lapic.accept(ipi.vector, ipi.trigger);
-                self.apply(e);
-            }
-            // To the sender only, or to everyone including it: the model accepted it already.
-            IpiMode::Fixed | IpiMode::LowestPriority
-                if matches!(
-                    ipi.shorthand,
-                    Shorthand::ToSelf | Shorthand::AllIncludingSelf
-                ) => {}
-            // To APIC IDs the guest does not own: nobody.
-            _ => self.dropped += 1,
+        if ipi.is_init_deassert() {
+            return;
         }
+        let targets = conduit_vlapic::targets(&ipi, cpu, &self.lapics);
+        if targets.is_empty() && !self.accepted_by_sender(&ipi) {
+            self.dropped += 1;
+            return;
+        }
+        for t in targets.iter() {
+            match ipi.delivery_mode {
+                IpiMode::Fixed | IpiMode::LowestPriority => {
+                    let e = self.lapics[t].accept(ipi.vector, ipi.trigger);
+                    self.apply(t, e);
+                    if t != cpu {
+                        self.signals.push(Signal::Interrupt(t));
+                    }
+                }
+                IpiMode::Nmi => self.signals.push(Signal::Nmi(t)),
+                IpiMode::Init => {
+                    self.lapics[t].init();
+                    self.signals.push(Signal::Init(t));
+                }
+                IpiMode::StartUp => self.signals.push(Signal::StartUp(t, ipi.vector)),
+                IpiMode::Smi => self.dropped += 1,
+            }
+        }
+    }
+
+    /// Whether the sender's own model took `ipi` (a fixed IPI to all including self): then an
+    /// empty target set (a guest with one vCPU) still reached someone.
+    fn accepted_by_sender(&self, ipi: &conduit_vlapic::Ipi) -> bool {
+        ipi.delivery_mode == IpiMode::Fixed
+            && ipi.shorthand == conduit_vlapic::Shorthand::AllIncludingSelf
+    }
+
+    /// The IPIs for the guest module to carry out since the last call.
+    pub fn take_signals(&mut self) -> Vec<Signal> {
+        core::mem::take(&mut self.signals)
+    }
+
+    /// Whether IPIs wait for the guest module ([`VirtualPlatform::take_signals`]).
+    pub fn has_signals(&self) -> bool {
+        !self.signals.is_empty()
     }
 
     /// The UART's interrupt output is now `asserted`: the I/O APIC pin follows it.
@@ -294,9 +345,17 @@ impl VirtualPlatform {
         }
     }
 
-    /// An access of `size` bytes at `offset` in the local APIC's page (software emulation, or an
-    /// APIC-access exit for a register the CPU does not virtualize); returns the value read.
-    pub fn lapic_access(&mut self, offset: u64, size: u8, store: Option<u64>, now: u64) -> u64 {
+    /// An access of `size` bytes at `offset` in vCPU `cpu`'s local APIC page (software
+    /// emulation, or an APIC-access exit for a register the CPU does not virtualize); returns
+    /// the value read.
+    pub fn lapic_access(
+        &mut self,
+        cpu: usize,
+        offset: u64,
+        size: u8,
+        store: Option<u64>,
+        now: u64,
+    ) -> u64 {
         // xAPIC registers are 32-bit, 16-byte aligned (SDM Vol. 3A §11.4.1). A narrower read
         // inside a register's 32 bits gets its bytes of the register, as APIC virtualization
         // gives them (SDM Vol. 3C §30.4.2), so both modes answer alike; other accesses read 0
@@ -304,7 +363,7 @@ impl VirtualPlatform {
         let within = offset % 16 + u64::from(size) <= 4;
         let (value, e) = match store {
             None if matches!(size, 1 | 2 | 4) && within => {
-                let (dword, e) = self.lapic.read((offset & !0xf) as u32, now);
+                let (dword, e) = self.lapics[cpu].read((offset & !0xf) as u32, now);
                 let bits = u32::from(size) * 8;
                 let shifted = dword >> ((offset % 4) * 8);
                 let value = if bits == 32 {
@@ -315,34 +374,56 @@ impl VirtualPlatform {
                 (value, e)
             }
             Some(v) if size == 4 && offset.is_multiple_of(16) => {
-                (0, self.lapic.write(offset as u32, v as u32, now))
+                (0, self.lapics[cpu].write(offset as u32, v as u32, now))
             }
             _ => return 0,
         };
-        self.apply(e);
+        self.apply(cpu, e);
         u64::from(value)
     }
 
-    /// Before an entry: a due timer fires into IRR. With APIC virtualization, returns what the
+    /// Before an entry of vCPU `cpu`: its due timer fires into IRR. With APIC virtualization, returns what the
     /// VMCS must hold: the EOI-exit bitmap if it changed since it was last written (the
     /// level-triggered vectors, whose EOI the I/O APIC must see) and the guest interrupt status
     /// (RVI = highest IRR, SVI = highest ISR), written before every entry since the CPU itself
     /// changes it while delivering and completing vectors (SDM Vol. 3C §30.2).
-    pub fn before_entry(&mut self, now: u64) -> Option<(Option<[u64; 4]>, u16)> {
-        let e = self.lapic.expire(now);
-        self.apply(e);
+    pub fn before_entry(&mut self, cpu: usize, now: u64) -> Option<(Option<[u64; 4]>, u16)> {
+        let e = self.lapics[cpu].expire(now);
+        self.apply(cpu, e);
         if !self.apicv {
             return None;
         }
-        let bitmap = self.lapic.eoi_exit_bitmap();
-        let changed = (bitmap != self.eoi_exit).then_some(bitmap);
-        self.eoi_exit = bitmap;
-        let (rvi, svi) = self.lapic.rvi_svi();
+        let bitmap = self.lapics[cpu].eoi_exit_bitmap();
+        let changed = (bitmap != self.eoi_exit[cpu]).then_some(bitmap);
+        self.eoi_exit[cpu] = bitmap;
+        let (rvi, svi) = self.lapics[cpu].rvi_svi();
         Some((changed, u16::from(rvi) | (u16::from(svi) << 8)))
     }
 
-    /// The TSC value at which the local APIC's timer is due next, if armed.
-    pub fn next_deadline(&self) -> Option<u64> {
-        self.lapic.next_deadline()
+    /// The guest TSC value at which vCPU `cpu`'s local APIC timer is due next, if armed.
+    pub fn next_deadline(&self, cpu: usize) -> Option<u64> {
+        self.lapics[cpu].next_deadline()
     }
+}
+
+/// The timer clock of every local APIC: the TSC at `tsc_hz`, the crystal the guest's CPUID
+/// states.
+fn clock(tsc_hz: u64) -> TimerClock {
+    TimerClock {
+        tsc_hz,
+        apic_timer_hz: APIC_TIMER_HZ,
+    }
+}
+
+/// A local APIC with ID `id` (the BSP's if 0) on a new zeroed virtual-APIC frame.
+fn new_lapic(mem: &Memory, id: u32, tsc_hz: u64) -> Result<Vlapic<ApicFrame>, PlatformError> {
+    let page = mem.frames.lock().allocate().ok_or(PlatformError::NoFrame)?;
+    let window = PhysWindow::new(mem, true);
+    let base = window.virt(page.0) as *mut u32;
+    // SAFETY: the frame was just allocated and is mapped through the window.
+    unsafe { core::ptr::write_bytes(base as *mut u8, 0, FRAME_SIZE as usize) };
+    Vlapic::new(ApicFrame { page, base }, id, id == 0, clock(tsc_hz)).map_err(|e| {
+        mem.frames.lock().free(page);
+        PlatformError::Lapic(e)
+    })
 }

@@ -14,7 +14,7 @@ use conduit_hw::rdtsc;
 /// The guest's TSC now: the host's plus the VMCS TSC offset (SDM Vol. 3C §26.6.5). The local
 /// APIC's deadlines are in the guest's TSC.
 fn guest_now(g: &Guest) -> u64 {
-    rdtsc().wrapping_add(g.tsc_offset)
+    rdtsc().wrapping_add(g.vcpu().tsc_offset)
 }
 use conduit_hw::vmx::vmcs::{Current, FieldError};
 use conduit_vlapic::{ApicMode, offset};
@@ -50,11 +50,12 @@ pub fn region(g: &Guest, gpa: u64) -> Option<Region> {
 /// One decoded MMIO access to the platform; returns the value read.
 pub fn access(g: &mut Guest, r: Region, size: u8, store: Option<u64>) -> u64 {
     let now = guest_now(g);
+    let cpu = g.current;
     let Some(p) = g.platform.as_mut() else {
         return u64::MAX;
     };
     let value = match r {
-        Region::Lapic(off) => p.lapic_access(off, size, store, now),
+        Region::Lapic(off) => p.lapic_access(cpu, off, size, store, now),
         Region::Ioapic(off) => p.ioapic_access(off, size, store),
     };
     settle_intx(g);
@@ -83,11 +84,12 @@ pub fn settle_intx(g: &mut Guest) {
 /// MSR is not the APIC's (or the guest has no platform).
 pub fn rdmsr(g: &mut Guest, msr: u32) -> Option<Result<u64, ()>> {
     let now = guest_now(g);
-    let p = g.platform.as_mut()?;
+    let cpu = g.current;
+    let lapic = &mut g.platform.as_mut()?.lapics[cpu];
     Some(match msr {
-        MSR_APIC_BASE => Ok(p.lapic.apic_base()),
-        MSR_TSC_DEADLINE => Ok(p.lapic.tsc_deadline()),
-        m if MSR_X2APIC.contains(&m) => p.lapic.msr_read(m, now).map_err(|_| ()),
+        MSR_APIC_BASE => Ok(lapic.apic_base()),
+        MSR_TSC_DEADLINE => Ok(lapic.tsc_deadline()),
+        m if MSR_X2APIC.contains(&m) => lapic.msr_read(m, now).map_err(|_| ()),
         _ => return None,
     })
 }
@@ -95,23 +97,24 @@ pub fn rdmsr(g: &mut Guest, msr: u32) -> Option<Result<u64, ()>> {
 /// A WRMSR of the local APIC's MSRs, as [`rdmsr`].
 pub fn wrmsr(g: &mut Guest, msr: u32, value: u64) -> Option<Result<(), ()>> {
     let now = guest_now(g);
+    let cpu = g.current;
     let p = g.platform.as_mut()?;
     Some(match msr {
-        MSR_APIC_BASE => match p.lapic.set_apic_base(value) {
+        MSR_APIC_BASE => match p.lapics[cpu].set_apic_base(value) {
             Ok(e) => {
-                p.apply(e);
+                p.apply(cpu, e);
                 Ok(())
             }
             Err(_) => Err(()),
         },
         MSR_TSC_DEADLINE => {
-            let e = p.lapic.set_tsc_deadline(value, now);
-            p.apply(e);
+            let e = p.lapics[cpu].set_tsc_deadline(value, now);
+            p.apply(cpu, e);
             Ok(())
         }
-        m if MSR_X2APIC.contains(&m) => match p.lapic.msr_write(m, value, now) {
+        m if MSR_X2APIC.contains(&m) => match p.lapics[cpu].msr_write(m, value, now) {
             Ok(e) => {
-                p.apply(e);
+                p.apply(cpu, e);
                 settle_intx(g);
                 Ok(())
             }
@@ -143,34 +146,36 @@ fn cr8_access(
     store: bool,
     gpr: Gpr,
 ) -> Result<Outcome, FieldError> {
+    let cpu = g.current;
     let Some(p) = g.platform.as_mut() else {
         return Ok(Outcome::Resume);
     };
     if store {
         let value = match gpr {
             Gpr::Rsp => v.get(GuestNatural::Rsp)?,
-            r => g.regs.gpr[r as usize],
+            r => g.vcpus[g.current].regs.gpr[r as usize],
         };
         if value >> 4 != 0 {
-            g.events.raise_gp();
+            g.vcpus[g.current].events.raise_gp();
             return Ok(Outcome::Resume);
         }
         let tpr = (value as u32) << 4;
-        let now = rdtsc().wrapping_add(g.tsc_offset);
-        let effects = match p.lapic.mode() {
-            ApicMode::XApic => Some(p.lapic.write(offset::TPR, tpr, now)),
+        let now = rdtsc().wrapping_add(g.vcpus[g.current].tsc_offset);
+        let lapic = &mut p.lapics[cpu];
+        let effects = match lapic.mode() {
+            ApicMode::XApic => Some(lapic.write(offset::TPR, tpr, now)),
             // TPR's x2APIC MSR (SDM Vol. 3A §11.12.1.2, Table 11-6); TPR writes never #GP.
-            ApicMode::X2Apic => p.lapic.msr_write(MSR_X2APIC_TPR, u64::from(tpr), now).ok(),
+            ApicMode::X2Apic => lapic.msr_write(MSR_X2APIC_TPR, u64::from(tpr), now).ok(),
             ApicMode::Disabled => None,
         };
         if let Some(e) = effects {
-            p.apply(e);
+            p.apply(cpu, e);
         }
     } else {
-        let value = u64::from(p.lapic.tpr() >> 4);
+        let value = u64::from(p.lapics[cpu].tpr() >> 4);
         match gpr {
             Gpr::Rsp => v.set(GuestNatural::Rsp, value)?,
-            r => g.regs.gpr[r as usize] = value,
+            r => g.vcpu_mut().regs.gpr[r as usize] = value,
         }
     }
     v.skip()?;
@@ -185,6 +190,7 @@ const MSR_X2APIC_TPR: u32 = 0x808;
 pub fn apic_write(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     let offset = (v.get(ReadOnlyNatural::ExitQualification)? & 0xff0) as u32;
     let now = guest_now(g);
+    let cpu = g.current;
     let Some(p) = g.platform.as_mut() else {
         return stop(
             g,
@@ -192,8 +198,8 @@ pub fn apic_write(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError>
             format!("APIC write at offset {offset:#x} without a local APIC"),
         );
     };
-    let e = p.lapic.apic_write(offset, now);
-    p.apply(e);
+    let e = p.lapics[cpu].apic_write(offset, now);
+    p.apply(cpu, e);
     settle_intx(g);
     Ok(Outcome::Resume)
 }
@@ -202,8 +208,9 @@ pub fn apic_write(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError>
 /// the EOI-exit bitmap (a level-triggered one); the I/O APIC learns of it.
 pub fn eoi_exit(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     let vector = (v.get(ReadOnlyNatural::ExitQualification)? & 0xff) as u8;
+    let cpu = g.current;
     if let Some(p) = g.platform.as_mut()
-        && let Some(level) = p.lapic.eoi_exit(vector)
+        && let Some(level) = p.lapics[cpu].eoi_exit(vector)
     {
         p.broadcast_eoi(level);
     }
@@ -229,8 +236,13 @@ pub fn apic_access(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError
     }
 }
 
-/// Drains the vectors the hypervisor marked pending for the guest (its devices' MSIs) into its
-/// local APIC's IRR (edge-triggered, as message-signalled interrupts are).
+/// The vCPU that takes the guest's message-signalled interrupts: the hypervisor's pending list
+/// (`irq::dispatch`) holds their vectors, not the destination the guest wrote into the MSI
+/// address, so they go to the bootstrap processor, the one every OS starts its interrupts on.
+const MSI_VCPU: usize = 0;
+
+/// Drains the vectors the hypervisor marked pending for the guest (its devices' MSIs) into the
+/// IRR of [`MSI_VCPU`]'s local APIC (edge-triggered, as message-signalled interrupts are).
 fn drain_pending(g: &mut Guest) {
     settle_intx(g);
     let id = g.id();
@@ -238,30 +250,32 @@ fn drain_pending(g: &mut Guest) {
         return;
     };
     while let Some(vector) = dispatch::take_pending(id) {
-        let e = p.lapic.accept(vector, conduit_vlapic::Trigger::Edge);
-        p.apply(e);
+        let e = p.lapics[MSI_VCPU].accept(vector, conduit_vlapic::Trigger::Edge);
+        p.apply(MSI_VCPU, e);
     }
 }
 
-/// Whether the guest has an interrupt it could take now (ignoring RFLAGS.IF): after a HLT, and
-/// for the scheduler's idle decision.
+/// Whether the current vCPU has an interrupt it could take now (ignoring RFLAGS.IF): after a
+/// HLT, and for the scheduler's idle decision.
 pub fn interrupt_ready(g: &mut Guest) -> bool {
     drain_pending(g);
     let now = guest_now(g);
+    let cpu = g.current;
     g.platform.as_mut().is_some_and(|p| {
-        let e = p.lapic.expire(now);
-        p.apply(e);
-        p.lapic.deliverable().is_some()
+        let e = p.lapics[cpu].expire(now);
+        p.apply(cpu, e);
+        p.lapics[cpu].deliverable().is_some()
     })
 }
 
 /// The vector software emulation injects at this entry, if any (the highest deliverable one).
 pub fn software_vector(g: &mut Guest) -> Option<u8> {
+    let cpu = g.current;
     let p = g.platform.as_mut()?;
     if p.apicv {
         return None;
     }
-    p.lapic.deliverable()
+    p.lapics[cpu].deliverable()
 }
 
 /// With APIC virtualization: whether this entry holds virtual-interrupt delivery back with
@@ -272,20 +286,21 @@ pub fn hold_virtual_delivery(g: &Guest, v: &mut Current) -> Result<bool, FieldEr
     let Some(p) = g.platform.as_ref().filter(|p| p.apicv) else {
         return Ok(false);
     };
-    if !p.lapic.hold_virtual_delivery(false) {
+    if !p.lapics[g.current].hold_virtual_delivery(false) {
         return Ok(false);
     }
     let if_set = v.get(GuestNatural::Rflags)? & RFLAGS_IF != 0;
     let state = Interruptibility(v.get(Guest32::InterruptibilityState)?);
-    Ok(p.lapic.hold_virtual_delivery(if_set && !state.in_shadow()))
+    Ok(p.lapics[g.current].hold_virtual_delivery(if_set && !state.in_shadow()))
 }
 
 /// Software emulation injected `vector`: it moves from IRR to ISR.
 pub fn acknowledged(g: &mut Guest, vector: u8) {
+    let cpu = g.current;
     let taken = g
         .platform
         .as_mut()
-        .is_none_or(|p| p.lapic.acknowledge(vector));
+        .is_none_or(|p| p.lapics[cpu].acknowledge(vector));
     if !taken {
         log::warn!(
             "guest \"{}\": injected vector {vector:#x} was not pending in its local APIC",
@@ -302,13 +317,17 @@ pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     drain_pending(g);
     sync_apic_page(g, v)?;
     let now = guest_now(g);
-    let offset = g.tsc_offset;
+    let offset = g.vcpu().tsc_offset;
     let shift = g.timer_shift;
-    let slice_end = g.slice_end;
+    let slice_end = g.vcpu().slice_end;
+    let cpu = g.current;
+    // Another vCPU's timer due before the slice ends ends it (in host TSC, each vCPU's guest
+    // TSC less its offset), so that vCPU is not late by a slice.
+    let others = g.other_deadline();
     let Some(p) = g.platform.as_mut() else {
         return Ok(());
     };
-    if let Some((bitmap, status)) = p.before_entry(now) {
+    if let Some((bitmap, status)) = p.before_entry(cpu, now) {
         if let Some(bitmap) = bitmap {
             for (field, word) in [
                 Control64::EoiExitBitmap0,
@@ -325,8 +344,9 @@ pub fn before_entry(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
         v.set(Guest16::InterruptStatus, status)?;
     }
     // The slice ends in host TSC, the guest's deadline is in guest TSC: compare in the guest's.
+    let slice_end = others.map_or(slice_end, |o| o.min(slice_end));
     let slice_end = slice_end.wrapping_add(offset);
-    let until = p.next_deadline().map_or(slice_end, |d| d.min(slice_end));
+    let until = p.next_deadline(cpu).map_or(slice_end, |d| d.min(slice_end));
     let ticks = until.saturating_sub(now) >> shift;
     v.set(
         Guest32::PreemptionTimerValue,
@@ -345,7 +365,7 @@ fn sync_apic_page(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     let Some(p) = g.platform.as_ref() else {
         return Ok(());
     };
-    let want = p.apicv && p.lapic.mode() == ApicMode::XApic;
+    let want = p.apicv && p.lapics[g.current].mode() == ApicMode::XApic;
     if want == p.apic_page_mapped {
         return Ok(());
     }
@@ -382,10 +402,12 @@ fn sync_apic_page(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// The VMX-preemption timer expired: the slice is over, or only the guest's timer is due (the
-/// next entry fires it).
+/// The VMX-preemption timer expired: the slice is over (or another vCPU's timer is due, which
+/// ends it early), or only this vCPU's timer is due (the next entry fires it).
 pub fn preempted(g: &Guest) -> Outcome {
-    if g.platform.is_some() && rdtsc() < g.slice_end {
+    let now = rdtsc();
+    let other_due = g.other_deadline().is_some_and(|d| d <= now);
+    if g.platform.is_some() && now < g.vcpu().slice_end && !other_due {
         Outcome::Resume
     } else {
         Outcome::Yield
@@ -401,7 +423,7 @@ pub fn setup_vmcs(g: &Guest, v: &mut Current, apic_access: u64) -> Result<(), Fi
     if !p.apicv {
         return Ok(());
     }
-    v.set(Control64::VirtualApicAddress, p.apic_page())?;
+    v.set(Control64::VirtualApicAddress, p.apic_page(g.current))?;
     v.set(Control64::ApicAccessAddress, apic_access)?;
     v.set(conduit_vmx::fields::Control32::TprThreshold, 0)?;
     for field in [
@@ -450,17 +472,24 @@ impl Guest {
         super::events::before_entry(self, v)
     }
 
-    /// Whether the guest is in HLT with nothing to wake it yet: no interrupt it could take, no
-    /// timer due.
-    pub fn waiting(&mut self) -> bool {
-        if !self.halted {
+    /// Whether the current vCPU is in HLT with nothing to wake it yet (no interrupt it could
+    /// take, no NMI, no timer due), or waits for a start-up IPI.
+    pub(super) fn current_waiting(&mut self) -> bool {
+        if !self.vcpu().started() {
+            return true;
+        }
+        if !self.vcpu().halted || self.vcpu().events.nmi_pending() {
             return false;
         }
         if self.platform.is_some() {
-            return self.halted_without_if || !interrupt_ready(self);
+            return self.vcpu().halted_without_if || !interrupt_ready(self);
         }
         !crate::irq::dispatch::has_pending(self.id())
-            && self.events.timer().is_none_or(|(_, left_us)| left_us > 0)
+            && self
+                .vcpu()
+                .events
+                .timer()
+                .is_none_or(|(_, left_us)| left_us > 0)
     }
 
     /// The I/O APIC pin of the UART follows the UART's interrupt output (guests with a platform).
@@ -482,12 +511,28 @@ impl Guest {
         self.uart.attached = attached;
     }
 
-    /// The host TSC value of the guest's next timer deadline, if any (its local APIC counts in
-    /// the guest's TSC, the host's plus the TSC offset).
+    /// The host TSC value of the guest's next timer deadline, if any: the earliest of its
+    /// vCPUs' (each local APIC counts in its vCPU's guest TSC, the host's plus its TSC offset).
     pub fn next_deadline(&self) -> Option<u64> {
+        (0..self.vcpus.len())
+            .filter_map(|i| self.vcpu_deadline(i))
+            .min()
+    }
+
+    /// The host TSC value of vCPU `i`'s next timer deadline, if armed.
+    fn vcpu_deadline(&self, i: usize) -> Option<u64> {
         self.platform
             .as_ref()
-            .and_then(|p| p.next_deadline())
-            .map(|d| d.wrapping_sub(self.tsc_offset))
+            .and_then(|p| p.next_deadline(i))
+            .map(|d| d.wrapping_sub(self.vcpus[i].tsc_offset))
+    }
+
+    /// The earliest timer deadline (host TSC) of the vCPUs other than the current one that
+    /// could run (not waiting for a start-up IPI).
+    fn other_deadline(&self) -> Option<u64> {
+        (0..self.vcpus.len())
+            .filter(|&i| i != self.current && self.vcpus[i].started())
+            .filter_map(|i| self.vcpu_deadline(i))
+            .min()
     }
 }

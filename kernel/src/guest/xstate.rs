@@ -1,10 +1,10 @@
 //! Each vCPU's extended state (docs/cpu-state.md): x87/SSE/AVX/AVX-512/PKRU registers in an XSAVE
 //! area, its XCR0 and its debug registers DR0-DR3/DR6, none of which the VMCS switches.
 //!
-//! Switching is lazy: the registers stay in the CPU after a vCPU's slice, and the scheduler calls
-//! [`switch_to`] before each slice; only when a different vCPU is about to run does it save the
-//! owner's state (XSAVE with XCR0 at the full allowed mask, so no component is lost) and load the
-//! next one's (XRSTOR, then its own XCR0). The hypervisor never uses these registers itself (a
+//! Switching is lazy: the registers stay in the CPU after a vCPU's slice, and each slice starts
+//! with [`load`] (after the scheduler's `guest::release_ext` for a slice of another guest); only
+//! when a different vCPU is about to run is the owner's state saved (XSAVE with XCR0 at the full
+//! allowed mask, so no component is lost) and the next one's loaded (XRSTOR, then its own XCR0). The hypervisor never uses these registers itself (a
 //! soft-float target), so between two slices of the same vCPU they cannot change. A new or
 //! restarted vCPU starts from the architectural initial state.
 //!
@@ -55,56 +55,40 @@ impl ExtState {
 /// What the XSETBV check allows guests: the host's supported components that Conduit switches.
 /// `None` without a vCPU.
 pub fn xcr0_supported(g: &Guest) -> Option<u64> {
-    g.vcpu.as_ref().map(|v| v.ext.xsave.mask())
+    g.vcpu().vmx.as_ref().map(|v| v.ext.xsave.mask())
 }
 
 /// The guest's XCR0 (x87 only for a guest without a vCPU).
 pub fn guest_xcr0(g: &Guest) -> u64 {
-    g.vcpu.as_ref().map_or(xcr0::X87, |v| v.ext.xcr0)
+    g.vcpu().vmx.as_ref().map_or(xcr0::X87, |v| v.ext.xcr0)
 }
 
-/// Makes `guests[next]`'s extended state the CPU's, before its slice. `owner`: this CPU's
-/// current owner (index into `guests`), updated. A guest whose state is already live costs
-/// nothing.
-pub fn switch_to(
-    guests: &mut [Guest],
-    owner: &mut Option<usize>,
-    next: usize,
-) -> Result<(), xcr0::XsetbvError> {
-    let out_index = owner.filter(|&o| {
-        o != next
-            && guests
-                .get(o)
-                .and_then(|g| g.vcpu.as_ref())
-                .is_some_and(|v| v.ext.live)
-    });
-    let (out, into) = match out_index {
-        // `o` is in the list (checked above) and differs from `next`: only a `next` outside the
-        // list fails, and then there is no guest to run.
-        Some(o) => match guests.get_disjoint_mut([o, next]) {
-            Ok([a, b]) => (a.ext_mut(), b.ext_mut()),
-            Err(_) => return Ok(()),
-        },
-        None => match guests.get_mut(next) {
-            Some(g) => (None, g.ext_mut()),
-            None => return Ok(()),
-        },
-    };
-    let Some(into) = into else {
-        return Ok(());
-    };
-    if into.live {
+/// Saves the extended state of `g`'s vCPU that owns this CPU's registers, if one does: they
+/// are free for another vCPU then.
+pub fn save_live(g: &mut Guest) {
+    let vcpus = g.vcpus.iter_mut().filter_map(|v| v.vmx.as_mut());
+    for ext in vcpus.map(|v| &mut v.ext).filter(|e| e.live) {
+        ext.xsave.save(&mut ext.area);
+        ext.debug = DebugRegs::read();
+        ext.live = false;
+    }
+}
+
+/// Makes the extended state of `g`'s current vCPU the CPU's, before its slice: a sibling vCPU
+/// that owns the registers is saved first ([`save_live`] has saved another guest's). A vCPU
+/// whose state is already live costs nothing.
+pub fn load(g: &mut Guest) -> Result<(), xcr0::XsetbvError> {
+    let i = g.current;
+    if g.vcpus[i].vmx.as_ref().is_none_or(|v| v.ext.live) {
         return Ok(());
     }
-    let out = out.map(|o| {
-        o.debug = DebugRegs::read();
-        o.live = false;
-        &mut o.area
-    });
-    into.xsave.switch(out, &into.area, into.xcr0)?;
+    save_live(g);
+    let Some(into) = g.vcpus[i].vmx.as_mut().map(|v| &mut v.ext) else {
+        return Ok(());
+    };
+    into.xsave.switch(None, &into.area, into.xcr0)?;
     into.debug.load();
     into.live = true;
-    *owner = Some(next);
     Ok(())
 }
 
@@ -114,8 +98,8 @@ const RDX: usize = 2;
 
 /// An XSETBV exit (basic reason 55): XCR`ECX` := EDX:EAX if the guest may, else #GP(0).
 pub fn xsetbv(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
-    let ecx = g.regs.gpr[RCX] as u32;
-    let value = (g.regs.gpr[RDX] << 32) | (g.regs.gpr[RAX] & 0xffff_ffff);
+    let ecx = g.vcpu().regs.gpr[RCX] as u32;
+    let value = (g.vcpu().regs.gpr[RDX] << 32) | (g.vcpu().regs.gpr[RAX] & 0xffff_ffff);
     let cr4 = v.cr4()?;
     let Some(allowed) = xcr0_supported(g) else {
         return super::exits::stop(g, v, alloc::string::String::from("XSETBV without a vCPU"));
@@ -140,7 +124,7 @@ pub fn xsetbv(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
                 "guest \"{}\": XSETBV XCR{ecx} := {value:#x} refused: {e}",
                 g.name
             );
-            g.events.raise_gp();
+            g.vcpu_mut().events.raise_gp();
         }
     }
     Ok(Outcome::Resume)

@@ -150,6 +150,8 @@ fn device(vector: u8) {
         if let Some(v) = b.virtual_vector {
             c.mark_pending(v);
         }
+        // Taken on another CPU than the guest's: that CPU is told.
+        crate::sched::cpus::guest_interrupt(g);
     }
 }
 

@@ -25,6 +25,8 @@ pub enum IrqError {
     NoSourceId(u8),
     /// A function's INTx cannot be given to a guest.
     Intx(String),
+    /// An interrupt destination that is no CPU of the MADT and no online CPU (its APIC ID).
+    NoSuchCpu(u32),
 }
 
 impl fmt::Display for IrqError {
@@ -39,6 +41,7 @@ impl fmt::Display for IrqError {
             Self::NoIoApic(gsi) => write!(f, "no I/O APIC has GSI {gsi}"),
             Self::NoSourceId(id) => write!(f, "the DMAR names no source-id for I/O APIC {id}"),
             Self::Intx(why) => f.write_str(why),
+            Self::NoSuchCpu(apic) => write!(f, "no CPU has APIC ID {apic}"),
         }
     }
 }

@@ -224,7 +224,7 @@ fn entry(
         let vector = s.vectors.alloc(owner)?;
         let rte = DirectRte {
             vector,
-            dest: s.boot_apic as u8,
+            dest: s.apic_of(owner) as u8,
             trigger: source.trigger,
             polarity: source.polarity,
             masked: true,
@@ -234,7 +234,7 @@ fn entry(
     let io = &s.ioapics[ioapic];
     let sid = io.source_id.ok_or(IrqError::NoSourceId(io.dev.id()))?;
     let (vector, index) = super::route::allocate(s, owner)?;
-    let irte = match IrteBuilder::new(s.destination(), vector)
+    let irte = match IrteBuilder::new(s.destination(owner), vector)
         .trigger_mode(source.trigger)
         .verify_requester(sid.bdf.routing_id(), SourceQualifier::All)
         .build()

@@ -4,8 +4,8 @@
 //! Every vector (0x20-0xfe, one local APIC's space; the hypervisor keeps [`vectors::RESERVED`])
 //! and every IRTE has an owner, the hypervisor or a guest (`conduit_irq::VectorAllocator`,
 //! `IrtAllocator`). Every entry written goes through `conduit_irq::authorize_irte` first: the
-//! requester must own the index, the vector and the destination (guests: only the CPU their
-//! vCPUs run on), use Fixed or Lowest Priority delivery, and a guest's entry must verify the
+//! requester must own the index, the vector and the destination (guests: only the CPU that runs
+//! them, recorded by [`place_guest`]), use Fixed or Lowest Priority delivery, and a guest's entry must verify the
 //! source-id (SVT = 01b). Anything else is refused with a typed error, and nothing is written.
 //!
 //! - [`init`]: the local APIC (if the IOMMU did not already choose its mode), its timer as the
@@ -105,8 +105,11 @@ struct State {
     mem: &'static Memory,
     ir: Option<IrInfo>,
     ir_off: String,
-    /// This CPU's APIC ID: the destination of every interrupt (guests run here too).
+    /// The bootstrap processor's APIC ID: the destination of the hypervisor's own interrupts, and
+    /// of a guest's until [`place_guest`] records the CPU that runs it.
     boot_apic: u32,
+    /// The APIC ID of the CPU that runs each guest ([`place_guest`]).
+    guest_cpus: Vec<(GuestId, u32)>,
     /// Every CPU's APIC ID (MADT).
     cpus: Vec<u32>,
     vectors: VectorAllocator,
@@ -135,10 +138,10 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> Result<R, IrqError>) -> Result<R,
 }
 
 /// Destinations a requester may aim at: the hypervisor any CPU of the MADT, a guest only the CPU
-/// its vCPUs run on; physical destination mode only.
+/// that runs it; physical destination mode only.
 struct Cpus<'a> {
     all: &'a [u32],
-    guests: u32,
+    state: &'a State,
 }
 
 impl DestinationPolicy for Cpus<'_> {
@@ -146,7 +149,7 @@ impl DestinationPolicy for Cpus<'_> {
         mode == DestinationMode::Physical
             && match requester {
                 Owner::Hypervisor => self.all.contains(&d.id()),
-                Owner::Guest(_) => d.id() == self.guests,
+                Owner::Guest(_) => d.id() == self.state.apic_of(requester),
             }
     }
 }
@@ -156,11 +159,25 @@ impl State {
         self.ir.as_ref().map_or(ApicMode::XApic, |i| i.mode)
     }
 
-    /// The destination of every interrupt: this CPU, in the table's width.
-    fn destination(&self) -> Destination {
+    /// The APIC ID `owner`'s interrupts go to: the CPU that runs the guest, the bootstrap
+    /// processor for the hypervisor (and a guest not placed yet).
+    fn apic_of(&self, owner: Owner) -> u32 {
+        match owner {
+            Owner::Hypervisor => self.boot_apic,
+            Owner::Guest(id) => self
+                .guest_cpus
+                .iter()
+                .find(|(g, _)| *g == id)
+                .map_or(self.boot_apic, |&(_, apic)| apic),
+        }
+    }
+
+    /// The destination of `owner`'s interrupts ([`State::apic_of`]), in the table's width.
+    fn destination(&self, owner: Owner) -> Destination {
+        let apic = self.apic_of(owner);
         match self.mode() {
-            ApicMode::X2Apic => Destination::X2Apic(self.boot_apic),
-            ApicMode::XApic => Destination::XApic(self.boot_apic as u8),
+            ApicMode::X2Apic => Destination::X2Apic(apic),
+            ApicMode::XApic => Destination::XApic(apic as u8),
         }
     }
 
@@ -179,7 +196,7 @@ impl State {
         }
         let policy = Cpus {
             all: &self.cpus,
-            guests: self.boot_apic,
+            state: self,
         };
         authorize_irte(
             requester,
@@ -283,6 +300,7 @@ pub fn init(mem: &'static Memory, platform: &Platform) {
         ir,
         ir_off,
         boot_apic,
+        guest_cpus: Vec::new(),
         cpus,
         vectors,
         irt,
@@ -483,10 +501,33 @@ pub fn release_guest(id: GuestId) -> Result<(usize, usize), IrqError> {
     })
 }
 
-/// This CPU as an IRTE destination, in the table's width (`None` before [`init`]).
+/// The bootstrap processor as an IRTE destination, in the table's width (`None` before
+/// [`init`]).
 #[cfg(feature = "selftest")]
 pub fn this_cpu() -> Option<Destination> {
-    with_state(|s| Ok(s.destination())).ok()
+    with_state(|s| Ok(s.destination(Owner::Hypervisor))).ok()
+}
+
+/// Records that the CPU with APIC ID `apic` runs guest `id`: the guest's device interrupts are
+/// routed there from now on (IRTE destination, or the I/O APIC entry's without remapping). Called
+/// once per guest, before its functions are bound. An APIC ID that is neither a CPU of the MADT
+/// nor an online CPU is refused.
+pub fn place_guest(id: GuestId, apic: u32) -> Result<(), IrqError> {
+    with_state(|s| {
+        // Without a MADT (Bochs) the APs are found by a broadcast start-up: an online CPU
+        // counts as well as a MADT entry.
+        let online = conduit_hw::percpu::all()
+            .any(|c| c.apic_id() == apic && c.state() == conduit_hw::percpu::CpuState::Online);
+        if !s.cpus.contains(&apic) {
+            if !online {
+                return Err(IrqError::NoSuchCpu(apic));
+            }
+            s.cpus.push(apic);
+        }
+        s.guest_cpus.retain(|(g, _)| *g != id);
+        s.guest_cpus.push((id, apic));
+        Ok(())
+    })
 }
 
 /// Interrupts delivered to guest `id` so far.

@@ -91,7 +91,7 @@ pub fn bind_msi(
 ) -> Result<MsiRoute, IrqError> {
     with_state(|s| {
         let (vector, index) = allocate(s, owner)?;
-        let irte = match IrteBuilder::new(s.destination(), vector)
+        let irte = match IrteBuilder::new(s.destination(owner), vector)
             .verify_requester(bdf.bdf.routing_id(), SourceQualifier::All)
             .build()
         {
@@ -143,7 +143,7 @@ pub fn bind_msi(
             virtual_vector.map_or_else(alloc::string::String::new, |v| alloc::format!(
                 " (the guest's vector {v:#x})"
             )),
-            s.boot_apic,
+            s.apic_of(owner),
             if kind == MsiKind::MsiByCaller {
                 "to be programmed through the control task"
             } else {
@@ -201,7 +201,7 @@ pub fn route_isa(isa: u8) -> Result<GsiRoute, IrqError> {
         } else {
             TriggerMode::Edge
         };
-        let irte = match IrteBuilder::new(s.destination(), vector)
+        let irte = match IrteBuilder::new(s.destination(owner), vector)
             .trigger_mode(trigger)
             .verify_requester(sid.bdf.routing_id(), SourceQualifier::All)
             .build()

@@ -176,9 +176,9 @@ impl<'a> GuestView<'a> {
         // bits 31:16 the port.
         let qualification =
             u64::from(size - 1) | (u64::from(out.is_none()) << 3) | (u64::from(port) << 16);
-        self.g.regs.gpr[RDX] = u64::from(port);
+        self.g.vcpu_mut().regs.gpr[RDX] = u64::from(port);
         if let Some(v) = out {
-            self.g.regs.gpr[RAX] = u64::from(v);
+            self.g.vcpu_mut().regs.gpr[RAX] = u64::from(v);
         }
         self.cpu.rip = SCRATCH_GPA;
         self.cpu.len = len;
@@ -190,7 +190,7 @@ impl<'a> GuestView<'a> {
         };
         self.completed(outcome, len, &what)?;
         let mask = (1u64 << (u32::from(size) * 8)) - 1;
-        Ok((self.g.regs.gpr[RAX] & mask) as u32)
+        Ok((self.g.vcpu().regs.gpr[RAX] & mask) as u32)
     }
 
     /// A `MOV` of `size` bytes at `gpa` (emulated memory): a store of `store`, or a load.
@@ -201,9 +201,9 @@ impl<'a> GuestView<'a> {
         // SAFETY: the scratch page lies inside this guest's memory (checked in `new`), which the
         // hypervisor owns and no vCPU runs (no VMX); nothing else uses that page.
         unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), at, len) };
-        self.g.regs.gpr[RDX] = gpa;
+        self.g.vcpu_mut().regs.gpr[RDX] = gpa;
         if let Some(v) = store {
-            self.g.regs.gpr[RAX] = v;
+            self.g.vcpu_mut().regs.gpr[RAX] = v;
         }
         self.cpu.rip = SCRATCH_GPA;
         // Table 28-7: bit 0 data read or bit 1 data write; bits 3-5 clear (the GPA is not
@@ -221,7 +221,7 @@ impl<'a> GuestView<'a> {
         } else {
             (1u64 << (u32::from(size) * 8)) - 1
         };
-        Ok(self.g.regs.gpr[RAX] & mask)
+        Ok(self.g.vcpu().regs.gpr[RAX] & mask)
     }
 
     /// A load of `size` bytes from emulated memory at `gpa`.

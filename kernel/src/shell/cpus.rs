@@ -1,14 +1,17 @@
 //! `cpus`: every physical CPU Conduit numbered (MADT order, the BSP is 0): its APIC ID, state (a
 //! failed CPU with the reason), the ticks of its own local APIC timer, the share of its time spent
 //! halted waiting for work since it came online, and the interrupts it took. [`columns`] is the
-//! one place a row is built; the guest and exit columns of the per-CPU scheduler extend it.
+//! one place a row is built; the per-CPU scheduler's columns follow it: the guest exits the CPU
+//! handled and the guests placed on it (`sched`).
 
 use super::say;
+use crate::guest::Guests;
 use alloc::string::String;
+use alloc::vec::Vec;
 use conduit_hw::percpu::{self, CpuState, PerCpu};
 
 /// `cpus`.
-pub fn cpus() {
+pub fn cpus(guests: &Guests) {
     say!(
         "cpus: {} numbered, {} online",
         percpu::count(),
@@ -16,10 +19,27 @@ pub fn cpus() {
             .filter(|c| c.state() == CpuState::Online)
             .count()
     );
-    say!("  cpu  apic id  state    ticks       idle  interrupts");
+    say!("  cpu  apic id  state    ticks       idle  interrupts  guest exits  guests");
     let now = conduit_hw::rdtsc();
     for c in percpu::all() {
-        say!("  {}", columns(c, now));
+        if c.state() != CpuState::Online {
+            say!("  {}", columns(c, now));
+            continue;
+        }
+        let names: Vec<&str> = guests
+            .on_cpu(c.index())
+            .map(|(_, s)| s.name.as_str())
+            .collect();
+        say!(
+            "  {}  {:>11}  {}",
+            columns(c, now),
+            crate::sched::cpus::exits(c.index()),
+            if names.is_empty() {
+                String::from("-")
+            } else {
+                names.join(", ")
+            }
+        );
     }
 }
 

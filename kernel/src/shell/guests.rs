@@ -1,9 +1,11 @@
 //! The guest commands: `vms`, `vcpu`, `ept`, `stop`, `restart`. Each reads the guest's live
 //! structures: its state and statistics, its VMCS (made current for the read, between time
-//! slices), its EPT.
+//! slices), its EPT. The CPU that runs the guest does it (`sched::remote::with_guest`: at once on
+//! this CPU, else posted to that CPU between two of its slices); the lines are written from there.
 
 use super::say;
-use crate::guest::{Guest, Guests, State};
+use crate::guest::{Guest, Guests};
+use crate::sched::remote::{self, RoundTrip};
 use alloc::string::String;
 use conduit_clock::Rate;
 use conduit_hw::time;
@@ -19,14 +21,28 @@ use core::fmt::Write as _;
 
 const MIB: u64 = 1 << 20;
 
-/// `vms`: every guest with its state, memory, time in the guest and exits by reason.
+/// Runs `work` on guest `id` where it runs; a request the guest's CPU did not carry out is
+/// reported. Returns the round trip when another CPU carried it out.
+fn on_guest(
+    guests: &Guests,
+    id: usize,
+    work: impl FnOnce(&mut Guest, &Guests) + Send + 'static,
+) -> Option<RoundTrip> {
+    match remote::with_guest(guests, id, work) {
+        Ok(ticks) => ticks,
+        Err(e) => {
+            let name = guests.list.get(id).map_or("?", |s| s.name.as_str());
+            say!("error: guest `{name}`: {e}");
+            None
+        }
+    }
+}
+
+/// `vms`: every guest with its state, memory, time in the guest, exits by reason and the CPU
+/// its vCPUs run on.
 pub fn vms(guests: &Guests) {
-    let tsc = guests.host.as_ref().map(|h| h.tsc);
-    let runnable = guests
-        .list
-        .iter()
-        .filter(|g| g.state == State::Runnable)
-        .count();
+    let tsc = guests.host.as_ref().map(|h| h.lock().tsc);
+    let runnable = guests.list.iter().filter(|s| s.runnable()).count();
     match &guests.no_vmx {
         Some(why) => say!("no guest runs on this machine: {why}"),
         None => say!(
@@ -37,48 +53,93 @@ pub fn vms(guests: &Guests) {
             time::Origin
         ),
     }
-    for g in &guests.list {
-        let mut restarts = String::new();
-        if g.restarts > 0 {
-            let _ = write!(restarts, ", restarted {} time(s)", g.restarts);
-        }
-        let nobody = g.messages_to_nobody();
-        if nobody > 0 {
-            let _ = write!(restarts, ", {nobody} interrupt message(s) to nobody");
-        }
-        say!(
-            "  {}: {}; {} MiB at host {:#x}, VPID {}, {} in guest{restarts}",
-            g.name,
-            g.state_text(),
-            g.memory_size() / MIB,
-            g.memory_host(),
-            g.vpid,
-            Duration(g.stats.tsc_in_guest, tsc)
-        );
-        let mut by_reason = String::new();
-        for (name, n) in g.stats.nonzero() {
-            let sep = if by_reason.is_empty() { "" } else { ", " };
-            let _ = write!(by_reason, "{sep}{name}: {n}");
-        }
-        say!("    exits: {} ({by_reason})", g.stats.total_exits());
-        if !g.devices.is_empty() {
-            let mut functions = String::new();
-            for bdf in &g.devices {
-                let command = crate::pci::get()
-                    .map(|pci| pci.with_segment(bdf.segment, |cfg| cfg.read16(bdf.bdf, 4)))
-                    .unwrap_or(0xffff);
-                let sep = if functions.is_empty() { "" } else { ", " };
-                let _ = write!(functions, "{sep}{bdf} (Command {command:#06x})");
-            }
-            say!("    functions: {functions}");
-            say!(
-                "    device interrupts routed to it: {}",
-                crate::irq::guest_interrupts(g.id())
-            );
-        }
+    let lost = crate::sched::cpus::lost_kicks();
+    if lost > 0 {
+        say!("  {lost} IPI(s) to a guest's CPU for its interrupt could not be sent");
+    }
+    for (i, slot) in guests.list.iter().enumerate() {
+        let placement = crate::sched::placement_text(slot);
+        on_guest(guests, i, move |g, _| vm(g, tsc, &placement));
     }
     for r in &guests.refused {
         say!("  {}: not created ({})", r.name, r.reason);
+    }
+}
+
+/// The lines of `vms` for one guest; `placement`: where it runs.
+fn vm(g: &mut Guest, tsc: Option<Rate>, placement: &str) {
+    let mut restarts = String::new();
+    if g.restarts > 0 {
+        let _ = write!(restarts, ", restarted {} time(s)", g.restarts);
+    }
+    let stats = g.stats();
+    let nobody = g.messages_to_nobody();
+    if nobody > 0 {
+        let _ = write!(restarts, ", {nobody} interrupt message(s) to nobody");
+    }
+    say!(
+        "  {}: {}; {} MiB at host {:#x}, VPID {}, {} in guest{restarts}",
+        g.name,
+        g.state_text(),
+        g.memory_size() / MIB,
+        g.memory_host(),
+        g.vcpus[0].vpid,
+        Duration(stats.tsc_in_guest, tsc)
+    );
+    let mut by_reason = String::new();
+    for (name, n) in stats.nonzero() {
+        let sep = if by_reason.is_empty() { "" } else { ", " };
+        let _ = write!(by_reason, "{sep}{name}: {n}");
+    }
+    say!("    exits: {} ({by_reason})", stats.total_exits());
+    if g.vcpus.len() > 1 {
+        for c in &g.vcpus {
+            say!(
+                "    vCPU {}: {}, VPID {}, {} in guest, {} exits, {} NMI(s) injected, {} start-up IPI(s) taken",
+                c.index,
+                if c.started() {
+                    "started"
+                } else {
+                    "waiting for a start-up IPI"
+                },
+                c.vpid,
+                Duration(c.stats.tsc_in_guest, tsc),
+                c.stats.total_exits(),
+                c.events.nmis,
+                c.starts
+            );
+        }
+        let r = &g.round_trips;
+        if let Some(mean) = r.mean() {
+            say!(
+                "    IPI round trips: {}, min {}, mean {}, max {}",
+                r.count,
+                Duration(r.min, tsc),
+                Duration(mean, tsc),
+                Duration(r.max, tsc)
+            );
+        }
+    }
+    let mut vcpus = String::new();
+    for i in 0..g.vcpus.len() {
+        let sep = if vcpus.is_empty() { "" } else { ", " };
+        let _ = write!(vcpus, "{sep}vCPU {i}");
+    }
+    say!("    {vcpus} on {placement}");
+    if !g.devices.is_empty() {
+        let mut functions = String::new();
+        for bdf in &g.devices {
+            let command = crate::pci::get()
+                .map(|pci| pci.with_segment(bdf.segment, |cfg| cfg.read16(bdf.bdf, 4)))
+                .unwrap_or(0xffff);
+            let sep = if functions.is_empty() { "" } else { ", " };
+            let _ = write!(functions, "{sep}{bdf} (Command {command:#06x})");
+        }
+        say!("    functions: {functions}");
+        say!(
+            "    device interrupts routed to it: {}",
+            crate::irq::guest_interrupts(g.id())
+        );
     }
 }
 
@@ -110,12 +171,11 @@ impl core::fmt::Display for Duration {
 
 /// `vcpu <guest>`: the guest-state area of its VMCS, decoded, with the pending events.
 pub fn vcpu(guests: &Guests, id: usize) {
-    let Some(g) = guests.list.get(id) else {
-        return;
-    };
-    if let Err(e) = dump_vcpu(g) {
-        say!("error: cannot read the VMCS of `{}`: {e}", g.name);
-    }
+    on_guest(guests, id, |g, _| {
+        if let Err(e) = dump_vcpu(g) {
+            say!("error: cannot read the VMCS of `{}`: {e}", g.name);
+        }
+    });
 }
 
 fn dump_vcpu(g: &Guest) -> Result<(), FieldError> {
@@ -132,7 +192,7 @@ fn dump_vcpu(g: &Guest) -> Result<(), FieldError> {
     say!(
         "vcpu of {} (VPID {}, {}, VMCS {}):",
         g.name,
-        g.vpid,
+        g.vcpu().vpid,
         g.state_text(),
         if g.launched() {
             "launched"
@@ -197,18 +257,18 @@ fn dump_vcpu(g: &Guest) -> Result<(), FieldError> {
             error_code: entry_error
         }
     );
-    let timer = match g.events.timer() {
+    let timer = match g.vcpu().events.timer() {
         Some((vector, left)) => alloc::format!("vector {vector:#x} in {left} us"),
         None => String::from("not armed"),
     };
-    let held = if g.events.waiting() {
+    let held = if g.vcpu().events.waiting() {
         ", one waits for an interrupt window"
     } else {
         ""
     };
     say!(
         "  virtual interrupts: {} injected{held}; virtual timer {timer}",
-        g.events.injected
+        g.vcpu().events.injected
     );
     if g.launched() {
         say!(
@@ -219,7 +279,7 @@ fn dump_vcpu(g: &Guest) -> Result<(), FieldError> {
     } else {
         say!("  last exit: none (never entered since its VMCS was programmed)");
     }
-    let r = &g.regs.gpr;
+    let r = &g.vcpu().regs.gpr;
     say!(
         "  RAX {:#x} RBX {:#x} RCX {:#x} RDX {:#x} RSI {:#x} RDI {:#x} RBP {:#x}",
         r[0],
@@ -265,9 +325,10 @@ fn where_in_image(g: &Guest, s: &GuestState) -> String {
 
 /// `ept <guest> <gpa>`: the walk of `gpa` through the guest's EPT, level by level.
 pub fn ept(guests: &Guests, id: usize, gpa: u64) {
-    let Some(g) = guests.list.get(id) else {
-        return;
-    };
+    on_guest(guests, id, move |g, _| ept_walk(g, gpa));
+}
+
+fn ept_walk(g: &Guest, gpa: u64) {
     let walk = match g.ept_walk(gpa) {
         Ok(w) => w,
         Err(e) => {
@@ -320,11 +381,13 @@ impl core::fmt::Display for AccessText {
 }
 
 /// `stop <guest>`: it is not entered again; memory, EPT and VMCS stay for `restart`.
-pub fn stop(guests: &mut Guests, id: usize) {
-    let Some(g) = guests.list.get_mut(id) else {
-        return;
-    };
-    if g.state != State::Runnable {
+pub fn stop(guests: &Guests, id: usize) {
+    let ticks = on_guest(guests, id, |g, _| stop_one(g));
+    round_trip(guests, id, ticks);
+}
+
+fn stop_one(g: &mut Guest) {
+    if g.state != crate::guest::State::Runnable {
         say!(
             "error: guest `{}` is not running ({}); `restart {}` starts it again",
             g.name,
@@ -352,28 +415,47 @@ pub fn stop(guests: &mut Guests, id: usize) {
     }
 }
 
-/// `restart <guest>`: the guest starts again from its image in its own memory and VMCS.
-pub fn restart(guests: &mut Guests, id: usize) {
-    let (Some(host), Some(g)) = (guests.host.as_mut(), guests.list.get_mut(id)) else {
-        return;
-    };
-    match g.restart(host) {
-        Ok(()) => {
-            say!(
-                "restarted {} from its image (entry {:?}); restarts so far: {}",
-                g.name,
-                g.spec().entry,
-                g.restarts
-            );
-            if !g.devices.is_empty() {
+/// `restart <guest>`: the guest starts again from its image in its own memory and VMCS, built
+/// by the CPU that runs it.
+pub fn restart(guests: &Guests, id: usize) {
+    let ticks = on_guest(guests, id, |g, guests| {
+        let Some(host) = guests.host.as_ref() else {
+            return;
+        };
+        let result = g.restart(&mut host.lock());
+        match result {
+            Ok(()) => {
                 say!(
-                    "  its functions stay assigned, with bus mastering off until its driver turns it on"
+                    "restarted {} from its image (entry {:?}); restarts so far: {}",
+                    g.name,
+                    g.spec().entry,
+                    g.restarts
                 );
+                if !g.devices.is_empty() {
+                    say!(
+                        "  its functions stay assigned, with bus mastering off until its driver turns it on"
+                    );
+                }
             }
+            Err(e) => say!(
+                "error: restart of `{}` failed: {e}; it stays stopped",
+                g.name
+            ),
         }
-        Err(e) => say!(
-            "error: restart of `{}` failed: {e}; it stays stopped",
-            g.name
-        ),
+    });
+    round_trip(guests, id, ticks);
+}
+
+/// For a command another CPU carried out: which CPU, and the request's round trip (posted, IPI,
+/// carried out between two slices, seen done here).
+fn round_trip(guests: &Guests, id: usize, trip: Option<RoundTrip>) {
+    if let (Some(t), Some(slot)) = (trip, guests.list.get(id)) {
+        say!(
+            "  carried out by cpu {}: request round trip {} TSC ticks, of which the command itself {} and the cross-CPU request {}",
+            slot.placed.cpu,
+            t.total,
+            t.work,
+            t.total.saturating_sub(t.work)
+        );
     }
 }

@@ -13,6 +13,7 @@ mod platform;
 
 use crate::guest::Guests;
 use crate::platform::Platform;
+use crate::sched::remote;
 use alloc::string::String;
 use conduit_config::OnIdle;
 use conduit_hw::console;
@@ -51,9 +52,10 @@ pub enum Flow {
     Attach(usize),
 }
 
-/// What a command may look at and change.
+/// What a command may look at and change (a guest on another CPU through that CPU:
+/// `sched::remote`).
 pub struct World<'a> {
-    pub guests: &'a mut Guests,
+    pub guests: &'a Guests,
     pub platform: &'a Platform,
 }
 
@@ -138,56 +140,92 @@ impl Shell {
 
 impl Shell {
     /// Attached: typed bytes go to the guest's UART as they are, except the escape byte, which
-    /// detaches. A guest that is no longer running detaches the console too.
+    /// detaches. A guest that is no longer running detaches the console too. The bytes reach the
+    /// guest through the CPU that runs it.
     fn poll_attached(&mut self, world: &mut World<'_>, i: usize) {
-        let Some(g) = world.guests.list.get_mut(i) else {
+        let Some(slot) = world.guests.list.get(i) else {
             self.attached = None;
             return;
         };
-        if g.state != crate::guest::State::Runnable {
-            g.set_console_attached(false);
+        if !slot.runnable() {
             self.attached = None;
-            say!(
-                "\r\nconsole: {} is {}; back in the shell",
-                g.name,
-                g.state_text()
-            );
+            let done = remote::with_guest(world.guests, i, |g, _| {
+                g.set_console_attached(false);
+                say!(
+                    "\r\nconsole: {} is {}; back in the shell",
+                    g.name,
+                    g.state_text()
+                );
+            });
+            if let Err(e) = done {
+                say!(
+                    "\r\nconsole: {} is no longer running ({e}); back in the shell",
+                    slot.name
+                );
+            }
             prompt();
             return;
         }
+        let mut typed = alloc::vec::Vec::new();
+        let mut escape = false;
         for _ in 0..BYTES_PER_POLL {
             let Some(byte) = console::read_byte() else {
                 break;
             };
             if byte == conduit_shell::CONSOLE_ESCAPE {
-                g.set_console_attached(false);
-                self.attached = None;
-                say!("\r\nconsole: detached from {}; back in the shell", g.name);
-                prompt();
-                return;
+                escape = true;
+                break;
             }
-            g.console_input(byte);
+            typed.push(byte);
+        }
+        if typed.is_empty() && !escape {
+            return;
+        }
+        let name = slot.name.clone();
+        let fed = remote::with_guest(world.guests, i, move |g, _| {
+            for byte in typed {
+                g.console_input(byte);
+            }
+            if escape {
+                g.set_console_attached(false);
+            }
+        });
+        if let Err(e) = fed {
+            say!("\r\nconsole: input for {name} lost: {e}");
+        }
+        if escape {
+            self.attached = None;
+            say!("\r\nconsole: detached from {name}; back in the shell");
+            prompt();
         }
     }
 
     fn attach(&mut self, world: &mut World<'_>, id: usize) {
-        let Some(g) = world.guests.list.get_mut(id) else {
-            return;
-        };
-        if g.state != crate::guest::State::Runnable {
+        let attached = alloc::sync::Arc::new(core::sync::atomic::AtomicBool::new(false));
+        let flag = attached.clone();
+        let done = remote::with_guest(world.guests, id, move |g, _| {
+            if g.state != crate::guest::State::Runnable {
+                say!(
+                    "error: {} is {}: nothing to attach to",
+                    g.name,
+                    g.state_text()
+                );
+                return;
+            }
             say!(
-                "error: {} is {}: nothing to attach to",
-                g.name,
-                g.state_text()
+                "console: attached to {}'s serial port (Ctrl-] returns to the shell)",
+                g.name
             );
-            return;
+            g.set_console_attached(true);
+            flag.store(true, core::sync::atomic::Ordering::Release);
+        });
+        match done {
+            Ok(_) if attached.load(core::sync::atomic::Ordering::Acquire) => {
+                self.attached = Some(id);
+            }
+            Ok(_) => {}
+            Err(e) => say!("error: cannot attach: {e}"),
         }
-        say!(
-            "console: attached to {}'s serial port (Ctrl-] returns to the shell)",
-            g.name
-        );
-        g.set_console_attached(true);
-        self.attached = Some(id);
     }
 }
 
@@ -214,7 +252,7 @@ fn execute(line: &str, world: &mut World<'_>) -> Flow {
         );
         return Flow::Continue;
     }
-    let command = match conduit_shell::parse(line, &*world.guests) {
+    let command = match conduit_shell::parse(line, world.guests) {
         Ok(Some(c)) => c,
         Ok(None) => return Flow::Continue,
         Err(ParseError::UnknownGuest(name)) if world.guests.refusal(name).is_some() => {
@@ -230,7 +268,7 @@ fn execute(line: &str, world: &mut World<'_>) -> Flow {
     match command {
         Command::Help => help(),
         Command::Vms => guests::vms(world.guests),
-        Command::Cpus => cpus::cpus(),
+        Command::Cpus => cpus::cpus(world.guests),
         Command::Vcpu(g) => guests::vcpu(world.guests, g.id),
         Command::Ept { guest, gpa } => guests::ept(world.guests, guest.id, gpa),
         Command::Stop(g) => guests::stop(world.guests, g.id),

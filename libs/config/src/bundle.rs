@@ -134,6 +134,7 @@ mod tests {
         let guest = |name: &str, entry, entry_point, test_break| GuestConfig {
             name: String::from(name),
             memory_mib: 4,
+            vcpus: 1,
             entry,
             entry_point,
             segments: vec![
@@ -170,6 +171,7 @@ mod tests {
             on_crash: crate::model::OnCrash::Restart { max_restarts: 3 },
             on_control_crash: crate::model::OnControlCrash::Stop,
             identity_ram_at: None,
+            placement: crate::Placement::default(),
         };
         BootConfig {
             log_level: LogLevel::Debug,

@@ -34,6 +34,9 @@ pub const MAX_GUESTS: usize = 64;
 pub const MIN_TIME_SLICE_US: u32 = 100;
 pub const MAX_TIME_SLICE_US: u32 = 100_000;
 pub const DEFAULT_TIME_SLICE_US: u32 = 1000;
+/// Most vCPUs of one guest (each its own VMCS and local APIC; they take turns on the CPU that
+/// runs the guest).
+pub const MAX_VCPUS: u32 = 8;
 /// Longest guest name.
 pub const MAX_NAME_LEN: usize = 32;
 
@@ -62,7 +65,8 @@ pub struct RawGuest {
     pub initrd: Option<String>,
     /// The kernel command line.
     pub cmdline: Option<String>,
-    /// Virtual CPUs: 1 (the only count supported for now).
+    /// Virtual CPUs: 1 (default) to [`MAX_VCPUS`]; more than 1 only for `kind = "linux"` or
+    /// `"multiboot"`.
     pub vcpus: Option<i64>,
     /// `"stop"` (default) or `"restart"`.
     pub on_crash: Option<String>,
@@ -76,6 +80,10 @@ pub struct RawGuest {
     /// `kind = "linux"`, with `[hypervisor] unsafe_no_iommu = true`: the guest's RAM at GPA =
     /// HPA from this host-physical address (its first MiB excepted).
     pub identity_ram_at: Option<i64>,
+    /// The physical CPU that runs the guest, by index (`crate::placement`).
+    pub cpus: Option<Vec<i64>>,
+    /// `true`: that CPU runs this guest alone, without time slices.
+    pub dedicated: Option<bool>,
 }
 
 /// How the image file is laid out.
@@ -96,6 +104,7 @@ pub enum ImageFormat {
 pub struct GuestSpec {
     pub name: String,
     pub memory_mib: u32,
+    pub vcpus: u32,
     /// The `image` string: the path relative to the configuration file's directory, and the key
     /// of the image in the bundle.
     pub image: String,
@@ -111,6 +120,8 @@ pub struct GuestSpec {
     pub on_control_crash: OnControlCrash,
     /// The checked `identity_ram_at`.
     pub identity_ram_at: Option<u64>,
+    /// The checked `cpus` and `dedicated`.
+    pub placement: crate::Placement,
 }
 
 impl GuestSpec {
@@ -171,6 +182,7 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
             )
         })?;
     let kind = crate::os::check_kind(i, raw)?;
+    let vcpus = crate::os::check_vcpus(i, raw, &kind)?;
     let (image, format, entry, os) = match kind {
         crate::os::Kind::Image => {
             let (image, format, entry) = check_image_keys(i, raw)?;
@@ -227,6 +239,7 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
         })?),
     };
     let devices = crate::device::check(i, raw.device.as_deref().unwrap_or_default())?;
+    let placement = crate::placement::check(i, raw.cpus.as_deref(), raw.dedicated, vcpus)?;
     let identity_ram_at = match raw.identity_ram_at {
         None => None,
         Some(v) => Some(check_identity(
@@ -239,6 +252,7 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
     Ok(GuestSpec {
         name,
         memory_mib,
+        vcpus,
         image,
         format,
         entry,
@@ -250,6 +264,7 @@ fn check_one(i: usize, raw: &RawGuest) -> Result<GuestSpec, ConfigError> {
         on_crash,
         on_control_crash,
         identity_ram_at,
+        placement,
     })
 }
 
@@ -398,6 +413,11 @@ pub fn check_all(raws: &[RawGuest]) -> Result<Vec<GuestSpec>, ConfigError> {
         .map(|s| (s.name.clone(), s.devices.clone()))
         .collect();
     crate::device::check_unique(&assigned)?;
+    let placements: Vec<_> = specs
+        .iter()
+        .map(|s| (s.name.as_str(), &s.placement))
+        .collect();
+    crate::placement::check_exclusive(&placements)?;
     Ok(specs)
 }
 
@@ -548,6 +568,7 @@ pub fn place_with(
     Ok(GuestConfig {
         name: spec.name.clone(),
         memory_mib: spec.memory_mib,
+        vcpus: spec.vcpus,
         entry: spec.entry,
         entry_point,
         segments,
@@ -560,6 +581,7 @@ pub fn place_with(
         on_crash: spec.on_crash,
         on_control_crash: spec.on_control_crash,
         identity_ram_at: spec.identity_ram_at,
+        placement: spec.placement.clone(),
     })
 }
 

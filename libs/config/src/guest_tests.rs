@@ -28,6 +28,7 @@ fn defaults_and_a_full_table() {
         [GuestSpec {
             name: "hello64".into(),
             memory_mib: 4,
+            vcpus: 1,
             image: "img/g.elf".into(),
             format: ImageFormat::Elf,
             entry: EntryMode::Long64,
@@ -39,6 +40,7 @@ fn defaults_and_a_full_table() {
             on_crash: OnCrash::Stop,
             on_control_crash: OnControlCrash::Quarantine,
             identity_ram_at: None,
+            placement: crate::Placement::default(),
         }]
     );
     let full = RawGuest {
@@ -239,6 +241,7 @@ fn spec(name: &str, memory_mib: u32, entry: EntryMode, format: ImageFormat) -> G
     GuestSpec {
         name: name.into(),
         memory_mib,
+        vcpus: 1,
         image: "img".into(),
         format,
         entry,
@@ -250,6 +253,7 @@ fn spec(name: &str, memory_mib: u32, entry: EntryMode, format: ImageFormat) -> G
         on_crash: OnCrash::Stop,
         on_control_crash: OnControlCrash::Quarantine,
         identity_ram_at: None,
+        placement: crate::Placement::default(),
     }
 }
 

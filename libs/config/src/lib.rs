@@ -15,6 +15,7 @@ pub mod error;
 pub mod guest;
 pub mod model;
 pub mod os;
+pub mod placement;
 pub mod testing;
 #[cfg(any(test, feature = "std"))]
 pub mod toml_front;
@@ -27,6 +28,7 @@ pub use model::{
     GuestBreak, GuestConfig, LogLevel, MacText, MultibootModule, OnControlCrash, OnCrash, OnIdle,
     OsBoot, Segment, TestCase, TestOnly,
 };
+pub use placement::Placement;
 
 #[cfg(test)]
 mod identity_tests;

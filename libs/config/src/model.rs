@@ -118,6 +118,9 @@ pub struct GuestConfig {
     pub name: String,
     /// Guest RAM is GPA `[0, memory_mib MiB)`.
     pub memory_mib: u32,
+    /// Its vCPUs, 1..=[`crate::guest::MAX_VCPUS`] (more than 1 only for an operating system:
+    /// its local APICs start the others).
+    pub vcpus: u32,
     pub entry: EntryMode,
     /// Long64: the RIP at entry. Real16: a linear address below 1 MiB, entered as
     /// CS:IP = [`GuestConfig::real_mode_cs_ip`].
@@ -146,6 +149,9 @@ pub struct GuestConfig {
     /// of the guest's RAM block, whose part above its first MiB is mapped at GPA = HPA
     /// (`conduit_bootproto::ram`); `None`: RAM at GPA 0, anywhere in host memory.
     pub identity_ram_at: Option<u64>,
+    /// The physical CPU that runs it (`cpus`, `dedicated`; empty `cpus`: the default placement,
+    /// chosen at boot).
+    pub placement: crate::Placement,
 }
 
 /// What an operating-system guest is booted with besides its kernel image (the builder checked
@@ -498,6 +504,7 @@ mod tests {
             ("intx", TestCase::Intx),
             ("smp", TestCase::Smp),
             ("smp-ghost", TestCase::SmpGhost),
+            ("placement", TestCase::Placement),
         ] {
             assert_eq!(TestCase::from_name(name), Some(case));
         }

@@ -72,15 +72,36 @@ fn refuse(i: usize, raw: &RawGuest, kind: &str, keys: &[&str]) -> Result<(), Con
     }
 }
 
-/// Reads `kind` and the kind's own keys; `vcpus` (1 only, for every kind).
-pub fn check_kind(i: usize, raw: &RawGuest) -> Result<Kind, ConfigError> {
-    let key = |k: &str| format!("guest[{i}].{k}");
-    if let Some(v) = raw.vcpus.filter(|&v| v != 1) {
+/// `vcpus`: 1 (the default) to [`crate::guest::MAX_VCPUS`]; more than 1 only for an operating
+/// system, whose local APICs start the other vCPUs (a purpose-built image has no local APIC).
+pub fn check_vcpus(i: usize, raw: &RawGuest, kind: &Kind) -> Result<u32, ConfigError> {
+    let Some(v) = raw.vcpus else {
+        return Ok(1);
+    };
+    let max = crate::guest::MAX_VCPUS;
+    let n = u32::try_from(v)
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            invalid(
+                &format!("guest[{i}].vcpus"),
+                format!("{v} vCPUs: must be 1 to {max}"),
+            )
+        })?;
+    if n > 1 && matches!(kind, Kind::Image) {
         return Err(invalid(
-            &key("vcpus"),
-            format!("{v} vCPUs: a guest has exactly 1 vCPU for now"),
+            &format!("guest[{i}].vcpus"),
+            format!(
+                "{n} vCPUs for kind = \"image\": only an operating system (kind = \"linux\" or \"multiboot\") has the local APICs that start more than one"
+            ),
         ));
     }
+    Ok(n)
+}
+
+/// Reads `kind` and the kind's own keys.
+pub fn check_kind(i: usize, raw: &RawGuest) -> Result<Kind, ConfigError> {
+    let key = |k: &str| format!("guest[{i}].{k}");
     match raw.kind.as_deref() {
         None | Some("image") => {
             refuse(i, raw, "image", &OS_KEYS)?;
@@ -248,6 +269,7 @@ pub fn place_linux(
     Ok(GuestConfig {
         name: spec.name.clone(),
         memory_mib: spec.memory_mib,
+        vcpus: spec.vcpus,
         entry: EntryMode::Linux64,
         entry_point: layout.entry,
         segments: Vec::from([kernel]),
@@ -260,6 +282,7 @@ pub fn place_linux(
         on_crash: spec.on_crash,
         on_control_crash: spec.on_control_crash,
         identity_ram_at: spec.identity_ram_at,
+        placement: spec.placement.clone(),
     })
 }
 
@@ -366,6 +389,7 @@ pub fn place_multiboot(
     Ok(GuestConfig {
         name: spec.name.clone(),
         memory_mib: spec.memory_mib,
+        vcpus: spec.vcpus,
         entry: EntryMode::Multiboot32,
         entry_point: entry,
         segments,
@@ -378,6 +402,7 @@ pub fn place_multiboot(
         on_crash: spec.on_crash,
         on_control_crash: spec.on_control_crash,
         identity_ram_at: spec.identity_ram_at,
+        placement: spec.placement.clone(),
     })
 }
 

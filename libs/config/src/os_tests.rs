@@ -208,7 +208,14 @@ fn keys_of_the_wrong_kind_are_refused() {
         ),
         (
             RawGuest {
-                vcpus: Some(2),
+                vcpus: Some(9),
+                ..linux(64)
+            },
+            "guest[0].vcpus",
+        ),
+        (
+            RawGuest {
+                vcpus: Some(0),
                 ..linux(64)
             },
             "guest[0].vcpus",
@@ -225,6 +232,28 @@ fn keys_of_the_wrong_kind_are_refused() {
         }])
         .is_ok()
     );
+}
+
+#[test]
+fn vcpus_default_to_one_and_go_up_to_the_bound_for_an_os_only() {
+    assert_eq!(spec(linux(64)).vcpus, 1);
+    for n in [2, 8] {
+        let s = spec(RawGuest {
+            vcpus: Some(n),
+            ..linux(64)
+        });
+        assert_eq!(i64::from(s.vcpus), n);
+    }
+    let image = RawGuest {
+        name: Some("img".into()),
+        memory_mib: Some(4),
+        image: Some("g.elf".into()),
+        vcpus: Some(2),
+        ..RawGuest::default()
+    };
+    let (key, msg) = err(check_all(&[image]));
+    assert_eq!(key, "guest[0].vcpus");
+    assert!(msg.contains("kind = \"image\""), "{msg}");
 }
 
 #[test]

@@ -80,11 +80,16 @@ pub enum TestCase {
     /// [`TestCase::Smp`] with a MADT entry added for an APIC ID no processor has (0x3e): it must
     /// be reported as not started and the others run.
     SmpGhost,
+    /// Interrupts follow their guest: on behalf of the first guest (no vCPU runs it), placed on
+    /// another CPU than the bootstrap processor and given edu, its driver programs edu's MSI;
+    /// the IRTE's destination must be the APIC ID of the guest's CPU, and every interrupt edu
+    /// raises must be counted for the guest and taken by that CPU.
+    Placement,
 }
 
 impl TestCase {
     /// Every scenario, for listings and error messages.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::PageFault,
         Self::VtdEdu,
         Self::VtdEduRegisterInvalidation,
@@ -101,6 +106,7 @@ impl TestCase {
         Self::Intx,
         Self::Smp,
         Self::SmpGhost,
+        Self::Placement,
     ];
 
     /// The name used in `[test] scenario = "..."`.
@@ -122,6 +128,7 @@ impl TestCase {
             Self::Intx => "intx",
             Self::Smp => "smp",
             Self::SmpGhost => "smp-ghost",
+            Self::Placement => "placement",
         }
     }
 

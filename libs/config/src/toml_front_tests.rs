@@ -448,3 +448,61 @@ fn a_linux_guest_brings_its_initrd_into_the_bundle_once() {
         .unwrap_err();
     assert_eq!(e.key(), Some("guest \"a\".initrd"));
 }
+
+#[test]
+fn placement_keys_reach_the_bundle_and_bad_ones_name_the_key() {
+    let two = |a: &str, b: &str| {
+        format!(
+            "[[guest]]\nname = \"a\"\nmemory_mib = 4\nimage = \"bin/hello64\"\n{a}\n\
+             [[guest]]\nname = \"b\"\nmemory_mib = 4\nimage = \"bin/hello64\"\n{b}\n"
+        )
+    };
+    let d = parse(&two("cpus = [1]\ndedicated = true", "cpus = [2]"), EXIT)
+        .unwrap()
+        .resolve(images)
+        .unwrap();
+    let p: Vec<_> = d
+        .config
+        .guests
+        .iter()
+        .map(|g| g.placement.clone())
+        .collect();
+    assert_eq!(
+        p,
+        [
+            crate::Placement {
+                cpus: vec![1],
+                dedicated: true
+            },
+            crate::Placement {
+                cpus: vec![2],
+                dedicated: false
+            }
+        ]
+    );
+    let key_of = |a: &str, b: &str| {
+        parse(&two(a, b), EXIT)
+            .and_then(|d| d.resolve(images))
+            .expect_err("refused")
+            .key()
+            .map(str::to_string)
+    };
+    assert_eq!(
+        key_of("cpus = [1]\ndedicated = true", "cpus = [1]").as_deref(),
+        Some("guest[1].cpus")
+    );
+    assert_eq!(
+        key_of("cpus = [1]", "cpus = [1]\ndedicated = true").as_deref(),
+        Some("guest[1].dedicated")
+    );
+    assert_eq!(
+        key_of("", "cpus = [3, 3]").as_deref(),
+        Some("guest[1].cpus")
+    );
+    assert_eq!(
+        key_of("dedicated = true", "").as_deref(),
+        Some("guest[0].dedicated")
+    );
+    let e = parse(&two("cpus = \"1\"", ""), EXIT).unwrap_err();
+    assert!(matches!(e, ConfigError::Syntax(_)), "{e}");
+}

@@ -17,9 +17,11 @@ pub enum Trigger {
 pub struct Effects {
     /// A level-triggered vector was EOIed: broadcast the EOI to the I/O APIC.
     pub eoi: Option<u8>,
-    /// An IPI to deliver to other vCPUs. The sender's own share of a fixed IPI with shorthand
-    /// "self" or "all including self" is already accepted here; the kernel delivers a
-    /// no-shorthand IPI to every vCPU whose [`Vlapic::matches`](crate::Vlapic::matches) says yes, the sender included.
+    /// An IPI to deliver to the vCPUs [`targets`](crate::targets) names. The sender's own share
+    /// of a fixed IPI with shorthand "self" or "all including self" is already accepted here
+    /// (a fixed IPI to self only is not returned); the kernel delivers a no-shorthand IPI to
+    /// every vCPU whose [`Vlapic::matches`](crate::Vlapic::matches) says yes, the sender
+    /// included.
     pub ipi: Option<Ipi>,
     /// An interrupt entered the IRR: re-evaluate injection (software mode) or RVI (APICv).
     pub interrupt_pending: bool,

@@ -100,7 +100,9 @@ impl<P: ApicPage> Vlapic<P> {
         if to_self && delivery_mode == DeliveryMode::Fixed {
             fx = self.accept(vector, trigger);
         }
-        if shorthand != Shorthand::ToSelf {
+        // A fixed IPI to self is accepted here and goes nowhere else; the other modes to self
+        // are the kernel's to carry out ([`crate::targets`]).
+        if shorthand != Shorthand::ToSelf || delivery_mode != DeliveryMode::Fixed {
             fx.ipi = Some(Ipi {
                 vector,
                 delivery_mode,

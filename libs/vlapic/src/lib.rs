@@ -29,7 +29,7 @@
 //! - local vector table and error status: §11.5.1, §11.5.3 ([`lvt`], [`esr`]);
 //! - timer: §11.5.4 and §11.5.4.1 (TSC-deadline mode): `timer.rs`;
 //! - IPIs and destinations (ID, LDR, DFR flat and cluster models): §11.6: `ipi.rs`,
-//!   [`Vlapic::matches`];
+//!   [`Vlapic::matches`], and which of a guest's APICs an IPI reaches: [`targets`] (`dest.rs`);
 //! - acceptance, priorities (TPR, PPR), EOI: §11.8: this file;
 //! - x2APIC (MSR interface, IA32_APIC_BASE transitions, logical x2APIC ID): §11.12:
 //!   `x2apic.rs`;
@@ -78,6 +78,7 @@
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
+mod dest;
 mod effects;
 mod ipi;
 mod regs;
@@ -85,6 +86,7 @@ mod timer;
 mod x2apic;
 mod xapic;
 
+pub use dest::{MAX_APICS, Targets, targets};
 pub use effects::{Effects, Trigger};
 pub use ipi::{DeliveryMode, DestMode, Ipi, Shorthand};
 pub use regs::{esr, lvt, offset};
@@ -181,6 +183,12 @@ impl<P: ApicPage> Vlapic<P> {
     /// The current mode.
     pub fn mode(&self) -> ApicMode {
         self.mode
+    }
+
+    /// An INIT (SDM Vol. 3A §11.4.7.3 "Local APIC State After an INIT Reset"): every register
+    /// back to its power-up state but the APIC ID; IA32_APIC_BASE (the mode) is unchanged.
+    pub fn init(&mut self) {
+        self.reset();
     }
 
     /// Power-up register state: everything 0 but DFR (all ones), SVR (0xFF), the LVTs

@@ -8,7 +8,8 @@
 //!
 //! Kinds: `write-outside`, `exec-outside`, `exec-mmio` (the emulated ECAM window), `exec-apic`
 //! (the local APIC page), `triple-fault`, `vmx`, `xcr0`, `syscall-msrs`, `foreign-ipi`,
-//! `ipi-storm`, `reset-cf9`, `reset-kbd`, `hlt-cli`, `rep-io`, `config-fuzz`.
+//! `ipi-storm`, `init-storm` (with 2 vCPUs), `reset-cf9`, `reset-kbd`, `hlt-cli`, `rep-io`,
+//! `config-fuzz`.
 
 use super::boot::{GP_COUNT, UD_COUNT, UD_RESUME, try_rdmsr, try_wrmsr, try_xsetbv};
 use super::{EXIT_FAIL, apic, count, window};
@@ -39,13 +40,14 @@ pub fn run(kind: &[u8]) -> ! {
         b"vmx" => vmx(name),
         b"xcr0" => xcr0(name),
         b"syscall-msrs" => syscall_msrs(name),
-        b"foreign-ipi" | b"ipi-storm" => {
+        b"foreign-ipi" | b"ipi-storm" | b"init-storm" => {
             // The local APIC software-enabled (SVR bit 8, spurious vector 0xff), as an OS does.
             apic::write(apic::SVR, 0x1ff);
-            if kind == b"ipi-storm" {
-                ipi_storm(name)
+            match kind {
+                b"ipi-storm" => ipi_storm(name),
+                b"init-storm" => init_storm(name),
+                _ => foreign_ipi(name),
             }
-            foreign_ipi(name)
         }
         b"reset-cf9" => {
             // Reset control register: full reset (bit 2) with system reset (bit 1).
@@ -287,6 +289,42 @@ fn ipi_storm(name: &str) -> ! {
     let taken = count(0x41) - before;
     println!("hostile {name}: {N} self-IPIs sent, {taken} taken");
     exit(if taken == N { 0 } else { EXIT_FAIL })
+}
+
+/// Where `init-storm` starts its second vCPU: a start-up IPI's vector is the page number
+/// (SDM Vol. 3A §11.6.1), below 1 MiB and clear of the Multiboot information at 0x10000.
+const AP_PAGE: u8 = 0x70;
+/// The second vCPU's real-mode code at `AP_PAGE` × 4096: `hlt; jmp $-1` (with IF = 0 after INIT
+/// only an NMI, INIT or start-up ends the HLT), then `iret`, its NMI handler.
+const AP_CODE: [u8; 4] = [0xf4, 0xeb, 0xfd, 0xcf];
+
+/// INIT, start-up and NMI IPIs to its own second vCPU (APIC ID 1) in a loop: each reaches it
+/// (INIT: back to wait-for-SIPI; start-up: real mode at the `hlt` loop; NMI: through vector 2
+/// of the real-mode IVT to the `iret`). The storm slows only this guest.
+fn init_storm(name: &str) -> ! {
+    const N: u32 = 300;
+    let code = (u64::from(AP_PAGE) << 12) as *mut u8;
+    // The NMI's IVT entry (vector 2 at linear 8): offset 3, segment AP_PAGE << 8.
+    let nmi_vector = 8 as *mut u32;
+    // SAFETY: the page at 0x70000 and the real-mode IVT at 0 are guest RAM this program does not
+    // use (it is loaded at 1 MiB, its Multiboot information is at 0x10000), identity-mapped.
+    unsafe {
+        for (i, b) in AP_CODE.iter().enumerate() {
+            code.add(i).write_volatile(*b);
+        }
+        nmi_vector.write_volatile((u32::from(AP_PAGE) << 24) | 3);
+    }
+    let send = |low: u32| {
+        apic::write(apic::ICR_HIGH, 1 << 24);
+        apic::write(apic::ICR_LOW, low);
+    };
+    for _ in 0..N {
+        send(INIT | LEVEL_ASSERT);
+        send(STARTUP | u32::from(AP_PAGE));
+        send(NMI | LEVEL_ASSERT);
+    }
+    println!("hostile {name}: {N} INIT, {N} start-up and {N} NMI IPIs to its own vCPU 1");
+    exit(0)
 }
 
 /// String I/O to emulated ports: not emulated, the guest is stopped with the port named.

@@ -197,6 +197,34 @@ fn every_table_is_listed_aligned_and_checksummed() {
     assert_eq!(dsdt_end, t.bytes.len());
 }
 
+/// A guest with N vCPUs, as the kernel describes it: local APIC IDs 0..N, vCPU 0 the bootstrap
+/// processor, every other one enabled and waiting for a start-up IPI, UID = index.
+#[test]
+fn madt_lists_n_vcpus_with_ids_0_to_n() {
+    for n in 1..=8u32 {
+        let cpus: Vec<u32> = (0..n).collect();
+        let cfg = GuestAcpi {
+            cpus: &cpus,
+            ..config()
+        };
+        let t = build(&cfg, BASE, LEN).expect("builds");
+        let tables = parse(&t);
+        let info = tables.platform_info().expect("MADT and FADT parse");
+        let p = info.processor_info.expect("processors");
+        assert_eq!(p.boot_processor.local_apic_id, 0);
+        let aps: Vec<(u32, u32)> = p
+            .application_processors
+            .iter()
+            .map(|ap| {
+                assert_eq!(ap.state, ProcessorState::WaitingForSipi, "{n} vCPUs");
+                (ap.processor_uid, ap.local_apic_id)
+            })
+            .collect();
+        let want: Vec<(u32, u32)> = (1..n).map(|i| (i, i)).collect();
+        assert_eq!(aps, want, "{n} vCPUs");
+    }
+}
+
 #[test]
 fn madt_gives_the_cpus_the_io_apic_the_override_and_the_nmi() {
     let t = build(&config(), BASE, LEN).expect("builds");

@@ -1,0 +1,79 @@
+//! IPIs between a guest's vCPUs that change a vCPU's state rather than its local APIC's IRR
+//! (`vplatform::Signal`): NMI, INIT and start-up (SDM Vol. 3A §11.6.1 delivery modes, §9.4
+//! "Multiple-Processor (MP) Initialization"), and the wake-up of a vCPU a fixed IPI was sent
+//! to. The local APIC models decide the destinations (`conduit_vlapic::targets`); this module
+//! carries the result out on the target vCPUs.
+
+use super::vplatform::Signal;
+use super::{Activity, Guest};
+use conduit_hw::vmx::run::GuestRegs;
+use log::debug;
+
+impl Guest {
+    /// Carries out the IPIs the guest's local APICs sent since the last call. Returns whether
+    /// the current vCPU should give the CPU up: another vCPU was sent an interrupt (it runs
+    /// sooner, so an IPI's answer does not wait for the sender's whole slice), or the current
+    /// one was INITed.
+    pub(super) fn deliver_signals(&mut self) -> bool {
+        let Some(p) = self.platform.as_mut() else {
+            return false;
+        };
+        if !p.has_signals() {
+            return false;
+        }
+        let mut give_up = false;
+        let mut to_other = false;
+        for signal in p.take_signals() {
+            match signal {
+                Signal::Interrupt(t) => to_other |= t != self.current,
+                Signal::Nmi(t) => {
+                    self.vcpus[t].events.queue_nmi();
+                    to_other |= t != self.current;
+                }
+                Signal::Init(t) => {
+                    let cpu = &mut self.vcpus[t];
+                    cpu.activity = Activity::WaitForSipi;
+                    cpu.startup = None;
+                    cpu.regs = GuestRegs::default();
+                    cpu.halted = false;
+                    cpu.events.clear_pending();
+                    cpu.ipi_sent = None;
+                    debug!(
+                        "guest \"{}\": vCPU {t}: INIT, waits for a start-up IPI",
+                        self.name
+                    );
+                    give_up |= t == self.current;
+                }
+                Signal::StartUp(t, vector) => {
+                    let cpu = &mut self.vcpus[t];
+                    // A start-up IPI to a processor that is not waiting for one is ignored
+                    // (SDM Vol. 3A §9.4.4.1).
+                    if cpu.activity == Activity::WaitForSipi {
+                        cpu.activity = Activity::Active;
+                        cpu.startup = Some(vector);
+                        cpu.starts += 1;
+                        // The first start is logged; later ones (CPU hotplug, or a guest that
+                        // storms its own vCPUs) only at debug level: the log is everyone's.
+                        let level = if cpu.starts == 1 {
+                            log::Level::Info
+                        } else {
+                            log::Level::Debug
+                        };
+                        log::log!(
+                            level,
+                            "guest \"{}\": vCPU {t}: start-up IPI, starts at {:#x}",
+                            self.name,
+                            u64::from(vector) << 12
+                        );
+                        give_up |= t != self.current;
+                    }
+                }
+            }
+        }
+        let cpu = &mut self.vcpus[self.current];
+        if to_other && cpu.started() {
+            cpu.ipi_sent = Some(conduit_hw::rdtsc());
+        }
+        give_up || to_other
+    }
+}
