@@ -400,7 +400,9 @@ pub(super) fn apply(g: &mut Guest, vbdf: Bdf, e: &Event) {
                     data,
                     masked,
                 };
-                super::interrupts::on_msix_entry(g.pci.index, &g.name, g.mem, bdf, change);
+                let routed =
+                    super::interrupts::on_msix_entry(g.pci.index, &g.name, g.mem, bdf, change);
+                note_msi_destination(g, routed, address);
             }
         }
         Event::MsixControlChanged {
@@ -417,9 +419,18 @@ pub(super) fn apply(g: &mut Guest, vbdf: Bdf, e: &Event) {
                 physical_of(g, vbdf),
                 super::interrupts::MsiChange::from_event(e),
             ) {
-                super::interrupts::on_msi(g.pci.index, &g.name, bdf, vbdf, change);
+                let routed = super::interrupts::on_msi(g.pci.index, &g.name, bdf, vbdf, change);
+                note_msi_destination(g, routed, change.address);
             }
         }
+    }
+}
+
+/// A message the guest wrote was routed: its vCPU follows the destination of its address
+/// (`VirtualPlatform::set_msi_destination`).
+fn note_msi_destination(g: &mut Guest, routed: Option<super::interrupts::Routed>, address: u64) {
+    if let (Some(r), Some(p)) = (routed, g.platform.as_mut()) {
+        p.set_msi_destination(r.guest_vector, address);
     }
 }
 

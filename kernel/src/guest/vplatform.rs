@@ -125,6 +125,10 @@ pub struct VirtualPlatform {
     intx_inputs: u32,
     /// IPIs for the guest module to carry out, in the order they were sent.
     signals: Vec<Signal>,
+    /// The destination of each vector of the guest's message-signalled interrupts, as it last
+    /// programmed it: the MSI address's destination ID (bits 19:12) and destination mode (bit 2)
+    /// (SDM Vol. 3A §11.11.1 "Message Address Register Format").
+    msi_dest: [Option<(u8, bool)>; 256],
 }
 
 impl VirtualPlatform {
@@ -161,6 +165,7 @@ impl VirtualPlatform {
             dropped: 0,
             intx_inputs: 0,
             signals: Vec::new(),
+            msi_dest: [None; 256],
         })
     }
 
@@ -183,6 +188,7 @@ impl VirtualPlatform {
         self.uart_line = false;
         self.dropped = 0;
         self.signals.clear();
+        self.msi_dest = [None; 256];
         // The wiring stays; `irq::guest_reset` re-arms the physical lines.
         let wired = core::mem::take(&mut self.intx_inputs);
         for input in 0..conduit_vioapic::PINS as u8 {
@@ -306,6 +312,25 @@ impl VirtualPlatform {
     fn accepted_by_sender(&self, ipi: &conduit_vlapic::Ipi) -> bool {
         ipi.delivery_mode == IpiMode::Fixed
             && ipi.shorthand == conduit_vlapic::Shorthand::AllIncludingSelf
+    }
+
+    /// The guest routed a message-signalled interrupt with `vector` to `address`.
+    pub fn set_msi_destination(&mut self, vector: u8, address: u64) {
+        let dest = (address >> 12) as u8;
+        self.msi_dest[usize::from(vector)] = Some((dest, address & (1 << 2) != 0));
+    }
+
+    /// The vCPU a message-signalled interrupt with `vector` goes to: the first whose local APIC
+    /// its destination names (lowest priority picks the first too), else vCPU 0 (a destination
+    /// naming none of the guest's APICs, or a vector whose message it never wrote).
+    pub fn msi_vcpu(&self, vector: u8) -> usize {
+        self.msi_dest[usize::from(vector)]
+            .and_then(|(dest, logical)| {
+                self.lapics
+                    .iter()
+                    .position(|l| l.matches(u32::from(dest), logical))
+            })
+            .unwrap_or(0)
     }
 
     /// The IPIs for the guest module to carry out since the last call.

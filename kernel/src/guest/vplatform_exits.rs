@@ -236,13 +236,9 @@ pub fn apic_access(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError
     }
 }
 
-/// The vCPU that takes the guest's message-signalled interrupts: the hypervisor's pending list
-/// (`irq::dispatch`) holds their vectors, not the destination the guest wrote into the MSI
-/// address, so they go to the bootstrap processor, the one every OS starts its interrupts on.
-const MSI_VCPU: usize = 0;
-
 /// Drains the vectors the hypervisor marked pending for the guest (its devices' MSIs) into the
-/// IRR of [`MSI_VCPU`]'s local APIC (edge-triggered, as message-signalled interrupts are).
+/// IRR of the local APIC the guest addressed each to (`VirtualPlatform::msi_vcpu`;
+/// edge-triggered, as message-signalled interrupts are).
 fn drain_pending(g: &mut Guest) {
     settle_intx(g);
     let id = g.id();
@@ -250,8 +246,9 @@ fn drain_pending(g: &mut Guest) {
         return;
     };
     while let Some(vector) = dispatch::take_pending(id) {
-        let e = p.lapics[MSI_VCPU].accept(vector, conduit_vlapic::Trigger::Edge);
-        p.apply(MSI_VCPU, e);
+        let cpu = p.msi_vcpu(vector);
+        let e = p.lapics[cpu].accept(vector, conduit_vlapic::Trigger::Edge);
+        p.apply(cpu, e);
     }
 }
 
