@@ -4,7 +4,7 @@
 
 use crate::msr;
 use alloc::vec::Vec;
-use conduit_smp::mtrr::{self, Mismatch, Mtrr};
+use conduit_smp::mtrr::{self, Mtrr};
 use log::{info, warn};
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 
@@ -52,7 +52,7 @@ pub(super) fn sync(index: usize, apic_id: u32, bsp: &Option<(u64, Vec<(Mtrr, u64
     // the BSP, whose values these are (the disabling write only clears E); they are the values
     // the other CPUs use, so memory gets on this CPU the type it has everywhere else.
     unsafe { write_all(&writes) };
-    // SAFETY: as above.
+    // SAFETY: the BSP's MTRRs exist here (the same IA32_MTRRCAP).
     let left = mtrr::compare(bsp_values, |m| unsafe { msr::read(m) });
     if left.is_empty() {
         info!(
@@ -61,18 +61,15 @@ pub(super) fn sync(index: usize, apic_id: u32, bsp: &Option<(u64, Vec<(Mtrr, u64
         );
     }
     for d in left {
-        warn_mismatch(index, apic_id, &d);
+        warn!(
+            "cpu {index} (APIC ID {apic_id}): MTRR {} (MSR {:#x}) is {:#x} after the copy, the \
+             BSP's {:#x}",
+            d.mtrr,
+            d.mtrr.msr(),
+            d.here,
+            d.bsp
+        );
     }
-}
-
-fn warn_mismatch(index: usize, apic_id: u32, d: &Mismatch) {
-    warn!(
-        "cpu {index} (APIC ID {apic_id}): MTRR {} (MSR {:#x}) is {:#x}, the BSP's {:#x}",
-        d.mtrr,
-        d.mtrr.msr(),
-        d.here,
-        d.bsp
-    );
 }
 
 /// Writes MTRRs by the update procedure of SDM Vol. 3A §12.11.8 (also §12.11.7.2 "MemTypeSet
