@@ -6,8 +6,12 @@ use crate::expect::End;
 use crate::machine::{BochsSpec, MachineSpec, QemuSpec};
 use crate::script::Step;
 
+/// An AP's MTRRs that still differ from the BSP's, or its IA32_MTRRCAP that does.
+const MTRR_WARNING: &str = r"the BSP's 0x";
+
 /// The first lines of a QEMU boot with `-smp 4` (q35's APIC IDs 0-3), after `mode` names the
-/// local APIC's mode.
+/// local APIC's mode. QEMU leaves an AP's MTRRs 0 after INIT-SIPI-SIPI while OVMF set the BSP's:
+/// each AP takes the BSP's.
 macro_rules! four_cpus {
     ($mode:literal, $edu:literal) => {
         &[
@@ -17,8 +21,11 @@ macro_rules! four_cpus {
             $mode,
             r"cpu 0 \(APIC ID 0\): online \(the BSP\)",
             r"smp: start code at 0x[0-9a-f]+ \(STARTUP vector 0x[0-9a-f]{2}\), 336 KiB of stacks per AP",
+            r"cpu 1: MTRRs set from the BSP's \([1-9][0-9]* MSRs differed\)",
             r"cpu 1 \(APIC ID 1\): online, tick every 10 ms",
+            r"cpu 2: MTRRs set from the BSP's \([1-9][0-9]* MSRs differed\)",
             r"cpu 2 \(APIC ID 2\): online, tick every 10 ms",
+            r"cpu 3: MTRRs set from the BSP's \([1-9][0-9]* MSRs differed\)",
             r"cpu 3 \(APIC ID 3\): online, tick every 10 ms",
             r"smp: 4 of 4 CPUs online",
             r"selftest: smp \[1\] ticks rose on every online CPU: cpu 0 \(APIC ID 0\) [0-9]+ -> [0-9]+, cpu 1 \(APIC ID 1\) [0-9]+ -> [0-9]+, cpu 2 \(APIC ID 2\) [0-9]+ -> [0-9]+, cpu 3 \(APIC ID 3\) [0-9]+ -> [0-9]+",
@@ -46,7 +53,7 @@ pub(super) const QEMU_SMP: Scenario = Scenario {
         r"apic: local APIC 0 in xAPIC at 0xfee00000 mode",
         r"selftest: smp \[4\] edu's MSI through IRTE [0-9]+ -> vector 0x[0-9a-f]+ on cpu 2 \(APIC ID 2, 8-bit xAPIC destination\): 8 raised, 8 counted on cpu 2, 0 on other CPUs"
     ),
-    forbid: &[PANIC, ANY_EXCEPTION, r"did not start"],
+    forbid: &[PANIC, ANY_EXCEPTION, r"did not start", MTRR_WARNING],
     input: &[],
     end: End::Success,
     timeout_secs: 120,
@@ -83,6 +90,7 @@ pub(super) const QEMU_SMP_GHOST: Scenario = Scenario {
         r"smp: MADT processor with APIC ID 2 not started: not enabled in the MADT",
         r"smp: MADT processor with APIC ID 3 not started: not enabled in the MADT",
         r"cpu 0 \(APIC ID 0\): online \(the BSP\)",
+        r"cpu 1: MTRRs set from the BSP's \([1-9][0-9]* MSRs differed\)",
         r"cpu 1 \(APIC ID 1\): online, tick every 10 ms",
         r"cpu 2 \(APIC ID 62\): did not start: no response to INIT-SIPI-SIPI within 500 ms; marked offline",
         r"smp: 2 of 3 CPUs online",
@@ -99,7 +107,12 @@ pub(super) const QEMU_SMP_GHOST: Scenario = Scenario {
         r"conduit> quit$",
         r"CONDUIT EXIT: success",
     ],
-    forbid: &[PANIC, ANY_EXCEPTION, r"cpu [0-9]+ \(APIC ID [23]\)"],
+    forbid: &[
+        PANIC,
+        ANY_EXCEPTION,
+        r"cpu [0-9]+ \(APIC ID [23]\)",
+        MTRR_WARNING,
+    ],
     input: &[
         Step::line(r"shell: ready on COM1", "cpus"),
         Step::line(r"^    2       62  failed", "quit"),
@@ -136,7 +149,14 @@ pub(super) const BOCHS_SMP: Scenario = Scenario {
         r"selftest: smp-vmx: PASS \(3 steps\)",
         r"CONDUIT EXIT: success",
     ],
-    forbid: &[PANIC, ANY_EXCEPTION, r"did not start"],
+    // Bochs' APs start with the BSP's MTRRs: nothing to copy.
+    forbid: &[
+        PANIC,
+        ANY_EXCEPTION,
+        r"did not start",
+        MTRR_WARNING,
+        r"MTRRs set from the BSP's",
+    ],
     input: &[],
     end: End::Success,
     timeout_secs: 600,

@@ -11,7 +11,8 @@
 //! - [`mailbox`]: the protocol of a per-CPU request slot: a sender claims it, posts a request,
 //!   signals the target (an IPI), waits with a deadline and collects the result or gives up
 //!   without leaving the slot stuck.
-//! - [`mtrr`]: the memory type range registers each AP compares with the BSP's.
+//! - [`mtrr`]: the memory type range registers each AP compares with the BSP's, and the writes
+//!   that give it the BSP's values.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;

@@ -1,13 +1,17 @@
 //! The memory type range registers every processor must agree on (Intel SDM Vol. 3A §12.11.8,
 //! "MTRR Considerations in MP Systems": all processors use the same MTRR values). Which MSRs
 //! there are follows IA32_MTRRCAP (§12.11.1): VCNT variable pairs (bits 7:0) and the fixed-range
-//! registers when FIX (bit 8) is set; IA32_MTRR_DEF_TYPE always (§12.11.2.1).
+//! registers when FIX (bit 8) is set; IA32_MTRR_DEF_TYPE always (§12.11.2.1). A processor whose
+//! values differ takes the BSP's: [`copy_writes`] lists the writes, in the order of the MTRR
+//! update procedure (§12.11.8 steps 8-10, also §12.11.7.2 "MemTypeSet Function").
 
 use alloc::vec::Vec;
 
 /// IA32_MTRRCAP.
 pub const IA32_MTRRCAP: u32 = 0xfe;
 const DEF_TYPE: u32 = 0x2ff;
+/// IA32_MTRR_DEF_TYPE.E (bit 11): MTRRs enabled; clear, all memory is uncacheable (§12.11.2.1).
+const DEF_TYPE_E: u64 = 1 << 11;
 const PHYS_BASE0: u32 = 0x200;
 /// The fixed-range MTRRs (§12.11.2.2): address and the name's range part.
 const FIXED: [(u32, &str); 11] = [
@@ -88,6 +92,44 @@ pub fn compare(bsp: &[(Mtrr, u64)], mut read: impl FnMut(u32) -> u64) -> Vec<Mis
         .collect()
 }
 
+/// The MSR writes that give a processor the BSP's MTRRs, from the BSP's registers and values
+/// (`bsp`, as for [`compare`]) and the processor's differences from them (`diff`, [`compare`]'s
+/// result). In order (§12.11.8 steps 8-10): IA32_MTRR_DEF_TYPE with E cleared (the ranges
+/// disabled) unless it is clear already, each differing fixed or variable MTRR with the BSP's
+/// value, then the BSP's IA32_MTRR_DEF_TYPE unless the register holds it already. Empty when
+/// nothing differs. The caller runs them with caches disabled and flushed (steps 2-7 and
+/// 11-15).
+pub fn copy_writes(bsp: &[(Mtrr, u64)], diff: &[Mismatch]) -> Vec<(Mtrr, u64)> {
+    let Some(bsp_def) = bsp
+        .iter()
+        .find(|(m, _)| *m == Mtrr::DefType)
+        .map(|&(_, v)| v)
+    else {
+        return Vec::new();
+    };
+    if diff.is_empty() {
+        return Vec::new();
+    }
+    let mut def = diff
+        .iter()
+        .find(|d| d.mtrr == Mtrr::DefType)
+        .map_or(bsp_def, |d| d.here);
+    let mut out = Vec::with_capacity(diff.len() + 2);
+    if def & DEF_TYPE_E != 0 {
+        def &= !DEF_TYPE_E;
+        out.push((Mtrr::DefType, def));
+    }
+    out.extend(
+        diff.iter()
+            .filter(|d| d.mtrr != Mtrr::DefType)
+            .map(|d| (d.mtrr, d.bsp)),
+    );
+    if def != bsp_def {
+        out.push((Mtrr::DefType, bsp_def));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +189,109 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// The BSP's registers (FIX and two variable pairs) with QEMU/OVMF-like values: MTRRs and
+    /// fixed ranges enabled, default UC; the fixed ranges WB below 640 KiB, one variable range.
+    fn ovmf_like() -> Vec<(Mtrr, u64)> {
+        registers(0x100 | 2)
+            .into_iter()
+            .map(|m| {
+                let v = match m.msr() {
+                    0x2ff => 0xc00,
+                    0x250 | 0x258 => 0x0606_0606_0606_0606,
+                    0x200 => 0x8000_0000,
+                    0x201 => 0xf_8000_0800,
+                    _ => 0,
+                };
+                (m, v)
+            })
+            .collect()
+    }
+
+    fn value(bsp: &[(Mtrr, u64)], msr: u32) -> u64 {
+        bsp.iter().find(|(m, _)| m.msr() == msr).map_or(0, |p| p.1)
+    }
+
+    #[test]
+    fn copy_from_reset_values() {
+        // An AP after INIT-SIPI-SIPI as QEMU leaves it: every MTRR 0 (E clear: no disabling write).
+        let bsp = ovmf_like();
+        let diff = compare(&bsp, |_| 0);
+        assert_eq!(diff.len(), 5);
+        let writes = copy_writes(&bsp, &diff);
+        let msrs: Vec<(u32, u64)> = writes.iter().map(|&(m, v)| (m.msr(), v)).collect();
+        assert_eq!(
+            msrs,
+            [
+                (0x250, 0x0606_0606_0606_0606),
+                (0x258, 0x0606_0606_0606_0606),
+                (0x200, 0x8000_0000),
+                (0x201, 0xf_8000_0800),
+                (0x2ff, 0xc00),
+            ]
+        );
+        // Applied to the AP, nothing differs any more.
+        let mut ap = alloc::collections::BTreeMap::new();
+        for (m, v) in writes {
+            ap.insert(m.msr(), v);
+        }
+        assert!(compare(&bsp, |msr| ap.get(&msr).copied().unwrap_or(0)).is_empty());
+    }
+
+    #[test]
+    fn copy_disables_enabled_mtrrs_first() {
+        let bsp = ovmf_like();
+        // Enabled with another default type (WB) and one wrong variable mask.
+        let diff = compare(&bsp, |msr| match msr {
+            0x2ff => 0xc06,
+            0x201 => 0xf_c000_0800,
+            m => value(&bsp, m),
+        });
+        assert_eq!(
+            copy_writes(&bsp, &diff),
+            [
+                (Mtrr::DefType, 0x406),
+                (Mtrr::PhysMask(0), 0xf_8000_0800),
+                (Mtrr::DefType, 0xc00),
+            ]
+        );
+        // Same IA32_MTRR_DEF_TYPE, enabled: disabled around the range write, re-enabled after.
+        let diff = compare(&bsp, |msr| match msr {
+            0x258 => 0,
+            m => value(&bsp, m),
+        });
+        assert_eq!(
+            copy_writes(&bsp, &diff),
+            [
+                (Mtrr::DefType, 0x400),
+                (Mtrr::Fixed(0x258, "FIX16K_80000"), 0x0606_0606_0606_0606),
+                (Mtrr::DefType, 0xc00),
+            ]
+        );
+    }
+
+    #[test]
+    fn copy_with_mtrrs_disabled_everywhere() {
+        // E clear on both: the ranges are written without touching IA32_MTRR_DEF_TYPE.
+        let bsp: Vec<(Mtrr, u64)> = registers(1)
+            .into_iter()
+            .map(|m| (m, if m == Mtrr::PhysBase(0) { 6 } else { 0 }))
+            .collect();
+        let diff = compare(&bsp, |_| 0);
+        assert_eq!(copy_writes(&bsp, &diff), [(Mtrr::PhysBase(0), 6)]);
+        // Only IA32_MTRR_DEF_TYPE differs, disabled here: one write.
+        let diff = compare(
+            &bsp,
+            |msr| if msr == 0x2ff { 0x6 } else { value(&bsp, msr) },
+        );
+        assert_eq!(copy_writes(&bsp, &diff), [(Mtrr::DefType, 0)]);
+    }
+
+    #[test]
+    fn nothing_to_copy() {
+        let bsp = ovmf_like();
+        assert!(copy_writes(&bsp, &compare(&bsp, |m| value(&bsp, m))).is_empty());
+        assert!(copy_writes(&[], &[]).is_empty(), "no BSP snapshot");
     }
 }

@@ -105,7 +105,7 @@ struct Start {
     blocks: [AtomicU64; MAX_SLOTS],
     /// Broadcast: the next CPU number to hand out.
     next_index: AtomicUsize,
-    /// The BSP's IA32_MTRRCAP and MTRR values, which every AP compares with its own (none when
+    /// The BSP's IA32_MTRRCAP and MTRR values, which every AP takes where its own differ (none when
     /// CPUID reports no MTRRs).
     mtrrs: Option<(u64, Vec<(Mtrr, u64)>)>,
 }
@@ -566,7 +566,7 @@ extern "C" fn ap_entry(slot: u64, kernel_cr3: u64) -> ! {
             halt();
         }
     }
-    mtrrs::check(index, apic_id, &start.mtrrs);
+    mtrrs::sync(index, apic_id, &start.mtrrs);
     (start.hooks.init)(index);
     if !cpu.set_online() {
         halt();
