@@ -516,8 +516,14 @@ impl Guest {
             .min()
     }
 
-    /// The host TSC value of vCPU `i`'s next timer deadline, if armed.
+    /// The host TSC value of vCPU `i`'s next timer deadline, if armed and able to wake it: a vCPU
+    /// in HLT with interrupts off ignores its timer (only an NMI or INIT ends that HLT), so its
+    /// deadline, never expired, must not end the other vCPUs' slices or the CPU's idle wait.
     fn vcpu_deadline(&self, i: usize) -> Option<u64> {
+        let v = &self.vcpus[i];
+        if v.halted && v.halted_without_if {
+            return None;
+        }
         self.platform
             .as_ref()
             .and_then(|p| p.next_deadline(i))

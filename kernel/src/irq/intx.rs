@@ -18,10 +18,10 @@
 //! - **Flood**: a line that fires more than the MSI flood limit within one tick is cut off like
 //!   an MSI ([`super::dispatch`]): left masked for good and reported once by [`report_floods`].
 //!
-//! The interrupt path masks the entry through the state's lock taken with `try_lock`: every
-//! holder of that lock has interrupts disabled, so on the one CPU that takes device interrupts
-//! the lock is always free there. Should it ever be held (another CPU), the entry stays unmasked
-//! and the line, still asserted, fires again at once and the mask is retried then.
+//! The interrupt path masks the entry through the state's lock: every holder of that lock has
+//! interrupts disabled and finishes without waiting for another CPU, so on the CPU taking the
+//! interrupt the lock is free, and on another CPU it is held only for a bounded time (device
+//! interrupts go to the CPU of the guest that owns the line, so several CPUs take them).
 
 use super::{IrqError, STATE, State, dispatch, with_state};
 use alloc::format;
@@ -254,11 +254,9 @@ fn entry(
 }
 
 /// Masks or unmasks input `pin` of I/O APIC `ioapic` from the interrupt path (see the module
-/// documentation); returns whether it could.
+/// documentation); returns whether that I/O APIC exists.
 fn set_masked_now(ioapic: usize, pin: u8, masked: bool) -> bool {
-    let Some(mut guard) = STATE.try_lock() else {
-        return false;
-    };
+    let mut guard = STATE.lock();
     match guard.as_mut().and_then(|s| s.ioapics.get_mut(ioapic)) {
         Some(io) => {
             io.dev.set_masked(pin, masked);

@@ -17,13 +17,10 @@ pub fn interrupt_window() {
 
 /// Sleeps until the next interrupt and handles it (STI; HLT: STI's shadow covers HLT, so an
 /// interrupt pending already wakes it at once), then CLI again. For an idle scheduler; the tick
-/// bounds the sleep.
-pub fn wait_for_interrupt() {
-    let t0 = conduit_hw::rdtsc();
+/// bounds the sleep. The caller counts the wait as idle time (`sched::cpus::idle`).
+fn wait_for_interrupt() {
     x86_64::instructions::interrupts::enable_and_hlt();
     x86_64::instructions::interrupts::disable();
-    // The sleep is this CPU's idle time (the `cpus` command's idle share).
-    conduit_hw::percpu::current().add_idle(conduit_hw::rdtsc().wrapping_sub(t0));
 }
 
 /// Waits like [`wait_for_interrupt`], but no longer than until TSC value `deadline` (a guest's
