@@ -288,6 +288,8 @@ pub unsafe fn unmap(mem: &Memory, m: &Mmio) -> Result<u64, MmioError> {
     };
     let whole = space.maps.remove(at);
     unmap_range(mem, whole.virt, whole.len)?;
+    drop(guard);
+    shoot_down()?;
     Ok(whole.len)
 }
 
@@ -308,12 +310,16 @@ pub unsafe fn unmap_direct(mem: &Memory, phys: u64, len: u64) -> Result<u64, Mmi
     if end <= start {
         return Ok(0);
     }
-    let _guard = SPACE.lock();
+    let guard = SPACE.lock();
     unmap_range(mem, mem.phys_offset() + start, end - start)?;
+    drop(guard);
+    shoot_down()?;
     Ok(end - start)
 }
 
-/// Unmaps whatever 4 KiB or 2 MiB pages map `[virt, virt + len)`.
+/// Unmaps whatever 4 KiB or 2 MiB pages map `[virt, virt + len)` on this CPU; the caller then
+/// drops the address-space lock and calls [`shoot_down`] (a CPU spinning for that lock with
+/// interrupts off could not take the shootdown's IPI).
 fn unmap_range(mem: &Memory, virt: u64, len: u64) -> Result<(), MmioError> {
     use x86_64::structures::paging::Translate;
     use x86_64::structures::paging::mapper::{MappedFrame, TranslateResult};
@@ -346,11 +352,16 @@ fn unmap_range(mem: &Memory, virt: u64, len: u64) -> Result<(), MmioError> {
         };
         va += step;
     }
-    // The other CPUs may cache the old translations too (TLB shootdown, SDM Vol. 3A §4.10.5).
-    // A cross-CPU call: the caller runs with interrupts enabled (`smp::with_interrupts`), else
-    // the shootdown fails with `CallError::InterruptsOff` while other CPUs are online.
-    crate::smp::flush_tlb_everywhere().map_err(MmioError::Shootdown)?;
     Ok(())
+}
+
+/// The other CPUs may cache the old translations too (TLB shootdown, SDM Vol. 3A §4.10.5).
+/// A cross-CPU call: the caller runs with interrupts enabled (`smp::with_interrupts`), else
+/// the shootdown fails with `CallError::InterruptsOff` while other CPUs are online.
+fn shoot_down() -> Result<(), MmioError> {
+    crate::smp::flush_tlb_everywhere()
+        .map(|_cpus| ())
+        .map_err(MmioError::Shootdown)
 }
 
 /// Self-test of the TLB shootdown only: points the 4 KiB page of `m` at byte 0 to `frame` and
