@@ -108,7 +108,7 @@ struct TablesCell(UnsafeCell<Tables>);
 unsafe impl Sync for TablesCell {}
 
 /// The most CPUs Conduit runs on.
-pub const MAX_CPUS: usize = 16;
+pub const MAX_CPUS: usize = 64;
 
 static TABLES: [TablesCell; MAX_CPUS] = [const {
     TablesCell(UnsafeCell::new(Tables {
