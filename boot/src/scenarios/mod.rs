@@ -87,7 +87,9 @@ pub type LogCheck = fn(&str) -> crate::linux_log::Checked;
 pub fn log_check(name: &str) -> Option<LogCheck> {
     match name {
         n if n == linux::BOCHS_LINUX.name => Some(crate::linux_log::check as LogCheck),
-        n if n == linux_smp::BOCHS_LINUX_SMP.name => Some(linux_smp::check as LogCheck),
+        n if n == linux_smp::BOCHS_LINUX_SMP.name || n == linux_smp::KVM_LINUX_SMP.name => {
+            Some(linux_smp::check as LogCheck)
+        }
         n if n == placement::BOCHS_SMP_GUESTS.name => Some(placement::exits_rose as LogCheck),
         _ => None,
     }
@@ -556,6 +558,7 @@ pub const SCENARIOS: &[Scenario] = &[
     shell::BOCHS_SHELL,
     linux::BOCHS_LINUX,
     linux_smp::BOCHS_LINUX_SMP,
+    linux_smp::KVM_LINUX_SMP,
     hostile::BOCHS_HOSTILE,
     linux::BOCHS_IDENTITY_REFUSED,
     control::QEMU_CONTROL,
