@@ -19,7 +19,7 @@ use alloc::format;
 use alloc::string::String;
 use conduit_hw::memory::Memory;
 use conduit_irq::{GuestId, Owner};
-use conduit_pci::{Bdf, cap_id};
+use conduit_pci::Bdf;
 use log::info;
 
 /// The vector the guest's driver programs.
@@ -49,26 +49,10 @@ pub(super) fn run(view: &mut GuestView, mem: &'static Memory) -> Result<bool, St
     let Some((vbdf, f)) = found else {
         return Ok(false);
     };
-    let cap = f
-        .caps
-        .iter()
-        .find(|c| c.id == cap_id::MSI)
-        .ok_or("the edu has no MSI capability")?
-        .offset;
-    // The shape as the guest sees it (as on the device: 64-bit, masking, data width).
-    let shape = view.read(vbdf, cap + 2, 2)?;
-    let info = conduit_vpci::MsiInfo::from_control(cap, shape as u16);
     // The guest's driver: BAR placed, memory decode and bus mastering, then address, data and
     // Enable.
-    let placed = view.place_bars(vbdf, f.bars.iter().copied())?;
-    view.write(vbdf, 0x04, 2, 0x0006)?;
-    view.write(vbdf, cap + 4, 4, 0xfee0_0000)?;
-    if info.is_64bit {
-        view.write(vbdf, cap + 8, 4, 0)?;
-    }
-    view.write(vbdf, cap + info.data_offset(), 2, u32::from(GUEST_VECTOR))?;
-    let ctl = view.read(vbdf, cap + 2, 2)?;
-    view.write(vbdf, cap + 2, 2, ctl | 1)?;
+    let msi = view.enable_msi(vbdf, f, GUEST_VECTOR)?;
+    let (cap, info, ctl) = (msi.cap, msi.info, msi.ctl);
     let phys_ctl = physical(f.bdf, cap + 2, 2)?;
     let phys_addr = physical(f.bdf, cap + 4, 4)?;
     let phys_data = physical(f.bdf, cap + info.data_offset(), 2)?;
@@ -123,7 +107,7 @@ pub(super) fn run(view: &mut GuestView, mem: &'static Memory) -> Result<bool, St
     edu.ack(1);
     let flood = flood(view, &edu, vbdf, cap, ctl, f.bdf);
     view.write(vbdf, 0x04, 2, 0)?;
-    view.clear_bars(vbdf, &placed)?;
+    view.clear_bars(vbdf, &msi.bars)?;
     check(off.is_none() && phys_off & 1 == 0 && !late, || {
         format!(
             "after MSI off: IRTE {} held by {off:?}, physical control {phys_off:#x}, delivered {late}",

@@ -296,6 +296,41 @@ impl<'a> GuestView<'a> {
         Ok(placed)
     }
 
+    /// A guest driver's MSI set-up on function `vbdf` (physical `f`), through its virtual
+    /// configuration space (PCIe Base Spec r6.0 §7.7.1): memory BARs placed, memory decode and bus
+    /// mastering on, message address 0xFEE00000, data `vector`, then MSI Enable.
+    pub fn enable_msi(
+        &mut self,
+        vbdf: Bdf,
+        f: &crate::pci::Function,
+        vector: u8,
+    ) -> Result<GuestMsi, String> {
+        let cap = f
+            .caps
+            .iter()
+            .find(|c| c.id == conduit_pci::cap_id::MSI)
+            .ok_or_else(|| format!("{vbdf} has no MSI capability"))?
+            .offset;
+        // The shape as the guest sees it (as on the device: 64-bit, masking, data width).
+        let shape = self.read(vbdf, cap + 2, 2)?;
+        let info = conduit_vpci::MsiInfo::from_control(cap, shape as u16);
+        let bars = self.place_bars(vbdf, f.bars.iter().copied())?;
+        self.write(vbdf, 0x04, 2, 0x0006)?;
+        self.write(vbdf, cap + 4, 4, 0xfee0_0000)?;
+        if info.is_64bit {
+            self.write(vbdf, cap + 8, 4, 0)?;
+        }
+        self.write(vbdf, cap + info.data_offset(), 2, u32::from(vector))?;
+        let ctl = self.read(vbdf, cap + 2, 2)?;
+        self.write(vbdf, cap + 2, 2, ctl | 1)?;
+        Ok(GuestMsi {
+            cap,
+            info,
+            ctl,
+            bars,
+        })
+    }
+
     /// Sets the BARs `placed` back to 0 (after decode was turned off).
     pub fn clear_bars(&mut self, vbdf: Bdf, placed: &[(u8, u64)]) -> Result<(), String> {
         for &(index, gpa) in placed {
@@ -417,4 +452,17 @@ pub fn virtual_bdf(guest: u16, bdf: Bdf) -> Option<Bdf> {
     (1..32u8)
         .filter_map(|dev| Bdf::new(0, dev, 0))
         .find(|v| control::assignment(guest, *v) == Some(bdf))
+}
+
+/// What [`GuestView::enable_msi`] set up.
+#[derive(Debug)]
+pub struct GuestMsi {
+    /// The MSI capability's offset.
+    pub cap: u16,
+    /// Its shape (64-bit, data offset).
+    pub info: conduit_vpci::MsiInfo,
+    /// Message Control as read before Enable was set.
+    pub ctl: u32,
+    /// The memory BARs placed, (BAR, GPA).
+    pub bars: Vec<(u8, u64)>,
 }

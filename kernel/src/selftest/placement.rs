@@ -19,7 +19,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use conduit_hw::memory::Memory;
 use conduit_irq::GuestId;
-use conduit_pci::{Bdf, cap_id};
+use conduit_pci::Bdf;
 use log::info;
 
 /// The guest whose interrupts are followed (the first configured).
@@ -58,24 +58,9 @@ pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> 
             ((f.vendor_id(), f.device_id()) == EDU).then_some((vbdf, f))
         })
         .ok_or("the first guest has no edu")?;
-    let cap = f
-        .caps
-        .iter()
-        .find(|c| c.id == cap_id::MSI)
-        .ok_or("the edu has no MSI capability")?
-        .offset;
     // The guest's driver: BAR, memory decode and bus mastering, MSI address, data and Enable.
-    let shape = view.read(vbdf, cap + 2, 2)?;
-    let msi = conduit_vpci::MsiInfo::from_control(cap, shape as u16);
-    let bars = view.place_bars(vbdf, f.bars.iter().copied())?;
-    view.write(vbdf, 0x04, 2, 0x0006)?;
-    view.write(vbdf, cap + 4, 4, 0xfee0_0000)?;
-    if msi.is_64bit {
-        view.write(vbdf, cap + 8, 4, 0)?;
-    }
-    view.write(vbdf, cap + msi.data_offset(), 2, u32::from(GUEST_VECTOR))?;
-    let ctl = view.read(vbdf, cap + 2, 2)?;
-    view.write(vbdf, cap + 2, 2, ctl | 1)?;
+    let msi = view.enable_msi(vbdf, f, GUEST_VECTOR)?;
+    let (cap, ctl) = (msi.cap, msi.ctl);
     let address = control::physical_read(conduit_pci::PciAddress::on_segment0(f.bdf), cap + 4, 4)
         .ok_or("the control task did not read the physical MSI address")?;
     let route = route_of(address).map_err(|e| format!("the enabled MSI was not routed: {e}"))?;
@@ -122,7 +107,7 @@ pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> 
     // The guest turns MSI off again and gives its BAR back.
     view.write(vbdf, cap + 2, 2, ctl & !1)?;
     view.write(vbdf, 0x04, 2, 0)?;
-    view.clear_bars(vbdf, &bars)?;
+    view.clear_bars(vbdf, &msi.bars)?;
     let on_cpu = taken.iter().find(|(c, _)| *c == cpu).map_or(0, |t| t.1);
     let elsewhere: u64 = taken.iter().filter(|(c, _)| *c != cpu).map(|t| t.1).sum();
     check(
