@@ -24,8 +24,8 @@ pub use call::{
 };
 
 use crate::apic::{self, Ipi, IpiError, IpiTarget};
-use crate::gdt::{self, AP_TRAP_STACKS, CpuStacks, MAX_CPUS};
-use crate::memory::{ClaimError, FRAME_SIZE, Memory, PhysWindow};
+use crate::gdt::{self, AP_TRAP_STACK_SIZES, AP_TRAP_STACKS, CpuStacks, MAX_CPUS};
+use crate::memory::{ClaimError, FRAME_SIZE, Memory, PhysWindow, mmio};
 use crate::percpu::{self, CpuState};
 use crate::{idt, msr, time};
 use alloc::vec::Vec;
@@ -78,6 +78,8 @@ pub enum SmpError {
     Trampoline(TrampolineError),
     /// No frames for the APs' stacks.
     OutOfMemory,
+    /// The APs' stacks could not be mapped.
+    Stacks(mmio::MmioError),
     /// The local APIC is not set up.
     NoApic,
 }
@@ -91,6 +93,7 @@ impl core::fmt::Display for SmpError {
             ),
             Self::Trampoline(e) => write!(f, "start code: {e}"),
             Self::OutOfMemory => f.write_str("no memory for the APs' stacks"),
+            Self::Stacks(e) => write!(f, "mapping the APs' stacks: {e}"),
             Self::NoApic => f.write_str("the local APIC is not set up"),
         }
     }
@@ -101,7 +104,7 @@ struct Start {
     pat: u64,
     hooks: ApHooks,
     broadcast: bool,
-    /// Start slot -> base of its block (trap stacks, then the kernel stack).
+    /// Start slot -> virtual base of its block's stacks ([`map_block`]).
     blocks: [AtomicU64; MAX_SLOTS],
     /// Broadcast: the next CPU number to hand out.
     next_index: AtomicUsize,
@@ -112,8 +115,18 @@ struct Start {
 
 static START: Once<Start> = Once::new();
 
-/// Bytes of one start slot's block: trap stacks, then the kernel stack.
+/// Bytes of one start slot's block of frames: trap stacks, then the kernel stack.
 const BLOCK: usize = AP_TRAP_STACKS + AP_STACK;
+
+/// The stacks of a start slot in the order they are mapped, each above its own guard page: the
+/// trap stacks ([`CpuStacks::carve`]), then the kernel stack.
+const BLOCK_STACKS: [u64; 5] = [
+    AP_TRAP_STACK_SIZES[0],
+    AP_TRAP_STACK_SIZES[1],
+    AP_TRAP_STACK_SIZES[2],
+    AP_TRAP_STACK_SIZES[3],
+    AP_STACK as u64,
+];
 
 /// The trampoline in place: its base and the physical window to reach it.
 struct Installed {
@@ -238,20 +251,90 @@ fn install(mem: &Memory, tops: &[u64], published: &[u64]) -> Result<Installed, S
     Ok(Installed { base, window })
 }
 
-/// Allocates one start slot's block; returns its base (kernel-virtual).
-fn alloc_block(mem: &Memory) -> Option<u64> {
-    let frames = BLOCK.div_ceil(FRAME_SIZE as usize);
-    let phys = mem.frames.lock().allocate_contiguous(frames, 1)?;
-    Some(mem.phys_offset() + phys.0)
+/// One start slot's block: its frames, and where its stacks are mapped.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    phys: u64,
+    /// The first guard page of the stacks' virtual range.
+    virt: u64,
 }
 
-/// Gives a block of [`alloc_block`] back.
-fn free_block(mem: &Memory, base: u64) {
-    let phys = base - mem.phys_offset();
+impl Block {
+    /// The top of the kernel stack (the last stack mapped).
+    fn top(&self) -> u64 {
+        self.virt + mmio::stacks_span(&BLOCK_STACKS)
+    }
+}
+
+/// Allocates one start slot's block and maps its stacks, each above an unmapped guard page
+/// (an overflow faults, and the double fault runs on its own IST stack; docs/smp.md).
+fn map_block(mem: &Memory) -> Result<Block, SmpError> {
+    let frames = BLOCK.div_ceil(FRAME_SIZE as usize);
+    let phys = mem
+        .frames
+        .lock()
+        .allocate_contiguous(frames, 1)
+        .ok_or(SmpError::OutOfMemory)?
+        .0;
+    match mmio::map_stacks(mem, phys, &BLOCK_STACKS) {
+        Ok(virt) => Ok(Block { phys, virt }),
+        Err(e) => {
+            free_frames(mem, phys);
+            Err(SmpError::Stacks(e))
+        }
+    }
+}
+
+/// Gives the frames of a block back.
+fn free_frames(mem: &Memory, phys: u64) {
     let mut frames = mem.frames.lock();
     for i in 0..BLOCK.div_ceil(FRAME_SIZE as usize) as u64 {
         frames.free(crate::memory::PhysAddr(phys + i * FRAME_SIZE));
     }
+}
+
+/// Unmaps the blocks nobody took (one TLB shootdown for all, in an interrupt window: the other
+/// CPUs are online) and only then gives their frames back. If the unmap fails, the frames stay
+/// allocated: a CPU could still reach them.
+fn free_blocks(mem: &Memory, blocks: &[Block]) {
+    let ranges: Vec<(u64, u64)> = blocks
+        .iter()
+        .map(|b| (b.virt, mmio::stacks_span(&BLOCK_STACKS)))
+        .collect();
+    // SAFETY: no AP took these slots, and the slot counter is closed, so none can take them any
+    // more: no CPU ever ran on these stacks.
+    match call::with_interrupts(|| unsafe { mmio::unmap_stacks(mem, &ranges) }) {
+        Ok(()) => {
+            blocks.iter().for_each(|b| free_frames(mem, b.phys));
+            info!(
+                "smp: the stacks of {} unused start slot(s) unmapped and given back",
+                blocks.len()
+            );
+        }
+        Err(e) => warn!(
+            "smp: unmapping the stacks of {} unused start slot(s): {e}; their frames stay allocated",
+            blocks.len()
+        ),
+    }
+}
+
+/// The guard page below each start slot's kernel stack (slot, virtual address), for the slots
+/// whose stacks are in use.
+#[cfg(feature = "selftest")]
+pub fn kernel_stack_guards() -> Vec<(usize, u64)> {
+    let Some(start) = START.get() else {
+        return Vec::new();
+    };
+    start
+        .blocks
+        .iter()
+        .enumerate()
+        .filter_map(|(slot, b)| match b.load(Ordering::Acquire) {
+            0 => None,
+            // The trap stacks and their guard pages come first.
+            base => Some((slot, base + mmio::stacks_span(&BLOCK_STACKS[..4]))),
+        })
+        .collect()
 }
 
 /// The outcome of [`start_aps`].
@@ -289,10 +372,12 @@ pub fn start_aps(
         next_index: AtomicUsize::new(1),
         mtrrs: mtrrs::read(),
     });
-    for block in start.blocks.iter().take(aps) {
-        let base = alloc_block(mem).ok_or(SmpError::OutOfMemory)?;
-        block.store(base, Ordering::Release);
-        tops.push(base + BLOCK as u64);
+    let mut blocks = Vec::with_capacity(aps);
+    for slot in start.blocks.iter().take(aps) {
+        let block = map_block(mem)?;
+        slot.store(block.virt, Ordering::Release);
+        tops.push(block.top());
+        blocks.push(block);
     }
     // Madt: slots are handed out one AP at a time; their stacks are published one by one below.
     let published: &[u64] = match plan {
@@ -302,7 +387,8 @@ pub fn start_aps(
     let tramp = install(mem, &tops, published)?;
     let vector = layout::sipi_vector(tramp.base).map_err(SmpError::Trampoline)?;
     info!(
-        "smp: start code at {:#x} (STARTUP vector {vector:#04x}), {} KiB of stacks per AP",
+        "smp: start code at {:#x} (STARTUP vector {vector:#04x}), {} KiB of stacks per AP, \
+         each stack above a guard page",
         tramp.base,
         BLOCK / 1024
     );
@@ -344,7 +430,10 @@ pub fn start_aps(
             let taken = tramp.close_slots().min(aps);
             for (slot, block) in start.blocks.iter().enumerate().take(aps).skip(taken) {
                 tramp.set_stack(slot, 0);
-                free_block(mem, block.swap(0, Ordering::AcqRel));
+                block.store(0, Ordering::Release);
+            }
+            if taken < aps {
+                free_blocks(mem, &blocks[taken..]);
             }
         }
     }
