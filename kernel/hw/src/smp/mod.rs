@@ -17,6 +17,7 @@
 
 pub mod call;
 mod mtrrs;
+mod stacks;
 mod trampoline;
 
 pub use call::{
@@ -24,8 +25,8 @@ pub use call::{
 };
 
 use crate::apic::{self, Ipi, IpiError, IpiTarget};
-use crate::gdt::{self, AP_TRAP_STACK_SIZES, AP_TRAP_STACKS, CpuStacks, MAX_CPUS};
-use crate::memory::{ClaimError, FRAME_SIZE, Memory, PhysWindow, mmio};
+use crate::gdt::{self, CpuStacks, MAX_CPUS};
+use crate::memory::{ClaimError, Memory, PhysWindow, mmio};
 use crate::percpu::{self, CpuState};
 use crate::{idt, msr, time};
 use alloc::vec::Vec;
@@ -34,6 +35,7 @@ use conduit_smp::trampoline::{self as layout, MAX_SLOTS, PAGE, PAGES, Params, Tr
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use log::{info, warn};
 use spin::Once;
+use stacks::{BLOCK, free_blocks, map_block};
 use x86_64::registers::control::{Cr0, Cr3, Cr4};
 
 /// Each AP's kernel stack (the BSP's is the loader's, of the same size).
@@ -114,19 +116,6 @@ struct Start {
 }
 
 static START: Once<Start> = Once::new();
-
-/// Bytes of one start slot's block of frames: trap stacks, then the kernel stack.
-const BLOCK: usize = AP_TRAP_STACKS + AP_STACK;
-
-/// The stacks of a start slot in the order they are mapped, each above its own guard page: the
-/// trap stacks ([`CpuStacks::carve`]), then the kernel stack.
-const BLOCK_STACKS: [u64; 5] = [
-    AP_TRAP_STACK_SIZES[0],
-    AP_TRAP_STACK_SIZES[1],
-    AP_TRAP_STACK_SIZES[2],
-    AP_TRAP_STACK_SIZES[3],
-    AP_STACK as u64,
-];
 
 /// The trampoline in place: its base and the physical window to reach it.
 struct Installed {
@@ -251,73 +240,6 @@ fn install(mem: &Memory, tops: &[u64], published: &[u64]) -> Result<Installed, S
     Ok(Installed { base, window })
 }
 
-/// One start slot's block: its frames, and where its stacks are mapped.
-#[derive(Debug, Clone, Copy)]
-struct Block {
-    phys: u64,
-    /// The first guard page of the stacks' virtual range.
-    virt: u64,
-}
-
-impl Block {
-    /// The top of the kernel stack (the last stack mapped).
-    fn top(&self) -> u64 {
-        self.virt + mmio::stacks_span(&BLOCK_STACKS)
-    }
-}
-
-/// Allocates one start slot's block and maps its stacks, each above an unmapped guard page
-/// (an overflow faults, and the double fault runs on its own IST stack; docs/smp.md).
-fn map_block(mem: &Memory) -> Result<Block, SmpError> {
-    let frames = BLOCK.div_ceil(FRAME_SIZE as usize);
-    let phys = mem
-        .frames
-        .lock()
-        .allocate_contiguous(frames, 1)
-        .ok_or(SmpError::OutOfMemory)?
-        .0;
-    match mmio::map_stacks(mem, phys, &BLOCK_STACKS) {
-        Ok(virt) => Ok(Block { phys, virt }),
-        Err(e) => {
-            free_frames(mem, phys);
-            Err(SmpError::Stacks(e))
-        }
-    }
-}
-
-/// Gives the frames of a block back.
-fn free_frames(mem: &Memory, phys: u64) {
-    let mut frames = mem.frames.lock();
-    for i in 0..BLOCK.div_ceil(FRAME_SIZE as usize) as u64 {
-        frames.free(crate::memory::PhysAddr(phys + i * FRAME_SIZE));
-    }
-}
-
-/// Unmaps the blocks nobody took (one TLB shootdown for all, in an interrupt window: the other
-/// CPUs are online) and only then gives their frames back. If the unmap fails, the frames stay
-/// allocated: a CPU could still reach them.
-fn free_blocks(mem: &Memory, blocks: &[Block]) {
-    let ranges: Vec<(u64, u64)> = blocks
-        .iter()
-        .map(|b| (b.virt, mmio::stacks_span(&BLOCK_STACKS)))
-        .collect();
-    // SAFETY: no AP took these slots, and the slot counter is closed, so none can take them any
-    // more: no CPU ever ran on these stacks.
-    match call::with_interrupts(|| unsafe { mmio::unmap_stacks(mem, &ranges) }) {
-        Ok(()) => {
-            blocks.iter().for_each(|b| free_frames(mem, b.phys));
-            info!(
-                "smp: the stacks of {} unused start slot(s) unmapped and given back",
-                blocks.len()
-            );
-        }
-        Err(e) => warn!(
-            "smp: unmapping the stacks of {} unused start slot(s): {e}; their frames stay allocated",
-            blocks.len()
-        ),
-    }
-}
-
 /// The guard page below each start slot's kernel stack (slot, virtual address), for the slots
 /// whose stacks are in use.
 #[cfg(feature = "selftest")]
@@ -332,7 +254,7 @@ pub fn kernel_stack_guards() -> Vec<(usize, u64)> {
         .filter_map(|(slot, b)| match b.load(Ordering::Acquire) {
             0 => None,
             // The trap stacks and their guard pages come first.
-            base => Some((slot, base + mmio::stacks_span(&BLOCK_STACKS[..4]))),
+            base => Some((slot, base + mmio::stacks_span(&stacks::BLOCK_STACKS[..4]))),
         })
         .collect()
 }
