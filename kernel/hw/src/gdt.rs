@@ -35,8 +35,22 @@ struct Rsp0Stack([u8; RSP0_STACK_SIZE]);
 static mut IST_STACKS: [Stack; 3] = [const { Stack([0; IST_STACK_SIZE]) }; 3];
 static mut RSP0_STACK: Rsp0Stack = Rsp0Stack([0; RSP0_STACK_SIZE]);
 
-/// Bytes an AP's IST and RSP0 stacks need, in one block ([`CpuStacks::carve`]).
+/// Bytes an AP's IST and RSP0 stacks need, in one block of frames.
 pub const AP_TRAP_STACKS: usize = 3 * IST_STACK_SIZE + RSP0_STACK_SIZE;
+
+/// Bytes of the unmapped guard page below each of an AP's stacks: a stack that overflows faults
+/// on it (a page fault, then a double fault on the IST stack, SDM Vol. 3A §6.15 "Interrupt 8")
+/// instead of overwriting the stack below.
+pub const GUARD: u64 = 4096;
+
+/// An AP's trap stacks in the order they are mapped (each above its own guard page): the three
+/// IST stacks, then the RSP0 stack.
+pub const AP_TRAP_STACK_SIZES: [u64; 4] = [
+    IST_STACK_SIZE as u64,
+    IST_STACK_SIZE as u64,
+    IST_STACK_SIZE as u64,
+    RSP0_STACK_SIZE as u64,
+];
 
 /// The tops of one CPU's IST and RSP0 stacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,12 +60,18 @@ pub struct CpuStacks {
 }
 
 impl CpuStacks {
-    /// The stacks of a block of [`AP_TRAP_STACKS`] bytes at `base` (16-byte aligned).
+    /// The trap stacks of an AP whose stacks are mapped from virtual `base` on: a [`GUARD`] page,
+    /// then a stack of [`AP_TRAP_STACK_SIZES`], and so on (`memory::mmio::map_stacks`).
     pub fn carve(base: u64) -> Self {
-        let ist = IST_STACK_SIZE as u64;
+        let mut tops = [0; 4];
+        let mut top = base;
+        for (t, size) in tops.iter_mut().zip(AP_TRAP_STACK_SIZES) {
+            top += GUARD + size;
+            *t = top;
+        }
         Self {
-            ist: [base + ist, base + 2 * ist, base + 3 * ist],
-            rsp0: base + AP_TRAP_STACKS as u64,
+            ist: [tops[0], tops[1], tops[2]],
+            rsp0: tops[3],
         }
     }
 }

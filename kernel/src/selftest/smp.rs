@@ -12,7 +12,10 @@
 //!    single-context on every such CPU,
 //! 6. INVVPID single-context on every such CPU,
 //! 7. a VMCS written on each other such CPU, VMCLEARed there by request and read back on the BSP
-//!    (what moving a VMCS to another CPU needs).
+//!    (what moving a VMCS to another CPU needs);
+//! 8. (in [`run`], after 4) the guard page below each AP's kernel stack is not mapped, and the
+//!    stack's lowest page above it is: an overflow faults there (read from the page tables; no
+//!    stack is overflowed).
 //!
 //! `smp-ghost` adds a MADT entry for an APIC ID no processor has ([`GHOST_APIC_ID`]); the start-up
 //! must report it as not started and bring the others up.
@@ -185,7 +188,42 @@ fn script(mem: &'static Memory) -> Result<usize, String> {
         );
         steps += 1;
     }
+
+    // [8] The guard pages below the APs' kernel stacks.
+    let line = stack_guards(mem, aps.len())?;
+    info!("selftest: smp [8] the guard page below each AP's kernel stack is not mapped: {line}");
+    steps += 1;
     Ok(steps)
+}
+
+/// Checks, for each start slot in use (at least `aps`), that the page below its kernel stack is
+/// not mapped and the stack's lowest page is; describes them.
+fn stack_guards(mem: &'static Memory, aps: usize) -> Result<String, String> {
+    let guards = smp::kernel_stack_guards();
+    if guards.len() < aps {
+        return Err(alloc::format!(
+            "{} start slot(s) with stacks for {aps} AP(s) online",
+            guards.len()
+        ));
+    }
+    let mut line = String::new();
+    for (slot, guard) in guards {
+        if let Some(phys) = mmio::translate(mem, guard) {
+            return Err(alloc::format!(
+                "the guard page below slot {slot}'s kernel stack ({guard:#x}) maps {phys:#x}"
+            ));
+        }
+        let Some(lowest) = mmio::translate(mem, guard + FRAME_SIZE) else {
+            return Err(alloc::format!(
+                "slot {slot}'s kernel stack is not mapped above its guard page ({guard:#x})"
+            ));
+        };
+        line.push_str(&alloc::format!(
+            "{}slot {slot} guard {guard:#x} not mapped, stack bottom -> {lowest:#x}",
+            if line.is_empty() { "" } else { ", " }
+        ));
+    }
+    Ok(line)
 }
 
 /// Whether some CPU is in VMX operation (then [`after_guests`] has something to do).

@@ -18,6 +18,10 @@
 //!
 //! Users: VT-d remapping units, ECAM, the local APIC, the I/O APICs, device BARs (MSI-X tables,
 //! the igb and NVMe PFs, the BAR pages a guest's accesses are forwarded to).
+//!
+//! The same region holds the APs' stacks ([`map_stacks`]): RAM mapped write-back, each stack above
+//! an unmapped guard page. The page-table engine and the bump allocator are shared; the stacks
+//! are not recorded among the MMIO mappings (`map` never returns one of them).
 
 use super::{FRAME_SIZE, Memory};
 use alloc::vec::Vec;
@@ -170,6 +174,19 @@ fn find_region(mem: &Memory) -> Result<(u64, u64), MmioError> {
     Ok((start, start + PML4_SPAN))
 }
 
+/// The region, found on first use.
+fn space_of<'a>(mem: &Memory, slot: &'a mut Option<Space>) -> Result<&'a mut Space, MmioError> {
+    if slot.is_none() {
+        let (next, end) = find_region(mem)?;
+        *slot = Some(Space {
+            next,
+            end,
+            maps: Vec::new(),
+        });
+    }
+    slot.as_mut().ok_or(MmioError::NoVirtualSpace)
+}
+
 /// Maps `[phys, phys + len)` uncached and returns the mapping. The range is widened to whole
 /// 4 KiB pages; the returned mapping starts at `phys` itself.
 pub fn map(mem: &Memory, phys: u64, len: u64) -> Result<Mmio, MmioError> {
@@ -179,15 +196,7 @@ pub fn map(mem: &Memory, phys: u64, len: u64) -> Result<Mmio, MmioError> {
         return Err(bad);
     }
     let mut guard = SPACE.lock();
-    if guard.is_none() {
-        let (next, end) = find_region(mem)?;
-        *guard = Some(Space {
-            next,
-            end,
-            maps: Vec::new(),
-        });
-    }
-    let space = guard.as_mut().ok_or(MmioError::NoVirtualSpace)?;
+    let space = space_of(mem, &mut guard)?;
     if let Some(m) = space
         .maps
         .iter()
@@ -265,6 +274,81 @@ fn map_error<S: x86_64::structures::paging::PageSize>(e: MapToError<S>, virt: u6
             MmioError::AlreadyMapped { virt }
         }
     }
+}
+
+/// Maps RAM as stacks, write-back and not executable, in the same virtual region: the stacks
+/// of `sizes` (whole 4 KiB pages each) take consecutive frames from `phys` on, and in virtual
+/// space each lies above its own unmapped guard page (`gdt::GUARD`), so that an overflow faults
+/// instead of running into the stack below (docs/smp.md). Returns the virtual address of the
+/// first guard page; the range is [`stacks_span`]`(sizes)` bytes long. Used for the APs'
+/// kernel and trap stacks.
+pub fn map_stacks(mem: &Memory, phys: u64, sizes: &[u64]) -> Result<u64, MmioError> {
+    let total: u64 = sizes.iter().sum();
+    let bad = MmioError::BadRange { phys, len: total };
+    if total == 0 || total > MAX_LEN || sizes.iter().any(|s| !s.is_multiple_of(FRAME_SIZE)) {
+        return Err(bad);
+    }
+    phys.checked_add(total).ok_or(bad)?;
+    let mut guard = SPACE.lock();
+    let space = space_of(mem, &mut guard)?;
+    let span = stacks_span(sizes);
+    let base = space.next.next_multiple_of(FRAME_SIZE);
+    if base + span > space.end {
+        return Err(MmioError::RegionFull { wanted: span });
+    }
+    // Reserved before mapping: a failure part-way leaves addresses that are never handed out again.
+    space.next = base + span;
+    let mut tables = active_tables(mem);
+    let mut frames = TableFrames(mem);
+    let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
+    let (mut va, mut pa) = (base, phys);
+    for &size in sizes {
+        va += FRAME_SIZE; // The guard page stays unmapped.
+        for _ in 0..size / FRAME_SIZE {
+            let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
+            let frame = PhysFrame::<Size4KiB>::containing_address(X86PhysAddr::new(pa));
+            // SAFETY: the page lies in the region's range just reserved, which nothing else maps;
+            // the frame is RAM the caller took from the frame allocator for these stacks, so the
+            // only other way to it is the physical-memory window, which the caller no longer uses.
+            unsafe { tables.map_to(page, frame, flags, &mut frames) }
+                .map(|flush| flush.flush())
+                .map_err(|e| map_error(e, va))?;
+            va += FRAME_SIZE;
+            pa += FRAME_SIZE;
+        }
+    }
+    Ok(base)
+}
+
+/// Virtual bytes [`map_stacks`] takes for stacks of `sizes`: each stack and its guard page.
+pub fn stacks_span(sizes: &[u64]) -> u64 {
+    sizes.iter().map(|s| s + FRAME_SIZE).sum()
+}
+
+/// Removes stacks [`map_stacks`] mapped: `ranges` are (first guard page, [`stacks_span`]); then
+/// one TLB shootdown for all of them, after which their frames may be given back.
+///
+/// # Safety
+///
+/// No CPU runs on, or uses, any of the stacks afterwards.
+pub unsafe fn unmap_stacks(mem: &Memory, ranges: &[(u64, u64)]) -> Result<(), MmioError> {
+    let guard = SPACE.lock();
+    for &(virt, len) in ranges {
+        unmap_range(mem, virt, len)?;
+    }
+    drop(guard);
+    shoot_down()
+}
+
+/// The physical address `virt` translates to in the kernel's page tables; `None` if it is not
+/// mapped (a stack's guard page, say).
+#[cfg(feature = "selftest")]
+pub fn translate(mem: &Memory, virt: u64) -> Option<u64> {
+    use x86_64::structures::paging::Translate;
+    let _guard = SPACE.lock();
+    active_tables(mem)
+        .translate_addr(VirtAddr::new(virt))
+        .map(|p| p.as_u64())
 }
 
 /// Removes the mapping `m` was made from (the whole range `map` created), so that the kernel

@@ -17,6 +17,7 @@
 
 pub mod call;
 mod mtrrs;
+mod stacks;
 mod trampoline;
 
 pub use call::{
@@ -24,8 +25,8 @@ pub use call::{
 };
 
 use crate::apic::{self, Ipi, IpiError, IpiTarget};
-use crate::gdt::{self, AP_TRAP_STACKS, CpuStacks, MAX_CPUS};
-use crate::memory::{ClaimError, FRAME_SIZE, Memory, PhysWindow};
+use crate::gdt::{self, CpuStacks, MAX_CPUS};
+use crate::memory::{ClaimError, Memory, PhysWindow, mmio};
 use crate::percpu::{self, CpuState};
 use crate::{idt, msr, time};
 use alloc::vec::Vec;
@@ -34,6 +35,7 @@ use conduit_smp::trampoline::{self as layout, MAX_SLOTS, PAGE, PAGES, Params, Tr
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use log::{info, warn};
 use spin::Once;
+use stacks::{BLOCK, free_blocks, map_block};
 use x86_64::registers::control::{Cr0, Cr3, Cr4};
 
 /// Each AP's kernel stack (the BSP's is the loader's, of the same size).
@@ -78,6 +80,8 @@ pub enum SmpError {
     Trampoline(TrampolineError),
     /// No frames for the APs' stacks.
     OutOfMemory,
+    /// The APs' stacks could not be mapped.
+    Stacks(mmio::MmioError),
     /// The local APIC is not set up.
     NoApic,
 }
@@ -91,6 +95,7 @@ impl core::fmt::Display for SmpError {
             ),
             Self::Trampoline(e) => write!(f, "start code: {e}"),
             Self::OutOfMemory => f.write_str("no memory for the APs' stacks"),
+            Self::Stacks(e) => write!(f, "mapping the APs' stacks: {e}"),
             Self::NoApic => f.write_str("the local APIC is not set up"),
         }
     }
@@ -101,7 +106,7 @@ struct Start {
     pat: u64,
     hooks: ApHooks,
     broadcast: bool,
-    /// Start slot -> base of its block (trap stacks, then the kernel stack).
+    /// Start slot -> virtual base of its block's stacks ([`map_block`]).
     blocks: [AtomicU64; MAX_SLOTS],
     /// Broadcast: the next CPU number to hand out.
     next_index: AtomicUsize,
@@ -111,9 +116,6 @@ struct Start {
 }
 
 static START: Once<Start> = Once::new();
-
-/// Bytes of one start slot's block: trap stacks, then the kernel stack.
-const BLOCK: usize = AP_TRAP_STACKS + AP_STACK;
 
 /// The trampoline in place: its base and the physical window to reach it.
 struct Installed {
@@ -238,20 +240,23 @@ fn install(mem: &Memory, tops: &[u64], published: &[u64]) -> Result<Installed, S
     Ok(Installed { base, window })
 }
 
-/// Allocates one start slot's block; returns its base (kernel-virtual).
-fn alloc_block(mem: &Memory) -> Option<u64> {
-    let frames = BLOCK.div_ceil(FRAME_SIZE as usize);
-    let phys = mem.frames.lock().allocate_contiguous(frames, 1)?;
-    Some(mem.phys_offset() + phys.0)
-}
-
-/// Gives a block of [`alloc_block`] back.
-fn free_block(mem: &Memory, base: u64) {
-    let phys = base - mem.phys_offset();
-    let mut frames = mem.frames.lock();
-    for i in 0..BLOCK.div_ceil(FRAME_SIZE as usize) as u64 {
-        frames.free(crate::memory::PhysAddr(phys + i * FRAME_SIZE));
-    }
+/// The guard page below each start slot's kernel stack (slot, virtual address), for the slots
+/// whose stacks are in use.
+#[cfg(feature = "selftest")]
+pub fn kernel_stack_guards() -> Vec<(usize, u64)> {
+    let Some(start) = START.get() else {
+        return Vec::new();
+    };
+    start
+        .blocks
+        .iter()
+        .enumerate()
+        .filter_map(|(slot, b)| match b.load(Ordering::Acquire) {
+            0 => None,
+            // The trap stacks and their guard pages come first.
+            base => Some((slot, base + mmio::stacks_span(&stacks::BLOCK_STACKS[..4]))),
+        })
+        .collect()
 }
 
 /// The outcome of [`start_aps`].
@@ -289,10 +294,12 @@ pub fn start_aps(
         next_index: AtomicUsize::new(1),
         mtrrs: mtrrs::read(),
     });
-    for block in start.blocks.iter().take(aps) {
-        let base = alloc_block(mem).ok_or(SmpError::OutOfMemory)?;
-        block.store(base, Ordering::Release);
-        tops.push(base + BLOCK as u64);
+    let mut blocks = Vec::with_capacity(aps);
+    for slot in start.blocks.iter().take(aps) {
+        let block = map_block(mem)?;
+        slot.store(block.virt, Ordering::Release);
+        tops.push(block.top());
+        blocks.push(block);
     }
     // Madt: slots are handed out one AP at a time; their stacks are published one by one below.
     let published: &[u64] = match plan {
@@ -302,7 +309,8 @@ pub fn start_aps(
     let tramp = install(mem, &tops, published)?;
     let vector = layout::sipi_vector(tramp.base).map_err(SmpError::Trampoline)?;
     info!(
-        "smp: start code at {:#x} (STARTUP vector {vector:#04x}), {} KiB of stacks per AP",
+        "smp: start code at {:#x} (STARTUP vector {vector:#04x}), {} KiB of stacks per AP, \
+         each stack above a guard page",
         tramp.base,
         BLOCK / 1024
     );
@@ -344,7 +352,10 @@ pub fn start_aps(
             let taken = tramp.close_slots().min(aps);
             for (slot, block) in start.blocks.iter().enumerate().take(aps).skip(taken) {
                 tramp.set_stack(slot, 0);
-                free_block(mem, block.swap(0, Ordering::AcqRel));
+                block.store(0, Ordering::Release);
+            }
+            if taken < aps {
+                free_blocks(mem, &blocks[taken..]);
             }
         }
     }
