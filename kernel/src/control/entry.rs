@@ -191,11 +191,11 @@ pub fn user_exception(vector: u8, frame: &InterruptStackFrame, error: Option<u64
         error,
         cr2,
     });
-    // SAFETY: a call is active, so KERNEL_RSP holds the stack of `conduit_ctl_enter`, which
-    // returns from there; this handler's own frame (on RSP0) is abandoned and holds nothing.
     // KERNEL_RSP and ACTIVE are shared by all CPUs, yet they are this CPU's: `run` is reached
     // only through `Task::raw` (`&mut Task`), so the TASK mutex is held across each call, and
     // only the CPU running the task is at CPL 3 (the only way here).
+    // SAFETY: a call is active, so KERNEL_RSP holds the stack of `conduit_ctl_enter`, which
+    // returns from there; this handler's own frame (on RSP0) is abandoned and holds nothing.
     unsafe { conduit_ctl_abort() }
 }
 

@@ -216,10 +216,10 @@ fn install(mem: &Memory, tops: &[u64], published: &[u64]) -> Result<Installed, S
     used.extend_from_slice(tops);
     layout::check_kernel_addresses(&used).map_err(SmpError::Trampoline)?;
     let page = |n: u64| window.virt(base + n * PAGE);
-    // SAFETY: the four pages are the trampoline's alone: `reserve_low_pages` claimed them from
-    // the frame allocator before anything else allocated, or found them usable but outside the
-    // allocator's table (which then never hands them out); they are mapped through the window
-    // and each is 4 KiB.
+    // `reserve_low_pages` claimed the four pages from the frame allocator before anything else
+    // allocated, or found them usable but outside the allocator's table (which then never hands
+    // them out).
+    // SAFETY: so the pages are the trampoline's alone; each is 4 KiB, mapped through the window.
     let (code_page, pml4, pdpt, pd) = unsafe {
         (
             &mut *page(0).cast::<[u8; PAGE as usize]>(),
