@@ -240,29 +240,23 @@ fn server_layout_units_and_ranges_behind_bridges() {
     );
 }
 
-#[test]
-fn a_malformed_rmrr_is_flagged_not_mapped() {
+/// A DMAR (host address width field 38) with one INCLUDE_PCI_ALL unit and one RMRR per range
+/// (base, limit), each naming the USB controller 00:14.0.
+fn usb_rmrrs(ranges: &[(u64, u64)]) -> Vec<u8> {
     let mut t = Table::new(38, 0x01);
     t.structure(0, &drhd_body(1, 0, 0, 0xfed9_1000, &[]));
-    t.structure(
-        1,
-        &rmrr_body(
-            0,
-            0x7b80_0800,
-            0x7b80_0fff,
-            &[scope(ENDPOINT, 0, 0, &[(0x14, 0)])],
-        ),
-    );
-    t.structure(
-        1,
-        &rmrr_body(
-            0,
-            0x7c00_0000,
-            0x7bff_ffff,
-            &[scope(ENDPOINT, 0, 0, &[(0x14, 0)])],
-        ),
-    );
-    let bytes = t.finish();
+    for &(base, limit) in ranges {
+        t.structure(
+            1,
+            &rmrr_body(0, base, limit, &[scope(ENDPOINT, 0, 0, &[(0x14, 0)])]),
+        );
+    }
+    t.finish()
+}
+
+#[test]
+fn a_malformed_rmrr_is_flagged_not_mapped() {
+    let bytes = usb_rmrrs(&[(0x7b80_0800, 0x7b80_0fff), (0x7c00_0000, 0x7bff_ffff)]);
     let dmar = Dmar::parse(&bytes).expect("valid");
     let p = plan(
         &dmar,
@@ -282,13 +276,7 @@ fn a_malformed_rmrr_is_flagged_not_mapped() {
 fn an_rmrr_of_the_whole_address_space_is_malformed() {
     let whole = r(0, u64::MAX);
     assert!(!whole.well_formed());
-    let mut t = Table::new(38, 0x01);
-    t.structure(0, &drhd_body(1, 0, 0, 0xfed9_1000, &[]));
-    t.structure(
-        1,
-        &rmrr_body(0, 0, u64::MAX, &[scope(ENDPOINT, 0, 0, &[(0x14, 0)])]),
-    );
-    let bytes = t.finish();
+    let bytes = usb_rmrrs(&[(0, u64::MAX)]);
     let dmar = Dmar::parse(&bytes).expect("valid");
     let p = plan(
         &dmar,
@@ -314,27 +302,10 @@ fn an_rmrr_of_the_whole_address_space_is_malformed() {
 /// reachable byte is still identity-mapped.
 #[test]
 fn an_rmrr_above_the_host_address_width_is_refused() {
-    let mut t = Table::new(38, 0x01);
-    t.structure(0, &drhd_body(1, 0, 0, 0xfed9_1000, &[]));
-    t.structure(
-        1,
-        &rmrr_body(
-            0,
-            0x7f_ffff_0000,
-            0x7f_ffff_ffff,
-            &[scope(ENDPOINT, 0, 0, &[(0x14, 0)])],
-        ),
-    );
-    t.structure(
-        1,
-        &rmrr_body(
-            0,
-            0x7f_ffff_f000,
-            0x80_0000_0fff,
-            &[scope(ENDPOINT, 0, 0, &[(0x14, 0)])],
-        ),
-    );
-    let bytes = t.finish();
+    let bytes = usb_rmrrs(&[
+        (0x7f_ffff_0000, 0x7f_ffff_ffff),
+        (0x7f_ffff_f000, 0x80_0000_0fff),
+    ]);
     let dmar = Dmar::parse(&bytes).expect("valid");
     assert_eq!(dmar.host_address_width(), 39);
     for usage in [Use::Kept, Use::Assigned] {
