@@ -403,14 +403,11 @@ impl Task {
             _ => BUDGET_US,
         };
         let budget = self.budget.map(|rate| rate.ticks_in_us(us));
-        // Configuration mechanism #1 is a pair of port accesses (CONFIG_ADDRESS, then
-        // CONFIG_DATA; PCI Local Bus Spec 3.0 §3.2.2.3.2): the task's pairs must not interleave
-        // with the kernel's own on another CPU, so the kernel's access lock is held across the call.
-        let outcome = match crate::pci::get().filter(|_| self.ports) {
-            Some(pci) => pci.with_config(|_| entry::run(&mut frame, budget)),
-            None => entry::run(&mut frame, budget),
-        };
-        outcome.map_err(|a| Err(Crash::Abort(a)))?;
+        // No lock beyond TASK is needed around the task's configuration accesses (with mechanism
+        // #1 a pair of port accesses, PCI Local Bus Spec 3.0 §3.2.2.3.2): once it is handed the
+        // ports, the kernel's own accesses are requests to the task too (`pci::Access::HandedOver`),
+        // serialised by TASK; before, only the boot CPU runs.
+        entry::run(&mut frame, budget).map_err(|a| Err(Crash::Abort(a)))?;
         let [number, rsi, rdx] = frame.ret;
         match number {
             SYS_REPLY => {}
