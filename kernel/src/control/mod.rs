@@ -174,6 +174,13 @@ struct Task {
 }
 
 static TASK: Mutex<Option<Task>> = Mutex::new(None);
+
+/// The task, locked: requests from several CPUs are served one at a time. A CPU that waits for
+/// another's request serves its own cross-CPU requests meanwhile (`smp::lock_serving`), so the
+/// holder's INVEPT or TLB shootdown on every CPU cannot deadlock with it.
+fn task() -> spin::MutexGuard<'static, Option<Task>> {
+    conduit_hw::smp::lock_serving(&TASK)
+}
 static EPOCH: AtomicU64 = AtomicU64::new(0);
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
@@ -187,7 +194,7 @@ pub fn epoch() -> u64 {
 /// their reset state (quarantined, or not restorable): the guest drops the BAR mappings it made
 /// for them before.
 pub fn functions_reset_since(guest: u16, epoch: u64) -> Vec<Bdf> {
-    TASK.lock().as_ref().map_or_else(Vec::new, |t| {
+    task().as_ref().map_or_else(Vec::new, |t| {
         t.assignments
             .iter()
             .filter(|a| a.guest == guest && a.reset_epoch > epoch)
@@ -198,7 +205,7 @@ pub fn functions_reset_since(guest: u16, epoch: u64) -> Vec<Bdf> {
 
 /// Whether guest `guest`'s functions are quarantined.
 pub fn quarantined(guest: u16) -> bool {
-    TASK.lock()
+    task()
         .as_ref()
         .and_then(|t| t.guests.get(usize::from(guest)))
         .is_some_and(|g| g.quarantined)
@@ -207,14 +214,14 @@ pub fn quarantined(guest: u16) -> bool {
 /// Calls served so far and restarts.
 #[cfg(feature = "selftest")]
 pub fn stats() -> (u64, u64) {
-    let restarts = TASK.lock().as_ref().map_or(0, |t| t.restarts);
+    let restarts = task().as_ref().map_or(0, |t| t.restarts);
     (CALLS.load(Ordering::Relaxed), restarts)
 }
 
 /// Serves one request. A crash is reported, blamed on the guest the request was made for (if
 /// any) and the task restarted before this returns.
 pub fn call(req: &Request) -> Result<Answer, ControlError> {
-    let mut guard = TASK.lock();
+    let mut guard = task();
     let task = guard.as_mut().ok_or(ControlError::Unavailable)?;
     if !task.alive {
         return Err(ControlError::Unavailable);
@@ -283,7 +290,7 @@ pub fn add_function(
         *slot = *b;
         info.bar_count += 1;
     }
-    let mut guard = TASK.lock();
+    let mut guard = task();
     let Some(task) = guard.as_mut().filter(|t| t.alive) else {
         return Err((ControlError::Unavailable, String::new()));
     };
@@ -349,7 +356,7 @@ pub fn physical_msi_off(guest: u16, at: PciAddress) -> Result<(), String> {
 /// The physical function at (`guest`, `vbdf`), as assigned.
 #[cfg(feature = "selftest")]
 pub fn assignment(guest: u16, vbdf: Bdf) -> Option<Bdf> {
-    TASK.lock().as_ref().and_then(|t| {
+    task().as_ref().and_then(|t| {
         t.assignments
             .iter()
             .find(|a| a.guest == guest && a.vbdf == vbdf)
@@ -360,7 +367,7 @@ pub fn assignment(guest: u16, vbdf: Bdf) -> Option<Bdf> {
 /// Whether the watchdog is armed for calls.
 #[cfg(feature = "selftest")]
 pub fn has_watchdog() -> bool {
-    TASK.lock().as_ref().is_some_and(|t| t.budget.is_some())
+    task().as_ref().is_some_and(|t| t.budget.is_some())
 }
 
 /// The kernel address a [`conduit_control_abi::FaultKind::WriteKernel`] test writes to.

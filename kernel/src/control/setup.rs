@@ -3,7 +3,7 @@
 //! hand-over of configuration space ([`seal`]).
 
 use super::space::Space;
-use super::{BUDGET_US, BUILD_BUDGET_US, GuestRecord, TASK, Task, entry};
+use super::{BUDGET_US, BUILD_BUDGET_US, GuestRecord, Task, entry};
 use crate::pci::{self, Mechanism};
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -109,7 +109,7 @@ pub fn init(bundle: &conduit_config::Bundle<'static>, mem: &'static Memory) {
             task.alive = false;
         }
     }
-    *TASK.lock() = Some(task);
+    *super::task() = Some(task);
 }
 
 /// The platform's ECAM windows the task maps ([`task_windows`]: segment 0's first, at most
@@ -139,7 +139,7 @@ fn chosen_windows(all: &[pci::EcamWindow]) -> Vec<pci::EcamWindow> {
 /// through the ports, `at` is on segment 0. Else why not (the function cannot be assigned).
 /// Without a task there is nothing to check here (building the function then fails on its own).
 pub fn reaches(at: PciAddress) -> Result<(), String> {
-    let guard = TASK.lock();
+    let guard = super::task();
     let Some(task) = guard.as_ref() else {
         return Ok(());
     };
@@ -197,7 +197,7 @@ fn describe_windows(windows: &[pci::EcamWindow]) -> String {
 /// ([`pci::hand_over`]), so the task's mapping is the only one. Without a running task the
 /// kernel keeps it (nothing else could reach configuration space then).
 pub fn seal(mem: &Memory) {
-    let running = TASK.lock().as_ref().is_some_and(|t| t.alive);
+    let running = super::task().as_ref().is_some_and(|t| t.alive);
     if running {
         pci::hand_over(mem);
     } else {

@@ -210,12 +210,9 @@ pub(super) fn unmap_bar(g: &mut Guest, vbdf: Bdf, index: u8) {
     );
 }
 
-/// INVEPT after an EPT change; a guest without a vCPU has no translations cached anywhere.
+/// INVEPT after an EPT change, on every CPU that runs one of the guest's vCPUs.
 fn invept(g: &Guest) {
-    let Some(caps) = g.vmx_caps() else {
-        return;
-    };
-    if let Err(e) = conduit_hw::vmx::invept(caps, g.eptp) {
-        error!("guest \"{}\": INVEPT failed: {e}", g.name);
+    if let Err(e) = g.invept() {
+        error!("guest \"{}\": {e}", g.name);
     }
 }

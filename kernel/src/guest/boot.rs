@@ -121,7 +121,7 @@ pub fn start_all(
             name: c.name.clone(),
             reason,
         };
-        let on = match place(index, c, &assigned[usize::from(index)], cpus) {
+        let (on, vcpu_cpus) = match place(index, c, &assigned[usize::from(index)], cpus) {
             Ok(on) => on,
             Err(reason) => {
                 refused.push(refuse(reason));
@@ -144,7 +144,7 @@ pub fn start_all(
                     g.pci =
                         super::devices::register(index, &c.name, &g.devices, spec.has_platform());
                     list.push(g);
-                    on_cpus.push(on);
+                    on_cpus.push((on, vcpu_cpus));
                 }
                 Err(e) => {
                     error!("guest \"{}\" refused before entry: {e}", c.name);
@@ -185,18 +185,18 @@ pub fn start_all(
     let list = list
         .into_iter()
         .zip(on_cpus)
-        .map(|(mut g, on)| {
+        .map(|(mut g, (on, vcpu_cpus))| {
             if on.dedicated {
                 g.dedicate();
             }
-            // Its CPU loads the VMCS and writes its own host state before the first entry
-            // (`sched`); here, the creating CPU lets go of it.
-            if on.cpu != 0
+            // Each vCPU's CPU loads its VMCS and writes its own host state before the first
+            // entry (`sched`); here, the creating CPU lets go of them.
+            if vcpu_cpus.iter().any(|&c| c != 0)
                 && let Err(e) = g.release_vmcs()
             {
                 g.stop(format!("its VMCS cannot leave cpu 0: {e}"));
             }
-            Slot::new(g, on)
+            Slot::new(g, on, vcpu_cpus)
         })
         .collect();
     Guests {
@@ -208,15 +208,16 @@ pub fn start_all(
     }
 }
 
-/// Where guest `index` (configuration `c`) runs, as `assigned` says: its device interrupts are
-/// routed to that CPU's APIC ID from now on (`irq::place_guest`). A guest that cannot be placed
-/// is refused with the reason.
+/// Where guest `index` (configuration `c`) runs, as `assigned` says, and the CPU of each of its
+/// vCPUs: its device interrupts are routed to the APIC ID of its vCPU 0's CPU from now on
+/// (`irq::place_guest`; that CPU hands a vector for another vCPU on). A guest that cannot be
+/// placed is refused with the reason.
 fn place(
     index: u16,
     c: &GuestConfig,
     assigned: &Result<Assigned, conduit_config::ConfigError>,
     cpus: &[CpuInfo],
-) -> Result<OnCpu, String> {
+) -> Result<(OnCpu, Vec<usize>), String> {
     let a = match assigned {
         Ok(a) => a,
         Err(e) => {
@@ -224,7 +225,10 @@ fn place(
             return Err(format!("refused: {e}"));
         }
     };
-    let cpu = usize::from(a.cpu);
+    let cpu = usize::from(a.first());
+    let vcpu_cpus: Vec<usize> = (0..c.vcpus as usize)
+        .map(|k| placement::vcpu_cpu(&a.cpus, k).map_or(cpu, usize::from))
+        .collect();
     let apic = cpus.get(cpu).map_or(0, |c| c.apic_id);
     crate::sched::cpus::place(index, cpu);
     if let Err(e) = crate::irq::place_guest(conduit_irq::GuestId(index), apic) {
@@ -233,8 +237,20 @@ fn place(
             c.name
         );
     }
+    let spans = if a.cpus.len() > 1 {
+        let each: Vec<String> = (vcpu_cpus.iter().enumerate())
+            .map(|(k, c)| format!("vCPU {k} on cpu {c}"))
+            .collect();
+        format!(
+            "; its vCPUs span {} CPUs: {}",
+            a.cpus.len(),
+            each.join(", ")
+        )
+    } else {
+        String::new()
+    };
     info!(
-        "guest \"{}\": on cpu {cpu} (APIC ID {apic}){}{}",
+        "guest \"{}\": on cpu {cpu} (APIC ID {apic}){}{}{spans}",
         c.name,
         if a.dedicated {
             ", dedicated"
@@ -247,10 +263,13 @@ fn place(
             ""
         }
     );
-    Ok(OnCpu {
-        cpu,
-        dedicated: a.dedicated,
-    })
+    Ok((
+        OnCpu {
+            cpu,
+            dedicated: a.dedicated,
+        },
+        vcpu_cpus,
+    ))
 }
 
 /// A machine without VMX (QEMU's TCG), or without a known TSC rate: the guest's memory, image,

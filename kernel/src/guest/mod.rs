@@ -39,6 +39,7 @@ mod vplatform_exits;
 mod vuart;
 pub mod xstate;
 
+use alloc::format;
 use alloc::string::String;
 use conduit_clock::Rate;
 use conduit_hw::memory::{FRAME_SIZE, Memory, PhysAddr, PhysWindow};
@@ -67,6 +68,9 @@ pub enum State {
     /// Stopped by the hypervisor: reason, RIP and (where there is one) the GPA.
     Stopped(String),
 }
+
+/// How long [`Guest::quiesce`] waits for a guest's vCPUs on other CPUs to leave it.
+pub const QUIESCE_MS: u64 = 1000;
 
 /// The reason a guest stopped when the operator stopped it (`stop` on the debug shell).
 pub const STOPPED_BY_OPERATOR: &str = "by operator";
@@ -215,6 +219,10 @@ pub struct Guest {
     pub pci: GuestDevices,
     /// For EPT changes at run time (BAR mappings).
     mem: &'static Memory,
+    /// Which vCPUs are in VMX non-root operation (bit k: vCPU k), shared with its [`Slot`]: a
+    /// vCPU is entered without the guest's lock held (`run.rs`), so this is how the holder knows
+    /// which vCPUs run elsewhere at this moment.
+    presence: alloc::sync::Arc<core::sync::atomic::AtomicU64>,
 }
 
 /// Why a guest could not be created.
@@ -352,6 +360,7 @@ impl Guest {
             devices: alloc::vec::Vec::new(),
             pci: GuestDevices::default(),
             mem,
+            presence: alloc::sync::Arc::default(),
         })
     }
 
@@ -366,6 +375,8 @@ impl Guest {
         self.uart.flush(&self.name);
         warn!("guest \"{}\" stopped: {reason}", self.name);
         self.state = State::Stopped(reason);
+        // Its vCPUs on other CPUs leave at once and do not enter again.
+        self.kick_running();
     }
 
     /// Stops the guest at the operator's request: it is not entered again until `restart`, and
@@ -391,13 +402,19 @@ impl Guest {
             .collect()
     }
 
-    /// Builds the guest again from its spec in the memory, EPT, VPID and VMCS it already has:
-    /// memory zeroed and the image reloaded, the VMCS cleared and programmed and checked as at
-    /// creation, registers and statistics reset. On failure the guest stays stopped.
+    /// Builds the guest again from its spec in the memory, EPT, VPIDs and VMCSs it already has:
+    /// memory zeroed and the image reloaded, registers and statistics reset; each VMCS cleared
+    /// and programmed and checked as at creation, by the CPU that runs its vCPU (at once for
+    /// this CPU's vCPUs, before their next entry for the others: [`Guest::setup_here`]). Its
+    /// vCPUs on other CPUs are first made to leave the guest ([`Guest::quiesce`]). On failure the
+    /// guest stays stopped.
     pub fn restart(&mut self, host: &mut VmxHost) -> Result<(), CreateError> {
         self.uart.flush(&self.name);
         self.state = State::Stopped(String::from("restarting"));
-        let result = self.rebuild(host);
+        let result = self
+            .quiesce()
+            .map_err(CreateError::Vmcs)
+            .and_then(|()| self.rebuild(host));
         match &result {
             Ok(()) => {
                 self.restarts += 1;
@@ -415,6 +432,7 @@ impl Guest {
     fn rebuild(&mut self, host: &mut VmxHost) -> Result<(), CreateError> {
         for vcpu in &mut self.vcpus {
             vcpu.reset(self.mem, &host.msrs)?;
+            vcpu.needs_setup = true;
         }
         self.memory.reset();
         self.memory.load(&self.spec).map_err(CreateError::Layout)?;
@@ -424,13 +442,88 @@ impl Guest {
         self.uart.attached = attached;
         crate::irq::dispatch::clear_guest(self.id());
         self.round_trips = RoundTrips::ZERO;
-        let spec = self.spec.clone();
-        for i in 0..self.vcpus.len() {
-            self.current = i;
-            vcpu::setup(host, self, &spec)?;
+        // The platform is the guest's: its models back to power-up (same frames, same mode).
+        if let Some(p) = self.platform.as_mut() {
+            p.reset(p.apicv, host.tsc.khz() * 1000)
+                .map_err(|e| CreateError::Vmcs(alloc::format!("local APIC: {e:?}")))?;
+            // Nothing the guest asserted before will see its EOI now.
+            crate::irq::guest_reset(self.id());
         }
-        self.current = 0;
+        let here = crate::sched::cpus::this_cpu();
+        for i in 0..self.vcpus.len() {
+            if self.vcpus[i].home == here {
+                self.setup_here(host, i)?;
+            }
+        }
         Ok(())
+    }
+
+    /// Programs vCPU `i`'s VMCS again after a restart, on its own CPU (this one): VMCLEAR, then
+    /// `vcpu::setup` as at creation (this CPU's host state, the guest state for its entry).
+    pub(super) fn setup_here(&mut self, host: &mut VmxHost, i: usize) -> Result<(), CreateError> {
+        self.vcpus[i].clear_vmcs()?;
+        let current = core::mem::replace(&mut self.current, i);
+        let spec = self.spec.clone();
+        let result = vcpu::setup(host, self, &spec);
+        self.current = current;
+        self.vcpus[i].needs_setup = false;
+        result
+    }
+
+    /// Makes every vCPU that runs on another CPU leave VMX non-root operation: each such CPU is
+    /// sent the IPI that ends its guest's slice (an external-interrupt exit), and this CPU waits,
+    /// serving its own cross-CPU requests, until none is left in the guest (at most
+    /// [`QUIESCE_MS`]). The caller holds the guest's lock, so none enters again meanwhile; a vCPU
+    /// that left finds the guest changed when it takes the lock (`run.rs`).
+    pub(super) fn quiesce(&self) -> Result<(), String> {
+        use core::sync::atomic::Ordering;
+        let inside = self.presence.load(Ordering::Acquire);
+        if inside == 0 {
+            return Ok(());
+        }
+        self.kick_running();
+        let mut deadline = conduit_hw::time::Deadline::after_ms(QUIESCE_MS);
+        loop {
+            let left = self.presence.load(Ordering::Acquire);
+            if left == 0 {
+                return Ok(());
+            }
+            conduit_hw::smp::serve_own_mailbox();
+            match deadline.poll() {
+                Ok(false) => core::hint::spin_loop(),
+                Ok(true) | Err(_) => {
+                    let k = left.trailing_zeros() as usize;
+                    return Err(alloc::format!(
+                        "vCPU {k} did not leave the guest on cpu {} within {QUIESCE_MS} ms",
+                        self.vcpus.get(k).map_or(0, |v| v.home)
+                    ));
+                }
+            }
+        }
+    }
+
+    /// vCPU `i` is about to enter VMX non-root operation on its CPU (`true`, its presence bit
+    /// set), or its CPU handles it again after an exit (`false`; the bit was cleared by
+    /// [`Slot::left`] already): while present, what is sent to it waits in the platform's inbox.
+    pub(super) fn set_present(&mut self, i: usize, present: bool) {
+        use core::sync::atomic::Ordering;
+        if present {
+            self.presence.fetch_or(1 << i, Ordering::AcqRel);
+        } else {
+            self.presence.fetch_and(!(1 << i), Ordering::AcqRel);
+        }
+        if let Some(p) = self.platform.as_mut() {
+            p.set_away(i, present);
+        }
+    }
+
+    /// Sends the CPU of each vCPU in VMX non-root operation the IPI that makes it leave (it then
+    /// sees what changed: a stop, a restart, an interrupt for it).
+    pub(super) fn kick_running(&self) {
+        let inside = self.presence.load(core::sync::atomic::Ordering::Acquire);
+        for v in self.vcpus.iter().filter(|v| inside & (1 << v.index) != 0) {
+            crate::sched::cpus::kick(v.home);
+        }
     }
 
     /// What the guest was built from.
@@ -541,6 +634,25 @@ impl Guest {
         if let Some(v) = self.vcpu_mut().vmx.as_mut() {
             v.vmcs.launched = true;
         }
+    }
+
+    /// Invalidates what processors cached from its EPT after a change (INVEPT single-context,
+    /// SDM Vol. 3C §29.4.3.1): on this CPU when every vCPU runs here, else on every CPU in VMX
+    /// operation (`invept_everywhere`, with interrupts enabled for the cross-CPU requests; a CPU
+    /// that waits for this guest's lock serves them meanwhile). A guest without a vCPU has no
+    /// translations cached anywhere.
+    pub(super) fn invept(&self) -> Result<(), String> {
+        let Some(caps) = self.vmx_caps() else {
+            return Ok(());
+        };
+        let here = crate::sched::cpus::this_cpu();
+        if self.vcpus.iter().all(|v| v.home == here) {
+            return conduit_hw::vmx::invept(caps, self.eptp).map_err(|e| format!("INVEPT: {e}"));
+        }
+        let eptp = self.eptp;
+        conduit_hw::smp::with_interrupts(|| conduit_hw::vmx::invept_everywhere(eptp))
+            .map(|_| ())
+            .map_err(|e| format!("INVEPT on every CPU: {e}"))
     }
 
     /// Its extended state (`None`: no vCPU).

@@ -68,11 +68,22 @@ pub struct Slot {
     runnable: AtomicBool,
     /// A request another CPU posted (`crate::sched::remote`).
     request: Mutex<Option<Request>>,
+    /// The guest's presence mask (`Guest::presence`): bit k while vCPU k is in VMX non-root
+    /// operation, cleared by its CPU at the exit before it takes the lock again.
+    presence: Arc<AtomicU64>,
+    /// The CPU of each vCPU (index: vCPU).
+    pub vcpu_cpus: Vec<usize>,
 }
 
 impl Slot {
-    pub fn new(g: Guest, placed: OnCpu) -> Self {
+    /// Guest `g`, placed: its vCPU k runs on CPU `vcpu_cpus[k]` (`placed.cpu`: vCPU 0's).
+    pub fn new(mut g: Guest, placed: OnCpu, vcpu_cpus: Vec<usize>) -> Self {
+        for (v, &cpu) in g.vcpus.iter_mut().zip(&vcpu_cpus) {
+            v.home = cpu;
+        }
         Self {
+            presence: g.presence.clone(),
+            vcpu_cpus,
             name: g.name.clone(),
             devices: g.devices.clone(),
             memory_end: g.memory_end(),
@@ -83,10 +94,23 @@ impl Slot {
         }
     }
 
-    /// The guest itself. Its CPU holds the lock for a slice; another CPU takes it only once the
-    /// guest cannot run any more (end-of-run reports), else it posts a [`Request`].
+    /// The guest itself. A CPU that runs one of its vCPUs holds the lock while it handles an
+    /// exit and prepares the next entry (`guest::run_slice`); another CPU takes it only once
+    /// the guest cannot run any more (end-of-run reports), else it posts a [`Request`]. The wait
+    /// serves this CPU's cross-CPU requests (the holder may wait for one: an INVEPT on every
+    /// CPU of the guest).
     pub fn lock(&self) -> MutexGuard<'_, Guest> {
-        self.guest.lock()
+        conduit_hw::smp::lock_serving(&self.guest)
+    }
+
+    /// vCPU `k` left VMX non-root operation (its CPU, before it takes the lock again).
+    pub fn left(&self, k: usize) {
+        self.presence.fetch_and(!(1 << k), Ordering::AcqRel);
+    }
+
+    /// Whether CPU `cpu` runs one of its vCPUs.
+    pub fn runs_on(&self, cpu: usize) -> bool {
+        self.vcpu_cpus.contains(&cpu)
     }
 
     /// Whether the guest is runnable, as of its CPU's last look.
@@ -140,11 +164,13 @@ impl Guest {
         Ok(())
     }
 
-    /// On the CPU that runs the guest, before its first entry there: each vCPU's VMCS made
-    /// current here and given this CPU's host state (its GDT, TSS, IDT bases: SDM Vol. 3C
+    /// On each CPU that runs some of the guest's vCPUs, before their first entry there: each of
+    /// those vCPUs' VMCS made current here and given this CPU's host state (its GDT, TSS, IDT bases: SDM Vol. 3C
     /// §25.5 "Host-State Area"), as `vcpu::setup` did on the creating CPU.
     pub fn adopt_vmcs(&mut self) -> Result<(), MoveError> {
-        for v in self.vcpus.iter().filter_map(|v| v.vmx.as_ref()) {
+        let here = crate::sched::cpus::this_cpu();
+        let mine = self.vcpus.iter().filter(|v| v.home == here);
+        for v in mine.filter_map(|v| v.vmx.as_ref()) {
             let mut current = v.vmcs.load().map_err(MoveError::Load)?;
             conduit_hw::vmx::write_host_state(&mut current).map_err(MoveError::HostState)?;
         }
@@ -211,8 +237,17 @@ impl Guests {
         self.refused.iter().find(|r| r.name == name)
     }
 
-    /// The guests CPU `cpu` runs, with their indices in [`Guests::list`].
+    /// The guests CPU `cpu` runs a vCPU of, with their indices in [`Guests::list`].
     pub fn on_cpu(&self, cpu: usize) -> impl Iterator<Item = (usize, &Slot)> {
+        self.list
+            .iter()
+            .enumerate()
+            .filter(move |(_, s)| s.runs_on(cpu))
+    }
+
+    /// The guests whose vCPU 0 CPU `cpu` runs: that CPU carries out the requests other CPUs
+    /// post for them.
+    pub fn owned_by(&self, cpu: usize) -> impl Iterator<Item = (usize, &Slot)> {
         self.list
             .iter()
             .enumerate()

@@ -78,25 +78,15 @@ pub(super) fn setup(
     } else {
         compute(&request)?
     };
-    // The platform is the guest's: built (or reset) with its BSP, vCPU 0, for all its vCPUs.
-    if os && guest.current == 0 {
+    // The platform is the guest's: built with its BSP, vCPU 0, for all its vCPUs (a restart
+    // resets it: `Guest::rebuild`).
+    if os && guest.current == 0 && guest.platform.is_none() {
         let apicv = controls.secondary.contains(APICV_SECONDARY);
         let tsc_hz = host.tsc.khz() * 1000;
-        // A restart keeps the platform's frame and resets its models.
-        match guest.platform.as_mut() {
-            Some(p) => {
-                p.reset(apicv, tsc_hz)
-                    .map_err(|e| CreateError::Vmcs(format!("local APIC: {e:?}")))?;
-                // Nothing the guest asserted before will see its EOI now.
-                crate::irq::guest_reset(guest.id());
-            }
-            None => {
-                let n = guest.vcpus.len();
-                let p = super::vplatform::VirtualPlatform::new(guest.mem, n, apicv, tsc_hz)
-                    .map_err(|e| CreateError::Vmcs(format!("{e}")))?;
-                guest.platform = Some(alloc::boxed::Box::new(p));
-            }
-        }
+        let n = guest.vcpus.len();
+        let p = super::vplatform::VirtualPlatform::new(guest.mem, n, apicv, tsc_hz)
+            .map_err(|e| CreateError::Vmcs(format!("{e}")))?;
+        guest.platform = Some(alloc::boxed::Box::new(p));
         log::info!(
             "guest \"{}\": local APIC: {}",
             guest.name,

@@ -33,6 +33,12 @@ pub enum Activity {
 pub struct Vcpu {
     /// Its index in the guest, which is also its local APIC ID.
     pub index: usize,
+    /// The physical CPU that runs it (placement: `conduit_config::placement::vcpu_cpu`). Only
+    /// that CPU loads its VMCS and holds its extended state in its registers.
+    pub home: usize,
+    /// Its VMCS is to be programmed again on its CPU before its next entry: its guest was
+    /// restarted by another CPU, which cannot load this VMCS (`Guest::rebuild`).
+    pub(super) needs_setup: bool,
     /// Running, or waiting for a start-up IPI.
     pub activity: Activity,
     /// A start-up IPI's vector (the start page) it takes at its next slice
@@ -86,6 +92,8 @@ impl Vcpu {
     pub(super) fn new(index: usize, vpid: u16, vmx: Option<VmxVcpu>, tsc: Rate) -> Self {
         Self {
             index,
+            home: 0,
+            needs_setup: false,
             activity: Self::power_up(index),
             startup: None,
             starts: 0,
@@ -104,8 +112,9 @@ impl Vcpu {
         }
     }
 
-    /// Back to the initial state for a restart of its guest, on the same VMCS (cleared, so
-    /// `vcpu::setup` programs it as new), VPID and frames.
+    /// Back to the initial state for a restart of its guest, on the same VPID and frames; its
+    /// VMCS is cleared and programmed again by [`Vcpu::clear_vmcs`] and `vcpu::setup` on its own
+    /// CPU. It must not be in VMX non-root operation meanwhile (`Guest::quiesce`).
     pub(super) fn reset(
         &mut self,
         mem: &'static conduit_hw::memory::Memory,
@@ -115,9 +124,6 @@ impl Vcpu {
             .vmx
             .as_mut()
             .ok_or_else(|| super::CreateError::Vmcs("the guest has no vCPU".into()))?;
-        vmx.vmcs
-            .clear()
-            .map_err(|e| super::CreateError::Vmcs(alloc::format!("VMCLEAR: {e}")))?;
         vmx.ext.reset();
         vmx.msrs.reset(mem, host);
         self.regs = GuestRegs::default();
@@ -130,6 +136,18 @@ impl Vcpu {
         self.starts = 0;
         self.ipi_sent = None;
         Ok(())
+    }
+
+    /// VMCLEAR of its VMCS on this CPU, its home (SDM Vol. 3C §25.11.3): in memory and not
+    /// launched, for `vcpu::setup` to program as new.
+    pub(super) fn clear_vmcs(&mut self) -> Result<(), super::CreateError> {
+        let vmx = self
+            .vmx
+            .as_mut()
+            .ok_or_else(|| super::CreateError::Vmcs("the guest has no vCPU".into()))?;
+        vmx.vmcs
+            .clear()
+            .map_err(|e| super::CreateError::Vmcs(alloc::format!("VMCLEAR: {e}")))
     }
 
     /// The activity at power-up: the BSP (vCPU 0) runs, the others wait for a start-up IPI.

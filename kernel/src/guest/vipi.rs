@@ -6,14 +6,16 @@
 
 use super::vplatform::Signal;
 use super::{Activity, Guest};
-use conduit_hw::vmx::run::GuestRegs;
 use log::debug;
 
 impl Guest {
     /// Carries out the IPIs the guest's local APICs sent since the last call. Returns whether
-    /// the current vCPU should give the CPU up: another vCPU was sent an interrupt (it runs
-    /// sooner, so an IPI's answer does not wait for the sender's whole slice), or the current
-    /// one was INITed.
+    /// the current vCPU should give the CPU up: another vCPU on this CPU was sent an interrupt
+    /// (it runs sooner, so an IPI's answer does not wait for the sender's whole slice), or the
+    /// current one was INITed. A target on another CPU is sent that CPU's IPI (`cpus::kick`):
+    /// it wakes from HLT, or its vCPU leaves the guest and takes what was sent at its next
+    /// entry. Its registers are not touched here: they may be in use on that CPU (`run.rs`);
+    /// a start-up IPI resets them where the vCPU runs.
     pub(super) fn deliver_signals(&mut self) -> bool {
         let Some(p) = self.platform.as_mut() else {
             return false;
@@ -23,18 +25,28 @@ impl Guest {
         }
         let mut give_up = false;
         let mut to_other = false;
+        let mut kick: alloc::vec::Vec<usize> = alloc::vec::Vec::new();
+        let here = crate::sched::cpus::this_cpu();
         for signal in p.take_signals() {
+            let t = match signal {
+                Signal::Interrupt(t) | Signal::Nmi(t) | Signal::Init(t) | Signal::StartUp(t, _) => {
+                    t
+                }
+            };
+            let elsewhere = self.vcpus[t].home != here;
+            if elsewhere && !kick.contains(&self.vcpus[t].home) {
+                kick.push(self.vcpus[t].home);
+            }
             match signal {
-                Signal::Interrupt(t) => to_other |= t != self.current,
+                Signal::Interrupt(t) => to_other |= t != self.current && !elsewhere,
                 Signal::Nmi(t) => {
                     self.vcpus[t].events.queue_nmi();
-                    to_other |= t != self.current;
+                    to_other |= t != self.current && !elsewhere;
                 }
                 Signal::Init(t) => {
                     let cpu = &mut self.vcpus[t];
                     cpu.activity = Activity::WaitForSipi;
                     cpu.startup = None;
-                    cpu.regs = GuestRegs::default();
                     cpu.halted = false;
                     cpu.events.clear_pending();
                     cpu.ipi_sent = None;
@@ -65,10 +77,13 @@ impl Guest {
                             self.name,
                             u64::from(vector) << 12
                         );
-                        give_up |= t != self.current;
+                        give_up |= t != self.current && !elsewhere;
                     }
                 }
             }
+        }
+        for cpu in kick {
+            crate::sched::cpus::kick(cpu);
         }
         let cpu = &mut self.vcpus[self.current];
         if to_other && cpu.started() {

@@ -90,8 +90,8 @@ impl core::fmt::Display for PlatformError {
 /// (`Guest::deliver_signals`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
-    /// A fixed IPI entered the IRR of this vCPU, which is not the sender: it may have to run
-    /// (or wake from HLT) soon.
+    /// A vector entered the IRR (or the inbox) of this vCPU: it may have to run, wake from HLT
+    /// or leave the guest soon.
     Interrupt(usize),
     /// An NMI for this vCPU.
     Nmi(usize),
@@ -129,6 +129,23 @@ pub struct VirtualPlatform {
     /// programmed it: the MSI address's destination ID (bits 19:12) and destination mode (bit 2)
     /// (SDM Vol. 3A §11.11.1 "Message Address Register Format").
     msi_dest: [Option<(u8, bool)>; 256],
+    /// The vCPUs in VMX non-root operation on another CPU (bit k: vCPU k): under APIC
+    /// virtualization the processor that runs one updates its virtual-APIC page (SDM Vol. 3C
+    /// §30.1.1, §30.2), so what is sent to it waits in its [`Inbox`] instead.
+    away: u64,
+    /// Per vCPU: interrupts and an INIT that arrived while it was away.
+    inbox: Vec<Inbox>,
+}
+
+/// What reached a vCPU while it was away, for its local APIC to accept once it is back
+/// ([`VirtualPlatform::drain_inbox`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Inbox {
+    /// Edge- and level-triggered vectors (bit n of word n / 64: vector n).
+    edge: [u64; 4],
+    level: [u64; 4],
+    /// An INIT arrived (the vectors in the inbox before it are gone with it).
+    init: bool,
 }
 
 impl VirtualPlatform {
@@ -166,6 +183,8 @@ impl VirtualPlatform {
             intx_inputs: 0,
             signals: Vec::new(),
             msi_dest: [None; 256],
+            away: 0,
+            inbox: alloc::vec![Inbox::default(); vcpus],
         })
     }
 
@@ -189,6 +208,7 @@ impl VirtualPlatform {
         self.dropped = 0;
         self.signals.clear();
         self.msi_dest = [None; 256];
+        self.inbox.fill(Inbox::default());
         // The wiring stays; `irq::guest_reset` re-arms the physical lines.
         let wired = core::mem::take(&mut self.intx_inputs);
         for input in 0..conduit_vioapic::PINS as u8 {
@@ -224,10 +244,63 @@ impl VirtualPlatform {
         };
         for cpu in 0..self.lapics.len() {
             if self.lapics[cpu].matches(u32::from(d.dest), d.logical) {
-                let e = self.lapics[cpu].accept(d.vector, trigger);
-                self.apply(cpu, e);
+                self.accept(cpu, d.vector, trigger);
                 if lowest {
                     return;
+                }
+            }
+        }
+    }
+
+    /// `vector` for vCPU `cpu`'s local APIC: accepted into its IRR (SDM Vol. 3A §11.5.5), or,
+    /// while the vCPU is away, into its inbox. Either way the vCPU is signalled, so that it
+    /// wakes or leaves the guest and takes it ([`Signal::Interrupt`]).
+    pub fn accept(&mut self, cpu: usize, vector: u8, trigger: Trigger) {
+        if self.away & (1 << cpu) != 0 {
+            let words = match trigger {
+                Trigger::Edge => &mut self.inbox[cpu].edge,
+                Trigger::Level => &mut self.inbox[cpu].level,
+            };
+            words[usize::from(vector / 64)] |= 1 << (vector % 64);
+        } else {
+            let e = self.lapics[cpu].accept(vector, trigger);
+            self.apply(cpu, e);
+        }
+        self.signal(Signal::Interrupt(cpu));
+    }
+
+    /// Records `s` for the guest module, once.
+    fn signal(&mut self, s: Signal) {
+        if !self.signals.contains(&s) {
+            self.signals.push(s);
+        }
+    }
+
+    /// vCPU `cpu` enters VMX non-root operation on its CPU (`away`), or left it and its CPU
+    /// handles it again: then what reached it meanwhile goes into its local APIC at once.
+    pub fn set_away(&mut self, cpu: usize, away: bool) {
+        if away {
+            self.away |= 1 << cpu;
+        } else {
+            self.away &= !(1 << cpu);
+            self.drain_inbox(cpu);
+        }
+    }
+
+    /// What reached vCPU `cpu` while it was away, into its local APIC: the INIT first (SDM
+    /// Vol. 3A §11.4.7.3), then the vectors.
+    fn drain_inbox(&mut self, cpu: usize) {
+        let inbox = core::mem::take(&mut self.inbox[cpu]);
+        if inbox.init {
+            self.lapics[cpu].init();
+        }
+        for (words, trigger) in [(inbox.edge, Trigger::Edge), (inbox.level, Trigger::Level)] {
+            for (w, mut bits) in words.into_iter().enumerate() {
+                while bits != 0 {
+                    let vector = (w * 64) as u8 + bits.trailing_zeros() as u8;
+                    bits &= bits - 1;
+                    let e = self.lapics[cpu].accept(vector, trigger);
+                    self.apply(cpu, e);
                 }
             }
         }
@@ -289,16 +362,17 @@ impl VirtualPlatform {
         }
         for t in targets.iter() {
             match ipi.delivery_mode {
-                IpiMode::Fixed | IpiMode::LowestPriority => {
-                    let e = self.lapics[t].accept(ipi.vector, ipi.trigger);
-                    self.apply(t, e);
-                    if t != cpu {
-                        self.signals.push(Signal::Interrupt(t));
-                    }
-                }
+                IpiMode::Fixed | IpiMode::LowestPriority => self.accept(t, ipi.vector, ipi.trigger),
                 IpiMode::Nmi => self.signals.push(Signal::Nmi(t)),
                 IpiMode::Init => {
-                    self.lapics[t].init();
+                    if self.away & (1 << t) != 0 {
+                        self.inbox[t] = Inbox {
+                            init: true,
+                            ..Inbox::default()
+                        };
+                    } else {
+                        self.lapics[t].init();
+                    }
                     self.signals.push(Signal::Init(t));
                 }
                 IpiMode::StartUp => self.signals.push(Signal::StartUp(t, ipi.vector)),

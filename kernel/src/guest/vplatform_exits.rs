@@ -247,8 +247,7 @@ fn drain_pending(g: &mut Guest) {
     };
     while let Some(vector) = dispatch::take_pending(id) {
         let cpu = p.msi_vcpu(vector);
-        let e = p.lapics[cpu].accept(vector, conduit_vlapic::Trigger::Edge);
-        p.apply(cpu, e);
+        p.accept(cpu, vector, conduit_vlapic::Trigger::Edge);
     }
 }
 
@@ -383,10 +382,9 @@ fn sync_apic_page(g: &mut Guest, v: &mut Current) -> Result<(), FieldError> {
     // keep the xAPIC page virtualized where it must not be: the guest does not run on.
     let what = if want { "mapping" } else { "unmapping" };
     let result = changed.map_err(|e| format!("EPT {what} of the APIC-access page: {e}"));
-    let result = result.and_then(|()| match g.vmx_caps() {
-        Some(caps) => conduit_hw::vmx::invept(caps, g.eptp)
-            .map_err(|e| format!("INVEPT after {what} the APIC-access page: {e}")),
-        None => Ok(()),
+    let result = result.and_then(|()| {
+        g.invept()
+            .map_err(|e| format!("{e} after {what} the APIC-access page"))
     });
     match result {
         Ok(()) => {
@@ -508,10 +506,12 @@ impl Guest {
         self.uart.attached = attached;
     }
 
-    /// The host TSC value of the guest's next timer deadline, if any: the earliest of its
-    /// vCPUs' (each local APIC counts in its vCPU's guest TSC, the host's plus its TSC offset).
+    /// The host TSC value of the next timer deadline of the guest's vCPUs on this CPU, if any:
+    /// the earliest of theirs (each local APIC counts in its vCPU's guest TSC, the host's plus
+    /// its TSC offset).
     pub fn next_deadline(&self) -> Option<u64> {
         (0..self.vcpus.len())
+            .filter(|&i| self.here(i))
             .filter_map(|i| self.vcpu_deadline(i))
             .min()
     }
@@ -530,11 +530,11 @@ impl Guest {
             .map(|d| d.wrapping_sub(self.vcpus[i].tsc_offset))
     }
 
-    /// The earliest timer deadline (host TSC) of the vCPUs other than the current one that
-    /// could run (not waiting for a start-up IPI).
+    /// The earliest timer deadline (host TSC) of the vCPUs other than the current one that take
+    /// turns with it on this CPU and could run (not waiting for a start-up IPI).
     fn other_deadline(&self) -> Option<u64> {
         (0..self.vcpus.len())
-            .filter(|&i| i != self.current && self.vcpus[i].started())
+            .filter(|&i| i != self.current && self.here(i) && self.vcpus[i].started())
             .filter_map(|i| self.vcpu_deadline(i))
             .min()
     }

@@ -66,7 +66,10 @@ pub fn guest_xcr0(g: &Guest) -> u64 {
 /// Saves the extended state of `g`'s vCPU that owns this CPU's registers, if one does: they
 /// are free for another vCPU then.
 pub fn save_live(g: &mut Guest) {
-    let vcpus = g.vcpus.iter_mut().filter_map(|v| v.vmx.as_mut());
+    // Only a vCPU placed on this CPU can be live in its registers.
+    let here = crate::sched::cpus::this_cpu();
+    let mine = g.vcpus.iter_mut().filter(|v| v.home == here);
+    let vcpus = mine.filter_map(|v| v.vmx.as_mut());
     for ext in vcpus.map(|v| &mut v.ext).filter(|e| e.live) {
         ext.xsave.save(&mut ext.area);
         ext.debug = DebugRegs::read();

@@ -175,24 +175,24 @@ impl Cpu {
             })
     }
 
-    /// Runs guest `i` for one slice on this CPU, then carries out a reset it asked for.
+    /// Runs guest `i` for one slice on this CPU (one of its vCPUs placed here), then carries out
+    /// a reset it asked for.
     fn run_slice(&mut self, guests: &Guests, i: usize) {
         let slot = &guests.list[i];
         if let Some(o) = self.fpu_owner.filter(|&o| o != i) {
             guests.list[o].lock().save_ext();
         }
         self.fpu_owner = Some(i);
+        let exits = guest::run_slice(slot, guests.host.as_ref());
+        cpus::count_exits(self.index, exits);
         let mut g = slot.lock();
-        let before = g.stats().total_exits();
-        guest::run_slice(&mut g);
-        cpus::count_exits(self.index, g.stats().total_exits().saturating_sub(before));
         if let Some(why) = g.take_reset() {
             reset(guests, &mut g, why);
         }
         slot.publish(&g);
     }
 
-    /// Makes the VMCSs of the guests placed here this CPU's: created (and VMCLEARed) on the
+    /// Makes the VMCSs of the vCPUs placed here this CPU's: created (and VMCLEARed) on the
     /// bootstrap processor, each is loaded here once and gets this CPU's host state (its GDT,
     /// TSS, IDT: `conduit_hw::vmx::write_host_state`) before its first entry. A guest whose
     /// VMCS cannot be taken over is stopped with the reason.
@@ -281,13 +281,30 @@ fn idle_until_interrupt(deadline: Option<u64>) {
     }
 }
 
-/// Where guest `slot` runs, for the shell: `cpu N (APIC ID X)`, and `dedicated`.
+/// Where guest `slot`'s vCPUs run, for the shell: `vCPU 0, vCPU 1 on cpu N (APIC ID X)` when
+/// they share one CPU, else each with its own (`vCPU 0 on cpu 0 (APIC ID 0), vCPU 1 on cpu 1
+/// (APIC ID 1)`); `, dedicated` after a dedicated placement.
 pub fn placement_text(slot: &Slot) -> String {
-    let p = slot.placed;
-    format!(
-        "cpu {} (APIC ID {}){}",
-        p.cpu,
-        cpus::apic_id(p.cpu).map_or_else(|| String::from("?"), |a| format!("{a}")),
-        if p.dedicated { ", dedicated" } else { "" }
-    )
+    let on = |cpu: usize| {
+        format!(
+            "cpu {cpu} (APIC ID {})",
+            cpus::apic_id(cpu).map_or_else(|| String::from("?"), |a| format!("{a}"))
+        )
+    };
+    let homes = &slot.vcpu_cpus;
+    let text = if homes.iter().all(|&c| c == slot.placed.cpu) {
+        let names: Vec<String> = (0..homes.len()).map(|k| format!("vCPU {k}")).collect();
+        format!("{} on {}", names.join(", "), on(slot.placed.cpu))
+    } else {
+        let each: Vec<String> = (homes.iter().enumerate())
+            .map(|(k, &c)| format!("vCPU {k} on {}", on(c)))
+            .collect();
+        each.join(", ")
+    };
+    let dedicated = if slot.placed.dedicated {
+        ", dedicated"
+    } else {
+        ""
+    };
+    format!("{text}{dedicated}")
 }

@@ -1,5 +1,5 @@
-//! Cross-CPU operations on a guest: only the CPU a guest is placed on runs it and touches its
-//! VMCS, so another CPU (the shell on CPU 0) that must read or change the guest posts the work in
+//! Cross-CPU operations on a guest: the CPU that runs a guest's vCPU 0 carries out what other
+//! CPUs ask of the guest (a vCPU's VMCS can only be loaded by its own CPU), so another CPU (the shell on CPU 0) that must read or change the guest posts the work in
 //! the guest's request slot, marks the owner as wanted and sends it an IPI (`cpus::kick`). The
 //! IPI makes the owner leave its guest (an external-interrupt exit: the slice ends when a request
 //! is wanted, `wanted`) or wakes it from HLT; between two slices the owner carries the work out
@@ -142,7 +142,7 @@ pub fn serve(guests: &Guests, cpu: usize) {
     if !flag.swap(false, Ordering::AcqRel) {
         return;
     }
-    for (_, slot) in guests.on_cpu(cpu) {
+    for (_, slot) in guests.owned_by(cpu) {
         let Some(request) = slot.request().take() else {
             continue;
         };

@@ -120,12 +120,7 @@ fn vm(g: &mut Guest, tsc: Option<Rate>, placement: &str) {
             );
         }
     }
-    let mut vcpus = String::new();
-    for i in 0..g.vcpus.len() {
-        let sep = if vcpus.is_empty() { "" } else { ", " };
-        let _ = write!(vcpus, "{sep}vCPU {i}");
-    }
-    say!("    {vcpus} on {placement}");
+    say!("    {placement}");
     if !g.devices.is_empty() {
         let mut functions = String::new();
         for bdf in &g.devices {
@@ -172,6 +167,10 @@ impl core::fmt::Display for Duration {
 /// `vcpu <guest>`: the guest-state area of its VMCS, decoded, with the pending events.
 pub fn vcpu(guests: &Guests, id: usize) {
     on_guest(guests, id, |g, _| {
+        // Only a vCPU of this CPU (the one that runs vCPU 0) has its VMCS loadable here.
+        if !g.here(g.current) {
+            g.current = 0;
+        }
         if let Err(e) = dump_vcpu(g) {
             say!("error: cannot read the VMCS of `{}`: {e}", g.name);
         }

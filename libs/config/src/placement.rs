@@ -1,5 +1,7 @@
-//! Placement: which physical CPU runs a guest (`cpus = [N]`, `dedicated = true|false` in its
-//! `[[guest]]` table).
+//! Placement: which physical CPUs run a guest's vCPUs (`cpus = [N, ...]`, `dedicated =
+//! true|false` in its `[[guest]]` table). vCPU k runs on the ((k mod n))-th CPU of the n named
+//! ([`vcpu_cpu`]): with one CPU per vCPU each has its own, with fewer CPUs than vCPUs some take
+//! turns.
 //!
 //! CPUs are named by their index in the firmware's MADT order with the bootstrap processor as
 //! CPU 0 (`docs/configuration.md`, "Placement"). Two steps, both pure:
@@ -22,7 +24,7 @@ pub const MAX_CPUS: usize = 256;
 /// Where a guest runs, as configured.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placement {
-    /// The physical CPUs named by `cpus` (at most one in this version); empty: the default.
+    /// The physical CPUs named by `cpus` (at most one per vCPU); empty: the default.
     pub cpus: Vec<u16>,
     /// `dedicated = true`: the CPU runs this guest alone, without time slices.
     pub dedicated: bool,
@@ -68,35 +70,31 @@ pub fn check(
         }
         list.push(cpu);
     }
-    if list.len() > 1 {
-        let shape = if list.len() as u64 == u64::from(vcpus) {
-            String::from("one CPU per vCPU")
-        } else {
-            format!("{} CPUs for {vcpus} vCPU(s)", list.len())
-        };
+    if list.len() as u64 > u64::from(vcpus) {
         return Err(invalid(
             &key("cpus"),
             format!(
-                "{shape}: a guest runs on one CPU in this version (its vCPUs take turns there); \
-                 name one CPU"
+                "{} CPUs for {vcpus} vCPU(s): each CPU named runs at least one of the guest's \
+                 vCPUs; name at most {vcpus}",
+                list.len()
             ),
         ));
     }
     if dedicated {
-        let cpu = list[0];
-        if cpu == 0 {
+        if list.contains(&0) {
             return Err(invalid(
                 &key("dedicated"),
                 "CPU 0 also runs the debug shell and the end-of-run report: it can be shared, \
                  not dedicated",
             ));
         }
-        if vcpus > 1 {
+        if u64::from(vcpus) != list.len() as u64 {
             return Err(invalid(
                 &key("dedicated"),
                 format!(
-                    "CPU {cpu} is dedicated, but the guest's {vcpus} vCPUs would take turns on \
-                     it: a dedicated CPU runs one vCPU"
+                    "{} dedicated CPU(s) for {vcpus} vCPUs: some vCPUs would take turns on a \
+                     dedicated CPU, which runs one vCPU; name one CPU per vCPU",
+                    list.len()
                 ),
             ));
         }
@@ -148,45 +146,52 @@ pub enum CpuUp {
 }
 
 /// Where a guest runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assigned {
-    pub cpu: u16,
+    /// The CPUs its vCPUs run on ([`vcpu_cpu`]); never empty; the first runs vCPU 0.
+    pub cpus: Vec<u16>,
     pub dedicated: bool,
     /// Whether the configuration named no CPU (the default placement chose it).
     pub by_default: bool,
 }
 
 /// Places every guest (`guests`: name and placement, in configuration order) on the CPUs of
-/// this machine (`cpus[i]` is CPU i's state): a named CPU must be online, else the guest is
-/// refused naming `guest "name".cpus` (the others run); a guest that names none goes to the next
-/// online CPU, round-robin, skipping CPUs dedicated to a guest placed here.
+/// this machine (`cpus[i]` is CPU i's state): every CPU a guest names must be online, else the
+/// guest is refused naming `guest "name".cpus` (the others run); a guest that names none goes,
+/// with all its vCPUs, to the next online CPU, round-robin, skipping CPUs dedicated to a guest.
 pub fn assign(guests: &[(&str, &Placement)], cpus: &[CpuUp]) -> Vec<Result<Assigned, ConfigError>> {
     let named: Vec<Result<Option<u16>, ConfigError>> = guests
         .iter()
-        .map(|(name, p)| match p.cpus.first() {
-            None => Ok(None),
-            Some(&cpu) => match cpus.get(usize::from(cpu)) {
-                Some(CpuUp::Online) => Ok(Some(cpu)),
-                Some(CpuUp::Down(why)) => Err(invalid(
-                    &format!("guest {name:?}.cpus"),
-                    format!("CPU {cpu} is not online ({why})"),
-                )),
-                None => Err(invalid(
-                    &format!("guest {name:?}.cpus"),
-                    format!(
-                        "CPU {cpu}: this machine has {} CPU(s) (0 to {})",
-                        cpus.len(),
-                        cpus.len().saturating_sub(1)
-                    ),
-                )),
-            },
+        .map(|(name, p)| {
+            for &cpu in &p.cpus {
+                match cpus.get(usize::from(cpu)) {
+                    Some(CpuUp::Online) => {}
+                    Some(CpuUp::Down(why)) => {
+                        return Err(invalid(
+                            &format!("guest {name:?}.cpus"),
+                            format!("CPU {cpu} is not online ({why})"),
+                        ));
+                    }
+                    None => {
+                        return Err(invalid(
+                            &format!("guest {name:?}.cpus"),
+                            format!(
+                                "CPU {cpu}: this machine has {} CPU(s) (0 to {})",
+                                cpus.len(),
+                                cpus.len().saturating_sub(1)
+                            ),
+                        ));
+                    }
+                }
+            }
+            Ok(p.cpus.first().copied())
         })
         .collect();
     let reserved: Vec<u16> = guests
         .iter()
         .zip(&named)
-        .filter(|((_, p), _)| p.dedicated)
-        .filter_map(|(_, n)| n.as_ref().ok().copied().flatten())
+        .filter(|((_, p), n)| p.dedicated && n.is_ok())
+        .flat_map(|((_, p), _)| p.cpus.iter().copied())
         .collect();
     let shared: Vec<u16> = (0..cpus.len())
         .filter(|&c| cpus[c] == CpuUp::Online)
@@ -198,8 +203,8 @@ pub fn assign(guests: &[(&str, &Placement)], cpus: &[CpuUp]) -> Vec<Result<Assig
         .iter()
         .zip(named)
         .map(|((name, p), n)| match n? {
-            Some(cpu) => Ok(Assigned {
-                cpu,
+            Some(_) => Ok(Assigned {
+                cpus: p.cpus.clone(),
                 dedicated: p.dedicated,
                 by_default: false,
             }),
@@ -212,13 +217,26 @@ pub fn assign(guests: &[(&str, &Placement)], cpus: &[CpuUp]) -> Vec<Result<Assig
                 })?;
                 next += 1;
                 Ok(Assigned {
-                    cpu,
+                    cpus: alloc::vec![cpu],
                     dedicated: false,
                     by_default: true,
                 })
             }
         })
         .collect()
+}
+
+impl Assigned {
+    /// The CPU that runs vCPU 0 (the guest's bootstrap processor).
+    pub fn first(&self) -> u16 {
+        self.cpus[0]
+    }
+}
+
+/// The CPU of `cpus` (a guest's, in the configured order) that runs its vCPU `vcpu`: vCPU k on
+/// the (k mod n)-th of the n CPUs; `None` for an empty list.
+pub fn vcpu_cpu(cpus: &[u16], vcpu: usize) -> Option<u16> {
+    cpus.get(vcpu.checked_rem(cpus.len())?).copied()
 }
 
 #[cfg(test)]

@@ -49,11 +49,11 @@ fn bad_cpu_lists_are_refused_naming_cpus() {
         assert_eq!(key, "guest[0].cpus");
         assert!(msg.contains(&format!("CPU {bad}")), "{msg}");
     }
-    let (key, msg) = err(check(0, Some(&[0, 1]), None, 2));
+    let (key, msg) = err(check(0, Some(&[0, 1, 2]), None, 2));
     assert_eq!(key, "guest[0].cpus");
-    assert!(msg.contains("one CPU per vCPU"), "{msg}");
-    let (_, msg) = err(check(0, Some(&[0, 1, 2]), None, 2));
     assert!(msg.contains("3 CPUs for 2 vCPU(s)"), "{msg}");
+    let (_, msg) = err(check(0, Some(&[0, 1]), None, 1));
+    assert!(msg.contains("2 CPUs for 1 vCPU(s)"), "{msg}");
 }
 
 #[test]
@@ -66,7 +66,46 @@ fn dedicated_needs_one_cpu_other_than_0_and_one_vcpu() {
     assert!(msg.contains("CPU 0"), "{msg}");
     let (key, msg) = err(check(0, Some(&[1]), Some(true), 2));
     assert_eq!(key, "guest[0].dedicated");
-    assert!(msg.contains("2 vCPUs"), "{msg}");
+    assert!(msg.contains("1 dedicated CPU(s) for 2 vCPUs"), "{msg}");
+    let (key, msg) = err(check(0, Some(&[2, 0]), Some(true), 2));
+    assert_eq!(key, "guest[0].dedicated");
+    assert!(msg.contains("CPU 0"), "{msg}");
+    let (key, msg) = err(check(0, Some(&[1, 2]), Some(true), 3));
+    assert_eq!(key, "guest[0].dedicated");
+    assert!(msg.contains("2 dedicated CPU(s) for 3 vCPUs"), "{msg}");
+}
+
+#[test]
+fn a_guest_spans_the_cpus_it_names() {
+    assert_eq!(
+        check(0, Some(&[0, 1]), None, 2).unwrap(),
+        on(&[0, 1], false)
+    );
+    assert_eq!(
+        check(0, Some(&[2, 1]), None, 4).unwrap(),
+        on(&[2, 1], false)
+    );
+    assert_eq!(
+        check(0, Some(&[1, 2]), Some(true), 2).unwrap(),
+        on(&[1, 2], true)
+    );
+    // vCPU k on the (k mod n)-th CPU named.
+    let homes: Vec<_> = (0..5).map(|k| vcpu_cpu(&[2, 1], k)).collect();
+    assert_eq!(homes, [Some(2), Some(1), Some(2), Some(1), Some(2)]);
+    assert_eq!(vcpu_cpu(&[], 0), None);
+    // Every CPU named must be online; a spanning dedicated guest reserves each of them.
+    let (a, b) = (on(&[1, 2], true), Placement::default());
+    let r = assign(
+        &[("a", &a), ("b", &b), ("c", &b)],
+        &cpus(&[true, true, true]),
+    );
+    assert_eq!(r[0].as_ref().unwrap().cpus, [1, 2]);
+    assert_eq!(r[0].as_ref().unwrap().first(), 1);
+    assert_eq!(placed(&r), [Some(1), Some(0), Some(0)]);
+    let r = assign(&[("a", &on(&[0, 3], false))], &cpus(&[true, true]));
+    let (key, msg) = err(r.into_iter().next().unwrap());
+    assert_eq!(key, "guest \"a\".cpus");
+    assert!(msg.contains("CPU 3: this machine has 2 CPU(s)"), "{msg}");
 }
 
 #[test]
@@ -114,7 +153,9 @@ fn cpus(states: &[bool]) -> Vec<CpuUp> {
 }
 
 fn placed(r: &[Result<Assigned, ConfigError>]) -> Vec<Option<u16>> {
-    r.iter().map(|a| a.as_ref().ok().map(|a| a.cpu)).collect()
+    r.iter()
+        .map(|a| a.as_ref().ok().map(|a| a.first()))
+        .collect()
 }
 
 #[test]
@@ -172,7 +213,7 @@ fn a_cpu_the_machine_lacks_or_that_is_down_refuses_that_guest_only() {
         msg.contains("CPU 1 is not online (did not start: no answer)"),
         "{msg}"
     );
-    assert_eq!(r[2].as_ref().unwrap().cpu, 0);
+    assert_eq!(r[2].as_ref().unwrap().first(), 0);
     // A dedicated CPU is kept from the default placement; a refused guest keeps nothing.
     let r = assign(&[("y", &one), ("z", &d), ("w", &d)], &cpus(&[true, true]));
     assert_eq!(placed(&r), [Some(1), Some(0), Some(0)]);
@@ -208,10 +249,12 @@ fn the_builder_checks_placement_against_the_vcpus_key() {
     use crate::guest::check_all;
     let (key, msg) = err(check_all(&[os_guest(2, Some(&[1]), Some(true))]));
     assert_eq!(key, "guest[0].dedicated");
-    assert!(msg.contains("2 vCPUs would take turns"), "{msg}");
-    let (key, msg) = err(check_all(&[os_guest(2, Some(&[0, 1]), None)]));
+    assert!(msg.contains("some vCPUs would take turns"), "{msg}");
+    let (key, msg) = err(check_all(&[os_guest(2, Some(&[0, 1, 2]), None)]));
     assert_eq!(key, "guest[0].cpus");
-    assert!(msg.contains("one CPU per vCPU"), "{msg}");
+    assert!(msg.contains("3 CPUs for 2 vCPU(s)"), "{msg}");
+    let s = check_all(&[os_guest(2, Some(&[0, 1]), None)]).unwrap();
+    assert_eq!(s[0].placement, on(&[0, 1], false));
     let (key, msg) = err(check_all(&[os_guest(3, Some(&[2, 2]), None)]));
     assert_eq!(key, "guest[0].cpus");
     assert!(msg.contains("named twice"), "{msg}");

@@ -22,17 +22,9 @@ static LOGGER: Logger = Logger;
 /// Takes the console lock. Another CPU may hold it for a whole line (at 115200 baud, about
 /// 87 µs per character); a CPU that waits for it with interrupts disabled would not take the
 /// cross-CPU requests sent to it meanwhile, so while it spins it serves its own mailbox
-/// ([`crate::smp::serve_own_mailbox`]: lock-free requests only).
+/// ([`crate::smp::lock_serving`]).
 fn lock_console() -> spin::MutexGuard<'static, Option<Console>> {
-    loop {
-        if let Some(guard) = CONSOLE.try_lock() {
-            return guard;
-        }
-        if !x86_64::instructions::interrupts::are_enabled() {
-            crate::smp::serve_own_mailbox();
-        }
-        core::hint::spin_loop();
-    }
+    crate::smp::lock_serving(&CONSOLE)
 }
 static READY: AtomicBool = AtomicBool::new(false);
 /// [`Uart::key`] of the console UART for the fatal path; [`NO_UART`] when there is none.

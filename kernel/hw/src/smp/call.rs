@@ -140,6 +140,22 @@ pub fn serve_own_mailbox() -> bool {
     false
 }
 
+/// Takes `lock`, serving this CPU's own mailbox while another CPU holds it: a CPU that waits
+/// for a lock with interrupts disabled would not take the cross-CPU requests sent to it
+/// meanwhile, and the holder may be waiting for one of them ([`call_on`]: an INVEPT on every
+/// CPU, a TLB shootdown). Serving is lock-free, so it cannot deadlock with the holder.
+pub fn lock_serving<T>(lock: &spin::Mutex<T>) -> spin::MutexGuard<'_, T> {
+    loop {
+        if let Some(guard) = lock.try_lock() {
+            return guard;
+        }
+        if !x86_64::instructions::interrupts::are_enabled() {
+            serve_own_mailbox();
+        }
+        core::hint::spin_loop();
+    }
+}
+
 /// Wakes CPU `cpu` (from HLT, or out of its guest) with a [`vectors::CALL`] IPI carrying no
 /// request.
 pub fn wake(cpu: usize) -> Result<(), CallError> {

@@ -21,7 +21,8 @@ mod stacks;
 mod trampoline;
 
 pub use call::{
-    CallError, call_on, flush_tlb_everywhere, on_call_ipi, serve_own_mailbox, wake, with_interrupts,
+    CallError, call_on, flush_tlb_everywhere, lock_serving, on_call_ipi, serve_own_mailbox, wake,
+    with_interrupts,
 };
 
 use crate::apic::{self, Ipi, IpiError, IpiTarget};
