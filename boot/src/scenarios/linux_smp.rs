@@ -14,7 +14,7 @@ use super::{BANNER, Config, Scenario};
 use crate::expect::End;
 use crate::linux_log::Checked;
 use crate::machine::{BochsSpec, MachineSpec, QemuSpec};
-use crate::script::Step;
+use crate::script::{Input, Step};
 use regex::Regex;
 use std::sync::LazyLock;
 
@@ -104,6 +104,110 @@ pub(super) const KVM_LINUX_SMP: Scenario = Scenario {
     timeout_secs: 600,
     ..BOCHS_LINUX_SMP
 };
+
+/// Ctrl-]: detaches the console from the guest.
+const DETACH: &[u8] = &[0x1d];
+
+/// `bochs-linux-span`: what the harness types. The hypervisor's `cpus` and `vms` at Linux's
+/// `/init`, Linux's shell as in `bochs-linux-smp`, then (detached) `cpus` again: the guest
+/// exits handled by CPU 0 and by CPU 1 must both rise between the two reads.
+const SPAN_INPUT: &[Step] = &[
+    Step::line(r"linux: conduit-initramfs: ready", "cpus"),
+    Step::line(r"^ +1 +1 +online ", "vms"),
+    Step::line(
+        r"^    vCPU 0 on cpu 0 \(APIC ID 0\), vCPU 1 on cpu 1",
+        "console linux",
+    ),
+    Step::line(
+        r"^console: attached to linux's serial port",
+        "echo NPROC=$(nproc)",
+    ),
+    INPUT[2],
+    Step {
+        wait: r"^IPI-2$",
+        send: Input::Raw(DETACH),
+    },
+    Step::line(r"^console: detached from linux", "cpus"),
+    Step::line(r"^ +1 +1 +online ", "console linux"),
+    Step::line(r"^console: attached to linux's serial port", "poweroff -f"),
+];
+
+/// `bochs-linux-span`: the placement, both vCPUs started on their own CPUs, two reads of
+/// `cpus` with `linux` on both CPUs, and Linux's own view.
+const SPAN_EXPECT: &[&str] = &[
+    BANNER,
+    r"smp: 2 of 2 CPUs online$",
+    r#"guest "linux": on cpu 0 \(APIC ID 0\), shared; its vCPUs span 2 CPUs: vCPU 0 on cpu 0, vCPU 1 on cpu 1$"#,
+    r#"guest "linux": 2 vCPUs \(local APIC IDs 0-1, VPIDs \[[0-9]+, [0-9]+\]\); vCPUs 1-1 wait for a start-up IPI"#,
+    r"sched: running 1 guest\(s\) round-robin on 2 CPU\(s\): cpu 0: linux; cpu 1: linux$",
+    r#"guest "linux": first VM entry"#,
+    r#"guest "linux": vCPU 1: start-up IPI, starts at 0x[0-9a-f]{2}000"#,
+    r#"guest "linux": vCPU 1: first VM entry"#,
+    r"linux: \[ *[0-9]+\.[0-9]+\] smp: Brought up 1 node, 2 CPUs$",
+    r"linux: conduit-initramfs: ready \(6\.1\.",
+    r"conduit> cpus$",
+    r"^ +0 +0 +online +[0-9]+ .* [1-9][0-9]* +linux$",
+    r"^ +1 +1 +online +[0-9]+ .* [1-9][0-9]* +linux$",
+    r"conduit> vms$",
+    r"^  linux: running",
+    r"^    vCPU 0: started, VPID [0-9]+, .* in guest, [1-9][0-9]* exits",
+    r"^    vCPU 1: started, VPID [0-9]+, .* in guest, [1-9][0-9]* exits",
+    r"^    vCPU 0 on cpu 0 \(APIC ID 0\), vCPU 1 on cpu 1 \(APIC ID 1\)$",
+    r"conduit> console linux$",
+    r"^NPROC=2$",
+    r"^ *RES: +[0-9]+ +[0-9]+ +Rescheduling interrupts$",
+    r"^ *CAL: +[0-9]+ +[0-9]+ +Function call interrupts$",
+    r"^ *RES: +[0-9]+ +[0-9]+ +Rescheduling interrupts$",
+    r"^ *CAL: +[0-9]+ +[0-9]+ +Function call interrupts$",
+    r"^IPI-2$",
+    r"^console: detached from linux",
+    r"conduit> cpus$",
+    r"^ +0 +0 +online +[0-9]+ .* [1-9][0-9]* +linux$",
+    r"^ +1 +1 +online +[0-9]+ .* [1-9][0-9]* +linux$",
+    r#"guest "linux" powered off \(ACPI S5 through the sleep control register\)"#,
+    r"sched: every guest has finished",
+    r"CONDUIT EXIT: success",
+];
+
+/// `bochs-linux-span`: Linux's two vCPUs on Bochs' two CPUs, one each, at the same time
+/// (`boot/scenarios/linux-span.toml`, `docs/vcpus.md`).
+pub(super) const BOCHS_LINUX_SPAN: Scenario = Scenario {
+    name: "bochs-linux-span",
+    machine: MachineSpec::Bochs(BochsSpec {
+        cpus: 2,
+        ..BochsSpec::DEFAULT
+    }),
+    config: Config::File("boot/scenarios/linux-span.toml"),
+    expect: SPAN_EXPECT,
+    guests: &[("linux", LINUX_BOOT)],
+    forbid: FORBID,
+    input: SPAN_INPUT,
+    end: End::Success,
+    timeout_secs: 1200,
+};
+
+/// `kvm-linux-span`: the same on QEMU with KVM (nested VMX) and two physical CPUs. Needs VMX:
+/// runs only where `/dev/kvm` and VMX are present (elsewhere listed as not run); not run on a
+/// KVM host yet.
+pub(super) const KVM_LINUX_SPAN: Scenario = Scenario {
+    name: "kvm-linux-span",
+    machine: MachineSpec::Qemu(QemuSpec {
+        smp: "2",
+        ..QemuSpec::KVM
+    }),
+    timeout_secs: 600,
+    ..BOCHS_LINUX_SPAN
+};
+
+/// `bochs-linux-span`'s log: the IPI counts of `bochs-linux-smp` ([`check`]) and the guest exits
+/// of both CPUs rising between the two reads of `cpus` (`placement::exits_rose`).
+pub fn check_span(log: &str) -> Checked {
+    let mut checked = check(log);
+    let exits = super::placement::exits_rose(log);
+    checked.figures.extend(exits.figures);
+    checked.problem = checked.problem.or(exits.problem);
+    checked
+}
 
 /// A per-CPU line of `/proc/interrupts` with two CPU columns: its name, then the counts.
 static TWO_CPUS: LazyLock<Regex> = LazyLock::new(|| {

@@ -91,6 +91,9 @@ pub fn log_check(name: &str) -> Option<LogCheck> {
             Some(linux_smp::check as LogCheck)
         }
         n if n == placement::BOCHS_SMP_GUESTS.name => Some(placement::exits_rose as LogCheck),
+        n if n == linux_smp::BOCHS_LINUX_SPAN.name || n == linux_smp::KVM_LINUX_SPAN.name => {
+            Some(linux_smp::check_span as LogCheck)
+        }
         _ => None,
     }
 }
@@ -559,6 +562,8 @@ pub const SCENARIOS: &[Scenario] = &[
     linux::BOCHS_LINUX,
     linux_smp::BOCHS_LINUX_SMP,
     linux_smp::KVM_LINUX_SMP,
+    linux_smp::BOCHS_LINUX_SPAN,
+    linux_smp::KVM_LINUX_SPAN,
     hostile::BOCHS_HOSTILE,
     linux::BOCHS_IDENTITY_REFUSED,
     control::QEMU_CONTROL,
