@@ -149,7 +149,7 @@ const SPAN_EXPECT: &[&str] = &[
     r"^ +0 +0 +online +[0-9]+ .* [1-9][0-9]* +linux$",
     r"^ +1 +1 +online +[0-9]+ .* [1-9][0-9]* +linux$",
     r"conduit> vms$",
-    r"^  linux: running",
+    r"^  linux: (running|halted)",
     r"^    vCPU 0: started, VPID [0-9]+, .* in guest, [1-9][0-9]* exits",
     r"^    vCPU 1: started, VPID [0-9]+, .* in guest, [1-9][0-9]* exits",
     r"^    vCPU 0 on cpu 0 \(APIC ID 0\), vCPU 1 on cpu 1 \(APIC ID 1\)$",
