@@ -145,6 +145,10 @@ pub fn run_slice(slot: &Slot, host: Option<&spin::Mutex<VmxHost>>) -> u64 {
         if g.state != State::Runnable {
             return exits;
         }
+        // What `before_entry` handed on (a device vector for another vCPU) is sent now, not at
+        // this vCPU's next exit; this entry goes ahead (its events are in the VMCS already), so
+        // whether this vCPU should give the CPU up is decided at that exit.
+        g.deliver_signals();
         g.vcpus[i].halted = false;
         let start = rdtsc();
         if let Some(sent) = g.vcpus[i].ipi_sent.take() {
