@@ -21,7 +21,9 @@
 use alloc::vec::Vec;
 use conduit_hw::memory::{FRAME_SIZE, Memory, PhysAddr, PhysWindow};
 use conduit_vioapic::{Delivery, DeliveryMode, VirtualIoApic};
-use conduit_vlapic::{ApicPage, DeliveryMode as IpiMode, Effects, TimerClock, Trigger, Vlapic};
+use conduit_vlapic::{
+    ApicPage, DeliveryMode as IpiMode, Effects, Inbox, TimerClock, Trigger, Vlapic,
+};
 
 /// Where the guest finds its local APIC and I/O APIC (guest-physical), as its ACPI MADT says.
 pub const LAPIC_GPA: u64 = 0xfee0_0000;
@@ -131,21 +133,10 @@ pub struct VirtualPlatform {
     msi_dest: [Option<(u8, bool)>; 256],
     /// The vCPUs in VMX non-root operation on another CPU (bit k: vCPU k): under APIC
     /// virtualization the processor that runs one updates its virtual-APIC page (SDM Vol. 3C
-    /// §30.1.1, §30.2), so what is sent to it waits in its [`Inbox`] instead.
+    /// §30.1.1, §30.2), so what is sent to it waits in its inbox (`conduit_vlapic::Inbox`).
     away: u64,
     /// Per vCPU: interrupts and an INIT that arrived while it was away.
     inbox: Vec<Inbox>,
-}
-
-/// What reached a vCPU while it was away, for its local APIC to accept once it is back
-/// ([`VirtualPlatform::drain_inbox`]).
-#[derive(Debug, Clone, Copy, Default)]
-struct Inbox {
-    /// Edge- and level-triggered vectors (bit n of word n / 64: vector n).
-    edge: [u64; 4],
-    level: [u64; 4],
-    /// An INIT arrived (the vectors in the inbox before it are gone with it).
-    init: bool,
 }
 
 impl VirtualPlatform {
@@ -257,11 +248,7 @@ impl VirtualPlatform {
     /// wakes or leaves the guest and takes it ([`Signal::Interrupt`]).
     pub fn accept(&mut self, cpu: usize, vector: u8, trigger: Trigger) {
         if self.away & (1 << cpu) != 0 {
-            let words = match trigger {
-                Trigger::Edge => &mut self.inbox[cpu].edge,
-                Trigger::Level => &mut self.inbox[cpu].level,
-            };
-            words[usize::from(vector / 64)] |= 1 << (vector % 64);
+            self.inbox[cpu].post(vector, trigger);
         } else {
             let e = self.lapics[cpu].accept(vector, trigger);
             self.apply(cpu, e);
@@ -290,19 +277,16 @@ impl VirtualPlatform {
     /// What reached vCPU `cpu` while it was away, into its local APIC: the INIT first (SDM
     /// Vol. 3A §11.4.7.3), then the vectors.
     fn drain_inbox(&mut self, cpu: usize) {
-        let inbox = core::mem::take(&mut self.inbox[cpu]);
-        if inbox.init {
+        if self.inbox[cpu].is_empty() {
+            return;
+        }
+        let drained = self.inbox[cpu].take();
+        if drained.init {
             self.lapics[cpu].init();
         }
-        for (words, trigger) in [(inbox.edge, Trigger::Edge), (inbox.level, Trigger::Level)] {
-            for (w, mut bits) in words.into_iter().enumerate() {
-                while bits != 0 {
-                    let vector = (w * 64) as u8 + bits.trailing_zeros() as u8;
-                    bits &= bits - 1;
-                    let e = self.lapics[cpu].accept(vector, trigger);
-                    self.apply(cpu, e);
-                }
-            }
+        for (vector, trigger) in drained.vectors() {
+            let e = self.lapics[cpu].accept(vector, trigger);
+            self.apply(cpu, e);
         }
     }
 
@@ -366,10 +350,7 @@ impl VirtualPlatform {
                 IpiMode::Nmi => self.signals.push(Signal::Nmi(t)),
                 IpiMode::Init => {
                     if self.away & (1 << t) != 0 {
-                        self.inbox[t] = Inbox {
-                            init: true,
-                            ..Inbox::default()
-                        };
+                        self.inbox[t].post_init();
                     } else {
                         self.lapics[t].init();
                     }

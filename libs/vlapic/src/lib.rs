@@ -80,6 +80,7 @@
 
 mod dest;
 mod effects;
+mod inbox;
 mod ipi;
 mod regs;
 mod timer;
@@ -88,6 +89,7 @@ mod xapic;
 
 pub use dest::{MAX_APICS, Targets, targets};
 pub use effects::{Effects, Trigger};
+pub use inbox::{Drained, Inbox};
 pub use ipi::{DeliveryMode, DestMode, Ipi, Shorthand};
 pub use regs::{esr, lvt, offset};
 pub use timer::{TimerClock, TimerMode};
