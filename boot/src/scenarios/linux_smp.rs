@@ -54,8 +54,16 @@ const EXPECT: &[&str] = &[
     r"^ *RES: +[0-9]+ +[0-9]+ +Rescheduling interrupts$",
     r"^ *CAL: +[0-9]+ +[0-9]+ +Function call interrupts$",
     r"^IPI-2$",
-    r#"guest "linux" powered off \(ACPI S5 through the sleep control register\)"#,
-    r"sched: every guest has finished",
+    r"conduit> restart linux$",
+    r#"guest "linux": 1 vCPU\(s\) on other CPUs left the guest for the restart \([0-9]+ TSC ticks\)$"#,
+    r#"guest "linux" restarted from its image \(restart 1\)$"#,
+    r"^restarted linux from its image",
+    r#"guest "linux": first VM entry"#,
+    r#"guest "linux": vCPU 1: start-up IPI, starts at 0x[0-9a-f]{2}000"#,
+    r#"guest "linux": vCPU 1: first VM entry"#,
+    r"linux: \[ *[0-9]+\.[0-9]+\] smp: Brought up 1 node, 2 CPUs$",
+    r"conduit> quit$",
+    r"sched: quit: the operator ended the run with 1 guest\(s\) still running",
     r"CONDUIT EXIT: success",
 ];
 
@@ -110,7 +118,8 @@ const DETACH: &[u8] = &[0x1d];
 
 /// `bochs-linux-span`: what the harness types. The hypervisor's `cpus` and `vms` at Linux's
 /// `/init`, Linux's shell as in `bochs-linux-smp`, then (detached) `cpus` again: the guest
-/// exits handled by CPU 0 and by CPU 1 must both rise between the two reads.
+/// exits handled by CPU 0 and by CPU 1 must both rise between the two reads. Then `restart
+/// linux` while its vCPUs run, and `quit` once the second boot has both CPUs up.
 const SPAN_INPUT: &[Step] = &[
     Step::line(r"linux: conduit-initramfs: ready", "cpus"),
     Step::line(r"^ +1 +1 +online ", "vms"),
@@ -128,8 +137,13 @@ const SPAN_INPUT: &[Step] = &[
         send: Input::Raw(DETACH),
     },
     Step::line(r"^console: detached from linux", "cpus"),
-    Step::line(r"^ +1 +1 +online ", "console linux"),
-    Step::line(r"^console: attached to linux's serial port", "poweroff -f"),
+    // A restart from the shell while both vCPUs run: vCPU 1 leaves CPU 1, whose VMCS CPU 1
+    // programs again before Linux's second boot starts it.
+    Step::line(r"^ +1 +1 +online ", "restart linux"),
+    Step::line(
+        r"linux: \[ *[0-9]+\.[0-9]+\] smp: Brought up 1 node, 2 CPUs$",
+        "quit",
+    ),
 ];
 
 /// `bochs-linux-span`: the placement, both vCPUs started on their own CPUs, two reads of
@@ -164,8 +178,16 @@ const SPAN_EXPECT: &[&str] = &[
     r"conduit> cpus$",
     r"^ +0 +0 +online +[0-9]+ .* [1-9][0-9]* +linux$",
     r"^ +1 +1 +online +[0-9]+ .* [1-9][0-9]* +linux$",
-    r#"guest "linux" powered off \(ACPI S5 through the sleep control register\)"#,
-    r"sched: every guest has finished",
+    r"conduit> restart linux$",
+    r#"guest "linux": 1 vCPU\(s\) on other CPUs left the guest for the restart \([0-9]+ TSC ticks\)$"#,
+    r#"guest "linux" restarted from its image \(restart 1\)$"#,
+    r"^restarted linux from its image",
+    r#"guest "linux": first VM entry"#,
+    r#"guest "linux": vCPU 1: start-up IPI, starts at 0x[0-9a-f]{2}000"#,
+    r#"guest "linux": vCPU 1: first VM entry"#,
+    r"linux: \[ *[0-9]+\.[0-9]+\] smp: Brought up 1 node, 2 CPUs$",
+    r"conduit> quit$",
+    r"sched: quit: the operator ended the run with 1 guest\(s\) still running",
     r"CONDUIT EXIT: success",
 ];
 

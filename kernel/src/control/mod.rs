@@ -338,8 +338,7 @@ pub fn physical_read(at: PciAddress, offset: u16, size: u8) -> Option<u32> {
 /// the guest's own MSI changes use (`Op::PhysicalMsi` without Enable), made for the guest and
 /// recorded in the function's journal, so a restarted task keeps it off. Why not, otherwise.
 pub fn physical_msi_off(guest: u16, at: PciAddress) -> Result<(), String> {
-    let vbdf = TASK
-        .lock()
+    let vbdf = task()
         .as_ref()
         .and_then(|t| {
             t.assignments

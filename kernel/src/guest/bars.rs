@@ -210,9 +210,12 @@ pub(super) fn unmap_bar(g: &mut Guest, vbdf: Bdf, index: u8) {
     );
 }
 
-/// INVEPT after an EPT change, on every CPU that runs one of the guest's vCPUs.
-fn invept(g: &Guest) {
+/// INVEPT after an EPT change, on every CPU that runs one of the guest's vCPUs. A translation
+/// that may outlive its mapping (an unmapped or quarantined BAR still reachable) is not left
+/// behind: the guest is stopped with the reason.
+fn invept(g: &mut Guest) {
     if let Err(e) = g.invept() {
         error!("guest \"{}\": {e}", g.name);
+        g.stop(format!("{e} after an EPT change of a BAR mapping"));
     }
 }

@@ -36,6 +36,25 @@ const RCX: usize = 1;
 const RBX: usize = 3;
 
 /// Handles the exit that just happened on `g`'s current VMCS.
+/// Right after a VM exit, before anything else (the guest's lock not yet taken): with
+/// "acknowledge interrupt on exit" an external-interrupt exit has acknowledged the interrupt,
+/// whose vector is in the exit interruption information (SDM Vol. 3C §28.2.2); the hypervisor's
+/// dispatcher handles it (tick, device interrupts counted per owner, a cross-CPU request, EOI)
+/// as the IDT would have. Done for every such exit, also one whose guest was stopped or
+/// restarted meanwhile and whose handling is skipped: an interrupt left without its EOI would
+/// block every interrupt of its priority class and below on this CPU.
+pub fn host_interrupt(v: &mut Current) -> Result<(), FieldError> {
+    let reason = ExitReason(v.get(ReadOnly32::ExitReason)?);
+    if reason.entry_failure() || !matches!(reason.basic(), Ok(BasicExitReason::ExternalInterrupt)) {
+        return Ok(());
+    }
+    let info = InterruptionInfo(v.get(ReadOnly32::ExitInterruptionInfo)?);
+    if info.valid() {
+        crate::irq::on_interrupt(info.vector());
+    }
+    Ok(())
+}
+
 pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     let reason = ExitReason(v.get(ReadOnly32::ExitReason)?);
     let raw = reason.basic_raw();
@@ -121,16 +140,8 @@ pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
         }
         BasicExitReason::Rdmsr => super::msr_exits::rdmsr(g, v),
         BasicExitReason::Wrmsr => super::msr_exits::wrmsr(g, v),
-        // With "acknowledge interrupt on exit" the interrupt was acknowledged and its vector is
-        // in the exit interruption information: the hypervisor's dispatcher handles it (tick,
-        // device interrupts counted per owner, EOI) as the IDT would have.
-        BasicExitReason::ExternalInterrupt => {
-            let info = InterruptionInfo(v.get(ReadOnly32::ExitInterruptionInfo)?);
-            if info.valid() {
-                crate::irq::on_interrupt(info.vector());
-            }
-            Ok(Outcome::Resume)
-        }
+        // The interrupt was dispatched right after the exit (`host_interrupt`).
+        BasicExitReason::ExternalInterrupt => Ok(Outcome::Resume),
         BasicExitReason::ExceptionOrNmi => {
             let info = InterruptionInfo(v.get(ReadOnly32::ExitInterruptionInfo)?);
             if info.valid() && info.vector() == 2 {

@@ -411,10 +411,18 @@ impl Guest {
     pub fn restart(&mut self, host: &mut VmxHost) -> Result<(), CreateError> {
         self.uart.flush(&self.name);
         self.state = State::Stopped(String::from("restarting"));
-        let result = self
-            .quiesce()
-            .map_err(CreateError::Vmcs)
-            .and_then(|()| self.rebuild(host));
+        let start = conduit_hw::rdtsc();
+        let result = self.quiesce().map_err(CreateError::Vmcs).and_then(|left| {
+            if left > 0 {
+                info!(
+                    "guest \"{}\": {left} vCPU(s) on other CPUs left the guest for the restart \
+                     ({} TSC ticks)",
+                    self.name,
+                    conduit_hw::rdtsc().wrapping_sub(start)
+                );
+            }
+            self.rebuild(host)
+        });
         match &result {
             Ok(()) => {
                 self.restarts += 1;
@@ -474,19 +482,20 @@ impl Guest {
     /// sent the IPI that ends its guest's slice (an external-interrupt exit), and this CPU waits,
     /// serving its own cross-CPU requests, until none is left in the guest (at most
     /// [`QUIESCE_MS`]). The caller holds the guest's lock, so none enters again meanwhile; a vCPU
-    /// that left finds the guest changed when it takes the lock (`run.rs`).
-    pub(super) fn quiesce(&self) -> Result<(), String> {
+    /// that left finds the guest changed when it takes the lock (`run.rs`). Returns how many
+    /// were inside.
+    pub(super) fn quiesce(&self) -> Result<u32, String> {
         use core::sync::atomic::Ordering;
         let inside = self.presence.load(Ordering::Acquire);
         if inside == 0 {
-            return Ok(());
+            return Ok(0);
         }
         self.kick_running();
         let mut deadline = conduit_hw::time::Deadline::after_ms(QUIESCE_MS);
         loop {
             let left = self.presence.load(Ordering::Acquire);
             if left == 0 {
-                return Ok(());
+                return Ok(inside.count_ones());
             }
             conduit_hw::smp::serve_own_mailbox();
             match deadline.poll() {
@@ -637,8 +646,8 @@ impl Guest {
     }
 
     /// Invalidates what processors cached from its EPT after a change (INVEPT single-context,
-    /// SDM Vol. 3C §29.4.3.1): on this CPU when every vCPU runs here, else on every CPU in VMX
-    /// operation (`invept_everywhere`, with interrupts enabled for the cross-CPU requests; a CPU
+    /// SDM Vol. 3C §29.4.3.1): on this CPU when every vCPU runs here, else on each CPU that runs
+    /// one of its vCPUs (`invept_on`, with interrupts enabled for the cross-CPU requests; a CPU
     /// that waits for this guest's lock serves them meanwhile). A guest without a vCPU has no
     /// translations cached anywhere.
     pub(super) fn invept(&self) -> Result<(), String> {
@@ -649,10 +658,13 @@ impl Guest {
         if self.vcpus.iter().all(|v| v.home == here) {
             return conduit_hw::vmx::invept(caps, self.eptp).map_err(|e| format!("INVEPT: {e}"));
         }
+        let mut cpus: alloc::vec::Vec<usize> = self.vcpus.iter().map(|v| v.home).collect();
+        cpus.sort_unstable();
+        cpus.dedup();
         let eptp = self.eptp;
-        conduit_hw::smp::with_interrupts(|| conduit_hw::vmx::invept_everywhere(eptp))
+        conduit_hw::smp::with_interrupts(|| conduit_hw::vmx::invept_on(&cpus, eptp))
             .map(|_| ())
-            .map_err(|e| format!("INVEPT on every CPU: {e}"))
+            .map_err(|e| format!("INVEPT on the guest's CPUs {cpus:?}: {e}"))
     }
 
     /// Its extended state (`None`: no vCPU).

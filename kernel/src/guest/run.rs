@@ -96,6 +96,8 @@ impl Guest {
             cpu.regs = GuestRegs::default();
             cpu.events.clear_pending();
             cpu.ipi_sent = None;
+            cpu.halted = false;
+            cpu.halted_without_if = false;
             if let Err(e) = super::vcpu::start_up(self, &mut v, vector) {
                 self.stop(format!(
                     "vCPU {i}: cannot start it at its start-up IPI: {e}"
@@ -132,10 +134,11 @@ pub fn run_slice(slot: &Slot, host: Option<&spin::Mutex<VmxHost>>) -> u64 {
         if crate::sched::remote::wanted() {
             return exits;
         }
-        // While the lock was not held another CPU may have INITed this vCPU or restarted the
-        // guest; the current vCPU is whichever it handled last.
+        // While the lock was not held another CPU may have INITed (and started) this vCPU or
+        // restarted the guest; the current vCPU is whichever it handled last.
         g.current = i;
-        if !g.vcpus[i].started() || g.vcpus[i].needs_setup {
+        let cpu = &g.vcpus[i];
+        if !cpu.started() || cpu.startup.is_some() || cpu.needs_setup {
             return exits;
         }
         if let Err(e) = g.before_entry(&mut v) {
@@ -150,6 +153,7 @@ pub fn run_slice(slot: &Slot, host: Option<&spin::Mutex<VmxHost>>) -> u64 {
         // whether this vCPU should give the CPU up is decided at that exit.
         g.deliver_signals();
         g.vcpus[i].halted = false;
+        let inits = g.vcpus[i].inits;
         let start = rdtsc();
         if let Some(sent) = g.vcpus[i].ipi_sent.take() {
             g.round_trips.add(start.wrapping_sub(sent));
@@ -165,6 +169,12 @@ pub fn run_slice(slot: &Slot, host: Option<&spin::Mutex<VmxHost>>) -> u64 {
         // the lock again before it touches anything else of the guest.
         let entered = unsafe { run::enter(&mut *regs, launched) };
         let end = rdtsc();
+        // An interrupt the exit acknowledged is handled (and EOIed) first, whatever became of
+        // the guest meanwhile.
+        let dispatched = match entered {
+            Ok(()) => super::exits::host_interrupt(&mut v),
+            Err(_) => Ok(()),
+        };
         // Out of the guest: a CPU that waits for this (`Guest::quiesce`) holding the lock goes on.
         slot.left(i);
         g = slot.lock();
@@ -174,6 +184,10 @@ pub fn run_slice(slot: &Slot, host: Option<&spin::Mutex<VmxHost>>) -> u64 {
         if let Err(fail) = entered {
             let what = if launched { "VMRESUME" } else { "VMLAUNCH" };
             g.stop(format!("{what} failed: {fail}"));
+            return exits;
+        }
+        if let Err(e) = dispatched {
+            g.stop(format!("exit handling failed: {e}"));
             return exits;
         }
         if !launched && i == 0 {
@@ -188,6 +202,11 @@ pub fn run_slice(slot: &Slot, host: Option<&spin::Mutex<VmxHost>>) -> u64 {
             return exits;
         }
         g.set_launched();
+        // INITed by another vCPU while it ran: this exit belongs to the context the INIT ended
+        // (a start-up IPI, if one came too, is taken at its next slice: `prepare`).
+        if g.vcpus[i].inits != inits {
+            return exits;
+        }
         // Stopped by another CPU while it ran: nothing of this exit is carried out.
         if g.state != State::Runnable {
             return exits;

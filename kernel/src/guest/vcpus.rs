@@ -46,6 +46,9 @@ pub struct Vcpu {
     pub(super) startup: Option<u8>,
     /// Start-up IPIs it took since its guest (re)started.
     pub starts: u32,
+    /// INITs it received (counts on): its CPU drops an exit that was in flight when one came
+    /// (`run.rs`).
+    pub(super) inits: u32,
     /// Its VPID (0: no VMCS).
     pub vpid: u16,
     /// Its VMCS and the VMX capabilities it was set up for; `None` for a guest placed on a
@@ -97,6 +100,7 @@ impl Vcpu {
             activity: Self::power_up(index),
             startup: None,
             starts: 0,
+            inits: 0,
             vpid,
             vmx,
             regs: GuestRegs::default(),

@@ -29,16 +29,20 @@ impl Guest {
         let here = crate::sched::cpus::this_cpu();
         for signal in p.take_signals() {
             let t = match signal {
-                Signal::Interrupt(t) | Signal::Nmi(t) | Signal::Init(t) | Signal::StartUp(t, _) => {
-                    t
-                }
+                Signal::Interrupt(t)
+                | Signal::Ipi(t)
+                | Signal::Nmi(t)
+                | Signal::Init(t)
+                | Signal::StartUp(t, _) => t,
             };
             let elsewhere = self.vcpus[t].home != here;
             if elsewhere && !kick.contains(&self.vcpus[t].home) {
                 kick.push(self.vcpus[t].home);
             }
             match signal {
-                Signal::Interrupt(t) => to_other |= t != self.current && !elsewhere,
+                // A device or I/O APIC vector: its vCPU's CPU is woken (above), nobody yields.
+                Signal::Interrupt(_) => {}
+                Signal::Ipi(t) => to_other |= t != self.current && !elsewhere,
                 Signal::Nmi(t) => {
                     self.vcpus[t].events.queue_nmi();
                     to_other |= t != self.current && !elsewhere;
@@ -46,6 +50,7 @@ impl Guest {
                 Signal::Init(t) => {
                     let cpu = &mut self.vcpus[t];
                     cpu.activity = Activity::WaitForSipi;
+                    cpu.inits = cpu.inits.wrapping_add(1);
                     cpu.startup = None;
                     cpu.halted = false;
                     cpu.events.clear_pending();

@@ -95,6 +95,9 @@ pub enum Signal {
     /// A vector entered the IRR (or the inbox) of this vCPU: it may have to run, wake from HLT
     /// or leave the guest soon.
     Interrupt(usize),
+    /// That vector was a fixed IPI from another vCPU: on the sender's CPU the target runs next,
+    /// so that the answer does not wait for the sender's slice.
+    Ipi(usize),
     /// An NMI for this vCPU.
     Nmi(usize),
     /// An INIT (assert) for this vCPU: it waits for a start-up IPI.
@@ -346,7 +349,12 @@ impl VirtualPlatform {
         }
         for t in targets.iter() {
             match ipi.delivery_mode {
-                IpiMode::Fixed | IpiMode::LowestPriority => self.accept(t, ipi.vector, ipi.trigger),
+                IpiMode::Fixed | IpiMode::LowestPriority => {
+                    self.accept(t, ipi.vector, ipi.trigger);
+                    if t != cpu {
+                        self.signal(Signal::Ipi(t));
+                    }
+                }
                 IpiMode::Nmi => self.signals.push(Signal::Nmi(t)),
                 IpiMode::Init => {
                     if self.away & (1 << t) != 0 {

@@ -218,7 +218,7 @@ fn reset(guests: &Guests, g: &mut Guest, why: String) {
     match (g.spec().on_crash, guests.host.as_ref()) {
         (OnCrash::Restart { max_restarts }, Some(host)) if g.restarts < max_restarts => {
             // On failure `restart` has stopped the guest with the reason already.
-            if let Err(e) = g.restart(&mut host.lock()) {
+            if let Err(e) = g.restart(&mut conduit_hw::smp::lock_serving(host)) {
                 warn!("guest \"{}\": not restarted after the reset: {e}", g.name);
             }
         }

@@ -41,7 +41,10 @@ fn on_guest(
 /// `vms`: every guest with its state, memory, time in the guest, exits by reason and the CPU
 /// its vCPUs run on.
 pub fn vms(guests: &Guests) {
-    let tsc = guests.host.as_ref().map(|h| h.lock().tsc);
+    let tsc = guests
+        .host
+        .as_ref()
+        .map(|h| conduit_hw::smp::lock_serving(h).tsc);
     let runnable = guests.list.iter().filter(|s| s.runnable()).count();
     match &guests.no_vmx {
         Some(why) => say!("no guest runs on this machine: {why}"),
@@ -421,7 +424,7 @@ pub fn restart(guests: &Guests, id: usize) {
         let Some(host) = guests.host.as_ref() else {
             return;
         };
-        let result = g.restart(&mut host.lock());
+        let result = g.restart(&mut conduit_hw::smp::lock_serving(host));
         match result {
             Ok(()) => {
                 say!(

@@ -254,8 +254,19 @@ impl core::fmt::Display for EverywhereError {
 }
 
 fn on_every_vmx_cpu(f: fn(u64) -> u64, arg: u64) -> Result<usize, EverywhereError> {
+    on_vmx_cpus(crate::percpu::all().map(|c| c.index()), f, arg)
+}
+
+/// Runs `f(arg)` on each of `cpus` that is in VMX operation (a cross-CPU call, or directly on
+/// this CPU); a non-zero result is a failure code (`vm_fail_code`).
+fn on_vmx_cpus(
+    cpus: impl Iterator<Item = usize>,
+    f: fn(u64) -> u64,
+    arg: u64,
+) -> Result<usize, EverywhereError> {
     let mut done = 0;
-    for cpu in crate::percpu::all().filter(|c| c.vmx_on()) {
+    let vmx = cpus.filter_map(crate::percpu::get).filter(|c| c.vmx_on());
+    for cpu in vmx {
         match crate::smp::call_on(cpu.index(), f, arg) {
             Ok(0) => done += 1,
             Ok(code) => return Err(EverywhereError::Failed(cpu.index(), code)),
@@ -270,6 +281,13 @@ fn on_every_vmx_cpu(f: fn(u64) -> u64, arg: u64) -> Result<usize, EverywhereErro
 /// have used. Returns how many CPUs invalidated.
 pub fn invept_everywhere(eptp: u64) -> Result<usize, EverywhereError> {
     on_every_vmx_cpu(invept_here, eptp)
+}
+
+/// INVEPT single-context for `eptp` on each of `cpus` in VMX operation (SDM Vol. 3C §29.4.3.1):
+/// after a change to an EPT only those CPUs use (the CPUs of one guest's vCPUs). Returns how
+/// many CPUs invalidated.
+pub fn invept_on(cpus: &[usize], eptp: u64) -> Result<usize, EverywhereError> {
+    on_vmx_cpus(cpus.iter().copied(), invept_here, eptp)
 }
 
 /// INVVPID single-context for `vpid` on every CPU in VMX operation (SDM Vol. 3C §29.4.3.3).
