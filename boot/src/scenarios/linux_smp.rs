@@ -124,8 +124,13 @@ const SPAN_INPUT: &[Step] = &[
         "echo NPROC=$(nproc)",
     ),
     INPUT[2],
+    // A loop that keeps vCPU 1 in the guest for the restart below.
+    Step::line(
+        r"^IPI-2$",
+        "taskset 2 sh -c 'while :; do :; done' & echo SPIN-$((2+1))",
+    ),
     Step {
-        wait: r"^IPI-2$",
+        wait: r"^SPIN-3$",
         send: Input::Raw(DETACH),
     },
     Step::line(r"^console: detached from linux", "cpus"),
@@ -166,12 +171,15 @@ const SPAN_EXPECT: &[&str] = &[
     r"^ *RES: +[0-9]+ +[0-9]+ +Rescheduling interrupts$",
     r"^ *CAL: +[0-9]+ +[0-9]+ +Function call interrupts$",
     r"^IPI-2$",
+    r"^SPIN-3$",
     r"^console: detached from linux",
     r"conduit> cpus$",
     r"^ +0 +0 +online +[0-9]+ .* [1-9][0-9]* +linux$",
     r"^ +1 +1 +online +[0-9]+ .* [1-9][0-9]* +linux$",
     r"conduit> restart linux$",
-    r#"guest "linux": 1 vCPU\(s\) on other CPUs left the guest for the restart \([0-9]+ TSC ticks\)$"#,
+    // vCPU 1 spins in a loop pinned to it, so it is almost always in the guest and is made to
+    // leave (1 of 1); 0 of 1 if the restart found it handling an exit.
+    r#"guest "linux": restart: [01] of its 1 vCPU\(s\) on other CPUs were in the guest and left it \([0-9]+ TSC ticks\)$"#,
     r#"guest "linux" restarted from its image \(restart 1\)$"#,
     r"^restarted linux from its image",
     r#"guest "linux": first VM entry"#,
@@ -220,8 +228,21 @@ pub fn check_span(log: &str) -> Checked {
     let exits = super::placement::exits_rose(log);
     checked.figures.extend(exits.figures);
     checked.problem = checked.problem.or(exits.problem);
+    // How the restart found vCPU 1: in the guest (made to leave, and how long that took) or not.
+    if let Some(c) = RESTART.captures(log) {
+        checked.figures.push(format!(
+            "span_restart_left={} span_restart_tsc={}",
+            &c[1], &c[2]
+        ));
+    }
     checked
 }
+
+/// The restart's line about the vCPUs on other CPUs.
+static RESTART: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"restart: ([0-9]+) of its [0-9]+ vCPU\(s\) on other CPUs were in the guest and left it \(([0-9]+) TSC ticks\)")
+        .expect("valid pattern")
+});
 
 /// A per-CPU line of `/proc/interrupts` with two CPU columns: its name, then the counts.
 static TWO_CPUS: LazyLock<Regex> = LazyLock::new(|| {

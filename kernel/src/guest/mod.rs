@@ -413,10 +413,12 @@ impl Guest {
         self.state = State::Stopped(String::from("restarting"));
         let start = conduit_hw::rdtsc();
         let result = self.quiesce().map_err(CreateError::Vmcs).and_then(|left| {
-            if left > 0 {
+            let here = crate::sched::cpus::this_cpu();
+            let elsewhere = self.vcpus.iter().filter(|v| v.home != here).count();
+            if elsewhere > 0 {
                 info!(
-                    "guest \"{}\": {left} vCPU(s) on other CPUs left the guest for the restart \
-                     ({} TSC ticks)",
+                    "guest \"{}\": restart: {left} of its {elsewhere} vCPU(s) on other CPUs were \
+                     in the guest and left it ({} TSC ticks)",
                     self.name,
                     conduit_hw::rdtsc().wrapping_sub(start)
                 );
