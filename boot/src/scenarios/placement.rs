@@ -1,9 +1,9 @@
 //! Issue 15, placement: which CPU runs which guest. `bochs-smp-guests` (two CPUs under VMX: Linux
 //! on CPU 0 and two test guests on CPU 1 at the same time, a triple fault on CPU 1 while CPU 0's
 //! guest runs on, the shell on CPU 0 stopping and restarting a guest on CPU 1) and
-//! `qemu-smp-placement` (four CPUs, no VMX: a guest's device interrupt routed to its CPU, a spanning
-//! guest's to the CPU of the vCPU it is for, and a guest naming a CPU the machine lacks
-//! guest naming a CPU the machine lacks refused).
+//! `qemu-smp-placement` (four CPUs, no VMX: a guest's device interrupt routed to its CPU, a
+//! spanning guest's to the CPU of the vCPU it is for, and a guest naming a CPU the machine lacks
+//! refused).
 
 use super::{ANY_EXCEPTION, BANNER, Config, PANIC, Scenario};
 use crate::expect::End;
