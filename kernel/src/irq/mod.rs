@@ -6,7 +6,9 @@
 //! `IrtAllocator`). Every entry written goes through `conduit_irq::authorize_irte` first: the
 //! requester must own the index, the vector and the destination (guests: only the CPUs their
 //! vCPUs run on, recorded by [`place_guest`]), use Fixed or Lowest Priority delivery, and a
-//! guest's entry must verify the source-id (SVT = 01b). Anything else is refused with a typed error, and nothing is written.
+//! guest's entry must verify the source-id (SVT = 01b). Anything else is refused with a typed
+//! error, and nothing is written. A guest's MSI or MSI-X goes to the CPU of the vCPU it is for,
+//! its INTx to its vCPU 0's.
 //!
 //! - [`init`]: the local APIC (if the IOMMU did not already choose its mode), its timer as the
 //!   hypervisor's tick, every I/O APIC masked, the allocators sized to the interrupt remapping
