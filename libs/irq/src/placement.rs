@@ -54,11 +54,6 @@ impl Placements {
         }
     }
 
-    /// The bootstrap processor's APIC ID.
-    pub fn boot(&self) -> u32 {
-        self.boot
-    }
-
     /// Whether `apic` is a CPU of the machine.
     pub fn has_cpu(&self, apic: u32) -> bool {
         self.cpus.contains(&apic)

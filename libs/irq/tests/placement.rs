@@ -83,8 +83,8 @@ fn placing_checks_the_cpus_and_replaces() {
     assert_eq!(p.apics(SPAN), &[5, 5, 2]);
     assert!(!physical(&p, Owner::Guest(SPAN), 3));
     assert!(physical(&p, Owner::Guest(SPAN), 2));
-    // The BSP is always a CPU, listed or not.
+    // The BSP is always a CPU, listed or not, and the hypervisor's destination.
     let q = Placements::new(4, vec![0, 1]);
     assert!(q.has_cpu(4));
-    assert_eq!(q.boot(), 4);
+    assert_eq!(q.apic_of(Owner::Hypervisor, 0), Ok(4));
 }
