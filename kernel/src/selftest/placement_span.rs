@@ -236,6 +236,7 @@ fn expect(
     )
 }
 
+/// An IRR's highest vector for the log, `empty` when none is requested.
 fn irr_text(v: Option<u8>) -> String {
     v.map_or_else(|| String::from("empty"), |v| format!("{v:#x}"))
 }
