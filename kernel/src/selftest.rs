@@ -19,6 +19,7 @@ mod intx;
 mod nvme_io;
 mod nvme_vf;
 mod placement;
+mod placement_span;
 pub mod smp;
 mod vtd_edu;
 

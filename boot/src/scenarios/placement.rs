@@ -1,8 +1,9 @@
 //! Issue 15, placement: which CPU runs which guest. `bochs-smp-guests` (two CPUs under VMX: Linux
 //! on CPU 0 and two test guests on CPU 1 at the same time, a triple fault on CPU 1 while CPU 0's
 //! guest runs on, the shell on CPU 0 stopping and restarting a guest on CPU 1) and
-//! `qemu-smp-placement` (four CPUs, no VMX: a guest's device interrupt routed to its CPU, and a
-//! guest naming a CPU the machine lacks refused).
+//! `qemu-smp-placement` (four CPUs, no VMX: a guest's device interrupt routed to its CPU, a
+//! spanning guest's to the CPU of the vCPU it is for, and a guest naming a CPU the machine lacks
+//! refused).
 
 use super::{ANY_EXCEPTION, BANNER, Config, PANIC, Scenario};
 use crate::expect::End;
@@ -113,39 +114,58 @@ pub const BOCHS_SMP_GUESTS: Scenario = Scenario {
     timeout_secs: 600,
 };
 
-/// The lines of a `qemu-smp-placement` boot whose IRTE destinations are written as `dest`
-/// (`XApic(2)` or `X2Apic(2)`: the table's width).
+/// The lines of a `qemu-smp-placement` boot whose IRTE destinations are written in `$width`
+/// (`XApic` or `X2Apic`: the table's width). Guest `a` on CPU 2; guest `span`, vCPU 0 on CPU 1
+/// and vCPU 1 on CPU 3, its MSI addressed to its local APIC 1, then 0.
 macro_rules! placement_lines {
-    ($dest:literal) => {
+    ($width:literal) => {
         &[
             BANNER,
             r"smp: 4 of 4 CPUs online",
             r#"guest "a": on cpu 2 \(APIC ID 2\), shared$"#,
             r#"guest "far" refused: `guest "far"\.cpus`: CPU 7: this machine has 4 CPU\(s\) \(0 to 3\)$"#,
             r#"guest "b": on cpu 0 \(APIC ID 0\), shared \(default placement: round-robin over the online CPUs\)$"#,
+            r#"guest "span": on cpu 1 \(APIC ID 1\), shared; its vCPUs span 2 CPUs: vCPU 0 on cpu 1, vCPU 1 on cpu 3$"#,
             r#"irq: guest 0: MSI of 00:04\.0 -> IRTE [0-9]+ -> vector 0x[0-9a-f]+ \(the guest's vector 0x53\) on APIC 2 "#,
             concat!(
                 r#"placement-test: guest "a" on cpu 2 \(APIC ID 2\): 00:01\.0 \(00:04\.0\) MSI -> IRTE [0-9]+ destination "#,
-                $dest,
-                r#" -> host vector 0x[0-9a-f]+; 8 raises, 8 delivered to the guest with its vector 0x53 pending; taken by cpu 0: 0, cpu 1: 0, cpu 2: 8, cpu 3: 0$"#
+                $width,
+                r#"\(2\) -> host vector 0x[0-9a-f]+; 8 raises, 8 delivered to the guest with its vector 0x53 pending; taken by cpu 0: 0, cpu 1: 0, cpu 2: 8, cpu 3: 0$"#
             ),
-            r"selftest: placement: PASS \(4 steps\)",
+            // The spanning guest's MSI, for its vCPU 1 (on CPU 3), then for its vCPU 0 (CPU 1).
+            r#"irq: guest 3: MSI of 00:06\.0 -> IRTE [0-9]+ -> vector 0x[0-9a-f]+ \(the guest's vector 0x63 for its vCPU 1\) on APIC 3 \(fixed, edge, physical\)"#,
+            r#"irq: guest 3: MSI of 00:06\.0 -> IRTE [0-9]+ -> vector 0x[0-9a-f]+ \(the guest's vector 0x64 for its vCPU 0\) on APIC 1 \(fixed, edge, physical\)"#,
+            concat!(
+                r#"placement-test: guest "span" spans cpu 1 and cpu 3: 00:01\.0 \(00:06\.0\) MSI to its local APIC 1 \(vector 0x63\) -> IRTE [0-9]+ destination "#,
+                $width,
+                r#"\(3\) \(cpu 3\); 8 raises, 8 delivered, taken by cpu 0: 0, cpu 1: 0, cpu 2: 0, cpu 3: 8; vCPU 0's IRR empty, vCPU 1's IRR 0x63$"#
+            ),
+            concat!(
+                r#"placement-test: guest "span" spans cpu 1 and cpu 3: 00:01\.0 \(00:06\.0\) MSI to its local APIC 0 \(vector 0x64\) -> IRTE [0-9]+ destination "#,
+                $width,
+                r#"\(1\) \(cpu 1\); 8 raises, 8 delivered, taken by cpu 0: 0, cpu 1: 8, cpu 2: 0, cpu 3: 0; vCPU 0's IRR 0x64, vCPU 1's IRR 0x63$"#
+            ),
+            r"selftest: placement: PASS \(7 steps\)",
             r"CONDUIT EXIT: success",
         ]
     };
 }
 
+/// The second edu (00:06.0), for the spanning guest.
+const SECOND_EDU: &[&str] = &["-device", "edu,addr=6.0"];
+
 /// `qemu-smp-placement`: four CPUs (q35: APIC IDs 0-3), interrupt remapping with 8-bit xAPIC
-/// destinations, no VMX.
+/// destinations, no VMX, a second edu.
 pub const QEMU_SMP_PLACEMENT: Scenario = Scenario {
     name: "qemu-smp-placement",
     machine: MachineSpec::Qemu(QemuSpec {
         smp: "4",
+        extra_args: SECOND_EDU,
         ..QemuSpec::TCG
     }),
     config: Config::File("boot/scenarios/smp-placement.toml"),
     guests: &[],
-    expect: placement_lines!(r"XApic\(2\)"),
+    expect: placement_lines!("XApic"),
     forbid: &[PANIC, ANY_EXCEPTION, r"did not start", r"FAIL"],
     input: &[],
     end: End::Success,
@@ -158,9 +178,10 @@ pub const QEMU_SMP_PLACEMENT_EIM: Scenario = Scenario {
     machine: MachineSpec::Qemu(QemuSpec {
         smp: "4",
         eim: true,
+        extra_args: SECOND_EDU,
         ..QemuSpec::TCG
     }),
-    expect: placement_lines!(r"X2Apic\(2\)"),
+    expect: placement_lines!("X2Apic"),
     ..QEMU_SMP_PLACEMENT
 };
 

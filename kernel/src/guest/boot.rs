@@ -34,8 +34,9 @@ pub struct Placed {
     pub domain: Option<DomainId>,
     /// The functions assigned to it.
     pub devices: Vec<PciAddress>,
-    /// The CPU placed to run it (by index), whose APIC ID its interrupts go to.
-    pub cpu: usize,
+    /// The CPU of each of its vCPUs (by index; index: vCPU), whose APIC ID that vCPU's
+    /// interrupts go to.
+    pub vcpu_cpus: Vec<usize>,
 }
 
 #[cfg(feature = "selftest")]
@@ -140,7 +141,7 @@ pub fn start_all(
             Some(host) => match Guest::create(host, mem, &spec) {
                 Ok(mut g) => {
                     let pieces = g.memory_pieces();
-                    g.devices = attach_devices(index, c, &pieces, unsafe_no_iommu, on.cpu);
+                    g.devices = attach_devices(index, c, &pieces, unsafe_no_iommu, &vcpu_cpus);
                     g.pci =
                         super::devices::register(index, &c.name, &g.devices, spec.has_platform());
                     list.push(g);
@@ -160,7 +161,7 @@ pub fn start_all(
                     mem,
                     unsafe_no_iommu,
                     &because,
-                    on.cpu,
+                    &vcpu_cpus,
                 ) {
                     Ok(g) => {
                         let reason = format!(
@@ -209,9 +210,9 @@ pub fn start_all(
 }
 
 /// Where guest `index` (configuration `c`) runs, as `assigned` says, and the CPU of each of its
-/// vCPUs: its device interrupts are routed to the APIC ID of its vCPU 0's CPU from now on
-/// (`irq::place_guest`; that CPU hands a vector for another vCPU on). A guest that cannot be
-/// placed is refused with the reason.
+/// vCPUs: its device interrupts for vCPU k are routed to the APIC ID of vCPU k's CPU from now on
+/// (`irq::place_guest`; its INTx to vCPU 0's). A guest that cannot be placed is refused with the
+/// reason.
 fn place(
     index: u16,
     c: &GuestConfig,
@@ -229,11 +230,14 @@ fn place(
     let vcpu_cpus: Vec<usize> = (0..c.vcpus as usize)
         .map(|k| placement::vcpu_cpu(&a.cpus, k).map_or(cpu, usize::from))
         .collect();
-    let apic = cpus.get(cpu).map_or(0, |c| c.apic_id);
-    crate::sched::cpus::place(index, cpu);
-    if let Err(e) = crate::irq::place_guest(conduit_irq::GuestId(index), apic) {
+    let apic_of = |cpu: usize| cpus.get(cpu).map_or(0, |c| c.apic_id);
+    let apic = apic_of(cpu);
+    let apics: Vec<u32> = vcpu_cpus.iter().map(|&c| apic_of(c)).collect();
+    crate::sched::cpus::place(index, &vcpu_cpus);
+    if let Err(e) = crate::irq::place_guest(conduit_irq::GuestId(index), &apics) {
         warn!(
-            "guest \"{}\": its interrupts cannot be routed to cpu {cpu} (APIC ID {apic}): {e}",
+            "guest \"{}\": its interrupts cannot be routed to its vCPUs' CPUs {vcpu_cpus:?} \
+             (APIC IDs {apics:?}): {e}",
             c.name
         );
     }
@@ -274,7 +278,8 @@ fn place(
 
 /// A machine without VMX (QEMU's TCG), or without a known TSC rate: the guest's memory, image,
 /// EPT and IOMMU domain are created and its devices assigned, exactly as where vCPUs run; only the
-/// vCPU is not started (`because` says why).
+/// vCPUs are not started (`because` says why). Each vCPU's home is its CPU (`vcpu_cpus`), as a
+/// `Slot` sets it where vCPUs run.
 fn without_vcpus(
     index: u16,
     c: &GuestConfig,
@@ -282,7 +287,7 @@ fn without_vcpus(
     mem: &'static Memory,
     unsafe_no_iommu: bool,
     because: &str,
-    cpu: usize,
+    vcpu_cpus: &[usize],
 ) -> Result<Guest, super::CreateError> {
     let mut g = match Guest::without_vcpu(mem, spec) {
         Ok(g) => g,
@@ -291,11 +296,14 @@ fn without_vcpus(
             return Err(e);
         }
     };
+    for (v, &cpu) in g.vcpus.iter_mut().zip(vcpu_cpus) {
+        v.home = cpu;
+    }
     // The frames stay the guest's (and its domain's) for the life of the machine: GuestMemory
     // does not free on drop.
     let pieces = g.memory_pieces();
     let hpa = pieces.first().map_or(0, |p| p.1);
-    g.devices = attach_devices(index, c, &pieces, unsafe_no_iommu, cpu);
+    g.devices = attach_devices(index, c, &pieces, unsafe_no_iommu, vcpu_cpus);
     // The control task holds their virtual configuration space all the same.
     g.pci = super::devices::register(index, &c.name, &g.devices, spec.has_platform());
     warn!(
@@ -315,7 +323,7 @@ fn attach_devices(
     c: &GuestConfig,
     pieces: &[(u64, u64, u64)],
     unsafe_no_iommu: bool,
-    #[cfg_attr(not(feature = "selftest"), expect(unused_variables))] cpu: usize,
+    #[cfg_attr(not(feature = "selftest"), expect(unused_variables))] vcpu_cpus: &[usize],
 ) -> Vec<PciAddress> {
     let mut domain = None;
     let assigned = attach_to_domain(c, pieces, unsafe_no_iommu, &mut domain);
@@ -327,7 +335,7 @@ fn attach_devices(
         size: pieces.iter().map(|p| p.2).sum(),
         domain,
         devices: assigned.clone(),
-        cpu,
+        vcpu_cpus: vcpu_cpus.to_vec(),
     });
     assigned
 }

@@ -400,8 +400,15 @@ pub(super) fn apply(g: &mut Guest, vbdf: Bdf, e: &Event) {
                     data,
                     masked,
                 };
-                let routed =
-                    super::interrupts::on_msix_entry(g.pci.index, &g.name, g.mem, bdf, change);
+                let vcpu = receiving_vcpu(g, address);
+                let routed = super::interrupts::on_msix_entry(
+                    g.pci.index,
+                    vcpu,
+                    &g.name,
+                    g.mem,
+                    bdf,
+                    change,
+                );
                 note_msi_destination(g, routed, address);
             }
         }
@@ -419,11 +426,23 @@ pub(super) fn apply(g: &mut Guest, vbdf: Bdf, e: &Event) {
                 physical_of(g, vbdf),
                 super::interrupts::MsiChange::from_event(e),
             ) {
-                let routed = super::interrupts::on_msi(g.pci.index, &g.name, bdf, vbdf, change);
+                let vcpu = receiving_vcpu(g, change.address);
+                let routed =
+                    super::interrupts::on_msi(g.pci.index, vcpu, &g.name, bdf, vbdf, change);
                 note_msi_destination(g, routed, change.address);
             }
         }
     }
+}
+
+/// The vCPU a message the guest writes to `address` is for, decided before it is routed so that
+/// its IRTE aims at that vCPU's CPU: the guest's local APICs the address names
+/// (`VirtualPlatform::msi_target`, the rule the vector is later drained into an IRR by); vCPU 0
+/// for a guest without a platform.
+fn receiving_vcpu(g: &Guest, address: u64) -> u8 {
+    g.platform
+        .as_ref()
+        .map_or(0, |p| p.msi_target(address) as u8)
 }
 
 /// A message the guest wrote was routed: its vCPU follows the destination of its address

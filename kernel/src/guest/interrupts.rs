@@ -6,7 +6,9 @@
 //! entry the core checks the guest's message (a compatibility-format MSI to the local APICs:
 //! address bits 31:20 = 0xFEE, upper address 0, delivery mode fixed or lowest priority, vector
 //! 0x10-0xFF; Intel SDM Vol. 3A §11.11), then `irq::bind_msi` gives the entry a fresh host vector
-//! and an IRTE owned by the guest that only this function may use (source-id verified), and
+//! and an IRTE owned by the guest that only this function may use (source-id verified), aimed at
+//! the CPU of the vCPU the message's destination names (the caller decides it from the
+//! address: `devices.rs`), and
 //! programs the physical table entry in remappable format (VT-d spec §5.1.2). A delivery is
 //! counted for the guest with its own vector pending (`irq::dispatch`). Masking masks the
 //! physical entry; a changed entry gets a new binding; a reset releases them. The physical MSI-X
@@ -185,9 +187,11 @@ pub struct EntryChange {
     pub masked: bool,
 }
 
-/// A guest (`guest`, called `name`) changed an MSI-X entry of its function `bdf`.
+/// A guest (`guest`, called `name`) changed an MSI-X entry of its function `bdf`; the message is
+/// for its vCPU `vcpu` (the entry's IRTE aims at that vCPU's CPU).
 pub fn on_msix_entry(
     guest: u16,
+    vcpu: u8,
     name: &str,
     mem: &Memory,
     bdf: PciAddress,
@@ -218,7 +222,7 @@ pub fn on_msix_entry(
     }
     let guest_vector = wanted?;
     let owner = Owner::Guest(GuestId(guest));
-    match irq::bind_msi(owner, bdf, MsiKind::Msix(entry), Some(guest_vector)) {
+    match irq::bind_msi(owner, vcpu, bdf, MsiKind::Msix(entry), Some(guest_vector)) {
         Ok(route) => {
             BOUND.lock().push(Bound {
                 guest,
@@ -282,9 +286,11 @@ impl MsiChange {
 /// sees at `vbdf`. Enabled and unmasked with a valid message: an IRTE of the guest's verifying
 /// `bdf`'s source-id, and the control task programs the physical capability with the
 /// remappable-format message (one vector: with Multiple Message Enable above 1 only the first
-/// is routed). Otherwise the physical MSI goes off.
+/// is routed), its IRTE aimed at the CPU of the guest's vCPU `vcpu`, whom the message is for.
+/// Otherwise the physical MSI goes off.
 pub fn on_msi(
     guest: u16,
+    vcpu: u8,
     name: &str,
     bdf: PciAddress,
     vbdf: Bdf,
@@ -312,7 +318,7 @@ pub fn on_msi(
     let owner = Owner::Guest(GuestId(guest));
     // The new entry is bound before the old one goes: the old handle is given back only once
     // the device holds the new message (or MSI is off).
-    let route = match irq::bind_msi(owner, bdf, MsiKind::MsiByCaller, Some(guest_vector)) {
+    let route = match irq::bind_msi(owner, vcpu, bdf, MsiKind::MsiByCaller, Some(guest_vector)) {
         Ok(r) => r,
         Err(e) => {
             warn!("guest \"{name}\": MSI of {bdf} not routed: {e}");

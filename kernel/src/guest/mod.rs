@@ -297,13 +297,16 @@ impl Guest {
     }
 
     /// Builds the guest on a machine without VMX: memory, image, EPT and (for a 64-bit guest)
-    /// the boot structures, exactly as [`Guest::create`] does; only the vCPU does not exist, so
-    /// nothing ever enters it. Its devices' accesses can still be carried out through the
-    /// exit-path entry points ([`exits::io_exit`], [`mmio::ept_violation`]).
+    /// the boot structures, exactly as [`Guest::create`] does, and its `spec.vcpus` vCPUs
+    /// without a VMCS, so nothing ever enters them. Its devices' accesses can still be carried
+    /// out through the exit-path entry points ([`exits::io_exit`], [`mmio::ept_violation`]).
     pub fn without_vcpu(mem: &'static Memory, spec: &GuestSpec) -> Result<Self, CreateError> {
         // No vCPU ever runs this guest, so no virtual timer is armed; the rate only fills the field.
         let rate = conduit_hw::time::wait_rate();
         let mut guest = Self::with_memory(mem, spec, None, rate)?;
+        guest.vcpus = (0..spec.vcpus as usize)
+            .map(|i| Vcpu::new(i, 0, None, rate))
+            .collect();
         // An OS guest's virtual platform, in software emulation, as `vcpu::setup` builds it where
         // vCPUs run: its I/O APIC receives the guest's INTx lines and its local APIC takes EOIs
         // through the same MMIO entry points (the self-tests' scripted drivers use them).

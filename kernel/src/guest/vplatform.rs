@@ -388,11 +388,23 @@ impl VirtualPlatform {
     /// naming none of the guest's APICs, or a vector whose message it never wrote).
     pub fn msi_vcpu(&self, vector: u8) -> usize {
         self.msi_dest[usize::from(vector)]
-            .and_then(|(dest, logical)| {
-                self.lapics
-                    .iter()
-                    .position(|l| l.matches(u32::from(dest), logical))
-            })
+            .map_or(0, |(dest, logical)| self.vcpu_named(dest, logical))
+    }
+
+    /// The vCPU a compatibility-format message to `address` is for, by the same rule as
+    /// [`VirtualPlatform::msi_vcpu`]: destination ID in address bits 19:12, destination mode in
+    /// bit 2 (1 = logical; SDM Vol. 3A §11.11.1), matched against the guest's local APICs as
+    /// they are now; the first that matches, else vCPU 0.
+    pub fn msi_target(&self, address: u64) -> usize {
+        self.vcpu_named((address >> 12) as u8, address & (1 << 2) != 0)
+    }
+
+    /// The first vCPU whose local APIC the 8-bit destination `dest` names (SDM Vol. 3A
+    /// §11.6.2), else vCPU 0.
+    fn vcpu_named(&self, dest: u8, logical: bool) -> usize {
+        self.lapics
+            .iter()
+            .position(|l| l.matches(u32::from(dest), logical))
             .unwrap_or(0)
     }
 

@@ -445,6 +445,15 @@ impl Guest {
         acknowledged(self, vector);
         Some(vector)
     }
+
+    /// What the next entry of any vCPU does with the device vectors marked pending for the
+    /// guest (each into the IRR of the local APIC its message names), for the self-tests'
+    /// scripted drivers; returns the highest vector in vCPU `vcpu`'s IRR (`None` without a
+    /// platform or such a vCPU).
+    pub fn drained_irr(&mut self, vcpu: usize) -> Option<u8> {
+        drain_pending(self);
+        self.platform.as_ref()?.lapics.get(vcpu)?.highest_irr()
+    }
 }
 
 impl Guest {

@@ -150,8 +150,8 @@ fn device(vector: u8) {
         if let Some(v) = b.virtual_vector {
             c.mark_pending(v);
         }
-        // Taken on another CPU than the guest's: that CPU is told.
-        crate::sched::cpus::guest_interrupt(g);
+        // Taken on a CPU that runs none of the guest's vCPUs: the receiving vCPU's CPU is told.
+        crate::sched::cpus::guest_interrupt(g, b.vcpu);
     }
 }
 

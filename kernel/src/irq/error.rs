@@ -3,7 +3,7 @@
 use crate::iommu::IommuError;
 use crate::pci::msi::MsiError;
 use alloc::string::String;
-use conduit_irq::{AllocError, FormatError};
+use conduit_irq::{AllocError, FormatError, PlacementError};
 use core::fmt;
 
 /// Why an interrupt could not be set up.
@@ -25,8 +25,8 @@ pub enum IrqError {
     NoSourceId(u8),
     /// A function's INTx cannot be given to a guest.
     Intx(String),
-    /// An interrupt destination that is no CPU of the MADT and no online CPU (its APIC ID).
-    NoSuchCpu(u32),
+    /// A guest's placement (a CPU of no vCPU, an APIC ID no CPU has, a vCPU the guest lacks).
+    Placement(PlacementError),
 }
 
 impl fmt::Display for IrqError {
@@ -41,7 +41,7 @@ impl fmt::Display for IrqError {
             Self::NoIoApic(gsi) => write!(f, "no I/O APIC has GSI {gsi}"),
             Self::NoSourceId(id) => write!(f, "the DMAR names no source-id for I/O APIC {id}"),
             Self::Intx(why) => f.write_str(why),
-            Self::NoSuchCpu(apic) => write!(f, "no CPU has APIC ID {apic}"),
+            Self::Placement(e) => write!(f, "{e}"),
         }
     }
 }
@@ -49,6 +49,11 @@ impl fmt::Display for IrqError {
 impl From<AllocError> for IrqError {
     fn from(e: AllocError) -> Self {
         Self::Alloc(e)
+    }
+}
+impl From<PlacementError> for IrqError {
+    fn from(e: PlacementError) -> Self {
+        Self::Placement(e)
     }
 }
 impl From<FormatError> for IrqError {

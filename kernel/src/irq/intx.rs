@@ -158,6 +158,7 @@ pub fn route_intx(
                 owner,
                 index,
                 virtual_vector: None,
+                vcpu: 0,
             },
         );
         let l = &LINES[usize::from(vector)];
@@ -220,11 +221,13 @@ fn entry(
     ioapic: usize,
     source: IntxSource,
 ) -> Result<(u8, Option<u16>, u64), IrqError> {
+    // A guest's INTx goes to its vCPU 0's CPU.
+    let apic = s.apic_of(owner, 0)?;
     if s.ir.is_none() {
         let vector = s.vectors.alloc(owner)?;
         let rte = DirectRte {
             vector,
-            dest: s.apic_of(owner) as u8,
+            dest: apic as u8,
             trigger: source.trigger,
             polarity: source.polarity,
             masked: true,
@@ -233,8 +236,9 @@ fn entry(
     }
     let io = &s.ioapics[ioapic];
     let sid = io.source_id.ok_or(IrqError::NoSourceId(io.dev.id()))?;
+    let destination = s.destination(owner, 0)?;
     let (vector, index) = super::route::allocate(s, owner)?;
-    let irte = match IrteBuilder::new(s.destination(owner), vector)
+    let irte = match IrteBuilder::new(destination, vector)
         .trigger_mode(source.trigger)
         .verify_requester(sid.bdf.routing_id(), SourceQualifier::All)
         .build()

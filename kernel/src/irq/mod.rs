@@ -4,9 +4,11 @@
 //! Every vector (0x20-0xfe, one local APIC's space; the hypervisor keeps [`vectors::RESERVED`])
 //! and every IRTE has an owner, the hypervisor or a guest (`conduit_irq::VectorAllocator`,
 //! `IrtAllocator`). Every entry written goes through `conduit_irq::authorize_irte` first: the
-//! requester must own the index, the vector and the destination (guests: only the CPU that runs
-//! them, recorded by [`place_guest`]), use Fixed or Lowest Priority delivery, and a guest's entry must verify the
-//! source-id (SVT = 01b). Anything else is refused with a typed error, and nothing is written.
+//! requester must own the index, the vector and the destination (guests: only the CPUs their
+//! vCPUs run on, recorded by [`place_guest`]), use Fixed or Lowest Priority delivery, and a
+//! guest's entry must verify the source-id (SVT = 01b). Anything else is refused with a typed
+//! error, and nothing is written. A guest's MSI or MSI-X goes to the CPU of the vCPU it is for,
+//! its INTx to its vCPU 0's.
 //!
 //! - [`init`]: the local APIC (if the IOMMU did not already choose its mode), its timer as the
 //!   hypervisor's tick, every I/O APIC masked, the allocators sized to the interrupt remapping
@@ -61,8 +63,8 @@ use conduit_hw::apic::{self, timer, vectors};
 use conduit_hw::ioapic::IoApic;
 use conduit_hw::memory::Memory;
 use conduit_irq::{
-    ApicMode, Destination, DestinationMode, DestinationPolicy, GuestId, IrtAllocator, Irte, Owner,
-    VectorAllocator, authorize_irte,
+    ApicMode, Destination, GuestId, IrtAllocator, Irte, Owner, Placements, VectorAllocator,
+    authorize_irte,
 };
 use conduit_pci::PciAddress;
 use log::{error, info, warn};
@@ -105,13 +107,11 @@ struct State {
     mem: &'static Memory,
     ir: Option<IrInfo>,
     ir_off: String,
-    /// The bootstrap processor's APIC ID: the destination of the hypervisor's own interrupts, and
-    /// of a guest's until [`place_guest`] records the CPU that runs it.
-    boot_apic: u32,
-    /// The APIC ID of the CPU that runs each guest ([`place_guest`]).
-    guest_cpus: Vec<(GuestId, u32)>,
-    /// Every CPU's APIC ID (MADT).
-    cpus: Vec<u32>,
+    /// Every CPU's APIC ID (MADT), the bootstrap processor's (the destination of the
+    /// hypervisor's own interrupts, and of a guest's until it is placed) and per guest the APIC
+    /// ID of each vCPU's CPU ([`place_guest`]); also the destination policy IRTEs are
+    /// authorised against.
+    placements: Placements,
     vectors: VectorAllocator,
     irt: IrtAllocator<IRT_ENTRIES>,
     /// The I/O APICs and the MADT's ISA overrides, for routing ISA interrupts (the self-tests'
@@ -137,48 +137,25 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> Result<R, IrqError>) -> Result<R,
     })
 }
 
-/// Destinations a requester may aim at: the hypervisor any CPU of the MADT, a guest only the CPU
-/// that runs it; physical destination mode only.
-struct Cpus<'a> {
-    all: &'a [u32],
-    state: &'a State,
-}
-
-impl DestinationPolicy for Cpus<'_> {
-    fn may_target(&self, requester: Owner, mode: DestinationMode, d: Destination) -> bool {
-        mode == DestinationMode::Physical
-            && match requester {
-                Owner::Hypervisor => self.all.contains(&d.id()),
-                Owner::Guest(_) => d.id() == self.state.apic_of(requester),
-            }
-    }
-}
-
 impl State {
     fn mode(&self) -> ApicMode {
         self.ir.as_ref().map_or(ApicMode::XApic, |i| i.mode)
     }
 
-    /// The APIC ID `owner`'s interrupts go to: the CPU that runs the guest, the bootstrap
-    /// processor for the hypervisor (and a guest not placed yet).
-    fn apic_of(&self, owner: Owner) -> u32 {
-        match owner {
-            Owner::Hypervisor => self.boot_apic,
-            Owner::Guest(id) => self
-                .guest_cpus
-                .iter()
-                .find(|(g, _)| *g == id)
-                .map_or(self.boot_apic, |&(_, apic)| apic),
-        }
+    /// The APIC ID `owner`'s interrupts for its vCPU `vcpu` go to: the CPU that runs that vCPU,
+    /// the bootstrap processor for the hypervisor (vCPU 0) and for a guest not placed yet.
+    fn apic_of(&self, owner: Owner, vcpu: usize) -> Result<u32, IrqError> {
+        Ok(self.placements.apic_of(owner, vcpu)?)
     }
 
-    /// The destination of `owner`'s interrupts ([`State::apic_of`]), in the table's width.
-    fn destination(&self, owner: Owner) -> Destination {
-        let apic = self.apic_of(owner);
-        match self.mode() {
+    /// The destination of `owner`'s interrupts for its vCPU `vcpu` ([`State::apic_of`]), in the
+    /// table's width.
+    fn destination(&self, owner: Owner, vcpu: usize) -> Result<Destination, IrqError> {
+        let apic = self.apic_of(owner, vcpu)?;
+        Ok(match self.mode() {
             ApicMode::X2Apic => Destination::X2Apic(apic),
             ApicMode::XApic => Destination::XApic(apic as u8),
-        }
+        })
     }
 
     /// Authorises `irte` for `requester` at `index`, then writes it into the interrupt
@@ -194,10 +171,6 @@ impl State {
         if self.ir.is_none() {
             return Err(IrqError::RemappingOff(self.ir_off.clone()));
         }
-        let policy = Cpus {
-            all: &self.cpus,
-            state: self,
-        };
         authorize_irte(
             requester,
             index,
@@ -205,7 +178,7 @@ impl State {
             &self.irt,
             self.mode(),
             &self.vectors,
-            &policy,
+            &self.placements,
         )?;
         iommu::write_irte(segment, index, irte)?;
         Ok(())
@@ -291,17 +264,11 @@ pub fn init(mem: &'static Memory, platform: &Platform) {
         ),
         None => info!("irq: interrupt remapping off ({ir_off}): device interrupts are not routed"),
     }
-    let mut cpus = platform.local_apic_ids.clone();
-    if !cpus.contains(&boot_apic) {
-        cpus.push(boot_apic);
-    }
     *STATE.lock() = Some(State {
         mem,
         ir,
         ir_off,
-        boot_apic,
-        guest_cpus: Vec::new(),
-        cpus,
+        placements: Placements::new(boot_apic, platform.local_apic_ids.clone()),
         vectors,
         irt,
         ioapics,
@@ -434,6 +401,7 @@ pub fn reserve_vector(owner: Owner) -> Result<u8, IrqError> {
                 owner,
                 index: None,
                 virtual_vector: None,
+                vcpu: 0,
             },
         );
         Ok(v)
@@ -505,28 +473,26 @@ pub fn release_guest(id: GuestId) -> Result<(usize, usize), IrqError> {
 /// [`init`]).
 #[cfg(feature = "selftest")]
 pub fn this_cpu() -> Option<Destination> {
-    with_state(|s| Ok(s.destination(Owner::Hypervisor))).ok()
+    with_state(|s| s.destination(Owner::Hypervisor, 0)).ok()
 }
 
-/// Records that the CPU with APIC ID `apic` runs guest `id`: the guest's device interrupts are
-/// routed there from now on (IRTE destination, or the I/O APIC entry's without remapping). Called
-/// once per guest, before its functions are bound. An APIC ID that is neither a CPU of the MADT
-/// nor an online CPU is refused.
-pub fn place_guest(id: GuestId, apic: u32) -> Result<(), IrqError> {
+/// Records that the CPU with APIC ID `apics[k]` runs vCPU k of guest `id`: the guest's device
+/// interrupts for vCPU k are routed there from now on (IRTE destination), its INTx (I/O APIC
+/// entries, with or without remapping) to vCPU 0's, and its IRTEs may aim at any of them, no
+/// other CPU. Called once per guest, before its functions are bound. An APIC ID that is neither
+/// a CPU of the MADT nor an online CPU is refused, and nothing is recorded.
+pub fn place_guest(id: GuestId, apics: &[u32]) -> Result<(), IrqError> {
     with_state(|s| {
         // Without a MADT (Bochs) the APs are found by a broadcast start-up: an online CPU
         // counts as well as a MADT entry.
-        let online = conduit_hw::percpu::all()
-            .any(|c| c.apic_id() == apic && c.state() == conduit_hw::percpu::CpuState::Online);
-        if !s.cpus.contains(&apic) {
-            if !online {
-                return Err(IrqError::NoSuchCpu(apic));
+        for &apic in apics {
+            let online = conduit_hw::percpu::all()
+                .any(|c| c.apic_id() == apic && c.state() == conduit_hw::percpu::CpuState::Online);
+            if online {
+                s.placements.add_cpu(apic);
             }
-            s.cpus.push(apic);
         }
-        s.guest_cpus.retain(|(g, _)| *g != id);
-        s.guest_cpus.push((id, apic));
-        Ok(())
+        Ok(s.placements.place(id, apics)?)
     })
 }
 

@@ -76,22 +76,27 @@ pub enum MsiKind {
     Msix(u16),
 }
 
-/// Routes the MSI (or MSI-X entry) of `bdf` for `owner`: a fresh vector, an IRTE aimed at this
-/// CPU (Fixed, edge, physical) that only `bdf` may use (SVT = 01b, SQ = 00b: all 16 requester-id
+/// Routes the MSI (or MSI-X entry) of `bdf` for `owner`'s vCPU `vcpu` (0 for the hypervisor): a
+/// fresh vector, an IRTE aimed at the APIC ID of the CPU that runs that vCPU (Fixed, edge,
+/// physical; the bootstrap processor for the hypervisor) that only `bdf` may use (SVT = 01b, SQ = 00b: all 16 requester-id
 /// bits compared; written into the interrupt remapping table of `bdf`'s segment only, so its
 /// namesake on another segment cannot use it), and the device programmed in remappable format
 /// with that entry's handle (MSI enabled; an MSI-X entry unmasked, MSI-X Enable left to the
 /// caller). For a guest,
-/// `virtual_vector` is the vector its own driver programmed (injected on delivery).
+/// `virtual_vector` is the vector its own driver programmed (injected on delivery), and the
+/// vector's binding names `vcpu`, so that the interrupt path knows whom it is for. A vCPU the
+/// guest was not placed with is refused before anything is taken.
 pub fn bind_msi(
     owner: Owner,
+    vcpu: u8,
     bdf: PciAddress,
     kind: MsiKind,
     virtual_vector: Option<u8>,
 ) -> Result<MsiRoute, IrqError> {
     with_state(|s| {
+        let destination = s.destination(owner, usize::from(vcpu))?;
         let (vector, index) = allocate(s, owner)?;
-        let irte = match IrteBuilder::new(s.destination(owner), vector)
+        let irte = match IrteBuilder::new(destination, vector)
             .verify_requester(bdf.bdf.routing_id(), SourceQualifier::All)
             .build()
         {
@@ -111,6 +116,7 @@ pub fn bind_msi(
                 owner,
                 index: Some(index),
                 virtual_vector,
+                vcpu,
             },
         );
         // A fresh binding: a flood of the vector's earlier user is reported no more.
@@ -141,9 +147,14 @@ pub fn bind_msi(
              (fixed, edge, physical); source-id {bdf} verified (SVT=01, SQ=00); {} in \
              remappable format: address {:#010x} (handle {index}, SHV 0), data {:#06x}",
             virtual_vector.map_or_else(alloc::string::String::new, |v| alloc::format!(
-                " (the guest's vector {v:#x})"
+                " (the guest's vector {v:#x}{})",
+                if several_vcpus(s, owner) {
+                    alloc::format!(" for its vCPU {vcpu}")
+                } else {
+                    alloc::string::String::new()
+                }
             )),
-            s.apic_of(owner),
+            destination.id(),
             if kind == MsiKind::MsiByCaller {
                 "to be programmed through the control task"
             } else {
@@ -160,6 +171,11 @@ pub fn bind_msi(
             message,
         })
     })
+}
+
+/// Whether `owner` is a guest placed with more than one vCPU (its log lines name the vCPU).
+fn several_vcpus(s: &State, owner: Owner) -> bool {
+    matches!(owner, Owner::Guest(id) if s.placements.vcpus(id) > 1)
 }
 
 /// An ISA interrupt routed through an I/O APIC input.
@@ -195,13 +211,14 @@ pub fn route_isa(isa: u8) -> Result<GsiRoute, IrqError> {
         let sid = s.ioapics[ioapic]
             .source_id
             .ok_or(IrqError::NoSourceId(s.ioapics[ioapic].dev.id()))?;
+        let destination = s.destination(owner, 0)?;
         let (vector, index) = allocate(s, owner)?;
         let trigger = if o.level {
             TriggerMode::Level
         } else {
             TriggerMode::Edge
         };
-        let irte = match IrteBuilder::new(s.destination(owner), vector)
+        let irte = match IrteBuilder::new(destination, vector)
             .trigger_mode(trigger)
             .verify_requester(sid.bdf.routing_id(), SourceQualifier::All)
             .build()
@@ -222,6 +239,7 @@ pub fn route_isa(isa: u8) -> Result<GsiRoute, IrqError> {
                 owner,
                 index: Some(index),
                 virtual_vector: None,
+                vcpu: 0,
             },
         );
         let polarity = if o.active_low {

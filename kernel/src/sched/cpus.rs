@@ -16,9 +16,12 @@ pub const MAX: usize = conduit_config::placement::MAX_CPUS;
 /// VM exits of guests handled per CPU.
 static EXITS: [AtomicU64; MAX] = [const { AtomicU64::new(0) }; MAX];
 
-/// Per guest (by its configuration index): 1 + the CPU that runs it (0: not placed).
-static GUEST_CPU: [AtomicUsize; crate::irq::dispatch::MAX_GUESTS] =
-    [const { AtomicUsize::new(0) }; crate::irq::dispatch::MAX_GUESTS];
+/// vCPUs a guest can have (`conduit_config::guest::MAX_VCPUS`).
+const MAX_VCPUS: usize = conduit_config::guest::MAX_VCPUS as usize;
+
+/// Per guest (by its configuration index), per vCPU: 1 + the CPU that runs it (0: not placed).
+static GUEST_CPUS: [[AtomicUsize; MAX_VCPUS]; crate::irq::dispatch::MAX_GUESTS] =
+    [const { [const { AtomicUsize::new(0) }; MAX_VCPUS] }; crate::irq::dispatch::MAX_GUESTS];
 
 /// This CPU's index.
 pub fn this_cpu() -> usize {
@@ -93,28 +96,41 @@ pub fn exits(cpu: usize) -> u64 {
     EXITS.get(cpu).map_or(0, |c| c.load(Ordering::Relaxed))
 }
 
-/// Records that CPU `cpu` runs guest `id` (its configuration index).
-pub fn place(id: u16, cpu: usize) {
-    if let Some(g) = GUEST_CPU.get(usize::from(id)) {
-        g.store(cpu + 1, Ordering::Release);
+/// Records that CPU `cpus[k]` runs vCPU k of guest `id` (its configuration index).
+pub fn place(id: u16, cpus: &[usize]) {
+    if let Some(row) = GUEST_CPUS.get(usize::from(id)) {
+        for (k, slot) in row.iter().enumerate() {
+            slot.store(cpus.get(k).map_or(0, |c| c + 1), Ordering::Release);
+        }
     }
 }
 
 /// IPIs from the interrupt path to a guest's CPU that could not be sent ([`guest_interrupt`]).
 static LOST_KICKS: AtomicU64 = AtomicU64::new(0);
 
-/// An interrupt of guest `id` was taken here (the interrupt path, lock-free): if another CPU runs
-/// the guest, it is sent the IPI, so that a halted CPU wakes and injects the guest's vector at its
-/// next entry rather than after its next tick. One that cannot be sent is counted
-/// ([`lost_kicks`]); the vector stays pending for the guest's CPU all the same.
-pub fn guest_interrupt(id: u16) {
-    let Some(owner) = GUEST_CPU
-        .get(usize::from(id))
-        .and_then(|g| g.load(Ordering::Acquire).checked_sub(1))
-    else {
+/// An interrupt of guest `id` for its vCPU `vcpu` was taken here (the interrupt path,
+/// lock-free). A CPU that runs one of the guest's vCPUs sends nobody anything: it moves the
+/// vector into the receiving vCPU's local APIC itself when it next holds the guest, and hands it
+/// on from there to a vCPU elsewhere (`guest::vplatform_exits`); any other CPU sends the
+/// receiving vCPU's CPU (vCPU 0's for a vCPU not placed) the IPI, so that a halted CPU wakes and
+/// injects the guest's vector at its next entry rather than after its next tick. One that cannot
+/// be sent is counted ([`lost_kicks`]); the vector stays pending for the guest all the same.
+pub fn guest_interrupt(id: u16, vcpu: u8) {
+    let Some(row) = GUEST_CPUS.get(usize::from(id)) else {
         return;
     };
-    if owner != this_cpu() && conduit_hw::smp::wake(owner).is_err() {
+    let here = this_cpu() + 1;
+    if row.iter().any(|c| c.load(Ordering::Acquire) == here) {
+        return;
+    }
+    let cpu_of = |k: usize| {
+        row.get(k)
+            .and_then(|c| c.load(Ordering::Acquire).checked_sub(1))
+    };
+    let Some(target) = cpu_of(usize::from(vcpu)).or_else(|| cpu_of(0)) else {
+        return;
+    };
+    if conduit_hw::smp::wake(target).is_err() {
         LOST_KICKS.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -16,6 +16,9 @@
 //!   guest's page tables, decodes it, carries it out (the control task's events through
 //!   `guest::devices::apply`) and advances RIP.
 //!
+//! A Multiboot guest, which has no boot page tables, is driven in the state its kernel starts in
+//! (32-bit protected mode, flat segments, paging off: accesses of 1, 2 or 4 bytes).
+//!
 //! Results come back in the guest's RAX. A step the exit path did not complete (the guest
 //! stopped, RIP not advanced past the instruction) is an error naming the guest's state.
 
@@ -23,6 +26,7 @@ use crate::control;
 use crate::guest::devices::BAR_WINDOW;
 use crate::guest::interrupts::Routed;
 use crate::guest::mmio::{self, ECAM_GPA};
+use crate::guest::spec::Entry;
 use crate::guest::{CpuState, Guest, Outcome, exits};
 use alloc::format;
 use alloc::string::String;
@@ -30,7 +34,7 @@ use alloc::vec::Vec;
 use conduit_hw::memory::{Memory, PhysWindow};
 use conduit_irq::Owner;
 use conduit_pci::{Bar, BarKind, Bdf};
-use conduit_vmx::guest_state::GuestState;
+use conduit_vmx::guest_state::{AccessRights, GuestState, Segment};
 use core::convert::Infallible;
 
 /// Message Control of the MSI-X capability (PCIe Base Spec r6.0 §7.7.2.2): MSI-X Enable.
@@ -44,6 +48,10 @@ const MEMORY_AND_BUS_MASTER: u32 = 0x0006;
 pub const SCRATCH_GPA: u64 = 0x8000;
 const RAX: usize = 0;
 const RDX: usize = 2;
+/// CR0.PE (Intel SDM Vol. 3A §2.5).
+const CR0_PE: u64 = 1;
+/// IA32_EFER.LMA: IA-32e mode active (Intel SDM Vol. 3A §2.2.1).
+const LMA: u64 = 1 << 10;
 
 /// An error as text (the control task's or the exit path's).
 pub fn err(e: impl core::fmt::Display) -> String {
@@ -100,6 +108,19 @@ impl CpuState for ScriptedCpu {
     }
 }
 
+/// The state a Multiboot kernel starts in (Multiboot 0.6.96 §3.2, as `guest::vcpu` enters it):
+/// 32-bit protected mode, flat 4-GiB code and data segments, paging off, at [`SCRATCH_GPA`].
+fn multiboot_flat() -> GuestState {
+    let flat = AccessRights::S | AccessRights::P | AccessRights::DB | AccessRights::G;
+    let data = Segment::new(0x10, 0, 0xffff_ffff, 0x3 | flat);
+    let mut s = GuestState::real_mode(0, 0);
+    s.cr0 |= CR0_PE;
+    s.cs = Segment::new(0x08, 0, 0xffff_ffff, 0xb | flat);
+    (s.ds, s.es, s.fs, s.gs, s.ss) = (data, data, data, data, data);
+    s.rip = SCRATCH_GPA;
+    s
+}
+
 /// `MOV` between `[RDX]` and the accumulator of `size` bytes: a store of AL/AX/EAX/RAX (88h,
 /// 89h) or a load into it (8Ah, 8Bh); ModR/M 02h = mod 00, reg 000 (accumulator), r/m 010
 /// (`[RDX]`). Returns the bytes and their count.
@@ -121,18 +142,24 @@ pub struct GuestView<'a> {
 }
 
 impl<'a> GuestView<'a> {
-    /// The driver of the 64-bit guest `g` (its boot page tables map the scratch page).
+    /// The driver of the 64-bit guest `g` (its boot page tables map the scratch page), or of
+    /// the Multiboot guest `g` (32-bit protected mode, paging off: the scratch page is at its
+    /// physical address).
     pub fn new(g: &'a mut Guest, mem: &Memory) -> Result<Self, String> {
-        let cr3 = g.boot_cr3().ok_or_else(|| {
-            format!(
-                "guest \"{}\" is not a 64-bit guest: no page tables for its driver",
-                g.name
-            )
-        })?;
         if SCRATCH_GPA + 0x1000 > g.memory_size() {
             return Err(format!("guest \"{}\" is too small", g.name));
         }
-        let state = GuestState::long_mode_flat(SCRATCH_GPA, g.memory_size(), cr3);
+        let state = match (g.boot_cr3(), g.spec().entry) {
+            (Some(cr3), _) => GuestState::long_mode_flat(SCRATCH_GPA, g.memory_size(), cr3),
+            (None, Entry::Multiboot { .. }) => multiboot_flat(),
+            (None, _) => {
+                return Err(format!(
+                    "guest \"{}\" is neither a 64-bit nor a Multiboot guest: no state for its \
+                     driver",
+                    g.name
+                ));
+            }
+        };
         Ok(Self {
             g,
             cpu: ScriptedCpu {
@@ -196,6 +223,12 @@ impl<'a> GuestView<'a> {
     /// A `MOV` of `size` bytes at `gpa` (emulated memory): a store of `store`, or a load.
     /// Returns what the load put into the accumulator.
     fn access(&mut self, gpa: u64, size: u8, store: Option<u64>) -> Result<u64, String> {
+        if size == 8 && self.cpu.state.efer & LMA == 0 {
+            return Err(format!(
+                "an 8-byte MOV to GPA {gpa:#x} needs 64-bit mode; guest \"{}\" is in 32-bit mode",
+                self.g.name
+            ));
+        }
         let (bytes, len) = mov(store.is_some(), size);
         let at = self.window.virt(self.g.memory_host() + SCRATCH_GPA);
         // SAFETY: the scratch page lies inside this guest's memory (checked in `new`), which the
@@ -298,12 +331,25 @@ impl<'a> GuestView<'a> {
 
     /// A guest driver's MSI set-up on function `vbdf` (physical `f`), through its virtual
     /// configuration space (PCIe Base Spec r6.0 §7.7.1): memory BARs placed, memory decode and bus
-    /// mastering on, message address 0xFEE00000, data `vector`, then MSI Enable.
+    /// mastering on, message address 0xFEE00000 (its local APIC 0), data `vector`, then MSI
+    /// Enable.
     pub fn enable_msi(
         &mut self,
         vbdf: Bdf,
         f: &crate::pci::Function,
         vector: u8,
+    ) -> Result<GuestMsi, String> {
+        self.enable_msi_to(vbdf, f, vector, 0)
+    }
+
+    /// [`GuestView::enable_msi`] with the message addressed to the guest's local APIC ID
+    /// `apic` (physical destination mode: address bits 19:12, Intel SDM Vol. 3A §11.11.1).
+    pub fn enable_msi_to(
+        &mut self,
+        vbdf: Bdf,
+        f: &crate::pci::Function,
+        vector: u8,
+        apic: u8,
     ) -> Result<GuestMsi, String> {
         let cap = f
             .caps
@@ -316,7 +362,7 @@ impl<'a> GuestView<'a> {
         let info = conduit_vpci::MsiInfo::from_control(cap, shape as u16);
         let bars = self.place_bars(vbdf, f.bars.iter().copied())?;
         self.write(vbdf, 0x04, 2, 0x0006)?;
-        self.write(vbdf, cap + 4, 4, 0xfee0_0000)?;
+        self.write(vbdf, cap + 4, 4, msi_address(apic))?;
         if info.is_64bit {
             self.write(vbdf, cap + 8, 4, 0)?;
         }
@@ -391,6 +437,12 @@ impl<'a> GuestView<'a> {
         }
         Ok(())
     }
+}
+
+/// A compatibility-format MSI address to local APIC ID `apic` in physical destination mode
+/// (Intel SDM Vol. 3A §11.11.1: 0xFEE in bits 31:20, destination ID in bits 19:12).
+pub fn msi_address(apic: u8) -> u32 {
+    0xfee0_0000 | u32::from(apic) << 12
 }
 
 /// The IRTE a remappable-format MSI address selects: handle bits 14:0 in address bits 19:5,

@@ -176,6 +176,7 @@ fn with_domain(mem: &Memory, edu: &Edu, domain: DomainId) -> Result<usize, Strin
     // [2] The guest's MSI through its own verified IRTE: N raises, N interrupts.
     let route = irq::bind_msi(
         Owner::Guest(GUEST),
+        0,
         conduit_pci::PciAddress::on_segment0(edu.bdf),
         MsiKind::Msi,
         Some(GUEST_VECTOR),

@@ -408,6 +408,7 @@ pub(super) fn msix(mem: &Memory) -> Result<(), String> {
     let info = msi::msix_info(conduit_pci::PciAddress::on_segment0(bdf)).map_err(describe)?;
     let route = irq::bind_msi(
         Owner::Hypervisor,
+        0,
         conduit_pci::PciAddress::on_segment0(bdf),
         MsiKind::Msix(0),
         None,

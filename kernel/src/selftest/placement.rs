@@ -6,6 +6,8 @@
 //! spec §9.10), whose destination must be the APIC ID of the guest's CPU (physical destination
 //! mode, the table's width). Then the edu raises interrupts (its register 0x60): each must be
 //! counted for the guest, with its vector pending, and taken by that CPU, none by the others.
+//! Then a guest whose vCPUs span two CPUs (`placement_span`): each interrupt on the CPU of the
+//! vCPU its message names.
 
 use super::control::check;
 use super::edu::Edu;
@@ -37,7 +39,11 @@ pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> 
         .into_iter()
         .find(|p| p.index == GUEST)
         .ok_or("the first guest was not placed")?;
-    let cpu = placed.cpu;
+    let cpu = placed
+        .vcpu_cpus
+        .first()
+        .copied()
+        .ok_or("the first guest has no vCPU")?;
     let apic = cpus::apic_id(cpu).ok_or_else(|| format!("cpu {cpu} has no APIC ID"))?;
     check(cpu != 0, || {
         format!(
@@ -126,5 +132,5 @@ pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> 
         route.vector,
         per_cpu.join(", ")
     );
-    Ok(4)
+    Ok(4 + super::placement_span::run(mem, guests)?)
 }

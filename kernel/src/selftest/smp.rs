@@ -156,6 +156,7 @@ fn script(mem: &'static Memory) -> Result<usize, String> {
             .ok_or("cannot write edu's Command register")?;
         let route = irq::bind_msi(
             Owner::Hypervisor,
+            0,
             conduit_pci::PciAddress::on_segment0(edu.bdf),
             MsiKind::Msi,
             None,

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | 63 | bound |
 //! | 62 | owner is a guest |
+//! | 55:48 | the guest's vCPU it is for |
 //! | 47:32 | guest id |
 //! | 31 | an IRTE index is present |
 //! | 30 | a virtual vector is present |
@@ -16,6 +17,7 @@ use crate::types::{GuestId, Owner};
 const BOUND: u64 = 1 << 63;
 const GUEST: u64 = 1 << 62;
 const GUEST_SHIFT: u32 = 32;
+const VCPU_SHIFT: u32 = 48;
 const HAS_INDEX: u64 = 1 << 31;
 const HAS_VIRTUAL: u64 = 1 << 30;
 const VIRTUAL_SHIFT: u32 = 16;
@@ -29,12 +31,14 @@ pub struct Binding {
     pub index: Option<u16>,
     /// The guest's vector to inject it as.
     pub virtual_vector: Option<u8>,
+    /// The guest's vCPU it is for (the one whose CPU the IRTE aims at; 0 for the hypervisor).
+    pub vcpu: u8,
 }
 
 impl Binding {
     /// The packed form; never 0 (0 means "unbound").
     pub const fn pack(self) -> u64 {
-        let mut raw = BOUND;
+        let mut raw = BOUND | ((self.vcpu as u64) << VCPU_SHIFT);
         if let Owner::Guest(GuestId(id)) = self.owner {
             raw |= GUEST | ((id as u64) << GUEST_SHIFT);
         }
@@ -69,6 +73,7 @@ impl Binding {
             } else {
                 None
             },
+            vcpu: (raw >> VCPU_SHIFT) as u8,
         })
     }
 }

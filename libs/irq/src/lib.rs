@@ -21,10 +21,14 @@
 //! - [`SegmentTables`]: one interrupt remapping table per PCI segment, as many as there are
 //!   segments (an IRTE's source-id has no segment), the table of a function's segment being the
 //!   one its entries go to; clearing an index acts on its holder first, then on every table.
-//! - [`Binding`]: what a vector delivers to (owner, IRTE index, the guest's virtual vector),
-//!   packed into 64 bits for lock-free reads in interrupt handlers.
+//! - [`Placements`]: the CPUs interrupts may be aimed at and, per guest, the CPU (APIC ID) of
+//!   each vCPU: a guest's interrupt for vCPU k goes to vCPU k's CPU, and the guest may target
+//!   the CPU of any of its vCPUs, no other (the [`DestinationPolicy`] the kernel authorizes with).
+//! - [`Binding`]: what a vector delivers to (owner, IRTE index, the guest's virtual vector and
+//!   the vCPU it is for), packed into 64 bits for lock-free reads in interrupt handlers.
 //!
-//! No `unsafe`, no panics on any input; only [`SegmentTables`] allocates (`alloc`).
+//! No `unsafe`, no panics on any input; only [`SegmentTables`] and [`Placements`] allocate
+//! (`alloc`).
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
@@ -39,6 +43,7 @@ pub mod irt;
 pub mod irta;
 pub mod irte;
 pub mod msi;
+pub mod placement;
 pub mod segments;
 pub mod types;
 pub mod vector;
@@ -54,6 +59,7 @@ pub use irt::{IrtAllocator, MAX_BLOCK};
 pub use irta::{IRTE_BYTES, IrtSize, Irta};
 pub use irte::{Irte, IrteBuilder, SourceQualifier, SourceValidation, raw_present};
 pub use msi::{CompatMsi, DecodedMsi, MSI_ADDRESS_BASE, MsiMessage, RemappableMsi};
+pub use placement::{PlacementError, Placements};
 pub use segments::SegmentTables;
 pub use types::{
     ApicMode, DeliveryMode, Destination, DestinationMode, GuestId, Owner, TriggerMode,
