@@ -201,11 +201,8 @@ pub(super) const BOCHS_LINUX_SPAN: Scenario = Scenario {
     }),
     config: Config::File("boot/scenarios/linux-span.toml"),
     expect: SPAN_EXPECT,
-    guests: &[("linux", LINUX_BOOT)],
-    forbid: FORBID,
     input: SPAN_INPUT,
-    end: End::Success,
-    timeout_secs: 1200,
+    ..BOCHS_LINUX_SMP
 };
 
 /// `kvm-linux-span`: the same on QEMU with KVM (nested VMX) and two physical CPUs. Needs VMX:

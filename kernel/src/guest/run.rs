@@ -162,11 +162,11 @@ pub fn run_slice(slot: &Slot, host: Option<&spin::Mutex<VmxHost>>) -> u64 {
         g.set_present(i, true);
         let regs: *mut GuestRegs = &mut g.vcpus[i].regs;
         drop(g);
-        // SAFETY: the VMCS is current and was fully programmed and checked by `Guest::create`
-        // (or by `Guest::restart`). `regs` points into the guest's vCPU vector, which is never
-        // resized after creation and lives as long as the slot; while this vCPU's presence bit
-        // is set no other CPU reads or writes its registers (module docs), and this CPU takes
-        // the lock again before it touches anything else of the guest.
+        // `regs` points into the guest's vCPU vector, never resized after creation and as old as
+        // the slot; while this vCPU's presence bit is set no other CPU reads or writes its
+        // registers (module docs), and this CPU takes the lock again before it touches the guest.
+        // SAFETY: the VMCS is current, programmed and checked (`Guest::create`, `setup_here`);
+        // `regs` is valid and used by this CPU alone until the exit (above).
         let entered = unsafe { run::enter(&mut *regs, launched) };
         let end = rdtsc();
         // An interrupt the exit acknowledged is handled (and EOIed) first, whatever became of
