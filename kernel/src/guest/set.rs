@@ -165,8 +165,8 @@ impl Guest {
     }
 
     /// On each CPU that runs some of the guest's vCPUs, before their first entry there: each of
-    /// those vCPUs' VMCS made current here and given this CPU's host state (its GDT, TSS, IDT bases: SDM Vol. 3C
-    /// §25.5 "Host-State Area"), as `vcpu::setup` did on the creating CPU.
+    /// those vCPUs' VMCS made current here and given this CPU's host state (its GDT, TSS, IDT
+    /// bases: SDM Vol. 3C §25.5 "Host-State Area"), as `vcpu::setup` did on the creating CPU.
     pub fn adopt_vmcs(&mut self) -> Result<(), MoveError> {
         let here = crate::sched::cpus::this_cpu();
         let mine = self.vcpus.iter().filter(|v| v.home == here);

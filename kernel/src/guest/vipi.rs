@@ -10,9 +10,9 @@ use log::debug;
 
 impl Guest {
     /// Carries out the IPIs the guest's local APICs sent since the last call. Returns whether
-    /// the current vCPU should give the CPU up: another vCPU on this CPU was sent an interrupt
-    /// (it runs sooner, so an IPI's answer does not wait for the sender's whole slice), or the
-    /// current one was INITed. A target on another CPU is sent that CPU's IPI (`cpus::kick`):
+    /// the current vCPU should give the CPU up: another vCPU on this CPU was sent a fixed IPI or
+    /// an NMI (it runs sooner, so an IPI's answer does not wait for the sender's whole slice), or
+    /// the current one was INITed. A target on another CPU is sent that CPU's IPI (`cpus::kick`):
     /// it wakes from HLT, or its vCPU leaves the guest and takes what was sent at its next
     /// entry. Its registers are not touched here: they may be in use on that CPU (`run.rs`);
     /// a start-up IPI resets them where the vCPU runs.
