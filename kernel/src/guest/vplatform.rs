@@ -484,7 +484,9 @@ impl VirtualPlatform {
 
     /// Before an entry of vCPU `cpu`: its due timer fires into IRR. With APIC virtualization, returns what the
     /// VMCS must hold: the EOI-exit bitmap if it changed since it was last written (the
-    /// level-triggered vectors, whose EOI the I/O APIC must see) and the guest interrupt status
+    /// level-triggered vectors, whose EOI the I/O APIC must see, and, while a vector waits behind
+    /// another, the vectors whose EOI would uncover it: `Vlapic::vmcs_eoi_exit_bitmap`) and the
+    /// guest interrupt status
     /// (RVI = highest IRR, SVI = highest ISR), written before every entry since the CPU itself
     /// changes it while delivering and completing vectors (SDM Vol. 3C §30.2).
     pub fn before_entry(&mut self, cpu: usize, now: u64) -> Option<(Option<[u64; 4]>, u16)> {
@@ -493,7 +495,7 @@ impl VirtualPlatform {
         if !self.apicv {
             return None;
         }
-        let bitmap = self.lapics[cpu].eoi_exit_bitmap();
+        let bitmap = self.lapics[cpu].vmcs_eoi_exit_bitmap();
         let changed = (bitmap != self.eoi_exit[cpu]).then_some(bitmap);
         self.eoi_exit[cpu] = bitmap;
         let (rvi, svi) = self.lapics[cpu].rvi_svi();

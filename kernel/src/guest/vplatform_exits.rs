@@ -205,7 +205,9 @@ pub fn apic_write(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError>
 }
 
 /// An EOI-induced exit (SDM Vol. 3C §30.1.4): the CPU completed the virtual EOI of a vector in
-/// the EOI-exit bitmap (a level-triggered one); the I/O APIC learns of it.
+/// the EOI-exit bitmap. A level-triggered one goes on to the I/O APIC; for any vector the next
+/// entry decides whether a vector that waited behind it is delivered or held back
+/// (`Vlapic::vmcs_eoi_exit_bitmap`).
 pub fn eoi_exit(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
     let vector = (v.get(ReadOnlyNatural::ExitQualification)? & 0xff) as u8;
     let cpu = g.current;

@@ -8,7 +8,7 @@
 //!   virtual-APIC page. The CPU reads it for guest reads and updates TPR, PPR, IRR and ISR
 //!   itself on virtual-interrupt delivery and virtual EOI. A trap-like APIC-write exit finds the
 //!   new value already in the page: the kernel calls [`Vlapic::apic_write`]. An EOI-induced exit
-//!   (vectors in the EOI-exit bitmap, which is the TMR: [`Vlapic::eoi_exit_bitmap`]) calls
+//!   (vectors in the EOI-exit bitmap: [`Vlapic::vmcs_eoi_exit_bitmap`]) calls
 //!   [`Vlapic::eoi_exit`]; [`Vlapic::rvi_svi`] gives the guest interrupt status.
 //! - **Software emulation**: every xAPIC MMIO access ([`Vlapic::read`], [`Vlapic::write`]) or
 //!   x2APIC MSR access ([`Vlapic::msr_read`], [`Vlapic::msr_write`]) exits and reaches the
@@ -350,16 +350,51 @@ impl<P: ApicPage> Vlapic<P> {
 
     /// An EOI-induced VM exit for `vector` (APICv mode, SDM Vol. 3C §30.1.4 and §29.1.2):
     /// the CPU already cleared the ISR bit and updated SVI and PPR. Returns `vector` if it is
-    /// level-triggered, for the I/O APIC.
+    /// level-triggered, for the I/O APIC (an edge-triggered vector exits only while another
+    /// waits behind it: [`Vlapic::vmcs_eoi_exit_bitmap`]).
     pub fn eoi_exit(&mut self, vector: u8) -> Option<u8> {
         self.update_ppr();
         self.test_bit(offset::TMR, vector).then_some(vector)
     }
 
-    /// The EOI-exit bitmap for the VMCS: exactly the TMR (level-triggered vectors exit on EOI).
+    /// The level-triggered vectors (the TMR) as an EOI-exit bitmap: their EOIs must reach the
+    /// I/O APIC. Part of what the VMCS holds ([`Vlapic::vmcs_eoi_exit_bitmap`]).
     pub fn eoi_exit_bitmap(&self) -> [u64; 4] {
+        self.bitmap(offset::TMR)
+    }
+
+    /// The EOI-exit bitmap for the VMCS at a VM entry under virtual-interrupt delivery: the
+    /// level-triggered vectors ([`Vlapic::eoi_exit_bitmap`]) and, while a requested vector waits
+    /// behind another one (two or more in the IRR, or one while a vector is in service), every
+    /// vector requested or in service.
+    ///
+    /// The EOI of a vector in the bitmap ends in an EOI-induced VM exit where the CPU would
+    /// otherwise evaluate pending virtual interrupts (SDM Vol. 3C §30.1.4 "EOI Virtualization"),
+    /// so a vector that the EOI uncovers is not recognized before the next entry, which sees
+    /// RFLAGS.IF and holds it back while IF = 0 ([`Vlapic::hold_virtual_delivery`]). Linux
+    /// writes EOI at the start of its handlers, with IF = 0: without the exit, the vector
+    /// waiting behind the one being handled becomes recognized inside the handler, and Bochs 2.7
+    /// delivers it there at the next host interrupt. With two vCPUs on one CPU a timer vector and
+    /// an IPI often wait together for a vCPU's next turn. One exit per such EOI; none while at
+    /// most one vector is requested and none is in service.
+    pub fn vmcs_eoi_exit_bitmap(&self) -> [u64; 4] {
+        let tmr = self.bitmap(offset::TMR);
+        let requested: u32 = (0..8)
+            .map(|i| self.page.read(offset::IRR + i * 0x10).count_ones())
+            .sum();
+        let waits = requested > 1 || (requested == 1 && self.highest_isr().is_some());
+        if !waits {
+            return tmr;
+        }
+        let (irr, isr) = (self.bitmap(offset::IRR), self.bitmap(offset::ISR));
+        core::array::from_fn(|i| tmr[i] | irr[i] | isr[i])
+    }
+
+    /// A 256-bit register (ISR, TMR, IRR) at `base` as four 64-bit words, vector 0 in bit 0 of
+    /// the first.
+    fn bitmap(&self, base: u32) -> [u64; 4] {
         core::array::from_fn(|i| {
-            let reg = offset::TMR + (i as u32) * 0x20;
+            let reg = base + (i as u32) * 0x20;
             u64::from(self.page.read(reg)) | (u64::from(self.page.read(reg + 0x10)) << 32)
         })
     }

@@ -13,9 +13,11 @@ use conduit_vlapic::{Effects, Trigger, Vlapic, offset};
 /// The Linux timer vector and the vector of its 16550's I/O APIC pin (`bochs-linux`).
 const TIMER: u8 = 0xEC;
 const UART: u8 = 0x21;
+/// Linux's call-function-single IPI vector (`bochs-linux-smp`).
+const CALL: u8 = 0xFB;
 
 /// The processor's side of one vCPU: RVI, SVI and VPPR, the virtual-APIC page it shares with
-/// the model, RFLAGS.IF and the "interrupt-window exiting" control.
+/// the model, RFLAGS.IF, the "interrupt-window exiting" control and the EOI-exit bitmap.
 struct Cpu {
     page: Page,
     rvi: u8,
@@ -24,6 +26,7 @@ struct Cpu {
     recognized: bool,
     window: bool,
     if_set: bool,
+    eoi_exits: [u64; 4],
 }
 
 /// How the guest's run ends.
@@ -45,13 +48,16 @@ impl Cpu {
             recognized: false,
             window: false,
             if_set: false,
+            eoi_exits: [0; 4],
         }
     }
 
     /// VM entry: RVI/SVI from the guest-interrupt status the model computed, the window control
-    /// as the model asks, then PPR virtualization and evaluation (SDM Vol. 3C §27.3.2.5).
+    /// and the EOI-exit bitmap as the model asks, then PPR virtualization and evaluation (SDM
+    /// Vol. 3C §27.3.2.5).
     fn enter(&mut self, apic: &Vlapic<Page>, if_set: bool) {
         (self.rvi, self.svi) = apic.rvi_svi();
+        self.eoi_exits = apic.vmcs_eoi_exit_bitmap();
         self.window = apic.hold_virtual_delivery(if_set);
         self.if_set = if_set;
         self.ppr_virtualization();
@@ -102,12 +108,19 @@ impl Cpu {
         Event::Delivered(vector)
     }
 
-    /// The guest writes EOI (an edge-triggered vector: no EOI-induced exit).
-    fn eoi(&mut self) {
-        self.flip(offset::ISR, self.svi, false);
+    /// The guest writes EOI (EOI virtualization, SDM Vol. 3C §30.1.4). Returns whether it ends
+    /// in an EOI-induced VM exit (the vector's bit in the EOI-exit bitmap) instead of an
+    /// evaluation of pending virtual interrupts.
+    fn eoi(&mut self) -> bool {
+        let vector = self.svi;
+        self.flip(offset::ISR, vector, false);
         self.svi = self.highest(offset::ISR);
         self.ppr_virtualization();
-        self.evaluate();
+        let exits = self.eoi_exits[usize::from(vector / 64)] & (1 << (vector % 64)) != 0;
+        if !exits {
+            self.evaluate();
+        }
+        exits
     }
 
     /// The guest sets IF (STI, POPF, IRET).
@@ -198,8 +211,82 @@ fn nothing_pending_or_if_set_costs_no_window_exit() {
     assert!(!apic.hold_virtual_delivery(true));
     cpu.enter(&apic, true);
     assert!(!cpu.window);
+    assert_eq!(
+        apic.vmcs_eoi_exit_bitmap(),
+        [0; 4],
+        "one vector, none in service"
+    );
     assert_eq!(cpu.set_if(), Event::Delivered(UART));
-    cpu.eoi();
+    assert!(!cpu.eoi(), "its EOI needs no exit");
     assert_eq!(apic.highest_irr(), None);
     assert!(!apic.hold_virtual_delivery(false));
+}
+
+#[test]
+fn an_eoi_that_would_uncover_a_waiting_vector_exits_instead() {
+    // The `bochs-linux-smp` hang: the other vCPU's call-function IPI and the timer vector wait
+    // together for the vCPU's turn, which starts with IF = 1. The CPU delivers the IPI; Linux's
+    // handler writes EOI first thing, with IF = 0. Evaluated there, the timer vector would be
+    // recognized inside the handler, and a host interrupt (the tick) would nest it into the
+    // handler (Bochs 2.7), which deadlocked Linux.
+    let (mut apic, mut cpu) = apicv_pair();
+    assert!(apic.accept(TIMER, Trigger::Edge).interrupt_pending);
+    assert!(apic.accept(CALL, Trigger::Edge).interrupt_pending);
+    cpu.enter(&apic, true);
+    assert!(!cpu.window, "IF = 1: nothing held back");
+    assert_eq!(cpu.set_if(), Event::Delivered(CALL));
+    assert!(cpu.eoi(), "the handler's EOI exits");
+    assert_eq!(cpu.host_interrupt(), Event::Exit);
+    assert_eq!(
+        apic.eoi_exit(CALL),
+        None,
+        "edge-triggered: nothing for the I/O APIC"
+    );
+    // The next entry, still inside the handler (IF = 0), holds the timer vector back.
+    cpu.enter(&apic, false);
+    assert!(cpu.window);
+    assert_eq!(
+        cpu.host_interrupt(),
+        Event::Exit,
+        "nothing nests into the handler"
+    );
+    // The handler's IRET: interrupt-window exit; the next entry delivers, and with nothing
+    // left waiting the timer's EOI costs no exit.
+    assert_eq!(cpu.set_if(), Event::Exit);
+    cpu.enter(&apic, true);
+    assert_eq!(cpu.set_if(), Event::Delivered(TIMER));
+    assert!(!cpu.eoi());
+    assert_eq!(apic.rvi_svi(), (0, 0));
+}
+
+#[test]
+fn a_vector_waiting_behind_one_in_service_makes_its_eoi_exit() {
+    // A guest that runs with IF = 1 inside a handler (0x70 in service) when 0x31 arrives: the
+    // EOI of 0x70, whenever the guest writes it, exits, so 0x31 waits for the next entry.
+    let (mut apic, mut cpu) = apicv_pair();
+    assert!(apic.accept(0x70, Trigger::Edge).interrupt_pending);
+    cpu.enter(&apic, true);
+    assert_eq!(cpu.set_if(), Event::Delivered(0x70));
+    assert!(apic.accept(0x31, Trigger::Edge).interrupt_pending);
+    let bitmap = apic.vmcs_eoi_exit_bitmap();
+    assert_eq!(bitmap, [1 << 0x31, 1 << (0x70 - 64), 0, 0]);
+    cpu.enter(&apic, true);
+    assert!(cpu.eoi());
+    assert_eq!(apic.eoi_exit(0x70), None);
+    cpu.enter(&apic, true);
+    assert_eq!(apic.vmcs_eoi_exit_bitmap(), [0; 4]);
+    assert_eq!(cpu.set_if(), Event::Delivered(0x31));
+}
+
+#[test]
+fn level_triggered_vectors_stay_in_the_bitmap() {
+    let (mut apic, _) = apicv_pair();
+    assert!(apic.accept(0x70, Trigger::Level).tmr_changed);
+    assert_eq!(apic.vmcs_eoi_exit_bitmap(), [0, 1 << (0x70 - 64), 0, 0]);
+    assert!(apic.accept(0x31, Trigger::Edge).interrupt_pending);
+    assert_eq!(
+        apic.vmcs_eoi_exit_bitmap(),
+        [1 << 0x31, 1 << (0x70 - 64), 0, 0]
+    );
+    assert_eq!(apic.eoi_exit_bitmap(), [0, 1 << (0x70 - 64), 0, 0]);
 }
