@@ -43,20 +43,21 @@ const RBX: usize = 3;
 /// as the IDT would have. Done for every such exit, also one whose guest was stopped or
 /// restarted meanwhile and whose handling is skipped: an interrupt left without its EOI would
 /// block every interrupt of its priority class and below on this CPU.
-pub fn host_interrupt(v: &mut Current) -> Result<(), FieldError> {
+/// Returns the exit reason, which [`handle`] takes.
+pub fn host_interrupt(v: &mut Current) -> Result<ExitReason, FieldError> {
     let reason = ExitReason(v.get(ReadOnly32::ExitReason)?);
     if reason.entry_failure() || !matches!(reason.basic(), Ok(BasicExitReason::ExternalInterrupt)) {
-        return Ok(());
+        return Ok(reason);
     }
     let info = InterruptionInfo(v.get(ReadOnly32::ExitInterruptionInfo)?);
     if info.valid() {
         crate::irq::on_interrupt(info.vector());
     }
-    Ok(())
+    Ok(reason)
 }
 
-pub fn handle(g: &mut Guest, v: &mut Current) -> Result<Outcome, FieldError> {
-    let reason = ExitReason(v.get(ReadOnly32::ExitReason)?);
+/// Handles the exit of the current vCPU, whose `reason` [`host_interrupt`] read.
+pub fn handle(g: &mut Guest, v: &mut Current, reason: ExitReason) -> Result<Outcome, FieldError> {
     let raw = reason.basic_raw();
     if let Some(n) = g.vcpu_mut().stats.by_reason.get_mut(usize::from(raw)) {
         *n += 1;

@@ -171,25 +171,25 @@ pub fn run_slice(slot: &Slot, host: Option<&spin::Mutex<VmxHost>>) -> u64 {
         let end = rdtsc();
         // An interrupt the exit acknowledged is handled (and EOIed) first, whatever became of
         // the guest meanwhile.
-        let dispatched = match entered {
-            Ok(()) => super::exits::host_interrupt(&mut v),
-            Err(_) => Ok(()),
-        };
+        let exited = entered.map(|()| super::exits::host_interrupt(&mut v));
         // Out of the guest: a CPU that waits for this (`Guest::quiesce`) holding the lock goes on.
         slot.left(i);
         g = slot.lock();
         g.set_present(i, false);
         g.current = i;
         g.vcpus[i].stats.tsc_in_guest += end.wrapping_sub(start);
-        if let Err(fail) = entered {
-            let what = if launched { "VMRESUME" } else { "VMLAUNCH" };
-            g.stop(format!("{what} failed: {fail}"));
-            return exits;
-        }
-        if let Err(e) = dispatched {
-            g.stop(format!("exit handling failed: {e}"));
-            return exits;
-        }
+        let reason = match exited {
+            Ok(Ok(reason)) => reason,
+            Ok(Err(e)) => {
+                g.stop(format!("exit handling failed: {e}"));
+                return exits;
+            }
+            Err(fail) => {
+                let what = if launched { "VMRESUME" } else { "VMLAUNCH" };
+                g.stop(format!("{what} failed: {fail}"));
+                return exits;
+            }
+        };
         if !launched && i == 0 {
             // The start of the guest's boot, for figures measured from the log (scripts/bench).
             info!("guest \"{}\": first VM entry", g.name);
@@ -212,7 +212,7 @@ pub fn run_slice(slot: &Slot, host: Option<&spin::Mutex<VmxHost>>) -> u64 {
             return exits;
         }
         exits += 1;
-        let outcome = super::handle_exit(&mut g, &mut v);
+        let outcome = super::handle_exit(&mut g, &mut v, reason);
         // IPIs to other vCPUs: those here run next, after this exit; those elsewhere are sent
         // their CPU's IPI.
         let give_up = g.deliver_signals();
