@@ -77,18 +77,7 @@ pub(super) fn run(view: &mut GuestView, mem: &'static Memory) -> Result<bool, St
     let edu = Edu::open(mem, f)?;
     let guest = GuestId(GUEST);
     let before = dispatch::guest_delivered(guest);
-    let mut delivered = 0;
-    for n in 1..=RAISES {
-        edu.raise(1);
-        let arrived = super::intremap::wait_with_interrupts(ONE_INTERRUPT, || {
-            dispatch::guest_delivered(guest) >= before + n
-        });
-        edu.ack(1);
-        if !arrived {
-            break;
-        }
-        delivered = n;
-    }
+    let delivered = edu.raise_for_guest(guest, RAISES, ONE_INTERRUPT);
     let pending = dispatch::take_pending(guest);
     let got = dispatch::guest_delivered(guest) - before;
     check(

@@ -127,6 +127,24 @@ impl Edu {
         map_field!(regs.irq_ack).write(bits);
     }
 
+    /// Raises the interrupt `times` times for guest `guest`'s function, each time waiting (with
+    /// interrupts enabled, at most `wait` TSC ticks) until the interrupt path has delivered it to
+    /// the guest, then acknowledging it; stops at the first that does not arrive. Returns how
+    /// many arrived.
+    pub fn raise_for_guest(&self, guest: conduit_irq::GuestId, times: u64, wait: u64) -> u64 {
+        let delivered = || crate::irq::dispatch::guest_delivered(guest);
+        let before = delivered();
+        for n in 1..=times {
+            self.raise(1);
+            let arrived = super::intremap::wait_with_interrupts(wait, || delivered() >= before + n);
+            self.ack(1);
+            if !arrived {
+                return n - 1;
+            }
+        }
+        times
+    }
+
     /// The interrupt status (register 0x24).
     pub fn irq_status(&self) -> u32 {
         let regs = self.regs;

@@ -93,16 +93,7 @@ pub fn run(mem: &'static Memory, guests: &mut [Guest]) -> Result<usize, String> 
     let edu = Edu::open(mem, f)?;
     let guest = GuestId(GUEST);
     let before = dispatch::guest_delivered(guest);
-    for n in 1..=RAISES {
-        edu.raise(1);
-        let arrived = super::intremap::wait_with_interrupts(ONE_INTERRUPT, || {
-            dispatch::guest_delivered(guest) >= before + n
-        });
-        edu.ack(1);
-        if !arrived {
-            break;
-        }
-    }
+    edu.raise_for_guest(guest, RAISES, ONE_INTERRUPT);
     let delivered = dispatch::guest_delivered(guest) - before;
     let pending = dispatch::take_pending(guest);
     let taken: Vec<(usize, u64)> = online

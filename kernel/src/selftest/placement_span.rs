@@ -176,16 +176,7 @@ fn raise(
     let edu = Edu::open(mem, f)?;
     let guest = GuestId(placed.index);
     let start = dispatch::guest_delivered(guest);
-    for n in 1..=RAISES {
-        edu.raise(1);
-        let arrived = super::intremap::wait_with_interrupts(ONE_INTERRUPT, || {
-            dispatch::guest_delivered(guest) >= start + n
-        });
-        edu.ack(1);
-        if !arrived {
-            break;
-        }
-    }
+    edu.raise_for_guest(guest, RAISES, ONE_INTERRUPT);
     let taken = online
         .iter()
         .zip(&before)
